@@ -1,0 +1,234 @@
+package org.megatronj.memory;
+
+/**
+ * The op set every layer is written against. Two implementations must agree to rounding:
+ * {@code CpuBackend} (Vector API, the reference and the default) and {@code CudaBackend}.
+ *
+ * <p>Conventions, as in llm.c:
+ * <ul>
+ *   <li>Outputs are passed in, allocated by the caller (memory is planned up front).</li>
+ *   <li>Activation gradients are written ({@code =}); parameter gradients accumulate
+ *       ({@code +=}), so gradient accumulation over micro-batches needs no extra buffer.
+ *       Each method says which.</li>
+ *   <li>All tensors are contiguous and row-major; "rows" means the product of all leading
+ *       dimensions, "cols" the last dimension.</li>
+ *   <li>Floating point tensors may be F32, BF16 or F16 unless a method says otherwise;
+ *       accumulation is always in fp32 (or wider). Statistics kept for backward
+ *       (mean, rstd, log-sum-exp, row max, sum-exp) are always F32.</li>
+ *   <li>A bad argument throws {@link TensorException} naming the op, the shapes or dtypes
+ *       it got and what it expected; so does a tensor whose arena is closed.</li>
+ * </ul>
+ */
+public interface Backend extends AutoCloseable {
+
+    /** "cpu" or "cuda", as {@code --device} names it. */
+    String name();
+
+    Device device();
+
+    /** A zero-filled tensor on this backend's device, freed when {@code arena} closes. */
+    Tensor allocate(TensorArena arena, DType dtype, long... shape);
+
+    /** Copies {@code src} into {@code dst}; either may be on the host or on this device; same dtype and element count. */
+    void copy(Tensor src, Tensor dst);
+
+    /** Sets every element of {@code x} to {@code value}. */
+    void fill(Tensor x, float value);
+
+    /** Waits until all work queued on this backend has finished (a no-op on the CPU). */
+    void synchronize();
+
+    // ------------------------------------------------------------------ matrix products
+
+    /**
+     * {@code c = alpha * op(a) @ op(b) + beta * c} on 2-D row-major tensors, where
+     * {@code op(a)} is {@code [m, k]} (stored {@code [k, m]} when {@code transA}) and
+     * {@code op(b)} is {@code [k, n]} (stored {@code [n, k]} when {@code transB}); {@code c} is
+     * {@code [m, n]}. Inputs F32/BF16/F16 (a and b the same dtype), fp32 accumulate; {@code c}
+     * F32 or the input dtype. With {@code beta == 0} the old contents of c are ignored (NaN
+     * included).
+     *
+     * <p>A linear layer with Megatron's {@code [out, in]} weight is
+     * {@code gemm(false, true, 1, x, w, 0, y)}; its weight gradient
+     * {@code gemm(true, false, 1, dy, x, 1, dw)} (accumulating).
+     */
+    void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    /**
+     * {@link #gemm} on each of {@code batch} independent matrices: a, b and c are 3-D with the
+     * batch in dim 0 ({@code [batch, m, k]} etc., transposes applying to the last two dims).
+     */
+    void gemmBatched(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    // ------------------------------------------------------------------ elementwise
+
+    /** {@code out = a + b} (same shapes; out may alias a or b). The residual add. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** {@code y += alpha * x} (same shapes). */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    /** {@code x *= alpha} in place. */
+    void scale(Tensor x, float alpha);
+
+    /** {@code x[r, :] += bias} for every row r; bias is 1-D of length cols. In place. */
+    void biasAdd(Tensor x, Tensor bias);
+
+    /** {@code dBias += sum over rows of dy} (accumulates; dBias F32 of length cols). */
+    void biasBackward(Tensor dy, Tensor dBias);
+
+    /** Converts between F32, BF16 and F16 (round to nearest even), or copies when the dtypes match. Same element count. */
+    void cast(Tensor src, Tensor dst);
+
+    // ------------------------------------------------------------------ activations
+
+    /** {@code y = gelu(x)}: the tanh approximation when {@code tanhApproximation} (GPT-2, Megatron's default bias-gelu fusion), else the exact erf form. */
+    void geluForward(Tensor x, Tensor y, boolean tanhApproximation);
+
+    /** {@code dx = dy * gelu'(x)} (written). */
+    void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation);
+
+    /**
+     * SwiGLU as Megatron computes it: x is {@code [rows, 2f]}, split into halves
+     * {@code x1 = x[:, :f]}, {@code x2 = x[:, f:]}; {@code y = silu(x1) * x2} is {@code [rows, f]}.
+     */
+    void swigluForward(Tensor x, Tensor y);
+
+    /** Gradient of {@link #swigluForward}: {@code dx} {@code [rows, 2f]} written from {@code dy} {@code [rows, f]}. */
+    void swigluBackward(Tensor x, Tensor dy, Tensor dx);
+
+    /**
+     * Inverted dropout: {@code y = x * mask / (1 - p)} where element {@code i} is dropped with
+     * probability p. The mask is a pure function of {@code (seed, offset + i)} (counter-based
+     * Philox RNG), so recompute and resume reproduce it and the CPU and CUDA backends agree.
+     * {@code p == 0} copies.
+     */
+    void dropoutForward(Tensor x, Tensor y, float p, long seed, long offset);
+
+    /** {@code dx = dy * mask / (1 - p)} with the mask of the same {@code (seed, offset)} (written). */
+    void dropoutBackward(Tensor dy, Tensor dx, float p, long seed, long offset);
+
+    // ------------------------------------------------------------------ embeddings and norms
+
+    /**
+     * {@code out[i, :] = table[ids[i], :]}; ids I32 of any shape with n elements, table
+     * {@code [vocab, h]}, out {@code [n, h]} (or ids' shape + h). An id outside the table throws
+     * naming the id and its position.
+     */
+    void embeddingForward(Tensor ids, Tensor table, Tensor out);
+
+    /** {@code dTable[ids[i], :] += dOut[i, :]} (accumulates; dTable F32). */
+    void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable);
+
+    /**
+     * LayerNorm over the last dimension: {@code y = (x - mean) * rstd * gamma + beta}
+     * (beta may be null). Saves {@code mean} and {@code rstd} (F32, one per row) for backward.
+     */
+    void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd);
+
+    /** dx written; dGamma and dBeta (F32, may be null) accumulate. */
+    void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                           Tensor dx, Tensor dGamma, Tensor dBeta);
+
+    /** RMSNorm over the last dimension: {@code y = x * rstd * gamma}, {@code rstd = 1/sqrt(mean(x^2) + eps)} saved (F32). */
+    void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor y, Tensor rstd);
+
+    /** dx written; dGamma (F32) accumulates. */
+    void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma);
+
+    // ------------------------------------------------------------------ rotary embeddings
+
+    /**
+     * Rotary position embedding as Megatron applies it (non-interleaved, "rotate half"):
+     * x is {@code [s, b, heads, d]}; {@code freqs} is F32 {@code [s, r]} holding the angle of
+     * each position and rotary channel ({@code r <= d}, even; Megatron's
+     * {@code cat(theta, theta)}). Channels {@code [0, r)} become
+     * {@code x * cos(freqs) + rotateHalf(x) * sin(freqs)} with
+     * {@code rotateHalf(x) = cat(-x2, x1)}; channels {@code [r, d)} pass through.
+     * out may alias x.
+     */
+    void rotaryForward(Tensor x, Tensor freqs, Tensor out);
+
+    /** Gradient of {@link #rotaryForward} (the inverse rotation); dx written, may alias dOut. */
+    void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx);
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Memory-efficient (tiled, online-softmax) scaled dot-product attention, Megatron layout:
+     * q {@code [s, b, np, d]}, k and v {@code [sk, b, ng, d]} with {@code np % ng == 0}
+     * (MHA: ng = np; GQA; MQA: ng = 1), query head {@code h} attending to key group
+     * {@code h / (np / ng)}; out {@code [s, b, np, d]}; {@code lse} F32 {@code [b, np, s]} the
+     * natural log-sum-exp of each row of scaled scores, saved for backward.
+     * {@code softmaxScale} is usually {@code 1/sqrt(d)}. With {@code causal}, query i sees keys
+     * {@code j <= i + (sk - s)}. {@code keyLengths} (I32 {@code [b]}, may be null) masks keys at
+     * positions {@code >= keyLengths[b]} (padding). A fully masked row gives zeros and
+     * {@code lse = -inf}.
+     */
+    void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                          float softmaxScale, boolean causal, Tensor keyLengths);
+
+    /** Gradients of {@link #attentionForward} from the saved out and lse; dq, dk, dv written. */
+    void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                           Tensor dq, Tensor dk, Tensor dv,
+                           float softmaxScale, boolean causal, Tensor keyLengths);
+
+    // ------------------------------------------------------------------ cross-entropy
+
+    /*
+     * Softmax cross-entropy in Megatron's vocab-parallel pieces. logits [n, vLocal] hold the
+     * columns [vocabStart, vocabStart + vLocal) of the full vocabulary; targets I32 [n] are full
+     * vocabulary ids. A single rank is vocabStart = 0, vLocal = vocab. Between the pieces a
+     * tensor-parallel run all-reduces rowMax (max), sumExp (sum) and targetLogit (sum).
+     *   loss[i] = log(sumExp[i]) + rowMax[i] - targetLogit[i]
+     */
+
+    /** {@code rowMax[i] = max_j logits[i, j]} (F32 [n]). */
+    void crossEntropyRowMax(Tensor logits, Tensor rowMax);
+
+    /** {@code targetLogit[i] = logits[i, targets[i] - vocabStart]} if that column is local, else 0 (F32 [n]). */
+    void crossEntropyTargetLogit(Tensor logits, Tensor targets, long vocabStart, Tensor targetLogit);
+
+    /** {@code sumExp[i] = sum_j exp(logits[i, j] - rowMax[i])} (F32 [n]) with the global rowMax. */
+    void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp);
+
+    /** {@code loss[i] = log(sumExp[i]) + rowMax[i] - targetLogit[i]} (F32 [n]). */
+    void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss);
+
+    /**
+     * {@code dLogits[i, j] = dLoss[i] * (softmax[i, j] - [j + vocabStart == targets[i]])} (written),
+     * softmax rebuilt from the global rowMax and sumExp; dLoss F32 [n] (loss mask and averaging
+     * folded in by the caller). dLogits may alias logits.
+     */
+    void crossEntropyBackward(Tensor logits, Tensor targets, long vocabStart, Tensor rowMax, Tensor sumExp,
+                              Tensor dLoss, Tensor dLogits);
+
+    // ------------------------------------------------------------------ optimizer and reductions
+
+    /**
+     * One AdamW step over flat F32 tensors of equal size (Megatron's fused Adam in adam_w_mode):
+     * {@code m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * ((m / (1-b1^step)) / (sqrt(v / (1-b2^step)) + eps) + wd * p)}.
+     * {@code step} counts from 1.
+     */
+    void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq,
+               float lr, float beta1, float beta2, float eps, float weightDecay, long step);
+
+    /** Sum of squares of all elements, accumulated in double (for grad-norm clipping). */
+    double sumOfSquares(Tensor x);
+
+    /** True when any element is NaN or infinite (fp16 loss-scale overflow check). */
+    boolean hasInfOrNan(Tensor x);
+
+    /** Index of the largest entry of each row: logits {@code [n, v]}, out I32 {@code [n]} (ties: lowest index). */
+    void argmax(Tensor logits, Tensor out);
+
+    /**
+     * {@code out[i, :] = log_softmax(logits[i, :] / temperature)} (F32 out, may alias logits when
+     * F32), the building block of sampling and of log-probabilities.
+     */
+    void logSoftmax(Tensor logits, float temperature, Tensor out);
+
+    @Override
+    void close();
+}

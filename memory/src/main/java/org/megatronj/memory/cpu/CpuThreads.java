@@ -1,0 +1,88 @@
+package org.megatronj.memory.cpu;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.RecursiveAction;
+
+/**
+ * The worker threads of the CPU backend. Kernels split their outer loop into contiguous
+ * chunks with {@link #parallelFor}; each chunk runs on one thread, so a kernel's inner loop
+ * stays a plain loop over memory. The thread count comes from {@code megatron.cpu.threads}
+ * (default: available processors).
+ */
+public final class CpuThreads implements AutoCloseable {
+    public static final String PROPERTY = "megatron.cpu.threads";
+
+    /** A body over the half-open range {@code [from, to)}. */
+    @FunctionalInterface
+    public interface RangeBody {
+        void run(long from, long to);
+    }
+
+    private final int threads;
+    private final ForkJoinPool pool;
+
+    public CpuThreads(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("CPU thread count must be >= 1, got " + threads);
+        }
+        this.threads = threads;
+        this.pool = threads == 1 ? null : new ForkJoinPool(threads, p -> {
+            var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+            t.setName("megatron-cpu-" + t.getPoolIndex());
+            t.setDaemon(true);
+            return t;
+        }, null, false);
+    }
+
+    /** Threads from {@code -Dmegatron.cpu.threads}, else all available processors. */
+    public static CpuThreads fromSystemProperties() {
+        String p = System.getProperty(PROPERTY);
+        int n = p == null || p.isBlank() ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(p.trim());
+        return new CpuThreads(n);
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /**
+     * Runs {@code body} over {@code [0, n)} split into at most {@code threads} chunks of at
+     * least {@code grain} iterations; returns when all are done. Called from inside a worker
+     * (nested parallelism) it simply runs serially.
+     */
+    public void parallelFor(long n, long grain, RangeBody body) {
+        if (n <= 0) {
+            return;
+        }
+        long chunks = Math.min(threads, Math.max(1, n / Math.max(1, grain)));
+        if (chunks <= 1 || pool == null || ForkJoinTask.inForkJoinPool()) {
+            body.run(0, n);
+            return;
+        }
+        RecursiveAction[] tasks = new RecursiveAction[(int) chunks];
+        for (int c = 0; c < chunks; c++) {
+            long from = n * c / chunks;
+            long to = n * (c + 1) / chunks;
+            tasks[c] = new RecursiveAction() {
+                @Override
+                protected void compute() {
+                    body.run(from, to);
+                }
+            };
+        }
+        pool.invoke(new RecursiveAction() {
+            @Override
+            protected void compute() {
+                invokeAll(tasks);
+            }
+        });
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdownNow();
+        }
+    }
+}
