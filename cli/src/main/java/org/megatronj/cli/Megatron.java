@@ -22,6 +22,7 @@ public final class Megatron implements Runnable {
 
     /** Every subcommand, one entry each; keep alphabetical. */
     static final Class<?>[] SUBCOMMANDS = {
+            DataCommand.class,
             InfoCommand.class,
     };
 
