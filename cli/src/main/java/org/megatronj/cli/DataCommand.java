@@ -8,6 +8,9 @@ import picocli.CommandLine.Command;
         description = "Inspect indexed datasets, show samples, build GPT sample indices ahead of a run.",
         subcommands = {
                 // one line per subcommand
+                DataBuildIndicesCommand.class,
+                DataInspectCommand.class,
+                DataSampleCommand.class,
         })
 final class DataCommand implements Runnable {
     @CommandLine.Spec

@@ -10,9 +10,10 @@ import org.megatronj.memory.cpu.VectorWidth;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code megatron info}: what this machine offers Megatron-J — JDK, CPU vectors and threads, CUDA libraries. */
+/** {@code megatron info}: what this machine offers Megatron-J — JDK, CPU vectors and threads, CUDA libraries, GPUs, kernels. */
 @Command(name = "info", mixinStandardHelpOptions = true,
-        description = "Show the JDK, the CPU backend's vector width and threads, and the CUDA libraries found.")
+        description = "Show the JDK, the CPU backend's vector width and threads, the CUDA libraries found, "
+                + "the GPUs the driver sees and the CUDA kernels built into this jar.")
 final class InfoCommand implements Callable<Integer> {
 
     @Option(names = "--cuda-lib-path", paramLabel = "DIRS",
@@ -51,6 +52,8 @@ final class InfoCommand implements Callable<Integer> {
         for (int i = 1; i < searched.size(); i++) {
             out.println("                    " + searched.get(i));
         }
+        out.println();
+        GpuReport.print(out);
         return 0;
     }
 

@@ -22,8 +22,14 @@ public final class Megatron implements Runnable {
 
     /** Every subcommand, one entry each; keep alphabetical. */
     static final Class<?>[] SUBCOMMANDS = {
+            CheckpointCommand.class,
             DataCommand.class,
+            DebugCommand.class,
+            GenerateCommand.class,
             InfoCommand.class,
+            MergeDatasetsCommand.class,
+            PreprocessCommand.class,
+            PretrainCommand.class,
     };
 
     @CommandLine.Spec

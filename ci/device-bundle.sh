@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Builds dist/megatron-device/: a self-contained folder that runs Megatron-J and its GPU tests on
+# a machine with no JDK, no Maven and no network (such as the lent GPU machine):
+#   runtime/            a jlinked Java runtime (java.base, jdk.incubator.vector, jdk.jfr, ...)
+#   lib/                the CLI jar and every runtime dependency (the native jar holds the fatbin)
+#   tests/<module>/     compiled test classes of the modules that have GPU-tagged tests
+#   junit/              JUnit Platform Console Standalone (from Maven Central via dependency:copy)
+#   megatron            the launcher:  ./megatron info
+#   run-gpu-tests.sh    runs the tests tagged gpu, writes reports to $OUT (or ./gpu-test-results)
+# The folder must stay under 64 MiB (what travels to the device machine); the script checks.
+#
+#   ci/device-bundle.sh                  build everything, then bundle
+#   BUILD_DIR=target-x ci/device-bundle.sh   build into another Maven output folder (-Dbuild.dir)
+#   ci/device-bundle.sh --no-build       bundle an existing build of BUILD_DIR
+#   MVN_ARGS="-o" ci/device-bundle.sh    extra Maven arguments (e.g. offline)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+# shellcheck source=ci/find-jdk.sh
+source "$ROOT/ci/find-jdk.sh"
+JAVA_HOME="$(megatron_find_jdk)" || exit 1
+export JAVA_HOME
+if command -v mvn >/dev/null 2>&1; then MVN=(mvn); else MVN=("$ROOT/mvnw"); fi
+BUILD_DIR="${BUILD_DIR:-target}"
+DIST="$ROOT/dist/megatron-device"
+LIMIT_BYTES=$((64 * 1024 * 1024))
+JUNIT_PLATFORM_VERSION="${JUNIT_PLATFORM_VERSION:-1.13.4}"
+TEST_MODULES=(bindings memory model parallel)
+# shellcheck disable=SC2206
+EXTRA=(${MVN_ARGS:-})
+
+cd "$ROOT"
+if [[ "${1:-}" != "--no-build" ]]; then
+  echo "device-bundle: building (mvn package, tests compiled but not run) into */$BUILD_DIR" >&2
+  "${MVN[@]}" -B -q -ntp "${EXTRA[@]}" -Dbuild.dir="$BUILD_DIR" -DskipTests package
+fi
+CLI_JAR="$ROOT/cli/$BUILD_DIR/megatron-cli-0.1.0-SNAPSHOT.jar"
+[[ -f "$CLI_JAR" ]] || { echo "device-bundle: $CLI_JAR is missing; build first" >&2; exit 1; }
+
+rm -rf "$DIST.tmp"
+mkdir -p "$DIST.tmp"/{lib,tests,junit}
+
+# Modules: what the code imports (java.base, the Vector API, JFR and its JMX side, the HTTP server
+# of `serve`, java.net.http for `client`, jdk.unsupported for libraries using sun.misc, java.xml
+# for the JUnit XML reports). java.sql, which Jackson uses only when present, is left out.
+echo "device-bundle: jlink runtime" >&2
+"$JAVA_HOME/bin/jlink" \
+  --add-modules java.base,jdk.incubator.vector,jdk.jfr,jdk.management.jfr,java.management,jdk.management,jdk.httpserver,jdk.unsupported,java.logging,java.net.http,java.xml,jdk.zipfs \
+  --strip-debug --no-header-files --no-man-pages --compress=zip-6 \
+  --output "$DIST.tmp/runtime"
+
+cp "$CLI_JAR" "$ROOT"/cli/"$BUILD_DIR"/lib/*.jar "$DIST.tmp/lib/"
+for m in "${TEST_MODULES[@]}"; do
+  if [[ -d "$ROOT/$m/$BUILD_DIR/test-classes" ]]; then
+    cp -r "$ROOT/$m/$BUILD_DIR/test-classes" "$DIST.tmp/tests/$m"
+  fi
+done
+
+echo "device-bundle: JUnit Platform Console Standalone $JUNIT_PLATFORM_VERSION" >&2
+"${MVN[@]}" -B -q -ntp "${EXTRA[@]}" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+  -Dartifact="org.junit.platform:junit-platform-console-standalone:$JUNIT_PLATFORM_VERSION" \
+  -DoutputDirectory="$DIST.tmp/junit" -Dmdep.stripVersion=true
+
+cat > "$DIST.tmp/megatron" <<'EOF'
+#!/usr/bin/env bash
+# Megatron-J from the device bundle: the bundled runtime and jars, no JDK or build needed.
+HERE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+# shellcheck disable=SC2086
+exec "$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+  -XX:+UseParallelGC ${MEGATRON_JAVA_OPTS:-} -cp "$HERE/lib/*" org.megatronj.cli.Megatron "$@" \
+  2> >(grep -v -E '^WARNING: Using incubator modules' >&2)
+EOF
+
+cat > "$DIST.tmp/run-gpu-tests.sh" <<'EOF'
+#!/usr/bin/env bash
+# Runs the JUnit tests tagged gpu (CUDA backend against the CPU reference, ...) with the bundled
+# runtime. Reports (JUnit XML and a summary) go to $OUT, else ./gpu-test-results.
+#   ./run-gpu-tests.sh                      all gpu-tagged tests
+#   ./run-gpu-tests.sh --select-class org.megatronj.memory.cuda.CudaBackendTest
+set -uo pipefail
+HERE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+REPORTS="${OUT:-$PWD/gpu-test-results}"
+mkdir -p "$REPORTS"
+"$HERE/megatron" info 2>&1 | tee "$REPORTS/megatron-info.txt"
+# The console launcher does not expand "lib/*" as java -cp does: list the jars.
+CP="$(printf '%s:' "$HERE"/lib/*.jar)"
+CP="${CP%:}"
+SCAN=()
+for t in "$HERE"/tests/*; do
+  [[ -d "$t" ]] && CP="$CP:$t" && SCAN+=(--scan-class-path "$t")
+done
+if [[ $# -gt 0 ]]; then SCAN=("$@"); fi
+"$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \
+  -jar "$HERE/junit/junit-platform-console-standalone.jar" execute \
+  --class-path "$CP" "${SCAN[@]}" --include-tag gpu \
+  --reports-dir "$REPORTS" --details=tree --disable-banner 2>&1 | tee "$REPORTS/summary.txt"
+exit "${PIPESTATUS[0]}"
+EOF
+chmod +x "$DIST.tmp/megatron" "$DIST.tmp/run-gpu-tests.sh"
+
+size=$(du -sb "$DIST.tmp" | cut -f1)
+if (( size >= LIMIT_BYTES )); then
+  echo "device-bundle: the bundle is $size bytes, over the 64 MiB limit; see du -sh $DIST.tmp/*" >&2
+  du -sh "$DIST.tmp"/* >&2
+  exit 1
+fi
+rm -rf "$DIST"
+mv "$DIST.tmp" "$DIST"
+echo "device-bundle: $DIST ($((size / 1024 / 1024)) MiB of 64): runtime $(du -sh "$DIST/runtime" | cut -f1), lib $(du -sh "$DIST/lib" | cut -f1), tests $(du -sh "$DIST/tests" | cut -f1)"
+echo "device-bundle: try  $DIST/megatron info   and   OUT=/tmp/r $DIST/run-gpu-tests.sh"

@@ -1,0 +1,18 @@
+package org.megatronj.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code megatron checkpoint ...}: look into checkpoints and convert them to and from Hugging Face. */
+@Command(name = "checkpoint", mixinStandardHelpOptions = true,
+        description = "Inspect checkpoints; import and export Hugging Face GPT-2 models.",
+        subcommands = {CheckpointInspectCommand.class, CheckpointImportHfCommand.class, CheckpointExportHfCommand.class})
+final class CheckpointCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

@@ -1,0 +1,77 @@
+package org.megatronj.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.safetensors.SafetensorsFile;
+import org.megatronj.memory.Tensor;
+import org.megatronj.parallel.train.TrainingCheckpointer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code megatron checkpoint inspect DIR}: what a checkpoint holds, without loading a model. */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Show a checkpoint's iteration, counters, model config, optimizer and scheduler state and tensors.")
+final class CheckpointInspectCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "DIR", description = "A --save folder (its latest iteration) or an iter_XXXXXXX folder.")
+    Path dir;
+
+    @CommandLine.Option(names = "--tensors", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "List every tensor (default on).")
+    boolean listTensors;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        try (Checkpoint c = Checkpoint.openLatest(dir, TrainingCheckpointer.RANK_DIR)) {
+            JsonNode m = c.metadata();
+            out.println("checkpoint: " + c.rankDir());
+            out.println("  iteration:              " + (m.path("release").asBoolean() ? "release (weights only)" : c.iteration()));
+            out.println("  consumed train samples: " + m.path("consumed_train_samples").asLong());
+            out.println("  consumed valid samples: " + m.path("consumed_valid_samples").asLong());
+            if (m.has("optimizer")) {
+                out.println("  optimizer:              " + m.path("optimizer").path("type").asText() + ", "
+                        + m.path("optimizer").path("step_count").asLong() + " steps");
+            }
+            if (m.has("scheduler")) {
+                JsonNode s = m.get("scheduler");
+                out.printf(Locale.ROOT, "  lr scheduler:           %s, max %.3E, min %.3E, warmup %.0f and decay %.0f samples, at %d%n",
+                        s.path("decay_style").asText(), s.path("max_lr").asDouble(), s.path("min_lr").asDouble(),
+                        s.path("warmup_steps").asDouble(), s.path("decay_steps").asDouble(), s.path("num_steps").asLong());
+            }
+            if (m.has("model")) {
+                out.println("  model:                  " + m.get("model"));
+            }
+            if (m.has("args") && m.get("args").size() > 0) {
+                out.println("  args:                   " + m.get("args"));
+            }
+            describe(out, "model", c.model());
+            c.optimizer().ifPresent(o -> describe(out, "optimizer", o));
+        }
+        out.flush();
+        return 0;
+    }
+
+    private void describe(PrintWriter out, String what, SafetensorsFile f) {
+        long elements = 0;
+        for (String n : f.names()) {
+            elements += f.info(n).numel();
+        }
+        out.printf(Locale.ROOT, "  %s tensors:%s %d tensors, %,d elements, %.1f MiB (%s)%n", what,
+                " ".repeat(Math.max(1, 14 - what.length())), f.names().size(), elements, f.dataBytes() / 1048576.0, f.path().getFileName());
+        if (listTensors) {
+            for (String n : f.names()) {
+                SafetensorsFile.TensorInfo i = f.info(n);
+                out.printf(Locale.ROOT, "    %-60s %-5s %s%n", n, i.dtype(), Tensor.shapeString(i.shape()));
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package org.megatronj.cli;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import org.megatronj.io.gpt.DataBlend;
+import org.megatronj.io.gpt.GptDatasetConfig;
+import org.megatronj.io.gpt.GptDatasetFactory;
+import org.megatronj.io.gpt.SplitMatrix;
+import org.megatronj.io.gpt.TokenizerIdentity;
+import org.megatronj.io.tokenizer.TokenizerType;
+import picocli.CommandLine.Option;
+
+/**
+ * Megatron's GPT data flags as a picocli {@code @Mixin}: where the data is ({@code --data-path}
+ * with optional weights, or per-split paths), how it is split and cut into samples, where the
+ * index cache lives and how masks and positions are made. {@code data sample},
+ * {@code data build-indices} and {@code pretrain gpt} share it, so all three agree on the samples.
+ */
+public final class GptDataOptions {
+
+    @Option(names = "--data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX",
+            description = "Dataset prefixes (without .bin/.idx), optionally weighted: --data-path 0.3 A 0.7 B.")
+    List<String> dataPath;
+
+    @Option(names = "--split", paramLabel = "SPLIT",
+            description = "Train,valid,test proportions of --data-path, e.g. 949,50,1. Default with --data-path: '969, 30, 1'.")
+    String split;
+
+    @Option(names = "--train-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Training data only (instead of --data-path/--split).")
+    List<String> trainDataPath;
+
+    @Option(names = "--valid-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Validation data only.")
+    List<String> validDataPath;
+
+    @Option(names = "--test-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Test data only.")
+    List<String> testDataPath;
+
+    @Option(names = "--seq-length", required = true, paramLabel = "L", description = "Tokens per sample (model input length).")
+    int seqLength;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "1234", description = "Random seed of the shuffles. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--data-cache-path", paramLabel = "DIR",
+            description = "Folder of the index cache. Default: <prefix>/cache/GPTDataset_indices next to each dataset (blends: not cached).")
+    Path dataCachePath;
+
+    @Option(names = "--reset-position-ids", description = "Restart position ids after each end-of-document token.")
+    boolean resetPositionIds;
+
+    @Option(names = "--reset-attention-mask", description = "Do not attend across end-of-document tokens.")
+    boolean resetAttentionMask;
+
+    @Option(names = "--eod-mask-loss", description = "No loss on end-of-document tokens.")
+    boolean eodMaskLoss;
+
+    @Option(names = "--mid-level-dataset-surplus", paramLabel = "F", defaultValue = "0.005",
+            description = "Extra share of samples built per blended dataset. Default: ${DEFAULT-VALUE}.")
+    double midLevelDatasetSurplus;
+
+    @Option(names = "--tokenizer-special-tokens", arity = "1..*", paramLabel = "TOKEN",
+            description = "Extra special tokens given to Megatron's tokenizer (they enter the cache name).")
+    List<String> tokenizerSpecialTokens;
+
+    @Option(names = "--cache-compat", paramLabel = "VERSION", defaultValue = "MAIN",
+            description = "Megatron-LM whose cache names to match (the tokenizer part of the hashed description): "
+                    + "MAIN (after core_v0.19), CORE_V0_17 (core_v0.17-v0.19), CORE_V0_16, LEGACY (--legacy-tokenizer, Megatron before 2025). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    TokenizerIdentity.Style cacheCompat;
+
+    /** Whether any data path was given. */
+    public boolean hasData() {
+        return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null;
+    }
+
+    /** The data sources, checked: {@code --data-path} or per-split paths, not both. */
+    public GptDatasetFactory.Sources sources() {
+        boolean perSplit = trainDataPath != null || validDataPath != null || testDataPath != null;
+        if (dataPath != null && perSplit) {
+            throw new IllegalArgumentException("use either --data-path (with --split) or --train-data-path/--valid-data-path/--test-data-path, not both");
+        }
+        if (dataPath != null) {
+            return GptDatasetFactory.Sources.of(DataBlend.parse(dataPath));
+        }
+        if (!perSplit) {
+            throw new IllegalArgumentException("no data: give --data-path PREFIX (or --train-data-path ...)");
+        }
+        if (split != null) {
+            throw new IllegalArgumentException("--split applies to --data-path only; per-split paths use each dataset whole");
+        }
+        return GptDatasetFactory.Sources.perSplit(blendOrNull(trainDataPath), blendOrNull(validDataPath), blendOrNull(testDataPath));
+    }
+
+    private static DataBlend blendOrNull(List<String> words) {
+        return words == null ? null : DataBlend.parse(words);
+    }
+
+    /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}. */
+    String effectiveSplit() {
+        if (dataPath == null) {
+            return null;
+        }
+        return split != null ? split : SplitMatrix.LEGACY_DEFAULT_SPLIT;
+    }
+
+    /** The dataset config for these flags, the tokenizer flags' identity and the tokenizer's EOD id. */
+    public GptDatasetConfig config(TokenizerOptions tokenizer, int eodId) {
+        String s = effectiveSplit();
+        return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, -1,
+                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, dataCachePath, midLevelDatasetSurplus);
+    }
+
+    /** The tokenizer's part of Megatron's cache description, from the flags as typed. */
+    public TokenizerIdentity identity(TokenizerOptions tokenizer) {
+        if (!tokenizer.isSet()) {
+            throw new IllegalArgumentException("--tokenizer-type is required: the tokenizer is part of Megatron's cache file names");
+        }
+        TokenizerType type = tokenizer.type();
+        return switch (type) {
+            case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(cacheCompat, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
+                    tokenizerSpecialTokens);
+            case NullTokenizer -> {
+                if (tokenizer.vocabSize == null) {
+                    throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
+                }
+                yield TokenizerIdentity.nullTokenizer(cacheCompat, tokenizer.vocabSize);
+            }
+            default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
+                    + " are not supported: use GPT2BPETokenizer or NullTokenizer");
+        };
+    }
+
+    private static String pathText(Path p) {
+        return p == null ? null : p.toString();
+    }
+
+    /** The samples requested per split: null entries mean "one epoch". */
+    static Long[] sizes(Long train, Long valid, Long test) {
+        return new Long[] {train, valid, test};
+    }
+}

@@ -1,0 +1,110 @@
+package org.megatronj.cli;
+
+import org.megatronj.model.Normalization;
+import org.megatronj.model.PositionEmbeddingType;
+import org.megatronj.model.TransformerConfig;
+import picocli.CommandLine.Option;
+
+/**
+ * The GPT architecture flags of Megatron ({@code TransformerConfig}). {@code --seq-length} comes
+ * from the data options, the vocabulary size from the tokenizer.
+ */
+public final class ModelOptions {
+    @Option(names = "--num-layers", required = true, paramLabel = "N", description = "Transformer layers.")
+    int numLayers;
+
+    @Option(names = "--hidden-size", required = true, paramLabel = "H", description = "Hidden size h.")
+    int hiddenSize;
+
+    @Option(names = "--ffn-hidden-size", paramLabel = "F", description = "MLP width (default 4h; with --swiglu 8h/3 rounded down to 64).")
+    int ffnHiddenSize;
+
+    @Option(names = "--num-attention-heads", required = true, paramLabel = "A", description = "Attention heads.")
+    int numAttentionHeads;
+
+    @Option(names = "--kv-channels", paramLabel = "D", description = "Head dimension (default h / heads).")
+    int kvChannels;
+
+    @Option(names = "--group-query-attention", description = "Grouped-query attention: --num-query-groups key/value heads.")
+    boolean groupQueryAttention;
+
+    @Option(names = "--num-query-groups", paramLabel = "G", description = "Key/value heads with --group-query-attention (1 = MQA).")
+    int numQueryGroups;
+
+    @Option(names = "--max-position-embeddings", paramLabel = "P", description = "Rows of the position table and the longest"
+            + " sequence (default --seq-length).")
+    int maxPositionEmbeddings;
+
+    @Option(names = "--position-embedding-type", paramLabel = "TYPE", defaultValue = "learned_absolute",
+            description = "learned_absolute or rope (default ${DEFAULT-VALUE}).")
+    String positionEmbeddingType;
+
+    @Option(names = "--rotary-percent", paramLabel = "F", defaultValue = "1.0", description = "Fraction of each head rope rotates.")
+    float rotaryPercent;
+
+    @Option(names = "--rotary-base", paramLabel = "B", defaultValue = "10000", description = "Rope theta (default ${DEFAULT-VALUE}).")
+    float rotaryBase;
+
+    @Option(names = "--normalization", paramLabel = "NORM", defaultValue = "LayerNorm", description = "LayerNorm or RMSNorm.")
+    String normalization;
+
+    @Option(names = "--swiglu", description = "Gated SiLU MLP (Llama) instead of GeLU.")
+    boolean swiglu;
+
+    @Option(names = "--disable-bias-linear", description = "No biases in the linear layers.")
+    boolean disableBiasLinear;
+
+    @Option(names = "--untie-embeddings-and-output-weights", description = "A separate output layer instead of the tied embedding.")
+    boolean untieEmbeddingsAndOutputWeights;
+
+    @Option(names = "--attention-dropout", paramLabel = "P", defaultValue = "0",
+            description = "Dropout on attention probabilities (default ${DEFAULT-VALUE}: the fused CPU attention has no"
+                    + " dropout yet; Megatron's default is 0.1).")
+    float attentionDropout;
+
+    @Option(names = "--hidden-dropout", paramLabel = "P", defaultValue = "0.1", description = "Dropout on residual branches (default ${DEFAULT-VALUE}).")
+    float hiddenDropout;
+
+    @Option(names = "--init-method-std", paramLabel = "S", defaultValue = "0.02", description = "Std of the normal init (default ${DEFAULT-VALUE}).")
+    float initMethodStd;
+
+    @Option(names = "--layernorm-epsilon", paramLabel = "E", defaultValue = "1e-5", description = "Norm epsilon (default ${DEFAULT-VALUE}).")
+    float layernormEpsilon;
+
+    @Option(names = "--apply-query-key-layer-scaling", description = "Scale attention scores by 1/layer (an fp16 guard; no effect in fp32).")
+    boolean applyQueryKeyLayerScaling;
+
+    @Option(names = "--make-vocab-size-divisible-by", paramLabel = "N", defaultValue = "128",
+            description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
+    int makeVocabSizeDivisibleBy;
+
+    /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
+    public TransformerConfig toConfig(int vocabSize, int seqLength) {
+        if (numQueryGroups > 0 && !groupQueryAttention) {
+            throw new IllegalArgumentException("--num-query-groups needs --group-query-attention");
+        }
+        if (groupQueryAttention && numQueryGroups <= 0) {
+            throw new IllegalArgumentException("--group-query-attention needs --num-query-groups G");
+        }
+        int maxPositions = maxPositionEmbeddings;
+        if (maxPositions > 0 && seqLength > maxPositions) {
+            throw new IllegalArgumentException("--seq-length (" + seqLength + ") is larger than --max-position-embeddings ("
+                    + maxPositions + ")");
+        }
+        return TransformerConfig.builder()
+                .numLayers(numLayers).hiddenSize(hiddenSize).ffnHiddenSize(ffnHiddenSize)
+                .numAttentionHeads(numAttentionHeads).kvChannels(kvChannels)
+                .numQueryGroups(groupQueryAttention ? numQueryGroups : 0)
+                .seqLength(seqLength).maxPositionEmbeddings(maxPositions)
+                .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
+                .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
+                .normalization(Normalization.parse(normalization))
+                .swiglu(swiglu).addBiasLinear(!disableBiasLinear)
+                .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
+                .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon)
+                .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling)
+                .vocabSize(vocabSize).makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy)
+                .build();
+    }
+}

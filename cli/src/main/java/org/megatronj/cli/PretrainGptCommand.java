@@ -1,0 +1,134 @@
+package org.megatronj.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import jdk.jfr.Configuration;
+import jdk.jfr.Recording;
+import org.megatronj.io.gpt.GptDataSplits;
+import org.megatronj.io.gpt.GptDatasetFactory;
+import org.megatronj.io.gpt.GptSampleSource;
+import org.megatronj.io.gpt.Split;
+import org.megatronj.io.tokenizer.Tokenizer;
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backends;
+import org.megatronj.model.GPTModel;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.train.ExitSignal;
+import org.megatronj.parallel.train.GptSamples;
+import org.megatronj.parallel.train.GptTraining;
+import org.megatronj.parallel.train.SampleSource;
+import org.megatronj.parallel.train.Trainer;
+import org.megatronj.parallel.train.TrainingCheckpointer;
+import org.megatronj.parallel.train.TrainingConfig;
+import org.megatronj.parallel.train.TrainingResult;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code megatron pretrain gpt}: Megatron's pretrain_gpt.py on one rank. */
+@Command(name = "gpt", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Pretrain a GPT model on indexed datasets (.bin/.idx from megatron preprocess).",
+                "Log lines, validation blocks and checkpoints follow Megatron-LM's formats.",
+                "Put long flag lists in a file and pass @args.txt."},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:training finished or exited cleanly (interval, duration, SIGTERM)", "1:the run failed (the message says why)",
+                "2:invalid command line"})
+final class PretrainGptCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Mixin
+    GptDataOptions data;
+
+    @Mixin
+    TokenizerOptions tokenizer;
+
+    @Mixin
+    ModelOptions model;
+
+    @Mixin
+    TrainingOptions training;
+
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
+    String device;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        Tokenizer tok = tokenizer.build();
+        TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
+        TrainingConfig tc = training.toConfig(data.seed, 1);
+        long iterations = tc.totalIterations();
+        int gbs = tc.batch().globalBatchSize();
+        long evalSamples = (long) tc.logging().evalIters() * gbs;
+        Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
+                tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
+                evalSamples};
+        ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
+        out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
+                config.paddedVocabSize());
+        try (Backend backend = Backends.create(device);
+             GPTModel gpt = new GPTModel(config, backend, data.seed);
+             GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt.parameters(), backend);
+             GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));
+             ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
+             Recording recording = startRecording(training.profile(), out)) {
+            out.printf(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank (0, 0): %d%n",
+                    gpt.parameterCount());
+            GptSampleSource trainSplit = splits.get(Split.TRAIN);
+            if (trainSplit == null) {
+                throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"
+                        + " or --train-data-path");
+            }
+            SampleSource train = new GptSamples(trainSplit, data.seqLength);
+            SampleSource valid = sourceOrNull(splits.get(Split.VALID));
+            SampleSource test = sourceOrNull(splits.get(Split.TEST));
+            out.printf(Locale.ROOT, " > datasets: train %d, valid %d, test %d samples of %d tokens%n", train.size(),
+                    valid == null ? 0 : valid.size(), test == null ? 0 : test.size(), data.seqLength);
+            TrainingCheckpointer checkpointer = new TrainingCheckpointer(JSON.valueToTree(config), args);
+            Trainer trainer = new Trainer(tc, GptTraining.model(gpt), optimizer, train, valid, test, checkpointer, signal,
+                    line -> {
+                        out.println(line);
+                        out.flush();
+                    });
+            trainer.loadCheckpoint();
+            out.println("training ...");
+            TrainingResult result = trainer.train();
+            out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),
+                    result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));
+            if (recording != null) {
+                out.println("profile written to " + training.profile() + " (read it with: jfr summary " + training.profile()
+                        + "; jfr print --events org.megatronj.TrainStep " + training.profile() + ")");
+            }
+            return 0;
+        }
+    }
+
+    private SampleSource sourceOrNull(GptSampleSource split) {
+        return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength);
+    }
+
+    /** {@code --profile FILE}: a JFR recording of the default settings plus every Megatron-J event, dumped when it closes. */
+    private static Recording startRecording(Path file, PrintWriter out) throws Exception {
+        if (file == null) {
+            return null;
+        }
+        Recording r = new Recording(Configuration.getConfiguration("default"));
+        for (String e : new String[] {"TrainStep", "ForwardBackward", "OptimizerStep", "DataWait", "CheckpointSave", "Evaluation"}) {
+            r.enable("org.megatronj." + e);
+        }
+        r.setDestination(file);
+        r.setName("megatron-pretrain");
+        r.start();
+        out.println("> recording JFR events to " + file);
+        return r;
+    }
+}

@@ -1,0 +1,50 @@
+package org.megatronj.cli;
+
+import java.nio.file.Path;
+
+import org.megatronj.io.tokenizer.Tokenizer;
+import org.megatronj.io.tokenizer.TokenizerType;
+import picocli.CommandLine.Option;
+
+/**
+ * Megatron's tokenizer flags as a picocli {@code @Mixin}: {@code --tokenizer-type --vocab-file
+ * --merge-file --vocab-size --vocab-extra-ids}. {@link #build()} checks that the chosen type got
+ * the files it needs and loads it.
+ */
+public final class TokenizerOptions {
+
+    @Option(names = "--tokenizer-type", paramLabel = "TYPE",
+            description = "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
+    TokenizerType tokenizerType;
+
+    @Option(names = "--vocab-file", paramLabel = "FILE",
+            description = "Vocabulary: GPT-2 encoder.json (gpt2-vocab.json) or a BERT vocab.txt.")
+    Path vocabFile;
+
+    @Option(names = "--merge-file", paramLabel = "FILE", description = "GPT-2 BPE merges (gpt2-merges.txt / vocab.bpe).")
+    Path mergeFile;
+
+    @Option(names = "--vocab-size", paramLabel = "N", description = "NullTokenizer: ids are 0..N-1, EOD is N.")
+    Integer vocabSize;
+
+    @Option(names = "--vocab-extra-ids", paramLabel = "N", defaultValue = "0",
+            description = "BERT tokenizers: add N sentinel tokens <extra_id_0>.. (T5). Default: ${DEFAULT-VALUE}.")
+    int vocabExtraIds;
+
+    /** Whether {@code --tokenizer-type} was given. */
+    public boolean isSet() {
+        return tokenizerType != null;
+    }
+
+    public TokenizerType type() {
+        return tokenizerType;
+    }
+
+    /** Loads the tokenizer the flags describe. */
+    public Tokenizer build() {
+        if (tokenizerType == null) {
+            throw new IllegalArgumentException("--tokenizer-type is required (GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer)");
+        }
+        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds);
+    }
+}

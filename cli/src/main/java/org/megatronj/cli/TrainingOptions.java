@@ -1,0 +1,157 @@
+package org.megatronj.cli;
+
+import org.megatronj.parallel.train.BatchConfig;
+import org.megatronj.parallel.train.CheckpointConfig;
+import org.megatronj.parallel.train.DecayStyle;
+import org.megatronj.parallel.train.ExitConfig;
+import org.megatronj.parallel.train.LoggingConfig;
+import org.megatronj.parallel.train.OptimizerConfig;
+import org.megatronj.parallel.train.OptimizerType;
+import org.megatronj.parallel.train.ScheduleConfig;
+import org.megatronj.parallel.train.TrainingConfig;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/** Megatron's training flags: batches, schedule, optimizer, logging, evaluation, checkpoints and exits. */
+public final class TrainingOptions {
+    // ---- batches
+    @Option(names = "--micro-batch-size", paramLabel = "B", defaultValue = "1", description = "Samples per forward/backward (default ${DEFAULT-VALUE}).")
+    int microBatchSize;
+
+    @Option(names = "--global-batch-size", paramLabel = "B", description = "Samples per optimizer step; gradients of"
+            + " global/(micro x data-parallel) micro-batches accumulate (default: micro x data-parallel).")
+    int globalBatchSize;
+
+    @Option(names = "--rampup-batch-size", arity = "3", paramLabel = "N", description = "<start> <increment> <samples>:"
+            + " grow the global batch from start by increment over samples (needs --train-samples).")
+    List<Long> rampupBatchSize;
+
+    // ---- length and schedule
+    @Option(names = "--train-iters", paramLabel = "N", description = "Iterations to train (or --train-samples).")
+    long trainIters;
+
+    @Option(names = "--train-samples", paramLabel = "N", description = "Samples to train (or --train-iters).")
+    long trainSamples;
+
+    @Option(names = "--lr", paramLabel = "LR", required = true, description = "Peak learning rate.")
+    double lr;
+
+    @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0", description = "Learning rate at the end of the decay (default ${DEFAULT-VALUE}).")
+    double minLr;
+
+    @Option(names = "--lr-decay-style", paramLabel = "STYLE", defaultValue = "linear",
+            description = "constant, linear, cosine or inverse-square-root (default ${DEFAULT-VALUE}).")
+    String lrDecayStyle;
+
+    @Option(names = "--lr-decay-iters", paramLabel = "N", description = "Iterations of the decay (default --train-iters).")
+    long lrDecayIters;
+
+    @Option(names = "--lr-decay-samples", paramLabel = "N", description = "Samples of the decay (default --train-samples).")
+    long lrDecaySamples;
+
+    @Option(names = "--lr-warmup-fraction", paramLabel = "F", description = "Warmup as a fraction of the decay length.")
+    Double lrWarmupFraction;
+
+    @Option(names = "--lr-warmup-iters", paramLabel = "N", defaultValue = "0", description = "Warmup iterations (default ${DEFAULT-VALUE}).")
+    long lrWarmupIters;
+
+    @Option(names = "--lr-warmup-samples", paramLabel = "N", defaultValue = "0", description = "Warmup samples (default ${DEFAULT-VALUE}).")
+    long lrWarmupSamples;
+
+    // ---- optimizer
+    @Option(names = "--optimizer", paramLabel = "OPT", defaultValue = "adam", description = "adam (AdamW) or sgd (default ${DEFAULT-VALUE}).")
+    String optimizer;
+
+    @Option(names = "--weight-decay", paramLabel = "W", defaultValue = "0.01", description = "Decoupled weight decay (default ${DEFAULT-VALUE}).")
+    double weightDecay;
+
+    @Option(names = "--adam-beta1", paramLabel = "B", defaultValue = "0.9", description = "(default ${DEFAULT-VALUE})")
+    double adamBeta1;
+
+    @Option(names = "--adam-beta2", paramLabel = "B", defaultValue = "0.999", description = "(default ${DEFAULT-VALUE})")
+    double adamBeta2;
+
+    @Option(names = "--adam-eps", paramLabel = "E", defaultValue = "1e-8", description = "(default ${DEFAULT-VALUE})")
+    double adamEps;
+
+    @Option(names = "--sgd-momentum", paramLabel = "M", defaultValue = "0.9", description = "(default ${DEFAULT-VALUE})")
+    double sgdMomentum;
+
+    @Option(names = "--clip-grad", paramLabel = "NORM", defaultValue = "1.0", description = "Clip the global gradient L2 norm; 0 disables (default ${DEFAULT-VALUE}).")
+    double clipGrad;
+
+    // ---- logging and evaluation
+    @Option(names = "--log-interval", paramLabel = "N", defaultValue = "100", description = "Iterations per log line (default ${DEFAULT-VALUE}).")
+    int logInterval;
+
+    @Option(names = "--eval-interval", paramLabel = "N", defaultValue = "1000", description = "Iterations between validations (default ${DEFAULT-VALUE}).")
+    int evalInterval;
+
+    @Option(names = "--eval-iters", paramLabel = "N", defaultValue = "100", description = "Global batches per validation; 0 disables (default ${DEFAULT-VALUE}).")
+    int evalIters;
+
+    @Option(names = "--log-loss-to", paramLabel = "FILE", description = "Append each iteration's loss to a CSV (plot it with megatron plot-loss).")
+    Path logLossTo;
+
+    @Option(names = "--timing-log-level", paramLabel = "L", defaultValue = "0", description = "0, 1 or 2: Megatron timers printed with each log line (default ${DEFAULT-VALUE}).")
+    int timingLogLevel;
+
+    @Option(names = "--profile", paramLabel = "FILE.jfr", description = "Record a Java Flight Recording with the training events.")
+    Path profile;
+
+    // ---- checkpoints
+    @Option(names = "--save", paramLabel = "DIR", description = "Save checkpoints here.")
+    Path save;
+
+    @Option(names = "--save-interval", paramLabel = "N", defaultValue = "0", description = "Iterations between checkpoints; 0: only at the end and on exits.")
+    int saveInterval;
+
+    @Option(names = "--load", paramLabel = "DIR", description = "Resume from the latest checkpoint here.")
+    Path load;
+
+    @Option(names = "--finetune", description = "Load the weights only and start at iteration 0.")
+    boolean finetune;
+
+    @Option(names = "--no-load-optim", description = "Do not load the optimizer and scheduler state.")
+    boolean noLoadOptim;
+
+    @Option(names = "--no-load-rng", description = "Use --seed for dropout instead of the checkpoint's RNG stream.")
+    boolean noLoadRng;
+
+    // ---- exits
+    @Option(names = "--exit-interval", paramLabel = "N", defaultValue = "0", description = "Save and exit after every N-th iteration.")
+    long exitInterval;
+
+    @Option(names = "--exit-duration-in-mins", paramLabel = "M", defaultValue = "0", description = "Save and exit after M minutes of training.")
+    double exitDurationInMins;
+
+    @Option(names = "--exit-signal-handler", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "On SIGTERM save a checkpoint and exit cleanly (default on; --no-exit-signal-handler: die at once).")
+    boolean exitSignalHandler;
+
+    /** The training config; throws with the offending flags named when values contradict each other. */
+    public TrainingConfig toConfig(long seed, int dataParallelSize) {
+        int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
+        BatchConfig.Rampup rampup = null;
+        if (rampupBatchSize != null) {
+            rampup = new BatchConfig.Rampup(Math.toIntExact(rampupBatchSize.get(0)), Math.toIntExact(rampupBatchSize.get(1)),
+                    rampupBatchSize.get(2));
+        }
+        BatchConfig batch = new BatchConfig(microBatchSize, global, dataParallelSize, rampup);
+        ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
+                lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
+                lrWarmupIters, lrWarmupSamples);
+        OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
+                sgdMomentum, clipGrad);
+        LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel);
+        CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng);
+        ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
+        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed);
+    }
+
+    public Path profile() {
+        return profile;
+    }
+}

@@ -1,0 +1,111 @@
+package org.megatronj.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.megatronj.io.indexed.IndexedDatasetBuilder;
+import org.megatronj.io.indexed.IndexedDtype;
+import picocli.CommandLine;
+
+class DataIndicesCommandsTest {
+    @TempDir
+    Path dir;
+
+    /** 50 documents of 5..24 tokens; ids count up, each ends with the NullTokenizer's EOD (= vocab size 100). */
+    private Path corpus(String name, int documents) throws IOException {
+        Path prefix = dir.resolve(name);
+        try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
+            for (int d = 0; d < documents; d++) {
+                int[] t = new int[5 + d % 20];
+                for (int k = 0; k < t.length; k++) {
+                    t[k] = k == t.length - 1 ? 100 : (d + k) % 100;
+                }
+                b.addSequence(t, 0, t.length);
+                b.endDocument();
+            }
+            b.finish();
+        }
+        return prefix;
+    }
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        CommandLine cli = Megatron.commandLine();
+        StringWriter err = new StringWriter();
+        cli.setErr(new PrintWriter(err));
+        PrintStream saved = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        try {
+            int code = cli.execute(args);
+            return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString());
+        } finally {
+            System.setOut(saved);
+        }
+    }
+
+    @Test
+    void buildIndicesWritesMegatronCacheNamesAndReusesThem() throws IOException {
+        Path prefix = corpus("corpus_text_document", 200);
+        Path cache = dir.resolve("cache");
+        String[] args = {"data", "build-indices", "--data-path", prefix.toString(), "--split", "90,10,0", "--seq-length", "16",
+                "--train-samples", "500", "--valid-samples", "30", "--test-samples", "7", "--data-cache-path", cache.toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result r = run(args);
+        assertEquals(0, r.code(), r.err());
+        try (Stream<Path> files = Files.list(cache)) {
+            List<String> names = files.map(p -> p.getFileName().toString()).sorted().toList();
+            assertEquals(8, names.size(), names.toString());
+            assertTrue(names.stream().allMatch(n -> n.matches("[0-9a-f]{32}-GPTDataset-(train|valid)-"
+                    + "(description\\.txt|document_index\\.npy|sample_index\\.npy|shuffle_index\\.npy)")), names.toString());
+        }
+        assertTrue(r.out().contains("train: 500 requested"), r.out());
+        assertTrue(r.out().contains("built"), r.out());
+        Result again = run(args);
+        assertEquals(0, again.code(), again.err());
+        assertTrue(again.out().contains("found in the cache"), again.out());
+    }
+
+    @Test
+    void emptySplitFailsWithAClearMessage() throws IOException {
+        Path prefix = corpus("small", 50);
+        Result r = run("data", "build-indices", "--data-path", prefix.toString(), "--split", "949,50,1", "--seq-length", "8",
+                "--train-samples", "10", "--valid-samples", "1", "--test-samples", "1", "--data-cache-path", dir.resolve("c").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("test split of " + prefix + " is empty") && r.err().contains("[50, 50) of 50"), r.err());
+    }
+
+    @Test
+    void sampleShowsTextAndIds() throws IOException {
+        Path a = corpus("a", 60);
+        Path b = corpus("b", 40);
+        Result r = run("data", "sample", "--data-path", "0.3", a.toString(), "0.7", b.toString(), "--split", "1", "--seq-length", "8",
+                "--train-samples", "50", "--index", "3", "--ids", "--reset-position-ids", "--eod-mask-loss",
+                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("sample 3 of 50 (train split): blend dataset"), r.out());
+        assertTrue(r.out().contains("position ids: ["), r.out());
+        String text = r.out().lines().skip(2).findFirst().orElseThrow();
+        assertEquals(9, text.split(" ").length, "L + 1 token ids as NullTokenizer text: " + text);
+        Result bad = run("data", "sample", "--data-path", a.toString(), "--split", "1", "--seq-length", "8", "--index", "100000",
+                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("--index 100000 is outside"), bad.err());
+    }
+}

@@ -1,0 +1,122 @@
+package org.megatronj.io.checkpoint;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.megatronj.io.safetensors.SafetensorsException;
+import org.megatronj.io.safetensors.SafetensorsFile;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * One rank's part of a saved checkpoint, opened for reading: the metadata JSON and the mapped
+ * model (and, when saved, optimizer) safetensors files. Close it to unmap.
+ */
+public final class Checkpoint implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path rankDir;
+    private final long iteration;
+    private final JsonNode metadata;
+    private final SafetensorsFile model;
+    private final SafetensorsFile optimizer;
+
+    private Checkpoint(Path rankDir, long iteration, JsonNode metadata, SafetensorsFile model, SafetensorsFile optimizer) {
+        this.rankDir = rankDir;
+        this.iteration = iteration;
+        this.metadata = metadata;
+        this.model = model;
+        this.optimizer = optimizer;
+    }
+
+    /**
+     * Opens the latest checkpoint under {@code root} (the folder given to {@code --save}/{@code --load}),
+     * or {@code root} itself when it is an iteration folder ({@code .../iter_0000100}).
+     */
+    public static Checkpoint openLatest(Path root, String rankDirName) {
+        if (!Files.isDirectory(root)) {
+            throw new CheckpointException("checkpoint folder " + root + " does not exist");
+        }
+        if (Files.isDirectory(root.resolve(rankDirName)) && !Files.exists(CheckpointLayout.trackerFile(root))) {
+            return open(root.resolve(rankDirName), -1);
+        }
+        long iteration = CheckpointLayout.latestIteration(root);
+        Path iterDir = CheckpointLayout.resolveIterationDir(root, iteration);
+        return open(iterDir.resolve(rankDirName), iteration);
+    }
+
+    /** Opens a rank folder ({@code .../iter_0000100/mp_rank_00}); {@code iteration} is -1 when only the metadata knows it. */
+    public static Checkpoint open(Path rankDir, long iteration) {
+        if (!Files.isDirectory(rankDir)) {
+            throw new CheckpointException("checkpoint folder " + rankDir + " does not exist (tracker and folders disagree,"
+                    + " or the checkpoint was saved with another tensor/pipeline parallel layout)");
+        }
+        Path metaFile = rankDir.resolve(CheckpointLayout.METADATA_FILE);
+        JsonNode metadata;
+        try {
+            metadata = JSON.readTree(metaFile.toFile());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read checkpoint metadata " + metaFile + ": " + e.getMessage(), e);
+        }
+        if (metadata == null || !metadata.isObject()) {
+            throw new CheckpointException(metaFile + ": expected a JSON object");
+        }
+        long it = iteration >= 0 ? iteration : metadata.path("iteration").asLong(0);
+        SafetensorsFile model = openTensors(rankDir.resolve(CheckpointLayout.MODEL_FILE));
+        Path optimizerFile = rankDir.resolve(CheckpointLayout.OPTIMIZER_FILE);
+        SafetensorsFile optimizer = null;
+        if (Files.exists(optimizerFile)) {
+            try {
+                optimizer = openTensors(optimizerFile);
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+        }
+        return new Checkpoint(rankDir, it, metadata, model, optimizer);
+    }
+
+    private static SafetensorsFile openTensors(Path file) {
+        if (!Files.exists(file)) {
+            throw new CheckpointException("checkpoint file " + file + " is missing");
+        }
+        try {
+            return SafetensorsFile.open(file);
+        } catch (SafetensorsException e) {
+            throw new CheckpointException("checkpoint file is corrupt: " + e.getMessage(), e);
+        }
+    }
+
+    public Path rankDir() {
+        return rankDir;
+    }
+
+    public long iteration() {
+        return iteration;
+    }
+
+    public JsonNode metadata() {
+        return metadata;
+    }
+
+    public SafetensorsFile model() {
+        return model;
+    }
+
+    public Optional<SafetensorsFile> optimizer() {
+        return Optional.ofNullable(optimizer);
+    }
+
+    @Override
+    public void close() {
+        try {
+            model.close();
+        } finally {
+            if (optimizer != null) {
+                optimizer.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+package org.megatronj.io.checkpoint;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * Megatron's checkpoint directory layout:
+ * <pre>
+ * SAVE/latest_checkpointed_iteration.txt     "100" (or "release"), written last
+ * SAVE/iter_0000100/mp_rank_00/              one folder per (tensor, pipeline) rank
+ *     model.safetensors                      weights under Megatron-core names
+ *     optimizer.safetensors                  optimizer state tensors (absent when not saved)
+ *     metadata.json                          args, iteration, consumed samples, RNG, optimizer and scheduler state
+ * </pre>
+ */
+public final class CheckpointLayout {
+    public static final String TRACKER_FILE = "latest_checkpointed_iteration.txt";
+    public static final String MODEL_FILE = "model.safetensors";
+    public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    public static final String METADATA_FILE = "metadata.json";
+    public static final String RELEASE = "release";
+
+    private CheckpointLayout() {
+    }
+
+    /** {@code root/iter_0000100}, seven digits as Megatron writes them. */
+    public static Path iterationDir(Path root, long iteration) {
+        return root.resolve(String.format(Locale.ROOT, "iter_%07d", iteration));
+    }
+
+    /** {@code mp_rank_00} without pipeline parallelism, {@code mp_rank_00_001} with it (Megatron's names). */
+    public static String rankDirName(int tensorRank, int pipelineRank, boolean pipelineParallel) {
+        return pipelineParallel
+                ? String.format(Locale.ROOT, "mp_rank_%02d_%03d", tensorRank, pipelineRank)
+                : String.format(Locale.ROOT, "mp_rank_%02d", tensorRank);
+    }
+
+    public static Path trackerFile(Path root) {
+        return root.resolve(TRACKER_FILE);
+    }
+
+    /**
+     * The iteration named by {@code root}'s tracker file: a non-negative number, or -1 for
+     * {@code release}. Throws when the tracker is missing or holds anything else.
+     */
+    public static long latestIteration(Path root) {
+        Path tracker = trackerFile(root);
+        String text;
+        try {
+            text = Files.readString(tracker, StandardCharsets.UTF_8).strip();
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException("no checkpoint in " + root + ": " + TRACKER_FILE + " is missing", e);
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read " + tracker + ": " + e.getMessage(), e);
+        }
+        if (text.equals(RELEASE)) {
+            return -1;
+        }
+        try {
+            long it = Long.parseLong(text);
+            if (it < 0) {
+                throw new NumberFormatException();
+            }
+            return it;
+        } catch (NumberFormatException e) {
+            throw new CheckpointException(tracker + ": expected an iteration number or 'release', found '" + text + "'");
+        }
+    }
+
+    /** The folder of {@code iteration} under {@code root}; -1 means the {@code release} folder. */
+    public static Path resolveIterationDir(Path root, long iteration) {
+        return iteration < 0 ? root.resolve(RELEASE) : iterationDir(root, iteration);
+    }
+}

@@ -1,0 +1,96 @@
+package org.megatronj.io.gpt;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The tokenizer's {@code unique_identifiers}, the part of Megatron's cache description that names
+ * the tokenizer. Its shape depends on the Megatron version that wrote (or will read) the cache, so
+ * it is built for a chosen {@link Style}; the paths are kept exactly as given on the command line.
+ *
+ * @param value the JSON value (a map in insertion order) written under {@code "tokenizer"}
+ */
+public record TokenizerIdentity(Map<String, Object> value) {
+    private static final String CORE_CLASS = "megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText";
+
+    /** Which Megatron-LM's tokenizer identifiers to reproduce. */
+    public enum Style {
+        /** main after core_v0.19 (Aug 2026): megatron.core.tokenizers, with {@code use_gigatoken}. */
+        MAIN,
+        /** core_v0.17 to core_v0.19: megatron.core.tokenizers, fast HF and special tokens on by default. */
+        CORE_V0_17,
+        /** core_v0.16.x without {@code --legacy-tokenizer}: megatron.core.tokenizers, fast HF and special tokens off. */
+        CORE_V0_16,
+        /** megatron.training.tokenizer ({@code --legacy-tokenizer}, and all of Megatron before 2025). */
+        LEGACY
+    }
+
+    public TokenizerIdentity {
+        value = Collections.unmodifiableMap(new LinkedHashMap<>(value));
+    }
+
+    /** {@code --tokenizer-type GPT2BPETokenizer --vocab-file V --merge-file M [--tokenizer-special-tokens ...]}. */
+    public static TokenizerIdentity gpt2Bpe(Style style, String vocabFile, String mergeFile, List<String> specialTokens) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (style == Style.LEGACY) {
+            m.put("class", "_GPT2BPETokenizer");
+            m.put("tokenizer_path", Arrays.asList(vocabFile, mergeFile));
+            return new TokenizerIdentity(m);
+        }
+        boolean newDefaults = style != Style.CORE_V0_16;
+        m.put("class", CORE_CLASS);
+        m.put("tokenizer_path", "GPT2BPETokenizer");
+        m.put("additional_special_tokens", pythonListRepr(specialTokens == null ? List.of() : specialTokens));
+        m.put("vocab_file", pythonStr(vocabFile));
+        m.put("merges_file", pythonStr(mergeFile));
+        m.put("use_fast", newDefaults ? "True" : "False");
+        m.put("trust_remote_code", "False");
+        m.put("include_special_tokens", newDefaults ? "True" : "False");
+        if (style == Style.MAIN) {
+            m.put("use_gigatoken", "False");
+        }
+        return new TokenizerIdentity(m);
+    }
+
+    /** {@code --tokenizer-type NullTokenizer --vocab-size N}. */
+    public static TokenizerIdentity nullTokenizer(Style style, int vocabSize) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (style == Style.LEGACY) {
+            m.put("class", "_NullTokenizer");
+            m.put("tokenizer_path", Collections.singletonList(null));
+            m.put("vocab_size", Integer.toString(vocabSize));
+        } else {
+            m.put("class", CORE_CLASS);
+            m.put("tokenizer_path", null);
+            m.put("vocab_size", Integer.toString(vocabSize));
+        }
+        return new TokenizerIdentity(m);
+    }
+
+    /** Python's {@code str(x)} of an optional string: the string, or {@code None}. */
+    private static String pythonStr(String s) {
+        return s == null ? "None" : s;
+    }
+
+    /** Python's {@code str(list_of_str)}: {@code ['a', 'b']} (repr of each string). */
+    static String pythonListRepr(List<String> items) {
+        List<String> parts = new ArrayList<>();
+        for (String s : items) {
+            boolean useDouble = s.contains("'") && !s.contains("\"");
+            char q = useDouble ? '"' : '\'';
+            StringBuilder b = new StringBuilder().append(q);
+            for (char c : s.toCharArray()) {
+                if (c == '\\' || (c == q)) {
+                    b.append('\\');
+                }
+                b.append(c);
+            }
+            parts.add(b.append(q).toString());
+        }
+        return "[" + String.join(", ", parts) + "]";
+    }
+}

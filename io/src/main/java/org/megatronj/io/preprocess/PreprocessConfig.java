@@ -1,0 +1,40 @@
+package org.megatronj.io.preprocess;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * What {@code megatron preprocess} does, with Megatron's {@code tools/preprocess_data.py} meaning.
+ *
+ * @param input          loose JSON: one object per line
+ * @param outputPrefix   outputs are {@code <prefix>_<key>_document.{bin,idx}} ({@code _sentence} when splitting)
+ * @param jsonKeys       the keys whose text is tokenized, one dataset each (default {@code text})
+ * @param appendEod      append the tokenizer's EOD id to every document that has tokens
+ * @param splitSentences split each text into sentences, one sequence each
+ * @param keepNewlines   with sentence splitting: keep the whitespace after a sentence inside it
+ * @param workers        tokenizer threads (documents are written in input order whatever the count)
+ */
+public record PreprocessConfig(Path input, Path outputPrefix, List<String> jsonKeys, boolean appendEod,
+                               boolean splitSentences, boolean keepNewlines, int workers) {
+    public PreprocessConfig {
+        jsonKeys = List.copyOf(jsonKeys);
+        if (jsonKeys.isEmpty()) {
+            throw new IllegalArgumentException("--json-keys needs at least one key");
+        }
+        if (jsonKeys.stream().distinct().count() != jsonKeys.size()) {
+            throw new IllegalArgumentException("--json-keys lists a key twice: " + jsonKeys);
+        }
+        if (workers < 1) {
+            throw new IllegalArgumentException("--workers must be >= 1, got " + workers);
+        }
+        if (keepNewlines && !splitSentences) {
+            throw new IllegalArgumentException("--keep-newlines only applies with --split-sentences");
+        }
+    }
+
+    /** The dataset prefix written for one JSON key. */
+    public Path outputPrefixFor(String key) {
+        String name = outputPrefix.getFileName() + "_" + key + "_" + (splitSentences ? "sentence" : "document");
+        return outputPrefix.resolveSibling(name);
+    }
+}

@@ -1,0 +1,158 @@
+package org.megatronj.io.preprocess;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+
+import org.megatronj.io.indexed.IndexedDatasetBuilder;
+import org.megatronj.io.indexed.IndexedDtype;
+import org.megatronj.io.tokenizer.Tokenizer;
+
+/**
+ * Megatron's {@code tools/preprocess_data.py}: loose JSON in, one indexed dataset per JSON key out.
+ * The main thread reads batches of lines and writes results; {@code workers} threads parse and
+ * tokenize. Results are written strictly in input order, and at most {@code 2 x workers + 1}
+ * batches are in flight, so memory is bounded whatever the input size. Outputs appear under their
+ * final names only when everything succeeded.
+ */
+public final class Preprocessor {
+    private static final int DEFAULT_BATCH_BYTES = 1 << 20;
+
+    private final PreprocessConfig config;
+    private final Tokenizer tokenizer;
+    private final DocumentEncoder encoder;
+    private final int batchBytes;
+
+    /**
+     * @param splitter required with {@code --split-sentences}, else ignored
+     */
+    public Preprocessor(PreprocessConfig config, Tokenizer tokenizer, SentenceSplitter splitter) {
+        this(config, tokenizer, splitter, DEFAULT_BATCH_BYTES);
+    }
+
+    /** With batches of about {@code batchBytes} input bytes (tests use tiny batches to exercise ordering). */
+    Preprocessor(PreprocessConfig config, Tokenizer tokenizer, SentenceSplitter splitter, int batchBytes) {
+        this.config = config;
+        this.batchBytes = batchBytes;
+        this.tokenizer = tokenizer;
+        if (config.appendEod()) {
+            try {
+                tokenizer.eod();
+            } catch (UnsupportedOperationException e) {
+                throw new IllegalArgumentException("--append-eod: " + e.getMessage(), e);
+            }
+        }
+        if (config.splitSentences() && splitter == null) {
+            throw new IllegalArgumentException("--split-sentences needs a sentence splitter");
+        }
+        this.encoder = new DocumentEncoder(config, tokenizer, config.splitSentences() ? splitter : null);
+    }
+
+    /** The dtype of the outputs: Megatron's choice for the tokenizer's vocabulary size. */
+    public IndexedDtype dtype() {
+        return IndexedDtype.forVocabSize(tokenizer.vocabSize());
+    }
+
+    /** Runs to the end; {@code progress} is called on this thread after every batch and once at the end. */
+    public PreprocessProgress run(Consumer<PreprocessProgress> progress) {
+        Path input = config.input();
+        if (!Files.isRegularFile(input)) {
+            throw new PreprocessException("--input " + input + ": no such file");
+        }
+        long inputBytes;
+        try {
+            inputBytes = Files.size(input);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the size of " + input + ": " + e.getMessage(), e);
+        }
+        long start = System.nanoTime();
+        List<IndexedDatasetBuilder> builders = new ArrayList<>();
+        ExecutorService pool = config.workers() > 1 ? Executors.newFixedThreadPool(config.workers(), r -> {
+            Thread t = new Thread(r, "preprocess-worker");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+        try (LineBatchReader reader = new LineBatchReader(input, batchBytes)) {
+            for (String key : config.jsonKeys()) {
+                builders.add(new IndexedDatasetBuilder(config.outputPrefixFor(key), dtype()));
+            }
+            ArrayDeque<Future<EncodedBatch>> inFlight = new ArrayDeque<>();
+            long documents = 0, tokens = 0, bytesRead = 0;
+            LineBatch batch;
+            while ((batch = reader.next()) != null) {
+                EncodedBatch done = null;
+                if (pool == null) {
+                    done = encoder.encode(batch);
+                } else {
+                    LineBatch b = batch;
+                    inFlight.add(pool.submit(() -> encoder.encode(b)));
+                    if (inFlight.size() > 2 * config.workers()) done = await(inFlight.poll());
+                }
+                if (done != null) {
+                    write(done, builders);
+                    documents += done.documents;
+                    tokens += done.tokenCount;
+                    bytesRead = done.endOffset;
+                    progress.accept(new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start));
+                }
+            }
+            while (!inFlight.isEmpty()) {
+                EncodedBatch done = await(inFlight.poll());
+                write(done, builders);
+                documents += done.documents;
+                tokens += done.tokenCount;
+                bytesRead = done.endOffset;
+                progress.accept(new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start));
+            }
+            for (IndexedDatasetBuilder b : builders) {
+                b.finish();
+            }
+            PreprocessProgress result = new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start);
+            progress.accept(result);
+            return result;
+        } finally {
+            if (pool != null) pool.shutdownNow();
+            for (IndexedDatasetBuilder b : builders) {
+                b.close();  // deletes the temporary files unless finished
+            }
+        }
+    }
+
+    private static EncodedBatch await(Future<EncodedBatch> f) {
+        try {
+            return f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new PreprocessException("interrupted", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            throw new PreprocessException(e.getCause().toString(), e.getCause());
+        }
+    }
+
+    private static void write(EncodedBatch batch, List<IndexedDatasetBuilder> builders) {
+        for (int k = 0; k < builders.size(); k++) {
+            IndexedDatasetBuilder builder = builders.get(k);
+            int[] tokens = batch.tokens[k].array();
+            int tokenPos = 0, seq = 0;
+            for (int d = 0; d < batch.documents; d++) {
+                int count = batch.sequencesPerDocument[k].get(d);
+                for (int s = 0; s < count; s++, seq++) {
+                    int length = batch.sequenceLengths[k].get(seq);
+                    builder.addSequence(tokens, tokenPos, length);
+                    tokenPos += length;
+                }
+                builder.endDocument();
+            }
+        }
+    }
+}

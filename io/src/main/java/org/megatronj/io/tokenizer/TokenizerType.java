@@ -1,0 +1,57 @@
+package org.megatronj.io.tokenizer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Megatron's {@code --tokenizer-type} values that Megatron-J implements, and how each is built from its flags. */
+public enum TokenizerType {
+    GPT2BPETokenizer,
+    BertWordPieceLowerCase,
+    BertWordPieceCase,
+    NullTokenizer;
+
+    /**
+     * Builds the tokenizer, checking that the flags it needs are present.
+     *
+     * @param vocabFile     {@code --vocab-file} (GPT-2 and BERT)
+     * @param mergeFile     {@code --merge-file} (GPT-2)
+     * @param vocabSize     {@code --vocab-size} (NullTokenizer), or null
+     * @param vocabExtraIds {@code --vocab-extra-ids} (BERT; T5's sentinels)
+     */
+    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds) {
+        return switch (this) {
+            case GPT2BPETokenizer -> {
+                requireFile("--vocab-file", vocabFile);
+                requireFile("--merge-file", mergeFile);
+                noExtraIds(vocabExtraIds);
+                yield Gpt2BpeTokenizer.load(vocabFile, mergeFile);
+            }
+            case BertWordPieceLowerCase, BertWordPieceCase -> {
+                requireFile("--vocab-file", vocabFile);
+                yield BertWordPieceTokenizer.load(vocabFile, this == BertWordPieceLowerCase, vocabExtraIds);
+            }
+            case NullTokenizer -> {
+                if (vocabSize == null) {
+                    throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
+                }
+                noExtraIds(vocabExtraIds);
+                yield new NullTokenizer(vocabSize);
+            }
+        };
+    }
+
+    private void requireFile(String flag, Path file) {
+        if (file == null) {
+            throw new IllegalArgumentException("--tokenizer-type " + name() + " needs " + flag);
+        }
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException(flag + " " + file + ": no such file");
+        }
+    }
+
+    private void noExtraIds(int vocabExtraIds) {
+        if (vocabExtraIds != 0) {
+            throw new IllegalArgumentException("--vocab-extra-ids applies to BertWordPiece tokenizers (T5), not to " + name());
+        }
+    }
+}

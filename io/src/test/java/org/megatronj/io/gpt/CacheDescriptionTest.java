@@ -1,0 +1,100 @@
+package org.megatronj.io.gpt;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.Test;
+
+/** Description JSON and MD5 against Python's json.dumps(indent=4) + hashlib (reference fixtures). */
+class CacheDescriptionTest {
+    private static final TokenizerIdentity GPT2 = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.MAIN,
+            "/data/gpt2-vocab.json", "/data/gpt2-merges.txt", List.of());
+
+    @Test
+    void gptDescriptionsMatchPython() throws IOException {
+        for (JsonNode d : ReferenceFixtures.cases().get("descriptions")) {
+            if (!d.get("kind").asText().equals("gpt")) {
+                continue;
+            }
+            GptDatasetConfig config = GptDatasetConfig.of(d.get("seed").asLong(), d.get("seq_length").asInt(),
+                    d.get("split").asText(), GPT2, 50256);
+            Long samples = d.get("num_samples").isNull() ? null : d.get("num_samples").asLong();
+            Split split = Split.valueOf(d.get("index_split").asText().toUpperCase(java.util.Locale.ROOT));
+            CacheDescription ours = CacheDescription.gpt(d.get("path").asText(), samples, split, config);
+            assertEquals(d.get("text").asText(), ours.text());
+            assertEquals(d.get("md5").asText(), ours.md5());
+        }
+    }
+
+    @Test
+    void blendedDescriptionAndSizesMatchPython() throws IOException {
+        JsonNode d = null;
+        for (JsonNode x : ReferenceFixtures.cases().get("descriptions")) {
+            if (x.get("kind").asText().equals("blend")) {
+                d = x;
+            }
+        }
+        double[] weights = Normalize.normalize(new double[] {0.3, 0.7});
+        Long[] sizes = {1000L, 20L, 5L};
+        DataBlend blend = DataBlend.parse(List.of("0.3", "/data/A", "0.7", "/data/B"));
+        long[][] target = GptDatasetFactory.sizesPerDataset(weights, sizes, 0.0, blend);
+        long[][] buffer = GptDatasetFactory.sizesPerDataset(weights, sizes, GptDatasetConfig.DEFAULT_SURPLUS, blend);
+        for (int k = 0; k < 2; k++) {
+            for (int s = 0; s < 3; s++) {
+                assertEquals(d.get("sizes_target").get(k).get(s).asLong(), target[k][s]);
+                assertEquals(d.get("sizes_buffer").get(k).get(s).asLong(), buffer[k][s]);
+            }
+        }
+        GptDatasetConfig config = GptDatasetConfig.of(1234, 1024, "949,50,1", GPT2, 50256);
+        List<CacheDescription> parts = new ArrayList<>();
+        for (int k = 0; k < 2; k++) {
+            parts.add(CacheDescription.gpt(blend.prefixes().get(k), buffer[k][0], Split.TRAIN, config));
+        }
+        double[] again = Normalize.normalize(weights);
+        CacheDescription ours = CacheDescription.blended(parts, Split.TRAIN, Arrays.asList(again[0], again[1]), target[0][0] + target[1][0]);
+        assertEquals(d.get("text").asText(), ours.text());
+        assertEquals(d.get("md5").asText(), ours.md5());
+    }
+
+    @Test
+    void pythonFloatRepr() {
+        assertEquals("0.949", PythonJson.floatRepr(0.949));
+        assertEquals("0.6666666666666666", PythonJson.floatRepr(1.0 / 3 + 1.0 / 3));
+        assertEquals("1e+22", PythonJson.floatRepr(1e22));
+        assertEquals("123456789.125", PythonJson.floatRepr(123456789.125));
+        assertEquals("5e-324", PythonJson.floatRepr(Double.MIN_VALUE));
+        assertEquals("1.0", PythonJson.floatRepr(1.0));
+        assertEquals("0.0001", PythonJson.floatRepr(1e-4));
+        assertEquals("1e-05", PythonJson.floatRepr(1e-5));
+        assertEquals("1.5e-07", PythonJson.floatRepr(1.5e-7));
+        assertEquals("1e+16", PythonJson.floatRepr(1e16));
+        assertEquals("1234567890123456.0", PythonJson.floatRepr(1234567890123456.0));
+        assertEquals("-2.5", PythonJson.floatRepr(-2.5));
+        assertEquals("-0.0", PythonJson.floatRepr(-0.0));
+        assertEquals("0.30000000000000004", PythonJson.floatRepr(0.1 + 0.2));
+    }
+
+    @Test
+    void pythonJsonEscapesLikeEnsureAscii() {
+        assertEquals("\"a\\\"b\\\\c\\n\\u00e9\\u0001\"", PythonJson.dumps("a\"b\\c\né\u0001"));
+        assertEquals("[]", PythonJson.dumps(List.of()));
+        assertEquals("{}", PythonJson.dumps(new java.util.LinkedHashMap<>()));
+        assertEquals("[\n    null,\n    true,\n    3\n]", PythonJson.dumps(Arrays.asList(null, true, 3L)));
+    }
+
+    @Test
+    void tokenizerIdentities() {
+        assertEquals("['<a>', \"it's\"]", TokenizerIdentity.pythonListRepr(List.of("<a>", "it's")));
+        var legacy = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.LEGACY, "v.json", "m.txt", List.of());
+        assertEquals("{\n    \"class\": \"_GPT2BPETokenizer\",\n    \"tokenizer_path\": [\n        \"v.json\",\n        \"m.txt\"\n    ]\n}",
+                PythonJson.dumps(legacy.value()));
+        var v16 = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.CORE_V0_16, "v", "m", null);
+        assertEquals("False", v16.value().get("use_fast"));
+        assertEquals(8, v16.value().size());
+    }
+}

@@ -1,0 +1,50 @@
+package org.megatronj.memory;
+
+import org.megatronj.memory.cpu.CpuBackend;
+
+import java.lang.reflect.InvocationTargetException;
+import java.util.Locale;
+
+/**
+ * Picks a {@link Backend} by the name {@code --device} gives: {@code cpu} (always there) or
+ * {@code cuda}, whose class {@value #CUDA_CLASS} is loaded reflectively so that this module
+ * compiles and runs without it. A backend that cannot start says why.
+ */
+public final class Backends {
+    public static final String CUDA_CLASS = "org.megatronj.memory.cuda.CudaBackend";
+
+    private Backends() {
+    }
+
+    /** "cpu" or "cuda" (case-insensitive). */
+    public static Backend create(String name) {
+        String n = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
+        return switch (n) {
+            case "cpu" -> new CpuBackend();
+            case "cuda", "gpu" -> cuda();
+            default -> throw new IllegalArgumentException("unknown device '" + name + "': expected cpu or cuda");
+        };
+    }
+
+    private static Backend cuda() {
+        Class<?> type;
+        try {
+            type = Class.forName(CUDA_CLASS);
+        } catch (ClassNotFoundException e) {
+            throw new IllegalStateException("the cuda backend is not part of this build (class " + CUDA_CLASS
+                    + " not found); use --device cpu", e);
+        }
+        if (!Backend.class.isAssignableFrom(type)) {
+            throw new IllegalStateException(CUDA_CLASS + " does not implement " + Backend.class.getName());
+        }
+        try {
+            return (Backend) type.getConstructor().newInstance();
+        } catch (InvocationTargetException e) {
+            Throwable cause = e.getCause();
+            throw new IllegalStateException("the cuda backend cannot start: " + cause.getMessage()
+                    + "; use --device cpu", cause);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(CUDA_CLASS + " has no public no-argument constructor", e);
+        }
+    }
+}

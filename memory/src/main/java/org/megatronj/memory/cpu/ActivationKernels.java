@@ -1,0 +1,234 @@
+package org.megatronj.memory.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.megatronj.memory.Tensor;
+
+/**
+ * GELU (tanh approximation and exact erf form), SwiGLU and dropout, forward and backward.
+ * Inputs are loaded in blocks as fp32, outputs rounded to their dtype on store.
+ *
+ * <p>Java has no {@code erf}; {@link #erfc} is the Chebyshev fit of Numerical Recipes
+ * ({@code erfcc}), whose relative error is below 1.2e-7 over the whole real line, so
+ * {@code gelu(x) = 0.5 x erfc(-x / sqrt 2)} keeps full fp32 precision also for large negative x
+ * where {@code 1 + erf} would cancel.
+ */
+final class ActivationKernels {
+    /** The vector species, a constant so that the JIT compiles vector ops to SIMD instructions. */
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+
+    static final float SQRT_2_OVER_PI = 0.7978845608028654f;
+    static final float GELU_K = 0.044715f;
+    static final float INV_SQRT_2 = 0.7071067811865476f;
+    static final float INV_SQRT_2PI = 0.3989422804014327f;
+
+    private final CpuThreads threads;
+    private final boolean vector;
+
+    ActivationKernels(CpuThreads threads, boolean vectorized) {
+        this.threads = threads;
+        this.vector = vectorized;
+    }
+
+    // ------------------------------------------------------------------ gelu
+
+    void geluForward(Tensor x, Tensor y, boolean tanh) {
+        Blocks.run(threads, x.numel(), (from, len, xs, ys, unused) -> {
+            FloatRows.load(x, from, xs, 0, len);
+            int i = 0;
+            if (vector) {
+                for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+                    FloatVector v = FloatVector.fromArray(S, xs, i);
+                    (tanh ? geluTanh(v) : geluErf(v)).intoArray(ys, i);
+                }
+            }
+            for (; i < len; i++) {
+                ys[i] = tanh ? geluTanh(xs[i]) : geluErf(xs[i]);
+            }
+            FloatRows.store(ys, 0, y, from, len);
+        });
+    }
+
+    void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanh) {
+        Blocks.run(threads, x.numel(), (from, len, xs, dys, dxs) -> {
+            FloatRows.load(x, from, xs, 0, len);
+            FloatRows.load(dy, from, dys, 0, len);
+            int i = 0;
+            if (vector) {
+                for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+                    FloatVector v = FloatVector.fromArray(S, xs, i);
+                    FloatVector d = tanh ? geluTanhGrad(v) : geluErfGrad(v);
+                    d.mul(FloatVector.fromArray(S, dys, i)).intoArray(dxs, i);
+                }
+            }
+            for (; i < len; i++) {
+                dxs[i] = dys[i] * (tanh ? geluTanhGrad(xs[i]) : geluErfGrad(xs[i]));
+            }
+            FloatRows.store(dxs, 0, dx, from, len);
+        });
+    }
+
+    static float geluTanh(float x) {
+        float u = SQRT_2_OVER_PI * x * (1f + GELU_K * x * x);
+        return 0.5f * x * (1f + (float) Math.tanh(u));
+    }
+
+    static float geluTanhGrad(float x) {
+        float x2 = x * x;
+        float t = (float) Math.tanh(SQRT_2_OVER_PI * x * (1f + GELU_K * x2));
+        float dudx = SQRT_2_OVER_PI * (1f + 3f * GELU_K * x2);
+        return 0.5f * (1f + t) + 0.5f * x * (1f - t * t) * dudx;
+    }
+
+    static float geluErf(float x) {
+        return 0.5f * x * erfc(-x * INV_SQRT_2);
+    }
+
+    static float geluErfGrad(float x) {
+        return 0.5f * erfc(-x * INV_SQRT_2) + x * INV_SQRT_2PI * (float) Math.exp(-0.5f * x * x);
+    }
+
+    private static FloatVector geluTanh(FloatVector x) {
+        FloatVector u = x.mul(SQRT_2_OVER_PI).mul(x.mul(x).mul(GELU_K).add(1f));
+        return x.mul(0.5f).mul(u.lanewise(VectorOperators.TANH).add(1f));
+    }
+
+    private static FloatVector geluTanhGrad(FloatVector x) {
+        FloatVector x2 = x.mul(x);
+        FloatVector t = x.mul(SQRT_2_OVER_PI).mul(x2.mul(GELU_K).add(1f)).lanewise(VectorOperators.TANH);
+        FloatVector dudx = x2.mul(3f * GELU_K).add(1f).mul(SQRT_2_OVER_PI);
+        FloatVector oneMinusT2 = t.mul(t).neg().add(1f);
+        return t.add(1f).mul(0.5f).add(x.mul(0.5f).mul(oneMinusT2).mul(dudx));
+    }
+
+    private static FloatVector geluErf(FloatVector x) {
+        return x.mul(0.5f).mul(erfc(x.mul(-INV_SQRT_2)));
+    }
+
+    private static FloatVector geluErfGrad(FloatVector x) {
+        FloatVector pdf = x.mul(x).mul(-0.5f).lanewise(VectorOperators.EXP).mul(INV_SQRT_2PI);
+        return erfc(x.mul(-INV_SQRT_2)).mul(0.5f).add(x.mul(pdf));
+    }
+
+    /** Complementary error function, relative error below 1.2e-7 (Numerical Recipes' erfcc). */
+    static float erfc(float z) {
+        float a = Math.abs(z);
+        float t = 1f / (1f + 0.5f * a);
+        float ans = t * (float) Math.exp(-a * a + erfcPoly(t));
+        return z >= 0 ? ans : 2f - ans;
+    }
+
+    private static float erfcPoly(float t) {
+        return -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f
+                + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+    }
+
+    private static FloatVector erfc(FloatVector z) {
+        FloatVector a = z.abs();
+        FloatVector t = a.mul(0.5f).add(1f);
+        t = t.broadcast(1f).div(t);
+        FloatVector p = t.mul(0.17087277f).add(-0.82215223f);
+        p = p.mul(t).add(1.48851587f);
+        p = p.mul(t).add(-1.13520398f);
+        p = p.mul(t).add(0.27886807f);
+        p = p.mul(t).add(-0.18628806f);
+        p = p.mul(t).add(0.09678418f);
+        p = p.mul(t).add(0.37409196f);
+        p = p.mul(t).add(1.00002368f);
+        p = p.mul(t).add(-1.26551223f);
+        FloatVector ans = t.mul(p.sub(a.mul(a)).lanewise(VectorOperators.EXP));
+        VectorMask<Float> negative = z.compare(VectorOperators.LT, 0f);
+        return ans.blend(ans.neg().add(2f), negative);
+    }
+
+    // ------------------------------------------------------------------ swiglu
+
+    /** x {@code [rows, 2f]} -> y {@code [rows, f]}: {@code y = silu(x[:, :f]) * x[:, f:]}. */
+    void swigluForward(Tensor x, Tensor y, int f) {
+        long rows = f == 0 ? 0 : y.numel() / f;
+        threads.parallelFor(rows, Math.max(1, Blocks.SIZE / Math.max(f, 1)), (r0, r1) -> {
+            float[] in = new float[2 * f];
+            float[] out = new float[f];
+            for (long r = r0; r < r1; r++) {
+                FloatRows.load(x, r * 2 * f, in, 0, 2 * f);
+                int i = 0;
+                if (vector) {
+                    for (int bound = S.loopBound(f); i < bound; i += S.length()) {
+                        FloatVector a = FloatVector.fromArray(S, in, i);
+                        FloatVector b = FloatVector.fromArray(S, in, f + i);
+                        a.mul(sigmoid(a)).mul(b).intoArray(out, i);
+                    }
+                }
+                for (; i < f; i++) {
+                    float a = in[i];
+                    out[i] = a * sigmoid(a) * in[f + i];
+                }
+                FloatRows.store(out, 0, y, r * f, f);
+            }
+        });
+    }
+
+    void swigluBackward(Tensor x, Tensor dy, Tensor dx, int f) {
+        long rows = f == 0 ? 0 : dy.numel() / f;
+        threads.parallelFor(rows, Math.max(1, Blocks.SIZE / Math.max(f, 1)), (r0, r1) -> {
+            float[] in = new float[2 * f];
+            float[] g = new float[f];
+            float[] out = new float[2 * f];
+            for (long r = r0; r < r1; r++) {
+                FloatRows.load(x, r * 2 * f, in, 0, 2 * f);
+                FloatRows.load(dy, r * f, g, 0, f);
+                int i = 0;
+                if (vector) {
+                    for (int bound = S.loopBound(f); i < bound; i += S.length()) {
+                        FloatVector a = FloatVector.fromArray(S, in, i);
+                        FloatVector b = FloatVector.fromArray(S, in, f + i);
+                        FloatVector d = FloatVector.fromArray(S, g, i);
+                        FloatVector s = sigmoid(a);
+                        FloatVector silu = a.mul(s);
+                        // d silu / da = s * (1 + a * (1 - s))
+                        FloatVector dsilu = s.mul(a.mul(s.neg().add(1f)).add(1f));
+                        d.mul(b).mul(dsilu).intoArray(out, i);
+                        d.mul(silu).intoArray(out, f + i);
+                    }
+                }
+                for (; i < f; i++) {
+                    float a = in[i];
+                    float s = sigmoid(a);
+                    out[i] = g[i] * in[f + i] * s * (1f + a * (1f - s));
+                    out[f + i] = g[i] * a * s;
+                }
+                FloatRows.store(out, 0, dx, r * 2 * f, 2 * f);
+            }
+        });
+    }
+
+    static float sigmoid(float a) {
+        return 1f / (1f + (float) Math.exp(-a));
+    }
+
+    private static FloatVector sigmoid(FloatVector a) {
+        FloatVector e = a.neg().lanewise(VectorOperators.EXP).add(1f);
+        return e.broadcast(1f).div(e);
+    }
+
+    // ------------------------------------------------------------------ dropout
+
+    /**
+     * {@code out = in * keep / (1 - p)} with the Philox mask of {@code (seed, offset + i)};
+     * forward and backward are the same map (see {@link Philox} for the definition).
+     */
+    void dropout(Tensor in, Tensor out, float p, long seed, long offset) {
+        float scale = 1f / (1f - p);
+        Blocks.run(threads, in.numel(), (from, len, xs, unused1, unused2) -> {
+            boolean[] keep = new boolean[len];
+            FloatRows.load(in, from, xs, 0, len);
+            Philox.keepMask(seed, offset, from, len, p, keep);
+            for (int i = 0; i < len; i++) {
+                xs[i] = keep[i] ? xs[i] * scale : 0f;
+            }
+            FloatRows.store(xs, 0, out, from, len);
+        });
+    }
+}

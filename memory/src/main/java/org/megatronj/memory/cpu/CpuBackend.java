@@ -1,0 +1,605 @@
+package org.megatronj.memory.cpu;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Device;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+
+import static org.megatronj.memory.cpu.Checks.cols;
+import static org.megatronj.memory.cpu.Checks.dtype;
+import static org.megatronj.memory.cpu.Checks.fail;
+import static org.megatronj.memory.cpu.Checks.floating;
+import static org.megatronj.memory.cpu.Checks.host;
+import static org.megatronj.memory.cpu.Checks.numel;
+import static org.megatronj.memory.cpu.Checks.rows;
+import static org.megatronj.memory.cpu.Checks.sameNumel;
+import static org.megatronj.memory.cpu.Checks.sameShape;
+import static org.megatronj.memory.cpu.Checks.toInt;
+
+/**
+ * The CPU backend: every op of {@link Backend} on host memory, with Java Vector API kernels
+ * (one family per class) spread over {@link CpuThreads}. This class checks arguments and
+ * dispatches; the kernels assume valid input.
+ *
+ * <p>The vector width comes from {@link VectorWidth} ({@code -Dmegatron.vector.bits}, 0 for
+ * the scalar path); it is a JVM-wide constant because the JIT compiles Vector API calls to
+ * SIMD instructions only for a constant species. Each backend can still be told to use the
+ * scalar kernels, so tests run both paths in one JVM.
+ */
+public final class CpuBackend implements Backend {
+    private final CpuThreads threads;
+    private final boolean ownsThreads;
+    private final boolean vectorized;
+    private final ElementwiseKernels elementwise;
+    private final ActivationKernels activations;
+    private final NormKernels norms;
+    private final EmbeddingKernels embeddings;
+    private final AttentionKernels attention;
+    private final CrossEntropyKernels crossEntropy;
+    private final OptimizerKernels optimizer;
+
+    /** Threads from {@code -Dmegatron.cpu.threads}, vector width from {@code -Dmegatron.vector.bits}. */
+    public CpuBackend() {
+        this(CpuThreads.fromSystemProperties(), true, !VectorWidth.scalar());
+    }
+
+    /**
+     * A backend on {@code threads} worker threads (owned and shut down by {@link #close}), with
+     * the vector kernels ({@link VectorWidth}'s width) or, when {@code vectorized} is false or
+     * the scalar path is forced, the scalar ones.
+     */
+    public CpuBackend(int threads, boolean vectorized) {
+        this(new CpuThreads(threads), true, vectorized && !VectorWidth.scalar());
+    }
+
+    /** A backend sharing the caller's threads (not closed by {@link #close}). */
+    public CpuBackend(CpuThreads threads, boolean vectorized) {
+        this(threads, false, vectorized && !VectorWidth.scalar());
+    }
+
+    private CpuBackend(CpuThreads threads, boolean ownsThreads, boolean vectorized) {
+        this.threads = threads;
+        this.ownsThreads = ownsThreads;
+        this.vectorized = vectorized;
+        this.elementwise = new ElementwiseKernels(threads, vectorized);
+        this.activations = new ActivationKernels(threads, vectorized);
+        this.norms = new NormKernels(threads, vectorized);
+        this.embeddings = new EmbeddingKernels(threads, vectorized);
+        this.attention = new AttentionKernels(threads, vectorized);
+        this.crossEntropy = new CrossEntropyKernels(threads, vectorized);
+        this.optimizer = new OptimizerKernels(threads, vectorized);
+    }
+
+    public CpuThreads threads() {
+        return threads;
+    }
+
+    /** Float lanes per vector, 0 on the scalar path. */
+    public int vectorLanes() {
+        return vectorized ? VectorMath.SPECIES.length() : 0;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public Device device() {
+        return Device.CPU;
+    }
+
+    @Override
+    public String toString() {
+        return "CpuBackend[" + threads.threads() + " threads, "
+                + (vectorized ? VectorMath.SPECIES.vectorBitSize() + "-bit vectors" : "scalar") + "]";
+    }
+
+    @Override
+    public Tensor allocate(TensorArena arena, DType dtype, long... shape) {
+        if (arena == null) {
+            throw fail("allocate", "arena is null");
+        }
+        return arena.allocate(dtype, shape);
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        host("copy", "src", src);
+        host("copy", "dst", dst);
+        if (src.dtype() != dst.dtype()) {
+            throw fail("copy", "src is " + src.dtype() + " and dst is " + dst.dtype() + "; expected the same dtype (use cast)");
+        }
+        sameNumel("copy", "src", src, "dst", dst);
+        ElementwiseKernels.copy(src, dst);
+    }
+
+    @Override
+    public void fill(Tensor x, float value) {
+        host("fill", "x", x);
+        elementwise.fill(x, value);
+    }
+
+    @Override
+    public void synchronize() {
+        // CPU kernels return when their work is done.
+    }
+
+    // ------------------------------------------------------------------ matrix products
+
+    @Override
+    public void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        host("gemm", "a", a);
+        host("gemm", "b", b);
+        host("gemm", "c", c);
+        CpuGemm.gemm(threads, transA, transB, alpha, a, b, beta, c);
+    }
+
+    @Override
+    public void gemmBatched(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        host("gemmBatched", "a", a);
+        host("gemmBatched", "b", b);
+        host("gemmBatched", "c", c);
+        CpuGemm.gemmBatched(threads, transA, transB, alpha, a, b, beta, c);
+    }
+
+    // ------------------------------------------------------------------ elementwise
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        floating("add", "a", a);
+        floating("add", "b", b);
+        floating("add", "out", out);
+        sameShape("add", "a", a, "b", b);
+        sameShape("add", "a", a, "out", out);
+        elementwise.add(a, b, out);
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        floating("axpy", "x", x);
+        floating("axpy", "y", y);
+        sameShape("axpy", "x", x, "y", y);
+        elementwise.axpy(alpha, x, y);
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha) {
+        floating("scale", "x", x);
+        elementwise.scale(x, alpha);
+    }
+
+    @Override
+    public void biasAdd(Tensor x, Tensor bias) {
+        floating("biasAdd", "x", x);
+        floating("biasAdd", "bias", bias);
+        int c = toInt("biasAdd", "cols", cols(x));
+        checkVector("biasAdd", "bias", bias, c, x);
+        elementwise.biasAdd(x, bias, c);
+    }
+
+    @Override
+    public void biasBackward(Tensor dy, Tensor dBias) {
+        floating("biasBackward", "dy", dy);
+        dtype("biasBackward", "dBias", dBias, DType.F32);
+        int c = toInt("biasBackward", "cols", cols(dy));
+        checkVector("biasBackward", "dBias", dBias, c, dy);
+        elementwise.biasBackward(dy, dBias, c);
+    }
+
+    @Override
+    public void cast(Tensor src, Tensor dst) {
+        floating("cast", "src", src);
+        floating("cast", "dst", dst);
+        sameNumel("cast", "src", src, "dst", dst);
+        elementwise.cast(src, dst);
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    @Override
+    public void geluForward(Tensor x, Tensor y, boolean tanhApproximation) {
+        floating("geluForward", "x", x);
+        floating("geluForward", "y", y);
+        sameShape("geluForward", "x", x, "y", y);
+        activations.geluForward(x, y, tanhApproximation);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation) {
+        floating("geluBackward", "x", x);
+        floating("geluBackward", "dy", dy);
+        floating("geluBackward", "dx", dx);
+        sameShape("geluBackward", "x", x, "dy", dy);
+        sameShape("geluBackward", "x", x, "dx", dx);
+        activations.geluBackward(x, dy, dx, tanhApproximation);
+    }
+
+    @Override
+    public void swigluForward(Tensor x, Tensor y) {
+        floating("swigluForward", "x", x);
+        floating("swigluForward", "y", y);
+        int f = checkSwiglu("swigluForward", x, "y", y);
+        activations.swigluForward(x, y, f);
+    }
+
+    @Override
+    public void swigluBackward(Tensor x, Tensor dy, Tensor dx) {
+        floating("swigluBackward", "x", x);
+        floating("swigluBackward", "dy", dy);
+        floating("swigluBackward", "dx", dx);
+        int f = checkSwiglu("swigluBackward", x, "dy", dy);
+        sameShape("swigluBackward", "x", x, "dx", dx);
+        activations.swigluBackward(x, dy, dx, f);
+    }
+
+    /** x {@code [..., 2f]} and y {@code [..., f]} with the same leading dims; returns f. */
+    private static int checkSwiglu(String op, Tensor x, String yName, Tensor y) {
+        long twoF = cols(x);
+        long[] expected = y.shape();
+        if (x.rank() == 0 || twoF % 2 != 0 || y.rank() != x.rank() || cols(y) * 2 != twoF || rows(x) != rows(y)) {
+            if (expected.length > 0) {
+                expected[expected.length - 1] = twoF / 2;
+            }
+            throw fail(op, "x has shape " + Tensor.shapeString(x.shape()) + " and " + yName + " "
+                    + Tensor.shapeString(y.shape()) + "; expected x [..., 2f] (even last dim) and " + yName
+                    + " [..., f] with the same leading dims");
+        }
+        return toInt(op, "f", twoF / 2);
+    }
+
+    @Override
+    public void dropoutForward(Tensor x, Tensor y, float p, long seed, long offset) {
+        dropout("dropoutForward", "x", x, "y", y, p, seed, offset);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dy, Tensor dx, float p, long seed, long offset) {
+        dropout("dropoutBackward", "dy", dy, "dx", dx, p, seed, offset);
+    }
+
+    private void dropout(String op, String inName, Tensor in, String outName, Tensor out, float p, long seed, long offset) {
+        floating(op, inName, in);
+        floating(op, outName, out);
+        sameShape(op, inName, in, outName, out);
+        if (!(p >= 0f && p < 1f)) {
+            throw fail(op, "drop probability p = " + p + "; expected 0 <= p < 1");
+        }
+        if (p == 0f) {
+            elementwise.cast(in, out);
+        } else {
+            activations.dropout(in, out, p, seed, offset);
+        }
+    }
+
+    // ------------------------------------------------------------------ embeddings and norms
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor table, Tensor out) {
+        dtype("embeddingForward", "ids", ids, DType.I32);
+        floating("embeddingForward", "table", table);
+        floating("embeddingForward", "out", out);
+        int h = checkEmbedding("embeddingForward", ids, table, "out", out);
+        EmbeddingKernels.checkIds("embeddingForward", ids, table.dim(0));
+        embeddings.forward(ids, table, out, h);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
+        dtype("embeddingBackward", "ids", ids, DType.I32);
+        floating("embeddingBackward", "dOut", dOut);
+        dtype("embeddingBackward", "dTable", dTable, DType.F32);
+        int h = checkEmbedding("embeddingBackward", ids, dTable, "dOut", dOut);
+        EmbeddingKernels.checkIds("embeddingBackward", ids, dTable.dim(0));
+        embeddings.backward(ids, dOut, dTable, h);
+    }
+
+    private static int checkEmbedding(String op, Tensor ids, Tensor table, String outName, Tensor out) {
+        Checks.rank(op, "table", table, 2, "[vocab, h]");
+        long h = table.dim(1);
+        if (cols(out) != h || out.numel() != ids.numel() * h) {
+            throw fail(op, outName + " has shape " + Tensor.shapeString(out.shape()) + " for ids "
+                    + Tensor.shapeString(ids.shape()) + " and table " + Tensor.shapeString(table.shape())
+                    + "; expected [" + ids.numel() + ", " + h + "] or ids' shape + [" + h + "]");
+        }
+        return toInt(op, "h", h);
+    }
+
+    @Override
+    public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd) {
+        String op = "layerNormForward";
+        int h = checkNorm(op, x, gamma, y);
+        if (beta != null) {
+            floating(op, "beta", beta);
+            checkVector(op, "beta", beta, h, x);
+        }
+        checkStats(op, "mean", mean, x);
+        checkStats(op, "rstd", rstd, x);
+        norms.layerNormForward(x, gamma, beta, eps, y, mean, rstd, h);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                                  Tensor dx, Tensor dGamma, Tensor dBeta) {
+        String op = "layerNormBackward";
+        int h = checkNorm(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        checkStats(op, "mean", mean, x);
+        checkStats(op, "rstd", rstd, x);
+        checkParamGrad(op, "dGamma", dGamma, h, x);
+        checkParamGrad(op, "dBeta", dBeta, h, x);
+        norms.layerNormBackward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta, h);
+    }
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor y, Tensor rstd) {
+        String op = "rmsNormForward";
+        int h = checkNorm(op, x, gamma, y);
+        checkStats(op, "rstd", rstd, x);
+        norms.rmsNormForward(x, gamma, eps, y, rstd, h);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        String op = "rmsNormBackward";
+        int h = checkNorm(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        checkStats(op, "rstd", rstd, x);
+        checkParamGrad(op, "dGamma", dGamma, h, x);
+        norms.rmsNormBackward(dy, x, gamma, rstd, dx, dGamma, h);
+    }
+
+    /** x and out the same shape, gamma of length h = x's last dim; returns h. */
+    private static int checkNorm(String op, Tensor x, Tensor gamma, Tensor out) {
+        floating(op, "x", x);
+        floating(op, "gamma", gamma);
+        floating(op, "out", out);
+        sameShape(op, "x", x, "out", out);
+        int h = toInt(op, "h", cols(x));
+        if (h == 0) {
+            throw fail(op, "x has shape " + Tensor.shapeString(x.shape()) + "; expected a non-empty last dimension");
+        }
+        checkVector(op, "gamma", gamma, h, x);
+        return h;
+    }
+
+    private static void checkStats(String op, String name, Tensor stats, Tensor x) {
+        dtype(op, name, stats, DType.F32);
+        numel(op, name, stats, rows(x), "one F32 per row of x " + Tensor.shapeString(x.shape()));
+    }
+
+    private static void checkParamGrad(String op, String name, Tensor grad, int h, Tensor x) {
+        if (grad != null) {
+            dtype(op, name, grad, DType.F32);
+            checkVector(op, name, grad, h, x);
+        }
+    }
+
+    /** A per-column vector: {@code len} elements, matching the last dim of {@code of}. */
+    private static void checkVector(String op, String name, Tensor t, long len, Tensor of) {
+        if (t.numel() != len || t.rank() > 1 && cols(t) != len) {
+            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected [" + len
+                    + "] to match the last dimension of " + Tensor.shapeString(of.shape()));
+        }
+    }
+
+    // ------------------------------------------------------------------ rotary embeddings
+
+    @Override
+    public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
+        rotary("rotaryForward", x, freqs, out, false);
+    }
+
+    @Override
+    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
+        rotary("rotaryBackward", dOut, freqs, dx, true);
+    }
+
+    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, boolean inverse) {
+        floating(op, "x", x);
+        dtype(op, "freqs", freqs, DType.F32);
+        floating(op, "out", out);
+        Checks.rank(op, "x", x, 4, "[s, b, heads, d]");
+        sameShape(op, "x", x, "out", out);
+        long s = x.dim(0);
+        long d = x.dim(3);
+        long r = cols(freqs);
+        if (freqs.rank() == 0 || r % 2 != 0 || r > d || r == 0 || freqs.numel() != s * r) {
+            throw fail(op, "freqs has shape " + Tensor.shapeString(freqs.shape()) + " for x " + Tensor.shapeString(x.shape())
+                    + "; expected [" + s + ", r] (or [" + s + ", 1, 1, r]) with r even and 0 < r <= " + d);
+        }
+        embeddings.rotary(x, freqs, out, s, (int) r, toInt(op, "d", d), inverse);
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    @Override
+    public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                 float softmaxScale, boolean causal, Tensor keyLengths) {
+        String op = "attentionForward";
+        floating(op, "q", q);
+        floating(op, "k", k);
+        floating(op, "v", v);
+        floating(op, "out", out);
+        AttentionShape a = AttentionShape.of(op, q, k, v);
+        sameShape(op, "q", q, "out", out);
+        checkLse(op, lse, a);
+        attention.forward(a, q, k, v, out, lse, softmaxScale, causal, keyLengths(op, keyLengths, a));
+    }
+
+    @Override
+    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                  Tensor dq, Tensor dk, Tensor dv,
+                                  float softmaxScale, boolean causal, Tensor keyLengths) {
+        String op = "attentionBackward";
+        for (Tensor t : new Tensor[] {dOut, q, k, v, out, dq, dk, dv}) {
+            floating(op, nameOf(t, dOut, q, k, v, out, dq, dk), t);
+        }
+        AttentionShape a = AttentionShape.of(op, q, k, v);
+        sameShape(op, "q", q, "dOut", dOut);
+        sameShape(op, "q", q, "out", out);
+        sameShape(op, "q", q, "dq", dq);
+        sameShape(op, "k", k, "dk", dk);
+        sameShape(op, "v", v, "dv", dv);
+        checkLse(op, lse, a);
+        attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths(op, keyLengths, a));
+    }
+
+    private static String nameOf(Tensor t, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor dq, Tensor dk) {
+        return t == dOut ? "dOut" : t == q ? "q" : t == k ? "k" : t == v ? "v" : t == out ? "out"
+                : t == dq ? "dq" : t == dk ? "dk" : "dv";
+    }
+
+    private static void checkLse(String op, Tensor lse, AttentionShape a) {
+        dtype(op, "lse", lse, DType.F32);
+        Checks.shape(op, "lse", lse, a.batch(), a.np(), a.s());
+    }
+
+    private static int[] keyLengths(String op, Tensor keyLengths, AttentionShape a) {
+        if (keyLengths == null) {
+            return null;
+        }
+        dtype(op, "keyLengths", keyLengths, DType.I32);
+        Checks.shape(op, "keyLengths", keyLengths, a.batch());
+        int[] lengths = new int[a.batch()];
+        for (int b = 0; b < lengths.length; b++) {
+            lengths[b] = FloatRows.getInt(keyLengths, b);
+            if (lengths[b] < 0 || lengths[b] > a.sk()) {
+                throw fail(op, "keyLengths[" + b + "] = " + lengths[b] + "; expected 0 <= length <= sk = " + a.sk());
+            }
+        }
+        return lengths;
+    }
+
+    // ------------------------------------------------------------------ cross-entropy
+
+    @Override
+    public void crossEntropyRowMax(Tensor logits, Tensor rowMax) {
+        int v = checkLogits("crossEntropyRowMax", logits);
+        checkPerRow("crossEntropyRowMax", "rowMax", rowMax, logits);
+        crossEntropy.rowMax(logits, rowMax, v);
+    }
+
+    @Override
+    public void crossEntropyTargetLogit(Tensor logits, Tensor targets, long vocabStart, Tensor targetLogit) {
+        String op = "crossEntropyTargetLogit";
+        int v = checkLogits(op, logits);
+        checkTargets(op, targets, logits);
+        checkPerRow(op, "targetLogit", targetLogit, logits);
+        crossEntropy.targetLogit(logits, targets, vocabStart, targetLogit, v);
+    }
+
+    @Override
+    public void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        String op = "crossEntropySumExp";
+        int v = checkLogits(op, logits);
+        checkPerRow(op, "rowMax", rowMax, logits);
+        checkPerRow(op, "sumExp", sumExp, logits);
+        crossEntropy.sumExp(logits, rowMax, sumExp, v);
+    }
+
+    @Override
+    public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
+        String op = "crossEntropyLoss";
+        dtype(op, "rowMax", rowMax, DType.F32);
+        for (Tensor t : new Tensor[] {sumExp, targetLogit, loss}) {
+            String name = t == sumExp ? "sumExp" : t == targetLogit ? "targetLogit" : "loss";
+            dtype(op, name, t, DType.F32);
+            sameNumel(op, "rowMax", rowMax, name, t);
+        }
+        CrossEntropyKernels.loss(rowMax, sumExp, targetLogit, loss);
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor targets, long vocabStart, Tensor rowMax, Tensor sumExp,
+                                     Tensor dLoss, Tensor dLogits) {
+        String op = "crossEntropyBackward";
+        int v = checkLogits(op, logits);
+        checkTargets(op, targets, logits);
+        checkPerRow(op, "rowMax", rowMax, logits);
+        checkPerRow(op, "sumExp", sumExp, logits);
+        checkPerRow(op, "dLoss", dLoss, logits);
+        floating(op, "dLogits", dLogits);
+        sameShape(op, "logits", logits, "dLogits", dLogits);
+        crossEntropy.backward(logits, targets, vocabStart, rowMax, sumExp, dLoss, dLogits, v);
+    }
+
+    /** Logits {@code [n, v]} (or any leading dims); returns v. */
+    private static int checkLogits(String op, Tensor logits) {
+        floating(op, "logits", logits);
+        if (logits.rank() < 1 || cols(logits) == 0) {
+            throw fail(op, "logits has shape " + Tensor.shapeString(logits.shape()) + "; expected [n, vocab] with vocab > 0");
+        }
+        return toInt(op, "vocab", cols(logits));
+    }
+
+    private static void checkPerRow(String op, String name, Tensor t, Tensor logits) {
+        dtype(op, name, t, DType.F32);
+        numel(op, name, t, rows(logits), "one F32 per row of logits " + Tensor.shapeString(logits.shape()));
+    }
+
+    private static void checkTargets(String op, Tensor targets, Tensor logits) {
+        dtype(op, "targets", targets, DType.I32);
+        numel(op, "targets", targets, rows(logits), "one I32 id per row of logits " + Tensor.shapeString(logits.shape()));
+    }
+
+    // ------------------------------------------------------------------ optimizer and reductions
+
+    @Override
+    public void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq,
+                      float lr, float beta1, float beta2, float eps, float weightDecay, long step) {
+        String op = "adamW";
+        dtype(op, "param", param, DType.F32);
+        floating(op, "grad", grad);
+        dtype(op, "expAvg", expAvg, DType.F32);
+        dtype(op, "expAvgSq", expAvgSq, DType.F32);
+        sameNumel(op, "param", param, "grad", grad);
+        sameNumel(op, "param", param, "expAvg", expAvg);
+        sameNumel(op, "param", param, "expAvgSq", expAvgSq);
+        if (step < 1) {
+            throw fail(op, "step = " + step + "; expected step >= 1 (steps count from 1)");
+        }
+        optimizer.adamW(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        floating("sumOfSquares", "x", x);
+        return optimizer.sumOfSquares(x);
+    }
+
+    @Override
+    public boolean hasInfOrNan(Tensor x) {
+        floating("hasInfOrNan", "x", x);
+        return optimizer.hasInfOrNan(x);
+    }
+
+    @Override
+    public void argmax(Tensor logits, Tensor out) {
+        int v = checkLogits("argmax", logits);
+        dtype("argmax", "out", out, DType.I32);
+        numel("argmax", "out", out, rows(logits), "one I32 index per row of logits " + Tensor.shapeString(logits.shape()));
+        crossEntropy.argmax(logits, out, v);
+    }
+
+    @Override
+    public void logSoftmax(Tensor logits, float temperature, Tensor out) {
+        int v = checkLogits("logSoftmax", logits);
+        dtype("logSoftmax", "out", out, DType.F32);
+        sameShape("logSoftmax", "logits", logits, "out", out);
+        if (!(temperature > 0f) || Float.isInfinite(temperature)) {
+            throw fail("logSoftmax", "temperature = " + temperature + "; expected a finite value > 0");
+        }
+        crossEntropy.logSoftmax(logits, temperature, out, v);
+    }
+
+    @Override
+    public void close() {
+        if (ownsThreads) {
+            threads.close();
+        }
+    }
+}

@@ -1,0 +1,96 @@
+package org.megatronj.memory.cpu;
+
+/**
+ * Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11; the
+ * generator behind cuRAND's {@code curandStatePhilox4_32_10_t}) and the dropout mask built on
+ * it. The mask is a pure function of {@code (seed, offset + i)}, so a recomputed forward, a
+ * resumed run and the CUDA kernels produce the same mask. The exact definition, which the
+ * CUDA kernel mirrors bit for bit:
+ *
+ * <pre>
+ *   key     = (k0, k1) = (low 32 bits of seed, high 32 bits of seed)
+ *   e       = offset + i                      (64-bit, wrapping; i = flat element index)
+ *   counter = (c0, c1, c2, c3) = (low 32 of e/4, high 32 of e/4, 0, 0)   (e/4 unsigned)
+ *   (r0, r1, r2, r3) = philox4x32_10(counter, key)
+ *   r       = r[e % 4]                         (the lane of this element)
+ *   u       = (r >>> 8) * 2^-24                (float in [0, 1), exact)
+ *   keep    = u >= p                           (float comparison; drop probability p)
+ *   y       = keep ? x * (1f / (1f - p)) : 0   (the scale computed once in float)
+ *
+ *   philox4x32_10: 10 rounds; before each round but the first, k0 += 0x9E3779B9 and
+ *   k1 += 0xBB67AE85 (mod 2^32). One round, with M0 = 0xD2511F53 and M1 = 0xCD9E8D57:
+ *     (hi0, lo0) = M0 * c0   (64-bit product)
+ *     (hi1, lo1) = M1 * c2
+ *     (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+ * </pre>
+ *
+ * The four lanes of a counter serve four consecutive elements, so a kernel that handles
+ * elements in groups of four (aligned to e % 4 == 0) runs Philox once per group.
+ */
+public final class Philox {
+    static final int M0 = 0xD2511F53;
+    static final int M1 = 0xCD9E8D57;
+    static final int W0 = 0x9E3779B9;
+    static final int W1 = 0xBB67AE85;
+
+    private Philox() {
+    }
+
+    /** The four 32-bit outputs of Philox4x32-10 for a counter and key, written to {@code out}. */
+    public static void philox4x32x10(int c0, int c1, int c2, int c3, int k0, int k1, int[] out) {
+        for (int round = 0; round < 10; round++) {
+            if (round > 0) {
+                k0 += W0;
+                k1 += W1;
+            }
+            long p0 = (M0 & 0xffffffffL) * (c0 & 0xffffffffL);
+            long p1 = (M1 & 0xffffffffL) * (c2 & 0xffffffffL);
+            int hi0 = (int) (p0 >>> 32);
+            int lo0 = (int) p0;
+            int hi1 = (int) (p1 >>> 32);
+            int lo1 = (int) p1;
+            int n0 = hi1 ^ c1 ^ k0;
+            int n2 = hi0 ^ c3 ^ k1;
+            c0 = n0;
+            c1 = lo1;
+            c2 = n2;
+            c3 = lo0;
+        }
+        out[0] = c0;
+        out[1] = c1;
+        out[2] = c2;
+        out[3] = c3;
+    }
+
+    /** The uniform in [0, 1) of element {@code e = offset + i} (see the class comment). */
+    public static float uniform(long seed, long e) {
+        int[] r = new int[4];
+        long block = e >>> 2;
+        philox4x32x10((int) block, (int) (block >>> 32), 0, 0, (int) seed, (int) (seed >>> 32), r);
+        return toUniform(r[(int) (e & 3)]);
+    }
+
+    static float toUniform(int r) {
+        return (r >>> 8) * 0x1.0p-24f;
+    }
+
+    /**
+     * Fills {@code keep[0 .. n)} with the mask of elements {@code offset + from .. offset + from + n)}:
+     * 1 where kept, 0 where dropped.
+     */
+    public static void keepMask(long seed, long offset, long from, int n, float p, boolean[] keep) {
+        int[] r = new int[4];
+        int k0 = (int) seed;
+        int k1 = (int) (seed >>> 32);
+        long e = offset + from;
+        long block = Long.MIN_VALUE; // none yet
+        for (int i = 0; i < n; i++, e++) {
+            long b = e >>> 2;
+            if (b != block || i == 0) {
+                philox4x32x10((int) b, (int) (b >>> 32), 0, 0, k0, k1, r);
+                block = b;
+            }
+            keep[i] = toUniform(r[(int) (e & 3)]) >= p;
+        }
+    }
+}

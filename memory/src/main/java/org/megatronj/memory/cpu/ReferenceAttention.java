@@ -1,0 +1,129 @@
+package org.megatronj.memory.cpu;
+
+import org.megatronj.memory.Tensor;
+
+/**
+ * Attention the plain way, in float64, for tests: the full score matrix of each (batch, head)
+ * is materialised, masked, soft-maxed and multiplied out. Same layout and masking rules as
+ * {@code Backend#attentionForward}; the backward is derived independently of the tiled
+ * kernel (it recomputes everything from q, k and v).
+ */
+public final class ReferenceAttention {
+    private ReferenceAttention() {
+    }
+
+    /** out {@code [s, b, np, d]} and lse {@code [b, np, s]} in float64. */
+    public record Forward(double[] out, double[] lse) {
+    }
+
+    /** Gradients in float64, laid out like q, k and v. */
+    public record Gradients(double[] dq, double[] dk, double[] dv) {
+    }
+
+    public static Forward forward(Tensor q, Tensor k, Tensor v, double scale, boolean causal, Tensor keyLengths) {
+        AttentionShape a = AttentionShape.of("ReferenceAttention.forward", q, k, v);
+        double[] qd = doubles(q);
+        double[] kd = doubles(k);
+        double[] vd = doubles(v);
+        double[] out = new double[(int) q.numel()];
+        double[] lse = new double[a.batch() * a.np() * a.s()];
+        for (int b = 0; b < a.batch(); b++) {
+            for (int h = 0; h < a.np(); h++) {
+                double[][] p = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, lse);
+                int g = h / a.headsPerGroup();
+                for (int i = 0; i < a.s(); i++) {
+                    for (int j = 0; j < a.sk(); j++) {
+                        for (int c = 0; c < a.d(); c++) {
+                            out[(int) a.qOffset(i, b, h) + c] += p[i][j] * vd[(int) a.kOffset(j, b, g) + c];
+                        }
+                    }
+                }
+            }
+        }
+        return new Forward(out, lse);
+    }
+
+    public static Gradients backward(Tensor dOut, Tensor q, Tensor k, Tensor v, double scale, boolean causal,
+                                     Tensor keyLengths) {
+        AttentionShape a = AttentionShape.of("ReferenceAttention.backward", q, k, v);
+        double[] qd = doubles(q);
+        double[] kd = doubles(k);
+        double[] vd = doubles(v);
+        double[] dod = doubles(dOut);
+        double[] dq = new double[(int) q.numel()];
+        double[] dk = new double[(int) k.numel()];
+        double[] dv = new double[(int) v.numel()];
+        double[] lse = new double[a.batch() * a.np() * a.s()];
+        for (int b = 0; b < a.batch(); b++) {
+            for (int h = 0; h < a.np(); h++) {
+                double[][] p = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, lse);
+                int g = h / a.headsPerGroup();
+                for (int i = 0; i < a.s(); i++) {
+                    int qo = (int) a.qOffset(i, b, h);
+                    // dP_ij = dO_i . v_j ; dS_ij = P_ij (dP_ij - sum_l P_il dP_il)
+                    double[] dp = new double[a.sk()];
+                    double rowDot = 0;
+                    for (int j = 0; j < a.sk(); j++) {
+                        for (int c = 0; c < a.d(); c++) {
+                            dp[j] += dod[qo + c] * vd[(int) a.kOffset(j, b, g) + c];
+                        }
+                        rowDot += p[i][j] * dp[j];
+                    }
+                    for (int j = 0; j < a.sk(); j++) {
+                        double ds = p[i][j] * (dp[j] - rowDot) * scale;
+                        int ko = (int) a.kOffset(j, b, g);
+                        for (int c = 0; c < a.d(); c++) {
+                            dq[qo + c] += ds * kd[ko + c];
+                            dk[ko + c] += ds * qd[qo + c];
+                            dv[ko + c] += p[i][j] * dod[qo + c];
+                        }
+                    }
+                }
+            }
+        }
+        return new Gradients(dq, dk, dv);
+    }
+
+    /** Softmax of the masked, scaled scores of one (batch, head): {@code [s][sk]}; fills lse. */
+    private static double[] doubles(Tensor t) {
+        float[] f = t.toFloatArray();
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) {
+            d[i] = f[i];
+        }
+        return d;
+    }
+
+    private static double[][] probabilities(AttentionShape a, double[] q, double[] k, int b, int h, double scale,
+                                            boolean causal, Tensor keyLengths, double[] lse) {
+        int g = h / a.headsPerGroup();
+        int keyLength = keyLengths == null ? a.sk() : (int) keyLengths.getLong(b);
+        double[][] p = new double[a.s()][a.sk()];
+        for (int i = 0; i < a.s(); i++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < a.sk(); j++) {
+                boolean visible = j < keyLength && (!causal || j <= i + (a.sk() - a.s()));
+                if (!visible) {
+                    p[i][j] = Double.NEGATIVE_INFINITY;
+                    continue;
+                }
+                double dot = 0;
+                for (int c = 0; c < a.d(); c++) {
+                    dot += q[(int) a.qOffset(i, b, h) + c] * k[(int) a.kOffset(j, b, g) + c];
+                }
+                p[i][j] = dot * scale;
+                max = Math.max(max, p[i][j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < a.sk(); j++) {
+                p[i][j] = max == Double.NEGATIVE_INFINITY ? 0 : Math.exp(p[i][j] - max);
+                sum += p[i][j];
+            }
+            for (int j = 0; j < a.sk(); j++) {
+                p[i][j] = sum == 0 ? 0 : p[i][j] / sum;
+            }
+            lse[(int) a.lseOffset(b, h, i)] = sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum);
+        }
+        return p;
+    }
+}

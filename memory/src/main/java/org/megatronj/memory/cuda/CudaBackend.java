@@ -1,0 +1,822 @@
+package org.megatronj.memory.cuda;
+
+import static org.megatronj.bindings.cuda.cuda_h.*;
+import static org.megatronj.memory.cuda.DeviceChecks.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Device;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+
+/**
+ * The op set on one NVIDIA GPU: cuBLASLt for matrix products, our nvcc-built kernels
+ * ({@code native/src/main/cuda}) launched through the driver API for everything else, all on
+ * one stream. Memory comes from a stream-ordered caching pool ({@link DeviceAllocator}); host
+ * tensors travel through a pinned staging buffer; {@link #timer()} measures GPU time with events.
+ *
+ * <p>Must agree with {@code CpuBackend} to rounding: same formulas, fp32 accumulation, the same
+ * Philox dropout mask. Calls may come from any thread; each makes the device's context current.
+ */
+public final class CudaBackend implements Backend {
+    static final int THREADS = 256;
+
+    private final CudaDevice device;
+    private final CudaStream stream;
+    private final DeviceAllocator allocator;
+    private final PinnedStaging staging;
+    private final KernelModule kernels;
+    private final CudaAttention attention;
+    private final long scratch; // 16 bytes of device memory for reductions and error flags
+    private CublasLtGemm gemm;  // created on first use, so kernels work without libcublasLt
+    private boolean closed;
+
+    /** Opens GPU {@code deviceOrdinal}; throws {@link CudaException} or {@link UnsatisfiedLinkError} saying what is missing. */
+    public CudaBackend(int deviceOrdinal) {
+        CudaDevice dev = CudaDevice.open(deviceOrdinal);
+        CudaStream s = null;
+        DeviceAllocator alloc = null;
+        PinnedStaging stage = null;
+        try {
+            s = new CudaStream();
+            alloc = new DeviceAllocator(dev, s);
+            stage = new PinnedStaging(s, PinnedStaging.DEFAULT_BYTES);
+            this.kernels = new KernelModule();
+        } catch (RuntimeException | Error e) {
+            closeQuietly(stage, alloc, s, dev);
+            throw e;
+        }
+        this.device = dev;
+        this.stream = s;
+        this.allocator = alloc;
+        this.staging = stage;
+        this.scratch = allocator.allocate(16);
+        this.attention = new CudaAttention(this);
+    }
+
+    /**
+     * Opens the GPU of this process: {@code MEGATRON_CUDA_DEVICE} if set, else {@code LOCAL_RANK}
+     * (one process per GPU under {@code megatron launch}, torchrun or Slurm), else device 0. This is
+     * the constructor {@code Backends.create("cuda")} calls.
+     */
+    public CudaBackend() {
+        this(defaultOrdinal());
+    }
+
+    static int defaultOrdinal() {
+        for (String var : new String[] {"MEGATRON_CUDA_DEVICE", "LOCAL_RANK"}) {
+            String v = System.getenv(var);
+            if (v != null && !v.isBlank()) {
+                try {
+                    return Integer.parseInt(v.trim());
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException(var + "='" + v + "' is not a device number", e);
+                }
+            }
+        }
+        return 0;
+    }
+
+    /** The same as {@code new CudaBackend(deviceOrdinal)}. */
+    public static CudaBackend create(int deviceOrdinal) {
+        return new CudaBackend(deviceOrdinal);
+    }
+
+    private static void closeQuietly(AutoCloseable... resources) {
+        for (AutoCloseable r : resources) {
+            if (r != null) {
+                try {
+                    r.close();
+                } catch (Exception ignored) {
+                    // already failing; the first error is the one reported
+                }
+            }
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public Device device() {
+        return Device.CUDA;
+    }
+
+    public CudaDevice cudaDevice() {
+        return device;
+    }
+
+    /** Bytes handed out by the caching allocator now, and at most so far. */
+    public long bytesInUse() {
+        return allocator.bytesInUse();
+    }
+
+    public long peakBytes() {
+        return allocator.peakBytes();
+    }
+
+    /** A GPU timer on this backend's stream (close it when done). */
+    public CudaTimer timer() {
+        enter();
+        return new CudaTimer(stream);
+    }
+
+    void enter() {
+        if (closed) {
+            throw new IllegalStateException("the CUDA backend of device " + device.ordinal() + " is closed");
+        }
+        device.makeCurrent();
+    }
+
+    KernelModule kernels() {
+        return kernels;
+    }
+
+    /** The stream every op of this backend is queued on (for NCCL collectives and timers). */
+    public CudaStream stream() {
+        return stream;
+    }
+
+    DeviceAllocator allocator() {
+        return allocator;
+    }
+
+    int multiprocessors() {
+        return device.properties().multiprocessors();
+    }
+
+    /** Grid size of a grid-stride loop over n elements: enough blocks to fill the GPU, no more. */
+    long grid(long n) {
+        return Math.max(1, Math.min((n + THREADS - 1) / THREADS, (long) multiprocessors() * 16));
+    }
+
+    void launch(String kernel, long gridX, long gridY, int block, int shared, Object... args) {
+        kernels.launch(stream, kernel, gridX, gridY, block, shared, args);
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    @Override
+    public Tensor allocate(TensorArena arena, DType dtype, long... shape) {
+        enter();
+        long bytes = Tensor.byteSize(dtype, shape);
+        long address = allocator.allocate(bytes);
+        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(address, (byte) 0, Math.max(bytes, 1), stream.handle()));
+        MemorySegment storage = MemorySegment.ofAddress(address).reinterpret(bytes);
+        return arena.adopt(dtype, shape, storage, Device.CUDA, () -> allocator.free(address, bytes));
+    }
+
+    /** Temporary device memory for one op, freed in stream order by the caller. */
+    long temporary(long bytes) {
+        return allocator.allocate(bytes);
+    }
+
+    void release(long address, long bytes) {
+        allocator.free(address, bytes);
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        String op = "copy";
+        alive(op, "src", src);
+        alive(op, "dst", dst);
+        if (src.dtype() != dst.dtype()) {
+            throw fail(op, "src is " + src.dtype() + " but dst is " + dst.dtype() + "; expected equal dtypes (use cast)");
+        }
+        sameNumel(op, "src", src, "dst", dst);
+        enter();
+        long bytes = src.byteSize();
+        boolean fromHost = src.device().isHost();
+        boolean toHost = dst.device().isHost();
+        if (fromHost && toHost) {
+            MemorySegment.copy(src.segment(), 0, dst.segment(), 0, bytes);
+        } else if (fromHost) {
+            staging.upload(src.segment(), dst.address());
+        } else if (toHost) {
+            staging.download(src.address(), dst.segment());
+        } else if (bytes > 0) {
+            CudaCheck.driver("cuMemcpyDtoDAsync_v2", cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()));
+        }
+    }
+
+    @Override
+    public void fill(Tensor x, float value) {
+        DeviceChecks.device("fill", "x", x);
+        enter();
+        if (Float.floatToRawIntBits(value) == 0) { // +0.0 is all-zero bytes in every dtype
+            CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(x.address(), (byte) 0, x.byteSize(), stream.handle()));
+            return;
+        }
+        launch("megatron_fill", grid(x.numel()), 1, THREADS, 0, x.address(), code("fill", x), x.numel(), value);
+    }
+
+    @Override
+    public void synchronize() {
+        enter();
+        stream.synchronize();
+    }
+
+    /** Reads {@code bytes} (at most 16) of the scratch buffer after the queued work is done. */
+    private MemorySegment readScratch(Arena arena, long bytes) {
+        MemorySegment host = arena.allocate(bytes, 8);
+        staging.download(scratch, host);
+        return host;
+    }
+
+    // ------------------------------------------------------------------ matrix products
+
+    private CublasLtGemm gemm() {
+        if (gemm == null) {
+            gemm = new CublasLtGemm(stream, allocator);
+        }
+        return gemm;
+    }
+
+    @Override
+    public void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        String op = "gemm";
+        floating(op, "a", a);
+        floating(op, "b", b);
+        floating(op, "c", c);
+        rank(op, "a", a, 2, "[m, k] or [k, m]");
+        rank(op, "b", b, 2, "[k, n] or [n, k]");
+        rank(op, "c", c, 2, "[m, n]");
+        gemmChecked(op, transA, transB, alpha, a, b, beta, c, 1);
+    }
+
+    @Override
+    public void gemmBatched(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        String op = "gemmBatched";
+        floating(op, "a", a);
+        floating(op, "b", b);
+        floating(op, "c", c);
+        rank(op, "a", a, 3, "[batch, m, k]");
+        rank(op, "b", b, 3, "[batch, k, n]");
+        rank(op, "c", c, 3, "[batch, m, n]");
+        if (a.dim(0) != b.dim(0) || a.dim(0) != c.dim(0)) {
+            throw fail(op, "batch sizes differ: a " + Tensor.shapeString(a.shape()) + ", b " + Tensor.shapeString(b.shape())
+                    + ", c " + Tensor.shapeString(c.shape()));
+        }
+        gemmChecked(op, transA, transB, alpha, a, b, beta, c, Math.toIntExact(a.dim(0)));
+    }
+
+    private void gemmChecked(String op, boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta,
+                             Tensor c, int batch) {
+        if (a.dtype() != b.dtype()) {
+            throw fail(op, "a is " + a.dtype() + " but b is " + b.dtype() + "; expected the same input dtype");
+        }
+        if (c.dtype() != DType.F32 && c.dtype() != a.dtype()) {
+            throw fail(op, "c is " + c.dtype() + "; expected F32 or the input dtype " + a.dtype());
+        }
+        long m = transA ? a.dim(-1) : a.dim(-2);
+        long k = transA ? a.dim(-2) : a.dim(-1);
+        long kb = transB ? b.dim(-1) : b.dim(-2);
+        long n = transB ? b.dim(-2) : b.dim(-1);
+        if (k != kb || c.dim(-2) != m || c.dim(-1) != n) {
+            throw fail(op, "op(a) is [" + m + ", " + k + "], op(b) is [" + kb + ", " + n + "] and c is "
+                    + Tensor.shapeString(c.shape()) + "; expected op(a) [m, k] x op(b) [k, n] = c [m, n]");
+        }
+        if (m == 0 || n == 0) {
+            return;
+        }
+        enter();
+        if (k == 0) { // an empty sum: c = beta * c
+            scale(c, beta);
+            return;
+        }
+        gemm().matmul(new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(), b.address(),
+                c.address(), batch, m * k, k * n, m * n, CublasLtGemm.Epilogue.NONE, 0, 0, 0), alpha, beta);
+    }
+
+    // ------------------------------------------------------------------ elementwise
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        floating("add", "a", a);
+        floating("add", "b", b);
+        floating("add", "out", out);
+        sameShape("add", "a", a, "b", b);
+        sameShape("add", "a", a, "out", out);
+        enter();
+        launch("megatron_add", grid(a.numel()), 1, THREADS, 0, a.address(), code("add", a), b.address(), code("add", b),
+                out.address(), code("add", out), a.numel());
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        floating("axpy", "x", x);
+        floating("axpy", "y", y);
+        sameShape("axpy", "x", x, "y", y);
+        enter();
+        launch("megatron_axpy", grid(x.numel()), 1, THREADS, 0, alpha, x.address(), code("axpy", x), y.address(),
+                code("axpy", y), x.numel());
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha) {
+        floating("scale", "x", x);
+        enter();
+        launch("megatron_scale", grid(x.numel()), 1, THREADS, 0, x.address(), code("scale", x), alpha, x.numel());
+    }
+
+    @Override
+    public void biasAdd(Tensor x, Tensor bias) {
+        floating("biasAdd", "x", x);
+        floating("biasAdd", "bias", bias);
+        int cols = cols("biasAdd", "x", x);
+        shape("biasAdd", "bias", bias, cols);
+        enter();
+        launch("megatron_bias_add", grid(x.numel()), 1, THREADS, 0, x.address(), code("biasAdd", x), bias.address(),
+                code("biasAdd", bias), x.numel() / Math.max(cols, 1), cols);
+    }
+
+    @Override
+    public void biasBackward(Tensor dy, Tensor dBias) {
+        floating("biasBackward", "dy", dy);
+        dtype("biasBackward", "dBias", dBias, DType.F32);
+        int cols = cols("biasBackward", "dy", dy);
+        shape("biasBackward", "dBias", dBias, cols);
+        enter();
+        columnSums("megatron_column_sum", dy.numel() / Math.max(cols, 1), cols, dy.address(), code("biasBackward", dy),
+                dBias.address());
+    }
+
+    /** Launches a column-reduction kernel: one thread per column, rows split into slices that fill the GPU. */
+    private void columnSums(String kernel, long rows, int cols, Object... args) {
+        long colBlocks = (cols + THREADS - 1) / THREADS;
+        long slices = Math.max(1, Math.min(Math.min(rows, 65535), multiprocessors() * 8L / Math.max(colBlocks, 1)));
+        Object[] all = new Object[args.length + 2];
+        System.arraycopy(args, 0, all, 0, args.length);
+        all[args.length] = rows;
+        all[args.length + 1] = cols;
+        launch(kernel, colBlocks, slices, THREADS, 0, all);
+    }
+
+    @Override
+    public void cast(Tensor src, Tensor dst) {
+        floating("cast", "src", src);
+        floating("cast", "dst", dst);
+        sameNumel("cast", "src", src, "dst", dst);
+        enter();
+        launch("megatron_cast", grid(src.numel()), 1, THREADS, 0, src.address(), code("cast", src), dst.address(),
+                code("cast", dst), src.numel());
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    @Override
+    public void geluForward(Tensor x, Tensor y, boolean tanhApproximation) {
+        floating("geluForward", "x", x);
+        floating("geluForward", "y", y);
+        sameShape("geluForward", "x", x, "y", y);
+        enter();
+        launch("megatron_gelu_forward", grid(x.numel()), 1, THREADS, 0, x.address(), code("gelu", x), y.address(),
+                code("gelu", y), x.numel(), tanhApproximation ? 1 : 0);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation) {
+        floating("geluBackward", "x", x);
+        floating("geluBackward", "dy", dy);
+        floating("geluBackward", "dx", dx);
+        sameShape("geluBackward", "x", x, "dy", dy);
+        sameShape("geluBackward", "x", x, "dx", dx);
+        enter();
+        launch("megatron_gelu_backward", grid(x.numel()), 1, THREADS, 0, x.address(), code("gelu", x), dy.address(),
+                code("gelu", dy), dx.address(), code("gelu", dx), x.numel(), tanhApproximation ? 1 : 0);
+    }
+
+    @Override
+    public void swigluForward(Tensor x, Tensor y) {
+        floating("swigluForward", "x", x);
+        floating("swigluForward", "y", y);
+        int f = swigluWidth("swigluForward", x, y);
+        enter();
+        launch("megatron_swiglu_forward", grid(y.numel()), 1, THREADS, 0, x.address(), code("swiglu", x), y.address(),
+                code("swiglu", y), y.numel() / Math.max(f, 1), f);
+    }
+
+    @Override
+    public void swigluBackward(Tensor x, Tensor dy, Tensor dx) {
+        floating("swigluBackward", "x", x);
+        floating("swigluBackward", "dy", dy);
+        floating("swigluBackward", "dx", dx);
+        int f = swigluWidth("swigluBackward", x, dy);
+        sameShape("swigluBackward", "x", x, "dx", dx);
+        enter();
+        launch("megatron_swiglu_backward", grid(dy.numel()), 1, THREADS, 0, x.address(), code("swiglu", x), dy.address(),
+                code("swiglu", dy), dx.address(), code("swiglu", dx), dy.numel() / Math.max(f, 1), f);
+    }
+
+    private static int swigluWidth(String op, Tensor x, Tensor y) {
+        int twoF = cols(op, "x", x);
+        if (twoF % 2 != 0) {
+            throw fail(op, "x has shape " + Tensor.shapeString(x.shape()) + "; expected an even last dimension [rows, 2f]");
+        }
+        int f = twoF / 2;
+        if (y.numel() * 2 != x.numel() || cols(op, "y", y) != f) {
+            throw fail(op, "x " + Tensor.shapeString(x.shape()) + " and y " + Tensor.shapeString(y.shape())
+                    + "; expected x [rows, 2f] and y [rows, f]");
+        }
+        return f;
+    }
+
+    @Override
+    public void dropoutForward(Tensor x, Tensor y, float p, long seed, long offset) {
+        dropout("dropoutForward", x, y, p, seed, offset);
+    }
+
+    @Override
+    public void dropoutBackward(Tensor dy, Tensor dx, float p, long seed, long offset) {
+        dropout("dropoutBackward", dy, dx, p, seed, offset);
+    }
+
+    private void dropout(String op, Tensor x, Tensor y, float p, long seed, long offset) {
+        floating(op, "input", x);
+        floating(op, "output", y);
+        sameShape(op, "input", x, "output", y);
+        if (!(p >= 0.0f && p < 1.0f)) {
+            throw fail(op, "drop probability p = " + p + "; expected 0 <= p < 1");
+        }
+        enter();
+        if (p == 0.0f) {
+            cast(x, y);
+            return;
+        }
+        float scale = 1.0f / (1.0f - p);
+        launch("megatron_dropout", grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), y.address(), code(op, y),
+                x.numel(), p, scale, seed, offset);
+    }
+
+    // ------------------------------------------------------------------ embeddings and norms
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor table, Tensor out) {
+        String op = "embeddingForward";
+        dtype(op, "ids", ids, DType.I32);
+        floating(op, "table", table);
+        floating(op, "out", out);
+        rank(op, "table", table, 2, "[vocab, h]");
+        int h = cols(op, "table", table);
+        numel(op, "out", out, ids.numel() * h, "ids.numel() x h");
+        enter();
+        int vocab = Math.toIntExact(table.dim(0));
+        embedding("megatron_embedding_forward", op, ids, vocab, ids.address(), table.address(), code(op, table),
+                out.address(), code(op, out), ids.numel(), h, vocab);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
+        String op = "embeddingBackward";
+        dtype(op, "ids", ids, DType.I32);
+        floating(op, "dOut", dOut);
+        dtype(op, "dTable", dTable, DType.F32);
+        rank(op, "dTable", dTable, 2, "[vocab, h]");
+        int h = cols(op, "dTable", dTable);
+        numel(op, "dOut", dOut, ids.numel() * h, "ids.numel() x h");
+        enter();
+        int vocab = Math.toIntExact(dTable.dim(0));
+        embedding("megatron_embedding_backward", op, ids, vocab, ids.address(), dOut.address(), code(op, dOut),
+                dTable.address(), ids.numel(), h, vocab);
+    }
+
+    /** Runs an embedding kernel with the error slot armed, then turns a recorded bad id into an exception. */
+    private void embedding(String kernel, String op, Tensor ids, int vocab, Object... args) {
+        CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(scratch, Integer.MAX_VALUE, 1, stream.handle()));
+        Object[] all = new Object[args.length + 1];
+        System.arraycopy(args, 0, all, 0, args.length);
+        all[args.length] = scratch;
+        long n = ids.numel();
+        launch(kernel, Math.max(1, Math.min(n, 65535L * 16)), 1, THREADS, 0, all);
+        try (Arena arena = Arena.ofConfined()) {
+            int bad = readScratch(arena, 4).get(ValueLayout.JAVA_INT, 0);
+            if (bad != Integer.MAX_VALUE) {
+                MemorySegment id = arena.allocate(4, 4);
+                staging.download(ids.address() + 4L * bad, id);
+                throw fail(op, "token id " + id.get(ValueLayout.JAVA_INT, 0) + " at position " + bad + " of ids "
+                        + Tensor.shapeString(ids.shape()) + " is outside the table of " + vocab + " rows");
+            }
+        }
+    }
+
+    @Override
+    public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd) {
+        String op = "layerNormForward";
+        int cols = normArgs(op, x, gamma, y);
+        if (beta != null) {
+            floating(op, "beta", beta);
+            shape(op, "beta", beta, cols);
+        }
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, mean, rstd);
+        enter();
+        launch("megatron_layernorm_forward", rows, 1, THREADS, 0, x.address(), code(op, x), gamma.address(),
+                code(op, gamma), beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps, y.address(),
+                code(op, y), mean.address(), rstd.address(), cols);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dGamma,
+                                  Tensor dBeta) {
+        String op = "layerNormBackward";
+        int cols = normArgs(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, mean, rstd);
+        paramGrad(op, "dGamma", dGamma, cols);
+        paramGrad(op, "dBeta", dBeta, cols);
+        enter();
+        launch("megatron_layernorm_backward", rows, 1, THREADS, 0, dy.address(), code(op, dy), x.address(), code(op, x),
+                gamma.address(), code(op, gamma), mean.address(), rstd.address(), dx.address(), code(op, dx), cols);
+        if (dGamma != null || dBeta != null) {
+            columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(), code(op, x),
+                    mean.address(), rstd.address(), dGamma == null ? 0L : dGamma.address(),
+                    dBeta == null ? 0L : dBeta.address());
+        }
+    }
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor y, Tensor rstd) {
+        String op = "rmsNormForward";
+        int cols = normArgs(op, x, gamma, y);
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, null, rstd);
+        enter();
+        launch("megatron_rmsnorm_forward", rows, 1, THREADS, 0, x.address(), code(op, x), gamma.address(), code(op, gamma),
+                eps, y.address(), code(op, y), rstd.address(), cols);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        String op = "rmsNormBackward";
+        int cols = normArgs(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, null, rstd);
+        paramGrad(op, "dGamma", dGamma, cols);
+        enter();
+        launch("megatron_rmsnorm_backward", rows, 1, THREADS, 0, dy.address(), code(op, dy), x.address(), code(op, x),
+                gamma.address(), code(op, gamma), rstd.address(), dx.address(), code(op, dx), cols);
+        if (dGamma != null) {
+            columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), 0L,
+                    rstd.address(), dGamma.address(), 0L);
+        }
+    }
+
+    private static int normArgs(String op, Tensor x, Tensor gamma, Tensor y) {
+        floating(op, "x", x);
+        floating(op, "gamma", gamma);
+        floating(op, "output", y);
+        int cols = cols(op, "x", x);
+        shape(op, "gamma", gamma, cols);
+        sameShape(op, "x", x, "output", y);
+        return cols;
+    }
+
+    private static void rowStats(String op, long rows, Tensor mean, Tensor rstd) {
+        if (mean != null) {
+            dtype(op, "mean", mean, DType.F32);
+            numel(op, "mean", mean, rows, "one per row");
+        }
+        dtype(op, "rstd", rstd, DType.F32);
+        numel(op, "rstd", rstd, rows, "one per row");
+    }
+
+    private static void paramGrad(String op, String name, Tensor g, int cols) {
+        if (g != null) {
+            dtype(op, name, g, DType.F32);
+            shape(op, name, g, cols);
+        }
+    }
+
+    // ------------------------------------------------------------------ rotary embeddings
+
+    @Override
+    public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
+        rotary("rotaryForward", x, freqs, out, 0);
+    }
+
+    @Override
+    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
+        rotary("rotaryBackward", dOut, freqs, dx, 1);
+    }
+
+    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, int inverse) {
+        floating(op, "x", x);
+        floating(op, "out", out);
+        dtype(op, "freqs", freqs, DType.F32);
+        rank(op, "x", x, 4, "[s, b, heads, d]");
+        rank(op, "freqs", freqs, 2, "[s, r]");
+        sameShape(op, "x", x, "out", out);
+        long s = x.dim(0);
+        int d = cols(op, "x", x);
+        int r = cols(op, "freqs", freqs);
+        if (freqs.dim(0) != s || r > d || r % 2 != 0) {
+            throw fail(op, "freqs has shape " + Tensor.shapeString(freqs.shape()) + " for x " + Tensor.shapeString(x.shape())
+                    + "; expected [s, r] with s = " + s + " and an even r <= d = " + d);
+        }
+        long bh = x.dim(1) * x.dim(2);
+        long work = s * bh * (r / 2 + (d - r));
+        enter();
+        launch("megatron_rotary", grid(work), 1, THREADS, 0, x.address(), code(op, x), freqs.address(), out.address(),
+                code(op, out), s, bh, d, r, inverse);
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    @Override
+    public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale, boolean causal,
+                                 Tensor keyLengths) {
+        attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk,
+                                  Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths) {
+        attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths);
+    }
+
+    // ------------------------------------------------------------------ cross-entropy
+
+    @Override
+    public void crossEntropyRowMax(Tensor logits, Tensor rowMax) {
+        String op = "crossEntropyRowMax";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        stat(op, "rowMax", rowMax, n);
+        enter();
+        launch("megatron_ce_row_max", n, 1, THREADS, 0, logits.address(), code(op, logits), rowMax.address(), v);
+    }
+
+    @Override
+    public void crossEntropyTargetLogit(Tensor logits, Tensor targets, long vocabStart, Tensor targetLogit) {
+        String op = "crossEntropyTargetLogit";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        dtype(op, "targets", targets, DType.I32);
+        numel(op, "targets", targets, n, "one per row of logits");
+        stat(op, "targetLogit", targetLogit, n);
+        enter();
+        launch("megatron_ce_target_logit", grid(n), 1, THREADS, 0, logits.address(), code(op, logits), targets.address(),
+                vocabStart, targetLogit.address(), n, v);
+    }
+
+    @Override
+    public void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        String op = "crossEntropySumExp";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        stat(op, "rowMax", rowMax, n);
+        stat(op, "sumExp", sumExp, n);
+        enter();
+        launch("megatron_ce_sum_exp", n, 1, THREADS, 0, logits.address(), code(op, logits), rowMax.address(),
+                sumExp.address(), v);
+    }
+
+    @Override
+    public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
+        String op = "crossEntropyLoss";
+        long n = rowMax.numel();
+        stat(op, "rowMax", rowMax, n);
+        stat(op, "sumExp", sumExp, n);
+        stat(op, "targetLogit", targetLogit, n);
+        stat(op, "loss", loss, n);
+        enter();
+        launch("megatron_ce_loss", grid(n), 1, THREADS, 0, rowMax.address(), sumExp.address(), targetLogit.address(),
+                loss.address(), n);
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor targets, long vocabStart, Tensor rowMax, Tensor sumExp,
+                                     Tensor dLoss, Tensor dLogits) {
+        String op = "crossEntropyBackward";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        dtype(op, "targets", targets, DType.I32);
+        numel(op, "targets", targets, n, "one per row of logits");
+        stat(op, "rowMax", rowMax, n);
+        stat(op, "sumExp", sumExp, n);
+        stat(op, "dLoss", dLoss, n);
+        floating(op, "dLogits", dLogits);
+        sameShape(op, "logits", logits, "dLogits", dLogits);
+        enter();
+        launch("megatron_ce_backward", n, 1, THREADS, 0, logits.address(), code(op, logits), targets.address(), vocabStart,
+                rowMax.address(), sumExp.address(), dLoss.address(), dLogits.address(), code(op, dLogits), v);
+    }
+
+    private static int logitRows(String op, Tensor logits) {
+        floating(op, "logits", logits);
+        return cols(op, "logits", logits);
+    }
+
+    private static void stat(String op, String name, Tensor t, long n) {
+        dtype(op, name, t, DType.F32);
+        numel(op, name, t, n, "one per row");
+    }
+
+    // ------------------------------------------------------------------ optimizer and reductions
+
+    @Override
+    public void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
+                      float eps, float weightDecay, long step) {
+        String op = "adamW";
+        for (Tensor t : new Tensor[] {param, grad, expAvg, expAvgSq}) {
+            dtype(op, "state", t, DType.F32);
+        }
+        sameNumel(op, "param", param, "grad", grad);
+        sameNumel(op, "param", param, "expAvg", expAvg);
+        sameNumel(op, "param", param, "expAvgSq", expAvgSq);
+        if (step < 1) {
+            throw fail(op, "step = " + step + "; steps count from 1");
+        }
+        float bc1 = (float) (1.0 - Math.pow(beta1, step));
+        float bc2 = (float) (1.0 - Math.pow(beta2, step));
+        enter();
+        launch("megatron_adamw", grid(param.numel()), 1, THREADS, 0, param.address(), grad.address(), expAvg.address(),
+                expAvgSq.address(), param.numel(), lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        floating("sumOfSquares", "x", x);
+        enter();
+        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 8, stream.handle()));
+        launch("megatron_sum_squares", grid(x.numel()), 1, THREADS, 0, x.address(), code("sumOfSquares", x), x.numel(),
+                scratch);
+        try (Arena arena = Arena.ofConfined()) {
+            return readScratch(arena, 8).get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    @Override
+    public boolean hasInfOrNan(Tensor x) {
+        floating("hasInfOrNan", "x", x);
+        enter();
+        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 4, stream.handle()));
+        launch("megatron_has_inf_nan", grid(x.numel()), 1, THREADS, 0, x.address(), code("hasInfOrNan", x), x.numel(),
+                scratch);
+        try (Arena arena = Arena.ofConfined()) {
+            return readScratch(arena, 4).get(ValueLayout.JAVA_INT, 0) != 0;
+        }
+    }
+
+    @Override
+    public void argmax(Tensor logits, Tensor out) {
+        String op = "argmax";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        dtype(op, "out", out, DType.I32);
+        numel(op, "out", out, n, "one per row of logits");
+        enter();
+        launch("megatron_argmax", n, 1, THREADS, 0, logits.address(), code(op, logits), out.address(), v);
+    }
+
+    @Override
+    public void logSoftmax(Tensor logits, float temperature, Tensor out) {
+        String op = "logSoftmax";
+        int v = logitRows(op, logits);
+        dtype(op, "out", out, DType.F32);
+        sameShape(op, "logits", logits, "out", out);
+        if (!(temperature > 0.0f)) {
+            throw fail(op, "temperature = " + temperature + "; expected > 0");
+        }
+        enter();
+        launch("megatron_log_softmax", logits.numel() / Math.max(v, 1), 1, THREADS, 0, logits.address(), code(op, logits),
+                temperature, out.address(), v);
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        device.makeCurrent();
+        stream.synchronize();
+        closed = true;
+        try {
+            if (gemm != null) {
+                gemm.close();
+            }
+            allocator.free(scratch, 16);
+            kernels.close();
+            staging.close();
+            allocator.close();
+            stream.close();
+        } finally {
+            device.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "CudaBackend[" + device.properties().describe() + "]";
+    }
+}

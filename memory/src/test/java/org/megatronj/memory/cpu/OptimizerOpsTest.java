@@ -1,0 +1,87 @@
+package org.megatronj.memory.cpu;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.megatronj.memory.cpu.OpTesting.assertClose;
+import static org.megatronj.memory.cpu.OpTesting.gaussian;
+import static org.megatronj.memory.cpu.OpTesting.tensor;
+
+/** AdamW against a float64 transcription of the formula; sum of squares; inf/NaN detection. */
+class OptimizerOpsTest {
+
+    static java.util.stream.Stream<CpuBackend> backends() {
+        return OpTesting.backends();
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void adamWMatchesFloat64OverSeveralSteps(CpuBackend backend) {
+        Random rnd = OpTesting.random(50);
+        int n = 4096 + 1000 + rnd.nextInt(100);
+        float lr = 3e-3f;
+        float b1 = 0.9f;
+        float b2 = 0.95f;
+        float eps = 1e-8f;
+        float wd = 0.1f;
+        try (TensorArena arena = new TensorArena("test")) {
+            float[] p0 = gaussian(rnd, n, 1f);
+            Tensor p = tensor(arena, DType.F32, p0, n);
+            Tensor m = arena.allocate(DType.F32, n);
+            Tensor v = arena.allocate(DType.F32, n);
+            double[] pr = OpTesting.toDouble(p0);
+            double[] mr = new double[n];
+            double[] vr = new double[n];
+            for (int step = 1; step <= 3; step++) {
+                float[] g = gaussian(rnd, n, 0.1f);
+                g[0] = 0f;
+                backend.adamW(p, tensor(arena, DType.F32, g, n), m, v, lr, b1, b2, eps, wd, step);
+                for (int i = 0; i < n; i++) {
+                    mr[i] = b1 * mr[i] + (1 - (double) b1) * g[i];
+                    vr[i] = b2 * vr[i] + (1 - (double) b2) * g[i] * g[i];
+                    double mh = mr[i] / (1 - Math.pow(b1, step));
+                    double vh = vr[i] / (1 - Math.pow(b2, step));
+                    pr[i] -= lr * (mh / (Math.sqrt(vh) + eps) + wd * pr[i]);
+                }
+                assertClose("m step " + step, mr, m, 1e-7, 1e-5);
+                assertClose("v step " + step, vr, v, 1e-9, 1e-5);
+                assertClose("p step " + step, pr, p, 1e-6, 1e-5);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void sumOfSquaresAndInfNanCheck(CpuBackend backend) {
+        Random rnd = OpTesting.random(51);
+        int n = 3 * 4096 + 17 + rnd.nextInt(100);
+        try (TensorArena arena = new TensorArena("test")) {
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                Tensor x = tensor(arena, dtype, gaussian(rnd, n, 3f), n);
+                double expected = 0;
+                for (int i = 0; i < n; i++) {
+                    expected += (double) x.getFloat(i) * x.getFloat(i);
+                }
+                assertEquals(expected, backend.sumOfSquares(x), 1e-6 * expected, dtype.toString());
+                assertFalse(backend.hasInfOrNan(x), dtype.toString());
+                for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                    int at = rnd.nextInt(n);
+                    float old = x.getFloat(at);
+                    x.setFloat(at, bad);
+                    assertTrue(backend.hasInfOrNan(x), dtype + " with " + bad + " at " + at);
+                    x.setFloat(at, old);
+                }
+                x.setFloat(n - 1, 70000f); // overflows to inf in fp16 only
+                assertEquals(dtype == DType.F16, backend.hasInfOrNan(x), dtype + " with 70000");
+            }
+        }
+    }
+}

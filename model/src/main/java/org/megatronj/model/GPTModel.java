@@ -1,0 +1,294 @@
+package org.megatronj.model;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+import org.megatronj.model.layers.DropoutKey;
+import org.megatronj.model.layers.Embedding;
+import org.megatronj.model.layers.HostTransfer;
+import org.megatronj.model.layers.LanguageModelLoss;
+import org.megatronj.model.layers.Linear;
+import org.megatronj.model.layers.Mlp;
+import org.megatronj.model.layers.Norm;
+import org.megatronj.model.layers.RotaryEmbedding;
+import org.megatronj.model.layers.SelfAttention;
+import org.megatronj.model.layers.TransformerLayer;
+import org.megatronj.model.layers.Workspace;
+
+import java.util.List;
+
+/**
+ * A GPT decoder as Megatron-core's {@code GPTModel}, with explicit forward and backward:
+ * <pre>
+ *   x      = dropout(word_embeddings[tokens] + position_embeddings[positions])   [s, b, h]
+ *   x      = decoder.layers[l](x)  for l in 0..L-1                              [s, b, h]
+ *   logits = final_layernorm(x) @ output_weight^T                               [s*b, V]
+ *   loss   = sum(mask * CE(logits, labels)) / sum(mask)
+ * </pre>
+ * Activations are sequence-first; micro-batches arrive batch-major and are transposed on upload.
+ * The output weight is the word embedding unless the config unties them. Parameter gradients
+ * accumulate across calls until {@link #zeroGrad()}.
+ */
+public final class GPTModel implements AutoCloseable {
+    private final TransformerConfig config;
+    private final Backend backend;
+    private final long seed;
+    private final ParameterStore params;
+    private final TensorArena buffers = TensorArena.named("model-constants");
+    private final RotaryEmbedding rope;            // null with learned positions
+    private final Embedding embedding;
+    private final TransformerLayer[] layers;
+    private final Norm finalLayernorm;
+    private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
+    private final LanguageModelLoss lossFunction;
+    private ActivationStore activations;            // planned for the last micro-batch shape
+
+    /** Builds the model and initialises it as Megatron does, from {@code seed}. */
+    public GPTModel(TransformerConfig config, Backend backend, long seed) {
+        this.config = config.validate();
+        this.backend = backend;
+        this.seed = seed;
+        List<ParameterSpec> specs = ParameterSpec.forGpt(config);
+        this.params = new ParameterStore(backend, specs);
+        params.initialize(backend, specs, config, seed);
+
+        boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
+        this.rope = learned ? null : new RotaryEmbedding(backend, buffers, config.maxPositionEmbeddings(),
+                config.rotaryDim(), config.rotaryBase());
+        this.embedding = new Embedding(backend, param("embedding.word_embeddings.weight"),
+                learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout());
+        this.layers = new TransformerLayer[config.numLayers()];
+        for (int l = 0; l < layers.length; l++) {
+            String p = "decoder.layers." + l + ".";
+            SelfAttention attention = new SelfAttention(backend, config,
+                    linear(p + "self_attention.linear_qkv"), linear(p + "self_attention.linear_proj"), rope);
+            Mlp mlp = new Mlp(backend, linear(p + "mlp.linear_fc1"), linear(p + "mlp.linear_fc2"),
+                    config.swiglu(), config.geluTanh());
+            layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
+                    norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout());
+        }
+        this.finalLayernorm = norm("decoder.final_layernorm");
+        this.outputWeight = config.untieEmbeddingsAndOutputWeights()
+                ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
+        this.lossFunction = new LanguageModelLoss(backend);
+    }
+
+    // ------------------------------------------------------------------ training and evaluation
+
+    /**
+     * Forward and backward of one micro-batch: the gradients of {@code gradScale * loss} accumulate
+     * into every {@link Parameter#grad()}. Dropout masks are a function of (model seed, rngOffset),
+     * so the trainer reproduces them by passing the same offset (e.g. the global micro-batch index).
+     * Returns the unscaled masked loss sum and token count.
+     */
+    public LossResult forwardBackward(MicroBatch batch, float gradScale, long rngOffset) {
+        if (config.attentionDropout() > 0) {
+            throw new IllegalStateException("--attention-dropout " + config.attentionDropout() + " is not supported: "
+                    + "the memory-efficient attention op has no dropout on the attention probabilities; "
+                    + "train with --attention-dropout 0");
+        }
+        ActivationStore a = activationsFor(batch.seqLength(), batch.batchSize());
+        float[] mask = upload(batch, a);
+        DropoutKey key = DropoutKey.forMicroBatch(seed, rngOffset);
+        forward(a, key);
+        LossResult result = lossFunction.forward(a.logits, a.targets, mask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+        lossFunction.backward(a.logits, a.targets, mask, gradScale, a.rowMax, a.sumExp, a.dLoss);
+        backward(a, key);
+        return result;
+    }
+
+    /** The masked loss of one micro-batch without dropout or gradients (evaluation). */
+    public LossResult forwardLoss(MicroBatch batch) {
+        ActivationStore a = activationsFor(batch.seqLength(), batch.batchSize());
+        float[] mask = upload(batch, a);
+        forward(a, null);
+        return lossFunction.forward(a.logits, a.targets, mask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+    }
+
+    /**
+     * Logits over the padded vocabulary, batch-major {@code [b, s, V]} flattened, without dropout.
+     * tokens and positionIds (may be null) are batch-major {@code [b, s]}.
+     */
+    public float[] forwardLogits(int[] tokens, int[] positionIds, int batch, int seq) {
+        int[] labels = new int[tokens.length];
+        MicroBatch mb = new MicroBatch(batch, seq, tokens, labels, new float[tokens.length], positionIds);
+        ActivationStore a = activationsFor(seq, batch);
+        upload(mb, a);
+        forward(a, null);
+        float[] seqFirst = HostTransfer.downloadFloats(backend, a.logits);   // [s, b, V]
+        int v = config.paddedVocabSize();
+        float[] out = new float[seqFirst.length];
+        for (int t = 0; t < seq; t++) {
+            for (int r = 0; r < batch; r++) {
+                System.arraycopy(seqFirst, (t * batch + r) * v, out, (r * seq + t) * v, v);
+            }
+        }
+        return out;
+    }
+
+    private void forward(ActivationStore a, DropoutKey key) {
+        Workspace ws = a.workspace;
+        embedding.forward(a.tokens, a.positions, a.hidden[0], ws.hiddenA(), site(key, 0));     // [s, b, h]
+        for (int l = 0; l < layers.length; l++) {
+            layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layers[l], ws,
+                    site(key, 1 + 2 * l), site(key, 2 + 2 * l), null, 0);                         // [s, b, h]
+        }
+        Tensor x = a.hidden[layers.length];
+        finalLayernorm.forward(x, a.finalNormOut, a.finalNormMean, a.finalNormRstd);              // [s, b, h]
+        backend.gemm(false, true, 1f, flat(a.finalNormOut), outputWeight.data(), 0f, a.logits);  // [s*b, V]
+    }
+
+    private void backward(ActivationStore a, DropoutKey key) {
+        Workspace ws = a.workspace;
+        Tensor dLogits = a.logits;                                                               // [s*b, V]
+        Tensor dNormOut = ws.hiddenB();                                                          // [s, b, h]
+        backend.gemm(false, false, 1f, dLogits, outputWeight.data(), 0f, flat(dNormOut));
+        backend.gemm(true, false, 1f, dLogits, flat(a.finalNormOut), 1f, outputWeight.grad());  // dW[V, h] +=
+        finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
+        for (int l = layers.length - 1; l >= 0; l--) {
+            layers[l].backward(a.dResidual, a.hidden[l], a.layers[l], ws, site(key, 1 + 2 * l), site(key, 2 + 2 * l));
+        }
+        embedding.backward(a.tokens, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
+    }
+
+    /** Uploads tokens, positions and labels sequence-first; returns the loss mask in the same order. */
+    private float[] upload(MicroBatch batch, ActivationStore a) {
+        int b = batch.batchSize();
+        int s = batch.seqLength();
+        int vocab = config.paddedVocabSize();
+        checkIds("token", batch.tokens(), vocab, s);
+        checkIds("label", batch.labels(), vocab, s);
+        int[] positions = batch.positionIds();
+        if (positions == null) {
+            positions = new int[b * s];
+            for (int i = 0; i < positions.length; i++) {
+                positions[i] = i % s;
+            }
+        } else if (config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE) {
+            checkIds("position", positions, config.maxPositionEmbeddings(), s);
+        }
+        HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(batch.tokens(), b, s), a.tokens);
+        HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(positions, b, s), a.positions);
+        HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(batch.labels(), b, s), a.targets);
+        return HostTransfer.toSequenceFirst(batch.lossMask(), b, s);
+    }
+
+    private static void checkIds(String what, int[] ids, int limit, int s) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= limit) {
+                throw new IllegalArgumentException(what + " id " + ids[i] + " at sample " + i / s + ", position " + i % s
+                        + " is outside [0, " + limit + ")");
+            }
+        }
+    }
+
+    private ActivationStore activationsFor(int s, int b) {
+        if (s > config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException("sequence length " + s + " exceeds --max-position-embeddings "
+                    + config.maxPositionEmbeddings());
+        }
+        if (activations == null || !activations.fits(s, b)) {
+            if (activations != null) {
+                activations.close();
+                activations = null;
+            }
+            activations = new ActivationStore(backend, config, s, b);
+        }
+        return activations;
+    }
+
+    private static DropoutKey site(DropoutKey key, int site) {
+        return key == null ? null : key.site(site);
+    }
+
+    private static Tensor flat(Tensor x) {
+        return x.reshape(-1, x.dim(-1));
+    }
+
+    // ------------------------------------------------------------------ parameters
+
+    public TransformerConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The seed of the initialisation and of the dropout masks (with each micro-batch's rngOffset). */
+    public long seed() {
+        return seed;
+    }
+
+    /** All parameters in their fixed order (checkpoint and optimizer order). */
+    public List<Parameter> parameters() {
+        return params.parameters();
+    }
+
+    public Parameter parameter(String name) {
+        return params.parameter(name);
+    }
+
+    /** The flat store behind all parameters and gradients (for bucketing and fused optimizer steps). */
+    public ParameterStore parameterStore() {
+        return params;
+    }
+
+    /** Zeroes every gradient in one op. */
+    public void zeroGrad() {
+        backend.fill(params.flatGrad(), 0f);
+    }
+
+    /** Parameters counted once (the tied output weight is the word embedding). */
+    public long parameterCount() {
+        return params.numel();
+    }
+
+    /** Bytes of the activation buffers planned for the last micro-batch shape (0 before the first). */
+    public long activationBytes() {
+        return activations == null ? 0 : activations.bytes();
+    }
+
+    // ------------------------------------------------------------------ pieces for incremental decoding
+
+    public Embedding embedding() {
+        return embedding;
+    }
+
+    public List<TransformerLayer> layers() {
+        return List.of(layers);
+    }
+
+    public Norm finalLayernorm() {
+        return finalLayernorm;
+    }
+
+    /** {@code [V, h]}: the word embedding when tied. */
+    public Parameter outputWeight() {
+        return outputWeight;
+    }
+
+    private Parameter param(String name) {
+        return params.parameter(name);
+    }
+
+    private Linear linear(String prefix) {
+        return new Linear(backend, param(prefix + ".weight"), config.addBiasLinear() ? param(prefix + ".bias") : null);
+    }
+
+    private Norm norm(String prefix) {
+        return new Norm(backend, config.normalization(), param(prefix + ".weight"),
+                config.normalization() == Normalization.LAYER_NORM ? param(prefix + ".bias") : null,
+                config.layernormEpsilon());
+    }
+
+    @Override
+    public void close() {
+        if (activations != null) {
+            activations.close();
+            activations = null;
+        }
+        buffers.close();
+        params.close();
+    }
+}

@@ -1,0 +1,121 @@
+package org.megatronj.model;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * All parameters of a model in two flat F32 buffers, one for the weights and one for their
+ * gradients, carved into per-parameter views in the spec order (each start aligned to 16
+ * floats). One flat gradient buffer zeroes in one op and is what data-parallel bucketing and
+ * the distributed optimizer slice.
+ */
+public final class ParameterStore implements AutoCloseable {
+    private static final long ALIGN_FLOATS = 16;
+
+    private final TensorArena arena;
+    private final Tensor flatData;   // [total]
+    private final Tensor flatGrad;   // [total]
+    private final List<Parameter> parameters;
+    private final Map<String, Parameter> byName;
+
+    public ParameterStore(Backend backend, List<ParameterSpec> specs) {
+        long total = 0;
+        long[] offsets = new long[specs.size()];
+        for (int i = 0; i < specs.size(); i++) {
+            offsets[i] = total;
+            total += (specs.get(i).numel() + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        }
+        this.arena = TensorArena.named("parameters");
+        this.flatData = backend.allocate(arena, DType.F32, total);
+        this.flatGrad = backend.allocate(arena, DType.F32, total);
+        List<Parameter> list = new ArrayList<>();
+        Map<String, Parameter> map = new LinkedHashMap<>();
+        for (int i = 0; i < specs.size(); i++) {
+            ParameterSpec spec = specs.get(i);
+            long from = offsets[i];
+            long to = from + spec.numel();
+            Parameter p = new Parameter(spec.name(), flatData.view(from, to).reshape(spec.shape()),
+                    flatGrad.view(from, to).reshape(spec.shape()), spec.weightDecay());
+            if (map.put(spec.name(), p) != null) {
+                throw new IllegalArgumentException("duplicate parameter name " + spec.name());
+            }
+            list.add(p);
+        }
+        this.parameters = Collections.unmodifiableList(list);
+        this.byName = Collections.unmodifiableMap(map);
+    }
+
+    /**
+     * Megatron's initialisation: normal(0, std) weights (std / sqrt(2L) for the output layers),
+     * zero biases, unit norm weights. Each parameter draws from its own stream seeded by
+     * {@code (seed, name)}, so the values do not depend on the order or the set of parameters.
+     */
+    public void initialize(Backend backend, List<ParameterSpec> specs, TransformerConfig config, long seed) {
+        try (TensorArena staging = TensorArena.named("init-staging")) {
+            for (ParameterSpec spec : specs) {
+                Parameter p = byName.get(spec.name());
+                float[] values = new float[Math.toIntExact(spec.numel())];
+                switch (spec.init()) {
+                    case NORMAL -> gaussian(values, config.initMethodStd(), seed, spec.name());
+                    case SCALED_NORMAL -> gaussian(values, config.outputLayerInitStd(), seed, spec.name());
+                    case ZEROS -> { }
+                    case ONES -> java.util.Arrays.fill(values, 1f);
+                }
+                backend.copy(staging.fromFloats(values, spec.shape()), p.data());
+            }
+        }
+    }
+
+    private static void gaussian(float[] values, float std, long seed, String name) {
+        SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + name.hashCode());
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) (random.nextGaussian() * std);
+        }
+    }
+
+    public List<Parameter> parameters() {
+        return parameters;
+    }
+
+    /** The parameter of that name, or an exception listing a few valid names. */
+    public Parameter parameter(String name) {
+        Parameter p = byName.get(name);
+        if (p == null) {
+            throw new IllegalArgumentException("no parameter named '" + name + "'; the model has " + byName.size()
+                    + " parameters, e.g. " + parameters.getFirst().name() + ", " + parameters.getLast().name());
+        }
+        return p;
+    }
+
+    /** All weights, flat (padding between parameters included). */
+    public Tensor flatData() {
+        return flatData;
+    }
+
+    /** All gradients, flat, in the same places as {@link #flatData()}. */
+    public Tensor flatGrad() {
+        return flatGrad;
+    }
+
+    public long numel() {
+        long n = 0;
+        for (Parameter p : parameters) {
+            n += p.numel();
+        }
+        return n;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

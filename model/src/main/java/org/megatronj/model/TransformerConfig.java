@@ -1,0 +1,245 @@
+package org.megatronj.model;
+
+/**
+ * Every architecture knob of a GPT-style decoder, with Megatron's meaning and flag names.
+ * Build one with {@link #builder()} (Megatron's defaults, derived sizes filled in by
+ * {@link Builder#build()}) or a preset such as {@link #gpt2Small(int)}.
+ *
+ * @param numLayers                      {@code --num-layers}
+ * @param hiddenSize                     {@code --hidden-size} (h)
+ * @param ffnHiddenSize                  {@code --ffn-hidden-size}; default 4h (swiglu: 4h·2/3 rounded down to a multiple of 64, as Megatron)
+ * @param numAttentionHeads              {@code --num-attention-heads} (np)
+ * @param kvChannels                     {@code --kv-channels}: the head dimension d; default h / np
+ * @param numQueryGroups                 {@code --num-query-groups} (ng) with {@code --group-query-attention}; else np. ng = 1 is MQA
+ * @param seqLength                      {@code --seq-length}: training sequence length
+ * @param maxPositionEmbeddings          {@code --max-position-embeddings}: rows of the learned position table, and the longest generation
+ * @param positionEmbeddingType          {@code --position-embedding-type learned_absolute|rope}
+ * @param rotaryPercent                  {@code --rotary-percent}: fraction of the head dim that rope rotates
+ * @param rotaryBase                     {@code --rotary-base}: theta of rope (10000)
+ * @param normalization                  {@code --normalization LayerNorm|RMSNorm}
+ * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
+ * @param addBiasLinear                  false with {@code --disable-bias-linear}: no biases in qkv, proj, fc1, fc2
+ * @param untieEmbeddingsAndOutputWeights {@code --untie-embeddings-and-output-weights}: a separate output_layer.weight
+ * @param attentionDropout               {@code --attention-dropout} (Megatron default 0.1)
+ * @param hiddenDropout                  {@code --hidden-dropout}: after the embeddings and each residual branch (0.1)
+ * @param initMethodStd                  {@code --init-method-std}: std of the normal init (0.02)
+ * @param layernormEpsilon               {@code --layernorm-epsilon} (1e-5)
+ * @param applyQueryKeyLayerScaling      {@code --apply-query-key-layer-scaling}: an fp16 overflow guard; exact no-op in fp32
+ * @param geluTanh                       gelu's tanh approximation (GPT-2 and Megatron's fused bias-gelu) instead of erf;
+ *                                       Megatron's {@code --no-bias-gelu-fusion} means false
+ * @param vocabSize                      the tokenizer's vocabulary size (before padding)
+ * @param makeVocabSizeDivisibleBy       {@code --make-vocab-size-divisible-by} (128): the embedding rows are padded to a multiple
+ */
+public record TransformerConfig(
+        int numLayers, int hiddenSize, int ffnHiddenSize, int numAttentionHeads, int kvChannels,
+        int numQueryGroups,
+        int seqLength, int maxPositionEmbeddings,
+        PositionEmbeddingType positionEmbeddingType,
+        float rotaryPercent, float rotaryBase,
+        Normalization normalization,
+        boolean swiglu, boolean addBiasLinear, boolean untieEmbeddingsAndOutputWeights,
+        float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon,
+        boolean applyQueryKeyLayerScaling, boolean geluTanh,
+        int vocabSize, int makeVocabSizeDivisibleBy) {
+
+    /** Megatron pads the vocabulary to a multiple of {@code makeVocabSizeDivisibleBy × tensorParallelSize}. */
+    public int paddedVocabSize(int tensorParallelSize) {
+        int multiple = makeVocabSizeDivisibleBy * tensorParallelSize;
+        return (vocabSize + multiple - 1) / multiple * multiple;
+    }
+
+    /** The padded vocabulary without tensor parallelism: the rows of the word embedding and the logits' columns. */
+    public int paddedVocabSize() {
+        return paddedVocabSize(1);
+    }
+
+    /** Query heads per key/value group. */
+    public int headsPerGroup() {
+        return numAttentionHeads / numQueryGroups;
+    }
+
+    /** Output width of the fused QKV projection: {@code (np + 2 ng) d}. */
+    public int qkvWidth() {
+        return (numAttentionHeads + 2 * numQueryGroups) * kvChannels;
+    }
+
+    /** Width of the attention output entering linear_proj: {@code np d}. */
+    public int attentionWidth() {
+        return numAttentionHeads * kvChannels;
+    }
+
+    /** Output width of fc1: ffn, or 2·ffn with swiglu. */
+    public int fc1Width() {
+        return swiglu ? 2 * ffnHiddenSize : ffnHiddenSize;
+    }
+
+    /** Channels of each head that rope rotates (even). */
+    public int rotaryDim() {
+        return Math.round(kvChannels * rotaryPercent) / 2 * 2;
+    }
+
+    /** Std of the init of the layers that write into the residual stream (linear_proj, linear_fc2): {@code std / sqrt(2 L)}. */
+    public float outputLayerInitStd() {
+        return (float) (initMethodStd / Math.sqrt(2.0 * numLayers));
+    }
+
+    /** Checks every knob and the relations between them; returns this. Throws with a sentence naming the flag. */
+    public TransformerConfig validate() {
+        positive("--num-layers", numLayers);
+        positive("--hidden-size", hiddenSize);
+        positive("--ffn-hidden-size", ffnHiddenSize);
+        positive("--num-attention-heads", numAttentionHeads);
+        positive("--kv-channels", kvChannels);
+        positive("--num-query-groups", numQueryGroups);
+        positive("--seq-length", seqLength);
+        positive("--max-position-embeddings", maxPositionEmbeddings);
+        positive("vocabulary size", vocabSize);
+        positive("--make-vocab-size-divisible-by", makeVocabSizeDivisibleBy);
+        if (positionEmbeddingType == null || normalization == null) {
+            throw new IllegalArgumentException("--position-embedding-type and --normalization must be set");
+        }
+        if (numAttentionHeads % numQueryGroups != 0) {
+            throw new IllegalArgumentException("--num-attention-heads (" + numAttentionHeads
+                    + ") must be a multiple of --num-query-groups (" + numQueryGroups + ")");
+        }
+        if (seqLength > maxPositionEmbeddings) {
+            throw new IllegalArgumentException("--seq-length (" + seqLength + ") must not exceed --max-position-embeddings ("
+                    + maxPositionEmbeddings + ")");
+        }
+        if (positionEmbeddingType == PositionEmbeddingType.ROPE) {
+            if (!(rotaryPercent > 0 && rotaryPercent <= 1)) {
+                throw new IllegalArgumentException("--rotary-percent must be in (0, 1], got " + rotaryPercent);
+            }
+            if (rotaryDim() < 2) {
+                throw new IllegalArgumentException("--rotary-percent " + rotaryPercent + " of --kv-channels " + kvChannels
+                        + " leaves fewer than 2 rotary channels");
+            }
+            if (!(rotaryBase > 0)) {
+                throw new IllegalArgumentException("--rotary-base must be positive, got " + rotaryBase);
+            }
+        }
+        probability("--attention-dropout", attentionDropout);
+        probability("--hidden-dropout", hiddenDropout);
+        if (!(initMethodStd > 0) || Float.isInfinite(initMethodStd)) {
+            throw new IllegalArgumentException("--init-method-std must be a positive number, got " + initMethodStd);
+        }
+        if (!(layernormEpsilon > 0) || Float.isInfinite(layernormEpsilon)) {
+            throw new IllegalArgumentException("--layernorm-epsilon must be a positive number, got " + layernormEpsilon);
+        }
+        return this;
+    }
+
+    private static void positive(String flag, int value) {
+        if (value <= 0) {
+            throw new IllegalArgumentException(flag + " must be positive, got " + value);
+        }
+    }
+
+    private static void probability(String flag, float p) {
+        if (!(p >= 0 && p < 1)) {
+            throw new IllegalArgumentException(flag + " must be in [0, 1), got " + p);
+        }
+    }
+
+    /** A builder holding Megatron's defaults; sizes left at 0 are derived in {@link Builder#build()}. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** GPT-2 small (124M): 12 layers, h 768, 12 heads, 1024 positions, learned positions, LayerNorm, tanh gelu, tied output. */
+    public static TransformerConfig gpt2Small(int vocabSize) {
+        return builder().numLayers(12).hiddenSize(768).numAttentionHeads(12).seqLength(1024).maxPositionEmbeddings(1024)
+                .vocabSize(vocabSize).build();
+    }
+
+    /** GPT-2 medium (350M): 24 layers, h 1024, 16 heads. */
+    public static TransformerConfig gpt2Medium(int vocabSize) {
+        return builder().numLayers(24).hiddenSize(1024).numAttentionHeads(16).seqLength(1024).maxPositionEmbeddings(1024)
+                .vocabSize(vocabSize).build();
+    }
+
+    /** Mutable companion of the record; every setter is named after its flag. */
+    public static final class Builder {
+        private int numLayers;
+        private int hiddenSize;
+        private int ffnHiddenSize;
+        private int numAttentionHeads;
+        private int kvChannels;
+        private int numQueryGroups;
+        private int seqLength;
+        private int maxPositionEmbeddings;
+        private PositionEmbeddingType positionEmbeddingType = PositionEmbeddingType.LEARNED_ABSOLUTE;
+        private float rotaryPercent = 1.0f;
+        private float rotaryBase = 10000f;
+        private Normalization normalization = Normalization.LAYER_NORM;
+        private boolean swiglu;
+        private boolean addBiasLinear = true;
+        private boolean untieEmbeddingsAndOutputWeights;
+        private float attentionDropout = 0.1f;
+        private float hiddenDropout = 0.1f;
+        private float initMethodStd = 0.02f;
+        private float layernormEpsilon = 1e-5f;
+        private boolean applyQueryKeyLayerScaling;
+        private boolean geluTanh = true;
+        private int vocabSize;
+        private int makeVocabSizeDivisibleBy = 128;
+
+        private Builder() {
+        }
+
+        public Builder numLayers(int v) { numLayers = v; return this; }
+        public Builder hiddenSize(int v) { hiddenSize = v; return this; }
+        /** 0 derives Megatron's default (4h, or the swiglu size). */
+        public Builder ffnHiddenSize(int v) { ffnHiddenSize = v; return this; }
+        public Builder numAttentionHeads(int v) { numAttentionHeads = v; return this; }
+        /** 0 derives h / np. */
+        public Builder kvChannels(int v) { kvChannels = v; return this; }
+        /** 0 means no GQA: one group per head. */
+        public Builder numQueryGroups(int v) { numQueryGroups = v; return this; }
+        public Builder seqLength(int v) { seqLength = v; return this; }
+        /** 0 derives seqLength. */
+        public Builder maxPositionEmbeddings(int v) { maxPositionEmbeddings = v; return this; }
+        public Builder positionEmbeddingType(PositionEmbeddingType v) { positionEmbeddingType = v; return this; }
+        public Builder rotaryPercent(float v) { rotaryPercent = v; return this; }
+        public Builder rotaryBase(float v) { rotaryBase = v; return this; }
+        public Builder normalization(Normalization v) { normalization = v; return this; }
+        public Builder swiglu(boolean v) { swiglu = v; return this; }
+        public Builder addBiasLinear(boolean v) { addBiasLinear = v; return this; }
+        public Builder untieEmbeddingsAndOutputWeights(boolean v) { untieEmbeddingsAndOutputWeights = v; return this; }
+        public Builder attentionDropout(float v) { attentionDropout = v; return this; }
+        public Builder hiddenDropout(float v) { hiddenDropout = v; return this; }
+        public Builder initMethodStd(float v) { initMethodStd = v; return this; }
+        public Builder layernormEpsilon(float v) { layernormEpsilon = v; return this; }
+        public Builder applyQueryKeyLayerScaling(boolean v) { applyQueryKeyLayerScaling = v; return this; }
+        public Builder geluTanh(boolean v) { geluTanh = v; return this; }
+        public Builder vocabSize(int v) { vocabSize = v; return this; }
+        public Builder makeVocabSizeDivisibleBy(int v) { makeVocabSizeDivisibleBy = v; return this; }
+
+        /** Fills the derived sizes as Megatron's argument parsing does, then validates. */
+        public TransformerConfig build() {
+            if (hiddenSize <= 0 || numAttentionHeads <= 0) {
+                throw new IllegalArgumentException("--hidden-size and --num-attention-heads must be positive, got "
+                        + hiddenSize + " and " + numAttentionHeads);
+            }
+            int kv = kvChannels;
+            if (kv == 0) {
+                if (hiddenSize % numAttentionHeads != 0) {
+                    throw new IllegalArgumentException("--hidden-size (" + hiddenSize + ") must be a multiple of "
+                            + "--num-attention-heads (" + numAttentionHeads + ") unless --kv-channels is given");
+                }
+                kv = hiddenSize / numAttentionHeads;
+            }
+            int ffn = ffnHiddenSize;
+            if (ffn == 0) {
+                // Megatron: swiglu keeps the parameter count of a 4h MLP, rounded down to a multiple of 64.
+                ffn = swiglu ? (int) ((4L * hiddenSize * 2 / 3) / 64 * 64) : 4 * hiddenSize;
+            }
+            int groups = numQueryGroups == 0 ? numAttentionHeads : numQueryGroups;
+            int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
+            return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
+                    positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear,
+                    untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
+                    applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
+        }
+    }
+}

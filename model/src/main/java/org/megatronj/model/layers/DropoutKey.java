@@ -1,0 +1,32 @@
+package org.megatronj.model.layers;
+
+/**
+ * Where one dropout site draws its mask from the counter-based RNG: a Philox key ({@code seed})
+ * and a counter start ({@code offset}). Each site of a micro-batch gets its own disjoint range
+ * of {@link #SITE_STRIDE} counters, so masks never overlap and a recompute or a resumed run
+ * reproduces them from the same {@code (seed, rngOffset)}.
+ */
+public record DropoutKey(long seed, long offset) {
+    /** Counters reserved per site: more than any activation has elements (2^36 ≈ 6.9e10). */
+    public static final long SITE_STRIDE = 1L << 36;
+
+    /**
+     * The key of micro-batch {@code rngOffset} of a model seeded with {@code modelSeed}: the two are
+     * mixed (SplitMix64) into the Philox key, so neighbouring micro-batches get unrelated masks.
+     */
+    public static DropoutKey forMicroBatch(long modelSeed, long rngOffset) {
+        return new DropoutKey(mix(mix(modelSeed) ^ rngOffset), 0);
+    }
+
+    /** The key of dropout site {@code site} (embedding = 0, then two per layer). */
+    public DropoutKey site(int site) {
+        return new DropoutKey(seed, offset + site * SITE_STRIDE);
+    }
+
+    static long mix(long z) {
+        z += 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+}

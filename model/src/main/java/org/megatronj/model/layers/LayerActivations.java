@@ -1,0 +1,74 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+import org.megatronj.model.Normalization;
+import org.megatronj.model.TransformerConfig;
+
+/**
+ * What one transformer layer keeps from its forward for its backward, for a fixed
+ * {@code [s, b]}. Everything is sequence-first so that {@link #firstPositions} can take the
+ * leading positions as views (the generator runs prompts and single tokens in one set).
+ *
+ * @param ln1Out  {@code [s, b, h]} input_layernorm output (linear_qkv's input)
+ * @param ln1Mean {@code [s, b]} F32 (LayerNorm only, else null)
+ * @param ln1Rstd {@code [s, b]} F32
+ * @param q       {@code [s, b, np, d]} queries after rope
+ * @param k       {@code [s, b, ng, d]} keys after rope
+ * @param v       {@code [s, b, ng, d]}
+ * @param attnOut {@code [s, b, np, d]} core attention output (linear_proj's input)
+ * @param lse     {@code [b * np * s]} F32 flat: log-sum-exp per query row, viewed as {@code [b, np, s]}
+ * @param afterAttention {@code [s, b, h]} residual stream after the attention block (pre_mlp_layernorm's input)
+ * @param ln2Out  {@code [s, b, h]} pre_mlp_layernorm output (linear_fc1's input)
+ * @param ln2Mean {@code [s, b]} F32 or null
+ * @param ln2Rstd {@code [s, b]} F32
+ * @param fc1Out  {@code [s, b, ffn]} or {@code [s, b, 2 ffn]} with swiglu (the activation's input)
+ * @param actOut  {@code [s, b, ffn]} activation output (linear_fc2's input)
+ */
+public record LayerActivations(
+        Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
+        Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
+        Tensor afterAttention,
+        Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
+        Tensor fc1Out, Tensor actOut) {
+
+    public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
+        int h = c.hiddenSize();
+        int d = c.kvChannels();
+        boolean ln = c.normalization() == Normalization.LAYER_NORM;
+        DType f = DType.F32;
+        return new LayerActivations(
+                backend.allocate(arena, f, s, b, h),
+                ln ? backend.allocate(arena, f, s, b) : null,
+                backend.allocate(arena, f, s, b),
+                backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
+                backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
+                backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
+                backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
+                backend.allocate(arena, f, (long) b * c.numAttentionHeads() * s),
+                backend.allocate(arena, f, s, b, h),
+                backend.allocate(arena, f, s, b, h),
+                ln ? backend.allocate(arena, f, s, b) : null,
+                backend.allocate(arena, f, s, b),
+                backend.allocate(arena, f, s, b, c.fc1Width()),
+                backend.allocate(arena, f, s, b, c.ffnHiddenSize()));
+    }
+
+    /** The same buffers restricted to the first {@code s} positions (views, no copies). */
+    public LayerActivations firstPositions(int s) {
+        long b = ln1Out.dim(1);
+        long np = q.dim(2);
+        return new LayerActivations(
+                ln1Out.view(0, s), ln1Mean == null ? null : ln1Mean.view(0, s), ln1Rstd.view(0, s),
+                q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
+                afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
+                ln2Rstd.view(0, s), fc1Out.view(0, s), actOut.view(0, s));
+    }
+
+    /** The log-sum-exp in the attention op's {@code [b, np, s]} shape. */
+    public Tensor lseShaped() {
+        return lse.reshape(q.dim(1), q.dim(2), q.dim(0));
+    }
+}

@@ -1,0 +1,56 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.Normalization;
+import org.megatronj.model.Parameter;
+
+/**
+ * LayerNorm ({@code weight}, {@code bias}) or RMSNorm ({@code weight} only) over the hidden dimension.
+ *
+ * <p>Gradients: {@code dx} is written; the weight and bias gradients accumulate.
+ * Saved for backward: the input x, and per row {@code mean} (LayerNorm only) and {@code rstd} (F32).
+ */
+public final class Norm {
+    private final Backend backend;
+    private final Normalization kind;
+    private final Parameter weight;   // [h]
+    private final Parameter bias;     // [h], LayerNorm only
+    private final float eps;
+
+    public Norm(Backend backend, Normalization kind, Parameter weight, Parameter bias, float eps) {
+        if (kind == Normalization.LAYER_NORM && bias == null) {
+            throw new IllegalArgumentException("LayerNorm " + weight.name() + " needs a bias");
+        }
+        if (kind == Normalization.RMS_NORM && bias != null) {
+            throw new IllegalArgumentException("RMSNorm " + weight.name() + " has no bias");
+        }
+        this.backend = backend;
+        this.kind = kind;
+        this.weight = weight;
+        this.bias = bias;
+        this.eps = eps;
+    }
+
+    public Normalization kind() {
+        return kind;
+    }
+
+    /** x, y {@code [..., h]}; mean (ignored by RMSNorm, may be null) and rstd F32 {@code [rows]}. */
+    public void forward(Tensor x, Tensor y, Tensor mean, Tensor rstd) {
+        if (kind == Normalization.LAYER_NORM) {
+            backend.layerNormForward(x, weight.data(), bias.data(), eps, y, mean, rstd);
+        } else {
+            backend.rmsNormForward(x, weight.data(), eps, y, rstd);
+        }
+    }
+
+    /** dx written from dy and the saved x, mean, rstd; weight/bias grads accumulate. */
+    public void backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor dx) {
+        if (kind == Normalization.LAYER_NORM) {
+            backend.layerNormBackward(dy, x, weight.data(), mean, rstd, dx, weight.grad(), bias.grad());
+        } else {
+            backend.rmsNormBackward(dy, x, weight.data(), rstd, dx, weight.grad());
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.TransformerConfig;
+
+/**
+ * Causal self-attention as Megatron-core's {@code SelfAttention}: fused {@code linear_qkv} in
+ * the per-group interleaved layout ({@link QkvLayout}), rope on q and k, memory-efficient core
+ * attention (MHA, GQA or MQA) in {@code [s, b, np, d]}, then {@code linear_proj}.
+ *
+ * <p>Gradients: {@code dx} (the gradient of the block's input) is written; parameter gradients
+ * accumulate. The output is linear_proj's result including its bias; dropout and the residual
+ * add belong to {@link TransformerLayer}.
+ */
+public final class SelfAttention {
+    private final Backend backend;
+    private final Linear linearQkv;        // [(np + 2ng) d, h]
+    private final Linear linearProj;       // [h, np d]
+    private final RotaryEmbedding rope;    // null with learned absolute positions
+    private final QkvLayout layout;
+    private final float softmaxScale;
+
+    public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope) {
+        this.backend = backend;
+        this.linearQkv = linearQkv;
+        this.linearProj = linearProj;
+        this.rope = rope;
+        this.layout = new QkvLayout(config.numAttentionHeads(), config.numQueryGroups(), config.kvChannels());
+        // --apply-query-key-layer-scaling divides the scores by the layer number and multiplies it back inside an
+        // fp32 softmax: an fp16 overflow guard that changes nothing in exact arithmetic, so it is not applied here.
+        this.softmaxScale = (float) (1.0 / Math.sqrt(config.kvChannels()));
+    }
+
+    public Linear linearQkv() {
+        return linearQkv;
+    }
+
+    public Linear linearProj() {
+        return linearProj;
+    }
+
+    /**
+     * x {@code [s, b, h]} (input_layernorm's output) -> out {@code [s, b, h]} (written). Saves q, k, v,
+     * attnOut and lse in {@code a}. With a {@code cache}, the new keys and values land in its rows
+     * {@code [start, start + s)} and the queries attend to all rows {@code [0, start + s)}.
+     */
+    public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start) {
+        int s = (int) x.dim(0);
+        linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
+        Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
+        Tensor vNew = cache == null ? a.v() : cache.values().view(start, start + s);
+        layout.split(ws.qkv(), a.q(), kNew, vNew);                       // q [s, b, np, d]
+        if (rope != null) {
+            rope.forward(a.q(), start);
+            rope.forward(kNew, start);
+        }
+        Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);          // [sk, b, ng, d]
+        Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
+        backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null);
+        linearProj.forward(a.attnOut(), out);                            // [s, b, h]
+    }
+
+    /** dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written), from the saved activations. */
+    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
+        linearProj.backward(dOut, a.attnOut(), ws.dAttn());                                 // dAttn [s, b, np, d]
+        backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
+                ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null);
+        if (rope != null) {
+            rope.backward(ws.dq(), 0);
+            rope.backward(ws.dk(), 0);
+        }
+        layout.merge(ws.dq(), ws.dk(), ws.dv(), ws.qkv());                                 // dqkv [s, b, (np + 2ng) d]
+        linearQkv.backward(ws.qkv(), x, dx);
+    }
+}

@@ -1,0 +1,31 @@
+package org.megatronj.model.optim;
+
+import java.util.Locale;
+
+/** {@code --lr-decay-style}. */
+public enum DecayStyle {
+    CONSTANT("constant"),
+    LINEAR("linear"),
+    COSINE("cosine"),
+    INVERSE_SQUARE_ROOT("inverse-square-root");
+
+    private final String flagValue;
+
+    DecayStyle(String flagValue) {
+        this.flagValue = flagValue;
+    }
+
+    public String flagValue() {
+        return flagValue;
+    }
+
+    public static DecayStyle parse(String value) {
+        for (DecayStyle d : values()) {
+            if (d.flagValue.equals(value.trim().toLowerCase(Locale.ROOT))) {
+                return d;
+            }
+        }
+        throw new IllegalArgumentException("unknown --lr-decay-style '" + value
+                + "': expected constant, linear, cosine or inverse-square-root");
+    }
+}

@@ -1,0 +1,19 @@
+package org.megatronj.model.optim;
+
+import org.megatronj.memory.Tensor;
+
+import java.util.Map;
+
+/** An optimizer over the fp32 gradients of a list of parameters. */
+public interface Optimizer {
+    /** One update of every parameter from its current gradient, at learning rate {@code lr}. */
+    void step(float lr);
+
+    /** The state to checkpoint, by stable names ({@code <parameter>.exp_avg}, ...); restored by writing into them. */
+    Map<String, Tensor> stateTensors();
+
+    /** Steps taken so far (Adam's bias correction uses it). */
+    long stepCount();
+
+    void setStepCount(long steps);
+}

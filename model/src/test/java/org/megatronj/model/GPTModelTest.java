@@ -1,0 +1,192 @@
+package org.megatronj.model;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.cpu.CpuBackend;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Whole-model behaviour: initialisation, gradient accumulation, dropout reproducibility, input checks. */
+class GPTModelTest {
+    private static Backend backend;
+
+    @BeforeAll
+    static void start() {
+        backend = new CpuBackend();
+    }
+
+    @AfterAll
+    static void stop() {
+        backend.close();
+    }
+
+    static MicroBatch randomBatch(int b, int s, int vocab, long seed) {
+        Random r = new Random(seed);
+        int[] tokens = new int[b * s];
+        int[] labels = new int[b * s];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = r.nextInt(vocab);
+            labels[i] = r.nextInt(vocab);
+        }
+        return MicroBatch.of(b, s, tokens, labels);
+    }
+
+    static MicroBatch rows(MicroBatch m, int from, int to) {
+        int s = m.seqLength();
+        return new MicroBatch(to - from, s, java.util.Arrays.copyOfRange(m.tokens(), from * s, to * s),
+                java.util.Arrays.copyOfRange(m.labels(), from * s, to * s),
+                java.util.Arrays.copyOfRange(m.lossMask(), from * s, to * s), null);
+    }
+
+    static List<float[]> grads(GPTModel model) {
+        List<float[]> out = new ArrayList<>();
+        model.parameters().forEach(p -> out.add(p.grad().toFloatArray()));
+        return out;
+    }
+
+    @Test
+    void initialisationFollowsMegatron() {
+        TransformerConfig c = TransformerConfig.builder().numLayers(4).hiddenSize(64).numAttentionHeads(4).seqLength(16)
+                .vocabSize(1000).build();
+        try (GPTModel model = new GPTModel(c, backend, 42)) {
+            assertEquals(1024, c.paddedVocabSize());
+            assertEquals(std(model.parameter("embedding.word_embeddings.weight").data().toFloatArray()), 0.02, 0.001);
+            assertEquals(std(model.parameter("decoder.layers.0.mlp.linear_fc1.weight").data().toFloatArray()), 0.02, 0.001);
+            double scaled = 0.02 / Math.sqrt(2 * 4);
+            assertEquals(std(model.parameter("decoder.layers.3.mlp.linear_fc2.weight").data().toFloatArray()), scaled, 0.0005);
+            assertEquals(std(model.parameter("decoder.layers.1.self_attention.linear_proj.weight").data().toFloatArray()),
+                    scaled, 0.0005);
+            for (float v : model.parameter("decoder.layers.0.input_layernorm.weight").data().toFloatArray()) {
+                assertEquals(1f, v);
+            }
+            for (float v : model.parameter("decoder.layers.0.self_attention.linear_qkv.bias").data().toFloatArray()) {
+                assertEquals(0f, v);
+            }
+            assertTrue(!model.parameter("decoder.layers.0.mlp.linear_fc1.bias").weightDecay());
+            assertTrue(model.parameter("decoder.layers.0.mlp.linear_fc1.weight").weightDecay());
+            // Same seed, same weights; the loss of an untrained model is about ln(V).
+            try (GPTModel twin = new GPTModel(c, backend, 42)) {
+                assertArrayEquals(model.parameter("decoder.layers.2.mlp.linear_fc2.weight").data().toFloatArray(),
+                        twin.parameter("decoder.layers.2.mlp.linear_fc2.weight").data().toFloatArray());
+            }
+            LossResult loss = model.forwardLoss(randomBatch(2, 16, 1000, 1));
+            assertEquals(Math.log(1024), loss.meanLoss(), 0.1);
+            assertEquals(32, loss.tokens());
+        }
+    }
+
+    private static double std(float[] v) {
+        double sum = 0;
+        double sq = 0;
+        for (float x : v) {
+            sum += x;
+            sq += (double) x * x;
+        }
+        double mean = sum / v.length;
+        return Math.sqrt(sq / v.length - mean * mean);
+    }
+
+    @Test
+    void gradientAccumulationEqualsOneLargeBatch() {
+        for (TransformerConfig c : List.of(LayerGradientTest.gpt2Like(0), LayerGradientTest.llamaLike(0))) {
+            MicroBatch whole = randomBatch(4, 5, c.vocabSize(), 3);
+            try (GPTModel model = new GPTModel(c, backend, 5)) {
+                LayerGradientTest.randomize(model, 6);
+                model.zeroGrad();
+                LossResult big = model.forwardBackward(whole, 1f, 0);
+                List<float[]> expected = grads(model);
+                model.zeroGrad();
+                int k = 2;
+                LossResult sum = new LossResult(0, 0);
+                for (int i = 0; i < k; i++) {
+                    sum = sum.plus(model.forwardBackward(rows(whole, i * 2, i * 2 + 2), 1f / k, i));
+                }
+                assertEquals(big.meanLoss(), sum.meanLoss(), 1e-6);
+                assertEquals(big.tokens(), sum.tokens());
+                List<float[]> actual = grads(model);
+                for (int p = 0; p < expected.size(); p++) {
+                    double scale = GPTReferenceTest.maxAbs(expected.get(p));
+                    double error = GPTReferenceTest.maxAbsDiff(expected.get(p), actual.get(p));
+                    assertTrue(error <= 1e-5 * scale + 1e-7, model.parameters().get(p).name() + " differs by " + error);
+                }
+            }
+        }
+    }
+
+    @Test
+    void dropoutMasksAreReproducibleFromTheRngOffset() {
+        TransformerConfig c = LayerGradientTest.gpt2Like(0.3f);
+        MicroBatch batch = randomBatch(2, 5, c.vocabSize(), 4);
+        try (GPTModel model = new GPTModel(c, backend, 9)) {
+            model.zeroGrad();
+            double first = model.forwardBackward(batch, 1f, 17).lossSum();
+            List<float[]> g1 = grads(model);
+            model.zeroGrad();
+            double again = model.forwardBackward(batch, 1f, 17).lossSum();
+            List<float[]> g2 = grads(model);
+            assertEquals(first, again, 0.0, "same rngOffset, same masks, same loss");
+            for (int p = 0; p < g1.size(); p++) {
+                assertArrayEquals(g1.get(p), g2.get(p));
+            }
+            double other = model.forwardBackward(batch, 1f, 18).lossSum();
+            assertNotEquals(first, other, "another rngOffset draws other masks");
+            double eval = model.forwardLoss(batch).lossSum();
+            assertNotEquals(first, eval, "evaluation runs without dropout");
+            assertEquals(eval, model.forwardLoss(batch).lossSum(), 0.0);
+        }
+    }
+
+    @Test
+    void adamWTrainingMemorisesABatch() {
+        TransformerConfig c = LayerGradientTest.llamaLike(0.1f);
+        MicroBatch batch = randomBatch(2, 5, c.vocabSize(), 8);
+        try (GPTModel model = new GPTModel(c, backend, 2);
+             org.megatronj.model.optim.AdamW adam = new org.megatronj.model.optim.AdamW(model.parameters(), backend,
+                     0.9f, 0.95f, 1e-8f, 0.01f)) {
+            var schedule = new org.megatronj.model.optim.LearningRateSchedule(1e-2f, 1e-3f, 5, 60,
+                    org.megatronj.model.optim.DecayStyle.COSINE);
+            double first = model.forwardLoss(batch).meanLoss();
+            for (int iteration = 1; iteration <= 60; iteration++) {
+                model.zeroGrad();
+                model.forwardBackward(batch, 1f, iteration);
+                org.megatronj.model.optim.GradClipping.clip(model.parameters(), backend, 1.0);
+                adam.step(schedule.lr(iteration - 1));
+            }
+            double last = model.forwardLoss(batch).meanLoss();
+            assertTrue(first > 2.5 && last < 0.5, "loss " + first + " -> " + last);
+        }
+    }
+
+    @Test
+    void badInputsAreRejectedWithReasons() {
+        TransformerConfig c = LayerGradientTest.gpt2Like(0);
+        try (GPTModel model = new GPTModel(c, backend, 1)) {
+            int[] tokens = new int[10];
+            tokens[7] = 500;
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> model.forwardLoss(MicroBatch.of(2, 5, tokens, new int[10])));
+            assertTrue(e.getMessage().contains("token id 500 at sample 1, position 2"), e.getMessage());
+            var tooLong = assertThrows(IllegalArgumentException.class,
+                    () -> model.forwardLoss(randomBatch(1, 9, 20, 1)));
+            assertTrue(tooLong.getMessage().contains("max-position-embeddings"), tooLong.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> new MicroBatch(2, 5, new int[10], new int[10], new float[] {0.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0}, null));
+        }
+        TransformerConfig withAttentionDropout = TransformerConfig.builder().numLayers(1).hiddenSize(16).numAttentionHeads(2)
+                .seqLength(5).vocabSize(20).build();
+        try (GPTModel model = new GPTModel(withAttentionDropout, backend, 1)) {
+            var e = assertThrows(IllegalStateException.class, () -> model.forwardBackward(randomBatch(1, 5, 20, 1), 1f, 0));
+            assertTrue(e.getMessage().contains("--attention-dropout 0"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,173 @@
+package org.megatronj.parallel.checkpoint;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.model.Normalization;
+import org.megatronj.model.PositionEmbeddingType;
+import org.megatronj.model.TransformerConfig;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * The {@code config.json} of a Hugging Face GPT-2 model and its {@link TransformerConfig}
+ * equivalent. Values GPT-2 allows but our model does not compute the same way (attention scaled
+ * by layer index, cross-attention, an untied head, other activations) are refused by name.
+ */
+public final class Gpt2HfConfig {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Gpt2HfConfig() {
+    }
+
+    /** Reads {@code dir/config.json} and maps it; {@code makeVocabSizeDivisibleBy} pads the embedding rows. */
+    public static TransformerConfig read(Path dir, int makeVocabSizeDivisibleBy) {
+        return toTransformerConfig(readJson(dir), dir.resolve("config.json"), makeVocabSizeDivisibleBy);
+    }
+
+    public static ObjectNode readJson(Path dir) {
+        Path file = dir.resolve("config.json");
+        if (!Files.isRegularFile(file)) {
+            throw new HfConfigException(file + " is missing: expected a Hugging Face GPT-2 model folder (config.json + model.safetensors)");
+        }
+        try {
+            JsonNode node = JSON.readTree(file.toFile());
+            if (node == null || !node.isObject()) {
+                throw new HfConfigException(file + ": expected a JSON object");
+            }
+            return (ObjectNode) node;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    static TransformerConfig toTransformerConfig(ObjectNode c, Path file, int makeVocabSizeDivisibleBy) {
+        String type = c.path("model_type").asText("");
+        if (!type.equals("gpt2")) {
+            throw new HfConfigException(file + ": model_type is '" + type + "'; only 'gpt2' is supported");
+        }
+        refuseTrue(c, file, "scale_attn_by_inverse_layer_idx", "attention scores divided by the layer index");
+        refuseTrue(c, file, "add_cross_attention", "cross-attention layers");
+        if (c.has("scale_attn_weights") && !c.get("scale_attn_weights").asBoolean()) {
+            throw new HfConfigException(file + ": scale_attn_weights is false; Megatron always scales scores by 1/sqrt(d)");
+        }
+        if (c.has("tie_word_embeddings") && !c.get("tie_word_embeddings").asBoolean()) {
+            throw new HfConfigException(file + ": tie_word_embeddings is false; GPT-2 import expects the head tied to wte");
+        }
+        String act = c.path("activation_function").asText("gelu_new");
+        boolean tanh = switch (act) {
+            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> true;
+            case "gelu" -> false;
+            default -> throw new HfConfigException(file + ": activation_function '" + act
+                    + "' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast or gelu)");
+        };
+        int hidden = requiredInt(c, file, "n_embd");
+        int layers = requiredInt(c, file, "n_layer");
+        int heads = requiredInt(c, file, "n_head");
+        int positions = requiredInt(c, file, "n_positions");
+        int vocab = requiredInt(c, file, "vocab_size");
+        int inner = c.hasNonNull("n_inner") ? c.get("n_inner").asInt() : 4 * hidden;
+        if (hidden % heads != 0) {
+            throw new HfConfigException(file + ": n_embd " + hidden + " is not a multiple of n_head " + heads);
+        }
+        return TransformerConfig.builder()
+                .numLayers(layers).hiddenSize(hidden).numAttentionHeads(heads).ffnHiddenSize(inner)
+                .seqLength(positions).maxPositionEmbeddings(positions)
+                .positionEmbeddingType(PositionEmbeddingType.LEARNED_ABSOLUTE).normalization(Normalization.LAYER_NORM)
+                .layernormEpsilon((float) c.path("layer_norm_epsilon").asDouble(1e-5))
+                .initMethodStd((float) c.path("initializer_range").asDouble(0.02))
+                .hiddenDropout((float) c.path("resid_pdrop").asDouble(0.1))
+                // The CPU attention op has no dropout on the probabilities; keep the imported model usable for training.
+                .attentionDropout(0f)
+                .geluTanh(tanh)
+                .vocabSize(vocab).makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy)
+                .build();
+    }
+
+    /**
+     * The config.json for {@code config}: {@code original} (the imported file, if any) with the
+     * shape fields overwritten, so an import followed by an export gives the file back.
+     */
+    public static ObjectNode toJson(TransformerConfig config, JsonNode original) {
+        requireGpt2Shape(config);
+        ObjectNode c = original != null && original.isObject() ? ((ObjectNode) original).deepCopy() : defaults(config);
+        c.put("model_type", "gpt2");
+        c.put("vocab_size", config.vocabSize());
+        c.put("n_positions", config.maxPositionEmbeddings());
+        c.put("n_embd", config.hiddenSize());
+        c.put("n_layer", config.numLayers());
+        c.put("n_head", config.numAttentionHeads());
+        if (config.ffnHiddenSize() == 4 * config.hiddenSize()) {
+            if (!c.has("n_inner")) {
+                c.putNull("n_inner");
+            }
+        } else {
+            c.put("n_inner", config.ffnHiddenSize());
+        }
+        String act = c.path("activation_function").asText("");
+        boolean tanh = !act.equals("gelu");
+        if (tanh != config.geluTanh() || act.isEmpty()) {
+            c.put("activation_function", config.geluTanh() ? "gelu_new" : "gelu");
+        }
+        if (!c.has("layer_norm_epsilon") || (float) c.get("layer_norm_epsilon").asDouble() != config.layernormEpsilon()) {
+            c.put("layer_norm_epsilon", Double.parseDouble(Float.toString(config.layernormEpsilon())));   // 1e-05, not 9.99e-06
+        }
+        return c;
+    }
+
+    private static ObjectNode defaults(TransformerConfig config) {
+        double dropout = Double.parseDouble(Float.toString(config.hiddenDropout()));
+        ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add("GPT2LMHeadModel");
+        c.put("attn_pdrop", Double.parseDouble(Float.toString(config.attentionDropout())));
+        c.put("embd_pdrop", dropout);
+        c.put("resid_pdrop", dropout);
+        c.put("initializer_range", Double.parseDouble(Float.toString(config.initMethodStd())));
+        c.put("scale_attn_weights", true);
+        c.put("tie_word_embeddings", true);
+        c.put("use_cache", true);
+        c.put("torch_dtype", "float32");
+        return c;
+    }
+
+    /** Refuses configurations GPT-2 cannot express, naming the flag. */
+    public static void requireGpt2Shape(TransformerConfig c) {
+        String why = null;
+        if (c.positionEmbeddingType() != PositionEmbeddingType.LEARNED_ABSOLUTE) {
+            why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
+        } else if (c.normalization() != Normalization.LAYER_NORM) {
+            why = "--normalization " + c.normalization().flagValue();
+        } else if (c.swiglu()) {
+            why = "--swiglu";
+        } else if (!c.addBiasLinear()) {
+            why = "--disable-bias-linear";
+        } else if (c.untieEmbeddingsAndOutputWeights()) {
+            why = "--untie-embeddings-and-output-weights";
+        } else if (c.numQueryGroups() != c.numAttentionHeads()) {
+            why = "--num-query-groups " + c.numQueryGroups();
+        } else if (c.kvChannels() * c.numAttentionHeads() != c.hiddenSize()) {
+            why = "--kv-channels " + c.kvChannels();
+        }
+        if (why != null) {
+            throw new HfConfigException(String.format(Locale.ROOT, "a model with %s has no Hugging Face GPT-2 equivalent", why));
+        }
+    }
+
+    private static void refuseTrue(JsonNode c, Path file, String key, String what) {
+        if (c.path(key).asBoolean(false)) {
+            throw new HfConfigException(file + ": " + key + " is true (" + what + "); not supported");
+        }
+    }
+
+    private static int requiredInt(JsonNode c, Path file, String key) {
+        JsonNode v = c.get(key);
+        if (v == null || !v.isIntegralNumber() || v.asInt() <= 0) {
+            throw new HfConfigException(file + ": " + key + " must be a positive integer, found " + v);
+        }
+        return v.asInt();
+    }
+}

@@ -1,0 +1,29 @@
+package org.megatronj.parallel.train;
+
+import java.nio.file.Path;
+
+/**
+ * {@code --log-interval}, {@code --eval-interval} and {@code --eval-iters} (0 disables evaluation),
+ * {@code --log-loss-to} (CSV of every iteration's loss, null for none) and
+ * {@code --timing-log-level 0|1|2}: timers up to this level are measured and printed after each
+ * log line (0: iteration and checkpoint/eval times; 1: adds forward-backward and optimizer; 2: adds
+ * batch-generator and the optimizer's parts).
+ */
+public record LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel) {
+
+    public LoggingConfig {
+        if (logInterval < 1) {
+            throw new IllegalArgumentException("--log-interval must be positive, got " + logInterval);
+        }
+        if (evalInterval < 0 || evalIters < 0) {
+            throw new IllegalArgumentException("--eval-interval and --eval-iters must be >= 0, got " + evalInterval + " and " + evalIters);
+        }
+        if (timingLogLevel < 0 || timingLogLevel > 2) {
+            throw new IllegalArgumentException("--timing-log-level must be 0, 1 or 2, got " + timingLogLevel);
+        }
+    }
+
+    public boolean evaluates() {
+        return evalInterval > 0 && evalIters > 0;
+    }
+}

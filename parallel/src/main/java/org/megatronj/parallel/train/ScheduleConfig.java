@@ -1,0 +1,81 @@
+package org.megatronj.parallel.train;
+
+/**
+ * Training length and learning-rate schedule with Megatron's flags. Exactly one of
+ * {@code --train-iters} and {@code --train-samples} is set (the other is 0); iteration-based runs
+ * take their decay and warmup in iterations ({@code --lr-decay-iters}, {@code --lr-warmup-iters}),
+ * sample-based runs in samples ({@code --lr-decay-samples}, {@code --lr-warmup-samples});
+ * {@code --lr-warmup-fraction} (of the decay length) works with both. Unset lengths are 0 and
+ * an unset warmup fraction is NaN.
+ */
+public record ScheduleConfig(long trainIters, long trainSamples,
+                             double lr, double minLr, DecayStyle decayStyle,
+                             long lrDecayIters, long lrDecaySamples,
+                             double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples) {
+
+    public ScheduleConfig {
+        if ((trainIters > 0) == (trainSamples > 0)) {
+            throw new IllegalArgumentException("give exactly one of --train-iters and --train-samples (got "
+                    + trainIters + " and " + trainSamples + ")");
+        }
+        if (!(lr >= 0) || !(minLr >= 0) || minLr > lr) {
+            throw new IllegalArgumentException("need 0 <= --min-lr <= --lr, got --lr " + lr + " and --min-lr " + minLr);
+        }
+        if (decayStyle == null) {
+            throw new IllegalArgumentException("--lr-decay-style must be set");
+        }
+        boolean fraction = !Double.isNaN(lrWarmupFraction);
+        if (fraction && !(lrWarmupFraction >= 0 && lrWarmupFraction <= 1)) {
+            throw new IllegalArgumentException("--lr-warmup-fraction must be in [0, 1], got " + lrWarmupFraction);
+        }
+        if (trainIters > 0) {
+            if (lrDecaySamples > 0 || lrWarmupSamples > 0) {
+                throw new IllegalArgumentException("--train-iters counts in iterations: use --lr-decay-iters and"
+                        + " --lr-warmup-iters, not --lr-decay-samples or --lr-warmup-samples");
+            }
+            if (fraction && lrWarmupIters > 0) {
+                throw new IllegalArgumentException("can only specify one of --lr-warmup-fraction and --lr-warmup-iters");
+            }
+        } else {
+            if (lrDecayIters > 0 || lrWarmupIters > 0) {
+                throw new IllegalArgumentException("--train-samples counts in samples: use --lr-decay-samples and"
+                        + " --lr-warmup-samples, not --lr-decay-iters or --lr-warmup-iters");
+            }
+            if (fraction && lrWarmupSamples > 0) {
+                throw new IllegalArgumentException("can only specify one of --lr-warmup-fraction and --lr-warmup-samples");
+            }
+        }
+        if (lrDecayIters < 0 || lrDecaySamples < 0 || lrWarmupIters < 0 || lrWarmupSamples < 0) {
+            throw new IllegalArgumentException("decay and warmup lengths must be >= 0");
+        }
+    }
+
+    /** An iteration-based schedule with warmup in iterations and decay over all iterations. */
+    public static ScheduleConfig iterations(long trainIters, double lr, double minLr, DecayStyle style, long warmupIters) {
+        return new ScheduleConfig(trainIters, 0, lr, minLr, style, 0, 0, Double.NaN, warmupIters, 0);
+    }
+
+    /** Iterations to run: {@code --train-iters}, or derived from {@code --train-samples} and the batch sizes. */
+    public long totalIterations(BatchConfig batch) {
+        return trainIters > 0 ? trainIters : batch.iterationsForSamples(trainSamples);
+    }
+
+    /**
+     * The scheduler Megatron builds ({@code get_optimizer_param_scheduler}): steps count samples, so
+     * iteration lengths are multiplied by the global batch size.
+     */
+    public OptimizerParamScheduler scheduler(BatchConfig batch) {
+        double decaySteps;
+        double warmupSteps;
+        if (trainIters > 0) {
+            long decayIters = lrDecayIters > 0 ? lrDecayIters : trainIters;
+            decaySteps = (double) decayIters * batch.globalBatchSize();
+            warmupSteps = !Double.isNaN(lrWarmupFraction) ? lrWarmupFraction * decaySteps
+                    : (double) lrWarmupIters * batch.globalBatchSize();
+        } else {
+            decaySteps = lrDecaySamples > 0 ? lrDecaySamples : trainSamples;
+            warmupSteps = !Double.isNaN(lrWarmupFraction) ? lrWarmupFraction * decaySteps : lrWarmupSamples;
+        }
+        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle);
+    }
+}

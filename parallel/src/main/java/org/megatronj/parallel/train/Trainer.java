@@ -1,0 +1,360 @@
+package org.megatronj.parallel.train;
+
+import org.megatronj.model.LossResult;
+import org.megatronj.model.MicroBatch;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+
+/**
+ * Megatron's pretraining loop ({@code training.py: train}) for one rank: per iteration, the
+ * micro-batches of the (possibly ramping) global batch run forward and backward with their
+ * gradients accumulating, the global gradient norm is clipped, the optimizer steps at the
+ * scheduler's learning rate; then logging, evaluation, checkpoints and exits at their intervals.
+ *
+ * <p>Data parallelism slots in at two points: each rank reads its own slice of the global batch
+ * (the sample offset), and the gradients are reduced before the clip. Both are identities here.
+ *
+ * <p>Every randomness is a function of the counters (data order of the consumed samples, dropout
+ * of the RNG stream, iteration and micro-batch), so a run resumed from a checkpoint repeats the
+ * losses of an uninterrupted run bit for bit.
+ */
+public final class Trainer {
+    /** Timer names and levels as Megatron logs them. */
+    private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "batch-generator", "optimizer",
+            "optimizer-clip-main-grad", "optimizer-inner-step", "evaluate", "save-checkpoint");
+
+    private final TrainingConfig config;
+    private final TrainableModel model;
+    private final TrainingOptimizer optimizer;
+    private final OptimizerParamScheduler scheduler;
+    private final SampleSource train;
+    private final SampleSource valid;
+    private final SampleSource test;
+    private final TrainingCheckpointer checkpointer;
+    private final ExitSignal exitSignal;
+    private final Consumer<String> log;
+    private final Timers timers;
+    private final long trainIters;
+
+    private ResumePoint position;
+    private long lastSavedIteration = -1;
+
+    /**
+     * @param valid, test  null when there is no such split
+     * @param checkpointer null when nothing is saved or loaded
+     * @param exitSignal   the SIGTERM flag, or null
+     * @param log          receives every log line (the CLI prints them to stdout)
+     */
+    public Trainer(TrainingConfig config, TrainableModel model, TrainingOptimizer optimizer, SampleSource train,
+                   SampleSource valid, SampleSource test, TrainingCheckpointer checkpointer, ExitSignal exitSignal,
+                   Consumer<String> log) {
+        this.config = config;
+        this.model = model;
+        this.optimizer = optimizer;
+        this.scheduler = config.schedule().scheduler(config.batch());
+        this.train = train;
+        this.valid = valid;
+        this.test = test;
+        this.checkpointer = checkpointer;
+        this.exitSignal = exitSignal;
+        this.log = log;
+        this.timers = new Timers(config.logging().timingLogLevel());
+        this.trainIters = config.totalIterations();
+        this.position = ResumePoint.fresh(config.seed());
+        if ((config.checkpoint().save() != null || config.checkpoint().load() != null) && checkpointer == null) {
+            throw new IllegalArgumentException("--save/--load given but no checkpointer");
+        }
+    }
+
+    public OptimizerParamScheduler scheduler() {
+        return scheduler;
+    }
+
+    /** The counters now (after {@link #loadCheckpoint()} or {@link #train()}). */
+    public ResumePoint position() {
+        return position;
+    }
+
+    /** Applies {@code --load} if given; a missing tracker under {@code --load} starts from scratch, as Megatron does. */
+    public void loadCheckpoint() {
+        CheckpointConfig c = config.checkpoint();
+        if (c.load() == null) {
+            return;
+        }
+        if (!java.nio.file.Files.exists(org.megatronj.io.checkpoint.CheckpointLayout.trackerFile(c.load()))
+                && !java.nio.file.Files.isDirectory(c.load().resolve(TrainingCheckpointer.RANK_DIR))) {
+            log.accept("WARNING: could not find the metadata file " + org.megatronj.io.checkpoint.CheckpointLayout.trackerFile(c.load())
+                    + "\n    will not load any checkpoints and will start from random");
+            return;
+        }
+        log.accept(" loading checkpoint from " + c.load());
+        position = checkpointer.load(c.load(), model, optimizer, scheduler, c.finetune(), c.noLoadOptim(), c.noLoadRng(),
+                config.seed());
+        log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s [ t 1/1, p 1/1 ] at iteration %d",
+                c.load(), position.iteration()));
+    }
+
+    /** Runs until the iteration budget is spent or an exit condition holds. */
+    public TrainingResult train() {
+        long startNanos = System.nanoTime();
+        List<Double> losses = new ArrayList<>();
+        IntervalStats interval = new IntervalStats();
+        double lastValid = Double.NaN;
+        long iteration = position.iteration();
+        long consumed = position.consumedTrainSamples();
+        LossCsvWriter csv = config.logging().logLossTo() == null ? null : new LossCsvWriter(config.logging().logLossTo());
+        try {
+            while (iteration < trainIters) {
+                TrainingEvents.TrainStep event = new TrainingEvents.TrainStep();
+                event.begin();
+                int globalBatch = config.batch().globalBatchSizeAt(consumed);
+                StepOutcome step = trainStep(iteration + 1, consumed, globalBatch);
+                iteration++;
+                consumed += globalBatch;
+                position = new ResumePoint(iteration, consumed, position.consumedValidSamples(), position.rngStream());
+                double lr = scheduler.currentLr();
+                losses.add(step.loss);
+                interval.add(step);
+                if (csv != null) {
+                    csv.train(iteration, consumed, step.loss, lr, step.gradNorm);
+                }
+                event.iteration = iteration;
+                event.loss = step.loss;
+                event.learningRate = lr;
+                event.gradNorm = step.gradNorm;
+                event.globalBatchSize = globalBatch;
+                event.tokens = step.tokens;
+                event.dataWait = step.dataWaitNanos;
+                event.commit();
+
+                if (iteration % config.logging().logInterval() == 0) {
+                    logInterval(interval, iteration, consumed, lr, globalBatch);
+                    interval = new IntervalStats();
+                }
+                if (config.logging().evaluates() && valid != null && iteration % config.logging().evalInterval() == 0) {
+                    lastValid = evaluate(valid, "valid", "iteration " + iteration, iteration, csv);
+                }
+                TrainingResult.ExitReason exit = checkpointAndCheckExit(iteration, startNanos);
+                if (exit != null) {
+                    return new TrainingResult(iteration, consumed, losses, lastValid, exit);
+                }
+            }
+            if (config.checkpoint().save() != null && iteration > 0 && lastSavedIteration != iteration) {
+                save(iteration);
+            }
+            if (config.logging().evalIters() > 0 && valid != null) {
+                lastValid = evaluate(valid, "valid", "iteration " + iteration + " on validation set", iteration, csv);
+            }
+            if (config.logging().evalIters() > 0 && test != null) {
+                evaluate(test, "test", "iteration " + iteration + " on test set", iteration, csv);
+            }
+            return new TrainingResult(iteration, consumed, losses, lastValid, TrainingResult.ExitReason.COMPLETED);
+        } finally {
+            if (csv != null) {
+                csv.close();
+            }
+        }
+    }
+
+    /** The losses and norms of one iteration. */
+    record StepOutcome(double loss, long tokens, double gradNorm, boolean skipped, long dataWaitNanos) {
+    }
+
+    private StepOutcome trainStep(long iteration, long consumed, int globalBatch) {
+        int micro = config.batch().microBatchSize();
+        int numMicro = config.batch().numMicroBatchesAt(consumed);
+        Timers.Timer fb = timers.timer("forward-backward", 1);
+        Timers.Timer batchTimer = timers.timer("batch-generator", 2);
+        model.zeroGrad();
+        double lossSum = 0;
+        long tokens = 0;
+        long dataWait = 0;
+        fb.start();
+        for (int j = 0; j < numMicro; j++) {
+            TrainingEvents.DataWait wait = new TrainingEvents.DataWait();
+            wait.begin();
+            batchTimer.start();
+            long t0 = System.nanoTime();
+            MicroBatch batch = train.microBatch(consumed + (long) j * micro, micro);
+            dataWait += System.nanoTime() - t0;
+            batchTimer.stop();
+            wait.iteration = iteration;
+            wait.samples = micro;
+            wait.commit();
+
+            TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
+            fbEvent.begin();
+            // Megatron divides each micro-batch's mean loss by the number of micro-batches.
+            LossResult r = model.forwardBackward(batch, 1f / numMicro, rngOffset(iteration, j));
+            fbEvent.iteration = iteration;
+            fbEvent.microBatch = j;
+            fbEvent.tokens = r.tokens();
+            fbEvent.commit();
+            lossSum += r.lossSum();
+            tokens += r.tokens();
+        }
+        fb.stop();
+
+        Timers.Timer opt = timers.timer("optimizer", 1);
+        TrainingEvents.OptimizerStep optEvent = new TrainingEvents.OptimizerStep();
+        optEvent.begin();
+        opt.start();
+        Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 2);
+        clip.start();
+        double norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
+        clip.stop();
+        boolean skipped = !Double.isFinite(norm);
+        if (!skipped) {
+            Timers.Timer inner = timers.timer("optimizer-inner-step", 2);
+            inner.start();
+            optimizer.step(scheduler.currentLr());
+            inner.stop();
+            scheduler.step(globalBatch);
+        }
+        opt.stop();
+        optEvent.iteration = iteration;
+        optEvent.skipped = skipped;
+        optEvent.commit();
+        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
+        return new StepOutcome(loss, tokens, norm, skipped, dataWait);
+    }
+
+    /**
+     * Dropout offset of micro-batch {@code j} of {@code iteration} in the run's RNG stream: a pure
+     * function of the counters, so a resumed run draws the same masks.
+     */
+    long rngOffset(long iteration, int j) {
+        return position.rngStream() * 0x9E3779B97F4A7C15L + (iteration << 16) + j;
+    }
+
+    /** Token-weighted mean loss over {@code --eval-iters} global batches; prints Megatron's validation block. */
+    private double evaluate(SampleSource source, String split, String where, long iteration, LossCsvWriter csv) {
+        TrainingEvents.Evaluation event = new TrainingEvents.Evaluation();
+        event.begin();
+        Timers.Timer timer = timers.timer("evaluate", 0);
+        timer.start();
+        int micro = config.batch().microBatchSize();
+        int globalBatch = config.batch().globalBatchSize();
+        boolean isValid = split.equals("valid");
+        long offset = isValid ? position.consumedValidSamples() : 0;
+        double lossSum = 0;
+        long tokens = 0;
+        for (int k = 0; k < config.logging().evalIters(); k++) {
+            for (int j = 0; j < globalBatch / micro; j++) {
+                LossResult r = model.forwardLoss(source.microBatch(offset + (long) j * micro, micro));
+                lossSum += r.lossSum();
+                tokens += r.tokens();
+            }
+            offset += globalBatch;
+        }
+        if (isValid) {
+            position = new ResumePoint(position.iteration(), position.consumedTrainSamples(), offset, position.rngStream());
+        }
+        timer.stop();
+        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
+        log.accept(TrainingLog.validationBlock(where, loss));
+        if (csv != null) {
+            csv.eval(split, iteration, position.consumedTrainSamples(), loss);
+        }
+        event.iteration = iteration;
+        event.split = split;
+        event.loss = loss;
+        event.commit();
+        return loss;
+    }
+
+    /** Megatron's order after each iteration: signal, save interval, duration, exit interval. */
+    private TrainingResult.ExitReason checkpointAndCheckExit(long iteration, long startNanos) {
+        CheckpointConfig c = config.checkpoint();
+        ExitConfig e = config.exit();
+        if (e.exitOnSignal() && exitSignal != null && exitSignal.received()) {
+            saveIfConfigured(iteration);
+            log.accept("exiting program after receiving SIGTERM.");
+            return TrainingResult.ExitReason.SIGNAL;
+        }
+        if (c.save() != null && c.saveInterval() > 0 && iteration % c.saveInterval() == 0) {
+            save(iteration);
+        }
+        if (e.exitDurationInMins() > 0) {
+            double minutes = (System.nanoTime() - startNanos) / 60e9;
+            if (minutes > e.exitDurationInMins()) {
+                saveIfConfigured(iteration);
+                log.accept(String.format(Locale.ROOT, "exiting program after %.2f minutes", minutes));
+                return TrainingResult.ExitReason.DURATION;
+            }
+        }
+        if (e.exitInterval() > 0 && iteration % e.exitInterval() == 0) {
+            saveIfConfigured(iteration);
+            log.accept("exiting program at iteration " + iteration);
+            return TrainingResult.ExitReason.EXIT_INTERVAL;
+        }
+        return null;
+    }
+
+    private void saveIfConfigured(long iteration) {
+        if (config.checkpoint().save() != null && lastSavedIteration != iteration) {
+            save(iteration);
+        }
+    }
+
+    private void save(long iteration) {
+        TrainingEvents.CheckpointSave event = new TrainingEvents.CheckpointSave();
+        event.begin();
+        Timers.Timer timer = timers.timer("save-checkpoint", 0);
+        timer.start();
+        java.nio.file.Path dir = config.checkpoint().save();
+        log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
+        long bytes = checkpointer.save(dir, position, model, optimizer, scheduler);
+        timer.stop();
+        lastSavedIteration = iteration;
+        log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s [ t 1/1, p 1/1 ]",
+                iteration, dir));
+        event.iteration = iteration;
+        event.bytes = bytes;
+        event.directory = dir.toString();
+        event.commit();
+    }
+
+    private void logInterval(IntervalStats s, long iteration, long consumed, double lr, int globalBatch) {
+        double elapsedMs = (System.nanoTime() - s.startNanos) / 1e6 / Math.max(1, s.iterations);
+        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
+                globalBatch, s.meanLoss(), 1.0, s.lastGradNorm, s.skipped, s.nan);
+        log.accept(TrainingLog.iterationLine(stats));
+        String timing = timers.log(TIMERS_TO_LOG, s.iterations);
+        if (!timing.isEmpty()) {
+            log.accept(timing);
+        }
+    }
+
+    /** Megatron's per-interval accumulators: average loss over advanced iterations, skipped and nan counts. */
+    private static final class IntervalStats {
+        final long startNanos = System.nanoTime();
+        double lossSum;
+        int advanced;
+        int iterations;
+        int skipped;
+        int nan;
+        double lastGradNorm = Double.NaN;
+
+        void add(StepOutcome step) {
+            iterations++;
+            if (step.skipped()) {
+                skipped++;
+            } else if (Double.isFinite(step.loss())) {
+                lossSum += step.loss();
+                advanced++;
+            }
+            if (!Double.isFinite(step.loss())) {
+                nan++;
+            }
+            lastGradNorm = step.gradNorm();
+        }
+
+        double meanLoss() {
+            return advanced == 0 ? Double.NaN : lossSum / advanced;
+        }
+    }
+}

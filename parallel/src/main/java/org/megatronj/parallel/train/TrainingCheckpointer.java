@@ -1,0 +1,202 @@
+package org.megatronj.parallel.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.checkpoint.CheckpointException;
+import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.checkpoint.CheckpointWriter;
+import org.megatronj.io.safetensors.SafetensorsFile;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.Parameter;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Saves and loads the complete training state of one rank: weights ({@code model.safetensors}
+ * under Megatron-core names), optimizer state ({@code optimizer.safetensors}) and, in
+ * {@code metadata.json}, the iteration, consumed samples, scheduler clock, optimizer step count,
+ * RNG stream, the model configuration and the command-line arguments.
+ */
+public final class TrainingCheckpointer {
+    public static final String FORMAT = "megatron-j";
+    public static final int FORMAT_VERSION = 1;
+    public static final String RANK_DIR = CheckpointLayout.rankDirName(0, 0, false);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final JsonNode modelConfig;
+    private final JsonNode args;
+
+    /**
+     * @param modelConfig the model's architecture as JSON (compared on load, so a checkpoint of
+     *                    another shape fails with the differing fields named)
+     * @param args        the command line's values, kept for {@code megatron checkpoint inspect}
+     */
+    public TrainingCheckpointer(JsonNode modelConfig, JsonNode args) {
+        this.modelConfig = modelConfig == null ? JSON.createObjectNode() : modelConfig;
+        this.args = args == null ? JSON.createObjectNode() : args;
+    }
+
+    /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written. */
+    public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
+                     OptimizerParamScheduler scheduler) {
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (Parameter p : model.parameters()) {
+            weights.put(p.name(), p.data());
+        }
+        ObjectNode meta = JSON.createObjectNode();
+        meta.put("format", FORMAT);
+        meta.put("format_version", FORMAT_VERSION);
+        meta.put("iteration", state.iteration());
+        meta.put("consumed_train_samples", state.consumedTrainSamples());
+        meta.put("consumed_valid_samples", state.consumedValidSamples());
+        ObjectNode rng = meta.putObject("rng");
+        rng.put("stream", state.rngStream());
+        ObjectNode opt = meta.putObject("optimizer");
+        opt.put("type", optimizer.name());
+        opt.put("step_count", optimizer.stepCount());
+        ObjectNode sched = meta.putObject("scheduler");
+        sched.put("num_steps", scheduler.numSteps());
+        sched.put("max_lr", scheduler.maxLr());
+        sched.put("min_lr", scheduler.minLr());
+        sched.put("warmup_steps", scheduler.warmupSteps());
+        sched.put("decay_steps", scheduler.decaySteps());
+        sched.put("decay_style", scheduler.style().flagValue());
+        meta.set("model", modelConfig);
+        meta.set("args", args);
+        return CheckpointWriter.save(root, state.iteration(),
+                new CheckpointWriter.RankState(RANK_DIR, weights, optimizer.stateTensors(), meta));
+    }
+
+    /**
+     * Writes weights only, as Megatron's {@code release} checkpoint (tracker {@code release}):
+     * what {@code checkpoint import-hf} produces. {@code extra} fields (e.g. the source's config)
+     * are added to the metadata.
+     */
+    public long saveRelease(Path root, Map<String, Tensor> weights, ObjectNode extra) {
+        ObjectNode meta = JSON.createObjectNode();
+        meta.put("format", FORMAT);
+        meta.put("format_version", FORMAT_VERSION);
+        meta.put("release", true);
+        meta.put("iteration", 0);
+        meta.put("consumed_train_samples", 0);
+        meta.put("consumed_valid_samples", 0);
+        meta.set("model", modelConfig);
+        meta.set("args", args);
+        if (extra != null) {
+            meta.setAll(extra);
+        }
+        return CheckpointWriter.save(root, -1, new CheckpointWriter.RankState(RANK_DIR, weights, Map.of(), meta));
+    }
+
+    /**
+     * Loads the latest checkpoint under {@code root} into the model (always), the optimizer and
+     * scheduler (unless {@code finetune} or {@code noLoadOptim}) and returns where to continue.
+     * A finetune starts at iteration 0 with fresh counters.
+     */
+    public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
+                            boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
+        try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
+            JsonNode meta = ckpt.metadata();
+            checkModelConfig(ckpt, meta.path("model"));
+            loadWeights(ckpt, model.parameters());
+            // A release checkpoint (an import, an export of weights) has no training state: Megatron
+            // loads its weights and starts at iteration 0, as with --finetune.
+            boolean release = meta.path("release").asBoolean(false);
+            boolean loadOptim = !finetune && !noLoadOptim && !release;
+            if (loadOptim) {
+                String saved = meta.path("optimizer").path("type").asText("");
+                if (!saved.equals(optimizer.name())) {
+                    throw new CheckpointException(ckpt.rankDir() + ": checkpoint optimizer is '" + saved + "' but this run uses '"
+                            + optimizer.name() + "' (pass --no-load-optim to start the optimizer afresh)");
+                }
+                SafetensorsFile state = ckpt.optimizer().orElseThrow(() -> new CheckpointException(ckpt.rankDir()
+                        + ": optimizer.safetensors is missing (pass --no-load-optim to load the weights only)"));
+                for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
+                    if (!state.contains(e.getKey())) {
+                        throw new CheckpointException(state.path() + ": optimizer state '" + e.getKey() + "' is missing");
+                    }
+                    state.copyTo(e.getKey(), e.getValue());
+                }
+                optimizer.setStepCount(meta.path("optimizer").path("step_count").asLong());
+                scheduler.setNumSteps(meta.path("scheduler").path("num_steps").asLong());
+            }
+            if (finetune || release) {
+                return ResumePoint.fresh(seed);
+            }
+            long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong(seed);
+            return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
+                    meta.path("consumed_valid_samples").asLong(), stream);
+        }
+    }
+
+    /** Copies every parameter from the checkpoint after checking names and shapes; reports all mismatches at once. */
+    public static void loadWeights(Checkpoint ckpt, List<Parameter> parameters) {
+        SafetensorsFile file = ckpt.model();
+        List<String> problems = new ArrayList<>();
+        Set<String> unused = new LinkedHashSet<>(file.names());
+        for (Parameter p : parameters) {
+            if (!file.contains(p.name())) {
+                problems.add("missing tensor '" + p.name() + "' " + Tensor.shapeString(p.data().shape()));
+                continue;
+            }
+            unused.remove(p.name());
+            SafetensorsFile.TensorInfo info = file.info(p.name());
+            if (!Arrays.equals(info.shape(), p.data().shape()) || info.dtype() != p.data().dtype()) {
+                problems.add("tensor '" + p.name() + "' is " + info.dtype() + Tensor.shapeString(info.shape())
+                        + " in the checkpoint but " + p.data().dtype() + Tensor.shapeString(p.data().shape()) + " in the model");
+            }
+        }
+        for (String name : unused) {
+            problems.add("unexpected tensor '" + name + "' " + Tensor.shapeString(file.info(name).shape()));
+        }
+        if (!problems.isEmpty()) {
+            int shown = Math.min(problems.size(), 5);
+            throw new CheckpointException(file.path() + " does not fit this model (" + problems.size() + " mismatches): "
+                    + String.join("; ", problems.subList(0, shown)) + (problems.size() > shown ? "; ..." : ""));
+        }
+        for (Parameter p : parameters) {
+            file.copyTo(p.name(), p.data());
+        }
+    }
+
+    /** Names the architecture fields that differ between the checkpoint and this run, before any tensor is read. */
+    private void checkModelConfig(Checkpoint ckpt, JsonNode saved) {
+        if (!saved.isObject() || !modelConfig.isObject() || modelConfig.isEmpty()) {
+            return;
+        }
+        List<String> diffs = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = modelConfig.properties().iterator(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (!isShapeField(e.getKey())) {
+                continue;
+            }
+            JsonNode other = saved.get(e.getKey());
+            if (other != null && !other.equals(e.getValue())) {
+                diffs.add(e.getKey() + " " + other + " (this run: " + e.getValue() + ")");
+            }
+        }
+        if (!diffs.isEmpty()) {
+            throw new CheckpointException(ckpt.rankDir() + " was saved from another model shape: " + String.join(", ", diffs));
+        }
+    }
+
+    /** Fields that change tensor shapes; dropout or init differences do not prevent a load. */
+    private static boolean isShapeField(String name) {
+        return switch (name) {
+            case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
+                 "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "addBiasLinear",
+                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy" -> true;
+            default -> false;
+        };
+    }
+}

@@ -1,0 +1,23 @@
+package org.megatronj.parallel.train;
+
+/** Everything the {@link Trainer} needs besides the model and the data, split as Megatron's flags group. */
+public record TrainingConfig(BatchConfig batch, ScheduleConfig schedule, OptimizerConfig optimizer,
+                             LoggingConfig logging, CheckpointConfig checkpoint, ExitConfig exit, long seed) {
+
+    public TrainingConfig {
+        if (batch == null || schedule == null || optimizer == null || logging == null || checkpoint == null || exit == null) {
+            throw new IllegalArgumentException("training config: every part must be set");
+        }
+        if (schedule.trainSamples() > 0 && batch.rampup() == null && schedule.trainSamples() < batch.globalBatchSize()) {
+            throw new IllegalArgumentException("--train-samples (" + schedule.trainSamples() + ") is smaller than one global batch ("
+                    + batch.globalBatchSize() + ")");
+        }
+        if (schedule.trainIters() > 0 && batch.rampup() != null) {
+            throw new IllegalArgumentException("--rampup-batch-size needs sample-based training (--train-samples), as in Megatron");
+        }
+    }
+
+    public long totalIterations() {
+        return schedule.totalIterations(batch);
+    }
+}

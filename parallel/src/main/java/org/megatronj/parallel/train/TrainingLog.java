@@ -1,0 +1,69 @@
+package org.megatronj.parallel.train;
+
+import java.util.Locale;
+
+/**
+ * The text of Megatron's training log (training.py {@code training_log} and
+ * {@code evaluate_and_print_results}), so scripts written for Megatron's logs read ours.
+ */
+public final class TrainingLog {
+    private TrainingLog() {
+    }
+
+    /** The values of one iteration log line; losses and times are averages over the log interval. */
+    public record IterationStats(long iteration, long trainIters, long consumedSamples, double elapsedMillisPerIteration,
+                                 double learningRate, int globalBatchSize, double lmLoss, double lossScale,
+                                 double gradNorm, int skippedIterations, int nanIterations) {
+    }
+
+    /**
+     * One line, e.g. {@code  iteration       10/     100 | consumed samples:           80 | elapsed time per
+     * iteration (ms): 12.3 | learning rate: 1.000000E-03 | global batch size:     8 | lm loss: 1.023456E+01 |
+     * loss scale: 1.0 | grad norm: 1.234 | number of skipped iterations:   0 | number of nan iterations:   0 |}.
+     */
+    public static String iterationLine(IterationStats s) {
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT, " iteration %8d/%8d |", s.iteration(), s.trainIters()));
+        b.append(String.format(Locale.ROOT, " consumed samples: %12d |", s.consumedSamples()));
+        b.append(String.format(Locale.ROOT, " elapsed time per iteration (ms): %.1f |", s.elapsedMillisPerIteration()));
+        b.append(" learning rate: ").append(pythonE(s.learningRate(), 6)).append(" |");
+        b.append(String.format(Locale.ROOT, " global batch size: %5d |", s.globalBatchSize()));
+        // Megatron leaves the loss out of an interval in which every iteration was skipped.
+        if (!Double.isNaN(s.lmLoss()) || s.nanIterations() == 0) {
+            b.append(" lm loss: ").append(pythonE(s.lmLoss(), 6)).append(" |");
+        }
+        b.append(String.format(Locale.ROOT, " loss scale: %.1f |", s.lossScale()));
+        if (!Double.isNaN(s.gradNorm())) {
+            b.append(String.format(Locale.ROOT, " grad norm: %.3f |", s.gradNorm()));
+        }
+        b.append(String.format(Locale.ROOT, " number of skipped iterations: %3d |", s.skippedIterations()));
+        b.append(String.format(Locale.ROOT, " number of nan iterations: %3d |", s.nanIterations()));
+        return b.toString();
+    }
+
+    /**
+     * The three-line validation block: dashes, {@code  validation loss at <where> | lm loss value: ... | lm loss PPL: ... | },
+     * dashes. {@code where} is e.g. {@code iteration 100} or {@code iteration 100 on validation set}.
+     * Perplexity is {@code exp(min(20, loss))}, as Megatron caps it.
+     */
+    public static String validationBlock(String where, double lmLoss) {
+        String line = " validation loss at " + where + " | "
+                + "lm loss value: " + pythonE(lmLoss, 6) + " | "
+                + "lm loss PPL: " + pythonE(Math.exp(Math.min(20, lmLoss)), 6) + " | ";
+        String dashes = "-".repeat(line.length() + 1);
+        return dashes + System.lineSeparator() + line + System.lineSeparator() + dashes;
+    }
+
+    /** Python's {@code '{:.NE}'.format(v)}: a two-digit signed exponent ({@code 1.000000E-03}), {@code NAN}, {@code INF}. */
+    public static String pythonE(double v, int digits) {
+        if (Double.isNaN(v)) {
+            return "NAN";
+        }
+        if (Double.isInfinite(v)) {
+            return v > 0 ? "INF" : "-INF";
+        }
+        String s = String.format(Locale.ROOT, "%." + digits + "E", v);
+        // Java writes E-03 / E+01 already with at least two exponent digits; keep as is.
+        return s;
+    }
+}

@@ -1,0 +1,134 @@
+package org.megatronj.parallel.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.megatronj.io.checkpoint.CheckpointException;
+import org.megatronj.memory.TensorArena;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class TrainerTest {
+    private static final int VOCAB = 16;
+    private static final int SEQ = 8;
+
+    @TempDir
+    Path dir;
+
+    private static TrainingConfig config(BatchConfig batch, ScheduleConfig schedule, Path save, Path load, long exitInterval,
+                                         Path csv) {
+        return new TrainingConfig(batch, schedule,
+                new OptimizerConfig(OptimizerType.SGD, 0, 0.9, 0.999, 1e-8, 0.9, 1.0),
+                new LoggingConfig(1, 4, 2, csv, 2),
+                new CheckpointConfig(save, 0, load, false, false, false),
+                new ExitConfig(exitInterval, 0, true), 1234);
+    }
+
+    /** Runs a fresh model (init seed {@code initSeed}) under {@code config}; returns the result and the log. */
+    private static TrainingResult run(TrainingConfig config, long initSeed, List<String> log, ExitSignal signal) {
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, initSeed);
+            ToySgd sgd = new ToySgd(arena, model.parameters());
+            var checkpointer = new TrainingCheckpointer(new ObjectMapper().createObjectNode().put("vocabSize", VOCAB), null);
+            Trainer trainer = new Trainer(config, model, sgd, new PatternSource(VOCAB, SEQ, 1000, 0),
+                    new PatternSource(VOCAB, SEQ, 50, 3), null, checkpointer, signal, log::add);
+            trainer.loadCheckpoint();
+            return trainer.train();
+        }
+    }
+
+    @Test
+    void lossFallsOnALearnablePattern() {
+        List<String> log = new ArrayList<>();
+        var schedule = ScheduleConfig.iterations(60, 0.5, 0.05, DecayStyle.COSINE, 5);
+        TrainingResult r = run(config(BatchConfig.of(2, 8), schedule, null, null, 0, null), 1, log, null);
+        assertEquals(60, r.iteration());
+        assertEquals(480, r.consumedTrainSamples());
+        double first = r.iterationLosses().get(0);
+        double last = r.iterationLosses().get(59);
+        assertEquals(Math.log(VOCAB), first, 0.05, "an untrained model is near uniform");
+        assertTrue(last < 0.5 * first, "loss fell from " + first + " to " + last);
+        assertTrue(r.lastValidationLoss() < 0.6 * first, "validation loss " + r.lastValidationLoss());
+        assertTrue(log.stream().anyMatch(l -> l.startsWith(" iteration       60/      60 | consumed samples:          480 |")),
+                String.join("\n", log));
+        assertTrue(log.stream().anyMatch(l -> l.contains(" validation loss at iteration 60 on validation set | lm loss value: ")));
+        assertTrue(log.stream().anyMatch(l -> l.startsWith("(min, max) time across ranks (ms):")
+                && l.contains("forward-backward ...") && l.contains("batch-generator ...")));
+    }
+
+    @Test
+    void resumingFromACheckpointRepeatsTheLossesBitForBit() throws Exception {
+        // Sample-based with ramp-up: the batch size, LR clock and data order all depend on restored counters.
+        BatchConfig batch = new BatchConfig(2, 8, 1, new BatchConfig.Rampup(4, 2, 40));
+        ScheduleConfig schedule = new ScheduleConfig(0, 120, 0.3, 0.01, DecayStyle.LINEAR, 0, 0, Double.NaN, 0, 16);
+        Path csv = dir.resolve("loss.csv");
+        TrainingResult whole = run(config(batch, schedule, null, null, 0, null), 1, new ArrayList<>(), null);
+
+        Path save = dir.resolve("ckpt");
+        List<String> log1 = new ArrayList<>();
+        TrainingResult first = run(config(batch, schedule, save, null, 7, csv), 1, log1, null);
+        assertEquals(TrainingResult.ExitReason.EXIT_INTERVAL, first.exitReason());
+        assertEquals(7, first.iteration());
+        assertEquals("7", Files.readString(save.resolve("latest_checkpointed_iteration.txt")).strip());
+
+        // Another init seed: everything must come from the checkpoint.
+        List<String> log2 = new ArrayList<>();
+        TrainingResult second = run(config(batch, schedule, save, save, 0, csv), 99, log2, null);
+        assertEquals(TrainingResult.ExitReason.COMPLETED, second.exitReason());
+        assertEquals(whole.iteration(), second.iteration());
+        assertEquals(whole.consumedTrainSamples(), second.consumedTrainSamples());
+        List<Double> resumed = new ArrayList<>(first.iterationLosses());
+        resumed.addAll(second.iterationLosses());
+        assertEquals(whole.iterationLosses().size(), resumed.size());
+        for (int i = 0; i < resumed.size(); i++) {
+            assertEquals(Double.doubleToRawLongBits(whole.iterationLosses().get(i)), Double.doubleToRawLongBits(resumed.get(i)),
+                    "iteration " + (i + 1) + ": " + whole.iterationLosses().get(i) + " vs " + resumed.get(i));
+        }
+        assertEquals(Double.doubleToRawLongBits(whole.lastValidationLoss()), Double.doubleToRawLongBits(second.lastValidationLoss()));
+        assertTrue(log2.get(0).startsWith(" loading checkpoint from "), log2.get(0));
+        List<String> rows = Files.readAllLines(csv);
+        assertEquals(LossCsvWriter.HEADER, rows.get(0));
+        assertEquals(whole.iteration(), rows.stream().filter(r -> r.startsWith("train,")).count());
+    }
+
+    @Test
+    void sigtermSavesAndStopsAfterTheCurrentIteration() throws Exception {
+        Path save = dir.resolve("ckpt");
+        ExitSignal signal = ExitSignal.manual();
+        signal.request();
+        List<String> log = new ArrayList<>();
+        var schedule = ScheduleConfig.iterations(50, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingResult r = run(config(BatchConfig.of(2, 4), schedule, save, null, 0, null), 1, log, signal);
+        assertEquals(TrainingResult.ExitReason.SIGNAL, r.exitReason());
+        assertEquals(1, r.iteration());
+        assertEquals("1", Files.readString(save.resolve("latest_checkpointed_iteration.txt")).strip());
+        assertTrue(log.contains("exiting program after receiving SIGTERM."));
+    }
+
+    @Test
+    void aCheckpointOfAnotherShapeIsRefusedWithTheMismatchNamed() {
+        Path save = dir.resolve("ckpt");
+        var schedule = ScheduleConfig.iterations(2, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        run(config(BatchConfig.of(2, 4), schedule, save, null, 0, null), 1, new ArrayList<>(), null);
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel bigger = new ToyBigramModel(arena, VOCAB * 2, 1);
+            var ckpt = new TrainingCheckpointer(new ObjectMapper().createObjectNode(), null);
+            var e = assertThrows(CheckpointException.class, () -> ckpt.load(save, bigger, new ToySgd(arena, bigger.parameters()),
+                    schedule.scheduler(BatchConfig.of(2, 4)), false, false, false, 1));
+            assertTrue(e.getMessage().contains("'embedding.word_embeddings.weight' is F32[16, 16] in the checkpoint but F32[32, 32]"),
+                    e.getMessage());
+
+            var withConfig = new TrainingCheckpointer(new ObjectMapper().createObjectNode().put("vocabSize", VOCAB * 2), null);
+            var e2 = assertThrows(CheckpointException.class, () -> withConfig.load(save, bigger, new ToySgd(arena, bigger.parameters()),
+                    schedule.scheduler(BatchConfig.of(2, 4)), false, false, false, 1));
+            assertTrue(e2.getMessage().contains("another model shape: vocabSize 16 (this run: 32)"), e2.getMessage());
+        }
+    }
+}

@@ -1,0 +1,48 @@
+package org.megatronj.parallel.train;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+class TrainingLogTest {
+    @Test
+    void iterationLineMatchesMegatron() {
+        var s = new TrainingLog.IterationStats(10, 100, 80, 12.3, 1e-3, 8, 10.23456, 1.0, 1.2344, 0, 0);
+        assertEquals(" iteration       10/     100 | consumed samples:           80 | elapsed time per iteration (ms): 12.3 |"
+                + " learning rate: 1.000000E-03 | global batch size:     8 | lm loss: 1.023456E+01 | loss scale: 1.0 |"
+                + " grad norm: 1.234 | number of skipped iterations:   0 | number of nan iterations:   0 |",
+                TrainingLog.iterationLine(s));
+    }
+
+    @Test
+    void validationBlockMatchesMegatron() {
+        String block = TrainingLog.validationBlock("iteration 100", 2.0);
+        String line = " validation loss at iteration 100 | lm loss value: 2.000000E+00 | lm loss PPL: 7.389056E+00 | ";
+        String dashes = "-".repeat(line.length() + 1);
+        assertEquals(List.of(dashes, line, dashes), block.lines().toList());
+        // perplexity is capped at exp(20)
+        assertEquals(true, TrainingLog.validationBlock("x", 50).contains("lm loss PPL: 4.851652E+08 |"));
+    }
+
+    @Test
+    void pythonExponentFormat() {
+        assertEquals("1.500000E+100", TrainingLog.pythonE(1.5e100, 6));
+        assertEquals("0.000000E+00", TrainingLog.pythonE(0, 6));
+        assertEquals("NAN", TrainingLog.pythonE(Double.NaN, 6));
+    }
+
+    @Test
+    void timersPrintMegatronsMinMaxBlock() {
+        Timers timers = new Timers(1);
+        timers.timer("forward-backward", 1).start();
+        timers.timer("forward-backward", 1).stop();
+        timers.timer("batch-generator", 2).start();   // above the level: disabled, never printed
+        String out = timers.log(List.of("forward-backward", "batch-generator"), 1);
+        List<String> lines = out.lines().toList();
+        assertEquals("(min, max) time across ranks (ms):", lines.get(0));
+        assertEquals(2, lines.size());
+        assertEquals(true, lines.get(1).startsWith("    forward-backward ...............................: ("), lines.get(1));
+    }
+}
