@@ -7,6 +7,7 @@
 #   junit/              JUnit Platform Console Standalone (from Maven Central via dependency:copy)
 #   megatron            the launcher:  ./megatron info
 #   run-gpu-tests.sh    runs the tests tagged gpu, writes reports to $OUT (or ./gpu-test-results)
+#   run-gpu-bench.sh    times the CUDA backend's hot ops (bench/.../gpu/GpuKernelReport), gpu-kernels.md to $OUT
 # The folder must stay under 64 MiB (what travels to the device machine); the script checks.
 #
 #   ci/device-bundle.sh                  build everything, then bundle
@@ -49,6 +50,9 @@ echo "device-bundle: jlink runtime" >&2
   --output "$DIST.tmp/runtime"
 
 cp "$CLI_JAR" "$ROOT"/cli/"$BUILD_DIR"/lib/*.jar "$DIST.tmp/lib/"
+# The GPU kernel report (bench/src/main/java/org/megatronj/bench/gpu) needs only the bench jar itself.
+BENCH_JAR="$ROOT/bench/$BUILD_DIR/megatron-bench.jar"
+if [[ -f "$BENCH_JAR" ]]; then cp "$BENCH_JAR" "$DIST.tmp/lib/"; fi
 for m in "${TEST_MODULES[@]}"; do
   if [[ -d "$ROOT/$m/$BUILD_DIR/test-classes" ]]; then
     cp -r "$ROOT/$m/$BUILD_DIR/test-classes" "$DIST.tmp/tests/$m"
@@ -95,7 +99,15 @@ if [[ $# -gt 0 ]]; then SCAN=("$@"); fi
   --reports-dir "$REPORTS" --details=tree --disable-banner 2>&1 | tee "$REPORTS/summary.txt"
 exit "${PIPESTATUS[0]}"
 EOF
-chmod +x "$DIST.tmp/megatron" "$DIST.tmp/run-gpu-tests.sh"
+cat > "$DIST.tmp/run-gpu-bench.sh" <<'EOF'
+#!/usr/bin/env bash
+# Times the CUDA backend's hot ops with CUDA events; writes gpu-kernels.md to $OUT (or ./gpu-bench-results).
+HERE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+[[ -f "$HERE/lib/megatron-bench.jar" ]] || { echo "run-gpu-bench.sh: the bundle has no megatron-bench.jar" >&2; exit 1; }
+exec "$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx16g \
+  -cp "$HERE/lib/*" org.megatronj.bench.gpu.GpuKernelReport --out "${OUT:-$PWD/gpu-bench-results}" "$@"
+EOF
+chmod +x "$DIST.tmp/megatron" "$DIST.tmp/run-gpu-tests.sh" "$DIST.tmp/run-gpu-bench.sh"
 
 size=$(du -sb "$DIST.tmp" | cut -f1)
 if (( size >= LIMIT_BYTES )); then

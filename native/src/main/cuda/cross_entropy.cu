@@ -48,33 +48,39 @@ extern "C" __global__ void megatron_ce_backward(const void* logits, int lt, cons
     }
 }
 
-// out[i] = index of the largest entry of row i, ties to the lowest index (NaN never wins).
+// Whether (x, i) beats the best so far (bv, bi); bi < 0 means none yet. NaN counts as the
+// maximum, ties go to the lowest index: the first index of the row maximum, as the CPU and PyTorch.
+__device__ __forceinline__ bool mj_argmax_better(float x, int i, float bv, int bi) {
+    if (bi < 0) return true;
+    bool xn = x != x, bn = bv != bv;
+    if (xn || bn) return xn && (!bn || i < bi);
+    return x > bv || (x == bv && i < bi);
+}
+
 extern "C" __global__ void megatron_argmax(const void* logits, int lt, int* out, int v) {
     __shared__ float bestV[1024];
     __shared__ int bestI[1024];
     i64 base = (i64)blockIdx.x * v;
-    float bv = -INFINITY;
-    int bi = v;  // none yet
+    float bv = 0.0f;
+    int bi = -1;
     for (int c = threadIdx.x; c < v; c += blockDim.x) {
         float x = mj_load(logits, base + c, lt);
-        if (x > bv || (bi == v && !(x != x))) { bv = x; bi = c; }
+        if (mj_argmax_better(x, c, bv, bi)) { bv = x; bi = c; }
     }
     bestV[threadIdx.x] = bv;
     bestI[threadIdx.x] = bi;
     __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {  // blockDim.x a power of two
         if ((int)threadIdx.x < stride) {
-            float ov = bestV[threadIdx.x + stride];
             int oi = bestI[threadIdx.x + stride];
-            if (oi < v && (bestI[threadIdx.x] == v || ov > bestV[threadIdx.x]
-                           || (ov == bestV[threadIdx.x] && oi < bestI[threadIdx.x]))) {
-                bestV[threadIdx.x] = ov;
+            if (oi >= 0 && mj_argmax_better(bestV[threadIdx.x + stride], oi, bestV[threadIdx.x], bestI[threadIdx.x])) {
+                bestV[threadIdx.x] = bestV[threadIdx.x + stride];
                 bestI[threadIdx.x] = oi;
             }
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0) out[blockIdx.x] = bestI[0] == v ? 0 : bestI[0];
+    if (threadIdx.x == 0) out[blockIdx.x] = bestI[0] < 0 ? 0 : bestI[0];
 }
 
 // out[i, :] = log_softmax(logits[i, :] / temperature) (out F32; may alias F32 logits).

@@ -65,7 +65,8 @@ public final class GptDataOptions {
 
     @Option(names = "--cache-compat", paramLabel = "VERSION", defaultValue = "MAIN",
             description = "Megatron-LM whose cache names to match (the tokenizer part of the hashed description): "
-                    + "MAIN (after core_v0.19), CORE_V0_17 (core_v0.17-v0.19), CORE_V0_16, LEGACY (--legacy-tokenizer, Megatron before 2025). "
+                    + "MAIN (after core_v0.19), CORE_V0_17 (core_v0.17-v0.19), CORE_V0_16, CORE_V0_15, "
+                    + "LEGACY (--legacy-tokenizer; the default up to core_v0.14). "
                     + "Default: ${DEFAULT-VALUE}.")
     TokenizerIdentity.Style cacheCompat;
 

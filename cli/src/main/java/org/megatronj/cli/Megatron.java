@@ -28,6 +28,7 @@ public final class Megatron implements Runnable {
             GenerateCommand.class,
             InfoCommand.class,
             MergeDatasetsCommand.class,
+            PlotLossCommand.class,
             PreprocessCommand.class,
             PretrainCommand.class,
     };

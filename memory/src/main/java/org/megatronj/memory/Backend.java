@@ -100,8 +100,11 @@ public interface Backend extends AutoCloseable {
     /**
      * Inverted dropout: {@code y = x * mask / (1 - p)} where element {@code i} is dropped with
      * probability p. The mask is a pure function of {@code (seed, offset + i)} (counter-based
-     * Philox RNG), so recompute and resume reproduce it and the CPU and CUDA backends agree.
-     * {@code p == 0} copies.
+     * Philox4x32-10 RNG, defined bit for bit in {@code org.megatronj.memory.cpu.Philox}), so
+     * recompute and resume reproduce it and the CPU and CUDA backends agree. Element i of a
+     * call with offset o has the mask of element i + k of a call with offset o - k: a caller
+     * advances the offset by the element count of each dropout it applies.
+     * {@code p == 0} copies; p must be in {@code [0, 1)}. x and y have the same shape.
      */
     void dropoutForward(Tensor x, Tensor y, float p, long seed, long offset);
 

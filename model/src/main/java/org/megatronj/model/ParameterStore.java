@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 /**
  * All parameters of a model in two flat F32 buffers, one for the weights and one for their
@@ -20,6 +21,7 @@ import java.util.SplittableRandom;
  */
 public final class ParameterStore implements AutoCloseable {
     private static final long ALIGN_FLOATS = 16;
+    private static final int INIT_CHUNK = 1 << 20;
 
     private final TensorArena arena;
     private final Tensor flatData;   // [total]
@@ -56,8 +58,9 @@ public final class ParameterStore implements AutoCloseable {
 
     /**
      * Megatron's initialisation: normal(0, std) weights (std / sqrt(2L) for the output layers),
-     * zero biases, unit norm weights. Each parameter draws from its own stream seeded by
-     * {@code (seed, name)}, so the values do not depend on the order or the set of parameters.
+     * zero biases, unit norm weights. Each parameter draws from its own streams seeded by
+     * {@code (seed, name, chunk)}, so the values depend neither on the order or set of parameters
+     * nor on the number of threads.
      */
     public void initialize(Backend backend, List<ParameterSpec> specs, TransformerConfig config, long seed) {
         try (TensorArena staging = TensorArena.named("init-staging")) {
@@ -76,10 +79,16 @@ public final class ParameterStore implements AutoCloseable {
     }
 
     private static void gaussian(float[] values, float std, long seed, String name) {
-        SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + name.hashCode());
-        for (int i = 0; i < values.length; i++) {
-            values[i] = (float) (random.nextGaussian() * std);
-        }
+        // Fixed chunks with their own streams: the values depend on (seed, name) only, not on the thread count.
+        int chunks = (values.length + INIT_CHUNK - 1) / INIT_CHUNK;
+        IntStream.range(0, chunks).parallel().forEach(chunk -> {
+            SplittableRandom random = new SplittableRandom(
+                    (seed * 0x9E3779B97F4A7C15L + name.hashCode()) * 0xBF58476D1CE4E5B9L + chunk);
+            int end = Math.min(values.length, (chunk + 1) * INIT_CHUNK);
+            for (int i = chunk * INIT_CHUNK; i < end; i++) {
+                values[i] = (float) (random.nextGaussian() * std);
+            }
+        });
     }
 
     public List<Parameter> parameters() {

@@ -15,16 +15,21 @@ import java.util.Map;
  * @param value the JSON value (a map in insertion order) written under {@code "tokenizer"}
  */
 public record TokenizerIdentity(Map<String, Object> value) {
-    private static final String CORE_CLASS = "megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText";
+    /** The tokenizer class main instantiates (since "tokenizers simplification", after core_v0.19). */
+    private static final String MAIN_CLASS = "megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText";
+    /** The class core_v0.16 to core_v0.19 instantiate (model type "default"/"default-text"). */
+    private static final String DEFAULT_TEXT_CLASS = "megatron.core.tokenizers.text.models.default_tokenizer.DefaultTokenizerText";
 
     /** Which Megatron-LM's tokenizer identifiers to reproduce. */
     public enum Style {
-        /** main after core_v0.19 (Aug 2026): megatron.core.tokenizers, with {@code use_gigatoken}. */
+        /** main after core_v0.19 (Aug 2026): {@code MegatronTokenizerText}, with {@code use_gigatoken}. */
         MAIN,
-        /** core_v0.17 to core_v0.19: megatron.core.tokenizers, fast HF and special tokens on by default. */
+        /** core_v0.17 to core_v0.19: {@code DefaultTokenizerText}, fast HF and special tokens on by default. */
         CORE_V0_17,
-        /** core_v0.16.x without {@code --legacy-tokenizer}: megatron.core.tokenizers, fast HF and special tokens off. */
+        /** core_v0.16.x without {@code --legacy-tokenizer}: {@code DefaultTokenizerText}, fast HF and special tokens off. */
         CORE_V0_16,
+        /** core_v0.15.x without {@code --legacy-tokenizer}: {@code DefaultTokenizerText} with only the vocab and merge files. */
+        CORE_V0_15,
         /** megatron.training.tokenizer ({@code --legacy-tokenizer}, and all of Megatron before 2025). */
         LEGACY
     }
@@ -41,9 +46,14 @@ public record TokenizerIdentity(Map<String, Object> value) {
             m.put("tokenizer_path", Arrays.asList(vocabFile, mergeFile));
             return new TokenizerIdentity(m);
         }
-        boolean newDefaults = style != Style.CORE_V0_16;
-        m.put("class", CORE_CLASS);
+        m.put("class", coreClass(style));
         m.put("tokenizer_path", "GPT2BPETokenizer");
+        if (style == Style.CORE_V0_15) {
+            m.put("vocab_file", pythonStr(vocabFile));
+            m.put("merges_file", pythonStr(mergeFile));
+            return new TokenizerIdentity(m);
+        }
+        boolean newDefaults = style != Style.CORE_V0_16;
         m.put("additional_special_tokens", pythonListRepr(specialTokens == null ? List.of() : specialTokens));
         m.put("vocab_file", pythonStr(vocabFile));
         m.put("merges_file", pythonStr(mergeFile));
@@ -64,11 +74,15 @@ public record TokenizerIdentity(Map<String, Object> value) {
             m.put("tokenizer_path", Collections.singletonList(null));
             m.put("vocab_size", Integer.toString(vocabSize));
         } else {
-            m.put("class", CORE_CLASS);
+            m.put("class", coreClass(style));
             m.put("tokenizer_path", null);
             m.put("vocab_size", Integer.toString(vocabSize));
         }
         return new TokenizerIdentity(m);
+    }
+
+    private static String coreClass(Style style) {
+        return style == Style.MAIN ? MAIN_CLASS : DEFAULT_TEXT_CLASS;
     }
 
     /** Python's {@code str(x)} of an optional string: the string, or {@code None}. */

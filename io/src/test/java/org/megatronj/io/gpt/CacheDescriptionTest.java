@@ -96,5 +96,12 @@ class CacheDescriptionTest {
         var v16 = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.CORE_V0_16, "v", "m", null);
         assertEquals("False", v16.value().get("use_fast"));
         assertEquals(8, v16.value().size());
+        assertEquals("megatron.core.tokenizers.text.models.default_tokenizer.DefaultTokenizerText", v16.value().get("class"));
+        var v17 = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.CORE_V0_17, "v", "m", null);
+        assertEquals("True", v17.value().get("use_fast"));
+        assertEquals(v16.value().get("class"), v17.value().get("class"));
+        var main = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.MAIN, "v", "m", null);
+        assertEquals("megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText", main.value().get("class"));
+        assertEquals("False", main.value().get("use_gigatoken"));
     }
 }

@@ -85,6 +85,36 @@ class PreprocessorTest {
         assertTrue(e.getMessage().contains("--append-eod"), e.getMessage());
     }
 
+    /** WordPiece preprocessing reproduces Hugging Face tokenizers' ids (tokenizer fixtures) as one sequence per document. */
+    @Test
+    void wordPieceMatchesIndependentIdsDocumentByDocument() throws IOException {
+        Path vocab = dir.resolve("bert-vocab.txt");
+        try (InputStream in = Tokenizer.class.getResourceAsStream("bert-vocab.txt")) {
+            Files.copy(in, vocab);
+        }
+        var fixtures = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(Tokenizer.class.getResourceAsStream("bert-fixtures.json")).get("lowerCase");
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        StringBuilder jsonl = new StringBuilder();
+        for (var c : fixtures) jsonl.append(mapper.writeValueAsString(java.util.Map.of("text", c.get("text").asText()))).append('\n');
+        Path input = dir.resolve("bert.jsonl");
+        Files.writeString(input, jsonl);
+        run(input, "wp", BertWordPieceTokenizer.load(vocab, true, 0), false, 3, 300, "text");
+        try (IndexedDataset ds = IndexedDataset.open(dir.resolve("wp_text_document"))) {
+            assertEquals(fixtures.size(), ds.documentCount());
+            long[] docs = ds.documentIndex();
+            for (int d = 0; d < fixtures.size(); d++) {
+                var ids = fixtures.get(d).get("ids");
+                assertEquals(ids.isEmpty() ? 0 : 1, docs[d + 1] - docs[d]);
+                if (!ids.isEmpty()) {
+                    int[] expected = new int[ids.size()];
+                    for (int i = 0; i < expected.length; i++) expected[i] = ids.get(i).asInt();
+                    assertArrayEquals(expected, ds.sequenceTokens((int) docs[d]));
+                }
+            }
+        }
+    }
+
     @Test
     void largeVocabularyGivesInt32AndSentencesBecomeSequences() throws IOException {
         Path input = dir.resolve("ids.jsonl");

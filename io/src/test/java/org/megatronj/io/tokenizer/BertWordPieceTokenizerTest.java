@@ -37,6 +37,26 @@ class BertWordPieceTokenizerTest {
         return Arrays.stream(tok.tokenize(text)).mapToObj(tok::token).toList();
     }
 
+    /** Ids from Hugging Face tokenizers (Rust) configured as BERT, made by make_wordpiece_fixtures.js. */
+    @Test
+    void matchesHuggingFaceTokenizersFixtures(@TempDir Path dir) throws Exception {
+        Path vocab = dir.resolve("bert-vocab.txt");
+        try (var in = getClass().getResourceAsStream("bert-vocab.txt")) {
+            Files.copy(in, vocab);
+        }
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(getClass().getResourceAsStream("bert-fixtures.json"));
+        for (String variant : List.of("lowerCase", "cased")) {
+            var tok = BertWordPieceTokenizer.load(vocab, variant.equals("lowerCase"), 0);
+            assertTrue(json.get(variant).size() > 10);
+            for (var c : json.get(variant)) {
+                String text = c.get("text").asText();
+                int[] expected = new int[c.get("ids").size()];
+                for (int i = 0; i < expected.length; i++) expected[i] = c.get("ids").get(i).asInt();
+                assertArrayEquals(expected, tok.tokenize(text), () -> variant + ": " + text);
+            }
+        }
+    }
+
     @Test
     void lowerCaseSplitsPunctuationAndStripsAccents() {
         var tok = BertWordPieceTokenizer.load(vocabFile, true, 0);

@@ -222,12 +222,8 @@ final class ActivationKernels {
     void dropout(Tensor in, Tensor out, float p, long seed, long offset) {
         float scale = 1f / (1f - p);
         Blocks.run(threads, in.numel(), (from, len, xs, unused1, unused2) -> {
-            boolean[] keep = new boolean[len];
             FloatRows.load(in, from, xs, 0, len);
-            Philox.keepMask(seed, offset, from, len, p, keep);
-            for (int i = 0; i < len; i++) {
-                xs[i] = keep[i] ? xs[i] * scale : 0f;
-            }
+            Philox.applyDropout(seed, offset, from, xs, len, p, scale);
             FloatRows.store(xs, 0, out, from, len);
         });
     }

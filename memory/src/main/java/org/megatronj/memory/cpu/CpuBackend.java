@@ -6,11 +6,22 @@ import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 
+import static org.megatronj.memory.cpu.Checks.checkEmbedding;
+import static org.megatronj.memory.cpu.Checks.checkLogits;
+import static org.megatronj.memory.cpu.Checks.checkLse;
+import static org.megatronj.memory.cpu.Checks.checkNorm;
+import static org.megatronj.memory.cpu.Checks.checkParamGrad;
+import static org.megatronj.memory.cpu.Checks.checkPerRow;
+import static org.megatronj.memory.cpu.Checks.checkStats;
+import static org.megatronj.memory.cpu.Checks.checkSwiglu;
+import static org.megatronj.memory.cpu.Checks.checkTargets;
+import static org.megatronj.memory.cpu.Checks.checkVector;
 import static org.megatronj.memory.cpu.Checks.cols;
 import static org.megatronj.memory.cpu.Checks.dtype;
 import static org.megatronj.memory.cpu.Checks.fail;
 import static org.megatronj.memory.cpu.Checks.floating;
 import static org.megatronj.memory.cpu.Checks.host;
+import static org.megatronj.memory.cpu.Checks.keyLengths;
 import static org.megatronj.memory.cpu.Checks.numel;
 import static org.megatronj.memory.cpu.Checks.rows;
 import static org.megatronj.memory.cpu.Checks.sameNumel;
@@ -26,6 +37,10 @@ import static org.megatronj.memory.cpu.Checks.toInt;
  * the scalar path); it is a JVM-wide constant because the JIT compiles Vector API calls to
  * SIMD instructions only for a constant species. Each backend can still be told to use the
  * scalar kernels, so tests run both paths in one JVM.
+ *
+ * <p>Kernels keep no state between calls, so one backend may serve several threads at once
+ * (tensor-parallel ranks run as threads). Reductions split their work into fixed pieces added
+ * in a fixed order: results do not depend on the thread count.
  */
 public final class CpuBackend implements Backend {
     private final CpuThreads threads;
@@ -234,21 +249,6 @@ public final class CpuBackend implements Backend {
         activations.swigluBackward(x, dy, dx, f);
     }
 
-    /** x {@code [..., 2f]} and y {@code [..., f]} with the same leading dims; returns f. */
-    private static int checkSwiglu(String op, Tensor x, String yName, Tensor y) {
-        long twoF = cols(x);
-        long[] expected = y.shape();
-        if (x.rank() == 0 || twoF % 2 != 0 || y.rank() != x.rank() || cols(y) * 2 != twoF || rows(x) != rows(y)) {
-            if (expected.length > 0) {
-                expected[expected.length - 1] = twoF / 2;
-            }
-            throw fail(op, "x has shape " + Tensor.shapeString(x.shape()) + " and " + yName + " "
-                    + Tensor.shapeString(y.shape()) + "; expected x [..., 2f] (even last dim) and " + yName
-                    + " [..., f] with the same leading dims");
-        }
-        return toInt(op, "f", twoF / 2);
-    }
-
     @Override
     public void dropoutForward(Tensor x, Tensor y, float p, long seed, long offset) {
         dropout("dropoutForward", "x", x, "y", y, p, seed, offset);
@@ -295,17 +295,6 @@ public final class CpuBackend implements Backend {
         embeddings.backward(ids, dOut, dTable, h);
     }
 
-    private static int checkEmbedding(String op, Tensor ids, Tensor table, String outName, Tensor out) {
-        Checks.rank(op, "table", table, 2, "[vocab, h]");
-        long h = table.dim(1);
-        if (cols(out) != h || out.numel() != ids.numel() * h) {
-            throw fail(op, outName + " has shape " + Tensor.shapeString(out.shape()) + " for ids "
-                    + Tensor.shapeString(ids.shape()) + " and table " + Tensor.shapeString(table.shape())
-                    + "; expected [" + ids.numel() + ", " + h + "] or ids' shape + [" + h + "]");
-        }
-        return toInt(op, "h", h);
-    }
-
     @Override
     public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd) {
         String op = "layerNormForward";
@@ -350,40 +339,6 @@ public final class CpuBackend implements Backend {
         checkStats(op, "rstd", rstd, x);
         checkParamGrad(op, "dGamma", dGamma, h, x);
         norms.rmsNormBackward(dy, x, gamma, rstd, dx, dGamma, h);
-    }
-
-    /** x and out the same shape, gamma of length h = x's last dim; returns h. */
-    private static int checkNorm(String op, Tensor x, Tensor gamma, Tensor out) {
-        floating(op, "x", x);
-        floating(op, "gamma", gamma);
-        floating(op, "out", out);
-        sameShape(op, "x", x, "out", out);
-        int h = toInt(op, "h", cols(x));
-        if (h == 0) {
-            throw fail(op, "x has shape " + Tensor.shapeString(x.shape()) + "; expected a non-empty last dimension");
-        }
-        checkVector(op, "gamma", gamma, h, x);
-        return h;
-    }
-
-    private static void checkStats(String op, String name, Tensor stats, Tensor x) {
-        dtype(op, name, stats, DType.F32);
-        numel(op, name, stats, rows(x), "one F32 per row of x " + Tensor.shapeString(x.shape()));
-    }
-
-    private static void checkParamGrad(String op, String name, Tensor grad, int h, Tensor x) {
-        if (grad != null) {
-            dtype(op, name, grad, DType.F32);
-            checkVector(op, name, grad, h, x);
-        }
-    }
-
-    /** A per-column vector: {@code len} elements, matching the last dim of {@code of}. */
-    private static void checkVector(String op, String name, Tensor t, long len, Tensor of) {
-        if (t.numel() != len || t.rank() > 1 && cols(t) != len) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected [" + len
-                    + "] to match the last dimension of " + Tensor.shapeString(of.shape()));
-        }
     }
 
     // ------------------------------------------------------------------ rotary embeddings
@@ -435,9 +390,14 @@ public final class CpuBackend implements Backend {
                                   Tensor dq, Tensor dk, Tensor dv,
                                   float softmaxScale, boolean causal, Tensor keyLengths) {
         String op = "attentionBackward";
-        for (Tensor t : new Tensor[] {dOut, q, k, v, out, dq, dk, dv}) {
-            floating(op, nameOf(t, dOut, q, k, v, out, dq, dk), t);
-        }
+        floating(op, "dOut", dOut);
+        floating(op, "q", q);
+        floating(op, "k", k);
+        floating(op, "v", v);
+        floating(op, "out", out);
+        floating(op, "dq", dq);
+        floating(op, "dk", dk);
+        floating(op, "dv", dv);
         AttentionShape a = AttentionShape.of(op, q, k, v);
         sameShape(op, "q", q, "dOut", dOut);
         sameShape(op, "q", q, "out", out);
@@ -446,32 +406,6 @@ public final class CpuBackend implements Backend {
         sameShape(op, "v", v, "dv", dv);
         checkLse(op, lse, a);
         attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths(op, keyLengths, a));
-    }
-
-    private static String nameOf(Tensor t, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor dq, Tensor dk) {
-        return t == dOut ? "dOut" : t == q ? "q" : t == k ? "k" : t == v ? "v" : t == out ? "out"
-                : t == dq ? "dq" : t == dk ? "dk" : "dv";
-    }
-
-    private static void checkLse(String op, Tensor lse, AttentionShape a) {
-        dtype(op, "lse", lse, DType.F32);
-        Checks.shape(op, "lse", lse, a.batch(), a.np(), a.s());
-    }
-
-    private static int[] keyLengths(String op, Tensor keyLengths, AttentionShape a) {
-        if (keyLengths == null) {
-            return null;
-        }
-        dtype(op, "keyLengths", keyLengths, DType.I32);
-        Checks.shape(op, "keyLengths", keyLengths, a.batch());
-        int[] lengths = new int[a.batch()];
-        for (int b = 0; b < lengths.length; b++) {
-            lengths[b] = FloatRows.getInt(keyLengths, b);
-            if (lengths[b] < 0 || lengths[b] > a.sk()) {
-                throw fail(op, "keyLengths[" + b + "] = " + lengths[b] + "; expected 0 <= length <= sk = " + a.sk());
-            }
-        }
-        return lengths;
     }
 
     // ------------------------------------------------------------------ cross-entropy
@@ -525,25 +459,6 @@ public final class CpuBackend implements Backend {
         floating(op, "dLogits", dLogits);
         sameShape(op, "logits", logits, "dLogits", dLogits);
         crossEntropy.backward(logits, targets, vocabStart, rowMax, sumExp, dLoss, dLogits, v);
-    }
-
-    /** Logits {@code [n, v]} (or any leading dims); returns v. */
-    private static int checkLogits(String op, Tensor logits) {
-        floating(op, "logits", logits);
-        if (logits.rank() < 1 || cols(logits) == 0) {
-            throw fail(op, "logits has shape " + Tensor.shapeString(logits.shape()) + "; expected [n, vocab] with vocab > 0");
-        }
-        return toInt(op, "vocab", cols(logits));
-    }
-
-    private static void checkPerRow(String op, String name, Tensor t, Tensor logits) {
-        dtype(op, name, t, DType.F32);
-        numel(op, name, t, rows(logits), "one F32 per row of logits " + Tensor.shapeString(logits.shape()));
-    }
-
-    private static void checkTargets(String op, Tensor targets, Tensor logits) {
-        dtype(op, "targets", targets, DType.I32);
-        numel(op, "targets", targets, rows(logits), "one I32 id per row of logits " + Tensor.shapeString(logits.shape()));
     }
 
     // ------------------------------------------------------------------ optimizer and reductions

@@ -1,7 +1,7 @@
 package org.megatronj.memory.cpu;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.ForkJoinWorkerThread;
 import java.util.concurrent.RecursiveAction;
 
 /**
@@ -48,15 +48,17 @@ public final class CpuThreads implements AutoCloseable {
 
     /**
      * Runs {@code body} over {@code [0, n)} split into at most {@code threads} chunks of at
-     * least {@code grain} iterations; returns when all are done. Called from inside a worker
-     * (nested parallelism) it simply runs serially.
+     * least {@code grain} iterations; returns when all are done. Called from one of this pool's
+     * own workers (nested parallelism) it simply runs serially; threads of other pools (a
+     * parallel stream, ranks run as tasks of the common pool) still get the full pool. Several
+     * threads may call it at once (ranks sharing one backend).
      */
     public void parallelFor(long n, long grain, RangeBody body) {
         if (n <= 0) {
             return;
         }
         long chunks = Math.min(threads, Math.max(1, n / Math.max(1, grain)));
-        if (chunks <= 1 || pool == null || ForkJoinTask.inForkJoinPool()) {
+        if (chunks <= 1 || pool == null || isOwnWorker()) {
             body.run(0, n);
             return;
         }
@@ -77,6 +79,10 @@ public final class CpuThreads implements AutoCloseable {
                 invokeAll(tasks);
             }
         });
+    }
+
+    private boolean isOwnWorker() {
+        return Thread.currentThread() instanceof ForkJoinWorkerThread worker && worker.getPool() == pool;
     }
 
     @Override

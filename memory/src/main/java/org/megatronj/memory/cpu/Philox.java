@@ -75,22 +75,25 @@ public final class Philox {
     }
 
     /**
-     * Fills {@code keep[0 .. n)} with the mask of elements {@code offset + from .. offset + from + n)}:
-     * 1 where kept, 0 where dropped.
+     * {@code x[i] = keep ? x[i] * scale : 0} for {@code i < n}, where element {@code i} is element
+     * {@code offset + from + i} of the stream: one Philox call serves each aligned group of four.
      */
-    public static void keepMask(long seed, long offset, long from, int n, float p, boolean[] keep) {
-        int[] r = new int[4];
+    static void applyDropout(long seed, long offset, long from, float[] x, int n, float p, float scale) {
         int k0 = (int) seed;
         int k1 = (int) (seed >>> 32);
+        int[] r = new int[4];
         long e = offset + from;
-        long block = Long.MIN_VALUE; // none yet
-        for (int i = 0; i < n; i++, e++) {
-            long b = e >>> 2;
-            if (b != block || i == 0) {
-                philox4x32x10((int) b, (int) (b >>> 32), 0, 0, k0, k1, r);
-                block = b;
+        int i = 0;
+        while (i < n) {
+            long block = e >>> 2;
+            int lane = (int) (e & 3);
+            int count = Math.min(4 - lane, n - i);
+            philox4x32x10((int) block, (int) (block >>> 32), 0, 0, k0, k1, r);
+            for (int j = 0; j < count; j++) {
+                x[i + j] = toUniform(r[lane + j]) >= p ? x[i + j] * scale : 0f;
             }
-            keep[i] = toUniform(r[(int) (e & 3)]) >= p;
+            i += count;
+            e += count;
         }
     }
 }

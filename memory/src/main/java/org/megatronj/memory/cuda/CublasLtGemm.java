@@ -6,6 +6,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import java.util.HashMap;
+import java.util.Map;
+
+import org.megatronj.bindings.cublaslt.cublasLtMatmulAlgo_t;
 import org.megatronj.bindings.cublaslt.cublasLtMatmulHeuristicResult_t;
 import org.megatronj.memory.DType;
 
@@ -49,6 +53,8 @@ final class CublasLtGemm implements AutoCloseable {
     private final MemorySegment handle;
     private final long workspace;
     private final DeviceAllocator allocator;
+    private final Arena algoArena = Arena.ofShared();
+    private final Map<Problem, MemorySegment> algorithms = new HashMap<>();
     private boolean closed;
 
     CublasLtGemm(CudaStream stream, DeviceAllocator allocator) {
@@ -73,7 +79,7 @@ final class CublasLtGemm implements AutoCloseable {
     }
 
     /** {@code C = alpha * op(A) op(B) + beta * C} (row-major), with an optional epilogue. */
-    void matmul(Problem p, float alpha, float beta) {
+    synchronized void matmul(Problem p, float alpha, float beta) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment desc = create(arena, "cublasLtMatmulDescCreate",
                     ptr -> cublasLtMatmulDescCreate(ptr, CUBLAS_COMPUTE_32F(), CUDA_R_32F()));
@@ -97,30 +103,56 @@ final class CublasLtGemm implements AutoCloseable {
                 bLayout = layout(arena, in, p.transB() ? p.k() : p.n(), p.transB() ? p.n() : p.k(), p.batch(), p.strideB());
                 aLayout = layout(arena, in, p.transA() ? p.m() : p.k(), p.transA() ? p.k() : p.m(), p.batch(), p.strideA());
                 cLayout = layout(arena, dataType(p.outType()), p.n(), p.m(), p.batch(), p.strideC());
-                final MemorySegment prefHandle = create(arena, "cublasLtMatmulPreferenceCreate", ptr -> cublasLtMatmulPreferenceCreate(ptr));
-                pref = prefHandle;
-                MemorySegment ws = arena.allocateFrom(ValueLayout.JAVA_LONG, WORKSPACE_BYTES);
-                CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
-                        CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES(), ws, 8L), null);
-                MemorySegment result = cublasLtMatmulHeuristicResult_t.allocate(arena);
-                MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
-                CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", cublasLtMatmulAlgoGetHeuristic(handle, desc,
-                        bLayout, aLayout, cLayout, cLayout, pref, 1, result, count), describe(p));
-                if (count.get(ValueLayout.JAVA_INT, 0) == 0) {
-                    throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p)
-                            + " (check alignment: leading dimensions and addresses must be multiples of 16 bytes)", null);
+                MemorySegment algo = algorithms.get(key(p));
+                if (algo == null) {
+                    pref = create(arena, "cublasLtMatmulPreferenceCreate", ptr -> cublasLtMatmulPreferenceCreate(ptr));
+                    algo = heuristic(arena, p, desc, aLayout, bLayout, cLayout, pref);
                 }
                 MemorySegment alphaSeg = arena.allocateFrom(ValueLayout.JAVA_FLOAT, alpha);
                 MemorySegment betaSeg = arena.allocateFrom(ValueLayout.JAVA_FLOAT, beta);
                 MemorySegment c = MemorySegment.ofAddress(p.c());
                 CudaCheck.cublas("cublasLtMatmul", cublasLtMatmul(handle, desc, alphaSeg,
                         MemorySegment.ofAddress(p.b()), bLayout, MemorySegment.ofAddress(p.a()), aLayout, betaSeg,
-                        c, cLayout, c, cLayout, cublasLtMatmulHeuristicResult_t.algo(result),
-                        MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle()), describe(p));
+                        c, cLayout, c, cLayout, algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES,
+                        stream.handle()), describe(p));
             } finally {
                 destroy(pref, aLayout, bLayout, cLayout, desc);
             }
         }
+    }
+
+    /** The problem's shape and alignments: what the chosen algorithm depends on (addresses and scalars do not). */
+    private static Problem key(Problem p) {
+        return new Problem(p.transA(), p.transB(), p.m(), p.n(), p.k(), p.inType(), p.outType(), alignment(p.a()),
+                alignment(p.b()), alignment(p.c()), p.batch(), p.strideA(), p.strideB(), p.strideC(), p.epilogue(),
+                p.bias() == 0 ? 0 : alignment(p.bias()), p.aux() == 0 ? 0 : alignment(p.aux()), p.auxLd());
+    }
+
+    /** Asks cuBLASLt for the best algorithm of this problem; cached (64 bytes) for later calls of the same shape. */
+    private MemorySegment heuristic(Arena arena, Problem p, MemorySegment desc, MemorySegment aLayout,
+                                    MemorySegment bLayout, MemorySegment cLayout, MemorySegment pref) {
+        MemorySegment ws = arena.allocateFrom(ValueLayout.JAVA_LONG, WORKSPACE_BYTES);
+        CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
+                CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES(), ws, 8L), null);
+        // Heuristics assume 256-byte aligned operands unless told; views along dim 0 can be less aligned.
+        // (cuBLASLt's A is our b and its B our a, see the class comment.)
+        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES(), p.b());
+        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES(), p.a());
+        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES(), p.c());
+        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), p.c());
+        MemorySegment result = cublasLtMatmulHeuristicResult_t.allocate(arena);
+        MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
+        CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", cublasLtMatmulAlgoGetHeuristic(handle, desc,
+                bLayout, aLayout, cLayout, cLayout, pref, 1, result, count), describe(p));
+        if (count.get(ValueLayout.JAVA_INT, 0) == 0) {
+            throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p)
+                    + " (leading dimensions and addresses must be multiples of the element size, 16 bytes for tensor cores)",
+                    null);
+        }
+        MemorySegment algo = algoArena.allocate(cublasLtMatmulAlgo_t.layout());
+        algo.copyFrom(cublasLtMatmulHeuristicResult_t.algo(result));
+        algorithms.put(key(p), algo);
+        return algo;
     }
 
     private static String describe(Problem p) {
@@ -147,6 +179,16 @@ final class CublasLtGemm implements AutoCloseable {
                     CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET(), arena.allocateFrom(ValueLayout.JAVA_LONG, stride), 8L), null);
         }
         return l;
+    }
+
+    /** The largest power of two (at most 256) dividing {@code address}. */
+    static int alignment(long address) {
+        return address == 0 ? 256 : (int) Math.min(256, Long.lowestOneBit(address));
+    }
+
+    private static void setAlignment(Arena arena, MemorySegment pref, int attribute, long address) {
+        CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref, attribute,
+                arena.allocateFrom(ValueLayout.JAVA_INT, alignment(address)), 4L), "alignment attribute " + attribute);
     }
 
     private static void setInt(Arena arena, MemorySegment desc, int attribute, int value) {
@@ -176,6 +218,7 @@ final class CublasLtGemm implements AutoCloseable {
         if (!closed) {
             closed = true;
             allocator.free(workspace, WORKSPACE_BYTES);
+            algoArena.close();
             CudaCheck.cublas("cublasLtDestroy", cublasLtDestroy(handle), null);
         }
     }

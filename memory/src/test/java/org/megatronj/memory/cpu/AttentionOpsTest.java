@@ -40,7 +40,8 @@ class AttentionOpsTest {
                 new Case(be, 9, 5, 1, 3, 1, 13, true, null),         // MQA, sk < s: the first rows see nothing
                 new Case(be, 5, 8, 3, 2, 1, 21, false, new int[] {8, 3, 0}), // padding, one empty sequence
                 new Case(be, 8, 8, 2, 4, 2, 16, true, new int[] {5, 8}),
-                new Case(be, 300, 300, 1, 2, 1, 64, true, null)     // several key tiles
+                new Case(be, 1, 37, 2, 4, 2, 32, true, null),       // one decode step against a KV cache
+                new Case(be, 300, 300, 1, 2, 1, 64, true, null)     // several query tiles and key blocks
         ));
     }
 
@@ -108,6 +109,16 @@ class AttentionOpsTest {
             ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, 0.2f, true, null);
             assertClose("bf16 out", ref.out(), out, 1e-2, 1e-2);
             assertClose("bf16 lse", ref.lse(), lse, 1e-5, 1e-5);
+
+            Tensor dOut = tensor(arena, DType.BF16, gaussian(rnd, (int) q.numel(), 1f), q.shape());
+            Tensor dq = arena.allocate(DType.BF16, q.shape());
+            Tensor dk = arena.allocate(DType.F32, k.shape()); // gradients may be kept in another dtype
+            Tensor dv = arena.allocate(DType.BF16, v.shape());
+            backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, 0.2f, true, null);
+            ReferenceAttention.Gradients g = ReferenceAttention.backward(dOut, q, k, v, 0.2f, true, null);
+            assertClose("bf16 dq", g.dq(), dq, 3e-2, 2e-2);
+            assertClose("bf16 dk", g.dk(), dk, 3e-2, 2e-2);
+            assertClose("bf16 dv", g.dv(), dv, 3e-2, 2e-2);
         }
     }
 

@@ -29,10 +29,11 @@ class PhiloxTest {
         long e = (5L << 32) * 4 + 4 * 7 + 2; // block (7, 5), lane 2
         int[] r = philox(7, 5, 0, 0, 0x9abcdef0, 0x12345678);
         assertEquals((r[2] >>> 8) * 0x1.0p-24f, Philox.uniform(seed, e));
-        boolean[] keep = new boolean[6];
-        Philox.keepMask(seed, e - 3, 0, 6, 0.5f, keep);
-        for (int i = 0; i < 6; i++) {
-            assertEquals(Philox.uniform(seed, e - 3 + i) >= 0.5f, keep[i], "element " + i);
+        float[] x = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+        Philox.applyDropout(seed, e - 3, 1, x, 9, 0.5f, 2f); // elements e-2 .. e+6: crosses two group boundaries
+        for (int i = 0; i < 9; i++) {
+            boolean keep = Philox.uniform(seed, e - 2 + i) >= 0.5f;
+            assertEquals(keep ? 2f * (i + 1) : 0f, x[i], "element " + i);
         }
     }
 

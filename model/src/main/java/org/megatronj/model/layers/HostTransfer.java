@@ -50,21 +50,6 @@ public final class HostTransfer {
         }
     }
 
-    /** The elements of src (I32, any device) as a Java array. */
-    public static int[] downloadInts(Backend backend, Tensor src) {
-        if (src.device().isHost()) {
-            int[] out = new int[Math.toIntExact(src.numel())];
-            MemorySegment.copy(src.segment(), ValueLayout.JAVA_INT_UNALIGNED, 0, out, 0, out.length);
-            return out;
-        }
-        try (TensorArena staging = TensorArena.named("download")) {
-            Tensor host = staging.allocate(src.dtype(), src.shape());
-            backend.copy(src, host);
-            backend.synchronize();
-            return downloadInts(backend, host);
-        }
-    }
-
     /** Batch-major {@code [b, s]} (row r = sample r) -> sequence-first {@code [s, b]}. */
     public static int[] toSequenceFirst(int[] batchMajor, int b, int s) {
         int[] out = new int[batchMajor.length];

@@ -4,6 +4,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorException;
 
 import java.lang.foreign.MemorySegment;
+import java.util.stream.LongStream;
 
 /**
  * Megatron-core's fused QKV layout. Each token's {@code linear_qkv} output of width
@@ -19,6 +20,8 @@ import java.lang.foreign.MemorySegment;
  * <p>These are strided copies on host memory; a device backend will need a kernel for them.
  */
 public final class QkvLayout {
+    private static final long TOKENS_PER_TASK = 256;
+
     private final int groups;
     private final int headsPerGroup;
     private final int headDim;
@@ -63,21 +66,27 @@ public final class QkvLayout {
         MemorySegment qs = q.segment();
         MemorySegment ks = k.segment();
         MemorySegment vs = v.segment();
-        for (long t = 0; t < tokens; t++) {
-            for (int g = 0; g < groups; g++) {
-                long src = (t * fusedWidth + g * (qWidth + 2L * headDim)) * e;
-                long qOff = (t * groups + g) * qWidth * e;
-                long kvOff = (t * groups + g) * (long) headDim * e;
-                if (toSeparate) {
-                    MemorySegment.copy(f, src, qs, qOff, qWidth * e);
-                    MemorySegment.copy(f, src + qWidth * e, ks, kvOff, headDim * e);
-                    MemorySegment.copy(f, src + (qWidth + headDim) * e, vs, kvOff, headDim * e);
-                } else {
-                    MemorySegment.copy(qs, qOff, f, src, qWidth * e);
-                    MemorySegment.copy(ks, kvOff, f, src + qWidth * e, headDim * e);
-                    MemorySegment.copy(vs, kvOff, f, src + (qWidth + headDim) * e, headDim * e);
+        long blocks = (tokens + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK;
+        LongStream range = LongStream.range(0, blocks);
+        // Memory-bound copies; spread big ones over the common pool (the backend's kernels are not running meanwhile).
+        (blocks > 1 ? range.parallel() : range).forEach(block -> {
+            long end = Math.min(tokens, (block + 1) * TOKENS_PER_TASK);
+            for (long t = block * TOKENS_PER_TASK; t < end; t++) {
+                for (int g = 0; g < groups; g++) {
+                    long src = (t * fusedWidth + g * (qWidth + 2L * headDim)) * e;
+                    long qOff = (t * groups + g) * qWidth * e;
+                    long kvOff = (t * groups + g) * (long) headDim * e;
+                    if (toSeparate) {
+                        MemorySegment.copy(f, src, qs, qOff, qWidth * e);
+                        MemorySegment.copy(f, src + qWidth * e, ks, kvOff, headDim * e);
+                        MemorySegment.copy(f, src + (qWidth + headDim) * e, vs, kvOff, headDim * e);
+                    } else {
+                        MemorySegment.copy(qs, qOff, f, src, qWidth * e);
+                        MemorySegment.copy(ks, kvOff, f, src + qWidth * e, headDim * e);
+                        MemorySegment.copy(vs, kvOff, f, src + (qWidth + headDim) * e, headDim * e);
+                    }
                 }
             }
-        }
+        });
     }
 }

@@ -1,0 +1,11 @@
+package org.megatronj.cli.serve;
+
+/**
+ * What the engine returns for one job, before detokenisation.
+ *
+ * @param tokens   per sequence: prompt and generated tokens, cut at Megatron's length (a final stop token included)
+ * @param logprobs per sequence, when requested: log-probability of tokens[1..] (length tokens.length - 1); else null
+ * @param scores   beam search only: each hypothesis's score (sum of log-probs / length^penalty); else null
+ */
+record GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores) {
+}
