@@ -40,19 +40,28 @@ CLI_JAR="$ROOT/cli/$BUILD_DIR/megatron-cli-0.1.0-SNAPSHOT.jar"
 rm -rf "$DIST.tmp"
 mkdir -p "$DIST.tmp"/{lib,tests,junit}
 
-# Modules: what the code imports (java.base, the Vector API, JFR and its JMX side, the HTTP server
-# of `serve`, java.net.http for `client`, jdk.unsupported for libraries using sun.misc, java.xml
-# for the JUnit XML reports). java.sql, which Jackson uses only when present, is left out.
-echo "device-bundle: jlink runtime" >&2
-"$JAVA_HOME/bin/jlink" \
-  --add-modules java.base,jdk.incubator.vector,jdk.jfr,jdk.management.jfr,java.management,jdk.management,jdk.httpserver,jdk.unsupported,java.logging,java.net.http,java.xml,jdk.zipfs \
-  --strip-debug --no-header-files --no-man-pages --compress=zip-6 \
-  --output "$DIST.tmp/runtime"
-
 cp "$CLI_JAR" "$ROOT"/cli/"$BUILD_DIR"/lib/*.jar "$DIST.tmp/lib/"
 # The GPU kernel report (bench/src/main/java/org/megatronj/bench/gpu) needs only the bench jar itself.
 BENCH_JAR="$ROOT/bench/$BUILD_DIR/megatron-bench.jar"
 if [[ -f "$BENCH_JAR" ]]; then cp "$BENCH_JAR" "$DIST.tmp/lib/"; fi
+# Modules: what jdeps finds the jars need, plus what is loaded only reflectively or by flags
+# (the Vector API, JFR and its JMX side, java.xml for the JUnit XML reports, zipfs). java.desktop
+# (AWT, ~15 MB, used only by `plot-loss` to draw PNGs) is left out unless BUNDLE_EXTRA_MODULES
+# names it: with it the bundle no longer fits the device machine's 64 MiB.
+BASE_MODULES="java.base,jdk.incubator.vector,jdk.jfr,jdk.management.jfr,java.management,jdk.management,jdk.unsupported,java.logging,java.xml,jdk.zipfs"
+FOUND_MODULES="$("$JAVA_HOME/bin/jdeps" --print-module-deps --ignore-missing-deps --multi-release 25 -q "$DIST.tmp"/lib/*.jar 2>/dev/null | tail -1)"
+MODULES="$(echo "$BASE_MODULES,$FOUND_MODULES,${BUNDLE_EXTRA_MODULES:-}" | tr ',' '\n' | grep -v '^$' | sort -u \
+  | { if [[ ",${BUNDLE_EXTRA_MODULES:-}," == *",java.desktop,"* ]]; then cat; else grep -v '^java.desktop$'; fi; } | paste -sd,)"
+echo "device-bundle: jlink runtime with $MODULES" >&2
+"$JAVA_HOME/bin/jlink" \
+  --add-modules "$MODULES" \
+  --strip-debug --no-header-files --no-man-pages --compress=zip-6 \
+  --output "$DIST.tmp/runtime"
+# libjvm.so carries a 5 MB static symbol table (only crash logs read it); the dynamic symbols stay.
+if command -v strip >/dev/null 2>&1; then
+  strip --strip-unneeded "$DIST.tmp/runtime/lib/server/libjvm.so"
+fi
+
 for m in "${TEST_MODULES[@]}"; do
   if [[ -d "$ROOT/$m/$BUILD_DIR/test-classes" ]]; then
     cp -r "$ROOT/$m/$BUILD_DIR/test-classes" "$DIST.tmp/tests/$m"
@@ -93,7 +102,7 @@ for t in "$HERE"/tests/*; do
   [[ -d "$t" ]] && CP="$CP:$t" && SCAN+=(--scan-class-path "$t")
 done
 if [[ $# -gt 0 ]]; then SCAN=("$@"); fi
-"$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \
+MEGATRON_REQUIRE_GPU=1 "$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \
   -jar "$HERE/junit/junit-platform-console-standalone.jar" execute \
   --class-path "$CP" "${SCAN[@]}" --include-tag gpu \
   --reports-dir "$REPORTS" --details=tree --disable-banner 2>&1 | tee "$REPORTS/summary.txt"
@@ -108,6 +117,16 @@ exec "$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native
   -cp "$HERE/lib/*" org.megatronj.bench.gpu.GpuKernelReport --out "${OUT:-$PWD/gpu-bench-results}" "$@"
 EOF
 chmod +x "$DIST.tmp/megatron" "$DIST.tmp/run-gpu-tests.sh" "$DIST.tmp/run-gpu-bench.sh"
+
+if ! "$DIST.tmp/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -cp "$DIST.tmp/lib/*" org.megatronj.cli.Megatron info >"$DIST.tmp/.smoke.log" 2>&1; then
+  echo "device-bundle: the bundled launcher cannot run 'megatron info' with the jlinked runtime:" >&2
+  grep -v -e '^\s*at ' -e '^WARNING: Using incubator' "$DIST.tmp/.smoke.log" | head -5 >&2
+  echo "device-bundle: (a class the CLI loads at start-up needs a module left out above, e.g. AWT types in a" >&2
+  echo "device-bundle:  picocli command class; move them to a helper class, or set BUNDLE_EXTRA_MODULES)" >&2
+  exit 1
+fi
+rm -f "$DIST.tmp/.smoke.log"
 
 size=$(du -sb "$DIST.tmp" | cut -f1)
 if (( size >= LIMIT_BYTES )); then

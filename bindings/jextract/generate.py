@@ -387,7 +387,7 @@ import org.megatronj.bindings.NativeLibrary;
  * {{@link org.megatronj.bindings.LibraryLocator}}; a missing library or symbol throws
  * {{@link UnsatisfiedLinkError}} naming what was searched.
  */
-@SuppressWarnings({{"unused", "checkstyle:all"}})
+@SuppressWarnings({{"unused", "restricted"}})
 public final class {cls} {{
 {consts}
     public static final long SIZEOF_POINTER = ValueLayout.ADDRESS.byteSize();

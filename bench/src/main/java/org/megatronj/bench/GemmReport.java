@@ -7,7 +7,6 @@ import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -23,13 +22,16 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
- * Runs {@link FmaPeakBenchmark} and {@link GemmBenchmark} in one session and writes
- * {@code gemm-cpu.md} (a table: shape, threads, GFLOP/s, % of the measured peak) and
- * {@code gemm-cpu.csv}. The peak is measured before and after the gemms and the higher value
- * kept, so a busy machine can only make the percentages look worse, never better.
+ * Runs {@link GemmBenchmark} for every shape and thread count, each row right after a short
+ * {@link FmaPeakBenchmark} run on the same number of threads, and writes {@code gemm-cpu.md} (a
+ * table: shape, threads, GFLOP/s, % of the measured peak) and {@code gemm-cpu.csv}.
+ *
+ * <p>Pairing each gemm with a peak measured moments before keeps the percentage meaningful on a
+ * machine that other processes share: both see the same contention. The "best" figures use the
+ * fastest iteration of each, what the cores do when left alone.
  *
  * <p>Usage: {@code GemmReport [--out DIR] [--threads 1,2] [--shapes a,b] [--warmup N]
- * [--iterations N] [--time SECONDS]} (time per iteration, may be fractional).
+ * [--iterations N] [--time SECONDS]} (gemm iterations; time per iteration may be fractional).
  */
 public final class GemmReport {
     private GemmReport() {
@@ -38,14 +40,15 @@ public final class GemmReport {
     record Settings(Path out, List<String> threads, List<String> shapes, int warmup, int iterations, double seconds) {
     }
 
-    /** FMA peak in GFLOP/s at one thread count: from the mean time of a run and from its fastest iteration. */
+    /** FMA peak in GFLOP/s: from the mean time of a run and from its fastest iteration. */
     record Peak(double mean, double best) {
         Peak max(Peak o) {
             return new Peak(Math.max(mean, o.mean), Math.max(best, o.best));
         }
     }
 
-    record Row(GemmShape shape, int threads, double msMean, double msError, double msBest) {
+    /** One gemm measurement (milliseconds per product) and the peak measured just before it. */
+    record Row(GemmShape shape, int threads, double msMean, double msError, double msBest, Peak peak) {
         double gflops() {
             return shape.flops() / (msMean * 1e6);
         }
@@ -53,17 +56,31 @@ public final class GemmReport {
         double bestGflops() {
             return shape.flops() / (msBest * 1e6);
         }
+
+        double percentOfPeak() {
+            return 100 * gflops() / peak.mean();
+        }
+
+        double bestPercentOfPeak() {
+            return 100 * bestGflops() / peak.best();
+        }
     }
 
     public static void main(String[] args) throws RunnerException, IOException {
         Settings s = parse(args);
-        Map<Integer, Peak> peak = new TreeMap<>();
-        measurePeak(s, peak);
-        List<Row> rows = measureGemms(s);
-        measurePeak(s, peak);
+        List<Row> rows = new ArrayList<>();
+        Map<Integer, Peak> highest = new TreeMap<>();
+        for (String shape : s.shapes()) {
+            for (String t : s.threads()) {
+                int threads = Integer.parseInt(t);
+                Peak peak = measurePeak(s, threads);
+                highest.merge(threads, peak, Peak::max);
+                rows.add(measureGemm(s, GemmShape.named(shape), threads, peak));
+            }
+        }
         Files.createDirectories(s.out());
-        write(s.out().resolve("gemm-cpu.md"), markdown(s, peak, rows));
-        write(s.out().resolve("gemm-cpu.csv"), csv(peak, rows));
+        write(s.out().resolve("gemm-cpu.md"), markdown(s, highest, rows));
+        write(s.out().resolve("gemm-cpu.csv"), csv(rows));
         System.err.println("wrote " + s.out().resolve("gemm-cpu.md") + " and gemm-cpu.csv");
     }
 
@@ -97,47 +114,42 @@ public final class GemmReport {
         return new Settings(out, threads, shapes, warmup, iterations, seconds);
     }
 
-    private static ChainedOptionsBuilder options(Settings s, String benchmark) {
+    private static ChainedOptionsBuilder options(String benchmark, int warmup, int iterations, double seconds) {
+        TimeValue time = TimeValue.milliseconds(Math.round(seconds * 1000));
         return new OptionsBuilder()
                 .include("^" + benchmark.replace(".", "\\.") + "$")
                 .forks(1)
-                .warmupIterations(s.warmup())
-                .warmupTime(TimeValue.milliseconds(Math.round(s.seconds() * 1000)))
-                .measurementIterations(s.iterations())
-                .measurementTime(TimeValue.milliseconds(Math.round(s.seconds() * 1000)));
+                .warmupIterations(warmup)
+                .warmupTime(time)
+                .measurementIterations(iterations)
+                .measurementTime(time);
     }
 
-    /** Updates {@code peak} (GFLOP/s per thread count) with a new measurement, keeping the maximum. */
-    private static void measurePeak(Settings s, Map<Integer, Peak> peak) throws RunnerException {
-        for (String t : s.threads()) {
-            int threads = Integer.parseInt(t);
-            Collection<RunResult> results = new Runner(options(s, FmaPeakBenchmark.class.getName() + ".fma")
-                    .threads(threads).build()).run();
-            for (RunResult r : results) {
-                double perCall = threads * FmaPeakBenchmark.flopsPerInvocation() / 1e3; // GFLOP per (us/call)
-                Peak p = new Peak(perCall / r.getPrimaryResult().getScore(), perCall / fastestIteration(r));
-                peak.merge(threads, p, Peak::max);
-            }
-        }
+    /** A short peak run (2 x 0.5 s warm-up, 4 x 0.5 s measured) on {@code threads} JMH threads. */
+    private static Peak measurePeak(Settings s, int threads) throws RunnerException {
+        RunResult r = single(new Runner(options(FmaPeakBenchmark.class.getName() + ".fma", 2, 4, 0.5)
+                .threads(threads).build()).run());
+        double gflopPerCall = threads * FmaPeakBenchmark.flopsPerInvocation() / 1e3; // over microseconds per call
+        return new Peak(gflopPerCall / r.getPrimaryResult().getScore(), gflopPerCall / fastestIteration(r));
     }
 
-    private static List<Row> measureGemms(Settings s) throws RunnerException {
-        Collection<RunResult> results = new Runner(options(s, GemmBenchmark.class.getName() + ".gemm")
-                .param("shape", s.shapes().toArray(String[]::new))
-                .param("threads", s.threads().toArray(String[]::new))
+    private static Row measureGemm(Settings s, GemmShape shape, int threads, Peak peak) throws RunnerException {
+        RunResult r = single(new Runner(options(GemmBenchmark.class.getName() + ".gemm", s.warmup(), s.iterations(), s.seconds())
+                .param("shape", shape.name())
+                .param("threads", Integer.toString(threads))
                 .param("dtype", "F32")
-                .build()).run();
-        List<Row> rows = new ArrayList<>();
-        for (RunResult r : results) {
-            GemmShape shape = GemmShape.named(r.getParams().getParam("shape"));
-            int threads = Integer.parseInt(r.getParams().getParam("threads"));
-            double best = fastestIteration(r);
-            double error = r.getPrimaryResult().getScoreError();
-            rows.add(new Row(shape, threads, r.getPrimaryResult().getScore(), Double.isNaN(error) ? 0 : error, best));
+                .build()).run());
+        double error = r.getPrimaryResult().getScoreError();
+        return new Row(shape, threads, r.getPrimaryResult().getScore(), Double.isNaN(error) ? 0 : error,
+                fastestIteration(r), peak);
+    }
+
+    private static RunResult single(java.util.Collection<RunResult> results) {
+        if (results.size() != 1) {
+            throw new IllegalStateException("expected one JMH result, got " + results.size()
+                    + " (is the benchmark jar built with the JMH annotation processor?)");
         }
-        rows.sort((x, y) -> x.shape() == y.shape() ? Integer.compare(x.threads(), y.threads())
-                : Integer.compare(GemmShape.ALL.indexOf(x.shape()), GemmShape.ALL.indexOf(y.shape())));
-        return rows;
+        return results.iterator().next();
     }
 
     /** The lowest time per call among the measurement iterations of a run. */
@@ -151,33 +163,32 @@ public final class GemmReport {
         return best;
     }
 
-    private static String markdown(Settings s, Map<Integer, Peak> peak, List<Row> rows) {
+    private static String markdown(Settings s, Map<Integer, Peak> highest, List<Row> rows) {
         StringBuilder md = new StringBuilder();
         md.append("# CPU gemm (fp32) vs the measured FMA peak\n\n");
         md.append("Written by `bench/gemm.sh` (`org.megatronj.bench.GemmReport`) on ")
                 .append(Instant.now().truncatedTo(ChronoUnit.SECONDS)).append(".\n\n");
         md.append("- CPU: ").append(cpuModel()).append(", ").append(Runtime.getRuntime().availableProcessors())
-                .append(" logical processors\n");
+                .append(" logical processors; load average ").append(loadAverage()).append(" at the end\n");
         md.append("- JDK: ").append(Runtime.version()).append(" (").append(System.getProperty("java.vm.name")).append(")\n");
         md.append("- Vectors: ").append(VectorWidth.describe()).append("\n");
-        md.append("- JMH: 1 fork, ").append(s.warmup()).append(" x ").append(s.seconds()).append(" s warm-up, ")
-                .append(s.iterations()).append(" x ").append(s.seconds()).append(" s measurement per row\n");
-        md.append("- FMA peak (`FmaPeakBenchmark`, the higher of a run before and one after the gemms; mean / fastest iteration):");
-        peak.forEach((t, g) -> md.append(String.format(Locale.ROOT, " %d thread%s %.1f / %.1f GFLOP/s;",
-                t, t == 1 ? "" : "s", g.mean(), g.best())));
+        md.append(String.format(Locale.ROOT, "- JMH, one fork per row: gemm %d x %.1f s warm-up and %d x %.1f s measured; "
+                + "FMA peak (`FmaPeakBenchmark`) 2 x 0.5 s + 4 x 0.5 s just before each row\n",
+                s.warmup(), s.seconds(), s.iterations(), s.seconds()));
+        md.append("- Highest FMA peak seen (mean / fastest iteration):");
+        highest.forEach((t, p) -> md.append(String.format(Locale.ROOT, " %d thread%s %.1f / %.1f GFLOP/s;",
+                t, t == 1 ? "" : "s", p.mean(), p.best())));
         md.setLength(md.length() - 1);
-        md.append("\n\nGFLOP/s = 2 m n k / mean time of one `CpuGemm.gemm` (alpha 1, beta 0, C fp32); ")
-                .append("% of peak divides it by the mean FMA peak at the same thread count. ")
-                .append("The \"best\" columns use the fastest iteration of each (gemm and peak), ")
-                .append("which is what the hardware does when other processes leave it alone.\n\n");
-        md.append("| shape | op | m x n x k | threads | ms/gemm | GFLOP/s | % of peak | best GFLOP/s | best % of best peak |\n");
-        md.append("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+        md.append("\n\nGFLOP/s = 2 m n k / mean time of one `CpuGemm.gemm` (alpha 1, beta 0, fp32 in and out). ")
+                .append("% of peak divides it by the mean FMA peak measured just before, on the same thread count; ")
+                .append("the \"best\" columns divide the fastest gemm iteration by the fastest peak iteration.\n\n");
+        md.append("| shape | op | m x n x k | threads | ms/gemm | GFLOP/s | peak GFLOP/s | % of peak | best GFLOP/s | best % of peak |\n");
+        md.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Row r : rows) {
             GemmShape g = r.shape();
-            Peak p = peak.getOrDefault(r.threads(), new Peak(Double.NaN, Double.NaN));
-            md.append(String.format(Locale.ROOT, "| %s | %s | %d x %d x %d | %d | %.2f ± %.2f | %.1f | %.0f%% | %.1f | %.0f%% |%n",
+            md.append(String.format(Locale.ROOT, "| %s | %s | %d x %d x %d | %d | %.2f ± %.2f | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n",
                     g.name(), g.transposes(), g.m(), g.n(), g.k(), r.threads(), r.msMean(), r.msError(),
-                    r.gflops(), 100 * r.gflops() / p.mean(), r.bestGflops(), 100 * r.bestGflops() / p.best()));
+                    r.gflops(), r.peak().mean(), r.percentOfPeak(), r.bestGflops(), r.bestPercentOfPeak()));
         }
         md.append("\nShapes: ");
         for (GemmShape g : GemmShape.ALL) {
@@ -190,15 +201,14 @@ public final class GemmReport {
         return md.toString();
     }
 
-    private static String csv(Map<Integer, Peak> peak, List<Row> rows) {
+    private static String csv(List<Row> rows) {
         StringBuilder csv = new StringBuilder("shape,op,m,n,k,threads,ms_mean,ms_error,gflops_mean,peak_gflops_mean,"
-                + "percent_of_peak,gflops_best,peak_gflops_best,percent_of_best_peak\n");
+                + "percent_of_peak,gflops_best,peak_gflops_best,best_percent_of_peak\n");
         for (Row r : rows) {
             GemmShape g = r.shape();
-            Peak p = peak.getOrDefault(r.threads(), new Peak(Double.NaN, Double.NaN));
             csv.append(String.format(Locale.ROOT, "%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.2f,%.2f,%.1f,%.2f,%.2f,%.1f%n", g.name(),
-                    g.transposes(), g.m(), g.n(), g.k(), r.threads(), r.msMean(), r.msError(), r.gflops(), p.mean(),
-                    100 * r.gflops() / p.mean(), r.bestGflops(), p.best(), 100 * r.bestGflops() / p.best()));
+                    g.transposes(), g.m(), g.n(), g.k(), r.threads(), r.msMean(), r.msError(), r.gflops(), r.peak().mean(),
+                    r.percentOfPeak(), r.bestGflops(), r.peak().best(), r.bestPercentOfPeak()));
         }
         return csv.toString();
     }
@@ -214,6 +224,11 @@ public final class GemmReport {
             // not Linux: fall back to the architecture name
         }
         return System.getProperty("os.arch");
+    }
+
+    private static String loadAverage() {
+        double load = java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
+        return load < 0 ? "unknown" : String.format(Locale.ROOT, "%.1f", load);
     }
 
     /** Writes under a temporary name and renames, so a report is never half written. */

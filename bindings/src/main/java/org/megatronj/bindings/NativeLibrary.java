@@ -57,6 +57,7 @@ public final class NativeLibrary {
                         + "generated from (see bindings/jextract/README.md)"));
     }
 
+    @SuppressWarnings("restricted") // loading a native library is what this class is for
     private void load() {
         LibraryLocator.Result found = LibraryLocator.locate(fileNames);
         if (found.path().isPresent()) {

@@ -23,14 +23,17 @@ public final class Megatron implements Runnable {
     /** Every subcommand, one entry each; keep alphabetical. */
     static final Class<?>[] SUBCOMMANDS = {
             CheckpointCommand.class,
+            ClientCommand.class,
             DataCommand.class,
             DebugCommand.class,
+            EvaluateCommand.class,
             GenerateCommand.class,
             InfoCommand.class,
             MergeDatasetsCommand.class,
             PlotLossCommand.class,
             PreprocessCommand.class,
             PretrainCommand.class,
+            ServeCommand.class,
     };
 
     @CommandLine.Spec

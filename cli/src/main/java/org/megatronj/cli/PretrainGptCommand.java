@@ -73,10 +73,14 @@ final class PretrainGptCommand implements Callable<Integer> {
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
+        printArguments(out, args);
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
                 config.paddedVocabSize());
+        // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
+        long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
+                ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
         try (Backend backend = Backends.create(device);
-             GPTModel gpt = new GPTModel(config, backend, data.seed);
+             GPTModel gpt = new GPTModel(config, backend, modelSeed);
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt.parameters(), backend);
              GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
@@ -110,6 +114,20 @@ final class PretrainGptCommand implements Callable<Integer> {
             }
             return 0;
         }
+    }
+
+    /** Megatron's start-of-run block: every given flag, underscored and sorted, dotted out to column 50. */
+    private static void printArguments(PrintWriter out, ObjectNode args) {
+        out.println("------------------------ arguments ------------------------");
+        java.util.TreeMap<String, String> sorted = new java.util.TreeMap<>();
+        args.properties().forEach(e -> {
+            if (!e.getKey().equals("command")) {
+                String v = e.getValue().isArray() ? e.getValue().toString() : e.getValue().asText();
+                sorted.put(e.getKey().replace('-', '_'), v);
+            }
+        });
+        sorted.forEach((k, v) -> out.println("  " + k + " " + ".".repeat(Math.max(1, 48 - k.length())) + " " + v));
+        out.println("-------------------- end of arguments ---------------------");
     }
 
     private SampleSource sourceOrNull(GptSampleSource split) {

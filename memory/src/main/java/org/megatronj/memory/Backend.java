@@ -217,7 +217,10 @@ public interface Backend extends AutoCloseable {
     void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq,
                float lr, float beta1, float beta2, float eps, float weightDecay, long step);
 
-    /** Sum of squares of all elements, accumulated in double (for grad-norm clipping). */
+    /**
+     * Sum of squares of all elements, accumulated in double (for grad-norm clipping); partial
+     * sums of a few hundred squares may be fp32, so the relative error stays near 1e-7.
+     */
     double sumOfSquares(Tensor x);
 
     /** True when any element is NaN or infinite (fp16 loss-scale overflow check). */

@@ -21,7 +21,7 @@ final class ActivationStore implements AutoCloseable {
     final Tensor positions;     // I32 [s, b]
     final Tensor targets;       // I32 [s * b]
     final Tensor[] hidden;      // L + 1 of [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
-    final LayerActivations[] layers;
+    final LayerActivations[] layers;  // one per layer, or a single shared set with full recompute
     final Workspace workspace;
     final Tensor finalNormOut;  // [s, b, h]
     final Tensor finalNormMean; // F32 [s, b] (LayerNorm) or null
@@ -34,7 +34,14 @@ final class ActivationStore implements AutoCloseable {
     final Tensor dLoss;         // F32 [s * b]
     final Tensor dResidual;     // [s, b, h] gradient flowing down the residual stream
 
-    ActivationStore(Backend backend, TransformerConfig c, int s, int b) {
+    final boolean recompute;
+
+    /** Vocab rows of the tokens that other tensor-parallel ranks hold (runs, see VocabParallelIds); none on one rank. */
+    int[] maskedVocabRows = org.megatronj.model.layers.VocabParallelIds.NONE_MASKED;
+
+    /** c: what this rank computes (its TP shard); vocabRows: its columns of the logits. */
+    ActivationStore(Backend backend, TransformerConfig c, int s, int b, boolean recompute, int vocabRows) {
+        this.recompute = recompute;
         this.seqLength = s;
         this.batchSize = b;
         this.arena = TensorArena.named("activations[s=" + s + ",b=" + b + "]");
@@ -47,7 +54,7 @@ final class ActivationStore implements AutoCloseable {
         for (int i = 0; i < hidden.length; i++) {
             hidden[i] = backend.allocate(arena, DType.F32, s, b, h);
         }
-        layers = new LayerActivations[c.numLayers()];
+        layers = new LayerActivations[recompute ? 1 : c.numLayers()];
         for (int l = 0; l < layers.length; l++) {
             layers[l] = LayerActivations.allocate(backend, arena, c, s, b);
         }
@@ -55,7 +62,7 @@ final class ActivationStore implements AutoCloseable {
         finalNormOut = backend.allocate(arena, DType.F32, s, b, h);
         finalNormMean = c.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, s, b) : null;
         finalNormRstd = backend.allocate(arena, DType.F32, s, b);
-        logits = backend.allocate(arena, DType.F32, n, c.paddedVocabSize());
+        logits = backend.allocate(arena, DType.F32, n, vocabRows);
         rowMax = backend.allocate(arena, DType.F32, n);
         sumExp = backend.allocate(arena, DType.F32, n);
         targetLogit = backend.allocate(arena, DType.F32, n);
@@ -64,8 +71,13 @@ final class ActivationStore implements AutoCloseable {
         dResidual = backend.allocate(arena, DType.F32, s, b, h);
     }
 
-    boolean fits(int s, int b) {
-        return s == seqLength && b == batchSize;
+    boolean fits(int s, int b, boolean withRecompute) {
+        return s == seqLength && b == batchSize && recompute == withRecompute;
+    }
+
+    /** What layer l keeps for its backward (the shared set when recomputing). */
+    LayerActivations layer(int l) {
+        return layers[recompute ? 0 : l];
     }
 
     /** The activation budget in bytes (the number a run prints). */

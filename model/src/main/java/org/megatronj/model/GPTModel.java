@@ -14,6 +14,11 @@ import org.megatronj.model.layers.RotaryEmbedding;
 import org.megatronj.model.layers.SelfAttention;
 import org.megatronj.model.layers.TransformerLayer;
 import org.megatronj.model.layers.Workspace;
+import org.megatronj.model.layers.ColumnParallelLinear;
+import org.megatronj.model.layers.RowParallelLinear;
+import org.megatronj.model.layers.VocabParallelIds;
+import org.megatronj.model.parallel.TensorParallelGroup;
+import org.megatronj.model.parallel.TensorParallelism;
 
 import java.util.List;
 
@@ -28,12 +33,22 @@ import java.util.List;
  * Activations are sequence-first; micro-batches arrive batch-major and are transposed on upload.
  * The output weight is the word embedding unless the config unties them. Parameter gradients
  * accumulate across calls until {@link #zeroGrad()}.
+ *
+ * <p>With tensor parallelism ({@link TensorParallelism}) this object is one TP rank's shard, as
+ * Megatron-core: {@code linear_qkv}/{@code linear_fc1} column-parallel, {@code linear_proj}/
+ * {@code linear_fc2} row-parallel, np/t heads and ng/t query groups per rank, vocab-parallel
+ * embedding, output layer and cross-entropy. Every TP rank of a group must be fed the same
+ * micro-batches and returns the same loss.
  */
 public final class GPTModel implements AutoCloseable {
     private final TransformerConfig config;
+    private final TransformerConfig shardConfig;    // what this TP rank computes (np/t heads, ffn/t)
+    private final TensorParallelism tp;
+    private final int vocabSize;                    // the padded vocabulary over all TP ranks
     private final Backend backend;
     private final long seed;
     private final ParameterStore params;
+    private final List<ParameterSpec> specs;
     private final TensorArena buffers = TensorArena.named("model-constants");
     private final RotaryEmbedding rope;            // null with learned positions
     private final Embedding embedding;
@@ -42,27 +57,51 @@ public final class GPTModel implements AutoCloseable {
     private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
     private final LanguageModelLoss lossFunction;
     private ActivationStore activations;            // planned for the last micro-batch shape
+    private boolean recomputeActivations;
 
     /** Builds the model and initialises it as Megatron does, from {@code seed}. */
     public GPTModel(TransformerConfig config, Backend backend, long seed) {
+        this(config, backend, seed, TensorParallelism.none());
+    }
+
+    /**
+     * One tensor-parallel rank's shard of the model; its weights are that rank's slices of the
+     * single-rank model built from the same seed.
+     */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp) {
+        this(config, backend, seed, tp, 1);
+    }
+
+    /**
+     * As {@link #GPTModel(TransformerConfig, Backend, long, TensorParallelism)}, with the flat
+     * parameter store padded so that the distributed optimizer splits it into
+     * {@code dataParallelSize} equal shards.
+     */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize) {
         this.config = config.validate();
+        this.tp = tp;
+        int t = tp.size();
+        this.shardConfig = config.tensorParallelShard(t);
+        this.vocabSize = config.paddedVocabSize(t);
         this.backend = backend;
         this.seed = seed;
-        List<ParameterSpec> specs = ParameterSpec.forGpt(config);
-        this.params = new ParameterStore(backend, specs);
-        params.initialize(backend, specs, config, seed);
+        List<ParameterSpec> specs = ParameterSpec.forGpt(config, t);
+        this.specs = List.copyOf(specs);
+        this.params = new ParameterStore(backend, specs, dataParallelSize);
+        params.initialize(backend, specs, config, seed, t, tp.rank());
+        TensorParallelGroup group = tp.group();
 
         boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
         this.rope = learned ? null : new RotaryEmbedding(backend, buffers, config.maxPositionEmbeddings(),
                 config.rotaryDim(), config.rotaryBase());
         this.embedding = new Embedding(backend, param("embedding.word_embeddings.weight"),
-                learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout());
+                learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout(), group);
         this.layers = new TransformerLayer[config.numLayers()];
         for (int l = 0; l < layers.length; l++) {
             String p = "decoder.layers." + l + ".";
-            SelfAttention attention = new SelfAttention(backend, config,
-                    linear(p + "self_attention.linear_qkv"), linear(p + "self_attention.linear_proj"), rope);
-            Mlp mlp = new Mlp(backend, linear(p + "mlp.linear_fc1"), linear(p + "mlp.linear_fc2"),
+            SelfAttention attention = new SelfAttention(backend, shardConfig,
+                    columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope);
+            Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), config.geluTanh());
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
                     norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout());
@@ -70,7 +109,7 @@ public final class GPTModel implements AutoCloseable {
         this.finalLayernorm = norm("decoder.final_layernorm");
         this.outputWeight = config.untieEmbeddingsAndOutputWeights()
                 ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
-        this.lossFunction = new LanguageModelLoss(backend);
+        this.lossFunction = new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t));
     }
 
     // ------------------------------------------------------------------ training and evaluation
@@ -110,6 +149,7 @@ public final class GPTModel implements AutoCloseable {
      * tokens and positionIds (may be null) are batch-major {@code [b, s]}.
      */
     public float[] forwardLogits(int[] tokens, int[] positionIds, int batch, int seq) {
+        requireSingleRank("forwardLogits");
         int[] labels = new int[tokens.length];
         MicroBatch mb = new MicroBatch(batch, seq, tokens, labels, new float[tokens.length], positionIds);
         ActivationStore a = activationsFor(seq, batch);
@@ -128,9 +168,9 @@ public final class GPTModel implements AutoCloseable {
 
     private void forward(ActivationStore a, DropoutKey key) {
         Workspace ws = a.workspace;
-        embedding.forward(a.tokens, a.positions, a.hidden[0], ws.hiddenA(), site(key, 0));     // [s, b, h]
+        embedding.forward(a.tokens, a.maskedVocabRows, a.positions, a.hidden[0], ws.hiddenA(), site(key, 0));  // [s, b, h]
         for (int l = 0; l < layers.length; l++) {
-            layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layers[l], ws,
+            layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), ws,
                     site(key, 1 + 2 * l), site(key, 2 + 2 * l), null, 0);                         // [s, b, h]
         }
         Tensor x = a.hidden[layers.length];
@@ -143,19 +183,26 @@ public final class GPTModel implements AutoCloseable {
         Tensor dLogits = a.logits;                                                               // [s*b, V]
         Tensor dNormOut = ws.hiddenB();                                                          // [s, b, h]
         backend.gemm(false, false, 1f, dLogits, outputWeight.data(), 0f, flat(dNormOut));
+        tp.group().allReduceSum(dNormOut);       // each rank's vocab columns give part of the gradient
         backend.gemm(true, false, 1f, dLogits, flat(a.finalNormOut), 1f, outputWeight.grad());  // dW[V, h] +=
         finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
         for (int l = layers.length - 1; l >= 0; l--) {
-            layers[l].backward(a.dResidual, a.hidden[l], a.layers[l], ws, site(key, 1 + 2 * l), site(key, 2 + 2 * l));
+            if (a.recompute) {
+                // Full recompute: rerun the layer from its saved input with the same dropout keys (same masks);
+                // its output lands in hidden[l + 1], which no one needs any more.
+                layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), ws,
+                        site(key, 1 + 2 * l), site(key, 2 + 2 * l), null, 0);
+            }
+            layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, site(key, 1 + 2 * l), site(key, 2 + 2 * l));
         }
-        embedding.backward(a.tokens, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
+        embedding.backward(a.tokens, a.maskedVocabRows, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
     }
 
     /** Uploads tokens, positions and labels sequence-first; returns the loss mask in the same order. */
     private float[] upload(MicroBatch batch, ActivationStore a) {
         int b = batch.batchSize();
         int s = batch.seqLength();
-        int vocab = config.paddedVocabSize();
+        int vocab = vocabSize;
         checkIds("token", batch.tokens(), vocab, s);
         checkIds("label", batch.labels(), vocab, s);
         int[] positions = batch.positionIds();
@@ -167,7 +214,14 @@ public final class GPTModel implements AutoCloseable {
         } else if (config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE) {
             checkIds("position", positions, config.maxPositionEmbeddings(), s);
         }
-        HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(batch.tokens(), b, s), a.tokens);
+        int[] tokens = HostTransfer.toSequenceFirst(batch.tokens(), b, s);
+        if (tp.size() > 1) {
+            int rows = vocabSize / tp.size();
+            VocabParallelIds ids = VocabParallelIds.of(tokens, tp.rank() * rows, (tp.rank() + 1) * rows);
+            tokens = ids.localIds();
+            a.maskedVocabRows = ids.maskedRuns();
+        }
+        HostTransfer.uploadInts(backend, tokens, a.tokens);
         HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(positions, b, s), a.positions);
         HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(batch.labels(), b, s), a.targets);
         return HostTransfer.toSequenceFirst(batch.lossMask(), b, s);
@@ -187,12 +241,12 @@ public final class GPTModel implements AutoCloseable {
             throw new IllegalArgumentException("sequence length " + s + " exceeds --max-position-embeddings "
                     + config.maxPositionEmbeddings());
         }
-        if (activations == null || !activations.fits(s, b)) {
+        if (activations == null || !activations.fits(s, b, recomputeActivations)) {
             if (activations != null) {
                 activations.close();
                 activations = null;
             }
-            activations = new ActivationStore(backend, config, s, b);
+            activations = new ActivationStore(backend, shardConfig, s, b, recomputeActivations, vocabSize / tp.size());
         }
         return activations;
     }
@@ -209,6 +263,16 @@ public final class GPTModel implements AutoCloseable {
 
     public TransformerConfig config() {
         return config;
+    }
+
+    /** How this model is split across tensor-parallel ranks ({@link TensorParallelism#none()} on one rank). */
+    public TensorParallelism tensorParallelism() {
+        return tp;
+    }
+
+    /** The specs of this rank's parameters (shard shapes and how each is split), in parameter order. */
+    public List<ParameterSpec> parameterSpecs() {
+        return specs;
     }
 
     public Backend backend() {
@@ -244,6 +308,21 @@ public final class GPTModel implements AutoCloseable {
         return params.numel();
     }
 
+    /**
+     * Full activation recompute, as Megatron's {@code --recompute-granularity full --recompute-method uniform
+     * --recompute-num-layers 1}: only each layer's input is kept; backward reruns the layer's forward (same
+     * dropout masks) just before its backward. About a third more compute, and the per-layer activations of
+     * one layer instead of all. (Megatron's "selective" recompute of the attention core is what the
+     * memory-efficient attention op does anyway: it never stores the probabilities.)
+     */
+    public void setRecomputeActivations(boolean recompute) {
+        this.recomputeActivations = recompute;
+    }
+
+    public boolean recomputeActivations() {
+        return recomputeActivations;
+    }
+
     /** Bytes of the activation buffers planned for the last micro-batch shape (0 before the first). */
     public long activationBytes() {
         return activations == null ? 0 : activations.bytes();
@@ -274,6 +353,29 @@ public final class GPTModel implements AutoCloseable {
 
     private Linear linear(String prefix) {
         return new Linear(backend, param(prefix + ".weight"), config.addBiasLinear() ? param(prefix + ".bias") : null);
+    }
+
+    private Linear columnLinear(String prefix) {
+        if (tp.size() == 1) {
+            return linear(prefix);
+        }
+        return new ColumnParallelLinear(backend, param(prefix + ".weight"),
+                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group());
+    }
+
+    private Linear rowLinear(String prefix) {
+        if (tp.size() == 1) {
+            return linear(prefix);
+        }
+        return new RowParallelLinear(backend, param(prefix + ".weight"),
+                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group());
+    }
+
+    private void requireSingleRank(String what) {
+        if (tp.size() > 1) {
+            throw new IllegalStateException(what + " needs the whole model on one rank; this is tensor-parallel "
+                    + tp.group().describe() + " (merge the checkpoint to one rank for generation)");
+        }
     }
 
     private Norm norm(String prefix) {

@@ -6,8 +6,50 @@ import java.util.List;
 /**
  * The name, shape and initialisation of one parameter. {@link #forGpt} lists a GPT's parameters
  * in their fixed order (the checkpoint and optimizer order) before any memory is allocated.
+ * With tensor parallelism the shape is this rank's shard and {@code split} says how the full
+ * tensor was cut ({@link TensorSplit}).
  */
-public record ParameterSpec(String name, long[] shape, Init init, boolean weightDecay) {
+public record ParameterSpec(String name, long[] shape, Init init, boolean weightDecay, TensorSplit split) {
+
+    /** A parameter that is not split across tensor-parallel ranks. */
+    public ParameterSpec(String name, long[] shape, Init init, boolean weightDecay) {
+        this(name, shape, init, weightDecay, TensorSplit.REPLICATED);
+    }
+
+    /**
+     * How a parameter is divided among t tensor-parallel ranks (Megatron-core's
+     * {@code partition_dim} and its swiglu special case).
+     */
+    public enum TensorSplit {
+        /** Every rank holds the whole tensor (norms, row-parallel biases, position embeddings). */
+        REPLICATED,
+        /** Rank r holds rows {@code [r n/t, (r+1) n/t)}: column-parallel weights and biases, the vocab-parallel tables. */
+        ROWS,
+        /** Rank r holds columns {@code [r n/t, (r+1) n/t)} of every row: row-parallel weights. */
+        COLUMNS,
+        /** swiglu's fc1 {@code [gate; up]}: rank r holds its rows of the gate, then its rows of the up half. */
+        GATED_ROWS
+    }
+
+    /**
+     * True when, under sequence parallelism, each rank computes only part of this replicated
+     * parameter's gradient (from its sequence shard), so the TP ranks must all-reduce it: the
+     * norms and the row-parallel biases, as Megatron's {@code sequence_parallel} attribute.
+     */
+    public boolean sequenceParallelGrad() {
+        return split == TensorSplit.REPLICATED && !name.startsWith("embedding.");
+    }
+
+    /** The shape of the whole (unsplit) tensor when each of {@code t} ranks holds {@link #shape()}. */
+    public long[] fullShape(int t) {
+        long[] full = shape.clone();
+        switch (split) {
+            case REPLICATED -> { }
+            case ROWS, GATED_ROWS -> full[0] *= t;
+            case COLUMNS -> full[1] *= t;
+        }
+        return full;
+    }
 
     /** Megatron's initialisation rules. */
     public enum Init {
@@ -29,9 +71,20 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
 
     /** The parameters of a GPT with this config, in Megatron-core's names. */
     public static List<ParameterSpec> forGpt(TransformerConfig c) {
+        return forGpt(c, 1);
+    }
+
+    /**
+     * The parameters one of {@code t} tensor-parallel ranks holds, in Megatron-core's names and
+     * order, with their shard shapes (the vocabulary padded for t ranks, as Megatron).
+     */
+    public static List<ParameterSpec> forGpt(TransformerConfig c, int t) {
+        c.checkTensorParallelSize(t);
         List<ParameterSpec> specs = new ArrayList<>();
         long h = c.hiddenSize();
-        specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {c.paddedVocabSize(), h}, Init.NORMAL, true));
+        long vocab = c.paddedVocabSize(t) / t;
+        specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {vocab, h}, Init.NORMAL, true,
+                TensorSplit.ROWS));
         if (c.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE) {
             specs.add(new ParameterSpec("embedding.position_embeddings.weight", new long[] {c.maxPositionEmbeddings(), h},
                     Init.NORMAL, true));
@@ -39,15 +92,17 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         for (int l = 0; l < c.numLayers(); l++) {
             String p = "decoder.layers." + l + ".";
             addNorm(specs, c, p + "input_layernorm");
-            addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth(), h, Init.NORMAL);
-            addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth(), Init.SCALED_NORMAL);
+            addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
+            addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
+                    TensorSplit.COLUMNS);
             addNorm(specs, c, p + "pre_mlp_layernorm");
-            addLinear(specs, c, p + "mlp.linear_fc1", c.fc1Width(), h, Init.NORMAL);
-            addLinear(specs, c, p + "mlp.linear_fc2", h, c.ffnHiddenSize(), Init.SCALED_NORMAL);
+            addLinear(specs, c, p + "mlp.linear_fc1", c.fc1Width() / t, h, Init.NORMAL,
+                    c.swiglu() ? TensorSplit.GATED_ROWS : TensorSplit.ROWS);
+            addLinear(specs, c, p + "mlp.linear_fc2", h, c.ffnHiddenSize() / t, Init.SCALED_NORMAL, TensorSplit.COLUMNS);
         }
         addNorm(specs, c, "decoder.final_layernorm");
         if (c.untieEmbeddingsAndOutputWeights()) {
-            specs.add(new ParameterSpec("output_layer.weight", new long[] {c.paddedVocabSize(), h}, Init.NORMAL, true));
+            specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }
         return specs;
     }
@@ -59,10 +114,13 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         }
     }
 
-    private static void addLinear(List<ParameterSpec> specs, TransformerConfig c, String prefix, long out, long in, Init init) {
-        specs.add(new ParameterSpec(prefix + ".weight", new long[] {out, in}, init, true));
+    private static void addLinear(List<ParameterSpec> specs, TransformerConfig c, String prefix, long out, long in, Init init,
+                                  TensorSplit split) {
+        specs.add(new ParameterSpec(prefix + ".weight", new long[] {out, in}, init, true, split));
         if (c.addBiasLinear()) {
-            specs.add(new ParameterSpec(prefix + ".bias", new long[] {out}, Init.ZEROS, false));
+            // A row-parallel layer adds its whole bias after the reduction; a column-parallel one holds its rows.
+            specs.add(new ParameterSpec(prefix + ".bias", new long[] {out}, Init.ZEROS, false,
+                    split == TensorSplit.COLUMNS ? TensorSplit.REPLICATED : split));
         }
     }
 }

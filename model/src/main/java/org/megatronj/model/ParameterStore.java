@@ -4,6 +4,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.layers.HostTransfer;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -30,12 +31,25 @@ public final class ParameterStore implements AutoCloseable {
     private final Map<String, Parameter> byName;
 
     public ParameterStore(Backend backend, List<ParameterSpec> specs) {
+        this(backend, specs, 1);
+    }
+
+    /**
+     * A store whose flat length is a multiple of {@code 16 * shards} floats, so that the
+     * distributed optimizer cuts it into {@code shards} equal, aligned pieces.
+     */
+    public ParameterStore(Backend backend, List<ParameterSpec> specs, int shards) {
+        if (shards < 1) {
+            throw new IllegalArgumentException("parameter store shards must be >= 1, got " + shards);
+        }
         long total = 0;
         long[] offsets = new long[specs.size()];
         for (int i = 0; i < specs.size(); i++) {
             offsets[i] = total;
             total += (specs.get(i).numel() + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
         }
+        long multiple = ALIGN_FLOATS * shards;
+        total = Math.max(multiple, (total + multiple - 1) / multiple * multiple);
         this.arena = TensorArena.named("parameters");
         this.flatData = backend.allocate(arena, DType.F32, total);
         this.flatGrad = backend.allocate(arena, DType.F32, total);
@@ -63,18 +77,31 @@ public final class ParameterStore implements AutoCloseable {
      * nor on the number of threads.
      */
     public void initialize(Backend backend, List<ParameterSpec> specs, TransformerConfig config, long seed) {
-        try (TensorArena staging = TensorArena.named("init-staging")) {
-            for (ParameterSpec spec : specs) {
-                Parameter p = byName.get(spec.name());
-                float[] values = new float[Math.toIntExact(spec.numel())];
-                switch (spec.init()) {
-                    case NORMAL -> gaussian(values, config.initMethodStd(), seed, spec.name());
-                    case SCALED_NORMAL -> gaussian(values, config.outputLayerInitStd(), seed, spec.name());
-                    case ZEROS -> { }
-                    case ONES -> java.util.Arrays.fill(values, 1f);
-                }
-                backend.copy(staging.fromFloats(values, spec.shape()), p.data());
+        initialize(backend, specs, config, seed, 1, 0);
+    }
+
+    /**
+     * The same initialisation for tensor-parallel rank {@code rank} of {@code t}: the whole tensor
+     * is drawn as on one rank and this rank keeps its shard, so that every TP layout starts from
+     * the single-rank model's weights (Megatron draws the master weight on each rank and splits
+     * it with {@code --use-cpu-initialization}; the idea is the same).
+     */
+    public void initialize(Backend backend, List<ParameterSpec> specs, TransformerConfig config, long seed, int t, int rank) {
+        for (ParameterSpec spec : specs) {
+            long[] full = spec.fullShape(t);
+            long fullNumel = 1;
+            for (long d : full) {
+                fullNumel *= d;
             }
+            float[] values = new float[Math.toIntExact(fullNumel)];
+            switch (spec.init()) {
+                case NORMAL -> gaussian(values, config.initMethodStd(), seed, spec.name());
+                case SCALED_NORMAL -> gaussian(values, config.outputLayerInitStd(), seed, spec.name());
+                case ZEROS -> { }
+                case ONES -> java.util.Arrays.fill(values, 1f);
+            }
+            float[] shard = TensorShards.shard(values, full, spec.split(), t, rank);
+            HostTransfer.uploadFloats(backend, shard, byName.get(spec.name()).data());
         }
     }
 
@@ -113,6 +140,11 @@ public final class ParameterStore implements AutoCloseable {
     /** All gradients, flat, in the same places as {@link #flatData()}. */
     public Tensor flatGrad() {
         return flatGrad;
+    }
+
+    /** Where parameter {@code name} starts in the flat buffers (in elements). */
+    public long offset(String name) {
+        return parameter(name).data().address() / Float.BYTES - flatData.address() / Float.BYTES;
     }
 
     public long numel() {

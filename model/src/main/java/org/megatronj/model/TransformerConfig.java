@@ -53,6 +53,41 @@ public record TransformerConfig(
         return paddedVocabSize(1);
     }
 
+    /**
+     * Refuses a tensor-parallel size that does not divide the heads, query groups and MLP width,
+     * as Megatron's argument checks, naming the numbers.
+     */
+    public void checkTensorParallelSize(int t) {
+        if (t < 1) {
+            throw new IllegalArgumentException("--tensor-model-parallel-size must be positive, got " + t);
+        }
+        divisible("--num-attention-heads", numAttentionHeads, t);
+        divisible("--num-query-groups", numQueryGroups, t);
+        divisible("--ffn-hidden-size", ffnHiddenSize, t);
+    }
+
+    private static void divisible(String flag, int value, int t) {
+        if (value % t != 0) {
+            throw new IllegalArgumentException(flag + " (" + value + ") must be divisible by --tensor-model-parallel-size ("
+                    + t + ")");
+        }
+    }
+
+    /**
+     * What one of {@code t} tensor-parallel ranks computes: np/t heads, ng/t query groups and an
+     * ffn/t-wide MLP; everything else as this config (the layers size their buffers from it).
+     */
+    public TransformerConfig tensorParallelShard(int t) {
+        checkTensorParallelSize(t);
+        if (t == 1) {
+            return this;
+        }
+        return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
+                numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
+                normalization, swiglu, addBiasLinear, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout,
+                initMethodStd, layernormEpsilon, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy);
+    }
+
     /** Query heads per key/value group. */
     public int headsPerGroup() {
         return numAttentionHeads / numQueryGroups;

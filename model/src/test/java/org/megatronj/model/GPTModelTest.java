@@ -147,6 +147,29 @@ class GPTModelTest {
     }
 
     @Test
+    void fullRecomputeGivesTheSameGradientsWithLessMemory() {
+        for (TransformerConfig c : List.of(LayerGradientTest.gpt2Like(0.2f), LayerGradientTest.llamaLike(0.2f))) {
+            MicroBatch batch = randomBatch(2, 5, c.vocabSize(), 12);
+            try (GPTModel model = new GPTModel(c, backend, 13)) {
+                LayerGradientTest.randomize(model, 14);
+                model.zeroGrad();
+                double stored = model.forwardBackward(batch, 0.5f, 3).lossSum();
+                List<float[]> expected = grads(model);
+                long storedBytes = model.activationBytes();
+                model.setRecomputeActivations(true);
+                model.zeroGrad();
+                double recomputed = model.forwardBackward(batch, 0.5f, 3).lossSum();
+                assertEquals(stored, recomputed, 0.0);
+                List<float[]> actual = grads(model);
+                for (int p = 0; p < expected.size(); p++) {
+                    assertArrayEquals(expected.get(p), actual.get(p), model.parameters().get(p).name());
+                }
+                assertTrue(model.activationBytes() < storedBytes, model.activationBytes() + " vs " + storedBytes);
+            }
+        }
+    }
+
+    @Test
     void adamWTrainingMemorisesABatch() {
         TransformerConfig c = LayerGradientTest.llamaLike(0.1f);
         MicroBatch batch = randomBatch(2, 5, c.vocabSize(), 8);

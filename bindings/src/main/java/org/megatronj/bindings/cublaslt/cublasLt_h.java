@@ -12,7 +12,7 @@ import org.megatronj.bindings.NativeLibrary;
  * {@link org.megatronj.bindings.LibraryLocator}; a missing library or symbol throws
  * {@link UnsatisfiedLinkError} naming what was searched.
  */
-@SuppressWarnings({"unused", "checkstyle:all"})
+@SuppressWarnings({"unused", "restricted"})
 public final class cublasLt_h {
     public static final ValueLayout.OfBoolean C_BOOL = ValueLayout.JAVA_BOOLEAN;
     public static final ValueLayout.OfByte C_CHAR = ValueLayout.JAVA_BYTE;

@@ -7,9 +7,9 @@ import org.megatronj.io.tokenizer.Tokenizer;
  * ("\n\n") for {@code stop_on_eol}/{@code stop_on_double_eol}; we ask the tokenizer, which gives the same
  * ids for GPT-2 and works for other vocabularies. -1 = the tokenizer has no single token for it.
  */
-record SpecialTokens(int eod, int newline, int doubleNewline, int colon) {
+public record SpecialTokens(int eod, int newline, int doubleNewline, int colon) {
 
-    static SpecialTokens of(Tokenizer tokenizer) {
+    public static SpecialTokens of(Tokenizer tokenizer) {
         return new SpecialTokens(tokenizer.eod(), single(tokenizer, "\n"), single(tokenizer, "\n\n"),
                 first(tokenizer, ":"));
     }

@@ -6,7 +6,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -304,9 +303,5 @@ public final class IndexedDataset implements AutoCloseable {
             sb.append(String.format("%02x", s.get(ValueLayout.JAVA_BYTE, i)));
         }
         return sb.toString();
-    }
-
-    static boolean exists(Path prefix) {
-        return Files.isRegularFile(idxPath(prefix)) && Files.isRegularFile(binPath(prefix));
     }
 }

@@ -11,7 +11,7 @@ import java.util.List;
  * @param jsonKeys       the keys whose text is tokenized, one dataset each (default {@code text})
  * @param appendEod      append the tokenizer's EOD id to every document that has tokens
  * @param splitSentences split each text into sentences, one sequence each
- * @param keepNewlines   with sentence splitting: keep the whitespace after a sentence inside it
+ * @param keepNewlines   with sentence splitting: keep the whitespace after a sentence inside it (no effect without)
  * @param workers        tokenizer threads (documents are written in input order whatever the count)
  */
 public record PreprocessConfig(Path input, Path outputPrefix, List<String> jsonKeys, boolean appendEod,
@@ -26,9 +26,6 @@ public record PreprocessConfig(Path input, Path outputPrefix, List<String> jsonK
         }
         if (workers < 1) {
             throw new IllegalArgumentException("--workers must be >= 1, got " + workers);
-        }
-        if (keepNewlines && !splitSentences) {
-            throw new IllegalArgumentException("--keep-newlines only applies with --split-sentences");
         }
     }
 

@@ -86,37 +86,24 @@ public final class Preprocessor {
                 builders.add(new IndexedDatasetBuilder(config.outputPrefixFor(key), dtype()));
             }
             ArrayDeque<Future<EncodedBatch>> inFlight = new ArrayDeque<>();
-            long documents = 0, tokens = 0, bytesRead = 0;
+            Totals totals = new Totals(builders, inputBytes, start, progress);
             LineBatch batch;
             while ((batch = reader.next()) != null) {
-                EncodedBatch done = null;
                 if (pool == null) {
-                    done = encoder.encode(batch);
+                    totals.write(encoder.encode(batch));
                 } else {
                     LineBatch b = batch;
                     inFlight.add(pool.submit(() -> encoder.encode(b)));
-                    if (inFlight.size() > 2 * config.workers()) done = await(inFlight.poll());
-                }
-                if (done != null) {
-                    write(done, builders);
-                    documents += done.documents;
-                    tokens += done.tokenCount;
-                    bytesRead = done.endOffset;
-                    progress.accept(new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start));
+                    if (inFlight.size() > 2 * config.workers()) totals.write(await(inFlight.poll()));
                 }
             }
             while (!inFlight.isEmpty()) {
-                EncodedBatch done = await(inFlight.poll());
-                write(done, builders);
-                documents += done.documents;
-                tokens += done.tokenCount;
-                bytesRead = done.endOffset;
-                progress.accept(new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start));
+                totals.write(await(inFlight.poll()));
             }
             for (IndexedDatasetBuilder b : builders) {
                 b.finish();
             }
-            PreprocessProgress result = new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start);
+            PreprocessProgress result = totals.snapshot();
             progress.accept(result);
             return result;
         } finally {
@@ -139,20 +126,44 @@ public final class Preprocessor {
         }
     }
 
-    private static void write(EncodedBatch batch, List<IndexedDatasetBuilder> builders) {
-        for (int k = 0; k < builders.size(); k++) {
-            IndexedDatasetBuilder builder = builders.get(k);
-            int[] tokens = batch.tokens[k].array();
-            int tokenPos = 0, seq = 0;
-            for (int d = 0; d < batch.documents; d++) {
-                int count = batch.sequencesPerDocument[k].get(d);
-                for (int s = 0; s < count; s++, seq++) {
-                    int length = batch.sequenceLengths[k].get(seq);
-                    builder.addSequence(tokens, tokenPos, length);
-                    tokenPos += length;
+    /** Writes finished batches, in order, and reports the running totals. */
+    private static final class Totals {
+        private final List<IndexedDatasetBuilder> builders;
+        private final long inputBytes;
+        private final long start;
+        private final Consumer<PreprocessProgress> progress;
+        private long documents, tokens, bytesRead;
+
+        Totals(List<IndexedDatasetBuilder> builders, long inputBytes, long start, Consumer<PreprocessProgress> progress) {
+            this.builders = builders;
+            this.inputBytes = inputBytes;
+            this.start = start;
+            this.progress = progress;
+        }
+
+        void write(EncodedBatch batch) {
+            for (int k = 0; k < builders.size(); k++) {
+                IndexedDatasetBuilder builder = builders.get(k);
+                int[] ids = batch.tokens[k].array();
+                int tokenPos = 0, seq = 0;
+                for (int d = 0; d < batch.documents; d++) {
+                    int count = batch.sequencesPerDocument[k].get(d);
+                    for (int s = 0; s < count; s++, seq++) {
+                        int length = batch.sequenceLengths[k].get(seq);
+                        builder.addSequence(ids, tokenPos, length);
+                        tokenPos += length;
+                    }
+                    builder.endDocument();
                 }
-                builder.endDocument();
             }
+            documents += batch.documents;
+            tokens += batch.tokenCount;
+            bytesRead = batch.endOffset;
+            progress.accept(snapshot());
+        }
+
+        PreprocessProgress snapshot() {
+            return new PreprocessProgress(documents, tokens, bytesRead, inputBytes, System.nanoTime() - start);
         }
     }
 }

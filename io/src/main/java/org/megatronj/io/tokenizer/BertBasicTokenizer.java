@@ -3,6 +3,7 @@ package org.megatronj.io.tokenizer;
 import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * BERT's basic tokenizer (Google's {@code tokenization.py}, as Megatron ships it): drops NUL,
@@ -18,63 +19,60 @@ final class BertBasicTokenizer {
         this.lowerCase = lowerCase;
     }
 
-    /** The words of {@code text}, ready for WordPiece. */
-    List<String> tokenize(String text) {
-        String cleaned = cleanAndSpaceCjk(text);
-        List<String> words = new ArrayList<>();
-        StringBuilder piece = new StringBuilder();
-        for (String token : whitespaceSplit(cleaned)) {
-            if (lowerCase) {
-                token = stripAccents(token.toLowerCase(java.util.Locale.ROOT));
+    /**
+     * Calls {@code out} with each whitespace-separated token of the cleaned text (NUL, U+FFFD and
+     * control characters removed, every CJK ideograph a token of its own), before lower-casing and
+     * punctuation splitting, which {@link #words} does per token. Together they equal the
+     * original's whole-text passes, and let callers cache results per token.
+     */
+    static void forEachToken(String text, Consumer<String> out) {
+        int n = text.length();
+        int runStart = -1;          // start of the current run of kept characters, -1 if none
+        StringBuilder carry = null; // earlier runs of the same token, split by removed characters
+        for (int i = 0; i < n; ) {
+            int cp = text.codePointAt(i);
+            int next = i + Character.charCount(cp);
+            if (cp == 0 || cp == 0xFFFD || isControl(cp)) {
+                if (runStart >= 0) {
+                    carry = (carry == null ? new StringBuilder() : carry).append(text, runStart, i);
+                    runStart = -1;
+                }
+            } else if (isWhitespace(cp) || cp == '\u2028' || cp == '\u2029' || isCjk(cp)) {
+                flush(text, runStart, i, carry, out);
+                runStart = -1;
+                carry = null;
+                if (isCjk(cp)) out.accept(text.substring(i, next));
+            } else if (runStart < 0) {
+                runStart = i;
             }
-            splitOnPunctuation(token, words, piece);
+            i = next;
         }
+        flush(text, runStart, n, carry, out);
+    }
+
+    private static void flush(String text, int runStart, int end, StringBuilder carry, Consumer<String> out) {
+        if (carry == null) {
+            if (runStart >= 0) out.accept(text.substring(runStart, end));
+        } else {
+            if (runStart >= 0) carry.append(text, runStart, end);
+            out.accept(carry.toString());
+        }
+    }
+
+    /** The words of one token: lower-cased and accent-stripped if so configured, split at punctuation. */
+    List<String> words(String token) {
+        if (lowerCase) {
+            token = stripAccents(token.toLowerCase(java.util.Locale.ROOT));
+        }
+        List<String> words = new ArrayList<>(2);
+        splitOnPunctuation(token, words, new StringBuilder());
         return words;
     }
 
-    private static String cleanAndSpaceCjk(String text) {
-        StringBuilder out = new StringBuilder(text.length() + 16);
-        for (int i = 0; i < text.length(); ) {
-            int cp = text.codePointAt(i);
-            i += Character.charCount(cp);
-            if (cp == 0 || cp == 0xFFFD || isControl(cp)) {
-                continue;
-            }
-            if (isWhitespace(cp)) {
-                out.append(' ');
-            } else if (isCjk(cp)) {
-                out.append(' ').appendCodePoint(cp).append(' ');
-            } else {
-                out.appendCodePoint(cp);
-            }
-        }
-        return out.toString();
-    }
-
-    /** Python's {@code str.split()} after cleaning: spaces and the line/paragraph separators U+2028/U+2029 remain as separators. */
-    private static List<String> whitespaceSplit(String text) {
-        List<String> tokens = new ArrayList<>();
-        int start = -1;
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            boolean space = c == ' ' || c == '\u2028' || c == '\u2029' || pythonSpace(c);
-            if (space) {
-                if (start >= 0) tokens.add(text.substring(start, i));
-                start = -1;
-            } else if (start < 0) {
-                start = i;
-            }
-        }
-        if (start >= 0) tokens.add(text.substring(start));
-        return tokens;
-    }
-
-    /** Characters Python's {@code str.isspace()} accepts (cleaning removed most; lower-casing can't create any). */
-    private static boolean pythonSpace(char c) {
-        return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || Character.getType(c) == Character.SPACE_SEPARATOR;
-    }
-
     private static String stripAccents(String token) {
+        if (isAscii(token)) {
+            return token;  // nothing to decompose
+        }
         String nfd = Normalizer.normalize(token, Normalizer.Form.NFD);
         StringBuilder out = new StringBuilder(nfd.length());
         for (int i = 0; i < nfd.length(); ) {
@@ -85,6 +83,13 @@ final class BertBasicTokenizer {
             }
         }
         return out.toString();
+    }
+
+    private static boolean isAscii(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) >= 0x80) return false;
+        }
+        return true;
     }
 
     private static void splitOnPunctuation(String token, List<String> words, StringBuilder piece) {

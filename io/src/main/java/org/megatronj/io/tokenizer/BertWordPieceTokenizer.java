@@ -27,6 +27,9 @@ public final class BertWordPieceTokenizer implements Tokenizer {
     private final String[] idToToken;
     private final int unk, cls, sep, pad, mask, bos, eos;
     private final List<Integer> extraIds;
+    /** Ids of recent whitespace-separated tokens, per thread; emptied when it reaches {@link #WORD_CACHE_LIMIT} entries. */
+    private final ThreadLocal<Map<String, int[]>> wordCache = ThreadLocal.withInitial(HashMap::new);
+    private static final int WORD_CACHE_LIMIT = 1 << 16;
 
     private BertWordPieceTokenizer(Map<String, Integer> vocab, boolean lowerCase, int vocabExtraIds, Path file) {
         this.lowerCase = lowerCase;
@@ -105,10 +108,26 @@ public final class BertWordPieceTokenizer implements Tokenizer {
     @Override
     public int[] tokenize(String text) {
         IntList out = new IntList(text.length() / 4 + 8);
-        for (String word : basic.tokenize(text)) {
-            wordPiece(word, out);
-        }
+        tokenize(text, out);
         return out.toArray();
+    }
+
+    @Override
+    public void tokenize(String text, IntList out) {
+        Map<String, int[]> cache = wordCache.get();
+        BertBasicTokenizer.forEachToken(text, token -> {
+            int[] ids = cache.get(token);
+            if (ids == null) {
+                IntList pieces = new IntList(4);
+                for (String word : basic.words(token)) {
+                    wordPiece(word, pieces);
+                }
+                ids = pieces.toArray();
+                if (cache.size() >= WORD_CACHE_LIMIT) cache.clear();
+                cache.put(token, ids);
+            }
+            out.addAll(ids);
+        });
     }
 
     /** Greedy longest-match-first pieces of one word, appended to {@code out}. */

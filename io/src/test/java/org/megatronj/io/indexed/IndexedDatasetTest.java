@@ -95,6 +95,21 @@ class IndexedDatasetTest {
     }
 
     @Test
+    void emptyDatasetOpens() throws IOException {
+        Path prefix = dir.resolve("empty");
+        try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
+            b.finish();
+        }
+        assertEquals(0, Files.size(IndexedDataset.binPath(prefix)));
+        assertEquals(42, Files.size(IndexedDataset.idxPath(prefix)));
+        try (IndexedDataset ds = IndexedDataset.open(prefix)) {
+            assertEquals(0, ds.sequenceCount());
+            assertEquals(0, ds.documentCount());
+            assertEquals(0, ds.totalTokens());
+        }
+    }
+
+    @Test
     void dtypeCodesAndVocabularyChoice() {
         assertEquals(IndexedDtype.UINT16, IndexedDtype.forVocabSize(50257));
         assertEquals(IndexedDtype.UINT16, IndexedDtype.forVocabSize(65499));

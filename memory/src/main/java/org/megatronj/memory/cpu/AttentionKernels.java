@@ -72,152 +72,257 @@ final class AttentionKernels {
         }
     }
 
+    /** Per-thread arrays of the forward pass: one query tile and its running softmax state. */
+    private static final class ForwardTile {
+        final float[] q;
+        final float[] acc;
+        final float[] scores = new float[QUERY_TILE * KEY_BLOCK];
+        final float[] max = new float[QUERY_TILE];
+        final float[] sum = new float[QUERY_TILE];
+        final int[] ends = new int[QUERY_TILE];
+
+        ForwardTile(int d) {
+            q = new float[QUERY_TILE * d];
+            acc = new float[QUERY_TILE * d];
+        }
+    }
+
     void forward(AttentionShape a, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                  float scale, boolean causal, int[] keyLengths) {
-        int d = a.d();
-        int sk = a.sk();
-        threads.parallelFor((long) a.batch() * a.np(), 1, (t0, t1) -> {
-            KeyValues kv = new KeyValues(sk, d, false);
-            float[] qTile = new float[QUERY_TILE * d];
-            float[] acc = new float[QUERY_TILE * d];
-            float[] scores = new float[QUERY_TILE * KEY_BLOCK];
-            float[] max = new float[QUERY_TILE];
-            float[] sum = new float[QUERY_TILE];
-            int[] ends = new int[QUERY_TILE];
+        int tiles = (a.s() + QUERY_TILE - 1) / QUERY_TILE;
+        // tasks are (batch, head, query tile), so even one sequence of few heads keeps every thread busy
+        threads.parallelFor((long) a.batch() * a.np() * tiles, 1, (t0, t1) -> {
+            KeyValues kv = new KeyValues(a.sk(), a.d(), false);
+            ForwardTile tile = new ForwardTile(a.d());
             int loaded = -1;
             for (long t = t0; t < t1; t++) {
-                int b = (int) (t / a.np());
-                int h = (int) (t % a.np());
+                int b = (int) (t / tiles / a.np());
+                int h = (int) (t / tiles % a.np());
                 int g = h / a.headsPerGroup();
-                int keyLength = keyLengths == null ? sk : keyLengths[b];
-                if (loaded != b * a.ng() + g) {
+                int keyLength = keyLengths == null ? a.sk() : keyLengths[b];
+                if (loaded != b * a.ng() + g) { // consecutive tasks share a group: gather its keys once
                     kv.load(a, k, v, b, g, keyLength);
                     loaded = b * a.ng() + g;
                 }
-                for (int i0 = 0; i0 < a.s(); i0 += QUERY_TILE) {
-                    int rows = Math.min(QUERY_TILE, a.s() - i0);
-                    int maxEnd = 0;
-                    for (int r = 0; r < rows; r++) {
-                        ends[r] = a.visibleKeys(i0 + r, causal, keyLength);
-                        maxEnd = Math.max(maxEnd, ends[r]);
-                        FloatRows.load(q, a.qOffset(i0 + r, b, h), qTile, r * d, d);
-                    }
-                    VectorMath.scale(vector, qTile, 0, rows * d, scale);
-                    Arrays.fill(acc, 0f);
-                    Arrays.fill(max, Float.NEGATIVE_INFINITY);
-                    Arrays.fill(sum, 0f);
-                    for (int from = 0; from < maxEnd; from += KEY_BLOCK) {
-                        int n = Math.min(maxEnd, from + KEY_BLOCK) - from;
-                        AttentionTiles.rowsTimesColumns(vector, qTile, 0, d, rows, kv.kt, from, sk, n, d, scores, KEY_BLOCK);
-                        for (int r = 0; r < rows; r++) {
-                            int o = r * KEY_BLOCK;
-                            int visible = Math.clamp(ends[r] - from, 0, n);
-                            if (visible > 0) {
-                                float blockMax = VectorMath.max(vector, scores, o, visible);
-                                if (blockMax > max[r]) {
-                                    float rescale = (float) Math.exp(max[r] - blockMax);
-                                    sum[r] *= rescale;
-                                    VectorMath.scale(vector, acc, r * d, d, rescale);
-                                    max[r] = blockMax;
-                                }
-                                sum[r] += VectorMath.expInPlace(vector, scores, o, visible, 1f, max[r]);
-                            }
-                            Arrays.fill(scores, o + visible, o + n, 0f); // masked keys weigh nothing
-                        }
-                        AttentionTiles.accumulateProduct(vector, scores, 0, KEY_BLOCK, rows, n, kv.v, from * d, d, d, acc, 0, d);
-                    }
-                    for (int r = 0; r < rows; r++) {
-                        long lo = a.lseOffset(b, h, i0 + r);
-                        if (ends[r] == 0) { // fully masked row: zeros (acc is 0) and lse = -inf
-                            FloatRows.set(lse, lo, Float.NEGATIVE_INFINITY);
-                        } else {
-                            VectorMath.scale(vector, acc, r * d, d, 1f / sum[r]);
-                            FloatRows.set(lse, lo, max[r] + (float) Math.log(sum[r]));
-                        }
-                        FloatRows.store(acc, r * d, out, a.qOffset(i0 + r, b, h), d);
-                    }
-                }
+                forwardTile(a, q, out, lse, kv, tile, b, h, (int) (t % tiles) * QUERY_TILE, scale, causal, keyLength);
             }
         });
     }
 
+    /** Query rows {@code [i0, i0 + QUERY_TILE)} of head h against every visible key, block by block. */
+    private void forwardTile(AttentionShape a, Tensor q, Tensor out, Tensor lse, KeyValues kv, ForwardTile tile,
+                             int b, int h, int i0, float scale, boolean causal, int keyLength) {
+        int d = a.d();
+        int rows = Math.min(QUERY_TILE, a.s() - i0);
+        float[] acc = tile.acc;
+        float[] scores = tile.scores;
+        float[] max = tile.max;
+        float[] sum = tile.sum;
+        int[] ends = tile.ends;
+        int maxEnd = 0;
+        for (int r = 0; r < rows; r++) {
+            ends[r] = a.visibleKeys(i0 + r, causal, keyLength);
+            maxEnd = Math.max(maxEnd, ends[r]);
+            FloatRows.load(q, a.qOffset(i0 + r, b, h), tile.q, r * d, d);
+        }
+        VectorMath.scale(vector, tile.q, 0, rows * d, scale);
+        Arrays.fill(acc, 0f);
+        Arrays.fill(max, Float.NEGATIVE_INFINITY);
+        Arrays.fill(sum, 0f);
+        for (int from = 0; from < maxEnd; from += KEY_BLOCK) {
+            int n = Math.min(maxEnd, from + KEY_BLOCK) - from;
+            AttentionTiles.rowsTimesColumns(vector, tile.q, 0, d, rows, kv.kt, from, a.sk(), n, d, scores, KEY_BLOCK);
+            for (int r = 0; r < rows; r++) {
+                int o = r * KEY_BLOCK;
+                int visible = Math.clamp(ends[r] - from, 0, n);
+                if (visible > 0) {
+                    float blockMax = VectorMath.max(vector, scores, o, visible);
+                    if (blockMax > max[r]) {
+                        float rescale = (float) Math.exp(max[r] - blockMax);
+                        sum[r] *= rescale;
+                        VectorMath.scale(vector, acc, r * d, d, rescale);
+                        max[r] = blockMax;
+                    }
+                    sum[r] += VectorMath.expInPlace(vector, scores, o, visible, 1f, max[r]);
+                }
+                Arrays.fill(scores, o + visible, o + n, 0f); // masked keys weigh nothing
+            }
+            AttentionTiles.accumulateProduct(vector, scores, 0, KEY_BLOCK, rows, n, kv.v, from * d, d, d, acc, 0, d);
+        }
+        for (int r = 0; r < rows; r++) {
+            long lo = a.lseOffset(b, h, i0 + r);
+            if (ends[r] == 0) { // fully masked row: zeros (acc is 0) and lse = -inf
+                FloatRows.set(lse, lo, Float.NEGATIVE_INFINITY);
+            } else {
+                VectorMath.scale(vector, acc, r * d, d, 1f / sum[r]);
+                FloatRows.set(lse, lo, max[r] + (float) Math.log(sum[r]));
+            }
+            FloatRows.store(acc, r * d, out, a.qOffset(i0 + r, b, h), d);
+        }
+    }
+
+    /** Per-thread arrays of the backward pass. */
+    private static final class BackwardScratch {
+        final KeyValues kv;
+        final float[] dK;
+        final float[] dV;
+        final float[] qh;
+        final float[] doh;
+        final float[] dqh;
+        final float[] oRow;
+        final float[] delta;
+        final float[] rowLse;
+        final int[] ends;
+        final float[] dKb;
+        final float[] dVb;
+        final float[] p = new float[QUERY_TILE * KEY_BLOCK];
+        final float[] ds = new float[QUERY_TILE * KEY_BLOCK];
+        final float[] transposed = new float[KEY_BLOCK * QUERY_TILE];
+
+        BackwardScratch(int s, int sk, int d) {
+            kv = new KeyValues(sk, d, true);
+            dK = new float[sk * d];
+            dV = new float[sk * d];
+            qh = new float[s * d];
+            doh = new float[s * d];
+            dqh = new float[s * d];
+            oRow = new float[d];
+            delta = new float[s];
+            rowLse = new float[s];
+            ends = new int[s];
+            dKb = new float[KEY_BLOCK * d];
+            dVb = new float[KEY_BLOCK * d];
+        }
+    }
+
+    /**
+     * Below this many (batch, group) pairs the keys of each pair are split into parts, so that
+     * MQA/GQA with a small batch still spreads over the threads. A rule on shapes, never on the
+     * thread count, so results stay independent of the thread count.
+     */
+    static final int MIN_BACKWARD_TASKS = 16;
+    /** The most floats the per-part partial sums of dQ may take (128 MiB). */
+    static final long PARTIAL_FLOATS = 1L << 25;
+
     void backward(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                   Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths) {
-        int d = a.d();
-        int sk = a.sk();
-        int s = a.s();
-        threads.parallelFor((long) a.batch() * a.ng(), 1, (t0, t1) -> {
-            KeyValues kv = new KeyValues(sk, d, true);
-            float[] dK = new float[sk * d];
-            float[] dV = new float[sk * d];
-            float[] qh = new float[s * d];
-            float[] doh = new float[s * d];
-            float[] dqh = new float[s * d];
-            float[] oRow = new float[d];
-            float[] delta = new float[s];
-            float[] rowLse = new float[s];
-            int[] ends = new int[s];
-            float[] dKb = new float[KEY_BLOCK * d];
-            float[] dVb = new float[KEY_BLOCK * d];
-            float[] p = new float[QUERY_TILE * KEY_BLOCK];
-            float[] ds = new float[QUERY_TILE * KEY_BLOCK];
-            float[] transposed = new float[KEY_BLOCK * QUERY_TILE];
+        long pairs = (long) a.batch() * a.ng();
+        long dqFloats = (long) a.batch() * a.np() * a.s() * a.d();
+        int keyBlocks = (a.sk() + KEY_BLOCK - 1) / KEY_BLOCK;
+        long wanted = Math.min((MIN_BACKWARD_TASKS + pairs - 1) / pairs, Math.max(keyBlocks, 1));
+        int parts = (int) Math.max(1, Math.min(wanted, PARTIAL_FLOATS / Math.max(dqFloats, 1)));
+        // each part owns the dK and dV of its keys; its share of dQ goes to its own partial sum
+        float[][] partialDq = parts > 1 ? new float[parts][(int) dqFloats] : null;
+        threads.parallelFor(pairs * parts, 1, (t0, t1) -> {
+            BackwardScratch scratch = new BackwardScratch(a.s(), a.sk(), a.d());
             for (long t = t0; t < t1; t++) {
-                int b = (int) (t / a.ng());
-                int g = (int) (t % a.ng());
-                int keyLength = keyLengths == null ? sk : keyLengths[b];
-                kv.load(a, k, v, b, g, keyLength);
-                Arrays.fill(dK, 0f);
-                Arrays.fill(dV, 0f);
-                for (int h = g * a.headsPerGroup(); h < (g + 1) * a.headsPerGroup(); h++) {
-                    int maxEnd = 0;
-                    for (int i = 0; i < s; i++) {
-                        long qo = a.qOffset(i, b, h);
-                        ends[i] = a.visibleKeys(i, causal, keyLength);
-                        maxEnd = Math.max(maxEnd, ends[i]);
-                        FloatRows.load(q, qo, qh, i * d, d);
-                        FloatRows.load(dOut, qo, doh, i * d, d);
-                        FloatRows.load(out, qo, oRow, 0, d);
-                        delta[i] = VectorMath.dot(vector, doh, i * d, oRow, 0, d); // rowsum(dO * O)
-                        rowLse[i] = FloatRows.get(lse, a.lseOffset(b, h, i));
-                    }
-                    Arrays.fill(dqh, 0f);
-                    for (int from = 0; from < maxEnd; from += KEY_BLOCK) {
-                        int n = Math.min(maxEnd, from + KEY_BLOCK) - from;
-                        Arrays.fill(dKb, 0f);
-                        Arrays.fill(dVb, 0f);
-                        for (int i0 = 0; i0 < s; i0 += QUERY_TILE) {
-                            int rows = Math.min(QUERY_TILE, s - i0);
-                            if (!anyVisible(ends, i0, rows, from)) {
-                                continue;
-                            }
-                            AttentionTiles.rowsTimesColumns(vector, qh, i0 * d, d, rows, kv.kt, from, sk, n, d, p, KEY_BLOCK);
-                            AttentionTiles.rowsTimesColumns(vector, doh, i0 * d, d, rows, kv.vt, from, sk, n, d, ds, KEY_BLOCK);
-                            for (int r = 0; r < rows; r++) {
-                                int o = r * KEY_BLOCK;
-                                int visible = Math.clamp(ends[i0 + r] - from, 0, n);
-                                VectorMath.expInPlace(vector, p, o, visible, scale, rowLse[i0 + r]); // P
-                                Arrays.fill(p, o + visible, o + n, 0f);
-                                softmaxGradient(p, ds, o, n, delta[i0 + r], scale); // dS, in place of dP
-                            }
-                            // dQ += dS K ; dV += P^T dO ; dK += dS^T Q
-                            AttentionTiles.accumulateProduct(vector, ds, 0, KEY_BLOCK, rows, n, kv.k, from * d, d, d, dqh, i0 * d, d);
-                            AttentionTiles.transpose(p, KEY_BLOCK, rows, n, transposed);
-                            AttentionTiles.accumulateProduct(vector, transposed, 0, rows, n, rows, doh, i0 * d, d, d, dVb, 0, d);
-                            AttentionTiles.transpose(ds, KEY_BLOCK, rows, n, transposed);
-                            AttentionTiles.accumulateProduct(vector, transposed, 0, rows, n, rows, qh, i0 * d, d, d, dKb, 0, d);
-                        }
-                        VectorMath.axpy(vector, 1f, dKb, 0, dK, from * d, n * d);
-                        VectorMath.axpy(vector, 1f, dVb, 0, dV, from * d, n * d);
-                    }
-                    for (int i = 0; i < s; i++) {
-                        FloatRows.store(dqh, i * d, dq, a.qOffset(i, b, h), d);
-                    }
+                int part = (int) (t % parts);
+                int b = (int) (t / parts / a.ng());
+                int g = (int) (t / parts % a.ng());
+                int keyFrom = keyBlocks * part / parts * KEY_BLOCK;
+                int keyTo = Math.min(a.sk(), keyBlocks * (part + 1) / parts * KEY_BLOCK);
+                backwardKeys(a, dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, scratch,
+                        b, g, keyFrom, keyTo, partialDq == null ? null : partialDq[part]);
+            }
+        });
+        if (partialDq != null) {
+            sumPartialDq(a, partialDq, dq);
+        }
+    }
+
+    /**
+     * The gradients from keys {@code [keyFrom, keyTo)} of group g in batch entry b: their dK and
+     * dV rows, and their share of dQ (written to dq, or to {@code partialDq} when keys are split).
+     */
+    private void backwardKeys(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                              Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths,
+                              BackwardScratch w, int b, int g, int keyFrom, int keyTo, float[] partialDq) {
+        int d = a.d();
+        int s = a.s();
+        int keyLength = keyLengths == null ? a.sk() : keyLengths[b];
+        w.kv.load(a, k, v, b, g, keyLength);
+        Arrays.fill(w.dK, 0f);
+        Arrays.fill(w.dV, 0f);
+        for (int h = g * a.headsPerGroup(); h < (g + 1) * a.headsPerGroup(); h++) {
+            int maxEnd = 0;
+            for (int i = 0; i < s; i++) {
+                long qo = a.qOffset(i, b, h);
+                w.ends[i] = a.visibleKeys(i, causal, keyLength);
+                maxEnd = Math.max(maxEnd, w.ends[i]);
+                FloatRows.load(q, qo, w.qh, i * d, d);
+                FloatRows.load(dOut, qo, w.doh, i * d, d);
+                FloatRows.load(out, qo, w.oRow, 0, d);
+                w.delta[i] = VectorMath.dot(vector, w.doh, i * d, w.oRow, 0, d); // rowsum(dO * O)
+                w.rowLse[i] = FloatRows.get(lse, a.lseOffset(b, h, i));
+            }
+            Arrays.fill(w.dqh, 0f);
+            int end = Math.min(maxEnd, keyTo);
+            for (int from = keyFrom; from < end; from += KEY_BLOCK) {
+                int n = Math.min(end, from + KEY_BLOCK) - from;
+                keyBlock(a, w, from, n, scale);
+            }
+            if (partialDq == null) {
+                for (int i = 0; i < s; i++) {
+                    FloatRows.store(w.dqh, i * d, dq, a.qOffset(i, b, h), d);
                 }
-                for (int j = 0; j < sk; j++) {
-                    FloatRows.store(dK, j * d, dk, a.kOffset(j, b, g), d);
-                    FloatRows.store(dV, j * d, dv, a.kOffset(j, b, g), d);
+            } else {
+                System.arraycopy(w.dqh, 0, partialDq, ((b * a.np() + h) * s) * d, s * d);
+            }
+        }
+        for (int j = keyFrom; j < keyTo; j++) {
+            FloatRows.store(w.dK, j * d, dk, a.kOffset(j, b, g), d);
+            FloatRows.store(w.dV, j * d, dv, a.kOffset(j, b, g), d);
+        }
+    }
+
+    /** One block of n keys from {@code from} against every query row of the head loaded in w. */
+    private void keyBlock(AttentionShape a, BackwardScratch w, int from, int n, float scale) {
+        int d = a.d();
+        int s = a.s();
+        float[] p = w.p;
+        float[] ds = w.ds;
+        Arrays.fill(w.dKb, 0f);
+        Arrays.fill(w.dVb, 0f);
+        for (int i0 = 0; i0 < s; i0 += QUERY_TILE) {
+            int rows = Math.min(QUERY_TILE, s - i0);
+            if (!anyVisible(w.ends, i0, rows, from)) {
+                continue;
+            }
+            AttentionTiles.rowsTimesColumns(vector, w.qh, i0 * d, d, rows, w.kv.kt, from, a.sk(), n, d, p, KEY_BLOCK);
+            AttentionTiles.rowsTimesColumns(vector, w.doh, i0 * d, d, rows, w.kv.vt, from, a.sk(), n, d, ds, KEY_BLOCK);
+            for (int r = 0; r < rows; r++) {
+                int o = r * KEY_BLOCK;
+                int visible = Math.clamp(w.ends[i0 + r] - from, 0, n);
+                VectorMath.expInPlace(vector, p, o, visible, scale, w.rowLse[i0 + r]); // P
+                Arrays.fill(p, o + visible, o + n, 0f);
+                softmaxGradient(p, ds, o, n, w.delta[i0 + r], scale); // dS, in place of dP
+            }
+            // dQ += dS K ; dV += P^T dO ; dK += dS^T Q
+            AttentionTiles.accumulateProduct(vector, ds, 0, KEY_BLOCK, rows, n, w.kv.k, from * d, d, d, w.dqh, i0 * d, d);
+            AttentionTiles.transpose(p, KEY_BLOCK, rows, n, w.transposed);
+            AttentionTiles.accumulateProduct(vector, w.transposed, 0, rows, n, rows, w.doh, i0 * d, d, d, w.dVb, 0, d);
+            AttentionTiles.transpose(ds, KEY_BLOCK, rows, n, w.transposed);
+            AttentionTiles.accumulateProduct(vector, w.transposed, 0, rows, n, rows, w.qh, i0 * d, d, d, w.dKb, 0, d);
+        }
+        VectorMath.axpy(vector, 1f, w.dKb, 0, w.dK, from * d, n * d);
+        VectorMath.axpy(vector, 1f, w.dVb, 0, w.dV, from * d, n * d);
+    }
+
+    /** {@code dq = sum over parts of partialDq}, parts added in order. */
+    private void sumPartialDq(AttentionShape a, float[][] partialDq, Tensor dq) {
+        int d = a.d();
+        int s = a.s();
+        threads.parallelFor((long) a.batch() * a.np() * s, 64, (r0, r1) -> {
+            float[] row = new float[d];
+            for (long r = r0; r < r1; r++) {
+                int i = (int) (r % s);
+                int h = (int) (r / s % a.np());
+                int b = (int) (r / s / a.np());
+                System.arraycopy(partialDq[0], (int) r * d, row, 0, d);
+                for (int part = 1; part < partialDq.length; part++) {
+                    VectorMath.axpy(vector, 1f, partialDq[part], (int) r * d, row, 0, d);
                 }
+                FloatRows.store(row, 0, dq, a.qOffset(i, b, h), d);
             }
         });
     }

@@ -39,8 +39,10 @@ import static org.megatronj.memory.cpu.Checks.toInt;
  * scalar kernels, so tests run both paths in one JVM.
  *
  * <p>Kernels keep no state between calls, so one backend may serve several threads at once
- * (tensor-parallel ranks run as threads). Reductions split their work into fixed pieces added
- * in a fixed order: results do not depend on the thread count.
+ * (tensor-parallel ranks run as threads). Reductions split their work into pieces fixed by
+ * the shapes and add them in a fixed order, so the thread count never changes the arithmetic
+ * (the Vector API itself may round a lane reduction or a vector {@code exp} differently before
+ * and after JIT compilation; the scalar path is bit-reproducible).
  */
 public final class CpuBackend implements Backend {
     private final CpuThreads threads;

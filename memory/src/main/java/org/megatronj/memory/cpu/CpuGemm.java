@@ -6,7 +6,7 @@ import org.megatronj.memory.TensorException;
 
 /**
  * Matrix products for the CPU backend (see {@code Backend#gemm} for the contract): checks the
- * arguments, splits C among the threads and hands each piece to {@link GemmDriver}, the blocked
+ * arguments and hands the product to {@link GemmDriver}, the multi-threaded blocked
  * Vector API kernel (packing in {@link GemmPacker}, the register tile in {@link GemmKernel}).
  *
  * <p>Every element of C sums its k products in the same order whatever the thread count, the
@@ -52,8 +52,7 @@ public final class CpuGemm {
         if (perMatrix) {
             threads.parallelFor(batch, 1, (from, to) -> {
                 for (long i = from; i < to; i++) {
-                    GemmDriver.Problem p = problem(transA, transB, s, alpha, a, b, beta, c, i);
-                    GemmDriver.run(kernel, blocking, p, 0, s.m, 0, s.n);
+                    GemmDriver.run(threads, false, kernel, blocking, problem(transA, transB, s, alpha, a, b, beta, c, i));
                 }
             });
         } else {
@@ -63,21 +62,10 @@ public final class CpuGemm {
         }
     }
 
-    /** Splits C along its longer side (counted in kernel tiles) into one piece per thread. */
+    /** All threads on one product, unless it is too small to be worth the forks. */
     private static void multiply(CpuThreads threads, GemmKernel kernel, GemmBlocking blocking, GemmDriver.Problem p) {
-        int rowTiles = (p.m() + kernel.mr() - 1) / kernel.mr();
-        int colTiles = (p.n() + kernel.nr() - 1) / kernel.nr();
         long macs = (long) p.m() * p.n() * Math.max(1, p.k());
-        boolean byRows = rowTiles >= colTiles;
-        long tiles = byRows ? rowTiles : colTiles;
-        long grain = macs < MIN_PARALLEL_MACS ? Math.max(1, tiles) : 1;
-        threads.parallelFor(tiles, grain, (from, to) -> {
-            if (byRows) {
-                GemmDriver.run(kernel, blocking, p, (int) from * kernel.mr(), (int) Math.min(p.m(), to * kernel.mr()), 0, p.n());
-            } else {
-                GemmDriver.run(kernel, blocking, p, 0, p.m(), (int) from * kernel.nr(), (int) Math.min(p.n(), to * kernel.nr()));
-            }
-        });
+        GemmDriver.run(threads, threads.threads() > 1 && macs >= MIN_PARALLEL_MACS, kernel, blocking, p);
     }
 
     private record Shape(int m, int n, int k) {

@@ -1,14 +1,10 @@
 package org.megatronj.memory.cpu;
 
-import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorException;
 
 /** Token embedding lookup and its gradient, and rotary position embeddings. */
 final class EmbeddingKernels {
-    /** The vector species, a constant so that the JIT compiles vector ops to SIMD instructions. */
-    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
-
     private final CpuThreads threads;
     private final boolean vector;
 

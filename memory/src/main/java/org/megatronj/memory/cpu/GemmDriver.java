@@ -1,25 +1,31 @@
 package org.megatronj.memory.cpu;
 
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.FloatFormats;
 
 /**
  * The GotoBLAS/BLIS loop nest around a {@link GemmKernel} for one {@code c = alpha * op(a) op(b)
- * + beta * c}, restricted to a rectangle of C so that threads can share the work:
+ * + beta * c}, with the threads of a {@link CpuThreads} pool sharing the work:
  *
  * <pre>
- * for jc in cols step nc            B block  [kc x nc] packed once per (jc, pc)
+ * for jc in n step nc
  *   for pc in k step kc
- *     for ic in rows step mc        A block  [mc x kc] packed once per (jc, pc, ic)
- *       for jr in nc step nr          B micro-panel stays in L1 ...
- *         for ir in mc step mr        ... while A micro-panels stream from L2
+ *     pack B block [kc x nc] once, its nr-panels split among the threads (join)
+ *     work units = row blocks of about mc rows (x column slices when rows are few);
+ *     each thread claims units until none is left:               (join)
+ *       pack its A block [rows x kc]
+ *       for jr in its columns step nr      B micro-panel stays in L1 ...
+ *         for ir in its rows step mr       ... while A micro-panels stream from L2
  *           tile = kernel(A panel, B panel); C += alpha * tile (beta on the first pc only)
  * </pre>
  *
- * When C is BF16/F16 the whole k range is one block, so partial sums are never rounded to
- * 16 bits (fp32 accumulation as the contract asks); the block sizes shrink to keep the same
- * footprint.
+ * Claiming units from a counter (rather than a fixed split) keeps both cores busy when another
+ * process takes time from one of them. When C is BF16/F16 the whole k range is one block, so
+ * partial sums are never rounded to 16 bits (fp32 accumulation as the contract asks); the block
+ * sizes shrink to keep the same footprint. Every element sums its k terms in the same order
+ * whatever the threads do, so results are reproducible bit for bit.
  */
 final class GemmDriver {
     private GemmDriver() {
@@ -30,50 +36,78 @@ final class GemmDriver {
                    float beta, MemorySegment c, DType cType, long cOffset) {
     }
 
-    /** Computes rows {@code [rowFrom, rowTo)} and columns {@code [colFrom, colTo)} of C on the calling thread. */
-    static void run(GemmKernel kernel, GemmBlocking blocking, Problem pr, int rowFrom, int rowTo, int colFrom, int colTo) {
-        if (rowFrom >= rowTo || colFrom >= colTo) {
+    /** Computes the product, on all of {@code threads} when {@code parallel}, else on the calling thread. */
+    static void run(CpuThreads threads, boolean parallel, GemmKernel kernel, GemmBlocking blocking, Problem pr) {
+        if (pr.m() == 0 || pr.n() == 0) {
             return;
         }
         if (pr.k() == 0) {
-            scaleC(pr, rowFrom, rowTo, colFrom, colTo);
+            scaleC(pr);
             return;
         }
+        int workers = parallel ? threads.threads() : 1;
         int mr = kernel.mr();
         int nr = kernel.nr();
         int kc = pr.cType() == DType.F32 ? Math.min(blocking.kc(), pr.k()) : pr.k();
         double shrink = Math.max(1.0, (double) kc / blocking.kc());
         int mc = roundUp((int) Math.max(mr, blocking.mc() / shrink), mr);
         int nc = roundUp((int) Math.max(nr, blocking.nc() / shrink), nr);
-        GemmBuffers buf = GemmBuffers.forCurrentThread();
-        float[] packedB = buf.packedB(roundUp(Math.min(nc, colTo - colFrom), nr) * kc);
-        float[] packedA = buf.packedA(roundUp(Math.min(mc, rowTo - rowFrom), mr) * kc);
-        float[] tile = buf.tile(mr * nr);
-        for (int jc = colFrom; jc < colTo; jc += nc) {
-            int ncEff = Math.min(nc, colTo - jc);
+        int rowTiles = (pr.m() + mr - 1) / mr;
+        // A multiple of the worker count, so that equal units end together on idle cores.
+        int rowUnits = Math.min(rowTiles, roundUp((pr.m() + mc - 1) / mc, workers));
+        int maxUnitRows = (rowTiles + rowUnits - 1) / rowUnits * mr;
+        float[] packedB = GemmBuffers.forCurrentThread().packedB(roundUp(Math.min(nc, pr.n()), nr) * kc);
+        for (int jc = 0; jc < pr.n(); jc += nc) {
+            int ncEff = Math.min(nc, pr.n() - jc);
+            int panels = (ncEff + nr - 1) / nr;
+            // Few row units (a short, wide C): cut the columns too, at the cost of packing A twice.
+            int colSlices = rowUnits >= 2 * workers ? 1 : Math.min(panels, (2 * workers + rowUnits - 1) / rowUnits);
             for (int pc = 0; pc < pr.k(); pc += kc) {
                 int kcEff = Math.min(kc, pr.k() - pc);
                 float beta = pc == 0 ? pr.beta() : 1f;
-                GemmPacker.pack(pr.b(), jc, ncEff, pc, kcEff, nr, packedB, buf);
-                for (int ic = rowFrom; ic < rowTo; ic += mc) {
-                    int mcEff = Math.min(mc, rowTo - ic);
-                    GemmPacker.pack(pr.a(), ic, mcEff, pc, kcEff, mr, packedA, buf);
-                    for (int jr = 0; jr < ncEff; jr += nr) {
-                        int bOff = (jr / nr) * nr * kcEff;
-                        int cols = Math.min(nr, ncEff - jr);
-                        for (int ir = 0; ir < mcEff; ir += mr) {
-                            kernel.multiply(kcEff, packedA, (ir / mr) * mr * kcEff, packedB, bOff, tile);
-                            int rows = Math.min(mr, mcEff - ir);
-                            long cAt = pr.cOffset() + (long) (ic + ir) * pr.n() + jc + jr;
-                            if (rows == mr && cols == nr && pr.cType() == DType.F32) {
-                                kernel.updateF32(tile, pr.c(), cAt, pr.n(), pr.alpha(), beta);
-                            } else {
-                                updateEdge(tile, nr, rows, cols, pr, cAt, beta);
+                int col0 = jc;
+                int k0 = pc;
+                forEach(threads, parallel, panels, (from, to) -> GemmPacker.pack(pr.b(), col0 + (int) from * nr,
+                        Math.min(ncEff, (int) to * nr) - (int) from * nr, k0, kcEff, nr, packedB, (int) from * nr * kcEff,
+                        GemmBuffers.forCurrentThread()));
+                int units = rowUnits * colSlices;
+                AtomicInteger next = new AtomicInteger();
+                forEach(threads, parallel, workers, (from, to) -> {
+                    GemmBuffers buf = GemmBuffers.forCurrentThread();
+                    float[] packedA = buf.packedA(maxUnitRows * kcEff);
+                    float[] tile = buf.tile(mr * nr);
+                    for (int u = next.getAndIncrement(); u < units; u = next.getAndIncrement()) {
+                        int ru = u / colSlices;
+                        int cs = u % colSlices;
+                        int rowFrom = (int) ((long) rowTiles * ru / rowUnits) * mr;
+                        int rowTo = Math.min(pr.m(), (int) ((long) rowTiles * (ru + 1) / rowUnits) * mr);
+                        int panelFrom = panels * cs / colSlices;
+                        int panelTo = panels * (cs + 1) / colSlices;
+                        GemmPacker.pack(pr.a(), rowFrom, rowTo - rowFrom, k0, kcEff, mr, packedA, 0, buf);
+                        for (int jp = panelFrom; jp < panelTo; jp++) {
+                            int cols = Math.min(nr, ncEff - jp * nr);
+                            for (int ir = 0; ir < rowTo - rowFrom; ir += mr) {
+                                kernel.multiply(kcEff, packedA, ir * kcEff, packedB, jp * nr * kcEff, tile);
+                                int rows = Math.min(mr, rowTo - rowFrom - ir);
+                                long cAt = pr.cOffset() + (long) (rowFrom + ir) * pr.n() + col0 + jp * nr;
+                                if (rows == mr && cols == nr && pr.cType() == DType.F32) {
+                                    kernel.updateF32(tile, pr.c(), cAt, pr.n(), pr.alpha(), beta);
+                                } else {
+                                    updateEdge(tile, nr, rows, cols, pr, cAt, beta);
+                                }
                             }
                         }
                     }
-                }
+                });
             }
+        }
+    }
+
+    private static void forEach(CpuThreads threads, boolean parallel, long n, CpuThreads.RangeBody body) {
+        if (parallel) {
+            threads.parallelFor(n, 1, body);
+        } else {
+            body.run(0, n);
         }
     }
 
@@ -92,10 +126,10 @@ final class GemmDriver {
     }
 
     /** k == 0: the product is empty, so {@code c = beta * c} (zero when beta is zero, NaN included). */
-    private static void scaleC(Problem pr, int rowFrom, int rowTo, int colFrom, int colTo) {
-        for (int i = rowFrom; i < rowTo; i++) {
+    private static void scaleC(Problem pr) {
+        for (int i = 0; i < pr.m(); i++) {
             long row = pr.cOffset() + (long) i * pr.n();
-            for (int j = colFrom; j < colTo; j++) {
+            for (int j = 0; j < pr.n(); j++) {
                 set(pr, row + j, pr.beta() == 0f ? 0f : pr.beta() * get(pr, row + j));
             }
         }

@@ -32,17 +32,19 @@ final class GemmPacker {
         }
     }
 
-    /** Packs q in {@code [q0, q0 + qLen)} and p in {@code [p0, p0 + kc)} into {@code dst}; returns the floats written. */
-    static int pack(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, GemmBuffers buf) {
+    /**
+     * Packs q in {@code [q0, q0 + qLen)} and p in {@code [p0, p0 + kc)} into {@code dst} from
+     * {@code dstOff} on ({@code ceil(qLen / w) * w * kc} floats); {@code buf} supplies row scratch.
+     */
+    static void pack(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff, GemmBuffers buf) {
         int panels = (qLen + w - 1) / w;
-        int size = panels * w * kc;
         if (src.panelContiguous()) {
             float[] row = buf.row(qLen);
             for (int p = 0; p < kc; p++) {
                 read(src, src.offset() + (long) (p0 + p) * src.ld() + q0, qLen, row, buf);
                 for (int t = 0; t < panels; t++) {
                     int q = t * w;
-                    int at = t * w * kc + p * w;
+                    int at = dstOff + t * w * kc + p * w;
                     int len = Math.min(w, qLen - q);
                     System.arraycopy(row, q, dst, at, len);
                     if (len < w) {
@@ -54,19 +56,18 @@ final class GemmPacker {
             float[] row = buf.row(kc);
             for (int q = 0; q < qLen; q++) {
                 read(src, src.offset() + (long) (q0 + q) * src.ld() + p0, kc, row, buf);
-                int at = (q / w) * w * kc + q % w;
+                int at = dstOff + (q / w) * w * kc + q % w;
                 for (int p = 0; p < kc; p++) {
                     dst[at + p * w] = row[p];
                 }
             }
             for (int q = qLen; q < panels * w; q++) {
-                int at = (q / w) * w * kc + q % w;
+                int at = dstOff + (q / w) * w * kc + q % w;
                 for (int p = 0; p < kc; p++) {
                     dst[at + p * w] = 0f;
                 }
             }
         }
-        return size;
     }
 
     /** {@code len} consecutive elements starting at element {@code index}, as floats. */

@@ -5,8 +5,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The inner loops every kernel shares, on {@code float[]} runs. Each takes the species to use;
- * {@code null} runs the scalar loop, so tests exercise both paths in one JVM. Vector loops
+ * The inner loops every kernel shares, on {@code float[]} runs. Each takes a {@code vector}
+ * flag: false runs the scalar loop, so tests exercise both paths in one JVM. Vector loops
  * finish the tail (the part past the last full vector) with the scalar loop.
  */
 final class VectorMath {
@@ -122,8 +122,8 @@ final class VectorMath {
     }
 
     /**
-     * {@code x[off+i] = exp(x[off+i] * scale - shift)} in place; returns their sum. With
-     * {@code shift = -inf} avoided by the callers (fully masked rows are handled before).
+     * {@code x[off+i] = exp(x[off+i] * scale - shift)} in place; returns their sum. Callers never
+     * pass {@code shift = -inf} (fully masked rows are handled before), or every value is NaN.
      */
     static float expInPlace(boolean vector, float[] x, int off, int n, float scale, float shift) {
         int i = 0;

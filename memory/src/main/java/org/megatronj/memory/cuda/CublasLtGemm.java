@@ -100,8 +100,10 @@ final class CublasLtGemm implements AutoCloseable {
                 }
                 int in = dataType(p.inType());
                 // our B stored [k, n] (or [n, k] when transB): column-major [n, k] (or [k, n])
-                bLayout = layout(arena, in, p.transB() ? p.k() : p.n(), p.transB() ? p.n() : p.k(), p.batch(), p.strideB());
-                aLayout = layout(arena, in, p.transA() ? p.m() : p.k(), p.transA() ? p.k() : p.m(), p.batch(), p.strideA());
+                bLayout = layout(arena, in, p.transB() ? p.k() : p.n(), p.transB() ? p.n() : p.k(), p.batch(),
+                        p.strideB());
+                aLayout = layout(arena, in, p.transA() ? p.m() : p.k(), p.transA() ? p.k() : p.m(), p.batch(),
+                        p.strideA());
                 cLayout = layout(arena, dataType(p.outType()), p.n(), p.m(), p.batch(), p.strideC());
                 MemorySegment algo = algorithms.get(key(p));
                 if (algo == null) {
@@ -171,12 +173,14 @@ final class CublasLtGemm implements AutoCloseable {
     }
 
     private static MemorySegment layout(Arena arena, int type, long rows, long cols, int batch, long stride) {
-        MemorySegment l = create(arena, "cublasLtMatrixLayoutCreate", p -> cublasLtMatrixLayoutCreate(p, type, rows, cols, rows));
+        MemorySegment l = create(arena, "cublasLtMatrixLayoutCreate", p -> cublasLtMatrixLayoutCreate(p, type, rows,
+                cols, rows));
         if (batch > 1) {
             CudaCheck.cublas("cublasLtMatrixLayoutSetAttribute", cublasLtMatrixLayoutSetAttribute(l,
                     CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT(), arena.allocateFrom(ValueLayout.JAVA_INT, batch), 4L), null);
             CudaCheck.cublas("cublasLtMatrixLayoutSetAttribute", cublasLtMatrixLayoutSetAttribute(l,
-                    CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET(), arena.allocateFrom(ValueLayout.JAVA_LONG, stride), 8L), null);
+                    CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET(), arena.allocateFrom(ValueLayout.JAVA_LONG, stride),
+                            8L), null);
         }
         return l;
     }
@@ -201,7 +205,8 @@ final class CublasLtGemm implements AutoCloseable {
                 arena.allocateFrom(ValueLayout.JAVA_LONG, value), 8L), "attribute " + attribute);
     }
 
-    private static void destroy(MemorySegment pref, MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment desc) {
+    private static void destroy(MemorySegment pref, MemorySegment a, MemorySegment b, MemorySegment c,
+            MemorySegment desc) {
         if (pref != null) {
             cublasLtMatmulPreferenceDestroy(pref);
         }

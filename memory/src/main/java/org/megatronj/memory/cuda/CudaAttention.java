@@ -105,7 +105,8 @@ final class CudaAttention {
         long dqAcc = dqIsF32 ? dq.address() : backend.temporary(dqBytes);
         try {
             CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(dqAcc, 0, rows * sh.d(), backend.stream().handle()));
-            backend.launch("megatron_flash_attention_delta", (rows + WARPS - 1) / WARPS, 1, WARPS * 32, 0, dOut.address(),
+            backend.launch("megatron_flash_attention_delta", (rows + WARPS - 1) / WARPS, 1, WARPS * 32, 0,
+                    dOut.address(),
                     out.address(), dt, delta, sh.s(), sh.b(), sh.np(), sh.d());
             String kernel = "megatron_flash_attention_backward_d" + sh.d();
             int shared = backwardSharedBytes(sh.d());

@@ -31,6 +31,8 @@ public final class CudaBackend implements Backend {
     private final PinnedStaging staging;
     private final KernelModule kernels;
     private final CudaAttention attention;
+    private final CudaNormOps layers;
+    private final CudaLossOps losses;
     private final long scratch; // 16 bytes of device memory for reductions and error flags
     private CublasLtGemm gemm;  // created on first use, so kernels work without libcublasLt
     private boolean closed;
@@ -56,6 +58,8 @@ public final class CudaBackend implements Backend {
         this.staging = stage;
         this.scratch = allocator.allocate(16);
         this.attention = new CudaAttention(this);
+        this.layers = new CudaNormOps(this);
+        this.losses = new CudaLossOps(this);
     }
 
     /**
@@ -163,6 +167,7 @@ public final class CudaBackend implements Backend {
     // ------------------------------------------------------------------ memory
 
     @Override
+    @SuppressWarnings("restricted") // a device address sized as the tensor; host code never dereferences it
     public Tensor allocate(TensorArena arena, DType dtype, long... shape) {
         enter();
         long bytes = Tensor.byteSize(dtype, shape);
@@ -201,7 +206,8 @@ public final class CudaBackend implements Backend {
         } else if (toHost) {
             staging.download(src.address(), dst.segment());
         } else if (bytes > 0) {
-            CudaCheck.driver("cuMemcpyDtoDAsync_v2", cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()));
+            CudaCheck.driver("cuMemcpyDtoDAsync_v2", cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes,
+                    stream.handle()));
         }
     }
 
@@ -348,7 +354,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Launches a column-reduction kernel: one thread per column, rows split into slices that fill the GPU. */
-    private void columnSums(String kernel, long rows, int cols, Object... args) {
+    void columnSums(String kernel, long rows, int cols, Object... args) {
         long colBlocks = (cols + THREADS - 1) / THREADS;
         long slices = Math.max(1, Math.min(Math.min(rows, 65535), multiprocessors() * 8L / Math.max(colBlocks, 1)));
         Object[] all = new Object[args.length + 2];
@@ -410,7 +416,8 @@ public final class CudaBackend implements Backend {
         int f = swigluWidth("swigluBackward", x, dy);
         sameShape("swigluBackward", "x", x, "dx", dx);
         enter();
-        launch("megatron_swiglu_backward", grid(dy.numel()), 1, THREADS, 0, x.address(), code("swiglu", x), dy.address(),
+        launch("megatron_swiglu_backward", grid(dy.numel()), 1, THREADS, 0, x.address(), code("swiglu", x),
+                dy.address(),
                 code("swiglu", dy), dx.address(), code("swiglu", dx), dy.numel() / Math.max(f, 1), f);
     }
 
@@ -507,241 +514,84 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd) {
-        String op = "layerNormForward";
-        int cols = normArgs(op, x, gamma, y);
-        if (beta != null) {
-            floating(op, "beta", beta);
-            shape(op, "beta", beta, cols);
-        }
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, mean, rstd);
-        enter();
-        launch("megatron_layernorm_forward", rows, 1, THREADS, 0, x.address(), code(op, x), gamma.address(),
-                code(op, gamma), beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps, y.address(),
-                code(op, y), mean.address(), rstd.address(), cols);
+        layers.layerNormForward(x, gamma, beta, eps, y, mean, rstd);
     }
 
     @Override
-    public void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dGamma,
-                                  Tensor dBeta) {
-        String op = "layerNormBackward";
-        int cols = normArgs(op, x, gamma, dx);
-        floating(op, "dy", dy);
-        sameShape(op, "x", x, "dy", dy);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, mean, rstd);
-        paramGrad(op, "dGamma", dGamma, cols);
-        paramGrad(op, "dBeta", dBeta, cols);
-        enter();
-        launch("megatron_layernorm_backward", rows, 1, THREADS, 0, dy.address(), code(op, dy), x.address(), code(op, x),
-                gamma.address(), code(op, gamma), mean.address(), rstd.address(), dx.address(), code(op, dx), cols);
-        if (dGamma != null || dBeta != null) {
-            columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(), code(op, x),
-                    mean.address(), rstd.address(), dGamma == null ? 0L : dGamma.address(),
-                    dBeta == null ? 0L : dBeta.address());
-        }
+    public void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+            Tensor dGamma, Tensor dBeta) {
+        layers.layerNormBackward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta);
     }
 
     @Override
     public void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor y, Tensor rstd) {
-        String op = "rmsNormForward";
-        int cols = normArgs(op, x, gamma, y);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, null, rstd);
-        enter();
-        launch("megatron_rmsnorm_forward", rows, 1, THREADS, 0, x.address(), code(op, x), gamma.address(), code(op, gamma),
-                eps, y.address(), code(op, y), rstd.address(), cols);
+        layers.rmsNormForward(x, gamma, eps, y, rstd);
     }
 
     @Override
     public void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
-        String op = "rmsNormBackward";
-        int cols = normArgs(op, x, gamma, dx);
-        floating(op, "dy", dy);
-        sameShape(op, "x", x, "dy", dy);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, null, rstd);
-        paramGrad(op, "dGamma", dGamma, cols);
-        enter();
-        launch("megatron_rmsnorm_backward", rows, 1, THREADS, 0, dy.address(), code(op, dy), x.address(), code(op, x),
-                gamma.address(), code(op, gamma), rstd.address(), dx.address(), code(op, dx), cols);
-        if (dGamma != null) {
-            columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), 0L,
-                    rstd.address(), dGamma.address(), 0L);
-        }
+        layers.rmsNormBackward(dy, x, gamma, rstd, dx, dGamma);
     }
-
-    private static int normArgs(String op, Tensor x, Tensor gamma, Tensor y) {
-        floating(op, "x", x);
-        floating(op, "gamma", gamma);
-        floating(op, "output", y);
-        int cols = cols(op, "x", x);
-        shape(op, "gamma", gamma, cols);
-        sameShape(op, "x", x, "output", y);
-        return cols;
-    }
-
-    private static void rowStats(String op, long rows, Tensor mean, Tensor rstd) {
-        if (mean != null) {
-            dtype(op, "mean", mean, DType.F32);
-            numel(op, "mean", mean, rows, "one per row");
-        }
-        dtype(op, "rstd", rstd, DType.F32);
-        numel(op, "rstd", rstd, rows, "one per row");
-    }
-
-    private static void paramGrad(String op, String name, Tensor g, int cols) {
-        if (g != null) {
-            dtype(op, name, g, DType.F32);
-            shape(op, name, g, cols);
-        }
-    }
-
-    // ------------------------------------------------------------------ rotary embeddings
 
     @Override
     public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
-        rotary("rotaryForward", x, freqs, out, 0);
+        layers.rotaryForward(x, freqs, out);
     }
 
     @Override
     public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
-        rotary("rotaryBackward", dOut, freqs, dx, 1);
-    }
-
-    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, int inverse) {
-        floating(op, "x", x);
-        floating(op, "out", out);
-        dtype(op, "freqs", freqs, DType.F32);
-        rank(op, "x", x, 4, "[s, b, heads, d]");
-        rank(op, "freqs", freqs, 2, "[s, r]");
-        sameShape(op, "x", x, "out", out);
-        long s = x.dim(0);
-        int d = cols(op, "x", x);
-        int r = cols(op, "freqs", freqs);
-        if (freqs.dim(0) != s || r > d || r % 2 != 0) {
-            throw fail(op, "freqs has shape " + Tensor.shapeString(freqs.shape()) + " for x " + Tensor.shapeString(x.shape())
-                    + "; expected [s, r] with s = " + s + " and an even r <= d = " + d);
-        }
-        long bh = x.dim(1) * x.dim(2);
-        long work = s * bh * (r / 2 + (d - r));
-        enter();
-        launch("megatron_rotary", grid(work), 1, THREADS, 0, x.address(), code(op, x), freqs.address(), out.address(),
-                code(op, out), s, bh, d, r, inverse);
+        layers.rotaryBackward(dOut, freqs, dx);
     }
 
     // ------------------------------------------------------------------ attention
 
     @Override
-    public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale, boolean causal,
+    public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale,
+            boolean causal,
                                  Tensor keyLengths) {
         attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths);
     }
 
     @Override
-    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk,
+    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
+            Tensor dk,
                                   Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths) {
         attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths);
     }
 
     // ------------------------------------------------------------------ cross-entropy
-
     @Override
     public void crossEntropyRowMax(Tensor logits, Tensor rowMax) {
-        String op = "crossEntropyRowMax";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        stat(op, "rowMax", rowMax, n);
-        enter();
-        launch("megatron_ce_row_max", n, 1, THREADS, 0, logits.address(), code(op, logits), rowMax.address(), v);
+        losses.crossEntropyRowMax(logits, rowMax);
     }
 
     @Override
     public void crossEntropyTargetLogit(Tensor logits, Tensor targets, long vocabStart, Tensor targetLogit) {
-        String op = "crossEntropyTargetLogit";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        dtype(op, "targets", targets, DType.I32);
-        numel(op, "targets", targets, n, "one per row of logits");
-        stat(op, "targetLogit", targetLogit, n);
-        enter();
-        launch("megatron_ce_target_logit", grid(n), 1, THREADS, 0, logits.address(), code(op, logits), targets.address(),
-                vocabStart, targetLogit.address(), n, v);
+        losses.crossEntropyTargetLogit(logits, targets, vocabStart, targetLogit);
     }
 
     @Override
     public void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
-        String op = "crossEntropySumExp";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        stat(op, "rowMax", rowMax, n);
-        stat(op, "sumExp", sumExp, n);
-        enter();
-        launch("megatron_ce_sum_exp", n, 1, THREADS, 0, logits.address(), code(op, logits), rowMax.address(),
-                sumExp.address(), v);
+        losses.crossEntropySumExp(logits, rowMax, sumExp);
     }
 
     @Override
     public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
-        String op = "crossEntropyLoss";
-        long n = rowMax.numel();
-        stat(op, "rowMax", rowMax, n);
-        stat(op, "sumExp", sumExp, n);
-        stat(op, "targetLogit", targetLogit, n);
-        stat(op, "loss", loss, n);
-        enter();
-        launch("megatron_ce_loss", grid(n), 1, THREADS, 0, rowMax.address(), sumExp.address(), targetLogit.address(),
-                loss.address(), n);
+        losses.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
     }
 
     @Override
     public void crossEntropyBackward(Tensor logits, Tensor targets, long vocabStart, Tensor rowMax, Tensor sumExp,
-                                     Tensor dLoss, Tensor dLogits) {
-        String op = "crossEntropyBackward";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        dtype(op, "targets", targets, DType.I32);
-        numel(op, "targets", targets, n, "one per row of logits");
-        stat(op, "rowMax", rowMax, n);
-        stat(op, "sumExp", sumExp, n);
-        stat(op, "dLoss", dLoss, n);
-        floating(op, "dLogits", dLogits);
-        sameShape(op, "logits", logits, "dLogits", dLogits);
-        enter();
-        launch("megatron_ce_backward", n, 1, THREADS, 0, logits.address(), code(op, logits), targets.address(), vocabStart,
-                rowMax.address(), sumExp.address(), dLoss.address(), dLogits.address(), code(op, dLogits), v);
-    }
-
-    private static int logitRows(String op, Tensor logits) {
-        floating(op, "logits", logits);
-        return cols(op, "logits", logits);
-    }
-
-    private static void stat(String op, String name, Tensor t, long n) {
-        dtype(op, name, t, DType.F32);
-        numel(op, name, t, n, "one per row");
+            Tensor dLoss, Tensor dLogits) {
+        losses.crossEntropyBackward(logits, targets, vocabStart, rowMax, sumExp, dLoss, dLogits);
     }
 
     // ------------------------------------------------------------------ optimizer and reductions
 
     @Override
     public void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
-                      float eps, float weightDecay, long step) {
-        String op = "adamW";
-        for (Tensor t : new Tensor[] {param, grad, expAvg, expAvgSq}) {
-            dtype(op, "state", t, DType.F32);
-        }
-        sameNumel(op, "param", param, "grad", grad);
-        sameNumel(op, "param", param, "expAvg", expAvg);
-        sameNumel(op, "param", param, "expAvgSq", expAvgSq);
-        if (step < 1) {
-            throw fail(op, "step = " + step + "; steps count from 1");
-        }
-        float bc1 = (float) (1.0 - Math.pow(beta1, step));
-        float bc2 = (float) (1.0 - Math.pow(beta2, step));
-        enter();
-        launch("megatron_adamw", grid(param.numel()), 1, THREADS, 0, param.address(), grad.address(), expAvg.address(),
-                expAvgSq.address(), param.numel(), lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+            float eps, float weightDecay, long step) {
+        losses.adamW(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
     }
 
     @Override
@@ -770,27 +620,12 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void argmax(Tensor logits, Tensor out) {
-        String op = "argmax";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        dtype(op, "out", out, DType.I32);
-        numel(op, "out", out, n, "one per row of logits");
-        enter();
-        launch("megatron_argmax", n, 1, THREADS, 0, logits.address(), code(op, logits), out.address(), v);
+        losses.argmax(logits, out);
     }
 
     @Override
     public void logSoftmax(Tensor logits, float temperature, Tensor out) {
-        String op = "logSoftmax";
-        int v = logitRows(op, logits);
-        dtype(op, "out", out, DType.F32);
-        sameShape(op, "logits", logits, "out", out);
-        if (!(temperature > 0.0f)) {
-            throw fail(op, "temperature = " + temperature + "; expected > 0");
-        }
-        enter();
-        launch("megatron_log_softmax", logits.numel() / Math.max(v, 1), 1, THREADS, 0, logits.address(), code(op, logits),
-                temperature, out.address(), v);
+        losses.logSoftmax(logits, temperature, out);
     }
 
     @Override

@@ -61,6 +61,7 @@ public final class CudaCheck {
     }
 
     /** A NUL-terminated C string at {@code address} (empty for NULL). */
+    @SuppressWarnings("restricted") // the libraries return NUL-terminated strings of unknown length
     public static String cString(MemorySegment address) {
         if (address == null || address.equals(MemorySegment.NULL)) {
             return "";

@@ -106,7 +106,8 @@ final class DeviceChecks {
             case BF16 -> 1;
             case F16 -> 2;
             case I32 -> 3;
-            default -> throw fail(op, t + " has dtype " + t.dtype() + "; the CUDA kernels take F32, BF16, F16 (and I32 for fill)");
+            default -> throw fail(op,
+                    t + " has dtype " + t.dtype() + "; the CUDA kernels take F32, BF16, F16 (and I32 for fill)");
         };
     }
 }

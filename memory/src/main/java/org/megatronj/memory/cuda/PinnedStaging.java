@@ -18,6 +18,7 @@ final class PinnedStaging implements AutoCloseable {
     private final MemorySegment buffer;
     private boolean closed;
 
+    @SuppressWarnings("restricted") // cuMemHostAlloc returns a bare pointer; we size it to the allocation
     PinnedStaging(CudaStream stream, long bytes) {
         this.stream = stream;
         try (Arena arena = Arena.ofConfined()) {
@@ -34,7 +35,8 @@ final class PinnedStaging implements AutoCloseable {
         for (long off = 0; off < n; off += buffer.byteSize()) {
             long len = Math.min(buffer.byteSize(), n - off);
             MemorySegment.copy(host, off, buffer, 0, len);
-            CudaCheck.driver("cuMemcpyHtoDAsync_v2", cuMemcpyHtoDAsync_v2(deviceAddress + off, buffer, len, stream.handle()));
+            CudaCheck.driver("cuMemcpyHtoDAsync_v2", cuMemcpyHtoDAsync_v2(deviceAddress + off, buffer, len,
+                    stream.handle()));
             stream.synchronize(); // the buffer is reused by the next chunk
         }
     }
@@ -44,7 +46,8 @@ final class PinnedStaging implements AutoCloseable {
         long n = host.byteSize();
         for (long off = 0; off < n; off += buffer.byteSize()) {
             long len = Math.min(buffer.byteSize(), n - off);
-            CudaCheck.driver("cuMemcpyDtoHAsync_v2", cuMemcpyDtoHAsync_v2(buffer, deviceAddress + off, len, stream.handle()));
+            CudaCheck.driver("cuMemcpyDtoHAsync_v2", cuMemcpyDtoHAsync_v2(buffer, deviceAddress + off, len,
+                    stream.handle()));
             stream.synchronize();
             MemorySegment.copy(buffer, 0, host, off, len);
         }

@@ -57,7 +57,7 @@ class CpuGemmTest {
     @ParameterizedTest(name = "{0} {2} transA={3} transB={4}")
     @MethodSource("transposesKernelsAndBlockings")
     void matchesReferenceForOddSizes(String name, GemmKernel kernel, GemmBlocking blocking, boolean transA, boolean transB) {
-        int[][] sizes = {{1, 1, 1}, {7, 33, 130}, {130, 7, 33}, {33, 130, 7}, {1, 130, 33}, {61, 97, 300}};
+        int[][] sizes = {{1, 1, 1}, {7, 33, 130}, {130, 7, 33}, {33, 130, 7}, {1, 130, 33}, {61, 97, 300}, {7, 600, 200}};
         Random rng = new Random(42);
         try (TensorArena arena = TensorArena.named("test")) {
             for (int[] s : sizes) {

@@ -71,7 +71,7 @@ class ElementwiseOpsTest {
     void biasAddAndBiasBackward(CpuBackend backend) {
         Random rnd = OpTesting.random(2);
         int rows = 2 + rnd.nextInt(40);
-        int cols = 517 + rnd.nextInt(600); // more than one 512-column chunk
+        int cols = 517 + rnd.nextInt(600); // many 64-column chunks and a ragged last one
         try (TensorArena arena = new TensorArena("test")) {
             float[] x = gaussian(rnd, rows * cols, 1f);
             float[] bias = gaussian(rnd, cols, 1f);

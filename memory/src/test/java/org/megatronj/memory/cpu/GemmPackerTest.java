@@ -26,11 +26,11 @@ class GemmPackerTest {
                 // q runs along rows (p contiguous): element (q, p) = X[q, p]
                 float[] alongRows = new float[2 * w * kc];
                 java.util.Arrays.fill(alongRows, Float.NaN);
-                GemmPacker.pack(new GemmPacker.Source(x.segment(), dtype, 0, cols, false), q0, qLen, p0, kc, w, alongRows, buf);
+                GemmPacker.pack(new GemmPacker.Source(x.segment(), dtype, 0, cols, false), q0, qLen, p0, kc, w, alongRows, 0, buf);
                 // q runs along columns (q contiguous): element (q, p) = X[p, q]
                 float[] alongCols = new float[2 * w * kc];
                 java.util.Arrays.fill(alongCols, Float.NaN);
-                GemmPacker.pack(new GemmPacker.Source(x.segment(), dtype, 0, cols, true), q0, qLen, p0, kc, w, alongCols, buf);
+                GemmPacker.pack(new GemmPacker.Source(x.segment(), dtype, 0, cols, true), q0, qLen, p0, kc, w, alongCols, 0, buf);
                 for (int q = 0; q < 2 * w; q++) {
                     for (int p = 0; p < kc; p++) {
                         int at = (q / w) * w * kc + p * w + q % w;

@@ -14,12 +14,15 @@ import static org.megatronj.memory.cpu.OpTesting.gaussian;
 import static org.megatronj.memory.cpu.OpTesting.tensor;
 
 /**
- * Reductions split work into fixed pieces added in a fixed order, so results are bit-identical
- * whatever the thread count: a run is reproducible on another machine.
+ * Reductions split work into pieces fixed by the shapes, added in a fixed order, so results are
+ * bit-identical whatever the thread count. Compared on the scalar kernels: the Vector API may
+ * round a lane reduction or a vector {@code exp} differently before and after JIT compilation,
+ * which would make two runs of the same vector kernel differ for reasons unrelated to threads.
+ * Both paths share the same partitioning.
  */
 class ThreadCountIndependenceTest {
-    private static final CpuBackend ONE = new CpuBackend(1, true);
-    private static final CpuBackend THREE = new CpuBackend(3, true);
+    private static final CpuBackend ONE = new CpuBackend(1, false);
+    private static final CpuBackend THREE = new CpuBackend(3, false);
 
     @AfterAll
     static void close() {
@@ -72,7 +75,7 @@ class ThreadCountIndependenceTest {
     @Test
     void attentionAndEmbeddingGradients() {
         Random rnd = OpTesting.random(71);
-        int s = 40;
+        int s = 130; // three key blocks: with 6 (batch, group) pairs the backward splits keys into parts
         int b = 3;
         int np = 4;
         int ng = 2;

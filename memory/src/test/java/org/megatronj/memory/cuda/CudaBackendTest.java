@@ -39,6 +39,7 @@ class CudaBackendTest {
 
     @BeforeAll
     static void open() {
+        GpuTests.requireGpu();
         cpu = new CpuBackend();
         gpu = new CudaBackend(0);
     }

@@ -20,6 +20,7 @@ class NcclCommTest {
 
     @Test
     void singleRankCollectivesAndErrors() {
+        GpuTests.requireGpu();
         assertTrue(NcclComm.version() >= 21800, "NCCL " + NcclComm.version() + " is older than 2.18");
         try (CudaBackend gpu = new CudaBackend(0); TensorArena arena = TensorArena.named("nccl-test")) {
             byte[] id = NcclComm.uniqueId();

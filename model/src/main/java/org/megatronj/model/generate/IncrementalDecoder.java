@@ -40,6 +40,10 @@ public final class IncrementalDecoder implements AutoCloseable {
 
     /** Buffers for chunks of up to {@code maxChunk} tokens of {@code cache.batchSize()} sequences. */
     public IncrementalDecoder(GPTModel model, KvCache cache, int maxChunk) {
+        if (model.tensorParallelism().size() > 1) {
+            throw new IllegalArgumentException("generation needs the whole model on one rank; this model is tensor-parallel "
+                    + model.tensorParallelism().group().describe());
+        }
         this.model = model;
         this.backend = model.backend();
         this.config = model.config();

@@ -31,16 +31,11 @@ final class Sampler {
             p[i] = logits[offset + i] / (double) params.temperature();
             max = Math.max(max, p[i]);
         }
-        Integer[] order = null;
+        int[] order = null;
         boolean[] keep = new boolean[vocabSize];
         Arrays.fill(keep, true);
         if (params.topK() > 0 && params.topK() < vocabSize || params.topP() < 1f) {
-            order = new Integer[vocabSize];
-            for (int i = 0; i < vocabSize; i++) {
-                order[i] = i;
-            }
-            double[] values = p;
-            Arrays.sort(order, (a, b) -> Double.compare(values[b], values[a]));   // stable: ties keep the lower id first
+            order = descendingOrder(p);
         }
         if (params.topK() > 0 && params.topK() < vocabSize) {
             for (int r = params.topK(); r < vocabSize; r++) {
@@ -95,6 +90,22 @@ final class Sampler {
             sum += Math.exp(logits[offset + i] - max);
         }
         return logits[offset + token] - max - Math.log(sum);
+    }
+
+    /** Indices by decreasing value (ties: lower index first), via one primitive sort of (value, index) keys. */
+    static int[] descendingOrder(double[] values) {
+        long[] keys = new long[values.length];
+        for (int i = 0; i < values.length; i++) {
+            int bits = Float.floatToIntBits((float) -values[i]);
+            int sortable = bits ^ ((bits >> 31) & 0x7fffffff);          // orders like the float, as a signed int
+            keys[i] = ((long) sortable << 32) | i;
+        }
+        Arrays.sort(keys);
+        int[] order = new int[values.length];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = (int) keys[i];
+        }
+        return order;
     }
 
     static int argmax(float[] logits, int offset, int n) {

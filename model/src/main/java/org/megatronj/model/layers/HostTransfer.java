@@ -22,6 +22,7 @@ public final class HostTransfer {
         }
         try (TensorArena staging = TensorArena.named("upload")) {
             backend.copy(staging.fromInts(values, dst.shape()), dst);
+            backend.synchronize();   // the staging memory is freed next
         }
     }
 
@@ -34,6 +35,7 @@ public final class HostTransfer {
         }
         try (TensorArena staging = TensorArena.named("upload")) {
             backend.copy(staging.fromFloats(values, dst.shape()), dst);
+            backend.synchronize();   // the staging memory is freed next
         }
     }
 

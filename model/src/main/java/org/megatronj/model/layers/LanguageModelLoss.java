@@ -3,20 +3,31 @@ package org.megatronj.model.layers;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.LossResult;
+import org.megatronj.model.parallel.TensorParallelGroup;
 
 /**
  * Megatron's masked language-model loss over the (padded) vocabulary:
  * {@code loss = sum_i mask_i * CE(logits_i, target_i) / sum_i mask_i}, built from the backend's
- * vocab-parallel cross-entropy pieces with {@code vocabStart = 0} (one tensor-parallel rank).
+ * vocab-parallel cross-entropy pieces: each tensor-parallel rank holds the logits of the columns
+ * {@code [vocabStart, vocabStart + V/t)}, and the row maximum, the sum of exponentials and the
+ * target logit are reduced over the TP group (Megatron's {@code vocab_parallel_cross_entropy}).
  * Padded vocabulary columns are ordinary columns, as in Megatron.
  *
  * <p>Gradients: the logits' gradient is written in place over the logits.
  */
 public final class LanguageModelLoss {
     private final Backend backend;
+    private final TensorParallelGroup tp;
+    private final long vocabStart;
 
     public LanguageModelLoss(Backend backend) {
+        this(backend, TensorParallelGroup.single(), 0);
+    }
+
+    public LanguageModelLoss(Backend backend, TensorParallelGroup tp, long vocabStart) {
         this.backend = backend;
+        this.tp = tp;
+        this.vocabStart = vocabStart;
     }
 
     /**
@@ -27,8 +38,11 @@ public final class LanguageModelLoss {
     public LossResult forward(Tensor logits, Tensor targets, float[] mask,
                               Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
         backend.crossEntropyRowMax(logits, rowMax);
-        backend.crossEntropyTargetLogit(logits, targets, 0, targetLogit);
+        tp.allReduceMax(rowMax);
+        backend.crossEntropyTargetLogit(logits, targets, vocabStart, targetLogit);
+        tp.allReduceSum(targetLogit);
         backend.crossEntropySumExp(logits, rowMax, sumExp);
+        tp.allReduceSum(sumExp);
         backend.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
         float[] perToken = HostTransfer.downloadFloats(backend, loss);
         double sum = 0;
@@ -59,6 +73,6 @@ public final class LanguageModelLoss {
             }
         }
         HostTransfer.uploadFloats(backend, d, dLoss);
-        backend.crossEntropyBackward(logits, targets, 0, rowMax, sumExp, dLoss, logits);
+        backend.crossEntropyBackward(logits, targets, vocabStart, rowMax, sumExp, dLoss, logits);
     }
 }

@@ -6,13 +6,15 @@ import org.megatronj.model.Parameter;
 
 /**
  * {@code y = x W^T + b} with Megatron's {@code [out, in]} weight (torch.nn.Linear layout).
+ * The tensor-parallel forms add their communication around the same local GEMMs:
+ * {@link ColumnParallelLinear} and {@link RowParallelLinear}.
  *
  * <p>Gradients: {@code dx} is written ({@code =}); {@code dW} and {@code db} accumulate ({@code +=}).
  */
-public final class Linear {
-    private final Backend backend;
-    private final Parameter weight;   // [out, in]
-    private final Parameter bias;     // [out] or null without bias
+public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
+    final Backend backend;
+    final Parameter weight;   // [out, in]
+    final Parameter bias;     // [out] or null without bias
 
     public Linear(Backend backend, Parameter weight, Parameter bias) {
         if (weight.data().rank() != 2) {

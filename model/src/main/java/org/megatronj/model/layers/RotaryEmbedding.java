@@ -31,10 +31,11 @@ public final class RotaryEmbedding {
                 table[p * rotaryDim + c + half] = angle;
             }
         }
-        Tensor host = TensorArena.named("rope-staging").fromFloats(table, maxPositions, rotaryDim);
         this.freqs = backend.allocate(arena, DType.F32, maxPositions, rotaryDim);
-        backend.copy(host, freqs);
-        host.arena().close();
+        try (TensorArena staging = TensorArena.named("rope-staging")) {
+            backend.copy(staging.fromFloats(table, maxPositions, rotaryDim), freqs);
+            backend.synchronize();   // the staging memory is freed next
+        }
     }
 
     /** x {@code [s, b, heads, d]} rotated in place for positions {@code [start, start + s)}. */

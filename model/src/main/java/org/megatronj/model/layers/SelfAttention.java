@@ -18,7 +18,7 @@ public final class SelfAttention {
     private final Linear linearQkv;        // [(np + 2ng) d, h]
     private final Linear linearProj;       // [h, np d]
     private final RotaryEmbedding rope;    // null with learned absolute positions
-    private final QkvLayout layout;
+    private final int headDim;
     private final float softmaxScale;
 
     public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope) {
@@ -26,7 +26,7 @@ public final class SelfAttention {
         this.linearQkv = linearQkv;
         this.linearProj = linearProj;
         this.rope = rope;
-        this.layout = new QkvLayout(config.numAttentionHeads(), config.numQueryGroups(), config.kvChannels());
+        this.headDim = config.kvChannels();
         // --apply-query-key-layer-scaling divides the scores by the layer number and multiplies it back inside an
         // fp32 softmax: an fp16 overflow guard that changes nothing in exact arithmetic, so it is not applied here.
         this.softmaxScale = (float) (1.0 / Math.sqrt(config.kvChannels()));
@@ -50,7 +50,10 @@ public final class SelfAttention {
         linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
         Tensor vNew = cache == null ? a.v() : cache.values().view(start, start + s);
-        layout.split(ws.qkv(), a.q(), kNew, vNew);                       // q [s, b, np, d]
+        Tensor headRows = ws.qkv().reshape(-1, headDim);                 // [s b (np + 2ng), d] in the fused order
+        backend.embeddingForward(ws.queryRows(), headRows, a.q().reshape(-1, headDim));   // q [s, b, np, d]
+        backend.embeddingForward(ws.keyRows(), headRows, kNew.reshape(-1, headDim));      // k [s, b, ng, d]
+        backend.embeddingForward(ws.valueRows(), headRows, vNew.reshape(-1, headDim));    // v [s, b, ng, d]
         if (rope != null) {
             rope.forward(a.q(), start);
             rope.forward(kNew, start);
@@ -70,7 +73,8 @@ public final class SelfAttention {
             rope.backward(ws.dq(), 0);
             rope.backward(ws.dk(), 0);
         }
-        layout.merge(ws.dq(), ws.dk(), ws.dv(), ws.qkv());                                 // dqkv [s, b, (np + 2ng) d]
+        backend.embeddingForward(ws.mergeRows(), ws.dqkvStack().reshape(-1, headDim),
+                ws.qkv().reshape(-1, headDim));                                              // dqkv [s, b, (np + 2ng) d]
         linearQkv.backward(ws.qkv(), x, dx);
     }
 }

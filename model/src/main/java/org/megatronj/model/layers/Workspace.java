@@ -8,20 +8,27 @@ import org.megatronj.model.TransformerConfig;
 
 /**
  * Scratch buffers shared by all layers of one {@code [s, b]} shape: nothing here survives from a
- * layer's forward to its backward.
+ * layer's forward to its backward. Also the gather indices of the fused QKV layout for this
+ * shape ({@link QkvLayout}).
  *
- * @param qkv     {@code [s, b, (np + 2ng) d]} fused QKV output; its gradient in backward
- * @param hiddenA {@code [s, b, h]} a branch output before dropout; a gradient in backward
- * @param hiddenB {@code [s, b, h]} a second hidden-sized scratch
- * @param dAttn   {@code [s, b, np, d]} gradient of the core attention output
- * @param dq      {@code [s, b, np, d]}
- * @param dk      {@code [s, b, ng, d]}
- * @param dv      {@code [s, b, ng, d]}
- * @param dFc1    {@code [s, b, fc1Width]} gradient of fc1's output
- * @param dAct    {@code [s, b, ffn]} gradient of the activation's output
+ * @param qkv        {@code [s, b, (np + 2ng) d]} fused QKV output; its gradient in backward
+ * @param hiddenA    {@code [s, b, h]} a branch output before dropout; a gradient in backward
+ * @param hiddenB    {@code [s, b, h]} a second hidden-sized scratch
+ * @param dAttn      {@code [s, b, np, d]} gradient of the core attention output
+ * @param dqkvStack  {@code [s b (np + 2ng) d]} flat: dq, dk, dv back to back (the views below)
+ * @param dq         {@code [s, b, np, d]}
+ * @param dk         {@code [s, b, ng, d]}
+ * @param dv         {@code [s, b, ng, d]}
+ * @param dFc1       {@code [s, b, fc1Width]} gradient of fc1's output
+ * @param dAct       {@code [s, b, ffn]} gradient of the activation's output
+ * @param queryRows  I32 {@code [s b np]}: fused-table row of each query head vector
+ * @param keyRows    I32 {@code [s b ng]}
+ * @param valueRows  I32 {@code [s b ng]}
+ * @param mergeRows  I32 {@code [s b (np + 2ng)]}: stacked-gradient row of each fused row (backward only)
  */
-public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn, Tensor dq, Tensor dk, Tensor dv,
-                        Tensor dFc1, Tensor dAct) {
+public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn, Tensor dqkvStack,
+                        Tensor dq, Tensor dk, Tensor dv, Tensor dFc1, Tensor dAct,
+                        Tensor queryRows, Tensor keyRows, Tensor valueRows, Tensor mergeRows) {
 
     /** Scratch for forward and backward. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
@@ -36,24 +43,42 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
     private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads) {
         int h = c.hiddenSize();
         int d = c.kvChannels();
+        int np = c.numAttentionHeads();
+        int ng = c.numQueryGroups();
+        int n = Math.multiplyExact(s, b);
         DType f = DType.F32;
+        Tensor stack = grads ? backend.allocate(arena, f, (long) n * (np + 2L * ng) * d) : null;
+        long qEnd = (long) n * np * d;
+        long kEnd = qEnd + (long) n * ng * d;
         return new Workspace(
                 backend.allocate(arena, f, s, b, c.qkvWidth()),
                 backend.allocate(arena, f, s, b, h),
                 backend.allocate(arena, f, s, b, h),
-                grads ? backend.allocate(arena, f, s, b, c.numAttentionHeads(), d) : null,
-                grads ? backend.allocate(arena, f, s, b, c.numAttentionHeads(), d) : null,
-                grads ? backend.allocate(arena, f, s, b, c.numQueryGroups(), d) : null,
-                grads ? backend.allocate(arena, f, s, b, c.numQueryGroups(), d) : null,
+                grads ? backend.allocate(arena, f, s, b, np, d) : null,
+                stack,
+                grads ? stack.view(0, qEnd).reshape(s, b, np, d) : null,
+                grads ? stack.view(qEnd, kEnd).reshape(s, b, ng, d) : null,
+                grads ? stack.view(kEnd, stack.numel()).reshape(s, b, ng, d) : null,
                 grads ? backend.allocate(arena, f, s, b, c.fc1Width()) : null,
-                grads ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null);
+                grads ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null,
+                indices(backend, arena, QkvLayout.queryRows(n, np, ng)),
+                indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, false)),
+                indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, true)),
+                grads ? indices(backend, arena, QkvLayout.fusedRowsFromStacked(n, np, ng)) : null);
     }
 
-    /** The forward buffers restricted to the first {@code s} positions. */
+    private static Tensor indices(Backend backend, TensorArena arena, int[] rows) {
+        Tensor t = backend.allocate(arena, DType.I32, rows.length);
+        HostTransfer.uploadInts(backend, rows, t);
+        return t;
+    }
+
+    /** The forward buffers restricted to the first {@code s} positions (inference; the gradient buffers are dropped). */
     public Workspace firstPositions(int s) {
-        return new Workspace(qkv.view(0, s), hiddenA.view(0, s), hiddenB.view(0, s),
-                dAttn == null ? null : dAttn.view(0, s), dq == null ? null : dq.view(0, s),
-                dk == null ? null : dk.view(0, s), dv == null ? null : dv.view(0, s),
-                dFc1 == null ? null : dFc1.view(0, s), dAct == null ? null : dAct.view(0, s));
+        long full = qkv.dim(0);
+        long b = qkv.dim(1);
+        return new Workspace(qkv.view(0, s), hiddenA.view(0, s), hiddenB.view(0, s), null, null, null, null, null, null, null,
+                queryRows.view(0, queryRows.numel() / full * s), keyRows.view(0, keyRows.numel() / full * s),
+                valueRows.view(0, valueRows.numel() / full * s), null);
     }
 }

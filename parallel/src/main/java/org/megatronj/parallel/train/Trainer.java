@@ -93,6 +93,9 @@ public final class Trainer {
         log.accept(" loading checkpoint from " + c.load());
         position = checkpointer.load(c.load(), model, optimizer, scheduler, c.finetune(), c.noLoadOptim(), c.noLoadRng(),
                 config.seed());
+        if (c.load().equals(c.save())) {
+            lastSavedIteration = position.iteration();   // a finished run restarted does not rewrite its last checkpoint
+        }
         log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s [ t 1/1, p 1/1 ] at iteration %d",
                 c.load(), position.iteration()));
     }

@@ -139,6 +139,21 @@ public final class TrainingCheckpointer {
         }
     }
 
+    /**
+     * The RNG stream saved in the latest checkpoint under {@code root}, if there is one (no
+     * tracker: empty). A resumed run seeds its model's dropout with it, so the masks continue
+     * the saved run's sequence even when {@code --seed} changed.
+     */
+    public static java.util.OptionalLong savedRngStream(Path root) {
+        if (root == null || !java.nio.file.Files.exists(CheckpointLayout.trackerFile(root))) {
+            return java.util.OptionalLong.empty();
+        }
+        try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
+            JsonNode rng = ckpt.metadata().path("rng").path("stream");
+            return rng.isIntegralNumber() ? java.util.OptionalLong.of(rng.asLong()) : java.util.OptionalLong.empty();
+        }
+    }
+
     /** Copies every parameter from the checkpoint after checking names and shapes; reports all mismatches at once. */
     public static void loadWeights(Checkpoint ckpt, List<Parameter> parameters) {
         SafetensorsFile file = ckpt.model();

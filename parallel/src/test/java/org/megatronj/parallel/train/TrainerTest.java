@@ -113,6 +113,21 @@ class TrainerTest {
     }
 
     @Test
+    void exitDurationSavesAndStops() throws Exception {
+        Path save = dir.resolve("ckpt");
+        var schedule = ScheduleConfig.iterations(1000, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingConfig base = config(BatchConfig.of(2, 4), schedule, save, null, 0, null);
+        TrainingConfig timed = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(), base.checkpoint(),
+                new ExitConfig(0, 1e-9, true), base.seed());
+        List<String> log = new ArrayList<>();
+        TrainingResult r = run(timed, 1, log, null);
+        assertEquals(TrainingResult.ExitReason.DURATION, r.exitReason());
+        assertEquals(1, r.iteration());
+        assertEquals("1", Files.readString(save.resolve("latest_checkpointed_iteration.txt")).strip());
+        assertTrue(log.stream().anyMatch(l -> l.startsWith("exiting program after ") && l.endsWith(" minutes")), log.toString());
+    }
+
+    @Test
     void aCheckpointOfAnotherShapeIsRefusedWithTheMismatchNamed() {
         Path save = dir.resolve("ckpt");
         var schedule = ScheduleConfig.iterations(2, 0.1, 0.1, DecayStyle.CONSTANT, 0);

@@ -1,0 +1,79 @@
+package org.megatronj.cli.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.megatronj.cli.TokenizerOptions;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.tokenizer.Tokenizer;
+import org.megatronj.io.tokenizer.TokenizerType;
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backends;
+import org.megatronj.model.GPTModel;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.train.TrainingCheckpointer;
+
+import java.nio.file.Path;
+
+/**
+ * A GPT model and tokenizer loaded from the latest checkpoint under a folder, the way Megatron's
+ * {@code --use-checkpoint-args} does: the architecture comes from the checkpoint's saved model
+ * configuration, the tokenizer from the tokenizer flags when given, else from the saved arguments.
+ * Used by {@code serve} and {@code evaluate}.
+ */
+public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokenizer, long iteration)
+        implements AutoCloseable {
+
+    public static CheckpointModel load(Path root, TokenizerOptions tokenizerFlags, String device) {
+        try (Checkpoint ckpt = Checkpoint.openLatest(root, TrainingCheckpointer.RANK_DIR)) {
+            JsonNode meta = ckpt.metadata();
+            if (!meta.has("model")) {
+                throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json has no 'model' configuration");
+            }
+            TransformerConfig config;
+            try {
+                config = new ObjectMapper().treeToValue(meta.get("model"), TransformerConfig.class).validate();
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json: unreadable 'model' configuration: "
+                        + e.getOriginalMessage(), e);
+            }
+            Tokenizer tokenizer = tokenizerFlags != null && tokenizerFlags.isSet() ? tokenizerFlags.build()
+                    : savedTokenizer(meta.path("args"), ckpt);
+            if (tokenizer.vocabSize() > config.paddedVocabSize()) {
+                throw new IllegalArgumentException("the tokenizer has " + tokenizer.vocabSize() + " tokens but the model only "
+                        + config.paddedVocabSize() + " embedding rows: wrong --vocab-file?");
+            }
+            Backend backend = Backends.create(device);
+            GPTModel model = null;
+            try {
+                model = new GPTModel(config, backend, 0);
+                TrainingCheckpointer.loadWeights(ckpt, model.parameters());
+                return new CheckpointModel(backend, model, tokenizer, ckpt.iteration());
+            } catch (RuntimeException e) {
+                if (model != null) {
+                    model.close();
+                }
+                backend.close();
+                throw e;
+            }
+        }
+    }
+
+    /** The tokenizer the checkpoint was trained with, from its saved command-line arguments. */
+    private static Tokenizer savedTokenizer(JsonNode args, Checkpoint ckpt) {
+        String type = args.path("tokenizer-type").asText("");
+        if (type.isEmpty()) {
+            throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
+                    + " (and --vocab-file/--merge-file)");
+        }
+        Path vocab = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
+        Path merges = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
+        Integer size = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
+        return TokenizerType.valueOf(type).create(vocab, merges, size, args.path("vocab-extra-ids").asInt(0));
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        backend.close();
+    }
+}

@@ -1,0 +1,51 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.Parameter;
+import org.megatronj.model.parallel.TensorParallelGroup;
+
+/**
+ * Megatron-core's {@code ColumnParallelLinear} with {@code gather_output=False}: this rank holds
+ * rows {@code [r out/t, (r+1) out/t)} of the weight (and bias) and produces that slice of the
+ * output features. The input is the whole activation, so its gradient is a per-rank partial sum:
+ * backward all-reduces it over the TP group ({@code copy_to_tensor_model_parallel_region}).
+ * Under sequence parallelism the input arrives split along the sequence: it is all-gathered first
+ * and its gradient reduce-scattered ({@code gather_from_sequence_parallel_region}).
+ */
+public final class ColumnParallelLinear extends Linear {
+    private final TensorParallelGroup tp;
+
+    public ColumnParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp) {
+        super(backend, weight, bias);
+        this.tp = tp;
+    }
+
+    /**
+     * Sequence-parallel forward: {@code xFull [s, b, in]} becomes the all-gather of the ranks'
+     * {@code xShard [s/t, b, in]} (kept for backward), then y {@code [s, b, out/t]} is written.
+     */
+    public void forwardSequenceParallel(Tensor xShard, Tensor xFull, Tensor y) {
+        tp.allGatherFirstDim(xShard, xFull);
+        forward(xFull, y);
+    }
+
+    /** dW, db accumulate; dx {@code [..., in]} is written and summed over the TP ranks. */
+    @Override
+    public void backward(Tensor dy, Tensor x, Tensor dx) {
+        super.backward(dy, x, dx);
+        if (dx != null) {
+            tp.allReduceSum(dx);
+        }
+    }
+
+    /**
+     * Sequence-parallel backward from the gathered input {@code xFull}: the local input gradient
+     * lands in {@code dxFull [s, b, in]} (scratch) and this rank's rows of its sum over the ranks
+     * in {@code dxShard [s/t, b, in]}.
+     */
+    public void backwardSequenceParallel(Tensor dy, Tensor xFull, Tensor dxFull, Tensor dxShard) {
+        super.backward(dy, xFull, dxFull);
+        tp.reduceScatterFirstDim(dxFull, dxShard);
+    }
+}

@@ -1,0 +1,63 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.Parameter;
+import org.megatronj.model.parallel.TensorParallelGroup;
+
+/**
+ * Megatron-core's {@code RowParallelLinear} with {@code input_is_parallel=True}: this rank holds
+ * columns {@code [r in/t, (r+1) in/t)} of the weight and multiplies its slice of the input
+ * features; the partial outputs are summed over the TP group
+ * ({@code reduce_from_tensor_model_parallel_region}) and the whole bias is added after the sum.
+ * Under sequence parallelism the sum is a reduce-scatter along the sequence
+ * ({@code reduce_scatter_to_sequence_parallel_region}) and backward all-gathers the gradient.
+ */
+public final class RowParallelLinear extends Linear {
+    private final TensorParallelGroup tp;
+
+    public RowParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp) {
+        super(backend, weight, bias);
+        this.tp = tp;
+    }
+
+    /** x {@code [..., in/t]} -> y {@code [..., out]} = sum over ranks of x W_r^T, plus the bias. */
+    @Override
+    public void forward(Tensor x, Tensor y) {
+        Tensor y2 = y.reshape(-1, outFeatures());
+        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.data(), 0f, y2);
+        tp.allReduceSum(y);
+        if (bias != null) {
+            backend.biasAdd(y2, bias.data());
+        }
+    }
+
+    /**
+     * Sequence-parallel forward: the partial product lands in {@code yFull [s, b, out]} (scratch);
+     * {@code yShard [s/t, b, out]} gets this rank's rows of the sum, plus the bias.
+     */
+    public void forwardSequenceParallel(Tensor x, Tensor yFull, Tensor yShard) {
+        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.data(), 0f, yFull.reshape(-1, outFeatures()));
+        tp.reduceScatterFirstDim(yFull, yShard);
+        if (bias != null) {
+            backend.biasAdd(yShard.reshape(-1, outFeatures()), bias.data());
+        }
+    }
+
+    /**
+     * Sequence-parallel backward: {@code dyFull [s, b, out]} (scratch) becomes the all-gather of
+     * the ranks' {@code dyShard}; the bias gradient accumulates from this rank's rows only (a
+     * partial sum that the sequence-parallel gradient all-reduce completes); dW and dx as usual.
+     */
+    public void backwardSequenceParallel(Tensor dyShard, Tensor dyFull, Tensor x, Tensor dx) {
+        if (bias != null) {
+            backend.biasBackward(dyShard.reshape(-1, outFeatures()), bias.grad());
+        }
+        tp.allGatherFirstDim(dyShard, dyFull);
+        Tensor dy2 = dyFull.reshape(-1, outFeatures());
+        backend.gemm(true, false, 1f, dy2, x.reshape(-1, inFeatures()), 1f, weight.grad());
+        if (dx != null) {
+            backend.gemm(false, false, 1f, dy2, weight.data(), 0f, dx.reshape(-1, inFeatures()));
+        }
+    }
+}

@@ -1,0 +1,40 @@
+package org.megatronj.parallel.optim;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.megatronj.model.Normalization;
+import org.megatronj.model.PositionEmbeddingType;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.optim.ParallelGptHarness.Layout;
+import org.megatronj.parallel.optim.ParallelGptHarness.Trace;
+
+/** Losses and gradient norms of parallel layouts against the single-rank run (fp32, 1e-5 relative). */
+class ParallelGptEquivalenceTest {
+    private static final int ITERATIONS = 4;
+    private static final double TOLERANCE = 1e-5;
+
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5}")
+    @CsvSource({
+            "2,1,1,false,false,false",
+            "1,1,2,false,false,false",
+            "1,1,2,false,true,false",
+            "2,1,2,false,true,true",
+    })
+    void matchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, boolean recompute) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.LEARNED_ABSOLUTE, false, 4);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, sp, distOpt, recompute));
+        assertMatches(expected, actual);
+    }
+
+    static void assertMatches(Trace expected, Trace actual) {
+        for (int it = 0; it < expected.losses().length; it++) {
+            double l = expected.losses()[it];
+            double n = expected.gradNorms()[it];
+            assertEquals(l, actual.losses()[it], TOLERANCE * Math.abs(l), "loss of iteration " + (it + 1));
+            assertEquals(n, actual.gradNorms()[it], TOLERANCE * Math.abs(n), "grad norm of iteration " + (it + 1));
+        }
+    }
+}
