@@ -3,13 +3,13 @@
 # with the project (Genesis and Exodus of the King James Bible, data/kjv/), in a few minutes, then
 # plots the loss and generates a sample. Run it again to resume from the last checkpoint.
 #   MEGATRON_QUICKSTART_DIR  where outputs go (default: build/quickstart)
-#   QUICKSTART_ITERS         training iterations (default: 150)
+#   QUICKSTART_ITERS         training iterations (default: 300)
 #   MEGATRON_BIN             the megatron launcher to use (default: ./megatron)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 WORK="${MEGATRON_QUICKSTART_DIR:-$ROOT/build/quickstart}"
-ITERS="${QUICKSTART_ITERS:-150}"
+ITERS="${QUICKSTART_ITERS:-300}"
 MEGATRON="${MEGATRON_BIN:-$ROOT/megatron}"   # MEGATRON_BIN: another launcher (development)
 TOKENIZER=(--tokenizer-type GPT2BPETokenizer
            --vocab-file "$ROOT/data/gpt2/gpt2-vocab.json" --merge-file "$ROOT/data/gpt2/gpt2-merges.txt")
@@ -29,9 +29,10 @@ fi
   --data-path "$WORK/kjv_text_document" --split 95,5,0 --data-cache-path "$WORK/cache" "${TOKENIZER[@]}" \
   --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 64 --max-position-embeddings 64 \
   --micro-batch-size 8 --global-batch-size 8 --train-iters "$ITERS" \
-  --lr 5e-3 --min-lr 5e-4 --lr-decay-style cosine --lr-warmup-iters 10 --weight-decay 0.1 --clip-grad 1.0 \
-  --log-interval 10 --eval-interval 50 --eval-iters 4 \
-  --save "$WORK/checkpoints" --save-interval 50 --load "$WORK/checkpoints" --log-loss-to "$WORK/loss.csv"
+  --lr 1e-2 --min-lr 1e-3 --lr-decay-style cosine --lr-warmup-iters 10 --weight-decay 0.1 --clip-grad 1.0 \
+  --hidden-dropout 0 \
+  --log-interval 25 --eval-interval 100 --eval-iters 4 \
+  --save "$WORK/checkpoints" --save-interval 100 --load "$WORK/checkpoints" --log-loss-to "$WORK/loss.csv"
 
 echo "== 3/4 plot the loss -> $WORK/loss.png"
 "$MEGATRON" plot-loss "$WORK/loss.csv" -o "$WORK/loss.png" --title "GPT on Genesis+Exodus (KJV)"

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine;
 
 import java.util.List;
+import java.util.ArrayList;
 
 /** The options a command was given, as JSON for checkpoint metadata (Megatron keeps its args in every checkpoint). */
 final class CommandArgs {
@@ -34,7 +35,7 @@ final class CommandArgs {
     }
 
     private static List<String> commandPath(CommandLine.ParseResult leaf) {
-        java.util.ArrayList<String> names = new java.util.ArrayList<>();
+        ArrayList<String> names = new ArrayList<>();
         for (CommandLine c = leaf.commandSpec().commandLine(); c != null; c = c.getParent()) {
             names.addFirst(c.getCommandName());
         }

@@ -28,6 +28,8 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * {@code megatron debug forward-backward}: one fp32 forward and backward of a Hugging Face GPT-2
@@ -121,7 +123,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         if (a.rank() != 2 || a.dim(0) < 1 || a.dim(1) < 1) {
             throw new IllegalArgumentException(file + ": shape " + Tensor.shapeString(a.shape()) + ", expected [batch, seq]");
         }
-        if (expectShape != null && !java.util.Arrays.equals(expectShape, a.shape())) {
+        if (expectShape != null && !Arrays.equals(expectShape, a.shape())) {
             throw new IllegalArgumentException(file + ": shape " + Tensor.shapeString(a.shape()) + " differs from --input-ids "
                     + Tensor.shapeString(expectShape));
         }
@@ -146,7 +148,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
     /** [b*s*Vpad] -> float32 [b, s, V] (the padded columns dropped). */
     private static NpyArray floatArray(float[] logits, int batch, int seq, int padded, int vocab) {
         MemorySegment seg = MemorySegment.ofArray(new byte[Math.multiplyExact(batch * seq, vocab * 4)]);
-        ValueLayout.OfFloat le = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ValueLayout.OfFloat le = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         for (long row = 0; row < (long) batch * seq; row++) {
             for (int v = 0; v < vocab; v++) {
                 seg.setAtIndex(le, row * vocab + v, logits[(int) (row * padded + v)]);

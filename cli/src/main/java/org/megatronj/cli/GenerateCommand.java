@@ -22,9 +22,10 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.Arrays;
 
 /** {@code megatron generate}: continue a prompt with a checkpoint's GPT model (KV cache, sampling). */
-@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
         description = {"Continue a prompt with the model of a checkpoint (the latest iteration under --load).",
                 "The tokenizer flags default to those the checkpoint was trained with."})
 final class GenerateCommand implements Callable<Integer> {
@@ -90,7 +91,7 @@ final class GenerateCommand implements Callable<Integer> {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 int[] generated = r.tokens();
                 if (generated.length > 0 && stopOnEod && generated[generated.length - 1] == tok.eod()) {
-                    generated = java.util.Arrays.copyOf(generated, generated.length - 1);
+                    generated = Arrays.copyOf(generated, generated.length - 1);
                 }
                 out.println(prompt + tok.detokenize(generated));
                 out.flush();

@@ -30,9 +30,10 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.TreeMap;
 
 /** {@code megatron pretrain gpt}: Megatron's pretrain_gpt.py on one rank. */
-@Command(name = "gpt", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "gpt", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
         description = {"Pretrain a GPT model on indexed datasets (.bin/.idx from megatron preprocess).",
                 "Log lines, validation blocks and checkpoints follow Megatron-LM's formats.",
                 "Put long flag lists in a file and pass @args.txt."},
@@ -119,7 +120,7 @@ final class PretrainGptCommand implements Callable<Integer> {
     /** Megatron's start-of-run block: every given flag, underscored and sorted, dotted out to column 50. */
     private static void printArguments(PrintWriter out, ObjectNode args) {
         out.println("------------------------ arguments ------------------------");
-        java.util.TreeMap<String, String> sorted = new java.util.TreeMap<>();
+        TreeMap<String, String> sorted = new TreeMap<>();
         args.properties().forEach(e -> {
             if (!e.getKey().equals("command")) {
                 String v = e.getValue().isArray() ? e.getValue().toString() : e.getValue().asText();

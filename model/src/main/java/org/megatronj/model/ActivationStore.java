@@ -4,6 +4,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.layers.DropoutKey;
 import org.megatronj.model.layers.LayerActivations;
 import org.megatronj.model.layers.Workspace;
 
@@ -23,7 +24,8 @@ final class ActivationStore implements AutoCloseable {
     final Tensor[] hidden;      // L + 1 of [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
     final LayerActivations[] layers;  // one per layer, or a single shared set with full recompute
     final Workspace workspace;
-    final Tensor finalNormOut;  // [s, b, h]
+    final Tensor finalNormOut;  // [sl, b, h]
+    final Tensor finalNormFull; // [s, b, h]: finalNormOut all-gathered under sequence parallelism, else finalNormOut
     final Tensor finalNormMean; // F32 [s, b] (LayerNorm) or null
     final Tensor finalNormRstd; // F32 [s, b]
     final Tensor logits;        // F32 [s * b, V]: logits, then their gradient in place
@@ -35,12 +37,18 @@ final class ActivationStore implements AutoCloseable {
     final Tensor dResidual;     // [s, b, h] gradient flowing down the residual stream
 
     final boolean recompute;
+    DropoutKey key;             // the dropout key of the micro-batch in flight here (null: no dropout)
+    float[] lossMask;           // its loss mask, sequence-first (last stage)
 
     /** Vocab rows of the tokens that other tensor-parallel ranks hold (runs, see VocabParallelIds); none on one rank. */
     int[] maskedVocabRows = org.megatronj.model.layers.VocabParallelIds.NONE_MASKED;
 
-    /** c: what this rank computes (its TP shard); vocabRows: its columns of the logits. */
-    ActivationStore(Backend backend, TransformerConfig c, int s, int b, boolean recompute, int vocabRows) {
+    /**
+     * c: what this rank computes (its TP shard); vocabRows: its columns of the logits; sl: the
+     * positions of the residual stream this rank holds (s / t under sequence parallelism, else s).
+     */
+    ActivationStore(Backend backend, TransformerConfig c, int s, int b, boolean recompute, int vocabRows, int sl,
+                    int numLayers, boolean postProcess) {
         this.recompute = recompute;
         this.seqLength = s;
         this.batchSize = b;
@@ -50,25 +58,27 @@ final class ActivationStore implements AutoCloseable {
         tokens = backend.allocate(arena, DType.I32, s, b);
         positions = backend.allocate(arena, DType.I32, s, b);
         targets = backend.allocate(arena, DType.I32, n);
-        hidden = new Tensor[c.numLayers() + 1];
+        hidden = new Tensor[numLayers + 1];
         for (int i = 0; i < hidden.length; i++) {
-            hidden[i] = backend.allocate(arena, DType.F32, s, b, h);
+            hidden[i] = backend.allocate(arena, DType.F32, sl, b, h);
         }
-        layers = new LayerActivations[recompute ? 1 : c.numLayers()];
+        layers = new LayerActivations[recompute ? Math.min(1, numLayers) : numLayers];
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = LayerActivations.allocate(backend, arena, c, s, b);
+            layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl);
         }
-        workspace = Workspace.allocate(backend, arena, c, s, b);
-        finalNormOut = backend.allocate(arena, DType.F32, s, b, h);
-        finalNormMean = c.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, s, b) : null;
-        finalNormRstd = backend.allocate(arena, DType.F32, s, b);
-        logits = backend.allocate(arena, DType.F32, n, vocabRows);
-        rowMax = backend.allocate(arena, DType.F32, n);
-        sumExp = backend.allocate(arena, DType.F32, n);
-        targetLogit = backend.allocate(arena, DType.F32, n);
-        loss = backend.allocate(arena, DType.F32, n);
-        dLoss = backend.allocate(arena, DType.F32, n);
-        dResidual = backend.allocate(arena, DType.F32, s, b, h);
+        workspace = Workspace.allocate(backend, arena, c, s, b, sl);
+        finalNormOut = backend.allocate(arena, DType.F32, sl, b, h);
+        finalNormFull = sl == s ? finalNormOut : backend.allocate(arena, DType.F32, s, b, h);
+        finalNormMean = c.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, sl, b) : null;
+        finalNormRstd = backend.allocate(arena, DType.F32, sl, b);
+        // The output layer and loss only on the last pipeline stage.
+        logits = postProcess ? backend.allocate(arena, DType.F32, n, vocabRows) : null;
+        rowMax = postProcess ? backend.allocate(arena, DType.F32, n) : null;
+        sumExp = postProcess ? backend.allocate(arena, DType.F32, n) : null;
+        targetLogit = postProcess ? backend.allocate(arena, DType.F32, n) : null;
+        loss = postProcess ? backend.allocate(arena, DType.F32, n) : null;
+        dLoss = postProcess ? backend.allocate(arena, DType.F32, n) : null;
+        dResidual = backend.allocate(arena, DType.F32, sl, b, h);
     }
 
     boolean fits(int s, int b, boolean withRecompute) {

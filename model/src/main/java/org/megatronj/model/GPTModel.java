@@ -20,6 +20,7 @@ import org.megatronj.model.layers.VocabParallelIds;
 import org.megatronj.model.parallel.TensorParallelGroup;
 import org.megatronj.model.parallel.TensorParallelism;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -49,14 +50,15 @@ public final class GPTModel implements AutoCloseable {
     private final long seed;
     private final ParameterStore params;
     private final List<ParameterSpec> specs;
+    private final ModelChunk chunk;
     private final TensorArena buffers = TensorArena.named("model-constants");
     private final RotaryEmbedding rope;            // null with learned positions
-    private final Embedding embedding;
+    private final Embedding embedding;             // first chunk only
     private final TransformerLayer[] layers;
-    private final Norm finalLayernorm;
+    private final Norm finalLayernorm;              // last chunk only, as the two below
     private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
     private final LanguageModelLoss lossFunction;
-    private ActivationStore activations;            // planned for the last micro-batch shape
+    private final List<ActivationStore> slots = new ArrayList<>();   // one per micro-batch in flight, for one shape
     private boolean recomputeActivations;
 
     /** Builds the model and initialises it as Megatron does, from {@code seed}. */
@@ -78,14 +80,27 @@ public final class GPTModel implements AutoCloseable {
      * {@code dataParallelSize} equal shards.
      */
     public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize) {
+        this(config, backend, seed, tp, dataParallelSize, ModelChunk.whole(config));
+    }
+
+    /**
+     * One model chunk (pipeline stage, {@link ModelChunk}) of one tensor-parallel rank. Its
+     * weights equal the single-rank model's of the same names and seed.
+     */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize,
+                    ModelChunk chunk) {
         this.config = config.validate();
+        this.chunk = chunk;
+        if (chunk.firstLayer() + chunk.numLayers() > config.numLayers()) {
+            throw new IllegalArgumentException("model chunk " + chunk + " exceeds --num-layers " + config.numLayers());
+        }
         this.tp = tp;
         int t = tp.size();
         this.shardConfig = config.tensorParallelShard(t);
         this.vocabSize = config.paddedVocabSize(t);
         this.backend = backend;
         this.seed = seed;
-        List<ParameterSpec> specs = ParameterSpec.forGpt(config, t);
+        List<ParameterSpec> specs = ParameterSpec.forGpt(config, t, chunk);
         this.specs = List.copyOf(specs);
         this.params = new ParameterStore(backend, specs, dataParallelSize);
         params.initialize(backend, specs, config, seed, t, tp.rank());
@@ -94,22 +109,23 @@ public final class GPTModel implements AutoCloseable {
         boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
         this.rope = learned ? null : new RotaryEmbedding(backend, buffers, config.maxPositionEmbeddings(),
                 config.rotaryDim(), config.rotaryBase());
-        this.embedding = new Embedding(backend, param("embedding.word_embeddings.weight"),
+        this.embedding = !chunk.preProcess() ? null : new Embedding(backend, param("embedding.word_embeddings.weight"),
                 learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout(), group);
-        this.layers = new TransformerLayer[config.numLayers()];
+        this.layers = new TransformerLayer[chunk.numLayers()];
         for (int l = 0; l < layers.length; l++) {
-            String p = "decoder.layers." + l + ".";
+            String p = "decoder.layers." + (chunk.firstLayer() + l) + ".";
             SelfAttention attention = new SelfAttention(backend, shardConfig,
                     columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope);
             Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), config.geluTanh());
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
-                    norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout());
+                    norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout(), group, tp.sequenceParallel());
         }
-        this.finalLayernorm = norm("decoder.final_layernorm");
-        this.outputWeight = config.untieEmbeddingsAndOutputWeights()
+        boolean post = chunk.postProcess();
+        this.finalLayernorm = post ? norm("decoder.final_layernorm") : null;
+        this.outputWeight = !post ? null : config.untieEmbeddingsAndOutputWeights()
                 ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
-        this.lossFunction = new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t));
+        this.lossFunction = post ? new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t)) : null;
     }
 
     // ------------------------------------------------------------------ training and evaluation
@@ -118,30 +134,88 @@ public final class GPTModel implements AutoCloseable {
      * Forward and backward of one micro-batch: the gradients of {@code gradScale * loss} accumulate
      * into every {@link Parameter#grad()}. Dropout masks are a function of (model seed, rngOffset),
      * so the trainer reproduces them by passing the same offset (e.g. the global micro-batch index).
-     * Returns the unscaled masked loss sum and token count.
+     * Returns the unscaled masked loss sum and token count. Needs the whole model on this stage
+     * (pipeline stages use {@link #forwardStep} and {@link #backwardStep}).
      */
     public LossResult forwardBackward(MicroBatch batch, float gradScale, long rngOffset) {
-        if (config.attentionDropout() > 0) {
-            throw new IllegalStateException("--attention-dropout " + config.attentionDropout() + " is not supported: "
-                    + "the memory-efficient attention op has no dropout on the attention probabilities; "
-                    + "train with --attention-dropout 0");
-        }
-        ActivationStore a = activationsFor(batch.seqLength(), batch.batchSize());
-        float[] mask = upload(batch, a);
-        DropoutKey key = DropoutKey.forMicroBatch(seed, rngOffset);
-        forward(a, key);
-        LossResult result = lossFunction.forward(a.logits, a.targets, mask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
-        lossFunction.backward(a.logits, a.targets, mask, gradScale, a.rowMax, a.sumExp, a.dLoss);
-        backward(a, key);
+        requireWholeModel("forwardBackward");
+        LossResult result = forwardStep(0, batch, rngOffset, true);
+        backwardStep(0, gradScale);
         return result;
     }
 
     /** The masked loss of one micro-batch without dropout or gradients (evaluation). */
     public LossResult forwardLoss(MicroBatch batch) {
-        ActivationStore a = activationsFor(batch.seqLength(), batch.batchSize());
-        float[] mask = upload(batch, a);
-        forward(a, null);
-        return lossFunction.forward(a.logits, a.targets, mask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+        requireWholeModel("forwardLoss");
+        return forwardStep(0, batch, 0, false);
+    }
+
+    // ------------------------------------------------------------------ pipeline stage steps
+
+    /**
+     * The buffer of activation slot {@code slot} ({@code [s, b, h]}, or {@code [s/t, b, h]} under
+     * sequence parallelism) that a stage without the embedding receives its input into before
+     * {@link #forwardStep}. A slot holds one micro-batch from its forward to its backward; a
+     * pipeline schedule uses as many as it has micro-batches in flight.
+     */
+    public Tensor stageInput(int slot, int seqLength, int batchSize) {
+        return activationsFor(slot, seqLength, batchSize).hidden[0];
+    }
+
+    /** The output of slot {@code slot}'s last forward (to send to the next stage). */
+    public Tensor stageOutput(int slot) {
+        ActivationStore a = slot(slot);
+        return a.hidden[layers.length];
+    }
+
+    /**
+     * Where a stage without the loss receives the gradient of its output before
+     * {@link #backwardStep}; after it, the same buffer holds the gradient of the stage input
+     * (to send to the previous stage).
+     */
+    public Tensor stageGrad(int slot) {
+        return slot(slot).dResidual;
+    }
+
+    /**
+     * Forward of one micro-batch through this chunk in activation slot {@code slot}: from the
+     * embedding on the first chunk, else from {@link #stageInput}. Returns the masked loss on the
+     * last chunk, null elsewhere. {@code train} enables dropout (masks from the seed and rngOffset).
+     */
+    public LossResult forwardStep(int slot, MicroBatch batch, long rngOffset, boolean train) {
+        if (train && config.attentionDropout() > 0) {
+            throw new IllegalStateException("--attention-dropout " + config.attentionDropout() + " is not supported: "
+                    + "the memory-efficient attention op has no dropout on the attention probabilities; "
+                    + "train with --attention-dropout 0");
+        }
+        ActivationStore a = activationsFor(slot, batch.seqLength(), batch.batchSize());
+        a.lossMask = upload(batch, a);
+        a.key = train ? DropoutKey.forMicroBatch(seed, rngOffset) : null;
+        forward(a, a.key);
+        if (!chunk.postProcess()) {
+            return null;
+        }
+        return lossFunction.forward(a.logits, a.targets, a.lossMask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+    }
+
+    /**
+     * Backward of the micro-batch in slot {@code slot}: from the loss (scaled by {@code gradScale})
+     * on the last chunk, else from the output gradient in {@link #stageGrad}. Parameter gradients
+     * accumulate; on chunks without the embedding {@link #stageGrad} then holds the input gradient.
+     */
+    public void backwardStep(int slot, float gradScale) {
+        ActivationStore a = slot(slot);
+        if (chunk.postProcess()) {
+            lossFunction.backward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp, a.dLoss);
+        }
+        backward(a, a.key);
+    }
+
+    private ActivationStore slot(int slot) {
+        if (slot < 0 || slot >= slots.size() || slots.get(slot) == null) {
+            throw new IllegalStateException("activation slot " + slot + " has no micro-batch: call forwardStep first");
+        }
+        return slots.get(slot);
     }
 
     /**
@@ -152,7 +226,7 @@ public final class GPTModel implements AutoCloseable {
         requireSingleRank("forwardLogits");
         int[] labels = new int[tokens.length];
         MicroBatch mb = new MicroBatch(batch, seq, tokens, labels, new float[tokens.length], positionIds);
-        ActivationStore a = activationsFor(seq, batch);
+        ActivationStore a = activationsFor(0, seq, batch);
         upload(mb, a);
         forward(a, null);
         float[] seqFirst = HostTransfer.downloadFloats(backend, a.logits);   // [s, b, V]
@@ -168,34 +242,70 @@ public final class GPTModel implements AutoCloseable {
 
     private void forward(ActivationStore a, DropoutKey key) {
         Workspace ws = a.workspace;
-        embedding.forward(a.tokens, a.maskedVocabRows, a.positions, a.hidden[0], ws.hiddenA(), site(key, 0));  // [s, b, h]
+        boolean sp = tp.sequenceParallel();
+        if (chunk.preProcess()) {
+            if (sp) {
+                embedding.forwardSequenceParallel(a.tokens, a.maskedVocabRows, a.positions, a.hidden[0], ws.hiddenA(),
+                        ws.hiddenB(), site(key, 0));                                              // [s/t, b, h]
+            } else {
+                embedding.forward(a.tokens, a.maskedVocabRows, a.positions, a.hidden[0], ws.hiddenA(), site(key, 0));
+            }
+        }
         for (int l = 0; l < layers.length; l++) {
-            layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), ws,
-                    site(key, 1 + 2 * l), site(key, 2 + 2 * l), null, 0);                         // [s, b, h]
+            forwardLayer(a, l, key);                                                              // [s, b, h]
+        }
+        if (!chunk.postProcess()) {
+            return;
         }
         Tensor x = a.hidden[layers.length];
         finalLayernorm.forward(x, a.finalNormOut, a.finalNormMean, a.finalNormRstd);              // [s, b, h]
-        backend.gemm(false, true, 1f, flat(a.finalNormOut), outputWeight.data(), 0f, a.logits);  // [s*b, V]
+        if (sp) {
+            tp.group().allGatherFirstDim(a.finalNormOut, a.finalNormFull);                       // [s, b, h]
+        }
+        backend.gemm(false, true, 1f, flat(a.finalNormFull), outputWeight.data(), 0f, a.logits); // [s*b, V/t]
+    }
+
+    private void forwardLayer(ActivationStore a, int l, DropoutKey key) {
+        int global = chunk.firstLayer() + l;   // dropout sites follow the global layer index
+        layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), a.workspace,
+                site(key, 1 + 2 * global), site(key, 2 + 2 * global), null, 0);
     }
 
     private void backward(ActivationStore a, DropoutKey key) {
         Workspace ws = a.workspace;
-        Tensor dLogits = a.logits;                                                               // [s*b, V]
-        Tensor dNormOut = ws.hiddenB();                                                          // [s, b, h]
-        backend.gemm(false, false, 1f, dLogits, outputWeight.data(), 0f, flat(dNormOut));
-        tp.group().allReduceSum(dNormOut);       // each rank's vocab columns give part of the gradient
-        backend.gemm(true, false, 1f, dLogits, flat(a.finalNormOut), 1f, outputWeight.grad());  // dW[V, h] +=
-        finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
+        if (chunk.postProcess()) {
+            Tensor dLogits = a.logits;                                                           // [s*b, V/t]
+            Tensor dNormFull = ws.hiddenB();                                                     // [s, b, h]
+            backend.gemm(false, false, 1f, dLogits, outputWeight.data(), 0f, flat(dNormFull));
+            // Each rank's vocabulary columns give part of the gradient: sum it (reduce-scatter under SP).
+            Tensor dNormOut = dNormFull;
+            if (tp.sequenceParallel()) {
+                dNormOut = ws.shardB();
+                tp.group().reduceScatterFirstDim(dNormFull, dNormOut);
+            } else {
+                tp.group().allReduceSum(dNormOut);
+            }
+            backend.gemm(true, false, 1f, dLogits, flat(a.finalNormFull), 1f, outputWeight.grad());  // dW[V/t, h] +=
+            finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
+        }
         for (int l = layers.length - 1; l >= 0; l--) {
+            int global = chunk.firstLayer() + l;
             if (a.recompute) {
                 // Full recompute: rerun the layer from its saved input with the same dropout keys (same masks);
                 // its output lands in hidden[l + 1], which no one needs any more.
-                layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), ws,
-                        site(key, 1 + 2 * l), site(key, 2 + 2 * l), null, 0);
+                forwardLayer(a, l, key);
             }
-            layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, site(key, 1 + 2 * l), site(key, 2 + 2 * l));
+            layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, site(key, 1 + 2 * global), site(key, 2 + 2 * global));
         }
-        embedding.backward(a.tokens, a.maskedVocabRows, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
+        if (!chunk.preProcess()) {
+            return;
+        }
+        if (tp.sequenceParallel()) {
+            embedding.backwardSequenceParallel(a.tokens, a.maskedVocabRows, a.positions, a.dResidual, ws.shardA(),
+                    ws.hiddenA(), site(key, 0));
+        } else {
+            embedding.backward(a.tokens, a.maskedVocabRows, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
+        }
     }
 
     /** Uploads tokens, positions and labels sequence-first; returns the loss mask in the same order. */
@@ -236,19 +346,28 @@ public final class GPTModel implements AutoCloseable {
         }
     }
 
-    private ActivationStore activationsFor(int s, int b) {
+    private ActivationStore activationsFor(int slot, int s, int b) {
         if (s > config.maxPositionEmbeddings()) {
             throw new IllegalArgumentException("sequence length " + s + " exceeds --max-position-embeddings "
                     + config.maxPositionEmbeddings());
         }
-        if (activations == null || !activations.fits(s, b, recomputeActivations)) {
-            if (activations != null) {
-                activations.close();
-                activations = null;
-            }
-            activations = new ActivationStore(backend, shardConfig, s, b, recomputeActivations, vocabSize / tp.size());
+        if (tp.sequenceParallel() && s % tp.size() != 0) {
+            throw new IllegalArgumentException("--sequence-parallel: sequence length " + s
+                    + " is not divisible by --tensor-model-parallel-size " + tp.size());
         }
-        return activations;
+        while (slots.size() <= slot) {
+            slots.add(null);
+        }
+        ActivationStore a = slots.get(slot);
+        if (a == null || !a.fits(s, b, recomputeActivations)) {
+            if (a != null) {
+                a.close();
+            }
+            a = new ActivationStore(backend, shardConfig, s, b, recomputeActivations, vocabSize / tp.size(),
+                    tp.sequenceParallel() ? s / tp.size() : s, layers.length, chunk.postProcess());
+            slots.set(slot, a);
+        }
+        return a;
     }
 
     private static DropoutKey site(DropoutKey key, int site) {
@@ -263,6 +382,11 @@ public final class GPTModel implements AutoCloseable {
 
     public TransformerConfig config() {
         return config;
+    }
+
+    /** The layers and ends of the model this object holds ({@link ModelChunk#whole} on one stage). */
+    public ModelChunk chunk() {
+        return chunk;
     }
 
     /** How this model is split across tensor-parallel ranks ({@link TensorParallelism#none()} on one rank). */
@@ -325,7 +449,11 @@ public final class GPTModel implements AutoCloseable {
 
     /** Bytes of the activation buffers planned for the last micro-batch shape (0 before the first). */
     public long activationBytes() {
-        return activations == null ? 0 : activations.bytes();
+        long bytes = 0;
+        for (ActivationStore a : slots) {
+            bytes += a == null ? 0 : a.bytes();
+        }
+        return bytes;
     }
 
     // ------------------------------------------------------------------ pieces for incremental decoding
@@ -360,7 +488,7 @@ public final class GPTModel implements AutoCloseable {
             return linear(prefix);
         }
         return new ColumnParallelLinear(backend, param(prefix + ".weight"),
-                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group());
+                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
     }
 
     private Linear rowLinear(String prefix) {
@@ -368,10 +496,18 @@ public final class GPTModel implements AutoCloseable {
             return linear(prefix);
         }
         return new RowParallelLinear(backend, param(prefix + ".weight"),
-                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group());
+                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
+    }
+
+    private void requireWholeModel(String what) {
+        if (!chunk.whole()) {
+            throw new IllegalStateException(what + " needs the whole model on this stage; this chunk is " + chunk
+                    + " (pipeline stages run forwardStep/backwardStep under a pipeline schedule)");
+        }
     }
 
     private void requireSingleRank(String what) {
+        requireWholeModel(what);
         if (tp.size() > 1) {
             throw new IllegalStateException(what + " needs the whole model on one rank; this is tensor-parallel "
                     + tp.group().describe() + " (merge the checkpoint to one rank for generation)");
@@ -386,10 +522,12 @@ public final class GPTModel implements AutoCloseable {
 
     @Override
     public void close() {
-        if (activations != null) {
-            activations.close();
-            activations = null;
+        for (ActivationStore a : slots) {
+            if (a != null) {
+                a.close();
+            }
         }
+        slots.clear();
         buffers.close();
         params.close();
     }

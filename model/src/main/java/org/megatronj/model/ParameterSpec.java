@@ -79,17 +79,28 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
      * order, with their shard shapes (the vocabulary padded for t ranks, as Megatron).
      */
     public static List<ParameterSpec> forGpt(TransformerConfig c, int t) {
+        return forGpt(c, t, ModelChunk.whole(c));
+    }
+
+    /**
+     * The parameters of one model chunk (pipeline stage) of one of {@code t} tensor-parallel
+     * ranks. A last chunk without the embedding holds a copy of the tied word embedding (same name).
+     */
+    public static List<ParameterSpec> forGpt(TransformerConfig c, int t, ModelChunk chunk) {
         c.checkTensorParallelSize(t);
         List<ParameterSpec> specs = new ArrayList<>();
         long h = c.hiddenSize();
         long vocab = c.paddedVocabSize(t) / t;
-        specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {vocab, h}, Init.NORMAL, true,
-                TensorSplit.ROWS));
-        if (c.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE) {
+        boolean tiedCopy = chunk.postProcess() && !c.untieEmbeddingsAndOutputWeights();
+        if (chunk.preProcess() || tiedCopy) {
+            specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {vocab, h}, Init.NORMAL, true,
+                    TensorSplit.ROWS));
+        }
+        if (chunk.preProcess() && c.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE) {
             specs.add(new ParameterSpec("embedding.position_embeddings.weight", new long[] {c.maxPositionEmbeddings(), h},
                     Init.NORMAL, true));
         }
-        for (int l = 0; l < c.numLayers(); l++) {
+        for (int l = chunk.firstLayer(); l < chunk.firstLayer() + chunk.numLayers(); l++) {
             String p = "decoder.layers." + l + ".";
             addNorm(specs, c, p + "input_layernorm");
             addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
@@ -99,6 +110,9 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             addLinear(specs, c, p + "mlp.linear_fc1", c.fc1Width() / t, h, Init.NORMAL,
                     c.swiglu() ? TensorSplit.GATED_ROWS : TensorSplit.ROWS);
             addLinear(specs, c, p + "mlp.linear_fc2", h, c.ffnHiddenSize() / t, Init.SCALED_NORMAL, TensorSplit.COLUMNS);
+        }
+        if (!chunk.postProcess()) {
+            return specs;
         }
         addNorm(specs, c, "decoder.final_layernorm");
         if (c.untieEmbeddingsAndOutputWeights()) {

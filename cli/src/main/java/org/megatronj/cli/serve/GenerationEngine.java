@@ -17,7 +17,7 @@ import java.util.SplittableRandom;
  * its own job's settings, random stream ({@code seed}, row) and {@code top_p} decay clock, so a
  * job gets the same tokens whether it runs alone or batched with others.
  */
-final class GenerationEngine {
+public final class GenerationEngine {
     /** Prompt positions encoded per forward call: bounds the logits buffer of long prompts. */
     static final int PREFILL_CHUNK = 64;
 
@@ -25,7 +25,7 @@ final class GenerationEngine {
     private final TransformerConfig config;
     private final SpecialTokens special;
 
-    GenerationEngine(GPTModel model, SpecialTokens special) {
+    public GenerationEngine(GPTModel model, SpecialTokens special) {
         this.model = model;
         this.config = model.config();
         this.special = special;
@@ -79,7 +79,7 @@ final class GenerationEngine {
         }
     }
 
-    List<GenerationOutput> generate(List<GenerationJob> jobs) {
+    public List<GenerationOutput> generate(List<GenerationJob> jobs) {
         List<JobState> states = new ArrayList<>();
         List<Row> rows = new ArrayList<>();
         for (GenerationJob job : jobs) {
@@ -149,7 +149,7 @@ final class GenerationEngine {
                 int[] feed = new int[b];
                 for (int i = 0; i < b; i++) {
                     Row row = rows.get(i);
-                    feed[i] = row.finished() ? special.eod() : row.tokens[c];
+                    feed[i] = row.finished() ? Math.max(special.eod(), 0) : row.tokens[c];
                 }
                 last = decoder.forward(feed, 1, c, false);
             }

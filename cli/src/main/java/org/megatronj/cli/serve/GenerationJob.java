@@ -7,7 +7,7 @@ package org.megatronj.cli.serve;
  * @param prompts the prompts' token ids (eod first when {@code add_BOS})
  * @param seed    the seed of this request's sampling (its {@code random_seed}, or drawn by the server)
  */
-record GenerationJob(GenerationRequest request, int[][] prompts, long seed) {
+public record GenerationJob(GenerationRequest request, int[][] prompts, long seed) {
 
     int rows() {
         return request.isBeamSearch() ? request.beamWidth() : prompts.length;

@@ -7,5 +7,5 @@ package org.megatronj.cli.serve;
  * @param logprobs per sequence, when requested: log-probability of tokens[1..] (length tokens.length - 1); else null
  * @param scores   beam search only: each hypothesis's score (sum of log-probs / length^penalty); else null
  */
-record GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores) {
+public record GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores) {
 }

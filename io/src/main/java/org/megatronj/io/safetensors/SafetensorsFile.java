@@ -13,7 +13,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -216,6 +215,10 @@ public final class SafetensorsFile implements AutoCloseable {
      */
     public void copyTo(String name, Tensor dst) {
         TensorInfo info = info(name);
+        if (!dst.device().isHost()) {
+            throw new SafetensorsException(path + ": cannot copy '" + name + "' into " + dst + ": the destination is on "
+                    + dst.device() + "; load into a host tensor and copy it with the backend");
+        }
         if (info.dtype() != dst.dtype() || !java.util.Arrays.equals(info.shape(), dst.shape())) {
             throw new SafetensorsException(path + ": tensor '" + name + "' is " + info.dtype() + Tensor.shapeString(info.shape())
                     + " but the model expects " + dst.dtype() + Tensor.shapeString(dst.shape()));
@@ -231,10 +234,5 @@ public final class SafetensorsFile implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
-    }
-
-    /** Whether {@code path} exists as a regular file; a convenience for callers choosing a file. */
-    public static boolean exists(Path path) {
-        return Files.isRegularFile(path);
     }
 }

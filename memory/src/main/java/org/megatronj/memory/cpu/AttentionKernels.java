@@ -1,5 +1,7 @@
 package org.megatronj.memory.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.Tensor;
 
 import java.util.Arrays;
@@ -23,6 +25,8 @@ import java.util.Arrays;
  * thread count.
  */
 final class AttentionKernels {
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+
     /** Keys per block: a block of K^T and of V is 16 KiB each at d = 64. */
     static final int KEY_BLOCK = 64;
     /** Query rows per tile. */
@@ -338,8 +342,14 @@ final class AttentionKernels {
     }
 
     /** {@code dp[o + j] = p[o + j] * (dp[o + j] - delta) * scale} for {@code j < n}. */
-    private static void softmaxGradient(float[] p, float[] dp, int o, int n, float delta, float scale) {
-        for (int j = o; j < o + n; j++) {
+    private void softmaxGradient(float[] p, float[] dp, int o, int n, float delta, float scale) {
+        int j = o;
+        if (vector) {
+            for (int bound = o + S.loopBound(n); j < bound; j += S.length()) {
+                FloatVector.fromArray(S, p, j).mul(FloatVector.fromArray(S, dp, j).sub(delta)).mul(scale).intoArray(dp, j);
+            }
+        }
+        for (; j < o + n; j++) {
             dp[j] = p[j] * (dp[j] - delta) * scale;
         }
     }

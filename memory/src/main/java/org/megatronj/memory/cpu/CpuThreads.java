@@ -73,12 +73,30 @@ public final class CpuThreads implements AutoCloseable {
                 }
             };
         }
-        pool.invoke(new RecursiveAction() {
-            @Override
-            protected void compute() {
-                invokeAll(tasks);
-            }
-        });
+        try {
+            pool.invoke(new RecursiveAction() {
+                @Override
+                protected void compute() {
+                    invokeAll(tasks);
+                }
+            });
+        } catch (RuntimeException e) {
+            throw (RuntimeException) original(e);
+        } catch (Error e) {
+            throw (Error) original(e);
+        }
+    }
+
+    /**
+     * ForkJoin re-creates an exception thrown on a worker on the caller's thread, with the
+     * original as its cause and "Type: message" as its message; users should see the original.
+     */
+    private static Throwable original(Throwable e) {
+        Throwable cause = e.getCause();
+        if (cause != null && cause.getClass() == e.getClass()) {
+            return cause;
+        }
+        return e;
     }
 
     private boolean isOwnWorker() {

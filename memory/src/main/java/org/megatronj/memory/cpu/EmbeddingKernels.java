@@ -1,10 +1,14 @@
 package org.megatronj.memory.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorException;
 
 /** Token embedding lookup and its gradient, and rotary position embeddings. */
 final class EmbeddingKernels {
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+
     private final CpuThreads threads;
     private final boolean vector;
 
@@ -91,20 +95,47 @@ final class EmbeddingKernels {
             for (long row = r0; row < r1; row++) {
                 int base = (int) (row / rowsPerPos) * r;
                 FloatRows.load(x, row * d, in, 0, d);
-                for (int c = 0; c < half; c++) {
-                    float x1 = in[c];
-                    float x2 = in[c + half];
-                    if (!inverse) {
-                        o[c] = x1 * cos[base + c] - x2 * sin[base + c];
-                        o[c + half] = x2 * cos[base + c + half] + x1 * sin[base + c + half];
-                    } else {
-                        o[c] = x1 * cos[base + c] + x2 * sin[base + c + half];
-                        o[c + half] = x2 * cos[base + c + half] - x1 * sin[base + c];
-                    }
-                }
+                rotateHalf(in, o, cos, sin, base, half, inverse);
                 System.arraycopy(in, r, o, r, d - r);
                 FloatRows.store(o, 0, out, row * d, d);
             }
         });
+    }
+
+    /**
+     * Forward: {@code o1 = x1 cos1 - x2 sin1}, {@code o2 = x2 cos2 + x1 sin2}; inverse (the
+     * transpose): {@code o1 = x1 cos1 + x2 sin2}, {@code o2 = x2 cos2 - x1 sin1}, where 1 and 2 are
+     * the channel halves {@code [0, half)} and {@code [half, 2 half)} and the angles start at base.
+     */
+    private void rotateHalf(float[] in, float[] o, float[] cos, float[] sin, int base, int half, boolean inverse) {
+        int c = 0;
+        if (vector) {
+            for (int bound = S.loopBound(half); c < bound; c += S.length()) {
+                FloatVector x1 = FloatVector.fromArray(S, in, c);
+                FloatVector x2 = FloatVector.fromArray(S, in, c + half);
+                FloatVector cos1 = FloatVector.fromArray(S, cos, base + c);
+                FloatVector cos2 = FloatVector.fromArray(S, cos, base + c + half);
+                FloatVector sin1 = FloatVector.fromArray(S, sin, base + c);
+                FloatVector sin2 = FloatVector.fromArray(S, sin, base + c + half);
+                if (!inverse) {
+                    x1.mul(cos1).sub(x2.mul(sin1)).intoArray(o, c);
+                    x2.mul(cos2).add(x1.mul(sin2)).intoArray(o, c + half);
+                } else {
+                    x1.mul(cos1).add(x2.mul(sin2)).intoArray(o, c);
+                    x2.mul(cos2).sub(x1.mul(sin1)).intoArray(o, c + half);
+                }
+            }
+        }
+        for (; c < half; c++) {
+            float x1 = in[c];
+            float x2 = in[c + half];
+            if (!inverse) {
+                o[c] = x1 * cos[base + c] - x2 * sin[base + c];
+                o[c + half] = x2 * cos[base + c + half] + x1 * sin[base + c + half];
+            } else {
+                o[c] = x1 * cos[base + c] + x2 * sin[base + c + half];
+                o[c + half] = x2 * cos[base + c + half] - x1 * sin[base + c];
+            }
+        }
     }
 }

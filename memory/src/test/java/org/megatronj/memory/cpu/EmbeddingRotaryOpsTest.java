@@ -97,11 +97,15 @@ class EmbeddingRotaryOpsTest {
     @MethodSource("backends")
     void rotaryForwardAndBackward(CpuBackend backend) {
         Random rnd = OpTesting.random(21);
+        for (int[] dr : new int[][] {{18, 12}, {70, 50}}) { // partial rotary: channels r..d-1 pass through
+            rotaryCase(backend, rnd, dr[0], dr[1]);
+        }
+    }
+
+    private static void rotaryCase(CpuBackend backend, Random rnd, int d, int r) {
         int s = 3 + rnd.nextInt(4);
         int b = 2;
         int heads = 3;
-        int d = 18;
-        int r = 12; // partial rotary: channels 12..17 pass through
         try (TensorArena arena = new TensorArena("test")) {
             float[] xs = gaussian(rnd, s * b * heads * d, 1f);
             float[] fs = uniform(rnd, s * r, -3f, 3f); // general angles, not cat(theta, theta)

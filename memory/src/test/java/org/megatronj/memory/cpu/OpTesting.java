@@ -35,8 +35,14 @@ final class OpTesting {
         return VECTOR;
     }
 
+    /**
+     * Fresh random inputs on every run. The seed goes to stderr (kept in the surefire report of a
+     * failing test); {@code -Dmegatron.test.seed=N} replays it.
+     */
     static Random random(long salt) {
-        return new Random(System.nanoTime() ^ salt);
+        long base = Long.getLong("megatron.test.seed", System.nanoTime());
+        System.err.println("random inputs: -Dmegatron.test.seed=" + base + " (salt " + salt + ")");
+        return new Random(base ^ salt);
     }
 
     static float[] uniform(Random rnd, int n, float lo, float hi) {

@@ -40,6 +40,10 @@ public final class IncrementalDecoder implements AutoCloseable {
 
     /** Buffers for chunks of up to {@code maxChunk} tokens of {@code cache.batchSize()} sequences. */
     public IncrementalDecoder(GPTModel model, KvCache cache, int maxChunk) {
+        if (!model.chunk().whole()) {
+            throw new IllegalArgumentException("generation needs the whole model on one rank; this model is pipeline chunk "
+                    + model.chunk());
+        }
         if (model.tensorParallelism().size() > 1) {
             throw new IllegalArgumentException("generation needs the whole model on one rank; this model is tensor-parallel "
                     + model.tensorParallelism().group().describe());

@@ -11,28 +11,32 @@ import org.megatronj.model.parallel.TensorParallelGroup;
  * output features. The input is the whole activation, so its gradient is a per-rank partial sum:
  * backward all-reduces it over the TP group ({@code copy_to_tensor_model_parallel_region}).
  * Under sequence parallelism the input arrives split along the sequence: it is all-gathered first
- * and its gradient reduce-scattered ({@code gather_from_sequence_parallel_region}).
+ * and its gradient reduce-scattered ({@code gather_from_sequence_parallel_region}). The gather is
+ * done once per norm output by {@link TransformerLayer} (the gathered input is kept for the weight
+ * gradient), so forward is the local GEMM in both cases.
  */
 public final class ColumnParallelLinear extends Linear {
     private final TensorParallelGroup tp;
+    private final boolean sequenceParallel;
 
-    public ColumnParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp) {
+    public ColumnParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp,
+                                boolean sequenceParallel) {
         super(backend, weight, bias);
         this.tp = tp;
+        this.sequenceParallel = sequenceParallel;
     }
 
-    /**
-     * Sequence-parallel forward: {@code xFull [s, b, in]} becomes the all-gather of the ranks'
-     * {@code xShard [s/t, b, in]} (kept for backward), then y {@code [s, b, out/t]} is written.
-     */
-    public void forwardSequenceParallel(Tensor xShard, Tensor xFull, Tensor y) {
-        tp.allGatherFirstDim(xShard, xFull);
-        forward(xFull, y);
+    @Override
+    public boolean sequenceParallel() {
+        return sequenceParallel;
     }
 
     /** dW, db accumulate; dx {@code [..., in]} is written and summed over the TP ranks. */
     @Override
     public void backward(Tensor dy, Tensor x, Tensor dx) {
+        if (sequenceParallel) {
+            throw new IllegalStateException(weight.name() + " is sequence-parallel: use backwardSequenceParallel");
+        }
         super.backward(dy, x, dx);
         if (dx != null) {
             tp.allReduceSum(dx);

@@ -23,6 +23,15 @@ public record DropoutKey(long seed, long offset) {
         return new DropoutKey(seed, offset + site * SITE_STRIDE);
     }
 
+    /**
+     * The key of the elements from {@code elements} on: a sequence-parallel rank holding rows
+     * {@code [r s/t, (r+1) s/t)} of an {@code [s, b, h]} activation shifts by {@code r (s/t) b h}
+     * and so draws exactly the single-rank mask of its rows.
+     */
+    public DropoutKey shifted(long elements) {
+        return new DropoutKey(seed, offset + elements);
+    }
+
     static long mix(long z) {
         z += 0x9E3779B97F4A7C15L;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;

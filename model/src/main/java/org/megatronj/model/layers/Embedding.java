@@ -68,6 +68,58 @@ public final class Embedding {
         }
     }
 
+    /**
+     * Sequence-parallel forward: this rank's rows {@code [r s/t, (r+1) s/t)} of the embedding land
+     * in {@code outShard [s/t, b, h]}. As Megatron-core: with a position table the word embedding
+     * is all-reduced, the positions added and the rank's rows taken; with rope the word embedding
+     * is reduce-scattered directly. Dropout draws the single-rank mask of these rows.
+     * {@code fullA}, {@code fullB} are {@code [s, b, h]} scratch.
+     */
+    public void forwardSequenceParallel(Tensor tokens, int[] maskedRuns, Tensor positions, Tensor outShard,
+                                        Tensor fullA, Tensor fullB, DropoutKey key) {
+        boolean drop = key != null && dropout > 0;
+        long rows = outShard.dim(0);
+        DropoutKey mine = key == null ? null : key.shifted(tp.rank() * outShard.numel());
+        backend.embeddingForward(tokens, wordEmbeddings.data(), fullA);                      // [s, b, h] partial
+        VocabParallelIds.zeroRows(backend, fullA, maskedRuns);
+        Tensor shard;
+        if (positionEmbeddings != null) {
+            tp.allReduceSum(fullA);
+            backend.embeddingForward(positions, positionEmbeddings.data(), fullB);
+            backend.add(fullA, fullB, fullA);
+            shard = fullA.view(tp.rank() * rows, (tp.rank() + 1) * rows);
+        } else {
+            shard = drop ? fullB.view(0, rows) : outShard;
+            tp.reduceScatterFirstDim(fullA, shard);
+        }
+        if (drop) {
+            backend.dropoutForward(shard, outShard, dropout, mine.seed(), mine.offset());
+        } else if (shard != outShard) {
+            backend.copy(shard, outShard);
+        }
+    }
+
+    /**
+     * Sequence-parallel backward from {@code dOutShard [s/t, b, h]}: the gradient is all-gathered
+     * into {@code fullScratch [s, b, h]} (the backward of both the split and the reduce-scatter),
+     * then the tables' gradients accumulate as on one rank. {@code shardScratch} is {@code [s/t, b, h]}.
+     */
+    public void backwardSequenceParallel(Tensor tokens, int[] maskedRuns, Tensor positions, Tensor dOutShard,
+                                         Tensor shardScratch, Tensor fullScratch, DropoutKey key) {
+        Tensor dShard = dOutShard;
+        if (key != null && dropout > 0) {
+            DropoutKey mine = key.shifted(tp.rank() * dOutShard.numel());
+            backend.dropoutBackward(dOutShard, shardScratch, dropout, mine.seed(), mine.offset());
+            dShard = shardScratch;
+        }
+        tp.allGatherFirstDim(dShard, fullScratch);
+        if (positionEmbeddings != null) {
+            backend.embeddingBackward(positions, fullScratch, positionEmbeddings.grad());
+        }
+        VocabParallelIds.zeroRows(backend, fullScratch, maskedRuns);
+        backend.embeddingBackward(tokens, fullScratch, wordEmbeddings.grad());
+    }
+
     /** dOut {@code [s, b, h]} (read only; scratch is overwritten) -> table gradients accumulate. */
     public void backward(Tensor tokens, Tensor positions, Tensor dOut, Tensor scratch, DropoutKey key) {
         backward(tokens, VocabParallelIds.NONE_MASKED, positions, dOut, scratch, key);

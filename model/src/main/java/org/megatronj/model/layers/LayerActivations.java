@@ -35,23 +35,32 @@ public record LayerActivations(
         Tensor fc1Out, Tensor actOut) {
 
     public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
+        return allocate(backend, arena, c, s, b, s);
+    }
+
+    /**
+     * With sequence parallelism the norms' statistics and the residual stream hold this rank's
+     * {@code sl = s/t} positions, while ln1Out/ln2Out hold the all-gathered {@code [s, b, h]}
+     * inputs of the column-parallel layers (kept for their weight gradients).
+     */
+    public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl) {
         int h = c.hiddenSize();
         int d = c.kvChannels();
         boolean ln = c.normalization() == Normalization.LAYER_NORM;
         DType f = DType.F32;
         return new LayerActivations(
                 backend.allocate(arena, f, s, b, h),
-                ln ? backend.allocate(arena, f, s, b) : null,
-                backend.allocate(arena, f, s, b),
+                ln ? backend.allocate(arena, f, sl, b) : null,
+                backend.allocate(arena, f, sl, b),
                 backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
                 backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
                 backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
                 backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
                 backend.allocate(arena, f, (long) b * c.numAttentionHeads() * s),
+                backend.allocate(arena, f, sl, b, h),
                 backend.allocate(arena, f, s, b, h),
-                backend.allocate(arena, f, s, b, h),
-                ln ? backend.allocate(arena, f, s, b) : null,
-                backend.allocate(arena, f, s, b),
+                ln ? backend.allocate(arena, f, sl, b) : null,
+                backend.allocate(arena, f, sl, b),
                 backend.allocate(arena, f, s, b, c.fc1Width()),
                 backend.allocate(arena, f, s, b, c.ffnHiddenSize()));
     }

@@ -38,6 +38,11 @@ public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
         return bias;
     }
 
+    /** True for a tensor-parallel layer whose activations outside the TP region are split along the sequence. */
+    public boolean sequenceParallel() {
+        return false;
+    }
+
     public int inFeatures() {
         return (int) weight.data().dim(1);
     }

@@ -34,23 +34,44 @@ public final class Mlp {
 
     /** x {@code [s, b, h]} -> out {@code [s, b, h]} (written); saves fc1Out and actOut in {@code a}. */
     public void forward(Tensor x, Tensor out, LayerActivations a) {
+        forward(x, out, a, null);
+    }
+
+    /**
+     * As {@link #forward(Tensor, Tensor, LayerActivations)}; under sequence parallelism x is the
+     * gathered {@code [s, b, h]} input, out this rank's {@code [s/t, b, h]} rows and ws.hiddenB
+     * the full-length scratch of fc2's partial product.
+     */
+    public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws) {
         linearFc1.forward(x, a.fc1Out());                      // [s, b, ffn] or [s, b, 2 ffn]
         if (swiglu) {
             backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
         } else {
             backend.geluForward(a.fc1Out(), a.actOut(), geluTanh);
         }
-        linearFc2.forward(a.actOut(), out);                    // [s, b, h]
+        if (linearFc2.sequenceParallel()) {
+            ((RowParallelLinear) linearFc2).forwardSequenceParallel(a.actOut(), ws.hiddenB(), out);
+        } else {
+            linearFc2.forward(a.actOut(), out);                // [s, b, h]
+        }
     }
 
-    /** dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written). */
+    /** dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written); both {@code [s/t, b, h]} under sequence parallelism. */
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
-        linearFc2.backward(dOut, a.actOut(), ws.dAct());      // dAct [s, b, ffn]
+        if (linearFc2.sequenceParallel()) {
+            ((RowParallelLinear) linearFc2).backwardSequenceParallel(dOut, ws.hiddenB(), a.actOut(), ws.dAct());
+        } else {
+            linearFc2.backward(dOut, a.actOut(), ws.dAct());  // dAct [s, b, ffn]
+        }
         if (swiglu) {
             backend.swigluBackward(a.fc1Out(), ws.dAct(), ws.dFc1());
         } else {
             backend.geluBackward(a.fc1Out(), ws.dAct(), ws.dFc1(), geluTanh);
         }
-        linearFc1.backward(ws.dFc1(), x, dx);
+        if (linearFc1.sequenceParallel()) {
+            ((ColumnParallelLinear) linearFc1).backwardSequenceParallel(ws.dFc1(), x, ws.hiddenB(), dx);
+        } else {
+            linearFc1.backward(ws.dFc1(), x, dx);
+        }
     }
 }

@@ -15,15 +15,26 @@ import org.megatronj.model.parallel.TensorParallelGroup;
  */
 public final class RowParallelLinear extends Linear {
     private final TensorParallelGroup tp;
+    private final boolean sequenceParallel;
 
-    public RowParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp) {
+    public RowParallelLinear(Backend backend, Parameter weight, Parameter bias, TensorParallelGroup tp,
+                             boolean sequenceParallel) {
         super(backend, weight, bias);
         this.tp = tp;
+        this.sequenceParallel = sequenceParallel;
+    }
+
+    @Override
+    public boolean sequenceParallel() {
+        return sequenceParallel;
     }
 
     /** x {@code [..., in/t]} -> y {@code [..., out]} = sum over ranks of x W_r^T, plus the bias. */
     @Override
     public void forward(Tensor x, Tensor y) {
+        if (sequenceParallel) {
+            throw new IllegalStateException(weight.name() + " is sequence-parallel: use forwardSequenceParallel");
+        }
         Tensor y2 = y.reshape(-1, outFeatures());
         backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.data(), 0f, y2);
         tp.allReduceSum(y);

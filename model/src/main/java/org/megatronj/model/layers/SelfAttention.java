@@ -61,12 +61,24 @@ public final class SelfAttention {
         Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);          // [sk, b, ng, d]
         Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
         backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null);
-        linearProj.forward(a.attnOut(), out);                            // [s, b, h]
+        if (linearProj.sequenceParallel()) {
+            ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
+        } else {
+            linearProj.forward(a.attnOut(), out);                        // [s, b, h]
+        }
     }
 
-    /** dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written), from the saved activations. */
+    /**
+     * dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written), from the saved activations. Under
+     * sequence parallelism dOut and dx are this rank's {@code [s/t, b, h]} rows and x is the
+     * gathered input; ws.hiddenB is the full-length scratch.
+     */
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
-        linearProj.backward(dOut, a.attnOut(), ws.dAttn());                                 // dAttn [s, b, np, d]
+        if (linearProj.sequenceParallel()) {
+            ((RowParallelLinear) linearProj).backwardSequenceParallel(dOut, ws.hiddenB(), a.attnOut(), ws.dAttn());
+        } else {
+            linearProj.backward(dOut, a.attnOut(), ws.dAttn());                             // dAttn [s, b, np, d]
+        }
         backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
                 ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null);
         if (rope != null) {
@@ -75,6 +87,10 @@ public final class SelfAttention {
         }
         backend.embeddingForward(ws.mergeRows(), ws.dqkvStack().reshape(-1, headDim),
                 ws.qkv().reshape(-1, headDim));                                              // dqkv [s, b, (np + 2ng) d]
-        linearQkv.backward(ws.qkv(), x, dx);
+        if (linearQkv.sequenceParallel()) {
+            ((ColumnParallelLinear) linearQkv).backwardSequenceParallel(ws.qkv(), x, ws.hiddenB(), dx);
+        } else {
+            linearQkv.backward(ws.qkv(), x, dx);
+        }
     }
 }

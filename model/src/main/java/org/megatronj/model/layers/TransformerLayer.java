@@ -2,6 +2,7 @@ package org.megatronj.model.layers;
 
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
+import org.megatronj.model.parallel.TensorParallelGroup;
 
 /**
  * One pre-norm decoder layer, as Megatron-core's {@code TransformerLayer}:
@@ -11,6 +12,12 @@ import org.megatronj.memory.Tensor;
  * </pre>
  * Gradients: the gradient of the layer input is written (in place over the output's gradient);
  * parameter gradients accumulate.
+ *
+ * <p>Under sequence parallelism the layer's input, output, residual stream, norms and dropouts
+ * hold this TP rank's {@code s/t} positions; each norm's output is all-gathered into the full
+ * {@code [s, b, h]} input of the column-parallel layer after it (and its gradient reduce-scattered
+ * there), and the row-parallel layers reduce-scatter their outputs. Dropout draws the single-rank
+ * mask of the rank's rows.
  */
 public final class TransformerLayer {
     private final Backend backend;
@@ -19,9 +26,18 @@ public final class TransformerLayer {
     private final Norm preMlpLayernorm;
     private final Mlp mlp;
     private final float hiddenDropout;
+    private final TensorParallelGroup tp;
+    private final boolean sequenceParallel;
 
     public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
                             Mlp mlp, float hiddenDropout) {
+        this(backend, inputLayernorm, selfAttention, preMlpLayernorm, mlp, hiddenDropout, TensorParallelGroup.single(), false);
+    }
+
+    public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
+                            Mlp mlp, float hiddenDropout, TensorParallelGroup tp, boolean sequenceParallel) {
+        this.tp = tp;
+        this.sequenceParallel = sequenceParallel;
         this.backend = backend;
         this.inputLayernorm = inputLayernorm;
         this.selfAttention = selfAttention;
@@ -44,6 +60,10 @@ public final class TransformerLayer {
      */
     public void forward(Tensor input, Tensor output, LayerActivations a, Workspace ws,
                         DropoutKey attentionKey, DropoutKey mlpKey, KvSlot cache, int start) {
+        if (sequenceParallel) {
+            forwardSequenceParallel(input, output, a, ws, shard(attentionKey, input), shard(mlpKey, input));
+            return;
+        }
         inputLayernorm.forward(input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd());
         selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start);     // [s, b, h]
         dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
@@ -52,19 +72,42 @@ public final class TransformerLayer {
         dropoutAdd(ws.hiddenA(), a.afterAttention(), output, mlpKey);
     }
 
-    /** dx {@code [s, b, h]}: in, the gradient of the output; out, the gradient of {@code input}. */
+    /** input, output {@code [s/t, b, h]}; ws.shardA/B are shard scratch, ws.hiddenB full-length scratch. */
+    private void forwardSequenceParallel(Tensor input, Tensor output, LayerActivations a, Workspace ws,
+                                         DropoutKey attentionKey, DropoutKey mlpKey) {
+        inputLayernorm.forward(input, ws.shardA(), a.ln1Mean(), a.ln1Rstd());
+        tp.allGatherFirstDim(ws.shardA(), a.ln1Out());                           // [s, b, h]
+        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0);         // [s/t, b, h]
+        dropoutAdd(ws.shardA(), input, a.afterAttention(), attentionKey);
+        preMlpLayernorm.forward(a.afterAttention(), ws.shardB(), a.ln2Mean(), a.ln2Rstd());
+        tp.allGatherFirstDim(ws.shardB(), a.ln2Out());                           // [s, b, h]
+        mlp.forward(a.ln2Out(), ws.shardA(), a, ws);                              // [s/t, b, h]
+        dropoutAdd(ws.shardA(), a.afterAttention(), output, mlpKey);
+    }
+
+    /** dx {@code [s, b, h]} ({@code [s/t, b, h]} under sequence parallelism): in, the gradient of the output; out, the gradient of {@code input}. */
     public void backward(Tensor dx, Tensor input, LayerActivations a, Workspace ws,
                          DropoutKey attentionKey, DropoutKey mlpKey) {
-        // MLP block: dx stays the residual path's gradient; the branch adds its part.
-        Tensor dBranch = dropoutGrad(dx, ws.hiddenA(), mlpKey);
-        mlp.backward(dBranch, a.ln2Out(), ws.hiddenB(), a, ws);                   // d ln2Out
-        preMlpLayernorm.backward(ws.hiddenB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), ws.hiddenA());
-        backend.add(dx, ws.hiddenA(), dx);
+        if (sequenceParallel) {
+            attentionKey = shard(attentionKey, input);
+            mlpKey = shard(mlpKey, input);
+        }
+        // MLP block: dx stays the residual path's gradient; the branch adds its part. (Without sequence
+        // parallelism shardA/shardB are hiddenA/hiddenB; with it the branches use hiddenB as full-length scratch.)
+        Tensor dBranch = dropoutGrad(dx, ws.shardA(), mlpKey);
+        mlp.backward(dBranch, a.ln2Out(), ws.shardB(), a, ws);                    // d ln2Out
+        preMlpLayernorm.backward(ws.shardB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), ws.shardA());
+        backend.add(dx, ws.shardA(), dx);
         // Attention block.
-        dBranch = dropoutGrad(dx, ws.hiddenA(), attentionKey);
-        selfAttention.backward(dBranch, a.ln1Out(), ws.hiddenB(), a, ws);        // d ln1Out
-        inputLayernorm.backward(ws.hiddenB(), input, a.ln1Mean(), a.ln1Rstd(), ws.hiddenA());
-        backend.add(dx, ws.hiddenA(), dx);
+        dBranch = dropoutGrad(dx, ws.shardA(), attentionKey);
+        selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws);         // d ln1Out
+        inputLayernorm.backward(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), ws.shardA());
+        backend.add(dx, ws.shardA(), dx);
+    }
+
+    /** The key whose mask over this rank's rows of {@code shard} equals the single-rank mask of those rows. */
+    private DropoutKey shard(DropoutKey key, Tensor shard) {
+        return key == null ? null : key.shifted(tp.rank() * shard.numel());
     }
 
     /** out = residual + dropout(branch) (Megatron's bias-dropout-add; the bias is already in branch). */

@@ -25,22 +25,32 @@ import org.megatronj.model.TransformerConfig;
  * @param keyRows    I32 {@code [s b ng]}
  * @param valueRows  I32 {@code [s b ng]}
  * @param mergeRows  I32 {@code [s b (np + 2ng)]}: stacked-gradient row of each fused row (backward only)
+ * @param shardA     {@code [s/t, b, h]} a sequence-parallel shard of a hidden state or its gradient;
+ *                   without sequence parallelism the same buffer as hiddenA
+ * @param shardB     {@code [s/t, b, h]} a second one (hiddenB without sequence parallelism)
  */
 public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn, Tensor dqkvStack,
                         Tensor dq, Tensor dk, Tensor dv, Tensor dFc1, Tensor dAct,
-                        Tensor queryRows, Tensor keyRows, Tensor valueRows, Tensor mergeRows) {
+                        Tensor queryRows, Tensor keyRows, Tensor valueRows, Tensor mergeRows,
+                        Tensor shardA, Tensor shardB) {
 
     /** Scratch for forward and backward. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
-        return allocate(backend, arena, c, s, b, true);
+        return allocate(backend, arena, c, s, b, true, s);
+    }
+
+    /** Scratch for forward and backward with sequence-parallel shards of {@code shardLength} positions. */
+    public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int shardLength) {
+        return allocate(backend, arena, c, s, b, true, shardLength);
     }
 
     /** Scratch for forward only (inference): the gradient buffers are left out (null). */
     public static Workspace allocateForward(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
-        return allocate(backend, arena, c, s, b, false);
+        return allocate(backend, arena, c, s, b, false, s);
     }
 
-    private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads) {
+    private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads,
+                                      int shardLength) {
         int h = c.hiddenSize();
         int d = c.kvChannels();
         int np = c.numAttentionHeads();
@@ -50,10 +60,13 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
         Tensor stack = grads ? backend.allocate(arena, f, (long) n * (np + 2L * ng) * d) : null;
         long qEnd = (long) n * np * d;
         long kEnd = qEnd + (long) n * ng * d;
+        Tensor hiddenA = backend.allocate(arena, f, s, b, h);
+        Tensor hiddenB = backend.allocate(arena, f, s, b, h);
+        boolean split = shardLength != s;
         return new Workspace(
                 backend.allocate(arena, f, s, b, c.qkvWidth()),
-                backend.allocate(arena, f, s, b, h),
-                backend.allocate(arena, f, s, b, h),
+                hiddenA,
+                hiddenB,
                 grads ? backend.allocate(arena, f, s, b, np, d) : null,
                 stack,
                 grads ? stack.view(0, qEnd).reshape(s, b, np, d) : null,
@@ -64,7 +77,9 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
                 indices(backend, arena, QkvLayout.queryRows(n, np, ng)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, false)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, true)),
-                grads ? indices(backend, arena, QkvLayout.fusedRowsFromStacked(n, np, ng)) : null);
+                grads ? indices(backend, arena, QkvLayout.fusedRowsFromStacked(n, np, ng)) : null,
+                split ? backend.allocate(arena, f, shardLength, b, h) : hiddenA,
+                split ? backend.allocate(arena, f, shardLength, b, h) : hiddenB);
     }
 
     private static Tensor indices(Backend backend, TensorArena arena, int[] rows) {
@@ -79,6 +94,6 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
         long b = qkv.dim(1);
         return new Workspace(qkv.view(0, s), hiddenA.view(0, s), hiddenB.view(0, s), null, null, null, null, null, null, null,
                 queryRows.view(0, queryRows.numel() / full * s), keyRows.view(0, keyRows.numel() / full * s),
-                valueRows.view(0, valueRows.numel() / full * s), null);
+                valueRows.view(0, valueRows.numel() / full * s), null, hiddenA.view(0, s), hiddenB.view(0, s));
     }
 }

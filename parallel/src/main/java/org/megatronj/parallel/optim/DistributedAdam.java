@@ -1,6 +1,8 @@
 package org.megatronj.parallel.optim;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -21,8 +23,8 @@ import org.megatronj.parallel.comm.Communicator;
  * with and without the distributed optimizer takes bitwise the same steps from the same gradients.
  */
 public final class DistributedAdam implements Optimizer, AutoCloseable {
-    private final FlatShard shard;
-    private final Tensor flatData;
+    private final List<FlatShard> shards;    // one per model chunk
+    private final List<Tensor> flatData;     // each chunk's flat parameter store
     private final Communicator dataParallel;
     private final Backend backend;
     private final float beta1;
@@ -30,11 +32,11 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
     private final float eps;
     private final float weightDecay;
     private final TensorArena arena = TensorArena.named("distributed-adam-state");
-    private final Tensor expAvg;      // [shard numel]
-    private final Tensor expAvgSq;    // [shard numel]
+    private final List<Tensor> expAvg = new ArrayList<>();      // [shard numel] per chunk
+    private final List<Tensor> expAvgSq = new ArrayList<>();
     private long steps;
 
-    public DistributedAdam(FlatShard shard, Tensor flatData, Communicator dataParallel, Backend backend,
+    public DistributedAdam(List<FlatShard> shards, List<Tensor> flatData, Communicator dataParallel, Backend backend,
                            float beta1, float beta2, float eps, float weightDecay) {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new IllegalArgumentException("--adam-beta1 and --adam-beta2 must be in [0, 1), got " + beta1 + ", " + beta2);
@@ -42,56 +44,65 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
         if (!(eps > 0)) {
             throw new IllegalArgumentException("--adam-eps must be positive, got " + eps);
         }
-        if (shard.numel() * dataParallel.size() != flatData.numel()) {
-            throw new IllegalArgumentException("distributed optimizer: shard of " + shard.numel() + " elements x DP "
-                    + dataParallel.size() + " does not cover the flat store of " + flatData.numel() + " elements");
+        if (shards.size() != flatData.size()) {
+            throw new IllegalArgumentException(shards.size() + " shards for " + flatData.size() + " parameter stores");
         }
-        this.shard = shard;
-        this.flatData = flatData;
+        for (int c = 0; c < shards.size(); c++) {
+            if (shards.get(c).numel() * dataParallel.size() != flatData.get(c).numel()) {
+                throw new IllegalArgumentException("distributed optimizer: shard of " + shards.get(c).numel() + " elements x DP "
+                        + dataParallel.size() + " does not cover the flat store of " + flatData.get(c).numel() + " elements");
+            }
+        }
+        this.shards = List.copyOf(shards);
+        this.flatData = List.copyOf(flatData);
         this.dataParallel = dataParallel;
         this.backend = backend;
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
-        this.expAvg = backend.allocate(arena, DType.F32, shard.numel());
-        this.expAvgSq = backend.allocate(arena, DType.F32, shard.numel());
-        backend.fill(expAvg, 0f);
-        backend.fill(expAvgSq, 0f);
+        for (FlatShard shard : shards) {
+            Tensor m = backend.allocate(arena, DType.F32, shard.numel());
+            Tensor v = backend.allocate(arena, DType.F32, shard.numel());
+            backend.fill(m, 0f);
+            backend.fill(v, 0f);
+            expAvg.add(m);
+            expAvgSq.add(v);
+        }
     }
 
-    /** Updates this rank's shard, then all-gathers the parameters over the data-parallel group. */
+    /** Updates this rank's shards, then all-gathers the parameters over the data-parallel group. */
     @Override
     public void step(float lr) {
         steps++;
-        for (FlatShard.Segment s : shard.segments()) {
-            var p = s.parameter();
-            long at = offsetInShard(s);
-            backend.adamW(flat(p.data()).view(s.from(), s.to()), flat(p.grad()).view(s.from(), s.to()),
-                    expAvg.view(at, at + s.numel()), expAvgSq.view(at, at + s.numel()),
-                    lr, beta1, beta2, eps, p.weightDecay() ? weightDecay : 0f, steps);
+        for (int c = 0; c < shards.size(); c++) {
+            FlatShard shard = shards.get(c);
+            Tensor data = flatData.get(c);
+            for (FlatShard.Segment s : shard.segments()) {
+                var p = s.parameter();
+                long at = (p.data().address() - data.address()) / Float.BYTES + s.from() - shard.start();
+                backend.adamW(flat(p.data()).view(s.from(), s.to()), flat(p.grad()).view(s.from(), s.to()),
+                        expAvg.get(c).view(at, at + s.numel()), expAvgSq.get(c).view(at, at + s.numel()),
+                        lr, beta1, beta2, eps, p.weightDecay() ? weightDecay : 0f, steps);
+            }
+            if (dataParallel.size() > 1) {
+                dataParallel.allGather(data.view(shard.start(), shard.end()), data);
+            }
         }
-        if (dataParallel.size() > 1) {
-            dataParallel.allGather(flatData.view(shard.start(), shard.end()), flatData);
-        }
-    }
-
-    /** Where segment s's moments live in this shard's state (its place in the flat store, shifted). */
-    private long offsetInShard(FlatShard.Segment s) {
-        long storeOffset = (s.parameter().data().address() - flatData.address()) / Float.BYTES;
-        return storeOffset + s.from() - shard.start();
     }
 
     private static Tensor flat(Tensor t) {
         return t.reshape(t.numel());
     }
 
-    /** This rank's moments as flat shard tensors: {@code exp_avg} and {@code exp_avg_sq} over {@code [start, end)}. */
+    /** This rank's moments as flat shard tensors per model chunk: {@code chunk<c>.exp_avg} and {@code chunk<c>.exp_avg_sq}. */
     @Override
     public Map<String, Tensor> stateTensors() {
         Map<String, Tensor> m = new LinkedHashMap<>();
-        m.put("exp_avg", expAvg);
-        m.put("exp_avg_sq", expAvgSq);
+        for (int c = 0; c < shards.size(); c++) {
+            m.put("chunk" + c + ".exp_avg", expAvg.get(c));
+            m.put("chunk" + c + ".exp_avg_sq", expAvgSq.get(c));
+        }
         return m;
     }
 

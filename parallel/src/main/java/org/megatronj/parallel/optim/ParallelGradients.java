@@ -1,7 +1,7 @@
 package org.megatronj.parallel.optim;
 
 import java.lang.foreign.ValueLayout;
-import java.util.function.Predicate;
+import java.util.List;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
@@ -30,33 +30,39 @@ import org.megatronj.parallel.comm.ReduceOp;
  * </ol>
  */
 public final class ParallelGradients {
-    private final GPTModel model;
+    private final List<GPTModel> chunks;
     private final Backend backend;
     private final ProcessGroups groups;
-    private final FlatShard shard;              // null without the distributed optimizer
-    private final Predicate<Parameter> counted; // whether this rank counts a parameter in the norm
+    private final List<FlatShard> shards;       // one per chunk with the distributed optimizer, else null
 
     /**
-     * @param shard this rank's distributed-optimizer shard, or null to all-reduce every gradient
-     * @param sharedEmbedding true when this stage's word embedding is tied to a copy on another
-     *        pipeline stage (PP &gt; 1 and tied output weights) and this is not the first stage
+     * @param chunks this rank's model chunks (one without virtual pipeline stages)
+     * @param shards this rank's distributed-optimizer shard of each chunk's store, or null to
+     *        all-reduce every gradient
      */
-    public ParallelGradients(GPTModel model, ProcessGroups groups, FlatShard shard, boolean sharedEmbedding) {
-        this.model = model;
-        this.backend = model.backend();
+    public ParallelGradients(List<GPTModel> chunks, ProcessGroups groups, List<FlatShard> shards) {
+        if (shards != null && shards.size() != chunks.size()) {
+            throw new IllegalArgumentException(shards.size() + " optimizer shards for " + chunks.size() + " model chunks");
+        }
+        this.chunks = List.copyOf(chunks);
+        this.backend = chunks.getFirst().backend();
         this.groups = groups;
-        this.shard = shard;
-        int tpRank = groups.tensor().rank();
-        this.counted = p -> {
-            ParameterSpec spec = specOf(p);
-            if (spec.split() == ParameterSpec.TensorSplit.REPLICATED && tpRank != 0) {
-                return false;
-            }
-            return !(sharedEmbedding && p.name().equals("embedding.word_embeddings.weight"));
-        };
+        this.shards = shards == null ? null : List.copyOf(shards);
     }
 
-    private ParameterSpec specOf(Parameter p) {
+    /** Whether this rank counts {@code p} of {@code model} in the global norm (each element once over the world). */
+    private boolean counted(GPTModel model, Parameter p) {
+        ParameterSpec spec = specOf(model, p);
+        if (spec.split() == ParameterSpec.TensorSplit.REPLICATED && groups.tensor().rank() != 0) {
+            return false;      // the same values live on every TP rank
+        }
+        // The last stage's copy of a tied word embedding duplicates the first stage's.
+        return !(p.name().equals(WORD_EMBEDDING) && !model.chunk().preProcess());
+    }
+
+    private static final String WORD_EMBEDDING = "embedding.word_embeddings.weight";
+
+    private static ParameterSpec specOf(GPTModel model, Parameter p) {
         for (ParameterSpec s : model.parameterSpecs()) {
             if (s.name().equals(p.name())) {
                 return s;
@@ -67,25 +73,32 @@ public final class ParallelGradients {
 
     /** Steps 1-3: after the last micro-batch's backward, before the norm. */
     public void synchronize() {
-        if (model.tensorParallelism().sequenceParallel()) {
-            for (ParameterSpec spec : model.parameterSpecs()) {
-                if (spec.sequenceParallelGrad()) {
-                    groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
+        for (GPTModel model : chunks) {
+            if (model.tensorParallelism().sequenceParallel()) {
+                for (ParameterSpec spec : model.parameterSpecs()) {
+                    if (spec.sequenceParallelGrad()) {
+                        groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
+                    }
                 }
             }
         }
         Communicator embedding = groups.embedding();
-        if (embedding != null && embedding.size() > 1 && !model.config().untieEmbeddingsAndOutputWeights()) {
-            embedding.allReduce(model.parameter("embedding.word_embeddings.weight").grad(), ReduceOp.SUM);
+        if (embedding != null && embedding.size() > 1 && !chunks.getFirst().config().untieEmbeddingsAndOutputWeights()) {
+            // First stage: chunk 0 holds the embedding; last stage: the last chunk holds the output copy.
+            GPTModel holder = groups.pipeline().rank() == 0 ? chunks.getFirst() : chunks.getLast();
+            embedding.allReduce(holder.parameter(WORD_EMBEDDING).grad(), ReduceOp.SUM);
         }
         Communicator data = groups.data();
         if (data.size() > 1) {
-            Tensor flat = model.parameterStore().flatGrad();
-            backend.scale(flat, 1f / data.size());
-            if (shard != null) {
-                data.reduceScatter(flat, flat.view(shard.start(), shard.end()), ReduceOp.SUM);
-            } else {
-                data.allReduce(flat, ReduceOp.SUM);
+            for (int c = 0; c < chunks.size(); c++) {
+                Tensor flat = chunks.get(c).parameterStore().flatGrad();
+                backend.scale(flat, 1f / data.size());
+                if (shards != null) {
+                    FlatShard shard = shards.get(c);
+                    data.reduceScatter(flat, flat.view(shard.start(), shard.end()), ReduceOp.SUM);
+                } else {
+                    data.allReduce(flat, ReduceOp.SUM);
+                }
             }
         }
     }
@@ -93,21 +106,24 @@ public final class ParallelGradients {
     /** The global L2 norm of the (synchronised) gradients, each element counted once over the world. */
     public double globalNorm() {
         double sum = 0;
-        if (shard == null) {
-            for (Parameter p : model.parameters()) {
-                if (counted.test(p)) {
-                    sum += backend.sumOfSquares(p.grad());
+        for (int c = 0; c < chunks.size(); c++) {
+            GPTModel model = chunks.get(c);
+            if (shards == null) {
+                for (Parameter p : model.parameters()) {
+                    if (counted(model, p)) {
+                        sum += backend.sumOfSquares(p.grad());
+                    }
                 }
-            }
-        } else {
-            for (FlatShard.Segment s : shard.segments()) {
-                if (counted.test(s.parameter())) {
-                    sum += backend.sumOfSquares(flat(s.parameter().grad()).view(s.from(), s.to()));
+            } else {
+                for (FlatShard.Segment s : shards.get(c).segments()) {
+                    if (counted(model, s.parameter())) {
+                        sum += backend.sumOfSquares(flat(s.parameter().grad()).view(s.from(), s.to()));
+                    }
                 }
             }
         }
         double total = allReduceSum(groups.modelParallel(), sum);
-        if (shard != null) {
+        if (shards != null) {
             total = allReduceSum(groups.data(), total);
         }
         return Math.sqrt(total);
@@ -122,12 +138,16 @@ public final class ParallelGradients {
         double norm = globalNorm();
         double coefficient = maxNorm / (norm + 1e-6);
         if (maxNorm > 0 && coefficient < 1.0) {
-            if (shard == null) {
-                for (Parameter p : model.parameters()) {
-                    backend.scale(p.grad(), (float) coefficient);
+            for (int c = 0; c < chunks.size(); c++) {
+                GPTModel model = chunks.get(c);
+                if (shards == null) {
+                    for (Parameter p : model.parameters()) {
+                        backend.scale(p.grad(), (float) coefficient);
+                    }
+                } else {
+                    FlatShard shard = shards.get(c);
+                    backend.scale(model.parameterStore().flatGrad().view(shard.start(), shard.end()), (float) coefficient);
                 }
-            } else {
-                backend.scale(model.parameterStore().flatGrad().view(shard.start(), shard.end()), (float) coefficient);
             }
         }
         return norm;

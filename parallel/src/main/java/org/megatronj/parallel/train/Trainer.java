@@ -1,8 +1,11 @@
 package org.megatronj.parallel.train;
 
+import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -84,9 +87,9 @@ public final class Trainer {
         if (c.load() == null) {
             return;
         }
-        if (!java.nio.file.Files.exists(org.megatronj.io.checkpoint.CheckpointLayout.trackerFile(c.load()))
-                && !java.nio.file.Files.isDirectory(c.load().resolve(TrainingCheckpointer.RANK_DIR))) {
-            log.accept("WARNING: could not find the metadata file " + org.megatronj.io.checkpoint.CheckpointLayout.trackerFile(c.load())
+        if (!Files.exists(CheckpointLayout.trackerFile(c.load()))
+                && !Files.isDirectory(c.load().resolve(TrainingCheckpointer.RANK_DIR))) {
+            log.accept("WARNING: could not find the metadata file " + CheckpointLayout.trackerFile(c.load())
                     + "\n    will not load any checkpoints and will start from random");
             return;
         }
@@ -308,7 +311,7 @@ public final class Trainer {
         event.begin();
         Timers.Timer timer = timers.timer("save-checkpoint", 0);
         timer.start();
-        java.nio.file.Path dir = config.checkpoint().save();
+        Path dir = config.checkpoint().save();
         log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
         long bytes = checkpointer.save(dir, position, model, optimizer, scheduler);
         timer.stop();

@@ -11,6 +11,7 @@ import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -19,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 
 /**
@@ -144,13 +146,13 @@ public final class TrainingCheckpointer {
      * tracker: empty). A resumed run seeds its model's dropout with it, so the masks continue
      * the saved run's sequence even when {@code --seed} changed.
      */
-    public static java.util.OptionalLong savedRngStream(Path root) {
-        if (root == null || !java.nio.file.Files.exists(CheckpointLayout.trackerFile(root))) {
-            return java.util.OptionalLong.empty();
+    public static OptionalLong savedRngStream(Path root) {
+        if (root == null || !Files.exists(CheckpointLayout.trackerFile(root))) {
+            return OptionalLong.empty();
         }
         try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
             JsonNode rng = ckpt.metadata().path("rng").path("stream");
-            return rng.isIntegralNumber() ? java.util.OptionalLong.of(rng.asLong()) : java.util.OptionalLong.empty();
+            return rng.isIntegralNumber() ? OptionalLong.of(rng.asLong()) : OptionalLong.empty();
         }
     }
 

@@ -21,11 +21,28 @@ class ParallelGptEquivalenceTest {
             "1,1,2,false,false,false",
             "1,1,2,false,true,false",
             "2,1,2,false,true,true",
+            "2,1,1,true,false,false",
+            "4,1,1,true,false,true",
+            "2,1,2,true,true,false",
     })
     void matchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, boolean recompute) {
         TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.LEARNED_ABSOLUTE, false, 4);
         Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
         Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, sp, distOpt, recompute));
+        assertMatches(expected, actual);
+    }
+
+    @ParameterizedTest(name = "{0} {1} swiglu={2} groups={3} tp={4} sp={5}")
+    @CsvSource({
+            "RMS_NORM,ROPE,true,2,2,false",
+            "RMS_NORM,ROPE,true,2,2,true",
+            "LAYER_NORM,ROPE,false,4,4,true",
+    })
+    void matchesSingleRankAcrossArchitectures(Normalization norm, PositionEmbeddingType positions, boolean swiglu,
+                                              int groups, int tp, boolean sp) {
+        TransformerConfig c = ParallelGptHarness.config(norm, positions, swiglu, groups);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, 1, 1, sp, false, false));
         assertMatches(expected, actual);
     }
 

@@ -1,0 +1,76 @@
+package org.megatronj.memory.cpu;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class CpuThreadsTest {
+    private static final CpuThreads THREADS = new CpuThreads(3);
+
+    @AfterAll
+    static void close() {
+        THREADS.close();
+    }
+
+    private static void assertCoveredOnce(AtomicIntegerArray hits) {
+        for (int i = 0; i < hits.length(); i++) {
+            assertEquals(1, hits.get(i), "index " + i);
+        }
+    }
+
+    @Test
+    void everyIndexRunsExactlyOnce() {
+        for (int n : new int[] {0, 1, 2, 5, 97, 1000}) {
+            for (int grain : new int[] {1, 7, 2000}) {
+                AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                THREADS.parallelFor(n, grain, (from, to) -> {
+                    for (long i = from; i < to; i++) {
+                        hits.incrementAndGet((int) i);
+                    }
+                });
+                assertCoveredOnce(hits);
+            }
+        }
+    }
+
+    @Test
+    void nestedCallsRunInlineAndCallsFromOtherPoolsStillWork() throws Exception {
+        AtomicIntegerArray hits = new AtomicIntegerArray(64 * 64);
+        THREADS.parallelFor(64, 1, (a0, a1) -> {
+            for (long a = a0; a < a1; a++) {
+                long row = a;
+                THREADS.parallelFor(64, 1, (b0, b1) -> { // from our own worker: runs inline
+                    for (long b = b0; b < b1; b++) {
+                        hits.incrementAndGet((int) (row * 64 + b));
+                    }
+                });
+            }
+        });
+        assertCoveredOnce(hits);
+
+        AtomicIntegerArray fromCommonPool = new AtomicIntegerArray(500);
+        ForkJoinPool.commonPool().submit(() -> THREADS.parallelFor(500, 1, (from, to) -> {
+            for (long i = from; i < to; i++) {
+                fromCommonPool.incrementAndGet((int) i);
+            }
+        })).get();
+        assertCoveredOnce(fromCommonPool);
+    }
+
+    @Test
+    void exceptionsReachTheCaller() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> THREADS.parallelFor(100, 1, (from, to) -> {
+            if (from <= 50 && 50 < to) {
+                throw new IllegalStateException("bad element 50");
+            }
+        }));
+        // the original exception, not ForkJoin's re-created copy on the caller's thread
+        assertEquals("bad element 50", e.getMessage());
+    }
+}

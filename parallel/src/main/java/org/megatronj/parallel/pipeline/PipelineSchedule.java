@@ -1,0 +1,166 @@
+package org.megatronj.parallel.pipeline;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.megatronj.model.GPTModel;
+import org.megatronj.model.LossResult;
+import org.megatronj.model.MicroBatch;
+
+/**
+ * Megatron's forward-backward schedules for one rank's model chunks over the micro-batches of an
+ * iteration ({@code schedules.py}):
+ * <ul>
+ *   <li>no pipelining (one stage): forward and backward of each micro-batch in turn;</li>
+ *   <li>1F1B (one chunk per stage): {@code P - r - 1} warm-up forwards, then one forward and one
+ *       backward alternately, then the remaining backwards, so at most {@code P - r} micro-batches
+ *       hold activations;</li>
+ *   <li>interleaved 1F1B (V model chunks per stage): virtual micro-batch k runs on chunk
+ *       {@code (k / P) mod V} (reversed for backward), {@code 2 (P - r - 1) + (V - 1) P} warm-up
+ *       forwards; needs the number of micro-batches divisible by P, as Megatron.</li>
+ * </ul>
+ * Activations and their gradients travel as {@code [s, b, h]} ({@code [s/t, b, h]} under sequence
+ * parallelism) tensors on {@link PipelineChannels}; sends are eager copies, so the blocking
+ * receives in schedule order never deadlock. Every micro-batch's loss is scaled by
+ * {@code gradScale} in backward (1 / micro-batches, as Megatron).
+ */
+public final class PipelineSchedule {
+    private final List<GPTModel> chunks;
+    private final PipelineChannels channels;
+
+    /** @param chunks this rank's model chunks in order (chunk c holds virtual stage {@code c * P + rank}) */
+    public PipelineSchedule(List<GPTModel> chunks, PipelineChannels channels) {
+        if (chunks.isEmpty()) {
+            throw new IllegalArgumentException("a pipeline rank needs at least one model chunk");
+        }
+        if (chunks.size() > 1 && channels.stages() == 1) {
+            throw new IllegalArgumentException("virtual pipeline stages (" + chunks.size()
+                    + " model chunks) need --pipeline-model-parallel-size > 1");
+        }
+        this.chunks = List.copyOf(chunks);
+        this.channels = channels;
+    }
+
+    /**
+     * Runs forward and backward of every micro-batch; gradients accumulate in the chunks.
+     * Returns the losses of the micro-batches in order on the last stage, an empty list elsewhere.
+     *
+     * @param rngOffsets the dropout offset of each micro-batch (same length as {@code batches})
+     */
+    public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float gradScale) {
+        if (rngOffsets.length != batches.size()) {
+            throw new IllegalArgumentException(rngOffsets.length + " rng offsets for " + batches.size() + " micro-batches");
+        }
+        int stages = channels.stages();
+        int v = chunks.size();
+        int m = batches.size();
+        if (v > 1 && m % stages != 0) {
+            throw new IllegalArgumentException("interleaved pipeline schedule: the number of micro-batches " + m
+                    + " (global batch / (micro batch x data-parallel size)) must be divisible by "
+                    + "--pipeline-model-parallel-size " + stages);
+        }
+        LossResult[] losses = new LossResult[m];
+        int total = m * v;
+        int warmup = warmupCount(stages, channels.stage(), v, m);
+        int slots = warmup + 1;
+        Step step = new Step(batches, rngOffsets, gradScale, losses, slots);
+        int remaining = total - warmup;
+        for (int k = 0; k < warmup; k++) {
+            step.forward(k);
+        }
+        for (int i = 0; i < remaining; i++) {
+            step.forward(warmup + i);
+            step.backward(i);
+        }
+        for (int i = remaining; i < total; i++) {
+            step.backward(i);
+        }
+        List<LossResult> out = new ArrayList<>();
+        for (LossResult r : losses) {
+            if (r != null) {
+                out.add(r);
+            }
+        }
+        return out;
+    }
+
+    /** Forwards run before the first backward on pipeline rank {@code rank} (Megatron's num_warmup_microbatches). */
+    static int warmupCount(int stages, int rank, int chunks, int microBatches) {
+        int total = microBatches * chunks;
+        if (chunks == 1) {
+            return Math.min(stages - rank - 1, microBatches);
+        }
+        if (microBatches == stages) {
+            return total;   // Megatron: all warm-up when there are exactly P micro-batches
+        }
+        return Math.min((stages - rank - 1) * 2 + (chunks - 1) * stages, total);
+    }
+
+    /** One iteration's state: which micro-batch and chunk each virtual step touches. */
+    private final class Step {
+        private final List<MicroBatch> batches;
+        private final long[] rngOffsets;
+        private final float gradScale;
+        private final LossResult[] losses;
+        private final int slots;
+
+        Step(List<MicroBatch> batches, long[] rngOffsets, float gradScale, LossResult[] losses, int slots) {
+            this.batches = batches;
+            this.rngOffsets = rngOffsets;
+            this.gradScale = gradScale;
+            this.losses = losses;
+            this.slots = slots;
+        }
+
+        private int chunkOf(int k, boolean forward) {
+            int stages = channels.stages();
+            int v = chunks.size();
+            int c = (k % (stages * v)) / stages;
+            return forward ? c : v - 1 - c;
+        }
+
+        private int microBatchOf(int k) {
+            int stages = channels.stages();
+            int group = k / (stages * chunks.size());
+            return group * stages + k % stages;
+        }
+
+        void forward(int k) {
+            int c = chunks.size() == 1 ? 0 : chunkOf(k, true);
+            int mb = chunks.size() == 1 ? k : microBatchOf(k);
+            GPTModel chunk = chunks.get(c);
+            MicroBatch batch = batches.get(mb);
+            int slot = mb % slots;   // a chunk's micro-batches in flight are consecutive and at most `slots`
+            if (!chunk.chunk().preProcess()) {
+                channels.forward().recv(chunk.stageInput(slot, batch.seqLength(), batch.batchSize()), previous());
+            }
+            LossResult loss = chunk.forwardStep(slot, batch, rngOffsets[mb], true);
+            if (chunk.chunk().postProcess()) {
+                losses[mb] = loss;
+            } else {
+                channels.forward().send(chunk.stageOutput(slot), next());
+            }
+        }
+
+        void backward(int k) {
+            int c = chunks.size() == 1 ? 0 : chunkOf(k, false);
+            int mb = chunks.size() == 1 ? k : microBatchOf(k);
+            GPTModel chunk = chunks.get(c);
+            int slot = mb % slots;
+            if (!chunk.chunk().postProcess()) {
+                channels.backward().recv(chunk.stageGrad(slot), next());
+            }
+            chunk.backwardStep(slot, gradScale);
+            if (!chunk.chunk().preProcess()) {
+                channels.backward().send(chunk.stageGrad(slot), previous());
+            }
+        }
+
+        private int next() {
+            return (channels.stage() + 1) % channels.stages();
+        }
+
+        private int previous() {
+            return (channels.stage() - 1 + channels.stages()) % channels.stages();
+        }
+    }
+}
