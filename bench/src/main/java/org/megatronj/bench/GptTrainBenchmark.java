@@ -12,6 +12,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.Collectors;
+import jdk.jfr.Configuration;
+import jdk.jfr.Recording;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.cpu.CpuBackend;
 import org.megatronj.model.FlopCounter;
@@ -36,7 +38,9 @@ import org.megatronj.model.optim.AdamW;
  *
  * <p>Usage: {@code GptTrainBenchmark --config A|B|C [--layers L --hidden H --heads N --seq T --mb B
  * --vocab V] [--threads 2] [--warmup 3] [--steps 10] [--tries 1] [--other-max 0.04] [--seed 1234]
- * [--json FILE]}. The CPU backend's thread count is {@code --threads} (default 2, the baseline's).
+ * [--json FILE] [--jfr FILE]}. The CPU backend's thread count is {@code --threads} (default 2, the baseline's).
+ * {@code --jfr} records the timed iterations only (JFR "profile" settings) into FILE, for
+ * {@link JfrProfileSummary}.
  */
 public final class GptTrainBenchmark {
     /** The model shapes, identical to the baseline's {@code CONFIGS}. */
@@ -61,7 +65,7 @@ public final class GptTrainBenchmark {
     }
 
     record Settings(String name, Shape shape, int threads, int warmup, int steps, int tries, double otherMax, long seed,
-                    Path json) {
+                    Path json, Path jfr) {
     }
 
     /** One timed iteration: the contention figures plus the forward+backward / optimizer split. */
@@ -107,8 +111,12 @@ public final class GptTrainBenchmark {
                 iteration.run();
             }
             List<Step> steps = new ArrayList<>();
+            Recording recording = s.jfr() == null ? null : startProfile();
             for (int i = 0; i < s.steps(); i++) {
                 steps.add(timedStep(model, adam, batch, meter, s, lastLoss));
+            }
+            if (recording != null) {
+                stopProfile(recording, s.jfr());
             }
             double stepSeconds = median(steps.stream().mapToDouble(t -> t.interval().seconds()).toArray());
             double flopsPerToken = FlopCounter.trainingFlopsPerToken(config);
@@ -176,6 +184,26 @@ public final class GptTrainBenchmark {
         return best;
     }
 
+    /** A JFR recording with the JDK's "profile" settings (execution samples every 10-20 ms, allocation samples). */
+    private static Recording startProfile() {
+        try {
+            Recording r = new Recording(Configuration.getConfiguration("profile"));
+            r.start();
+            return r;
+        } catch (IOException | java.text.ParseException e) {
+            throw new IllegalStateException("cannot load the JDK's JFR 'profile' settings", e);
+        }
+    }
+
+    private static void stopProfile(Recording r, Path file) {
+        try (r) {
+            r.stop();
+            r.dump(file);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write the JFR recording to " + file, e);
+        }
+    }
+
     /** The baseline's data: uniform random tokens and labels over the vocabulary, all labels counted. */
     static MicroBatch randomBatch(Shape shape, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
@@ -232,7 +260,7 @@ public final class GptTrainBenchmark {
             if (!a.startsWith("--") || i + 1 >= args.length) {
                 throw new IllegalArgumentException("argument " + (i + 1) + " ('" + a + "'): expected --option value; "
                         + "options: --config A|B|C --layers --hidden --heads --seq --mb --vocab --threads --warmup "
-                        + "--steps --tries --other-max --seed --json");
+                        + "--steps --tries --other-max --seed --json --jfr");
             }
             o.put(a.substring(2), args[++i]);
         }
@@ -247,7 +275,7 @@ public final class GptTrainBenchmark {
                 intOpt(o, "vocab", base == null ? 50304 : base.vocab()));
         for (String k : o.keySet()) {
             if (!List.of("config", "layers", "hidden", "heads", "seq", "mb", "vocab", "threads", "warmup", "steps", "tries",
-                    "other-max", "seed", "json").contains(k)) {
+                    "other-max", "seed", "json", "jfr").contains(k)) {
                 throw new IllegalArgumentException("unknown option --" + k);
             }
         }
@@ -258,7 +286,7 @@ public final class GptTrainBenchmark {
         }
         return new Settings(name, shape, intOpt(o, "threads", 2), intOpt(o, "warmup", 3), steps, tries,
                 Double.parseDouble(o.getOrDefault("other-max", "0.04")), Long.parseLong(o.getOrDefault("seed", "1234")),
-                o.containsKey("json") ? Path.of(o.get("json")) : null);
+                o.containsKey("json") ? Path.of(o.get("json")) : null, o.containsKey("jfr") ? Path.of(o.get("jfr")) : null);
     }
 
     private static int intOpt(Map<String, String> o, String key, int fallback) {

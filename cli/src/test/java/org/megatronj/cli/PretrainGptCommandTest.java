@@ -139,6 +139,12 @@ class PretrainGptCommandTest {
         assertEquals(1, warmup.code(), warmup.toString());
         assertTrue(warmup.err().contains("can only specify one of --lr-warmup-fraction and --lr-warmup-iters"), warmup.err());
 
+        List<String> ramp = args(data);
+        ramp.addAll(List.of("--rampup-batch-size", "2", "2", "100"));
+        CliRun rampIters = run(ramp);
+        assertEquals(1, rampIters.code(), rampIters.toString());
+        assertTrue(rampIters.err().contains("--rampup-batch-size needs sample-based training (--train-samples)"), rampIters.err());
+
         CliRun style = run(args(data, "--lr-decay-style", "exponential"));
         assertEquals(1, style.code(), style.toString());
         assertTrue(style.err().contains("unknown --lr-decay-style 'exponential'"), style.err());

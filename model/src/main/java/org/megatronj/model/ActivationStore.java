@@ -22,7 +22,7 @@ final class ActivationStore implements AutoCloseable {
     final Tensor positions;     // I32 [s, b]
     final Tensor targets;       // I32 [s * b]
     final Tensor[] hidden;      // L + 1 of [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
-    final LayerActivations[] layers;  // one per layer, or a single shared set with full recompute
+    final LayerActivations[] layers;  // per layer, or shared between the layers of recompute groups
     final Workspace workspace;
     final Tensor finalNormOut;  // [sl, b, h]
     final Tensor finalNormFull; // [s, b, h]: finalNormOut all-gathered under sequence parallelism, else finalNormOut
@@ -36,7 +36,7 @@ final class ActivationStore implements AutoCloseable {
     final Tensor dLoss;         // F32 [s * b]
     final Tensor dResidual;     // [s, b, h] gradient flowing down the residual stream
 
-    final boolean recompute;
+    final ActivationRecompute recompute;
     DropoutKey key;             // the dropout key of the micro-batch in flight here (null: no dropout)
     float[] lossMask;           // its loss mask, sequence-first (last stage)
 
@@ -47,7 +47,7 @@ final class ActivationStore implements AutoCloseable {
      * c: what this rank computes (its TP shard); vocabRows: its columns of the logits; sl: the
      * positions of the residual stream this rank holds (s / t under sequence parallelism, else s).
      */
-    ActivationStore(Backend backend, TransformerConfig c, int s, int b, boolean recompute, int vocabRows, int sl,
+    ActivationStore(Backend backend, TransformerConfig c, int s, int b, ActivationRecompute recompute, int vocabRows, int sl,
                     int numLayers, boolean postProcess) {
         this.recompute = recompute;
         this.seqLength = s;
@@ -62,7 +62,7 @@ final class ActivationStore implements AutoCloseable {
         for (int i = 0; i < hidden.length; i++) {
             hidden[i] = backend.allocate(arena, DType.F32, sl, b, h);
         }
-        layers = new LayerActivations[recompute ? Math.min(1, numLayers) : numLayers];
+        layers = new LayerActivations[recompute.activationSets(numLayers)];
         for (int l = 0; l < layers.length; l++) {
             layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl);
         }
@@ -81,13 +81,13 @@ final class ActivationStore implements AutoCloseable {
         dResidual = backend.allocate(arena, DType.F32, sl, b, h);
     }
 
-    boolean fits(int s, int b, boolean withRecompute) {
-        return s == seqLength && b == batchSize && recompute == withRecompute;
+    boolean fits(int s, int b, ActivationRecompute withRecompute) {
+        return s == seqLength && b == batchSize && recompute.equals(withRecompute);
     }
 
     /** What layer l keeps for its backward (the shared set when recomputing). */
     LayerActivations layer(int l) {
-        return layers[recompute ? 0 : l];
+        return layers[recompute.activationSet(l)];
     }
 
     /** The activation budget in bytes (the number a run prints). */

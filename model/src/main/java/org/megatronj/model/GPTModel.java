@@ -59,7 +59,21 @@ public final class GPTModel implements AutoCloseable {
     private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
     private final LanguageModelLoss lossFunction;
     private final List<ActivationStore> slots = new ArrayList<>();   // one per micro-batch in flight, for one shape
-    private boolean recomputeActivations;
+    private final long[] layerOffsets;              // flat-store offset of each layer's first parameter
+    private GradReadyListener gradReady;
+
+    /**
+     * Told during backward how far the parameter gradients are complete: after a call with
+     * {@code flatOffset}, backward adds nothing more to the flat gradient store at offsets
+     * {@code >= flatOffset} in this micro-batch (backward runs against the store's order). The
+     * data-parallel reducer starts a bucket's reduction from this on the last micro-batch
+     * ({@code --overlap-grad-reduce}).
+     */
+    @FunctionalInterface
+    public interface GradReadyListener {
+        void gradsReadyFrom(GPTModel model, long flatOffset);
+    }
+    private ActivationRecompute recompute = ActivationRecompute.none();
 
     /** Builds the model and initialises it as Megatron does, from {@code seed}. */
     public GPTModel(TransformerConfig config, Backend backend, long seed) {
@@ -126,6 +140,21 @@ public final class GPTModel implements AutoCloseable {
         this.outputWeight = !post ? null : config.untieEmbeddingsAndOutputWeights()
                 ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
         this.lossFunction = post ? new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t)) : null;
+        this.layerOffsets = new long[layers.length];
+        for (int l = 0; l < layers.length; l++) {
+            layerOffsets[l] = params.offset("decoder.layers." + (chunk.firstLayer() + l) + ".input_layernorm.weight");
+        }
+    }
+
+    /** Sets (or clears, with null) the listener told as parameter gradients become complete in backward. */
+    public void setGradReadyListener(GradReadyListener listener) {
+        this.gradReady = listener;
+    }
+
+    private void gradsReadyFrom(long offset) {
+        if (gradReady != null) {
+            gradReady.gradsReadyFrom(this, offset);
+        }
     }
 
     // ------------------------------------------------------------------ training and evaluation
@@ -287,17 +316,21 @@ public final class GPTModel implements AutoCloseable {
             }
             backend.gemm(true, false, 1f, dLogits, flat(a.finalNormFull), 1f, outputWeight.grad());  // dW[V/t, h] +=
             finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
+            gradsReadyFrom(params.offset("decoder.final_layernorm.weight"));
         }
         for (int l = layers.length - 1; l >= 0; l--) {
             int global = chunk.firstLayer() + l;
-            if (a.recompute) {
-                // Full recompute: rerun the layer from its saved input with the same dropout keys (same masks);
-                // its output lands in hidden[l + 1], which no one needs any more.
-                forwardLayer(a, l, key);
+            int groupStart = a.recompute.groupStartEndingAt(l, layers.length);
+            // Full recompute: rerun the group's layers from its saved input with the same dropout keys (same
+            // masks); their outputs land in hidden[], which hold the same values again.
+            for (int r = groupStart; r >= 0 && r <= l; r++) {
+                forwardLayer(a, r, key);
             }
             layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, site(key, 1 + 2 * global), site(key, 2 + 2 * global));
+            gradsReadyFrom(layerOffsets[l]);
         }
         if (!chunk.preProcess()) {
+            gradsReadyFrom(0);
             return;
         }
         if (tp.sequenceParallel()) {
@@ -306,6 +339,7 @@ public final class GPTModel implements AutoCloseable {
         } else {
             embedding.backward(a.tokens, a.maskedVocabRows, a.positions, a.dResidual, ws.hiddenA(), site(key, 0));
         }
+        gradsReadyFrom(0);
     }
 
     /** Uploads tokens, positions and labels sequence-first; returns the loss mask in the same order. */
@@ -359,11 +393,11 @@ public final class GPTModel implements AutoCloseable {
             slots.add(null);
         }
         ActivationStore a = slots.get(slot);
-        if (a == null || !a.fits(s, b, recomputeActivations)) {
+        if (a == null || !a.fits(s, b, recompute)) {
             if (a != null) {
                 a.close();
             }
-            a = new ActivationStore(backend, shardConfig, s, b, recomputeActivations, vocabSize / tp.size(),
+            a = new ActivationStore(backend, shardConfig, s, b, recompute, vocabSize / tp.size(),
                     tp.sequenceParallel() ? s / tp.size() : s, layers.length, chunk.postProcess());
             slots.set(slot, a);
         }
@@ -434,17 +468,24 @@ public final class GPTModel implements AutoCloseable {
 
     /**
      * Full activation recompute, as Megatron's {@code --recompute-granularity full --recompute-method uniform
-     * --recompute-num-layers 1}: only each layer's input is kept; backward reruns the layer's forward (same
-     * dropout masks) just before its backward. About a third more compute, and the per-layer activations of
-     * one layer instead of all. (Megatron's "selective" recompute of the attention core is what the
-     * memory-efficient attention op does anyway: it never stores the probabilities.)
+     * --recompute-num-layers 1} (true) or none (false). See {@link #setRecompute} for the other settings.
      */
     public void setRecomputeActivations(boolean recompute) {
-        this.recomputeActivations = recompute;
+        setRecompute(recompute ? ActivationRecompute.full(ActivationRecompute.Method.UNIFORM, 1) : ActivationRecompute.none());
     }
 
+    /** Megatron's recompute settings ({@link ActivationRecompute}); applies from the next micro-batch. */
+    public void setRecompute(ActivationRecompute recompute) {
+        this.recompute = java.util.Objects.requireNonNull(recompute, "recompute");
+    }
+
+    /** True with full recompute (any method). */
     public boolean recomputeActivations() {
-        return recomputeActivations;
+        return recompute.granularity() == ActivationRecompute.Granularity.FULL;
+    }
+
+    public ActivationRecompute recompute() {
+        return recompute;
     }
 
     /** Bytes of the activation buffers planned for the last micro-batch shape (0 before the first). */

@@ -51,7 +51,7 @@ final class BeamSearch {
         boolean done = false;
         int c = promptLength;
         try (ServingDecoder decoder = new ServingDecoder(model, width, finalLength,
-                Math.min(promptLength, GenerationEngine.PREFILL_CHUNK))) {
+                Math.min(promptLength, GenerationEngine.PREFILL_CHUNK), false)) {
             float[] logits = null;
             for (int start = 0; start < promptLength; start += decoder.maxChunk()) {
                 int t = Math.min(decoder.maxChunk(), promptLength - start);

@@ -18,8 +18,10 @@ import java.util.SplittableRandom;
  * job gets the same tokens whether it runs alone or batched with others.
  */
 public final class GenerationEngine {
-    /** Prompt positions encoded per forward call: bounds the logits buffer of long prompts. */
+    /** Prompt positions encoded per forward call: bounds the activation buffers of long prompts. */
     static final int PREFILL_CHUNK = 64;
+    /** Floats of prompt logits held at once when log-probabilities are asked for (128 MiB). */
+    static final long LOGITS_BUDGET = 32L << 20;
 
     private final GPTModel model;
     private final TransformerConfig config;
@@ -129,7 +131,11 @@ public final class GenerationEngine {
                 r.length = r.target;   // scoring a prompt no longer than the prefill: done once it is encoded
             }
         }
-        try (ServingDecoder decoder = new ServingDecoder(model, b, maxLength, Math.min(minPrompt, PREFILL_CHUNK))) {
+        int chunk = Math.min(minPrompt, PREFILL_CHUNK);
+        if (anyLogprobs) {
+            chunk = (int) Math.max(1, Math.min(chunk, LOGITS_BUDGET / ((long) b * vocab)));
+        }
+        try (ServingDecoder decoder = new ServingDecoder(model, b, maxLength, chunk, anyLogprobs)) {
             float[] last = prefill(decoder, rows, minPrompt, anyLogprobs);   // [b, V] logits of position minPrompt - 1
             for (int c = minPrompt; ; c++) {
                 boolean running = false;

@@ -30,6 +30,7 @@ final class ServingDecoder implements AutoCloseable {
     private final TensorArena arena = TensorArena.named("serving-decoder");
     private final int maxChunk;
     private final int batch;
+    private final boolean allPositions;
     private final Tensor tokens;       // I32 [maxChunk, b]
     private final Tensor positions;    // I32 [maxChunk, b]
     private final Tensor hiddenA;      // [maxChunk, b, h]
@@ -41,13 +42,17 @@ final class ServingDecoder implements AutoCloseable {
     private final Tensor normRstd;     // [maxChunk, b]
     private final Tensor logits;       // F32 [maxChunk * b, V]
 
-    /** A KV cache of {@code maxSequence} positions for {@code batch} sequences, fed chunks of up to {@code maxChunk}. */
-    ServingDecoder(GPTModel model, int batch, int maxSequence, int maxChunk) {
+    /**
+     * A KV cache of {@code maxSequence} positions for {@code batch} sequences, fed chunks of up to {@code maxChunk}
+     * positions; {@code allPositions} sizes the logits buffer for every position of a chunk, else for the last one.
+     */
+    ServingDecoder(GPTModel model, int batch, int maxSequence, int maxChunk, boolean allPositions) {
         this.model = model;
         this.backend = model.backend();
         this.config = model.config();
         this.batch = batch;
         this.maxChunk = maxChunk;
+        this.allPositions = allPositions;
         this.cache = new KvCache(backend, config, maxSequence, batch);
         int h = config.hiddenSize();
         tokens = backend.allocate(arena, DType.I32, maxChunk, batch);
@@ -56,11 +61,12 @@ final class ServingDecoder implements AutoCloseable {
         hiddenB = backend.allocate(arena, DType.F32, maxChunk, batch, h);
         activations = LayerActivations.allocate(backend, arena, config, maxChunk, batch);
         workspace = Workspace.allocateForward(backend, arena, config, maxChunk, batch);
-        normOut = backend.allocate(arena, DType.F32, maxChunk, batch, h);
+        int logitPositions = allPositions ? maxChunk : 1;
+        normOut = backend.allocate(arena, DType.F32, logitPositions, batch, h);
         normMean = config.normalization() == Normalization.LAYER_NORM
-                ? backend.allocate(arena, DType.F32, maxChunk, batch) : null;
-        normRstd = backend.allocate(arena, DType.F32, maxChunk, batch);
-        logits = backend.allocate(arena, DType.F32, (long) maxChunk * batch, config.paddedVocabSize());
+                ? backend.allocate(arena, DType.F32, logitPositions, batch) : null;
+        normRstd = backend.allocate(arena, DType.F32, logitPositions, batch);
+        logits = backend.allocate(arena, DType.F32, (long) logitPositions * batch, config.paddedVocabSize());
     }
 
     int maxChunk() {
@@ -77,6 +83,9 @@ final class ServingDecoder implements AutoCloseable {
      * {@code allPositions}, else only the last position's {@code [b, V]}.
      */
     float[] forward(int[] newTokens, int t, int start, boolean allPositions) {
+        if (allPositions && !this.allPositions) {
+            throw new IllegalArgumentException("serving decoder: built for last-position logits only");
+        }
         if (t < 1 || t > maxChunk || newTokens.length != t * batch) {
             throw new IllegalArgumentException("serving decoder: " + newTokens.length + " tokens for a chunk of " + t
                     + " x " + batch + " (at most " + maxChunk + " positions per call)");

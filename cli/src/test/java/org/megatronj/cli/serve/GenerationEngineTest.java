@@ -133,6 +133,18 @@ class GenerationEngineTest {
         GenerationOutput stopped = engine(new SpecialTokens(EOD, first, -1, -1))
                 .generate(List.of(new GenerationJob(eol, new int[][] {prompt}, 1))).getFirst();
         assertArrayEquals(new int[] {4, 5, 6, first}, stopped.tokens()[0]);
+        GenerationRequest doubleEol = new GenerationRequest(List.of("x"), 5, false, 1.0, 1, 0.0, 0.0, 0.0, false, false,
+                true, false, -1, true, null, null, 1.0);
+        GenerationOutput blankLine = engine(new SpecialTokens(EOD, -1, first, -1))
+                .generate(List.of(new GenerationJob(doubleEol, new int[][] {prompt}, 1))).getFirst();
+        assertArrayEquals(new int[] {4, 5, 6, first}, blankLine.tokens()[0]);
+        // Two newline tokens in a row also end it: with "\n" = the prompt's last token, the first generated one is the second.
+        int[] ending = {4, 5, first};
+        int next = gpt.greedyReference(ending, 4, -1)[3];
+        GenerationOutput twoNewlines = engine(new SpecialTokens(EOD, next, -1, -1))
+                .generate(List.of(new GenerationJob(doubleEol, new int[][] {{4, 5, next}}, 1))).getFirst();
+        int[] expected = gpt.greedyReference(new int[] {4, 5, next}, 4, -1);
+        assertEquals(expected[3] == next ? 4 : 8, twoNewlines.tokens()[0].length);
     }
 
     @Test

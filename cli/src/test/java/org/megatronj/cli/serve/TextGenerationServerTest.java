@@ -209,6 +209,22 @@ class TextGenerationServerTest {
             }
         }
         assertTrue(a.body().get("usage").get("total_tokens").asInt() > 0);
+
+        String full = a.body().get("choices").get(0).get("text").asText();
+        String stop = full.substring(full.length() / 2, full.length() / 2 + 1);
+        Answer stopped = call("POST", "/v1/completions", "{\"prompt\": \"Hello world\", \"max_tokens\": 4, \"temperature\": 0,"
+                + " \"stop\": " + JSON.writeValueAsString(stop) + "}");
+        assertEquals(full.substring(0, full.indexOf(stop)), stopped.body().get("choices").get(0).get("text").asText());
+        assertEquals("stop", stopped.body().get("choices").get(0).get("finish_reason").asText());
+
+        Answer echo = call("POST", "/v1/completions", "{\"prompt\": \"Hello world\", \"max_tokens\": 0, \"echo\": true,"
+                + " \"logprobs\": 1}");
+        assertEquals(200, echo.status(), echo.body().toString());
+        JsonNode echoed = echo.body().get("choices").get(0);
+        assertEquals("Hello world", echoed.get("text").asText());
+        assertTrue(echoed.get("logprobs").get("token_logprobs").get(0).isNull());
+        double[] promptLp = gpt.logprobReference(tokenizer.tokenize("Hello world"));
+        assertEquals(promptLp[0], echoed.get("logprobs").get("token_logprobs").get(1).asDouble(), 2e-4);
         assertError(400, "prompt is required", call("POST", "/v1/completions", "{\"max_tokens\": 3}"));
         assertError(400, "n and best_of must be 1", call("POST", "/v1/completions", "{\"prompt\": \"a\", \"n\": 2}"));
         assertEquals(405, call("PUT", "/v1/completions", "{}").status());

@@ -13,10 +13,10 @@ import org.megatronj.parallel.comm.Communicator;
 
 /**
  * Megatron's distributed optimizer ({@code --use-distributed-optimizer}) with Adam(W): each
- * data-parallel rank keeps the Adam moments of its own shard of the flat parameter store only,
- * updates the fp32 parameters of that shard from its reduce-scattered gradient (see
- * {@link ParallelGradients#synchronize()}), then all-gathers the updated parameters so that every
- * rank holds the whole model again. The moments take 1/DP of the memory of plain Adam. With fp32
+ * data-parallel rank keeps the Adam moments of its own shard of each gradient bucket only
+ * ({@link FlatShard}), updates the fp32 parameters of that shard from its reduce-scattered
+ * gradient (see {@link ParallelGradients#synchronize()}), then all-gathers the updated parameters
+ * bucket by bucket so that every rank holds the whole model again. The moments take 1/DP of the memory of plain Adam. With fp32
  * parameters the "main params" are the model's own (no separate copy).
  *
  * <p>The update is the same element-wise AdamW as {@link org.megatronj.model.optim.AdamW}, so a run
@@ -80,13 +80,18 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
             Tensor data = flatData.get(c);
             for (FlatShard.Segment s : shard.segments()) {
                 var p = s.parameter();
-                long at = (p.data().address() - data.address()) / Float.BYTES + s.from() - shard.start();
+                long at = s.stateOffset();
                 backend.adamW(flat(p.data()).view(s.from(), s.to()), flat(p.grad()).view(s.from(), s.to()),
                         expAvg.get(c).view(at, at + s.numel()), expAvgSq.get(c).view(at, at + s.numel()),
                         lr, beta1, beta2, eps, p.weightDecay() ? weightDecay : 0f, steps);
             }
             if (dataParallel.size() > 1) {
-                dataParallel.allGather(data.view(shard.start(), shard.end()), data);
+                // Each bucket's shards gather back into the bucket (in place), as Megatron's param all-gather.
+                for (FlatShard.Range r : shard.ranges()) {
+                    long bucketSize = r.numel() * dataParallel.size();
+                    long bucketStart = r.start() - dataParallel.rank() * r.numel();
+                    dataParallel.allGather(data.view(r.start(), r.end()), data.view(bucketStart, bucketStart + bucketSize));
+                }
             }
         }
     }

@@ -6,45 +6,67 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.ParameterStore;
 
 /**
- * One data-parallel rank's piece of a model's flat parameter store, {@code [start, end)} in
- * elements (Megatron's distributed-optimizer shard of a grad buffer), and the parts of
- * parameters that fall inside it. The store is padded to split evenly (see
- * {@link ParameterStore#ParameterStore(org.megatronj.memory.Backend, java.util.List, int)}).
- *
- * @param segments the pieces of parameters inside the shard, in store order
+ * One data-parallel rank's share of a model's flat parameter store under the distributed
+ * optimizer, as Megatron shards each gradient bucket: bucket {@code [a, b)} gives rank r the
+ * range {@code [a + r (b-a)/DP, a + (r+1) (b-a)/DP)}. The rank keeps the optimizer state of these
+ * ranges back to back ({@code stateOffset}), and {@code segments} are the pieces of parameters
+ * inside them (padding between parameters belongs to no segment).
  */
-public record FlatShard(long start, long end, List<Segment> segments) {
+public record FlatShard(List<Range> ranges, List<Segment> segments) {
 
-    /** Elements {@code [from, to)} of {@code parameter} (offsets within the parameter) lie in the shard. */
-    public record Segment(Parameter parameter, long from, long to) {
+    /** Store elements {@code [start, end)}, whose state starts at {@code stateOffset} of the rank's shard state. */
+    public record Range(long start, long end, long stateOffset) {
+        public long numel() {
+            return end - start;
+        }
+    }
+
+    /** Elements {@code [from, to)} of {@code parameter} (offsets within it), with state at {@code stateOffset}. */
+    public record Segment(Parameter parameter, long from, long to, long stateOffset) {
         public long numel() {
             return to - from;
         }
     }
 
-    /** Rank {@code rank}'s shard of {@code store} among {@code ranks} equal shards. */
+    /** Rank {@code rank}'s shard of one bucket covering the whole store. */
     public static FlatShard of(ParameterStore store, int rank, int ranks) {
-        long total = store.flatData().numel();
-        if (total % ranks != 0) {
-            throw new IllegalArgumentException("the flat parameter store (" + total + " elements) does not split into " + ranks
-                    + " equal shards: build the model with dataParallelSize = " + ranks);
+        return of(store, GradBuckets.single(store), rank, ranks);
+    }
+
+    /** Rank {@code rank}'s share of every bucket. */
+    public static FlatShard of(ParameterStore store, GradBuckets buckets, int rank, int ranks) {
+        List<Range> ranges = new ArrayList<>();
+        long state = 0;
+        for (GradBuckets.Bucket b : buckets.buckets()) {
+            if (b.numel() % ranks != 0) {
+                throw new IllegalArgumentException("gradient bucket [" + b.start() + ", " + b.end() + ") of " + b.numel()
+                        + " elements does not split into " + ranks + " equal shards: build the model with dataParallelSize = "
+                        + ranks);
+            }
+            long size = b.numel() / ranks;
+            ranges.add(new Range(b.start() + rank * size, b.start() + (rank + 1) * size, state));
+            state += size;
         }
-        long size = total / ranks;
-        long start = rank * size;
-        long end = start + size;
         List<Segment> segments = new ArrayList<>();
         for (Parameter p : store.parameters()) {
             long offset = store.offset(p.name());
-            long from = Math.max(start, offset);
-            long to = Math.min(end, offset + p.numel());
-            if (from < to) {
-                segments.add(new Segment(p, from - offset, to - offset));
+            for (Range r : ranges) {
+                long from = Math.max(r.start(), offset);
+                long to = Math.min(r.end(), offset + p.numel());
+                if (from < to) {
+                    segments.add(new Segment(p, from - offset, to - offset, r.stateOffset() + from - r.start()));
+                }
             }
         }
-        return new FlatShard(start, end, List.copyOf(segments));
+        return new FlatShard(List.copyOf(ranges), List.copyOf(segments));
     }
 
+    /** Elements of state this rank keeps. */
     public long numel() {
-        return end - start;
+        long n = 0;
+        for (Range r : ranges) {
+            n += r.numel();
+        }
+        return n;
     }
 }

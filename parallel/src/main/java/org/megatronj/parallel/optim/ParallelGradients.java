@@ -1,6 +1,7 @@
 package org.megatronj.parallel.optim;
 
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.List;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -9,45 +10,182 @@ import org.megatronj.memory.TensorArena;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.ParameterSpec;
+import org.megatronj.parallel.comm.CommHandle;
 import org.megatronj.parallel.comm.Communicator;
 import org.megatronj.parallel.comm.ProcessGroups;
 import org.megatronj.parallel.comm.ReduceOp;
 
 /**
- * What happens to one rank's gradients between the last backward of an iteration and the
- * optimizer step, as Megatron's {@code finalize_model_grads} and {@code clip_grad_norm}:
+ * What happens to one rank's gradients between backward and the optimizer step, as Megatron's
+ * {@code DistributedDataParallel}, {@code finalize_model_grads} and {@code clip_grad_norm}:
  * <ol>
+ *   <li>data parallelism: each bucket ({@link GradBuckets}) of a chunk's flat gradient store is
+ *       scaled by 1/DP and all-reduced (the mean over DP ranks), or reduce-scattered so that each
+ *       rank holds the mean of its own shard (distributed optimizer). With
+ *       {@code --overlap-grad-reduce} a bucket's reduction starts asynchronously during the last
+ *       micro-batch's backward, as soon as backward has completed its gradients;</li>
  *   <li>sequence parallelism: the norm weights/biases and row-parallel biases, computed from each
  *       rank's sequence shard, are summed over the TP group;</li>
  *   <li>tied embeddings across pipeline stages: the word-embedding gradients of the first and
- *       last stage are summed over the embedding group;</li>
- *   <li>data parallelism: the flat gradient buffer is scaled by 1/DP and all-reduced (the mean over
- *       DP ranks), or reduce-scattered so that each rank holds the mean of its own shard
- *       (distributed optimizer);</li>
+ *       last stage are summed over the embedding group (before their own bucket's reduction);</li>
  *   <li>the global gradient norm: each gradient element counted once over the whole world
- *       (TP-replicated parameters on TP rank 0 only, the tied output weight on the first stage
- *       only, with the distributed optimizer each rank's shard), then clipping.</li>
+ *       (TP-replicated parameters on TP rank 0 only, the last stage's copy of the tied embedding
+ *       not at all, with the distributed optimizer each rank's shard), then clipping.</li>
  * </ol>
+ * All steps are sums, so their order does not change the result; TP peers share store layouts,
+ * so the shard regions they sum line up.
  */
 public final class ParallelGradients {
+    private static final String WORD_EMBEDDING = "embedding.word_embeddings.weight";
+
     private final List<GPTModel> chunks;
     private final Backend backend;
     private final ProcessGroups groups;
-    private final List<FlatShard> shards;       // one per chunk with the distributed optimizer, else null
+    private final boolean overlap;
+    private final List<GradBuckets> buckets = new ArrayList<>();
+    private final List<FlatShard> shards;        // one per chunk with the distributed optimizer, else null
+    private final List<CommHandle[]> handles = new ArrayList<>();
+    private final boolean[] armed;               // per chunk: its last backward of the iteration is running
 
     /**
-     * @param chunks this rank's model chunks (one without virtual pipeline stages)
-     * @param shards this rank's distributed-optimizer shard of each chunk's store, or null to
-     *        all-reduce every gradient
+     * @param distributedOptimizer reduce-scatter into per-rank shards ({@link #shards()}) instead of all-reduce
+     * @param overlapGradReduce    start bucket reductions during the last backward ({@link #armLastBackward})
+     * @param bucketSize           elements per bucket with overlap ({@code <= 0}: Megatron's default)
      */
-    public ParallelGradients(List<GPTModel> chunks, ProcessGroups groups, List<FlatShard> shards) {
-        if (shards != null && shards.size() != chunks.size()) {
-            throw new IllegalArgumentException(shards.size() + " optimizer shards for " + chunks.size() + " model chunks");
-        }
+    public ParallelGradients(List<GPTModel> chunks, ProcessGroups groups, boolean distributedOptimizer,
+                             boolean overlapGradReduce, long bucketSize) {
         this.chunks = List.copyOf(chunks);
         this.backend = chunks.getFirst().backend();
         this.groups = groups;
-        this.shards = shards == null ? null : List.copyOf(shards);
+        this.overlap = overlapGradReduce;
+        int dp = groups.data().size();
+        long size = !overlapGradReduce ? 0 : bucketSize > 0 ? bucketSize : GradBuckets.defaultBucketSize(dp);
+        List<FlatShard> sh = new ArrayList<>();
+        for (GPTModel model : this.chunks) {
+            long shared = sharesEmbedding(model) ? model.parameter(WORD_EMBEDDING).numel() : 0;
+            GradBuckets b = GradBuckets.plan(model.parameterStore(), size, dp, shared);
+            buckets.add(b);
+            handles.add(new CommHandle[b.buckets().size()]);
+            sh.add(FlatShard.of(model.parameterStore(), b, groups.data().rank(), dp));
+        }
+        this.shards = distributedOptimizer ? List.copyOf(sh) : null;
+        this.armed = new boolean[this.chunks.size()];
+        if (overlap) {
+            for (GPTModel model : this.chunks) {
+                model.setGradReadyListener(this::gradsReadyFrom);
+            }
+        }
+    }
+
+    /** This rank's distributed-optimizer shard of each chunk, or null without the distributed optimizer. */
+    public List<FlatShard> shards() {
+        return shards;
+    }
+
+    /** Whether this chunk's word embedding is tied to a copy on another pipeline stage. */
+    private boolean sharesEmbedding(GPTModel model) {
+        return groups.embedding() != null && groups.embedding().size() > 1
+                && !model.config().untieEmbeddingsAndOutputWeights()
+                && (model.chunk().preProcess() || model.chunk().postProcess());
+    }
+
+    /** Buckets whose reduction has been issued in the current iteration (all of them during {@link #synchronize}). */
+    public int bucketsStarted() {
+        int n = 0;
+        for (CommHandle[] h : handles) {
+            for (CommHandle handle : h) {
+                n += handle != null ? 1 : 0;
+            }
+        }
+        return n;
+    }
+
+    /** Buckets of all chunks. */
+    public int bucketCount() {
+        return handles.stream().mapToInt(h -> h.length).sum();
+    }
+
+    /** Called by the schedule just before the last backward of {@code chunk} in the iteration. */
+    public void armLastBackward(int chunk) {
+        armed[chunk] = true;
+    }
+
+    private void gradsReadyFrom(GPTModel model, long offset) {
+        int c = chunks.indexOf(model);
+        if (c < 0 || !armed[c]) {
+            return;
+        }
+        GradBuckets b = buckets.get(c);
+        for (int i = 0; i < b.buckets().size(); i++) {
+            if (i != b.sharedEmbedding() && b.buckets().get(i).start() >= offset) {
+                startBucket(c, i);
+            }
+        }
+    }
+
+    private void startBucket(int c, int i) {
+        CommHandle[] h = handles.get(c);
+        if (h[i] != null) {
+            return;
+        }
+        Communicator data = groups.data();
+        if (data.size() == 1) {
+            h[i] = CommHandle.completed();
+            return;
+        }
+        GradBuckets.Bucket bucket = buckets.get(c).buckets().get(i);
+        Tensor grads = chunks.get(c).parameterStore().flatGrad().view(bucket.start(), bucket.end());
+        backend.scale(grads, 1f / data.size());
+        if (shards != null) {
+            long part = bucket.numel() / data.size();
+            h[i] = data.reduceScatterAsync(grads, grads.view(data.rank() * part, (data.rank() + 1) * part), ReduceOp.SUM);
+        } else {
+            h[i] = data.allReduceAsync(grads, ReduceOp.SUM);
+        }
+    }
+
+    /** Steps 1-3, after the iteration's last backward and before the norm; resets for the next iteration. */
+    public void synchronize() {
+        for (int c = 0; c < chunks.size(); c++) {
+            GradBuckets b = buckets.get(c);
+            for (int i = 0; i < b.buckets().size(); i++) {
+                if (i != b.sharedEmbedding()) {
+                    startBucket(c, i);
+                }
+            }
+        }
+        awaitAll();
+        for (GPTModel model : chunks) {
+            if (model.tensorParallelism().sequenceParallel()) {
+                for (ParameterSpec spec : model.parameterSpecs()) {
+                    if (spec.sequenceParallelGrad()) {
+                        groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
+                    }
+                }
+            }
+        }
+        for (int c = 0; c < chunks.size(); c++) {
+            int shared = buckets.get(c).sharedEmbedding();
+            if (shared >= 0) {
+                groups.embedding().allReduce(chunks.get(c).parameter(WORD_EMBEDDING).grad(), ReduceOp.SUM);
+                startBucket(c, shared);
+            }
+        }
+        awaitAll();
+        for (int c = 0; c < chunks.size(); c++) {
+            java.util.Arrays.fill(handles.get(c), null);
+            armed[c] = false;
+        }
+    }
+
+    private void awaitAll() {
+        for (CommHandle[] h : handles) {
+            for (CommHandle handle : h) {
+                if (handle != null) {
+                    handle.await();
+                }
+            }
+        }
     }
 
     /** Whether this rank counts {@code p} of {@code model} in the global norm (each element once over the world). */
@@ -60,8 +198,6 @@ public final class ParallelGradients {
         return !(p.name().equals(WORD_EMBEDDING) && !model.chunk().preProcess());
     }
 
-    private static final String WORD_EMBEDDING = "embedding.word_embeddings.weight";
-
     private static ParameterSpec specOf(GPTModel model, Parameter p) {
         for (ParameterSpec s : model.parameterSpecs()) {
             if (s.name().equals(p.name())) {
@@ -69,38 +205,6 @@ public final class ParallelGradients {
             }
         }
         throw new IllegalStateException("no spec for parameter " + p.name());
-    }
-
-    /** Steps 1-3: after the last micro-batch's backward, before the norm. */
-    public void synchronize() {
-        for (GPTModel model : chunks) {
-            if (model.tensorParallelism().sequenceParallel()) {
-                for (ParameterSpec spec : model.parameterSpecs()) {
-                    if (spec.sequenceParallelGrad()) {
-                        groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
-                    }
-                }
-            }
-        }
-        Communicator embedding = groups.embedding();
-        if (embedding != null && embedding.size() > 1 && !chunks.getFirst().config().untieEmbeddingsAndOutputWeights()) {
-            // First stage: chunk 0 holds the embedding; last stage: the last chunk holds the output copy.
-            GPTModel holder = groups.pipeline().rank() == 0 ? chunks.getFirst() : chunks.getLast();
-            embedding.allReduce(holder.parameter(WORD_EMBEDDING).grad(), ReduceOp.SUM);
-        }
-        Communicator data = groups.data();
-        if (data.size() > 1) {
-            for (int c = 0; c < chunks.size(); c++) {
-                Tensor flat = chunks.get(c).parameterStore().flatGrad();
-                backend.scale(flat, 1f / data.size());
-                if (shards != null) {
-                    FlatShard shard = shards.get(c);
-                    data.reduceScatter(flat, flat.view(shard.start(), shard.end()), ReduceOp.SUM);
-                } else {
-                    data.allReduce(flat, ReduceOp.SUM);
-                }
-            }
-        }
     }
 
     /** The global L2 norm of the (synchronised) gradients, each element counted once over the world. */
@@ -145,8 +249,9 @@ public final class ParallelGradients {
                         backend.scale(p.grad(), (float) coefficient);
                     }
                 } else {
-                    FlatShard shard = shards.get(c);
-                    backend.scale(model.parameterStore().flatGrad().view(shard.start(), shard.end()), (float) coefficient);
+                    for (FlatShard.Range r : shards.get(c).ranges()) {
+                        backend.scale(model.parameterStore().flatGrad().view(r.start(), r.end()), (float) coefficient);
+                    }
                 }
             }
         }

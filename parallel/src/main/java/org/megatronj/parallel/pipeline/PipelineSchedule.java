@@ -2,6 +2,7 @@ package org.megatronj.parallel.pipeline;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntConsumer;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
@@ -47,6 +48,15 @@ public final class PipelineSchedule {
      * @param rngOffsets the dropout offset of each micro-batch (same length as {@code batches})
      */
     public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float gradScale) {
+        return run(batches, rngOffsets, gradScale, chunk -> { });
+    }
+
+    /**
+     * As {@link #run(List, long[], float)}, telling {@code beforeLastBackward} the index of each
+     * model chunk just before its last backward of the iteration (where the data-parallel
+     * reduction of its gradients may start, {@code --overlap-grad-reduce}).
+     */
+    public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float gradScale, IntConsumer beforeLastBackward) {
         if (rngOffsets.length != batches.size()) {
             throw new IllegalArgumentException(rngOffsets.length + " rng offsets for " + batches.size() + " micro-batches");
         }
@@ -62,7 +72,7 @@ public final class PipelineSchedule {
         int total = m * v;
         int warmup = warmupCount(stages, channels.stage(), v, m);
         int slots = warmup + 1;
-        Step step = new Step(batches, rngOffsets, gradScale, losses, slots);
+        Step step = new Step(batches, rngOffsets, gradScale, losses, slots, beforeLastBackward);
         int remaining = total - warmup;
         for (int k = 0; k < warmup; k++) {
             step.forward(k);
@@ -102,8 +112,11 @@ public final class PipelineSchedule {
         private final float gradScale;
         private final LossResult[] losses;
         private final int slots;
+        private final IntConsumer beforeLastBackward;
 
-        Step(List<MicroBatch> batches, long[] rngOffsets, float gradScale, LossResult[] losses, int slots) {
+        Step(List<MicroBatch> batches, long[] rngOffsets, float gradScale, LossResult[] losses, int slots,
+             IntConsumer beforeLastBackward) {
+            this.beforeLastBackward = beforeLastBackward;
             this.batches = batches;
             this.rngOffsets = rngOffsets;
             this.gradScale = gradScale;
@@ -148,6 +161,9 @@ public final class PipelineSchedule {
             int slot = mb % slots;
             if (!chunk.chunk().postProcess()) {
                 channels.backward().recv(chunk.stageGrad(slot), next());
+            }
+            if (mb == batches.size() - 1) {
+                beforeLastBackward.accept(c);
             }
             chunk.backwardStep(slot, gradScale);
             if (!chunk.chunk().preProcess()) {

@@ -32,6 +32,38 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} vpLayers={3} sp={4} distOpt={5} recompute={6}")
+    @CsvSource({
+            "1,2,1,0,false,false,none",
+            "1,4,1,0,false,false,uniform:1",
+            "2,2,2,0,true,true,block:1",
+            "1,2,1,1,false,false,none",
+            "2,2,1,1,true,false,uniform:2",
+    })
+    void pipelineMatchesSingleRank(int tp, int pp, int dp, int vpLayers, boolean sp, boolean distOpt, String recompute) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.LEARNED_ABSOLUTE, false, 4);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, vpLayers, sp, distOpt,
+                ParallelGptHarness.recompute(recompute)));
+        assertMatches(expected, actual);
+    }
+
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} vpLayers={3} distOpt={4} bucket={5}")
+    @CsvSource({
+            "1,1,2,0,false,512",
+            "1,1,2,0,true,512",
+            "2,2,2,0,true,256",
+            "1,2,2,1,true,700",
+            "1,2,2,0,false,0",
+    })
+    void overlappedBucketReductionMatchesSingleRank(int tp, int pp, int dp, int vpLayers, boolean distOpt, long bucket) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.LEARNED_ABSOLUTE, false, 4);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, vpLayers, false, distOpt,
+                org.megatronj.model.ActivationRecompute.none(), true, bucket));
+        assertMatches(expected, actual);
+    }
+
     @ParameterizedTest(name = "{0} {1} swiglu={2} groups={3} tp={4} sp={5}")
     @CsvSource({
             "RMS_NORM,ROPE,true,2,2,false",
@@ -43,6 +75,21 @@ class ParallelGptEquivalenceTest {
         TransformerConfig c = ParallelGptHarness.config(norm, positions, swiglu, groups);
         Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
         Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, 1, 1, sp, false, false));
+        assertMatches(expected, actual);
+    }
+
+    /** Dropout draws the single-rank masks on every layout (sequence shards shift their counters). */
+    @ParameterizedTest(name = "{0} tp={1} pp={2} dp={3} sp={4}")
+    @CsvSource({
+            "LEARNED_ABSOLUTE,2,1,1,true",
+            "ROPE,2,1,1,true",
+            "LEARNED_ABSOLUTE,2,2,2,false",
+            "ROPE,1,2,2,false",
+    })
+    void dropoutMatchesSingleRank(PositionEmbeddingType positions, int tp, int pp, int dp, boolean sp) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, positions, false, 4, 0.1f);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, sp, false, true));
         assertMatches(expected, actual);
     }
 

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.megatronj.memory.Backend;
+import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
@@ -12,13 +13,10 @@ import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.GradClipping;
-import org.megatronj.model.optim.Optimizer;
-import org.megatronj.model.parallel.TensorParallelism;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.TestBackends;
 import org.megatronj.parallel.comm.LocalWorld;
-import org.megatronj.parallel.comm.ProcessGroups;
-import org.megatronj.parallel.tensor.CommunicatorTensorParallelGroup;
+import org.megatronj.parallel.pipeline.ParallelGptRank;
 
 /**
  * Trains a tiny GPT for a few iterations on one rank and on a parallel layout from the same seed
@@ -34,21 +32,40 @@ final class ParallelGptHarness {
     record Trace(double[] losses, double[] gradNorms) {
     }
 
-    /** The layout under test: TP, PP, DP (from the world size), SP, distributed optimizer, recompute. */
-    record Layout(int tp, int pp, int dp, boolean sequenceParallel, boolean distributedOptimizer, boolean recompute) {
+    /**
+     * The layout under test: TP, PP, DP (from the world size), layers per virtual pipeline stage
+     * (0 = not interleaved), SP, distributed optimizer, recompute.
+     */
+    record Layout(int tp, int pp, int dp, int layersPerVirtualStage, boolean sequenceParallel, boolean distributedOptimizer,
+                  ActivationRecompute recompute, boolean overlapGradReduce, long bucketSize) {
+        Layout(int tp, int pp, int dp, boolean sequenceParallel, boolean distributedOptimizer, boolean recompute) {
+            this(tp, pp, dp, 0, sequenceParallel, distributedOptimizer,
+                    recompute ? ActivationRecompute.full(ActivationRecompute.Method.UNIFORM, 1) : ActivationRecompute.none());
+        }
+
+        Layout(int tp, int pp, int dp, int layersPerVirtualStage, boolean sequenceParallel, boolean distributedOptimizer,
+               ActivationRecompute recompute) {
+            this(tp, pp, dp, layersPerVirtualStage, sequenceParallel, distributedOptimizer, recompute, false, 0);
+        }
+
         int worldSize() {
             return tp * pp * dp;
         }
 
         ParallelConfig parallelConfig() {
-            return new ParallelConfig(tp, pp, 0, sequenceParallel);
+            return new ParallelConfig(tp, pp, layersPerVirtualStage, sequenceParallel);
         }
     }
 
     static TransformerConfig config(Normalization norm, PositionEmbeddingType positions, boolean swiglu, int groups) {
-        return TransformerConfig.builder().numLayers(2).hiddenSize(32).numAttentionHeads(4).numQueryGroups(groups)
+        return config(norm, positions, swiglu, groups, 0f);
+    }
+
+    static TransformerConfig config(Normalization norm, PositionEmbeddingType positions, boolean swiglu, int groups,
+                                    float hiddenDropout) {
+        return TransformerConfig.builder().numLayers(4).hiddenSize(32).numAttentionHeads(4).numQueryGroups(groups)
                 .seqLength(8).maxPositionEmbeddings(8).positionEmbeddingType(positions).normalization(norm).swiglu(swiglu)
-                .ffnHiddenSize(swiglu ? 64 : 0).attentionDropout(0f).hiddenDropout(0f)
+                .ffnHiddenSize(swiglu ? 64 : 0).attentionDropout(0f).hiddenDropout(hiddenDropout)
                 .vocabSize(64).makeVocabSizeDivisibleBy(16).build();
     }
 
@@ -69,6 +86,18 @@ final class ParallelGptHarness {
             out.add(new MicroBatch(MICRO_BATCH, s, tokens, labels, mask, null));
         }
         return out;
+    }
+
+    /** "none", "selective", "uniform:N" or "block:N". */
+    static ActivationRecompute recompute(String setting) {
+        return switch (setting) {
+            case "none" -> ActivationRecompute.none();
+            case "selective" -> ActivationRecompute.selective();
+            default -> {
+                String[] parts = setting.split(":");
+                yield ActivationRecompute.full(ActivationRecompute.Method.parse(parts[0]), Integer.parseInt(parts[1]));
+            }
+        };
     }
 
     static Trace single(TransformerConfig c, int iterations, boolean recompute) {
@@ -97,42 +126,23 @@ final class ParallelGptHarness {
         double[] losses = new double[iterations];
         double[] norms = new double[iterations];
         LocalWorld.run(layout.parallelConfig(), layout.worldSize(), ctx -> {
-            ProcessGroups groups = ctx.groups();
-            int dp = groups.data().size();
-            int dpRank = groups.data().rank();
-            var tp = new TensorParallelism(CommunicatorTensorParallelGroup.of(groups.tensor()), layout.sequenceParallel());
-            try (Backend backend = TestBackends.cpu(); GPTModel model = new GPTModel(c, backend, SEED, tp, dp)) {
-                model.setRecomputeActivations(layout.recompute());
-                FlatShard shard = layout.distributedOptimizer() ? FlatShard.of(model.parameterStore(), dpRank, dp) : null;
-                ParallelGradients gradients = new ParallelGradients(model, groups, shard, false);
-                Optimizer adam = shard != null
-                        ? new DistributedAdam(shard, model.parameterStore().flatData(), groups.data(), backend, 0.9f, 0.95f, 1e-8f, 0.1f)
-                        : new AdamW(model.parameters(), backend, 0.9f, 0.95f, 1e-8f, 0.1f);
-                try {
-                    for (int it = 0; it < iterations; it++) {
-                        List<MicroBatch> batch = globalBatch(c, it);
-                        int perRank = batch.size() / dp;
-                        model.zeroGrad();
-                        double loss = 0;
-                        for (int j = 0; j < perRank; j++) {
-                            int m = dpRank * perRank + j;
-                            LossResult r = model.forwardBackward(batch.get(m), 1f / perRank, it * 1000L + m);
-                            loss += r.meanLoss() / perRank;
-                        }
-                        gradients.synchronize();
-                        double norm = gradients.clip(CLIP);
-                        adam.step(LR);
-                        double globalLoss = ParallelGradients.allReduceSum(groups.data(), loss) / dp;
-                        if (ctx.rank() == 0) {
-                            losses[it] = globalLoss;
-                            norms[it] = norm;
-                        }
+            var adam = layout.distributedOptimizer() ? new ParallelGptRank.AdamSettings(0.9f, 0.95f, 1e-8f, 0.1f) : null;
+            var options = new ParallelGptRank.Options(layout.recompute(), layout.overlapGradReduce(), layout.bucketSize(), adam);
+            try (Backend backend = TestBackends.cpu();
+                 ParallelGptRank rank = new ParallelGptRank(c, backend, SEED, ctx, options,
+                         params -> new AdamW(params, backend, 0.9f, 0.95f, 1e-8f, 0.1f))) {
+                for (int it = 0; it < iterations; it++) {
+                    List<MicroBatch> batch = globalBatch(c, it);
+                    long[] offsets = new long[batch.size()];
+                    for (int m = 0; m < offsets.length; m++) {
+                        offsets[m] = it * 1000L + m;
                     }
-                } finally {
-                    ((AutoCloseable) adam).close();
+                    ParallelGptRank.StepResult r = rank.trainStep(batch, offsets, LR, CLIP);
+                    if (ctx.rank() == 0) {
+                        losses[it] = r.loss();
+                        norms[it] = r.gradNorm();
+                    }
                 }
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
             }
         });
         return new Trace(losses, norms);

@@ -113,6 +113,32 @@ class TrainerTest {
     }
 
     @Test
+    void finetuneAndNoLoadOptimTakeTheWeightsOnly() {
+        Path save = dir.resolve("ckpt");
+        var schedule = ScheduleConfig.iterations(4, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        run(config(BatchConfig.of(2, 4), schedule, save, null, 0, null), 1, new ArrayList<>(), null);
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 5);
+            ToySgd sgd = new ToySgd(arena, model.parameters());
+            var ckpt = new TrainingCheckpointer(null, null);
+            OptimizerParamScheduler sched = schedule.scheduler(BatchConfig.of(2, 4));
+            ResumePoint finetune = ckpt.load(save, model, sgd, sched, true, false, false, 77);
+            assertEquals(new ResumePoint(0, 0, 0, 77), finetune);
+            assertEquals(0, sgd.stepCount());
+            assertEquals(0, sched.numSteps());
+            ResumePoint noOptim = ckpt.load(save, model, sgd, sched, false, true, false, 77);
+            assertEquals(4, noOptim.iteration());
+            assertEquals(16, noOptim.consumedTrainSamples());
+            assertEquals(1234, noOptim.rngStream(), "the checkpoint's RNG stream");
+            assertEquals(0, sgd.stepCount());
+            ResumePoint all = ckpt.load(save, model, sgd, sched, false, false, true, 77);
+            assertEquals(4, sgd.stepCount());
+            assertEquals(16, sched.numSteps());
+            assertEquals(77, all.rngStream(), "--no-load-rng keeps --seed");
+        }
+    }
+
+    @Test
     void exitDurationSavesAndStops() throws Exception {
         Path save = dir.resolve("ckpt");
         var schedule = ScheduleConfig.iterations(1000, 0.1, 0.1, DecayStyle.CONSTANT, 0);

@@ -1,0 +1,118 @@
+package org.megatronj.model;
+
+/**
+ * Megatron's activation recomputation settings:
+ * <ul>
+ *   <li>{@code --recompute-activations} / {@code --recompute-granularity selective}: recompute the
+ *       core attention (its softmax probabilities) in backward. The memory-efficient attention op
+ *       never stores those probabilities (it keeps the output and the per-row log-sum-exp and
+ *       rebuilds the rest in backward), so this granularity stores exactly what it asks for and
+ *       recomputes nothing further.</li>
+ *   <li>{@code --recompute-granularity full --recompute-method uniform --recompute-num-layers N}: the
+ *       layers of a stage form groups of N; only each group's input is kept and backward reruns the
+ *       group's forward just before its backward.</li>
+ *   <li>{@code --recompute-method block --recompute-num-layers N}: the first N layers of each
+ *       stage keep only their inputs and are rerun one by one; the other layers keep everything.</li>
+ * </ul>
+ * Reruns draw the same dropout masks, so gradients are bitwise those of the run without recompute.
+ */
+public record ActivationRecompute(Granularity granularity, Method method, int numLayers) {
+
+    public enum Granularity {
+        NONE, SELECTIVE, FULL;
+
+        /** {@code --recompute-granularity full|selective}; null or empty means none. */
+        public static Granularity parse(String flag) {
+            if (flag == null || flag.isEmpty()) {
+                return NONE;
+            }
+            return switch (flag) {
+                case "full" -> FULL;
+                case "selective" -> SELECTIVE;
+                default -> throw new IllegalArgumentException("--recompute-granularity must be full or selective, got '"
+                        + flag + "'");
+            };
+        }
+    }
+
+    public enum Method {
+        UNIFORM, BLOCK;
+
+        /** {@code --recompute-method uniform|block}. */
+        public static Method parse(String flag) {
+            return switch (flag) {
+                case "uniform" -> UNIFORM;
+                case "block" -> BLOCK;
+                default -> throw new IllegalArgumentException("--recompute-method must be uniform or block, got '" + flag + "'");
+            };
+        }
+    }
+
+    public ActivationRecompute {
+        if (granularity == null) {
+            throw new IllegalArgumentException("recompute granularity must not be null");
+        }
+        if (granularity == Granularity.FULL) {
+            if (method == null) {
+                throw new IllegalArgumentException("--recompute-granularity full needs --recompute-method uniform or block");
+            }
+            if (numLayers < 1) {
+                throw new IllegalArgumentException("--recompute-granularity full needs --recompute-num-layers >= 1, got "
+                        + numLayers);
+            }
+        }
+    }
+
+    public static ActivationRecompute none() {
+        return new ActivationRecompute(Granularity.NONE, null, 0);
+    }
+
+    public static ActivationRecompute selective() {
+        return new ActivationRecompute(Granularity.SELECTIVE, null, 0);
+    }
+
+    public static ActivationRecompute full(Method method, int numLayers) {
+        return new ActivationRecompute(Granularity.FULL, method, numLayers);
+    }
+
+    /** Whether layer {@code l} (index within a stage of {@code layers}) keeps only its group's input. */
+    boolean recomputed(int l) {
+        return granularity == Granularity.FULL && (method == Method.UNIFORM || l < numLayers);
+    }
+
+    /** The first layer of the recompute group that ends with layer {@code l}, or -1 when {@code l} ends none. */
+    int groupStartEndingAt(int l, int layers) {
+        if (!recomputed(l)) {
+            return -1;
+        }
+        if (method == Method.BLOCK) {
+            return l;
+        }
+        int start = l / numLayers * numLayers;
+        int last = Math.min(start + numLayers, layers) - 1;
+        return l == last ? start : -1;
+    }
+
+    /** How many sets of per-layer activations a stage of {@code layers} layers needs. */
+    int activationSets(int layers) {
+        if (granularity != Granularity.FULL) {
+            return layers;
+        }
+        if (method == Method.UNIFORM) {
+            return Math.min(numLayers, layers);
+        }
+        int block = Math.min(numLayers, layers);
+        return (block > 0 ? 1 : 0) + layers - block;
+    }
+
+    /** Which set layer {@code l} uses. */
+    int activationSet(int l) {
+        if (granularity != Granularity.FULL) {
+            return l;
+        }
+        if (method == Method.UNIFORM) {
+            return l % numLayers;
+        }
+        return l < numLayers ? 0 : 1 + l - numLayers;
+    }
+}

@@ -1,0 +1,164 @@
+package org.megatronj.parallel.pipeline;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+import org.megatronj.memory.Backend;
+import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.GPTModel;
+import org.megatronj.model.LossResult;
+import org.megatronj.model.MicroBatch;
+import org.megatronj.model.ModelChunk;
+import org.megatronj.model.Parameter;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.optim.Optimizer;
+import org.megatronj.model.parallel.TensorParallelism;
+import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.comm.ProcessGroups;
+import org.megatronj.parallel.comm.RankContext;
+import org.megatronj.parallel.optim.DistributedAdam;
+import org.megatronj.parallel.optim.FlatShard;
+import org.megatronj.parallel.optim.ParallelGradients;
+import org.megatronj.parallel.tensor.CommunicatorTensorParallelGroup;
+
+/**
+ * One rank of a parallel GPT training run: its model chunks (TP shard of its pipeline stage(s)),
+ * the pipeline schedule, the gradient synchronisation and the optimizer, and one training
+ * iteration over a global batch ({@link #trainStep}) with Megatron's semantics: each data-parallel
+ * rank takes its consecutive share of the micro-batches, every micro-batch loss is scaled by
+ * 1 / (its rank's micro-batches), gradients are averaged over DP, clipped by the global norm and
+ * stepped. The result equals the single-rank iteration over the same global batch.
+ */
+public final class ParallelGptRank implements AutoCloseable {
+
+    /** Adam's settings ({@code --adam-beta1/2 --adam-eps --weight-decay}) for the distributed optimizer. */
+    public record AdamSettings(float beta1, float beta2, float eps, float weightDecay) {
+    }
+
+    /**
+     * How this rank trains, with Megatron's flags.
+     *
+     * @param recompute         {@code --recompute-granularity/-method/-num-layers}, {@code --recompute-activations}
+     * @param overlapGradReduce {@code --overlap-grad-reduce}: reduce gradient buckets during the last backward
+     * @param bucketSize        {@code --ddp-bucket-size} in elements ({@code <= 0}: Megatron's default)
+     * @param distributedAdam   {@code --use-distributed-optimizer} with these Adam settings, or null for the
+     *                          optimizer of the factory over all parameters
+     */
+    public record Options(ActivationRecompute recompute, boolean overlapGradReduce, long bucketSize,
+                          AdamSettings distributedAdam) {
+        public Options {
+            if (recompute == null) {
+                throw new IllegalArgumentException("recompute must not be null (use ActivationRecompute.none())");
+            }
+        }
+    }
+
+    /** One iteration as the log shows it: the mean loss over the global batch and the gradient norm before clipping. */
+    public record StepResult(double loss, double gradNorm) {
+    }
+
+    private final RankContext ctx;
+    private final List<GPTModel> chunks = new ArrayList<>();
+    private final PipelineChannels channels;
+    private final PipelineSchedule schedule;
+    private final ParallelGradients gradients;
+    private final Optimizer optimizer;
+
+    /**
+     * @param optimizerFactory builds the optimizer over this rank's parameters (all chunks) when
+     *        {@code distributedAdam} is null; otherwise the distributed optimizer with those settings
+     */
+    public ParallelGptRank(TransformerConfig config, Backend backend, long seed, RankContext ctx, Options options,
+                           Function<List<Parameter>, Optimizer> optimizerFactory) {
+        AdamSettings distributedAdam = options.distributedAdam();
+        this.ctx = ctx;
+        ParallelConfig pc = ctx.state().config();
+        pc.validateForModel(config.numLayers(), config.numAttentionHeads(), config.numQueryGroups(), config.ffnHiddenSize(),
+                config.seqLength());
+        ProcessGroups groups = ctx.groups();
+        int dp = groups.data().size();
+        int pp = groups.pipeline().size();
+        int chunksPerStage = pc.virtualPipelineModelParallelSize(config.numLayers());
+        var tp = new TensorParallelism(CommunicatorTensorParallelGroup.of(groups.tensor()), pc.sequenceParallelActive());
+        this.channels = PipelineChannels.create(groups.world(), ctx.state());
+        try {
+            for (int v = 0; v < chunksPerStage; v++) {
+                ModelChunk chunk = ModelChunk.of(config, groups.pipeline().rank(), pp, v, chunksPerStage);
+                GPTModel model = new GPTModel(config, backend, seed, tp, dp, chunk);
+                model.setRecompute(options.recompute());
+                chunks.add(model);
+            }
+            this.gradients = new ParallelGradients(chunks, groups, distributedAdam != null, options.overlapGradReduce(),
+                    options.bucketSize());
+            List<FlatShard> shards = gradients.shards();
+            this.optimizer = distributedAdam == null
+                    ? optimizerFactory.apply(parameters())
+                    : new DistributedAdam(shards, chunks.stream().map(m -> m.parameterStore().flatData()).toList(),
+                            groups.data(), backend, distributedAdam.beta1(), distributedAdam.beta2(), distributedAdam.eps(),
+                            distributedAdam.weightDecay());
+            this.schedule = new PipelineSchedule(chunks, channels);
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /** This rank's model chunks (one unless the schedule is interleaved). */
+    public List<GPTModel> chunks() {
+        return chunks;
+    }
+
+    /** This rank's parameters over all its chunks, in chunk order. */
+    public List<Parameter> parameters() {
+        return chunks.stream().flatMap(m -> m.parameters().stream()).toList();
+    }
+
+    public Optimizer optimizer() {
+        return optimizer;
+    }
+
+    /**
+     * One training iteration over {@code globalBatch} (the micro-batches of all DP ranks, in
+     * order; this rank runs its DP share). {@code rngOffsets[i]} selects the dropout masks of
+     * micro-batch i. Every rank returns the same loss and norm.
+     */
+    public StepResult trainStep(List<MicroBatch> globalBatch, long[] rngOffsets, float lr, double clipGrad) {
+        ProcessGroups groups = ctx.groups();
+        int dp = groups.data().size();
+        if (globalBatch.size() % dp != 0) {
+            throw new IllegalArgumentException(globalBatch.size() + " micro-batches do not split evenly over "
+                    + dp + " data-parallel ranks");
+        }
+        int perRank = globalBatch.size() / dp;
+        int from = groups.data().rank() * perRank;
+        long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
+        chunks.forEach(GPTModel::zeroGrad);
+        double loss = 0;
+        for (LossResult r : schedule.run(globalBatch.subList(from, from + perRank), offsets, 1f / perRank,
+                gradients::armLastBackward)) {
+            loss += r.meanLoss() / perRank;
+        }
+        gradients.synchronize();
+        double norm = gradients.clip(clipGrad);
+        optimizer.step(lr);
+        // The loss lives on the last stage: mean over DP, then every stage learns it (others add 0).
+        double mean = ParallelGradients.allReduceSum(groups.data(), loss) / dp;
+        if (groups.pipeline().rank() != groups.pipeline().size() - 1) {
+            mean = 0;
+        }
+        return new StepResult(ParallelGradients.allReduceSum(groups.pipeline(), mean), norm);
+    }
+
+    @Override
+    public void close() {
+        if (optimizer instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing the optimizer failed", e);
+            }
+        }
+        chunks.forEach(GPTModel::close);
+        channels.close();
+    }
+}
