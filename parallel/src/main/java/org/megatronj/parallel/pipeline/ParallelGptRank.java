@@ -149,6 +149,31 @@ public final class ParallelGptRank implements AutoCloseable {
         return new StepResult(ParallelGradients.allReduceSum(groups.pipeline(), mean), norm);
     }
 
+    /**
+     * The mean loss over {@code globalBatch} without dropout or gradients (Megatron's evaluation:
+     * each DP rank its share, the token-weighted mean over all), the same on every rank.
+     */
+    public double evaluate(List<MicroBatch> globalBatch) {
+        ProcessGroups groups = ctx.groups();
+        int dp = groups.data().size();
+        if (globalBatch.size() % dp != 0) {
+            throw new IllegalArgumentException(globalBatch.size() + " micro-batches do not split evenly over "
+                    + dp + " data-parallel ranks");
+        }
+        int perRank = globalBatch.size() / dp;
+        int from = groups.data().rank() * perRank;
+        double lossSum = 0;
+        double tokens = 0;
+        for (LossResult r : schedule.forwardOnly(globalBatch.subList(from, from + perRank))) {
+            lossSum += r.lossSum();
+            tokens += r.tokens();
+        }
+        // Non-last stages contribute zeros; sum over DP, then over the pipeline.
+        lossSum = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), lossSum));
+        tokens = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), tokens));
+        return tokens > 0 ? lossSum / tokens : Double.NaN;
+    }
+
     @Override
     public void close() {
         if (optimizer instanceof AutoCloseable c) {

@@ -93,6 +93,38 @@ public final class PipelineSchedule {
         return out;
     }
 
+    /**
+     * Forward only (evaluation, no dropout, no gradients): every micro-batch through every chunk
+     * in order, activations passed on as in training. Returns the losses on the last stage, an
+     * empty list elsewhere.
+     */
+    public List<LossResult> forwardOnly(List<MicroBatch> batches) {
+        List<LossResult> out = new ArrayList<>();
+        for (MicroBatch batch : batches) {
+            for (GPTModel chunk : chunks) {
+                // One slot: a stage's forward is finished (and its output copied out) before the next starts.
+                if (!chunk.chunk().preProcess()) {
+                    channels.forward().recv(chunk.stageInput(0, batch.seqLength(), batch.batchSize()), previous());
+                }
+                LossResult loss = chunk.forwardStep(0, batch, 0, false);
+                if (chunk.chunk().postProcess()) {
+                    out.add(loss);
+                } else {
+                    channels.forward().send(chunk.stageOutput(0), next());
+                }
+            }
+        }
+        return out;
+    }
+
+    private int next() {
+        return (channels.stage() + 1) % channels.stages();
+    }
+
+    private int previous() {
+        return (channels.stage() - 1 + channels.stages()) % channels.stages();
+    }
+
     /** Forwards run before the first backward on pipeline rank {@code rank} (Megatron's num_warmup_microbatches). */
     static int warmupCount(int stages, int rank, int chunks, int microBatches) {
         int total = microBatches * chunks;
@@ -169,14 +201,6 @@ public final class PipelineSchedule {
             if (!chunk.chunk().preProcess()) {
                 channels.backward().send(chunk.stageGrad(slot), previous());
             }
-        }
-
-        private int next() {
-            return (channels.stage() + 1) % channels.stages();
-        }
-
-        private int previous() {
-            return (channels.stage() - 1 + channels.stages()) % channels.stages();
         }
     }
 }

@@ -93,6 +93,18 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} vpLayers={3} sp={4}")
+    @CsvSource({"2,2,1,1,true", "1,2,2,0,false", "2,1,2,0,true", "1,4,1,0,false"})
+    void evaluationMatchesSingleRankOnEveryRank(int tp, int pp, int dp, int vpLayers, boolean sp) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.LEARNED_ABSOLUTE, false, 4, 0.1f);
+        double expected = ParallelGptHarness.singleEvaluation(c);
+        double[] actual = ParallelGptHarness.parallelEvaluation(c, new Layout(tp, pp, dp, vpLayers, sp, false,
+                org.megatronj.model.ActivationRecompute.none()));
+        for (int r = 0; r < actual.length; r++) {
+            assertEquals(expected, actual[r], TOLERANCE * expected, "rank " + r);
+        }
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];

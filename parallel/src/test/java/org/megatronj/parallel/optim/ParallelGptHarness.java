@@ -122,6 +122,34 @@ final class ParallelGptHarness {
         return new Trace(losses, norms);
     }
 
+    /** The token-weighted mean loss of iteration 0's global batch on one rank, without dropout. */
+    static double singleEvaluation(TransformerConfig c) {
+        try (Backend backend = TestBackends.cpu(); GPTModel model = new GPTModel(c, backend, SEED)) {
+            double sum = 0;
+            long tokens = 0;
+            for (MicroBatch mb : globalBatch(c, 0)) {
+                LossResult r = model.forwardLoss(mb);
+                sum += r.lossSum();
+                tokens += r.tokens();
+            }
+            return sum / tokens;
+        }
+    }
+
+    /** The same on a parallel layout: every rank's answer, by global rank. */
+    static double[] parallelEvaluation(TransformerConfig c, Layout layout) {
+        double[] out = new double[layout.worldSize()];
+        LocalWorld.run(layout.parallelConfig(), layout.worldSize(), ctx -> {
+            var options = new ParallelGptRank.Options(layout.recompute(), false, 0, null);
+            try (Backend backend = TestBackends.cpu();
+                 ParallelGptRank rank = new ParallelGptRank(c, backend, SEED, ctx, options,
+                         params -> new AdamW(params, backend, 0.9f, 0.95f, 1e-8f, 0.1f))) {
+                out[ctx.rank()] = rank.evaluate(globalBatch(c, 0));
+            }
+        });
+        return out;
+    }
+
     static Trace parallel(TransformerConfig c, int iterations, Layout layout) {
         double[] losses = new double[iterations];
         double[] norms = new double[iterations];
