@@ -5,33 +5,19 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import javax.imageio.ImageIO;
-import java.awt.BasicStroke;
-import java.awt.Color;
-import java.awt.Font;
-import java.awt.FontMetrics;
-import java.awt.Graphics2D;
-import java.awt.RenderingHints;
-import java.awt.geom.Path2D;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+
+import org.megatronj.cli.plot.LossPlot;
 
 /** {@code megatron plot-loss FILE -o loss.png}: the loss curve of a {@code --log-loss-to} CSV as a PNG (headless Java2D). */
 @Command(name = "plot-loss", mixinStandardHelpOptions = true,
         description = {"Draw the training loss (and validation/test losses) of a --log-loss-to CSV as a PNG.",
                 "Columns: split,iteration,consumed_samples,lm_loss,learning_rate,grad_norm."})
 final class PlotLossCommand implements Callable<Integer> {
-    private static final Color TRAIN = new Color(31, 119, 180);
-    private static final Color VALID = new Color(255, 127, 14);
-    private static final Color TEST = new Color(44, 160, 44);
-
     @Parameters(index = "0", paramLabel = "FILE.csv", description = "The CSV written by pretrain --log-loss-to.")
     Path csv;
 
@@ -50,216 +36,20 @@ final class PlotLossCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    /** One curve: points (iteration, loss) in file order. */
-    record Series(String name, Color color, List<double[]> points) {
-    }
-
     @Override
     public Integer call() throws IOException {
-        System.setProperty("java.awt.headless", "true");
         if (width < 200 || height < 150) {
             throw new IllegalArgumentException("--width and --height must be at least 200 x 150, got " + width + " x " + height);
         }
-        List<Series> series = read(csv);
-        BufferedImage image = render(series, title != null ? title : csv.getFileName().toString(), width, height);
-        Path parent = output.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
-        Path tmp = parent.resolve(output.getFileName() + ".tmp");
-        if (!ImageIO.write(image, "png", tmp.toFile())) {
-            throw new IllegalStateException("no PNG writer in this JDK");
+        if (ModuleLayer.boot().findModule("java.desktop").isEmpty()) {
+            throw new IllegalStateException("plot-loss draws with Java2D, which this Java runtime lacks (no java.desktop module,"
+                    + " as in the device bundle); run it with a full JDK");
         }
-        Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        List<LossPlot.Series> series = LossPlot.read(csv);
+        LossPlot.writePng(series, title != null ? title : csv.getFileName().toString(), width, height, output);
         int n = series.stream().mapToInt(s -> s.points().size()).sum();
         spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s (%d points)%n", output, n);
         spec.commandLine().getOut().flush();
         return 0;
-    }
-
-    static List<Series> read(Path csv) throws IOException {
-        List<String> lines = Files.readAllLines(csv);
-        if (lines.isEmpty() || !lines.get(0).startsWith("split,iteration,consumed_samples,lm_loss")) {
-            throw new IllegalArgumentException(csv + ":1: expected the header 'split,iteration,consumed_samples,lm_loss,...'"
-                    + " of a --log-loss-to file");
-        }
-        Series train = new Series("train", TRAIN, new ArrayList<>());
-        Series valid = new Series("validation", VALID, new ArrayList<>());
-        Series test = new Series("test", TEST, new ArrayList<>());
-        for (int i = 1; i < lines.size(); i++) {
-            String line = lines.get(i).strip();
-            if (line.isEmpty() || line.startsWith("split,")) {
-                continue;   // appended runs repeat nothing, but tolerate a second header
-            }
-            String[] f = line.split(",", -1);
-            if (f.length < 4) {
-                throw new IllegalArgumentException(csv + ":" + (i + 1) + ": expected at least 4 columns, found " + f.length);
-            }
-            double iteration;
-            double loss;
-            try {
-                iteration = Double.parseDouble(f[1]);
-                loss = f[3].equals("nan") ? Double.NaN : Double.parseDouble(f[3]);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(csv + ":" + (i + 1) + ": not a number in '" + line + "'");
-            }
-            if (!Double.isFinite(loss)) {
-                continue;
-            }
-            Series s = switch (f[0]) {
-                case "train" -> train;
-                case "valid" -> valid;
-                case "test" -> test;
-                default -> throw new IllegalArgumentException(csv + ":" + (i + 1) + ": unknown split '" + f[0] + "'");
-            };
-            s.points().add(new double[] {iteration, loss});
-        }
-        if (train.points().isEmpty() && valid.points().isEmpty() && test.points().isEmpty()) {
-            throw new IllegalArgumentException(csv + ": no finite losses to plot");
-        }
-        return List.of(train, valid, test).stream().filter(s -> !s.points().isEmpty()).toList();
-    }
-
-    static BufferedImage render(List<Series> series, String title, int width, int height) {
-        BufferedImage img = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = img.createGraphics();
-        g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
-        g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
-        g.setColor(Color.WHITE);
-        g.fillRect(0, 0, width, height);
-        int left = 80;
-        int right = 24;
-        int top = 48;
-        int bottom = 60;
-        int plotW = width - left - right;
-        int plotH = height - top - bottom;
-
-        double xMin = Double.MAX_VALUE;
-        double xMax = -Double.MAX_VALUE;
-        double yMin = Double.MAX_VALUE;
-        double yMax = -Double.MAX_VALUE;
-        for (Series s : series) {
-            for (double[] p : s.points()) {
-                xMin = Math.min(xMin, p[0]);
-                xMax = Math.max(xMax, p[0]);
-                yMin = Math.min(yMin, p[1]);
-                yMax = Math.max(yMax, p[1]);
-            }
-        }
-        Axis x = Axis.of(xMin, xMax);
-        Axis y = Axis.of(yMin, yMax);
-
-        Font font = new Font(Font.SANS_SERIF, Font.PLAIN, 13);
-        g.setFont(font);
-        FontMetrics fm = g.getFontMetrics();
-        // grid and tick labels
-        for (double t : x.ticks()) {
-            int px = left + (int) Math.round(x.fraction(t) * plotW);
-            g.setColor(new Color(230, 230, 230));
-            g.drawLine(px, top, px, top + plotH);
-            g.setColor(Color.DARK_GRAY);
-            g.drawLine(px, top + plotH, px, top + plotH + 5);
-            String label = x.label(t);
-            g.drawString(label, px - fm.stringWidth(label) / 2, top + plotH + 8 + fm.getAscent());
-        }
-        for (double t : y.ticks()) {
-            int py = top + plotH - (int) Math.round(y.fraction(t) * plotH);
-            g.setColor(new Color(230, 230, 230));
-            g.drawLine(left, py, left + plotW, py);
-            g.setColor(Color.DARK_GRAY);
-            g.drawLine(left - 5, py, left, py);
-            String label = y.label(t);
-            g.drawString(label, left - 8 - fm.stringWidth(label), py + fm.getAscent() / 2 - 1);
-        }
-        g.setColor(Color.BLACK);
-        g.drawRect(left, top, plotW, plotH);
-        // axis titles
-        String xTitle = "iteration";
-        g.drawString(xTitle, left + plotW / 2 - fm.stringWidth(xTitle) / 2, height - 14);
-        Graphics2D rotated = (Graphics2D) g.create();
-        rotated.rotate(-Math.PI / 2);
-        String yTitle = "lm loss";
-        rotated.drawString(yTitle, -(top + plotH / 2 + fm.stringWidth(yTitle) / 2), 20);
-        rotated.dispose();
-        g.setFont(font.deriveFont(Font.BOLD, 16f));
-        g.drawString(title, left + plotW / 2 - g.getFontMetrics().stringWidth(title) / 2, 30);
-        g.setFont(font);
-
-        // curves
-        Graphics2D clip = (Graphics2D) g.create();
-        clip.clipRect(left, top, plotW + 1, plotH + 1);
-        for (Series s : series) {
-            clip.setColor(s.color());
-            clip.setStroke(new BasicStroke(s.name().equals("train") ? 1.6f : 2f));
-            Path2D.Double path = new Path2D.Double();
-            boolean first = true;
-            for (double[] p : s.points()) {
-                double px = left + x.fraction(p[0]) * plotW;
-                double py = top + plotH - y.fraction(p[1]) * plotH;
-                if (first) {
-                    path.moveTo(px, py);
-                    first = false;
-                } else {
-                    path.lineTo(px, py);
-                }
-                if (!s.name().equals("train") || s.points().size() == 1) {
-                    clip.fillOval((int) px - 3, (int) py - 3, 7, 7);
-                }
-            }
-            clip.draw(path);
-        }
-        clip.dispose();
-
-        // legend
-        int lx = left + plotW - 150;
-        int ly = top + 12;
-        g.setColor(new Color(255, 255, 255, 230));
-        g.fillRect(lx - 8, ly - 4, 150, series.size() * 20 + 6);
-        g.setColor(Color.GRAY);
-        g.drawRect(lx - 8, ly - 4, 150, series.size() * 20 + 6);
-        for (int i = 0; i < series.size(); i++) {
-            Series s = series.get(i);
-            int yy = ly + i * 20 + 8;
-            g.setColor(s.color());
-            g.setStroke(new BasicStroke(2.5f));
-            g.drawLine(lx, yy, lx + 26, yy);
-            g.setColor(Color.BLACK);
-            g.drawString(s.name() + " (" + s.points().size() + ")", lx + 34, yy + fm.getAscent() / 2 - 1);
-        }
-        g.dispose();
-        return img;
-    }
-
-    /** A linear axis with "nice" ticks (1, 2 or 5 times a power of ten). */
-    record Axis(double min, double max, double step) {
-        static Axis of(double lo, double hi) {
-            if (hi - lo < 1e-12) {
-                double pad = Math.max(Math.abs(lo) * 0.05, 0.5);
-                lo -= pad;
-                hi += pad;
-            }
-            double raw = (hi - lo) / 6;
-            double mag = Math.pow(10, Math.floor(Math.log10(raw)));
-            double step = raw / mag < 1.5 ? mag : raw / mag < 3 ? 2 * mag : raw / mag < 7 ? 5 * mag : 10 * mag;
-            return new Axis(Math.floor(lo / step) * step, Math.ceil(hi / step) * step, step);
-        }
-
-        double fraction(double v) {
-            return (v - min) / (max - min);
-        }
-
-        List<Double> ticks() {
-            List<Double> t = new ArrayList<>();
-            for (double v = min; v <= max + step * 1e-6; v += step) {
-                t.add(Math.abs(v) < step * 1e-9 ? 0.0 : v);
-            }
-            return t;
-        }
-
-        String label(double v) {
-            if (step >= 1 && Math.abs(v) < 1e7) {
-                return String.format(Locale.ROOT, "%d", Math.round(v));
-            }
-            int decimals = Math.max(0, (int) -Math.floor(Math.log10(step)));
-            return String.format(Locale.ROOT, "%." + decimals + "f", v);
-        }
     }
 }

@@ -80,9 +80,10 @@ public final class NpyFile {
     public static void write(Path file, NpyArray array) throws IOException {
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, file.getFileName() + ".", ".tmp");
+        // a unique name in the same folder, created with the process's usual permissions (not createTempFile's 0600)
+        Path tmp = dir.resolve(file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
                  Arena arena = Arena.ofConfined()) {
                 writeFully(ch, MemorySegment.ofArray(header(array.dtype(), array.shape())));
                 MemorySegment data = array.data();

@@ -120,58 +120,75 @@ public final class ParallelGptRank implements AutoCloseable {
     /**
      * One training iteration over {@code globalBatch} (the micro-batches of all DP ranks, in
      * order; this rank runs its DP share). {@code rngOffsets[i]} selects the dropout masks of
-     * micro-batch i. Every rank returns the same loss and norm.
+     * micro-batch i. Every rank returns the same loss (token-weighted mean over the global batch)
+     * and norm.
      */
     public StepResult trainStep(List<MicroBatch> globalBatch, long[] rngOffsets, float lr, double clipGrad) {
-        ProcessGroups groups = ctx.groups();
-        int dp = groups.data().size();
-        if (globalBatch.size() % dp != 0) {
-            throw new IllegalArgumentException(globalBatch.size() + " micro-batches do not split evenly over "
-                    + dp + " data-parallel ranks");
-        }
-        int perRank = globalBatch.size() / dp;
-        int from = groups.data().rank() * perRank;
-        long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
-        chunks.forEach(GPTModel::zeroGrad);
-        double loss = 0;
-        for (LossResult r : schedule.run(globalBatch.subList(from, from + perRank), offsets, 1f / perRank,
-                gradients::armLastBackward)) {
-            loss += r.meanLoss() / perRank;
-        }
-        gradients.synchronize();
-        double norm = gradients.clip(clipGrad);
+        LossResult loss = forwardBackward(globalBatch, rngOffsets);
+        double norm = clipGradients(clipGrad);
         optimizer.step(lr);
-        // The loss lives on the last stage: mean over DP, then every stage learns it (others add 0).
-        double mean = ParallelGradients.allReduceSum(groups.data(), loss) / dp;
-        if (groups.pipeline().rank() != groups.pipeline().size() - 1) {
-            mean = 0;
-        }
-        return new StepResult(ParallelGradients.allReduceSum(groups.pipeline(), mean), norm);
+        return new StepResult(loss.meanLoss(), norm);
     }
 
     /**
-     * The mean loss over {@code globalBatch} without dropout or gradients (Megatron's evaluation:
-     * each DP rank its share, the token-weighted mean over all), the same on every rank.
+     * Zeroes the gradients, then runs forward and backward of this rank's DP share of
+     * {@code globalBatch} under the pipeline schedule; each micro-batch's mean loss is scaled by
+     * 1 / (this rank's micro-batches), as Megatron. Returns the loss summed over the whole global
+     * batch (all DP ranks), the same on every rank.
      */
-    public double evaluate(List<MicroBatch> globalBatch) {
-        ProcessGroups groups = ctx.groups();
-        int dp = groups.data().size();
+    public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets) {
+        int perRank = share(globalBatch);
+        int from = ctx.groups().data().rank() * perRank;
+        long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
+        chunks.forEach(GPTModel::zeroGrad);
+        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, 1f / perRank,
+                gradients::armLastBackward);
+        return globalSum(losses);
+    }
+
+    /**
+     * Synchronises the gradients over the ranks (data-parallel mean, sequence-parallel and tied
+     * embedding sums) and clips them to {@code maxNorm} ({@code <= 0}: no clipping); returns the
+     * global norm before clipping.
+     */
+    public double clipGradients(double maxNorm) {
+        gradients.synchronize();
+        return gradients.clip(maxNorm);
+    }
+
+    /** How many of the global batch's micro-batches each DP rank runs. */
+    private int share(List<MicroBatch> globalBatch) {
+        int dp = ctx.groups().data().size();
         if (globalBatch.size() % dp != 0) {
-            throw new IllegalArgumentException(globalBatch.size() + " micro-batches do not split evenly over "
-                    + dp + " data-parallel ranks");
+            throw new IllegalArgumentException(globalBatch.size() + " micro-batches per global batch do not split evenly over "
+                    + dp + " data-parallel ranks: --global-batch-size must be a multiple of --micro-batch-size x " + dp);
         }
-        int perRank = globalBatch.size() / dp;
-        int from = groups.data().rank() * perRank;
+        return globalBatch.size() / dp;
+    }
+
+    /** The losses this rank saw (last stage only), summed over DP ranks and made known to every stage. */
+    private LossResult globalSum(List<LossResult> local) {
+        ProcessGroups groups = ctx.groups();
         double lossSum = 0;
         double tokens = 0;
-        for (LossResult r : schedule.forwardOnly(globalBatch.subList(from, from + perRank))) {
+        for (LossResult r : local) {
             lossSum += r.lossSum();
             tokens += r.tokens();
         }
-        // Non-last stages contribute zeros; sum over DP, then over the pipeline.
+        // Stages without the loss contribute zeros; sum over DP, then over the pipeline.
         lossSum = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), lossSum));
         tokens = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), tokens));
-        return tokens > 0 ? lossSum / tokens : Double.NaN;
+        return new LossResult(lossSum, Math.round(tokens));
+    }
+
+    /**
+     * The loss over {@code globalBatch} without dropout or gradients (Megatron's evaluation: each
+     * DP rank its share), summed over the whole global batch, the same on every rank.
+     */
+    public LossResult evaluate(List<MicroBatch> globalBatch) {
+        int perRank = share(globalBatch);
+        int from = ctx.groups().data().rank() * perRank;
+        return globalSum(schedule.forwardOnly(globalBatch.subList(from, from + perRank)));
     }
 
     @Override

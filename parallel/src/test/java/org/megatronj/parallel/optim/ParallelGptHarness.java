@@ -109,12 +109,11 @@ final class ParallelGptHarness {
             for (int it = 0; it < iterations; it++) {
                 List<MicroBatch> batch = globalBatch(c, it);
                 model.zeroGrad();
-                double loss = 0;
+                LossResult loss = new LossResult(0, 0);
                 for (int m = 0; m < batch.size(); m++) {
-                    LossResult r = model.forwardBackward(batch.get(m), 1f / batch.size(), it * 1000L + m);
-                    loss += r.meanLoss() / batch.size();
+                    loss = loss.plus(model.forwardBackward(batch.get(m), 1f / batch.size(), it * 1000L + m));
                 }
-                losses[it] = loss;
+                losses[it] = loss.meanLoss();   // token-weighted over the global batch, as the trainer logs it
                 norms[it] = GradClipping.clip(model.parameters(), backend, CLIP);
                 adam.step(LR);
             }
@@ -144,7 +143,7 @@ final class ParallelGptHarness {
             try (Backend backend = TestBackends.cpu();
                  ParallelGptRank rank = new ParallelGptRank(c, backend, SEED, ctx, options,
                          params -> new AdamW(params, backend, 0.9f, 0.95f, 1e-8f, 0.1f))) {
-                out[ctx.rank()] = rank.evaluate(globalBatch(c, 0));
+                out[ctx.rank()] = rank.evaluate(globalBatch(c, 0)).meanLoss();
             }
         });
         return out;
