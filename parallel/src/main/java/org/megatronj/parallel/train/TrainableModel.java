@@ -25,6 +25,36 @@ public interface TrainableModel {
     /** Forward only, without dropout and without gradients (evaluation). */
     LossResult forwardLoss(MicroBatch batch);
 
+    /**
+     * True when the model runs an iteration's micro-batches together ({@link #forwardBackwardAll}):
+     * a pipeline schedule interleaves them, and data-parallel ranks each take their share.
+     */
+    default boolean schedulesMicroBatches() {
+        return false;
+    }
+
+    /**
+     * Forward and backward of all micro-batches of one iteration (the whole global batch; the model
+     * decides which rank runs which), gradients of each micro-batch's {@code gradScale * meanLoss}
+     * accumulating. Returns the loss summed over the global batch. By default one after another.
+     */
+    default LossResult forwardBackwardAll(List<MicroBatch> batches, float gradScale, long[] rngOffsets) {
+        LossResult total = new LossResult(0, 0);
+        for (int j = 0; j < batches.size(); j++) {
+            total = total.plus(forwardBackward(batches.get(j), gradScale, rngOffsets[j]));
+        }
+        return total;
+    }
+
+    /** Forward only over all micro-batches of a global batch; the loss summed over them. */
+    default LossResult forwardLossAll(List<MicroBatch> batches) {
+        LossResult total = new LossResult(0, 0);
+        for (MicroBatch b : batches) {
+            total = total.plus(forwardLoss(b));
+        }
+        return total;
+    }
+
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */
     default void zeroGrad() {
         for (Parameter p : parameters()) {

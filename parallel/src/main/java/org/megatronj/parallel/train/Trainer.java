@@ -179,6 +179,7 @@ public final class Trainer {
         long tokens = 0;
         long dataWait = 0;
         fb.start();
+        List<MicroBatch> scheduled = model.schedulesMicroBatches() ? new ArrayList<>() : null;
         for (int j = 0; j < numMicro; j++) {
             TrainingEvents.DataWait wait = new TrainingEvents.DataWait();
             wait.begin();
@@ -190,6 +191,10 @@ public final class Trainer {
             wait.iteration = iteration;
             wait.samples = micro;
             wait.commit();
+            if (scheduled != null) {
+                scheduled.add(batch);   // a pipeline schedule / data-parallel ranks run them together below
+                continue;
+            }
 
             TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
             fbEvent.begin();
@@ -201,6 +206,21 @@ public final class Trainer {
             fbEvent.commit();
             lossSum += r.lossSum();
             tokens += r.tokens();
+        }
+        if (scheduled != null) {
+            long[] offsets = new long[numMicro];
+            for (int j = 0; j < numMicro; j++) {
+                offsets[j] = rngOffset(iteration, j);
+            }
+            TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
+            fbEvent.begin();
+            LossResult r = model.forwardBackwardAll(scheduled, 1f / numMicro, offsets);
+            fbEvent.iteration = iteration;
+            fbEvent.microBatch = -1;   // all of the iteration's micro-batches in one schedule
+            fbEvent.tokens = r.tokens();
+            fbEvent.commit();
+            lossSum = r.lossSum();
+            tokens = r.tokens();
         }
         fb.stop();
 
@@ -249,11 +269,13 @@ public final class Trainer {
         double lossSum = 0;
         long tokens = 0;
         for (int k = 0; k < config.logging().evalIters(); k++) {
+            List<MicroBatch> batches = new ArrayList<>();
             for (int j = 0; j < globalBatch / micro; j++) {
-                LossResult r = model.forwardLoss(source.microBatch(offset + (long) j * micro, micro));
-                lossSum += r.lossSum();
-                tokens += r.tokens();
+                batches.add(source.microBatch(offset + (long) j * micro, micro));
             }
+            LossResult r = model.forwardLossAll(batches);
+            lossSum += r.lossSum();
+            tokens += r.tokens();
             offset += globalBatch;
         }
         if (isValid) {
