@@ -21,8 +21,8 @@ import picocli.CommandLine.Option;
 
 /** {@code megatron merge-datasets}: Megatron's {@code tools/merge_datasets.py}. */
 @Command(name = "merge-datasets", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Concatenate every indexed dataset (.bin/.idx pair) in a folder, in sorted name order,",
-                "into one dataset, as Megatron-LM's tools/merge_datasets.py does."})
+        description = {"Concatenate the indexed datasets of a folder into one (Megatron's tools/merge_datasets.py).",
+                "Every .bin/.idx pair in --input is appended in sorted name order."})
 final class MergeDatasetsCommand implements Callable<Integer> {
 
     @Spec

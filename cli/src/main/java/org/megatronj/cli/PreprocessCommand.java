@@ -20,8 +20,8 @@ import picocli.CommandLine.Option;
 
 /** {@code megatron preprocess}: Megatron's {@code tools/preprocess_data.py}, loose JSON to indexed datasets. */
 @Command(name = "preprocess", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Tokenize loose JSON (one object per line) into Megatron indexed datasets:",
-                "<output-prefix>_<key>_document.bin/.idx per JSON key (_sentence with --split-sentences).",
+        description = {"Tokenize loose JSON (one object per line) into Megatron indexed datasets.",
+                "Writes <output-prefix>_<key>_document.bin/.idx per JSON key (_sentence with --split-sentences).",
                 "Same flags and same output bytes as Megatron-LM's tools/preprocess_data.py."})
 final class PreprocessCommand implements Callable<Integer> {
 

@@ -11,8 +11,10 @@ import org.megatronj.io.gpt.Split;
 import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
+import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.GptTraining;
@@ -32,7 +34,11 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.TreeMap;
 
-/** {@code megatron pretrain gpt}: Megatron's pretrain_gpt.py on one rank. */
+/**
+ * {@code megatron pretrain gpt}: Megatron's pretrain_gpt.py, on one rank or, with the parallel
+ * flags, on {@code --world-size} ranks running as threads (tensor, sequence, pipeline and data
+ * parallelism; see {@link ParallelOptions}).
+ */
 @Command(name = "gpt", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
         description = {"Pretrain a GPT model on indexed datasets (.bin/.idx from megatron preprocess).",
                 "Log lines, validation blocks and checkpoints follow Megatron-LM's formats.",
@@ -55,6 +61,9 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Mixin
     TrainingOptions training;
 
+    @Mixin
+    ParallelOptions parallel;
+
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
     String device;
 
@@ -67,6 +76,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         TrainingConfig tc = training.toConfig(data.seed, 1);
+        ParallelConfig layout = parallel.toConfig(config);
+        ActivationRecompute recompute = parallel.recompute();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
         long evalSamples = (long) tc.logging().evalIters() * gbs;
@@ -80,12 +91,18 @@ final class PretrainGptCommand implements Callable<Integer> {
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
+        if (parallel.parallel() || parallel.useDistributedOptimizer || parallel.overlapGradReduce) {
+            ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, modelSeed);
+            run.refuseUnsupported(device);
+            return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
+        }
         try (Backend backend = Backends.create(device);
              GPTModel gpt = new GPTModel(config, backend, modelSeed);
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt.parameters(), backend);
              GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
              Recording recording = startRecording(training.profile(), out)) {
+            gpt.setRecompute(recompute);
             out.printf(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank (0, 0): %d%n",
                     gpt.parameterCount());
             GptSampleSource trainSplit = splits.get(Split.TRAIN);

@@ -92,12 +92,12 @@ final class ActivationKernels {
 
     private static FloatVector geluTanh(FloatVector x) {
         FloatVector u = x.mul(SQRT_2_OVER_PI).mul(x.mul(x).mul(GELU_K).add(1f));
-        return x.mul(0.5f).mul(u.lanewise(VectorOperators.TANH).add(1f));
+        return x.mul(0.5f).mul(LaneMath.tanh(u).add(1f));
     }
 
     private static FloatVector geluTanhGrad(FloatVector x) {
         FloatVector x2 = x.mul(x);
-        FloatVector t = x.mul(SQRT_2_OVER_PI).mul(x2.mul(GELU_K).add(1f)).lanewise(VectorOperators.TANH);
+        FloatVector t = LaneMath.tanh(x.mul(SQRT_2_OVER_PI).mul(x2.mul(GELU_K).add(1f)));
         FloatVector dudx = x2.mul(3f * GELU_K).add(1f).mul(SQRT_2_OVER_PI);
         FloatVector oneMinusT2 = t.mul(t).neg().add(1f);
         return t.add(1f).mul(0.5f).add(x.mul(0.5f).mul(oneMinusT2).mul(dudx));
@@ -108,7 +108,7 @@ final class ActivationKernels {
     }
 
     private static FloatVector geluErfGrad(FloatVector x) {
-        FloatVector pdf = x.mul(x).mul(-0.5f).lanewise(VectorOperators.EXP).mul(INV_SQRT_2PI);
+        FloatVector pdf = LaneMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI);
         return erfc(x.mul(-INV_SQRT_2)).mul(0.5f).add(x.mul(pdf));
     }
 
@@ -138,7 +138,7 @@ final class ActivationKernels {
         p = p.mul(t).add(0.37409196f);
         p = p.mul(t).add(1.00002368f);
         p = p.mul(t).add(-1.26551223f);
-        FloatVector ans = t.mul(p.sub(a.mul(a)).lanewise(VectorOperators.EXP));
+        FloatVector ans = t.mul(LaneMath.exp(p.sub(a.mul(a))));
         VectorMask<Float> negative = z.compare(VectorOperators.LT, 0f);
         return ans.blend(ans.neg().add(2f), negative);
     }
@@ -209,7 +209,7 @@ final class ActivationKernels {
     }
 
     private static FloatVector sigmoid(FloatVector a) {
-        FloatVector e = a.neg().lanewise(VectorOperators.EXP).add(1f);
+        FloatVector e = LaneMath.exp(a.neg()).add(1f);
         return e.broadcast(1f).div(e);
     }
 

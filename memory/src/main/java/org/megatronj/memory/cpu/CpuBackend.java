@@ -40,9 +40,10 @@ import static org.megatronj.memory.cpu.Checks.toInt;
  *
  * <p>Kernels keep no state between calls, so one backend may serve several threads at once
  * (tensor-parallel ranks run as threads). Reductions split their work into pieces fixed by
- * the shapes and add them in a fixed order, so the thread count never changes the arithmetic
- * (the Vector API itself may round a lane reduction or a vector {@code exp} differently before
- * and after JIT compilation; the scalar path is bit-reproducible).
+ * the shapes and add them in a fixed order, so the thread count never changes the arithmetic.
+ * Lane sums and {@code exp}/{@code tanh} on vectors go through {@link LaneMath} (never
+ * {@code reduceLanes(ADD)} or {@code lanewise(EXP)}, which round differently before and after JIT
+ * compilation), so a run gives the same bits every time in either mode, vector or scalar.
  */
 public final class CpuBackend implements Backend {
     private final CpuThreads threads;
@@ -150,6 +151,10 @@ public final class CpuBackend implements Backend {
         host("gemm", "a", a);
         host("gemm", "b", b);
         host("gemm", "c", c);
+        if (SmallRowsGemm.accepts(transA, transB, a, b, c)) { // decode: stream the weight once, no packing
+            SmallRowsGemm.gemm(threads, vectorized, transA, transB, alpha, a, b, beta, c);
+            return;
+        }
         CpuGemm.gemm(threads, transA, transB, alpha, a, b, beta, c);
     }
 

@@ -1,7 +1,6 @@
 package org.megatronj.memory.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.Tensor;
 
@@ -86,7 +85,7 @@ final class CrossEntropyKernels {
         if (vector) {
             FloatVector vm = FloatVector.broadcast(S, max);
             for (int bound = S.loopBound(v); j < bound; j += S.length()) {
-                FloatVector.fromArray(S, row, j).sub(vm).lanewise(VectorOperators.EXP).mul(scale).intoArray(row, j);
+                LaneMath.exp(FloatVector.fromArray(S, row, j).sub(vm)).mul(scale).intoArray(row, j);
             }
         }
         for (; j < v; j++) {

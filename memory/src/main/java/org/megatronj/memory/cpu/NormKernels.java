@@ -1,7 +1,6 @@
 package org.megatronj.memory.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.Tensor;
 
@@ -204,7 +203,7 @@ final class NormKernels {
                 FloatVector d = FloatVector.fromArray(S, row, j).sub(vm);
                 va = d.fma(d, va);
             }
-            acc = va.reduceLanes(VectorOperators.ADD);
+            acc = LaneMath.sum(va);
         }
         for (; j < cols; j++) {
             float d = row[j] - mu;

@@ -107,7 +107,7 @@ final class OptimizerKernels {
                     FloatVector v = FloatVector.fromArray(S, buf, i);
                     va = v.fma(v, va);
                 }
-                acc += va.reduceLanes(VectorOperators.ADD);
+                acc += LaneMath.sum(va);
             }
         }
         for (; i < len; i++) {

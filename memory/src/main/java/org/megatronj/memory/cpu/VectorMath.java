@@ -33,7 +33,7 @@ final class VectorMath {
             for (; i < bound; i += S.length()) {
                 va = FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i), va);
             }
-            acc = va.reduceLanes(VectorOperators.ADD);
+            acc = LaneMath.sum(va);
         }
         for (; i < n; i++) {
             acc += a[aOff + i] * b[bOff + i];
@@ -95,7 +95,7 @@ final class VectorMath {
             for (; i < bound; i += S.length()) {
                 v = v.add(FloatVector.fromArray(S, x, off + i));
             }
-            acc = v.reduceLanes(VectorOperators.ADD);
+            acc = LaneMath.sum(v);
         }
         for (; i < n; i++) {
             acc += x[off + i];
@@ -134,11 +134,11 @@ final class VectorMath {
             FloatVector va = FloatVector.zero(S);
             int bound = S.loopBound(n);
             for (; i < bound; i += S.length()) {
-                FloatVector e = FloatVector.fromArray(S, x, off + i).fma(vs, vm.neg()).lanewise(VectorOperators.EXP);
+                FloatVector e = LaneMath.exp(FloatVector.fromArray(S, x, off + i).fma(vs, vm.neg()));
                 e.intoArray(x, off + i);
                 va = va.add(e);
             }
-            acc = va.reduceLanes(VectorOperators.ADD);
+            acc = LaneMath.sum(va);
         }
         for (; i < n; i++) {
             float e = (float) Math.exp(x[off + i] * scale - shift);
@@ -157,9 +157,9 @@ final class VectorMath {
             FloatVector va = FloatVector.zero(S);
             int bound = S.loopBound(n);
             for (; i < bound; i += S.length()) {
-                va = va.add(FloatVector.fromArray(S, x, off + i).sub(vm).lanewise(VectorOperators.EXP));
+                va = va.add(LaneMath.exp(FloatVector.fromArray(S, x, off + i).sub(vm)));
             }
-            acc = va.reduceLanes(VectorOperators.ADD);
+            acc = LaneMath.sum(va);
         }
         for (; i < n; i++) {
             acc += (float) Math.exp(x[off + i] - shift);

@@ -156,6 +156,11 @@ public final class ParallelGptRank implements AutoCloseable {
         return gradients.clip(maxNorm);
     }
 
+    /** True on every rank when {@code flag} is true on any rank (a collective over the world). */
+    public boolean anyRank(boolean flag) {
+        return ParallelGradients.allReduceSum(ctx.groups().world(), flag ? 1 : 0) > 0;
+    }
+
     /** How many of the global batch's micro-batches each DP rank runs. */
     private int share(List<MicroBatch> globalBatch) {
         int dp = ctx.groups().data().size();

@@ -6,6 +6,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
+import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.TrainableModel;
 import org.megatronj.parallel.train.TrainingOptimizer;
 
@@ -63,8 +64,15 @@ public final class ParallelTraining {
         };
     }
 
-    /** The rank's optimizer ({@code name}: "adam" or "sgd", as checkpoints record it) behind the trainer's interface. */
-    public static TrainingOptimizer optimizer(ParallelGptRank rank, String name) {
+    /**
+     * The rank's optimizer ({@code name}: "adam" or "sgd", as checkpoints record it) behind the
+     * trainer's interface. With a {@code processSignal} (SIGTERM for the whole process), every
+     * iteration's clip also agrees over all ranks whether it arrived, and sets {@code rankSignal}
+     * (the one this rank's trainer checks) on all of them alike, so that all stop after the same
+     * iteration.
+     */
+    public static TrainingOptimizer optimizer(ParallelGptRank rank, String name, ExitSignal processSignal,
+                                              ExitSignal rankSignal) {
         return new TrainingOptimizer() {
             @Override
             public String name() {
@@ -73,7 +81,11 @@ public final class ParallelTraining {
 
             @Override
             public double clipGradNorm(double maxNorm) {
-                return rank.clipGradients(maxNorm);
+                double norm = rank.clipGradients(maxNorm);
+                if (processSignal != null && rank.anyRank(processSignal.received())) {
+                    rankSignal.request();
+                }
+                return norm;
             }
 
             @Override

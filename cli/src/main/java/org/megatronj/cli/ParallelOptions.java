@@ -1,0 +1,104 @@
+package org.megatronj.cli;
+
+import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.ParallelConfig;
+import picocli.CommandLine.Option;
+
+/**
+ * Megatron's parallelism and recompute flags. On the CPU the ranks of {@code --world-size} run as
+ * threads of this process; data parallelism is what remains: {@code world / (TP x PP)}.
+ */
+public final class ParallelOptions {
+    @Option(names = "--tensor-model-parallel-size", paramLabel = "T", defaultValue = "1",
+            description = "Ranks that split every layer's weights (default ${DEFAULT-VALUE}).")
+    int tensorModelParallelSize;
+
+    @Option(names = "--pipeline-model-parallel-size", paramLabel = "P", defaultValue = "1",
+            description = "Pipeline stages that split the layer stack (default ${DEFAULT-VALUE}).")
+    int pipelineModelParallelSize;
+
+    @Option(names = "--num-layers-per-virtual-pipeline-stage", paramLabel = "N",
+            description = "Layers per model chunk: the interleaved 1F1B schedule with L / (P x N) chunks per stage.")
+    int numLayersPerVirtualPipelineStage;
+
+    @Option(names = "--sequence-parallel", description = "Split norms, dropouts and the residual stream along the sequence"
+            + " over the tensor-parallel ranks (needs T > 1).")
+    boolean sequenceParallel;
+
+    @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P, i.e. no data"
+            + " parallelism); data-parallel size = N / (T x P).")
+    int worldSize;
+
+    @Option(names = "--use-distributed-optimizer", description = "Shard Adam's state and the gradient reduction over the"
+            + " data-parallel ranks (reduce-scatter, step the shard, all-gather the parameters).")
+    boolean useDistributedOptimizer;
+
+    @Option(names = "--overlap-grad-reduce", description = "Reduce gradient buckets during the last backward of an iteration.")
+    boolean overlapGradReduce;
+
+    @Option(names = "--ddp-bucket-size", paramLabel = "ELEMENTS", description = "Gradient bucket size with"
+            + " --overlap-grad-reduce (default max(40M, 1M x DP)).")
+    long ddpBucketSize;
+
+    @Option(names = "--recompute-activations", description = "Selective recompute of the attention core (the memory-"
+            + "efficient attention never stores its probabilities, so nothing else is recomputed).")
+    boolean recomputeActivations;
+
+    @Option(names = "--recompute-granularity", paramLabel = "G", description = "full or selective.")
+    String recomputeGranularity;
+
+    @Option(names = "--recompute-method", paramLabel = "M", description = "uniform or block (with --recompute-granularity full).")
+    String recomputeMethod;
+
+    @Option(names = "--recompute-num-layers", paramLabel = "N", defaultValue = "1",
+            description = "Layers per recompute group (uniform) or recomputed layers per stage (block); default ${DEFAULT-VALUE}.")
+    int recomputeNumLayers;
+
+    /** The layout, checked against the model's dimensions (Megatron's messages, with the numbers). */
+    public ParallelConfig toConfig(TransformerConfig model) {
+        ParallelConfig c = new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize,
+                numLayersPerVirtualPipelineStage, sequenceParallel);
+        c.validateWorldSize(worldSize());
+        return c.validateForModel(model.numLayers(), model.numAttentionHeads(), model.numQueryGroups(), model.ffnHiddenSize(),
+                model.seqLength());
+    }
+
+    public int worldSize() {
+        return worldSize > 0 ? worldSize : tensorModelParallelSize * pipelineModelParallelSize;
+    }
+
+    public int dataParallelSize() {
+        return worldSize() / (tensorModelParallelSize * pipelineModelParallelSize);
+    }
+
+    /** True when the run needs more than one rank. */
+    public boolean parallel() {
+        return worldSize() > 1;
+    }
+
+    /** {@code --recompute-*} as the model's setting; Megatron's rules for which flags go together. */
+    public ActivationRecompute recompute() {
+        ActivationRecompute.Granularity g = ActivationRecompute.Granularity.parse(recomputeGranularity);
+        if (recomputeActivations) {
+            if (g == ActivationRecompute.Granularity.FULL) {
+                throw new IllegalArgumentException("--recompute-activations means --recompute-granularity selective;"
+                        + " it cannot be combined with --recompute-granularity full");
+            }
+            g = ActivationRecompute.Granularity.SELECTIVE;
+        }
+        if (recomputeMethod != null && g != ActivationRecompute.Granularity.FULL) {
+            throw new IllegalArgumentException("--recompute-method " + recomputeMethod + " needs --recompute-granularity full");
+        }
+        return switch (g) {
+            case NONE -> ActivationRecompute.none();
+            case SELECTIVE -> ActivationRecompute.selective();
+            case FULL -> {
+                if (recomputeMethod == null) {
+                    throw new IllegalArgumentException("--recompute-granularity full needs --recompute-method uniform or block");
+                }
+                yield ActivationRecompute.full(ActivationRecompute.Method.parse(recomputeMethod), recomputeNumLayers);
+            }
+        };
+    }
+}

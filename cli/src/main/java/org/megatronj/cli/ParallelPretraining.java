@@ -1,0 +1,190 @@
+package org.megatronj.cli;
+
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+import org.megatronj.io.gpt.GptDataSplits;
+import org.megatronj.io.gpt.GptSampleSource;
+import org.megatronj.io.gpt.Split;
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.cpu.CpuBackend;
+import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.GPTModel;
+import org.megatronj.model.MicroBatch;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.optim.AdamW;
+import org.megatronj.model.optim.Sgd;
+import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.comm.LocalWorld;
+import org.megatronj.parallel.pipeline.ParallelGptRank;
+import org.megatronj.parallel.pipeline.ParallelTraining;
+import org.megatronj.parallel.train.ExitSignal;
+import org.megatronj.parallel.train.GptSamples;
+import org.megatronj.parallel.train.LoggingConfig;
+import org.megatronj.parallel.train.OptimizerConfig;
+import org.megatronj.parallel.train.OptimizerType;
+import org.megatronj.parallel.train.SampleSource;
+import org.megatronj.parallel.train.Trainer;
+import org.megatronj.parallel.train.TrainingConfig;
+import org.megatronj.parallel.train.TrainingResult;
+
+/**
+ * {@code megatron pretrain gpt} on several ranks: every rank is a thread of this process with its
+ * own CPU backend (the cores shared out), its model chunks ({@link ParallelGptRank}) and the
+ * ordinary trainer loop; rank 0 prints the log. All ranks read the same global batches and each
+ * runs its data-parallel share, so the losses equal a single-rank run's.
+ */
+final class ParallelPretraining {
+    private final PrintWriter out;
+    private final TransformerConfig config;
+    private final TrainingConfig training;
+    private final ParallelConfig layout;
+    private final ParallelOptions options;
+    private final ActivationRecompute recompute;
+    private final long seed;
+
+    ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
+                        ParallelOptions options, ActivationRecompute recompute, long seed) {
+        this.out = out;
+        this.config = config;
+        this.training = training;
+        this.layout = layout;
+        this.options = options;
+        this.recompute = recompute;
+        this.seed = seed;
+    }
+
+    int run(GptDataSplits splits, int seqLength) {
+        try (splits) {
+            GptSampleSource trainSplit = splits.get(Split.TRAIN);
+            if (trainSplit == null) {
+                throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"
+                        + " or --train-data-path");
+            }
+            SampleSource train = shared(new GptSamples(trainSplit, seqLength));
+            SampleSource valid = sharedOrNull(splits.get(Split.VALID), seqLength);
+            SampleSource test = sharedOrNull(splits.get(Split.TEST), seqLength);
+            int world = options.worldSize();
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / world);
+            out.printf(Locale.ROOT, "> %d ranks as threads: tensor-parallel %d, pipeline-parallel %d (%d model chunk(s) per"
+                            + " stage), data-parallel %d, sequence-parallel %s, %d CPU thread(s) per rank%n", world,
+                    layout.tensorModelParallelSize(), layout.pipelineModelParallelSize(),
+                    layout.virtualPipelineModelParallelSize(config.numLayers()), options.dataParallelSize(),
+                    layout.sequenceParallelActive(), threads);
+            TrainingResult[] result = new TrainingResult[1];
+            ExitSignal processSignal = training.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
+            try (processSignal) {
+                train(world, threads, processSignal, train, valid, test, result);
+            }
+            out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result[0].iteration(),
+                    result[0].consumedTrainSamples(), result[0].exitReason().name().toLowerCase(Locale.ROOT));
+            return 0;
+        }
+    }
+
+    private void train(int world, int threads, ExitSignal processSignal, SampleSource train, SampleSource valid,
+                       SampleSource test, TrainingResult[] result) {
+        LocalWorld.run(layout, world, ctx -> {
+            boolean printer = ctx.rank() == 0;
+            Consumer<String> log = printer ? line -> {
+                synchronized (out) {
+                    out.println(line);
+                    out.flush();
+                }
+            } : line -> { };
+            ExitSignal rankSignal = processSignal == null ? null : ExitSignal.manual();
+            try (Backend backend = new CpuBackend(threads, true);
+                 ParallelGptRank rank = new ParallelGptRank(config, backend, seed, ctx, rankOptions(),
+                         params -> optimizer(params, backend))) {
+                long params = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
+                log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
+                        + " (0, 0): %d", params));
+                Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
+                        ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal),
+                        train, valid, test, null, rankSignal, log);
+                log.accept("training ...");
+                TrainingResult r = trainer.train();
+                if (printer) {
+                    result[0] = r;
+                }
+            }
+        });
+    }
+
+    /** The same settings without {@code --log-loss-to}: only rank 0 writes the loss file. */
+    private static TrainingConfig withoutLossFile(TrainingConfig c) {
+        LoggingConfig l = c.logging();
+        return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
+                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel()),
+                c.checkpoint(), c.exit(), c.seed());
+    }
+
+    private ParallelGptRank.Options rankOptions() {
+        OptimizerConfig o = training.optimizer();
+        ParallelGptRank.AdamSettings adam = options.useDistributedOptimizer
+                ? new ParallelGptRank.AdamSettings((float) o.adamBeta1(), (float) o.adamBeta2(), (float) o.adamEps(),
+                        (float) o.weightDecay())
+                : null;
+        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, options.ddpBucketSize, adam);
+    }
+
+    private org.megatronj.model.optim.Optimizer optimizer(List<org.megatronj.model.Parameter> params, Backend backend) {
+        OptimizerConfig o = training.optimizer();
+        return o.type() == OptimizerType.ADAM
+                ? new AdamW(params, backend, (float) o.adamBeta1(), (float) o.adamBeta2(), (float) o.adamEps(),
+                        (float) o.weightDecay())
+                : new Sgd(params, backend, (float) o.sgdMomentum(), (float) o.weightDecay());
+    }
+
+    /** What a multi-rank run cannot do yet, refused up front with the reason. */
+    void refuseUnsupported(String device) {
+        if (!"cpu".equalsIgnoreCase(device.trim())) {
+            throw new IllegalArgumentException("parallel runs (--world-size " + options.worldSize() + ") execute their ranks as"
+                    + " threads on the CPU backend; use --device cpu, or one rank on --device " + device);
+        }
+        if (training.checkpoint().save() != null || training.checkpoint().load() != null) {
+            throw new IllegalArgumentException("--save/--load with parallel ranks is not supported yet (a checkpoint per"
+                    + " (tensor, pipeline) rank is not written); train on one rank to save checkpoints");
+        }
+        if (training.exit().exitDurationInMins() > 0) {
+            throw new IllegalArgumentException("--exit-duration-in-mins needs all ranks to agree on the iteration to stop at,"
+                    + " which parallel runs do not do yet; use --exit-interval or --train-iters");
+        }
+        if (options.useDistributedOptimizer && training.optimizer().type() != OptimizerType.ADAM) {
+            throw new IllegalArgumentException("--use-distributed-optimizer supports --optimizer adam, got --optimizer "
+                    + training.optimizer().type().flagValue());
+        }
+        int micro = training.batch().microBatchSize();
+        int global = training.batch().globalBatchSize();
+        int dp = options.dataParallelSize();
+        if (global % (micro * dp) != 0) {
+            throw new IllegalArgumentException("--global-batch-size " + global + " is not divisible by --micro-batch-size "
+                    + micro + " x data-parallel size " + dp);
+        }
+        int microBatches = global / (micro * dp);
+        if (layout.interleaved() && microBatches % layout.pipelineModelParallelSize() != 0) {
+            throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank ("
+                    + microBatches + ") divisible by --pipeline-model-parallel-size " + layout.pipelineModelParallelSize());
+        }
+    }
+
+    private static SampleSource sharedOrNull(GptSampleSource split, int seqLength) {
+        return split == null || split.size() == 0 ? null : shared(new GptSamples(split, seqLength));
+    }
+
+    /** One dataset read by every rank thread: reads are serialised (each rank asks for the same global batches). */
+    private static SampleSource shared(SampleSource source) {
+        return new SampleSource() {
+            @Override
+            public long size() {
+                return source.size();
+            }
+
+            @Override
+            public synchronized MicroBatch microBatch(long first, int batchSize) {
+                return source.microBatch(first, batchSize);
+            }
+        };
+    }
+}

@@ -1,0 +1,107 @@
+package org.megatronj.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.megatronj.io.indexed.IndexedDatasetBuilder;
+import org.megatronj.io.indexed.IndexedDtype;
+
+/** {@code pretrain gpt} on parallel layouts (ranks as threads) logs the losses of the single-rank run. */
+class PretrainGptParallelTest {
+    @TempDir
+    Path dir;
+
+    private Path dataset() {
+        Path prefix = dir.resolve("data/toy_text_document");
+        try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
+            for (int d = 0; d < 40; d++) {
+                int[] doc = new int[60];
+                int cur = d % 50;
+                for (int i = 0; i < doc.length - 1; i++) {
+                    doc[i] = cur;
+                    cur = (cur * 7 + 3) % 50;
+                }
+                doc[doc.length - 1] = 50;
+                b.addSequence(doc, 0, doc.length);
+                b.endDocument();
+            }
+            b.finish();
+        }
+        return prefix;
+    }
+
+    private List<String> args(Path data, Path csv, String... extra) {
+        List<String> a = new ArrayList<>(List.of("pretrain", "gpt", "--data-path", data.toString(), "--split", "90,10,0",
+                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "50",
+                "--num-layers", "4", "--hidden-size", "16", "--num-attention-heads", "4", "--seq-length", "16",
+                "--make-vocab-size-divisible-by", "16", "--micro-batch-size", "1", "--global-batch-size", "8",
+                "--train-iters", "4", "--lr", "1e-2", "--log-interval", "1", "--eval-interval", "2", "--eval-iters", "1",
+                "--hidden-dropout", "0.1", "--seed", "3", "--log-loss-to", csv.toString()));
+        a.addAll(List.of(extra));
+        return a;
+    }
+
+    private static List<Double> column(Path csv, String kind) throws IOException {
+        return Files.readAllLines(csv).stream().filter(l -> l.startsWith(kind + ",")).map(l -> Double.parseDouble(l.split(",")[3]))
+                .toList();
+    }
+
+    private void assertSameLosses(Path data, String... layout) throws IOException {
+        Path single = dir.resolve("single.csv");
+        if (!Files.exists(single)) {
+            CliRun one = CliRun.of(args(data, single).toArray(String[]::new));
+            assertEquals(0, one.code(), one.toString());
+        }
+        Path csv = dir.resolve("parallel-" + String.join("_", layout).replace("-", "") + ".csv");
+        CliRun run = CliRun.of(args(data, csv, layout).toArray(String[]::new));
+        assertEquals(0, run.code(), run.toString());
+        assertTrue(run.out().contains("ranks as threads"), run.out());
+        assertTrue(run.out().contains(" iteration        4/       4 |"), run.out());
+        for (String kind : List.of("train", "valid")) {
+            List<Double> expected = column(single, kind);
+            List<Double> actual = column(csv, kind);
+            assertEquals(expected.size(), actual.size(), kind + " rows");
+            for (int i = 0; i < expected.size(); i++) {
+                assertEquals(expected.get(i), actual.get(i), 1e-5 * expected.get(i), kind + " loss " + (i + 1) + " of " + layout[1]);
+            }
+        }
+    }
+
+    @Test
+    void tensorSequencePipelineAndDataParallelMatchOneRank() throws IOException {
+        Path data = dataset();
+        assertSameLosses(data, "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--world-size", "8",
+                "--sequence-parallel", "--use-distributed-optimizer", "--overlap-grad-reduce");
+        assertSameLosses(data, "--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1",
+                "--world-size", "4", "--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", "1");
+    }
+
+    @Test
+    void invalidLayoutsAreRefusedWithTheirNumbers() {
+        Path data = dataset();
+        Path csv = dir.resolve("x.csv");
+        CliRun heads = CliRun.of(args(data, csv, "--tensor-model-parallel-size", "3").toArray(String[]::new));
+        assertEquals(1, heads.code(), heads.toString());
+        assertTrue(heads.err().contains("--num-attention-heads 4 is not divisible by --tensor-model-parallel-size 3"), heads.err());
+
+        CliRun world = CliRun.of(args(data, csv, "--tensor-model-parallel-size", "2", "--world-size", "3").toArray(String[]::new));
+        assertEquals(1, world.code(), world.toString());
+        assertTrue(world.err().contains("world size 3 is not divisible by"), world.err());
+
+        CliRun batch = CliRun.of(args(data, csv, "--world-size", "3").toArray(String[]::new));
+        assertEquals(1, batch.code(), batch.toString());
+        assertTrue(batch.err().contains("--global-batch-size 8 is not divisible by --micro-batch-size 1 x data-parallel size 3"),
+                batch.err());
+
+        CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
+        assertEquals(1, method.code(), method.toString());
+        assertTrue(method.err().contains("--recompute-method uniform needs --recompute-granularity full"), method.err());
+    }
+}

@@ -1,0 +1,124 @@
+package org.megatronj.memory.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Lane reductions and transcendental functions on vectors that give the same bits in every
+ * execution mode of the JVM: interpreter, C1 and C2.
+ *
+ * <p>Why not the Vector API's own: {@code reduceLanes(ADD)} leaves the summation order
+ * unspecified; the Java fallback (interpreter, C1) adds lanes 0, 1, 2, ... in sequence while the
+ * C2 intrinsic adds them as a tree, so a sum changes in its last bits once a kernel is compiled.
+ * {@code lanewise(EXP/TANH/...)} calls {@code Math.exp} per lane in the fallback but a
+ * short-vector math library (SVML) in compiled code, which rounds differently. Either way two
+ * identical training runs drift apart from the first step, and a resumed run never matches an
+ * uninterrupted one.
+ *
+ * <p>Everything here is built only from operations IEEE 754 rounds exactly (add, mul, fma, div,
+ * min/max, compares, blends, integer and bit operations) combined in a fixed order, so the
+ * interpreter and the JIT compute the same function. Accuracy: {@link #exp} within 1 ulp of the
+ * correctly rounded result for normal results (Cephes {@code expf}), {@link #tanh} within 3 ulp.
+ */
+final class LaneMath {
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+
+    /** Butterfly shuffles {@code i -> i ^ h}; null where the species has no such step. */
+    private static final VectorShuffle<Float> XOR8 = butterfly(8);
+    private static final VectorShuffle<Float> XOR4 = butterfly(4);
+    private static final VectorShuffle<Float> XOR2 = butterfly(2);
+    private static final VectorShuffle<Float> XOR1 = butterfly(1);
+
+    // exp: x = n ln2 + r, |r| <= ln2 / 2; exp(x) = 2^n (1 + r + r^2 P(r)) (Cephes expf)
+    private static final float EXP_LO = -104f;  // exp(-104) < 2^-150: rounds to 0
+    private static final float EXP_HI = 89f;    // exp(89) > Float.MAX_VALUE: overflows to +inf
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float LN2_HI = 0.693359375f;      // few bits: n * LN2_HI is exact
+    private static final float LN2_LO = -2.12194440e-4f;
+    /** 1.5 * 2^23: adding it rounds to an integer, whose value then sits in the low mantissa bits. */
+    private static final float ROUND_MAGIC = 12582912f;
+    private static final int ROUND_MAGIC_BITS = 0x4B400000;
+
+    // tanh below 0.625: x + x^3 Q(x^2) (Cephes tanhf); above: 1 - 2 / (exp(2|x|) + 1)
+    private static final float TANH_SMALL = 0.625f;
+
+    private LaneMath() {
+    }
+
+    private static VectorShuffle<Float> butterfly(int h) {
+        return S.length() > h ? VectorShuffle.fromOp(S, i -> i ^ h) : null;
+    }
+
+    /**
+     * The sum of the lanes of {@code v}, always added as the same tree (lane i with lane i ^ 8,
+     * then ^ 4, ^ 2, ^ 1). {@code S.length()} is a constant, so the JIT drops the unused steps.
+     */
+    static float sum(FloatVector v) {
+        int n = S.length();
+        if (n > 8) {
+            v = v.add(v.rearrange(XOR8));
+        }
+        if (n > 4) {
+            v = v.add(v.rearrange(XOR4));
+        }
+        if (n > 2) {
+            v = v.add(v.rearrange(XOR2));
+        }
+        if (n > 1) {
+            v = v.add(v.rearrange(XOR1));
+        }
+        return v.lane(0);
+    }
+
+    /** {@code e^x} per lane; +inf above 88.72, 0 below -103.97 (subnormals in between), NaN stays NaN. */
+    static FloatVector exp(FloatVector x) {
+        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
+        FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);   // round(x log2 e) + magic
+        FloatVector n = t.sub(ROUND_MAGIC);
+        IntVector ni = ((IntVector) t.viewAsIntegralLanes()).sub(ROUND_MAGIC_BITS);
+        FloatVector r = n.fma(n.broadcast(-LN2_HI), xc);
+        r = n.fma(n.broadcast(-LN2_LO), r);
+        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
+        p = horner(p, r, 8.3334519073e-3f);
+        p = horner(p, r, 4.1665795894e-2f);
+        p = horner(p, r, 1.6666665459e-1f);
+        p = horner(p, r, 5.0000001201e-1f);
+        FloatVector y = p.fma(r.mul(r), r).add(1f);
+        // 2^n as two factors 2^(n/2) and 2^(n - n/2): each is a normal float for n in [-150, 128]
+        IntVector n1 = ni.lanewise(VectorOperators.ASHR, 1);
+        IntVector n2 = ni.sub(n1);
+        FloatVector y1 = y.mul(powerOfTwo(n1));   // exact: the product is a normal float
+        FloatVector result = y1.mul(powerOfTwo(n2)); // the only rounding, also for subnormal results
+        return result.blend(x, x.test(VectorOperators.IS_NAN));
+    }
+
+    /** {@code p * x + c}, rounded once. */
+    private static FloatVector horner(FloatVector p, FloatVector x, float c) {
+        return p.fma(x, p.broadcast(c));
+    }
+
+    private static FloatVector powerOfTwo(IntVector exponent) {
+        return (FloatVector) exponent.add(127).lanewise(VectorOperators.LSHL, 23).viewAsFloatingLanes();
+    }
+
+    /** {@code tanh(x)} per lane; +-1 for large |x|, NaN stays NaN, the sign of zero is kept. */
+    static FloatVector tanh(FloatVector x) {
+        FloatVector a = x.abs();
+        FloatVector e = exp(a.add(a));
+        FloatVector large = e.add(1f);
+        large = large.broadcast(2f).div(large).neg().add(1f);
+        large = large.blend(large.neg(), x.compare(VectorOperators.LT, 0f));
+        FloatVector z = x.mul(x);
+        FloatVector q = z.fma(-5.70498872745e-3f, 2.06390887954e-2f);
+        q = horner(q, z, -5.37397155531e-2f);
+        q = horner(q, z, 1.33314422036e-1f);
+        q = horner(q, z, -3.33332819422e-1f);
+        FloatVector small = q.mul(z).fma(x, x).blend(x, x.eq(0f)); // tanh(-0) = -0
+        VectorMask<Float> isSmall = a.compare(VectorOperators.LT, TANH_SMALL);
+        return large.blend(small, isSmall);
+    }
+}
