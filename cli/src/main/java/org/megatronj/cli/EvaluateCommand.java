@@ -6,7 +6,6 @@ import org.megatronj.cli.evaluate.LambadaSamples;
 import org.megatronj.cli.evaluate.LmWindows;
 import org.megatronj.cli.evaluate.WikitextData;
 import org.megatronj.cli.evaluate.ZeroShotEvaluator;
-import org.megatronj.cli.serve.CheckpointModel;
 import org.megatronj.model.GPTModel;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

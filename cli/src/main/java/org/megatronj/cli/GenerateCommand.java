@@ -1,18 +1,9 @@
 package org.megatronj.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.tokenizer.Tokenizer;
-import org.megatronj.io.tokenizer.TokenizerType;
-import org.megatronj.memory.Backend;
-import org.megatronj.memory.Backends;
-import org.megatronj.model.GPTModel;
-import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.generate.GenerationParams;
 import org.megatronj.model.generate.GenerationResult;
 import org.megatronj.model.generate.TextGenerator;
-import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -67,53 +58,28 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (Checkpoint ckpt = Checkpoint.openLatest(load, TrainingCheckpointer.RANK_DIR)) {
-            JsonNode meta = ckpt.metadata();
-            if (!meta.has("model")) {
-                throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json has no 'model' config");
-            }
-            TransformerConfig config = new ObjectMapper().treeToValue(meta.get("model"), TransformerConfig.class);
-            Tokenizer tok = tokenizer.isSet() ? tokenizer.build() : tokenizerOf(meta.path("args"), ckpt);
-            if (tok.vocabSize() > config.paddedVocabSize()) {
-                throw new IllegalArgumentException("the tokenizer has " + tok.vocabSize() + " tokens but the model only "
-                        + config.paddedVocabSize() + " embedding rows: wrong --vocab-file?");
-            }
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device)) {
+            Tokenizer tok = loaded.tokenizer();
             int[] ids = tok.tokenize(prompt);
             if (ids.length == 0) {
                 throw new IllegalArgumentException("--prompt tokenizes to nothing");
             }
-            try (Backend backend = Backends.create(device); GPTModel model = new GPTModel(config, backend, seed)) {
-                TrainingCheckpointer.loadWeights(ckpt, model.parameters());
-                int[] stop = stopOnEod ? new int[] {tok.eod()} : new int[0];
-                GenerationParams params = new GenerationParams(tokensToGenerate, temperature, topK, topP, seed, stop);
-                long t0 = System.nanoTime();
-                GenerationResult r = new TextGenerator(model).generate(ids, params);
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                int[] generated = r.tokens();
-                if (generated.length > 0 && stopOnEod && generated[generated.length - 1] == tok.eod()) {
-                    generated = Arrays.copyOf(generated, generated.length - 1);
-                }
-                out.println(prompt + tok.detokenize(generated));
-                out.flush();
-                err.printf(Locale.ROOT, "generated %d tokens in %.2f s (%.1f tokens/s, prompt %d tokens, stop: %s)%n",
-                        r.tokens().length, seconds, r.tokens().length / Math.max(seconds, 1e-9), ids.length,
-                        r.reason().name().toLowerCase(Locale.ROOT));
-                err.flush();
+            int[] stop = stopOnEod ? new int[] {tok.eod()} : new int[0];
+            GenerationParams params = new GenerationParams(tokensToGenerate, temperature, topK, topP, seed, stop);
+            long t0 = System.nanoTime();
+            GenerationResult r = new TextGenerator(loaded.model()).generate(ids, params);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            int[] generated = r.tokens();
+            if (generated.length > 0 && stopOnEod && generated[generated.length - 1] == tok.eod()) {
+                generated = Arrays.copyOf(generated, generated.length - 1);
             }
+            out.println(prompt + tok.detokenize(generated));
+            out.flush();
+            err.printf(Locale.ROOT, "generated %d tokens in %.2f s (%.1f tokens/s, prompt %d tokens, stop: %s)%n",
+                    r.tokens().length, seconds, r.tokens().length / Math.max(seconds, 1e-9), ids.length,
+                    r.reason().name().toLowerCase(Locale.ROOT));
+            err.flush();
         }
         return 0;
-    }
-
-    /** The tokenizer the checkpoint was trained with, from its saved command-line arguments. */
-    private static Tokenizer tokenizerOf(JsonNode args, Checkpoint ckpt) {
-        String type = args.path("tokenizer-type").asText("");
-        if (type.isEmpty()) {
-            throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
-                    + " (and --vocab-file/--merge-file)");
-        }
-        Path vocab = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
-        Path merges = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
-        Integer size = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
-        return TokenizerType.valueOf(type).create(vocab, merges, size, 0);
     }
 }

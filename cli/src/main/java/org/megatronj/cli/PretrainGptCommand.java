@@ -91,7 +91,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
-        if (parallel.parallel() || parallel.useDistributedOptimizer || parallel.overlapGradReduce) {
+        if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, modelSeed);
             run.refuseUnsupported(device);
             return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);

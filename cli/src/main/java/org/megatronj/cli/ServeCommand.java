@@ -1,6 +1,5 @@
 package org.megatronj.cli;
 
-import org.megatronj.cli.serve.CheckpointModel;
 import org.megatronj.cli.serve.ServerConfig;
 import org.megatronj.cli.serve.TextGenerationServer;
 import picocli.CommandLine;

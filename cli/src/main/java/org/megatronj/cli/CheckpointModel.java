@@ -1,8 +1,7 @@
-package org.megatronj.cli.serve;
+package org.megatronj.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.megatronj.cli.TokenizerOptions;
 import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.io.tokenizer.TokenizerType;
@@ -18,7 +17,7 @@ import java.nio.file.Path;
  * A GPT model and tokenizer loaded from the latest checkpoint under a folder, the way Megatron's
  * {@code --use-checkpoint-args} does: the architecture comes from the checkpoint's saved model
  * configuration, the tokenizer from the tokenizer flags when given, else from the saved arguments.
- * Used by {@code serve} and {@code evaluate}.
+ * Used by {@code generate}, {@code serve} and {@code evaluate}.
  */
 public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokenizer, long iteration)
         implements AutoCloseable {
