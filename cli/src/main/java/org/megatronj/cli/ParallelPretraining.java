@@ -17,6 +17,7 @@ import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.Sgd;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.comm.LocalWorld;
+import org.megatronj.parallel.pipeline.ParallelCheckpointer;
 import org.megatronj.parallel.pipeline.ParallelGptRank;
 import org.megatronj.parallel.pipeline.ParallelTraining;
 import org.megatronj.parallel.train.ExitSignal;
@@ -26,6 +27,7 @@ import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
 import org.megatronj.parallel.train.SampleSource;
 import org.megatronj.parallel.train.Trainer;
+import org.megatronj.parallel.train.TrainingCheckpointer;
 import org.megatronj.parallel.train.TrainingConfig;
 import org.megatronj.parallel.train.TrainingResult;
 
@@ -33,7 +35,8 @@ import org.megatronj.parallel.train.TrainingResult;
  * {@code megatron pretrain gpt} on several ranks: every rank is a thread of this process with its
  * own CPU backend (the cores shared out), its model chunks ({@link ParallelGptRank}) and the
  * ordinary trainer loop; rank 0 prints the log. All ranks read the same global batches and each
- * runs its data-parallel share, so the losses equal a single-rank run's.
+ * runs its data-parallel share, so the losses equal a single-rank run's. Checkpoints are written
+ * and read in the single-rank layout ({@link ParallelCheckpointer}), so any layout resumes any.
  */
 final class ParallelPretraining {
     private final PrintWriter out;
@@ -43,9 +46,12 @@ final class ParallelPretraining {
     private final ParallelOptions options;
     private final ActivationRecompute recompute;
     private final long seed;
+    private final TrainingCheckpointer checkpointer;
 
+    /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
-                        ParallelOptions options, ActivationRecompute recompute, long seed) {
+                        ParallelOptions options, ActivationRecompute recompute, long seed, TrainingCheckpointer checkpointer) {
+        this.checkpointer = checkpointer;
         this.out = out;
         this.config = config;
         this.training = training;
@@ -102,7 +108,8 @@ final class ParallelPretraining {
                         + " (0, 0): %d", params));
                 Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
                         ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal),
-                        train, valid, test, null, rankSignal, log);
+                        train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
+                trainer.loadCheckpoint();
                 log.accept("training ...");
                 TrainingResult r = trainer.train();
                 if (printer) {
@@ -142,10 +149,6 @@ final class ParallelPretraining {
         if (!"cpu".equalsIgnoreCase(device.trim())) {
             throw new IllegalArgumentException("parallel runs (--world-size " + options.worldSize() + ") execute their ranks as"
                     + " threads on the CPU backend; use --device cpu, or one rank on --device " + device);
-        }
-        if (training.checkpoint().save() != null || training.checkpoint().load() != null) {
-            throw new IllegalArgumentException("--save/--load with parallel ranks is not supported yet (a checkpoint per"
-                    + " (tensor, pipeline) rank is not written); train on one rank to save checkpoints");
         }
         if (training.exit().exitDurationInMins() > 0) {
             throw new IllegalArgumentException("--exit-duration-in-mins needs all ranks to agree on the iteration to stop at,"

@@ -92,7 +92,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
-            ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, modelSeed);
+            ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, modelSeed,
+                    new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(device);
             return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
         }

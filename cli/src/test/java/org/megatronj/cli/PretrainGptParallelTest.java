@@ -83,6 +83,47 @@ class PretrainGptParallelTest {
                 "--world-size", "4", "--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", "1");
     }
 
+    /** A parallel run's checkpoint is in the single-rank layout: one rank resumes it, and a parallel run resumes a single-rank one. */
+    @Test
+    void checkpointsResumeAcrossLayouts() throws IOException {
+        Path data = dataset();
+        Path single = dir.resolve("whole.csv");
+        assertEquals(0, CliRun.of(args(data, single).toArray(String[]::new)).code());
+        String[] wide = {"--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--world-size", "8",
+                "--sequence-parallel", "--use-distributed-optimizer"};
+
+        Path parts = dir.resolve("parallel-then-single.csv");
+        Path ckpt = dir.resolve("ckpt-parallel");
+        List<String> first = args(data, parts, wide);
+        first.addAll(List.of("--save", ckpt.toString(), "--exit-interval", "2"));
+        CliRun a = CliRun.of(first.toArray(String[]::new));
+        assertEquals(0, a.code(), a.toString());
+        assertTrue(Files.exists(ckpt.resolve("iter_0000002/mp_rank_00/model.safetensors")), a.out());
+        CliRun b = CliRun.of(args(data, parts, "--load", ckpt.toString()).toArray(String[]::new));
+        assertEquals(0, b.code(), b.toString());
+        assertTrue(b.out().contains("at iteration 2"), b.out());
+        assertLosses(single, parts);
+
+        Path parts2 = dir.resolve("single-then-parallel.csv");
+        Path ckpt2 = dir.resolve("ckpt-single");
+        CliRun c = CliRun.of(args(data, parts2, "--save", ckpt2.toString(), "--exit-interval", "2").toArray(String[]::new));
+        assertEquals(0, c.code(), c.toString());
+        List<String> resume = args(data, parts2, "--tensor-model-parallel-size", "2", "--world-size", "4",
+                "--overlap-grad-reduce", "--load", ckpt2.toString());
+        CliRun d = CliRun.of(resume.toArray(String[]::new));
+        assertEquals(0, d.code(), d.toString());
+        assertLosses(single, parts2);
+    }
+
+    private static void assertLosses(Path expectedCsv, Path actualCsv) throws IOException {
+        List<Double> expected = column(expectedCsv, "train");
+        List<Double> actual = column(actualCsv, "train");
+        assertEquals(expected.size(), actual.size(), actualCsv + " rows");
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i), actual.get(i), 1e-5 * expected.get(i), actualCsv + " iteration " + (i + 1));
+        }
+    }
+
     @Test
     void invalidLayoutsAreRefusedWithTheirNumbers() {
         Path data = dataset();

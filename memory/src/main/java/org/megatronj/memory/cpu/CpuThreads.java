@@ -88,13 +88,17 @@ public final class CpuThreads implements AutoCloseable {
     }
 
     /**
-     * ForkJoin re-creates an exception thrown on a worker on the caller's thread, with the
-     * original as its cause and "Type: message" as its message; users should see the original.
+     * ForkJoin re-creates an exception thrown on a worker on the joining thread, with the
+     * original as its cause and "Type: message" (or no message) as its message; users should see
+     * the original. A chunk that failed on one worker and was joined by another is re-created
+     * twice (worker, then caller), so copies are peeled off until the original remains.
      */
     private static Throwable original(Throwable e) {
         Throwable cause = e.getCause();
-        if (cause != null && cause.getClass() == e.getClass()) {
-            return cause;
+        while (cause != null && cause.getClass() == e.getClass()
+                && (e.getMessage() == null || e.getMessage().equals(cause.toString()))) {
+            e = cause;
+            cause = e.getCause();
         }
         return e;
     }

@@ -5,6 +5,10 @@ import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
  * {@code c = alpha * op(a) @ op(b) + beta * c} when op(a) has only a few rows: decode steps of
  * generation and serving, where a linear layer sees 1 to 16 tokens. The blocked gemm
@@ -30,6 +34,8 @@ final class SmallRowsGemm {
     static final int COLUMNS = 128;
 
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private SmallRowsGemm() {
     }
@@ -113,8 +119,16 @@ final class SmallRowsGemm {
     private static void dotWeightRows(boolean vector, float[] x, int m, int k, Tensor w, int j0, int len,
                                       float[] rows, float[] out) {
         int j = 0;
+        boolean direct = vector && w.dtype() == DType.F32; // read fp32 weights in place, no copy
         for (; j + 4 <= len; j += 4) {
-            FloatRows.load(w, (long) (j0 + j) * k, rows, 0, 4 * k);
+            long first = (long) (j0 + j) * k;
+            if (direct) {
+                for (int i = 0; i < m; i++) {
+                    dot4InPlace(x, i * k, w.segment(), first * Float.BYTES, k, out, i * COLUMNS + j);
+                }
+                continue;
+            }
+            FloatRows.load(w, first, rows, 0, 4 * k);
             for (int i = 0; i < m; i++) {
                 dot4(vector, x, i * k, rows, k, out, i * COLUMNS + j);
             }
@@ -161,6 +175,40 @@ final class SmallRowsGemm {
             s1 += xv * w[k + kk];
             s2 += xv * w[2 * k + kk];
             s3 += xv * w[3 * k + kk];
+        }
+        out[o] = s0;
+        out[o + 1] = s1;
+        out[o + 2] = s2;
+        out[o + 3] = s3;
+    }
+
+    /** {@link #dot4} (vector path) on four consecutive fp32 rows of k floats at byte {@code wOff} of w. */
+    private static void dot4InPlace(float[] x, int xOff, MemorySegment w, long wOff, int k, float[] out, int o) {
+        long row = (long) k * Float.BYTES;
+        FloatVector a0 = FloatVector.zero(S);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        int kk = 0;
+        for (int bound = S.loopBound(k); kk < bound; kk += S.length()) {
+            FloatVector xv = FloatVector.fromArray(S, x, xOff + kk);
+            long at = wOff + (long) kk * Float.BYTES;
+            a0 = xv.fma(FloatVector.fromMemorySegment(S, w, at, NATIVE), a0);
+            a1 = xv.fma(FloatVector.fromMemorySegment(S, w, at + row, NATIVE), a1);
+            a2 = xv.fma(FloatVector.fromMemorySegment(S, w, at + 2 * row, NATIVE), a2);
+            a3 = xv.fma(FloatVector.fromMemorySegment(S, w, at + 3 * row, NATIVE), a3);
+        }
+        float s0 = LaneMath.sum(a0);
+        float s1 = LaneMath.sum(a1);
+        float s2 = LaneMath.sum(a2);
+        float s3 = LaneMath.sum(a3);
+        for (; kk < k; kk++) {
+            float xv = x[xOff + kk];
+            long at = wOff + (long) kk * Float.BYTES;
+            s0 += xv * w.get(F32, at);
+            s1 += xv * w.get(F32, at + row);
+            s2 += xv * w.get(F32, at + 2 * row);
+            s3 += xv * w.get(F32, at + 3 * row);
         }
         out[o] = s0;
         out[o + 1] = s1;

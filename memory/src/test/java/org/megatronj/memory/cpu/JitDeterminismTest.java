@@ -19,7 +19,8 @@ import static org.megatronj.memory.cpu.OpTesting.tensor;
  * and an uninterrupted one, can only agree if this holds.
  */
 class JitDeterminismTest {
-    private static final int WARM_UP_CALLS = 20_000;
+    /** Enough for C2 to compile the kernels; {@code -Dmegatron.test.warmUpCalls} changes it. */
+    private static final int WARM_UP_CALLS = Integer.getInteger("megatron.test.warmUpCalls", 20_000);
     /** Calls per arena during the warm-up, so its memory stays bounded. */
     private static final int CALLS_PER_ARENA = 500;
     private static final CpuBackend BACKEND = new CpuBackend(1, true);

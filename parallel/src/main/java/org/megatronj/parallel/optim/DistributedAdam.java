@@ -96,6 +96,42 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
         }
     }
 
+    /**
+     * The whole of chunk {@code chunk}'s first ({@code exp_avg}) or second ({@code exp_avg_sq})
+     * moment laid out like its flat parameter store, all-gathered from the data-parallel ranks'
+     * shards (a collective over DP; padding between parameters is 0).
+     */
+    public float[] gatherState(int chunk, boolean second) {
+        FlatShard shard = shards.get(chunk);
+        Tensor state = (second ? expAvgSq : expAvg).get(chunk);
+        int dp = dataParallel.size();
+        float[] store = new float[Math.toIntExact(flatData.get(chunk).numel())];
+        try (TensorArena scratch = TensorArena.named("distributed-adam-gather")) {
+            for (FlatShard.Range r : shard.ranges()) {
+                Tensor mine = scratch.allocate(DType.F32, r.numel());
+                backend.copy(state.view(r.stateOffset(), r.stateOffset() + r.numel()), mine);
+                Tensor bucket = scratch.allocate(DType.F32, r.numel() * dp);
+                dataParallel.allGather(mine, bucket);
+                long bucketStart = r.start() - dataParallel.rank() * r.numel();
+                System.arraycopy(bucket.toFloatArray(), 0, store, Math.toIntExact(bucketStart), Math.toIntExact(bucket.numel()));
+            }
+        }
+        return store;
+    }
+
+    /** Sets this rank's shard of a moment from an array laid out like the chunk's flat store (the inverse of {@link #gatherState}). */
+    public void loadState(int chunk, boolean second, float[] store) {
+        FlatShard shard = shards.get(chunk);
+        Tensor state = (second ? expAvgSq : expAvg).get(chunk);
+        try (TensorArena scratch = TensorArena.named("distributed-adam-load")) {
+            for (FlatShard.Range r : shard.ranges()) {
+                float[] part = java.util.Arrays.copyOfRange(store, Math.toIntExact(r.start()), Math.toIntExact(r.end()));
+                backend.copy(scratch.fromFloats(part, part.length), state.view(r.stateOffset(), r.stateOffset() + r.numel()));
+            }
+            backend.synchronize();
+        }
+    }
+
     private static Tensor flat(Tensor t) {
         return t.reshape(t.numel());
     }

@@ -103,6 +103,11 @@ public final class ParallelGptRank implements AutoCloseable {
         }
     }
 
+    /** This rank's place and communicators. */
+    public RankContext context() {
+        return ctx;
+    }
+
     /** This rank's model chunks (one unless the schedule is interleaved). */
     public List<GPTModel> chunks() {
         return chunks;

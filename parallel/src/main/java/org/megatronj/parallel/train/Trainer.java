@@ -36,7 +36,7 @@ public final class Trainer {
     private final SampleSource train;
     private final SampleSource valid;
     private final SampleSource test;
-    private final TrainingCheckpointer checkpointer;
+    private final TrainingCheckpoints checkpointer;
     private final ExitSignal exitSignal;
     private final Consumer<String> log;
     private final Timers timers;
@@ -52,7 +52,7 @@ public final class Trainer {
      * @param log          receives every log line (the CLI prints them to stdout)
      */
     public Trainer(TrainingConfig config, TrainableModel model, TrainingOptimizer optimizer, SampleSource train,
-                   SampleSource valid, SampleSource test, TrainingCheckpointer checkpointer, ExitSignal exitSignal,
+                   SampleSource valid, SampleSource test, TrainingCheckpoints checkpointer, ExitSignal exitSignal,
                    Consumer<String> log) {
         this.config = config;
         this.model = model;

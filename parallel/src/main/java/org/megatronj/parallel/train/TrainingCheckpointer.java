@@ -29,7 +29,7 @@ import java.util.Set;
  * {@code metadata.json}, the iteration, consumed samples, scheduler clock, optimizer step count,
  * RNG stream, the model configuration and the command-line arguments.
  */
-public final class TrainingCheckpointer {
+public final class TrainingCheckpointer implements TrainingCheckpoints {
     public static final String FORMAT = "megatron-j";
     public static final int FORMAT_VERSION = 1;
     public static final String RANK_DIR = CheckpointLayout.rankDirName(0, 0, false);
@@ -49,6 +49,7 @@ public final class TrainingCheckpointer {
     }
 
     /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written. */
+    @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
                      OptimizerParamScheduler scheduler) {
         Map<String, Tensor> weights = new LinkedHashMap<>();
@@ -105,6 +106,7 @@ public final class TrainingCheckpointer {
      * scheduler (unless {@code finetune} or {@code noLoadOptim}) and returns where to continue.
      * A finetune starts at iteration 0 with fresh counters.
      */
+    @Override
     public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                             boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {

@@ -1,0 +1,17 @@
+package org.megatronj.parallel.train;
+
+import java.nio.file.Path;
+
+/**
+ * How the trainer saves and loads checkpoints: {@link TrainingCheckpointer} on one rank; a
+ * parallel run's ranks share one through {@code org.megatronj.parallel.pipeline.ParallelCheckpointer}.
+ */
+public interface TrainingCheckpoints {
+
+    /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written (by this rank). */
+    long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler);
+
+    /** Loads the latest checkpoint under {@code root} and returns where to continue (see {@link TrainingCheckpointer#load}). */
+    ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
+                     boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed);
+}
