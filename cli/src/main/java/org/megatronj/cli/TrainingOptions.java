@@ -1,8 +1,8 @@
 package org.megatronj.cli;
 
+import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.CheckpointConfig;
-import org.megatronj.parallel.train.DecayStyle;
 import org.megatronj.parallel.train.ExitConfig;
 import org.megatronj.parallel.train.LoggingConfig;
 import org.megatronj.parallel.train.OptimizerConfig;

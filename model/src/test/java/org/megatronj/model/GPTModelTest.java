@@ -176,14 +176,15 @@ class GPTModelTest {
         try (GPTModel model = new GPTModel(c, backend, 2);
              org.megatronj.model.optim.AdamW adam = new org.megatronj.model.optim.AdamW(model.parameters(), backend,
                      0.9f, 0.95f, 1e-8f, 0.01f)) {
-            var schedule = new org.megatronj.model.optim.LearningRateSchedule(1e-2f, 1e-3f, 5, 60,
+            var schedule = new org.megatronj.model.optim.OptimizerParamScheduler(1e-2, 1e-3, 5, 60,
                     org.megatronj.model.optim.DecayStyle.COSINE);
             double first = model.forwardLoss(batch).meanLoss();
             for (int iteration = 1; iteration <= 60; iteration++) {
                 model.zeroGrad();
                 model.forwardBackward(batch, 1f, iteration);
                 org.megatronj.model.optim.GradClipping.clip(model.parameters(), backend, 1.0);
-                adam.step(schedule.lr(iteration - 1));
+                adam.step((float) schedule.currentLr());
+                schedule.step(1);
             }
             double last = model.forwardLoss(batch).meanLoss();
             assertTrue(first > 2.5 && last < 0.5, "loss " + first + " -> " + last);

@@ -2,6 +2,9 @@ package org.megatronj.cli.serve;
 
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.generate.IncrementalDecoder;
+import org.megatronj.model.generate.KvCache;
+import org.megatronj.model.generate.Sampler;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -50,8 +53,9 @@ final class BeamSearch {
         BeamHypotheses hypotheses = new BeamHypotheses(width, r.lengthPenalty());
         boolean done = false;
         int c = promptLength;
-        try (ServingDecoder decoder = new ServingDecoder(model, width, finalLength,
-                Math.min(promptLength, GenerationEngine.PREFILL_CHUNK), false)) {
+        try (KvCache cache = new KvCache(model.backend(), config, finalLength, width);
+             IncrementalDecoder decoder = new IncrementalDecoder(model, cache,
+                     Math.min(promptLength, GenerationEngine.PREFILL_CHUNK))) {
             float[] logits = null;
             for (int start = 0; start < promptLength; start += decoder.maxChunk()) {
                 int t = Math.min(decoder.maxChunk(), promptLength - start);
@@ -95,7 +99,7 @@ final class BeamSearch {
                 if (done || c + 1 == finalLength) {
                     break;
                 }
-                decoder.reorder(sources, c);
+                cache.reorder(sources, c);
                 int[] feed = new int[width];
                 for (int i = 0; i < width; i++) {
                     feed[i] = tokens[i][c];
@@ -129,7 +133,7 @@ final class BeamSearch {
                     && tokens[beam][c - 1] == special.colon()) {
                 logits[offset + special.newline()] = -1e10f;
             }
-            double lse = TokenSampler.logSumExp(logits, offset, vocab);
+            double lse = Sampler.logSumExp(logits, offset, vocab);
             for (int v = 0; v < config.vocabSize(); v++) {
                 double score = logits[offset + v] - lse + scores[beam];
                 if (heap.size() < keep) {

@@ -2,6 +2,9 @@ package org.megatronj.cli.serve;
 
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.generate.IncrementalDecoder;
+import org.megatronj.model.generate.KvCache;
+import org.megatronj.model.generate.Sampler;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -135,7 +138,8 @@ public final class GenerationEngine {
         if (anyLogprobs) {
             chunk = (int) Math.max(1, Math.min(chunk, LOGITS_BUDGET / ((long) b * vocab)));
         }
-        try (ServingDecoder decoder = new ServingDecoder(model, b, maxLength, chunk, anyLogprobs)) {
+        try (KvCache cache = new KvCache(model.backend(), config, maxLength, b);
+             IncrementalDecoder decoder = new IncrementalDecoder(model, cache, chunk, anyLogprobs)) {
             float[] last = prefill(decoder, rows, minPrompt, anyLogprobs);   // [b, V] logits of position minPrompt - 1
             for (int c = minPrompt; ; c++) {
                 boolean running = false;
@@ -163,7 +167,7 @@ public final class GenerationEngine {
     }
 
     /** Encodes positions [0, minPrompt) in chunks; records the prompt log-probs inside it; returns the last logits. */
-    private float[] prefill(ServingDecoder decoder, List<Row> rows, int minPrompt, boolean anyLogprobs) {
+    private float[] prefill(IncrementalDecoder decoder, List<Row> rows, int minPrompt, boolean anyLogprobs) {
         int b = rows.size();
         int vocab = config.paddedVocabSize();
         float[] last = null;
@@ -188,7 +192,7 @@ public final class GenerationEngine {
                 for (int i = 0; i < b; i++) {
                     Row row = rows.get(i);
                     if (row.logprobs != null && pos < row.logprobs.length) {
-                        row.logprobs[pos] = (float) TokenSampler.logProb(logits, (p * b + i) * vocab, vocab,
+                        row.logprobs[pos] = (float) Sampler.logProb(logits, (p * b + i) * vocab, vocab,
                                 row.tokens[pos + 1]);
                     }
                 }
@@ -207,11 +211,11 @@ public final class GenerationEngine {
         }
         boolean started = c >= row.promptLength;
         if (started) {
-            row.tokens[c] = TokenSampler.sample(logits, offset, config.vocabSize(), r.topK(), row.job.topP,
-                    r.temperature(), row.random);
+            row.tokens[c] = Sampler.sample(logits, offset, config.vocabSize(), r.temperature(), r.topK(),
+                    row.job.topP, row.random);
         }
         if (row.logprobs != null) {
-            row.logprobs[c - 1] = (float) TokenSampler.logProb(logits, offset, vocab, row.tokens[c]);
+            row.logprobs[c - 1] = (float) Sampler.logProb(logits, offset, vocab, row.tokens[c]);
         }
         if (started && isStop(r, row.tokens[c], row.tokens[c - 1])) {
             row.length = c + 1;

@@ -3,6 +3,7 @@ package org.megatronj.cli.serve;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.megatronj.model.generate.Sampler;
 
 import java.util.Arrays;
 import java.util.List;
@@ -163,14 +164,14 @@ class GenerationEngineTest {
         float[] logits = {0f, 3f, 1f, 2.5f, -1f};
         java.util.SplittableRandom random = new java.util.SplittableRandom(3);
         for (int i = 0; i < 200; i++) {
-            int k2 = TokenSampler.sample(logits, 0, 5, 2, 0.0, 1.0, random);
+            int k2 = Sampler.sample(logits, 0, 5, 1.0, 2, 0.0, random);
             assertTrue(k2 == 1 || k2 == 3, "top-k 2 drew " + k2);
-            assertEquals(1, TokenSampler.sample(logits, 0, 5, 0, 0.05, 1.0, random), "a tiny top-p keeps the best token only");
-            int p = TokenSampler.sample(logits, 0, 5, 0, 0.5, 1.0, random);   // p(1) ~ 0.55 > 0.5: the shift keeps only it
+            assertEquals(1, Sampler.sample(logits, 0, 5, 1.0, 0, 0.05, random), "a tiny top-p keeps the best token only");
+            int p = Sampler.sample(logits, 0, 5, 1.0, 0, 0.5, random);   // p(1) ~ 0.55 > 0.5: the shift keeps only it
             assertEquals(1, p);
-            int p2 = TokenSampler.sample(logits, 0, 5, 0, 0.6, 1.0, random);
+            int p2 = Sampler.sample(logits, 0, 5, 1.0, 0, 0.6, random);
             assertTrue(p2 == 1 || p2 == 3, "top-p 0.6 drew " + p2);
         }
-        assertEquals(1, TokenSampler.sample(logits, 0, 5, 1, 0.0, 50.0, random), "top_k 1 is greedy at any temperature");
+        assertEquals(1, Sampler.sample(logits, 0, 5, 50.0, 1, 0.0, random), "top_k 1 is greedy at any temperature");
     }
 }

@@ -4,6 +4,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.cpu.CpuBackend;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.generate.Sampler;
 
 /** A tiny randomly initialised GPT for serving and evaluation tests, plus full-forward references. */
 public final class TinyGpt implements AutoCloseable {
@@ -28,7 +29,7 @@ public final class TinyGpt implements AutoCloseable {
         int[] seq = java.util.Arrays.copyOf(prompt, prompt.length);
         while (seq.length < length) {
             float[] logits = fullLogits(seq);
-            int best = TokenSampler.argmax(logits, (seq.length - 1) * v, model.config().vocabSize());
+            int best = Sampler.argmax(logits, (seq.length - 1) * v, model.config().vocabSize());
             seq = java.util.Arrays.copyOf(seq, seq.length + 1);
             seq[seq.length - 1] = best;
             if (best == stopToken) {

@@ -8,6 +8,7 @@ import org.megatronj.io.safetensors.SafetensorsFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -36,22 +37,69 @@ public final class Checkpoint implements AutoCloseable {
      * or {@code root} itself when it is an iteration folder ({@code .../iter_0000100}).
      */
     public static Checkpoint openLatest(Path root, String rankDirName) {
+        Path iterDir = latestIterationDir(root);
+        long iteration = iterDir.equals(root) ? -1 : iterationOf(root);
+        List<String> ranks = CheckpointLayout.rankDirNames(iterDir);
+        if (!ranks.contains(rankDirName) && !ranks.isEmpty()) {
+            throw notWhole(iterDir, "its rank folders are " + ranks);
+        }
+        Checkpoint ckpt = open(iterDir.resolve(rankDirName), iteration);
+        ShardLayout layout = ShardLayout.fromMetadata(ckpt.metadata());
+        if (layout.sharded()) {
+            ckpt.close();
+            throw notWhole(iterDir, "it was saved at " + layout.describe());
+        }
+        return ckpt;
+    }
+
+    /** Opens one (tensor, pipeline) rank folder of the latest iteration of a checkpoint in any layout. */
+    public static Checkpoint openLatestShard(Path root, String rankDirName) {
+        Path iterDir = latestIterationDir(root);
+        return open(iterDir.resolve(rankDirName), iterDir.equals(root) ? -1 : iterationOf(root));
+    }
+
+    /**
+     * Opens the first rank folder of the latest iteration whatever the layout (for reading the
+     * metadata every folder shares: {@code checkpoint inspect}, the saved RNG stream).
+     */
+    public static Checkpoint openLatestAnyRank(Path root) {
+        Path iterDir = latestIterationDir(root);
+        long iteration = iterDir.equals(root) ? -1 : iterationOf(root);
+        List<String> ranks = CheckpointLayout.rankDirNames(iterDir);
+        if (ranks.isEmpty()) {
+            throw new CheckpointException(iterDir + " holds no rank folder (mp_rank_*)");
+        }
+        return open(iterDir.resolve(ranks.getFirst()), iteration);
+    }
+
+    /** {@code root}'s latest iteration folder, or {@code root} itself when it is an iteration folder. */
+    public static Path latestIterationDir(Path root) {
         if (!Files.isDirectory(root)) {
             throw new CheckpointException("checkpoint folder " + root + " does not exist");
         }
-        if (Files.isDirectory(root.resolve(rankDirName)) && !Files.exists(CheckpointLayout.trackerFile(root))) {
-            return open(root.resolve(rankDirName), -1);
+        if (!Files.exists(CheckpointLayout.trackerFile(root)) && !CheckpointLayout.rankDirNames(root).isEmpty()) {
+            return root;
         }
-        long iteration = CheckpointLayout.latestIteration(root);
-        Path iterDir = CheckpointLayout.resolveIterationDir(root, iteration);
-        return open(iterDir.resolve(rankDirName), iteration);
+        return CheckpointLayout.resolveIterationDir(root, CheckpointLayout.latestIteration(root));
+    }
+
+    private static long iterationOf(Path root) {
+        return CheckpointLayout.latestIteration(root);
+    }
+
+    private static CheckpointException notWhole(Path iterDir, String why) {
+        return new CheckpointException(iterDir + " is a sharded checkpoint (" + why + "), not one folder of whole tensors:"
+                + " load it with the same --tensor-model-parallel-size and --pipeline-model-parallel-size, or convert it with"
+                + " 'megatron checkpoint reshard --load <dir> --save <new dir> --target-tensor-parallel-size 1"
+                + " --target-pipeline-parallel-size 1'");
     }
 
     /** Opens a rank folder ({@code .../iter_0000100/mp_rank_00}); {@code iteration} is -1 when only the metadata knows it. */
     public static Checkpoint open(Path rankDir, long iteration) {
         if (!Files.isDirectory(rankDir)) {
             throw new CheckpointException("checkpoint folder " + rankDir + " does not exist (tracker and folders disagree,"
-                    + " or the checkpoint was saved with another tensor/pipeline parallel layout)");
+                    + " or the checkpoint was saved with another tensor/pipeline parallel layout: see"
+                    + " 'megatron checkpoint reshard')");
         }
         Path metaFile = rankDir.resolve(CheckpointLayout.METADATA_FILE);
         JsonNode metadata;

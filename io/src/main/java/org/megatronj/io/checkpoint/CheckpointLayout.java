@@ -39,6 +39,19 @@ public final class CheckpointLayout {
                 : String.format(Locale.ROOT, "mp_rank_%02d", tensorRank);
     }
 
+    /** The rank folders ({@code mp_rank_*}) inside an iteration folder, sorted by name. */
+    public static java.util.List<String> rankDirNames(Path iterationDir) {
+        if (!Files.isDirectory(iterationDir)) {
+            return java.util.List.of();
+        }
+        try (java.util.stream.Stream<Path> dirs = Files.list(iterationDir)) {
+            return dirs.filter(Files::isDirectory).map(d -> d.getFileName().toString())
+                    .filter(n -> n.matches("mp_rank_\\d{2}(_\\d{3})?")).sorted().toList();
+        } catch (IOException e) {
+            throw new CheckpointException("cannot list " + iterationDir + ": " + e.getMessage(), e);
+        }
+    }
+
     public static Path trackerFile(Path root) {
         return root.resolve(TRACKER_FILE);
     }

@@ -64,6 +64,77 @@ public final class CheckpointWriter {
         }
     }
 
+    /**
+     * The first step of a save by many ranks: (one rank) clears any leftover of a killed save and
+     * creates the hidden folder {@code .iter_NNNNNNN.partial} that every rank then writes its
+     * folder into ({@link #writeRankFiles}); {@link #commit} publishes it. Between the steps the
+     * ranks must meet at a barrier.
+     */
+    public static Path preparePartial(Path root, long iteration) {
+        Path partial = partialDir(root, iteration);
+        try {
+            Files.createDirectories(root);
+            deleteTree(partial);
+            Files.createDirectories(partial);
+            return partial;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot prepare checkpoint iteration " + iteration + " in " + root + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The hidden folder a save of {@code iteration} is written into before it is renamed. */
+    public static Path partialDir(Path root, long iteration) {
+        return root.resolve("." + CheckpointLayout.resolveIterationDir(root, iteration).getFileName() + ".partial");
+    }
+
+    /**
+     * Writes files of one rank folder inside {@code partial}: the model weights and metadata when
+     * {@code state.model()} is not null, the optimizer state when not empty, and {@code extra}
+     * safetensors files (e.g. a distributed-optimizer shard) by file name. Several ranks may write
+     * different files of the same folder. Returns the bytes written.
+     */
+    public static long writeRankFiles(Path partial, RankState state, Map<String, Map<String, Tensor>> extra) {
+        Path rankDir = partial.resolve(state.rankDirName());
+        try {
+            Files.createDirectories(rankDir);
+            long bytes = 0;
+            if (state.model() != null) {
+                bytes += SafetensorsWriter.write(rankDir.resolve(CheckpointLayout.MODEL_FILE), state.model(), Map.of("format", "pt"));
+            }
+            if (state.optimizer() != null && !state.optimizer().isEmpty()) {
+                bytes += SafetensorsWriter.write(rankDir.resolve(CheckpointLayout.OPTIMIZER_FILE), state.optimizer(), Map.of());
+            }
+            for (Map.Entry<String, Map<String, Tensor>> e : extra.entrySet()) {
+                bytes += SafetensorsWriter.write(rankDir.resolve(e.getKey()), e.getValue(), Map.of());
+            }
+            if (state.metadata() != null) {
+                bytes += writeDurably(rankDir.resolve(CheckpointLayout.METADATA_FILE), JSON.writeValueAsBytes(state.metadata()));
+            }
+            forceDirectory(rankDir);
+            return bytes;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint folder " + rankDir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The last step of a save by many ranks (one rank, after all have written): renames the
+     * partial folder into place, then points the tracker at it.
+     */
+    public static void commit(Path root, long iteration) {
+        Path partial = partialDir(root, iteration);
+        try {
+            forceDirectory(partial);
+            replaceDirectory(partial, CheckpointLayout.resolveIterationDir(root, iteration));
+            forceDirectory(root);
+            String tracker = iteration < 0 ? CheckpointLayout.RELEASE : Long.toString(iteration);
+            writeDurably(CheckpointLayout.trackerFile(root), (tracker + "\n").getBytes(StandardCharsets.UTF_8));
+            forceDirectory(root);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot publish checkpoint iteration " + iteration + " in " + root + ": " + e.getMessage(), e);
+        }
+    }
+
     /** Writes {@code bytes} to a temporary sibling, forces it and renames it onto {@code file}. */
     public static long writeDurably(Path file, byte[] bytes) throws IOException {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");

@@ -18,7 +18,9 @@ import java.util.List;
  * The forward of a {@link GPTModel} over new tokens only, with a {@link KvCache}: positions
  * {@code [start, start + t)} of b sequences attend to the cached keys of {@code [0, start)} and
  * to each other causally. One set of activation buffers (sized for the longest chunk) serves
- * every layer, since nothing is kept for a backward. Returns the logits of the last new position.
+ * every layer, since nothing is kept for a backward. Returns the logits of the last new position,
+ * or, when built with {@code allPositions}, of every new position (the server's prompt
+ * log-probabilities need them).
  */
 public final class IncrementalDecoder implements AutoCloseable {
     private final GPTModel model;
@@ -27,19 +29,25 @@ public final class IncrementalDecoder implements AutoCloseable {
     private final KvCache cache;
     private final TensorArena arena = TensorArena.named("decoder-buffers");
     private final int maxChunk;
+    private final boolean allPositions;
     private final Tensor tokens;       // I32 [maxChunk, b]
     private final Tensor positions;    // I32 [maxChunk, b]
     private final Tensor hiddenA;      // [maxChunk, b, h]
     private final Tensor hiddenB;      // [maxChunk, b, h]
     private final LayerActivations activations;
     private final Workspace workspace;
-    private final Tensor normOut;      // [1, b, h]
-    private final Tensor normMean;     // [1, b] or null
-    private final Tensor normRstd;     // [1, b]
-    private final Tensor logits;       // F32 [b, V]
+    private final Tensor normOut;      // [rows, b, h]; rows = maxChunk with allPositions, else 1
+    private final Tensor normMean;     // [rows, b] or null (RMSNorm)
+    private final Tensor normRstd;     // [rows, b]
+    private final Tensor logits;       // F32 [rows * b, V]
 
-    /** Buffers for chunks of up to {@code maxChunk} tokens of {@code cache.batchSize()} sequences. */
+    /** Buffers for chunks of up to {@code maxChunk} tokens of {@code cache.batchSize()} sequences; last-position logits. */
     public IncrementalDecoder(GPTModel model, KvCache cache, int maxChunk) {
+        this(model, cache, maxChunk, false);
+    }
+
+    /** As above; {@code allPositions} sizes the logits buffers for every position of a chunk. */
+    public IncrementalDecoder(GPTModel model, KvCache cache, int maxChunk, boolean allPositions) {
         if (!model.chunk().whole()) {
             throw new IllegalArgumentException("generation needs the whole model on one rank; this model is pipeline chunk "
                     + model.chunk());
@@ -53,6 +61,7 @@ public final class IncrementalDecoder implements AutoCloseable {
         this.config = model.config();
         this.cache = cache;
         this.maxChunk = maxChunk;
+        this.allPositions = allPositions;
         int b = cache.batchSize();
         int h = config.hiddenSize();
         tokens = backend.allocate(arena, DType.I32, maxChunk, b);
@@ -61,10 +70,16 @@ public final class IncrementalDecoder implements AutoCloseable {
         hiddenB = backend.allocate(arena, DType.F32, maxChunk, b, h);
         activations = LayerActivations.allocate(backend, arena, config, maxChunk, b);
         workspace = Workspace.allocateForward(backend, arena, config, maxChunk, b);
-        normOut = backend.allocate(arena, DType.F32, 1, b, h);
-        normMean = config.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, 1, b) : null;
-        normRstd = backend.allocate(arena, DType.F32, 1, b);
-        logits = backend.allocate(arena, DType.F32, b, config.paddedVocabSize());
+        int rows = allPositions ? maxChunk : 1;
+        normOut = backend.allocate(arena, DType.F32, rows, b, h);
+        normMean = config.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, rows, b) : null;
+        normRstd = backend.allocate(arena, DType.F32, rows, b);
+        logits = backend.allocate(arena, DType.F32, (long) rows * b, config.paddedVocabSize());
+    }
+
+    /** The most positions one {@link #forward} call takes. */
+    public int maxChunk() {
+        return maxChunk;
     }
 
     /**
@@ -72,6 +87,17 @@ public final class IncrementalDecoder implements AutoCloseable {
      * is sequence-first {@code [t, b]}. Returns the last position's logits, {@code [b, V]} flattened.
      */
     public float[] forward(int[] newTokens, int t, int start) {
+        return forward(newTokens, t, start, false);
+    }
+
+    /**
+     * As {@link #forward(int[], int, int)}; with {@code allPositions} (the decoder must be built for it)
+     * returns the sequence-first logits of every new position, {@code [t, b, V]} flattened.
+     */
+    public float[] forward(int[] newTokens, int t, int start, boolean allPositions) {
+        if (allPositions && !this.allPositions) {
+            throw new IllegalArgumentException("decoder: built for last-position logits only");
+        }
         int b = cache.batchSize();
         if (t < 1 || t > maxChunk || newTokens.length != t * b) {
             throw new IllegalArgumentException("decoder: " + newTokens.length + " tokens for a chunk of " + t + " x " + b
@@ -101,9 +127,15 @@ public final class IncrementalDecoder implements AutoCloseable {
             x = y;
             y = swap;
         }
-        model.finalLayernorm().forward(x.view(t - 1, t), normOut, normMean, normRstd);    // [1, b, h]
-        backend.gemm(false, true, 1f, normOut.reshape(b, config.hiddenSize()), model.outputWeight().data(), 0f, logits);
-        return HostTransfer.downloadFloats(backend, logits);                              // [b, V]
+        int first = allPositions ? 0 : t - 1;
+        int rows = t - first;
+        Tensor out = normOut.view(0, rows);
+        model.finalLayernorm().forward(x.view(first, t), out,
+                normMean == null ? null : normMean.view(0, rows), normRstd.view(0, rows)); // [rows, b, h]
+        Tensor logitRows = logits.view(0, (long) rows * b);
+        backend.gemm(false, true, 1f, out.reshape((long) rows * b, config.hiddenSize()),
+                model.outputWeight().data(), 0f, logitRows);                               // [rows*b, V]
+        return HostTransfer.downloadFloats(backend, logitRows);
     }
 
     @Override

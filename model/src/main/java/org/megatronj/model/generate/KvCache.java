@@ -2,8 +2,10 @@ package org.megatronj.model.generate;
 
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.layers.HostTransfer;
 import org.megatronj.model.layers.KvSlot;
 
 /**
@@ -13,6 +15,7 @@ import org.megatronj.model.layers.KvSlot;
  */
 public final class KvCache implements AutoCloseable {
     private final TensorArena arena = TensorArena.named("kv-cache");
+    private final Backend backend;
     private final KvSlot[] slots;
     private final int maxSequence;
     private final int batchSize;
@@ -22,6 +25,7 @@ public final class KvCache implements AutoCloseable {
             throw new IllegalArgumentException("KV cache length " + maxSequence + " must be in [1, --max-position-embeddings "
                     + config.maxPositionEmbeddings() + "]");
         }
+        this.backend = backend;
         this.maxSequence = maxSequence;
         this.batchSize = batchSize;
         this.slots = new KvSlot[config.numLayers()];
@@ -43,6 +47,44 @@ public final class KvCache implements AutoCloseable {
 
     public int batchSize() {
         return batchSize;
+    }
+
+    /**
+     * Beam search: sequence {@code r} continues from what sequence {@code sources[r]} cached, for the
+     * first {@code length} positions of every layer's keys and values.
+     */
+    public void reorder(int[] sources, int length) {
+        if (sources.length != batchSize) {
+            throw new IllegalArgumentException("KV cache reorder: " + sources.length + " sources for " + batchSize + " sequences");
+        }
+        if (length < 0 || length > maxSequence) {
+            throw new IllegalArgumentException("KV cache reorder: length " + length + " outside [0, " + maxSequence + "]");
+        }
+        for (int s : sources) {
+            if (s < 0 || s >= batchSize) {
+                throw new IllegalArgumentException("KV cache reorder: source sequence " + s + " outside [0, " + batchSize + ")");
+            }
+        }
+        if (length == 0) {
+            return;
+        }
+        for (KvSlot slot : slots) {
+            permute(slot.keys().view(0, length), sources);
+            permute(slot.values().view(0, length), sources);
+        }
+    }
+
+    private void permute(Tensor kv, int[] sources) {                                        // [len, b, g, d]
+        float[] old = HostTransfer.downloadFloats(backend, kv);
+        float[] permuted = new float[old.length];
+        int row = (int) (old.length / (kv.dim(0) * batchSize));
+        for (int p = 0; p < kv.dim(0); p++) {
+            int base = p * batchSize * row;
+            for (int r = 0; r < batchSize; r++) {
+                System.arraycopy(old, base + sources[r] * row, permuted, base + r * row, row);
+            }
+        }
+        HostTransfer.uploadFloats(backend, permuted, kv);
     }
 
     /** Bytes held (both K and V, all layers). */

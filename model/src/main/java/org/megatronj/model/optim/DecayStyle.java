@@ -2,7 +2,7 @@ package org.megatronj.model.optim;
 
 import java.util.Locale;
 
-/** {@code --lr-decay-style}. */
+/** {@code --lr-decay-style}: how the learning rate falls from {@code --lr} to {@code --min-lr} after warmup. */
 public enum DecayStyle {
     CONSTANT("constant"),
     LINEAR("linear"),

@@ -43,6 +43,21 @@ class SamplerTest {
     }
 
     @Test
+    void topKKeepsTiesWithTheKthLogitAsMegatronsFilter() {
+        float[] tied = {1f, 3f, 2f, 2f, 0f};
+        SplittableRandom random = new SplittableRandom(5);
+        boolean[] drawn = new boolean[5];
+        for (int i = 0; i < 2000; i++) {
+            drawn[Sampler.sample(tied, 0, 5, 1.0, 2, 0.0, random)] = true;
+        }
+        assertArrayEquals(new boolean[] {false, true, true, true, false}, drawn, "top-k 2 keeps 3, 2 and the tied 2");
+        // top-k then top-p over what it kept: {0.5, 0.3, 0.15} renormalised, nucleus 0.5 keeps the first only
+        for (int i = 0; i < 200; i++) {
+            assertEquals(0, Sampler.sample(LOGITS, 0, 4, 1.0, 3, 0.5, random));
+        }
+    }
+
+    @Test
     void logProbIsOverTheWholeRowAndOrderBreaksTiesByIndex() {
         Sampler sampler = new Sampler(GenerationParams.greedy(1), 4, 6);
         double z = 0.5 + 0.3 + 0.15 + 0.05 + 2 * Math.exp(10);

@@ -139,29 +139,6 @@ class OptimizerTest {
     }
 
     @Test
-    void scheduleMatchesMegatron() {
-        LearningRateSchedule cosine = new LearningRateSchedule(6e-4f, 6e-5f, 10, 110, DecayStyle.COSINE);
-        assertEquals(0f, cosine.lr(0));
-        assertEquals(6e-5f, cosine.lr(1), 1e-10);
-        assertEquals(6e-4f, cosine.lr(10), 1e-10);
-        assertEquals(6e-5f + 0.5f * (6e-4f - 6e-5f), cosine.lr(60), 1e-9);     // half way: cos(pi/2) = 0
-        assertEquals(6e-5f, cosine.lr(110), 1e-10);
-        assertEquals(6e-5f, cosine.lr(1000), 1e-10);
-        LearningRateSchedule linear = new LearningRateSchedule(1f, 0f, 0, 100, DecayStyle.LINEAR);
-        assertEquals(1f, linear.lr(0));
-        assertEquals(0.75f, linear.lr(25), 1e-6);
-        LearningRateSchedule constant = new LearningRateSchedule(1f, 0f, 4, 0, DecayStyle.CONSTANT);
-        assertEquals(0.5f, constant.lr(2));
-        assertEquals(1f, constant.lr(1000));
-        LearningRateSchedule invSqrt = new LearningRateSchedule(1f, 0.1f, 4, 1000, DecayStyle.INVERSE_SQUARE_ROOT);
-        assertEquals(0.5f, invSqrt.lr(16), 1e-6);                              // 1 * sqrt(4) / sqrt(16)
-        assertEquals(0.1f, invSqrt.lr(999), 1e-6);                             // floored at min-lr
-        assertEquals(DecayStyle.INVERSE_SQUARE_ROOT, DecayStyle.parse("inverse-square-root"));
-        assertThrows(IllegalArgumentException.class, () -> new LearningRateSchedule(1f, 2f, 0, 10, DecayStyle.LINEAR));
-        assertThrows(IllegalArgumentException.class, () -> new LearningRateSchedule(1f, 0f, 10, 5, DecayStyle.COSINE));
-    }
-
-    @Test
     void dynamicLossScalerHasWindowAndHysteresis() {
         DynamicLossScaler s = new DynamicLossScaler(1024, 256, 3, 2);
         s.update(true);

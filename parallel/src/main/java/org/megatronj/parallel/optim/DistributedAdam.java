@@ -132,6 +132,11 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
         }
     }
 
+    /** Which pieces of chunk {@code chunk}'s parameters this rank keeps state for (sharded checkpoints write them). */
+    public FlatShard shard(int chunk) {
+        return shards.get(chunk);
+    }
+
     private static Tensor flat(Tensor t) {
         return t.reshape(t.numel());
     }

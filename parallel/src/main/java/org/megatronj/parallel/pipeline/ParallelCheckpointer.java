@@ -1,26 +1,29 @@
 package org.megatronj.parallel.pipeline;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.TreeSet;
-import org.megatronj.memory.DType;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.checkpoint.CheckpointException;
+import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.checkpoint.CheckpointWriter;
+import org.megatronj.io.checkpoint.OptimizerStateFiles;
+import org.megatronj.io.checkpoint.ShardLayout;
+import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.GPTModel;
-import org.megatronj.model.LossResult;
-import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.ParameterSpec;
-import org.megatronj.model.TensorShards;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.layers.HostTransfer;
+import org.megatronj.model.optim.OptimizerParamScheduler;
+import org.megatronj.parallel.checkpoint.FullModelState;
 import org.megatronj.parallel.comm.Communicator;
 import org.megatronj.parallel.comm.ProcessGroups;
 import org.megatronj.parallel.optim.DistributedAdam;
-import org.megatronj.parallel.train.OptimizerParamScheduler;
+import org.megatronj.parallel.optim.FlatShard;
 import org.megatronj.parallel.train.ResumePoint;
 import org.megatronj.parallel.train.TrainableModel;
 import org.megatronj.parallel.train.TrainingCheckpointer;
@@ -28,26 +31,48 @@ import org.megatronj.parallel.train.TrainingCheckpoints;
 import org.megatronj.parallel.train.TrainingOptimizer;
 
 /**
- * Checkpoints of a parallel run in the single-rank layout: on save the ranks gather their
- * tensor-parallel shards, pipeline stages and distributed-optimizer shards into whole tensors on
- * rank 0, which writes exactly what a one-rank run writes (weights and per-parameter optimizer
- * state under their Megatron names); on load every rank reads the whole tensors and keeps its
- * shard. So any layout resumes any checkpoint (resharding comes for free), and {@code generate}
- * and {@code checkpoint export-hf} read it as they are. Every rank calls both methods together.
+ * Sharded checkpoints of a parallel run, in Megatron's layout: one folder per (tensor, pipeline)
+ * rank, {@code iter_NNNNNNN/mp_rank_TT} (PP = 1) or {@code mp_rank_TT_PPP} (PP &gt; 1), written by
+ * the ranks themselves. Data-parallel rank 0 of each model-parallel group writes the weights
+ * ({@code model.safetensors}, its shards under their Megatron names), {@code metadata.json} (with
+ * the layout under {@code "parallel"}) and, without the distributed optimizer,
+ * {@code optimizer.safetensors}; with it every DP rank writes the moments it owns to
+ * {@code distrib_optim_dp_DDD.safetensors} ({@link OptimizerStateFiles}). All write under a
+ * temporary iteration folder; after a barrier world rank 0 renames it and writes the tracker.
+ *
+ * <p>Loading: a checkpoint loads directly at the (TP, PP, chunks per stage) it was saved at, at
+ * any DP size (distributed-optimizer moments are re-split for the new DP); a 1 x 1 checkpoint (a
+ * single-rank run, an import) loads at any layout, each rank keeping its shard; any other
+ * mismatch is an error naming {@code megatron checkpoint reshard}. TP = PP = 1 saves exactly the
+ * single-rank layout. Every rank calls both methods together.
  */
 public final class ParallelCheckpointer implements TrainingCheckpoints {
-    private static final String WORD_EMBEDDING = "embedding.word_embeddings.weight";
-
     private final TrainingCheckpointer inner;
     private final ParallelGptRank rank;
     private final TransformerConfig config;
-    private final List<ParameterSpec> fullSpecs;
+    private final ShardLayout layout;
 
     public ParallelCheckpointer(TrainingCheckpointer inner, ParallelGptRank rank) {
         this.inner = inner;
         this.rank = rank;
         this.config = rank.chunks().getFirst().config();
-        this.fullSpecs = ParameterSpec.forGpt(config);
+        ProcessGroups g = rank.context().groups();
+        this.layout = new ShardLayout(g.tensor().size(), g.pipeline().size(), rank.chunks().size(), g.data().size(),
+                rank.optimizer() instanceof DistributedAdam);
+    }
+
+    /** This run's layout, as its checkpoints record it. */
+    public ShardLayout layout() {
+        return layout;
+    }
+
+    private String rankDirName() {
+        ProcessGroups g = rank.context().groups();
+        return layout.rankDirName(g.tensor().rank(), g.pipeline().rank());
+    }
+
+    private Backend backend() {
+        return rank.chunks().getFirst().backend();
     }
 
     // ------------------------------------------------------------------ save
@@ -55,168 +80,71 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
                      OptimizerParamScheduler scheduler) {
-        ProcessGroups groups = rank.context().groups();
-        List<String> suffixes = stateSuffixes(optimizer);
-        Map<String, float[]> weights = new LinkedHashMap<>();
-        Map<String, float[]> moments = new LinkedHashMap<>();
-        List<float[][]> storeState = distributedState();
-        for (ParameterSpec spec : fullSpecs) {
-            float[] w = gather(spec, (chunk, p) -> HostTransfer.downloadFloats(chunk.backend(), p.data()));
-            if (w != null) {
-                weights.put(spec.name(), w);
-            }
-            for (int k = 0; k < suffixes.size(); k++) {
-                String key = spec.name() + "." + suffixes.get(k);
-                int which = k;
-                float[] m = gather(spec, (chunk, p) -> storeState != null
-                        ? slice(storeState.get(rank.chunks().indexOf(chunk))[which], chunk, p)
-                        : HostTransfer.downloadFloats(chunk.backend(), optimizer.stateTensors().get(key)));
-                if (m != null) {
-                    moments.put(key, m);
-                }
-            }
+        ProcessGroups g = rank.context().groups();
+        Communicator world = g.world();
+        if (world.rank() == 0) {
+            CheckpointWriter.preparePartial(root, state.iteration());
         }
-        long bytes = 0;
-        if (groups.world().rank() == 0) {
-            try (TensorArena arena = TensorArena.named("checkpoint-gather")) {
-                List<Parameter> whole = new ArrayList<>();
-                for (ParameterSpec spec : fullSpecs) {
-                    Tensor t = arena.fromFloats(weights.get(spec.name()), spec.shape());
-                    whole.add(new Parameter(spec.name(), t, t, spec.weightDecay()));
+        world.barrier();   // the partial folder exists before anyone writes into it
+        long bytes;
+        try (TensorArena arena = TensorArena.named("checkpoint-save")) {
+            Map<String, Map<String, Tensor>> extra = new LinkedHashMap<>();
+            if (rank.optimizer() instanceof DistributedAdam adam) {
+                extra.put(OptimizerStateFiles.distribFileName(g.data().rank()), distributedPieces(adam, arena));
+            }
+            CheckpointWriter.RankState files;
+            if (g.data().rank() == 0) {
+                Map<String, Tensor> weights = new LinkedHashMap<>();
+                for (Parameter p : rank.parameters()) {
+                    weights.putIfAbsent(p.name(), host(arena, p.data()));
                 }
-                Map<String, Tensor> wholeState = new LinkedHashMap<>();
-                for (ParameterSpec spec : fullSpecs) {
-                    for (String suffix : suffixes) {
-                        String key = spec.name() + "." + suffix;
-                        wholeState.put(key, arena.fromFloats(moments.get(key), spec.shape()));
+                Map<String, Tensor> optimizerState = new LinkedHashMap<>();
+                if (!(rank.optimizer() instanceof DistributedAdam)) {
+                    for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
+                        optimizerState.put(e.getKey(), host(arena, e.getValue()));
                     }
                 }
-                bytes = inner.save(root, state, wholeModel(whole), view(optimizer, wholeState), scheduler);
+                ObjectNode meta = inner.metadata(state, optimizer, scheduler);
+                if (layout.sharded() || layout.distributedOptimizer()) {
+                    layout.writeTo(meta, g.tensor().rank(), g.pipeline().rank());
+                }
+                files = new CheckpointWriter.RankState(rankDirName(), weights, optimizerState, meta);
+            } else {
+                files = new CheckpointWriter.RankState(rankDirName(), null, Map.of(), null);
             }
+            bytes = CheckpointWriter.writeRankFiles(CheckpointWriter.partialDir(root, state.iteration()), files, extra);
         }
-        groups.world().barrier();   // the checkpoint is complete before any rank goes on (or exits)
+        world.barrier();   // every rank's files are complete
+        if (world.rank() == 0) {
+            CheckpointWriter.commit(root, state.iteration());
+        }
+        world.barrier();   // the checkpoint is published before any rank goes on (or exits)
         return bytes;
     }
 
-    /** The per-parameter state names of this optimizer ("exp_avg", "exp_avg_sq"; "momentum_buffer"; none). */
-    private List<String> stateSuffixes(TrainingOptimizer optimizer) {
-        if (rank.optimizer() instanceof DistributedAdam) {
-            return List.of("exp_avg", "exp_avg_sq");
-        }
-        TreeSet<String> suffixes = new TreeSet<>();
-        Parameter any = rank.parameters().getFirst();
-        for (String key : optimizer.stateTensors().keySet()) {
-            if (key.startsWith(any.name() + ".")) {
-                suffixes.add(key.substring(any.name().length() + 1));
-            }
-        }
-        return List.copyOf(suffixes);
-    }
-
-    /** With the distributed optimizer: each chunk's two moments laid out like its flat store (collective over DP). */
-    private List<float[][]> distributedState() {
-        if (!(rank.optimizer() instanceof DistributedAdam adam)) {
-            return null;
-        }
-        List<float[][]> out = new ArrayList<>();
+    /** This DP rank's pieces of the Adam moments, named {@code <param>.exp_avg@<offset in the parameter>}. */
+    private Map<String, Tensor> distributedPieces(DistributedAdam adam, TensorArena arena) {
+        Map<String, Tensor> pieces = new LinkedHashMap<>();
+        Map<String, Tensor> state = adam.stateTensors();
         for (int c = 0; c < rank.chunks().size(); c++) {
-            out.add(new float[][] {adam.gatherState(c, false), adam.gatherState(c, true)});
-        }
-        return out;
-    }
-
-    private static float[] slice(float[] store, GPTModel chunk, Parameter p) {
-        int from = Math.toIntExact(chunk.parameterStore().offset(p.name()));
-        return java.util.Arrays.copyOfRange(store, from, from + Math.toIntExact(p.numel()));
-    }
-
-    private interface ShardReader {
-        float[] read(GPTModel chunk, Parameter p);
-    }
-
-    /**
-     * The whole tensor of {@code spec} on world rank 0 (null elsewhere): the TP ranks of the stage
-     * holding it (data-parallel rank 0) all-gather their shards, and its TP rank 0 sends the merged
-     * tensor to world rank 0.
-     */
-    private float[] gather(ParameterSpec spec, ShardReader reader) {
-        ProcessGroups groups = rank.context().groups();
-        int owner = ownerStage(spec.name());
-        Communicator world = groups.world();
-        int ownerRank = rank.context().state().globalRank(0, owner, 0);
-        float[] full = null;
-        if (groups.pipeline().rank() == owner && groups.data().rank() == 0) {
-            GPTModel chunk = holder(spec.name());
-            Parameter p = chunk.parameter(spec.name());
-            ParameterSpec local = chunk.parameterSpecs().stream().filter(s -> s.name().equals(spec.name())).findFirst()
-                    .orElseThrow();
-            float[] mine = reader.read(chunk, p);
-            Communicator tp = groups.tensor();
-            float[][] shards = new float[tp.size()][];
-            if (tp.size() == 1) {
-                shards[0] = mine;
-            } else {
-                try (TensorArena arena = TensorArena.named("checkpoint-tp-gather")) {
-                    Tensor all = arena.allocate(DType.F32, (long) mine.length * tp.size());
-                    tp.allGather(arena.fromFloats(mine, mine.length), all);
-                    float[] flat = all.toFloatArray();
-                    for (int r = 0; r < tp.size(); r++) {
-                        shards[r] = java.util.Arrays.copyOfRange(flat, r * mine.length, (r + 1) * mine.length);
-                    }
-                }
-            }
-            full = TensorShards.merge(shards, local.fullShape(tp.size()), local.split());
-            if (world.rank() == ownerRank && ownerRank != 0) {
-                try (TensorArena arena = TensorArena.named("checkpoint-send")) {
-                    world.send(arena.fromFloats(full, full.length), 0);
-                }
+            float[] m = HostTransfer.downloadFloats(backend(), state.get("chunk" + c + ".exp_avg"));
+            float[] v = HostTransfer.downloadFloats(backend(), state.get("chunk" + c + ".exp_avg_sq"));
+            for (FlatShard.Segment s : adam.shard(c).segments()) {
+                int from = Math.toIntExact(s.stateOffset());
+                int to = Math.toIntExact(s.stateOffset() + s.numel());
+                String name = s.parameter().name();
+                pieces.put(OptimizerStateFiles.pieceName(name + ".exp_avg", s.from()),
+                        arena.fromFloats(java.util.Arrays.copyOfRange(m, from, to), s.numel()));
+                pieces.put(OptimizerStateFiles.pieceName(name + ".exp_avg_sq", s.from()),
+                        arena.fromFloats(java.util.Arrays.copyOfRange(v, from, to), s.numel()));
             }
         }
-        if (world.rank() == 0) {
-            if (ownerRank != 0) {
-                try (TensorArena arena = TensorArena.named("checkpoint-recv")) {
-                    Tensor t = arena.allocate(DType.F32, numel(spec));
-                    world.recv(t, ownerRank);
-                    full = t.toFloatArray();
-                }
-            }
-            return full;
-        }
-        return null;
+        return pieces;
     }
 
-    /** The pipeline stage whose chunk holds {@code name} (the word embedding: the first stage's). */
-    private int ownerStage(String name) {
-        int stages = rank.context().groups().pipeline().size();
-        var layout = rank.context().state().config();
-        int chunksPerStage = layout.virtualPipelineModelParallelSize(config.numLayers());
-        for (int v = 0; v < chunksPerStage; v++) {
-            for (int stage = 0; stage < stages; stage++) {
-                var chunk = org.megatronj.model.ModelChunk.of(config, stage, stages, v, chunksPerStage);
-                if (ParameterSpec.forGpt(config, 1, chunk).stream().anyMatch(s -> s.name().equals(name))) {
-                    return stage;
-                }
-            }
-        }
-        throw new IllegalStateException("no pipeline stage holds parameter " + name);
-    }
-
-    /** This rank's chunk holding {@code name} (for the tied embedding on the first stage, the first chunk). */
-    private GPTModel holder(String name) {
-        for (GPTModel chunk : rank.chunks()) {
-            if (chunk.parameterSpecs().stream().anyMatch(s -> s.name().equals(name))) {
-                return chunk;
-            }
-        }
-        throw new IllegalStateException("this rank holds no parameter " + name);
-    }
-
-    private static long numel(ParameterSpec spec) {
-        long n = 1;
-        for (long d : spec.shape()) {
-            n *= d;
-        }
-        return n;
+    /** A host copy of {@code t} (device tensors cannot be written from the host). */
+    private Tensor host(TensorArena arena, Tensor t) {
+        return arena.fromFloats(HostTransfer.downloadFloats(backend(), t), t.shape());
     }
 
     // ------------------------------------------------------------------ load
@@ -224,123 +152,99 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
     @Override
     public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                             boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
-        List<String> suffixes = stateSuffixes(optimizer);
-        try (TensorArena arena = TensorArena.named("checkpoint-load")) {
-            Map<String, Tensor> weights = new LinkedHashMap<>();
-            List<Parameter> whole = new ArrayList<>();
-            for (ParameterSpec spec : fullSpecs) {
-                Tensor t = arena.allocate(DType.F32, spec.shape());
-                weights.put(spec.name(), t);
-                whole.add(new Parameter(spec.name(), t, t, spec.weightDecay()));
+        ShardLayout saved;
+        try (Checkpoint any = Checkpoint.openLatestAnyRank(root)) {
+            saved = ShardLayout.fromMetadata(any.metadata());
+        }
+        if (saved.sameModelParallel(layout.tensorParallel(), layout.pipelineParallel(), layout.chunksPerStage())) {
+            try (Checkpoint ckpt = Checkpoint.openLatestShard(root, rankDirName())) {
+                return inner.restore(ckpt, () -> TrainingCheckpointer.loadWeights(ckpt, rank.parameters()), optimizer, scheduler,
+                        finetune, noLoadOptim, noLoadRng, seed, () -> installState(OptimizerStateFiles.readAll(ckpt.rankDir()),
+                                optimizer));
             }
-            // Optimizer state only for the parameters this rank holds (the loader reads the names it is given).
-            Map<String, Tensor> state = new LinkedHashMap<>();
-            for (ParameterSpec spec : fullSpecs) {
-                if (holds(spec.name())) {
-                    for (String suffix : suffixes) {
-                        state.put(spec.name() + "." + suffix, arena.allocate(DType.F32, spec.shape()));
-                    }
-                }
-            }
-            long steps = optimizer.stepCount();
-            ResumePoint resume = inner.load(root, wholeModel(whole), view(optimizer, state), scheduler, finetune, noLoadOptim,
-                    noLoadRng, seed);
-            boolean loadedState = optimizer.stepCount() != steps || (!finetune && !noLoadOptim);
-            int t = rank.context().groups().tensor().size();
+        }
+        if (saved.sharded()) {
+            throw new CheckpointException(Checkpoint.latestIterationDir(root) + " was saved at " + saved.describe()
+                    + ", but this run is tensor-parallel " + layout.tensorParallel() + ", pipeline-parallel "
+                    + layout.pipelineParallel() + (layout.chunksPerStage() > 1 ? " (" + layout.chunksPerStage()
+                    + " chunks per stage)" : "") + ": convert it first with 'megatron checkpoint reshard --load " + root
+                    + " --save <new folder> --target-tensor-parallel-size " + layout.tensorParallel()
+                    + " --target-pipeline-parallel-size " + layout.pipelineParallel() + "'");
+        }
+        return loadWhole(root, optimizer, scheduler, finetune, noLoadOptim, noLoadRng, seed);
+    }
+
+    /** A 1 x 1 checkpoint at another layout: every rank reads the whole tensors and keeps its shard. */
+    private ResumePoint loadWhole(Path root, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler, boolean finetune,
+                                  boolean noLoadOptim, boolean noLoadRng, long seed) {
+        try (Checkpoint ckpt = Checkpoint.openLatest(root, CheckpointLayout.rankDirName(0, 0, false))) {
+            boolean withState = TrainingCheckpointer.loadsOptimizerState(ckpt.metadata(), finetune, noLoadOptim);
+            FullModelState full = FullModelState.read(ckpt.rankDir().getParent(), ShardLayout.SINGLE, config, withState);
+            int t = layout.tensorParallel();
             int tpRank = rank.context().groups().tensor().rank();
-            List<float[][]> storeState = new ArrayList<>();
-            for (GPTModel chunk : rank.chunks()) {
-                float[][] store = {new float[Math.toIntExact(chunk.parameterStore().flatData().numel())],
-                        new float[Math.toIntExact(chunk.parameterStore().flatData().numel())]};
-                storeState.add(store);
-                for (ParameterSpec local : chunk.parameterSpecs()) {
-                    long[] fullShape = local.fullShape(t);
-                    Parameter p = chunk.parameter(local.name());
-                    float[] shard = TensorShards.shard(weights.get(local.name()).toFloatArray(), fullShape, local.split(), t, tpRank);
-                    HostTransfer.uploadFloats(chunk.backend(), shard, p.data());
-                    for (int k = 0; k < suffixes.size() && loadedState; k++) {
-                        String key = local.name() + "." + suffixes.get(k);
-                        Tensor loaded = state.get(key);
-                        if (loaded == null) {
-                            continue;
-                        }
-                        float[] m = TensorShards.shard(loaded.toFloatArray(), fullShape, local.split(), t, tpRank);
-                        if (rank.optimizer() instanceof DistributedAdam) {
-                            int from = Math.toIntExact(chunk.parameterStore().offset(local.name()));
-                            System.arraycopy(m, 0, store[k], from, m.length);
-                        } else {
-                            HostTransfer.uploadFloats(chunk.backend(), m, optimizer.stateTensors().get(key));
+            return inner.restore(ckpt, () -> {
+                for (GPTModel chunk : rank.chunks()) {
+                    for (ParameterSpec spec : chunk.parameterSpecs()) {
+                        HostTransfer.uploadFloats(backend(), full.shard(spec, null, t, tpRank), chunk.parameter(spec.name()).data());
+                    }
+                }
+            }, optimizer, scheduler, finetune, noLoadOptim, noLoadRng, seed, () -> {
+                if (!full.hasOptimizerState()) {
+                    throw new CheckpointException(ckpt.rankDir() + " holds no optimizer state (pass --no-load-optim to load"
+                            + " the weights only)");
+                }
+                Map<String, float[]> state = new LinkedHashMap<>();
+                for (GPTModel chunk : rank.chunks()) {
+                    for (ParameterSpec spec : chunk.parameterSpecs()) {
+                        for (String suffix : full.stateSuffixes(spec.name())) {
+                            state.put(spec.name() + "." + suffix, full.shard(spec, suffix, t, tpRank));
                         }
                     }
                 }
-            }
-            if (loadedState && rank.optimizer() instanceof DistributedAdam adam) {
-                for (int c = 0; c < rank.chunks().size(); c++) {
-                    adam.loadState(c, false, storeState.get(c)[0]);
-                    adam.loadState(c, true, storeState.get(c)[1]);
-                }
-            }
-            return resume;
+                installState(state, optimizer);
+            });
         }
     }
 
-    private boolean holds(String name) {
-        return rank.chunks().stream().anyMatch(c -> c.parameterSpecs().stream().anyMatch(s -> s.name().equals(name)));
+    /**
+     * Puts per-parameter optimizer state (this rank's shards, by {@code <param>.<suffix>}) into
+     * the optimizer: the distributed optimizer takes each chunk's moments laid out like its flat
+     * store and keeps its DP share; any other optimizer its state tensors by name.
+     */
+    private void installState(Map<String, float[]> state, TrainingOptimizer optimizer) {
+        if (rank.optimizer() instanceof DistributedAdam adam) {
+            for (int c = 0; c < rank.chunks().size(); c++) {
+                GPTModel chunk = rank.chunks().get(c);
+                int size = Math.toIntExact(chunk.parameterStore().flatData().numel());
+                float[][] store = {new float[size], new float[size]};
+                String[] suffixes = {"exp_avg", "exp_avg_sq"};
+                for (Parameter p : chunk.parameters()) {
+                    int offset = Math.toIntExact(chunk.parameterStore().offset(p.name()));
+                    for (int k = 0; k < 2; k++) {
+                        float[] values = require(state, p.name() + "." + suffixes[k], p.numel());
+                        System.arraycopy(values, 0, store[k], offset, values.length);
+                    }
+                }
+                adam.loadState(c, false, store[0]);
+                adam.loadState(c, true, store[1]);
+            }
+            return;
+        }
+        for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
+            HostTransfer.uploadFloats(backend(), require(state, e.getKey(), e.getValue().numel()), e.getValue());
+        }
     }
 
-    // ------------------------------------------------------------------ whole-model views for the single-rank checkpointer
-
-    private static TrainableModel wholeModel(List<Parameter> parameters) {
-        return new TrainableModel() {
-            @Override
-            public List<Parameter> parameters() {
-                return parameters;
-            }
-
-            @Override
-            public LossResult forwardBackward(MicroBatch batch, float gradScale, long rngOffset) {
-                throw new IllegalStateException("a checkpoint view has no forward");
-            }
-
-            @Override
-            public LossResult forwardLoss(MicroBatch batch) {
-                throw new IllegalStateException("a checkpoint view has no forward");
-            }
-        };
-    }
-
-    /** The rank's optimizer with {@code state} (whole per-parameter tensors) as its state. */
-    private static TrainingOptimizer view(TrainingOptimizer optimizer, Map<String, Tensor> state) {
-        return new TrainingOptimizer() {
-            @Override
-            public String name() {
-                return optimizer.name();
-            }
-
-            @Override
-            public double clipGradNorm(double maxNorm) {
-                throw new IllegalStateException("a checkpoint view does not step");
-            }
-
-            @Override
-            public void step(double lr) {
-                throw new IllegalStateException("a checkpoint view does not step");
-            }
-
-            @Override
-            public Map<String, Tensor> stateTensors() {
-                return state;
-            }
-
-            @Override
-            public long stepCount() {
-                return optimizer.stepCount();
-            }
-
-            @Override
-            public void setStepCount(long steps) {
-                optimizer.setStepCount(steps);
-            }
-        };
+    private static float[] require(Map<String, float[]> state, String key, long numel) {
+        float[] values = state.get(key);
+        if (values == null) {
+            throw new CheckpointException("optimizer state '" + key + "' is missing from the checkpoint (saved with another"
+                    + " optimizer? pass --no-load-optim to start it afresh)");
+        }
+        if (values.length != numel) {
+            throw new CheckpointException("optimizer state '" + key + "' has " + values.length + " elements in the checkpoint"
+                    + " but " + numel + " in this run");
+        }
+        return values;
     }
 }

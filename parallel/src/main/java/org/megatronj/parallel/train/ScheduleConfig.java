@@ -1,5 +1,8 @@
 package org.megatronj.parallel.train;
 
+import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.OptimizerParamScheduler;
+
 /**
  * Training length and learning-rate schedule with Megatron's flags. Exactly one of
  * {@code --train-iters} and {@code --train-samples} is set (the other is 0); iteration-based runs
@@ -18,9 +21,7 @@ public record ScheduleConfig(long trainIters, long trainSamples,
             throw new IllegalArgumentException("give exactly one of --train-iters and --train-samples (got "
                     + trainIters + " and " + trainSamples + ")");
         }
-        if (!(lr >= 0) || !(minLr >= 0) || minLr > lr) {
-            throw new IllegalArgumentException("need 0 <= --min-lr <= --lr, got --lr " + lr + " and --min-lr " + minLr);
-        }
+        OptimizerParamScheduler.checkLrRange(lr, minLr);
         if (decayStyle == null) {
             throw new IllegalArgumentException("--lr-decay-style must be set");
         }

@@ -3,6 +3,7 @@ package org.megatronj.parallel.train;
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
+import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

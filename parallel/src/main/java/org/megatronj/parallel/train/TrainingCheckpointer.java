@@ -10,6 +10,7 @@ import org.megatronj.io.checkpoint.CheckpointWriter;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -56,6 +57,16 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         for (Parameter p : model.parameters()) {
             weights.put(p.name(), p.data());
         }
+        return CheckpointWriter.save(root, state.iteration(),
+                new CheckpointWriter.RankState(RANK_DIR, weights, optimizer.stateTensors(), metadata(state, optimizer, scheduler)));
+    }
+
+    /**
+     * The {@code metadata.json} of a training checkpoint: format, counters, RNG stream, optimizer
+     * and scheduler state, model configuration and arguments (every rank folder of a sharded
+     * checkpoint holds the same, plus its layout).
+     */
+    public ObjectNode metadata(ResumePoint state, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler) {
         ObjectNode meta = JSON.createObjectNode();
         meta.put("format", FORMAT);
         meta.put("format_version", FORMAT_VERSION);
@@ -76,8 +87,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         sched.put("decay_style", scheduler.style().flagValue());
         meta.set("model", modelConfig);
         meta.set("args", args);
-        return CheckpointWriter.save(root, state.iteration(),
-                new CheckpointWriter.RankState(RANK_DIR, weights, optimizer.stateTensors(), meta));
+        return meta;
     }
 
     /**
@@ -110,36 +120,57 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                             boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
-            JsonNode meta = ckpt.metadata();
-            checkModelConfig(ckpt, meta.path("model"));
-            loadWeights(ckpt, model.parameters());
-            // A release checkpoint (an import, an export of weights) has no training state: Megatron
-            // loads its weights and starts at iteration 0, as with --finetune.
-            boolean release = meta.path("release").asBoolean(false);
-            boolean loadOptim = !finetune && !noLoadOptim && !release;
-            if (loadOptim) {
-                String saved = meta.path("optimizer").path("type").asText("");
-                if (!saved.equals(optimizer.name())) {
-                    throw new CheckpointException(ckpt.rankDir() + ": checkpoint optimizer is '" + saved + "' but this run uses '"
-                            + optimizer.name() + "' (pass --no-load-optim to start the optimizer afresh)");
-                }
-                SafetensorsFile state = ckpt.optimizer().orElseThrow(() -> new CheckpointException(ckpt.rankDir()
-                        + ": optimizer.safetensors is missing (pass --no-load-optim to load the weights only)"));
-                for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
-                    if (!state.contains(e.getKey())) {
-                        throw new CheckpointException(state.path() + ": optimizer state '" + e.getKey() + "' is missing");
-                    }
-                    state.copyTo(e.getKey(), e.getValue());
-                }
-                optimizer.setStepCount(meta.path("optimizer").path("step_count").asLong());
-                scheduler.setNumSteps(meta.path("scheduler").path("num_steps").asLong());
+            return restore(ckpt, () -> loadWeights(ckpt, model.parameters()), optimizer, scheduler, finetune, noLoadOptim,
+                    noLoadRng, seed, () -> copyOptimizerState(ckpt, optimizer.stateTensors()));
+        }
+    }
+
+    /**
+     * Loads one rank folder: checks the model shape, runs {@code loadWeights}, then, unless {@code finetune}, {@code noLoadOptim} or a release
+     * checkpoint, checks the optimizer type, runs {@code loadOptimizerState} and restores the step
+     * count and scheduler clock. Returns where to continue.
+     */
+    public ResumePoint restore(Checkpoint ckpt, Runnable loadWeights, TrainingOptimizer optimizer,
+                               OptimizerParamScheduler scheduler, boolean finetune, boolean noLoadOptim, boolean noLoadRng,
+                               long seed, Runnable loadOptimizerState) {
+        JsonNode meta = ckpt.metadata();
+        checkModelConfig(ckpt, meta.path("model"));
+        loadWeights.run();
+        // A release checkpoint (an import, an export of weights) has no training state: Megatron
+        // loads its weights and starts at iteration 0, as with --finetune.
+        boolean release = meta.path("release").asBoolean(false);
+        if (loadsOptimizerState(meta, finetune, noLoadOptim)) {
+            String saved = meta.path("optimizer").path("type").asText("");
+            if (!saved.equals(optimizer.name())) {
+                throw new CheckpointException(ckpt.rankDir() + ": checkpoint optimizer is '" + saved + "' but this run uses '"
+                        + optimizer.name() + "' (pass --no-load-optim to start the optimizer afresh)");
             }
-            if (finetune || release) {
-                return ResumePoint.fresh(seed);
+            loadOptimizerState.run();
+            optimizer.setStepCount(meta.path("optimizer").path("step_count").asLong());
+            scheduler.setNumSteps(meta.path("scheduler").path("num_steps").asLong());
+        }
+        if (finetune || release) {
+            return ResumePoint.fresh(seed);
+        }
+        long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong(seed);
+        return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
+                meta.path("consumed_valid_samples").asLong(), stream);
+    }
+
+    /** True when a load with these flags restores the optimizer from a checkpoint with this metadata. */
+    public static boolean loadsOptimizerState(JsonNode metadata, boolean finetune, boolean noLoadOptim) {
+        return !finetune && !noLoadOptim && !metadata.path("release").asBoolean(false);
+    }
+
+    /** Copies every tensor of {@code targets} from the folder's {@code optimizer.safetensors} (same names and shapes). */
+    public static void copyOptimizerState(Checkpoint ckpt, Map<String, Tensor> targets) {
+        SafetensorsFile state = ckpt.optimizer().orElseThrow(() -> new CheckpointException(ckpt.rankDir()
+                + ": optimizer.safetensors is missing (pass --no-load-optim to load the weights only)"));
+        for (Map.Entry<String, Tensor> e : targets.entrySet()) {
+            if (!state.contains(e.getKey())) {
+                throw new CheckpointException(state.path() + ": optimizer state '" + e.getKey() + "' is missing");
             }
-            long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong(seed);
-            return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
-                    meta.path("consumed_valid_samples").asLong(), stream);
+            state.copyTo(e.getKey(), e.getValue());
         }
     }
 
@@ -152,7 +183,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         if (root == null || !Files.exists(CheckpointLayout.trackerFile(root))) {
             return OptionalLong.empty();
         }
-        try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
+        try (Checkpoint ckpt = Checkpoint.openLatestAnyRank(root)) {   // every rank folder records the same stream
             JsonNode rng = ckpt.metadata().path("rng").path("stream");
             return rng.isIntegralNumber() ? OptionalLong.of(rng.asLong()) : OptionalLong.empty();
         }

@@ -1,5 +1,7 @@
 package org.megatronj.parallel.train;
 
+import org.megatronj.model.optim.OptimizerParamScheduler;
+
 import java.nio.file.Path;
 
 /**

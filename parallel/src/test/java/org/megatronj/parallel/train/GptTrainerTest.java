@@ -7,6 +7,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.cpu.CpuBackend;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.optim.DecayStyle;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -5,6 +5,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.checkpoint.CheckpointException;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -6,6 +6,7 @@ import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.optim.DecayStyle;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

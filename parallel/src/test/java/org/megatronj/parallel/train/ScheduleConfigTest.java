@@ -1,12 +1,17 @@
 package org.megatronj.parallel.train;
 
 import org.junit.jupiter.api.Test;
+import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-/** Values computed by hand from Megatron's OptimizerParamScheduler.get_lr. */
-class OptimizerParamSchedulerTest {
+/**
+ * The scheduler {@link ScheduleConfig} builds from Megatron's flags (lengths in samples, warmup
+ * fraction); values computed by hand from Megatron's OptimizerParamScheduler.get_lr.
+ */
+class ScheduleConfigTest {
     @Test
     void warmupThenCosineLinearInverseSqrtAndConstant() {
         // --train-iters 100 --global-batch-size 8 --lr 1e-3 --min-lr 1e-4 --lr-warmup-iters 10: steps in samples.

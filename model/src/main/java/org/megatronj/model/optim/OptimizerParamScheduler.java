@@ -1,10 +1,11 @@
-package org.megatronj.parallel.train;
+package org.megatronj.model.optim;
 
 /**
  * Megatron's {@code OptimizerParamScheduler} for the learning rate: linear warmup from 0 to
  * {@code maxLr} over {@code warmupSteps}, then constant, linear, cosine or inverse-square-root
- * decay to {@code minLr} at {@code decaySteps}. Steps count samples (each iteration adds its
- * global batch size), so ramp-up and sample-based runs share one clock.
+ * decay to {@code minLr} at {@code decaySteps} (counted from 0, warmup included), then
+ * {@code minLr}. The trainer counts steps in samples (each iteration adds its global batch
+ * size), so ramp-up and sample-based runs share one clock.
  *
  * <p>As in Megatron the learning rate of an optimizer step is the one computed after the
  * previous step: the first step of a warmup runs at lr 0.
@@ -18,6 +19,7 @@ public final class OptimizerParamScheduler {
     private long numSteps;
 
     public OptimizerParamScheduler(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style) {
+        checkLrRange(maxLr, minLr);
         if (!(decaySteps > 0)) {
             throw new IllegalArgumentException("lr decay length must be positive, got " + decaySteps + " steps");
         }
@@ -32,7 +34,14 @@ public final class OptimizerParamScheduler {
         this.style = style;
     }
 
-    /** The learning rate at {@code step} samples (Megatron's {@code get_lr}). */
+    /** Megatron's {@code 0 <= min_lr <= max_lr}, worded with the flags that set them. */
+    public static void checkLrRange(double lr, double minLr) {
+        if (!(lr >= 0) || !(minLr >= 0) || minLr > lr) {
+            throw new IllegalArgumentException("need 0 <= --min-lr <= --lr, got --lr " + lr + " and --min-lr " + minLr);
+        }
+    }
+
+    /** The learning rate at {@code step} (Megatron's {@code get_lr}). */
     public double lrAt(long step) {
         if (warmupSteps > 0 && step <= warmupSteps) {
             return maxLr * step / warmupSteps;
@@ -62,7 +71,7 @@ public final class OptimizerParamScheduler {
         return lrAt(numSteps);
     }
 
-    /** Advances the clock by {@code increment} samples (the iteration's global batch size). */
+    /** Advances the clock by {@code increment} steps (for the trainer: the iteration's global batch size). */
     public void step(long increment) {
         numSteps += increment;
     }
