@@ -191,6 +191,12 @@ public final class GemmReport {
         md.append("\n- Peak ceiling for the best columns (fastest iteration, at least threads x the 1-thread one):");
         ceiling.forEach((t, p) -> md.append(String.format(Locale.ROOT, " %d thread%s %.1f GFLOP/s;", t, t == 1 ? "" : "s", p.best())));
         md.setLength(md.length() - 1);
+        if (highest.containsKey(1) && highest.keySet().stream().anyMatch(t -> t > 1
+                && highest.get(t).best() < 0.9 * t * highest.get(1).best())) {
+            md.append("\n\n**The machine was busy during this run**: the multi-thread FMA peak never reached 90% of ")
+                    .append("threads x the single-thread one, so other processes held cores. The figures below are ")
+                    .append("what the gemm got, not what it does on idle cores; rerun on a quiet machine.");
+        }
         md.append("\n\nGFLOP/s = 2 m n k / mean time of one `CpuGemm.gemm` (alpha 1, beta 0, fp32 in and out). ")
                 .append("% of peak divides it by the mean FMA peak measured just before, on the same thread count; ")
                 .append("\"best\" divides the fastest gemm iteration by the peak ceiling above; ")

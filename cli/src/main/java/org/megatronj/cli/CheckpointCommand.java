@@ -3,10 +3,11 @@ package org.megatronj.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code megatron checkpoint ...}: look into checkpoints and convert them to and from Hugging Face. */
+/** {@code megatron checkpoint ...}: look into checkpoints, convert them between parallel layouts and to and from Hugging Face. */
 @Command(name = "checkpoint", mixinStandardHelpOptions = true,
-        description = "Inspect checkpoints; import and export Hugging Face GPT-2 models.",
-        subcommands = {CheckpointInspectCommand.class, CheckpointImportHfCommand.class, CheckpointExportHfCommand.class})
+        description = "Inspect and reshard checkpoints; import and export Hugging Face GPT-2 models.",
+        subcommands = {CheckpointInspectCommand.class, CheckpointImportHfCommand.class, CheckpointExportHfCommand.class,
+                CheckpointReshardCommand.class})
 final class CheckpointCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -2,15 +2,18 @@ package org.megatronj.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.checkpoint.OptimizerStateFiles;
+import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
-import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
@@ -31,9 +34,24 @@ final class CheckpointInspectCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        try (Checkpoint c = Checkpoint.openLatest(dir, TrainingCheckpointer.RANK_DIR)) {
+        try (Checkpoint c = Checkpoint.openLatestAnyRank(dir)) {
             JsonNode m = c.metadata();
+            ShardLayout layout = ShardLayout.fromMetadata(m);
+            List<String> folders = CheckpointLayout.rankDirNames(c.rankDir().getParent());
             out.println("checkpoint: " + c.rankDir());
+            if (layout.sharded() || folders.size() > 1 || layout.distributedOptimizer()) {
+                out.println("  layout:                 " + layout.describe());
+                out.println("  rank folders:           " + folders.size() + " " + folders
+                        + " (tensors below: " + c.rankDir().getFileName() + ")");
+                List<Path> distrib = OptimizerStateFiles.distribFiles(c.rankDir());
+                if (!distrib.isEmpty()) {
+                    out.println("  distributed optimizer:  " + distrib.size() + " file(s) per rank folder "
+                            + distrib.stream().map(p -> p.getFileName().toString()).toList());
+                }
+            }
+            if (m.has("resharded_from")) {
+                out.println("  resharded from:         " + m.get("resharded_from").asText());
+            }
             out.println("  iteration:              " + (m.path("release").asBoolean() ? "release (weights only)" : c.iteration()));
             out.println("  consumed train samples: " + m.path("consumed_train_samples").asLong());
             out.println("  consumed valid samples: " + m.path("consumed_valid_samples").asLong());

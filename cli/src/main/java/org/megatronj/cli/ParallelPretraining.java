@@ -35,8 +35,9 @@ import org.megatronj.parallel.train.TrainingResult;
  * {@code megatron pretrain gpt} on several ranks: every rank is a thread of this process with its
  * own CPU backend (the cores shared out), its model chunks ({@link ParallelGptRank}) and the
  * ordinary trainer loop; rank 0 prints the log. All ranks read the same global batches and each
- * runs its data-parallel share, so the losses equal a single-rank run's. Checkpoints are written
- * and read in the single-rank layout ({@link ParallelCheckpointer}), so any layout resumes any.
+ * runs its data-parallel share, so the losses equal a single-rank run's. Checkpoints are sharded
+ * per (tensor, pipeline) rank ({@link ParallelCheckpointer}); another layout needs
+ * {@code megatron checkpoint reshard}.
  */
 final class ParallelPretraining {
     private final PrintWriter out;

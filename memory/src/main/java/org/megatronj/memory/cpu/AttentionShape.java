@@ -1,5 +1,6 @@
 package org.megatronj.memory.cpu;
 
+import org.megatronj.memory.TensorChecks;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorException;
 
@@ -10,9 +11,9 @@ import org.megatronj.memory.TensorException;
 record AttentionShape(int s, int sk, int batch, int np, int ng, int d) {
 
     static AttentionShape of(String op, Tensor q, Tensor k, Tensor v) {
-        Checks.rank(op, "q", q, 4, "[s, b, np, d]");
-        Checks.rank(op, "k", k, 4, "[sk, b, ng, d]");
-        Checks.sameShape(op, "k", k, "v", v);
+        TensorChecks.rank(op, "q", q, 4, "[s, b, np, d]");
+        TensorChecks.rank(op, "k", k, 4, "[sk, b, ng, d]");
+        TensorChecks.sameShape(op, "k", k, "v", v);
         if (k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3)) {
             throw new TensorException(op + ": q " + Tensor.shapeString(q.shape()) + " and k "
                     + Tensor.shapeString(k.shape()) + " differ in batch or head dim; expected q [s, b, np, d], k [sk, b, ng, d]");

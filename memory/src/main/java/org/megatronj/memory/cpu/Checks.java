@@ -2,31 +2,27 @@ package org.megatronj.memory.cpu;
 
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
-import org.megatronj.memory.TensorException;
 
-import java.util.Arrays;
+import static org.megatronj.memory.TensorChecks.alive;
+import static org.megatronj.memory.TensorChecks.dtypeIs;
+import static org.megatronj.memory.TensorChecks.fail;
+import static org.megatronj.memory.TensorChecks.floatingDtype;
+import static org.megatronj.memory.TensorChecks.numel;
+import static org.megatronj.memory.TensorChecks.rank;
+import static org.megatronj.memory.TensorChecks.sameShape;
+import static org.megatronj.memory.TensorChecks.shape;
 
 /**
- * Argument checks shared by the CPU kernels. Every failure names the op, what it was given
- * (shapes, dtypes) and what it expected, so a bad call is fixed from the message alone.
+ * Argument checks of the CPU kernels: host memory, and the shape rules of each op, on top of
+ * the checks every backend shares ({@link org.megatronj.memory.TensorChecks}).
  */
 final class Checks {
     private Checks() {
     }
 
-    static TensorException fail(String op, String message) {
-        return new TensorException(op + ": " + message);
-    }
-
     /** The tensor is non-null, alive and in host memory. */
     static Tensor host(String op, String name, Tensor t) {
-        if (t == null) {
-            throw fail(op, name + " is null");
-        }
-        if (!t.isAlive()) {
-            String arena = t.arena() == null ? "its memory" : "arena '" + t.arena().name() + "'";
-            throw fail(op, name + " " + t + " was freed (" + arena + " is closed)");
-        }
+        alive(op, name, t);
         if (!t.device().isHost()) {
             throw fail(op, name + " " + t + " is on " + t.device() + "; the CPU backend needs host tensors");
         }
@@ -35,52 +31,11 @@ final class Checks {
 
     /** Host tensor whose dtype is F32, BF16 or F16. */
     static Tensor floating(String op, String name, Tensor t) {
-        host(op, name, t);
-        if (!t.dtype().isFloatingPoint()) {
-            throw fail(op, name + " is " + t.dtype() + Tensor.shapeString(t.shape()) + "; expected F32, BF16 or F16");
-        }
-        return t;
+        return floatingDtype(op, name, host(op, name, t));
     }
 
     static Tensor dtype(String op, String name, Tensor t, DType expected) {
-        host(op, name, t);
-        if (t.dtype() != expected) {
-            throw fail(op, name + " is " + t.dtype() + Tensor.shapeString(t.shape()) + "; expected " + expected);
-        }
-        return t;
-    }
-
-    static void sameShape(String op, String nameA, Tensor a, String nameB, Tensor b) {
-        if (!Arrays.equals(a.shape(), b.shape())) {
-            throw fail(op, nameA + " has shape " + Tensor.shapeString(a.shape()) + " but " + nameB + " has shape "
-                    + Tensor.shapeString(b.shape()) + "; expected equal shapes");
-        }
-    }
-
-    static void sameNumel(String op, String nameA, Tensor a, String nameB, Tensor b) {
-        if (a.numel() != b.numel()) {
-            throw fail(op, nameA + " " + Tensor.shapeString(a.shape()) + " has " + a.numel() + " elements but "
-                    + nameB + " " + Tensor.shapeString(b.shape()) + " has " + b.numel() + "; expected equal counts");
-        }
-    }
-
-    static void shape(String op, String name, Tensor t, long... expected) {
-        if (!Arrays.equals(t.shape(), expected)) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected " + Tensor.shapeString(expected));
-        }
-    }
-
-    static void numel(String op, String name, Tensor t, long expected, String what) {
-        if (t.numel() != expected) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + " (" + t.numel()
-                    + " elements); expected " + expected + " elements (" + what + ")");
-        }
-    }
-
-    static void rank(String op, String name, Tensor t, int expected, String layout) {
-        if (t.rank() != expected) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected " + expected + "-D " + layout);
-        }
+        return dtypeIs(op, name, host(op, name, t), expected);
     }
 
     /** Number of columns (last dimension); rank-0 tensors are one column. */
@@ -115,7 +70,7 @@ final class Checks {
     }
 
     static int checkEmbedding(String op, Tensor ids, Tensor table, String outName, Tensor out) {
-        Checks.rank(op, "table", table, 2, "[vocab, h]");
+        rank(op, "table", table, 2, "[vocab, h]");
         long h = table.dim(1);
         if (cols(out) != h || out.numel() != ids.numel() * h) {
             throw fail(op, outName + " has shape " + Tensor.shapeString(out.shape()) + " for ids "
@@ -161,7 +116,7 @@ final class Checks {
 
     static void checkLse(String op, Tensor lse, AttentionShape a) {
         dtype(op, "lse", lse, DType.F32);
-        Checks.shape(op, "lse", lse, a.batch(), a.np(), a.s());
+        shape(op, "lse", lse, a.batch(), a.np(), a.s());
     }
 
     static int[] keyLengths(String op, Tensor keyLengths, AttentionShape a) {
@@ -169,7 +124,7 @@ final class Checks {
             return null;
         }
         dtype(op, "keyLengths", keyLengths, DType.I32);
-        Checks.shape(op, "keyLengths", keyLengths, a.batch());
+        shape(op, "keyLengths", keyLengths, a.batch());
         int[] lengths = new int[a.batch()];
         for (int b = 0; b < lengths.length; b++) {
             lengths[b] = FloatRows.getInt(keyLengths, b);

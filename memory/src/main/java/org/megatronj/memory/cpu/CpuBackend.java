@@ -1,5 +1,6 @@
 package org.megatronj.memory.cpu;
 
+import org.megatronj.memory.TensorChecks;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
@@ -18,14 +19,14 @@ import static org.megatronj.memory.cpu.Checks.checkTargets;
 import static org.megatronj.memory.cpu.Checks.checkVector;
 import static org.megatronj.memory.cpu.Checks.cols;
 import static org.megatronj.memory.cpu.Checks.dtype;
-import static org.megatronj.memory.cpu.Checks.fail;
+import static org.megatronj.memory.TensorChecks.fail;
 import static org.megatronj.memory.cpu.Checks.floating;
 import static org.megatronj.memory.cpu.Checks.host;
 import static org.megatronj.memory.cpu.Checks.keyLengths;
-import static org.megatronj.memory.cpu.Checks.numel;
+import static org.megatronj.memory.TensorChecks.numel;
 import static org.megatronj.memory.cpu.Checks.rows;
-import static org.megatronj.memory.cpu.Checks.sameNumel;
-import static org.megatronj.memory.cpu.Checks.sameShape;
+import static org.megatronj.memory.TensorChecks.sameNumel;
+import static org.megatronj.memory.TensorChecks.sameShape;
 import static org.megatronj.memory.cpu.Checks.toInt;
 
 /**
@@ -364,7 +365,7 @@ public final class CpuBackend implements Backend {
         floating(op, "x", x);
         dtype(op, "freqs", freqs, DType.F32);
         floating(op, "out", out);
-        Checks.rank(op, "x", x, 4, "[s, b, heads, d]");
+        TensorChecks.rank(op, "x", x, 4, "[s, b, heads, d]");
         sameShape(op, "x", x, "out", out);
         long s = x.dim(0);
         long d = x.dim(3);

@@ -1,6 +1,7 @@
 package org.megatronj.memory.cuda;
 
 import static org.megatronj.bindings.cuda.cuda_h.*;
+import static org.megatronj.memory.TensorChecks.*;
 import static org.megatronj.memory.cuda.DeviceChecks.*;
 
 import java.lang.foreign.Arena;

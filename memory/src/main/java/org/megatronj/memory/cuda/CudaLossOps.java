@@ -1,5 +1,6 @@
 package org.megatronj.memory.cuda;
 
+import static org.megatronj.memory.TensorChecks.*;
 import static org.megatronj.memory.cuda.DeviceChecks.*;
 
 import org.megatronj.memory.DType;

@@ -1,30 +1,21 @@
 package org.megatronj.memory.cuda;
 
-import java.util.Arrays;
-
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
-import org.megatronj.memory.TensorException;
+import org.megatronj.memory.TensorChecks;
 
-/** Argument checks of the CUDA backend; every failure names the op, what it got and what it expected. */
+import static org.megatronj.memory.TensorChecks.alive;
+import static org.megatronj.memory.TensorChecks.dtypeIs;
+import static org.megatronj.memory.TensorChecks.fail;
+import static org.megatronj.memory.TensorChecks.floatingDtype;
+
+/**
+ * Argument checks of the CUDA backend: device memory and kernel dtype codes, on top of the checks
+ * every backend shares ({@link TensorChecks}).
+ */
 final class DeviceChecks {
     private DeviceChecks() {
-    }
-
-    static TensorException fail(String op, String message) {
-        return new TensorException(op + ": " + message);
-    }
-
-    static Tensor alive(String op, String name, Tensor t) {
-        if (t == null) {
-            throw fail(op, name + " is null");
-        }
-        if (!t.isAlive()) {
-            String arena = t.arena() == null ? "its memory" : "arena '" + t.arena().name() + "'";
-            throw fail(op, name + " " + t + " was freed (" + arena + " is closed)");
-        }
-        return t;
     }
 
     /** Alive and in device memory. */
@@ -39,52 +30,11 @@ final class DeviceChecks {
 
     /** Device tensor of F32, BF16 or F16. */
     static Tensor floating(String op, String name, Tensor t) {
-        device(op, name, t);
-        if (!t.dtype().isFloatingPoint()) {
-            throw fail(op, name + " is " + t.dtype() + Tensor.shapeString(t.shape()) + "; expected F32, BF16 or F16");
-        }
-        return t;
+        return floatingDtype(op, name, device(op, name, t));
     }
 
     static Tensor dtype(String op, String name, Tensor t, DType expected) {
-        device(op, name, t);
-        if (t.dtype() != expected) {
-            throw fail(op, name + " is " + t.dtype() + Tensor.shapeString(t.shape()) + "; expected " + expected);
-        }
-        return t;
-    }
-
-    static void sameShape(String op, String nameA, Tensor a, String nameB, Tensor b) {
-        if (!Arrays.equals(a.shape(), b.shape())) {
-            throw fail(op, nameA + " has shape " + Tensor.shapeString(a.shape()) + " but " + nameB + " has shape "
-                    + Tensor.shapeString(b.shape()) + "; expected equal shapes");
-        }
-    }
-
-    static void sameNumel(String op, String nameA, Tensor a, String nameB, Tensor b) {
-        if (a.numel() != b.numel()) {
-            throw fail(op, nameA + " " + Tensor.shapeString(a.shape()) + " has " + a.numel() + " elements but " + nameB
-                    + " " + Tensor.shapeString(b.shape()) + " has " + b.numel() + "; expected equal counts");
-        }
-    }
-
-    static void shape(String op, String name, Tensor t, long... expected) {
-        if (!Arrays.equals(t.shape(), expected)) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected " + Tensor.shapeString(expected));
-        }
-    }
-
-    static void rank(String op, String name, Tensor t, int expected, String layout) {
-        if (t.rank() != expected) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + "; expected " + expected + "-D " + layout);
-        }
-    }
-
-    static void numel(String op, String name, Tensor t, long expected, String what) {
-        if (t.numel() != expected) {
-            throw fail(op, name + " has shape " + Tensor.shapeString(t.shape()) + " (" + t.numel() + " elements); expected "
-                    + expected + " elements (" + what + ")");
-        }
+        return dtypeIs(op, name, device(op, name, t), expected);
     }
 
     /** The last dimension as an int (rows kernels index columns with int). */
