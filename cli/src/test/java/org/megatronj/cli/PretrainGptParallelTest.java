@@ -83,7 +83,10 @@ class PretrainGptParallelTest {
                 "--world-size", "4", "--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", "1");
     }
 
-    /** A parallel run's checkpoint is in the single-rank layout: one rank resumes it, and a parallel run resumes a single-rank one. */
+    /**
+     * A parallel run's checkpoint is sharded per (TP, PP) rank: one rank refuses it, resumes it after
+     * {@code checkpoint reshard} to 1 x 1 with the same losses; a parallel run resumes a single-rank one.
+     */
     @Test
     void checkpointsResumeAcrossLayouts() throws IOException {
         Path data = dataset();
@@ -98,8 +101,27 @@ class PretrainGptParallelTest {
         first.addAll(List.of("--save", ckpt.toString(), "--exit-interval", "2"));
         CliRun a = CliRun.of(first.toArray(String[]::new));
         assertEquals(0, a.code(), a.toString());
-        assertTrue(Files.exists(ckpt.resolve("iter_0000002/mp_rank_00/model.safetensors")), a.out());
-        CliRun b = CliRun.of(args(data, parts, "--load", ckpt.toString()).toArray(String[]::new));
+        for (String rank : List.of("mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001")) {
+            assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/model.safetensors")), rank + ": " + a.out());
+            assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/distrib_optim_dp_001.safetensors")), rank);
+        }
+        CliRun refused = CliRun.of(args(data, dir.resolve("refused.csv"), "--load", ckpt.toString()).toArray(String[]::new));
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("megatron checkpoint reshard"), refused.err());
+        Path whole = dir.resolve("ckpt-resharded");
+        CliRun reshard = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", whole.toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1");
+        assertEquals(0, reshard.code(), reshard.toString());
+        assertTrue(reshard.out().contains("optimizer state converted"), reshard.out());
+        CliRun inspect = CliRun.of("checkpoint", "inspect", "--no-tensors", ckpt.toString());
+        assertTrue(inspect.out().contains("layout:                 tensor-parallel 2, pipeline-parallel 2, saved at data-parallel 2"
+                + " with the distributed optimizer"), inspect.out());
+        assertTrue(inspect.out().contains("rank folders:           4 [mp_rank_00_000, mp_rank_00_001, mp_rank_01_000,"
+                + " mp_rank_01_001]"), inspect.out());
+        assertTrue(inspect.out().contains("distributed optimizer:  2 file(s)"), inspect.out());
+        CliRun inspectWhole = CliRun.of("checkpoint", "inspect", "--no-tensors", whole.toString());
+        assertTrue(inspectWhole.out().contains("resharded from:         tensor-parallel 2, pipeline-parallel 2"), inspectWhole.out());
+        CliRun b = CliRun.of(args(data, parts, "--load", whole.toString()).toArray(String[]::new));
         assertEquals(0, b.code(), b.toString());
         assertTrue(b.out().contains("at iteration 2"), b.out());
         assertLosses(single, parts);

@@ -7,6 +7,7 @@ import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.checkpoint.CheckpointException;
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.io.checkpoint.CheckpointWriter;
+import org.megatronj.io.checkpoint.OptimizerStateFiles;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
@@ -162,8 +163,24 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         return !finetune && !noLoadOptim && !metadata.path("release").asBoolean(false);
     }
 
-    /** Copies every tensor of {@code targets} from the folder's {@code optimizer.safetensors} (same names and shapes). */
+    /**
+     * Copies every tensor of {@code targets} from the folder's {@code optimizer.safetensors} (same
+     * names and shapes), or from its distributed-optimizer files (a TP1/PP1 run with
+     * {@code --use-distributed-optimizer}) re-assembled into whole tensors.
+     */
     public static void copyOptimizerState(Checkpoint ckpt, Map<String, Tensor> targets) {
+        if (ckpt.optimizer().isEmpty() && !OptimizerStateFiles.distribFiles(ckpt.rankDir()).isEmpty()) {
+            Map<String, float[]> pieces = OptimizerStateFiles.readAll(ckpt.rankDir());
+            for (Map.Entry<String, Tensor> e : targets.entrySet()) {
+                float[] values = pieces.get(e.getKey());
+                if (values == null || values.length != e.getValue().numel()) {
+                    throw new CheckpointException(ckpt.rankDir() + ": distributed optimizer state '" + e.getKey() + "' is "
+                            + (values == null ? "missing" : values.length + " elements, expected " + e.getValue().numel()));
+                }
+                e.getValue().copyFrom(values);
+            }
+            return;
+        }
         SafetensorsFile state = ckpt.optimizer().orElseThrow(() -> new CheckpointException(ckpt.rankDir()
                 + ": optimizer.safetensors is missing (pass --no-load-optim to load the weights only)"));
         for (Map.Entry<String, Tensor> e : targets.entrySet()) {

@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -15,14 +17,18 @@ import org.megatronj.io.checkpoint.CheckpointException;
 import org.megatronj.io.checkpoint.OptimizerStateFiles;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
 import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
+import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.OptimizerParamScheduler;
-import org.megatronj.model.optim.AdamW;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.TestBackends;
 import org.megatronj.parallel.comm.LocalWorld;
@@ -35,6 +41,7 @@ import org.megatronj.parallel.train.TrainingOptimizer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -55,7 +62,15 @@ class ShardedCheckpointTest {
     @TempDir
     Path dir;
 
-    record Layout(int tp, int pp, int dp, boolean distributedOptimizer) {
+    record Layout(int tp, int pp, int dp, boolean distributedOptimizer, int layersPerVirtualStage) {
+        Layout(int tp, int pp, int dp, boolean distributedOptimizer) {
+            this(tp, pp, dp, distributedOptimizer, 0);
+        }
+
+        ParallelConfig parallelConfig() {
+            return new ParallelConfig(tp, pp, layersPerVirtualStage, false);
+        }
+
         int world() {
             return tp * pp * dp;
         }
@@ -73,7 +88,7 @@ class ShardedCheckpointTest {
     }
 
     static void onLayout(TransformerConfig c, Layout l, RankBody body) {
-        LocalWorld.run(ParallelConfig.of(l.tp(), l.pp()), l.world(), ctx -> {
+        LocalWorld.run(l.parallelConfig(), l.world(), ctx -> {
             var adam = l.distributedOptimizer() ? new ParallelGptRank.AdamSettings(0.9f, 0.95f, 1e-8f, 0.1f) : null;
             var options = new ParallelGptRank.Options(ActivationRecompute.none(), false, 0, adam);
             try (Backend backend = TestBackends.cpu();
@@ -195,6 +210,20 @@ class ShardedCheckpointTest {
         for (int i = 0; i < expected.length; i++) {
             assertEquals(expected[i], actual[i], 1e-5 * expected[i], "loss of resumed iteration " + (i + 3));
         }
+
+        // The interleaved schedule (2 chunks of 1 layer per stage) resumes too, saves sharded, and reshards back.
+        Path interleaved = dir.resolve("pp2-interleaved");
+        CheckpointResharder.reshard(saved, interleaved, new ParallelConfig(1, 2, 1, false), true, line -> { });
+        Layout vpp = new Layout(1, 2, 2, true, 1);
+        Path continued = dir.resolve("pp2-interleaved-4");
+        double[] resumed = train(c, vpp, interleaved, continued, 2, 4);
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], resumed[i], 1e-5 * expected[i], "interleaved: loss of resumed iteration " + (i + 3));
+        }
+        Path whole = dir.resolve("whole-4");
+        CheckpointResharder.reshard(continued, whole, ParallelConfig.of(1, 1), true, line -> { });
+        double original = validation(c, vpp, continued);
+        assertEquals(original, singleRankValidation(c, whole), 1e-6 * original);
     }
 
     @Test
@@ -210,6 +239,39 @@ class ShardedCheckpointTest {
             assertEquals(uninterrupted[2 + i], dp4[i], 1e-5 * uninterrupted[2 + i], "DP 4, iteration " + (i + 3));
             assertEquals(uninterrupted[2 + i], dp1Plain[i], 1e-5 * uninterrupted[2 + i], "DP 1 plain Adam, iteration " + (i + 3));
         }
+    }
+
+    @Test
+    void dataParallelDistributedOptimizerCheckpointLoadsOnOneRank() {
+        TransformerConfig c = config(64);
+        Path plain = dir.resolve("plain");
+        Path distributed = dir.resolve("distributed");
+        // The same DP2 run with plain Adam (optimizer.safetensors) and with the distributed optimizer: bitwise the same steps.
+        train(c, new Layout(1, 1, 2, false), null, plain, 0, 2);
+        train(c, new Layout(1, 1, 2, true), null, distributed, 0, 2);
+        assertTrue(Files.exists(distributed.resolve("iter_0000002/mp_rank_00/" + OptimizerStateFiles.distribFileName(1))));
+        try (TensorArena arena = TensorArena.named("test");
+             Checkpoint a = Checkpoint.openLatest(plain, TrainingCheckpointer.RANK_DIR);
+             Checkpoint b = Checkpoint.openLatest(distributed, TrainingCheckpointer.RANK_DIR)) {
+            Map<String, Tensor> expected = new LinkedHashMap<>();
+            Map<String, Tensor> actual = new LinkedHashMap<>();
+            for (ParameterSpec spec : ParameterSpec.forGpt(c)) {
+                for (String suffix : List.of("exp_avg", "exp_avg_sq")) {
+                    expected.put(spec.name() + "." + suffix, arena.allocate(DType.F32, spec.shape()));
+                    actual.put(spec.name() + "." + suffix, arena.allocate(DType.F32, spec.shape()));
+                }
+            }
+            TrainingCheckpointer.copyOptimizerState(a, expected);   // optimizer.safetensors of plain Adam
+            TrainingCheckpointer.copyOptimizerState(b, actual);     // the two DP ranks' distrib_optim files
+            for (String key : expected.keySet()) {
+                assertArrayEquals(expected.get(key).toFloatArray(), actual.get(key).toFloatArray(), key);
+            }
+        }
+        Path weightsOnly = dir.resolve("weights-only");
+        var result = CheckpointResharder.reshard(distributed, weightsOnly, ParallelConfig.of(2, 1), false, line -> { });
+        assertFalse(result.optimizerState());
+        assertFalse(OptimizerStateFiles.present(weightsOnly.resolve("iter_0000002/mp_rank_01")));
+        assertTrue(Files.exists(weightsOnly.resolve("iter_0000002/mp_rank_01/model.safetensors")));
     }
 
     @Test
