@@ -8,6 +8,7 @@
 #   MEGATRON_BUILD_DIR=target-x               build into / run from another output folder
 #   MEGATRON_JAVA_OPTS=...                    extra JVM options (as for ./megatron)
 #   BASELINES=/path/to/baselines              where gpt_torch_cpu.py and quiet.py live
+#   RESULTS_DIR=/some/dir                     write the report there instead of bench/results
 # Iterations per run (warm-up/timed): A 2/5, B 2/4, C 1/3; override with STEPS_A="2 5" etc.
 # Sets up the baseline as its README says: python3-torch from apt, OpenBLAS's OpenMP build unpacked
 # into /tmp/openblas, LD_LIBRARY_PATH to it, OMP_NUM_THREADS=2.
@@ -25,7 +26,7 @@ THREADS=2
 BASELINES="${BASELINES:-/work/shared/baselines}"
 BUILD_DIR="${MEGATRON_BUILD_DIR:-target}"
 JAR="$ROOT/bench/$BUILD_DIR/megatron-bench.jar"
-OUT="$ROOT/bench/results"
+OUT="${RESULTS_DIR:-$ROOT/bench/results}"
 OPENBLAS_DIR=/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-openmp
 # The model's live heap is a few MB, but it allocates ~1 GB of short-lived arrays per iteration; with the
 # JVM's default heap sizing (1/4 of RAM) the young generation grows to gigabytes of resident memory.

@@ -1,6 +1,7 @@
 package org.megatronj.cli.evaluate;
 
 import org.megatronj.model.GPTModel;
+import org.megatronj.model.generate.Sampler;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 
@@ -116,7 +117,7 @@ public final class ZeroShotEvaluator {
                 boolean all = true;
                 for (int k = 0; k < targets[r].length && all; k++) {
                     int offset = ((r * s) + targetStart[r] + k) * vocab;
-                    all = argmax(logits, offset, vocab) == targets[r][k];
+                    all = Sampler.argmax(logits, offset, vocab) == targets[r][k];
                 }
                 if (all) {
                     correct++;
@@ -131,15 +132,5 @@ public final class ZeroShotEvaluator {
         int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
-    }
-
-    private static int argmax(float[] logits, int offset, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (logits[offset + i] > logits[offset + best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
