@@ -65,6 +65,11 @@ public final class GemmReport {
             return 100 * gflops() / peak.mean();
         }
 
+        /** The peak just before this row fell short of the run's ceiling: other processes held cores. */
+        boolean busy() {
+            return peak.mean() < 0.9 * ceiling.mean();
+        }
+
         double bestPercentOfPeak() {
             return 100 * bestGflops() / ceiling.best();
         }
@@ -200,14 +205,17 @@ public final class GemmReport {
         md.append("\n\nGFLOP/s = 2 m n k / mean time of one `CpuGemm.gemm` (alpha 1, beta 0, fp32 in and out). ")
                 .append("% of peak divides it by the mean FMA peak measured just before, on the same thread count; ")
                 .append("\"best\" divides the fastest gemm iteration by the peak ceiling above; ")
-                .append("on a shared machine it is the steadier of the two figures.\n\n");
+                .append("on a shared machine it is the steadier of the two figures. ")
+                .append("\"(busy)\": the peak measured just before the row was under 90% of the run's highest, ")
+                .append("so other processes held cores while that row ran.\n\n");
         md.append("| shape | op | m x n x k | threads | ms/gemm | GFLOP/s | peak GFLOP/s | % of peak | best GFLOP/s | best % of peak ceiling |\n");
         md.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Row r : rows) {
             GemmShape g = r.shape();
-            md.append(String.format(Locale.ROOT, "| %s | %s | %d x %d x %d | %d | %.2f ± %.2f | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n",
+            md.append(String.format(Locale.ROOT, "| %s | %s | %d x %d x %d | %d | %.2f ± %.2f | %.1f | %.1f%s | %.0f%% | %.1f | %.0f%% |%n",
                     g.name(), g.transposes(), g.m(), g.n(), g.k(), r.threads(), r.msMean(), r.msError(),
-                    r.gflops(), r.peak().mean(), r.percentOfPeak(), r.bestGflops(), r.bestPercentOfPeak()));
+                    r.gflops(), r.peak().mean(), r.busy() ? " (busy)" : "", r.percentOfPeak(), r.bestGflops(),
+                    r.bestPercentOfPeak()));
         }
         md.append("\nShapes: ");
         for (GemmShape g : GemmShape.ALL) {

@@ -15,6 +15,11 @@ import java.util.Locale;
  *     model.safetensors                      weights under Megatron-core names
  *     optimizer.safetensors                  optimizer state tensors (absent when not saved)
  *     metadata.json                          args, iteration, consumed samples, RNG, optimizer and scheduler state
+ * SAVE/iter_0000100/mp_rank_01_001/          a sharded checkpoint: TP rank 1 of pipeline stage 1 (PP &gt; 1)
+ *     model.safetensors                      that rank's shards (same names, shard shapes)
+ *     optimizer.safetensors                  its optimizer state, or instead, with the distributed optimizer,
+ *     distrib_optim_dp_000.safetensors       the moments each data-parallel rank owns ({@link OptimizerStateFiles})
+ *     metadata.json                          as above plus the layout under "parallel" ({@link ShardLayout})
  * </pre>
  */
 public final class CheckpointLayout {
