@@ -37,7 +37,7 @@ class PreprocessCommandTest {
 
     private static Path gpt2() {
         for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
-            for (Path c : new Path[] {p.resolve("shared/data/gpt2"), p.resolveSibling("shared").resolve("data/gpt2")}) {
+            for (Path c : new Path[] {p.resolve("shared/data/gpt2"), p.resolveSibling("shared").resolve("data/gpt2"), p.resolve("data/gpt2")}) {
                 if (Files.isRegularFile(c.resolve("gpt2-vocab.json"))) return c;
             }
         }

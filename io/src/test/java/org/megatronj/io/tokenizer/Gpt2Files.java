@@ -5,14 +5,17 @@ import java.nio.file.Path;
 
 import org.junit.jupiter.api.Assumptions;
 
-/** Finds the GPT-2 vocab/merges that tests use: {@code shared/data/gpt2} in the working directory or above it. */
+/**
+ * Finds the GPT-2 vocab/merges that tests use: {@code shared/data/gpt2} beside or above the working
+ * directory, else the copy the repository ships in {@code data/gpt2}.
+ */
 public final class Gpt2Files {
     private Gpt2Files() {
     }
 
     public static Path dir() {
         for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
-            for (Path candidate : new Path[] {p.resolve("shared/data/gpt2"), p.resolveSibling("shared").resolve("data/gpt2")}) {
+            for (Path candidate : new Path[] {p.resolve("shared/data/gpt2"), p.resolveSibling("shared").resolve("data/gpt2"), p.resolve("data/gpt2")}) {
                 if (Files.isRegularFile(candidate.resolve("gpt2-vocab.json"))) {
                     return candidate;
                 }
