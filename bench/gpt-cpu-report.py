@@ -9,7 +9,7 @@ rows = []
 for line in open(raw):
     impl, cfg, pair, rss_kb, wall, js = line.rstrip('\n').split('\t', 5)
     j = json.loads(js)
-    rows.append(dict(impl=impl, config=cfg, pair=int(pair), tok_s=j['tok_s'], step_s=j['step_s'], gflops=j['gflops'],
+    rows.append(dict(run=start, impl=impl, config=cfg, pair=int(pair), tok_s=j['tok_s'], step_s=j['step_s'], gflops=j['gflops'],
                      other_max=j.get('other_max'), max_rss_mb=int(rss_kb) / 1024, process_wall_s=float(wall),
                      loss=j.get('loss'), offheap_total_mb=j.get('offheap_total_mb'), cpu_s=j.get('cpu_s'),
                      load=j.get('load')))

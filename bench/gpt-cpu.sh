@@ -2,7 +2,7 @@
 # bench/gpt-cpu.sh: fp32 GPT training throughput on the CPU, Megatron-J against the PyTorch baseline
 # (/work/shared/baselines/gpt_torch_cpu.py: PyTorch 1.13 + OpenBLAS OpenMP, 2 threads), measured side
 # by side in one run: for each config, PAIRS pairs of runs, the two programs alternating (A B B A ...).
-# Writes bench/results/gpt-train-cpu.md (table) and gpt-train-cpu.csv (one row per run).
+# Writes bench/results/gpt-train-cpu.md (table) and gpt-train-cpu.csv (one row per run; bench/gpt-cpu-report.py).
 #   bench/gpt-cpu.sh                          configs A B C, 3 pairs each (about 10 min idle, 25 min at load 8)
 #   CONFIGS="A" PAIRS=3 bench/gpt-cpu.sh      a subset / more pairs
 #   MEGATRON_BUILD_DIR=target-x               build into / run from another output folder
