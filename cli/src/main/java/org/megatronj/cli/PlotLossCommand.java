@@ -15,11 +15,16 @@ import org.megatronj.cli.plot.LossPlot;
 
 /** {@code megatron plot-loss FILE -o loss.png}: the loss curve of a {@code --log-loss-to} CSV as a PNG (headless Java2D). */
 @Command(name = "plot-loss", mixinStandardHelpOptions = true,
-        description = {"Draw the training loss (and validation/test losses) of a --log-loss-to CSV as a PNG.",
+        description = {"Draw the training loss (and validation/test losses) of a --log-loss-to CSV as a PNG;",
+                "several CSVs are drawn on one plot to compare runs (e.g. CPU fp32 against GPU bf16).",
                 "Columns: split,iteration,consumed_samples,lm_loss,learning_rate,grad_norm."})
 final class PlotLossCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "FILE.csv", description = "The CSV written by pretrain --log-loss-to.")
-    Path csv;
+    @Parameters(arity = "1..*", paramLabel = "FILE.csv", description = "CSVs written by pretrain --log-loss-to.")
+    List<Path> csvs;
+
+    @Option(names = "--labels", split = ",", paramLabel = "A,B,...",
+            description = "Run names for the legend when several CSVs are given (default: the file names).")
+    List<String> labels;
 
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE.png", description = "PNG to write.")
     Path output;
@@ -45,8 +50,9 @@ final class PlotLossCommand implements Callable<Integer> {
             throw new IllegalStateException("plot-loss draws with Java2D, which this Java runtime lacks (no java.desktop module,"
                     + " as in the device bundle); run it with a full JDK");
         }
-        List<LossPlot.Series> series = LossPlot.read(csv);
-        LossPlot.writePng(series, title != null ? title : csv.getFileName().toString(), width, height, output);
+        List<String> names = labels != null ? labels : csvs.stream().map(p -> p.getFileName().toString()).toList();
+        List<LossPlot.Series> series = LossPlot.readRuns(csvs, names);
+        LossPlot.writePng(series, title != null ? title : String.join(" vs ", names), width, height, output);
         int n = series.stream().mapToInt(s -> s.points().size()).sum();
         spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s (%d points)%n", output, n);
         spec.commandLine().getOut().flush();

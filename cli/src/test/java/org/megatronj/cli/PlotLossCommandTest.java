@@ -44,6 +44,32 @@ class PlotLossCommandTest {
     }
 
     @Test
+    void severalRunsShareOnePlotWithOneColourPerRun() throws Exception {
+        Path a = dir.resolve("cpu.csv");
+        Path b = dir.resolve("gpu.csv");
+        Files.writeString(a, "split,iteration,consumed_samples,lm_loss,learning_rate,grad_norm\ntrain,1,8,9.0,0.001,1\ntrain,2,16,7.0,0.001,1\n");
+        Files.writeString(b, "split,iteration,consumed_samples,lm_loss,learning_rate,grad_norm\ntrain,1,8,9.1,0.001,1\ntrain,2,16,6.0,0.001,1\n");
+        Path png = dir.resolve("cmp.png");
+        CliRun run = CliRun.of("plot-loss", a.toString(), b.toString(), "--labels", "cpu fp32,cuda bf16", "-o", png.toString());
+        assertEquals(0, run.code(), run.toString());
+        BufferedImage img = ImageIO.read(png.toFile());
+        int first = 0;
+        int second = 0;
+        for (int x = 0; x < img.getWidth(); x++) {
+            for (int y = 0; y < img.getHeight(); y++) {
+                int rgb = img.getRGB(x, y) & 0xffffff;
+                first += rgb == 0x1f77b4 ? 1 : 0;
+                second += rgb == 0xff7f0e ? 1 : 0;
+            }
+        }
+        assertTrue(first > 100 && second > 100, "one curve per run: " + first + " and " + second + " pixels");
+
+        CliRun wrong = CliRun.of("plot-loss", a.toString(), b.toString(), "--labels", "only-one", "-o", png.toString());
+        assertEquals(1, wrong.code(), wrong.toString());
+        assertTrue(wrong.err().contains("--labels names 1 runs but 2 CSV files"), wrong.err());
+    }
+
+    @Test
     void aFileThatIsNotALossCsvIsRefused() throws Exception {
         Path file = dir.resolve("x.csv");
         Files.writeString(file, "a,b\n1,2\n");

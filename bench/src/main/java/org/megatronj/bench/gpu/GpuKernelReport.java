@@ -51,34 +51,44 @@ public final class GpuKernelReport {
         try (CudaBackend gpu = new CudaBackend(device)) {
             Random rnd = new Random();
             int r = reps;
+            // PyTorch's baseline times a @ b (NN) at 4096 and 8192; our linear layers run NT.
             for (int n : new int[] {2048, 4096, 8192}) {
                 try (TensorArena a = TensorArena.named("gemm")) {
                     Tensor x = random(gpu, a, rnd, DType.BF16, n, n);
                     Tensor w = random(gpu, a, rnd, DType.BF16, n, n);
                     Tensor y = gpu.allocate(a, DType.BF16, n, n);
-                    double ms = time(gpu, r, () -> gpu.gemm(false, true, 1, x, w, 0, y));
-                    rows.add(new Row("gemm bf16 NT", n + "^3", ms, 2.0 * n * n * n, 0));
+                    double nt = time(gpu, r, () -> gpu.gemm(false, true, 1, x, w, 0, y));
+                    rows.add(new Row("gemm bf16 NT", n + "^3", nt, 2.0 * n * n * n, 0));
+                    if (n >= 4096) {
+                        double nn = time(gpu, r, () -> gpu.gemm(false, false, 1, x, w, 0, y));
+                        rows.add(new Row("gemm bf16 NN", n + "^3", nn, 2.0 * n * n * n, 0));
+                    }
                 }
             }
-            for (int d : new int[] {64, 128}) {
-                int s = 2048, b = 4, np = 2048 / d, ng = np;
+            // The baseline's SDPA shapes (batch, heads, seq, dim), causal, in our [s, b, np, d] layout;
+            // FLOPs as the baseline counts them: 4*B*H*T*T*D/2 forward, 3.5x that forward+backward.
+            for (int[] shape : new int[][] {{8, 16, 2048, 128}, {16, 12, 1024, 64}, {4, 32, 4096, 128}}) {
+                int b = shape[0], np = shape[1], s = shape[2], d = shape[3];
                 try (TensorArena a = TensorArena.named("attention")) {
                     Tensor q = random(gpu, a, rnd, DType.BF16, s, b, np, d);
-                    Tensor k = random(gpu, a, rnd, DType.BF16, s, b, ng, d);
-                    Tensor v = random(gpu, a, rnd, DType.BF16, s, b, ng, d);
+                    Tensor k = random(gpu, a, rnd, DType.BF16, s, b, np, d);
+                    Tensor v = random(gpu, a, rnd, DType.BF16, s, b, np, d);
                     Tensor o = gpu.allocate(a, DType.BF16, s, b, np, d);
                     Tensor lse = gpu.allocate(a, DType.F32, b, np, s);
                     Tensor dO = random(gpu, a, rnd, DType.BF16, s, b, np, d);
                     Tensor dq = gpu.allocate(a, DType.BF16, s, b, np, d);
-                    Tensor dk = gpu.allocate(a, DType.BF16, s, b, ng, d);
-                    Tensor dv = gpu.allocate(a, DType.BF16, s, b, ng, d);
+                    Tensor dk = gpu.allocate(a, DType.BF16, s, b, np, d);
+                    Tensor dv = gpu.allocate(a, DType.BF16, s, b, np, d);
                     float scale = (float) (1 / Math.sqrt(d));
-                    double fwdFlops = 4.0 * b * np * s * (double) s * d / 2; // causal: half the scores
+                    double fwdFlops = 4.0 * b * np * s * (double) s * d / 2;
                     double fwd = time(gpu, r, () -> gpu.attentionForward(q, k, v, o, lse, scale, true, null));
-                    double bwd = time(gpu, r, () -> gpu.attentionBackward(dO, q, k, v, o, lse, dq, dk, dv, scale, true, null));
-                    String shape = "s=" + s + " b=" + b + " np=" + np + " d=" + d + " causal";
-                    rows.add(new Row("flash attention fwd bf16", shape, fwd, fwdFlops, 0));
-                    rows.add(new Row("flash attention bwd bf16", shape, bwd, 2.5 * fwdFlops, 0));
+                    double fwdBwd = time(gpu, r, () -> {
+                        gpu.attentionForward(q, k, v, o, lse, scale, true, null);
+                        gpu.attentionBackward(dO, q, k, v, o, lse, dq, dk, dv, scale, true, null);
+                    });
+                    String name = "(" + b + "," + np + "," + s + "," + d + ")";
+                    rows.add(new Row("flash attention fwd bf16 causal", name, fwd, fwdFlops, 0));
+                    rows.add(new Row("flash attention fwd+bwd bf16 causal", name, fwdBwd, 3.5 * fwdFlops, 0));
                 }
             }
             long tokens = 8192, h = 4096;
@@ -146,6 +156,14 @@ public final class GpuKernelReport {
         Path tmp = dir.resolve("gpu-kernels.md.tmp");
         Files.writeString(tmp, md);
         Files.move(tmp, dir.resolve("gpu-kernels.md"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        // One JSON object per line for bench/gpu-report.py, which sets these beside PyTorch's figures.
+        StringBuilder json = new StringBuilder();
+        for (Row r : rows) {
+            json.append(String.format(Locale.ROOT, "{\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.5f, \"tflops\": %.3f, \"gbs\": %.1f}%n",
+                    r.op(), r.shape(), r.ms(), r.flops() > 0 ? r.flops() / (r.ms() * 1e9) : 0, r.bytes() > 0 ? r.bytes() / (r.ms() * 1e6) : 0));
+        }
+        Files.writeString(tmp, json);
+        Files.move(tmp, dir.resolve("gpu-kernels.jsonl"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         System.out.print(md);
     }
 }

@@ -90,6 +90,36 @@ public final class LossPlot {
         return List.of(train, valid, test).stream().filter(s -> !s.points().isEmpty()).toList();
     }
 
+    /**
+     * Several runs on one plot: each file's curves are named "LABEL train", "LABEL validation", ...
+     * and coloured per run (a palette of distinguishable hues; validation and test darker).
+     */
+    public static List<Series> readRuns(List<Path> csvs, List<String> labels) throws IOException {
+        if (csvs.size() == 1) {
+            return read(csvs.getFirst());
+        }
+        if (labels.size() != csvs.size()) {
+            throw new IllegalArgumentException("--labels names " + labels.size() + " runs but " + csvs.size()
+                    + " CSV files were given; expected one label per file");
+        }
+        List<Series> all = new ArrayList<>();
+        for (int r = 0; r < csvs.size(); r++) {
+            int hue = RUN_RGB[r % RUN_RGB.length];
+            for (Series s : read(csvs.get(r))) {
+                int rgb = s.name().equals("train") ? hue : darker(hue);
+                all.add(new Series(labels.get(r) + " " + s.name(), rgb, s.points()));
+            }
+        }
+        return all;
+    }
+
+    private static final int[] RUN_RGB = {0x1F77B4, 0xFF7F0E, 0x2CA02C, 0xD62728, 0x9467BD, 0x8C564B};
+
+    private static int darker(int rgb) {
+        Color c = new Color(rgb).darker();
+        return c.getRGB() & 0xFFFFFF;
+    }
+
     static BufferedImage render(List<Series> series, String title, int width, int height) {
         BufferedImage img = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
@@ -160,7 +190,7 @@ public final class LossPlot {
         clip.clipRect(left, top, plotW + 1, plotH + 1);
         for (Series s : series) {
             clip.setColor(new Color(s.rgb()));
-            clip.setStroke(new BasicStroke(s.name().equals("train") ? 1.6f : 2f));
+            clip.setStroke(new BasicStroke(s.name().endsWith("train") ? 1.6f : 2f));
             Path2D.Double path = new Path2D.Double();
             boolean first = true;
             for (double[] p : s.points()) {
@@ -172,7 +202,7 @@ public final class LossPlot {
                 } else {
                     path.lineTo(px, py);
                 }
-                if (!s.name().equals("train") || s.points().size() == 1) {
+                if (!s.name().endsWith("train") || s.points().size() == 1) {
                     clip.fillOval((int) px - 3, (int) py - 3, 7, 7);
                 }
             }
@@ -181,12 +211,16 @@ public final class LossPlot {
         clip.dispose();
 
         // legend
-        int lx = left + plotW - 150;
+        int legendW = 60;
+        for (Series s : series) {
+            legendW = Math.max(legendW, 46 + fm.stringWidth(s.name() + " (" + s.points().size() + ")"));
+        }
+        int lx = left + plotW - legendW;
         int ly = top + 12;
         g.setColor(new Color(255, 255, 255, 230));
-        g.fillRect(lx - 8, ly - 4, 150, series.size() * 20 + 6);
+        g.fillRect(lx - 8, ly - 4, legendW, series.size() * 20 + 6);
         g.setColor(Color.GRAY);
-        g.drawRect(lx - 8, ly - 4, 150, series.size() * 20 + 6);
+        g.drawRect(lx - 8, ly - 4, legendW, series.size() * 20 + 6);
         for (int i = 0; i < series.size(); i++) {
             Series s = series.get(i);
             int yy = ly + i * 20 + 8;

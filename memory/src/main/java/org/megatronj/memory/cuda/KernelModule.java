@@ -19,12 +19,19 @@ final class KernelModule implements AutoCloseable {
     private final MemorySegment module;
     private final Map<String, MemorySegment> functions = new HashMap<>();
     private final Map<String, Integer> sharedLimits = new HashMap<>();
+    private static final int MAX_ARGS = 32;
+    private final Arena slots = Arena.ofShared();
+    private final MemorySegment argValues = slots.allocate((long) MAX_ARGS * Long.BYTES, Long.BYTES); // one 8-byte slot per argument
+    private final MemorySegment argPointers = slots.allocate(ValueLayout.ADDRESS, MAX_ARGS);           // void** kernelParams
     private boolean closed;
 
     KernelModule() {
         byte[] image = KernelImage.load().orElseThrow(() -> new CudaException("the CUDA kernels are missing: "
                 + KernelImage.RESOURCE + " is not on the class path (the native module was built without nvcc; "
                 + "rebuild on a machine with the CUDA toolkit, or set NVCC=/path/to/nvcc)", null));
+        for (int i = 0; i < MAX_ARGS; i++) {
+            argPointers.setAtIndex(ValueLayout.ADDRESS, i, argValues.asSlice((long) i * Long.BYTES));
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(image.length, 16);
             MemorySegment.copy(image, 0, data, ValueLayout.JAVA_BYTE, 0, image.length);
@@ -60,31 +67,35 @@ final class KernelModule implements AutoCloseable {
         sharedLimits.put(name, bytes);
     }
 
-    /** Launches {@code name} on {@code stream} with a (gridX, gridY) grid of blockX threads. */
-    void launch(CudaStream stream, String name, long gridX, long gridY, int blockX, int sharedBytes, Object... args) {
+    /**
+     * Launches {@code name} on {@code stream} with a (gridX, gridY) grid of blockX threads. The
+     * argument slots are reused across launches (cuLaunchKernel copies them before it returns), so
+     * a launch allocates nothing: the training loop issues hundreds per iteration.
+     */
+    synchronized void launch(CudaStream stream, String name, long gridX, long gridY, int blockX, int sharedBytes, Object... args) {
         if (gridX <= 0 || gridY <= 0) {
             return; // nothing to do (an empty tensor)
         }
         if (gridX > Integer.MAX_VALUE || gridY > 65535) {
             throw new CudaException("kernel " + name + ": grid " + gridX + " x " + gridY + " exceeds the device limits", null);
         }
-        MemorySegment f = function(name);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = arena.allocate(ValueLayout.ADDRESS, args.length);
-            for (int i = 0; i < args.length; i++) {
-                MemorySegment slot = switch (args[i]) {
-                    case Long v -> arena.allocateFrom(ValueLayout.JAVA_LONG, v);
-                    case Integer v -> arena.allocateFrom(ValueLayout.JAVA_INT, v);
-                    case Float v -> arena.allocateFrom(ValueLayout.JAVA_FLOAT, v);
-                    case null -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is null");
-                    default -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is a "
-                            + args[i].getClass().getSimpleName() + "; expected Long, Integer or Float");
-                };
-                params.setAtIndex(ValueLayout.ADDRESS, i, slot);
-            }
-            CudaCheck.driver("cuLaunchKernel", cuLaunchKernel(f, (int) gridX, (int) gridY, 1, blockX, 1, 1, sharedBytes,
-                    stream.handle(), params, MemorySegment.NULL), "kernel " + name);
+        if (args.length > MAX_ARGS) {
+            throw new IllegalArgumentException("kernel " + name + ": " + args.length + " arguments; at most " + MAX_ARGS);
         }
+        MemorySegment f = function(name);
+        for (int i = 0; i < args.length; i++) {
+            long at = (long) i * Long.BYTES;
+            switch (args[i]) {
+                case Long v -> argValues.set(ValueLayout.JAVA_LONG, at, v);
+                case Integer v -> argValues.set(ValueLayout.JAVA_INT, at, v);
+                case Float v -> argValues.set(ValueLayout.JAVA_FLOAT, at, v);
+                case null -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is null");
+                default -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is a "
+                        + args[i].getClass().getSimpleName() + "; expected Long, Integer or Float");
+            }
+        }
+        CudaCheck.driver("cuLaunchKernel", cuLaunchKernel(f, (int) gridX, (int) gridY, 1, blockX, 1, 1, sharedBytes,
+                stream.handle(), argPointers, MemorySegment.NULL), "kernel " + name);
     }
 
     @Override
@@ -92,6 +103,7 @@ final class KernelModule implements AutoCloseable {
         if (!closed) {
             closed = true;
             CudaCheck.driver("cuModuleUnload", cuModuleUnload(module));
+            slots.close();
         }
     }
 }
