@@ -418,7 +418,9 @@ def jextract_args(args, wanted, header):
     lines = [f"# Equivalent jextract arguments for {os.path.basename(args.header)} (jextract @{args.cls}.jextract-args header)",
              f"--target-package {args.package}", f"--header-class-name {args.cls}",
              f"--library :{args.library[0]}"]
-    lines += [f"--include-dir {d}" for d in args.include]
+    # folders as they are on the machine the headers came from (--strip-prefix removes where they were unpacked)
+    strip = (args.strip_prefix or "").rstrip("/")
+    lines += [f"--include-dir {d[len(strip):] if strip and d.startswith(strip + '/') else d}" for d in dict.fromkeys(args.include)]
     lines += [f"--define-macro {d}" for d in args.define]
     lines += [f"--include-function {n}" for n in wanted["function"]]
     lines += [f"--include-struct {n}" for n in wanted["struct"]]
@@ -442,6 +444,8 @@ def main():
     p.add_argument("-D", "--define", action="append", default=[])
     p.add_argument("--out", required=True, help="source root (src/main/java)")
     p.add_argument("--libclang", help="path of libclang.so")
+    p.add_argument("--strip-prefix", help="folder the headers were unpacked under; removed from the include folders "
+                   "recorded in the .jextract-args file")
     args = p.parse_args()
 
     lib = args.libclang or next((c for c in LIBCLANG_CANDIDATES if os.path.exists(c)), None)

@@ -4,10 +4,35 @@
 // Row kernels run one block per row.
 #include "common.cuh"
 
+// Bandwidth: a row is split into a scalar head (up to the first 16-byte boundary of logits),
+// 8-element chunks (16-byte loads, mj_load8) and a scalar tail, so rows of any vocabulary size
+// (50257 included) and any view offset take the vector path. Kernels writing a second row tensor
+// use the chunks only when its head is the same (then both are aligned at the same element).
+// Returns the head length h (the chunks start at element base + h) and sets nch; a row whose
+// start is not even element aligned is all head.
+__device__ __forceinline__ int mj_row_split(const void* p, i64 base, int n, int dt, int& nch) {
+    int h = mj_head(p, base, dt);
+    if (h < 0 || h > n) {
+        nch = 0;
+        return n;
+    }
+    nch = (n - h) / MJ_CHUNK;
+    return h;
+}
+
 extern "C" __global__ void megatron_ce_row_max(const void* logits, int lt, float* rowMax, int v) {
     i64 base = (i64)blockIdx.x * v;
     float m = -INFINITY;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt));
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    const void* q = mj_offset(logits, base + h, lt);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) m = fmaxf(m, x[e]);
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt));
+    for (int c = h + nch * MJ_CHUNK + threadIdx.x; c < v; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt));
     m = mj_block_max(m);
     if (threadIdx.x == 0) rowMax[blockIdx.x] = m;
 }
@@ -24,7 +49,16 @@ extern "C" __global__ void megatron_ce_sum_exp(const void* logits, int lt, const
     i64 base = (i64)blockIdx.x * v;
     float m = rowMax[blockIdx.x];
     float s = 0.0f;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) - m);
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    const void* q = mj_offset(logits, base + h, lt);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += expf(x[e] - m);
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) - m);
+    for (int c = h + nch * MJ_CHUNK + threadIdx.x; c < v; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) - m);
     s = mj_block_sum(s);
     if (threadIdx.x == 0) sumExp[blockIdx.x] = s;
 }
@@ -42,9 +76,30 @@ extern "C" __global__ void megatron_ce_backward(const void* logits, int lt, cons
     i64 base = row * v;
     float m = rowMax[row], inv = 1.0f / sumExp[row], g = dLoss[row];
     i64 t = (i64)targets[row] - vocabStart;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) {
-        float p = expf(mj_load(logits, base + c, lt) - m) * inv;
-        mj_store(dLogits, base + c, dt, g * (p - (c == t ? 1.0f : 0.0f)));
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    if (mj_head(dLogits, base, dt) != h) {  // the two rows are aligned differently: all scalar
+        h = v;
+        nch = 0;
+    }
+    const void* q = mj_offset(logits, base + h, lt);
+    void* o = mj_offset(dLogits, base + h, dt);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+        i64 c0 = h + (i64)c * MJ_CHUNK;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float p = expf(x[e] - m) * inv;
+            x[e] = g * (p - (c0 + e == t ? 1.0f : 0.0f));
+        }
+        mj_store8(o, c, dt, x);
+    }
+    for (int pass = 0; pass < 2; pass++) {  // the head [0, h), then the tail [h + 8 nch, v)
+        int c = (pass == 0 ? 0 : h + nch * MJ_CHUNK) + threadIdx.x, end = pass == 0 ? h : v;
+        for (; c < end; c += blockDim.x) {
+            float p = expf(mj_load(logits, base + c, lt) - m) * inv;
+            mj_store(dLogits, base + c, dt, g * (p - (c == t ? 1.0f : 0.0f)));
+        }
     }
 }
 
@@ -63,9 +118,23 @@ extern "C" __global__ void megatron_argmax(const void* logits, int lt, int* out,
     i64 base = (i64)blockIdx.x * v;
     float bv = 0.0f;
     int bi = -1;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) {
-        float x = mj_load(logits, base + c, lt);
-        if (mj_argmax_better(x, c, bv, bi)) { bv = x; bi = c; }
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    const void* q = mj_offset(logits, base + h, lt);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            int i = h + c * MJ_CHUNK + e;
+            if (mj_argmax_better(x[e], i, bv, bi)) { bv = x[e]; bi = i; }
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int c = (pass == 0 ? 0 : h + nch * MJ_CHUNK) + threadIdx.x, end = pass == 0 ? h : v;
+        for (; c < end; c += blockDim.x) {
+            float x = mj_load(logits, base + c, lt);
+            if (mj_argmax_better(x, c, bv, bi)) { bv = x; bi = c; }
+        }
     }
     bestV[threadIdx.x] = bv;
     bestI[threadIdx.x] = bi;
@@ -87,11 +156,41 @@ extern "C" __global__ void megatron_argmax(const void* logits, int lt, int* out,
 extern "C" __global__ void megatron_log_softmax(const void* logits, int lt, float temperature, float* out, int v) {
     i64 base = (i64)blockIdx.x * v;
     float inv = 1.0f / temperature;
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    if (mj_head(out, base, MJ_F32) != h) {
+        h = v;
+        nch = 0;
+    }
+    const void* q = mj_offset(logits, base + h, lt);
+    int tail = h + nch * MJ_CHUNK;
     float m = -INFINITY;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt) * inv);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) m = fmaxf(m, x[e] * inv);
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt) * inv);
+    for (int c = tail + threadIdx.x; c < v; c += blockDim.x) m = fmaxf(m, mj_load(logits, base + c, lt) * inv);
     m = mj_block_max(m);
     float s = 0.0f;
-    for (int c = threadIdx.x; c < v; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) * inv - m);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += expf(x[e] * inv - m);
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) * inv - m);
+    for (int c = tail + threadIdx.x; c < v; c += blockDim.x) s += expf(mj_load(logits, base + c, lt) * inv - m);
     float lse = m + logf(mj_block_sum(s));
-    for (int c = threadIdx.x; c < v; c += blockDim.x) out[base + c] = mj_load(logits, base + c, lt) * inv - lse;
+    float* o = out + base + h;
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+#pragma unroll
+        for (int e = 0; e < 8; e++) x[e] = x[e] * inv - lse;
+        mj_store8(o, c, MJ_F32, x);
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) out[base + c] = mj_load(logits, base + c, lt) * inv - lse;
+    for (int c = tail + threadIdx.x; c < v; c += blockDim.x) out[base + c] = mj_load(logits, base + c, lt) * inv - lse;
 }

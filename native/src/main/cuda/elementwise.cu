@@ -1,35 +1,91 @@
 // Elementwise kernels: fill, add, axpy, scale, bias add and its backward, casts, GELU, SwiGLU
 // and dropout. Each is a grid-stride loop; tensors are untyped pointers with dtype codes
 // (common.cuh). Activation gradients are written; dBias accumulates (F32).
+//
+// Bandwidth: when every pointer is 16-byte aligned the body runs over 8-element chunks
+// (mj_load8/mj_store8: one 16-byte access per BF16/F16 chunk, two per F32) and only the last
+// n % 8 elements take the scalar path; an unaligned view takes the scalar path throughout.
+// Launch: any grid works (grid-stride); the host sizes it to fill the GPU.
 #include "common.cuh"
 
+
 extern "C" __global__ void megatron_fill(void* x, int xt, i64 n, float value) {
-    MJ_FOR(i, n) mj_store(x, i, xt, value);
+    i64 nc = mj_al16(x) ? n / MJ_CHUNK : 0;
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = value;
+    MJ_FOR(c, nc) mj_store8(x, c, xt, v);
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(x, i, xt, value);
 }
 
 // out = a + b (out may alias a or b)
 extern "C" __global__ void megatron_add(const void* a, int at, const void* b, int bt, void* out, int ot, i64 n) {
-    MJ_FOR(i, n) mj_store(out, i, ot, mj_load(a, i, at) + mj_load(b, i, bt));
+    i64 nc = (mj_al16(a) && mj_al16(b) && mj_al16(out)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float x[8], y[8];
+        mj_load8(a, c, at, x);
+        mj_load8(b, c, bt, y);
+#pragma unroll
+        for (int j = 0; j < 8; j++) x[j] += y[j];
+        mj_store8(out, c, ot, x);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(out, i, ot, mj_load(a, i, at) + mj_load(b, i, bt));
 }
 
 // y += alpha * x
 extern "C" __global__ void megatron_axpy(float alpha, const void* x, int xt, void* y, int yt, i64 n) {
-    MJ_FOR(i, n) mj_store(y, i, yt, mj_load(y, i, yt) + alpha * mj_load(x, i, xt));
+    i64 nc = (mj_al16(x) && mj_al16(y)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float xv[8], yv[8];
+        mj_load8(x, c, xt, xv);
+        mj_load8(y, c, yt, yv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) yv[j] = yv[j] + alpha * xv[j];
+        mj_store8(y, c, yt, yv);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(y, i, yt, mj_load(y, i, yt) + alpha * mj_load(x, i, xt));
 }
 
 // x *= alpha
 extern "C" __global__ void megatron_scale(void* x, int xt, float alpha, i64 n) {
-    MJ_FOR(i, n) mj_store(x, i, xt, mj_load(x, i, xt) * alpha);
+    i64 nc = mj_al16(x) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(x, c, xt, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] *= alpha;
+        mj_store8(x, c, xt, v);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(x, i, xt, mj_load(x, i, xt) * alpha);
 }
 
 // Converts between F32, BF16 and F16 (round to nearest even); same element count.
 extern "C" __global__ void megatron_cast(const void* src, int st, void* dst, int dt, i64 n) {
-    MJ_FOR(i, n) mj_store(dst, i, dt, mj_load(src, i, st));
+    i64 nc = (mj_al16(src) && mj_al16(dst)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(src, c, st, v);
+        mj_store8(dst, c, dt, v);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(dst, i, dt, mj_load(src, i, st));
 }
 
 // x[r, c] += bias[c] over rows x cols
 extern "C" __global__ void megatron_bias_add(void* x, int xt, const void* bias, int bt, i64 rows, int cols) {
     i64 n = rows * cols;
+    if ((cols % MJ_CHUNK) == 0 && mj_al16(x) && mj_al16(bias)) {
+        i64 nc = n / MJ_CHUNK;
+        int cc = cols / MJ_CHUNK;  // chunks per row
+        MJ_FOR(c, nc) {
+            float v[8], bv[8];
+            mj_load8(x, c, xt, v);
+            mj_load8(bias, c % cc, bt, bv);
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] += bv[j];
+            mj_store8(x, c, xt, v);
+        }
+        return;
+    }
     MJ_FOR(i, n) mj_store(x, i, xt, mj_load(x, i, xt) + mj_load(bias, i % cols, bt));
 }
 
@@ -70,17 +126,48 @@ __device__ __forceinline__ float gelu_grad(float x, int tanhApprox) {
 }
 
 extern "C" __global__ void megatron_gelu_forward(const void* x, int xt, void* y, int yt, i64 n, int tanhApprox) {
-    MJ_FOR(i, n) mj_store(y, i, yt, gelu(mj_load(x, i, xt), tanhApprox));
+    i64 nc = (mj_al16(x) && mj_al16(y)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(x, c, xt, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = gelu(v[j], tanhApprox);
+        mj_store8(y, c, yt, v);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(y, i, yt, gelu(mj_load(x, i, xt), tanhApprox));
 }
 
 extern "C" __global__ void megatron_gelu_backward(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt,
                                                   i64 n, int tanhApprox) {
-    MJ_FOR(i, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * gelu_grad(mj_load(x, i, xt), tanhApprox));
+    i64 nc = (mj_al16(x) && mj_al16(dy) && mj_al16(dx)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float xv[8], g[8];
+        mj_load8(x, c, xt, xv);
+        mj_load8(dy, c, dyt, g);
+#pragma unroll
+        for (int j = 0; j < 8; j++) g[j] = g[j] * gelu_grad(xv[j], tanhApprox);
+        mj_store8(dx, c, dxt, g);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * gelu_grad(mj_load(x, i, xt), tanhApprox));
 }
 
 // ---------------------------------------------------------------- SwiGLU: x [rows, 2f] -> y [rows, f]
+// Chunked when f % 8 == 0 (then every row half starts on a chunk boundary) and all aligned.
 extern "C" __global__ void megatron_swiglu_forward(const void* x, int xt, void* y, int yt, i64 rows, int f) {
     i64 n = rows * f;
+    if ((f % MJ_CHUNK) == 0 && mj_al16(x) && mj_al16(y)) {
+        int fc = f / MJ_CHUNK;
+        MJ_FOR(c, n / MJ_CHUNK) {
+            i64 r = c / fc, k = c % fc;
+            float a[8], b[8];
+            mj_load8(x, r * 2 * fc + k, xt, a);
+            mj_load8(x, r * 2 * fc + fc + k, xt, b);
+#pragma unroll
+            for (int j = 0; j < 8; j++) a[j] = a[j] / (1.0f + expf(-a[j])) * b[j];
+            mj_store8(y, c, yt, a);
+        }
+        return;
+    }
     MJ_FOR(i, n) {
         i64 r = i / f, c = i % f;
         float a = mj_load(x, r * 2 * f + c, xt), b = mj_load(x, r * 2 * f + f + c, xt);
@@ -92,6 +179,27 @@ extern "C" __global__ void megatron_swiglu_forward(const void* x, int xt, void* 
 extern "C" __global__ void megatron_swiglu_backward(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt,
                                                     i64 rows, int f) {
     i64 n = rows * f;
+    if ((f % MJ_CHUNK) == 0 && mj_al16(x) && mj_al16(dy) && mj_al16(dx)) {
+        int fc = f / MJ_CHUNK;
+        MJ_FOR(c, n / MJ_CHUNK) {
+            i64 r = c / fc, k = c % fc;
+            float a[8], b[8], g[8];
+            mj_load8(x, r * 2 * fc + k, xt, a);
+            mj_load8(x, r * 2 * fc + fc + k, xt, b);
+            mj_load8(dy, c, dyt, g);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                float sig = 1.0f / (1.0f + expf(-a[j]));
+                float silu = a[j] * sig;
+                float da = g[j] * b[j] * sig * (1.0f + a[j] * (1.0f - sig));
+                b[j] = g[j] * silu;
+                a[j] = da;
+            }
+            mj_store8(dx, r * 2 * fc + k, dxt, a);
+            mj_store8(dx, r * 2 * fc + fc + k, dxt, b);
+        }
+        return;
+    }
     MJ_FOR(i, n) {
         i64 r = i / f, c = i % f;
         float a = mj_load(x, r * 2 * f + c, xt), b = mj_load(x, r * 2 * f + f + c, xt);
@@ -105,9 +213,19 @@ extern "C" __global__ void megatron_swiglu_backward(const void* x, int xt, const
 
 // ---------------------------------------------------------------- dropout (Philox, common.cuh)
 // y = keep ? x * scale : 0 with scale = 1f / (1f - p) computed once on the host in float.
+// Chunked: mj_uniform8 gives the same uniforms as mj_uniform, each Philox block computed once.
 extern "C" __global__ void megatron_dropout(const void* x, int xt, void* y, int yt, i64 n, float p, float scale,
                                             unsigned long long seed, unsigned long long offset) {
-    MJ_FOR(i, n) {
+    i64 nc = (mj_al16(x) && mj_al16(y)) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8], u[8];
+        mj_load8(x, c, xt, v);
+        mj_uniform8(seed, offset + (unsigned long long)(c * MJ_CHUNK), u);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = u[j] >= p ? v[j] * scale : 0.0f;
+        mj_store8(y, c, yt, v);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) {
         bool keep = mj_uniform(seed, offset + (unsigned long long)i) >= p;
         mj_store(y, i, yt, keep ? mj_load(x, i, xt) * scale : 0.0f);
     }

@@ -237,3 +237,650 @@ FA_INSTANTIATE(32)
 FA_INSTANTIATE(64)
 FA_INSTANTIATE(96)
 FA_INSTANTIATE(128)
+
+// =====================================================================================================
+// Tensor-core FlashAttention-2 (Dao 2023) for BF16 and F16 with head dim 64 or 128.
+//
+// Same semantics and argument lists as the CUDA-core kernels above (dt is ignored: the dtype is
+// in the kernel name), so CudaAttention passes the same arguments to either family. Needs q, k, v,
+// out, dOut, dk, dv 16-byte aligned (CudaAttention checks; otherwise it uses the kernels above).
+//
+// Products are warp-level mma.sync.m16n8k16 (fp32 accumulate; sm_80 and sm_90), fragments read
+// with ldmatrix from shared tiles whose 16-byte chunks are XOR-swizzled by row (no bank conflicts
+// for ldmatrix, cp.async or the fragment stores), tiles loaded with cp.async (16 B, zero-fill
+// past the last visible key / query row) and double-buffered. Softmax in fp32 registers with
+// ex2.approx, the scale folded into log2(e); masks (causal, keyLengths, sk) are evaluated only
+// on the key blocks that need them.
+//
+// Forward: block of FA2_FWD_WARPS(D) warps owns 16 query rows per warp of one (b, head); Q
+//   fragments stay in registers; key blocks of FA2_FWD_BN(D) keys are walked from the last
+//   visible one down (the masked blocks come first). out is staged through shared memory and
+//   written with 16-byte stores.
+// Backward: block of FA2_BWD_WARPS(D) warps owns 16 keys per warp of one (b, kv group) and walks
+//   every query block of every query head of the group (GQA/MQA: dK, dV sum over the group's
+//   heads in registers, no atomics). Per query block: S^T = K Q^T, P^T = exp(S^T - lse),
+//   dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO, dK += dS^T Q in registers;
+//   dS^T goes through shared memory and dQ += scale dS K is added with fp32 atomics into the
+//   F32 workspace dq (zeroed by the caller, cast afterwards). delta = rowsum(dO * O) comes from
+//   megatron_flash_attention_delta.
+//
+// Launch configuration (CudaAttention.java mirrors these numbers; keep them in sync, the
+// harness native/src/test/cuda/flash_attention_check.cu launches through mj_fa2_*_launch):
+//   megatron_fa2_forward_{bf16,f16}_d{D}:  grid (ceil(s / FA2_FWD_BM(D)), b * np), block FA2_FWD_WARPS(D) * 32,
+//                                          dynamic shared memory mj_fa2_forward_smem(D)
+//   megatron_fa2_backward_{bf16,f16}_d{D}: grid (ceil(sk / FA2_BWD_BN(D)), b * ng), block FA2_BWD_WARPS(D) * 32,
+//                                          dynamic shared memory mj_fa2_backward_smem(D)
+// =====================================================================================================
+
+#define FA2_FWD_WARPS(D) 4
+#define FA2_FWD_BM(D) (16 * FA2_FWD_WARPS(D))             // query rows per forward block
+#define FA2_FWD_BN(D) 64                                   // keys per forward key block
+#define FA2_BWD_WARPS(D) ((D) == 128 ? 8 : 4)
+#define FA2_BWD_BN(D) (16 * FA2_BWD_WARPS(D))             // keys per backward block
+#define FA2_BWD_BM(D) ((D) == 128 ? 32 : 64)               // query rows per backward step
+
+__host__ __device__ constexpr int mj_fa2_forward_smem(int d) {
+    return FA2_FWD_BM(d) * d * 2 + 4 * FA2_FWD_BN(d) * d * 2;  // Q tile + 2 stages of K and V
+}
+__host__ __device__ constexpr int mj_fa2_backward_smem(int d) {
+    // K, V; 2 stages of Q and dO; dS^T [BN][BM]; 2 stages of lse and delta (fp32)
+    return 2 * FA2_BWD_BN(d) * d * 2 + 4 * FA2_BWD_BM(d) * d * 2 + FA2_BWD_BN(d) * FA2_BWD_BM(d) * 2
+           + 4 * FA2_BWD_BM(d) * 4;
+}
+
+namespace fa2 {
+
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float LN2 = 0.6931471805599453f;
+
+template <bool BF16> struct Elem;
+template <> struct Elem<true> {
+    typedef __nv_bfloat16 T;
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low 16 bits) = lo
+        return *reinterpret_cast<uint32_t*>(&v);
+    }
+};
+template <> struct Elem<false> {
+    typedef __half T;
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t*>(&v);
+    }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16-byte cp.async global -> shared; ok == false writes 16 zero bytes (src-size 0, nothing read).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool ok) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void sts_u32(uint32_t addr, uint32_t v) {
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint4 lds_u128(uint32_t addr) {
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr) : "memory");
+    return v;
+}
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// c += a (16x16, row) * b (16x8, col), fp32 accumulate.
+template <bool BF16>
+__device__ __forceinline__ void mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+    if constexpr (BF16) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                     "{%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                     "{%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+// Byte offset of 16-byte chunk c of row r in a tile of CH chunks per row: chunk c ^ (r % 8), or
+// with 4-chunk (64-byte) rows, where two rows share the 128 bytes of the banks, c ^ ((r / 2) % 4).
+// Any 8 consecutive rows at one logical chunk then hit 8 different 16-byte bank groups.
+template <int CH>
+__device__ __forceinline__ uint32_t swz(int r, int c) {
+    static_assert(CH >= 8 || CH == 4, "rows of 4 or at least 8 chunks");
+    if constexpr (CH == 4) return (uint32_t)(r * 64 + ((c ^ ((r >> 1) & 3)) << 4));
+    else return (uint32_t)(r * CH * 16 + ((c ^ (r & 7)) << 4));
+}
+
+// Shared address a lane passes to ldmatrix.x4 for the A operand (16x16 at rows r0, chunk pair c0)
+// of a row-major tile: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
+template <int CH>
+__device__ __forceinline__ uint32_t a_addr(uint32_t base, int r0, int c0, int lane) {
+    const int mi = lane >> 3;
+    return base + swz<CH>(r0 + (lane & 7) + ((mi & 1) << 3), c0 + (mi >> 1));
+}
+// ldmatrix.x4 (no .trans) of the B operands of two n-tiles (n rows r0..r0+15, k chunks c0, c0+1)
+// from a tile stored [n][k]: regs {0,1} n-tile r0, {2,3} n-tile r0+8.
+template <int CH>
+__device__ __forceinline__ uint32_t b_addr(uint32_t base, int r0, int c0, int lane) {
+    const int mi = lane >> 3;
+    return base + swz<CH>(r0 + (lane & 7) + ((mi >> 1) << 3), c0 + (mi & 1));
+}
+// ldmatrix.x4.trans of the B operands of two n-tiles (n chunks c0, c0+1) from a tile stored [k][n]
+// (k rows r0..r0+15): regs {0,1} n-tile at chunk c0, {2,3} at chunk c0+1.
+template <int CH>
+__device__ __forceinline__ uint32_t bt_addr(uint32_t base, int r0, int c0, int lane) {
+    const int mi = lane >> 3;
+    return base + swz<CH>(r0 + (lane & 7) + ((mi & 1) << 3), c0 + (mi >> 1));
+}
+// ldmatrix.x4.trans of the A operand (m rows at chunk c0 = m0 / 8, k rows r0..r0+15) from a tile stored [k][m].
+template <int CH>
+__device__ __forceinline__ uint32_t at_addr(uint32_t base, int r0, int c0, int lane) {
+    const int mi = lane >> 3;
+    return base + swz<CH>(r0 + (lane & 7) + ((mi >> 1) << 3), c0 + (mi & 1));
+}
+
+// Warp stores a 16 x (8 * NT8) fp32 accumulator (rows r0.., columns from 0) into a swizzled tile as T.
+template <int CH, int NT8, bool BF16>
+__device__ __forceinline__ void store_acc(uint32_t base, int r0, const float (*acc)[4], float mul, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT8; nt++) {
+        sts_u32(base + swz<CH>(r0 + g, nt) + 4 * t, Elem<BF16>::pack(acc[nt][0] * mul, acc[nt][1] * mul));
+        sts_u32(base + swz<CH>(r0 + g + 8, nt) + 4 * t, Elem<BF16>::pack(acc[nt][2] * mul, acc[nt][3] * mul));
+    }
+}
+
+// Warp copies rows [r0, r0 + 16) of a swizzled shared tile to global rows row0 + r (those < rows),
+// row r at dst + r * stride, with 16-byte stores.
+template <int CH>
+__device__ __forceinline__ void copy_rows_out(uint32_t base, int r0, void* dst, i64 stride, i64 row0, i64 rows, int lane) {
+#pragma unroll
+    for (int e = lane; e < 16 * CH; e += 32) {
+        const int r = e / CH, c = e % CH;
+        if (row0 + r < rows) {
+            const uint4 v = lds_u128(base + swz<CH>(r0 + r, c));
+            *reinterpret_cast<uint4*>(static_cast<char*>(dst) + ((row0 + r) * stride + c * 8) * 2) = v;
+        }
+    }
+}
+
+template <int D, bool BF16>
+__device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
+                                        i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
+                                        const int* keyLengths) {
+    typedef typename Elem<BF16>::T T;
+    constexpr int NW = FA2_FWD_WARPS(D), BM = FA2_FWD_BM(D), BN = FA2_FWD_BN(D), NT = NW * 32;
+    constexpr int CH = D / 8, RB = D * 2, KT = D / 16, SN = BN / 8, ON = D / 8;
+    extern __shared__ __align__(128) unsigned char fa2_smem[];
+    const uint32_t sQ = smem_u32(fa2_smem);
+    const uint32_t sK = sQ + BM * RB;
+    const uint32_t sV = sK + 2 * BN * RB;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int bh = blockIdx.y, b = bh / np, h = bh % np, grp = h / (np / ng);
+    const i64 m0 = (i64)(gridDim.x - 1 - blockIdx.x) * BM;  // the longest causal rows start first
+    const i64 shift = sk - s;
+    const i64 keyEnd = fa_key_end(keyLengths, b, sk);
+    const i64 qStride = (i64)B * np * D, kStride = (i64)B * ng * D;
+    const T* qb = static_cast<const T*>(qv) + ((i64)b * np + h) * D;
+    const T* kb = static_cast<const T*>(kv) + ((i64)b * ng + grp) * D;
+    const T* vb = static_cast<const T*>(vv) + ((i64)b * ng + grp) * D;
+    const i64 lastQ = min(m0 + BM, s) - 1;
+    const i64 kvEnd = causal ? min(keyEnd, lastQ + shift + 1) : keyEnd;
+    const int nBlocks = kvEnd > 0 ? (int)((kvEnd + BN - 1) / BN) : 0;
+    const float sl2 = scale * LOG2E;
+
+    auto loadKV = [&](int n, int stage) {
+#pragma unroll
+        for (int e = tid; e < BN * CH; e += NT) {
+            const int r = e / CH, c = e % CH;
+            const i64 j = (i64)n * BN + r;
+            const bool ok = j < keyEnd;  // keys past keyLengths (or sk) read as zeros
+            const i64 off = ok ? j * kStride + c * 8 : 0;
+            cp_async16(sK + stage * BN * RB + swz<CH>(r, c), kb + off, ok);
+            cp_async16(sV + stage * BN * RB + swz<CH>(r, c), vb + off, ok);
+        }
+    };
+
+    uint32_t qf[KT][4];
+    float oacc[ON][4];
+    float mRow[2] = {-INFINITY, -INFINITY}, lRow[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < ON; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.0f;
+
+    if (nBlocks > 0) {
+#pragma unroll
+        for (int e = tid; e < BM * CH; e += NT) {
+            const int r = e / CH, c = e % CH;
+            const i64 i = m0 + r;
+            const bool ok = i < s;
+            cp_async16(sQ + swz<CH>(r, c), qb + (ok ? i * qStride + c * 8 : 0), ok);
+        }
+        loadKV(nBlocks - 1, 0);
+        cp_async_commit();
+    }
+    const i64 row0 = m0 + warp * 16 + g, row1 = row0 + 8;
+
+    for (int it = 0; it < nBlocks; it++) {
+        const int n = nBlocks - 1 - it, st = it & 1;
+        cp_async_wait<0>();
+        __syncthreads();  // stage st landed; every warp is done with stage st ^ 1
+        if (it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) ldsm_x4(qf[kk], a_addr<CH>(sQ, warp * 16, kk * 2, lane));
+        }
+        if (it + 1 < nBlocks) loadKV(n - 1, st ^ 1);
+        cp_async_commit();
+
+        // S = Q K^T (16 rows x BN keys per warp)
+        float sacc[SN][4];
+#pragma unroll
+        for (int i = 0; i < SN; i++) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.0f;
+        const uint32_t kS = sK + st * BN * RB, vS = sV + st * BN * RB;
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++) {
+#pragma unroll
+            for (int j = 0; j < BN / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4(bf, b_addr<CH>(kS, j * 16, kk * 2, lane));
+                mma<BF16>(sacc[2 * j], qf[kk], bf[0], bf[1]);
+                mma<BF16>(sacc[2 * j + 1], qf[kk], bf[2], bf[3]);
+            }
+        }
+        // scale into log2 units; mask where this block needs it
+        const i64 n0 = (i64)n * BN;
+        const bool needMask = n0 + BN > keyEnd || (causal && n0 + BN - 1 > m0 + shift);
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = sacc[nt][e] * sl2;
+                if (needMask) {
+                    const i64 j = n0 + nt * 8 + 2 * t + (e & 1);
+                    const i64 i = e < 2 ? row0 : row1;
+                    if (j >= keyEnd || (causal && j > i + shift)) x = -INFINITY;
+                }
+                sacc[nt][e] = x;
+            }
+        }
+        // online softmax; each thread holds rows g (e 0,1) and g + 8 (e 2,3), a quad shares a row
+#pragma unroll
+        for (int rh = 0; rh < 2; rh++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++) mx = fmaxf(mx, fmaxf(sacc[nt][2 * rh], sacc[nt][2 * rh + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mNew = fmaxf(mRow[rh], mx);
+            const float mUse = mNew == -INFINITY ? 0.0f : mNew;  // nothing visible yet: keep everything 0
+            const float alpha = ex2(mRow[rh] - mUse);
+            mRow[rh] = mNew;
+            float sum = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++) {
+                const float p0 = ex2(sacc[nt][2 * rh] - mUse), p1 = ex2(sacc[nt][2 * rh + 1] - mUse);
+                sacc[nt][2 * rh] = p0;
+                sacc[nt][2 * rh + 1] = p1;
+                sum += p0 + p1;
+            }
+            lRow[rh] = lRow[rh] * alpha + sum;  // per-thread partial; the quad's partials add up at the end
+#pragma unroll
+            for (int ot = 0; ot < ON; ot++) {
+                oacc[ot][2 * rh] *= alpha;
+                oacc[ot][2 * rh + 1] *= alpha;
+            }
+        }
+        // O += P V
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[4];
+            a[0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
+            a[1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
+            a[2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+            a[3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+#pragma unroll
+            for (int j = 0; j < D / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4_t(bf, bt_addr<CH>(vS, kk * 16, j * 2, lane));
+                mma<BF16>(oacc[2 * j], a, bf[0], bf[1]);
+                mma<BF16>(oacc[2 * j + 1], a, bf[2], bf[3]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+
+    float inv[2];
+#pragma unroll
+    for (int rh = 0; rh < 2; rh++) {
+        float l = lRow[rh];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const bool empty = !(l > 0.0f);
+        inv[rh] = empty ? 0.0f : 1.0f / l;
+        const i64 i = rh == 0 ? row0 : row1;
+        if (t == 0 && i < s) lse[((i64)b * np + h) * s + i] = empty ? -INFINITY : mRow[rh] * LN2 + logf(l);
+    }
+#pragma unroll
+    for (int ot = 0; ot < ON; ot++) {
+        oacc[ot][0] *= inv[0];
+        oacc[ot][1] *= inv[0];
+        oacc[ot][2] *= inv[1];
+        oacc[ot][3] *= inv[1];
+    }
+    // each warp stages its own 16 rows in its rows of the Q tile (only it read them)
+    __syncwarp();
+    store_acc<CH, ON, BF16>(sQ, warp * 16, oacc, 1.0f, lane);
+    __syncwarp();
+    copy_rows_out<CH>(sQ, warp * 16, static_cast<T*>(outv) + ((i64)b * np + h) * D, qStride, m0 + warp * 16, s, lane);
+}
+
+template <int D, bool BF16>
+__device__ __forceinline__ void backward(const void* qv, const void* kv, const void* vv, const void* dov,
+                                         const float* lse, const float* delta, float* dq, void* dkv, void* dvv,
+                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
+                                         const int* keyLengths) {
+    typedef typename Elem<BF16>::T T;
+    constexpr int NW = FA2_BWD_WARPS(D), BN = FA2_BWD_BN(D), BM = FA2_BWD_BM(D), NT = NW * 32;
+    constexpr int CH = D / 8, RB = D * 2, KT = D / 16, QN = BM / 8, ON = D / 8;
+    constexpr int SCH = BM / 8;                     // chunks per row of dS^T [BN][BM]
+    constexpr int MT = BM / 16, WD = NW / MT, DW = D / WD;  // dQ: warp (mt, dims [dp * DW, +DW))
+    static_assert(NW % MT == 0 && DW % 16 == 0, "dQ warp layout");
+    extern __shared__ __align__(128) unsigned char fa2_smem[];
+    const uint32_t sK = smem_u32(fa2_smem);
+    const uint32_t sV = sK + BN * RB;
+    const uint32_t sQ = sV + BN * RB;            // 2 stages
+    const uint32_t sDO = sQ + 2 * BM * RB;       // 2 stages
+    const uint32_t sDS = sDO + 2 * BM * RB;      // dS^T [BN][BM]
+    float* sLse = reinterpret_cast<float*>(fa2_smem + (2 * BN * RB + 4 * BM * RB + BN * BM * 2));  // [2][BM]
+    float* sDelta = sLse + 2 * BM;                                                                 // [2][BM]
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int bg = blockIdx.y, b = bg / ng, grp = bg % ng, rep = np / ng;
+    // positions fit in int (CudaAttention checks s, sk < 2^31 - 2^16); only element offsets are 64-bit
+    const int n0 = blockIdx.x * BN;
+    const int shift = (int)(sk - s);
+    const int keyEnd = (int)fa_key_end(keyLengths, b, sk);
+    const i64 qStride = (i64)B * np * D, kStride = (i64)B * ng * D;
+    const i64 kOff = ((i64)b * ng + grp) * D;
+    const float sl2 = scale * LOG2E;
+
+    // query blocks that see a key of this block: causal row i sees key j iff i >= j - shift
+    const int firstQ = causal ? max(0, n0 - shift) : 0;
+    const int mEnd = (int)((s + BM - 1) / BM);
+    const int mStart = min(firstQ / BM, mEnd);
+    const int perHead = n0 < keyEnd ? mEnd - mStart : 0;
+    const int total = rep * perHead;
+
+#pragma unroll
+    for (int e = tid; e < BN * CH; e += NT) {
+        const int r = e / CH, c = e % CH;
+        const int j = n0 + r;
+        const bool ok = j < keyEnd;
+        const i64 off = kOff + (ok ? (i64)j * kStride + c * 8 : 0);
+        cp_async16(sK + swz<CH>(r, c), static_cast<const T*>(kv) + off, ok);
+        cp_async16(sV + swz<CH>(r, c), static_cast<const T*>(vv) + off, ok);
+    }
+    auto loadQ = [&](int h, int m0, int stage) {
+        const i64 qOff = ((i64)b * np + h) * D;
+#pragma unroll
+        for (int e = tid; e < BM * CH; e += NT) {
+            const int r = e / CH, c = e % CH;
+            const i64 i = m0 + r;
+            const bool ok = i < s;
+            const i64 off = qOff + (ok ? i * qStride + c * 8 : 0);
+            cp_async16(sQ + stage * BM * RB + swz<CH>(r, c), static_cast<const T*>(qv) + off, ok);
+            cp_async16(sDO + stage * BM * RB + swz<CH>(r, c), static_cast<const T*>(dov) + off, ok);
+        }
+        for (int e = tid; e < BM; e += NT) {
+            const i64 i = m0 + e;
+            float L = INFINITY, dl = 0.0f;  // rows past s and fully masked rows (lse -inf): P = 0
+            if (i < s) {
+                const i64 row = ((i64)b * np + h) * s + i;
+                const float l = lse[row];
+                L = l == -INFINITY ? INFINITY : l * LOG2E;
+                dl = delta[row];
+            }
+            sLse[stage * BM + e] = L;
+            sDelta[stage * BM + e] = dl;
+        }
+    };
+    int h = grp * rep, m0 = mStart * BM;  // the query block of this step; steps walk m, then h
+    if (total > 0) loadQ(h, m0, 0);
+    cp_async_commit();
+
+    float dKacc[ON][4], dVacc[ON][4];
+#pragma unroll
+    for (int i = 0; i < ON; i++) {
+        dKacc[i][0] = dKacc[i][1] = dKacc[i][2] = dKacc[i][3] = 0.0f;
+        dVacc[i][0] = dVacc[i][1] = dVacc[i][2] = dVacc[i][3] = 0.0f;
+    }
+    const int key0 = n0 + warp * 16 + g, key1 = key0 + 8;  // this thread's key rows of S^T
+    const int mt = warp % MT, dp = warp / MT;
+
+    for (int it = 0; it < total; it++) {
+        const int st = it & 1;
+        cp_async_wait<0>();
+        __syncthreads();  // stage st (and K, V) landed; every warp is done with stage st ^ 1 and dS
+        if (it + 1 < total) {
+            const bool wrap = m0 + BM >= mEnd * BM;
+            loadQ(wrap ? h + 1 : h, wrap ? mStart * BM : m0 + BM, st ^ 1);
+        }
+        cp_async_commit();
+        const uint32_t qS = sQ + st * BM * RB, doS = sDO + st * BM * RB;
+        const float* L = sLse + st * BM;
+        const float* De = sDelta + st * BM;
+        const bool needMask = n0 + BN > keyEnd || (causal && n0 + BN - 1 > m0 + shift);
+
+        // S^T = K Q^T (16 keys x BM queries per warp) -> P^T
+        float sacc[QN][4];
+#pragma unroll
+        for (int i = 0; i < QN; i++) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++) {
+            uint32_t a[4];
+            ldsm_x4(a, a_addr<CH>(sK, warp * 16, kk * 2, lane));
+#pragma unroll
+            for (int j = 0; j < BM / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4(bf, b_addr<CH>(qS, j * 16, kk * 2, lane));
+                mma<BF16>(sacc[2 * j], a, bf[0], bf[1]);
+                mma<BF16>(sacc[2 * j + 1], a, bf[2], bf[3]);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < QN; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qc = nt * 8 + 2 * t + (e & 1);
+                float p = ex2(sacc[nt][e] * sl2 - L[qc]);
+                if (needMask) {
+                    const int j = e < 2 ? key0 : key1;
+                    if (j >= keyEnd || (causal && j > m0 + qc + shift)) p = 0.0f;
+                }
+                sacc[nt][e] = p;
+            }
+        }
+        // dP^T = V dO^T -> dS^T = P^T (dP^T - delta)
+        float dsacc[QN][4];
+#pragma unroll
+        for (int i = 0; i < QN; i++) dsacc[i][0] = dsacc[i][1] = dsacc[i][2] = dsacc[i][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++) {
+            uint32_t a[4];
+            ldsm_x4(a, a_addr<CH>(sV, warp * 16, kk * 2, lane));
+#pragma unroll
+            for (int j = 0; j < BM / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4(bf, b_addr<CH>(doS, j * 16, kk * 2, lane));
+                mma<BF16>(dsacc[2 * j], a, bf[0], bf[1]);
+                mma<BF16>(dsacc[2 * j + 1], a, bf[2], bf[3]);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < QN; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qc = nt * 8 + 2 * t + (e & 1);
+                dsacc[nt][e] = sacc[nt][e] * (dsacc[nt][e] - De[qc]);
+            }
+        }
+        // dV += P^T dO ; dK += dS^T Q  (A operands straight from the accumulators)
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) {
+            uint32_t ap[4], as[4];
+            ap[0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
+            ap[1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
+            ap[2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+            ap[3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+            as[0] = Elem<BF16>::pack(dsacc[2 * kk][0], dsacc[2 * kk][1]);
+            as[1] = Elem<BF16>::pack(dsacc[2 * kk][2], dsacc[2 * kk][3]);
+            as[2] = Elem<BF16>::pack(dsacc[2 * kk + 1][0], dsacc[2 * kk + 1][1]);
+            as[3] = Elem<BF16>::pack(dsacc[2 * kk + 1][2], dsacc[2 * kk + 1][3]);
+            // dS^T to shared for dQ (rows = this warp's keys, columns = queries)
+            sts_u32(sDS + swz<SCH>(warp * 16 + g, 2 * kk) + 4 * t, as[0]);
+            sts_u32(sDS + swz<SCH>(warp * 16 + g + 8, 2 * kk) + 4 * t, as[1]);
+            sts_u32(sDS + swz<SCH>(warp * 16 + g, 2 * kk + 1) + 4 * t, as[2]);
+            sts_u32(sDS + swz<SCH>(warp * 16 + g + 8, 2 * kk + 1) + 4 * t, as[3]);
+#pragma unroll
+            for (int j = 0; j < D / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4_t(bf, bt_addr<CH>(doS, kk * 16, j * 2, lane));
+                mma<BF16>(dVacc[2 * j], ap, bf[0], bf[1]);
+                mma<BF16>(dVacc[2 * j + 1], ap, bf[2], bf[3]);
+                ldsm_x4_t(bf, bt_addr<CH>(qS, kk * 16, j * 2, lane));
+                mma<BF16>(dKacc[2 * j], as, bf[0], bf[1]);
+                mma<BF16>(dKacc[2 * j + 1], as, bf[2], bf[3]);
+            }
+        }
+        __syncthreads();  // dS^T complete
+        // dQ[m0 + mt * 16 .., dims dp * DW ..] += scale * dS K
+        float dqacc[DW / 8][4];
+#pragma unroll
+        for (int i = 0; i < DW / 8; i++) dqacc[i][0] = dqacc[i][1] = dqacc[i][2] = dqacc[i][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[4];
+            ldsm_x4_t(a, at_addr<SCH>(sDS, kk * 16, mt * 2, lane));
+#pragma unroll
+            for (int j = 0; j < DW / 16; j++) {
+                uint32_t bf[4];
+                ldsm_x4_t(bf, bt_addr<CH>(sK, kk * 16, dp * (DW / 8) + j * 2, lane));
+                mma<BF16>(dqacc[2 * j], a, bf[0], bf[1]);
+                mma<BF16>(dqacc[2 * j + 1], a, bf[2], bf[3]);
+            }
+        }
+        const int i0 = m0 + mt * 16 + g, i1 = i0 + 8;
+        float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + dp * DW + 2 * t;
+        float* dq1 = dq0 + (i64)8 * B * np * D;
+#pragma unroll
+        for (int nt = 0; nt < DW / 8; nt++) {
+            if (i0 < s) {
+                atomicAdd(dq0 + nt * 8, scale * dqacc[nt][0]);
+                atomicAdd(dq0 + nt * 8 + 1, scale * dqacc[nt][1]);
+            }
+            if (i1 < s) {
+                atomicAdd(dq1 + nt * 8, scale * dqacc[nt][2]);
+                atomicAdd(dq1 + nt * 8 + 1, scale * dqacc[nt][3]);
+            }
+        }
+        m0 += BM;
+        if (m0 >= mEnd * BM) {
+            m0 = mStart * BM;
+            h++;
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done reading K and V: stage dK, dV in their place
+    store_acc<CH, ON, BF16>(sK, warp * 16, dKacc, scale, lane);
+    store_acc<CH, ON, BF16>(sV, warp * 16, dVacc, 1.0f, lane);
+    __syncwarp();
+    copy_rows_out<CH>(sK, warp * 16, static_cast<T*>(dkv) + kOff, kStride, n0 + warp * 16, sk, lane);
+    copy_rows_out<CH>(sV, warp * 16, static_cast<T*>(dvv) + kOff, kStride, n0 + warp * 16, sk, lane);
+}
+
+}  // namespace fa2
+
+#define FA2_INSTANTIATE(D, NAME, IS_BF16)                                                                          \
+    extern "C" __global__ void __launch_bounds__(FA2_FWD_WARPS(D) * 32) megatron_fa2_forward_##NAME##_d##D(        \
+        const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B, int np, \
+        int ng, float scale, int causal, const int* keyLengths) {                                                 \
+        fa2::forward<D, IS_BF16>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths);                 \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(FA2_BWD_WARPS(D) * 32) megatron_fa2_backward_##NAME##_d##D(       \
+        const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,                  \
+        const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale,     \
+        int causal, const int* keyLengths) {                                                                      \
+        fa2::backward<D, IS_BF16>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal,         \
+                                  keyLengths);                                                                     \
+    }
+
+FA2_INSTANTIATE(64, bf16, true)
+FA2_INSTANTIATE(64, f16, false)
+FA2_INSTANTIATE(128, bf16, true)
+FA2_INSTANTIATE(128, f16, false)
+
+// ---------------------------------------------------------------------------------------------
+// Launch plans, host functions (the check harness native/src/test/cuda/flash_attention_check.cu
+// launches through these; the fatbin build ignores them). CudaAttention.java mirrors them line for
+// line: change both together.
+#include <cstdio>
+struct MjFaLaunch {
+    char kernel[64];
+    long long gridX, gridY;
+    int block, shared;
+};
+// The tensor-core kernels take BF16/F16 with d 64 or 128 when q, k, v, out (and dOut, dk, dv) are
+// 16-byte aligned; everything else goes to the CUDA-core kernels (F32, d 32/96, unaligned views).
+static inline bool mj_fa2_eligible(int dt, int d, bool aligned16) {
+    return (dt == MJ_BF16 || dt == MJ_F16) && (d == 64 || d == 128) && aligned16;
+}
+static inline MjFaLaunch mj_fa_forward_launch(int dt, int d, long long s, int B, int np, bool aligned16) {
+    MjFaLaunch l;
+    if (mj_fa2_eligible(dt, d, aligned16)) {
+        snprintf(l.kernel, sizeof l.kernel, "megatron_fa2_forward_%s_d%d", dt == MJ_BF16 ? "bf16" : "f16", d);
+        const int bm = d == 128 ? FA2_FWD_BM(128) : FA2_FWD_BM(64);
+        l.gridX = (s + bm - 1) / bm;
+        l.block = (d == 128 ? FA2_FWD_WARPS(128) : FA2_FWD_WARPS(64)) * 32;
+        l.shared = mj_fa2_forward_smem(d);
+    } else {
+        snprintf(l.kernel, sizeof l.kernel, "megatron_flash_attention_forward_d%d", d);
+        l.gridX = (s + FA_BQ - 1) / FA_BQ;
+        l.block = FA_WARPS * 32;
+        l.shared = 0;
+    }
+    l.gridY = (long long)B * np;
+    return l;
+}
+static inline MjFaLaunch mj_fa_backward_launch(int dt, int d, long long sk, int B, int ng, bool aligned16) {
+    MjFaLaunch l;
+    if (mj_fa2_eligible(dt, d, aligned16)) {
+        snprintf(l.kernel, sizeof l.kernel, "megatron_fa2_backward_%s_d%d", dt == MJ_BF16 ? "bf16" : "f16", d);
+        const int bn = d == 128 ? FA2_BWD_BN(128) : FA2_BWD_BN(64);
+        l.gridX = (sk + bn - 1) / bn;
+        l.block = (d == 128 ? FA2_BWD_WARPS(128) : FA2_BWD_WARPS(64)) * 32;
+        l.shared = mj_fa2_backward_smem(d);
+    } else {
+        snprintf(l.kernel, sizeof l.kernel, "megatron_flash_attention_backward_d%d", d);
+        l.gridX = (sk + FA_BK - 1) / FA_BK;
+        l.block = FA_WARPS * 32;
+        l.shared = (4 * FA_BK * (d + 1) + 2 * FA_WARPS * d) * 4;
+    }
+    l.gridY = (long long)B * ng;
+    return l;
+}

@@ -1,14 +1,78 @@
 // LayerNorm and RMSNorm over the last dimension, one block per row. Biased variance in two
 // passes over the row (no E[x^2] - E[x]^2 cancellation), as the CPU backend and Apex do.
 // mean and rstd are F32, one per row. dx is written; dGamma/dBeta accumulate through
-// megatron_norm_param_grads (one thread per column), so no atomics race on parameters.
+// megatron_norm_param_partials + megatron_norm_param_reduce: fixed-order partial sums over row
+// slices, then a fixed-order sum over slices, so the result is deterministic (no atomics).
+//
+// Fast path (cols % 8 == 0, every pointer 16-byte aligned, cols <= 8 * MJ_NORM_K * blockDim.x):
+// the row is held in registers, MJ_NORM_K chunks of 8 per thread (chunk j of the row on thread
+// j % blockDim.x), read from global memory once, written once. The host picks blockDim.x =
+// cols / (8 * MJ_NORM_K) rounded up to a multiple of 32 (CudaNormOps.threads). Otherwise the
+// scalar path re-reads the row per pass, for any blockDim.x multiple of 32.
 #include "common.cuh"
 
-extern "C" __global__ void megatron_layernorm_forward(const void* x, int xt, const void* gamma, int gt,
+#define MJ_NORM_K 4
+
+__device__ __forceinline__ bool mj_norm_fast(int cols, bool aligned) {
+    return aligned && (cols % MJ_CHUNK) == 0 && cols / MJ_CHUNK <= MJ_NORM_K * (int)blockDim.x;
+}
+
+extern "C" __global__ void __launch_bounds__(1024) megatron_layernorm_forward(const void* x, int xt, const void* gamma, int gt,
                                                       const void* beta, int bt, float eps, void* y, int yt,
                                                       float* mean, float* rstd, int cols) {
     i64 row = blockIdx.x;
     i64 base = row * cols;
+    bool aligned = mj_al16(x) && mj_al16(y) && mj_al16(gamma) && (beta == nullptr || mj_al16(beta));
+    if (mj_norm_fast(cols, aligned)) {
+        int nch = cols / MJ_CHUNK;
+        i64 rc = row * nch;
+        float v[MJ_NORM_K][8];
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MJ_NORM_K; k++) {
+            int j = threadIdx.x + k * blockDim.x;
+            if (j < nch) {
+                mj_load8(x, rc + j, xt, v[k]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) s += v[k][e];
+            }
+        }
+        float mu = mj_block_sum(s) / cols;
+        float q = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MJ_NORM_K; k++) {
+            int j = threadIdx.x + k * blockDim.x;
+            if (j < nch) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float d = v[k][e] - mu;
+                    q += d * d;
+                }
+            }
+        }
+        float rs = rsqrtf(mj_block_sum(q) / cols + eps);
+#pragma unroll
+        for (int k = 0; k < MJ_NORM_K; k++) {
+            int j = threadIdx.x + k * blockDim.x;
+            if (j < nch) {
+                float g[8], b[8];
+                mj_load8(gamma, j, gt, g);
+                if (beta != nullptr) mj_load8(beta, j, bt, b);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float o = (v[k][e] - mu) * rs * g[e];
+                    if (beta != nullptr) o += b[e];
+                    v[k][e] = o;
+                }
+                mj_store8(y, rc + j, yt, v[k]);
+            }
+        }
+        if (threadIdx.x == 0) {
+            mean[row] = mu;
+            rstd[row] = rs;
+        }
+        return;
+    }
     float s = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) s += mj_load(x, base + c, xt);
     float mu = mj_block_sum(s) / cols;
@@ -31,12 +95,60 @@ extern "C" __global__ void megatron_layernorm_forward(const void* x, int xt, con
 }
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma, xhat = (x - mean) * rstd.
-extern "C" __global__ void megatron_layernorm_backward(const void* dy, int dyt, const void* x, int xt,
+// mean null: RMSNorm, dx = rstd * (g - xhat * mean(g * xhat)), xhat = x * rstd.
+__device__ __forceinline__ void mj_norm_backward_fast(const void* dy, int dyt, const void* x, int xt,
+                                                      const void* gamma, int gt, float mu, float rs, bool centered,
+                                                      void* dx, int dxt, int cols, i64 row) {
+    int nch = cols / MJ_CHUNK;
+    i64 rc = row * nch;
+    float g[MJ_NORM_K][8], xh[MJ_NORM_K][8];
+    float sg = 0.0f, sgx = 0.0f;
+#pragma unroll
+    for (int k = 0; k < MJ_NORM_K; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        if (j < nch) {
+            float gm[8];
+            mj_load8(dy, rc + j, dyt, g[k]);
+            mj_load8(x, rc + j, xt, xh[k]);
+            mj_load8(gamma, j, gt, gm);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                g[k][e] *= gm[e];
+                xh[k][e] = (xh[k][e] - mu) * rs;
+                sg += g[k][e];
+                sgx += g[k][e] * xh[k][e];
+            }
+        }
+    }
+    float meanG = 0.0f, meanGX;
+    if (centered) {
+        float2 t = mj_block_sum2(sg, sgx);
+        meanG = t.x / cols;
+        meanGX = t.y / cols;
+    } else {
+        meanGX = mj_block_sum(sgx) / cols;
+    }
+#pragma unroll
+    for (int k = 0; k < MJ_NORM_K; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        if (j < nch) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) g[k][e] = rs * (g[k][e] - meanG - xh[k][e] * meanGX);
+            mj_store8(dx, rc + j, dxt, g[k]);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(512) megatron_layernorm_backward(const void* dy, int dyt, const void* x, int xt,
                                                        const void* gamma, int gt, const float* mean,
                                                        const float* rstd, void* dx, int dxt, int cols) {
     i64 row = blockIdx.x;
     i64 base = row * cols;
     float mu = mean[row], rs = rstd[row];
+    if (mj_norm_fast(cols, mj_al16(dy) && mj_al16(x) && mj_al16(gamma) && mj_al16(dx))) {
+        mj_norm_backward_fast(dy, dyt, x, xt, gamma, gt, mu, rs, true, dx, dxt, cols, row);
+        return;
+    }
     float sg = 0.0f, sgx = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float g = mj_load(dy, base + c, dyt) * mj_load(gamma, c, gt);
@@ -53,10 +165,39 @@ extern "C" __global__ void megatron_layernorm_backward(const void* dy, int dyt, 
     }
 }
 
-extern "C" __global__ void megatron_rmsnorm_forward(const void* x, int xt, const void* gamma, int gt, float eps,
+extern "C" __global__ void __launch_bounds__(1024) megatron_rmsnorm_forward(const void* x, int xt, const void* gamma, int gt, float eps,
                                                     void* y, int yt, float* rstd, int cols) {
     i64 row = blockIdx.x;
     i64 base = row * cols;
+    if (mj_norm_fast(cols, mj_al16(x) && mj_al16(y) && mj_al16(gamma))) {
+        int nch = cols / MJ_CHUNK;
+        i64 rc = row * nch;
+        float v[MJ_NORM_K][8];
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MJ_NORM_K; k++) {
+            int j = threadIdx.x + k * blockDim.x;
+            if (j < nch) {
+                mj_load8(x, rc + j, xt, v[k]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) s += v[k][e] * v[k][e];
+            }
+        }
+        float rs = rsqrtf(mj_block_sum(s) / cols + eps);
+#pragma unroll
+        for (int k = 0; k < MJ_NORM_K; k++) {
+            int j = threadIdx.x + k * blockDim.x;
+            if (j < nch) {
+                float g[8];
+                mj_load8(gamma, j, gt, g);
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[k][e] = v[k][e] * rs * g[e];
+                mj_store8(y, rc + j, yt, v[k]);
+            }
+        }
+        if (threadIdx.x == 0) rstd[row] = rs;
+        return;
+    }
     float s = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = mj_load(x, base + c, xt);
@@ -70,12 +211,16 @@ extern "C" __global__ void megatron_rmsnorm_forward(const void* x, int xt, const
 }
 
 // dx = rstd * (g - xhat * mean(g * xhat)), g = dy * gamma, xhat = x * rstd.
-extern "C" __global__ void megatron_rmsnorm_backward(const void* dy, int dyt, const void* x, int xt,
+extern "C" __global__ void __launch_bounds__(512) megatron_rmsnorm_backward(const void* dy, int dyt, const void* x, int xt,
                                                      const void* gamma, int gt, const float* rstd,
                                                      void* dx, int dxt, int cols) {
     i64 row = blockIdx.x;
     i64 base = row * cols;
     float rs = rstd[row];
+    if (mj_norm_fast(cols, mj_al16(dy) && mj_al16(x) && mj_al16(gamma) && mj_al16(dx))) {
+        mj_norm_backward_fast(dy, dyt, x, xt, gamma, gt, 0.0f, rs, false, dx, dxt, cols, row);
+        return;
+    }
     float sgx = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float g = mj_load(dy, base + c, dyt) * mj_load(gamma, c, gt);
@@ -89,24 +234,92 @@ extern "C" __global__ void megatron_rmsnorm_backward(const void* dy, int dyt, co
     }
 }
 
-// dGamma[c] += sum_r dy * xhat, dBeta[c] += sum_r dy (either may be null); mean null for RMSNorm.
-// One thread per column, row slices over gridDim.y meeting in atomic adds.
-extern "C" __global__ void megatron_norm_param_grads(const void* dy, int dyt, const void* x, int xt,
-                                                     const float* mean, const float* rstd,
-                                                     float* dGamma, float* dBeta, i64 rows, int cols) {
+// ---------------------------------------------------------------- dGamma / dBeta, deterministic
+// Stage 1: grid (ceil(cols / 256), slices), 256 threads = 32 column lanes x 8 row phases. Block
+// (t, s) sums rows [s * rowsPerSlice, min(rows, (s + 1) * rowsPerSlice)) for columns
+// [256 t, 256 t + 256): lane l owns columns 256 t + 8 l .. + 7, phase p rows r0 + p, r0 + p + 8, ...
+// (a warp reads 8 contiguous chunks x 32 = 256 columns of one row). The 8 phases then meet in
+// shared memory in a fixed order, and the block writes
+//   partial[s * 2 * cols + c] = sum dy * xhat,  partial[s * 2 * cols + cols + c] = sum dy.
+// mean null: RMSNorm (xhat = x * rstd).
+#define MJ_PG_LANES 32
+#define MJ_PG_PHASES 8
+#define MJ_PG_COLS (MJ_PG_LANES * MJ_CHUNK)
+
+extern "C" __global__ void __launch_bounds__(256) megatron_norm_param_partials(
+        const void* dy, int dyt, const void* x, int xt, const float* mean, const float* rstd, float* partial,
+        i64 rows, int cols, i64 rowsPerSlice) {
+    __shared__ float sg[MJ_PG_PHASES][MJ_PG_COLS + 1];
+    __shared__ float sb[MJ_PG_PHASES][MJ_PG_COLS + 1];
+    int lane = threadIdx.x % MJ_PG_LANES, phase = threadIdx.x / MJ_PG_LANES;
+    int c0 = blockIdx.x * MJ_PG_COLS + lane * MJ_CHUNK;
+    i64 r0 = (i64)blockIdx.y * rowsPerSlice, r1 = min(rows, r0 + rowsPerSlice);
+    float ag[8], ab[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) ag[e] = ab[e] = 0.0f;
+    bool vec = (cols % MJ_CHUNK) == 0 && mj_al16(dy) && mj_al16(x);
+    if (vec) {
+        if (c0 < cols) {
+            i64 nch = cols / MJ_CHUNK;
+            i64 cc = c0 / MJ_CHUNK;
+            for (i64 r = r0 + phase; r < r1; r += MJ_PG_PHASES) {
+                float d[8], v[8];
+                mj_load8(dy, r * nch + cc, dyt, d);
+                mj_load8(x, r * nch + cc, xt, v);
+                float mu = mean != nullptr ? mean[r] : 0.0f, rs = rstd[r];
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    ag[e] += d[e] * ((v[e] - mu) * rs);
+                    ab[e] += d[e];
+                }
+            }
+        }
+    } else {
+        for (i64 r = r0 + phase; r < r1; r += MJ_PG_PHASES) {
+            float mu = mean != nullptr ? mean[r] : 0.0f, rs = rstd[r];
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                int c = c0 + e;
+                if (c < cols) {
+                    float d = mj_load(dy, r * cols + c, dyt);
+                    ag[e] += d * ((mj_load(x, r * cols + c, xt) - mu) * rs);
+                    ab[e] += d;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        sg[phase][lane * MJ_CHUNK + e] = ag[e];
+        sb[phase][lane * MJ_CHUNK + e] = ab[e];
+    }
+    __syncthreads();
+    int col = threadIdx.x;  // 0 .. 255 within the tile
+    int c = blockIdx.x * MJ_PG_COLS + col;
+    if (col < MJ_PG_COLS && c < cols) {
+        float tg = 0.0f, tb = 0.0f;
+#pragma unroll
+        for (int p = 0; p < MJ_PG_PHASES; p++) {
+            tg += sg[p][col];
+            tb += sb[p][col];
+        }
+        float* out = partial + (i64)blockIdx.y * 2 * cols;
+        out[c] = tg;
+        out[cols + c] = tb;
+    }
+}
+
+// Stage 2: one thread per column sums the slices in order and accumulates into dGamma / dBeta
+// (either may be null). Launch: ceil(cols / blockDim.x) blocks.
+extern "C" __global__ void megatron_norm_param_reduce(const float* partial, int slices, int cols, float* dGamma,
+                                                      float* dBeta) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) return;
-    i64 per = (rows + gridDim.y - 1) / gridDim.y;
-    i64 r0 = blockIdx.y * per, r1 = min(rows, r0 + per);
-    float sg = 0.0f, sb = 0.0f;
-    for (i64 r = r0; r < r1; r++) {
-        float d = mj_load(dy, r * cols + c, dyt);
-        float xh = (mj_load(x, r * cols + c, xt) - (mean != nullptr ? mean[r] : 0.0f)) * rstd[r];
-        sg += d * xh;
-        sb += d;
+    float tg = 0.0f, tb = 0.0f;
+    for (int s = 0; s < slices; s++) {
+        tg += partial[(i64)s * 2 * cols + c];
+        tb += partial[(i64)s * 2 * cols + cols + c];
     }
-    if (r1 > r0) {
-        if (dGamma != nullptr) atomicAdd(dGamma + c, sg);
-        if (dBeta != nullptr) atomicAdd(dBeta + c, sb);
-    }
+    if (dGamma != nullptr) dGamma[c] += tg;
+    if (dBeta != nullptr) dBeta[c] += tb;
 }

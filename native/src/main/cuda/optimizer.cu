@@ -1,42 +1,85 @@
 // AdamW over flat F32 buffers (Megatron's fused Adam in adam_w_mode), and the reductions the
 // optimizer step needs: sum of squares (fp64 accumulation) and the inf/NaN check.
+// Bandwidth: 16-byte accesses (float4 for AdamW, 8-element chunks for the reductions) when every
+// pointer is 16-byte aligned, a scalar tail; grid-stride, any grid.
 #include "common.cuh"
+
+__device__ __forceinline__ void mj_adamw1(float& p, float g, float& m, float& v, float lr, float beta1, float beta2,
+                                          float eps, float weightDecay, float bc1, float bc2) {
+    m = beta1 * m + (1.0f - beta1) * g;
+    v = beta2 * v + (1.0f - beta2) * g * g;
+    p = p - lr * ((m / bc1) / (sqrtf(v / bc2) + eps) + weightDecay * p);
+}
 
 // bc1 = 1 - beta1^step, bc2 = 1 - beta2^step computed on the host (in double, then float).
 extern "C" __global__ void megatron_adamw(float* param, const float* grad, float* expAvg, float* expAvgSq, i64 n,
                                           float lr, float beta1, float beta2, float eps, float weightDecay,
                                           float bc1, float bc2) {
-    MJ_FOR(i, n) {
-        float g = grad[i];
-        float m = beta1 * expAvg[i] + (1.0f - beta1) * g;
-        float v = beta2 * expAvgSq[i] + (1.0f - beta2) * g * g;
+    i64 n4 = (mj_al16(param) && mj_al16(grad) && mj_al16(expAvg) && mj_al16(expAvgSq)) ? n / 4 : 0;
+    MJ_FOR(c, n4) {
+        float4 p = reinterpret_cast<float4*>(param)[c];
+        float4 g = reinterpret_cast<const float4*>(grad)[c];
+        float4 m = reinterpret_cast<float4*>(expAvg)[c];
+        float4 v = reinterpret_cast<float4*>(expAvgSq)[c];
+        mj_adamw1(p.x, g.x, m.x, v.x, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+        mj_adamw1(p.y, g.y, m.y, v.y, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+        mj_adamw1(p.z, g.z, m.z, v.z, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+        mj_adamw1(p.w, g.w, m.w, v.w, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+        reinterpret_cast<float4*>(expAvg)[c] = m;
+        reinterpret_cast<float4*>(expAvgSq)[c] = v;
+        reinterpret_cast<float4*>(param)[c] = p;
+    }
+    MJ_FOR_FROM(i, n4 * 4, n) {
+        float p = param[i], m = expAvg[i], v = expAvgSq[i];
+        mj_adamw1(p, grad[i], m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
         expAvg[i] = m;
         expAvgSq[i] = v;
-        float p = param[i];
-        param[i] = p - lr * ((m / bc1) / (sqrtf(v / bc2) + eps) + weightDecay * p);
+        param[i] = p;
     }
 }
 
-// *out += sum of x[i]^2 in fp64: per-thread double sums, a block reduction, one atomic per block.
+__device__ __forceinline__ double mj_warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// *out += sum of x[i]^2 in fp64 (every square and sum in double): per-thread sums, warp
+// shuffles, one atomic per block.
 extern "C" __global__ void megatron_sum_squares(const void* x, int xt, i64 n, double* out) {
-    __shared__ double partial[1024];
+    __shared__ double partial[32];
     double s = 0.0;
-    MJ_FOR(i, n) {
+    i64 nc = mj_al16(x) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(x, c, xt, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += (double)v[e] * (double)v[e];
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) {
         double v = mj_load(x, i, xt);
         s += v * v;
     }
-    partial[threadIdx.x] = s;
+    s = mj_warp_sum_d(s);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = s;
     __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-        if ((int)threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-        __syncthreads();
+    if (warp == 0) {
+        double w = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.0;
+        w = mj_warp_sum_d(w);
+        if (lane == 0) atomicAdd(out, w);
     }
-    if (threadIdx.x == 0) atomicAdd(out, partial[0]);
 }
 
 // *flag = 1 when any element is NaN or infinite (the caller zeroes flag first).
 extern "C" __global__ void megatron_has_inf_nan(const void* x, int xt, i64 n, int* flag) {
     bool bad = false;
-    MJ_FOR(i, n) bad |= !isfinite(mj_load(x, i, xt));
+    i64 nc = mj_al16(x) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(x, c, xt, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) bad |= !isfinite(v[e]);
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) bad |= !isfinite(mj_load(x, i, xt));
     if (__syncthreads_or(bad) && threadIdx.x == 0) atomicExch(flag, 1);
 }

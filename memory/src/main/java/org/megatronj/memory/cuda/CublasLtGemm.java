@@ -6,10 +6,11 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
-import org.megatronj.bindings.cublaslt.cublasLtMatmulAlgo_t;
 import org.megatronj.bindings.cublaslt.cublasLtMatmulHeuristicResult_t;
 import org.megatronj.memory.DType;
 
@@ -20,9 +21,19 @@ import org.megatronj.memory.DType;
  * <p>Row-major to column-major: cuBLASLt is column-major, and a row-major {@code [r, c]} matrix is
  * the column-major {@code [c, r]} one. So row-major {@code C = op(A) op(B)} is computed as
  * column-major {@code C^T = op(B)^T op(A)^T}: the operands swap places and keep their transposes.
+ *
+ * <p>Cost per call: the descriptors, layouts and candidate algorithms of a problem are built once
+ * and cached as a {@link Plan} under the problem's {@link #key} (shape, transposes, dtypes, batch,
+ * strides, epilogue, operand alignments); a later call of the same key only writes alpha/beta (and
+ * bias/aux pointers) into segments allocated once and enqueues {@code cublasLtMatmul}: no native
+ * allocation, no descriptor creation, no heuristic query. The 32 MiB workspace is allocated once.
+ *
+ * <p>F32 inputs use {@code CUBLAS_COMPUTE_32F}, true fp32 (never TF32): the F32 path is the
+ * reference the other dtypes are checked against.
  */
 final class CublasLtGemm implements AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20; // cuBLASLt's recommendation for Hopper
+    static final int CANDIDATES = 8;               // heuristic results asked for; the first that runs is kept
 
     /** Epilogues of {@link #matmul}: what cuBLASLt fuses after the product. */
     enum Epilogue {
@@ -49,24 +60,33 @@ final class CublasLtGemm implements AutoCloseable {
                    Epilogue epilogue, long bias, long aux, long auxLd) {
     }
 
+    /**
+     * What cuBLASLt needs besides addresses and scalars, built once per key. Layouts are cuBLASLt's:
+     * {@code first} describes our b (its A), {@code second} our a (its B), {@code out} C and D.
+     */
+    private record Plan(MemorySegment desc, MemorySegment first, MemorySegment second, MemorySegment out,
+                        MemorySegment[] algorithms, int[] chosen) {
+    }
+
     private final CudaStream stream;
     private final MemorySegment handle;
-    private final long workspace;
+    private final MemorySegment workspace;
+    private final long workspaceAddress;
     private final DeviceAllocator allocator;
-    private final Arena algoArena = Arena.ofShared();
-    private final Map<Problem, MemorySegment> algorithms = new HashMap<>();
+    private final Arena arena = Arena.ofAuto(); // lives as long as this object: plans' algorithms, the scalars below
+    private final MemorySegment alpha = arena.allocate(ValueLayout.JAVA_FLOAT);
+    private final MemorySegment beta = arena.allocate(ValueLayout.JAVA_FLOAT);
+    private final MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG); // attribute values and out-pointers
+    private final Map<Problem, Plan> plans = new HashMap<>();
     private boolean closed;
 
     CublasLtGemm(CudaStream stream, DeviceAllocator allocator) {
         library(); // a missing libcublasLt throws here, naming the folders searched
         this.stream = stream;
         this.allocator = allocator;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment p = arena.allocate(ValueLayout.ADDRESS);
-            CudaCheck.cublas("cublasLtCreate", cublasLtCreate(p), null);
-            handle = p.get(ValueLayout.ADDRESS, 0);
-        }
-        workspace = allocator.allocate(WORKSPACE_BYTES);
+        handle = create("cublasLtCreate", cublasLtCreate(value));
+        workspaceAddress = allocator.allocate(WORKSPACE_BYTES);
+        workspace = MemorySegment.ofAddress(workspaceAddress);
     }
 
     static int dataType(DType t) {
@@ -78,83 +98,121 @@ final class CublasLtGemm implements AutoCloseable {
         };
     }
 
+    /** Plans cached so far (for tests). */
+    synchronized int planCount() {
+        return plans.size();
+    }
+
     /** {@code C = alpha * op(A) op(B) + beta * C} (row-major), with an optional epilogue. */
-    synchronized void matmul(Problem p, float alpha, float beta) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment desc = create(arena, "cublasLtMatmulDescCreate",
-                    ptr -> cublasLtMatmulDescCreate(ptr, CUBLAS_COMPUTE_32F(), CUDA_R_32F()));
-            MemorySegment aLayout = null, bLayout = null, cLayout = null, pref = null;
-            try {
-                // column-major operands: first = our B, second = our A
-                setInt(arena, desc, CUBLASLT_MATMUL_DESC_TRANSA(), p.transB() ? CUBLAS_OP_T() : CUBLAS_OP_N());
-                setInt(arena, desc, CUBLASLT_MATMUL_DESC_TRANSB(), p.transA() ? CUBLAS_OP_T() : CUBLAS_OP_N());
-                if (p.epilogue() != Epilogue.NONE) {
-                    setInt(arena, desc, CUBLASLT_MATMUL_DESC_EPILOGUE(), p.epilogue().code());
-                    if (p.bias() != 0) {
-                        setLong(arena, desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER(), p.bias());
-                    }
-                    if (p.aux() != 0) {
-                        setLong(arena, desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER(), p.aux());
-                        setLong(arena, desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD(), p.auxLd());
-                    }
-                }
-                int in = dataType(p.inType());
-                // our B stored [k, n] (or [n, k] when transB): column-major [n, k] (or [k, n])
-                bLayout = layout(arena, in, p.transB() ? p.k() : p.n(), p.transB() ? p.n() : p.k(), p.batch(),
-                        p.strideB());
-                aLayout = layout(arena, in, p.transA() ? p.m() : p.k(), p.transA() ? p.k() : p.m(), p.batch(),
-                        p.strideA());
-                cLayout = layout(arena, dataType(p.outType()), p.n(), p.m(), p.batch(), p.strideC());
-                MemorySegment algo = algorithms.get(key(p));
-                if (algo == null) {
-                    pref = create(arena, "cublasLtMatmulPreferenceCreate", ptr -> cublasLtMatmulPreferenceCreate(ptr));
-                    algo = heuristic(arena, p, desc, aLayout, bLayout, cLayout, pref);
-                }
-                MemorySegment alphaSeg = arena.allocateFrom(ValueLayout.JAVA_FLOAT, alpha);
-                MemorySegment betaSeg = arena.allocateFrom(ValueLayout.JAVA_FLOAT, beta);
-                MemorySegment c = MemorySegment.ofAddress(p.c());
-                CudaCheck.cublas("cublasLtMatmul", cublasLtMatmul(handle, desc, alphaSeg,
-                        MemorySegment.ofAddress(p.b()), bLayout, MemorySegment.ofAddress(p.a()), aLayout, betaSeg,
-                        c, cLayout, c, cLayout, algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES,
-                        stream.handle()), describe(p));
-            } finally {
-                destroy(pref, aLayout, bLayout, cLayout, desc);
+    synchronized void matmul(Problem p, float alphaValue, float betaValue) {
+        if (closed) {
+            throw new IllegalStateException("cuBLASLt handle is closed");
+        }
+        Problem key = key(p);
+        Plan plan = plans.get(key);
+        if (plan == null) {
+            plan = plan(p);
+            plans.put(key, plan);
+        }
+        if (p.bias() != 0) { // pointers live in the descriptor; it is read when the call is enqueued
+            setLong(plan.desc(), CUBLASLT_MATMUL_DESC_BIAS_POINTER(), p.bias());
+        }
+        if (p.aux() != 0) {
+            setLong(plan.desc(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER(), p.aux());
+        }
+        alpha.set(ValueLayout.JAVA_FLOAT, 0, alphaValue);
+        beta.set(ValueLayout.JAVA_FLOAT, 0, betaValue);
+        MemorySegment c = MemorySegment.ofAddress(p.c());
+        // The first call tries the candidates in heuristic order and keeps the first that runs.
+        for (int i = Math.max(plan.chosen()[0], 0); ; i++) {
+            int status = cublasLtMatmul(handle, plan.desc(), alpha, MemorySegment.ofAddress(p.b()), plan.first(),
+                    MemorySegment.ofAddress(p.a()), plan.second(), beta, c, plan.out(), c, plan.out(),
+                    plan.algorithms()[i], workspace, WORKSPACE_BYTES, stream.handle());
+            if (status == CUBLAS_STATUS_SUCCESS()) {
+                plan.chosen()[0] = i;
+                return;
+            }
+            if (plan.chosen()[0] >= 0 || i + 1 == plan.algorithms().length) {
+                CudaCheck.cublas("cublasLtMatmul", status, describe(p) + ", algorithm " + (i + 1) + " of "
+                        + plan.algorithms().length);
             }
         }
     }
 
-    /** The problem's shape and alignments: what the chosen algorithm depends on (addresses and scalars do not). */
+    /**
+     * What the plan depends on: shape, dtypes, batch, strides, epilogue and the operands' alignments
+     * (the heuristic is told them); not the addresses or scalars.
+     */
     private static Problem key(Problem p) {
         return new Problem(p.transA(), p.transB(), p.m(), p.n(), p.k(), p.inType(), p.outType(), alignment(p.a()),
                 alignment(p.b()), alignment(p.c()), p.batch(), p.strideA(), p.strideB(), p.strideC(), p.epilogue(),
                 p.bias() == 0 ? 0 : alignment(p.bias()), p.aux() == 0 ? 0 : alignment(p.aux()), p.auxLd());
     }
 
-    /** Asks cuBLASLt for the best algorithm of this problem; cached (64 bytes) for later calls of the same shape. */
-    private MemorySegment heuristic(Arena arena, Problem p, MemorySegment desc, MemorySegment aLayout,
-                                    MemorySegment bLayout, MemorySegment cLayout, MemorySegment pref) {
-        MemorySegment ws = arena.allocateFrom(ValueLayout.JAVA_LONG, WORKSPACE_BYTES);
-        CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
-                CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES(), ws, 8L), null);
-        // Heuristics assume 256-byte aligned operands unless told; views along dim 0 can be less aligned.
-        // (cuBLASLt's A is our b and its B our a, see the class comment.)
-        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES(), p.b());
-        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES(), p.a());
-        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES(), p.c());
-        setAlignment(arena, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), p.c());
-        MemorySegment result = cublasLtMatmulHeuristicResult_t.allocate(arena);
-        MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
-        CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", cublasLtMatmulAlgoGetHeuristic(handle, desc,
-                bLayout, aLayout, cLayout, cLayout, pref, 1, result, count), describe(p));
-        if (count.get(ValueLayout.JAVA_INT, 0) == 0) {
-            throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p)
-                    + " (leading dimensions and addresses must be multiples of the element size, 16 bytes for tensor cores)",
-                    null);
+    /** Descriptors, layouts and up to {@link #CANDIDATES} algorithms for {@code p}, best first. */
+    private Plan plan(Problem p) {
+        int computeType = CUBLAS_COMPUTE_32F(); // fp32 accumulation for every dtype; F32 is not TF32
+        MemorySegment desc = create("cublasLtMatmulDescCreate", cublasLtMatmulDescCreate(value, computeType, CUDA_R_32F()));
+        List<MemorySegment> made = new ArrayList<>(List.of(desc));
+        MemorySegment pref = MemorySegment.NULL;
+        try {
+            setInt(desc, CUBLASLT_MATMUL_DESC_TRANSA(), p.transB() ? CUBLAS_OP_T() : CUBLAS_OP_N());
+            setInt(desc, CUBLASLT_MATMUL_DESC_TRANSB(), p.transA() ? CUBLAS_OP_T() : CUBLAS_OP_N());
+            if (p.epilogue() != Epilogue.NONE) {
+                setInt(desc, CUBLASLT_MATMUL_DESC_EPILOGUE(), p.epilogue().code());
+                if (p.bias() != 0) {
+                    setLong(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER(), p.bias());
+                }
+                if (p.aux() != 0) {
+                    setLong(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER(), p.aux());
+                    setLong(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD(), p.auxLd());
+                }
+            }
+            int in = dataType(p.inType());
+            // our b stored [k, n] (or [n, k] when transB): column-major [n, k] (or [k, n]); likewise our a
+            MemorySegment first = layout(in, p.transB() ? p.k() : p.n(), p.transB() ? p.n() : p.k(), p.batch(), p.strideB());
+            made.add(first);
+            MemorySegment second = layout(in, p.transA() ? p.m() : p.k(), p.transA() ? p.k() : p.m(), p.batch(), p.strideA());
+            made.add(second);
+            MemorySegment out = layout(dataType(p.outType()), p.n(), p.m(), p.batch(), p.strideC());
+            made.add(out);
+
+            pref = create("cublasLtMatmulPreferenceCreate", cublasLtMatmulPreferenceCreate(value));
+            value.set(ValueLayout.JAVA_LONG, 0, WORKSPACE_BYTES);
+            CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
+                    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES(), value, 8L), "max workspace");
+            // Heuristics assume 256-byte aligned operands unless told; views along dim 0 can be less aligned.
+            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES(), alignment(p.b()));
+            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES(), alignment(p.a()));
+            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES(), alignment(p.c()));
+            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), alignment(p.c()));
+            // kept for the plan's lifetime: its algorithms are slices of it
+            MemorySegment results = arena.allocate(cublasLtMatmulHeuristicResult_t.layout(), CANDIDATES);
+            CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", cublasLtMatmulAlgoGetHeuristic(handle, desc, first,
+                    second, out, out, pref, CANDIDATES, results, value), describe(p));
+            int count = value.get(ValueLayout.JAVA_INT, 0);
+            List<MemorySegment> algorithms = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                MemorySegment r = results.asSlice(i * cublasLtMatmulHeuristicResult_t.sizeof(),
+                        cublasLtMatmulHeuristicResult_t.layout());
+                if (cublasLtMatmulHeuristicResult_t.state(r) == CUBLAS_STATUS_SUCCESS()
+                        && cublasLtMatmulHeuristicResult_t.workspaceSize(r) <= WORKSPACE_BYTES) {
+                    algorithms.add(cublasLtMatmulHeuristicResult_t.algo(r));
+                }
+            }
+            if (algorithms.isEmpty()) {
+                throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p)
+                        + " (leading dimensions and addresses must be multiples of the element size, 16 bytes for tensor cores)",
+                        null);
+            }
+            made.clear(); // the plan owns them now
+            return new Plan(desc, first, second, out, algorithms.toArray(MemorySegment[]::new), new int[] {-1});
+        } finally {
+            if (!pref.equals(MemorySegment.NULL)) {
+                cublasLtMatmulPreferenceDestroy(pref);
+            }
+            destroy(made);
         }
-        MemorySegment algo = algoArena.allocate(cublasLtMatmulAlgo_t.layout());
-        algo.copyFrom(cublasLtMatmulHeuristicResult_t.algo(result));
-        algorithms.put(key(p), algo);
-        return algo;
     }
 
     private static String describe(Problem p) {
@@ -162,25 +220,21 @@ final class CublasLtGemm implements AutoCloseable {
                 p.transB() ? "T" : "N", p.m(), p.n(), p.k(), p.batch(), p.inType(), p.outType(), p.epilogue());
     }
 
-    private interface Creator {
-        int create(MemorySegment out);
+    /** The handle a {@code cublasLt*Create(value, ...)} call wrote into {@link #value}. */
+    private MemorySegment create(String function, int status) {
+        CudaCheck.cublas(function, status, null);
+        return value.get(ValueLayout.ADDRESS, 0);
     }
 
-    private static MemorySegment create(Arena arena, String function, Creator creator) {
-        MemorySegment p = arena.allocate(ValueLayout.ADDRESS);
-        CudaCheck.cublas(function, creator.create(p), null);
-        return p.get(ValueLayout.ADDRESS, 0);
-    }
-
-    private static MemorySegment layout(Arena arena, int type, long rows, long cols, int batch, long stride) {
-        MemorySegment l = create(arena, "cublasLtMatrixLayoutCreate", p -> cublasLtMatrixLayoutCreate(p, type, rows,
-                cols, rows));
+    private MemorySegment layout(int type, long rows, long cols, int batch, long stride) {
+        MemorySegment l = create("cublasLtMatrixLayoutCreate", cublasLtMatrixLayoutCreate(value, type, rows, cols, rows));
         if (batch > 1) {
+            value.set(ValueLayout.JAVA_INT, 0, batch);
             CudaCheck.cublas("cublasLtMatrixLayoutSetAttribute", cublasLtMatrixLayoutSetAttribute(l,
-                    CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT(), arena.allocateFrom(ValueLayout.JAVA_INT, batch), 4L), null);
+                    CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT(), value, 4L), "batch count");
+            value.set(ValueLayout.JAVA_LONG, 0, stride);
             CudaCheck.cublas("cublasLtMatrixLayoutSetAttribute", cublasLtMatrixLayoutSetAttribute(l,
-                    CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET(), arena.allocateFrom(ValueLayout.JAVA_LONG, stride),
-                            8L), null);
+                    CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET(), value, 8L), "batch stride");
         }
         return l;
     }
@@ -190,40 +244,46 @@ final class CublasLtGemm implements AutoCloseable {
         return address == 0 ? 256 : (int) Math.min(256, Long.lowestOneBit(address));
     }
 
-    private static void setAlignment(Arena arena, MemorySegment pref, int attribute, long address) {
+    private void setPref(MemorySegment pref, int attribute, int v) {
+        value.set(ValueLayout.JAVA_INT, 0, v);
         CudaCheck.cublas("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref, attribute,
-                arena.allocateFrom(ValueLayout.JAVA_INT, alignment(address)), 4L), "alignment attribute " + attribute);
+                value, 4L), "preference " + attribute);
     }
 
-    private static void setInt(Arena arena, MemorySegment desc, int attribute, int value) {
-        CudaCheck.cublas("cublasLtMatmulDescSetAttribute", cublasLtMatmulDescSetAttribute(desc, attribute,
-                arena.allocateFrom(ValueLayout.JAVA_INT, value), 4L), "attribute " + attribute);
+    private void setInt(MemorySegment desc, int attribute, int v) {
+        value.set(ValueLayout.JAVA_INT, 0, v);
+        CudaCheck.cublas("cublasLtMatmulDescSetAttribute", cublasLtMatmulDescSetAttribute(desc, attribute, value, 4L),
+                "attribute " + attribute);
     }
 
-    private static void setLong(Arena arena, MemorySegment desc, int attribute, long value) {
-        CudaCheck.cublas("cublasLtMatmulDescSetAttribute", cublasLtMatmulDescSetAttribute(desc, attribute,
-                arena.allocateFrom(ValueLayout.JAVA_LONG, value), 8L), "attribute " + attribute);
-    }
-
-    private static void destroy(MemorySegment pref, MemorySegment a, MemorySegment b, MemorySegment c,
-            MemorySegment desc) {
-        if (pref != null) {
-            cublasLtMatmulPreferenceDestroy(pref);
+    private void setLong(MemorySegment desc, int attribute, long v) {
+        value.set(ValueLayout.JAVA_LONG, 0, v);
+        int status = cublasLtMatmulDescSetAttribute(desc, attribute, value, 8L);
+        if (status != CUBLAS_STATUS_SUCCESS()) {
+            CudaCheck.cublas("cublasLtMatmulDescSetAttribute", status, "attribute " + attribute);
         }
-        for (MemorySegment l : new MemorySegment[] {a, b, c}) {
-            if (l != null) {
-                cublasLtMatrixLayoutDestroy(l);
+    }
+
+    /** Destroys a descriptor (the first) and layouts (the rest) in {@code made}. */
+    private static void destroy(List<MemorySegment> made) {
+        for (int i = made.size() - 1; i >= 0; i--) {
+            if (i == 0) {
+                cublasLtMatmulDescDestroy(made.get(0));
+            } else {
+                cublasLtMatrixLayoutDestroy(made.get(i));
             }
         }
-        cublasLtMatmulDescDestroy(desc);
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         if (!closed) {
             closed = true;
-            allocator.free(workspace, WORKSPACE_BYTES);
-            algoArena.close();
+            for (Plan plan : plans.values()) {
+                destroy(List.of(plan.desc(), plan.first(), plan.second(), plan.out()));
+            }
+            plans.clear();
+            allocator.free(workspaceAddress, WORKSPACE_BYTES);
             CudaCheck.cublas("cublasLtDestroy", cublasLtDestroy(handle), null);
         }
     }

@@ -11,6 +11,12 @@ import org.megatronj.memory.Tensor;
  * FlashAttention forward and backward on the GPU ({@code native/src/main/cuda/flash_attention.cu}):
  * argument checks, launch shapes and the backward's fp32 workspaces (delta = rowsum(dO * O), and
  * dq accumulated in fp32 across key blocks, then cast).
+ *
+ * <p>Two kernel families with the same argument lists: the tensor-core FlashAttention-2 kernels
+ * ({@code megatron_fa2_*}: BF16/F16, head dim 64 or 128, every tensor 16-byte aligned) and the
+ * CUDA-core kernels ({@code megatron_flash_attention_*}) for everything else. The launch plans
+ * below mirror {@code mj_fa_forward_launch} / {@code mj_fa_backward_launch} and the FA2_* numbers
+ * in flash_attention.cu (which the native check harness launches through): change both together.
  */
 final class CudaAttention {
     /** Head dims with a compiled kernel (FA_INSTANTIATE in flash_attention.cu). */
@@ -19,6 +25,86 @@ final class CudaAttention {
     private static final int ROWS_PER_BLOCK = WARPS * 4; // FA_BQ
     private static final int KEYS_PER_BLOCK = 32;        // FA_BK
     private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
+    /** Sequence lengths the kernels index with int (the FA2 kernels keep positions in 32 bits). */
+    private static final long MAX_SEQUENCE = Integer.MAX_VALUE - 65536L;
+
+    /** One kernel launch: name, grid (x, y), threads per block, dynamic shared memory bytes. */
+    record Launch(String kernel, long gridX, long gridY, int block, int shared) {
+    }
+
+    /** FA2_FWD_WARPS / FA2_FWD_BN / FA2_BWD_WARPS / FA2_BWD_BM of flash_attention.cu. */
+    private static int fa2ForwardWarps(int d) {
+        return 4;
+    }
+
+    private static int fa2ForwardKeys(int d) {
+        return 64;
+    }
+
+    private static int fa2BackwardWarps(int d) {
+        return d == 128 ? 8 : 4;
+    }
+
+    private static int fa2BackwardRows(int d) {
+        return d == 128 ? 32 : 64;
+    }
+
+    /** mj_fa2_forward_smem: the Q tile and two stages of K and V (2-byte elements). */
+    static int fa2ForwardSharedBytes(int d) {
+        return 16 * fa2ForwardWarps(d) * d * 2 + 4 * fa2ForwardKeys(d) * d * 2;
+    }
+
+    /** mj_fa2_backward_smem: K, V, two stages of Q and dO, dS^T, two stages of lse and delta (fp32). */
+    static int fa2BackwardSharedBytes(int d) {
+        int bn = 16 * fa2BackwardWarps(d), bm = fa2BackwardRows(d);
+        return 2 * bn * d * 2 + 4 * bm * d * 2 + bn * bm * 2 + 4 * bm * 4;
+    }
+
+    /** mj_fa2_eligible: BF16/F16, d 64 or 128, and the tensors 16-byte aligned (cp.async, vector stores). */
+    static boolean tensorCores(DType dt, int d, Tensor... tensors) {
+        if ((dt != DType.BF16 && dt != DType.F16) || (d != 64 && d != 128)) {
+            return false;
+        }
+        for (Tensor t : tensors) {
+            if (t.address() % 16 != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static String fa2Name(String pass, DType dt, int d) {
+        return "megatron_fa2_" + pass + "_" + (dt == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+    }
+
+    /** mj_fa_forward_launch. */
+    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores) {
+        if (tensorCores) {
+            int bm = 16 * fa2ForwardWarps(d);
+            return new Launch(fa2Name("forward", dt, d), (s + bm - 1) / bm, (long) b * np, fa2ForwardWarps(d) * 32,
+                    fa2ForwardSharedBytes(d));
+        }
+        return new Launch("megatron_flash_attention_forward_d" + d, (s + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
+                (long) b * np, WARPS * 32, 0);
+    }
+
+    /** mj_fa_backward_launch. */
+    static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores) {
+        if (tensorCores) {
+            int bn = 16 * fa2BackwardWarps(d);
+            return new Launch(fa2Name("backward", dt, d), (sk + bn - 1) / bn, (long) b * ng, fa2BackwardWarps(d) * 32,
+                    fa2BackwardSharedBytes(d));
+        }
+        return new Launch("megatron_flash_attention_backward_d" + d, (sk + KEYS_PER_BLOCK - 1) / KEYS_PER_BLOCK,
+                (long) b * ng, WARPS * 32, backwardSharedBytes(d));
+    }
+
+    private void launch(Launch l, Object... args) {
+        if (l.shared() > DEFAULT_SHARED_LIMIT) {
+            backend.kernels().requireSharedMemory(l.kernel(), l.shared());
+        }
+        backend.launch(l.kernel(), l.gridX(), l.gridY(), l.block(), l.shared(), args);
+    }
 
     private final CudaBackend backend;
 
@@ -56,6 +142,9 @@ final class CudaAttention {
         if (!supported) {
             throw fail(op, "head dim d = " + d + " has no CUDA FlashAttention kernel; supported: 32, 64, 96, 128");
         }
+        if (s > MAX_SEQUENCE || sk > MAX_SEQUENCE) {
+            throw fail(op, "sequence lengths s = " + s + ", sk = " + sk + " exceed " + MAX_SEQUENCE);
+        }
         dtype(op, "lse", lse, DType.F32);
         shape(op, "lse", lse, b, np, s);
         if (keyLengths != null) {
@@ -69,10 +158,9 @@ final class CudaAttention {
         Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths);
         backend.enter();
         int dt = code("attentionForward", q);
-        backend.launch("megatron_flash_attention_forward_d" + sh.d(), (sh.s() + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
-                (long) sh.b() * sh.np(), WARPS * 32, 0, q.address(), k.address(), v.address(), dt, out.address(),
-                lse.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
-                keyLengths == null ? 0L : keyLengths.address());
+        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tensorCores(q.dtype(), sh.d(), q, k, v, out));
+        launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
+                sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLengths == null ? 0L : keyLengths.address());
     }
 
     /** Dynamic shared memory of the backward kernel: K, V, dK, dV tiles [32][d + 1] and two rows per warp (fp32). */
@@ -109,13 +197,9 @@ final class CudaAttention {
             backend.launch("megatron_flash_attention_delta", (rows + WARPS - 1) / WARPS, 1, WARPS * 32, 0,
                     dOut.address(),
                     out.address(), dt, delta, sh.s(), sh.b(), sh.np(), sh.d());
-            String kernel = "megatron_flash_attention_backward_d" + sh.d();
-            int shared = backwardSharedBytes(sh.d());
-            if (shared > DEFAULT_SHARED_LIMIT) {
-                backend.kernels().requireSharedMemory(kernel, shared);
-            }
-            backend.launch(kernel, (sh.sk() + KEYS_PER_BLOCK - 1) / KEYS_PER_BLOCK, (long) sh.b() * sh.ng(), WARPS * 32,
-                    shared, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
+            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(),
+                    tensorCores(q.dtype(), sh.d(), q, k, v, out, dOut, dk, dv));
+            launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                     dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
                     keyLengths == null ? 0L : keyLengths.address());
             if (!dqIsF32) {

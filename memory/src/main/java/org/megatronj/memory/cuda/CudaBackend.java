@@ -238,7 +238,7 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ matrix products
 
-    private CublasLtGemm gemm() {
+    CublasLtGemm gemm() { // package-private: tests read its plan cache
         if (gemm == null) {
             gemm = new CublasLtGemm(stream, allocator);
         }

@@ -24,7 +24,7 @@ final class CudaNormOps {
         long rows = x.numel() / Math.max(cols, 1);
         rowStats(op, rows, mean, rstd);
         backend.enter();
-        backend.launch("megatron_layernorm_forward", rows, 1, CudaBackend.THREADS, 0, x.address(), code(op, x),
+        backend.launch("megatron_layernorm_forward", rows, 1, threads(cols), 0, x.address(), code(op, x),
                 gamma.address(),
                 code(op, gamma), beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps,
                         y.address(),
@@ -42,14 +42,12 @@ final class CudaNormOps {
         paramGrad(op, "dGamma", dGamma, cols);
         paramGrad(op, "dBeta", dBeta, cols);
         backend.enter();
-        backend.launch("megatron_layernorm_backward", rows, 1, CudaBackend.THREADS, 0, dy.address(), code(op, dy),
+        backend.launch("megatron_layernorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
                 x.address(), code(op, x),
                 gamma.address(), code(op, gamma), mean.address(), rstd.address(), dx.address(), code(op, dx), cols);
         if (dGamma != null || dBeta != null) {
-            backend.columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(),
-                    code(op, x),
-                    mean.address(), rstd.address(), dGamma == null ? 0L : dGamma.address(),
-                    dBeta == null ? 0L : dBeta.address());
+            paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), mean.address(), rstd.address(),
+                    dGamma == null ? 0L : dGamma.address(), dBeta == null ? 0L : dBeta.address());
         }
     }
 
@@ -59,7 +57,7 @@ final class CudaNormOps {
         long rows = x.numel() / Math.max(cols, 1);
         rowStats(op, rows, null, rstd);
         backend.enter();
-        backend.launch("megatron_rmsnorm_forward", rows, 1, CudaBackend.THREADS, 0, x.address(), code(op, x),
+        backend.launch("megatron_rmsnorm_forward", rows, 1, threads(cols), 0, x.address(), code(op, x),
                 gamma.address(), code(op, gamma),
                 eps, y.address(), code(op, y), rstd.address(), cols);
     }
@@ -73,13 +71,71 @@ final class CudaNormOps {
         rowStats(op, rows, null, rstd);
         paramGrad(op, "dGamma", dGamma, cols);
         backend.enter();
-        backend.launch("megatron_rmsnorm_backward", rows, 1, CudaBackend.THREADS, 0, dy.address(), code(op, dy),
+        backend.launch("megatron_rmsnorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
                 x.address(), code(op, x),
                 gamma.address(), code(op, gamma), rstd.address(), dx.address(), code(op, dx), cols);
         if (dGamma != null) {
-            backend.columnSums("megatron_norm_param_grads", rows, cols, dy.address(), code(op, dy), x.address(),
-                    code(op, x), 0L,
-                    rstd.address(), dGamma.address(), 0L);
+            paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), 0L, rstd.address(),
+                    dGamma.address(), 0L);
+        }
+    }
+
+    /** Chunks of 8 elements each thread of a norm kernel holds in registers ({@code MJ_NORM_K} in norm.cu). */
+    static final int NORM_CHUNKS_PER_THREAD = 4;
+
+    /**
+     * Block size of the row kernels: enough threads for the row to sit in registers
+     * ({@code cols / (8 * NORM_CHUNKS_PER_THREAD)}, a multiple of 32, at most 1024: 32 for hidden
+     * sizes up to 1024, 128 at 4096, 256 at 8192). Rows whose length is not a multiple of 8 take
+     * the kernels' scalar path, which wants the usual 256.
+     */
+    static int threads(int cols) {
+        if (cols % 8 != 0) {
+            return CudaBackend.THREADS;
+        }
+        long perThread = 8L * NORM_CHUNKS_PER_THREAD;
+        long t = (cols + perThread - 1) / perThread;
+        t = (t + 31) / 32 * 32;
+        return (int) Math.max(32, Math.min(1024, t));
+    }
+
+    /**
+     * The backward kernels hold more per thread and are built with {@code __launch_bounds__(512)}
+     * (at 1024 threads they would not launch, or would spill): longer rows than 512 threads can
+     * hold in registers take the kernels' scalar path.
+     */
+    static int backwardThreads(int cols) {
+        return Math.min(threads(cols), 512);
+    }
+
+    /** Columns per block of megatron_norm_param_partials (32 lanes x 8 columns). */
+    private static final int PARTIAL_COLS = 256;
+
+    /**
+     * dGamma (+)= sum_r dy * xhat, dBeta (+)= sum_r dy (mean 0 for RMSNorm; either output 0 when
+     * absent) in two deterministic kernels: per-slice partial sums into a temporary
+     * [slices, 2, cols] buffer, then one thread per column summing the slices in order. The slice
+     * count depends only on rows, cols and the GPU's SM count, so results repeat bit for bit.
+     */
+    private void paramGrads(long rows, int cols, long dy, int dyt, long x, int xt, long mean, long rstd, long dGamma,
+                            long dBeta) {
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        long tiles = (cols + PARTIAL_COLS - 1) / PARTIAL_COLS;
+        long wantSlices = Math.max(1, backend.multiprocessors() * 4L / tiles);
+        long slices = Math.min(Math.min(rows, 65535), wantSlices);
+        long rowsPerSlice = (rows + slices - 1) / slices;
+        slices = (rows + rowsPerSlice - 1) / rowsPerSlice;
+        long bytes = slices * 2L * cols * Float.BYTES;
+        long partial = backend.temporary(bytes);
+        try {
+            backend.launch("megatron_norm_param_partials", tiles, slices, PARTIAL_COLS, 0, dy, dyt, x, xt, mean, rstd,
+                    partial, rows, cols, rowsPerSlice);
+            backend.launch("megatron_norm_param_reduce", (cols + CudaBackend.THREADS - 1) / CudaBackend.THREADS, 1,
+                    CudaBackend.THREADS, 0, partial, (int) slices, cols, dGamma, dBeta);
+        } finally {
+            backend.release(partial, bytes);
         }
     }
 

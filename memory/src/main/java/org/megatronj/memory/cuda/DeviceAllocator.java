@@ -20,6 +20,7 @@ public final class DeviceAllocator implements AutoCloseable {
     private final CudaDevice device;
     private final CudaStream stream;
     private final MemorySegment pool;
+    private final MemorySegment out = Arena.ofAuto().allocate(ValueLayout.JAVA_LONG); // reused: no host allocation per tensor
     private long bytesInUse;
     private long peakBytes;
     private boolean closed;
@@ -50,24 +51,21 @@ public final class DeviceAllocator implements AutoCloseable {
             throw new IllegalStateException("device allocator of CUDA device " + device.ordinal() + " is closed");
         }
         long size = Math.max(bytes, 1);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment ptr = arena.allocate(ValueLayout.JAVA_LONG);
-            int r = cuMemAllocFromPoolAsync(ptr, size, pool, stream.handle());
-            if (r == CUDA_ERROR_OUT_OF_MEMORY()) {
-                stream.synchronize();
-                trim();
-                r = cuMemAllocFromPoolAsync(ptr, size, pool, stream.handle());
-            }
-            if (r != CUDA_SUCCESS()) {
-                long[] info = device.memoryInfo();
-                CudaCheck.driver("cuMemAllocFromPoolAsync", r, String.format(
-                        "allocating %,d bytes on device %d with %,d bytes in use by Megatron-J, %,d free of %,d",
-                        size, device.ordinal(), bytesInUse, info[0], info[1]));
-            }
-            bytesInUse += size;
-            peakBytes = Math.max(peakBytes, bytesInUse);
-            return ptr.get(ValueLayout.JAVA_LONG, 0);
+        int r = cuMemAllocFromPoolAsync(out, size, pool, stream.handle());
+        if (r == CUDA_ERROR_OUT_OF_MEMORY()) {
+            stream.synchronize();
+            trim();
+            r = cuMemAllocFromPoolAsync(out, size, pool, stream.handle());
         }
+        if (r != CUDA_SUCCESS()) {
+            long[] info = device.memoryInfo();
+            CudaCheck.driver("cuMemAllocFromPoolAsync", r, String.format(
+                    "allocating %,d bytes on device %d with %,d bytes in use by Megatron-J, %,d free of %,d",
+                    size, device.ordinal(), bytesInUse, info[0], info[1]));
+        }
+        bytesInUse += size;
+        peakBytes = Math.max(peakBytes, bytesInUse);
+        return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
     /** Returns {@code address} (of {@code bytes}) to the pool, in stream order. */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the FlashAttention check/benchmark harness (flash_attention_check.cu, which includes the
+# kernels' translation unit) with the fatbin's gencodes into dist/fa-check/flash_attention_check,
+# and writes the ptxas resource usage of every FlashAttention kernel into dist/fa-check/resources.txt.
+#   NVCC=/path/to/nvcc overrides the search.  Run from anywhere; paths are relative to the repo root.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../../../.." && pwd)"
+OUT="$ROOT/dist/fa-check"
+NVCC="${NVCC:-}"
+if [[ -z "$NVCC" ]]; then
+  for c in "$(command -v nvcc 2>/dev/null || true)" "${CUDA_HOME:-/nonexistent}/bin/nvcc" /usr/local/cuda/bin/nvcc \
+           /usr/local/cuda-13.0/bin/nvcc /usr/local/cuda-12/bin/nvcc; do
+    [[ -n "$c" && -x "$c" ]] && NVCC="$c" && break
+  done
+fi
+[[ -n "$NVCC" ]] || { echo "nvcc not found; set NVCC=..." >&2; exit 1; }
+mkdir -p "$OUT"
+start=$(date +%s)
+"$NVCC" -O3 -std=c++17 -t 2 -lineinfo \
+  -gencode=arch=compute_80,code=sm_80 \
+  -gencode=arch=compute_90,code=sm_90 \
+  -gencode=arch=compute_90,code=compute_90 \
+  -Xptxas -v \
+  -o "$OUT/flash_attention_check" "$HERE/flash_attention_check.cu" 2> "$OUT/ptxas.log" || { cat "$OUT/ptxas.log" >&2; exit 1; }
+# keep the FlashAttention kernels' lines: "<arch> <kernel>: <registers, spills, shared>"
+awk '
+  /Compiling entry function/ { match($0, /\x27[^\x27]+\x27/); fn = substr($0, RSTART + 1, RLENGTH - 2);
+                               match($0, /for \x27sm_[0-9]+\x27/); arch = substr($0, RSTART + 5, RLENGTH - 6); next }
+  /spill stores/ { spill = $0; sub(/^ +/, "", spill); next }
+  /Used [0-9]+ registers/ { if (fn ~ /flash_attention|fa2/) { u = $0; sub(/^.*Used/, "Used", u); printf "%-7s %-40s %s | %s\n", arch, fn, u, spill } }
+' "$OUT/ptxas.log" | sort > "$OUT/resources.txt"
+echo "built $OUT/flash_attention_check in $(( $(date +%s) - start )) s; resources:"
+cat "$OUT/resources.txt"
+if grep -E 'fa2|flash_attention' "$OUT/resources.txt" | grep -qv '0 bytes spill stores, 0 bytes spill loads'; then
+  echo "WARNING: a FlashAttention kernel spills registers (see above)" >&2
+fi

@@ -1,0 +1,521 @@
+// Standalone correctness check and benchmark of the FlashAttention kernels (flash_attention.cu).
+//
+//   flash_attention_check            all correctness cases, then the timing table
+//   flash_attention_check --quick    a few small cases, no timing (for compute-sanitizer)
+//   flash_attention_check --bench    timing only
+//
+// Kernels are launched exactly as CudaAttention.java launches them: the same launch plans
+// (mj_fa_forward_launch / mj_fa_backward_launch in flash_attention.cu, which the Java mirrors),
+// the same argument lists, the same backward sequence (zeroed fp32 dq workspace, delta kernel,
+// backward kernel, cast). Every output is poisoned with NaN before the launch and compared with
+// a naive fp64 reference on the GPU; relative errors are ||x - ref|| / ||ref||.
+// Exit status 1 when any case fails.
+#include "../../main/cuda/megatron_kernels.cu"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#define CK(x)                                                                                       \
+    do {                                                                                            \
+        cudaError_t e_ = (x);                                                                       \
+        if (e_ != cudaSuccess) {                                                                    \
+            fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+            exit(2);                                                                                \
+        }                                                                                           \
+    } while (0)
+
+// ------------------------------------------------------------------ kernel table (names as Java uses them)
+struct KernelEntry {
+    const char* name;
+    const void* fn;
+};
+#define KE(n) {#n, (const void*)&n}
+static const KernelEntry KERNELS[] = {
+    KE(megatron_flash_attention_forward_d32),  KE(megatron_flash_attention_backward_d32),
+    KE(megatron_flash_attention_forward_d64),  KE(megatron_flash_attention_backward_d64),
+    KE(megatron_flash_attention_forward_d96),  KE(megatron_flash_attention_backward_d96),
+    KE(megatron_flash_attention_forward_d128), KE(megatron_flash_attention_backward_d128),
+    KE(megatron_fa2_forward_bf16_d64),         KE(megatron_fa2_backward_bf16_d64),
+    KE(megatron_fa2_forward_f16_d64),          KE(megatron_fa2_backward_f16_d64),
+    KE(megatron_fa2_forward_bf16_d128),        KE(megatron_fa2_backward_bf16_d128),
+    KE(megatron_fa2_forward_f16_d128),         KE(megatron_fa2_backward_f16_d128),
+    KE(megatron_flash_attention_delta),        KE(megatron_cast),
+};
+
+static const void* kernel(const char* name) {
+    for (const KernelEntry& k : KERNELS)
+        if (strcmp(k.name, name) == 0) return k.fn;
+    fprintf(stderr, "no kernel %s\n", name);
+    exit(2);
+}
+
+static int g_sms = 0;
+
+// backend.launch(name, gridX, gridY, block, shared, args...) with KernelModule's requireSharedMemory
+template <typename... A>
+static void launch(const char* name, long long gx, long long gy, int block, int shared, A... a) {
+    if (gx <= 0 || gy <= 0) return;
+    if (gy > 65535) {
+        fprintf(stderr, "kernel %s: grid y %lld > 65535\n", name, gy);
+        exit(2);
+    }
+    const void* fn = kernel(name);
+    if (shared > 48 * 1024) CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+    void* args[] = {(void*)&a...};
+    CK(cudaLaunchKernel(fn, dim3((unsigned)gx, (unsigned)gy), dim3(block), args, (size_t)shared, 0));
+}
+
+static long long castGrid(long long n) {  // CudaBackend.grid
+    return std::max(1LL, std::min((n + 255) / 256, (long long)g_sms * 16));
+}
+
+static bool al16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+
+// CudaAttention.forward
+static void attentionForward(const void* q, const void* k, const void* v, void* out, float* lse, int dt, long long s,
+                             long long sk, int B, int np, int ng, int d, float scale, bool causal, const int* keyLengths) {
+    MjFaLaunch l = mj_fa_forward_launch(dt, d, s, B, np, al16(q) && al16(k) && al16(v) && al16(out));
+    launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale,
+           causal ? 1 : 0, keyLengths);
+}
+
+// CudaAttention.backward (workspaces passed in: delta F32 [s*B*np], dqAcc F32 [s*B*np*d] unless dt is F32)
+static void attentionBackward(const void* dOut, const void* q, const void* k, const void* v, const void* out,
+                              const float* lse, void* dq, void* dk, void* dv, int dt, long long s, long long sk, int B,
+                              int np, int ng, int d, float scale, bool causal, const int* keyLengths, float* delta,
+                              float* dqWork) {
+    const long long rows = s * B * np;
+    float* dqAcc = dt == MJ_F32 ? (float*)dq : dqWork;
+    CK(cudaMemsetAsync(dqAcc, 0, rows * d * sizeof(float), 0));
+    launch("megatron_flash_attention_delta", (rows + 3) / 4, 1, 4 * 32, 0, dOut, out, dt, delta, s, B, np, d);
+    bool aligned = al16(q) && al16(k) && al16(v) && al16(out) && al16(dOut) && al16(dk) && al16(dv);
+    MjFaLaunch l = mj_fa_backward_launch(dt, d, sk, B, ng, aligned);
+    launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk,
+           dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+    if (dt != MJ_F32) launch("megatron_cast", castGrid(rows * d), 1, 256, 0, (const void*)dqAcc, 0, dq, dt, rows * d);
+}
+
+// ------------------------------------------------------------------ inputs and the fp64 reference
+__device__ __forceinline__ unsigned int hash32(unsigned long long x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (unsigned int)x;
+}
+
+// approximately normal(0, sigma) values (Box-Muller on two hashes)
+__global__ void fill_normal(void* p, int dt, long long n, unsigned long long seed, float sigma) {
+    MJ_FOR(i, n) {
+        float u1 = (hash32(seed * 0x9E3779B97F4A7C15ULL + 2 * i) + 1.0f) * 0x1.0p-32f;
+        float u2 = hash32(seed * 0x9E3779B97F4A7C15ULL + 2 * i + 1) * 0x1.0p-32f;
+        float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+        mj_store(p, i, dt, sigma * z);
+    }
+}
+
+__device__ __forceinline__ long long ref_key_end(const int* kl, int b, long long sk) {
+    if (!kl) return sk;
+    long long L = kl[b];
+    return L < 0 ? 0 : (L < sk ? L : sk);
+}
+__device__ __forceinline__ bool ref_visible(long long i, long long j, long long s, long long sk, long long keyEnd, int causal) {
+    return j < keyEnd && (!causal || j <= i + (sk - s));
+}
+
+// one thread per (i, b, h): out (fp64, stored as double), lse
+__global__ void ref_forward(const void* q, const void* k, const void* v, int dt, double* out, double* lse, long long s,
+                            long long sk, int B, int np, int ng, int d, float scale, int causal, const int* kl) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= s * B * np) return;
+    const long long i = t / ((long long)B * np);
+    const int b = (int)(t / np % B), h = (int)(t % np), g = h / (np / ng);
+    const long long keyEnd = ref_key_end(kl, b, sk);
+    const long long qo = ((i * B + b) * np + h) * d;
+    double m = -INFINITY;
+    for (long long j = 0; j < sk; j++) {
+        if (!ref_visible(i, j, s, sk, keyEnd, causal)) continue;
+        const long long ko = ((j * B + b) * ng + g) * d;
+        double dot = 0;
+        for (int c = 0; c < d; c++) dot += (double)mj_load(q, qo + c, dt) * (double)mj_load(k, ko + c, dt);
+        m = fmax(m, dot * scale);
+    }
+    double sum = 0;
+    for (int c = 0; c < d; c++) out[qo + c] = 0;
+    for (long long j = 0; j < sk; j++) {
+        if (!ref_visible(i, j, s, sk, keyEnd, causal)) continue;
+        const long long ko = ((j * B + b) * ng + g) * d;
+        double dot = 0;
+        for (int c = 0; c < d; c++) dot += (double)mj_load(q, qo + c, dt) * (double)mj_load(k, ko + c, dt);
+        const double p = exp(dot * scale - m);
+        sum += p;
+        for (int c = 0; c < d; c++) out[qo + c] += p * (double)mj_load(v, ko + c, dt);
+    }
+    for (int c = 0; c < d; c++) out[qo + c] = sum > 0 ? out[qo + c] / sum : 0.0;
+    lse[((long long)b * np + h) * s + i] = sum > 0 ? m + log(sum) : -INFINITY;
+}
+
+// delta from the kernel's own (rounded) out, as the backends do: delta = rowsum(dO * O)
+// dq: one thread per (i, b, h)
+__global__ void ref_dq(const void* q, const void* k, const void* v, const void* dOut, const void* outK, int dt,
+                       const double* lse, double* delta, double* dq, long long s, long long sk, int B, int np, int ng,
+                       int d, float scale, int causal, const int* kl) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= s * B * np) return;
+    const long long i = t / ((long long)B * np);
+    const int b = (int)(t / np % B), h = (int)(t % np), g = h / (np / ng);
+    const long long keyEnd = ref_key_end(kl, b, sk);
+    const long long qo = ((i * B + b) * np + h) * d;
+    const long long lo = ((long long)b * np + h) * s + i;
+    double dl = 0;
+    for (int c = 0; c < d; c++) dl += (double)mj_load(dOut, qo + c, dt) * (double)mj_load(outK, qo + c, dt);
+    delta[lo] = dl;
+    for (int c = 0; c < d; c++) dq[qo + c] = 0;
+    if (lse[lo] == -INFINITY) return;
+    for (long long j = 0; j < sk; j++) {
+        if (!ref_visible(i, j, s, sk, keyEnd, causal)) continue;
+        const long long ko = ((j * B + b) * ng + g) * d;
+        double dot = 0, dp = 0;
+        for (int c = 0; c < d; c++) {
+            dot += (double)mj_load(q, qo + c, dt) * (double)mj_load(k, ko + c, dt);
+            dp += (double)mj_load(dOut, qo + c, dt) * (double)mj_load(v, ko + c, dt);
+        }
+        const double p = exp(dot * scale - lse[lo]);
+        const double ds = p * (dp - dl) * scale;
+        for (int c = 0; c < d; c++) dq[qo + c] += ds * (double)mj_load(k, ko + c, dt);
+    }
+}
+
+// dk, dv: one thread per (j, b, g), summing over the group's query heads
+__global__ void ref_dkv(const void* q, const void* k, const void* v, const void* dOut, int dt, const double* lse,
+                        const double* delta, double* dk, double* dv, long long s, long long sk, int B, int np, int ng,
+                        int d, float scale, int causal, const int* kl) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= sk * B * ng) return;
+    const long long j = t / ((long long)B * ng);
+    const int b = (int)(t / ng % B), g = (int)(t % ng), rep = np / ng;
+    const long long keyEnd = ref_key_end(kl, b, sk);
+    const long long ko = ((j * B + b) * ng + g) * d;
+    for (int c = 0; c < d; c++) dk[ko + c] = dv[ko + c] = 0;
+    for (int h = g * rep; h < (g + 1) * rep; h++) {
+        for (long long i = 0; i < s; i++) {
+            if (!ref_visible(i, j, s, sk, keyEnd, causal)) continue;
+            const long long lo = ((long long)b * np + h) * s + i;
+            if (lse[lo] == -INFINITY) continue;
+            const long long qo = ((i * B + b) * np + h) * d;
+            double dot = 0, dp = 0;
+            for (int c = 0; c < d; c++) {
+                dot += (double)mj_load(q, qo + c, dt) * (double)mj_load(k, ko + c, dt);
+                dp += (double)mj_load(dOut, qo + c, dt) * (double)mj_load(v, ko + c, dt);
+            }
+            const double p = exp(dot * scale - lse[lo]);
+            const double ds = p * (dp - delta[lo]) * scale;
+            for (int c = 0; c < d; c++) {
+                dv[ko + c] += p * (double)mj_load(dOut, qo + c, dt);
+                dk[ko + c] += ds * (double)mj_load(q, qo + c, dt);
+            }
+        }
+    }
+}
+
+__global__ void to_double(const void* p, int dt, double* out, long long n) { MJ_FOR(i, n) out[i] = mj_load(p, i, dt); }
+
+// ------------------------------------------------------------------ cases
+struct Case {
+    int dt;
+    long long s, sk;
+    int b, np, ng, d;
+    bool causal;
+    int pad;      // 0: no keyLengths; 1: random lengths in [1, sk]; 2: batch 0 fully masked (length 0), others random
+    float sigma;  // input magnitude
+};
+
+static const char* dtName(int dt) { return dt == MJ_BF16 ? "bf16" : dt == MJ_F16 ? "f16" : "f32"; }
+static size_t dtSize(int dt) { return dt == MJ_F32 ? 4 : 2; }
+static double tolerance(int dt) { return dt == MJ_BF16 ? 2e-2 : dt == MJ_F16 ? 5e-3 : 1e-5; }
+
+// relative error of a (as dt, or float when dt < 0) against ref; -inf entries must match exactly;
+// NaN anywhere in a is an error (returned as NaN).
+static double relErr(const void* aDev, int dt, const double* refDev, long long n, std::string* note) {
+    std::vector<double> a(n), r(n);
+    double* tmp;
+    CK(cudaMalloc(&tmp, n * sizeof(double)));
+    to_double<<<castGrid(n), 256>>>(aDev, dt, tmp, n);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(a.data(), tmp, n * sizeof(double), cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(r.data(), refDev, n * sizeof(double), cudaMemcpyDeviceToHost));
+    CK(cudaFree(tmp));
+    double num = 0, den = 0;
+    for (long long i = 0; i < n; i++) {
+        if (std::isnan(a[i])) {
+            *note = "NaN at " + std::to_string(i);
+            return NAN;
+        }
+        if (std::isinf(r[i]) || std::isinf(a[i])) {
+            if (a[i] != r[i]) {
+                *note = "element " + std::to_string(i) + " is " + std::to_string(a[i]) + ", expected " + std::to_string(r[i]);
+                return NAN;
+            }
+            continue;
+        }
+        num += (a[i] - r[i]) * (a[i] - r[i]);
+        den += r[i] * r[i];
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+static bool runCase(const Case& c, unsigned long long seed) {
+    const int dt = c.dt;
+    const long long nq = c.s * c.b * c.np * c.d, nk = c.sk * c.b * c.ng * c.d, rows = c.s * c.b * c.np;
+    const size_t es = dtSize(dt);
+    void *q, *k, *v, *dO, *out, *dq, *dk, *dv;
+    float *lse, *delta, *dqWork;
+    int* kl = nullptr;
+    CK(cudaMalloc(&q, nq * es));
+    CK(cudaMalloc(&dO, nq * es));
+    CK(cudaMalloc(&out, nq * es));
+    CK(cudaMalloc(&dq, nq * es));
+    CK(cudaMalloc(&k, nk * es));
+    CK(cudaMalloc(&v, nk * es));
+    CK(cudaMalloc(&dk, nk * es));
+    CK(cudaMalloc(&dv, nk * es));
+    CK(cudaMalloc(&lse, rows * 4));
+    CK(cudaMalloc(&delta, rows * 4));
+    CK(cudaMalloc(&dqWork, nq * 4));
+    fill_normal<<<castGrid(nq), 256>>>(q, dt, nq, seed * 8 + 1, c.sigma);
+    fill_normal<<<castGrid(nk), 256>>>(k, dt, nk, seed * 8 + 2, c.sigma);
+    fill_normal<<<castGrid(nk), 256>>>(v, dt, nk, seed * 8 + 3, 1.0f);
+    fill_normal<<<castGrid(nq), 256>>>(dO, dt, nq, seed * 8 + 4, 1.0f);
+    CK(cudaGetLastError());
+    std::vector<int> lengths;
+    if (c.pad) {
+        srand((unsigned)seed);
+        for (int i = 0; i < c.b; i++) lengths.push_back(c.pad == 2 && i == 0 ? 0 : 1 + (int)(rand() % c.sk));
+        CK(cudaMalloc(&kl, c.b * sizeof(int)));
+        CK(cudaMemcpy(kl, lengths.data(), c.b * sizeof(int), cudaMemcpyHostToDevice));
+    }
+    const float scale = 1.0f / sqrtf((float)c.d);
+    // poison every output
+    CK(cudaMemset(out, 0xff, nq * es));
+    CK(cudaMemset(lse, 0xff, rows * 4));
+    CK(cudaMemset(dq, 0xff, nq * es));
+    CK(cudaMemset(dk, 0xff, nk * es));
+    CK(cudaMemset(dv, 0xff, nk * es));
+    CK(cudaMemset(delta, 0xff, rows * 4));
+    CK(cudaMemset(dqWork, 0xff, nq * 4));
+
+    attentionForward(q, k, v, out, lse, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl);
+    CK(cudaGetLastError());
+    attentionBackward(dO, q, k, v, out, lse, dq, dk, dv, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl,
+                      delta, dqWork);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+
+    double *rOut, *rLse, *rDelta, *rDq, *rDk, *rDv;
+    CK(cudaMalloc(&rOut, nq * 8));
+    CK(cudaMalloc(&rDq, nq * 8));
+    CK(cudaMalloc(&rDk, nk * 8));
+    CK(cudaMalloc(&rDv, nk * 8));
+    CK(cudaMalloc(&rLse, rows * 8));
+    CK(cudaMalloc(&rDelta, rows * 8));
+    ref_forward<<<(unsigned)((rows + 127) / 128), 128>>>(q, k, v, dt, rOut, rLse, c.s, c.sk, c.b, c.np, c.ng, c.d, scale,
+                                                        c.causal, kl);
+    ref_dq<<<(unsigned)((rows + 127) / 128), 128>>>(q, k, v, dO, out, dt, rLse, rDelta, rDq, c.s, c.sk, c.b, c.np, c.ng,
+                                                   c.d, scale, c.causal, kl);
+    const long long krows = c.sk * c.b * c.ng;
+    ref_dkv<<<(unsigned)((krows + 63) / 64), 64>>>(q, k, v, dO, dt, rLse, rDelta, rDk, rDv, c.s, c.sk, c.b, c.np, c.ng,
+                                                  c.d, scale, c.causal, kl);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+
+    std::string note;
+    const double tol = tolerance(dt);
+    const char* names[5] = {"out", "lse", "dq", "dk", "dv"};
+    double errs[5];
+    std::string notes[5];
+    errs[0] = relErr(out, dt, rOut, nq, &notes[0]);
+    errs[1] = relErr(lse, MJ_F32, rLse, rows, &notes[1]);
+    errs[2] = relErr(dq, dt, rDq, nq, &notes[2]);
+    errs[3] = relErr(dk, dt, rDk, nk, &notes[3]);
+    errs[4] = relErr(dv, dt, rDv, nk, &notes[4]);
+    bool ok = true;
+    for (int i = 0; i < 5; i++) ok &= !std::isnan(errs[i]) && errs[i] <= tol;
+    MjFaLaunch lf = mj_fa_forward_launch(dt, c.d, c.s, c.b, c.np, true);
+    std::string lens;
+    for (int L : lengths) lens += (lens.empty() ? "" : ",") + std::to_string(L);
+    printf("%s %-4s d=%-3d s=%-5lld sk=%-5lld b=%d np=%-2d ng=%-2d %-6s %-14s sigma=%-3g %-38s", ok ? "ok  " : "FAIL",
+           dtName(dt), c.d, c.s, c.sk, c.b, c.np, c.ng, c.causal ? "causal" : "full",
+           c.pad ? ("kl=" + lens).substr(0, 14).c_str() : "", c.sigma, lf.kernel);
+    for (int i = 0; i < 5; i++) printf(" %s %.2e", names[i], errs[i]);
+    printf("\n");
+    for (int i = 0; i < 5; i++)
+        if (!notes[i].empty()) printf("      %s: %s\n", names[i], notes[i].c_str());
+
+    for (void* p : {q, k, v, dO, out, dq, dk, dv}) CK(cudaFree(p));
+    for (float* p : {lse, delta, dqWork}) CK(cudaFree(p));
+    for (double* p : {rOut, rLse, rDelta, rDq, rDk, rDv}) CK(cudaFree(p));
+    if (kl) CK(cudaFree(kl));
+    return ok;
+}
+
+// ------------------------------------------------------------------ timing
+struct Bench {
+    int B, H, T, D;
+    double sdpaFwd, sdpaFwdBwd;  // PyTorch SDPA (FlashAttention-2) on the H100, TFLOP/s; 0 = not measured
+};
+
+static float medianMs(std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+static void bench(int dt, const Bench& bc) {
+    const long long s = bc.T, sk = bc.T;
+    const int B = bc.B, np = bc.H, ng = bc.H, d = bc.D;
+    const long long nq = s * B * np * d, rows = s * B * np;
+    const size_t es = dtSize(dt);
+    void *q, *k, *v, *dO, *out, *dq, *dk, *dv;
+    float *lse, *delta, *dqWork;
+    CK(cudaMalloc(&q, nq * es));
+    CK(cudaMalloc(&k, nq * es));
+    CK(cudaMalloc(&v, nq * es));
+    CK(cudaMalloc(&dO, nq * es));
+    CK(cudaMalloc(&out, nq * es));
+    CK(cudaMalloc(&dq, nq * es));
+    CK(cudaMalloc(&dk, nq * es));
+    CK(cudaMalloc(&dv, nq * es));
+    CK(cudaMalloc(&lse, rows * 4));
+    CK(cudaMalloc(&delta, rows * 4));
+    CK(cudaMalloc(&dqWork, nq * 4));
+    fill_normal<<<castGrid(nq), 256>>>(q, dt, nq, 11, 1.0f);
+    fill_normal<<<castGrid(nq), 256>>>(k, dt, nq, 12, 1.0f);
+    fill_normal<<<castGrid(nq), 256>>>(v, dt, nq, 13, 1.0f);
+    fill_normal<<<castGrid(nq), 256>>>(dO, dt, nq, 14, 1.0f);
+    const float scale = 1.0f / sqrtf((float)d);
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<float> fwd, bwd;
+    for (int it = 0; it < 13; it++) {
+        CK(cudaEventRecord(e0));
+        attentionForward(q, k, v, out, lse, dt, s, sk, B, np, ng, d, scale, true, nullptr);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 3) fwd.push_back(ms);
+        CK(cudaEventRecord(e0));
+        attentionBackward(dO, q, k, v, out, lse, dq, dk, dv, dt, s, sk, B, np, ng, d, scale, true, nullptr, delta,
+                          dqWork);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 3) bwd.push_back(ms);
+    }
+    CK(cudaGetLastError());
+    const double flops = 4.0 * B * np * (double)s * s * d / 2;  // causal
+    const float f = medianMs(fwd), bw = medianMs(bwd);
+    const double tf = flops / (f * 1e-3) / 1e12, tfb = 2.5 * flops / (bw * 1e-3) / 1e12,
+                 tfa = 3.5 * flops / ((f + bw) * 1e-3) / 1e12;
+    char sdpa[64] = "      -", ratio[64] = "     -";
+    if (bc.sdpaFwd > 0) {
+        snprintf(sdpa, sizeof sdpa, "%4.0f / %4.0f", bc.sdpaFwd, bc.sdpaFwdBwd);
+        snprintf(ratio, sizeof ratio, "%.2f / %.2f", tf / bc.sdpaFwd, tfa / bc.sdpaFwdBwd);
+    }
+    printf("%-4s (%2d,%2d,%5d,%3d)  %8.3f  %8.1f  %8.3f  %8.1f  %9.1f   %-12s  %s\n", dtName(dt), B, np, (int)s, d, f, tf,
+           bw, tfb, tfa, sdpa, ratio);
+    for (void* p : {q, k, v, dO, out, dq, dk, dv}) CK(cudaFree(p));
+    for (float* p : {lse, delta, dqWork}) CK(cudaFree(p));
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+}
+
+int main(int argc, char** argv) {
+    bool quick = false, benchOnly = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--bench")) benchOnly = true;
+        else {
+            fprintf(stderr, "usage: %s [--quick | --bench]\n", argv[0]);
+            return 2;
+        }
+    }
+    int dev;
+    CK(cudaGetDevice(&dev));
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, dev));
+    g_sms = prop.multiProcessorCount;
+    printf("device %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, g_sms);
+    printf("launch plans: fwd d64 %d thr %d B smem | fwd d128 %d thr %d B | bwd d64 %d thr %d B | bwd d128 %d thr %d B\n",
+           mj_fa_forward_launch(MJ_BF16, 64, 1, 1, 1, true).block, mj_fa2_forward_smem(64),
+           mj_fa_forward_launch(MJ_BF16, 128, 1, 1, 1, true).block, mj_fa2_forward_smem(128),
+           mj_fa_backward_launch(MJ_BF16, 64, 1, 1, 1, true).block, mj_fa2_backward_smem(64),
+           mj_fa_backward_launch(MJ_BF16, 128, 1, 1, 1, true).block, mj_fa2_backward_smem(128));
+
+    std::vector<Case> cases;
+    const int BF = MJ_BF16, HF = MJ_F16, F32 = MJ_F32;
+    if (quick) {
+        cases = {
+            {BF, 77, 77, 2, 8, 2, 64, true, 0, 1},     // GQA causal, odd s
+            {HF, 33, 150, 2, 8, 2, 128, true, 1, 1},   // s < sk, padded
+            {BF, 70, 70, 2, 4, 1, 128, false, 2, 1},   // MQA, batch 0 fully masked
+            {HF, 130, 60, 1, 2, 2, 64, true, 0, 1},    // s > sk: leading rows see nothing
+            {BF, 50, 50, 1, 3, 3, 96, true, 0, 1},     // fallback d96
+            {F32, 40, 40, 2, 4, 2, 64, true, 1, 1},    // fallback fp32
+        };
+    } else if (!benchOnly) {
+        for (int dt : {BF, HF}) {
+            for (int d : {64, 128}) {
+                cases.push_back({dt, 256, 256, 2, 4, 4, d, true, 0, 1});
+                cases.push_back({dt, 256, 256, 2, 4, 4, d, false, 0, 1});
+                cases.push_back({dt, 77, 77, 2, 8, 2, d, true, 0, 1});       // GQA
+                cases.push_back({dt, 77, 77, 2, 8, 2, d, false, 1, 1});      // GQA, padded
+                cases.push_back({dt, 1000, 1000, 2, 4, 1, d, true, 1, 1});   // MQA, padded
+                cases.push_back({dt, 1000, 1000, 2, 2, 1, d, false, 0, 1});  // MQA
+                cases.push_back({dt, 33, 300, 2, 8, 2, d, true, 1, 1});      // s < sk, padded
+                cases.push_back({dt, 1, 257, 2, 4, 2, d, true, 0, 1});       // decode
+                cases.push_back({dt, 64, 512, 2, 4, 4, d, false, 0, 1});     // s < sk
+                cases.push_back({dt, 300, 100, 2, 4, 2, d, true, 0, 1});     // s > sk
+                cases.push_back({dt, 40, 40, 2, 4, 1, d, false, 2, 1});      // batch 0 fully masked
+                cases.push_back({dt, 200, 200, 2, 4, 2, d, true, 0, 4});     // large magnitude
+                cases.push_back({dt, 129, 129, 2, 4, 4, d, false, 0, 4});    // large magnitude
+            }
+            // CudaBackendTest's cases
+            cases.push_back({dt, 70, 70, 2, 4, 4, 64, true, 0, 1});
+            cases.push_back({dt, 33, 65, 2, 8, 2, 128, true, 2, 1});
+            cases.push_back({dt, 40, 40, 2, 4, 1, 64, false, 2, 1});
+            // fallback head dims
+            cases.push_back({dt, 77, 77, 2, 8, 2, 32, true, 1, 1});
+            cases.push_back({dt, 77, 77, 2, 8, 2, 96, false, 0, 1});
+        }
+        for (int d : {32, 64, 96, 128}) cases.push_back({F32, 77, 90, 2, 4, 2, d, true, 1, 1});
+        cases.push_back({F32, 200, 200, 1, 2, 2, 64, false, 0, 1});
+    }
+    int failed = 0;
+    unsigned long long seed = 1;
+    if (!cases.empty())
+        printf("relative errors ||x - ref|| / ||ref|| against fp64 (limits: bf16 2e-2, f16 5e-3, f32 1e-5)\n");
+    for (const Case& c : cases) failed += runCase(c, seed++) ? 0 : 1;
+    if (!cases.empty()) printf("%d of %zu cases failed\n", failed, cases.size());
+
+    if (!quick) {
+        printf("\ncausal timing (median of 10 after 3 warm-ups); TFLOP/s counts 4*B*H*T*T*D/2 forward, 2.5x backward, "
+               "3.5x fwd+bwd\n");
+        printf("dt   (B, H,    T,  D)    fwd ms  fwd TF/s    bwd ms  bwd TF/s  f+b TF/s   SDPA f / f+b  ratio f / f+b\n");
+        const Bench benches[] = {
+            {8, 16, 2048, 128, 427, 327}, {16, 12, 1024, 64, 234, 149}, {4, 32, 4096, 128, 574, 457},
+            {4, 16, 2048, 64, 0, 0},      {4, 16, 2048, 128, 0, 0},
+        };
+        for (const Bench& bc : benches) bench(MJ_BF16, bc);
+        bench(MJ_F16, benches[0]);
+    }
+    return failed ? 1 : 0;
+}
