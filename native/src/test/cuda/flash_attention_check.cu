@@ -236,6 +236,7 @@ struct Case {
     bool causal;
     int pad;      // 0: no keyLengths; 1: random lengths in [1, sk]; 2: batch 0 fully masked (length 0), others random
     float sigma;  // input magnitude
+    int len1 = 0; // pad 3: batch 0 fully masked, batch 1 has exactly len1 keys (--sweep)
 };
 
 static const char* dtName(int dt) { return dt == MJ_BF16 ? "bf16" : dt == MJ_F16 ? "f16" : "f32"; }
@@ -298,7 +299,8 @@ static bool runCase(const Case& c, unsigned long long seed) {
     std::vector<int> lengths;
     if (c.pad) {
         srand((unsigned)seed);
-        for (int i = 0; i < c.b; i++) lengths.push_back(c.pad == 2 && i == 0 ? 0 : 1 + (int)(rand() % c.sk));
+        for (int i = 0; i < c.b; i++)
+            lengths.push_back(c.pad == 3 ? (i == 0 ? 0 : c.len1) : c.pad == 2 && i == 0 ? 0 : 1 + (int)(rand() % c.sk));
         CK(cudaMalloc(&kl, c.b * sizeof(int)));
         CK(cudaMemcpy(kl, lengths.data(), c.b * sizeof(int), cudaMemcpyHostToDevice));
     }
@@ -439,12 +441,13 @@ static void bench(int dt, const Bench& bc) {
 }
 
 int main(int argc, char** argv) {
-    bool quick = false, benchOnly = false;
+    bool quick = false, benchOnly = false, sweep = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--bench")) benchOnly = true;
+        else if (!strcmp(argv[i], "--sweep")) sweep = quick = true;  // every key length of CudaBackendTest's padded cases
         else {
-            fprintf(stderr, "usage: %s [--quick | --bench]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick | --bench | --sweep]\n", argv[0]);
             return 2;
         }
     }
@@ -462,7 +465,13 @@ int main(int argc, char** argv) {
 
     std::vector<Case> cases;
     const int BF = MJ_BF16, HF = MJ_F16, F32 = MJ_F32;
-    if (quick) {
+    if (sweep) {
+        for (int dt : {BF, HF})
+            for (int rep = 0; rep < 2; rep++) {
+                for (int L = 1; L <= 65; L++) cases.push_back({dt, 33, 65, 2, 8, 2, 128, true, 3, 1, L});
+                for (int L = 1; L <= 40; L++) cases.push_back({dt, 40, 40, 2, 4, 1, 64, false, 3, 1, L});
+            }
+    } else if (quick) {
         cases = {
             {BF, 77, 77, 2, 8, 2, 64, true, 0, 1},     // GQA causal, odd s
             {HF, 33, 150, 2, 8, 2, 128, true, 1, 1},   // s < sk, padded

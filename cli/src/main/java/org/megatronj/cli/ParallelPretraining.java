@@ -37,7 +37,9 @@ import org.megatronj.parallel.train.TrainingResult;
  * ordinary trainer loop; rank 0 prints the log. All ranks read the same global batches and each
  * runs its data-parallel share, so the losses equal a single-rank run's. Checkpoints are sharded
  * per (tensor, pipeline) rank ({@link ParallelCheckpointer}); another layout needs
- * {@code megatron checkpoint reshard}.
+ * {@code megatron checkpoint reshard}. {@code --bf16}/{@code --fp16} apply to every layout: each
+ * rank computes in 16 bits and keeps F32 main weights, gradients and (distributed) optimizer
+ * state; every rank has its own loss scaler, and all skip an overflowing iteration together.
  */
 final class ParallelPretraining {
     private final PrintWriter out;
@@ -46,12 +48,14 @@ final class ParallelPretraining {
     private final ParallelConfig layout;
     private final ParallelOptions options;
     private final ActivationRecompute recompute;
+    private final PrecisionOptions precision;
     private final long seed;
     private final TrainingCheckpointer checkpointer;
 
     /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
-                        ParallelOptions options, ActivationRecompute recompute, long seed, TrainingCheckpointer checkpointer) {
+                        ParallelOptions options, ActivationRecompute recompute, PrecisionOptions precision, long seed,
+                        TrainingCheckpointer checkpointer) {
         this.checkpointer = checkpointer;
         this.out = out;
         this.config = config;
@@ -59,6 +63,7 @@ final class ParallelPretraining {
         this.layout = layout;
         this.options = options;
         this.recompute = recompute;
+        this.precision = precision;
         this.seed = seed;
     }
 
@@ -108,7 +113,8 @@ final class ParallelPretraining {
                 log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
                         + " (0, 0): %d", params));
                 Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
-                        ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal),
+                        ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal,
+                                precision.lossScaler()),
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
                 trainer.loadCheckpoint();
                 log.accept("training ...");
@@ -134,7 +140,8 @@ final class ParallelPretraining {
                 ? new ParallelGptRank.AdamSettings((float) o.adamBeta1(), (float) o.adamBeta2(), (float) o.adamEps(),
                         (float) o.weightDecay())
                 : null;
-        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, options.ddpBucketSize, adam);
+        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, options.ddpBucketSize, adam,
+                precision.precision());
     }
 
     private org.megatronj.model.optim.Optimizer optimizer(List<org.megatronj.model.Parameter> params, Backend backend) {

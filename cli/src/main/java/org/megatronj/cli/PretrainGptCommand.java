@@ -13,6 +13,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
 import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.GPTModel;
+import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.train.ExitSignal;
@@ -62,6 +63,9 @@ final class PretrainGptCommand implements Callable<Integer> {
     TrainingOptions training;
 
     @Mixin
+    PrecisionOptions precision;
+
+    @Mixin
     ParallelOptions parallel;
 
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
@@ -78,6 +82,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         TrainingConfig tc = training.toConfig(data.seed, 1);
         ParallelConfig layout = parallel.toConfig(config);
         ActivationRecompute recompute = parallel.recompute();
+        Precision dtype = precision.precision();
+        precision.validate();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
         long evalSamples = (long) tc.logging().evalIters() * gbs;
@@ -85,6 +91,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
+        args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
         printArguments(out, args);
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
                 config.paddedVocabSize());
@@ -92,20 +99,24 @@ final class PretrainGptCommand implements Callable<Integer> {
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
-            ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, modelSeed,
-                    new TrainingCheckpointer(JSON.valueToTree(config), args));
+            ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
+                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(device);
             return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
         }
         try (Backend backend = Backends.create(device);
-             GPTModel gpt = new GPTModel(config, backend, modelSeed);
-             GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt.parameters(), backend);
+             GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
+             GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt, precision.lossScaler());
              GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
              Recording recording = startRecording(training.profile(), out)) {
             gpt.setRecompute(recompute);
             out.printf(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank (0, 0): %d%n",
                     gpt.parameterCount());
+            if (dtype.mixed()) {
+                out.printf(Locale.ROOT, " > mixed precision: %s compute weights and activations, fp32 main weights,"
+                        + " gradients and optimizer%n", dtype.flagValue());
+            }
             GptSampleSource trainSplit = splits.get(Split.TRAIN);
             if (trainSplit == null) {
                 throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"

@@ -82,6 +82,12 @@ public final class TrainingOptions {
     @Option(names = "--clip-grad", paramLabel = "NORM", defaultValue = "1.0", description = "Clip the global gradient L2 norm; 0 disables (default ${DEFAULT-VALUE}).")
     double clipGrad;
 
+    // ---- kernels
+    @Option(names = "--use-flash-attn", description = "Use FlashAttention (Megatron's flag, accepted for its scripts). Both"
+            + " backends always run attention as FlashAttention (tiled online softmax, no materialised score matrix, the"
+            + " log-sum-exp kept for backward), so the flag selects what already runs; it is recorded in the arguments.")
+    boolean useFlashAttn;
+
     // ---- logging and evaluation
     @Option(names = "--log-interval", paramLabel = "N", defaultValue = "100", description = "Iterations per log line (default ${DEFAULT-VALUE}).")
     int logInterval;

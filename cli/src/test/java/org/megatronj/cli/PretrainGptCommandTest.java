@@ -150,6 +150,104 @@ class PretrainGptCommandTest {
         assertTrue(style.err().contains("unknown --lr-decay-style 'exponential'"), style.err());
     }
 
+    /**
+     * {@code --bf16}: the log reads like Megatron's (loss scale 1.0, no skipped iterations), the
+     * arguments record the precision and {@code --use-flash-attn}, a run resumes from its
+     * checkpoint with the uninterrupted losses, an fp32 checkpoint loads into a bf16 run, and
+     * generation reads the bf16 run's F32 checkpoint.
+     */
+    @Test
+    void bf16TrainsResumesAndLoadsFp32Checkpoints() throws IOException {
+        Path data = dataset();
+        Path whole = dir.resolve("bf16.csv");
+        CliRun full = run(plus(args(data, "--log-loss-to", whole.toString()), "--bf16", "--use-flash-attn"));
+        assertEquals(0, full.code(), full.toString());
+        assertTrue(full.out().matches("(?s).*\\n  params_dtype \\.+ bf16\\n.*"), full.out());
+        assertTrue(full.out().matches("(?s).*\\n  use_flash_attn \\.+ true\\n.*"), full.out());
+        assertTrue(full.out().contains(" > mixed precision: bf16 compute weights and activations"), full.out());
+        assertTrue(full.out().contains(" | loss scale: 1.0 | grad norm: "), full.out());
+        assertTrue(full.out().contains(" number of skipped iterations:   0 | number of nan iterations:   0 |"), full.out());
+        List<Double> expected = trainLosses(whole);
+        assertTrue(expected.get(5) < expected.get(0), "bf16 loss falls: " + expected);
+
+        Path save = dir.resolve("ckpt-bf16");
+        Path parts = dir.resolve("bf16-parts.csv");
+        CliRun first = run(plus(args(data, "--save", save.toString(), "--exit-interval", "3", "--log-loss-to",
+                parts.toString()), "--bf16"));
+        assertEquals(0, first.code(), first.toString());
+        CliRun second = run(plus(args(data, "--load", save.toString(), "--log-loss-to", parts.toString()), "--bf16"));
+        assertEquals(0, second.code(), second.toString());
+        List<Double> resumed = trainLosses(parts);
+        assertEquals(6, resumed.size());
+        for (int i = 0; i < 6; i++) {
+            assertEquals(expected.get(i), resumed.get(i), 1e-5 * expected.get(i), "bf16 iteration " + (i + 1));
+        }
+        CliRun inspect = CliRun.of("checkpoint", "inspect", save.toString());
+        assertEquals(0, inspect.code(), inspect.toString());
+        assertTrue(inspect.out().contains("F32"), "the checkpoint keeps the fp32 main weights: " + inspect.out());
+        CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "3",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+
+        Path fp32 = dir.resolve("ckpt-fp32");
+        assertEquals(0, run(args(data, "--save", fp32.toString(), "--exit-interval", "3")).code());
+        CliRun mixed = run(plus(args(data, "--load", fp32.toString()), "--bf16"));
+        assertEquals(0, mixed.code(), mixed.toString());
+        assertTrue(mixed.out().contains("at iteration 3"), mixed.out());
+        assertTrue(mixed.out().contains(" iteration        6/       6 |"), mixed.out());
+    }
+
+    /**
+     * {@code --fp16} from a loss scale of 2^40 (fp16 overflows at once): the first iteration only
+     * spends hysteresis, each later overflow halves the scale; skipped iterations show no grad norm.
+     */
+    @Test
+    void fp16SkipsOverflowingIterationsAndHalvesTheScale() {
+        Path data = dataset();
+        CliRun r = run(plus(args(data, "--initial-loss-scale", "1099511627776", "--train-iters", "4"), "--fp16"));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains(" iteration        1/       4 |"), r.out());
+        assertTrue(r.out().contains("| global batch size:     4 | loss scale: 1099511627776.0 | number of skipped"
+                + " iterations:   1 | number of nan iterations:   0 |"), "no lm loss or grad norm when skipped: " + r.out());
+        assertTrue(r.out().contains("| loss scale: 549755813888.0 | number of skipped iterations:   1 |"), r.out());
+        assertTrue(r.out().contains("| loss scale: 274877906944.0 | number of skipped iterations:   1 |"), r.out());
+
+        CliRun fixed = run(plus(args(data, "--loss-scale", "256", "--train-iters", "2"), "--fp16"));
+        assertEquals(0, fixed.code(), fixed.toString());
+        assertTrue(fixed.out().contains("| loss scale: 256.0 | grad norm: "), fixed.out());
+    }
+
+    @Test
+    void precisionFlagsAreValidated() {
+        Path data = dataset();
+        CliRun both = run(plus(args(data), "--fp16", "--bf16"));
+        assertEquals(1, both.code(), both.toString());
+        assertTrue(both.err().contains("--fp16 and --bf16 are mutually exclusive"), both.err());
+
+        CliRun scales = run(plus(args(data, "--initial-loss-scale", "2", "--min-loss-scale", "4"), "--fp16"));
+        assertEquals(1, scales.code(), scales.toString());
+        assertTrue(scales.err().contains("need 0 < --min-loss-scale <= --initial-loss-scale"), scales.err());
+
+        CliRun window = run(plus(args(data, "--loss-scale-window", "0"), "--fp16"));
+        assertEquals(1, window.code(), window.toString());
+        assertTrue(window.err().contains("--loss-scale-window must be a whole number >= 1"), window.err());
+
+        CliRun hysteresis = run(plus(args(data, "--hysteresis", "0"), "--fp16"));
+        assertEquals(1, hysteresis.code(), hysteresis.toString());
+        assertTrue(hysteresis.err().contains("--hysteresis must be >= 1"), hysteresis.err());
+
+        CliRun scale = run(plus(args(data, "--loss-scale", "-1"), "--bf16"));
+        assertEquals(1, scale.code(), scale.toString());
+        assertTrue(scale.err().contains("--loss-scale must be a positive finite number"), scale.err());
+    }
+
+    /** The arguments plus flags without values. */
+    private static List<String> plus(List<String> args, String... flags) {
+        List<String> a = new ArrayList<>(args);
+        a.addAll(List.of(flags));
+        return a;
+    }
+
     private static List<Double> trainLosses(Path csv) throws IOException {
         return Files.readAllLines(csv).stream().filter(l -> l.startsWith("train,")).map(l -> Double.parseDouble(l.split(",")[3])).toList();
     }

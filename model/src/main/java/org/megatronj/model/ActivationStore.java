@@ -11,7 +11,9 @@ import org.megatronj.model.layers.Workspace;
 /**
  * Every activation buffer of one micro-batch shape {@code [s, b]}, planned up front in one arena
  * and reused by every micro-batch of that shape (llm.c's activation block). Nothing is allocated
- * during a forward or backward.
+ * during a forward or backward. Activations, logits included, are in the compute dtype {@code x}
+ * (F32, or BF16/F16 with mixed precision: the cross-entropy ops read 16-bit logits and accumulate
+ * in F32, as Megatron's {@code logits.float()}); statistics and per-token losses are F32.
  */
 final class ActivationStore implements AutoCloseable {
     final int seqLength;
@@ -21,20 +23,20 @@ final class ActivationStore implements AutoCloseable {
     final Tensor tokens;        // I32 [s, b]
     final Tensor positions;     // I32 [s, b]
     final Tensor targets;       // I32 [s * b]
-    final Tensor[] hidden;      // L + 1 of [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
+    final Tensor[] hidden;      // L + 1 of x [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
     final LayerActivations[] layers;  // per layer, or shared between the layers of recompute groups
     final Workspace workspace;
-    final Tensor finalNormOut;  // [sl, b, h]
-    final Tensor finalNormFull; // [s, b, h]: finalNormOut all-gathered under sequence parallelism, else finalNormOut
+    final Tensor finalNormOut;  // x [sl, b, h]
+    final Tensor finalNormFull; // x [s, b, h]: finalNormOut all-gathered under sequence parallelism, else finalNormOut
     final Tensor finalNormMean; // F32 [s, b] (LayerNorm) or null
     final Tensor finalNormRstd; // F32 [s, b]
-    final Tensor logits;        // F32 [s * b, V]: logits, then their gradient in place
+    final Tensor logits;        // x [s * b, V]: logits, then their gradient in place
     final Tensor rowMax;        // F32 [s * b]
     final Tensor sumExp;        // F32 [s * b]
     final Tensor targetLogit;   // F32 [s * b]
     final Tensor loss;          // F32 [s * b]
     final Tensor dLoss;         // F32 [s * b]
-    final Tensor dResidual;     // [s, b, h] gradient flowing down the residual stream
+    final Tensor dResidual;     // x [s, b, h] gradient flowing down the residual stream
 
     final ActivationRecompute recompute;
     DropoutKey key;             // the dropout key of the micro-batch in flight here (null: no dropout)
@@ -48,7 +50,7 @@ final class ActivationStore implements AutoCloseable {
      * positions of the residual stream this rank holds (s / t under sequence parallelism, else s).
      */
     ActivationStore(Backend backend, TransformerConfig c, int s, int b, ActivationRecompute recompute, int vocabRows, int sl,
-                    int numLayers, boolean postProcess) {
+                    int numLayers, boolean postProcess, DType x) {
         this.recompute = recompute;
         this.seqLength = s;
         this.batchSize = b;
@@ -60,25 +62,25 @@ final class ActivationStore implements AutoCloseable {
         targets = backend.allocate(arena, DType.I32, n);
         hidden = new Tensor[numLayers + 1];
         for (int i = 0; i < hidden.length; i++) {
-            hidden[i] = backend.allocate(arena, DType.F32, sl, b, h);
+            hidden[i] = backend.allocate(arena, x, sl, b, h);
         }
         layers = new LayerActivations[recompute.activationSets(numLayers)];
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl);
+            layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl, x);
         }
-        workspace = Workspace.allocate(backend, arena, c, s, b, sl);
-        finalNormOut = backend.allocate(arena, DType.F32, sl, b, h);
-        finalNormFull = sl == s ? finalNormOut : backend.allocate(arena, DType.F32, s, b, h);
+        workspace = Workspace.allocate(backend, arena, c, s, b, sl, x);
+        finalNormOut = backend.allocate(arena, x, sl, b, h);
+        finalNormFull = sl == s ? finalNormOut : backend.allocate(arena, x, s, b, h);
         finalNormMean = c.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, sl, b) : null;
         finalNormRstd = backend.allocate(arena, DType.F32, sl, b);
         // The output layer and loss only on the last pipeline stage.
-        logits = postProcess ? backend.allocate(arena, DType.F32, n, vocabRows) : null;
+        logits = postProcess ? backend.allocate(arena, x, n, vocabRows) : null;
         rowMax = postProcess ? backend.allocate(arena, DType.F32, n) : null;
         sumExp = postProcess ? backend.allocate(arena, DType.F32, n) : null;
         targetLogit = postProcess ? backend.allocate(arena, DType.F32, n) : null;
         loss = postProcess ? backend.allocate(arena, DType.F32, n) : null;
         dLoss = postProcess ? backend.allocate(arena, DType.F32, n) : null;
-        dResidual = backend.allocate(arena, DType.F32, sl, b, h);
+        dResidual = backend.allocate(arena, x, sl, b, h);
     }
 
     boolean fits(int s, int b, ActivationRecompute withRecompute) {

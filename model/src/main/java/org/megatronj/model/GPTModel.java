@@ -40,6 +40,12 @@ import java.util.List;
  * {@code linear_fc2} row-parallel, np/t heads and ng/t query groups per rank, vocab-parallel
  * embedding, output layer and cross-entropy. Every TP rank of a group must be fed the same
  * micro-batches and returns the same loss.
+ *
+ * <p>With mixed precision ({@link Precision#BF16}, {@link Precision#FP16}) the layers compute with
+ * a 16-bit copy of the F32 main weights ({@link Parameter#compute()}, refreshed by
+ * {@link #refreshComputeWeights()}) and keep 16-bit activations and logits; norm statistics, the
+ * attention log-sum-exp and the cross-entropy are F32, and gradients accumulate into the F32
+ * main gradients.
  */
 public final class GPTModel implements AutoCloseable {
     private final TransformerConfig config;
@@ -48,6 +54,7 @@ public final class GPTModel implements AutoCloseable {
     private final int vocabSize;                    // the padded vocabulary over all TP ranks
     private final Backend backend;
     private final long seed;
+    private final Precision precision;
     private final ParameterStore params;
     private final List<ParameterSpec> specs;
     private final ModelChunk chunk;
@@ -103,7 +110,23 @@ public final class GPTModel implements AutoCloseable {
      */
     public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize,
                     ModelChunk chunk) {
+        this(config, backend, seed, tp, dataParallelSize, chunk, Precision.FP32);
+    }
+
+    /** The whole model on one rank, computing in {@code precision} (F32 main weights and gradients in every case). */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, Precision precision) {
+        this(config, backend, seed, TensorParallelism.none(), 1, ModelChunk.whole(config), precision);
+    }
+
+    /**
+     * One model chunk of one tensor-parallel rank computing in {@code precision}: with BF16/F16
+     * the layers read a 16-bit copy of the weights ({@link #refreshComputeWeights}) and keep their
+     * activations in that dtype; the main weights and gradients stay F32.
+     */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize,
+                    ModelChunk chunk, Precision precision) {
         this.config = config.validate();
+        this.precision = java.util.Objects.requireNonNull(precision, "precision");
         this.chunk = chunk;
         if (chunk.firstLayer() + chunk.numLayers() > config.numLayers()) {
             throw new IllegalArgumentException("model chunk " + chunk + " exceeds --num-layers " + config.numLayers());
@@ -116,7 +139,7 @@ public final class GPTModel implements AutoCloseable {
         this.seed = seed;
         List<ParameterSpec> specs = ParameterSpec.forGpt(config, t, chunk);
         this.specs = List.copyOf(specs);
-        this.params = new ParameterStore(backend, specs, dataParallelSize);
+        this.params = new ParameterStore(backend, specs, dataParallelSize, precision.computeDtype());
         params.initialize(backend, specs, config, seed, t, tp.rank());
         TensorParallelGroup group = tp.group();
 
@@ -291,7 +314,7 @@ public final class GPTModel implements AutoCloseable {
         if (sp) {
             tp.group().allGatherFirstDim(a.finalNormOut, a.finalNormFull);                       // [s, b, h]
         }
-        backend.gemm(false, true, 1f, flat(a.finalNormFull), outputWeight.data(), 0f, a.logits); // [s*b, V/t]
+        backend.gemm(false, true, 1f, flat(a.finalNormFull), outputWeight.compute(), 0f, a.logits); // [s*b, V/t]
     }
 
     private void forwardLayer(ActivationStore a, int l, DropoutKey key) {
@@ -305,7 +328,7 @@ public final class GPTModel implements AutoCloseable {
         if (chunk.postProcess()) {
             Tensor dLogits = a.logits;                                                           // [s*b, V/t]
             Tensor dNormFull = ws.hiddenB();                                                     // [s, b, h]
-            backend.gemm(false, false, 1f, dLogits, outputWeight.data(), 0f, flat(dNormFull));
+            backend.gemm(false, false, 1f, dLogits, outputWeight.compute(), 0f, flat(dNormFull));
             // Each rank's vocabulary columns give part of the gradient: sum it (reduce-scatter under SP).
             Tensor dNormOut = dNormFull;
             if (tp.sequenceParallel()) {
@@ -398,7 +421,7 @@ public final class GPTModel implements AutoCloseable {
                 a.close();
             }
             a = new ActivationStore(backend, shardConfig, s, b, recompute, vocabSize / tp.size(),
-                    tp.sequenceParallel() ? s / tp.size() : s, layers.length, chunk.postProcess());
+                    tp.sequenceParallel() ? s / tp.size() : s, layers.length, chunk.postProcess(), precision.computeDtype());
             slots.set(slot, a);
         }
         return a;
@@ -454,6 +477,20 @@ public final class GPTModel implements AutoCloseable {
     /** The flat store behind all parameters and gradients (for bucketing and fused optimizer steps). */
     public ParameterStore parameterStore() {
         return params;
+    }
+
+    /** The dtype the layers compute in ({@link Precision#FP32} unless mixed precision). */
+    public Precision precision() {
+        return precision;
+    }
+
+    /**
+     * Casts the F32 main weights into the compute copy the layers read (one op over the flat
+     * store; nothing in fp32). The optimizer adapters call it after every step, the trainer after
+     * a checkpoint load; anything else that writes {@link Parameter#data()} must call it too.
+     */
+    public void refreshComputeWeights() {
+        params.refreshComputeWeights(backend);
     }
 
     /** Zeroes every gradient in one op. */

@@ -19,6 +19,10 @@ import java.util.stream.IntStream;
  * gradients, carved into per-parameter views in the spec order (each start aligned to 16
  * floats). One flat gradient buffer zeroes in one op and is what data-parallel bucketing and
  * the distributed optimizer slice.
+ *
+ * <p>With mixed precision a third flat buffer of the compute dtype (BF16/F16), allocated once
+ * and laid out as the other two, holds the weights the layers read ({@link Parameter#compute()});
+ * {@link #refreshComputeWeights} fills it from the F32 main weights in one cast op.
  */
 public final class ParameterStore implements AutoCloseable {
     private static final long ALIGN_FLOATS = 16;
@@ -27,6 +31,7 @@ public final class ParameterStore implements AutoCloseable {
     private final TensorArena arena;
     private final Tensor flatData;   // [total]
     private final Tensor flatGrad;   // [total]
+    private final Tensor flatCompute; // [total] in the compute dtype, or flatData itself in fp32
     private final List<Parameter> parameters;
     private final Map<String, Parameter> byName;
 
@@ -39,6 +44,17 @@ public final class ParameterStore implements AutoCloseable {
      * distributed optimizer cuts it into {@code shards} equal, aligned pieces.
      */
     public ParameterStore(Backend backend, List<ParameterSpec> specs, int shards) {
+        this(backend, specs, shards, DType.F32);
+    }
+
+    /**
+     * As {@link #ParameterStore(Backend, List, int)}, with the layers computing in
+     * {@code computeDtype} (F32, BF16 or F16): other than F32 adds the flat compute copy.
+     */
+    public ParameterStore(Backend backend, List<ParameterSpec> specs, int shards, DType computeDtype) {
+        if (!computeDtype.isFloatingPoint()) {
+            throw new IllegalArgumentException("compute dtype must be F32, BF16 or F16, got " + computeDtype);
+        }
         if (shards < 1) {
             throw new IllegalArgumentException("parameter store shards must be >= 1, got " + shards);
         }
@@ -53,14 +69,17 @@ public final class ParameterStore implements AutoCloseable {
         this.arena = TensorArena.named("parameters");
         this.flatData = backend.allocate(arena, DType.F32, total);
         this.flatGrad = backend.allocate(arena, DType.F32, total);
+        this.flatCompute = computeDtype == DType.F32 ? flatData : backend.allocate(arena, computeDtype, total);
         List<Parameter> list = new ArrayList<>();
         Map<String, Parameter> map = new LinkedHashMap<>();
         for (int i = 0; i < specs.size(); i++) {
             ParameterSpec spec = specs.get(i);
             long from = offsets[i];
             long to = from + spec.numel();
-            Parameter p = new Parameter(spec.name(), flatData.view(from, to).reshape(spec.shape()),
-                    flatGrad.view(from, to).reshape(spec.shape()), spec.weightDecay());
+            Tensor data = flatData.view(from, to).reshape(spec.shape());
+            Tensor compute = flatCompute == flatData ? data : flatCompute.view(from, to).reshape(spec.shape());
+            Parameter p = new Parameter(spec.name(), data, compute, flatGrad.view(from, to).reshape(spec.shape()),
+                    spec.weightDecay());
             if (map.put(spec.name(), p) != null) {
                 throw new IllegalArgumentException("duplicate parameter name " + spec.name());
             }
@@ -103,6 +122,28 @@ public final class ParameterStore implements AutoCloseable {
             float[] shard = TensorShards.shard(values, full, spec.split(), t, rank);
             HostTransfer.uploadFloats(backend, shard, byName.get(spec.name()).data());
         }
+        refreshComputeWeights(backend);
+    }
+
+    /**
+     * Casts all main weights to the compute copy in one op (round to nearest even; a no-op in
+     * fp32). Call after anything writes the main weights: the optimizer step, a checkpoint load.
+     * Queued on the backend's stream like any op: no host synchronisation.
+     */
+    public void refreshComputeWeights(Backend backend) {
+        if (flatCompute != flatData) {
+            backend.cast(flatData, flatCompute);
+        }
+    }
+
+    /** The dtype the layers compute with (F32 unless mixed precision). */
+    public DType computeDtype() {
+        return flatCompute.dtype();
+    }
+
+    /** All compute weights, flat: {@link #flatData()} in fp32, else its 16-bit copy. */
+    public Tensor flatCompute() {
+        return flatCompute;
     }
 
     private static void gaussian(float[] values, float std, long seed, String name) {

@@ -55,12 +55,12 @@ public final class Embedding {
     public void forward(Tensor tokens, int[] maskedRuns, Tensor positions, Tensor out, Tensor scratch, DropoutKey key) {
         boolean drop = key != null && dropout > 0;
         Tensor sum = drop ? scratch : out;
-        backend.embeddingForward(tokens, wordEmbeddings.data(), sum);                // [s, b, h]
+        backend.embeddingForward(tokens, wordEmbeddings.compute(), sum);                // [s, b, h]
         VocabParallelIds.zeroRows(backend, sum, maskedRuns);
         tp.allReduceSum(sum);
         if (positionEmbeddings != null) {
             Tensor pos = drop ? out : scratch;
-            backend.embeddingForward(positions, positionEmbeddings.data(), pos);     // [s, b, h]
+            backend.embeddingForward(positions, positionEmbeddings.compute(), pos);     // [s, b, h]
             backend.add(sum, pos, sum);
         }
         if (drop) {
@@ -80,12 +80,12 @@ public final class Embedding {
         boolean drop = key != null && dropout > 0;
         long rows = outShard.dim(0);
         DropoutKey mine = key == null ? null : key.shifted(tp.rank() * outShard.numel());
-        backend.embeddingForward(tokens, wordEmbeddings.data(), fullA);                      // [s, b, h] partial
+        backend.embeddingForward(tokens, wordEmbeddings.compute(), fullA);                      // [s, b, h] partial
         VocabParallelIds.zeroRows(backend, fullA, maskedRuns);
         Tensor shard;
         if (positionEmbeddings != null) {
             tp.allReduceSum(fullA);
-            backend.embeddingForward(positions, positionEmbeddings.data(), fullB);
+            backend.embeddingForward(positions, positionEmbeddings.compute(), fullB);
             backend.add(fullA, fullB, fullA);
             shard = fullA.view(tp.rank() * rows, (tp.rank() + 1) * rows);
         } else {

@@ -12,6 +12,9 @@ import org.megatronj.model.TransformerConfig;
  * {@code [s, b]}. Everything is sequence-first so that {@link #firstPositions} can take the
  * leading positions as views (the generator runs prompts and single tokens in one set).
  *
+ * Activations are in the model's compute dtype (F32, or BF16/F16 with mixed precision); the
+ * statistics (mean, rstd, lse) are always F32.
+ *
  * @param ln1Out  {@code [s, b, h]} input_layernorm output (linear_qkv's input)
  * @param ln1Mean {@code [s, b]} F32 (LayerNorm only, else null)
  * @param ln1Rstd {@code [s, b]} F32
@@ -44,25 +47,36 @@ public record LayerActivations(
      * inputs of the column-parallel layers (kept for their weight gradients).
      */
     public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl) {
+        return allocate(backend, arena, c, s, b, sl, DType.F32);
+    }
+
+    /**
+     * As {@link #allocate(Backend, TensorArena, TransformerConfig, int, int, int)} with the
+     * activations in {@code dtype} (BF16/F16 with mixed precision); the norm statistics and the
+     * log-sum-exp stay F32.
+     */
+    public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl,
+                                            DType dtype) {
         int h = c.hiddenSize();
         int d = c.kvChannels();
         boolean ln = c.normalization() == Normalization.LAYER_NORM;
+        DType x = dtype;
         DType f = DType.F32;
         return new LayerActivations(
-                backend.allocate(arena, f, s, b, h),
+                backend.allocate(arena, x, s, b, h),
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
-                backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
-                backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
-                backend.allocate(arena, f, s, b, c.numQueryGroups(), d),
-                backend.allocate(arena, f, s, b, c.numAttentionHeads(), d),
+                backend.allocate(arena, x, s, b, c.numAttentionHeads(), d),
+                backend.allocate(arena, x, s, b, c.numQueryGroups(), d),
+                backend.allocate(arena, x, s, b, c.numQueryGroups(), d),
+                backend.allocate(arena, x, s, b, c.numAttentionHeads(), d),
                 backend.allocate(arena, f, (long) b * c.numAttentionHeads() * s),
-                backend.allocate(arena, f, sl, b, h),
-                backend.allocate(arena, f, s, b, h),
+                backend.allocate(arena, x, sl, b, h),
+                backend.allocate(arena, x, s, b, h),
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
-                backend.allocate(arena, f, s, b, c.fc1Width()),
-                backend.allocate(arena, f, s, b, c.ffnHiddenSize()));
+                backend.allocate(arena, x, s, b, c.fc1Width()),
+                backend.allocate(arena, x, s, b, c.ffnHiddenSize()));
     }
 
     /** The same buffers restricted to the first {@code s} positions (views, no copies). */

@@ -55,9 +55,9 @@ public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
     public void forward(Tensor x, Tensor y) {
         Tensor x2 = x.reshape(-1, inFeatures());      // [n, in]
         Tensor y2 = y.reshape(-1, outFeatures());     // [n, out]
-        backend.gemm(false, true, 1f, x2, weight.data(), 0f, y2);
+        backend.gemm(false, true, 1f, x2, weight.compute(), 0f, y2);
         if (bias != null) {
-            backend.biasAdd(y2, bias.data());
+            backend.biasAdd(y2, bias.compute());
         }
     }
 
@@ -70,7 +70,7 @@ public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
         }
         backend.gemm(true, false, 1f, dy2, x2, 1f, weight.grad());     // dW[out, in] += dy^T x
         if (dx != null) {
-            backend.gemm(false, false, 1f, dy2, weight.data(), 0f, dx.reshape(-1, inFeatures()));  // dx = dy W
+            backend.gemm(false, false, 1f, dy2, weight.compute(), 0f, dx.reshape(-1, inFeatures()));  // dx = dy W
         }
     }
 }

@@ -39,18 +39,18 @@ public final class Norm {
     /** x, y {@code [..., h]}; mean (ignored by RMSNorm, may be null) and rstd F32 {@code [rows]}. */
     public void forward(Tensor x, Tensor y, Tensor mean, Tensor rstd) {
         if (kind == Normalization.LAYER_NORM) {
-            backend.layerNormForward(x, weight.data(), bias.data(), eps, y, mean, rstd);
+            backend.layerNormForward(x, weight.compute(), bias.compute(), eps, y, mean, rstd);
         } else {
-            backend.rmsNormForward(x, weight.data(), eps, y, rstd);
+            backend.rmsNormForward(x, weight.compute(), eps, y, rstd);
         }
     }
 
     /** dx written from dy and the saved x, mean, rstd; weight/bias grads accumulate. */
     public void backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor dx) {
         if (kind == Normalization.LAYER_NORM) {
-            backend.layerNormBackward(dy, x, weight.data(), mean, rstd, dx, weight.grad(), bias.grad());
+            backend.layerNormBackward(dy, x, weight.compute(), mean, rstd, dx, weight.grad(), bias.grad());
         } else {
-            backend.rmsNormBackward(dy, x, weight.data(), rstd, dx, weight.grad());
+            backend.rmsNormBackward(dy, x, weight.compute(), rstd, dx, weight.grad());
         }
     }
 }

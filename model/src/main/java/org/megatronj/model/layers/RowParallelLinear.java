@@ -36,10 +36,10 @@ public final class RowParallelLinear extends Linear {
             throw new IllegalStateException(weight.name() + " is sequence-parallel: use forwardSequenceParallel");
         }
         Tensor y2 = y.reshape(-1, outFeatures());
-        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.data(), 0f, y2);
+        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.compute(), 0f, y2);
         tp.allReduceSum(y);
         if (bias != null) {
-            backend.biasAdd(y2, bias.data());
+            backend.biasAdd(y2, bias.compute());
         }
     }
 
@@ -48,10 +48,10 @@ public final class RowParallelLinear extends Linear {
      * {@code yShard [s/t, b, out]} gets this rank's rows of the sum, plus the bias.
      */
     public void forwardSequenceParallel(Tensor x, Tensor yFull, Tensor yShard) {
-        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.data(), 0f, yFull.reshape(-1, outFeatures()));
+        backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.compute(), 0f, yFull.reshape(-1, outFeatures()));
         tp.reduceScatterFirstDim(yFull, yShard);
         if (bias != null) {
-            backend.biasAdd(yShard.reshape(-1, outFeatures()), bias.data());
+            backend.biasAdd(yShard.reshape(-1, outFeatures()), bias.compute());
         }
     }
 
@@ -68,7 +68,7 @@ public final class RowParallelLinear extends Linear {
         Tensor dy2 = dyFull.reshape(-1, outFeatures());
         backend.gemm(true, false, 1f, dy2, x.reshape(-1, inFeatures()), 1f, weight.grad());
         if (dx != null) {
-            backend.gemm(false, false, 1f, dy2, weight.data(), 0f, dx.reshape(-1, inFeatures()));
+            backend.gemm(false, false, 1f, dy2, weight.compute(), 0f, dx.reshape(-1, inFeatures()));
         }
     }
 }

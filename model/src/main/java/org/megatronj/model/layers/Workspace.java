@@ -36,27 +36,33 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
 
     /** Scratch for forward and backward. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
-        return allocate(backend, arena, c, s, b, true, s);
+        return allocate(backend, arena, c, s, b, true, s, DType.F32);
     }
 
     /** Scratch for forward and backward with sequence-parallel shards of {@code shardLength} positions. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int shardLength) {
-        return allocate(backend, arena, c, s, b, true, shardLength);
+        return allocate(backend, arena, c, s, b, true, shardLength, DType.F32);
+    }
+
+    /** As {@link #allocate(Backend, TensorArena, TransformerConfig, int, int, int)} in {@code dtype} (the compute dtype). */
+    public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int shardLength,
+                                     DType dtype) {
+        return allocate(backend, arena, c, s, b, true, shardLength, dtype);
     }
 
     /** Scratch for forward only (inference): the gradient buffers are left out (null). */
     public static Workspace allocateForward(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
-        return allocate(backend, arena, c, s, b, false, s);
+        return allocate(backend, arena, c, s, b, false, s, DType.F32);
     }
 
     private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads,
-                                      int shardLength) {
+                                      int shardLength, DType dtype) {
         int h = c.hiddenSize();
         int d = c.kvChannels();
         int np = c.numAttentionHeads();
         int ng = c.numQueryGroups();
         int n = Math.multiplyExact(s, b);
-        DType f = DType.F32;
+        DType f = dtype;
         Tensor stack = grads ? backend.allocate(arena, f, (long) n * (np + 2L * ng) * d) : null;
         long qEnd = (long) n * np * d;
         long kEnd = qEnd + (long) n * ng * d;

@@ -1,6 +1,7 @@
 package org.megatronj.model.optim;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
 
 import java.util.List;
@@ -33,6 +34,28 @@ public final class GradClipping {
             for (Parameter p : parameters) {
                 backend.scale(p.grad(), (float) coefficient);
             }
+        }
+        return norm;
+    }
+
+    /**
+     * The global norm over one flat gradient store ({@code ParameterStore.flatGrad()}; its padding
+     * is zero): one reduction, so one host synchronisation on a device backend instead of one per
+     * parameter.
+     */
+    public static double globalNorm(Tensor flatGrad, Backend backend) {
+        return Math.sqrt(backend.sumOfSquares(flatGrad));
+    }
+
+    /** {@link #clip(List, Backend, double)} over one flat gradient store, in two ops. */
+    public static double clip(Tensor flatGrad, Backend backend, double maxNorm) {
+        if (!(maxNorm > 0)) {
+            throw new IllegalArgumentException("--clip-grad must be positive, got " + maxNorm);
+        }
+        double norm = globalNorm(flatGrad, backend);
+        double coefficient = maxNorm / (norm + 1e-6);
+        if (coefficient < 1.0) {
+            backend.scale(flatGrad, (float) coefficient);
         }
         return norm;
     }

@@ -4,12 +4,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
 import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.ModelChunk;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.optim.Optimizer;
 import org.megatronj.model.parallel.TensorParallelism;
@@ -28,6 +30,12 @@ import org.megatronj.parallel.tensor.CommunicatorTensorParallelGroup;
  * rank takes its consecutive share of the micro-batches, every micro-batch loss is scaled by
  * 1 / (its rank's micro-batches), gradients are averaged over DP, clipped by the global norm and
  * stepped. The result equals the single-rank iteration over the same global batch.
+ *
+ * <p>With mixed precision ({@link Options#precision()}) every chunk computes in BF16/F16 from a
+ * 16-bit copy of its F32 main weights, refreshed after each optimizer step (after the distributed
+ * optimizer's all-gather of the F32 shards); gradients, their reductions, the norm and the
+ * optimizer stay F32. Activations crossing ranks (tensor-parallel collectives, pipeline P2P)
+ * travel in the compute dtype, as in Megatron.
  */
 public final class ParallelGptRank implements AutoCloseable {
 
@@ -43,13 +51,23 @@ public final class ParallelGptRank implements AutoCloseable {
      * @param bucketSize        {@code --ddp-bucket-size} in elements ({@code <= 0}: Megatron's default)
      * @param distributedAdam   {@code --use-distributed-optimizer} with these Adam settings, or null for the
      *                          optimizer of the factory over all parameters
+     * @param precision         {@code --bf16}/{@code --fp16}: the dtype the chunks compute in
      */
     public record Options(ActivationRecompute recompute, boolean overlapGradReduce, long bucketSize,
-                          AdamSettings distributedAdam) {
+                          AdamSettings distributedAdam, Precision precision) {
         public Options {
             if (recompute == null) {
                 throw new IllegalArgumentException("recompute must not be null (use ActivationRecompute.none())");
             }
+            if (precision == null) {
+                throw new IllegalArgumentException("precision must not be null (use Precision.FP32)");
+            }
+        }
+
+        /** fp32 training. */
+        public Options(ActivationRecompute recompute, boolean overlapGradReduce, long bucketSize,
+                       AdamSettings distributedAdam) {
+            this(recompute, overlapGradReduce, bucketSize, distributedAdam, Precision.FP32);
         }
     }
 
@@ -84,7 +102,7 @@ public final class ParallelGptRank implements AutoCloseable {
         try {
             for (int v = 0; v < chunksPerStage; v++) {
                 ModelChunk chunk = ModelChunk.of(config, groups.pipeline().rank(), pp, v, chunksPerStage);
-                GPTModel model = new GPTModel(config, backend, seed, tp, dp, chunk);
+                GPTModel model = new GPTModel(config, backend, seed, tp, dp, chunk, options.precision());
                 model.setRecompute(options.recompute());
                 chunks.add(model);
             }
@@ -131,34 +149,70 @@ public final class ParallelGptRank implements AutoCloseable {
     public StepResult trainStep(List<MicroBatch> globalBatch, long[] rngOffsets, float lr, double clipGrad) {
         LossResult loss = forwardBackward(globalBatch, rngOffsets);
         double norm = clipGradients(clipGrad);
-        optimizer.step(lr);
+        step(lr);
         return new StepResult(loss.meanLoss(), norm);
     }
 
-    /**
-     * Zeroes the gradients, then runs forward and backward of this rank's DP share of
-     * {@code globalBatch} under the pipeline schedule; each micro-batch's mean loss is scaled by
-     * 1 / (this rank's micro-batches), as Megatron. Returns the loss summed over the whole global
-     * batch (all DP ranks), the same on every rank.
-     */
+    /** {@link #forwardBackward(List, long[], float)} without loss scaling. */
     public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets) {
+        return forwardBackward(globalBatch, rngOffsets, 1f);
+    }
+
+    /**
+     * Zeroes the gradients, runs forward and backward of this rank's DP share of
+     * {@code globalBatch} under the pipeline schedule, each micro-batch's mean loss scaled by
+     * {@code lossScale} / (this rank's micro-batches) as Megatron, then synchronises the gradients
+     * over the ranks (data-parallel mean, sequence-parallel and tied embedding sums: Megatron's
+     * {@code finalize_model_grads}). Returns the unscaled loss summed over the whole global batch
+     * (all DP ranks), the same on every rank.
+     */
+    public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets, float lossScale) {
         int perRank = share(globalBatch);
         int from = ctx.groups().data().rank() * perRank;
         long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
         chunks.forEach(GPTModel::zeroGrad);
-        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, 1f / perRank,
+        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, lossScale / perRank,
                 gradients::armLastBackward);
+        gradients.synchronize();
         return globalSum(losses);
     }
 
     /**
-     * Synchronises the gradients over the ranks (data-parallel mean, sequence-parallel and tied
-     * embedding sums) and clips them to {@code maxNorm} ({@code <= 0}: no clipping); returns the
-     * global norm before clipping.
+     * Clips the synchronised gradients ({@link #forwardBackward}) to {@code maxNorm}
+     * ({@code <= 0}: no clipping); returns the global norm before clipping.
      */
     public double clipGradients(double maxNorm) {
-        gradients.synchronize();
         return gradients.clip(maxNorm);
+    }
+
+    /**
+     * Megatron's unscale and inf check after a loss-scaled backward: multiplies this rank's
+     * synchronised main gradients by {@code inverseScale} and returns, on every rank alike,
+     * whether any rank holds an inf or NaN gradient (so that all skip the step together). The
+     * whole flat gradient store of each chunk is checked, which covers the distributed optimizer's
+     * shard and every local contribution to the other ranks' shards.
+     */
+    public boolean unscaleAndCheckForInfOrNan(float inverseScale) {
+        boolean found = false;
+        for (GPTModel chunk : chunks) {
+            Tensor flatGrad = chunk.parameterStore().flatGrad();
+            if (inverseScale != 1f) {
+                chunk.backend().scale(flatGrad, inverseScale);
+            }
+            found |= chunk.backend().hasInfOrNan(flatGrad);
+        }
+        return anyRank(found);
+    }
+
+    /** One optimizer step at {@code lr}, then each chunk's compute weights refreshed from its updated main weights. */
+    public void step(float lr) {
+        optimizer.step(lr);
+        refreshComputeWeights();
+    }
+
+    /** Casts every chunk's main weights into its compute copy (after a step or a checkpoint load; nothing in fp32). */
+    public void refreshComputeWeights() {
+        chunks.forEach(GPTModel::refreshComputeWeights);
     }
 
     /** True on every rank when {@code flag} is true on any rank (a collective over the world). */

@@ -6,6 +6,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.optim.LossScaler;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.TrainableModel;
 import org.megatronj.parallel.train.TrainingOptimizer;
@@ -13,8 +14,9 @@ import org.megatronj.parallel.train.TrainingOptimizer;
 /**
  * Adapters from a {@link ParallelGptRank} to the trainer's interfaces, so that every rank thread
  * runs the ordinary {@link org.megatronj.parallel.train.Trainer} loop: the model takes each
- * iteration's micro-batches together (its DP share under the pipeline schedule) and reports the
- * global loss; the optimizer synchronises and clips the gradients over the ranks before it steps.
+ * iteration's micro-batches together (its DP share under the pipeline schedule), synchronises the
+ * gradients over the ranks and reports the global loss; the optimizer unscales and checks them
+ * (mixed precision), clips them by the global norm and steps.
  */
 public final class ParallelTraining {
     private ParallelTraining() {
@@ -33,13 +35,15 @@ public final class ParallelTraining {
             }
 
             @Override
-            public LossResult forwardBackwardAll(List<MicroBatch> batches, float gradScale, long[] rngOffsets) {
-                // ParallelGptRank scales by 1 / (micro-batches per DP rank) and averages over DP: 1 / batches overall.
-                if (Math.abs(gradScale * batches.size() - 1f) > 1e-6f) {
-                    throw new IllegalArgumentException("parallel training scales each micro-batch by 1 / micro-batches ("
-                            + batches.size() + "), got gradScale " + gradScale);
-                }
-                return rank.forwardBackward(batches, rngOffsets);
+            public LossResult forwardBackwardAll(List<MicroBatch> batches, float lossScale, long[] rngOffsets) {
+                // ParallelGptRank scales by lossScale / (micro-batches per DP rank) and averages over DP:
+                // lossScale / batches overall; the gradients come back synchronised over the ranks.
+                return rank.forwardBackward(batches, rngOffsets, lossScale);
+            }
+
+            @Override
+            public void refreshComputeWeights() {
+                rank.refreshComputeWeights();
             }
 
             @Override
@@ -64,15 +68,23 @@ public final class ParallelTraining {
         };
     }
 
-    /**
-     * The rank's optimizer ({@code name}: "adam" or "sgd", as checkpoints record it) behind the
-     * trainer's interface. With a {@code processSignal} (SIGTERM for the whole process), every
-     * iteration's clip also agrees over all ranks whether it arrived, and sets {@code rankSignal}
-     * (the one this rank's trainer checks) on all of them alike, so that all stop after the same
-     * iteration.
-     */
+    /** {@link #optimizer(ParallelGptRank, String, ExitSignal, ExitSignal, LossScaler)} without loss scaling. */
     public static TrainingOptimizer optimizer(ParallelGptRank rank, String name, ExitSignal processSignal,
                                               ExitSignal rankSignal) {
+        return optimizer(rank, name, processSignal, rankSignal, null);
+    }
+
+    /**
+     * The rank's optimizer ({@code name}: "adam" or "sgd", as checkpoints record it) behind the
+     * trainer's interface, with {@code scaler} (this rank's own instance, or null) for mixed
+     * precision: every rank sees the same inf/NaN outcome, so all scalers stay equal. With a
+     * {@code processSignal} (SIGTERM for the whole process), every iteration also agrees over all
+     * ranks whether it arrived (in the inf check with a scaler, else in the clip), and sets
+     * {@code rankSignal} (the one this rank's trainer checks) on all of them alike, so that all
+     * stop after the same iteration.
+     */
+    public static TrainingOptimizer optimizer(ParallelGptRank rank, String name, ExitSignal processSignal,
+                                              ExitSignal rankSignal, LossScaler scaler) {
         return new TrainingOptimizer() {
             @Override
             public String name() {
@@ -80,17 +92,35 @@ public final class ParallelTraining {
             }
 
             @Override
+            public LossScaler lossScaler() {
+                return scaler;
+            }
+
+            @Override
+            public boolean unscaleAndCheckForInfOrNan(float inverseScale) {
+                boolean found = rank.unscaleAndCheckForInfOrNan(inverseScale);
+                agreeOnSignal();
+                return found;
+            }
+
+            @Override
             public double clipGradNorm(double maxNorm) {
                 double norm = rank.clipGradients(maxNorm);
-                if (processSignal != null && rank.anyRank(processSignal.received())) {
-                    rankSignal.request();
+                if (scaler == null) {
+                    agreeOnSignal();
                 }
                 return norm;
             }
 
+            private void agreeOnSignal() {
+                if (processSignal != null && rank.anyRank(processSignal.received())) {
+                    rankSignal.request();
+                }
+            }
+
             @Override
             public void step(double lr) {
-                rank.optimizer().step((float) lr);
+                rank.step((float) lr);
             }
 
             @Override

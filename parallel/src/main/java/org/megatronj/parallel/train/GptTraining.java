@@ -8,6 +8,7 @@ import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.GradClipping;
+import org.megatronj.model.optim.LossScaler;
 import org.megatronj.model.optim.Optimizer;
 import org.megatronj.model.optim.Sgd;
 
@@ -38,34 +39,60 @@ public final class GptTraining {
             }
 
             @Override
+            public void refreshComputeWeights() {
+                model.refreshComputeWeights();
+            }
+
+            @Override
             public void zeroGrad() {
                 model.zeroGrad();
             }
         };
     }
 
-    /** AdamW or SGD (with {@code --clip-grad}) over {@code parameters} as {@code config} says. */
-    public static ModelOptimizer optimizer(OptimizerConfig config, List<Parameter> parameters, Backend backend) {
+    /** AdamW or SGD (with {@code --clip-grad}) over the model's parameters as {@code config} says, without loss scaling. */
+    public static ModelOptimizer optimizer(OptimizerConfig config, GPTModel model) {
+        return optimizer(config, model, null);
+    }
+
+    /**
+     * AdamW or SGD over the model's F32 main parameters as {@code config} says, with
+     * {@code scaler} (null: none) for mixed precision; each step ends by refreshing the model's
+     * compute weights.
+     */
+    public static ModelOptimizer optimizer(OptimizerConfig config, GPTModel model, LossScaler scaler) {
+        List<Parameter> parameters = model.parameters();
+        Backend backend = model.backend();
         Optimizer inner = switch (config.type()) {
             case ADAM -> new AdamW(parameters, backend, (float) config.adamBeta1(), (float) config.adamBeta2(),
                     (float) config.adamEps(), (float) config.weightDecay());
             case SGD -> new Sgd(parameters, backend, (float) config.sgdMomentum(), (float) config.weightDecay());
         };
-        return new ModelOptimizer(config.type().flagValue(), inner, parameters, backend);
+        return new ModelOptimizer(config.type().flagValue(), inner, model, scaler);
     }
 
-    /** A model/optim optimizer with Megatron's global-norm clipping in front. */
+    /**
+     * A model/optim optimizer with Megatron's mixed-precision steps around it: unscale and inf
+     * check of the flat main gradients (with a loss scaler), global-norm clipping, the update of
+     * the F32 main weights, then one cast of them into the model's compute copy. The norm and the
+     * inf check are one reduction each over the flat gradient store, so a device backend
+     * synchronises with the host twice per iteration here, not per parameter.
+     */
     public static final class ModelOptimizer implements TrainingOptimizer, AutoCloseable {
         private final String name;
         private final Optimizer inner;
-        private final List<Parameter> parameters;
+        private final GPTModel model;
+        private final Tensor flatGrad;
         private final Backend backend;
+        private final LossScaler scaler;
 
-        ModelOptimizer(String name, Optimizer inner, List<Parameter> parameters, Backend backend) {
+        ModelOptimizer(String name, Optimizer inner, GPTModel model, LossScaler scaler) {
             this.name = name;
             this.inner = inner;
-            this.parameters = parameters;
-            this.backend = backend;
+            this.model = model;
+            this.flatGrad = model.parameterStore().flatGrad();
+            this.backend = model.backend();
+            this.scaler = scaler;
         }
 
         @Override
@@ -75,12 +102,26 @@ public final class GptTraining {
 
         @Override
         public double clipGradNorm(double maxNorm) {
-            return maxNorm > 0 ? GradClipping.clip(parameters, backend, maxNorm) : GradClipping.globalNorm(parameters, backend);
+            return maxNorm > 0 ? GradClipping.clip(flatGrad, backend, maxNorm) : GradClipping.globalNorm(flatGrad, backend);
         }
 
         @Override
         public void step(double lr) {
             inner.step((float) lr);
+            model.refreshComputeWeights();
+        }
+
+        @Override
+        public LossScaler lossScaler() {
+            return scaler;
+        }
+
+        @Override
+        public boolean unscaleAndCheckForInfOrNan(float inverseScale) {
+            if (inverseScale != 1f) {
+                backend.scale(flatGrad, inverseScale);
+            }
+            return backend.hasInfOrNan(flatGrad);
         }
 
         @Override

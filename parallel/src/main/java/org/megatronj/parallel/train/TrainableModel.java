@@ -35,11 +35,16 @@ public interface TrainableModel {
 
     /**
      * Forward and backward of all micro-batches of one iteration (the whole global batch; the model
-     * decides which rank runs which), gradients of each micro-batch's {@code gradScale * meanLoss}
-     * accumulating. Returns the loss summed over the global batch. By default one after another.
+     * decides which rank runs which), the gradients of each micro-batch's
+     * {@code lossScale * meanLoss / batches.size()} accumulating (Megatron divides each micro-batch's
+     * loss by the number of micro-batches, then multiplies by the loss scale). A parallel model
+     * also completes the gradients' reduction over its ranks before returning (Megatron's
+     * {@code finalize_model_grads}). Returns the unscaled loss summed over the global batch. By
+     * default one after another.
      */
-    default LossResult forwardBackwardAll(List<MicroBatch> batches, float gradScale, long[] rngOffsets) {
+    default LossResult forwardBackwardAll(List<MicroBatch> batches, float lossScale, long[] rngOffsets) {
         LossResult total = new LossResult(0, 0);
+        float gradScale = lossScale / batches.size();
         for (int j = 0; j < batches.size(); j++) {
             total = total.plus(forwardBackward(batches.get(j), gradScale, rngOffsets[j]));
         }
@@ -53,6 +58,13 @@ public interface TrainableModel {
             total = total.plus(forwardLoss(b));
         }
         return total;
+    }
+
+    /**
+     * Called after a checkpoint load wrote the main weights: a mixed-precision model casts them
+     * into its compute copy. Nothing to do in fp32.
+     */
+    default void refreshComputeWeights() {
     }
 
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */

@@ -3,6 +3,7 @@ package org.megatronj.parallel.train;
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
+import org.megatronj.model.optim.LossScaler;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
@@ -21,6 +22,14 @@ import java.util.function.Consumer;
  * <p>Data parallelism slots in at two points: each rank reads its own slice of the global batch
  * (the sample offset), and the gradients are reduced before the clip. Both are identities here.
  *
+ * <p>Mixed precision, as Megatron's {@code train_step} and {@code MixedPrecisionOptimizer.step}:
+ * with a loss scaler ({@link TrainingOptimizer#lossScaler()}) the loss is multiplied by the scale
+ * before backward, the main gradients are unscaled and checked for inf/NaN, the scaler is told
+ * the outcome, and an iteration with inf/NaN skips its step: no clip, no update, and the learning
+ * rate scheduler does not advance (the consumed samples and the iteration count do). The log
+ * shows the scale after the update and counts skipped iterations, and among them those whose
+ * loss was inf/NaN.
+ *
  * <p>Every randomness is a function of the counters (data order of the consumed samples, dropout
  * of the RNG stream, iteration and micro-batch), so a run resumed from a checkpoint repeats the
  * losses of an uninterrupted run bit for bit.
@@ -28,7 +37,8 @@ import java.util.function.Consumer;
 public final class Trainer {
     /** Timer names and levels as Megatron logs them. */
     private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "batch-generator", "optimizer",
-            "optimizer-clip-main-grad", "optimizer-inner-step", "evaluate", "save-checkpoint");
+            "optimizer-unscale-and-check-inf", "optimizer-clip-main-grad", "optimizer-inner-step", "evaluate",
+            "save-checkpoint");
 
     private final TrainingConfig config;
     private final TrainableModel model;
@@ -97,6 +107,7 @@ public final class Trainer {
         log.accept(" loading checkpoint from " + c.load());
         position = checkpointer.load(c.load(), model, optimizer, scheduler, c.finetune(), c.noLoadOptim(), c.noLoadRng(),
                 config.seed());
+        model.refreshComputeWeights();
         if (c.load().equals(c.save())) {
             lastSavedIteration = position.iteration();   // a finished run restarted does not rewrite its last checkpoint
         }
@@ -173,6 +184,8 @@ public final class Trainer {
     private StepOutcome trainStep(long iteration, long consumed, int globalBatch) {
         int micro = config.batch().microBatchSize();
         int numMicro = config.batch().numMicroBatchesAt(consumed);
+        LossScaler scaler = optimizer.lossScaler();
+        float lossScale = scaler == null ? 1f : (float) scaler.scale();
         Timers.Timer fb = timers.timer("forward-backward", 1);
         Timers.Timer batchTimer = timers.timer("batch-generator", 2);
         model.zeroGrad();
@@ -199,8 +212,8 @@ public final class Trainer {
 
             TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
             fbEvent.begin();
-            // Megatron divides each micro-batch's mean loss by the number of micro-batches.
-            LossResult r = model.forwardBackward(batch, 1f / numMicro, rngOffset(iteration, j));
+            // Megatron divides each micro-batch's mean loss by the number of micro-batches, then applies the loss scale.
+            LossResult r = model.forwardBackward(batch, lossScale / numMicro, rngOffset(iteration, j));
             fbEvent.iteration = iteration;
             fbEvent.microBatch = j;
             fbEvent.tokens = r.tokens();
@@ -215,7 +228,7 @@ public final class Trainer {
             }
             TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
             fbEvent.begin();
-            LossResult r = model.forwardBackwardAll(scheduled, 1f / numMicro, offsets);
+            LossResult r = model.forwardBackwardAll(scheduled, lossScale, offsets);
             fbEvent.iteration = iteration;
             fbEvent.microBatch = -1;   // all of the iteration's micro-batches in one schedule
             fbEvent.tokens = r.tokens();
@@ -229,11 +242,22 @@ public final class Trainer {
         TrainingEvents.OptimizerStep optEvent = new TrainingEvents.OptimizerStep();
         optEvent.begin();
         opt.start();
-        Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 2);
-        clip.start();
-        double norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
-        clip.stop();
-        boolean skipped = !Double.isFinite(norm);
+        boolean foundInfOrNan = false;
+        if (scaler != null) {
+            Timers.Timer unscale = timers.timer("optimizer-unscale-and-check-inf", 2);
+            unscale.start();
+            foundInfOrNan = optimizer.unscaleAndCheckForInfOrNan(scaler.inverseScale());
+            unscale.stop();
+            scaler.update(foundInfOrNan);
+        }
+        double norm = Double.NaN;   // Megatron logs no grad norm for a skipped step
+        if (!foundInfOrNan) {
+            Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 2);
+            clip.start();
+            norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
+            clip.stop();
+        }
+        boolean skipped = foundInfOrNan || !Double.isFinite(norm);
         if (!skipped) {
             Timers.Timer inner = timers.timer("optimizer-inner-step", 2);
             inner.start();
@@ -349,8 +373,9 @@ public final class Trainer {
 
     private void logInterval(IntervalStats s, long iteration, long consumed, double lr, int globalBatch) {
         double elapsedMs = (System.nanoTime() - s.startNanos) / 1e6 / Math.max(1, s.iterations);
+        LossScaler scaler = optimizer.lossScaler();
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
-                globalBatch, s.meanLoss(), 1.0, s.lastGradNorm, s.skipped, s.nan);
+                globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
         log.accept(TrainingLog.iterationLine(stats));
         String timing = timers.log(TIMERS_TO_LOG, s.iterations);
         if (!timing.isEmpty()) {
@@ -358,7 +383,10 @@ public final class Trainer {
         }
     }
 
-    /** Megatron's per-interval accumulators: average loss over advanced iterations, skipped and nan counts. */
+    /**
+     * Megatron's per-interval accumulators ({@code training_log}): the loss averaged over advanced
+     * iterations, the skipped iterations, and the nan iterations: skipped ones whose loss is inf/NaN.
+     */
     private static final class IntervalStats {
         final long startNanos = System.nanoTime();
         double lossSum;
@@ -372,12 +400,12 @@ public final class Trainer {
             iterations++;
             if (step.skipped()) {
                 skipped++;
+                if (!Double.isFinite(step.loss())) {
+                    nan++;
+                }
             } else if (Double.isFinite(step.loss())) {
                 lossSum += step.loss();
                 advanced++;
-            }
-            if (!Double.isFinite(step.loss())) {
-                nan++;
             }
             lastGradNorm = step.gradNorm();
         }

@@ -11,6 +11,7 @@ import org.megatronj.io.checkpoint.OptimizerStateFiles;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.optim.DynamicLossScaler;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
@@ -29,7 +30,9 @@ import java.util.Set;
  * Saves and loads the complete training state of one rank: weights ({@code model.safetensors}
  * under Megatron-core names), optimizer state ({@code optimizer.safetensors}) and, in
  * {@code metadata.json}, the iteration, consumed samples, scheduler clock, optimizer step count,
- * RNG stream, the model configuration and the command-line arguments.
+ * the dynamic loss scaler's state (fp16), RNG stream, the model configuration and the
+ * command-line arguments. Weights are always the F32 main parameters, whatever the run's
+ * precision, so a checkpoint loads into an fp32, bf16 or fp16 run alike (as Megatron's).
  */
 public final class TrainingCheckpointer implements TrainingCheckpoints {
     public static final String FORMAT = "megatron-j";
@@ -79,6 +82,14 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         ObjectNode opt = meta.putObject("optimizer");
         opt.put("type", optimizer.name());
         opt.put("step_count", optimizer.stepCount());
+        if (optimizer.lossScaler() instanceof DynamicLossScaler dynamic) {
+            // Megatron's optimizer state dict 'grad_scaler' (a constant scaler has no state).
+            DynamicLossScaler.State scaler = dynamic.state();
+            ObjectNode g = opt.putObject("grad_scaler");
+            g.put("scale", scaler.scale());
+            g.put("growth_tracker", scaler.growthTracker());
+            g.put("hysteresis_tracker", scaler.hysteresisTracker());
+        }
         ObjectNode sched = meta.putObject("scheduler");
         sched.put("num_steps", scheduler.numSteps());
         sched.put("max_lr", scheduler.maxLr());
@@ -148,6 +159,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             }
             loadOptimizerState.run();
             optimizer.setStepCount(meta.path("optimizer").path("step_count").asLong());
+            restoreLossScaler(meta.path("optimizer").path("grad_scaler"), optimizer);
             scheduler.setNumSteps(meta.path("scheduler").path("num_steps").asLong());
         }
         if (finetune || release) {
@@ -156,6 +168,18 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong(seed);
         return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
                 meta.path("consumed_valid_samples").asLong(), stream);
+    }
+
+    /**
+     * As Megatron's {@code load_state_dict}: a dynamic scaler continues from the checkpoint's
+     * state when it has one; a checkpoint without it (fp32, bf16, a constant scale) leaves the
+     * scaler at its initial state, and a run without a dynamic scaler ignores a saved one.
+     */
+    private static void restoreLossScaler(JsonNode saved, TrainingOptimizer optimizer) {
+        if (saved.isObject() && optimizer.lossScaler() instanceof DynamicLossScaler dynamic) {
+            dynamic.restore(new DynamicLossScaler.State(saved.path("scale").asDouble(), saved.path("growth_tracker").asLong(),
+                    saved.path("hysteresis_tracker").asInt()));
+        }
     }
 
     /** True when a load with these flags restores the optimizer from a checkpoint with this metadata. */

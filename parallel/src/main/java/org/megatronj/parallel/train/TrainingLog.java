@@ -28,8 +28,9 @@ public final class TrainingLog {
         b.append(String.format(Locale.ROOT, " elapsed time per iteration (ms): %.1f |", s.elapsedMillisPerIteration()));
         b.append(" learning rate: ").append(pythonE(s.learningRate(), 6)).append(" |");
         b.append(String.format(Locale.ROOT, " global batch size: %5d |", s.globalBatchSize()));
-        // Megatron leaves the loss out of an interval in which every iteration was skipped.
-        if (!Double.isNaN(s.lmLoss()) || s.nanIterations() == 0) {
+        // Megatron prints the loss only when its average over the advanced iterations is > 0: an interval in which every
+        // iteration was skipped (lmLoss NaN here, 0 there) has none.
+        if (s.lmLoss() > 0.0) {
             b.append(" lm loss: ").append(pythonE(s.lmLoss(), 6)).append(" |");
         }
         b.append(String.format(Locale.ROOT, " loss scale: %.1f |", s.lossScale()));

@@ -1,13 +1,17 @@
 package org.megatronj.parallel.train;
 
 import org.megatronj.memory.Tensor;
+import org.megatronj.model.optim.LossScaler;
 
 import java.util.Map;
 
 /**
- * What the trainer needs of an optimizer: the gradient-norm clip, the update at a given learning
- * rate, and its state for checkpoints. The adapters over model/optim's AdamW and SGD live in
- * {@link GptTraining}.
+ * What the trainer needs of an optimizer: the loss scaler and the unscale/inf check of mixed
+ * precision, the gradient-norm clip, the update at a given learning rate, and its state for
+ * checkpoints. The trainer calls, per iteration after backward: {@link #unscaleAndCheckForInfOrNan}
+ * (only with a {@link #lossScaler()}), then unless that found inf/NaN {@link #clipGradNorm} and
+ * {@link #step} (Megatron's {@code MixedPrecisionOptimizer.step}). The adapters over model/optim's
+ * AdamW and SGD live in {@link GptTraining}.
  */
 public interface TrainingOptimizer {
     /** {@code adam} or {@code sgd}: stored in the checkpoint so that a load with another optimizer fails clearly. */
@@ -19,8 +23,30 @@ public interface TrainingOptimizer {
      */
     double clipGradNorm(double maxNorm);
 
-    /** One update of every parameter from its gradient. */
+    /**
+     * One update of every parameter from its gradient; with mixed precision the model's compute
+     * copy of the weights is refreshed from the updated main weights before this returns.
+     */
     void step(double lr);
+
+    /**
+     * Megatron's {@code grad_scaler}: a {@link LossScaler} whose scale the trainer multiplies the
+     * loss by before backward and reports each iteration's inf/NaN outcome to, or null (fp32, and
+     * bf16 without {@code --loss-scale}): no scaling and no inf check.
+     */
+    default LossScaler lossScaler() {
+        return null;
+    }
+
+    /**
+     * Megatron's {@code _unscale_main_grads_and_check_for_nan}: multiplies the main gradients this
+     * optimizer uses by {@code inverseScale} and returns true when any of them, on any rank of a
+     * parallel run (so that all ranks skip together), is inf or NaN. Called once per iteration
+     * after backward, only when {@link #lossScaler()} is not null.
+     */
+    default boolean unscaleAndCheckForInfOrNan(float inverseScale) {
+        throw new UnsupportedOperationException(name() + " optimizer has no loss scaling");
+    }
 
     /** Live state tensors (moments, momentum buffers) keyed by stable names; loading copies into them. */
     Map<String, Tensor> stateTensors();

@@ -43,7 +43,7 @@ class GptTrainerTest {
         long modelSeed = config.checkpoint().load() == null ? config.seed()
                 : TrainingCheckpointer.savedRngStream(config.checkpoint().load()).orElse(config.seed());
         try (Backend backend = new CpuBackend(2, false); GPTModel gpt = new GPTModel(mc, backend, modelSeed);
-             GptTraining.ModelOptimizer opt = GptTraining.optimizer(config.optimizer(), gpt.parameters(), backend)) {
+             GptTraining.ModelOptimizer opt = GptTraining.optimizer(config.optimizer(), gpt)) {
             var ckpt = new TrainingCheckpointer(new ObjectMapper().valueToTree(mc), null);
             Trainer t = new Trainer(config, GptTraining.model(gpt), opt, new PatternSource(VOCAB, SEQ, 500, 1), null, null,
                     ckpt, null, line -> { });
