@@ -7,6 +7,8 @@
 # the speed). Prints one JSON line per run and writes them to $OUT/gpt-gpu.jsonl.
 #   bench/gpt-gpu.sh [PRECISION...]    precisions: bf16 (default), fp16, fp32
 #   GPT_GPU_ITERS=30 GPT_GPU_MODELS="124M 345M" MEGATRON_BIN=dist/megatron-device/megatron
+#   GPT_GPU_WRAP="nsys profile -o /tmp/p"   a command the runs are started under (a profiler)
+#   GPT_GPU_EXTRA="--profile /tmp/run.jfr"  more pretrain flags
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 MEGATRON="${MEGATRON_BIN:-$ROOT/dist/megatron-device/megatron}"
@@ -42,7 +44,8 @@ for model in $MODELS; do
       *) echo "bench/gpt-gpu.sh: unknown precision $prec (expected bf16, fp16 or fp32)" >&2; exit 1 ;;
     esac
     log="$WORK/train-$model-$prec.log"
-    "$MEGATRON" pretrain gpt --device cuda "${flags[@]}" \
+    # shellcheck disable=SC2086
+    ${GPT_GPU_WRAP:-} "$MEGATRON" pretrain gpt --device cuda "${flags[@]}" ${GPT_GPU_EXTRA:-} \
       --data-path "$WORK/kjv_text_document" --split 100,0,0 --data-cache-path "$WORK/cache" "${TOK[@]}" \
       --num-layers "$L" --hidden-size "$H" --num-attention-heads "$NH" --seq-length "$T" --max-position-embeddings "$T" \
       --micro-batch-size "$MB" --global-batch-size "$MB" --train-iters "$ITERS" \

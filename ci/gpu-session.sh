@@ -5,7 +5,7 @@
 #   ci/gpu-session.sh STEP[:ARG,ARG]...   (default: env tests train bench)
 # steps: env, headers (NVIDIA headers for bindings/jextract), tests[:junit args], sanitize, train[:cpu,fp32,bf16,fp16],
 #        bench (GpuKernelReport), gptbench[:bf16,fp16,fp32] (bench/gpt-gpu.sh), torch (PyTorch baseline),
-#        fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
+#        profile (GPT-2 124M bf16 under nsys and JFR), fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
 # What comes back (at most 8 files): $OUT/session.log, and $OUT/results.tgz re-packed after every step
 # from $WORK/results/<step>/, so a run cut off by its time limit still returns what finished.
 set -uo pipefail
@@ -117,6 +117,21 @@ gptbench_step() {
   cp "$WORK"/gptbench/train-*.log "$R/gptbench/" 2>/dev/null
 }
 
+profile_step() {  # GPT-2 124M bf16 under nsys (GPU kernel and API summaries) when present, and a JFR recording
+  mkdir -p "$R/profile"
+  local nsys; nsys="$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
+  echo "nsys: ${nsys:-not found}"
+  GPT_GPU_MODELS=124M GPT_GPU_ITERS=12 OUT="$R/profile" GPT_GPU_WORK="$WORK/profile" MEGATRON_BIN="$B/megatron" \
+    GPT_GPU_EXTRA="--profile $R/profile/gpt124m.jfr" bash "$ROOT/bench/gpt-gpu.sh" bf16
+  if [[ -n "$nsys" ]]; then
+    GPT_GPU_MODELS=124M GPT_GPU_ITERS=12 OUT="$WORK/profile-nsys" GPT_GPU_WORK="$WORK/profile" MEGATRON_BIN="$B/megatron" \
+      GPT_GPU_WRAP="$nsys profile -t cuda --force-overwrite true -o $WORK/profile/gpt124m" bash "$ROOT/bench/gpt-gpu.sh" bf16
+    "$nsys" stats --force-export true -r cuda_gpu_kern_sum,cuda_api_sum,cuda_gpu_mem_time_sum -f csv -o "$R/profile/nsys" \
+      "$WORK/profile/gpt124m.nsys-rep" >/dev/null 2>&1
+    "$nsys" stats -r cuda_gpu_kern_sum,cuda_api_sum "$WORK/profile/gpt124m.nsys-rep" 2>&1 | head -60
+  fi
+}
+
 harness_step() {  # harness_step NAME BINARY [ARGS]
   local name="$1" bin="$ROOT/$2"; shift 2
   mkdir -p "$R/$name"
@@ -125,7 +140,7 @@ harness_step() {  # harness_step NAME BINARY [ARGS]
   return "${PIPESTATUS[0]}"
 }
 
-export -f say env_step headers_step tests_step sanitize_step train_step bench_step torch_step gptbench_step harness_step
+export -f say env_step headers_step tests_step sanitize_step train_step bench_step torch_step gptbench_step profile_step harness_step
 export ROOT B OUT LOG WORK R
 for s in "${STEPS[@]}"; do
   name="${s%%:*}"; args=()
@@ -139,6 +154,7 @@ for s in "${STEPS[@]}"; do
     bench) step bench 120 bench_step "${args[@]}" ;;
     torch) step torch 300 torch_step ;;
     gptbench) step gptbench 300 gptbench_step "${args[@]}" ;;
+    profile) step profile 240 profile_step ;;
     fa) step fa 120 harness_step fa dist/fa-check/flash_attention_check "${args[@]}" ;;
     bw) step bw 90 harness_step bw dist/bw-check/memory_bound_check "${args[@]}" ;;
     *) say "unknown step $name (expected env headers tests sanitize train bench gptbench torch fa bw)" ;;

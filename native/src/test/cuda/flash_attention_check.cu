@@ -234,7 +234,7 @@ struct Case {
     long long s, sk;
     int b, np, ng, d;
     bool causal;
-    int pad;      // 0: no keyLengths; 1: random lengths in [1, sk]; 2: batch 0 fully masked (length 0), others random
+    int pad;      // 0: no keyLengths; 1: random lengths in [2, sk]; 2: batch 0 fully masked (length 0), others random; 3: see len1
     float sigma;  // input magnitude
     int len1 = 0; // pad 3: batch 0 fully masked, batch 1 has exactly len1 keys (--sweep)
 };
@@ -300,7 +300,7 @@ static bool runCase(const Case& c, unsigned long long seed) {
     if (c.pad) {
         srand((unsigned)seed);
         for (int i = 0; i < c.b; i++)
-            lengths.push_back(c.pad == 3 ? (i == 0 ? 0 : c.len1) : c.pad == 2 && i == 0 ? 0 : 1 + (int)(rand() % c.sk));
+            lengths.push_back(c.pad == 3 ? (i == 0 ? 0 : c.len1) : c.pad == 2 && i == 0 ? 0 : 2 + (int)(rand() % (c.sk - 1)));
         CK(cudaMalloc(&kl, c.b * sizeof(int)));
         CK(cudaMemcpy(kl, lengths.data(), c.b * sizeof(int), cudaMemcpyHostToDevice));
     }
@@ -468,8 +468,10 @@ int main(int argc, char** argv) {
     if (sweep) {
         for (int dt : {BF, HF})
             for (int rep = 0; rep < 2; rep++) {
-                for (int L = 1; L <= 65; L++) cases.push_back({dt, 33, 65, 2, 8, 2, 128, true, 3, 1, L});
-                for (int L = 1; L <= 40; L++) cases.push_back({dt, 40, 40, 2, 4, 1, 64, false, 3, 1, L});
+                // From 2 keys: with one key dq and dk are 0 in exact arithmetic, and a relative error
+                // against the fp64 reference only compares rounding noise with ~0.
+                for (int L = 2; L <= 65; L++) cases.push_back({dt, 33, 65, 2, 8, 2, 128, true, 3, 1, L});
+                for (int L = 2; L <= 40; L++) cases.push_back({dt, 40, 40, 2, 4, 1, 64, false, 3, 1, L});
             }
     } else if (quick) {
         cases = {
