@@ -5,7 +5,7 @@
 #   ci/gpu-session.sh STEP[:ARG,ARG]...   (default: env tests train bench)
 # steps: env, headers (NVIDIA headers for bindings/jextract), tests[:junit args], sanitize, train[:cpu,fp32,bf16,fp16],
 #        bench (GpuKernelReport), gptbench[:bf16,fp16,fp32] (bench/gpt-gpu.sh), torch (PyTorch baseline),
-#        profile (GPT-2 124M bf16 under nsys and JFR), fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
+#        profile (GPT 124M/345M bf16: GPU time per kernel, JFR), fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
 # What comes back (at most 8 files): $OUT/session.log, and $OUT/results.tgz re-packed after every step
 # from $WORK/results/<step>/, so a run cut off by its time limit still returns what finished.
 set -uo pipefail
@@ -117,19 +117,14 @@ gptbench_step() {
   cp "$WORK"/gptbench/train-*.log "$R/gptbench/" 2>/dev/null
 }
 
-profile_step() {  # GPT-2 124M bf16 under nsys (GPU kernel and API summaries) when present, and a JFR recording
+profile_step() {  # GPT-2 124M and 345M bf16: GPU time per kernel (MEGATRON_CUDA_PROFILE) and a JFR recording
   mkdir -p "$R/profile"
-  local nsys; nsys="$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
-  echo "nsys: ${nsys:-not found}"
-  GPT_GPU_MODELS=124M GPT_GPU_ITERS=12 OUT="$R/profile" GPT_GPU_WORK="$WORK/profile" MEGATRON_BIN="$B/megatron" \
-    GPT_GPU_EXTRA="--profile $R/profile/gpt124m.jfr" bash "$ROOT/bench/gpt-gpu.sh" bf16
-  if [[ -n "$nsys" ]]; then
-    GPT_GPU_MODELS=124M GPT_GPU_ITERS=12 OUT="$WORK/profile-nsys" GPT_GPU_WORK="$WORK/profile" MEGATRON_BIN="$B/megatron" \
-      GPT_GPU_WRAP="$nsys profile -t cuda --force-overwrite true -o $WORK/profile/gpt124m" bash "$ROOT/bench/gpt-gpu.sh" bf16
-    "$nsys" stats --force-export true -r cuda_gpu_kern_sum,cuda_api_sum,cuda_gpu_mem_time_sum -f csv -o "$R/profile/nsys" \
-      "$WORK/profile/gpt124m.nsys-rep" >/dev/null 2>&1
-    "$nsys" stats -r cuda_gpu_kern_sum,cuda_api_sum "$WORK/profile/gpt124m.nsys-rep" 2>&1 | head -60
-  fi
+  for model in 124M 345M; do
+    MEGATRON_CUDA_PROFILE="$R/profile/kernels-$model.txt" GPT_GPU_MODELS=$model GPT_GPU_ITERS=12 OUT="$R/profile" \
+      GPT_GPU_WORK="$WORK/profile" MEGATRON_BIN="$B/megatron" GPT_GPU_EXTRA="--profile $R/profile/gpt$model.jfr" \
+      bash "$ROOT/bench/gpt-gpu.sh" bf16
+    head -45 "$R/profile/kernels-$model.txt"
+  done
 }
 
 harness_step() {  # harness_step NAME BINARY [ARGS]

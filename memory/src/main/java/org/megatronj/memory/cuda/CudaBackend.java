@@ -7,6 +7,7 @@ import static org.megatronj.memory.cuda.DeviceChecks.*;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Locale;
 
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -35,6 +36,7 @@ public final class CudaBackend implements Backend {
     private final CudaNormOps layers;
     private final CudaLossOps losses;
     private final long scratch; // 16 bytes of device memory for reductions and error flags
+    private final KernelProfiler profiler = KernelProfiler.fromEnvironment(); // null unless MEGATRON_CUDA_PROFILE is set
     private CublasLtGemm gemm;  // created on first use, so kernels work without libcublasLt
     private boolean closed;
 
@@ -162,7 +164,13 @@ public final class CudaBackend implements Backend {
     }
 
     void launch(String kernel, long gridX, long gridY, int block, int shared, Object... args) {
-        kernels.launch(stream, kernel, gridX, gridY, block, shared, args);
+        if (profiler != null) {
+            profiler.begin(kernel, stream);
+            kernels.launch(stream, kernel, gridX, gridY, block, shared, args);
+            profiler.end(stream);
+        } else {
+            kernels.launch(stream, kernel, gridX, gridY, block, shared, args);
+        }
     }
 
     // ------------------------------------------------------------------ memory
@@ -297,8 +305,16 @@ public final class CudaBackend implements Backend {
             scale(c, beta);
             return;
         }
+        if (profiler != null) {
+            profiler.begin(String.format(Locale.ROOT, "cublasLt %s%s %d x %d x %d%s %s->%s%s", transA ? "T" : "N",
+                    transB ? "T" : "N", m, n, k, batch > 1 ? " x" + batch : "", a.dtype(), c.dtype(),
+                    beta != 0 ? " +=" : ""), stream);
+        }
         gemm().matmul(new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(), b.address(),
                 c.address(), batch, m * k, k * n, m * n, CublasLtGemm.Epilogue.NONE, 0, 0, 0), alpha, beta);
+        if (profiler != null) {
+            profiler.end(stream);
+        }
     }
 
     // ------------------------------------------------------------------ elementwise
@@ -638,6 +654,9 @@ public final class CudaBackend implements Backend {
         stream.synchronize();
         closed = true;
         try {
+            if (profiler != null) {
+                profiler.close();
+            }
             if (gemm != null) {
                 gemm.close();
             }
