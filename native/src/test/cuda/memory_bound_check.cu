@@ -323,10 +323,29 @@ static void crossEntropy(long long n, int v, int dt, int off, bool timed) {
     timeit("log_softmax (f32 out)", 2 * B + 4.0 * N, [&] { megatron_log_softmax<<<n, T>>>(l, dt, 0.7f, lp, v); });
 }
 
+// The QKV split of GPT-2 124M at micro-batch 16: 16384 tokens x 12 heads rows of 64 bf16 gathered
+// from the fused [tokens x 36, 64] rows, with the grid CudaBackend.embedding launches.
+static void qkvGather() {
+    const long long n = 16384LL * 12, rows = 16384LL * 36;
+    const int h = 64;
+    int* ids = (int*)dalloc(n, MJ_I32);
+    k_rand_int<<<gridFor(n), T>>>(ids, n, 7, (int)rows);
+    void* tab = dalloc(rows * h, MJ_BF16);
+    void* o = dalloc(n * h, MJ_BF16);
+    unsigned long long* err = (unsigned long long*)dalloc(2, MJ_I32);
+    rnd(tab, MJ_BF16, rows * h);
+    const long long perBlock = T / 8;  // 8 threads per 64-element row
+    const long long grid = std::min((n + perBlock - 1) / perBlock, 65535LL * 16);
+    printf("qkv row gather: %lld rows of %d bf16\n", n, h);
+    timeit("qkv row gather (embedding kernel)", 2.0 * n * h * 2, [&] {
+        megatron_embedding_forward<<<grid, T>>>(ids, tab, MJ_BF16, o, MJ_BF16, n, h, (int)rows, err);
+    });
+}
+
 static void embeddingRotary(long long tokens, int vocab, int h, int dt, int off, bool timed) {
     printf("embedding tokens=%lld vocab=%d h=%d, rotary, %s offset %d\n", tokens, vocab, h, dname(dt), off);
     void *tab = dalloc((long long)vocab * h, dt, off), *o = dalloc(tokens * h, dt, off), *orf = dalloc(tokens * h, dt, off);
-    int* ids = (int*)dalloc(tokens, MJ_I32); int* err = (int*)dalloc(1, MJ_I32);
+    int* ids = (int*)dalloc(tokens, MJ_I32); unsigned long long* err = (unsigned long long*)dalloc(2, MJ_I32);
     float *dt1 = (float*)dalloc((long long)vocab * h, MJ_F32, off), *dt2 = (float*)dalloc((long long)vocab * h, MJ_F32, off);
     rnd(tab, dt, (long long)vocab * h); k_rand_int<<<gridFor(tokens), T>>>(ids, tokens, 5, vocab);
     long long EG = std::max(1LL, std::min(tokens, 65535LL * 16));
@@ -412,6 +431,7 @@ int main(int argc, char** argv) {
         crossEntropy(4096, 50304, MJ_BF16, 0, true); freeAll();
         crossEntropy(4096, 50257, MJ_BF16, 0, true); freeAll();
         embeddingRotary(16384, 50304, 4096, MJ_BF16, 0, true); freeAll();
+        qkvGather(); freeAll();
         optimizer(1LL << 28, 0, true); freeAll();
     }
     printf(g_fail ? "FAILED: %d checks\n" : "all checks passed\n", g_fail);

@@ -116,7 +116,8 @@ public interface Backend extends AutoCloseable {
     /**
      * {@code out[i, :] = table[ids[i], :]}; ids I32 of any shape with n elements, table
      * {@code [vocab, h]}, out {@code [n, h]} (or ids' shape + h). An id outside the table throws
-     * naming the id and its position.
+     * naming the id and its position: on the CPU at once, on a GPU when the queued work next
+     * completes (a download, {@link #synchronize}, a reduction), so that lookups never stall the stream.
      */
     void embeddingForward(Tensor ids, Tensor table, Tensor out);
 

@@ -14,6 +14,7 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.memory.TensorException;
 
 /**
  * The op set on one NVIDIA GPU: cuBLASLt for matrix products, our nvcc-built kernels
@@ -36,6 +37,13 @@ public final class CudaBackend implements Backend {
     private final CudaNormOps layers;
     private final CudaLossOps losses;
     private final long scratch; // 16 bytes of device memory for reductions and error flags
+    // Embedding lookups check their ids on the GPU without stalling the stream: each call since the
+    // last synchronisation owns one 64-bit slot (position << 32 | id of its first bad id, or all
+    // ones), read at the next download, synchronize() or reduction (see checkIds).
+    private static final int ID_CHECK_SLOTS = 256;
+    private final long idChecks;
+    private final String[] idCheckCalls = new String[ID_CHECK_SLOTS];
+    private int idChecksUsed;
     private final KernelProfiler profiler = KernelProfiler.fromEnvironment(); // null unless MEGATRON_CUDA_PROFILE is set
     private CublasLtGemm gemm;  // created on first use, so kernels work without libcublasLt
     private boolean closed;
@@ -60,6 +68,8 @@ public final class CudaBackend implements Backend {
         this.allocator = alloc;
         this.staging = stage;
         this.scratch = allocator.allocate(16);
+        this.idChecks = allocator.allocate(8L * ID_CHECK_SLOTS);
+        CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(idChecks, -1, 2L * ID_CHECK_SLOTS, stream.handle()));
         this.attention = new CudaAttention(this);
         this.layers = new CudaNormOps(this);
         this.losses = new CudaLossOps(this);
@@ -214,6 +224,7 @@ public final class CudaBackend implements Backend {
             staging.upload(src.segment(), dst.address());
         } else if (toHost) {
             staging.download(src.address(), dst.segment());
+            checkIds();
         } else if (bytes > 0) {
             CudaCheck.driver("cuMemcpyDtoDAsync_v2", cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes,
                     stream.handle()));
@@ -235,12 +246,14 @@ public final class CudaBackend implements Backend {
     public void synchronize() {
         enter();
         stream.synchronize();
+        checkIds();
     }
 
     /** Reads {@code bytes} (at most 16) of the scratch buffer after the queued work is done. */
     private MemorySegment readScratch(Arena arena, long bytes) {
         MemorySegment host = arena.allocate(bytes, 8);
         staging.download(scratch, host);
+        checkIds();
         return host;
     }
 
@@ -491,7 +504,7 @@ public final class CudaBackend implements Backend {
         numel(op, "out", out, ids.numel() * h, "ids.numel() x h");
         enter();
         int vocab = Math.toIntExact(table.dim(0));
-        embedding("megatron_embedding_forward", op, ids, vocab, ids.address(), table.address(), code(op, table),
+        embedding("megatron_embedding_forward", op, ids, vocab, h, ids.address(), table.address(), code(op, table),
                 out.address(), code(op, out), ids.numel(), h, vocab);
     }
 
@@ -506,25 +519,51 @@ public final class CudaBackend implements Backend {
         numel(op, "dOut", dOut, ids.numel() * h, "ids.numel() x h");
         enter();
         int vocab = Math.toIntExact(dTable.dim(0));
-        embedding("megatron_embedding_backward", op, ids, vocab, ids.address(), dOut.address(), code(op, dOut),
+        embedding("megatron_embedding_backward", op, ids, vocab, h, ids.address(), dOut.address(), code(op, dOut),
                 dTable.address(), ids.numel(), h, vocab);
     }
 
     /** Runs an embedding kernel with the error slot armed, then turns a recorded bad id into an exception. */
-    private void embedding(String kernel, String op, Tensor ids, int vocab, Object... args) {
-        CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(scratch, Integer.MAX_VALUE, 1, stream.handle()));
+    private void embedding(String kernel, String op, Tensor ids, int vocab, int h, Object... args) {
+        if (idChecksUsed == ID_CHECK_SLOTS) {
+            checkIds();
+        }
+        int slot = idChecksUsed++;
+        idCheckCalls[slot] = op + ": ids " + Tensor.shapeString(ids.shape()) + ", a table of " + vocab + " rows";
         Object[] all = new Object[args.length + 1];
         System.arraycopy(args, 0, all, 0, args.length);
-        all[args.length] = scratch;
+        all[args.length] = idChecks + 8L * slot;
         long n = ids.numel();
-        launch(kernel, Math.max(1, Math.min(n, 65535L * 16)), 1, THREADS, 0, all);
+        // The kernels give each row a power-of-two group of threads covering its 16-byte chunks.
+        int chunks = h % 8 == 0 ? h / 8 : h;
+        int threadsPerRow = 1;
+        while (threadsPerRow < chunks && threadsPerRow < THREADS) {
+            threadsPerRow <<= 1;
+        }
+        long rowsPerBlock = THREADS / threadsPerRow;
+        launch(kernel, Math.max(1, Math.min((n + rowsPerBlock - 1) / rowsPerBlock, 65535L * 16)), 1, THREADS, 0, all);
+    }
+
+    /**
+     * Reads the id checks of the embedding lookups queued since the last synchronisation (the
+     * queue has just drained) and throws for the first lookup that met an id outside its table.
+     */
+    private void checkIds() {
+        if (idChecksUsed == 0) {
+            return;
+        }
+        int used = idChecksUsed;
+        idChecksUsed = 0;
         try (Arena arena = Arena.ofConfined()) {
-            int bad = readScratch(arena, 4).get(ValueLayout.JAVA_INT, 0);
-            if (bad != Integer.MAX_VALUE) {
-                MemorySegment id = arena.allocate(4, 4);
-                staging.download(ids.address() + 4L * bad, id);
-                throw fail(op, "token id " + id.get(ValueLayout.JAVA_INT, 0) + " at position " + bad + " of ids "
-                        + Tensor.shapeString(ids.shape()) + " is outside the table of " + vocab + " rows");
+            MemorySegment host = arena.allocate(8L * used, 8);
+            staging.download(idChecks, host);
+            CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(idChecks, -1, 2L * used, stream.handle()));
+            for (int i = 0; i < used; i++) {
+                long v = host.getAtIndex(ValueLayout.JAVA_LONG, i);
+                if (v != -1L) {
+                    throw new TensorException(idCheckCalls[i] + ": token id " + (int) v + " at position " + (v >>> 32)
+                            + " is outside the table (found when the queued work completed)");
+                }
             }
         }
     }
@@ -661,6 +700,7 @@ public final class CudaBackend implements Backend {
                 gemm.close();
             }
             allocator.free(scratch, 16);
+            allocator.free(idChecks, 8L * ID_CHECK_SLOTS);
             kernels.close();
             staging.close();
             allocator.close();

@@ -18,7 +18,9 @@ import java.util.Map;
 
 /**
  * GPU time per kernel (and per cuBLASLt matmul shape), measured with a pair of CUDA events around
- * every launch: where an iteration's GPU time goes, without Nsight. Turned on by
+ * every launch: where an iteration's GPU time goes, without Nsight. The first call of each name is
+ * left out of the totals: it carries one-time costs (lazy module loading, cuBLASLt's heuristic
+ * query for a new shape) that would otherwise swamp a short profiled run. Turned on by
  * {@code MEGATRON_CUDA_PROFILE=FILE} (or {@code -Dmegatron.cuda.profile=FILE}); the table is
  * written to FILE (or stderr for {@code -}) when the backend closes. The events add a few
  * microseconds per launch, so use it to find where time goes, not to time a run.
@@ -30,8 +32,10 @@ final class KernelProfiler implements AutoCloseable {
     }
 
     private static final class Totals {
-        long calls;
-        double millis;
+        long calls;        // after the first
+        double millis;     // after the first
+        double firstMillis;
+        boolean seen;
     }
 
     private final String destination;
@@ -86,22 +90,31 @@ final class KernelProfiler implements AutoCloseable {
         for (Pending p : pending) {
             CudaCheck.driver("cuEventElapsedTime_v2", cuEventElapsedTime_v2(elapsed, p.begin(), p.end()));
             Totals t = totals.computeIfAbsent(p.name(), k -> new Totals());
-            t.calls++;
-            t.millis += elapsed.get(ValueLayout.JAVA_FLOAT, 0);
+            float ms = elapsed.get(ValueLayout.JAVA_FLOAT, 0);
+            if (t.seen) {
+                t.calls++;
+                t.millis += ms;
+            } else {
+                t.seen = true;
+                t.firstMillis = ms;
+            }
             free.add(p.begin());
             free.add(p.end());
         }
         pending.clear();
     }
 
-    /** The table: kernel, calls, total ms, share, mean microseconds; largest total first. */
+    /** The table: kernel, calls, total ms, share, mean microseconds (first calls apart); largest total first. */
     synchronized String report() {
         harvest();
         double all = totals.values().stream().mapToDouble(t -> t.millis).sum();
+        double first = totals.values().stream().mapToDouble(t -> t.firstMillis).sum();
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
-                "GPU time per kernel (CUDA events around each launch; %.1f ms in all)%n%-72s %8s %11s %7s %10s%n",
-                all, "kernel", "calls", "total ms", "share", "mean us"));
+                "GPU time per kernel (CUDA events around each launch): %.1f ms after each name's first call,"
+                        + " %.1f ms in the first calls (left out below)%n%-72s %8s %11s %7s %10s%n",
+                all, first, "kernel", "calls", "total ms", "share", "mean us"));
         totals.entrySet().stream()
+                .filter(e -> e.getValue().calls > 0)
                 .sorted((a, b) -> Double.compare(b.getValue().millis, a.getValue().millis))
                 .forEach(e -> sb.append(String.format(Locale.ROOT, "%-72s %8d %11.2f %6.1f%% %10.1f%n", e.getKey(),
                         e.getValue().calls, e.getValue().millis, 100 * e.getValue().millis / Math.max(all, 1e-9),

@@ -355,9 +355,12 @@ class CudaBackendTest {
         Pair dIds = upload(ids);
         Pair table = random(DType.F32, 10, 8);
         Pair out = poisoned(DType.F32, 4, 8);
-        TensorException e = assertThrows(TensorException.class,
-                () -> gpu.embeddingForward(dIds.gpu(), table.gpu(), out.gpu()));
-        assertTrue(e.getMessage().contains("99") && e.getMessage().contains("position 2"), e.getMessage());
+        // The GPU reports a bad id when the queued work completes (here at synchronize), not at the launch.
+        gpu.embeddingForward(dIds.gpu(), table.gpu(), out.gpu());
+        TensorException e = assertThrows(TensorException.class, gpu::synchronize);
+        assertTrue(e.getMessage().contains("embeddingForward") && e.getMessage().contains("token id 99")
+                && e.getMessage().contains("position 2"), e.getMessage());
+        gpu.synchronize(); // reported once: the backend goes on
     }
 
     /** s, sk, b, np, ng, d, causal, padded. */
