@@ -90,7 +90,14 @@ train_step() {
     case "$run" in
       cpu)  "$B/megatron" pretrain gpt "${common[@]}" --device cpu --log-loss-to "$d/loss-cpu.csv" || rc=1 ;;
       fp32) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --log-loss-to "$d/loss-cuda-fp32.csv" || rc=1 ;;
-      bf16) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --bf16 --use-flash-attn --log-loss-to "$d/loss-cuda-bf16.csv" || rc=1 ;;
+      bf16) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --bf16 --use-flash-attn --log-loss-to "$d/loss-cuda-bf16.csv" \
+              --save "$d/ckpt-bf16" --save-interval 100 || rc=1
+            # The GPU-trained checkpoint generates the same greedy text on the GPU and on the CPU.
+            for dev in cuda cpu; do
+              "$B/megatron" generate --device "$dev" --load "$d/ckpt-bf16" --prompt "And God said" \
+                --tokens-to-generate 24 --temperature 0 > "$R/train/generate-$dev.txt" 2>&1 || rc=1
+              tail -3 "$R/train/generate-$dev.txt"
+            done ;;
       fp16) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --fp16 --use-flash-attn --log-loss-to "$d/loss-cuda-fp16.csv" || rc=1 ;;
     esac
   done
