@@ -105,25 +105,61 @@ __device__ void fa_forward(const void* q, const void* k, const void* v, int dt, 
     }
 }
 
-// delta[b, h, i] = sum_d dOut[i, b, h, d] * out[i, b, h, d]; one warp per row.
-extern "C" __global__ void megatron_flash_attention_delta(const void* dOut, const void* out, int dt, float* delta,
-                                                          i64 s, int B, int np, int d) {
-    i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);  // (i, b, h) in storage order
-    int lane = threadIdx.x & 31;
-    if (row >= s * B * np) return;
-    float acc = 0.0f;
-    for (int c = lane; c < d; c += 32) acc += mj_load(dOut, row * d + c, dt) * mj_load(out, row * d + c, dt);
-    acc = mj_warp_sum(acc);
-    if (lane == 0) {
-        i64 i = row / ((i64)B * np), bh = row % ((i64)B * np);
-        delta[bh * s + i] = acc;  // bh = b * np + h
+// Backward preprocessing, one pass over the rows (i, b, h) of dOut and out (storage order):
+//   delta[b, h, i] = sum_d dOut[i, b, h, d] * out[i, b, h, d], and dqAcc[i, b, h, :] = 0 (the fp32 dQ
+//   accumulator the backward kernels add into: the workspace, or dq itself when it is F32).
+// BF16/F16 with d 32, 64 or 128 and dOut, out 16-byte aligned: one thread per 8-element chunk (16-byte
+// loads; d / 8 lanes per row, summed with a segmented shuffle; 16-byte zero stores where dqAcc is
+// aligned); anything else one warp per row, scalar. Any grid (grid-stride loops); block a multiple of 32.
+// CudaAttention launches it with block 256 and grid CudaBackend.grid(rows * d / 8).
+extern "C" __global__ void megatron_flash_attention_bwd_prep(const void* dOut, const void* out, int dt, float* delta,
+                                                             float* dqAcc, i64 s, int B, int np, int d) {
+    const i64 rows = s * B * np, bnp = (i64)B * np;
+    const int lane = threadIdx.x & 31;
+    const i64 warp0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const i64 warps = ((i64)gridDim.x * blockDim.x) >> 5;
+    if ((dt == MJ_BF16 || dt == MJ_F16) && (d == 32 || d == 64 || d == 128) && mj_al16(dOut) && mj_al16(out)) {
+        const int cpr = d / MJ_CHUNK, rpw = 32 / cpr;  // chunks (lanes) per row, rows per warp
+        const int c = lane % cpr;
+        const bool zal = mj_al16(dqAcc);
+        for (i64 r0 = warp0 * rpw; r0 < rows; r0 += warps * rpw) {  // warp-uniform trip count
+            const i64 row = r0 + lane / cpr;
+            float acc = 0.0f;
+            if (row < rows) {
+                float a[8], o[8];
+                mj_load8(dOut, row * cpr + c, dt, a);
+                mj_load8(out, row * cpr + c, dt, o);
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc = fmaf(a[j], o[j], acc);
+                float* z = dqAcc + row * d + c * MJ_CHUNK;
+                if (zal) {
+                    reinterpret_cast<float4*>(z)[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    reinterpret_cast<float4*>(z)[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) z[j] = 0.0f;
+                }
+            }
+            for (int o = cpr >> 1; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (c == 0 && row < rows) delta[(row % bnp) * s + row / bnp] = acc;  // [b * np + h][i]
+        }
+    } else {
+        for (i64 row = warp0; row < rows; row += warps) {
+            float acc = 0.0f;
+            for (int c = lane; c < d; c += 32) {
+                acc += mj_load(dOut, row * d + c, dt) * mj_load(out, row * d + c, dt);
+                dqAcc[row * d + c] = 0.0f;
+            }
+            acc = mj_warp_sum(acc);
+            if (lane == 0) delta[(row % bnp) * s + row / bnp] = acc;
+        }
     }
 }
 
 // Backward: grid (ceil(sk / FA_BK), B * ng), block FA_WARPS * 32, dynamic shared memory
 // fa_backward_smem(D) bytes. Each block owns FA_BK keys of one group; its warps walk the query
 // rows of every head of the group, adding into dK/dV in shared memory (shared atomics) and into
-// dq (F32, zeroed by the caller) with global atomics. dk and dv are written once at the end.
+// dq (F32, zeroed by megatron_flash_attention_bwd_prep) with global atomics. dk and dv are written once at the end.
 //   p = exp(scale * q.k - lse), dp = dO.v, ds = p * (dp - delta)
 //   dV += p dO, dK += scale ds q, dQ += scale ds k
 template <int D>
@@ -243,7 +279,8 @@ FA_INSTANTIATE(128)
 //
 // Same semantics and argument lists as the CUDA-core kernels above (dt is ignored: the dtype is
 // in the kernel name), so CudaAttention passes the same arguments to either family. Needs q, k, v,
-// out, dOut, dk, dv 16-byte aligned (CudaAttention checks; otherwise it uses the kernels above).
+// out, dOut, dk, dv 16-byte aligned and scale > 0 (CudaAttention checks; otherwise it uses the
+// kernels above).
 //
 // Products are warp-level mma.sync.m16n8k16 (fp32 accumulate; sm_80 and sm_90), fragments read
 // with ldmatrix from shared tiles whose 16-byte chunks are XOR-swizzled by row (no bank conflicts
@@ -252,40 +289,82 @@ FA_INSTANTIATE(128)
 // ex2.approx, the scale folded into log2(e); masks (causal, keyLengths, sk) are evaluated only
 // on the key blocks that need them.
 //
-// Forward: block of FA2_FWD_WARPS(D) warps owns 16 query rows per warp of one (b, head); Q
-//   fragments stay in registers; key blocks of FA2_FWD_BN(D) keys are walked from the last
-//   visible one down (the masked blocks come first). out is staged through shared memory and
+// Forward: block of FA2_FWD_WARPS(D) warps owns 16 * FA2_FWD_MT(D) query rows per warp of one
+//   (b, head); Q fragments stay in registers (FA2_FWD_QREG) or are re-read from shared memory;
+//   key blocks of FA2_FWD_BN(D) keys are walked from the last visible one down (the masked blocks
+//   come first; a warp skips blocks fully masked for its rows). P stays in registers (the S
+//   accumulators repacked as the A operand of P V). out is staged through shared memory and
 //   written with 16-byte stores.
 // Backward: block of FA2_BWD_WARPS(D) warps owns 16 keys per warp of one (b, kv group) and walks
 //   every query block of every query head of the group (GQA/MQA: dK, dV sum over the group's
 //   heads in registers, no atomics). Per query block: S^T = K Q^T, P^T = exp(S^T - lse),
 //   dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO, dK += dS^T Q in registers;
-//   dS^T goes through shared memory and dQ += scale dS K is added with fp32 atomics into the
-//   F32 workspace dq (zeroed by the caller, cast afterwards). delta = rowsum(dO * O) comes from
-//   megatron_flash_attention_delta.
+//   dS^T goes through shared memory and dQ += scale dS K is added with fp32 atomics (scalar or
+//   sm_90 vector reductions, FA2_BWD_DQ) into the F32 workspace dq (cast afterwards). delta = rowsum(dO * O)
+//   and the zeroed dq come from megatron_flash_attention_bwd_prep.
 //
 // Launch configuration (CudaAttention.java mirrors these numbers; keep them in sync, the
-// harness native/src/test/cuda/flash_attention_check.cu launches through mj_fa2_*_launch):
-//   megatron_fa2_forward_{bf16,f16}_d{D}:  grid (ceil(s / FA2_FWD_BM(D)), b * np), block FA2_FWD_WARPS(D) * 32,
-//                                          dynamic shared memory mj_fa2_forward_smem(D)
+// harness native/src/test/cuda/flash_attention_check.cu launches through mj_fa_*_launch):
+//   megatron_fa2_forward_{bf16,f16}_d{D}[_m2]: grid (ceil(s / BM), b * np), block FA2_FWD_WARPS * 32,
+//                                          dynamic shared memory mj_fa2_forward_smem(D, m2)
 //   megatron_fa2_backward_{bf16,f16}_d{D}: grid (ceil(sk / FA2_BWD_BN(D)), b * ng), block FA2_BWD_WARPS(D) * 32,
 //                                          dynamic shared memory mj_fa2_backward_smem(D)
+//   before the backward: megatron_flash_attention_bwd_prep (delta and the zeroed fp32 dQ accumulator)
 // =====================================================================================================
 
+// Production configuration (the extern "C" kernels below; CudaAttention.java mirrors these numbers).
+// The templates take the same knobs as parameters so the check harness can time other variants.
+//   forward:  FA2_FWD_WARPS warps x FA2_FWD_MT 16-row m-tiles per warp (BM query rows per block),
+//             key blocks of FA2_FWD_BN, Q fragments kept in registers when FA2_FWD_QREG (else
+//             re-read from shared memory per key block)
+//   backward: FA2_BWD_WARPS warps x 16 keys (BN keys per block), FA2_BWD_BM query rows per step,
+//             dQ accumulation FA2_BWD_DQ: 0 scalar fp32 atomicAdd, 1 red.global.add.v2.f32 / 3 .v4
+//             on sm_90 (scalar atomicAdd below sm_90)
+// Chosen from the H100 measurements of round 1 (helper-notes/flash-attention-perf.md):
+//   fwd d64  4 warps x 2 m-tiles (BM 128), Q in registers: 254 regs, 2 blocks/SM; +14-16% over BM 64
+//   fwd d128 4 warps x 1 m-tile (BM 64), Q in registers; on large grids (FA2_FWD_M2_MIN_BLOCKS blocks
+//            of 128 rows or more, ~8 waves at 2 blocks/SM on 132 SMs) the _m2 kernel, 4 warps x 2
+//            m-tiles (BM 128) with Q re-read from shared memory (+4% at 4096 blocks, -5% at 1024:
+//            the bigger blocks lose to the causal tail when there are few waves)
+//   bwd d64  4 warps (BN 64), BM 64, dQ red.v4 (+38% over scalar atomics)
+//   bwd d128 8 warps (BN 128), BM 32, dQ red.v2 (+18%; v4 spills at d128)
 #define FA2_FWD_WARPS(D) 4
-#define FA2_FWD_BM(D) (16 * FA2_FWD_WARPS(D))             // query rows per forward block
-#define FA2_FWD_BN(D) 64                                   // keys per forward key block
+#define FA2_FWD_MT(D) ((D) == 64 ? 2 : 1)
+#define FA2_FWD_BN(D) 64
+#define FA2_FWD_QREG(D) 1
+#define FA2_FWD_BM(D) (16 * FA2_FWD_WARPS(D) * FA2_FWD_MT(D))  // query rows per forward block
+#define FA2_FWD_M2_MT 2                                         // the d128 _m2 kernel: BM 128, Q from smem
+#define FA2_FWD_M2_QREG 0
+#define FA2_FWD_M2_BM (16 * FA2_FWD_WARPS(128) * FA2_FWD_M2_MT)
+#define FA2_FWD_M2_MIN_BLOCKS 2048
 #define FA2_BWD_WARPS(D) ((D) == 128 ? 8 : 4)
-#define FA2_BWD_BN(D) (16 * FA2_BWD_WARPS(D))             // keys per backward block
-#define FA2_BWD_BM(D) ((D) == 128 ? 32 : 64)               // query rows per backward step
+#define FA2_BWD_BN(D) (16 * FA2_BWD_WARPS(D))                  // keys per backward block
+#define FA2_BWD_BM(D) ((D) == 128 ? 32 : 64)                    // query rows per backward step
+#define FA2_BWD_DQ(D) ((D) == 128 ? 1 : 3)
+static_assert(FA2_FWD_WARPS(64) == 4 && FA2_FWD_WARPS(128) == 4, "mj_fa_forward_launch: one block size");
 
-__host__ __device__ constexpr int mj_fa2_forward_smem(int d) {
-    return FA2_FWD_BM(d) * d * 2 + 4 * FA2_FWD_BN(d) * d * 2;  // Q tile + 2 stages of K and V
+// dynamic shared memory: Q tile [bm][d] + 2 stages of K and V [bn][d]
+__host__ __device__ constexpr int mj_fa2_fwd_smem(int d, int bm, int bn) { return bm * d * 2 + 4 * bn * d * 2; }
+// K, V [bn][d]; 2 stages of Q and dO [bm][d]; dS^T [bn][bm]; 2 stages of lse and delta (fp32)
+__host__ __device__ constexpr int mj_fa2_bwd_smem(int d, int bn, int bm) {
+    return 2 * bn * d * 2 + 4 * bm * d * 2 + bn * bm * 2 + 4 * bm * 4;
+}
+// The forward kernel for d 128 on sm_90 and newer (sm = 10 * major + minor) on a grid of
+// FA2_FWD_M2_MIN_BLOCKS 128-row blocks or more is the _m2 one. Below sm_90 the _m2 kernels are not
+// compiled (their sm_80 code would spill 92 B; the rule was measured on the H100 only).
+__host__ __device__ constexpr bool mj_fa2_forward_m2(int d, long long s, int B, int np, int sm) {
+    return d == 128 && sm >= 90 && (s + FA2_FWD_M2_BM - 1) / FA2_FWD_M2_BM * B * np >= FA2_FWD_M2_MIN_BLOCKS;
+}
+__host__ __device__ constexpr int mj_fa2_forward_rows(int d, bool m2) {
+    return m2 ? FA2_FWD_M2_BM : d == 128 ? FA2_FWD_BM(128) : FA2_FWD_BM(64);
+}
+__host__ __device__ constexpr int mj_fa2_forward_smem(int d, bool m2) {
+    return d == 128 ? mj_fa2_fwd_smem(128, mj_fa2_forward_rows(128, m2), FA2_FWD_BN(128))
+                    : mj_fa2_fwd_smem(64, FA2_FWD_BM(64), FA2_FWD_BN(64));
 }
 __host__ __device__ constexpr int mj_fa2_backward_smem(int d) {
-    // K, V; 2 stages of Q and dO; dS^T [BN][BM]; 2 stages of lse and delta (fp32)
-    return 2 * FA2_BWD_BN(d) * d * 2 + 4 * FA2_BWD_BM(d) * d * 2 + FA2_BWD_BN(d) * FA2_BWD_BM(d) * 2
-           + 4 * FA2_BWD_BM(d) * 4;
+    return d == 128 ? mj_fa2_bwd_smem(128, FA2_BWD_BN(128), FA2_BWD_BM(128))
+                    : mj_fa2_bwd_smem(64, FA2_BWD_BN(64), FA2_BWD_BM(64));
 }
 
 namespace fa2 {
@@ -420,13 +499,20 @@ __device__ __forceinline__ void copy_rows_out(uint32_t base, int r0, void* dst, 
     }
 }
 
-template <int D, bool BF16>
+// Forward. NW warps, each owning MW m-tiles of 16 query rows (BM = 16 NW MW rows per block), key
+// blocks of BN keys double-buffered; QREG keeps the Q fragments in registers for the whole block
+// (else they are re-read from the shared Q tile per key block, which frees registers for MW = 2 at
+// d 128). A warp skips the key blocks that are fully masked for all its rows (causal diagonal).
+// Scores stay raw until the exponent: p = 2^(s * scale * log2(e) - m * scale * log2(e)) as one
+// FFMA, so scale must be > 0 (CudaAttention sends other scales to the CUDA-core kernels).
+template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
 __device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
                                         const int* keyLengths) {
     typedef typename Elem<BF16>::T T;
-    constexpr int NW = FA2_FWD_WARPS(D), BM = FA2_FWD_BM(D), BN = FA2_FWD_BN(D), NT = NW * 32;
+    constexpr int WM = 16 * MW, BM = NW * WM, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, SN = BN / 8, ON = D / 8;
+    static_assert((BN * CH) % NT == 0 && (BM * CH) % NT == 0, "tile loads");
     extern __shared__ __align__(128) unsigned char fa2_smem[];
     const uint32_t sQ = smem_u32(fa2_smem);
     const uint32_t sK = sQ + BM * RB;
@@ -445,6 +531,9 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
     const i64 kvEnd = causal ? min(keyEnd, lastQ + shift + 1) : keyEnd;
     const int nBlocks = kvEnd > 0 ? (int)((kvEnd + BN - 1) / BN) : 0;
     const float sl2 = scale * LOG2E;
+    const int wr = warp * WM;            // the warp's first row in the block
+    const i64 w0 = m0 + wr;              // ... and in the sequence
+    const i64 wSee = w0 + WM - 1 + shift;  // causal: the last key any of the warp's rows sees
 
     auto loadKV = [&](int n, int stage) {
 #pragma unroll
@@ -458,11 +547,16 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
         }
     };
 
-    uint32_t qf[KT][4];
-    float oacc[ON][4];
-    float mRow[2] = {-INFINITY, -INFINITY}, lRow[2] = {0.0f, 0.0f};
+    uint32_t qf[QREG ? MW : 1][QREG ? KT : 1][4];
+    float oacc[MW][ON][4];
+    float mRow[MW][2], lRow[MW][2];  // running max of the raw scores, per-thread partial sums
 #pragma unroll
-    for (int i = 0; i < ON; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.0f;
+    for (int mi = 0; mi < MW; mi++) {
+        mRow[mi][0] = mRow[mi][1] = -INFINITY;
+        lRow[mi][0] = lRow[mi][1] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < ON; i++) oacc[mi][i][0] = oacc[mi][i][1] = oacc[mi][i][2] = oacc[mi][i][3] = 0.0f;
+    }
 
     if (nBlocks > 0) {
 #pragma unroll
@@ -475,128 +569,189 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
         loadKV(nBlocks - 1, 0);
         cp_async_commit();
     }
-    const i64 row0 = m0 + warp * 16 + g, row1 = row0 + 8;
 
     for (int it = 0; it < nBlocks; it++) {
         const int n = nBlocks - 1 - it, st = it & 1;
         cp_async_wait<0>();
         __syncthreads();  // stage st landed; every warp is done with stage st ^ 1
-        if (it == 0) {
+        if constexpr (QREG) {
+            if (it == 0) {
 #pragma unroll
-            for (int kk = 0; kk < KT; kk++) ldsm_x4(qf[kk], a_addr<CH>(sQ, warp * 16, kk * 2, lane));
+                for (int mi = 0; mi < MW; mi++)
+#pragma unroll
+                    for (int kk = 0; kk < KT; kk++) ldsm_x4(qf[mi][kk], a_addr<CH>(sQ, wr + mi * 16, kk * 2, lane));
+            }
         }
         if (it + 1 < nBlocks) loadKV(n - 1, st ^ 1);
         cp_async_commit();
 
-        // S = Q K^T (16 rows x BN keys per warp)
-        float sacc[SN][4];
+        const i64 n0 = (i64)n * BN;
+        if (w0 >= s || (causal && n0 > wSee)) continue;  // warp-uniform: nothing of this block is visible
+
+        // S = Q K^T (WM rows x BN keys per warp), raw
+        float sacc[MW][SN][4];
 #pragma unroll
-        for (int i = 0; i < SN; i++) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.0f;
+        for (int mi = 0; mi < MW; mi++)
+#pragma unroll
+            for (int i = 0; i < SN; i++) sacc[mi][i][0] = sacc[mi][i][1] = sacc[mi][i][2] = sacc[mi][i][3] = 0.0f;
         const uint32_t kS = sK + st * BN * RB, vS = sV + st * BN * RB;
 #pragma unroll
         for (int kk = 0; kk < KT; kk++) {
+            uint32_t qa[QREG ? 1 : MW][4];
+            if constexpr (!QREG) {
+#pragma unroll
+                for (int mi = 0; mi < MW; mi++) ldsm_x4(qa[mi], a_addr<CH>(sQ, wr + mi * 16, kk * 2, lane));
+            }
 #pragma unroll
             for (int j = 0; j < BN / 16; j++) {
                 uint32_t bf[4];
                 ldsm_x4(bf, b_addr<CH>(kS, j * 16, kk * 2, lane));
-                mma<BF16>(sacc[2 * j], qf[kk], bf[0], bf[1]);
-                mma<BF16>(sacc[2 * j + 1], qf[kk], bf[2], bf[3]);
-            }
-        }
-        // scale into log2 units; mask where this block needs it
-        const i64 n0 = (i64)n * BN;
-        const bool needMask = n0 + BN > keyEnd || (causal && n0 + BN - 1 > m0 + shift);
 #pragma unroll
-        for (int nt = 0; nt < SN; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = sacc[nt][e] * sl2;
-                if (needMask) {
-                    const i64 j = n0 + nt * 8 + 2 * t + (e & 1);
-                    const i64 i = e < 2 ? row0 : row1;
-                    if (j >= keyEnd || (causal && j > i + shift)) x = -INFINITY;
+                for (int mi = 0; mi < MW; mi++) {
+                    const uint32_t* a = QREG ? qf[mi][kk] : qa[QREG ? 0 : mi];
+                    mma<BF16>(sacc[mi][2 * j], a, bf[0], bf[1]);
+                    mma<BF16>(sacc[mi][2 * j + 1], a, bf[2], bf[3]);
                 }
-                sacc[nt][e] = x;
             }
         }
-        // online softmax; each thread holds rows g (e 0,1) and g + 8 (e 2,3), a quad shares a row
+        // mask where this block needs it (for this warp's rows)
+        if (n0 + BN > keyEnd || (causal && n0 + BN - 1 > w0 + shift)) {
 #pragma unroll
-        for (int rh = 0; rh < 2; rh++) {
-            float mx = -INFINITY;
+            for (int mi = 0; mi < MW; mi++)
 #pragma unroll
-            for (int nt = 0; nt < SN; nt++) mx = fmaxf(mx, fmaxf(sacc[nt][2 * rh], sacc[nt][2 * rh + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mNew = fmaxf(mRow[rh], mx);
-            const float mUse = mNew == -INFINITY ? 0.0f : mNew;  // nothing visible yet: keep everything 0
-            const float alpha = ex2(mRow[rh] - mUse);
-            mRow[rh] = mNew;
-            float sum = 0.0f;
+                for (int nt = 0; nt < SN; nt++)
 #pragma unroll
-            for (int nt = 0; nt < SN; nt++) {
-                const float p0 = ex2(sacc[nt][2 * rh] - mUse), p1 = ex2(sacc[nt][2 * rh + 1] - mUse);
-                sacc[nt][2 * rh] = p0;
-                sacc[nt][2 * rh + 1] = p1;
-                sum += p0 + p1;
-            }
-            lRow[rh] = lRow[rh] * alpha + sum;  // per-thread partial; the quad's partials add up at the end
+                    for (int e = 0; e < 4; e++) {
+                        const i64 j = n0 + nt * 8 + 2 * t + (e & 1);
+                        const i64 i = w0 + mi * 16 + g + (e < 2 ? 0 : 8);
+                        if (j >= keyEnd || (causal && j > i + shift)) sacc[mi][nt][e] = -INFINITY;
+                    }
+        }
+        // online softmax; each thread holds rows g (e 0,1) and g + 8 (e 2,3) of each m-tile, a quad shares a row
 #pragma unroll
-            for (int ot = 0; ot < ON; ot++) {
-                oacc[ot][2 * rh] *= alpha;
-                oacc[ot][2 * rh + 1] *= alpha;
+        for (int mi = 0; mi < MW; mi++) {
+#pragma unroll
+            for (int rh = 0; rh < 2; rh++) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int nt = 0; nt < SN; nt++) mx = fmaxf(mx, fmaxf(sacc[mi][nt][2 * rh], sacc[mi][nt][2 * rh + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mNew = fmaxf(mRow[mi][rh], mx);
+                const float mS = mNew == -INFINITY ? 0.0f : mNew * sl2;  // nothing visible yet: keep everything 0
+                const float alpha = ex2(mRow[mi][rh] * sl2 - mS);
+                mRow[mi][rh] = mNew;
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < SN; nt++) {
+                    const float p0 = ex2(fmaf(sacc[mi][nt][2 * rh], sl2, -mS));
+                    const float p1 = ex2(fmaf(sacc[mi][nt][2 * rh + 1], sl2, -mS));
+                    sacc[mi][nt][2 * rh] = p0;
+                    sacc[mi][nt][2 * rh + 1] = p1;
+                    sum += p0 + p1;
+                }
+                lRow[mi][rh] = lRow[mi][rh] * alpha + sum;  // per-thread partial; the quad's partials add up at the end
+#pragma unroll
+                for (int ot = 0; ot < ON; ot++) {
+                    oacc[mi][ot][2 * rh] *= alpha;
+                    oacc[mi][ot][2 * rh + 1] *= alpha;
+                }
             }
         }
-        // O += P V
+        // O += P V (P from the S accumulators: the C fragment of m16n8k16 is the A fragment's layout)
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t a[4];
-            a[0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
-            a[1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
-            a[2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
-            a[3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+            uint32_t a[MW][4];
+#pragma unroll
+            for (int mi = 0; mi < MW; mi++) {
+                a[mi][0] = Elem<BF16>::pack(sacc[mi][2 * kk][0], sacc[mi][2 * kk][1]);
+                a[mi][1] = Elem<BF16>::pack(sacc[mi][2 * kk][2], sacc[mi][2 * kk][3]);
+                a[mi][2] = Elem<BF16>::pack(sacc[mi][2 * kk + 1][0], sacc[mi][2 * kk + 1][1]);
+                a[mi][3] = Elem<BF16>::pack(sacc[mi][2 * kk + 1][2], sacc[mi][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int j = 0; j < D / 16; j++) {
                 uint32_t bf[4];
                 ldsm_x4_t(bf, bt_addr<CH>(vS, kk * 16, j * 2, lane));
-                mma<BF16>(oacc[2 * j], a, bf[0], bf[1]);
-                mma<BF16>(oacc[2 * j + 1], a, bf[2], bf[3]);
+#pragma unroll
+                for (int mi = 0; mi < MW; mi++) {
+                    mma<BF16>(oacc[mi][2 * j], a[mi], bf[0], bf[1]);
+                    mma<BF16>(oacc[mi][2 * j + 1], a[mi], bf[2], bf[3]);
+                }
             }
         }
     }
     cp_async_wait<0>();
 
-    float inv[2];
-#pragma unroll
-    for (int rh = 0; rh < 2; rh++) {
-        float l = lRow[rh];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const bool empty = !(l > 0.0f);
-        inv[rh] = empty ? 0.0f : 1.0f / l;
-        const i64 i = rh == 0 ? row0 : row1;
-        if (t == 0 && i < s) lse[((i64)b * np + h) * s + i] = empty ? -INFINITY : mRow[rh] * LN2 + logf(l);
-    }
-#pragma unroll
-    for (int ot = 0; ot < ON; ot++) {
-        oacc[ot][0] *= inv[0];
-        oacc[ot][1] *= inv[0];
-        oacc[ot][2] *= inv[1];
-        oacc[ot][3] *= inv[1];
-    }
-    // each warp stages its own 16 rows in its rows of the Q tile (only it read them)
+    // each warp stages its own rows in its rows of the Q tile (only it read them)
     __syncwarp();
-    store_acc<CH, ON, BF16>(sQ, warp * 16, oacc, 1.0f, lane);
+#pragma unroll
+    for (int mi = 0; mi < MW; mi++) {
+        float inv[2];
+#pragma unroll
+        for (int rh = 0; rh < 2; rh++) {
+            float l = lRow[mi][rh];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const bool empty = !(l > 0.0f);
+            inv[rh] = empty ? 0.0f : 1.0f / l;
+            const i64 i = w0 + mi * 16 + g + 8 * rh;
+            if (t == 0 && i < s) lse[((i64)b * np + h) * s + i] = empty ? -INFINITY : mRow[mi][rh] * sl2 * LN2 + logf(l);
+        }
+#pragma unroll
+        for (int ot = 0; ot < ON; ot++) {
+            oacc[mi][ot][0] *= inv[0];
+            oacc[mi][ot][1] *= inv[0];
+            oacc[mi][ot][2] *= inv[1];
+            oacc[mi][ot][3] *= inv[1];
+        }
+        store_acc<CH, ON, BF16>(sQ, wr + mi * 16, oacc[mi], 1.0f, lane);
+    }
     __syncwarp();
-    copy_rows_out<CH>(sQ, warp * 16, static_cast<T*>(outv) + ((i64)b * np + h) * D, qStride, m0 + warp * 16, s, lane);
+#pragma unroll
+    for (int mi = 0; mi < MW; mi++)
+        copy_rows_out<CH>(sQ, wr + mi * 16, static_cast<T*>(outv) + ((i64)b * np + h) * D, qStride, w0 + mi * 16, s,
+                          lane);
 }
 
-template <int D, bool BF16>
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define FA2_VECTOR_RED 1
+#else
+#define FA2_VECTOR_RED 0
+#endif
+// *p += (a, b), one 8-byte fp32 reduction (sm_90; p 8-byte aligned, in global memory)
+__device__ __forceinline__ void red_add_v2(float* p, float a, float b) {
+#if FA2_VECTOR_RED
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
+// *p += (a, b, c, d), one 16-byte fp32 reduction (sm_90; p 16-byte aligned, in global memory)
+__device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
+#if FA2_VECTOR_RED
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+    atomicAdd(p + 2, c);
+    atomicAdd(p + 3, d);
+#endif
+}
+
+// Backward. NW warps x 16 keys (BN = 16 NW keys per block), BM query rows per step. DQM: how dQ
+// partials reach the fp32 workspace: 0 scalar atomicAdd, 1 red.global.add.v2.f32 (sm_90), 3
+// red.global.add.v4.f32 (sm_90; lane pairs swap halves so each lane holds 4 consecutive columns
+// of one row), 2 not at all (timing diagnostic only: dQ is computed but dropped). Below sm_90 the
+// vector modes fall back to scalar atomicAdd.
+template <int D, bool BF16, int NW, int BM, int DQM>
 __device__ __forceinline__ void backward(const void* qv, const void* kv, const void* vv, const void* dov,
                                          const float* lse, const float* delta, float* dq, void* dkv, void* dvv,
                                          i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
                                          const int* keyLengths) {
     typedef typename Elem<BF16>::T T;
-    constexpr int NW = FA2_BWD_WARPS(D), BN = FA2_BWD_BN(D), BM = FA2_BWD_BM(D), NT = NW * 32;
+    constexpr int BN = 16 * NW, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, QN = BM / 8, ON = D / 8;
     constexpr int SCH = BM / 8;                     // chunks per row of dS^T [BN][BM]
     constexpr int MT = BM / 16, WD = NW / MT, DW = D / WD;  // dQ: warp (mt, dims [dp * DW, +DW))
@@ -672,6 +827,7 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     }
     const int key0 = n0 + warp * 16 + g, key1 = key0 + 8;  // this thread's key rows of S^T
     const int mt = warp % MT, dp = warp / MT;
+    float dqSink = 0.0f;  // DQM 2 only
 
     for (int it = 0; it < total; it++) {
         const int st = it & 1;
@@ -786,17 +942,44 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
             }
         }
         const int i0 = m0 + mt * 16 + g, i1 = i0 + 8;
-        float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + dp * DW + 2 * t;
-        float* dq1 = dq0 + (i64)8 * B * np * D;
+        if constexpr (DQM == 2) {
 #pragma unroll
-        for (int nt = 0; nt < DW / 8; nt++) {
-            if (i0 < s) {
-                atomicAdd(dq0 + nt * 8, scale * dqacc[nt][0]);
-                atomicAdd(dq0 + nt * 8 + 1, scale * dqacc[nt][1]);
+            for (int nt = 0; nt < DW / 8; nt++) dqSink += dqacc[nt][0] + dqacc[nt][1] + dqacc[nt][2] + dqacc[nt][3];
+        } else if constexpr (DQM == 1 && FA2_VECTOR_RED) {
+            float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + dp * DW + 2 * t;
+            float* dq1 = dq0 + (i64)8 * B * np * D;
+#pragma unroll
+            for (int nt = 0; nt < DW / 8; nt++) {
+                if (i0 < s) red_add_v2(dq0 + nt * 8, scale * dqacc[nt][0], scale * dqacc[nt][1]);
+                if (i1 < s) red_add_v2(dq1 + nt * 8, scale * dqacc[nt][2], scale * dqacc[nt][3]);
             }
-            if (i1 < s) {
-                atomicAdd(dq1 + nt * 8, scale * dqacc[nt][2]);
-                atomicAdd(dq1 + nt * 8 + 1, scale * dqacc[nt][3]);
+        } else if constexpr (DQM == 3 && FA2_VECTOR_RED) {
+            // even lane t: row i0, columns 2t..2t+3; odd lane: row i1, columns 2t-2..2t+1
+            const bool odd = t & 1;
+            const int ir = odd ? i1 : i0;
+            float* dqr = dq + (((i64)ir * B + b) * np + h) * D + dp * DW + 2 * (t & 2);
+#pragma unroll
+            for (int nt = 0; nt < DW / 8; nt++) {
+                const float s0 = odd ? dqacc[nt][0] : dqacc[nt][2], s1 = odd ? dqacc[nt][1] : dqacc[nt][3];
+                const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+                if (ir < s) {
+                    if (odd) red_add_v4(dqr + nt * 8, scale * r0, scale * r1, scale * dqacc[nt][2], scale * dqacc[nt][3]);
+                    else red_add_v4(dqr + nt * 8, scale * dqacc[nt][0], scale * dqacc[nt][1], scale * r0, scale * r1);
+                }
+            }
+        } else {
+            float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + dp * DW + 2 * t;
+            float* dq1 = dq0 + (i64)8 * B * np * D;
+#pragma unroll
+            for (int nt = 0; nt < DW / 8; nt++) {
+                if (i0 < s) {
+                    atomicAdd(dq0 + nt * 8, scale * dqacc[nt][0]);
+                    atomicAdd(dq0 + nt * 8 + 1, scale * dqacc[nt][1]);
+                }
+                if (i1 < s) {
+                    atomicAdd(dq1 + nt * 8, scale * dqacc[nt][2]);
+                    atomicAdd(dq1 + nt * 8 + 1, scale * dqacc[nt][3]);
+                }
             }
         }
         m0 += BM;
@@ -804,6 +987,9 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
             m0 = mStart * BM;
             h++;
         }
+    }
+    if constexpr (DQM == 2) {
+        if (dqSink == 1.2345e-38f) dq[0] = dqSink;  // keeps the dQ products alive
     }
     cp_async_wait<0>();
     __syncthreads();  // every warp is done reading K and V: stage dK, dV in their place
@@ -814,26 +1000,65 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     copy_rows_out<CH>(sV, warp * 16, static_cast<T*>(dvv) + kOff, kStride, n0 + warp * 16, sk, lane);
 }
 
+// forward, compiled for sm_90 and newer only (the _m2 kernels; a trap below sm_90, where the launch
+// plans never pick them)
+template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
+__device__ __forceinline__ void forward_sm90(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
+                                             i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
+                                             const int* keyLengths) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+    __trap();
+#else
+    forward<D, BF16, NW, MW, BN, QREG>(qv, kv, vv, outv, lse, s, sk, B, np, ng, scale, causal, keyLengths);
+#endif
+}
+
+template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
+__global__ void __launch_bounds__(NW * 32)
+    forward_kernel(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,
+                   int np, int ng, float scale, int causal, const int* keyLengths) {
+    forward<D, BF16, NW, MW, BN, QREG>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths);
+}
+template <int D, bool BF16, int NW, int BM, int DQM>
+__global__ void __launch_bounds__(NW * 32)
+    backward_kernel(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,
+                    const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng,
+                    float scale, int causal, const int* keyLengths) {
+    backward<D, BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths);
+}
+
 }  // namespace fa2
 
-#define FA2_INSTANTIATE(D, NAME, IS_BF16)                                                                          \
-    extern "C" __global__ void __launch_bounds__(FA2_FWD_WARPS(D) * 32) megatron_fa2_forward_##NAME##_d##D(        \
-        const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B, int np, \
-        int ng, float scale, int causal, const int* keyLengths) {                                                 \
-        fa2::forward<D, IS_BF16>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths);                 \
-    }                                                                                                              \
-    extern "C" __global__ void __launch_bounds__(FA2_BWD_WARPS(D) * 32) megatron_fa2_backward_##NAME##_d##D(       \
-        const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,                  \
-        const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale,     \
-        int causal, const int* keyLengths) {                                                                      \
-        fa2::backward<D, IS_BF16>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal,         \
-                                  keyLengths);                                                                     \
+// FN: fa2::forward, or fa2::forward_sm90 (a trap below sm_90)
+#define FA2_FWD_KERNEL(NAME, FN, IS_BF16, D, NW, MW, BN, QREG)                                                    \
+    extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
+        NAME(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,    \
+             int np, int ng, float scale, int causal, const int* keyLengths) {                                    \
+        fa2::FN<D, IS_BF16, NW, MW, BN, (QREG) != 0>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal,          \
+                                                     keyLengths);                                                 \
     }
+#define FA2_BWD_KERNEL(NAME, IS_BF16, D, NW, BM, DQM)                                                             \
+    extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
+        NAME(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,             \
+             const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale, \
+             int causal, const int* keyLengths) {                                                                 \
+        fa2::backward<D, IS_BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale,    \
+                                               causal, keyLengths);                                               \
+    }
+#define FA2_INSTANTIATE(D, NAME, IS_BF16)                                                                         \
+    FA2_FWD_KERNEL(megatron_fa2_forward_##NAME##_d##D, forward, IS_BF16, D, FA2_FWD_WARPS(D), FA2_FWD_MT(D),      \
+                   FA2_FWD_BN(D), FA2_FWD_QREG(D))                                                                \
+    FA2_BWD_KERNEL(megatron_fa2_backward_##NAME##_d##D, IS_BF16, D, FA2_BWD_WARPS(D), FA2_BWD_BM(D), FA2_BWD_DQ(D))
 
 FA2_INSTANTIATE(64, bf16, true)
 FA2_INSTANTIATE(64, f16, false)
 FA2_INSTANTIATE(128, bf16, true)
 FA2_INSTANTIATE(128, f16, false)
+// d 128 forward on large grids, sm_90 and newer (mj_fa2_forward_m2)
+FA2_FWD_KERNEL(megatron_fa2_forward_bf16_d128_m2, forward_sm90, true, 128, FA2_FWD_WARPS(128), FA2_FWD_M2_MT,
+               FA2_FWD_BN(128), FA2_FWD_M2_QREG)
+FA2_FWD_KERNEL(megatron_fa2_forward_f16_d128_m2, forward_sm90, false, 128, FA2_FWD_WARPS(128), FA2_FWD_M2_MT,
+               FA2_FWD_BN(128), FA2_FWD_M2_QREG)
 
 // ---------------------------------------------------------------------------------------------
 // Launch plans, host functions (the check harness native/src/test/cuda/flash_attention_check.cu
@@ -846,18 +1071,22 @@ struct MjFaLaunch {
     int block, shared;
 };
 // The tensor-core kernels take BF16/F16 with d 64 or 128 when q, k, v, out (and dOut, dk, dv) are
-// 16-byte aligned; everything else goes to the CUDA-core kernels (F32, d 32/96, unaligned views).
+// 16-byte aligned and scale > 0 (the caller folds both into `aligned16`: CudaAttention.tensorCores);
+// everything else goes to the CUDA-core kernels (F32, d 32/96, unaligned views).
 static inline bool mj_fa2_eligible(int dt, int d, bool aligned16) {
     return (dt == MJ_BF16 || dt == MJ_F16) && (d == 64 || d == 128) && aligned16;
 }
-static inline MjFaLaunch mj_fa_forward_launch(int dt, int d, long long s, int B, int np, bool aligned16) {
+// sm: the device's compute capability, 10 * major + minor
+static inline MjFaLaunch mj_fa_forward_launch(int dt, int d, long long s, int B, int np, bool aligned16, int sm) {
     MjFaLaunch l;
     if (mj_fa2_eligible(dt, d, aligned16)) {
-        snprintf(l.kernel, sizeof l.kernel, "megatron_fa2_forward_%s_d%d", dt == MJ_BF16 ? "bf16" : "f16", d);
-        const int bm = d == 128 ? FA2_FWD_BM(128) : FA2_FWD_BM(64);
+        const bool m2 = mj_fa2_forward_m2(d, s, B, np, sm);
+        snprintf(l.kernel, sizeof l.kernel, "megatron_fa2_forward_%s_d%d%s", dt == MJ_BF16 ? "bf16" : "f16", d,
+                 m2 ? "_m2" : "");
+        const int bm = mj_fa2_forward_rows(d, m2);
         l.gridX = (s + bm - 1) / bm;
-        l.block = (d == 128 ? FA2_FWD_WARPS(128) : FA2_FWD_WARPS(64)) * 32;
-        l.shared = mj_fa2_forward_smem(d);
+        l.block = FA2_FWD_WARPS(64) * 32;  // 4 warps for every forward configuration
+        l.shared = mj_fa2_forward_smem(d, m2);
     } else {
         snprintf(l.kernel, sizeof l.kernel, "megatron_flash_attention_forward_d%d", d);
         l.gridX = (s + FA_BQ - 1) / FA_BQ;

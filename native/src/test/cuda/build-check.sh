@@ -4,6 +4,7 @@
 # and writes the ptxas resource usage of every FlashAttention kernel into dist/fa-check/resources.txt.
 #   NVCC=/path/to/nvcc overrides the search.  Run from anywhere; paths are relative to the repo root.
 # GENCODES="-gencode=arch=compute_90,code=sm_90" builds for the H100 alone (a smaller binary to carry).
+# Where cuobjdump sits beside nvcc, also writes per-kernel SASS instruction counts (sass-summary.txt).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../../.." && pwd)"
@@ -31,6 +32,19 @@ awk '
 ' "$OUT/ptxas.log" | sort > "$OUT/resources.txt"
 echo "built $OUT/flash_attention_check in $(( $(date +%s) - start )) s; resources:"
 cat "$OUT/resources.txt"
+# SASS instruction counts per FA2 kernel (where cuobjdump is installed beside nvcc): HMMA, LDSM, MUFU.EX2,
+# local-memory traffic (LDL/STL: must be 0), reductions/atomics, barriers -> dist/fa-check/sass-summary.txt
+CUOBJDUMP="$(dirname "$NVCC")/cuobjdump"
+if [[ -x "$CUOBJDUMP" ]]; then
+  "$CUOBJDUMP" -sass "$OUT/flash_attention_check" | awk '
+    function flush() { if (fn ~ /fa2/) printf "%-4s HMMA %4d LDSM %4d EX2 %3d LDL %3d STL %3d RED %3d ATOM %3d BAR %2d  %s\n", arch, n["HMMA"], n["LDSM"], n["EX2"], n["LDL"], n["STL"], n["RED"], n["ATOM"], n["BAR"], fn; delete n }
+    /arch = sm_/ { a = $0; sub(/.*arch = /, "", a); sub(/[^a-z0-9_].*/, "", a); arch = a }
+    /Function : / { flush(); fn = $NF; next }
+    / HMMA/ { n["HMMA"]++ } / LDSM/ { n["LDSM"]++ } /MUFU.EX2/ { n["EX2"]++ } / LDL/ { n["LDL"]++ } / STL/ { n["STL"]++ }
+    / RED/ { n["RED"]++ } / ATOM/ { n["ATOM"]++ } / BAR.SYNC/ { n["BAR"]++ }
+    END { flush() }' > "$OUT/sass-summary.txt" || true
+  echo "SASS summary ($OUT/sass-summary.txt):"; cat "$OUT/sass-summary.txt"
+fi
 if grep -E 'fa2|flash_attention' "$OUT/resources.txt" | grep -qv '0 bytes spill stores, 0 bytes spill loads'; then
   echo "WARNING: a FlashAttention kernel spills registers (see above)" >&2
 fi

@@ -3,11 +3,14 @@
 //   flash_attention_check            all correctness cases, then the timing table
 //   flash_attention_check --quick    a few small cases, no timing (for compute-sanitizer)
 //   flash_attention_check --bench    timing only
+//   flash_attention_check --sweep    every key length of the padded Java test cases
+//   add --no-variants to leave out the bf16 tile-configuration variants (FWD_VARIANTS / BWD_VARIANTS,
+//   checked in every correctness mode and timed in the timing table), --verbose to print their errors
 //
 // Kernels are launched exactly as CudaAttention.java launches them: the same launch plans
 // (mj_fa_forward_launch / mj_fa_backward_launch in flash_attention.cu, which the Java mirrors),
-// the same argument lists, the same backward sequence (zeroed fp32 dq workspace, delta kernel,
-// backward kernel, cast). Every output is poisoned with NaN before the launch and compared with
+// the same argument lists, the same backward sequence (prep kernel: delta and the zeroed fp32 dq
+// workspace; backward kernel; cast). Every output is poisoned with NaN before the launch and compared with
 // a naive fp64 reference on the GPU; relative errors are ||x - ref|| / ||ref||.
 // Exit status 1 when any case fails.
 #include "../../main/cuda/megatron_kernels.cu"
@@ -46,7 +49,8 @@ static const KernelEntry KERNELS[] = {
     KE(megatron_fa2_forward_f16_d64),          KE(megatron_fa2_backward_f16_d64),
     KE(megatron_fa2_forward_bf16_d128),        KE(megatron_fa2_backward_bf16_d128),
     KE(megatron_fa2_forward_f16_d128),         KE(megatron_fa2_backward_f16_d128),
-    KE(megatron_flash_attention_delta),        KE(megatron_cast),
+    KE(megatron_fa2_forward_bf16_d128_m2),     KE(megatron_fa2_forward_f16_d128_m2),
+    KE(megatron_flash_attention_bwd_prep),     KE(megatron_cast),
 };
 
 static const void* kernel(const char* name) {
@@ -56,8 +60,47 @@ static const void* kernel(const char* name) {
     exit(2);
 }
 
-static int g_sms = 0;
+static int g_sms = 0, g_sm = 0;  // SM count, compute capability 10 * major + minor
 
+// ------------------------------------------------------------------ variants (bf16), timed beside the production kernels
+// Same templates as the production kernels (fa2::forward / fa2::backward in flash_attention.cu) with
+// other tile configurations; every variant is also checked against the reference in the
+// correctness modes (except the dQ-dropping diagnostic). Kept (round 2): the round-1 production
+// configurations ("old", for the record), both d128 forward kernels (the launch plan picks one by grid
+// size; the table times both on every shape), the d64 backward candidates for long sequences, and the
+// dQ-dropped diagnostic (the share of the dQ reductions).
+struct FwdVariant {
+    const char* name;
+    int d;
+    const void* fn;    // bf16
+    const void* fn16;  // f16 (checked in the f16 cases too), or null
+    int minSm;         // compiled for sm_90 and newer only: 90
+    int warps, mt, bn;
+};
+struct BwdVariant {
+    const char* name;
+    int d;
+    const void* fn;
+    int warps, bm, dqm;
+};
+#define FV(D, NW, MW, BN, QR)                                                                                  \
+    {"w" #NW "m" #MW "n" #BN "q" #QR, D, (const void*)&fa2::forward_kernel<D, true, NW, MW, BN, QR != 0>, nullptr, 0, NW, MW, BN}
+#define BV(D, NW, BM, DQ) {"w" #NW "b" #BM "dq" #DQ, D, (const void*)&fa2::backward_kernel<D, true, NW, BM, DQ>, NW, BM, DQ}
+static const FwdVariant FWD_VARIANTS[] = {
+    FV(64, 4, 1, 64, 1),  // old production
+    {"w4m1n64q1", 128, (const void*)&megatron_fa2_forward_bf16_d128, (const void*)&megatron_fa2_forward_f16_d128, 0,
+     FA2_FWD_WARPS(128), FA2_FWD_MT(128), FA2_FWD_BN(128)},
+    {"w4m2n64q0", 128, (const void*)&megatron_fa2_forward_bf16_d128_m2, (const void*)&megatron_fa2_forward_f16_d128_m2,
+     90, FA2_FWD_WARPS(128), FA2_FWD_M2_MT, FA2_FWD_BN(128)},
+};
+static const BwdVariant BWD_VARIANTS[] = {
+    BV(64, 4, 64, 0),   // old production
+    BV(64, 8, 64, 1),  BV(64, 8, 64, 3),  BV(64, 4, 64, 2),
+    BV(128, 8, 32, 0),  // old production
+};
+
+template <typename... A>
+static void launchFn(const void* fn, const char* name, long long gx, long long gy, int block, int shared, A... a);
 // backend.launch(name, gridX, gridY, block, shared, args...) with KernelModule's requireSharedMemory
 template <typename... A>
 static void launch(const char* name, long long gx, long long gy, int block, int shared, A... a) {
@@ -66,7 +109,11 @@ static void launch(const char* name, long long gx, long long gy, int block, int 
         fprintf(stderr, "kernel %s: grid y %lld > 65535\n", name, gy);
         exit(2);
     }
-    const void* fn = kernel(name);
+    launchFn(kernel(name), name, gx, gy, block, shared, a...);
+}
+template <typename... A>
+static void launchFn(const void* fn, const char* name, long long gx, long long gy, int block, int shared, A... a) {
+    if (gx <= 0 || gy <= 0) return;
     if (shared > 48 * 1024) CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
     void* args[] = {(void*)&a...};
     CK(cudaLaunchKernel(fn, dim3((unsigned)gx, (unsigned)gy), dim3(block), args, (size_t)shared, 0));
@@ -79,9 +126,17 @@ static long long castGrid(long long n) {  // CudaBackend.grid
 static bool al16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
 // CudaAttention.forward
+// (CudaAttention.tensorCores: 16-byte aligned tensors and scale > 0.) fv: a variant instead of the production kernel.
 static void attentionForward(const void* q, const void* k, const void* v, void* out, float* lse, int dt, long long s,
-                             long long sk, int B, int np, int ng, int d, float scale, bool causal, const int* keyLengths) {
-    MjFaLaunch l = mj_fa_forward_launch(dt, d, s, B, np, al16(q) && al16(k) && al16(v) && al16(out));
+                             long long sk, int B, int np, int ng, int d, float scale, bool causal, const int* keyLengths,
+                             const FwdVariant* fv = nullptr) {
+    if (fv) {
+        const int bm = 16 * fv->warps * fv->mt;
+        launchFn(dt == MJ_F16 ? fv->fn16 : fv->fn, fv->name, (s + bm - 1) / bm, (long long)B * np, fv->warps * 32, mj_fa2_fwd_smem(d, bm, fv->bn),
+                 q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+        return;
+    }
+    MjFaLaunch l = mj_fa_forward_launch(dt, d, s, B, np, al16(q) && al16(k) && al16(v) && al16(out) && scale > 0, g_sm);
     launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale,
            causal ? 1 : 0, keyLengths);
 }
@@ -90,15 +145,23 @@ static void attentionForward(const void* q, const void* k, const void* v, void* 
 static void attentionBackward(const void* dOut, const void* q, const void* k, const void* v, const void* out,
                               const float* lse, void* dq, void* dk, void* dv, int dt, long long s, long long sk, int B,
                               int np, int ng, int d, float scale, bool causal, const int* keyLengths, float* delta,
-                              float* dqWork) {
+                              float* dqWork, const BwdVariant* bv = nullptr, bool skipKernel = false) {
     const long long rows = s * B * np;
     float* dqAcc = dt == MJ_F32 ? (float*)dq : dqWork;
-    CK(cudaMemsetAsync(dqAcc, 0, rows * d * sizeof(float), 0));
-    launch("megatron_flash_attention_delta", (rows + 3) / 4, 1, 4 * 32, 0, dOut, out, dt, delta, s, B, np, d);
-    bool aligned = al16(q) && al16(k) && al16(v) && al16(out) && al16(dOut) && al16(dk) && al16(dv);
-    MjFaLaunch l = mj_fa_backward_launch(dt, d, sk, B, ng, aligned);
-    launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk,
-           dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+    launch("megatron_flash_attention_bwd_prep", castGrid(rows * d / 8), 1, 256, 0, dOut, out, dt, delta, dqAcc, s, B,
+           np, d);
+    bool ok = al16(q) && al16(k) && al16(v) && al16(out) && al16(dOut) && al16(dk) && al16(dv) && scale > 0;
+    if (skipKernel) {
+    } else if (bv) {
+        const int bn = 16 * bv->warps;
+        launchFn(bv->fn, bv->name, (sk + bn - 1) / bn, (long long)B * ng, bv->warps * 32, mj_fa2_bwd_smem(d, bn, bv->bm),
+                 q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk, dv, s, sk, B, np, ng, scale, causal ? 1 : 0,
+                 keyLengths);
+    } else {
+        MjFaLaunch l = mj_fa_backward_launch(dt, d, sk, B, ng, ok);
+        launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk,
+               dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+    }
     if (dt != MJ_F32) launch("megatron_cast", castGrid(rows * d), 1, 256, 0, (const void*)dqAcc, 0, dq, dt, rows * d);
 }
 
@@ -273,6 +336,8 @@ static double relErr(const void* aDev, int dt, const double* refDev, long long n
     return std::sqrt(num / std::max(den, 1e-300));
 }
 
+static bool g_variants = true, g_verbose = false;
+
 static bool runCase(const Case& c, unsigned long long seed) {
     const int dt = c.dt;
     const long long nq = c.s * c.b * c.np * c.d, nk = c.sk * c.b * c.ng * c.d, rows = c.s * c.b * c.np;
@@ -350,7 +415,7 @@ static bool runCase(const Case& c, unsigned long long seed) {
     errs[4] = relErr(dv, dt, rDv, nk, &notes[4]);
     bool ok = true;
     for (int i = 0; i < 5; i++) ok &= !std::isnan(errs[i]) && errs[i] <= tol;
-    MjFaLaunch lf = mj_fa_forward_launch(dt, c.d, c.s, c.b, c.np, true);
+    MjFaLaunch lf = mj_fa_forward_launch(dt, c.d, c.s, c.b, c.np, true, g_sm);
     std::string lens;
     for (int L : lengths) lens += (lens.empty() ? "" : ",") + std::to_string(L);
     printf("%s %-4s d=%-3d s=%-5lld sk=%-5lld b=%d np=%-2d ng=%-2d %-6s %-14s sigma=%-3g %-38s", ok ? "ok  " : "FAIL",
@@ -360,6 +425,52 @@ static bool runCase(const Case& c, unsigned long long seed) {
     printf("\n");
     for (int i = 0; i < 5; i++)
         if (!notes[i].empty()) printf("      %s: %s\n", names[i], notes[i].c_str());
+
+    // the variants (bf16; the forward ones with an f16 kernel in the f16 cases too): forward ones against
+    // out/lse, backward ones against dq/dk/dv (after the production forward again, so delta and the reference's out are the same)
+    if ((dt == MJ_BF16 || dt == MJ_F16) && g_variants) {
+        std::string line;
+        bool vok = true;
+        auto check = [&](const char* what, int first, int count) {
+            char buf[160];
+            int n = snprintf(buf, sizeof buf, " %s", what);
+            bool good = true;
+            for (int i = first; i < first + count; i++) {
+                std::string nt;
+                const void* x = i == 0 ? out : i == 1 ? (const void*)lse : i == 2 ? dq : i == 3 ? dk : dv;
+                const double* r = i == 0 ? rOut : i == 1 ? rLse : i == 2 ? rDq : i == 3 ? rDk : rDv;
+                const double e = relErr(x, i == 1 ? MJ_F32 : dt, r, i == 0 || i == 2 ? nq : i == 1 ? rows : nk, &nt);
+                good &= !std::isnan(e) && e <= tol;
+                n += snprintf(buf + n, sizeof buf - n, " %s %.1e", names[i], e);
+            }
+            if (!good) n += snprintf(buf + n, sizeof buf - n, " FAIL");
+            vok &= good;
+            line += buf;
+        };
+        for (const FwdVariant& fv : FWD_VARIANTS) {
+            if (fv.d != c.d || g_sm < fv.minSm || (dt == MJ_F16 && !fv.fn16)) continue;
+            CK(cudaMemset(out, 0xff, nq * es));
+            CK(cudaMemset(lse, 0xff, rows * 4));
+            attentionForward(q, k, v, out, lse, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl, &fv);
+            CK(cudaDeviceSynchronize());
+            check(fv.name, 0, 2);
+        }
+        attentionForward(q, k, v, out, lse, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl);
+        for (const BwdVariant& bv : BWD_VARIANTS) {
+            if (bv.d != c.d || bv.dqm == 2 || dt != MJ_BF16) continue;
+            CK(cudaMemset(dq, 0xff, nq * es));
+            CK(cudaMemset(dk, 0xff, nk * es));
+            CK(cudaMemset(dv, 0xff, nk * es));
+            attentionBackward(dO, q, k, v, out, lse, dq, dk, dv, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal,
+                              kl, delta, dqWork, &bv);
+            CK(cudaDeviceSynchronize());
+            check(bv.name, 2, 3);
+        }
+        if (!line.empty()) {
+            if (!vok || g_verbose) printf("  %s variants:%s\n", vok ? "ok  " : "FAIL", line.c_str());
+            ok &= vok;
+        }
+    }
 
     for (void* p : {q, k, v, dO, out, dq, dk, dv}) CK(cudaFree(p));
     for (float* p : {lse, delta, dqWork}) CK(cudaFree(p));
@@ -379,7 +490,30 @@ static float medianMs(std::vector<float> v) {
     return v[v.size() / 2];
 }
 
-static void bench(int dt, const Bench& bc) {
+// median ms of 10 runs after 3 warm-ups
+template <typename F>
+static float timeMs(F f) {
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<float> v;
+    for (int it = 0; it < 13; it++) {
+        CK(cudaEventRecord(e0));
+        f();
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 3) v.push_back(ms);
+    }
+    CK(cudaGetLastError());
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    return medianMs(v);
+}
+
+// variants: also time every variant of this head dim (bf16), one row each, and the best pair
+static void bench(int dt, const Bench& bc, bool variants) {
     const long long s = bc.T, sk = bc.T;
     const int B = bc.B, np = bc.H, ng = bc.H, d = bc.D;
     const long long nq = s * B * np * d, rows = s * B * np;
@@ -402,42 +536,55 @@ static void bench(int dt, const Bench& bc) {
     fill_normal<<<castGrid(nq), 256>>>(v, dt, nq, 13, 1.0f);
     fill_normal<<<castGrid(nq), 256>>>(dO, dt, nq, 14, 1.0f);
     const float scale = 1.0f / sqrtf((float)d);
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    std::vector<float> fwd, bwd;
-    for (int it = 0; it < 13; it++) {
-        CK(cudaEventRecord(e0));
-        attentionForward(q, k, v, out, lse, dt, s, sk, B, np, ng, d, scale, true, nullptr);
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (it >= 3) fwd.push_back(ms);
-        CK(cudaEventRecord(e0));
+    auto fwd = [&](const FwdVariant* fv) {
+        attentionForward(q, k, v, out, lse, dt, s, sk, B, np, ng, d, scale, true, nullptr, fv);
+    };
+    auto bwd = [&](const BwdVariant* bv, bool skip) {
         attentionBackward(dO, q, k, v, out, lse, dq, dk, dv, dt, s, sk, B, np, ng, d, scale, true, nullptr, delta,
-                          dqWork);
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (it >= 3) bwd.push_back(ms);
-    }
-    CK(cudaGetLastError());
+                          dqWork, bv, skip);
+    };
     const double flops = 4.0 * B * np * (double)s * s * d / 2;  // causal
-    const float f = medianMs(fwd), bw = medianMs(bwd);
-    const double tf = flops / (f * 1e-3) / 1e12, tfb = 2.5 * flops / (bw * 1e-3) / 1e12,
-                 tfa = 3.5 * flops / ((f + bw) * 1e-3) / 1e12;
+    auto tfF = [&](float ms) { return flops / (ms * 1e-3) / 1e12; };
+    auto tfB = [&](float ms) { return 2.5 * flops / (ms * 1e-3) / 1e12; };
+    auto tfA = [&](float f, float b) { return 3.5 * flops / ((f + b) * 1e-3) / 1e12; };
+
+    const float f = timeMs([&] { fwd(nullptr); });
+    const float bw = timeMs([&] { bwd(nullptr, false); });
     char sdpa[64] = "      -", ratio[64] = "     -";
     if (bc.sdpaFwd > 0) {
         snprintf(sdpa, sizeof sdpa, "%4.0f / %4.0f", bc.sdpaFwd, bc.sdpaFwdBwd);
-        snprintf(ratio, sizeof ratio, "%.2f / %.2f", tf / bc.sdpaFwd, tfa / bc.sdpaFwdBwd);
+        snprintf(ratio, sizeof ratio, "%.2f / %.2f", tfF(f) / bc.sdpaFwd, tfA(f, bw) / bc.sdpaFwdBwd);
     }
-    printf("%-4s (%2d,%2d,%5d,%3d)  %8.3f  %8.1f  %8.3f  %8.1f  %9.1f   %-12s  %s\n", dtName(dt), B, np, (int)s, d, f, tf,
-           bw, tfb, tfa, sdpa, ratio);
+    char shape[48];
+    snprintf(shape, sizeof shape, "(%2d,%2d,%5d,%3d)", B, np, (int)s, d);
+    printf("%-4s %s  %8.3f  %8.1f  %8.3f  %8.1f  %9.1f   %-12s  %s\n", dtName(dt), shape, f, tfF(f), bw, tfB(bw),
+           tfA(f, bw), sdpa, ratio);
+    if (variants && dt == MJ_BF16) {
+        // backward ms include the prep kernel (delta, dq zeroing) and the cast ("aux", timed alone)
+        const float aux = timeMs([&] { bwd(nullptr, true); });
+        printf("  %s aux (prep: delta + zero dq; cast) %.3f ms; production kernels %s, %s\n", shape, aux,
+               mj_fa_forward_launch(dt, d, s, B, np, true, g_sm).kernel, mj_fa_backward_launch(dt, d, sk, B, ng, true).kernel);
+        float bestF = f, bestB = bw;
+        const char *bestFn = "production", *bestBn = "production";
+        for (const FwdVariant& fv : FWD_VARIANTS) {
+            if (fv.d != d || g_sm < fv.minSm) continue;
+            const float ms = timeMs([&] { fwd(&fv); });
+            printf("  %s fwd %-12s %8.3f ms %7.1f TF/s\n", shape, fv.name, ms, tfF(ms));
+            if (ms < bestF) bestF = ms, bestFn = fv.name;
+        }
+        fwd(nullptr);
+        for (const BwdVariant& bv : BWD_VARIANTS) {
+            if (bv.d != d) continue;
+            const float ms = timeMs([&] { bwd(&bv, false); });
+            printf("  %s bwd %-12s %8.3f ms %7.1f TF/s  (kernel alone ~%.3f ms)%s\n", shape, bv.name, ms, tfB(ms),
+                   ms - aux, bv.dqm == 2 ? "  [diagnostic: dQ dropped]" : "");
+            if (bv.dqm != 2 && ms < bestB) bestB = ms, bestBn = bv.name;
+        }
+        printf("  %s best: fwd %s %.1f, bwd %s %.1f, f+b %.1f TF/s (production %.1f)\n", shape, bestFn, tfF(bestF),
+               bestBn, tfB(bestB), tfA(bestF, bestB), tfA(f, bw));
+    }
     for (void* p : {q, k, v, dO, out, dq, dk, dv}) CK(cudaFree(p));
     for (float* p : {lse, delta, dqWork}) CK(cudaFree(p));
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
 }
 
 int main(int argc, char** argv) {
@@ -446,8 +593,10 @@ int main(int argc, char** argv) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--bench")) benchOnly = true;
         else if (!strcmp(argv[i], "--sweep")) sweep = quick = true;  // every key length of CudaBackendTest's padded cases
+        else if (!strcmp(argv[i], "--no-variants")) g_variants = false;   // production kernels only
+        else if (!strcmp(argv[i], "--verbose")) g_verbose = true;         // print every variant's errors
         else {
-            fprintf(stderr, "usage: %s [--quick | --bench | --sweep]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick | --bench | --sweep] [--no-variants] [--verbose]\n", argv[0]);
             return 2;
         }
     }
@@ -456,10 +605,13 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, dev));
     g_sms = prop.multiProcessorCount;
+    g_sm = prop.major * 10 + prop.minor;
     printf("device %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, g_sms);
-    printf("launch plans: fwd d64 %d thr %d B smem | fwd d128 %d thr %d B | bwd d64 %d thr %d B | bwd d128 %d thr %d B\n",
-           mj_fa_forward_launch(MJ_BF16, 64, 1, 1, 1, true).block, mj_fa2_forward_smem(64),
-           mj_fa_forward_launch(MJ_BF16, 128, 1, 1, 1, true).block, mj_fa2_forward_smem(128),
+    printf("launch plans: fwd d64 %d thr %d B smem | fwd d128 %d thr %d B (_m2 %d B from %d blocks) | bwd d64 %d thr %d B "
+           "| bwd d128 %d thr %d B\n",
+           mj_fa_forward_launch(MJ_BF16, 64, 1, 1, 1, true, g_sm).block, mj_fa2_forward_smem(64, false),
+           mj_fa_forward_launch(MJ_BF16, 128, 1, 1, 1, true, g_sm).block, mj_fa2_forward_smem(128, false),
+           mj_fa2_forward_smem(128, true), FA2_FWD_M2_MIN_BLOCKS,
            mj_fa_backward_launch(MJ_BF16, 64, 1, 1, 1, true).block, mj_fa2_backward_smem(64),
            mj_fa_backward_launch(MJ_BF16, 128, 1, 1, 1, true).block, mj_fa2_backward_smem(128));
 
@@ -524,9 +676,17 @@ int main(int argc, char** argv) {
         const Bench benches[] = {
             {8, 16, 2048, 128, 427, 327}, {16, 12, 1024, 64, 234, 149}, {4, 32, 4096, 128, 574, 457},
             {4, 16, 2048, 64, 0, 0},      {4, 16, 2048, 128, 0, 0},
+            // d128 forward m1 / _m2 rule (grid blocks of 128 rows): 1024 blocks at T 4096, 2048 at T 1024
+            {2, 16, 4096, 128, 0, 0},     {16, 16, 1024, 128, 0, 0},
         };
-        for (const Bench& bc : benches) bench(MJ_BF16, bc);
-        bench(MJ_F16, benches[0]);
+        for (const Bench& bc : benches) bench(MJ_BF16, bc, false);
+        bench(MJ_F16, benches[0], false);
+        if (g_variants) {
+            printf("\nvariants (bf16; wWmMnNqQ: W warps x M 16-row tiles, N keys per block, Q in registers; "
+                   "wWbBdqD: W warps x 16 keys, B query rows per step, dQ 0 atomicAdd / 1 red.v2 / 3 red.v4 / 2 dropped;\n"
+                   " round-1 production for the record: fwd d64 w4m1n64q1, bwd d64 w4b64dq0, bwd d128 w8b32dq0)\n");
+            for (const Bench& bc : benches) bench(MJ_BF16, bc, true);
+        }
     }
     return failed ? 1 : 0;
 }

@@ -1,6 +1,5 @@
 package org.megatronj.memory.cuda;
 
-import static org.megatronj.bindings.cuda.cuda_h.*;
 import static org.megatronj.memory.TensorChecks.*;
 import static org.megatronj.memory.cuda.DeviceChecks.*;
 
@@ -17,6 +16,9 @@ import org.megatronj.memory.Tensor;
  * CUDA-core kernels ({@code megatron_flash_attention_*}) for everything else. The launch plans
  * below mirror {@code mj_fa_forward_launch} / {@code mj_fa_backward_launch} and the FA2_* numbers
  * in flash_attention.cu (which the native check harness launches through): change both together.
+ * The d 128 forward has two FA2 kernels, {@code _d128} (64-row blocks) and {@code _d128_m2} (128-row
+ * blocks, sm_90 and newer, large grids: {@link #fa2ForwardM2}); the backward starts with
+ * {@code megatron_flash_attention_bwd_prep} (delta and the zeroed fp32 dq accumulator in one pass).
  */
 final class CudaAttention {
     /** Head dims with a compiled kernel (FA_INSTANTIATE in flash_attention.cu). */
@@ -32,13 +34,36 @@ final class CudaAttention {
     record Launch(String kernel, long gridX, long gridY, int block, int shared) {
     }
 
-    /** FA2_FWD_WARPS / FA2_FWD_BN / FA2_BWD_WARPS / FA2_BWD_BM of flash_attention.cu. */
+    /** FA2_FWD_WARPS / FA2_FWD_MT / FA2_FWD_BN / FA2_BWD_WARPS / FA2_BWD_BM of flash_attention.cu. */
     private static int fa2ForwardWarps(int d) {
         return 4;
     }
 
+    /** 16-row m-tiles per forward warp (FA2_FWD_MT; FA2_FWD_M2_MT for the d 128 _m2 kernel). */
+    private static int fa2ForwardTiles(int d, boolean m2) {
+        return m2 || d == 64 ? 2 : 1;
+    }
+
     private static int fa2ForwardKeys(int d) {
         return 64;
+    }
+
+    /** FA2_FWD_M2_MIN_BLOCKS: 128-row forward blocks from which d 128 takes the _m2 kernel (sm_90 and newer). */
+    static final long FA2_FORWARD_M2_MIN_BLOCKS = 2048;
+
+    /**
+     * mj_fa2_forward_m2: d 128 on sm_90 or newer ({@code sm} = 10 * major + minor) with a grid of at least
+     * FA2_FORWARD_M2_MIN_BLOCKS blocks of 128 query rows takes the 128-row-block forward kernel
+     * ({@code megatron_fa2_forward_*_d128_m2}, compiled for sm_90 and newer only).
+     */
+    static boolean fa2ForwardM2(int d, long s, int b, int np, int sm) {
+        int bm = fa2ForwardRows(128, true);
+        return d == 128 && sm >= 90 && (s + bm - 1) / bm * b * np >= FA2_FORWARD_M2_MIN_BLOCKS;
+    }
+
+    /** FA2_FWD_BM / FA2_FWD_M2_BM: query rows per forward block. */
+    private static int fa2ForwardRows(int d, boolean m2) {
+        return 16 * fa2ForwardWarps(d) * fa2ForwardTiles(d, m2);
     }
 
     private static int fa2BackwardWarps(int d) {
@@ -50,8 +75,8 @@ final class CudaAttention {
     }
 
     /** mj_fa2_forward_smem: the Q tile and two stages of K and V (2-byte elements). */
-    static int fa2ForwardSharedBytes(int d) {
-        return 16 * fa2ForwardWarps(d) * d * 2 + 4 * fa2ForwardKeys(d) * d * 2;
+    static int fa2ForwardSharedBytes(int d, boolean m2) {
+        return fa2ForwardRows(d, m2) * d * 2 + 4 * fa2ForwardKeys(d) * d * 2;
     }
 
     /** mj_fa2_backward_smem: K, V, two stages of Q and dO, dS^T, two stages of lse and delta (fp32). */
@@ -60,9 +85,12 @@ final class CudaAttention {
         return 2 * bn * d * 2 + 4 * bm * d * 2 + bn * bm * 2 + 4 * bm * 4;
     }
 
-    /** mj_fa2_eligible: BF16/F16, d 64 or 128, and the tensors 16-byte aligned (cp.async, vector stores). */
-    static boolean tensorCores(DType dt, int d, Tensor... tensors) {
-        if ((dt != DType.BF16 && dt != DType.F16) || (d != 64 && d != 128)) {
+    /**
+     * mj_fa2_eligible: BF16/F16, d 64 or 128, scale > 0 (the FA2 forward takes the row max of the raw
+     * scores and folds the scale into the exponent), and the tensors 16-byte aligned (cp.async, vector stores).
+     */
+    static boolean tensorCores(DType dt, int d, float scale, Tensor... tensors) {
+        if ((dt != DType.BF16 && dt != DType.F16) || (d != 64 && d != 128) || !(scale > 0)) {
             return false;
         }
         for (Tensor t : tensors) {
@@ -77,12 +105,13 @@ final class CudaAttention {
         return "megatron_fa2_" + pass + "_" + (dt == DType.BF16 ? "bf16" : "f16") + "_d" + d;
     }
 
-    /** mj_fa_forward_launch. */
-    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores) {
+    /** mj_fa_forward_launch ({@code sm}: the device's compute capability, 10 * major + minor). */
+    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm) {
         if (tensorCores) {
-            int bm = 16 * fa2ForwardWarps(d);
-            return new Launch(fa2Name("forward", dt, d), (s + bm - 1) / bm, (long) b * np, fa2ForwardWarps(d) * 32,
-                    fa2ForwardSharedBytes(d));
+            boolean m2 = fa2ForwardM2(d, s, b, np, sm);
+            int bm = fa2ForwardRows(d, m2);
+            return new Launch(fa2Name("forward", dt, d) + (m2 ? "_m2" : ""), (s + bm - 1) / bm, (long) b * np,
+                    fa2ForwardWarps(d) * 32, fa2ForwardSharedBytes(d, m2));
         }
         return new Launch("megatron_flash_attention_forward_d" + d, (s + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
                 (long) b * np, WARPS * 32, 0);
@@ -110,6 +139,12 @@ final class CudaAttention {
 
     CudaAttention(CudaBackend backend) {
         this.backend = backend;
+    }
+
+    /** 10 * major + minor of the backend's device (the launch plans' {@code sm}). */
+    private int computeCapability() {
+        CudaDevice.Properties p = backend.cudaDevice().properties();
+        return 10 * p.major() + p.minor();
     }
 
     private record Shape(long s, long sk, int b, int np, int ng, int d) {
@@ -158,7 +193,8 @@ final class CudaAttention {
         Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths);
         backend.enter();
         int dt = code("attentionForward", q);
-        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tensorCores(q.dtype(), sh.d(), q, k, v, out));
+        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(),
+                tensorCores(q.dtype(), sh.d(), scale, q, k, v, out), computeCapability());
         launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
                 sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLengths == null ? 0L : keyLengths.address());
     }
@@ -193,12 +229,11 @@ final class CudaAttention {
         long dqBytes = rows * sh.d() * Float.BYTES;
         long dqAcc = dqIsF32 ? dq.address() : backend.temporary(dqBytes);
         try {
-            CudaCheck.driver("cuMemsetD32Async", cuMemsetD32Async(dqAcc, 0, rows * sh.d(), backend.stream().handle()));
-            backend.launch("megatron_flash_attention_delta", (rows + WARPS - 1) / WARPS, 1, WARPS * 32, 0,
-                    dOut.address(),
-                    out.address(), dt, delta, sh.s(), sh.b(), sh.np(), sh.d());
+            // delta = rowsum(dO * O) and the zeroed fp32 dq accumulator, one pass (megatron_flash_attention_bwd_prep)
+            backend.launch("megatron_flash_attention_bwd_prep", backend.grid(rows * sh.d() / 8), 1, CudaBackend.THREADS,
+                    0, dOut.address(), out.address(), dt, delta, dqAcc, sh.s(), sh.b(), sh.np(), sh.d());
             Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(),
-                    tensorCores(q.dtype(), sh.d(), q, k, v, out, dOut, dk, dv));
+                    tensorCores(q.dtype(), sh.d(), scale, q, k, v, out, dOut, dk, dv));
             launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                     dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
                     keyLengths == null ? 0L : keyLengths.address());
