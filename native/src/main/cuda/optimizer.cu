@@ -1,4 +1,4 @@
-// AdamW over flat F32 buffers (Megatron's fused Adam in adam_w_mode), and the reductions the
+// AdamW over flat F32 buffers (Megatron's fused Adam in adam_w_mode), one tensor or many per launch, and the reductions the
 // optimizer step needs: sum of squares (fp64 accumulation) and the inf/NaN check.
 // Bandwidth: 16-byte accesses (float4 for AdamW, 8-element chunks for the reductions) when every
 // pointer is 16-byte aligned, a scalar tail; grid-stride, any grid.
@@ -32,6 +32,55 @@ extern "C" __global__ void megatron_adamw(float* param, const float* grad, float
     MJ_FOR_FROM(i, n4 * 4, n) {
         float p = param[i], m = expAvg[i], v = expAvgSq[i];
         mj_adamw1(p, grad[i], m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+        expAvg[i] = m;
+        expAvgSq[i] = v;
+        param[i] = p;
+    }
+}
+
+// Many tensors in one launch (Megatron's multi_tensor_apply): tensors[] describes each tensor (its
+// four buffers, size and weight decay; MjAdamTensor is written by CudaMultiTensorAdam.java, 48 bytes),
+// chunks[b] = (tensor, chunk) gives block b the elements [chunk * chunkElems, + chunkElems) of one
+// tensor. chunkElems is a multiple of 4, so a chunk of 16-byte aligned buffers stays aligned.
+// Each element goes through mj_adamw1 as in megatron_adamw: the same bits as one launch per tensor.
+struct MjAdamTensor {
+    float* param;
+    const float* grad;
+    float* expAvg;
+    float* expAvgSq;
+    i64 n;
+    float weightDecay;
+    int unused;
+};
+
+extern "C" __global__ void megatron_adamw_multi(const MjAdamTensor* tensors, const int2* chunks, i64 chunkElems,
+                                                float lr, float beta1, float beta2, float eps, float bc1, float bc2) {
+    int2 tc = chunks[blockIdx.x];
+    MjAdamTensor t = tensors[tc.x];
+    i64 start = (i64)tc.y * chunkElems;
+    i64 len = min(chunkElems, t.n - start);
+    float* param = t.param + start;
+    const float* grad = t.grad + start;
+    float* expAvg = t.expAvg + start;
+    float* expAvgSq = t.expAvgSq + start;
+    float wd = t.weightDecay;
+    i64 n4 = (mj_al16(param) && mj_al16(grad) && mj_al16(expAvg) && mj_al16(expAvgSq)) ? len / 4 : 0;
+    for (i64 c = threadIdx.x; c < n4; c += blockDim.x) {
+        float4 p = reinterpret_cast<float4*>(param)[c];
+        float4 g = reinterpret_cast<const float4*>(grad)[c];
+        float4 m = reinterpret_cast<float4*>(expAvg)[c];
+        float4 v = reinterpret_cast<float4*>(expAvgSq)[c];
+        mj_adamw1(p.x, g.x, m.x, v.x, lr, beta1, beta2, eps, wd, bc1, bc2);
+        mj_adamw1(p.y, g.y, m.y, v.y, lr, beta1, beta2, eps, wd, bc1, bc2);
+        mj_adamw1(p.z, g.z, m.z, v.z, lr, beta1, beta2, eps, wd, bc1, bc2);
+        mj_adamw1(p.w, g.w, m.w, v.w, lr, beta1, beta2, eps, wd, bc1, bc2);
+        reinterpret_cast<float4*>(expAvg)[c] = m;
+        reinterpret_cast<float4*>(expAvgSq)[c] = v;
+        reinterpret_cast<float4*>(param)[c] = p;
+    }
+    for (i64 i = n4 * 4 + threadIdx.x; i < len; i += blockDim.x) {
+        float p = param[i], m = expAvg[i], v = expAvgSq[i];
+        mj_adamw1(p, grad[i], m, v, lr, beta1, beta2, eps, wd, bc1, bc2);
         expAvg[i] = m;
         expAvgSq[i] = v;
         param[i] = p;

@@ -1,5 +1,7 @@
 package org.megatronj.memory;
 
+import java.util.List;
+
 /**
  * The op set every layer is written against. Two implementations must agree to rounding:
  * {@code CpuBackend} (Vector API, the reference and the default) and {@code CudaBackend}.
@@ -59,6 +61,57 @@ public interface Backend extends AutoCloseable {
      * batch in dim 0 ({@code [batch, m, k]} etc., transposes applying to the last two dims).
      */
     void gemmBatched(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    // ------------------------------------------------------------------ fused linear layers
+
+    /**
+     * The activation a linear layer applies to its output ({@link #linearForward}) and whose
+     * derivative the input gradient of the next linear layer applies ({@link #linearDgrad}).
+     * {@code GELU_TANH} is GPT-2's and Megatron's fused bias-gelu, and what cuBLASLt's GELU
+     * epilogues compute; {@code GELU_ERF} is the exact form ({@code --no-bias-gelu-fusion}).
+     */
+    enum Activation {
+        NONE, GELU_TANH, GELU_ERF;
+
+        /** GELU_TANH or GELU_ERF as {@link #geluForward}'s flag names them. */
+        public static Activation gelu(boolean tanhApproximation) {
+            return tanhApproximation ? GELU_TANH : GELU_ERF;
+        }
+    }
+
+    /**
+     * A linear layer's forward in one op: {@code pre = x W^T + bias}, {@code y = act(pre)}.
+     * x {@code [n, in]}, weight {@code [out, in]} (Megatron's layout, x's dtype), bias {@code [out]}
+     * or null, y {@code [n, out]} (written, F32 or x's dtype). With an activation,
+     * {@code preActivation} {@code [n, out]} (y's dtype) receives pre (written; the backward's
+     * {@link #linearDgrad} needs it); with {@code NONE} it must be null.
+     *
+     * <p>Exactly {@code gemm(false, true, 1, x, weight, 0, pre)}, {@code biasAdd(pre, bias)},
+     * {@code geluForward(pre, y)} (pre = y without activation): the CPU runs those ops. The GPU
+     * runs one cuBLASLt matmul with the BIAS or GELU_AUX_BIAS epilogue, which applies the gelu to
+     * the fp32 sum before rounding, so y agrees to rounding; GELU_ERF fuses the bias only.
+     */
+    void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation);
+
+    /**
+     * A linear layer's input gradient: {@code dx = dy W}, and when the layer's input was
+     * {@code act(preActivation)}, times {@code act'(preActivation)}, making dx the gradient of
+     * preActivation. dy {@code [n, out]}, weight {@code [out, in]} (dy's dtype), preActivation
+     * {@code [n, in]} (null with {@code NONE}), dx {@code [n, in]} written (F32 or dy's dtype).
+     * Exactly {@code gemm(false, false, 1, dy, weight, 0, dx)} then
+     * {@code geluBackward(preActivation, dx, dx)}; on the GPU one matmul with the DGELU epilogue.
+     */
+    void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx);
+
+    /**
+     * A linear layer's parameter gradients into fp32 main gradients (Megatron's gradient
+     * accumulation fusion): {@code dWeight += dy^T x} ({@code [out, in]}, F32) and
+     * {@code dBias += sum over rows of dy} ({@code [out]}, F32, may be null); both accumulate.
+     * dy {@code [n, out]}, x {@code [n, in]} of one dtype. Exactly {@code biasBackward(dy, dBias)}
+     * then {@code gemm(true, false, 1, dy, x, 1, dWeight)}; on the GPU one matmul with the BGRADB
+     * epilogue (which writes the bias gradient: it lands in a scratch vector added to dBias).
+     */
+    void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias);
 
     // ------------------------------------------------------------------ elementwise
 
@@ -217,6 +270,15 @@ public interface Backend extends AutoCloseable {
      */
     void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq,
                float lr, float beta1, float beta2, float eps, float weightDecay, long step);
+
+    /**
+     * {@link #adamW} on many parameters in one op (Megatron's multi-tensor Adam): element i of each
+     * list (same length) and {@code weightDecays[i]} make one {@code adamW} call, with the same
+     * results bit for bit. The GPU walks all tensors in one launch.
+     */
+    void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
+                          List<Tensor> expAvgSqs, float[] weightDecays,
+                          float lr, float beta1, float beta2, float eps, long step);
 
     /**
      * Sum of squares of all elements, accumulated in double (for grad-norm clipping); partial

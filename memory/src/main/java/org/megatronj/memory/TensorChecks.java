@@ -1,6 +1,7 @@
 package org.megatronj.memory;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Argument checks every backend shares. Each failure names the op, what it was given (shapes,
@@ -73,5 +74,123 @@ public final class TensorChecks {
             throw fail(op, name + " is " + t.dtype() + Tensor.shapeString(t.shape()) + "; expected " + expected);
         }
         return t;
+    }
+
+    // ------------------------------------------------------------------ fused linear layers and multi-tensor ops
+
+    /** {@link Backend#linearForward}'s arguments: x [n, in], weight [out, in], bias [out], y and preActivation [n, out]. */
+    public static void linearForward(Tensor x, Tensor weight, Tensor bias, Backend.Activation activation, Tensor y,
+                                     Tensor preActivation) {
+        String op = "linearForward";
+        linearOperands(op, "x", x, "weight", weight);
+        floatingDtype(op, "y", alive(op, "y", y));
+        rank(op, "y", y, 2, "[n, out]");
+        long n = x.dim(0);
+        long out = weight.dim(0);
+        if (x.dim(1) != weight.dim(1) || y.dim(0) != n || y.dim(1) != out) {
+            throw fail(op, "x " + Tensor.shapeString(x.shape()) + ", weight " + Tensor.shapeString(weight.shape())
+                    + " and y " + Tensor.shapeString(y.shape()) + "; expected x [n, in], weight [out, in], y [n, out]");
+        }
+        outputDtype(op, "y", y, x);
+        if (bias != null) {
+            floatingDtype(op, "bias", alive(op, "bias", bias));
+            shape(op, "bias", bias, out);
+        }
+        activationInput(op, activation, preActivation, y, "y");
+    }
+
+    /** {@link Backend#linearDgrad}'s arguments: dy [n, out], weight [out, in], preActivation and dx [n, in]. */
+    public static void linearDgrad(Tensor dy, Tensor weight, Backend.Activation activation, Tensor preActivation, Tensor dx) {
+        String op = "linearDgrad";
+        linearOperands(op, "dy", dy, "weight", weight);
+        floatingDtype(op, "dx", alive(op, "dx", dx));
+        rank(op, "dx", dx, 2, "[n, in]");
+        if (dy.dim(1) != weight.dim(0) || dx.dim(0) != dy.dim(0) || dx.dim(1) != weight.dim(1)) {
+            throw fail(op, "dy " + Tensor.shapeString(dy.shape()) + ", weight " + Tensor.shapeString(weight.shape())
+                    + " and dx " + Tensor.shapeString(dx.shape()) + "; expected dy [n, out], weight [out, in], dx [n, in]");
+        }
+        outputDtype(op, "dx", dx, dy);
+        activationInput(op, activation, preActivation, dx, "dx");
+    }
+
+    /** {@link Backend#linearWgrad}'s arguments: dy [n, out], x [n, in], dWeight [out, in] F32, dBias [out] F32. */
+    public static void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias) {
+        String op = "linearWgrad";
+        linearOperands(op, "dy", dy, "x", x);
+        dtypeIs(op, "dWeight", alive(op, "dWeight", dWeight), DType.F32);
+        if (dy.dim(0) != x.dim(0) || !Arrays.equals(dWeight.shape(), new long[] {dy.dim(1), x.dim(1)})) {
+            throw fail(op, "dy " + Tensor.shapeString(dy.shape()) + ", x " + Tensor.shapeString(x.shape())
+                    + " and dWeight " + Tensor.shapeString(dWeight.shape())
+                    + "; expected dy [n, out], x [n, in], dWeight [out, in]");
+        }
+        if (dBias != null) {
+            dtypeIs(op, "dBias", alive(op, "dBias", dBias), DType.F32);
+            shape(op, "dBias", dBias, dy.dim(1));
+        }
+    }
+
+    /** Two 2-D floating point operands of one dtype. */
+    private static void linearOperands(String op, String nameA, Tensor a, String nameB, Tensor b) {
+        floatingDtype(op, nameA, alive(op, nameA, a));
+        floatingDtype(op, nameB, alive(op, nameB, b));
+        rank(op, nameA, a, 2, "matrix");
+        rank(op, nameB, b, 2, "matrix");
+        if (a.dtype() != b.dtype()) {
+            throw fail(op, nameA + " is " + a.dtype() + " but " + nameB + " is " + b.dtype() + "; expected one input dtype");
+        }
+    }
+
+    private static void outputDtype(String op, String name, Tensor out, Tensor in) {
+        if (out.dtype() != DType.F32 && out.dtype() != in.dtype()) {
+            throw fail(op, name + " is " + out.dtype() + "; expected F32 or the input dtype " + in.dtype());
+        }
+    }
+
+    /** preActivation is given exactly when there is an activation, shaped and typed as {@code like}. */
+    private static void activationInput(String op, Backend.Activation activation, Tensor preActivation, Tensor like,
+                                        String likeName) {
+        if (activation == null) {
+            throw fail(op, "activation is null; expected NONE, GELU_TANH or GELU_ERF");
+        }
+        if (activation == Backend.Activation.NONE) {
+            if (preActivation != null) {
+                throw fail(op, "preActivation " + preActivation + " given without an activation; expected null with NONE");
+            }
+            return;
+        }
+        if (preActivation == null) {
+            throw fail(op, "activation " + activation + " needs preActivation (shaped as " + likeName + " "
+                    + Tensor.shapeString(like.shape()) + ")");
+        }
+        alive(op, "preActivation", preActivation);
+        sameShape(op, "preActivation", preActivation, likeName, like);
+        if (preActivation.dtype() != like.dtype()) {
+            throw fail(op, "preActivation is " + preActivation.dtype() + " but " + likeName + " is " + like.dtype()
+                    + "; expected the same dtype");
+        }
+    }
+
+    /** {@link Backend#multiTensorAdamW}'s lists: equal lengths, and each tensor's grad and moments of its size. */
+    public static void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
+                                        List<Tensor> expAvgSqs, float[] weightDecays, long step) {
+        String op = "multiTensorAdamW";
+        int n = params.size();
+        if (grads.size() != n || expAvgs.size() != n || expAvgSqs.size() != n || weightDecays.length != n) {
+            throw fail(op, params.size() + " params, " + grads.size() + " grads, " + expAvgs.size() + " expAvgs, "
+                    + expAvgSqs.size() + " expAvgSqs and " + weightDecays.length + " weight decays; expected equal counts");
+        }
+        if (step < 1) {
+            throw fail(op, "step = " + step + "; expected step >= 1 (steps count from 1)");
+        }
+        for (int i = 0; i < n; i++) {
+            String at = "[" + i + "]";
+            dtypeIs(op, "params" + at, alive(op, "params" + at, params.get(i)), DType.F32);
+            dtypeIs(op, "grads" + at, alive(op, "grads" + at, grads.get(i)), DType.F32);
+            dtypeIs(op, "expAvgs" + at, alive(op, "expAvgs" + at, expAvgs.get(i)), DType.F32);
+            dtypeIs(op, "expAvgSqs" + at, alive(op, "expAvgSqs" + at, expAvgSqs.get(i)), DType.F32);
+            sameNumel(op, "params" + at, params.get(i), "grads" + at, grads.get(i));
+            sameNumel(op, "params" + at, params.get(i), "expAvgs" + at, expAvgs.get(i));
+            sameNumel(op, "params" + at, params.get(i), "expAvgSqs" + at, expAvgSqs.get(i));
+        }
     }
 }

@@ -35,9 +35,16 @@ final class CublasLtGemm implements AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20; // cuBLASLt's recommendation for Hopper
     static final int CANDIDATES = 8;               // heuristic results asked for; the first that runs is kept
 
-    /** Epilogues of {@link #matmul}: what cuBLASLt fuses after the product. */
+    /**
+     * Epilogues of {@link #matmul}: what cuBLASLt fuses after the product (its GELU is the tanh
+     * approximation). In cuBLASLt's column-major terms, which are our row-major ones transposed:
+     * a bias has one entry per row of D (per column of our c); the GELU aux matrix (the
+     * pre-activation, written by the *_AUX forms, read by the D forms) is shaped as D; BGRADB
+     * writes (never accumulates) the column sums of our a's rows, e.g. {@code sum_rows dy} in a
+     * weight-gradient product {@code dy^T x}.
+     */
     enum Epilogue {
-        NONE, BIAS, GELU, GELU_BIAS, GELU_AUX_BIAS, DGELU, DGELU_BGRAD, BGRADA, BGRADB;
+        NONE, BIAS, GELU, GELU_BIAS, GELU_AUX, GELU_AUX_BIAS, DGELU, DGELU_BGRAD, BGRADA, BGRADB;
 
         int code() {
             return switch (this) {
@@ -45,6 +52,7 @@ final class CublasLtGemm implements AutoCloseable {
                 case BIAS -> CUBLASLT_EPILOGUE_BIAS();
                 case GELU -> CUBLASLT_EPILOGUE_GELU();
                 case GELU_BIAS -> CUBLASLT_EPILOGUE_GELU_BIAS();
+                case GELU_AUX -> CUBLASLT_EPILOGUE_GELU_AUX();
                 case GELU_AUX_BIAS -> CUBLASLT_EPILOGUE_GELU_AUX_BIAS();
                 case DGELU -> CUBLASLT_EPILOGUE_DGELU();
                 case DGELU_BGRAD -> CUBLASLT_EPILOGUE_DGELU_BGRAD();
@@ -54,10 +62,15 @@ final class CublasLtGemm implements AutoCloseable {
         }
     }
 
-    /** One product: row-major shapes as Backend#gemm documents them, device addresses, optional batch. */
+    /**
+     * One product: row-major shapes as Backend#gemm documents them, device addresses, optional batch.
+     * {@code bias} (0 for none) is the bias or bias-gradient vector of {@code biasType};
+     * {@code aux} (0 for none) the GELU pre-activation matrix of {@code auxType} with leading
+     * dimension {@code auxLd} elements (our c's column count, a multiple of 8).
+     */
     record Problem(boolean transA, boolean transB, long m, long n, long k, DType inType, DType outType,
                    long a, long b, long c, int batch, long strideA, long strideB, long strideC,
-                   Epilogue epilogue, long bias, long aux, long auxLd) {
+                   Epilogue epilogue, long bias, DType biasType, long aux, DType auxType, long auxLd) {
     }
 
     /**
@@ -66,6 +79,8 @@ final class CublasLtGemm implements AutoCloseable {
      */
     private record Plan(MemorySegment desc, MemorySegment first, MemorySegment second, MemorySegment out,
                         MemorySegment[] algorithms, int[] chosen) {
+        /** The cached answer for an epilogue problem cuBLASLt has no algorithm for. */
+        static final Plan UNSUPPORTED = new Plan(null, null, null, null, new MemorySegment[0], new int[] {-1});
     }
 
     private final CudaStream stream;
@@ -78,6 +93,7 @@ final class CublasLtGemm implements AutoCloseable {
     private final MemorySegment beta = arena.allocate(ValueLayout.JAVA_FLOAT);
     private final MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG); // attribute values and out-pointers
     private final Map<Problem, Plan> plans = new HashMap<>();
+    private final List<String> unsupported = new ArrayList<>();
     private boolean closed;
 
     CublasLtGemm(CudaStream stream, DeviceAllocator allocator) {
@@ -103,17 +119,45 @@ final class CublasLtGemm implements AutoCloseable {
         return plans.size();
     }
 
+    /** The epilogue problems cuBLASLt had no algorithm for, described (for tests and reports). */
+    synchronized List<String> unsupported() {
+        return List.copyOf(unsupported);
+    }
+
+    /** True when {@code p}'s key was tried and cuBLASLt had no algorithm (no new question asked). */
+    synchronized boolean knownUnsupported(Problem p) {
+        return plans.get(key(p)) == Plan.UNSUPPORTED;
+    }
+
     /** {@code C = alpha * op(A) op(B) + beta * C} (row-major), with an optional epilogue. */
     synchronized void matmul(Problem p, float alphaValue, float betaValue) {
-        if (closed) {
-            throw new IllegalStateException("cuBLASLt handle is closed");
+        run(p, plan(p, false), alphaValue, betaValue, false);
+    }
+
+    /**
+     * {@link #matmul} when cuBLASLt can run {@code p}'s epilogue with its dtypes and alignments, and
+     * true; else nothing is queued and false, and the caller runs the unfused ops (cuBLASLt supports
+     * each epilogue for some dtype combinations only). Either answer is cached per key.
+     */
+    synchronized boolean matmulIfSupported(Problem p, float alphaValue, float betaValue) {
+        Plan plan = plan(p, true);
+        if (plan == Plan.UNSUPPORTED) {
+            return false;
         }
-        Problem key = key(p);
-        Plan plan = plans.get(key);
-        if (plan == null) {
-            plan = plan(p);
-            plans.put(key, plan);
+        if (run(p, plan, alphaValue, betaValue, p.epilogue() != Epilogue.NONE)) {
+            return true;
         }
+        // No candidate ran (first call): forget the plan, answer no from now on.
+        destroy(List.of(plan.desc(), plan.first(), plan.second(), plan.out()));
+        plans.put(key(p), unsupported(p));
+        return false;
+    }
+
+    /**
+     * Enqueues the product; false only when {@code lenient}, this is the plan's first call and no
+     * candidate algorithm runs (otherwise such a failure throws).
+     */
+    private boolean run(Problem p, Plan plan, float alphaValue, float betaValue, boolean lenient) {
         if (p.bias() != 0) { // pointers live in the descriptor; it is read when the call is enqueued
             setLong(plan.desc(), CUBLASLT_MATMUL_DESC_BIAS_POINTER(), p.bias());
         }
@@ -130,9 +174,12 @@ final class CublasLtGemm implements AutoCloseable {
                     plan.algorithms()[i], workspace, WORKSPACE_BYTES, stream.handle());
             if (status == CUBLAS_STATUS_SUCCESS()) {
                 plan.chosen()[0] = i;
-                return;
+                return true;
             }
             if (plan.chosen()[0] >= 0 || i + 1 == plan.algorithms().length) {
+                if (lenient && plan.chosen()[0] < 0) {
+                    return false;
+                }
                 CudaCheck.cublas("cublasLtMatmul", status, describe(p) + ", algorithm " + (i + 1) + " of "
                         + plan.algorithms().length);
             }
@@ -146,11 +193,32 @@ final class CublasLtGemm implements AutoCloseable {
     private static Problem key(Problem p) {
         return new Problem(p.transA(), p.transB(), p.m(), p.n(), p.k(), p.inType(), p.outType(), alignment(p.a()),
                 alignment(p.b()), alignment(p.c()), p.batch(), p.strideA(), p.strideB(), p.strideC(), p.epilogue(),
-                p.bias() == 0 ? 0 : alignment(p.bias()), p.aux() == 0 ? 0 : alignment(p.aux()), p.auxLd());
+                p.bias() == 0 ? 0 : alignment(p.bias()), p.biasType(), p.aux() == 0 ? 0 : alignment(p.aux()),
+                p.auxType(), p.auxLd());
     }
 
-    /** Descriptors, layouts and up to {@link #CANDIDATES} algorithms for {@code p}, best first. */
-    private Plan plan(Problem p) {
+    /** The cached plan of {@code p}'s key, made on first use; UNSUPPORTED only when {@code lenient}. */
+    private Plan plan(Problem p, boolean lenient) {
+        if (closed) {
+            throw new IllegalStateException("cuBLASLt handle is closed");
+        }
+        Problem key = key(p);
+        Plan plan = plans.get(key);
+        if (plan == null) {
+            plan = makePlan(p, lenient && p.epilogue() != Epilogue.NONE);
+            plans.put(key, plan);
+        }
+        if (plan == Plan.UNSUPPORTED && !lenient) {
+            throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p), null);
+        }
+        return plan;
+    }
+
+    /**
+     * Descriptors, layouts and up to {@link #CANDIDATES} algorithms for {@code p}, best first; or,
+     * when {@code lenient} and cuBLASLt has none, UNSUPPORTED (after saying so once on stderr).
+     */
+    private Plan makePlan(Problem p, boolean lenient) {
         int computeType = CUBLAS_COMPUTE_32F(); // fp32 accumulation for every dtype; F32 is not TF32
         MemorySegment desc = create("cublasLtMatmulDescCreate", cublasLtMatmulDescCreate(value, computeType, CUDA_R_32F()));
         List<MemorySegment> made = new ArrayList<>(List.of(desc));
@@ -162,10 +230,12 @@ final class CublasLtGemm implements AutoCloseable {
                 setInt(desc, CUBLASLT_MATMUL_DESC_EPILOGUE(), p.epilogue().code());
                 if (p.bias() != 0) {
                     setLong(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER(), p.bias());
+                    setInt(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE(), dataType(p.biasType()));
                 }
                 if (p.aux() != 0) {
                     setLong(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER(), p.aux());
                     setLong(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD(), p.auxLd());
+                    setInt(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE(), dataType(p.auxType()));
                 }
             }
             int in = dataType(p.inType());
@@ -188,8 +258,12 @@ final class CublasLtGemm implements AutoCloseable {
             setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), alignment(p.c()));
             // kept for the plan's lifetime: its algorithms are slices of it
             MemorySegment results = arena.allocate(cublasLtMatmulHeuristicResult_t.layout(), CANDIDATES);
-            CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", cublasLtMatmulAlgoGetHeuristic(handle, desc, first,
-                    second, out, out, pref, CANDIDATES, results, value), describe(p));
+            int status = cublasLtMatmulAlgoGetHeuristic(handle, desc, first, second, out, out, pref, CANDIDATES, results,
+                    value);
+            if (lenient && (status == CUBLAS_STATUS_NOT_SUPPORTED() || status == CUBLAS_STATUS_INVALID_VALUE())) {
+                return unsupported(p);
+            }
+            CudaCheck.cublas("cublasLtMatmulAlgoGetHeuristic", status, describe(p));
             int count = value.get(ValueLayout.JAVA_INT, 0);
             List<MemorySegment> algorithms = new ArrayList<>();
             for (int i = 0; i < count; i++) {
@@ -199,6 +273,9 @@ final class CublasLtGemm implements AutoCloseable {
                         && cublasLtMatmulHeuristicResult_t.workspaceSize(r) <= WORKSPACE_BYTES) {
                     algorithms.add(cublasLtMatmulHeuristicResult_t.algo(r));
                 }
+            }
+            if (algorithms.isEmpty() && lenient) {
+                return unsupported(p);
             }
             if (algorithms.isEmpty()) {
                 throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(p)
@@ -216,8 +293,18 @@ final class CublasLtGemm implements AutoCloseable {
     }
 
     private static String describe(Problem p) {
-        return String.format("%s%s m=%d n=%d k=%d batch=%d %s->%s epilogue %s", p.transA() ? "T" : "N",
-                p.transB() ? "T" : "N", p.m(), p.n(), p.k(), p.batch(), p.inType(), p.outType(), p.epilogue());
+        return String.format("%s%s m=%d n=%d k=%d batch=%d %s->%s epilogue %s%s%s", p.transA() ? "T" : "N",
+                p.transB() ? "T" : "N", p.m(), p.n(), p.k(), p.batch(), p.inType(), p.outType(), p.epilogue(),
+                p.bias() == 0 ? "" : " bias " + p.biasType() + " (" + alignment(p.bias()) + "-byte aligned)",
+                p.aux() == 0 ? "" : " aux " + p.auxType() + " ld " + p.auxLd() + " (" + alignment(p.aux())
+                        + "-byte aligned)");
+    }
+
+    private Plan unsupported(Problem p) {
+        unsupported.add(describe(p));
+        System.err.println("cuBLASLt has no algorithm for " + describe(p) + "; running the product and its epilogue "
+                + "as separate kernels");
+        return Plan.UNSUPPORTED;
     }
 
     /** The handle a {@code cublasLt*Create(value, ...)} call wrote into {@link #value}. */
@@ -280,7 +367,9 @@ final class CublasLtGemm implements AutoCloseable {
         if (!closed) {
             closed = true;
             for (Plan plan : plans.values()) {
-                destroy(List.of(plan.desc(), plan.first(), plan.second(), plan.out()));
+                if (plan != Plan.UNSUPPORTED) {
+                    destroy(List.of(plan.desc(), plan.first(), plan.second(), plan.out()));
+                }
             }
             plans.clear();
             allocator.free(workspaceAddress, WORKSPACE_BYTES);

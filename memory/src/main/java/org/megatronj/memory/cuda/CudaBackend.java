@@ -7,6 +7,7 @@ import static org.megatronj.memory.cuda.DeviceChecks.*;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.Locale;
 
 import org.megatronj.memory.Backend;
@@ -14,7 +15,9 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.memory.TensorChecks;
 import org.megatronj.memory.TensorException;
+import org.megatronj.memory.cuda.CublasLtGemm.Epilogue;
 
 /**
  * The op set on one NVIDIA GPU: cuBLASLt for matrix products, our nvcc-built kernels
@@ -36,6 +39,7 @@ public final class CudaBackend implements Backend {
     private final CudaAttention attention;
     private final CudaNormOps layers;
     private final CudaLossOps losses;
+    private final CudaMultiTensorAdam multiTensorAdam;
     private final long scratch; // 16 bytes of device memory for reductions and error flags
     // Embedding lookups check their ids on the GPU without stalling the stream: each call since the
     // last synchronisation owns one 64-bit slot (position << 32 | id of its first bad id, or all
@@ -73,6 +77,7 @@ public final class CudaBackend implements Backend {
         this.attention = new CudaAttention(this);
         this.layers = new CudaNormOps(this);
         this.losses = new CudaLossOps(this);
+        this.multiTensorAdam = new CudaMultiTensorAdam(this);
     }
 
     /**
@@ -205,6 +210,11 @@ public final class CudaBackend implements Backend {
         allocator.free(address, bytes);
     }
 
+    /** Host to device through the pinned staging buffer; the data is on the device on return. */
+    void upload(MemorySegment host, long address) {
+        staging.upload(host, address);
+    }
+
     @Override
     public void copy(Tensor src, Tensor dst) {
         String op = "copy";
@@ -318,16 +328,143 @@ public final class CudaBackend implements Backend {
             scale(c, beta);
             return;
         }
+        CublasLtGemm.Problem p = new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(),
+                b.address(), c.address(), batch, m * k, k * n, m * n, Epilogue.NONE, 0, null, 0, null, 0);
         if (profiler != null) {
-            profiler.begin(String.format(Locale.ROOT, "cublasLt %s%s %d x %d x %d%s %s->%s%s", transA ? "T" : "N",
-                    transB ? "T" : "N", m, n, k, batch > 1 ? " x" + batch : "", a.dtype(), c.dtype(),
-                    beta != 0 ? " +=" : ""), stream);
+            profiler.begin(gemmLabel(p, beta), stream);
         }
-        gemm().matmul(new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(), b.address(),
-                c.address(), batch, m * k, k * n, m * n, CublasLtGemm.Epilogue.NONE, 0, 0, 0), alpha, beta);
+        gemm().matmul(p, alpha, beta);
         if (profiler != null) {
             profiler.end(stream);
         }
+    }
+
+    /** The kernel profile's name of a product: transposes, shape, batch, dtypes, accumulate, epilogue. */
+    private static String gemmLabel(CublasLtGemm.Problem p, float beta) {
+        return String.format(Locale.ROOT, "cublasLt %s%s %d x %d x %d%s %s->%s%s%s", p.transA() ? "T" : "N",
+                p.transB() ? "T" : "N", p.m(), p.n(), p.k(), p.batch() > 1 ? " x" + p.batch() : "", p.inType(),
+                p.outType(), beta != 0 ? " +=" : "",
+                p.epilogue() == Epilogue.NONE ? "" : " " + p.epilogue().name().toLowerCase(Locale.ROOT));
+    }
+
+    // ------------------------------------------------------------------ fused linear layers
+    // One cuBLASLt matmul with an epilogue each, when cuBLASLt has an algorithm for the dtypes and
+    // alignments (CublasLtGemm.matmulIfSupported, cached); otherwise exactly the CPU backend's
+    // composition of gemm, biasAdd, gelu and biasBackward.
+
+    @Override
+    public void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation) {
+        String op = "linearForward";
+        TensorChecks.linearForward(x, weight, bias, activation, y, preActivation);
+        onDevice(op, "x", x, "weight", weight, "bias", bias, "y", y, "preActivation", preActivation);
+        Tensor pre = activation == Activation.NONE ? y : preActivation;   // [n, out]
+        if (activation == Activation.GELU_TANH                             // y = gelu(x W^T + b), pre saved as aux
+                && fused(linearProblem(false, true, x, weight, y,
+                        bias == null ? Epilogue.GELU_AUX : Epilogue.GELU_AUX_BIAS, bias, pre), 1f, 0f)) {
+            return;
+        }
+        if (bias != null && fused(linearProblem(false, true, x, weight, pre, Epilogue.BIAS, bias, null), 1f, 0f)) {
+            if (activation != Activation.NONE) {                           // GELU_ERF: cuBLASLt's GELU is the tanh form
+                geluForward(pre, y, activation == Activation.GELU_TANH);
+            }
+            return;
+        }
+        gemm(false, true, 1f, x, weight, 0f, pre);
+        if (bias != null) {
+            biasAdd(pre, bias);
+        }
+        if (activation != Activation.NONE) {
+            geluForward(pre, y, activation == Activation.GELU_TANH);
+        }
+    }
+
+    @Override
+    public void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx) {
+        String op = "linearDgrad";
+        TensorChecks.linearDgrad(dy, weight, activation, preActivation, dx);
+        onDevice(op, "dy", dy, "weight", weight, "preActivation", preActivation, "dx", dx);
+        if (activation == Activation.GELU_TANH
+                && fused(linearProblem(false, false, dy, weight, dx, Epilogue.DGELU, null, preActivation), 1f, 0f)) {
+            return;                                                        // dx = (dy W) * gelu'(pre)
+        }
+        gemm(false, false, 1f, dy, weight, 0f, dx);
+        if (activation != Activation.NONE) {
+            geluBackward(preActivation, dx, dx, activation == Activation.GELU_TANH);
+        }
+    }
+
+    @Override
+    public void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias) {
+        String op = "linearWgrad";
+        TensorChecks.linearWgrad(dy, x, dWeight, dBias);
+        onDevice(op, "dy", dy, "x", x, "dWeight", dWeight, "dBias", dBias);
+        if (dBias != null && dy.dim(0) > 0) {
+            // BGRADB writes sum_rows dy: into scratch, then added to the accumulating dBias.
+            long out = dy.dim(1);
+            long scratchBias = temporary(out * Float.BYTES);
+            try {
+                if (fused(linearProblem(true, false, dy, x, dWeight, Epilogue.BGRADB, scratchBias, DType.F32, null),
+                        1f, 1f)) {
+                    launch("megatron_axpy", grid(out), 1, THREADS, 0, 1f, scratchBias, 0, dBias.address(), 0, out);
+                    return;
+                }
+            } finally {
+                release(scratchBias, out * Float.BYTES);  // stream-ordered: after the queued work
+            }
+        }
+        if (dBias != null) {
+            biasBackward(dy, dBias);
+        }
+        gemm(true, false, 1f, dy, x, 1f, dWeight);
+    }
+
+    /** The tensors, given as name, tensor, name, tensor, ... (null tensors skipped), are in device memory. */
+    private static void onDevice(String op, Object... namesAndTensors) {
+        for (int i = 0; i < namesAndTensors.length; i += 2) {
+            if (namesAndTensors[i + 1] instanceof Tensor t) {
+                DeviceChecks.device(op, (String) namesAndTensors[i], t);
+            }
+        }
+    }
+
+    /**
+     * {@code c = op(a) op(b)} with an epilogue, its bias (the layer's bias, of its own dtype) and
+     * aux matrix (shaped as c), or null when cuBLASLt cannot take it: an empty product, or an aux
+     * leading dimension (c's columns) that is not a multiple of 8.
+     */
+    private static CublasLtGemm.Problem linearProblem(boolean transA, boolean transB, Tensor a, Tensor b, Tensor c,
+                                                      Epilogue e, Tensor bias, Tensor aux) {
+        return linearProblem(transA, transB, a, b, c, e, bias == null ? 0 : bias.address(),
+                bias == null ? null : bias.dtype(), aux);
+    }
+
+    private static CublasLtGemm.Problem linearProblem(boolean transA, boolean transB, Tensor a, Tensor b, Tensor c,
+                                                      Epilogue e, long bias, DType biasType, Tensor aux) {
+        long m = transA ? a.dim(1) : a.dim(0);
+        long k = transA ? a.dim(0) : a.dim(1);
+        long n = transB ? b.dim(0) : b.dim(1);
+        if (m == 0 || n == 0 || k == 0 || (aux != null && n % 8 != 0)) {
+            return null;
+        }
+        return new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(), b.address(),
+                c.address(), 1, m * k, k * n, m * n, e, bias, biasType, aux == null ? 0 : aux.address(),
+                aux == null ? null : aux.dtype(), aux == null ? 0 : n);
+    }
+
+    /** Runs {@code p} (profiled) and true, or false when p is null or cuBLASLt has no algorithm for it. */
+    private boolean fused(CublasLtGemm.Problem p, float alpha, float beta) {
+        if (p == null || gemm().knownUnsupported(p)) {
+            return false;
+        }
+        enter();
+        if (profiler != null) {
+            profiler.begin(gemmLabel(p, beta), stream);
+        }
+        boolean ran = gemm().matmulIfSupported(p, alpha, beta);
+        if (profiler != null) {
+            profiler.end(stream);
+        }
+        return ran;
     }
 
     // ------------------------------------------------------------------ elementwise
@@ -651,6 +788,16 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs, List<Tensor> expAvgSqs,
+                                 float[] weightDecays, float lr, float beta1, float beta2, float eps, long step) {
+        multiTensorAdam.step(params, grads, expAvgs, expAvgSqs, weightDecays, lr, beta1, beta2, eps, step);
+    }
+
+    CudaMultiTensorAdam multiTensorAdam() { // package-private: tests read its table cache
+        return multiTensorAdam;
+    }
+
+    @Override
     public double sumOfSquares(Tensor x) {
         floating("sumOfSquares", "x", x);
         enter();
@@ -699,6 +846,7 @@ public final class CudaBackend implements Backend {
             if (gemm != null) {
                 gemm.close();
             }
+            multiTensorAdam.close();
             allocator.free(scratch, 16);
             allocator.free(idChecks, 8L * ID_CHECK_SLOTS);
             kernels.close();

@@ -1,10 +1,13 @@
 package org.megatronj.memory.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.function.BiConsumer;
 
@@ -447,6 +450,183 @@ class CudaBackendTest {
         });
         assertClose("argmax", arg, 0);
         assertClose("logSoftmax", logp, 1e-5);
+    }
+
+    // ---------------------------------------------------------------- fused linear layers (cuBLASLt epilogues)
+
+    /** F32 gets 2e-5: the fused gelu is computed from the fp32 sum (the CPU's from the stored pre). */
+    private static double linearTolerance(DType dt) {
+        return dt == DType.F32 ? 2e-5 : tolerance(dt);
+    }
+
+    /**
+     * linearForward against the CPU's gemm + biasAdd + gelu, for every activation, with and without
+     * bias: GELU_TANH runs GELU_AUX(_BIAS) (y and the saved pre-activation), NONE and GELU_ERF the
+     * BIAS epilogue. out = 84 (aux leading dimension not a multiple of 8) takes the unfused path.
+     * In F32 the tanh-vs-erf gap (about 2e-4 relative here) is ten times the tolerance, so the
+     * check also pins cuBLASLt's GELU to the tanh form.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void linearForwardFusesBiasAndGelu(DType dt) {
+        long n = 48, in = 64;
+        for (long out : new long[] {80, 84}) {
+            for (Backend.Activation act : Backend.Activation.values()) {
+                for (boolean withBias : new boolean[] {true, false}) {
+                    String what = "linearForward " + act + (withBias ? " +bias" : "") + " out=" + out;
+                    Pair x = random(dt, n, in);
+                    Pair w = random(dt, out, in);
+                    Pair bias = withBias ? random(dt, out) : null;
+                    Pair y = poisoned(dt, n, out);
+                    Pair pre = act == Backend.Activation.NONE ? null : poisoned(dt, n, out);
+                    both((be, g) -> be.linearForward(side(x, g), side(w, g), side(bias, g), act, side(y, g),
+                            side(pre, g)));
+                    assertClose(what + " y", y, linearTolerance(dt));
+                    if (pre != null) {
+                        assertClose(what + " preActivation", pre, linearTolerance(dt));
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * linearDgrad against the CPU's gemm + geluBackward: GELU_TANH runs the DGELU epilogue (dx =
+     * (dy W) * gelu'(pre)); in = 68 takes the unfused path. Pre-activations span [-3, 3], where
+     * gelu' is far from constant.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void linearDgradFusesGeluDerivative(DType dt) {
+        long n = 40, out = 96;
+        for (long in : new long[] {64, 68}) {
+            for (Backend.Activation act : Backend.Activation.values()) {
+                Pair dy = random(dt, n, out);
+                Pair w = random(dt, out, in);
+                Pair pre = act == Backend.Activation.NONE ? null : random(dt, n, in);
+                if (pre != null) {
+                    both((be, g) -> be.scale(side(pre, g), 3f));
+                }
+                Pair dx = poisoned(dt, n, in);
+                both((be, g) -> be.linearDgrad(side(dy, g), side(w, g), act, side(pre, g), side(dx, g)));
+                assertClose("linearDgrad " + act + " in=" + in, dx, linearTolerance(dt));
+            }
+        }
+    }
+
+    /**
+     * linearWgrad accumulates dW and dBias (F32, from random values, over two "micro-batches")
+     * against the CPU's biasBackward + gemm: the BGRADB epilogue writes its bias gradient, so the
+     * backend must add it; without bias plain accumulation.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void linearWgradAccumulatesWeightAndBiasGradients(DType dt) {
+        long n = 56, in = 64, out = 72;
+        for (boolean withBias : new boolean[] {true, false}) {
+            Pair dW = random(DType.F32, out, in);
+            Pair dB = withBias ? random(DType.F32, out) : null;
+            for (int microBatch = 0; microBatch < 2; microBatch++) {
+                Pair dy = random(dt, n, out);
+                Pair x = random(dt, n, in);
+                both((be, g) -> be.linearWgrad(side(dy, g), side(x, g), side(dW, g), side(dB, g)));
+            }
+            assertClose("linearWgrad dWeight" + (withBias ? " +bias" : ""), dW, dt == DType.F32 ? 1e-5 : 1e-3);
+            if (dB != null) {
+                assertClose("linearWgrad dBias", dB, 1e-5);
+            }
+        }
+    }
+
+    /**
+     * At GPT-2's MLP shapes in BF16 (fewer rows) every epilogue the layers use must run fused: a
+     * fallback is correct but slow, and this names the one cuBLASLt refused.
+     */
+    @Test
+    void gpt2ShapesRunFusedInBf16() {
+        DType dt = DType.BF16;
+        long n = 512, h = 768, ffn = 3072;
+        int before = gpu.gemm().unsupported().size();
+        Pair x = random(dt, n, h);
+        Pair w1 = random(dt, ffn, h);
+        Pair b1 = random(dt, ffn);
+        Pair pre = poisoned(dt, n, ffn);
+        Pair act = poisoned(dt, n, ffn);
+        Pair w2 = random(dt, h, ffn);
+        Pair b2 = random(dt, h);
+        Pair y = poisoned(dt, n, h);
+        Pair dW2 = random(DType.F32, h, ffn);
+        Pair dB2 = random(DType.F32, h);
+        Pair dPre = poisoned(dt, n, ffn);
+        both((be, g) -> {
+            be.linearForward(side(x, g), side(w1, g), side(b1, g), Backend.Activation.GELU_TANH, side(act, g),
+                    side(pre, g));
+            be.linearForward(side(act, g), side(w2, g), side(b2, g), Backend.Activation.NONE, side(y, g), null);
+            be.linearWgrad(side(y, g), side(act, g), side(dW2, g), side(dB2, g));
+            be.linearDgrad(side(y, g), side(w2, g), Backend.Activation.GELU_TANH, side(pre, g), side(dPre, g));
+        });
+        List<String> refused = gpu.gemm().unsupported();
+        assertEquals(List.of(), refused.subList(before, refused.size()), "epilogues cuBLASLt refused");
+        assertClose("fc1 gelu", act, tolerance(dt));
+        assertClose("fc2", y, tolerance(dt));
+        assertClose("fc2 dW", dW2, 1e-3);
+        assertClose("fc2 db", dB2, 1e-5);
+        assertClose("fc2 dgrad * gelu'", dPre, tolerance(dt));
+    }
+
+    /**
+     * multiTensorAdamW (one launch) against the CPU and, bit for bit, against one GPU adamW per
+     * tensor: sizes from 1 to three chunks plus a tail, 4-byte aligned views (the scalar path),
+     * mixed weight decay; a second step reuses the cached chunk table.
+     */
+    @Test
+    void multiTensorAdamWMatchesPerTensorAdamW() {
+        long[][] ranges = {{0, 1}, {16, 19}, {32, 132}, {133, 133 + 2 * CudaMultiTensorAdam.CHUNK + 4099},
+                {70_000, 70_016}, {70_021, 71_000}};
+        float[] decays = {0.1f, 0f, 0.1f, 0.05f, 0f, 0.1f};
+        long total = 71_000;
+        Pair p = random(DType.F32, total);
+        Pair gr = random(DType.F32, total);
+        Pair m = random(DType.F32, total);
+        Pair v = random(DType.F32, total);
+        for (long i = 0; i < total; i++) {
+            v.cpu().setFloat(i, Math.abs(v.cpu().getFloat(i)));
+        }
+        gpu.copy(v.cpu(), v.gpu());
+        Pair[] oneByOne = {copyOnGpu(p), copyOnGpu(m), copyOnGpu(v)};
+        int[] tables = new int[3];
+        for (int step = 1; step <= 2; step++) {
+            long s = step;
+            both((be, g) -> be.multiTensorAdamW(views(p, ranges, g), views(gr, ranges, g), views(m, ranges, g),
+                    views(v, ranges, g), decays, 1e-3f, 0.9f, 0.95f, 1e-8f, s));
+            for (int t = 0; t < ranges.length; t++) {
+                long[] r = ranges[t];
+                gpu.adamW(oneByOne[0].gpu().view(r[0], r[1]), gr.gpu().view(r[0], r[1]), oneByOne[1].gpu().view(r[0], r[1]),
+                        oneByOne[2].gpu().view(r[0], r[1]), 1e-3f, 0.9f, 0.95f, 1e-8f, decays[t], s);
+            }
+            tables[step] = gpu.multiTensorAdam().tableCount();
+        }
+        assertEquals(tables[1], tables[2], "the second step reuses the first step's table");
+        assertClose("multiTensorAdamW param", p, 1e-6);
+        assertClose("multiTensorAdamW m", m, 1e-6);
+        assertClose("multiTensorAdamW v", v, 1e-6);
+        assertArrayEquals(download(oneByOne[0].gpu()), download(p.gpu()), "param: one launch vs one per tensor");
+        assertArrayEquals(download(oneByOne[1].gpu()), download(m.gpu()), "m: one launch vs one per tensor");
+        assertArrayEquals(download(oneByOne[2].gpu()), download(v.gpu()), "v: one launch vs one per tensor");
+    }
+
+    private Pair copyOnGpu(Pair p) {
+        Tensor d = gpu.allocate(arena, p.gpu().dtype(), p.gpu().shape());
+        gpu.copy(p.gpu(), d);
+        return new Pair(p.cpu(), d);
+    }
+
+    private static List<Tensor> views(Pair p, long[][] ranges, boolean onGpu) {
+        List<Tensor> out = new ArrayList<>();
+        for (long[] r : ranges) {
+            out.add(side(p, onGpu).view(r[0], r[1]));
+        }
+        return out;
     }
 
     @Test

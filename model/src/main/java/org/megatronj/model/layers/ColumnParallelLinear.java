@@ -1,6 +1,7 @@
 package org.megatronj.model.layers;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.parallel.TensorParallelGroup;
@@ -31,13 +32,21 @@ public final class ColumnParallelLinear extends Linear {
         return sequenceParallel;
     }
 
-    /** dW, db accumulate; dx {@code [..., in]} is written and summed over the TP ranks. */
+    /**
+     * dW, db accumulate; dx {@code [..., in]} is written and summed over the TP ranks. The input is
+     * the replicated activation of the layer before (a norm's output): no input activation here,
+     * whose derivative would have to follow the sum.
+     */
     @Override
-    public void backward(Tensor dy, Tensor x, Tensor dx) {
+    public void backward(Tensor dy, Tensor x, Tensor dx, Activation inputActivation, Tensor inputPreActivation) {
         if (sequenceParallel) {
             throw new IllegalStateException(weight.name() + " is sequence-parallel: use backwardSequenceParallel");
         }
-        super.backward(dy, x, dx);
+        if (inputActivation != Activation.NONE) {
+            throw new IllegalArgumentException(weight.name() + " is column-parallel: its input gradient is summed over "
+                    + "the ranks, so an input activation's derivative cannot be fused (got " + inputActivation + ")");
+        }
+        super.backward(dy, x, dx, Activation.NONE, null);
         if (dx != null) {
             tp.allReduceSum(dx);
         }
@@ -49,7 +58,7 @@ public final class ColumnParallelLinear extends Linear {
      * in {@code dxShard [s/t, b, in]}.
      */
     public void backwardSequenceParallel(Tensor dy, Tensor xFull, Tensor dxFull, Tensor dxShard) {
-        super.backward(dy, xFull, dxFull);
+        super.backward(dy, xFull, dxFull, Activation.NONE, null);
         tp.reduceScatterFirstDim(dxFull, dxShard);
     }
 }

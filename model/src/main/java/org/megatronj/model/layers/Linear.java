@@ -1,6 +1,7 @@
 package org.megatronj.model.layers;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
 
@@ -53,24 +54,41 @@ public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
 
     /** x {@code [..., in]} -> y {@code [..., out]} (written). */
     public void forward(Tensor x, Tensor y) {
+        forward(x, y, Activation.NONE, null);
+    }
+
+    /**
+     * {@code y = act(x W^T + b)}, x {@code [..., in]} -> y {@code [..., out]} (written); with an
+     * activation, {@code preActivation} {@code [..., out]} receives {@code x W^T + b} for the
+     * backward. One op ({@link Backend#linearForward}): on a GPU the bias and gelu run in the GEMM's
+     * epilogue.
+     */
+    public void forward(Tensor x, Tensor y, Activation activation, Tensor preActivation) {
         Tensor x2 = x.reshape(-1, inFeatures());      // [n, in]
         Tensor y2 = y.reshape(-1, outFeatures());     // [n, out]
-        backend.gemm(false, true, 1f, x2, weight.compute(), 0f, y2);
-        if (bias != null) {
-            backend.biasAdd(y2, bias.compute());
-        }
+        backend.linearForward(x2, weight.compute(), bias == null ? null : bias.compute(), activation, y2,
+                preActivation == null ? null : preActivation.reshape(-1, outFeatures()));
     }
 
     /** From dy {@code [..., out]} and the forward input x: dW, db accumulate; dx {@code [..., in]} written unless null. */
     public void backward(Tensor dy, Tensor x, Tensor dx) {
+        backward(dy, x, dx, Activation.NONE, null);
+    }
+
+    /**
+     * As {@link #backward(Tensor, Tensor, Tensor)} for an input that was {@code x = act(inputPreActivation)}
+     * (the previous layer's activation, e.g. fc2 after fc1's gelu): dx is then the gradient of
+     * inputPreActivation, {@code (dy W) * act'(inputPreActivation)}, in one op
+     * ({@link Backend#linearDgrad}: the DGELU epilogue on a GPU).
+     */
+    public void backward(Tensor dy, Tensor x, Tensor dx, Activation inputActivation, Tensor inputPreActivation) {
         Tensor dy2 = dy.reshape(-1, outFeatures());   // [n, out]
-        Tensor x2 = x.reshape(-1, inFeatures());      // [n, in]
-        if (bias != null) {
-            backend.biasBackward(dy2, bias.grad());
-        }
-        backend.gemm(true, false, 1f, dy2, x2, 1f, weight.grad());     // dW[out, in] += dy^T x
+        // dW[out, in] += dy^T x; db += sum of dy's rows
+        backend.linearWgrad(dy2, x.reshape(-1, inFeatures()), weight.grad(), bias == null ? null : bias.grad());
         if (dx != null) {
-            backend.gemm(false, false, 1f, dy2, weight.compute(), 0f, dx.reshape(-1, inFeatures()));  // dx = dy W
+            backend.linearDgrad(dy2, weight.compute(), inputActivation,                   // dx = dy W (* act'(pre))
+                    inputPreActivation == null ? null : inputPreActivation.reshape(-1, inFeatures()),
+                    dx.reshape(-1, inFeatures()));
         }
     }
 }

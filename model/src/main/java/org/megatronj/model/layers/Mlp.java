@@ -1,6 +1,7 @@
 package org.megatronj.model.layers;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.Tensor;
 
 /**
@@ -43,11 +44,11 @@ public final class Mlp {
      * the full-length scratch of fc2's partial product.
      */
     public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws) {
-        linearFc1.forward(x, a.fc1Out());                      // [s, b, ffn] or [s, b, 2 ffn]
         if (swiglu) {
+            linearFc1.forward(x, a.fc1Out());                  // [s, b, 2 ffn]
             backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
         } else {
-            backend.geluForward(a.fc1Out(), a.actOut(), geluTanh);
+            linearFc1.forward(x, a.actOut(), gelu(), a.fc1Out());  // actOut = gelu(fc1Out) [s, b, ffn]: one op
         }
         if (linearFc2.sequenceParallel()) {
             ((RowParallelLinear) linearFc2).forwardSequenceParallel(a.actOut(), ws.hiddenB(), out);
@@ -56,22 +57,31 @@ public final class Mlp {
         }
     }
 
-    /** dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written); both {@code [s/t, b, h]} under sequence parallelism. */
+    /**
+     * dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written); both {@code [s/t, b, h]} under
+     * sequence parallelism. With gelu, fc2's input gradient is taken through gelu' in the same op
+     * and lands in dFc1 (the gradient of fc1Out); with SwiGLU it lands in dAct first.
+     */
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
+        Activation act = swiglu ? Activation.NONE : gelu();
+        Tensor dFc2Input = swiglu ? ws.dAct() : ws.dFc1();      // [s, b, ffn]
+        Tensor pre = swiglu ? null : a.fc1Out();
         if (linearFc2.sequenceParallel()) {
-            ((RowParallelLinear) linearFc2).backwardSequenceParallel(dOut, ws.hiddenB(), a.actOut(), ws.dAct());
+            ((RowParallelLinear) linearFc2).backwardSequenceParallel(dOut, ws.hiddenB(), a.actOut(), dFc2Input, act, pre);
         } else {
-            linearFc2.backward(dOut, a.actOut(), ws.dAct());  // dAct [s, b, ffn]
+            linearFc2.backward(dOut, a.actOut(), dFc2Input, act, pre);
         }
         if (swiglu) {
             backend.swigluBackward(a.fc1Out(), ws.dAct(), ws.dFc1());
-        } else {
-            backend.geluBackward(a.fc1Out(), ws.dAct(), ws.dFc1(), geluTanh);
         }
         if (linearFc1.sequenceParallel()) {
             ((ColumnParallelLinear) linearFc1).backwardSequenceParallel(ws.dFc1(), x, ws.hiddenB(), dx);
         } else {
             linearFc1.backward(ws.dFc1(), x, dx);
         }
+    }
+
+    private Activation gelu() {
+        return Activation.gelu(geluTanh);
     }
 }

@@ -1,6 +1,7 @@
 package org.megatronj.model.layers;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.parallel.TensorParallelGroup;
@@ -29,17 +30,28 @@ public final class RowParallelLinear extends Linear {
         return sequenceParallel;
     }
 
-    /** x {@code [..., in/t]} -> y {@code [..., out]} = sum over ranks of x W_r^T, plus the bias. */
+    /**
+     * x {@code [..., in/t]} -> y {@code [..., out]} = sum over ranks of x W_r^T, plus the bias: the
+     * bias and any activation follow the sum, so they are not fused into the GEMM here.
+     */
     @Override
-    public void forward(Tensor x, Tensor y) {
+    public void forward(Tensor x, Tensor y, Activation activation, Tensor preActivation) {
         if (sequenceParallel) {
             throw new IllegalStateException(weight.name() + " is sequence-parallel: use forwardSequenceParallel");
         }
+        noActivation(activation);
         Tensor y2 = y.reshape(-1, outFeatures());
         backend.gemm(false, true, 1f, x.reshape(-1, inFeatures()), weight.compute(), 0f, y2);
         tp.allReduceSum(y);
         if (bias != null) {
             backend.biasAdd(y2, bias.compute());
+        }
+    }
+
+    private void noActivation(Activation activation) {
+        if (activation != Activation.NONE) {
+            throw new IllegalArgumentException(weight.name() + " is row-parallel: its output is summed over the ranks "
+                    + "before the bias, so an activation cannot be fused (got " + activation + ")");
         }
     }
 
@@ -55,20 +67,30 @@ public final class RowParallelLinear extends Linear {
         }
     }
 
+    /** {@link #backwardSequenceParallel(Tensor, Tensor, Tensor, Tensor, Activation, Tensor)} of an input without activation. */
+    public void backwardSequenceParallel(Tensor dyShard, Tensor dyFull, Tensor x, Tensor dx) {
+        backwardSequenceParallel(dyShard, dyFull, x, dx, Activation.NONE, null);
+    }
+
     /**
      * Sequence-parallel backward: {@code dyFull [s, b, out]} (scratch) becomes the all-gather of
      * the ranks' {@code dyShard}; the bias gradient accumulates from this rank's rows only (a
-     * partial sum that the sequence-parallel gradient all-reduce completes); dW and dx as usual.
+     * partial sum that the sequence-parallel gradient all-reduce completes); dW and dx as usual,
+     * dx the gradient of {@code inputPreActivation} when the input was its activation (this rank's
+     * slice of fc1's gelu: the derivative is local).
      */
-    public void backwardSequenceParallel(Tensor dyShard, Tensor dyFull, Tensor x, Tensor dx) {
+    public void backwardSequenceParallel(Tensor dyShard, Tensor dyFull, Tensor x, Tensor dx, Activation inputActivation,
+                                         Tensor inputPreActivation) {
         if (bias != null) {
             backend.biasBackward(dyShard.reshape(-1, outFeatures()), bias.grad());
         }
         tp.allGatherFirstDim(dyShard, dyFull);
         Tensor dy2 = dyFull.reshape(-1, outFeatures());
-        backend.gemm(true, false, 1f, dy2, x.reshape(-1, inFeatures()), 1f, weight.grad());
+        backend.linearWgrad(dy2, x.reshape(-1, inFeatures()), weight.grad(), null);
         if (dx != null) {
-            backend.gemm(false, false, 1f, dy2, weight.compute(), 0f, dx.reshape(-1, inFeatures()));
+            backend.linearDgrad(dy2, weight.compute(), inputActivation,
+                    inputPreActivation == null ? null : inputPreActivation.reshape(-1, inFeatures()),
+                    dx.reshape(-1, inFeatures()));
         }
     }
 }

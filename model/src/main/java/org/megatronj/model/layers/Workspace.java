@@ -20,7 +20,8 @@ import org.megatronj.model.TransformerConfig;
  * @param dk         {@code [s, b, ng, d]}
  * @param dv         {@code [s, b, ng, d]}
  * @param dFc1       {@code [s, b, fc1Width]} gradient of fc1's output
- * @param dAct       {@code [s, b, ffn]} gradient of the activation's output
+ * @param dAct       {@code [s, b, ffn]} gradient of SwiGLU's output (null with gelu: fc2's input gradient
+ *                   goes through gelu' into dFc1 in the same op)
  * @param queryRows  I32 {@code [s b np]}: fused-table row of each query head vector
  * @param keyRows    I32 {@code [s b ng]}
  * @param valueRows  I32 {@code [s b ng]}
@@ -79,7 +80,7 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
                 grads ? stack.view(qEnd, kEnd).reshape(s, b, ng, d) : null,
                 grads ? stack.view(kEnd, stack.numel()).reshape(s, b, ng, d) : null,
                 grads ? backend.allocate(arena, f, s, b, c.fc1Width()) : null,
-                grads ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null,
+                grads && c.swiglu() ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null,
                 indices(backend, arena, QkvLayout.queryRows(n, np, ng)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, false)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, true)),

@@ -6,6 +6,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.Parameter;
 
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,6 +21,9 @@ import java.util.Map;
  * </pre>
  * Weight decay applies only to parameters with {@link Parameter#weightDecay()} (not biases or
  * norm weights, Megatron's default). Moments are F32, zero-initialised, in their own arena.
+ *
+ * <p>A step is one {@link Backend#multiTensorAdamW} over all parameters (one GPU launch, as
+ * Megatron's multi-tensor Adam), with the same results as one {@code adamW} per parameter.
  */
 public final class AdamW implements Optimizer, AutoCloseable {
     private final List<Parameter> parameters;
@@ -32,6 +36,10 @@ public final class AdamW implements Optimizer, AutoCloseable {
     private final Tensor[] expAvg;
     private final Tensor[] expAvgSq;
     private final Map<String, Tensor> state;
+    // the lists multiTensorAdamW walks, built once: same tensors every step
+    private final List<Tensor> params;
+    private final List<Tensor> grads;
+    private final float[] weightDecays;
     private long steps;
 
     /** Megatron's flags: {@code --adam-beta1 0.9 --adam-beta2 0.999 --adam-eps 1e-8 --weight-decay 0.01}. */
@@ -62,16 +70,19 @@ public final class AdamW implements Optimizer, AutoCloseable {
             s.put(p.name() + ".exp_avg_sq", expAvgSq[i]);
         }
         this.state = Collections.unmodifiableMap(s);
+        this.params = this.parameters.stream().map(Parameter::data).toList();
+        this.grads = this.parameters.stream().map(Parameter::grad).toList();
+        this.weightDecays = new float[this.parameters.size()];
+        for (int i = 0; i < weightDecays.length; i++) {
+            weightDecays[i] = this.parameters.get(i).weightDecay() ? weightDecay : 0f;
+        }
     }
 
     @Override
     public void step(float lr) {
         steps++;
-        for (int i = 0; i < expAvg.length; i++) {
-            Parameter p = parameters.get(i);
-            backend.adamW(p.data(), p.grad(), expAvg[i], expAvgSq[i], lr, beta1, beta2, eps,
-                    p.weightDecay() ? weightDecay : 0f, steps);
-        }
+        backend.multiTensorAdamW(params, grads, Arrays.asList(expAvg), Arrays.asList(expAvgSq), weightDecays, lr, beta1,
+                beta2, eps, steps);
     }
 
     @Override

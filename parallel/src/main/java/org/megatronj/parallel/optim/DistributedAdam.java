@@ -78,13 +78,24 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
         for (int c = 0; c < shards.size(); c++) {
             FlatShard shard = shards.get(c);
             Tensor data = flatData.get(c);
-            for (FlatShard.Segment s : shard.segments()) {
+            // One multi-tensor op over this rank's pieces of the chunk's parameters (one GPU launch).
+            List<FlatShard.Segment> segments = shard.segments();
+            List<Tensor> params = new ArrayList<>(segments.size());
+            List<Tensor> grads = new ArrayList<>(segments.size());
+            List<Tensor> ms = new ArrayList<>(segments.size());
+            List<Tensor> vs = new ArrayList<>(segments.size());
+            float[] decays = new float[segments.size()];
+            for (int i = 0; i < segments.size(); i++) {
+                FlatShard.Segment s = segments.get(i);
                 var p = s.parameter();
                 long at = s.stateOffset();
-                backend.adamW(flat(p.data()).view(s.from(), s.to()), flat(p.grad()).view(s.from(), s.to()),
-                        expAvg.get(c).view(at, at + s.numel()), expAvgSq.get(c).view(at, at + s.numel()),
-                        lr, beta1, beta2, eps, p.weightDecay() ? weightDecay : 0f, steps);
+                params.add(flat(p.data()).view(s.from(), s.to()));
+                grads.add(flat(p.grad()).view(s.from(), s.to()));
+                ms.add(expAvg.get(c).view(at, at + s.numel()));
+                vs.add(expAvgSq.get(c).view(at, at + s.numel()));
+                decays[i] = p.weightDecay() ? weightDecay : 0f;
             }
+            backend.multiTensorAdamW(params, grads, ms, vs, decays, lr, beta1, beta2, eps, steps);
             if (dataParallel.size() > 1) {
                 // Each bucket's shards gather back into the bucket (in place), as Megatron's param all-gather.
                 for (FlatShard.Range r : shard.ranges()) {

@@ -1,0 +1,172 @@
+package org.megatronj.memory.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Random;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+import org.megatronj.memory.Backend.Activation;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+import org.megatronj.memory.TensorException;
+
+/**
+ * The fused linear ops and multi-tensor AdamW on the CPU are, bit for bit, the compositions the
+ * layers called before (gemm, biasAdd, gelu, biasBackward; one adamW per tensor), in every
+ * compute dtype; bad arguments name the op and what it expected.
+ */
+class LinearOpsTest {
+    private final CpuBackend backend = OpTesting.vector();
+    private final Random rnd = OpTesting.random(41);
+
+    private Tensor random(TensorArena arena, DType dt, long... shape) {
+        Tensor t = arena.allocate(dt, shape);
+        for (long i = 0; i < t.numel(); i++) {
+            t.setFloat(i, rnd.nextFloat() * 4 - 2);
+        }
+        return t;
+    }
+
+    private static Tensor copy(TensorArena arena, Tensor t) {
+        Tensor c = arena.allocate(t.dtype(), t.shape());
+        c.segment().copyFrom(t.segment());
+        return c;
+    }
+
+    private static void assertSameBits(String what, Tensor expected, Tensor actual) {
+        assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), what);
+    }
+
+    @Test
+    void linearOpsAreTheOldCompositionBitForBit() {
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+            for (Activation act : Activation.values()) {
+                try (TensorArena arena = new TensorArena("linear")) {
+                    long n = 37, in = 24, out = 40;
+                    boolean gelu = act != Activation.NONE;
+                    boolean tanh = act == Activation.GELU_TANH;
+                    String what = dt + " " + act;
+                    Tensor x = random(arena, dt, n, in);
+                    Tensor w = random(arena, dt, out, in);
+                    Tensor b = random(arena, dt, out);
+                    // forward
+                    Tensor y = arena.allocate(dt, n, out);
+                    Tensor pre = gelu ? arena.allocate(dt, n, out) : null;
+                    backend.linearForward(x, w, b, act, y, pre);
+                    Tensor refPre = arena.allocate(dt, n, out);
+                    backend.gemm(false, true, 1f, x, w, 0f, refPre);
+                    backend.biasAdd(refPre, b);
+                    if (gelu) {
+                        Tensor refY = arena.allocate(dt, n, out);
+                        backend.geluForward(refPre, refY, tanh);
+                        assertSameBits(what + " y", refY, y);
+                        assertSameBits(what + " pre", refPre, pre);
+                    } else {
+                        assertSameBits(what + " y", refPre, y);
+                    }
+                    // input gradient through the input's activation
+                    Tensor dy = random(arena, dt, n, out);
+                    Tensor xPre = gelu ? random(arena, dt, n, in) : null;
+                    Tensor dx = arena.allocate(dt, n, in);
+                    backend.linearDgrad(dy, w, act, xPre, dx);
+                    Tensor dAct = arena.allocate(dt, n, in);
+                    backend.gemm(false, false, 1f, dy, w, 0f, dAct);
+                    Tensor refDx = dAct;
+                    if (gelu) {
+                        refDx = arena.allocate(dt, n, in);
+                        backend.geluBackward(xPre, dAct, refDx, tanh);
+                    }
+                    assertSameBits(what + " dx", refDx, dx);
+                    // parameter gradients accumulate
+                    Tensor dW = random(arena, DType.F32, out, in);
+                    Tensor dB = random(arena, DType.F32, out);
+                    Tensor refDW = copy(arena, dW);
+                    Tensor refDB = copy(arena, dB);
+                    backend.linearWgrad(dy, x, dW, dB);
+                    backend.biasBackward(dy, refDB);
+                    backend.gemm(true, false, 1f, dy, x, 1f, refDW);
+                    assertSameBits(what + " dW", refDW, dW);
+                    assertSameBits(what + " dB", refDB, dB);
+                }
+            }
+        }
+    }
+
+    @Test
+    void multiTensorAdamWIsOneAdamWPerTensor() {
+        try (TensorArena arena = new TensorArena("adam")) {
+            long[] sizes = {1, 7, 64, 1000};
+            float[] decays = {0f, 0.1f, 0f, 0.01f};
+            List<Tensor> p = new java.util.ArrayList<>();
+            List<Tensor> g = new java.util.ArrayList<>();
+            List<Tensor> m = new java.util.ArrayList<>();
+            List<Tensor> v = new java.util.ArrayList<>();
+            List<Tensor[]> refs = new java.util.ArrayList<>();
+            for (long size : sizes) {
+                p.add(random(arena, DType.F32, size));
+                g.add(random(arena, DType.F32, size));
+                m.add(random(arena, DType.F32, size));
+                Tensor vi = random(arena, DType.F32, size);
+                for (long i = 0; i < size; i++) {
+                    vi.setFloat(i, Math.abs(vi.getFloat(i)));
+                }
+                v.add(vi);
+                refs.add(new Tensor[] {copy(arena, p.getLast()), copy(arena, m.getLast()), copy(arena, vi)});
+            }
+            for (long step = 1; step <= 3; step++) {
+                backend.multiTensorAdamW(p, g, m, v, decays, 1e-3f, 0.9f, 0.95f, 1e-8f, step);
+                for (int i = 0; i < sizes.length; i++) {
+                    Tensor[] r = refs.get(i);
+                    backend.adamW(r[0], g.get(i), r[1], r[2], 1e-3f, 0.9f, 0.95f, 1e-8f, decays[i], step);
+                }
+            }
+            for (int i = 0; i < sizes.length; i++) {
+                assertSameBits("param " + i, refs.get(i)[0], p.get(i));
+                assertSameBits("exp_avg " + i, refs.get(i)[1], m.get(i));
+                assertSameBits("exp_avg_sq " + i, refs.get(i)[2], v.get(i));
+            }
+        }
+    }
+
+    private static void assertMessage(Executable call, String... fragments) {
+        TensorException e = assertThrows(TensorException.class, call);
+        for (String f : fragments) {
+            assertTrue(e.getMessage().contains(f), "message '" + e.getMessage() + "' lacks '" + f + "'");
+        }
+    }
+
+    @Test
+    void badArgumentsNameTheOpAndTheExpectation() {
+        try (TensorArena arena = new TensorArena("errors")) {
+            Tensor x = arena.allocate(DType.F32, 4, 8);
+            Tensor w = arena.allocate(DType.F32, 6, 8);
+            Tensor wrongW = arena.allocate(DType.F32, 6, 9);
+            Tensor y = arena.allocate(DType.F32, 4, 6);
+            Tensor bias5 = arena.allocate(DType.F32, 5);
+            assertMessage(() -> backend.linearForward(x, wrongW, null, Activation.NONE, y, null),
+                    "linearForward:", "[6, 9]", "expected x [n, in], weight [out, in], y [n, out]");
+            assertMessage(() -> backend.linearForward(x, w, bias5, Activation.NONE, y, null),
+                    "linearForward:", "bias", "[5]", "expected [6]");
+            assertMessage(() -> backend.linearForward(x, w, null, Activation.GELU_TANH, y, null),
+                    "linearForward:", "GELU_TANH needs preActivation");
+            assertMessage(() -> backend.linearForward(x, w, null, Activation.NONE, y, y),
+                    "linearForward:", "without an activation");
+            Tensor bf16Pre = arena.allocate(DType.BF16, 4, 6);
+            assertMessage(() -> backend.linearForward(x, w, null, Activation.GELU_ERF, y, bf16Pre),
+                    "linearForward:", "preActivation is BF16", "same dtype");
+            Tensor dx = arena.allocate(DType.F32, 4, 8);
+            assertMessage(() -> backend.linearDgrad(y, wrongW, Activation.NONE, null, dx),
+                    "linearDgrad:", "expected dy [n, out], weight [out, in], dx [n, in]");
+            Tensor bf16DW = arena.allocate(DType.BF16, 6, 8);
+            assertMessage(() -> backend.linearWgrad(y, x, bf16DW, null), "linearWgrad:", "dWeight", "expected F32");
+            Tensor p = arena.allocate(DType.F32, 3);
+            assertMessage(() -> backend.multiTensorAdamW(List.of(p), List.of(p), List.of(p), List.of(), new float[1],
+                    1e-3f, 0.9f, 0.95f, 1e-8f, 1), "multiTensorAdamW:", "expected equal counts");
+        }
+    }
+}
