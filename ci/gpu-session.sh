@@ -91,7 +91,12 @@ train_step() {
       cpu)  "$B/megatron" pretrain gpt "${common[@]}" --device cpu --log-loss-to "$d/loss-cpu.csv" || rc=1 ;;
       fp32) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --log-loss-to "$d/loss-cuda-fp32.csv" || rc=1 ;;
       bf16) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --bf16 --use-flash-attn --log-loss-to "$d/loss-cuda-bf16.csv" \
-              --save "$d/ckpt-bf16" --save-interval 100 || rc=1
+              --save "$d/ckpt-bf16" --save-interval 50 || rc=1
+            # Resume on the GPU from iteration 50 (a copy of the checkpoint folder without iteration 100).
+            mkdir -p "$d/ckpt-resume" && cp -r "$d/ckpt-bf16/iter_0000050" "$d/ckpt-resume/" && echo 50 > "$d/ckpt-resume/latest_checkpointed_iteration.txt"
+            "$B/megatron" pretrain gpt "${common[@]}" --device cuda --bf16 --use-flash-attn --load "$d/ckpt-resume" \
+              --log-loss-to "$d/loss-cuda-bf16-resumed.csv" > "$R/train/resume.txt" 2>&1 || rc=1
+            grep -E "iteration +(60|100)/" "$R/train/resume.txt" | cut -c1-200
             # The GPU-trained checkpoint generates the same greedy text on the GPU and on the CPU.
             for dev in cuda cpu; do
               "$B/megatron" generate --device "$dev" --load "$d/ckpt-bf16" --prompt "And God said" \

@@ -45,7 +45,7 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
             GPTModel model = null;
             try {
                 model = new GPTModel(config, backend, 0);
-                TrainingCheckpointer.loadWeights(ckpt, model.parameters());
+                TrainingCheckpointer.loadWeights(ckpt, model.parameters(), backend);
                 return new CheckpointModel(backend, model, tokenizer, ckpt.iteration());
             } catch (RuntimeException e) {
                 if (model != null) {

@@ -127,7 +127,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             SampleSource test = sourceOrNull(splits.get(Split.TEST));
             out.printf(Locale.ROOT, " > datasets: train %d, valid %d, test %d samples of %d tokens%n", train.size(),
                     valid == null ? 0 : valid.size(), test == null ? 0 : test.size(), data.seqLength);
-            TrainingCheckpointer checkpointer = new TrainingCheckpointer(JSON.valueToTree(config), args);
+            TrainingCheckpointer checkpointer = new TrainingCheckpointer(JSON.valueToTree(config), args, backend);
             Trainer trainer = new Trainer(tc, GptTraining.model(gpt), optimizer, train, valid, test, checkpointer, signal,
                     line -> {
                         out.println(line);

@@ -9,7 +9,9 @@ import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.io.checkpoint.CheckpointWriter;
 import org.megatronj.io.checkpoint.OptimizerStateFiles;
 import org.megatronj.io.safetensors.SafetensorsFile;
+import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.optim.DynamicLossScaler;
 import org.megatronj.model.optim.OptimizerParamScheduler;
@@ -42,6 +44,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
 
     private final JsonNode modelConfig;
     private final JsonNode args;
+    private final Backend backend; // copies device tensors to and from the host files; null: all on the host
 
     /**
      * @param modelConfig the model's architecture as JSON (compared on load, so a checkpoint of
@@ -49,8 +52,14 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
      * @param args        the command line's values, kept for {@code megatron checkpoint inspect}
      */
     public TrainingCheckpointer(JsonNode modelConfig, JsonNode args) {
+        this(modelConfig, args, null);
+    }
+
+    /** A checkpointer for a model on {@code backend}'s device: tensors travel through host copies. */
+    public TrainingCheckpointer(JsonNode modelConfig, JsonNode args, Backend backend) {
         this.modelConfig = modelConfig == null ? JSON.createObjectNode() : modelConfig;
         this.args = args == null ? JSON.createObjectNode() : args;
+        this.backend = backend;
     }
 
     /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written. */
@@ -61,8 +70,11 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         for (Parameter p : model.parameters()) {
             weights.put(p.name(), p.data());
         }
-        return CheckpointWriter.save(root, state.iteration(),
-                new CheckpointWriter.RankState(RANK_DIR, weights, optimizer.stateTensors(), metadata(state, optimizer, scheduler)));
+        try (TensorArena staging = TensorArena.named("checkpoint-staging")) {
+            return CheckpointWriter.save(root, state.iteration(), new CheckpointWriter.RankState(RANK_DIR,
+                    HostStaging.toHost(backend, weights, staging), HostStaging.toHost(backend, optimizer.stateTensors(), staging),
+                    metadata(state, optimizer, scheduler)));
+        }
     }
 
     /**
@@ -132,8 +144,8 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                             boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
-            return restore(ckpt, () -> loadWeights(ckpt, model.parameters()), optimizer, scheduler, finetune, noLoadOptim,
-                    noLoadRng, seed, () -> copyOptimizerState(ckpt, optimizer.stateTensors()));
+            return restore(ckpt, () -> loadWeights(ckpt, model.parameters(), backend), optimizer, scheduler, finetune,
+                    noLoadOptim, noLoadRng, seed, () -> copyOptimizerState(ckpt, optimizer.stateTensors(), backend));
         }
     }
 
@@ -193,6 +205,11 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
      * {@code --use-distributed-optimizer}) re-assembled into whole tensors.
      */
     public static void copyOptimizerState(Checkpoint ckpt, Map<String, Tensor> targets) {
+        copyOptimizerState(ckpt, targets, null);
+    }
+
+    /** {@link #copyOptimizerState(Checkpoint, Map)} into tensors on {@code backend}'s device (null: host tensors). */
+    public static void copyOptimizerState(Checkpoint ckpt, Map<String, Tensor> targets, Backend backend) {
         if (ckpt.optimizer().isEmpty() && !OptimizerStateFiles.distribFiles(ckpt.rankDir()).isEmpty()) {
             Map<String, float[]> pieces = OptimizerStateFiles.readAll(ckpt.rankDir());
             for (Map.Entry<String, Tensor> e : targets.entrySet()) {
@@ -201,7 +218,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                     throw new CheckpointException(ckpt.rankDir() + ": distributed optimizer state '" + e.getKey() + "' is "
                             + (values == null ? "missing" : values.length + " elements, expected " + e.getValue().numel()));
                 }
-                e.getValue().copyFrom(values);
+                HostStaging.fill(backend, e.getValue(), host -> host.copyFrom(values));
             }
             return;
         }
@@ -211,7 +228,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             if (!state.contains(e.getKey())) {
                 throw new CheckpointException(state.path() + ": optimizer state '" + e.getKey() + "' is missing");
             }
-            state.copyTo(e.getKey(), e.getValue());
+            HostStaging.copyInto(backend, state, e.getKey(), e.getValue());
         }
     }
 
@@ -232,6 +249,11 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
 
     /** Copies every parameter from the checkpoint after checking names and shapes; reports all mismatches at once. */
     public static void loadWeights(Checkpoint ckpt, List<Parameter> parameters) {
+        loadWeights(ckpt, parameters, null);
+    }
+
+    /** {@link #loadWeights(Checkpoint, List)} into parameters on {@code backend}'s device (null: host parameters). */
+    public static void loadWeights(Checkpoint ckpt, List<Parameter> parameters, Backend backend) {
         SafetensorsFile file = ckpt.model();
         List<String> problems = new ArrayList<>();
         Set<String> unused = new LinkedHashSet<>(file.names());
@@ -256,7 +278,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                     + String.join("; ", problems.subList(0, shown)) + (problems.size() > shown ? "; ..." : ""));
         }
         for (Parameter p : parameters) {
-            file.copyTo(p.name(), p.data());
+            HostStaging.copyInto(backend, file, p.name(), p.data());
         }
     }
 
