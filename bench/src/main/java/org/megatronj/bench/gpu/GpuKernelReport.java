@@ -28,10 +28,26 @@ public final class GpuKernelReport {
     private GpuKernelReport() {
     }
 
-    private record Row(String op, String shape, double ms, double flops, double bytes) {
-        String rate() {
+    /**
+     * Milliseconds per call: the median of calls timed one by one (an event pair around each, as
+     * the PyTorch baseline times; the host's launch latency is inside), and the mean of calls
+     * queued back to back between one event pair (what a training step sees).
+     */
+    private record Timing(double perCall, double backToBack) {
+    }
+
+    private record Row(String op, String shape, Timing t, double flops, double bytes) {
+        String rate(double ms) {
             return flops > 0 ? String.format(Locale.ROOT, "%.1f TFLOP/s", flops / (ms * 1e9))
                     : String.format(Locale.ROOT, "%.0f GB/s", bytes / (ms * 1e6));
+        }
+
+        double tflops(double ms) {
+            return flops > 0 ? flops / (ms * 1e9) : 0;
+        }
+
+        double gbs(double ms) {
+            return bytes > 0 ? bytes / (ms * 1e6) : 0;
         }
     }
 
@@ -57,10 +73,10 @@ public final class GpuKernelReport {
                     Tensor x = random(gpu, a, rnd, DType.BF16, n, n);
                     Tensor w = random(gpu, a, rnd, DType.BF16, n, n);
                     Tensor y = gpu.allocate(a, DType.BF16, n, n);
-                    double nt = time(gpu, r, () -> gpu.gemm(false, true, 1, x, w, 0, y));
+                    Timing nt = time(gpu, r, () -> gpu.gemm(false, true, 1, x, w, 0, y));
                     rows.add(new Row("gemm bf16 NT", n + "^3", nt, 2.0 * n * n * n, 0));
                     if (n >= 4096) {
-                        double nn = time(gpu, r, () -> gpu.gemm(false, false, 1, x, w, 0, y));
+                        Timing nn = time(gpu, r, () -> gpu.gemm(false, false, 1, x, w, 0, y));
                         rows.add(new Row("gemm bf16 NN", n + "^3", nn, 2.0 * n * n * n, 0));
                     }
                 }
@@ -81,8 +97,8 @@ public final class GpuKernelReport {
                     Tensor dv = gpu.allocate(a, DType.BF16, s, b, np, d);
                     float scale = (float) (1 / Math.sqrt(d));
                     double fwdFlops = 4.0 * b * np * s * (double) s * d / 2;
-                    double fwd = time(gpu, r, () -> gpu.attentionForward(q, k, v, o, lse, scale, true, null));
-                    double fwdBwd = time(gpu, r, () -> {
+                    Timing fwd = time(gpu, r, () -> gpu.attentionForward(q, k, v, o, lse, scale, true, null));
+                    Timing fwdBwd = time(gpu, r, () -> {
                         gpu.attentionForward(q, k, v, o, lse, scale, true, null);
                         gpu.attentionBackward(dO, q, k, v, o, lse, dq, dk, dv, scale, true, null);
                     });
@@ -98,9 +114,9 @@ public final class GpuKernelReport {
                 Tensor y = gpu.allocate(a, DType.BF16, tokens, h);
                 Tensor mean = gpu.allocate(a, DType.F32, tokens);
                 Tensor rstd = gpu.allocate(a, DType.F32, tokens);
-                double ms = time(gpu, r, () -> gpu.layerNormForward(x, g, null, 1e-5f, y, mean, rstd));
+                Timing ms = time(gpu, r, () -> gpu.layerNormForward(x, g, null, 1e-5f, y, mean, rstd));
                 rows.add(new Row("layernorm fwd bf16", tokens + "x" + h, ms, 0, 2.0 * 2 * tokens * h));
-                double gelu = time(gpu, r, () -> gpu.geluForward(x, y, true));
+                Timing gelu = time(gpu, r, () -> gpu.geluForward(x, y, true));
                 rows.add(new Row("gelu tanh bf16", tokens + "x" + h, gelu, 0, 2.0 * 2 * tokens * h));
             }
             long params = 1L << 28;
@@ -109,7 +125,7 @@ public final class GpuKernelReport {
                 Tensor gr = random(gpu, a, rnd, DType.F32, params);
                 Tensor m = gpu.allocate(a, DType.F32, params);
                 Tensor v = gpu.allocate(a, DType.F32, params);
-                double ms = time(gpu, r, () -> gpu.adamW(p, gr, m, v, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1));
+                Timing ms = time(gpu, r, () -> gpu.adamW(p, gr, m, v, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1));
                 rows.add(new Row("adamW fp32", params + " params", ms, 0, 7.0 * 4 * params));
             }
             write(out, gpu.toString(), rows);
@@ -126,13 +142,14 @@ public final class GpuKernelReport {
         return d;
     }
 
-    /** Median GPU milliseconds of {@code reps} timed runs after three warm-up runs. */
-    private static double time(CudaBackend gpu, int reps, Runnable op) {
+    /** Per-call median and back-to-back mean GPU milliseconds of {@code reps} runs after three warm-up runs. */
+    private static Timing time(CudaBackend gpu, int reps, Runnable op) {
         for (int i = 0; i < 3; i++) {
             op.run();
         }
         gpu.synchronize();
         double[] ms = new double[reps];
+        double batch;
         try (CudaTimer t = gpu.timer()) {
             for (int i = 0; i < reps; i++) {
                 t.start();
@@ -140,17 +157,26 @@ public final class GpuKernelReport {
                 t.stop();
                 ms[i] = t.elapsedMillis();
             }
+            t.start();
+            for (int i = 0; i < reps; i++) {
+                op.run();
+            }
+            t.stop();
+            batch = t.elapsedMillis() / reps;
         }
         Arrays.sort(ms);
-        return ms[reps / 2];
+        return new Timing(ms[reps / 2], batch);
     }
 
     private static void write(Path dir, String device, List<Row> rows) throws IOException {
         StringBuilder md = new StringBuilder("# CUDA backend kernels\n\n").append(device)
-                .append("\n\nMedian of repeated runs, GPU time from CUDA events, random inputs.\n\n")
-                .append("| op | shape | ms | rate |\n| --- | --- | ---: | ---: |\n");
+                .append("\n\nGPU time from CUDA events, random inputs, after warm-up: one call per event pair (median;"
+                        + " the host's launch latency included, as the PyTorch baseline times) and calls queued back to back"
+                        + " (mean; what a training step sees).\n\n")
+                .append("| op | shape | ms per call | rate | ms back to back | rate |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
         for (Row r : rows) {
-            md.append(String.format(Locale.ROOT, "| %s | %s | %.3f | %s |%n", r.op(), r.shape(), r.ms(), r.rate()));
+            md.append(String.format(Locale.ROOT, "| %s | %s | %.3f | %s | %.3f | %s |%n", r.op(), r.shape(), r.t().perCall(),
+                    r.rate(r.t().perCall()), r.t().backToBack(), r.rate(r.t().backToBack())));
         }
         Files.createDirectories(dir);
         Path tmp = dir.resolve("gpu-kernels.md.tmp");
@@ -159,8 +185,10 @@ public final class GpuKernelReport {
         // One JSON object per line for bench/gpu-report.py, which sets these beside PyTorch's figures.
         StringBuilder json = new StringBuilder();
         for (Row r : rows) {
-            json.append(String.format(Locale.ROOT, "{\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.5f, \"tflops\": %.3f, \"gbs\": %.1f}%n",
-                    r.op(), r.shape(), r.ms(), r.flops() > 0 ? r.flops() / (r.ms() * 1e9) : 0, r.bytes() > 0 ? r.bytes() / (r.ms() * 1e6) : 0));
+            json.append(String.format(Locale.ROOT, "{\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.5f, \"tflops\": %.3f,"
+                    + " \"gbs\": %.1f, \"ms_b2b\": %.5f, \"tflops_b2b\": %.3f, \"gbs_b2b\": %.1f}%n", r.op(), r.shape(),
+                    r.t().perCall(), r.tflops(r.t().perCall()), r.gbs(r.t().perCall()), r.t().backToBack(),
+                    r.tflops(r.t().backToBack()), r.gbs(r.t().backToBack())));
         }
         Files.writeString(tmp, json);
         Files.move(tmp, dir.resolve("gpu-kernels.jsonl"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

@@ -569,7 +569,9 @@ class CudaBackendTest {
         assertEquals(List.of(), refused.subList(before, refused.size()), "epilogues cuBLASLt refused");
         assertClose("fc1 gelu", act, tolerance(dt));
         assertClose("fc2", y, tolerance(dt));
-        assertClose("fc2 dW", dW2, 1e-3);
+        // dW's inputs are each backend's own bf16 outputs of the two layers above (y, act), which differ in
+        // their roundings: the product inherits bf16 noise (1.6e-3 seen on the H100), not fp32's.
+        assertClose("fc2 dW", dW2, tolerance(dt));
         assertClose("fc2 db", dB2, 1e-5);
         assertClose("fc2 dgrad * gelu'", dPre, tolerance(dt));
     }
