@@ -87,11 +87,21 @@ public interface Backend extends AutoCloseable {
      * {@link #linearDgrad} needs it); with {@code NONE} it must be null.
      *
      * <p>Exactly {@code gemm(false, true, 1, x, weight, 0, pre)}, {@code biasAdd(pre, bias)},
-     * {@code geluForward(pre, y)} (pre = y without activation): the CPU runs those ops. The GPU
+     * {@code geluForward(pre, y)} (pre = y without activation): this default runs those ops (the CPU's). The GPU
      * runs one cuBLASLt matmul with the BIAS or GELU_AUX_BIAS epilogue, which applies the gelu to
      * the fp32 sum before rounding, so y agrees to rounding; GELU_ERF fuses the bias only.
      */
-    void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation);
+    default void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation) {
+        TensorChecks.linearForward(x, weight, bias, activation, y, preActivation);
+        Tensor pre = activation == Activation.NONE ? y : preActivation;   // [n, out]
+        gemm(false, true, 1f, x, weight, 0f, pre);
+        if (bias != null) {
+            biasAdd(pre, bias);
+        }
+        if (activation != Activation.NONE) {
+            geluForward(pre, y, activation == Activation.GELU_TANH);
+        }
+    }
 
     /**
      * A linear layer's input gradient: {@code dx = dy W}, and when the layer's input was
@@ -101,7 +111,13 @@ public interface Backend extends AutoCloseable {
      * Exactly {@code gemm(false, false, 1, dy, weight, 0, dx)} then
      * {@code geluBackward(preActivation, dx, dx)}; on the GPU one matmul with the DGELU epilogue.
      */
-    void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx);
+    default void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx) {
+        TensorChecks.linearDgrad(dy, weight, activation, preActivation, dx);
+        gemm(false, false, 1f, dy, weight, 0f, dx);                       // dx [n, in] = dy W
+        if (activation != Activation.NONE) {
+            geluBackward(preActivation, dx, dx, activation == Activation.GELU_TANH);  // elementwise, in place
+        }
+    }
 
     /**
      * A linear layer's parameter gradients into fp32 main gradients (Megatron's gradient
@@ -111,7 +127,13 @@ public interface Backend extends AutoCloseable {
      * then {@code gemm(true, false, 1, dy, x, 1, dWeight)}; on the GPU one matmul with the BGRADB
      * epilogue (which writes the bias gradient: it lands in a scratch vector added to dBias).
      */
-    void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias);
+    default void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias) {
+        TensorChecks.linearWgrad(dy, x, dWeight, dBias);
+        if (dBias != null) {
+            biasBackward(dy, dBias);
+        }
+        gemm(true, false, 1f, dy, x, 1f, dWeight);                        // dW [out, in] += dy^T x
+    }
 
     // ------------------------------------------------------------------ elementwise
 
@@ -276,9 +298,15 @@ public interface Backend extends AutoCloseable {
      * list (same length) and {@code weightDecays[i]} make one {@code adamW} call, with the same
      * results bit for bit. The GPU walks all tensors in one launch.
      */
-    void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
+default void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
                           List<Tensor> expAvgSqs, float[] weightDecays,
-                          float lr, float beta1, float beta2, float eps, long step);
+                          float lr, float beta1, float beta2, float eps, long step) {
+        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step);
+        for (int i = 0; i < params.size(); i++) {
+            adamW(params.get(i), grads.get(i), expAvgs.get(i), expAvgSqs.get(i), lr, beta1, beta2, eps, weightDecays[i],
+                    step);
+        }
+    }
 
     /**
      * Sum of squares of all elements, accumulated in double (for grad-norm clipping); partial

@@ -1,7 +1,5 @@
 package org.megatronj.memory.cpu;
 
-import java.util.List;
-
 import org.megatronj.memory.TensorChecks;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -172,37 +170,6 @@ public final class CpuBackend implements Backend {
     // ------------------------------------------------------------------ fused linear layers
     // Each is exactly the ops the layers called before the fused forms existed, in the same order,
     // so CPU results (and bit-exact resume) do not change.
-
-    @Override
-    public void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation) {
-        TensorChecks.linearForward(x, weight, bias, activation, y, preActivation);
-        Tensor pre = activation == Activation.NONE ? y : preActivation;   // [n, out]
-        gemm(false, true, 1f, x, weight, 0f, pre);
-        if (bias != null) {
-            biasAdd(pre, bias);
-        }
-        if (activation != Activation.NONE) {
-            geluForward(pre, y, activation == Activation.GELU_TANH);
-        }
-    }
-
-    @Override
-    public void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx) {
-        TensorChecks.linearDgrad(dy, weight, activation, preActivation, dx);
-        gemm(false, false, 1f, dy, weight, 0f, dx);                       // dx [n, in] = dy W
-        if (activation != Activation.NONE) {
-            geluBackward(preActivation, dx, dx, activation == Activation.GELU_TANH);  // elementwise, in place
-        }
-    }
-
-    @Override
-    public void linearWgrad(Tensor dy, Tensor x, Tensor dWeight, Tensor dBias) {
-        TensorChecks.linearWgrad(dy, x, dWeight, dBias);
-        if (dBias != null) {
-            biasBackward(dy, dBias);
-        }
-        gemm(true, false, 1f, dy, x, 1f, dWeight);                        // dW [out, in] += dy^T x
-    }
 
     // ------------------------------------------------------------------ elementwise
 
@@ -523,16 +490,6 @@ public final class CpuBackend implements Backend {
             throw fail(op, "step = " + step + "; expected step >= 1 (steps count from 1)");
         }
         optimizer.adamW(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
-    }
-
-    @Override
-    public void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs, List<Tensor> expAvgSqs,
-                                 float[] weightDecays, float lr, float beta1, float beta2, float eps, long step) {
-        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step);
-        for (int i = 0; i < params.size(); i++) {
-            adamW(params.get(i), grads.get(i), expAvgs.get(i), expAvgSqs.get(i), lr, beta1, beta2, eps, weightDecays[i],
-                    step);
-        }
     }
 
     @Override

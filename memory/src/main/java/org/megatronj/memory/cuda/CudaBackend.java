@@ -369,13 +369,7 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        gemm(false, true, 1f, x, weight, 0f, pre);
-        if (bias != null) {
-            biasAdd(pre, bias);
-        }
-        if (activation != Activation.NONE) {
-            geluForward(pre, y, activation == Activation.GELU_TANH);
-        }
+        Backend.super.linearForward(x, weight, bias, activation, y, preActivation);  // no epilogue fits: the ops one by one
     }
 
     @Override
@@ -387,10 +381,7 @@ public final class CudaBackend implements Backend {
                 && fused(linearProblem(false, false, dy, weight, dx, Epilogue.DGELU, null, preActivation), 1f, 0f)) {
             return;                                                        // dx = (dy W) * gelu'(pre)
         }
-        gemm(false, false, 1f, dy, weight, 0f, dx);
-        if (activation != Activation.NONE) {
-            geluBackward(preActivation, dx, dx, activation == Activation.GELU_TANH);
-        }
+        Backend.super.linearDgrad(dy, weight, activation, preActivation, dx);
     }
 
     @Override
@@ -412,10 +403,7 @@ public final class CudaBackend implements Backend {
                 release(scratchBias, out * Float.BYTES);  // stream-ordered: after the queued work
             }
         }
-        if (dBias != null) {
-            biasBackward(dy, dBias);
-        }
-        gemm(true, false, 1f, dy, x, 1f, dWeight);
+        Backend.super.linearWgrad(dy, x, dWeight, dBias);
     }
 
     /** The tensors, given as name, tensor, name, tensor, ... (null tensors skipped), are in device memory. */
