@@ -8,6 +8,7 @@ import org.megatronj.io.tokenizer.TokenizerType;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
 import org.megatronj.model.GPTModel;
+import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 
@@ -22,7 +23,16 @@ import java.nio.file.Path;
 public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokenizer, long iteration)
         implements AutoCloseable {
 
+    /** The model in fp32. */
     public static CheckpointModel load(Path root, TokenizerOptions tokenizerFlags, String device) {
+        return load(root, tokenizerFlags, device, Precision.FP32);
+    }
+
+    /**
+     * The model computing in {@code precision}: with BF16/F16 ({@code --bf16}/{@code --fp16}) the
+     * layers read a 16-bit copy of the checkpoint's F32 weights, cast once here.
+     */
+    public static CheckpointModel load(Path root, TokenizerOptions tokenizerFlags, String device, Precision precision) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, TrainingCheckpointer.RANK_DIR)) {
             JsonNode meta = ckpt.metadata();
             if (!meta.has("model")) {
@@ -44,8 +54,9 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
             Backend backend = Backends.create(device);
             GPTModel model = null;
             try {
-                model = new GPTModel(config, backend, 0);
+                model = new GPTModel(config, backend, 0, precision);
                 TrainingCheckpointer.loadWeights(ckpt, model.parameters(), backend);
+                model.refreshComputeWeights();   // the 16-bit copy of the loaded weights (nothing in fp32)
                 return new CheckpointModel(backend, model, tokenizer, ckpt.iteration());
             } catch (RuntimeException e) {
                 if (model != null) {

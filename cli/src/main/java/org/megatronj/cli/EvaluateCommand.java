@@ -60,6 +60,9 @@ final class EvaluateCommand implements Callable<Integer> {
     @Mixin
     TokenizerOptions tokenizer;
 
+    @Mixin
+    InferencePrecisionOptions precision = new InferencePrecisionOptions();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -73,7 +76,7 @@ final class EvaluateCommand implements Callable<Integer> {
         if (overlappingEval != null && overlappingEval < 1) {
             throw new IllegalArgumentException("--overlapping-eval must be >= 1, got " + overlappingEval);
         }
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device)) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
             GPTModel model = loaded.model();
             int s = seqLength != null ? seqLength : model.config().seqLength();
             if (s < 1 || s > model.config().maxPositionEmbeddings()) {

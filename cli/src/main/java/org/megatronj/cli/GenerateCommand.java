@@ -51,6 +51,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     TokenizerOptions tokenizer;
 
+    @Mixin
+    InferencePrecisionOptions precision = new InferencePrecisionOptions();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -58,7 +61,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device)) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
             Tokenizer tok = loaded.tokenizer();
             int[] ids = tok.tokenize(prompt);
             if (ids.length == 0) {

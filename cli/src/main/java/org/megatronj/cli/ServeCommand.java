@@ -46,13 +46,16 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     TokenizerOptions tokenizer;
 
+    @Mixin
+    InferencePrecisionOptions precision = new InferencePrecisionOptions();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
         PrintWriter err = spec.commandLine().getErr();
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device)) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
             ServerConfig config = new ServerConfig(host, port, maxPrompts, maxBatchSize, maxTokensToOom,
                     load.toAbsolutePath().normalize().getFileName().toString());
             CountDownLatch stopped = new CountDownLatch(1);

@@ -107,6 +107,13 @@ class PretrainGptCommandTest {
         assertEquals(0, gen.code(), gen.toString());
         assertTrue(gen.out().startsWith("1 2 3"), gen.out());
         assertTrue(gen.err().contains("generated "), gen.err());
+        CliRun genBf16 = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "5",
+                "--temperature", "0", "--bf16");
+        assertEquals(0, genBf16.code(), genBf16.toString());
+        assertTrue(genBf16.out().startsWith("1 2 3"), genBf16.out());
+        CliRun both = CliRun.of("generate", "--load", save.toString(), "--prompt", "1", "--bf16", "--fp16");
+        assertEquals(1, both.code(), both.toString());
+        assertTrue(both.err().contains("mutually exclusive"), both.err());
 
         // A checkpoint of another shape, then a corrupt one: clear errors naming the mismatch.
         CliRun wider = run(args(data, "--load", save.toString(), "--hidden-size", "32"));

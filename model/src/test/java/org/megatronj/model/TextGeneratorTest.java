@@ -78,6 +78,36 @@ class TextGeneratorTest {
     }
 
     @Test
+    void bf16GreedyEqualsArgmaxOfBf16FullForwards() {
+        // Wide enough (h 64, ffn 256, vocab 200) for the vector bf16 paths of the small-rows gemm; the decoder
+        // computes with the same bf16 weights, activations and KV cache as the full forward, F32 logits.
+        TransformerConfig c = TransformerConfig.builder().numLayers(2).hiddenSize(64).numAttentionHeads(4).seqLength(24)
+                .maxPositionEmbeddings(24).vocabSize(200).makeVocabSizeDivisibleBy(8).attentionDropout(0).hiddenDropout(0)
+                .build();
+        try (GPTModel model = new GPTModel(c, backend, 3, Precision.BF16)) {
+            LayerGradientTest.randomize(model, 4);
+            model.refreshComputeWeights();
+            int[] prompt = {3, 17, 5, 190, 42};
+            GenerationResult result = new TextGenerator(model).generate(prompt, GenerationParams.greedy(10));
+            int[] sequence = Arrays.copyOf(prompt, prompt.length + result.tokens().length);
+            int v = c.paddedVocabSize();
+            for (int k = 0; k < result.tokens().length; k++) {
+                int length = prompt.length + k;
+                float[] logits = model.forwardLogits(Arrays.copyOf(sequence, length), null, 1, length);
+                int offset = (length - 1) * v;
+                int best = 0;
+                for (int i = 1; i < c.vocabSize(); i++) {
+                    if (logits[offset + i] > logits[offset + best]) {
+                        best = i;
+                    }
+                }
+                assertEquals(best, result.tokens()[k], "bf16 token " + k);
+                sequence[length] = best;
+            }
+        }
+    }
+
+    @Test
     void batchOfPromptsOfDifferentLengthsMatchesOneByOne() {
         TransformerConfig c = withMaxPositions(LayerGradientTest.llamaLike(0), 24);
         try (GPTModel model = new GPTModel(c, backend, 3)) {

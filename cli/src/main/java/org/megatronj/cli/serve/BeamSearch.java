@@ -53,7 +53,7 @@ final class BeamSearch {
         BeamHypotheses hypotheses = new BeamHypotheses(width, r.lengthPenalty());
         boolean done = false;
         int c = promptLength;
-        try (KvCache cache = new KvCache(model.backend(), config, finalLength, width);
+        try (KvCache cache = new KvCache(model.backend(), config, finalLength, width, model.precision().computeDtype());
              IncrementalDecoder decoder = new IncrementalDecoder(model, cache,
                      Math.min(promptLength, GenerationEngine.PREFILL_CHUNK))) {
             float[] logits = null;

@@ -138,7 +138,7 @@ public final class GenerationEngine {
         if (anyLogprobs) {
             chunk = (int) Math.max(1, Math.min(chunk, LOGITS_BUDGET / ((long) b * vocab)));
         }
-        try (KvCache cache = new KvCache(model.backend(), config, maxLength, b);
+        try (KvCache cache = new KvCache(model.backend(), config, maxLength, b, model.precision().computeDtype());
              IncrementalDecoder decoder = new IncrementalDecoder(model, cache, chunk, anyLogprobs)) {
             float[] last = prefill(decoder, rows, minPrompt, anyLogprobs);   // [b, V] logits of position minPrompt - 1
             for (int c = minPrompt; ; c++) {

@@ -45,8 +45,9 @@ class SmallRowsGemmTest {
                         boolean transA = (t & 1) != 0;
                         boolean transB = (t & 2) != 0;
                         for (int m : new int[] {1, 3, 16}) {
+                          // k: a tail after the last full vector; 107 also a single bf16 block after the double ones
+                          for (int k : new int[] {75, 107}) {
                             int n = 301; // several column chunks, a remainder after the groups of four
-                            int k = 75;  // a tail after the last full vector
                             Tensor a = operand(arena, rng, io[0], transA, m, k);
                             Tensor b = operand(arena, rng, io[0], transB, k, n);
                             Tensor c = GemmReference.random(arena, rng, io[1], m, n);
@@ -54,7 +55,8 @@ class SmallRowsGemmTest {
                             assertTrue(SmallRowsGemm.accepts(transA, transB, a, b, c));
                             backend.gemm(transA, transB, 0.75f, a, b, -0.5f, c);
                             GemmReference.assertProduct(backend + " " + io[0] + "->" + io[1] + " " + transA + "/" + transB
-                                    + " m=" + m, transA, transB, 0.75f, a, b, -0.5f, c0, c, 1, m, n, k);
+                                    + " m=" + m + " k=" + k, transA, transB, 0.75f, a, b, -0.5f, c0, c, 1, m, n, k);
+                          }
                         }
                     }
                 }
@@ -84,6 +86,28 @@ class SmallRowsGemmTest {
                     // both are fp32 sums of 768 products of magnitude < 1, in different orders
                     assertEquals(y[i], x[i], 2e-5f * (1f + Math.abs(y[i])), "element " + i + " " + transA + "/" + transB);
                 }
+            }
+        }
+    }
+
+    @Test
+    void bf16WeightsGiveEachRowTheSameBitsWhateverTheOtherRows() {
+        // Decode batches rows in pairs over a bf16 weight row; a row alone must get the same bits (greedy
+        // decoding of a batch equals decoding each prompt alone).
+        Random rng = new Random(5);
+        try (TensorArena arena = TensorArena.named("test")) {
+            int k = 779;   // double blocks, one single block and a tail
+            int n = 133;
+            Tensor w = GemmReference.random(arena, rng, DType.BF16, n, k);
+            Tensor x = GemmReference.random(arena, rng, DType.BF16, 5, k);
+            Tensor all = arena.allocate(DType.F32, 5, n);
+            VECTOR.gemm(false, true, 1f, x, w, 0f, all);
+            float[] together = all.toFloatArray();
+            for (int i = 0; i < 5; i++) {
+                Tensor one = arena.allocate(DType.F32, 1, n);
+                VECTOR.gemm(false, true, 1f, x.view(i, i + 1), w, 0f, one);
+                DeterminismAssertions.assertSameBits("row " + i, java.util.Arrays.copyOfRange(together, i * n, (i + 1) * n),
+                        one.toFloatArray());
             }
         }
     }

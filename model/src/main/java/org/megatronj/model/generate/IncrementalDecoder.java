@@ -21,6 +21,12 @@ import java.util.List;
  * every layer, since nothing is kept for a backward. Returns the logits of the last new position,
  * or, when built with {@code allPositions}, of every new position (the server's prompt
  * log-probabilities need them).
+ *
+ * <p>A model computing in BF16/F16 ({@link GPTModel#precision()}) decodes as its full-sequence
+ * forward computes: 16-bit weights ({@code Parameter#compute()}), activations and KV cache (the
+ * cache must be of that dtype), F32 norm statistics and F32 logits. Reading 2 bytes per weight
+ * instead of 4 is what makes batch-1 decode faster, since it is bound by the weights' memory
+ * traffic.
  */
 public final class IncrementalDecoder implements AutoCloseable {
     private final GPTModel model;
@@ -64,14 +70,19 @@ public final class IncrementalDecoder implements AutoCloseable {
         this.allPositions = allPositions;
         int b = cache.batchSize();
         int h = config.hiddenSize();
+        DType x = model.precision().computeDtype();
+        if (cache.dtype() != x) {
+            throw new IllegalArgumentException("decoder: the KV cache holds " + cache.dtype() + " but the model computes in "
+                    + x + " (build the cache with model.precision().computeDtype())");
+        }
         tokens = backend.allocate(arena, DType.I32, maxChunk, b);
         positions = backend.allocate(arena, DType.I32, maxChunk, b);
-        hiddenA = backend.allocate(arena, DType.F32, maxChunk, b, h);
-        hiddenB = backend.allocate(arena, DType.F32, maxChunk, b, h);
-        activations = LayerActivations.allocate(backend, arena, config, maxChunk, b);
-        workspace = Workspace.allocateForward(backend, arena, config, maxChunk, b);
+        hiddenA = backend.allocate(arena, x, maxChunk, b, h);
+        hiddenB = backend.allocate(arena, x, maxChunk, b, h);
+        activations = LayerActivations.allocate(backend, arena, config, maxChunk, b, maxChunk, x);
+        workspace = Workspace.allocateForward(backend, arena, config, maxChunk, b, x);
         int rows = allPositions ? maxChunk : 1;
-        normOut = backend.allocate(arena, DType.F32, rows, b, h);
+        normOut = backend.allocate(arena, x, rows, b, h);
         normMean = config.normalization() == Normalization.LAYER_NORM ? backend.allocate(arena, DType.F32, rows, b) : null;
         normRstd = backend.allocate(arena, DType.F32, rows, b);
         logits = backend.allocate(arena, DType.F32, (long) rows * b, config.paddedVocabSize());
@@ -134,7 +145,7 @@ public final class IncrementalDecoder implements AutoCloseable {
                 normMean == null ? null : normMean.view(0, rows), normRstd.view(0, rows)); // [rows, b, h]
         Tensor logitRows = logits.view(0, (long) rows * b);
         backend.gemm(false, true, 1f, out.reshape((long) rows * b, config.hiddenSize()),
-                model.outputWeight().data(), 0f, logitRows);                               // [rows*b, V]
+                model.outputWeight().compute(), 0f, logitRows);                            // [rows*b, V]
         return HostTransfer.downloadFloats(backend, logitRows);
     }
 

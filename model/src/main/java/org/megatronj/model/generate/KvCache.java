@@ -10,7 +10,8 @@ import org.megatronj.model.layers.KvSlot;
 
 /**
  * Keys and values of every layer for {@code maxSequence} positions of {@code batchSize}
- * sequences, allocated once: per layer {@code [maxSequence, b, ng, d]} K and V (after rope).
+ * sequences, allocated once: per layer {@code [maxSequence, b, ng, d]} K and V (after rope), in
+ * the model's compute dtype (F32, or BF16/F16 with {@code --bf16}/{@code --fp16}, half the bytes).
  * GQA/MQA shrink it by {@code np / ng}.
  */
 public final class KvCache implements AutoCloseable {
@@ -19,8 +20,15 @@ public final class KvCache implements AutoCloseable {
     private final KvSlot[] slots;
     private final int maxSequence;
     private final int batchSize;
+    private final DType dtype;
 
+    /** An F32 cache (a model computing in fp32). */
     public KvCache(Backend backend, TransformerConfig config, int maxSequence, int batchSize) {
+        this(backend, config, maxSequence, batchSize, DType.F32);
+    }
+
+    /** A cache in {@code dtype}: the compute dtype of the model that fills it ({@code model.precision().computeDtype()}). */
+    public KvCache(Backend backend, TransformerConfig config, int maxSequence, int batchSize, DType dtype) {
         if (maxSequence < 1 || maxSequence > config.maxPositionEmbeddings()) {
             throw new IllegalArgumentException("KV cache length " + maxSequence + " must be in [1, --max-position-embeddings "
                     + config.maxPositionEmbeddings() + "]");
@@ -28,12 +36,13 @@ public final class KvCache implements AutoCloseable {
         this.backend = backend;
         this.maxSequence = maxSequence;
         this.batchSize = batchSize;
+        this.dtype = dtype;
         this.slots = new KvSlot[config.numLayers()];
         long g = config.numQueryGroups();
         long d = config.kvChannels();
         for (int l = 0; l < slots.length; l++) {
-            slots[l] = new KvSlot(backend.allocate(arena, DType.F32, maxSequence, batchSize, g, d),
-                    backend.allocate(arena, DType.F32, maxSequence, batchSize, g, d));
+            slots[l] = new KvSlot(backend.allocate(arena, dtype, maxSequence, batchSize, g, d),
+                    backend.allocate(arena, dtype, maxSequence, batchSize, g, d));
         }
     }
 
@@ -43,6 +52,11 @@ public final class KvCache implements AutoCloseable {
 
     public int maxSequence() {
         return maxSequence;
+    }
+
+    /** The dtype of the keys and values. */
+    public DType dtype() {
+        return dtype;
     }
 
     public int batchSize() {

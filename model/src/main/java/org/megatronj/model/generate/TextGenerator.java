@@ -66,7 +66,7 @@ public final class TextGenerator {
         }
         if (params.maxNewTokens() > 0) {
             int cacheLength = Math.min(maxPositions, maxLength + params.maxNewTokens());
-            try (KvCache cache = new KvCache(model.backend(), config, cacheLength, b);
+            try (KvCache cache = new KvCache(model.backend(), config, cacheLength, b, model.precision().computeDtype());
                  IncrementalDecoder decoder = new IncrementalDecoder(model, cache, minLength)) {
                 run(prompts, params, minLength, decoder, tokens, logProbs, reasons, randoms);
             }

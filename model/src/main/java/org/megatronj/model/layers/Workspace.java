@@ -53,7 +53,12 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
 
     /** Scratch for forward only (inference): the gradient buffers are left out (null). */
     public static Workspace allocateForward(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
-        return allocate(backend, arena, c, s, b, false, s, DType.F32);
+        return allocateForward(backend, arena, c, s, b, DType.F32);
+    }
+
+    /** {@link #allocateForward(Backend, TensorArena, TransformerConfig, int, int)} in {@code dtype} (the compute dtype). */
+    public static Workspace allocateForward(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, DType dtype) {
+        return allocate(backend, arena, c, s, b, false, s, dtype);
     }
 
     private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads,
