@@ -30,7 +30,7 @@ fi
   --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 64 --max-position-embeddings 64 \
   --micro-batch-size 8 --global-batch-size 8 --train-iters "$ITERS" \
   --lr 6e-3 --min-lr 6e-4 --lr-decay-style cosine --lr-warmup-iters 20 --weight-decay 0.1 --clip-grad 1.0 \
-  --hidden-dropout 0 \
+  --hidden-dropout 0 --attention-dropout 0 \
   --log-interval 25 --eval-interval 100 --eval-iters 4 \
   --save "$WORK/checkpoints" --save-interval 100 --load "$WORK/checkpoints" --log-loss-to "$WORK/loss.csv"
 

@@ -57,9 +57,9 @@ public final class ModelOptions {
     @Option(names = "--untie-embeddings-and-output-weights", description = "A separate output layer instead of the tied embedding.")
     boolean untieEmbeddingsAndOutputWeights;
 
-    @Option(names = "--attention-dropout", paramLabel = "P", defaultValue = "0",
-            description = "Dropout on attention probabilities (default ${DEFAULT-VALUE}: the fused CPU attention has no"
-                    + " dropout yet; Megatron's default is 0.1).")
+    @Option(names = "--attention-dropout", paramLabel = "P", defaultValue = "0.1",
+            description = "Dropout on the attention probabilities, inside the attention op (default ${DEFAULT-VALUE}, as"
+                    + " Megatron; --device cuda needs 0 for now).")
     float attentionDropout;
 
     @Option(names = "--hidden-dropout", paramLabel = "P", defaultValue = "0.1", description = "Dropout on residual branches (default ${DEFAULT-VALUE}).")

@@ -77,6 +77,7 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        Backends.checkAttentionDropout(device, model.attentionDropout);   // before anything is built or loaded
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         TrainingConfig tc = training.toConfig(data.seed, 1);

@@ -243,14 +243,43 @@ public interface Backend extends AutoCloseable {
      * {@code j <= i + (sk - s)}. {@code keyLengths} (I32 {@code [b]}, may be null) masks keys at
      * positions {@code >= keyLengths[b]} (padding). A fully masked row gives zeros and
      * {@code lse = -inf}.
+     *
+     * <p>Dropout on the probabilities, as Megatron's {@code attention_dropout} and FlashAttention's
+     * {@code dropout_p}: {@code out = (P * mask / (1 - dropoutP)) V}, with the mask of probability
+     * {@code (h, b, i, j)} (query head, batch entry, query row, key column) that of element
+     * {@code ((h * b_size + b) * s + i) * sk + j} of {@link #dropoutForward} with the same
+     * {@code (seed, offset)}: one Philox counter per probability, independent of tiling and threads,
+     * regenerated (never stored) by the backward. Head-major, so the heads {@code [h0, h0 + np)} of
+     * a tensor-parallel rank draw the single-rank masks of those heads from
+     * {@code offset + h0 * b_size * s * sk}. lse stays that of the undropped softmax. {@code dropoutP}
+     * must be in {@code [0, 1)}; 0 is exactly the attention without dropout.
      */
     void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                          float softmaxScale, boolean causal, Tensor keyLengths);
+                          float softmaxScale, boolean causal, Tensor keyLengths,
+                          float dropoutP, long seed, long offset);
 
-    /** Gradients of {@link #attentionForward} from the saved out and lse; dq, dk, dv written. */
+    /** {@link #attentionForward} without dropout. */
+    default void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                  float softmaxScale, boolean causal, Tensor keyLengths) {
+        attentionForward(q, k, v, out, lse, softmaxScale, causal, keyLengths, 0f, 0L, 0L);
+    }
+
+    /**
+     * Gradients of {@link #attentionForward} from the saved out and lse, with the forward's
+     * {@code (dropoutP, seed, offset)}; dq, dk, dv written. With {@code Z = mask / (1 - dropoutP)}:
+     * {@code dV = (P Z)^T dO}, {@code dP = (dO V^T) Z}, {@code dS = P (dP - rowsum(dO * out))}.
+     */
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                            Tensor dq, Tensor dk, Tensor dv,
-                           float softmaxScale, boolean causal, Tensor keyLengths);
+                           float softmaxScale, boolean causal, Tensor keyLengths,
+                           float dropoutP, long seed, long offset);
+
+    /** {@link #attentionBackward} without dropout. */
+    default void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                   Tensor dq, Tensor dk, Tensor dv,
+                                   float softmaxScale, boolean causal, Tensor keyLengths) {
+        attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, 0f, 0L, 0L);
+    }
 
     // ------------------------------------------------------------------ cross-entropy
 

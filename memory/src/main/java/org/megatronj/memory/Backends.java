@@ -13,7 +13,28 @@ import java.util.Locale;
 public final class Backends {
     public static final String CUDA_CLASS = "org.megatronj.memory.cuda.CudaBackend";
 
+    /** Why the CUDA backend refuses attention dropout (its FlashAttention kernels have none yet). */
+    public static final String CUDA_ATTENTION_DROPOUT_UNSUPPORTED = "--attention-dropout > 0 is not yet supported by the"
+            + " CUDA FlashAttention kernels; pass --attention-dropout 0 on --device cuda";
+
     private Backends() {
+    }
+
+    /** Whether {@code name} selects the CUDA backend in {@link #create}. */
+    public static boolean isCuda(String name) {
+        String n = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
+        return n.equals("cuda") || n.equals("gpu");
+    }
+
+    /**
+     * Refuses, before any backend starts, a training run that the backend of {@code device} cannot
+     * do: attention dropout on CUDA. Throws {@link IllegalArgumentException} naming the flag.
+     */
+    public static void checkAttentionDropout(String device, float attentionDropout) {
+        if (attentionDropout > 0f && isCuda(device)) {
+            throw new IllegalArgumentException(CUDA_ATTENTION_DROPOUT_UNSUPPORTED + " (got --attention-dropout "
+                    + attentionDropout + ")");
+        }
     }
 
     /** "cpu" or "cuda" (case-insensitive). */

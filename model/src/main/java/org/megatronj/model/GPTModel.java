@@ -152,7 +152,8 @@ public final class GPTModel implements AutoCloseable {
         for (int l = 0; l < layers.length; l++) {
             String p = "decoder.layers." + (chunk.firstLayer() + l) + ".";
             SelfAttention attention = new SelfAttention(backend, shardConfig,
-                    columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope);
+                    columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope,
+                    tp.rank() * shardConfig.numAttentionHeads());
             Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), config.geluTanh());
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
@@ -235,11 +236,6 @@ public final class GPTModel implements AutoCloseable {
      * last chunk, null elsewhere. {@code train} enables dropout (masks from the seed and rngOffset).
      */
     public LossResult forwardStep(int slot, MicroBatch batch, long rngOffset, boolean train) {
-        if (train && config.attentionDropout() > 0) {
-            throw new IllegalStateException("--attention-dropout " + config.attentionDropout() + " is not supported: "
-                    + "the memory-efficient attention op has no dropout on the attention probabilities; "
-                    + "train with --attention-dropout 0");
-        }
         ActivationStore a = activationsFor(slot, batch.seqLength(), batch.batchSize());
         a.lossMask = upload(batch, a);
         a.key = train ? DropoutKey.forMicroBatch(seed, rngOffset) : null;
@@ -319,7 +315,7 @@ public final class GPTModel implements AutoCloseable {
 
     private void forwardLayer(ActivationStore a, int l, DropoutKey key) {
         int global = chunk.firstLayer() + l;   // dropout sites follow the global layer index
-        layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), a.workspace,
+        layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), a.workspace, probs(key, global),
                 site(key, 1 + 2 * global), site(key, 2 + 2 * global), null, 0);
     }
 
@@ -349,7 +345,8 @@ public final class GPTModel implements AutoCloseable {
             for (int r = groupStart; r >= 0 && r <= l; r++) {
                 forwardLayer(a, r, key);
             }
-            layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, site(key, 1 + 2 * global), site(key, 2 + 2 * global));
+            layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, probs(key, global), site(key, 1 + 2 * global),
+                    site(key, 2 + 2 * global));
             gradsReadyFrom(layerOffsets[l]);
         }
         if (!chunk.preProcess()) {
@@ -429,6 +426,11 @@ public final class GPTModel implements AutoCloseable {
 
     private static DropoutKey site(DropoutKey key, int site) {
         return key == null ? null : key.site(site);
+    }
+
+    /** The attention-probabilities dropout key of global layer {@code layer}. */
+    private static DropoutKey probs(DropoutKey key, int layer) {
+        return key == null ? null : key.attentionProbabilities(layer);
     }
 
     private static Tensor flat(Tensor x) {

@@ -31,16 +31,30 @@ class ActivationRecomputeTest {
     }
 
     private static TransformerConfig fiveLayers() {
+        return fiveLayers(0);
+    }
+
+    private static TransformerConfig fiveLayers(float attentionDropout) {
         return TransformerConfig.builder().numLayers(5).hiddenSize(16).numAttentionHeads(2).seqLength(5)
                 .maxPositionEmbeddings(8).vocabSize(20).makeVocabSizeDivisibleBy(8)
-                .attentionDropout(0).hiddenDropout(0.2f).build();
+                .attentionDropout(attentionDropout).hiddenDropout(0.2f).build();
     }
 
     @ParameterizedTest(name = "{0}")
     @CsvSource({"selective", "uniform:1", "uniform:2", "uniform:5", "uniform:7", "block:1", "block:3", "block:5"})
     void recomputeKeepsGradientsBitwise(String setting) {
+        recomputeKeepsGradientsBitwise(setting, fiveLayers());
+    }
+
+    /** The recomputed forward regenerates the attention-probability masks from the same keys. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"selective", "uniform:2", "block:3"})
+    void recomputeKeepsGradientsBitwiseWithAttentionDropout(String setting) {
+        recomputeKeepsGradientsBitwise(setting, fiveLayers(0.3f));
+    }
+
+    private static void recomputeKeepsGradientsBitwise(String setting, TransformerConfig c) {
         ActivationRecompute recompute = parse(setting);
-        TransformerConfig c = fiveLayers();
         MicroBatch batch = GPTModelTest.randomBatch(2, 5, c.vocabSize(), 21);
         try (GPTModel model = new GPTModel(c, backend, 5)) {
             model.zeroGrad();

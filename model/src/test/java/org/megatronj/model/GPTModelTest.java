@@ -206,11 +206,31 @@ class GPTModelTest {
             assertThrows(IllegalArgumentException.class,
                     () -> new MicroBatch(2, 5, new int[10], new int[10], new float[] {0.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0}, null));
         }
-        TransformerConfig withAttentionDropout = TransformerConfig.builder().numLayers(1).hiddenSize(16).numAttentionHeads(2)
-                .seqLength(5).vocabSize(20).build();
-        try (GPTModel model = new GPTModel(withAttentionDropout, backend, 1)) {
-            var e = assertThrows(IllegalStateException.class, () -> model.forwardBackward(randomBatch(1, 5, 20, 1), 1f, 0));
-            assertTrue(e.getMessage().contains("--attention-dropout 0"), e.getMessage());
+    }
+
+    /**
+     * Megatron's default --attention-dropout 0.1 trains: the masks follow (seed, rngOffset), so the same
+     * micro-batch gives the same bits twice and another loss at another offset; evaluation has no dropout.
+     */
+    @Test
+    void attentionDropoutTrainsWithReproducibleMasks() {
+        TransformerConfig withAttentionDropout = TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(2)
+                .seqLength(5).vocabSize(20).hiddenDropout(0).build();
+        TransformerConfig without = TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(2)
+                .seqLength(5).vocabSize(20).hiddenDropout(0).attentionDropout(0).build();
+        assertEquals(0.1f, withAttentionDropout.attentionDropout(), "Megatron's default");
+        MicroBatch batch = randomBatch(2, 5, 20, 1);
+        try (GPTModel model = new GPTModel(withAttentionDropout, backend, 1);
+             GPTModel plain = new GPTModel(without, backend, 1)) {
+            double first = model.forwardBackward(batch, 1f, 3).lossSum();
+            double again = model.forwardBackward(batch, 1f, 3).lossSum();
+            double other = model.forwardBackward(batch, 1f, 4).lossSum();
+            double eval = model.forwardLoss(batch).lossSum();
+            assertEquals(Double.doubleToRawLongBits(first), Double.doubleToRawLongBits(again), first + " vs " + again);
+            assertNotEquals(first, other);
+            assertNotEquals(first, eval);
+            assertEquals(plain.forwardLoss(batch).lossSum(), eval, 0.0, "evaluation runs without dropout");
+            assertEquals(plain.forwardBackward(batch, 1f, 3).lossSum(), eval, 0.0, "p = 0 trains without dropout");
         }
     }
 }

@@ -44,26 +44,38 @@ class LayerGradientTest {
 
     /** GPT-2 family: learned positions, LayerNorm, gelu, biases, MHA. */
     static TransformerConfig gpt2Like(float hiddenDropout) {
+        return gpt2Like(hiddenDropout, 0);
+    }
+
+    static TransformerConfig gpt2Like(float hiddenDropout, float attentionDropout) {
         return TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(2).seqLength(S)
                 .maxPositionEmbeddings(8).vocabSize(20).makeVocabSizeDivisibleBy(8)
-                .attentionDropout(0).hiddenDropout(hiddenDropout).build();
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).build();
     }
 
     /** Llama family: rope on half the head dim, RMSNorm, swiglu, no biases, GQA 4 heads / 2 groups, untied. */
     static TransformerConfig llamaLike(float hiddenDropout) {
+        return llamaLike(hiddenDropout, 0);
+    }
+
+    static TransformerConfig llamaLike(float hiddenDropout, float attentionDropout) {
         return TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(4).numQueryGroups(2)
                 .ffnHiddenSize(24).seqLength(S).positionEmbeddingType(PositionEmbeddingType.ROPE).rotaryPercent(0.5f)
                 .normalization(Normalization.RMS_NORM).swiglu(true).addBiasLinear(false)
                 .untieEmbeddingsAndOutputWeights(true).vocabSize(20).makeVocabSizeDivisibleBy(8)
-                .attentionDropout(0).hiddenDropout(hiddenDropout).build();
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).build();
     }
 
     /** Multi-query attention (one key/value head), rope on the whole head, exact-erf gelu, untied output. */
     static TransformerConfig mqaErfGelu(float hiddenDropout) {
+        return mqaErfGelu(hiddenDropout, 0);
+    }
+
+    static TransformerConfig mqaErfGelu(float hiddenDropout, float attentionDropout) {
         return TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(4).numQueryGroups(1)
                 .seqLength(S).positionEmbeddingType(PositionEmbeddingType.ROPE).geluTanh(false)
                 .untieEmbeddingsAndOutputWeights(true).vocabSize(20).makeVocabSizeDivisibleBy(8)
-                .attentionDropout(0).hiddenDropout(hiddenDropout).build();
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).build();
     }
 
     /** Non-trivial values everywhere (biases and norm weights too), so every term of every gradient shows. */
@@ -164,8 +176,8 @@ class LayerGradientTest {
                 Tensor dOut = arena.allocate(DType.F32, S, B, h);
                 Tensor dx = arena.allocate(DType.F32, S, B, h);
                 SelfAttention attention = model.layers().getFirst().selfAttention();
-                double e1 = new GradientCheck(out, () -> attention.forward(x, out, a, ws, null, 0), dOut, model::zeroGrad,
-                        () -> attention.backward(dOut, x, dx, a, ws), 7)
+                double e1 = new GradientCheck(out, () -> attention.forward(x, out, a, ws, null, 0, null), dOut, model::zeroGrad,
+                        () -> attention.backward(dOut, x, dx, a, ws, null), 7)
                         .check(withParameters(List.of(new Wrt("x", x, dx)),
                                 attention.linearQkv().weight(), attention.linearQkv().bias(),
                                 attention.linearProj().weight(), attention.linearProj().bias()), 30, TOLERANCE);
@@ -182,7 +194,17 @@ class LayerGradientTest {
 
     @Test
     void transformerLayerWithDropout() {
-        for (TransformerConfig c : List.of(gpt2Like(0.2f), llamaLike(0.2f), mqaErfGelu(0.2f))) {
+        transformerLayerGradients(List.of(gpt2Like(0.2f), llamaLike(0.2f), mqaErfGelu(0.2f)));
+    }
+
+    /** Attention dropout (inside the attention op) as well as the hidden dropouts, MHA, GQA and MQA. */
+    @Test
+    void transformerLayerWithAttentionDropout() {
+        transformerLayerGradients(List.of(gpt2Like(0.2f, 0.3f), llamaLike(0.2f, 0.3f), mqaErfGelu(0f, 0.3f)));
+    }
+
+    private static void transformerLayerGradients(List<TransformerConfig> configs) {
+        for (TransformerConfig c : configs) {
             try (GPTModel model = new GPTModel(c, backend, 1); TensorArena arena = TensorArena.named("test")) {
                 randomize(model, 2);
                 int h = c.hiddenSize();
@@ -194,15 +216,16 @@ class LayerGradientTest {
                 TransformerLayer layer = model.layers().get(1);
                 DropoutKey k1 = DropoutKey.forMicroBatch(5, 0).site(3);
                 DropoutKey k2 = DropoutKey.forMicroBatch(5, 0).site(4);
+                DropoutKey probs = DropoutKey.forMicroBatch(5, 0).attentionProbabilities(1);
                 List<Wrt> wrts = new ArrayList<>(List.of(new Wrt("input", input, dx)));
                 for (Parameter p : model.parameters()) {
                     if (p.name().startsWith("decoder.layers.1.")) {
                         wrts.add(new Wrt(p.name(), p.data(), p.grad()));
                     }
                 }
-                double e = new GradientCheck(output, () -> layer.forward(input, output, a, ws, k1, k2, null, 0), dx,
-                        model::zeroGrad, () -> layer.backward(dx, input, a, ws, k1, k2), 9).check(wrts, 25, TOLERANCE);
-                System.err.printf("layer %s: %.2e%n", c.positionEmbeddingType(), e);
+                double e = new GradientCheck(output, () -> layer.forward(input, output, a, ws, probs, k1, k2, null, 0), dx,
+                        model::zeroGrad, () -> layer.backward(dx, input, a, ws, probs, k1, k2), 9).check(wrts, 25, TOLERANCE);
+                System.err.printf("layer %s (attention dropout %s): %.2e%n", c.positionEmbeddingType(), c.attentionDropout(), e);
             }
         }
     }

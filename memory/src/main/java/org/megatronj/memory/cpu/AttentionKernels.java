@@ -23,6 +23,12 @@ import java.util.Arrays;
  * One task owns one (batch, group), so the dK and dV of a group (summed over its query heads
  * under GQA/MQA) are accumulated by one thread in a fixed order: results do not depend on the
  * thread count.
+ *
+ * <p>Dropout on the probabilities ({@link AttentionDropout}, null when off): the forward weighs
+ * {@code V} by {@code P Z} with {@code Z = mask / (1 - p)} while the softmax sum (and lse) stay
+ * those of the undropped P; the backward regenerates Z from the same Philox counters and uses
+ * {@code dV = (P Z)^T dO}, {@code dS = P * (dP Z - rowsum(dO * O)) * scale} where {@code dP = dO V^T}
+ * and O is the dropped output ({@code rowsum(P * (dP Z)) = rowsum(dO * O)}).
  */
 final class AttentionKernels {
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
@@ -81,6 +87,7 @@ final class AttentionKernels {
         final float[] q;
         final float[] acc;
         final float[] scores = new float[QUERY_TILE * KEY_BLOCK];
+        final float[] z = new float[KEY_BLOCK];
         final float[] max = new float[QUERY_TILE];
         final float[] sum = new float[QUERY_TILE];
         final int[] ends = new int[QUERY_TILE];
@@ -92,7 +99,7 @@ final class AttentionKernels {
     }
 
     void forward(AttentionShape a, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                 float scale, boolean causal, int[] keyLengths) {
+                 float scale, boolean causal, int[] keyLengths, AttentionDropout drop) {
         int tiles = (a.s() + QUERY_TILE - 1) / QUERY_TILE;
         // tasks are (batch, head, query tile), so even one sequence of few heads keeps every thread busy
         threads.parallelFor((long) a.batch() * a.np() * tiles, 1, (t0, t1) -> {
@@ -108,14 +115,14 @@ final class AttentionKernels {
                     kv.load(a, k, v, b, g, keyLength);
                     loaded = b * a.ng() + g;
                 }
-                forwardTile(a, q, out, lse, kv, tile, b, h, (int) (t % tiles) * QUERY_TILE, scale, causal, keyLength);
+                forwardTile(a, q, out, lse, kv, tile, b, h, (int) (t % tiles) * QUERY_TILE, scale, causal, keyLength, drop);
             }
         });
     }
 
     /** Query rows {@code [i0, i0 + QUERY_TILE)} of head h against every visible key, block by block. */
     private void forwardTile(AttentionShape a, Tensor q, Tensor out, Tensor lse, KeyValues kv, ForwardTile tile,
-                             int b, int h, int i0, float scale, boolean causal, int keyLength) {
+                             int b, int h, int i0, float scale, boolean causal, int keyLength, AttentionDropout drop) {
         int d = a.d();
         int rows = Math.min(QUERY_TILE, a.s() - i0);
         float[] acc = tile.acc;
@@ -148,6 +155,10 @@ final class AttentionKernels {
                         max[r] = blockMax;
                     }
                     sum[r] += VectorMath.expInPlace(vector, scores, o, visible, 1f, max[r]);
+                    if (drop != null) { // the sum stays the undropped softmax's; V is weighed by P Z
+                        drop.mask(a, b, h, i0 + r, from, tile.z, 0, visible);
+                        multiply(scores, o, tile.z, visible);
+                    }
                 }
                 Arrays.fill(scores, o + visible, o + n, 0f); // masked keys weigh nothing
             }
@@ -182,6 +193,9 @@ final class AttentionKernels {
         final float[] p = new float[QUERY_TILE * KEY_BLOCK];
         final float[] ds = new float[QUERY_TILE * KEY_BLOCK];
         final float[] transposed = new float[KEY_BLOCK * QUERY_TILE];
+        final float[] z = new float[KEY_BLOCK];
+        int b;
+        int h;
 
         BackwardScratch(int s, int sk, int d) {
             kv = new KeyValues(sk, d, true);
@@ -209,7 +223,8 @@ final class AttentionKernels {
     static final long PARTIAL_FLOATS = 1L << 25;
 
     void backward(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                  Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths) {
+                  Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths,
+                  AttentionDropout drop) {
         long pairs = (long) a.batch() * a.ng();
         long dqFloats = (long) a.batch() * a.np() * a.s() * a.d();
         int keyBlocks = (a.sk() + KEY_BLOCK - 1) / KEY_BLOCK;
@@ -225,7 +240,7 @@ final class AttentionKernels {
                 int g = (int) (t / parts % a.ng());
                 int keyFrom = keyBlocks * part / parts * KEY_BLOCK;
                 int keyTo = Math.min(a.sk(), keyBlocks * (part + 1) / parts * KEY_BLOCK);
-                backwardKeys(a, dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, scratch,
+                backwardKeys(a, dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, drop, scratch,
                         b, g, keyFrom, keyTo, partialDq == null ? null : partialDq[part]);
             }
         });
@@ -240,14 +255,16 @@ final class AttentionKernels {
      */
     private void backwardKeys(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                               Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths,
-                              BackwardScratch w, int b, int g, int keyFrom, int keyTo, float[] partialDq) {
+                              AttentionDropout drop, BackwardScratch w, int b, int g, int keyFrom, int keyTo, float[] partialDq) {
         int d = a.d();
         int s = a.s();
         int keyLength = keyLengths == null ? a.sk() : keyLengths[b];
         w.kv.load(a, k, v, b, g, keyLength);
         Arrays.fill(w.dK, 0f);
         Arrays.fill(w.dV, 0f);
+        w.b = b;
         for (int h = g * a.headsPerGroup(); h < (g + 1) * a.headsPerGroup(); h++) {
+            w.h = h;
             int maxEnd = 0;
             for (int i = 0; i < s; i++) {
                 long qo = a.qOffset(i, b, h);
@@ -263,7 +280,7 @@ final class AttentionKernels {
             int end = Math.min(maxEnd, keyTo);
             for (int from = keyFrom; from < end; from += KEY_BLOCK) {
                 int n = Math.min(end, from + KEY_BLOCK) - from;
-                keyBlock(a, w, from, n, scale);
+                keyBlock(a, w, from, n, scale, drop);
             }
             if (partialDq == null) {
                 for (int i = 0; i < s; i++) {
@@ -280,7 +297,7 @@ final class AttentionKernels {
     }
 
     /** One block of n keys from {@code from} against every query row of the head loaded in w. */
-    private void keyBlock(AttentionShape a, BackwardScratch w, int from, int n, float scale) {
+    private void keyBlock(AttentionShape a, BackwardScratch w, int from, int n, float scale, AttentionDropout drop) {
         int d = a.d();
         int s = a.s();
         float[] p = w.p;
@@ -299,9 +316,15 @@ final class AttentionKernels {
                 int visible = Math.clamp(w.ends[i0 + r] - from, 0, n);
                 VectorMath.expInPlace(vector, p, o, visible, scale, w.rowLse[i0 + r]); // P
                 Arrays.fill(p, o + visible, o + n, 0f);
-                softmaxGradient(p, ds, o, n, w.delta[i0 + r], scale); // dS, in place of dP
+                if (drop == null) {
+                    softmaxGradient(p, ds, o, n, w.delta[i0 + r], scale); // dS, in place of dP
+                } else {
+                    drop.mask(a, w.b, w.h, i0 + r, from, w.z, 0, visible);
+                    Arrays.fill(w.z, visible, n, 0f);
+                    droppedSoftmaxGradient(p, ds, o, w.z, n, w.delta[i0 + r], scale); // dS in place of dP; P Z in p
+                }
             }
-            // dQ += dS K ; dV += P^T dO ; dK += dS^T Q
+            // dQ += dS K ; dV += P^T dO (P Z with dropout) ; dK += dS^T Q
             AttentionTiles.accumulateProduct(vector, ds, 0, KEY_BLOCK, rows, n, w.kv.k, from * d, d, d, w.dqh, i0 * d, d);
             AttentionTiles.transpose(p, KEY_BLOCK, rows, n, w.transposed);
             AttentionTiles.accumulateProduct(vector, w.transposed, 0, rows, n, rows, w.doh, i0 * d, d, d, w.dVb, 0, d);
@@ -339,6 +362,39 @@ final class AttentionKernels {
             }
         }
         return false;
+    }
+
+    /** {@code x[o + j] *= z[j]} for {@code j < n}. */
+    private void multiply(float[] x, int o, float[] z, int n) {
+        int j = 0;
+        if (vector) {
+            for (int bound = S.loopBound(n); j < bound; j += S.length()) {
+                FloatVector.fromArray(S, x, o + j).mul(FloatVector.fromArray(S, z, j)).intoArray(x, o + j);
+            }
+        }
+        for (; j < n; j++) {
+            x[o + j] *= z[j];
+        }
+    }
+
+    /**
+     * With dropout multipliers z: {@code dp[o + j] = p[o + j] * (dp[o + j] * z[j] - delta) * scale},
+     * then {@code p[o + j] *= z[j]}, for {@code j < n}.
+     */
+    private void droppedSoftmaxGradient(float[] p, float[] dp, int o, float[] z, int n, float delta, float scale) {
+        int j = 0;
+        if (vector) {
+            for (int bound = S.loopBound(n); j < bound; j += S.length()) {
+                FloatVector pj = FloatVector.fromArray(S, p, o + j);
+                FloatVector zj = FloatVector.fromArray(S, z, j);
+                pj.mul(FloatVector.fromArray(S, dp, o + j).mul(zj).sub(delta)).mul(scale).intoArray(dp, o + j);
+                pj.mul(zj).intoArray(p, o + j);
+            }
+        }
+        for (; j < n; j++) {
+            dp[o + j] = p[o + j] * (dp[o + j] * z[j] - delta) * scale;
+            p[o + j] *= z[j];
+        }
     }
 
     /** {@code dp[o + j] = p[o + j] * (dp[o + j] - delta) * scale} for {@code j < n}. */

@@ -385,7 +385,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                                 float softmaxScale, boolean causal, Tensor keyLengths) {
+                                 float softmaxScale, boolean causal, Tensor keyLengths,
+                                 float dropoutP, long seed, long offset) {
         String op = "attentionForward";
         floating(op, "q", q);
         floating(op, "k", k);
@@ -394,13 +395,15 @@ public final class CpuBackend implements Backend {
         AttentionShape a = AttentionShape.of(op, q, k, v);
         sameShape(op, "q", q, "out", out);
         checkLse(op, lse, a);
-        attention.forward(a, q, k, v, out, lse, softmaxScale, causal, keyLengths(op, keyLengths, a));
+        attention.forward(a, q, k, v, out, lse, softmaxScale, causal, keyLengths(op, keyLengths, a),
+                attentionDropout(op, dropoutP, seed, offset));
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                   Tensor dq, Tensor dk, Tensor dv,
-                                  float softmaxScale, boolean causal, Tensor keyLengths) {
+                                  float softmaxScale, boolean causal, Tensor keyLengths,
+                                  float dropoutP, long seed, long offset) {
         String op = "attentionBackward";
         floating(op, "dOut", dOut);
         floating(op, "q", q);
@@ -417,7 +420,15 @@ public final class CpuBackend implements Backend {
         sameShape(op, "k", k, "dk", dk);
         sameShape(op, "v", v, "dv", dv);
         checkLse(op, lse, a);
-        attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths(op, keyLengths, a));
+        attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths(op, keyLengths, a),
+                attentionDropout(op, dropoutP, seed, offset));
+    }
+
+    private static AttentionDropout attentionDropout(String op, float p, long seed, long offset) {
+        if (!(p >= 0f && p < 1f)) {
+            throw fail(op, "attention dropout probability dropoutP = " + p + "; expected 0 <= dropoutP < 1");
+        }
+        return AttentionDropout.of(p, seed, offset);
     }
 
     // ------------------------------------------------------------------ cross-entropy

@@ -96,4 +96,27 @@ public final class Philox {
             e += count;
         }
     }
+
+    /**
+     * {@code z[zOff + i] = keep ? scale : 0} for {@code i < n}, where element {@code i} is element
+     * {@code e + i} of the stream (the multipliers of {@link #applyDropout}, for kernels that use
+     * the mask twice, such as attention's backward).
+     */
+    static void mask(long seed, long e, float[] z, int zOff, int n, float p, float scale) {
+        int k0 = (int) seed;
+        int k1 = (int) (seed >>> 32);
+        int[] r = new int[4];
+        int i = 0;
+        while (i < n) {
+            long block = e >>> 2;
+            int lane = (int) (e & 3);
+            int count = Math.min(4 - lane, n - i);
+            philox4x32x10((int) block, (int) (block >>> 32), 0, 0, k0, k1, r);
+            for (int j = 0; j < count; j++) {
+                z[zOff + i + j] = toUniform(r[lane + j]) >= p ? scale : 0f;
+            }
+            i += count;
+            e += count;
+        }
+    }
 }

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backends;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
@@ -728,16 +729,25 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale,
-            boolean causal,
-                                 Tensor keyLengths) {
+                                 boolean causal, Tensor keyLengths, float dropoutP, long seed, long offset) {
+        refuseAttentionDropout("attentionForward", dropoutP);
         attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
-            Tensor dk,
-                                  Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths) {
+                                  Tensor dk, Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths,
+                                  float dropoutP, long seed, long offset) {
+        refuseAttentionDropout("attentionBackward", dropoutP);
         attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths);
+    }
+
+    /** The FlashAttention kernels have no dropout yet: p > 0 is refused (p = 0 runs them unchanged). */
+    private static void refuseAttentionDropout(String op, float dropoutP) {
+        if (dropoutP != 0f) {
+            throw fail(op, Backends.CUDA_ATTENTION_DROPOUT_UNSUPPORTED
+                    + " (got dropoutP = " + dropoutP + ")");
+        }
     }
 
     // ------------------------------------------------------------------ cross-entropy

@@ -9,6 +9,10 @@ package org.megatronj.model.layers;
 public record DropoutKey(long seed, long offset) {
     /** Counters reserved per site: more than any activation has elements (2^36 ≈ 6.9e10). */
     public static final long SITE_STRIDE = 1L << 36;
+    /** Counters reserved per layer for its attention probabilities ({@code np b s sk} of them; 2^44 ≈ 1.8e13). */
+    public static final long PROBS_STRIDE = 1L << 44;
+    /** Mixed into the micro-batch key to give the attention probabilities a Philox key of their own. */
+    private static final long PROBS_STREAM = 0x6174746E50726F62L; // "attnProb"
 
     /**
      * The key of micro-batch {@code rngOffset} of a model seeded with {@code modelSeed}: the two are
@@ -18,9 +22,18 @@ public record DropoutKey(long seed, long offset) {
         return new DropoutKey(mix(mix(modelSeed) ^ rngOffset), 0);
     }
 
-    /** The key of dropout site {@code site} (embedding = 0, then two per layer). */
+    /** The key of dropout site {@code site} (embedding = 0, then two per layer: attention and MLP branch). */
     public DropoutKey site(int site) {
         return new DropoutKey(seed, offset + site * SITE_STRIDE);
+    }
+
+    /**
+     * The key of the attention probabilities of layer {@code layer} (global index) of this
+     * micro-batch: a second Philox key (this key mixed once more), so the probabilities' far larger
+     * ranges of counters, {@link #PROBS_STRIDE} per layer, never meet the hidden-dropout sites.
+     */
+    public DropoutKey attentionProbabilities(int layer) {
+        return new DropoutKey(mix(seed ^ PROBS_STREAM), offset + layer * PROBS_STRIDE);
     }
 
     /**

@@ -12,6 +12,12 @@ import org.megatronj.model.TransformerConfig;
  * <p>Gradients: {@code dx} (the gradient of the block's input) is written; parameter gradients
  * accumulate. The output is linear_proj's result including its bias; dropout and the residual
  * add belong to {@link TransformerLayer}.
+ *
+ * <p>{@code --attention-dropout} drops attention probabilities inside the attention op (as
+ * Megatron's core attention and FlashAttention's {@code dropout_p}) when a dropout key is given
+ * (training): the probabilities of global query head {@code firstHead + h} draw from the key's
+ * counters as {@code Backend#attentionForward} defines, so a tensor-parallel rank draws the
+ * single-rank masks of its heads.
  */
 public final class SelfAttention {
     private final Backend backend;
@@ -20,9 +26,19 @@ public final class SelfAttention {
     private final RotaryEmbedding rope;    // null with learned absolute positions
     private final int headDim;
     private final float softmaxScale;
+    private final float attentionDropout;
+    private final long firstHead;          // global index of this rank's first query head
 
     public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope) {
+        this(backend, config, linearQkv, linearProj, rope, 0);
+    }
+
+    /** {@code config} is this rank's shard; {@code firstHead} the global index of its first query head (rank x np/t). */
+    public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope,
+                         int firstHead) {
         this.backend = backend;
+        this.attentionDropout = config.attentionDropout();
+        this.firstHead = firstHead;
         this.linearQkv = linearQkv;
         this.linearProj = linearProj;
         this.rope = rope;
@@ -44,8 +60,10 @@ public final class SelfAttention {
      * x {@code [s, b, h]} (input_layernorm's output) -> out {@code [s, b, h]} (written). Saves q, k, v,
      * attnOut and lse in {@code a}. With a {@code cache}, the new keys and values land in its rows
      * {@code [start, start + s)} and the queries attend to all rows {@code [0, start + s)}.
+     * {@code probsKey}: the layer's attention-probabilities dropout key, null = no dropout (eval, generation).
      */
-    public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start) {
+    public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
+                        DropoutKey probsKey) {
         int s = (int) x.dim(0);
         linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
@@ -60,7 +78,8 @@ public final class SelfAttention {
         }
         Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);          // [sk, b, ng, d]
         Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
-        backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null);
+        backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null,
+                dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), kAll));
         if (linearProj.sequenceParallel()) {
             ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
         } else {
@@ -73,14 +92,15 @@ public final class SelfAttention {
      * sequence parallelism dOut and dx are this rank's {@code [s/t, b, h]} rows and x is the
      * gathered input; ws.hiddenB is the full-length scratch.
      */
-    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
+    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws, DropoutKey probsKey) {
         if (linearProj.sequenceParallel()) {
             ((RowParallelLinear) linearProj).backwardSequenceParallel(dOut, ws.hiddenB(), a.attnOut(), ws.dAttn());
         } else {
             linearProj.backward(dOut, a.attnOut(), ws.dAttn());                             // dAttn [s, b, np, d]
         }
         backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
-                ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null);
+                ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null,
+                dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
         if (rope != null) {
             rope.backward(ws.dq(), 0);
             rope.backward(ws.dk(), 0);
@@ -92,5 +112,18 @@ public final class SelfAttention {
         } else {
             linearQkv.backward(ws.qkv(), x, dx);
         }
+    }
+
+    private float dropout(DropoutKey key) {
+        return key == null ? 0f : attentionDropout;
+    }
+
+    private static long seed(DropoutKey key) {
+        return key == null ? 0L : key.seed();
+    }
+
+    /** The counter of probability (head 0, batch 0, row 0, key 0) of this rank: its first head's, q {@code [s, b, np, d]}, k {@code [sk, ...]}. */
+    private long offset(DropoutKey key, Tensor q, Tensor k) {
+        return key == null ? 0L : key.offset() + firstHead * q.dim(1) * q.dim(0) * k.dim(0);
     }
 }

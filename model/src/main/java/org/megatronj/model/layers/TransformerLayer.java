@@ -7,7 +7,7 @@ import org.megatronj.model.parallel.TensorParallelGroup;
 /**
  * One pre-norm decoder layer, as Megatron-core's {@code TransformerLayer}:
  * <pre>
- *   h   = x + dropout(self_attention(input_layernorm(x)))
+ *   h   = x + dropout(self_attention(input_layernorm(x)))     (attention dropout inside self_attention)
  *   out = h + dropout(mlp(pre_mlp_layernorm(h)))
  * </pre>
  * Gradients: the gradient of the layer input is written (in place over the output's gradient);
@@ -56,16 +56,17 @@ public final class TransformerLayer {
 
     /**
      * input {@code [s, b, h]} -> output {@code [s, b, h]} (written, distinct from input). Dropout keys
-     * null = no dropout (eval, generation). {@code cache}/{@code start}: see {@link SelfAttention#forward}.
+     * (of the attention probabilities, the attention branch and the MLP branch) null = no dropout
+     * (eval, generation). {@code cache}/{@code start}: see {@link SelfAttention#forward}.
      */
-    public void forward(Tensor input, Tensor output, LayerActivations a, Workspace ws,
+    public void forward(Tensor input, Tensor output, LayerActivations a, Workspace ws, DropoutKey probsKey,
                         DropoutKey attentionKey, DropoutKey mlpKey, KvSlot cache, int start) {
         if (sequenceParallel) {
-            forwardSequenceParallel(input, output, a, ws, shard(attentionKey, input), shard(mlpKey, input));
+            forwardSequenceParallel(input, output, a, ws, probsKey, shard(attentionKey, input), shard(mlpKey, input));
             return;
         }
         inputLayernorm.forward(input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd());
-        selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start);     // [s, b, h]
+        selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey);     // [s, b, h]
         dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
         preMlpLayernorm.forward(a.afterAttention(), a.ln2Out(), a.ln2Mean(), a.ln2Rstd());
         mlp.forward(a.ln2Out(), ws.hiddenA(), a);                                  // [s, b, h]
@@ -74,10 +75,10 @@ public final class TransformerLayer {
 
     /** input, output {@code [s/t, b, h]}; ws.shardA/B are shard scratch, ws.hiddenB full-length scratch. */
     private void forwardSequenceParallel(Tensor input, Tensor output, LayerActivations a, Workspace ws,
-                                         DropoutKey attentionKey, DropoutKey mlpKey) {
+                                         DropoutKey probsKey, DropoutKey attentionKey, DropoutKey mlpKey) {
         inputLayernorm.forward(input, ws.shardA(), a.ln1Mean(), a.ln1Rstd());
         tp.allGatherFirstDim(ws.shardA(), a.ln1Out());                           // [s, b, h]
-        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0);         // [s/t, b, h]
+        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0, probsKey);   // [s/t, b, h]
         dropoutAdd(ws.shardA(), input, a.afterAttention(), attentionKey);
         preMlpLayernorm.forward(a.afterAttention(), ws.shardB(), a.ln2Mean(), a.ln2Rstd());
         tp.allGatherFirstDim(ws.shardB(), a.ln2Out());                           // [s, b, h]
@@ -86,7 +87,7 @@ public final class TransformerLayer {
     }
 
     /** dx {@code [s, b, h]} ({@code [s/t, b, h]} under sequence parallelism): in, the gradient of the output; out, the gradient of {@code input}. */
-    public void backward(Tensor dx, Tensor input, LayerActivations a, Workspace ws,
+    public void backward(Tensor dx, Tensor input, LayerActivations a, Workspace ws, DropoutKey probsKey,
                          DropoutKey attentionKey, DropoutKey mlpKey) {
         if (sequenceParallel) {
             attentionKey = shard(attentionKey, input);
@@ -100,7 +101,7 @@ public final class TransformerLayer {
         backend.add(dx, ws.shardA(), dx);
         // Attention block.
         dBranch = dropoutGrad(dx, ws.shardA(), attentionKey);
-        selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws);         // d ln1Out
+        selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws, probsKey);  // d ln1Out
         inputLayernorm.backward(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), ws.shardA());
         backend.add(dx, ws.shardA(), dx);
     }

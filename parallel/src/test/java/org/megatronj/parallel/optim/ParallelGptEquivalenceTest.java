@@ -93,6 +93,24 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /**
+     * Attention dropout (inside the attention op): a TP rank's heads draw the single-rank masks of those
+     * heads, also under sequence parallelism, GQA and full recompute.
+     */
+    @ParameterizedTest(name = "groups={0} tp={1} pp={2} dp={3} sp={4}")
+    @CsvSource({
+            "4,2,1,1,false",
+            "2,2,1,1,true",
+            "4,2,2,2,true",
+    })
+    void attentionDropoutMatchesSingleRank(int groups, int tp, int pp, int dp, boolean sp) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.LAYER_NORM, PositionEmbeddingType.ROPE, false, groups,
+                0.1f, 0.2f);
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, sp, false, true));
+        assertMatches(expected, actual);
+    }
+
     @ParameterizedTest(name = "tp={0} pp={1} dp={2} vpLayers={3} sp={4}")
     @CsvSource({"2,2,1,1,true", "1,2,2,0,false", "2,1,2,0,true", "1,4,1,0,false"})
     void evaluationMatchesSingleRankOnEveryRank(int tp, int pp, int dp, int vpLayers, boolean sp) {

@@ -63,9 +63,14 @@ final class ParallelGptHarness {
 
     static TransformerConfig config(Normalization norm, PositionEmbeddingType positions, boolean swiglu, int groups,
                                     float hiddenDropout) {
+        return config(norm, positions, swiglu, groups, hiddenDropout, 0f);
+    }
+
+    static TransformerConfig config(Normalization norm, PositionEmbeddingType positions, boolean swiglu, int groups,
+                                    float hiddenDropout, float attentionDropout) {
         return TransformerConfig.builder().numLayers(4).hiddenSize(32).numAttentionHeads(4).numQueryGroups(groups)
                 .seqLength(8).maxPositionEmbeddings(8).positionEmbeddingType(positions).normalization(norm).swiglu(swiglu)
-                .ffnHiddenSize(swiglu ? 64 : 0).attentionDropout(0f).hiddenDropout(hiddenDropout)
+                .ffnHiddenSize(swiglu ? 64 : 0).attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
                 .vocabSize(64).makeVocabSizeDivisibleBy(16).build();
     }
 
