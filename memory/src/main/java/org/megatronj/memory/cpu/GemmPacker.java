@@ -2,6 +2,13 @@ package org.megatronj.memory.cpu;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.DType;
 
 /**
@@ -13,10 +20,75 @@ import org.megatronj.memory.DType;
  * of {@code w} and the reduction dimension p (k). Element (q, p) lands at
  * {@code (q / w) * w * kc + p * w + q % w}: each panel is {@code kc} steps of {@code w}
  * consecutive floats. The last panel is zero-padded to {@code w}, so kernels never see edges.
+ *
+ * <p>When consecutive p are adjacent in memory (op(B) = W^T of a linear layer's forward, op(A) =
+ * the activations of a forward or input-grad product) packing is a transpose. With 512-bit vectors
+ * it is done in registers: 16 rows x 16 steps at a time with two-source lane permutes
+ * ({@code selectFrom}, one {@code vpermt2ps} each) when {@code w} is a multiple of 16 (B panels),
+ * 6 rows x 16 steps into 8 overlapping stores when {@code w == 6} (A panels); other widths, the
+ * remainders and the scalar path ({@code -Dmegatron.vector.bits=0} or narrower vectors) copy one
+ * float at a time. Every path is a copy, so all give the same bits.
  */
 final class GemmPacker {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    /** Whether the register transposes run: only with 512-bit vectors (16 floats) in use. */
+    static final boolean VECTOR = VectorWidth.bits() == 512;
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_512;
+    private static final int L = 16;
+    private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I32 = IntVector.SPECIES_512;
+
+    // Stage j of the 16 x 16 transpose swaps bit j of the row with bit j of the lane: for rows
+    // (r, r | 2^j) with bit j of r clear, row r becomes LOj.selectFrom(row r, row r | 2^j) and
+    // row r | 2^j becomes HIj.selectFrom(the same two).
+    private static final FloatVector LO0 = swap(0, false), HI0 = swap(0, true), LO1 = swap(1, false),
+            HI1 = swap(1, true), LO2 = swap(2, false), HI2 = swap(2, true), LO3 = swap(3, false), HI3 = swap(3, true);
+    // The 6-wide transpose: stages 0-2 swap row bit j with lane bit j + 1; the last one also moves
+    // lanes so that vector v holds (p = 2v, rows 0-5) then (p = 2v + 1, rows 0-5) in lanes 0-11.
+    private static final FloatVector SLO0, SHI0, SLO1, SHI1, SLO2, SHI2;
+    private static final VectorMask<Float> FIRST12 = VectorMask.fromLong(S, 0xfffL);
+
+    static {
+        SLO0 = swap(1, false);
+        SHI0 = swap(1, true);
+        SLO1 = swap(2, false);
+        SHI1 = swap(2, true);
+        // After the third swap, lane (r << 1 | (p & 1)) holds row r (r < 8) of step p; gather lanes
+        // 0-5 from p even, 6-11 from p odd (12-15: don't care).
+        float[] lo = swapIndex(3, false);
+        float[] hi = swapIndex(3, true);
+        float[] lo2 = new float[L];
+        float[] hi2 = new float[L];
+        for (int l = 0; l < L; l++) {
+            int from = l < 6 ? l << 1 : l < 12 ? (l - 6) << 1 | 1 : 0;
+            lo2[l] = lo[from];
+            hi2[l] = hi[from];
+        }
+        SLO2 = FloatVector.fromArray(S, lo2, 0);
+        SHI2 = FloatVector.fromArray(S, hi2, 0);
+    }
+
+    private static FloatVector swap(int laneBit, boolean high) {
+        return FloatVector.fromArray(S, swapIndex(laneBit, high), 0);
+    }
+
+    /**
+     * The two-source index (0-15 first source, 16-31 second) that swaps the bit that tells the two
+     * source rows apart with lane bit {@code laneBit}: in the output row whose bit is
+     * {@code high}, lane l takes lane (l with that lane bit set to {@code high}) of the source
+     * named by l's lane bit.
+     */
+    private static float[] swapIndex(int laneBit, boolean high) {
+        int bit = 1 << laneBit;
+        float[] index = new float[L];
+        for (int l = 0; l < L; l++) {
+            int lane = high ? l | bit : l & ~bit;
+            index[l] = lane + ((l & bit) != 0 ? L : 0);
+        }
+        return index;
+    }
 
     private GemmPacker() {
     }
@@ -37,56 +109,242 @@ final class GemmPacker {
      * {@code dstOff} on ({@code ceil(qLen / w) * w * kc} floats); {@code buf} supplies row scratch.
      */
     static void pack(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff, GemmBuffers buf) {
-        int panels = (qLen + w - 1) / w;
         if (src.panelContiguous()) {
-            float[] row = buf.row(qLen);
-            for (int p = 0; p < kc; p++) {
-                read(src, src.offset() + (long) (p0 + p) * src.ld() + q0, qLen, row, buf);
-                for (int t = 0; t < panels; t++) {
-                    int q = t * w;
-                    int at = dstOff + t * w * kc + p * w;
-                    int len = Math.min(w, qLen - q);
-                    System.arraycopy(row, q, dst, at, len);
-                    if (len < w) {
-                        java.util.Arrays.fill(dst, at + len, at + w, 0f);
-                    }
-                }
-            }
+            packContiguous(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
+        } else if (VECTOR && w % L == 0) {
+            packTransposed16(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
+        } else if (VECTOR && w == 6) {
+            packTransposed6(src, q0, qLen, p0, kc, dst, dstOff, buf);
         } else {
-            float[] row = buf.row(kc);
-            for (int q = 0; q < qLen; q++) {
-                read(src, src.offset() + (long) (q0 + q) * src.ld() + p0, kc, row, buf);
-                int at = dstOff + (q / w) * w * kc + q % w;
-                for (int p = 0; p < kc; p++) {
-                    dst[at + p * w] = row[p];
-                }
-            }
-            for (int q = qLen; q < panels * w; q++) {
-                int at = dstOff + (q / w) * w * kc + q % w;
-                for (int p = 0; p < kc; p++) {
-                    dst[at + p * w] = 0f;
+            packTransposedScalar(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
+        }
+    }
+
+    /** q adjacent in memory: each step p is a row, copied panel by panel. */
+    private static void packContiguous(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
+                                       GemmBuffers buf) {
+        int panels = (qLen + w - 1) / w;
+        float[] row = buf.row(qLen);
+        for (int p = 0; p < kc; p++) {
+            read(src, src.offset() + (long) (p0 + p) * src.ld() + q0, qLen, row, 0, buf);
+            for (int t = 0; t < panels; t++) {
+                int q = t * w;
+                int at = dstOff + t * w * kc + p * w;
+                int len = Math.min(w, qLen - q);
+                System.arraycopy(row, q, dst, at, len);
+                if (len < w) {
+                    java.util.Arrays.fill(dst, at + len, at + w, 0f);
                 }
             }
         }
     }
 
+    /** p adjacent in memory, one float at a time (any width; the reference for the others). */
+    static void packTransposedScalar(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
+                                     GemmBuffers buf) {
+        int panels = (qLen + w - 1) / w;
+        float[] row = buf.row(kc);
+        for (int q = 0; q < qLen; q++) {
+            read(src, src.offset() + (long) (q0 + q) * src.ld() + p0, kc, row, 0, buf);
+            int at = dstOff + (q / w) * w * kc + q % w;
+            for (int p = 0; p < kc; p++) {
+                dst[at + p * w] = row[p];
+            }
+        }
+        for (int q = qLen; q < panels * w; q++) {
+            int at = dstOff + (q / w) * w * kc + q % w;
+            for (int p = 0; p < kc; p++) {
+                dst[at + p * w] = 0f;
+            }
+        }
+    }
+
+    /**
+     * Reads {@code rows} rows of the block from q {@code q} on into {@code scratch} ({@code kc}
+     * floats apart), zeros for rows at or past {@code qLen}.
+     */
+    private static void readRows(Source src, int q0, int q, int rows, int qLen, int p0, int kc, float[] scratch,
+                                 GemmBuffers buf) {
+        for (int r = 0; r < rows; r++) {
+            if (q + r < qLen) {
+                read(src, src.offset() + (long) (q0 + q + r) * src.ld() + p0, kc, scratch, r * kc, buf);
+            } else {
+                java.util.Arrays.fill(scratch, r * kc, (r + 1) * kc, 0f);
+            }
+        }
+    }
+
+    /** p adjacent in memory, {@code w} a multiple of 16: 16 x 16 register transposes. */
+    private static void packTransposed16(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
+                                         GemmBuffers buf) {
+        int padded = (qLen + w - 1) / w * w;
+        float[] rows = buf.row(L * kc);
+        int kc16 = kc & ~(L - 1);
+        for (int q = 0; q < padded; q += L) {
+            readRows(src, q0, q, L, qLen, p0, kc, rows, buf);
+            int at = dstOff + (q / w) * w * kc + q % w;
+            transpose16(rows, kc16, kc, dst, at, w);
+            for (int p = kc16; p < kc; p++) {
+                for (int r = 0; r < L; r++) {
+                    dst[at + p * w + r] = rows[r * kc + p];
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code dst[dst0 + i * w + r] = src[r * ld + i]} for r < 16, i < {@code steps} (a multiple of
+     * 16): blocks of 16 rows x 16 steps, one 16-float store per step out. The loop is in here so
+     * that the vectors never cross a call the JIT might not inline.
+     */
+    private static void transpose16(float[] src, int steps, int ld, float[] dst, int dst0, int w) {
+        for (int sOff = 0, dOff = dst0; sOff < steps; sOff += L, dOff += L * w) {
+        FloatVector r0 = FloatVector.fromArray(S, src, sOff);
+        FloatVector r1 = FloatVector.fromArray(S, src, sOff + ld);
+        FloatVector r2 = FloatVector.fromArray(S, src, sOff + 2 * ld);
+        FloatVector r3 = FloatVector.fromArray(S, src, sOff + 3 * ld);
+        FloatVector r4 = FloatVector.fromArray(S, src, sOff + 4 * ld);
+        FloatVector r5 = FloatVector.fromArray(S, src, sOff + 5 * ld);
+        FloatVector r6 = FloatVector.fromArray(S, src, sOff + 6 * ld);
+        FloatVector r7 = FloatVector.fromArray(S, src, sOff + 7 * ld);
+        FloatVector r8 = FloatVector.fromArray(S, src, sOff + 8 * ld);
+        FloatVector r9 = FloatVector.fromArray(S, src, sOff + 9 * ld);
+        FloatVector r10 = FloatVector.fromArray(S, src, sOff + 10 * ld);
+        FloatVector r11 = FloatVector.fromArray(S, src, sOff + 11 * ld);
+        FloatVector r12 = FloatVector.fromArray(S, src, sOff + 12 * ld);
+        FloatVector r13 = FloatVector.fromArray(S, src, sOff + 13 * ld);
+        FloatVector r14 = FloatVector.fromArray(S, src, sOff + 14 * ld);
+        FloatVector r15 = FloatVector.fromArray(S, src, sOff + 15 * ld);
+        // stage 0: rows (2i, 2i + 1)
+        FloatVector t0 = LO0.selectFrom(r0, r1), t1 = HI0.selectFrom(r0, r1);
+        FloatVector t2 = LO0.selectFrom(r2, r3), t3 = HI0.selectFrom(r2, r3);
+        FloatVector t4 = LO0.selectFrom(r4, r5), t5 = HI0.selectFrom(r4, r5);
+        FloatVector t6 = LO0.selectFrom(r6, r7), t7 = HI0.selectFrom(r6, r7);
+        FloatVector t8 = LO0.selectFrom(r8, r9), t9 = HI0.selectFrom(r8, r9);
+        FloatVector t10 = LO0.selectFrom(r10, r11), t11 = HI0.selectFrom(r10, r11);
+        FloatVector t12 = LO0.selectFrom(r12, r13), t13 = HI0.selectFrom(r12, r13);
+        FloatVector t14 = LO0.selectFrom(r14, r15), t15 = HI0.selectFrom(r14, r15);
+        // stage 1: rows (r, r + 2)
+        r0 = LO1.selectFrom(t0, t2); r2 = HI1.selectFrom(t0, t2);
+        r1 = LO1.selectFrom(t1, t3); r3 = HI1.selectFrom(t1, t3);
+        r4 = LO1.selectFrom(t4, t6); r6 = HI1.selectFrom(t4, t6);
+        r5 = LO1.selectFrom(t5, t7); r7 = HI1.selectFrom(t5, t7);
+        r8 = LO1.selectFrom(t8, t10); r10 = HI1.selectFrom(t8, t10);
+        r9 = LO1.selectFrom(t9, t11); r11 = HI1.selectFrom(t9, t11);
+        r12 = LO1.selectFrom(t12, t14); r14 = HI1.selectFrom(t12, t14);
+        r13 = LO1.selectFrom(t13, t15); r15 = HI1.selectFrom(t13, t15);
+        // stage 2: rows (r, r + 4)
+        t0 = LO2.selectFrom(r0, r4); t4 = HI2.selectFrom(r0, r4);
+        t1 = LO2.selectFrom(r1, r5); t5 = HI2.selectFrom(r1, r5);
+        t2 = LO2.selectFrom(r2, r6); t6 = HI2.selectFrom(r2, r6);
+        t3 = LO2.selectFrom(r3, r7); t7 = HI2.selectFrom(r3, r7);
+        t8 = LO2.selectFrom(r8, r12); t12 = HI2.selectFrom(r8, r12);
+        t9 = LO2.selectFrom(r9, r13); t13 = HI2.selectFrom(r9, r13);
+        t10 = LO2.selectFrom(r10, r14); t14 = HI2.selectFrom(r10, r14);
+        t11 = LO2.selectFrom(r11, r15); t15 = HI2.selectFrom(r11, r15);
+        // stage 3: rows (r, r + 8), stored as they come
+        LO3.selectFrom(t0, t8).intoArray(dst, dOff);
+        HI3.selectFrom(t0, t8).intoArray(dst, dOff + 8 * w);
+        LO3.selectFrom(t1, t9).intoArray(dst, dOff + w);
+        HI3.selectFrom(t1, t9).intoArray(dst, dOff + 9 * w);
+        LO3.selectFrom(t2, t10).intoArray(dst, dOff + 2 * w);
+        HI3.selectFrom(t2, t10).intoArray(dst, dOff + 10 * w);
+        LO3.selectFrom(t3, t11).intoArray(dst, dOff + 3 * w);
+        HI3.selectFrom(t3, t11).intoArray(dst, dOff + 11 * w);
+        LO3.selectFrom(t4, t12).intoArray(dst, dOff + 4 * w);
+        HI3.selectFrom(t4, t12).intoArray(dst, dOff + 12 * w);
+        LO3.selectFrom(t5, t13).intoArray(dst, dOff + 5 * w);
+        HI3.selectFrom(t5, t13).intoArray(dst, dOff + 13 * w);
+        LO3.selectFrom(t6, t14).intoArray(dst, dOff + 6 * w);
+        HI3.selectFrom(t6, t14).intoArray(dst, dOff + 14 * w);
+        LO3.selectFrom(t7, t15).intoArray(dst, dOff + 7 * w);
+        HI3.selectFrom(t7, t15).intoArray(dst, dOff + 15 * w);
+        }
+    }
+
+    /** p adjacent in memory, {@code w == 6} (A panels): 6 rows x 16 steps per register transpose. */
+    private static void packTransposed6(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
+                                        GemmBuffers buf) {
+        int panels = (qLen + 5) / 6;
+        float[] rows = buf.row(6 * kc);
+        int kc16 = kc & ~(L - 1);
+        for (int t = 0; t < panels; t++) {
+            readRows(src, q0, t * 6, 6, qLen, p0, kc, rows, buf);
+            int at = dstOff + t * 6 * kc;
+            transpose6(rows, kc16, kc, dst, at);
+            for (int p = kc16; p < kc; p++) {
+                for (int r = 0; r < 6; r++) {
+                    dst[at + p * 6 + r] = rows[r * kc + p];
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code dst[dst0 + i * 6 + r] = src[r * ld + i]} for r < 6, i < {@code steps} (a multiple of
+     * 16): per 16 steps 96 floats in 8 stores that
+     * overlap by 4 (the last one masked to 12 lanes).
+     */
+    private static void transpose6(float[] src, int steps, int ld, float[] dst, int dst0) {
+        for (int sOff = 0, dOff = dst0; sOff < steps; sOff += L, dOff += L * 6) {
+        FloatVector r0 = FloatVector.fromArray(S, src, sOff);
+        FloatVector r1 = FloatVector.fromArray(S, src, sOff + ld);
+        FloatVector r2 = FloatVector.fromArray(S, src, sOff + 2 * ld);
+        FloatVector r3 = FloatVector.fromArray(S, src, sOff + 3 * ld);
+        FloatVector r4 = FloatVector.fromArray(S, src, sOff + 4 * ld);
+        FloatVector r5 = FloatVector.fromArray(S, src, sOff + 5 * ld);
+        // rows 6 and 7 only fill the lanes the last stage drops; any vector will do
+        FloatVector t0 = SLO0.selectFrom(r0, r1), t1 = SHI0.selectFrom(r0, r1);
+        FloatVector t2 = SLO0.selectFrom(r2, r3), t3 = SHI0.selectFrom(r2, r3);
+        FloatVector t4 = SLO0.selectFrom(r4, r5), t5 = SHI0.selectFrom(r4, r5);
+        FloatVector u0 = SLO1.selectFrom(t0, t2), u2 = SHI1.selectFrom(t0, t2);
+        FloatVector u1 = SLO1.selectFrom(t1, t3), u3 = SHI1.selectFrom(t1, t3);
+        FloatVector u4 = SLO1.selectFrom(t4, t4), u6 = SHI1.selectFrom(t4, t4);
+        FloatVector u5 = SLO1.selectFrom(t5, t5), u7 = SHI1.selectFrom(t5, t5);
+        // vector v now holds steps 2v, 2v + 1 in lanes 0-11 (p = 2 v' + (lane & 1) before the last move)
+        // in ascending order: lanes 12-15 of each store are overwritten by the next one; the last
+        // is masked so nothing past this block is touched
+        SLO2.selectFrom(u0, u4).intoArray(dst, dOff);
+        SLO2.selectFrom(u1, u5).intoArray(dst, dOff + 12);
+        SLO2.selectFrom(u2, u6).intoArray(dst, dOff + 24);
+        SLO2.selectFrom(u3, u7).intoArray(dst, dOff + 36);
+        SHI2.selectFrom(u0, u4).intoArray(dst, dOff + 48);
+        SHI2.selectFrom(u1, u5).intoArray(dst, dOff + 60);
+        SHI2.selectFrom(u2, u6).intoArray(dst, dOff + 72);
+        SHI2.selectFrom(u3, u7).intoArray(dst, dOff + 84, FIRST12);
+        }
+    }
+
     /** {@code len} consecutive elements starting at element {@code index}, as floats. */
     static void read(Source src, long index, int len, float[] out, GemmBuffers buf) {
+        read(src, index, len, out, 0, buf);
+    }
+
+    /** {@code len} consecutive elements starting at element {@code index}, as floats, into {@code out} from {@code outOff}. */
+    static void read(Source src, long index, int len, float[] out, int outOff, GemmBuffers buf) {
         MemorySegment seg = src.segment();
         switch (src.dtype()) {
-            case F32 -> MemorySegment.copy(seg, F32, index * Float.BYTES, out, 0, len);
+            case F32 -> MemorySegment.copy(seg, F32, index * Float.BYTES, out, outOff, len);
             case BF16 -> {
-                short[] raw = buf.raw(len);
-                MemorySegment.copy(seg, I16, index * Short.BYTES, raw, 0, len);
-                for (int i = 0; i < len; i++) {
-                    out[i] = Float.intBitsToFloat((raw[i] & 0xffff) << 16);
+                int i = 0;
+                if (VECTOR) {
+                    // 16 bf16 in, sign-extended to int and shifted up 16: the extension bits fall off
+                    long at = index * Short.BYTES;
+                    for (; i + L <= len; i += L, at += L * Short.BYTES) {
+                        ((IntVector) ShortVector.fromMemorySegment(S16, seg, at, ByteOrder.LITTLE_ENDIAN)
+                                .convertShape(VectorOperators.S2I, I32, 0))
+                                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOff + i);
+                    }
+                }
+                for (; i < len; i++) {
+                    out[outOff + i] = Float.intBitsToFloat((seg.getAtIndex(I16, index + i) & 0xffff) << 16);
                 }
             }
             case F16 -> {
                 short[] raw = buf.raw(len);
                 MemorySegment.copy(seg, I16, index * Short.BYTES, raw, 0, len);
                 for (int i = 0; i < len; i++) {
-                    out[i] = Float.float16ToFloat(raw[i]);
+                    out[outOff + i] = Float.float16ToFloat(raw[i]);
                 }
             }
             default -> throw new IllegalStateException("gemm: cannot pack " + src.dtype());
