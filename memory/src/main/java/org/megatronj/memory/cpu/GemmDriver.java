@@ -48,7 +48,7 @@ final class GemmDriver {
         int workers = parallel ? threads.threads() : 1;
         int mr = kernel.mr();
         int nr = kernel.nr();
-        int kc = pr.cType() == DType.F32 ? Math.min(blocking.kc(), pr.k()) : pr.k();
+        int kc = pr.cType() == DType.F32 ? balancedKc(pr.k(), blocking.kc()) : pr.k();
         double shrink = Math.max(1.0, (double) kc / blocking.kc());
         int mc = roundUp((int) Math.max(mr, blocking.mc() / shrink), mr);
         int nc = roundUp((int) Math.max(nr, blocking.nc() / shrink), nr);
@@ -87,13 +87,13 @@ final class GemmDriver {
                         for (int jp = panelFrom; jp < panelTo; jp++) {
                             int cols = Math.min(nr, ncEff - jp * nr);
                             for (int ir = 0; ir < rowTo - rowFrom; ir += mr) {
-                                kernel.multiply(kcEff, packedA, ir * kcEff, packedB, jp * nr * kcEff, tile);
+                                kernel.multiply(kcEff, cols, packedA, ir * kcEff, packedB, jp * nr * kcEff, tile);
                                 int rows = Math.min(mr, rowTo - rowFrom - ir);
                                 long cAt = pr.cOffset() + (long) (rowFrom + ir) * pr.n() + col0 + jp * nr;
-                                if (rows == mr && cols == nr && pr.cType() == DType.F32) {
-                                    kernel.updateF32(tile, pr.c(), cAt, pr.n(), pr.alpha(), beta);
+                                if (pr.cType() == DType.F32) {
+                                    kernel.updateF32(tile, rows, cols, pr.c(), cAt, pr.n(), pr.alpha(), beta);
                                 } else {
-                                    updateEdge(tile, nr, rows, cols, pr, cAt, beta);
+                                    update16Bit(tile, nr, rows, cols, pr, cAt, beta);
                                 }
                             }
                         }
@@ -111,8 +111,8 @@ final class GemmDriver {
         }
     }
 
-    /** {@code c = alpha * tile + beta * c} for a partial tile or a 16-bit C, element by element. */
-    private static void updateEdge(float[] tile, int nr, int rows, int cols, Problem pr, long cAt, float beta) {
+    /** {@code c = alpha * tile + beta * c} for a 16-bit C, element by element. */
+    private static void update16Bit(float[] tile, int nr, int rows, int cols, Problem pr, long cAt, float beta) {
         for (int r = 0; r < rows; r++) {
             long row = cAt + (long) r * pr.n();
             for (int j = 0; j < cols; j++) {
@@ -153,6 +153,15 @@ final class GemmDriver {
             case F16 -> c.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i, FloatFormats.floatToF16(v));
             default -> throw new IllegalStateException("gemm: C of type " + pr.cType());
         }
+    }
+
+    /**
+     * The k block: at most {@code kcMax}, and the k range cut into equal blocks rather than full
+     * ones and a short rest, since a short last block pays a whole pass of C updates for little work.
+     */
+    static int balancedKc(int k, int kcMax) {
+        int blocks = (k + kcMax - 1) / kcMax;
+        return (k + blocks - 1) / blocks;
     }
 
     static int roundUp(int x, int multiple) {

@@ -21,16 +21,18 @@ sealed interface GemmKernel permits GemmVectorKernel, GemmScalarKernel {
 
     /**
      * {@code tile[r * nr + j] = sum over p < kc of a[aOff + p * mr + r] * b[bOff + p * nr + j]}
-     * (the tile is overwritten, not accumulated).
+     * for {@code j < cols} at least (the tile is overwritten, not accumulated). {@code cols < nr}
+     * is the right edge of C, where a kernel may skip the padding columns of the B panel.
      */
-    void multiply(int kc, float[] a, int aOff, float[] b, int bOff, float[] tile);
+    void multiply(int kc, int cols, float[] a, int aOff, float[] b, int bOff, float[] tile);
 
     /**
-     * Adds a full {@code mr x nr} tile into F32 row-major C starting at element {@code cOff}
-     * with row stride {@code ldc}: {@code c = alpha * tile + beta * c}, where {@code beta == 0}
-     * overwrites c without reading it (so NaN in old C is ignored).
+     * Adds the first {@code rows x cols} of a tile (all of it inside C, a partial tile at its
+     * edges) into F32 row-major C starting at element {@code cOff} with row stride {@code ldc}:
+     * {@code c = alpha * tile + beta * c}, where {@code beta == 0} overwrites c without reading
+     * it (so NaN in old C is ignored).
      */
-    void updateF32(float[] tile, MemorySegment c, long cOff, long ldc, float alpha, float beta);
+    void updateF32(float[] tile, int rows, int cols, MemorySegment c, long cOff, long ldc, float alpha, float beta);
 
     /** The kernel the CPU backend uses: vectors unless {@code -Dmegatron.vector.bits=0}. */
     static GemmKernel preferred() {

@@ -25,7 +25,7 @@ final class GemmScalarKernel implements GemmKernel {
     }
 
     @Override
-    public void multiply(int kc, float[] a, int aOff, float[] b, int bOff, float[] tile) {
+    public void multiply(int kc, int cols, float[] a, int aOff, float[] b, int bOff, float[] tile) {
         java.util.Arrays.fill(tile, 0, MR * NR, 0f);
         for (int p = 0; p < kc; p++) {
             int ap = aOff + p * MR;
@@ -41,10 +41,11 @@ final class GemmScalarKernel implements GemmKernel {
     }
 
     @Override
-    public void updateF32(float[] tile, MemorySegment c, long cOff, long ldc, float alpha, float beta) {
-        for (int r = 0; r < MR; r++) {
+    public void updateF32(float[] tile, int rows, int cols, MemorySegment c, long cOff, long ldc, float alpha,
+                          float beta) {
+        for (int r = 0; r < rows; r++) {
             long row = cOff + r * ldc;
-            for (int j = 0; j < NR; j++) {
+            for (int j = 0; j < cols; j++) {
                 float v = alpha * tile[r * NR + j];
                 if (beta != 0f) {
                     v = Math.fma(beta, c.getAtIndex(F32, row + j), v);
