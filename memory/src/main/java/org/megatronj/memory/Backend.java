@@ -300,6 +300,16 @@ public interface Backend extends AutoCloseable {
     /** {@code sumExp[i] = sum_j exp(logits[i, j] - rowMax[i])} (F32 [n]) with the global rowMax. */
     void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp);
 
+    /**
+     * Both reductions for a vocabulary held whole (one tensor-parallel rank, nothing to all-reduce
+     * in between): {@link #crossEntropyRowMax} then {@link #crossEntropySumExp}, the same values.
+     * A backend may do them in one pass over the logits, which are the largest activation.
+     */
+    default void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        crossEntropyRowMax(logits, rowMax);
+        crossEntropySumExp(logits, rowMax, sumExp);
+    }
+
     /** {@code loss[i] = log(sumExp[i]) + rowMax[i] - targetLogit[i]} (F32 [n]). */
     void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss);
 

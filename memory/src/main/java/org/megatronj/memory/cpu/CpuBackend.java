@@ -459,6 +459,15 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        String op = "crossEntropyRowMaxSumExp";
+        int v = checkLogits(op, logits);
+        checkPerRow(op, "rowMax", rowMax, logits);
+        checkPerRow(op, "sumExp", sumExp, logits);
+        crossEntropy.rowMaxSumExp(logits, rowMax, sumExp, v);
+    }
+
+    @Override
     public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
         String op = "crossEntropyLoss";
         dtype(op, "rowMax", rowMax, DType.F32);

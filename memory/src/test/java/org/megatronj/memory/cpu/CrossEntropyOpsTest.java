@@ -9,6 +9,7 @@ import org.megatronj.memory.TensorArena;
 import java.util.Random;
 import java.util.function.Function;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.megatronj.memory.cpu.OpTesting.assertClose;
 import static org.megatronj.memory.cpu.OpTesting.asStored;
@@ -78,6 +79,28 @@ class CrossEntropyOpsTest {
 
             backend.crossEntropyBackward(logits, tt, 0, rowMax, sumExp, dLoss, logits); // in place
             assertClose("dLogits in place", fd, logits, 1e-5, 1e-4);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void fusedRowMaxSumExpEqualsTheTwoPieces(CpuBackend backend) {
+        Random rnd = OpTesting.random(32);
+        int n = 4;
+        int v = 50 + rnd.nextInt(60);
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (TensorArena arena = new TensorArena("test")) {
+                Tensor logits = tensor(arena, dtype, gaussian(rnd, n * v, 4f), n, v);
+                Tensor rowMax = arena.allocate(DType.F32, n);
+                Tensor sumExp = arena.allocate(DType.F32, n);
+                backend.crossEntropyRowMax(logits, rowMax);
+                backend.crossEntropySumExp(logits, rowMax, sumExp);
+                Tensor fusedMax = arena.allocate(DType.F32, n);
+                Tensor fusedSum = arena.allocate(DType.F32, n);
+                backend.crossEntropyRowMaxSumExp(logits, fusedMax, fusedSum);
+                assertArrayEquals(rowMax.toFloatArray(), fusedMax.toFloatArray(), dtype + " rowMax");
+                assertArrayEquals(sumExp.toFloatArray(), fusedSum.toFloatArray(), dtype + " sumExp");
+            }
         }
     }
 

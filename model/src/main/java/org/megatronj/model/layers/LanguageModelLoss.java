@@ -37,12 +37,16 @@ public final class LanguageModelLoss {
      */
     public LossResult forward(Tensor logits, Tensor targets, float[] mask,
                               Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
-        backend.crossEntropyRowMax(logits, rowMax);
-        tp.allReduceMax(rowMax);
         backend.crossEntropyTargetLogit(logits, targets, vocabStart, targetLogit);
         tp.allReduceSum(targetLogit);
-        backend.crossEntropySumExp(logits, rowMax, sumExp);
-        tp.allReduceSum(sumExp);
+        if (tp.size() == 1) {
+            backend.crossEntropyRowMaxSumExp(logits, rowMax, sumExp);
+        } else {
+            backend.crossEntropyRowMax(logits, rowMax);
+            tp.allReduceMax(rowMax);
+            backend.crossEntropySumExp(logits, rowMax, sumExp);
+            tp.allReduceSum(sumExp);
+        }
         backend.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
         float[] perToken = HostTransfer.downloadFloats(backend, loss);
         double sum = 0;
