@@ -42,6 +42,7 @@ public final class JfrProfileSummary {
         FAMILIES.put("ElementwiseKernels", "elementwise (bias, residual, copies)");
         FAMILIES.put("EmbeddingKernels", "embedding / row gathers");
         FAMILIES.put("OptimizerKernels", "optimizer (AdamW)");
+        FAMILIES.put("CpuThreads", "threads polling for work or waiting for a chunk (CpuThreads)");
     }
 
     private JfrProfileSummary() {

@@ -8,7 +8,6 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CpuThreadsTest {
     private static final CpuThreads THREADS = new CpuThreads(3);
@@ -64,6 +63,62 @@ class CpuThreadsTest {
     }
 
     @Test
+    void severalCallersAtOnceShareTheWorkers() throws Exception {
+        Thread[] callers = new Thread[4];
+        AtomicIntegerArray[] hits = new AtomicIntegerArray[callers.length];
+        Throwable[] failures = new Throwable[callers.length];
+        for (int t = 0; t < callers.length; t++) {
+            int caller = t;
+            hits[t] = new AtomicIntegerArray(300 * 40);
+            callers[t] = new Thread(() -> {
+                try {
+                    for (int call = 0; call < 300; call++) {
+                        int base = call * 40;
+                        THREADS.parallelFor(40, 1, (from, to) -> {
+                            for (long i = from; i < to; i++) {
+                                hits[caller].incrementAndGet(base + (int) i);
+                            }
+                        });
+                    }
+                } catch (Throwable e) {
+                    failures[caller] = e;
+                }
+            });
+            callers[t].start();
+        }
+        for (int t = 0; t < callers.length; t++) {
+            callers[t].join(60_000);
+            assertEquals(null, failures[t], "caller " + t);
+            assertCoveredOnce(hits[t]);
+        }
+    }
+
+    @Test
+    void idleWorkersParkAndWakeForTheNextCall() throws Exception {
+        AtomicIntegerArray hits = new AtomicIntegerArray(8);
+        Thread.sleep(CpuThreads.SPIN_NANOS / 1_000_000 + 20); // past the polling window: workers are parked
+        THREADS.parallelFor(8, 1, (from, to) -> {
+            for (long i = from; i < to; i++) {
+                hits.incrementAndGet((int) i);
+            }
+        });
+        assertCoveredOnce(hits);
+    }
+
+    @Test
+    void aClosedPoolStillRunsWorkOnTheCaller() {
+        CpuThreads pool = new CpuThreads(2);
+        pool.close();
+        AtomicIntegerArray hits = new AtomicIntegerArray(10);
+        pool.parallelFor(10, 1, (from, to) -> {
+            for (long i = from; i < to; i++) {
+                hits.incrementAndGet((int) i);
+            }
+        });
+        assertCoveredOnce(hits);
+    }
+
+    @Test
     void exceptionsReachTheCaller() {
         // repeated: which thread runs and which joins the failing chunk varies from call to call
         for (int attempt = 0; attempt < 200; attempt++) {
@@ -72,7 +127,7 @@ class CpuThreadsTest {
                     throw new IllegalStateException("bad element 50");
                 }
             }));
-            // the original exception, not ForkJoin's re-created copies on the joining threads
+            // the original exception, whichever thread ran the failing chunk
             assertEquals("bad element 50", e.getMessage(), "attempt " + attempt);
         }
     }
