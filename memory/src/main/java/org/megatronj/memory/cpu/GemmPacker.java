@@ -27,7 +27,8 @@ import org.megatronj.memory.DType;
  * ({@code selectFrom}, one {@code vpermt2ps} each) when {@code w} is a multiple of 16 (B panels),
  * 6 rows x 16 steps into 8 overlapping stores when {@code w == 6} (A panels); other widths, the
  * remainders and the scalar path ({@code -Dmegatron.vector.bits=0} or narrower vectors) copy one
- * float at a time. Every path is a copy, so all give the same bits.
+ * float at a time. When q is adjacent, rows are copied panel by panel (F32 A panels of 6 by masked
+ * 6-lane vectors). Every path is a copy, so all give the same bits.
  */
 final class GemmPacker {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -49,6 +50,8 @@ final class GemmPacker {
     // lanes so that vector v holds (p = 2v, rows 0-5) then (p = 2v + 1, rows 0-5) in lanes 0-11.
     private static final FloatVector SLO0, SHI0, SLO1, SHI1, SLO2, SHI2;
     private static final VectorMask<Float> FIRST12 = VectorMask.fromLong(S, 0xfffL);
+    private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
+    private static final VectorMask<Float> FIRST6 = VectorMask.fromLong(S8, 0x3fL);
 
     static {
         SLO0 = swap(1, false);
@@ -123,6 +126,10 @@ final class GemmPacker {
     /** q adjacent in memory: each step p is a row, copied panel by panel. */
     private static void packContiguous(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
                                        GemmBuffers buf) {
+        if (VECTOR && w == 6 && src.dtype() == DType.F32) {
+            packContiguous6(src, q0, qLen, p0, kc, dst, dstOff);
+            return;
+        }
         int panels = (qLen + w - 1) / w;
         float[] row = buf.row(qLen);
         for (int p = 0; p < kc; p++) {
@@ -135,6 +142,31 @@ final class GemmPacker {
                 if (len < w) {
                     java.util.Arrays.fill(dst, at + len, at + w, 0f);
                 }
+            }
+        }
+    }
+
+    /**
+     * q adjacent in memory, {@code w == 6} (A panels of a weight gradient {@code dY^T X}), F32:
+     * six floats per panel and step moved by one masked load and one masked store straight from
+     * the segment. The general path's copy call per six floats cost as much as the copying (the
+     * LM head's weight gradient packs 50304 x 1024 of them per micro-batch).
+     */
+    private static void packContiguous6(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff) {
+        MemorySegment seg = src.segment();
+        int full = qLen / 6;
+        int rest = qLen - full * 6;
+        VectorMask<Float> last = S8.indexInRange(0, rest);
+        for (int p = 0; p < kc; p++) {
+            long row = (src.offset() + (long) (p0 + p) * src.ld() + q0) * Float.BYTES;
+            int at = dstOff + p * 6;
+            for (int t = 0; t < full; t++, at += 6 * kc) {
+                FloatVector.fromMemorySegment(S8, seg, row + t * 6L * Float.BYTES, ByteOrder.LITTLE_ENDIAN, FIRST6)
+                        .intoArray(dst, at, FIRST6);
+            }
+            if (rest > 0) { // the zero-padded last panel: lanes the load leaves out are zero
+                FloatVector.fromMemorySegment(S8, seg, row + full * 6L * Float.BYTES, ByteOrder.LITTLE_ENDIAN, last)
+                        .intoArray(dst, at, FIRST6);
             }
         }
     }
