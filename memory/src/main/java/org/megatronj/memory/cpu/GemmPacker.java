@@ -157,16 +157,23 @@ final class GemmPacker {
         int full = qLen / 6;
         int rest = qLen - full * 6;
         VectorMask<Float> last = S8.indexInRange(0, rest);
-        for (int p = 0; p < kc; p++) {
-            long row = (src.offset() + (long) (p0 + p) * src.ld() + q0) * Float.BYTES;
-            int at = dstOff + p * 6;
-            for (int t = 0; t < full; t++, at += 6 * kc) {
-                FloatVector.fromMemorySegment(S8, seg, row + t * 6L * Float.BYTES, ByteOrder.LITTLE_ENDIAN, FIRST6)
-                        .intoArray(dst, at, FIRST6);
-            }
-            if (rest > 0) { // the zero-padded last panel: lanes the load leaves out are zero
-                FloatVector.fromMemorySegment(S8, seg, row + full * 6L * Float.BYTES, ByteOrder.LITTLE_ENDIAN, last)
-                        .intoArray(dst, at, FIRST6);
+        long ldBytes = src.ld() * Float.BYTES;
+        // 16 steps at a time, panel by panel: the 16 source rows stay in L1 while each panel's
+        // destination is written as one run of 96 floats (step by step, every panel's write was a
+        // separate line 6 kc floats away from the last)
+        for (int pb = 0; pb < kc; pb += L) {
+            int steps = Math.min(L, kc - pb);
+            long rows = (src.offset() + (long) (p0 + pb) * src.ld() + q0) * Float.BYTES;
+            for (int t = 0; t <= full; t++) {
+                if (t == full && rest == 0) {
+                    break;
+                }
+                VectorMask<Float> lanes = t < full ? FIRST6 : last; // the last panel is zero-padded
+                long from = rows + t * 6L * Float.BYTES;
+                int at = dstOff + t * 6 * kc + pb * 6;
+                for (int p = 0; p < steps; p++, from += ldBytes, at += 6) {
+                    FloatVector.fromMemorySegment(S8, seg, from, ByteOrder.LITTLE_ENDIAN, lanes).intoArray(dst, at, FIRST6);
+                }
             }
         }
     }
