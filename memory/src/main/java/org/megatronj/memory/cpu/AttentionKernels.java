@@ -67,17 +67,9 @@ final class AttentionKernels {
                 FloatRows.load(kT, a.kOffset(j, b, g), rows, j * d, d);
                 FloatRows.load(vT, a.kOffset(j, b, g), v, j * d, d);
             }
-            transpose(rows, kt, keys, d, a.sk());
+            AttentionTiles.transpose(rows, d, keys, d, kt, a.sk());
             if (vt != null) {
-                transpose(v, vt, keys, d, a.sk());
-            }
-        }
-
-        private static void transpose(float[] src, float[] dst, int rows, int cols, int stride) {
-            for (int j = 0; j < rows; j++) {
-                for (int c = 0; c < cols; c++) {
-                    dst[c * stride + j] = src[j * cols + c];
-                }
+                AttentionTiles.transpose(v, d, keys, d, vt, a.sk());
             }
         }
     }

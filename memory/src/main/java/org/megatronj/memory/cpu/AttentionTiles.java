@@ -175,9 +175,30 @@ final class AttentionTiles {
 
     /** {@code dst[j * rows + r] = src[r * srcStride + j]}: a {@code rows x cols} tile transposed. */
     static void transpose(float[] src, int srcStride, int rows, int cols, float[] dst) {
-        for (int r = 0; r < rows; r++) {
+        transpose(src, srcStride, rows, cols, dst, rows);
+    }
+
+    /**
+     * {@code dst[j * dstStride + r] = src[r * srcStride + j]} for {@code r < rows, j < cols}: 16 x 16
+     * register transposes where 512-bit vectors are in use ({@link GemmPacker#transpose16}), the
+     * rest one float at a time.
+     */
+    static void transpose(float[] src, int srcStride, int rows, int cols, float[] dst, int dstStride) {
+        int r = 0;
+        int cols16 = cols & ~15;
+        if (GemmPacker.VECTOR && cols16 > 0) {
+            for (; r + 16 <= rows; r += 16) {
+                GemmPacker.transpose16(src, r * srcStride, cols16, srcStride, dst, r, dstStride);
+                for (int rr = r; rr < r + 16; rr++) {
+                    for (int j = cols16; j < cols; j++) {
+                        dst[j * dstStride + rr] = src[rr * srcStride + j];
+                    }
+                }
+            }
+        }
+        for (; r < rows; r++) {
             for (int j = 0; j < cols; j++) {
-                dst[j * rows + r] = src[r * srcStride + j];
+                dst[j * dstStride + r] = src[r * srcStride + j];
             }
         }
     }

@@ -222,7 +222,7 @@ final class GemmPacker {
         for (int q = 0; q < padded; q += L) {
             readRows(src, q0, q, L, qLen, p0, kc, rows, buf);
             int at = dstOff + (q / w) * w * kc + q % w;
-            transpose16(rows, kc16, kc, dst, at, w);
+            transpose16(rows, 0, kc16, kc, dst, at, w);
             for (int p = kc16; p < kc; p++) {
                 for (int r = 0; r < L; r++) {
                     dst[at + p * w + r] = rows[r * kc + p];
@@ -232,12 +232,13 @@ final class GemmPacker {
     }
 
     /**
-     * {@code dst[dst0 + i * w + r] = src[r * ld + i]} for r < 16, i < {@code steps} (a multiple of
-     * 16): blocks of 16 rows x 16 steps, one 16-float store per step out. The loop is in here so
-     * that the vectors never cross a call the JIT might not inline.
+     * {@code dst[dst0 + i * w + r] = src[src0 + r * ld + i]} for r < 16, i < {@code steps} (a
+     * multiple of 16): blocks of 16 rows x 16 steps, one 16-float store per step out. The loop is
+     * in here so that the vectors never cross a call the JIT might not inline. Only with
+     * {@link #VECTOR}; attention's tiles use it too.
      */
-    private static void transpose16(float[] src, int steps, int ld, float[] dst, int dst0, int w) {
-        for (int sOff = 0, dOff = dst0; sOff < steps; sOff += L, dOff += L * w) {
+    static void transpose16(float[] src, int src0, int steps, int ld, float[] dst, int dst0, int w) {
+        for (int sOff = src0, dOff = dst0; sOff < src0 + steps; sOff += L, dOff += L * w) {
         FloatVector r0 = FloatVector.fromArray(S, src, sOff);
         FloatVector r1 = FloatVector.fromArray(S, src, sOff + ld);
         FloatVector r2 = FloatVector.fromArray(S, src, sOff + 2 * ld);
