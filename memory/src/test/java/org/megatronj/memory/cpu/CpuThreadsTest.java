@@ -17,6 +17,15 @@ class CpuThreadsTest {
         THREADS.close();
     }
 
+    /** A body that counts each index it is given. */
+    private static CpuThreads.RangeBody counting(AtomicIntegerArray hits) {
+        return (from, to) -> {
+            for (long i = from; i < to; i++) {
+                hits.incrementAndGet((int) i);
+            }
+        };
+    }
+
     private static void assertCoveredOnce(AtomicIntegerArray hits) {
         for (int i = 0; i < hits.length(); i++) {
             assertEquals(1, hits.get(i), "index " + i);
@@ -28,11 +37,7 @@ class CpuThreadsTest {
         for (int n : new int[] {0, 1, 2, 5, 97, 1000}) {
             for (int grain : new int[] {1, 7, 2000}) {
                 AtomicIntegerArray hits = new AtomicIntegerArray(n);
-                THREADS.parallelFor(n, grain, (from, to) -> {
-                    for (long i = from; i < to; i++) {
-                        hits.incrementAndGet((int) i);
-                    }
-                });
+                THREADS.parallelFor(n, grain, counting(hits));
                 assertCoveredOnce(hits);
             }
         }
@@ -54,11 +59,7 @@ class CpuThreadsTest {
         assertCoveredOnce(hits);
 
         AtomicIntegerArray fromCommonPool = new AtomicIntegerArray(500);
-        ForkJoinPool.commonPool().submit(() -> THREADS.parallelFor(500, 1, (from, to) -> {
-            for (long i = from; i < to; i++) {
-                fromCommonPool.incrementAndGet((int) i);
-            }
-        })).get();
+        ForkJoinPool.commonPool().submit(() -> THREADS.parallelFor(500, 1, counting(fromCommonPool))).get();
         assertCoveredOnce(fromCommonPool);
     }
 
@@ -97,11 +98,7 @@ class CpuThreadsTest {
     void idleWorkersParkAndWakeForTheNextCall() throws Exception {
         AtomicIntegerArray hits = new AtomicIntegerArray(8);
         Thread.sleep(CpuThreads.SPIN_NANOS / 1_000_000 + 20); // past the polling window: workers are parked
-        THREADS.parallelFor(8, 1, (from, to) -> {
-            for (long i = from; i < to; i++) {
-                hits.incrementAndGet((int) i);
-            }
-        });
+        THREADS.parallelFor(8, 1, counting(hits));
         assertCoveredOnce(hits);
     }
 
@@ -110,11 +107,7 @@ class CpuThreadsTest {
         CpuThreads pool = new CpuThreads(2);
         pool.close();
         AtomicIntegerArray hits = new AtomicIntegerArray(10);
-        pool.parallelFor(10, 1, (from, to) -> {
-            for (long i = from; i < to; i++) {
-                hits.incrementAndGet((int) i);
-            }
-        });
+        pool.parallelFor(10, 1, counting(hits));
         assertCoveredOnce(hits);
     }
 
