@@ -156,6 +156,7 @@ final class GemmPacker {
         MemorySegment seg = src.segment();
         int full = qLen / 6;
         int rest = qLen - full * 6;
+        int panels = rest > 0 ? full + 1 : full;
         VectorMask<Float> last = S8.indexInRange(0, rest);
         long ldBytes = src.ld() * Float.BYTES;
         // 16 steps at a time, panel by panel: the 16 source rows stay in L1 while each panel's
@@ -164,10 +165,7 @@ final class GemmPacker {
         for (int pb = 0; pb < kc; pb += L) {
             int steps = Math.min(L, kc - pb);
             long rows = (src.offset() + (long) (p0 + pb) * src.ld() + q0) * Float.BYTES;
-            for (int t = 0; t <= full; t++) {
-                if (t == full && rest == 0) {
-                    break;
-                }
+            for (int t = 0; t < panels; t++) {
                 VectorMask<Float> lanes = t < full ? FIRST6 : last; // the last panel is zero-padded
                 long from = rows + t * 6L * Float.BYTES;
                 int at = dstOff + t * 6 * kc + pb * 6;
