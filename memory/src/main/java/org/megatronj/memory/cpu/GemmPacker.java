@@ -27,8 +27,8 @@ import org.megatronj.memory.DType;
  * ({@code selectFrom}, one {@code vpermt2ps} each) when {@code w} is a multiple of 16 (B panels),
  * 6 rows x 16 steps into 8 overlapping stores when {@code w == 6} (A panels); other widths, the
  * remainders and the scalar path ({@code -Dmegatron.vector.bits=0} or narrower vectors) copy one
- * float at a time. When q is adjacent, rows are copied panel by panel (F32 A panels of 6 by masked
- * 6-lane vectors). Every path is a copy, so all give the same bits.
+ * float at a time. When q is adjacent, rows are copied panel by panel (F32 A panels of 6 by 8-lane
+ * vectors whose extra lanes the next step overwrites). Every path is a copy, so all give the same bits.
  */
 final class GemmPacker {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -51,7 +51,6 @@ final class GemmPacker {
     private static final FloatVector SLO0, SHI0, SLO1, SHI1, SLO2, SHI2;
     private static final VectorMask<Float> FIRST12 = VectorMask.fromLong(S, 0xfffL);
     private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
-    private static final VectorMask<Float> FIRST6 = VectorMask.fromLong(S8, 0x3fL);
 
     static {
         SLO0 = swap(1, false);
@@ -127,7 +126,7 @@ final class GemmPacker {
     private static void packContiguous(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
                                        GemmBuffers buf) {
         if (VECTOR && w == 6 && src.dtype() == DType.F32) {
-            packContiguous6(src, q0, qLen, p0, kc, dst, dstOff);
+            packContiguous6(src, q0, qLen, p0, kc, dst, dstOff, buf);
             return;
         }
         int panels = (qLen + w - 1) / w;
@@ -148,29 +147,33 @@ final class GemmPacker {
 
     /**
      * q adjacent in memory, {@code w == 6} (A panels of a weight gradient {@code dY^T X}), F32:
-     * six floats per panel and step moved by one masked load and one masked store straight from
-     * the segment. The general path's copy call per six floats cost as much as the copying (the
-     * LM head's weight gradient packs 50304 x 1024 of them per micro-batch).
+     * 16 steps at a time, each of their rows copied out of the segment in one bulk copy (zero
+     * padded), then panel by panel six floats per step by an 8-lane load and store, so each
+     * panel's 16 steps are written as one run. A store's two extra lanes land on the next step's
+     * slots, which that step then overwrites; the panel's last step stores its six alone. (Masked
+     * loads from the segment, tried first, ran in the Vector API's Java fallback, and the general
+     * path's copy call per six floats cost as much as the copying.)
      */
-    private static void packContiguous6(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff) {
-        MemorySegment seg = src.segment();
-        int full = qLen / 6;
-        int rest = qLen - full * 6;
-        int panels = rest > 0 ? full + 1 : full;
-        VectorMask<Float> last = S8.indexInRange(0, rest);
-        long ldBytes = src.ld() * Float.BYTES;
-        // 16 steps at a time, panel by panel: the 16 source rows stay in L1 while each panel's
-        // destination is written as one run of 96 floats (step by step, every panel's write was a
-        // separate line 6 kc floats away from the last)
+    private static void packContiguous6(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
+                                        GemmBuffers buf) {
+        int panels = (qLen + 5) / 6;
+        int stride = panels * 6 + 2; // a row, its zero padding to whole panels, and 2 floats the last load reads
+        float[] rows = buf.row(L * stride);
         for (int pb = 0; pb < kc; pb += L) {
             int steps = Math.min(L, kc - pb);
-            long rows = (src.offset() + (long) (p0 + pb) * src.ld() + q0) * Float.BYTES;
+            for (int r = 0; r < steps; r++) {
+                long from = src.offset() + (long) (p0 + pb + r) * src.ld() + q0;
+                MemorySegment.copy(src.segment(), F32, from * Float.BYTES, rows, r * stride, qLen);
+                java.util.Arrays.fill(rows, r * stride + qLen, (r + 1) * stride, 0f);
+            }
             for (int t = 0; t < panels; t++) {
-                VectorMask<Float> lanes = t < full ? FIRST6 : last; // the last panel is zero-padded
-                long from = rows + t * 6L * Float.BYTES;
                 int at = dstOff + t * 6 * kc + pb * 6;
-                for (int p = 0; p < steps; p++, from += ldBytes, at += 6) {
-                    FloatVector.fromMemorySegment(S8, seg, from, ByteOrder.LITTLE_ENDIAN, lanes).intoArray(dst, at, FIRST6);
+                int last = pb + steps == kc ? steps - 1 : steps; // the panel's last step: no spill past it
+                for (int p = 0; p < last; p++, at += 6) {
+                    FloatVector.fromArray(S8, rows, p * stride + t * 6).intoArray(dst, at);
+                }
+                if (last < steps) {
+                    System.arraycopy(rows, last * stride + t * 6, dst, at, 6);
                 }
             }
         }
