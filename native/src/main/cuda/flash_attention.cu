@@ -156,6 +156,21 @@ extern "C" __global__ void megatron_flash_attention_bwd_prep(const void* dOut, c
     }
 }
 
+// dq[i, b, h, :] = dqAcc[i, b, h, :] (fp32 -> dt) with dq in the strides of fa2::QkvStrides (qTok, qGrp),
+// where the fused-layout backward writes its dQ: one thread per 8 elements, d a multiple of 8, dq
+// 16-byte aligned when qTok, qGrp are multiples of 8 (CudaAttention checks both). Any grid.
+extern "C" __global__ void megatron_flash_attention_dq_store(const float* dqAcc, void* dq, int dt, i64 tokens, int np,
+                                                            int rep, int d, int qTok, int qGrp) {
+    const int cpr = d / MJ_CHUNK;
+    MJ_FOR(c, tokens * np * cpr) {
+        const i64 token = c / ((i64)np * cpr);
+        const int rest = (int)(c - token * np * cpr), h = rest / cpr, part = rest % cpr;
+        float v[8];
+        mj_load8(dqAcc, c, MJ_F32, v);
+        mj_store8(dq, (token * qTok + (i64)(h / rep) * qGrp + (i64)(h % rep) * d) / MJ_CHUNK + part, dt, v);
+    }
+}
+
 // Backward: grid (ceil(sk / FA_BK), B * ng), block FA_WARPS * 32, dynamic shared memory
 // fa_backward_smem(D) bytes. Each block owns FA_BK keys of one group; its warps walk the query
 // rows of every head of the group, adding into dK/dV in shared memory (shared atomics) and into
@@ -369,6 +384,21 @@ __host__ __device__ constexpr int mj_fa2_backward_smem(int d) {
 
 namespace fa2 {
 
+// Where q, k and v live (element offsets; out, dOut and the fp32 dQ accumulator are always dense
+// [s, b, np, d]). Query head h of token (i, b) starts at q + (i B + b) qTok + (h / rep) qGrp + (h % rep) d
+// (rep = np / ng heads per group); key/value head g at k + (i B + b) kTok + g kGrp. Dense tensors:
+// qTok = np d, qGrp = rep d, kTok = ng d, kGrp = d. Megatron's fused linear_qkv output, per token
+// [g0: q heads, k, v | g1: ...]: qTok = kTok = (np + 2 ng) d, qGrp = kGrp = (rep + 2) d, with k and v
+// pointing rep d and (rep + 1) d past q; dK and dV are written through the same strides, so the
+// gradient lands in the fused layout too and no gather or scatter runs around the kernels.
+struct QkvStrides {
+    int qTok, qGrp, kTok, kGrp;
+    __device__ __forceinline__ i64 query(int b, int h, int rep, int d) const {
+        return (i64)b * qTok + (i64)(h / rep) * qGrp + (i64)(h % rep) * d;
+    }
+    __device__ __forceinline__ i64 key(int b, int g) const { return (i64)b * kTok + (i64)g * kGrp; }
+};
+
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -508,7 +538,7 @@ __device__ __forceinline__ void copy_rows_out(uint32_t base, int r0, void* dst, 
 template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
 __device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                        const int* keyLengths) {
+                                        const int* keyLengths, QkvStrides st) {
     typedef typename Elem<BF16>::T T;
     constexpr int WM = 16 * MW, BM = NW * WM, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, SN = BN / 8, ON = D / 8;
@@ -519,14 +549,14 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
     const uint32_t sV = sK + 2 * BN * RB;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int bh = blockIdx.y, b = bh / np, h = bh % np, grp = h / (np / ng);
+    const int bh = blockIdx.y, b = bh / np, h = bh % np, rep = np / ng, grp = h / rep;
     const i64 m0 = (i64)(gridDim.x - 1 - blockIdx.x) * BM;  // the longest causal rows start first
     const i64 shift = sk - s;
     const i64 keyEnd = fa_key_end(keyLengths, b, sk);
-    const i64 qStride = (i64)B * np * D, kStride = (i64)B * ng * D;
-    const T* qb = static_cast<const T*>(qv) + ((i64)b * np + h) * D;
-    const T* kb = static_cast<const T*>(kv) + ((i64)b * ng + grp) * D;
-    const T* vb = static_cast<const T*>(vv) + ((i64)b * ng + grp) * D;
+    const i64 qStride = (i64)B * st.qTok, kStride = (i64)B * st.kTok, oStride = (i64)B * np * D;
+    const T* qb = static_cast<const T*>(qv) + st.query(b, h, rep, D);
+    const T* kb = static_cast<const T*>(kv) + st.key(b, grp);
+    const T* vb = static_cast<const T*>(vv) + st.key(b, grp);
     const i64 lastQ = min(m0 + BM, s) - 1;
     const i64 kvEnd = causal ? min(keyEnd, lastQ + shift + 1) : keyEnd;
     const int nBlocks = kvEnd > 0 ? (int)((kvEnd + BN - 1) / BN) : 0;
@@ -710,7 +740,7 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
     __syncwarp();
 #pragma unroll
     for (int mi = 0; mi < MW; mi++)
-        copy_rows_out<CH>(sQ, wr + mi * 16, static_cast<T*>(outv) + ((i64)b * np + h) * D, qStride, w0 + mi * 16, s,
+        copy_rows_out<CH>(sQ, wr + mi * 16, static_cast<T*>(outv) + ((i64)b * np + h) * D, oStride, w0 + mi * 16, s,
                           lane);
 }
 
@@ -749,7 +779,7 @@ template <int D, bool BF16, int NW, int BM, int DQM>
 __device__ __forceinline__ void backward(const void* qv, const void* kv, const void* vv, const void* dov,
                                          const float* lse, const float* delta, float* dq, void* dkv, void* dvv,
                                          i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                         const int* keyLengths) {
+                                         const int* keyLengths, QkvStrides st) {
     typedef typename Elem<BF16>::T T;
     constexpr int BN = 16 * NW, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, QN = BM / 8, ON = D / 8;
@@ -771,8 +801,8 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     const int n0 = blockIdx.x * BN;
     const int shift = (int)(sk - s);
     const int keyEnd = (int)fa_key_end(keyLengths, b, sk);
-    const i64 qStride = (i64)B * np * D, kStride = (i64)B * ng * D;
-    const i64 kOff = ((i64)b * ng + grp) * D;
+    const i64 qStride = (i64)B * st.qTok, kStride = (i64)B * st.kTok, oStride = (i64)B * np * D;
+    const i64 kOff = st.key(b, grp);
     const float sl2 = scale * LOG2E;
 
     // query blocks that see a key of this block: causal row i sees key j iff i >= j - shift
@@ -792,15 +822,16 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
         cp_async16(sV + swz<CH>(r, c), static_cast<const T*>(vv) + off, ok);
     }
     auto loadQ = [&](int h, int m0, int stage) {
-        const i64 qOff = ((i64)b * np + h) * D;
+        const i64 qOff = st.query(b, h, rep, D), oOff = ((i64)b * np + h) * D;
 #pragma unroll
         for (int e = tid; e < BM * CH; e += NT) {
             const int r = e / CH, c = e % CH;
             const i64 i = m0 + r;
             const bool ok = i < s;
-            const i64 off = qOff + (ok ? i * qStride + c * 8 : 0);
-            cp_async16(sQ + stage * BM * RB + swz<CH>(r, c), static_cast<const T*>(qv) + off, ok);
-            cp_async16(sDO + stage * BM * RB + swz<CH>(r, c), static_cast<const T*>(dov) + off, ok);
+            cp_async16(sQ + stage * BM * RB + swz<CH>(r, c),
+                       static_cast<const T*>(qv) + qOff + (ok ? i * qStride + c * 8 : 0), ok);
+            cp_async16(sDO + stage * BM * RB + swz<CH>(r, c),
+                       static_cast<const T*>(dov) + oOff + (ok ? i * oStride + c * 8 : 0), ok);
         }
         for (int e = tid; e < BM; e += NT) {
             const i64 i = m0 + e;
@@ -1005,26 +1036,28 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
 template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
 __device__ __forceinline__ void forward_sm90(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                              i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                             const int* keyLengths) {
+                                             const int* keyLengths, QkvStrides st) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     __trap();
 #else
-    forward<D, BF16, NW, MW, BN, QREG>(qv, kv, vv, outv, lse, s, sk, B, np, ng, scale, causal, keyLengths);
+    forward<D, BF16, NW, MW, BN, QREG>(qv, kv, vv, outv, lse, s, sk, B, np, ng, scale, causal, keyLengths, st);
 #endif
 }
 
 template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
 __global__ void __launch_bounds__(NW * 32)
     forward_kernel(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,
-                   int np, int ng, float scale, int causal, const int* keyLengths) {
-    forward<D, BF16, NW, MW, BN, QREG>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths);
+                   int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {
+    forward<D, BF16, NW, MW, BN, QREG>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
+                                       QkvStrides{qTok, qGrp, kTok, kGrp});
 }
 template <int D, bool BF16, int NW, int BM, int DQM>
 __global__ void __launch_bounds__(NW * 32)
     backward_kernel(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,
                     const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng,
-                    float scale, int causal, const int* keyLengths) {
-    backward<D, BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths);
+                    float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {
+    backward<D, BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths,
+                                   QkvStrides{qTok, qGrp, kTok, kGrp});
 }
 
 }  // namespace fa2
@@ -1033,17 +1066,17 @@ __global__ void __launch_bounds__(NW * 32)
 #define FA2_FWD_KERNEL(NAME, FN, IS_BF16, D, NW, MW, BN, QREG)                                                    \
     extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
         NAME(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,    \
-             int np, int ng, float scale, int causal, const int* keyLengths) {                                    \
+             int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) { \
         fa2::FN<D, IS_BF16, NW, MW, BN, (QREG) != 0>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal,          \
-                                                     keyLengths);                                                 \
+                                                     keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp});        \
     }
 #define FA2_BWD_KERNEL(NAME, IS_BF16, D, NW, BM, DQM)                                                             \
     extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
         NAME(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,             \
              const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale, \
-             int causal, const int* keyLengths) {                                                                 \
+             int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {                         \
         fa2::backward<D, IS_BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale,    \
-                                               causal, keyLengths);                                               \
+                                               causal, keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp});      \
     }
 #define FA2_INSTANTIATE(D, NAME, IS_BF16)                                                                         \
     FA2_FWD_KERNEL(megatron_fa2_forward_##NAME##_d##D, forward, IS_BF16, D, FA2_FWD_WARPS(D), FA2_FWD_MT(D),      \

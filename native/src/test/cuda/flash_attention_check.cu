@@ -133,12 +133,14 @@ static void attentionForward(const void* q, const void* k, const void* v, void* 
     if (fv) {
         const int bm = 16 * fv->warps * fv->mt;
         launchFn(dt == MJ_F16 ? fv->fn16 : fv->fn, fv->name, (s + bm - 1) / bm, (long long)B * np, fv->warps * 32, mj_fa2_fwd_smem(d, bm, fv->bn),
-                 q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+                 q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, np * d, np / ng * d,
+                 ng * d, d);
         return;
     }
     MjFaLaunch l = mj_fa_forward_launch(dt, d, s, B, np, al16(q) && al16(k) && al16(v) && al16(out) && scale > 0, g_sm);
+    // dense q, k, v (fa2::QkvStrides); the CUDA-core kernels take no strides and ignore the extra arguments
     launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale,
-           causal ? 1 : 0, keyLengths);
+           causal ? 1 : 0, keyLengths, np * d, np / ng * d, ng * d, d);
 }
 
 // CudaAttention.backward (workspaces passed in: delta F32 [s*B*np], dqAcc F32 [s*B*np*d] unless dt is F32)
@@ -156,11 +158,11 @@ static void attentionBackward(const void* dOut, const void* q, const void* k, co
         const int bn = 16 * bv->warps;
         launchFn(bv->fn, bv->name, (sk + bn - 1) / bn, (long long)B * ng, bv->warps * 32, mj_fa2_bwd_smem(d, bn, bv->bm),
                  q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk, dv, s, sk, B, np, ng, scale, causal ? 1 : 0,
-                 keyLengths);
+                 keyLengths, np * d, np / ng * d, ng * d, d);
     } else {
         MjFaLaunch l = mj_fa_backward_launch(dt, d, sk, B, ng, ok);
         launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk,
-               dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths);
+               dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, np * d, np / ng * d, ng * d, d);
     }
     if (dt != MJ_F32) launch("megatron_cast", castGrid(rows * d), 1, 256, 0, (const void*)dqAcc, 0, dq, dt, rows * d);
 }

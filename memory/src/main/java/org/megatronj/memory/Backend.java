@@ -281,6 +281,58 @@ public interface Backend extends AutoCloseable {
         attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, 0f, 0L, 0L);
     }
 
+    /**
+     * Whether {@link #attentionForwardFusedQkv} and {@link #attentionBackwardFusedQkv} read and write
+     * the fused layout in place for this dtype and head dim (no copies); otherwise they separate and
+     * merge through copies, and a caller with gather buffers of its own does better with
+     * {@link #attentionForward}.
+     */
+    default boolean readsFusedQkv(DType dtype, int headDim) {
+        return false;
+    }
+
+    /**
+     * {@link #attentionForward} (no key lengths, no dropout) with q, k and v taken from Megatron's
+     * fused {@code linear_qkv} output {@code qkv [s, b, (np + 2 ng) d]}: per token and query group g,
+     * the group's {@code np / ng} query heads (global heads {@code g np/ng ..}), then its key head,
+     * then its value head. The same results as separating them and calling {@code attentionForward}.
+     */
+    default void attentionForwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float softmaxScale,
+                                          boolean causal) {
+        FusedQkv fused = new FusedQkv("attentionForwardFusedQkv", qkv, np, ng);
+        long s = qkv.dim(0), b = qkv.dim(1);
+        try (TensorArena scratch = TensorArena.named("fused-qkv-split")) {
+            Tensor q = allocate(scratch, qkv.dtype(), s, b, np, fused.headDim());
+            Tensor k = allocate(scratch, qkv.dtype(), s, b, ng, fused.headDim());
+            Tensor v = allocate(scratch, qkv.dtype(), s, b, ng, fused.headDim());
+            fused.split(this, q, k, v);
+            attentionForward(q, k, v, out, lse, softmaxScale, causal, null);
+            synchronize();  // the scratch is freed when the arena closes
+        }
+    }
+
+    /**
+     * Gradients of {@link #attentionForwardFusedQkv}: {@code dqkv} (qkv's shape and layout) written
+     * with dq, dk and dv in their fused places.
+     */
+    default void attentionBackwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv,
+                                           float softmaxScale, boolean causal) {
+        FusedQkv fused = new FusedQkv("attentionBackwardFusedQkv", qkv, np, ng);
+        TensorChecks.sameShape("attentionBackwardFusedQkv", "qkv", qkv, "dqkv", dqkv);
+        long s = qkv.dim(0), b = qkv.dim(1);
+        int d = fused.headDim();
+        try (TensorArena scratch = TensorArena.named("fused-qkv-split")) {
+            DType dt = qkv.dtype();
+            Tensor q = allocate(scratch, dt, s, b, np, d), dq = allocate(scratch, dt, s, b, np, d);
+            Tensor k = allocate(scratch, dt, s, b, ng, d), dk = allocate(scratch, dt, s, b, ng, d);
+            Tensor v = allocate(scratch, dt, s, b, ng, d), dv = allocate(scratch, dt, s, b, ng, d);
+            fused.split(this, q, k, v);
+            attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, null);
+            new FusedQkv("attentionBackwardFusedQkv", dqkv, np, ng).merge(this, dq, dk, dv);
+            synchronize();
+        }
+    }
+
     // ------------------------------------------------------------------ cross-entropy
 
     /*

@@ -19,6 +19,10 @@ import org.megatronj.memory.Tensor;
  * The d 128 forward has two FA2 kernels, {@code _d128} (64-row blocks) and {@code _d128_m2} (128-row
  * blocks, sm_90 and newer, large grids: {@link #fa2ForwardM2}); the backward starts with
  * {@code megatron_flash_attention_bwd_prep} (delta and the zeroed fp32 dq accumulator in one pass).
+ *
+ * <p>The FA2 kernels find q, k and v through {@link Strides}: dense tensors, or Megatron's fused
+ * {@code linear_qkv} output read in place ({@link #forwardFusedQkv}, {@link #backwardFusedQkv}, which
+ * also write dK, dV and, through {@code megatron_flash_attention_dq_store}, dQ into the fused gradient).
  */
 final class CudaAttention {
     /** Head dims with a compiled kernel (FA_INSTANTIATE in flash_attention.cu). */
@@ -189,14 +193,132 @@ final class CudaAttention {
         return new Shape(s, sk, b, np, ng, d);
     }
 
+    /**
+     * Where the FA2 kernels find q, k, v (fa2::QkvStrides in flash_attention.cu, in elements): query head h
+     * of token (i, b) at {@code q + (i B + b) qTok + (h / rep) qGrp + (h % rep) d}, key head g at
+     * {@code k + (i B + b) kTok + g kGrp}; dK and dV are written the same way.
+     */
+    private record Strides(int qTok, int qGrp, int kTok, int kGrp) {
+        static Strides dense(int np, int ng, int d) {
+            return new Strides(np * d, np / ng * d, ng * d, d);
+        }
+
+        /** Megatron's fused linear_qkv output, per token and group: rep query heads, the key head, the value head. */
+        static Strides fused(int np, int ng, int d) {
+            int token = (np + 2 * ng) * d;
+            int group = (np / ng + 2) * d;
+            return new Strides(token, group, token, group);
+        }
+    }
+
     void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale, boolean causal, Tensor keyLengths) {
         Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths);
         backend.enter();
         int dt = code("attentionForward", q);
-        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(),
-                tensorCores(q.dtype(), sh.d(), scale, q, k, v, out), computeCapability());
-        launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
-                sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLengths == null ? 0L : keyLengths.address());
+        boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out);
+        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tc, computeCapability());
+        long keyLens = keyLengths == null ? 0L : keyLengths.address();
+        if (tc) {
+            Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
+            launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
+                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+        } else {
+            launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
+                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens);
+        }
+    }
+
+    /** Checks the fused-layout ops' qkv {@code [s, b, (np + 2 ng) d]}, out {@code [s, b, np, d]} and lse; returns d. */
+    private static int checkFused(String op, Tensor qkv, int np, int ng, Tensor out, Tensor lse) {
+        floating(op, "qkv", qkv);
+        rank(op, "qkv", qkv, 3, "[s, b, (np + 2 ng) d]");
+        if (ng <= 0 || np <= 0 || np % ng != 0 || qkv.dim(2) % (np + 2L * ng) != 0) {
+            throw fail(op, "qkv " + Tensor.shapeString(qkv.shape()) + " with np = " + np + ", ng = " + ng
+                    + "; expected [s, b, (np + 2 ng) d] with np % ng == 0");
+        }
+        int d = Math.toIntExact(qkv.dim(2) / (np + 2L * ng));
+        if (out.dtype() != qkv.dtype()) {
+            throw fail(op, "out is " + out.dtype() + ", qkv " + qkv.dtype() + "; expected one dtype");
+        }
+        shape(op, "out", out, qkv.dim(0), qkv.dim(1), np, d);
+        dtype(op, "lse", lse, DType.F32);
+        shape(op, "lse", lse, qkv.dim(1), np, qkv.dim(0));
+        if (qkv.dim(0) > MAX_SEQUENCE) {
+            throw fail(op, "sequence length s = " + qkv.dim(0) + " exceeds " + MAX_SEQUENCE);
+        }
+        return d;
+    }
+
+    /**
+     * {@link CudaBackend#attentionForwardFusedQkv} on the FA2 kernels, q, k and v read in place; false
+     * (nothing launched) when those kernels do not apply (dtype, head dim, alignment).
+     */
+    boolean forwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float scale, boolean causal) {
+        String op = "attentionForwardFusedQkv";
+        int d = checkFused(op, qkv, np, ng, out, lse);
+        if (!tensorCores(qkv.dtype(), d, scale, qkv, out)) {
+            return false;
+        }
+        backend.enter();
+        long s = qkv.dim(0);
+        int b = Math.toIntExact(qkv.dim(1));
+        long headBytes = (long) d * qkv.dtype().byteSize();
+        Strides st = Strides.fused(np, ng, d);
+        Launch l = forwardLaunch(qkv.dtype(), d, s, b, np, true, computeCapability());
+        launch(l, qkv.address(), qkv.address() + np / ng * headBytes, qkv.address() + (np / ng + 1) * headBytes,
+                code(op, qkv), out.address(), lse.address(), s, s, b, np, ng, scale, causal ? 1 : 0, 0L,
+                st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+        return true;
+    }
+
+    /**
+     * {@link CudaBackend#attentionBackwardFusedQkv} on the FA2 kernels: dK and dV written in place into
+     * dqkv, dQ accumulated in fp32 and stored into its fused place; false when those kernels do not apply.
+     */
+    boolean backwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv, float scale,
+                             boolean causal) {
+        String op = "attentionBackwardFusedQkv";
+        int d = checkFused(op, qkv, np, ng, out, lse);
+        sameShape(op, "out", out, "dOut", dOut);
+        sameShape(op, "qkv", qkv, "dqkv", dqkv);
+        if (dOut.dtype() != qkv.dtype() || dqkv.dtype() != qkv.dtype()) {
+            throw fail(op, "dOut and dqkv must have qkv's dtype " + qkv.dtype() + "; got " + dOut.dtype() + ", "
+                    + dqkv.dtype());
+        }
+        if (!tensorCores(qkv.dtype(), d, scale, qkv, out, dOut, dqkv)) {
+            return false;
+        }
+        backend.enter();
+        long s = qkv.dim(0);
+        int b = Math.toIntExact(qkv.dim(1));
+        int dt = code(op, qkv);
+        int rep = np / ng;
+        long headBytes = (long) d * qkv.dtype().byteSize();
+        Strides st = Strides.fused(np, ng, d);
+        long rows = s * b * np;
+        long deltaBytes = rows * Float.BYTES;
+        long dqBytes = rows * d * Float.BYTES;
+        long delta = backend.temporary(deltaBytes);
+        long dqAcc = backend.temporary(dqBytes);
+        try {
+            prepareBackward(dOut, out, dt, delta, dqAcc, s, b, np, d);
+            launch(backwardLaunch(qkv.dtype(), d, s, b, ng, true), qkv.address(), qkv.address() + rep * headBytes,
+                    qkv.address() + (rep + 1) * headBytes, dt, dOut.address(), lse.address(), delta, dqAcc,
+                    dqkv.address() + rep * headBytes, dqkv.address() + (rep + 1) * headBytes, s, s, b, np, ng, scale,
+                    causal ? 1 : 0, 0L, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+            backend.launch("megatron_flash_attention_dq_store", backend.grid(rows * d / 8), 1, CudaBackend.THREADS, 0,
+                    dqAcc, dqkv.address(), dt, s * b, np, rep, d, st.qTok(), st.qGrp());
+        } finally {
+            backend.release(delta, deltaBytes); // stream-ordered: freed after the kernels that use it
+            backend.release(dqAcc, dqBytes);
+        }
+        return true;
+    }
+
+    /** delta = rowsum(dO * O) and the zeroed fp32 dq accumulator, one pass (megatron_flash_attention_bwd_prep). */
+    private void prepareBackward(Tensor dOut, Tensor out, int dt, long delta, long dqAcc, long s, int b, int np, int d) {
+        backend.launch("megatron_flash_attention_bwd_prep", backend.grid(s * b * np * d / 8), 1, CudaBackend.THREADS,
+                0, dOut.address(), out.address(), dt, delta, dqAcc, s, b, np, d);
     }
 
     /** Dynamic shared memory of the backward kernel: K, V, dK, dV tiles [32][d + 1] and two rows per warp (fp32). */
@@ -229,14 +351,20 @@ final class CudaAttention {
         long dqBytes = rows * sh.d() * Float.BYTES;
         long dqAcc = dqIsF32 ? dq.address() : backend.temporary(dqBytes);
         try {
-            // delta = rowsum(dO * O) and the zeroed fp32 dq accumulator, one pass (megatron_flash_attention_bwd_prep)
-            backend.launch("megatron_flash_attention_bwd_prep", backend.grid(rows * sh.d() / 8), 1, CudaBackend.THREADS,
-                    0, dOut.address(), out.address(), dt, delta, dqAcc, sh.s(), sh.b(), sh.np(), sh.d());
-            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(),
-                    tensorCores(q.dtype(), sh.d(), scale, q, k, v, out, dOut, dk, dv));
-            launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
-                    dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
-                    keyLengths == null ? 0L : keyLengths.address());
+            prepareBackward(dOut, out, dt, delta, dqAcc, sh.s(), sh.b(), sh.np(), sh.d());
+            boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out, dOut, dk, dv);
+            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(), tc);
+            long keyLens = keyLengths == null ? 0L : keyLengths.address();
+            if (tc) {
+                Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
+                launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
+                        dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
+                        keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+            } else {
+                launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
+                        dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
+                        keyLens);
+            }
             if (!dqIsF32) {
                 backend.launch("megatron_cast", backend.grid(rows * sh.d()), 1, CudaBackend.THREADS, 0, dqAcc, 0,
                         dq.address(), dt, rows * sh.d());

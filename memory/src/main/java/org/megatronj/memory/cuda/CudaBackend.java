@@ -742,6 +742,28 @@ public final class CudaBackend implements Backend {
         attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths);
     }
 
+    /** The tensor-core FlashAttention kernels (BF16/F16, d 64 or 128) read q, k, v in the fused layout. */
+    @Override
+    public boolean readsFusedQkv(DType dtype, int headDim) {
+        return CudaAttention.tensorCores(dtype, headDim, 1f);
+    }
+
+    @Override
+    public void attentionForwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float softmaxScale,
+                                         boolean causal) {
+        if (!attention.forwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal)) {
+            Backend.super.attentionForwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal);
+        }
+    }
+
+    @Override
+    public void attentionBackwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv,
+                                          float softmaxScale, boolean causal) {
+        if (!attention.backwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal)) {
+            Backend.super.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal);
+        }
+    }
+
     /** The FlashAttention kernels have no dropout yet: p > 0 is refused (p = 0 runs them unchanged). */
     private static void refuseAttentionDropout(String op, float dropoutP) {
         if (dropoutP != 0f) {

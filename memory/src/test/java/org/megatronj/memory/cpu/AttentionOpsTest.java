@@ -10,6 +10,7 @@ import org.megatronj.memory.TensorArena;
 import java.util.Random;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.megatronj.memory.cpu.OpTesting.assertClose;
 import static org.megatronj.memory.cpu.OpTesting.finiteDifferences;
@@ -72,6 +73,65 @@ class AttentionOpsTest {
             assertClose("dq", g.dq(), dq, 5e-5, 5e-4);
             assertClose("dk", g.dk(), dk, 5e-5, 5e-4);
             assertClose("dv", g.dv(), dv, 5e-5, 5e-4);
+        }
+    }
+
+    /**
+     * The Backend defaults for Megatron's fused linear_qkv layout (per token and query group: the
+     * group's query heads, its key head, its value head) give exactly the dense op's results, with
+     * the gradient landing in the fused places. q, k, v are built by hand from that layout.
+     */
+    @Test
+    void fusedQkvDefaultsMatchTheDenseOp() {
+        CpuBackend backend = OpTesting.vector();
+        int s = 9, b = 2, np = 6, ng = 2, d = 16, rep = np / ng;
+        Random rnd = OpTesting.random(41);
+        try (TensorArena arena = new TensorArena("test")) {
+            int width = (np + 2 * ng) * d;
+            Tensor qkv = tensor(arena, DType.F32, gaussian(rnd, s * b * width, 1f), s, b, width);
+            Tensor q = arena.allocate(DType.F32, s, b, np, d);
+            Tensor k = arena.allocate(DType.F32, s, b, ng, d);
+            Tensor v = arena.allocate(DType.F32, s, b, ng, d);
+            for (int token = 0; token < s * b; token++) {
+                for (int g = 0; g < ng; g++) {
+                    for (int c = 0; c < d; c++) {
+                        long group = (long) token * width + (long) g * (rep + 2) * d;
+                        for (int j = 0; j < rep; j++) {
+                            q.setFloat(((long) token * np + g * rep + j) * d + c, qkv.getFloat(group + (long) j * d + c));
+                        }
+                        k.setFloat(((long) token * ng + g) * d + c, qkv.getFloat(group + (long) rep * d + c));
+                        v.setFloat(((long) token * ng + g) * d + c, qkv.getFloat(group + (long) (rep + 1) * d + c));
+                    }
+                }
+            }
+            float scale = 0.25f;
+            Tensor out = arena.allocate(DType.F32, s, b, np, d), lse = arena.allocate(DType.F32, b, np, s);
+            Tensor fusedOut = arena.allocate(DType.F32, s, b, np, d), fusedLse = arena.allocate(DType.F32, b, np, s);
+            backend.attentionForward(q, k, v, out, lse, scale, true, null);
+            backend.attentionForwardFusedQkv(qkv, np, ng, fusedOut, fusedLse, scale, true);
+            assertArrayEquals(out.toFloatArray(), fusedOut.toFloatArray());
+            assertArrayEquals(lse.toFloatArray(), fusedLse.toFloatArray());
+
+            Tensor dOut = tensor(arena, DType.F32, gaussian(rnd, (int) out.numel(), 1f), out.shape());
+            Tensor dq = arena.allocate(DType.F32, q.shape()), dk = arena.allocate(DType.F32, k.shape());
+            Tensor dv = arena.allocate(DType.F32, v.shape()), dqkv = arena.allocate(DType.F32, qkv.shape());
+            backend.fill(dqkv, Float.NaN);  // written in full
+            backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, true, null);
+            backend.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, scale, true);
+            for (int token = 0; token < s * b; token++) {
+                for (int g = 0; g < ng; g++) {
+                    for (int c = 0; c < d; c++) {
+                        long group = (long) token * width + (long) g * (rep + 2) * d;
+                        for (int j = 0; j < rep; j++) {
+                            assertEquals(dq.getFloat(((long) token * np + g * rep + j) * d + c),
+                                    dqkv.getFloat(group + (long) j * d + c), "dq");
+                        }
+                        assertEquals(dk.getFloat(((long) token * ng + g) * d + c), dqkv.getFloat(group + (long) rep * d + c), "dk");
+                        assertEquals(dv.getFloat(((long) token * ng + g) * d + c),
+                                dqkv.getFloat(group + (long) (rep + 1) * d + c), "dv");
+                    }
+                }
+            }
         }
     }
 

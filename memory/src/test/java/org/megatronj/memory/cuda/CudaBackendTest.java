@@ -416,6 +416,38 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * Attention on Megatron's fused linear_qkv output: on the GPU the FA2 kernels read q, k, v and write
+     * dq, dk, dv in place (BF16/F16, d 64/128; F32 falls back to separating them), on the CPU the
+     * Backend default separates them; both against each other like the dense op.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void flashAttentionOnFusedQkv(DType dt) {
+        AttentionCase[] cases = {
+            new AttentionCase(70, 70, 2, 4, 4, 64, true, false),    // MHA, a partial last block
+            new AttentionCase(96, 96, 2, 8, 2, 128, true, false),   // GQA: 4 query heads per group
+            new AttentionCase(40, 40, 3, 4, 1, 64, false, false),   // MQA, not causal
+        };
+        assertEquals(dt != DType.F32, gpu.readsFusedQkv(dt, 64));
+        for (AttentionCase c : cases) {
+            long width = (long) (c.np() + 2 * c.ng()) * c.d();
+            Pair qkv = random(dt, c.s(), c.b(), width);
+            Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+            Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
+            float scale = (float) (1 / Math.sqrt(c.d()));
+            both((be, g) -> be.attentionForwardFusedQkv(side(qkv, g), c.np(), c.ng(), side(out, g), side(lse, g), scale,
+                    c.causal()));
+            assertClose("fused-qkv attention out " + c, out, Math.max(tolerance(dt), 1e-5));
+            assertClose("fused-qkv attention lse " + c, lse, 1e-5);
+            Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
+            Pair dqkv = poisoned(dt, c.s(), c.b(), width);
+            both((be, g) -> be.attentionBackwardFusedQkv(side(dOut, g), side(qkv, g), c.np(), c.ng(), side(out, g),
+                    side(lse, g), side(dqkv, g), scale, c.causal()));
+            assertClose("fused-qkv attention dqkv " + c, dqkv, dt == DType.F32 ? 1e-4 : 2 * tolerance(dt));
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
     void crossEntropyPiecesAndSampling(DType dt) {

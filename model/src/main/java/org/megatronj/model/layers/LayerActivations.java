@@ -18,6 +18,9 @@ import org.megatronj.model.TransformerConfig;
  * @param ln1Out  {@code [s, b, h]} input_layernorm output (linear_qkv's input)
  * @param ln1Mean {@code [s, b]} F32 (LayerNorm only, else null)
  * @param ln1Rstd {@code [s, b]} F32
+ * @param qkv     {@code [s, b, (np + 2ng) d]} linear_qkv's output in its fused layout, when the backend's
+ *                attention reads that in place ({@link SelfAttention}); the same memory as q, k, v, which
+ *                are used otherwise
  * @param q       {@code [s, b, np, d]} queries after rope
  * @param k       {@code [s, b, ng, d]} keys after rope
  * @param v       {@code [s, b, ng, d]}
@@ -32,7 +35,7 @@ import org.megatronj.model.TransformerConfig;
  */
 public record LayerActivations(
         Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
-        Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
+        Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
         Tensor afterAttention,
         Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
         Tensor fc1Out, Tensor actOut) {
@@ -62,13 +65,20 @@ public record LayerActivations(
         boolean ln = c.normalization() == Normalization.LAYER_NORM;
         DType x = dtype;
         DType f = DType.F32;
+        int np = c.numAttentionHeads();
+        int ng = c.numQueryGroups();
+        long qEnd = (long) s * b * np * d;
+        long kEnd = qEnd + (long) s * b * ng * d;
+        Tensor qkv = backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);
+        Tensor flat = qkv.reshape(-1);
         return new LayerActivations(
                 backend.allocate(arena, x, s, b, h),
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
-                backend.allocate(arena, x, s, b, c.numAttentionHeads(), d),
-                backend.allocate(arena, x, s, b, c.numQueryGroups(), d),
-                backend.allocate(arena, x, s, b, c.numQueryGroups(), d),
+                qkv,
+                flat.view(0, qEnd).reshape(s, b, np, d),
+                flat.view(qEnd, kEnd).reshape(s, b, ng, d),
+                flat.view(kEnd, flat.numel()).reshape(s, b, ng, d),
                 backend.allocate(arena, x, s, b, c.numAttentionHeads(), d),
                 backend.allocate(arena, f, (long) b * c.numAttentionHeads() * s),
                 backend.allocate(arena, x, sl, b, h),
@@ -85,7 +95,7 @@ public record LayerActivations(
         long np = q.dim(2);
         return new LayerActivations(
                 ln1Out.view(0, s), ln1Mean == null ? null : ln1Mean.view(0, s), ln1Rstd.view(0, s),
-                q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
+                qkv.view(0, s), q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
                 afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
                 ln2Rstd.view(0, s), fc1Out.view(0, s), actOut.view(0, s));
     }

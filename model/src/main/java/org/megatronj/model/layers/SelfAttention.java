@@ -57,13 +57,39 @@ public final class SelfAttention {
     }
 
     /**
-     * x {@code [s, b, h]} (input_layernorm's output) -> out {@code [s, b, h]} (written). Saves q, k, v,
+     * x {@code [s, b, h]} (input_layernorm's output) -> out {@code [s, b, h]} (written). Saves q, k, v (or qkv),
      * attnOut and lse in {@code a}. With a {@code cache}, the new keys and values land in its rows
      * {@code [start, start + s)} and the queries attend to all rows {@code [0, start + s)}.
      * {@code probsKey}: the layer's attention-probabilities dropout key, null = no dropout (eval, generation).
      */
     public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
                         DropoutKey probsKey) {
+        if (readsFusedQkv(a, cache, probsKey)) {
+            linearQkv.forward(x, a.qkv());                                // [s, b, (np + 2ng) d], kept for backward
+            backend.attentionForwardFusedQkv(a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(), a.lseShaped(),
+                    softmaxScale, true);
+        } else {
+            separateQkvAndAttend(x, a, ws, cache, start, probsKey);
+        }
+        if (linearProj.sequenceParallel()) {
+            ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
+        } else {
+            linearProj.forward(a.attnOut(), out);                        // [s, b, h]
+        }
+    }
+
+    /**
+     * Whether the attention op reads q, k, v straight from linear_qkv's fused output (and writes their
+     * gradient into it): when the backend does that in place, with no rope to apply to q and k, no KV
+     * cache and no attention dropout. Otherwise they are gathered into a.q, a.k, a.v first.
+     */
+    private boolean readsFusedQkv(LayerActivations a, KvSlot cache, DropoutKey probsKey) {
+        return cache == null && rope == null && dropout(probsKey) == 0f && backend.readsFusedQkv(a.q().dtype(), headDim);
+    }
+
+    /** linear_qkv, then q, k, v gathered into a.q, a.k, a.v (or the cache), rope, and attention into a.attnOut. */
+    private void separateQkvAndAttend(Tensor x, LayerActivations a, Workspace ws, KvSlot cache, int start,
+                                      DropoutKey probsKey) {
         int s = (int) x.dim(0);
         linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
@@ -80,11 +106,6 @@ public final class SelfAttention {
         Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
         backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null,
                 dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), kAll));
-        if (linearProj.sequenceParallel()) {
-            ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
-        } else {
-            linearProj.forward(a.attnOut(), out);                        // [s, b, h]
-        }
     }
 
     /**
@@ -98,15 +119,20 @@ public final class SelfAttention {
         } else {
             linearProj.backward(dOut, a.attnOut(), ws.dAttn());                             // dAttn [s, b, np, d]
         }
-        backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
-                ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null,
-                dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
-        if (rope != null) {
-            rope.backward(ws.dq(), 0);
-            rope.backward(ws.dk(), 0);
+        if (readsFusedQkv(a, null, probsKey)) {
+            backend.attentionBackwardFusedQkv(ws.dAttn(), a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(),
+                    a.lseShaped(), ws.qkv(), softmaxScale, true);                            // dqkv [s, b, (np + 2ng) d]
+        } else {
+            backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
+                    ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null,
+                    dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
+            if (rope != null) {
+                rope.backward(ws.dq(), 0);
+                rope.backward(ws.dk(), 0);
+            }
+            backend.embeddingForward(ws.mergeRows(), ws.dqkvStack().reshape(-1, headDim),
+                    ws.qkv().reshape(-1, headDim));                                          // dqkv [s, b, (np + 2ng) d]
         }
-        backend.embeddingForward(ws.mergeRows(), ws.dqkvStack().reshape(-1, headDim),
-                ws.qkv().reshape(-1, headDim));                                              // dqkv [s, b, (np + 2ng) d]
         if (linearQkv.sequenceParallel()) {
             ((ColumnParallelLinear) linearQkv).backwardSequenceParallel(ws.qkv(), x, ws.hiddenB(), dx);
         } else {
