@@ -356,6 +356,7 @@ FA_INSTANTIATE(128)
 #define FA2_BWD_BN(D) (16 * FA2_BWD_WARPS(D))                  // keys per backward block
 #define FA2_BWD_BM(D) ((D) == 128 ? 32 : 64)                    // query rows per backward step
 #define FA2_BWD_DQ(D) ((D) == 128 ? 1 : 3)
+#define FA2_BWD_MIN_BLOCKS(D) ((D) == 128 ? 1 : 3)                // d 64: 3 blocks per SM (at most 168 registers)
 static_assert(FA2_FWD_WARPS(64) == 4 && FA2_FWD_WARPS(128) == 4, "mj_fa_forward_launch: one block size");
 
 // dynamic shared memory: Q tile [bm][d] + 2 stages of K and V [bn][d]
@@ -1071,7 +1072,7 @@ __global__ void __launch_bounds__(NW * 32)
                                                      keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp});        \
     }
 #define FA2_BWD_KERNEL(NAME, IS_BF16, D, NW, BM, DQM)                                                             \
-    extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
+    extern "C" __global__ void __launch_bounds__((NW) * 32, FA2_BWD_MIN_BLOCKS(D))                              \
         NAME(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,             \
              const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale, \
              int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {                         \
