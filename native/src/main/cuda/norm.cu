@@ -1,8 +1,9 @@
-// LayerNorm and RMSNorm over the last dimension, one block per row. Biased variance in two
-// passes over the row (no E[x^2] - E[x]^2 cancellation), as the CPU backend and Apex do.
-// mean and rstd are F32, one per row. dx is written; dGamma/dBeta accumulate through
-// megatron_norm_param_partials + megatron_norm_param_reduce: fixed-order partial sums over row
-// slices, then a fixed-order sum over slices, so the result is deterministic (no atomics).
+// LayerNorm and RMSNorm over the last dimension, one block per row (rows up to 1024 wide take the
+// warp-per-row kernels at the end of this file). Biased variance in two passes over the row (no
+// E[x^2] - E[x]^2 cancellation), as the CPU backend and Apex do. mean and rstd are F32, one per row.
+// dx is written; dGamma/dBeta accumulate through megatron_norm_param_partials +
+// megatron_norm_param_reduce: fixed-order partial sums over row slices, then a fixed-order sum over
+// slices, so the result is deterministic (no atomics).
 //
 // Fast path (cols % 8 == 0, every pointer 16-byte aligned, cols <= 8 * MJ_NORM_K * blockDim.x):
 // the row is held in registers, MJ_NORM_K chunks of 8 per thread (chunk j of the row on thread
@@ -309,17 +310,184 @@ extern "C" __global__ void __launch_bounds__(256) megatron_norm_param_partials(
     }
 }
 
-// Stage 2: one thread per column sums the slices in order and accumulates into dGamma / dBeta
-// (either may be null). Launch: ceil(cols / blockDim.x) blocks.
-extern "C" __global__ void megatron_norm_param_reduce(const float* partial, int slices, int cols, float* dGamma,
-                                                      float* dBeta) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= cols) return;
+// Stage 2: sums the slices into dGamma / dBeta (either may be null; they accumulate). A block of
+// 32 x MJ_PR_GROUPS threads takes 32 columns: thread (c, p) sums slices p, p + MJ_PR_GROUPS, ... in
+// order, then the groups' sums are added in order p = 0, 1, ...: a fixed order, a chain
+// MJ_PR_GROUPS times shorter than one thread per column. Launch: ceil(cols / 32) blocks.
+#define MJ_PR_GROUPS 8
+extern "C" __global__ void __launch_bounds__(32 * MJ_PR_GROUPS) megatron_norm_param_reduce(
+        const float* partial, int slices, int cols, float* dGamma, float* dBeta) {
+    __shared__ float sums[2][MJ_PR_GROUPS][32];
+    const int lane = threadIdx.x & 31, p = threadIdx.x >> 5;
+    const int c = blockIdx.x * 32 + lane;
     float tg = 0.0f, tb = 0.0f;
-    for (int s = 0; s < slices; s++) {
-        tg += partial[(i64)s * 2 * cols + c];
-        tb += partial[(i64)s * 2 * cols + cols + c];
+    if (c < cols) {
+        for (int s = p; s < slices; s += MJ_PR_GROUPS) {
+            tg += partial[(i64)s * 2 * cols + c];
+            tb += partial[(i64)s * 2 * cols + cols + c];
+        }
     }
-    if (dGamma != nullptr) dGamma[c] += tg;
-    if (dBeta != nullptr) dBeta[c] += tb;
+    sums[0][p][lane] = tg;
+    sums[1][p][lane] = tb;
+    __syncthreads();
+    if (p == 0 && c < cols) {
+        for (int q = 1; q < MJ_PR_GROUPS; q++) {
+            tg += sums[0][q][lane];
+            tb += sums[1][q][lane];
+        }
+        if (dGamma != nullptr) dGamma[c] += tg;
+        if (dBeta != nullptr) dBeta[c] += tb;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels for hidden sizes up to 256 * MJ_ROW_K (GPT-2 124M and 345M: 768, 1024): one warp per
+// row, the row in registers (lane l holds 8-element chunks l, l + 32, ...), warp shuffles only.
+// The block-per-row kernels above give a 768-wide row one 32-thread block, and the hardware keeps
+// at most 32 blocks per SM: the rows here pack 8 (forward) or 4 (backward) warps into a block.
+// Fast path only: cols % 8 == 0, cols <= 256 * MJ_ROW_K, every pointer 16-byte aligned
+// (CudaNormOps.rowKernels checks). mean null: RMSNorm (no centering, no beta).
+#define MJ_ROW_K 4
+
+__device__ __forceinline__ float mj_round(float v, int dt) {
+    switch (dt) {
+        case MJ_BF16: return __bfloat162float(__float2bfloat16_rn(v));
+        case MJ_F16: return __half2float(__float2half_rn(v));
+        default: return v;
+    }
+}
+
+// y = (x - mean) * rstd * gamma + beta. Grid ceil(rows / warps per block), any block of whole warps.
+extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows(
+        const void* x, int xt, const void* gamma, int gt, const void* beta, int bt, float eps, void* y, int yt,
+        float* mean, float* rstd, i64 rows, int cols) {
+    const int lane = threadIdx.x & 31;
+    const i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;  // warp-uniform
+    const int nch = cols / MJ_CHUNK;
+    const bool centered = mean != nullptr;
+    float v[MJ_ROW_K][8];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < MJ_ROW_K; k++) {
+        const int j = lane + 32 * k;
+        if (j < nch) {
+            mj_load8(x, row * nch + j, xt, v[k]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += v[k][e];
+        }
+    }
+    const float mu = centered ? mj_warp_sum(s) / cols : 0.0f;
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < MJ_ROW_K; k++) {
+        if (lane + 32 * k < nch) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float d = v[k][e] - mu;
+                q += d * d;
+            }
+        }
+    }
+    const float rs = rsqrtf(mj_warp_sum(q) / cols + eps);
+#pragma unroll
+    for (int k = 0; k < MJ_ROW_K; k++) {
+        const int j = lane + 32 * k;
+        if (j < nch) {
+            float g[8], b[8];
+            mj_load8(gamma, j, gt, g);
+            if (beta != nullptr) mj_load8(beta, j, bt, b);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[k][e] = (v[k][e] - mu) * rs * g[e] + (beta != nullptr ? b[e] : 0.0f);
+            mj_store8(y, row * nch + j, yt, v[k]);
+        }
+    }
+    if (lane == 0) {
+        if (centered) mean[row] = mu;
+        rstd[row] = rs;
+    }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma (mean(g) dropped for RMSNorm),
+// written, or with accumulate added to dx (rounded to dx's dtype first: the same bits as writing it
+// and adding it to the old dx in a second kernel). With partial != null, the parameter gradients'
+// per-block sums partial[block][0][c] = sum dy * xhat, partial[block][1][c] = sum dy over the block's
+// rows, for megatron_norm_param_reduce: a persistent grid whose warps take rows warp, warp + all
+// warps, ..., so the summation order depends only on the grid (CudaNormOps fixes it per GPU).
+// Block MJ_ROW_BWD_WARPS warps; dynamic shared memory 2 * cols floats when partial != null.
+#define MJ_ROW_BWD_WARPS 4
+extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, 3) megatron_norm_backward_rows(
+        const void* dy, int dyt, const void* x, int xt, const void* gamma, int gt, const float* mean, const float* rstd,
+        void* dx, int dxt, int accumulate, float* partial, i64 rows, int cols) {
+    extern __shared__ float norm_smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int nch = cols / MJ_CHUNK;
+    const bool centered = mean != nullptr;
+    float pg[MJ_ROW_K][8], pb[MJ_ROW_K][8];
+#pragma unroll
+    for (int k = 0; k < MJ_ROW_K; k++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) pg[k][e] = pb[k][e] = 0.0f;
+    for (i64 row = (i64)blockIdx.x * MJ_ROW_BWD_WARPS + warp; row < rows; row += (i64)gridDim.x * MJ_ROW_BWD_WARPS) {
+        const float mu = centered ? mean[row] : 0.0f, rs = rstd[row];
+        float g[MJ_ROW_K][8], xh[MJ_ROW_K][8];
+        float sg = 0.0f, sgx = 0.0f;
+#pragma unroll
+        for (int k = 0; k < MJ_ROW_K; k++) {
+            const int j = lane + 32 * k;
+            if (j < nch) {
+                float gm[8];
+                mj_load8(dy, row * nch + j, dyt, g[k]);
+                mj_load8(x, row * nch + j, xt, xh[k]);
+                mj_load8(gamma, j, gt, gm);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    xh[k][e] = (xh[k][e] - mu) * rs;
+                    pg[k][e] += g[k][e] * xh[k][e];
+                    pb[k][e] += g[k][e];
+                    g[k][e] *= gm[e];
+                    sg += g[k][e];
+                    sgx += g[k][e] * xh[k][e];
+                }
+            }
+        }
+        const float meanG = centered ? mj_warp_sum(sg) / cols : 0.0f;
+        const float meanGX = mj_warp_sum(sgx) / cols;
+#pragma unroll
+        for (int k = 0; k < MJ_ROW_K; k++) {
+            const int j = lane + 32 * k;
+            if (j < nch) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) g[k][e] = rs * (g[k][e] - meanG - xh[k][e] * meanGX);
+                if (accumulate) {
+                    float old[8];
+                    mj_load8(dx, row * nch + j, dxt, old);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) g[k][e] = old[e] + mj_round(g[k][e], dxt);
+                }
+                mj_store8(dx, row * nch + j, dxt, g[k]);
+            }
+        }
+    }
+    if (partial == nullptr) return;
+    // the block's warps add their sums into shared memory one after another (a fixed order)
+    for (int w = 0; w < MJ_ROW_BWD_WARPS; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int k = 0; k < MJ_ROW_K; k++) {
+                const int j = lane + 32 * k;
+                if (j < nch) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        float* gs = norm_smem + j * MJ_CHUNK + e;
+                        gs[0] = (w == 0 ? 0.0f : gs[0]) + pg[k][e];
+                        gs[cols] = (w == 0 ? 0.0f : gs[cols]) + pb[k][e];
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    float* out = partial + (i64)blockIdx.x * 2 * cols;
+    for (int c = threadIdx.x; c < 2 * cols; c += blockDim.x) out[c] = norm_smem[c];
 }

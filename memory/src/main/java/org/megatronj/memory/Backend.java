@@ -215,6 +215,31 @@ public interface Backend extends AutoCloseable {
     /** dx written; dGamma (F32) accumulates. */
     void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma);
 
+    /**
+     * {@link #layerNormBackward} with dx accumulated ({@code dx +=}) instead of written: the backward of
+     * a pre-norm residual block, whose input feeds both the norm and the skip connection. The same
+     * values as writing the norm's input gradient into a tensor of dx's dtype and adding that to dx.
+     */
+    default void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                                             Tensor dx, Tensor dGamma, Tensor dBeta) {
+        try (TensorArena scratch = TensorArena.named("norm-input-grad")) {
+            Tensor normGrad = allocate(scratch, dx.dtype(), dx.shape());
+            layerNormBackward(dy, x, gamma, mean, rstd, normGrad, dGamma, dBeta);
+            add(dx, normGrad, dx);
+            synchronize();  // the scratch is freed when the arena closes
+        }
+    }
+
+    /** {@link #rmsNormBackward} with dx accumulated, as {@link #layerNormBackwardAccumulate}. */
+    default void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        try (TensorArena scratch = TensorArena.named("norm-input-grad")) {
+            Tensor normGrad = allocate(scratch, dx.dtype(), dx.shape());
+            rmsNormBackward(dy, x, gamma, rstd, normGrad, dGamma);
+            add(dx, normGrad, dx);
+            synchronize();
+        }
+    }
+
     // ------------------------------------------------------------------ rotary embeddings
 
     /**

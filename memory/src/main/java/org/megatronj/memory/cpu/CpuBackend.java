@@ -323,7 +323,17 @@ public final class CpuBackend implements Backend {
     @Override
     public void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
                                   Tensor dx, Tensor dGamma, Tensor dBeta) {
-        String op = "layerNormBackward";
+        layerNormBackward("layerNormBackward", dy, x, gamma, mean, rstd, dx, dGamma, dBeta, false);
+    }
+
+    @Override
+    public void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                                            Tensor dx, Tensor dGamma, Tensor dBeta) {
+        layerNormBackward("layerNormBackwardAccumulate", dy, x, gamma, mean, rstd, dx, dGamma, dBeta, true);
+    }
+
+    private void layerNormBackward(String op, Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                                   Tensor dx, Tensor dGamma, Tensor dBeta, boolean accumulate) {
         int h = checkNorm(op, x, gamma, dx);
         floating(op, "dy", dy);
         sameShape(op, "x", x, "dy", dy);
@@ -331,7 +341,7 @@ public final class CpuBackend implements Backend {
         checkStats(op, "rstd", rstd, x);
         checkParamGrad(op, "dGamma", dGamma, h, x);
         checkParamGrad(op, "dBeta", dBeta, h, x);
-        norms.layerNormBackward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta, h);
+        norms.layerNormBackward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta, h, accumulate);
     }
 
     @Override
@@ -344,13 +354,22 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
-        String op = "rmsNormBackward";
+        rmsNormBackward("rmsNormBackward", dy, x, gamma, rstd, dx, dGamma, false);
+    }
+
+    @Override
+    public void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        rmsNormBackward("rmsNormBackwardAccumulate", dy, x, gamma, rstd, dx, dGamma, true);
+    }
+
+    private void rmsNormBackward(String op, Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma,
+                                 boolean accumulate) {
         int h = checkNorm(op, x, gamma, dx);
         floating(op, "dy", dy);
         sameShape(op, "x", x, "dy", dy);
         checkStats(op, "rstd", rstd, x);
         checkParamGrad(op, "dGamma", dGamma, h, x);
-        norms.rmsNormBackward(dy, x, gamma, rstd, dx, dGamma, h);
+        norms.rmsNormBackward(dy, x, gamma, rstd, dx, dGamma, h, accumulate);
     }
 
     // ------------------------------------------------------------------ rotary embeddings

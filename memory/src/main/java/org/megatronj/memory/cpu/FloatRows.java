@@ -7,6 +7,7 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
+import org.megatronj.memory.DType;
 import org.megatronj.memory.FloatFormats;
 import org.megatronj.memory.Tensor;
 
@@ -54,6 +55,17 @@ final class FloatRows {
                 }
             }
             default -> throw new IllegalStateException("FloatRows.load: " + t.dtype() + " is not a float dtype");
+        }
+    }
+
+    /** {@code v[0 .. len)} rounded to {@code dtype} (BF16 or F16) and widened back, as a store and a load would. */
+    static void roundTo(DType dtype, float[] v, int len) {
+        for (int i = 0; i < len; i++) {
+            v[i] = switch (dtype) {
+                case BF16 -> FloatFormats.bf16ToFloat(FloatFormats.floatToBf16(v[i]));
+                case F16 -> Float.float16ToFloat(Float.floatToFloat16(v[i]));
+                default -> throw new IllegalStateException("FloatRows.roundTo: " + dtype + " is not a 16-bit float dtype");
+            };
         }
     }
 

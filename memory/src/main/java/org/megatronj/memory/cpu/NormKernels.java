@@ -2,6 +2,7 @@ package org.megatronj.memory.cpu;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
 /**
@@ -52,10 +53,11 @@ final class NormKernels {
 
     /**
      * With {@code xhat = (x - mean) * rstd} and {@code g = dy * gamma}:
-     * {@code dx = rstd * (g - mean(g) - xhat * mean(g * xhat))}; dGamma += dy * xhat; dBeta += dy.
+     * {@code dx = rstd * (g - mean(g) - xhat * mean(g * xhat))} (with {@code accumulate}: {@code dx +=},
+     * see {@link #storeInputGradient}); dGamma += dy * xhat; dBeta += dy.
      */
     void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
-                           Tensor dx, Tensor dGamma, Tensor dBeta, int cols) {
+                           Tensor dx, Tensor dGamma, Tensor dBeta, int cols, boolean accumulate) {
         long rows = x.numel() / cols;
         float[] gm = new float[cols];
         FloatRows.load(gamma, 0, gm, 0, cols);
@@ -83,7 +85,7 @@ final class NormKernels {
                         VectorMath.axpy(vector, 1f, dyr, 0, pb[(int) grp], 0, cols);
                     }
                     inputGradient(gr, xr, rs, mg, mgx, cols);
-                    FloatRows.store(gr, 0, dx, r * cols, cols);
+                    storeInputGradient(gr, dyr, dx, r * cols, cols, accumulate);
                 }
             }
         });
@@ -112,8 +114,12 @@ final class NormKernels {
         });
     }
 
-    /** {@code xhat = x * rstd}, {@code g = dy * gamma}: {@code dx = rstd * (g - xhat * mean(g * xhat))}; dGamma += dy * xhat. */
-    void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma, int cols) {
+    /**
+     * {@code xhat = x * rstd}, {@code g = dy * gamma}: {@code dx = rstd * (g - xhat * mean(g * xhat))} (or
+     * {@code dx +=} with {@code accumulate}); dGamma += dy * xhat.
+     */
+    void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma, int cols,
+                         boolean accumulate) {
         long rows = x.numel() / cols;
         float[] gm = new float[cols];
         FloatRows.load(gamma, 0, gm, 0, cols);
@@ -136,13 +142,29 @@ final class NormKernels {
                         fmaInto(dyr, xr, pg[(int) grp], cols);
                     }
                     inputGradient(gr, xr, rs, 0f, mgx, cols);
-                    FloatRows.store(gr, 0, dx, r * cols, cols);
+                    storeInputGradient(gr, dyr, dx, r * cols, cols, accumulate);
                 }
             }
         });
         if (dGamma != null) {
             accumulate(pg, dGamma, cols);
         }
+    }
+
+    /**
+     * Writes row {@code g} to {@code dx} at {@code from}, or with {@code accumulate} adds it: rounded to
+     * dx's dtype first, so the bits are those of storing it and adding the stored row to dx
+     * ({@code Backend#layerNormBackwardAccumulate}). {@code scratch}: a free row.
+     */
+    private void storeInputGradient(float[] g, float[] scratch, Tensor dx, long from, int cols, boolean accumulate) {
+        if (accumulate) {
+            if (dx.dtype() != DType.F32) {
+                FloatRows.roundTo(dx.dtype(), g, cols);
+            }
+            FloatRows.load(dx, from, scratch, 0, cols);
+            VectorMath.axpy(vector, 1f, scratch, 0, g, 0, cols);
+        }
+        FloatRows.store(g, 0, dx, from, cols);
     }
 
     /** {@code x = (x - mu) * rs} (xhat) and {@code g = dy * gamma}. */

@@ -716,6 +716,17 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+                                            Tensor dGamma, Tensor dBeta) {
+        layers.layerNormBackwardAccumulate(dy, x, gamma, mean, rstd, dx, dGamma, dBeta);
+    }
+
+    @Override
+    public void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        layers.rmsNormBackwardAccumulate(dy, x, gamma, rstd, dx, dGamma);
+    }
+
+    @Override
     public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
         layers.rotaryForward(x, freqs, out);
     }

@@ -5,6 +5,9 @@ import static org.megatronj.memory.cuda.DeviceChecks.*;
 
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+
+import java.util.function.Consumer;
 
 /** LayerNorm, RMSNorm and rotary embeddings of {@link CudaBackend} ({@code norm.cu}, {@code rotary.cu}): checks and launches. */
 final class CudaNormOps {
@@ -24,6 +27,10 @@ final class CudaNormOps {
         long rows = x.numel() / Math.max(cols, 1);
         rowStats(op, rows, mean, rstd);
         backend.enter();
+        if (rowKernels(cols, x, gamma, beta, y)) {
+            forwardRows(op, x, gamma, beta, eps, y, mean, rstd, rows, cols);
+            return;
+        }
         backend.launch("megatron_layernorm_forward", rows, 1, threads(cols), 0, x.address(), code(op, x),
                 gamma.address(),
                 code(op, gamma), beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps,
@@ -42,6 +49,10 @@ final class CudaNormOps {
         paramGrad(op, "dGamma", dGamma, cols);
         paramGrad(op, "dBeta", dBeta, cols);
         backend.enter();
+        if (rowKernels(cols, dy, x, gamma, dx)) {
+            backwardRows(op, dy, x, gamma, mean, rstd, dx, false, dGamma, dBeta, rows, cols);
+            return;
+        }
         backend.launch("megatron_layernorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
                 x.address(), code(op, x),
                 gamma.address(), code(op, gamma), mean.address(), rstd.address(), dx.address(), code(op, dx), cols);
@@ -57,6 +68,10 @@ final class CudaNormOps {
         long rows = x.numel() / Math.max(cols, 1);
         rowStats(op, rows, null, rstd);
         backend.enter();
+        if (rowKernels(cols, x, gamma, y)) {
+            forwardRows(op, x, gamma, null, eps, y, null, rstd, rows, cols);
+            return;
+        }
         backend.launch("megatron_rmsnorm_forward", rows, 1, threads(cols), 0, x.address(), code(op, x),
                 gamma.address(), code(op, gamma),
                 eps, y.address(), code(op, y), rstd.address(), cols);
@@ -71,6 +86,10 @@ final class CudaNormOps {
         rowStats(op, rows, null, rstd);
         paramGrad(op, "dGamma", dGamma, cols);
         backend.enter();
+        if (rowKernels(cols, dy, x, gamma, dx)) {
+            backwardRows(op, dy, x, gamma, null, rstd, dx, false, dGamma, null, rows, cols);
+            return;
+        }
         backend.launch("megatron_rmsnorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
                 x.address(), code(op, x),
                 gamma.address(), code(op, gamma), rstd.address(), dx.address(), code(op, dx), cols);
@@ -78,6 +97,124 @@ final class CudaNormOps {
             paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), 0L, rstd.address(),
                     dGamma.address(), 0L);
         }
+    }
+
+    /**
+     * {@link CudaBackend#layerNormBackwardAccumulate}: dx += the norm's input gradient, in the row kernel
+     * where it applies, else written to a temporary and added.
+     */
+    void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+                                     Tensor dGamma, Tensor dBeta) {
+        String op = "layerNormBackwardAccumulate";
+        int cols = normArgs(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, mean, rstd);
+        paramGrad(op, "dGamma", dGamma, cols);
+        paramGrad(op, "dBeta", dBeta, cols);
+        backend.enter();
+        if (rowKernels(cols, dy, x, gamma, dx)) {
+            backwardRows(op, dy, x, gamma, mean, rstd, dx, true, dGamma, dBeta, rows, cols);
+        } else {
+            addThroughTemporary(dx, t -> layerNormBackward(dy, x, gamma, mean, rstd, t, dGamma, dBeta));
+        }
+    }
+
+    /** {@link CudaBackend#rmsNormBackwardAccumulate}, as {@link #layerNormBackwardAccumulate}. */
+    void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        String op = "rmsNormBackwardAccumulate";
+        int cols = normArgs(op, x, gamma, dx);
+        floating(op, "dy", dy);
+        sameShape(op, "x", x, "dy", dy);
+        long rows = x.numel() / Math.max(cols, 1);
+        rowStats(op, rows, null, rstd);
+        paramGrad(op, "dGamma", dGamma, cols);
+        backend.enter();
+        if (rowKernels(cols, dy, x, gamma, dx)) {
+            backwardRows(op, dy, x, gamma, null, rstd, dx, true, dGamma, null, rows, cols);
+        } else {
+            addThroughTemporary(dx, t -> rmsNormBackward(dy, x, gamma, rstd, t, dGamma));
+        }
+    }
+
+    /**
+     * {@code gradient} writes a temporary of dx's dtype and shape, which is then added to dx (the
+     * allocator frees in stream order: the memory is reused only by work queued after these kernels).
+     */
+    private void addThroughTemporary(Tensor dx, Consumer<Tensor> gradient) {
+        try (TensorArena scratch = TensorArena.named("norm-input-grad")) {
+            Tensor t = backend.allocate(scratch, dx.dtype(), dx.shape());
+            gradient.accept(t);
+            backend.add(dx, t, dx);
+        }
+    }
+
+    /** Hidden sizes the row kernels hold in registers: 256 x MJ_ROW_K in norm.cu. */
+    static final int ROW_KERNEL_MAX_COLS = 1024;
+    /** Warps per block of megatron_norm_forward_rows (one row each) and of megatron_norm_backward_rows (MJ_ROW_BWD_WARPS). */
+    private static final int FORWARD_ROW_WARPS = 8;
+    private static final int BACKWARD_ROW_WARPS = 4;
+    /** Blocks per SM of the persistent megatron_norm_backward_rows grid (its __launch_bounds__ minimum). */
+    private static final int BACKWARD_ROW_BLOCKS_PER_SM = 3;
+
+    /** Whether the warp-per-row kernels apply: cols a multiple of 8 up to ROW_KERNEL_MAX_COLS, tensors 16-byte aligned. */
+    static boolean rowKernels(int cols, Tensor... tensors) {
+        if (cols % 8 != 0 || cols > ROW_KERNEL_MAX_COLS) {
+            return false;
+        }
+        for (Tensor t : tensors) {
+            if (t != null && t.address() % 16 != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** megatron_norm_forward_rows: one warp per row; mean null for RMSNorm. */
+    private void forwardRows(String op, Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean,
+                             Tensor rstd, long rows, int cols) {
+        backend.launch("megatron_norm_forward_rows", (rows + FORWARD_ROW_WARPS - 1) / FORWARD_ROW_WARPS, 1,
+                FORWARD_ROW_WARPS * 32, 0, x.address(), code(op, x), gamma.address(), code(op, gamma),
+                beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps, y.address(), code(op, y),
+                mean == null ? 0L : mean.address(), rstd.address(), rows, cols);
+    }
+
+    /**
+     * megatron_norm_backward_rows: dx written or accumulated and, when a parameter gradient is wanted,
+     * its per-block partial sums in the same pass, reduced in order by megatron_norm_param_reduce. The
+     * grid is fixed per GPU and row count, so the results repeat bit for bit.
+     */
+    private void backwardRows(String op, Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+                              boolean accumulate, Tensor dGamma, Tensor dBeta, long rows, int cols) {
+        if (rows == 0) {
+            return;
+        }
+        long blocks = Math.min((rows + BACKWARD_ROW_WARPS - 1) / BACKWARD_ROW_WARPS,
+                (long) backend.multiprocessors() * BACKWARD_ROW_BLOCKS_PER_SM);
+        boolean params = dGamma != null || dBeta != null;
+        long bytes = params ? blocks * 2L * cols * Float.BYTES : 0;
+        long partial = params ? backend.temporary(bytes) : 0L;
+        try {
+            backend.launch("megatron_norm_backward_rows", blocks, 1, BACKWARD_ROW_WARPS * 32,
+                    params ? 2 * cols * Float.BYTES : 0, dy.address(), code(op, dy), x.address(), code(op, x),
+                    gamma.address(), code(op, gamma), mean == null ? 0L : mean.address(), rstd.address(), dx.address(),
+                    code(op, dx), accumulate ? 1 : 0, partial, rows, cols);
+            if (params) {
+                reduceParamGrads(partial, blocks, cols, dGamma == null ? 0L : dGamma.address(),
+                        dBeta == null ? 0L : dBeta.address());
+            }
+        } finally {
+            if (params) {
+                backend.release(partial, bytes);
+            }
+        }
+    }
+
+    /** megatron_norm_param_reduce: dGamma (+)= the slices' first halves, dBeta (+)= their second halves, in order. */
+    private void reduceParamGrads(long partial, long slices, int cols, long dGamma, long dBeta) {
+        backend.launch("megatron_norm_param_reduce", (cols + 31) / 32, 1, 256, 0, partial, (int) slices, cols, dGamma,
+                dBeta);
     }
 
     /** Chunks of 8 elements each thread of a norm kernel holds in registers ({@code MJ_NORM_K} in norm.cu). */
@@ -132,8 +269,7 @@ final class CudaNormOps {
         try {
             backend.launch("megatron_norm_param_partials", tiles, slices, PARTIAL_COLS, 0, dy, dyt, x, xt, mean, rstd,
                     partial, rows, cols, rowsPerSlice);
-            backend.launch("megatron_norm_param_reduce", (cols + CudaBackend.THREADS - 1) / CudaBackend.THREADS, 1,
-                    CudaBackend.THREADS, 0, partial, (int) slices, cols, dGamma, dBeta);
+            reduceParamGrads(partial, slices, cols, dGamma, dBeta);
         } finally {
             backend.release(partial, bytes);
         }

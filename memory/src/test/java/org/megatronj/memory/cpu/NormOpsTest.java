@@ -9,6 +9,7 @@ import org.megatronj.memory.TensorArena;
 import java.util.Random;
 import java.util.function.Function;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.megatronj.memory.cpu.OpTesting.assertClose;
 import static org.megatronj.memory.cpu.OpTesting.asStored;
 import static org.megatronj.memory.cpu.OpTesting.finiteDifferences;
@@ -126,6 +127,54 @@ class NormOpsTest {
             backend.layerNormBackward(dy, xt, gt, mean, rstd, dx, null, null);
             assertClose("layerNorm dx without param grads",
                     finiteDifferences(x, w, v -> layerNorm(v, g, null, cols, null)), dx, 1e-4, 1e-4);
+        }
+    }
+
+    /**
+     * The accumulating backward (a pre-norm block's input gradient added to the residual path's) gives
+     * the bits of the written backward into a tensor of dx's dtype followed by an add, in F32 and BF16,
+     * for LayerNorm and RMSNorm, parameter gradients included.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void accumulatingBackwardIsBackwardThenAdd(CpuBackend backend) {
+        int rows = 7, cols = 40;
+        Random rnd = OpTesting.random(13);
+        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+            try (TensorArena arena = new TensorArena("test")) {
+                Tensor x = tensor(arena, dt, gaussian(rnd, rows * cols, 1f), rows, cols);
+                Tensor gamma = tensor(arena, dt, gaussian(rnd, cols, 1f), cols);
+                Tensor beta = tensor(arena, dt, gaussian(rnd, cols, 1f), cols);
+                Tensor dy = tensor(arena, dt, gaussian(rnd, rows * cols, 1f), rows, cols);
+                float[] dx0 = gaussian(rnd, rows * cols, 1f);
+                float[] grad0 = gaussian(rnd, cols, 1f);
+                Tensor y = arena.allocate(dt, rows, cols);
+                Tensor mean = arena.allocate(DType.F32, rows);
+                Tensor rstd = arena.allocate(DType.F32, rows);
+                for (boolean rms : new boolean[] {false, true}) {
+                    Tensor expected = tensor(arena, dt, dx0, rows, cols);
+                    Tensor actual = tensor(arena, dt, dx0, rows, cols);
+                    Tensor normGrad = arena.allocate(dt, rows, cols);
+                    Tensor dGammaExpected = tensor(arena, DType.F32, grad0, cols);
+                    Tensor dGammaActual = tensor(arena, DType.F32, grad0, cols);
+                    Tensor dBetaExpected = tensor(arena, DType.F32, grad0, cols);
+                    Tensor dBetaActual = tensor(arena, DType.F32, grad0, cols);
+                    if (rms) {
+                        backend.rmsNormForward(x, gamma, EPS, y, rstd);
+                        backend.rmsNormBackward(dy, x, gamma, rstd, normGrad, dGammaExpected);
+                        backend.rmsNormBackwardAccumulate(dy, x, gamma, rstd, actual, dGammaActual);
+                    } else {
+                        backend.layerNormForward(x, gamma, beta, EPS, y, mean, rstd);
+                        backend.layerNormBackward(dy, x, gamma, mean, rstd, normGrad, dGammaExpected, dBetaExpected);
+                        backend.layerNormBackwardAccumulate(dy, x, gamma, mean, rstd, actual, dGammaActual, dBetaActual);
+                    }
+                    backend.add(expected, normGrad, expected);
+                    String what = (rms ? "rmsNorm " : "layerNorm ") + dt;
+                    assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), what + " dx");
+                    assertArrayEquals(dGammaExpected.toFloatArray(), dGammaActual.toFloatArray(), what + " dGamma");
+                    assertArrayEquals(dBetaExpected.toFloatArray(), dBetaActual.toFloatArray(), what + " dBeta");
+                }
+            }
         }
     }
 

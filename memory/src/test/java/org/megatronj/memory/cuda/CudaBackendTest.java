@@ -300,6 +300,66 @@ class CudaBackendTest {
         assertClose("dropout'", dx, 0);
     }
 
+    /**
+     * The norms at transformer widths: the warp-per-row kernels (768, 1024; 5000 rows, more than one
+     * pass of the persistent backward grid) and the block-per-row ones above 1024, each with dx written
+     * and accumulated (a pre-norm block's residual gradient), LayerNorm with and without beta, RMSNorm.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void normsAtTransformerWidths(DType dt) {
+        for (int cols : new int[] {768, 1024, 2048}) {
+            int rows = cols == 768 ? 5000 : 700;
+            for (boolean rms : new boolean[] {false, true}) {
+                for (boolean accumulate : new boolean[] {false, true}) {
+                    String what = (rms ? "rmsnorm" : "layernorm") + " h=" + cols + (accumulate ? " accumulate" : "");
+                    Pair x = random(dt, rows, cols);
+                    Pair gamma = random(dt, cols);
+                    Pair beta = rms || accumulate ? null : random(dt, cols);  // beta absent once for LayerNorm
+                    Pair y = poisoned(dt, rows, cols);
+                    Pair mean = rms ? null : poisoned(DType.F32, rows);
+                    Pair rstd = poisoned(DType.F32, rows);
+                    Pair dy = random(dt, rows, cols);
+                    Pair dx = accumulate ? random(dt, rows, cols) : poisoned(dt, rows, cols);
+                    Pair dGamma = random(DType.F32, cols);
+                    Pair dBeta = rms ? null : random(DType.F32, cols);
+                    if (rms) {
+                        both((be, g) -> be.rmsNormForward(side(x, g), side(gamma, g), 1e-5f, side(y, g), side(rstd, g)));
+                        both((be, g) -> {
+                            if (accumulate) {
+                                be.rmsNormBackwardAccumulate(side(dy, g), side(x, g), side(gamma, g), side(rstd, g),
+                                        side(dx, g), side(dGamma, g));
+                            } else {
+                                be.rmsNormBackward(side(dy, g), side(x, g), side(gamma, g), side(rstd, g), side(dx, g),
+                                        side(dGamma, g));
+                            }
+                        });
+                    } else {
+                        both((be, g) -> be.layerNormForward(side(x, g), side(gamma, g), side(beta, g), 1e-5f, side(y, g),
+                                side(mean, g), side(rstd, g)));
+                        both((be, g) -> {
+                            if (accumulate) {
+                                be.layerNormBackwardAccumulate(side(dy, g), side(x, g), side(gamma, g), side(mean, g),
+                                        side(rstd, g), side(dx, g), side(dGamma, g), side(dBeta, g));
+                            } else {
+                                be.layerNormBackward(side(dy, g), side(x, g), side(gamma, g), side(mean, g), side(rstd, g),
+                                        side(dx, g), side(dGamma, g), side(dBeta, g));
+                            }
+                        });
+                        assertClose(what + " mean", mean, 1e-5);
+                        if (dBeta != null) {
+                            assertClose(what + " dBeta", dBeta, 1e-5);
+                        }
+                    }
+                    assertClose(what + " y", y, tolerance(dt));
+                    assertClose(what + " rstd", rstd, 1e-5);
+                    assertClose(what + " dx", dx, Math.max(tolerance(dt), 1e-4));
+                    assertClose(what + " dGamma", dGamma, 1e-4);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
     void embeddingNormsRotary(DType dt) {

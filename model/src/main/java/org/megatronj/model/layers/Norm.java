@@ -53,4 +53,16 @@ public final class Norm {
             backend.rmsNormBackward(dy, x, weight.compute(), rstd, dx, weight.grad());
         }
     }
+
+    /**
+     * {@link #backward} with dx accumulated: {@code dx +=} the gradient reaching x through the norm
+     * (a pre-norm block's input, whose other path is the residual connection, one op instead of two).
+     */
+    public void backwardAccumulate(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor dx) {
+        if (kind == Normalization.LAYER_NORM) {
+            backend.layerNormBackwardAccumulate(dy, x, weight.compute(), mean, rstd, dx, weight.grad(), bias.grad());
+        } else {
+            backend.rmsNormBackwardAccumulate(dy, x, weight.compute(), rstd, dx, weight.grad());
+        }
+    }
 }

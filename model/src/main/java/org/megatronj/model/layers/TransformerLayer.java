@@ -97,13 +97,11 @@ public final class TransformerLayer {
         // parallelism shardA/shardB are hiddenA/hiddenB; with it the branches use hiddenB as full-length scratch.)
         Tensor dBranch = dropoutGrad(dx, ws.shardA(), mlpKey);
         mlp.backward(dBranch, a.ln2Out(), ws.shardB(), a, ws);                    // d ln2Out
-        preMlpLayernorm.backward(ws.shardB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), ws.shardA());
-        backend.add(dx, ws.shardA(), dx);
+        preMlpLayernorm.backwardAccumulate(ws.shardB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), dx);
         // Attention block.
         dBranch = dropoutGrad(dx, ws.shardA(), attentionKey);
         selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws, probsKey);  // d ln1Out
-        inputLayernorm.backward(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), ws.shardA());
-        backend.add(dx, ws.shardA(), dx);
+        inputLayernorm.backwardAccumulate(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), dx);
     }
 
     /** The key whose mask over this rank's rows of {@code shard} equals the single-rank mask of those rows. */
