@@ -341,13 +341,13 @@ extern "C" __global__ void __launch_bounds__(32 * MJ_PR_GROUPS) megatron_norm_pa
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row kernels for hidden sizes up to 256 * MJ_ROW_K (GPT-2 124M and 345M: 768, 1024): one warp per
-// row, the row in registers (lane l holds 8-element chunks l, l + 32, ...), warp shuffles only.
-// The block-per-row kernels above give a 768-wide row one 32-thread block, and the hardware keeps
-// at most 32 blocks per SM: the rows here pack 8 (forward) or 4 (backward) warps into a block.
-// Fast path only: cols % 8 == 0, cols <= 256 * MJ_ROW_K, every pointer 16-byte aligned
-// (CudaNormOps.rowKernels checks). mean null: RMSNorm (no centering, no beta).
-#define MJ_ROW_K 4
+// Row kernels for hidden sizes up to 256 K, K = 1..4 (GPT-2 124M and 345M: 768, 1024): one warp per
+// row, the row in registers (lane l holds 8-element chunks l, l + 32, ..., K per lane), warp shuffles
+// only. The block-per-row kernels above give a 768-wide row one 32-thread block, and the hardware
+// keeps at most 32 blocks per SM: the rows here pack 8 (forward) or 4 (backward) warps into a block.
+// Fast path only: cols % 8 == 0, 256 (K - 1) < cols <= 256 K, every pointer 16-byte aligned
+// (CudaNormOps.rowKernels picks K and checks). mean null: RMSNorm (no centering, no beta).
+// Kernels megatron_norm_{forward,backward}_rows_k{K}.
 
 __device__ __forceinline__ float mj_round(float v, int dt) {
     switch (dt) {
@@ -358,18 +358,19 @@ __device__ __forceinline__ float mj_round(float v, int dt) {
 }
 
 // y = (x - mean) * rstd * gamma + beta. Grid ceil(rows / warps per block), any block of whole warps.
-extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows(
-        const void* x, int xt, const void* gamma, int gt, const void* beta, int bt, float eps, void* y, int yt,
-        float* mean, float* rstd, i64 rows, int cols) {
+template <int K>
+__device__ __forceinline__ void mj_norm_forward_rows(const void* x, int xt, const void* gamma, int gt, const void* beta,
+                                                     int bt, float eps, void* y, int yt, float* mean, float* rstd,
+                                                     i64 rows, int cols) {
     const int lane = threadIdx.x & 31;
     const i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= rows) return;  // warp-uniform
     const int nch = cols / MJ_CHUNK;
     const bool centered = mean != nullptr;
-    float v[MJ_ROW_K][8];
+    float v[K][8];
     float s = 0.0f;
 #pragma unroll
-    for (int k = 0; k < MJ_ROW_K; k++) {
+    for (int k = 0; k < K; k++) {
         const int j = lane + 32 * k;
         if (j < nch) {
             mj_load8(x, row * nch + j, xt, v[k]);
@@ -380,7 +381,7 @@ extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows(
     const float mu = centered ? mj_warp_sum(s) / cols : 0.0f;
     float q = 0.0f;
 #pragma unroll
-    for (int k = 0; k < MJ_ROW_K; k++) {
+    for (int k = 0; k < K; k++) {
         if (lane + 32 * k < nch) {
 #pragma unroll
             for (int e = 0; e < 8; e++) {
@@ -391,7 +392,7 @@ extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows(
     }
     const float rs = rsqrtf(mj_warp_sum(q) / cols + eps);
 #pragma unroll
-    for (int k = 0; k < MJ_ROW_K; k++) {
+    for (int k = 0; k < K; k++) {
         const int j = lane + 32 * k;
         if (j < nch) {
             float g[8], b[8];
@@ -410,35 +411,46 @@ extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows(
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma (mean(g) dropped for RMSNorm),
 // written, or with accumulate added to dx (rounded to dx's dtype first: the same bits as writing it
-// and adding it to the old dx in a second kernel). With partial != null, the parameter gradients'
-// per-block sums partial[block][0][c] = sum dy * xhat, partial[block][1][c] = sum dy over the block's
-// rows, for megatron_norm_param_reduce: a persistent grid whose warps take rows warp, warp + all
-// warps, ..., so the summation order depends only on the grid (CudaNormOps fixes it per GPU).
-// Block MJ_ROW_BWD_WARPS warps; dynamic shared memory 2 * cols floats when partial != null.
+// and adding it to the old dx in a second kernel; the old dx is loaded with dy and x, so one memory
+// round trip per row). With partial != null, the parameter gradients' per-block sums
+// partial[block][0][c] = sum dy * xhat, partial[block][1][c] = sum dy over the block's rows, for
+// megatron_norm_param_reduce: a persistent grid whose warps take rows warp, warp + all warps, ...,
+// so the summation order depends only on the grid (CudaNormOps fixes it per GPU). Block
+// MJ_ROW_BWD_WARPS warps, MJ_ROW_BWD_BLOCKS(K) per SM; dynamic shared memory 2 * cols floats when
+// partial != null.
 #define MJ_ROW_BWD_WARPS 4
-extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, 3) megatron_norm_backward_rows(
-        const void* dy, int dyt, const void* x, int xt, const void* gamma, int gt, const float* mean, const float* rstd,
-        void* dx, int dxt, int accumulate, float* partial, i64 rows, int cols) {
+#define MJ_ROW_BWD_BLOCKS(K) ((K) == 1 ? 7 : (K) == 2 ? 4 : (K) == 3 ? 3 : 2)  // as registers allow (72, 122, 158, 203)
+template <int K>
+__device__ __forceinline__ void mj_norm_backward_rows(const void* dy, int dyt, const void* x, int xt, const void* gamma,
+                                                      int gt, const float* mean, const float* rstd, void* dx, int dxt,
+                                                      int accumulate, float* partial, i64 rows, int cols) {
     extern __shared__ float norm_smem[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nch = cols / MJ_CHUNK;
     const bool centered = mean != nullptr;
-    float pg[MJ_ROW_K][8], pb[MJ_ROW_K][8];
+    float pg[K][8], pb[K][8];
 #pragma unroll
-    for (int k = 0; k < MJ_ROW_K; k++)
+    for (int k = 0; k < K; k++)
 #pragma unroll
         for (int e = 0; e < 8; e++) pg[k][e] = pb[k][e] = 0.0f;
     for (i64 row = (i64)blockIdx.x * MJ_ROW_BWD_WARPS + warp; row < rows; row += (i64)gridDim.x * MJ_ROW_BWD_WARPS) {
         const float mu = centered ? mean[row] : 0.0f, rs = rstd[row];
-        float g[MJ_ROW_K][8], xh[MJ_ROW_K][8];
+        float g[K][8], xh[K][8], old[K][8];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int j = lane + 32 * k;
+            if (j < nch) {
+                mj_load8(dy, row * nch + j, dyt, g[k]);
+                mj_load8(x, row * nch + j, xt, xh[k]);
+                if (accumulate) mj_load8(dx, row * nch + j, dxt, old[k]);
+            }
+        }
         float sg = 0.0f, sgx = 0.0f;
 #pragma unroll
-        for (int k = 0; k < MJ_ROW_K; k++) {
+        for (int k = 0; k < K; k++) {
             const int j = lane + 32 * k;
             if (j < nch) {
                 float gm[8];
-                mj_load8(dy, row * nch + j, dyt, g[k]);
-                mj_load8(x, row * nch + j, xt, xh[k]);
                 mj_load8(gamma, j, gt, gm);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
@@ -454,16 +466,13 @@ extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, 3) megatron_
         const float meanG = centered ? mj_warp_sum(sg) / cols : 0.0f;
         const float meanGX = mj_warp_sum(sgx) / cols;
 #pragma unroll
-        for (int k = 0; k < MJ_ROW_K; k++) {
+        for (int k = 0; k < K; k++) {
             const int j = lane + 32 * k;
             if (j < nch) {
 #pragma unroll
-                for (int e = 0; e < 8; e++) g[k][e] = rs * (g[k][e] - meanG - xh[k][e] * meanGX);
-                if (accumulate) {
-                    float old[8];
-                    mj_load8(dx, row * nch + j, dxt, old);
-#pragma unroll
-                    for (int e = 0; e < 8; e++) g[k][e] = old[e] + mj_round(g[k][e], dxt);
+                for (int e = 0; e < 8; e++) {
+                    g[k][e] = rs * (g[k][e] - meanG - xh[k][e] * meanGX);
+                    if (accumulate) g[k][e] = old[k][e] + mj_round(g[k][e], dxt);
                 }
                 mj_store8(dx, row * nch + j, dxt, g[k]);
             }
@@ -474,7 +483,7 @@ extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, 3) megatron_
     for (int w = 0; w < MJ_ROW_BWD_WARPS; w++) {
         if (warp == w) {
 #pragma unroll
-            for (int k = 0; k < MJ_ROW_K; k++) {
+            for (int k = 0; k < K; k++) {
                 const int j = lane + 32 * k;
                 if (j < nch) {
 #pragma unroll
@@ -491,3 +500,20 @@ extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, 3) megatron_
     float* out = partial + (i64)blockIdx.x * 2 * cols;
     for (int c = threadIdx.x; c < 2 * cols; c += blockDim.x) out[c] = norm_smem[c];
 }
+
+#define MJ_NORM_ROW_KERNELS(K)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256) megatron_norm_forward_rows_k##K(                           \
+        const void* x, int xt, const void* gamma, int gt, const void* beta, int bt, float eps, void* y, int yt,    \
+        float* mean, float* rstd, i64 rows, int cols) {                                                           \
+        mj_norm_forward_rows<K>(x, xt, gamma, gt, beta, bt, eps, y, yt, mean, rstd, rows, cols);                  \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(MJ_ROW_BWD_WARPS * 32, MJ_ROW_BWD_BLOCKS(K))                     \
+        megatron_norm_backward_rows_k##K(const void* dy, int dyt, const void* x, int xt, const void* gamma, int gt, \
+                                         const float* mean, const float* rstd, void* dx, int dxt, int accumulate,  \
+                                         float* partial, i64 rows, int cols) {                                    \
+        mj_norm_backward_rows<K>(dy, dyt, x, xt, gamma, gt, mean, rstd, dx, dxt, accumulate, partial, rows, cols); \
+    }
+MJ_NORM_ROW_KERNELS(1)
+MJ_NORM_ROW_KERNELS(2)
+MJ_NORM_ROW_KERNELS(3)
+MJ_NORM_ROW_KERNELS(4)

@@ -104,6 +104,18 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * A linear layer whose output joins the residual stream: {@code y = residual + (x W^T + bias)}
+     * (Megatron's bias-add-residual without dropout), residual {@code [n, out]} of y's dtype and
+     * distinct from y. Exactly {@link #linearForward} then {@code add(y, residual, y)}; on the GPU
+     * one matmul that reads the residual as its C operand.
+     */
+    default void linearForwardAdd(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor y) {
+        TensorChecks.linearForwardAdd(x, weight, bias, residual, y);
+        linearForward(x, weight, bias, Activation.NONE, y, null);
+        add(y, residual, y);
+    }
+
+    /**
      * A linear layer's input gradient: {@code dx = dy W}, and when the layer's input was
      * {@code act(preActivation)}, times {@code act'(preActivation)}, making dx the gradient of
      * preActivation. dy {@code [n, out]}, weight {@code [out, in]} (dy's dtype), preActivation

@@ -99,6 +99,20 @@ public final class TensorChecks {
         activationInput(op, activation, preActivation, y, "y");
     }
 
+    /** {@link Backend#linearForwardAdd}'s arguments: those of linearForward, and residual [n, out] of y's dtype, not y. */
+    public static void linearForwardAdd(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor y) {
+        String op = "linearForwardAdd";
+        linearForward(x, weight, bias, Backend.Activation.NONE, y, null);
+        alive(op, "residual", residual);
+        sameShape(op, "y", y, "residual", residual);
+        if (residual.dtype() != y.dtype()) {
+            throw fail(op, "residual is " + residual.dtype() + " but y is " + y.dtype() + "; expected the same dtype");
+        }
+        if (residual.address() == y.address()) {
+            throw fail(op, "residual and y are the same tensor; expected distinct ones (y is written before the add)");
+        }
+    }
+
     /** {@link Backend#linearDgrad}'s arguments: dy [n, out], weight [out, in], preActivation and dx [n, in]. */
     public static void linearDgrad(Tensor dy, Tensor weight, Backend.Activation activation, Tensor preActivation, Tensor dx) {
         String op = "linearDgrad";

@@ -66,11 +66,18 @@ final class CublasLtGemm implements AutoCloseable {
      * One product: row-major shapes as Backend#gemm documents them, device addresses, optional batch.
      * {@code bias} (0 for none) is the bias or bias-gradient vector of {@code biasType};
      * {@code aux} (0 for none) the GELU pre-activation matrix of {@code auxType} with leading
-     * dimension {@code auxLd} elements (our c's column count, a multiple of 8).
+     * dimension {@code auxLd} elements (our c's column count, a multiple of 8). {@code d} (0: c itself)
+     * is where the result goes when c is only read, {@code d = alpha op(a) op(b) + beta c}: same shape
+     * and dtype as c, not overlapping it.
      */
     record Problem(boolean transA, boolean transB, long m, long n, long k, DType inType, DType outType,
                    long a, long b, long c, int batch, long strideA, long strideB, long strideC,
-                   Epilogue epilogue, long bias, DType biasType, long aux, DType auxType, long auxLd) {
+                   Epilogue epilogue, long bias, DType biasType, long aux, DType auxType, long auxLd, long d) {
+
+        /** The output address: d, or c when the product is in place. */
+        long output() {
+            return d == 0 ? c : d;
+        }
     }
 
     /**
@@ -167,10 +174,11 @@ final class CublasLtGemm implements AutoCloseable {
         alpha.set(ValueLayout.JAVA_FLOAT, 0, alphaValue);
         beta.set(ValueLayout.JAVA_FLOAT, 0, betaValue);
         MemorySegment c = MemorySegment.ofAddress(p.c());
+        MemorySegment d = MemorySegment.ofAddress(p.output());
         // The first call tries the candidates in heuristic order and keeps the first that runs.
         for (int i = Math.max(plan.chosen()[0], 0); ; i++) {
             int status = cublasLtMatmul(handle, plan.desc(), alpha, MemorySegment.ofAddress(p.b()), plan.first(),
-                    MemorySegment.ofAddress(p.a()), plan.second(), beta, c, plan.out(), c, plan.out(),
+                    MemorySegment.ofAddress(p.a()), plan.second(), beta, c, plan.out(), d, plan.out(),
                     plan.algorithms()[i], workspace, WORKSPACE_BYTES, stream.handle());
             if (status == CUBLAS_STATUS_SUCCESS()) {
                 plan.chosen()[0] = i;
@@ -194,7 +202,7 @@ final class CublasLtGemm implements AutoCloseable {
         return new Problem(p.transA(), p.transB(), p.m(), p.n(), p.k(), p.inType(), p.outType(), alignment(p.a()),
                 alignment(p.b()), alignment(p.c()), p.batch(), p.strideA(), p.strideB(), p.strideC(), p.epilogue(),
                 p.bias() == 0 ? 0 : alignment(p.bias()), p.biasType(), p.aux() == 0 ? 0 : alignment(p.aux()),
-                p.auxType(), p.auxLd());
+                p.auxType(), p.auxLd(), p.d() == 0 ? 0 : alignment(p.d()));
     }
 
     /** The cached plan of {@code p}'s key, made on first use; UNSUPPORTED only when {@code lenient}. */
@@ -255,7 +263,7 @@ final class CublasLtGemm implements AutoCloseable {
             setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES(), alignment(p.b()));
             setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES(), alignment(p.a()));
             setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES(), alignment(p.c()));
-            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), alignment(p.c()));
+            setPref(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES(), alignment(p.output()));
             // kept for the plan's lifetime: its algorithms are slices of it
             MemorySegment results = arena.allocate(cublasLtMatmulHeuristicResult_t.layout(), CANDIDATES);
             int status = cublasLtMatmulAlgoGetHeuristic(handle, desc, first, second, out, out, pref, CANDIDATES, results,

@@ -330,7 +330,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         CublasLtGemm.Problem p = new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(),
-                b.address(), c.address(), batch, m * k, k * n, m * n, Epilogue.NONE, 0, null, 0, null, 0);
+                b.address(), c.address(), batch, m * k, k * n, m * n, Epilogue.NONE, 0, null, 0, null, 0, 0);
         if (profiler != null) {
             profiler.begin(gemmLabel(p, beta), stream);
         }
@@ -371,6 +371,21 @@ public final class CudaBackend implements Backend {
             return;
         }
         Backend.super.linearForward(x, weight, bias, activation, y, preActivation);  // no epilogue fits: the ops one by one
+    }
+
+    /** y = residual + x W^T + bias as one matmul: the residual is cuBLASLt's C (beta 1), y its D. */
+    @Override
+    public void linearForwardAdd(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor y) {
+        TensorChecks.linearForwardAdd(x, weight, bias, residual, y);
+        onDevice("linearForwardAdd", "x", x, "weight", weight, "bias", bias, "residual", residual, "y", y);
+        CublasLtGemm.Problem p = linearProblem(false, true, x, weight, residual, bias == null ? Epilogue.NONE
+                : Epilogue.BIAS, bias, null);
+        if (p != null && fused(new CublasLtGemm.Problem(p.transA(), p.transB(), p.m(), p.n(), p.k(), p.inType(),
+                p.outType(), p.a(), p.b(), p.c(), p.batch(), p.strideA(), p.strideB(), p.strideC(), p.epilogue(),
+                p.bias(), p.biasType(), p.aux(), p.auxType(), p.auxLd(), y.address()), 1f, 1f)) {
+            return;
+        }
+        Backend.super.linearForwardAdd(x, weight, bias, residual, y);
     }
 
     @Override
@@ -437,7 +452,7 @@ public final class CudaBackend implements Backend {
         }
         return new CublasLtGemm.Problem(transA, transB, m, n, k, a.dtype(), c.dtype(), a.address(), b.address(),
                 c.address(), 1, m * k, k * n, m * n, e, bias, biasType, aux == null ? 0 : aux.address(),
-                aux == null ? null : aux.dtype(), aux == null ? 0 : n);
+                aux == null ? null : aux.dtype(), aux == null ? 0 : n, 0);
     }
 
     /** Runs {@code p} (profiled) and true, or false when p is null or cuBLASLt has no algorithm for it. */

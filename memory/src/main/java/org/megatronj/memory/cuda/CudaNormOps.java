@@ -150,13 +150,26 @@ final class CudaNormOps {
         }
     }
 
-    /** Hidden sizes the row kernels hold in registers: 256 x MJ_ROW_K in norm.cu. */
+    /** Hidden sizes the row kernels hold in registers: 256 K for the largest K compiled (norm.cu). */
     static final int ROW_KERNEL_MAX_COLS = 1024;
-    /** Warps per block of megatron_norm_forward_rows (one row each) and of megatron_norm_backward_rows (MJ_ROW_BWD_WARPS). */
+    /** Warps per block of megatron_norm_forward_rows_k* (one row each) and of megatron_norm_backward_rows_k* (MJ_ROW_BWD_WARPS). */
     private static final int FORWARD_ROW_WARPS = 8;
     private static final int BACKWARD_ROW_WARPS = 4;
-    /** Blocks per SM of the persistent megatron_norm_backward_rows grid (its __launch_bounds__ minimum). */
-    private static final int BACKWARD_ROW_BLOCKS_PER_SM = 3;
+
+    /** K of the row kernels for a row: 8-element chunks per lane, ceil(cols / 256). */
+    private static int rowChunks(int cols) {
+        return (cols + 255) / 256;
+    }
+
+    /** Blocks per SM of the persistent megatron_norm_backward_rows_k{K} grid: MJ_ROW_BWD_BLOCKS(K), as registers allow. */
+    private static int backwardRowBlocksPerSm(int k) {
+        return switch (k) {
+            case 1 -> 7;
+            case 2 -> 4;
+            case 3 -> 3;
+            default -> 2;
+        };
+    }
 
     /** Whether the warp-per-row kernels apply: cols a multiple of 8 up to ROW_KERNEL_MAX_COLS, tensors 16-byte aligned. */
     static boolean rowKernels(int cols, Tensor... tensors) {
@@ -171,17 +184,17 @@ final class CudaNormOps {
         return true;
     }
 
-    /** megatron_norm_forward_rows: one warp per row; mean null for RMSNorm. */
+    /** megatron_norm_forward_rows_k{K}: one warp per row; mean null for RMSNorm. */
     private void forwardRows(String op, Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean,
                              Tensor rstd, long rows, int cols) {
-        backend.launch("megatron_norm_forward_rows", (rows + FORWARD_ROW_WARPS - 1) / FORWARD_ROW_WARPS, 1,
+        backend.launch("megatron_norm_forward_rows_k" + rowChunks(cols), (rows + FORWARD_ROW_WARPS - 1) / FORWARD_ROW_WARPS, 1,
                 FORWARD_ROW_WARPS * 32, 0, x.address(), code(op, x), gamma.address(), code(op, gamma),
                 beta == null ? 0L : beta.address(), beta == null ? 0 : code(op, beta), eps, y.address(), code(op, y),
                 mean == null ? 0L : mean.address(), rstd.address(), rows, cols);
     }
 
     /**
-     * megatron_norm_backward_rows: dx written or accumulated and, when a parameter gradient is wanted,
+     * megatron_norm_backward_rows_k{K}: dx written or accumulated and, when a parameter gradient is wanted,
      * its per-block partial sums in the same pass, reduced in order by megatron_norm_param_reduce. The
      * grid is fixed per GPU and row count, so the results repeat bit for bit.
      */
@@ -190,13 +203,14 @@ final class CudaNormOps {
         if (rows == 0) {
             return;
         }
+        int k = rowChunks(cols);
         long blocks = Math.min((rows + BACKWARD_ROW_WARPS - 1) / BACKWARD_ROW_WARPS,
-                (long) backend.multiprocessors() * BACKWARD_ROW_BLOCKS_PER_SM);
+                (long) backend.multiprocessors() * backwardRowBlocksPerSm(k));
         boolean params = dGamma != null || dBeta != null;
         long bytes = params ? blocks * 2L * cols * Float.BYTES : 0;
         long partial = params ? backend.temporary(bytes) : 0L;
         try {
-            backend.launch("megatron_norm_backward_rows", blocks, 1, BACKWARD_ROW_WARPS * 32,
+            backend.launch("megatron_norm_backward_rows_k" + k, blocks, 1, BACKWARD_ROW_WARPS * 32,
                     params ? 2 * cols * Float.BYTES : 0, dy.address(), code(op, dy), x.address(), code(op, x),
                     gamma.address(), code(op, gamma), mean == null ? 0L : mean.address(), rstd.address(), dx.address(),
                     code(op, dx), accumulate ? 1 : 0, partial, rows, cols);

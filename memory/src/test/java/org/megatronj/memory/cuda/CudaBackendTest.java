@@ -301,15 +301,15 @@ class CudaBackendTest {
     }
 
     /**
-     * The norms at transformer widths: the warp-per-row kernels (768, 1024; 5000 rows, more than one
-     * pass of the persistent backward grid) and the block-per-row ones above 1024, each with dx written
+     * The norms at transformer widths: the warp-per-row kernels (136 to 1024; 5000 rows, more than one
+     * pass of the persistent backward grid up to 768) and the block-per-row ones above 1024, each with dx written
      * and accumulated (a pre-norm block's residual gradient), LayerNorm with and without beta, RMSNorm.
      */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
     void normsAtTransformerWidths(DType dt) {
-        for (int cols : new int[] {768, 1024, 2048}) {
-            int rows = cols == 768 ? 5000 : 700;
+        for (int cols : new int[] {136, 392, 768, 1024, 2048}) {  // the row kernels' K = 1..4, then the block kernels
+            int rows = cols <= 768 ? 5000 : 700;
             for (boolean rms : new boolean[] {false, true}) {
                 for (boolean accumulate : new boolean[] {false, true}) {
                     String what = (rms ? "rmsnorm" : "layernorm") + " h=" + cols + (accumulate ? " accumulate" : "");
@@ -579,6 +579,27 @@ class CudaBackendTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * linearForwardAdd (a layer feeding the residual stream) against the CPU's linearForward + add:
+     * on the GPU one matmul reading the residual as C and writing y as D; the residual is left as it was.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void linearForwardAddReadsTheResidualAsC(DType dt) {
+        long n = 48, in = 64, out = 80;
+        for (boolean withBias : new boolean[] {true, false}) {
+            String what = "linearForwardAdd" + (withBias ? " +bias" : "");
+            Pair x = random(dt, n, in);
+            Pair w = random(dt, out, in);
+            Pair bias = withBias ? random(dt, out) : null;
+            Pair residual = random(dt, n, out);
+            Pair y = poisoned(dt, n, out);
+            both((be, g) -> be.linearForwardAdd(side(x, g), side(w, g), side(bias, g), side(residual, g), side(y, g)));
+            assertClose(what + " y", y, linearTolerance(dt));
+            assertClose(what + " residual unchanged", residual, 0);
         }
     }
 

@@ -70,6 +70,16 @@ public sealed class Linear permits ColumnParallelLinear, RowParallelLinear {
                 preActivation == null ? null : preActivation.reshape(-1, outFeatures()));
     }
 
+    /**
+     * {@code y = residual + x W^T + b} (y written, residual {@code [..., out]} another tensor): the layer
+     * feeding a residual stream, one op ({@link Backend#linearForwardAdd}; on a GPU the residual is the
+     * GEMM's C operand).
+     */
+    public void forwardAdd(Tensor x, Tensor residual, Tensor y) {
+        backend.linearForwardAdd(x.reshape(-1, inFeatures()), weight.compute(), bias == null ? null : bias.compute(),
+                residual.reshape(-1, outFeatures()), y.reshape(-1, outFeatures()));
+    }
+
     /** From dy {@code [..., out]} and the forward input x: dW, db accumulate; dx {@code [..., in]} written unless null. */
     public void backward(Tensor dy, Tensor x, Tensor dx) {
         backward(dy, x, dx, Activation.NONE, null);

@@ -44,6 +44,14 @@ public final class Mlp {
      * the full-length scratch of fc2's partial product.
      */
     public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws) {
+        forward(x, null, out, a, ws);
+    }
+
+    /**
+     * As {@link #forward(Tensor, Tensor, LayerActivations, Workspace)}; with a {@code residual} (not
+     * under sequence parallelism) {@code out = residual + mlp(x)}, the add folded into fc2.
+     */
+    public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws) {
         if (swiglu) {
             linearFc1.forward(x, a.fc1Out());                  // [s, b, 2 ffn]
             backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
@@ -52,6 +60,8 @@ public final class Mlp {
         }
         if (linearFc2.sequenceParallel()) {
             ((RowParallelLinear) linearFc2).forwardSequenceParallel(a.actOut(), ws.hiddenB(), out);
+        } else if (residual != null) {
+            linearFc2.forwardAdd(a.actOut(), residual, out);   // [s, b, h] = residual + fc2(actOut)
         } else {
             linearFc2.forward(a.actOut(), out);                // [s, b, h]
         }

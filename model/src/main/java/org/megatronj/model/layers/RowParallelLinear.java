@@ -48,6 +48,13 @@ public final class RowParallelLinear extends Linear {
         }
     }
 
+    /** The sum over ranks and the bias come between the product and the residual: {@link #forward}, then the add. */
+    @Override
+    public void forwardAdd(Tensor x, Tensor residual, Tensor y) {
+        forward(x, y);
+        backend.add(y, residual, y);
+    }
+
     private void noActivation(Activation activation) {
         if (activation != Activation.NONE) {
             throw new IllegalArgumentException(weight.name() + " is row-parallel: its output is summed over the ranks "

@@ -64,6 +64,16 @@ public final class SelfAttention {
      */
     public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
                         DropoutKey probsKey) {
+        forward(x, null, out, a, ws, cache, start, probsKey);
+    }
+
+    /**
+     * As {@link #forward(Tensor, Tensor, LayerActivations, Workspace, KvSlot, int, DropoutKey)}; with a
+     * {@code residual} (not under sequence parallelism) {@code out = residual + attention(x)}, the add
+     * folded into linear_proj.
+     */
+    public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
+                        DropoutKey probsKey) {
         if (readsFusedQkv(a, cache, probsKey)) {
             linearQkv.forward(x, a.qkv());                                // [s, b, (np + 2ng) d], kept for backward
             backend.attentionForwardFusedQkv(a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(), a.lseShaped(),
@@ -73,6 +83,8 @@ public final class SelfAttention {
         }
         if (linearProj.sequenceParallel()) {
             ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
+        } else if (residual != null) {
+            linearProj.forwardAdd(a.attnOut(), residual, out);          // [s, b, h] = residual + proj(attnOut)
         } else {
             linearProj.forward(a.attnOut(), out);                        // [s, b, h]
         }

@@ -66,11 +66,24 @@ public final class TransformerLayer {
             return;
         }
         inputLayernorm.forward(input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd());
-        selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey);     // [s, b, h]
-        dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
+        if (drops(attentionKey)) {
+            selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey);     // [s, b, h]
+            dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
+        } else {                                                                  // the residual add in linear_proj
+            selfAttention.forward(a.ln1Out(), input, a.afterAttention(), a, ws, cache, start, probsKey);
+        }
         preMlpLayernorm.forward(a.afterAttention(), a.ln2Out(), a.ln2Mean(), a.ln2Rstd());
-        mlp.forward(a.ln2Out(), ws.hiddenA(), a);                                  // [s, b, h]
-        dropoutAdd(ws.hiddenA(), a.afterAttention(), output, mlpKey);
+        if (drops(mlpKey)) {
+            mlp.forward(a.ln2Out(), ws.hiddenA(), a);                              // [s, b, h]
+            dropoutAdd(ws.hiddenA(), a.afterAttention(), output, mlpKey);
+        } else {                                                                  // the residual add in linear_fc2
+            mlp.forward(a.ln2Out(), a.afterAttention(), output, a, null);
+        }
+    }
+
+    /** Whether a branch output is dropped out before its residual add (training with --hidden-dropout > 0). */
+    private boolean drops(DropoutKey key) {
+        return key != null && hiddenDropout > 0;
     }
 
     /** input, output {@code [s/t, b, h]}; ws.shardA/B are shard scratch, ws.hiddenB full-length scratch. */
@@ -111,7 +124,7 @@ public final class TransformerLayer {
 
     /** out = residual + dropout(branch) (Megatron's bias-dropout-add; the bias is already in branch). */
     private void dropoutAdd(Tensor branch, Tensor residual, Tensor out, DropoutKey key) {
-        if (key != null && hiddenDropout > 0) {
+        if (drops(key)) {
             backend.dropoutForward(branch, out, hiddenDropout, key.seed(), key.offset());
             backend.add(out, residual, out);
         } else {
@@ -121,7 +134,7 @@ public final class TransformerLayer {
 
     /** The gradient reaching the branch output: dropout's backward of dOut into scratch, or dOut itself. */
     private Tensor dropoutGrad(Tensor dOut, Tensor scratch, DropoutKey key) {
-        if (key != null && hiddenDropout > 0) {
+        if (drops(key)) {
             backend.dropoutBackward(dOut, scratch, hiddenDropout, key.seed(), key.offset());
             return scratch;
         }
