@@ -143,6 +143,20 @@ public final class GpuKernelReport {
                         () -> gpu.multiTensorAdamW(pList, gList, mList, vList, wd, 1e-4f, 0.9f, 0.95f, 1e-8f, 1, 0.999f, copies));
                 rows.add(new Row("multiTensorAdamW, scale + cast bf16 fused", params + " params", fused, 0, 30.0 * params));
             }
+            long vocab = 50304; // GPT-2's padded vocabulary, over the same 8192 tokens
+            try (TensorArena a = TensorArena.named("cross-entropy")) {
+                Tensor logits = random(gpu, a, rnd, DType.BF16, tokens, vocab);
+                Tensor rowMax = gpu.allocate(a, DType.F32, tokens);
+                Tensor sumExp = gpu.allocate(a, DType.F32, tokens);
+                double bytes = 2.0 * tokens * vocab;
+                Timing two = time(gpu, r, () -> {
+                    gpu.crossEntropyRowMax(logits, rowMax);
+                    gpu.crossEntropySumExp(logits, rowMax, sumExp);
+                });
+                rows.add(new Row("ce rowMax, sumExp bf16 (two passes)", tokens + "x" + vocab, two, 0, 2 * bytes));
+                Timing one = time(gpu, r, () -> gpu.crossEntropyRowMaxSumExp(logits, rowMax, sumExp));
+                rows.add(new Row("ce rowMax + sumExp bf16 (one pass)", tokens + "x" + vocab, one, 0, bytes));
+            }
             write(out, gpu.toString(), rows);
         }
     }

@@ -767,6 +767,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        losses.crossEntropyRowMaxSumExp(logits, rowMax, sumExp);
+    }
+
+    @Override
     public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
         losses.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
     }

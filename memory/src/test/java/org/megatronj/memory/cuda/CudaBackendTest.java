@@ -455,6 +455,46 @@ class CudaBackendTest {
         assertClose("logSoftmax", logp, 1e-5);
     }
 
+    /**
+     * crossEntropyRowMaxSumExp reads each row once (an online softmax) where the CPU's and the
+     * GPU's two pieces read it twice: the row max exactly, the sum of exps to fp32 rounding (1e-5
+     * per row against the GPU's two pieces, as the CPU test of the pieces). GPT-2's padded
+     * vocabulary, its unpadded one and a small odd one (rows start at every alignment, so heads and
+     * tails take the scalar path); logits in [-4, 4) plus a drift up or down the row, so the running
+     * max of a thread keeps growing (rescaling) or is found early.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void crossEntropyRowMaxSumExpInOnePass(DType dt) {
+        for (int v : new int[] {50304, 50257, 999}) {
+            int n = 24;
+            Tensor h = arena.allocate(dt, n, v);
+            for (int r = 0; r < n; r++) {
+                float drift = (r % 3 - 1) * 6f; // down, flat, up
+                for (int c = 0; c < v; c++) {
+                    h.setFloat((long) r * v + c, (rnd.nextFloat() * 2 - 1) * 4 + drift * c / v);
+                }
+            }
+            Pair logits = upload(h);
+            Pair rowMax = poisoned(DType.F32, n);
+            Pair sumExp = poisoned(DType.F32, n);
+            both((be, g) -> be.crossEntropyRowMaxSumExp(side(logits, g), side(rowMax, g), side(sumExp, g)));
+            assertClose("rowMax v=" + v, rowMax, 0);
+            assertClose("sumExp v=" + v, sumExp, 1e-5);
+            Tensor twoPassMax = poisoned(DType.F32, n).gpu();
+            Tensor twoPassSum = poisoned(DType.F32, n).gpu();
+            gpu.crossEntropyRowMax(logits.gpu(), twoPassMax);
+            gpu.crossEntropySumExp(logits.gpu(), twoPassMax, twoPassSum);
+            assertArrayEquals(download(twoPassMax), download(rowMax.gpu()), "rowMax v=" + v + ": one pass vs two");
+            float[] expected = download(twoPassSum);
+            float[] actual = download(sumExp.gpu());
+            for (int r = 0; r < n; r++) {
+                assertEquals(expected[r], actual[r], 1e-5 * expected[r],
+                        "sumExp v=" + v + " row " + r + ": one pass vs two (seed " + seed + ")");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- fused linear layers (cuBLASLt epilogues)
 
     /** F32 gets 2e-5: the fused gelu is computed from the fp32 sum (the CPU's from the stored pre). */
