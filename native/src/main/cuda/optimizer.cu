@@ -5,11 +5,17 @@
 // pointer is 16-byte aligned, a scalar tail; grid-stride, any grid.
 #include "common.cuh"
 
+// One element. Every rounding is spelled out: left to itself nvcc contracts b1 m + (1 - b1) g into an fma
+// around whichever product the surrounding code suggests, so the float4 path, the scalar tail and each kernel
+// rounded differently (seen in the H100 SASS). These are the fmas the float4 paths had chosen, so their results
+// are unchanged and every path and kernel now gives the same bits.
 __device__ __forceinline__ void mj_adamw1(float& p, float g, float& m, float& v, float lr, float beta1, float beta2,
                                           float eps, float weightDecay, float bc1, float bc2) {
-    m = beta1 * m + (1.0f - beta1) * g;
-    v = beta2 * v + (1.0f - beta2) * g * g;
-    p = p - lr * ((m / bc1) / (sqrtf(v / bc2) + eps) + weightDecay * p);
+    m = __fmaf_rn(1.0f - beta1, g, __fmul_rn(beta1, m));
+    v = __fmaf_rn(g, __fmul_rn(1.0f - beta2, g), __fmul_rn(beta2, v));
+    float step = __fdiv_rn(__fdiv_rn(m, bc1), __fadd_rn(__fsqrt_rn(__fdiv_rn(v, bc2)), eps));
+    float update = __fmaf_rn(p, weightDecay, step);  // + wd p
+    p = __fmaf_rn(-update, lr, p);
 }
 
 // bc1 = 1 - beta1^step, bc2 = 1 - beta2^step computed on the host (in double, then float).
