@@ -81,7 +81,7 @@ public final class GptTraining {
      *
      * <p>With AdamW the clip's scaling and the cast are folded into the optimizer's one pass over
      * the parameters ({@link AdamW#step(float, float, List)}), the same bits as the separate
-     * passes SGD keeps: the clip coefficient waits in {@link #pendingGradScale} for the step, so
+     * passes SGD keeps: the clip coefficient waits in {@code pendingGradScale} for the step, so
      * between {@link #clipGradNorm} and {@link #step} the gradients are not yet scaled.
      */
     public static final class ModelOptimizer implements TrainingOptimizer, AutoCloseable {
