@@ -63,6 +63,54 @@ extern "C" __global__ void megatron_ce_sum_exp(const void* logits, int lt, const
     if (threadIdx.x == 0) sumExp[blockIdx.x] = s;
 }
 
+// Online softmax (as FlashAttention): a thread's running max m of the elements it has seen, and
+// s = sum of exp(x - m) over them, rescaled by exp(m_old - m_new) when m grows. Until m is finite
+// (only -inf seen) s stays 0, so -inf logits add nothing, as in megatron_ce_sum_exp.
+__device__ __forceinline__ void mj_online_max(float& m, float& s, float x) {
+    if (x > m) {
+        s *= expf(m - x);
+        m = x;
+    }
+}
+
+__device__ __forceinline__ void mj_online_add(float& m, float& s, float x) {
+    mj_online_max(m, s, x);
+    if (m != -INFINITY) s += expf(x - m);
+}
+
+// megatron_ce_row_max and megatron_ce_sum_exp in one read of the row (crossEntropyRowMaxSumExp, for a
+// vocabulary held whole): each 8-element chunk raises m by its max first (one rescale per chunk, not per
+// element), then adds its 8 exps; the block rescales each thread's s to the row max and sums. rowMax is
+// the same max; sumExp differs from the two-pass sum by the rescaling's rounding (a few ulps per term).
+// A row of only -inf gets sumExp 0 where the two passes give NaN (exp(-inf - -inf)); its loss is not finite either way.
+extern "C" __global__ void megatron_ce_row_max_sum_exp(const void* logits, int lt, float* rowMax, float* sumExp,
+                                                       int v) {
+    i64 base = (i64)blockIdx.x * v;
+    float m = -INFINITY, s = 0.0f;
+    int nch, h = mj_row_split(logits, base, v, lt, nch);
+    const void* q = mj_offset(logits, base + h, lt);
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        float x[8];
+        mj_load8(q, c, lt, x);
+        float cm = x[0];
+#pragma unroll
+        for (int e = 1; e < 8; e++) cm = fmaxf(cm, x[e]);
+        mj_online_max(m, s, cm);
+        if (m != -INFINITY) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += expf(x[e] - m);
+        }
+    }
+    for (int c = threadIdx.x; c < h; c += blockDim.x) mj_online_add(m, s, mj_load(logits, base + c, lt));
+    for (int c = h + nch * MJ_CHUNK + threadIdx.x; c < v; c += blockDim.x) mj_online_add(m, s, mj_load(logits, base + c, lt));
+    float rm = mj_block_max(m);
+    s = mj_block_sum(m == -INFINITY ? 0.0f : s * expf(m - rm));
+    if (threadIdx.x == 0) {
+        rowMax[blockIdx.x] = rm;
+        sumExp[blockIdx.x] = s;
+    }
+}
+
 extern "C" __global__ void megatron_ce_loss(const float* rowMax, const float* sumExp, const float* targetLogit,
                                             float* loss, i64 n) {
     MJ_FOR(i, n) loss[i] = logf(sumExp[i]) + rowMax[i] - targetLogit[i];

@@ -310,6 +310,8 @@ static void crossEntropy(long long n, int v, int dt, int off, bool timed) {
     megatron_ce_row_max<<<n, T>>>(l, dt, mx, v); megatron_ce_sum_exp<<<n, T>>>(l, dt, mx, se, v);
     r_ce<<<gridFor(n), 64>>>(l, dt, tg, 0, mxr, ser, n, v);
     check("ce row max", mx, mxr, MJ_F32, n, 0.0); check("ce sum exp", se, ser, MJ_F32, n, 1e-5);
+    poison(mx, MJ_F32, n); poison(se, MJ_F32, n); megatron_ce_row_max_sum_exp<<<n, T>>>(l, dt, mx, se, v);
+    check("ce row max (one pass)", mx, mxr, MJ_F32, n, 0.0); check("ce sum exp (one pass)", se, ser, MJ_F32, n, 1e-5);
     poison(d, dt, N); megatron_ce_backward<<<n, T>>>(l, dt, tg, 0, mx, se, dl, d, dt, v);
     r_ce_b<<<gridFor(N), T>>>(l, dt, tg, 0, mx, se, dl, dr, dt, n, v); check("ce backward", d, dr, dt, N, std::max(tolFor(dt), 1e-5));
     poison(lp, MJ_F32, N); megatron_log_softmax<<<n, T>>>(l, dt, 0.7f, lp, v); r_logsm<<<gridFor(n), 64>>>(l, dt, 0.7f, lpr, n, v);
@@ -319,6 +321,7 @@ static void crossEntropy(long long n, int v, int dt, int off, bool timed) {
     double B = (double)N * esize(dt);
     timeit("ce row max", B, [&] { megatron_ce_row_max<<<n, T>>>(l, dt, mx, v); });
     timeit("ce sum exp", B, [&] { megatron_ce_sum_exp<<<n, T>>>(l, dt, mx, se, v); });
+    timeit("ce row max + sum exp (one pass)", B, [&] { megatron_ce_row_max_sum_exp<<<n, T>>>(l, dt, mx, se, v); });
     timeit("ce backward", 2 * B, [&] { megatron_ce_backward<<<n, T>>>(l, dt, tg, 0, mx, se, dl, d, dt, v); });
     timeit("log_softmax (f32 out)", 2 * B + 4.0 * N, [&] { megatron_log_softmax<<<n, T>>>(l, dt, 0.7f, lp, v); });
 }

@@ -426,13 +426,46 @@ public interface Backend extends AutoCloseable {
      * list (same length) and {@code weightDecays[i]} make one {@code adamW} call, with the same
      * results bit for bit. The GPU walks all tensors in one launch.
      */
-default void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
-                          List<Tensor> expAvgSqs, float[] weightDecays,
-                          float lr, float beta1, float beta2, float eps, long step) {
-        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step);
-        for (int i = 0; i < params.size(); i++) {
-            adamW(params.get(i), grads.get(i), expAvgs.get(i), expAvgSqs.get(i), lr, beta1, beta2, eps, weightDecays[i],
-                    step);
+    default void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
+                                  List<Tensor> expAvgSqs, float[] weightDecays,
+                                  float lr, float beta1, float beta2, float eps, long step) {
+        multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, lr, beta1, beta2, eps, step, 1f, null);
+    }
+
+    /**
+     * {@link #multiTensorAdamW} with the gradient clip before it and the refresh of the 16-bit
+     * compute weights after it folded in, so that the step reads the gradients and writes the
+     * weights once: each gradient element is used as {@code g * gradScale} (rounded to F32), and
+     * when {@code computeCopies} is not null its element i (F32, BF16 or F16, the size of
+     * {@code params[i]}) receives the updated {@code params[i]} rounded to nearest even. The same
+     * bits as {@code scale(grads[i], gradScale)}, the step, then {@code cast(params[i],
+     * computeCopies[i])}, except that the gradients are left as they were.
+     *
+     * <p>This default, for any backend, steps on a scaled copy of each gradient and casts after;
+     * the CPU and CUDA backends do it all in the one pass.
+     */
+    default void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
+                                  List<Tensor> expAvgSqs, float[] weightDecays,
+                                  float lr, float beta1, float beta2, float eps, long step,
+                                  float gradScale, List<Tensor> computeCopies) {
+        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step, computeCopies);
+        long largest = grads.stream().mapToLong(Tensor::numel).max().orElse(0);
+        try (TensorArena arena = TensorArena.named("adamw-scaled-grad")) {
+            Tensor scaled = gradScale == 1f ? null : allocate(arena, DType.F32, largest);
+            for (int i = 0; i < params.size(); i++) {
+                Tensor grad = grads.get(i);
+                if (scaled != null) {
+                    grad = scaled.view(0, grad.numel());
+                    copy(grads.get(i), grad);
+                    scale(grad, gradScale);
+                }
+                adamW(params.get(i), grad, expAvgs.get(i), expAvgSqs.get(i), lr, beta1, beta2, eps, weightDecays[i],
+                        step);
+                if (computeCopies != null) {
+                    cast(params.get(i), computeCopies.get(i));
+                }
+            }
+            synchronize(); // the scaled copy is freed when the arena closes
         }
     }
 

@@ -184,9 +184,13 @@ public final class TensorChecks {
         }
     }
 
-    /** {@link Backend#multiTensorAdamW}'s lists: equal lengths, and each tensor's grad and moments of its size. */
+    /**
+     * {@link Backend#multiTensorAdamW}'s lists: equal lengths, and each tensor's grad, moments and
+     * compute copy (when {@code computeCopies} is not null) of its size.
+     */
     public static void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs,
-                                        List<Tensor> expAvgSqs, float[] weightDecays, long step) {
+                                        List<Tensor> expAvgSqs, float[] weightDecays, long step,
+                                        List<Tensor> computeCopies) {
         String op = "multiTensorAdamW";
         int n = params.size();
         if (grads.size() != n || expAvgs.size() != n || expAvgSqs.size() != n || weightDecays.length != n) {
@@ -205,6 +209,17 @@ public final class TensorChecks {
             sameNumel(op, "params" + at, params.get(i), "grads" + at, grads.get(i));
             sameNumel(op, "params" + at, params.get(i), "expAvgs" + at, expAvgs.get(i));
             sameNumel(op, "params" + at, params.get(i), "expAvgSqs" + at, expAvgSqs.get(i));
+        }
+        if (computeCopies == null) {
+            return;
+        }
+        if (computeCopies.size() != n) {
+            throw fail(op, n + " params but " + computeCopies.size() + " computeCopies; expected equal counts");
+        }
+        for (int i = 0; i < n; i++) {
+            String name = "computeCopies[" + i + "]";
+            floatingDtype(op, name, alive(op, name, computeCopies.get(i)));
+            sameNumel(op, "params[" + i + "]", params.get(i), name, computeCopies.get(i));
         }
     }
 }

@@ -488,8 +488,9 @@ public final class GPTModel implements AutoCloseable {
 
     /**
      * Casts the F32 main weights into the compute copy the layers read (one op over the flat
-     * store; nothing in fp32). The optimizer adapters call it after every step, the trainer after
-     * a checkpoint load; anything else that writes {@link Parameter#data()} must call it too.
+     * store; nothing in fp32). The optimizer adapters call it after every step (with AdamW the step
+     * writes the copy itself), the trainer after a checkpoint load; anything else that writes
+     * {@link Parameter#data()} must call it too.
      */
     public void refreshComputeWeights() {
         params.refreshComputeWeights(backend);

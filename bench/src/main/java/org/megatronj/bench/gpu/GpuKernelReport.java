@@ -127,6 +127,35 @@ public final class GpuKernelReport {
                 Tensor v = gpu.allocate(a, DType.F32, params);
                 Timing ms = time(gpu, r, () -> gpu.adamW(p, gr, m, v, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1));
                 rows.add(new Row("adamW fp32", params + " params", ms, 0, 7.0 * 4 * params));
+                // A bf16 training step's optimizer: the clip's scale and the compute-weight cast as passes of their
+                // own (8 + 28 + 6 bytes a parameter), and folded into the AdamW launch (28 + 2).
+                Tensor copy = gpu.allocate(a, DType.BF16, params);
+                List<Tensor> pList = List.of(p), gList = List.of(gr), mList = List.of(m), vList = List.of(v);
+                float[] wd = {0.1f};
+                Timing separate = time(gpu, r, () -> {
+                    gpu.scale(gr, 0.999f);
+                    gpu.multiTensorAdamW(pList, gList, mList, vList, wd, 1e-4f, 0.9f, 0.95f, 1e-8f, 1);
+                    gpu.cast(p, copy);
+                });
+                rows.add(new Row("scale + multiTensorAdamW + cast bf16", params + " params", separate, 0, 42.0 * params));
+                List<Tensor> copies = List.of(copy);
+                Timing fused = time(gpu, r,
+                        () -> gpu.multiTensorAdamW(pList, gList, mList, vList, wd, 1e-4f, 0.9f, 0.95f, 1e-8f, 1, 0.999f, copies));
+                rows.add(new Row("multiTensorAdamW, scale + cast bf16 fused", params + " params", fused, 0, 30.0 * params));
+            }
+            long vocab = 50304; // GPT-2's padded vocabulary, over the same 8192 tokens
+            try (TensorArena a = TensorArena.named("cross-entropy")) {
+                Tensor logits = random(gpu, a, rnd, DType.BF16, tokens, vocab);
+                Tensor rowMax = gpu.allocate(a, DType.F32, tokens);
+                Tensor sumExp = gpu.allocate(a, DType.F32, tokens);
+                double bytes = 2.0 * tokens * vocab;
+                Timing two = time(gpu, r, () -> {
+                    gpu.crossEntropyRowMax(logits, rowMax);
+                    gpu.crossEntropySumExp(logits, rowMax, sumExp);
+                });
+                rows.add(new Row("ce rowMax, sumExp bf16 (two passes)", tokens + "x" + vocab, two, 0, 2 * bytes));
+                Timing one = time(gpu, r, () -> gpu.crossEntropyRowMaxSumExp(logits, rowMax, sumExp));
+                rows.add(new Row("ce rowMax + sumExp bf16 (one pass)", tokens + "x" + vocab, one, 0, bytes));
             }
             write(out, gpu.toString(), rows);
         }

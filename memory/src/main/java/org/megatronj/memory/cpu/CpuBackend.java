@@ -7,6 +7,8 @@ import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 
+import java.util.List;
+
 import static org.megatronj.memory.cpu.Checks.checkEmbedding;
 import static org.megatronj.memory.cpu.Checks.checkLogits;
 import static org.megatronj.memory.cpu.Checks.checkLse;
@@ -528,7 +530,30 @@ public final class CpuBackend implements Backend {
         if (step < 1) {
             throw fail(op, "step = " + step + "; expected step >= 1 (steps count from 1)");
         }
-        optimizer.adamW(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
+        optimizer.adamW(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step, 1f, null);
+    }
+
+    /** One fused pass per tensor: the scaled gradient and the compute copy never go through memory on their own. */
+    @Override
+    public void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs, List<Tensor> expAvgSqs,
+                                 float[] weightDecays, float lr, float beta1, float beta2, float eps, long step,
+                                 float gradScale, List<Tensor> computeCopies) {
+        String op = "multiTensorAdamW";
+        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step, computeCopies);
+        for (int i = 0; i < params.size(); i++) {
+            String at = "[" + i + "]";
+            host(op, "params" + at, params.get(i));
+            host(op, "grads" + at, grads.get(i));
+            host(op, "expAvgs" + at, expAvgs.get(i));
+            host(op, "expAvgSqs" + at, expAvgSqs.get(i));
+            if (computeCopies != null) {
+                host(op, "computeCopies" + at, computeCopies.get(i));
+            }
+        }
+        for (int i = 0; i < params.size(); i++) {
+            optimizer.adamW(params.get(i), grads.get(i), expAvgs.get(i), expAvgSqs.get(i), lr, beta1, beta2, eps,
+                    weightDecays[i], step, gradScale, computeCopies == null ? null : computeCopies.get(i));
+        }
     }
 
     @Override

@@ -20,9 +20,15 @@ final class OptimizerKernels {
         this.vector = vectorized;
     }
 
-    /** See {@code Backend#adamW}; bias corrections computed in double, the update in fp32. */
+    /**
+     * See {@code Backend#adamW}; bias corrections computed in double, the update in fp32. Each
+     * gradient element is used as {@code g * gradScale}, and {@code computeCopy} (null: none)
+     * receives the updated parameter in its dtype: the bits of {@code scale}, the step, then
+     * {@code cast} ({@code Backend#multiTensorAdamW}), while each block is still in cache.
+     */
     void adamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq,
-               float lr, float beta1, float beta2, float eps, float weightDecay, long step) {
+               float lr, float beta1, float beta2, float eps, float weightDecay, long step,
+               float gradScale, Tensor computeCopy) {
         float bc1 = (float) (1.0 - Math.pow(beta1, step));
         float bc2 = (float) (1.0 - Math.pow(beta2, step));
         float ob1 = 1f - beta1;
@@ -44,7 +50,7 @@ final class OptimizerKernels {
                 int i = 0;
                 if (vector) {
                     for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-                        FloatVector gv = FloatVector.fromArray(S, g, i);
+                        FloatVector gv = FloatVector.fromArray(S, g, i).mul(gradScale);
                         FloatVector mv = FloatVector.fromArray(S, m, i).mul(beta1).add(gv.mul(ob1));
                         FloatVector vv = FloatVector.fromArray(S, v, i).mul(beta2).add(gv.mul(gv).mul(ob2));
                         FloatVector pv = FloatVector.fromArray(S, p, i);
@@ -55,7 +61,7 @@ final class OptimizerKernels {
                     }
                 }
                 for (; i < len; i++) {
-                    float gi = g[i];
+                    float gi = g[i] * gradScale;
                     float mi = beta1 * m[i] + ob1 * gi;
                     float vi = beta2 * v[i] + ob2 * (gi * gi);
                     float update = (mi / bc1) / ((float) Math.sqrt(vi / bc2) + eps) + weightDecay * p[i];
@@ -66,6 +72,9 @@ final class OptimizerKernels {
                 FloatRows.store(p, 0, param, from, len);
                 FloatRows.store(m, 0, expAvg, from, len);
                 FloatRows.store(v, 0, expAvgSq, from, len);
+                if (computeCopy != null) {
+                    FloatRows.store(p, 0, computeCopy, from, len);
+                }
             }
         });
     }

@@ -815,6 +815,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        losses.crossEntropyRowMaxSumExp(logits, rowMax, sumExp);
+    }
+
+    @Override
     public void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
         losses.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
     }
@@ -835,8 +840,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void multiTensorAdamW(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs, List<Tensor> expAvgSqs,
-                                 float[] weightDecays, float lr, float beta1, float beta2, float eps, long step) {
-        multiTensorAdam.step(params, grads, expAvgs, expAvgSqs, weightDecays, lr, beta1, beta2, eps, step);
+                                 float[] weightDecays, float lr, float beta1, float beta2, float eps, long step,
+                                 float gradScale, List<Tensor> computeCopies) {
+        multiTensorAdam.step(params, grads, expAvgs, expAvgSqs, weightDecays, lr, beta1, beta2, eps, step, gradScale,
+                computeCopies);
     }
 
     CudaMultiTensorAdam multiTensorAdam() { // package-private: tests read its table cache

@@ -49,6 +49,18 @@ final class CudaLossOps {
                 sumExp.address(), v);
     }
 
+    /** Both row reductions in one read of the logits (an online softmax); sumExp agrees with the two pieces to fp32 rounding. */
+    void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
+        String op = "crossEntropyRowMaxSumExp";
+        int v = logitRows(op, logits);
+        long n = logits.numel() / Math.max(v, 1);
+        stat(op, "rowMax", rowMax, n);
+        stat(op, "sumExp", sumExp, n);
+        backend.enter();
+        backend.launch("megatron_ce_row_max_sum_exp", n, 1, CudaBackend.THREADS, 0, logits.address(), code(op, logits),
+                rowMax.address(), sumExp.address(), v);
+    }
+
     void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
         String op = "crossEntropyLoss";
         long n = rowMax.numel();

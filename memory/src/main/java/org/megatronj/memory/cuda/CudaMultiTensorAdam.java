@@ -15,24 +15,27 @@ import org.megatronj.memory.TensorChecks;
 /**
  * {@link CudaBackend#multiTensorAdamW}: one launch of {@code megatron_adamw_multi} for all
  * parameters (GPT-2 124M: 161 tensors, 1 launch instead of 161), as Megatron's
- * {@code multi_tensor_apply}. Each block takes one chunk of {@link #CHUNK} elements of one tensor
- * from a device table: the tensors' addresses, sizes and weight decays ({@code MjAdamTensor} in
- * {@code optimizer.cu}) and the (tensor, chunk) pair of every block.
+ * {@code multi_tensor_apply}, with the gradient clip's scale and the cast into the compute copies
+ * done in the same pass. Each block takes one chunk of {@link #CHUNK} elements of one tensor from a
+ * device table: the tensors' addresses, compute copies, sizes and weight decays
+ * ({@code MjAdamTensor} in {@code optimizer.cu}) and the (tensor, chunk) pair of every block.
  *
- * <p>The table depends only on the addresses, sizes and decays, which an optimizer passes
- * unchanged every step: it is built and uploaded on the first step (one synchronising upload) and
- * looked up by content afterwards; the few most recent tables are kept.
+ * <p>The table depends only on the addresses, dtypes, sizes and decays, which an optimizer passes
+ * unchanged every step (the grad scale, which changes, is a launch argument): it is built and
+ * uploaded on the first step (one synchronising upload) and looked up by content afterwards; the
+ * few most recent tables are kept.
  */
 final class CudaMultiTensorAdam implements AutoCloseable {
     /** Elements per block: a multiple of 4 (keeps float4 alignment), 32 float4 per thread of a 256-thread block. */
     static final long CHUNK = 32_768;
-    private static final long TENSOR_BYTES = 48; // MjAdamTensor: 4 pointers, i64 n, float weightDecay, int unused
+    private static final long TENSOR_BYTES = 56; // MjAdamTensor: 5 pointers, i64 n, float weightDecay, int copyType
+    private static final int WORDS = 8; // per tensor in a Key
     private static final int KEPT = 4;
 
     private final CudaBackend backend;
     private final Map<Key, Table> tables = new LinkedHashMap<>(16, 0.75f, true); // least recently used first
 
-    /** Per tensor: param, grad, expAvg, expAvgSq addresses, numel, weight-decay bits. */
+    /** Per tensor: param, grad, expAvg, expAvgSq, compute-copy addresses (0: none), numel, weight-decay bits, copy dtype code. */
     private record Key(long[] words) {
         @Override
         public boolean equals(Object o) {
@@ -54,18 +57,25 @@ final class CudaMultiTensorAdam implements AutoCloseable {
     }
 
     synchronized void step(List<Tensor> params, List<Tensor> grads, List<Tensor> expAvgs, List<Tensor> expAvgSqs,
-                           float[] weightDecays, float lr, float beta1, float beta2, float eps, long step) {
+                           float[] weightDecays, float lr, float beta1, float beta2, float eps, long step,
+                           float gradScale, List<Tensor> computeCopies) {
         String op = "multiTensorAdamW";
-        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step);
+        TensorChecks.multiTensorAdamW(params, grads, expAvgs, expAvgSqs, weightDecays, step, computeCopies);
         int n = params.size();
-        long[] words = new long[6 * n];
+        long[] words = new long[WORDS * n];
         for (int i = 0; i < n; i++) {
-            words[6 * i] = DeviceChecks.device(op, "params[" + i + "]", params.get(i)).address();
-            words[6 * i + 1] = DeviceChecks.device(op, "grads[" + i + "]", grads.get(i)).address();
-            words[6 * i + 2] = DeviceChecks.device(op, "expAvgs[" + i + "]", expAvgs.get(i)).address();
-            words[6 * i + 3] = DeviceChecks.device(op, "expAvgSqs[" + i + "]", expAvgSqs.get(i)).address();
-            words[6 * i + 4] = params.get(i).numel();
-            words[6 * i + 5] = Float.floatToRawIntBits(weightDecays[i]);
+            int w = WORDS * i;
+            words[w] = DeviceChecks.device(op, "params[" + i + "]", params.get(i)).address();
+            words[w + 1] = DeviceChecks.device(op, "grads[" + i + "]", grads.get(i)).address();
+            words[w + 2] = DeviceChecks.device(op, "expAvgs[" + i + "]", expAvgs.get(i)).address();
+            words[w + 3] = DeviceChecks.device(op, "expAvgSqs[" + i + "]", expAvgSqs.get(i)).address();
+            if (computeCopies != null) {
+                Tensor copy = DeviceChecks.floating(op, "computeCopies[" + i + "]", computeCopies.get(i));
+                words[w + 4] = copy.address();
+                words[w + 7] = DeviceChecks.code(op, copy);
+            }
+            words[w + 5] = params.get(i).numel();
+            words[w + 6] = Float.floatToRawIntBits(weightDecays[i]);
         }
         float bc1 = (float) (1.0 - Math.pow(beta1, step)); // as CudaLossOps.adamW
         float bc2 = (float) (1.0 - Math.pow(beta2, step));
@@ -81,14 +91,14 @@ final class CudaMultiTensorAdam implements AutoCloseable {
             return;
         }
         backend.launch("megatron_adamw_multi", table.chunks(), 1, CudaBackend.THREADS, 0, table.address(),
-                table.address() + table.chunksOffset(), CHUNK, lr, beta1, beta2, eps, bc1, bc2);
+                table.address() + table.chunksOffset(), CHUNK, lr, beta1, beta2, eps, bc1, bc2, gradScale);
     }
 
     private Table upload(long[] words) {
-        int n = words.length / 6;
+        int n = words.length / WORDS;
         long chunks = 0;
         for (int i = 0; i < n; i++) {
-            chunks += (words[6 * i + 4] + CHUNK - 1) / CHUNK;
+            chunks += (words[WORDS * i + 5] + CHUNK - 1) / CHUNK;
         }
         if (chunks > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("multiTensorAdamW: " + chunks + " chunks of " + CHUNK
@@ -104,13 +114,14 @@ final class CudaMultiTensorAdam implements AutoCloseable {
             long at = chunksOffset;
             for (int i = 0; i < n; i++) {
                 long base = i * TENSOR_BYTES;
-                for (int w = 0; w < 4; w++) {
-                    host.set(ValueLayout.JAVA_LONG, base + 8L * w, words[6 * i + w]);
+                int w = WORDS * i;
+                for (int k = 0; k < 5; k++) { // param, grad, expAvg, expAvgSq, copy
+                    host.set(ValueLayout.JAVA_LONG, base + 8L * k, words[w + k]);
                 }
-                host.set(ValueLayout.JAVA_LONG, base + 32, words[6 * i + 4]);
-                host.set(ValueLayout.JAVA_INT, base + 40, (int) words[6 * i + 5]);
-                host.set(ValueLayout.JAVA_INT, base + 44, 0);
-                long tensorChunks = (words[6 * i + 4] + CHUNK - 1) / CHUNK;
+                host.set(ValueLayout.JAVA_LONG, base + 40, words[w + 5]);
+                host.set(ValueLayout.JAVA_INT, base + 48, (int) words[w + 6]);
+                host.set(ValueLayout.JAVA_INT, base + 52, (int) words[w + 7]);
+                long tensorChunks = (words[w + 5] + CHUNK - 1) / CHUNK;
                 for (long c = 0; c < tensorChunks; c++) {
                     host.set(ValueLayout.JAVA_INT, at, i);
                     host.set(ValueLayout.JAVA_INT, at + 4, Math.toIntExact(c));

@@ -4,11 +4,19 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Proxy;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
@@ -17,8 +25,8 @@ import org.megatronj.memory.TensorException;
 
 /**
  * The fused linear ops and multi-tensor AdamW on the CPU are, bit for bit, the compositions the
- * layers called before (gemm, biasAdd, gelu, biasBackward; one adamW per tensor), in every
- * compute dtype; bad arguments name the op and what it expected.
+ * layers called before (gemm, biasAdd, gelu, biasBackward; one adamW per tensor; scale, AdamW,
+ * cast), in every compute dtype; bad arguments name the op and what it expected.
  */
 class LinearOpsTest {
     private final CpuBackend backend = OpTesting.vector();
@@ -133,6 +141,90 @@ class LinearOpsTest {
         }
     }
 
+    /** The CPU's fused kernels (scalar and vector), and Backend's default (for any backend) through a proxy over the CPU. */
+    static Stream<Arguments> fusedAdamWCases() {
+        List<Arguments> cases = new ArrayList<>();
+        CpuBackend scalar = OpTesting.backends().findFirst().orElseThrow();
+        Backend[][] impls = {{scalar, scalar}, {OpTesting.vector(), OpTesting.vector()},
+                {defaultMultiTensorAdamW(OpTesting.vector()), OpTesting.vector()}};
+        String[] names = {"cpu scalar", "cpu vector", "Backend default"};
+        for (int k = 0; k < impls.length; k++) {
+            for (DType copy : new DType[] {null, DType.F32, DType.BF16, DType.F16}) {
+                for (float gradScale : new float[] {0.37f, 1f}) {
+                    cases.add(Arguments.of(names[k], impls[k][0], impls[k][1], copy, gradScale));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    /** {@code cpu} for every op but the fused multiTensorAdamW, which runs Backend's default method on top of it. */
+    private static Backend defaultMultiTensorAdamW(CpuBackend cpu) {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> method.getName().equals("multiTensorAdamW") && args.length == 12
+                        ? InvocationHandler.invokeDefault(proxy, method, args)
+                        : method.invoke(cpu, args));
+    }
+
+    /**
+     * multiTensorAdamW with a gradient scale and compute copies is, bit for bit, scaling copies of
+     * the gradients, the plain multiTensorAdamW, then a cast of each parameter into its copy, and
+     * leaves the gradients as they were.
+     */
+    @ParameterizedTest(name = "{0}, copies {3}, gradScale {4}")
+    @MethodSource("fusedAdamWCases")
+    void fusedMultiTensorAdamWIsScaleStepCast(String impl, Backend fused, CpuBackend reference, DType copyType,
+                                              float gradScale) {
+        try (TensorArena arena = new TensorArena("adam")) {
+            long[] sizes = {1, 7, 64, 1000, 4099};
+            float[] decays = {0f, 0.1f, 0f, 0.01f, 0.1f};
+            List<Tensor> p = new ArrayList<>(), g = new ArrayList<>(), m = new ArrayList<>(), v = new ArrayList<>();
+            List<Tensor> refP = new ArrayList<>(), refM = new ArrayList<>(), refV = new ArrayList<>();
+            List<Tensor> gBefore = new ArrayList<>(), copies = copyType == null ? null : new ArrayList<>();
+            List<Tensor> refCopies = new ArrayList<>();
+            for (long size : sizes) {
+                p.add(random(arena, DType.F32, size));
+                g.add(random(arena, DType.F32, size));
+                m.add(random(arena, DType.F32, size));
+                Tensor vi = random(arena, DType.F32, size);
+                for (long i = 0; i < size; i++) {
+                    vi.setFloat(i, Math.abs(vi.getFloat(i)));
+                }
+                v.add(vi);
+                refP.add(copy(arena, p.getLast()));
+                refM.add(copy(arena, m.getLast()));
+                refV.add(copy(arena, vi));
+                gBefore.add(copy(arena, g.getLast()));
+                if (copies != null) {
+                    copies.add(arena.allocate(copyType, size));
+                    refCopies.add(arena.allocate(copyType, size));
+                }
+            }
+            for (long step = 1; step <= 3; step++) {
+                fused.multiTensorAdamW(p, g, m, v, decays, 1e-3f, 0.9f, 0.95f, 1e-8f, step, gradScale, copies);
+                List<Tensor> scaled = new ArrayList<>();
+                for (Tensor gi : g) {
+                    scaled.add(copy(arena, gi));
+                    reference.scale(scaled.getLast(), gradScale);
+                }
+                reference.multiTensorAdamW(refP, scaled, refM, refV, decays, 1e-3f, 0.9f, 0.95f, 1e-8f, step);
+                for (int i = 0; copies != null && i < sizes.length; i++) {
+                    reference.cast(refP.get(i), refCopies.get(i));
+                }
+            }
+            for (int i = 0; i < sizes.length; i++) {
+                String at = impl + " [" + i + "] ";
+                assertSameBits(at + "param", refP.get(i), p.get(i));
+                assertSameBits(at + "exp_avg", refM.get(i), m.get(i));
+                assertSameBits(at + "exp_avg_sq", refV.get(i), v.get(i));
+                assertSameBits(at + "grad untouched", gBefore.get(i), g.get(i));
+                if (copies != null) {
+                    assertSameBits(at + "compute copy", refCopies.get(i), copies.get(i));
+                }
+            }
+        }
+    }
+
     private static void assertMessage(Executable call, String... fragments) {
         TensorException e = assertThrows(TensorException.class, call);
         for (String f : fragments) {
@@ -167,6 +259,14 @@ class LinearOpsTest {
             Tensor p = arena.allocate(DType.F32, 3);
             assertMessage(() -> backend.multiTensorAdamW(List.of(p), List.of(p), List.of(p), List.of(), new float[1],
                     1e-3f, 0.9f, 0.95f, 1e-8f, 1), "multiTensorAdamW:", "expected equal counts");
+            Tensor p4 = arena.allocate(DType.F32, 4);
+            assertMessage(() -> backend.multiTensorAdamW(List.of(p), List.of(p), List.of(p), List.of(p), new float[1],
+                    1e-3f, 0.9f, 0.95f, 1e-8f, 1, 0.5f, List.of(p4)), "multiTensorAdamW:", "computeCopies[0]",
+                    "expected equal counts");
+            Tensor ids = arena.allocate(DType.I32, 3);
+            assertMessage(() -> backend.multiTensorAdamW(List.of(p), List.of(p), List.of(p), List.of(p), new float[1],
+                    1e-3f, 0.9f, 0.95f, 1e-8f, 1, 0.5f, List.of(ids)), "multiTensorAdamW:", "computeCopies[0] is I32",
+                    "expected F32, BF16 or F16");
         }
     }
 }

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.function.BiConsumer;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -18,7 +19,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
@@ -544,6 +547,46 @@ class CudaBackendTest {
         assertClose("logSoftmax", logp, 1e-5);
     }
 
+    /**
+     * crossEntropyRowMaxSumExp reads each row once (an online softmax) where the CPU's and the
+     * GPU's two pieces read it twice: the row max exactly, the sum of exps to fp32 rounding (1e-5
+     * per row against the GPU's two pieces, as the CPU test of the pieces). GPT-2's padded
+     * vocabulary, its unpadded one and a small odd one (rows start at every alignment, so heads and
+     * tails take the scalar path); logits in [-4, 4) plus a drift up or down the row, so the running
+     * max of a thread keeps growing (rescaling) or is found early.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void crossEntropyRowMaxSumExpInOnePass(DType dt) {
+        for (int v : new int[] {50304, 50257, 999}) {
+            int n = 24;
+            Tensor h = arena.allocate(dt, n, v);
+            for (int r = 0; r < n; r++) {
+                float drift = (r % 3 - 1) * 6f; // down, flat, up
+                for (int c = 0; c < v; c++) {
+                    h.setFloat((long) r * v + c, (rnd.nextFloat() * 2 - 1) * 4 + drift * c / v);
+                }
+            }
+            Pair logits = upload(h);
+            Pair rowMax = poisoned(DType.F32, n);
+            Pair sumExp = poisoned(DType.F32, n);
+            both((be, g) -> be.crossEntropyRowMaxSumExp(side(logits, g), side(rowMax, g), side(sumExp, g)));
+            assertClose("rowMax v=" + v, rowMax, 0);
+            assertClose("sumExp v=" + v, sumExp, 1e-5);
+            Tensor twoPassMax = poisoned(DType.F32, n).gpu();
+            Tensor twoPassSum = poisoned(DType.F32, n).gpu();
+            gpu.crossEntropyRowMax(logits.gpu(), twoPassMax);
+            gpu.crossEntropySumExp(logits.gpu(), twoPassMax, twoPassSum);
+            assertArrayEquals(download(twoPassMax), download(rowMax.gpu()), "rowMax v=" + v + ": one pass vs two");
+            float[] expected = download(twoPassSum);
+            float[] actual = download(sumExp.gpu());
+            for (int r = 0; r < n; r++) {
+                assertEquals(expected[r], actual[r], 1e-5 * expected[r],
+                        "sumExp v=" + v + " row " + r + ": one pass vs two (seed " + seed + ")");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- fused linear layers (cuBLASLt epilogues)
 
     /** F32 gets 2e-5: the fused gelu is computed from the fp32 sum (the CPU's from the stored pre). */
@@ -742,11 +785,90 @@ class CudaBackendTest {
     }
 
     private static List<Tensor> views(Pair p, long[][] ranges, boolean onGpu) {
+        return views(side(p, onGpu), ranges, 0);
+    }
+
+    /** Views of {@code t} at each range moved {@code shift} elements on. */
+    private static List<Tensor> views(Tensor t, long[][] ranges, long shift) {
         List<Tensor> out = new ArrayList<>();
         for (long[] r : ranges) {
-            out.add(side(p, onGpu).view(r[0], r[1]));
+            out.add(t.view(r[0] + shift, r[1] + shift));
         }
         return out;
+    }
+
+    /** Compute-copy dtype (null: none) and grad scale; copies at the params' offsets, or 2 elements off (the scalar path). */
+    static Stream<Arguments> fusedAdamWCases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (DType copy : new DType[] {null, DType.F32, DType.BF16, DType.F16}) {
+            for (float gradScale : new float[] {0.37f, 1f}) {
+                cases.add(Arguments.of(copy, gradScale, 0));
+            }
+        }
+        cases.add(Arguments.of(DType.BF16, 0.37f, 2));
+        cases.add(Arguments.of(DType.F32, 0.37f, 2));
+        return cases.stream();
+    }
+
+    /**
+     * multiTensorAdamW with a grad scale and compute copies (one launch) is, bit for bit, the GPU's
+     * own scale (of a copy of the gradients), plain multiTensorAdamW and cast, and leaves the
+     * gradients as they were; against the CPU's fused step to rounding. Sizes from 1 element to
+     * three chunks plus a tail, 16-byte aligned (the float4 path) and not (the scalar path); copies
+     * are views of one poisoned buffer. Step 1 writes no copies, steps 2 and 3 do: a chunk table
+     * cached without copies must not serve a call with them.
+     */
+    @ParameterizedTest(name = "copies {0}, gradScale {1}, copy shift {2}")
+    @MethodSource("fusedAdamWCases")
+    void fusedMultiTensorAdamWIsScaleStepCast(DType copyType, float gradScale, int copyShift) {
+        long[][] ranges = {{0, 1}, {16, 19}, {32, 132}, {136, 136 + 2 * CudaMultiTensorAdam.CHUNK + 4099},
+                {70_100, 70_116}, {70_121, 71_000}};
+        float[] decays = {0.1f, 0f, 0.1f, 0.05f, 0f, 0.1f};
+        long total = 71_000;
+        Pair p = random(DType.F32, total);
+        Pair gr = random(DType.F32, total);
+        Pair m = random(DType.F32, total);
+        Pair v = random(DType.F32, total);
+        for (long i = 0; i < total; i++) {
+            v.cpu().setFloat(i, Math.abs(v.cpu().getFloat(i)));
+        }
+        gpu.copy(v.cpu(), v.gpu());
+        float[] gradsBefore = download(gr.gpu());
+        Pair[] composed = {copyOnGpu(p), copyOnGpu(m), copyOnGpu(v)};
+        Tensor scaled = gpu.allocate(arena, DType.F32, total);
+        Pair copies = copyType == null ? null : poisoned(copyType, total + copyShift);
+        Tensor composedCopies = copyType == null ? null : poisoned(copyType, total + copyShift).gpu();
+        for (int step = 1; step <= 3; step++) {
+            long s = step;
+            boolean withCopies = copies != null && step > 1;
+            both((be, g) -> be.multiTensorAdamW(views(p, ranges, g), views(gr, ranges, g), views(m, ranges, g),
+                    views(v, ranges, g), decays, 1e-3f, 0.9f, 0.95f, 1e-8f, s, gradScale,
+                    withCopies ? views(side(copies, g), ranges, copyShift) : null));
+            gpu.copy(gr.gpu(), scaled);
+            gpu.scale(scaled, gradScale);
+            gpu.multiTensorAdamW(views(composed[0].gpu(), ranges, 0), views(scaled, ranges, 0),
+                    views(composed[1].gpu(), ranges, 0), views(composed[2].gpu(), ranges, 0), decays, 1e-3f, 0.9f, 0.95f,
+                    1e-8f, s);
+            for (int t = 0; withCopies && t < ranges.length; t++) {
+                long[] r = ranges[t];
+                gpu.cast(composed[0].gpu().view(r[0], r[1]), composedCopies.view(r[0] + copyShift, r[1] + copyShift));
+            }
+        }
+        assertArrayEquals(gradsBefore, download(gr.gpu()), "the gradients are left unscaled");
+        assertArrayEquals(download(composed[0].gpu()), download(p.gpu()), "param: fused vs scale + step");
+        assertArrayEquals(download(composed[1].gpu()), download(m.gpu()), "m: fused vs scale + step");
+        assertArrayEquals(download(composed[2].gpu()), download(v.gpu()), "v: fused vs scale + step");
+        assertClose("fused multiTensorAdamW param", p, 1e-6);
+        assertClose("fused multiTensorAdamW m", m, 1e-6);
+        assertClose("fused multiTensorAdamW v", v, 1e-6);
+        if (copies != null) {
+            assertArrayEquals(download(composedCopies), download(copies.gpu()), "compute copies: fused vs cast");
+            for (long[] r : ranges) {
+                Pair written = new Pair(copies.cpu().view(r[0] + copyShift, r[1] + copyShift),
+                        copies.gpu().view(r[0] + copyShift, r[1] + copyShift));
+                assertClose("compute copy [" + r[0] + ", " + r[1] + ")", written, tolerance(copyType));
+            }
+        }
     }
 
     @Test

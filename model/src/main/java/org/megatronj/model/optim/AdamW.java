@@ -23,7 +23,9 @@ import java.util.Map;
  * norm weights, Megatron's default). Moments are F32, zero-initialised, in their own arena.
  *
  * <p>A step is one {@link Backend#multiTensorAdamW} over all parameters (one GPU launch, as
- * Megatron's multi-tensor Adam), with the same results as one {@code adamW} per parameter.
+ * Megatron's multi-tensor Adam), with the same results as one {@code adamW} per parameter. It can
+ * take the gradient clip's coefficient and write the 16-bit compute weights in the same pass
+ * ({@link #step(float, float, List)}).
  */
 public final class AdamW implements Optimizer, AutoCloseable {
     private final List<Parameter> parameters;
@@ -80,9 +82,19 @@ public final class AdamW implements Optimizer, AutoCloseable {
 
     @Override
     public void step(float lr) {
+        step(lr, 1f, null);
+    }
+
+    /**
+     * One update with each gradient multiplied by {@code gradScale} on the fly (the clip
+     * coefficient; the gradients are not written) and, when {@code computeCopies} is not null, the
+     * updated weights cast into them, element i for parameter i: the same bits as scaling the
+     * gradients, {@link #step(float)}, then casting, in one pass over the parameters.
+     */
+    public void step(float lr, float gradScale, List<Tensor> computeCopies) {
         steps++;
         backend.multiTensorAdamW(params, grads, Arrays.asList(expAvg), Arrays.asList(expAvgSq), weightDecays, lr, beta1,
-                beta2, eps, steps);
+                beta2, eps, steps, gradScale, computeCopies);
     }
 
     @Override

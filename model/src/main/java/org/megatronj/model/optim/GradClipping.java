@@ -22,20 +22,31 @@ public final class GradClipping {
 
     /**
      * Scales every gradient by {@code maxNorm / (norm + 1e-6)} when that is below 1, as Megatron does;
-     * returns the norm before clipping (infinite or NaN norms leave the gradients as they are).
+     * returns the norm before clipping (a NaN norm leaves the gradients as they are, an infinite one
+     * scales them by 0, as in Megatron; the trainer skips the step of either).
      */
     public static double clip(List<Parameter> parameters, Backend backend, double maxNorm) {
-        if (!(maxNorm > 0)) {
-            throw new IllegalArgumentException("--clip-grad must be positive, got " + maxNorm);
-        }
         double norm = globalNorm(parameters, backend);
-        double coefficient = maxNorm / (norm + 1e-6);
-        if (coefficient < 1.0) {
+        float coefficient = coefficient(norm, maxNorm);
+        if (coefficient != 1f) {
             for (Parameter p : parameters) {
-                backend.scale(p.grad(), (float) coefficient);
+                backend.scale(p.grad(), coefficient);
             }
         }
         return norm;
+    }
+
+    /**
+     * The factor {@link #clip} scales the gradients by: Megatron's {@code maxNorm / (norm + 1e-6)}
+     * when that is below 1, else 1 (also for a NaN norm; an infinite norm gives 0). For an
+     * optimizer that applies it inside its step ({@code AdamW.step(lr, gradScale, copies)}).
+     */
+    public static float coefficient(double norm, double maxNorm) {
+        if (!(maxNorm > 0)) {
+            throw new IllegalArgumentException("--clip-grad must be positive, got " + maxNorm);
+        }
+        double coefficient = maxNorm / (norm + 1e-6);
+        return coefficient < 1.0 ? (float) coefficient : 1f;
     }
 
     /**
@@ -49,13 +60,10 @@ public final class GradClipping {
 
     /** {@link #clip(List, Backend, double)} over one flat gradient store, in two ops. */
     public static double clip(Tensor flatGrad, Backend backend, double maxNorm) {
-        if (!(maxNorm > 0)) {
-            throw new IllegalArgumentException("--clip-grad must be positive, got " + maxNorm);
-        }
         double norm = globalNorm(flatGrad, backend);
-        double coefficient = maxNorm / (norm + 1e-6);
-        if (coefficient < 1.0) {
-            backend.scale(flatGrad, (float) coefficient);
+        float coefficient = coefficient(norm, maxNorm);
+        if (coefficient != 1f) {
+            backend.scale(flatGrad, coefficient);
         }
         return norm;
     }

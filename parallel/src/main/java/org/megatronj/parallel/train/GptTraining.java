@@ -1,6 +1,7 @@
 package org.megatronj.parallel.train;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
@@ -77,18 +78,29 @@ public final class GptTraining {
      * the F32 main weights, then one cast of them into the model's compute copy. The norm and the
      * inf check are one reduction each over the flat gradient store, so a device backend
      * synchronises with the host twice per iteration here, not per parameter.
+     *
+     * <p>With AdamW the clip's scaling and the cast are folded into the optimizer's one pass over
+     * the parameters ({@link AdamW#step(float, float, List)}), the same bits as the separate
+     * passes SGD keeps: the clip coefficient waits in {@code pendingGradScale} for the step, so
+     * between {@link #clipGradNorm} and {@link #step} the gradients are not yet scaled.
      */
     public static final class ModelOptimizer implements TrainingOptimizer, AutoCloseable {
         private final String name;
         private final Optimizer inner;
+        private final AdamW fused;                  // inner when it folds the clip and the cast in, else null
+        private final List<Tensor> computeCopies;   // per parameter, in AdamW's order; null in fp32 (the weights themselves)
         private final GPTModel model;
         private final Tensor flatGrad;
         private final Backend backend;
         private final LossScaler scaler;
+        private float pendingGradScale = 1f;        // the last clip's coefficient, for the fused step
 
         ModelOptimizer(String name, Optimizer inner, GPTModel model, LossScaler scaler) {
             this.name = name;
             this.inner = inner;
+            this.fused = inner instanceof AdamW adam ? adam : null;
+            this.computeCopies = model.parameterStore().computeDtype() == DType.F32 ? null
+                    : model.parameters().stream().map(Parameter::compute).toList();
             this.model = model;
             this.flatGrad = model.parameterStore().flatGrad();
             this.backend = model.backend();
@@ -102,13 +114,23 @@ public final class GptTraining {
 
         @Override
         public double clipGradNorm(double maxNorm) {
-            return maxNorm > 0 ? GradClipping.clip(flatGrad, backend, maxNorm) : GradClipping.globalNorm(flatGrad, backend);
+            if (fused == null) {
+                return maxNorm > 0 ? GradClipping.clip(flatGrad, backend, maxNorm) : GradClipping.globalNorm(flatGrad, backend);
+            }
+            double norm = GradClipping.globalNorm(flatGrad, backend);
+            pendingGradScale = maxNorm > 0 ? GradClipping.coefficient(norm, maxNorm) : 1f;
+            return norm;
         }
 
         @Override
         public void step(double lr) {
-            inner.step((float) lr);
-            model.refreshComputeWeights();
+            if (fused == null) {
+                inner.step((float) lr);
+                model.refreshComputeWeights();
+                return;
+            }
+            fused.step((float) lr, pendingGradScale, computeCopies);
+            pendingGradScale = 1f;
         }
 
         @Override

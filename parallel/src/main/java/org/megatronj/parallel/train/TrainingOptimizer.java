@@ -19,7 +19,9 @@ public interface TrainingOptimizer {
 
     /**
      * The global L2 norm of all gradients before clipping; when {@code maxNorm > 0} and the norm
-     * exceeds it, the gradients are scaled by {@code maxNorm / norm} (Megatron's {@code clip_grad_norm}).
+     * exceeds it, the gradients are scaled by {@code maxNorm / norm} (Megatron's {@code clip_grad_norm}),
+     * here or, folded into its pass over the parameters, by the {@link #step} that follows: nothing
+     * may read the gradients in between.
      */
     double clipGradNorm(double maxNorm);
 

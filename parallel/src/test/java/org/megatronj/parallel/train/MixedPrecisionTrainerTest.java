@@ -4,21 +4,26 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.Tensor;
 import org.megatronj.memory.cpu.CpuBackend;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.DynamicLossScaler;
 import org.megatronj.model.optim.LossScaler;
+import org.megatronj.model.optim.Optimizer;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -34,6 +39,7 @@ class MixedPrecisionTrainerTest {
     private static final Pattern SCALE = Pattern.compile("loss scale: ([0-9.]+) \\|");
     private static final Pattern SKIPPED = Pattern.compile("number of skipped iterations: +([0-9]+) \\|");
     private static final Pattern NAN = Pattern.compile("number of nan iterations: +([0-9]+) \\|");
+    private static final Pattern GRAD_NORM = Pattern.compile("grad norm: ([0-9.]+) \\|");
 
     @TempDir
     Path dir;
@@ -50,8 +56,9 @@ class MixedPrecisionTrainerTest {
                 new CheckpointConfig(save, 0, load, false, false, false), new ExitConfig(exitInterval, 0, true), 42);
     }
 
-    /** One run's losses, log lines and final optimizer/scheduler counters. */
-    record Run(TrainingResult result, List<String> log, long optimizerSteps, long schedulerSteps) {
+    /** One run's losses, log lines, final optimizer/scheduler counters and final weights (F32 main, compute copy; flat). */
+    record Run(TrainingResult result, List<String> log, long optimizerSteps, long schedulerSteps, float[] mainWeights,
+               float[] computeWeights) {
         List<Double> scales() {
             return values(SCALE);
         }
@@ -74,18 +81,91 @@ class MixedPrecisionTrainerTest {
 
     /** The scalar CPU kernels, as GptTrainerTest: bit-exact repetition needs a fixed reduction order. */
     private static Run run(TrainingConfig config, Precision precision, Supplier<LossScaler> scaler) {
+        return run(config, precision, scaler, true);
+    }
+
+    /**
+     * With {@code fold} false, AdamW sits behind a plain {@link Optimizer}, so the ModelOptimizer
+     * scales the gradients to clip them, steps and casts the compute copy in separate passes.
+     */
+    private static Run run(TrainingConfig config, Precision precision, Supplier<LossScaler> scaler, boolean fold) {
         TransformerConfig mc = model();
         long modelSeed = config.checkpoint().load() == null ? config.seed()
                 : TrainingCheckpointer.savedRngStream(config.checkpoint().load()).orElse(config.seed());
         List<String> log = new ArrayList<>();
         try (Backend backend = new CpuBackend(2, false); GPTModel gpt = new GPTModel(mc, backend, modelSeed, precision);
-             GptTraining.ModelOptimizer opt = GptTraining.optimizer(config.optimizer(), gpt, scaler.get())) {
+             GptTraining.ModelOptimizer opt = fold ? GptTraining.optimizer(config.optimizer(), gpt, scaler.get())
+                     : new GptTraining.ModelOptimizer("adam", new Unfused(adam(config.optimizer(), gpt)), gpt, scaler.get())) {
             var ckpt = new TrainingCheckpointer(new ObjectMapper().valueToTree(mc), null);
             Trainer t = new Trainer(config, GptTraining.model(gpt), opt, new PatternSource(VOCAB, SEQ, 500, 1), null, null,
                     ckpt, null, log::add);
             t.loadCheckpoint();
             TrainingResult r = t.train();
-            return new Run(r, log, opt.stepCount(), t.scheduler().numSteps());
+            return new Run(r, log, opt.stepCount(), t.scheduler().numSteps(), gpt.parameterStore().flatData().toFloatArray(),
+                    gpt.parameterStore().flatCompute().toFloatArray());
+        }
+    }
+
+    private static AdamW adam(OptimizerConfig c, GPTModel gpt) {
+        return new AdamW(gpt.parameters(), gpt.backend(), (float) c.adamBeta1(), (float) c.adamBeta2(), (float) c.adamEps(),
+                (float) c.weightDecay());
+    }
+
+    /** AdamW seen only as an {@link Optimizer}: what ModelOptimizer does for SGD, without the folding. */
+    private record Unfused(AdamW adam) implements Optimizer, AutoCloseable {
+        @Override
+        public void step(float lr) {
+            adam.step(lr);
+        }
+
+        @Override
+        public Map<String, Tensor> stateTensors() {
+            return adam.stateTensors();
+        }
+
+        @Override
+        public long stepCount() {
+            return adam.stepCount();
+        }
+
+        @Override
+        public void setStepCount(long steps) {
+            adam.setStepCount(steps);
+        }
+
+        @Override
+        public void close() {
+            adam.close();
+        }
+    }
+
+    /**
+     * AdamW with the clip's scaling and the cast into the compute copy folded into its step gives
+     * the losses and the weights (main and compute copy) of the separate passes bit for bit, in
+     * fp32, bf16 and fp16 (skipped iterations included), with a clip that binds on most iterations.
+     */
+    @Test
+    void foldedClipAndCastRepeatTheSeparatePassesBitForBit() {
+        OptimizerConfig tightClip = new OptimizerConfig(OptimizerType.ADAM, 0.01, 0.9, 0.999, 1e-8, 0.9, 0.05);
+        TrainingConfig base = config(12, null, null, 0);
+        TrainingConfig config = new TrainingConfig(base.batch(), base.schedule(), tightClip, base.logging(), base.checkpoint(),
+                base.exit(), base.seed());
+        for (Precision p : new Precision[] {Precision.FP32, Precision.BF16, Precision.FP16}) {
+            Supplier<LossScaler> scaler = p == Precision.FP16 ? () -> new DynamicLossScaler(Math.pow(2, 22), 1, 3, 2) : () -> null;
+            Run folded = run(config, p, scaler, true);
+            Run separate = run(config, p, scaler, false);
+            List<Double> expected = separate.result().iterationLosses();
+            List<Double> actual = folded.result().iterationLosses();
+            assertEquals(expected.size(), actual.size());
+            for (int i = 0; i < expected.size(); i++) {
+                assertEquals(Double.doubleToRawLongBits(expected.get(i)), Double.doubleToRawLongBits(actual.get(i)),
+                        p + " iteration " + (i + 1) + ": " + expected + " vs " + actual);
+            }
+            assertArrayEquals(separate.mainWeights(), folded.mainWeights(), p + " main weights");
+            assertArrayEquals(separate.computeWeights(), folded.computeWeights(), p + " compute weights");
+            assertEquals(separate.log().size(), folded.log().size());
+            long clipped = separate.values(GRAD_NORM).stream().filter(n -> n > 0.05).count();
+            assertTrue(clipped >= 6, p + ": the clip binds (" + separate.values(GRAD_NORM) + ")");
         }
     }
 
