@@ -314,7 +314,7 @@ extern "C" __global__ void __launch_bounds__(256) megatron_norm_param_partials(
 // 32 x MJ_PR_GROUPS threads takes 32 columns: thread (c, p) sums slices p, p + MJ_PR_GROUPS, ... in
 // order, then the groups' sums are added in order p = 0, 1, ...: a fixed order, a chain
 // MJ_PR_GROUPS times shorter than one thread per column. Launch: ceil(cols / 32) blocks.
-#define MJ_PR_GROUPS 8
+#define MJ_PR_GROUPS 32
 extern "C" __global__ void __launch_bounds__(32 * MJ_PR_GROUPS) megatron_norm_param_reduce(
         const float* partial, int slices, int cols, float* dGamma, float* dBeta) {
     __shared__ float sums[2][MJ_PR_GROUPS][32];
@@ -415,24 +415,26 @@ __device__ __forceinline__ void mj_norm_forward_rows(const void* x, int xt, cons
 // round trip per row). With partial != null, the parameter gradients' per-block sums
 // partial[block][0][c] = sum dy * xhat, partial[block][1][c] = sum dy over the block's rows, for
 // megatron_norm_param_reduce: a persistent grid whose warps take rows warp, warp + all warps, ...,
-// so the summation order depends only on the grid (CudaNormOps fixes it per GPU). Block
-// MJ_ROW_BWD_WARPS warps, MJ_ROW_BWD_BLOCKS(K) per SM; dynamic shared memory 2 * cols floats when
-// partial != null.
+// so the summation order depends only on the grid (CudaNormOps fixes it per GPU). Each warp keeps
+// its running sums in its own shared-memory slice (not registers: fewer registers, more warps per SM
+// to keep loads in flight), float4 slots interleaved by lane so that a warp's accesses do not
+// conflict: slot ((half K + k) 2 + q) 32 + lane holds columns 8 (lane + 32 k) + 4 q .. + 3.
+// Block MJ_ROW_BWD_WARPS warps, MJ_ROW_BWD_BLOCKS(K) per SM; dynamic shared memory
+// MJ_ROW_BWD_WARPS * 2 * K * 256 floats when partial != null.
 #define MJ_ROW_BWD_WARPS 4
-#define MJ_ROW_BWD_BLOCKS(K) ((K) == 1 ? 7 : (K) == 2 ? 4 : (K) == 3 ? 3 : 2)  // as registers allow (72, 122, 158, 203)
+#define MJ_ROW_BWD_BLOCKS(K) ((K) == 1 ? 8 : (K) == 2 ? 5 : (K) == 3 ? 4 : 3)  // as registers allow (61, 80, 125, 155)
 template <int K>
 __device__ __forceinline__ void mj_norm_backward_rows(const void* dy, int dyt, const void* x, int xt, const void* gamma,
                                                       int gt, const float* mean, const float* rstd, void* dx, int dxt,
                                                       int accumulate, float* partial, i64 rows, int cols) {
-    extern __shared__ float norm_smem[];
+    extern __shared__ float4 norm_smem4[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nch = cols / MJ_CHUNK;
     const bool centered = mean != nullptr;
-    float pg[K][8], pb[K][8];
-#pragma unroll
-    for (int k = 0; k < K; k++)
-#pragma unroll
-        for (int e = 0; e < 8; e++) pg[k][e] = pb[k][e] = 0.0f;
+    float4* sums = norm_smem4 + warp * 2 * K * 64;  // this warp's [2][K][2][32] float4 slots
+    if (partial != nullptr) {
+        for (int i = lane; i < 2 * K * 64; i += 32) sums[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
     for (i64 row = (i64)blockIdx.x * MJ_ROW_BWD_WARPS + warp; row < rows; row += (i64)gridDim.x * MJ_ROW_BWD_WARPS) {
         const float mu = centered ? mean[row] : 0.0f, rs = rstd[row];
         float g[K][8], xh[K][8], old[K][8];
@@ -453,10 +455,20 @@ __device__ __forceinline__ void mj_norm_backward_rows(const void* dy, int dyt, c
                 float gm[8];
                 mj_load8(gamma, j, gt, gm);
 #pragma unroll
+                for (int e = 0; e < 8; e++) xh[k][e] = (xh[k][e] - mu) * rs;
+                if (partial != nullptr) {
+#pragma unroll
+                    for (int q = 0; q < 2; q++) {
+                        float4& pg = sums[(k * 2 + q) * 32 + lane];
+                        float4& pb = sums[((K + k) * 2 + q) * 32 + lane];
+                        const float* d = g[k] + 4 * q;
+                        const float* h = xh[k] + 4 * q;
+                        pg.x += d[0] * h[0]; pg.y += d[1] * h[1]; pg.z += d[2] * h[2]; pg.w += d[3] * h[3];
+                        pb.x += d[0]; pb.y += d[1]; pb.z += d[2]; pb.w += d[3];
+                    }
+                }
+#pragma unroll
                 for (int e = 0; e < 8; e++) {
-                    xh[k][e] = (xh[k][e] - mu) * rs;
-                    pg[k][e] += g[k][e] * xh[k][e];
-                    pb[k][e] += g[k][e];
                     g[k][e] *= gm[e];
                     sg += g[k][e];
                     sgx += g[k][e] * xh[k][e];
@@ -479,26 +491,22 @@ __device__ __forceinline__ void mj_norm_backward_rows(const void* dy, int dyt, c
         }
     }
     if (partial == nullptr) return;
-    // the block's warps add their sums into shared memory one after another (a fixed order)
-    for (int w = 0; w < MJ_ROW_BWD_WARPS; w++) {
-        if (warp == w) {
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                const int j = lane + 32 * k;
-                if (j < nch) {
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        float* gs = norm_smem + j * MJ_CHUNK + e;
-                        gs[0] = (w == 0 ? 0.0f : gs[0]) + pg[k][e];
-                        gs[cols] = (w == 0 ? 0.0f : gs[cols]) + pb[k][e];
-                    }
-                }
-            }
-        }
-        __syncthreads();
-    }
+    __syncthreads();
+    // slot i of every warp, summed over the warps in order, to its column of partial[block]
     float* out = partial + (i64)blockIdx.x * 2 * cols;
-    for (int c = threadIdx.x; c < 2 * cols; c += blockDim.x) out[c] = norm_smem[c];
+    for (int i = threadIdx.x; i < 2 * K * 64; i += blockDim.x) {
+        float4 t = norm_smem4[i];
+        for (int w = 1; w < MJ_ROW_BWD_WARPS; w++) {
+            const float4 u = norm_smem4[w * 2 * K * 64 + i];
+            t.x += u.x; t.y += u.y; t.z += u.z; t.w += u.w;
+        }
+        const int l = i % 32, q = (i / 32) % 2, kk = i / 64;  // kk: half * K + k
+        const int half = kk / K, c = 8 * (l + 32 * (kk % K)) + 4 * q;
+        if (c < cols) {
+            float* o = out + half * cols + c;
+            o[0] = t.x; o[1] = t.y; o[2] = t.z; o[3] = t.w;
+        }
+    }
 }
 
 #define MJ_NORM_ROW_KERNELS(K)                                                                                    \

@@ -164,10 +164,10 @@ final class CudaNormOps {
     /** Blocks per SM of the persistent megatron_norm_backward_rows_k{K} grid: MJ_ROW_BWD_BLOCKS(K), as registers allow. */
     private static int backwardRowBlocksPerSm(int k) {
         return switch (k) {
-            case 1 -> 7;
-            case 2 -> 4;
-            case 3 -> 3;
-            default -> 2;
+            case 1 -> 8;
+            case 2 -> 5;
+            case 3 -> 4;
+            default -> 3;
         };
     }
 
@@ -211,7 +211,7 @@ final class CudaNormOps {
         long partial = params ? backend.temporary(bytes) : 0L;
         try {
             backend.launch("megatron_norm_backward_rows_k" + k, blocks, 1, BACKWARD_ROW_WARPS * 32,
-                    params ? 2 * cols * Float.BYTES : 0, dy.address(), code(op, dy), x.address(), code(op, x),
+                    params ? BACKWARD_ROW_WARPS * 2 * k * 256 * Float.BYTES : 0, dy.address(), code(op, dy), x.address(), code(op, x),
                     gamma.address(), code(op, gamma), mean == null ? 0L : mean.address(), rstd.address(), dx.address(),
                     code(op, dx), accumulate ? 1 : 0, partial, rows, cols);
             if (params) {
@@ -225,10 +225,13 @@ final class CudaNormOps {
         }
     }
 
+    /** Slice groups of megatron_norm_param_reduce (MJ_PR_GROUPS): its blocks are 32 columns x this many threads. */
+    private static final int PARAM_REDUCE_GROUPS = 32;
+
     /** megatron_norm_param_reduce: dGamma (+)= the slices' first halves, dBeta (+)= their second halves, in order. */
     private void reduceParamGrads(long partial, long slices, int cols, long dGamma, long dBeta) {
-        backend.launch("megatron_norm_param_reduce", (cols + 31) / 32, 1, 256, 0, partial, (int) slices, cols, dGamma,
-                dBeta);
+        backend.launch("megatron_norm_param_reduce", (cols + 31) / 32, 1, 32 * PARAM_REDUCE_GROUPS, 0, partial,
+                (int) slices, cols, dGamma, dBeta);
     }
 
     /** Chunks of 8 elements each thread of a norm kernel holds in registers ({@code MJ_NORM_K} in norm.cu). */
