@@ -400,6 +400,33 @@ struct QkvStrides {
     __device__ __forceinline__ i64 key(int b, int g) const { return (i64)b * kTok + (i64)g * kGrp; }
 };
 
+// Dropout on the probabilities (Backend#attentionForward, the CPU's AttentionDropout): probability
+// (h, b, i, j) is element offset + ((h B + b) s + i) sk + j of the Philox stream of common.cuh, kept
+// (times scale = 1 / (1 - p), computed in float by the caller) when its uniform is >= p. Only the
+// *_dropout kernels (template DROP) read it.
+struct Dropout {
+    float p, scale;
+    unsigned long long seed, offset;
+    __device__ __forceinline__ unsigned long long element(int h, int b, int B, i64 s, i64 i, i64 sk, i64 j) const {
+        return offset + (((unsigned long long)h * B + b) * s + i) * sk + j;
+    }
+    __device__ __forceinline__ float keep(float u) const { return u >= p ? scale : 0.0f; }
+    // the multipliers of stream elements e and e + 1: one generator call when they share a counter block
+    __device__ __forceinline__ void keep2(unsigned long long e, float& z0, float& z1) const {
+        const unsigned long long blk = e >> 2;
+        const uint32_t lane = (uint32_t)(e & 3);
+        const uint4 r = mj_philox((uint32_t)blk, (uint32_t)(blk >> 32), 0u, 0u, (uint32_t)seed, (uint32_t)(seed >> 32));
+        const uint32_t v0 = lane == 0 ? r.x : lane == 1 ? r.y : lane == 2 ? r.z : r.w;
+        uint32_t v1 = lane == 0 ? r.y : lane == 1 ? r.z : r.w;
+        if (lane == 3) {
+            const unsigned long long nb = blk + 1;
+            v1 = mj_philox((uint32_t)nb, (uint32_t)(nb >> 32), 0u, 0u, (uint32_t)seed, (uint32_t)(seed >> 32)).x;
+        }
+        z0 = keep((float)(v0 >> 8) * 0x1.0p-24f);
+        z1 = keep((float)(v1 >> 8) * 0x1.0p-24f);
+    }
+};
+
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -536,10 +563,10 @@ __device__ __forceinline__ void copy_rows_out(uint32_t base, int r0, void* dst, 
 // d 128). A warp skips the key blocks that are fully masked for all its rows (causal diagonal).
 // Scores stay raw until the exponent: p = 2^(s * scale * log2(e) - m * scale * log2(e)) as one
 // FFMA, so scale must be > 0 (CudaAttention sends other scales to the CUDA-core kernels).
-template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
+template <int D, bool BF16, int NW, int MW, int BN, bool QREG, bool DROP = false>
 __device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                        const int* keyLengths, QkvStrides st) {
+                                        const int* keyLengths, QkvStrides st, Dropout dr) {
     typedef typename Elem<BF16>::T T;
     constexpr int WM = 16 * MW, BM = NW * WM, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, SN = BN / 8, ON = D / 8;
@@ -677,9 +704,13 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
                 for (int nt = 0; nt < SN; nt++) {
                     const float p0 = ex2(fmaf(sacc[mi][nt][2 * rh], sl2, -mS));
                     const float p1 = ex2(fmaf(sacc[mi][nt][2 * rh + 1], sl2, -mS));
-                    sacc[mi][nt][2 * rh] = p0;
-                    sacc[mi][nt][2 * rh + 1] = p1;
-                    sum += p0 + p1;
+                    sum += p0 + p1;  // the softmax's own sum: dropout leaves l and lse alone
+                    float z0 = 1.0f, z1 = 1.0f;
+                    if constexpr (DROP) {
+                        dr.keep2(dr.element(h, b, B, s, w0 + mi * 16 + g + 8 * rh, sk, n0 + nt * 8 + 2 * t), z0, z1);
+                    }
+                    sacc[mi][nt][2 * rh] = p0 * z0;
+                    sacc[mi][nt][2 * rh + 1] = p1 * z1;
                 }
                 lRow[mi][rh] = lRow[mi][rh] * alpha + sum;  // per-thread partial; the quad's partials add up at the end
 #pragma unroll
@@ -776,11 +807,11 @@ __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, 
 // red.global.add.v4.f32 (sm_90; lane pairs swap halves so each lane holds 4 consecutive columns
 // of one row), 2 not at all (timing diagnostic only: dQ is computed but dropped). Below sm_90 the
 // vector modes fall back to scalar atomicAdd.
-template <int D, bool BF16, int NW, int BM, int DQM>
+template <int D, bool BF16, int NW, int BM, int DQM, bool DROP = false>
 __device__ __forceinline__ void backward(const void* qv, const void* kv, const void* vv, const void* dov,
                                          const float* lse, const float* delta, float* dq, void* dkv, void* dvv,
                                          i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                         const int* keyLengths, QkvStrides st) {
+                                         const int* keyLengths, QkvStrides st, Dropout dr) {
     typedef typename Elem<BF16>::T T;
     constexpr int BN = 16 * NW, NT = NW * 32;
     constexpr int CH = D / 8, RB = D * 2, KT = D / 16, QN = BM / 8, ON = D / 8;
@@ -925,7 +956,13 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int qc = nt * 8 + 2 * t + (e & 1);
-                dsacc[nt][e] = sacc[nt][e] * (dsacc[nt][e] - De[qc]);
+                if constexpr (DROP) {  // dP Z into dS; P Z (for dV) in place of P
+                    const float z = dr.keep(mj_uniform(dr.seed, dr.element(h, b, B, s, m0 + qc, sk, e < 2 ? key0 : key1)));
+                    dsacc[nt][e] = sacc[nt][e] * (dsacc[nt][e] * z - De[qc]);
+                    sacc[nt][e] *= z;
+                } else {
+                    dsacc[nt][e] = sacc[nt][e] * (dsacc[nt][e] - De[qc]);
+                }
             }
         }
         // dV += P^T dO ; dK += dS^T Q  (A operands straight from the accumulators)
@@ -1034,65 +1071,77 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
 
 // forward, compiled for sm_90 and newer only (the _m2 kernels; a trap below sm_90, where the launch
 // plans never pick them)
-template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
+template <int D, bool BF16, int NW, int MW, int BN, bool QREG, bool DROP = false>
 __device__ __forceinline__ void forward_sm90(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                              i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
-                                             const int* keyLengths, QkvStrides st) {
+                                             const int* keyLengths, QkvStrides st, Dropout dr) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     __trap();
 #else
-    forward<D, BF16, NW, MW, BN, QREG>(qv, kv, vv, outv, lse, s, sk, B, np, ng, scale, causal, keyLengths, st);
+    forward<D, BF16, NW, MW, BN, QREG, DROP>(qv, kv, vv, outv, lse, s, sk, B, np, ng, scale, causal, keyLengths, st, dr);
 #endif
 }
 
 template <int D, bool BF16, int NW, int MW, int BN, bool QREG>
 __global__ void __launch_bounds__(NW * 32)
     forward_kernel(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,
-                   int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {
+                   int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
+                   float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
     forward<D, BF16, NW, MW, BN, QREG>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
-                                       QkvStrides{qTok, qGrp, kTok, kGrp});
+                                       QkvStrides{qTok, qGrp, kTok, kGrp}, Dropout{dropP, dropScale, seed, offset});
 }
 template <int D, bool BF16, int NW, int BM, int DQM>
 __global__ void __launch_bounds__(NW * 32)
     backward_kernel(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,
                     const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng,
-                    float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {
+                    float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
+                    float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
     backward<D, BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths,
-                                   QkvStrides{qTok, qGrp, kTok, kGrp});
+                                   QkvStrides{qTok, qGrp, kTok, kGrp}, Dropout{dropP, dropScale, seed, offset});
 }
 
 }  // namespace fa2
 
 // FN: fa2::forward, or fa2::forward_sm90 (a trap below sm_90)
-#define FA2_FWD_KERNEL(NAME, FN, IS_BF16, D, NW, MW, BN, QREG)                                                    \
+#define FA2_FWD_KERNEL(NAME, FN, IS_BF16, D, NW, MW, BN, QREG, DROP)                                              \
     extern "C" __global__ void __launch_bounds__((NW) * 32)                                                     \
         NAME(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,    \
-             int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) { \
-        fa2::FN<D, IS_BF16, NW, MW, BN, (QREG) != 0>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal,          \
-                                                     keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp});        \
+             int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp, \
+             float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {                  \
+        fa2::FN<D, IS_BF16, NW, MW, BN, (QREG) != 0, DROP>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal,    \
+                                                           keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp},   \
+                                                           fa2::Dropout{dropP, dropScale, seed, offset});         \
     }
-#define FA2_BWD_KERNEL(NAME, IS_BF16, D, NW, BM, DQM)                                                             \
+#define FA2_BWD_KERNEL(NAME, IS_BF16, D, NW, BM, DQM, DROP)                                                       \
     extern "C" __global__ void __launch_bounds__((NW) * 32, FA2_BWD_MIN_BLOCKS(D))                              \
         NAME(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,             \
              const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng, float scale, \
-             int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp) {                         \
-        fa2::backward<D, IS_BF16, NW, BM, DQM>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale,    \
-                                               causal, keyLengths, fa2::QkvStrides{qTok, qGrp, kTok, kGrp});      \
+             int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp, float dropP,              \
+             float dropScale, unsigned long long seed, unsigned long long offset) {                               \
+        fa2::backward<D, IS_BF16, NW, BM, DQM, DROP>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng,     \
+                                                     scale, causal, keyLengths,                                   \
+                                                     fa2::QkvStrides{qTok, qGrp, kTok, kGrp},                     \
+                                                     fa2::Dropout{dropP, dropScale, seed, offset});               \
     }
 #define FA2_INSTANTIATE(D, NAME, IS_BF16)                                                                         \
     FA2_FWD_KERNEL(megatron_fa2_forward_##NAME##_d##D, forward, IS_BF16, D, FA2_FWD_WARPS(D), FA2_FWD_MT(D),      \
-                   FA2_FWD_BN(D), FA2_FWD_QREG(D))                                                                \
-    FA2_BWD_KERNEL(megatron_fa2_backward_##NAME##_d##D, IS_BF16, D, FA2_BWD_WARPS(D), FA2_BWD_BM(D), FA2_BWD_DQ(D))
+                   FA2_FWD_BN(D), FA2_FWD_QREG(D), false)                                                         \
+    FA2_BWD_KERNEL(megatron_fa2_backward_##NAME##_d##D, IS_BF16, D, FA2_BWD_WARPS(D), FA2_BWD_BM(D), FA2_BWD_DQ(D), \
+                   false)                                                                                         \
+    FA2_FWD_KERNEL(megatron_fa2_forward_##NAME##_d##D##_dropout, forward, IS_BF16, D, FA2_FWD_WARPS(D),           \
+                   FA2_FWD_MT(D), FA2_FWD_BN(D), FA2_FWD_QREG(D), true)                                           \
+    FA2_BWD_KERNEL(megatron_fa2_backward_##NAME##_d##D##_dropout, IS_BF16, D, FA2_BWD_WARPS(D), FA2_BWD_BM(D),    \
+                   FA2_BWD_DQ(D), true)
 
 FA2_INSTANTIATE(64, bf16, true)
 FA2_INSTANTIATE(64, f16, false)
 FA2_INSTANTIATE(128, bf16, true)
 FA2_INSTANTIATE(128, f16, false)
-// d 128 forward on large grids, sm_90 and newer (mj_fa2_forward_m2)
+// d 128 forward on large grids, sm_90 and newer (mj_fa2_forward_m2), without dropout
 FA2_FWD_KERNEL(megatron_fa2_forward_bf16_d128_m2, forward_sm90, true, 128, FA2_FWD_WARPS(128), FA2_FWD_M2_MT,
-               FA2_FWD_BN(128), FA2_FWD_M2_QREG)
+               FA2_FWD_BN(128), FA2_FWD_M2_QREG, false)
 FA2_FWD_KERNEL(megatron_fa2_forward_f16_d128_m2, forward_sm90, false, 128, FA2_FWD_WARPS(128), FA2_FWD_M2_MT,
-               FA2_FWD_BN(128), FA2_FWD_M2_QREG)
+               FA2_FWD_BN(128), FA2_FWD_M2_QREG, false)
 
 // ---------------------------------------------------------------------------------------------
 // Launch plans, host functions (the check harness native/src/test/cuda/flash_attention_check.cu

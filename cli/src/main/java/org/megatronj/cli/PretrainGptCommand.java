@@ -77,13 +77,14 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        Backends.checkAttentionDropout(device, model.attentionDropout);   // before anything is built or loaded
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
+        Precision dtype = precision.precision();
+        // before anything is built or loaded
+        Backends.checkAttentionDropout(device, config.attentionDropout(), dtype.mixed(), config.kvChannels());
         TrainingConfig tc = training.toConfig(data.seed, 1);
         ParallelConfig layout = parallel.toConfig(config);
         ActivationRecompute recompute = parallel.recompute();
-        Precision dtype = precision.precision();
         precision.validate();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();

@@ -14,8 +14,9 @@ public final class Backends {
     public static final String CUDA_CLASS = "org.megatronj.memory.cuda.CudaBackend";
 
     /** Why the CUDA backend refuses attention dropout (its FlashAttention kernels have none yet). */
-    public static final String CUDA_ATTENTION_DROPOUT_UNSUPPORTED = "--attention-dropout > 0 is not yet supported by the"
-            + " CUDA FlashAttention kernels; pass --attention-dropout 0 on --device cuda";
+    public static final String CUDA_ATTENTION_DROPOUT_UNSUPPORTED = "--attention-dropout > 0 on --device cuda runs in the"
+            + " tensor-core FlashAttention kernels only: --bf16 or --fp16 with a head dim (--kv-channels, default hidden"
+            + " size / heads) of 64 or 128; otherwise pass --attention-dropout 0";
 
     private Backends() {
     }
@@ -28,10 +29,11 @@ public final class Backends {
 
     /**
      * Refuses, before any backend starts, a training run that the backend of {@code device} cannot
-     * do: attention dropout on CUDA. Throws {@link IllegalArgumentException} naming the flag.
+     * do: attention dropout on CUDA outside the tensor-core kernels (16-bit activations, head dim 64
+     * or 128). Throws {@link IllegalArgumentException} naming the flags.
      */
-    public static void checkAttentionDropout(String device, float attentionDropout) {
-        if (attentionDropout > 0f && isCuda(device)) {
+    public static void checkAttentionDropout(String device, float attentionDropout, boolean sixteenBit, int headDim) {
+        if (attentionDropout > 0f && isCuda(device) && !(sixteenBit && (headDim == 64 || headDim == 128))) {
             throw new IllegalArgumentException(CUDA_ATTENTION_DROPOUT_UNSUPPORTED + " (got --attention-dropout "
                     + attentionDropout + ")");
         }

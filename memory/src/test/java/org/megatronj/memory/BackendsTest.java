@@ -31,4 +31,18 @@ class BackendsTest {
             assertTrue(e.getMessage().contains("--device cpu"), e.getMessage());
         }
     }
+
+    /** Attention dropout on CUDA: accepted where the tensor-core kernels run (16-bit, head dim 64/128), refused by name elsewhere. */
+    @Test
+    void cudaAttentionDropoutNeedsTheTensorCoreKernels() {
+        Backends.checkAttentionDropout("cuda", 0.1f, true, 64);
+        Backends.checkAttentionDropout("cuda", 0.1f, true, 128);
+        Backends.checkAttentionDropout("cuda", 0f, false, 80);
+        Backends.checkAttentionDropout("cpu", 0.1f, false, 80);
+        for (Runnable refused : new Runnable[] {() -> Backends.checkAttentionDropout("cuda", 0.1f, false, 64),
+                () -> Backends.checkAttentionDropout("gpu", 0.1f, true, 80)}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, refused::run);
+            assertTrue(e.getMessage().contains("--attention-dropout"), e.getMessage());
+        }
+    }
 }

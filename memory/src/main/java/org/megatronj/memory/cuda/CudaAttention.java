@@ -3,6 +3,7 @@ package org.megatronj.memory.cuda;
 import static org.megatronj.memory.TensorChecks.*;
 import static org.megatronj.memory.cuda.DeviceChecks.*;
 
+import org.megatronj.memory.Backends;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
@@ -111,11 +112,19 @@ final class CudaAttention {
 
     /** mj_fa_forward_launch ({@code sm}: the device's compute capability, 10 * major + minor). */
     static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm) {
+        return forwardLaunch(dt, d, s, b, np, tensorCores, sm, false);
+    }
+
+    /**
+     * As {@link #forwardLaunch(DType, int, long, int, int, boolean, int)}; with {@code dropout} the FA2
+     * kernel's {@code _dropout} twin (same tiling; no _m2 twin, so never the _m2 kernel).
+     */
+    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm, boolean dropout) {
         if (tensorCores) {
-            boolean m2 = fa2ForwardM2(d, s, b, np, sm);
+            boolean m2 = !dropout && fa2ForwardM2(d, s, b, np, sm);
             int bm = fa2ForwardRows(d, m2);
-            return new Launch(fa2Name("forward", dt, d) + (m2 ? "_m2" : ""), (s + bm - 1) / bm, (long) b * np,
-                    fa2ForwardWarps(d) * 32, fa2ForwardSharedBytes(d, m2));
+            return new Launch(fa2Name("forward", dt, d) + (m2 ? "_m2" : "") + (dropout ? "_dropout" : ""),
+                    (s + bm - 1) / bm, (long) b * np, fa2ForwardWarps(d) * 32, fa2ForwardSharedBytes(d, m2));
         }
         return new Launch("megatron_flash_attention_forward_d" + d, (s + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
                 (long) b * np, WARPS * 32, 0);
@@ -123,10 +132,15 @@ final class CudaAttention {
 
     /** mj_fa_backward_launch. */
     static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores) {
+        return backwardLaunch(dt, d, sk, b, ng, tensorCores, false);
+    }
+
+    /** As {@link #backwardLaunch(DType, int, long, int, int, boolean)}; with {@code dropout} the FA2 kernel's {@code _dropout} twin. */
+    static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores, boolean dropout) {
         if (tensorCores) {
             int bn = 16 * fa2BackwardWarps(d);
-            return new Launch(fa2Name("backward", dt, d), (sk + bn - 1) / bn, (long) b * ng, fa2BackwardWarps(d) * 32,
-                    fa2BackwardSharedBytes(d));
+            return new Launch(fa2Name("backward", dt, d) + (dropout ? "_dropout" : ""), (sk + bn - 1) / bn,
+                    (long) b * ng, fa2BackwardWarps(d) * 32, fa2BackwardSharedBytes(d));
         }
         return new Launch("megatron_flash_attention_backward_d" + d, (sk + KEYS_PER_BLOCK - 1) / KEYS_PER_BLOCK,
                 (long) b * ng, WARPS * 32, backwardSharedBytes(d));
@@ -211,17 +225,53 @@ final class CudaAttention {
         }
     }
 
+    /**
+     * Dropout on the probabilities in the FA2 kernels' {@code _dropout} twins (fa2::Dropout): p, the keep
+     * scale 1 / (1 - p) in float (as the CPU's AttentionDropout), the Philox key and counter start.
+     */
+    private record Dropout(float p, long seed, long offset) {
+        static final Dropout NONE = new Dropout(0f, 0L, 0L);
+
+        boolean on() {
+            return p != 0f;
+        }
+
+        float scale() {
+            return on() ? 1f / (1f - p) : 1f;
+        }
+    }
+
+    /** Attention dropout needs the tensor-core kernels: a clear refusal for the others. */
+    private static Dropout dropout(String op, float p, long seed, long offset, boolean tensorCores, DType dt, int d) {
+        if (!(p >= 0f && p < 1f)) {
+            throw fail(op, "dropoutP = " + p + "; expected a probability in [0, 1)");
+        }
+        if (p != 0f && !tensorCores) {
+            throw fail(op, "attention dropout (p = " + p + ") runs in the tensor-core FlashAttention kernels only: "
+                    + "BF16/F16, head dim 64 or 128, 16-byte aligned tensors; got " + dt + " with head dim " + d
+                    + " (" + Backends.CUDA_ATTENTION_DROPOUT_UNSUPPORTED + ")");
+        }
+        return p == 0f ? Dropout.NONE : new Dropout(p, seed, offset);
+    }
+
     void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale, boolean causal, Tensor keyLengths) {
+        forward(q, k, v, out, lse, scale, causal, keyLengths, 0f, 0L, 0L);
+    }
+
+    void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale, boolean causal, Tensor keyLengths,
+                 float dropoutP, long seed, long offset) {
         Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths);
+        boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out);
+        Dropout drop = dropout("attentionForward", dropoutP, seed, offset, tc, q.dtype(), sh.d());
         backend.enter();
         int dt = code("attentionForward", q);
-        boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out);
-        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tc, computeCapability());
+        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tc, computeCapability(), drop.on());
         long keyLens = keyLengths == null ? 0L : keyLengths.address();
         if (tc) {
             Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
             launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
-                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(),
+                    drop.p(), drop.scale(), drop.seed(), drop.offset());
         } else {
             launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
                     sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens);
@@ -267,7 +317,7 @@ final class CudaAttention {
         Launch l = forwardLaunch(qkv.dtype(), d, s, b, np, true, computeCapability());
         launch(l, qkv.address(), qkv.address() + np / ng * headBytes, qkv.address() + (np / ng + 1) * headBytes,
                 code(op, qkv), out.address(), lse.address(), s, s, b, np, ng, scale, causal ? 1 : 0, 0L,
-                st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+                st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), 0f, 1f, 0L, 0L);
         return true;
     }
 
@@ -305,7 +355,7 @@ final class CudaAttention {
             launch(backwardLaunch(qkv.dtype(), d, s, b, ng, true), qkv.address(), qkv.address() + rep * headBytes,
                     qkv.address() + (rep + 1) * headBytes, dt, dOut.address(), lse.address(), delta, dqAcc,
                     dqkv.address() + rep * headBytes, dqkv.address() + (rep + 1) * headBytes, s, s, b, np, ng, scale,
-                    causal ? 1 : 0, 0L, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+                    causal ? 1 : 0, 0L, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), 0f, 1f, 0L, 0L);
             backend.launch("megatron_flash_attention_dq_store", backend.grid(rows * d / 8), 1, CudaBackend.THREADS, 0,
                     dqAcc, dqkv.address(), dt, s * b, np, rep, d, st.qTok(), st.qGrp());
         } finally {
@@ -328,6 +378,11 @@ final class CudaAttention {
 
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk, Tensor dv,
                   float scale, boolean causal, Tensor keyLengths) {
+        backward(dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, 0f, 0L, 0L);
+    }
+
+    void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk, Tensor dv,
+                  float scale, boolean causal, Tensor keyLengths, float dropoutP, long seed, long offset) {
         String op = "attentionBackward";
         Shape sh = check(op, q, k, v, out, lse, keyLengths);
         floating(op, "dOut", dOut);
@@ -342,6 +397,8 @@ final class CudaAttention {
             throw fail(op, "dOut, dk and dv must have q's dtype " + q.dtype() + "; got " + dOut.dtype() + ", "
                     + dk.dtype() + ", " + dv.dtype());
         }
+        boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out, dOut, dk, dv);
+        Dropout drop = dropout(op, dropoutP, seed, offset, tc, q.dtype(), sh.d());
         backend.enter();
         int dt = code(op, q);
         long rows = sh.s() * sh.b() * sh.np();
@@ -352,14 +409,14 @@ final class CudaAttention {
         long dqAcc = dqIsF32 ? dq.address() : backend.temporary(dqBytes);
         try {
             prepareBackward(dOut, out, dt, delta, dqAcc, sh.s(), sh.b(), sh.np(), sh.d());
-            boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out, dOut, dk, dv);
-            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(), tc);
+            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(), tc, drop.on());
             long keyLens = keyLengths == null ? 0L : keyLengths.address();
             if (tc) {
                 Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
                 launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                         dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
-                        keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp());
+                        keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), drop.p(), drop.scale(), drop.seed(),
+                        drop.offset());
             } else {
                 launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                         dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,

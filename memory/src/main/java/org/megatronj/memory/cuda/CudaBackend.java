@@ -11,7 +11,6 @@ import java.util.List;
 import java.util.Locale;
 
 import org.megatronj.memory.Backend;
-import org.megatronj.memory.Backends;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
@@ -756,16 +755,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale,
                                  boolean causal, Tensor keyLengths, float dropoutP, long seed, long offset) {
-        refuseAttentionDropout("attentionForward", dropoutP);
-        attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths);
+        attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths, dropoutP, seed, offset);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
                                   Tensor dk, Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths,
                                   float dropoutP, long seed, long offset) {
-        refuseAttentionDropout("attentionBackward", dropoutP);
-        attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths);
+        attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, dropoutP, seed, offset);
     }
 
     /** The tensor-core FlashAttention kernels (BF16/F16, d 64 or 128) read q, k, v in the fused layout. */
@@ -787,14 +784,6 @@ public final class CudaBackend implements Backend {
                                           float softmaxScale, boolean causal) {
         if (!attention.backwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal)) {
             Backend.super.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal);
-        }
-    }
-
-    /** The FlashAttention kernels have no dropout yet: p > 0 is refused (p = 0 runs them unchanged). */
-    private static void refuseAttentionDropout(String op, float dropoutP) {
-        if (dropoutP != 0f) {
-            throw fail(op, Backends.CUDA_ATTENTION_DROPOUT_UNSUPPORTED
-                    + " (got dropoutP = " + dropoutP + ")");
         }
     }
 

@@ -480,6 +480,61 @@ class CudaBackendTest {
     }
 
     /**
+     * Dropout on the attention probabilities in the FA2 kernels' _dropout twins against the CPU's
+     * (the same Philox mask, element offset + ((h B + b) s + i) sk + j): forward and backward, MHA and
+     * GQA, causal and padded, head dims 64 and 128; F32 (CUDA-core kernels, no dropout) is refused.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void flashAttentionDropout(DType dt) {
+        AttentionCase[] cases = {
+            new AttentionCase(70, 70, 2, 4, 4, 64, true, false),
+            new AttentionCase(33, 65, 2, 8, 2, 128, true, true),
+            new AttentionCase(40, 40, 2, 4, 1, 64, false, true),
+        };
+        float p = 0.2f;
+        long dropSeed = 1234567890123L, dropOffset = 77;
+        for (AttentionCase c : cases) {
+            Pair q = random(dt, c.s(), c.b(), c.np(), c.d());
+            Pair k = random(dt, c.sk(), c.b(), c.ng(), c.d());
+            Pair v = random(dt, c.sk(), c.b(), c.ng(), c.d());
+            Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+            Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
+            Pair kl = null;
+            if (c.padded()) {
+                int[] len = new int[c.b()];
+                for (int i = 0; i < len.length; i++) {
+                    len[i] = 2 + rnd.nextInt(c.sk() - 1);
+                }
+                kl = upload(arena.fromInts(len, c.b()));
+            }
+            Pair lengths = kl;
+            float scale = (float) (1 / Math.sqrt(c.d()));
+            if (dt == DType.F32) {
+                Tensor g = lse.gpu();
+                TensorException e = assertThrows(TensorException.class, () -> gpu.attentionForward(q.gpu(), k.gpu(),
+                        v.gpu(), out.gpu(), g, scale, c.causal(), side(lengths, true), p, dropSeed, dropOffset));
+                assertTrue(e.getMessage().contains("tensor-core"), e.getMessage());
+                continue;
+            }
+            both((be, g) -> be.attentionForward(side(q, g), side(k, g), side(v, g), side(out, g), side(lse, g), scale,
+                    c.causal(), side(lengths, g), p, dropSeed, dropOffset));
+            assertClose("dropout attention out " + c, out, tolerance(dt));
+            assertClose("dropout attention lse " + c, lse, 1e-5);
+            Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
+            Pair dq = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+            Pair dk = poisoned(dt, c.sk(), c.b(), c.ng(), c.d());
+            Pair dv = poisoned(dt, c.sk(), c.b(), c.ng(), c.d());
+            both((be, g) -> be.attentionBackward(side(dOut, g), side(q, g), side(k, g), side(v, g), side(out, g),
+                    side(lse, g), side(dq, g), side(dk, g), side(dv, g), scale, c.causal(), side(lengths, g), p, dropSeed,
+                    dropOffset));
+            assertClose("dropout attention dq " + c, dq, 2 * tolerance(dt));
+            assertClose("dropout attention dk " + c, dk, 2 * tolerance(dt));
+            assertClose("dropout attention dv " + c, dv, 2 * tolerance(dt));
+        }
+    }
+
+    /**
      * Attention on Megatron's fused linear_qkv output: on the GPU the FA2 kernels read q, k, v and write
      * dq, dk, dv in place (BF16/F16, d 64/128; F32 falls back to separating them), on the CPU the
      * Backend default separates them; both against each other like the dense op.
