@@ -9,6 +9,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.megatronj.memory.Backend;
 import org.megatronj.memory.cpu.CpuBackend;
 
 /**
@@ -43,10 +44,16 @@ class DeterminismTest {
         return b.build();
     }
 
-    private record Step(double loss, List<float[]> grads) {
+    /** One forward-backward's loss and parameter gradients. */
+    record Step(double loss, List<float[]> grads) {
     }
 
     private static Step step(TransformerConfig c, MicroBatch batch) {
+        return step(c, backend, batch);
+    }
+
+    /** A fresh model (seed 1234) on {@code backend}: one forward-backward of {@code batch}. */
+    static Step step(TransformerConfig c, Backend backend, MicroBatch batch) {
         try (GPTModel model = new GPTModel(c, backend, 1234)) {
             model.zeroGrad();
             double loss = model.forwardBackward(batch, 1f, 7).lossSum();
@@ -74,14 +81,21 @@ class DeterminismTest {
             }
         }
         Step warm = step(c, batch);
-        assertEquals(Double.doubleToRawLongBits(cold.loss()), Double.doubleToRawLongBits(warm.loss()),
-                "loss " + cold.loss() + " vs " + warm.loss());
-        for (int p = 0; p < cold.grads().size(); p++) {
-            float[] a = cold.grads().get(p);
-            float[] b = warm.grads().get(p);
-            for (int i = 0; i < a.length; i++) {
-                if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
-                    fail("gradient of parameter " + p + " element " + i + ": " + a[i] + " before warm-up, " + b[i] + " after");
+        assertSameBits(cold, warm, "before warm-up", "after");
+    }
+
+    /** Loss and every gradient element of {@code a} and {@code b} are the same bits. */
+    static void assertSameBits(Step a, Step b, String aName, String bName) {
+        assertEquals(Double.doubleToRawLongBits(a.loss()), Double.doubleToRawLongBits(b.loss()),
+                "loss " + a.loss() + " " + aName + ", " + b.loss() + " " + bName);
+        assertEquals(a.grads().size(), b.grads().size(), "parameter count");
+        for (int p = 0; p < a.grads().size(); p++) {
+            float[] x = a.grads().get(p);
+            float[] y = b.grads().get(p);
+            assertEquals(x.length, y.length, "size of gradient " + p);
+            for (int i = 0; i < x.length; i++) {
+                if (Float.floatToRawIntBits(x[i]) != Float.floatToRawIntBits(y[i])) {
+                    fail("gradient of parameter " + p + " element " + i + ": " + x[i] + " " + aName + ", " + y[i] + " " + bName);
                 }
             }
         }

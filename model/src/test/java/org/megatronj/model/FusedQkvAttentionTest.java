@@ -1,14 +1,10 @@
 package org.megatronj.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import java.lang.reflect.InvocationHandler;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.megatronj.memory.Backend;
@@ -22,21 +18,6 @@ import org.megatronj.memory.cpu.CpuBackend;
  * the separating.
  */
 class FusedQkvAttentionTest {
-
-    private record Step(double loss, List<float[]> grads) {
-    }
-
-    private static Step step(TransformerConfig c, Backend backend, MicroBatch batch) {
-        try (GPTModel model = new GPTModel(c, backend, 1234)) {
-            model.zeroGrad();
-            double loss = model.forwardBackward(batch, 1f, 7).lossSum();
-            List<float[]> grads = new ArrayList<>();
-            for (Parameter p : model.parameters()) {
-                grads.add(p.grad().toFloatArray());
-            }
-            return new Step(loss, grads);
-        }
-    }
 
     /** {@code cpu} in all but {@link Backend#readsFusedQkv}; counts the fused-layout attention calls. */
     private static Backend readingFusedQkv(CpuBackend cpu, AtomicInteger fusedCalls) {
@@ -67,21 +48,10 @@ class FusedQkvAttentionTest {
         MicroBatch batch = GPTModelTest.randomBatch(2, 12, c.vocabSize(), 5);
         AtomicInteger fusedCalls = new AtomicInteger();
         try (CpuBackend cpu = new CpuBackend(2, true)) {
-            Step gathered = step(c, cpu, batch);
-            Step fused = step(c, readingFusedQkv(cpu, fusedCalls), batch);
+            DeterminismTest.Step gathered = DeterminismTest.step(c, cpu, batch);
+            DeterminismTest.Step fused = DeterminismTest.step(c, readingFusedQkv(cpu, fusedCalls), batch);
             assertEquals(2 * c.numLayers(), fusedCalls.get(), "a fused forward and backward per layer");
-            assertEquals(Double.doubleToRawLongBits(gathered.loss()), Double.doubleToRawLongBits(fused.loss()),
-                    "loss " + gathered.loss() + " vs " + fused.loss());
-            for (int p = 0; p < gathered.grads().size(); p++) {
-                float[] a = gathered.grads().get(p);
-                float[] b = fused.grads().get(p);
-                assertTrue(a.length == b.length);
-                for (int i = 0; i < a.length; i++) {
-                    if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
-                        fail("gradient of parameter " + p + " element " + i + ": " + a[i] + " gathered, " + b[i] + " fused");
-                    }
-                }
-            }
+            DeterminismTest.assertSameBits(gathered, fused, "gathered", "fused");
         }
     }
 }

@@ -39,27 +39,17 @@ final class CudaNormOps {
     }
 
     void layerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dGamma,
-                                  Tensor dBeta) {
-        String op = "layerNormBackward";
-        int cols = normArgs(op, x, gamma, dx);
-        floating(op, "dy", dy);
-        sameShape(op, "x", x, "dy", dy);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, mean, rstd);
-        paramGrad(op, "dGamma", dGamma, cols);
-        paramGrad(op, "dBeta", dBeta, cols);
-        backend.enter();
-        if (rowKernels(cols, dy, x, gamma, dx)) {
-            backwardRows(op, dy, x, gamma, mean, rstd, dx, false, dGamma, dBeta, rows, cols);
-            return;
-        }
-        backend.launch("megatron_layernorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
-                x.address(), code(op, x),
-                gamma.address(), code(op, gamma), mean.address(), rstd.address(), dx.address(), code(op, dx), cols);
-        if (dGamma != null || dBeta != null) {
-            paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), mean.address(), rstd.address(),
-                    dGamma == null ? 0L : dGamma.address(), dBeta == null ? 0L : dBeta.address());
-        }
+                           Tensor dBeta) {
+        backward("layerNormBackward", false, dy, x, gamma, mean, rstd, dx, dGamma, dBeta, false);
+    }
+
+    /**
+     * {@link CudaBackend#layerNormBackwardAccumulate}: dx += the norm's input gradient, in the row kernel
+     * where it applies, else written to a temporary and added.
+     */
+    void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+                                     Tensor dGamma, Tensor dBeta) {
+        backward("layerNormBackwardAccumulate", false, dy, x, gamma, mean, rstd, dx, dGamma, dBeta, true);
     }
 
     void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor y, Tensor rstd) {
@@ -78,34 +68,21 @@ final class CudaNormOps {
     }
 
     void rmsNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
-        String op = "rmsNormBackward";
-        int cols = normArgs(op, x, gamma, dx);
-        floating(op, "dy", dy);
-        sameShape(op, "x", x, "dy", dy);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, null, rstd);
-        paramGrad(op, "dGamma", dGamma, cols);
-        backend.enter();
-        if (rowKernels(cols, dy, x, gamma, dx)) {
-            backwardRows(op, dy, x, gamma, null, rstd, dx, false, dGamma, null, rows, cols);
-            return;
-        }
-        backend.launch("megatron_rmsnorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
-                x.address(), code(op, x),
-                gamma.address(), code(op, gamma), rstd.address(), dx.address(), code(op, dx), cols);
-        if (dGamma != null) {
-            paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x), 0L, rstd.address(),
-                    dGamma.address(), 0L);
-        }
+        backward("rmsNormBackward", true, dy, x, gamma, null, rstd, dx, dGamma, null, false);
+    }
+
+    /** {@link CudaBackend#rmsNormBackwardAccumulate}, as {@link #layerNormBackwardAccumulate}. */
+    void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
+        backward("rmsNormBackwardAccumulate", true, dy, x, gamma, null, rstd, dx, dGamma, null, true);
     }
 
     /**
-     * {@link CudaBackend#layerNormBackwardAccumulate}: dx += the norm's input gradient, in the row kernel
-     * where it applies, else written to a temporary and added.
+     * The four backward ops: LayerNorm ({@code rms} false, with mean and dBeta) or RMSNorm, dx written or
+     * accumulated; the row kernel where it applies, else the block-per-row kernels (through a temporary
+     * when accumulating) and the parameter-gradient pair.
      */
-    void layerNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
-                                     Tensor dGamma, Tensor dBeta) {
-        String op = "layerNormBackwardAccumulate";
+    private void backward(String op, boolean rms, Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx,
+                          Tensor dGamma, Tensor dBeta, boolean accumulate) {
         int cols = normArgs(op, x, gamma, dx);
         floating(op, "dy", dy);
         sameShape(op, "x", x, "dy", dy);
@@ -115,26 +92,26 @@ final class CudaNormOps {
         paramGrad(op, "dBeta", dBeta, cols);
         backend.enter();
         if (rowKernels(cols, dy, x, gamma, dx)) {
-            backwardRows(op, dy, x, gamma, mean, rstd, dx, true, dGamma, dBeta, rows, cols);
-        } else {
-            addThroughTemporary(dx, t -> layerNormBackward(dy, x, gamma, mean, rstd, t, dGamma, dBeta));
+            backwardRows(op, dy, x, gamma, mean, rstd, dx, accumulate, dGamma, dBeta, rows, cols);
+            return;
         }
-    }
-
-    /** {@link CudaBackend#rmsNormBackwardAccumulate}, as {@link #layerNormBackwardAccumulate}. */
-    void rmsNormBackwardAccumulate(Tensor dy, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dGamma) {
-        String op = "rmsNormBackwardAccumulate";
-        int cols = normArgs(op, x, gamma, dx);
-        floating(op, "dy", dy);
-        sameShape(op, "x", x, "dy", dy);
-        long rows = x.numel() / Math.max(cols, 1);
-        rowStats(op, rows, null, rstd);
-        paramGrad(op, "dGamma", dGamma, cols);
-        backend.enter();
-        if (rowKernels(cols, dy, x, gamma, dx)) {
-            backwardRows(op, dy, x, gamma, null, rstd, dx, true, dGamma, null, rows, cols);
+        if (accumulate) {
+            addThroughTemporary(dx, t -> backward(op, rms, dy, x, gamma, mean, rstd, t, dGamma, dBeta, false));
+            return;
+        }
+        if (rms) {
+            backend.launch("megatron_rmsnorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
+                    x.address(), code(op, x), gamma.address(), code(op, gamma), rstd.address(), dx.address(),
+                    code(op, dx), cols);
         } else {
-            addThroughTemporary(dx, t -> rmsNormBackward(dy, x, gamma, rstd, t, dGamma));
+            backend.launch("megatron_layernorm_backward", rows, 1, backwardThreads(cols), 0, dy.address(), code(op, dy),
+                    x.address(), code(op, x), gamma.address(), code(op, gamma), mean.address(), rstd.address(),
+                    dx.address(), code(op, dx), cols);
+        }
+        if (dGamma != null || dBeta != null) {
+            paramGrads(rows, cols, dy.address(), code(op, dy), x.address(), code(op, x),
+                    mean == null ? 0L : mean.address(), rstd.address(), dGamma == null ? 0L : dGamma.address(),
+                    dBeta == null ? 0L : dBeta.address());
         }
     }
 

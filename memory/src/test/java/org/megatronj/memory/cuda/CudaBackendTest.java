@@ -792,6 +792,19 @@ class CudaBackendTest {
         assertClose("fc2 dgrad * gelu'", dPre, tolerance(dt));
     }
 
+    /** Random F32 AdamW operands of {@code total} elements: param, grad, exp_avg and a non-negative exp_avg_sq. */
+    private Pair[] adamState(long total) {
+        Pair p = random(DType.F32, total);
+        Pair gr = random(DType.F32, total);
+        Pair m = random(DType.F32, total);
+        Pair v = random(DType.F32, total);
+        for (long i = 0; i < total; i++) {
+            v.cpu().setFloat(i, Math.abs(v.cpu().getFloat(i)));
+        }
+        gpu.copy(v.cpu(), v.gpu());
+        return new Pair[] {p, gr, m, v};
+    }
+
     /**
      * multiTensorAdamW (one launch) against the CPU and, bit for bit, against one GPU adamW per
      * tensor: sizes from 1 to three chunks plus a tail, 4-byte aligned views (the scalar path),
@@ -803,14 +816,8 @@ class CudaBackendTest {
                 {70_000, 70_016}, {70_021, 71_000}};
         float[] decays = {0.1f, 0f, 0.1f, 0.05f, 0f, 0.1f};
         long total = 71_000;
-        Pair p = random(DType.F32, total);
-        Pair gr = random(DType.F32, total);
-        Pair m = random(DType.F32, total);
-        Pair v = random(DType.F32, total);
-        for (long i = 0; i < total; i++) {
-            v.cpu().setFloat(i, Math.abs(v.cpu().getFloat(i)));
-        }
-        gpu.copy(v.cpu(), v.gpu());
+        Pair[] state = adamState(total);
+        Pair p = state[0], gr = state[1], m = state[2], v = state[3];
         Pair[] oneByOne = {copyOnGpu(p), copyOnGpu(m), copyOnGpu(v)};
         int[] tables = new int[3];
         for (int step = 1; step <= 2; step++) {
@@ -880,14 +887,8 @@ class CudaBackendTest {
                 {70_100, 70_116}, {70_121, 71_000}};
         float[] decays = {0.1f, 0f, 0.1f, 0.05f, 0f, 0.1f};
         long total = 71_000;
-        Pair p = random(DType.F32, total);
-        Pair gr = random(DType.F32, total);
-        Pair m = random(DType.F32, total);
-        Pair v = random(DType.F32, total);
-        for (long i = 0; i < total; i++) {
-            v.cpu().setFloat(i, Math.abs(v.cpu().getFloat(i)));
-        }
-        gpu.copy(v.cpu(), v.gpu());
+        Pair[] state = adamState(total);
+        Pair p = state[0], gr = state[1], m = state[2], v = state[3];
         float[] gradsBefore = download(gr.gpu());
         Pair[] composed = {copyOnGpu(p), copyOnGpu(m), copyOnGpu(v)};
         Tensor scaled = gpu.allocate(arena, DType.F32, total);
