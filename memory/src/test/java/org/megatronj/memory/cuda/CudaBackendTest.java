@@ -433,6 +433,23 @@ class CudaBackendTest {
     private record AttentionCase(int s, int sk, int b, int np, int ng, int d, boolean causal, boolean padded) {
     }
 
+    /**
+     * Key lengths of a padded case (null otherwise): batch 0 fully masked when {@code emptyFirst}, the
+     * others see at least 2 keys: with a single key the softmax is 1 whatever the scores, dq and dk are
+     * 0 in exact arithmetic and a relative error compares two backends' rounding noise (seen on the
+     * H100: 0.8 in fp32).
+     */
+    private Pair keyLengths(AttentionCase c, boolean emptyFirst) {
+        if (!c.padded()) {
+            return null;
+        }
+        int[] len = new int[c.b()];
+        for (int i = 0; i < len.length; i++) {
+            len[i] = emptyFirst && i == 0 ? 0 : 2 + rnd.nextInt(c.sk() - 1);
+        }
+        return upload(arena.fromInts(len, c.b()));
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
     void flashAttentionForwardAndBackward(DType dt) {
@@ -449,18 +466,7 @@ class CudaBackendTest {
             Pair v = random(dt, c.sk(), c.b(), c.ng(), c.d());
             Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
             Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
-            Pair lengths = null;
-            if (c.padded()) {
-                int[] len = new int[c.b()];
-                for (int i = 0; i < len.length; i++) {
-                    // batch 0 fully masked; the others see at least 2 keys: with a single key the softmax is
-                    // 1 whatever the scores, dq and dk are 0 in exact arithmetic and a relative error
-                    // compares two backends' rounding noise (seen on the H100: 0.8 in fp32).
-                    len[i] = i == 0 ? 0 : 2 + rnd.nextInt(c.sk() - 1);
-                }
-                lengths = upload(arena.fromInts(len, c.b()));
-            }
-            Pair kl = lengths;
+            Pair kl = keyLengths(c, true);
             float scale = (float) (1 / Math.sqrt(c.d()));
             both((be, g) -> be.attentionForward(side(q, g), side(k, g), side(v, g), side(out, g), side(lse, g), scale,
                     c.causal(), side(kl, g)));
@@ -500,15 +506,7 @@ class CudaBackendTest {
             Pair v = random(dt, c.sk(), c.b(), c.ng(), c.d());
             Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
             Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
-            Pair kl = null;
-            if (c.padded()) {
-                int[] len = new int[c.b()];
-                for (int i = 0; i < len.length; i++) {
-                    len[i] = 2 + rnd.nextInt(c.sk() - 1);
-                }
-                kl = upload(arena.fromInts(len, c.b()));
-            }
-            Pair lengths = kl;
+            Pair lengths = keyLengths(c, false);
             float scale = (float) (1 / Math.sqrt(c.d()));
             if (dt == DType.F32) {
                 Tensor g = lse.gpu();
