@@ -8,6 +8,9 @@
 #        profile (GPT 124M/345M bf16: GPU time per kernel, JFR), fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
 # What comes back (at most 8 files): $OUT/session.log, and $OUT/results.tgz re-packed after every step
 # from $WORK/results/<step>/, so a run cut off by its time limit still returns what finished.
+# Seen on the H100 (2026-11-23), to plan a 30-minute device budget (a fresh machine's start adds about a minute):
+# env 1-2 s, tests 25-37 s, train:bf16 13-17 s, gptbench:bf16 13-15 s, profile 11-13 s, bench 34 s,
+# sanitize 43-114 s, torch 200-280 s (torch.compile of three models). Put the steps that must land first.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 B="$ROOT/dist/megatron-device"
