@@ -127,25 +127,7 @@ public final class Philox {
         if (vector) {
             dropoutVector(seed, offset + from, x, null, 0, n, p, scale);
         } else {
-            applyDropoutScalar(seed, offset + from, x, 0, n, p, scale);
-        }
-    }
-
-    private static void applyDropoutScalar(long seed, long e, float[] x, int xOff, int n, float p, float scale) {
-        int k0 = (int) seed;
-        int k1 = (int) (seed >>> 32);
-        int[] r = new int[4];
-        int i = 0;
-        while (i < n) {
-            long block = e >>> 2;
-            int lane = (int) (e & 3);
-            int count = Math.min(4 - lane, n - i);
-            philox4x32x10((int) block, (int) (block >>> 32), 0, 0, k0, k1, r);
-            for (int j = 0; j < count; j++) {
-                x[xOff + i + j] = toUniform(r[lane + j]) >= p ? x[xOff + i + j] * scale : 0f;
-            }
-            i += count;
-            e += count;
+            dropoutScalar(seed, offset + from, x, null, 0, n, p, scale);
         }
     }
 
@@ -163,11 +145,15 @@ public final class Philox {
         if (vector) {
             dropoutVector(seed, e, null, z, zOff, n, p, scale);
         } else {
-            maskScalar(seed, e, z, zOff, n, p, scale);
+            dropoutScalar(seed, e, null, z, zOff, n, p, scale);
         }
     }
 
-    private static void maskScalar(long seed, long e, float[] z, int zOff, int n, float p, float scale) {
+    /**
+     * The scalar path of both, as {@link #dropoutVector}: with {@code x} non-null, {@code x[off + i]} is
+     * dropped in place; otherwise {@code z[off + i]} receives the multiplier. Element i is stream element e + i.
+     */
+    private static void dropoutScalar(long seed, long e, float[] x, float[] z, int off, int n, float p, float scale) {
         int k0 = (int) seed;
         int k1 = (int) (seed >>> 32);
         int[] r = new int[4];
@@ -178,7 +164,12 @@ public final class Philox {
             int count = Math.min(4 - lane, n - i);
             philox4x32x10((int) block, (int) (block >>> 32), 0, 0, k0, k1, r);
             for (int j = 0; j < count; j++) {
-                z[zOff + i + j] = toUniform(r[lane + j]) >= p ? scale : 0f;
+                boolean keep = toUniform(r[lane + j]) >= p;
+                if (x != null) {
+                    x[off + i + j] = keep ? x[off + i + j] * scale : 0f;
+                } else {
+                    z[off + i + j] = keep ? scale : 0f;
+                }
             }
             i += count;
             e += count;
@@ -194,7 +185,7 @@ public final class Philox {
         int head = (int) (-e & 3); // scalar up to the first aligned group
         if (head > 0) {
             int count = Math.min(head, n);
-            scalarRun(seed, e, x, z, off, count, p, scale);
+            dropoutScalar(seed, e, x, z, off, count, p, scale);
             i = count;
         }
         int k0 = (int) seed;
@@ -208,7 +199,7 @@ public final class Philox {
             long block = (e + i) >>> 2;
             int lo = (int) block;
             if (Integer.compareUnsigned(lo, -L) > 0) { // the low counter word wraps inside this step: rare
-                scalarRun(seed, e + i, x, z, off + i, Math.min(step, n - i), p, scale);
+                dropoutScalar(seed, e + i, x, z, off + i, Math.min(step, n - i), p, scale);
                 continue;
             }
             // round 1 (c2 = c3 = 0): (c0, c1, c2, c3) = (c1 ^ k0, 0, hi(M0 c0) ^ k1, lo(M0 c0))
@@ -242,15 +233,7 @@ public final class Philox {
             store(ZIP_HI.selectFrom(aHi, bHi), x, z, off + i + 3 * L, p, scaleV, zero, limit);
         }
         if (i < n) {
-            scalarRun(seed, e + i, x, z, off + i, n - i, p, scale);
-        }
-    }
-
-    private static void scalarRun(long seed, long e, float[] x, float[] z, int off, int n, float p, float scale) {
-        if (x != null) {
-            applyDropoutScalar(seed, e, x, off, n, p, scale);
-        } else {
-            maskScalar(seed, e, z, off, n, p, scale);
+            dropoutScalar(seed, e + i, x, z, off + i, n - i, p, scale);
         }
     }
 

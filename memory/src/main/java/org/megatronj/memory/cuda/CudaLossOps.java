@@ -38,27 +38,23 @@ final class CudaLossOps {
     }
 
     void crossEntropySumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
-        String op = "crossEntropySumExp";
-        int v = logitRows(op, logits);
-        long n = logits.numel() / Math.max(v, 1);
-        stat(op, "rowMax", rowMax, n);
-        stat(op, "sumExp", sumExp, n);
-        backend.enter();
-        backend.launch("megatron_ce_sum_exp", n, 1, CudaBackend.THREADS, 0, logits.address(), code(op, logits),
-                rowMax.address(),
-                sumExp.address(), v);
+        rowReductions("crossEntropySumExp", "megatron_ce_sum_exp", logits, rowMax, sumExp);
     }
 
     /** Both row reductions in one read of the logits (an online softmax); sumExp agrees with the two pieces to fp32 rounding. */
     void crossEntropyRowMaxSumExp(Tensor logits, Tensor rowMax, Tensor sumExp) {
-        String op = "crossEntropyRowMaxSumExp";
+        rowReductions("crossEntropyRowMaxSumExp", "megatron_ce_row_max_sum_exp", logits, rowMax, sumExp);
+    }
+
+    /** A kernel taking (logits, dtype, rowMax, sumExp, v), one block per row: the sum-exp pass, or max and sum-exp in one. */
+    private void rowReductions(String op, String kernel, Tensor logits, Tensor rowMax, Tensor sumExp) {
         int v = logitRows(op, logits);
         long n = logits.numel() / Math.max(v, 1);
         stat(op, "rowMax", rowMax, n);
         stat(op, "sumExp", sumExp, n);
         backend.enter();
-        backend.launch("megatron_ce_row_max_sum_exp", n, 1, CudaBackend.THREADS, 0, logits.address(), code(op, logits),
-                rowMax.address(), sumExp.address(), v);
+        backend.launch(kernel, n, 1, CudaBackend.THREADS, 0, logits.address(), code(op, logits), rowMax.address(),
+                sumExp.address(), v);
     }
 
     void crossEntropyLoss(Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss) {
