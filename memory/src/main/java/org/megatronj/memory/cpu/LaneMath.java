@@ -26,6 +26,12 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class LaneMath {
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+    /**
+     * The int species of S's shape. Bit casts name it (and S) as constants: {@code viewAsFloatingLanes()}
+     * derives its target species at run time, which C2 did not always fold, and the cast then ran in
+     * the Vector API's Java fallback inside hot loops (gelu's backward at a third of its speed).
+     */
+    private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, S.vectorShape());
 
     /** Butterfly shuffles {@code i -> i ^ h}; null where the species has no such step. */
     private static final VectorShuffle<Float> XOR8 = butterfly(8);
@@ -79,7 +85,7 @@ final class LaneMath {
         FloatVector xc = x.max(EXP_LO).min(EXP_HI);
         FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);   // round(x log2 e) + magic
         FloatVector n = t.sub(ROUND_MAGIC);
-        IntVector ni = ((IntVector) t.viewAsIntegralLanes()).sub(ROUND_MAGIC_BITS);
+        IntVector ni = ((IntVector) t.reinterpretShape(IS, 0)).sub(ROUND_MAGIC_BITS);
         FloatVector r = n.fma(n.broadcast(-LN2_HI), xc);
         r = n.fma(n.broadcast(-LN2_LO), r);
         FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
@@ -102,7 +108,7 @@ final class LaneMath {
     }
 
     private static FloatVector powerOfTwo(IntVector exponent) {
-        return (FloatVector) exponent.add(127).lanewise(VectorOperators.LSHL, 23).viewAsFloatingLanes();
+        return (FloatVector) exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretShape(S, 0);
     }
 
     /** {@code tanh(x)} per lane; +-1 for large |x|, NaN stays NaN, the sign of zero is kept. */
