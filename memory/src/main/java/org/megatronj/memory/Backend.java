@@ -410,6 +410,21 @@ public interface Backend extends AutoCloseable {
     void crossEntropyBackward(Tensor logits, Tensor targets, long vocabStart, Tensor rowMax, Tensor sumExp,
                               Tensor dLoss, Tensor dLogits);
 
+    /**
+     * The whole loss of a vocabulary held whole (one tensor-parallel rank) and its gradient, for a
+     * caller that knows dLoss before the forward (forward and backward of one micro-batch back to
+     * back): {@link #crossEntropyTargetLogit}, {@link #crossEntropyRowMaxSumExp}, {@link #crossEntropyLoss}
+     * and {@link #crossEntropyBackward}, the same values. A backend may do it in one pass over the
+     * logits (read once, gradient written once) instead of three.
+     */
+    default void crossEntropyForwardBackward(Tensor logits, Tensor targets, Tensor dLoss, Tensor rowMax,
+                                             Tensor sumExp, Tensor targetLogit, Tensor loss, Tensor dLogits) {
+        crossEntropyTargetLogit(logits, targets, 0, targetLogit);
+        crossEntropyRowMaxSumExp(logits, rowMax, sumExp);
+        crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
+        crossEntropyBackward(logits, targets, 0, rowMax, sumExp, dLoss, dLogits);
+    }
+
     // ------------------------------------------------------------------ optimizer and reductions
 
     /**

@@ -192,8 +192,10 @@ public final class GPTModel implements AutoCloseable {
      */
     public LossResult forwardBackward(MicroBatch batch, float gradScale, long rngOffset) {
         requireWholeModel("forwardBackward");
-        LossResult result = forwardStep(0, batch, rngOffset, true);
-        backwardStep(0, gradScale);
+        ActivationStore a = forwardActivations(0, batch, rngOffset, true);
+        LossResult result = lossFunction.forwardBackward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp,
+                a.targetLogit, a.loss, a.dLoss);   // the loss gradient is known here: one pass over the logits
+        backward(a, a.key);
         return result;
     }
 
@@ -236,14 +238,20 @@ public final class GPTModel implements AutoCloseable {
      * last chunk, null elsewhere. {@code train} enables dropout (masks from the seed and rngOffset).
      */
     public LossResult forwardStep(int slot, MicroBatch batch, long rngOffset, boolean train) {
-        ActivationStore a = activationsFor(slot, batch.seqLength(), batch.batchSize());
-        a.lossMask = upload(batch, a);
-        a.key = train ? DropoutKey.forMicroBatch(seed, rngOffset) : null;
-        forward(a, a.key);
+        ActivationStore a = forwardActivations(slot, batch, rngOffset, train);
         if (!chunk.postProcess()) {
             return null;
         }
         return lossFunction.forward(a.logits, a.targets, a.lossMask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+    }
+
+    /** Uploads the micro-batch into slot {@code slot} and runs this chunk's forward up to the logits. */
+    private ActivationStore forwardActivations(int slot, MicroBatch batch, long rngOffset, boolean train) {
+        ActivationStore a = activationsFor(slot, batch.seqLength(), batch.batchSize());
+        a.lossMask = upload(batch, a);
+        a.key = train ? DropoutKey.forMicroBatch(seed, rngOffset) : null;
+        forward(a, a.key);
+        return a;
     }
 
     /**

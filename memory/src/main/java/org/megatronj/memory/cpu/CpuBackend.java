@@ -514,6 +514,22 @@ public final class CpuBackend implements Backend {
         crossEntropy.backward(logits, targets, vocabStart, rowMax, sumExp, dLoss, dLogits, v);
     }
 
+    @Override
+    public void crossEntropyForwardBackward(Tensor logits, Tensor targets, Tensor dLoss, Tensor rowMax,
+                                            Tensor sumExp, Tensor targetLogit, Tensor loss, Tensor dLogits) {
+        String op = "crossEntropyForwardBackward";
+        int v = checkLogits(op, logits);
+        checkTargets(op, targets, logits);
+        for (Tensor t : new Tensor[] {dLoss, rowMax, sumExp, targetLogit, loss}) {
+            String name = t == dLoss ? "dLoss" : t == rowMax ? "rowMax" : t == sumExp ? "sumExp"
+                    : t == targetLogit ? "targetLogit" : "loss";
+            checkPerRow(op, name, t, logits);
+        }
+        floating(op, "dLogits", dLogits);
+        sameShape(op, "logits", logits, "dLogits", dLogits);
+        crossEntropy.forwardBackward(logits, targets, dLoss, rowMax, sumExp, targetLogit, loss, dLogits, v);
+    }
+
     // ------------------------------------------------------------------ optimizer and reductions
 
     @Override

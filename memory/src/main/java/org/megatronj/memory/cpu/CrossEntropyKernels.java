@@ -88,6 +88,32 @@ final class CrossEntropyKernels {
         });
     }
 
+    /**
+     * Backend#crossEntropyForwardBackward, each row loaded once: the target logit, the maximum, then
+     * {@code exp(x - max)} kept in the row while summed (as {@link VectorMath#sumExp} sums), scaled
+     * by {@code dLoss / sumExp} as {@link #backward} scales, and stored once.
+     */
+    void forwardBackward(Tensor logits, Tensor targets, Tensor dLoss, Tensor rowMax, Tensor sumExp,
+                         Tensor targetLogit, Tensor loss, Tensor dLogits, int v) {
+        forEachRow(logits, v, (r, row) -> {
+            long t = FloatRows.getInt(targets, r);
+            boolean local = t >= 0 && t < v;
+            float target = local ? row[(int) t] : 0f;
+            float max = VectorMath.max(vector, row, 0, v);
+            float sum = VectorMath.expInPlace(vector, row, 0, v, 1f, max);
+            FloatRows.set(targetLogit, r, target);
+            FloatRows.set(rowMax, r, max);
+            FloatRows.set(sumExp, r, sum);
+            FloatRows.set(loss, r, (float) Math.log(sum) + max - target);
+            float g = FloatRows.get(dLoss, r);
+            VectorMath.scale(vector, row, 0, v, g / sum);
+            if (local) {
+                row[(int) t] -= g;
+            }
+            FloatRows.store(row, 0, dLogits, r * v, v);
+        });
+    }
+
     /** {@code row[j] = exp(row[j] - max) * scale}. */
     private void expScaled(float[] row, int v, float max, float scale) {
         int j = 0;

@@ -104,6 +104,50 @@ class CrossEntropyOpsTest {
         }
     }
 
+    /** The one-pass loss and gradient: the same bits as the four pieces, in place over the logits too. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void fusedForwardBackwardEqualsThePieces(CpuBackend backend) {
+        Random rnd = OpTesting.random(33);
+        int n = 5;
+        int v = 50 + rnd.nextInt(60); // a vector tail on most draws
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (TensorArena arena = new TensorArena("test")) {
+                float[] ls = gaussian(rnd, n * v, 4f);
+                int[] ids = new int[n];
+                float[] d = new float[n];
+                for (int i = 0; i < n; i++) {
+                    ids[i] = rnd.nextInt(v);
+                    d[i] = i == 2 ? 0f : rnd.nextFloat(); // a masked token
+                }
+                Tensor targets = arena.fromInts(ids, n);
+                Tensor dLoss = tensor(arena, DType.F32, d, n);
+                Tensor[] pieces = perRow(arena, n, 4);
+                Tensor logits = tensor(arena, dtype, ls, n, v);
+                Tensor dLogits = arena.allocate(dtype, n, v);
+                backend.crossEntropyTargetLogit(logits, targets, 0, pieces[2]);
+                backend.crossEntropyRowMaxSumExp(logits, pieces[0], pieces[1]);
+                backend.crossEntropyLoss(pieces[0], pieces[1], pieces[2], pieces[3]);
+                backend.crossEntropyBackward(logits, targets, 0, pieces[0], pieces[1], dLoss, dLogits);
+                Tensor[] fused = perRow(arena, n, 4);
+                backend.crossEntropyForwardBackward(logits, targets, dLoss, fused[0], fused[1], fused[2], fused[3], logits);
+                String[] names = {"rowMax", "sumExp", "targetLogit", "loss"};
+                for (int k = 0; k < 4; k++) {
+                    assertArrayEquals(pieces[k].toFloatArray(), fused[k].toFloatArray(), dtype + " " + names[k]);
+                }
+                assertArrayEquals(dLogits.toFloatArray(), logits.toFloatArray(), dtype + " dLogits (in place)");
+            }
+        }
+    }
+
+    private static Tensor[] perRow(TensorArena arena, int n, int count) {
+        Tensor[] ts = new Tensor[count];
+        for (int k = 0; k < count; k++) {
+            ts[k] = arena.allocate(DType.F32, n);
+        }
+        return ts;
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void vocabParallelPiecesMatchSingleRank(CpuBackend backend) {

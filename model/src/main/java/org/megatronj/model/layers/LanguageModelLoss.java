@@ -48,6 +48,26 @@ public final class LanguageModelLoss {
             tp.allReduceSum(sumExp);
         }
         backend.crossEntropyLoss(rowMax, sumExp, targetLogit, loss);
+        return maskedSum(loss, mask);
+    }
+
+    /**
+     * {@link #forward} then {@link #backward} (the logits' gradient written over the logits), in one
+     * pass over the logits when the vocabulary is held whole. Returns the masked loss sum.
+     */
+    public LossResult forwardBackward(Tensor logits, Tensor targets, float[] mask, float gradScale,
+                                      Tensor rowMax, Tensor sumExp, Tensor targetLogit, Tensor loss, Tensor dLoss) {
+        if (tp.size() > 1 || vocabStart != 0) {
+            LossResult result = forward(logits, targets, mask, rowMax, sumExp, targetLogit, loss);
+            backward(logits, targets, mask, gradScale, rowMax, sumExp, dLoss);
+            return result;
+        }
+        uploadLossGradient(mask, gradScale, dLoss);
+        backend.crossEntropyForwardBackward(logits, targets, dLoss, rowMax, sumExp, targetLogit, loss, logits);
+        return maskedSum(loss, mask);
+    }
+
+    private LossResult maskedSum(Tensor loss, float[] mask) {
         float[] perToken = HostTransfer.downloadFloats(backend, loss);
         double sum = 0;
         long tokens = 0;
@@ -66,6 +86,12 @@ public final class LanguageModelLoss {
      */
     public void backward(Tensor logits, Tensor targets, float[] mask, float gradScale,
                          Tensor rowMax, Tensor sumExp, Tensor dLoss) {
+        uploadLossGradient(mask, gradScale, dLoss);
+        backend.crossEntropyBackward(logits, targets, vocabStart, rowMax, sumExp, dLoss, logits);
+    }
+
+    /** {@code dLoss_i = gradScale * mask_i / sum(mask)} (all zero when no label counts). */
+    private void uploadLossGradient(float[] mask, float gradScale, Tensor dLoss) {
         double maskSum = 0;
         for (float m : mask) {
             maskSum += m;
@@ -77,6 +103,5 @@ public final class LanguageModelLoss {
             }
         }
         HostTransfer.uploadFloats(backend, d, dLoss);
-        backend.crossEntropyBackward(logits, targets, vocabStart, rowMax, sumExp, dLoss, logits);
     }
 }
