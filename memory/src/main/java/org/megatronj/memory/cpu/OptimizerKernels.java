@@ -1,8 +1,12 @@
 package org.megatronj.memory.cpu;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -11,6 +15,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class OptimizerKernels {
     /** The vector species, a constant so that the JIT compiles vector ops to SIMD instructions. */
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private final CpuThreads threads;
     private final boolean vector;
@@ -35,6 +41,17 @@ final class OptimizerKernels {
         float ob2 = 1f - beta2;
         long n = param.numel();
         long blocks = (n + Blocks.SIZE - 1) / Blocks.SIZE;
+        if (vector && computeCopy == null && param.dtype() == DType.F32 && grad.dtype() == DType.F32
+                && expAvg.dtype() == DType.F32 && expAvgSq.dtype() == DType.F32) {
+            AdamWStep scalars = new AdamWStep(lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2);
+            MemorySegment p = param.segment();
+            MemorySegment g = grad.segment();
+            MemorySegment m = expAvg.segment();
+            MemorySegment v = expAvgSq.segment();
+            threads.parallelFor(blocks, 2, (b0, b1) ->
+                    adamWF32(scalars, p, g, m, v, b0 * Blocks.SIZE, Math.min(n, b1 * Blocks.SIZE)));
+            return;
+        }
         threads.parallelFor(blocks, 2, (b0, b1) -> {
             float[] p = new float[Blocks.SIZE];
             float[] g = new float[Blocks.SIZE];
@@ -77,6 +94,44 @@ final class OptimizerKernels {
                 }
             }
         });
+    }
+
+    /** The scalars of one AdamW step. */
+    private record AdamWStep(float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale,
+                             float bc1, float bc2) {
+    }
+
+    /**
+     * AdamW on F32 tensors read and written in place, elements {@code [from, to)}: the arithmetic of
+     * the block path, element by element (its scalar tail is the tensor's last n % 16 elements here
+     * too), without copying four operands through arrays. Memory-bound: 28 bytes an element.
+     */
+    private static void adamWF32(AdamWStep st, MemorySegment ps, MemorySegment gs, MemorySegment ms, MemorySegment vs,
+                                 long from, long to) {
+        float ob1 = 1f - st.beta1();
+        float ob2 = 1f - st.beta2();
+        long i = from;
+        for (; i + S.length() <= to; i += S.length()) {
+            long at = i * Float.BYTES;
+            FloatVector gv = FloatVector.fromMemorySegment(S, gs, at, LE).mul(st.gradScale());
+            FloatVector mv = FloatVector.fromMemorySegment(S, ms, at, LE).mul(st.beta1()).add(gv.mul(ob1));
+            FloatVector vv = FloatVector.fromMemorySegment(S, vs, at, LE).mul(st.beta2()).add(gv.mul(gv).mul(ob2));
+            FloatVector pv = FloatVector.fromMemorySegment(S, ps, at, LE);
+            FloatVector update = mv.div(st.bc1()).div(vv.div(st.bc2()).sqrt().add(st.eps())).add(pv.mul(st.weightDecay()));
+            pv.sub(update.mul(st.lr())).intoMemorySegment(ps, at, LE);
+            mv.intoMemorySegment(ms, at, LE);
+            vv.intoMemorySegment(vs, at, LE);
+        }
+        for (; i < to; i++) {
+            float gi = gs.getAtIndex(F32, i) * st.gradScale();
+            float mi = st.beta1() * ms.getAtIndex(F32, i) + ob1 * gi;
+            float vi = st.beta2() * vs.getAtIndex(F32, i) + ob2 * (gi * gi);
+            float pi = ps.getAtIndex(F32, i);
+            float update = (mi / st.bc1()) / ((float) Math.sqrt(vi / st.bc2()) + st.eps()) + st.weightDecay() * pi;
+            ps.setAtIndex(F32, i, pi - st.lr() * update);
+            ms.setAtIndex(F32, i, mi);
+            vs.setAtIndex(F32, i, vi);
+        }
     }
 
     /**

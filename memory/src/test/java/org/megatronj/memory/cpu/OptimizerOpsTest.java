@@ -6,8 +6,10 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 
+import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -54,6 +56,33 @@ class OptimizerOpsTest {
                 assertClose("m step " + step, mr, m, 1e-7, 1e-5);
                 assertClose("v step " + step, vr, v, 1e-9, 1e-5);
                 assertClose("p step " + step, pr, p, 1e-6, 1e-5);
+            }
+        }
+    }
+
+    /** F32 tensors updated in place and the block path (which a compute copy takes) give the same bits. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void inPlacePathEqualsBlockPath(CpuBackend backend) {
+        Random rnd = OpTesting.random(51);
+        int n = 2 * 4096 + 37; // two whole blocks and a tail that is not a whole vector
+        try (TensorArena arena = new TensorArena("test")) {
+            float[] p0 = gaussian(rnd, n, 1f);
+            float[] m0 = gaussian(rnd, n, 0.01f);
+            float[] v0 = OpTesting.uniform(rnd, n, 0f, 1e-3f);
+            Tensor[] direct = {tensor(arena, DType.F32, p0, n), tensor(arena, DType.F32, m0, n), tensor(arena, DType.F32, v0, n)};
+            Tensor[] blocks = {tensor(arena, DType.F32, p0, n), tensor(arena, DType.F32, m0, n), tensor(arena, DType.F32, v0, n)};
+            Tensor copy = arena.allocate(DType.F32, n);
+            for (int step = 1; step <= 2; step++) {
+                Tensor g = tensor(arena, DType.F32, gaussian(rnd, n, 0.1f), n);
+                backend.multiTensorAdamW(List.of(direct[0]), List.of(g), List.of(direct[1]), List.of(direct[2]),
+                        new float[] {0.1f}, 3e-3f, 0.9f, 0.95f, 1e-8f, step, 0.5f, null);
+                backend.multiTensorAdamW(List.of(blocks[0]), List.of(g), List.of(blocks[1]), List.of(blocks[2]),
+                        new float[] {0.1f}, 3e-3f, 0.9f, 0.95f, 1e-8f, step, 0.5f, List.of(copy));
+                for (int k = 0; k < 3; k++) {
+                    assertArrayEquals(blocks[k].toFloatArray(), direct[k].toFloatArray(), "tensor " + k + " step " + step);
+                }
+                assertArrayEquals(blocks[0].toFloatArray(), copy.toFloatArray(), "compute copy step " + step);
             }
         }
     }
