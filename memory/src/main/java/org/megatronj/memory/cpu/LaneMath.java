@@ -94,8 +94,10 @@ final class LaneMath {
         p = horner(p, r, 1.6666665459e-1f);
         p = horner(p, r, 5.0000001201e-1f);
         FloatVector y = p.fma(r.mul(r), r).add(1f);
-        // 2^n as two factors 2^(n/2) and 2^(n - n/2): each is a normal float for n in [-150, 128]
-        IntVector n1 = ni.lanewise(VectorOperators.ASHR, 1);
+        // 2^n as two factors 2^n1 and 2^(n - n1), n1 = n clamped to [-100, 100]: for n in [-150, 128] both are
+        // normal floats and y 2^n1 is exact, so the second product is the only rounding, whatever the split.
+        // (No vector shifts: inside large compiled kernels C2 left them to the Java fallback.)
+        IntVector n1 = ni.max(-100).min(100);
         IntVector n2 = ni.sub(n1);
         FloatVector y1 = y.mul(powerOfTwo(n1));   // exact: the product is a normal float
         FloatVector result = y1.mul(powerOfTwo(n2)); // the only rounding, also for subnormal results
@@ -108,7 +110,7 @@ final class LaneMath {
     }
 
     private static FloatVector powerOfTwo(IntVector exponent) {
-        return (FloatVector) exponent.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretShape(S, 0);
+        return (FloatVector) exponent.add(127).mul(1 << 23).reinterpretShape(S, 0); // the biased exponent's bits
     }
 
     /** {@code tanh(x)} per lane; +-1 for large |x|, NaN stays NaN, the sign of zero is kept. */
