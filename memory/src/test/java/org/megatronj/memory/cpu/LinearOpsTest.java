@@ -40,6 +40,15 @@ class LinearOpsTest {
         return t;
     }
 
+    /** A random exp_avg_sq: Adam's second moment is never negative. */
+    private Tensor secondMoment(TensorArena arena, long size) {
+        Tensor v = random(arena, DType.F32, size);
+        for (long i = 0; i < size; i++) {
+            v.setFloat(i, Math.abs(v.getFloat(i)));
+        }
+        return v;
+    }
+
     private static Tensor copy(TensorArena arena, Tensor t) {
         Tensor c = arena.allocate(t.dtype(), t.shape());
         c.segment().copyFrom(t.segment());
@@ -119,10 +128,7 @@ class LinearOpsTest {
                 p.add(random(arena, DType.F32, size));
                 g.add(random(arena, DType.F32, size));
                 m.add(random(arena, DType.F32, size));
-                Tensor vi = random(arena, DType.F32, size);
-                for (long i = 0; i < size; i++) {
-                    vi.setFloat(i, Math.abs(vi.getFloat(i)));
-                }
+                Tensor vi = secondMoment(arena, size);
                 v.add(vi);
                 refs.add(new Tensor[] {copy(arena, p.getLast()), copy(arena, m.getLast()), copy(arena, vi)});
             }
@@ -186,10 +192,7 @@ class LinearOpsTest {
                 p.add(random(arena, DType.F32, size));
                 g.add(random(arena, DType.F32, size));
                 m.add(random(arena, DType.F32, size));
-                Tensor vi = random(arena, DType.F32, size);
-                for (long i = 0; i < size; i++) {
-                    vi.setFloat(i, Math.abs(vi.getFloat(i)));
-                }
+                Tensor vi = secondMoment(arena, size);
                 v.add(vi);
                 refP.add(copy(arena, p.getLast()));
                 refM.add(copy(arena, m.getLast()));
