@@ -30,27 +30,26 @@ final class FusedQkv {
 
     /** q, k and v of the fused tensor into dense ones ({@code [s, b, np, d]}, {@code [s, b, ng, d]} twice). */
     void split(Backend backend, Tensor q, Tensor k, Tensor v) {
+        copyHeads(backend, q, k, v, false);
+    }
+
+    /** The reverse of {@link #split}: dense dq, dk, dv into this fused tensor. */
+    void merge(Backend backend, Tensor dq, Tensor dk, Tensor dv) {
+        copyHeads(backend, dq, dk, dv, true);
+    }
+
+    /** Row by row, each row's rep query heads, key head and value head, into the fused tensor or out of it. */
+    private void copyHeads(Backend backend, Tensor q, Tensor k, Tensor v, boolean intoFused) {
         Tensor qRows = q.reshape(fusedRows.dim(0), (long) rep * d);
         Tensor kRows = k.reshape(fusedRows.dim(0), d);
         Tensor vRows = v.reshape(fusedRows.dim(0), d);
         for (long r = 0; r < fusedRows.dim(0); r++) {
             Tensor heads = fusedRows.select(r).reshape(rep + 2, d);
-            backend.copy(heads.view(0, rep), qRows.select(r).reshape(rep, d));
-            backend.copy(heads.select(rep), kRows.select(r));
-            backend.copy(heads.select(rep + 1), vRows.select(r));
-        }
-    }
-
-    /** The reverse of {@link #split}: dense dq, dk, dv into this fused tensor. */
-    void merge(Backend backend, Tensor dq, Tensor dk, Tensor dv) {
-        Tensor qRows = dq.reshape(fusedRows.dim(0), (long) rep * d);
-        Tensor kRows = dk.reshape(fusedRows.dim(0), d);
-        Tensor vRows = dv.reshape(fusedRows.dim(0), d);
-        for (long r = 0; r < fusedRows.dim(0); r++) {
-            Tensor heads = fusedRows.select(r).reshape(rep + 2, d);
-            backend.copy(qRows.select(r).reshape(rep, d), heads.view(0, rep));
-            backend.copy(kRows.select(r), heads.select(rep));
-            backend.copy(vRows.select(r), heads.select(rep + 1));
+            Tensor[][] pairs = {{heads.view(0, rep), qRows.select(r).reshape(rep, d)},
+                    {heads.select(rep), kRows.select(r)}, {heads.select(rep + 1), vRows.select(r)}};
+            for (Tensor[] pair : pairs) {
+                backend.copy(pair[intoFused ? 1 : 0], pair[intoFused ? 0 : 1]);
+            }
         }
     }
 }

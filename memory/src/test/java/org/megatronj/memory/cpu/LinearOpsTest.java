@@ -40,13 +40,31 @@ class LinearOpsTest {
         return t;
     }
 
-    /** A random exp_avg_sq: Adam's second moment is never negative. */
-    private Tensor secondMoment(TensorArena arena, long size) {
-        Tensor v = random(arena, DType.F32, size);
-        for (long i = 0; i < size; i++) {
-            v.setFloat(i, Math.abs(v.getFloat(i)));
+    /** Parameters, gradients and Adam moments of the given sizes (exp_avg_sq never negative). */
+    private record AdamState(List<Tensor> p, List<Tensor> g, List<Tensor> m, List<Tensor> v) {
+    }
+
+    private AdamState adamState(TensorArena arena, long[] sizes) {
+        AdamState s = new AdamState(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+        for (long size : sizes) {
+            s.p().add(random(arena, DType.F32, size));
+            s.g().add(random(arena, DType.F32, size));
+            s.m().add(random(arena, DType.F32, size));
+            Tensor v = random(arena, DType.F32, size);
+            for (long i = 0; i < size; i++) {
+                v.setFloat(i, Math.abs(v.getFloat(i)));
+            }
+            s.v().add(v);
         }
-        return v;
+        return s;
+    }
+
+    private static List<Tensor> copies(TensorArena arena, List<Tensor> ts) {
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor t : ts) {
+            out.add(copy(arena, t));
+        }
+        return out;
     }
 
     private static Tensor copy(TensorArena arena, Tensor t) {
@@ -119,30 +137,19 @@ class LinearOpsTest {
         try (TensorArena arena = new TensorArena("adam")) {
             long[] sizes = {1, 7, 64, 1000};
             float[] decays = {0f, 0.1f, 0f, 0.01f};
-            List<Tensor> p = new java.util.ArrayList<>();
-            List<Tensor> g = new java.util.ArrayList<>();
-            List<Tensor> m = new java.util.ArrayList<>();
-            List<Tensor> v = new java.util.ArrayList<>();
-            List<Tensor[]> refs = new java.util.ArrayList<>();
-            for (long size : sizes) {
-                p.add(random(arena, DType.F32, size));
-                g.add(random(arena, DType.F32, size));
-                m.add(random(arena, DType.F32, size));
-                Tensor vi = secondMoment(arena, size);
-                v.add(vi);
-                refs.add(new Tensor[] {copy(arena, p.getLast()), copy(arena, m.getLast()), copy(arena, vi)});
-            }
+            AdamState s = adamState(arena, sizes);
+            List<Tensor> p = s.p(), g = s.g(), m = s.m(), v = s.v();
+            List<Tensor> refP = copies(arena, p), refM = copies(arena, m), refV = copies(arena, v);
             for (long step = 1; step <= 3; step++) {
                 backend.multiTensorAdamW(p, g, m, v, decays, 1e-3f, 0.9f, 0.95f, 1e-8f, step);
                 for (int i = 0; i < sizes.length; i++) {
-                    Tensor[] r = refs.get(i);
-                    backend.adamW(r[0], g.get(i), r[1], r[2], 1e-3f, 0.9f, 0.95f, 1e-8f, decays[i], step);
+                    backend.adamW(refP.get(i), g.get(i), refM.get(i), refV.get(i), 1e-3f, 0.9f, 0.95f, 1e-8f, decays[i], step);
                 }
             }
             for (int i = 0; i < sizes.length; i++) {
-                assertSameBits("param " + i, refs.get(i)[0], p.get(i));
-                assertSameBits("exp_avg " + i, refs.get(i)[1], m.get(i));
-                assertSameBits("exp_avg_sq " + i, refs.get(i)[2], v.get(i));
+                assertSameBits("param " + i, refP.get(i), p.get(i));
+                assertSameBits("exp_avg " + i, refM.get(i), m.get(i));
+                assertSameBits("exp_avg_sq " + i, refV.get(i), v.get(i));
             }
         }
     }
@@ -184,20 +191,12 @@ class LinearOpsTest {
         try (TensorArena arena = new TensorArena("adam")) {
             long[] sizes = {1, 7, 64, 1000, 4099};
             float[] decays = {0f, 0.1f, 0f, 0.01f, 0.1f};
-            List<Tensor> p = new ArrayList<>(), g = new ArrayList<>(), m = new ArrayList<>(), v = new ArrayList<>();
-            List<Tensor> refP = new ArrayList<>(), refM = new ArrayList<>(), refV = new ArrayList<>();
-            List<Tensor> gBefore = new ArrayList<>(), copies = copyType == null ? null : new ArrayList<>();
+            AdamState s = adamState(arena, sizes);
+            List<Tensor> p = s.p(), g = s.g(), m = s.m(), v = s.v();
+            List<Tensor> refP = copies(arena, p), refM = copies(arena, m), refV = copies(arena, v);
+            List<Tensor> gBefore = copies(arena, g), copies = copyType == null ? null : new ArrayList<>();
             List<Tensor> refCopies = new ArrayList<>();
             for (long size : sizes) {
-                p.add(random(arena, DType.F32, size));
-                g.add(random(arena, DType.F32, size));
-                m.add(random(arena, DType.F32, size));
-                Tensor vi = secondMoment(arena, size);
-                v.add(vi);
-                refP.add(copy(arena, p.getLast()));
-                refM.add(copy(arena, m.getLast()));
-                refV.add(copy(arena, vi));
-                gBefore.add(copy(arena, g.getLast()));
                 if (copies != null) {
                     copies.add(arena.allocate(copyType, size));
                     refCopies.add(arena.allocate(copyType, size));
