@@ -25,14 +25,17 @@ import org.megatronj.memory.DType;
  * the activations of a forward or input-grad product) packing is a transpose. With 512-bit vectors
  * it is done in registers: 16 rows x 16 steps at a time with two-source lane permutes
  * ({@code selectFrom}, one {@code vpermt2ps} each) when {@code w} is a multiple of 16 (B panels),
- * 6 rows x 16 steps into 8 overlapping stores when {@code w == 6} (A panels); other widths, the
+ * 6 rows x 16 steps into 8 overlapping stores when {@code w == 6} (A panels); with 256-bit vectors
+ * by {@link Avx2Transposes} (8 x 8 for B panels, 4 x 8 for the 4-row A panels); other widths, the
  * remainders and the scalar path ({@code -Dmegatron.vector.bits=0} or narrower vectors) copy one
- * float at a time. When q is adjacent, rows are copied panel by panel (F32 A panels of 6 by 8-lane
- * vectors whose extra lanes the next step overwrites). Every path is a copy, so all give the same bits.
+ * float at a time. When q is adjacent, rows are copied panel by panel (F32 panels of whole vectors
+ * straight from the segment; A panels of 6 by 8-lane vectors whose extra lanes the next step
+ * overwrites). Every path is a copy, so all give the same bits.
  */
 final class GemmPacker {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     /** Whether the register transposes run: only with 512-bit vectors (16 floats) in use. */
     static final boolean VECTOR = VectorWidth.bits() == 512;
@@ -51,6 +54,7 @@ final class GemmPacker {
     private static final FloatVector SLO0, SHI0, SLO1, SHI1, SLO2, SHI2;
     private static final VectorMask<Float> FIRST12 = VectorMask.fromLong(S, 0xfffL);
     private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> S4 = FloatVector.SPECIES_128;
 
     static {
         SLO0 = swap(1, false);
@@ -117,6 +121,10 @@ final class GemmPacker {
             packTransposed16(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
         } else if (VECTOR && w == 6) {
             packTransposed6(src, q0, qLen, p0, kc, dst, dstOff, buf);
+        } else if (Avx2Transposes.ENABLED && w % 8 == 0) {
+            packTransposed8(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
+        } else if (Avx2Transposes.ENABLED && w == 4) {
+            packTransposed4(src, q0, qLen, p0, kc, dst, dstOff, buf);
         } else {
             packTransposedScalar(src, q0, qLen, p0, kc, w, dst, dstOff, buf);
         }
@@ -130,18 +138,29 @@ final class GemmPacker {
             return;
         }
         int panels = (qLen + w - 1) / w;
-        // F32 whole panels of whole vectors (the B panels of input and weight gradients): straight from
-        // the segment, vector by vector, instead of through a row copy and a copy call per panel.
-        int direct = VECTOR && w % L == 0 && src.dtype() == DType.F32 ? qLen / w : 0;
+        // F32 whole panels of whole vectors (the B panels of input and weight gradients, AVX2's 4-wide A
+        // panels of weight gradients): straight from the segment, vector by vector, instead of through a
+        // row copy and a copy call per panel.
+        boolean wideVectors = VECTOR && w % L == 0;
+        boolean avx2Vectors = Avx2Transposes.ENABLED && (w % 8 == 0 || w == 4);
+        int direct = (wideVectors || avx2Vectors) && src.dtype() == DType.F32 ? qLen / w : 0;
         float[] row = buf.row(qLen);
         for (int p = 0; p < kc; p++) {
             long rowAt = src.offset() + (long) (p0 + p) * src.ld() + q0;
             for (int t = 0; t < direct; t++) {
                 long from = (rowAt + (long) t * w) * Float.BYTES;
                 int at = dstOff + t * w * kc + p * w;
-                for (int l = 0; l < w; l += L) {
-                    FloatVector.fromMemorySegment(S, src.segment(), from + (long) l * Float.BYTES, ByteOrder.LITTLE_ENDIAN)
-                            .intoArray(dst, at + l);
+                // one loop per species, each a constant the JIT can compile to plain vector moves
+                if (wideVectors) {
+                    for (int l = 0; l < w; l += L) {
+                        FloatVector.fromMemorySegment(S, src.segment(), from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
+                    }
+                } else if (w == 4) {
+                    FloatVector.fromMemorySegment(S4, src.segment(), from, LE).intoArray(dst, at);
+                } else {
+                    for (int l = 0; l < w; l += 8) {
+                        FloatVector.fromMemorySegment(S8, src.segment(), from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
+                    }
                 }
             }
             if (direct == panels) {
@@ -240,11 +259,7 @@ final class GemmPacker {
             readRows(src, q0, q, L, qLen, p0, kc, rows, buf);
             int at = dstOff + (q / w) * w * kc + q % w;
             transpose16(rows, 0, kc16, kc, dst, at, w);
-            for (int p = kc16; p < kc; p++) {
-                for (int r = 0; r < L; r++) {
-                    dst[at + p * w + r] = rows[r * kc + p];
-                }
-            }
+            copyTailSteps(rows, L, kc16, kc, dst, at, w);
         }
     }
 
@@ -319,6 +334,43 @@ final class GemmPacker {
         }
     }
 
+    /** p adjacent in memory, {@code w} a multiple of 8, 256-bit vectors: 8 x 8 register transposes. */
+    private static void packTransposed8(Source src, int q0, int qLen, int p0, int kc, int w, float[] dst, int dstOff,
+                                        GemmBuffers buf) {
+        int padded = (qLen + w - 1) / w * w;
+        float[] rows = buf.row(8 * kc);
+        int kc8 = kc & ~7;
+        for (int q = 0; q < padded; q += 8) {
+            readRows(src, q0, q, 8, qLen, p0, kc, rows, buf);
+            int at = dstOff + (q / w) * w * kc + q % w;
+            Avx2Transposes.transpose8(rows, 0, kc8, kc, dst, at, w);
+            copyTailSteps(rows, 8, kc8, kc, dst, at, w);
+        }
+    }
+
+    /** p adjacent in memory, {@code w == 4} (AVX2's A panels): 4 rows x 8 steps per register transpose. */
+    private static void packTransposed4(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
+                                        GemmBuffers buf) {
+        int panels = (qLen + 3) / 4;
+        float[] rows = buf.row(4 * kc);
+        int kc8 = kc & ~7;
+        for (int t = 0; t < panels; t++) {
+            readRows(src, q0, t * 4, 4, qLen, p0, kc, rows, buf);
+            int at = dstOff + t * 4 * kc;
+            Avx2Transposes.transpose4(rows, kc8, kc, dst, at);
+            copyTailSteps(rows, 4, kc8, kc, dst, at, 4);
+        }
+    }
+
+    /** The steps past the last whole block of a register transpose, one float at a time. */
+    private static void copyTailSteps(float[] rows, int rowCount, int from, int kc, float[] dst, int at, int w) {
+        for (int p = from; p < kc; p++) {
+            for (int r = 0; r < rowCount; r++) {
+                dst[at + p * w + r] = rows[r * kc + p];
+            }
+        }
+    }
+
     /** p adjacent in memory, {@code w == 6} (A panels): 6 rows x 16 steps per register transpose. */
     private static void packTransposed6(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
                                         GemmBuffers buf) {
@@ -329,11 +381,7 @@ final class GemmPacker {
             readRows(src, q0, t * 6, 6, qLen, p0, kc, rows, buf);
             int at = dstOff + t * 6 * kc;
             transpose6(rows, kc16, kc, dst, at);
-            for (int p = kc16; p < kc; p++) {
-                for (int r = 0; r < 6; r++) {
-                    dst[at + p * 6 + r] = rows[r * kc + p];
-                }
-            }
+            copyTailSteps(rows, 6, kc16, kc, dst, at, 6);
         }
     }
 
@@ -392,7 +440,7 @@ final class GemmPacker {
                     // 16 bf16 in, sign-extended to int and shifted up 16: the extension bits fall off
                     long at = index * Short.BYTES;
                     for (; i + L <= len; i += L, at += L * Short.BYTES) {
-                        ((IntVector) ShortVector.fromMemorySegment(S16, seg, at, ByteOrder.LITTLE_ENDIAN)
+                        ((IntVector) ShortVector.fromMemorySegment(S16, seg, at, LE)
                                 .convertShape(VectorOperators.S2I, I32, 0))
                                 .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOff + i);
                     }
