@@ -147,20 +147,15 @@ final class GemmPacker {
         float[] row = buf.row(qLen);
         for (int p = 0; p < kc; p++) {
             long rowAt = src.offset() + (long) (p0 + p) * src.ld() + q0;
-            for (int t = 0; t < direct; t++) {
-                long from = (rowAt + (long) t * w) * Float.BYTES;
-                int at = dstOff + t * w * kc + p * w;
-                // one loop per species, each a constant the JIT can compile to plain vector moves
+            if (direct > 0) {
+                long from = rowAt * Float.BYTES;
+                int at = dstOff + p * w;
                 if (wideVectors) {
-                    for (int l = 0; l < w; l += L) {
-                        FloatVector.fromMemorySegment(S, src.segment(), from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
-                    }
+                    copyPanelsWide(src.segment(), from, direct, w, dst, at, w * kc);
                 } else if (w == 4) {
-                    FloatVector.fromMemorySegment(S4, src.segment(), from, LE).intoArray(dst, at);
+                    copyPanels4(src.segment(), from, direct, dst, at, w * kc);
                 } else {
-                    for (int l = 0; l < w; l += 8) {
-                        FloatVector.fromMemorySegment(S8, src.segment(), from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
-                    }
+                    copyPanels8(src.segment(), from, direct, w, dst, at, w * kc);
                 }
             }
             if (direct == panels) {
@@ -176,6 +171,34 @@ final class GemmPacker {
                 if (len < w) {
                     java.util.Arrays.fill(dst, at + len, at + w, 0f);
                 }
+            }
+        }
+    }
+
+    // One small method per species, so that each compiles to plain vector moves on its own; inside
+    // packContiguous the JIT left some of these loads to the Vector API's Java fallback, which allocates.
+
+    /** {@code panels} panels of {@code w} floats (a multiple of 16) of one step, from byte {@code from} on. */
+    private static void copyPanelsWide(MemorySegment seg, long from, int panels, int w, float[] dst, int at, int stride) {
+        for (int t = 0; t < panels; t++, from += (long) w * Float.BYTES, at += stride) {
+            for (int l = 0; l < w; l += L) {
+                FloatVector.fromMemorySegment(S, seg, from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
+            }
+        }
+    }
+
+    /** {@code panels} panels of 4 floats of one step. */
+    private static void copyPanels4(MemorySegment seg, long from, int panels, float[] dst, int at, int stride) {
+        for (int t = 0; t < panels; t++, from += 4 * Float.BYTES, at += stride) {
+            FloatVector.fromMemorySegment(S4, seg, from, LE).intoArray(dst, at);
+        }
+    }
+
+    /** {@code panels} panels of {@code w} floats (a multiple of 8) of one step. */
+    private static void copyPanels8(MemorySegment seg, long from, int panels, int w, float[] dst, int at, int stride) {
+        for (int t = 0; t < panels; t++, from += (long) w * Float.BYTES, at += stride) {
+            for (int l = 0; l < w; l += 8) {
+                FloatVector.fromMemorySegment(S8, seg, from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
             }
         }
     }
