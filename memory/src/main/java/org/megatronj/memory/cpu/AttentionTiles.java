@@ -33,8 +33,9 @@ final class AttentionTiles {
                     FloatVector a10 = FloatVector.zero(S), a11 = FloatVector.zero(S);
                     FloatVector a20 = FloatVector.zero(S), a21 = FloatVector.zero(S);
                     FloatVector a30 = FloatVector.zero(S), a31 = FloatVector.zero(S);
-                    for (int c = 0; c < d; c++) {
-                        int y = ytOff + c * ytStride + j;
+                    // y walks the rows of yt as an induction variable: c * ytStride in the index had C2
+                    // multiply (and bounds-check) anew every step
+                    for (int c = 0, y = ytOff + j; c < d; c++, y += ytStride) {
                         FloatVector y0 = FloatVector.fromArray(S, yt, y);
                         FloatVector y1 = FloatVector.fromArray(S, yt, y + L);
                         FloatVector b0 = FloatVector.broadcast(S, x[x0 + c]);
@@ -77,8 +78,8 @@ final class AttentionTiles {
         if (vector) {
             for (; j + L <= cols; j += L) {
                 FloatVector acc = FloatVector.zero(S);
-                for (int c = 0; c < d; c++) {
-                    acc = FloatVector.fromArray(S, yt, ytOff + c * ytStride + j).fma(FloatVector.broadcast(S, x[x0 + c]), acc);
+                for (int c = 0, y = ytOff + j; c < d; c++, y += ytStride) {
+                    acc = FloatVector.fromArray(S, yt, y).fma(FloatVector.broadcast(S, x[x0 + c]), acc);
                 }
                 acc.intoArray(out, o + j);
             }
@@ -115,8 +116,7 @@ final class AttentionTiles {
                     FloatVector a21 = FloatVector.fromArray(S, out, o + 2 * outStride + c + L);
                     FloatVector a30 = FloatVector.fromArray(S, out, o + 3 * outStride + c);
                     FloatVector a31 = FloatVector.fromArray(S, out, o + 3 * outStride + c + L);
-                    for (int j = 0; j < inner; j++) {
-                        int yy = yOff + j * yStride + c;
+                    for (int j = 0, yy = yOff + c; j < inner; j++, yy += yStride) {
                         FloatVector y0 = FloatVector.fromArray(S, y, yy);
                         FloatVector y1 = FloatVector.fromArray(S, y, yy + L);
                         FloatVector b0 = FloatVector.broadcast(S, p[p0 + j]);
@@ -158,8 +158,8 @@ final class AttentionTiles {
         if (vector) {
             for (; c + L <= d; c += L) {
                 FloatVector acc = FloatVector.fromArray(S, out, o + c);
-                for (int j = 0; j < inner; j++) {
-                    acc = FloatVector.fromArray(S, y, yOff + j * yStride + c).fma(FloatVector.broadcast(S, p[p0 + j]), acc);
+                for (int j = 0, yy = yOff + c; j < inner; j++, yy += yStride) {
+                    acc = FloatVector.fromArray(S, y, yy).fma(FloatVector.broadcast(S, p[p0 + j]), acc);
                 }
                 acc.intoArray(out, o + c);
             }
@@ -180,17 +180,22 @@ final class AttentionTiles {
 
     /**
      * {@code dst[j * dstStride + r] = src[r * srcStride + j]} for {@code r < rows, j < cols}: 16 x 16
-     * register transposes where 512-bit vectors are in use ({@link GemmPacker#transpose16}), the
-     * rest one float at a time.
+     * register transposes where 512-bit vectors are in use ({@link GemmPacker#transpose16}), 8 x 8
+     * where 256-bit ones are ({@link Avx2Transposes#transpose8}), the rest one float at a time.
      */
     static void transpose(float[] src, int srcStride, int rows, int cols, float[] dst, int dstStride) {
+        int block = GemmPacker.VECTOR ? 16 : Avx2Transposes.ENABLED ? 8 : 0;
         int r = 0;
-        int cols16 = cols & ~15;
-        if (GemmPacker.VECTOR && cols16 > 0) {
-            for (; r + 16 <= rows; r += 16) {
-                GemmPacker.transpose16(src, r * srcStride, cols16, srcStride, dst, r, dstStride);
-                for (int rr = r; rr < r + 16; rr++) {
-                    for (int j = cols16; j < cols; j++) {
+        int colsInBlocks = block == 0 ? 0 : cols - cols % block;
+        if (colsInBlocks > 0) {
+            for (; r + block <= rows; r += block) {
+                if (block == 16) {
+                    GemmPacker.transpose16(src, r * srcStride, colsInBlocks, srcStride, dst, r, dstStride);
+                } else {
+                    Avx2Transposes.transpose8(src, r * srcStride, colsInBlocks, srcStride, dst, r, dstStride);
+                }
+                for (int rr = r; rr < r + block; rr++) {
+                    for (int j = colsInBlocks; j < cols; j++) {
                         dst[j * dstStride + rr] = src[rr * srcStride + j];
                     }
                 }
