@@ -33,7 +33,7 @@ fi
 WORK="$(mktemp -d /tmp/gpt-cpu-profile.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 JAVA=("$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
-      -XX:+UseParallelGC -Xmx"$JAVA_HEAP")
+      -XX:+UseParallelGC -XX:MaxInlineLevel=32 -Xmx"$JAVA_HEAP")
 CP="$JAR:$ROOT/bench/$BUILD_DIR/lib/*"
 
 for cfg in $CONFIGS; do

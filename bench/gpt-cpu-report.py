@@ -52,7 +52,7 @@ for cfg in sorted({r['config'] for r in rows}):
               f"{statistics.median(cpu_tok(t)):.0f} | {statistics.median(cpu_tok(m)):.0f} | {statistics.median(cpu_ratios):.2f}x | "
               f"{max(r['max_rss_mb'] for r in t):.0f} | "
               f"{max(r['max_rss_mb'] for r in m):.0f} | {med(m, 'gflops'):.1f} | {ref[cfg]} |")
-md += ['', 'Megatron-J ran with -XX:+UseParallelGC (as ./megatron) and -Xmx' + os.environ.get('JAVA_HEAP', '512m')
+md += ['', 'Megatron-J ran with -XX:+UseParallelGC -XX:MaxInlineLevel=32 (as ./megatron) and -Xmx' + os.environ.get('JAVA_HEAP', '512m')
        + ': its live heap is a few MB but it allocates short-lived arrays every iteration, and with the',
        "JVM's default heap sizing (a quarter of RAM) the young generation alone grows past 1 GB resident.", '',
        'Per run (other = largest share of the machine other processes used during one timed iteration):', '',

@@ -99,7 +99,7 @@ run_megatron() { # config pair warmup steps
   local json
   # shellcheck disable=SC2086
   /usr/bin/time -f '%M %e' -o "$WORK/time" "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector \
-    --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmx"$JAVA_HEAP" ${MEGATRON_JAVA_OPTS:-} \
+    --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -XX:MaxInlineLevel=32 -Xmx"$JAVA_HEAP" ${MEGATRON_JAVA_OPTS:-} \
     -cp "$JAR:$ROOT/bench/$BUILD_DIR/lib/*" org.megatronj.bench.GptTrainBenchmark --config "$1" \
     --threads $THREADS --warmup "$3" --steps "$4" --tries 1 > "$WORK/out" 2> "$WORK/err" \
     || { cat "$WORK/err" >&2; log "Megatron-J run failed ($1)"; exit 1; }

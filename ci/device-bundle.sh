@@ -79,7 +79,7 @@ cat > "$DIST.tmp/megatron" <<'EOF'
 HERE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 # shellcheck disable=SC2086
 exec "$HERE/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
-  -XX:+UseParallelGC ${MEGATRON_JAVA_OPTS:-} -cp "$HERE/lib/*" org.megatronj.cli.Megatron "$@" \
+  -XX:+UseParallelGC -XX:MaxInlineLevel=32 ${MEGATRON_JAVA_OPTS:-} -cp "$HERE/lib/*" org.megatronj.cli.Megatron "$@" \
   2> >(grep -v -E '^WARNING: Using incubator modules' >&2)
 EOF
 

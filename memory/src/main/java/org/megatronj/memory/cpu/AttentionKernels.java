@@ -46,7 +46,10 @@ final class AttentionKernels {
         this.vector = vectorized;
     }
 
-    /** Keys and values of one (batch, group), fp32, row-major {@code [sk, d]} and transposed {@code [d, sk]}. */
+    /**
+     * Keys and values of one (batch, group), fp32, row-major {@code [sk, d]} and transposed {@code [d, sk]}
+     * (the forward only reads K^T and V; its row-major K is where K^T is transposed from).
+     */
     private static final class KeyValues {
         final float[] k;
         final float[] kt;
@@ -54,7 +57,7 @@ final class AttentionKernels {
         final float[] vt;
 
         KeyValues(int sk, int d, boolean backward) {
-            k = backward ? new float[sk * d] : null;
+            k = new float[sk * d];
             kt = new float[sk * d];
             v = new float[sk * d];
             vt = backward ? new float[sk * d] : null;
@@ -62,12 +65,11 @@ final class AttentionKernels {
 
         void load(AttentionShape a, Tensor kT, Tensor vT, int b, int g, int keys) {
             int d = a.d();
-            float[] rows = k != null ? k : new float[keys * d];
             for (int j = 0; j < keys; j++) {
-                FloatRows.load(kT, a.kOffset(j, b, g), rows, j * d, d);
+                FloatRows.load(kT, a.kOffset(j, b, g), k, j * d, d);
                 FloatRows.load(vT, a.kOffset(j, b, g), v, j * d, d);
             }
-            AttentionTiles.transpose(rows, d, keys, d, kt, a.sk());
+            AttentionTiles.transpose(k, d, keys, d, kt, a.sk());
             if (vt != null) {
                 AttentionTiles.transpose(v, d, keys, d, vt, a.sk());
             }

@@ -47,7 +47,8 @@ final class LaneMath {
     private static final float LN2_LO = -2.12194440e-4f;
     /** 1.5 * 2^23: adding it rounds to an integer, whose value then sits in the low mantissa bits. */
     private static final float ROUND_MAGIC = 12582912f;
-    private static final int ROUND_MAGIC_BITS = 0x4B400000;
+    /** 1.5 * 2^23 + 127: see {@link #powerOfTwo}. */
+    private static final float EXPONENT_MAGIC = 12583039f;
 
     // tanh below 0.625: x + x^3 Q(x^2) (Cephes tanhf); above: 1 - 2 / (exp(2|x|) + 1)
     private static final float TANH_SMALL = 0.625f;
@@ -85,7 +86,6 @@ final class LaneMath {
         FloatVector xc = x.max(EXP_LO).min(EXP_HI);
         FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);   // round(x log2 e) + magic
         FloatVector n = t.sub(ROUND_MAGIC);
-        IntVector ni = ((IntVector) t.reinterpretShape(IS, 0)).sub(ROUND_MAGIC_BITS);
         FloatVector r = n.fma(n.broadcast(-LN2_HI), xc);
         r = n.fma(n.broadcast(-LN2_LO), r);
         FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
@@ -96,11 +96,12 @@ final class LaneMath {
         FloatVector y = p.fma(r.mul(r), r).add(1f);
         // 2^n as two factors 2^n1 and 2^(n - n1), n1 = n clamped to [-100, 100]: for n in [-150, 128] both are
         // normal floats and y 2^n1 is exact, so the second product is the only rounding, whatever the split.
-        // (No vector shifts: inside large compiled kernels C2 left them to the Java fallback.)
-        IntVector n1 = ni.max(-100).min(100);
-        IntVector n2 = ni.sub(n1);
+        // Clamp and split are float operations on the integer-valued n (exact); integer lanes only build
+        // the exponent bits. (Few integer operations and no shifts: inside large compiled kernels C2 ran out
+        // of its inlining budget on them and left them to the Vector API's Java fallback.)
+        FloatVector n1 = n.max(-100f).min(100f);
         FloatVector y1 = y.mul(powerOfTwo(n1));   // exact: the product is a normal float
-        FloatVector result = y1.mul(powerOfTwo(n2)); // the only rounding, also for subnormal results
+        FloatVector result = y1.mul(powerOfTwo(n.sub(n1))); // the only rounding, also for subnormal results
         return result.blend(x, x.test(VectorOperators.IS_NAN));
     }
 
@@ -109,8 +110,14 @@ final class LaneMath {
         return p.fma(x, p.broadcast(c));
     }
 
-    private static FloatVector powerOfTwo(IntVector exponent) {
-        return (FloatVector) exponent.add(127).mul(1 << 23).reinterpretShape(S, 0); // the biased exponent's bits
+    /**
+     * {@code 2^e} for integer-valued e in [-126, 127]: {@code e + 127} lands in the low mantissa bits
+     * of {@code e + 127 + 1.5 * 2^23}, and an integer multiply by {@code 2^23} moves it into the
+     * exponent field while the magic's own bits overflow away.
+     */
+    private static FloatVector powerOfTwo(FloatVector e) {
+        IntVector bits = (IntVector) e.add(EXPONENT_MAGIC).reinterpretShape(IS, 0);
+        return (FloatVector) bits.mul(1 << 23).reinterpretShape(S, 0);
     }
 
     /** {@code tanh(x)} per lane; +-1 for large |x|, NaN stays NaN, the sign of zero is kept. */
