@@ -43,18 +43,21 @@ final class FloatRows {
         MemorySegment s = t.segment();
         switch (t.dtype()) {
             case F32 -> MemorySegment.copy(s, F32, from * 4, dst, dstOff, len);
-            case BF16 -> {
-                int i = VECTOR_BF16 ? loadBf16Vectors(s, from, dst, dstOff, len) : 0;
-                for (; i < len; i++) {
-                    dst[dstOff + i] = Float.intBitsToFloat((s.getAtIndex(I16, from + i) & 0xffff) << 16);
-                }
-            }
+            case BF16 -> loadBf16(s, from, dst, dstOff, len);
             case F16 -> {
                 for (int i = 0; i < len; i++) {
                     dst[dstOff + i] = Float.float16ToFloat(s.getAtIndex(I16, from + i));
                 }
             }
             default -> throw new IllegalStateException("FloatRows.load: " + t.dtype() + " is not a float dtype");
+        }
+    }
+
+    /** {@code len} bf16 elements of {@code s} from element {@code from} on, as floats into {@code dst[dstOff..]}. */
+    static void loadBf16(MemorySegment s, long from, float[] dst, int dstOff, int len) {
+        int i = VECTOR_BF16 ? loadBf16Vectors(s, from, dst, dstOff, len) : 0;
+        for (; i < len; i++) {
+            dst[dstOff + i] = Float.intBitsToFloat((s.getAtIndex(I16, from + i) & 0xffff) << 16);
         }
     }
 

@@ -4,9 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 import org.megatronj.memory.DType;
@@ -41,8 +38,6 @@ final class GemmPacker {
     static final boolean VECTOR = VectorWidth.bits() == 512;
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_512;
     private static final int L = 16;
-    private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I32 = IntVector.SPECIES_512;
 
     // Stage j of the 16 x 16 transpose swaps bit j of the row with bit j of the lane: for rows
     // (r, r | 2^j) with bit j of r clear, row r becomes LOj.selectFrom(row r, row r | 2^j) and
@@ -457,21 +452,7 @@ final class GemmPacker {
         MemorySegment seg = src.segment();
         switch (src.dtype()) {
             case F32 -> MemorySegment.copy(seg, F32, index * Float.BYTES, out, outOff, len);
-            case BF16 -> {
-                int i = 0;
-                if (VECTOR) {
-                    // 16 bf16 in, sign-extended to int and shifted up 16: the extension bits fall off
-                    long at = index * Short.BYTES;
-                    for (; i + L <= len; i += L, at += L * Short.BYTES) {
-                        ((IntVector) ShortVector.fromMemorySegment(S16, seg, at, LE)
-                                .convertShape(VectorOperators.S2I, I32, 0))
-                                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOff + i);
-                    }
-                }
-                for (; i < len; i++) {
-                    out[outOff + i] = Float.intBitsToFloat((seg.getAtIndex(I16, index + i) & 0xffff) << 16);
-                }
-            }
+            case BF16 -> FloatRows.loadBf16(seg, index, out, outOff, len);
             case F16 -> {
                 short[] raw = buf.raw(len);
                 MemorySegment.copy(seg, I16, index * Short.BYTES, raw, 0, len);
