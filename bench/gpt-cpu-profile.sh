@@ -48,15 +48,24 @@ for cfg in $CONFIGS; do
     || { cat "$WORK/$cfg.err" >&2; exit 1; }
 done
 
+# The machine's FMA peak on 2 threads (FmaPeakBenchmark, a few seconds), for the "% of peak" figures: it differs
+# between machines of this kind (AVX-512 ones measured 230 GFLOP/s, AVX2 ones 170-176).
+echo "gpt-cpu-profile.sh: measuring the FMA peak (2 threads)..." >&2
+"${JAVA[@]}" -cp "$CP" org.openjdk.jmh.Main 'FmaPeakBenchmark.fma' -t 2 -f 1 -wi 2 -w 250ms -i 6 -r 250ms \
+  -rf json -rff "$WORK/peak.json" > "$WORK/peak.log" 2>&1 || { cat "$WORK/peak.log" >&2; exit 1; }
+PEAK="$(/usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))[0]
+print(r["threads"] * float(sys.argv[2]) / (r["primaryMetric"]["score"] * 1e-6) / 1e9)' \
+  "$WORK/peak.json" "$("${JAVA[@]}" -cp "$CP" org.megatronj.bench.FmaPeakBenchmark 2>/dev/null)")"
+
 mkdir -p "$OUT"
-/usr/bin/python3 - "$WORK" "$OUT" "$CONFIGS" <<'EOF'
+/usr/bin/python3 - "$WORK" "$OUT" "$CONFIGS" "$PEAK" <<'EOF'
 import json, os, re, sys, time
-work, out, configs = sys.argv[1], sys.argv[2], sys.argv[3].split()
+work, out, configs, peak = sys.argv[1], sys.argv[2], sys.argv[3].split(), float(sys.argv[4])
 md = ['# Where Megatron-J\'s fp32 CPU training time goes (JFR execution samples)', '',
       f'Made by `bench/gpt-cpu-profile.sh` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; '
       f'load average {open("/proc/loadavg").read().split()[0]} at the end. Only the timed iterations are recorded.',
       'Shares are of sampled CPU time. "GFLOP/s per 2 owned cores" = the family\'s FLOPs per iteration / (share x own CPU',
-      's per iteration) x 2: its speed had it both cores to itself (FMA peak of these 2 cores: 230 GFLOP/s as bench/gemm.sh measures it; the issue quotes 198).',
+      f's per iteration) x 2: its speed had it both cores to itself (FMA peak of these 2 cores, measured just before: {peak:.0f} GFLOP/s; the issue quotes 198).',
       'gemm FLOPs = 6 (12 L H^2 + V H) per token (Megatron\'s count without attention); attention FLOPs = 12 L H T per',
       'token (un-masked, as Megatron counts it; a causal kernel that skips masked blocks does about half).', '']
 for cfg in configs:
@@ -73,7 +82,7 @@ for cfg in configs:
         if share.get(fam):
             rate = f / (share[fam] * j['cpu_s']) * 2 / 1e9
             md.append(f"- {fam}: {f / 1e9:.1f} GFLOP per iteration, {rate:.0f} GFLOP/s per 2 owned cores "
-                      f"({100 * rate / 230:.0f}% of the 230 GFLOP/s FMA peak)")
+                      f"({100 * rate / peak:.0f}% of the {peak:.0f} GFLOP/s FMA peak)")
     md.append('')
 tmp = os.path.join(out, '.gpt-train-cpu-profile.md.tmp')
 with open(tmp, 'w') as f:

@@ -40,6 +40,11 @@ public class FmaPeakBenchmark {
 
     public float seed = 0.5f;
 
+    /** Prints {@link #flopsPerInvocation()}, for scripts that turn JMH's time per call into GFLOP/s. */
+    public static void main(String[] args) {
+        System.out.println(flopsPerInvocation());
+    }
+
     @Benchmark
     public float fma() {
         FloatVector mul = FloatVector.broadcast(S, 0.999f);
