@@ -132,12 +132,16 @@ final class GemmPacker {
             packContiguous6(src, q0, qLen, p0, kc, dst, dstOff, buf);
             return;
         }
+        if (Avx2Transposes.ENABLED && w == 4 && src.dtype() == DType.F32) {
+            packContiguous4(src, q0, qLen, p0, kc, dst, dstOff, buf);
+            return;
+        }
         int panels = (qLen + w - 1) / w;
         // F32 whole panels of whole vectors (the B panels of input and weight gradients, AVX2's 4-wide A
         // panels of weight gradients): straight from the segment, vector by vector, instead of through a
         // row copy and a copy call per panel.
         boolean wideVectors = VECTOR && w % L == 0;
-        boolean avx2Vectors = Avx2Transposes.ENABLED && (w % 8 == 0 || w == 4);
+        boolean avx2Vectors = Avx2Transposes.ENABLED && w % 8 == 0;
         int direct = (wideVectors || avx2Vectors) && src.dtype() == DType.F32 ? qLen / w : 0;
         float[] row = buf.row(qLen);
         for (int p = 0; p < kc; p++) {
@@ -147,8 +151,6 @@ final class GemmPacker {
                 int at = dstOff + p * w;
                 if (wideVectors) {
                     copyPanelsWide(src.segment(), from, direct, w, dst, at, w * kc);
-                } else if (w == 4) {
-                    copyPanels4(src.segment(), from, direct, dst, at, w * kc);
                 } else {
                     copyPanels8(src.segment(), from, direct, w, dst, at, w * kc);
                 }
@@ -179,13 +181,6 @@ final class GemmPacker {
             for (int l = 0; l < w; l += L) {
                 FloatVector.fromMemorySegment(S, seg, from + (long) l * Float.BYTES, LE).intoArray(dst, at + l);
             }
-        }
-    }
-
-    /** {@code panels} panels of 4 floats of one step. */
-    private static void copyPanels4(MemorySegment seg, long from, int panels, float[] dst, int at, int stride) {
-        for (int t = 0; t < panels; t++, from += 4 * Float.BYTES, at += stride) {
-            FloatVector.fromMemorySegment(S4, seg, from, LE).intoArray(dst, at);
         }
     }
 
@@ -228,6 +223,39 @@ final class GemmPacker {
                 if (last < steps) {
                     System.arraycopy(rows, last * stride + t * 6, dst, at, 6);
                 }
+            }
+        }
+    }
+
+    /**
+     * q adjacent in memory, {@code w == 4} (AVX2's A panels of a weight gradient {@code dY^T X}), F32: as
+     * {@link #packContiguous6}, 8 steps at a time, each of their rows copied out of the segment in one
+     * bulk copy (zero padded), then panel by panel by 4-float moves, so each panel's 8 steps are written
+     * as one 128-byte run. (Step by step, every step wrote 16 bytes into each of the block's panels,
+     * which lie {@code 16 kc} bytes apart: weight gradients ran at 110-140 GFLOP/s against 150-165.)
+     */
+    private static void packContiguous4(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
+                                        GemmBuffers buf) {
+        int panels = (qLen + 3) / 4;
+        int stride = panels * 4; // a row and its zero padding to whole panels
+        float[] rows = buf.row(8 * stride);
+        for (int pb = 0; pb < kc; pb += 8) {
+            int steps = Math.min(8, kc - pb);
+            for (int r = 0; r < steps; r++) {
+                long from = src.offset() + (long) (p0 + pb + r) * src.ld() + q0;
+                MemorySegment.copy(src.segment(), F32, from * Float.BYTES, rows, r * stride, qLen);
+                java.util.Arrays.fill(rows, r * stride + qLen, (r + 1) * stride, 0f);
+            }
+            copyStepsToPanels4(rows, stride, steps, panels, dst, dstOff + pb * 4, 4 * kc);
+        }
+    }
+
+    /** {@code steps} rows of {@code 4 * panels} floats into the panels, each panel's steps as one run. */
+    private static void copyStepsToPanels4(float[] rows, int stride, int steps, int panels, float[] dst, int at,
+                                           int panelStride) {
+        for (int t = 0; t < panels; t++, at += panelStride) {
+            for (int p = 0; p < steps; p++) {
+                FloatVector.fromArray(S4, rows, p * stride + t * 4).intoArray(dst, at + p * 4);
             }
         }
     }
