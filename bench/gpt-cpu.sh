@@ -127,5 +127,7 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 # ---------------------------------------------------------------- report
 mkdir -p "$OUT"
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+# the widest vectors decide the CPU kernels' tile shapes (bench/results differ between the two kinds)
+if grep -q -m1 -w avx512f /proc/cpuinfo; then CPU="$CPU with AVX-512"; elif grep -q -m1 -w avx2 /proc/cpuinfo; then CPU="$CPU with AVX2"; fi
 JAVA_HEAP="$JAVA_HEAP" /usr/bin/python3 "$ROOT/bench/gpt-cpu-report.py" "$RAW" "$OUT" "$START" "$LOAD_BEFORE" "$LOAD_AFTER" "$CPU" \
   "$("$JAVA_HOME/bin/java" -version 2>&1 | head -1)" "$PAIRS"
