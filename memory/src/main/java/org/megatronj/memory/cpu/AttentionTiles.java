@@ -33,8 +33,8 @@ final class AttentionTiles {
                     FloatVector a10 = FloatVector.zero(S), a11 = FloatVector.zero(S);
                     FloatVector a20 = FloatVector.zero(S), a21 = FloatVector.zero(S);
                     FloatVector a30 = FloatVector.zero(S), a31 = FloatVector.zero(S);
-                    // y walks the rows of yt as an induction variable: c * ytStride in the index had C2
-                    // multiply (and bounds-check) anew every step
+                    // y walks the rows of yt as an induction variable: with c * ytStride in the index C2
+                    // multiplied anew every step
                     for (int c = 0, y = ytOff + j; c < d; c++, y += ytStride) {
                         FloatVector y0 = FloatVector.fromArray(S, yt, y);
                         FloatVector y1 = FloatVector.fromArray(S, yt, y + L);

@@ -137,9 +137,8 @@ final class GemmPacker {
             return;
         }
         int panels = (qLen + w - 1) / w;
-        // F32 whole panels of whole vectors (the B panels of input and weight gradients, AVX2's 4-wide A
-        // panels of weight gradients): straight from the segment, vector by vector, instead of through a
-        // row copy and a copy call per panel.
+        // F32 whole panels of whole vectors (the B panels of input and weight gradients): straight from
+        // the segment, vector by vector, instead of through a row copy and a copy call per panel.
         boolean wideVectors = VECTOR && w % L == 0;
         boolean avx2Vectors = Avx2Transposes.ENABLED && w % 8 == 0;
         int direct = (wideVectors || avx2Vectors) && src.dtype() == DType.F32 ? qLen / w : 0;
@@ -231,8 +230,8 @@ final class GemmPacker {
      * q adjacent in memory, {@code w == 4} (AVX2's A panels of a weight gradient {@code dY^T X}), F32: as
      * {@link #packContiguous6}, 8 steps at a time, each of their rows copied out of the segment in one
      * bulk copy (zero padded), then panel by panel by 4-float moves, so each panel's 8 steps are written
-     * as one 128-byte run. (Step by step, every step wrote 16 bytes into each of the block's panels,
-     * which lie {@code 16 kc} bytes apart: weight gradients ran at 110-140 GFLOP/s against 150-165.)
+     * as one 128-byte run (step by step, every step would write 16 bytes into each of the block's
+     * panels, {@code 16 kc} bytes apart).
      */
     private static void packContiguous4(Source src, int q0, int qLen, int p0, int kc, float[] dst, int dstOff,
                                         GemmBuffers buf) {
