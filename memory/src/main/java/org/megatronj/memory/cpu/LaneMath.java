@@ -39,16 +39,30 @@ final class LaneMath {
     private static final VectorShuffle<Float> XOR2 = butterfly(2);
     private static final VectorShuffle<Float> XOR1 = butterfly(1);
 
-    // exp: x = n ln2 + r, |r| <= ln2 / 2; exp(x) = 2^n (1 + r + r^2 P(r)) (Cephes expf)
-    private static final float EXP_LO = -104f;  // exp(-104) < 2^-150: rounds to 0
-    private static final float EXP_HI = 89f;    // exp(89) > Float.MAX_VALUE: overflows to +inf
-    private static final float LOG2E = 1.44269504088896341f;
-    private static final float LN2_HI = 0.693359375f;      // few bits: n * LN2_HI is exact
-    private static final float LN2_LO = -2.12194440e-4f;
+    // exp: x = n ln2 + r, |r| <= ln2 / 2; exp(x) = 2^n (1 + r + r^2 P(r)) (Cephes expf). Its constants are
+    // vectors made once: each scalar operand (x.max(-104f), p.fma(r, c)) has C2 parse a broadcast, and in
+    // expInPlace those nodes took C2 past its inlining cutoff (NodeCountInliningCutoff) before the final
+    // lane sum, which then ran in the Vector API's allocating Java fallback once per call.
+    private static final FloatVector EXP_LO = FloatVector.broadcast(S, -104f);  // exp(-104) < 2^-150: rounds to 0
+    private static final FloatVector EXP_HI = FloatVector.broadcast(S, 89f);    // exp(89) > Float.MAX_VALUE: +inf
+    private static final FloatVector LOG2E = FloatVector.broadcast(S, 1.44269504088896341f);
+    /** ln 2 = LN2_HI + LN2_LO with few bits in LN2_HI (n LN2_HI is exact); these are their negatives. */
+    private static final FloatVector MINUS_LN2_HI = FloatVector.broadcast(S, -0.693359375f);
+    private static final FloatVector MINUS_LN2_LO = FloatVector.broadcast(S, 2.12194440e-4f);
+    /** Cephes expf's P(r), highest power first. */
+    private static final FloatVector P0 = FloatVector.broadcast(S, 1.9875691500e-4f);
+    private static final FloatVector P1 = FloatVector.broadcast(S, 1.3981999507e-3f);
+    private static final FloatVector P2 = FloatVector.broadcast(S, 8.3334519073e-3f);
+    private static final FloatVector P3 = FloatVector.broadcast(S, 4.1665795894e-2f);
+    private static final FloatVector P4 = FloatVector.broadcast(S, 1.6666665459e-1f);
+    private static final FloatVector P5 = FloatVector.broadcast(S, 5.0000001201e-1f);
+    private static final FloatVector ONE = FloatVector.broadcast(S, 1f);
+    private static final FloatVector MINUS_100 = FloatVector.broadcast(S, -100f);
+    private static final FloatVector PLUS_100 = FloatVector.broadcast(S, 100f);
     /** 1.5 * 2^23: adding it rounds to an integer, whose value then sits in the low mantissa bits. */
-    private static final float ROUND_MAGIC = 12582912f;
+    private static final FloatVector ROUND_MAGIC = FloatVector.broadcast(S, 12582912f);
     /** 1.5 * 2^23 + 127: see {@link #powerOfTwo}. */
-    private static final float EXPONENT_MAGIC = 12583039f;
+    private static final FloatVector EXPONENT_MAGIC = FloatVector.broadcast(S, 12583039f);
 
     // tanh below 0.625: x + x^3 Q(x^2) (Cephes tanhf); above: 1 - 2 / (exp(2|x|) + 1)
     private static final float TANH_SMALL = 0.625f;
@@ -83,26 +97,34 @@ final class LaneMath {
 
     /** {@code e^x} per lane; +inf above 88.72, 0 below -103.97 (subnormals in between), NaN stays NaN. */
     static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
+        FloatVector xc = clamp(x, EXP_LO, EXP_HI);
         FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);   // round(x log2 e) + magic
         FloatVector n = t.sub(ROUND_MAGIC);
-        FloatVector r = n.fma(n.broadcast(-LN2_HI), xc);
-        r = n.fma(n.broadcast(-LN2_LO), r);
-        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
-        p = horner(p, r, 8.3334519073e-3f);
-        p = horner(p, r, 4.1665795894e-2f);
-        p = horner(p, r, 1.6666665459e-1f);
-        p = horner(p, r, 5.0000001201e-1f);
-        FloatVector y = p.fma(r.mul(r), r).add(1f);
+        FloatVector r = n.fma(MINUS_LN2_HI, xc);
+        r = n.fma(MINUS_LN2_LO, r);
+        FloatVector p = r.fma(P0, P1);
+        p = p.fma(r, P2);
+        p = p.fma(r, P3);
+        p = p.fma(r, P4);
+        p = p.fma(r, P5);
+        FloatVector y = p.fma(r.mul(r), r).add(ONE);
         // 2^n as two factors 2^n1 and 2^(n - n1), n1 = n clamped to [-100, 100]: for n in [-150, 128] both are
         // normal floats and y 2^n1 is exact, so the second product is the only rounding, whatever the split.
         // Clamp and split are float operations on the integer-valued n (exact); integer lanes only build
         // the exponent bits. (Few integer operations and no shifts: inside large compiled kernels C2 ran out
         // of its inlining budget on them and left them to the Vector API's Java fallback.)
-        FloatVector n1 = n.max(-100f).min(100f);
+        FloatVector n1 = clamp(n, MINUS_100, PLUS_100);
         FloatVector y1 = y.mul(powerOfTwo(n1));   // exact: the product is a normal float
         FloatVector result = y1.mul(powerOfTwo(n.sub(n1))); // the only rounding, also for subnormal results
         return result.blend(x, x.test(VectorOperators.IS_NAN));
+    }
+
+    /**
+     * x limited to {@code [lo, hi]}, NaN kept: the lanes of {@code x.max(lo).min(hi)}, with a compare and a blend
+     * per bound where Java's max and min (NaN and signed-zero rules) take C2 five AVX2 instructions each.
+     */
+    private static FloatVector clamp(FloatVector x, FloatVector lo, FloatVector hi) {
+        return x.blend(lo, x.lt(lo)).blend(hi, x.compare(VectorOperators.GT, hi));
     }
 
     /** {@code p * x + c}, rounded once. */

@@ -130,11 +130,11 @@ final class VectorMath {
         float acc = 0f;
         if (vector) {
             FloatVector vs = FloatVector.broadcast(S, scale);
-            FloatVector vm = FloatVector.broadcast(S, shift);
+            FloatVector minusShift = FloatVector.broadcast(S, -shift);
             FloatVector va = FloatVector.zero(S);
             int bound = S.loopBound(n);
             for (; i < bound; i += S.length()) {
-                FloatVector e = LaneMath.exp(FloatVector.fromArray(S, x, off + i).fma(vs, vm.neg()));
+                FloatVector e = LaneMath.exp(FloatVector.fromArray(S, x, off + i).fma(vs, minusShift));
                 e.intoArray(x, off + i);
                 va = va.add(e);
             }
