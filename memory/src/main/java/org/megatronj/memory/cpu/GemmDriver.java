@@ -31,9 +31,10 @@ final class GemmDriver {
     /**
      * Work units wanted per worker, where the rows allow: a unit is claimed whole, so the last ones decide
      * when all cores are done. Training GPT-2 124M (C = 512 rows) on 2 shared cores, the 2 units per core
-     * that mc = 144 gave left one core waiting 5-9% of a step at the ends of gemm blocks; 8 cut that to ~2%
-     * and the step by ~10% (4 alternating pairs). Smaller units cost little: the rows of A are packed once
-     * either way, and each B micro-panel, fetched from L3 once per unit, still serves 8 A micro-panels.
+     * that mc = 144 gave left one core waiting 5-9% of a step at the ends of gemm blocks; 8 cut that to ~2%,
+     * and the step by 5.5% (bench/ab-builds.sh, median of 24 rounds). Smaller units cost little: A's rows
+     * are packed once either way, and each B micro-panel, fetched from L3 once per unit, still serves 8 A
+     * micro-panels.
      */
     static final int MIN_UNITS_PER_WORKER = 8;
     /** Rows a unit keeps at least when units are multiplied for balance (8 micro-panels of 4 rows). */
