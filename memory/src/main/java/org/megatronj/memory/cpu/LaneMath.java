@@ -42,7 +42,7 @@ final class LaneMath {
     // exp: x = n ln2 + r, |r| <= ln2 / 2; exp(x) = 2^n (1 + r + r^2 P(r)) (Cephes expf). Its constants are
     // vectors made once: each scalar operand (x.max(-104f), p.fma(r, c)) has C2 parse a broadcast, and in
     // expInPlace those nodes took C2 past its inlining cutoff (NodeCountInliningCutoff) before the final
-    // lane sum, which then ran in the Vector API's allocating Java fallback once per call.
+    // lane sum, which was then called with its vector boxed, allocating on every call.
     private static final FloatVector EXP_LO = FloatVector.broadcast(S, -104f);  // exp(-104) < 2^-150: rounds to 0
     private static final FloatVector EXP_HI = FloatVector.broadcast(S, 89f);    // exp(89) > Float.MAX_VALUE: +inf
     private static final FloatVector LOG2E = FloatVector.broadcast(S, 1.44269504088896341f);
@@ -61,8 +61,9 @@ final class LaneMath {
     private static final FloatVector PLUS_100 = FloatVector.broadcast(S, 100f);
     /** 1.5 * 2^23: adding it rounds to an integer, whose value then sits in the low mantissa bits. */
     private static final FloatVector ROUND_MAGIC = FloatVector.broadcast(S, 12582912f);
-    /** 1.5 * 2^23 + 127: see {@link #powerOfTwo}. */
+    /** 1.5 * 2^23 + 127: see {@link #exp}. */
     private static final FloatVector EXPONENT_MAGIC = FloatVector.broadcast(S, 12583039f);
+    private static final IntVector TWO_POW_23 = IntVector.broadcast(IS, 1 << 23);
 
     // tanh below 0.625: x + x^3 Q(x^2) (Cephes tanhf); above: 1 - 2 / (exp(2|x|) + 1)
     private static final float TANH_SMALL = 0.625f;
@@ -95,9 +96,18 @@ final class LaneMath {
         return v.lane(0);
     }
 
-    /** {@code e^x} per lane; +inf above 88.72, 0 below -103.97 (subnormals in between), NaN stays NaN. */
+    /**
+     * {@code e^x} per lane; +inf above 88.72, 0 below -103.97 (subnormals in between), NaN stays NaN.
+     *
+     * <p>One method with no helpers of ours that take or return vectors: C2 inlines the Vector API's own
+     * methods whatever its budget, but ours only while a compilation has nodes to spare, and in large kernels
+     * that inline exp (attention's tiles) a helper it left out was called with its vectors boxed, allocating
+     * on every call.
+     */
     static FloatVector exp(FloatVector x) {
-        FloatVector xc = clamp(x, EXP_LO, EXP_HI);
+        // x clamped to [EXP_LO, EXP_HI] by compares and blends (a NaN passes and is put back at the end): Java's
+        // max and min, with their NaN and signed-zero rules, take C2 five AVX2 instructions each
+        FloatVector xc = x.blend(EXP_LO, x.lt(EXP_LO)).blend(EXP_HI, x.compare(VectorOperators.GT, EXP_HI));
         FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);   // round(x log2 e) + magic
         FloatVector n = t.sub(ROUND_MAGIC);
         FloatVector r = n.fma(MINUS_LN2_HI, xc);
@@ -113,33 +123,19 @@ final class LaneMath {
         // Clamp and split are float operations on the integer-valued n (exact); integer lanes only build
         // the exponent bits. (Few integer operations and no shifts: inside large compiled kernels C2 ran out
         // of its inlining budget on them and left them to the Vector API's Java fallback.)
-        FloatVector n1 = clamp(n, MINUS_100, PLUS_100);
-        FloatVector y1 = y.mul(powerOfTwo(n1));   // exact: the product is a normal float
-        FloatVector result = y1.mul(powerOfTwo(n.sub(n1))); // the only rounding, also for subnormal results
+        FloatVector n1 = n.blend(MINUS_100, n.lt(MINUS_100)).blend(PLUS_100, n.compare(VectorOperators.GT, PLUS_100));
+        // 2^e for integer-valued e in [-126, 127]: e + 127 lands in the low mantissa bits of e + 127 + 1.5 * 2^23,
+        // and an integer multiply by 2^23 moves it into the exponent field while the magic's own bits overflow away
+        IntVector e1 = (IntVector) n1.add(EXPONENT_MAGIC).reinterpretShape(IS, 0);
+        IntVector e2 = (IntVector) n.sub(n1).add(EXPONENT_MAGIC).reinterpretShape(IS, 0);
+        FloatVector y1 = y.mul((FloatVector) e1.mul(TWO_POW_23).reinterpretShape(S, 0));   // exact: a normal float
+        FloatVector result = y1.mul((FloatVector) e2.mul(TWO_POW_23).reinterpretShape(S, 0)); // the only rounding
         return result.blend(x, x.test(VectorOperators.IS_NAN));
-    }
-
-    /**
-     * x limited to {@code [lo, hi]}, NaN kept: the lanes of {@code x.max(lo).min(hi)}, with a compare and a blend
-     * per bound where Java's max and min (NaN and signed-zero rules) take C2 five AVX2 instructions each.
-     */
-    private static FloatVector clamp(FloatVector x, FloatVector lo, FloatVector hi) {
-        return x.blend(lo, x.lt(lo)).blend(hi, x.compare(VectorOperators.GT, hi));
     }
 
     /** {@code p * x + c}, rounded once. */
     private static FloatVector horner(FloatVector p, FloatVector x, float c) {
         return p.fma(x, p.broadcast(c));
-    }
-
-    /**
-     * {@code 2^e} for integer-valued e in [-126, 127]: {@code e + 127} lands in the low mantissa bits
-     * of {@code e + 127 + 1.5 * 2^23}, and an integer multiply by {@code 2^23} moves it into the
-     * exponent field while the magic's own bits overflow away.
-     */
-    private static FloatVector powerOfTwo(FloatVector e) {
-        IntVector bits = (IntVector) e.add(EXPONENT_MAGIC).reinterpretShape(IS, 0);
-        return (FloatVector) bits.mul(1 << 23).reinterpretShape(S, 0);
     }
 
     /** {@code tanh(x)} per lane; +-1 for large |x|, NaN stays NaN, the sign of zero is kept. */
