@@ -61,8 +61,20 @@ public final class BuildAB {
         String config = args[0];
         int rounds = Integer.parseInt(args[1]);
         int threads = args.length > 4 ? Integer.parseInt(args[4]) : 2;
-        Build a = load(Path.of(args[2]), config, threads);
-        Build b = load(Path.of(args[3]), config, threads);
+        Build a;
+        Build b;
+        try {
+            a = load(Path.of(args[2]), config, threads);
+            b = load(Path.of(args[3]), config, threads);
+        } catch (IllegalArgumentException | IOException e) {
+            System.err.println("BuildAB: " + e.getMessage());
+            System.exit(2);
+            return;
+        } catch (InvocationTargetException e) { // the step's constructor: an unknown config, a model that fails to build
+            System.err.println("BuildAB: " + e.getCause().getMessage());
+            System.exit(2);
+            return;
+        }
         for (int i = 0; i < 2; i++) { // JIT warm-up of both
             a.run();
             b.run();
@@ -84,9 +96,9 @@ public final class BuildAB {
         Arrays.sort(ratios);
         Arrays.sort(ta);
         Arrays.sort(tb);
-        System.out.printf(Locale.ROOT, "config %s, %d rounds: median step A %.3f s, B %.3f s; B/A median %.3f, quartiles %.3f-%.3f;"
-                        + " final losses A %.6f, B %.6f%n", config, rounds, ta[rounds / 2], tb[rounds / 2], ratios[rounds / 2],
-                ratios[rounds / 4], ratios[(3 * rounds) / 4], a.loss(), b.loss());
+        System.out.printf(Locale.ROOT, "config %s, %d rounds: median step A %.3f s, B %.3f s; B/A median %.3f,"
+                        + " quartiles %.3f-%.3f; final losses A %.6f, B %.6f%n", config, rounds, ta[rounds / 2],
+                tb[rounds / 2], ratios[rounds / 2], ratios[rounds / 4], ratios[(3 * rounds) / 4], a.loss(), b.loss());
         System.exit(0); // the builds' worker threads are daemons, but their pools are never closed
     }
 

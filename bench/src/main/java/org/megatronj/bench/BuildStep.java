@@ -19,7 +19,8 @@ public final class BuildStep {
     public BuildStep(String config, int threads) {
         GptTrainBenchmark.Shape shape = GptTrainBenchmark.CONFIGS.get(config);
         if (shape == null) {
-            throw new IllegalArgumentException("unknown config '" + config + "', expected one of " + GptTrainBenchmark.CONFIGS.keySet());
+            throw new IllegalArgumentException("unknown config '" + config + "', expected one of "
+                    + GptTrainBenchmark.CONFIGS.keySet());
         }
         CpuBackend backend = new CpuBackend(threads, true);
         model = new GPTModel(shape.transformerConfig(), backend, 1234);
