@@ -48,6 +48,12 @@ final class CheckpointReshardCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        // checked here, so that the messages name this command's flags rather than pretrain's
+        if (targetTensorParallel < 1 || targetPipelineParallel < 1 || targetLayersPerVirtualStage < 0) {
+            throw new IllegalArgumentException("--target-tensor-parallel-size and --target-pipeline-parallel-size must be >= 1"
+                    + " and --target-num-layers-per-virtual-pipeline-stage >= 1 when given; got " + targetTensorParallel + ", "
+                    + targetPipelineParallel + ", " + targetLayersPerVirtualStage);
+        }
         ParallelConfig target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false);
         long start = System.nanoTime();
         CheckpointResharder.Result r = CheckpointResharder.reshard(load, save, target, !noOptim, line -> {

@@ -88,7 +88,7 @@ final class ClientCommand implements Callable<Integer> {
             }
             return "Megatron Response: \n" + answer.path("text").path(0).asText();
         } catch (IOException e) {
-            return "Error: cannot reach " + uri + ": " + e.getMessage();
+            return "Error: cannot reach " + uri + ": " + ErrorReporter.describe(e);
         }
     }
 

@@ -1,5 +1,13 @@
 package org.megatronj.cli;
 
+import java.io.UncheckedIOException;
+import java.net.ConnectException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
 import picocli.CommandLine;
 
 /**
@@ -9,12 +17,13 @@ import picocli.CommandLine;
 final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
     @Override
     public int handleExecutionException(Exception ex, CommandLine cmd, CommandLine.ParseResult parseResult) {
-        String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();
+        String message = describe(ex);
         cmd.getErr().println("megatron " + cmd.getCommandName() + ": error: " + message);
         Throwable cause = ex.getCause();
         while (cause != null) {
-            if (cause.getMessage() != null && !message.contains(cause.getMessage())) {
-                cmd.getErr().println("  caused by: " + cause.getMessage());
+            String reason = describe(cause);
+            if (!message.contains(reason)) {
+                cmd.getErr().println("  caused by: " + reason);
             }
             cause = cause.getCause();
         }
@@ -23,5 +32,30 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
         }
         cmd.getErr().flush();
         return 1;
+    }
+
+    /**
+     * The message of {@code t} with the reason spelled out where Java leaves it implicit: a
+     * {@code NoSuchFileException}'s message is only the path, a refused connection's is null.
+     */
+    static String describe(Throwable t) {
+        if (t instanceof UncheckedIOException u && u.getCause() != null
+                && (u.getMessage() == null || u.getMessage().equals(u.getCause().toString()))) {
+            return describe(u.getCause());
+        }
+        String reason = switch (t) {
+            case NoSuchFileException _ -> "no such file or directory";
+            case FileAlreadyExistsException _ -> "already exists";
+            case AccessDeniedException _ -> "permission denied";
+            case NotDirectoryException _ -> "not a directory";
+            case DirectoryNotEmptyException _ -> "directory not empty";
+            case FileSystemException f when f.getReason() == null -> "file system error (" + f.getClass().getSimpleName() + ")";
+            case ConnectException _ when t.getMessage() == null -> "connection refused";
+            default -> null;
+        };
+        if (t.getMessage() == null) {
+            return reason != null ? reason : t.toString();
+        }
+        return reason == null ? t.getMessage() : t.getMessage() + ": " + reason;
     }
 }

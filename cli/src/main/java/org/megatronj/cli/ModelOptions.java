@@ -54,6 +54,13 @@ public final class ModelOptions {
     @Option(names = "--disable-bias-linear", description = "No biases in the linear layers.")
     boolean disableBiasLinear;
 
+    @Option(names = "--no-bias-gelu-fusion", description = "Unfused bias and GeLU, which Megatron computes with the exact"
+            + " (erf) GeLU; the fused kernel, the default, uses the tanh approximation.")
+    boolean noBiasGeluFusion;
+
+    @Option(names = "--openai-gelu", description = "GeLU's tanh approximation (OpenAI's) whatever the fusion.")
+    boolean openaiGelu;
+
     @Option(names = "--untie-embeddings-and-output-weights", description = "A separate output layer instead of the tied embedding.")
     boolean untieEmbeddingsAndOutputWeights;
 
@@ -78,6 +85,15 @@ public final class ModelOptions {
             description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
     int makeVocabSizeDivisibleBy;
 
+    /**
+     * Which GeLU Megatron computes: its fused bias-GeLU kernel is the tanh approximation, the unfused
+     * path {@code F.gelu} the exact one, and Megatron turns the fusion off when the linear layers have
+     * no bias ({@code --disable-bias-linear}).
+     */
+    private boolean geluTanh() {
+        return openaiGelu || (!noBiasGeluFusion && !disableBiasLinear);
+    }
+
     /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
     public TransformerConfig toConfig(int vocabSize, int seqLength) {
         if (numQueryGroups > 0 && !groupQueryAttention) {
@@ -99,7 +115,7 @@ public final class ModelOptions {
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .normalization(Normalization.parse(normalization))
-                .swiglu(swiglu).addBiasLinear(!disableBiasLinear)
+                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).geluTanh(geluTanh())
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
                 .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon)

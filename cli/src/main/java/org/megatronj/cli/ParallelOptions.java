@@ -28,7 +28,7 @@ public final class ParallelOptions {
 
     @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P, i.e. no data"
             + " parallelism); data-parallel size = N / (T x P).")
-    int worldSize;
+    Integer worldSize;
 
     @Option(names = "--use-distributed-optimizer", description = "Shard Adam's state and the gradient reduction over the"
             + " data-parallel ranks (reduce-scatter, step the shard, all-gather the parameters).")
@@ -65,7 +65,13 @@ public final class ParallelOptions {
     }
 
     public int worldSize() {
-        return worldSize > 0 ? worldSize : tensorModelParallelSize * pipelineModelParallelSize;
+        if (worldSize == null) {
+            return tensorModelParallelSize * pipelineModelParallelSize;
+        }
+        if (worldSize < 1) {
+            throw new IllegalArgumentException("--world-size must be >= 1, got " + worldSize);
+        }
+        return worldSize;
     }
 
     public int dataParallelSize() {

@@ -120,6 +120,15 @@ class PretrainGptCommandTest {
         CliRun wider = run(args(data, "--load", save.toString(), "--hidden-size", "32"));
         assertEquals(1, wider.code(), wider.toString());
         assertTrue(wider.err().contains("was saved from another model shape: hiddenSize 16 (this run: 32)"), wider.err());
+        // The same shapes computed differently (exact GeLU, another epsilon) are refused too, naming the flags.
+        List<String> exactGelu = args(data, "--load", save.toString());
+        exactGelu.add("--no-bias-gelu-fusion");
+        CliRun gelu = run(exactGelu);
+        assertEquals(1, gelu.code(), gelu.toString());
+        assertTrue(gelu.err().contains("geluTanh true (this run: false)") && gelu.err().contains("--no-bias-gelu-fusion"), gelu.err());
+        CliRun epsilon = run(args(data, "--load", save.toString(), "--layernorm-epsilon", "1e-3"));
+        assertEquals(1, epsilon.code(), epsilon.toString());
+        assertTrue(epsilon.err().contains("layernormEpsilon 1.0E-5 (this run: 0.001)"), epsilon.err());
         Path model = save.resolve("iter_0000006/mp_rank_00/model.safetensors");
         byte[] bytes = Files.readAllBytes(model);
         Files.write(model, Arrays.copyOf(bytes, bytes.length / 2));
@@ -175,6 +184,17 @@ class PretrainGptCommandTest {
         }
     }
 
+    /** Megatron's argparse keeps the last value of a repeated flag, so flags after an @args file override it. */
+    @Test
+    void aRepeatedFlagKeepsItsLastValue() {
+        List<String> a = args(dataset(), "--train-iters", "6");
+        a.addAll(List.of("--train-iters", "2"));
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("iteration        2/       2 |"), r.out());
+        assertTrue(!r.out().contains("iteration        3/"), r.out());
+    }
+
     @Test
     void contradictingFlagsAreRefusedByName() {
         Path data = dataset();
@@ -199,6 +219,10 @@ class PretrainGptCommandTest {
         CliRun rampIters = run(ramp);
         assertEquals(1, rampIters.code(), rampIters.toString());
         assertTrue(rampIters.err().contains("--rampup-batch-size needs sample-based training (--train-samples)"), rampIters.err());
+
+        CliRun world = run(args(data, "--world-size", "0"));
+        assertEquals(1, world.code(), world.toString());
+        assertTrue(world.err().contains("--world-size must be >= 1, got 0"), world.err());
 
         CliRun style = run(args(data, "--lr-decay-style", "exponential"));
         assertEquals(1, style.code(), style.toString());

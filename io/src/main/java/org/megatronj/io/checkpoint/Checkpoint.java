@@ -89,7 +89,7 @@ public final class Checkpoint implements AutoCloseable {
 
     private static CheckpointException notWhole(Path iterDir, String why) {
         return new CheckpointException(iterDir + " is a sharded checkpoint (" + why + "), not one folder of whole tensors:"
-                + " load it with the same --tensor-model-parallel-size and --pipeline-model-parallel-size, or convert it with"
+                + " train from it with the same --tensor-model-parallel-size and --pipeline-model-parallel-size, or convert it with"
                 + " 'megatron checkpoint reshard --load <dir> --save <new dir> --target-tensor-parallel-size 1"
                 + " --target-pipeline-parallel-size 1'");
     }

@@ -40,11 +40,15 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     public static final String FORMAT = "megatron-j";
     public static final int FORMAT_VERSION = 1;
     public static final String RANK_DIR = CheckpointLayout.rankDirName(0, 0, false);
+    /** The metadata field holding the Hugging Face {@code config.json} of an imported model. */
+    public static final String HF_CONFIG = "hf_config";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final JsonNode modelConfig;
     private final JsonNode args;
     private final Backend backend; // copies device tensors to and from the host files; null: all on the host
+    /** The Hugging Face config an imported checkpoint carries: kept through finetuning, so an export keeps its fields. */
+    private JsonNode hfConfig;
 
     /**
      * @param modelConfig the model's architecture as JSON (compared on load, so a checkpoint of
@@ -111,6 +115,9 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         sched.put("decay_style", scheduler.style().flagValue());
         meta.set("model", modelConfig);
         meta.set("args", args);
+        if (hfConfig != null) {
+            meta.set(HF_CONFIG, hfConfig);
+        }
         return meta;
     }
 
@@ -160,6 +167,9 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         JsonNode meta = ckpt.metadata();
         checkModelConfig(ckpt, meta.path("model"));
         loadWeights.run();
+        if (meta.hasNonNull(HF_CONFIG)) {
+            hfConfig = meta.get(HF_CONFIG);
+        }
         // A release checkpoint (an import, an export of weights) has no training state: Megatron
         // loads its weights and starts at iteration 0, as with --finetune.
         boolean release = meta.path("release").asBoolean(false);
@@ -294,21 +304,36 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                 continue;
             }
             JsonNode other = saved.get(e.getKey());
-            if (other != null && !other.equals(e.getValue())) {
+            if (other != null && !sameValue(other, e.getValue())) {
                 diffs.add(e.getKey() + " " + other + " (this run: " + e.getValue() + ")");
             }
         }
         if (!diffs.isEmpty()) {
-            throw new CheckpointException(ckpt.rankDir() + " was saved from another model shape: " + String.join(", ", diffs));
+            String hint = diffs.stream().anyMatch(d -> d.startsWith("geluTanh ")) ? " (geluTanh false is the exact GeLU:"
+                    + " --no-bias-gelu-fusion or --disable-bias-linear; true is its tanh form, the default, or --openai-gelu)" : "";
+            throw new CheckpointException(ckpt.rankDir() + " was saved from another model shape: " + String.join(", ", diffs)
+                    + hint);
         }
     }
 
-    /** Fields that change tensor shapes; dropout or init differences do not prevent a load. */
+    /** JSON equality, but a float field read back from the file (a double there) equals the run's float. */
+    private static boolean sameValue(JsonNode saved, JsonNode run) {
+        if (saved.isNumber() && run.isNumber() && !(saved.isIntegralNumber() && run.isIntegralNumber())) {
+            return (float) saved.doubleValue() == (float) run.doubleValue();
+        }
+        return saved.equals(run);
+    }
+
+    /**
+     * Fields that change tensor shapes or what the same weights compute (the GeLU form, the norm's
+     * epsilon, rope's share and base); dropout or init differences do not prevent a load.
+     */
     private static boolean isShapeField(String name) {
         return switch (name) {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
                  "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "addBiasLinear",
-                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy" -> true;
+                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh",
+                 "layernormEpsilon", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
     }

@@ -174,4 +174,26 @@ class TrainerTest {
             assertTrue(e2.getMessage().contains("another model shape: vocabSize 16 (this run: 32)"), e2.getMessage());
         }
     }
+
+    /** An imported model's Hugging Face config travels through finetuning, so exporting the result keeps its fields. */
+    @Test
+    void theHfConfigOfAnImportIsKeptThroughFinetuning() throws Exception {
+        Path imported = dir.resolve("imported");
+        Path tuned = dir.resolve("tuned");
+        ObjectMapper json = new ObjectMapper();
+        var hfConfig = json.createObjectNode().put("model_type", "gpt2").put("torch_dtype", "bfloat16");
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 1);
+            var weights = new java.util.LinkedHashMap<String, org.megatronj.memory.Tensor>();
+            model.parameters().forEach(p -> weights.put(p.name(), p.data()));
+            new TrainingCheckpointer(null, null).saveRelease(imported,
+                    weights, json.createObjectNode().set(TrainingCheckpointer.HF_CONFIG, hfConfig));
+        }
+        var schedule = ScheduleConfig.iterations(2, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingConfig base = config(BatchConfig.of(2, 4), schedule, tuned, imported, 0, null);
+        run(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                new CheckpointConfig(tuned, 0, imported, true, false, false), base.exit(), base.seed()), 1, new ArrayList<>(), null);
+        var meta = json.readTree(tuned.resolve("iter_0000002/mp_rank_00/metadata.json").toFile());
+        assertEquals(hfConfig, meta.get(TrainingCheckpointer.HF_CONFIG));
+    }
 }

@@ -1,0 +1,38 @@
+package org.megatronj.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.UncheckedIOException;
+import java.net.ConnectException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ErrorReporterTest {
+    @TempDir
+    Path dir;
+
+    /** Java's file exceptions carry only the path; the reason has to be spelled out. */
+    @Test
+    void describesTheReasonJavaLeavesImplicit() {
+        assertEquals("ids.npy: no such file or directory", ErrorReporter.describe(new NoSuchFileException("ids.npy")));
+        assertEquals("/proc/x: permission denied", ErrorReporter.describe(new AccessDeniedException("/proc/x")));
+        assertEquals("a: Read-only file system", ErrorReporter.describe(new FileSystemException("a", null, "Read-only file system")));
+        assertEquals("ids.npy: no such file or directory",
+                ErrorReporter.describe(new UncheckedIOException(new NoSuchFileException("ids.npy"))));
+        assertEquals("connection refused", ErrorReporter.describe(new ConnectException()));
+        assertEquals("bad value", ErrorReporter.describe(new IllegalArgumentException("bad value")));
+    }
+
+    @Test
+    void aMissingFileIsNamedWithItsReasonOnTheCommandLine() {
+        Path missing = dir.resolve("loss.csv");
+        CliRun r = CliRun.of("plot-loss", missing.toString(), "-o", dir.resolve("loss.png").toString());
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains(missing + ": no such file or directory"), r.err());
+    }
+}
