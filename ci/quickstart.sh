@@ -32,7 +32,8 @@ fi
   --lr 6e-3 --min-lr 6e-4 --lr-decay-style cosine --lr-warmup-iters 20 --weight-decay 0.1 --clip-grad 1.0 \
   --hidden-dropout 0 --attention-dropout 0 \
   --log-interval 25 --eval-interval 100 --eval-iters 4 \
-  --save "$WORK/checkpoints" --save-interval 100 --load "$WORK/checkpoints" --log-loss-to "$WORK/loss.csv"
+  --save "$WORK/checkpoints" --save-interval 100 --load "$WORK/checkpoints" --log-loss-to "$WORK/loss.csv" \
+  --override-opt_param-scheduler   # a resumed run with more QUICKSTART_ITERS decays over its new length
 
 echo "== 3/4 plot the loss -> $WORK/loss.png"
 "$MEGATRON" plot-loss "$WORK/loss.csv" -o "$WORK/loss.png" --title "GPT on Genesis+Exodus (KJV)"

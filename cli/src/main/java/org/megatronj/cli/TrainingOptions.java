@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.OptimizerParamScheduler;
 import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.CheckpointConfig;
 import org.megatronj.parallel.train.ExitConfig;
@@ -126,6 +127,14 @@ public final class TrainingOptions {
     @Option(names = "--no-load-rng", description = "Use --seed for dropout instead of the checkpoint's RNG stream.")
     boolean noLoadRng;
 
+    @Option(names = "--override-opt_param-scheduler", description = "On --load, keep this run's learning-rate schedule"
+            + " (--lr, --min-lr, warmup, decay) where the checkpoint's differs (otherwise an error, as in Megatron).")
+    boolean overrideOptParamScheduler;
+
+    @Option(names = "--use-checkpoint-opt_param-scheduler", description = "On --load, take the checkpoint's learning-rate"
+            + " schedule instead of this run's flags.")
+    boolean useCheckpointOptParamScheduler;
+
     // ---- exits
     @Option(names = "--exit-interval", paramLabel = "N", defaultValue = "0", description = "Save and exit after every N-th iteration.")
     long exitInterval;
@@ -152,7 +161,14 @@ public final class TrainingOptions {
         OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
                 sgdMomentum, clipGrad);
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel);
-        CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng);
+        if (overrideOptParamScheduler && useCheckpointOptParamScheduler) {
+            throw new IllegalArgumentException("--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler"
+                    + " contradict each other; give at most one");
+        }
+        CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng,
+                overrideOptParamScheduler ? OptimizerParamScheduler.OnLoad.OVERRIDE
+                        : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
+                        : OptimizerParamScheduler.OnLoad.CHECK);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed);
     }

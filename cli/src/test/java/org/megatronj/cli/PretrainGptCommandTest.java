@@ -129,6 +129,13 @@ class PretrainGptCommandTest {
         CliRun epsilon = run(args(data, "--load", save.toString(), "--layernorm-epsilon", "1e-3"));
         assertEquals(1, epsilon.code(), epsilon.toString());
         assertTrue(epsilon.err().contains("layernormEpsilon 1.0E-5 (this run: 0.001)"), epsilon.err());
+        // Another learning rate on resume: refused as Megatron's scheduler refuses it, unless one of its two flags says how.
+        CliRun lr = run(args(data, "--load", save.toString(), "--lr", "5e-3"));
+        assertEquals(1, lr.code(), lr.toString());
+        assertTrue(lr.err().contains("learning rate (--lr) 0.01 (this run: 0.005)"), lr.err());
+        List<String> overridden = args(data, "--load", save.toString(), "--lr", "5e-3");
+        overridden.add("--override-opt_param-scheduler");
+        assertEquals(0, run(overridden).code());
         Path model = save.resolve("iter_0000006/mp_rank_00/model.safetensors");
         byte[] bytes = Files.readAllBytes(model);
         Files.write(model, Arrays.copyOf(bytes, bytes.length / 2));

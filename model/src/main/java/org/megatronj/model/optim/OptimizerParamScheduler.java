@@ -1,5 +1,8 @@
 package org.megatronj.model.optim;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * Megatron's {@code OptimizerParamScheduler} for the learning rate: linear warmup from 0 to
  * {@code maxLr} over {@code warmupSteps}, then constant, linear, cosine or inverse-square-root
@@ -11,14 +14,31 @@ package org.megatronj.model.optim;
  * previous step: the first step of a warmup runs at lr 0.
  */
 public final class OptimizerParamScheduler {
-    private final double maxLr;
-    private final double minLr;
-    private final double warmupSteps;
-    private final double decaySteps;
-    private final DecayStyle style;
+    /**
+     * What a checkpoint's schedule does on load (Megatron's {@code load_state_dict}): its values must equal the
+     * run's ({@code CHECK}), or the run's win ({@code --override-opt_param-scheduler}), or the checkpoint's
+     * replace them ({@code --use-checkpoint-opt_param-scheduler}). The clock always comes from the checkpoint.
+     */
+    public enum OnLoad { CHECK, OVERRIDE, USE_CHECKPOINT }
+
+    /** A schedule as a checkpoint holds it. */
+    public record State(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style, long numSteps) {
+    }
+
+    private double maxLr;
+    private double minLr;
+    private double warmupSteps;
+    private double decaySteps;
+    private DecayStyle style;
+    private final OnLoad onLoad;
     private long numSteps;
 
     public OptimizerParamScheduler(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style) {
+        this(maxLr, minLr, warmupSteps, decaySteps, style, OnLoad.CHECK);
+    }
+
+    public OptimizerParamScheduler(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style,
+                                   OnLoad onLoad) {
         checkLrRange(maxLr, minLr);
         if (!(decaySteps > 0)) {
             throw new IllegalArgumentException("lr decay length must be positive, got " + decaySteps + " steps");
@@ -32,6 +52,7 @@ public final class OptimizerParamScheduler {
         this.warmupSteps = warmupSteps;
         this.decaySteps = decaySteps;
         this.style = style;
+        this.onLoad = onLoad;
     }
 
     /** Megatron's {@code 0 <= min_lr <= max_lr}, worded with the flags that set them. */
@@ -80,9 +101,39 @@ public final class OptimizerParamScheduler {
         return numSteps;
     }
 
-    /** Restores the clock from a checkpoint. */
-    public void setNumSteps(long steps) {
-        numSteps = steps;
+    /**
+     * Restores a checkpoint's schedule under this scheduler's {@link OnLoad} rule; with {@code CHECK}, a value
+     * that differs from this run's is an error naming every difference and the two flags that resolve it.
+     */
+    public void loadState(State saved) {
+        if (onLoad == OnLoad.CHECK) {
+            List<String> diffs = new ArrayList<>();
+            differs(diffs, "learning rate (--lr)", saved.maxLr(), maxLr);
+            differs(diffs, "minimum learning rate (--min-lr)", saved.minLr(), minLr);
+            differs(diffs, "warmup steps", saved.warmupSteps(), warmupSteps);
+            differs(diffs, "decay steps", saved.decaySteps(), decaySteps);
+            if (saved.style() != style) {
+                diffs.add("decay style " + saved.style().flagValue() + " (this run: " + style.flagValue() + ")");
+            }
+            if (!diffs.isEmpty()) {
+                throw new IllegalArgumentException("the checkpoint's learning-rate schedule differs from this run's: "
+                        + String.join(", ", diffs) + " (steps count samples); pass --override-opt_param-scheduler to use"
+                        + " this run's values or --use-checkpoint-opt_param-scheduler to use the checkpoint's");
+            }
+        } else if (onLoad == OnLoad.USE_CHECKPOINT) {
+            maxLr = saved.maxLr();
+            minLr = saved.minLr();
+            warmupSteps = saved.warmupSteps();
+            decaySteps = saved.decaySteps();
+            style = saved.style();
+        }
+        numSteps = saved.numSteps();
+    }
+
+    private static void differs(List<String> diffs, String what, double saved, double run) {
+        if (saved != run) {
+            diffs.add(what + " " + saved + " (this run: " + run + ")");
+        }
     }
 
     public double maxLr() {

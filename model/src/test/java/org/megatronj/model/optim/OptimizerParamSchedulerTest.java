@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Values computed by hand from Megatron's {@code OptimizerParamScheduler.get_lr}. */
 class OptimizerParamSchedulerTest {
@@ -36,9 +37,33 @@ class OptimizerParamSchedulerTest {
         s.step(5);
         assertEquals(5, s.numSteps());
         assertEquals(0.5, s.currentLr(), 1e-12);
-        s.setNumSteps(55);
+        s.loadState(new OptimizerParamScheduler.State(1, 0, 10, 100, DecayStyle.LINEAR, 55));
         assertEquals(s.lrAt(55), s.currentLr());
         assertEquals(0.5, s.currentLr(), 1e-12);         // (55 - 10) / 90 = 0.5 of the linear decay
+    }
+
+    /** Megatron's load_state_dict: values must match, unless the run's override them or the checkpoint's are taken. */
+    @Test
+    void aCheckpointsScheduleMustMatchUnlessOverriddenOrTaken() {
+        var saved = new OptimizerParamScheduler.State(1e-3, 1e-4, 10, 100, DecayStyle.COSINE, 40);
+        var check = new OptimizerParamScheduler(5e-3, 1e-4, 10, 200, DecayStyle.COSINE);
+        var e = assertThrows(IllegalArgumentException.class, () -> check.loadState(saved));
+        assertTrue(e.getMessage().contains("learning rate (--lr) 0.001 (this run: 0.005), decay steps 100.0 (this run: 200.0)")
+                && e.getMessage().contains("--override-opt_param-scheduler"), e.getMessage());
+
+        var override = new OptimizerParamScheduler(5e-3, 1e-4, 10, 200, DecayStyle.COSINE, OptimizerParamScheduler.OnLoad.OVERRIDE);
+        override.loadState(saved);
+        assertEquals(40, override.numSteps());
+        assertEquals(5e-3, override.maxLr());
+        assertEquals(200, override.decaySteps());
+
+        var taken = new OptimizerParamScheduler(5e-3, 0, 0, 200, DecayStyle.LINEAR, OptimizerParamScheduler.OnLoad.USE_CHECKPOINT);
+        taken.loadState(saved);
+        assertEquals(new OptimizerParamScheduler(1e-3, 1e-4, 10, 100, DecayStyle.COSINE).lrAt(40), taken.currentLr());
+
+        var same = new OptimizerParamScheduler(1e-3, 1e-4, 10, 100, DecayStyle.COSINE);
+        same.loadState(saved);
+        assertEquals(40, same.numSteps());
     }
 
     @Test

@@ -66,6 +66,11 @@ public record ScheduleConfig(long trainIters, long trainSamples,
      * iteration lengths are multiplied by the global batch size.
      */
     public OptimizerParamScheduler scheduler(BatchConfig batch) {
+        return scheduler(batch, OptimizerParamScheduler.OnLoad.CHECK);
+    }
+
+    /** {@link #scheduler(BatchConfig)} that treats a checkpoint's schedule as {@code onLoad} says. */
+    public OptimizerParamScheduler scheduler(BatchConfig batch, OptimizerParamScheduler.OnLoad onLoad) {
         double decaySteps;
         double warmupSteps;
         if (trainIters > 0) {
@@ -77,6 +82,6 @@ public record ScheduleConfig(long trainIters, long trainSamples,
             decaySteps = lrDecaySamples > 0 ? lrDecaySamples : trainSamples;
             warmupSteps = !Double.isNaN(lrWarmupFraction) ? lrWarmupFraction * decaySteps : lrWarmupSamples;
         }
-        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle);
+        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle, onLoad);
     }
 }

@@ -37,8 +37,7 @@ import java.util.function.Consumer;
 public final class Trainer {
     /** Timer names and levels as Megatron logs them. */
     private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "batch-generator", "optimizer",
-            "optimizer-unscale-and-check-inf", "optimizer-clip-main-grad", "optimizer-inner-step", "evaluate",
-            "save-checkpoint");
+            "optimizer-unscale-and-check-inf", "optimizer-clip-main-grad", "optimizer-inner-step");
 
     private final TrainingConfig config;
     private final TrainableModel model;
@@ -51,6 +50,7 @@ public final class Trainer {
     private final ExitSignal exitSignal;
     private final Consumer<String> log;
     private final Timers timers;
+    private IntervalStats interval = new IntervalStats();
     private final long trainIters;
 
     private ResumePoint position;
@@ -68,7 +68,7 @@ public final class Trainer {
         this.config = config;
         this.model = model;
         this.optimizer = optimizer;
-        this.scheduler = config.schedule().scheduler(config.batch());
+        this.scheduler = config.schedule().scheduler(config.batch(), config.checkpoint().schedulerOnLoad());
         this.train = train;
         this.valid = valid;
         this.test = test;
@@ -119,11 +119,12 @@ public final class Trainer {
     public TrainingResult train() {
         long startNanos = System.nanoTime();
         List<Double> losses = new ArrayList<>();
-        IntervalStats interval = new IntervalStats();
+        interval = new IntervalStats();
         double lastValid = Double.NaN;
         long iteration = position.iteration();
         long consumed = position.consumedTrainSamples();
-        LossCsvWriter csv = config.logging().logLossTo() == null ? null : new LossCsvWriter(config.logging().logLossTo());
+        LossCsvWriter csv = config.logging().logLossTo() == null ? null : new LossCsvWriter(config.logging().logLossTo(),
+                position.iteration());
         try {
             while (iteration < trainIters) {
                 TrainingEvents.TrainStep event = new TrainingEvents.TrainStep();
@@ -285,8 +286,20 @@ public final class Trainer {
     private double evaluate(SampleSource source, String split, String where, long iteration, LossCsvWriter csv) {
         TrainingEvents.Evaluation event = new TrainingEvents.Evaluation();
         event.begin();
-        Timers.Timer timer = timers.timer("evaluate", 0);
-        timer.start();
+        double loss = untimed("evaluate", () -> evaluationLoss(source, split));
+        log.accept(TrainingLog.validationBlock(where, loss));
+        if (csv != null) {
+            csv.eval(split, iteration, position.consumedTrainSamples(), loss);
+        }
+        event.iteration = iteration;
+        event.split = split;
+        event.loss = loss;
+        event.commit();
+        return loss;
+    }
+
+    /** The mean loss over {@code --eval-iters} global batches; advances the validation position. */
+    private double evaluationLoss(SampleSource source, String split) {
         int micro = config.batch().microBatchSize();
         int globalBatch = config.batch().globalBatchSize();
         boolean isValid = split.equals("valid");
@@ -306,17 +319,7 @@ public final class Trainer {
         if (isValid) {
             position = new ResumePoint(position.iteration(), position.consumedTrainSamples(), offset, position.rngStream());
         }
-        timer.stop();
-        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
-        log.accept(TrainingLog.validationBlock(where, loss));
-        if (csv != null) {
-            csv.eval(split, iteration, position.consumedTrainSamples(), loss);
-        }
-        event.iteration = iteration;
-        event.split = split;
-        event.loss = loss;
-        event.commit();
-        return loss;
+        return tokens == 0 ? Double.NaN : lossSum / tokens;
     }
 
     /** Megatron's order after each iteration: signal, save interval, duration, exit interval. */
@@ -356,12 +359,9 @@ public final class Trainer {
     private void save(long iteration) {
         TrainingEvents.CheckpointSave event = new TrainingEvents.CheckpointSave();
         event.begin();
-        Timers.Timer timer = timers.timer("save-checkpoint", 0);
-        timer.start();
         Path dir = config.checkpoint().save();
         log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
-        long bytes = checkpointer.save(dir, position, model, optimizer, scheduler);
-        timer.stop();
+        long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler));
         lastSavedIteration = iteration;
         log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s [ t 1/1, p 1/1 ]",
                 iteration, dir));
@@ -371,8 +371,27 @@ public final class Trainer {
         event.commit();
     }
 
+    /**
+     * Runs an evaluation or a checkpoint save outside the interval's clock, as Megatron stops its
+     * interval-time timer around them: the logged time per iteration is training time only. The
+     * timer {@code name} is logged right after, as Megatron logs it.
+     */
+    private <T> T untimed(String name, java.util.function.Supplier<T> work) {
+        Timers.Timer timer = timers.timer(name, 0);
+        long start = System.nanoTime();
+        timer.start();
+        T result = work.get();
+        timer.stop();
+        interval.excludedNanos += System.nanoTime() - start;
+        String timing = timers.log(List.of(name), 1);
+        if (!timing.isEmpty()) {
+            log.accept(timing);
+        }
+        return result;
+    }
+
     private void logInterval(IntervalStats s, long iteration, long consumed, double lr, int globalBatch) {
-        double elapsedMs = (System.nanoTime() - s.startNanos) / 1e6 / Math.max(1, s.iterations);
+        double elapsedMs = (System.nanoTime() - s.startNanos - s.excludedNanos) / 1e6 / Math.max(1, s.iterations);
         LossScaler scaler = optimizer.lossScaler();
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
                 globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
@@ -389,6 +408,7 @@ public final class Trainer {
      */
     private static final class IntervalStats {
         final long startNanos = System.nanoTime();
+        long excludedNanos;   // evaluations and saves within the interval
         double lossSum;
         int advanced;
         int iterations;

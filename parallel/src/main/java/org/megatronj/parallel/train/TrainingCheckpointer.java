@@ -14,6 +14,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.optim.DynamicLossScaler;
+import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
@@ -182,7 +183,15 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             loadOptimizerState.run();
             optimizer.setStepCount(meta.path("optimizer").path("step_count").asLong());
             restoreLossScaler(meta.path("optimizer").path("grad_scaler"), optimizer);
-            scheduler.setNumSteps(meta.path("scheduler").path("num_steps").asLong());
+            JsonNode sched = meta.path("scheduler");
+            try {
+                scheduler.loadState(new OptimizerParamScheduler.State(sched.path("max_lr").asDouble(),
+                        sched.path("min_lr").asDouble(), sched.path("warmup_steps").asDouble(),
+                        sched.path("decay_steps").asDouble(), DecayStyle.parse(sched.path("decay_style").asText()),
+                        sched.path("num_steps").asLong()));
+            } catch (IllegalArgumentException e) {
+                throw new CheckpointException(ckpt.rankDir() + ": " + e.getMessage(), e);
+            }
         }
         if (finetune || release) {
             return ResumePoint.fresh(seed);

@@ -98,6 +98,11 @@ class TrainerTest {
         List<String> rows = Files.readAllLines(csv);
         assertEquals(LossCsvWriter.HEADER, rows.get(0));
         assertEquals(whole.iteration(), rows.stream().filter(r -> r.startsWith("train,")).count());
+
+        // As after a kill past the last save: resumed from iteration 7 again, the run replaces the CSV rows it repeats.
+        Files.writeString(save.resolve("latest_checkpointed_iteration.txt"), "7");
+        run(config(batch, schedule, save, save, 0, csv), 99, new ArrayList<>(), null);
+        assertEquals(rows, Files.readAllLines(csv));
     }
 
     @Test
@@ -195,5 +200,47 @@ class TrainerTest {
                 new CheckpointConfig(tuned, 0, imported, true, false, false), base.exit(), base.seed()), 1, new ArrayList<>(), null);
         var meta = json.readTree(tuned.resolve("iter_0000002/mp_rank_00/metadata.json").toFile());
         assertEquals(hfConfig, meta.get(TrainingCheckpointer.HF_CONFIG));
+    }
+
+    /**
+     * Megatron stops its interval clock around evaluations and saves: the time per iteration is training time,
+     * and the evaluate timer is logged right after the evaluation, before the validation block.
+     */
+    @Test
+    void timePerIterationLeavesOutEvaluation() {
+        PatternSource patterns = new PatternSource(VOCAB, SEQ, 50, 3);
+        SampleSource slowValid = new SampleSource() {
+            @Override
+            public long size() {
+                return patterns.size();
+            }
+
+            @Override
+            public org.megatronj.model.MicroBatch microBatch(long first, int batchSize) {
+                try {
+                    Thread.sleep(400);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                return patterns.microBatch(first, batchSize);
+            }
+        };
+        var schedule = ScheduleConfig.iterations(4, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingConfig base = config(BatchConfig.of(2, 2), schedule, null, null, 0, null);
+        TrainingConfig evalEvery2 = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(),
+                new LoggingConfig(2, 2, 1, null, 0), base.checkpoint(), base.exit(), base.seed());
+        List<String> log = new ArrayList<>();
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 1);
+            new Trainer(evalEvery2, model, new ToySgd(arena, model.parameters()), new PatternSource(VOCAB, SEQ, 1000, 0),
+                    slowValid, null, null, null, log::add).train();
+        }
+        String line = log.stream().filter(l -> l.contains("iteration        4/")).findFirst().orElseThrow();
+        double ms = Double.parseDouble(line.replaceAll(".*elapsed time per iteration \\(ms\\): ([0-9.]+) .*", "$1"));
+        assertTrue(ms < 150, "an evaluation of 400 ms in the interval of two iterations, yet " + line);
+        int evalTimer = log.indexOf(log.stream().filter(l -> l.contains("evaluate ....")).findFirst().orElseThrow());
+        assertTrue(log.get(evalTimer + 1).contains("validation loss at iteration 2"), log.toString());
+        double evalMs = Double.parseDouble(log.get(evalTimer).replaceAll("(?s).*evaluate \\.+: \\(([0-9.]+), .*", "$1"));
+        assertTrue(evalMs >= 399, log.get(evalTimer));
     }
 }
