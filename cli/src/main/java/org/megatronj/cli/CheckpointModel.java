@@ -47,9 +47,10 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
             }
             Tokenizer tokenizer = tokenizerFlags != null && tokenizerFlags.isSet() ? tokenizerFlags.build()
                     : savedTokenizer(meta.path("args"), ckpt);
-            if (tokenizer.vocabSize() > config.paddedVocabSize()) {
-                throw new IllegalArgumentException("the tokenizer has " + tokenizer.vocabSize() + " tokens but the model only "
-                        + config.paddedVocabSize() + " embedding rows: wrong --vocab-file?");
+            if (tokenizer.vocabSize() != config.vocabSize()) {   // ids past a smaller tokenizer's end would be sampled as garbage
+                throw new IllegalArgumentException("the tokenizer has " + tokenizer.vocabSize() + " tokens but the model in "
+                        + ckpt.rankDir() + " was trained with a vocabulary of " + config.vocabSize()
+                        + ": pass the tokenizer flags of its training run, or none to use the ones it saved");
             }
             Backend backend = Backends.create(device);
             GPTModel model = null;

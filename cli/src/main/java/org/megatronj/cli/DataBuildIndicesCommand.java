@@ -18,9 +18,9 @@ import picocli.CommandLine.Option;
  * can be compared with Megatron's own.
  */
 @Command(name = "build-indices", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Build the GPT document/sample/shuffle indices of each split into the cache folder, under Megatron-LM's",
-                "file names (<md5>-GPTDataset-<split>-{document,sample,shuffle}_index.npy + -description.txt), and print the paths.",
-                "Megatron-LM reuses them, and so does Megatron-J."})
+        description = {"Build the GPT document/sample/shuffle indices of each split into the cache folder.",
+                "Files are named as Megatron-LM names them (<md5>-GPTDataset-<split>-{document,sample,shuffle}_index.npy",
+                "+ -description.txt), so Megatron-LM reuses them, and so does Megatron-J; their paths are printed."})
 final class DataBuildIndicesCommand implements Callable<Integer> {
 
     @Mixin

@@ -19,8 +19,8 @@ import picocli.CommandLine.Parameters;
 
 /** {@code megatron data inspect PREFIX}: what an indexed dataset holds. */
 @Command(name = "inspect", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Show an indexed dataset's dtype, sequence, document and token counts and a histogram of",
-                "sequence lengths; with a tokenizer, the text of the first sequences."})
+        description = {"Show an indexed dataset's dtype, counts and sequence-length histogram.",
+                "Counts of sequences, documents and tokens; with a tokenizer, the text of the first sequences."})
 final class DataInspectCommand implements Callable<Integer> {
 
     @Spec

@@ -18,7 +18,7 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
     @Override
     public int handleExecutionException(Exception ex, CommandLine cmd, CommandLine.ParseResult parseResult) {
         String message = describe(ex);
-        cmd.getErr().println("megatron " + cmd.getCommandName() + ": error: " + message);
+        cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + message);
         Throwable cause = ex.getCause();
         while (cause != null) {
             String reason = describe(cause);

@@ -76,7 +76,10 @@ final class GenerateCommand implements Callable<Integer> {
             if (generated.length > 0 && stopOnEod && generated[generated.length - 1] == tok.eod()) {
                 generated = Arrays.copyOf(generated, generated.length - 1);
             }
-            out.println(prompt + tok.detokenize(generated));
+            // the whole sequence, as Megatron prints it: tokenizers that join ids with spaces need the one between
+            int[] sequence = Arrays.copyOf(ids, ids.length + generated.length);
+            System.arraycopy(generated, 0, sequence, ids.length, generated.length);
+            out.println(tok.detokenize(sequence));
             out.flush();
             err.printf(Locale.ROOT, "generated %d tokens in %.2f s (%.1f tokens/s, prompt %d tokens, stop: %s)%n",
                     r.tokens().length, seconds, r.tokens().length / Math.max(seconds, 1e-9), ids.length,

@@ -17,13 +17,13 @@ public final class ModelOptions {
     int hiddenSize;
 
     @Option(names = "--ffn-hidden-size", paramLabel = "F", description = "MLP width (default 4h; with --swiglu 8h/3 rounded down to 64).")
-    int ffnHiddenSize;
+    Integer ffnHiddenSize;
 
     @Option(names = "--num-attention-heads", required = true, paramLabel = "A", description = "Attention heads.")
     int numAttentionHeads;
 
     @Option(names = "--kv-channels", paramLabel = "D", description = "Head dimension (default h / heads).")
-    int kvChannels;
+    Integer kvChannels;
 
     @Option(names = "--group-query-attention", description = "Grouped-query attention: --num-query-groups key/value heads.")
     boolean groupQueryAttention;
@@ -33,7 +33,7 @@ public final class ModelOptions {
 
     @Option(names = "--max-position-embeddings", paramLabel = "P", description = "Rows of the position table and the longest"
             + " sequence (default --seq-length).")
-    int maxPositionEmbeddings;
+    Integer maxPositionEmbeddings;
 
     @Option(names = "--position-embedding-type", paramLabel = "TYPE", defaultValue = "learned_absolute",
             description = "learned_absolute or rope (default ${DEFAULT-VALUE}).")
@@ -66,7 +66,8 @@ public final class ModelOptions {
 
     @Option(names = "--attention-dropout", paramLabel = "P", defaultValue = "0.1",
             description = "Dropout on the attention probabilities, inside the attention op (default ${DEFAULT-VALUE}, as"
-                    + " Megatron; --device cuda needs 0 for now).")
+                    + " Megatron; --device cuda draws it in the FlashAttention kernels with --bf16/--fp16 at head dim 64 or 128,"
+                    + " and needs 0 otherwise).")
     float attentionDropout;
 
     @Option(names = "--hidden-dropout", paramLabel = "P", defaultValue = "0.1", description = "Dropout on residual branches (default ${DEFAULT-VALUE}).")
@@ -94,6 +95,17 @@ public final class ModelOptions {
         return openaiGelu || (!noBiasGeluFusion && !disableBiasLinear);
     }
 
+    /** A size flag's value, 0 when not given (the config then derives it); a given value must be positive. */
+    private static int given(String flag, Integer value) {
+        if (value == null) {
+            return 0;
+        }
+        if (value < 1) {
+            throw new IllegalArgumentException(flag + " must be >= 1, got " + value);
+        }
+        return value;
+    }
+
     /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
     public TransformerConfig toConfig(int vocabSize, int seqLength) {
         if (numQueryGroups > 0 && !groupQueryAttention) {
@@ -102,14 +114,14 @@ public final class ModelOptions {
         if (groupQueryAttention && numQueryGroups <= 0) {
             throw new IllegalArgumentException("--group-query-attention needs --num-query-groups G");
         }
-        int maxPositions = maxPositionEmbeddings;
+        int maxPositions = given("--max-position-embeddings", maxPositionEmbeddings);
         if (maxPositions > 0 && seqLength > maxPositions) {
             throw new IllegalArgumentException("--seq-length (" + seqLength + ") is larger than --max-position-embeddings ("
                     + maxPositions + ")");
         }
         return TransformerConfig.builder()
-                .numLayers(numLayers).hiddenSize(hiddenSize).ffnHiddenSize(ffnHiddenSize)
-                .numAttentionHeads(numAttentionHeads).kvChannels(kvChannels)
+                .numLayers(numLayers).hiddenSize(hiddenSize).ffnHiddenSize(given("--ffn-hidden-size", ffnHiddenSize))
+                .numAttentionHeads(numAttentionHeads).kvChannels(given("--kv-channels", kvChannels))
                 .numQueryGroups(groupQueryAttention ? numQueryGroups : 0)
                 .seqLength(seqLength).maxPositionEmbeddings(maxPositions)
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))

@@ -15,8 +15,8 @@ import org.megatronj.cli.plot.LossPlot;
 
 /** {@code megatron plot-loss FILE -o loss.png}: the loss curve of a {@code --log-loss-to} CSV as a PNG (headless Java2D). */
 @Command(name = "plot-loss", mixinStandardHelpOptions = true,
-        description = {"Draw the training loss (and validation/test losses) of a --log-loss-to CSV as a PNG;",
-                "several CSVs are drawn on one plot to compare runs (e.g. CPU fp32 against GPU bf16).",
+        description = {"Draw the losses of a --log-loss-to CSV (training, validation, test) as a PNG.",
+                "Several CSVs are drawn on one plot to compare runs (e.g. CPU fp32 against GPU bf16).",
                 "Columns: split,iteration,consumed_samples,lm_loss,learning_rate,grad_norm."})
 final class PlotLossCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "FILE.csv", description = "CSVs written by pretrain --log-loss-to.")

@@ -33,6 +33,7 @@ class ErrorReporterTest {
         Path missing = dir.resolve("loss.csv");
         CliRun r = CliRun.of("plot-loss", missing.toString(), "-o", dir.resolve("loss.png").toString());
         assertEquals(1, r.code(), r.toString());
-        assertTrue(r.err().contains(missing + ": no such file or directory"), r.err());
+        assertTrue(r.err().contains("megatron plot-loss: error: ") && r.err().contains(missing + ": no such file or directory"),
+                r.err());
     }
 }

@@ -106,8 +106,13 @@ class PretrainGptCommandTest {
         CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "5",
                 "--temperature", "0");
         assertEquals(0, gen.code(), gen.toString());
-        assertTrue(gen.out().startsWith("1 2 3"), gen.out());
+        assertTrue(gen.out().strip().matches("1 2 3( [0-9]+){5}"), gen.out());   // prompt and continuation apart
         assertTrue(gen.err().contains("generated "), gen.err());
+        CliRun smallerVocab = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokenizer-type",
+                "NullTokenizer", "--vocab-size", "40");
+        assertEquals(1, smallerVocab.code(), smallerVocab.toString());
+        assertTrue(smallerVocab.err().contains("the tokenizer has 41 tokens but the model in")
+                && smallerVocab.err().contains("was trained with a vocabulary of 51"), smallerVocab.err());
         CliRun genBf16 = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "5",
                 "--temperature", "0", "--bf16");
         assertEquals(0, genBf16.code(), genBf16.toString());

@@ -26,6 +26,14 @@ public record DataBlend(List<String> prefixes, double[] weights) {
         if (weights != null && weights.length != prefixes.size()) {
             throw new IllegalArgumentException(prefixes.size() + " prefixes but " + weights.length + " weights");
         }
+        if (weights != null) {
+            for (int i = 0; i < weights.length; i++) {
+                if (!(weights[i] >= 0 && Double.isFinite(weights[i]))) {   // a negative share of samples means nothing
+                    throw new IllegalArgumentException("data path weight " + weights[i] + " of " + prefixes.get(i)
+                            + " must be a finite number >= 0");
+                }
+            }
+        }
     }
 
     /** Parses the words of one {@code --data-path} (or {@code --train-data-path} ...) option. */

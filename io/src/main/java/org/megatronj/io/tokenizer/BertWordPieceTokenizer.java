@@ -182,7 +182,8 @@ public final class BertWordPieceTokenizer implements Tokenizer {
     @Override
     public int eod() {
         throw new UnsupportedOperationException(typeName() + " has no end-of-document token (Megatron's BERT tokenizer defines none):"
-                + " preprocess without --append-eod");
+                + " it cannot end documents (preprocess without --append-eod) nor train or run a GPT (use GPT2BPETokenizer"
+                + " or NullTokenizer)");
     }
 
     @Override public int cls() { return cls; }

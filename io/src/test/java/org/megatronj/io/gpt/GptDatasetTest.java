@@ -198,6 +198,8 @@ class GptDatasetTest {
         assertNull(DataBlend.parse(List.of("x", "y")).weights());
         assertNull(DataBlend.parse(List.of("x")).weights());
         assertThrows(IllegalArgumentException.class, () -> DataBlend.parse(List.of("0.5", "x", "y", "z")));
+        var negative = assertThrows(IllegalArgumentException.class, () -> DataBlend.parse(List.of("-1", "x", "2", "y")));
+        assertEquals("data path weight -1.0 of x must be a finite number >= 0", negative.getMessage());
         assertTrue(DataBlend.isPythonFloat("1e-3") && DataBlend.isPythonFloat(".5") && !DataBlend.isPythonFloat("1f"));
     }
 }
