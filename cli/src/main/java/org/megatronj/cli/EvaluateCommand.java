@@ -73,8 +73,12 @@ final class EvaluateCommand implements Callable<Integer> {
         if (microBatchSize < 1) {
             throw new IllegalArgumentException("--micro-batch-size must be >= 1, got " + microBatchSize);
         }
+        refuseOtherTasksFlags();
         if (overlappingEval != null && overlappingEval < 1) {
             throw new IllegalArgumentException("--overlapping-eval must be >= 1, got " + overlappingEval);
+        }
+        if (overlappingEval != null && seqLength != null) {
+            checkOverlap(seqLength);                          // before the checkpoint is loaded, when we can
         }
         try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
             GPTModel model = loaded.model();
@@ -82,6 +86,9 @@ final class EvaluateCommand implements Callable<Integer> {
             if (s < 1 || s > model.config().maxPositionEmbeddings()) {
                 throw new IllegalArgumentException("--seq-length " + s + " must be in [1, --max-position-embeddings "
                         + model.config().maxPositionEmbeddings() + "]");
+            }
+            if (overlappingEval != null) {
+                checkOverlap(s);
             }
             UnaryOperator<String> detok = detokenizer != null ? Detokenizers.named(detokenizer)
                     : fallback(Detokenizers.forPath(validData.toString()));
@@ -115,6 +122,31 @@ final class EvaluateCommand implements Callable<Integer> {
             out.flush();
         }
         return 0;
+    }
+
+    /**
+     * A flag of the other task would be ignored, and the user would believe it applied: refuse it. picocli's parse
+     * result says whether the user gave it (also from an @file), whatever its value.
+     */
+    private void refuseOtherTasksFlags() {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        String flag = null;
+        if (task != Task.WIKITEXT103 && given != null && given.hasMatchedOption("--overlapping-eval")) {
+            flag = "--overlapping-eval applies only to --task WIKITEXT103";
+        } else if (task != Task.LAMBADA && given != null && given.hasMatchedOption("--strict-lambada")) {
+            flag = "--strict-lambada applies only to --task LAMBADA";
+        }
+        if (flag != null) {
+            throw new IllegalArgumentException(flag + ", not to --task " + task + "; leave it out");
+        }
+    }
+
+    /** Windows advancing by more than their length would leave tokens unscored but counted in the perplexity. */
+    private void checkOverlap(int s) {
+        if (overlappingEval > s) {
+            throw new IllegalArgumentException("--overlapping-eval " + overlappingEval + " must be at most --seq-length "
+                    + s + " (each window scores only its last N tokens, so a larger N skips tokens)");
+        }
     }
 
     /** Megatron picks the detokenizer by file name; a file named otherwise gets the task's own. */

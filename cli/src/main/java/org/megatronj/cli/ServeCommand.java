@@ -16,7 +16,7 @@ import java.util.concurrent.CountDownLatch;
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Serve a checkpoint's GPT model over HTTP (Megatron's text generation server).",
                 "PUT /api takes Megatron's JSON ({\"prompts\": [...], \"tokens_to_generate\": N, ...}); POST /v1/completions"
-                        + " is OpenAI-style; GET /health reports status. The model shape comes from the checkpoint"
+                        + " is OpenAI-style, POST /completions Megatron's OpenAI-like variant; GET /health reports status. The model shape comes from the checkpoint"
                         + " (as --use-checkpoint-args); the tokenizer flags default to the checkpoint's. Stop with Ctrl-C."})
 final class ServeCommand implements Callable<Integer> {
     @Option(names = "--load", required = true, paramLabel = "DIR", description = "Checkpoint folder (pretrain --save, or checkpoint import-hf --save).")
@@ -66,7 +66,7 @@ final class ServeCommand implements Callable<Integer> {
                 }, "serve-shutdown");
                 Runtime.getRuntime().addShutdownHook(hook);
                 server.start();
-                err.printf("serving %s (iteration %d, %,d parameters, %s tokenizer) on http://%s:%d  (PUT /api, POST /v1/completions, GET /health)%n",
+                err.printf("serving %s (iteration %d, %,d parameters, %s tokenizer) on http://%s:%d  (PUT /api, POST /completions, POST /v1/completions, GET /health)%n",
                         load, loaded.iteration(), loaded.model().parameterCount(), loaded.tokenizer().typeName(), host, server.port());
                 err.flush();
                 stopped.await();

@@ -13,14 +13,19 @@ public final class LmWindows {
     private final int pad;
     private final int count;
 
-    /** @param overlap Megatron's {@code --overlapping-eval}; null or {@code seqLength} = disjoint windows */
+    /** @param overlap Megatron's {@code --overlapping-eval}, in [1, seqLength]; null or {@code seqLength} = disjoint windows */
     public LmWindows(int[] tokens, int seqLength, Integer overlap, int pad) {
         if (seqLength < 1) {
             throw new IllegalArgumentException("sequence length must be >= 1, got " + seqLength);
         }
+        // A stride longer than the window skips the tokens between windows: never scored, yet counted in the loss.
+        if (overlap != null && (overlap < 1 || overlap > seqLength)) {
+            throw new IllegalArgumentException("--overlapping-eval " + overlap + " must be in [1, --seq-length "
+                    + seqLength + "]");
+        }
         this.tokens = tokens;
         this.seqLength = seqLength;
-        this.overlap = Math.max(1, overlap == null ? seqLength : overlap);
+        this.overlap = overlap == null ? seqLength : overlap;
         this.pad = pad;
         long targets = Math.max(tokens.length - 1 - this.overlap, 0);
         this.count = (int) Math.max((targets + this.overlap - 1) / this.overlap + 1, 1);

@@ -9,13 +9,24 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The OpenAI-style {@code POST /v1/completions} on top of the same engine: {@code prompt} (a string, a
- * list of strings, a list of token ids or a list of such lists), {@code max_tokens} (default 16),
- * {@code temperature} (0 = greedy), {@code top_p}, {@code top_k} (an extension), {@code seed},
- * {@code stop} (a string or a list), {@code echo}, {@code logprobs}. Each prompt gets exactly
- * {@code max_tokens} (one job per prompt; the queue batches them). {@code top_logprobs} is always null.
+ * The completions endpoints on top of the same engine: OpenAI's {@code POST /v1/completions} and Megatron's own
+ * {@code POST /completions} ({@code MegatronCompletions} of {@code tools/run_text_generation_server.py}, which
+ * mimics it). Both take {@code prompt} (a string, a list of strings, a list of token ids or a list of such lists;
+ * token ids are fed as given), {@code max_tokens}, {@code temperature} (0 = greedy), {@code top_p}, {@code top_k}
+ * (an extension), {@code seed}, {@code stop} (a string or a list), {@code echo} and {@code logprobs} (the number of
+ * most likely alternatives per token). Each prompt gets exactly {@code max_tokens} (one job per prompt; the queue
+ * batches them). OpenAI parameters we do not implement are refused unless they are neutral.
  */
 final class CompletionsApi {
+    /** Which endpoint a body came to: they differ in defaults, limits and the answer's shape. */
+    enum Route {
+        /** {@code /v1/completions}: OpenAI's defaults and answer (id, usage, finish_reason). */
+        OPENAI,
+        /** {@code /completions}: Megatron's, which requires {@code max_tokens}, always returns log-probabilities,
+         * allows up to 10 alternatives and answers only {@code {"choices": [...]}}. */
+        MEGATRON
+    }
+
     private final Tokenizer tokenizer;
     private final int vocabSize;
     private final int maxPrompts;
@@ -26,15 +37,23 @@ final class CompletionsApi {
         this.maxPrompts = maxPrompts;
     }
 
-    /** The validated body: one {@link GenerationRequest} per prompt plus the response options. */
-    record Parsed(List<GenerationRequest> requests, List<String> stop, boolean echo, boolean logprobs) {
+    /**
+     * The validated body: one {@link GenerationRequest} per prompt with the prompt's token ids (as given, or the
+     * tokenized text), plus the response options.
+     */
+    record Parsed(Route route, List<GenerationRequest> requests, List<int[]> prompts, List<String> stop, boolean echo,
+                  boolean logprobs, int topLogprobs) {
     }
 
-    Parsed parse(JsonNode body) {
+    Parsed parse(JsonNode body, Route route) {
         if (body == null || !body.isObject()) {
             throw new BadRequestException("the request body must be a JSON object");
         }
-        List<String> prompts = prompts(body.get("prompt"));
+        refuseUnsupported(body);
+        List<int[]> prompts = prompts(body.get("prompt"));
+        if (route == Route.MEGATRON && !body.hasNonNull("max_tokens")) {
+            throw new BadRequestException("max_tokens is required");
+        }
         int maxTokens = integer(body, "max_tokens", 16, 0, Integer.MAX_VALUE);
         double temperature = number(body, "temperature", 1.0, 0.0, 100.0);
         double topP = number(body, "top_p", 1.0, 0.0, 1.0);
@@ -47,10 +66,9 @@ final class CompletionsApi {
             throw new BadRequestException("stream is not supported; leave it out or set it to false");
         }
         boolean echo = bool(body, "echo");
-        boolean logprobs = body.hasNonNull("logprobs");
-        if (logprobs) {
-            integer(body, "logprobs", 0, 0, 5);
-        }
+        // OpenAI returns at most 5 alternatives per token, Megatron's /completions at most 10.
+        int topLogprobs = integer(body, "logprobs", 0, 0, route == Route.MEGATRON ? 10 : 5);
+        boolean logprobs = route == Route.MEGATRON || body.hasNonNull("logprobs");
         if (maxTokens == 0 && !echo) {
             throw new BadRequestException("echo=False not supported when tokens_to_generate=0");
         }
@@ -62,12 +80,34 @@ final class CompletionsApi {
             throw new BadRequestException("cannot set both top-k and top-p samplings.");
         }
         List<GenerationRequest> requests = new ArrayList<>();
-        for (String prompt : prompts) {
-            requests.add(new GenerationRequest(List.of(prompt), maxTokens, echo || logprobs || maxTokens == 0,
-                    greedy ? 1.0 : temperature, greedy ? 1 : topK, greedy || topP >= 1.0 ? 0.0 : topP, 0.0, 0.0,
-                    false, false, false, false, seed, true, null, null, 1.0));
+        for (int[] prompt : prompts) {
+            requests.add(new GenerationRequest(List.of(tokenizer.detokenize(prompt)), maxTokens,
+                    echo || logprobs || maxTokens == 0, greedy ? 1.0 : temperature, greedy ? 1 : topK,
+                    greedy || topP >= 1.0 ? 0.0 : topP, 0.0, 0.0, false, false, false, false, seed, true, null, null,
+                    1.0, topLogprobs));
         }
-        return new Parsed(requests, stops(body.get("stop")), echo, logprobs);
+        return new Parsed(route, requests, prompts, stops(body.get("stop")), echo, logprobs, topLogprobs);
+    }
+
+    /**
+     * OpenAI parameters that change the output and that we do not implement: answering without them would silently
+     * give another output than the client asked for, so only their neutral values pass.
+     */
+    private static void refuseUnsupported(JsonNode body) {
+        for (String penalty : List.of("frequency_penalty", "presence_penalty")) {
+            JsonNode n = body.get(penalty);
+            if (n != null && !n.isNull() && !(n.isNumber() && n.doubleValue() == 0.0)) {
+                throw new BadRequestException(penalty + " is not supported; leave it out or set it to 0");
+            }
+        }
+        JsonNode bias = body.get("logit_bias");
+        if (bias != null && !bias.isNull() && !(bias.isObject() && bias.isEmpty())) {
+            throw new BadRequestException("logit_bias is not supported; leave it out or set it to null or {}");
+        }
+        JsonNode suffix = body.get("suffix");
+        if (suffix != null && !suffix.isNull() && !(suffix.isTextual() && suffix.asText().isEmpty())) {
+            throw new BadRequestException("suffix is not supported; leave it out or set it to null or \"\"");
+        }
     }
 
     /** One {@code choices} entry from a finished job. */
@@ -113,6 +153,10 @@ final class CompletionsApi {
             ArrayNode tok = lp.putArray("tokens");
             ArrayNode values = lp.putArray("token_logprobs");
             ArrayNode textOffset = lp.putArray("text_offset");
+            ArrayNode top = parsed.topLogprobs() > 0 ? lp.putArray("top_logprobs") : null;
+            if (top == null) {
+                lp.putNull("top_logprobs");
+            }
             for (int k = 0; k < kept; k++) {
                 int t = first + k;
                 tok.add(pieces.get(k));
@@ -121,51 +165,69 @@ final class CompletionsApi {
                 } else {
                     values.add(out.logprobs()[0][t - 1]);
                 }
+                if (top != null) {
+                    top.add(t == 0 ? null : alternatives(out.top()[0][t - 1], segments));
+                }
                 textOffset.add(offsets.get(k));
             }
-            lp.putNull("top_logprobs");
         } else {
             choice.putNull("logprobs");
         }
-        choice.put("finish_reason", finish);
+        if (parsed.route() == Route.OPENAI) {
+            choice.put("finish_reason", finish);
+        }
         choice.put("completion_tokens", Math.max(0, first + kept - promptLength));
         return choice;
     }
 
-    private List<String> prompts(JsonNode p) {
+    /** The prompts' token ids: token-id prompts exactly as given (never detokenized and re-encoded), texts tokenized. */
+    private List<int[]> prompts(JsonNode p) {
         String expected = "prompt must be a string, a list of strings, a list of token ids or a list of lists of token ids";
         if (p == null || p.isNull()) {
             throw new BadRequestException("prompt is required");
         }
-        List<String> prompts = new ArrayList<>();
-        if (p.isTextual()) {
-            prompts.add(p.asText());
+        List<JsonNode> items = new ArrayList<>();
+        if (p.isTextual() || p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
+            items.add(p);                                   // one prompt: a string or one list of ids
         } else if (p.isArray() && !p.isEmpty()) {
-            if (p.get(0).isIntegralNumber()) {
-                prompts.add(tokenizer.detokenize(ids(p, expected)));
-            } else {
-                for (JsonNode item : p) {
-                    if (item.isTextual()) {
-                        prompts.add(item.asText());
-                    } else if (item.isArray() && !item.isEmpty()) {
-                        prompts.add(tokenizer.detokenize(ids(item, expected)));
-                    } else {
-                        throw new BadRequestException(expected);
-                    }
-                }
-            }
+            p.forEach(items::add);
         } else {
             throw new BadRequestException(expected);
         }
-        if (prompts.size() > maxPrompts) {
+        if (items.size() > maxPrompts) {
             throw new BadRequestException("Maximum number of prompts is " + maxPrompts);
         }
-        for (String prompt : prompts) {
-            if (prompt.isEmpty()) {
-                throw new BadRequestException("prompt must not be empty");
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < items.size(); i++) {
+            JsonNode item = items.get(i);
+            if (item.isTextual()) {
+                if (item.asText().isEmpty()) {
+                    throw new BadRequestException("prompt must not be empty");
+                }
+                int[] ids = JobFactory.tokenize(tokenizer, item.asText(), i);
+                if (ids.length == 0) {
+                    throw new BadRequestException("prompt " + i + " tokenizes to no tokens");
+                }
+                prompts.add(ids);
+            } else if (item.isArray() && !item.isEmpty()) {
+                prompts.add(ids(item, expected));
+            } else {
+                throw new BadRequestException(expected);
             }
         }
         return prompts;
+    }
+
+    /** OpenAI's {@code {token text: logprob}}; two ids with the same text keep the more likely one. */
+    private static ObjectNode alternatives(TopLogprobs top, ResponseBuilder segments) {
+        ObjectNode dict = HttpJson.MAPPER.createObjectNode();
+        for (int j = 0; j < top.tokens().length; j++) {
+            String text = segments.segment(top.tokens()[j]);
+            if (!dict.has(text)) {
+                dict.put(text, top.logprobs()[j]);
+            }
+        }
+        return dict;
     }
 
     private int[] ids(JsonNode list, String expected) {

@@ -43,6 +43,7 @@ public final class GenerationEngine {
         final int promptLength;
         final int target;            // the length at which it stops without a stop token
         final float[] logprobs;      // [target - 1] or null
+        final TopLogprobs[] top;     // [target - 1], when the job asks for top log-probabilities; else null
         final SplittableRandom random;
         int length = -1;             // final length, once finished
 
@@ -53,11 +54,20 @@ public final class GenerationEngine {
             this.promptLength = prompt.length;
             this.target = target;
             this.logprobs = job.job.request().logprobs() ? new float[Math.max(target - 1, 0)] : null;
+            this.top = logprobs != null && job.job.request().topLogprobs() > 0 ? new TopLogprobs[logprobs.length] : null;
             this.random = new SplittableRandom(job.job.seed() * 0x9E3779B97F4A7C15L + row);
         }
 
         boolean finished() {
             return length >= 0;
+        }
+
+        /** The log-probability of tokens[pos + 1] (and the top alternatives, if asked) from the logits of pos. */
+        void record(int pos, float[] logits, int offset, int vocabSize, int paddedVocab) {
+            logprobs[pos] = (float) Sampler.logProb(logits, offset, paddedVocab, tokens[pos + 1]);
+            if (top != null) {
+                top[pos] = TopLogprobs.of(logits, offset, vocabSize, paddedVocab, job.job.request().topLogprobs());
+            }
         }
     }
 
@@ -106,14 +116,18 @@ public final class GenerationEngine {
             int n = job.prompts().length;
             int[][] tokens = new int[n][];
             float[][] logprobs = job.request().logprobs() ? new float[n][] : null;
+            TopLogprobs[][] top = logprobs != null && job.request().topLogprobs() > 0 ? new TopLogprobs[n][] : null;
             for (int i = 0; i < n; i++) {
                 Row row = rows.get(next++);
                 tokens[i] = java.util.Arrays.copyOf(row.tokens, row.length);
                 if (logprobs != null) {
                     logprobs[i] = java.util.Arrays.copyOf(row.logprobs, Math.max(row.length - 1, 0));
                 }
+                if (top != null) {
+                    top[i] = java.util.Arrays.copyOf(row.top, Math.max(row.length - 1, 0));
+                }
             }
-            outputs.add(new GenerationOutput(tokens, logprobs, null));
+            outputs.add(new GenerationOutput(tokens, logprobs, null, top));
         }
         return outputs;
     }
@@ -192,8 +206,7 @@ public final class GenerationEngine {
                 for (int i = 0; i < b; i++) {
                     Row row = rows.get(i);
                     if (row.logprobs != null && pos < row.logprobs.length) {
-                        row.logprobs[pos] = (float) Sampler.logProb(logits, (p * b + i) * vocab, vocab,
-                                row.tokens[pos + 1]);
+                        row.record(pos, logits, (p * b + i) * vocab, config.vocabSize(), vocab);
                     }
                 }
             }
@@ -215,7 +228,7 @@ public final class GenerationEngine {
                     row.job.topP, row.random);
         }
         if (row.logprobs != null) {
-            row.logprobs[c - 1] = (float) Sampler.logProb(logits, offset, vocab, row.tokens[c]);
+            row.record(c - 1, logits, offset, config.vocabSize(), vocab);
         }
         if (started && isStop(r, row.tokens[c], row.tokens[c - 1])) {
             row.length = c + 1;

@@ -6,6 +6,11 @@ package org.megatronj.cli.serve;
  * @param tokens   per sequence: prompt and generated tokens, cut at Megatron's length (a final stop token included)
  * @param logprobs per sequence, when requested: log-probability of tokens[1..] (length tokens.length - 1); else null
  * @param scores   beam search only: each hypothesis's score (sum of log-probs / length^penalty); else null
+ * @param top      per sequence, when top log-probabilities were requested: the alternatives at tokens[1..]; else null
  */
-public record GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores) {
+public record GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores, TopLogprobs[][] top) {
+
+    public GenerationOutput(int[][] tokens, float[][] logprobs, double[] scores) {
+        this(tokens, logprobs, scores, null);
+    }
 }

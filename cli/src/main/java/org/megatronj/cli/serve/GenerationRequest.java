@@ -23,15 +23,25 @@ import java.util.List;
  * @param beamWidth                null = sampling; else beam search with this many beams (one prompt only)
  * @param stopToken                beam search: the token that ends a hypothesis (null = the tokenizer's eod)
  * @param lengthPenalty            beam search: a hypothesis scores sum(logprob) / length^penalty
+ * @param topLogprobs              with {@code logprobs}: also this many most likely tokens at each position (0 = off)
  */
 public record GenerationRequest(List<String> prompts, int tokensToGenerate, boolean logprobs, double temperature,
                                 int topK, double topP, double topPDecay, double topPBound, boolean addBos,
                                 boolean stopOnEol, boolean stopOnDoubleEol, boolean preventNewlineAfterColon,
                                 long randomSeed, boolean noLog, Integer beamWidth, Integer stopToken,
-                                double lengthPenalty) {
+                                double lengthPenalty, int topLogprobs) {
 
     public GenerationRequest {
         prompts = List.copyOf(prompts);
+    }
+
+    /** Without top log-probabilities (what {@code PUT /api} asks for). */
+    public GenerationRequest(List<String> prompts, int tokensToGenerate, boolean logprobs, double temperature, int topK,
+                             double topP, double topPDecay, double topPBound, boolean addBos, boolean stopOnEol,
+                             boolean stopOnDoubleEol, boolean preventNewlineAfterColon, long randomSeed, boolean noLog,
+                             Integer beamWidth, Integer stopToken, double lengthPenalty) {
+        this(prompts, tokensToGenerate, logprobs, temperature, topK, topP, topPDecay, topPBound, addBos, stopOnEol,
+                stopOnDoubleEol, preventNewlineAfterColon, randomSeed, noLog, beamWidth, stopToken, lengthPenalty, 0);
     }
 
     /** Megatron's defaults for everything but the prompts. */

@@ -34,8 +34,10 @@ final class HttpJson {
         try {
             return MAPPER.readTree(body);
         } catch (JsonProcessingException e) {
-            throw new BadRequestException("the request body is not valid JSON: " + e.getOriginalMessage()
-                    + " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")");
+            // Jackson's limits (nesting depth, number length) report no location: the message alone says what is wrong.
+            String where = e.getLocation() == null ? ""
+                    : " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")";
+            throw new BadRequestException("the request body is not valid JSON: " + e.getOriginalMessage() + where);
         }
     }
 

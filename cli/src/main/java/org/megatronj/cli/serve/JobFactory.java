@@ -1,6 +1,7 @@
 package org.megatronj.cli.serve;
 
 import org.megatronj.io.tokenizer.Tokenizer;
+import org.megatronj.io.tokenizer.TokenizerException;
 import org.megatronj.model.TransformerConfig;
 
 import java.util.SplittableRandom;
@@ -26,7 +27,7 @@ final class JobFactory {
     GenerationJob create(GenerationRequest r) {
         int[][] prompts = new int[r.prompts().size()][];
         for (int i = 0; i < prompts.length; i++) {
-            int[] ids = tokenizer.tokenize(r.prompts().get(i));
+            int[] ids = tokenize(tokenizer, r.prompts().get(i), i);
             if (r.addBos()) {
                 int[] withBos = new int[ids.length + 1];
                 withBos[0] = tokenizer.eod();
@@ -39,6 +40,11 @@ final class JobFactory {
             }
             prompts[i] = ids;
         }
+        return create(r, prompts);
+    }
+
+    /** A job whose prompts are already token ids (OpenAI's token-id prompts): they are fed exactly as given. */
+    GenerationJob create(GenerationRequest r, int[][] prompts) {
         GenerationJob job = new GenerationJob(r, prompts, r.randomSeed() >= 0 ? r.randomSeed() : nextSeed());
         int maxPositions = model.maxPositionEmbeddings();
         if (r.isBeamSearch()) {
@@ -71,6 +77,18 @@ final class JobFactory {
                     + model.vocabSize());
         }
         return job;
+    }
+
+    /**
+     * The ids of prompt {@code index}. Text the tokenizer cannot encode (a lone surrogate has no UTF-8, the null
+     * tokenizer reads only integers) is the client's mistake: a {@link BadRequestException}, not a server failure.
+     */
+    static int[] tokenize(Tokenizer tokenizer, String prompt, int index) {
+        try {
+            return tokenizer.tokenize(prompt);
+        } catch (TokenizerException e) {
+            throw new BadRequestException("prompt " + index + " cannot be tokenized: " + e.getMessage());
+        }
     }
 
     private synchronized long nextSeed() {

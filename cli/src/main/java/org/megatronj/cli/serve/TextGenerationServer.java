@@ -22,8 +22,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Megatron's text generation server ({@code tools/run_text_generation_server.py}) on the JDK's
- * {@link HttpServer}: {@code PUT /api} with Megatron's request and response, the OpenAI-style
- * {@code POST /v1/completions}, and {@code GET /health}. Each request is handled on its own virtual
+ * {@link HttpServer}: {@code PUT /api} with Megatron's request and response, Megatron's OpenAI-like
+ * {@code POST /completions}, OpenAI's {@code POST /v1/completions}, and {@code GET /health}. Each request is handled on its own virtual
  * thread, validated, tokenised and queued in the {@link GenerationService}, whose single worker
  * batches waiting requests. Every refused request gets HTTP 400 and {@code {"message": ...}}; a
  * failure inside generation gets 500; the server keeps serving either way.
@@ -57,12 +57,15 @@ public final class TextGenerationServer implements AutoCloseable {
         this.http = HttpServer.create(new InetSocketAddress(config.host(), config.port()), 128);
         http.setExecutor(handlers);
         http.createContext("/api", exchange -> handle(exchange, "PUT", "/api", this::megatronApi));
-        http.createContext("/v1/completions", exchange -> handle(exchange, "POST", "/v1/completions", this::openAiCompletions));
+        http.createContext("/completions", exchange -> handle(exchange, "POST", "/completions",
+                e -> completions(e, CompletionsApi.Route.MEGATRON)));
+        http.createContext("/v1/completions", exchange -> handle(exchange, "POST", "/v1/completions",
+                e -> completions(e, CompletionsApi.Route.OPENAI)));
         http.createContext("/health", exchange -> handle(exchange, "GET", "/health", this::health));
         http.createContext("/", exchange -> {
             try (exchange) {
                 HttpJson.sendError(exchange, 404, "no such endpoint: " + exchange.getRequestURI().getPath()
-                        + " (PUT /api, POST /v1/completions, GET /health)");
+                        + " (PUT /api, POST /completions, POST /v1/completions, GET /health)");
             }
         });
     }
@@ -117,21 +120,23 @@ public final class TextGenerationServer implements AutoCloseable {
         return responses.megatron(await(service.submit(job)));
     }
 
-    private JsonNode openAiCompletions(HttpExchange exchange) throws Exception {
-        CompletionsApi.Parsed parsed = completions.parse(HttpJson.readBody(exchange));
+    private JsonNode completions(HttpExchange exchange, CompletionsApi.Route route) throws Exception {
+        CompletionsApi.Parsed parsed = completions.parse(HttpJson.readBody(exchange), route);
         List<GenerationJob> queued = new ArrayList<>();
         List<CompletableFuture<GenerationOutput>> results = new ArrayList<>();
-        for (GenerationRequest r : parsed.requests()) {
-            queued.add(jobs.create(r));   // all validated before any is queued
+        for (int i = 0; i < parsed.requests().size(); i++) {   // all validated before any is queued
+            queued.add(jobs.create(parsed.requests().get(i), new int[][] {parsed.prompts().get(i)}));
         }
         for (GenerationJob job : queued) {
             results.add(service.submit(job));
         }
         ObjectNode body = HttpJson.MAPPER.createObjectNode();
-        body.put("id", "cmpl-" + completionIds.incrementAndGet());
-        body.put("object", "text_completion");
-        body.put("created", Instant.now().getEpochSecond());
-        body.put("model", config.modelName());
+        if (route == CompletionsApi.Route.OPENAI) {
+            body.put("id", "cmpl-" + completionIds.incrementAndGet());
+            body.put("object", "text_completion");
+            body.put("created", Instant.now().getEpochSecond());
+            body.put("model", config.modelName());
+        }
         ArrayNode choices = body.putArray("choices");
         long promptTokens = 0;
         long completionTokens = 0;
@@ -141,10 +146,12 @@ public final class TextGenerationServer implements AutoCloseable {
             promptTokens += queued.get(i).prompts()[0].length;
             choices.add(choice);
         }
-        ObjectNode usage = body.putObject("usage");
-        usage.put("prompt_tokens", promptTokens);
-        usage.put("completion_tokens", completionTokens);
-        usage.put("total_tokens", promptTokens + completionTokens);
+        if (route == CompletionsApi.Route.OPENAI) {
+            ObjectNode usage = body.putObject("usage");
+            usage.put("prompt_tokens", promptTokens);
+            usage.put("completion_tokens", completionTokens);
+            usage.put("total_tokens", promptTokens + completionTokens);
+        }
         return body;
     }
 

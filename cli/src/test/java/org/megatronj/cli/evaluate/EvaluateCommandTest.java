@@ -49,16 +49,7 @@ class EvaluateCommandTest {
         Files.writeString(wiki, ZeroShotEvaluatorTest.WIKI);
         double expectedPpl;
         try (TinyGpt gpt = new TinyGpt(tokenizer.vocabSize(), 32, 21)) {
-            ObjectMapper json = new ObjectMapper();
-            ObjectNode args = json.createObjectNode();
-            args.put("tokenizer-type", "GPT2BPETokenizer");
-            args.put("vocab-file", GPT2.resolve("gpt2-vocab.json").toString());
-            args.put("merge-file", GPT2.resolve("gpt2-merges.txt").toString());
-            Map<String, Tensor> weights = new LinkedHashMap<>();
-            for (Parameter p : gpt.model.parameters()) {
-                weights.put(p.name(), p.data());
-            }
-            new TrainingCheckpointer(json.valueToTree(gpt.model.config()), args).saveRelease(ckpt, weights, null);
+            save(gpt, ckpt);
             WikitextData data = WikitextData.load(wiki, tokenizer, Detokenizers::wikitext);
             LmWindows windows = new LmWindows(data.tokens(), 16, 4, tokenizer.eod());
             expectedPpl = ZeroShotEvaluator.perplexity(gpt.model, data.tokens(), data.originalTokens(), windows, 2,
@@ -84,5 +75,60 @@ class EvaluateCommandTest {
                 "--load", ckpt.toString());
         assertEquals(1, missing.code());
         assertTrue(missing.err().contains("nope.jsonl is not a readable file"), missing.err());
+    }
+
+    /** Writes the model as the trainer's checkpointer does (its seq length, 32 for TinyGpt(..., 32, ...), included). */
+    static void save(TinyGpt gpt, Path ckpt) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode args = json.createObjectNode();
+        args.put("tokenizer-type", "GPT2BPETokenizer");
+        args.put("vocab-file", GPT2.resolve("gpt2-vocab.json").toString());
+        args.put("merge-file", GPT2.resolve("gpt2-merges.txt").toString());
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (Parameter p : gpt.model.parameters()) {
+            weights.put(p.name(), p.data());
+        }
+        new TrainingCheckpointer(json.valueToTree(gpt.model.config()), args).saveRelease(ckpt, weights, null);
+    }
+
+    @Test
+    void overlapLongerThanTheWindowIsRefusedBeforeAnyWork(@TempDir Path dir) throws Exception {
+        Path wiki = dir.resolve("wiki.test.tokens");
+        Files.writeString(wiki, ZeroShotEvaluatorTest.WIKI);
+        Path ckpt = dir.resolve("ckpt");
+        try (TinyGpt gpt = new TinyGpt(50257, 32, 21)) {
+            save(gpt, ckpt);
+        }
+        Run given = run("evaluate", "--task", "WIKITEXT103", "--valid-data", wiki.toString(), "--load", ckpt.toString(),
+                "--seq-length", "16", "--overlapping-eval", "17");
+        assertEquals(1, given.code());
+        assertTrue(given.err().contains("--overlapping-eval 17 must be at most --seq-length 16"), given.err());
+        assertTrue(!given.err().contains("windows:") && given.out().isEmpty(), given.err() + given.out());
+
+        Run fromCheckpoint = run("evaluate", "--task", "WIKITEXT103", "--valid-data", wiki.toString(), "--load",
+                ckpt.toString(), "--overlapping-eval", "33");
+        assertEquals(1, fromCheckpoint.code());
+        assertTrue(fromCheckpoint.err().contains("--overlapping-eval 33 must be at most --seq-length 32"), fromCheckpoint.err());
+        assertTrue(!fromCheckpoint.err().contains("windows:"), fromCheckpoint.err());
+
+        Run zero = run("evaluate", "--task", "WIKITEXT103", "--valid-data", wiki.toString(), "--load", ckpt.toString(),
+                "--overlapping-eval", "0");
+        assertEquals(1, zero.code());
+        assertTrue(zero.err().contains("--overlapping-eval must be >= 1, got 0"), zero.err());
+    }
+
+    @Test
+    void flagsOfTheOtherTaskAreRefused(@TempDir Path dir) {
+        Path missing = dir.resolve("no-checkpoint");   // refused before the checkpoint is looked at
+        Run lambada = run("evaluate", "--task", "LAMBADA", "--valid-data", "lambada.jsonl", "--load", missing.toString(),
+                "--overlapping-eval", "32");
+        assertEquals(1, lambada.code());
+        assertTrue(lambada.err().contains("--overlapping-eval applies only to --task WIKITEXT103, not to --task LAMBADA"),
+                lambada.err());
+        Run wikitext = run("evaluate", "--task", "WIKITEXT103", "--valid-data", "wiki.test.tokens", "--load",
+                missing.toString(), "--strict-lambada");
+        assertEquals(1, wikitext.code());
+        assertTrue(wikitext.err().contains("--strict-lambada applies only to --task LAMBADA, not to --task WIKITEXT103"),
+                wikitext.err());
     }
 }

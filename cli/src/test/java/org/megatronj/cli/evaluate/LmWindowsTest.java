@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Window counts, starts and masks checked against Megatron's _LMDataset run in Python on the same sizes. */
 class LmWindowsTest {
@@ -55,5 +57,14 @@ class LmWindowsTest {
                 new int[] {100, 103, 106, 109, 112, 115, 118});
         check(10, 8, 5, new float[][] {m(1, 1, 1, 1, 1, 1, 1, 1), m(0, 0, 0, 1, 0, 0, 0, 0)}, new int[] {100, 105});
         check(2, 8, 4, new float[][] {m(1, 0, 0, 0, 0, 0, 0, 0)}, new int[] {100});
+    }
+
+    @Test
+    void overlapOutsideOneToSeqLengthIsRefused() {
+        // A stride of 10 over windows of 8 would leave 2 tokens per window unscored yet counted in the loss.
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new LmWindows(tokens(40), 8, 10, 0));
+        assertTrue(e.getMessage().contains("--overlapping-eval 10 must be in [1, --seq-length 8]"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new LmWindows(tokens(40), 8, 0, 0));
+        assertEquals(5, new LmWindows(tokens(41), 8, 8, 0).size());
     }
 }

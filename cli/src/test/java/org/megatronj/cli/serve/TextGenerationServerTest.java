@@ -17,6 +17,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -237,5 +238,139 @@ class TextGenerationServerTest {
         assertTrue(ok.startsWith("Megatron Response: \nHi there"), ok);
         String bad = client.send("127.0.0.1:" + server.port(), "Hi", -2);
         assertEquals("Error 400: tokens_to_generate must be an integer greater than or equal to 0", bad);
+    }
+
+    static Answer post(String path, String body) throws Exception {
+        return call("POST", path, body);
+    }
+
+    @Test
+    void tokenIdPromptsAreFedAsGiven() throws Exception {
+        // [72, 72] is "ii", which GPT-2 encodes as one token: re-encoding would change the prompt.
+        int[] ids = {72, 72};
+        assertEquals(1, tokenizer.tokenize(tokenizer.detokenize(ids)).length);
+        int[] expected = gpt.greedyReference(ids, 3, -1);
+        Answer a = post("/v1/completions", "{\"prompt\": [72, 72], \"max_tokens\": 1, \"temperature\": 0, \"echo\": true,"
+                + " \"logprobs\": 0}");
+        assertEquals(200, a.status(), a.body().toString());
+        JsonNode lp = a.body().get("choices").get(0).get("logprobs");
+        assertEquals(JSON.valueToTree(List.of("i", "i", tokenizer.detokenize(new int[] {expected[2]}))), lp.get("tokens"));
+        double[] reference = gpt.logprobReference(expected);
+        assertTrue(lp.get("token_logprobs").get(0).isNull());
+        assertEquals(reference[0], lp.get("token_logprobs").get(1).asDouble(), 2e-4);
+        assertEquals(reference[1], lp.get("token_logprobs").get(2).asDouble(), 2e-4);
+        assertEquals(2, a.body().get("usage").get("prompt_tokens").asInt());
+
+        Answer batch = post("/v1/completions", "{\"prompt\": [[1, 2, 3], [4]], \"max_tokens\": 1, \"temperature\": 0}");
+        assertEquals(200, batch.status(), batch.body().toString());
+        int[][] prompts = {{1, 2, 3}, {4}};
+        for (int i = 0; i < 2; i++) {
+            int[] continued = gpt.greedyReference(prompts[i], prompts[i].length + 1, -1);
+            assertEquals(tokenizer.detokenize(new int[] {continued[prompts[i].length]}),
+                    batch.body().get("choices").get(i).get("text").asText());
+        }
+        assertEquals(4, batch.body().get("usage").get("prompt_tokens").asInt());
+        assertEquals(6, batch.body().get("usage").get("total_tokens").asInt());
+    }
+
+    @Test
+    void unsupportedOpenAiParametersAreRefusedUnlessNeutral() throws Exception {
+        for (String field : List.of("\"frequency_penalty\": 0.5", "\"presence_penalty\": -1", "\"logit_bias\": {\"50256\": -100}",
+                "\"suffix\": \" end\"")) {
+            Answer a = post("/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1, " + field + "}");
+            String name = field.substring(1, field.indexOf('"', 1));
+            assertEquals(400, a.status(), field + " -> " + a.body());
+            assertTrue(a.body().get("message").asText().startsWith(name + " is not supported"), a.body().toString());
+        }
+        Answer neutral = post("/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1, \"frequency_penalty\": 0,"
+                + " \"presence_penalty\": 0.0, \"logit_bias\": {}, \"suffix\": null}");
+        assertEquals(200, neutral.status(), neutral.body().toString());
+    }
+
+    /** The n most likely real tokens after {@code tokens} and their log-probabilities, by a full forward. */
+    static Map<String, Double> topReference(int[] tokens, int n) {
+        int v = gpt.model.config().paddedVocabSize();
+        float[] logits = gpt.fullLogits(tokens);
+        int at = (tokens.length - 1) * v;
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < v; i++) {
+            max = Math.max(max, logits[at + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < v; i++) {
+            sum += Math.exp(logits[at + i] - max);
+        }
+        double logZ = max + Math.log(sum);
+        Integer[] order = new Integer[tokenizer.vocabSize()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, (x, y) -> Float.compare(logits[at + y], logits[at + x]));
+        Map<String, Double> top = new java.util.LinkedHashMap<>();
+        for (int j = 0; j < n; j++) {
+            top.putIfAbsent(tokenizer.detokenize(new int[] {order[j]}), logits[at + order[j]] - logZ);
+        }
+        return top;
+    }
+
+    @Test
+    void topLogprobsListTheMostLikelyTokens() throws Exception {
+        int[] prompt = tokenizer.tokenize("Hello world");
+        int[] expected = gpt.greedyReference(prompt, prompt.length + 2, -1);
+        Answer a = post("/v1/completions", "{\"prompt\": \"Hello world\", \"max_tokens\": 2, \"temperature\": 0,"
+                + " \"logprobs\": 3, \"echo\": true}");
+        assertEquals(200, a.status(), a.body().toString());
+        JsonNode top = a.body().get("choices").get(0).get("logprobs").get("top_logprobs");
+        assertEquals(expected.length, top.size());
+        assertTrue(top.get(0).isNull());                       // the first token has no context
+        for (int t = 1; t < expected.length; t++) {
+            Map<String, Double> reference = topReference(java.util.Arrays.copyOf(expected, t), 3);
+            JsonNode entry = top.get(t);
+            assertEquals(reference.size(), entry.size(), entry.toString());
+            for (Map.Entry<String, Double> e : reference.entrySet()) {
+                assertEquals(e.getValue(), entry.get(e.getKey()).asDouble(), 2e-4, "position " + t + " " + e.getKey());
+            }
+        }
+        assertError(400, "logprobs must be an integer in [0, 5]",
+                post("/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 6}"));
+    }
+
+    @Test
+    void megatronCompletionsRoute() throws Exception {
+        String body = "{\"prompt\": \"Hello world\", \"max_tokens\": 3, \"temperature\": 0}";
+        Answer megatron = post("/completions", body);
+        Answer openAi = post("/v1/completions", body);
+        assertEquals(200, megatron.status(), megatron.body().toString());
+        assertEquals(List.of("choices"), iterable(megatron.body().fieldNames()));
+        JsonNode choice = megatron.body().get("choices").get(0);
+        assertEquals(List.of("index", "text", "logprobs"), iterable(choice.fieldNames()));
+        assertEquals(openAi.body().get("choices").get(0).get("text"), choice.get("text"));
+        assertEquals(choice.get("logprobs").get("tokens").size(), choice.get("logprobs").get("token_logprobs").size());
+
+        Answer top = post("/completions", "{\"prompt\": \"Hello world\", \"max_tokens\": 0, \"echo\": true, \"logprobs\": 10}");
+        assertEquals(200, top.status(), top.body().toString());
+        assertEquals(10, top.body().get("choices").get(0).get("logprobs").get("top_logprobs").get(1).size());
+        assertError(400, "max_tokens is required", post("/completions", "{\"prompt\": \"a\"}"));
+        assertEquals(405, call("GET", "/completions", null).status());
+    }
+
+    static List<String> iterable(java.util.Iterator<String> names) {
+        List<String> out = new ArrayList<>();
+        names.forEachRemaining(out::add);
+        return out;
+    }
+
+    @Test
+    void badRequestContentIs400NotAServerFailure() throws Exception {
+        Answer surrogate = put("{\"prompts\": [\"fine\", \"\\ud800\"], \"tokens_to_generate\": 1}");
+        assertEquals(400, surrogate.status(), surrogate.body().toString());
+        String message = surrogate.body().get("message").asText();
+        assertTrue(message.startsWith("prompt 1 cannot be tokenized") && message.contains("lone surrogate"), message);
+        Answer completion = post("/v1/completions", "{\"prompt\": [\"fine\", \"\\ud800\"], \"max_tokens\": 1}");
+        assertEquals(400, completion.status(), completion.body().toString());
+        assertTrue(completion.body().get("message").asText().startsWith("prompt 1 cannot be tokenized"));
+        Answer deep = put("[".repeat(3000) + "]".repeat(3000));   // beyond Jackson's nesting limit: no location
+        assertEquals(400, deep.status(), deep.body().toString());
+        assertTrue(deep.body().get("message").asText().startsWith("the request body is not valid JSON"));
     }
 }
