@@ -54,8 +54,8 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--detokenizer", paramLabel = "NAME", description = "wiki, ptb, lambada or none (default: by file name as Megatron, else the task's own).")
     String detokenizer;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
-    String device;
+    @Mixin
+    DeviceOptions deviceOptions;
 
     @Mixin
     TokenizerOptions tokenizer;
@@ -80,7 +80,7 @@ final class EvaluateCommand implements Callable<Integer> {
         if (overlappingEval != null && seqLength != null) {
             checkOverlap(seqLength);                          // before the checkpoint is loaded, when we can
         }
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, deviceOptions.device(), precision.precision())) {
             GPTModel model = loaded.model();
             int s = seqLength != null ? seqLength : model.config().seqLength();
             if (s < 1 || s > model.config().maxPositionEmbeddings()) {

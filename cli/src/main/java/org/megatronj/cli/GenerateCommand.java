@@ -45,8 +45,8 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Stop at the end-of-document token (default on).")
     boolean stopOnEod;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
-    String device;
+    @Mixin
+    DeviceOptions deviceOptions;
 
     @Mixin
     TokenizerOptions tokenizer;
@@ -61,7 +61,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, deviceOptions.device(), precision.precision())) {
             Tokenizer tok = loaded.tokenizer();
             int[] ids = tok.tokenize(prompt);
             if (ids.length == 0) {

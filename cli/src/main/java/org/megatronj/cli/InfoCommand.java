@@ -22,9 +22,7 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (cudaLibPath != null) {
-            System.setProperty(LibraryLocator.PATH_PROPERTY, cudaLibPath);
-        }
+        DeviceOptions.useCudaLibPath(cudaLibPath);
         var out = System.out;
         out.println("Megatron-J " + new VersionProvider().getVersion()[0].replace("Megatron-J ", ""));
         out.println();

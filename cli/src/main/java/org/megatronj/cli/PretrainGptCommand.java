@@ -68,8 +68,8 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Mixin
     ParallelOptions parallel;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
-    String device;
+    @Mixin
+    DeviceOptions deviceOptions;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -81,7 +81,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();
         // before anything is built or loaded
-        Backends.checkAttentionDropout(device, config.attentionDropout(), dtype.mixed(), config.kvChannels());
+        Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         TrainingConfig tc = training.toConfig(data.seed, 1);
         ParallelConfig layout = parallel.toConfig(config);
         ActivationRecompute recompute = parallel.recompute();
@@ -103,10 +103,10 @@ final class PretrainGptCommand implements Callable<Integer> {
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
-            run.refuseUnsupported(device);
+            run.refuseUnsupported(deviceOptions.device());
             return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
         }
-        try (Backend backend = Backends.create(device);
+        try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt, precision.lossScaler());
              GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));

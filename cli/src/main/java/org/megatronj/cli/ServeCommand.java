@@ -40,8 +40,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", defaultValue = "1234", description = "Seed of the random stream used by requests without random_seed (default ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
-    String device;
+    @Mixin
+    DeviceOptions deviceOptions;
 
     @Mixin
     TokenizerOptions tokenizer;
@@ -55,7 +55,7 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter err = spec.commandLine().getErr();
-        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, device, precision.precision())) {
+        try (CheckpointModel loaded = CheckpointModel.load(load, tokenizer, deviceOptions.device(), precision.precision())) {
             ServerConfig config = new ServerConfig(host, port, maxPrompts, maxBatchSize, maxTokensToOom,
                     load.toAbsolutePath().normalize().getFileName().toString());
             CountDownLatch stopped = new CountDownLatch(1);

@@ -64,8 +64,9 @@ public final class Backends {
             return (Backend) type.getConstructor().newInstance();
         } catch (InvocationTargetException e) {
             Throwable cause = e.getCause();
-            throw new IllegalStateException("the cuda backend cannot start: " + cause.getMessage()
-                    + "; use --device cpu", cause);
+            String why = String.valueOf(cause.getMessage());
+            throw new IllegalStateException("the cuda backend cannot start: " + (why.endsWith(".") ? why + " Or" : why + ";")
+                    + " use --device cpu", cause);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException(CUDA_CLASS + " has no public no-argument constructor", e);
         }
