@@ -54,7 +54,13 @@ public final class TextGenerationServer implements AutoCloseable {
         this.completions = new CompletionsApi(tokenizer, model.config().vocabSize(), config.maxPrompts());
         this.service = new GenerationService(model, SpecialTokens.of(tokenizer), config.maxBatchRows(),
                 config.maxTokensToOom());
-        this.http = HttpServer.create(new InetSocketAddress(config.host(), config.port()), 128);
+        try {
+            this.http = HttpServer.create(new InetSocketAddress(config.host(), config.port()), 128);
+        } catch (java.net.BindException e) {
+            service.close();
+            throw new java.net.BindException("cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage()
+                    + " (another server on that port? pick another with --port)");
+        }
         http.setExecutor(handlers);
         http.createContext("/api", exchange -> handle(exchange, "PUT", "/api", this::megatronApi));
         http.createContext("/completions", exchange -> handle(exchange, "POST", "/completions",
