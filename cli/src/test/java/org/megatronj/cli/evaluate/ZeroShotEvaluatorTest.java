@@ -49,16 +49,8 @@ class ZeroShotEvaluatorTest {
         int v = gpt.model.config().paddedVocabSize();
         int[] context = Arrays.copyOfRange(tokens, start, j);
         float[] logits = gpt.fullLogits(context);
-        int off = (context.length - 1) * v;
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < v; i++) {
-            max = Math.max(max, logits[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < v; i++) {
-            sum += Math.exp(logits[off + i] - max);
-        }
-        return -(logits[off + tokens[j]] - max - Math.log(sum));
+        int last = context.length - 1;
+        return -(logits[last * v + tokens[j]] - gpt.logSumExp(logits, last));
     }
 
     /** Every target once, with the context Megatron's windows give it: from 0 within the first window, else from the start of the window that scores it. */

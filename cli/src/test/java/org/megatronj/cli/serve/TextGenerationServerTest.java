@@ -292,15 +292,7 @@ class TextGenerationServerTest {
         int v = gpt.model.config().paddedVocabSize();
         float[] logits = gpt.fullLogits(tokens);
         int at = (tokens.length - 1) * v;
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < v; i++) {
-            max = Math.max(max, logits[at + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < v; i++) {
-            sum += Math.exp(logits[at + i] - max);
-        }
-        double logZ = max + Math.log(sum);
+        double logZ = gpt.logSumExp(logits, tokens.length - 1);
         Integer[] order = new Integer[tokenizer.vocabSize()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
