@@ -53,6 +53,16 @@ class CheckpointCommandsTest {
     }
 
     @Test
+    void malformedHfConfigValuesAreNamed() throws Exception {
+        Path hf = dir.resolve("hf");
+        HfGpt2Fixture.write(hf);
+        Files.writeString(hf.resolve("config.json"), HfGpt2Fixture.CONFIG.replace("\"n_inner\": null", "\"n_inner\": \"abc\""));
+        CliRun bad = CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", dir.resolve("x").toString());
+        assertEquals(1, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("config.json: n_inner is \"abc\"; expected null (4 * n_embd) or a positive integer"), bad.err());
+    }
+
+    @Test
     void unsupportedHfConfigAndMissingWeightsAreNamed() throws Exception {
         Path hf = dir.resolve("hf");
         HfGpt2Fixture.write(hf);

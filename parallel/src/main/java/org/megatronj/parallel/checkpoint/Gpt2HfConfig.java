@@ -12,6 +12,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.function.DoublePredicate;
 
 /**
  * The {@code config.json} of a Hugging Face GPT-2 model and its {@link TransformerConfig}
@@ -46,19 +47,19 @@ public final class Gpt2HfConfig {
     }
 
     static TransformerConfig toTransformerConfig(ObjectNode c, Path file, int makeVocabSizeDivisibleBy) {
-        String type = c.path("model_type").asText("");
+        String type = optionalText(c, file, "model_type", "");
         if (!type.equals("gpt2")) {
             throw new HfConfigException(file + ": model_type is '" + type + "'; only 'gpt2' is supported");
         }
         refuseTrue(c, file, "scale_attn_by_inverse_layer_idx", "attention scores divided by the layer index");
         refuseTrue(c, file, "add_cross_attention", "cross-attention layers");
-        if (c.has("scale_attn_weights") && !c.get("scale_attn_weights").asBoolean()) {
+        if (!optionalBoolean(c, file, "scale_attn_weights", true)) {
             throw new HfConfigException(file + ": scale_attn_weights is false; Megatron always scales scores by 1/sqrt(d)");
         }
-        if (c.has("tie_word_embeddings") && !c.get("tie_word_embeddings").asBoolean()) {
+        if (!optionalBoolean(c, file, "tie_word_embeddings", true)) {
             throw new HfConfigException(file + ": tie_word_embeddings is false; GPT-2 import expects the head tied to wte");
         }
-        String act = c.path("activation_function").asText("gelu_new");
+        String act = optionalText(c, file, "activation_function", "gelu_new");
         boolean tanh = switch (act) {
             case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> true;
             case "gelu" -> false;
@@ -70,7 +71,9 @@ public final class Gpt2HfConfig {
         int heads = requiredInt(c, file, "n_head");
         int positions = requiredInt(c, file, "n_positions");
         int vocab = requiredInt(c, file, "vocab_size");
-        int inner = c.hasNonNull("n_inner") ? c.get("n_inner").asInt() : 4 * hidden;
+        // HF writes n_inner: null for the default 4 * n_embd; anything else must be a usable width.
+        int inner = c.hasNonNull("n_inner") ? positiveInt(c, file, "n_inner", "null (4 * n_embd) or a positive integer")
+                : 4 * hidden;
         if (hidden % heads != 0) {
             throw new HfConfigException(file + ": n_embd " + hidden + " is not a multiple of n_head " + heads);
         }
@@ -78,9 +81,9 @@ public final class Gpt2HfConfig {
                 .numLayers(layers).hiddenSize(hidden).numAttentionHeads(heads).ffnHiddenSize(inner)
                 .seqLength(positions).maxPositionEmbeddings(positions)
                 .positionEmbeddingType(PositionEmbeddingType.LEARNED_ABSOLUTE).normalization(Normalization.LAYER_NORM)
-                .layernormEpsilon((float) c.path("layer_norm_epsilon").asDouble(1e-5))
-                .initMethodStd((float) c.path("initializer_range").asDouble(0.02))
-                .hiddenDropout((float) c.path("resid_pdrop").asDouble(0.1))
+                .layernormEpsilon((float) optionalNumber(c, file, "layer_norm_epsilon", 1e-5, x -> x > 0, "a positive number"))
+                .initMethodStd((float) optionalNumber(c, file, "initializer_range", 0.02, x -> x >= 0, "a non-negative number"))
+                .hiddenDropout((float) optionalNumber(c, file, "resid_pdrop", 0.1, x -> x >= 0 && x < 1, "a probability in [0, 1)"))
                 // The CPU attention op has no dropout on the probabilities; keep the imported model usable for training.
                 .attentionDropout(0f)
                 .geluTanh(tanh)
@@ -158,16 +161,64 @@ public final class Gpt2HfConfig {
     }
 
     private static void refuseTrue(JsonNode c, Path file, String key, String what) {
-        if (c.path(key).asBoolean(false)) {
+        if (optionalBoolean(c, file, key, false)) {
             throw new HfConfigException(file + ": " + key + " is true (" + what + "); not supported");
         }
     }
 
+    // The readers below are strict: Jackson's asInt()/asDouble(default) turn "abc" into 0 or the
+    // default, which would import a different model than the file describes without a word.
+
+    private static HfConfigException wrongValue(Path file, String key, JsonNode v, String expected) {
+        return new HfConfigException(file + ": " + key + " is " + v + "; expected " + expected);
+    }
+
     private static int requiredInt(JsonNode c, Path file, String key) {
+        if (!c.hasNonNull(key)) {
+            throw new HfConfigException(file + ": " + key + " is missing; expected a positive integer");
+        }
+        return positiveInt(c, file, key, "a positive integer");
+    }
+
+    private static int positiveInt(JsonNode c, Path file, String key, String expected) {
         JsonNode v = c.get(key);
-        if (v == null || !v.isIntegralNumber() || v.asInt() <= 0) {
-            throw new HfConfigException(file + ": " + key + " must be a positive integer, found " + v);
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() <= 0) {
+            throw wrongValue(file, key, v, expected);
         }
         return v.asInt();
+    }
+
+    /** A finite number that {@code valid} accepts; the default when the key is absent. */
+    private static double optionalNumber(JsonNode c, Path file, String key, double dflt, DoublePredicate valid, String expected) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isNumber() || !Double.isFinite(v.asDouble()) || !valid.test(v.asDouble())) {
+            throw wrongValue(file, key, v, expected);
+        }
+        return v.asDouble();
+    }
+
+    private static boolean optionalBoolean(JsonNode c, Path file, String key, boolean dflt) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isBoolean()) {
+            throw wrongValue(file, key, v, "true or false");
+        }
+        return v.asBoolean();
+    }
+
+    private static String optionalText(JsonNode c, Path file, String key, String dflt) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isTextual()) {
+            throw wrongValue(file, key, v, "a string");
+        }
+        return v.asText();
     }
 }
