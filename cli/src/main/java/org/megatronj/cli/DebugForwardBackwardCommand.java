@@ -3,7 +3,6 @@ package org.megatronj.cli;
 import org.megatronj.io.npy.NpyArray;
 import org.megatronj.io.npy.NpyDtype;
 import org.megatronj.io.npy.NpyFile;
-import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.io.safetensors.SafetensorsWriter;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
@@ -16,6 +15,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
+import org.megatronj.parallel.checkpoint.HfSafetensors;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -86,7 +86,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(device);
              GPTModel model = new GPTModel(config, backend, 0);
              TensorArena arena = TensorArena.named("debug");
-             SafetensorsFile file = SafetensorsFile.open(hfDir.resolve("model.safetensors"))) {
+             HfSafetensors file = HfSafetensors.open(hfDir)) {
             Map<String, Tensor> weights = Gpt2HfWeights.toMegatron(file, config, arena);
             for (Parameter p : model.parameters()) {
                 Tensor w = weights.get(p.name());

@@ -53,6 +53,38 @@ class CheckpointCommandsTest {
     }
 
     @Test
+    void shardedHfWeightsImportAndRunLikeOneFile() throws Exception {
+        Path hf = dir.resolve("hf");
+        HfGpt2Fixture.write(hf);
+        Path sharded = dir.resolve("hfShard");
+        HfGpt2Fixture.write(sharded);
+        HfGpt2Fixture.shard(sharded);
+        for (Path p : new Path[] {hf, sharded}) {
+            CliRun imp = CliRun.of("checkpoint", "import-hf", "--hf-dir", p.toString(), "--save", p + "-ckpt");
+            assertEquals(0, imp.code(), imp.toString());
+            CliRun exp = CliRun.of("checkpoint", "export-hf", "--load", p + "-ckpt", "--hf-dir", p + "-back");
+            assertEquals(0, exp.code(), exp.toString());
+        }
+        assertArrayEquals(Files.readAllBytes(dir.resolve("hf-back/model.safetensors")), Files.readAllBytes(dir.resolve("hfShard-back/model.safetensors")));
+
+        NpyFile.write(dir.resolve("ids.npy"), NpyArray.ofInt64(new long[] {1, 5, 9, 60, 0, 33}).reshape(1, 6));
+        String[] losses = new String[2];
+        for (int i = 0; i < 2; i++) {
+            CliRun run = CliRun.of("debug", "forward-backward", "--hf-dir", (i == 0 ? hf : sharded).toString(),
+                    "--input-ids", dir.resolve("ids.npy").toString(), "--labels", dir.resolve("ids.npy").toString());
+            assertEquals(0, run.code(), run.toString());
+            losses[i] = run.out();
+        }
+        assertEquals(losses[0], losses[1]);
+
+        Files.delete(sharded.resolve("model-00002-of-00002.safetensors"));
+        CliRun missing = CliRun.of("checkpoint", "import-hf", "--hf-dir", sharded.toString(), "--save", dir.resolve("x").toString());
+        assertEquals(1, missing.code(), missing.toString());
+        assertTrue(missing.err().contains("model-00002-of-00002.safetensors is missing: " + sharded.resolve("model.safetensors.index.json")
+                + " maps tensor 'h.1."), missing.err());
+    }
+
+    @Test
     void malformedHfConfigValuesAreNamed() throws Exception {
         Path hf = dir.resolve("hf");
         HfGpt2Fixture.write(hf);
@@ -75,7 +107,7 @@ class CheckpointCommandsTest {
         Files.delete(hf.resolve("model.safetensors"));
         CliRun missing = CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", dir.resolve("x").toString());
         assertEquals(1, missing.code(), missing.toString());
-        assertTrue(missing.err().contains("model.safetensors is missing"), missing.err());
+        assertTrue(missing.err().contains("model.safetensors is missing and so is model.safetensors.index.json"), missing.err());
     }
 
     @Test

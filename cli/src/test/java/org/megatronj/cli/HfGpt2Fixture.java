@@ -1,5 +1,8 @@
 package org.megatronj.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.io.safetensors.SafetensorsWriter;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
@@ -9,6 +12,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -19,6 +23,8 @@ final class HfGpt2Fixture {
              "n_embd": 8, "n_layer": 2, "n_head": 2, "n_inner": null, "activation_function": "gelu_new",
              "layer_norm_epsilon": 1e-05, "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}
             """;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private HfGpt2Fixture() {
     }
@@ -62,5 +68,29 @@ final class HfGpt2Fixture {
             SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
         return values;
+    }
+
+    /** Splits {@code dir/model.safetensors} into two shards and model.safetensors.index.json, as save_pretrained does. */
+    static void shard(Path dir) throws IOException {
+        ObjectNode weightMap = JSON.createObjectNode();
+        long total;
+        try (SafetensorsFile whole = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
+            total = whole.dataBytes();
+            List<String> names = whole.names();
+            for (int part = 0; part < 2; part++) {
+                String file = "model-0000" + (part + 1) + "-of-00002.safetensors";
+                Map<String, Tensor> shard = new LinkedHashMap<>();
+                for (String n : names.subList(part * names.size() / 2, (part + 1) * names.size() / 2)) {
+                    shard.put(n, whole.tensor(n));
+                    weightMap.put(n, file);
+                }
+                SafetensorsWriter.write(dir.resolve(file), shard, Map.of("format", "pt"));
+            }
+        }
+        ObjectNode index = JSON.createObjectNode();
+        index.putObject("metadata").put("total_size", total);
+        index.set("weight_map", weightMap);
+        Files.writeString(dir.resolve("model.safetensors.index.json"), index.toPrettyString());
+        Files.delete(dir.resolve("model.safetensors"));
     }
 }

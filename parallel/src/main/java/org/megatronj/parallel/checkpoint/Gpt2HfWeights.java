@@ -36,8 +36,13 @@ public final class Gpt2HfWeights {
     private Gpt2HfWeights() {
     }
 
-    /** The Megatron-named weights of {@code hf} (keys with or without the {@code transformer.} prefix), allocated in {@code arena}. */
+    /** The Megatron-named weights of one safetensors file; see {@link #toMegatron(HfSafetensors, TransformerConfig, TensorArena)}. */
     public static Map<String, Tensor> toMegatron(SafetensorsFile hf, TransformerConfig c, TensorArena arena) {
+        return toMegatron(HfSafetensors.of(hf), c, arena);
+    }
+
+    /** The Megatron-named F32 weights of {@code hf} (keys with or without the {@code transformer.} prefix), allocated in {@code arena}. */
+    public static Map<String, Tensor> toMegatron(HfSafetensors hf, TransformerConfig c, TensorArena arena) {
         Gpt2HfConfig.requireGpt2Shape(c);
         HfReader in = new HfReader(hf);
         int h = c.hiddenSize();
@@ -171,10 +176,10 @@ public final class Gpt2HfWeights {
 
     /** Reads HF tensors by name (prefix optional), checks shapes, and tracks which were used. */
     private static final class HfReader {
-        private final SafetensorsFile file;
+        private final HfSafetensors file;
         private final List<String> unused;
 
-        HfReader(SafetensorsFile file) {
+        HfReader(HfSafetensors file) {
             this.file = file;
             this.unused = new ArrayList<>(file.names());
             // Causal-mask buffers that older transformers versions saved; they are not weights.
@@ -188,11 +193,11 @@ public final class Gpt2HfWeights {
             }
             SafetensorsFile.TensorInfo info = file.info(key);
             if (!Arrays.equals(info.shape(), shape)) {
-                throw new HfConfigException(file.path() + ": tensor '" + key + "' has shape " + Tensor.shapeString(info.shape())
+                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' has shape " + Tensor.shapeString(info.shape())
                         + " but config.json implies " + Tensor.shapeString(shape));
             }
             if (!info.dtype().isFloatingPoint()) {
-                throw new HfConfigException(file.path() + ": tensor '" + key + "' is " + info.dtype() + ", expected a float type");
+                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' is " + info.dtype() + ", expected a float type");
             }
             unused.remove(key);
             return file.tensor(key).toFloatArray();
