@@ -19,8 +19,9 @@ import java.util.concurrent.Callable;
 
 /** {@code megatron checkpoint import-hf}: a Hugging Face GPT-2 folder to a Megatron-J release checkpoint. */
 @Command(name = "import-hf", mixinStandardHelpOptions = true,
-        description = {"Convert a Hugging Face GPT-2 model (config.json + model.safetensors) into a checkpoint",
-                "that pretrain gpt --load (weights only, iteration 0), generate and export-hf read."})
+        description = {"Convert a Hugging Face GPT-2 model (config.json + model.safetensors, or the shards listed by",
+                "model.safetensors.index.json) into an F32 checkpoint that pretrain gpt --load (weights only,",
+                "iteration 0), generate and export-hf read; config.json is kept for export-hf (its torch_dtype included)."})
 final class CheckpointImportHfCommand implements Callable<Integer> {
     @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors (or its shards and index).")
     Path hfDir;

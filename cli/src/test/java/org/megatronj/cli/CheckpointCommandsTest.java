@@ -1,10 +1,12 @@
 package org.megatronj.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.npy.NpyArray;
 import org.megatronj.io.npy.NpyFile;
 import org.megatronj.io.safetensors.SafetensorsFile;
+import org.megatronj.memory.DType;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CheckpointCommandsTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     @TempDir
     Path dir;
 
@@ -50,6 +54,38 @@ class CheckpointCommandsTest {
         String config = Files.readString(back.resolve("config.json"));
         assertTrue(config.contains("\"vocab_size\" : 61") && config.contains("\"n_layer\" : 2")
                 && config.contains("\"activation_function\" : \"gelu_new\""), config);
+    }
+
+    @Test
+    void halfPrecisionModelsExportInTheirDtypeByteForByte() throws Exception {
+        for (String[] d : new String[][] {{"bfloat16", "BF16"}, {"float16", "F16"}}) {
+            Path hf = dir.resolve(d[0]);
+            Map<String, float[]> original = HfGpt2Fixture.write(hf, DType.valueOf(d[1]), "transformer.", d[0]);
+            Path ckpt = dir.resolve(d[0] + "-ckpt");
+            CliRun imp = CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", ckpt.toString());
+            assertEquals(0, imp.code(), imp.toString());
+
+            Path back = dir.resolve(d[0] + "-back");
+            CliRun exp = CliRun.of("checkpoint", "export-hf", "--load", ckpt.toString(), "--hf-dir", back.toString());
+            assertEquals(0, exp.code(), exp.toString());
+            assertArrayEquals(Files.readAllBytes(hf.resolve("model.safetensors")), Files.readAllBytes(back.resolve("model.safetensors")), d[0]);
+            assertTrue(exp.out().contains("28 " + d[1] + " tensors"), exp.out());
+            assertEquals(d[0], JSON.readTree(back.resolve("config.json").toFile()).get("torch_dtype").asText());
+
+            // --dtype fp32 widens exactly, and config.json says so
+            Path wide = dir.resolve(d[0] + "-fp32");
+            exp = CliRun.of("checkpoint", "export-hf", "--load", ckpt.toString(), "--hf-dir", wide.toString(), "--dtype", "fp32");
+            assertEquals(0, exp.code(), exp.toString());
+            assertEquals("float32", JSON.readTree(wide.resolve("config.json").toFile()).get("torch_dtype").asText());
+            try (SafetensorsFile f = SafetensorsFile.open(wide.resolve("model.safetensors"))) {
+                assertEquals(DType.F32, f.info("transformer.h.1.mlp.c_fc.weight").dtype());
+                assertArrayEquals(original.get("h.1.mlp.c_fc.weight"), f.tensor("transformer.h.1.mlp.c_fc.weight").toFloatArray());
+            }
+        }
+        Path ckpt = dir.resolve("float16-ckpt");
+        CliRun bad = CliRun.of("checkpoint", "export-hf", "--load", ckpt.toString(), "--hf-dir", dir.resolve("x").toString(), "--dtype", "fp8");
+        assertEquals(1, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("--dtype fp8: expected fp32, bf16 or fp16"), bad.err());
     }
 
     @Test

@@ -30,8 +30,17 @@ final class HfGpt2Fixture {
     }
 
     static Map<String, float[]> write(Path dir) throws IOException {
+        return write(dir, DType.F32, "", null);
+    }
+
+    /**
+     * As {@link #write(Path)} with {@code dtype} weights, tensor names prefixed by {@code prefix}
+     * ("transformer." as save_pretrained writes them) and config.json's torch_dtype (omitted when null).
+     */
+    static Map<String, float[]> write(Path dir, DType dtype, String prefix, String torchDtype) throws IOException {
         Files.createDirectories(dir);
-        Files.writeString(dir.resolve("config.json"), CONFIG);
+        Files.writeString(dir.resolve("config.json"),
+                torchDtype == null ? CONFIG : CONFIG.replace("}", ", \"torch_dtype\": \"" + torchDtype + "\"}"));
         SplittableRandom rnd = new SplittableRandom(11);
         Map<String, long[]> shapes = new LinkedHashMap<>();
         shapes.put("wte.weight", new long[] {61, 8});
@@ -57,12 +66,12 @@ final class HfGpt2Fixture {
         try (TensorArena arena = TensorArena.named("fixture")) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-                Tensor t = arena.allocate(DType.F32, e.getValue());
+                Tensor t = arena.allocate(dtype, e.getValue());
                 boolean gain = e.getKey().contains("ln_") && e.getKey().endsWith("weight");
                 for (long i = 0; i < t.numel(); i++) {
                     t.setFloat(i, (float) ((gain ? 1 : 0) + rnd.nextGaussian() * 0.3));
                 }
-                tensors.put(e.getKey(), t);
+                tensors.put(prefix + e.getKey(), t);
                 values.put(e.getKey(), t.toFloatArray());
             }
             SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));

@@ -3,6 +3,7 @@ package org.megatronj.parallel.checkpoint;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.memory.DType;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.TransformerConfig;
@@ -21,6 +22,8 @@ import java.util.function.DoublePredicate;
  */
 public final class Gpt2HfConfig {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Where config.json names the weights' dtype: torch_dtype, and dtype since transformers 4.56. */
+    private static final String[] DTYPE_KEYS = {"torch_dtype", "dtype"};
 
     private Gpt2HfConfig() {
     }
@@ -92,10 +95,31 @@ public final class Gpt2HfConfig {
     }
 
     /**
-     * The config.json for {@code config}: {@code original} (the imported file, if any) with the
-     * shape fields overwritten, so an import followed by an export gives the file back.
+     * The dtype a Hugging Face config declares for its weights: {@code torch_dtype} (or {@code dtype},
+     * its name since transformers 4.56); F32 when {@code hfConfig} is null or declares none.
      */
-    public static ObjectNode toJson(TransformerConfig config, JsonNode original) {
+    public static DType declaredDtype(JsonNode hfConfig) {
+        for (String key : DTYPE_KEYS) {
+            JsonNode v = hfConfig == null ? null : hfConfig.get(key);
+            if (v != null && !v.isNull()) {
+                return switch (v.asText()) {
+                    case "float32" -> DType.F32;
+                    case "bfloat16" -> DType.BF16;
+                    case "float16" -> DType.F16;
+                    default -> throw new HfConfigException("the imported config.json's " + key + " is " + v
+                            + "; expected \"float32\", \"bfloat16\" or \"float16\" (or choose with --dtype)");
+                };
+            }
+        }
+        return DType.F32;
+    }
+
+    /**
+     * The config.json for {@code config} with weights of {@code dtype}: {@code original} (the
+     * imported file, if any) with the shape fields and the dtype overwritten, so an import followed
+     * by an export in the imported dtype gives the file back.
+     */
+    public static ObjectNode toJson(TransformerConfig config, JsonNode original, DType dtype) {
         requireGpt2Shape(config);
         ObjectNode c = original != null && original.isObject() ? ((ObjectNode) original).deepCopy() : defaults(config);
         c.put("model_type", "gpt2");
@@ -119,6 +143,23 @@ public final class Gpt2HfConfig {
         if (!c.has("layer_norm_epsilon") || (float) c.get("layer_norm_epsilon").asDouble() != config.layernormEpsilon()) {
             c.put("layer_norm_epsilon", Double.parseDouble(Float.toString(config.layernormEpsilon())));   // 1e-05, not 9.99e-06
         }
+        // transformers loads the weights in this dtype (torch_dtype="auto"): it must name what the file holds.
+        String torchName = switch (dtype) {
+            case F32 -> "float32";
+            case BF16 -> "bfloat16";
+            case F16 -> "float16";
+            default -> throw new IllegalArgumentException("Hugging Face GPT-2 weights are float32, bfloat16 or float16, not " + dtype);
+        };
+        boolean named = false;
+        for (String key : DTYPE_KEYS) {
+            if (c.hasNonNull(key)) {
+                c.put(key, torchName);
+                named = true;
+            }
+        }
+        if (!named) {
+            c.put("torch_dtype", torchName);
+        }
         return c;
     }
 
@@ -133,7 +174,6 @@ public final class Gpt2HfConfig {
         c.put("scale_attn_weights", true);
         c.put("tie_word_embeddings", true);
         c.put("use_cache", true);
-        c.put("torch_dtype", "float32");
         return c;
     }
 

@@ -28,7 +28,8 @@ import java.util.Map;
  * HF's Conv1D stores {@code [in, out]} (y = x W), Megatron's Linear {@code [out, in]}: weights are
  * transposed. HF's c_attn columns are {@code [q | k | v]}, each head-major; Megatron-core fuses
  * them per query group, {@code [q_g k_g v_g]} for each head g (see model's QkvLayout).
- * Values are copied exactly (F16/BF16 sources widen to F32 without rounding).
+ * Values are copied exactly: F16/BF16 sources widen to F32 without rounding, and {@link #toHf}
+ * in the source dtype narrows them back to the same bits.
  */
 public final class Gpt2HfWeights {
     private static final String PREFIX = "transformer.";
@@ -77,8 +78,16 @@ public final class Gpt2HfWeights {
         return out;
     }
 
-    /** HF-named weights ({@code transformer.} prefix, Conv1D layout, wte cut to the unpadded vocabulary) of Megatron-named ones. */
+    /** HF-named F32 weights ({@code transformer.} prefix, Conv1D layout, wte cut to the unpadded vocabulary) of Megatron-named ones. */
     public static Map<String, Tensor> toHf(Map<String, Tensor> m, TransformerConfig c, TensorArena arena) {
+        return toHf(m, c, DType.F32, arena);
+    }
+
+    /**
+     * As {@link #toHf(Map, TransformerConfig, TensorArena)}, the values rounded to {@code dtype}
+     * (nearest even, {@link Tensor#setFloat}); F16/BF16 values widened at import come back bit for bit.
+     */
+    public static Map<String, Tensor> toHf(Map<String, Tensor> m, TransformerConfig c, DType dtype, TensorArena arena) {
         Gpt2HfConfig.requireGpt2Shape(c);
         MegatronReader in = new MegatronReader(m);
         int h = c.hiddenSize();
@@ -107,6 +116,9 @@ public final class Gpt2HfWeights {
         }
         out.put(PREFIX + "ln_f.weight", arena.fromFloats(in.read("decoder.final_layernorm.weight", h), h));
         out.put(PREFIX + "ln_f.bias", arena.fromFloats(in.read("decoder.final_layernorm.bias", h), h));
+        if (dtype != DType.F32) {
+            out.replaceAll((name, t) -> arena.allocate(dtype, t.shape()).copyFrom(t.toFloatArray()));
+        }
         return out;
     }
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.megatronj.memory.DType;
 import org.megatronj.model.TransformerConfig;
 
 import java.nio.file.Files;
@@ -72,5 +73,27 @@ class Gpt2HfConfigTest {
         c.remove("layer_norm_epsilon");
         Files.writeString(dir.resolve("config.json"), c.toString());
         assertEquals(1e-5f, Gpt2HfConfig.read(dir, 128).layernormEpsilon());
+    }
+
+    @Test
+    void declaredDtypeAndExportedConfigAgree() throws Exception {
+        assertEquals(DType.F32, Gpt2HfConfig.declaredDtype(null));
+        assertEquals(DType.F32, Gpt2HfConfig.declaredDtype(TinyHfGpt2.config()));
+        assertEquals(DType.BF16, Gpt2HfConfig.declaredDtype(JSON.readTree("{\"torch_dtype\": \"bfloat16\"}")));
+        assertEquals(DType.F16, Gpt2HfConfig.declaredDtype(JSON.readTree("{\"dtype\": \"float16\"}")));
+        var e = assertThrows(HfConfigException.class, () -> Gpt2HfConfig.declaredDtype(JSON.readTree("{\"torch_dtype\": \"float64\"}")));
+        assertEquals("the imported config.json's torch_dtype is \"float64\"; expected \"float32\", \"bfloat16\" or \"float16\""
+                + " (or choose with --dtype)", e.getMessage());
+
+        Files.writeString(dir.resolve("config.json"), TinyHfGpt2.config().toString());
+        TransformerConfig config = Gpt2HfConfig.read(dir, 128);
+        ObjectNode bf16 = TinyHfGpt2.config().put("torch_dtype", "bfloat16");
+        assertEquals("float16", Gpt2HfConfig.toJson(config, bf16, DType.F16).get("torch_dtype").asText());
+        assertEquals(bf16, Gpt2HfConfig.toJson(config, bf16, DType.BF16), "an import exported in its own dtype gives the file back");
+        ObjectNode newer = TinyHfGpt2.config().put("dtype", "bfloat16");    // transformers >= 4.56 writes "dtype"
+        ObjectNode out = Gpt2HfConfig.toJson(config, newer, DType.F32);
+        assertEquals("float32", out.get("dtype").asText());
+        assertEquals(false, out.has("torch_dtype"));
+        assertEquals("float32", Gpt2HfConfig.toJson(config, null, DType.F32).get("torch_dtype").asText());
     }
 }
