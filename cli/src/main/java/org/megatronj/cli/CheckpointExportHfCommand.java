@@ -1,11 +1,13 @@
 package org.megatronj.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.checkpoint.CheckpointWriter;
 import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.io.safetensors.SafetensorsWriter;
+import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
@@ -26,13 +28,19 @@ import java.util.concurrent.Callable;
 /** {@code megatron checkpoint export-hf}: the latest checkpoint's weights as a Hugging Face GPT-2 folder. */
 @Command(name = "export-hf", mixinStandardHelpOptions = true,
         description = {"Write a checkpoint's weights as a Hugging Face GPT-2 model (config.json + model.safetensors,",
-                "transformer.* names, Conv1D layout, the vocabulary cut back to its unpadded size)."})
+                "transformer.* names, Conv1D layout, the vocabulary cut back to its unpadded size), in one file",
+                "(no sharding), in the dtype that config.json's torch_dtype then declares."})
 final class CheckpointExportHfCommand implements Callable<Integer> {
     @Option(names = "--load", required = true, paramLabel = "DIR", description = "Checkpoint folder (its latest iteration).")
     Path load;
 
     @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder to write config.json and model.safetensors into.")
     Path hfDir;
+
+    @Option(names = "--dtype", paramLabel = "fp32|bf16|fp16",
+            description = {"Dtype of the written tensors (rounded to nearest even). Default: the torch_dtype of the",
+                    "model import-hf read (so an import then export gives the same bytes), else fp32."})
+    String dtype;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -51,14 +59,30 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
             for (String name : file.names()) {
                 weights.put(name, file.tensor(name));
             }
-            Map<String, Tensor> hf = Gpt2HfWeights.toHf(weights, config, arena);
-            ObjectNode hfConfig = Gpt2HfConfig.toJson(config, c.metadata().get("hf_config"));
+            JsonNode imported = c.metadata().get("hf_config");
+            DType out = dtype != null ? parseDtype(dtype) : Gpt2HfConfig.declaredDtype(imported);
+            Map<String, Tensor> hf = Gpt2HfWeights.toHf(weights, config, out, arena);
+            ObjectNode hfConfig = Gpt2HfConfig.toJson(config, imported, out);
             Files.createDirectories(hfDir);
             SafetensorsWriter.write(hfDir.resolve("model.safetensors"), hf, Map.of("format", "pt"));
             CheckpointWriter.writeDurably(hfDir.resolve("config.json"),
                     (hfConfig.toPrettyString() + "\n").getBytes(StandardCharsets.UTF_8));
-            spec.commandLine().getOut().printf("exported %s (iteration %d) to %s: %d tensors%n", c.rankDir(), c.iteration(), hfDir, hf.size());
+            spec.commandLine().getOut().printf("exported %s (iteration %d) to %s: %d %s tensors%n", c.rankDir(), c.iteration(),
+                    hfDir, hf.size(), out);
         }
         return 0;
+    }
+
+    private static DType parseDtype(String name) {
+        DType d = switch (name) {
+            case "fp32", "float32" -> DType.F32;
+            case "bf16", "bfloat16" -> DType.BF16;
+            case "fp16", "float16" -> DType.F16;
+            default -> null;
+        };
+        if (d == null) {
+            throw new IllegalArgumentException("--dtype " + name + ": expected fp32, bf16 or fp16");
+        }
+        return d;
     }
 }

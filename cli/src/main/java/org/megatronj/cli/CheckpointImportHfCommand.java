@@ -2,28 +2,28 @@ package org.megatronj.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
+import org.megatronj.parallel.checkpoint.HfSafetensors;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code megatron checkpoint import-hf}: a Hugging Face GPT-2 folder to a Megatron-J release checkpoint. */
 @Command(name = "import-hf", mixinStandardHelpOptions = true,
-        description = {"Convert a Hugging Face GPT-2 model (config.json + model.safetensors) into a checkpoint",
-                "that pretrain gpt --load (weights only, iteration 0), generate and export-hf read."})
+        description = {"Convert a Hugging Face GPT-2 model (config.json + model.safetensors, or the shards listed by",
+                "model.safetensors.index.json) into an F32 checkpoint that pretrain gpt --load (weights only,",
+                "iteration 0), generate and export-hf read; config.json is kept for export-hf (its torch_dtype included)."})
 final class CheckpointImportHfCommand implements Callable<Integer> {
-    @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors.")
+    @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors (or its shards and index).")
     Path hfDir;
 
     @Option(names = "--save", required = true, paramLabel = "DIR", description = "Checkpoint folder to write (tracker 'release').")
@@ -40,13 +40,8 @@ final class CheckpointImportHfCommand implements Callable<Integer> {
     public Integer call() {
         ObjectNode hfConfig = Gpt2HfConfig.readJson(hfDir);
         TransformerConfig config = Gpt2HfConfig.read(hfDir, makeVocabSizeDivisibleBy);
-        Path weights = hfDir.resolve("model.safetensors");
-        if (!Files.exists(weights)) {
-            throw new IllegalArgumentException(weights + " is missing (only safetensors weights are read; convert"
-                    + " pytorch_model.bin with transformers' save_pretrained(safe_serialization=True))");
-        }
         ObjectMapper json = new ObjectMapper();
-        try (TensorArena arena = TensorArena.named("import-hf"); SafetensorsFile hf = SafetensorsFile.open(weights)) {
+        try (TensorArena arena = TensorArena.named("import-hf"); HfSafetensors hf = HfSafetensors.open(hfDir)) {
             Map<String, Tensor> megatron = Gpt2HfWeights.toMegatron(hf, config, arena);
             ObjectNode extra = json.createObjectNode();
             extra.set("hf_config", hfConfig);

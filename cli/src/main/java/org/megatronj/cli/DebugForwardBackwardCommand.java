@@ -3,7 +3,6 @@ package org.megatronj.cli;
 import org.megatronj.io.npy.NpyArray;
 import org.megatronj.io.npy.NpyDtype;
 import org.megatronj.io.npy.NpyFile;
-import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.io.safetensors.SafetensorsWriter;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
@@ -16,6 +15,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
+import org.megatronj.parallel.checkpoint.HfSafetensors;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -37,17 +37,23 @@ import java.util.Arrays;
  */
 @Command(name = "forward-backward", mixinStandardHelpOptions = true,
         description = {"One fp32 forward and backward of a Hugging Face GPT-2 model (no dropout) on given token ids",
-                "and already-shifted labels. Prints 'lm loss: <mean over all tokens>' with 10 significant digits;",
+                "and already-shifted labels; label -100 (HF's ignore index) is left out of the loss, as PyTorch's",
+                "CrossEntropyLoss does. Prints 'lm loss: <mean over the other labels>' with 10 significant digits",
+                "(NaN, as in PyTorch, when every label is -100);",
                 "optionally writes the logits [batch, seq, vocab] (float32 .npy, unpadded vocab) and the gradient of every",
                 "parameter under its HF name and layout (the tied wte gradient holds the embedding and output-layer parts)."})
 final class DebugForwardBackwardCommand implements Callable<Integer> {
-    @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors.")
+    /** The label PyTorch's CrossEntropyLoss (and so HF's GPT-2 loss) skips by default. */
+    static final int IGNORE_INDEX = -100;
+
+    @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors (or its shards and index).")
     Path hfDir;
 
     @Option(names = "--input-ids", required = true, paramLabel = "IDS.npy", description = "int64 (or int32) token ids [batch, seq].")
     Path inputIds;
 
-    @Option(names = "--labels", required = true, paramLabel = "LABELS.npy", description = "int64 (or int32) next-token ids [batch, seq].")
+    @Option(names = "--labels", required = true, paramLabel = "LABELS.npy",
+            description = "int64 (or int32) next-token ids [batch, seq]; -100 ignores a position.")
     Path labels;
 
     @Option(names = "--logits-out", paramLabel = "L.npy", description = "Write float32 logits [batch, seq, vocab].")
@@ -73,10 +79,17 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         try (Arena arena = Arena.ofConfined()) {
             NpyArray idArray = NpyFile.read(inputIds, arena);
             NpyArray labelArray = NpyFile.read(labels, arena);
-            shape = checkTokens(idArray, inputIds, null, config.vocabSize());
-            checkTokens(labelArray, labels, shape, config.vocabSize());
+            shape = checkTokens(idArray, inputIds, null, config.vocabSize(), false);
+            checkTokens(labelArray, labels, shape, config.vocabSize(), true);
             ids = toInts(idArray);
             targets = toInts(labelArray);
+        }
+        // Megatron's loss mask does what ignore_index does: the masked positions are left out of the mean
+        // and get no gradient. Their target only has to be a valid row index.
+        float[] lossMask = new float[targets.length];
+        for (int i = 0; i < targets.length; i++) {
+            lossMask[i] = targets[i] == IGNORE_INDEX ? 0f : 1f;
+            targets[i] = Math.max(targets[i], 0);
         }
         int batch = (int) shape[0];
         int seq = (int) shape[1];
@@ -86,7 +99,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(device);
              GPTModel model = new GPTModel(config, backend, 0);
              TensorArena arena = TensorArena.named("debug");
-             SafetensorsFile file = SafetensorsFile.open(hfDir.resolve("model.safetensors"))) {
+             HfSafetensors file = HfSafetensors.open(hfDir)) {
             Map<String, Tensor> weights = Gpt2HfWeights.toMegatron(file, config, arena);
             for (Parameter p : model.parameters()) {
                 Tensor w = weights.get(p.name());
@@ -96,7 +109,11 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
                 backend.copy(w, p.data());
             }
             model.zeroGrad();
-            LossResult loss = model.forwardBackward(MicroBatch.of(batch, seq, ids, targets), 1f, 0);
+            LossResult loss = model.forwardBackward(new MicroBatch(batch, seq, ids, targets, lossMask, null), 1f, 0);
+            if (loss.tokens() == 0) {
+                spec.commandLine().getErr().println("note: every label is " + IGNORE_INDEX
+                        + ": the loss is NaN (0/0, as PyTorch gives) and every gradient is zero");
+            }
             spec.commandLine().getOut().println("lm loss: " + String.format(Locale.ROOT, "%.10g", loss.meanLoss()));
             if (logitsOut != null) {
                 float[] logits = model.forwardLogits(ids, null, batch, seq);
@@ -116,7 +133,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static long[] checkTokens(NpyArray a, Path file, long[] expectShape, int vocab) {
+    private static long[] checkTokens(NpyArray a, Path file, long[] expectShape, int vocab, boolean labels) {
         if (a.dtype() != NpyDtype.INT64 && a.dtype() != NpyDtype.INT32) {
             throw new IllegalArgumentException(file + ": dtype " + a.dtype().descr() + ", expected int64 token ids");
         }
@@ -129,9 +146,10 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         }
         for (long i = 0; i < a.elementCount(); i++) {
             long v = a.getLong(i);
-            if (v < 0 || v >= vocab) {
+            if ((v < 0 || v >= vocab) && !(labels && v == IGNORE_INDEX)) {
                 throw new IllegalArgumentException(file + ": element " + i + " (row " + i / a.dim(1) + ", column " + i % a.dim(1)
-                        + ") is " + v + ", outside the vocabulary [0, " + vocab + ")");
+                        + ") is " + v + ", outside the vocabulary [0, " + vocab + ")"
+                        + (labels ? " and not " + IGNORE_INDEX + " (ignored)" : ""));
             }
         }
         return a.shape();

@@ -1,5 +1,8 @@
 package org.megatronj.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.io.safetensors.SafetensorsWriter;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
@@ -9,6 +12,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -20,12 +24,23 @@ final class HfGpt2Fixture {
              "layer_norm_epsilon": 1e-05, "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}
             """;
 
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private HfGpt2Fixture() {
     }
 
     static Map<String, float[]> write(Path dir) throws IOException {
+        return write(dir, DType.F32, "", null);
+    }
+
+    /**
+     * As {@link #write(Path)} with {@code dtype} weights, tensor names prefixed by {@code prefix}
+     * ("transformer." as save_pretrained writes them) and config.json's torch_dtype (omitted when null).
+     */
+    static Map<String, float[]> write(Path dir, DType dtype, String prefix, String torchDtype) throws IOException {
         Files.createDirectories(dir);
-        Files.writeString(dir.resolve("config.json"), CONFIG);
+        Files.writeString(dir.resolve("config.json"),
+                torchDtype == null ? CONFIG : CONFIG.replace("}", ", \"torch_dtype\": \"" + torchDtype + "\"}"));
         SplittableRandom rnd = new SplittableRandom(11);
         Map<String, long[]> shapes = new LinkedHashMap<>();
         shapes.put("wte.weight", new long[] {61, 8});
@@ -51,16 +66,40 @@ final class HfGpt2Fixture {
         try (TensorArena arena = TensorArena.named("fixture")) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-                Tensor t = arena.allocate(DType.F32, e.getValue());
+                Tensor t = arena.allocate(dtype, e.getValue());
                 boolean gain = e.getKey().contains("ln_") && e.getKey().endsWith("weight");
                 for (long i = 0; i < t.numel(); i++) {
                     t.setFloat(i, (float) ((gain ? 1 : 0) + rnd.nextGaussian() * 0.3));
                 }
-                tensors.put(e.getKey(), t);
+                tensors.put(prefix + e.getKey(), t);
                 values.put(e.getKey(), t.toFloatArray());
             }
             SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
         }
         return values;
+    }
+
+    /** Splits {@code dir/model.safetensors} into two shards and model.safetensors.index.json, as save_pretrained does. */
+    static void shard(Path dir) throws IOException {
+        ObjectNode weightMap = JSON.createObjectNode();
+        long total;
+        try (SafetensorsFile whole = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
+            total = whole.dataBytes();
+            List<String> names = whole.names();
+            for (int part = 0; part < 2; part++) {
+                String file = "model-0000" + (part + 1) + "-of-00002.safetensors";
+                Map<String, Tensor> shard = new LinkedHashMap<>();
+                for (String n : names.subList(part * names.size() / 2, (part + 1) * names.size() / 2)) {
+                    shard.put(n, whole.tensor(n));
+                    weightMap.put(n, file);
+                }
+                SafetensorsWriter.write(dir.resolve(file), shard, Map.of("format", "pt"));
+            }
+        }
+        ObjectNode index = JSON.createObjectNode();
+        index.putObject("metadata").put("total_size", total);
+        index.set("weight_map", weightMap);
+        Files.writeString(dir.resolve("model.safetensors.index.json"), index.toPrettyString());
+        Files.delete(dir.resolve("model.safetensors"));
     }
 }

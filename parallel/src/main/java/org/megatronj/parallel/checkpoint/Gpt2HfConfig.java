@@ -3,6 +3,7 @@ package org.megatronj.parallel.checkpoint;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.memory.DType;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.TransformerConfig;
@@ -12,6 +13,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.function.DoublePredicate;
 
 /**
  * The {@code config.json} of a Hugging Face GPT-2 model and its {@link TransformerConfig}
@@ -20,6 +22,8 @@ import java.util.Locale;
  */
 public final class Gpt2HfConfig {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Where config.json names the weights' dtype: torch_dtype, and dtype since transformers 4.56. */
+    private static final String[] DTYPE_KEYS = {"torch_dtype", "dtype"};
 
     private Gpt2HfConfig() {
     }
@@ -46,19 +50,19 @@ public final class Gpt2HfConfig {
     }
 
     static TransformerConfig toTransformerConfig(ObjectNode c, Path file, int makeVocabSizeDivisibleBy) {
-        String type = c.path("model_type").asText("");
+        String type = optionalText(c, file, "model_type", "");
         if (!type.equals("gpt2")) {
             throw new HfConfigException(file + ": model_type is '" + type + "'; only 'gpt2' is supported");
         }
         refuseTrue(c, file, "scale_attn_by_inverse_layer_idx", "attention scores divided by the layer index");
         refuseTrue(c, file, "add_cross_attention", "cross-attention layers");
-        if (c.has("scale_attn_weights") && !c.get("scale_attn_weights").asBoolean()) {
+        if (!optionalBoolean(c, file, "scale_attn_weights", true)) {
             throw new HfConfigException(file + ": scale_attn_weights is false; Megatron always scales scores by 1/sqrt(d)");
         }
-        if (c.has("tie_word_embeddings") && !c.get("tie_word_embeddings").asBoolean()) {
+        if (!optionalBoolean(c, file, "tie_word_embeddings", true)) {
             throw new HfConfigException(file + ": tie_word_embeddings is false; GPT-2 import expects the head tied to wte");
         }
-        String act = c.path("activation_function").asText("gelu_new");
+        String act = optionalText(c, file, "activation_function", "gelu_new");
         boolean tanh = switch (act) {
             case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> true;
             case "gelu" -> false;
@@ -70,7 +74,9 @@ public final class Gpt2HfConfig {
         int heads = requiredInt(c, file, "n_head");
         int positions = requiredInt(c, file, "n_positions");
         int vocab = requiredInt(c, file, "vocab_size");
-        int inner = c.hasNonNull("n_inner") ? c.get("n_inner").asInt() : 4 * hidden;
+        // HF writes n_inner: null for the default 4 * n_embd; anything else must be a usable width.
+        int inner = c.hasNonNull("n_inner") ? positiveInt(c, file, "n_inner", "null (4 * n_embd) or a positive integer")
+                : 4 * hidden;
         if (hidden % heads != 0) {
             throw new HfConfigException(file + ": n_embd " + hidden + " is not a multiple of n_head " + heads);
         }
@@ -78,9 +84,9 @@ public final class Gpt2HfConfig {
                 .numLayers(layers).hiddenSize(hidden).numAttentionHeads(heads).ffnHiddenSize(inner)
                 .seqLength(positions).maxPositionEmbeddings(positions)
                 .positionEmbeddingType(PositionEmbeddingType.LEARNED_ABSOLUTE).normalization(Normalization.LAYER_NORM)
-                .layernormEpsilon((float) c.path("layer_norm_epsilon").asDouble(1e-5))
-                .initMethodStd((float) c.path("initializer_range").asDouble(0.02))
-                .hiddenDropout((float) c.path("resid_pdrop").asDouble(0.1))
+                .layernormEpsilon((float) optionalNumber(c, file, "layer_norm_epsilon", 1e-5, x -> x > 0, "a positive number"))
+                .initMethodStd((float) optionalNumber(c, file, "initializer_range", 0.02, x -> x >= 0, "a non-negative number"))
+                .hiddenDropout((float) optionalNumber(c, file, "resid_pdrop", 0.1, x -> x >= 0 && x < 1, "a probability in [0, 1)"))
                 // The CPU attention op has no dropout on the probabilities; keep the imported model usable for training.
                 .attentionDropout(0f)
                 .geluTanh(tanh)
@@ -89,10 +95,31 @@ public final class Gpt2HfConfig {
     }
 
     /**
-     * The config.json for {@code config}: {@code original} (the imported file, if any) with the
-     * shape fields overwritten, so an import followed by an export gives the file back.
+     * The dtype a Hugging Face config declares for its weights: {@code torch_dtype} (or {@code dtype},
+     * its name since transformers 4.56); F32 when {@code hfConfig} is null or declares none.
      */
-    public static ObjectNode toJson(TransformerConfig config, JsonNode original) {
+    public static DType declaredDtype(JsonNode hfConfig) {
+        for (String key : DTYPE_KEYS) {
+            JsonNode v = hfConfig == null ? null : hfConfig.get(key);
+            if (v != null && !v.isNull()) {
+                return switch (v.asText()) {
+                    case "float32" -> DType.F32;
+                    case "bfloat16" -> DType.BF16;
+                    case "float16" -> DType.F16;
+                    default -> throw new HfConfigException("the imported config.json's " + key + " is " + v
+                            + "; expected \"float32\", \"bfloat16\" or \"float16\" (or choose with --dtype)");
+                };
+            }
+        }
+        return DType.F32;
+    }
+
+    /**
+     * The config.json for {@code config} with weights of {@code dtype}: {@code original} (the
+     * imported file, if any) with the shape fields and the dtype overwritten, so an import followed
+     * by an export in the imported dtype gives the file back.
+     */
+    public static ObjectNode toJson(TransformerConfig config, JsonNode original, DType dtype) {
         requireGpt2Shape(config);
         ObjectNode c = original != null && original.isObject() ? ((ObjectNode) original).deepCopy() : defaults(config);
         c.put("model_type", "gpt2");
@@ -116,6 +143,23 @@ public final class Gpt2HfConfig {
         if (!c.has("layer_norm_epsilon") || (float) c.get("layer_norm_epsilon").asDouble() != config.layernormEpsilon()) {
             c.put("layer_norm_epsilon", Double.parseDouble(Float.toString(config.layernormEpsilon())));   // 1e-05, not 9.99e-06
         }
+        // transformers loads the weights in this dtype (torch_dtype="auto"): it must name what the file holds.
+        String torchName = switch (dtype) {
+            case F32 -> "float32";
+            case BF16 -> "bfloat16";
+            case F16 -> "float16";
+            default -> throw new IllegalArgumentException("Hugging Face GPT-2 weights are float32, bfloat16 or float16, not " + dtype);
+        };
+        boolean named = false;
+        for (String key : DTYPE_KEYS) {
+            if (c.hasNonNull(key)) {
+                c.put(key, torchName);
+                named = true;
+            }
+        }
+        if (!named) {
+            c.put("torch_dtype", torchName);
+        }
         return c;
     }
 
@@ -130,7 +174,6 @@ public final class Gpt2HfConfig {
         c.put("scale_attn_weights", true);
         c.put("tie_word_embeddings", true);
         c.put("use_cache", true);
-        c.put("torch_dtype", "float32");
         return c;
     }
 
@@ -158,16 +201,64 @@ public final class Gpt2HfConfig {
     }
 
     private static void refuseTrue(JsonNode c, Path file, String key, String what) {
-        if (c.path(key).asBoolean(false)) {
+        if (optionalBoolean(c, file, key, false)) {
             throw new HfConfigException(file + ": " + key + " is true (" + what + "); not supported");
         }
     }
 
+    // The readers below are strict: Jackson's asInt()/asDouble(default) turn "abc" into 0 or the
+    // default, which would import a different model than the file describes without a word.
+
+    private static HfConfigException wrongValue(Path file, String key, JsonNode v, String expected) {
+        return new HfConfigException(file + ": " + key + " is " + v + "; expected " + expected);
+    }
+
     private static int requiredInt(JsonNode c, Path file, String key) {
+        if (!c.hasNonNull(key)) {
+            throw new HfConfigException(file + ": " + key + " is missing; expected a positive integer");
+        }
+        return positiveInt(c, file, key, "a positive integer");
+    }
+
+    private static int positiveInt(JsonNode c, Path file, String key, String expected) {
         JsonNode v = c.get(key);
-        if (v == null || !v.isIntegralNumber() || v.asInt() <= 0) {
-            throw new HfConfigException(file + ": " + key + " must be a positive integer, found " + v);
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() <= 0) {
+            throw wrongValue(file, key, v, expected);
         }
         return v.asInt();
+    }
+
+    /** A finite number that {@code valid} accepts; the default when the key is absent. */
+    private static double optionalNumber(JsonNode c, Path file, String key, double dflt, DoublePredicate valid, String expected) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isNumber() || !Double.isFinite(v.asDouble()) || !valid.test(v.asDouble())) {
+            throw wrongValue(file, key, v, expected);
+        }
+        return v.asDouble();
+    }
+
+    private static boolean optionalBoolean(JsonNode c, Path file, String key, boolean dflt) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isBoolean()) {
+            throw wrongValue(file, key, v, "true or false");
+        }
+        return v.asBoolean();
+    }
+
+    private static String optionalText(JsonNode c, Path file, String key, String dflt) {
+        if (!c.has(key)) {
+            return dflt;
+        }
+        JsonNode v = c.get(key);
+        if (!v.isTextual()) {
+            throw wrongValue(file, key, v, "a string");
+        }
+        return v.asText();
     }
 }

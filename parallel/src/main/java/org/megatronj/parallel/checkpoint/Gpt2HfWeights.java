@@ -28,7 +28,8 @@ import java.util.Map;
  * HF's Conv1D stores {@code [in, out]} (y = x W), Megatron's Linear {@code [out, in]}: weights are
  * transposed. HF's c_attn columns are {@code [q | k | v]}, each head-major; Megatron-core fuses
  * them per query group, {@code [q_g k_g v_g]} for each head g (see model's QkvLayout).
- * Values are copied exactly (F16/BF16 sources widen to F32 without rounding).
+ * Values are copied exactly: F16/BF16 sources widen to F32 without rounding, and {@link #toHf}
+ * in the source dtype narrows them back to the same bits.
  */
 public final class Gpt2HfWeights {
     private static final String PREFIX = "transformer.";
@@ -36,8 +37,13 @@ public final class Gpt2HfWeights {
     private Gpt2HfWeights() {
     }
 
-    /** The Megatron-named weights of {@code hf} (keys with or without the {@code transformer.} prefix), allocated in {@code arena}. */
+    /** The Megatron-named weights of one safetensors file; see {@link #toMegatron(HfSafetensors, TransformerConfig, TensorArena)}. */
     public static Map<String, Tensor> toMegatron(SafetensorsFile hf, TransformerConfig c, TensorArena arena) {
+        return toMegatron(HfSafetensors.of(hf), c, arena);
+    }
+
+    /** The Megatron-named F32 weights of {@code hf} (keys with or without the {@code transformer.} prefix), allocated in {@code arena}. */
+    public static Map<String, Tensor> toMegatron(HfSafetensors hf, TransformerConfig c, TensorArena arena) {
         Gpt2HfConfig.requireGpt2Shape(c);
         HfReader in = new HfReader(hf);
         int h = c.hiddenSize();
@@ -72,8 +78,16 @@ public final class Gpt2HfWeights {
         return out;
     }
 
-    /** HF-named weights ({@code transformer.} prefix, Conv1D layout, wte cut to the unpadded vocabulary) of Megatron-named ones. */
+    /** HF-named F32 weights ({@code transformer.} prefix, Conv1D layout, wte cut to the unpadded vocabulary) of Megatron-named ones. */
     public static Map<String, Tensor> toHf(Map<String, Tensor> m, TransformerConfig c, TensorArena arena) {
+        return toHf(m, c, DType.F32, arena);
+    }
+
+    /**
+     * As {@link #toHf(Map, TransformerConfig, TensorArena)}, the values rounded to {@code dtype}
+     * (nearest even, {@link Tensor#setFloat}); F16/BF16 values widened at import come back bit for bit.
+     */
+    public static Map<String, Tensor> toHf(Map<String, Tensor> m, TransformerConfig c, DType dtype, TensorArena arena) {
         Gpt2HfConfig.requireGpt2Shape(c);
         MegatronReader in = new MegatronReader(m);
         int h = c.hiddenSize();
@@ -102,6 +116,9 @@ public final class Gpt2HfWeights {
         }
         out.put(PREFIX + "ln_f.weight", arena.fromFloats(in.read("decoder.final_layernorm.weight", h), h));
         out.put(PREFIX + "ln_f.bias", arena.fromFloats(in.read("decoder.final_layernorm.bias", h), h));
+        if (dtype != DType.F32) {
+            out.replaceAll((name, t) -> arena.allocate(dtype, t.shape()).copyFrom(t.toFloatArray()));
+        }
         return out;
     }
 
@@ -171,10 +188,10 @@ public final class Gpt2HfWeights {
 
     /** Reads HF tensors by name (prefix optional), checks shapes, and tracks which were used. */
     private static final class HfReader {
-        private final SafetensorsFile file;
+        private final HfSafetensors file;
         private final List<String> unused;
 
-        HfReader(SafetensorsFile file) {
+        HfReader(HfSafetensors file) {
             this.file = file;
             this.unused = new ArrayList<>(file.names());
             // Causal-mask buffers that older transformers versions saved; they are not weights.
@@ -188,11 +205,11 @@ public final class Gpt2HfWeights {
             }
             SafetensorsFile.TensorInfo info = file.info(key);
             if (!Arrays.equals(info.shape(), shape)) {
-                throw new HfConfigException(file.path() + ": tensor '" + key + "' has shape " + Tensor.shapeString(info.shape())
+                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' has shape " + Tensor.shapeString(info.shape())
                         + " but config.json implies " + Tensor.shapeString(shape));
             }
             if (!info.dtype().isFloatingPoint()) {
-                throw new HfConfigException(file.path() + ": tensor '" + key + "' is " + info.dtype() + ", expected a float type");
+                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' is " + info.dtype() + ", expected a float type");
             }
             unused.remove(key);
             return file.tensor(key).toFloatArray();

@@ -3,6 +3,8 @@ package org.megatronj.parallel.checkpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.safetensors.SafetensorsFile;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.FloatFormats;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
@@ -42,6 +44,45 @@ class Gpt2HfWeightsTest {
                         assertArrayEquals(e.getValue().shape(), b.shape(), name);
                         assertArrayEquals(e.getValue().segment().toArray(ValueLayout.JAVA_BYTE), b.segment().toArray(ValueLayout.JAVA_BYTE), name);
                     }
+                }
+            }
+        }
+    }
+
+    @Test
+    void halfPrecisionWeightsComeBackInTheirDtypeBitForBit() throws Exception {
+        for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
+            Path hf = dir.resolve(dtype.name());
+            try (TensorArena arena = TensorArena.named("hf")) {
+                Map<String, Tensor> original = TinyHfGpt2.write(hf, arena, "transformer.", 7, dtype);
+                TransformerConfig config = Gpt2HfConfig.read(hf, 128);
+                try (SafetensorsFile file = SafetensorsFile.open(hf.resolve("model.safetensors"))) {
+                    Map<String, Tensor> megatron = Gpt2HfWeights.toMegatron(file, config, arena);
+                    assertEquals(DType.F32, megatron.get("decoder.final_layernorm.bias").dtype(), "imported weights are F32");
+                    Map<String, Tensor> back = Gpt2HfWeights.toHf(megatron, config, dtype, arena);
+                    for (Map.Entry<String, Tensor> e : original.entrySet()) {
+                        Tensor b = back.get(e.getKey());
+                        assertEquals(dtype, b.dtype(), e.getKey());
+                        assertArrayEquals(e.getValue().segment().toArray(ValueLayout.JAVA_BYTE), b.segment().toArray(ValueLayout.JAVA_BYTE),
+                                dtype + " " + e.getKey());
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void exportToBf16RoundsToNearestEven() throws Exception {
+        try (TensorArena arena = TensorArena.named("hf")) {
+            Map<String, Tensor> original = TinyHfGpt2.write(dir, arena, "transformer.", 8);
+            TransformerConfig config = Gpt2HfConfig.read(dir, 128);
+            try (SafetensorsFile file = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
+                Map<String, Tensor> back = Gpt2HfWeights.toHf(Gpt2HfWeights.toMegatron(file, config, arena), config, DType.BF16, arena);
+                Tensor f32 = original.get("transformer.h.0.mlp.c_fc.weight");
+                Tensor bf16 = back.get("transformer.h.0.mlp.c_fc.weight");
+                assertEquals(DType.BF16, bf16.dtype());
+                for (long i = 0; i < f32.numel(); i++) {
+                    assertEquals(FloatFormats.floatToBf16(f32.getFloat(i)), bf16.segment().getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
                 }
             }
         }
