@@ -59,7 +59,7 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
             for (String name : file.names()) {
                 weights.put(name, file.tensor(name));
             }
-            JsonNode imported = c.metadata().get("hf_config");
+            JsonNode imported = c.metadata().get(TrainingCheckpointer.HF_CONFIG);
             DType out = dtype != null ? parseDtype(dtype) : Gpt2HfConfig.declaredDtype(imported);
             Map<String, Tensor> hf = Gpt2HfWeights.toHf(weights, config, out, arena);
             ObjectNode hfConfig = Gpt2HfConfig.toJson(config, imported, out);

@@ -2,6 +2,7 @@ package org.megatronj.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
@@ -38,13 +39,14 @@ final class CheckpointImportHfCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        CheckpointLayout.requireNoCheckpoint(save, "--save");
         ObjectNode hfConfig = Gpt2HfConfig.readJson(hfDir);
         TransformerConfig config = Gpt2HfConfig.read(hfDir, makeVocabSizeDivisibleBy);
         ObjectMapper json = new ObjectMapper();
         try (TensorArena arena = TensorArena.named("import-hf"); HfSafetensors hf = HfSafetensors.open(hfDir)) {
             Map<String, Tensor> megatron = Gpt2HfWeights.toMegatron(hf, config, arena);
             ObjectNode extra = json.createObjectNode();
-            extra.set("hf_config", hfConfig);
+            extra.set(TrainingCheckpointer.HF_CONFIG, hfConfig);
             long bytes = new TrainingCheckpointer(json.valueToTree(config), CommandArgs.toJson(spec.commandLine().getParseResult()))
                     .saveRelease(save, megatron, extra);
             spec.commandLine().getOut().printf("imported %s (%d layers, hidden %d, vocab %d padded to %d): %d tensors, %.1f MiB -> %s%n",

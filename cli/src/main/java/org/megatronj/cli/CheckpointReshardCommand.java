@@ -1,5 +1,6 @@
 package org.megatronj.cli;
 
+import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.checkpoint.CheckpointResharder;
 import picocli.CommandLine;
@@ -54,6 +55,7 @@ final class CheckpointReshardCommand implements Callable<Integer> {
                     + " and --target-num-layers-per-virtual-pipeline-stage >= 1 when given; got " + targetTensorParallel + ", "
                     + targetPipelineParallel + ", " + targetLayersPerVirtualStage);
         }
+        CheckpointLayout.requireNoCheckpoint(save, "--save");
         ParallelConfig target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false);
         long start = System.nanoTime();
         CheckpointResharder.Result r = CheckpointResharder.reshard(load, save, target, !noOptim, line -> {

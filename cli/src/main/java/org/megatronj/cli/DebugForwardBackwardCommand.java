@@ -18,6 +18,7 @@ import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
 import org.megatronj.parallel.checkpoint.HfSafetensors;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.lang.foreign.Arena;
@@ -62,8 +63,8 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
     @Option(names = "--grads-out", paramLabel = "G.safetensors", description = "Write every parameter's gradient (F32, HF names).")
     Path gradsOut;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
-    String device;
+    @Mixin
+    DeviceOptions deviceOptions;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -96,7 +97,7 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
         if (seq > config.maxPositionEmbeddings()) {
             throw new IllegalArgumentException(inputIds + ": sequence length " + seq + " exceeds n_positions " + config.maxPositionEmbeddings());
         }
-        try (Backend backend = Backends.create(device);
+        try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel model = new GPTModel(config, backend, 0);
              TensorArena arena = TensorArena.named("debug");
              HfSafetensors file = HfSafetensors.open(hfDir)) {

@@ -33,6 +33,9 @@ class CheckpointCommandsTest {
         assertEquals(0, imp.code(), imp.toString());
         assertTrue(imp.out().contains("vocab 61 padded to 128"), imp.out());
         assertEquals("release", Files.readString(ckpt.resolve("latest_checkpointed_iteration.txt")).strip());
+        CliRun again = CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", ckpt.toString());
+        assertEquals(1, again.code(), again.toString());   // would move the folder's latest pointer
+        assertTrue(again.err().contains("--save " + ckpt + " already holds a checkpoint (latest: release)"), again.err());
 
         CliRun inspect = CliRun.of("checkpoint", "inspect", ckpt.toString());
         assertTrue(inspect.out().contains("release (weights only)"), inspect.out());

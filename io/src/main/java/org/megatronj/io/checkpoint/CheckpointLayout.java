@@ -62,6 +62,23 @@ public final class CheckpointLayout {
     }
 
     /**
+     * Refuses a converter's output folder that already holds a checkpoint: writing there would point its
+     * tracker at the converted model, and a training run using the folder would resume from it.
+     */
+    public static void requireNoCheckpoint(Path root, String flag) {
+        if (Files.exists(trackerFile(root))) {
+            String latest;
+            try {
+                latest = Files.readString(trackerFile(root), StandardCharsets.UTF_8).strip();
+            } catch (IOException e) {
+                latest = "unreadable";
+            }
+            throw new CheckpointException(flag + " " + root + " already holds a checkpoint (latest: " + latest
+                    + "); choose a new or empty folder");
+        }
+    }
+
+    /**
      * The iteration named by {@code root}'s tracker file: a non-negative number, or -1 for
      * {@code release}. Throws when the tracker is missing or holds anything else.
      */
