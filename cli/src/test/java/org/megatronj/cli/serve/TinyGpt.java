@@ -26,16 +26,7 @@ public final class TinyGpt implements AutoCloseable {
     /** log sum exp of the (padded) logits of position {@code row}: the log-softmax is {@code logits - logSumExp}, in float64. */
     public double logSumExp(float[] logits, int row) {
         int v = model.config().paddedVocabSize();
-        int at = row * v;
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < v; i++) {
-            max = Math.max(max, logits[at + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < v; i++) {
-            sum += Math.exp(logits[at + i] - max);
-        }
-        return max + Math.log(sum);
+        return Sampler.logSumExp(logits, row * v, v);
     }
 
     /** The greedy continuation by repeated full forwards: argmax over the real vocabulary at the last position. */
