@@ -1,5 +1,6 @@
 package org.megatronj.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import java.io.UncheckedIOException;
 import java.net.ConnectException;
 import java.nio.file.AccessDeniedException;
@@ -8,6 +9,7 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
+import org.megatronj.io.JsonErrors;
 import picocli.CommandLine;
 
 /**
@@ -42,6 +44,9 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
         if (t instanceof UncheckedIOException u && u.getCause() != null
                 && (u.getMessage() == null || u.getMessage().equals(u.getCause().toString()))) {
             return describe(u.getCause());
+        }
+        if (t instanceof JsonProcessingException json) {
+            return JsonErrors.describe(json);
         }
         String reason = switch (t) {
             case NoSuchFileException _ -> "no such file or directory";

@@ -28,6 +28,15 @@ class ErrorReporterTest {
         assertEquals("bad value", ErrorReporter.describe(new IllegalArgumentException("bad value")));
     }
 
+    /** Jackson's messages end in "[Source: REDACTED ...]"; ours give its own text and the position. */
+    @Test
+    void jsonErrorsAreOneLineWithThePosition() {
+        var e = org.junit.jupiter.api.Assertions.assertThrows(com.fasterxml.jackson.core.JsonProcessingException.class,
+                () -> new com.fasterxml.jackson.databind.ObjectMapper().readTree("{\"a\": x}"));
+        String d = ErrorReporter.describe(e);
+        assertTrue(d.startsWith("Unrecognized token 'x'") && d.endsWith(" at line 1, column 8") && !d.contains("REDACTED"), d);
+    }
+
     @Test
     void aMissingFileIsNamedWithItsReasonOnTheCommandLine() {
         Path missing = dir.resolve("loss.csv");

@@ -1,5 +1,6 @@
 package org.megatronj.cli.evaluate;
 
+import org.megatronj.io.JsonErrors;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -43,7 +44,7 @@ public final class LambadaSamples {
                 try {
                     node = json.readTree(line);
                 } catch (JsonProcessingException e) {
-                    throw new IOException(file + ", line " + number + ": not JSON: " + e.getOriginalMessage(), e);
+                    throw new IOException(file + ", line " + number + ": not JSON: " + JsonErrors.describe(e), e);
                 }
                 if (node == null || !node.path("text").isTextual()) {
                     throw new IOException(file + ", line " + number + ": expected an object with a string \"text\"");

@@ -1,5 +1,7 @@
 package org.megatronj.io.checkpoint;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import org.megatronj.io.JsonErrors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.megatronj.io.safetensors.SafetensorsException;
@@ -105,6 +107,8 @@ public final class Checkpoint implements AutoCloseable {
         JsonNode metadata;
         try {
             metadata = JSON.readTree(metaFile.toFile());
+        } catch (JsonProcessingException e) {
+            throw new CheckpointException(metaFile + " is not valid JSON: " + JsonErrors.describe(e), e);
         } catch (IOException e) {
             throw new CheckpointException("cannot read checkpoint metadata " + metaFile + ": " + e.getMessage(), e);
         }

@@ -1,5 +1,6 @@
 package org.megatronj.io.tokenizer;
 
+import org.megatronj.io.JsonErrors;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -244,7 +245,7 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
                 throw new TokenizerException(file + ": unexpected content at " + where(p) + ", expected the end of the vocabulary object");
             }
         } catch (JsonProcessingException e) {
-            throw new TokenizerException(file + " is not valid JSON: " + e.getOriginalMessage() + " at " + where(e), e);
+            throw new TokenizerException(file + " is not valid JSON: " + JsonErrors.describe(e), e);
         } catch (IOException e) {
             throw new TokenizerException("cannot read the vocabulary file " + file + ": " + e, e);
         }
@@ -297,11 +298,6 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
     private static String where(JsonParser p) {
         var loc = p.currentLocation();
         return "line " + loc.getLineNr() + ", column " + loc.getColumnNr();
-    }
-
-    private static String where(JsonProcessingException e) {
-        var loc = e.getLocation();
-        return loc == null ? "an unknown position" : "line " + loc.getLineNr() + ", column " + loc.getColumnNr();
     }
 
     private static String quote(String s) {

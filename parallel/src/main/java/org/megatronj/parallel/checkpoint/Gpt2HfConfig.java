@@ -1,5 +1,7 @@
 package org.megatronj.parallel.checkpoint;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import org.megatronj.io.JsonErrors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -44,6 +46,8 @@ public final class Gpt2HfConfig {
                 throw new HfConfigException(file + ": expected a JSON object");
             }
             return (ObjectNode) node;
+        } catch (JsonProcessingException e) {
+            throw new HfConfigException(file + " is not valid JSON: " + JsonErrors.describe(e));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         }
