@@ -22,9 +22,6 @@ if [[ ! -f "$WORK/kjv_text_document.idx" ]]; then
 fi
 
 echo "== 2/4 pretrain a 2-layer GPT (hidden 64, 4 heads, 64 tokens per sample) for $ITERS iterations"
-if [[ ! -f "$WORK/checkpoints/latest_checkpointed_iteration.txt" ]]; then
-  rm -f "$WORK/loss.csv"          # a fresh run starts a fresh curve; a resumed one appends
-fi
 "$MEGATRON" pretrain gpt \
   --data-path "$WORK/kjv_text_document" --split 95,5,0 --data-cache-path "$WORK/cache" "${TOKENIZER[@]}" \
   --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 64 --max-position-embeddings 64 \

@@ -99,7 +99,7 @@ public final class TrainingOptions {
     @Option(names = "--eval-iters", paramLabel = "N", defaultValue = "100", description = "Global batches per validation; 0 disables (default ${DEFAULT-VALUE}).")
     int evalIters;
 
-    @Option(names = "--log-loss-to", paramLabel = "FILE", description = "Append each iteration's loss to a CSV (plot it with megatron plot-loss).")
+    @Option(names = "--log-loss-to", paramLabel = "FILE", description = "Write each iteration's loss to a CSV (plot it with megatron plot-loss); a run that starts at iteration k keeps the file's rows up to k and continues it.")
     Path logLossTo;
 
     @Option(names = "--timing-log-level", paramLabel = "L", defaultValue = "0", description = "0, 1 or 2: Megatron timers printed with each log line (default ${DEFAULT-VALUE}).")

@@ -105,7 +105,10 @@ public final class TextGenerationServer implements AutoCloseable {
             } catch (Exception | Error e) {
                 log.println("request failed: " + e);
                 log.flush();
-                HttpJson.sendError(exchange, 500, "generation failed: " + e.getMessage());
+                // not the client's fault: say which request failed and why, without blaming generation for
+                // what may have gone wrong in tokenising or in building the answer
+                String why = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+                HttpJson.sendError(exchange, 500, "internal error while answering " + method + " " + path + ": " + why);
             }
         } catch (IOException | RuntimeException e) {   // the client went away mid-answer: nothing left to tell it
             log.println("could not answer " + exchange.getRemoteAddress() + ": " + e);

@@ -68,6 +68,28 @@ class TextGenerationServerTest {
     }
 
     @Test
+    void failureInsideTheServerIs500NamingTheRequestAndTheServerKeepsServing() throws Exception {
+        TinyGpt broken = new TinyGpt(tokenizer.vocabSize(), 64, 3);
+        StringWriter log = new StringWriter();
+        try (TextGenerationServer other = new TextGenerationServer(broken.model, tokenizer,
+                new ServerConfig("127.0.0.1", 0, 4, 8, 2000, "tiny-gpt"), 1234, new PrintWriter(log, true))) {
+            other.start();
+            broken.close();                                 // the weights are gone: every forward now throws
+            HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + other.port() + "/api"))
+                    .method("PUT", HttpRequest.BodyPublishers.ofString("{\"prompts\": [\"Hi\"], \"tokens_to_generate\": 2}"))
+                    .header("Content-Type", "application/json").timeout(java.time.Duration.ofSeconds(60)).build();
+            for (int attempt = 0; attempt < 2; attempt++) {
+                HttpResponse<String> r = HTTP.send(request, HttpResponse.BodyHandlers.ofString());
+                assertEquals(500, r.statusCode(), r.body());
+                String message = JSON.readTree(r.body()).get("message").asText();
+                assertTrue(message.startsWith("internal error while answering PUT /api: "), message);
+                assertTrue(message.length() > "internal error while answering PUT /api: ".length(), message);
+            }
+            assertTrue(log.toString().contains("request failed: "), log.toString());
+        }
+    }
+
+    @Test
     void greedyAnswerMatchesFullForwardReference() throws Exception {
         Answer a = put("{\"prompts\": [\"Hello world\", \"The\"], \"tokens_to_generate\": 5, \"top_k\": 1, \"logprobs\": true,"
                 + " \"no_log\": true}");
