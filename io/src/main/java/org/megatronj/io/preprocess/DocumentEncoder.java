@@ -10,6 +10,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
+import org.megatronj.io.JsonErrors;
 import org.megatronj.io.tokenizer.IntList;
 import org.megatronj.io.tokenizer.Tokenizer;
 
@@ -151,8 +152,12 @@ final class DocumentEncoder {
             }
         } catch (JsonProcessingException e) {
             var loc = e.getLocation();
-            throw new PreprocessException(where(line) + (loc == null ? "" : ", column " + loc.getColumnNr())
-                    + ": invalid JSON: " + e.getOriginalMessage(), e);
+            // The parser sees one line, so its own line numbers are always 1: keep only the columns,
+            // and no cause, which would repeat the message with that wrong "line 1".
+            var error = new PreprocessException(where(line) + (loc == null ? "" : ", column " + loc.getColumnNr())
+                    + ": invalid JSON: " + JsonErrors.message(e).replace("line 1, column ", "column "));
+            error.addSuppressed(e);
+            throw error;
         } catch (IOException e) {
             throw new PreprocessException(where(line) + ": " + e.getMessage(), e);
         }

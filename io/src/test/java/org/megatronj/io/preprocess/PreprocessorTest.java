@@ -167,6 +167,15 @@ class PreprocessorTest {
         assertTrue(e.getMessage().contains("line 11") && e.getMessage().contains("invalid JSON"), e.getMessage());
     }
 
+    /** Jackson's "[Source: REDACTED ...]" and its per-line "line 1" must not reach the user, nor a cause repeating the message. */
+    @Test
+    void unclosedObjectIsOneLineWithTheFilesLineAndNoJacksonSource() throws IOException {
+        var e = failing("{\"text\": \"a\"}\n{\"text\": \"b\"", "text");
+        assertEquals(dir.resolve("bad.jsonl") + " line 2, column 13: invalid JSON: Unexpected end-of-input: expected close marker"
+                + " for Object (start marker at column 1)", e.getMessage());
+        assertEquals(null, e.getCause());
+    }
+
     @Test
     void missingKeyNonStringAndNonObject() throws IOException {
         assertTrue(failing("{\"text\": \"a\"}\n{\"body\": \"b\"}\n", "text").getMessage().contains("line 2: the object has no key \"text\""));
