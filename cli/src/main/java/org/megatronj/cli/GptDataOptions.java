@@ -1,5 +1,6 @@
 package org.megatronj.cli;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -109,7 +110,27 @@ public final class GptDataOptions {
     public GptDatasetConfig config(TokenizerOptions tokenizer, int eodId) {
         String s = effectiveSplit();
         return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, -1,
-                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, dataCachePath, midLevelDatasetSurplus);
+                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, checkedCacheFolder(dataCachePath), midLevelDatasetSurplus);
+    }
+
+    /**
+     * Fails up front when {@code --data-cache-path} (or a folder above it) is a file: creating the
+     * folder later would only say "already exists" or "Not a directory", without naming the flag.
+     */
+    static Path checkedCacheFolder(Path cache) {
+        if (cache == null) {
+            return null;
+        }
+        for (Path p = cache.toAbsolutePath(); p != null; p = p.getParent()) {
+            if (Files.isDirectory(p)) {
+                break;
+            }
+            if (Files.exists(p)) {
+                throw new IllegalArgumentException("--data-cache-path " + cache + ": " + (p.equals(cache.toAbsolutePath()) ? "" : p + " ")
+                        + "is a file, not a folder; expected a folder (or a path to create) for the index cache");
+            }
+        }
+        return cache;
     }
 
     /** The tokenizer's part of Megatron's cache description, from the flags as typed. */

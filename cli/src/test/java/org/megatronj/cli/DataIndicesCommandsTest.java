@@ -92,6 +92,20 @@ class DataIndicesCommandsTest {
     }
 
     @Test
+    void aCachePathThatIsAFileIsRejectedAsNotAFolder() throws IOException {
+        Path prefix = corpus("corpus_text_document", 50);
+        Path file = Files.writeString(dir.resolve("notes.txt"), "not a folder");
+        for (Path cache : List.of(file, file.resolve("sub"))) {
+            Result r = run("data", "build-indices", "--data-path", prefix.toString(), "--split", "1", "--seq-length", "8",
+                    "--train-samples", "10", "--data-cache-path", cache.toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().startsWith("megatron data build-indices: error: --data-cache-path " + cache + ": ")
+                    && r.err().contains(file + " is a file, not a folder") == !cache.equals(file)
+                    && r.err().contains("is a file, not a folder") && r.err().lines().count() == 1, r.err());
+        }
+    }
+
+    @Test
     void sampleShowsTextAndIds() throws IOException {
         Path a = corpus("a", 60);
         Path b = corpus("b", 40);
