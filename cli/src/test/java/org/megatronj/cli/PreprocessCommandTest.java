@@ -89,6 +89,27 @@ class PreprocessCommandTest {
     }
 
     @Test
+    void mergeRefusesAnOutputThatIsAlsoAnInput() throws IOException {
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, "{\"text\": \"Hello world!\"}\n");
+        assertEquals(0, preprocess(input, "parts/a").code());
+        assertEquals(0, preprocess(input, "parts/b").code());
+        String[] merge = {"merge-datasets", "--input", dir.resolve("parts").toString(), "--output-prefix", dir.resolve("parts/merged").toString()};
+        assertEquals(0, run(merge).code());
+        long sequences;
+        try (IndexedDataset m = IndexedDataset.open(dir.resolve("parts/merged"))) {
+            sequences = m.sequenceCount();
+        }
+        Result again = run(merge);
+        assertEquals(1, again.code(), again.err());
+        assertTrue(again.err().contains("--output-prefix " + dir.resolve("parts/merged") + " is one of the datasets in --input")
+                && again.err().contains("merged into itself"), again.err());
+        try (IndexedDataset m = IndexedDataset.open(dir.resolve("parts/merged"))) {
+            assertEquals(sequences, m.sequenceCount(), "the first merge is left as it was");
+        }
+    }
+
+    @Test
     void badInputExitsWithOneClearLineAndLeavesNoFiles() throws IOException {
         Path input = dir.resolve("bad.jsonl");
         Files.writeString(input, "{\"text\": \"ok\"}\n{\"txt\": \"missing key\"}\n");
