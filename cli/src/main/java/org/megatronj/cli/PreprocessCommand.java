@@ -28,7 +28,7 @@ final class PreprocessCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--input", required = true, paramLabel = "FILE", description = "Loose JSON input: one object per line.")
+    @Option(names = "--input", required = true, paramLabel = "FILE", description = "Loose JSON input: one object per line (gzip-compressed input is read as such).")
     Path input;
 
     @Option(names = "--output-prefix", required = true, paramLabel = "PREFIX", description = "Prefix of the output files.")

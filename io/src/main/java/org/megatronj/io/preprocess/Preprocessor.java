@@ -65,6 +65,9 @@ public final class Preprocessor {
     /** Runs to the end; {@code progress} is called on this thread after every batch and once at the end. */
     public PreprocessProgress run(Consumer<PreprocessProgress> progress) {
         Path input = config.input();
+        if (Files.isDirectory(input)) {
+            throw new PreprocessException("--input " + input + " is a folder; expected a loose JSON file (one object per line)");
+        }
         if (!Files.isRegularFile(input)) {
             throw new PreprocessException("--input " + input + ": no such file");
         }

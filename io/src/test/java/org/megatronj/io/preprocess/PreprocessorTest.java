@@ -64,6 +64,28 @@ class PreprocessorTest {
         }
     }
 
+    /** Megatron reads .gz corpora; the outputs are those of the uncompressed file, and progress counts the compressed bytes. */
+    @Test
+    void gzipInputGivesTheSameBytesAsThePlainFile() throws IOException {
+        Path plain = resource("corpus.jsonl");
+        Path gz = dir.resolve("corpus.jsonl.gz");
+        try (var out = new java.util.zip.GZIPOutputStream(Files.newOutputStream(gz))) {
+            Files.copy(plain, out);
+        }
+        PreprocessProgress result = run(gz, "gz/gpt2", Gpt2Files.tokenizer(), true, 2, 200, "text", "title");
+        assertEquals(48, result.documents());
+        assertEquals(Files.size(gz), result.bytesRead());
+        for (String name : List.of("gpt2_text_document.bin", "gpt2_text_document.idx", "gpt2_title_document.bin", "gpt2_title_document.idx")) {
+            assertArrayEquals(Files.readAllBytes(resource(name)), Files.readAllBytes(dir.resolve("gz").resolve(name)), name);
+        }
+    }
+
+    @Test
+    void aFolderAsInputIsNamedAsAFolder() {
+        var e = assertThrows(PreprocessException.class, () -> run(dir, "x", Gpt2Files.tokenizer(), false, 1, 1 << 20, "text"));
+        assertEquals("--input " + dir + " is a folder; expected a loose JSON file (one object per line)", e.getMessage());
+    }
+
     @Test
     void wordPieceDocumentsAreOneSequenceEach(@TempDir Path vocabDir) throws IOException {
         Path vocab = vocabDir.resolve("vocab.txt");
