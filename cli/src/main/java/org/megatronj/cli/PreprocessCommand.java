@@ -32,7 +32,7 @@ final class PreprocessCommand implements Callable<Integer> {
     Path input;
 
     @Option(names = "--output-prefix", required = true, paramLabel = "PREFIX", description = "Prefix of the output files.")
-    Path outputPrefix;
+    String outputPrefix;
 
     @Option(names = "--json-keys", arity = "1..*", paramLabel = "KEY", defaultValue = "text",
             description = "Keys to extract; one dataset each. Default: ${DEFAULT-VALUE}.")

@@ -7,14 +7,16 @@ import java.util.List;
  * What {@code megatron preprocess} does, with Megatron's {@code tools/preprocess_data.py} meaning.
  *
  * @param input          loose JSON: one object per line
- * @param outputPrefix   outputs are {@code <prefix>_<key>_document.{bin,idx}} ({@code _sentence} when splitting)
+ * @param outputPrefix   outputs are {@code <prefix>_<key>_document.{bin,idx}} ({@code _sentence} when splitting); a
+ *                       string, not a path, because Megatron appends to it as typed: {@code data/} gives
+ *                       {@code data/_text_document.bin}, where a {@code Path} would drop the slash
  * @param jsonKeys       the keys whose text is tokenized, one dataset each (default {@code text})
  * @param appendEod      append the tokenizer's EOD id to every document that has tokens
  * @param splitSentences split each text into sentences, one sequence each
  * @param keepNewlines   with sentence splitting: keep the whitespace after a sentence inside it (no effect without)
  * @param workers        tokenizer threads (documents are written in input order whatever the count)
  */
-public record PreprocessConfig(Path input, Path outputPrefix, List<String> jsonKeys, boolean appendEod,
+public record PreprocessConfig(Path input, String outputPrefix, List<String> jsonKeys, boolean appendEod,
                                boolean splitSentences, boolean keepNewlines, int workers) {
     public PreprocessConfig {
         jsonKeys = List.copyOf(jsonKeys);
@@ -31,7 +33,6 @@ public record PreprocessConfig(Path input, Path outputPrefix, List<String> jsonK
 
     /** The dataset prefix written for one JSON key. */
     public Path outputPrefixFor(String key) {
-        String name = outputPrefix.getFileName() + "_" + key + "_" + (splitSentences ? "sentence" : "document");
-        return outputPrefix.resolveSibling(name);
+        return Path.of(outputPrefix + "_" + key + "_" + (splitSentences ? "sentence" : "document"));
     }
 }

@@ -37,7 +37,7 @@ class PreprocessorTest {
     }
 
     private PreprocessProgress run(Path input, String prefix, Tokenizer tok, boolean eod, int workers, int batchBytes, String... keys) {
-        var config = new PreprocessConfig(input, dir.resolve(prefix), List.of(keys), eod, false, false, workers);
+        var config = new PreprocessConfig(input, dir.resolve(prefix).toString(), List.of(keys), eod, false, false, workers);
         return new Preprocessor(config, tok, null, batchBytes).run(p -> { });
     }
 
@@ -80,6 +80,17 @@ class PreprocessorTest {
         }
     }
 
+    /** Megatron appends "_text_document.bin" to the prefix as typed, so "out/" writes inside out/, not next to it. */
+    @Test
+    void aPrefixEndingInASlashWritesInsideThatFolder() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        var config = new PreprocessConfig(input, dir.resolve("out") + "/", List.of("text"), false, false, false, 1);
+        assertEquals(dir.resolve("out/_text_document"), config.outputPrefixFor("text"));
+        new Preprocessor(config, Gpt2Files.tokenizer(), null).run(p -> { });
+        assertTrue(Files.isRegularFile(dir.resolve("out/_text_document.bin")) && Files.isRegularFile(dir.resolve("out/_text_document.idx")));
+        assertTrue(Files.notExists(dir.resolve("out_text_document.bin")));
+    }
+
     @Test
     void aFolderAsInputIsNamedAsAFolder() {
         var e = assertThrows(PreprocessException.class, () -> run(dir, "x", Gpt2Files.tokenizer(), false, 1, 1 << 20, "text"));
@@ -103,7 +114,7 @@ class PreprocessorTest {
             assertArrayEquals(new long[] {0, 1, 1, 3}, ds.documentIndex());  // the blank line is skipped; "" is an empty document
         }
         var e = assertThrows(IllegalArgumentException.class,
-                () -> new Preprocessor(new PreprocessConfig(input, dir.resolve("x"), List.of("text"), true, false, false, 1), tok, null));
+                () -> new Preprocessor(new PreprocessConfig(input, dir.resolve("x").toString(), List.of("text"), true, false, false, 1), tok, null));
         assertTrue(e.getMessage().contains("--append-eod"), e.getMessage());
     }
 
@@ -147,7 +158,7 @@ class PreprocessorTest {
             assertArrayEquals(new int[] {1, 2, 70000, 100_000}, ds.sequenceTokens(0));
             assertArrayEquals(new int[] {5, 100_000}, ds.sequenceTokens(1));
         }
-        var config = new PreprocessConfig(input, dir.resolve("split"), List.of("text"), false, true, false, 1);
+        var config = new PreprocessConfig(input, dir.resolve("split").toString(), List.of("text"), false, true, false, 1);
         assertEquals(dir.resolve("split_text_sentence"), config.outputPrefixFor("text"));
     }
 
@@ -155,7 +166,7 @@ class PreprocessorTest {
     void sentenceSplittingWritesOneSequencePerSentence() throws IOException {
         Path input = dir.resolve("s.jsonl");
         Files.writeString(input, "{\"text\": \"Hello world. Hello again! And a third one.\"}\n");
-        var config = new PreprocessConfig(input, dir.resolve("ss"), List.of("text"), true, true, false, 2);
+        var config = new PreprocessConfig(input, dir.resolve("ss").toString(), List.of("text"), true, true, false, 2);
         new Preprocessor(config, Gpt2Files.tokenizer(), new EnglishSentenceSplitter(false)).run(p -> { });
         try (IndexedDataset ds = IndexedDataset.open(dir.resolve("ss_text_sentence"))) {
             assertEquals(3, ds.sequenceCount());
