@@ -126,6 +126,15 @@ class PreprocessCommandTest {
     }
 
     @Test
+    void aMissingIndexIsOneLineNamingBothFiles() {
+        Path prefix = dir.resolve("nothing_text_document");
+        Result r = run("data", "inspect", prefix.toString());
+        assertEquals(1, r.code());
+        assertEquals("megatron data inspect: error: cannot open " + prefix + ".idx: no such file or directory (an indexed dataset needs both "
+                + prefix + ".bin and " + prefix + ".idx)", r.err().strip());
+    }
+
+    @Test
     void inspectAndMergeRejectBrokenDatasets() throws IOException {
         Files.createDirectories(dir.resolve("parts"));
         Files.write(dir.resolve("parts/x.bin"), new byte[4]);

@@ -282,8 +282,10 @@ public final class IndexedDataset implements AutoCloseable {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             return ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
         } catch (NoSuchFileException e) {
-            throw new DatasetFormatException("cannot open " + path + ": no such file (an indexed dataset needs both "
-                    + path.getFileName().toString().replaceAll("\\.(bin|idx)$", "") + ".bin and .idx)", e);
+            // The message spells out the cause's own text, so the CLI does not repeat it as a "caused by" line.
+            String prefix = path.toString().replaceAll("\\.(bin|idx)$", "");
+            throw new DatasetFormatException("cannot open " + path + ": no such file or directory (an indexed dataset needs both "
+                    + prefix + ".bin and " + prefix + ".idx)", e);
         } catch (IOException e) {
             throw new DatasetFormatException("cannot map " + path + ": " + e.getMessage(), e);
         }
