@@ -157,8 +157,15 @@ public final class GptDataOptions {
         return p == null ? null : p.toString();
     }
 
-    /** The samples requested per split: null entries mean "one epoch". */
+    /** The samples requested per split (--train-samples, --valid-samples, --test-samples): null entries mean "one epoch". */
     static Long[] sizes(Long train, Long valid, Long test) {
-        return new Long[] {train, valid, test};
+        Long[] sizes = {train, valid, test};
+        String[] flags = {"--train-samples", "--valid-samples", "--test-samples"};
+        for (int i = 0; i < sizes.length; i++) {
+            if (sizes[i] != null && sizes[i] < 0) {
+                throw new IllegalArgumentException(flags[i] + " must be >= 0, got " + sizes[i]);
+            }
+        }
+        return sizes;
     }
 }

@@ -106,6 +106,26 @@ class DataIndicesCommandsTest {
     }
 
     @Test
+    void badSampleCountsAndAPrefixWithItsSuffixNameTheFlagOrTheFix() throws IOException {
+        Path prefix = corpus("corpus_text_document", 50);
+        String[] common = {"--split", "1", "--seq-length", "8", "--data-cache-path", dir.resolve("c").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result negative = run(concat(new String[] {"data", "build-indices", "--data-path", prefix.toString(), "--train-samples", "-4"}, common));
+        assertEquals(1, negative.code());
+        assertEquals("megatron data build-indices: error: --train-samples must be >= 0, got -4", negative.err().strip());
+        Result suffix = run(concat(new String[] {"data", "build-indices", "--data-path", prefix + ".bin", "--train-samples", "4"}, common));
+        assertEquals(1, suffix.code());
+        assertTrue(suffix.err().strip().endsWith("give the prefix without .bin/.idx: " + prefix + ")") && suffix.err().lines().count() == 1,
+                suffix.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+
+    @Test
     void sampleShowsTextAndIds() throws IOException {
         Path a = corpus("a", 60);
         Path b = corpus("b", 40);

@@ -284,8 +284,11 @@ public final class IndexedDataset implements AutoCloseable {
         } catch (NoSuchFileException e) {
             // The message spells out the cause's own text, so the CLI does not repeat it as a "caused by" line.
             String prefix = path.toString().replaceAll("\\.(bin|idx)$", "");
+            String given = prefix.replaceAll("\\.(bin|idx)$", "");
+            String hint = !given.equals(prefix) && java.nio.file.Files.isRegularFile(Path.of(given + ".idx"))
+                    ? "; give the prefix without .bin/.idx: " + given : "";
             throw new DatasetFormatException("cannot open " + path + ": no such file or directory (an indexed dataset needs both "
-                    + prefix + ".bin and " + prefix + ".idx)", e);
+                    + prefix + ".bin and " + prefix + ".idx" + hint + ")", e);
         } catch (IOException e) {
             throw new DatasetFormatException("cannot map " + path + ": " + e.getMessage(), e);
         }
