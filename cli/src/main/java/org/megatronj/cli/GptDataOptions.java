@@ -44,7 +44,8 @@ public final class GptDataOptions {
     long seed;
 
     @Option(names = "--data-cache-path", paramLabel = "DIR",
-            description = "Folder of the index cache. Default: <prefix>/cache/GPTDataset_indices next to each dataset (blends: not cached).")
+            description = "Folder of the index cache. Default: <prefix>/cache/GPTDataset_indices for each dataset's indices; "
+                    + "a blend's own indices are then rebuilt every run, as in Megatron.")
     Path dataCachePath;
 
     @Option(names = "--reset-position-ids", description = "Restart position ids after each end-of-document token.")
