@@ -88,6 +88,27 @@ class PreprocessCommandTest {
         assertTrue(inspect.out().contains("text: Document number 0. Hello world!<|endoftext|>"), inspect.out());
     }
 
+    /** Megatron's flags: --partitions deals lines round-robin; with --keep-sequential-samples the input order stays. */
+    @Test
+    void partitionsAndKeepSequentialSamples() throws IOException {
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, "{\"text\": \"zero\"}\n{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": \"three\"}\n{\"text\": \"four\"}\n");
+        assertEquals(0, preprocess(input, "plain").code());
+        assertEquals(0, preprocess(input, "sequential", "--partitions", "2", "--keep-sequential-samples").code());
+        Result rr = preprocess(input, "rr", "--partitions", "2");
+        assertEquals(0, rr.code(), rr.err());
+        for (String ext : new String[] {".bin", ".idx"}) {
+            assertArrayEquals(Files.readAllBytes(dir.resolve("plain_text_document" + ext)), Files.readAllBytes(dir.resolve("sequential_text_document" + ext)));
+        }
+        try (IndexedDataset plain = IndexedDataset.open(dir.resolve("plain_text_document"));
+             IndexedDataset rrData = IndexedDataset.open(dir.resolve("rr_text_document"))) {
+            int[] order = {0, 2, 4, 1, 3};
+            for (int k = 0; k < order.length; k++) {
+                assertArrayEquals(plain.sequenceTokens(order[k]), rrData.sequenceTokens(k));
+            }
+        }
+    }
+
     @Test
     void mergeRefusesAnOutputThatIsAlsoAnInput() throws IOException {
         Path input = dir.resolve("in.jsonl");

@@ -46,7 +46,7 @@ final class DocumentEncoder {
 
     EncodedBatch encode(LineBatch batch) {
         byte[] data = batch.data();
-        EncodedBatch out = new EncodedBatch(keys.length, batch.length() / 3, batch.endOffset());
+        EncodedBatch out = new EncodedBatch(keys.length, batch.length() / 3, batch.endOffset(), batch.firstLine());
         Object[] values = new Object[keys.length];
         long line = batch.firstLine();
         for (int start = 0; start < batch.length(); line++) {
@@ -57,6 +57,7 @@ final class DocumentEncoder {
                 for (int k = 0; k < keys.length; k++) {
                     encodeDocument(values[k], k, out, line);
                 }
+                out.documentLineOffsets.add((int) (line - batch.firstLine()));
                 out.documents++;
             }
             start = end + 1;

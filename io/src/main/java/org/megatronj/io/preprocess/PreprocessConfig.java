@@ -15,9 +15,12 @@ import java.util.List;
  * @param splitSentences split each text into sentences, one sequence each
  * @param keepNewlines   with sentence splitting: keep the whitespace after a sentence inside it (no effect without)
  * @param workers        tokenizer threads (documents are written in input order whatever the count)
+ * @param partitions     Megatron's {@code --partitions} without {@code --keep-sequential-samples}: line {@code i}
+ *                       (0-based) goes to partition {@code i mod partitions} and the partitions are concatenated,
+ *                       so documents come out in that order; 1 keeps the input order
  */
 public record PreprocessConfig(Path input, String outputPrefix, List<String> jsonKeys, boolean appendEod,
-                               boolean splitSentences, boolean keepNewlines, int workers) {
+                               boolean splitSentences, boolean keepNewlines, int workers, int partitions) {
     public PreprocessConfig {
         jsonKeys = List.copyOf(jsonKeys);
         if (jsonKeys.isEmpty()) {
@@ -29,6 +32,15 @@ public record PreprocessConfig(Path input, String outputPrefix, List<String> jso
         if (workers < 1) {
             throw new IllegalArgumentException("--workers must be >= 1, got " + workers);
         }
+        if (partitions < 1) {
+            throw new IllegalArgumentException("--partitions must be >= 1, got " + partitions);
+        }
+    }
+
+    /** Documents in input order (one partition). */
+    public PreprocessConfig(Path input, String outputPrefix, List<String> jsonKeys, boolean appendEod,
+                            boolean splitSentences, boolean keepNewlines, int workers) {
+        this(input, outputPrefix, jsonKeys, appendEod, splitSentences, keepNewlines, workers, 1);
     }
 
     /** The dataset prefix written for one JSON key. */

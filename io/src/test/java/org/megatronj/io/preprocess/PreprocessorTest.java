@@ -91,6 +91,41 @@ class PreprocessorTest {
         assertTrue(Files.notExists(dir.resolve("out_text_document.bin")));
     }
 
+    /** Megatron's --partitions 3 deals lines 0, 3, 6, ... to partition 0, 1, 4, 7, ... to partition 1, and concatenates them. */
+    @Test
+    void partitionsReorderDocumentsAsMegatronsRoundRobin() throws IOException {
+        Path input = resource("corpus.jsonl");
+        run(input, "one/gpt2", Gpt2Files.tokenizer(), true, 2, 200, "text", "title");
+        var config = new PreprocessConfig(input, dir.resolve("three/gpt2").toString(), List.of("text", "title"), true, false, false, 2, 3);
+        new Preprocessor(config, Gpt2Files.tokenizer(), null, 200).run(p -> { });
+        for (String key : List.of("text", "title")) {
+            try (IndexedDataset one = IndexedDataset.open(dir.resolve("one/gpt2_" + key + "_document"));
+                 IndexedDataset three = IndexedDataset.open(dir.resolve("three/gpt2_" + key + "_document"))) {
+                assertEquals(48, three.documentCount());
+                assertEquals(one.sequenceCount(), three.sequenceCount());
+                int k = 0;
+                for (int partition = 0; partition < 3; partition++) {
+                    for (int line = partition; line < 48; line += 3, k++) {
+                        assertEquals(documentText(one, line), documentText(three, k), key + " document " + k);
+                    }
+                }
+            }
+        }
+        try (Stream<Path> files = Files.list(dir.resolve("three"))) {
+            assertEquals(4, files.count(), "the partition datasets are deleted once merged");
+        }
+    }
+
+    /** The sequences of document {@code d}, each as its token ids. */
+    private static List<String> documentText(IndexedDataset ds, int d) {
+        long[] docs = ds.documentIndex();
+        List<String> sequences = new ArrayList<>();
+        for (long s = docs[d]; s < docs[d + 1]; s++) {
+            sequences.add(java.util.Arrays.toString(ds.sequenceTokens((int) s)));
+        }
+        return sequences;
+    }
+
     @Test
     void aFolderAsInputIsNamedAsAFolder() {
         var e = assertThrows(PreprocessException.class, () -> run(dir, "x", Gpt2Files.tokenizer(), false, 1, 1 << 20, "text"));
