@@ -125,6 +125,34 @@ class DataIndicesCommandsTest {
         return all;
     }
 
+    /** Megatron's --data-args-path and --per-split-data-args-path name the same datasets as the flags they stand for. */
+    @Test
+    void dataArgsFilesGiveTheSameIndicesAsTheFlags() throws IOException {
+        Path a = corpus("a", 60);
+        Path b = corpus("b", 40);
+        String[] common = {"--seq-length", "8", "--train-samples", "50", "--valid-samples", "5", "--data-cache-path", dir.resolve("cache").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result flags = run(concat(new String[] {"data", "build-indices", "--data-path", "0.3", a.toString(), "0.7", b.toString(), "--split", "90,10,0"}, common));
+        assertEquals(0, flags.code(), flags.err());
+        Path argsFile = Files.writeString(dir.resolve("data-args.txt"), "0.3 " + a + "\n0.7 " + b + "\n");
+        Result file = run(concat(new String[] {"data", "build-indices", "--data-args-path", argsFile.toString(), "--split", "90,10,0"}, common));
+        assertEquals(0, file.code(), file.err());
+        assertEquals(flags.out().replace("built", "found in the cache"), file.out().replace("built", "found in the cache"));
+        assertTrue(file.out().contains("found in the cache") && !file.out().contains(" built"), file.out());
+
+        Result perSplitFlags = run(concat(new String[] {"data", "build-indices", "--train-data-path", a.toString(), "--valid-data-path", b.toString()}, common));
+        assertEquals(0, perSplitFlags.code(), perSplitFlags.err());
+        Path json = Files.writeString(dir.resolve("per-split.json"), "{\"train\": \"" + a + "\", \"valid\": [\"" + b + "\"], \"test\": null}");
+        Result perSplitFile = run(concat(new String[] {"data", "build-indices", "--per-split-data-args-path", json.toString()}, common));
+        assertEquals(0, perSplitFile.code(), perSplitFile.err());
+        assertEquals(perSplitFlags.out().replace("built", "found in the cache"), perSplitFile.out());
+
+        Path noTest = Files.writeString(dir.resolve("no-test.json"), "{\"train\": \"" + a + "\", \"valid\": null}");
+        Result missing = run(concat(new String[] {"data", "build-indices", "--per-split-data-args-path", noTest.toString()}, common));
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().contains("has no \"test\" key"), missing.err());
+    }
+
     @Test
     void sampleShowsTextAndIds() throws IOException {
         Path a = corpus("a", 60);
