@@ -4,6 +4,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import org.megatronj.io.Folders;
 import org.megatronj.io.gpt.DataBlend;
 import org.megatronj.io.gpt.GptDatasetConfig;
 import org.megatronj.io.gpt.GptDatasetFactory;
@@ -203,14 +204,10 @@ public final class GptDataOptions {
         if (cache == null) {
             return null;
         }
-        for (Path p = cache.toAbsolutePath(); p != null; p = p.getParent()) {
-            if (Files.isDirectory(p)) {
-                break;
-            }
-            if (Files.exists(p)) {
-                throw new IllegalArgumentException("--data-cache-path " + cache + ": " + (p.equals(cache.toAbsolutePath()) ? "" : p + " ")
-                        + "is a file, not a folder; expected a folder (or a path to create) for the index cache");
-            }
+        Path p = Folders.fileInTheWay(cache);
+        if (p != null) {
+            throw new IllegalArgumentException("--data-cache-path " + cache + ": " + (p.equals(cache.toAbsolutePath()) ? "" : p + " ")
+                    + "is a file, not a folder; expected a folder (or a path to create) for the index cache");
         }
         return cache;
     }

@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Assumptions;
@@ -144,6 +145,18 @@ class PreprocessCommandTest {
                 "--tokenizer-type", "GPT2BPETokenizer", "--vocab-file", gpt2().resolve("gpt2-vocab.json").toString());
         assertEquals(1, noMerges.code());
         assertTrue(noMerges.err().contains("needs --merge-file"), noMerges.err());
+    }
+
+    @Test
+    void anOutputFolderBlockedByAFileIsOneLine() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        Files.writeString(dir.resolve("blocker"), "a file where the output folder should be");
+        Result r = preprocess(input, "blocker/sub/x");
+        assertEquals(1, r.code());
+        List<String> lines = r.err().strip().lines().toList();
+        assertEquals("megatron preprocess: error: cannot create the output folder " + dir.resolve("blocker/sub") + ": "
+                + dir.resolve("blocker") + " is a file, not a folder", lines.getLast());
+        assertTrue(lines.getFirst().startsWith("preprocess: ") && lines.size() == 2, r.err());
     }
 
     @Test

@@ -48,10 +48,23 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
         this.dtype = dtype;
         this.multimodal = multimodal;
         Path parent = prefix.toAbsolutePath().getParent();
+        Path blocker = parent == null ? null : org.megatronj.io.Folders.fileInTheWay(parent);
+        if (blocker != null) {
+            throw new IllegalArgumentException("cannot create the output folder " + parent + ": " + blocker + " is a file, not a folder");
+        }
         try {
             if (parent != null) Files.createDirectories(parent);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot create the output folder " + parent + ": " + e.getMessage(), e);
+            // Java's message is only the path; the reason is in the exception's type.
+            String reason = switch (e) {
+                case java.nio.file.AccessDeniedException f -> "permission denied on " + f.getFile();
+                case java.nio.file.NoSuchFileException f -> f.getFile() + " cannot be created there";
+                default -> e.getMessage();
+            };
+            // Not chained as the cause: the CLI would print it again as "caused by: <path>: already exists".
+            var error = new IllegalArgumentException("cannot create the output folder " + parent + ": " + reason);
+            error.addSuppressed(e);
+            throw error;
         }
         this.bin = new LittleEndianFileWriter(tmp(IndexedDataset.binPath(prefix)), BUFFER_BYTES);
         this.lengths = new LittleEndianFileWriter(sibling(".lengths.tmp"), 1 << 16);
