@@ -94,6 +94,10 @@ public final class Preprocessor {
                 builders.add(new IndexedDatasetBuilder(config.outputPrefixFor(key), dtype()));
                 for (int p = 0; partitions > 1 && p < partitions; p++) {
                     partitionBuilders.add(new IndexedDatasetBuilder(partitionPrefix(key, p), dtype()));
+                    // Finished partitions look like datasets (a later merge-datasets of the folder would take
+                    // them): gone even if the run is stopped while they are merged.
+                    IndexedDataset.binPath(partitionPrefix(key, p)).toFile().deleteOnExit();
+                    IndexedDataset.idxPath(partitionPrefix(key, p)).toFile().deleteOnExit();
                 }
             }
             ArrayDeque<Future<EncodedBatch>> inFlight = new ArrayDeque<>();
