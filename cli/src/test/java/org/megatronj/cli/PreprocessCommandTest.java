@@ -169,6 +169,16 @@ class PreprocessCommandTest {
     }
 
     @Test
+    void aFolderGivenAsPrefixSuggestsTheDatasetsInIt() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        assertEquals(0, preprocess(input, "corpus/kjv").code());
+        Result r = run("data", "inspect", dir.resolve("corpus").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().strip().endsWith("; " + dir.resolve("corpus") + " is a folder: give a dataset prefix such as "
+                + dir.resolve("corpus/kjv_text_document") + ")") && r.err().lines().count() == 1, r.err());
+    }
+
+    @Test
     void inspectAndMergeRejectBrokenDatasets() throws IOException {
         Files.createDirectories(dir.resolve("parts"));
         Files.write(dir.resolve("parts/x.bin"), new byte[4]);
