@@ -180,6 +180,23 @@ public final class GptDataOptions {
         }
     }
 
+    /** Megatron's warning when {@code --data-path} comes without {@code --split}, so that the 969/30/1 split is never a surprise; or null. */
+    String defaultSplitWarning() {
+        readArgsFiles();
+        return dataPath != null && split == null
+                ? "WARNING: Please specify --split when using --data-path. Using legacy default value of \"" + SplitMatrix.LEGACY_DEFAULT_SPLIT + "\""
+                : null;
+    }
+
+    /** Prints {@link #defaultSplitWarning()} if there is one. */
+    void warnAboutDefaults(java.io.PrintWriter err) {
+        String warning = defaultSplitWarning();
+        if (warning != null) {
+            err.println(warning);
+            err.flush();
+        }
+    }
+
     /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}. */
     String effectiveSplit() {
         readArgsFiles();

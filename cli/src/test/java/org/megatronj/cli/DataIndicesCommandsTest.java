@@ -81,6 +81,22 @@ class DataIndicesCommandsTest {
         assertTrue(again.out().contains("found in the cache"), again.out());
     }
 
+    /** Megatron warns when --data-path comes without --split, so that its legacy 969/30/1 default is never a surprise. */
+    @Test
+    void aMissingSplitIsWarnedAboutAsInMegatron() throws IOException {
+        Path prefix = corpus("corpus_text_document", 2000);
+        String[] common = {"data", "build-indices", "--data-path", prefix.toString(), "--seq-length", "8", "--train-samples", "10",
+                "--valid-samples", "2", "--test-samples", "1", "--data-cache-path", dir.resolve("c").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result defaulted = run(common);
+        assertEquals(0, defaulted.code(), defaulted.err());
+        assertTrue(defaulted.err().contains("WARNING: Please specify --split when using --data-path. Using legacy default value of \"969, 30, 1\""),
+                defaulted.err());
+        Result given = run(concat(common, new String[] {"--split", "969, 30, 1"}));
+        assertEquals(0, given.code(), given.err());
+        assertTrue(!given.err().contains("WARNING"), given.err());
+    }
+
     @Test
     void emptySplitFailsWithAClearMessage() throws IOException {
         Path prefix = corpus("small", 50);
