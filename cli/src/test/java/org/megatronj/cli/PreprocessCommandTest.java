@@ -168,6 +168,16 @@ class PreprocessCommandTest {
                 + prefix + ".bin and " + prefix + ".idx)", r.err().strip());
     }
 
+    /** Expected values from numpy: np.median and np.percentile(..., 99) of the same lengths. */
+    @Test
+    void inspectsMedianAndP99AreNumpys() {
+        int[] lengths = new int[90];
+        for (int i = 0; i < lengths.length; i++) lengths[i] = 10 * i + (i == 89 ? 1000 : 0);
+        assertEquals(445.0, DataInspectCommand.percentile(lengths, 0.5), 1e-9);     // np.median: mean of the two middle values
+        assertEquals(991.1, DataInspectCommand.percentile(lengths, 0.99), 1e-9);    // np.percentile(lengths, 99)
+        assertEquals(7.0, DataInspectCommand.percentile(new int[] {7}, 0.99), 1e-9);
+    }
+
     @Test
     void aFolderGivenAsPrefixSuggestsTheDatasetsInIt() throws IOException {
         Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
