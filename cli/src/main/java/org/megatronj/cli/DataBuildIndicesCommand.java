@@ -10,6 +10,8 @@ import org.megatronj.io.gpt.GptDataset;
 import org.megatronj.io.gpt.GptDatasetFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
 
 /**
@@ -22,6 +24,9 @@ import picocli.CommandLine.Option;
                 "Files are named as Megatron-LM names them (<md5>-GPTDataset-<split>-{document,sample,shuffle}_index.npy",
                 "+ -description.txt), so Megatron-LM reuses them, and so does Megatron-J; their paths are printed."})
 final class DataBuildIndicesCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
 
     @Mixin
     GptDataOptions data;
@@ -42,6 +47,7 @@ final class DataBuildIndicesCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintStream out = System.out;
         GptDatasetFactory.Sources sources = data.sources();
+        data.warnAboutDefaults(spec.commandLine().getErr());
         long start = System.nanoTime();
         // The EOD id only shapes samples, not indices: no need to load the vocabulary here.
         try (GptDataSplits splits = GptDatasetFactory.build(sources, GptDataOptions.sizes(trainSamples, validSamples, testSamples),

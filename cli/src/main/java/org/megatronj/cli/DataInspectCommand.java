@@ -62,9 +62,8 @@ final class DataInspectCommand implements Callable<Integer> {
             if (lengths.length > 0) {
                 int[] sorted = lengths.clone();
                 Arrays.sort(sorted);
-                out.printf(Locale.ROOT, "length:     min %,d, median %,d, mean %,.1f, p99 %,d, max %,d tokens%n", sorted[0], sorted[sorted.length / 2],
-                        (double) ds.totalTokens() / lengths.length, sorted[(int) Math.min(sorted.length - 1, (long) Math.ceil(0.99 * sorted.length) - 1)],
-                        sorted[sorted.length - 1]);
+                out.printf(Locale.ROOT, "length:     min %,d, median %,.1f, mean %,.1f, p99 %,.1f, max %,d tokens%n", sorted[0],
+                        percentile(sorted, 0.5), (double) ds.totalTokens() / lengths.length, percentile(sorted, 0.99), sorted[sorted.length - 1]);
                 printHistogram(out, lengths);
             }
             if (show > 0) {
@@ -102,4 +101,16 @@ final class DataInspectCommand implements Callable<Integer> {
     private static String abbreviate(String s, int max) {
         return s.length() <= max ? s : s.substring(0, max) + "... (" + (s.length() - max) + " more chars)";
     }
+
+    /**
+     * NumPy's default {@code percentile} (linear between the two nearest ranks), so that the numbers
+     * agree with {@code np.median} and {@code np.percentile} on the same lengths.
+     */
+    static double percentile(int[] sorted, double q) {
+        double position = q * (sorted.length - 1);
+        int below = (int) Math.floor(position);
+        int above = Math.min(below + 1, sorted.length - 1);
+        return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
+    }
+
 }

@@ -12,6 +12,8 @@ import org.megatronj.io.gpt.Split;
 import org.megatronj.io.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
 
 /**
@@ -22,6 +24,9 @@ import picocli.CommandLine.Option;
         description = {"Show GPT sample I of a split as the trainer would get it (indices are built or loaded from the cache first).",
                 "Prints where it comes from and its decoded text; --ids adds tokens, labels, loss mask and position ids."})
 final class DataSampleCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
 
     @Mixin
     GptDataOptions data;
@@ -52,6 +57,7 @@ final class DataSampleCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Split split = parseSplit(splitName);
         Tokenizer tok = tokenizer.build();
+        data.warnAboutDefaults(spec.commandLine().getErr());
         PrintStream out = System.out;
         try (GptDataSplits splits = GptDatasetFactory.build(data.sources(), GptDataOptions.sizes(trainSamples, validSamples, testSamples),
                 data.config(tokenizer, tok.eod()))) {

@@ -1,8 +1,10 @@
 package org.megatronj.cli;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import org.megatronj.io.Folders;
 import org.megatronj.io.gpt.DataBlend;
 import org.megatronj.io.gpt.GptDatasetConfig;
 import org.megatronj.io.gpt.GptDatasetFactory;
@@ -36,6 +38,15 @@ public final class GptDataOptions {
     @Option(names = "--test-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Test data only.")
     List<String> testDataPath;
 
+    @Option(names = "--data-args-path", paramLabel = "FILE",
+            description = "A file holding the --data-path words (for long blends), as in Megatron.")
+    Path dataArgsPath;
+
+    @Option(names = "--per-split-data-args-path", paramLabel = "FILE",
+            description = "A JSON file {\"train\": ..., \"valid\": ..., \"test\": ...} holding the per-split data paths "
+                    + "(each a list of words or one string; null for none), as in Megatron.")
+    Path perSplitDataArgsPath;
+
     @Option(names = "--seq-length", required = true, paramLabel = "L", description = "Tokens per sample (model input length).")
     int seqLength;
 
@@ -43,7 +54,8 @@ public final class GptDataOptions {
     long seed;
 
     @Option(names = "--data-cache-path", paramLabel = "DIR",
-            description = "Folder of the index cache. Default: <prefix>/cache/GPTDataset_indices next to each dataset (blends: not cached).")
+            description = "Folder of the index cache. Default: <prefix>/cache/GPTDataset_indices for each dataset's indices; "
+                    + "a blend's own indices are then rebuilt every run, as in Megatron.")
     Path dataCachePath;
 
     @Option(names = "--reset-position-ids", description = "Restart position ids after each end-of-document token.")
@@ -72,11 +84,13 @@ public final class GptDataOptions {
 
     /** Whether any data path was given. */
     public boolean hasData() {
-        return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null;
+        return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null
+                || dataArgsPath != null || perSplitDataArgsPath != null;
     }
 
     /** The data sources, checked: {@code --data-path} or per-split paths, not both. */
     public GptDatasetFactory.Sources sources() {
+        readArgsFiles();
         boolean perSplit = trainDataPath != null || validDataPath != null || testDataPath != null;
         if (dataPath != null && perSplit) {
             throw new IllegalArgumentException("use either --data-path (with --split) or --train-data-path/--valid-data-path/--test-data-path, not both");
@@ -97,8 +111,95 @@ public final class GptDataOptions {
         return words == null ? null : DataBlend.parse(words);
     }
 
+    /** Megatron's --data-args-path (the words of --data-path) and --per-split-data-args-path (JSON), read into the path flags. */
+    private void readArgsFiles() {
+        if (dataArgsPath != null) {
+            if (dataPath != null) {
+                throw new IllegalArgumentException("use either --data-path or --data-args-path, not both");
+            }
+            String text = readText(dataArgsPath, "--data-args-path");
+            if (text.isBlank()) {
+                throw new IllegalArgumentException("--data-args-path " + dataArgsPath + " is empty; expected PREFIX... or WEIGHT PREFIX ...");
+            }
+            dataPath = List.of(text.strip().split("\\s+"));
+            dataArgsPath = null;
+        }
+        if (perSplitDataArgsPath != null) {
+            if (trainDataPath != null || validDataPath != null || testDataPath != null) {
+                throw new IllegalArgumentException("use either --per-split-data-args-path or --train-data-path/--valid-data-path/--test-data-path, not both");
+            }
+            String where = "--per-split-data-args-path " + perSplitDataArgsPath;
+            com.fasterxml.jackson.databind.JsonNode json;
+            try {
+                json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(readText(perSplitDataArgsPath, "--per-split-data-args-path"));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(where + " is not valid JSON: " + org.megatronj.io.JsonErrors.describe(e));
+            }
+            if (json == null || !json.isObject()) {
+                throw new IllegalArgumentException(where + ": expected a JSON object with the keys train, valid and test");
+            }
+            trainDataPath = splitWords(json, "train", where);
+            validDataPath = splitWords(json, "valid", where);
+            testDataPath = splitWords(json, "test", where);
+            perSplitDataArgsPath = null;
+        }
+    }
+
+    /** A split's data path words: a list of strings, or one string split at whitespace (as Megatron does); null for none. */
+    private static List<String> splitWords(com.fasterxml.jackson.databind.JsonNode json, String split, String where) {
+        if (!json.has(split)) {
+            throw new IllegalArgumentException(where + " has no \"" + split + "\" key (Megatron needs train, valid and test; null for none)");
+        }
+        com.fasterxml.jackson.databind.JsonNode v = json.get(split);
+        if (v.isNull()) {
+            return null;
+        }
+        if (v.isTextual()) {
+            return List.of(v.asText().strip().split("\\s+"));
+        }
+        List<String> words = new java.util.ArrayList<>();
+        for (com.fasterxml.jackson.databind.JsonNode w : v) {
+            if (!v.isArray() || !(w.isTextual() || w.isNumber())) {
+                throw new IllegalArgumentException(where + ": \"" + split + "\" must be a list of weights and prefixes, one string, or null");
+            }
+            words.add(w.asText());
+        }
+        if (!v.isArray()) {
+            throw new IllegalArgumentException(where + ": \"" + split + "\" must be a list of weights and prefixes, one string, or null");
+        }
+        return words;
+    }
+
+    private static String readText(Path file, String flag) {
+        try {
+            return Files.readString(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException(flag + " " + file + ": no such file");
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(flag + " " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Megatron's warning when {@code --data-path} comes without {@code --split}, so that the 969/30/1 split is never a surprise; or null. */
+    String defaultSplitWarning() {
+        readArgsFiles();
+        return dataPath != null && split == null
+                ? "WARNING: Please specify --split when using --data-path. Using legacy default value of \"" + SplitMatrix.LEGACY_DEFAULT_SPLIT + "\""
+                : null;
+    }
+
+    /** Prints {@link #defaultSplitWarning()} if there is one. */
+    void warnAboutDefaults(java.io.PrintWriter err) {
+        String warning = defaultSplitWarning();
+        if (warning != null) {
+            err.println(warning);
+            err.flush();
+        }
+    }
+
     /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}. */
     String effectiveSplit() {
+        readArgsFiles();
         if (dataPath == null) {
             return null;
         }
@@ -109,7 +210,23 @@ public final class GptDataOptions {
     public GptDatasetConfig config(TokenizerOptions tokenizer, int eodId) {
         String s = effectiveSplit();
         return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, -1,
-                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, dataCachePath, midLevelDatasetSurplus);
+                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, checkedCacheFolder(dataCachePath), midLevelDatasetSurplus);
+    }
+
+    /**
+     * Fails up front when {@code --data-cache-path} (or a folder above it) is a file: creating the
+     * folder later would only say "already exists" or "Not a directory", without naming the flag.
+     */
+    static Path checkedCacheFolder(Path cache) {
+        if (cache == null) {
+            return null;
+        }
+        Path p = Folders.fileInTheWay(cache);
+        if (p != null) {
+            throw new IllegalArgumentException("--data-cache-path " + cache + ": " + (p.equals(cache.toAbsolutePath()) ? "" : p + " ")
+                    + "is a file, not a folder; expected a folder (or a path to create) for the index cache");
+        }
+        return cache;
     }
 
     /** The tokenizer's part of Megatron's cache description, from the flags as typed. */
@@ -136,8 +253,15 @@ public final class GptDataOptions {
         return p == null ? null : p.toString();
     }
 
-    /** The samples requested per split: null entries mean "one epoch". */
+    /** The samples requested per split (--train-samples, --valid-samples, --test-samples): null entries mean "one epoch". */
     static Long[] sizes(Long train, Long valid, Long test) {
-        return new Long[] {train, valid, test};
+        Long[] sizes = {train, valid, test};
+        String[] flags = {"--train-samples", "--valid-samples", "--test-samples"};
+        for (int i = 0; i < sizes.length; i++) {
+            if (sizes[i] != null && sizes[i] < 0) {
+                throw new IllegalArgumentException(flags[i] + " must be >= 0, got " + sizes[i]);
+            }
+        }
+        return sizes;
     }
 }

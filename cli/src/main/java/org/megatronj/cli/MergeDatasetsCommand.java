@@ -40,6 +40,13 @@ final class MergeDatasetsCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         List<Path> prefixes = datasetPrefixes(input);
+        Path output = outputPrefix.toAbsolutePath().normalize();
+        if (prefixes.stream().anyMatch(p -> p.toAbsolutePath().normalize().equals(output))) {
+            // A second run into the same folder would otherwise merge the first run's output into the new one.
+            throw new IllegalArgumentException("--output-prefix " + outputPrefix + " is one of the datasets in --input " + input
+                    + " (its .bin/.idx exist there), so it would be merged into itself; write the output outside " + input
+                    + " or delete the old output first");
+        }
         long sequences = 0, tokens = 0;
         IndexedDatasetBuilder builder = null;
         try {

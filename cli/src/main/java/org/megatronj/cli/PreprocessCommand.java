@@ -28,11 +28,11 @@ final class PreprocessCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--input", required = true, paramLabel = "FILE", description = "Loose JSON input: one object per line.")
+    @Option(names = "--input", required = true, paramLabel = "FILE", description = "Loose JSON input: one object per line (gzip-compressed input is read as such).")
     Path input;
 
     @Option(names = "--output-prefix", required = true, paramLabel = "PREFIX", description = "Prefix of the output files.")
-    Path outputPrefix;
+    String outputPrefix;
 
     @Option(names = "--json-keys", arity = "1..*", paramLabel = "KEY", defaultValue = "text",
             description = "Keys to extract; one dataset each. Default: ${DEFAULT-VALUE}.")
@@ -56,6 +56,15 @@ final class PreprocessCommand implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N", description = "Tokenizer threads. Default: the number of processors.")
     Integer workers;
 
+    @Option(names = "--partitions", paramLabel = "P", defaultValue = "1",
+            description = "As Megatron: input line i goes to partition i mod P and the partitions are concatenated, "
+                    + "which changes the document order (threads do the parallel work here). Default: ${DEFAULT-VALUE}.")
+    int partitions;
+
+    @Option(names = "--keep-sequential-samples",
+            description = "With --partitions: partitions are consecutive runs of lines, so the input order is kept.")
+    boolean keepSequentialSamples;
+
     @Option(names = "--log-interval", paramLabel = "N", defaultValue = "1000",
             description = "Report progress every N documents (at most twice a second). Default: ${DEFAULT-VALUE}.")
     long logInterval;
@@ -65,8 +74,13 @@ final class PreprocessCommand implements Callable<Integer> {
         if (!"english".equalsIgnoreCase(lang)) {
             throw new IllegalArgumentException("--lang " + lang + ": only english sentence splitting is implemented");
         }
+        if (!java.nio.file.Files.exists(input) && input.toString().matches(".*[*?\\[].*")) {
+            throw new IllegalArgumentException("--input " + input + ": a glob of several files (Megatron reads one with --partitions) is not "
+                    + "supported; concatenate the files into one (cat, or zcat for .gz) or preprocess each and use merge-datasets");
+        }
         int threads = workers != null ? workers : Runtime.getRuntime().availableProcessors();
-        PreprocessConfig config = new PreprocessConfig(input, outputPrefix, jsonKeys, appendEod, splitSentences, keepNewlines, threads);
+        PreprocessConfig config = new PreprocessConfig(input, outputPrefix, jsonKeys, appendEod, splitSentences, keepNewlines, threads,
+                keepSequentialSamples ? Math.min(partitions, 1) : partitions);
         Tokenizer tok = tokenizer.build();
         Preprocessor preprocessor = new Preprocessor(config, tok, splitSentences ? new EnglishSentenceSplitter(keepNewlines) : null);
         PrintWriter err = spec.commandLine().getErr();

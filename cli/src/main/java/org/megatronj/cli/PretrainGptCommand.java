@@ -92,6 +92,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
+        data.warnAboutDefaults(spec.commandLine().getErr());
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
         args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
         printArguments(out, args);

@@ -81,6 +81,22 @@ class DataIndicesCommandsTest {
         assertTrue(again.out().contains("found in the cache"), again.out());
     }
 
+    /** Megatron warns when --data-path comes without --split, so that its legacy 969/30/1 default is never a surprise. */
+    @Test
+    void aMissingSplitIsWarnedAboutAsInMegatron() throws IOException {
+        Path prefix = corpus("corpus_text_document", 2000);
+        String[] common = {"data", "build-indices", "--data-path", prefix.toString(), "--seq-length", "8", "--train-samples", "10",
+                "--valid-samples", "2", "--test-samples", "1", "--data-cache-path", dir.resolve("c").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result defaulted = run(common);
+        assertEquals(0, defaulted.code(), defaulted.err());
+        assertTrue(defaulted.err().contains("WARNING: Please specify --split when using --data-path. Using legacy default value of \"969, 30, 1\""),
+                defaulted.err());
+        Result given = run(concat(common, new String[] {"--split", "969, 30, 1"}));
+        assertEquals(0, given.code(), given.err());
+        assertTrue(!given.err().contains("WARNING"), given.err());
+    }
+
     @Test
     void emptySplitFailsWithAClearMessage() throws IOException {
         Path prefix = corpus("small", 50);
@@ -89,6 +105,68 @@ class DataIndicesCommandsTest {
                 "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("test split of " + prefix + " is empty") && r.err().contains("[50, 50) of 50"), r.err());
+    }
+
+    @Test
+    void aCachePathThatIsAFileIsRejectedAsNotAFolder() throws IOException {
+        Path prefix = corpus("corpus_text_document", 50);
+        Path file = Files.writeString(dir.resolve("notes.txt"), "not a folder");
+        for (Path cache : List.of(file, file.resolve("sub"))) {
+            Result r = run("data", "build-indices", "--data-path", prefix.toString(), "--split", "1", "--seq-length", "8",
+                    "--train-samples", "10", "--data-cache-path", cache.toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().startsWith("megatron data build-indices: error: --data-cache-path " + cache + ": ")
+                    && r.err().contains(file + " is a file, not a folder") == !cache.equals(file)
+                    && r.err().contains("is a file, not a folder") && r.err().lines().count() == 1, r.err());
+        }
+    }
+
+    @Test
+    void badSampleCountsAndAPrefixWithItsSuffixNameTheFlagOrTheFix() throws IOException {
+        Path prefix = corpus("corpus_text_document", 50);
+        String[] common = {"--split", "1", "--seq-length", "8", "--data-cache-path", dir.resolve("c").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result negative = run(concat(new String[] {"data", "build-indices", "--data-path", prefix.toString(), "--train-samples", "-4"}, common));
+        assertEquals(1, negative.code());
+        assertEquals("megatron data build-indices: error: --train-samples must be >= 0, got -4", negative.err().strip());
+        Result suffix = run(concat(new String[] {"data", "build-indices", "--data-path", prefix + ".bin", "--train-samples", "4"}, common));
+        assertEquals(1, suffix.code());
+        assertTrue(suffix.err().strip().endsWith("give the prefix without .bin/.idx: " + prefix + ")") && suffix.err().lines().count() == 1,
+                suffix.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+
+    /** Megatron's --data-args-path and --per-split-data-args-path name the same datasets as the flags they stand for. */
+    @Test
+    void dataArgsFilesGiveTheSameIndicesAsTheFlags() throws IOException {
+        Path a = corpus("a", 60);
+        Path b = corpus("b", 40);
+        String[] common = {"--seq-length", "8", "--train-samples", "50", "--valid-samples", "5", "--data-cache-path", dir.resolve("cache").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100"};
+        Result flags = run(concat(new String[] {"data", "build-indices", "--data-path", "0.3", a.toString(), "0.7", b.toString(), "--split", "90,10,0"}, common));
+        assertEquals(0, flags.code(), flags.err());
+        Path argsFile = Files.writeString(dir.resolve("data-args.txt"), "0.3 " + a + "\n0.7 " + b + "\n");
+        Result file = run(concat(new String[] {"data", "build-indices", "--data-args-path", argsFile.toString(), "--split", "90,10,0"}, common));
+        assertEquals(0, file.code(), file.err());
+        assertEquals(flags.out().replace("built", "found in the cache"), file.out().replace("built", "found in the cache"));
+        assertTrue(file.out().contains("found in the cache") && !file.out().contains(" built"), file.out());
+
+        Result perSplitFlags = run(concat(new String[] {"data", "build-indices", "--train-data-path", a.toString(), "--valid-data-path", b.toString()}, common));
+        assertEquals(0, perSplitFlags.code(), perSplitFlags.err());
+        Path json = Files.writeString(dir.resolve("per-split.json"), "{\"train\": \"" + a + "\", \"valid\": [\"" + b + "\"], \"test\": null}");
+        Result perSplitFile = run(concat(new String[] {"data", "build-indices", "--per-split-data-args-path", json.toString()}, common));
+        assertEquals(0, perSplitFile.code(), perSplitFile.err());
+        assertEquals(perSplitFlags.out().replace("built", "found in the cache"), perSplitFile.out());
+
+        Path noTest = Files.writeString(dir.resolve("no-test.json"), "{\"train\": \"" + a + "\", \"valid\": null}");
+        Result missing = run(concat(new String[] {"data", "build-indices", "--per-split-data-args-path", noTest.toString()}, common));
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().contains("has no \"test\" key"), missing.err());
     }
 
     @Test

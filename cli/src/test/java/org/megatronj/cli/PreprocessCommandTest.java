@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Assumptions;
@@ -88,6 +89,48 @@ class PreprocessCommandTest {
         assertTrue(inspect.out().contains("text: Document number 0. Hello world!<|endoftext|>"), inspect.out());
     }
 
+    /** Megatron's flags: --partitions deals lines round-robin; with --keep-sequential-samples the input order stays. */
+    @Test
+    void partitionsAndKeepSequentialSamples() throws IOException {
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, "{\"text\": \"zero\"}\n{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": \"three\"}\n{\"text\": \"four\"}\n");
+        assertEquals(0, preprocess(input, "plain").code());
+        assertEquals(0, preprocess(input, "sequential", "--partitions", "2", "--keep-sequential-samples").code());
+        Result rr = preprocess(input, "rr", "--partitions", "2");
+        assertEquals(0, rr.code(), rr.err());
+        for (String ext : new String[] {".bin", ".idx"}) {
+            assertArrayEquals(Files.readAllBytes(dir.resolve("plain_text_document" + ext)), Files.readAllBytes(dir.resolve("sequential_text_document" + ext)));
+        }
+        try (IndexedDataset plain = IndexedDataset.open(dir.resolve("plain_text_document"));
+             IndexedDataset rrData = IndexedDataset.open(dir.resolve("rr_text_document"))) {
+            int[] order = {0, 2, 4, 1, 3};
+            for (int k = 0; k < order.length; k++) {
+                assertArrayEquals(plain.sequenceTokens(order[k]), rrData.sequenceTokens(k));
+            }
+        }
+    }
+
+    @Test
+    void mergeRefusesAnOutputThatIsAlsoAnInput() throws IOException {
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, "{\"text\": \"Hello world!\"}\n");
+        assertEquals(0, preprocess(input, "parts/a").code());
+        assertEquals(0, preprocess(input, "parts/b").code());
+        String[] merge = {"merge-datasets", "--input", dir.resolve("parts").toString(), "--output-prefix", dir.resolve("parts/merged").toString()};
+        assertEquals(0, run(merge).code());
+        long sequences;
+        try (IndexedDataset m = IndexedDataset.open(dir.resolve("parts/merged"))) {
+            sequences = m.sequenceCount();
+        }
+        Result again = run(merge);
+        assertEquals(1, again.code(), again.err());
+        assertTrue(again.err().contains("--output-prefix " + dir.resolve("parts/merged") + " is one of the datasets in --input")
+                && again.err().contains("merged into itself"), again.err());
+        try (IndexedDataset m = IndexedDataset.open(dir.resolve("parts/merged"))) {
+            assertEquals(sequences, m.sequenceCount(), "the first merge is left as it was");
+        }
+    }
+
     @Test
     void badInputExitsWithOneClearLineAndLeavesNoFiles() throws IOException {
         Path input = dir.resolve("bad.jsonl");
@@ -102,6 +145,47 @@ class PreprocessCommandTest {
                 "--tokenizer-type", "GPT2BPETokenizer", "--vocab-file", gpt2().resolve("gpt2-vocab.json").toString());
         assertEquals(1, noMerges.code());
         assertTrue(noMerges.err().contains("needs --merge-file"), noMerges.err());
+    }
+
+    @Test
+    void anOutputFolderBlockedByAFileIsOneLine() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        Files.writeString(dir.resolve("blocker"), "a file where the output folder should be");
+        Result r = preprocess(input, "blocker/sub/x");
+        assertEquals(1, r.code());
+        List<String> lines = r.err().strip().lines().toList();
+        assertEquals("megatron preprocess: error: cannot create the output folder " + dir.resolve("blocker/sub") + ": "
+                + dir.resolve("blocker") + " is a file, not a folder", lines.getLast());
+        assertTrue(lines.getFirst().startsWith("preprocess: ") && lines.size() == 2, r.err());
+    }
+
+    @Test
+    void aMissingIndexIsOneLineNamingBothFiles() {
+        Path prefix = dir.resolve("nothing_text_document");
+        Result r = run("data", "inspect", prefix.toString());
+        assertEquals(1, r.code());
+        assertEquals("megatron data inspect: error: cannot open " + prefix + ".idx: no such file or directory (an indexed dataset needs both "
+                + prefix + ".bin and " + prefix + ".idx)", r.err().strip());
+    }
+
+    /** Expected values from numpy: np.median and np.percentile(..., 99) of the same lengths. */
+    @Test
+    void inspectsMedianAndP99AreNumpys() {
+        int[] lengths = new int[90];
+        for (int i = 0; i < lengths.length; i++) lengths[i] = 10 * i + (i == 89 ? 1000 : 0);
+        assertEquals(445.0, DataInspectCommand.percentile(lengths, 0.5), 1e-9);     // np.median: mean of the two middle values
+        assertEquals(991.1, DataInspectCommand.percentile(lengths, 0.99), 1e-9);    // np.percentile(lengths, 99)
+        assertEquals(7.0, DataInspectCommand.percentile(new int[] {7}, 0.99), 1e-9);
+    }
+
+    @Test
+    void aFolderGivenAsPrefixSuggestsTheDatasetsInIt() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        assertEquals(0, preprocess(input, "corpus/kjv").code());
+        Result r = run("data", "inspect", dir.resolve("corpus").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().strip().endsWith("; " + dir.resolve("corpus") + " is a folder: give a dataset prefix such as "
+                + dir.resolve("corpus/kjv_text_document") + ")") && r.err().lines().count() == 1, r.err());
     }
 
     @Test

@@ -28,9 +28,11 @@ public record DataBlend(List<String> prefixes, double[] weights) {
         }
         if (weights != null) {
             for (int i = 0; i < weights.length; i++) {
-                if (!(weights[i] >= 0 && Double.isFinite(weights[i]))) {   // a negative share of samples means nothing
+                // A negative share means nothing, and Megatron's BlendedDataset asserts every weight > 0;
+                // saying so here names the dataset (later it would be "got NaN" when all weights are 0).
+                if (!(weights[i] > 0 && Double.isFinite(weights[i]))) {
                     throw new IllegalArgumentException("data path weight " + weights[i] + " of " + prefixes.get(i)
-                            + " must be a finite number >= 0");
+                            + " must be a finite number > 0" + (weights[i] == 0 ? " (to leave a dataset out, drop it from the list)" : ""));
                 }
             }
         }

@@ -282,10 +282,32 @@ public final class IndexedDataset implements AutoCloseable {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             return ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
         } catch (NoSuchFileException e) {
-            throw new DatasetFormatException("cannot open " + path + ": no such file (an indexed dataset needs both "
-                    + path.getFileName().toString().replaceAll("\\.(bin|idx)$", "") + ".bin and .idx)", e);
+            // The message spells out the cause's own text, so the CLI does not repeat it as a "caused by" line.
+            String prefix = path.toString().replaceAll("\\.(bin|idx)$", "");
+            throw new DatasetFormatException("cannot open " + path + ": no such file or directory (an indexed dataset needs both "
+                    + prefix + ".bin and " + prefix + ".idx" + missingDatasetHint(prefix) + ")", e);
         } catch (IOException e) {
             throw new DatasetFormatException("cannot map " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** What the user probably meant: the prefix without a .bin/.idx suffix, or a dataset inside the folder they named. */
+    private static String missingDatasetHint(String prefix) {
+        String withoutSuffix = prefix.replaceAll("\\.(bin|idx)$", "");
+        if (!withoutSuffix.equals(prefix) && java.nio.file.Files.isRegularFile(Path.of(withoutSuffix + ".idx"))) {
+            return "; give the prefix without .bin/.idx: " + withoutSuffix;
+        }
+        Path folder = Path.of(prefix);
+        if (!java.nio.file.Files.isDirectory(folder)) {
+            return "";
+        }
+        try (var files = java.nio.file.Files.list(folder)) {
+            var datasets = files.map(f -> f.getFileName().toString()).filter(n -> n.endsWith(".idx")).sorted().limit(3)
+                    .map(n -> folder.resolve(n.substring(0, n.length() - 4)).toString()).toList();
+            return "; " + prefix + " is a folder" + (datasets.isEmpty() ? " without .idx files"
+                    : ": give a dataset prefix such as " + String.join(" or ", datasets));
+        } catch (IOException e) {
+            return "; " + prefix + " is a folder";
         }
     }
 

@@ -15,7 +15,9 @@ import java.util.List;
  * sequence lengths, document-index entries and modes to small spill files, so memory stays
  * constant however large the corpus. {@link #finish()} assembles {@code prefix.idx.tmp} and
  * renames both files to their final names; {@link #close()} without {@code finish()} deletes
- * everything, so a failed run never leaves a half-written dataset under the final names.
+ * everything, so a failed run never leaves a half-written dataset under the final names. An
+ * unfinished builder also deletes its temporary files when the JVM is stopped (Ctrl-C, SIGTERM),
+ * where {@code close()} in a finally block never runs.
  *
  * <p>Same semantics as Megatron's {@code IndexedDatasetBuilder}: the document index starts with
  * 0 and {@link #endDocument()} appends the current sequence count.
@@ -34,6 +36,7 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
     private long documentEntries;
     private boolean finished;
     private boolean closed;
+    private final Thread deleteOnExit = new Thread(this::deleteTemporariesUnlessFinished, "delete-unfinished-dataset");
 
     public IndexedDatasetBuilder(Path prefix, IndexedDtype dtype) {
         this(prefix, dtype, false);
@@ -45,10 +48,23 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
         this.dtype = dtype;
         this.multimodal = multimodal;
         Path parent = prefix.toAbsolutePath().getParent();
+        Path blocker = parent == null ? null : org.megatronj.io.Folders.fileInTheWay(parent);
+        if (blocker != null) {
+            throw new IllegalArgumentException("cannot create the output folder " + parent + ": " + blocker + " is a file, not a folder");
+        }
         try {
             if (parent != null) Files.createDirectories(parent);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot create the output folder " + parent + ": " + e.getMessage(), e);
+            // Java's message is only the path; the reason is in the exception's type.
+            String reason = switch (e) {
+                case java.nio.file.AccessDeniedException f -> "permission denied on " + f.getFile();
+                case java.nio.file.NoSuchFileException f -> f.getFile() + " cannot be created there";
+                default -> e.getMessage();
+            };
+            // Not chained as the cause: the CLI would print it again as "caused by: <path>: already exists".
+            var error = new IllegalArgumentException("cannot create the output folder " + parent + ": " + reason);
+            error.addSuppressed(e);
+            throw error;
         }
         this.bin = new LittleEndianFileWriter(tmp(IndexedDataset.binPath(prefix)), BUFFER_BYTES);
         this.lengths = new LittleEndianFileWriter(sibling(".lengths.tmp"), 1 << 16);
@@ -56,6 +72,7 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
         this.modes = multimodal ? new LittleEndianFileWriter(sibling(".modes.tmp"), 1 << 16) : null;
         documents.putLong(0);
         documentEntries = 1;
+        Runtime.getRuntime().addShutdownHook(deleteOnExit);
     }
 
     public IndexedDtype dtype() {
@@ -145,7 +162,7 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
     }
 
     /** Writes the {@code .idx} and moves {@code .bin} and {@code .idx} to their final names. */
-    public void finish() {
+    public synchronized void finish() {
         checkOpen();
         bin.flush();
         bin.close();
@@ -180,6 +197,7 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
         }
         finished = true;
         deleteSpills();
+        forgetShutdownHook();
     }
 
     /** Pointers are the running byte offsets; recomputed from the lengths spill file, one pass. */
@@ -198,9 +216,10 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
 
     /** Deletes all temporary files unless {@link #finish()} completed. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
         closed = true;
+        forgetShutdownHook();
         if (!finished) {
             for (LittleEndianFileWriter w : modes == null ? List.of(bin, lengths, documents) : List.of(bin, lengths, documents, modes)) {
                 try {
@@ -212,6 +231,27 @@ public final class IndexedDatasetBuilder implements AutoCloseable {
             deleteQuietly(bin.path());
             deleteQuietly(tmp(IndexedDataset.idxPath(prefix)));
             deleteSpills();
+        }
+    }
+
+    /**
+     * The shutdown hook: the writing thread may still be running, so this only unlinks the files
+     * (it keeps writing into the unlinked files until the JVM halts) and marks the builder closed,
+     * so that a {@link #finish()} after it renames nothing.
+     */
+    synchronized void deleteTemporariesUnlessFinished() {
+        if (finished || closed) return;
+        closed = true;
+        deleteQuietly(bin.path());
+        deleteQuietly(tmp(IndexedDataset.idxPath(prefix)));
+        deleteSpills();
+    }
+
+    private void forgetShutdownHook() {
+        try {
+            Runtime.getRuntime().removeShutdownHook(deleteOnExit);
+        } catch (IllegalStateException shuttingDown) {
+            // the hook is running or about to: it finds the builder finished or closed and does nothing
         }
     }
 

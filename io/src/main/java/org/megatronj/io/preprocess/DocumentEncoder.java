@@ -10,6 +10,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
+import org.megatronj.io.JsonErrors;
 import org.megatronj.io.tokenizer.IntList;
 import org.megatronj.io.tokenizer.Tokenizer;
 
@@ -45,7 +46,7 @@ final class DocumentEncoder {
 
     EncodedBatch encode(LineBatch batch) {
         byte[] data = batch.data();
-        EncodedBatch out = new EncodedBatch(keys.length, batch.length() / 3, batch.endOffset());
+        EncodedBatch out = new EncodedBatch(keys.length, batch.length() / 3, batch.endOffset(), batch.firstLine());
         Object[] values = new Object[keys.length];
         long line = batch.firstLine();
         for (int start = 0; start < batch.length(); line++) {
@@ -56,6 +57,7 @@ final class DocumentEncoder {
                 for (int k = 0; k < keys.length; k++) {
                     encodeDocument(values[k], k, out, line);
                 }
+                out.documentLineOffsets.add((int) (line - batch.firstLine()));
                 out.documents++;
             }
             start = end + 1;
@@ -151,8 +153,12 @@ final class DocumentEncoder {
             }
         } catch (JsonProcessingException e) {
             var loc = e.getLocation();
-            throw new PreprocessException(where(line) + (loc == null ? "" : ", column " + loc.getColumnNr())
-                    + ": invalid JSON: " + e.getOriginalMessage(), e);
+            // The parser sees one line, so its own line numbers are always 1: keep only the columns,
+            // and no cause, which would repeat the message with that wrong "line 1".
+            var error = new PreprocessException(where(line) + (loc == null ? "" : ", column " + loc.getColumnNr())
+                    + ": invalid JSON: " + JsonErrors.message(e).replace("line 1, column ", "column "));
+            error.addSuppressed(e);
+            throw error;
         } catch (IOException e) {
             throw new PreprocessException(where(line) + ": " + e.getMessage(), e);
         }

@@ -1,19 +1,24 @@
 package org.megatronj.io.preprocess;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.zip.GZIPInputStream;
 
 /**
  * Reads a file as batches of complete lines of about {@code batchBytes} each (a longer line makes
- * a larger batch), counting lines so that errors can name them. Memory holds one batch.
+ * a larger batch), counting lines so that errors can name them. Memory holds one batch. A gzip file
+ * (Megatron's preprocess_data.py reads {@code .gz} inputs too) is decompressed on the fly; its
+ * batches' end offsets then count compressed bytes, so that progress compares with the file size.
  */
 final class LineBatchReader implements AutoCloseable {
     private final Path path;
     private final InputStream in;
+    private final CountingInputStream compressed;  // null unless the input is gzip
     private final int batchBytes;
     private byte[] carry = new byte[0];
     private int carryLength;
@@ -25,9 +30,22 @@ final class LineBatchReader implements AutoCloseable {
         this.path = path;
         this.batchBytes = batchBytes;
         try {
-            this.in = Files.newInputStream(path);
+            if (isGzip(path)) {
+                this.compressed = new CountingInputStream(Files.newInputStream(path));
+                this.in = new GZIPInputStream(compressed, 1 << 16);
+            } else {
+                this.compressed = null;
+                this.in = Files.newInputStream(path);
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open the input " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** By content, not name: gzip's magic bytes 1f 8b can never start a line of JSON text. */
+    private static boolean isGzip(Path path) throws IOException {
+        try (InputStream head = Files.newInputStream(path)) {
+            return head.read() == 0x1f && head.read() == 0x8b;
         }
     }
 
@@ -67,7 +85,7 @@ final class LineBatchReader implements AutoCloseable {
         long first = nextLine;
         nextLine += countNewlines(buf, end);
         offset += end;
-        return new LineBatch(buf, end, first, offset);
+        return new LineBatch(buf, end, first, compressed == null ? offset : compressed.count);
     }
 
     /** Counts '\n' bytes eight at a time (exact per-byte zero test on {@code word ^ 0x0A..}). */
@@ -93,7 +111,37 @@ final class LineBatchReader implements AutoCloseable {
         try {
             return in.readNBytes(buf, off, len);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + path + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot read " + path + (compressed != null ? " (gzip)" : "") + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Counts the bytes read through it. */
+    private static final class CountingInputStream extends FilterInputStream {
+        long count;
+
+        CountingInputStream(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0) count++;
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            if (n > 0) count += n;
+            return n;
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            long skipped = super.skip(n);
+            count += skipped;
+            return skipped;
         }
     }
 

@@ -13,6 +13,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.function.Consumer;
 
+import org.megatronj.io.indexed.IndexedDataset;
 import org.megatronj.io.indexed.IndexedDatasetBuilder;
 import org.megatronj.io.indexed.IndexedDtype;
 import org.megatronj.io.tokenizer.Tokenizer;
@@ -22,7 +23,9 @@ import org.megatronj.io.tokenizer.Tokenizer;
  * The main thread reads batches of lines and writes results; {@code workers} threads parse and
  * tokenize. Results are written strictly in input order, and at most {@code 2 x workers + 1}
  * batches are in flight, so memory is bounded whatever the input size. Outputs appear under their
- * final names only when everything succeeded.
+ * final names only when everything succeeded. With {@code --partitions P}, documents go to P
+ * partition datasets by line number and these are then concatenated, which reproduces the document
+ * order of Megatron's partitioned run.
  */
 public final class Preprocessor {
     private static final int DEFAULT_BATCH_BYTES = 1 << 20;
@@ -65,6 +68,9 @@ public final class Preprocessor {
     /** Runs to the end; {@code progress} is called on this thread after every batch and once at the end. */
     public PreprocessProgress run(Consumer<PreprocessProgress> progress) {
         Path input = config.input();
+        if (Files.isDirectory(input)) {
+            throw new PreprocessException("--input " + input + " is a folder; expected a loose JSON file (one object per line)");
+        }
         if (!Files.isRegularFile(input)) {
             throw new PreprocessException("--input " + input + ": no such file");
         }
@@ -76,6 +82,8 @@ public final class Preprocessor {
         }
         long start = System.nanoTime();
         List<IndexedDatasetBuilder> builders = new ArrayList<>();
+        List<IndexedDatasetBuilder> partitionBuilders = new ArrayList<>();  // [key][partition], only with partitions > 1
+        int partitions = config.partitions();
         ExecutorService pool = config.workers() > 1 ? Executors.newFixedThreadPool(config.workers(), r -> {
             Thread t = new Thread(r, "preprocess-worker");
             t.setDaemon(true);
@@ -84,9 +92,16 @@ public final class Preprocessor {
         try (LineBatchReader reader = new LineBatchReader(input, batchBytes)) {
             for (String key : config.jsonKeys()) {
                 builders.add(new IndexedDatasetBuilder(config.outputPrefixFor(key), dtype()));
+                for (int p = 0; partitions > 1 && p < partitions; p++) {
+                    partitionBuilders.add(new IndexedDatasetBuilder(partitionPrefix(key, p), dtype()));
+                    // Finished partitions look like datasets (a later merge-datasets of the folder would take
+                    // them): gone even if the run is stopped while they are merged.
+                    IndexedDataset.binPath(partitionPrefix(key, p)).toFile().deleteOnExit();
+                    IndexedDataset.idxPath(partitionPrefix(key, p)).toFile().deleteOnExit();
+                }
             }
             ArrayDeque<Future<EncodedBatch>> inFlight = new ArrayDeque<>();
-            Totals totals = new Totals(builders, inputBytes, start, progress);
+            Totals totals = new Totals(partitions > 1 ? partitionBuilders : builders, partitions, inputBytes, start, progress);
             LineBatch batch;
             while ((batch = reader.next()) != null) {
                 if (pool == null) {
@@ -100,6 +115,16 @@ public final class Preprocessor {
             while (!inFlight.isEmpty()) {
                 totals.write(await(inFlight.poll()));
             }
+            for (IndexedDatasetBuilder b : partitionBuilders) {
+                b.finish();
+            }
+            for (int k = 0; partitions > 1 && k < builders.size(); k++) {
+                for (int p = 0; p < partitions; p++) {
+                    try (IndexedDataset part = IndexedDataset.open(partitionPrefix(config.jsonKeys().get(k), p))) {
+                        builders.get(k).addDataset(part);
+                    }
+                }
+            }
             for (IndexedDatasetBuilder b : builders) {
                 b.finish();
             }
@@ -111,6 +136,29 @@ public final class Preprocessor {
             for (IndexedDatasetBuilder b : builders) {
                 b.close();  // deletes the temporary files unless finished
             }
+            for (IndexedDatasetBuilder b : partitionBuilders) {
+                b.close();
+            }
+            for (int p = 0; partitions > 1 && p < partitions; p++) {
+                for (String key : config.jsonKeys()) {
+                    deleteQuietly(IndexedDataset.binPath(partitionPrefix(key, p)));
+                    deleteQuietly(IndexedDataset.idxPath(partitionPrefix(key, p)));
+                }
+            }
+        }
+    }
+
+    /** A partition's dataset, next to the output and named after it, deleted once merged. */
+    private Path partitionPrefix(String key, int partition) {
+        Path out = config.outputPrefixFor(key);
+        return out.resolveSibling(out.getFileName() + ".partition" + partition);
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+            // a leftover partition file never shadows an output's final name
         }
     }
 
@@ -128,25 +176,29 @@ public final class Preprocessor {
 
     /** Writes finished batches, in order, and reports the running totals. */
     private static final class Totals {
-        private final List<IndexedDatasetBuilder> builders;
+        private final List<IndexedDatasetBuilder> builders;  // [key][partition]
+        private final int partitions;
         private final long inputBytes;
         private final long start;
         private final Consumer<PreprocessProgress> progress;
         private long documents, tokens, bytesRead;
 
-        Totals(List<IndexedDatasetBuilder> builders, long inputBytes, long start, Consumer<PreprocessProgress> progress) {
+        Totals(List<IndexedDatasetBuilder> builders, int partitions, long inputBytes, long start, Consumer<PreprocessProgress> progress) {
             this.builders = builders;
+            this.partitions = partitions;
             this.inputBytes = inputBytes;
             this.start = start;
             this.progress = progress;
         }
 
         void write(EncodedBatch batch) {
-            for (int k = 0; k < builders.size(); k++) {
-                IndexedDatasetBuilder builder = builders.get(k);
+            for (int k = 0; k < builders.size() / partitions; k++) {
                 int[] ids = batch.tokens[k].array();
                 int tokenPos = 0, seq = 0;
                 for (int d = 0; d < batch.documents; d++) {
+                    // Megatron deals lines out round-robin: 0-based line i goes to partition i mod P
+                    long line = batch.firstLine + batch.documentLineOffsets.get(d);
+                    IndexedDatasetBuilder builder = builders.get(k * partitions + (int) ((line - 1) % partitions));
                     int count = batch.sequencesPerDocument[k].get(d);
                     for (int s = 0; s < count; s++, seq++) {
                         int length = batch.sequenceLengths[k].get(seq);

@@ -199,7 +199,9 @@ class GptDatasetTest {
         assertNull(DataBlend.parse(List.of("x")).weights());
         assertThrows(IllegalArgumentException.class, () -> DataBlend.parse(List.of("0.5", "x", "y", "z")));
         var negative = assertThrows(IllegalArgumentException.class, () -> DataBlend.parse(List.of("-1", "x", "2", "y")));
-        assertEquals("data path weight -1.0 of x must be a finite number >= 0", negative.getMessage());
+        assertEquals("data path weight -1.0 of x must be a finite number > 0", negative.getMessage());
+        var zero = assertThrows(IllegalArgumentException.class, () -> DataBlend.parse(List.of("1", "x", "0", "y")));
+        assertEquals("data path weight 0.0 of y must be a finite number > 0 (to leave a dataset out, drop it from the list)", zero.getMessage());
         assertTrue(DataBlend.isPythonFloat("1e-3") && DataBlend.isPythonFloat(".5") && !DataBlend.isPythonFloat("1f"));
     }
 }

@@ -293,4 +293,56 @@ class IndexedDatasetTest {
             assertTrue(seg.isMapped());
         }
     }
+
+    /** Writes part of a dataset, says "ready" and waits to be stopped: a preprocess run interrupted by Ctrl-C or SIGTERM. */
+    public static final class InterruptedWriter {
+        public static void main(String[] args) throws InterruptedException {
+            IndexedDatasetBuilder b = new IndexedDatasetBuilder(Path.of(args[0]), IndexedDtype.UINT16);
+            b.addSequence(new int[] {1, 2, 3}, 0, 3);
+            b.endDocument();
+            System.out.println("ready");
+            System.out.flush();
+            Thread.sleep(60_000);
+        }
+    }
+
+    @Test
+    void aStoppedJvmLeavesNoTemporaryFiles() throws IOException, InterruptedException {
+        String javaBin = ProcessHandle.current().info().command().orElse("java");
+        Process p = new ProcessBuilder(javaBin, "-cp", System.getProperty("java.class.path"), InterruptedWriter.class.getName(),
+                dir.resolve("out/corpus_text_document").toString()).redirectErrorStream(true).start();
+        try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()))) {
+            assertEquals("ready", out.readLine());
+            try (Stream<Path> files = Files.list(dir.resolve("out"))) {
+                assertEquals(3, files.count(), "the .bin, lengths and document spill files are being written");
+            }
+            p.destroy();  // SIGTERM
+            assertTrue(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS));
+        } finally {
+            p.destroyForcibly();
+        }
+        try (Stream<Path> files = Files.list(dir.resolve("out"))) {
+            assertEquals(java.util.List.of(), files.toList());
+        }
+    }
+
+    @Test
+    void theExitCleanupLeavesAFinishedDatasetAloneAndStopsAnUnfinishedOne() throws IOException {
+        Path prefix = writeSample(IndexedDtype.UINT16);
+        try (IndexedDatasetBuilder finished = new IndexedDatasetBuilder(dir.resolve("done"), IndexedDtype.UINT16)) {
+            finished.addSequence(new int[] {1}, 0, 1);
+            finished.finish();
+            finished.deleteTemporariesUnlessFinished();
+        }
+        assertTrue(Files.isRegularFile(dir.resolve("done.bin")) && Files.isRegularFile(dir.resolve("done.idx")));
+        IndexedDatasetBuilder b = new IndexedDatasetBuilder(dir.resolve("half"), IndexedDtype.UINT16);
+        b.addSequence(new int[] {1}, 0, 1);
+        b.deleteTemporariesUnlessFinished();
+        assertThrows(IllegalStateException.class, b::finish, "a finish after the cleanup must not rename anything");
+        b.close();
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(java.util.List.of("done.bin", "done.idx", prefix.getFileName() + ".bin", prefix.getFileName() + ".idx"),
+                    files.map(f -> f.getFileName().toString()).sorted().toList());
+        }
+    }
 }

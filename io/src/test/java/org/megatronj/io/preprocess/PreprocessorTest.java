@@ -37,7 +37,7 @@ class PreprocessorTest {
     }
 
     private PreprocessProgress run(Path input, String prefix, Tokenizer tok, boolean eod, int workers, int batchBytes, String... keys) {
-        var config = new PreprocessConfig(input, dir.resolve(prefix), List.of(keys), eod, false, false, workers);
+        var config = new PreprocessConfig(input, dir.resolve(prefix).toString(), List.of(keys), eod, false, false, workers);
         return new Preprocessor(config, tok, null, batchBytes).run(p -> { });
     }
 
@@ -64,6 +64,74 @@ class PreprocessorTest {
         }
     }
 
+    /** Megatron reads .gz corpora; the outputs are those of the uncompressed file, and progress counts the compressed bytes. */
+    @Test
+    void gzipInputGivesTheSameBytesAsThePlainFile() throws IOException {
+        Path plain = resource("corpus.jsonl");
+        Path gz = dir.resolve("corpus.jsonl.gz");
+        try (var out = new java.util.zip.GZIPOutputStream(Files.newOutputStream(gz))) {
+            Files.copy(plain, out);
+        }
+        PreprocessProgress result = run(gz, "gz/gpt2", Gpt2Files.tokenizer(), true, 2, 200, "text", "title");
+        assertEquals(48, result.documents());
+        assertEquals(Files.size(gz), result.bytesRead());
+        for (String name : List.of("gpt2_text_document.bin", "gpt2_text_document.idx", "gpt2_title_document.bin", "gpt2_title_document.idx")) {
+            assertArrayEquals(Files.readAllBytes(resource(name)), Files.readAllBytes(dir.resolve("gz").resolve(name)), name);
+        }
+    }
+
+    /** Megatron appends "_text_document.bin" to the prefix as typed, so "out/" writes inside out/, not next to it. */
+    @Test
+    void aPrefixEndingInASlashWritesInsideThatFolder() throws IOException {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"text\": \"Hello\"}\n");
+        var config = new PreprocessConfig(input, dir.resolve("out") + "/", List.of("text"), false, false, false, 1);
+        assertEquals(dir.resolve("out/_text_document"), config.outputPrefixFor("text"));
+        new Preprocessor(config, Gpt2Files.tokenizer(), null).run(p -> { });
+        assertTrue(Files.isRegularFile(dir.resolve("out/_text_document.bin")) && Files.isRegularFile(dir.resolve("out/_text_document.idx")));
+        assertTrue(Files.notExists(dir.resolve("out_text_document.bin")));
+    }
+
+    /** Megatron's --partitions 3 deals lines 0, 3, 6, ... to partition 0, 1, 4, 7, ... to partition 1, and concatenates them. */
+    @Test
+    void partitionsReorderDocumentsAsMegatronsRoundRobin() throws IOException {
+        Path input = resource("corpus.jsonl");
+        run(input, "one/gpt2", Gpt2Files.tokenizer(), true, 2, 200, "text", "title");
+        var config = new PreprocessConfig(input, dir.resolve("three/gpt2").toString(), List.of("text", "title"), true, false, false, 2, 3);
+        new Preprocessor(config, Gpt2Files.tokenizer(), null, 200).run(p -> { });
+        for (String key : List.of("text", "title")) {
+            try (IndexedDataset one = IndexedDataset.open(dir.resolve("one/gpt2_" + key + "_document"));
+                 IndexedDataset three = IndexedDataset.open(dir.resolve("three/gpt2_" + key + "_document"))) {
+                assertEquals(48, three.documentCount());
+                assertEquals(one.sequenceCount(), three.sequenceCount());
+                int k = 0;
+                for (int partition = 0; partition < 3; partition++) {
+                    for (int line = partition; line < 48; line += 3, k++) {
+                        assertEquals(documentText(one, line), documentText(three, k), key + " document " + k);
+                    }
+                }
+            }
+        }
+        try (Stream<Path> files = Files.list(dir.resolve("three"))) {
+            assertEquals(4, files.count(), "the partition datasets are deleted once merged");
+        }
+    }
+
+    /** The sequences of document {@code d}, each as its token ids. */
+    private static List<String> documentText(IndexedDataset ds, int d) {
+        long[] docs = ds.documentIndex();
+        List<String> sequences = new ArrayList<>();
+        for (long s = docs[d]; s < docs[d + 1]; s++) {
+            sequences.add(java.util.Arrays.toString(ds.sequenceTokens((int) s)));
+        }
+        return sequences;
+    }
+
+    @Test
+    void aFolderAsInputIsNamedAsAFolder() {
+        var e = assertThrows(PreprocessException.class, () -> run(dir, "x", Gpt2Files.tokenizer(), false, 1, 1 << 20, "text"));
+        assertEquals("--input " + dir + " is a folder; expected a loose JSON file (one object per line)", e.getMessage());
+    }
+
     @Test
     void wordPieceDocumentsAreOneSequenceEach(@TempDir Path vocabDir) throws IOException {
         Path vocab = vocabDir.resolve("vocab.txt");
@@ -81,7 +149,7 @@ class PreprocessorTest {
             assertArrayEquals(new long[] {0, 1, 1, 3}, ds.documentIndex());  // the blank line is skipped; "" is an empty document
         }
         var e = assertThrows(IllegalArgumentException.class,
-                () -> new Preprocessor(new PreprocessConfig(input, dir.resolve("x"), List.of("text"), true, false, false, 1), tok, null));
+                () -> new Preprocessor(new PreprocessConfig(input, dir.resolve("x").toString(), List.of("text"), true, false, false, 1), tok, null));
         assertTrue(e.getMessage().contains("--append-eod"), e.getMessage());
     }
 
@@ -125,7 +193,7 @@ class PreprocessorTest {
             assertArrayEquals(new int[] {1, 2, 70000, 100_000}, ds.sequenceTokens(0));
             assertArrayEquals(new int[] {5, 100_000}, ds.sequenceTokens(1));
         }
-        var config = new PreprocessConfig(input, dir.resolve("split"), List.of("text"), false, true, false, 1);
+        var config = new PreprocessConfig(input, dir.resolve("split").toString(), List.of("text"), false, true, false, 1);
         assertEquals(dir.resolve("split_text_sentence"), config.outputPrefixFor("text"));
     }
 
@@ -133,7 +201,7 @@ class PreprocessorTest {
     void sentenceSplittingWritesOneSequencePerSentence() throws IOException {
         Path input = dir.resolve("s.jsonl");
         Files.writeString(input, "{\"text\": \"Hello world. Hello again! And a third one.\"}\n");
-        var config = new PreprocessConfig(input, dir.resolve("ss"), List.of("text"), true, true, false, 2);
+        var config = new PreprocessConfig(input, dir.resolve("ss").toString(), List.of("text"), true, true, false, 2);
         new Preprocessor(config, Gpt2Files.tokenizer(), new EnglishSentenceSplitter(false)).run(p -> { });
         try (IndexedDataset ds = IndexedDataset.open(dir.resolve("ss_text_sentence"))) {
             assertEquals(3, ds.sequenceCount());
@@ -165,6 +233,15 @@ class PreprocessorTest {
         String good = "{\"text\": \"fine\"}\n".repeat(10);
         var e = failing(good + "{\"text\": \"broken\n" + good, "text");
         assertTrue(e.getMessage().contains("line 11") && e.getMessage().contains("invalid JSON"), e.getMessage());
+    }
+
+    /** Jackson's "[Source: REDACTED ...]" and its per-line "line 1" must not reach the user, nor a cause repeating the message. */
+    @Test
+    void unclosedObjectIsOneLineWithTheFilesLineAndNoJacksonSource() throws IOException {
+        var e = failing("{\"text\": \"a\"}\n{\"text\": \"b\"", "text");
+        assertEquals(dir.resolve("bad.jsonl") + " line 2, column 13: invalid JSON: Unexpected end-of-input: expected close marker"
+                + " for Object (start marker at column 1)", e.getMessage());
+        assertEquals(null, e.getCause());
     }
 
     @Test
