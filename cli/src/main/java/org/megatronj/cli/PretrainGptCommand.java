@@ -104,7 +104,12 @@ final class PretrainGptCommand implements Callable<Integer> {
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(deviceOptions.device());
-            return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
+            try (Recording recording = startRecording(training.profile(), out)) {
+                int code = run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())),
+                        data.seqLength);
+                reportRecording(recording, out);
+                return code;
+            }
         }
         try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
@@ -140,10 +145,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),
                     result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));
-            if (recording != null) {
-                out.println("profile written to " + training.profile() + " (read it with: jfr summary " + training.profile()
-                        + "; jfr print --events org.megatronj.TrainStep " + training.profile() + ")");
-            }
+            reportRecording(recording, out);
             return 0;
         }
     }
@@ -164,6 +166,15 @@ final class PretrainGptCommand implements Callable<Integer> {
 
     private SampleSource sourceOrNull(GptSampleSource split) {
         return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength);
+    }
+
+    /** Where the recording goes (it is written when it closes) and how to read it. */
+    private static void reportRecording(Recording recording, PrintWriter out) {
+        if (recording != null) {
+            Path file = recording.getDestination();
+            out.println("profile written to " + file + " (read it with: jfr summary " + file
+                    + "; jfr print --events org.megatronj.TrainStep " + file + ")");
+        }
     }
 
     /** {@code --profile FILE}: a JFR recording of the default settings plus every Megatron-J event, dumped when it closes. */

@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -8,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.indexed.IndexedDatasetBuilder;
@@ -101,6 +103,9 @@ class PretrainGptParallelTest {
         first.addAll(List.of("--save", ckpt.toString(), "--exit-interval", "2"));
         CliRun a = CliRun.of(first.toArray(String[]::new));
         assertEquals(0, a.code(), a.toString());
+        // Megatron's line names rank 0's place among the tensor and pipeline sizes
+        assertTrue(a.out().contains("  successfully saved checkpoint from iteration       2 to " + ckpt + " [ t 1/2, p 1/2 ]\n"),
+                a.out());
         for (String rank : List.of("mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001")) {
             assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/model.safetensors")), rank + ": " + a.out());
             assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/distrib_optim_dp_001.safetensors")), rank);
@@ -134,6 +139,8 @@ class PretrainGptParallelTest {
                 "--overlap-grad-reduce", "--load", ckpt2.toString());
         CliRun d = CliRun.of(resume.toArray(String[]::new));
         assertEquals(0, d.code(), d.toString());
+        assertTrue(d.out().contains("  successfully loaded checkpoint from " + ckpt2 + " [ t 1/2, p 1/1 ] at iteration 2\n"),
+                d.out());
         assertLosses(single, parts2);
     }
 
@@ -179,6 +186,41 @@ class PretrainGptParallelTest {
         for (String scale : List.of("549755813888.0", "274877906944.0", "137438953472.0", "68719476736.0")) {
             assertTrue(fp16.out().contains("| loss scale: " + scale + " | number of skipped iterations:   1 |"), fp16.out());
         }
+    }
+
+    /**
+     * {@code --profile} records the ranks' training events on parallel layouts too; a checkpoint of
+     * another chunking is refused in one line whose reshard command yields this run's chunks.
+     */
+    @Test
+    void profilesParallelRunsAndNamesTheReshardForInterleavedOnes() throws IOException {
+        Path data = dataset();
+        Path jfr = dir.resolve("parallel.jfr");
+        Path ckpt = dir.resolve("ckpt-pp2");
+        CliRun a = CliRun.of(args(data, dir.resolve("pp2.csv"), "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--train-iters", "2", "--profile", jfr.toString(), "--save", ckpt.toString()).toArray(String[]::new));
+        assertEquals(0, a.code(), a.toString());
+        assertTrue(a.out().contains("profile written to " + jfr), a.out());
+        try (RecordingFile recording = new RecordingFile(jfr)) {
+            int steps = 0;
+            while (recording.hasMoreEvents()) {
+                if (recording.readEvent().getEventType().getName().equals("org.megatronj.TrainStep")) {
+                    steps++;
+                }
+            }
+            assertEquals(2 * 2, steps, "a TrainStep per iteration of each of the 2 ranks");
+        }
+
+        CliRun b = CliRun.of(args(data, dir.resolve("vp.csv"), "--pipeline-model-parallel-size", "2",
+                "--num-layers-per-virtual-pipeline-stage", "1", "--world-size", "2", "--load", ckpt.toString())
+                .toArray(String[]::new));
+        assertEquals(1, b.code(), b.toString());
+        assertTrue(b.err().contains("is a checkpoint of tensor-parallel 1, pipeline-parallel 2, saved at data-parallel 1, but"
+                + " this run is tensor-parallel 1, pipeline-parallel 2 (2 chunks per stage)"), b.err());
+        assertTrue(b.err().contains("--target-pipeline-parallel-size 2 --target-num-layers-per-virtual-pipeline-stage 1'"),
+                b.err());
+        assertFalse(b.err().contains("Exception"), b.err());
+        assertEquals(1, b.err().lines().count(), b.err());
     }
 
     @Test

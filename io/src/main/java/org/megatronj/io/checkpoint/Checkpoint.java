@@ -49,7 +49,7 @@ public final class Checkpoint implements AutoCloseable {
         ShardLayout layout = ShardLayout.fromMetadata(ckpt.metadata());
         if (layout.sharded()) {
             ckpt.close();
-            throw notWhole(iterDir, "it was saved at " + layout.describe());
+            throw notWhole(iterDir, "it is a checkpoint of " + layout.describe());
         }
         return ckpt;
     }

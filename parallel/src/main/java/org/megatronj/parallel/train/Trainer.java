@@ -111,8 +111,8 @@ public final class Trainer {
         if (c.load().equals(c.save())) {
             lastSavedIteration = position.iteration();   // a finished run restarted does not rewrite its last checkpoint
         }
-        log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s [ t 1/1, p 1/1 ] at iteration %d",
-                c.load(), position.iteration()));
+        log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s %s at iteration %d",
+                c.load(), checkpointer.rankLabel(), position.iteration()));
     }
 
     /** Runs until the iteration budget is spent or an exit condition holds. */
@@ -363,8 +363,8 @@ public final class Trainer {
         log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
         long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler));
         lastSavedIteration = iteration;
-        log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s [ t 1/1, p 1/1 ]",
-                iteration, dir));
+        log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s %s",
+                iteration, dir, checkpointer.rankLabel()));
         event.iteration = iteration;
         event.bytes = bytes;
         event.directory = dir.toString();
