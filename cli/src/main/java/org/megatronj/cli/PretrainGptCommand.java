@@ -92,6 +92,10 @@ final class PretrainGptCommand implements Callable<Integer> {
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
+        if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
+            // Megatron turns it off (and says so) rather than change the numerics of a TP = 1 run
+            out.println("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled");
+        }
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
         args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
         printArguments(out, args);

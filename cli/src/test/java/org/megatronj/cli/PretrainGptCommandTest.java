@@ -332,6 +332,22 @@ class PretrainGptCommandTest {
         assertTrue(scale.err().contains("--loss-scale must be a positive finite number"), scale.err());
     }
 
+    /**
+     * Flags of Megatron's scripts that change nothing here: {@code --sequence-parallel} at TP = 1 is
+     * switched off with Megatron's warning, {@code --accumulate-allreduce-grads-in-fp32} is what
+     * always happens (F32 main gradients).
+     */
+    @Test
+    void megatronScriptFlagsThatChangeNothingAreAcceptedAndSaidSo() {
+        Path data = dataset();
+        CliRun r = run(plus(args(data, "--train-iters", "1", "--eval-iters", "0"), "--sequence-parallel", "--bf16",
+                "--accumulate-allreduce-grads-in-fp32"));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled\n"),
+                r.out());
+        assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
+    }
+
     /** The arguments plus flags without values. */
     private static List<String> plus(List<String> args, String... flags) {
         List<String> a = new ArrayList<>(args);
