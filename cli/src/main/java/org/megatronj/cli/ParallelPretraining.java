@@ -17,6 +17,8 @@ import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.Sgd;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.comm.LocalWorld;
+import org.megatronj.parallel.comm.ProcessGroups;
+import org.megatronj.parallel.comm.RankContext;
 import org.megatronj.parallel.pipeline.ParallelCheckpointer;
 import org.megatronj.parallel.pipeline.ParallelGptRank;
 import org.megatronj.parallel.pipeline.ParallelTraining;
@@ -97,6 +99,7 @@ final class ParallelPretraining {
 
     private void train(int world, int threads, ExitSignal processSignal, SampleSource train, SampleSource valid,
                        SampleSource test, TrainingResult[] result) {
+        long[][] parameterCounts = new long[layout.tensorModelParallelSize()][layout.pipelineModelParallelSize()];
         LocalWorld.run(layout, world, ctx -> {
             boolean printer = ctx.rank() == 0;
             Consumer<String> log = printer ? line -> {
@@ -109,9 +112,7 @@ final class ParallelPretraining {
             try (Backend backend = new CpuBackend(threads, true);
                  ParallelGptRank rank = new ParallelGptRank(config, backend, seed, ctx, rankOptions(),
                          params -> optimizer(params, backend))) {
-                long params = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
-                log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
-                        + " (0, 0): %d", params));
+                logParameterCounts(ctx, rank, parameterCounts, log);
                 Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
                         ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal,
                                 precision.lossScaler()),
@@ -124,6 +125,25 @@ final class ParallelPretraining {
                 }
             }
         });
+    }
+
+    /**
+     * Megatron's line per model-parallel rank (each data-parallel rank 0 prints its own): the
+     * stages hold different layers and the embedding, so one rank's count is not the others'.
+     * Printed by rank 0 in rank order, after all have counted.
+     */
+    private static void logParameterCounts(RankContext ctx, ParallelGptRank rank, long[][] counts, Consumer<String> log) {
+        ProcessGroups g = ctx.groups();
+        if (g.data().rank() == 0) {
+            counts[g.tensor().rank()][g.pipeline().rank()] = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
+        }
+        g.world().barrier();   // every count is written before rank 0 reads them
+        for (int p = 0; p < counts[0].length; p++) {
+            for (int t = 0; t < counts.length; t++) {
+                log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
+                        + " (%d, %d): %d", t, p, counts[t][p]));
+            }
+        }
     }
 
     /** The same settings without {@code --log-loss-to}: only rank 0 writes the loss file. */

@@ -189,11 +189,12 @@ class PretrainGptParallelTest {
     }
 
     /**
-     * {@code --profile} records the ranks' training events on parallel layouts too; a checkpoint of
-     * another chunking is refused in one line whose reshard command yields this run's chunks.
+     * A pipeline-parallel run prints Megatron's parameter count of every stage and {@code --profile}
+     * records the ranks' training events; a checkpoint of another chunking is refused in one line
+     * whose reshard command yields this run's chunks, and reshard names its own flags.
      */
     @Test
-    void profilesParallelRunsAndNamesTheReshardForInterleavedOnes() throws IOException {
+    void pipelineRunsCountEachStageProfileAndNameTheirReshard() throws IOException {
         Path data = dataset();
         Path jfr = dir.resolve("parallel.jfr");
         Path ckpt = dir.resolve("ckpt-pp2");
@@ -201,6 +202,10 @@ class PretrainGptParallelTest {
                 "--train-iters", "2", "--profile", jfr.toString(), "--save", ckpt.toString()).toArray(String[]::new));
         assertEquals(0, a.code(), a.toString());
         assertTrue(a.out().contains("profile written to " + jfr), a.out());
+        // a layer of hidden 16 (ffn 64) holds 3280 parameters; stage 0 adds the 64 x 16 word and 16 x 16 position
+        // embeddings, the last stage the final norm (32) and its copy of the (tied) word embeddings
+        assertTrue(a.out().contains(" > number of parameters on (tensor, pipeline) model parallel rank (0, 0): 7840\n"
+                + " > number of parameters on (tensor, pipeline) model parallel rank (0, 1): 7616\n"), a.out());
         try (RecordingFile recording = new RecordingFile(jfr)) {
             int steps = 0;
             while (recording.hasMoreEvents()) {
@@ -221,6 +226,18 @@ class PretrainGptParallelTest {
                 b.err());
         assertFalse(b.err().contains("Exception"), b.err());
         assertEquals(1, b.err().lines().count(), b.err());
+
+        CliRun heads = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", dir.resolve("tp3").toString(),
+                "--target-tensor-parallel-size", "3", "--target-pipeline-parallel-size", "1");
+        assertEquals(1, heads.code(), heads.toString());
+        assertTrue(heads.err().contains("its model's --num-attention-heads 4 is not divisible by --target-tensor-parallel-size 3"),
+                heads.err());
+        CliRun chunks = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", dir.resolve("vp").toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1",
+                "--target-num-layers-per-virtual-pipeline-stage", "1");
+        assertEquals(1, chunks.code(), chunks.toString());
+        assertTrue(chunks.err().contains("--target-num-layers-per-virtual-pipeline-stage (interleaved schedule) needs"
+                + " --target-pipeline-parallel-size >= 2, got 1"), chunks.err());
     }
 
     @Test
