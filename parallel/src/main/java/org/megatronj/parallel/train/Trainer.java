@@ -383,7 +383,7 @@ public final class Trainer {
         T result = work.get();
         timer.stop();
         interval.excludedNanos += System.nanoTime() - start;
-        String timing = timers.log(List.of(name), 1);
+        String timing = timers.log(List.of(name), 1, model::maxOverRanks);
         if (!timing.isEmpty()) {
             log.accept(timing);
         }
@@ -396,7 +396,7 @@ public final class Trainer {
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
                 globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
         log.accept(TrainingLog.iterationLine(stats));
-        String timing = timers.log(TIMERS_TO_LOG, s.iterations);
+        String timing = timers.log(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
         if (!timing.isEmpty()) {
             log.accept(timing);
         }
