@@ -22,6 +22,7 @@ import org.megatronj.parallel.comm.RankContext;
 import org.megatronj.parallel.pipeline.ParallelCheckpointer;
 import org.megatronj.parallel.pipeline.ParallelGptRank;
 import org.megatronj.parallel.pipeline.ParallelTraining;
+import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.LoggingConfig;
@@ -193,10 +194,24 @@ final class ParallelPretraining {
             throw new IllegalArgumentException("--global-batch-size " + global + " is not divisible by --micro-batch-size "
                     + micro + " x data-parallel size " + dp);
         }
+        // The trainer's batch config counts one rank (the ranks split each global batch among them), so
+        // its ramp-up checks are rerun here at this DP size: a ramp step that does not split would
+        // otherwise fail the run in the middle of training.
+        BatchConfig.Rampup rampup = training.batch().rampup();
+        new BatchConfig(micro, global, dp, rampup);
+        int pp = layout.pipelineModelParallelSize();
         int microBatches = global / (micro * dp);
-        if (layout.interleaved() && microBatches % layout.pipelineModelParallelSize() != 0) {
+        if (layout.interleaved() && microBatches % pp != 0) {
             throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank ("
-                    + microBatches + ") divisible by --pipeline-model-parallel-size " + layout.pipelineModelParallelSize());
+                    + microBatches + ") divisible by --pipeline-model-parallel-size " + pp);
+        }
+        if (layout.interleaved() && rampup != null
+                && (rampup.startBatchSize() / (micro * dp) % pp != 0 || rampup.batchSizeIncrement() / (micro * dp) % pp != 0)) {
+            throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank"
+                    + " divisible by --pipeline-model-parallel-size " + pp + " at every step of --rampup-batch-size "
+                    + rampup.startBatchSize() + " " + rampup.batchSizeIncrement() + " " + rampup.rampupSamples()
+                    + ": its start and increment must be multiples of --micro-batch-size " + micro + " x data-parallel size "
+                    + dp + " x " + pp + " = " + micro * dp * pp);
         }
     }
 

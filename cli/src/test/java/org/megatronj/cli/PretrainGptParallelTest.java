@@ -257,6 +257,22 @@ class PretrainGptParallelTest {
         assertTrue(batch.err().contains("--global-batch-size 8 is not divisible by --micro-batch-size 1 x data-parallel size 3"),
                 batch.err());
 
+        // ramp-up steps must split over the data-parallel ranks (and the pipeline, interleaved) before training starts
+        List<String> ramp = args(data, csv, "--world-size", "2", "--rampup-batch-size", "2", "3", "16");
+        ramp.set(ramp.indexOf("--train-iters"), "--train-samples");
+        CliRun rampDp = CliRun.of(ramp.toArray(String[]::new));
+        assertEquals(1, rampDp.code(), rampDp.toString());
+        assertTrue(rampDp.err().contains("--rampup-batch-size increment (3) must be a positive multiple of micro batch"
+                + " x data-parallel size (2)"), rampDp.err());
+        assertFalse(rampDp.out().contains(" iteration "), rampDp.out());
+        List<String> rampVp = args(data, csv, "--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage",
+                "1", "--world-size", "2", "--rampup-batch-size", "2", "1", "16");
+        rampVp.set(rampVp.indexOf("--train-iters"), "--train-samples");
+        CliRun vp = CliRun.of(rampVp.toArray(String[]::new));
+        assertEquals(1, vp.code(), vp.toString());
+        assertTrue(vp.err().contains("its start and increment must be multiples of --micro-batch-size 1 x data-parallel size 1"
+                + " x 2 = 2"), vp.err());
+
         CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
         assertEquals(1, method.code(), method.toString());
         assertTrue(method.err().contains("--recompute-method uniform needs --recompute-granularity full"), method.err());
