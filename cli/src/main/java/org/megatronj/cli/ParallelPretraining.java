@@ -161,8 +161,8 @@ final class ParallelPretraining {
                 ? new ParallelGptRank.AdamSettings((float) o.adamBeta1(), (float) o.adamBeta2(), (float) o.adamEps(),
                         (float) o.weightDecay())
                 : null;
-        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, options.ddpBucketSize, adam,
-                precision.precision());
+        long bucketSize = options.ddpBucketSize == null ? 0 : options.ddpBucketSize;   // 0: Megatron's default
+        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, bucketSize, adam, precision.precision());
     }
 
     private org.megatronj.model.optim.Optimizer optimizer(List<org.megatronj.model.Parameter> params, Backend backend) {

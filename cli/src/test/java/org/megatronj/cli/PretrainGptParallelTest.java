@@ -285,6 +285,11 @@ class PretrainGptParallelTest {
         assertTrue(vp.err().contains("its start and increment must be multiples of --micro-batch-size 1 x data-parallel size 1"
                 + " x 2 = 2"), vp.err());
 
+        CliRun bucket = CliRun.of(args(data, csv, "--world-size", "2", "--overlap-grad-reduce", "--ddp-bucket-size", "-5")
+                .toArray(String[]::new));
+        assertEquals(1, bucket.code(), bucket.toString());
+        assertTrue(bucket.err().contains("--ddp-bucket-size must be >= 1 element, got -5"), bucket.err());
+
         CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
         assertEquals(1, method.code(), method.toString());
         assertTrue(method.err().contains("--recompute-method uniform needs --recompute-granularity full"), method.err());
