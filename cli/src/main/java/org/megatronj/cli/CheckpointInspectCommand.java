@@ -58,6 +58,12 @@ final class CheckpointInspectCommand implements Callable<Integer> {
             if (m.has("optimizer")) {
                 out.println("  optimizer:              " + m.path("optimizer").path("type").asText() + ", "
                         + m.path("optimizer").path("step_count").asLong() + " steps");
+                JsonNode scaler = m.path("optimizer").path("grad_scaler");
+                if (scaler.isObject()) {   // a dynamic scaler's state, which an fp16 run resumes with
+                    out.printf(Locale.ROOT, "  loss scaler:            dynamic, scale %.1f, growth tracker %d, hysteresis tracker %d%n",
+                            scaler.path("scale").asDouble(), scaler.path("growth_tracker").asLong(),
+                            scaler.path("hysteresis_tracker").asLong());
+                }
             }
             if (m.has("scheduler")) {
                 JsonNode s = m.get("scheduler");

@@ -303,6 +303,16 @@ class PretrainGptCommandTest {
         assertTrue(r.out().contains("| loss scale: 549755813888.0 | number of skipped iterations:   1 |"), r.out());
         assertTrue(r.out().contains("| loss scale: 274877906944.0 | number of skipped iterations:   1 |"), r.out());
 
+        // the scaler's state is in the checkpoint, and inspect shows it
+        Path ckpt = dir.resolve("fp16-ckpt");
+        CliRun saved = run(plus(args(data, "--initial-loss-scale", "1099511627776", "--train-iters", "3", "--save",
+                ckpt.toString()), "--fp16"));
+        assertEquals(0, saved.code(), saved.toString());
+        CliRun inspect = CliRun.of("checkpoint", "inspect", "--no-tensors", ckpt.toString());
+        assertEquals(0, inspect.code(), inspect.toString());
+        assertTrue(inspect.out().contains("  loss scaler:            dynamic, scale 274877906944.0, growth tracker 0,"
+                + " hysteresis tracker -1\n"), inspect.out());
+
         CliRun fixed = run(plus(args(data, "--loss-scale", "256", "--train-iters", "2"), "--fp16"));
         assertEquals(0, fixed.code(), fixed.toString());
         assertTrue(fixed.out().contains("| loss scale: 256.0 | grad norm: "), fixed.out());
