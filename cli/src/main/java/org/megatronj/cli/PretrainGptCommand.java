@@ -92,6 +92,11 @@ final class PretrainGptCommand implements Callable<Integer> {
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
+        // Megatron's first line (validate_args); log parsers read the sizes from it. No context parallelism here.
+        out.printf(Locale.ROOT, "using world size: %d, data-parallel size: %d, context-parallel size: 1, hierarchical"
+                        + " context-parallel sizes: None, tensor-model-parallel size: %d, pipeline-model-parallel size: %d%n",
+                parallel.worldSize(), parallel.dataParallelSize(), layout.tensorModelParallelSize(),
+                layout.pipelineModelParallelSize());
         if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
             // Megatron turns it off (and says so) rather than change the numerics of a TP = 1 run
             out.println("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled");

@@ -240,13 +240,18 @@ class PretrainGptParallelTest {
                 + " --target-pipeline-parallel-size >= 2, got 1"), chunks.err());
     }
 
-    /** As Megatron, TP pads the vocabulary to a multiple of --make-vocab-size-divisible-by x TP, and says so. */
+    /**
+     * Megatron's first line names the sizes; as Megatron, TP pads the vocabulary to a multiple of
+     * --make-vocab-size-divisible-by x TP, and says so.
+     */
     @Test
-    void tensorParallelRunLogsTheVocabItPadsTo() {
+    void tensorParallelRunLogsItsSizesAndTheVocabItPadsTo() {
         CliRun r = CliRun.of(args(dataset(), dir.resolve("v.csv"), "--tensor-model-parallel-size", "2",
                 "--make-vocab-size-divisible-by", "20", "--train-iters", "1", "--eval-iters", "0").toArray(String[]::new));
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().contains("tokenizer (vocab 51, padded to 80) ..."), r.out());
+        assertTrue(r.out().startsWith("using world size: 2, data-parallel size: 1, context-parallel size: 1, hierarchical"
+                + " context-parallel sizes: None, tensor-model-parallel size: 2, pipeline-model-parallel size: 1\n"), r.out());
         // 80 / 2 rows of 16 in each rank's slice of the word embeddings, 16 x 16 positions, 4 layers of 1688 (half of
         // the split weights, all of the norms and the row-parallel biases), the final norm 32
         assertTrue(r.out().contains("model parallel rank (1, 0): " + (40 * 16 + 256 + 4 * 1688 + 32) + "\n"), r.out());
