@@ -152,7 +152,7 @@ final class ParallelPretraining {
         LoggingConfig l = c.logging();
         return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
                 new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel()),
-                c.checkpoint(), c.exit(), c.seed());
+                c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss());
     }
 
     private ParallelGptRank.Options rankOptions() {

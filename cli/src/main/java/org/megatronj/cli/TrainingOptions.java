@@ -146,6 +146,10 @@ public final class TrainingOptions {
             description = "On SIGTERM save a checkpoint and exit cleanly (default on; --no-exit-signal-handler: die at once).")
     boolean exitSignalHandler;
 
+    @Option(names = "--no-check-for-nan-in-loss-and-grad", description = "Skip an iteration whose training loss is NaN or"
+            + " Inf (counted in 'number of nan iterations') instead of stopping the run with an error, Megatron's default.")
+    boolean noCheckForNanInLossAndGrad;
+
     /** The training config; throws with the offending flags named when values contradict each other. */
     public TrainingConfig toConfig(long seed, int dataParallelSize) {
         int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
@@ -170,7 +174,7 @@ public final class TrainingOptions {
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
                         : OptimizerParamScheduler.OnLoad.CHECK);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
-        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed);
+        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad);
     }
 
     public Path profile() {

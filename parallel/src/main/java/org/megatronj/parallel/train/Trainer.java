@@ -238,6 +238,14 @@ public final class Trainer {
             tokens = r.tokens();
         }
         fb.stop();
+        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
+        if (config.checkForNanInLoss() && !Double.isFinite(loss)) {
+            // Megatron's loss check (fatal by default): a diverged run would otherwise skip every step from here on
+            throw new IllegalStateException(String.format(Locale.ROOT, "iteration %d: found %s in the training loss"
+                    + " (Megatron's 'found NaN/Inf in local forward loss calculation'); the run stops here, before the"
+                    + " optimizer step. Lower --lr or resume from an earlier checkpoint; --no-check-for-nan-in-loss-and-grad"
+                    + " skips such iterations instead", iteration, Double.isNaN(loss) ? "NaN" : "Inf"));
+        }
 
         Timers.Timer opt = timers.timer("optimizer", 1);
         TrainingEvents.OptimizerStep optEvent = new TrainingEvents.OptimizerStep();
@@ -270,7 +278,6 @@ public final class Trainer {
         optEvent.iteration = iteration;
         optEvent.skipped = skipped;
         optEvent.commit();
-        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
         return new StepOutcome(loss, tokens, norm, skipped, dataWait);
     }
 
