@@ -35,7 +35,10 @@ import java.util.function.Consumer;
  * losses of an uninterrupted run bit for bit.
  */
 public final class Trainer {
-    /** Timer names and levels as Megatron logs them. */
+    /**
+     * Timer names as Megatron logs them. Levels as Megatron's: forward-backward, optimizer and the
+     * optimizer's parts 1, batch-generator 2; evaluate and save-checkpoint 0.
+     */
     private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "batch-generator", "optimizer",
             "optimizer-unscale-and-check-inf", "optimizer-clip-main-grad", "optimizer-inner-step");
 
@@ -253,7 +256,7 @@ public final class Trainer {
         opt.start();
         boolean foundInfOrNan = false;
         if (scaler != null) {
-            Timers.Timer unscale = timers.timer("optimizer-unscale-and-check-inf", 2);
+            Timers.Timer unscale = timers.timer("optimizer-unscale-and-check-inf", 1);
             unscale.start();
             foundInfOrNan = optimizer.unscaleAndCheckForInfOrNan(scaler.inverseScale());
             unscale.stop();
@@ -261,14 +264,14 @@ public final class Trainer {
         }
         double norm = Double.NaN;   // Megatron logs no grad norm for a skipped step
         if (!foundInfOrNan) {
-            Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 2);
+            Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 1);
             clip.start();
             norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
             clip.stop();
         }
         boolean skipped = foundInfOrNan || !Double.isFinite(norm);
         if (!skipped) {
-            Timers.Timer inner = timers.timer("optimizer-inner-step", 2);
+            Timers.Timer inner = timers.timer("optimizer-inner-step", 1);
             inner.start();
             optimizer.step(scheduler.currentLr());
             inner.stop();

@@ -65,6 +65,22 @@ class TrainerTest {
                 && l.contains("forward-backward ...") && l.contains("batch-generator ...")));
     }
 
+    /** {@code --timing-log-level 1} shows Megatron's level-1 timers: the step and the optimizer's parts, not the data. */
+    @Test
+    void timingLevelOneShowsTheOptimizersPartsAsMegatron() {
+        TrainingConfig base = config(BatchConfig.of(2, 8), ScheduleConfig.iterations(2, 0.5, 0.05, DecayStyle.LINEAR, 0), null,
+                null, 0, null);
+        TrainingConfig levelOne = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(),
+                new LoggingConfig(2, 4, 0, null, 1), base.checkpoint(), base.exit(), base.seed());
+        List<String> log = new ArrayList<>();
+        run(levelOne, 1, log, null);
+        String timing = log.stream().filter(l -> l.startsWith("(min, max) time across ranks (ms):")).findFirst().orElseThrow();
+        for (String timer : List.of("forward-backward", "optimizer", "optimizer-clip-main-grad", "optimizer-inner-step")) {
+            assertTrue(timing.contains("\n    " + timer + " ."), timer + " in:\n" + timing);
+        }
+        assertTrue(!timing.contains("batch-generator"), timing);
+    }
+
     /** The toy model whose {@code nanCall}-th forward-backward (counting from 1) reports a NaN loss. */
     private static TrainableModel nanAt(ToyBigramModel model, int nanCall) {
         int[] calls = {0};
