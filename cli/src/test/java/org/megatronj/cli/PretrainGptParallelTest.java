@@ -124,6 +124,12 @@ class PretrainGptParallelTest {
         assertTrue(inspect.out().contains("rank folders:           4 [mp_rank_00_000, mp_rank_00_001, mp_rank_01_000,"
                 + " mp_rank_01_001]"), inspect.out());
         assertTrue(inspect.out().contains("distributed optimizer:  2 file(s)"), inspect.out());
+        Path rankFolder = ckpt.resolve("iter_0000002/mp_rank_01_001");
+        CliRun inspectRank = CliRun.of("checkpoint", "inspect", "--no-tensors", rankFolder.toString());
+        assertEquals(0, inspectRank.code(), inspectRank.toString());
+        assertTrue(inspectRank.out().startsWith("checkpoint: " + rankFolder + "\n"), inspectRank.out());
+        assertTrue(inspectRank.out().contains("(tensors below: mp_rank_01_001)"), inspectRank.out());
+        assertTrue(inspectRank.out().contains("  iteration:              2\n"), inspectRank.out());
         CliRun inspectWhole = CliRun.of("checkpoint", "inspect", "--no-tensors", whole.toString());
         assertTrue(inspectWhole.out().contains("resharded from:         tensor-parallel 2, pipeline-parallel 2"), inspectWhole.out());
         CliRun b = CliRun.of(args(data, parts, "--load", whole.toString()).toArray(String[]::new));
