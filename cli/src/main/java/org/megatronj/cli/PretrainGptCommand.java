@@ -82,8 +82,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         Precision dtype = precision.precision();
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
-        TrainingConfig tc = training.toConfig(data.seed, 1);
         ParallelConfig layout = parallel.toConfig(config);
+        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize());
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
         long iterations = tc.totalIterations();

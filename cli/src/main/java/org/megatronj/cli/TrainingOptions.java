@@ -150,7 +150,14 @@ public final class TrainingOptions {
             + " Inf (counted in 'number of nan iterations') instead of stopping the run with an error, Megatron's default.")
     boolean noCheckForNanInLossAndGrad;
 
-    /** The training config; throws with the offending flags named when values contradict each other. */
+    /**
+     * The training config; throws with the offending flags named when values contradict each other.
+     *
+     * @param dataParallelSize the ranks that share each global batch, for Megatron's default
+     *                         {@code --global-batch-size} (micro x DP). The batch config itself counts
+     *                         the micro-batches of a whole global batch, which every rank reads before
+     *                         taking its share; {@link ParallelPretraining} checks the sizes at this DP
+     */
     public TrainingConfig toConfig(long seed, int dataParallelSize) {
         int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
         BatchConfig.Rampup rampup = null;
@@ -158,7 +165,7 @@ public final class TrainingOptions {
             rampup = new BatchConfig.Rampup(Math.toIntExact(rampupBatchSize.get(0)), Math.toIntExact(rampupBatchSize.get(1)),
                     rampupBatchSize.get(2));
         }
-        BatchConfig batch = new BatchConfig(microBatchSize, global, dataParallelSize, rampup);
+        BatchConfig batch = new BatchConfig(microBatchSize, global, 1, rampup);
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
                 lrWarmupIters, lrWarmupSamples);

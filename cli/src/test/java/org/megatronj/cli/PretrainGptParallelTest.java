@@ -263,6 +263,17 @@ class PretrainGptParallelTest {
         assertTrue(r.out().contains("model parallel rank (1, 0): " + (40 * 16 + 256 + 4 * 1688 + 32) + "\n"), r.out());
     }
 
+    /** Without --global-batch-size a step takes one micro-batch per data-parallel rank, as Megatron's default. */
+    @Test
+    void theDefaultGlobalBatchIsMicroTimesDataParallel() {
+        List<String> a = args(dataset(), dir.resolve("g.csv"), "--world-size", "2", "--train-iters", "1", "--eval-iters", "0");
+        int at = a.indexOf("--global-batch-size");
+        a.subList(at, at + 2).clear();
+        CliRun r = CliRun.of(a.toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("| global batch size:     2 |"), r.out());
+    }
+
     @Test
     void invalidLayoutsAreRefusedWithTheirNumbers() {
         Path data = dataset();
