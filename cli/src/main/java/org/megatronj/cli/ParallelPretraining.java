@@ -179,10 +179,6 @@ final class ParallelPretraining {
             throw new IllegalArgumentException("parallel runs (--world-size " + options.worldSize() + ") execute their ranks as"
                     + " threads on the CPU backend; use --device cpu, or one rank on --device " + device);
         }
-        if (training.exit().exitDurationInMins() > 0) {
-            throw new IllegalArgumentException("--exit-duration-in-mins needs all ranks to agree on the iteration to stop at,"
-                    + " which parallel runs do not do yet; use --exit-interval or --train-iters");
-        }
         if (options.useDistributedOptimizer && training.optimizer().type() != OptimizerType.ADAM) {
             throw new IllegalArgumentException("--use-distributed-optimizer supports --optimizer adam, got --optimizer "
                     + training.optimizer().type().flagValue());

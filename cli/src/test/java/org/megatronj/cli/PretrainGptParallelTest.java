@@ -263,6 +263,21 @@ class PretrainGptParallelTest {
         assertTrue(r.out().contains("model parallel rank (1, 0): " + (40 * 16 + 256 + 4 * 1688 + 32) + "\n"), r.out());
     }
 
+    /** --exit-duration-in-mins: the ranks agree on the slowest clock, save together and exit at the same iteration. */
+    @Test
+    void exitDurationStopsEveryRankAtTheSameIteration() {
+        Path ckpt = dir.resolve("ckpt-duration");
+        CliRun r = CliRun.of(args(dataset(), dir.resolve("d.csv"), "--tensor-model-parallel-size", "2",
+                "--pipeline-model-parallel-size", "2", "--world-size", "4", "--exit-duration-in-mins", "1e-9",
+                "--save", ckpt.toString()).toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("[after training is done] iteration 1, consumed samples 8 (duration)"), r.out());
+        assertTrue(r.out().contains("exiting program after "), r.out());
+        for (String rank : List.of("mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001")) {
+            assertTrue(Files.exists(ckpt.resolve("iter_0000001/" + rank + "/model.safetensors")), rank + ": " + r.out());
+        }
+    }
+
     /** Without --global-batch-size a step takes one micro-batch per data-parallel rank, as Megatron's default. */
     @Test
     void theDefaultGlobalBatchIsMicroTimesDataParallel() {

@@ -345,7 +345,8 @@ public final class Trainer {
             save(iteration);
         }
         if (e.exitDurationInMins() > 0) {
-            double minutes = (System.nanoTime() - startNanos) / 60e9;
+            // the slowest rank's clock, as Megatron's all-reduce MAX: every rank stops at the same iteration
+            double minutes = model.maxOverRanks(new double[] {(System.nanoTime() - startNanos) / 60e9})[0];
             if (minutes > e.exitDurationInMins()) {
                 saveIfConfigured(iteration);
                 log.accept(String.format(Locale.ROOT, "exiting program after %.2f minutes", minutes));
