@@ -23,7 +23,7 @@ public final class ParallelOptions {
     int numLayersPerVirtualPipelineStage;
 
     @Option(names = "--sequence-parallel", description = "Split norms, dropouts and the residual stream along the sequence"
-            + " over the tensor-parallel ranks (needs T > 1).")
+            + " over the tensor-parallel ranks (needs T > 1; at T = 1 it is switched off with a warning, as in Megatron).")
     boolean sequenceParallel;
 
     @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P, i.e. no data"

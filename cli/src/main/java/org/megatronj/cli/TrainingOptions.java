@@ -146,8 +146,9 @@ public final class TrainingOptions {
             description = "On SIGTERM save a checkpoint and exit cleanly (default on; --no-exit-signal-handler: die at once).")
     boolean exitSignalHandler;
 
-    @Option(names = "--no-check-for-nan-in-loss-and-grad", description = "Skip an iteration whose training loss is NaN or"
-            + " Inf (counted in 'number of nan iterations') instead of stopping the run with an error, Megatron's default.")
+    @Option(names = "--no-check-for-nan-in-loss-and-grad", description = "Go on when the training loss is NaN or Inf"
+            + " instead of stopping the run with an error (Megatron's default); an iteration whose gradients are not finite"
+            + " is then skipped and counted in 'number of nan iterations'.")
     boolean noCheckForNanInLossAndGrad;
 
     /**
