@@ -86,6 +86,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize());
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
+        training.profile();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
         long evalSamples = (long) tc.logging().evalIters() * gbs;

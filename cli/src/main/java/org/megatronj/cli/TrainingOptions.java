@@ -185,7 +185,12 @@ public final class TrainingOptions {
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad);
     }
 
+    /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */
     public Path profile() {
+        Path folder = profile == null ? null : profile.toAbsolutePath().getParent();
+        if (folder != null && !java.nio.file.Files.isDirectory(folder)) {
+            throw new IllegalArgumentException("--profile " + profile + ": folder " + folder + " does not exist");
+        }
         return profile;
     }
 }

@@ -327,6 +327,13 @@ class PretrainGptParallelTest {
         assertEquals(1, bucket.code(), bucket.toString());
         assertTrue(bucket.err().contains("--ddp-bucket-size must be >= 1 element, got -5"), bucket.err());
 
+        Path nowhere = dir.resolve("no-such-folder/run.jfr");
+        CliRun profile = CliRun.of(args(data, csv, "--world-size", "2", "--profile", nowhere.toString()).toArray(String[]::new));
+        assertEquals(1, profile.code(), profile.toString());
+        assertTrue(profile.err().contains("--profile " + nowhere + ": folder " + nowhere.getParent() + " does not exist"),
+                profile.err());
+        assertFalse(profile.out().contains("arguments"), "refused before the run starts: " + profile.out());
+
         CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
         assertEquals(1, method.code(), method.toString());
         assertTrue(method.err().contains("--recompute-method uniform needs --recompute-granularity full"), method.err());
