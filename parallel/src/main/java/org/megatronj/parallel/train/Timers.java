@@ -109,8 +109,8 @@ public final class Timers {
             if (reduced[n + i] == Double.NEGATIVE_INFINITY) {
                 continue;   // not measured at this level, or did not run in this interval, on any rank
             }
-            out.append(String.format(Locale.ROOT, "%n    %s: (%.2f, %.2f)", padDots(names.get(i) + " ", 48), -reduced[i],
-                    reduced[n + i]));
+            out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(names.get(i) + " ", 48),
+                    TrainingLog.pythonF(-reduced[i], 2), TrainingLog.pythonF(reduced[n + i], 2)));
         }
         return out.isEmpty() ? "" : "(min, max) time across ranks (ms):" + out;
     }
