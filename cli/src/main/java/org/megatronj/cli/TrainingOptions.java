@@ -12,6 +12,7 @@ import org.megatronj.parallel.train.ScheduleConfig;
 import org.megatronj.parallel.train.TrainingConfig;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -188,7 +189,7 @@ public final class TrainingOptions {
     /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */
     public Path profile() {
         Path folder = profile == null ? null : profile.toAbsolutePath().getParent();
-        if (folder != null && !java.nio.file.Files.isDirectory(folder)) {
+        if (folder != null && !Files.isDirectory(folder)) {
             throw new IllegalArgumentException("--profile " + profile + ": folder " + folder + " does not exist");
         }
         return profile;

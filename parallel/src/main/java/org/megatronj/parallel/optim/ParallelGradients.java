@@ -2,6 +2,7 @@ package org.megatronj.parallel.optim;
 
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -271,7 +272,7 @@ public final class ParallelGradients {
             Tensor all = arena.allocate(DType.I64, (long) group.size() * values.length);
             group.allGather(mine, all);
             double[] max = new double[values.length];
-            java.util.Arrays.fill(max, Double.NEGATIVE_INFINITY);
+            Arrays.fill(max, Double.NEGATIVE_INFINITY);
             for (int r = 0; r < group.size(); r++) {
                 for (int i = 0; i < values.length; i++) {
                     long bits = all.segment().getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) r * values.length + i);
