@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -21,7 +22,8 @@ import java.util.concurrent.Callable;
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = "Show a checkpoint's iteration, counters, model config, optimizer and scheduler state and tensors.")
 final class CheckpointInspectCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "DIR", description = "A --save folder (its latest iteration) or an iter_XXXXXXX folder.")
+    @Parameters(index = "0", paramLabel = "DIR", description = "A --save folder (its latest iteration), an iter_XXXXXXX folder"
+            + " or one of its rank folders (mp_rank_*: that rank's tensors).")
     Path dir;
 
     @CommandLine.Option(names = "--tensors", negatable = true, defaultValue = "true", fallbackValue = "true",
@@ -34,7 +36,8 @@ final class CheckpointInspectCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        try (Checkpoint c = Checkpoint.openLatestAnyRank(dir)) {
+        boolean rankFolder = Files.exists(dir.resolve(CheckpointLayout.METADATA_FILE));
+        try (Checkpoint c = rankFolder ? Checkpoint.open(dir, -1) : Checkpoint.openLatestAnyRank(dir)) {
             JsonNode m = c.metadata();
             ShardLayout layout = ShardLayout.fromMetadata(m);
             List<String> folders = CheckpointLayout.rankDirNames(c.rankDir().getParent());
@@ -58,6 +61,12 @@ final class CheckpointInspectCommand implements Callable<Integer> {
             if (m.has("optimizer")) {
                 out.println("  optimizer:              " + m.path("optimizer").path("type").asText() + ", "
                         + m.path("optimizer").path("step_count").asLong() + " steps");
+                JsonNode scaler = m.path("optimizer").path("grad_scaler");
+                if (scaler.isObject()) {   // a dynamic scaler's state, which an fp16 run resumes with
+                    out.printf(Locale.ROOT, "  loss scaler:            dynamic, scale %.1f, growth tracker %d, hysteresis tracker %d%n",
+                            scaler.path("scale").asDouble(), scaler.path("growth_tracker").asLong(),
+                            scaler.path("hysteresis_tracker").asLong());
+                }
             }
             if (m.has("scheduler")) {
                 JsonNode s = m.get("scheduler");

@@ -56,7 +56,12 @@ final class CheckpointReshardCommand implements Callable<Integer> {
                     + targetPipelineParallel + ", " + targetLayersPerVirtualStage);
         }
         CheckpointLayout.requireNoCheckpoint(save, "--save");
-        ParallelConfig target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false);
+        ParallelConfig target;
+        try {
+            target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(CheckpointResharder.targetFlagNames(e.getMessage()), e);
+        }
         long start = System.nanoTime();
         CheckpointResharder.Result r = CheckpointResharder.reshard(load, save, target, !noOptim, line -> {
             err.printf(Locale.ROOT, "[reshard %6.1f s] %s%n", (System.nanoTime() - start) / 1e9, line);

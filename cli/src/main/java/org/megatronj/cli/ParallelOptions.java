@@ -23,7 +23,7 @@ public final class ParallelOptions {
     int numLayersPerVirtualPipelineStage;
 
     @Option(names = "--sequence-parallel", description = "Split norms, dropouts and the residual stream along the sequence"
-            + " over the tensor-parallel ranks (needs T > 1).")
+            + " over the tensor-parallel ranks (needs T > 1; at T = 1 it is switched off with a warning, as in Megatron).")
     boolean sequenceParallel;
 
     @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P, i.e. no data"
@@ -39,7 +39,7 @@ public final class ParallelOptions {
 
     @Option(names = "--ddp-bucket-size", paramLabel = "ELEMENTS", description = "Gradient bucket size with"
             + " --overlap-grad-reduce (default max(40M, 1M x DP)).")
-    long ddpBucketSize;
+    Long ddpBucketSize;
 
     @Option(names = "--recompute-activations", description = "Selective recompute of the attention core (the memory-"
             + "efficient attention never stores its probabilities, so nothing else is recomputed).")
@@ -60,6 +60,9 @@ public final class ParallelOptions {
         ParallelConfig c = new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize,
                 numLayersPerVirtualPipelineStage, sequenceParallel);
         c.validateWorldSize(worldSize());
+        if (ddpBucketSize != null && ddpBucketSize < 1) {   // the layers below read <= 0 as "not given": the default
+            throw new IllegalArgumentException("--ddp-bucket-size must be >= 1 element, got " + ddpBucketSize);
+        }
         return c.validateForModel(model.numLayers(), model.numAttentionHeads(), model.numQueryGroups(), model.ffnHiddenSize(),
                 model.seqLength());
     }

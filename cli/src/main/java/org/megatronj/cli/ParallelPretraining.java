@@ -17,9 +17,12 @@ import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.Sgd;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.comm.LocalWorld;
+import org.megatronj.parallel.comm.ProcessGroups;
+import org.megatronj.parallel.comm.RankContext;
 import org.megatronj.parallel.pipeline.ParallelCheckpointer;
 import org.megatronj.parallel.pipeline.ParallelGptRank;
 import org.megatronj.parallel.pipeline.ParallelTraining;
+import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.LoggingConfig;
@@ -97,6 +100,7 @@ final class ParallelPretraining {
 
     private void train(int world, int threads, ExitSignal processSignal, SampleSource train, SampleSource valid,
                        SampleSource test, TrainingResult[] result) {
+        long[][] parameterCounts = new long[layout.tensorModelParallelSize()][layout.pipelineModelParallelSize()];
         LocalWorld.run(layout, world, ctx -> {
             boolean printer = ctx.rank() == 0;
             Consumer<String> log = printer ? line -> {
@@ -109,9 +113,7 @@ final class ParallelPretraining {
             try (Backend backend = new CpuBackend(threads, true);
                  ParallelGptRank rank = new ParallelGptRank(config, backend, seed, ctx, rankOptions(),
                          params -> optimizer(params, backend))) {
-                long params = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
-                log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
-                        + " (0, 0): %d", params));
+                logParameterCounts(ctx, rank, parameterCounts, log);
                 Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
                         ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal,
                                 precision.lossScaler()),
@@ -126,12 +128,31 @@ final class ParallelPretraining {
         });
     }
 
+    /**
+     * Megatron's line per model-parallel rank (each data-parallel rank 0 prints its own): the
+     * stages hold different layers and the embedding, so one rank's count is not the others'.
+     * Printed by rank 0 in rank order, after all have counted.
+     */
+    private static void logParameterCounts(RankContext ctx, ParallelGptRank rank, long[][] counts, Consumer<String> log) {
+        ProcessGroups g = ctx.groups();
+        if (g.data().rank() == 0) {
+            counts[g.tensor().rank()][g.pipeline().rank()] = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
+        }
+        g.world().barrier();   // every count is written before rank 0 reads them
+        for (int p = 0; p < counts[0].length; p++) {
+            for (int t = 0; t < counts.length; t++) {
+                log.accept(String.format(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank"
+                        + " (%d, %d): %d", t, p, counts[t][p]));
+            }
+        }
+    }
+
     /** The same settings without {@code --log-loss-to}: only rank 0 writes the loss file. */
     private static TrainingConfig withoutLossFile(TrainingConfig c) {
         LoggingConfig l = c.logging();
         return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
                 new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel()),
-                c.checkpoint(), c.exit(), c.seed());
+                c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss());
     }
 
     private ParallelGptRank.Options rankOptions() {
@@ -140,8 +161,8 @@ final class ParallelPretraining {
                 ? new ParallelGptRank.AdamSettings((float) o.adamBeta1(), (float) o.adamBeta2(), (float) o.adamEps(),
                         (float) o.weightDecay())
                 : null;
-        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, options.ddpBucketSize, adam,
-                precision.precision());
+        long bucketSize = options.ddpBucketSize == null ? 0 : options.ddpBucketSize;   // 0: Megatron's default
+        return new ParallelGptRank.Options(recompute, options.overlapGradReduce, bucketSize, adam, precision.precision());
     }
 
     private org.megatronj.model.optim.Optimizer optimizer(List<org.megatronj.model.Parameter> params, Backend backend) {
@@ -158,10 +179,6 @@ final class ParallelPretraining {
             throw new IllegalArgumentException("parallel runs (--world-size " + options.worldSize() + ") execute their ranks as"
                     + " threads on the CPU backend; use --device cpu, or one rank on --device " + device);
         }
-        if (training.exit().exitDurationInMins() > 0) {
-            throw new IllegalArgumentException("--exit-duration-in-mins needs all ranks to agree on the iteration to stop at,"
-                    + " which parallel runs do not do yet; use --exit-interval or --train-iters");
-        }
         if (options.useDistributedOptimizer && training.optimizer().type() != OptimizerType.ADAM) {
             throw new IllegalArgumentException("--use-distributed-optimizer supports --optimizer adam, got --optimizer "
                     + training.optimizer().type().flagValue());
@@ -173,10 +190,24 @@ final class ParallelPretraining {
             throw new IllegalArgumentException("--global-batch-size " + global + " is not divisible by --micro-batch-size "
                     + micro + " x data-parallel size " + dp);
         }
+        // The trainer's batch config counts one rank (the ranks split each global batch among them), so
+        // its ramp-up checks are rerun here at this DP size: a ramp step that does not split would
+        // otherwise fail the run in the middle of training.
+        BatchConfig.Rampup rampup = training.batch().rampup();
+        new BatchConfig(micro, global, dp, rampup);
+        int pp = layout.pipelineModelParallelSize();
         int microBatches = global / (micro * dp);
-        if (layout.interleaved() && microBatches % layout.pipelineModelParallelSize() != 0) {
+        if (layout.interleaved() && microBatches % pp != 0) {
             throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank ("
-                    + microBatches + ") divisible by --pipeline-model-parallel-size " + layout.pipelineModelParallelSize());
+                    + microBatches + ") divisible by --pipeline-model-parallel-size " + pp);
+        }
+        if (layout.interleaved() && rampup != null
+                && (rampup.startBatchSize() / (micro * dp) % pp != 0 || rampup.batchSizeIncrement() / (micro * dp) % pp != 0)) {
+            throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank"
+                    + " divisible by --pipeline-model-parallel-size " + pp + " at every step of --rampup-batch-size "
+                    + rampup.startBatchSize() + " " + rampup.batchSizeIncrement() + " " + rampup.rampupSamples()
+                    + ": its start and increment must be multiples of --micro-batch-size " + micro + " x data-parallel size "
+                    + dp + " x " + pp + " = " + micro * dp * pp);
         }
     }
 

@@ -23,6 +23,10 @@ public final class PrecisionOptions {
             + " gradients and optimizer; no loss scaling.")
     boolean bf16;
 
+    @Option(names = "--accumulate-allreduce-grads-in-fp32", description = "Accumulate and all-reduce gradients in fp32"
+            + " (Megatron's flag, accepted for its scripts): main gradients are always F32 here, whatever the precision.")
+    boolean accumulateAllreduceGradsInFp32;
+
     @Option(names = "--loss-scale", paramLabel = "S", description = "A static loss scale (fp16 or bf16); without it fp16"
             + " scales dynamically.")
     Double lossScale;

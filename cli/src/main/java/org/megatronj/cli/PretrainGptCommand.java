@@ -82,22 +82,32 @@ final class PretrainGptCommand implements Callable<Integer> {
         Precision dtype = precision.precision();
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
-        TrainingConfig tc = training.toConfig(data.seed, 1);
         ParallelConfig layout = parallel.toConfig(config);
+        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize());
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
+        training.profile();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
         long evalSamples = (long) tc.logging().evalIters() * gbs;
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
+        // Megatron's first line (validate_args); log parsers read the sizes from it. No context parallelism here.
+        out.printf(Locale.ROOT, "using world size: %d, data-parallel size: %d, context-parallel size: 1, hierarchical"
+                        + " context-parallel sizes: None, tensor-model-parallel size: %d, pipeline-model-parallel size: %d%n",
+                parallel.worldSize(), parallel.dataParallelSize(), layout.tensorModelParallelSize(),
+                layout.pipelineModelParallelSize());
+        if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
+            // Megatron turns it off (and says so) rather than change the numerics of a TP = 1 run
+            out.println("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled");
+        }
         data.warnAboutDefaults(spec.commandLine().getErr());
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
         args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
         printArguments(out, args);
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
-                config.paddedVocabSize());
+                config.paddedVocabSize(layout.tensorModelParallelSize()));   // each TP rank holds an equal slice
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
@@ -105,7 +115,12 @@ final class PretrainGptCommand implements Callable<Integer> {
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(deviceOptions.device());
-            return run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())), data.seqLength);
+            try (Recording recording = startRecording(training.profile(), out)) {
+                int code = run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())),
+                        data.seqLength);
+                reportRecording(recording, out);
+                return code;
+            }
         }
         try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
@@ -141,10 +156,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),
                     result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));
-            if (recording != null) {
-                out.println("profile written to " + training.profile() + " (read it with: jfr summary " + training.profile()
-                        + "; jfr print --events org.megatronj.TrainStep " + training.profile() + ")");
-            }
+            reportRecording(recording, out);
             return 0;
         }
     }
@@ -165,6 +177,15 @@ final class PretrainGptCommand implements Callable<Integer> {
 
     private SampleSource sourceOrNull(GptSampleSource split) {
         return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength);
+    }
+
+    /** Where the recording goes (it is written when it closes) and how to read it. */
+    private static void reportRecording(Recording recording, PrintWriter out) {
+        if (recording != null) {
+            Path file = recording.getDestination();
+            out.println("profile written to " + file + " (read it with: jfr summary " + file
+                    + "; jfr print --events org.megatronj.TrainStep " + file + ")");
+        }
     }
 
     /** {@code --profile FILE}: a JFR recording of the default settings plus every Megatron-J event, dumped when it closes. */

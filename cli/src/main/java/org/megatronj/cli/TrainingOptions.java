@@ -12,6 +12,7 @@ import org.megatronj.parallel.train.ScheduleConfig;
 import org.megatronj.parallel.train.TrainingConfig;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -146,7 +147,19 @@ public final class TrainingOptions {
             description = "On SIGTERM save a checkpoint and exit cleanly (default on; --no-exit-signal-handler: die at once).")
     boolean exitSignalHandler;
 
-    /** The training config; throws with the offending flags named when values contradict each other. */
+    @Option(names = "--no-check-for-nan-in-loss-and-grad", description = "Go on when the training loss is NaN or Inf"
+            + " instead of stopping the run with an error (Megatron's default); an iteration whose gradients are not finite"
+            + " is then skipped and counted in 'number of nan iterations'.")
+    boolean noCheckForNanInLossAndGrad;
+
+    /**
+     * The training config; throws with the offending flags named when values contradict each other.
+     *
+     * @param dataParallelSize the ranks that share each global batch, for Megatron's default
+     *                         {@code --global-batch-size} (micro x DP). The batch config itself counts
+     *                         the micro-batches of a whole global batch, which every rank reads before
+     *                         taking its share; {@link ParallelPretraining} checks the sizes at this DP
+     */
     public TrainingConfig toConfig(long seed, int dataParallelSize) {
         int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
         BatchConfig.Rampup rampup = null;
@@ -154,7 +167,7 @@ public final class TrainingOptions {
             rampup = new BatchConfig.Rampup(Math.toIntExact(rampupBatchSize.get(0)), Math.toIntExact(rampupBatchSize.get(1)),
                     rampupBatchSize.get(2));
         }
-        BatchConfig batch = new BatchConfig(microBatchSize, global, dataParallelSize, rampup);
+        BatchConfig batch = new BatchConfig(microBatchSize, global, 1, rampup);
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
                 lrWarmupIters, lrWarmupSamples);
@@ -170,10 +183,15 @@ public final class TrainingOptions {
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
                         : OptimizerParamScheduler.OnLoad.CHECK);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
-        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed);
+        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad);
     }
 
+    /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */
     public Path profile() {
+        Path folder = profile == null ? null : profile.toAbsolutePath().getParent();
+        if (folder != null && !Files.isDirectory(folder)) {
+            throw new IllegalArgumentException("--profile " + profile + ": folder " + folder + " does not exist");
+        }
         return profile;
     }
 }

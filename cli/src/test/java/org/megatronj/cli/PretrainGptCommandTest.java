@@ -303,6 +303,16 @@ class PretrainGptCommandTest {
         assertTrue(r.out().contains("| loss scale: 549755813888.0 | number of skipped iterations:   1 |"), r.out());
         assertTrue(r.out().contains("| loss scale: 274877906944.0 | number of skipped iterations:   1 |"), r.out());
 
+        // the scaler's state is in the checkpoint, and inspect shows it
+        Path ckpt = dir.resolve("fp16-ckpt");
+        CliRun saved = run(plus(args(data, "--initial-loss-scale", "1099511627776", "--train-iters", "3", "--save",
+                ckpt.toString()), "--fp16"));
+        assertEquals(0, saved.code(), saved.toString());
+        CliRun inspect = CliRun.of("checkpoint", "inspect", "--no-tensors", ckpt.toString());
+        assertEquals(0, inspect.code(), inspect.toString());
+        assertTrue(inspect.out().contains("  loss scaler:            dynamic, scale 274877906944.0, growth tracker 0,"
+                + " hysteresis tracker -1\n"), inspect.out());
+
         CliRun fixed = run(plus(args(data, "--loss-scale", "256", "--train-iters", "2"), "--fp16"));
         assertEquals(0, fixed.code(), fixed.toString());
         assertTrue(fixed.out().contains("| loss scale: 256.0 | grad norm: "), fixed.out());
@@ -330,6 +340,22 @@ class PretrainGptCommandTest {
         CliRun scale = run(plus(args(data, "--loss-scale", "-1"), "--bf16"));
         assertEquals(1, scale.code(), scale.toString());
         assertTrue(scale.err().contains("--loss-scale must be a positive finite number"), scale.err());
+    }
+
+    /**
+     * Flags of Megatron's scripts that change nothing here: {@code --sequence-parallel} at TP = 1 is
+     * switched off with Megatron's warning, {@code --accumulate-allreduce-grads-in-fp32} is what
+     * always happens (F32 main gradients).
+     */
+    @Test
+    void megatronScriptFlagsThatChangeNothingAreAcceptedAndSaidSo() {
+        Path data = dataset();
+        CliRun r = run(plus(args(data, "--train-iters", "1", "--eval-iters", "0"), "--sequence-parallel", "--bf16",
+                "--accumulate-allreduce-grads-in-fp32"));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled\n"),
+                r.out());
+        assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
     }
 
     /** The arguments plus flags without values. */

@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -8,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.indexed.IndexedDatasetBuilder;
@@ -101,6 +103,9 @@ class PretrainGptParallelTest {
         first.addAll(List.of("--save", ckpt.toString(), "--exit-interval", "2"));
         CliRun a = CliRun.of(first.toArray(String[]::new));
         assertEquals(0, a.code(), a.toString());
+        // Megatron's line names rank 0's place among the tensor and pipeline sizes
+        assertTrue(a.out().contains("  successfully saved checkpoint from iteration       2 to " + ckpt + " [ t 1/2, p 1/2 ]\n"),
+                a.out());
         for (String rank : List.of("mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001")) {
             assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/model.safetensors")), rank + ": " + a.out());
             assertTrue(Files.exists(ckpt.resolve("iter_0000002/" + rank + "/distrib_optim_dp_001.safetensors")), rank);
@@ -119,6 +124,12 @@ class PretrainGptParallelTest {
         assertTrue(inspect.out().contains("rank folders:           4 [mp_rank_00_000, mp_rank_00_001, mp_rank_01_000,"
                 + " mp_rank_01_001]"), inspect.out());
         assertTrue(inspect.out().contains("distributed optimizer:  2 file(s)"), inspect.out());
+        Path rankFolder = ckpt.resolve("iter_0000002/mp_rank_01_001");
+        CliRun inspectRank = CliRun.of("checkpoint", "inspect", "--no-tensors", rankFolder.toString());
+        assertEquals(0, inspectRank.code(), inspectRank.toString());
+        assertTrue(inspectRank.out().startsWith("checkpoint: " + rankFolder + "\n"), inspectRank.out());
+        assertTrue(inspectRank.out().contains("(tensors below: mp_rank_01_001)"), inspectRank.out());
+        assertTrue(inspectRank.out().contains("  iteration:              2\n"), inspectRank.out());
         CliRun inspectWhole = CliRun.of("checkpoint", "inspect", "--no-tensors", whole.toString());
         assertTrue(inspectWhole.out().contains("resharded from:         tensor-parallel 2, pipeline-parallel 2"), inspectWhole.out());
         CliRun b = CliRun.of(args(data, parts, "--load", whole.toString()).toArray(String[]::new));
@@ -134,6 +145,8 @@ class PretrainGptParallelTest {
                 "--overlap-grad-reduce", "--load", ckpt2.toString());
         CliRun d = CliRun.of(resume.toArray(String[]::new));
         assertEquals(0, d.code(), d.toString());
+        assertTrue(d.out().contains("  successfully loaded checkpoint from " + ckpt2 + " [ t 1/2, p 1/1 ] at iteration 2\n"),
+                d.out());
         assertLosses(single, parts2);
     }
 
@@ -181,6 +194,101 @@ class PretrainGptParallelTest {
         }
     }
 
+    /**
+     * A pipeline-parallel run prints Megatron's parameter count of every stage and {@code --profile}
+     * records the ranks' training events; a checkpoint of another chunking is refused in one line
+     * whose reshard command yields this run's chunks, and reshard names its own flags.
+     */
+    @Test
+    void pipelineRunsCountEachStageProfileAndNameTheirReshard() throws IOException {
+        Path data = dataset();
+        Path jfr = dir.resolve("parallel.jfr");
+        Path ckpt = dir.resolve("ckpt-pp2");
+        CliRun a = CliRun.of(args(data, dir.resolve("pp2.csv"), "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--train-iters", "2", "--profile", jfr.toString(), "--save", ckpt.toString()).toArray(String[]::new));
+        assertEquals(0, a.code(), a.toString());
+        assertTrue(a.out().contains("profile written to " + jfr), a.out());
+        // a layer of hidden 16 (ffn 64) holds 3280 parameters; stage 0 adds the 64 x 16 word and 16 x 16 position
+        // embeddings, the last stage the final norm (32) and its copy of the (tied) word embeddings
+        assertTrue(a.out().contains(" > number of parameters on (tensor, pipeline) model parallel rank (0, 0): 7840\n"
+                + " > number of parameters on (tensor, pipeline) model parallel rank (0, 1): 7616\n"), a.out());
+        try (RecordingFile recording = new RecordingFile(jfr)) {
+            int steps = 0;
+            while (recording.hasMoreEvents()) {
+                if (recording.readEvent().getEventType().getName().equals("org.megatronj.TrainStep")) {
+                    steps++;
+                }
+            }
+            assertEquals(2 * 2, steps, "a TrainStep per iteration of each of the 2 ranks");
+        }
+
+        CliRun b = CliRun.of(args(data, dir.resolve("vp.csv"), "--pipeline-model-parallel-size", "2",
+                "--num-layers-per-virtual-pipeline-stage", "1", "--world-size", "2", "--load", ckpt.toString())
+                .toArray(String[]::new));
+        assertEquals(1, b.code(), b.toString());
+        assertTrue(b.err().contains("is a checkpoint of tensor-parallel 1, pipeline-parallel 2, saved at data-parallel 1, but"
+                + " this run is tensor-parallel 1, pipeline-parallel 2 (2 chunks per stage)"), b.err());
+        assertTrue(b.err().contains("--target-pipeline-parallel-size 2 --target-num-layers-per-virtual-pipeline-stage 1'"),
+                b.err());
+        assertFalse(b.err().contains("Exception"), b.err());
+        assertEquals(1, b.err().lines().count(), b.err());
+
+        CliRun heads = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", dir.resolve("tp3").toString(),
+                "--target-tensor-parallel-size", "3", "--target-pipeline-parallel-size", "1");
+        assertEquals(1, heads.code(), heads.toString());
+        assertTrue(heads.err().contains("its model's --num-attention-heads 4 is not divisible by --target-tensor-parallel-size 3"),
+                heads.err());
+        CliRun chunks = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", dir.resolve("vp").toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1",
+                "--target-num-layers-per-virtual-pipeline-stage", "1");
+        assertEquals(1, chunks.code(), chunks.toString());
+        assertTrue(chunks.err().contains("--target-num-layers-per-virtual-pipeline-stage (interleaved schedule) needs"
+                + " --target-pipeline-parallel-size >= 2, got 1"), chunks.err());
+    }
+
+    /**
+     * Megatron's first line names the sizes; as Megatron, TP pads the vocabulary to a multiple of
+     * --make-vocab-size-divisible-by x TP, and says so.
+     */
+    @Test
+    void tensorParallelRunLogsItsSizesAndTheVocabItPadsTo() {
+        CliRun r = CliRun.of(args(dataset(), dir.resolve("v.csv"), "--tensor-model-parallel-size", "2",
+                "--make-vocab-size-divisible-by", "20", "--train-iters", "1", "--eval-iters", "0").toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("tokenizer (vocab 51, padded to 80) ..."), r.out());
+        assertTrue(r.out().startsWith("using world size: 2, data-parallel size: 1, context-parallel size: 1, hierarchical"
+                + " context-parallel sizes: None, tensor-model-parallel size: 2, pipeline-model-parallel size: 1\n"), r.out());
+        // 80 / 2 rows of 16 in each rank's slice of the word embeddings, 16 x 16 positions, 4 layers of 1688 (half of
+        // the split weights, all of the norms and the row-parallel biases), the final norm 32
+        assertTrue(r.out().contains("model parallel rank (1, 0): " + (40 * 16 + 256 + 4 * 1688 + 32) + "\n"), r.out());
+    }
+
+    /** --exit-duration-in-mins: the ranks agree on the slowest clock, save together and exit at the same iteration. */
+    @Test
+    void exitDurationStopsEveryRankAtTheSameIteration() {
+        Path ckpt = dir.resolve("ckpt-duration");
+        CliRun r = CliRun.of(args(dataset(), dir.resolve("d.csv"), "--tensor-model-parallel-size", "2",
+                "--pipeline-model-parallel-size", "2", "--world-size", "4", "--exit-duration-in-mins", "1e-9",
+                "--save", ckpt.toString()).toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("[after training is done] iteration 1, consumed samples 8 (duration)"), r.out());
+        assertTrue(r.out().contains("exiting program after "), r.out());
+        for (String rank : List.of("mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001")) {
+            assertTrue(Files.exists(ckpt.resolve("iter_0000001/" + rank + "/model.safetensors")), rank + ": " + r.out());
+        }
+    }
+
+    /** Without --global-batch-size a step takes one micro-batch per data-parallel rank, as Megatron's default. */
+    @Test
+    void theDefaultGlobalBatchIsMicroTimesDataParallel() {
+        List<String> a = args(dataset(), dir.resolve("g.csv"), "--world-size", "2", "--train-iters", "1", "--eval-iters", "0");
+        int at = a.indexOf("--global-batch-size");
+        a.subList(at, at + 2).clear();
+        CliRun r = CliRun.of(a.toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("| global batch size:     2 |"), r.out());
+    }
+
     @Test
     void invalidLayoutsAreRefusedWithTheirNumbers() {
         Path data = dataset();
@@ -197,6 +305,34 @@ class PretrainGptParallelTest {
         assertEquals(1, batch.code(), batch.toString());
         assertTrue(batch.err().contains("--global-batch-size 8 is not divisible by --micro-batch-size 1 x data-parallel size 3"),
                 batch.err());
+
+        // ramp-up steps must split over the data-parallel ranks (and the pipeline, interleaved) before training starts
+        List<String> ramp = args(data, csv, "--world-size", "2", "--rampup-batch-size", "2", "3", "16");
+        ramp.set(ramp.indexOf("--train-iters"), "--train-samples");
+        CliRun rampDp = CliRun.of(ramp.toArray(String[]::new));
+        assertEquals(1, rampDp.code(), rampDp.toString());
+        assertTrue(rampDp.err().contains("--rampup-batch-size increment (3) must be a positive multiple of micro batch"
+                + " x data-parallel size (2)"), rampDp.err());
+        assertFalse(rampDp.out().contains(" iteration "), rampDp.out());
+        List<String> rampVp = args(data, csv, "--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage",
+                "1", "--world-size", "2", "--rampup-batch-size", "2", "1", "16");
+        rampVp.set(rampVp.indexOf("--train-iters"), "--train-samples");
+        CliRun vp = CliRun.of(rampVp.toArray(String[]::new));
+        assertEquals(1, vp.code(), vp.toString());
+        assertTrue(vp.err().contains("its start and increment must be multiples of --micro-batch-size 1 x data-parallel size 1"
+                + " x 2 = 2"), vp.err());
+
+        CliRun bucket = CliRun.of(args(data, csv, "--world-size", "2", "--overlap-grad-reduce", "--ddp-bucket-size", "-5")
+                .toArray(String[]::new));
+        assertEquals(1, bucket.code(), bucket.toString());
+        assertTrue(bucket.err().contains("--ddp-bucket-size must be >= 1 element, got -5"), bucket.err());
+
+        Path nowhere = dir.resolve("no-such-folder/run.jfr");
+        CliRun profile = CliRun.of(args(data, csv, "--world-size", "2", "--profile", nowhere.toString()).toArray(String[]::new));
+        assertEquals(1, profile.code(), profile.toString());
+        assertTrue(profile.err().contains("--profile " + nowhere + ": folder " + nowhere.getParent() + " does not exist"),
+                profile.err());
+        assertFalse(profile.out().contains("arguments"), "refused before the run starts: " + profile.out());
 
         CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
         assertEquals(1, method.code(), method.toString());

@@ -49,7 +49,7 @@ public final class Checkpoint implements AutoCloseable {
         ShardLayout layout = ShardLayout.fromMetadata(ckpt.metadata());
         if (layout.sharded()) {
             ckpt.close();
-            throw notWhole(iterDir, "it was saved at " + layout.describe());
+            throw notWhole(iterDir, "it is a checkpoint of " + layout.describe());
         }
         return ckpt;
     }
@@ -96,13 +96,8 @@ public final class Checkpoint implements AutoCloseable {
                 + " --target-pipeline-parallel-size 1'");
     }
 
-    /** Opens a rank folder ({@code .../iter_0000100/mp_rank_00}); {@code iteration} is -1 when only the metadata knows it. */
-    public static Checkpoint open(Path rankDir, long iteration) {
-        if (!Files.isDirectory(rankDir)) {
-            throw new CheckpointException("checkpoint folder " + rankDir + " does not exist (tracker and folders disagree,"
-                    + " or the checkpoint was saved with another tensor/pipeline parallel layout: see"
-                    + " 'megatron checkpoint reshard')");
-        }
+    /** The {@code metadata.json} of a rank folder, checked to be a JSON object. */
+    static JsonNode readMetadata(Path rankDir) {
         Path metaFile = rankDir.resolve(CheckpointLayout.METADATA_FILE);
         JsonNode metadata;
         try {
@@ -115,6 +110,17 @@ public final class Checkpoint implements AutoCloseable {
         if (metadata == null || !metadata.isObject()) {
             throw new CheckpointException(metaFile + ": expected a JSON object");
         }
+        return metadata;
+    }
+
+    /** Opens a rank folder ({@code .../iter_0000100/mp_rank_00}); {@code iteration} is -1 when only the metadata knows it. */
+    public static Checkpoint open(Path rankDir, long iteration) {
+        if (!Files.isDirectory(rankDir)) {
+            throw new CheckpointException("checkpoint folder " + rankDir + " does not exist (tracker and folders disagree,"
+                    + " or the checkpoint was saved with another tensor/pipeline parallel layout: see"
+                    + " 'megatron checkpoint reshard')");
+        }
+        JsonNode metadata = readMetadata(rankDir);
         long it = iteration >= 0 ? iteration : metadata.path("iteration").asLong(0);
         SafetensorsFile model = openTensors(rankDir.resolve(CheckpointLayout.MODEL_FILE));
         Path optimizerFile = rankDir.resolve(CheckpointLayout.OPTIMIZER_FILE);

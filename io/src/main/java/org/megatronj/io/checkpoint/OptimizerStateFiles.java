@@ -63,6 +63,31 @@ public final class OptimizerStateFiles {
     }
 
     /**
+     * Refuses a folder that lacks a DP rank's file: the pieces of the others tile each state from 0
+     * without a gap when the last rank's is missing, so only the saved DP size can tell.
+     */
+    private static void requireEveryDataParallelRank(Path rankDir, List<Path> files) {
+        if (!Files.exists(rankDir.resolve(CheckpointLayout.METADATA_FILE))) {
+            return;   // only a data-parallel rank 0 writes it; without it there is no saved size to check against
+        }
+        ShardLayout saved = ShardLayout.fromMetadata(Checkpoint.readMetadata(rankDir));
+        if (!saved.distributedOptimizer()) {
+            return;
+        }
+        List<String> missing = new ArrayList<>();
+        for (int r = 0; r < saved.dataParallel(); r++) {
+            if (!files.contains(rankDir.resolve(distribFileName(r)))) {
+                missing.add(distribFileName(r));
+            }
+        }
+        if (!missing.isEmpty()) {
+            throw new CheckpointException(rankDir + " lacks " + String.join(", ", missing) + ": it was saved at data-parallel "
+                    + saved.dataParallel() + " with the distributed optimizer, one file per data-parallel rank (pass"
+                    + " --no-load-optim to load the weights only)");
+        }
+    }
+
+    /**
      * Every state entry of the folder as a whole flat array (F32), from whichever form it holds;
      * the distributed pieces are checked to tile each entry without gaps or overlaps. Throws
      * when the folder has no optimizer state.
@@ -83,6 +108,7 @@ public final class OptimizerStateFiles {
             throw new CheckpointException(rankDir + " holds no optimizer state (neither " + CheckpointLayout.OPTIMIZER_FILE
                     + " nor " + DISTRIB_PREFIX + "*.safetensors): pass --no-load-optim to load the weights only");
         }
+        requireEveryDataParallelRank(rankDir, files);
         record Piece(long from, float[] values, Path file) {
         }
         Map<String, List<Piece>> pieces = new LinkedHashMap<>();

@@ -75,6 +75,17 @@ class ShardedCheckpointFilesTest {
         }
     }
 
+    /** Without DP rank 1's file the pieces of rank 0 still start at 0: only the saved DP size shows the loss. */
+    @Test
+    void aMissingLastDataParallelFileIsNamed() throws Exception {
+        saveTp2Pp2();
+        Path rankDir = root.resolve("iter_0000007/mp_rank_01_001");
+        Files.delete(rankDir.resolve(OptimizerStateFiles.distribFileName(1)));
+        CheckpointException e = assertThrows(CheckpointException.class, () -> OptimizerStateFiles.readAll(rankDir));
+        assertEquals(rankDir + " lacks distrib_optim_dp_001.safetensors: it was saved at data-parallel 2 with the distributed"
+                + " optimizer, one file per data-parallel rank (pass --no-load-optim to load the weights only)", e.getMessage());
+    }
+
     @Test
     void aGapBetweenPiecesIsNamed() {
         try (TensorArena arena = TensorArena.named("test")) {

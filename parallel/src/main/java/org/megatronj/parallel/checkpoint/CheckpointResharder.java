@@ -42,6 +42,16 @@ public final class CheckpointResharder {
     }
 
     /**
+     * A layout message in reshard's terms: the checks are pretraining's and name its flags, which
+     * a user of {@code checkpoint reshard} did not type.
+     */
+    public static String targetFlagNames(String message) {
+        return message.replace("--tensor-model-parallel-size", "--target-tensor-parallel-size")
+                .replace("--pipeline-model-parallel-size", "--target-pipeline-parallel-size")
+                .replace("--num-layers-per-virtual-pipeline-stage", "--target-num-layers-per-virtual-pipeline-stage");
+    }
+
+    /**
      * @param target        the target sizes: TP, PP and layers per virtual pipeline stage (0 = not interleaved);
      *                      sequence parallelism does not change the checkpoint
      * @param withOptimizer also convert the optimizer state (when the source has it)
@@ -62,9 +72,13 @@ public final class CheckpointResharder {
         }
         checkDistinct(load, save);
         TransformerConfig config = FullModelState.config(meta, iterDir);
-        target.validateForModel(config.numLayers(), config.numAttentionHeads(), config.numQueryGroups(),
-                config.ffnHiddenSize(), config.seqLength());
-        config.checkTensorParallelSize(target.tensorModelParallelSize());
+        try {
+            target.validateForModel(config.numLayers(), config.numAttentionHeads(), config.numQueryGroups(),
+                    config.ffnHiddenSize(), config.seqLength());
+            config.checkTensorParallelSize(target.tensorModelParallelSize());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("cannot reshard " + iterDir + ": its model's " + targetFlagNames(e.getMessage()), e);
+        }
         int chunks = target.virtualPipelineModelParallelSize(config.numLayers());
         ShardLayout to = new ShardLayout(target.tensorModelParallelSize(), target.pipelineModelParallelSize(), chunks,
                 source.dataParallel(), false);

@@ -67,6 +67,14 @@ public final class LocalWorld {
         }
     }
 
+    /**
+     * What went wrong, for the one line the CLI prints: an exception's own message, which says it
+     * (the class name is noise there); an error, or an exception without a message, by its class.
+     */
+    private static String reason(Throwable t) {
+        return t instanceof Exception && t.getMessage() != null ? t.getMessage() : t.toString();
+    }
+
     private static void runRank(ParallelState state, LocalCommunicator world, Consumer<RankContext> body,
                                 AtomicReference<RankFailedException> first, List<Throwable> others) {
         ProcessGroups groups = null;
@@ -75,9 +83,10 @@ public final class LocalWorld {
             body.accept(new RankContext(state, groups));
         } catch (Throwable t) {
             // Abort before closing: closing waits for this rank's queued operations, which may wait on the others.
-            RankFailedException failure = new RankFailedException(state.rank(), state.describe() + " failed: " + t, t);
+            String message = state.describe() + " failed: " + reason(t);
+            RankFailedException failure = new RankFailedException(state.rank(), message, t);
             if (first.compareAndSet(null, failure)) {
-                world.abortWorld(state.describe() + " failed: " + t, t);
+                world.abortWorld(message, t);
             } else {
                 others.add(t);
             }

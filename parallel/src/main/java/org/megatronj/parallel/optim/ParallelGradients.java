@@ -2,6 +2,7 @@ package org.megatronj.parallel.optim;
 
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
@@ -256,6 +257,30 @@ public final class ParallelGradients {
             }
         }
         return norm;
+    }
+
+    /** The element-wise maximum of {@code values} over a group, in double precision (all-gather of the bit patterns). */
+    public static double[] allReduceMax(Communicator group, double[] values) {
+        if (group.size() == 1) {
+            return values.clone();
+        }
+        try (TensorArena arena = TensorArena.named("max-reduce")) {
+            Tensor mine = arena.allocate(DType.I64, values.length);
+            for (int i = 0; i < values.length; i++) {
+                mine.segment().setAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i, Double.doubleToRawLongBits(values[i]));
+            }
+            Tensor all = arena.allocate(DType.I64, (long) group.size() * values.length);
+            group.allGather(mine, all);
+            double[] max = new double[values.length];
+            Arrays.fill(max, Double.NEGATIVE_INFINITY);
+            for (int r = 0; r < group.size(); r++) {
+                for (int i = 0; i < values.length; i++) {
+                    long bits = all.segment().getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) r * values.length + i);
+                    max[i] = Math.max(max[i], Double.longBitsToDouble(bits));
+                }
+            }
+            return max;
+        }
     }
 
     /** A double summed over a group in double precision: all-gather the bit patterns, add in rank order. */

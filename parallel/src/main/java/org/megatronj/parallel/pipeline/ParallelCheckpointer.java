@@ -3,6 +3,7 @@ package org.megatronj.parallel.pipeline;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.checkpoint.CheckpointException;
@@ -64,6 +65,13 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
     /** This run's layout, as its checkpoints record it. */
     public ShardLayout layout() {
         return layout;
+    }
+
+    @Override
+    public String rankLabel() {
+        ProcessGroups g = rank.context().groups();
+        return String.format(Locale.ROOT, "[ t %d/%d, p %d/%d ]", g.tensor().rank() + 1, layout.tensorParallel(),
+                g.pipeline().rank() + 1, layout.pipelineParallel());
     }
 
     private String rankDirName() {
@@ -164,12 +172,16 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
             }
         }
         if (saved.sharded()) {
-            throw new CheckpointException(Checkpoint.latestIterationDir(root) + " was saved at " + saved.describe()
+            // the suggested command must produce this run's chunks too, or loading its output fails again
+            int layersPerChunk = config.numLayers() / (layout.pipelineParallel() * layout.chunksPerStage());
+            throw new CheckpointException(Checkpoint.latestIterationDir(root) + " is a checkpoint of " + saved.describe()
                     + ", but this run is tensor-parallel " + layout.tensorParallel() + ", pipeline-parallel "
                     + layout.pipelineParallel() + (layout.chunksPerStage() > 1 ? " (" + layout.chunksPerStage()
                     + " chunks per stage)" : "") + ": convert it first with 'megatron checkpoint reshard --load " + root
                     + " --save <new folder> --target-tensor-parallel-size " + layout.tensorParallel()
-                    + " --target-pipeline-parallel-size " + layout.pipelineParallel() + "'");
+                    + " --target-pipeline-parallel-size " + layout.pipelineParallel()
+                    + (layout.chunksPerStage() > 1 ? " --target-num-layers-per-virtual-pipeline-stage " + layersPerChunk : "")
+                    + "'");
         }
         return loadWhole(root, optimizer, scheduler, finetune, noLoadOptim, noLoadRng, seed);
     }

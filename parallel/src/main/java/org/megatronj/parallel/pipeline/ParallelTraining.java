@@ -7,6 +7,7 @@ import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.optim.LossScaler;
+import org.megatronj.parallel.optim.ParallelGradients;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.TrainableModel;
 import org.megatronj.parallel.train.TrainingOptimizer;
@@ -64,6 +65,11 @@ public final class ParallelTraining {
             @Override
             public void zeroGrad() {
                 rank.chunks().forEach(m -> m.zeroGrad());
+            }
+
+            @Override
+            public double[] maxOverRanks(double[] values) {
+                return ParallelGradients.allReduceMax(rank.context().groups().world(), values);
             }
         };
     }

@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * Megatron's named wall-clock timers with log levels: a timer whose level is above
@@ -14,6 +15,8 @@ import java.util.Map;
  *     forward-backward ...............................: (812.31, 812.31)
  * </pre>
  * With one rank min and max coincide; the layout stays so log parsers written for Megatron work.
+ * Ranks running as threads each keep their own timers and pass {@link #log(List, double,
+ * UnaryOperator)} the reduction over the ranks, so that min and max are the slowest and fastest rank's.
  */
 public final class Timers {
     private final int logLevel;
@@ -75,15 +78,39 @@ public final class Timers {
      * {@code normalizer} (the iterations since the last log); resets them. Empty when none ran.
      */
     public String log(List<String> names, double normalizer) {
-        StringBuilder out = new StringBuilder();
-        for (String name : names) {
-            Timer t = timers.get(name);
-            if (t == null || !t.enabled || t.starts == 0) {
-                continue;   // not measured at this level, or did not run in this interval
+        return log(names, normalizer, UnaryOperator.identity());
+    }
+
+    /**
+     * {@link #log(List, double)} over several ranks: {@code maxOverRanks} takes this rank's values
+     * and returns their element-wise maximum over all ranks (a collective: every rank calls this
+     * with the same names at the same point). As Megatron, a rank where a timer did not run does not
+     * count toward its min and max.
+     */
+    public String log(List<String> names, double normalizer, UnaryOperator<double[]> maxOverRanks) {
+        if (names.stream().map(timers::get).noneMatch(t -> t != null && t.enabled)) {
+            return "";   // nothing measured at this level, on any rank (all ranks run at the same level)
+        }
+        int n = names.size();
+        double[] local = new double[2 * n];   // [-min candidates..., max candidates...]
+        for (int i = 0; i < n; i++) {
+            Timer t = timers.get(names.get(i));
+            boolean ran = t != null && t.enabled && t.starts > 0;
+            double ms = ran ? t.elapsedMillis() / normalizer : 0;
+            local[i] = ran ? -ms : Double.NEGATIVE_INFINITY;
+            local[n + i] = ran ? ms : Double.NEGATIVE_INFINITY;
+            if (ran) {
+                t.reset();
             }
-            double ms = t.elapsedMillis() / normalizer;
-            out.append(String.format(Locale.ROOT, "%n    %s: (%.2f, %.2f)", padDots(name + " ", 48), ms, ms));
-            t.reset();
+        }
+        double[] reduced = maxOverRanks.apply(local);
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            if (reduced[n + i] == Double.NEGATIVE_INFINITY) {
+                continue;   // not measured at this level, or did not run in this interval, on any rank
+            }
+            out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(names.get(i) + " ", 48),
+                    TrainingLog.pythonF(-reduced[i], 2), TrainingLog.pythonF(reduced[n + i], 2)));
         }
         return out.isEmpty() ? "" : "(min, max) time across ranks (ms):" + out;
     }

@@ -73,4 +73,13 @@ public interface TrainableModel {
             p.zeroGrad();
         }
     }
+
+    /**
+     * The element-wise maximum of {@code values} over the ranks that train this model together
+     * (a collective; the trainer's timers report their min and max across ranks with it). One
+     * rank: the values themselves.
+     */
+    default double[] maxOverRanks(double[] values) {
+        return values;
+    }
 }

@@ -35,7 +35,10 @@ import java.util.function.Consumer;
  * losses of an uninterrupted run bit for bit.
  */
 public final class Trainer {
-    /** Timer names and levels as Megatron logs them. */
+    /**
+     * Timer names as Megatron logs them. Levels as Megatron's: forward-backward, optimizer and the
+     * optimizer's parts 1, batch-generator 2; evaluate and save-checkpoint 0.
+     */
     private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "batch-generator", "optimizer",
             "optimizer-unscale-and-check-inf", "optimizer-clip-main-grad", "optimizer-inner-step");
 
@@ -111,8 +114,8 @@ public final class Trainer {
         if (c.load().equals(c.save())) {
             lastSavedIteration = position.iteration();   // a finished run restarted does not rewrite its last checkpoint
         }
-        log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s [ t 1/1, p 1/1 ] at iteration %d",
-                c.load(), position.iteration()));
+        log.accept(String.format(Locale.ROOT, "  successfully loaded checkpoint from %s %s at iteration %d",
+                c.load(), checkpointer.rankLabel(), position.iteration()));
     }
 
     /** Runs until the iteration budget is spent or an exit condition holds. */
@@ -238,6 +241,14 @@ public final class Trainer {
             tokens = r.tokens();
         }
         fb.stop();
+        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
+        if (config.checkForNanInLoss() && !Double.isFinite(loss)) {
+            // Megatron's loss check (fatal by default): a diverged run would otherwise skip every step from here on
+            throw new IllegalStateException(String.format(Locale.ROOT, "iteration %d: found %s in the training loss"
+                    + " (Megatron's 'found NaN/Inf in local forward loss calculation'); the run stops here, before the"
+                    + " optimizer step. Lower --lr or resume from an earlier checkpoint; --no-check-for-nan-in-loss-and-grad"
+                    + " skips such iterations instead", iteration, Double.isNaN(loss) ? "NaN" : "Inf"));
+        }
 
         Timers.Timer opt = timers.timer("optimizer", 1);
         TrainingEvents.OptimizerStep optEvent = new TrainingEvents.OptimizerStep();
@@ -245,7 +256,7 @@ public final class Trainer {
         opt.start();
         boolean foundInfOrNan = false;
         if (scaler != null) {
-            Timers.Timer unscale = timers.timer("optimizer-unscale-and-check-inf", 2);
+            Timers.Timer unscale = timers.timer("optimizer-unscale-and-check-inf", 1);
             unscale.start();
             foundInfOrNan = optimizer.unscaleAndCheckForInfOrNan(scaler.inverseScale());
             unscale.stop();
@@ -253,14 +264,14 @@ public final class Trainer {
         }
         double norm = Double.NaN;   // Megatron logs no grad norm for a skipped step
         if (!foundInfOrNan) {
-            Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 2);
+            Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 1);
             clip.start();
             norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
             clip.stop();
         }
         boolean skipped = foundInfOrNan || !Double.isFinite(norm);
         if (!skipped) {
-            Timers.Timer inner = timers.timer("optimizer-inner-step", 2);
+            Timers.Timer inner = timers.timer("optimizer-inner-step", 1);
             inner.start();
             optimizer.step(scheduler.currentLr());
             inner.stop();
@@ -270,7 +281,6 @@ public final class Trainer {
         optEvent.iteration = iteration;
         optEvent.skipped = skipped;
         optEvent.commit();
-        double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
         return new StepOutcome(loss, tokens, norm, skipped, dataWait);
     }
 
@@ -335,7 +345,8 @@ public final class Trainer {
             save(iteration);
         }
         if (e.exitDurationInMins() > 0) {
-            double minutes = (System.nanoTime() - startNanos) / 60e9;
+            // the slowest rank's clock, as Megatron's all-reduce MAX: every rank stops at the same iteration
+            double minutes = model.maxOverRanks(new double[] {(System.nanoTime() - startNanos) / 60e9})[0];
             if (minutes > e.exitDurationInMins()) {
                 saveIfConfigured(iteration);
                 log.accept(String.format(Locale.ROOT, "exiting program after %.2f minutes", minutes));
@@ -363,8 +374,8 @@ public final class Trainer {
         log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
         long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler));
         lastSavedIteration = iteration;
-        log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s [ t 1/1, p 1/1 ]",
-                iteration, dir));
+        log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s %s",
+                iteration, dir, checkpointer.rankLabel()));
         event.iteration = iteration;
         event.bytes = bytes;
         event.directory = dir.toString();
@@ -383,7 +394,7 @@ public final class Trainer {
         T result = work.get();
         timer.stop();
         interval.excludedNanos += System.nanoTime() - start;
-        String timing = timers.log(List.of(name), 1);
+        String timing = timers.log(List.of(name), 1, model::maxOverRanks);
         if (!timing.isEmpty()) {
             log.accept(timing);
         }
@@ -396,7 +407,7 @@ public final class Trainer {
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
                 globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
         log.accept(TrainingLog.iterationLine(stats));
-        String timing = timers.log(TIMERS_TO_LOG, s.iterations);
+        String timing = timers.log(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
         if (!timing.isEmpty()) {
             log.accept(timing);
         }

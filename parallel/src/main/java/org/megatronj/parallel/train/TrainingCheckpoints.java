@@ -16,4 +16,12 @@ public interface TrainingCheckpoints {
     /** Loads the latest checkpoint under {@code root} and returns where to continue (see {@link TrainingCheckpointer#load}). */
     ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                      boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed);
+
+    /**
+     * This rank's place in Megatron's save and load lines, {@code [ t 1/2, p 1/2 ]}: the
+     * 1-based tensor and pipeline rank over their sizes.
+     */
+    default String rankLabel() {
+        return "[ t 1/1, p 1/1 ]";
+    }
 }

@@ -1,8 +1,21 @@
 package org.megatronj.parallel.train;
 
-/** Everything the {@link Trainer} needs besides the model and the data, split as Megatron's flags group. */
+/**
+ * Everything the {@link Trainer} needs besides the model and the data, split as Megatron's flags group.
+ *
+ * @param checkForNanInLoss Megatron's {@code --check-for-nan-in-loss-and-grad} (on unless
+ *                          {@code --no-check-for-nan-in-loss-and-grad}): a NaN or Inf training loss
+ *                          stops the run instead of skipping the iteration
+ */
 public record TrainingConfig(BatchConfig batch, ScheduleConfig schedule, OptimizerConfig optimizer,
-                             LoggingConfig logging, CheckpointConfig checkpoint, ExitConfig exit, long seed) {
+                             LoggingConfig logging, CheckpointConfig checkpoint, ExitConfig exit, long seed,
+                             boolean checkForNanInLoss) {
+
+    /** With Megatron's default: a NaN or Inf training loss stops the run. */
+    public TrainingConfig(BatchConfig batch, ScheduleConfig schedule, OptimizerConfig optimizer, LoggingConfig logging,
+                          CheckpointConfig checkpoint, ExitConfig exit, long seed) {
+        this(batch, schedule, optimizer, logging, checkpoint, exit, seed, true);
+    }
 
     public TrainingConfig {
         if (batch == null || schedule == null || optimizer == null || logging == null || checkpoint == null || exit == null) {

@@ -1,5 +1,8 @@
 package org.megatronj.parallel.train;
 
+import java.math.BigDecimal;
+import java.math.MathContext;
+import java.math.RoundingMode;
 import java.util.Locale;
 
 /**
@@ -25,7 +28,7 @@ public final class TrainingLog {
         StringBuilder b = new StringBuilder();
         b.append(String.format(Locale.ROOT, " iteration %8d/%8d |", s.iteration(), s.trainIters()));
         b.append(String.format(Locale.ROOT, " consumed samples: %12d |", s.consumedSamples()));
-        b.append(String.format(Locale.ROOT, " elapsed time per iteration (ms): %.1f |", s.elapsedMillisPerIteration()));
+        b.append(" elapsed time per iteration (ms): ").append(pythonF(s.elapsedMillisPerIteration(), 1)).append(" |");
         b.append(" learning rate: ").append(pythonE(s.learningRate(), 6)).append(" |");
         b.append(String.format(Locale.ROOT, " global batch size: %5d |", s.globalBatchSize()));
         // Megatron prints the loss only when its average over the advanced iterations is > 0: an interval in which every
@@ -33,9 +36,9 @@ public final class TrainingLog {
         if (s.lmLoss() > 0.0) {
             b.append(" lm loss: ").append(pythonE(s.lmLoss(), 6)).append(" |");
         }
-        b.append(String.format(Locale.ROOT, " loss scale: %.1f |", s.lossScale()));
+        b.append(" loss scale: ").append(pythonF(s.lossScale(), 1)).append(" |");
         if (!Double.isNaN(s.gradNorm())) {
-            b.append(String.format(Locale.ROOT, " grad norm: %.3f |", s.gradNorm()));
+            b.append(" grad norm: ").append(pythonF(s.gradNorm(), 3)).append(" |");
         }
         b.append(String.format(Locale.ROOT, " number of skipped iterations: %3d |", s.skippedIterations()));
         b.append(String.format(Locale.ROOT, " number of nan iterations: %3d |", s.nanIterations()));
@@ -55,7 +58,11 @@ public final class TrainingLog {
         return dashes + System.lineSeparator() + line + System.lineSeparator() + dashes;
     }
 
-    /** Python's {@code '{:.NE}'.format(v)}: a two-digit signed exponent ({@code 1.000000E-03}), {@code NAN}, {@code INF}. */
+    /**
+     * Python's {@code '{:.NE}'.format(v)}: a two-digit signed exponent ({@code 1.000000E-03}), {@code NAN}, {@code INF}.
+     * Python rounds the double's exact binary value half to even; Java's {@code %E} rounds its shortest decimal
+     * form half up, which differs on near-ties ({@code 1.0000005e-3}: Python 1.000000E-03, Java 1.000001E-03).
+     */
     public static String pythonE(double v, int digits) {
         if (Double.isNaN(v)) {
             return "NAN";
@@ -63,8 +70,32 @@ public final class TrainingLog {
         if (Double.isInfinite(v)) {
             return v > 0 ? "INF" : "-INF";
         }
-        String s = String.format(Locale.ROOT, "%." + digits + "E", v);
-        // Java writes E-03 / E+01 already with at least two exponent digits; keep as is.
-        return s;
+        String sign = v < 0 || (v == 0 && 1 / v < 0) ? "-" : "";
+        if (v == 0) {
+            return sign + "0." + "0".repeat(digits) + "E+00";
+        }
+        BigDecimal d = new BigDecimal(Math.abs(v)).round(new MathContext(digits + 1, RoundingMode.HALF_EVEN));
+        int exponent = d.precision() - d.scale() - 1;
+        String mantissa = d.unscaledValue().toString();
+        mantissa = (mantissa + "0".repeat(digits + 1)).substring(0, digits + 1);
+        return sign + mantissa.charAt(0) + (digits > 0 ? "." + mantissa.substring(1) : "") + "E" + (exponent < 0 ? "-" : "+")
+                + (Math.abs(exponent) < 10 ? "0" : "") + Math.abs(exponent);
+    }
+
+    /**
+     * Python's {@code '{:.Nf}'.format(v)}: the exact binary value rounded half to even, every integer digit
+     * ({@code 2^60} is 1152921504606846976.0, where Java's {@code %.1f} writes 1152921504606847000.0, and
+     * {@code %.3f} of 1.2345 writes 1.235 where Python writes 1.234).
+     */
+    public static String pythonF(double v, int digits) {
+        if (Double.isNaN(v)) {
+            return "nan";
+        }
+        if (Double.isInfinite(v)) {
+            return v > 0 ? "inf" : "-inf";
+        }
+        String s = new BigDecimal(v).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
+        boolean negative = v < 0 || (v == 0 && 1 / v < 0);
+        return negative && !s.startsWith("-") ? "-" + s : s;   // BigDecimal has no negative zero; Python keeps the sign
     }
 }

@@ -65,6 +65,79 @@ class TrainerTest {
                 && l.contains("forward-backward ...") && l.contains("batch-generator ...")));
     }
 
+    /** {@code --timing-log-level 1} shows Megatron's level-1 timers: the step and the optimizer's parts, not the data. */
+    @Test
+    void timingLevelOneShowsTheOptimizersPartsAsMegatron() {
+        TrainingConfig base = config(BatchConfig.of(2, 8), ScheduleConfig.iterations(2, 0.5, 0.05, DecayStyle.LINEAR, 0), null,
+                null, 0, null);
+        TrainingConfig levelOne = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(),
+                new LoggingConfig(2, 4, 0, null, 1), base.checkpoint(), base.exit(), base.seed());
+        List<String> log = new ArrayList<>();
+        run(levelOne, 1, log, null);
+        String timing = log.stream().filter(l -> l.startsWith("(min, max) time across ranks (ms):")).findFirst().orElseThrow();
+        for (String timer : List.of("forward-backward", "optimizer", "optimizer-clip-main-grad", "optimizer-inner-step")) {
+            assertTrue(timing.contains("\n    " + timer + " ."), timer + " in:\n" + timing);
+        }
+        assertTrue(!timing.contains("batch-generator"), timing);
+    }
+
+    /** The toy model whose {@code nanCall}-th forward-backward (counting from 1) reports a NaN loss. */
+    private static TrainableModel nanAt(ToyBigramModel model, int nanCall) {
+        int[] calls = {0};
+        return new TrainableModel() {
+            @Override
+            public List<org.megatronj.model.Parameter> parameters() {
+                return model.parameters();
+            }
+
+            @Override
+            public org.megatronj.model.LossResult forwardBackward(org.megatronj.model.MicroBatch batch, float gradScale,
+                                                                  long rngOffset) {
+                org.megatronj.model.LossResult r = model.forwardBackward(batch, gradScale, rngOffset);
+                return ++calls[0] == nanCall ? new org.megatronj.model.LossResult(Double.NaN, r.tokens()) : r;
+            }
+
+            @Override
+            public org.megatronj.model.LossResult forwardLoss(org.megatronj.model.MicroBatch batch) {
+                return model.forwardLoss(batch);
+            }
+        };
+    }
+
+    /**
+     * A NaN training loss stops the run before its optimizer step, as Megatron's default loss check
+     * does; with {@code --no-check-for-nan-in-loss-and-grad} the run goes on.
+     */
+    @Test
+    void aNanLossStopsTheRunUnlessTheCheckIsOff() {
+        TrainingConfig checked = config(BatchConfig.of(2, 8), ScheduleConfig.iterations(4, 0.5, 0.05, DecayStyle.LINEAR, 0),
+                null, null, 0, null);
+        TrainingConfig unchecked = new TrainingConfig(checked.batch(), checked.schedule(), checked.optimizer(),
+                checked.logging(), checked.checkpoint(), checked.exit(), checked.seed(), false);
+        for (TrainingConfig config : List.of(checked, unchecked)) {
+            List<String> log = new ArrayList<>();
+            try (TensorArena arena = TensorArena.named("toy")) {
+                ToyBigramModel toy = new ToyBigramModel(arena, VOCAB, 1);
+                ToySgd sgd = new ToySgd(arena, toy.parameters());
+                // 4 micro-batches per iteration: the 10th is the second of iteration 3
+                Trainer trainer = new Trainer(config, nanAt(toy, 10), sgd, new PatternSource(VOCAB, SEQ, 1000, 0), null, null,
+                        null, null, log::add);
+                if (config.checkForNanInLoss()) {
+                    IllegalStateException e = assertThrows(IllegalStateException.class, trainer::train);
+                    assertTrue(e.getMessage().startsWith("iteration 3: found NaN in the training loss"), e.getMessage());
+                    assertTrue(e.getMessage().contains("--no-check-for-nan-in-loss-and-grad"), e.getMessage());
+                    assertEquals(2, log.stream().filter(l -> l.startsWith(" iteration ")).count(), String.join("\n", log));
+                } else {
+                    TrainingResult r = trainer.train();
+                    assertEquals(4, r.iteration());
+                    // the gradients stayed finite, so the step was taken; as in Megatron a NaN average is not printed
+                    assertTrue(log.stream().anyMatch(l -> l.startsWith(" iteration        3/       4 |") && !l.contains("lm loss")),
+                            String.join("\n", log));
+                }
+            }
+        }
+    }
+
     @Test
     void resumingFromACheckpointRepeatsTheLossesBitForBit() throws Exception {
         // Sample-based with ramp-up: the batch size, LR clock and data order all depend on restored counters.

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class TrainingLogTest {
     @Test
@@ -31,6 +32,23 @@ class TrainingLogTest {
         assertEquals("1.500000E+100", TrainingLog.pythonE(1.5e100, 6));
         assertEquals("0.000000E+00", TrainingLog.pythonE(0, 6));
         assertEquals("NAN", TrainingLog.pythonE(Double.NaN, 6));
+    }
+
+    /** Python rounds the exact binary value half to even; Java's Formatter rounds the shortest decimal form half up. */
+    @Test
+    void numbersAreRoundedAsPythonFormatsThem() {
+        assertEquals("1.000000E-03", TrainingLog.pythonE(1.0000005e-3, 6));   // Java's %.6E: 1.000001E-03
+        assertEquals("1.234", TrainingLog.pythonF(1.2345, 3));                // Java's %.3f: 1.235
+        assertEquals("0.12", TrainingLog.pythonF(0.125, 2));                  // an exact tie goes to even
+        assertEquals("1152921504606846976.0", TrainingLog.pythonF(Math.pow(2, 60), 1));   // Java: ...847000.0
+        assertEquals("-0.0", TrainingLog.pythonF(-0.04, 1));
+        assertEquals("-1.500000E-07", TrainingLog.pythonE(-1.5e-7, 6));
+        assertEquals("9.999999E+99", TrainingLog.pythonE(9.999999e99, 6));
+        assertEquals("1.000000E+100", TrainingLog.pythonE(9.9999999e99, 6));   // rounding carries into the exponent
+        var s = new TrainingLog.IterationStats(1, 1, 8, 0.05, 1e-3, 8, 2.0, Math.pow(2, 60), 1.2345, 0, 0);
+        assertTrue(TrainingLog.iterationLine(s).contains("(ms): 0.1 |"), TrainingLog.iterationLine(s));   // 0.05 < a tie
+        assertTrue(TrainingLog.iterationLine(s).contains("| loss scale: 1152921504606846976.0 | grad norm: 1.234 |"),
+                TrainingLog.iterationLine(s));
     }
 
     @Test
