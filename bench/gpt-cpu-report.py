@@ -22,6 +22,9 @@ os.replace(tmp, os.path.join(out, 'gpt-train-cpu.csv'))
 ref = {'A': 703, 'B': 420, 'C': 102}
 md = ['# fp32 GPT training throughput on CPU: Megatron-J vs PyTorch 1.13 + OpenBLAS', '',
       f'Made by `bench/gpt-cpu.sh` on {start}: {cpu}, {os.cpu_count()} processors, 2 threads each side; {jdk}.',
+      f'PyTorch\'s OpenBLAS ran its {os.environ.get("OPENBLAS_CORE", "unknown")} kernels ('
+      + (f'forced by OPENBLAS_CORETYPE={os.environ["OPENBLAS_CORETYPE"]}' if os.environ.get('OPENBLAS_CORETYPE')
+         else 'its own choice for this CPU') + ').',
       f'Load average (1/5/15 min) before the runs {load0}, after {load1}: the machine was shared, so absolute',
       'figures are far below what an idle machine gives; the ratio of runs taken back to back is the figure that counts.',
       f'Each config: {pairs} pairs of runs, the two programs alternating (pytorch, megatron-j, then megatron-j, pytorch, ...).',

@@ -9,6 +9,8 @@
 #   MEGATRON_JAVA_OPTS=...                    extra JVM options (as for ./megatron)
 #   BASELINES=/path/to/baselines              where gpt_torch_cpu.py and quiet.py live
 #   RESULTS_DIR=/some/dir                     write the report there instead of bench/results
+#   OPENBLAS_CORETYPE=SkylakeX                force OpenBLAS's kernels (its own choice is named in the report: OpenBLAS
+#                                             0.3.21 takes a CPU it does not know, e.g. Zen 5, for Haswell, AVX2 only)
 # Iterations per run (warm-up/timed): A 3/5, B 3/4, C 2/3 (3 warm-up = the baseline's default); STEPS_A="3 5" etc.
 # Sets up the baseline as its README says: python3-torch from apt, OpenBLAS's OpenMP build unpacked
 # into /tmp/openblas, LD_LIBRARY_PATH to it, OMP_NUM_THREADS=2.
@@ -108,6 +110,9 @@ run_megatron() { # config pair warmup steps
   log "  megatron-j $1 pair $2: $(grep -o '"tok_s": [0-9.]*' <<< "$json")"
 }
 
+# the kernels OpenBLAS picked for this CPU, for the report: a CPU newer than the library gets an older core's
+OPENBLAS_CORE="$(LD_LIBRARY_PATH="$OPENBLAS_DIR" OPENBLAS_VERBOSE=2 /usr/bin/python3 -c 'import torch; torch.ones(4, 4) @ torch.ones(4, 4)' 2>&1 \
+  | sed -n 's/^Core: //p' | head -n 1)"
 START="$(date -u '+%Y-%m-%d %H:%M UTC')"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 for cfg in $CONFIGS; do
@@ -129,5 +134,5 @@ mkdir -p "$OUT"
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 # the widest vectors decide the CPU kernels' tile shapes (bench/results differ between the two kinds)
 if grep -q -m1 -w avx512f /proc/cpuinfo; then CPU="$CPU with AVX-512"; elif grep -q -m1 -w avx2 /proc/cpuinfo; then CPU="$CPU with AVX2"; fi
-JAVA_HEAP="$JAVA_HEAP" /usr/bin/python3 "$ROOT/bench/gpt-cpu-report.py" "$RAW" "$OUT" "$START" "$LOAD_BEFORE" "$LOAD_AFTER" "$CPU" \
+JAVA_HEAP="$JAVA_HEAP" OPENBLAS_CORE="${OPENBLAS_CORE:-unknown}" /usr/bin/python3 "$ROOT/bench/gpt-cpu-report.py" "$RAW" "$OUT" "$START" "$LOAD_BEFORE" "$LOAD_AFTER" "$CPU" \
   "$("$JAVA_HOME/bin/java" -version 2>&1 | head -1)" "$PAIRS"
