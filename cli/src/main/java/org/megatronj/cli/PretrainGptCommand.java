@@ -105,6 +105,9 @@ final class PretrainGptCommand implements Callable<Integer> {
         data.warnAboutDefaults(spec.commandLine().getErr());
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
         args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
+        if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
+            args.put("sequence-parallel", "false");    // Megatron sets args.sequence_parallel = False at TP 1
+        }
         printArguments(out, args);
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
                 config.paddedVocabSize(layout.tensorModelParallelSize()));   // each TP rank holds an equal slice

@@ -355,6 +355,8 @@ class PretrainGptCommandTest {
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().contains("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled\n"),
                 r.out());
+        // as Megatron's args after validate_args: the flag is off for the run, in the log and in the checkpoint's args
+        assertTrue(r.out().matches("(?s).*\n  sequence_parallel \\.+ false\n.*"), r.out());
         assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
     }
 
