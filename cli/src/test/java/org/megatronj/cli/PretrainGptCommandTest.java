@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class PretrainGptCommandTest {
@@ -358,6 +359,16 @@ class PretrainGptCommandTest {
         // as Megatron's args after validate_args: the flag is off for the run, in the log and in the checkpoint's args
         assertTrue(r.out().matches("(?s).*\n  sequence_parallel \\.+ false\n.*"), r.out());
         assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
+    }
+
+    @Test
+    void timingLevelTwoSplitsTheStepIntoForwardAndBackwardCompute() {
+        CliRun r = run(plus(args(dataset(), "--train-iters", "2", "--eval-iters", "0"), "--timing-log-level", "2"));
+        assertEquals(0, r.code(), r.toString());
+        for (String timer : List.of("forward-backward", "batch-generator", "forward-compute", "backward-compute")) {
+            assertTrue(r.out().contains("\n    " + timer + " ."), timer + " in:\n" + r.out());
+        }
+        assertFalse(r.out().contains("forward-recv"), r.out());   // one rank: no pipeline to wait on
     }
 
     /** The arguments plus flags without values. */

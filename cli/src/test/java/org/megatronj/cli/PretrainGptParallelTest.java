@@ -278,6 +278,32 @@ class PretrainGptParallelTest {
         }
     }
 
+    /**
+     * --timing-log-level 2 adds Megatron's level-2 timers: the model's forward-compute and backward-compute and the
+     * pipeline's receives and sends, each with the fastest and slowest rank; level 1 shows none of them.
+     */
+    @Test
+    void levelTwoTimersShowComputeAndPipelineCommunication() {
+        String timers = "(min, max) time across ranks (ms):";
+        CliRun two = CliRun.of(args(dataset(), dir.resolve("t2.csv"), "--pipeline-model-parallel-size", "2", "--train-iters", "2",
+                "--eval-iters", "0", "--timing-log-level", "2").toArray(String[]::new));
+        assertEquals(0, two.code(), two.toString());
+        String block = two.out().substring(two.out().indexOf(timers));
+        List<String> expected = List.of("forward-backward", "optimizer", "batch-generator", "forward-compute", "backward-compute",
+                "forward-recv", "forward-send", "backward-recv", "backward-send");
+        int last = -1;
+        for (String name : expected) {
+            int at = block.indexOf("\n    " + name + " .");
+            assertTrue(at > last, name + " missing or out of Megatron's order in:\n" + block);
+            last = at;
+        }
+        CliRun one = CliRun.of(args(dataset(), dir.resolve("t1.csv"), "--pipeline-model-parallel-size", "2", "--train-iters", "2",
+                "--eval-iters", "0", "--timing-log-level", "1").toArray(String[]::new));
+        assertEquals(0, one.code(), one.toString());
+        assertTrue(one.out().contains(timers), one.out());
+        assertFalse(one.out().contains("forward-compute") || one.out().contains("forward-recv"), one.out());
+    }
+
     /** Without --global-batch-size a step takes one micro-batch per data-parallel rank, as Megatron's default. */
     @Test
     void theDefaultGlobalBatchIsMicroTimesDataParallel() {

@@ -53,6 +53,7 @@ public final class GPTModel implements AutoCloseable {
     private final TensorParallelism tp;
     private final int vocabSize;                    // the padded vocabulary over all TP ranks
     private final Backend backend;
+    private PhaseTimers phaseTimers = PhaseTimers.NONE;
     private final long seed;
     private final Precision precision;
     private final ParameterStore params;
@@ -192,11 +193,42 @@ public final class GPTModel implements AutoCloseable {
      */
     public LossResult forwardBackward(MicroBatch batch, float gradScale, long rngOffset) {
         requireWholeModel("forwardBackward");
+        startPhase("forward-compute");
         ActivationStore a = forwardActivations(0, batch, rngOffset, true);
         LossResult result = lossFunction.forwardBackward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp,
                 a.targetLogit, a.loss, a.dLoss);   // the loss gradient is known here: one pass over the logits
+        stopPhase("forward-compute");               // (so the loss's backward counts as forward here)
+        startPhase("backward-compute");
         backward(a, a.key);
+        stopPhase("backward-compute");
         return result;
+    }
+
+    /** Where this chunk reports its forward and backward times ({@link PhaseTimers#NONE} by default). */
+    public void setPhaseTimers(PhaseTimers timers) {
+        this.phaseTimers = timers;
+    }
+
+    public PhaseTimers phaseTimers() {
+        return phaseTimers;
+    }
+
+    /**
+     * Starts a phase timer after the device's queue drained, as Megatron's timers synchronise CUDA:
+     * a device backend returns from a launch long before the work is done.
+     */
+    private void startPhase(String phase) {
+        if (phaseTimers.enabled()) {
+            backend.synchronize();
+            phaseTimers.start(phase);
+        }
+    }
+
+    private void stopPhase(String phase) {
+        if (phaseTimers.enabled()) {
+            backend.synchronize();
+            phaseTimers.stop(phase);
+        }
     }
 
     /** The masked loss of one micro-batch without dropout or gradients (evaluation). */
@@ -238,11 +270,16 @@ public final class GPTModel implements AutoCloseable {
      * last chunk, null elsewhere. {@code train} enables dropout (masks from the seed and rngOffset).
      */
     public LossResult forwardStep(int slot, MicroBatch batch, long rngOffset, boolean train) {
-        ActivationStore a = forwardActivations(slot, batch, rngOffset, train);
-        if (!chunk.postProcess()) {
-            return null;
+        if (train) {
+            startPhase("forward-compute");
         }
-        return lossFunction.forward(a.logits, a.targets, a.lossMask, a.rowMax, a.sumExp, a.targetLogit, a.loss);
+        ActivationStore a = forwardActivations(slot, batch, rngOffset, train);
+        LossResult loss = chunk.postProcess()
+                ? lossFunction.forward(a.logits, a.targets, a.lossMask, a.rowMax, a.sumExp, a.targetLogit, a.loss) : null;
+        if (train) {
+            stopPhase("forward-compute");
+        }
+        return loss;
     }
 
     /** Uploads the micro-batch into slot {@code slot} and runs this chunk's forward up to the logits. */
@@ -261,10 +298,12 @@ public final class GPTModel implements AutoCloseable {
      */
     public void backwardStep(int slot, float gradScale) {
         ActivationStore a = slot(slot);
+        startPhase("backward-compute");
         if (chunk.postProcess()) {
             lossFunction.backward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp, a.dLoss);
         }
         backward(a, a.key);
+        stopPhase("backward-compute");
     }
 
     private ActivationStore slot(int slot) {

@@ -6,6 +6,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.optim.LossScaler;
 import org.megatronj.parallel.optim.ParallelGradients;
 import org.megatronj.parallel.train.ExitSignal;
@@ -65,6 +66,11 @@ public final class ParallelTraining {
             @Override
             public void zeroGrad() {
                 rank.chunks().forEach(m -> m.zeroGrad());
+            }
+
+            @Override
+            public void setPhaseTimers(PhaseTimers timers) {
+                rank.chunks().forEach(m -> m.setPhaseTimers(timers));   // the schedule times its sends and receives with them too
             }
 
             @Override

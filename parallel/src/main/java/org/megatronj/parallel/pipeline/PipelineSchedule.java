@@ -6,6 +6,7 @@ import java.util.function.IntConsumer;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
+import org.megatronj.model.PhaseTimers;
 
 /**
  * Megatron's forward-backward schedules for one rank's model chunks over the micro-batches of an
@@ -175,14 +176,19 @@ public final class PipelineSchedule {
             GPTModel chunk = chunks.get(c);
             MicroBatch batch = batches.get(mb);
             int slot = mb % slots;   // a chunk's micro-batches in flight are consecutive and at most `slots`
+            PhaseTimers timers = chunk.phaseTimers();
             if (!chunk.chunk().preProcess()) {
+                timers.start("forward-recv");
                 channels.forward().recv(chunk.stageInput(slot, batch.seqLength(), batch.batchSize()), previous());
+                timers.stop("forward-recv");
             }
             LossResult loss = chunk.forwardStep(slot, batch, rngOffsets[mb], true);
             if (chunk.chunk().postProcess()) {
                 losses[mb] = loss;
             } else {
+                timers.start("forward-send");
                 channels.forward().send(chunk.stageOutput(slot), next());
+                timers.stop("forward-send");
             }
         }
 
@@ -191,15 +197,20 @@ public final class PipelineSchedule {
             int mb = chunks.size() == 1 ? k : microBatchOf(k);
             GPTModel chunk = chunks.get(c);
             int slot = mb % slots;
+            PhaseTimers timers = chunk.phaseTimers();
             if (!chunk.chunk().postProcess()) {
+                timers.start("backward-recv");
                 channels.backward().recv(chunk.stageGrad(slot), next());
+                timers.stop("backward-recv");
             }
             if (mb == batches.size() - 1) {
                 beforeLastBackward.accept(c);
             }
             chunk.backwardStep(slot, gradScale);
             if (!chunk.chunk().preProcess()) {
+                timers.start("backward-send");
                 channels.backward().send(chunk.stageGrad(slot), previous());
+                timers.stop("backward-send");
             }
         }
     }

@@ -7,6 +7,7 @@ import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.optim.AdamW;
 import org.megatronj.model.optim.GradClipping;
 import org.megatronj.model.optim.LossScaler;
@@ -47,6 +48,11 @@ public final class GptTraining {
             @Override
             public void zeroGrad() {
                 model.zeroGrad();
+            }
+
+            @Override
+            public void setPhaseTimers(PhaseTimers timers) {
+                model.setPhaseTimers(timers);
             }
         };
     }

@@ -1,5 +1,7 @@
 package org.megatronj.parallel.train;
 
+import org.megatronj.model.PhaseTimers;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -66,6 +68,30 @@ public final class Timers {
         public boolean enabled() {
             return enabled;
         }
+    }
+
+    /**
+     * These timers as the model and the pipeline schedule see them ({@link PhaseTimers}): each phase
+     * is a timer of {@code level}, so below that level nothing is timed and no device is synchronised.
+     */
+    public PhaseTimers phases(int level) {
+        boolean enabled = level <= logLevel;
+        return !enabled ? PhaseTimers.NONE : new PhaseTimers() {
+            @Override
+            public boolean enabled() {
+                return true;
+            }
+
+            @Override
+            public void start(String phase) {
+                timer(phase, level).start();
+            }
+
+            @Override
+            public void stop(String phase) {
+                timer(phase, level).stop();
+            }
+        };
     }
 
     /** The timer {@code name}, created on first use; disabled when {@code level} exceeds the log level. */

@@ -3,6 +3,7 @@ package org.megatronj.parallel.train;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.PhaseTimers;
 
 import java.util.List;
 
@@ -65,6 +66,10 @@ public interface TrainableModel {
      * into its compute copy. Nothing to do in fp32.
      */
     default void refreshComputeWeights() {
+    }
+
+    /** Where the model reports its forward and backward times (Megatron's level-2 timers); ignored by default. */
+    default void setPhaseTimers(PhaseTimers timers) {
     }
 
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */
