@@ -46,7 +46,7 @@ final class DataBuildIndicesCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = System.out;
-        GptDatasetFactory.Sources sources = data.sources();
+        GptDatasetFactory.Sources sources = data.sources(tokenizer::build);
         data.warnAboutDefaults(spec.commandLine().getErr());
         long start = System.nanoTime();
         // The EOD id only shapes samples, not indices: no need to load the vocabulary here.
@@ -54,11 +54,15 @@ final class DataBuildIndicesCommand implements Callable<Integer> {
                 data.config(tokenizer, -1))) {
             for (GptDataset d : splits.gptDatasets()) {
                 Object requested = d.description().identifiers().get("num_samples");
-                out.printf("%s %s: %s, %d samples, %s%n", d.datasetPath(), d.split().megatronName(),
+                out.printf("%s %s: %s, %d samples, %s%n", d.datasetPath() == null ? "mock data" : d.datasetPath(), d.split().megatronName(),
                         requested == null ? "one epoch" : requested + " requested", d.size(),
                         d.loadedFromCache() ? "found in the cache" : "built");
-                for (Path p : d.cache().files("document_index.npy", "sample_index.npy", "shuffle_index.npy")) {
-                    out.println("  " + p);
+                if (d.cache() == null) {
+                    out.println("  (not cached: give --data-cache-path to cache mock data's indices, as Megatron does)");
+                } else {
+                    for (Path p : d.cache().files("document_index.npy", "sample_index.npy", "shuffle_index.npy")) {
+                        out.println("  " + p);
+                    }
                 }
             }
             for (BlendedDataset b : splits.blendedDatasets()) {

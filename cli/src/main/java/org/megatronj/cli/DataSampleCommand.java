@@ -59,7 +59,7 @@ final class DataSampleCommand implements Callable<Integer> {
         Tokenizer tok = tokenizer.build();
         data.warnAboutDefaults(spec.commandLine().getErr());
         PrintStream out = System.out;
-        try (GptDataSplits splits = GptDatasetFactory.build(data.sources(), GptDataOptions.sizes(trainSamples, validSamples, testSamples),
+        try (GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), GptDataOptions.sizes(trainSamples, validSamples, testSamples),
                 data.config(tokenizer, tok.eod()))) {
             GptSampleSource source = splits.get(split);
             if (source == null) {

@@ -2,7 +2,9 @@ package org.megatronj.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 import org.megatronj.io.Folders;
 import org.megatronj.io.gpt.DataBlend;
@@ -10,13 +12,14 @@ import org.megatronj.io.gpt.GptDatasetConfig;
 import org.megatronj.io.gpt.GptDatasetFactory;
 import org.megatronj.io.gpt.SplitMatrix;
 import org.megatronj.io.gpt.TokenizerIdentity;
+import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.io.tokenizer.TokenizerType;
 import picocli.CommandLine.Option;
 
 /**
  * Megatron's GPT data flags as a picocli {@code @Mixin}: where the data is ({@code --data-path}
- * with optional weights, or per-split paths), how it is split and cut into samples, where the
- * index cache lives and how masks and positions are made. {@code data sample},
+ * with optional weights, per-split paths, or generated {@code --mock-data}), how it is split and
+ * cut into samples, where the index cache lives and how masks and positions are made. {@code data sample},
  * {@code data build-indices} and {@code pretrain gpt} share it, so all three agree on the samples.
  */
 public final class GptDataOptions {
@@ -24,6 +27,11 @@ public final class GptDataOptions {
     @Option(names = "--data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX",
             description = "Dataset prefixes (without .bin/.idx), optionally weighted: --data-path 0.3 A 0.7 B.")
     List<String> dataPath;
+
+    @Option(names = "--mock-data",
+            description = "No corpus: train on Megatron-LM's generated mock data (100,000 sequences of 1..4095 tokens, "
+                    + "1, 2, 3, ... then EOD), split 1,1,1. For benchmarks and smoke tests.")
+    boolean mockData;
 
     @Option(names = "--split", paramLabel = "SPLIT",
             description = "Train,valid,test proportions of --data-path, e.g. 949,50,1. Default with --data-path: '969, 30, 1'.")
@@ -88,8 +96,17 @@ public final class GptDataOptions {
                 || dataArgsPath != null || perSplitDataArgsPath != null;
     }
 
-    /** The data sources, checked: {@code --data-path} or per-split paths, not both. */
-    public GptDatasetFactory.Sources sources() {
+    /**
+     * The data sources, checked: {@code --data-path}, per-split paths or {@code --mock-data}, one of them.
+     *
+     * @param tokenizer asked only for mock data, whose tokens depend on the vocabulary size and EOD id
+     */
+    public GptDatasetFactory.Sources sources(Supplier<Tokenizer> tokenizer) {
+        checkMockData();
+        if (mockData) {
+            Tokenizer tok = tokenizer.get();
+            return GptDatasetFactory.Sources.mock(tok.vocabSize(), tok.eod());
+        }
         readArgsFiles();
         boolean perSplit = trainDataPath != null || validDataPath != null || testDataPath != null;
         if (dataPath != null && perSplit) {
@@ -99,12 +116,34 @@ public final class GptDataOptions {
             return GptDatasetFactory.Sources.of(DataBlend.parse(dataPath));
         }
         if (!perSplit) {
-            throw new IllegalArgumentException("no data: give --data-path PREFIX (or --train-data-path ...)");
+            throw new IllegalArgumentException("no data: give --data-path PREFIX (or --train-data-path ..., or --mock-data)");
         }
         if (split != null) {
             throw new IllegalArgumentException("--split applies to --data-path only; per-split paths use each dataset whole");
         }
         return GptDatasetFactory.Sources.perSplit(blendOrNull(trainDataPath), blendOrNull(validDataPath), blendOrNull(testDataPath));
+    }
+
+    /** Refuses data paths next to {@code --mock-data}; commands call it first, before a model is built (Megatron's validate_args). */
+    void checkMockData() {
+        if (mockData && hasData()) {
+            throw new IllegalArgumentException("--mock-data generates its own data: drop " + givenDataFlags()
+                    + " (Megatron: a single data source must be provided)");
+        }
+    }
+
+    /** The data flags given, for the message refusing them next to {@code --mock-data}. */
+    private String givenDataFlags() {
+        List<String> flags = new ArrayList<>();
+        Object[] values = {dataPath, trainDataPath, validDataPath, testDataPath, dataArgsPath, perSplitDataArgsPath};
+        String[] names = {"--data-path", "--train-data-path", "--valid-data-path", "--test-data-path", "--data-args-path",
+                "--per-split-data-args-path"};
+        for (int i = 0; i < names.length; i++) {
+            if (values[i] != null) {
+                flags.add(names[i]);
+            }
+        }
+        return String.join(", ", flags);
     }
 
     private static DataBlend blendOrNull(List<String> words) {
@@ -180,8 +219,16 @@ public final class GptDataOptions {
         }
     }
 
-    /** Megatron's warning when {@code --data-path} comes without {@code --split}, so that the 969/30/1 split is never a surprise; or null. */
+    /**
+     * Megatron's warning when {@code --data-path} comes without {@code --split}, so that the 969/30/1 split is never a
+     * surprise, or ours when {@code --split} is ignored for mock data; or null.
+     */
     String defaultSplitWarning() {
+        if (mockData) {
+            // Megatron overrides the split silently (only its INFO log says so): a user who set one should know
+            return split == null ? null : "WARNING: --split '" + split + "' is ignored with --mock-data: mock data is split "
+                    + GptDatasetFactory.MOCK_SPLIT + ", as in Megatron";
+        }
         readArgsFiles();
         return dataPath != null && split == null
                 ? "WARNING: Please specify --split when using --data-path. Using legacy default value of \"" + SplitMatrix.LEGACY_DEFAULT_SPLIT + "\""
@@ -197,8 +244,11 @@ public final class GptDataOptions {
         }
     }
 
-    /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}. */
+    /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}; 1,1,1 for mock data. */
     String effectiveSplit() {
+        if (mockData) {
+            return GptDatasetFactory.MOCK_SPLIT;
+        }
         readArgsFiles();
         if (dataPath == null) {
             return null;

@@ -41,7 +41,7 @@ import java.util.TreeMap;
  * parallelism; see {@link ParallelOptions}).
  */
 @Command(name = "gpt", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
-        description = {"Pretrain a GPT model on indexed datasets (.bin/.idx from megatron preprocess).",
+        description = {"Pretrain a GPT model on indexed datasets (.bin/.idx from megatron preprocess), or on --mock-data.",
                 "Log lines, validation blocks and checkpoints follow Megatron-LM's formats.",
                 "Put long flag lists in a file and pass @args.txt."},
         exitCodeListHeading = "%nExit codes:%n",
@@ -77,6 +77,7 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        data.checkMockData();
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();
@@ -119,7 +120,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(deviceOptions.device());
             try (Recording recording = startRecording(training.profile(), out)) {
-                int code = run.run(GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod())),
+                int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok.eod())),
                         data.seqLength);
                 reportRecording(recording, out);
                 return code;
@@ -128,7 +129,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt, precision.lossScaler());
-             GptDataSplits splits = GptDatasetFactory.build(data.sources(), sizes, data.config(tokenizer, tok.eod()));
+             GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok.eod()));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
              Recording recording = startRecording(training.profile(), out)) {
             gpt.setRecompute(recompute);
@@ -141,7 +142,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             GptSampleSource trainSplit = splits.get(Split.TRAIN);
             if (trainSplit == null) {
                 throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"
-                        + " or --train-data-path");
+                        + " --train-data-path, or --mock-data");
             }
             SampleSource train = new GptSamples(trainSplit, data.seqLength);
             SampleSource valid = sourceOrNull(splits.get(Split.VALID));

@@ -59,6 +59,30 @@ class DataIndicesCommandsTest {
         }
     }
 
+    /** {@code --mock-data} in the data commands: Megatron's MockGPTDataset cache names, and its first sequence (1, 2, 3, ...). */
+    @Test
+    void mockDataBuildsIndicesAndShowsSamples() throws IOException {
+        Path cache = dir.resolve("cache");
+        Result built = run("data", "build-indices", "--mock-data", "--seq-length", "16", "--train-samples", "10",
+                "--data-cache-path", cache.toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(0, built.code(), built.err());
+        assertTrue(built.out().contains("mock data train: 10 requested"), built.out());
+        try (Stream<Path> files = Files.list(cache)) {
+            List<String> names = files.map(p -> p.getFileName().toString()).toList();
+            assertEquals(12, names.size(), names.toString());
+            assertTrue(names.stream().allMatch(n -> n.matches("[0-9a-f]{32}-MockGPTDataset-(train|valid|test)-.*")), names.toString());
+        }
+        Result sample = run("data", "sample", "--mock-data", "--seq-length", "16", "--index", "0", "--ids",
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(0, sample.code(), sample.err());
+        assertTrue(sample.out().contains("(train split): mock data train sample "), sample.out());
+
+        Result both = run("data", "sample", "--mock-data", "--data-path", "x", "--seq-length", "16", "--index", "0",
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(1, both.code(), both.out());
+        assertTrue(both.err().contains("--mock-data generates its own data: drop --data-path"), both.err());
+    }
+
     @Test
     void buildIndicesWritesMegatronCacheNamesAndReusesThem() throws IOException {
         Path prefix = corpus("corpus_text_document", 200);

@@ -198,6 +198,38 @@ class PretrainGptCommandTest {
     }
 
     /** Megatron's argparse keeps the last value of a repeated flag, so flags after an @args file override it. */
+    /** {@code --mock-data}: no corpus, Megatron's generated sequences split 1,1,1; the loss goes down on them. */
+    @Test
+    void trainsOnMockDataAndLowersTheLoss() throws IOException {
+        Path csv = dir.resolve("mock-loss.csv");
+        List<String> a = new ArrayList<>(List.of("pretrain", "gpt", "--mock-data", "--tokenizer-type", "NullTokenizer",
+                "--vocab-size", "1000", "--num-layers", "1", "--hidden-size", "32", "--num-attention-heads", "2",
+                "--seq-length", "32", "--micro-batch-size", "4", "--global-batch-size", "8", "--train-iters", "20",
+                "--lr", "5e-3", "--log-interval", "1", "--eval-iters", "1", "--seed", "3", "--split", "99,1,0",
+                "--log-loss-to", csv.toString()));
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.err().contains("WARNING: --split '99,1,0' is ignored with --mock-data: mock data is split 1,1,1"), r.err());
+        // 100,000 sequences, 1,1,1: train holds sequences [0, 33333); one epoch of 32-token samples
+        assertTrue(r.out().contains(" > datasets: train 2130946, valid 2129991, test 2133970 samples of 32 tokens"), r.out());
+        List<Double> losses = trainLosses(csv);
+        assertEquals(20, losses.size(), losses.toString());
+        double first = (losses.get(0) + losses.get(1)) / 2;
+        double last = (losses.get(18) + losses.get(19)) / 2;
+        assertTrue(last < first - 0.3, "the loss falls on mock data (about 6.9 to 6.5): " + losses);
+    }
+
+    @Test
+    void mockDataWithADataPathIsRefusedBeforeAnythingIsBuilt() {
+        List<String> a = args(dataset());
+        a.add("--mock-data");
+        CliRun r = run(a);
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("--mock-data generates its own data: drop --data-path (Megatron: a single data source must be provided)"),
+                r.err());
+        assertTrue(!r.out().contains("arguments"), "refused before the run starts: " + r.out());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

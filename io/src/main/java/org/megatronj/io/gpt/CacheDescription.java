@@ -31,8 +31,13 @@ public record CacheDescription(Map<String, Object> identifiers, String text, Str
 
     /** A GPTDataset split's description. */
     public static CacheDescription gpt(String datasetPath, Long numSamples, Split split, GptDatasetConfig config) {
+        return gpt(IndexCache.GPT_DATASET, datasetPath, numSamples, split, config);
+    }
+
+    /** A split's description for Megatron's class {@code className} ({@code GPTDataset} or {@code MockGPTDataset}). */
+    public static CacheDescription gpt(String className, String datasetPath, Long numSamples, Split split, GptDatasetConfig config) {
         Map<String, Object> u = new LinkedHashMap<>();
-        u.put("class", "GPTDataset");
+        u.put("class", className);
         u.put("dataset_path", datasetPath);
         u.put("num_samples", numSamples);
         u.put("index_split", split.megatronName());

@@ -5,7 +5,7 @@ import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.Arrays;
 
-import org.megatronj.io.indexed.IndexedDataset;
+import org.megatronj.io.indexed.TokenSequences;
 import org.megatronj.io.npy.NpyArray;
 import org.megatronj.io.npy.NpyDtype;
 import org.megatronj.io.npy.NpyFile;
@@ -14,7 +14,8 @@ import org.megatronj.io.npy.NpyFile;
  * One split of a GPT dataset over an indexed dataset — Megatron's {@code GPTDataset}: the
  * document, sample and shuffle indices (loaded from Megatron's cache when present, built and cached
  * otherwise) and sample assembly. Samples run across sequence boundaries; consecutive samples share
- * one token when {@code addExtraToken}.
+ * one token when {@code addExtraToken}. Over {@link MockGptLowLevelDataset} it is Megatron's
+ * {@code MockGPTDataset}: the same indices, cached only under {@code --data-cache-path}.
  *
  * <p>The indexed dataset is borrowed (closed by its owner); the mapped cache files are released by
  * {@link #close()}.
@@ -22,7 +23,7 @@ import org.megatronj.io.npy.NpyFile;
 public final class GptDataset implements GptSampleSource, AutoCloseable {
     static final String[] ARRAYS = {"document_index.npy", "sample_index.npy", "shuffle_index.npy"};
 
-    private final IndexedDataset dataset;
+    private final TokenSequences dataset;
     private final String datasetPath;
     private final Split split;
     private final GptDatasetConfig config;
@@ -34,7 +35,7 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
     private final NpyArray shuffleIndex;
     private final boolean loadedFromCache;
 
-    private GptDataset(IndexedDataset dataset, String datasetPath, Split split, GptDatasetConfig config, CacheDescription description,
+    private GptDataset(TokenSequences dataset, String datasetPath, Split split, GptDatasetConfig config, CacheDescription description,
                        IndexCache cache, Arena arena, NpyArray[] indices, boolean loadedFromCache) {
         this.dataset = dataset;
         this.datasetPath = datasetPath;
@@ -54,15 +55,19 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
      * indices from the cache folder (the config's, or Megatron's default next to the data) when
      * complete there, otherwise builds them and writes them there.
      *
-     * @param datasetPath the prefix exactly as given in {@code --data-path} (it is part of the hashed description)
+     * @param datasetPath the prefix exactly as given in {@code --data-path} (it is part of the hashed description);
+     *                    null for mock data, which has no files (Megatron's {@code dataset_path=None})
      * @param numSamples samples requested, or null for one epoch
      */
-    public static GptDataset open(IndexedDataset dataset, String datasetPath, int[] range, Long numSamples, Split split,
+    public static GptDataset open(TokenSequences dataset, String datasetPath, int[] range, Long numSamples, Split split,
                                   GptDatasetConfig config) throws IOException {
-        CacheDescription description = CacheDescription.gpt(datasetPath, numSamples, split, config);
-        Path dir = config.pathToCache() != null ? config.pathToCache() : IndexCache.defaultGptDirectory(datasetPath);
-        IndexCache cache = new IndexCache(dir, description, IndexCache.GPT_DATASET, split);
-        if (cache.isComplete(ARRAYS)) {
+        boolean mock = dataset instanceof MockGptLowLevelDataset;
+        String className = mock ? IndexCache.MOCK_GPT_DATASET : IndexCache.GPT_DATASET;
+        CacheDescription description = CacheDescription.gpt(className, datasetPath, numSamples, split, config);
+        // mock data has no folder of its own: like Megatron, cache its indices only where --data-cache-path says
+        Path dir = config.pathToCache() != null ? config.pathToCache() : mock ? null : IndexCache.defaultGptDirectory(datasetPath);
+        IndexCache cache = dir == null ? null : new IndexCache(dir, description, className, split);
+        if (cache != null && cache.isComplete(ARRAYS)) {
             Arena arena = Arena.ofShared();
             try {
                 NpyArray[] indices = loadCached(cache, arena, dataset.sequenceCount());
@@ -74,10 +79,12 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
         }
         GptIndices built = GptIndexBuilder.build(request(dataset.sequenceLengths(), range, numSamples, split, config));
         NpyArray[] indices = {built.documentIndexArray(), built.sampleIndexArray(), built.shuffleIndexArray()};
-        for (int i = 0; i < ARRAYS.length; i++) {
-            NpyFile.write(cache.file(ARRAYS[i]), indices[i]);
+        if (cache != null) {
+            for (int i = 0; i < ARRAYS.length; i++) {
+                NpyFile.write(cache.file(ARRAYS[i]), indices[i]);
+            }
+            cache.writeDescription();
         }
-        cache.writeDescription();
         return new GptDataset(dataset, datasetPath, split, config, description, cache, null, indices, false);
     }
 
@@ -132,11 +139,17 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
         return split;
     }
 
+    /** The prefix as given in {@code --data-path}; null for mock data. */
     public String datasetPath() {
         return datasetPath;
     }
 
-    /** The cache entry (folder and file names) of this split. */
+    /** How logs and errors name the data: its prefix, or "mock data". */
+    private String name() {
+        return datasetPath == null ? "mock data" : datasetPath;
+    }
+
+    /** The cache entry (folder and file names) of this split; null for mock data without {@code --data-cache-path}. */
     public IndexCache cache() {
         return cache;
     }
@@ -162,13 +175,13 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
         long j = shuffledIndex(index);
         long p0 = sampleIndex.getLong(2 * j);
         long p1 = sampleIndex.getLong(2 * j + 2);
-        return datasetPath + " " + split.megatronName() + " sample " + j + " (sequences " + documentIndex.getLong(p0)
+        return name() + " " + split.megatronName() + " sample " + j + " (sequences " + documentIndex.getLong(p0)
                 + (p1 > p0 ? " .. " + documentIndex.getLong(p1) + ", " + (p1 - p0 + 1) + " pieces" : "") + ")";
     }
 
     private long shuffledIndex(long index) {
         if (index < 0 || index >= size()) {
-            throw new IndexOutOfBoundsException("sample " + index + " of " + datasetPath + " " + split.megatronName()
+            throw new IndexOutOfBoundsException("sample " + index + " of " + name() + " " + split.megatronName()
                     + ": expected 0 <= index < " + size());
         }
         return shuffleIndex.getLong(index);
@@ -190,7 +203,7 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
             int offset = (int) (p == p0 ? o0 : 0);
             int length = p < p1 ? dataset.sequenceLength(sequence) - offset : (int) (o1 + x - offset);
             if (length < 0 || filled + length > want) {
-                throw new IllegalStateException("sample " + j + " of " + datasetPath + " spans more than " + want
+                throw new IllegalStateException("sample " + j + " of " + name() + " spans more than " + want
                         + " tokens at document-index position " + p + ": the cached indices do not match this dataset");
             }
             dataset.readTokens(sequence, offset, length, text, filled);

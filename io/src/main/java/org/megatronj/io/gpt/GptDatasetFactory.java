@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 
 import org.megatronj.io.indexed.IndexedDataset;
+import org.megatronj.io.indexed.TokenSequences;
 
 /**
  * Builds the train/valid/test datasets from {@code --data-path} and {@code --split}, or from
@@ -20,16 +21,22 @@ import org.megatronj.io.indexed.IndexedDataset;
  *       {@code sum(ceil(size*w))} samples mixes them; without weights the datasets' own lengths
  *       are the weights and the blend has {@code min(size, sum of lengths)} samples;</li>
  *   <li>per-split paths: each split uses its whole datasets (book-end 0..1); a single prefix,
- *       weighted or not, is used directly.</li>
+ *       weighted or not, is used directly;</li>
+ *   <li>mock data ({@code --mock-data}): like one unweighted prefix, over {@link MockGptLowLevelDataset}
+ *       with the split {@link #MOCK_SPLIT}.</li>
  * </ul>
  */
 public final class GptDatasetFactory {
 
-    /** Either one blend split by {@code --split}, or one blend per split (entries may be null). */
-    public record Sources(DataBlend blend, DataBlend[] perSplit) {
+    /** Megatron's split of mock data, whatever {@code --split} says ({@code BlendedMegatronDatasetConfig.__post_init__}). */
+    public static final String MOCK_SPLIT = "1,1,1";
+
+    /** One blend split by {@code --split}, one blend per split (entries may be null), or mock data. */
+    public record Sources(DataBlend blend, DataBlend[] perSplit, MockGptLowLevelDataset mock) {
         public Sources {
-            if ((blend == null) == (perSplit == null)) {
-                throw new IllegalArgumentException("give either --data-path or the per-split --train/--valid/--test-data-path, not both");
+            if ((blend != null ? 1 : 0) + (perSplit != null ? 1 : 0) + (mock != null ? 1 : 0) != 1) {
+                throw new IllegalArgumentException("give one data source: --data-path, the per-split --train/--valid/--test-data-path,"
+                        + " or --mock-data");
             }
             if (perSplit != null) {
                 if (perSplit.length != 3) {
@@ -40,11 +47,16 @@ public final class GptDatasetFactory {
         }
 
         public static Sources of(DataBlend blend) {
-            return new Sources(blend, null);
+            return new Sources(blend, null, null);
         }
 
         public static Sources perSplit(DataBlend train, DataBlend valid, DataBlend test) {
-            return new Sources(null, new DataBlend[] {train, valid, test});
+            return new Sources(null, new DataBlend[] {train, valid, test}, null);
+        }
+
+        /** Megatron's mock GPT data for a tokenizer's (unpadded) vocabulary size and EOD id. */
+        public static Sources mock(int vocabSize, int eodId) {
+            return new Sources(null, null, new MockGptLowLevelDataset(vocabSize, eodId));
         }
     }
 
@@ -65,13 +77,19 @@ public final class GptDatasetFactory {
         if (sizes.length != 3) {
             throw new IllegalArgumentException("sizes must have 3 entries (train, valid, test)");
         }
-        if ((sources.blend() != null) != (config.splitMatrix() != null)) {
+        if (sources.mock() != null) {
+            if (!MOCK_SPLIT.equals(config.split())) {
+                throw new IllegalArgumentException("--mock-data uses Megatron's split " + MOCK_SPLIT + ", got " + config.split());
+            }
+        } else if ((sources.blend() != null) != (config.splitMatrix() != null)) {
             throw new IllegalArgumentException(sources.blend() != null ? "--data-path needs a --split"
                     : "--split cannot be used with per-split data paths (--train-data-path ...)");
         }
         GptDatasetFactory f = new GptDatasetFactory(config);
         try {
-            if (sources.blend() != null) {
+            if (sources.mock() != null) {
+                f.putAll(f.buildSplits(sources.mock(), null, config.splitMatrix(), sizes));
+            } else if (sources.blend() != null) {
                 f.buildFromOneBlend(sources.blend(), sizes);
             } else {
                 f.buildPerSplit(sources.perSplit(), sizes);
@@ -86,12 +104,7 @@ public final class GptDatasetFactory {
     private void buildFromOneBlend(DataBlend blend, Long[] sizes) throws IOException {
         SplitMatrix matrix = config.splitMatrix();
         if (blend.isSingleUnweighted()) {
-            GptDataset[] datasets = buildSplits(blend.prefixes().getFirst(), matrix, sizes);
-            for (Split s : Split.values()) {
-                if (datasets[s.ordinal()] != null) {
-                    result.put(s, datasets[s.ordinal()]);
-                }
-            }
+            putAll(buildSplits(blend.prefixes().getFirst(), matrix, sizes));
             return;
         }
         double[] weights = blend.weights() == null ? null : Normalize.normalize(blend.weights());
@@ -170,6 +183,14 @@ public final class GptDatasetFactory {
         result.put(s, blended);
     }
 
+    private void putAll(GptDataset[] datasets) {
+        for (Split s : Split.values()) {
+            if (datasets[s.ordinal()] != null) {
+                result.put(s, datasets[s.ordinal()]);
+            }
+        }
+    }
+
     /** Opens (once) the prefix's indexed dataset and builds each split the matrix defines. */
     private GptDataset[] buildSplits(String prefix, SplitMatrix matrix, Long[] sizes) throws IOException {
         IndexedDataset indexed = opened.get(prefix);
@@ -178,6 +199,11 @@ public final class GptDatasetFactory {
             opened.put(prefix, indexed);
             result.ownIndexed(indexed);
         }
+        return buildSplits(indexed, prefix, matrix, sizes);
+    }
+
+    /** Builds each split the matrix defines over {@code indexed}; {@code prefix} is null for mock data. */
+    private GptDataset[] buildSplits(TokenSequences indexed, String prefix, SplitMatrix matrix, Long[] sizes) throws IOException {
         GptDataset[] out = new GptDataset[3];
         for (Split s : Split.values()) {
             int[] range = matrix.range(s, indexed.sequenceCount());
@@ -185,7 +211,7 @@ public final class GptDatasetFactory {
                 continue;
             }
             if (range[0] == range[1]) {
-                throw new IllegalArgumentException("the " + s.megatronName() + " split of " + prefix + " is empty: --split "
+                throw new IllegalArgumentException("the " + s.megatronName() + " split of " + (prefix == null ? "mock data" : prefix) + " is empty: --split "
                         + (config.split() == null ? "(per-split path)" : "'" + config.split() + "'") + " gives it sequences ["
                         + range[0] + ", " + range[1] + ") of " + indexed.sequenceCount()
                         + ". Megatron would loop forever here; give the split a larger share, use more data, or set its weight to 0");

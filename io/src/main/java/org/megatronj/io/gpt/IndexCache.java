@@ -17,11 +17,12 @@ import java.util.List;
  *
  * @param directory the cache folder
  * @param description the dataset's description (its MD5 names the files)
- * @param className {@code GPTDataset} or {@code BlendedDataset}
+ * @param className {@code GPTDataset}, {@code MockGPTDataset} or {@code BlendedDataset}
  * @param split the split
  */
 public record IndexCache(Path directory, CacheDescription description, String className, Split split) {
     public static final String GPT_DATASET = "GPTDataset";
+    public static final String MOCK_GPT_DATASET = "MockGPTDataset";
     public static final String BLENDED_DATASET = "BlendedDataset";
 
     /** Megatron's default GPT cache folder when no {@code --data-cache-path} is given: {@code <prefix>/cache/GPTDataset_indices}. */

@@ -21,7 +21,7 @@ import java.nio.file.StandardOpenOption;
  * so a truncated or foreign file fails at once with a {@link DatasetFormatException} naming the
  * file and the byte offset, never later with garbage tokens.
  */
-public final class IndexedDataset implements AutoCloseable {
+public final class IndexedDataset implements TokenSequences, AutoCloseable {
 
     static final byte[] MAGIC = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
     static final long VERSION = 1;
@@ -136,6 +136,7 @@ public final class IndexedDataset implements AutoCloseable {
     }
 
     /** N: the number of sequences (documents, or sentences when preprocessing split them). */
+    @Override
     public int sequenceCount() {
         return sequenceCount;
     }
@@ -149,11 +150,13 @@ public final class IndexedDataset implements AutoCloseable {
         return modes != null;
     }
 
+    @Override
     public int sequenceLength(int i) {
         return lengths.getAtIndex(INT32, checkSequence(i));
     }
 
     /** A copy of all N sequence lengths. */
+    @Override
     public int[] sequenceLengths() {
         return lengths.toArray(INT32);
     }
@@ -177,6 +180,7 @@ public final class IndexedDataset implements AutoCloseable {
      * Copies tokens {@code [offset, offset + length)} of a sequence into {@code dst} as ints
      * (unsigned types widen, float types are truncated towards zero).
      */
+    @Override
     public void readTokens(int sequence, int offset, int length, int[] dst, int dstOffset) {
         int seqLength = sequenceLength(sequence);
         if (offset < 0 || length < 0 || (long) offset + length > seqLength) {
