@@ -52,6 +52,7 @@ public final class Megatron implements Runnable {
         }
         cli.getSubcommands().get("generate-completion").getCommandSpec().usageMessage().hidden(true);
         cli.setExecutionExceptionHandler(new ErrorReporter());
+        cli.setParameterExceptionHandler(new InvalidCommandLine());
         cli.setCaseInsensitiveEnumValuesAllowed(true);
         // Megatron's argparse keeps the last value of a repeated flag, so a flag after @args.txt overrides the file
         cli.setOverwrittenOptionsAllowed(true);

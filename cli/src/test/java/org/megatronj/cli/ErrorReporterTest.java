@@ -45,4 +45,26 @@ class ErrorReporterTest {
         assertTrue(r.err().contains("megatron plot-loss: error: ") && r.err().contains(missing + ": no such file or directory"),
                 r.err());
     }
+
+    /**
+     * An invalid command line is its problems, the typo's suggestions and where the flags are: not the
+     * 240-line usage, and a mistyped required flag is named though picocli reports the missing one first.
+     */
+    @Test
+    void anInvalidCommandLineNamesEveryProblemAndPointsAtHelp() {
+        CliRun r = CliRun.of("pretrain", "gpt", "--num-layer", "2");
+        assertEquals(2, r.code(), r.toString());
+        String[] lines = r.err().split("\n");
+        assertTrue(lines[0].startsWith("Missing required options: "), r.err());
+        assertEquals("Unknown options: '--num-layer', '2'", lines[1], r.err());
+        assertTrue(lines[2].startsWith("Possible solutions: --num-layers"), r.err());
+        assertEquals("Run 'megatron pretrain gpt --help' for its flags.", lines[3], r.err());
+        assertEquals(4, lines.length, r.err());
+        assertTrue(r.out().isEmpty(), r.out());
+
+        CliRun bad = CliRun.of("preprocess", "--input", "in.jsonl", "--output-prefix", "out", "--workers", "two");
+        assertEquals(2, bad.code(), bad.toString());
+        assertEquals("Invalid value for option '--workers': 'two' is not an int\nRun 'megatron preprocess --help' for its flags.\n",
+                bad.err(), bad.toString());
+    }
 }
