@@ -51,9 +51,10 @@ public final class ParallelOptions {
     @Option(names = "--recompute-method", paramLabel = "M", description = "uniform or block (with --recompute-granularity full).")
     String recomputeMethod;
 
-    @Option(names = "--recompute-num-layers", paramLabel = "N", defaultValue = "1",
-            description = "Layers per recompute group (uniform) or recomputed layers per stage (block); default ${DEFAULT-VALUE}.")
-    int recomputeNumLayers;
+    @Option(names = "--recompute-num-layers", paramLabel = "N",
+            description = "Layers per recompute group (uniform) or recomputed layers per stage (block); required with"
+                    + " --recompute-granularity full, refused with selective (as Megatron).")
+    Integer recomputeNumLayers;
 
     /** The layout, checked against the model's dimensions (Megatron's messages, with the numbers). */
     public ParallelConfig toConfig(TransformerConfig model) {
@@ -99,12 +100,21 @@ public final class ParallelOptions {
         if (recomputeMethod != null && g != ActivationRecompute.Granularity.FULL) {
             throw new IllegalArgumentException("--recompute-method " + recomputeMethod + " needs --recompute-granularity full");
         }
+        if (recomputeNumLayers != null && g == ActivationRecompute.Granularity.SELECTIVE) {
+            // Megatron's TransformerConfig refuses it rather than ignore it
+            throw new IllegalArgumentException("--recompute-num-layers " + recomputeNumLayers
+                    + " goes with --recompute-granularity full; selective recompute takes none");
+        }
         return switch (g) {
             case NONE -> ActivationRecompute.none();
             case SELECTIVE -> ActivationRecompute.selective();
             case FULL -> {
                 if (recomputeMethod == null) {
                     throw new IllegalArgumentException("--recompute-granularity full needs --recompute-method uniform or block");
+                }
+                if (recomputeNumLayers == null) {   // Megatron has no default either: a silent 1 would change the memory plan
+                    throw new IllegalArgumentException("--recompute-granularity full needs --recompute-num-layers N: layers per"
+                            + " recompute group (uniform) or recomputed layers per pipeline stage (block), 1 to the layers of a stage");
                 }
                 yield ActivationRecompute.full(ActivationRecompute.Method.parse(recomputeMethod), recomputeNumLayers);
             }

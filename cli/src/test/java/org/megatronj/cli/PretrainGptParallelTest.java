@@ -363,5 +363,15 @@ class PretrainGptParallelTest {
         CliRun method = CliRun.of(args(data, csv, "--recompute-method", "uniform").toArray(String[]::new));
         assertEquals(1, method.code(), method.toString());
         assertTrue(method.err().contains("--recompute-method uniform needs --recompute-granularity full"), method.err());
+
+        // as Megatron's TransformerConfig: full recompute names its layer count, selective takes none
+        CliRun noLayers = CliRun.of(args(data, csv, "--recompute-granularity", "full", "--recompute-method", "uniform")
+                .toArray(String[]::new));
+        assertEquals(1, noLayers.code(), noLayers.toString());
+        assertTrue(noLayers.err().contains("--recompute-granularity full needs --recompute-num-layers N"), noLayers.err());
+        CliRun selective = CliRun.of(args(data, csv, "--recompute-activations", "--recompute-num-layers", "2")
+                .toArray(String[]::new));
+        assertEquals(1, selective.code(), selective.toString());
+        assertTrue(selective.err().contains("--recompute-num-layers 2 goes with --recompute-granularity full"), selective.err());
     }
 }
