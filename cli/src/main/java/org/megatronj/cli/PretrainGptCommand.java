@@ -24,6 +24,7 @@ import org.megatronj.parallel.train.Trainer;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import org.megatronj.parallel.train.TrainingConfig;
 import org.megatronj.parallel.train.TrainingResult;
+import org.megatronj.parallel.train.TrainingLog;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -109,7 +110,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
             args.put("sequence-parallel", "false");    // Megatron sets args.sequence_parallel = False at TP 1
         }
-        printArguments(out, args);
+        printArguments(out, spec, args);
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
                 config.paddedVocabSize(layout.tensorModelParallelSize()));   // each TP rank holds an equal slice
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
@@ -166,17 +167,45 @@ final class PretrainGptCommand implements Callable<Integer> {
     }
 
     /** Megatron's start-of-run block: every given flag, underscored and sorted, dotted out to column 50. */
-    private static void printArguments(PrintWriter out, ObjectNode args) {
+    /**
+     * Megatron's arguments block: every flag of the command with its value, defaults included (log
+     * parsers look values up there), plus what {@code args} derives or adjusts (params_dtype, a
+     * sequence parallelism turned off); values as Python prints them ({@code True}, {@code None},
+     * {@code 1e-08}, {@code ['a', 'b']}).
+     */
+    private static void printArguments(PrintWriter out, CommandLine.Model.CommandSpec command, ObjectNode args) {
         out.println("------------------------ arguments ------------------------");
         TreeMap<String, String> sorted = new TreeMap<>();
+        java.util.Map<String, String> given = new java.util.HashMap<>();
+        for (CommandLine.Model.OptionSpec o : command.options()) {
+            if (!o.usageHelp() && !o.versionHelp()) {
+                String key = o.longestName().replaceFirst("^-+", "");
+                Object value = o.getValue();   // (not inline: String.valueOf would bind it as a char[])
+                sorted.put(key.replace('-', '_'), pythonValue(value));
+                given.put(key, String.valueOf(value));
+            }
+        }
         args.properties().forEach(e -> {
-            if (!e.getKey().equals("command")) {
-                String v = e.getValue().isArray() ? e.getValue().toString() : e.getValue().asText();
-                sorted.put(e.getKey().replace('-', '_'), v);
+            boolean adjusted = !e.getValue().isArray() && !e.getValue().asText().equals(given.get(e.getKey()));
+            if (!e.getKey().equals("command") && adjusted) {
+                sorted.put(e.getKey().replace('-', '_'), pythonValue(e.getValue().asText()));
             }
         });
         sorted.forEach((k, v) -> out.println("  " + k + " " + ".".repeat(Math.max(1, 48 - k.length())) + " " + v));
         out.println("-------------------- end of arguments ---------------------");
+    }
+
+    private static String pythonValue(Object v) {
+        return switch (v) {
+            case null -> "None";
+            case Boolean b -> b ? "True" : "False";
+            case Float f -> TrainingLog.pythonRepr(Double.parseDouble(Float.toString(f)));   // the digits as typed
+            case Double d -> TrainingLog.pythonRepr(d);
+            case java.util.List<?> list -> list.stream().map(x -> x instanceof String str ? "'" + str + "'" : pythonValue(x))
+                    .collect(java.util.stream.Collectors.joining(", ", "[", "]"));
+            case String str when str.equals("true") || str.equals("false") -> str.equals("true") ? "True" : "False";
+            default -> String.valueOf(v);
+        };
     }
 
     private SampleSource sourceOrNull(GptSampleSource split) {

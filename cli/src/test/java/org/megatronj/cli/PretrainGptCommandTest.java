@@ -287,7 +287,7 @@ class PretrainGptCommandTest {
         CliRun full = run(plus(args(data, "--log-loss-to", whole.toString()), "--bf16", "--use-flash-attn"));
         assertEquals(0, full.code(), full.toString());
         assertTrue(full.out().matches("(?s).*\\n  params_dtype \\.+ bf16\\n.*"), full.out());
-        assertTrue(full.out().matches("(?s).*\\n  use_flash_attn \\.+ true\\n.*"), full.out());
+        assertTrue(full.out().matches("(?s).*\\n  use_flash_attn \\.+ True\\n.*"), full.out());
         assertTrue(full.out().contains(" > mixed precision: bf16 compute weights and activations"), full.out());
         assertTrue(full.out().contains(" | loss scale: 1.0 | grad norm: "), full.out());
         assertTrue(full.out().contains(" number of skipped iterations:   0 | number of nan iterations:   0 |"), full.out());
@@ -389,7 +389,11 @@ class PretrainGptCommandTest {
         assertTrue(r.out().contains("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled\n"),
                 r.out());
         // as Megatron's args after validate_args: the flag is off for the run, in the log and in the checkpoint's args
-        assertTrue(r.out().matches("(?s).*\n  sequence_parallel \\.+ false\n.*"), r.out());
+        assertTrue(r.out().matches("(?s).*\n  sequence_parallel \\.+ False\n.*"), r.out());
+        // every flag is listed, defaults too, with Python's values, as Megatron prints its namespace
+        assertTrue(r.out().matches("(?s).*\n  use_distributed_optimizer \\.+ False\n.*"), r.out());
+        assertTrue(r.out().matches("(?s).*\n  load \\.+ None\n.*"), r.out());
+        assertTrue(r.out().matches("(?s).*\n  adam_beta2 \\.+ 0\\.999\n.*"), r.out());
         assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
     }
 
