@@ -280,7 +280,8 @@ class PretrainGptParallelTest {
 
     /**
      * --timing-log-level 2 adds Megatron's level-2 timers: the model's forward-compute and backward-compute and the
-     * pipeline's receives and sends, each with the fastest and slowest rank; level 1 shows none of them.
+     * pipeline's receives and sends, each with the fastest and slowest rank; level 1 shows none of them, but the
+     * gradient synchronisation (all-grads-sync).
      */
     @Test
     void levelTwoTimersShowComputeAndPipelineCommunication() {
@@ -289,7 +290,7 @@ class PretrainGptParallelTest {
                 "--eval-iters", "0", "--timing-log-level", "2").toArray(String[]::new));
         assertEquals(0, two.code(), two.toString());
         String block = two.out().substring(two.out().indexOf(timers));
-        List<String> expected = List.of("forward-backward", "optimizer", "batch-generator", "forward-compute", "backward-compute",
+        List<String> expected = List.of("forward-backward", "all-grads-sync", "optimizer", "batch-generator", "forward-compute", "backward-compute",
                 "forward-recv", "forward-send", "backward-recv", "backward-send");
         int last = -1;
         for (String name : expected) {
@@ -301,6 +302,7 @@ class PretrainGptParallelTest {
                 "--eval-iters", "0", "--timing-log-level", "1").toArray(String[]::new));
         assertEquals(0, one.code(), one.toString());
         assertTrue(one.out().contains(timers), one.out());
+        assertTrue(one.out().contains("\n    all-grads-sync ."), one.out());   // level 1, as in Megatron
         assertFalse(one.out().contains("forward-compute") || one.out().contains("forward-recv"), one.out());
     }
 

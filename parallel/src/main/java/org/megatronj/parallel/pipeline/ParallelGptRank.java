@@ -11,6 +11,7 @@ import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.ModelChunk;
 import org.megatronj.model.Parameter;
+import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.optim.Optimizer;
@@ -81,6 +82,7 @@ public final class ParallelGptRank implements AutoCloseable {
     private final PipelineSchedule schedule;
     private final ParallelGradients gradients;
     private final Optimizer optimizer;
+    private PhaseTimers syncTimers = PhaseTimers.NONE;
 
     /**
      * @param optimizerFactory builds the optimizer over this rank's parameters (all chunks) when
@@ -173,8 +175,15 @@ public final class ParallelGptRank implements AutoCloseable {
         chunks.forEach(GPTModel::zeroGrad);
         List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, lossScale / perRank,
                 gradients::armLastBackward);
+        syncTimers.start("all-grads-sync");
         gradients.synchronize();
+        syncTimers.stop("all-grads-sync");
         return globalSum(losses);
+    }
+
+    /** Where {@link #forwardBackward} reports the time of its gradient synchronisation (Megatron's all-grads-sync). */
+    public void setGradientSyncTimers(PhaseTimers timers) {
+        this.syncTimers = timers;
     }
 
     /**

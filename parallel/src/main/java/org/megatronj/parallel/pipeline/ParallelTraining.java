@@ -2,6 +2,7 @@ package org.megatronj.parallel.pipeline;
 
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 import org.megatronj.memory.Tensor;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
@@ -69,8 +70,9 @@ public final class ParallelTraining {
             }
 
             @Override
-            public void setPhaseTimers(PhaseTimers timers) {
-                rank.chunks().forEach(m -> m.setPhaseTimers(timers));   // the schedule times its sends and receives with them too
+            public void setPhaseTimers(IntFunction<PhaseTimers> atLevel) {
+                rank.chunks().forEach(m -> m.setPhaseTimers(atLevel.apply(2)));   // the schedule times its sends and receives with them too
+                rank.setGradientSyncTimers(atLevel.apply(1));
             }
 
             @Override

@@ -16,6 +16,7 @@ import org.megatronj.model.optim.Sgd;
 
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 
 /** Adapters from the model module's {@link GPTModel} and optimizers to the trainer's interfaces. */
 public final class GptTraining {
@@ -51,8 +52,8 @@ public final class GptTraining {
             }
 
             @Override
-            public void setPhaseTimers(PhaseTimers timers) {
-                model.setPhaseTimers(timers);
+            public void setPhaseTimers(IntFunction<PhaseTimers> atLevel) {
+                model.setPhaseTimers(atLevel.apply(2));
             }
         };
     }

@@ -6,6 +6,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.PhaseTimers;
 
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * What the trainer needs of a model: its parameters (in checkpoint order) and a forward+backward
@@ -68,8 +69,12 @@ public interface TrainableModel {
     default void refreshComputeWeights() {
     }
 
-    /** Where the model reports its forward and backward times (Megatron's level-2 timers); ignored by default. */
-    default void setPhaseTimers(PhaseTimers timers) {
+    /**
+     * Where the model reports the parts of its step that Megatron times: {@code atLevel} gives the
+     * trainer's timers of a timing level (forward-compute and the pipeline's sends and receives are
+     * level 2, all-grads-sync level 1). Ignored by default.
+     */
+    default void setPhaseTimers(IntFunction<PhaseTimers> atLevel) {
     }
 
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */

@@ -36,11 +36,11 @@ import java.util.function.Consumer;
  */
 public final class Trainer {
     /**
-     * Timer names in the order Megatron logs them. Levels as Megatron's: forward-backward, optimizer and
-     * the optimizer's parts 1; batch-generator, the model's forward-compute and backward-compute and the
+     * Timer names in the order Megatron logs them. Levels as Megatron's: forward-backward, all-grads-sync
+     * (parallel runs), optimizer and the optimizer's parts 1; batch-generator, the model's forward-compute and backward-compute and the
      * pipeline's sends and receives 2; evaluate and save-checkpoint 0.
      */
-    private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "optimizer-unscale-and-check-inf",
+    private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "all-grads-sync", "optimizer-unscale-and-check-inf",
             "optimizer-clip-main-grad", "optimizer-inner-step", "optimizer", "batch-generator", "forward-compute",
             "backward-compute", "forward-recv", "forward-send", "backward-recv", "backward-send");
 
@@ -81,7 +81,7 @@ public final class Trainer {
         this.exitSignal = exitSignal;
         this.log = log;
         this.timers = new Timers(config.logging().timingLogLevel());
-        model.setPhaseTimers(timers.phases(2));
+        model.setPhaseTimers(timers::phases);
         this.trainIters = config.totalIterations();
         this.position = ResumePoint.fresh(config.seed());
         if ((config.checkpoint().save() != null || config.checkpoint().load() != null) && checkpointer == null) {
