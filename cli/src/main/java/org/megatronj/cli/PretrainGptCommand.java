@@ -7,6 +7,7 @@ import jdk.jfr.Recording;
 import org.megatronj.io.gpt.GptDataSplits;
 import org.megatronj.io.gpt.GptDatasetFactory;
 import org.megatronj.io.gpt.GptSampleSource;
+import org.megatronj.io.gpt.PythonJson;
 import org.megatronj.io.gpt.Split;
 import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.memory.Backend;
@@ -24,7 +25,6 @@ import org.megatronj.parallel.train.Trainer;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import org.megatronj.parallel.train.TrainingConfig;
 import org.megatronj.parallel.train.TrainingResult;
-import org.megatronj.parallel.train.TrainingLog;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -199,8 +199,9 @@ final class PretrainGptCommand implements Callable<Integer> {
         return switch (v) {
             case null -> "None";
             case Boolean b -> b ? "True" : "False";
-            case Float f -> TrainingLog.pythonRepr(Double.parseDouble(Float.toString(f)));   // the digits as typed
-            case Double d -> TrainingLog.pythonRepr(d);
+            case Float f -> pythonValue(Double.parseDouble(Float.toString(f)));   // the digits as typed
+            case Double d when !Double.isFinite(d) -> d.isNaN() ? "nan" : d > 0 ? "inf" : "-inf";
+            case Double d -> PythonJson.floatRepr(d);
             case java.util.List<?> list -> list.stream().map(x -> x instanceof String str ? "'" + str + "'" : pythonValue(x))
                     .collect(java.util.stream.Collectors.joining(", ", "[", "]"));
             case String str when str.equals("true") || str.equals("false") -> str.equals("true") ? "True" : "False";

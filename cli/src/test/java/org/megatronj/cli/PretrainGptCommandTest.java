@@ -394,6 +394,7 @@ class PretrainGptCommandTest {
         assertTrue(r.out().matches("(?s).*\n  use_distributed_optimizer \\.+ False\n.*"), r.out());
         assertTrue(r.out().matches("(?s).*\n  load \\.+ None\n.*"), r.out());
         assertTrue(r.out().matches("(?s).*\n  adam_beta2 \\.+ 0\\.999\n.*"), r.out());
+        assertTrue(r.out().matches("(?s).*\n  adam_eps \\.+ 1e-08\n.*"), r.out());   // Python's repr, not Java's 1.0E-8
         assertTrue(r.out().contains(" iteration        1/       1 |"), r.out());
     }
 

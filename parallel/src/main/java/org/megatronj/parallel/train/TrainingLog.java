@@ -98,30 +98,4 @@ public final class TrainingLog {
         boolean negative = v < 0 || (v == 0 && 1 / v < 0);
         return negative && !s.startsWith("-") ? "-" + s : s;   // BigDecimal has no negative zero; Python keeps the sign
     }
-
-    /**
-     * Python's {@code repr(float)}: the shortest digits that read back as {@code v}, positional for
-     * exponents -4 to 15 ({@code 0.001}, {@code 1.0}), else scientific with a two-digit exponent
-     * ({@code 1e-08}), where Java writes {@code 1.0E-8}.
-     */
-    public static String pythonRepr(double v) {
-        if (Double.isNaN(v)) {
-            return "nan";
-        }
-        if (Double.isInfinite(v)) {
-            return v > 0 ? "inf" : "-inf";
-        }
-        if (v == 0) {
-            return 1 / v < 0 ? "-0.0" : "0.0";
-        }
-        BigDecimal d = new BigDecimal(Double.toString(v)).stripTrailingZeros();   // Java's shortest round-trip digits
-        int exponent = d.precision() - d.scale() - 1;
-        if (exponent >= -4 && exponent < 16) {
-            String plain = d.toPlainString();
-            return plain.contains(".") ? plain : plain + ".0";
-        }
-        String digits = d.unscaledValue().abs().toString();
-        return (v < 0 ? "-" : "") + digits.charAt(0) + (digits.length() > 1 ? "." + digits.substring(1) : "") + "e"
-                + (exponent < 0 ? "-" : "+") + (Math.abs(exponent) < 10 ? "0" : "") + Math.abs(exponent);
-    }
 }

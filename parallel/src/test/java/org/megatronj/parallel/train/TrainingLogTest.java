@@ -63,21 +63,4 @@ class TrainingLogTest {
         assertEquals(2, lines.size());
         assertEquals(true, lines.get(1).startsWith("    forward-backward ...............................: ("), lines.get(1));
     }
-
-    /** repr(x) of Python for the values the arguments block prints (checked against CPython 3). */
-    @Test
-    void floatsAreWrittenAsPythonsRepr() {
-        assertEquals("1e-08", TrainingLog.pythonRepr(1e-8));
-        assertEquals("0.0001", TrainingLog.pythonRepr(1e-4));
-        assertEquals("1e-05", TrainingLog.pythonRepr(1e-5));
-        assertEquals("0.001", TrainingLog.pythonRepr(0.001));
-        assertEquals("100.0", TrainingLog.pythonRepr(100));
-        assertEquals("0.1", TrainingLog.pythonRepr(0.1));
-        assertEquals("1e+16", TrainingLog.pythonRepr(1e16));
-        assertEquals("1234567890123456.0", TrainingLog.pythonRepr(1234567890123456.0));
-        assertEquals("-2.5e-07", TrainingLog.pythonRepr(-2.5e-7));
-        assertEquals("4294967296.0", TrainingLog.pythonRepr(4294967296.0));
-        assertEquals("-0.0", TrainingLog.pythonRepr(-0.0));
-        assertEquals("inf", TrainingLog.pythonRepr(Double.POSITIVE_INFINITY));
-    }
 }
