@@ -14,6 +14,7 @@
 // a naive fp64 reference on the GPU; relative errors are ||x - ref|| / ||ref||.
 // Exit status 1 when any case fails.
 #include "../../main/cuda/megatron_kernels.cu"
+#include "../../main/cuda/flash_attention_wgmma.cuh"  // not in the fatbin yet: checked here first
 
 #include <cuda_runtime.h>
 
@@ -61,6 +62,7 @@ static const void* kernel(const char* name) {
 }
 
 static int g_sms = 0, g_sm = 0;  // SM count, compute capability 10 * major + minor
+static bool g_sm90a = false;     // the code running is sm_90a (fa3::built_for_sm90a)
 
 // ------------------------------------------------------------------ variants (bf16), timed beside the production kernels
 // Same templates as the production kernels (fa2::forward / fa2::backward in flash_attention.cu) with
@@ -76,6 +78,8 @@ struct FwdVariant {
     const void* fn16;  // f16 (checked in the f16 cases too), or null
     int minSm;         // compiled for sm_90 and newer only: 90
     int warps, mt, bn;
+    int smemExtra;     // bytes beyond mj_fa2_fwd_smem (the wgmma kernels' alignment slack)
+    bool sm90a;        // wgmma code: runs only where the binary's code for this device is sm_90a
 };
 struct BwdVariant {
     const char* name;
@@ -86,13 +90,20 @@ struct BwdVariant {
 #define FV(D, NW, MW, BN, QR)                                                                                  \
     {"w" #NW "m" #MW "n" #BN "q" #QR, D, (const void*)&fa2::forward_kernel<D, true, NW, MW, BN, QR != 0>, nullptr, 0, NW, MW, BN}
 #define BV(D, NW, BM, DQ) {"w" #NW "b" #BM "dq" #DQ, D, (const void*)&fa2::backward_kernel<D, true, NW, BM, DQ>, NW, BM, DQ}
+// fa3 (flash_attention_wgmma.cuh): NWG warpgroups of 64 query rows, key blocks of BN; named wgNWGnBN
+#define WV(D, NWG, BN)                                                                                          \
+    {"wg" #NWG "n" #BN, D, (const void*)&fa3::forward_kernel<D, true, NWG, BN>,                                 \
+     (const void*)&fa3::forward_kernel<D, false, NWG, BN>, 90, 4 * (NWG), 1, BN, fa3::FA3_SMEM_SLACK, true}
 static const FwdVariant FWD_VARIANTS[] = {
     FV(64, 4, 1, 64, 1),  // old production
     {"w4m1n64q1", 128, (const void*)&megatron_fa2_forward_bf16_d128, (const void*)&megatron_fa2_forward_f16_d128, 0,
      FA2_FWD_WARPS(128), FA2_FWD_MT(128), FA2_FWD_BN(128)},
     {"w4m2n64q0", 128, (const void*)&megatron_fa2_forward_bf16_d128_m2, (const void*)&megatron_fa2_forward_f16_d128_m2,
      90, FA2_FWD_WARPS(128), FA2_FWD_M2_MT, FA2_FWD_BN(128)},
+    WV(128, 2, 128), WV(128, 2, 64), WV(128, 1, 128),
+    WV(64, 2, 128),  WV(64, 3, 128), WV(64, 2, 64),
 };
+static bool runs(const FwdVariant& fv) { return g_sm >= fv.minSm && (!fv.sm90a || g_sm90a); }
 static const BwdVariant BWD_VARIANTS[] = {
     BV(64, 4, 64, 0),   // old production
     BV(64, 8, 64, 1),  BV(64, 8, 64, 3),  BV(64, 4, 64, 2),
@@ -132,7 +143,8 @@ static void attentionForward(const void* q, const void* k, const void* v, void* 
                              const FwdVariant* fv = nullptr) {
     if (fv) {
         const int bm = 16 * fv->warps * fv->mt;
-        launchFn(dt == MJ_F16 ? fv->fn16 : fv->fn, fv->name, (s + bm - 1) / bm, (long long)B * np, fv->warps * 32, mj_fa2_fwd_smem(d, bm, fv->bn),
+        launchFn(dt == MJ_F16 ? fv->fn16 : fv->fn, fv->name, (s + bm - 1) / bm, (long long)B * np, fv->warps * 32,
+                 mj_fa2_fwd_smem(d, bm, fv->bn) + fv->smemExtra,
                  q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, np * d, np / ng * d,
                  ng * d, d);
         return;
@@ -451,7 +463,7 @@ static bool runCase(const Case& c, unsigned long long seed) {
             line += buf;
         };
         for (const FwdVariant& fv : FWD_VARIANTS) {
-            if (fv.d != c.d || g_sm < fv.minSm || (dt == MJ_F16 && !fv.fn16)) continue;
+            if (fv.d != c.d || !runs(fv) || (dt == MJ_F16 && !fv.fn16)) continue;
             CK(cudaMemset(out, 0xff, nq * es));
             CK(cudaMemset(lse, 0xff, rows * 4));
             attentionForward(q, k, v, out, lse, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl, &fv);
@@ -570,7 +582,7 @@ static void bench(int dt, const Bench& bc, bool variants) {
         float bestF = f, bestB = bw;
         const char *bestFn = "production", *bestBn = "production";
         for (const FwdVariant& fv : FWD_VARIANTS) {
-            if (fv.d != d || g_sm < fv.minSm) continue;
+            if (fv.d != d || !runs(fv)) continue;
             const float ms = timeMs([&] { fwd(&fv); });
             printf("  %s fwd %-12s %8.3f ms %7.1f TF/s\n", shape, fv.name, ms, tfF(ms));
             if (ms < bestF) bestF = ms, bestFn = fv.name;
@@ -609,7 +621,18 @@ int main(int argc, char** argv) {
     CK(cudaGetDeviceProperties(&prop, dev));
     g_sms = prop.multiProcessorCount;
     g_sm = prop.major * 10 + prop.minor;
-    printf("device %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, g_sms);
+    {
+        int* flag;
+        CK(cudaMalloc(&flag, sizeof(int)));
+        fa3::built_for_sm90a<<<1, 1>>>(flag);
+        int host = 0;
+        CK(cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost));
+        CK(cudaFree(flag));
+        g_sm90a = host == 1;
+    }
+    printf("device %s (sm_%d%d, %d SMs); %s\n", prop.name, prop.major, prop.minor, g_sms,
+           g_sm90a ? "sm_90a code: the wgmma variants (wg*) run"
+                   : "no sm_90a code for this device: the wgmma variants (wg*) are left out (build with sm_90a)");
     printf("launch plans: fwd d64 %d thr %d B smem | fwd d128 %d thr %d B (_m2 %d B from %d blocks) | bwd d64 %d thr %d B "
            "| bwd d128 %d thr %d B\n",
            mj_fa_forward_launch(MJ_BF16, 64, 1, 1, 1, true, g_sm).block, mj_fa2_forward_smem(64, false),
