@@ -11,6 +11,8 @@
 # Seen on the H100 (2026-11-23), to plan a 30-minute device budget (a fresh machine's start adds about a minute):
 # env 1-2 s, tests 25-37 s, train:bf16 13-17 s, gptbench:bf16 13-15 s, profile 11-13 s, bench 34 s,
 # sanitize 43-114 s, torch 200-280 s (torch.compile of three models). Put the steps that must land first.
+# Since 2026-12 a session has 15 minutes of device time in all: e.g. `env tests fa:--quick fa:--bench gptbench:bf16`
+# (about 3 minutes after the start) with the bundle and an sm_90a fa-check in dist/ (native/README.md).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 B="$ROOT/dist/megatron-device"
@@ -146,7 +148,9 @@ harness_step() {  # harness_step NAME BINARY [ARGS]
   local name="$1" bin="$ROOT/$2"; shift 2
   mkdir -p "$R/$name"
   [[ -x "$bin" ]] || { echo "$bin is missing: build it first (native/src/test/cuda/)"; return 1; }
-  "$bin" "$@" 2>&1 | tee "$R/$name/output.txt"
+  local file=output.txt  # one file per argument list: fa:--quick and fa:--bench in one session keep both
+  [[ $# -gt 0 ]] && file="output$(printf '%s' "$@" | tr -c 'A-Za-z0-9' '_').txt"
+  "$bin" "$@" 2>&1 | tee "$R/$name/$file"
   return "${PIPESTATUS[0]}"
 }
 
