@@ -27,9 +27,11 @@ using fa2::Elem;
 using fa2::QkvStrides;
 
 constexpr int FA3_SMEM_SLACK = 1024;
-// dynamic shared memory: Q [BM][D], 2 stages of K and V [BN][D], 16-bit, plus the alignment slack
-__host__ __device__ constexpr int forward_smem(int d, int nwg, int bn) {
-    return (64 * nwg * d + 4 * bn * d) * 2 + FA3_SMEM_SLACK;
+// stages of K and V: two, three when P V runs across the next block's load (pipe)
+__host__ __device__ constexpr int forward_stages(bool pipe) { return pipe ? 3 : 2; }
+// dynamic shared memory: Q [BM][D], the stages of K and V [BN][D], 16-bit, plus the alignment slack
+__host__ __device__ constexpr int forward_smem(int d, int nwg, int bn, bool pipe) {
+    return (64 * nwg * d + 2 * forward_stages(pipe) * bn * d) * 2 + FA3_SMEM_SLACK;
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -65,7 +67,9 @@ __device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int kk) {
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// until at most N of this warp's newest wgmma groups are still running (older ones are done)
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 // cp.async (generic proxy) writes made visible to wgmma's reads (async proxy)
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Keeps the compiler from moving reads or writes of accumulator registers across the asynchronous
@@ -93,19 +97,19 @@ __device__ __forceinline__ void mma_rs(float* d, const uint32_t* a, uint64_t b) 
     else wgmma_rs_n128_f16(d, a, b);
 }
 
-template <int D, bool BF16, int NWG, int BN>
+template <int D, bool BF16, int NWG, int BN, bool PIPE>
 __device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
                                         const int* keyLengths, QkvStrides st) {
     using namespace fa2;
     typedef typename Elem<BF16>::T T;
-    constexpr int BM = 64 * NWG, NT = 128 * NWG;
-    constexpr int CH = D / 8, KT = D / 16, SN = BN / 8, ON = D / 8;
+    constexpr int BM = 64 * NWG, NT = 128 * NWG, STAGES = forward_stages(PIPE);
+    constexpr int CH = D / 8, KT = D / 16, SN = BN / 8, ON = D / 8, TILE = BN * D * 2;
     static_assert(D % 64 == 0 && (BN == 64 || BN == 128), "d 64 or 128; key blocks of 64 or 128");
     extern __shared__ unsigned char fa3_smem[];
     const uint32_t sQ = (smem_u32(fa3_smem) + FA3_SMEM_SLACK - 1) & ~(uint32_t)(FA3_SMEM_SLACK - 1);
     const uint32_t sK = sQ + BM * D * 2;
-    const uint32_t sV = sK + 2 * BN * D * 2;
+    const uint32_t sV = sK + STAGES * TILE;
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int bh = blockIdx.y, b = bh / np, h = bh % np, rep = np / ng, grp = h / rep;
@@ -131,15 +135,84 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
             const i64 j = (i64)n * BN + r;
             const bool ok = j < keyEnd;  // keys past keyLengths (or sk) read as zeros
             const i64 off = ok ? j * kStride + c * 8 : 0;
-            cp_async16(sK + stage * BN * D * 2 + sw128<BN>(r, c), kb + off, ok);
-            cp_async16(sV + stage * BN * D * 2 + sw128<BN>(r, c), vb + off, ok);
+            cp_async16(sK + stage * TILE + sw128<BN>(r, c), kb + off, ok);
+            cp_async16(sV + stage * TILE + sw128<BN>(r, c), vb + off, ok);
         }
     };
 
     float oacc[ON][4];
-    float mRow[2] = {-INFINITY, -INFINITY}, lRow[2] = {0.0f, 0.0f};  // rows g and g + 8 of the warp
+    float sacc[SN][4];     // S, then P in place
+    uint32_t pf[BN / 16][4];  // P as the A operand of O += P V
+    float mRow[2] = {-INFINITY, -INFINITY}, lRow[2] = {0.0f, 0.0f}, alpha[2];  // rows g and g + 8 of the warp
 #pragma unroll
     for (int i = 0; i < ON; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.0f;
+
+    // S = Q K^T (64 rows x BN keys per warpgroup), raw; one commit group
+    auto issueScores = [&](uint32_t kS) {
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++)
+            mma_ss<BN, BF16>(&sacc[0][0], desc_k_major<BM>(sQ, wg * 64, kk), desc_k_major<BN>(kS, 0, kk), kk > 0);
+        wgmma_commit();
+    };
+    // O += P V; one commit group
+    auto issuePV = [&](uint32_t vS) {
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) mma_rs<D, BF16>(&oacc[0][0], pf[kk], desc_mn_major<BN>(vS, kk));
+        wgmma_commit();
+    };
+    // mask, then fa2's online softmax on the fragments (a quad of lanes shares a row): P in sacc,
+    // the running max and sum updated, alpha = the factor O still has to be scaled by. Leaves oacc alone.
+    auto softmax = [&](i64 n0) {
+        if (n0 + BN > keyEnd || (causal && n0 + BN - 1 > g0 + shift)) {
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const i64 j = n0 + nt * 8 + 2 * t + (e & 1);
+                    const i64 i = w0 + g + (e < 2 ? 0 : 8);
+                    if (j >= keyEnd || (causal && j > i + shift)) sacc[nt][e] = -INFINITY;
+                }
+        }
+#pragma unroll
+        for (int rh = 0; rh < 2; rh++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++) mx = fmaxf(mx, fmaxf(sacc[nt][2 * rh], sacc[nt][2 * rh + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mNew = fmaxf(mRow[rh], mx);
+            const float mS = mNew == -INFINITY ? 0.0f : mNew * sl2;  // nothing visible yet: keep everything 0
+            alpha[rh] = ex2(mRow[rh] * sl2 - mS);
+            mRow[rh] = mNew;
+            float sum = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++) {
+                const float p0 = ex2(fmaf(sacc[nt][2 * rh], sl2, -mS));
+                const float p1 = ex2(fmaf(sacc[nt][2 * rh + 1], sl2, -mS));
+                sum += p0 + p1;
+                sacc[nt][2 * rh] = p0;
+                sacc[nt][2 * rh + 1] = p1;
+            }
+            lRow[rh] = lRow[rh] * alpha[rh] + sum;
+        }
+    };
+    // O *= alpha, and P packed into the A fragments (the accumulator layout is the A fragment's)
+    auto rescaleAndPack = [&]() {
+#pragma unroll
+        for (int ot = 0; ot < ON; ot++) {
+            oacc[ot][0] *= alpha[0];
+            oacc[ot][1] *= alpha[0];
+            oacc[ot][2] *= alpha[1];
+            oacc[ot][3] *= alpha[1];
+        }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            pf[kk][0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
+            pf[kk][1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
+            pf[kk][2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+            pf[kk][3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+        }
+    };
 
     if (nBlocks > 0) {
 #pragma unroll
@@ -153,80 +226,59 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
         cp_async_commit();
     }
 
+    // PIPE: block it's P V is issued in iteration it + 1 right after its S = Q K^T, and runs while the
+    // softmax of block it + 1 does (FlashAttention-3's intra-warpgroup overlap). Its V stage must then
+    // outlive the next load, hence three stages. pending: a P V not issued yet (P in pf, V in pvStage).
+    bool pending = false;
+    int pvStage = 0;
+    if constexpr (PIPE) {
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+    }
     for (int it = 0; it < nBlocks; it++) {
-        const int n = nBlocks - 1 - it, stage = it & 1;
+        const int n = nBlocks - 1 - it, stage = it % STAGES;
         cp_async_wait<0>();
         fence_proxy_async();
-        __syncthreads();  // stage landed and is visible to wgmma; every warpgroup is done with the other one
-        if (it + 1 < nBlocks) loadKV(n - 1, stage ^ 1);
+        __syncthreads();  // block it landed and is visible to wgmma; the stage loaded next is read by no one
+        if (it + 1 < nBlocks) loadKV(n - 1, (it + 1) % STAGES);
         cp_async_commit();
 
         const i64 n0 = (i64)n * BN;
-        if (g0 >= s || (causal && n0 > gSee)) continue;  // warpgroup-uniform: nothing of this block is visible
+        // warpgroup-uniform: nothing of this block is visible. Causal blocks only turn visible going
+        // down, so a pending P V never waits across a skipped block.
+        if (g0 >= s || (causal && n0 > gSee)) continue;
 
-        const uint32_t kS = sK + stage * BN * D * 2, vS = sV + stage * BN * D * 2;
-        // S = Q K^T (64 rows x BN keys per warpgroup), raw
-        float sacc[SN][4];
         wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < KT; kk++)
-            mma_ss<BN, BF16>(&sacc[0][0], desc_k_major<BM>(sQ, wg * 64, kk), desc_k_major<BN>(kS, 0, kk), kk > 0);
-        wgmma_commit();
-        wgmma_wait_all();
+        issueScores(sK + stage * TILE);
+        if constexpr (PIPE) {
+            // unconditionally, so that no wgmma sits on a branch (ptxas serialises those): before the
+            // first visible block, P is 0 and any landed V stage adds exactly 0
+            issuePV(sV + (pending ? pvStage : stage) * TILE);
+            wgmma_wait<1>();  // S done; P V may still run
+        } else {
+            wgmma_wait<0>();
+        }
         pin<SN * 4>(&sacc[0][0]);
-
-        if (n0 + BN > keyEnd || (causal && n0 + BN - 1 > g0 + shift)) {
-#pragma unroll
-            for (int nt = 0; nt < SN; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const i64 j = n0 + nt * 8 + 2 * t + (e & 1);
-                    const i64 i = w0 + g + (e < 2 ? 0 : 8);
-                    if (j >= keyEnd || (causal && j > i + shift)) sacc[nt][e] = -INFINITY;
-                }
+        softmax(n0);
+        if constexpr (PIPE) {
+            wgmma_wait<0>();
+            pin<ON * 4>(&oacc[0][0]);
         }
-        // online softmax (fa2::forward's, one m-tile): a quad of lanes shares a row
-#pragma unroll
-        for (int rh = 0; rh < 2; rh++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int nt = 0; nt < SN; nt++) mx = fmaxf(mx, fmaxf(sacc[nt][2 * rh], sacc[nt][2 * rh + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mNew = fmaxf(mRow[rh], mx);
-            const float mS = mNew == -INFINITY ? 0.0f : mNew * sl2;
-            const float alpha = ex2(mRow[rh] * sl2 - mS);
-            mRow[rh] = mNew;
-            float sum = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < SN; nt++) {
-                const float p0 = ex2(fmaf(sacc[nt][2 * rh], sl2, -mS));
-                const float p1 = ex2(fmaf(sacc[nt][2 * rh + 1], sl2, -mS));
-                sum += p0 + p1;
-                sacc[nt][2 * rh] = p0;
-                sacc[nt][2 * rh + 1] = p1;
-            }
-            lRow[rh] = lRow[rh] * alpha + sum;
-#pragma unroll
-            for (int ot = 0; ot < ON; ot++) {
-                oacc[ot][2 * rh] *= alpha;
-                oacc[ot][2 * rh + 1] *= alpha;
-            }
+        rescaleAndPack();
+        if constexpr (PIPE) {
+            pending = true;
+            pvStage = stage;
+        } else {
+            wgmma_fence();
+            issuePV(sV + stage * TILE);
+            wgmma_wait<0>();
+            pin<ON * 4>(&oacc[0][0]);
         }
-        // O += P V
-        uint32_t pf[BN / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            pf[kk][0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
-            pf[kk][1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
-            pf[kk][2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
-            pf[kk][3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
-        }
+    }
+    if (PIPE && pending) {
         wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) mma_rs<D, BF16>(&oacc[0][0], pf[kk], desc_mn_major<BN>(vS, kk));
-        wgmma_commit();
-        wgmma_wait_all();
+        issuePV(sV + pvStage * TILE);
+        wgmma_wait<0>();
         pin<ON * 4>(&oacc[0][0]);
     }
     cp_async_wait<0>();
@@ -253,13 +305,13 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Same argument list as the fa2 kernels (CudaAttention's), dropout arguments ignored (none here).
-template <int D, bool BF16, int NWG, int BN>
+template <int D, bool BF16, int NWG, int BN, bool PIPE>
 __global__ void __launch_bounds__(NWG * 128, 1)
     forward_kernel(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,
                    int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
                    float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    forward<D, BF16, NWG, BN>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
+    forward<D, BF16, NWG, BN, PIPE>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
                               QkvStrides{qTok, qGrp, kTok, kGrp});
 #else
     __trap();  // compiled without sm_90a: callers check built_for_sm90a first

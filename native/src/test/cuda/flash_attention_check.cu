@@ -90,18 +90,23 @@ struct BwdVariant {
 #define FV(D, NW, MW, BN, QR)                                                                                  \
     {"w" #NW "m" #MW "n" #BN "q" #QR, D, (const void*)&fa2::forward_kernel<D, true, NW, MW, BN, QR != 0>, nullptr, 0, NW, MW, BN}
 #define BV(D, NW, BM, DQ) {"w" #NW "b" #BM "dq" #DQ, D, (const void*)&fa2::backward_kernel<D, true, NW, BM, DQ>, NW, BM, DQ}
-// fa3 (flash_attention_wgmma.cuh): NWG warpgroups of 64 query rows, key blocks of BN; named wgNWGnBN
-#define WV(D, NWG, BN)                                                                                          \
-    {"wg" #NWG "n" #BN, D, (const void*)&fa3::forward_kernel<D, true, NWG, BN>,                                 \
-     (const void*)&fa3::forward_kernel<D, false, NWG, BN>, 90, 4 * (NWG), 1, BN, fa3::FA3_SMEM_SLACK, true}
+// fa3 (flash_attention_wgmma.cuh): NWG warpgroups of 64 query rows, key blocks of BN, "p": P V overlapped
+// with the next block's softmax (three K/V stages); named wg<NWG>n<BN>[p]
+#define WV(D, NWG, BN, PIPE, SUFFIX)                                                                            \
+    {"wg" #NWG "n" #BN SUFFIX, D, (const void*)&fa3::forward_kernel<D, true, NWG, BN, PIPE>,                   \
+     (const void*)&fa3::forward_kernel<D, false, NWG, BN, PIPE>, 90, 4 * (NWG), 1, BN,                          \
+     fa3::forward_smem(D, NWG, BN, PIPE) - mj_fa2_fwd_smem(D, 64 * (NWG), BN), true}
 static const FwdVariant FWD_VARIANTS[] = {
     FV(64, 4, 1, 64, 1),  // old production
     {"w4m1n64q1", 128, (const void*)&megatron_fa2_forward_bf16_d128, (const void*)&megatron_fa2_forward_f16_d128, 0,
      FA2_FWD_WARPS(128), FA2_FWD_MT(128), FA2_FWD_BN(128)},
     {"w4m2n64q0", 128, (const void*)&megatron_fa2_forward_bf16_d128_m2, (const void*)&megatron_fa2_forward_f16_d128_m2,
      90, FA2_FWD_WARPS(128), FA2_FWD_M2_MT, FA2_FWD_BN(128)},
-    WV(128, 2, 128), WV(128, 2, 64), WV(128, 1, 128),
-    WV(64, 2, 128),  WV(64, 3, 128), WV(64, 2, 64),
+    // one warpgroup per block (wg1): two or three blocks per SM, whose wgmma and softmax phases interleave
+    WV(128, 2, 128, false, ""), WV(128, 2, 64, false, ""), WV(128, 1, 128, false, ""), WV(128, 1, 64, false, ""),
+    WV(128, 2, 128, true, "p"), WV(128, 2, 64, true, "p"), WV(128, 1, 64, true, "p"),
+    WV(64, 2, 128, false, ""),  WV(64, 3, 128, false, ""), WV(64, 2, 64, false, ""),   WV(64, 1, 128, false, ""),
+    WV(64, 1, 64, false, ""),   WV(64, 2, 128, true, "p"), WV(64, 1, 128, true, "p"),
 };
 static bool runs(const FwdVariant& fv) { return g_sm >= fv.minSm && (!fv.sm90a || g_sm90a); }
 static const BwdVariant BWD_VARIANTS[] = {
