@@ -5,10 +5,10 @@
 // NOT YET IN THE FATBIN. It was written on a machine without a GPU: nvcc and ptxas check it here
 // (native/src/test/cuda/build-check.sh prints its registers and spills, and whether ptxas had to
 // serialise the wgmma), and playground/flash_attention_wgmma_sim.py models its shared-memory layout,
-// descriptors, fragments and stages in NumPy against an fp64 reference, but it has never run on a
-// GPU. flash_attention_check.cu checks it against the fp64
-// reference and times it as the variants "wg*" when built for sm_90a; it joins
-// megatron_kernels.cu and the launch plans (and CudaAttention.java) only after that passes on an H100.
+// descriptors, fragments and stages in NumPy against an fp64 reference; it has never run on a GPU.
+// flash_attention_check.cu checks it against the fp64 reference and times it as the variants "wg*"
+// when built for sm_90a; it joins megatron_kernels.cu and the launch plans (and CudaAttention.java)
+// only after that passes on an H100.
 //
 // Same contract as fa2::forward (Megatron's layouts, QkvStrides, causal with sk - s shift, key
 // lengths, lse), no dropout. Block: NWG warpgroups of 128 threads, each owning 64 query rows
