@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A NumPy model of native/src/main/cuda/flash_attention_wgmma.cuh (the sm_90a forward), checked
+"""A NumPy model of native/src/main/cuda/flash_attention_wgmma.cuh (the sm_90a forward and backward), checked
 against a float64 reference, written before the kernel ever ran on a GPU.
 
 What it models: shared memory as bytes; the kernel's cp.async writes into the 128-byte-swizzle
@@ -36,8 +36,8 @@ def desc_k_major(rows, tile, row0, kk):
     return smem_desc(tile + (kk >> 2) * rows * 128 + row0 * 128 + (kk & 3) * 32, 16, 1024)
 
 
-def desc_mn_major(rows, tile, kk):
-    return smem_desc(tile + kk * 16 * 128, rows * 128, 1024)
+def desc_mn_major(rows, tile, kk, col0=0):
+    return smem_desc(tile + (col0 >> 6) * rows * 128 + (col0 & 63) * 2 + kk * 16 * 128, rows * 128, 1024)
 
 
 def decode(desc):
@@ -95,7 +95,8 @@ def from_regs(regs, idx, shape):
 
 
 def a_fragments(sregs, bn):
-    """rescaleAndPack's pf[kk][0..3] from sacc[SN][4] (per thread: 2 halves each), as a 64 x 16 A per kk."""
+    """The kernels' packing of an accumulator (sacc[SN][4] per thread) into A fragments pf[kk][0..3],
+    as the 64 x 16 A matrix of each kk (rounded to 16 bits)."""
     mats = []
     for kk in range(bn // 16):
         a = np.zeros((64, 16), np.float32)
@@ -224,6 +225,157 @@ def forward(q, k, v, scale, causal, key_lengths, nwg, bn, pipe):
     return out, lse
 
 
+BWD_BM = 64
+
+
+def backward(q, k, v, do, lse, delta, scale, causal, key_lengths, nwg):
+    """fa3::backward, key block by key block: dq (fp32 workspace), dk, dv."""
+    s, B, NP, D = q.shape
+    sk, _, NG, _ = k.shape
+    BM, BN, CH = BWD_BM, 64 * nwg, D // 8
+    DQN, qtile = D // nwg, BM * D * 2
+    rep = NP // NG
+    shift = sk - s
+    acc_s, acc_d, acc_q = acc_index(BM), acc_index(D), acc_index(DQN)
+    dq = np.zeros((s, B, NP, D), np.float32)
+    dk = np.zeros((sk, B, NG, D), np.float32)
+    dv = np.zeros((sk, B, NG, D), np.float32)
+    base = 1000
+    smem = np.zeros(base + (2 * BN * D + 4 * BM * D + BN * BM) * 2 + SLACK, np.uint8)
+    sK = (base + SLACK - 1) & ~(SLACK - 1)
+    sV = sK + BN * D * 2
+    sQ = sV + BN * D * 2
+    sDO = sQ + 2 * qtile
+    sDS = sDO + 2 * qtile
+    sl2 = scale * math.log2(math.e)
+    for bx in range((sk + BN - 1) // BN):
+        for bg in range(B * NG):
+            b, grp = bg // NG, bg % NG
+            n0 = bx * BN
+            key_end = sk if key_lengths is None else max(0, min(int(key_lengths[b]), sk))
+            first_q = max(0, n0 - shift) if causal else 0
+            m_end = (s + BM - 1) // BM
+            m_start = min(first_q // BM, m_end)
+            total = rep * (m_end - m_start if n0 < key_end else 0)
+            smem[:] = 0xFF
+
+            def put(addr, row8):
+                smem[addr:addr + 16] = np.asarray(row8, np.float16).view(np.uint8)
+
+            for r in range(BN):
+                j = n0 + r
+                for c in range(CH):
+                    ok = j < key_end
+                    put(sK + sw128(BN, r, c), k[j, b, grp, 8 * c:8 * c + 8] if ok else np.zeros(8))
+                    put(sV + sw128(BN, r, c), v[j, b, grp, 8 * c:8 * c + 8] if ok else np.zeros(8))
+            lse_s, delta_s = np.zeros((2, BM)), np.zeros((2, BM))
+
+            def load_q(h, m0, stage):
+                for r in range(BM):
+                    i = m0 + r
+                    for c in range(CH):
+                        put(sQ + stage * qtile + sw128(BM, r, c), q[i, b, h, 8 * c:8 * c + 8] if i < s else np.zeros(8))
+                        put(sDO + stage * qtile + sw128(BM, r, c), do[i, b, h, 8 * c:8 * c + 8] if i < s else np.zeros(8))
+                    lse_s[stage, r] = np.inf if i >= s or lse[b, h, i] == -np.inf else lse[b, h, i] * math.log2(math.e)
+                    delta_s[stage, r] = delta[b, h, i] if i < s else 0
+
+            h, m0 = grp * rep, m_start * BM
+            if total > 0:
+                load_q(h, m0, 0)
+            dk_acc = [np.zeros((64, D), np.float32) for _ in range(nwg)]
+            dv_acc = [np.zeros((64, D), np.float32) for _ in range(nwg)]
+            for it in range(total):
+                stage = it & 1
+                if it + 1 < total:
+                    wrap = m0 + BM >= m_end * BM
+                    load_q(h + 1 if wrap else h, m_start * BM if wrap else m0 + BM, stage ^ 1)
+                qS, doS = sQ + stage * qtile, sDO + stage * qtile
+                need_mask = n0 + BN > key_end or (causal and n0 + BN - 1 > m0 + shift)
+                frags = []
+                for wg in range(nwg):
+                    st_ = np.zeros((64, BM), np.float32)
+                    dp = np.zeros((64, BM), np.float32)
+                    for kk in range(D // 16):
+                        st_ += read_k_major(smem, desc_k_major(BN, sK, wg * 64, kk), 64).astype(np.float32) @ \
+                            read_k_major(smem, desc_k_major(BM, qS, 0, kk), BM).astype(np.float32).T
+                        dp += read_k_major(smem, desc_k_major(BN, sV, wg * 64, kk), 64).astype(np.float32) @ \
+                            read_k_major(smem, desc_k_major(BM, doS, 0, kk), BM).astype(np.float32).T
+                    st_ = from_regs(to_regs(st_, acc_s), acc_s, (64, BM))
+                    keys = n0 + wg * 64 + np.arange(64)[:, None]
+                    qc = np.arange(BM)[None, :]
+                    p = np.exp2(st_ * sl2 - lse_s[stage][None, :])
+                    if need_mask:
+                        p = np.where((keys >= key_end) | (causal & (keys > m0 + qc + shift)), 0, p)
+                    ds = p * (dp - delta_s[stage][None, :])
+                    ap = a_fragments(to_regs(p.astype(np.float32), acc_s), BM)
+                    a_s = a_fragments(to_regs(ds.astype(np.float32), acc_s), BM)
+                    # the per-thread dS^T stores: register (row kRow or + 8, chunk 2 kk or 2 kk + 1, bytes 4 t)
+                    sregs = to_regs(ds.astype(np.float32), acc_s)
+                    for tid in range(128):
+                        w, lane = tid // 32, tid % 32
+                        g, t = lane // 4, lane % 4
+                        k_row = wg * 64 + w * 16 + g
+                        sr = sregs[tid].reshape(-1, 4)
+                        for kk in range(BM // 16):
+                            for (row, chunk, lo, hi) in ((k_row, 2 * kk, sr[2 * kk][0], sr[2 * kk][1]),
+                                                         (k_row + 8, 2 * kk, sr[2 * kk][2], sr[2 * kk][3]),
+                                                         (k_row, 2 * kk + 1, sr[2 * kk + 1][0], sr[2 * kk + 1][1]),
+                                                         (k_row + 8, 2 * kk + 1, sr[2 * kk + 1][2], sr[2 * kk + 1][3])):
+                                a = sDS + sw128(BN, row, chunk) + 4 * t
+                                smem[a:a + 4] = np.array([lo, hi], np.float16).view(np.uint8)
+                    frags.append((ap, a_s))
+                for wg in range(nwg):
+                    ap, a_s = frags[wg]
+                    for kk in range(BM // 16):
+                        dv_acc[wg] += ap[kk] @ read_mn_major(smem, desc_mn_major(BM, doS, kk), D).astype(np.float32)
+                        dk_acc[wg] += a_s[kk] @ read_mn_major(smem, desc_mn_major(BM, qS, kk), D).astype(np.float32)
+                for wg in range(nwg):  # after the barrier: every warpgroup's dS^T is in shared memory
+                    dqa = np.zeros((64, DQN), np.float32)
+                    for kk in range(BN // 16):
+                        a = read_mn_major(smem, desc_mn_major(BN, sDS, kk), BM).astype(np.float32).T
+                        bm = read_mn_major(smem, desc_mn_major(BN, sK, kk, wg * DQN), DQN).astype(np.float32)
+                        dqa += a @ bm
+                    dqa = from_regs(to_regs(dqa, acc_q), acc_q, (64, DQN))
+                    rows = m0 + np.arange(64)
+                    ok = rows < s
+                    dq[rows[ok], b, h, wg * DQN:(wg + 1) * DQN] += scale * dqa[ok]
+                m0 += BM
+                if m0 >= m_end * BM:
+                    m0, h = m_start * BM, h + 1
+            for wg in range(nwg):
+                for r in range(64):
+                    j = n0 + wg * 64 + r
+                    if j < sk:
+                        dk[j, b, grp] = dk_acc[wg][r] * scale
+                        dv[j, b, grp] = dv_acc[wg][r]
+    return dq, dk, dv
+
+
+def reference_backward(q, k, v, do, scale, causal, key_lengths):
+    s, B, NP, D = q.shape
+    sk, _, NG, _ = k.shape
+    dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
+    for b in range(B):
+        key_end = sk if key_lengths is None else max(0, min(int(key_lengths[b]), sk))
+        for h in range(NP):
+            grp = h // (NP // NG)
+            qq, kk, vv, dd = (x.astype(np.float64) for x in (q[:, b, h], k[:, b, grp], v[:, b, grp], do[:, b, h]))
+            sc = qq @ kk.T * scale
+            i, j = np.arange(s)[:, None], np.arange(sk)[None, :]
+            vis = (j < key_end) & (~causal | (j <= i + (sk - s)))
+            sc = np.where(vis, sc, -np.inf)
+            mx = sc.max(axis=1, keepdims=True)
+            e = np.exp(sc - np.where(np.isfinite(mx), mx, 0))
+            l = e.sum(axis=1, keepdims=True)
+            p = np.where(l > 0, e / np.where(l > 0, l, 1), 0)
+            dp = dd @ vv.T
+            ds = p * (dp - (dp * p).sum(axis=1, keepdims=True))
+            dq[:, b, h] = ds @ kk * scale
+            dk[:, b, grp] += ds.T @ qq * scale
+            dv[:, b, grp] += p.T @ dd
+    return dq, dk, dv
+
+
 def reference(q, k, v, scale, causal, key_lengths):
     s, B, NP, D = q.shape
     sk, _, NG, _ = k.shape
@@ -255,29 +407,35 @@ def rel(x, ref):
 
 def main():
     rng = np.random.default_rng(7)
-    cases = [  # s, sk, B, np, ng, d, causal, key lengths, (nwg, bn, pipe)
-        (70, 70, 1, 2, 1, 64, True, None, (1, 64, False)),
-        (130, 130, 1, 2, 2, 128, True, None, (2, 128, False)),
-        (130, 130, 1, 2, 2, 128, True, None, (2, 128, True)),
-        (200, 200, 2, 2, 1, 64, True, [150, 33], (1, 128, True)),
-        (40, 300, 1, 4, 2, 128, False, [260], (2, 64, True)),
-        (300, 100, 1, 2, 2, 64, True, None, (3, 128, False)),
-        (150, 150, 1, 2, 2, 128, True, None, (1, 64, True)),
+    cases = [  # s, sk, B, np, ng, d, causal, key lengths, forward (nwg, bn, pipe), backward nwg
+        (70, 70, 1, 2, 1, 64, True, None, (1, 64, False), 1),
+        (130, 130, 1, 2, 2, 128, True, None, (2, 128, False), 2),
+        (130, 130, 1, 2, 2, 128, True, None, (2, 128, True), 1),
+        (200, 200, 2, 2, 1, 64, True, [150, 33], (1, 128, True), 2),
+        (40, 300, 1, 4, 2, 128, False, [260], (2, 64, True), 2),
+        (300, 100, 1, 2, 2, 64, True, None, (3, 128, False), 1),
+        (150, 150, 1, 2, 2, 128, True, None, (1, 64, True), 2),
     ]
     failed = 0
-    for s, sk, B, NP, NG, D, causal, kl, (nwg, bn, pipe) in cases:
+    for s, sk, B, NP, NG, D, causal, kl, (nwg, bn, pipe), bwg in cases:
         q = rng.standard_normal((s, B, NP, D)).astype(np.float16)
         k = rng.standard_normal((sk, B, NG, D)).astype(np.float16)
         v = rng.standard_normal((sk, B, NG, D)).astype(np.float16)
+        do = rng.standard_normal((s, B, NP, D)).astype(np.float16)
         scale = 1 / math.sqrt(D)
         kl = None if kl is None else np.array(kl)
         out, lse = forward(q, k, v, scale, causal, kl, nwg, bn, pipe)
         r_out, r_lse = reference(q, k, v, scale, causal, kl)
-        e_out, e_lse = rel(out, r_out), rel(lse, r_lse)
-        ok = e_out < 5e-3 and e_lse < 1e-5 and not np.isnan(out).any()
+        # delta = rowsum(dO * out) as megatron_flash_attention_bwd_prep computes it, from the 16-bit out
+        delta = np.einsum("sbhd,sbhd->bhs", do.astype(np.float32), out.astype(np.float16).astype(np.float32))
+        dq, dk, dv = backward(q, k, v, do, lse, delta, scale, causal, kl, bwg)
+        r_dq, r_dk, r_dv = reference_backward(q, k, v, do, scale, causal, kl)
+        errs = dict(out=rel(out, r_out), lse=rel(lse, r_lse), dq=rel(dq, r_dq), dk=rel(dk, r_dk), dv=rel(dv, r_dv))
+        ok = errs["lse"] < 1e-5 and all(e < 1e-2 for n, e in errs.items() if n != "lse") and \
+            not any(np.isnan(x).any() for x in (out, dq, dk, dv))
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} s={s} sk={sk} B={B} np={NP} ng={NG} d={D} causal={causal} kl={kl} "
-              f"wg{nwg}n{bn}{'p' if pipe else ''}: out {e_out:.1e} lse {e_lse:.1e}")
+              f"fwd wg{nwg}n{bn}{'p' if pipe else ''} bwd wg{bwg}b64: " + " ".join(f"{n} {e:.1e}" for n, e in errs.items()))
     print(f"{failed} of {len(cases)} cases failed")
     return 1 if failed else 0
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes native/src/main/cuda/wgmma.cuh: Hopper wgmma.mma_async wrappers (m64nNk16, fp32 accumulators).
+"""Writes native/src/main/cuda/wgmma.cuh: Hopper wgmma.mma_async wrappers (m64nNk16, fp32 accumulators,
+bf16 or f16 operands): wgmma_ss (A and B K-major in shared memory), wgmma_ss_tt (both MN-major) and
+wgmma_rs (A from registers, B MN-major), each also as a template over N and the type.
 
 One wgmma instruction names every accumulator register of the warpgroup's 64 x N tile (N / 2 per
 thread), so each wrapper is one inline-asm statement with N / 2 "+f" operands; written out by this
@@ -7,7 +9,7 @@ script rather than by hand. Run: python3 native/scripts/gen-wgmma.py (from the r
 """
 import pathlib
 
-SHAPES = (64, 128)
+SHAPES = (32, 64, 128)
 TYPES = (("bf16", "bf16"), ("f16", "f16"))
 
 
@@ -16,14 +18,17 @@ def wrappers(n, ty):
     regs = ", ".join(f"%{i}" for i in range(r))
     ops = ",\n          ".join(
         ", ".join(f'"+f"(d[{i}])' for i in range(j, min(j + 8, r))) for j in range(0, r, 8))
-    ss = f'''// d (+)= A B: A (64 x 16) and B (16 x {n}) K-major in shared memory (descriptors a, b)
-__device__ __forceinline__ void wgmma_ss_n{n}_{ty}(float* d, uint64_t a, uint64_t b, int accumulate) {{
+    ss = ""
+    for name, trans, what in (("ss", 0, "K-major"), ("ss_tt", 1, "MN-major (transposed)")):
+        ss += f'''// d (+)= A B: A (64 x 16) and B (16 x {n}) {what} in shared memory (descriptors a, b)
+__device__ __forceinline__ void wgmma_{name}_n{n}_{ty}(float* d, uint64_t a, uint64_t b, int accumulate) {{
     asm volatile(
         "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{r + 2}, 0;\\n"
-        "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ty}.{ty} {{{regs}}}, %{r}, %{r + 1}, p, 1, 1, 0, 0;\\n}}\\n"
+        "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ty}.{ty} {{{regs}}}, %{r}, %{r + 1}, p, 1, 1, {trans}, {trans};\\n}}\\n"
         : {ops}
         : "l"(a), "l"(b), "r"(accumulate));
-}}'''
+}}
+'''
     rs = f'''// d += A B: A (64 x 16) from registers (the m16n8k16 A fragment per warp), B (16 x {n}) MN-major in shared memory
 __device__ __forceinline__ void wgmma_rs_n{n}_{ty}(float* d, const uint32_t* a, uint64_t b) {{
     asm volatile(
@@ -32,7 +37,28 @@ __device__ __forceinline__ void wgmma_rs_n{n}_{ty}(float* d, const uint32_t* a, 
         : {ops}
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }}'''
-    return ss + "\n" + rs
+    return ss + rs
+
+
+def dispatch():
+    """wgmma_ss<N, BF16>, wgmma_ss_tt<N, BF16>, wgmma_rs<N, BF16>: the wrapper for a shape and type."""
+    out = [f"template <int N> struct wgmma_shape_supported {{ static constexpr bool value = "
+           f"{' || '.join(f'N == {n}' for n in SHAPES)}; }};"]
+    for name, params, args in (("ss", "uint64_t a, uint64_t b, int accumulate", "d, a, b, accumulate"),
+                               ("ss_tt", "uint64_t a, uint64_t b, int accumulate", "d, a, b, accumulate"),
+                               ("rs", "const uint32_t* a, uint64_t b", "d, a, b")):
+        lines = [f"template <int N, bool BF16>",
+                 f"__device__ __forceinline__ void wgmma_{name}(float* d, {params}) {{",
+                 f'    static_assert(wgmma_shape_supported<N>::value, "wgmma.cuh: no such n");']
+        first = True
+        for n in SHAPES:
+            for ty, _ in TYPES:
+                cond = f"N == {n} && {'BF16' if ty == 'bf16' else '!BF16'}"
+                lines.append(f"    {'if' if first else 'else if'} constexpr ({cond}) wgmma_{name}_n{n}_{ty}({args});")
+                first = False
+        lines.append("}")
+        out.append("\n".join(lines))
+    return "\n".join(out)
 
 
 def main():
@@ -47,6 +73,7 @@ def main():
     for n in SHAPES:
         for ty, _ in TYPES:
             parts.append(wrappers(n, ty))
+    parts.append(dispatch())
     parts.append("#endif")
     out.write_text("\n".join(parts) + "\n")
     print(f"wrote {out}")

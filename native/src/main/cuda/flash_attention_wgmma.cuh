@@ -1,16 +1,16 @@
-// FlashAttention forward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a): the
-// FlashAttention-3 direction for the d 128 shapes where the mma.sync kernel (fa2::forward) reaches
-// only half of PyTorch's SDPA on the H100 (bench/results/gpu-vs-pytorch.md).
+// FlashAttention forward and backward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
+// the FlashAttention-3 direction for the d 128 shapes where the mma.sync kernels (fa2) reach only
+// half of PyTorch's SDPA on the H100 (bench/results/gpu-vs-pytorch.md).
 //
 // NOT YET IN THE FATBIN. It was written on a machine without a GPU: nvcc and ptxas check it here
 // (native/src/test/cuda/build-check.sh prints its registers and spills, and whether ptxas had to
 // serialise the wgmma), and playground/flash_attention_wgmma_sim.py models its shared-memory layout,
 // descriptors, fragments and stages in NumPy against an fp64 reference; it has never run on a GPU.
 // flash_attention_check.cu checks it against the fp64 reference and times it as the variants "wg*"
-// when built for sm_90a; it joins megatron_kernels.cu and the launch plans (and CudaAttention.java)
+// (forward wg<warpgroups>n<keys>[p], backward wg<warpgroups>b64) when built for sm_90a; it joins megatron_kernels.cu and the launch plans (and CudaAttention.java)
 // only after that passes on an H100.
 //
-// Same contract as fa2::forward (Megatron's layouts, QkvStrides, causal with sk - s shift, key
+// Forward (the backward's own comment is further down). Same contract as fa2::forward (Megatron's layouts, QkvStrides, causal with sk - s shift, key
 // lengths, lse), no dropout. Block: NWG warpgroups of 128 threads, each owning 64 query rows
 // (BM = 64 NWG); key blocks of BN keys, double-buffered with cp.async (no TMA: no tensor maps to
 // build on the host, and the loads are the same as fa2's). Per key block and warpgroup:
@@ -34,6 +34,13 @@ __host__ __device__ constexpr int forward_stages(bool pipe) { return pipe ? 3 : 
 // dynamic shared memory: Q [BM][D], the stages of K and V [BN][D], 16-bit, plus the alignment slack
 __host__ __device__ constexpr int forward_smem(int d, int nwg, int bn, bool pipe) {
     return (64 * nwg * d + 2 * forward_stages(pipe) * bn * d) * 2 + FA3_SMEM_SLACK;
+}
+// backward: query rows per step
+constexpr int BWD_BM = 64;
+// backward dynamic shared memory: K, V [BN][D] (BN = 64 nwg keys); 2 stages of Q and dO [BM][D];
+// dS^T [BN][BM]; 2 stages of lse and delta [BM] (fp32); the alignment slack
+__host__ __device__ constexpr int backward_smem(int d, int nwg) {
+    return (2 * 64 * nwg * d + 4 * BWD_BM * d + 64 * nwg * BWD_BM) * 2 + 4 * BWD_BM * 4 + FA3_SMEM_SLACK;
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -60,11 +67,12 @@ template <int ROWS>
 __device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int row0, int kk) {
     return smem_desc(tile + (kk >> 2) * ROWS * 128 + row0 * 128 + (kk & 3) * 32, 16, 1024);
 }
-// MN-major operand (V: K = keys kk * 16 .. + 15, N = all of D): 8-key groups 1024 B apart (SBO),
-// 64-element panels of D ROWS * 128 B apart (LBO).
+// MN-major operand (V: K = keys kk * 16 .. + 15, N = columns from col0 on): 8-row groups 1024 B
+// apart (SBO), 64-element panels ROWS * 128 B apart (LBO); a col0 inside a panel moves the start
+// within the swizzled row, as the K step of desc_k_major does.
 template <int ROWS>
-__device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int kk) {
-    return smem_desc(tile + kk * 16 * 128, ROWS * 128, 1024);
+__device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int kk, int col0 = 0) {
+    return smem_desc(tile + (col0 >> 6) * ROWS * 128 + (col0 & 63) * 2 + kk * 16 * 128, ROWS * 128, 1024);
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -80,23 +88,6 @@ template <int N>
 __device__ __forceinline__ void pin(float* r) {
 #pragma unroll
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
-}
-
-template <int N, bool BF16>
-__device__ __forceinline__ void mma_ss(float* d, uint64_t a, uint64_t b, int accumulate) {
-    static_assert(N == 64 || N == 128, "wgmma.cuh has n64 and n128");
-    if constexpr (N == 64 && BF16) wgmma_ss_n64_bf16(d, a, b, accumulate);
-    else if constexpr (N == 64) wgmma_ss_n64_f16(d, a, b, accumulate);
-    else if constexpr (BF16) wgmma_ss_n128_bf16(d, a, b, accumulate);
-    else wgmma_ss_n128_f16(d, a, b, accumulate);
-}
-template <int N, bool BF16>
-__device__ __forceinline__ void mma_rs(float* d, const uint32_t* a, uint64_t b) {
-    static_assert(N == 64 || N == 128, "wgmma.cuh has n64 and n128");
-    if constexpr (N == 64 && BF16) wgmma_rs_n64_bf16(d, a, b);
-    else if constexpr (N == 64) wgmma_rs_n64_f16(d, a, b);
-    else if constexpr (BF16) wgmma_rs_n128_bf16(d, a, b);
-    else wgmma_rs_n128_f16(d, a, b);
 }
 
 template <int D, bool BF16, int NWG, int BN, bool PIPE>
@@ -153,13 +144,13 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
     auto issueScores = [&](uint32_t kS) {
 #pragma unroll
         for (int kk = 0; kk < KT; kk++)
-            mma_ss<BN, BF16>(&sacc[0][0], desc_k_major<BM>(sQ, wg * 64, kk), desc_k_major<BN>(kS, 0, kk), kk > 0);
+            wgmma_ss<BN, BF16>(&sacc[0][0], desc_k_major<BM>(sQ, wg * 64, kk), desc_k_major<BN>(kS, 0, kk), kk > 0);
         wgmma_commit();
     };
     // O += P V; one commit group
     auto issuePV = [&](uint32_t vS) {
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) mma_rs<D, BF16>(&oacc[0][0], pf[kk], desc_mn_major<BN>(vS, kk));
+        for (int kk = 0; kk < BN / 16; kk++) wgmma_rs<D, BF16>(&oacc[0][0], pf[kk], desc_mn_major<BN>(vS, kk));
         wgmma_commit();
     };
     // mask, then fa2's online softmax on the fragments (a quad of lanes shares a row): P in sacc,
@@ -304,6 +295,213 @@ __device__ __forceinline__ void forward(const void* qv, const void* kv, const vo
     }
 }
 
+
+// Backward, per block of BN = 64 NWG keys (warpgroup w owns keys n0 + 64 w ..), walking the query
+// blocks of BM rows that see them, then the group's other heads, as fa2::backward does. Per step and
+// warpgroup:
+//   S^T = K Q^T, dP^T = V dO^T    wgmma SS, K, V, Q, dO K-major: 64 keys x BM queries
+//   P^T and dS^T = P^T (dP^T - delta) in registers (fa2's)
+//   dV += P^T dO, dK += dS^T Q    wgmma RS: A from those accumulators, dO and Q MN-major
+//   dQ (BM rows, this warpgroup's D / NWG columns) = dS K  wgmma SS, both MN-major: dS^T stored
+//                                  [keys][queries] in shared memory is dS with queries contiguous
+// dQ goes to the fp32 workspace by red.global.add.v2 (fa2's DQM 1); dK (times scale) and dV leave
+// from the accumulators at the end.
+template <int D, bool BF16, int NWG>
+__device__ __forceinline__ void backward(const void* qv, const void* kv, const void* vv, const void* dov,
+                                         const float* lse, const float* delta, float* dq, void* dkv, void* dvv,
+                                         i64 s, i64 sk, int B, int np, int ng, float scale, int causal,
+                                         const int* keyLengths, QkvStrides st) {
+    using namespace fa2;
+    typedef typename Elem<BF16>::T T;
+    constexpr int BM = BWD_BM, BN = 64 * NWG, NT = 128 * NWG;
+    constexpr int CH = D / 8, KT = D / 16, QN = BM / 8, ON = D / 8, DQN = D / NWG, QTILE = BM * D * 2;
+    static_assert(D % 64 == 0 && (DQN == 32 || DQN == 64 || DQN == 128), "d 64 or 128");
+    extern __shared__ unsigned char fa3_smem[];
+    const uint32_t base = smem_u32(fa3_smem);
+    const uint32_t sK = (base + FA3_SMEM_SLACK - 1) & ~(uint32_t)(FA3_SMEM_SLACK - 1);
+    const uint32_t sV = sK + BN * D * 2;
+    const uint32_t sQ = sV + BN * D * 2;   // [2][BM][D]
+    const uint32_t sDO = sQ + 2 * QTILE;   // [2][BM][D]
+    const uint32_t sDS = sDO + 2 * QTILE;  // dS^T [BN][BM]
+    float* sLse = reinterpret_cast<float*>(fa3_smem + (sDS + BN * BM * 2 - base));  // [2][BM]
+    float* sDelta = sLse + 2 * BM;                                                 // [2][BM]
+
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int bg = blockIdx.y, b = bg / ng, grp = bg % ng, rep = np / ng;
+    // positions fit in int (CudaAttention checks s, sk < 2^31 - 2^16); only element offsets are 64-bit
+    const int n0 = blockIdx.x * BN;
+    const int shift = (int)(sk - s);
+    const int keyEnd = (int)fa_key_end(keyLengths, b, sk);
+    const i64 qStride = (i64)B * st.qTok, kStride = (i64)B * st.kTok, oStride = (i64)B * np * D;
+    const i64 kOff = st.key(b, grp);
+    const float sl2 = scale * LOG2E;
+
+    // query blocks that see a key of this block: causal row i sees key j iff i >= j - shift
+    const int firstQ = causal ? max(0, n0 - shift) : 0;
+    const int mEnd = (int)((s + BM - 1) / BM);
+    const int mStart = min(firstQ / BM, mEnd);
+    const int perHead = n0 < keyEnd ? mEnd - mStart : 0;
+    const int total = rep * perHead;
+
+#pragma unroll
+    for (int e = tid; e < BN * CH; e += NT) {
+        const int r = e / CH, c = e % CH;
+        const int j = n0 + r;
+        const bool ok = j < keyEnd;
+        const i64 off = kOff + (ok ? (i64)j * kStride + c * 8 : 0);
+        cp_async16(sK + sw128<BN>(r, c), static_cast<const T*>(kv) + off, ok);
+        cp_async16(sV + sw128<BN>(r, c), static_cast<const T*>(vv) + off, ok);
+    }
+    auto loadQ = [&](int h, int m0, int stage) {
+        const i64 qOff = st.query(b, h, rep, D), oOff = ((i64)b * np + h) * D;
+#pragma unroll
+        for (int e = tid; e < BM * CH; e += NT) {
+            const int r = e / CH, c = e % CH;
+            const i64 i = m0 + r;
+            const bool ok = i < s;
+            cp_async16(sQ + stage * QTILE + sw128<BM>(r, c),
+                       static_cast<const T*>(qv) + qOff + (ok ? i * qStride + c * 8 : 0), ok);
+            cp_async16(sDO + stage * QTILE + sw128<BM>(r, c),
+                       static_cast<const T*>(dov) + oOff + (ok ? i * oStride + c * 8 : 0), ok);
+        }
+        for (int e = tid; e < BM; e += NT) {
+            const i64 i = m0 + e;
+            float L = INFINITY, dl = 0.0f;  // rows past s and fully masked rows (lse -inf): P = 0
+            if (i < s) {
+                const i64 row = ((i64)b * np + h) * s + i;
+                const float l = lse[row];
+                L = l == -INFINITY ? INFINITY : l * LOG2E;
+                dl = delta[row];
+            }
+            sLse[stage * BM + e] = L;
+            sDelta[stage * BM + e] = dl;
+        }
+    };
+    int h = grp * rep, m0 = mStart * BM;  // the query block of this step; steps walk m, then h
+    if (total > 0) loadQ(h, m0, 0);
+    cp_async_commit();
+
+    float dKacc[ON][4], dVacc[ON][4];
+#pragma unroll
+    for (int i = 0; i < ON; i++) {
+        dKacc[i][0] = dKacc[i][1] = dKacc[i][2] = dKacc[i][3] = 0.0f;
+        dVacc[i][0] = dVacc[i][1] = dVacc[i][2] = dVacc[i][3] = 0.0f;
+    }
+    const int kRow = wg * 64 + warp * 16 + g;  // this thread's key rows of S^T in the block: kRow, kRow + 8
+    const int key0 = n0 + kRow, key1 = key0 + 8;
+
+    for (int it = 0; it < total; it++) {
+        const int stage = it & 1;
+        cp_async_wait<0>();
+        fence_proxy_async();
+        __syncthreads();  // this stage (and K, V) landed; everyone is done with the other stage and with dS^T
+        if (it + 1 < total) {
+            const bool wrap = m0 + BM >= mEnd * BM;
+            loadQ(wrap ? h + 1 : h, wrap ? mStart * BM : m0 + BM, stage ^ 1);
+        }
+        cp_async_commit();
+        const uint32_t qS = sQ + stage * QTILE, doS = sDO + stage * QTILE;
+        const float* L = sLse + stage * BM;
+        const float* De = sDelta + stage * BM;
+        const bool needMask = n0 + BN > keyEnd || (causal && n0 + BN - 1 > m0 + shift);
+
+        // S^T = K Q^T and dP^T = V dO^T (this warpgroup's 64 keys x BM queries)
+        float sacc[QN][4], dpacc[QN][4];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++)
+            wgmma_ss<BM, BF16>(&sacc[0][0], desc_k_major<BN>(sK, wg * 64, kk), desc_k_major<BM>(qS, 0, kk), kk > 0);
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++)
+            wgmma_ss<BM, BF16>(&dpacc[0][0], desc_k_major<BN>(sV, wg * 64, kk), desc_k_major<BM>(doS, 0, kk), kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin<QN * 4>(&sacc[0][0]);
+        pin<QN * 4>(&dpacc[0][0]);
+        // P^T, then dS^T = P^T (dP^T - delta)
+#pragma unroll
+        for (int nt = 0; nt < QN; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qc = nt * 8 + 2 * t + (e & 1);
+                float p = ex2(sacc[nt][e] * sl2 - L[qc]);
+                if (needMask) {
+                    const int j = e < 2 ? key0 : key1;
+                    if (j >= keyEnd || (causal && j > m0 + qc + shift)) p = 0.0f;
+                }
+                sacc[nt][e] = p;
+                dpacc[nt][e] = p * (dpacc[nt][e] - De[qc]);
+            }
+        }
+        // A fragments of P^T and dS^T; dS^T also to shared memory (rows = keys, queries contiguous) for dQ
+        uint32_t ap[BM / 16][4], as[BM / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) {
+            ap[kk][0] = Elem<BF16>::pack(sacc[2 * kk][0], sacc[2 * kk][1]);
+            ap[kk][1] = Elem<BF16>::pack(sacc[2 * kk][2], sacc[2 * kk][3]);
+            ap[kk][2] = Elem<BF16>::pack(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+            ap[kk][3] = Elem<BF16>::pack(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+            as[kk][0] = Elem<BF16>::pack(dpacc[2 * kk][0], dpacc[2 * kk][1]);
+            as[kk][1] = Elem<BF16>::pack(dpacc[2 * kk][2], dpacc[2 * kk][3]);
+            as[kk][2] = Elem<BF16>::pack(dpacc[2 * kk + 1][0], dpacc[2 * kk + 1][1]);
+            as[kk][3] = Elem<BF16>::pack(dpacc[2 * kk + 1][2], dpacc[2 * kk + 1][3]);
+            sts_u32(sDS + sw128<BN>(kRow, 2 * kk) + 4 * t, as[kk][0]);
+            sts_u32(sDS + sw128<BN>(kRow + 8, 2 * kk) + 4 * t, as[kk][1]);
+            sts_u32(sDS + sw128<BN>(kRow, 2 * kk + 1) + 4 * t, as[kk][2]);
+            sts_u32(sDS + sw128<BN>(kRow + 8, 2 * kk + 1) + 4 * t, as[kk][3]);
+        }
+        // dV += P^T dO ; dK += dS^T Q
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) wgmma_rs<D, BF16>(&dVacc[0][0], ap[kk], desc_mn_major<BM>(doS, kk));
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) wgmma_rs<D, BF16>(&dKacc[0][0], as[kk], desc_mn_major<BM>(qS, kk));
+        wgmma_commit();
+        fence_proxy_async();  // the dS^T stores, visible to wgmma
+        __syncthreads();      // every warpgroup's dS^T is in shared memory
+        // dQ[m0 .., columns wg DQN ..] = dS K over the block's BN keys
+        float dqacc[DQN / 8][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            wgmma_ss_tt<DQN, BF16>(&dqacc[0][0], desc_mn_major<BN>(sDS, kk), desc_mn_major<BN>(sK, kk, wg * DQN), kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();  // dV, dK and dQ
+        pin<ON * 4>(&dVacc[0][0]);
+        pin<ON * 4>(&dKacc[0][0]);
+        pin<DQN / 2>(&dqacc[0][0]);
+        const int i0 = m0 + warp * 16 + g, i1 = i0 + 8;
+        float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + wg * DQN + 2 * t;
+        float* dq1 = dq0 + (i64)8 * B * np * D;
+#pragma unroll
+        for (int nt = 0; nt < DQN / 8; nt++) {
+            if (i0 < s) red_add_v2(dq0 + nt * 8, scale * dqacc[nt][0], scale * dqacc[nt][1]);
+            if (i1 < s) red_add_v2(dq1 + nt * 8, scale * dqacc[nt][2], scale * dqacc[nt][3]);
+        }
+        m0 += BM;
+        if (m0 >= mEnd * BM) {
+            m0 = mStart * BM;
+            h++;
+        }
+    }
+    cp_async_wait<0>();
+
+    // dK (times scale) and dV straight from the accumulators; keys past keyEnd got P = 0: zeros
+    T* dkb = static_cast<T*>(dkv) + kOff;
+    T* dvb = static_cast<T*>(dvv) + kOff;
+#pragma unroll
+    for (int rh = 0; rh < 2; rh++) {
+        const int j = (rh == 0 ? key0 : key1);
+        if (j >= sk) continue;
+        uint32_t* kr = reinterpret_cast<uint32_t*>(dkb + (i64)j * kStride);
+        uint32_t* vr = reinterpret_cast<uint32_t*>(dvb + (i64)j * kStride);
+#pragma unroll
+        for (int ot = 0; ot < ON; ot++) {
+            kr[ot * 4 + t] = Elem<BF16>::pack(dKacc[ot][2 * rh] * scale, dKacc[ot][2 * rh + 1] * scale);
+            vr[ot * 4 + t] = Elem<BF16>::pack(dVacc[ot][2 * rh], dVacc[ot][2 * rh + 1]);
+        }
+    }
+}
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Same argument list as the fa2 kernels (CudaAttention's), dropout arguments ignored (none here).
@@ -315,6 +513,20 @@ __global__ void __launch_bounds__(NWG * 128, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     forward<D, BF16, NWG, BN, PIPE>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
                               QkvStrides{qTok, qGrp, kTok, kGrp});
+#else
+    __trap();  // compiled without sm_90a: callers check built_for_sm90a first
+#endif
+}
+
+template <int D, bool BF16, int NWG>
+__global__ void __launch_bounds__(NWG * 128, 1)
+    backward_kernel(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,
+                    const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng,
+                    float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
+                    float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    backward<D, BF16, NWG>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths,
+                           QkvStrides{qTok, qGrp, kTok, kGrp});
 #else
     __trap();  // compiled without sm_90a: callers check built_for_sm90a first
 #endif

@@ -86,6 +86,8 @@ struct BwdVariant {
     int d;
     const void* fn;
     int warps, bm, dqm;
+    int smemExtra;  // bytes beyond mj_fa2_bwd_smem (the wgmma kernels' alignment slack)
+    bool sm90a;     // wgmma code (see FwdVariant)
 };
 #define FV(D, NW, MW, BN, QR)                                                                                  \
     {"w" #NW "m" #MW "n" #BN "q" #QR, D, (const void*)&fa2::forward_kernel<D, true, NW, MW, BN, QR != 0>, nullptr, 0, NW, MW, BN}
@@ -109,11 +111,17 @@ static const FwdVariant FWD_VARIANTS[] = {
     WV(64, 1, 64, false, ""),   WV(64, 2, 128, true, "p"), WV(64, 1, 128, true, "p"),
 };
 static bool runs(const FwdVariant& fv) { return g_sm >= fv.minSm && (!fv.sm90a || g_sm90a); }
+// fa3 backward: NWG warpgroups of 64 keys, query blocks of 64 rows, dQ by red.v2; named wg<NWG>b64
+#define WB(D, NWG)                                                                                              \
+    {"wg" #NWG "b64", D, (const void*)&fa3::backward_kernel<D, true, NWG>, 4 * (NWG), fa3::BWD_BM, 1,             \
+     fa3::backward_smem(D, NWG) - mj_fa2_bwd_smem(D, 64 * (NWG), fa3::BWD_BM), true}
 static const BwdVariant BWD_VARIANTS[] = {
     BV(64, 4, 64, 0),   // old production
     BV(64, 8, 64, 1),  BV(64, 8, 64, 3),  BV(64, 4, 64, 2),
     BV(128, 8, 32, 0),  // old production
+    WB(64, 1), WB(64, 2), WB(128, 1), WB(128, 2),
 };
+static bool runs(const BwdVariant& bv) { return !bv.sm90a || g_sm90a; }
 
 template <typename... A>
 static void launchFn(const void* fn, const char* name, long long gx, long long gy, int block, int shared, A... a);
@@ -174,7 +182,8 @@ static void attentionBackward(const void* dOut, const void* q, const void* k, co
     if (skipKernel) {
     } else if (bv) {
         const int bn = 16 * bv->warps;
-        launchFn(bv->fn, bv->name, (sk + bn - 1) / bn, (long long)B * ng, bv->warps * 32, mj_fa2_bwd_smem(d, bn, bv->bm),
+        launchFn(bv->fn, bv->name, (sk + bn - 1) / bn, (long long)B * ng, bv->warps * 32,
+                 mj_fa2_bwd_smem(d, bn, bv->bm) + bv->smemExtra,
                  q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk, dv, s, sk, B, np, ng, scale, causal ? 1 : 0,
                  keyLengths, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
     } else {
@@ -477,7 +486,7 @@ static bool runCase(const Case& c, unsigned long long seed) {
         }
         attentionForward(q, k, v, out, lse, dt, c.s, c.sk, c.b, c.np, c.ng, c.d, scale, c.causal, kl);
         for (const BwdVariant& bv : BWD_VARIANTS) {
-            if (bv.d != c.d || bv.dqm == 2 || dt != MJ_BF16) continue;
+            if (bv.d != c.d || bv.dqm == 2 || dt != MJ_BF16 || !runs(bv)) continue;
             CK(cudaMemset(dq, 0xff, nq * es));
             CK(cudaMemset(dk, 0xff, nk * es));
             CK(cudaMemset(dv, 0xff, nk * es));
@@ -594,7 +603,7 @@ static void bench(int dt, const Bench& bc, bool variants) {
         }
         fwd(nullptr);
         for (const BwdVariant& bv : BWD_VARIANTS) {
-            if (bv.d != d) continue;
+            if (bv.d != d || !runs(bv)) continue;
             const float ms = timeMs([&] { bwd(&bv, false); });
             printf("  %s bwd %-12s %8.3f ms %7.1f TF/s  (kernel alone ~%.3f ms)%s\n", shape, bv.name, ms, tfB(ms),
                    ms - aux, bv.dqm == 2 ? "  [diagnostic: dQ dropped]" : "");
