@@ -106,7 +106,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         }
         data.warnAboutDefaults(spec.commandLine().getErr());
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());
-        args.put("params_dtype", dtype.flagValue());   // Megatron's derived args.params_dtype, kept in every checkpoint
+        args.put("params_dtype", dtype.torchDtype());   // Megatron's derived args.params_dtype, kept in every checkpoint
         if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
             args.put("sequence-parallel", "false");    // Megatron sets args.sequence_parallel = False at TP 1
         }
@@ -166,7 +166,6 @@ final class PretrainGptCommand implements Callable<Integer> {
         }
     }
 
-    /** Megatron's start-of-run block: every given flag, underscored and sorted, dotted out to column 50. */
     /**
      * Megatron's arguments block: every flag of the command with its value, defaults included (log
      * parsers look values up there), plus what {@code args} derives or adjusts (params_dtype, a

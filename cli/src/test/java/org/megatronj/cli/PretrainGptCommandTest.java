@@ -286,7 +286,7 @@ class PretrainGptCommandTest {
         Path whole = dir.resolve("bf16.csv");
         CliRun full = run(plus(args(data, "--log-loss-to", whole.toString()), "--bf16", "--use-flash-attn"));
         assertEquals(0, full.code(), full.toString());
-        assertTrue(full.out().matches("(?s).*\\n  params_dtype \\.+ bf16\\n.*"), full.out());
+        assertTrue(full.out().matches("(?s).*\\n  params_dtype \\.+ torch\\.bfloat16\\n.*"), full.out());
         assertTrue(full.out().matches("(?s).*\\n  use_flash_attn \\.+ True\\n.*"), full.out());
         assertTrue(full.out().contains(" > mixed precision: bf16 compute weights and activations"), full.out());
         assertTrue(full.out().contains(" | loss scale: 1.0 | grad norm: "), full.out());

@@ -10,16 +10,18 @@ import org.megatronj.memory.DType;
  * while norm statistics, the attention log-sum-exp and the cross-entropy are computed in F32.
  */
 public enum Precision {
-    FP32(DType.F32, "fp32"),
-    BF16(DType.BF16, "bf16"),
-    FP16(DType.F16, "fp16");
+    FP32(DType.F32, "fp32", "torch.float32"),
+    BF16(DType.BF16, "bf16", "torch.bfloat16"),
+    FP16(DType.F16, "fp16", "torch.float16");
 
     private final DType computeDtype;
     private final String flagValue;
+    private final String torchDtype;
 
-    Precision(DType computeDtype, String flagValue) {
+    Precision(DType computeDtype, String flagValue, String torchDtype) {
         this.computeDtype = computeDtype;
         this.flagValue = flagValue;
+        this.torchDtype = torchDtype;
     }
 
     /** The dtype of the compute weights and activations. */
@@ -30,6 +32,11 @@ public enum Precision {
     /** {@code fp32}, {@code bf16} or {@code fp16}: how logs and checkpoint metadata name it. */
     public String flagValue() {
         return flagValue;
+    }
+
+    /** How Megatron prints its {@code args.params_dtype}: {@code torch.float32}, {@code torch.bfloat16}, {@code torch.float16}. */
+    public String torchDtype() {
+        return torchDtype;
     }
 
     /** True with a 16-bit compute copy of the weights (BF16, FP16). */
