@@ -77,9 +77,10 @@ final class ParallelPretraining {
                 throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"
                         + " or --train-data-path");
             }
-            SampleSource train = shared(new GptSamples(trainSplit, seqLength));
-            SampleSource valid = sharedOrNull(splits.get(Split.VALID), seqLength);
-            SampleSource test = sharedOrNull(splits.get(Split.TEST), seqLength);
+            int vocabLimit = config.paddedVocabSize(layout.tensorModelParallelSize());
+            SampleSource train = shared(new GptSamples(trainSplit, seqLength, vocabLimit));
+            SampleSource valid = sharedOrNull(splits.get(Split.VALID), seqLength, vocabLimit);
+            SampleSource test = sharedOrNull(splits.get(Split.TEST), seqLength, vocabLimit);
             int world = options.worldSize();
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / world);
             out.printf(Locale.ROOT, "> %d ranks as threads: tensor-parallel %d, pipeline-parallel %d (%d model chunk(s) per"
@@ -211,8 +212,8 @@ final class ParallelPretraining {
         }
     }
 
-    private static SampleSource sharedOrNull(GptSampleSource split, int seqLength) {
-        return split == null || split.size() == 0 ? null : shared(new GptSamples(split, seqLength));
+    private static SampleSource sharedOrNull(GptSampleSource split, int seqLength, int vocabLimit) {
+        return split == null || split.size() == 0 ? null : shared(new GptSamples(split, seqLength, vocabLimit));
     }
 
     /** One dataset read by every rank thread: reads are serialised (each rank asks for the same global batches). */

@@ -145,9 +145,10 @@ final class PretrainGptCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("no training split: give --data-path with a --split whose first part is > 0,"
                         + " --train-data-path, or --mock-data");
             }
-            SampleSource train = new GptSamples(trainSplit, data.seqLength);
-            SampleSource valid = sourceOrNull(splits.get(Split.VALID));
-            SampleSource test = sourceOrNull(splits.get(Split.TEST));
+            int vocabLimit = config.paddedVocabSize();
+            SampleSource train = new GptSamples(trainSplit, data.seqLength, vocabLimit);
+            SampleSource valid = sourceOrNull(splits.get(Split.VALID), vocabLimit);
+            SampleSource test = sourceOrNull(splits.get(Split.TEST), vocabLimit);
             out.printf(Locale.ROOT, " > datasets: train %d, valid %d, test %d samples of %d tokens%n", train.size(),
                     valid == null ? 0 : valid.size(), test == null ? 0 : test.size(), data.seqLength);
             TrainingCheckpointer checkpointer = new TrainingCheckpointer(JSON.valueToTree(config), args, backend);
@@ -208,8 +209,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         };
     }
 
-    private SampleSource sourceOrNull(GptSampleSource split) {
-        return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength);
+    private SampleSource sourceOrNull(GptSampleSource split, int vocabLimit) {
+        return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength, vocabLimit);
     }
 
     /** Where the recording goes (it is written when it closes) and how to read it. */
