@@ -231,6 +231,16 @@ class PretrainGptCommandTest {
     }
 
     @Test
+    void resetAttentionMaskIsRefusedBeforeTheDatasetsAreBuilt() {
+        List<String> a = args(dataset());
+        a.add("--reset-attention-mask");
+        CliRun r = run(a);
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("--reset-attention-mask: the GPT model attends causally across documents"), r.err());
+        assertTrue(!r.out().contains("arguments"), "refused before the run starts: " + r.out());
+    }
+
+    @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");
         a.addAll(List.of("--train-iters", "2"));
