@@ -5,7 +5,8 @@
 //   flash_attention_check --bench    timing only
 //   flash_attention_check --sweep    every key length of the padded Java test cases
 //   add --no-variants to leave out the bf16 tile-configuration variants (FWD_VARIANTS / BWD_VARIANTS,
-//   checked in every correctness mode and timed in the timing table), --verbose to print their errors
+//   checked in every correctness mode and timed in the timing table), --no-wgmma to leave out only the
+//   wgmma ones (flash_attention_wgmma.cuh), --verbose to print their errors
 //
 // Kernels are launched exactly as CudaAttention.java launches them: the same launch plans
 // (mj_fa_forward_launch / mj_fa_backward_launch in flash_attention.cu, which the Java mirrors),
@@ -26,11 +27,15 @@
 #include <string>
 #include <vector>
 
+// the kernel launched last (by launchFn): a failing kernel surfaces at a later synchronisation, and a
+// fault (an illegal instruction, a misaligned address) ends the process, so the message names it
+static const char* g_lastLaunch = "none";
 #define CK(x)                                                                                       \
     do {                                                                                            \
         cudaError_t e_ = (x);                                                                       \
         if (e_ != cudaSuccess) {                                                                    \
-            fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+            fprintf(stderr, "CUDA error %s at %s:%d: %s (last kernel launched: %s)\n", cudaGetErrorString(e_), \
+                    __FILE__, __LINE__, #x, g_lastLaunch);                                          \
             exit(2);                                                                                \
         }                                                                                           \
     } while (0)
@@ -63,6 +68,7 @@ static const void* kernel(const char* name) {
 
 static int g_sms = 0, g_sm = 0;  // SM count, compute capability 10 * major + minor
 static bool g_sm90a = false;     // the code running is sm_90a (fa3::built_for_sm90a)
+static bool g_noWgmma = false;   // --no-wgmma: leave the wgmma variants out (after one of them faulted)
 
 // ------------------------------------------------------------------ variants (bf16), timed beside the production kernels
 // Same templates as the production kernels (fa2::forward / fa2::backward in flash_attention.cu) with
@@ -110,7 +116,7 @@ static const FwdVariant FWD_VARIANTS[] = {
     WV(64, 2, 128, false, ""),  WV(64, 3, 128, false, ""), WV(64, 2, 64, false, ""),   WV(64, 1, 128, false, ""),
     WV(64, 1, 64, false, ""),   WV(64, 2, 128, true, "p"), WV(64, 1, 128, true, "p"),
 };
-static bool runs(const FwdVariant& fv) { return g_sm >= fv.minSm && (!fv.sm90a || g_sm90a); }
+static bool runs(const FwdVariant& fv) { return g_sm >= fv.minSm && (!fv.sm90a || (g_sm90a && !g_noWgmma)); }
 // fa3 backward: NWG warpgroups of 64 keys, query blocks of 64 rows, dQ by red.v2; named wg<NWG>b64
 #define WB(D, NWG)                                                                                              \
     {"wg" #NWG "b64", D, (const void*)&fa3::backward_kernel<D, true, NWG>, 4 * (NWG), fa3::BWD_BM, 1,             \
@@ -121,7 +127,7 @@ static const BwdVariant BWD_VARIANTS[] = {
     BV(128, 8, 32, 0),  // old production
     WB(64, 1), WB(64, 2), WB(128, 1), WB(128, 2),
 };
-static bool runs(const BwdVariant& bv) { return !bv.sm90a || g_sm90a; }
+static bool runs(const BwdVariant& bv) { return !bv.sm90a || (g_sm90a && !g_noWgmma); }
 
 template <typename... A>
 static void launchFn(const void* fn, const char* name, long long gx, long long gy, int block, int shared, A... a);
@@ -138,6 +144,7 @@ static void launch(const char* name, long long gx, long long gy, int block, int 
 template <typename... A>
 static void launchFn(const void* fn, const char* name, long long gx, long long gy, int block, int shared, A... a) {
     if (gx <= 0 || gy <= 0) return;
+    g_lastLaunch = name;
     if (shared > 48 * 1024) CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
     void* args[] = {(void*)&a...};
     CK(cudaLaunchKernel(fn, dim3((unsigned)gx, (unsigned)gy), dim3(block), args, (size_t)shared, 0));
@@ -624,8 +631,9 @@ int main(int argc, char** argv) {
         else if (!strcmp(argv[i], "--sweep")) sweep = quick = true;  // every key length of CudaBackendTest's padded cases
         else if (!strcmp(argv[i], "--no-variants")) g_variants = false;   // production kernels only
         else if (!strcmp(argv[i], "--verbose")) g_verbose = true;         // print every variant's errors
+        else if (!strcmp(argv[i], "--no-wgmma")) g_noWgmma = true;        // the fa2 variants only
         else {
-            fprintf(stderr, "usage: %s [--quick | --bench | --sweep] [--no-variants] [--verbose]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick | --bench | --sweep] [--no-variants | --no-wgmma] [--verbose]\n", argv[0]);
             return 2;
         }
     }
@@ -645,8 +653,9 @@ int main(int argc, char** argv) {
         g_sm90a = host == 1;
     }
     printf("device %s (sm_%d%d, %d SMs); %s\n", prop.name, prop.major, prop.minor, g_sms,
-           g_sm90a ? "sm_90a code: the wgmma variants (wg*) run"
-                   : "no sm_90a code for this device: the wgmma variants (wg*) are left out (build with sm_90a)");
+           !g_sm90a ? "no sm_90a code for this device: the wgmma variants (wg*) are left out (build with sm_90a)"
+           : g_noWgmma ? "sm_90a code, but --no-wgmma: the wgmma variants (wg*) are left out"
+                       : "sm_90a code: the wgmma variants (wg*) run");
     printf("launch plans: fwd d64 %d thr %d B smem | fwd d128 %d thr %d B (_m2 %d B from %d blocks) | bwd d64 %d thr %d B "
            "| bwd d128 %d thr %d B\n",
            mj_fa_forward_launch(MJ_BF16, 64, 1, 1, 1, true, g_sm).block, mj_fa2_forward_smem(64, false),
