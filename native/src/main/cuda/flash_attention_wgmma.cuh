@@ -461,6 +461,7 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
         __syncthreads();      // every warpgroup's dS^T is in shared memory
         // dQ[m0 .., columns wg DQN ..] = dS K over the block's BN keys
         float dqacc[DQN / 8][4];
+        wgmma_fence();  // dqacc's registers were last read by the previous step's reductions
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++)
             wgmma_ss_tt<DQN, BF16>(&dqacc[0][0], desc_mn_major<BN>(sDS, kk), desc_mn_major<BN>(sK, kk, wg * DQN), kk > 0);
