@@ -4,8 +4,8 @@
 //
 // NOT YET IN THE FATBIN. It was written on a machine without a GPU: nvcc and ptxas check it here
 // (native/src/test/cuda/build-check.sh prints its registers and spills, and whether ptxas had to
-// serialise the wgmma), and playground/flash_attention_wgmma_sim.py models its shared-memory layout,
-// descriptors, fragments and stages in NumPy against an fp64 reference; it has never run on a GPU.
+// serialise the wgmma), and native/src/test/cuda/fa3_host_emulation.cpp runs this source on the CPU
+// (emulated wgmma, shuffles, barriers, shared memory) against fp64; it has never run on a GPU.
 // flash_attention_check.cu checks it against the fp64 reference and times it as the variants "wg*"
 // (forward wg<warpgroups>n<keys>[p], backward wg<warpgroups>b64) when built for sm_90a; it joins megatron_kernels.cu and the launch plans (and CudaAttention.java)
 // only after that passes on an H100.
@@ -43,7 +43,9 @@ __host__ __device__ constexpr int backward_smem(int d, int nwg) {
     return (2 * 64 * nwg * d + 4 * BWD_BM * d + 64 * nwg * BWD_BM) * 2 + 4 * BWD_BM * 4 + FA3_SMEM_SLACK;
 }
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// MJ_FA3_HOST_EMULATION: native/src/test/cuda/fa3_host_emulation.cpp compiles the kernels' bodies
+// for the CPU, with its own wgmma, shuffles, barriers and shared memory in place of the hardware's.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(MJ_FA3_HOST_EMULATION)
 
 // Byte offset of 16-byte chunk c of row r in a [ROWS][D] 16-bit tile in the 128-byte-swizzle
 // layout: D cut into 64-element panels [ROWS][64] (128-byte rows), chunk c % 8 stored at
@@ -75,6 +77,7 @@ __device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int kk, int col
     return smem_desc(tile + (col0 >> 6) * ROWS * 128 + (col0 & 63) * 2 + kk * 16 * 128, ROWS * 128, 1024);
 }
 
+#if !defined(MJ_FA3_HOST_EMULATION)
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 // until at most N of this warp's newest wgmma groups are still running (older ones are done)
@@ -89,6 +92,7 @@ __device__ __forceinline__ void pin(float* r) {
 #pragma unroll
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
 }
+#endif
 
 template <int D, bool BF16, int NWG, int BN, bool PIPE>
 __device__ __forceinline__ void forward(const void* qv, const void* kv, const void* vv, void* outv, float* lse,
@@ -503,7 +507,9 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     }
 }
 
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL || MJ_FA3_HOST_EMULATION
+
+#if !defined(MJ_FA3_HOST_EMULATION)
 
 // Same argument list as the fa2 kernels (CudaAttention's), dropout arguments ignored (none here).
 template <int D, bool BF16, int NWG, int BN, bool PIPE>
@@ -542,5 +548,7 @@ __global__ void built_for_sm90a(int* out) {
     *out = 0;
 #endif
 }
+
+#endif  // !MJ_FA3_HOST_EMULATION
 
 }  // namespace fa3
