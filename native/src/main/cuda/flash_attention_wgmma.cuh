@@ -7,13 +7,14 @@
 // serialise the wgmma), and native/src/test/cuda/fa3_host_emulation.cpp runs this source on the CPU
 // (emulated wgmma, shuffles, barriers, shared memory) against fp64; it has never run on a GPU.
 // flash_attention_check.cu checks it against the fp64 reference and times it as the variants "wg*"
-// (forward wg<warpgroups>n<keys>[p], backward wg<warpgroups>b64) when built for sm_90a; it joins megatron_kernels.cu and the launch plans (and CudaAttention.java)
-// only after that passes on an H100.
+// (forward wg<warpgroups>n<keys>[p], backward wg<warpgroups>b64) when built for sm_90a. It joins
+// megatron_kernels.cu, the launch plans and CudaAttention.java only after that passes on an H100.
 //
-// Forward (the backward's own comment is further down). Same contract as fa2::forward (Megatron's layouts, QkvStrides, causal with sk - s shift, key
-// lengths, lse), no dropout. Block: NWG warpgroups of 128 threads, each owning 64 query rows
-// (BM = 64 NWG); key blocks of BN keys, double-buffered with cp.async (no TMA: no tensor maps to
-// build on the host, and the loads are the same as fa2's). Per key block and warpgroup:
+// Forward (the backward's comment is at backward below). Same contract as fa2::forward (Megatron's
+// layouts, QkvStrides, causal with the sk - s shift, key lengths, lse), no dropout. Block: NWG
+// warpgroups of 128 threads, each owning 64 query rows (BM = 64 NWG); key blocks of BN keys,
+// double-buffered with cp.async (no TMA: no tensor maps to build on the host, and the loads are the
+// same as fa2's). Per key block and warpgroup:
 //   S = Q K^T     D / 16 wgmma m64nBNk16, Q and K from shared memory (K-major)
 //   softmax       in registers, fa2's online softmax on the accumulator fragments
 //   O += P V      BN / 16 wgmma m64nDk16, P from registers (the accumulator layout is the A
