@@ -320,6 +320,7 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     typedef typename Elem<BF16>::T T;
     constexpr int BM = BWD_BM, BN = 64 * NWG, NT = 128 * NWG;
     constexpr int CH = D / 8, KT = D / 16, QN = BM / 8, ON = D / 8, DQN = D / NWG, QTILE = BM * D * 2;
+    constexpr int DQC = DQN > 64 ? 64 : DQN;  // dQ columns per product
     static_assert(D % 64 == 0 && (DQN == 32 || DQN == 64 || DQN == 128), "d 64 or 128");
     extern __shared__ unsigned char fa3_smem[];
     const uint32_t base = smem_u32(fa3_smem);
@@ -464,25 +465,30 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
         wgmma_commit();
         fence_proxy_async();  // the dS^T stores, visible to wgmma
         __syncthreads();      // every warpgroup's dS^T is in shared memory
-        // dQ[m0 .., columns wg DQN ..] = dS K over the block's BN keys
-        float dqacc[DQN / 8][4];
-        wgmma_fence();  // dqacc's registers were last read by the previous step's reductions
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
-            wgmma_ss_tt<DQN, BF16>(&dqacc[0][0], desc_mn_major<BN>(sDS, kk), desc_mn_major<BN>(sK, kk, wg * DQN), kk > 0);
-        wgmma_commit();
-        wgmma_wait<0>();  // dV, dK and dQ
-        pin<ON * 4>(&dVacc[0][0]);
-        pin<ON * 4>(&dKacc[0][0]);
-        pin<DQN / 2>(&dqacc[0][0]);
+        // dQ[m0 .., columns wg DQN ..] = dS K over the block's BN keys, at most 64 columns at a time
+        // (a 128-column accumulator beside dK and dV spills at one warpgroup)
         const int i0 = m0 + warp * 16 + g, i1 = i0 + 8;
         float* dq0 = dq + (((i64)i0 * B + b) * np + h) * D + wg * DQN + 2 * t;
         float* dq1 = dq0 + (i64)8 * B * np * D;
 #pragma unroll
-        for (int nt = 0; nt < DQN / 8; nt++) {
-            if (i0 < s) red_add_v2(dq0 + nt * 8, scale * dqacc[nt][0], scale * dqacc[nt][1]);
-            if (i1 < s) red_add_v2(dq1 + nt * 8, scale * dqacc[nt][2], scale * dqacc[nt][3]);
+        for (int c0 = 0; c0 < DQN; c0 += DQC) {
+            float dqacc[DQC / 8][4];
+            wgmma_fence();  // dqacc's registers were last read by the reductions before
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++)
+                wgmma_ss_tt<DQC, BF16>(&dqacc[0][0], desc_mn_major<BN>(sDS, kk), desc_mn_major<BN>(sK, kk, wg * DQN + c0),
+                                       kk > 0);
+            wgmma_commit();
+            wgmma_wait<0>();  // (the first time also dV and dK)
+            pin<DQC / 2>(&dqacc[0][0]);
+#pragma unroll
+            for (int nt = 0; nt < DQC / 8; nt++) {
+                if (i0 < s) red_add_v2(dq0 + c0 + nt * 8, scale * dqacc[nt][0], scale * dqacc[nt][1]);
+                if (i1 < s) red_add_v2(dq1 + c0 + nt * 8, scale * dqacc[nt][2], scale * dqacc[nt][3]);
+            }
         }
+        pin<ON * 4>(&dVacc[0][0]);
+        pin<ON * 4>(&dKacc[0][0]);
         m0 += BM;
         if (m0 >= mEnd * BM) {
             m0 = mStart * BM;
