@@ -4,7 +4,7 @@
 //
 // NOT YET IN THE FATBIN. It was written on a machine without a GPU: nvcc and ptxas check it here
 // (native/src/test/cuda/build-check.sh prints its registers and spills, and whether ptxas had to
-// serialise the wgmma), and native/src/test/cuda/fa3_host_emulation.cpp runs this source on the CPU
+// serialise the wgmma), and native/src/test/cuda/fa_host_emulation.cpp runs this source on the CPU
 // (emulated wgmma, shuffles, barriers, shared memory) against fp64; it has never run on a GPU.
 // flash_attention_check.cu checks it against the fp64 reference and times it as the variants "wg*"
 // (forward wg<warpgroups>n<keys>[p], backward wg<warpgroups>b64) when built for sm_90a. It joins
@@ -44,9 +44,9 @@ __host__ __device__ constexpr int backward_smem(int d, int nwg) {
     return (2 * 64 * nwg * d + 4 * BWD_BM * d + 64 * nwg * BWD_BM) * 2 + 4 * BWD_BM * 4 + FA3_SMEM_SLACK;
 }
 
-// MJ_FA3_HOST_EMULATION: native/src/test/cuda/fa3_host_emulation.cpp compiles the kernels' bodies
+// MJ_FA_HOST_EMULATION: native/src/test/cuda/fa_host_emulation.cpp compiles the kernels' bodies
 // for the CPU, with its own wgmma, shuffles, barriers and shared memory in place of the hardware's.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(MJ_FA3_HOST_EMULATION)
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(MJ_FA_HOST_EMULATION)
 
 // Byte offset of 16-byte chunk c of row r in a [ROWS][D] 16-bit tile in the 128-byte-swizzle
 // layout: D cut into 64-element panels [ROWS][64] (128-byte rows), chunk c % 8 stored at
@@ -78,7 +78,7 @@ __device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int kk, int col
     return smem_desc(tile + (col0 >> 6) * ROWS * 128 + (col0 & 63) * 2 + kk * 16 * 128, ROWS * 128, 1024);
 }
 
-#if !defined(MJ_FA3_HOST_EMULATION)
+#if !defined(MJ_FA_HOST_EMULATION)
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 // until at most N of this warp's newest wgmma groups are still running (older ones are done)
@@ -514,16 +514,18 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
     }
 }
 
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL || MJ_FA3_HOST_EMULATION
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL || MJ_FA_HOST_EMULATION
 
-#if !defined(MJ_FA3_HOST_EMULATION)
+#if !defined(MJ_FA_HOST_EMULATION)
 
-// Same argument list as the fa2 kernels (CudaAttention's), dropout arguments ignored (none here).
+// Same argument list as the fa2 kernels (CudaAttention's); keyStarts and the dropout arguments are ignored (the
+// fa3 kernels have neither documents nor dropout yet).
 template <int D, bool BF16, int NWG, int BN, bool PIPE>
 __global__ void __launch_bounds__(NWG * 128, 1)
     forward_kernel(const void* q, const void* k, const void* v, int dt, void* out, float* lse, i64 s, i64 sk, int B,
-                   int np, int ng, float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
-                   float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
+                   int np, int ng, float scale, int causal, const int* keyLengths, const int* keyStarts, int qTok,
+                   int qGrp, int kTok, int kGrp, float dropP, float dropScale, unsigned long long seed,
+                   unsigned long long offset) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     forward<D, BF16, NWG, BN, PIPE>(q, k, v, out, lse, s, sk, B, np, ng, scale, causal, keyLengths,
                               QkvStrides{qTok, qGrp, kTok, kGrp});
@@ -536,8 +538,8 @@ template <int D, bool BF16, int NWG>
 __global__ void __launch_bounds__(NWG * 128, 1)
     backward_kernel(const void* q, const void* k, const void* v, int dt, const void* dOut, const float* lse,
                     const float* delta, float* dq, void* dk, void* dv, i64 s, i64 sk, int B, int np, int ng,
-                    float scale, int causal, const int* keyLengths, int qTok, int qGrp, int kTok, int kGrp,
-                    float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
+                    float scale, int causal, const int* keyLengths, const int* keyStarts, int qTok, int qGrp,
+                    int kTok, int kGrp, float dropP, float dropScale, unsigned long long seed, unsigned long long offset) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     backward<D, BF16, NWG>(q, k, v, dOut, lse, delta, dq, dk, dv, s, sk, B, np, ng, scale, causal, keyLengths,
                            QkvStrides{qTok, qGrp, kTok, kGrp});
@@ -556,6 +558,6 @@ __global__ void built_for_sm90a(int* out) {
 #endif
 }
 
-#endif  // !MJ_FA3_HOST_EMULATION
+#endif  // !MJ_FA_HOST_EMULATION
 
 }  // namespace fa3

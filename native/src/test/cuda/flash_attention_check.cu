@@ -165,15 +165,15 @@ static void attentionForward(const void* q, const void* k, const void* v, void* 
         const int bm = 16 * fv->warps * fv->mt;
         launchFn(dt == MJ_F16 ? fv->fn16 : fv->fn, fv->name, (s + bm - 1) / bm, (long long)B * np, fv->warps * 32,
                  mj_fa2_fwd_smem(d, bm, fv->bn) + fv->smemExtra,
-                 q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, np * d, np / ng * d,
-                 ng * d, d);
+                 q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, (const int*)nullptr,
+                 np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
         return;
     }
     MjFaLaunch l = mj_fa_forward_launch(dt, d, s, B, np, al16(q) && al16(k) && al16(v) && al16(out) && scale > 0, g_sm);
-    // dense q, k, v (fa2::QkvStrides), no dropout (fa2::Dropout); the CUDA-core kernels take neither and ignore
-    // the extra arguments
+    // no documents (keyStarts), dense q, k, v (fa2::QkvStrides), no dropout (fa2::Dropout); the CUDA-core kernels
+    // take neither strides nor dropout and ignore those arguments
     launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, (void*)out, lse, s, sk, B, np, ng, scale,
-           causal ? 1 : 0, keyLengths, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
+           causal ? 1 : 0, keyLengths, (const int*)nullptr, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
 }
 
 // CudaAttention.backward (workspaces passed in: delta F32 [s*B*np], dqAcc F32 [s*B*np*d] unless dt is F32)
@@ -192,11 +192,12 @@ static void attentionBackward(const void* dOut, const void* q, const void* k, co
         launchFn(bv->fn, bv->name, (sk + bn - 1) / bn, (long long)B * ng, bv->warps * 32,
                  mj_fa2_bwd_smem(d, bn, bv->bm) + bv->smemExtra,
                  q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk, dv, s, sk, B, np, ng, scale, causal ? 1 : 0,
-                 keyLengths, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
+                 keyLengths, (const int*)nullptr, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
     } else {
         MjFaLaunch l = mj_fa_backward_launch(dt, d, sk, B, ng, ok);
         launch(l.kernel, l.gridX, l.gridY, l.block, l.shared, q, k, v, dt, dOut, lse, (const float*)delta, dqAcc, dk,
-               dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, np * d, np / ng * d, ng * d, d, 0.0f, 1.0f, 0ULL, 0ULL);
+               dv, s, sk, B, np, ng, scale, causal ? 1 : 0, keyLengths, (const int*)nullptr, np * d, np / ng * d, ng * d, d,
+               0.0f, 1.0f, 0ULL, 0ULL);
     }
     if (dt != MJ_F32) launch("megatron_cast", castGrid(rows * d), 1, 256, 0, (const void*)dqAcc, 0, dq, dt, rows * d);
 }

@@ -79,11 +79,6 @@ final class PretrainGptCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         data.checkMockData();
-        if (data.resetAttentionMask) {   // refused before the datasets are built, not at the first batch
-            throw new IllegalArgumentException("--reset-attention-mask: the GPT model attends causally across documents and"
-                    + " cannot train with document-masked attention yet; train without it (megatron data sample shows the"
-                    + " masks the datasets would give)");
-        }
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();

@@ -278,8 +278,10 @@ public interface Backend extends AutoCloseable {
      * natural log-sum-exp of each row of scaled scores, saved for backward.
      * {@code softmaxScale} is usually {@code 1/sqrt(d)}. With {@code causal}, query i sees keys
      * {@code j <= i + (sk - s)}. {@code keyLengths} (I32 {@code [b]}, may be null) masks keys at
-     * positions {@code >= keyLengths[b]} (padding). A fully masked row gives zeros and
-     * {@code lse = -inf}.
+     * positions {@code >= keyLengths[b]} (padding). {@code keyStarts} (I32 {@code [b, s]}, may be
+     * null) hides from query i of batch entry b the keys {@code j < keyStarts[b, i]}: document
+     * masking, Megatron's {@code --reset-attention-mask}, where a query sees only the keys of its own
+     * document. A fully masked row gives zeros and {@code lse = -inf}.
      *
      * <p>Dropout on the probabilities, as Megatron's {@code attention_dropout} and FlashAttention's
      * {@code dropout_p}: {@code out = (P * mask / (1 - dropoutP)) V}, with the mask of probability
@@ -292,30 +294,30 @@ public interface Backend extends AutoCloseable {
      * must be in {@code [0, 1)}; 0 is exactly the attention without dropout.
      */
     void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                          float softmaxScale, boolean causal, Tensor keyLengths,
+                          float softmaxScale, boolean causal, Tensor keyLengths, Tensor keyStarts,
                           float dropoutP, long seed, long offset);
 
     /** {@link #attentionForward} without dropout. */
     default void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                   float softmaxScale, boolean causal, Tensor keyLengths) {
-        attentionForward(q, k, v, out, lse, softmaxScale, causal, keyLengths, 0f, 0L, 0L);
+        attentionForward(q, k, v, out, lse, softmaxScale, causal, keyLengths, null, 0f, 0L, 0L);
     }
 
     /**
-     * Gradients of {@link #attentionForward} from the saved out and lse, with the forward's
-     * {@code (dropoutP, seed, offset)}; dq, dk, dv written. With {@code Z = mask / (1 - dropoutP)}:
+     * Gradients of {@link #attentionForward} from the saved out and lse, with the forward's masks
+     * and {@code (dropoutP, seed, offset)}; dq, dk, dv written. With {@code Z = mask / (1 - dropoutP)}:
      * {@code dV = (P Z)^T dO}, {@code dP = (dO V^T) Z}, {@code dS = P (dP - rowsum(dO * out))}.
      */
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                            Tensor dq, Tensor dk, Tensor dv,
-                           float softmaxScale, boolean causal, Tensor keyLengths,
+                           float softmaxScale, boolean causal, Tensor keyLengths, Tensor keyStarts,
                            float dropoutP, long seed, long offset);
 
     /** {@link #attentionBackward} without dropout. */
     default void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                    Tensor dq, Tensor dk, Tensor dv,
                                    float softmaxScale, boolean causal, Tensor keyLengths) {
-        attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, 0f, 0L, 0L);
+        attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, null, 0f, 0L, 0L);
     }
 
     /**
@@ -329,13 +331,13 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * {@link #attentionForward} (no key lengths, no dropout) with q, k and v taken from Megatron's
+     * {@link #attentionForward} (no key lengths, no dropout; {@code keyStarts} may be null) with q, k and v taken from Megatron's
      * fused {@code linear_qkv} output {@code qkv [s, b, (np + 2 ng) d]}: per token and query group g,
      * the group's {@code np / ng} query heads (global heads {@code g np/ng ..}), then its key head,
      * then its value head. The same results as separating them and calling {@code attentionForward}.
      */
     default void attentionForwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float softmaxScale,
-                                          boolean causal) {
+                                          boolean causal, Tensor keyStarts) {
         FusedQkv fused = new FusedQkv("attentionForwardFusedQkv", qkv, np, ng);
         long s = qkv.dim(0), b = qkv.dim(1);
         try (TensorArena scratch = TensorArena.named("fused-qkv-split")) {
@@ -343,7 +345,7 @@ public interface Backend extends AutoCloseable {
             Tensor k = allocate(scratch, qkv.dtype(), s, b, ng, fused.headDim());
             Tensor v = allocate(scratch, qkv.dtype(), s, b, ng, fused.headDim());
             fused.split(this, q, k, v);
-            attentionForward(q, k, v, out, lse, softmaxScale, causal, null);
+            attentionForward(q, k, v, out, lse, softmaxScale, causal, null, keyStarts, 0f, 0L, 0L);
             synchronize();  // the scratch is freed when the arena closes
         }
     }
@@ -353,7 +355,7 @@ public interface Backend extends AutoCloseable {
      * with dq, dk and dv in their fused places.
      */
     default void attentionBackwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv,
-                                           float softmaxScale, boolean causal) {
+                                           float softmaxScale, boolean causal, Tensor keyStarts) {
         FusedQkv fused = new FusedQkv("attentionBackwardFusedQkv", qkv, np, ng);
         TensorChecks.sameShape("attentionBackwardFusedQkv", "qkv", qkv, "dqkv", dqkv);
         long s = qkv.dim(0), b = qkv.dim(1);
@@ -364,7 +366,7 @@ public interface Backend extends AutoCloseable {
             Tensor k = allocate(scratch, dt, s, b, ng, d), dk = allocate(scratch, dt, s, b, ng, d);
             Tensor v = allocate(scratch, dt, s, b, ng, d), dv = allocate(scratch, dt, s, b, ng, d);
             fused.split(this, q, k, v);
-            attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, null);
+            attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, null, keyStarts, 0f, 0L, 0L);
             new FusedQkv("attentionBackwardFusedQkv", dqkv, np, ng).merge(this, dq, dk, dv);
             synchronize();
         }

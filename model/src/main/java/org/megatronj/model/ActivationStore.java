@@ -22,6 +22,7 @@ final class ActivationStore implements AutoCloseable {
 
     final Tensor tokens;        // I32 [s, b]
     final Tensor positions;     // I32 [s, b]
+    final Tensor keyStarts;     // I32 [b, s]: the first key of each query row, with documents
     final Tensor targets;       // I32 [s * b]
     final Tensor[] hidden;      // L + 1 of x [s, b, h]: hidden[0] the embedding output, hidden[l + 1] layer l's output
     final LayerActivations[] layers;  // per layer, or shared between the layers of recompute groups
@@ -40,6 +41,7 @@ final class ActivationStore implements AutoCloseable {
 
     final ActivationRecompute recompute;
     DropoutKey key;             // the dropout key of the micro-batch in flight here (null: no dropout)
+    Tensor documents;           // keyStarts when that micro-batch has documents (--reset-attention-mask), else null
     float[] lossMask;           // its loss mask, sequence-first (last stage)
 
     /** Vocab rows of the tokens that other tensor-parallel ranks hold (runs, see VocabParallelIds); none on one rank. */
@@ -59,6 +61,7 @@ final class ActivationStore implements AutoCloseable {
         long n = (long) s * b;
         tokens = backend.allocate(arena, DType.I32, s, b);
         positions = backend.allocate(arena, DType.I32, s, b);
+        keyStarts = backend.allocate(arena, DType.I32, b, s);
         targets = backend.allocate(arena, DType.I32, n);
         hidden = new Tensor[numLayers + 1];
         for (int i = 0; i < hidden.length; i++) {

@@ -363,7 +363,7 @@ public final class GPTModel implements AutoCloseable {
     private void forwardLayer(ActivationStore a, int l, DropoutKey key) {
         int global = chunk.firstLayer() + l;   // dropout sites follow the global layer index
         layers[l].forward(a.hidden[l], a.hidden[l + 1], a.layer(l), a.workspace, probs(key, global),
-                site(key, 1 + 2 * global), site(key, 2 + 2 * global), null, 0);
+                site(key, 1 + 2 * global), site(key, 2 + 2 * global), a.documents, null, 0);
     }
 
     private void backward(ActivationStore a, DropoutKey key) {
@@ -393,7 +393,7 @@ public final class GPTModel implements AutoCloseable {
                 forwardLayer(a, r, key);
             }
             layers[l].backward(a.dResidual, a.hidden[l], a.layer(l), ws, probs(key, global), site(key, 1 + 2 * global),
-                    site(key, 2 + 2 * global));
+                    site(key, 2 + 2 * global), a.documents);
             gradsReadyFrom(layerOffsets[l]);
         }
         if (!chunk.preProcess()) {
@@ -409,7 +409,10 @@ public final class GPTModel implements AutoCloseable {
         gradsReadyFrom(0);
     }
 
-    /** Uploads tokens, positions and labels sequence-first; returns the loss mask in the same order. */
+    /**
+     * Uploads tokens, positions and labels sequence-first, and the key starts of documents batch-major
+     * (attention's layout); returns the loss mask sequence-first.
+     */
     private float[] upload(MicroBatch batch, ActivationStore a) {
         int b = batch.batchSize();
         int s = batch.seqLength();
@@ -435,6 +438,10 @@ public final class GPTModel implements AutoCloseable {
         HostTransfer.uploadInts(backend, tokens, a.tokens);
         HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(positions, b, s), a.positions);
         HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(batch.labels(), b, s), a.targets);
+        if (batch.keyStarts() != null) {
+            HostTransfer.uploadInts(backend, batch.keyStarts(), a.keyStarts);
+        }
+        a.documents = batch.keyStarts() == null ? null : a.keyStarts;
         return HostTransfer.toSequenceFirst(batch.lossMask(), b, s);
     }
 

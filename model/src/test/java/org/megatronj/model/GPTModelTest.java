@@ -123,6 +123,70 @@ class GPTModelTest {
         }
     }
 
+    /**
+     * Documents ({@code --reset-attention-mask} with {@code --reset-position-ids}): one sample holding two
+     * documents has the loss and gradients of two samples each holding one of them (the rest of their
+     * rows masked out of the loss). With rope the positions are not reset, and the scores of a document
+     * still match, since rope's scores depend only on the distance between query and key.
+     */
+    @Test
+    void documentsInOneSampleTrainAsSeparateSamples() {
+        int s = LayerGradientTest.S, first = 2;   // documents [0, 2) and [2, s)
+        for (TransformerConfig c : List.of(LayerGradientTest.gpt2Like(0), LayerGradientTest.llamaLike(0))) {
+            MicroBatch random = randomBatch(2, s, c.vocabSize(), 8);
+            int[] tokens = java.util.Arrays.copyOf(random.tokens(), s);
+            int[] labels = java.util.Arrays.copyOf(random.labels(), s);
+            int[] positions = new int[s];
+            int[] starts = new int[s];
+            for (int t = 0; t < s; t++) {
+                positions[t] = t < first ? t : t - first;
+                starts[t] = t < first ? 0 : first;
+            }
+            float[] all = new float[s];
+            java.util.Arrays.fill(all, 1f);
+            MicroBatch together = new MicroBatch(1, s, tokens, labels, all, positions, starts);
+            // apart: row 0 holds document 0, row 1 document 1, each from position 0, other rows' tokens random
+            int[] apartTokens = random.tokens().clone();
+            int[] apartLabels = random.labels().clone();
+            float[] apartMask = new float[2 * s];
+            for (int t = 0; t < s; t++) {
+                int row = t < first ? 0 : 1;
+                int at = row * s + positions[t];
+                apartTokens[at] = tokens[t];
+                apartLabels[at] = labels[t];
+                apartMask[at] = 1f;
+            }
+            MicroBatch apart = new MicroBatch(2, s, apartTokens, apartLabels, apartMask, null);
+            try (GPTModel model = new GPTModel(c, backend, 21)) {
+                LayerGradientTest.randomize(model, 22);
+                model.zeroGrad();
+                LossResult one = model.forwardBackward(together, 1f, 0);
+                List<float[]> expected = grads(model);
+                model.zeroGrad();
+                LossResult two = model.forwardBackward(apart, 1f, 0);
+                assertEquals(two.tokens(), one.tokens());
+                assertEquals(two.lossSum(), one.lossSum(), 1e-5 * Math.abs(two.lossSum()));
+                List<float[]> actual = grads(model);
+                for (int p = 0; p < expected.size(); p++) {
+                    double scale = GPTReferenceTest.maxAbs(expected.get(p));
+                    double error = GPTReferenceTest.maxAbsDiff(expected.get(p), actual.get(p));
+                    assertTrue(error <= 1e-5 * scale + 1e-7, model.parameters().get(p).name() + " differs by " + error);
+                }
+                // without the documents' masks the second document attends the first: another loss
+                MicroBatch unmasked = new MicroBatch(1, s, tokens, labels, all, positions);
+                assertNotEquals(one.lossSum(), model.forwardLoss(unmasked).lossSum(), 1e-4 * Math.abs(one.lossSum()));
+            }
+        }
+    }
+
+    @Test
+    void keyStartsOutsideTheirRowAreRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new MicroBatch(1, 3,
+                new int[3], new int[3], new float[3], null, new int[] {0, 0, 3}));
+        assertTrue(e.getMessage().contains("keyStarts[2] (sample 0, position 2) is 3; expected a start in [0, 2]"),
+                e.getMessage());
+    }
+
     @Test
     void dropoutMasksAreReproducibleFromTheRngOffset() {
         TransformerConfig c = LayerGradientTest.gpt2Like(0.3f);

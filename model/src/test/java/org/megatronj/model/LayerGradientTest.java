@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Every layer's backward against central finite differences, on both architecture families. */
 class LayerGradientTest {
-    private static final int S = 5;
+    static final int S = 5;
     private static final int B = 2;
     private static final double TOLERANCE = 2e-3;
     private static Backend backend;
@@ -176,8 +176,8 @@ class LayerGradientTest {
                 Tensor dOut = arena.allocate(DType.F32, S, B, h);
                 Tensor dx = arena.allocate(DType.F32, S, B, h);
                 SelfAttention attention = model.layers().getFirst().selfAttention();
-                double e1 = new GradientCheck(out, () -> attention.forward(x, out, a, ws, null, 0, null), dOut, model::zeroGrad,
-                        () -> attention.backward(dOut, x, dx, a, ws, null), 7)
+                double e1 = new GradientCheck(out, () -> attention.forward(x, out, a, ws, null, 0, null, null), dOut, model::zeroGrad,
+                        () -> attention.backward(dOut, x, dx, a, ws, null, null), 7)
                         .check(withParameters(List.of(new Wrt("x", x, dx)),
                                 attention.linearQkv().weight(), attention.linearQkv().bias(),
                                 attention.linearProj().weight(), attention.linearProj().bias()), 30, TOLERANCE);
@@ -223,8 +223,8 @@ class LayerGradientTest {
                         wrts.add(new Wrt(p.name(), p.data(), p.grad()));
                     }
                 }
-                double e = new GradientCheck(output, () -> layer.forward(input, output, a, ws, probs, k1, k2, null, 0), dx,
-                        model::zeroGrad, () -> layer.backward(dx, input, a, ws, probs, k1, k2), 9).check(wrts, 25, TOLERANCE);
+                double e = new GradientCheck(output, () -> layer.forward(input, output, a, ws, probs, k1, k2, null, null, 0), dx,
+                        model::zeroGrad, () -> layer.backward(dx, input, a, ws, probs, k1, k2, null), 9).check(wrts, 25, TOLERANCE);
                 System.err.printf("layer %s (attention dropout %s): %.2e%n", c.positionEmbeddingType(), c.attentionDropout(), e);
             }
         }

@@ -22,4 +22,19 @@ public record GptSample(int[] tokens, int[] labels, float[] lossMask, int[] posi
         }
         return attentionSegments == null || attentionSegments[i] == attentionSegments[j];
     }
+
+    /**
+     * With {@code --reset-attention-mask}: the first position of each position's segment, the first
+     * key it attends ({@code Backend#attentionForward}'s keyStarts); null without that flag.
+     */
+    public int[] keyStarts() {
+        if (attentionSegments == null) {
+            return null;
+        }
+        int[] starts = new int[attentionSegments.length];
+        for (int t = 1; t < starts.length; t++) {
+            starts[t] = attentionSegments[t] == attentionSegments[t - 1] ? starts[t - 1] : t;
+        }
+        return starts;
+    }
 }

@@ -119,6 +119,8 @@ class GptDatasetTest {
         assertTrue(r.attends(2, 0));
         assertFalse(r.attends(3, 2), "no attention across an EOD");
         assertFalse(r.attends(1, 2), "causal");
+        assertArrayEquals(new int[] {0, 0, 0, 3, 3, 3, 6, 6}, r.keyStarts(), "the first key each position attends");
+        assertNull(s.keyStarts());
 
         int[] padded = {1, 2, 3, -1, -1};
         GptSample p = GptSampleAssembler.assemble(padded, GptDatasetConfig.of(1, 4, "1", TOKENIZER, EOD));

@@ -14,6 +14,9 @@ import java.util.Arrays;
  * block of keys and values serves every row of a tile from L1, and the two products in a tile
  * are register-blocked ({@link AttentionTiles}).
  *
+ * <p>Each query row sees the keys {@code [start, end)} of its {@link AttentionMask} (causal, padding,
+ * documents); a tile walks the key blocks from its rows' lowest start to their highest end.
+ *
  * <p>For one (batch, group) the keys and values are gathered once into fp32 arrays, row-major
  * and transposed ({@code K^T} lets scores be computed a vector of keys at a time).
  *
@@ -84,6 +87,7 @@ final class AttentionKernels {
         final float[] z = new float[KEY_BLOCK];
         final float[] max = new float[QUERY_TILE];
         final float[] sum = new float[QUERY_TILE];
+        final int[] starts = new int[QUERY_TILE];
         final int[] ends = new int[QUERY_TILE];
 
         ForwardTile(int d) {
@@ -93,7 +97,7 @@ final class AttentionKernels {
     }
 
     void forward(AttentionShape a, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                 float scale, boolean causal, int[] keyLengths, AttentionDropout drop) {
+                 float scale, AttentionMask mask, AttentionDropout drop) {
         int tiles = (a.s() + QUERY_TILE - 1) / QUERY_TILE;
         // tasks are (batch, head, query tile), so even one sequence of few heads keeps every thread busy
         threads.parallelFor((long) a.batch() * a.np() * tiles, 1, (t0, t1) -> {
@@ -104,29 +108,32 @@ final class AttentionKernels {
                 int b = (int) (t / tiles / a.np());
                 int h = (int) (t / tiles % a.np());
                 int g = h / a.headsPerGroup();
-                int keyLength = keyLengths == null ? a.sk() : keyLengths[b];
                 if (loaded != b * a.ng() + g) { // consecutive tasks share a group: gather its keys once
-                    kv.load(a, k, v, b, g, keyLength);
+                    kv.load(a, k, v, b, g, mask.keyLength(a, b));
                     loaded = b * a.ng() + g;
                 }
-                forwardTile(a, q, out, lse, kv, tile, b, h, (int) (t % tiles) * QUERY_TILE, scale, causal, keyLength, drop);
+                forwardTile(a, q, out, lse, kv, tile, b, h, (int) (t % tiles) * QUERY_TILE, scale, mask, drop);
             }
         });
     }
 
     /** Query rows {@code [i0, i0 + QUERY_TILE)} of head h against every visible key, block by block. */
     private void forwardTile(AttentionShape a, Tensor q, Tensor out, Tensor lse, KeyValues kv, ForwardTile tile,
-                             int b, int h, int i0, float scale, boolean causal, int keyLength, AttentionDropout drop) {
+                             int b, int h, int i0, float scale, AttentionMask mask, AttentionDropout drop) {
         int d = a.d();
         int rows = Math.min(QUERY_TILE, a.s() - i0);
         float[] acc = tile.acc;
         float[] scores = tile.scores;
         float[] max = tile.max;
         float[] sum = tile.sum;
+        int[] starts = tile.starts;
         int[] ends = tile.ends;
+        int minStart = Integer.MAX_VALUE;
         int maxEnd = 0;
         for (int r = 0; r < rows; r++) {
-            ends[r] = a.visibleKeys(i0 + r, causal, keyLength);
+            starts[r] = mask.start(a, b, i0 + r);
+            ends[r] = mask.end(a, b, i0 + r);
+            minStart = Math.min(minStart, starts[r]);
             maxEnd = Math.max(maxEnd, ends[r]);
             FloatRows.load(q, a.qOffset(i0 + r, b, h), tile.q, r * d, d);
         }
@@ -134,33 +141,35 @@ final class AttentionKernels {
         Arrays.fill(acc, 0f);
         Arrays.fill(max, Float.NEGATIVE_INFINITY);
         Arrays.fill(sum, 0f);
-        for (int from = 0; from < maxEnd; from += KEY_BLOCK) {
+        for (int from = minStart / KEY_BLOCK * KEY_BLOCK; from < maxEnd; from += KEY_BLOCK) {
             int n = Math.min(maxEnd, from + KEY_BLOCK) - from;
             AttentionTiles.rowsTimesColumns(vector, tile.q, 0, d, rows, kv.kt, from, a.sk(), n, d, scores, KEY_BLOCK);
             for (int r = 0; r < rows; r++) {
                 int o = r * KEY_BLOCK;
-                int visible = Math.clamp(ends[r] - from, 0, n);
-                if (visible > 0) {
-                    float blockMax = VectorMath.max(vector, scores, o, visible);
+                int lo = Math.clamp(starts[r] - from, 0, n);  // the row's visible keys are [from + lo, from + hi)
+                int hi = Math.clamp(ends[r] - from, lo, n);
+                if (hi > lo) {
+                    float blockMax = VectorMath.max(vector, scores, o + lo, hi - lo);
                     if (blockMax > max[r]) {
                         float rescale = (float) Math.exp(max[r] - blockMax);
                         sum[r] *= rescale;
                         VectorMath.scale(vector, acc, r * d, d, rescale);
                         max[r] = blockMax;
                     }
-                    sum[r] += VectorMath.expInPlace(vector, scores, o, visible, 1f, max[r]);
+                    sum[r] += VectorMath.expInPlace(vector, scores, o + lo, hi - lo, 1f, max[r]);
                     if (drop != null) { // the sum stays the undropped softmax's; V is weighed by P Z
-                        drop.mask(a, b, h, i0 + r, from, tile.z, 0, visible);
-                        multiply(scores, o, tile.z, visible);
+                        drop.mask(a, b, h, i0 + r, from + lo, tile.z, 0, hi - lo);
+                        multiply(scores, o + lo, tile.z, hi - lo);
                     }
                 }
-                Arrays.fill(scores, o + visible, o + n, 0f); // masked keys weigh nothing
+                Arrays.fill(scores, o, o + lo, 0f); // masked keys weigh nothing
+                Arrays.fill(scores, o + hi, o + n, 0f);
             }
             AttentionTiles.accumulateProduct(vector, scores, 0, KEY_BLOCK, rows, n, kv.v, from * d, d, d, acc, 0, d);
         }
         for (int r = 0; r < rows; r++) {
             long lo = a.lseOffset(b, h, i0 + r);
-            if (ends[r] == 0) { // fully masked row: zeros (acc is 0) and lse = -inf
+            if (ends[r] <= starts[r]) { // fully masked row: zeros (acc is 0) and lse = -inf
                 FloatRows.set(lse, lo, Float.NEGATIVE_INFINITY);
             } else {
                 VectorMath.scale(vector, acc, r * d, d, 1f / sum[r]);
@@ -181,6 +190,7 @@ final class AttentionKernels {
         final float[] oRow;
         final float[] delta;
         final float[] rowLse;
+        final int[] starts;
         final int[] ends;
         final float[] dKb;
         final float[] dVb;
@@ -201,6 +211,7 @@ final class AttentionKernels {
             oRow = new float[d];
             delta = new float[s];
             rowLse = new float[s];
+            starts = new int[s];
             ends = new int[s];
             dKb = new float[KEY_BLOCK * d];
             dVb = new float[KEY_BLOCK * d];
@@ -220,8 +231,7 @@ final class AttentionKernels {
     static final long PARTIAL_FLOATS = 1L << 25;
 
     void backward(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                  Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths,
-                  AttentionDropout drop) {
+                  Tensor dq, Tensor dk, Tensor dv, float scale, AttentionMask mask, AttentionDropout drop) {
         long pairs = (long) a.batch() * a.ng();
         long dqFloats = (long) a.batch() * a.np() * a.s() * a.d();
         int keyBlocks = (a.sk() + KEY_BLOCK - 1) / KEY_BLOCK;
@@ -237,7 +247,7 @@ final class AttentionKernels {
                 int g = (int) (t / parts % a.ng());
                 int keyFrom = keyBlocks * part / parts * KEY_BLOCK;
                 int keyTo = Math.min(a.sk(), keyBlocks * (part + 1) / parts * KEY_BLOCK);
-                backwardKeys(a, dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, drop, scratch,
+                backwardKeys(a, dOut, q, k, v, out, lse, dq, dk, dv, scale, mask, drop, scratch,
                         b, g, keyFrom, keyTo, partialDq == null ? null : partialDq[part]);
             }
         });
@@ -251,12 +261,11 @@ final class AttentionKernels {
      * dV rows, and their share of dQ (written to dq, or to {@code partialDq} when keys are split).
      */
     private void backwardKeys(AttentionShape a, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                              Tensor dq, Tensor dk, Tensor dv, float scale, boolean causal, int[] keyLengths,
+                              Tensor dq, Tensor dk, Tensor dv, float scale, AttentionMask mask,
                               AttentionDropout drop, BackwardScratch w, int b, int g, int keyFrom, int keyTo, float[] partialDq) {
         int d = a.d();
         int s = a.s();
-        int keyLength = keyLengths == null ? a.sk() : keyLengths[b];
-        w.kv.load(a, k, v, b, g, keyLength);
+        w.kv.load(a, k, v, b, g, mask.keyLength(a, b));
         Arrays.fill(w.dK, 0f);
         Arrays.fill(w.dV, 0f);
         w.b = b;
@@ -265,7 +274,8 @@ final class AttentionKernels {
             int maxEnd = 0;
             for (int i = 0; i < s; i++) {
                 long qo = a.qOffset(i, b, h);
-                w.ends[i] = a.visibleKeys(i, causal, keyLength);
+                w.starts[i] = mask.start(a, b, i);
+                w.ends[i] = mask.end(a, b, i);
                 maxEnd = Math.max(maxEnd, w.ends[i]);
                 FloatRows.load(q, qo, w.qh, i * d, d);
                 FloatRows.load(dOut, qo, w.doh, i * d, d);
@@ -303,21 +313,24 @@ final class AttentionKernels {
         Arrays.fill(w.dVb, 0f);
         for (int i0 = 0; i0 < s; i0 += QUERY_TILE) {
             int rows = Math.min(QUERY_TILE, s - i0);
-            if (!anyVisible(w.ends, i0, rows, from)) {
+            if (!anyVisible(w, i0, rows, from, n)) {
                 continue;
             }
             AttentionTiles.rowsTimesColumns(vector, w.qh, i0 * d, d, rows, w.kv.kt, from, a.sk(), n, d, p, KEY_BLOCK);
             AttentionTiles.rowsTimesColumns(vector, w.doh, i0 * d, d, rows, w.kv.vt, from, a.sk(), n, d, ds, KEY_BLOCK);
             for (int r = 0; r < rows; r++) {
                 int o = r * KEY_BLOCK;
-                int visible = Math.clamp(w.ends[i0 + r] - from, 0, n);
-                VectorMath.expInPlace(vector, p, o, visible, scale, w.rowLse[i0 + r]); // P
-                Arrays.fill(p, o + visible, o + n, 0f);
+                int lo = Math.clamp(w.starts[i0 + r] - from, 0, n);  // the row's visible keys are [from + lo, from + hi)
+                int hi = Math.clamp(w.ends[i0 + r] - from, lo, n);
+                VectorMath.expInPlace(vector, p, o + lo, hi - lo, scale, w.rowLse[i0 + r]); // P
+                Arrays.fill(p, o, o + lo, 0f);
+                Arrays.fill(p, o + hi, o + n, 0f);
                 if (drop == null) {
                     softmaxGradient(p, ds, o, n, w.delta[i0 + r], scale); // dS, in place of dP
                 } else {
-                    drop.mask(a, w.b, w.h, i0 + r, from, w.z, 0, visible);
-                    Arrays.fill(w.z, visible, n, 0f);
+                    Arrays.fill(w.z, 0, lo, 0f);
+                    drop.mask(a, w.b, w.h, i0 + r, from + lo, w.z, lo, hi - lo);
+                    Arrays.fill(w.z, hi, n, 0f);
                     droppedSoftmaxGradient(p, ds, o, w.z, n, w.delta[i0 + r], scale); // dS in place of dP; P Z in p
                 }
             }
@@ -351,10 +364,10 @@ final class AttentionKernels {
         });
     }
 
-    /** Whether any of rows {@code [i0, i0 + rows)} sees a key at or after {@code from}. */
-    private static boolean anyVisible(int[] ends, int i0, int rows, int from) {
+    /** Whether any of rows {@code [i0, i0 + rows)} sees a key of {@code [from, from + n)}. */
+    private static boolean anyVisible(BackwardScratch w, int i0, int rows, int from, int n) {
         for (int r = i0; r < i0 + rows; r++) {
-            if (ends[r] > from) {
+            if (w.ends[r] > from && w.starts[r] < from + n && w.starts[r] < w.ends[r]) {
                 return true;
             }
         }

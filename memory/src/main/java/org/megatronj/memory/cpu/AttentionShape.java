@@ -46,13 +46,4 @@ record AttentionShape(int s, int sk, int batch, int np, int ng, int d) {
     long lseOffset(int b, int h, int i) {
         return ((long) b * np + h) * s + i;
     }
-
-    /** Keys {@code [0, end)} visible to query i: causal with the {@code sk - s} offset, and the key length. */
-    int visibleKeys(int i, boolean causal, int keyLength) {
-        int end = keyLength;
-        if (causal) {
-            end = (int) Math.min(end, Math.max(0L, (long) i + (sk - s) + 1));
-        }
-        return Math.max(end, 0);
-    }
 }

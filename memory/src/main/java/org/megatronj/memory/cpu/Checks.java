@@ -135,6 +135,24 @@ final class Checks {
         return lengths;
     }
 
+    /** I32 {@code [b, s]}, each start in {@code [0, sk]}; null stays null. */
+    static int[] keyStarts(String op, Tensor keyStarts, AttentionShape a) {
+        if (keyStarts == null) {
+            return null;
+        }
+        dtype(op, "keyStarts", keyStarts, DType.I32);
+        shape(op, "keyStarts", keyStarts, a.batch(), a.s());
+        int[] starts = new int[a.batch() * a.s()];
+        for (int e = 0; e < starts.length; e++) {
+            starts[e] = FloatRows.getInt(keyStarts, e);
+            if (starts[e] < 0 || starts[e] > a.sk()) {
+                throw fail(op, "keyStarts[" + e / a.s() + ", " + e % a.s() + "] = " + starts[e]
+                        + "; expected 0 <= start <= sk = " + a.sk());
+            }
+        }
+        return starts;
+    }
+
     /** Logits {@code [n, v]} (or any leading dims); returns v. */
     static int checkLogits(String op, Tensor logits) {
         floating(op, "logits", logits);

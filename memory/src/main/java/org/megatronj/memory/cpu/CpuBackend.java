@@ -25,6 +25,7 @@ import static org.megatronj.memory.TensorChecks.fail;
 import static org.megatronj.memory.cpu.Checks.floating;
 import static org.megatronj.memory.cpu.Checks.host;
 import static org.megatronj.memory.cpu.Checks.keyLengths;
+import static org.megatronj.memory.cpu.Checks.keyStarts;
 import static org.megatronj.memory.TensorChecks.numel;
 import static org.megatronj.memory.cpu.Checks.rows;
 import static org.megatronj.memory.TensorChecks.sameNumel;
@@ -406,7 +407,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                                 float softmaxScale, boolean causal, Tensor keyLengths,
+                                 float softmaxScale, boolean causal, Tensor keyLengths, Tensor keyStarts,
                                  float dropoutP, long seed, long offset) {
         String op = "attentionForward";
         floating(op, "q", q);
@@ -416,14 +417,14 @@ public final class CpuBackend implements Backend {
         AttentionShape a = AttentionShape.of(op, q, k, v);
         sameShape(op, "q", q, "out", out);
         checkLse(op, lse, a);
-        attention.forward(a, q, k, v, out, lse, softmaxScale, causal, keyLengths(op, keyLengths, a),
+        attention.forward(a, q, k, v, out, lse, softmaxScale, attentionMask(op, a, causal, keyLengths, keyStarts),
                 attentionDropout(op, dropoutP, seed, offset));
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                   Tensor dq, Tensor dk, Tensor dv,
-                                  float softmaxScale, boolean causal, Tensor keyLengths,
+                                  float softmaxScale, boolean causal, Tensor keyLengths, Tensor keyStarts,
                                   float dropoutP, long seed, long offset) {
         String op = "attentionBackward";
         floating(op, "dOut", dOut);
@@ -441,8 +442,12 @@ public final class CpuBackend implements Backend {
         sameShape(op, "k", k, "dk", dk);
         sameShape(op, "v", v, "dv", dv);
         checkLse(op, lse, a);
-        attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths(op, keyLengths, a),
-                attentionDropout(op, dropoutP, seed, offset));
+        attention.backward(a, dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale,
+                attentionMask(op, a, causal, keyLengths, keyStarts), attentionDropout(op, dropoutP, seed, offset));
+    }
+
+    private static AttentionMask attentionMask(String op, AttentionShape a, boolean causal, Tensor keyLengths, Tensor keyStarts) {
+        return new AttentionMask(causal, keyLengths(op, keyLengths, a), keyStarts(op, keyStarts, a));
     }
 
     private static AttentionDropout attentionDropout(String op, float p, long seed, long offset) {

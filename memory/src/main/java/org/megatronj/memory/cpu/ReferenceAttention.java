@@ -4,7 +4,7 @@ import org.megatronj.memory.Tensor;
 
 /**
  * Attention the plain way, in float64, for tests: the full score matrix of each (batch, head)
- * is materialised, masked, soft-maxed and multiplied out. Same layout and masking rules as
+ * is materialised, masked, soft-maxed and multiplied out. Same layout and masking rules (causal, key lengths, key starts) as
  * {@code Backend#attentionForward}; the backward is derived independently of the tiled
  * kernel (it recomputes everything from q, k and v). With dropout, probability {@code (h, b, i, j)}
  * is multiplied by its Philox multiplier ({@link Philox#uniform} of stream element
@@ -23,12 +23,12 @@ public final class ReferenceAttention {
     }
 
     public static Forward forward(Tensor q, Tensor k, Tensor v, double scale, boolean causal, Tensor keyLengths) {
-        return forward(q, k, v, scale, causal, keyLengths, 0f, 0L, 0L);
+        return forward(q, k, v, scale, causal, keyLengths, null, 0f, 0L, 0L);
     }
 
-    /** With dropout p on the probabilities; lse is the undropped softmax's. */
+    /** With key starts (may be null) and dropout p on the probabilities; lse is the undropped softmax's. */
     public static Forward forward(Tensor q, Tensor k, Tensor v, double scale, boolean causal, Tensor keyLengths,
-                                  float p, long seed, long offset) {
+                                  Tensor keyStarts, float p, long seed, long offset) {
         AttentionShape a = AttentionShape.of("ReferenceAttention.forward", q, k, v);
         double[] qd = doubles(q);
         double[] kd = doubles(k);
@@ -37,7 +37,7 @@ public final class ReferenceAttention {
         double[] lse = new double[a.batch() * a.np() * a.s()];
         for (int b = 0; b < a.batch(); b++) {
             for (int h = 0; h < a.np(); h++) {
-                double[][] pr = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, lse);
+                double[][] pr = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, keyStarts, lse);
                 double[][] z = multipliers(a, b, h, p, seed, offset);
                 int g = h / a.headsPerGroup();
                 for (int i = 0; i < a.s(); i++) {
@@ -54,12 +54,12 @@ public final class ReferenceAttention {
 
     public static Gradients backward(Tensor dOut, Tensor q, Tensor k, Tensor v, double scale, boolean causal,
                                      Tensor keyLengths) {
-        return backward(dOut, q, k, v, scale, causal, keyLengths, 0f, 0L, 0L);
+        return backward(dOut, q, k, v, scale, causal, keyLengths, null, 0f, 0L, 0L);
     }
 
-    /** Gradients of {@link #forward(Tensor, Tensor, Tensor, double, boolean, Tensor, float, long, long)}. */
+    /** Gradients of {@link #forward(Tensor, Tensor, Tensor, double, boolean, Tensor, Tensor, float, long, long)}. */
     public static Gradients backward(Tensor dOut, Tensor q, Tensor k, Tensor v, double scale, boolean causal,
-                                     Tensor keyLengths, float dropP, long seed, long offset) {
+                                     Tensor keyLengths, Tensor keyStarts, float dropP, long seed, long offset) {
         AttentionShape a = AttentionShape.of("ReferenceAttention.backward", q, k, v);
         double[] qd = doubles(q);
         double[] kd = doubles(k);
@@ -71,7 +71,7 @@ public final class ReferenceAttention {
         double[] lse = new double[a.batch() * a.np() * a.s()];
         for (int b = 0; b < a.batch(); b++) {
             for (int h = 0; h < a.np(); h++) {
-                double[][] p = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, lse);
+                double[][] p = probabilities(a, qd, kd, b, h, scale, causal, keyLengths, keyStarts, lse);
                 double[][] z = multipliers(a, b, h, dropP, seed, offset);
                 int g = h / a.headsPerGroup();
                 for (int i = 0; i < a.s(); i++) {
@@ -125,14 +125,15 @@ public final class ReferenceAttention {
 
     /** Softmax of the masked, scaled scores of one (batch, head): {@code [s][sk]}; fills lse. */
     private static double[][] probabilities(AttentionShape a, double[] q, double[] k, int b, int h, double scale,
-                                            boolean causal, Tensor keyLengths, double[] lse) {
+                                            boolean causal, Tensor keyLengths, Tensor keyStarts, double[] lse) {
         int g = h / a.headsPerGroup();
         int keyLength = keyLengths == null ? a.sk() : (int) keyLengths.getLong(b);
         double[][] p = new double[a.s()][a.sk()];
         for (int i = 0; i < a.s(); i++) {
+            int keyStart = keyStarts == null ? 0 : (int) keyStarts.getLong((long) b * a.s() + i);
             double max = Double.NEGATIVE_INFINITY;
             for (int j = 0; j < a.sk(); j++) {
-                boolean visible = j < keyLength && (!causal || j <= i + (a.sk() - a.s()));
+                boolean visible = j >= keyStart && j < keyLength && (!causal || j <= i + (a.sk() - a.s()));
                 if (!visible) {
                     p[i][j] = Double.NEGATIVE_INFINITY;
                     continue;

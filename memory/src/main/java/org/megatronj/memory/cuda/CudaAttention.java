@@ -21,6 +21,10 @@ import org.megatronj.memory.Tensor;
  * blocks, sm_90 and newer, large grids: {@link #fa2ForwardM2}); the backward starts with
  * {@code megatron_flash_attention_bwd_prep} (delta and the zeroed fp32 dq accumulator in one pass).
  *
+ * <p>Documents ({@code keyStarts}, {@code --reset-attention-mask}) take the FA2 kernels' {@code _docs} twins,
+ * which alone read keyStarts (the plain kernels keep their registers); the CUDA-core kernels read it when
+ * it is not null.
+ *
  * <p>The FA2 kernels find q, k and v through {@link Strides}: dense tensors, or Megatron's fused
  * {@code linear_qkv} output read in place ({@link #forwardFusedQkv}, {@link #backwardFusedQkv}, which
  * also write dK, dV and, through {@code megatron_flash_attention_dq_store}, dQ into the fused gradient).
@@ -84,10 +88,10 @@ final class CudaAttention {
         return fa2ForwardRows(d, m2) * d * 2 + 4 * fa2ForwardKeys(d) * d * 2;
     }
 
-    /** mj_fa2_backward_smem: K, V, two stages of Q and dO, dS^T, two stages of lse and delta (fp32). */
+    /** mj_fa2_backward_smem: K, V, two stages of Q and dO, dS^T, two stages of lse, delta (fp32) and key starts (int). */
     static int fa2BackwardSharedBytes(int d) {
         int bn = 16 * fa2BackwardWarps(d), bm = fa2BackwardRows(d);
-        return 2 * bn * d * 2 + 4 * bm * d * 2 + bn * bm * 2 + 4 * bm * 4;
+        return 2 * bn * d * 2 + 4 * bm * d * 2 + bn * bm * 2 + 6 * bm * 4;
     }
 
     /**
@@ -112,18 +116,20 @@ final class CudaAttention {
 
     /** mj_fa_forward_launch ({@code sm}: the device's compute capability, 10 * major + minor). */
     static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm) {
-        return forwardLaunch(dt, d, s, b, np, tensorCores, sm, false);
+        return forwardLaunch(dt, d, s, b, np, tensorCores, sm, false, false);
     }
 
     /**
      * As {@link #forwardLaunch(DType, int, long, int, int, boolean, int)}; with {@code dropout} the FA2
-     * kernel's {@code _dropout} twin (same tiling; no _m2 twin, so never the _m2 kernel).
+     * kernel's {@code _dropout} twin, with {@code documents} its {@code _docs} twin (same tiling; neither has
+     * an _m2 twin, so never the _m2 kernel).
      */
-    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm, boolean dropout) {
+    static Launch forwardLaunch(DType dt, int d, long s, int b, int np, boolean tensorCores, int sm, boolean dropout,
+                                boolean documents) {
         if (tensorCores) {
-            boolean m2 = !dropout && fa2ForwardM2(d, s, b, np, sm);
+            boolean m2 = !dropout && !documents && fa2ForwardM2(d, s, b, np, sm);
             int bm = fa2ForwardRows(d, m2);
-            return new Launch(fa2Name("forward", dt, d) + (m2 ? "_m2" : "") + (dropout ? "_dropout" : ""),
+            return new Launch(fa2Name("forward", dt, d) + (m2 ? "_m2" : "") + twin(dropout, documents),
                     (s + bm - 1) / bm, (long) b * np, fa2ForwardWarps(d) * 32, fa2ForwardSharedBytes(d, m2));
         }
         return new Launch("megatron_flash_attention_forward_d" + d, (s + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
@@ -132,18 +138,27 @@ final class CudaAttention {
 
     /** mj_fa_backward_launch. */
     static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores) {
-        return backwardLaunch(dt, d, sk, b, ng, tensorCores, false);
+        return backwardLaunch(dt, d, sk, b, ng, tensorCores, false, false);
     }
 
-    /** As {@link #backwardLaunch(DType, int, long, int, int, boolean)}; with {@code dropout} the FA2 kernel's {@code _dropout} twin. */
-    static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores, boolean dropout) {
+    /**
+     * As {@link #backwardLaunch(DType, int, long, int, int, boolean)}; with {@code dropout} the FA2 kernel's
+     * {@code _dropout} twin, with {@code documents} its {@code _docs} twin.
+     */
+    static Launch backwardLaunch(DType dt, int d, long sk, int b, int ng, boolean tensorCores, boolean dropout,
+                                 boolean documents) {
         if (tensorCores) {
             int bn = 16 * fa2BackwardWarps(d);
-            return new Launch(fa2Name("backward", dt, d) + (dropout ? "_dropout" : ""), (sk + bn - 1) / bn,
+            return new Launch(fa2Name("backward", dt, d) + twin(dropout, documents), (sk + bn - 1) / bn,
                     (long) b * ng, fa2BackwardWarps(d) * 32, fa2BackwardSharedBytes(d));
         }
         return new Launch("megatron_flash_attention_backward_d" + d, (sk + KEYS_PER_BLOCK - 1) / KEYS_PER_BLOCK,
                 (long) b * ng, WARPS * 32, backwardSharedBytes(d));
+    }
+
+    /** The FA2 kernel name's suffix (FA2_TWINS in flash_attention.cu): {@code [_dropout][_docs]}. */
+    private static String twin(boolean dropout, boolean documents) {
+        return (dropout ? "_dropout" : "") + (documents ? "_docs" : "");
     }
 
     private void launch(Launch l, Object... args) {
@@ -168,7 +183,8 @@ final class CudaAttention {
     private record Shape(long s, long sk, int b, int np, int ng, int d) {
     }
 
-    private static Shape check(String op, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor keyLengths) {
+    private static Shape check(String op, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor keyLengths,
+                               Tensor keyStarts) {
         floating(op, "q", q);
         floating(op, "k", k);
         floating(op, "v", v);
@@ -204,6 +220,7 @@ final class CudaAttention {
             dtype(op, "keyLengths", keyLengths, DType.I32);
             shape(op, "keyLengths", keyLengths, b);
         }
+        checkKeyStarts(op, keyStarts, b, s);
         return new Shape(s, sk, b, np, ng, d);
     }
 
@@ -254,27 +271,32 @@ final class CudaAttention {
         return p == 0f ? Dropout.NONE : new Dropout(p, seed, offset);
     }
 
-    void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale, boolean causal, Tensor keyLengths) {
-        forward(q, k, v, out, lse, scale, causal, keyLengths, 0f, 0L, 0L);
+    /** keyStarts I32 {@code [b, s]} (documents), when given. */
+    private static void checkKeyStarts(String op, Tensor keyStarts, long b, long s) {
+        if (keyStarts != null) {
+            dtype(op, "keyStarts", keyStarts, DType.I32);
+            shape(op, "keyStarts", keyStarts, b, s);
+        }
     }
 
     void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale, boolean causal, Tensor keyLengths,
-                 float dropoutP, long seed, long offset) {
-        Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths);
+                 Tensor keyStarts, float dropoutP, long seed, long offset) {
+        Shape sh = check("attentionForward", q, k, v, out, lse, keyLengths, keyStarts);
         boolean tc = tensorCores(q.dtype(), sh.d(), scale, q, k, v, out);
         Dropout drop = dropout("attentionForward", dropoutP, seed, offset, tc, q.dtype(), sh.d());
         backend.enter();
         int dt = code("attentionForward", q);
-        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tc, computeCapability(), drop.on());
-        long keyLens = keyLengths == null ? 0L : keyLengths.address();
+        Launch l = forwardLaunch(q.dtype(), sh.d(), sh.s(), sh.b(), sh.np(), tc, computeCapability(), drop.on(),
+                keyStarts != null);
+        long keyLens = address(keyLengths), starts = address(keyStarts);
         if (tc) {
             Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
             launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
-                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(),
-                    drop.p(), drop.scale(), drop.seed(), drop.offset());
+                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, starts, st.qTok(), st.qGrp(), st.kTok(),
+                    st.kGrp(), drop.p(), drop.scale(), drop.seed(), drop.offset());
         } else {
             launch(l, q.address(), k.address(), v.address(), dt, out.address(), lse.address(), sh.s(), sh.sk(), sh.b(),
-                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens);
+                    sh.np(), sh.ng(), scale, causal ? 1 : 0, keyLens, starts);
         }
     }
 
@@ -303,9 +325,11 @@ final class CudaAttention {
      * {@link CudaBackend#attentionForwardFusedQkv} on the FA2 kernels, q, k and v read in place; false
      * (nothing launched) when those kernels do not apply (dtype, head dim, alignment).
      */
-    boolean forwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float scale, boolean causal) {
+    boolean forwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float scale, boolean causal,
+                            Tensor keyStarts) {
         String op = "attentionForwardFusedQkv";
         int d = checkFused(op, qkv, np, ng, out, lse);
+        checkKeyStarts(op, keyStarts, qkv.dim(1), qkv.dim(0));
         if (!tensorCores(qkv.dtype(), d, scale, qkv, out)) {
             return false;
         }
@@ -314,10 +338,10 @@ final class CudaAttention {
         int b = Math.toIntExact(qkv.dim(1));
         long headBytes = (long) d * qkv.dtype().byteSize();
         Strides st = Strides.fused(np, ng, d);
-        Launch l = forwardLaunch(qkv.dtype(), d, s, b, np, true, computeCapability());
+        Launch l = forwardLaunch(qkv.dtype(), d, s, b, np, true, computeCapability(), false, keyStarts != null);
         launch(l, qkv.address(), qkv.address() + np / ng * headBytes, qkv.address() + (np / ng + 1) * headBytes,
                 code(op, qkv), out.address(), lse.address(), s, s, b, np, ng, scale, causal ? 1 : 0, 0L,
-                st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), 0f, 1f, 0L, 0L);
+                address(keyStarts), st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), 0f, 1f, 0L, 0L);
         return true;
     }
 
@@ -326,9 +350,10 @@ final class CudaAttention {
      * dqkv, dQ accumulated in fp32 and stored into its fused place; false when those kernels do not apply.
      */
     boolean backwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv, float scale,
-                             boolean causal) {
+                             boolean causal, Tensor keyStarts) {
         String op = "attentionBackwardFusedQkv";
         int d = checkFused(op, qkv, np, ng, out, lse);
+        checkKeyStarts(op, keyStarts, qkv.dim(1), qkv.dim(0));
         sameShape(op, "out", out, "dOut", dOut);
         sameShape(op, "qkv", qkv, "dqkv", dqkv);
         if (dOut.dtype() != qkv.dtype() || dqkv.dtype() != qkv.dtype()) {
@@ -352,10 +377,11 @@ final class CudaAttention {
         long dqAcc = backend.temporary(dqBytes);
         try {
             prepareBackward(dOut, out, dt, delta, dqAcc, s, b, np, d);
-            launch(backwardLaunch(qkv.dtype(), d, s, b, ng, true), qkv.address(), qkv.address() + rep * headBytes,
-                    qkv.address() + (rep + 1) * headBytes, dt, dOut.address(), lse.address(), delta, dqAcc,
-                    dqkv.address() + rep * headBytes, dqkv.address() + (rep + 1) * headBytes, s, s, b, np, ng, scale,
-                    causal ? 1 : 0, 0L, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), 0f, 1f, 0L, 0L);
+            launch(backwardLaunch(qkv.dtype(), d, s, b, ng, true, false, keyStarts != null), qkv.address(),
+                    qkv.address() + rep * headBytes, qkv.address() + (rep + 1) * headBytes, dt, dOut.address(),
+                    lse.address(), delta, dqAcc, dqkv.address() + rep * headBytes, dqkv.address() + (rep + 1) * headBytes,
+                    s, s, b, np, ng, scale, causal ? 1 : 0, 0L, address(keyStarts), st.qTok(), st.qGrp(), st.kTok(),
+                    st.kGrp(), 0f, 1f, 0L, 0L);
             backend.launch("megatron_flash_attention_dq_store", backend.grid(rows * d / 8), 1, CudaBackend.THREADS, 0,
                     dqAcc, dqkv.address(), dt, s * b, np, rep, d, st.qTok(), st.qGrp());
         } finally {
@@ -377,14 +403,9 @@ final class CudaAttention {
     }
 
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk, Tensor dv,
-                  float scale, boolean causal, Tensor keyLengths) {
-        backward(dOut, q, k, v, out, lse, dq, dk, dv, scale, causal, keyLengths, 0f, 0L, 0L);
-    }
-
-    void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq, Tensor dk, Tensor dv,
-                  float scale, boolean causal, Tensor keyLengths, float dropoutP, long seed, long offset) {
+                  float scale, boolean causal, Tensor keyLengths, Tensor keyStarts, float dropoutP, long seed, long offset) {
         String op = "attentionBackward";
-        Shape sh = check(op, q, k, v, out, lse, keyLengths);
+        Shape sh = check(op, q, k, v, out, lse, keyLengths, keyStarts);
         floating(op, "dOut", dOut);
         floating(op, "dq", dq);
         floating(op, "dk", dk);
@@ -409,18 +430,18 @@ final class CudaAttention {
         long dqAcc = dqIsF32 ? dq.address() : backend.temporary(dqBytes);
         try {
             prepareBackward(dOut, out, dt, delta, dqAcc, sh.s(), sh.b(), sh.np(), sh.d());
-            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(), tc, drop.on());
-            long keyLens = keyLengths == null ? 0L : keyLengths.address();
+            Launch l = backwardLaunch(q.dtype(), sh.d(), sh.sk(), sh.b(), sh.ng(), tc, drop.on(), keyStarts != null);
+            long keyLens = address(keyLengths), starts = address(keyStarts);
             if (tc) {
                 Strides st = Strides.dense(sh.np(), sh.ng(), sh.d());
                 launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                         dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
-                        keyLens, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), drop.p(), drop.scale(), drop.seed(),
+                        keyLens, starts, st.qTok(), st.qGrp(), st.kTok(), st.kGrp(), drop.p(), drop.scale(), drop.seed(),
                         drop.offset());
             } else {
                 launch(l, q.address(), k.address(), v.address(), dt, dOut.address(), lse.address(), delta, dqAcc,
                         dk.address(), dv.address(), sh.s(), sh.sk(), sh.b(), sh.np(), sh.ng(), scale, causal ? 1 : 0,
-                        keyLens);
+                        keyLens, starts);
             }
             if (!dqIsF32) {
                 backend.launch("megatron_cast", backend.grid(rows * sh.d()), 1, CudaBackend.THREADS, 0, dqAcc, 0,
@@ -432,5 +453,10 @@ final class CudaAttention {
                 backend.release(dqAcc, dqBytes);
             }
         }
+    }
+
+    /** A device pointer argument: the tensor's address, or 0 (NULL) for none. */
+    private static long address(Tensor t) {
+        return t == null ? 0L : t.address();
     }
 }

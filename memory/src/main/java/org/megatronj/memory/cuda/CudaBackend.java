@@ -754,15 +754,17 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float softmaxScale,
-                                 boolean causal, Tensor keyLengths, float dropoutP, long seed, long offset) {
-        attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths, dropoutP, seed, offset);
+                                 boolean causal, Tensor keyLengths, Tensor keyStarts, float dropoutP, long seed,
+                                 long offset) {
+        attention.forward(q, k, v, out, lse, softmaxScale, causal, keyLengths, keyStarts, dropoutP, seed, offset);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
                                   Tensor dk, Tensor dv, float softmaxScale, boolean causal, Tensor keyLengths,
-                                  float dropoutP, long seed, long offset) {
-        attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, dropoutP, seed, offset);
+                                  Tensor keyStarts, float dropoutP, long seed, long offset) {
+        attention.backward(dOut, q, k, v, out, lse, dq, dk, dv, softmaxScale, causal, keyLengths, keyStarts, dropoutP,
+                seed, offset);
     }
 
     /** The tensor-core FlashAttention kernels (BF16/F16, d 64 or 128) read q, k, v in the fused layout. */
@@ -773,17 +775,17 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void attentionForwardFusedQkv(Tensor qkv, int np, int ng, Tensor out, Tensor lse, float softmaxScale,
-                                         boolean causal) {
-        if (!attention.forwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal)) {
-            Backend.super.attentionForwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal);
+                                         boolean causal, Tensor keyStarts) {
+        if (!attention.forwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal, keyStarts)) {
+            Backend.super.attentionForwardFusedQkv(qkv, np, ng, out, lse, softmaxScale, causal, keyStarts);
         }
     }
 
     @Override
     public void attentionBackwardFusedQkv(Tensor dOut, Tensor qkv, int np, int ng, Tensor out, Tensor lse, Tensor dqkv,
-                                          float softmaxScale, boolean causal) {
-        if (!attention.backwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal)) {
-            Backend.super.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal);
+                                          float softmaxScale, boolean causal, Tensor keyStarts) {
+        if (!attention.backwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal, keyStarts)) {
+            Backend.super.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, softmaxScale, causal, keyStarts);
         }
     }
 

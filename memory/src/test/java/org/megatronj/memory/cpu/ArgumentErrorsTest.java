@@ -85,6 +85,12 @@ class ArgumentErrorsTest {
             Tensor lengths = arena.fromInts(new int[] {5}, 1);
             assertMessage(() -> backend.attentionForward(q, k1, k1, q, lse, 1f, true, lengths),
                     "attentionForward:", "keyLengths[0] = 5", "sk = 4");
+            Tensor starts = arena.fromInts(new int[] {0, 0, 5, 1}, 1, 4);
+            assertMessage(() -> backend.attentionForward(q, k1, k1, q, lse, 1f, true, null, starts, 0f, 0L, 0L),
+                    "attentionForward:", "keyStarts[0, 2] = 5", "sk = 4");
+            Tensor flatStarts = arena.fromInts(new int[] {0, 0, 1, 1}, 4);
+            assertMessage(() -> backend.attentionForward(q, k1, k1, q, lse, 1f, true, null, flatStarts, 0f, 0L, 0L),
+                    "attentionForward:", "keyStarts", "[1, 4]");
         }
     }
 

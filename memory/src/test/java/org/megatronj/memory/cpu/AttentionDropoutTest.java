@@ -67,6 +67,39 @@ class AttentionDropoutTest {
     private static final long SEED = 0x5EEDL;
     private static final long OFFSET = 12345L;
 
+    /**
+     * Documents ({@code --reset-attention-mask}) with dropout: each row draws the multipliers of its
+     * visible keys at their own counters, whatever key of a block its document starts at.
+     */
+    @ParameterizedTest
+    @MethodSource("org.megatronj.memory.cpu.OpTesting#backends")
+    void documentsWithDropoutMatchTheReference(CpuBackend be) {
+        int s = 150, b = 2, np = 2, ng = 1, d = 8;
+        Random rnd = OpTesting.random(91);
+        try (TensorArena arena = new TensorArena("test")) {
+            Tensor q = tensor(arena, DType.F32, gaussian(rnd, s * b * np * d, 1f), s, b, np, d);
+            Tensor k = tensor(arena, DType.F32, gaussian(rnd, s * b * ng * d, 1f), s, b, ng, d);
+            Tensor v = tensor(arena, DType.F32, gaussian(rnd, s * b * ng * d, 1f), s, b, ng, d);
+            Tensor dOut = tensor(arena, DType.F32, gaussian(rnd, s * b * np * d, 1f), q.shape());
+            Tensor starts = arena.fromInts(AttentionOpsTest.documents(s, new int[] {0, 40, 70, 131}, new int[] {0, 100}), b, s);
+            Tensor out = arena.allocate(DType.F32, q.shape());
+            Tensor lse = arena.allocate(DType.F32, b, np, s);
+            be.attentionForward(q, k, v, out, lse, 0.35f, true, null, starts, P, SEED, OFFSET);
+            ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, 0.35f, true, null, starts, P, SEED, OFFSET);
+            assertClose("out", ref.out(), out, 2e-5, 1e-4);
+            assertClose("lse", ref.lse(), lse, 2e-5, 1e-5);
+            Tensor dq = arena.allocate(DType.F32, q.shape());
+            Tensor dk = arena.allocate(DType.F32, k.shape());
+            Tensor dv = arena.allocate(DType.F32, v.shape());
+            be.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, 0.35f, true, null, starts, P, SEED, OFFSET);
+            ReferenceAttention.Gradients g = ReferenceAttention.backward(dOut, q, k, v, 0.35f, true, null, starts,
+                    P, SEED, OFFSET);
+            assertClose("dq", g.dq(), dq, 5e-5, 5e-4);
+            assertClose("dk", g.dk(), dk, 5e-5, 5e-4);
+            assertClose("dv", g.dv(), dv, 5e-5, 5e-4);
+        }
+    }
+
     /** Kernel forward and backward against the reference with the same mask, and against finite differences. */
     @ParameterizedTest
     @MethodSource("cases")
@@ -85,8 +118,8 @@ class AttentionDropoutTest {
             float scale = (float) (1 / Math.sqrt(c.d));
             Tensor out = arena.allocate(DType.F32, q.shape());
             Tensor lse = arena.allocate(DType.F32, c.batch, c.np, c.s);
-            c.backend.attentionForward(q, k, v, out, lse, scale, c.causal, lengths, P, SEED, OFFSET);
-            ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, scale, c.causal, lengths, P, SEED, OFFSET);
+            c.backend.attentionForward(q, k, v, out, lse, scale, c.causal, lengths, null, P, SEED, OFFSET);
+            ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, scale, c.causal, lengths, null, P, SEED, OFFSET);
             ReferenceAttention.Forward plain = ReferenceAttention.forward(q, k, v, scale, c.causal, lengths);
             assertClose("out", ref.out(), out, 2e-5, 1e-4);
             assertClose("lse (undropped)", plain.lse(), lse, 2e-5, 1e-5);
@@ -98,9 +131,9 @@ class AttentionDropoutTest {
             Tensor dk = arena.allocate(DType.F32, k.shape());
             Tensor dv = arena.allocate(DType.F32, v.shape());
             c.backend.fill(dq, Float.NaN); // written, not accumulated
-            c.backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, c.causal, lengths, P, SEED, OFFSET);
+            c.backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, c.causal, lengths, null, P, SEED, OFFSET);
             ReferenceAttention.Gradients g = ReferenceAttention.backward(dOut, q, k, v, scale, c.causal, lengths,
-                    P, SEED, OFFSET);
+                    null, P, SEED, OFFSET);
             assertClose("dq", g.dq(), dq, 5e-5, 5e-4);
             assertClose("dk", g.dk(), dk, 5e-5, 5e-4);
             assertClose("dv", g.dv(), dv, 5e-5, 5e-4);
@@ -190,7 +223,7 @@ class AttentionDropoutTest {
             Tensor lse = arena.allocate(DType.F32, batch, np, s);
             be.attentionForward(q, k, v, plain, lse, 0.125f, false, null);
             float[] lsePlain = lse.toFloatArray();
-            be.attentionForward(q, k, v, out, lse, 0.125f, false, null, p, seed, offset);
+            be.attentionForward(q, k, v, out, lse, 0.125f, false, null, null, p, seed, offset);
             assertArrayEquals(lsePlain, lse.toFloatArray(), "lse is the undropped softmax's");
             AttentionShape a = new AttentionShape(s, sk, batch, np, 1, sk);
             float keep = 1f / (1f - p);
@@ -239,7 +272,7 @@ class AttentionDropoutTest {
             double[] sum = new double[expected.length];
             double[] sumSquares = new double[expected.length];
             for (int seed = 0; seed < seeds; seed++) {
-                be.attentionForward(q, k, v, out, lse, 0.35f, true, null, p, 1000 + seed, 0);
+                be.attentionForward(q, k, v, out, lse, 0.35f, true, null, null, p, 1000 + seed, 0);
                 float[] o = out.toFloatArray();
                 for (int i = 0; i < o.length; i++) {
                     sum[i] += o[i];
@@ -286,11 +319,11 @@ class AttentionDropoutTest {
         Tensor dOutT = tensor(arena, DType.F32, dOut, s, b, np, d);
         Tensor out = arena.allocate(DType.F32, s, b, np, d);
         Tensor lse = arena.allocate(DType.F32, b, np, s);
-        be.attentionForward(qt, kt, kt, out, lse, 0.25f, true, null, 0.2f, 9, 3);
+        be.attentionForward(qt, kt, kt, out, lse, 0.25f, true, null, null, 0.2f, 9, 3);
         Tensor dq = arena.allocate(DType.F32, s, b, np, d);
         Tensor dk = arena.allocate(DType.F32, s, b, ng, d);
         Tensor dv = arena.allocate(DType.F32, s, b, ng, d);
-        be.attentionBackward(dOutT, qt, kt, kt, out, lse, dq, dk, dv, 0.25f, true, null, 0.2f, 9, 3);
+        be.attentionBackward(dOutT, qt, kt, kt, out, lse, dq, dk, dv, 0.25f, true, null, null, 0.2f, 9, 3);
         return new float[][] {out.toFloatArray(), lse.toFloatArray(), dq.toFloatArray(), dk.toFloatArray(),
                 dv.toFloatArray()};
     }
@@ -322,8 +355,8 @@ class AttentionDropoutTest {
                     be.attentionForward(qt, kt, kt, out, lse, 0.3f, true, null);
                     be.attentionBackward(dOutT, qt, kt, kt, out, lse, dq, dk, dv, 0.3f, true, null);
                 } else {
-                    be.attentionForward(qt, kt, kt, out, lse, 0.3f, true, null, 0f, 123, 456);
-                    be.attentionBackward(dOutT, qt, kt, kt, out, lse, dq, dk, dv, 0.3f, true, null, 0f, 123, 456);
+                    be.attentionForward(qt, kt, kt, out, lse, 0.3f, true, null, null, 0f, 123, 456);
+                    be.attentionBackward(dOutT, qt, kt, kt, out, lse, dq, dk, dv, 0.3f, true, null, null, 0f, 123, 456);
                 }
                 results[run] = concat(out, lse, dq, dk, dv);
             }
@@ -350,11 +383,11 @@ class AttentionDropoutTest {
             Tensor lse = arena.allocate(DType.F32, 1, 1, 2);
             for (float p : new float[] {1f, -0.1f, Float.NaN}) {
                 TensorException e = assertThrows(TensorException.class,
-                        () -> be.attentionForward(q, q, q, q, lse, 1f, true, null, p, 0, 0));
+                        () -> be.attentionForward(q, q, q, q, lse, 1f, true, null, null, p, 0, 0));
                 assertTrue(e.getMessage().startsWith("attentionForward: attention dropout probability dropoutP = " + p),
                         e.getMessage());
                 e = assertThrows(TensorException.class,
-                        () -> be.attentionBackward(q, q, q, q, q, lse, q, q, q, 1f, true, null, p, 0, 0));
+                        () -> be.attentionBackward(q, q, q, q, q, lse, q, q, q, 1f, true, null, null, p, 0, 0));
                 assertTrue(e.getMessage().contains("expected 0 <= dropoutP < 1"), e.getMessage());
             }
         }

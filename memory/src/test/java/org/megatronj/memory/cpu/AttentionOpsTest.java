@@ -20,18 +20,42 @@ import static org.megatronj.memory.cpu.OpTesting.toDouble;
 
 /**
  * The tiled attention kernel against the materialised float64 reference: MHA, GQA and MQA,
- * causal with {@code sk > s} and {@code sk < s}, padding by key lengths, fully masked rows,
- * more keys than one tile, bf16 inputs. The reference backward is itself checked against
+ * causal with {@code sk > s} and {@code sk < s}, padding by key lengths, documents by key starts
+ * ({@code --reset-attention-mask}), fully masked rows, more keys than one tile, bf16 inputs. The reference backward is itself checked against
  * central finite differences.
  */
 class AttentionOpsTest {
 
-    record Case(CpuBackend backend, int s, int sk, int batch, int np, int ng, int d, boolean causal, int[] keyLengths) {
+    record Case(CpuBackend backend, int s, int sk, int batch, int np, int ng, int d, boolean causal, int[] keyLengths,
+                int[] keyStarts) {
+        Case(CpuBackend backend, int s, int sk, int batch, int np, int ng, int d, boolean causal, int[] keyLengths) {
+            this(backend, s, sk, batch, np, ng, d, causal, keyLengths, null);
+        }
+
         @Override
         public String toString() {
             return backend + " s=" + s + " sk=" + sk + " b=" + batch + " np=" + np + " ng=" + ng + " d=" + d
-                    + " causal=" + causal + (keyLengths == null ? "" : " keyLengths=" + java.util.Arrays.toString(keyLengths));
+                    + " causal=" + causal + (keyLengths == null ? "" : " keyLengths=" + java.util.Arrays.toString(keyLengths))
+                    + (keyStarts == null ? "" : " documents");
         }
+    }
+
+    /**
+     * Key starts {@code [batch * s]} of documents: entry e's documents begin at {@code firsts[e]}
+     * (ascending, the first 0), so row i's start is the last first at or below i.
+     */
+    static int[] documents(int s, int[]... firsts) {
+        int[] starts = new int[firsts.length * s];
+        for (int e = 0; e < firsts.length; e++) {
+            int doc = 0;
+            for (int i = 0; i < s; i++) {
+                while (doc + 1 < firsts[e].length && firsts[e][doc + 1] <= i) {
+                    doc++;
+                }
+                starts[e * s + i] = firsts[e][doc];
+            }
+        }
+        return starts;
     }
 
     static Stream<Case> cases() {
@@ -42,7 +66,15 @@ class AttentionOpsTest {
                 new Case(be, 5, 8, 3, 2, 1, 21, false, new int[] {8, 3, 0}), // padding, one empty sequence
                 new Case(be, 8, 8, 2, 4, 2, 16, true, new int[] {5, 8}),
                 new Case(be, 1, 37, 2, 4, 2, 32, true, null),       // one decode step against a KV cache
-                new Case(be, 300, 300, 1, 2, 1, 64, true, null)     // several query tiles and key blocks
+                new Case(be, 300, 300, 1, 2, 1, 64, true, null),    // several query tiles and key blocks
+                new Case(be, 9, 9, 2, 4, 2, 19, true, null,         // documents; entry 1 is one document
+                        documents(9, new int[] {0, 3, 7}, new int[] {0})),
+                new Case(be, 300, 300, 2, 2, 1, 64, true, null,     // documents across key blocks, one of one token
+                        documents(300, new int[] {0, 70, 150, 151, 290}, new int[] {0, 64, 128})),
+                new Case(be, 6, 6, 1, 2, 2, 8, true, null,          // rows whose start is past their causal end:
+                        new int[] {0, 0, 5, 2, 6, 3}),                // fully masked
+                new Case(be, 8, 8, 2, 4, 2, 16, true, new int[] {5, 8},  // documents and padding
+                        documents(8, new int[] {0, 2}, new int[] {0, 6}))
         ));
     }
 
@@ -55,11 +87,12 @@ class AttentionOpsTest {
             Tensor k = tensor(arena, DType.F32, gaussian(rnd, c.sk * c.batch * c.ng * c.d, 1f), c.sk, c.batch, c.ng, c.d);
             Tensor v = tensor(arena, DType.F32, gaussian(rnd, c.sk * c.batch * c.ng * c.d, 1f), c.sk, c.batch, c.ng, c.d);
             Tensor lengths = c.keyLengths == null ? null : arena.fromInts(c.keyLengths, c.batch);
+            Tensor starts = c.keyStarts == null ? null : arena.fromInts(c.keyStarts, c.batch, c.s);
             float scale = (float) (1 / Math.sqrt(c.d));
             Tensor out = arena.allocate(DType.F32, q.shape());
             Tensor lse = arena.allocate(DType.F32, c.batch, c.np, c.s);
-            c.backend.attentionForward(q, k, v, out, lse, scale, c.causal, lengths);
-            ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, scale, c.causal, lengths);
+            c.backend.attentionForward(q, k, v, out, lse, scale, c.causal, lengths, starts, 0f, 0L, 0L);
+            ReferenceAttention.Forward ref = ReferenceAttention.forward(q, k, v, scale, c.causal, lengths, starts, 0f, 0L, 0L);
             assertClose("out", ref.out(), out, 2e-5, 1e-4);
             assertClose("lse", ref.lse(), lse, 2e-5, 1e-5);
 
@@ -68,8 +101,9 @@ class AttentionOpsTest {
             Tensor dk = arena.allocate(DType.F32, k.shape());
             Tensor dv = arena.allocate(DType.F32, v.shape());
             c.backend.fill(dq, Float.NaN); // written, not accumulated
-            c.backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, c.causal, lengths);
-            ReferenceAttention.Gradients g = ReferenceAttention.backward(dOut, q, k, v, scale, c.causal, lengths);
+            c.backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, c.causal, lengths, starts, 0f, 0L, 0L);
+            ReferenceAttention.Gradients g = ReferenceAttention.backward(dOut, q, k, v, scale, c.causal, lengths, starts,
+                    0f, 0L, 0L);
             assertClose("dq", g.dq(), dq, 5e-5, 5e-4);
             assertClose("dk", g.dk(), dk, 5e-5, 5e-4);
             assertClose("dv", g.dv(), dv, 5e-5, 5e-4);
@@ -108,7 +142,7 @@ class AttentionOpsTest {
             Tensor out = arena.allocate(DType.F32, s, b, np, d), lse = arena.allocate(DType.F32, b, np, s);
             Tensor fusedOut = arena.allocate(DType.F32, s, b, np, d), fusedLse = arena.allocate(DType.F32, b, np, s);
             backend.attentionForward(q, k, v, out, lse, scale, true, null);
-            backend.attentionForwardFusedQkv(qkv, np, ng, fusedOut, fusedLse, scale, true);
+            backend.attentionForwardFusedQkv(qkv, np, ng, fusedOut, fusedLse, scale, true, null);
             assertArrayEquals(out.toFloatArray(), fusedOut.toFloatArray());
             assertArrayEquals(lse.toFloatArray(), fusedLse.toFloatArray());
 
@@ -117,7 +151,7 @@ class AttentionOpsTest {
             Tensor dv = arena.allocate(DType.F32, v.shape()), dqkv = arena.allocate(DType.F32, qkv.shape());
             backend.fill(dqkv, Float.NaN);  // written in full
             backend.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, scale, true, null);
-            backend.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, scale, true);
+            backend.attentionBackwardFusedQkv(dOut, qkv, np, ng, out, lse, dqkv, scale, true, null);
             for (int token = 0; token < s * b; token++) {
                 for (int g = 0; g < ng; g++) {
                     for (int c = 0; c < d; c++) {

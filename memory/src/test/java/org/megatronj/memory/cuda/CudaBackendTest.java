@@ -511,12 +511,12 @@ class CudaBackendTest {
             if (dt == DType.F32) {
                 Tensor g = lse.gpu();
                 TensorException e = assertThrows(TensorException.class, () -> gpu.attentionForward(q.gpu(), k.gpu(),
-                        v.gpu(), out.gpu(), g, scale, c.causal(), side(lengths, true), p, dropSeed, dropOffset));
+                        v.gpu(), out.gpu(), g, scale, c.causal(), side(lengths, true), null, p, dropSeed, dropOffset));
                 assertTrue(e.getMessage().contains("tensor-core"), e.getMessage());
                 continue;
             }
             both((be, g) -> be.attentionForward(side(q, g), side(k, g), side(v, g), side(out, g), side(lse, g), scale,
-                    c.causal(), side(lengths, g), p, dropSeed, dropOffset));
+                    c.causal(), side(lengths, g), null, p, dropSeed, dropOffset));
             assertClose("dropout attention out " + c, out, tolerance(dt));
             assertClose("dropout attention lse " + c, lse, 1e-5);
             Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
@@ -524,8 +524,8 @@ class CudaBackendTest {
             Pair dk = poisoned(dt, c.sk(), c.b(), c.ng(), c.d());
             Pair dv = poisoned(dt, c.sk(), c.b(), c.ng(), c.d());
             both((be, g) -> be.attentionBackward(side(dOut, g), side(q, g), side(k, g), side(v, g), side(out, g),
-                    side(lse, g), side(dq, g), side(dk, g), side(dv, g), scale, c.causal(), side(lengths, g), p, dropSeed,
-                    dropOffset));
+                    side(lse, g), side(dq, g), side(dk, g), side(dv, g), scale, c.causal(), side(lengths, g), null, p,
+                    dropSeed, dropOffset));
             assertClose("dropout attention dq " + c, dq, 2 * tolerance(dt));
             assertClose("dropout attention dk " + c, dk, 2 * tolerance(dt));
             assertClose("dropout attention dv " + c, dv, 2 * tolerance(dt));
@@ -553,14 +553,80 @@ class CudaBackendTest {
             Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
             float scale = (float) (1 / Math.sqrt(c.d()));
             both((be, g) -> be.attentionForwardFusedQkv(side(qkv, g), c.np(), c.ng(), side(out, g), side(lse, g), scale,
-                    c.causal()));
+                    c.causal(), null));
             assertClose("fused-qkv attention out " + c, out, Math.max(tolerance(dt), 1e-5));
             assertClose("fused-qkv attention lse " + c, lse, 1e-5);
             Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
             Pair dqkv = poisoned(dt, c.s(), c.b(), width);
             both((be, g) -> be.attentionBackwardFusedQkv(side(dOut, g), side(qkv, g), c.np(), c.ng(), side(out, g),
-                    side(lse, g), side(dqkv, g), scale, c.causal()));
+                    side(lse, g), side(dqkv, g), scale, c.causal(), null));
             assertClose("fused-qkv attention dqkv " + c, dqkv, dt == DType.F32 ? 1e-4 : 2 * tolerance(dt));
+        }
+    }
+
+    /**
+     * Documents ({@code keyStarts}, {@code --reset-attention-mask}): the FA2 kernels' _docs twins (BF16/F16,
+     * with and without dropout, dense and on the fused qkv) and the CUDA-core kernels (F32) against the CPU.
+     * Documents start inside key blocks and span several; none has a single token (see {@link #keyLengths}).
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void flashAttentionDocuments(DType dt) {
+        record DocCase(int s, int b, int np, int ng, int d, int[][] firsts) {
+        }
+        DocCase[] cases = {
+            new DocCase(150, 2, 4, 2, 64, new int[][] {{0, 40, 97}, {0, 64, 130}}),
+            new DocCase(96, 2, 8, 2, 128, new int[][] {{0, 33}, {0}}),
+            new DocCase(70, 2, 2, 1, dt == DType.F32 ? 32 : 64, new int[][] {{0, 5, 69 - 3}, {0, 17}}),
+        };
+        long dropSeed = 987654321L, dropOffset = 5;
+        for (DocCase c : cases) {
+            int[] startsArray = new int[c.b() * c.s()];
+            for (int e = 0; e < c.b(); e++) {
+                for (int i = 0, doc = 0; i < c.s(); i++) {
+                    while (doc + 1 < c.firsts()[e].length && c.firsts()[e][doc + 1] <= i) {
+                        doc++;
+                    }
+                    startsArray[e * c.s() + i] = c.firsts()[e][doc];
+                }
+            }
+            Pair starts = upload(arena.fromInts(startsArray, c.b(), c.s()));
+            float scale = (float) (1 / Math.sqrt(c.d()));
+            String name = dt + " " + c;
+            for (float p : dt == DType.F32 ? new float[] {0f} : new float[] {0f, 0.15f}) {
+                Pair q = random(dt, c.s(), c.b(), c.np(), c.d());
+                Pair k = random(dt, c.s(), c.b(), c.ng(), c.d());
+                Pair v = random(dt, c.s(), c.b(), c.ng(), c.d());
+                Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+                Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
+                both((be, g) -> be.attentionForward(side(q, g), side(k, g), side(v, g), side(out, g), side(lse, g), scale,
+                        true, null, side(starts, g), p, dropSeed, dropOffset));
+                assertClose("documents out p=" + p + " " + name, out, Math.max(tolerance(dt), 1e-5));
+                assertClose("documents lse p=" + p + " " + name, lse, 1e-5);
+                Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
+                Pair dq = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+                Pair dk = poisoned(dt, c.s(), c.b(), c.ng(), c.d());
+                Pair dv = poisoned(dt, c.s(), c.b(), c.ng(), c.d());
+                both((be, g) -> be.attentionBackward(side(dOut, g), side(q, g), side(k, g), side(v, g), side(out, g),
+                        side(lse, g), side(dq, g), side(dk, g), side(dv, g), scale, true, null, side(starts, g), p,
+                        dropSeed, dropOffset));
+                double tol = dt == DType.F32 ? 1e-4 : 2 * tolerance(dt);
+                assertClose("documents dq p=" + p + " " + name, dq, tol);
+                assertClose("documents dk p=" + p + " " + name, dk, tol);
+                assertClose("documents dv p=" + p + " " + name, dv, tol);
+            }
+            long width = (long) (c.np() + 2 * c.ng()) * c.d();
+            Pair qkv = random(dt, c.s(), c.b(), width);
+            Pair out = poisoned(dt, c.s(), c.b(), c.np(), c.d());
+            Pair lse = poisoned(DType.F32, c.b(), c.np(), c.s());
+            both((be, g) -> be.attentionForwardFusedQkv(side(qkv, g), c.np(), c.ng(), side(out, g), side(lse, g), scale,
+                    true, side(starts, g)));
+            assertClose("documents fused-qkv out " + name, out, Math.max(tolerance(dt), 1e-5));
+            Pair dOut = random(dt, c.s(), c.b(), c.np(), c.d());
+            Pair dqkv = poisoned(dt, c.s(), c.b(), width);
+            both((be, g) -> be.attentionBackwardFusedQkv(side(dOut, g), side(qkv, g), c.np(), c.ng(), side(out, g),
+                    side(lse, g), side(dqkv, g), scale, true, side(starts, g)));
+            assertClose("documents fused-qkv dqkv " + name, dqkv, dt == DType.F32 ? 1e-4 : 2 * tolerance(dt));
         }
     }
 

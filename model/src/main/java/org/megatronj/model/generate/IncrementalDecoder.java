@@ -133,7 +133,7 @@ public final class IncrementalDecoder implements AutoCloseable {
         model.embedding().forward(tok, position, x, ws.hiddenA(), null);                  // [t, b, h]
         List<TransformerLayer> layers = model.layers();
         for (int l = 0; l < layers.size(); l++) {
-            layers.get(l).forward(x, y, a, ws, null, null, null, cache.layer(l), start);        // [t, b, h]
+            layers.get(l).forward(x, y, a, ws, null, null, null, null, cache.layer(l), start);  // [t, b, h]
             Tensor swap = x;
             x = y;
             y = swap;

@@ -18,6 +18,9 @@ import org.megatronj.model.TransformerConfig;
  * (training): the probabilities of global query head {@code firstHead + h} draw from the key's
  * counters as {@code Backend#attentionForward} defines, so a tensor-parallel rank draws the
  * single-rank masks of its heads.
+ *
+ * <p>Documents ({@code --reset-attention-mask}): with {@code keyStarts} (I32 {@code [b, s]}) query t of
+ * sample r attends only keys {@code [keyStarts[r, t], t]}, as {@code Backend#attentionForward} defines.
  */
 public final class SelfAttention {
     private final Backend backend;
@@ -61,25 +64,26 @@ public final class SelfAttention {
      * attnOut and lse in {@code a}. With a {@code cache}, the new keys and values land in its rows
      * {@code [start, start + s)} and the queries attend to all rows {@code [0, start + s)}.
      * {@code probsKey}: the layer's attention-probabilities dropout key, null = no dropout (eval, generation).
+     * {@code keyStarts}: documents, null = none.
      */
     public void forward(Tensor x, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
-                        DropoutKey probsKey) {
-        forward(x, null, out, a, ws, cache, start, probsKey);
+                        DropoutKey probsKey, Tensor keyStarts) {
+        forward(x, null, out, a, ws, cache, start, probsKey, keyStarts);
     }
 
     /**
-     * As {@link #forward(Tensor, Tensor, LayerActivations, Workspace, KvSlot, int, DropoutKey)}; with a
+     * As {@link #forward(Tensor, Tensor, LayerActivations, Workspace, KvSlot, int, DropoutKey, Tensor)}; with a
      * {@code residual} (not under sequence parallelism) {@code out = residual + attention(x)}, the add
      * folded into linear_proj.
      */
     public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
-                        DropoutKey probsKey) {
+                        DropoutKey probsKey, Tensor keyStarts) {
         if (readsFusedQkv(a, cache, probsKey)) {
             linearQkv.forward(x, a.qkv());                                // [s, b, (np + 2ng) d], kept for backward
             backend.attentionForwardFusedQkv(a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(), a.lseShaped(),
-                    softmaxScale, true);
+                    softmaxScale, true, keyStarts);
         } else {
-            separateQkvAndAttend(x, a, ws, cache, start, probsKey);
+            separateQkvAndAttend(x, a, ws, cache, start, probsKey, keyStarts);
         }
         if (linearProj.sequenceParallel()) {
             ((RowParallelLinear) linearProj).forwardSequenceParallel(a.attnOut(), ws.hiddenB(), out);  // out [s/t, b, h]
@@ -101,7 +105,7 @@ public final class SelfAttention {
 
     /** linear_qkv, then q, k, v gathered into a.q, a.k, a.v (or the cache), rope, and attention into a.attnOut. */
     private void separateQkvAndAttend(Tensor x, LayerActivations a, Workspace ws, KvSlot cache, int start,
-                                      DropoutKey probsKey) {
+                                      DropoutKey probsKey, Tensor keyStarts) {
         int s = (int) x.dim(0);
         linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
@@ -116,7 +120,7 @@ public final class SelfAttention {
         }
         Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);          // [sk, b, ng, d]
         Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
-        backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null,
+        backend.attentionForward(a.q(), kAll, vAll, a.attnOut(), a.lseShaped(), softmaxScale, true, null, keyStarts,
                 dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), kAll));
     }
 
@@ -125,7 +129,8 @@ public final class SelfAttention {
      * sequence parallelism dOut and dx are this rank's {@code [s/t, b, h]} rows and x is the
      * gathered input; ws.hiddenB is the full-length scratch.
      */
-    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws, DropoutKey probsKey) {
+    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws, DropoutKey probsKey,
+                         Tensor keyStarts) {
         if (linearProj.sequenceParallel()) {
             ((RowParallelLinear) linearProj).backwardSequenceParallel(dOut, ws.hiddenB(), a.attnOut(), ws.dAttn());
         } else {
@@ -133,10 +138,10 @@ public final class SelfAttention {
         }
         if (readsFusedQkv(a, null, probsKey)) {
             backend.attentionBackwardFusedQkv(ws.dAttn(), a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(),
-                    a.lseShaped(), ws.qkv(), softmaxScale, true);                            // dqkv [s, b, (np + 2ng) d]
+                    a.lseShaped(), ws.qkv(), softmaxScale, true, keyStarts);                 // dqkv [s, b, (np + 2ng) d]
         } else {
             backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
-                    ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null,
+                    ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null, keyStarts,
                     dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
             if (rope != null) {
                 rope.backward(ws.dq(), 0);

@@ -57,20 +57,22 @@ public final class TransformerLayer {
     /**
      * input {@code [s, b, h]} -> output {@code [s, b, h]} (written, distinct from input). Dropout keys
      * (of the attention probabilities, the attention branch and the MLP branch) null = no dropout
-     * (eval, generation). {@code cache}/{@code start}: see {@link SelfAttention#forward}.
+     * (eval, generation). {@code keyStarts}: documents, see {@link SelfAttention#forward}; null = none.
+     * {@code cache}/{@code start}: see {@link SelfAttention#forward}.
      */
     public void forward(Tensor input, Tensor output, LayerActivations a, Workspace ws, DropoutKey probsKey,
-                        DropoutKey attentionKey, DropoutKey mlpKey, KvSlot cache, int start) {
+                        DropoutKey attentionKey, DropoutKey mlpKey, Tensor keyStarts, KvSlot cache, int start) {
         if (sequenceParallel) {
-            forwardSequenceParallel(input, output, a, ws, probsKey, shard(attentionKey, input), shard(mlpKey, input));
+            forwardSequenceParallel(input, output, a, ws, probsKey, shard(attentionKey, input), shard(mlpKey, input),
+                    keyStarts);
             return;
         }
         inputLayernorm.forward(input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd());
         if (drops(attentionKey)) {
-            selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey);     // [s, b, h]
+            selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey, keyStarts);  // [s, b, h]
             dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
         } else {                                                                  // the residual add in linear_proj
-            selfAttention.forward(a.ln1Out(), input, a.afterAttention(), a, ws, cache, start, probsKey);
+            selfAttention.forward(a.ln1Out(), input, a.afterAttention(), a, ws, cache, start, probsKey, keyStarts);
         }
         preMlpLayernorm.forward(a.afterAttention(), a.ln2Out(), a.ln2Mean(), a.ln2Rstd());
         if (drops(mlpKey)) {
@@ -88,10 +90,11 @@ public final class TransformerLayer {
 
     /** input, output {@code [s/t, b, h]}; ws.shardA/B are shard scratch, ws.hiddenB full-length scratch. */
     private void forwardSequenceParallel(Tensor input, Tensor output, LayerActivations a, Workspace ws,
-                                         DropoutKey probsKey, DropoutKey attentionKey, DropoutKey mlpKey) {
+                                         DropoutKey probsKey, DropoutKey attentionKey, DropoutKey mlpKey,
+                                         Tensor keyStarts) {
         inputLayernorm.forward(input, ws.shardA(), a.ln1Mean(), a.ln1Rstd());
         tp.allGatherFirstDim(ws.shardA(), a.ln1Out());                           // [s, b, h]
-        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0, probsKey);   // [s/t, b, h]
+        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0, probsKey, keyStarts);   // [s/t, b, h]
         dropoutAdd(ws.shardA(), input, a.afterAttention(), attentionKey);
         preMlpLayernorm.forward(a.afterAttention(), ws.shardB(), a.ln2Mean(), a.ln2Rstd());
         tp.allGatherFirstDim(ws.shardB(), a.ln2Out());                           // [s, b, h]
@@ -101,7 +104,7 @@ public final class TransformerLayer {
 
     /** dx {@code [s, b, h]} ({@code [s/t, b, h]} under sequence parallelism): in, the gradient of the output; out, the gradient of {@code input}. */
     public void backward(Tensor dx, Tensor input, LayerActivations a, Workspace ws, DropoutKey probsKey,
-                         DropoutKey attentionKey, DropoutKey mlpKey) {
+                         DropoutKey attentionKey, DropoutKey mlpKey, Tensor keyStarts) {
         if (sequenceParallel) {
             attentionKey = shard(attentionKey, input);
             mlpKey = shard(mlpKey, input);
@@ -113,7 +116,7 @@ public final class TransformerLayer {
         preMlpLayernorm.backwardAccumulate(ws.shardB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), dx);
         // Attention block.
         dBranch = dropoutGrad(dx, ws.shardA(), attentionKey);
-        selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws, probsKey);  // d ln1Out
+        selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws, probsKey, keyStarts);  // d ln1Out
         inputLayernorm.backwardAccumulate(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), dx);
     }
 

@@ -9,7 +9,8 @@ import org.megatronj.model.MicroBatch;
  * Every token and label is checked against the model's (padded) vocabulary as its sample is read,
  * so a dataset tokenized with another vocabulary fails naming the sample and its dataset, before
  * the embedding would fail naming only a position in a batch. Ids between the tokenizer's size and
- * the padded size are rows of the embedding like any other, and pass, as in Megatron.
+ * the padded size are rows of the embedding like any other, and pass, as in Megatron. With
+ * {@code --reset-attention-mask} the samples' documents become the micro-batch's key starts.
  */
 public final class GptSamples implements SampleSource {
     private final GptSampleSource source;
@@ -41,6 +42,7 @@ public final class GptSamples implements SampleSource {
         int[] labels = new int[n];
         float[] mask = new float[n];
         int[] positions = new int[n];
+        int[] keyStarts = null;   // with --reset-attention-mask; a sample without documents keeps starts 0
         for (int r = 0; r < batchSize; r++) {
             long index = Math.floorMod(first + r, source.size());
             GptSample s = source.sample(index);
@@ -48,18 +50,19 @@ public final class GptSamples implements SampleSource {
                 throw new IllegalStateException("sample " + index + " (" + source.origin(index) + ") has " + s.tokens().length
                         + " tokens, expected --seq-length " + seqLength);
             }
-            if (s.attentionSegments() != null) {
-                throw new IllegalArgumentException("--reset-attention-mask is not supported by the GPT model yet (it attends causally"
-                        + " across documents); train without it");
-            }
             checkIds(index, "token", s.tokens());
             checkIds(index, "label", s.labels());
             System.arraycopy(s.tokens(), 0, tokens, r * seqLength, seqLength);
             System.arraycopy(s.labels(), 0, labels, r * seqLength, seqLength);
             System.arraycopy(s.lossMask(), 0, mask, r * seqLength, seqLength);
             System.arraycopy(s.positionIds(), 0, positions, r * seqLength, seqLength);
+            int[] starts = s.keyStarts();
+            if (starts != null) {
+                keyStarts = keyStarts == null ? new int[n] : keyStarts;
+                System.arraycopy(starts, 0, keyStarts, r * seqLength, seqLength);
+            }
         }
-        return new MicroBatch(batchSize, seqLength, tokens, labels, mask, positions);
+        return new MicroBatch(batchSize, seqLength, tokens, labels, mask, positions, keyStarts);
     }
 
     private void checkIds(long index, String what, int[] ids) {

@@ -74,7 +74,11 @@ final class ParallelGptHarness {
                 .vocabSize(64).makeVocabSizeDivisibleBy(16).build();
     }
 
-    /** The global batch of iteration {@code it} as micro-batches, the same for every layout. */
+    /**
+     * The global batch of iteration {@code it} as micro-batches, the same for every layout. The odd
+     * micro-batches hold two documents per sample ({@code --reset-attention-mask}'s key starts, split at
+     * a random position), so every layout runs both attention masks.
+     */
     static List<MicroBatch> globalBatch(TransformerConfig c, int it) {
         SplittableRandom random = new SplittableRandom(SEED * 31 + it);
         List<MicroBatch> out = new ArrayList<>();
@@ -88,7 +92,14 @@ final class ParallelGptHarness {
                 labels[i] = random.nextInt(c.vocabSize());
                 mask[i] = random.nextInt(8) == 0 ? 0f : 1f;
             }
-            out.add(new MicroBatch(MICRO_BATCH, s, tokens, labels, mask, null));
+            int[] keyStarts = m % 2 == 1 ? new int[MICRO_BATCH * s] : null;
+            for (int r = 0; keyStarts != null && r < MICRO_BATCH; r++) {
+                int second = 1 + random.nextInt(s - 1);
+                for (int t = second; t < s; t++) {
+                    keyStarts[r * s + t] = second;
+                }
+            }
+            out.add(new MicroBatch(MICRO_BATCH, s, tokens, labels, mask, null, keyStarts));
         }
         return out;
     }

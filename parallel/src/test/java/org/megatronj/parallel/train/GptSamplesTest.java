@@ -2,6 +2,7 @@ package org.megatronj.parallel.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -15,6 +16,11 @@ import org.megatronj.model.MicroBatch;
 class GptSamplesTest {
     /** Samples of 4 tokens; sample 1 holds {@code bad} at token position 2. */
     private static GptSampleSource source(int bad) {
+        return source(bad, null);
+    }
+
+    /** As {@link #source(int)}, each sample with these attention segments (--reset-attention-mask), or none. */
+    private static GptSampleSource source(int bad, int[] segments) {
         return new GptSampleSource() {
             @Override
             public long size() {
@@ -25,7 +31,7 @@ class GptSamplesTest {
             public GptSample sample(long index) {
                 int[] tokens = {1, 2, index == 1 ? bad : 3, 4};
                 int[] labels = {2, 3, 4, 5};
-                return new GptSample(tokens, labels, new float[] {1, 1, 1, 1}, new int[] {0, 1, 2, 3}, null, null);
+                return new GptSample(tokens, labels, new float[] {1, 1, 1, 1}, new int[] {0, 1, 2, 3}, segments, null);
             }
 
             @Override
@@ -65,5 +71,12 @@ class GptSamplesTest {
                 () -> new GptSamples(source(3), 4, 5).microBatch(0, 1));
         assertTrue(labels.getMessage().startsWith("sample 0 (corpus_text_document, shuffled sample 0) has label id 5 at position 3"),
                 labels.getMessage());
+    }
+
+    @Test
+    void documentsBecomeKeyStarts() {
+        assertNull(new GptSamples(source(3), 4, 64).microBatch(0, 2).keyStarts());
+        MicroBatch batch = new GptSamples(source(3, new int[] {0, 0, 1, 2}), 4, 64).microBatch(1, 2);
+        assertArrayEquals(new int[] {0, 0, 2, 3, 0, 0, 2, 3}, batch.keyStarts());
     }
 }
