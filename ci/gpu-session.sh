@@ -12,7 +12,7 @@
 # env 1-2 s, tests 25-37 s, train:bf16 13-17 s, gptbench:bf16 13-15 s, profile 11-13 s, bench 34 s,
 # sanitize 43-114 s, torch 200-280 s (torch.compile of three models). Put the steps that must land first.
 # Since 2026-12 a session has 15 minutes of device time in all, and a call carries 64 MiB with the tree: the bundle
-# (55 MiB, 2026-12-07) and the 6.5 MiB tree leave no room for the harnesses. So two calls, back to back (a warm
+# (56 MiB, 2026-12-07) and the 6.5 MiB tree leave no room for the harnesses. So two calls, back to back (a warm
 # machine waits 30 s): `env tests gptbench:bf16` carrying dist/megatron-device, then `fa:--quick fa:--bench fa`
 # carrying dist/fa-check (built for sm_90a, native/README.md) and dist/bw-check; about 3 minutes of device time.
 set -uo pipefail

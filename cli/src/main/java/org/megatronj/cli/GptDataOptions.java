@@ -75,6 +75,15 @@ public final class GptDataOptions {
     @Option(names = "--eod-mask-loss", description = "No loss on end-of-document tokens.")
     boolean eodMaskLoss;
 
+    @Option(names = "--dataloader-inter-document-masking",
+            description = "Attend only within each document of a sample (the document boundaries of the dataset, whatever"
+                    + " its tokens) and restart positions at each document.")
+    boolean interDocumentMasking;
+
+    @Option(names = "--no-create-attention-mask-in-dataloader",
+            description = "Build no attention masks in the dataloader; as in Megatron, --reset-attention-mask then has no effect.")
+    boolean noCreateAttentionMask;
+
     @Option(names = "--mid-level-dataset-surplus", paramLabel = "F", defaultValue = "0.005",
             description = "Extra share of samples built per blended dataset. Default: ${DEFAULT-VALUE}.")
     double midLevelDatasetSurplus;
@@ -235,13 +244,27 @@ public final class GptDataOptions {
                 : null;
     }
 
-    /** Prints {@link #defaultSplitWarning()} if there is one. */
+    /** Prints {@link #defaultSplitWarning()} and {@link #attentionMaskWarning()} if there are any. */
     void warnAboutDefaults(java.io.PrintWriter err) {
-        String warning = defaultSplitWarning();
-        if (warning != null) {
-            err.println(warning);
-            err.flush();
+        for (String warning : new String[] {defaultSplitWarning(), attentionMaskWarning()}) {
+            if (warning != null) {
+                err.println(warning);
+                err.flush();
+            }
         }
+    }
+
+    /** Why {@code --reset-attention-mask} changes nothing with the other mask flags given, or null. */
+    String attentionMaskWarning() {
+        if (!resetAttentionMask) {
+            return null;
+        }
+        if (noCreateAttentionMask) {
+            return "WARNING: --reset-attention-mask has no effect with --no-create-attention-mask-in-dataloader: as in Megatron,"
+                    + " no attention mask is built, and tokens attend across end-of-document tokens";
+        }
+        return interDocumentMasking ? "WARNING: --reset-attention-mask has no effect with --dataloader-inter-document-masking:"
+                + " as in Megatron, the documents of the dataset bound attention instead of end-of-document tokens" : null;
     }
 
     /** The split string Megatron would use: as given, or its legacy default with {@code --data-path}; 1,1,1 for mock data. */
@@ -260,7 +283,8 @@ public final class GptDataOptions {
     public GptDatasetConfig config(TokenizerOptions tokenizer, int eodId) {
         String s = effectiveSplit();
         return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, -1,
-                resetPositionIds, resetAttentionMask, eodMaskLoss, true, true, checkedCacheFolder(dataCachePath), midLevelDatasetSurplus);
+                resetPositionIds, resetAttentionMask && !noCreateAttentionMask, eodMaskLoss, interDocumentMasking, true, true,
+                checkedCacheFolder(dataCachePath), midLevelDatasetSurplus);
     }
 
     /**

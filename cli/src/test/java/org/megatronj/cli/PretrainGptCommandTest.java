@@ -255,6 +255,23 @@ class PretrainGptCommandTest {
         assertEquals(6, b.size());
         assertNotEquals(a, b, "document masks change the losses of samples that straddle an end of document");
         assertTrue(b.get(5) < b.get(0), "loss falls: " + b);
+
+        // Megatron's two other flags: the dataset's documents (each ends with an EOD here) bound attention the
+        // same way; without dataloader masks --reset-attention-mask does nothing, and says so
+        Path documentsCsv = dir.resolve("documents.csv");
+        List<String> interArgs = args(data, "--log-loss-to", documentsCsv.toString());
+        interArgs.add("--dataloader-inter-document-masking");
+        CliRun interDocument = run(interArgs);
+        assertEquals(0, interDocument.code(), interDocument.toString());
+        assertEquals(b, trainLosses(documentsCsv));
+        Path noMaskCsv = dir.resolve("nomask.csv");
+        List<String> noMaskArgs = args(data, "--log-loss-to", noMaskCsv.toString());
+        noMaskArgs.addAll(List.of("--reset-position-ids", "--reset-attention-mask", "--no-create-attention-mask-in-dataloader"));
+        CliRun noMask = run(noMaskArgs);
+        assertEquals(0, noMask.code(), noMask.toString());
+        assertTrue(noMask.err().contains("WARNING: --reset-attention-mask has no effect with"
+                + " --no-create-attention-mask-in-dataloader"), noMask.err());
+        assertEquals(a, trainLosses(noMaskCsv));
     }
 
     @Test

@@ -3,7 +3,9 @@ package org.megatronj.io.gpt;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 import org.megatronj.io.indexed.TokenSequences;
 import org.megatronj.io.npy.NpyArray;
@@ -189,6 +191,14 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
 
     /** The raw {@code L + X} token ids of sample {@code index} (after the shuffle), padded with the pad id. */
     public int[] text(long index) {
+        return text(index, null);
+    }
+
+    /**
+     * As {@link #text(long)}; {@code pieces}, when given, receives the number of tokens the sample takes
+     * from each document it spans, in order (Megatron's {@code document_lengths}).
+     */
+    private int[] text(long index, List<Integer> pieces) {
         long j = shuffledIndex(index);
         int x = config.extraTokens();
         int want = config.sequenceLength() + x;
@@ -208,6 +218,9 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
             }
             dataset.readTokens(sequence, offset, length, text, filled);
             filled += length;
+            if (pieces != null) {
+                pieces.add(length);
+            }
         }
         Arrays.fill(text, filled, want, config.padId());
         return text;
@@ -215,7 +228,12 @@ public final class GptDataset implements GptSampleSource, AutoCloseable {
 
     @Override
     public GptSample sample(long index) {
-        return GptSampleAssembler.assemble(text(index), config);
+        if (!config.interDocumentMasking()) {
+            return GptSampleAssembler.assemble(text(index), config);
+        }
+        List<Integer> pieces = new ArrayList<>();
+        int[] text = text(index, pieces);
+        return GptSampleAssembler.assemble(text, config, pieces.stream().mapToInt(Integer::intValue).toArray());
     }
 
     @Override

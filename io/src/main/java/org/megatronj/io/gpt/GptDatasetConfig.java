@@ -17,6 +17,8 @@ import java.nio.file.Path;
  * @param resetPositionIds {@code --reset-position-ids}: positions restart after each EOD
  * @param resetAttentionMask {@code --reset-attention-mask}: tokens do not attend across an EOD
  * @param eodMaskLoss {@code --eod-mask-loss}: no loss on EOD inputs
+ * @param interDocumentMasking {@code --dataloader-inter-document-masking}: tokens attend only within their
+ *        document of the document index (whatever its tokens), and positions restart at each document
  * @param addExtraToken samples hold {@code L+1} tokens so labels are inputs shifted by one (always true in Megatron's trainer)
  * @param dropLastPartialValidationSequence drop (true, Megatron's default) or pad the last short validation sample
  * @param pathToCache {@code --data-cache-path}, or null for Megatron's default {@code <prefix>/cache/GPTDataset_indices}
@@ -24,8 +26,9 @@ import java.nio.file.Path;
  */
 public record GptDatasetConfig(long randomSeed, int sequenceLength, String split, SplitMatrix splitMatrix,
                                TokenizerIdentity tokenizer, int eodId, int padId, boolean resetPositionIds,
-                               boolean resetAttentionMask, boolean eodMaskLoss, boolean addExtraToken,
-                               boolean dropLastPartialValidationSequence, Path pathToCache, double midLevelDatasetSurplus) {
+                               boolean resetAttentionMask, boolean eodMaskLoss, boolean interDocumentMasking,
+                               boolean addExtraToken, boolean dropLastPartialValidationSequence, Path pathToCache,
+                               double midLevelDatasetSurplus) {
     public static final long DEFAULT_SEED = 1234;
     public static final double DEFAULT_SURPLUS = 0.005;
 
@@ -47,22 +50,31 @@ public record GptDatasetConfig(long randomSeed, int sequenceLength, String split
     /** A config with Megatron's defaults for everything but the seed, length, split and tokenizer. */
     public static GptDatasetConfig of(long seed, int sequenceLength, String split, TokenizerIdentity tokenizer, int eodId) {
         return new GptDatasetConfig(seed, sequenceLength, split, split == null ? null : SplitMatrix.parse(split), tokenizer,
-                eodId, -1, false, false, false, true, true, null, DEFAULT_SURPLUS);
+                eodId, -1, false, false, false, false, true, true, null, DEFAULT_SURPLUS);
     }
 
     public GptDatasetConfig withCache(Path cache) {
         return new GptDatasetConfig(randomSeed, sequenceLength, split, splitMatrix, tokenizer, eodId, padId, resetPositionIds,
-                resetAttentionMask, eodMaskLoss, addExtraToken, dropLastPartialValidationSequence, cache, midLevelDatasetSurplus);
+                resetAttentionMask, eodMaskLoss, interDocumentMasking, addExtraToken, dropLastPartialValidationSequence, cache,
+                midLevelDatasetSurplus);
     }
 
     public GptDatasetConfig withMasks(boolean resetPositions, boolean resetAttention, boolean eodMask) {
         return new GptDatasetConfig(randomSeed, sequenceLength, split, splitMatrix, tokenizer, eodId, padId, resetPositions,
-                resetAttention, eodMask, addExtraToken, dropLastPartialValidationSequence, pathToCache, midLevelDatasetSurplus);
+                resetAttention, eodMask, interDocumentMasking, addExtraToken, dropLastPartialValidationSequence, pathToCache,
+                midLevelDatasetSurplus);
+    }
+
+    public GptDatasetConfig withInterDocumentMasking(boolean masking) {
+        return new GptDatasetConfig(randomSeed, sequenceLength, split, splitMatrix, tokenizer, eodId, padId, resetPositionIds,
+                resetAttentionMask, eodMaskLoss, masking, addExtraToken, dropLastPartialValidationSequence, pathToCache,
+                midLevelDatasetSurplus);
     }
 
     public GptDatasetConfig withExtraToken(boolean extra) {
         return new GptDatasetConfig(randomSeed, sequenceLength, split, splitMatrix, tokenizer, eodId, padId, resetPositionIds,
-                resetAttentionMask, eodMaskLoss, extra, dropLastPartialValidationSequence, pathToCache, midLevelDatasetSurplus);
+                resetAttentionMask, eodMaskLoss, interDocumentMasking, extra, dropLastPartialValidationSequence, pathToCache,
+                midLevelDatasetSurplus);
     }
 
     int extraTokens() {

@@ -130,6 +130,48 @@ class GptDatasetTest {
 
     }
 
+    /**
+     * {@code --dataloader-inter-document-masking}: the sample's document pieces, not its EOD tokens, bound
+     * attention and restart positions; the extra token leaves the last piece, padding joins the last document.
+     */
+    @Test
+    void interDocumentMaskingFollowsTheDocumentPieces() {
+        GptDatasetConfig config = GptDatasetConfig.of(1, 8, "1", TOKENIZER, EOD).withInterDocumentMasking(true);
+        int[] text = {1, 2, 3, 4, EOD, 5, 6, 7, 8};   // an EOD inside the second piece does not split it
+        GptSample s = GptSampleAssembler.assemble(text, config, new int[] {3, 5, 1});
+        assertArrayEquals(new int[] {0, 0, 0, 1, 1, 1, 1, 1}, s.attentionSegments());
+        assertArrayEquals(new int[] {0, 1, 2, 0, 1, 2, 3, 4}, s.positionIds());
+        assertArrayEquals(new int[] {0, 0, 0, 3, 3, 3, 3, 3}, s.keyStarts());
+        GptSample longLast = GptSampleAssembler.assemble(text, config, new int[] {6, 3});   // the extra token ends piece 2
+        assertArrayEquals(new int[] {0, 0, 0, 0, 0, 0, 1, 1}, longLast.attentionSegments());
+        int[] padded = {1, 2, 3, 4, 5, -1, -1, -1, -1};
+        GptSample p = GptSampleAssembler.assemble(padded, config, new int[] {2, 3});
+        assertArrayEquals(new int[] {0, 0, 1, 1, 1, 1, 1, 1}, p.attentionSegments(), "padding joins the last document");
+        assertArrayEquals(new int[] {0, 1, 0, 1, 2, 3, 4, 5}, p.positionIds());
+    }
+
+    /** On documents that each end with an EOD, inter-document masking gives what --reset-attention-mask and --reset-position-ids give. */
+    @Test
+    void interDocumentMaskingMatchesEodMasksOnDocumentsEndingWithEod() throws IOException {
+        Path prefix = writeDataset(dir.resolve("docs_text_document"), randomLengths(50, 4));
+        GptDatasetConfig base = GptDatasetConfig.of(1234, 16, "100", TOKENIZER, EOD).withCache(dir.resolve("cache"));
+        try (IndexedDataset indexed = IndexedDataset.open(prefix)) {
+            int[] range = base.splitMatrix().range(Split.TRAIN, indexed.sequenceCount());
+            try (GptDataset byDocuments = GptDataset.open(indexed, prefix.toString(), range, 60L, Split.TRAIN,
+                    base.withInterDocumentMasking(true));
+                 GptDataset byEod = GptDataset.open(indexed, prefix.toString(), range, 60L, Split.TRAIN,
+                         base.withMasks(true, true, false))) {
+                for (long i = 0; i < byDocuments.size(); i++) {
+                    GptSample d = byDocuments.sample(i);
+                    GptSample e = byEod.sample(i);
+                    assertArrayEquals(e.tokens(), d.tokens(), "sample " + i);
+                    assertArrayEquals(e.attentionSegments(), d.attentionSegments(), "sample " + i);
+                    assertArrayEquals(e.positionIds(), d.positionIds(), "sample " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void noExtraTokenShiftsWithinTheSample() {
         GptDatasetConfig config = GptDatasetConfig.of(1, 4, "1", TOKENIZER, EOD).withExtraToken(false);
