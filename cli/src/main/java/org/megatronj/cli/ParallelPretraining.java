@@ -192,22 +192,20 @@ final class ParallelPretraining {
                     + micro + " x data-parallel size " + dp);
         }
         // The trainer's batch config counts one rank (the ranks split each global batch among them), so
-        // its ramp-up checks are rerun here at this DP size: a ramp step that does not split would
+        // its schedule's checks are rerun here at this DP size: a batch size that does not split would
         // otherwise fail the run in the middle of training.
-        BatchConfig.Rampup rampup = training.batch().rampup();
-        new BatchConfig(micro, global, dp, rampup);
+        BatchConfig.BatchSchedule batchSchedule = training.batch().schedule();
+        BatchConfig batch = new BatchConfig(micro, global, dp, batchSchedule);
         int pp = layout.pipelineModelParallelSize();
         int microBatches = global / (micro * dp);
         if (layout.interleaved() && microBatches % pp != 0) {
             throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank ("
                     + microBatches + ") divisible by --pipeline-model-parallel-size " + pp);
         }
-        if (layout.interleaved() && rampup != null
-                && (rampup.startBatchSize() / (micro * dp) % pp != 0 || rampup.batchSizeIncrement() / (micro * dp) % pp != 0)) {
+        if (layout.interleaved() && batchSchedule != null && batch.batchSizes().anyMatch(b -> b / (micro * dp) % pp != 0)) {
             throw new IllegalArgumentException("the interleaved schedule needs the micro-batches per data-parallel rank"
-                    + " divisible by --pipeline-model-parallel-size " + pp + " at every step of --rampup-batch-size "
-                    + rampup.startBatchSize() + " " + rampup.batchSizeIncrement() + " " + rampup.rampupSamples()
-                    + ": its start and increment must be multiples of --micro-batch-size " + micro + " x data-parallel size "
+                    + " divisible by --pipeline-model-parallel-size " + pp + " at every step of " + batchSchedule.flag()
+                    + ": every global batch size must be a multiple of --micro-batch-size " + micro + " x data-parallel size "
                     + dp + " x " + pp + " = " + micro * dp * pp);
         }
     }

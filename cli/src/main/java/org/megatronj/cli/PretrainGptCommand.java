@@ -17,6 +17,7 @@ import org.megatronj.model.GPTModel;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.GptTraining;
@@ -85,7 +86,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);
-        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize());
+        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength);
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
         training.profile();
@@ -111,6 +112,9 @@ final class PretrainGptCommand implements Callable<Integer> {
             args.put("sequence-parallel", "false");    // Megatron sets args.sequence_parallel = False at TP 1
         }
         printArguments(out, spec, args);
+        if (tc.batch().schedule() instanceof BatchConfig.StepSchedule steps) {
+            out.println("> using step batch size schedule: " + steps.text());   // Megatron's set_global_variables
+        }
         out.printf(Locale.ROOT, "> building %s tokenizer (vocab %d, padded to %d) ...%n", tok.typeName(), tok.vocabSize(),
                 config.paddedVocabSize(layout.tensorModelParallelSize()));   // each TP rank holds an equal slice
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.

@@ -30,6 +30,11 @@ public final class TrainingOptions {
             + " grow the global batch from start by increment over samples (needs --train-samples).")
     List<Long> rampupBatchSize;
 
+    @Option(names = "--step-batch-size-schedule", paramLabel = "SCHEDULE", description = "\"THRESHOLD:BS ...\": the global"
+            + " batch size is BS from THRESHOLD tokens on (K, M, B, T suffixes), e.g. \"0:16 2.4B:320 4.8B:624\"; instead of"
+            + " --global-batch-size.")
+    String stepBatchSizeSchedule;
+
     // ---- length and schedule
     @Option(names = "--train-iters", paramLabel = "N", description = "Iterations to train (or --train-samples).")
     long trainIters;
@@ -159,15 +164,26 @@ public final class TrainingOptions {
      *                         {@code --global-batch-size} (micro x DP). The batch config itself counts
      *                         the micro-batches of a whole global batch, which every rank reads before
      *                         taking its share; {@link ParallelPretraining} checks the sizes at this DP
+     * @param seqLength        {@code --seq-length}: {@code --step-batch-size-schedule}'s thresholds are tokens
      */
-    public TrainingConfig toConfig(long seed, int dataParallelSize) {
+    public TrainingConfig toConfig(long seed, int dataParallelSize, int seqLength) {
         int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
-        BatchConfig.Rampup rampup = null;
+        BatchConfig.BatchSchedule batchSchedule = null;
         if (rampupBatchSize != null) {
-            rampup = new BatchConfig.Rampup(Math.toIntExact(rampupBatchSize.get(0)), Math.toIntExact(rampupBatchSize.get(1)),
-                    rampupBatchSize.get(2));
+            batchSchedule = new BatchConfig.Rampup(Math.toIntExact(rampupBatchSize.get(0)),
+                    Math.toIntExact(rampupBatchSize.get(1)), rampupBatchSize.get(2));
         }
-        BatchConfig batch = new BatchConfig(microBatchSize, global, 1, rampup);
+        if (stepBatchSizeSchedule != null) {
+            if (globalBatchSize > 0) {   // Megatron's error
+                throw new IllegalArgumentException("Cannot specify both --step-batch-size-schedule and --global-batch-size");
+            }
+            if (batchSchedule != null) {
+                throw new IllegalArgumentException("--step-batch-size-schedule and --rampup-batch-size contradict each other;"
+                        + " give one (Megatron ignores --rampup-batch-size since it has --step-batch-size-schedule)");
+            }
+            batchSchedule = BatchConfig.StepSchedule.parse(stepBatchSizeSchedule, seqLength);
+        }
+        BatchConfig batch = new BatchConfig(microBatchSize, global, 1, batchSchedule);
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
                 lrWarmupIters, lrWarmupSamples);

@@ -274,6 +274,32 @@ class PretrainGptCommandTest {
         assertEquals(a, trainLosses(noMaskCsv));
     }
 
+    /**
+     * {@code --step-batch-size-schedule} (Megatron's replacement of --rampup-batch-size): thresholds in tokens,
+     * here 0 and 64 tokens = 4 samples of 16: global batches of 2 for two iterations, then of 4; it replaces
+     * --global-batch-size, as in Megatron.
+     */
+    @Test
+    void stepBatchSizeScheduleGrowsTheGlobalBatch() {
+        List<String> a = args(dataset(), "--step-batch-size-schedule", "0:2 64:4");
+        int at = a.indexOf("--global-batch-size");
+        a.remove(at + 1);
+        a.remove(at);
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("> using step batch size schedule: 0:2 64:4"), r.out());
+        assertTrue(r.out().contains(" iteration        2/       6 | consumed samples:            4 |"), r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        2/") && l.contains("global batch size:     2 |")),
+                r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        3/") && l.contains("global batch size:     4 |")),
+                r.out());
+        assertTrue(r.out().contains(" iteration        6/       6 | consumed samples:           20 |"), r.out());
+
+        CliRun both = run(args(dataset(), "--step-batch-size-schedule", "0:2 64:4"));   // with --global-batch-size 4
+        assertEquals(1, both.code(), both.toString());
+        assertTrue(both.err().contains("Cannot specify both --step-batch-size-schedule and --global-batch-size"), both.err());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

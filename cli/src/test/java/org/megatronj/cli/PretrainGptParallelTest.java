@@ -347,8 +347,8 @@ class PretrainGptParallelTest {
         rampVp.set(rampVp.indexOf("--train-iters"), "--train-samples");
         CliRun vp = CliRun.of(rampVp.toArray(String[]::new));
         assertEquals(1, vp.code(), vp.toString());
-        assertTrue(vp.err().contains("its start and increment must be multiples of --micro-batch-size 1 x data-parallel size 1"
-                + " x 2 = 2"), vp.err());
+        assertTrue(vp.err().contains("at every step of --rampup-batch-size 2 1 16: every global batch size must be a multiple"
+                + " of --micro-batch-size 1 x data-parallel size 1 x 2 = 2"), vp.err());
 
         CliRun bucket = CliRun.of(args(data, csv, "--world-size", "2", "--overlap-grad-reduce", "--ddp-bucket-size", "-5")
                 .toArray(String[]::new));

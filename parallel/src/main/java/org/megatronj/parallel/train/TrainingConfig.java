@@ -21,11 +21,11 @@ public record TrainingConfig(BatchConfig batch, ScheduleConfig schedule, Optimiz
         if (batch == null || schedule == null || optimizer == null || logging == null || checkpoint == null || exit == null) {
             throw new IllegalArgumentException("training config: every part must be set");
         }
-        if (schedule.trainSamples() > 0 && batch.rampup() == null && schedule.trainSamples() < batch.globalBatchSize()) {
+        if (schedule.trainSamples() > 0 && batch.schedule() == null && schedule.trainSamples() < batch.globalBatchSize()) {
             throw new IllegalArgumentException("--train-samples (" + schedule.trainSamples() + ") is smaller than one global batch ("
                     + batch.globalBatchSize() + ")");
         }
-        if (schedule.trainIters() > 0 && batch.rampup() != null) {
+        if (schedule.trainIters() > 0 && batch.schedule() instanceof BatchConfig.Rampup) {
             throw new IllegalArgumentException("--rampup-batch-size needs sample-based training (--train-samples), as in Megatron");
         }
     }
