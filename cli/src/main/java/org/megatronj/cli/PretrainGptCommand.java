@@ -73,6 +73,9 @@ final class PretrainGptCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions deviceOptions;
 
+    @Mixin
+    ImplementationChoiceOptions implementationChoices;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -80,6 +83,7 @@ final class PretrainGptCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         data.checkMockData();
+        implementationChoices.validate();
         Tokenizer tok = tokenizer.build();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();

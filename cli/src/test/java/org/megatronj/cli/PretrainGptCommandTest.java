@@ -300,6 +300,37 @@ class PretrainGptCommandTest {
         assertTrue(both.err().contains("Cannot specify both --step-batch-size-schedule and --global-batch-size"), both.err());
     }
 
+    /**
+     * Megatron's implementation-choice flags (fusions, attention backend, transformer implementation, workers, GC,
+     * timeouts) are accepted, checked and recorded, and train exactly as without them.
+     */
+    @Test
+    void implementationChoiceFlagsRunAndChangeNothing() throws IOException {
+        Path data = dataset();
+        Path plainCsv = dir.resolve("plain.csv");
+        Path choicesCsv = dir.resolve("choices.csv");
+        CliRun plain = run(args(data, "--train-iters", "2", "--log-loss-to", plainCsv.toString()));
+        assertEquals(0, plain.code(), plain.toString());
+        List<String> a = args(data, "--train-iters", "2", "--log-loss-to", choicesCsv.toString(), "--attention-backend", "flash",
+                "--transformer-impl", "local", "--num-workers", "4", "--manual-gc-interval", "100",
+                "--distributed-timeout-minutes", "60", "--empty-unused-memory-level", "1", "--cross-entropy-fusion-impl", "te");
+        a.addAll(List.of("--use-mcore-models", "--no-masked-softmax-fusion", "--no-bias-dropout-fusion", "--no-bias-swiglu-fusion",
+                "--no-rope-fusion", "--no-persist-layer-norm", "--no-gradient-accumulation-fusion", "--cross-entropy-loss-fusion",
+                "--overlap-param-gather", "--no-mmap-bin-files", "--manual-gc", "--no-manual-gc-eval"));
+        CliRun choices = run(a);
+        assertEquals(0, choices.code(), choices.toString());
+        assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
+                choices.out());
+        assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  transformer_impl ") && l.endsWith(" local")),
+                choices.out());
+        assertEquals(trainLosses(plainCsv), trainLosses(choicesCsv));
+
+        CliRun bad = run(args(data, "--attention-backend", "cudnn"));
+        assertEquals(1, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("--attention-backend 'cudnn': expected one of flash, fused, unfused, local, auto"),
+                bad.err());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

@@ -1,0 +1,110 @@
+package org.megatronj.cli;
+
+import picocli.CommandLine.Option;
+
+/**
+ * Megatron's flags that choose among implementations of the same computation: kernel fusions, the
+ * attention backend, the transformer implementation, data-loading workers, memory-cache emptying,
+ * Python's garbage collector, the process-group timeout. Megatron-J has one implementation of each
+ * (its fused kernels and FlashAttention-algorithm attention, mmap-ed datasets read on the training
+ * thread, ranks as threads of one JVM), computing the same values; so Megatron's scripts run
+ * unchanged: the flags are checked as Megatron checks them, recorded in the arguments block and the
+ * checkpoint, and change nothing else. Flags that change the numbers are implemented where they live
+ * (e.g. {@code --no-bias-gelu-fusion} in {@link ModelOptions}).
+ */
+public final class ImplementationChoiceOptions {
+    @Option(names = "--attention-backend", paramLabel = "B", defaultValue = "auto",
+            description = "flash, fused, unfused, local or auto (default ${DEFAULT-VALUE}): every choice runs Megatron-J's"
+                    + " FlashAttention-algorithm kernels (same values).")
+    String attentionBackend;
+
+    @Option(names = "--transformer-impl", paramLabel = "IMPL", defaultValue = "transformer_engine",
+            description = "local, transformer_engine or inference_optimized (default ${DEFAULT-VALUE}): one implementation"
+                    + " here. Unlike Transformer Engine's causal attention, it applies --reset-attention-mask's masks.")
+    String transformerImpl;
+
+    @Option(names = "--use-mcore-models", description = "Deprecated in Megatron and ignored there too.")
+    boolean useMcoreModels;
+
+    @Option(names = "--no-masked-softmax-fusion", description = "Accepted: attention's softmax is always fused here.")
+    boolean noMaskedSoftmaxFusion;
+
+    @Option(names = "--no-bias-dropout-fusion", description = "Accepted: bias, dropout and residual add are fused here.")
+    boolean noBiasDropoutFusion;
+
+    @Option(names = "--no-bias-swiglu-fusion", description = "Accepted: one swiglu kernel here.")
+    boolean noBiasSwigluFusion;
+
+    @Option(names = "--no-rope-fusion", description = "Accepted: one rope kernel here.")
+    boolean noRopeFusion;
+
+    @Option(names = "--no-persist-layer-norm", description = "Accepted: one layer-norm kernel here.")
+    boolean noPersistLayerNorm;
+
+    @Option(names = "--no-gradient-accumulation-fusion",
+            description = "Accepted: weight gradients always accumulate in the GEMM (fp32 main grads).")
+    boolean noGradientAccumulationFusion;
+
+    @Option(names = "--cross-entropy-loss-fusion", description = "Accepted: the vocab-parallel cross-entropy is fused here.")
+    boolean crossEntropyLossFusion;
+
+    @Option(names = "--cross-entropy-fusion-impl", paramLabel = "IMPL", defaultValue = "native",
+            description = "native or te (default ${DEFAULT-VALUE}); one implementation here.")
+    String crossEntropyFusionImpl;
+
+    @Option(names = "--overlap-param-gather", description = "Accepted: the distributed optimizer's parameter all-gather"
+            + " runs inside its step here.")
+    boolean overlapParamGather;
+
+    @Option(names = "--num-workers", paramLabel = "N", defaultValue = "2", description = "Dataloader workers (default"
+            + " ${DEFAULT-VALUE}): samples are read from the mmap-ed dataset on the training thread here.")
+    int numWorkers;
+
+    @Option(names = "--no-mmap-bin-files", description = "Accepted: .bin files are always mmap-ed (zero-copy) here.")
+    boolean noMmapBinFiles;
+
+    @Option(names = "--manual-gc", description = "Python's garbage collector; the JVM's collects on its own.")
+    boolean manualGc;
+
+    @Option(names = "--manual-gc-interval", paramLabel = "N", defaultValue = "0", description = "With --manual-gc (ignored"
+            + " here). Default: ${DEFAULT-VALUE}.")
+    int manualGcInterval;
+
+    @Option(names = "--no-manual-gc-eval", description = "With --manual-gc (ignored here).")
+    boolean noManualGcEval;
+
+    @Option(names = "--empty-unused-memory-level", paramLabel = "L", defaultValue = "0",
+            description = "0, 1 or 2 (default ${DEFAULT-VALUE}): torch's CUDA cache emptying; the CUDA backend's caching"
+                    + " allocator keeps its pool.")
+    int emptyUnusedMemoryLevel;
+
+    @Option(names = "--distributed-timeout-minutes", paramLabel = "M", defaultValue = "10",
+            description = "The process-group timeout (default ${DEFAULT-VALUE}); ranks are threads of one process here, and"
+                    + " a failing rank fails the run at once.")
+    int distributedTimeoutMinutes;
+
+    /** Megatron's choices and ranges, checked before anything is built. */
+    void validate() {
+        oneOf("--attention-backend", attentionBackend, "flash", "fused", "unfused", "local", "auto");
+        oneOf("--transformer-impl", transformerImpl, "local", "transformer_engine", "inference_optimized");
+        oneOf("--cross-entropy-fusion-impl", crossEntropyFusionImpl, "native", "te");
+        if (emptyUnusedMemoryLevel < 0 || emptyUnusedMemoryLevel > 2) {
+            throw new IllegalArgumentException("--empty-unused-memory-level must be 0, 1 or 2, got " + emptyUnusedMemoryLevel);
+        }
+        if (numWorkers < 0) {
+            throw new IllegalArgumentException("--num-workers must be >= 0, got " + numWorkers);
+        }
+        if (distributedTimeoutMinutes < 1) {
+            throw new IllegalArgumentException("--distributed-timeout-minutes must be >= 1, got " + distributedTimeoutMinutes);
+        }
+    }
+
+    private static void oneOf(String flag, String value, String... choices) {
+        for (String c : choices) {
+            if (c.equals(value)) {
+                return;
+            }
+        }
+        throw new IllegalArgumentException(flag + " '" + value + "': expected one of " + String.join(", ", choices));
+    }
+}
