@@ -10,6 +10,7 @@ import org.megatronj.io.gpt.Split;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.cpu.CpuBackend;
 import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.FlopCounter;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.TransformerConfig;
@@ -115,10 +116,11 @@ final class ParallelPretraining {
                  ParallelGptRank rank = new ParallelGptRank(config, backend, seed, ctx, rankOptions(),
                          params -> optimizer(params, backend))) {
                 logParameterCounts(ctx, rank, parameterCounts, log);
-                Trainer trainer = new Trainer(printer ? training : withoutLossFile(training), ParallelTraining.model(rank),
+                Trainer trainer = new Trainer(printer ? training : withoutFiles(training), ParallelTraining.model(rank),
                         ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal,
                                 precision.lossScaler()),
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
+                trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
                 trainer.loadCheckpoint();
                 log.accept("training ...");
                 TrainingResult r = trainer.train();
@@ -148,11 +150,11 @@ final class ParallelPretraining {
         }
     }
 
-    /** The same settings without {@code --log-loss-to}: only rank 0 writes the loss file. */
-    private static TrainingConfig withoutLossFile(TrainingConfig c) {
+    /** The same settings without {@code --log-loss-to} and {@code --tensorboard-dir}: only rank 0 writes them. */
+    private static TrainingConfig withoutFiles(TrainingConfig c) {
         LoggingConfig l = c.logging();
         return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
-                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel()),
+                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel(), l.logThroughput(), null),
                 c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss());
     }
 

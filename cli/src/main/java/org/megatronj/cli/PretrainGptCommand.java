@@ -13,6 +13,7 @@ import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
 import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.FlopCounter;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
@@ -90,7 +91,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);
-        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength);
+        TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength, parallel.worldSize());
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
         training.profile();
@@ -165,6 +166,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                         out.println(line);
                         out.flush();
                     });
+            trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), 1);
             trainer.loadCheckpoint();
             out.println("training ...");
             TrainingResult result = trainer.train();

@@ -9,6 +9,7 @@ import org.megatronj.parallel.train.LoggingConfig;
 import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
 import org.megatronj.parallel.train.ScheduleConfig;
+import org.megatronj.parallel.train.TensorBoardLog;
 import org.megatronj.parallel.train.TrainingConfig;
 import picocli.CommandLine.Option;
 
@@ -111,6 +112,36 @@ public final class TrainingOptions {
     @Option(names = "--timing-log-level", paramLabel = "L", defaultValue = "0", description = "0, 1 or 2: Megatron timers printed with each log line (default ${DEFAULT-VALUE}).")
     int timingLogLevel;
 
+    @Option(names = "--log-throughput", description = "Add Megatron's 'throughput per GPU (TFLOP/s/GPU)' (model FLOPs per"
+            + " iteration over its time and the ranks) to each log line.")
+    boolean logThroughput;
+
+    @Option(names = "--tensorboard-dir", paramLabel = "DIR", description = "Write Megatron's TensorBoard scalars (lm loss,"
+            + " learning-rate, batch-size, loss-scale, grad-norm, each also vs samples; lm loss validation) to an event file"
+            + " in DIR.")
+    Path tensorboardDir;
+
+    @Option(names = "--tensorboard-log-interval", paramLabel = "N", defaultValue = "1",
+            description = "Iterations between TensorBoard scalars (default ${DEFAULT-VALUE}).")
+    int tensorboardLogInterval;
+
+    @Option(names = "--tensorboard-queue-size", paramLabel = "N", defaultValue = "1000", description = "Accepted: events"
+            + " are flushed at each log line and evaluation here (default ${DEFAULT-VALUE}).")
+    int tensorboardQueueSize;
+
+    @Option(names = "--log-timers-to-tensorboard", description = "Also write iteration-time, throughput and the timers"
+            + " (--timing-log-level) at each log line.")
+    boolean logTimersToTensorboard;
+
+    @Option(names = "--log-validation-ppl-to-tensorboard", description = "Also write the validation perplexity.")
+    boolean logValidationPplToTensorboard;
+
+    @Option(names = "--no-log-loss-scale-to-tensorboard", description = "Leave the loss scale out of TensorBoard.")
+    boolean noLogLossScaleToTensorboard;
+
+    @Option(names = "--log-world-size-to-tensorboard", description = "Also write the world size.")
+    boolean logWorldSizeToTensorboard;
+
     @Option(names = "--profile", paramLabel = "FILE.jfr", description = "Record a Java Flight Recording with the training events.")
     Path profile;
 
@@ -165,8 +196,9 @@ public final class TrainingOptions {
      *                         the micro-batches of a whole global batch, which every rank reads before
      *                         taking its share; {@link ParallelPretraining} checks the sizes at this DP
      * @param seqLength        {@code --seq-length}: {@code --step-batch-size-schedule}'s thresholds are tokens
+     * @param worldSize        the run's ranks, for {@code --log-world-size-to-tensorboard}
      */
-    public TrainingConfig toConfig(long seed, int dataParallelSize, int seqLength) {
+    public TrainingConfig toConfig(long seed, int dataParallelSize, int seqLength, int worldSize) {
         int global = globalBatchSize > 0 ? globalBatchSize : microBatchSize * dataParallelSize;
         BatchConfig.BatchSchedule batchSchedule = null;
         if (rampupBatchSize != null) {
@@ -189,7 +221,11 @@ public final class TrainingOptions {
                 lrWarmupIters, lrWarmupSamples);
         OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
                 sgdMomentum, clipGrad);
-        LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel);
+        TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,
+                tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
+                logWorldSizeToTensorboard, worldSize);
+        LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
+                tensorboard);
         if (overrideOptParamScheduler && useCheckpointOptParamScheduler) {
             throw new IllegalArgumentException("--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler"
                     + " contradict each other; give at most one");

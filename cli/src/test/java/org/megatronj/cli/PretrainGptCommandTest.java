@@ -331,6 +331,42 @@ class PretrainGptCommandTest {
                 bad.err());
     }
 
+    /**
+     * {@code --tensorboard-dir} writes Megatron's scalars (read back from the event file here) and
+     * {@code --log-throughput} adds Megatron's throughput field to the log line.
+     */
+    @Test
+    void tensorBoardScalarsAndThroughput() throws IOException {
+        Path data = dataset();
+        Path csv = dir.resolve("tb.csv");
+        Path tb = dir.resolve("tb");
+        List<String> a = args(data, "--log-loss-to", csv.toString(), "--tensorboard-dir", tb.toString(), "--timing-log-level", "1");
+        a.addAll(List.of("--log-throughput", "--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard"));
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        6/       6 |")
+                && l.matches(".*\\(ms\\): [0-9.]+ \\| throughput per GPU \\(TFLOP/s/GPU\\): [0-9.]+ \\| learning rate: .*")), r.out());
+        List<Path> files;
+        try (var list = Files.list(tb)) {
+            files = list.toList();
+        }
+        assertEquals(1, files.size(), files.toString());
+        assertTrue(files.getFirst().getFileName().toString().startsWith("events.out.tfevents."), files.toString());
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(files.getFirst());
+        for (String tag : List.of("lm loss", "lm loss vs samples", "learning-rate", "learning-rate vs samples", "batch-size",
+                "loss-scale", "grad-norm", "lm loss validation", "lm loss validation vs samples", "lm loss validation ppl",
+                "iteration-time", "throughput", "forward-backward-time")) {
+            assertTrue(scalars.containsKey(tag), tag + " in " + scalars.keySet());
+        }
+        List<Double> losses = trainLosses(csv);
+        for (int i = 0; i < losses.size(); i++) {
+            assertEquals(losses.get(i).floatValue(), scalars.get("lm loss").get((long) i + 1), "iteration " + (i + 1));
+        }
+        assertEquals(4f, scalars.get("batch-size").get(6L));
+        assertEquals(java.util.Set.of(4L, 8L, 12L, 16L, 20L, 24L), scalars.get("lm loss vs samples").keySet());
+        assertEquals(java.util.Set.of(3L, 6L), scalars.get("lm loss validation").keySet());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

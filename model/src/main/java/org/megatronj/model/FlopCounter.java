@@ -8,7 +8,9 @@ package org.megatronj.model;
  * </pre>
  * 12 = 3 (forward, weight-grad, data-grad) x 2 (two GEMMs of each size per block) x 2 (multiply-add).
  * For GPT-2 this is the familiar {@code 72 B s L h^2 (1 + s/(6h) + V/(12 L h))}. The causal mask's
- * saving is not subtracted, as in Megatron.
+ * saving is not subtracted, as in Megatron until 2026 and in the PyTorch baselines the benchmarks
+ * compare with; today's Megatron subtracts it in its log's throughput
+ * ({@link #megatronLoggedFlopsPerIteration}, which {@code --log-throughput} uses).
  */
 public final class FlopCounter {
     private FlopCounter() {
@@ -23,6 +25,24 @@ public final class FlopCounter {
         double mlp = c.ffnHiddenSize() / h * (c.swiglu() ? 1.5 : 1.0);
         double logits = c.paddedVocabSize() / (2.0 * c.numLayers() * h);
         return 12.0 * batchSize * s * c.numLayers() * h * h * (attention + mlp + logits);
+    }
+
+    /**
+     * FLOPs of one training iteration as today's Megatron counts them for its log's {@code --log-throughput}
+     * ({@code num_floating_point_operations}, dense GPT): the same projections, MLP and logits as
+     * {@link #trainingFlopsPerIteration}, but causal attention's {@code QK^T} and {@code PV} counted for the
+     * half of the score matrix the mask keeps: {@code 6 L b s^2 (heads x kv_channels)}.
+     */
+    public static double megatronLoggedFlopsPerIteration(TransformerConfig c, long batchSize) {
+        double h = c.hiddenSize();
+        double s = c.seqLength();
+        double q = (double) c.numAttentionHeads() * c.kvChannels();
+        double kv = (double) c.numQueryGroups() * c.kvChannels();
+        double mlp = 6.0 * h * c.ffnHiddenSize() * (c.swiglu() ? 3 : 2);
+        double attentionProjections = 6.0 * (h * (q + 2 * kv) + q * h);
+        double logits = 6.0 * h * c.paddedVocabSize();
+        double tokens = (double) batchSize * s;
+        return tokens * (c.numLayers() * (mlp + attentionProjections) + logits) + batchSize * s * s * c.numLayers() * 6.0 * q;
     }
 
     /** Training FLOPs per token (forward + backward). */

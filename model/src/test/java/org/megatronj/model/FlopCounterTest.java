@@ -23,5 +23,9 @@ class FlopCounterTest {
         double h = 256, s = 128, l = 2, v = 1024;
         double expected = 12 * s * l * h * h * ((1 + 2.0 / 8 + s / h) + (512 / h) * 1.5 + v / (2 * l * h));
         assertEquals(expected, FlopCounter.trainingFlopsPerIteration(c, 1), expected * 1e-12);
+        // today's Megatron counts the causal half of QK^T and PV: 6 L b s^2 (np d) less
+        double causalHalf = 6 * l * 3 * s * s * (8 * 32);
+        assertEquals(FlopCounter.trainingFlopsPerIteration(c, 3) - causalHalf, FlopCounter.megatronLoggedFlopsPerIteration(c, 3),
+                expected * 1e-12);
     }
 }

@@ -114,8 +114,17 @@ public final class Timers {
      * count toward its min and max.
      */
     public String log(List<String> names, double normalizer, UnaryOperator<double[]> maxOverRanks) {
+        return format(measure(names, normalizer, maxOverRanks));
+    }
+
+    /**
+     * The (min, max) over ranks of each timer among {@code names} that ran, in milliseconds divided by
+     * {@code normalizer}, in the order of {@code names}; resets them. A collective, as {@link #log}.
+     */
+    public Map<String, double[]> measure(List<String> names, double normalizer, UnaryOperator<double[]> maxOverRanks) {
+        Map<String, double[]> minMax = new LinkedHashMap<>();
         if (names.stream().map(timers::get).noneMatch(t -> t != null && t.enabled)) {
-            return "";   // nothing measured at this level, on any rank (all ranks run at the same level)
+            return minMax;   // nothing measured at this level, on any rank (all ranks run at the same level)
         }
         int n = names.size();
         double[] local = new double[2 * n];   // [-min candidates..., max candidates...]
@@ -130,14 +139,19 @@ public final class Timers {
             }
         }
         double[] reduced = maxOverRanks.apply(local);
-        StringBuilder out = new StringBuilder();
         for (int i = 0; i < n; i++) {
-            if (reduced[n + i] == Double.NEGATIVE_INFINITY) {
-                continue;   // not measured at this level, or did not run in this interval, on any rank
+            if (reduced[n + i] != Double.NEGATIVE_INFINITY) {   // else not measured, or did not run, on any rank
+                minMax.put(names.get(i), new double[] {-reduced[i], reduced[n + i]});
             }
-            out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(names.get(i) + " ", 48),
-                    TrainingLog.pythonF(-reduced[i], 2), TrainingLog.pythonF(reduced[n + i], 2)));
         }
+        return minMax;
+    }
+
+    /** Megatron's report of {@link #measure}'s values; empty when none ran. */
+    public static String format(Map<String, double[]> minMax) {
+        StringBuilder out = new StringBuilder();
+        minMax.forEach((name, mm) -> out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(name + " ", 48),
+                TrainingLog.pythonF(mm[0], 2), TrainingLog.pythonF(mm[1], 2))));
         return out.isEmpty() ? "" : "(min, max) time across ranks (ms):" + out;
     }
 

@@ -10,8 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.function.Consumer;
+import java.util.function.IntToDoubleFunction;
 
 /**
  * Megatron's pretraining loop ({@code training.py: train}) for one rank: per iteration, the
@@ -57,6 +59,9 @@ public final class Trainer {
     private final Timers timers;
     private IntervalStats interval = new IntervalStats();
     private final long trainIters;
+    private TensorBoardLog tensorboard;           // --tensorboard-dir, open while train() runs
+    private IntToDoubleFunction modelFlops;       // the model FLOPs of an iteration of a global batch size, or null
+    private int ranks = 1;
 
     private ResumePoint position;
     private long lastSavedIteration = -1;
@@ -129,6 +134,7 @@ public final class Trainer {
         double lastValid = Double.NaN;
         long iteration = position.iteration();
         long consumed = position.consumedTrainSamples();
+        tensorboard = config.logging().tensorboard() == null ? null : new TensorBoardLog(config.logging().tensorboard());
         LossCsvWriter csv = config.logging().logLossTo() == null ? null : new LossCsvWriter(config.logging().logLossTo(),
                 position.iteration());
         try {
@@ -145,6 +151,11 @@ public final class Trainer {
                 interval.add(step);
                 if (csv != null) {
                     csv.train(iteration, consumed, step.loss, lr, step.gradNorm);
+                }
+                if (tensorboard != null) {
+                    LossScaler scaler = optimizer.lossScaler();
+                    tensorboard.iteration(iteration, consumed, lr, globalBatch, step.loss, scaler == null ? 1.0 : scaler.scale(),
+                            step.gradNorm);
                 }
                 event.iteration = iteration;
                 event.loss = step.loss;
@@ -180,6 +191,10 @@ public final class Trainer {
         } finally {
             if (csv != null) {
                 csv.close();
+            }
+            if (tensorboard != null) {
+                tensorboard.close();
+                tensorboard = null;
             }
         }
     }
@@ -304,6 +319,9 @@ public final class Trainer {
         if (csv != null) {
             csv.eval(split, iteration, position.consumedTrainSamples(), loss);
         }
+        if (tensorboard != null && isValidation(split)) {   // as Megatron's "lm loss validation"; test losses are not written
+            tensorboard.validation(iteration, position.consumedTrainSamples(), loss);
+        }
         event.iteration = iteration;
         event.split = split;
         event.loss = loss;
@@ -406,14 +424,34 @@ public final class Trainer {
 
     private void logInterval(IntervalStats s, long iteration, long consumed, double lr, int globalBatch) {
         double elapsedMs = (System.nanoTime() - s.startNanos - s.excludedNanos) / 1e6 / Math.max(1, s.iterations);
+        // Megatron's throughput: the iteration's model FLOPs over its time and the ranks, in TFLOP/s per rank
+        double throughput = !config.logging().logThroughput() || modelFlops == null ? Double.NaN
+                : modelFlops.applyAsDouble(globalBatch) / (elapsedMs / 1000.0 * 1e12 * ranks);
         LossScaler scaler = optimizer.lossScaler();
-        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, lr,
-                globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
+        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, throughput,
+                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
         log.accept(TrainingLog.iterationLine(stats));
-        String timing = timers.log(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
+        Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
         if (!timing.isEmpty()) {
-            log.accept(timing);
+            log.accept(Timers.format(timing));
         }
+        if (tensorboard != null) {
+            tensorboard.logLine(iteration, elapsedMs / 1000.0, throughput, timing);
+        }
+    }
+
+    /**
+     * The model FLOPs of an iteration of a global batch size, and the run's ranks: with {@code --log-throughput}
+     * the log line gains Megatron's {@code throughput per GPU (TFLOP/s/GPU)}, those FLOPs over the iteration's
+     * time and the ranks.
+     */
+    public void setModelFlops(IntToDoubleFunction flopsPerIteration, int ranks) {
+        this.modelFlops = flopsPerIteration;
+        this.ranks = ranks;
+    }
+
+    private static boolean isValidation(String split) {
+        return split.equals("valid");
     }
 
     /**

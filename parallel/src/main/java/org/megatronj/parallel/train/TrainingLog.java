@@ -13,9 +13,12 @@ public final class TrainingLog {
     private TrainingLog() {
     }
 
-    /** The values of one iteration log line; losses and times are averages over the log interval. */
+    /**
+     * The values of one iteration log line; losses and times are averages over the log interval.
+     * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, else NaN (not printed).
+     */
     public record IterationStats(long iteration, long trainIters, long consumedSamples, double elapsedMillisPerIteration,
-                                 double learningRate, int globalBatchSize, double lmLoss, double lossScale,
+                                 double throughput, double learningRate, int globalBatchSize, double lmLoss, double lossScale,
                                  double gradNorm, int skippedIterations, int nanIterations) {
     }
 
@@ -29,6 +32,9 @@ public final class TrainingLog {
         b.append(String.format(Locale.ROOT, " iteration %8d/%8d |", s.iteration(), s.trainIters()));
         b.append(String.format(Locale.ROOT, " consumed samples: %12d |", s.consumedSamples()));
         b.append(" elapsed time per iteration (ms): ").append(pythonF(s.elapsedMillisPerIteration(), 1)).append(" |");
+        if (!Double.isNaN(s.throughput())) {
+            b.append(" throughput per GPU (TFLOP/s/GPU): ").append(pythonF(s.throughput(), 1)).append(" |");
+        }
         b.append(" learning rate: ").append(pythonE(s.learningRate(), 6)).append(" |");
         b.append(String.format(Locale.ROOT, " global batch size: %5d |", s.globalBatchSize()));
         // Megatron prints the loss only when its average over the advanced iterations is > 0: an interval in which every

@@ -1,0 +1,99 @@
+package org.megatronj.parallel.train;
+
+import org.megatronj.io.tensorboard.EventFileWriter;
+
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * What Megatron's {@code training_log} and {@code evaluate_and_print_results} write to TensorBoard
+ * ({@code --tensorboard-dir}), under Megatron's tags: per iteration (every
+ * {@code --tensorboard-log-interval}) the learning rate, batch size, {@code lm loss}, loss scale
+ * (unless {@code --no-log-loss-scale-to-tensorboard}), world size ({@code --log-world-size-to-tensorboard})
+ * and grad norm, each also "vs samples" (stepped by the consumed samples); at each log line with
+ * {@code --log-timers-to-tensorboard} the iteration time, the throughput (with {@code --log-throughput})
+ * and the timers ({@code <name>-time}, the maximum over ranks in seconds); at each evaluation
+ * {@code lm loss validation} (and its perplexity with {@code --log-validation-ppl-to-tensorboard}).
+ * Megatron's args-as-text summaries are not written.
+ */
+public final class TensorBoardLog implements AutoCloseable {
+
+    /**
+     * The {@code --tensorboard-*} and {@code --log-*-to-tensorboard} flags.
+     *
+     * @param worldSize the run's ranks, for {@code world-size}
+     */
+    public record Config(Path dir, int logInterval, boolean logTimers, boolean logValidationPpl, boolean logLossScale,
+                         boolean logWorldSize, int worldSize) {
+        public Config {
+            if (logInterval < 1) {
+                throw new IllegalArgumentException("--tensorboard-log-interval must be >= 1, got " + logInterval);
+            }
+        }
+    }
+
+    private final Config config;
+    private final EventFileWriter writer;
+
+    TensorBoardLog(Config config) {
+        this.config = config;
+        this.writer = EventFileWriter.create(config.dir());
+    }
+
+    private void both(String tag, double value, long iteration, long consumedSamples) {
+        writer.addScalar(tag, value, iteration);
+        writer.addScalar(tag + " vs samples", value, consumedSamples);
+    }
+
+    /** One training iteration; a NaN grad norm (a skipped step) and a non-finite loss are left out. */
+    void iteration(long iteration, long consumedSamples, double learningRate, int batchSize, double loss, double lossScale,
+                   double gradNorm) {
+        if (iteration % config.logInterval() != 0) {
+            return;
+        }
+        both("learning-rate", learningRate, iteration, consumedSamples);
+        both("batch-size", batchSize, iteration, consumedSamples);
+        if (Double.isFinite(loss)) {
+            both("lm loss", loss, iteration, consumedSamples);
+        }
+        if (config.logLossScale()) {
+            both("loss-scale", lossScale, iteration, consumedSamples);
+        }
+        if (config.logWorldSize()) {
+            both("world-size", config.worldSize(), iteration, consumedSamples);
+        }
+        if (!Double.isNaN(gradNorm)) {
+            both("grad-norm", gradNorm, iteration, consumedSamples);
+        }
+    }
+
+    /**
+     * At a log line: with {@code --log-timers-to-tensorboard} the seconds per iteration, the throughput
+     * (NaN without {@code --log-throughput}) and the timers' maxima over ranks (milliseconds per iteration,
+     * written in seconds, as Megatron's timers are); then everything is flushed.
+     */
+    void logLine(long iteration, double secondsPerIteration, double throughput, Map<String, double[]> timersMillis) {
+        if (config.logTimers()) {
+            writer.addScalar("iteration-time", secondsPerIteration, iteration);
+            if (!Double.isNaN(throughput)) {
+                writer.addScalar("throughput", throughput, iteration);
+            }
+            timersMillis.forEach((name, minMax) -> writer.addScalar(name + "-time", minMax[1] / 1000.0, iteration));
+        }
+        writer.flush();
+    }
+
+    /** An evaluation of the validation split. */
+    void validation(long iteration, long consumedSamples, double loss) {
+        both("lm loss validation", loss, iteration, consumedSamples);
+        if (config.logValidationPpl()) {
+            both("lm loss validation ppl", Math.exp(Math.min(20, loss)), iteration, consumedSamples);
+        }
+        writer.flush();
+    }
+
+    @Override
+    public void close() {
+        writer.close();
+    }
+}
