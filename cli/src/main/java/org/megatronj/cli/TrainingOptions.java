@@ -164,6 +164,11 @@ public final class TrainingOptions {
     @Option(names = "--no-load-rng", description = "Use --seed for dropout instead of the checkpoint's RNG stream.")
     boolean noLoadRng;
 
+    @Option(names = "--ckpt-format", paramLabel = "FORMAT", description = "Megatron-LM's on-disk formats (torch, torch_dist,"
+            + " ...) are refused by name: Megatron-J saves and loads its own (Megatron's folder layout with safetensors"
+            + " tensors and a metadata.json); leave the flag out.")
+    String ckptFormat;
+
     @Option(names = "--override-opt_param-scheduler", description = "On --load, keep this run's learning-rate schedule"
             + " (--lr, --min-lr, warmup, decay) where the checkpoint's differs (otherwise an error, as in Megatron).")
     boolean overrideOptParamScheduler;
@@ -226,6 +231,12 @@ public final class TrainingOptions {
                 logWorldSizeToTensorboard, worldSize);
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
                 tensorboard);
+        if (ckptFormat != null) {
+            throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J cannot write or read Megatron-LM's"
+                    + " checkpoint formats; it keeps its own (Megatron's folder layout with safetensors tensors and a"
+                    + " metadata.json). Leave the flag out; 'megatron checkpoint export-hf' and 'import-hf' carry weights"
+                    + " to and from Hugging Face");
+        }
         if (overrideOptParamScheduler && useCheckpointOptParamScheduler) {
             throw new IllegalArgumentException("--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler"
                     + " contradict each other; give at most one");

@@ -367,6 +367,31 @@ class PretrainGptCommandTest {
         assertEquals(java.util.Set.of(3L, 6L), scalars.get("lm loss validation").keySet());
     }
 
+    /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */
+    @Test
+    void megatronLmCheckpointFormatsAreNamed() throws IOException {
+        Path data = dataset();
+        CliRun flag = run(args(data, "--ckpt-format", "torch_dist"));
+        assertEquals(1, flag.code(), flag.toString());
+        assertTrue(flag.err().contains("--ckpt-format torch_dist: Megatron-J cannot write or read Megatron-LM's checkpoint"
+                + " formats"), flag.err());
+        Path torch = dir.resolve("mlm-torch");
+        Files.createDirectories(torch.resolve("iter_0000010/mp_rank_00"));
+        Files.writeString(torch.resolve("latest_checkpointed_iteration.txt"), "10");
+        Files.write(torch.resolve("iter_0000010/mp_rank_00/model_optim_rng.pt"), new byte[8]);
+        CliRun pickle = run(args(data, "--load", torch.toString()));
+        assertEquals(1, pickle.code(), pickle.toString());
+        assertTrue(pickle.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch (mp_rank_00/model_optim_rng.pt)"),
+                pickle.err());
+        Path dist = dir.resolve("mlm-dist");
+        Files.createDirectories(dist.resolve("iter_0000010"));
+        Files.writeString(dist.resolve("latest_checkpointed_iteration.txt"), "10");
+        Files.write(dist.resolve("iter_0000010/__0_0.distcp"), new byte[8]);
+        CliRun distcp = run(args(data, "--load", dist.toString()));
+        assertEquals(1, distcp.code(), distcp.toString());
+        assertTrue(distcp.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch_dist"), distcp.err());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

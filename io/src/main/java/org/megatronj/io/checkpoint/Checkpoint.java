@@ -80,9 +80,38 @@ public final class Checkpoint implements AutoCloseable {
             throw new CheckpointException("checkpoint folder " + root + " does not exist");
         }
         if (!Files.exists(CheckpointLayout.trackerFile(root)) && !CheckpointLayout.rankDirNames(root).isEmpty()) {
-            return root;
+            return refuseMegatronLmFormats(root);
         }
-        return CheckpointLayout.resolveIterationDir(root, CheckpointLayout.latestIteration(root));
+        return refuseMegatronLmFormats(CheckpointLayout.resolveIterationDir(root, CheckpointLayout.latestIteration(root)));
+    }
+
+    /**
+     * {@code iterDir}, unless it holds one of Megatron-LM's own formats (its {@code --ckpt-format torch}
+     * {@code model_optim_rng.pt} pickles or {@code torch_dist} {@code .distcp} files), which Megatron-J cannot
+     * read: then an error that says so and what to do instead of one about a missing file.
+     */
+    private static Path refuseMegatronLmFormats(Path iterDir) {
+        String format = null;
+        try (var files = Files.list(iterDir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String name = p.getFileName().toString();
+                if (name.endsWith(".distcp") || name.equals("common.pt")) {
+                    format = "torch_dist (PyTorch distributed checkpoint files " + name + ")";
+                } else if (Files.isRegularFile(p.resolve("model_optim_rng.pt"))
+                        && !Files.exists(p.resolve(CheckpointLayout.MODEL_FILE))) {
+                    format = "torch (" + p.getFileName().resolve("model_optim_rng.pt") + ")";
+                }
+            }
+        } catch (IOException e) {
+            throw new CheckpointException("cannot list checkpoint folder " + iterDir + ": " + e.getMessage(), e);
+        }
+        if (format != null) {
+            throw new CheckpointException(iterDir + " is a Megatron-LM checkpoint in its --ckpt-format " + format
+                    + ", which Megatron-J does not read: it keeps its checkpoints in Megatron's folder layout with"
+                    + " safetensors tensors and a metadata.json. Bring the weights over as a Hugging Face GPT-2"
+                    + " checkpoint and 'megatron checkpoint import-hf'");
+        }
+        return iterDir;
     }
 
     private static long iterationOf(Path root) {
