@@ -59,6 +59,10 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
             for (String name : file.names()) {
                 weights.put(name, file.tensor(name));
             }
+            if (config.applyLayernorm1p()) {   // Hugging Face's LayerNorm weight is the scale itself: 1 + the stored weight
+                weights.replaceAll((name, t) -> name.endsWith("layernorm.weight") ? plusOne(t, arena) : t);
+                config = config.withLayernorm1p(false);
+            }
             JsonNode imported = c.metadata().get(TrainingCheckpointer.HF_CONFIG);
             DType out = dtype != null ? parseDtype(dtype) : Gpt2HfConfig.declaredDtype(imported);
             Map<String, Tensor> hf = Gpt2HfWeights.toHf(weights, config, out, arena);
@@ -71,6 +75,14 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
                     hfDir, hf.size(), out);
         }
         return 0;
+    }
+
+    private static Tensor plusOne(Tensor weight, TensorArena arena) {
+        float[] values = weight.toFloatArray();
+        for (int i = 0; i < values.length; i++) {
+            values[i] += 1f;
+        }
+        return arena.fromFloats(values, weight.shape());
     }
 
     private static DType parseDtype(String name) {

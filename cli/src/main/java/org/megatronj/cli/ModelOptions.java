@@ -76,8 +76,13 @@ public final class ModelOptions {
     @Option(names = "--init-method-std", paramLabel = "S", defaultValue = "0.02", description = "Std of the normal init (default ${DEFAULT-VALUE}).")
     float initMethodStd;
 
-    @Option(names = "--layernorm-epsilon", paramLabel = "E", defaultValue = "1e-5", description = "Norm epsilon (default ${DEFAULT-VALUE}).")
+    @Option(names = {"--layernorm-epsilon", "--norm-epsilon"}, paramLabel = "E", defaultValue = "1e-5",
+            description = "Norm epsilon (default ${DEFAULT-VALUE}); --norm-epsilon is today's Megatron name.")
     float layernormEpsilon;
+
+    @Option(names = "--apply-layernorm-1p", description = "Zero-centred norm weights: stored as gamma - 1 (initialised to 0),"
+            + " the norms scale by 1 + weight (Megatron-core's layernorm_zero_centered_gamma).")
+    boolean applyLayernorm1p;
 
     @Option(names = "--apply-query-key-layer-scaling", description = "Scale attention scores by 1/layer (an fp16 guard; no effect in fp32).")
     boolean applyQueryKeyLayerScaling;
@@ -130,7 +135,7 @@ public final class ModelOptions {
                 .swiglu(swiglu).addBiasLinear(!disableBiasLinear).geluTanh(geluTanh())
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
-                .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon)
+                .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling)
                 .vocabSize(vocabSize).makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy)
                 .build();

@@ -392,6 +392,34 @@ class PretrainGptCommandTest {
         assertTrue(distcp.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch_dist"), distcp.err());
     }
 
+    /**
+     * {@code --apply-layernorm-1p} trains and saves zero-centred norm weights; its checkpoint does not load into a
+     * run without the flag (another computation), and export-hf writes Hugging Face's scale, 1 + the weight.
+     */
+    @Test
+    void layernorm1pTrainsLoadsOnlyWithTheFlagAndExportsTheScale() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("ckpt-1p");
+        List<String> a = args(data, "--train-iters", "2", "--save", save.toString());
+        a.add("--apply-layernorm-1p");
+        CliRun train = run(a);
+        assertEquals(0, train.code(), train.toString());
+        CliRun without = run(args(data, "--train-iters", "3", "--load", save.toString()));
+        assertEquals(1, without.code(), without.toString());
+        assertTrue(without.err().contains("applyLayernorm1p"), without.err());
+        Path hf = dir.resolve("hf-1p");
+        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", hf.toString());
+        assertEquals(0, export.code(), export.toString());
+        try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00");
+             var exported = org.megatronj.io.safetensors.SafetensorsFile.open(hf.resolve("model.safetensors"))) {
+            float[] stored = ckpt.model().tensor("decoder.final_layernorm.weight").toFloatArray();
+            float[] scale = exported.tensor("transformer.ln_f.weight").toFloatArray();
+            for (int i = 0; i < stored.length; i++) {
+                assertEquals(1f + stored[i], scale[i], "element " + i);
+            }
+        }
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

@@ -650,9 +650,11 @@ public final class GPTModel implements AutoCloseable {
     }
 
     private Norm norm(String prefix) {
-        return new Norm(backend, config.normalization(), param(prefix + ".weight"),
+        Parameter weight = param(prefix + ".weight");
+        return new Norm(backend, config.normalization(), weight,
                 config.normalization() == Normalization.LAYER_NORM ? param(prefix + ".bias") : null,
-                config.layernormEpsilon());
+                config.layernormEpsilon(),
+                config.applyLayernorm1p() ? backend.allocate(buffers, weight.compute().dtype(), weight.compute().shape()) : null);
     }
 
     @Override

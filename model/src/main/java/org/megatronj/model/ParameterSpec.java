@@ -122,7 +122,9 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
     }
 
     private static void addNorm(List<ParameterSpec> specs, TransformerConfig c, String prefix) {
-        specs.add(new ParameterSpec(prefix + ".weight", new long[] {c.hiddenSize()}, Init.ONES, false));
+        // --apply-layernorm-1p stores gamma - 1 (Megatron zero-initialises the weight then)
+        specs.add(new ParameterSpec(prefix + ".weight", new long[] {c.hiddenSize()}, c.applyLayernorm1p() ? Init.ZEROS : Init.ONES,
+                false));
         if (c.normalization() == Normalization.LAYER_NORM) {
             specs.add(new ParameterSpec(prefix + ".bias", new long[] {c.hiddenSize()}, Init.ZEROS, false));
         }

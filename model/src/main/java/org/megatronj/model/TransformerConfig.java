@@ -23,7 +23,9 @@ package org.megatronj.model;
  * @param attentionDropout               {@code --attention-dropout} (Megatron default 0.1)
  * @param hiddenDropout                  {@code --hidden-dropout}: after the embeddings and each residual branch (0.1)
  * @param initMethodStd                  {@code --init-method-std}: std of the normal init (0.02)
- * @param layernormEpsilon               {@code --layernorm-epsilon} (1e-5)
+ * @param layernormEpsilon               {@code --layernorm-epsilon} / {@code --norm-epsilon} (1e-5)
+ * @param applyLayernorm1p               {@code --apply-layernorm-1p} (Megatron-core's {@code layernorm_zero_centered_gamma}):
+ *                                       norm weights are stored as gamma - 1, initialised to 0; the norms scale by 1 + weight
  * @param applyQueryKeyLayerScaling      {@code --apply-query-key-layer-scaling}: an fp16 overflow guard; exact no-op in fp32
  * @param geluTanh                       gelu's tanh approximation (GPT-2 and Megatron's fused bias-gelu) instead of erf;
  *                                       Megatron's {@code --no-bias-gelu-fusion} means false
@@ -38,7 +40,7 @@ public record TransformerConfig(
         float rotaryPercent, float rotaryBase,
         Normalization normalization,
         boolean swiglu, boolean addBiasLinear, boolean untieEmbeddingsAndOutputWeights,
-        float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon,
+        float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
         int vocabSize, int makeVocabSizeDivisibleBy) {
 
@@ -85,7 +87,16 @@ public record TransformerConfig(
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
                 normalization, swiglu, addBiasLinear, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout,
-                initMethodStd, layernormEpsilon, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy);
+                initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
+                makeVocabSizeDivisibleBy);
+    }
+
+    /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
+    public TransformerConfig withLayernorm1p(boolean on) {
+        return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, kvChannels, numQueryGroups,
+                seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu,
+                addBiasLinear, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd,
+                layernormEpsilon, on, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy);
     }
 
     /** Query heads per key/value group. */
@@ -214,6 +225,7 @@ public record TransformerConfig(
         private float hiddenDropout = 0.1f;
         private float initMethodStd = 0.02f;
         private float layernormEpsilon = 1e-5f;
+        private boolean applyLayernorm1p;
         private boolean applyQueryKeyLayerScaling;
         private boolean geluTanh = true;
         private int vocabSize;
@@ -245,6 +257,7 @@ public record TransformerConfig(
         public Builder hiddenDropout(float v) { hiddenDropout = v; return this; }
         public Builder initMethodStd(float v) { initMethodStd = v; return this; }
         public Builder layernormEpsilon(float v) { layernormEpsilon = v; return this; }
+        public Builder applyLayernorm1p(boolean v) { applyLayernorm1p = v; return this; }
         public Builder applyQueryKeyLayerScaling(boolean v) { applyQueryKeyLayerScaling = v; return this; }
         public Builder geluTanh(boolean v) { geluTanh = v; return this; }
         public Builder vocabSize(int v) { vocabSize = v; return this; }
@@ -274,7 +287,7 @@ public record TransformerConfig(
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
                     positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear,
                     untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
-                    applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
+                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }
     }
 }

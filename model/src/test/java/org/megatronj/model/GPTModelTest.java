@@ -179,6 +179,45 @@ class GPTModelTest {
         }
     }
 
+    /**
+     * {@code --apply-layernorm-1p}: the norm weights start at 0, and a model whose norm weights are w computes
+     * the loss and gradients of the plain model with norm weights 1 + w (LayerNorm and RMSNorm).
+     */
+    @Test
+    void zeroCenteredNormWeightsAreOnePlusTheWeight() {
+        for (TransformerConfig plain : List.of(LayerGradientTest.gpt2Like(0), LayerGradientTest.llamaLike(0))) {
+            TransformerConfig onePlus = plain.withLayernorm1p(true);
+            MicroBatch batch = randomBatch(2, LayerGradientTest.S, plain.vocabSize(), 31);
+            try (GPTModel centred = new GPTModel(onePlus, backend, 7); GPTModel reference = new GPTModel(plain, backend, 7)) {
+                for (float v : centred.parameter("decoder.final_layernorm.weight").data().toFloatArray()) {
+                    assertEquals(0f, v);
+                }
+                LayerGradientTest.randomize(centred, 8);
+                for (Parameter p : centred.parameters()) {
+                    float[] values = p.data().toFloatArray();
+                    if (p.name().endsWith("layernorm.weight")) {
+                        for (int i = 0; i < values.length; i++) {
+                            values[i] += 1f;
+                        }
+                    }
+                    reference.parameter(p.name()).data().copyFrom(values);
+                }
+                centred.refreshComputeWeights();
+                reference.refreshComputeWeights();
+                centred.zeroGrad();
+                reference.zeroGrad();
+                double a = centred.forwardBackward(batch, 1f, 0).lossSum();
+                double b = reference.forwardBackward(batch, 1f, 0).lossSum();
+                assertEquals(b, a, 1e-5 * Math.abs(b));
+                for (Parameter p : centred.parameters()) {
+                    float[] expected = reference.parameter(p.name()).grad().toFloatArray();
+                    double error = GPTReferenceTest.maxAbsDiff(expected, p.grad().toFloatArray());
+                    assertTrue(error <= 1e-5 * GPTReferenceTest.maxAbs(expected) + 1e-7, p.name() + " differs by " + error);
+                }
+            }
+        }
+    }
+
     @Test
     void keyStartsOutsideTheirRowAreRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new MicroBatch(1, 3,

@@ -36,7 +36,8 @@ class TextGeneratorTest {
                 c.numQueryGroups(), Math.min(c.seqLength(), maxPositions), maxPositions, c.positionEmbeddingType(),
                 c.rotaryPercent(), c.rotaryBase(), c.normalization(), c.swiglu(), c.addBiasLinear(),
                 c.untieEmbeddingsAndOutputWeights(), c.attentionDropout(), c.hiddenDropout(), c.initMethodStd(),
-                c.layernormEpsilon(), c.applyQueryKeyLayerScaling(), c.geluTanh(), c.vocabSize(), c.makeVocabSizeDivisibleBy())
+                c.layernormEpsilon(), c.applyLayernorm1p(), c.applyQueryKeyLayerScaling(), c.geluTanh(), c.vocabSize(),
+                c.makeVocabSizeDivisibleBy())
                 .validate();
     }
 

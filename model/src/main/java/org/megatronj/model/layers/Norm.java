@@ -17,8 +17,19 @@ public final class Norm {
     private final Parameter weight;   // [h]
     private final Parameter bias;     // [h], LayerNorm only
     private final float eps;
+    private final Tensor gamma;       // [h] 1 + weight with --apply-layernorm-1p (compute dtype), else null
 
     public Norm(Backend backend, Normalization kind, Parameter weight, Parameter bias, float eps) {
+        this(backend, kind, weight, bias, eps, null);
+    }
+
+    /**
+     * {@code zeroCenteredGamma}: with {@code --apply-layernorm-1p} (Megatron-core's
+     * {@code layernorm_zero_centered_gamma}) a buffer {@code [h]} in the compute dtype where the norm's scale
+     * {@code 1 + weight} is formed before each use, as Megatron's fused LayerNorm adds 1 to its weight;
+     * the weight's gradient is the scale's. Null otherwise.
+     */
+    public Norm(Backend backend, Normalization kind, Parameter weight, Parameter bias, float eps, Tensor zeroCenteredGamma) {
         if (kind == Normalization.LAYER_NORM && bias == null) {
             throw new IllegalArgumentException("LayerNorm " + weight.name() + " needs a bias");
         }
@@ -30,6 +41,17 @@ public final class Norm {
         this.weight = weight;
         this.bias = bias;
         this.eps = eps;
+        this.gamma = zeroCenteredGamma;
+    }
+
+    /** The scale the kernels multiply by: the weight, or {@code 1 + weight} formed now with {@code --apply-layernorm-1p}. */
+    private Tensor gamma() {
+        if (gamma == null) {
+            return weight.compute();
+        }
+        backend.fill(gamma, 1f);
+        backend.axpy(1f, weight.compute(), gamma);
+        return gamma;
     }
 
     public Normalization kind() {
@@ -39,18 +61,18 @@ public final class Norm {
     /** x, y {@code [..., h]}; mean (ignored by RMSNorm, may be null) and rstd F32 {@code [rows]}. */
     public void forward(Tensor x, Tensor y, Tensor mean, Tensor rstd) {
         if (kind == Normalization.LAYER_NORM) {
-            backend.layerNormForward(x, weight.compute(), bias.compute(), eps, y, mean, rstd);
+            backend.layerNormForward(x, gamma(), bias.compute(), eps, y, mean, rstd);
         } else {
-            backend.rmsNormForward(x, weight.compute(), eps, y, rstd);
+            backend.rmsNormForward(x, gamma(), eps, y, rstd);
         }
     }
 
     /** dx written from dy and the saved x, mean, rstd; weight/bias grads accumulate. */
     public void backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor dx) {
         if (kind == Normalization.LAYER_NORM) {
-            backend.layerNormBackward(dy, x, weight.compute(), mean, rstd, dx, weight.grad(), bias.grad());
+            backend.layerNormBackward(dy, x, gamma(), mean, rstd, dx, weight.grad(), bias.grad());
         } else {
-            backend.rmsNormBackward(dy, x, weight.compute(), rstd, dx, weight.grad());
+            backend.rmsNormBackward(dy, x, gamma(), rstd, dx, weight.grad());
         }
     }
 
@@ -60,9 +82,9 @@ public final class Norm {
      */
     public void backwardAccumulate(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor dx) {
         if (kind == Normalization.LAYER_NORM) {
-            backend.layerNormBackwardAccumulate(dy, x, weight.compute(), mean, rstd, dx, weight.grad(), bias.grad());
+            backend.layerNormBackwardAccumulate(dy, x, gamma(), mean, rstd, dx, weight.grad(), bias.grad());
         } else {
-            backend.rmsNormBackwardAccumulate(dy, x, weight.compute(), rstd, dx, weight.grad());
+            backend.rmsNormBackwardAccumulate(dy, x, gamma(), rstd, dx, weight.grad());
         }
     }
 }

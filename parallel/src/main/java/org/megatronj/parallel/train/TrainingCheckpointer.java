@@ -342,7 +342,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
                  "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "addBiasLinear",
                  "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh",
-                 "layernormEpsilon", "rotaryPercent", "rotaryBase" -> true;
+                 "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
     }
