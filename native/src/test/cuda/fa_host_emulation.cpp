@@ -490,6 +490,19 @@ struct Problem {
             }
     }
 
+    // What the kernels write: out, dK, dV (16-bit) and lse poisoned (NaN), the fp32 dQ accumulator zeroed as
+    // megatron_flash_attention_bwd_prep zeroes it
+    struct Outputs {
+        std::vector<uint16_t> out, dk, dv;
+        std::vector<float> lse, dq;
+    };
+    Outputs outputs() const {
+        return {std::vector<uint16_t>(q.size(), 0xFFFF), std::vector<uint16_t>(k.size(), 0xFFFF),
+                std::vector<uint16_t>(k.size(), 0xFFFF), std::vector<float>((size_t)c.B * c.np * c.s, NAN),
+                std::vector<float>(q.size(), 0.0f)};
+    }
+    const int* keyLengths() const { return c.keyLengths.empty() ? nullptr : c.keyLengths.data(); }
+
     // delta = rowsum(dO * out), as megatron_flash_attention_bwd_prep computes it from the kernel's 16-bit out
     std::vector<float> delta(const std::vector<uint16_t>& kernelOut) const {
         std::vector<float> d((size_t)c.B * c.np * c.s);
@@ -569,9 +582,8 @@ static bool runFa2(const Case& c, unsigned seed, const char* name) {
     const Problem<D, BF16> p(c, seed);
     const int s = c.s, sk = c.sk, B = c.B, np = c.np, ng = c.ng;
     const float scale = 1.0f / std::sqrt((float)D);
-    std::vector<uint16_t> out(p.q.size(), 0xFFFF), dk(p.k.size(), 0xFFFF), dv(p.k.size(), 0xFFFF);
-    std::vector<float> lse((size_t)B * np * s, NAN), dq(p.q.size(), 0.0f);
-    const int* kl = c.keyLengths.empty() ? nullptr : c.keyLengths.data();
+    auto [out, dk, dv, lse, dq] = p.outputs();
+    const int* kl = p.keyLengths();
     const int* ks = p.starts.empty() ? nullptr : p.starts.data();
     const fa2::QkvStrides st{np * D, np / ng * D, ng * D, D};
     const fa2::Dropout dr{c.dropP, c.dropP > 0 ? 1.0f / (1.0f - c.dropP) : 1.0f, DROP_SEED, DROP_OFFSET};
@@ -604,9 +616,8 @@ static bool runFa3(const Case& c, unsigned seed) {
     const Problem<D, BF16> p(c, seed);
     const int s = c.s, sk = c.sk, B = c.B, np = c.np, ng = c.ng;
     const float scale = 1.0f / std::sqrt((float)D);
-    std::vector<uint16_t> out(p.q.size(), 0xFFFF), dk(p.k.size(), 0xFFFF), dv(p.k.size(), 0xFFFF);
-    std::vector<float> lse((size_t)B * np * s, NAN), dq(p.q.size(), 0.0f);
-    const int* kl = c.keyLengths.empty() ? nullptr : c.keyLengths.data();
+    auto [out, dk, dv, lse, dq] = p.outputs();
+    const int* kl = p.keyLengths();
     const fa2::QkvStrides st{np * D, np / ng * D, ng * D, D};
     launch((s + 64 * NWG - 1) / (64 * NWG), B * np, 128 * NWG, fa3::fa3_smem, FA3_SMEM_BASE, [&] {
         fa3::forward<D, BF16, NWG, BN, PIPE>(p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(), s, sk, B, np, ng,
