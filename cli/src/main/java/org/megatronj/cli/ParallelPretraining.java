@@ -154,7 +154,8 @@ final class ParallelPretraining {
     private static TrainingConfig withoutFiles(TrainingConfig c) {
         LoggingConfig l = c.logging();
         return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
-                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel(), l.logThroughput(), null),
+                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel(), l.logThroughput(),
+                        l.logParamsNorm(), null),
                 c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss());
     }
 

@@ -116,6 +116,10 @@ public final class TrainingOptions {
             + " iteration over its time and the ranks) to each log line.")
     boolean logThroughput;
 
+    @Option(names = "--log-params-norm", description = "Add the L2 norm of the (fp32) parameters after each step to the"
+            + " log line (and to TensorBoard), as Megatron's 'params norm'.")
+    boolean logParamsNorm;
+
     @Option(names = "--tensorboard-dir", paramLabel = "DIR", description = "Write Megatron's TensorBoard scalars (lm loss,"
             + " learning-rate, batch-size, loss-scale, grad-norm, each also vs samples; lm loss validation) to an event file"
             + " in DIR.")
@@ -230,7 +234,7 @@ public final class TrainingOptions {
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
                 logWorldSizeToTensorboard, worldSize);
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
-                tensorboard);
+                logParamsNorm, tensorboard);
         if (ckptFormat != null) {
             throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J cannot write or read Megatron-LM's"
                     + " checkpoint formats; it keeps its own (Megatron's folder layout with safetensors tensors and a"

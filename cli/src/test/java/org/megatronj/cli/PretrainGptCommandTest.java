@@ -340,8 +340,11 @@ class PretrainGptCommandTest {
         Path data = dataset();
         Path csv = dir.resolve("tb.csv");
         Path tb = dir.resolve("tb");
-        List<String> a = args(data, "--log-loss-to", csv.toString(), "--tensorboard-dir", tb.toString(), "--timing-log-level", "1");
-        a.addAll(List.of("--log-throughput", "--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard"));
+        Path save = dir.resolve("tb-ckpt");
+        List<String> a = args(data, "--log-loss-to", csv.toString(), "--tensorboard-dir", tb.toString(), "--timing-log-level", "1",
+                "--save", save.toString());
+        a.addAll(List.of("--log-throughput", "--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard",
+                "--log-params-norm"));
         CliRun r = run(a);
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        6/       6 |")
@@ -365,6 +368,20 @@ class PretrainGptCommandTest {
         assertEquals(4f, scalars.get("batch-size").get(6L));
         assertEquals(java.util.Set.of(4L, 8L, 12L, 16L, 20L, 24L), scalars.get("lm loss vs samples").keySet());
         assertEquals(java.util.Set.of(3L, 6L), scalars.get("lm loss validation").keySet());
+
+        // --log-params-norm: the norm of the weights the step left, which the final checkpoint holds
+        double sum = 0;
+        try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00")) {
+            for (String name : ckpt.model().names()) {
+                for (float v : ckpt.model().tensor(name).toFloatArray()) {
+                    sum += (double) v * v;
+                }
+            }
+        }
+        String expected = org.megatronj.parallel.train.TrainingLog.pythonF(Math.sqrt(sum), 3);
+        assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        6/") && l.contains("| params norm: " + expected + " |")),
+                expected + " in " + r.out());
+        assertEquals((float) Math.sqrt(sum), scalars.get("params-norm").get(6L), 1e-3);
     }
 
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */

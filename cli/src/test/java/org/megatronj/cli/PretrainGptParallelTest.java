@@ -86,6 +86,33 @@ class PretrainGptParallelTest {
     }
 
     /**
+     * {@code --log-params-norm} counts each weight once over the world: tensor shards, pipeline stages, the tied
+     * embedding's two copies, replicated norms and the distributed optimizer's shards give one rank's norm.
+     */
+    @Test
+    void paramsNormIsTheWholeModelsOnEveryLayout() throws IOException {
+        Path data = dataset();
+        CliRun one = CliRun.of(args(data, dir.resolve("pn1.csv"), "--log-params-norm").toArray(String[]::new));
+        assertEquals(0, one.code(), one.toString());
+        CliRun wide = CliRun.of(args(data, dir.resolve("pn8.csv"), "--log-params-norm", "--tensor-model-parallel-size", "2",
+                "--pipeline-model-parallel-size", "2", "--world-size", "8", "--sequence-parallel", "--use-distributed-optimizer")
+                .toArray(String[]::new));
+        assertEquals(0, wide.code(), wide.toString());
+        List<Double> expected = paramsNorms(one.out());
+        assertEquals(4, expected.size(), one.out());
+        List<Double> actual = paramsNorms(wide.out());
+        assertEquals(expected.size(), actual.size(), wide.out());
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i), actual.get(i), 2e-3, "params norm at iteration " + (i + 1));
+        }
+    }
+
+    private static List<Double> paramsNorms(String out) {
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile("\\| params norm: ([0-9.]+) \\|");
+        return out.lines().map(p::matcher).filter(java.util.regex.Matcher::find).map(m -> Double.parseDouble(m.group(1))).toList();
+    }
+
+    /**
      * A parallel run's checkpoint is sharded per (TP, PP) rank: one rank refuses it, resumes it after
      * {@code checkpoint reshard} to 1 x 1 with the same losses; a parallel run resumes a single-rank one.
      */

@@ -210,19 +210,27 @@ public final class ParallelGradients {
 
     /** The global L2 norm of the (synchronised) gradients, each element counted once over the world. */
     public double globalNorm() {
+        return globalNorm(Parameter::grad);
+    }
+
+    /**
+     * The global L2 norm of one tensor of every parameter ({@code of}: its gradient, or its fp32 values for
+     * Megatron's {@code calc_params_l2_norm}), each element counted once over the world.
+     */
+    public double globalNorm(java.util.function.Function<Parameter, Tensor> of) {
         double sum = 0;
         for (int c = 0; c < chunks.size(); c++) {
             GPTModel model = chunks.get(c);
             if (shards == null) {
                 for (Parameter p : model.parameters()) {
                     if (counted(model, p)) {
-                        sum += backend.sumOfSquares(p.grad());
+                        sum += backend.sumOfSquares(of.apply(p));
                     }
                 }
             } else {
                 for (FlatShard.Segment s : shards.get(c).segments()) {
                     if (counted(model, s.parameter())) {
-                        sum += backend.sumOfSquares(flat(s.parameter().grad()).view(s.from(), s.to()));
+                        sum += backend.sumOfSquares(flat(of.apply(s.parameter())).view(s.from(), s.to()));
                     }
                 }
             }

@@ -194,6 +194,11 @@ public final class ParallelGptRank implements AutoCloseable {
         return gradients.clip(maxNorm);
     }
 
+    /** Megatron's {@code calc_params_l2_norm}: the L2 norm of the fp32 parameters over the world (a collective). */
+    public double paramsNorm() {
+        return gradients.globalNorm(org.megatronj.model.Parameter::data);
+    }
+
     /**
      * Megatron's unscale and inf check after a loss-scaled backward: multiplies this rank's
      * synchronised main gradients by {@code inverseScale} and returns, on every rank alike,

@@ -138,6 +138,11 @@ public final class ParallelTraining {
             }
 
             @Override
+            public double paramsNorm() {
+                return rank.paramsNorm();
+            }
+
+            @Override
             public Map<String, Tensor> stateTensors() {
                 return rank.optimizer().stateTensors();
             }

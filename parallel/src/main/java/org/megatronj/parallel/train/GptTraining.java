@@ -120,6 +120,11 @@ public final class GptTraining {
         }
 
         @Override
+        public double paramsNorm() {
+            return Math.sqrt(backend.sumOfSquares(model.parameterStore().flatData()));
+        }
+
+        @Override
         public double clipGradNorm(double maxNorm) {
             if (fused == null) {
                 return maxNorm > 0 ? GradClipping.clip(flatGrad, backend, maxNorm) : GradClipping.globalNorm(flatGrad, backend);

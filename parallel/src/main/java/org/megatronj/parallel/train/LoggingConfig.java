@@ -8,14 +8,15 @@ import java.nio.file.Path;
  * {@code --timing-log-level 0|1|2}: timers up to this level are measured and printed after each
  * log line (0: iteration and checkpoint/eval times; 1: adds forward-backward and optimizer; 2: adds
  * batch-generator and the optimizer's parts); {@code logThroughput}: {@code --log-throughput} (the trainer needs the
- * model's FLOPs, {@link Trainer#setModelFlops}); {@code tensorboard}: {@code --tensorboard-dir} and its flags, or null.
+ * model's FLOPs, {@link Trainer#setModelFlops}); {@code logParamsNorm}: {@code --log-params-norm}; {@code tensorboard}:
+ * {@code --tensorboard-dir} and its flags, or null.
  */
 public record LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel,
-                            boolean logThroughput, TensorBoardLog.Config tensorboard) {
+                            boolean logThroughput, boolean logParamsNorm, TensorBoardLog.Config tensorboard) {
 
-    /** Without throughput and TensorBoard. */
+    /** Without throughput, parameter norms and TensorBoard. */
     public LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel) {
-        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, null);
+        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, false, null);
     }
 
     public LoggingConfig {

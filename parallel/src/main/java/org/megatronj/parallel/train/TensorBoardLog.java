@@ -10,7 +10,8 @@ import java.util.Map;
  * ({@code --tensorboard-dir}), under Megatron's tags: per iteration (every
  * {@code --tensorboard-log-interval}) the learning rate, batch size, {@code lm loss}, loss scale
  * (unless {@code --no-log-loss-scale-to-tensorboard}), world size ({@code --log-world-size-to-tensorboard})
- * and grad norm, each also "vs samples" (stepped by the consumed samples); at each log line with
+ * grad norm and params norm ({@code --log-params-norm}), each also "vs samples" (stepped by the consumed samples);
+ * at each log line with
  * {@code --log-timers-to-tensorboard} the iteration time, the throughput (with {@code --log-throughput})
  * and the timers ({@code <name>-time}, the maximum over ranks in seconds); at each evaluation
  * {@code lm loss validation} (and its perplexity with {@code --log-validation-ppl-to-tensorboard}).
@@ -45,9 +46,12 @@ public final class TensorBoardLog implements AutoCloseable {
         writer.addScalar(tag + " vs samples", value, consumedSamples);
     }
 
-    /** One training iteration; a NaN grad norm (a skipped step) and a non-finite loss are left out. */
+    /**
+     * One training iteration; a NaN grad norm (a skipped step), a NaN params norm (without {@code --log-params-norm})
+     * and a non-finite loss are left out.
+     */
     void iteration(long iteration, long consumedSamples, double learningRate, int batchSize, double loss, double lossScale,
-                   double gradNorm) {
+                   double gradNorm, double paramsNorm) {
         if (iteration % config.logInterval() != 0) {
             return;
         }
@@ -64,6 +68,9 @@ public final class TensorBoardLog implements AutoCloseable {
         }
         if (!Double.isNaN(gradNorm)) {
             both("grad-norm", gradNorm, iteration, consumedSamples);
+        }
+        if (!Double.isNaN(paramsNorm)) {
+            both("params-norm", paramsNorm, iteration, consumedSamples);
         }
     }
 

@@ -148,14 +148,15 @@ public final class Trainer {
                 position = new ResumePoint(iteration, consumed, position.consumedValidSamples(), position.rngStream());
                 double lr = scheduler.currentLr();
                 losses.add(step.loss);
-                interval.add(step);
+                double paramsNorm = paramsNormAt(iteration);
+                interval.add(step, paramsNorm);
                 if (csv != null) {
                     csv.train(iteration, consumed, step.loss, lr, step.gradNorm);
                 }
                 if (tensorboard != null) {
                     LossScaler scaler = optimizer.lossScaler();
                     tensorboard.iteration(iteration, consumed, lr, globalBatch, step.loss, scaler == null ? 1.0 : scaler.scale(),
-                            step.gradNorm);
+                            step.gradNorm, paramsNorm);
                 }
                 event.iteration = iteration;
                 event.loss = step.loss;
@@ -429,7 +430,8 @@ public final class Trainer {
                 : modelFlops.applyAsDouble(globalBatch) / (elapsedMs / 1000.0 * 1e12 * ranks);
         LossScaler scaler = optimizer.lossScaler();
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, throughput,
-                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.skipped, s.nan);
+                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastParamsNorm, s.skipped,
+                s.nan);
         log.accept(TrainingLog.iterationLine(stats));
         Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
         if (!timing.isEmpty()) {
@@ -450,6 +452,18 @@ public final class Trainer {
         this.ranks = ranks;
     }
 
+    /**
+     * {@code --log-params-norm}: the parameters' norm after this iteration's step where a log line or TensorBoard
+     * shows it (Megatron computes it every iteration; it is a collective, and every rank asks at the same iterations),
+     * else NaN.
+     */
+    private double paramsNormAt(long iteration) {
+        LoggingConfig l = config.logging();
+        boolean shown = iteration % l.logInterval() == 0
+                || (l.tensorboard() != null && iteration % l.tensorboard().logInterval() == 0);
+        return l.logParamsNorm() && shown ? optimizer.paramsNorm() : Double.NaN;
+    }
+
     private static boolean isValidation(String split) {
         return split.equals("valid");
     }
@@ -467,8 +481,10 @@ public final class Trainer {
         int skipped;
         int nan;
         double lastGradNorm = Double.NaN;
+        double lastParamsNorm = Double.NaN;
 
-        void add(StepOutcome step) {
+        void add(StepOutcome step, double paramsNorm) {
+            lastParamsNorm = paramsNorm;
             iterations++;
             if (step.skipped()) {
                 skipped++;

@@ -15,11 +15,12 @@ public final class TrainingLog {
 
     /**
      * The values of one iteration log line; losses and times are averages over the log interval.
-     * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, else NaN (not printed).
+     * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, {@code paramsNorm} with
+     * {@code --log-params-norm}; else NaN (not printed).
      */
     public record IterationStats(long iteration, long trainIters, long consumedSamples, double elapsedMillisPerIteration,
                                  double throughput, double learningRate, int globalBatchSize, double lmLoss, double lossScale,
-                                 double gradNorm, int skippedIterations, int nanIterations) {
+                                 double gradNorm, double paramsNorm, int skippedIterations, int nanIterations) {
     }
 
     /**
@@ -45,6 +46,9 @@ public final class TrainingLog {
         b.append(" loss scale: ").append(pythonF(s.lossScale(), 1)).append(" |");
         if (!Double.isNaN(s.gradNorm())) {
             b.append(" grad norm: ").append(pythonF(s.gradNorm(), 3)).append(" |");
+        }
+        if (!Double.isNaN(s.paramsNorm())) {
+            b.append(" params norm: ").append(pythonF(s.paramsNorm(), 3)).append(" |");
         }
         b.append(String.format(Locale.ROOT, " number of skipped iterations: %3d |", s.skippedIterations()));
         b.append(String.format(Locale.ROOT, " number of nan iterations: %3d |", s.nanIterations()));

@@ -50,6 +50,14 @@ public interface TrainingOptimizer {
         throw new UnsupportedOperationException(name() + " optimizer has no loss scaling");
     }
 
+    /**
+     * Megatron's {@code calc_params_l2_norm} ({@code --log-params-norm}): the L2 norm of the fp32 (main) parameters
+     * over every rank, each element once; a collective in a parallel run. NaN where not provided.
+     */
+    default double paramsNorm() {
+        return Double.NaN;
+    }
+
     /** Live state tensors (moments, momentum buffers) keyed by stable names; loading copies into them. */
     Map<String, Tensor> stateTensors();
 
