@@ -156,7 +156,7 @@ final class ParallelPretraining {
         return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
                 new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel(), l.logThroughput(),
                         l.logParamsNorm(), null),
-                c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss());
+                c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss(), c.calculatePerTokenLoss());
     }
 
     private ParallelGptRank.Options rankOptions() {

@@ -192,6 +192,10 @@ public final class TrainingOptions {
             description = "On SIGTERM save a checkpoint and exit cleanly (default on; --no-exit-signal-handler: die at once).")
     boolean exitSignalHandler;
 
+    @Option(names = "--calculate-per-token-loss", description = "Train on the global batch's mean loss over its counted"
+            + " tokens instead of the mean of its micro-batches' means (Megatron's per-token loss normalisation).")
+    boolean calculatePerTokenLoss;
+
     @Option(names = "--no-check-for-nan-in-loss-and-grad", description = "Go on when the training loss is NaN or Inf"
             + " instead of stopping the run with an error (Megatron's default); an iteration whose gradients are not finite"
             + " is then skipped and counted in 'number of nan iterations'.")
@@ -250,7 +254,8 @@ public final class TrainingOptions {
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
                         : OptimizerParamScheduler.OnLoad.CHECK);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
-        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad);
+        return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
+                calculatePerTokenLoss);
     }
 
     /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */

@@ -437,6 +437,35 @@ class PretrainGptCommandTest {
         }
     }
 
+    /**
+     * {@code --calculate-per-token-loss}: the gradients are the global batch's token mean, so splitting the global
+     * batch into micro-batches with different counted tokens (--eod-mask-loss) trains alike, which the default mean
+     * of micro-batch means does not.
+     */
+    @Test
+    void perTokenLossDoesNotDependOnTheMicroBatchSplit() throws IOException {
+        Path data = dataset();
+        List<Double> split = perTokenRun(data, "split.csv", "2", true);
+        List<Double> whole = perTokenRun(data, "whole.csv", "4", true);
+        for (int i = 0; i < whole.size(); i++) {
+            assertEquals(whole.get(i), split.get(i), 1e-5 * whole.get(i), "iteration " + (i + 1));
+        }
+        List<Double> meanOfMeans = perTokenRun(data, "means.csv", "2", false);
+        assertNotEquals(whole, meanOfMeans);
+    }
+
+    private List<Double> perTokenRun(Path data, String csv, String microBatch, boolean perToken) throws IOException {
+        List<String> a = args(data, "--micro-batch-size", microBatch, "--log-loss-to", dir.resolve(csv).toString(),
+                "--hidden-dropout", "0", "--attention-dropout", "0");
+        a.add("--eod-mask-loss");
+        if (perToken) {
+            a.add("--calculate-per-token-loss");
+        }
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        return trainLosses(dir.resolve(csv));
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

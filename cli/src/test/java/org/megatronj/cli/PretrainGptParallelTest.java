@@ -107,6 +107,20 @@ class PretrainGptParallelTest {
         }
     }
 
+    /** {@code --calculate-per-token-loss} over data-parallel ranks and a pipeline: the single rank's token mean. */
+    @Test
+    void perTokenLossMatchesOneRankOnParallelLayouts() throws IOException {
+        Path data = dataset();
+        Path one = dir.resolve("pt1.csv");
+        Path wide = dir.resolve("pt4.csv");
+        CliRun single = CliRun.of(args(data, one, "--calculate-per-token-loss", "--eod-mask-loss").toArray(String[]::new));
+        assertEquals(0, single.code(), single.toString());
+        CliRun parallel = CliRun.of(args(data, wide, "--calculate-per-token-loss", "--eod-mask-loss",
+                "--pipeline-model-parallel-size", "2", "--world-size", "4", "--use-distributed-optimizer").toArray(String[]::new));
+        assertEquals(0, parallel.code(), parallel.toString());
+        assertLosses(one, wide);
+    }
+
     private static List<Double> paramsNorms(String out) {
         java.util.regex.Pattern p = java.util.regex.Pattern.compile("\\| params norm: ([0-9.]+) \\|");
         return out.lines().map(p::matcher).filter(java.util.regex.Matcher::find).map(m -> Double.parseDouble(m.group(1))).toList();

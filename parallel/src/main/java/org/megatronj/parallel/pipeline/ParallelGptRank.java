@@ -169,11 +169,28 @@ public final class ParallelGptRank implements AutoCloseable {
      * (all DP ranks), the same on every rank.
      */
     public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets, float lossScale) {
+        float[] scales = new float[globalBatch.size()];
+        java.util.Arrays.fill(scales, lossScale / globalBatch.size());
+        return forwardBackward(globalBatch, rngOffsets, scales);
+    }
+
+    /**
+     * As {@link #forwardBackward(List, long[], float)} with the gradient scale of each micro-batch of the whole
+     * global batch given ({@code lossScale / micro-batches} each by default, token-weighted with
+     * {@code --calculate-per-token-loss}); this rank scales its share by the data-parallel size, which the
+     * data-parallel mean of the synchronisation divides out again.
+     */
+    public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets, float[] gradScales) {
         int perRank = share(globalBatch);
+        int dp = ctx.groups().data().size();
         int from = ctx.groups().data().rank() * perRank;
         long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
+        float[] scales = new float[perRank];
+        for (int j = 0; j < perRank; j++) {
+            scales[j] = gradScales[from + j] * dp;
+        }
         chunks.forEach(GPTModel::zeroGrad);
-        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, lossScale / perRank,
+        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, scales,
                 gradients::armLastBackward);
         syncTimers.start("all-grads-sync");
         gradients.synchronize();

@@ -38,10 +38,9 @@ public final class ParallelTraining {
             }
 
             @Override
-            public LossResult forwardBackwardAll(List<MicroBatch> batches, float lossScale, long[] rngOffsets) {
-                // ParallelGptRank scales by lossScale / (micro-batches per DP rank) and averages over DP:
-                // lossScale / batches overall; the gradients come back synchronised over the ranks.
-                return rank.forwardBackward(batches, rngOffsets, lossScale);
+            public LossResult forwardBackwardAll(List<MicroBatch> batches, float[] gradScales, long[] rngOffsets) {
+                // the gradients come back synchronised over the ranks
+                return rank.forwardBackward(batches, rngOffsets, gradScales);
             }
 
             @Override

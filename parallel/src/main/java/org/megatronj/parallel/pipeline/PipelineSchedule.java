@@ -49,17 +49,21 @@ public final class PipelineSchedule {
      * @param rngOffsets the dropout offset of each micro-batch (same length as {@code batches})
      */
     public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float gradScale) {
-        return run(batches, rngOffsets, gradScale, chunk -> { });
+        float[] scales = new float[batches.size()];
+        java.util.Arrays.fill(scales, gradScale);
+        return run(batches, rngOffsets, scales, chunk -> { });
     }
 
     /**
-     * As {@link #run(List, long[], float)}, telling {@code beforeLastBackward} the index of each
-     * model chunk just before its last backward of the iteration (where the data-parallel
-     * reduction of its gradients may start, {@code --overlap-grad-reduce}).
+     * As {@link #run(List, long[], float)} with a gradient scale per micro-batch ({@code --calculate-per-token-loss}
+     * weighs them by their tokens), telling {@code beforeLastBackward} the index of each model chunk just before
+     * its last backward of the iteration (where the data-parallel reduction of its gradients may start,
+     * {@code --overlap-grad-reduce}).
      */
-    public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float gradScale, IntConsumer beforeLastBackward) {
-        if (rngOffsets.length != batches.size()) {
-            throw new IllegalArgumentException(rngOffsets.length + " rng offsets for " + batches.size() + " micro-batches");
+    public List<LossResult> run(List<MicroBatch> batches, long[] rngOffsets, float[] gradScales, IntConsumer beforeLastBackward) {
+        if (rngOffsets.length != batches.size() || gradScales.length != batches.size()) {
+            throw new IllegalArgumentException(rngOffsets.length + " rng offsets and " + gradScales.length + " gradient scales for "
+                    + batches.size() + " micro-batches");
         }
         int stages = channels.stages();
         int v = chunks.size();
@@ -73,7 +77,7 @@ public final class PipelineSchedule {
         int total = m * v;
         int warmup = warmupCount(stages, channels.stage(), v, m);
         int slots = warmup + 1;
-        Step step = new Step(batches, rngOffsets, gradScale, losses, slots, beforeLastBackward);
+        Step step = new Step(batches, rngOffsets, gradScales, losses, slots, beforeLastBackward);
         int remaining = total - warmup;
         for (int k = 0; k < warmup; k++) {
             step.forward(k);
@@ -142,17 +146,17 @@ public final class PipelineSchedule {
     private final class Step {
         private final List<MicroBatch> batches;
         private final long[] rngOffsets;
-        private final float gradScale;
+        private final float[] gradScales;
         private final LossResult[] losses;
         private final int slots;
         private final IntConsumer beforeLastBackward;
 
-        Step(List<MicroBatch> batches, long[] rngOffsets, float gradScale, LossResult[] losses, int slots,
+        Step(List<MicroBatch> batches, long[] rngOffsets, float[] gradScales, LossResult[] losses, int slots,
              IntConsumer beforeLastBackward) {
             this.beforeLastBackward = beforeLastBackward;
             this.batches = batches;
             this.rngOffsets = rngOffsets;
-            this.gradScale = gradScale;
+            this.gradScales = gradScales;
             this.losses = losses;
             this.slots = slots;
         }
@@ -206,7 +210,7 @@ public final class PipelineSchedule {
             if (mb == batches.size() - 1) {
                 beforeLastBackward.accept(c);
             }
-            chunk.backwardStep(slot, gradScale);
+            chunk.backwardStep(slot, gradScales[mb]);
             if (!chunk.chunk().preProcess()) {
                 timers.start("backward-send");
                 channels.backward().send(chunk.stageGrad(slot), previous());

@@ -37,18 +37,17 @@ public interface TrainableModel {
 
     /**
      * Forward and backward of all micro-batches of one iteration (the whole global batch; the model
-     * decides which rank runs which), the gradients of each micro-batch's
-     * {@code lossScale * meanLoss / batches.size()} accumulating (Megatron divides each micro-batch's
-     * loss by the number of micro-batches, then multiplies by the loss scale). A parallel model
-     * also completes the gradients' reduction over its ranks before returning (Megatron's
-     * {@code finalize_model_grads}). Returns the unscaled loss summed over the global batch. By
-     * default one after another.
+     * decides which rank runs which), the gradients of each micro-batch's {@code gradScales[j] * meanLoss}
+     * accumulating (the trainer's {@code lossScale / batches.size()}: Megatron divides each micro-batch's
+     * loss by the number of micro-batches, then multiplies by the loss scale; or token-weighted with
+     * {@code --calculate-per-token-loss}). A parallel model also completes the gradients' reduction over its
+     * ranks before returning (Megatron's {@code finalize_model_grads}). Returns the unscaled loss summed over
+     * the global batch. By default one after another.
      */
-    default LossResult forwardBackwardAll(List<MicroBatch> batches, float lossScale, long[] rngOffsets) {
+    default LossResult forwardBackwardAll(List<MicroBatch> batches, float[] gradScales, long[] rngOffsets) {
         LossResult total = new LossResult(0, 0);
-        float gradScale = lossScale / batches.size();
         for (int j = 0; j < batches.size(); j++) {
-            total = total.plus(forwardBackward(batches.get(j), gradScale, rngOffsets[j]));
+            total = total.plus(forwardBackward(batches.get(j), gradScales[j], rngOffsets[j]));
         }
         return total;
     }

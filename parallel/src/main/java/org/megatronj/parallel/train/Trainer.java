@@ -200,6 +200,32 @@ public final class Trainer {
         }
     }
 
+    /**
+     * The gradient scale of each micro-batch of a global batch: Megatron's {@code lossScale / micro-batches}, or with
+     * {@code --calculate-per-token-loss} {@code lossScale * tokens_j / tokens}, so that the gradients are those of the
+     * global batch's token mean (Megatron's sum of losses over the counted tokens, divided by their number over the
+     * data-parallel ranks in {@code finalize_model_grads}).
+     */
+    private float[] gradScales(List<MicroBatch> batches, float lossScale) {
+        float[] scales = new float[batches.size()];
+        if (!config.calculatePerTokenLoss()) {
+            java.util.Arrays.fill(scales, lossScale / batches.size());
+            return scales;
+        }
+        long[] counted = new long[batches.size()];
+        long total = 0;
+        for (int j = 0; j < counted.length; j++) {
+            for (float m : batches.get(j).lossMask()) {
+                counted[j] += m != 0f ? 1 : 0;
+            }
+            total += counted[j];
+        }
+        for (int j = 0; j < scales.length; j++) {
+            scales[j] = (float) ((double) lossScale * counted[j] / Math.max(total, 1));
+        }
+        return scales;
+    }
+
     /** The losses and norms of one iteration. */
     record StepOutcome(double loss, long tokens, double gradNorm, boolean skipped, long dataWaitNanos) {
     }
@@ -216,7 +242,9 @@ public final class Trainer {
         long tokens = 0;
         long dataWait = 0;
         fb.start();
-        List<MicroBatch> scheduled = model.schedulesMicroBatches() ? new ArrayList<>() : null;
+        // a pipeline schedule / data-parallel ranks run them together, and per-token loss weighs each by the tokens of all
+        boolean together = model.schedulesMicroBatches() || config.calculatePerTokenLoss();
+        List<MicroBatch> scheduled = together ? new ArrayList<>() : null;
         for (int j = 0; j < numMicro; j++) {
             TrainingEvents.DataWait wait = new TrainingEvents.DataWait();
             wait.begin();
@@ -229,7 +257,7 @@ public final class Trainer {
             wait.samples = micro;
             wait.commit();
             if (scheduled != null) {
-                scheduled.add(batch);   // a pipeline schedule / data-parallel ranks run them together below
+                scheduled.add(batch);   // run below, once all are read
                 continue;
             }
 
@@ -251,7 +279,7 @@ public final class Trainer {
             }
             TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
             fbEvent.begin();
-            LossResult r = model.forwardBackwardAll(scheduled, lossScale, offsets);
+            LossResult r = model.forwardBackwardAll(scheduled, gradScales(scheduled, lossScale), offsets);
             fbEvent.iteration = iteration;
             fbEvent.microBatch = -1;   // all of the iteration's micro-batches in one schedule
             fbEvent.tokens = r.tokens();

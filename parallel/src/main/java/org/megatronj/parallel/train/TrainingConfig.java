@@ -6,15 +6,17 @@ package org.megatronj.parallel.train;
  * @param checkForNanInLoss Megatron's {@code --check-for-nan-in-loss-and-grad} (on unless
  *                          {@code --no-check-for-nan-in-loss-and-grad}): a NaN or Inf training loss
  *                          stops the run instead of skipping the iteration
+ * @param calculatePerTokenLoss Megatron's {@code --calculate-per-token-loss}: the gradients are those of the global
+ *                          batch's mean over its counted tokens, not the mean of its micro-batches' means
  */
 public record TrainingConfig(BatchConfig batch, ScheduleConfig schedule, OptimizerConfig optimizer,
                              LoggingConfig logging, CheckpointConfig checkpoint, ExitConfig exit, long seed,
-                             boolean checkForNanInLoss) {
+                             boolean checkForNanInLoss, boolean calculatePerTokenLoss) {
 
-    /** With Megatron's default: a NaN or Inf training loss stops the run. */
+    /** With Megatron's defaults: a NaN or Inf training loss stops the run; each micro-batch's mean loss weighs the same. */
     public TrainingConfig(BatchConfig batch, ScheduleConfig schedule, OptimizerConfig optimizer, LoggingConfig logging,
                           CheckpointConfig checkpoint, ExitConfig exit, long seed) {
-        this(batch, schedule, optimizer, logging, checkpoint, exit, seed, true);
+        this(batch, schedule, optimizer, logging, checkpoint, exit, seed, true, false);
     }
 
     public TrainingConfig {

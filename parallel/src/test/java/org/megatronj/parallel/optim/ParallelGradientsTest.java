@@ -60,7 +60,8 @@ class ParallelGradientsTest {
                  PipelineChannels channels = PipelineChannels.create(ctx.groups().world(), ctx.state())) {
                 ParallelGradients gradients = new ParallelGradients(List.of(model), ctx.groups(), false, true, 4096);
                 List<MicroBatch> batch = ParallelGptHarness.globalBatch(CONFIG, 0).subList(0, 2);
-                new PipelineSchedule(List.of(model), channels).run(batch, new long[2], 0.5f, gradients::armLastBackward);
+                new PipelineSchedule(List.of(model), channels).run(batch, new long[2], new float[] {0.5f, 0.5f},
+                        gradients::armLastBackward);
                 if (ctx.rank() == 0) {
                     startedBeforeSync.set(gradients.bucketsStarted());
                     buckets.set(gradients.bucketCount());

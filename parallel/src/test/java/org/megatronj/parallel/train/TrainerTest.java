@@ -113,7 +113,7 @@ class TrainerTest {
         TrainingConfig checked = config(BatchConfig.of(2, 8), ScheduleConfig.iterations(4, 0.5, 0.05, DecayStyle.LINEAR, 0),
                 null, null, 0, null);
         TrainingConfig unchecked = new TrainingConfig(checked.batch(), checked.schedule(), checked.optimizer(),
-                checked.logging(), checked.checkpoint(), checked.exit(), checked.seed(), false);
+                checked.logging(), checked.checkpoint(), checked.exit(), checked.seed(), false, false);
         for (TrainingConfig config : List.of(checked, unchecked)) {
             List<String> log = new ArrayList<>();
             try (TensorArena arena = TensorArena.named("toy")) {
