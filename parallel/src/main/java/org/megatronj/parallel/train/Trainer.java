@@ -457,7 +457,8 @@ public final class Trainer {
         double throughput = !config.logging().logThroughput() || modelFlops == null ? Double.NaN
                 : modelFlops.applyAsDouble(globalBatch) / (elapsedMs / 1000.0 * 1e12 * ranks);
         LossScaler scaler = optimizer.lossScaler();
-        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(iteration, trainIters, consumed, elapsedMs, throughput,
+        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(java.time.LocalDateTime.now(), iteration, trainIters,
+                consumed, elapsedMs, throughput,
                 lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastParamsNorm, s.skipped,
                 s.nan);
         log.accept(TrainingLog.iterationLine(stats));

@@ -3,6 +3,8 @@ package org.megatronj.parallel.train;
 import java.math.BigDecimal;
 import java.math.MathContext;
 import java.math.RoundingMode;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
 import java.util.Locale;
 
 /**
@@ -18,18 +20,24 @@ public final class TrainingLog {
      * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, {@code paramsNorm} with
      * {@code --log-params-norm}; else NaN (not printed).
      */
-    public record IterationStats(long iteration, long trainIters, long consumedSamples, double elapsedMillisPerIteration,
-                                 double throughput, double learningRate, int globalBatchSize, double lmLoss, double lossScale,
-                                 double gradNorm, double paramsNorm, int skippedIterations, int nanIterations) {
+    public record IterationStats(LocalDateTime time, long iteration, long trainIters, long consumedSamples,
+                                 double elapsedMillisPerIteration, double throughput, double learningRate, int globalBatchSize,
+                                 double lmLoss, double lossScale, double gradNorm, double paramsNorm, int skippedIterations,
+                                 int nanIterations) {
     }
 
+    /** Python's {@code datetime.now().strftime('%Y-%m-%d %H:%M:%S.%f')}. */
+    private static final DateTimeFormatter TIMESTAMP = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss.SSSSSS", Locale.ROOT);
+
     /**
-     * One line, e.g. {@code  iteration       10/     100 | consumed samples:           80 | elapsed time per
+     * One line, after Megatron's local-time stamp, e.g. {@code  [2026-12-07 19:46:01.123456] iteration       10/     100 |
+     * consumed samples:           80 | elapsed time per
      * iteration (ms): 12.3 | learning rate: 1.000000E-03 | global batch size:     8 | lm loss: 1.023456E+01 |
      * loss scale: 1.0 | grad norm: 1.234 | number of skipped iterations:   0 | number of nan iterations:   0 |}.
      */
     public static String iterationLine(IterationStats s) {
         StringBuilder b = new StringBuilder();
+        b.append(" [").append(TIMESTAMP.format(s.time())).append("]");
         b.append(String.format(Locale.ROOT, " iteration %8d/%8d |", s.iteration(), s.trainIters()));
         b.append(String.format(Locale.ROOT, " consumed samples: %12d |", s.consumedSamples()));
         b.append(" elapsed time per iteration (ms): ").append(pythonF(s.elapsedMillisPerIteration(), 1)).append(" |");

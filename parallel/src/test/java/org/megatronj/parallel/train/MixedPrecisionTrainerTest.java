@@ -71,7 +71,7 @@ class MixedPrecisionTrainerTest {
             List<Double> out = new ArrayList<>();
             for (String line : log) {
                 Matcher m = p.matcher(line);
-                if (line.startsWith(" iteration") && m.find()) {
+                if (line.contains("] iteration ") && m.find()) {
                     out.add(Double.parseDouble(m.group(1)));
                 }
             }
