@@ -26,7 +26,6 @@ import org.megatronj.parallel.pipeline.ParallelTraining;
 import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
-import org.megatronj.parallel.train.LoggingConfig;
 import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
 import org.megatronj.parallel.train.SampleSource;
@@ -122,7 +121,6 @@ final class ParallelPretraining {
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
                 trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
                 trainer.loadCheckpoint();
-                log.accept("training ...");
                 TrainingResult r = trainer.train();
                 if (printer) {
                     result[0] = r;
@@ -152,10 +150,7 @@ final class ParallelPretraining {
 
     /** The same settings without {@code --log-loss-to} and {@code --tensorboard-dir}: only rank 0 writes them. */
     private static TrainingConfig withoutFiles(TrainingConfig c) {
-        LoggingConfig l = c.logging();
-        return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(),
-                new LoggingConfig(l.logInterval(), l.evalInterval(), l.evalIters(), null, l.timingLogLevel(), l.logThroughput(),
-                        l.logParamsNorm(), null),
+        return new TrainingConfig(c.batch(), c.schedule(), c.optimizer(), c.logging().withoutFiles(),
                 c.checkpoint(), c.exit(), c.seed(), c.checkForNanInLoss(), c.calculatePerTokenLoss());
     }
 

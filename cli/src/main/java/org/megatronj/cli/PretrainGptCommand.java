@@ -97,7 +97,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         training.profile();
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
-        long evalSamples = (long) tc.logging().evalIters() * gbs;
+        long evalSamples = (long) tc.logging().evalIters() * tc.logging().evalGlobalBatchSize(tc.batch());
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
@@ -168,7 +168,6 @@ final class PretrainGptCommand implements Callable<Integer> {
                     });
             trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), 1);
             trainer.loadCheckpoint();
-            out.println("training ...");
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),
                     result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));

@@ -106,6 +106,18 @@ public final class TrainingOptions {
     @Option(names = "--eval-iters", paramLabel = "N", defaultValue = "100", description = "Global batches per validation; 0 disables (default ${DEFAULT-VALUE}).")
     int evalIters;
 
+    @Option(names = "--eval-micro-batch-size", paramLabel = "B", description = "Micro batch size of evaluations (default:"
+            + " --micro-batch-size).")
+    int evalMicroBatchSize;
+
+    @Option(names = "--eval-global-batch-size", paramLabel = "B", description = "Global batch size of evaluations (default:"
+            + " the training global batch size); a multiple of the eval micro batch size x data-parallel size.")
+    int evalGlobalBatchSize;
+
+    @Option(names = "--skip-train", description = "Skip training: evaluate the loaded model on the validation and test"
+            + " splits, then exit.")
+    boolean skipTrain;
+
     @Option(names = "--log-loss-to", paramLabel = "FILE", description = "Write each iteration's loss to a CSV (plot it with megatron plot-loss); a run that starts at iteration k keeps the file's rows up to k and continues it.")
     Path logLossTo;
 
@@ -238,7 +250,12 @@ public final class TrainingOptions {
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
                 logWorldSizeToTensorboard, worldSize);
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
-                logParamsNorm, tensorboard);
+                logParamsNorm, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
+        int evalMicro = logging.evalMicroBatchSize(batch), evalGlobal = logging.evalGlobalBatchSize(batch);
+        if (evalMicro < 1 || evalGlobal < 1 || evalGlobal % (evalMicro * dataParallelSize) != 0) {   // Megatron's check
+            throw new IllegalArgumentException("eval_global_batch_size (" + evalGlobal + ") must be divisible by"
+                    + " eval_micro_batch_size (" + evalMicro + ") * data_parallel_size (" + dataParallelSize + ")");
+        }
         if (ckptFormat != null) {
             throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J cannot write or read Megatron-LM's"
                     + " checkpoint formats; it keeps its own (Megatron's folder layout with safetensors tensors and a"

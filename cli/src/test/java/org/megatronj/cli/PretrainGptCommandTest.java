@@ -466,6 +466,33 @@ class PretrainGptCommandTest {
         return trainLosses(dir.resolve(csv));
     }
 
+    /**
+     * {@code --skip-train} evaluates the loaded model and exits without training or saving; evaluation batches
+     * take {@code --eval-micro-batch-size} and {@code --eval-global-batch-size}, checked as Megatron checks them.
+     */
+    @Test
+    void skipTrainAndEvaluationBatchSizes() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("skip-ckpt");
+        CliRun train = run(args(data, "--train-iters", "2", "--save", save.toString()));
+        assertEquals(0, train.code(), train.toString());
+        List<String> a = args(data, "--train-iters", "2", "--load", save.toString(), "--save", save.toString(),
+                "--eval-micro-batch-size", "4", "--eval-global-batch-size", "8", "--eval-iters", "2");
+        a.add("--skip-train");
+        CliRun skip = run(a);
+        assertEquals(0, skip.code(), skip.toString());
+        assertTrue(skip.out().contains("skipping training (--skip-train is on) ..."), skip.out());
+        assertFalse(skip.out().lines().anyMatch(l -> l.matches(".*\\] iteration +\\d+/.*")), skip.out());   // no training line
+        assertTrue(skip.out().contains(" validation loss at iteration 2 on validation set | lm loss value: "), skip.out());
+        assertTrue(skip.out().contains(" > datasets: train "), skip.out());
+        assertEquals("2", Files.readString(save.resolve("latest_checkpointed_iteration.txt")).strip());
+
+        CliRun bad = run(args(data, "--eval-micro-batch-size", "3"));   // global batch 4
+        assertEquals(1, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("eval_global_batch_size (4) must be divisible by eval_micro_batch_size (3)"
+                + " * data_parallel_size (1)"), bad.err());
+    }
+
     @Test
     void aRepeatedFlagKeepsItsLastValue() {
         List<String> a = args(dataset(), "--train-iters", "6");

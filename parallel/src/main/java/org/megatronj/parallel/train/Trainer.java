@@ -134,11 +134,13 @@ public final class Trainer {
         double lastValid = Double.NaN;
         long iteration = position.iteration();
         long consumed = position.consumedTrainSamples();
-        tensorboard = config.logging().tensorboard() == null ? null : new TensorBoardLog(config.logging().tensorboard());
+        boolean skip = config.logging().skipTrain();   // Megatron writes nothing to TensorBoard then
+        tensorboard = config.logging().tensorboard() == null || skip ? null : new TensorBoardLog(config.logging().tensorboard());
+        log.accept(skip ? "skipping training (--skip-train is on) ..." : "training ...");
         LossCsvWriter csv = config.logging().logLossTo() == null ? null : new LossCsvWriter(config.logging().logLossTo(),
                 position.iteration());
         try {
-            while (iteration < trainIters) {
+            while (!skip && iteration < trainIters) {
                 TrainingEvents.TrainStep event = new TrainingEvents.TrainStep();
                 event.begin();
                 int globalBatch = config.batch().globalBatchSizeAt(consumed);
@@ -179,7 +181,7 @@ public final class Trainer {
                     return new TrainingResult(iteration, consumed, losses, lastValid, exit);
                 }
             }
-            if (config.checkpoint().save() != null && iteration > 0 && lastSavedIteration != iteration) {
+            if (!skip && config.checkpoint().save() != null && iteration > 0 && lastSavedIteration != iteration) {
                 save(iteration);
             }
             if (config.logging().evalIters() > 0 && valid != null) {
@@ -360,8 +362,8 @@ public final class Trainer {
 
     /** The mean loss over {@code --eval-iters} global batches; advances the validation position. */
     private double evaluationLoss(SampleSource source, String split) {
-        int micro = config.batch().microBatchSize();
-        int globalBatch = config.batch().globalBatchSize();
+        int micro = config.logging().evalMicroBatchSize(config.batch());
+        int globalBatch = config.logging().evalGlobalBatchSize(config.batch());
         boolean isValid = split.equals("valid");
         long offset = isValid ? position.consumedValidSamples() : 0;
         double lossSum = 0;
