@@ -98,7 +98,11 @@ class MixedPrecisionTrainerTest {
                      : new GptTraining.ModelOptimizer("adam", new Unfused(adam(config.optimizer(), gpt)), gpt, scaler.get())) {
             var ckpt = new TrainingCheckpointer(new ObjectMapper().valueToTree(mc), null);
             Trainer t = new Trainer(config, GptTraining.model(gpt), opt, new PatternSource(VOCAB, SEQ, 500, 1), null, null,
-                    ckpt, null, log::add);
+                    ckpt, null, line -> {
+                        if (line.contains("] iteration ")) {   // the iteration lines, one per iteration
+                            log.add(line);
+                        }
+                    });
             t.loadCheckpoint();
             TrainingResult r = t.train();
             return new Run(r, log, opt.stepCount(), t.scheduler().numSteps(), gpt.parameterStore().flatData().toFloatArray(),
