@@ -252,7 +252,8 @@ public final class TrainingOptions {
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
                 logParamsNorm, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
         int evalMicro = logging.evalMicroBatchSize(batch), evalGlobal = logging.evalGlobalBatchSize(batch);
-        if (evalMicro < 1 || evalGlobal < 1 || evalGlobal % (evalMicro * dataParallelSize) != 0) {   // Megatron's check
+        boolean evalSizesGiven = evalMicroBatchSize != 0 || evalGlobalBatchSize != 0;   // else the training sizes' check speaks
+        if (evalSizesGiven && (evalMicro < 1 || evalGlobal < 1 || evalGlobal % (evalMicro * dataParallelSize) != 0)) {
             throw new IllegalArgumentException("eval_global_batch_size (" + evalGlobal + ") must be divisible by"
                     + " eval_micro_batch_size (" + evalMicro + ") * data_parallel_size (" + dataParallelSize + ")");
         }
