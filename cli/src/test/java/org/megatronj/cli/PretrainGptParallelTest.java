@@ -105,6 +105,20 @@ class PretrainGptParallelTest {
         for (int i = 0; i < expected.size(); i++) {
             assertEquals(expected.get(i), actual.get(i), 2e-3, "params norm at iteration " + (i + 1));
         }
+        // a collective on every rank at every iteration, whatever rank 0 writes where: TensorBoard every iteration,
+        // log lines every other one
+        Path tb = dir.resolve("pn-tb");
+        CliRun tensorboard = CliRun.of(args(data, dir.resolve("pn2.csv"), "--log-params-norm", "--world-size", "2",
+                "--tensorboard-dir", tb.toString(), "--log-interval", "2").toArray(String[]::new));
+        assertEquals(0, tensorboard.code(), tensorboard.toString());
+        java.util.TreeMap<Long, Float> written;
+        try (var files = Files.list(tb)) {
+            written = EventFiles.scalars(files.findFirst().orElseThrow()).get("params-norm");
+        }
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L), written.keySet());
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i), written.get((long) i + 1), 2e-3, "TensorBoard params norm at iteration " + (i + 1));
+        }
     }
 
     /** {@code --calculate-per-token-loss} over data-parallel ranks and a pipeline: the single rank's token mean. */

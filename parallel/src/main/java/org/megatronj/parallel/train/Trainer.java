@@ -8,6 +8,7 @@ import org.megatronj.model.optim.OptimizerParamScheduler;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.LocalDateTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -150,7 +151,7 @@ public final class Trainer {
                 position = new ResumePoint(iteration, consumed, position.consumedValidSamples(), position.rngStream());
                 double lr = scheduler.currentLr();
                 losses.add(step.loss);
-                double paramsNorm = paramsNormAt(iteration);
+                double paramsNorm = paramsNorm();
                 interval.add(step, paramsNorm);
                 if (csv != null) {
                     csv.train(iteration, consumed, step.loss, lr, step.gradNorm);
@@ -459,7 +460,7 @@ public final class Trainer {
         double throughput = !config.logging().logThroughput() || modelFlops == null ? Double.NaN
                 : modelFlops.applyAsDouble(globalBatch) / (elapsedMs / 1000.0 * 1e12 * ranks);
         LossScaler scaler = optimizer.lossScaler();
-        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(java.time.LocalDateTime.now(), iteration, trainIters,
+        TrainingLog.IterationStats stats = new TrainingLog.IterationStats(LocalDateTime.now(), iteration, trainIters,
                 consumed, elapsedMs, throughput,
                 lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastParamsNorm, s.skipped,
                 s.nan);
@@ -484,15 +485,11 @@ public final class Trainer {
     }
 
     /**
-     * {@code --log-params-norm}: the parameters' norm after this iteration's step where a log line or TensorBoard
-     * shows it (Megatron computes it every iteration; it is a collective, and every rank asks at the same iterations),
-     * else NaN.
+     * {@code --log-params-norm}: the parameters' norm after this iteration's step, every iteration as Megatron computes
+     * it (a collective in a parallel run: every rank asks at every iteration, whatever it writes), else NaN.
      */
-    private double paramsNormAt(long iteration) {
-        LoggingConfig l = config.logging();
-        boolean shown = iteration % l.logInterval() == 0
-                || (l.tensorboard() != null && iteration % l.tensorboard().logInterval() == 0);
-        return l.logParamsNorm() && shown ? optimizer.paramsNorm() : Double.NaN;
+    private double paramsNorm() {
+        return config.logging().logParamsNorm() ? optimizer.paramsNorm() : Double.NaN;
     }
 
     private static boolean isValidation(String split) {
