@@ -35,7 +35,8 @@ __device__ __forceinline__ i64 fa_key_start(const int* keyStarts, int b, i64 s, 
 // on the key blocks that need them. Documents (keyStarts) are read only by the DOCS instantiations
 // (the _docs twins), so the other kernels keep their registers: the forward starts at the lowest key
 // block any of its rows sees and masks the blocks below its rows' highest start; the backward stages
-// the key starts of each query block beside lse and delta and masks every step.
+// the key starts of each query block beside lse and delta, skips the steps whose rows all start after
+// the key block, and masks the others.
 //
 // Forward: block of FA2_FWD_WARPS(D) warps owns 16 * FA2_FWD_MT(D) query rows per warp of one
 //   (b, head); Q fragments stay in registers (FA2_FWD_QREG) or are re-read from shared memory;
@@ -640,7 +641,7 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
         for (int e = tid; e < BM; e += NT) {
             const i64 i = m0 + e;
             float L = INFINITY, dl = 0.0f;  // rows past s and fully masked rows (lse -inf): P = 0
-            int start = 0;
+            int start = 0x7fffffff;  // rows past s: every key masked (they have no gradient anyway)
             if (i < s) {
                 const i64 row = ((i64)b * np + h) * s + i;
                 const float l = lse[row];
@@ -681,6 +682,22 @@ __device__ __forceinline__ void backward(const void* qv, const void* kv, const v
         const float* De = sDelta + st * BM;
         const int* Start = sStart + st * BM;
         const bool needMask = DOCS || n0 + BN > keyEnd || (causal && n0 + BN - 1 > m0 + shift);
+        if constexpr (DOCS) {
+            // every row of this query block starts its document after this block's last key: no gradient here
+            // (each warp finds the same from shared memory, so the block skips the step, barriers included, together)
+            int first = 0x7fffffff;
+            for (int r = lane; r < BM; r += 32) first = min(first, Start[r]);
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
+            if (first > n0 + BN - 1) {
+                m0 += BM;   // the next step, as at the end of the loop
+                if (m0 >= mEnd * BM) {
+                    m0 = mStart * BM;
+                    h++;
+                }
+                continue;
+            }
+        }
 
         // S^T = K Q^T (16 keys x BM queries per warp) -> P^T
         float sacc[QN][4];
