@@ -180,6 +180,10 @@ public final class TrainingOptions {
     @Option(names = "--no-load-rng", description = "Use --seed for dropout instead of the checkpoint's RNG stream.")
     boolean noLoadRng;
 
+    @Option(names = "--exit-on-missing-checkpoint", description = "Fail when --load holds no checkpoint, instead of"
+            + " training from scratch.")
+    boolean exitOnMissingCheckpoint;
+
     @Option(names = "--ckpt-format", paramLabel = "FORMAT", description = "Megatron-LM's on-disk formats (torch, torch_dist,"
             + " ...) are refused by name: Megatron-J saves and loads its own (Megatron's folder layout with safetensors"
             + " tensors and a metadata.json); leave the flag out.")
@@ -270,7 +274,7 @@ public final class TrainingOptions {
         CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng,
                 overrideOptParamScheduler ? OptimizerParamScheduler.OnLoad.OVERRIDE
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
-                        : OptimizerParamScheduler.OnLoad.CHECK);
+                        : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);

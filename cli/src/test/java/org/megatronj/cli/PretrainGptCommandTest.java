@@ -400,6 +400,13 @@ class PretrainGptCommandTest {
         assertEquals(1, pickle.code(), pickle.toString());
         assertTrue(pickle.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch (mp_rank_00/model_optim_rng.pt)"),
                 pickle.err());
+        Path empty = Files.createDirectories(dir.resolve("no-ckpt"));
+        List<String> missing = args(data, "--load", empty.toString());
+        missing.add("--exit-on-missing-checkpoint");
+        CliRun exit = run(missing);
+        assertEquals(1, exit.code(), exit.toString());
+        assertTrue(exit.err().contains("'--exit-on-missing-checkpoint' is set but no checkpoint was found under load directory"),
+                exit.err());
         Path dist = dir.resolve("mlm-dist");
         Files.createDirectories(dist.resolve("iter_0000010"));
         Files.writeString(dist.resolve("latest_checkpointed_iteration.txt"), "10");

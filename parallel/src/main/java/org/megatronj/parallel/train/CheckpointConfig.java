@@ -8,10 +8,11 @@ import org.megatronj.model.optim.OptimizerParamScheduler;
  * {@code --save DIR --save-interval N} (0: save only at the end and on exits), {@code --load DIR},
  * {@code --finetune} (load the weights only and start from iteration 0), {@code --no-load-optim},
  * {@code --no-load-rng}, and what the loaded learning-rate schedule does ({@code
- * --override-opt_param-scheduler}, {@code --use-checkpoint-opt_param-scheduler}). Paths are null when not given.
+ * --override-opt_param-scheduler}, {@code --use-checkpoint-opt_param-scheduler}), and {@code --exit-on-missing-checkpoint}
+ * (no checkpoint under {@code --load} is an error instead of a start from scratch). Paths are null when not given.
  */
 public record CheckpointConfig(Path save, int saveInterval, Path load, boolean finetune, boolean noLoadOptim, boolean noLoadRng,
-                               OptimizerParamScheduler.OnLoad schedulerOnLoad) {
+                               OptimizerParamScheduler.OnLoad schedulerOnLoad, boolean exitOnMissingCheckpoint) {
 
     public CheckpointConfig {
         if (saveInterval < 0) {
@@ -27,7 +28,7 @@ public record CheckpointConfig(Path save, int saveInterval, Path load, boolean f
 
     /** A schedule whose values must match the checkpoint's, as Megatron's default. */
     public CheckpointConfig(Path save, int saveInterval, Path load, boolean finetune, boolean noLoadOptim, boolean noLoadRng) {
-        this(save, saveInterval, load, finetune, noLoadOptim, noLoadRng, OptimizerParamScheduler.OnLoad.CHECK);
+        this(save, saveInterval, load, finetune, noLoadOptim, noLoadRng, OptimizerParamScheduler.OnLoad.CHECK, false);
     }
 
     public static CheckpointConfig none() {

@@ -114,6 +114,11 @@ public final class Trainer {
                 && !Files.isDirectory(c.load().resolve(TrainingCheckpointer.RANK_DIR))) {
             log.accept("WARNING: could not find the metadata file " + CheckpointLayout.trackerFile(c.load())
                     + "\n    will not load any checkpoints and will start from random");
+            if (c.exitOnMissingCheckpoint()) {   // Megatron's message; it exits non-zero
+                throw new IllegalStateException(">> '--exit-on-missing-checkpoint' is set but no checkpoint was found under"
+                        + " load directory '" + c.load() + "' (missing metadata/tracker file '"
+                        + CheckpointLayout.trackerFile(c.load()) + "'). Exiting with a non-zero status. <<");
+            }
             return;
         }
         log.accept(" loading checkpoint from " + c.load());
