@@ -124,7 +124,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 config.paddedVocabSize(layout.tensorModelParallelSize()));   // each TP rank holds an equal slice
         // Resuming continues the checkpoint's dropout RNG stream (unless --no-load-rng); the init is overwritten by the load.
         long modelSeed = tc.checkpoint().load() != null && !tc.checkpoint().noLoadRng() && !tc.checkpoint().finetune()
-                ? TrainingCheckpointer.savedRngStream(tc.checkpoint().load()).orElse(data.seed) : data.seed;
+                ? TrainingCheckpointer.savedRngStream(tc.checkpoint().loadDir()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));

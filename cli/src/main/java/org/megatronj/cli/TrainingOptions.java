@@ -180,6 +180,18 @@ public final class TrainingOptions {
     @Option(names = "--no-load-rng", description = "Use --seed for dropout instead of the checkpoint's RNG stream.")
     boolean noLoadRng;
 
+    @Option(names = "--ckpt-step", paramLabel = "N", defaultValue = "-1", description = "Load iteration N (its"
+            + " iter_NNNNNNN folder under --load) instead of the latest.")
+    long ckptStep;
+
+    @Option(names = "--no-save-optim", description = "Leave the optimizer and scheduler state out of saved checkpoints"
+            + " (a resume then needs --no-load-optim or --finetune).")
+    boolean noSaveOptim;
+
+    @Option(names = "--no-save-rng", description = "Leave the dropout RNG stream out of saved checkpoints (a resume then"
+            + " needs --no-load-rng or --finetune).")
+    boolean noSaveRng;
+
     @Option(names = "--exit-on-missing-checkpoint", description = "Fail when --load holds no checkpoint, instead of"
             + " training from scratch.")
     boolean exitOnMissingCheckpoint;
@@ -274,7 +286,7 @@ public final class TrainingOptions {
         CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng,
                 overrideOptParamScheduler ? OptimizerParamScheduler.OnLoad.OVERRIDE
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
-                        : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint);
+                        : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint, ckptStep, noSaveOptim, noSaveRng);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);

@@ -384,6 +384,31 @@ class PretrainGptCommandTest {
         assertEquals((float) Math.sqrt(sum), scalars.get("params-norm").get(6L), 1e-3);
     }
 
+    /**
+     * {@code --no-save-optim --no-save-rng} save the weights and counters only; the resume needs {@code --no-load-optim}
+     * and {@code --no-load-rng}, and {@code --ckpt-step} resumes from an earlier iteration than the latest.
+     */
+    @Test
+    void leanCheckpointsAndCkptStep() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("lean");
+        List<String> first = args(data, "--save", save.toString(), "--save-interval", "3");
+        first.addAll(List.of("--no-save-optim", "--no-save-rng"));
+        CliRun saved = run(first);
+        assertEquals(0, saved.code(), saved.toString());
+        assertFalse(Files.exists(save.resolve("iter_0000006/mp_rank_00/optimizer.safetensors")));
+        CliRun refused = run(args(data, "--load", save.toString(), "--train-iters", "8"));
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("Unable to load optimizer from checkpoint " + save.resolve("iter_0000006/mp_rank_00")),
+                refused.err());
+        List<String> resume = args(data, "--load", save.toString(), "--train-iters", "8", "--ckpt-step", "3");
+        resume.addAll(List.of("--no-load-optim", "--no-load-rng"));
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        assertTrue(resumed.out().contains("successfully loaded checkpoint from " + save + " [ t 1/1, p 1/1 ] at iteration 3"), resumed.out());
+        assertTrue(resumed.out().contains(" iteration        4/       8 |"), resumed.out());
+    }
+
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */
     @Test
     void megatronLmCheckpointFormatsAreNamed() throws IOException {

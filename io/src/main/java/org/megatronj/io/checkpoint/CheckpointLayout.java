@@ -37,6 +37,11 @@ public final class CheckpointLayout {
         return root.resolve(String.format(Locale.ROOT, "iter_%07d", iteration));
     }
 
+    /** The {@code iter_NNNNNNN} folders under {@code root}, sorted (empty when there are none). */
+    public static java.util.List<String> iterationDirNames(Path root) {
+        return folderNames(root, "iter_\\d{7,}");
+    }
+
     /** {@code mp_rank_00} without pipeline parallelism, {@code mp_rank_00_001} with it (Megatron's names). */
     public static String rankDirName(int tensorRank, int pipelineRank, boolean pipelineParallel) {
         return pipelineParallel
@@ -46,14 +51,18 @@ public final class CheckpointLayout {
 
     /** The rank folders ({@code mp_rank_*}) inside an iteration folder, sorted by name. */
     public static java.util.List<String> rankDirNames(Path iterationDir) {
-        if (!Files.isDirectory(iterationDir)) {
+        return folderNames(iterationDir, "mp_rank_\\d{2}(_\\d{3})?");
+    }
+
+    private static java.util.List<String> folderNames(Path dir, String pattern) {
+        if (!Files.isDirectory(dir)) {
             return java.util.List.of();
         }
-        try (java.util.stream.Stream<Path> dirs = Files.list(iterationDir)) {
+        try (java.util.stream.Stream<Path> dirs = Files.list(dir)) {
             return dirs.filter(Files::isDirectory).map(d -> d.getFileName().toString())
-                    .filter(n -> n.matches("mp_rank_\\d{2}(_\\d{3})?")).sorted().toList();
+                    .filter(n -> n.matches(pattern)).sorted().toList();
         } catch (IOException e) {
-            throw new CheckpointException("cannot list " + iterationDir + ": " + e.getMessage(), e);
+            throw new CheckpointException("cannot list " + dir + ": " + e.getMessage(), e);
         }
     }
 

@@ -87,7 +87,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
 
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
-                     OptimizerParamScheduler scheduler) {
+                     OptimizerParamScheduler scheduler, Contents contents) {
         ProcessGroups g = rank.context().groups();
         Communicator world = g.world();
         if (world.rank() == 0) {
@@ -97,7 +97,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         long bytes;
         try (TensorArena arena = TensorArena.named("checkpoint-save")) {
             Map<String, Map<String, Tensor>> extra = new LinkedHashMap<>();
-            if (rank.optimizer() instanceof DistributedAdam adam) {
+            if (contents.optimizer() && rank.optimizer() instanceof DistributedAdam adam) {
                 extra.put(OptimizerStateFiles.distribFileName(g.data().rank()), distributedPieces(adam, arena));
             }
             CheckpointWriter.RankState files;
@@ -107,12 +107,12 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
                     weights.putIfAbsent(p.name(), host(arena, p.data()));
                 }
                 Map<String, Tensor> optimizerState = new LinkedHashMap<>();
-                if (!(rank.optimizer() instanceof DistributedAdam)) {
+                if (contents.optimizer() && !(rank.optimizer() instanceof DistributedAdam)) {
                     for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
                         optimizerState.put(e.getKey(), host(arena, e.getValue()));
                     }
                 }
-                ObjectNode meta = inner.metadata(state, optimizer, scheduler);
+                ObjectNode meta = inner.metadata(state, optimizer, scheduler, contents);
                 if (layout.sharded() || layout.distributedOptimizer()) {
                     layout.writeTo(meta, g.tensor().rank(), g.pipeline().rank());
                 }
@@ -190,6 +190,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
     private ResumePoint loadWhole(Path root, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler, boolean finetune,
                                   boolean noLoadOptim, boolean noLoadRng, long seed) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, CheckpointLayout.rankDirName(0, 0, false))) {
+            TrainingCheckpointer.checkSavedContents(ckpt, finetune, noLoadOptim, noLoadRng);
             boolean withState = TrainingCheckpointer.loadsOptimizerState(ckpt.metadata(), finetune, noLoadOptim);
             FullModelState full = FullModelState.read(ckpt.rankDir().getParent(), ShardLayout.SINGLE, config, withState);
             int t = layout.tensorParallel();

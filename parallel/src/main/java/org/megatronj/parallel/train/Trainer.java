@@ -121,8 +121,13 @@ public final class Trainer {
             }
             return;
         }
+        Path dir = c.loadDir();
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalStateException("--ckpt-step " + c.ckptStep() + ": " + dir + " does not exist (" + c.load()
+                    + " holds " + CheckpointLayout.iterationDirNames(c.load()) + ")");
+        }
         log.accept(" loading checkpoint from " + c.load());
-        position = checkpointer.load(c.load(), model, optimizer, scheduler, c.finetune(), c.noLoadOptim(), c.noLoadRng(),
+        position = checkpointer.load(dir, model, optimizer, scheduler, c.finetune(), c.noLoadOptim(), c.noLoadRng(),
                 config.seed());
         model.refreshComputeWeights();
         if (c.load().equals(c.save())) {
@@ -430,7 +435,8 @@ public final class Trainer {
         event.begin();
         Path dir = config.checkpoint().save();
         log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
-        long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler));
+        long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler,
+                config.checkpoint().saveContents()));
         lastSavedIteration = iteration;
         log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s %s",
                 iteration, dir, checkpointer.rankLabel()));

@@ -70,32 +70,48 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written. */
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
-                     OptimizerParamScheduler scheduler) {
+                     OptimizerParamScheduler scheduler, Contents contents) {
         Map<String, Tensor> weights = new LinkedHashMap<>();
         for (Parameter p : model.parameters()) {
             weights.put(p.name(), p.data());
         }
         try (TensorArena staging = TensorArena.named("checkpoint-staging")) {
             return CheckpointWriter.save(root, state.iteration(), new CheckpointWriter.RankState(RANK_DIR,
-                    HostStaging.toHost(backend, weights, staging), HostStaging.toHost(backend, optimizer.stateTensors(), staging),
-                    metadata(state, optimizer, scheduler)));
+                    HostStaging.toHost(backend, weights, staging),
+                    contents.optimizer() ? HostStaging.toHost(backend, optimizer.stateTensors(), staging) : Map.of(),
+                    metadata(state, optimizer, scheduler, contents)));
         }
     }
 
     /**
      * The {@code metadata.json} of a training checkpoint: format, counters, RNG stream, optimizer
      * and scheduler state, model configuration and arguments (every rank folder of a sharded
-     * checkpoint holds the same, plus its layout).
+     * checkpoint holds the same, plus its layout). The RNG stream, and the optimizer and scheduler
+     * state, only where {@code contents} asks for them; a load that needs them then fails by name.
      */
-    public ObjectNode metadata(ResumePoint state, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler) {
+    public ObjectNode metadata(ResumePoint state, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
+                               Contents contents) {
         ObjectNode meta = JSON.createObjectNode();
         meta.put("format", FORMAT);
         meta.put("format_version", FORMAT_VERSION);
         meta.put("iteration", state.iteration());
         meta.put("consumed_train_samples", state.consumedTrainSamples());
         meta.put("consumed_valid_samples", state.consumedValidSamples());
-        ObjectNode rng = meta.putObject("rng");
-        rng.put("stream", state.rngStream());
+        if (contents.rng()) {
+            meta.putObject("rng").put("stream", state.rngStream());
+        }
+        if (contents.optimizer()) {
+            putOptimizerState(meta, optimizer, scheduler);
+        }
+        meta.set("model", modelConfig);
+        meta.set("args", args);
+        if (hfConfig != null) {
+            meta.set(HF_CONFIG, hfConfig);
+        }
+        return meta;
+    }
+
+    private static void putOptimizerState(ObjectNode meta, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler) {
         ObjectNode opt = meta.putObject("optimizer");
         opt.put("type", optimizer.name());
         opt.put("step_count", optimizer.stepCount());
@@ -114,12 +130,6 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         sched.put("warmup_steps", scheduler.warmupSteps());
         sched.put("decay_steps", scheduler.decaySteps());
         sched.put("decay_style", scheduler.style().flagValue());
-        meta.set("model", modelConfig);
-        meta.set("args", args);
-        if (hfConfig != null) {
-            meta.set(HF_CONFIG, hfConfig);
-        }
-        return meta;
     }
 
     /**
@@ -167,6 +177,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                                long seed, Runnable loadOptimizerState) {
         JsonNode meta = ckpt.metadata();
         checkModelConfig(ckpt, meta.path("model"));
+        checkSavedContents(ckpt, finetune, noLoadOptim, noLoadRng);
         loadWeights.run();
         if (meta.hasNonNull(HF_CONFIG)) {
             hfConfig = meta.get(HF_CONFIG);
@@ -196,7 +207,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         if (finetune || release) {
             return ResumePoint.fresh(seed);
         }
-        long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong(seed);
+        long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong();
         return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
                 meta.path("consumed_valid_samples").asLong(), stream);
     }
@@ -210,6 +221,26 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         if (saved.isObject() && optimizer.lossScaler() instanceof DynamicLossScaler dynamic) {
             dynamic.restore(new DynamicLossScaler.State(saved.path("scale").asDouble(), saved.path("growth_tracker").asLong(),
                     saved.path("hysteresis_tracker").asInt()));
+        }
+    }
+
+    /**
+     * Megatron's refusals, before any tensor is read, of a load that asks for what a save left out
+     * ({@code --no-save-optim}, {@code --no-save-rng}); a release checkpoint and {@code --finetune} need neither.
+     */
+    public static void checkSavedContents(Checkpoint ckpt, boolean finetune, boolean noLoadOptim, boolean noLoadRng) {
+        JsonNode meta = ckpt.metadata();
+        if (finetune || meta.path("release").asBoolean(false)) {
+            return;
+        }
+        if (!noLoadOptim && !meta.has("optimizer")) {
+            throw new CheckpointException("Unable to load optimizer from checkpoint " + ckpt.rankDir() + " (it was saved with"
+                    + " --no-save-optim). Specify --no-load-optim or --finetune to prevent attempting to load the optimizer"
+                    + " state");
+        }
+        if (!noLoadRng && !meta.path("rng").has("stream")) {
+            throw new CheckpointException("Unable to load rng state from checkpoint " + ckpt.rankDir() + " (it was saved"
+                    + " with --no-save-rng). Specify --no-load-rng or --finetune to prevent attempting to load the rng state");
         }
     }
 
@@ -252,12 +283,12 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     }
 
     /**
-     * The RNG stream saved in the latest checkpoint under {@code root}, if there is one (no
-     * tracker: empty). A resumed run seeds its model's dropout with it, so the masks continue
+     * The RNG stream saved in the latest checkpoint under {@code root} (or in the iteration folder
+     * {@code root}), if there is one (no checkpoint: empty). A resumed run seeds its model's dropout with it, so the masks continue
      * the saved run's sequence even when {@code --seed} changed.
      */
     public static OptionalLong savedRngStream(Path root) {
-        if (root == null || !Files.exists(CheckpointLayout.trackerFile(root))) {
+        if (root == null || !Files.exists(CheckpointLayout.trackerFile(root)) && CheckpointLayout.rankDirNames(root).isEmpty()) {
             return OptionalLong.empty();
         }
         try (Checkpoint ckpt = Checkpoint.openLatestAnyRank(root)) {   // every rank folder records the same stream

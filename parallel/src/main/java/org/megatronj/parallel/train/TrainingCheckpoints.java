@@ -10,8 +10,23 @@ import java.nio.file.Path;
  */
 public interface TrainingCheckpoints {
 
+    /**
+     * What a save writes besides the weights and counters: the optimizer's and scheduler's state, and
+     * the RNG stream ({@code --no-save-optim} and {@code --no-save-rng} leave them out, as Megatron's).
+     */
+    record Contents(boolean optimizer, boolean rng) {
+        public static final Contents ALL = new Contents(true, true);
+    }
+
     /** Writes iteration {@code state.iteration()} under {@code root}; returns bytes written (by this rank). */
-    long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler);
+    long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
+              Contents contents);
+
+    /** {@link #save(Path, ResumePoint, TrainableModel, TrainingOptimizer, OptimizerParamScheduler, Contents)} of everything. */
+    default long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
+                      OptimizerParamScheduler scheduler) {
+        return save(root, state, model, optimizer, scheduler, Contents.ALL);
+    }
 
     /** Loads the latest checkpoint under {@code root} and returns where to continue (see {@link TrainingCheckpointer#load}). */
     ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,

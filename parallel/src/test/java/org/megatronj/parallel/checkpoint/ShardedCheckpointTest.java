@@ -37,6 +37,7 @@ import org.megatronj.parallel.pipeline.ParallelGptRank;
 import org.megatronj.parallel.pipeline.ParallelTraining;
 import org.megatronj.parallel.train.ResumePoint;
 import org.megatronj.parallel.train.TrainingCheckpointer;
+import org.megatronj.parallel.train.TrainingCheckpoints;
 import org.megatronj.parallel.train.TrainingOptimizer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -168,6 +169,35 @@ class ShardedCheckpointTest {
             }
             return sum.meanLoss();
         }
+    }
+
+    /** {@code --no-save-optim} writes no optimizer file on any rank, and a resume that wants the state is refused. */
+    @ParameterizedTest(name = "distributed optimizer {0}")
+    @ValueSource(booleans = {false, true})
+    void noSaveOptimLeavesEveryRanksOptimizerStateOut(boolean distributedOptimizer) {
+        TransformerConfig c = config(64);
+        Layout layout = new Layout(2, 1, 2, distributedOptimizer);
+        Path saved = dir.resolve("lean");
+        onLayout(c, layout, (rank, ckpt, opt, sched) -> {
+            step(rank, c, 0);
+            ckpt.save(saved, new ResumePoint(1, GLOBAL_BATCH, 0, SEED), ParallelTraining.model(rank), opt, sched,
+                    new TrainingCheckpoints.Contents(false, true));
+        });
+        for (String rankDir : List.of("mp_rank_00", "mp_rank_01")) {
+            Path folder = saved.resolve("iter_0000001").resolve(rankDir);
+            assertTrue(Files.exists(folder.resolve("model.safetensors")), rankDir);
+            assertEquals(List.of(), OptimizerStateFiles.distribFiles(folder), rankDir);
+            assertFalse(Files.exists(folder.resolve("optimizer.safetensors")), rankDir);
+        }
+        var refused = assertThrows(RuntimeException.class, () -> validation(c, layout, saved));
+        assertTrue(String.valueOf(rootCause(refused).getMessage()).contains("Specify --no-load-optim or --finetune"),
+                String.valueOf(rootCause(refused).getMessage()));
+        onLayout(c, layout, (rank, ckpt, opt, sched) -> assertEquals(1,
+                ckpt.load(saved, ParallelTraining.model(rank), opt, sched, false, true, false, SEED).iteration()));
+    }
+
+    private static Throwable rootCause(Throwable t) {
+        return t.getCause() == null ? t : rootCause(t.getCause());
     }
 
     @ParameterizedTest(name = "distributed optimizer {0}")

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -215,6 +216,60 @@ class TrainerTest {
             assertEquals(4, sgd.stepCount());
             assertEquals(16, sched.numSteps());
             assertEquals(77, all.rngStream(), "--no-load-rng keeps --seed");
+        }
+    }
+
+    /**
+     * {@code --no-save-optim} and {@code --no-save-rng} leave those parts out, and a resume that asks for them fails
+     * with Megatron's words; {@code --ckpt-step} loads an earlier iteration than the tracker's.
+     */
+    @Test
+    void partsLeftOutOfASaveAreRefusedOnLoadAndCkptStepPicksTheIteration() throws Exception {
+        Path save = dir.resolve("ckpt");
+        var schedule = ScheduleConfig.iterations(4, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingConfig base = config(BatchConfig.of(2, 4), schedule, save, null, 0, null);
+        TrainingConfig lean = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                new CheckpointConfig(save, 2, null, false, false, false, OptimizerParamScheduler.OnLoad.CHECK, false, -1,
+                        true, true), base.exit(), base.seed());
+        run(lean, 1, new ArrayList<>(), null);
+        Path rankDir = save.resolve("iter_0000004").resolve("mp_rank_00");
+        assertTrue(Files.exists(rankDir.resolve("model.safetensors")));
+        assertFalse(Files.exists(rankDir.resolve("optimizer.safetensors")));
+        var meta = new ObjectMapper().readTree(rankDir.resolve("metadata.json").toFile());
+        for (String left : List.of("optimizer", "scheduler", "rng")) {
+            assertFalse(meta.has(left), left + " in " + meta);
+        }
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 5);
+            ToySgd sgd = new ToySgd(arena, model.parameters());
+            var ckpt = new TrainingCheckpointer(null, null);
+            OptimizerParamScheduler sched = schedule.scheduler(BatchConfig.of(2, 4));
+            var optim = assertThrows(CheckpointException.class, () -> ckpt.load(save, model, sgd, sched, false, false, false, 7));
+            assertTrue(optim.getMessage().startsWith("Unable to load optimizer from checkpoint " + rankDir)
+                    && optim.getMessage().contains("Specify --no-load-optim or --finetune"), optim.getMessage());
+            var rng = assertThrows(CheckpointException.class, () -> ckpt.load(save, model, sgd, sched, false, true, false, 7));
+            assertTrue(rng.getMessage().contains("Specify --no-load-rng or --finetune"), rng.getMessage());
+            assertEquals(new ResumePoint(4, 16, 8, 7), ckpt.load(save, model, sgd, sched, false, true, true, 7));
+        }
+
+        CheckpointConfig step2 = new CheckpointConfig(null, 0, save, false, true, true, OptimizerParamScheduler.OnLoad.CHECK,
+                false, 2, false, false);
+        List<String> log = new ArrayList<>();
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 5);
+            Trainer trainer = new Trainer(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                    step2, base.exit(), base.seed()), model, new ToySgd(arena, model.parameters()),
+                    new PatternSource(VOCAB, SEQ, 1000, 0), null, null, new TrainingCheckpointer(null, null), null, log::add);
+            trainer.loadCheckpoint();
+            assertEquals(2, trainer.position().iteration());
+
+            Trainer missing = new Trainer(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                    new CheckpointConfig(null, 0, save, false, true, true, OptimizerParamScheduler.OnLoad.CHECK, false, 3,
+                            false, false), base.exit(), base.seed()), model, new ToySgd(arena, model.parameters()),
+                    new PatternSource(VOCAB, SEQ, 1000, 0), null, null, new TrainingCheckpointer(null, null), null, log::add);
+            var e = assertThrows(IllegalStateException.class, missing::loadCheckpoint);
+            assertTrue(e.getMessage().contains("iter_0000003 does not exist (" + save + " holds [iter_0000002, iter_0000004])"),
+                    e.getMessage());
         }
     }
 
