@@ -168,3 +168,19 @@ extern "C" __global__ void megatron_has_inf_nan(const void* x, int xt, i64 n, in
     MJ_FOR_FROM(i, nc * MJ_CHUNK, n) bad |= !isfinite(mj_load(x, i, xt));
     if (__syncthreads_or(bad) && threadIdx.x == 0) atomicExch(flag, 1);
 }
+
+// *count += the elements equal to zero (+0 or -0; NaN is not): per-thread counts, warp shuffles,
+// one atomic per warp (the caller zeroes count first).
+extern "C" __global__ void megatron_count_zeros(const void* x, int xt, i64 n, unsigned long long* count) {
+    unsigned long long zeros = 0;
+    i64 nc = mj_al16(x) ? n / MJ_CHUNK : 0;
+    MJ_FOR(c, nc) {
+        float v[8];
+        mj_load8(x, c, xt, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) zeros += v[e] == 0.0f;
+    }
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) zeros += mj_load(x, i, xt) == 0.0f;
+    for (int o = 16; o > 0; o >>= 1) zeros += __shfl_xor_sync(0xffffffffu, zeros, o);
+    if ((threadIdx.x & 31) == 0 && zeros != 0) atomicAdd(count, zeros);
+}

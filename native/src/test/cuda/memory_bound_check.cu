@@ -403,6 +403,15 @@ static void optimizer(long long n, int off, bool timed) {
         bool ok2 = (hf != 0) == (bad >= 0); if (!ok2) g_fail++;
         printf("  %-4s has_inf_nan with NaN at %lld -> %d\n", ok2 ? "ok" : "FAIL", bad, hf);
     }
+    for (long long i = 0; i < n; i += 7) hp[i] = (i % 2) ? -0.0f : 0.0f;   // zeros of both signs; a NaN is not one
+    hp[1] = NAN;
+    CK(cudaMemcpy(p, hp.data(), n * 4, cudaMemcpyHostToDevice));
+    unsigned long long* zeros = (unsigned long long*)dalloc(1, MJ_F32); CK(cudaMemset(zeros, 0, 8));
+    megatron_count_zeros<<<G, T>>>(p, MJ_F32, n, zeros);
+    unsigned long long gotZeros, refZeros = 0; for (float x : hp) refZeros += x == 0.0f;
+    CK(cudaMemcpy(&gotZeros, zeros, 8, cudaMemcpyDeviceToHost));
+    bool ok3 = gotZeros == refZeros; if (!ok3) g_fail++;
+    printf("  %-4s count_zeros %llu vs %llu\n", ok3 ? "ok" : "FAIL", gotZeros, refZeros);
     if (!timed) return;
     timeit("adamw (7 x 4 bytes per param)", 28.0 * n, [&] { megatron_adamw<<<G, T>>>(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2); });
     timeit("sum of squares f32", 4.0 * n, [&] { megatron_sum_squares<<<G, T>>>(g, MJ_F32, n, ss); });

@@ -132,6 +132,10 @@ public final class TrainingOptions {
             + " log line (and to TensorBoard), as Megatron's 'params norm'.")
     boolean logParamsNorm;
 
+    @Option(names = "--log-num-zeros-in-grad", description = "Add the number of zero gradient elements after each step's"
+            + " clip to the log line (and to TensorBoard), as Megatron's 'num zeros'.")
+    boolean logNumZerosInGrad;
+
     @Option(names = "--tensorboard-dir", paramLabel = "DIR", description = "Write Megatron's TensorBoard scalars (lm loss,"
             + " learning-rate, batch-size, loss-scale, grad-norm, each also vs samples; lm loss validation) to an event file"
             + " in DIR.")
@@ -266,7 +270,7 @@ public final class TrainingOptions {
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
                 logWorldSizeToTensorboard, worldSize);
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
-                logParamsNorm, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
+                logParamsNorm, logNumZerosInGrad, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
         int evalMicro = logging.evalMicroBatchSize(batch), evalGlobal = logging.evalGlobalBatchSize(batch);
         boolean evalSizesGiven = evalMicroBatchSize != 0 || evalGlobalBatchSize != 0;   // else the training sizes' check speaks
         if (evalSizesGiven && (evalMicro < 1 || evalGlobal < 1 || evalGlobal % (evalMicro * dataParallelSize) != 0)) {

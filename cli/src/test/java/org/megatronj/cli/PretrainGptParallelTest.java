@@ -86,38 +86,48 @@ class PretrainGptParallelTest {
     }
 
     /**
-     * {@code --log-params-norm} counts each weight once over the world: tensor shards, pipeline stages, the tied
-     * embedding's two copies, replicated norms and the distributed optimizer's shards give one rank's norm.
+     * {@code --log-params-norm} and {@code --log-num-zeros-in-grad} count each weight once over the world: tensor
+     * shards, pipeline stages, the tied embedding's two copies, replicated norms and the distributed optimizer's shards
+     * give one rank's norm and zeros (here the position embeddings past the sequence, which get no gradient).
      */
     @Test
-    void paramsNormIsTheWholeModelsOnEveryLayout() throws IOException {
+    void paramsNormAndZerosAreTheWholeModelsOnEveryLayout() throws IOException {
         Path data = dataset();
-        CliRun one = CliRun.of(args(data, dir.resolve("pn1.csv"), "--log-params-norm").toArray(String[]::new));
+        String[] logged = {"--log-params-norm", "--log-num-zeros-in-grad", "--max-position-embeddings", "24"};
+        CliRun one = CliRun.of(args(data, dir.resolve("pn1.csv"), logged).toArray(String[]::new));
         assertEquals(0, one.code(), one.toString());
-        CliRun wide = CliRun.of(args(data, dir.resolve("pn8.csv"), "--log-params-norm", "--tensor-model-parallel-size", "2",
-                "--pipeline-model-parallel-size", "2", "--world-size", "8", "--sequence-parallel", "--use-distributed-optimizer")
-                .toArray(String[]::new));
+        List<String> wideArgs = args(data, dir.resolve("pn8.csv"), logged);
+        wideArgs.addAll(List.of("--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--world-size", "8",
+                "--sequence-parallel", "--use-distributed-optimizer"));
+        CliRun wide = CliRun.of(wideArgs.toArray(String[]::new));
         assertEquals(0, wide.code(), wide.toString());
-        List<Double> expected = paramsNorms(one.out());
+        List<Double> expected = logged(one.out(), "params norm");
         assertEquals(4, expected.size(), one.out());
-        List<Double> actual = paramsNorms(wide.out());
+        List<Double> actual = logged(wide.out(), "params norm");
         assertEquals(expected.size(), actual.size(), wide.out());
         for (int i = 0; i < expected.size(); i++) {
             assertEquals(expected.get(i), actual.get(i), 2e-3, "params norm at iteration " + (i + 1));
         }
+        List<Double> zeros = logged(one.out(), "num zeros");
+        assertEquals(4, zeros.size(), one.out());
+        assertTrue(zeros.stream().allMatch(z -> z >= 8 * 16), "8 position rows of 16 without gradient: " + zeros);
+        assertEquals(zeros, logged(wide.out(), "num zeros"));
         // a collective on every rank at every iteration, whatever rank 0 writes where: TensorBoard every iteration,
         // log lines every other one
         Path tb = dir.resolve("pn-tb");
-        CliRun tensorboard = CliRun.of(args(data, dir.resolve("pn2.csv"), "--log-params-norm", "--world-size", "2",
-                "--tensorboard-dir", tb.toString(), "--log-interval", "2").toArray(String[]::new));
+        List<String> tbArgs = args(data, dir.resolve("pn2.csv"), logged);
+        tbArgs.addAll(List.of("--world-size", "2", "--tensorboard-dir", tb.toString(), "--log-interval", "2"));
+        CliRun tensorboard = CliRun.of(tbArgs.toArray(String[]::new));
         assertEquals(0, tensorboard.code(), tensorboard.toString());
-        java.util.TreeMap<Long, Float> written;
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars;
         try (var files = Files.list(tb)) {
-            written = EventFiles.scalars(files.findFirst().orElseThrow()).get("params-norm");
+            scalars = EventFiles.scalars(files.findFirst().orElseThrow());
         }
-        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L), written.keySet());
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L), scalars.get("params-norm").keySet());
         for (int i = 0; i < expected.size(); i++) {
-            assertEquals(expected.get(i), written.get((long) i + 1), 2e-3, "TensorBoard params norm at iteration " + (i + 1));
+            assertEquals(expected.get(i), scalars.get("params-norm").get((long) i + 1), 2e-3,
+                    "TensorBoard params norm at iteration " + (i + 1));
+            assertEquals(zeros.get(i), scalars.get("num-zeros").get((long) i + 1), 0, "TensorBoard zeros at " + (i + 1));
         }
     }
 
@@ -135,8 +145,9 @@ class PretrainGptParallelTest {
         assertLosses(one, wide);
     }
 
-    private static List<Double> paramsNorms(String out) {
-        java.util.regex.Pattern p = java.util.regex.Pattern.compile("\\| params norm: ([0-9.]+) \\|");
+    /** The values of a log-line field ({@code params norm}, {@code num zeros}) in order. */
+    private static List<Double> logged(String out, String field) {
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile("\\| " + field + ": ([0-9.]+) \\|");
         return out.lines().map(p::matcher).filter(java.util.regex.Matcher::find).map(m -> Double.parseDouble(m.group(1))).toList();
     }
 

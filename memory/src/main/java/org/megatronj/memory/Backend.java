@@ -495,6 +495,9 @@ public interface Backend extends AutoCloseable {
     /** True when any element is NaN or infinite (fp16 loss-scale overflow check). */
     boolean hasInfOrNan(Tensor x);
 
+    /** The elements equal to zero, +0 or -0 (Megatron's {@code --log-num-zeros-in-grad}); NaN is not zero. */
+    long countZeros(Tensor x);
+
     /** Index of the largest entry of each row: logits {@code [n, v]}, out I32 {@code [n]} (ties: lowest index). */
     void argmax(Tensor logits, Tensor out);
 

@@ -590,6 +590,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public long countZeros(Tensor x) {
+        floating("countZeros", "x", x);
+        return optimizer.countZeros(x);
+    }
+
+    @Override
     public void argmax(Tensor logits, Tensor out) {
         int v = checkLogits("argmax", logits);
         dtype("argmax", "out", out, DType.I32);

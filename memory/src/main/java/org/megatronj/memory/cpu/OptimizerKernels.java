@@ -10,6 +10,7 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.LongAdder;
 
 /** AdamW, the sum of squares behind grad-norm clipping, and the inf/NaN check of loss scaling. */
 final class OptimizerKernels {
@@ -205,5 +206,24 @@ final class OptimizerKernels {
             }
         });
         return found.get();
+    }
+
+    long countZeros(Tensor x) {
+        LongAdder zeros = new LongAdder();
+        Blocks.run(threads, x.numel(), (from, len, buf, unused1, unused2) -> {
+            FloatRows.load(x, from, buf, 0, len);
+            long count = 0;
+            int i = 0;
+            if (vector) {
+                for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+                    count += FloatVector.fromArray(S, buf, i).compare(VectorOperators.EQ, 0f).trueCount();
+                }
+            }
+            for (; i < len; i++) {
+                count += buf[i] == 0f ? 1 : 0;
+            }
+            zeros.add(count);
+        });
+        return zeros.sum();
     }
 }

@@ -866,6 +866,18 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public long countZeros(Tensor x) {
+        floating("countZeros", "x", x);
+        enter();
+        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 8, stream.handle()));
+        launch("megatron_count_zeros", grid(x.numel()), 1, THREADS, 0, x.address(), code("countZeros", x), x.numel(),
+                scratch);
+        try (Arena arena = Arena.ofConfined()) {
+            return readScratch(arena, 8).get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    @Override
     public void argmax(Tensor logits, Tensor out) {
         losses.argmax(logits, out);
     }

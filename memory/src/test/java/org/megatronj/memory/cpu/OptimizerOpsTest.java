@@ -17,7 +17,7 @@ import static org.megatronj.memory.cpu.OpTesting.assertClose;
 import static org.megatronj.memory.cpu.OpTesting.gaussian;
 import static org.megatronj.memory.cpu.OpTesting.tensor;
 
-/** AdamW against a float64 transcription of the formula; sum of squares; inf/NaN detection. */
+/** AdamW against a float64 transcription of the formula; sum of squares; inf/NaN detection; zero counts. */
 class OptimizerOpsTest {
 
     static java.util.stream.Stream<CpuBackend> backends() {
@@ -110,6 +110,31 @@ class OptimizerOpsTest {
                 }
                 x.setFloat(n - 1, 70000f); // overflows to inf in fp16 only
                 assertEquals(dtype == DType.F16, backend.hasInfOrNan(x), dtype + " with 70000");
+            }
+        }
+    }
+
+    /** Zeros of both signs count, NaN and the smallest subnormal do not, in every block and the vector tail. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void countZerosCountsBothSignsAndNothingElse(CpuBackend backend) {
+        Random rnd = OpTesting.random(52);
+        int n = 3 * 4096 + 17 + rnd.nextInt(100);
+        try (TensorArena arena = new TensorArena("test")) {
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                Tensor x = tensor(arena, dtype, gaussian(rnd, n, 3f), n);
+                long expected = 0;
+                for (int i = 0; i < n; i++) {
+                    if (rnd.nextInt(5) == 0) {
+                        x.setFloat(i, rnd.nextBoolean() ? 0f : -0f);
+                    } else if (rnd.nextInt(50) == 0) {
+                        x.setFloat(i, rnd.nextBoolean() ? Float.NaN : dtype == DType.F32 ? Float.MIN_VALUE : 1e-7f);
+                    }
+                    expected += x.getFloat(i) == 0f ? 1 : 0;
+                }
+                assertTrue(expected > n / 6, "zeros were placed: " + expected);
+                assertEquals(expected, backend.countZeros(x), dtype.toString());
+                assertEquals(x.getFloat(n - 1) == 0f ? 1 : 0, backend.countZeros(x.view(n - 1, n)), dtype + " one element");
             }
         }
     }

@@ -1020,6 +1020,20 @@ class CudaBackendTest {
         assertTrue(gpu.hasInfOrNan(upload(bad).gpu()));
     }
 
+    /** Zeros of both signs, NaN beside them, at an unaligned start and in every dtype: the CPU's count. */
+    @Test
+    void countZerosMatchesTheCpu() {
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+            Tensor host = arena.allocate(dt, 100_003);
+            for (long i = 0; i < host.numel(); i++) {
+                host.setFloat(i, i % 3 == 0 ? (i % 2 == 0 ? 0f : -0f) : i % 101 == 1 ? Float.NaN : (float) Math.sin(i));
+            }
+            Pair x = upload(host);
+            assertEquals(cpu.countZeros(x.cpu()), gpu.countZeros(x.gpu()), dt.toString());
+            assertEquals(cpu.countZeros(x.cpu().view(1, 99_999)), gpu.countZeros(x.gpu().view(1, 99_999)), dt + " unaligned");
+        }
+    }
+
     @Test
     void timerMeasuresGpuTime() {
         Pair a = random(DType.BF16, 1024, 1024);

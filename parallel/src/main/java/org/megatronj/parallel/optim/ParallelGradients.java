@@ -218,19 +218,33 @@ public final class ParallelGradients {
      * Megatron's {@code calc_params_l2_norm}), each element counted once over the world.
      */
     public double globalNorm(java.util.function.Function<Parameter, Tensor> of) {
+        return Math.sqrt(sumOverWorld(of, backend::sumOfSquares));
+    }
+
+    /**
+     * Megatron's {@code count_zeros_fp32} ({@code --log-num-zeros-in-grad}): the gradient elements that are zero,
+     * each counted once over the world (a collective).
+     */
+    public long zerosInGradients() {
+        return Math.round(sumOverWorld(Parameter::grad, t -> backend.countZeros(t)));
+    }
+
+    /** {@code reduce} of one tensor of every parameter, summed with each element counted once over the world. */
+    private double sumOverWorld(java.util.function.Function<Parameter, Tensor> of,
+                                java.util.function.ToDoubleFunction<Tensor> reduce) {
         double sum = 0;
         for (int c = 0; c < chunks.size(); c++) {
             GPTModel model = chunks.get(c);
             if (shards == null) {
                 for (Parameter p : model.parameters()) {
                     if (counted(model, p)) {
-                        sum += backend.sumOfSquares(of.apply(p));
+                        sum += reduce.applyAsDouble(of.apply(p));
                     }
                 }
             } else {
                 for (FlatShard.Segment s : shards.get(c).segments()) {
                     if (counted(model, s.parameter())) {
-                        sum += backend.sumOfSquares(flat(of.apply(s.parameter())).view(s.from(), s.to()));
+                        sum += reduce.applyAsDouble(flat(of.apply(s.parameter())).view(s.from(), s.to()));
                     }
                 }
             }
@@ -239,7 +253,7 @@ public final class ParallelGradients {
         if (shards != null) {
             total = allReduceSum(groups.data(), total);
         }
-        return Math.sqrt(total);
+        return total;
     }
 
     /**

@@ -216,6 +216,11 @@ public final class ParallelGptRank implements AutoCloseable {
         return gradients.globalNorm(org.megatronj.model.Parameter::data);
     }
 
+    /** Megatron's {@code count_zeros_fp32}: the zero gradient elements over the world (a collective). */
+    public long zerosInGradients() {
+        return gradients.zerosInGradients();
+    }
+
     /**
      * Megatron's unscale and inf check after a loss-scaled backward: multiplies this rank's
      * synchronised main gradients by {@code inverseScale} and returns, on every rank alike,

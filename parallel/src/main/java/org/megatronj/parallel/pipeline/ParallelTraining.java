@@ -142,6 +142,11 @@ public final class ParallelTraining {
             }
 
             @Override
+            public long zerosInGradients() {
+                return rank.zerosInGradients();
+            }
+
+            @Override
             public Map<String, Tensor> stateTensors() {
                 return rank.optimizer().stateTensors();
             }

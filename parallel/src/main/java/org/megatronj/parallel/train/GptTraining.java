@@ -98,6 +98,7 @@ public final class GptTraining {
         private final List<Tensor> computeCopies;   // per parameter, in AdamW's order; null in fp32 (the weights themselves)
         private final GPTModel model;
         private final Tensor flatGrad;
+        private final long flatPadding;             // elements of flatGrad that belong to no parameter
         private final Backend backend;
         private final LossScaler scaler;
         private float pendingGradScale = 1f;        // the last clip's coefficient, for the fused step
@@ -110,6 +111,7 @@ public final class GptTraining {
                     : model.parameters().stream().map(Parameter::compute).toList();
             this.model = model;
             this.flatGrad = model.parameterStore().flatGrad();
+            this.flatPadding = flatGrad.numel() - model.parameters().stream().mapToLong(Parameter::numel).sum();
             this.backend = model.backend();
             this.scaler = scaler;
         }
@@ -122,6 +124,11 @@ public final class GptTraining {
         @Override
         public double paramsNorm() {
             return Math.sqrt(backend.sumOfSquares(model.parameterStore().flatData()));
+        }
+
+        @Override
+        public long zerosInGradients() {
+            return backend.countZeros(flatGrad) - flatPadding;   // the store's padding is zero and no gradient
         }
 
         @Override

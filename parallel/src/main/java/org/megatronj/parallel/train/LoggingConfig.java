@@ -8,23 +8,26 @@ import java.nio.file.Path;
  * {@code --timing-log-level 0|1|2}: timers up to this level are measured and printed after each
  * log line (0: iteration and checkpoint/eval times; 1: adds forward-backward and optimizer; 2: adds
  * batch-generator and the optimizer's parts); {@code logThroughput}: {@code --log-throughput} (the trainer needs the
- * model's FLOPs, {@link Trainer#setModelFlops}); {@code logParamsNorm}: {@code --log-params-norm}; {@code tensorboard}:
+ * model's FLOPs, {@link Trainer#setModelFlops}); {@code logParamsNorm}: {@code --log-params-norm}; {@code logNumZerosInGrad}:
+ * {@code --log-num-zeros-in-grad}; {@code tensorboard}:
  * {@code --tensorboard-dir} and its flags, or null; {@code evalMicroBatchSize}, {@code evalGlobalBatchSize}:
  * {@code --eval-micro-batch-size}, {@code --eval-global-batch-size} (0: as training); {@code skipTrain}:
  * {@code --skip-train}, evaluation of the loaded model only.
  */
 public record LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel,
-                            boolean logThroughput, boolean logParamsNorm, TensorBoardLog.Config tensorboard,
+                            boolean logThroughput, boolean logParamsNorm, boolean logNumZerosInGrad,
+                            TensorBoardLog.Config tensorboard,
                             int evalMicroBatchSize, int evalGlobalBatchSize, boolean skipTrain) {
 
     /** Without throughput, parameter norms and TensorBoard; evaluation batches as training's. */
     public LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel) {
-        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, false, null, 0, 0, false);
+        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, false, false, null, 0, 0, false);
     }
 
     /** The same settings without the files ({@code --log-loss-to}, {@code --tensorboard-dir}), for ranks that do not write them. */
     public LoggingConfig withoutFiles() {
-        return new LoggingConfig(logInterval, evalInterval, evalIters, null, timingLogLevel, logThroughput, logParamsNorm, null,
+        return new LoggingConfig(logInterval, evalInterval, evalIters, null, timingLogLevel, logThroughput, logParamsNorm,
+                logNumZerosInGrad, null,
                 evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
     }
 

@@ -47,11 +47,12 @@ public final class TensorBoardLog implements AutoCloseable {
     }
 
     /**
-     * One training iteration; a NaN grad norm (a skipped step), a NaN params norm (without {@code --log-params-norm})
-     * and a non-finite loss are left out.
+     * One training iteration; a NaN grad norm (a skipped step), NaN zeros (a skipped step, or without
+     * {@code --log-num-zeros-in-grad}), a NaN params norm (without {@code --log-params-norm}) and a non-finite loss are
+     * left out.
      */
     void iteration(long iteration, long consumedSamples, double learningRate, int batchSize, double loss, double lossScale,
-                   double gradNorm, double paramsNorm) {
+                   double gradNorm, double numZeros, double paramsNorm) {
         if (iteration % config.logInterval() != 0) {
             return;
         }
@@ -68,6 +69,9 @@ public final class TensorBoardLog implements AutoCloseable {
         }
         if (!Double.isNaN(gradNorm)) {
             both("grad-norm", gradNorm, iteration, consumedSamples);
+        }
+        if (!Double.isNaN(numZeros)) {
+            both("num-zeros", numZeros, iteration, consumedSamples);
         }
         if (!Double.isNaN(paramsNorm)) {
             both("params-norm", paramsNorm, iteration, consumedSamples);

@@ -44,7 +44,7 @@ public final class Trainer {
      * pipeline's sends and receives 2; evaluate and save-checkpoint 0.
      */
     private static final List<String> TIMERS_TO_LOG = List.of("forward-backward", "all-grads-sync", "optimizer-unscale-and-check-inf",
-            "optimizer-clip-main-grad", "optimizer-inner-step", "optimizer", "batch-generator", "forward-compute",
+            "optimizer-clip-main-grad", "optimizer-count-zeros", "optimizer-inner-step", "optimizer", "batch-generator", "forward-compute",
             "backward-compute", "forward-recv", "forward-send", "backward-recv", "backward-send");
 
     private final TrainingConfig config;
@@ -169,7 +169,7 @@ public final class Trainer {
                 if (tensorboard != null) {
                     LossScaler scaler = optimizer.lossScaler();
                     tensorboard.iteration(iteration, consumed, lr, globalBatch, step.loss, scaler == null ? 1.0 : scaler.scale(),
-                            step.gradNorm, paramsNorm);
+                            step.gradNorm, step.numZeros, paramsNorm);
                 }
                 event.iteration = iteration;
                 event.loss = step.loss;
@@ -240,7 +240,7 @@ public final class Trainer {
     }
 
     /** The losses and norms of one iteration. */
-    record StepOutcome(double loss, long tokens, double gradNorm, boolean skipped, long dataWaitNanos) {
+    record StepOutcome(double loss, long tokens, double gradNorm, double numZeros, boolean skipped, long dataWaitNanos) {
     }
 
     private StepOutcome trainStep(long iteration, long consumed, int globalBatch) {
@@ -322,12 +322,19 @@ public final class Trainer {
             unscale.stop();
             scaler.update(foundInfOrNan);
         }
-        double norm = Double.NaN;   // Megatron logs no grad norm for a skipped step
+        double norm = Double.NaN;   // Megatron logs no grad norm, nor zeros, for a skipped step
+        double numZeros = Double.NaN;
         if (!foundInfOrNan) {
             Timers.Timer clip = timers.timer("optimizer-clip-main-grad", 1);
             clip.start();
             norm = optimizer.clipGradNorm(config.optimizer().clipGrad());
             clip.stop();
+            if (config.logging().logNumZerosInGrad()) {   // a collective: every rank counts at every step
+                Timers.Timer count = timers.timer("optimizer-count-zeros", 1);
+                count.start();
+                numZeros = optimizer.zerosInGradients();
+                count.stop();
+            }
         }
         boolean skipped = foundInfOrNan || !Double.isFinite(norm);
         if (!skipped) {
@@ -341,7 +348,7 @@ public final class Trainer {
         optEvent.iteration = iteration;
         optEvent.skipped = skipped;
         optEvent.commit();
-        return new StepOutcome(loss, tokens, norm, skipped, dataWait);
+        return new StepOutcome(loss, tokens, norm, numZeros, skipped, dataWait);
     }
 
     /**
@@ -473,7 +480,7 @@ public final class Trainer {
         LossScaler scaler = optimizer.lossScaler();
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(LocalDateTime.now(), iteration, trainIters,
                 consumed, elapsedMs, throughput,
-                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastParamsNorm, s.skipped,
+                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastNumZeros, s.lastParamsNorm, s.skipped,
                 s.nan);
         log.accept(TrainingLog.iterationLine(stats));
         Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
@@ -520,6 +527,7 @@ public final class Trainer {
         int skipped;
         int nan;
         double lastGradNorm = Double.NaN;
+        double lastNumZeros = Double.NaN;
         double lastParamsNorm = Double.NaN;
 
         void add(StepOutcome step, double paramsNorm) {
@@ -535,6 +543,7 @@ public final class Trainer {
                 advanced++;
             }
             lastGradNorm = step.gradNorm();
+            lastNumZeros = step.numZeros();
         }
 
         double meanLoss() {

@@ -17,13 +17,13 @@ public final class TrainingLog {
 
     /**
      * The values of one iteration log line; losses and times are averages over the log interval.
-     * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, {@code paramsNorm} with
-     * {@code --log-params-norm}; else NaN (not printed).
+     * {@code throughput}: TFLOP/s per rank with {@code --log-throughput}, {@code numZeros} with
+     * {@code --log-num-zeros-in-grad}, {@code paramsNorm} with {@code --log-params-norm}; else NaN (not printed).
      */
     public record IterationStats(LocalDateTime time, long iteration, long trainIters, long consumedSamples,
                                  double elapsedMillisPerIteration, double throughput, double learningRate, int globalBatchSize,
-                                 double lmLoss, double lossScale, double gradNorm, double paramsNorm, int skippedIterations,
-                                 int nanIterations) {
+                                 double lmLoss, double lossScale, double gradNorm, double numZeros, double paramsNorm,
+                                 int skippedIterations, int nanIterations) {
     }
 
     /** Python's {@code datetime.now().strftime('%Y-%m-%d %H:%M:%S.%f')}. */
@@ -54,6 +54,9 @@ public final class TrainingLog {
         b.append(" loss scale: ").append(pythonF(s.lossScale(), 1)).append(" |");
         if (!Double.isNaN(s.gradNorm())) {
             b.append(" grad norm: ").append(pythonF(s.gradNorm(), 3)).append(" |");
+        }
+        if (!Double.isNaN(s.numZeros())) {
+            b.append(" num zeros: ").append(pythonF(s.numZeros(), 1)).append(" |");
         }
         if (!Double.isNaN(s.paramsNorm())) {
             b.append(" params norm: ").append(pythonF(s.paramsNorm(), 3)).append(" |");

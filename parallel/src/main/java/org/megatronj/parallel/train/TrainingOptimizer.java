@@ -58,6 +58,12 @@ public interface TrainingOptimizer {
         return Double.NaN;
     }
 
+    /**
+     * Megatron's {@code count_zeros_fp32} ({@code --log-num-zeros-in-grad}): the main-gradient elements that are zero,
+     * each counted once over every rank; a collective in a parallel run. Called after {@link #clipGradNorm}.
+     */
+    long zerosInGradients();
+
     /** Live state tensors (moments, momentum buffers) keyed by stable names; loading copies into them. */
     Map<String, Tensor> stateTensors();
 

@@ -49,6 +49,17 @@ final class ToySgd implements TrainingOptimizer {
     }
 
     @Override
+    public long zerosInGradients() {
+        long zeros = 0;
+        for (Parameter p : params) {
+            for (long i = 0; i < p.numel(); i++) {
+                zeros += p.grad().getFloat(i) == 0f ? 1 : 0;
+            }
+        }
+        return zeros;
+    }
+
+    @Override
     public void step(double lr) {
         for (Parameter p : params) {
             Tensor m = momentum.get(p.name() + ".momentum_buffer");
