@@ -74,12 +74,15 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
         String type = args.path("tokenizer-type").asText("");
         if (type.isEmpty()) {
             throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
-                    + " (and --vocab-file/--merge-file)");
+                    + " (and --vocab-file/--merge-file or --tokenizer-model)");
         }
         Path vocab = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
         Path merges = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
         Integer size = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
-        return TokenizerType.valueOf(type).create(vocab, merges, size, args.path("vocab-extra-ids").asInt(0));
+        Path model = args.hasNonNull("tokenizer-model") ? Path.of(args.get("tokenizer-model").asText()) : null;
+        boolean noSpecialTokens = args.path("tokenizer-hf-no-include-special-tokens").asText("false").equals("true");
+        return TokenizerType.valueOf(type).create(vocab, merges, size, args.path("vocab-extra-ids").asInt(0), model,
+                !noSpecialTokens);
     }
 
     @Override

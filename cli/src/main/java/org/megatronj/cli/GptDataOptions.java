@@ -312,6 +312,9 @@ public final class GptDataOptions {
         return switch (type) {
             case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(cacheCompat, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
                     tokenizerSpecialTokens);
+            case HuggingFaceTokenizer -> TokenizerIdentity.huggingFace(cacheCompat, pathText(tokenizer.tokenizerModel),
+                    pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile), tokenizerSpecialTokens,
+                    !tokenizer.hfNoIncludeSpecialTokens);
             case NullTokenizer -> {
                 if (tokenizer.vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
@@ -319,7 +322,7 @@ public final class GptDataOptions {
                 yield TokenizerIdentity.nullTokenizer(cacheCompat, tokenizer.vocabSize);
             }
             default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
-                    + " are not supported: use GPT2BPETokenizer or NullTokenizer");
+                    + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer or NullTokenizer");
         };
     }
 

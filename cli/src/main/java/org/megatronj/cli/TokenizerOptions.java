@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 public final class TokenizerOptions {
 
     @Option(names = "--tokenizer-type", paramLabel = "TYPE",
-            description = "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
+            description = "GPT2BPETokenizer, HuggingFaceTokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
     TokenizerType tokenizerType;
 
     @Option(names = "--vocab-file", paramLabel = "FILE",
@@ -23,6 +23,15 @@ public final class TokenizerOptions {
 
     @Option(names = "--merge-file", paramLabel = "FILE", description = "GPT-2 BPE merges (gpt2-merges.txt / vocab.bpe).")
     Path mergeFile;
+
+    @Option(names = "--tokenizer-model", paramLabel = "DIR", description = "HuggingFaceTokenizer: the folder holding the"
+            + " model's tokenizer.json (and tokenizer_config.json), or the tokenizer.json file; byte-level BPE tokenizers"
+            + " (GPT-2, Llama 3, Qwen, ...).")
+    Path tokenizerModel;
+
+    @Option(names = "--tokenizer-hf-no-include-special-tokens", description = "HuggingFaceTokenizer: leave out the special"
+            + " tokens its post-processor adds around each text (e.g. Llama 3's <|begin_of_text|>).")
+    boolean hfNoIncludeSpecialTokens;
 
     @Option(names = "--vocab-size", paramLabel = "N", description = "NullTokenizer: ids are 0..N-1, EOD is N.")
     Integer vocabSize;
@@ -43,8 +52,9 @@ public final class TokenizerOptions {
     /** Loads the tokenizer the flags describe. */
     public Tokenizer build() {
         if (tokenizerType == null) {
-            throw new IllegalArgumentException("--tokenizer-type is required (GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer)");
+            throw new IllegalArgumentException("--tokenizer-type is required (GPT2BPETokenizer, HuggingFaceTokenizer,"
+                    + " BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer)");
         }
-        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds);
+        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens);
     }
 }

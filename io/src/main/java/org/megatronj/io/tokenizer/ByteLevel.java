@@ -27,23 +27,25 @@ final class ByteLevel {
         return BYTE_TO_CHAR[b];
     }
 
-    /** The bytes a vocabulary string stands for; characters outside the map (none in GPT-2) count as their UTF-8. */
+    /**
+     * The bytes a token string stands for: its characters' bytes when every one is in the map (all of a byte-level
+     * vocabulary), else the token's own UTF-8 (an added token such as {@code <|eot_id|>} outside it), as the
+     * {@code tokenizers} library's ByteLevel decoder has it.
+     */
     static byte[] decode(String token) {
-        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(token.length());
-        for (int i = 0; i < token.length(); ) {
-            int cp = token.codePointAt(i);
-            if (cp < CHAR_TO_BYTE.length && CHAR_TO_BYTE[cp] >= 0) {
-                out.write(CHAR_TO_BYTE[cp]);
-            } else {
-                out.writeBytes(new String(Character.toChars(cp)).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        byte[] out = new byte[token.length()];
+        for (int i = 0; i < token.length(); i++) {
+            char c = token.charAt(i);
+            if (c >= CHAR_TO_BYTE.length || CHAR_TO_BYTE[c] < 0) {
+                return token.getBytes(java.nio.charset.StandardCharsets.UTF_8);
             }
-            i += Character.charCount(cp);
+            out[i] = (byte) CHAR_TO_BYTE[c];
         }
-        return out.toByteArray();
+        return out;
     }
 
     /** UTF-8 encodes chars [start, end) into {@code s.bytes}; returns the byte count. */
-    static int utf8(char[] text, int start, int end, Gpt2BpeTokenizer.Scratch s) {
+    static int utf8(char[] text, int start, int end, ByteLevelBpe.Scratch s) {
         if (s.bytes.length < (end - start) * 3) s.bytes = new byte[(end - start) * 3 + 16];
         byte[] b = s.bytes;
         int n = 0;

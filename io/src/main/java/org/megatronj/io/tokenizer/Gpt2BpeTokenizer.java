@@ -16,70 +16,28 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 
 /**
- * GPT-2's byte-level BPE ({@code GPT2BPETokenizer}): text is split by {@link Gpt2PreTokenizer},
- * each piece is UTF-8 encoded, its bytes become symbols, and merges from the merges file are
- * applied lowest rank first, every occurrence of the chosen pair left to right, exactly as
+ * GPT-2's byte-level BPE ({@code GPT2BPETokenizer}): text is split by {@link Gpt2PreTokenizer} and
+ * each piece encoded by {@link ByteLevelBpe} with the merges of the merges file, exactly as
  * OpenAI's {@code encoder.py} and Megatron's {@code gpt2_tokenization.py} do. The text
  * {@code <|endoftext|>} inside a document is ordinary text here, as in those two; the EOD id is
  * only appended by preprocessing.
- *
- * <p>Symbols are ints (a vocabulary string's index), merges a primitive hash table, and the
- * result of each piece is cached per thread, so common words cost one hash lookup.
  */
 public final class Gpt2BpeTokenizer implements Tokenizer {
     public static final String EOD_TOKEN = "<|endoftext|>";
-    private static final int CACHE_SLOTS = 1 << 17;
 
     private final int vocabSize;
     private final int eod;
-    /** Symbol index -> vocabulary id (-1: a string only merges produce, absent from the vocabulary). */
-    private final int[] symbolToId;
-    private final String[] symbolText;
-    private final int[] byteSymbol = new int[256];
-    private final byte[][] idToBytes;
-    private final PairRankTable merges;
-    private final ThreadLocal<PieceCache> cache = ThreadLocal.withInitial(() -> new PieceCache(CACHE_SLOTS));
-    private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    private final ByteLevelBpe bpe;
+    private final ThreadLocal<ByteLevelBpe.Scratch> scratch = ThreadLocal.withInitial(ByteLevelBpe.Scratch::new);
 
     private Gpt2BpeTokenizer(Map<String, Integer> vocab, List<String[]> mergeList, Path vocabFile) {
-        int maxId = -1;
-        for (int id : vocab.values()) maxId = Math.max(maxId, id);
         this.vocabSize = vocab.size();
         Integer eodId = vocab.get(EOD_TOKEN);
         if (eodId == null) {
             throw new TokenizerException(vocabFile + " has no " + EOD_TOKEN + " entry: a GPT-2 vocabulary needs it as the end-of-document token");
         }
         this.eod = eodId;
-        Map<String, Integer> symbols = new HashMap<>(vocab.size() * 2);
-        List<String> texts = new ArrayList<>(vocab.size() + 16);
-        List<Integer> ids = new ArrayList<>(vocab.size() + 16);
-        idToBytes = new byte[maxId + 1][];
-        for (var e : vocab.entrySet()) {
-            symbols.put(e.getKey(), texts.size());
-            texts.add(e.getKey());
-            ids.add(e.getValue());
-            idToBytes[e.getValue()] = ByteLevel.decode(e.getKey());
-        }
-        for (int b = 0; b < 256; b++) {
-            byteSymbol[b] = symbol(String.valueOf(ByteLevel.byteToChar(b)), symbols, texts, ids);
-        }
-        this.merges = new PairRankTable(mergeList.size());
-        for (int rank = 0; rank < mergeList.size(); rank++) {
-            String[] m = mergeList.get(rank);
-            int left = symbol(m[0], symbols, texts, ids);
-            int right = symbol(m[1], symbols, texts, ids);
-            merges.put(left, right, rank, symbol(m[0] + m[1], symbols, texts, ids));
-        }
-        this.symbolToId = ids.stream().mapToInt(Integer::intValue).toArray();
-        this.symbolText = texts.toArray(String[]::new);
-    }
-
-    private static int symbol(String s, Map<String, Integer> symbols, List<String> texts, List<Integer> ids) {
-        return symbols.computeIfAbsent(s, k -> {
-            texts.add(k);
-            ids.add(-1);
-            return texts.size() - 1;
-        });
+        this.bpe = new ByteLevelBpe(vocab, mergeList, false, vocabFile + " and its merges file");
     }
 
     /** Loads {@code --vocab-file} (OpenAI's encoder.json) and {@code --merge-file} (vocab.bpe). */
@@ -112,78 +70,14 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
 
     @Override
     public void tokenize(String text, IntList out) {
-        PieceCache pieces = cache.get();
-        Scratch s = scratch.get();
         int n = text.length();
-        char[] chars = s.chars(n);
+        char[] chars = scratch.get().chars(n);
         text.getChars(0, n, chars, 0);
         for (int i = 0; i < n; ) {
             int end = Gpt2PreTokenizer.pieceEnd(chars, i, n);
-            if (PieceCache.cacheable(i, end)) {
-                int h = PieceCache.hash(chars, i, end);
-                int[] ids = pieces.get(chars, i, end, h);
-                if (ids == null) {
-                    ids = encodePiece(chars, i, end, s);
-                    pieces.put(chars, i, end, h, ids);
-                }
-                out.addAll(ids);
-            } else {
-                out.addAll(encodePiece(chars, i, end, s));
-            }
+            bpe.encode(chars, i, end, out);
             i = end;
         }
-    }
-
-    private int[] encodePiece(char[] text, int start, int end, Scratch s) {
-        int length = ByteLevel.utf8(text, start, end, s);
-        int[] word = s.word(length);
-        for (int k = 0; k < length; k++) word[k] = byteSymbol[s.bytes[k] & 0xFF];
-        int count = applyMerges(word, length);
-        int[] ids = new int[count];
-        for (int k = 0; k < count; k++) {
-            ids[k] = symbolToId[word[k]];
-            if (ids[k] < 0) {
-                throw new TokenizerException("BPE produced the symbol '" + symbolText[word[k]] + "' for '" + new String(text, start, end - start)
-                        + "', which the vocabulary does not contain: vocab and merges files do not belong together");
-            }
-        }
-        return ids;
-    }
-
-    /**
-     * Applies merges in place: repeatedly take the lowest-ranked adjacent pair and merge all its
-     * occurrences left to right; returns the new length.
-     */
-    private int applyMerges(int[] word, int length) {
-        while (length > 1) {
-            long best = Long.MAX_VALUE;
-            for (int k = 0; k + 1 < length; k++) {
-                long m = merges.get(word[k], word[k + 1]);
-                if (m != PairRankTable.ABSENT && m < best) best = m;
-            }
-            if (best == Long.MAX_VALUE) break;
-            long bestPair = best;
-            int left = -1, right = -1;
-            for (int k = 0; k + 1 < length; k++) {
-                if (merges.get(word[k], word[k + 1]) == bestPair) {
-                    left = word[k];
-                    right = word[k + 1];
-                    break;
-                }
-            }
-            int merged = (int) best;
-            int w = 0;
-            for (int k = 0; k < length; ) {
-                if (k + 1 < length && word[k] == left && word[k + 1] == right) {
-                    word[w++] = merged;
-                    k += 2;
-                } else {
-                    word[w++] = word[k++];
-                }
-            }
-            length = w;
-        }
-        return length;
     }
 
     @Override
@@ -191,9 +85,9 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
         byte[] buf = new byte[Math.max(16, ids.length * 4)];
         int n = 0;
         for (int id : ids) {
-            byte[] b = id >= 0 && id < idToBytes.length ? idToBytes[id] : null;
+            byte[] b = bpe.bytes(id);
             if (b == null) {
-                throw new IllegalArgumentException("token id " + id + " is not in the GPT-2 vocabulary (ids 0.." + (idToBytes.length - 1) + ")");
+                throw new IllegalArgumentException("token id " + id + " is not in the GPT-2 vocabulary (ids 0.." + (bpe.idLimit() - 1) + ")");
             }
             if (n + b.length > buf.length) buf = java.util.Arrays.copyOf(buf, Math.max(buf.length * 2, n + b.length));
             System.arraycopy(b, 0, buf, n, b.length);
@@ -204,25 +98,7 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
 
     /** The bytes of one token (what it decodes to before UTF-8 decoding). */
     public byte[] tokenBytes(int id) {
-        return idToBytes[id].clone();
-    }
-
-    /** Per-thread buffers of the encoder. */
-    static final class Scratch {
-        byte[] bytes = new byte[256];
-        int[] word = new int[256];
-        char[] chars = new char[4096];
-        final IntList ids = new IntList(1024);
-
-        char[] chars(int length) {
-            if (chars.length < length) chars = new char[Math.max(length, chars.length * 2)];
-            return chars;
-        }
-
-        int[] word(int length) {
-            if (word.length < length) word = new int[length * 2];
-            return word;
-        }
+        return bpe.bytes(id).clone();
     }
 
     static Map<String, Integer> readVocab(Path file) {

@@ -8,7 +8,13 @@ public enum TokenizerType {
     GPT2BPETokenizer,
     BertWordPieceLowerCase,
     BertWordPieceCase,
+    HuggingFaceTokenizer,
     NullTokenizer;
+
+    /** {@link #create(Path, Path, Integer, int, Path, boolean)} of a type that needs no {@code --tokenizer-model}. */
+    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds) {
+        return create(vocabFile, mergeFile, vocabSize, vocabExtraIds, null, true);
+    }
 
     /**
      * Builds the tokenizer, checking that the flags it needs are present.
@@ -17,8 +23,12 @@ public enum TokenizerType {
      * @param mergeFile     {@code --merge-file} (GPT-2)
      * @param vocabSize     {@code --vocab-size} (NullTokenizer), or null
      * @param vocabExtraIds {@code --vocab-extra-ids} (BERT; T5's sentinels)
+     * @param tokenizerModel {@code --tokenizer-model} (HuggingFaceTokenizer: the folder with tokenizer.json)
+     * @param hfIncludeSpecialTokens HuggingFaceTokenizer: add the post-processor's special tokens (BOS, ...), unless
+     *                      {@code --tokenizer-hf-no-include-special-tokens}
      */
-    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds) {
+    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds, Path tokenizerModel,
+                            boolean hfIncludeSpecialTokens) {
         return switch (this) {
             case GPT2BPETokenizer -> {
                 requireFile("--vocab-file", vocabFile);
@@ -29,6 +39,14 @@ public enum TokenizerType {
             case BertWordPieceLowerCase, BertWordPieceCase -> {
                 requireFile("--vocab-file", vocabFile);
                 yield BertWordPieceTokenizer.load(vocabFile, this == BertWordPieceLowerCase, vocabExtraIds);
+            }
+            case HuggingFaceTokenizer -> {
+                if (tokenizerModel == null) {
+                    throw new IllegalArgumentException("--tokenizer-type HuggingFaceTokenizer needs --tokenizer-model (the folder"
+                            + " holding the model's tokenizer.json)");
+                }
+                noExtraIds(vocabExtraIds);
+                yield org.megatronj.io.tokenizer.HuggingFaceTokenizer.load(tokenizerModel, hfIncludeSpecialTokens);
             }
             case NullTokenizer -> {
                 if (vocabSize == null) {

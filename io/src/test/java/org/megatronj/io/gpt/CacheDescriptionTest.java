@@ -103,5 +103,15 @@ class CacheDescriptionTest {
         var main = TokenizerIdentity.gpt2Bpe(TokenizerIdentity.Style.MAIN, "v", "m", null);
         assertEquals("megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText", main.value().get("class"));
         assertEquals("False", main.value().get("use_gigatoken"));
+
+        // HuggingFaceTokenizer: _HuggingFaceTokenizer(--tokenizer-model) in legacy Megatron, the model folder as core's path
+        var hfLegacy = TokenizerIdentity.huggingFace(TokenizerIdentity.Style.LEGACY, "/models/llama3", null, null, null, true);
+        assertEquals("{\n    \"class\": \"_HuggingFaceTokenizer\",\n    \"tokenizer_path\": [\n        \"/models/llama3\"\n    ]\n}",
+                PythonJson.dumps(hfLegacy.value()));
+        var hfMain = TokenizerIdentity.huggingFace(TokenizerIdentity.Style.MAIN, "/models/llama3", null, null, null, false);
+        assertEquals("/models/llama3", hfMain.value().get("tokenizer_path"));
+        assertEquals("None", hfMain.value().get("vocab_file"));
+        assertEquals("False", hfMain.value().get("include_special_tokens"), "--tokenizer-hf-no-include-special-tokens");
+        assertEquals(main.value().keySet(), hfMain.value().keySet());
     }
 }
