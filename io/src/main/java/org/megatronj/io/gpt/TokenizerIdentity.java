@@ -40,46 +40,57 @@ public record TokenizerIdentity(Map<String, Object> value) {
 
     /** {@code --tokenizer-type GPT2BPETokenizer --vocab-file V --merge-file M [--tokenizer-special-tokens ...]}. */
     public static TokenizerIdentity gpt2Bpe(Style style, String vocabFile, String mergeFile, List<String> specialTokens) {
+        Map<String, Object> m = new LinkedHashMap<>();
         if (style == Style.LEGACY) {
-            Map<String, Object> m = new LinkedHashMap<>();
             m.put("class", "_GPT2BPETokenizer");
             m.put("tokenizer_path", Arrays.asList(vocabFile, mergeFile));
             return new TokenizerIdentity(m);
         }
-        return huggingFaceLibrary(style, "GPT2BPETokenizer", vocabFile, mergeFile, specialTokens, true);
-    }
-
-    /**
-     * {@code --tokenizer-type HuggingFaceTokenizer --tokenizer-model M [--tokenizer-hf-no-include-special-tokens]}: the
-     * legacy {@code _HuggingFaceTokenizer(M)}, or core's Hugging Face library tokenizer with the same options as GPT-2's
-     * (core_v0.15's fields are assumed to be GPT-2's there too).
-     */
-    public static TokenizerIdentity huggingFace(Style style, String tokenizerModel, String vocabFile, String mergeFile,
-                                                List<String> specialTokens, boolean includeSpecialTokens) {
-        if (style == Style.LEGACY) {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("class", "_HuggingFaceTokenizer");
-            m.put("tokenizer_path", Collections.singletonList(tokenizerModel));
-            return new TokenizerIdentity(m);
-        }
-        return huggingFaceLibrary(style, tokenizerModel, vocabFile, mergeFile, specialTokens, includeSpecialTokens);
-    }
-
-    /** Core's tokenizer of the {@code huggingface} library: its path and the options Megatron passes, as strings. */
-    private static TokenizerIdentity huggingFaceLibrary(Style style, String tokenizerPath, String vocabFile, String mergeFile,
-                                                        List<String> specialTokens, boolean includeSpecialTokens) {
-        Map<String, Object> m = new LinkedHashMap<>();
         m.put("class", coreClass(style));
-        m.put("tokenizer_path", tokenizerPath);
+        m.put("tokenizer_path", "GPT2BPETokenizer");
         if (style == Style.CORE_V0_15) {
             m.put("vocab_file", pythonStr(vocabFile));
             m.put("merges_file", pythonStr(mergeFile));
             return new TokenizerIdentity(m);
         }
-        boolean newDefaults = style != Style.CORE_V0_16;   // v0.16 turned fast tokenizers and special tokens on by a flag
         m.put("additional_special_tokens", pythonListRepr(specialTokens == null ? List.of() : specialTokens));
         m.put("vocab_file", pythonStr(vocabFile));
         m.put("merges_file", pythonStr(mergeFile));
+        return withSwitches(m, style, true);
+    }
+
+    /**
+     * {@code --tokenizer-type HuggingFaceTokenizer --tokenizer-model M [--tokenizer-hf-no-include-special-tokens]}: the
+     * legacy {@code _HuggingFaceTokenizer(M)}, or core's {@code huggingface} library tokenizer with the options
+     * {@code build_tokenizer} passes, in its order: core_v0.15 the vocab and merges files; core_v0.16 and v0.17 those,
+     * the special tokens and the fast/remote-code/special-token switches; core_v0.18 on {@code chat_template} first
+     * ({@link Style#CORE_V0_17} stands for core_v0.18 and v0.19 here); main adds {@code use_gigatoken}.
+     */
+    public static TokenizerIdentity huggingFace(Style style, String tokenizerModel, String vocabFile, String mergeFile,
+                                                List<String> specialTokens, boolean includeSpecialTokens) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (style == Style.LEGACY) {
+            m.put("class", "_HuggingFaceTokenizer");
+            m.put("tokenizer_path", Collections.singletonList(tokenizerModel));
+            return new TokenizerIdentity(m);
+        }
+        m.put("class", coreClass(style));
+        m.put("tokenizer_path", tokenizerModel);
+        if (style == Style.MAIN || style == Style.CORE_V0_17) {
+            m.put("chat_template", "None");
+        }
+        m.put("vocab_file", pythonStr(vocabFile));
+        m.put("merges_file", pythonStr(mergeFile));
+        if (style == Style.CORE_V0_15) {
+            return new TokenizerIdentity(m);
+        }
+        m.put("additional_special_tokens", pythonListRepr(specialTokens == null ? List.of() : specialTokens));
+        return withSwitches(m, style, includeSpecialTokens);
+    }
+
+    /** The fast, remote-code and special-token switches (and main's {@code use_gigatoken}) that end core's options. */
+    private static TokenizerIdentity withSwitches(Map<String, Object> m, Style style, boolean includeSpecialTokens) {
+        boolean newDefaults = style != Style.CORE_V0_16;   // v0.16 turned fast tokenizers and special tokens on by a flag
         m.put("use_fast", newDefaults ? "True" : "False");
         m.put("trust_remote_code", "False");
         m.put("include_special_tokens", newDefaults && includeSpecialTokens ? "True" : "False");

@@ -112,6 +112,10 @@ class CacheDescriptionTest {
         assertEquals("/models/llama3", hfMain.value().get("tokenizer_path"));
         assertEquals("None", hfMain.value().get("vocab_file"));
         assertEquals("False", hfMain.value().get("include_special_tokens"), "--tokenizer-hf-no-include-special-tokens");
-        assertEquals(main.value().keySet(), hfMain.value().keySet());
+        assertEquals(List.of("class", "tokenizer_path", "chat_template", "vocab_file", "merges_file", "additional_special_tokens",
+                "use_fast", "trust_remote_code", "include_special_tokens", "use_gigatoken"), List.copyOf(hfMain.value().keySet()));
+        var hfV16 = TokenizerIdentity.huggingFace(TokenizerIdentity.Style.CORE_V0_16, "m", null, null, null, true);
+        assertEquals(List.of("class", "tokenizer_path", "vocab_file", "merges_file", "additional_special_tokens", "use_fast",
+                "trust_remote_code", "include_special_tokens"), List.copyOf(hfV16.value().keySet()));
     }
 }
