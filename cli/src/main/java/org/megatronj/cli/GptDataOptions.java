@@ -315,6 +315,8 @@ public final class GptDataOptions {
             case HuggingFaceTokenizer -> TokenizerIdentity.huggingFace(cacheCompat, pathText(tokenizer.tokenizerModel),
                     pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile), tokenizerSpecialTokens,
                     !tokenizer.hfNoIncludeSpecialTokens);
+            case SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer -> TokenizerIdentity.sentencePiece(
+                    cacheCompat, type.name(), pathText(tokenizer.tokenizerModel), tokenizer.vocabExtraIds, tokenizerSpecialTokens);
             case NullTokenizer -> {
                 if (tokenizer.vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
@@ -322,7 +324,8 @@ public final class GptDataOptions {
                 yield TokenizerIdentity.nullTokenizer(cacheCompat, tokenizer.vocabSize);
             }
             default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
-                    + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer or NullTokenizer");
+                    + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer,"
+                    + " a SentencePiece one or NullTokenizer");
         };
     }
 

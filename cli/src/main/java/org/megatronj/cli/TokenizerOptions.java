@@ -14,7 +14,8 @@ import picocli.CommandLine.Option;
 public final class TokenizerOptions {
 
     @Option(names = "--tokenizer-type", paramLabel = "TYPE",
-            description = "GPT2BPETokenizer, HuggingFaceTokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
+            description = "GPT2BPETokenizer, HuggingFaceTokenizer, SentencePieceTokenizer, GPTSentencePieceTokenizer,"
+                    + " Llama2Tokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
     TokenizerType tokenizerType;
 
     @Option(names = "--vocab-file", paramLabel = "FILE",
@@ -24,9 +25,10 @@ public final class TokenizerOptions {
     @Option(names = "--merge-file", paramLabel = "FILE", description = "GPT-2 BPE merges (gpt2-merges.txt / vocab.bpe).")
     Path mergeFile;
 
-    @Option(names = "--tokenizer-model", paramLabel = "DIR", description = "HuggingFaceTokenizer: the folder holding the"
+    @Option(names = "--tokenizer-model", paramLabel = "PATH", description = "HuggingFaceTokenizer: the folder holding the"
             + " model's tokenizer.json (and tokenizer_config.json), or the tokenizer.json file; byte-level BPE tokenizers"
-            + " (GPT-2, Llama 3, Qwen, ...).")
+            + " (GPT-2, Llama 3, Qwen, ...). The SentencePiece types: the tokenizer.model file (BPE or Unigram with the"
+            + " identity normalization: Llama 2, Mistral, ...).")
     Path tokenizerModel;
 
     @Option(names = "--tokenizer-hf-no-include-special-tokens", description = "HuggingFaceTokenizer: leave out the special"
@@ -53,7 +55,8 @@ public final class TokenizerOptions {
     public Tokenizer build() {
         if (tokenizerType == null) {
             throw new IllegalArgumentException("--tokenizer-type is required (GPT2BPETokenizer, HuggingFaceTokenizer,"
-                    + " BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer)");
+                    + " SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer, BertWordPieceLowerCase,"
+                    + " BertWordPieceCase or NullTokenizer)");
         }
         return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens);
     }

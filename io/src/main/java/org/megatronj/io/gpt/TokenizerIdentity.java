@@ -88,6 +88,36 @@ public record TokenizerIdentity(Map<String, Object> value) {
         return withSwitches(m, style, includeSpecialTokens);
     }
 
+    /**
+     * {@code --tokenizer-type SentencePieceTokenizer|GPTSentencePieceTokenizer|Llama2Tokenizer --tokenizer-model M}: the
+     * legacy {@code _SentencePieceTokenizer(M, vocab_extra_ids=N)} and its two subclasses (which pass 0), or core's
+     * {@code sentencepiece} library tokenizer: core_v0.15 no options; v0.16 and v0.17 {@code legacy} and
+     * {@code special_tokens}; from v0.18 ({@link Style#CORE_V0_17} here) {@code chat_template} and
+     * {@code ignore_extra_whitespaces} before them.
+     */
+    public static TokenizerIdentity sentencePiece(Style style, String tokenizerType, String tokenizerModel, int vocabExtraIds,
+                                                  List<String> specialTokens) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (style == Style.LEGACY) {
+            m.put("class", "_" + tokenizerType);
+            m.put("tokenizer_path", Collections.singletonList(tokenizerModel));
+            m.put("vocab_extra_ids", Integer.toString(tokenizerType.equals("SentencePieceTokenizer") ? vocabExtraIds : 0));
+            return new TokenizerIdentity(m);
+        }
+        m.put("class", coreClass(style));
+        m.put("tokenizer_path", tokenizerModel);
+        if (style == Style.CORE_V0_15) {
+            return new TokenizerIdentity(m);
+        }
+        if (style == Style.MAIN || style == Style.CORE_V0_17) {
+            m.put("chat_template", "None");
+            m.put("ignore_extra_whitespaces", "True");
+        }
+        m.put("legacy", "False");
+        m.put("special_tokens", specialTokens == null ? "None" : pythonListRepr(specialTokens));
+        return new TokenizerIdentity(m);
+    }
+
     /** The fast, remote-code and special-token switches (and main's {@code use_gigatoken}) that end core's options. */
     private static TokenizerIdentity withSwitches(Map<String, Object> m, Style style, boolean includeSpecialTokens) {
         boolean newDefaults = style != Style.CORE_V0_16;   // v0.16 turned fast tokenizers and special tokens on by a flag

@@ -9,6 +9,9 @@ public enum TokenizerType {
     BertWordPieceLowerCase,
     BertWordPieceCase,
     HuggingFaceTokenizer,
+    SentencePieceTokenizer,
+    GPTSentencePieceTokenizer,
+    Llama2Tokenizer,
     NullTokenizer;
 
     /** {@link #create(Path, Path, Integer, int, Path, boolean)} of a type that needs no {@code --tokenizer-model}. */
@@ -23,7 +26,8 @@ public enum TokenizerType {
      * @param mergeFile     {@code --merge-file} (GPT-2)
      * @param vocabSize     {@code --vocab-size} (NullTokenizer), or null
      * @param vocabExtraIds {@code --vocab-extra-ids} (BERT; T5's sentinels)
-     * @param tokenizerModel {@code --tokenizer-model} (HuggingFaceTokenizer: the folder with tokenizer.json)
+     * @param tokenizerModel {@code --tokenizer-model} (HuggingFaceTokenizer: the folder with tokenizer.json; the
+     *                      SentencePiece types: the tokenizer.model file)
      * @param hfIncludeSpecialTokens HuggingFaceTokenizer: add the post-processor's special tokens (BOS, ...), unless
      *                      {@code --tokenizer-hf-no-include-special-tokens}
      */
@@ -48,6 +52,20 @@ public enum TokenizerType {
                 noExtraIds(vocabExtraIds);
                 yield org.megatronj.io.tokenizer.HuggingFaceTokenizer.load(tokenizerModel, hfIncludeSpecialTokens);
             }
+            case SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer -> {
+                if (tokenizerModel == null) {
+                    throw new IllegalArgumentException("--tokenizer-type " + name() + " needs --tokenizer-model (the"
+                            + " SentencePiece tokenizer.model)");
+                }
+                if (this != SentencePieceTokenizer) {
+                    noExtraIds(vocabExtraIds);
+                }
+                yield org.megatronj.io.tokenizer.SentencePieceTokenizer.load(switch (this) {
+                    case GPTSentencePieceTokenizer -> org.megatronj.io.tokenizer.SentencePieceTokenizer.Flavor.GPT_SENTENCE_PIECE;
+                    case Llama2Tokenizer -> org.megatronj.io.tokenizer.SentencePieceTokenizer.Flavor.LLAMA2;
+                    default -> org.megatronj.io.tokenizer.SentencePieceTokenizer.Flavor.SENTENCE_PIECE;
+                }, tokenizerModel, vocabExtraIds);
+            }
             case NullTokenizer -> {
                 if (vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
@@ -69,7 +87,8 @@ public enum TokenizerType {
 
     private void noExtraIds(int vocabExtraIds) {
         if (vocabExtraIds != 0) {
-            throw new IllegalArgumentException("--vocab-extra-ids applies to BertWordPiece tokenizers (T5), not to " + name());
+            throw new IllegalArgumentException("--vocab-extra-ids applies to the BertWordPiece and SentencePieceTokenizer"
+                    + " tokenizers (T5), not to " + name());
         }
     }
 }

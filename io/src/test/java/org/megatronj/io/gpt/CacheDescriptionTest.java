@@ -114,6 +114,14 @@ class CacheDescriptionTest {
         assertEquals("False", hfMain.value().get("include_special_tokens"), "--tokenizer-hf-no-include-special-tokens");
         assertEquals(List.of("class", "tokenizer_path", "chat_template", "vocab_file", "merges_file", "additional_special_tokens",
                 "use_fast", "trust_remote_code", "include_special_tokens", "use_gigatoken"), List.copyOf(hfMain.value().keySet()));
+        var spLegacy = TokenizerIdentity.sentencePiece(TokenizerIdentity.Style.LEGACY, "Llama2Tokenizer", "t.model", 0, null);
+        assertEquals("{\n    \"class\": \"_Llama2Tokenizer\",\n    \"tokenizer_path\": [\n        \"t.model\"\n    ],\n"
+                + "    \"vocab_extra_ids\": \"0\"\n}", PythonJson.dumps(spLegacy.value()));
+        var spMain = TokenizerIdentity.sentencePiece(TokenizerIdentity.Style.MAIN, "SentencePieceTokenizer", "t.model", 0,
+                List.of("<a>"));
+        assertEquals(List.of("class", "tokenizer_path", "chat_template", "ignore_extra_whitespaces", "legacy", "special_tokens"),
+                List.copyOf(spMain.value().keySet()));
+        assertEquals("['<a>']", spMain.value().get("special_tokens"));
         var hfV16 = TokenizerIdentity.huggingFace(TokenizerIdentity.Style.CORE_V0_16, "m", null, null, null, true);
         assertEquals(List.of("class", "tokenizer_path", "vocab_file", "merges_file", "additional_special_tokens", "use_fast",
                 "trust_remote_code", "include_special_tokens"), List.copyOf(hfV16.value().keySet()));

@@ -15,11 +15,12 @@ import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.indexed.IndexedDataset;
 
 /**
- * {@code --tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR} through preprocess, pretrain and generate, with
- * a small Llama 3 style tokenizer.json written here: GPT-2's 256 byte characters, a few merges, and
- * {@code <|begin_of_text|>} (BOS, added by the template) and {@code <|end_of_text|>} (the eos_token, hence EOD).
+ * {@code --tokenizer-model} through preprocess, pretrain and generate: {@code HuggingFaceTokenizer} with a small Llama 3
+ * style tokenizer.json written here (GPT-2's 256 byte characters, a few merges, {@code <|begin_of_text|>} as the
+ * template's BOS and {@code <|end_of_text|>} as the eos_token, hence EOD), and {@code Llama2Tokenizer} with the io
+ * module's test SentencePiece model.
  */
-class HuggingFaceTokenizerCliTest {
+class TokenizerModelCliTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int BOS = 262;
     private static final int EOS = 263;
@@ -108,6 +109,40 @@ class HuggingFaceTokenizerCliTest {
                 "--temperature", "0");   // the tokenizer comes from the checkpoint's arguments
         assertEquals(0, gen.code(), gen.toString());
         assertTrue(gen.out().startsWith("<|begin_of_text|>hello world"), gen.out());
+    }
+
+    /** Llama2Tokenizer: BOS before each document, EOD its </s>; the checkpoint remembers the model file. */
+    @Test
+    void llama2TokenizerPreprocessesTrainsAndGenerates() throws IOException {
+        Path model = Path.of("..", "io", "src", "test", "resources", "org", "megatronj", "io", "tokenizer", "sp", "bpe.model")
+                .toAbsolutePath().normalize();
+        Path input = dir.resolve("in.jsonl");
+        StringBuilder docs = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            docs.append("{\"text\": \"And God said, Let there be light: and there was light. ").append(i).append("\"}\n");
+        }
+        Files.writeString(input, docs);
+        List<String> tokenizer = List.of("--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model", model.toString());
+        CliRun pre = CliRun.of(concat(List.of("preprocess", "--input", input.toString(), "--output-prefix",
+                dir.resolve("sp").toString(), "--append-eod", "--workers", "1"), tokenizer));
+        assertEquals(0, pre.code(), pre.toString());
+        try (IndexedDataset data = IndexedDataset.open(dir.resolve("sp_text_document"))) {
+            int[] first = data.sequenceTokens(0);
+            assertEquals(1, first[0], "<s> first");
+            assertEquals(2, first[first.length - 1], "</s> as EOD last");
+        }
+        Path save = dir.resolve("ckpt-sp");
+        CliRun train = CliRun.of(concat(List.of("pretrain", "gpt", "--data-path", dir.resolve("sp_text_document").toString(),
+                "--split", "100,0,0", "--data-cache-path", dir.resolve("cache").toString(), "--num-layers", "1",
+                "--hidden-size", "16", "--num-attention-heads", "2", "--seq-length", "16", "--micro-batch-size", "2",
+                "--global-batch-size", "4", "--train-iters", "2", "--lr", "1e-3", "--log-interval", "1", "--eval-iters", "0",
+                "--save", save.toString()), tokenizer));
+        assertEquals(0, train.code(), train.toString());
+        assertTrue(train.out().contains("> building Llama2Tokenizer tokenizer (vocab 600, padded to 640)"), train.out());
+        CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "And God said", "--tokens-to-generate", "3",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+        assertTrue(gen.out().startsWith("And God said"), gen.out());
     }
 
     private static String[] concat(List<String> a, List<String> b) {
