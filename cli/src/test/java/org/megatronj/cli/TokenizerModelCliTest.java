@@ -97,11 +97,7 @@ class TokenizerModelCliTest {
         }
 
         Path save = dir.resolve("ckpt");
-        CliRun train = CliRun.of(concat(List.of("pretrain", "gpt", "--data-path", dir.resolve("corpus_text_document").toString(),
-                "--split", "100,0,0", "--data-cache-path", dir.resolve("cache").toString(), "--num-layers", "1",
-                "--hidden-size", "16", "--num-attention-heads", "2", "--seq-length", "16", "--micro-batch-size", "2",
-                "--global-batch-size", "4", "--train-iters", "2", "--lr", "1e-3", "--log-interval", "1", "--eval-iters", "0",
-                "--save", save.toString()), tokenizer));
+        CliRun train = pretrain(dir.resolve("corpus_text_document"), save, tokenizer);
         assertEquals(0, train.code(), train.toString());
         assertTrue(train.out().contains("> building HuggingFaceTokenizer tokenizer (vocab 264, padded to 384)"), train.out());
 
@@ -132,17 +128,22 @@ class TokenizerModelCliTest {
             assertEquals(2, first[first.length - 1], "</s> as EOD last");
         }
         Path save = dir.resolve("ckpt-sp");
-        CliRun train = CliRun.of(concat(List.of("pretrain", "gpt", "--data-path", dir.resolve("sp_text_document").toString(),
-                "--split", "100,0,0", "--data-cache-path", dir.resolve("cache").toString(), "--num-layers", "1",
-                "--hidden-size", "16", "--num-attention-heads", "2", "--seq-length", "16", "--micro-batch-size", "2",
-                "--global-batch-size", "4", "--train-iters", "2", "--lr", "1e-3", "--log-interval", "1", "--eval-iters", "0",
-                "--save", save.toString()), tokenizer));
+        CliRun train = pretrain(dir.resolve("sp_text_document"), save, tokenizer);
         assertEquals(0, train.code(), train.toString());
         assertTrue(train.out().contains("> building Llama2Tokenizer tokenizer (vocab 600, padded to 640)"), train.out());
         CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "And God said", "--tokens-to-generate", "3",
                 "--temperature", "0");
         assertEquals(0, gen.code(), gen.toString());
         assertTrue(gen.out().startsWith("And God said"), gen.out());
+    }
+
+    /** Two iterations of a tiny GPT on {@code data}, saved to {@code save}. */
+    private CliRun pretrain(Path data, Path save, List<String> tokenizer) {
+        return CliRun.of(concat(List.of("pretrain", "gpt", "--data-path", data.toString(), "--split", "100,0,0",
+                "--data-cache-path", dir.resolve("cache").toString(), "--num-layers", "1", "--hidden-size", "16",
+                "--num-attention-heads", "2", "--seq-length", "16", "--micro-batch-size", "2", "--global-batch-size", "4",
+                "--train-iters", "2", "--lr", "1e-3", "--log-interval", "1", "--eval-iters", "0", "--save", save.toString()),
+                tokenizer));
     }
 
     private static String[] concat(List<String> a, List<String> b) {

@@ -843,37 +843,30 @@ public final class CudaBackend implements Backend {
 
     @Override
     public double sumOfSquares(Tensor x) {
-        floating("sumOfSquares", "x", x);
-        enter();
-        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 8, stream.handle()));
-        launch("megatron_sum_squares", grid(x.numel()), 1, THREADS, 0, x.address(), code("sumOfSquares", x), x.numel(),
-                scratch);
-        try (Arena arena = Arena.ofConfined()) {
-            return readScratch(arena, 8).get(ValueLayout.JAVA_DOUBLE, 0);
-        }
+        return reduce("sumOfSquares", "megatron_sum_squares", x, 8, out -> out.get(ValueLayout.JAVA_DOUBLE, 0));
     }
 
     @Override
     public boolean hasInfOrNan(Tensor x) {
-        floating("hasInfOrNan", "x", x);
-        enter();
-        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 4, stream.handle()));
-        launch("megatron_has_inf_nan", grid(x.numel()), 1, THREADS, 0, x.address(), code("hasInfOrNan", x), x.numel(),
-                scratch);
-        try (Arena arena = Arena.ofConfined()) {
-            return readScratch(arena, 4).get(ValueLayout.JAVA_INT, 0) != 0;
-        }
+        return reduce("hasInfOrNan", "megatron_has_inf_nan", x, 4, out -> out.get(ValueLayout.JAVA_INT, 0) != 0);
     }
 
     @Override
     public long countZeros(Tensor x) {
-        floating("countZeros", "x", x);
+        return reduce("countZeros", "megatron_count_zeros", x, 8, out -> out.get(ValueLayout.JAVA_LONG, 0));
+    }
+
+    /**
+     * Runs a reduction kernel {@code (x, dtype code, n, out)} over the whole of {@code x} into the zeroed scratch and
+     * reads the result from its first {@code bytes}, copied back to the host.
+     */
+    private <T> T reduce(String op, String kernel, Tensor x, int bytes, java.util.function.Function<MemorySegment, T> read) {
+        floating(op, "x", x);
         enter();
-        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, 8, stream.handle()));
-        launch("megatron_count_zeros", grid(x.numel()), 1, THREADS, 0, x.address(), code("countZeros", x), x.numel(),
-                scratch);
+        CudaCheck.driver("cuMemsetD8Async", cuMemsetD8Async(scratch, (byte) 0, bytes, stream.handle()));
+        launch(kernel, grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), x.numel(), scratch);
         try (Arena arena = Arena.ofConfined()) {
-            return readScratch(arena, 8).get(ValueLayout.JAVA_LONG, 0);
+            return read.apply(readScratch(arena, bytes));
         }
     }
 
