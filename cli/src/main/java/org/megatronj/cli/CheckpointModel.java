@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.tokenizer.Tokenizer;
-import org.megatronj.io.tokenizer.TokenizerType;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backends;
 import org.megatronj.model.GPTModel;
@@ -35,16 +34,7 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
     public static CheckpointModel load(Path root, TokenizerOptions tokenizerFlags, String device, Precision precision) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, TrainingCheckpointer.RANK_DIR)) {
             JsonNode meta = ckpt.metadata();
-            if (!meta.has("model")) {
-                throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json has no 'model' configuration");
-            }
-            TransformerConfig config;
-            try {
-                config = new ObjectMapper().treeToValue(meta.get("model"), TransformerConfig.class).validate();
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json: unreadable 'model' configuration: "
-                        + e.getOriginalMessage(), e);
-            }
+            TransformerConfig config = savedConfig(ckpt);
             Tokenizer tokenizer = tokenizerFlags != null && tokenizerFlags.isSet() ? tokenizerFlags.build()
                     : savedTokenizer(meta.path("args"), ckpt);
             if (tokenizer.vocabSize() != config.vocabSize()) {   // ids past a smaller tokenizer's end would be sampled as garbage
@@ -69,20 +59,25 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
         }
     }
 
-    /** The tokenizer the checkpoint was trained with, from its saved command-line arguments. */
-    private static Tokenizer savedTokenizer(JsonNode args, Checkpoint ckpt) {
-        String type = args.path("tokenizer-type").asText("");
-        if (type.isEmpty()) {
-            throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
-                    + " (and --vocab-file/--merge-file or --tokenizer-model)");
+    /** The model configuration a checkpoint's metadata.json records. */
+    static TransformerConfig savedConfig(Checkpoint ckpt) {
+        JsonNode meta = ckpt.metadata();
+        if (!meta.has("model")) {
+            throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json has no 'model' configuration");
         }
-        Path vocab = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
-        Path merges = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
-        Integer size = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
-        Path model = args.hasNonNull("tokenizer-model") ? Path.of(args.get("tokenizer-model").asText()) : null;
-        boolean noSpecialTokens = args.path("tokenizer-hf-no-include-special-tokens").asText("false").equals("true");
-        return TokenizerType.valueOf(type).create(vocab, merges, size, args.path("vocab-extra-ids").asInt(0), model,
-                !noSpecialTokens);
+        try {
+            return new ObjectMapper().treeToValue(meta.get("model"), TransformerConfig.class).validate();
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(ckpt.rankDir() + "/metadata.json: unreadable 'model' configuration: "
+                    + e.getOriginalMessage(), e);
+        }
+    }
+
+    /** The tokenizer the checkpoint was trained with, from its saved command-line arguments. */
+    static Tokenizer savedTokenizer(JsonNode args, Checkpoint ckpt) {
+        TokenizerOptions saved = new TokenizerOptions();
+        saved.takeFromSavedArgs(args, ckpt);
+        return saved.build();
     }
 
     @Override

@@ -10,17 +10,19 @@ import picocli.CommandLine.Option;
  * from the data options, the vocabulary size from the tokenizer.
  */
 public final class ModelOptions {
-    @Option(names = "--num-layers", required = true, paramLabel = "N", description = "Transformer layers.")
-    int numLayers;
+    @Option(names = "--num-layers", paramLabel = "N", description = "Transformer layers (required unless"
+            + " --use-checkpoint-args takes it from the checkpoint).")
+    Integer numLayers;
 
-    @Option(names = "--hidden-size", required = true, paramLabel = "H", description = "Hidden size h.")
-    int hiddenSize;
+    @Option(names = "--hidden-size", paramLabel = "H", description = "Hidden size h (required unless --use-checkpoint-args).")
+    Integer hiddenSize;
 
     @Option(names = "--ffn-hidden-size", paramLabel = "F", description = "MLP width (default 4h; with --swiglu 8h/3 rounded down to 64).")
     Integer ffnHiddenSize;
 
-    @Option(names = "--num-attention-heads", required = true, paramLabel = "A", description = "Attention heads.")
-    int numAttentionHeads;
+    @Option(names = "--num-attention-heads", paramLabel = "A", description = "Attention heads (required unless"
+            + " --use-checkpoint-args).")
+    Integer numAttentionHeads;
 
     @Option(names = "--kv-channels", paramLabel = "D", description = "Head dimension (default h / heads).")
     Integer kvChannels;
@@ -100,6 +102,67 @@ public final class ModelOptions {
         return openaiGelu || (!noBiasGeluFusion && !disableBiasLinear);
     }
 
+    /**
+     * Megatron's {@code --use-checkpoint-args} ({@code load_args_from_checkpoint}): the sizes (layers, hidden, MLP,
+     * heads, head dimension, positions, vocabulary padding) come from the checkpoint where the command line does not give
+     * them; the architecture's switches (query groups, position embeddings and rope, biases, SwiGLU, untied output,
+     * norm and its 1p form, query-key scaling, dropouts) always do. Each value taken is logged as Megatron logs it.
+     */
+    void takeFromCheckpoint(TransformerConfig saved, java.util.function.Predicate<String> given,
+                            java.util.function.Consumer<String> log) {
+        java.util.function.BiConsumer<String, Object> took = (name, value) -> log.accept("Setting " + name + " to " + value
+                + " from checkpoint");
+        if (!given.test("--num-layers")) { numLayers = saved.numLayers(); took.accept("num_layers", numLayers); }
+        if (!given.test("--hidden-size")) { hiddenSize = saved.hiddenSize(); took.accept("hidden_size", hiddenSize); }
+        if (!given.test("--ffn-hidden-size")) { ffnHiddenSize = saved.ffnHiddenSize(); took.accept("ffn_hidden_size", ffnHiddenSize); }
+        if (!given.test("--num-attention-heads")) {
+            numAttentionHeads = saved.numAttentionHeads();
+            took.accept("num_attention_heads", numAttentionHeads);
+        }
+        if (!given.test("--kv-channels")) { kvChannels = saved.kvChannels(); took.accept("kv_channels", kvChannels); }
+        if (!given.test("--max-position-embeddings")) {
+            maxPositionEmbeddings = saved.maxPositionEmbeddings();
+            took.accept("max_position_embeddings", maxPositionEmbeddings);
+        }
+        if (!given.test("--make-vocab-size-divisible-by")) {   // Megatron takes padded_vocab_size itself
+            makeVocabSizeDivisibleBy = saved.makeVocabSizeDivisibleBy();
+            took.accept("make_vocab_size_divisible_by", makeVocabSizeDivisibleBy);
+        }
+        groupQueryAttention = saved.numQueryGroups() != saved.numAttentionHeads();
+        numQueryGroups = groupQueryAttention ? saved.numQueryGroups() : 0;
+        took.accept("num_query_groups", saved.numQueryGroups());
+        took.accept("group_query_attention", groupQueryAttention ? "True" : "False");
+        positionEmbeddingType = saved.positionEmbeddingType().flagValue();
+        took.accept("position_embedding_type", positionEmbeddingType);
+        rotaryBase = saved.rotaryBase();
+        took.accept("rotary_base", rotaryBase);
+        rotaryPercent = saved.rotaryPercent();
+        took.accept("rotary_percent", rotaryPercent);
+        disableBiasLinear = !saved.addBiasLinear();
+        took.accept("add_bias_linear", saved.addBiasLinear() ? "True" : "False");
+        swiglu = saved.swiglu();
+        took.accept("swiglu", swiglu ? "True" : "False");
+        untieEmbeddingsAndOutputWeights = saved.untieEmbeddingsAndOutputWeights();
+        took.accept("untie_embeddings_and_output_weights", untieEmbeddingsAndOutputWeights ? "True" : "False");
+        applyLayernorm1p = saved.applyLayernorm1p();
+        took.accept("apply_layernorm_1p", applyLayernorm1p ? "True" : "False");
+        normalization = saved.normalization().flagValue();
+        took.accept("normalization", normalization);
+        applyQueryKeyLayerScaling = saved.applyQueryKeyLayerScaling();
+        took.accept("apply_query_key_layer_scaling", applyQueryKeyLayerScaling ? "True" : "False");
+        attentionDropout = saved.attentionDropout();
+        took.accept("attention_dropout", attentionDropout);
+        hiddenDropout = saved.hiddenDropout();
+        took.accept("hidden_dropout", hiddenDropout);
+    }
+
+    private static void required(String flag, Integer value) {
+        if (value == null) {
+            throw new IllegalArgumentException(flag + " is required (or --use-checkpoint-args with --load, which takes the"
+                    + " model's shape from the checkpoint)");
+        }
+    }
+
     /** A size flag's value, 0 when not given (the config then derives it); a given value must be positive. */
     private static int given(String flag, Integer value) {
         if (value == null) {
@@ -113,6 +176,9 @@ public final class ModelOptions {
 
     /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
     public TransformerConfig toConfig(int vocabSize, int seqLength) {
+        required("--num-layers", numLayers);
+        required("--hidden-size", hiddenSize);
+        required("--num-attention-heads", numAttentionHeads);
         if (numQueryGroups > 0 && !groupQueryAttention) {
             throw new IllegalArgumentException("--num-query-groups needs --group-query-attention");
         }

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import jdk.jfr.Configuration;
 import jdk.jfr.Recording;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.io.gpt.GptDataSplits;
 import org.megatronj.io.gpt.GptDatasetFactory;
 import org.megatronj.io.gpt.GptSampleSource;
@@ -33,6 +35,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -80,12 +83,35 @@ final class PretrainGptCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /**
+     * Megatron's {@code --use-checkpoint-args}: the model options take the checkpoint's shape ({@link
+     * ModelOptions#takeFromCheckpoint}); without tokenizer flags the tokenizer is the checkpoint's. Returns the tokenizer.
+     */
+    private Tokenizer checkpointArgs(PrintWriter out) {
+        Path dir = training.checkpointArgsDir();
+        if (dir == null) {
+            return tokenizer.build();
+        }
+        if (!Files.exists(CheckpointLayout.trackerFile(dir)) && CheckpointLayout.rankDirNames(dir).isEmpty()) {
+            out.println("Checkpoint not found to provide arguments, using provided arguments.");
+            return tokenizer.build();
+        }
+        CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+        try (Checkpoint ckpt = Checkpoint.openLatestAnyRank(dir)) {
+            model.takeFromCheckpoint(CheckpointModel.savedConfig(ckpt), parsed::hasMatchedOption, out::println);
+            if (!tokenizer.isSet()) {   // also names the cache files, as the checkpoint's run did
+                tokenizer.takeFromSavedArgs(ckpt.metadata().path("args"), ckpt);
+            }
+            return tokenizer.build();
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         data.checkMockData();
         implementationChoices.validate();
-        Tokenizer tok = tokenizer.build();
+        Tokenizer tok = checkpointArgs(out);
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();
         // before anything is built or loaded

@@ -2,6 +2,8 @@ package org.megatronj.cli;
 
 import java.nio.file.Path;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.io.tokenizer.TokenizerType;
 import picocli.CommandLine.Option;
@@ -59,5 +61,21 @@ public final class TokenizerOptions {
                     + " BertWordPieceCase or NullTokenizer)");
         }
         return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens);
+    }
+
+    /** The tokenizer flags a checkpoint's saved command-line arguments recorded ({@code ckpt} names it in errors). */
+    void takeFromSavedArgs(JsonNode args, Checkpoint ckpt) {
+        String type = args.path("tokenizer-type").asText("");
+        if (type.isEmpty()) {
+            throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
+                    + " (and --vocab-file/--merge-file or --tokenizer-model)");
+        }
+        tokenizerType = TokenizerType.valueOf(type);
+        vocabFile = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
+        mergeFile = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
+        vocabSize = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
+        tokenizerModel = args.hasNonNull("tokenizer-model") ? Path.of(args.get("tokenizer-model").asText()) : null;
+        hfNoIncludeSpecialTokens = args.path("tokenizer-hf-no-include-special-tokens").asText("false").equals("true");
+        vocabExtraIds = args.path("vocab-extra-ids").asInt(0);
     }
 }

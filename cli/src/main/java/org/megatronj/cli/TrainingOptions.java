@@ -188,6 +188,10 @@ public final class TrainingOptions {
             + " iter_NNNNNNN folder under --load) instead of the latest.")
     long ckptStep;
 
+    @Option(names = "--use-checkpoint-args", description = "Take the model's shape from the checkpoint under --load: sizes"
+            + " not given here and the architecture's switches (and the tokenizer, when no tokenizer flags are given).")
+    boolean useCheckpointArgs;
+
     @Option(names = "--no-save-optim", description = "Leave the optimizer and scheduler state out of saved checkpoints"
             + " (a resume then needs --no-load-optim or --finetune).")
     boolean noSaveOptim;
@@ -212,6 +216,17 @@ public final class TrainingOptions {
     @Option(names = "--use-checkpoint-opt_param-scheduler", description = "On --load, take the checkpoint's learning-rate"
             + " schedule instead of this run's flags.")
     boolean useCheckpointOptParamScheduler;
+
+    /** With {@code --use-checkpoint-args}, the folder whose checkpoint provides them ({@code --load}, or its {@code --ckpt-step} iteration); else null. */
+    Path checkpointArgsDir() {
+        if (!useCheckpointArgs) {
+            return null;
+        }
+        if (load == null) {
+            throw new IllegalArgumentException("--use-checkpoint-args needs --load DIR");
+        }
+        return ckptStep >= 0 ? org.megatronj.io.checkpoint.CheckpointLayout.iterationDir(load, ckptStep) : load;
+    }
 
     // ---- exits
     @Option(names = "--exit-interval", paramLabel = "N", defaultValue = "0", description = "Save and exit after every N-th iteration.")

@@ -409,6 +409,59 @@ class PretrainGptCommandTest {
         assertTrue(resumed.out().contains(" iteration        4/       8 |"), resumed.out());
     }
 
+    /**
+     * {@code --use-checkpoint-args}: the sizes not given and the architecture's switches come from the checkpoint under
+     * {@code --load} (so a resume needs no model or tokenizer flags); a size given on the command line wins, as in
+     * Megatron.
+     */
+    @Test
+    void useCheckpointArgsTakesTheModelFromTheCheckpoint() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("shaped");
+        List<String> first = args(data, "--save", save.toString(), "--train-iters", "4", "--exit-interval", "2",
+                "--hidden-size", "24", "--num-attention-heads", "3");
+        first.addAll(List.of("--swiglu", "--normalization", "RMSNorm", "--position-embedding-type", "rope",
+                "--untie-embeddings-and-output-weights"));
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "4"));
+        CliRun missing = run(resume);
+        assertEquals(1, missing.code(), missing.toString());
+        assertTrue(missing.err().contains("--num-layers is required (or --use-checkpoint-args with --load"), missing.err());
+        for (String flag : List.of("--tokenizer-type", "--vocab-size")) {   // the checkpoint's tokenizer, too
+            resume.remove(resume.indexOf(flag) + 1);
+            resume.remove(flag);
+        }
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        for (String line : List.of("Setting num_layers to 1 from checkpoint", "Setting hidden_size to 24 from checkpoint",
+                "Setting swiglu to True from checkpoint", "Setting position_embedding_type to rope from checkpoint",
+                "Setting normalization to RMSNorm from checkpoint")) {
+            assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
+        }
+        assertTrue(resumed.out().contains("successfully loaded checkpoint from " + save + " [ t 1/1, p 1/1 ] at iteration 2"),
+                resumed.out());
+        assertTrue(resumed.out().contains(" iteration        4/       4 |"), resumed.out());
+
+        List<String> wider = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "4"));
+        wider.addAll(List.of("--use-checkpoint-args", "--num-layers", "1", "--hidden-size", "32", "--num-attention-heads", "4"));
+        CliRun given = run(wider);
+        assertEquals(1, given.code(), given.toString());
+        assertTrue(given.err().contains("hiddenSize 24 (this run: 32)"), given.err());
+    }
+
+    /** The arguments without --num-layers, --hidden-size and --num-attention-heads. */
+    private static List<String> withoutModelFlags(List<String> args) {
+        for (String flag : List.of("--num-layers", "--hidden-size", "--num-attention-heads")) {
+            int at = args.indexOf(flag);
+            args.remove(at + 1);
+            args.remove(at);
+        }
+        return args;
+    }
+
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */
     @Test
     void megatronLmCheckpointFormatsAreNamed() throws IOException {
