@@ -99,6 +99,10 @@ public final class GptDataOptions {
                     + "Default: ${DEFAULT-VALUE}.")
     TokenizerIdentity.Style cacheCompat;
 
+    @Option(names = "--legacy-tokenizer", description = "Megatron's legacy tokenizer classes, as in Megatron up to"
+            + " core_v0.14: the cache names of --cache-compat LEGACY.")
+    boolean legacyTokenizer;
+
     /** Whether any data path was given. */
     public boolean hasData() {
         return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null
@@ -303,25 +307,38 @@ public final class GptDataOptions {
         return cache;
     }
 
+    /** {@code --cache-compat}, or LEGACY with {@code --legacy-tokenizer}. */
+    private TokenizerIdentity.Style cacheStyle() {
+        if (!legacyTokenizer) {
+            return cacheCompat;
+        }
+        if (cacheCompat != TokenizerIdentity.Style.MAIN && cacheCompat != TokenizerIdentity.Style.LEGACY) {
+            throw new IllegalArgumentException("--legacy-tokenizer and --cache-compat " + cacheCompat + " contradict each"
+                    + " other: --legacy-tokenizer means --cache-compat LEGACY");
+        }
+        return TokenizerIdentity.Style.LEGACY;
+    }
+
     /** The tokenizer's part of Megatron's cache description, from the flags as typed. */
     public TokenizerIdentity identity(TokenizerOptions tokenizer) {
         if (!tokenizer.isSet()) {
             throw new IllegalArgumentException("--tokenizer-type is required: the tokenizer is part of Megatron's cache file names");
         }
+        TokenizerIdentity.Style style = cacheStyle();
         TokenizerType type = tokenizer.type();
         return switch (type) {
-            case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(cacheCompat, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
+            case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(style, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
                     tokenizerSpecialTokens);
-            case HuggingFaceTokenizer -> TokenizerIdentity.huggingFace(cacheCompat, pathText(tokenizer.tokenizerModel),
+            case HuggingFaceTokenizer -> TokenizerIdentity.huggingFace(style, pathText(tokenizer.tokenizerModel),
                     pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile), tokenizerSpecialTokens,
                     !tokenizer.hfNoIncludeSpecialTokens);
             case SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer -> TokenizerIdentity.sentencePiece(
-                    cacheCompat, type.name(), pathText(tokenizer.tokenizerModel), tokenizer.vocabExtraIds, tokenizerSpecialTokens);
+                    style, type.name(), pathText(tokenizer.tokenizerModel), tokenizer.vocabExtraIds, tokenizerSpecialTokens);
             case NullTokenizer -> {
                 if (tokenizer.vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
                 }
-                yield TokenizerIdentity.nullTokenizer(cacheCompat, tokenizer.vocabSize);
+                yield TokenizerIdentity.nullTokenizer(style, tokenizer.vocabSize);
             }
             default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
                     + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer,"

@@ -83,11 +83,46 @@ public final class ImplementationChoiceOptions {
                     + " a failing rank fails the run at once.")
     int distributedTimeoutMinutes;
 
+    @Option(names = "--attention-softmax-in-fp32", description = "Accepted: attention's softmax always runs in fp32 here.")
+    boolean attentionSoftmaxInFp32;
+
+    @Option(names = "--no-async-tensor-model-parallel-allreduce", description = "Deprecated in Megatron; accepted.")
+    boolean noAsyncTensorModelParallelAllreduce;
+
+    @Option(names = "--distributed-backend", paramLabel = "B", defaultValue = "nccl", description = "nccl or gloo (default"
+            + " ${DEFAULT-VALUE}): ranks exchange through shared memory on the CPU and NCCL on GPUs here.")
+    String distributedBackend;
+
+    @Option(names = "--use-cpu-initialization", description = "Accepted: weights are initialised to the same values on"
+            + " every device here.")
+    boolean useCpuInitialization;
+
+    @Option(names = "--num-dataset-builder-threads", paramLabel = "N", defaultValue = "1", description = "Threads that"
+            + " build the dataset indices (default ${DEFAULT-VALUE}); one here, with the same indices.")
+    int numDatasetBuilderThreads;
+
+    @Option(names = "--dataloader-type", paramLabel = "TYPE", defaultValue = "single", description = "single (default):"
+            + " Megatron's sampler, which reads the samples in order, as here. cyclic and external are refused.")
+    String dataloaderType;
+
+    @Option(names = "--trust-remote-code", description = "Accepted: tokenizers are read from their files, no code runs.")
+    boolean trustRemoteCode;
+
     /** Megatron's choices and ranges, checked before anything is built. */
     void validate() {
         oneOf("--attention-backend", attentionBackend, "flash", "fused", "unfused", "local", "auto");
         oneOf("--transformer-impl", transformerImpl, "local", "transformer_engine", "inference_optimized");
         oneOf("--cross-entropy-fusion-impl", crossEntropyFusionImpl, "native", "te");
+        oneOf("--distributed-backend", distributedBackend, "nccl", "gloo");
+        if (!dataloaderType.equals("single")) {
+            oneOf("--dataloader-type", dataloaderType, "single", "cyclic", "external");
+            throw new IllegalArgumentException("--dataloader-type " + dataloaderType + " draws the samples in another order"
+                    + " (cyclic: shuffled each epoch; external: your own loader), which Megatron-J does not; leave it at"
+                    + " single, Megatron's default");
+        }
+        if (numDatasetBuilderThreads < 1) {
+            throw new IllegalArgumentException("--num-dataset-builder-threads must be >= 1, got " + numDatasetBuilderThreads);
+        }
         if (emptyUnusedMemoryLevel < 0 || emptyUnusedMemoryLevel > 2) {
             throw new IllegalArgumentException("--empty-unused-memory-level must be 0, 1 or 2, got " + emptyUnusedMemoryLevel);
         }

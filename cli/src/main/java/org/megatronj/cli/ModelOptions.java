@@ -38,8 +38,16 @@ public final class ModelOptions {
     Integer maxPositionEmbeddings;
 
     @Option(names = "--position-embedding-type", paramLabel = "TYPE", defaultValue = "learned_absolute",
-            description = "learned_absolute or rope (default ${DEFAULT-VALUE}).")
+            description = "learned_absolute, rope or none (default ${DEFAULT-VALUE}).")
     String positionEmbeddingType;
+
+    @Option(names = "--use-rotary-position-embeddings", description = "Megatron's older spelling of"
+            + " --position-embedding-type rope.")
+    boolean useRotaryPositionEmbeddings;
+
+    @Option(names = "--no-position-embedding", description = "Deprecated in Megatron: accepted with rope (which has no"
+            + " position table); otherwise give --position-embedding-type none.")
+    boolean noPositionEmbedding;
 
     @Option(names = "--rotary-percent", paramLabel = "F", defaultValue = "1.0", description = "Fraction of each head rope rotates.")
     float rotaryPercent;
@@ -184,6 +192,13 @@ public final class ModelOptions {
         }
         if (groupQueryAttention && numQueryGroups <= 0) {
             throw new IllegalArgumentException("--group-query-attention needs --num-query-groups G");
+        }
+        if (useRotaryPositionEmbeddings) {   // Megatron's validate_args
+            positionEmbeddingType = PositionEmbeddingType.ROPE.flagValue();
+        }
+        if (noPositionEmbedding && PositionEmbeddingType.parse(positionEmbeddingType) != PositionEmbeddingType.ROPE) {
+            throw new IllegalArgumentException("--no-position-embedding is deprecated, use --position-embedding-type (none"
+                    + " for no position information, rope for rotary embeddings)");
         }
         int maxPositions = given("--max-position-embeddings", maxPositionEmbeddings);
         if (maxPositions > 0 && seqLength > maxPositions) {

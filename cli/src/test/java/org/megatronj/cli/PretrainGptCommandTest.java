@@ -313,10 +313,13 @@ class PretrainGptCommandTest {
         assertEquals(0, plain.code(), plain.toString());
         List<String> a = args(data, "--train-iters", "2", "--log-loss-to", choicesCsv.toString(), "--attention-backend", "flash",
                 "--transformer-impl", "local", "--num-workers", "4", "--manual-gc-interval", "100",
-                "--distributed-timeout-minutes", "60", "--empty-unused-memory-level", "1", "--cross-entropy-fusion-impl", "te");
+                "--distributed-timeout-minutes", "60", "--empty-unused-memory-level", "1", "--cross-entropy-fusion-impl", "te",
+                "--distributed-backend", "gloo", "--num-dataset-builder-threads", "4", "--dataloader-type", "single");
         a.addAll(List.of("--use-mcore-models", "--no-masked-softmax-fusion", "--no-bias-dropout-fusion", "--no-bias-swiglu-fusion",
                 "--no-rope-fusion", "--no-persist-layer-norm", "--no-gradient-accumulation-fusion", "--cross-entropy-loss-fusion",
-                "--overlap-param-gather", "--no-mmap-bin-files", "--manual-gc", "--no-manual-gc-eval"));
+                "--overlap-param-gather", "--no-mmap-bin-files", "--manual-gc", "--no-manual-gc-eval", "--attention-softmax-in-fp32",
+                "--no-async-tensor-model-parallel-allreduce", "--use-cpu-initialization", "--exit-signal-handler",
+                "--trust-remote-code", "--legacy-tokenizer"));
         CliRun choices = run(a);
         assertEquals(0, choices.code(), choices.toString());
         assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
@@ -329,6 +332,9 @@ class PretrainGptCommandTest {
         assertEquals(1, bad.code(), bad.toString());
         assertTrue(bad.err().contains("--attention-backend 'cudnn': expected one of flash, fused, unfused, local, auto"),
                 bad.err());
+        CliRun cyclic = run(args(data, "--dataloader-type", "cyclic"));
+        assertEquals(1, cyclic.code(), cyclic.toString());
+        assertTrue(cyclic.err().contains("--dataloader-type cyclic draws the samples in another order"), cyclic.err());
     }
 
     /**
@@ -460,6 +466,35 @@ class PretrainGptCommandTest {
             args.remove(at);
         }
         return args;
+    }
+
+    /**
+     * Position embeddings: {@code none} (NoPE) trains without a position table or rope; Megatron's older
+     * {@code --use-rotary-position-embeddings} means rope, and {@code --no-position-embedding} is refused unless rope.
+     */
+    @Test
+    void positionEmbeddingChoices() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("nope");
+        CliRun nope = run(args(data, "--position-embedding-type", "none", "--train-iters", "2", "--save", save.toString()));
+        assertEquals(0, nope.code(), nope.toString());
+        try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00")) {
+            assertFalse(ckpt.model().contains("embedding.position_embeddings.weight"), ckpt.model().names().toString());
+        }
+        Path ropeCsv = dir.resolve("rope.csv");
+        Path aliasCsv = dir.resolve("alias.csv");
+        CliRun rope = run(args(data, "--position-embedding-type", "rope", "--train-iters", "2", "--log-loss-to", ropeCsv.toString()));
+        assertEquals(0, rope.code(), rope.toString());
+        List<String> aliasArgs = args(data, "--train-iters", "2", "--log-loss-to", aliasCsv.toString());
+        aliasArgs.addAll(List.of("--use-rotary-position-embeddings", "--no-position-embedding"));
+        CliRun alias = run(aliasArgs);
+        assertEquals(0, alias.code(), alias.toString());
+        assertEquals(trainLosses(ropeCsv), trainLosses(aliasCsv));
+        List<String> learned = args(data);
+        learned.add("--no-position-embedding");
+        CliRun refused = run(learned);
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("--no-position-embedding is deprecated, use --position-embedding-type"), refused.err());
     }
 
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */

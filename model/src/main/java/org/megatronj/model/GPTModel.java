@@ -60,7 +60,7 @@ public final class GPTModel implements AutoCloseable {
     private final List<ParameterSpec> specs;
     private final ModelChunk chunk;
     private final TensorArena buffers = TensorArena.named("model-constants");
-    private final RotaryEmbedding rope;            // null with learned positions
+    private final RotaryEmbedding rope;            // null with learned positions and with none
     private final Embedding embedding;             // first chunk only
     private final TransformerLayer[] layers;
     private final Norm finalLayernorm;              // last chunk only, as the two below
@@ -145,8 +145,8 @@ public final class GPTModel implements AutoCloseable {
         TensorParallelGroup group = tp.group();
 
         boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
-        this.rope = learned ? null : new RotaryEmbedding(backend, buffers, config.maxPositionEmbeddings(),
-                config.rotaryDim(), config.rotaryBase());
+        this.rope = config.positionEmbeddingType() != PositionEmbeddingType.ROPE ? null : new RotaryEmbedding(backend, buffers,
+                config.maxPositionEmbeddings(), config.rotaryDim(), config.rotaryBase());
         this.embedding = !chunk.preProcess() ? null : new Embedding(backend, param("embedding.word_embeddings.weight"),
                 learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout(), group);
         this.layers = new TransformerLayer[chunk.numLayers()];

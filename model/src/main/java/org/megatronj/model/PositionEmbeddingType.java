@@ -7,7 +7,9 @@ public enum PositionEmbeddingType {
     /** A learned table {@code [maxPositionEmbeddings, h]} added to the word embeddings (GPT-2). */
     LEARNED_ABSOLUTE("learned_absolute"),
     /** Rotary embeddings applied to queries and keys inside attention (Llama). */
-    ROPE("rope");
+    ROPE("rope"),
+    /** No position information (NoPE): causal attention alone orders the tokens. */
+    NONE("none");
 
     private final String flagValue;
 
@@ -27,6 +29,6 @@ public enum PositionEmbeddingType {
             }
         }
         throw new IllegalArgumentException("unknown --position-embedding-type '" + value
-                + "': expected learned_absolute or rope");
+                + "': expected learned_absolute, rope or none");
     }
 }
