@@ -177,10 +177,6 @@ final class DebugForwardBackwardCommand implements Callable<Integer> {
     }
 
     static TransformerConfig withoutDropout(TransformerConfig c) {
-        return new TransformerConfig(c.numLayers(), c.hiddenSize(), c.ffnHiddenSize(), c.numAttentionHeads(), c.kvChannels(),
-                c.numQueryGroups(), c.seqLength(), c.maxPositionEmbeddings(), c.positionEmbeddingType(), c.rotaryPercent(),
-                c.rotaryBase(), c.normalization(), c.swiglu(), c.addBiasLinear(), c.untieEmbeddingsAndOutputWeights(),
-                0f, 0f, c.initMethodStd(), c.layernormEpsilon(), c.applyLayernorm1p(), c.applyQueryKeyLayerScaling(), c.geluTanh(),
-                c.vocabSize(), c.makeVocabSizeDivisibleBy()).validate();
+        return c.toBuilder().attentionDropout(0f).hiddenDropout(0f).build();
     }
 }

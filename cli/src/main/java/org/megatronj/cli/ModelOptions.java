@@ -64,6 +64,9 @@ public final class ModelOptions {
     @Option(names = "--disable-bias-linear", description = "No biases in the linear layers.")
     boolean disableBiasLinear;
 
+    @Option(names = "--add-qkv-bias", description = "A bias in the qkv projection even with --disable-bias-linear (Qwen2).")
+    boolean addQkvBias;
+
     @Option(names = "--no-bias-gelu-fusion", description = "Unfused bias and GeLU, which Megatron computes with the exact"
             + " (erf) GeLU; the fused kernel, the default, uses the tanh approximation.")
     boolean noBiasGeluFusion;
@@ -148,6 +151,8 @@ public final class ModelOptions {
         took.accept("rotary_percent", rotaryPercent);
         disableBiasLinear = !saved.addBiasLinear();
         took.accept("add_bias_linear", saved.addBiasLinear() ? "True" : "False");
+        addQkvBias = saved.addQkvBias();
+        took.accept("add_qkv_bias", addQkvBias ? "True" : "False");
         swiglu = saved.swiglu();
         took.accept("swiglu", swiglu ? "True" : "False");
         untieEmbeddingsAndOutputWeights = saved.untieEmbeddingsAndOutputWeights();
@@ -213,7 +218,7 @@ public final class ModelOptions {
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .normalization(Normalization.parse(normalization))
-                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).geluTanh(geluTanh())
+                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).geluTanh(geluTanh())
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
                 .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)

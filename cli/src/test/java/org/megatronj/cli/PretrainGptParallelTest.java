@@ -131,6 +131,22 @@ class PretrainGptParallelTest {
         }
     }
 
+    /** {@code --add-qkv-bias} with {@code --disable-bias-linear}: the qkv bias splits with its rows over tensor ranks. */
+    @Test
+    void qkvBiasAloneMatchesOneRankUnderTensorParallelism() throws IOException {
+        Path data = dataset();
+        Path one = dir.resolve("qkv1.csv");
+        Path two = dir.resolve("qkv2.csv");
+        String[] model = {"--disable-bias-linear", "--add-qkv-bias", "--group-query-attention", "--num-query-groups", "2"};
+        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
+        assertEquals(0, single.code(), single.toString());
+        List<String> tp = args(data, two, model);
+        tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
+        CliRun parallel = CliRun.of(tp.toArray(String[]::new));
+        assertEquals(0, parallel.code(), parallel.toString());
+        assertLosses(one, two);
+    }
+
     /** {@code --calculate-per-token-loss} over data-parallel ranks and a pipeline: the single rank's token mean. */
     @Test
     void perTokenLossMatchesOneRankOnParallelLayouts() throws IOException {

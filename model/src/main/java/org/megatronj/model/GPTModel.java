@@ -615,7 +615,7 @@ public final class GPTModel implements AutoCloseable {
     }
 
     private Linear linear(String prefix) {
-        return new Linear(backend, param(prefix + ".weight"), config.addBiasLinear() ? param(prefix + ".bias") : null);
+        return new Linear(backend, param(prefix + ".weight"), config.hasBias(prefix) ? param(prefix + ".bias") : null);
     }
 
     private Linear columnLinear(String prefix) {
@@ -623,7 +623,7 @@ public final class GPTModel implements AutoCloseable {
             return linear(prefix);
         }
         return new ColumnParallelLinear(backend, param(prefix + ".weight"),
-                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
+                config.hasBias(prefix) ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
     }
 
     private Linear rowLinear(String prefix) {
@@ -631,7 +631,7 @@ public final class GPTModel implements AutoCloseable {
             return linear(prefix);
         }
         return new RowParallelLinear(backend, param(prefix + ".weight"),
-                config.addBiasLinear() ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
+                config.hasBias(prefix) ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
     }
 
     private void requireWholeModel(String what) {

@@ -133,7 +133,7 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
     private static void addLinear(List<ParameterSpec> specs, TransformerConfig c, String prefix, long out, long in, Init init,
                                   TensorSplit split) {
         specs.add(new ParameterSpec(prefix + ".weight", new long[] {out, in}, init, true, split));
-        if (c.addBiasLinear()) {
+        if (c.hasBias(prefix)) {
             // A row-parallel layer adds its whole bias after the reduction; a column-parallel one holds its rows.
             specs.add(new ParameterSpec(prefix + ".bias", new long[] {out}, Init.ZEROS, false,
                     split == TensorSplit.COLUMNS ? TensorSplit.REPLICATED : split));

@@ -19,6 +19,7 @@ package org.megatronj.model;
  * @param normalization                  {@code --normalization LayerNorm|RMSNorm}
  * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
  * @param addBiasLinear                  false with {@code --disable-bias-linear}: no biases in qkv, proj, fc1, fc2
+ * @param addQkvBias                     {@code --add-qkv-bias}: a bias in the qkv projection even without the others (Qwen2)
  * @param untieEmbeddingsAndOutputWeights {@code --untie-embeddings-and-output-weights}: a separate output_layer.weight
  * @param attentionDropout               {@code --attention-dropout} (Megatron default 0.1)
  * @param hiddenDropout                  {@code --hidden-dropout}: after the embeddings and each residual branch (0.1)
@@ -39,7 +40,7 @@ public record TransformerConfig(
         PositionEmbeddingType positionEmbeddingType,
         float rotaryPercent, float rotaryBase,
         Normalization normalization,
-        boolean swiglu, boolean addBiasLinear, boolean untieEmbeddingsAndOutputWeights,
+        boolean swiglu, boolean addBiasLinear, boolean addQkvBias, boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
         int vocabSize, int makeVocabSizeDivisibleBy) {
@@ -86,17 +87,32 @@ public record TransformerConfig(
         }
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
-                normalization, swiglu, addBiasLinear, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout,
-                initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
+                normalization, swiglu, addBiasLinear, addQkvBias, untieEmbeddingsAndOutputWeights, attentionDropout,
+                hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
                 makeVocabSizeDivisibleBy);
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
     public TransformerConfig withLayernorm1p(boolean on) {
-        return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, kvChannels, numQueryGroups,
-                seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu,
-                addBiasLinear, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd,
-                layernormEpsilon, on, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy);
+        return toBuilder().applyLayernorm1p(on).build();
+    }
+
+    /** A builder holding every value of this config (the derived sizes included), to change some of them. */
+    public Builder toBuilder() {
+        return builder().numLayers(numLayers).hiddenSize(hiddenSize).ffnHiddenSize(ffnHiddenSize)
+                .numAttentionHeads(numAttentionHeads).kvChannels(kvChannels).numQueryGroups(numQueryGroups).seqLength(seqLength)
+                .maxPositionEmbeddings(maxPositionEmbeddings).positionEmbeddingType(positionEmbeddingType)
+                .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase).normalization(normalization).swiglu(swiglu)
+                .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
+                .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
+                .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
+                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy);
+    }
+
+    /** Whether the linear layer {@code name} ({@code self_attention.linear_qkv}, {@code mlp.linear_fc1}, ...) has a bias. */
+    public boolean hasBias(String name) {
+        return addBiasLinear || addQkvBias && name.endsWith("linear_qkv");
     }
 
     /** Query heads per key/value group. */
@@ -220,6 +236,7 @@ public record TransformerConfig(
         private Normalization normalization = Normalization.LAYER_NORM;
         private boolean swiglu;
         private boolean addBiasLinear = true;
+        private boolean addQkvBias;
         private boolean untieEmbeddingsAndOutputWeights;
         private float attentionDropout = 0.1f;
         private float hiddenDropout = 0.1f;
@@ -252,6 +269,7 @@ public record TransformerConfig(
         public Builder normalization(Normalization v) { normalization = v; return this; }
         public Builder swiglu(boolean v) { swiglu = v; return this; }
         public Builder addBiasLinear(boolean v) { addBiasLinear = v; return this; }
+        public Builder addQkvBias(boolean v) { addQkvBias = v; return this; }
         public Builder untieEmbeddingsAndOutputWeights(boolean v) { untieEmbeddingsAndOutputWeights = v; return this; }
         public Builder attentionDropout(float v) { attentionDropout = v; return this; }
         public Builder hiddenDropout(float v) { hiddenDropout = v; return this; }
@@ -285,7 +303,7 @@ public record TransformerConfig(
             int groups = numQueryGroups == 0 ? numAttentionHeads : numQueryGroups;
             int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
-                    positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear,
+                    positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear, addQkvBias,
                     untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
                     applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }

@@ -218,6 +218,39 @@ class GPTModelTest {
         }
     }
 
+    /**
+     * {@code --add-qkv-bias} (Qwen2): with the other biases off, only linear_qkv has one, and the model computes exactly
+     * the all-bias model whose other biases are zero (loss and every shared gradient).
+     */
+    @Test
+    void qkvBiasAloneIsTheFullBiasModelWithTheOthersZero() {
+        TransformerConfig full = LayerGradientTest.llamaLike(0).toBuilder().addBiasLinear(true).build();
+        TransformerConfig qkvOnly = full.toBuilder().addBiasLinear(false).addQkvBias(true).build();
+        MicroBatch batch = randomBatch(2, LayerGradientTest.S, full.vocabSize(), 41);
+        try (GPTModel qkv = new GPTModel(qkvOnly, backend, 7); GPTModel reference = new GPTModel(full, backend, 7)) {
+            List<String> biases = qkv.parameters().stream().map(Parameter::name).filter(n -> n.endsWith("linear_qkv.bias")
+                    || n.endsWith("linear_proj.bias") || n.endsWith("linear_fc1.bias") || n.endsWith("linear_fc2.bias")).toList();
+            assertTrue(!biases.isEmpty() && biases.stream().allMatch(n -> n.endsWith("linear_qkv.bias")), biases.toString());
+            LayerGradientTest.randomize(qkv, 9);
+            for (Parameter p : reference.parameters()) {
+                p.data().copyFrom(qkv.parameters().stream().anyMatch(q -> q.name().equals(p.name()))
+                        ? qkv.parameter(p.name()).data().toFloatArray() : new float[(int) p.numel()]);
+            }
+            qkv.refreshComputeWeights();
+            reference.refreshComputeWeights();
+            qkv.zeroGrad();
+            reference.zeroGrad();
+            double a = qkv.forwardBackward(batch, 1f, 0).lossSum();
+            double b = reference.forwardBackward(batch, 1f, 0).lossSum();
+            assertEquals(b, a, 1e-6 * Math.abs(b));
+            for (Parameter p : qkv.parameters()) {
+                float[] expected = reference.parameter(p.name()).grad().toFloatArray();
+                double error = GPTReferenceTest.maxAbsDiff(expected, p.grad().toFloatArray());
+                assertTrue(error <= 1e-6 * GPTReferenceTest.maxAbs(expected) + 1e-8, p.name() + " differs by " + error);
+            }
+        }
+    }
+
     @Test
     void keyStartsOutsideTheirRowAreRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new MicroBatch(1, 3,

@@ -32,13 +32,7 @@ class TextGeneratorTest {
     }
 
     private static TransformerConfig withMaxPositions(TransformerConfig c, int maxPositions) {
-        return new TransformerConfig(c.numLayers(), c.hiddenSize(), c.ffnHiddenSize(), c.numAttentionHeads(), c.kvChannels(),
-                c.numQueryGroups(), Math.min(c.seqLength(), maxPositions), maxPositions, c.positionEmbeddingType(),
-                c.rotaryPercent(), c.rotaryBase(), c.normalization(), c.swiglu(), c.addBiasLinear(),
-                c.untieEmbeddingsAndOutputWeights(), c.attentionDropout(), c.hiddenDropout(), c.initMethodStd(),
-                c.layernormEpsilon(), c.applyLayernorm1p(), c.applyQueryKeyLayerScaling(), c.geluTanh(), c.vocabSize(),
-                c.makeVocabSizeDivisibleBy())
-                .validate();
+        return c.toBuilder().seqLength(Math.min(c.seqLength(), maxPositions)).maxPositionEmbeddings(maxPositions).build();
     }
 
     @Test
