@@ -67,6 +67,10 @@ public final class ModelOptions {
     @Option(names = "--add-qkv-bias", description = "A bias in the qkv projection even with --disable-bias-linear (Qwen2).")
     boolean addQkvBias;
 
+    @Option(names = "--qk-layernorm", description = "Normalise each query and key head (the --normalization over its d"
+            + " values) before rope (Qwen3, OLMo 2).")
+    boolean qkLayernorm;
+
     @Option(names = "--no-bias-gelu-fusion", description = "Unfused bias and GeLU, which Megatron computes with the exact"
             + " (erf) GeLU; the fused kernel, the default, uses the tanh approximation.")
     boolean noBiasGeluFusion;
@@ -218,7 +222,7 @@ public final class ModelOptions {
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .normalization(Normalization.parse(normalization))
-                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).geluTanh(geluTanh())
+                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm).geluTanh(geluTanh())
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
                 .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)

@@ -147,6 +147,36 @@ class PretrainGptParallelTest {
         assertLosses(one, two);
     }
 
+    /**
+     * {@code --qk-layernorm} (here with RMSNorm, rope and GQA): each tensor rank's head norms see only its heads, so their
+     * weight gradients are summed over the tensor ranks, with and without sequence parallelism; a saved model generates.
+     */
+    @Test
+    void qkLayernormMatchesOneRankUnderTensorParallelism() throws IOException {
+        Path data = dataset();
+        Path one = dir.resolve("qk1.csv");
+        String[] model = {"--qk-layernorm", "--normalization", "RMSNorm", "--position-embedding-type", "rope",
+                "--group-query-attention", "--num-query-groups", "2"};
+        List<String> singleArgs = args(data, one, model);
+        singleArgs.addAll(List.of("--save", dir.resolve("qk-ckpt").toString()));
+        CliRun single = CliRun.of(singleArgs.toArray(String[]::new));
+        assertEquals(0, single.code(), single.toString());
+        for (boolean sp : new boolean[] {false, true}) {
+            Path two = dir.resolve("qk2" + sp + ".csv");
+            List<String> tp = args(data, two, model);
+            tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "4"));
+            if (sp) {
+                tp.add("--sequence-parallel");
+            }
+            CliRun parallel = CliRun.of(tp.toArray(String[]::new));
+            assertEquals(0, parallel.code(), parallel.toString());
+            assertLosses(one, two);
+        }
+        CliRun gen = CliRun.of("generate", "--load", dir.resolve("qk-ckpt").toString(), "--prompt", "1 2 3",
+                "--tokens-to-generate", "4", "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+    }
+
     /** {@code --calculate-per-token-loss} over data-parallel ranks and a pipeline: the single rank's token mean. */
     @Test
     void perTokenLossMatchesOneRankOnParallelLayouts() throws IOException {

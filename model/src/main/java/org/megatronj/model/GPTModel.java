@@ -154,6 +154,8 @@ public final class GPTModel implements AutoCloseable {
             String p = "decoder.layers." + (chunk.firstLayer() + l) + ".";
             SelfAttention attention = new SelfAttention(backend, shardConfig,
                     columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope,
+                    config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
+                    config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
                     tp.rank() * shardConfig.numAttentionHeads());
             Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), config.geluTanh());

@@ -40,6 +40,15 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         return split == TensorSplit.REPLICATED && !name.startsWith("embedding.");
     }
 
+    /**
+     * True when each tensor-parallel rank computes only part of this replicated parameter's gradient whatever the
+     * sequence layout: the q/k layernorms, which see only the rank's heads (Megatron's finalize_model_grads sums them
+     * over the tensor ranks with {@code --qk-layernorm}).
+     */
+    public boolean headPartialGrad() {
+        return name.contains("self_attention.q_layernorm.") || name.contains("self_attention.k_layernorm.");
+    }
+
     /** The shape of the whole (unsplit) tensor when each of {@code t} ranks holds {@link #shape()}. */
     public long[] fullShape(int t) {
         long[] full = shape.clone();
@@ -104,6 +113,10 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             String p = "decoder.layers." + l + ".";
             addNorm(specs, c, p + "input_layernorm");
             addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
+            if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
+                addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
+                addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
+            }
             addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
                     TensorSplit.COLUMNS);
             addNorm(specs, c, p + "pre_mlp_layernorm");
@@ -122,11 +135,15 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
     }
 
     private static void addNorm(List<ParameterSpec> specs, TransformerConfig c, String prefix) {
+        addNorm(specs, c, prefix, c.hiddenSize());
+    }
+
+    private static void addNorm(List<ParameterSpec> specs, TransformerConfig c, String prefix, long width) {
         // --apply-layernorm-1p stores gamma - 1 (Megatron zero-initialises the weight then)
-        specs.add(new ParameterSpec(prefix + ".weight", new long[] {c.hiddenSize()}, c.applyLayernorm1p() ? Init.ZEROS : Init.ONES,
+        specs.add(new ParameterSpec(prefix + ".weight", new long[] {width}, c.applyLayernorm1p() ? Init.ZEROS : Init.ONES,
                 false));
         if (c.normalization() == Normalization.LAYER_NORM) {
-            specs.add(new ParameterSpec(prefix + ".bias", new long[] {c.hiddenSize()}, Init.ZEROS, false));
+            specs.add(new ParameterSpec(prefix + ".bias", new long[] {width}, Init.ZEROS, false));
         }
     }
 

@@ -20,6 +20,8 @@ package org.megatronj.model;
  * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
  * @param addBiasLinear                  false with {@code --disable-bias-linear}: no biases in qkv, proj, fc1, fc2
  * @param addQkvBias                     {@code --add-qkv-bias}: a bias in the qkv projection even without the others (Qwen2)
+ * @param qkLayernorm                    {@code --qk-layernorm}: the config's norm over each query and key head (its d values,
+ *                                       one weight per attention block shared by the heads) before rope (Qwen3, OLMo 2)
  * @param untieEmbeddingsAndOutputWeights {@code --untie-embeddings-and-output-weights}: a separate output_layer.weight
  * @param attentionDropout               {@code --attention-dropout} (Megatron default 0.1)
  * @param hiddenDropout                  {@code --hidden-dropout}: after the embeddings and each residual branch (0.1)
@@ -40,7 +42,7 @@ public record TransformerConfig(
         PositionEmbeddingType positionEmbeddingType,
         float rotaryPercent, float rotaryBase,
         Normalization normalization,
-        boolean swiglu, boolean addBiasLinear, boolean addQkvBias, boolean untieEmbeddingsAndOutputWeights,
+        boolean swiglu, boolean addBiasLinear, boolean addQkvBias, boolean qkLayernorm, boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
         int vocabSize, int makeVocabSizeDivisibleBy) {
@@ -87,7 +89,7 @@ public record TransformerConfig(
         }
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
-                normalization, swiglu, addBiasLinear, addQkvBias, untieEmbeddingsAndOutputWeights, attentionDropout,
+                normalization, swiglu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout,
                 hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
                 makeVocabSizeDivisibleBy);
     }
@@ -103,7 +105,8 @@ public record TransformerConfig(
                 .numAttentionHeads(numAttentionHeads).kvChannels(kvChannels).numQueryGroups(numQueryGroups).seqLength(seqLength)
                 .maxPositionEmbeddings(maxPositionEmbeddings).positionEmbeddingType(positionEmbeddingType)
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase).normalization(normalization).swiglu(swiglu)
-                .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
+                .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)
+                .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
                 .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
@@ -237,6 +240,7 @@ public record TransformerConfig(
         private boolean swiglu;
         private boolean addBiasLinear = true;
         private boolean addQkvBias;
+        private boolean qkLayernorm;
         private boolean untieEmbeddingsAndOutputWeights;
         private float attentionDropout = 0.1f;
         private float hiddenDropout = 0.1f;
@@ -270,6 +274,7 @@ public record TransformerConfig(
         public Builder swiglu(boolean v) { swiglu = v; return this; }
         public Builder addBiasLinear(boolean v) { addBiasLinear = v; return this; }
         public Builder addQkvBias(boolean v) { addQkvBias = v; return this; }
+        public Builder qkLayernorm(boolean v) { qkLayernorm = v; return this; }
         public Builder untieEmbeddingsAndOutputWeights(boolean v) { untieEmbeddingsAndOutputWeights = v; return this; }
         public Builder attentionDropout(float v) { attentionDropout = v; return this; }
         public Builder hiddenDropout(float v) { hiddenDropout = v; return this; }
@@ -304,7 +309,7 @@ public record TransformerConfig(
             int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
                     positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear, addQkvBias,
-                    untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
+                    qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
                     applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }
     }

@@ -38,7 +38,7 @@ class TextGeneratorTest {
     @Test
     void greedyEqualsArgmaxOfFullForwards() {
         for (TransformerConfig base : List.of(LayerGradientTest.gpt2Like(0.1f), LayerGradientTest.llamaLike(0.1f),
-                LayerGradientTest.mqaErfGelu(0.1f))) {
+                LayerGradientTest.mqaErfGelu(0.1f), LayerGradientTest.llamaLike(0.1f).toBuilder().qkLayernorm(true).build())) {
             TransformerConfig c = withMaxPositions(base, 16);
             try (GPTModel model = new GPTModel(c, backend, 3)) {
                 LayerGradientTest.randomize(model, 4);

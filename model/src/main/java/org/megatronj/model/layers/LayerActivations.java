@@ -32,13 +32,41 @@ import org.megatronj.model.TransformerConfig;
  * @param ln2Rstd {@code [s, b]} F32
  * @param fc1Out  {@code [s, b, ffn]} or {@code [s, b, 2 ffn]} with swiglu (the activation's input)
  * @param actOut  {@code [s, b, ffn]} activation output (linear_fc2's input)
+ * @param qkNorm  with {@code --qk-layernorm} the q and k norms' inputs and statistics, else null
  */
 public record LayerActivations(
         Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
         Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
         Tensor afterAttention,
         Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
-        Tensor fc1Out, Tensor actOut) {
+        Tensor fc1Out, Tensor actOut, QkNorm qkNorm) {
+
+    /**
+     * The q/k layernorms' saved inputs and F32 statistics, one row per head vector in q's and k's order.
+     *
+     * @param qIn   {@code [s, b, np, d]} queries before their norm
+     * @param qMean {@code [s b np]} (LayerNorm only, else null)
+     * @param qRstd {@code [s b np]}
+     * @param kIn   {@code [s, b, ng, d]} keys before their norm
+     * @param kMean {@code [s b ng]} or null
+     * @param kRstd {@code [s b ng]}
+     */
+    public record QkNorm(Tensor qIn, Tensor qMean, Tensor qRstd, Tensor kIn, Tensor kMean, Tensor kRstd) {
+        static QkNorm allocate(Backend backend, TensorArena arena, DType dtype, boolean ln, int s, int b, int np, int ng, int d) {
+            long qRows = (long) s * b * np;
+            long kRows = (long) s * b * ng;
+            return new QkNorm(backend.allocate(arena, dtype, s, b, np, d), ln ? backend.allocate(arena, DType.F32, qRows) : null,
+                    backend.allocate(arena, DType.F32, qRows), backend.allocate(arena, dtype, s, b, ng, d),
+                    ln ? backend.allocate(arena, DType.F32, kRows) : null, backend.allocate(arena, DType.F32, kRows));
+        }
+
+        QkNorm firstPositions(int s) {
+            long qRows = s * qIn.dim(1) * qIn.dim(2);
+            long kRows = s * kIn.dim(1) * kIn.dim(2);
+            return new QkNorm(qIn.view(0, s), qMean == null ? null : qMean.view(0, qRows), qRstd.view(0, qRows),
+                    kIn.view(0, s), kMean == null ? null : kMean.view(0, kRows), kRstd.view(0, kRows));
+        }
+    }
 
     public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
         return allocate(backend, arena, c, s, b, s);
@@ -86,7 +114,8 @@ public record LayerActivations(
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
                 backend.allocate(arena, x, s, b, c.fc1Width()),
-                backend.allocate(arena, x, s, b, c.ffnHiddenSize()));
+                backend.allocate(arena, x, s, b, c.ffnHiddenSize()),
+                c.qkLayernorm() ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null);
     }
 
     /** The same buffers restricted to the first {@code s} positions (views, no copies). */
@@ -97,7 +126,7 @@ public record LayerActivations(
                 ln1Out.view(0, s), ln1Mean == null ? null : ln1Mean.view(0, s), ln1Rstd.view(0, s),
                 qkv.view(0, s), q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
                 afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
-                ln2Rstd.view(0, s), fc1Out.view(0, s), actOut.view(0, s));
+                ln2Rstd.view(0, s), fc1Out.view(0, s), actOut.view(0, s), qkNorm == null ? null : qkNorm.firstPositions(s));
     }
 
     /** The log-sum-exp in the attention op's {@code [b, np, s]} shape. */

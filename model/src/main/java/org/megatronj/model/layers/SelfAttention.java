@@ -19,6 +19,9 @@ import org.megatronj.model.TransformerConfig;
  * counters as {@code Backend#attentionForward} defines, so a tensor-parallel rank draws the
  * single-rank masks of its heads.
  *
+ * <p>{@code --qk-layernorm}: the query and key head vectors are normalised (one norm each, over d) between the
+ * split and rope, as Megatron-core's {@code q_layernorm}/{@code k_layernorm}.
+ *
  * <p>Documents ({@code --reset-attention-mask}): with {@code keyStarts} (I32 {@code [b, s]}) query t of
  * sample r attends only keys {@code [keyStarts[r, t], t]}, as {@code Backend#attentionForward} defines.
  */
@@ -27,6 +30,8 @@ public final class SelfAttention {
     private final Linear linearQkv;        // [(np + 2ng) d, h]
     private final Linear linearProj;       // [h, np d]
     private final RotaryEmbedding rope;    // null with learned absolute positions
+    private final Norm qNorm;              // --qk-layernorm, else null (both)
+    private final Norm kNorm;
     private final int headDim;
     private final float softmaxScale;
     private final float attentionDropout;
@@ -39,6 +44,17 @@ public final class SelfAttention {
     /** {@code config} is this rank's shard; {@code firstHead} the global index of its first query head (rank x np/t). */
     public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope,
                          int firstHead) {
+        this(backend, config, linearQkv, linearProj, rope, null, null, firstHead);
+    }
+
+    /** With {@code --qk-layernorm}'s norms of the query and key heads ({@code qNorm}, {@code kNorm}: both or neither). */
+    public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope,
+                         Norm qNorm, Norm kNorm, int firstHead) {
+        if ((qNorm == null) != (kNorm == null)) {
+            throw new IllegalArgumentException("--qk-layernorm needs both the query and the key norm");
+        }
+        this.qNorm = qNorm;
+        this.kNorm = kNorm;
         this.backend = backend;
         this.attentionDropout = config.attentionDropout();
         this.firstHead = firstHead;
@@ -100,7 +116,8 @@ public final class SelfAttention {
      * cache and no attention dropout. Otherwise they are gathered into a.q, a.k, a.v first.
      */
     private boolean readsFusedQkv(LayerActivations a, KvSlot cache, DropoutKey probsKey) {
-        return cache == null && rope == null && dropout(probsKey) == 0f && backend.readsFusedQkv(a.q().dtype(), headDim);
+        return cache == null && rope == null && qNorm == null && dropout(probsKey) == 0f
+                && backend.readsFusedQkv(a.q().dtype(), headDim);
     }
 
     /** linear_qkv, then q, k, v gathered into a.q, a.k, a.v (or the cache), rope, and attention into a.attnOut. */
@@ -111,9 +128,16 @@ public final class SelfAttention {
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
         Tensor vNew = cache == null ? a.v() : cache.values().view(start, start + s);
         Tensor headRows = ws.qkv().reshape(-1, headDim);                 // [s b (np + 2ng), d] in the fused order
-        backend.embeddingForward(ws.queryRows(), headRows, a.q().reshape(-1, headDim));   // q [s, b, np, d]
-        backend.embeddingForward(ws.keyRows(), headRows, kNew.reshape(-1, headDim));      // k [s, b, ng, d]
+        LayerActivations.QkNorm n = a.qkNorm();
+        Tensor q = qNorm == null ? a.q() : n.qIn();                      // the norms' inputs first, with --qk-layernorm
+        Tensor k = qNorm == null ? kNew : n.kIn();
+        backend.embeddingForward(ws.queryRows(), headRows, q.reshape(-1, headDim));       // q [s, b, np, d]
+        backend.embeddingForward(ws.keyRows(), headRows, k.reshape(-1, headDim));         // k [s, b, ng, d]
         backend.embeddingForward(ws.valueRows(), headRows, vNew.reshape(-1, headDim));    // v [s, b, ng, d]
+        if (qNorm != null) {
+            qNorm.forward(n.qIn(), a.q(), n.qMean(), n.qRstd());
+            kNorm.forward(n.kIn(), kNew, n.kMean(), n.kRstd());
+        }
         if (rope != null) {
             rope.forward(a.q(), start);
             rope.forward(kNew, start);
@@ -147,6 +171,10 @@ public final class SelfAttention {
                 rope.backward(ws.dq(), 0);
                 rope.backward(ws.dk(), 0);
             }
+            if (qNorm != null) {
+                normBackward(qNorm, ws.dq(), a.qkNorm().qIn(), a.qkNorm().qMean(), a.qkNorm().qRstd(), ws);
+                normBackward(kNorm, ws.dk(), a.qkNorm().kIn(), a.qkNorm().kMean(), a.qkNorm().kRstd(), ws);
+            }
             backend.embeddingForward(ws.mergeRows(), ws.dqkvStack().reshape(-1, headDim),
                     ws.qkv().reshape(-1, headDim));                                          // dqkv [s, b, (np + 2ng) d]
         }
@@ -155,6 +183,16 @@ public final class SelfAttention {
         } else {
             linearQkv.backward(ws.qkv(), x, dx);
         }
+    }
+
+    /**
+     * {@code dy} (a head norm's output gradient) becomes its input gradient in place, through dAttn's memory, free
+     * once the attention's backward has run (it holds np heads, as many as dq and more than dk).
+     */
+    private void normBackward(Norm norm, Tensor dy, Tensor x, Tensor mean, Tensor rstd, Workspace ws) {
+        Tensor dx = ws.dAttn().reshape(-1).view(0, dy.numel()).reshape(dy.shape());
+        norm.backward(dy, x, mean, rstd, dx);
+        backend.copy(dx, dy);
     }
 
     private float dropout(DropoutKey key) {

@@ -194,6 +194,8 @@ public final class Gpt2HfConfig {
             why = "--disable-bias-linear";
         } else if (c.untieEmbeddingsAndOutputWeights()) {
             why = "--untie-embeddings-and-output-weights";
+        } else if (c.qkLayernorm()) {
+            why = "--qk-layernorm";
         } else if (c.numQueryGroups() != c.numAttentionHeads()) {
             why = "--num-query-groups " + c.numQueryGroups();
         } else if (c.kvChannels() * c.numAttentionHeads() != c.hiddenSize()) {

@@ -157,11 +157,10 @@ public final class ParallelGradients {
         }
         awaitAll();
         for (GPTModel model : chunks) {
-            if (model.tensorParallelism().sequenceParallel()) {
-                for (ParameterSpec spec : model.parameterSpecs()) {
-                    if (spec.sequenceParallelGrad()) {
-                        groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
-                    }
+            boolean sp = model.tensorParallelism().sequenceParallel();
+            for (ParameterSpec spec : model.parameterSpecs()) {
+                if (groups.tensor().size() > 1 && (sp && spec.sequenceParallelGrad() || spec.headPartialGrad())) {
+                    groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
                 }
             }
         }

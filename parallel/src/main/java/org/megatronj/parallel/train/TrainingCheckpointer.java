@@ -372,7 +372,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         return switch (name) {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
                  "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "addBiasLinear",
-                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias",
+                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias", "qkLayernorm",
                  "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
