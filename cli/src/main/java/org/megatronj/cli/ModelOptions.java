@@ -55,6 +55,17 @@ public final class ModelOptions {
     @Option(names = "--rotary-base", paramLabel = "B", defaultValue = "10000", description = "Rope theta (default ${DEFAULT-VALUE}).")
     float rotaryBase;
 
+    @Option(names = "--rotary-seq-len-interpolation-factor", paramLabel = "N", description = "Divide rope's positions by"
+            + " N (position interpolation for longer sequences).")
+    Integer rotarySeqLenInterpolationFactor;
+
+    @Option(names = "--use-rope-scaling", description = "Llama 3.x's rope frequency scaling (8192 original positions).")
+    boolean useRopeScaling;
+
+    @Option(names = "--rope-scaling-factor", paramLabel = "F", defaultValue = "8.0", description = "Its factor (default"
+            + " ${DEFAULT-VALUE}).")
+    float ropeScalingFactor;
+
     @Option(names = "--normalization", paramLabel = "NORM", defaultValue = "LayerNorm", description = "LayerNorm or RMSNorm.")
     String normalization;
 
@@ -221,6 +232,8 @@ public final class ModelOptions {
                 .seqLength(seqLength).maxPositionEmbeddings(maxPositions)
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
+                .rotarySeqLenInterpolationFactor(given("--rotary-seq-len-interpolation-factor", rotarySeqLenInterpolationFactor))
+                .useRopeScaling(useRopeScaling).ropeScalingFactor(ropeScalingFactor)
                 .normalization(Normalization.parse(normalization))
                 .swiglu(swiglu).addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm).geluTanh(geluTanh())
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)

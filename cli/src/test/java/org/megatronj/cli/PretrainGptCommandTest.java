@@ -490,6 +490,21 @@ class PretrainGptCommandTest {
         CliRun alias = run(aliasArgs);
         assertEquals(0, alias.code(), alias.toString());
         assertEquals(trainLosses(ropeCsv), trainLosses(aliasCsv));
+        // rope's variants train and compute other losses than plain rope of the same base: position interpolation, and
+        // Llama 3.x's scaling (with Llama 3.1's base a head of 8 channels has a blended and a scaled frequency)
+        List<List<Double>> losses = new ArrayList<>();
+        for (List<String> variant : List.of(List.of("--rotary-seq-len-interpolation-factor", "4"), List.<String>of(),
+                List.of("--use-rope-scaling", "--rope-scaling-factor", "16"))) {
+            Path csv = dir.resolve("rope-variant-" + losses.size() + ".csv");
+            List<String> a = args(data, "--position-embedding-type", "rope", "--train-iters", "2", "--log-loss-to", csv.toString(),
+                    "--rotary-base", losses.isEmpty() ? "10000" : "500000");
+            a.addAll(variant);
+            CliRun run = run(a);
+            assertEquals(0, run.code(), run.toString());
+            losses.add(trainLosses(csv));
+        }
+        assertNotEquals(trainLosses(ropeCsv), losses.get(0), "position interpolation");
+        assertNotEquals(losses.get(1), losses.get(2), "Llama 3.x rope scaling");
         List<String> learned = args(data);
         learned.add("--no-position-embedding");
         CliRun refused = run(learned);

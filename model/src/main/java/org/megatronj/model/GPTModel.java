@@ -145,8 +145,8 @@ public final class GPTModel implements AutoCloseable {
         TensorParallelGroup group = tp.group();
 
         boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
-        this.rope = config.positionEmbeddingType() != PositionEmbeddingType.ROPE ? null : new RotaryEmbedding(backend, buffers,
-                config.maxPositionEmbeddings(), config.rotaryDim(), config.rotaryBase());
+        this.rope = config.positionEmbeddingType() != PositionEmbeddingType.ROPE ? null
+                : new RotaryEmbedding(backend, buffers, config);
         this.embedding = !chunk.preProcess() ? null : new Embedding(backend, param("embedding.word_embeddings.weight"),
                 learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout(), group);
         this.layers = new TransformerLayer[chunk.numLayers()];

@@ -16,6 +16,9 @@ package org.megatronj.model;
  * @param positionEmbeddingType          {@code --position-embedding-type learned_absolute|rope}
  * @param rotaryPercent                  {@code --rotary-percent}: fraction of the head dim that rope rotates
  * @param rotaryBase                     {@code --rotary-base}: theta of rope (10000)
+ * @param rotarySeqLenInterpolationFactor {@code --rotary-seq-len-interpolation-factor}: rope's positions divided by it; 0 none
+ * @param useRopeScaling                 {@code --use-rope-scaling}: Llama 3.x's rope frequency scaling
+ * @param ropeScalingFactor              {@code --rope-scaling-factor} (8) of that scaling
  * @param normalization                  {@code --normalization LayerNorm|RMSNorm}
  * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
  * @param addBiasLinear                  false with {@code --disable-bias-linear}: no biases in qkv, proj, fc1, fc2
@@ -40,7 +43,8 @@ public record TransformerConfig(
         int numQueryGroups,
         int seqLength, int maxPositionEmbeddings,
         PositionEmbeddingType positionEmbeddingType,
-        float rotaryPercent, float rotaryBase,
+        float rotaryPercent, float rotaryBase, float rotarySeqLenInterpolationFactor, boolean useRopeScaling,
+        float ropeScalingFactor,
         Normalization normalization,
         boolean swiglu, boolean addBiasLinear, boolean addQkvBias, boolean qkLayernorm, boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
@@ -89,6 +93,7 @@ public record TransformerConfig(
         }
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
+                rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor,
                 normalization, swiglu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout,
                 hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
                 makeVocabSizeDivisibleBy);
@@ -104,7 +109,9 @@ public record TransformerConfig(
         return builder().numLayers(numLayers).hiddenSize(hiddenSize).ffnHiddenSize(ffnHiddenSize)
                 .numAttentionHeads(numAttentionHeads).kvChannels(kvChannels).numQueryGroups(numQueryGroups).seqLength(seqLength)
                 .maxPositionEmbeddings(maxPositionEmbeddings).positionEmbeddingType(positionEmbeddingType)
-                .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase).normalization(normalization).swiglu(swiglu)
+                .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
+                .rotarySeqLenInterpolationFactor(rotarySeqLenInterpolationFactor).useRopeScaling(useRopeScaling)
+                .ropeScalingFactor(ropeScalingFactor).normalization(normalization).swiglu(swiglu)
                 .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
@@ -179,6 +186,13 @@ public record TransformerConfig(
                 throw new IllegalArgumentException("--rotary-percent " + rotaryPercent + " of --kv-channels " + kvChannels
                         + " leaves fewer than 2 rotary channels");
             }
+            if (!(rotarySeqLenInterpolationFactor >= 0)) {
+                throw new IllegalArgumentException("--rotary-seq-len-interpolation-factor must be positive, got "
+                        + rotarySeqLenInterpolationFactor);
+            }
+            if (useRopeScaling && !(ropeScalingFactor > 0)) {
+                throw new IllegalArgumentException("--rope-scaling-factor must be positive, got " + ropeScalingFactor);
+            }
             if (!(rotaryBase > 0)) {
                 throw new IllegalArgumentException("--rotary-base must be positive, got " + rotaryBase);
             }
@@ -236,6 +250,9 @@ public record TransformerConfig(
         private PositionEmbeddingType positionEmbeddingType = PositionEmbeddingType.LEARNED_ABSOLUTE;
         private float rotaryPercent = 1.0f;
         private float rotaryBase = 10000f;
+        private float rotarySeqLenInterpolationFactor;
+        private boolean useRopeScaling;
+        private float ropeScalingFactor = 8f;
         private Normalization normalization = Normalization.LAYER_NORM;
         private boolean swiglu;
         private boolean addBiasLinear = true;
@@ -270,6 +287,10 @@ public record TransformerConfig(
         public Builder positionEmbeddingType(PositionEmbeddingType v) { positionEmbeddingType = v; return this; }
         public Builder rotaryPercent(float v) { rotaryPercent = v; return this; }
         public Builder rotaryBase(float v) { rotaryBase = v; return this; }
+        /** 0: none. */
+        public Builder rotarySeqLenInterpolationFactor(float v) { rotarySeqLenInterpolationFactor = v; return this; }
+        public Builder useRopeScaling(boolean v) { useRopeScaling = v; return this; }
+        public Builder ropeScalingFactor(float v) { ropeScalingFactor = v; return this; }
         public Builder normalization(Normalization v) { normalization = v; return this; }
         public Builder swiglu(boolean v) { swiglu = v; return this; }
         public Builder addBiasLinear(boolean v) { addBiasLinear = v; return this; }
@@ -308,7 +329,8 @@ public record TransformerConfig(
             int groups = numQueryGroups == 0 ? numAttentionHeads : numQueryGroups;
             int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
-                    positionEmbeddingType, rotaryPercent, rotaryBase, normalization, swiglu, addBiasLinear, addQkvBias,
+                    positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
+                    ropeScalingFactor, normalization, swiglu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
                     applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }

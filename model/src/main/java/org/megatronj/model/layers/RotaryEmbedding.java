@@ -4,6 +4,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.TransformerConfig;
 
 /**
  * Megatron's rotary position embedding (non-interleaved, "rotate half"). The angle table
@@ -16,17 +17,37 @@ public final class RotaryEmbedding {
     private final Tensor freqs;   // F32 [maxPositions, r]
 
     public RotaryEmbedding(Backend backend, TensorArena arena, int maxPositions, int rotaryDim, float base) {
+        this(backend, arena, maxPositions, rotaryDim, base, 0f, 0f);
+    }
+
+    /** The rope of {@code c}: its rotary channels and base, position interpolation and Llama 3.x frequency scaling. */
+    public RotaryEmbedding(Backend backend, TensorArena arena, TransformerConfig c) {
+        this(backend, arena, c.maxPositionEmbeddings(), c.rotaryDim(), c.rotaryBase(), c.rotarySeqLenInterpolationFactor(),
+                c.useRopeScaling() ? c.ropeScalingFactor() : 0f);
+    }
+
+    /**
+     * {@code interpolationFactor} ({@code --rotary-seq-len-interpolation-factor}, 0 none): the positions are divided by it
+     * (Megatron's {@code seq *= 1 / factor}); {@code llama3Factor} ({@code --use-rope-scaling --rope-scaling-factor}, 0 none):
+     * Llama 3.x's frequency scaling ({@link #llama3Scaled}).
+     */
+    public RotaryEmbedding(Backend backend, TensorArena arena, int maxPositions, int rotaryDim, float base,
+                           float interpolationFactor, float llama3Factor) {
         if (rotaryDim % 2 != 0) {
             throw new IllegalArgumentException("rotary dimension must be even, got " + rotaryDim);
         }
         this.backend = backend;
         int half = rotaryDim / 2;
+        float positionScale = interpolationFactor > 0 ? (float) (1.0 / interpolationFactor) : 1f;
         float[] table = new float[maxPositions * rotaryDim];
         for (int c = 0; c < half; c++) {
             // Megatron: inv_freq = 1 / base^(arange(0, r, 2) / r), computed in fp32.
             float invFreq = (float) (1.0 / Math.pow(base, (2.0 * c) / rotaryDim));
+            if (llama3Factor > 0) {
+                invFreq = llama3Scaled(invFreq, llama3Factor);
+            }
             for (int p = 0; p < maxPositions; p++) {
-                float angle = p * invFreq;
+                float angle = (interpolationFactor > 0 ? p * positionScale : p) * invFreq;
                 table[p * rotaryDim + c] = angle;
                 table[p * rotaryDim + c + half] = angle;
             }
@@ -36,6 +57,24 @@ public final class RotaryEmbedding {
             backend.copy(staging.fromFloats(table, maxPositions, rotaryDim), freqs);
             backend.synchronize();   // the staging memory is freed next
         }
+    }
+
+    /**
+     * Llama 3.x's rope scaling (Megatron's {@code _apply_scaling}, after Hugging Face's): with the original context of
+     * 8192 positions, frequencies of wavelength above 8192 are divided by {@code factor}, those below 8192/4 kept, and
+     * those between blended smoothly; in fp32, as torch computes it.
+     */
+    static float llama3Scaled(float invFreq, float factor) {
+        final float oldContext = 8192f, lowFreqFactor = 1f, highFreqFactor = 4f;
+        float lowFreqWavelen = oldContext / lowFreqFactor;
+        float highFreqWavelen = oldContext / highFreqFactor;
+        float wavelen = (float) (2 * Math.PI) / invFreq;
+        float scaled = wavelen > lowFreqWavelen ? invFreq / factor : invFreq;
+        if (wavelen < highFreqWavelen || wavelen > lowFreqWavelen) {
+            return scaled;
+        }
+        float smooth = (oldContext / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+        return (1 - smooth) * scaled / factor + smooth * scaled;
     }
 
     /** x {@code [s, b, heads, d]} rotated in place for positions {@code [start, start + s)}. */

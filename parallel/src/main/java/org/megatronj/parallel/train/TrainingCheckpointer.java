@@ -373,6 +373,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
                  "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "addBiasLinear",
                  "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias", "qkLayernorm",
+                 "rotarySeqLenInterpolationFactor", "useRopeScaling", "ropeScalingFactor",
                  "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
