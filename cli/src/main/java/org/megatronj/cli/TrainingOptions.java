@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.WsdDecay;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.CheckpointConfig;
@@ -50,8 +51,19 @@ public final class TrainingOptions {
     double minLr;
 
     @Option(names = "--lr-decay-style", paramLabel = "STYLE", defaultValue = "linear",
-            description = "constant, linear, cosine or inverse-square-root (default ${DEFAULT-VALUE}).")
+            description = "constant, linear, cosine, inverse-square-root or WSD (default ${DEFAULT-VALUE}).")
     String lrDecayStyle;
+
+    @Option(names = "--lr-wsd-decay-style", paramLabel = "STYLE", defaultValue = "exponential", description = "WSD's fall"
+            + " over its last iterations: exponential, linear, cosine or minus_sqrt (default ${DEFAULT-VALUE}).")
+    String lrWsdDecayStyle;
+
+    @Option(names = "--lr-wsd-decay-iters", paramLabel = "N", description = "Iterations of WSD's decay (the end of the"
+            + " --lr-decay-iters span).")
+    long lrWsdDecayIters;
+
+    @Option(names = "--lr-wsd-decay-samples", paramLabel = "N", description = "Samples of WSD's decay (sample-based runs).")
+    long lrWsdDecaySamples;
 
     @Option(names = "--lr-decay-iters", paramLabel = "N", description = "Iterations of the decay (default --train-iters).")
     long lrDecayIters;
@@ -278,7 +290,7 @@ public final class TrainingOptions {
         BatchConfig batch = new BatchConfig(microBatchSize, global, 1, batchSchedule);
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
-                lrWarmupIters, lrWarmupSamples);
+                lrWarmupIters, lrWarmupSamples, WsdDecay.Style.parse(lrWsdDecayStyle), lrWsdDecayIters, lrWsdDecaySamples);
         OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
                 sgdMomentum, clipGrad);
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,

@@ -512,6 +512,31 @@ class PretrainGptCommandTest {
         assertTrue(refused.err().contains("--no-position-embedding is deprecated, use --position-embedding-type"), refused.err());
     }
 
+    /**
+     * {@code --lr-decay-style WSD}: the learning rate holds at --lr until the last {@code --lr-wsd-decay-iters}, then falls
+     * (linearly here) to --min-lr; a resume from its checkpoint continues the same schedule.
+     */
+    @Test
+    void wsdScheduleHoldsThenDecays() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("wsd");
+        List<String> a = args(data, "--lr-decay-style", "WSD", "--min-lr", "1e-3", "--save", save.toString(),
+                "--exit-interval", "3");
+        a.addAll(List.of("--lr-wsd-decay-iters", "2", "--lr-wsd-decay-style", "linear"));
+        CliRun first = run(a);
+        assertEquals(0, first.code(), first.toString());
+        a.addAll(List.of("--load", save.toString()));
+        a.set(a.indexOf("--exit-interval") + 1, "0");
+        CliRun resumed = run(a);
+        assertEquals(0, resumed.code(), resumed.toString());
+        java.util.regex.Pattern lr = java.util.regex.Pattern.compile("\\| learning rate: ([0-9.E+-]+) \\|");
+        List<Double> rates = (first.out() + resumed.out()).lines().map(lr::matcher).filter(java.util.regex.Matcher::find)
+                .map(m -> Double.parseDouble(m.group(1))).toList();
+        // 6 iterations of 4 samples: decay over 24 steps, the last 8 of them WSD's linear fall; iteration i logs the rate
+        // at step 4i (the next step's), stable through step 16
+        assertEquals(List.of(1e-2, 1e-2, 1e-2, 1e-2, 5.5e-3, 1e-3), rates);
+    }
+
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */
     @Test
     void megatronLmCheckpointFormatsAreNamed() throws IOException {

@@ -7,7 +7,9 @@ public enum DecayStyle {
     CONSTANT("constant"),
     LINEAR("linear"),
     COSINE("cosine"),
-    INVERSE_SQUARE_ROOT("inverse-square-root");
+    INVERSE_SQUARE_ROOT("inverse-square-root"),
+    /** Warmup-stable-decay: {@code --lr} until the last {@code --lr-wsd-decay-iters/samples}, then {@link WsdDecay}'s fall. */
+    WSD("WSD");
 
     private final String flagValue;
 
@@ -21,11 +23,11 @@ public enum DecayStyle {
 
     public static DecayStyle parse(String value) {
         for (DecayStyle d : values()) {
-            if (d.flagValue.equals(value.trim().toLowerCase(Locale.ROOT))) {
+            if (d.flagValue.equalsIgnoreCase(value.trim())) {
                 return d;
             }
         }
         throw new IllegalArgumentException("unknown --lr-decay-style '" + value
-                + "': expected constant, linear, cosine or inverse-square-root");
+                + "': expected constant, linear, cosine, inverse-square-root or WSD");
     }
 }

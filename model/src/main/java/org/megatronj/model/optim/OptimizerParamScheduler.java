@@ -30,6 +30,7 @@ public final class OptimizerParamScheduler {
     private double warmupSteps;
     private double decaySteps;
     private DecayStyle style;
+    private final WsdDecay wsd;   // with DecayStyle.WSD, else null
     private final OnLoad onLoad;
     private long numSteps;
 
@@ -39,7 +40,19 @@ public final class OptimizerParamScheduler {
 
     public OptimizerParamScheduler(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style,
                                    OnLoad onLoad) {
+        this(maxLr, minLr, warmupSteps, decaySteps, style, null, onLoad);
+    }
+
+    /** {@code wsd}: the decay of a {@link DecayStyle#WSD} schedule (required then, else null). */
+    public OptimizerParamScheduler(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style,
+                                   WsdDecay wsd, OnLoad onLoad) {
         checkLrRange(maxLr, minLr);
+        if ((style == DecayStyle.WSD) != (wsd != null)) {
+            throw new IllegalArgumentException(style == DecayStyle.WSD
+                    ? "--lr-decay-style WSD needs --lr-wsd-decay-iters or --lr-wsd-decay-samples"
+                    : "--lr-wsd-decay-iters/--lr-wsd-decay-samples need --lr-decay-style WSD");
+        }
+        this.wsd = wsd;
         if (!(decaySteps > 0)) {
             throw new IllegalArgumentException("lr decay length must be positive, got " + decaySteps + " steps");
         }
@@ -82,6 +95,10 @@ public final class OptimizerParamScheduler {
         double coefficient = switch (style) {
             case LINEAR -> 1.0 - decayRatio;
             case COSINE -> 0.5 * (Math.cos(Math.PI * decayRatio) + 1.0);
+            case WSD -> {
+                double annealStart = decaySteps - wsd.steps();
+                yield step <= annealStart ? 1.0 : wsd.coefficient((step - annealStart) / wsd.steps());
+            }
             default -> throw new IllegalStateException("unhandled decay style " + style);
         };
         return minLr + coefficient * (maxLr - minLr);
@@ -121,6 +138,10 @@ public final class OptimizerParamScheduler {
                         + " this run's values or --use-checkpoint-opt_param-scheduler to use the checkpoint's");
             }
         } else if (onLoad == OnLoad.USE_CHECKPOINT) {
+            if (saved.style() == DecayStyle.WSD && wsd == null) {   // checkpoints keep Megatron's fields, not the WSD decay
+                throw new IllegalArgumentException("the checkpoint's learning-rate schedule is WSD: give its"
+                        + " --lr-wsd-decay-iters (or -samples) and --lr-wsd-decay-style too");
+            }
             maxLr = saved.maxLr();
             minLr = saved.minLr();
             warmupSteps = saved.warmupSteps();

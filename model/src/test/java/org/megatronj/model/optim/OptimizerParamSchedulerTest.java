@@ -30,6 +30,30 @@ class OptimizerParamSchedulerTest {
         assertEquals(DecayStyle.INVERSE_SQUARE_ROOT, DecayStyle.parse("inverse-square-root"));
     }
 
+    /** WSD: stable at --lr until the last 30 of 100 steps, then each decay style (Megatron's formulas, printed by Python). */
+    @Test
+    void wsdHoldsThenDecaysAsMegatron() {
+        double[][] expected = {   // steps 5, 50, 70, 80, 95, 100, 101
+            {0.5, 1.0, 1.0, 0.6286609467713796, 0.21021584347843572, 0.1, 0.1},
+            {0.5, 1.0, 1.0, 0.7000000000000001, 0.24999999999999997, 0.1, 0.1},
+            {0.5, 1.0, 1.0, 0.775, 0.16028856829700258, 0.1, 0.1},
+            {0.5, 1.0, 1.0, 0.48038475772933686, 0.17841616374225078, 0.1, 0.1},
+        };
+        long[] steps = {5, 50, 70, 80, 95, 100, 101};
+        WsdDecay.Style[] styles = {WsdDecay.Style.EXPONENTIAL, WsdDecay.Style.LINEAR, WsdDecay.Style.COSINE,
+                WsdDecay.Style.MINUS_SQRT};
+        for (int i = 0; i < styles.length; i++) {
+            OptimizerParamScheduler wsd = new OptimizerParamScheduler(1, 0.1, 10, 100, DecayStyle.parse("WSD"),
+                    new WsdDecay(30, styles[i]), OptimizerParamScheduler.OnLoad.CHECK);
+            for (int k = 0; k < steps.length; k++) {
+                assertEquals(expected[i][k], wsd.lrAt(steps[k]), 1e-12, styles[i] + " at step " + steps[k]);
+            }
+        }
+        var missing = assertThrows(IllegalArgumentException.class,
+                () -> new OptimizerParamScheduler(1, 0, 0, 100, DecayStyle.WSD, null, OptimizerParamScheduler.OnLoad.CHECK));
+        assertTrue(missing.getMessage().contains("--lr-decay-style WSD needs --lr-wsd-decay-iters"), missing.getMessage());
+    }
+
     @Test
     void clockStartsAtZeroAndIsRestorable() {
         OptimizerParamScheduler s = new OptimizerParamScheduler(1, 0, 10, 100, DecayStyle.LINEAR);

@@ -2,6 +2,7 @@ package org.megatronj.parallel.train;
 
 import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.OptimizerParamScheduler;
+import org.megatronj.model.optim.WsdDecay;
 
 /**
  * Training length and learning-rate schedule with Megatron's flags. Exactly one of
@@ -9,12 +10,22 @@ import org.megatronj.model.optim.OptimizerParamScheduler;
  * take their decay and warmup in iterations ({@code --lr-decay-iters}, {@code --lr-warmup-iters}),
  * sample-based runs in samples ({@code --lr-decay-samples}, {@code --lr-warmup-samples});
  * {@code --lr-warmup-fraction} (of the decay length) works with both. Unset lengths are 0 and
- * an unset warmup fraction is NaN.
+ * an unset warmup fraction is NaN. {@code --lr-decay-style WSD} decays over its last
+ * {@code --lr-wsd-decay-iters} (or {@code -samples}) in {@code --lr-wsd-decay-style}.
  */
 public record ScheduleConfig(long trainIters, long trainSamples,
                              double lr, double minLr, DecayStyle decayStyle,
                              long lrDecayIters, long lrDecaySamples,
-                             double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples) {
+                             double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples,
+                             WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples) {
+
+    /** Without a WSD decay. */
+    public ScheduleConfig(long trainIters, long trainSamples, double lr, double minLr, DecayStyle decayStyle,
+                          long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
+                          long lrWarmupSamples) {
+        this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
+                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0);
+    }
 
     public ScheduleConfig {
         if ((trainIters > 0) == (trainSamples > 0)) {
@@ -46,7 +57,12 @@ public record ScheduleConfig(long trainIters, long trainSamples,
                 throw new IllegalArgumentException("can only specify one of --lr-warmup-fraction and --lr-warmup-samples");
             }
         }
-        if (lrDecayIters < 0 || lrDecaySamples < 0 || lrWarmupIters < 0 || lrWarmupSamples < 0) {
+        if (trainIters > 0 ? lrWsdDecaySamples > 0 : lrWsdDecayIters > 0) {
+            throw new IllegalArgumentException(trainIters > 0 ? "--train-iters counts in iterations: use --lr-wsd-decay-iters"
+                    : "--train-samples counts in samples: use --lr-wsd-decay-samples");
+        }
+        if (lrDecayIters < 0 || lrDecaySamples < 0 || lrWarmupIters < 0 || lrWarmupSamples < 0 || lrWsdDecayIters < 0
+                || lrWsdDecaySamples < 0) {
             throw new IllegalArgumentException("decay and warmup lengths must be >= 0");
         }
     }
@@ -82,6 +98,8 @@ public record ScheduleConfig(long trainIters, long trainSamples,
             decaySteps = lrDecaySamples > 0 ? lrDecaySamples : trainSamples;
             warmupSteps = !Double.isNaN(lrWarmupFraction) ? lrWarmupFraction * decaySteps : lrWarmupSamples;
         }
-        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle, onLoad);
+        double wsdSteps = trainIters > 0 ? (double) lrWsdDecayIters * batch.globalBatchSize() : lrWsdDecaySamples;
+        WsdDecay wsd = wsdSteps > 0 || decayStyle == DecayStyle.WSD ? new WsdDecay(wsdSteps, lrWsdDecayStyle) : null;
+        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle, wsd, onLoad);
     }
 }
