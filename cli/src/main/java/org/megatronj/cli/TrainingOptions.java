@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import org.megatronj.model.optim.DecayStyle;
+import org.megatronj.model.optim.WeightDecaySchedule;
 import org.megatronj.model.optim.WsdDecay;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 import org.megatronj.parallel.train.BatchConfig;
@@ -49,6 +50,17 @@ public final class TrainingOptions {
 
     @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0", description = "Learning rate at the end of the decay (default ${DEFAULT-VALUE}).")
     double minLr;
+
+    @Option(names = "--start-weight-decay", paramLabel = "WD", description = "Weight decay at the start of a"
+            + " --weight-decay-incr-style linear or cosine run.")
+    Double startWeightDecay;
+
+    @Option(names = "--end-weight-decay", paramLabel = "WD", description = "Weight decay at its end.")
+    Double endWeightDecay;
+
+    @Option(names = "--weight-decay-incr-style", paramLabel = "STYLE", defaultValue = "constant", description = "constant"
+            + " (--weight-decay throughout, the default), linear or cosine (from --start- to --end-weight-decay).")
+    String weightDecayIncrStyle;
 
     @Option(names = "--lr-decay-style", paramLabel = "STYLE", defaultValue = "linear",
             description = "constant, linear, cosine, inverse-square-root or WSD (default ${DEFAULT-VALUE}).")
@@ -229,6 +241,23 @@ public final class TrainingOptions {
             + " schedule instead of this run's flags.")
     boolean useCheckpointOptParamScheduler;
 
+    /** Megatron's rules: constant keeps --weight-decay (and takes no start or end), linear and cosine need both. */
+    private ScheduleConfig.WeightDecayIncrement weightDecayIncrement() {
+        if (weightDecayIncrStyle.equals("constant")) {
+            if (startWeightDecay != null || endWeightDecay != null) {
+                throw new IllegalArgumentException("--start-weight-decay and --end-weight-decay need --weight-decay-incr-style"
+                        + " linear or cosine (constant uses --weight-decay)");
+            }
+            return null;
+        }
+        WeightDecaySchedule.Style style = WeightDecaySchedule.Style.parse(weightDecayIncrStyle);
+        if (startWeightDecay == null || endWeightDecay == null) {
+            throw new IllegalArgumentException("--weight-decay-incr-style " + weightDecayIncrStyle + " needs"
+                    + " --start-weight-decay and --end-weight-decay");
+        }
+        return new ScheduleConfig.WeightDecayIncrement(startWeightDecay, endWeightDecay, style);
+    }
+
     /** With {@code --use-checkpoint-args}, the folder whose checkpoint provides them ({@code --load}, or its {@code --ckpt-step} iteration); else null. */
     Path checkpointArgsDir() {
         if (!useCheckpointArgs) {
@@ -290,7 +319,8 @@ public final class TrainingOptions {
         BatchConfig batch = new BatchConfig(microBatchSize, global, 1, batchSchedule);
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
-                lrWarmupIters, lrWarmupSamples, WsdDecay.Style.parse(lrWsdDecayStyle), lrWsdDecayIters, lrWsdDecaySamples);
+                lrWarmupIters, lrWarmupSamples, WsdDecay.Style.parse(lrWsdDecayStyle), lrWsdDecayIters, lrWsdDecaySamples,
+                weightDecayIncrement());
         OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
                 sgdMomentum, clipGrad);
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,

@@ -537,6 +537,51 @@ class PretrainGptCommandTest {
         assertEquals(List.of(1e-2, 1e-2, 1e-2, 1e-2, 5.5e-3, 1e-3), rates);
     }
 
+    /**
+     * {@code --weight-decay-incr-style}: a constant increment (start = end) trains exactly as {@code --weight-decay} of
+     * that value, a rising one otherwise; constant with a start or end, or linear without them, is refused.
+     */
+    @Test
+    void weightDecayIncrementReachesTheOptimizer() throws IOException {
+        Path data = dataset();
+        List<List<Double>> losses = new ArrayList<>();
+        for (List<String> wd : List.of(List.of("--weight-decay", "0.5"),
+                List.of("--weight-decay-incr-style", "linear", "--start-weight-decay", "0.5", "--end-weight-decay", "0.5"),
+                List.of("--weight-decay-incr-style", "cosine", "--start-weight-decay", "0", "--end-weight-decay", "0.5"))) {
+            Path csv = dir.resolve("wd" + losses.size() + ".csv");
+            List<String> a = args(data, "--train-iters", "4", "--log-loss-to", csv.toString(), "--lr", "0.1");
+            a.addAll(wd);
+            CliRun r = run(a);
+            assertEquals(0, r.code(), r.toString());
+            losses.add(trainLosses(csv));
+        }
+        assertEquals(losses.get(0), losses.get(1));
+        assertNotEquals(losses.get(0), losses.get(2));
+        // the distributed optimizer takes the scheduled decay too (two data-parallel ranks, each way)
+        List<List<Double>> sharded = new ArrayList<>();
+        for (List<String> wd : List.of(List.of("--weight-decay", "0.5"),
+                List.of("--weight-decay-incr-style", "linear", "--start-weight-decay", "0.5", "--end-weight-decay", "0.5"))) {
+            Path csv = dir.resolve("wd-dp" + sharded.size() + ".csv");
+            List<String> a = args(data, "--train-iters", "4", "--log-loss-to", csv.toString(), "--lr", "0.1");
+            a.addAll(wd);
+            a.addAll(List.of("--world-size", "2", "--use-distributed-optimizer"));
+            CliRun r = run(a);
+            assertEquals(0, r.code(), r.toString());
+            sharded.add(trainLosses(csv));
+        }
+        assertEquals(sharded.get(0), sharded.get(1));
+        List<String> constant = args(data);
+        constant.addAll(List.of("--start-weight-decay", "0.1"));
+        CliRun refused = run(constant);
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("need --weight-decay-incr-style linear or cosine"), refused.err());
+        List<String> linear = args(data);
+        linear.addAll(List.of("--weight-decay-incr-style", "linear"));
+        CliRun incomplete = run(linear);
+        assertEquals(1, incomplete.code(), incomplete.toString());
+        assertTrue(incomplete.err().contains("needs --start-weight-decay and --end-weight-decay"), incomplete.err());
+    }
+
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */
     @Test
     void megatronLmCheckpointFormatsAreNamed() throws IOException {

@@ -33,7 +33,7 @@ public final class AdamW implements Optimizer, AutoCloseable {
     private final float beta1;
     private final float beta2;
     private final float eps;
-    private final float weightDecay;
+    private float weightDecay;
     private final TensorArena arena = TensorArena.named("adam-state");
     private final Tensor[] expAvg;
     private final Tensor[] expAvgSq;
@@ -77,6 +77,17 @@ public final class AdamW implements Optimizer, AutoCloseable {
         this.weightDecays = new float[this.parameters.size()];
         for (int i = 0; i < weightDecays.length; i++) {
             weightDecays[i] = this.parameters.get(i).weightDecay() ? weightDecay : 0f;
+        }
+    }
+
+    @Override
+    public void setWeightDecay(float weightDecay) {
+        if (!(weightDecay >= 0)) {
+            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
+        }
+        this.weightDecay = weightDecay;
+        for (int i = 0; i < weightDecays.length; i++) {
+            weightDecays[i] = parameters.get(i).weightDecay() ? weightDecay : 0f;
         }
     }
 

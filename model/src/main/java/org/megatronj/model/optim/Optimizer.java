@@ -16,4 +16,10 @@ public interface Optimizer {
     long stepCount();
 
     void setStepCount(long steps);
+
+    /**
+     * The weight decay of the next steps for the parameters that decay ({@code --start-weight-decay} to
+     * {@code --end-weight-decay} as the scheduler moves it; others stay at 0).
+     */
+    void setWeightDecay(float weightDecay);
 }

@@ -21,8 +21,12 @@ public final class OptimizerParamScheduler {
      */
     public enum OnLoad { CHECK, OVERRIDE, USE_CHECKPOINT }
 
-    /** A schedule as a checkpoint holds it. */
-    public record State(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style, long numSteps) {
+    /** A schedule as a checkpoint holds it; {@code weightDecay} null without a weight-decay increment. */
+    public record State(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style, long numSteps,
+                        WeightDecaySchedule weightDecay) {
+        public State(double maxLr, double minLr, double warmupSteps, double decaySteps, DecayStyle style, long numSteps) {
+            this(maxLr, minLr, warmupSteps, decaySteps, style, numSteps, null);
+        }
     }
 
     private double maxLr;
@@ -31,6 +35,7 @@ public final class OptimizerParamScheduler {
     private double decaySteps;
     private DecayStyle style;
     private final WsdDecay wsd;   // with DecayStyle.WSD, else null
+    private WeightDecaySchedule weightDecay;   // --weight-decay-incr-style linear or cosine, else null
     private final OnLoad onLoad;
     private long numSteps;
 
@@ -104,6 +109,21 @@ public final class OptimizerParamScheduler {
         return minLr + coefficient * (maxLr - minLr);
     }
 
+    /** With {@code --weight-decay-incr-style linear|cosine}: the schedule of the weight decay (null: a constant one). */
+    public OptimizerParamScheduler withWeightDecay(WeightDecaySchedule schedule) {
+        this.weightDecay = schedule;
+        return this;
+    }
+
+    public WeightDecaySchedule weightDecaySchedule() {
+        return weightDecay;
+    }
+
+    /** The weight decay for the next optimizer step (the schedule's; only with one). */
+    public double currentWeightDecay() {
+        return weightDecay.at(numSteps);
+    }
+
     /** The learning rate for the next optimizer step. */
     public double currentLr() {
         return lrAt(numSteps);
@@ -132,6 +152,9 @@ public final class OptimizerParamScheduler {
             if (saved.style() != style) {
                 diffs.add("decay style " + saved.style().flagValue() + " (this run: " + style.flagValue() + ")");
             }
+            if (!java.util.Objects.equals(saved.weightDecay(), weightDecay)) {
+                diffs.add("weight decay increment " + describe(saved.weightDecay()) + " (this run: " + describe(weightDecay) + ")");
+            }
             if (!diffs.isEmpty()) {
                 throw new IllegalArgumentException("the checkpoint's learning-rate schedule differs from this run's: "
                         + String.join(", ", diffs) + " (steps count samples); pass --override-opt_param-scheduler to use"
@@ -147,8 +170,13 @@ public final class OptimizerParamScheduler {
             warmupSteps = saved.warmupSteps();
             decaySteps = saved.decaySteps();
             style = saved.style();
+            weightDecay = saved.weightDecay();
         }
         numSteps = saved.numSteps();
+    }
+
+    private static String describe(WeightDecaySchedule wd) {
+        return wd == null ? "none" : wd.style().flagValue() + " " + wd.start() + " to " + wd.end() + " over " + wd.steps();
     }
 
     private static void differs(List<String> diffs, String what, double saved, double run) {

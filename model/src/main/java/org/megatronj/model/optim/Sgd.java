@@ -24,7 +24,7 @@ public final class Sgd implements Optimizer, AutoCloseable {
     private final List<Parameter> parameters;
     private final Backend backend;
     private final float momentum;
-    private final float weightDecay;
+    private float weightDecay;
     private final TensorArena arena = TensorArena.named("sgd-state");
     private final Tensor[] momentumBuffers;   // null without momentum
     private final Map<String, Tensor> state;
@@ -54,6 +54,14 @@ public final class Sgd implements Optimizer, AutoCloseable {
             momentumBuffers = null;
         }
         this.state = Collections.unmodifiableMap(s);
+    }
+
+    @Override
+    public void setWeightDecay(float weightDecay) {
+        if (!(weightDecay >= 0)) {
+            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
+        }
+        this.weightDecay = weightDecay;
     }
 
     @Override

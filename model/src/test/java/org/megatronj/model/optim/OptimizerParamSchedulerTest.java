@@ -54,6 +54,25 @@ class OptimizerParamSchedulerTest {
         assertTrue(missing.getMessage().contains("--lr-decay-style WSD needs --lr-wsd-decay-iters"), missing.getMessage());
     }
 
+    /** Megatron's get_wd: linear or half-cosine from start to end over the run, then the end value (printed by Python). */
+    @Test
+    void weightDecayIncrementAsMegatron() {
+        long[] steps = {0, 25, 50, 100, 101};
+        double[] linear = {0.0, 0.025, 0.05, 0.1, 0.1};
+        double[] cosine = {0.0, 0.014644660940672627, 0.05, 0.1, 0.1};
+        for (int k = 0; k < steps.length; k++) {
+            assertEquals(linear[k], new WeightDecaySchedule(0, 0.1, 100, WeightDecaySchedule.Style.LINEAR).at(steps[k]), 1e-15);
+            assertEquals(cosine[k], new WeightDecaySchedule(0, 0.1, 100, WeightDecaySchedule.Style.COSINE).at(steps[k]), 1e-15);
+        }
+        OptimizerParamScheduler s = new OptimizerParamScheduler(1, 0, 0, 100, DecayStyle.LINEAR)
+                .withWeightDecay(new WeightDecaySchedule(0, 0.1, 100, WeightDecaySchedule.Style.LINEAR));
+        s.step(50);
+        assertEquals(0.05, s.currentWeightDecay(), 1e-15);
+        var e = assertThrows(IllegalArgumentException.class, () -> s.loadState(new OptimizerParamScheduler.State(1, 0, 0, 100,
+                DecayStyle.LINEAR, 10)));
+        assertTrue(e.getMessage().contains("weight decay increment none (this run: linear 0.0 to 0.1 over 100.0)"), e.getMessage());
+    }
+
     @Test
     void clockStartsAtZeroAndIsRestorable() {
         OptimizerParamScheduler s = new OptimizerParamScheduler(1, 0, 10, 100, DecayStyle.LINEAR);

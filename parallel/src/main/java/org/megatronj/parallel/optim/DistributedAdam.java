@@ -30,7 +30,7 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
     private final float beta1;
     private final float beta2;
     private final float eps;
-    private final float weightDecay;
+    private float weightDecay;
     private final TensorArena arena = TensorArena.named("distributed-adam-state");
     private final List<Tensor> expAvg = new ArrayList<>();      // [shard numel] per chunk
     private final List<Tensor> expAvgSq = new ArrayList<>();
@@ -72,6 +72,14 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
     }
 
     /** Updates this rank's shards, then all-gathers the parameters over the data-parallel group. */
+    @Override
+    public void setWeightDecay(float weightDecay) {
+        if (!(weightDecay >= 0)) {
+            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
+        }
+        this.weightDecay = weightDecay;
+    }
+
     @Override
     public void step(float lr) {
         steps++;

@@ -142,6 +142,11 @@ public final class ParallelTraining {
             }
 
             @Override
+            public void setWeightDecay(double weightDecay) {
+                rank.optimizer().setWeightDecay((float) weightDecay);
+            }
+
+            @Override
             public long zerosInGradients() {
                 return rank.zerosInGradients();
             }

@@ -127,6 +127,11 @@ public final class GptTraining {
         }
 
         @Override
+        public void setWeightDecay(double weightDecay) {
+            inner.setWeightDecay((float) weightDecay);
+        }
+
+        @Override
         public long zerosInGradients() {
             return backend.countZeros(flatGrad) - flatPadding;   // the store's padding is zero and no gradient
         }

@@ -2,6 +2,7 @@ package org.megatronj.parallel.train;
 
 import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.OptimizerParamScheduler;
+import org.megatronj.model.optim.WeightDecaySchedule;
 import org.megatronj.model.optim.WsdDecay;
 
 /**
@@ -17,14 +18,30 @@ public record ScheduleConfig(long trainIters, long trainSamples,
                              double lr, double minLr, DecayStyle decayStyle,
                              long lrDecayIters, long lrDecaySamples,
                              double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples,
-                             WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples) {
+                             WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples,
+                             WeightDecayIncrement weightDecayIncrement) {
+
+    /**
+     * {@code --start-weight-decay}, {@code --end-weight-decay} and {@code --weight-decay-incr-style} linear or cosine
+     * (constant, Megatron's default, keeps {@code --weight-decay}: no increment, null).
+     */
+    public record WeightDecayIncrement(double start, double end, WeightDecaySchedule.Style style) {
+    }
+
+    /** Without a weight-decay increment. */
+    public ScheduleConfig(long trainIters, long trainSamples, double lr, double minLr, DecayStyle decayStyle,
+                          long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
+                          long lrWarmupSamples, WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples) {
+        this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
+                lrWarmupSamples, lrWsdDecayStyle, lrWsdDecayIters, lrWsdDecaySamples, null);
+    }
 
     /** Without a WSD decay. */
     public ScheduleConfig(long trainIters, long trainSamples, double lr, double minLr, DecayStyle decayStyle,
                           long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
                           long lrWarmupSamples) {
         this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
-                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0);
+                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0, null);
     }
 
     public ScheduleConfig {
@@ -100,6 +117,13 @@ public record ScheduleConfig(long trainIters, long trainSamples,
         }
         double wsdSteps = trainIters > 0 ? (double) lrWsdDecayIters * batch.globalBatchSize() : lrWsdDecaySamples;
         WsdDecay wsd = wsdSteps > 0 || decayStyle == DecayStyle.WSD ? new WsdDecay(wsdSteps, lrWsdDecayStyle) : null;
-        return new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle, wsd, onLoad);
+        OptimizerParamScheduler scheduler = new OptimizerParamScheduler(lr, minLr, warmupSteps, decaySteps, decayStyle, wsd,
+                onLoad);
+        if (weightDecayIncrement != null) {   // over the whole run, as Megatron's wd_incr_steps
+            double steps = trainIters > 0 ? (double) trainIters * batch.globalBatchSize() : trainSamples;
+            scheduler.withWeightDecay(new WeightDecaySchedule(weightDecayIncrement.start(), weightDecayIncrement.end(), steps,
+                    weightDecayIncrement.style()));
+        }
+        return scheduler;
     }
 }

@@ -340,6 +340,9 @@ public final class Trainer {
         if (!skipped) {
             Timers.Timer inner = timers.timer("optimizer-inner-step", 1);
             inner.start();
+            if (scheduler.weightDecaySchedule() != null) {
+                optimizer.setWeightDecay(scheduler.currentWeightDecay());
+            }
             optimizer.step(scheduler.currentLr());
             inner.stop();
             scheduler.step(globalBatch);

@@ -16,6 +16,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.optim.DynamicLossScaler;
 import org.megatronj.model.optim.DecayStyle;
 import org.megatronj.model.optim.OptimizerParamScheduler;
+import org.megatronj.model.optim.WeightDecaySchedule;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -130,6 +131,13 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         sched.put("warmup_steps", scheduler.warmupSteps());
         sched.put("decay_steps", scheduler.decaySteps());
         sched.put("decay_style", scheduler.style().flagValue());
+        WeightDecaySchedule wd = scheduler.weightDecaySchedule();
+        if (wd != null) {   // Megatron's names
+            sched.put("start_wd", wd.start());
+            sched.put("end_wd", wd.end());
+            sched.put("wd_incr_steps", wd.steps());
+            sched.put("wd_incr_style", wd.style().flagValue());
+        }
     }
 
     /**
@@ -199,7 +207,10 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                 scheduler.loadState(new OptimizerParamScheduler.State(sched.path("max_lr").asDouble(),
                         sched.path("min_lr").asDouble(), sched.path("warmup_steps").asDouble(),
                         sched.path("decay_steps").asDouble(), DecayStyle.parse(sched.path("decay_style").asText()),
-                        sched.path("num_steps").asLong()));
+                        sched.path("num_steps").asLong(), !sched.has("wd_incr_style") ? null : new WeightDecaySchedule(
+                                sched.path("start_wd").asDouble(), sched.path("end_wd").asDouble(),
+                                sched.path("wd_incr_steps").asDouble(),
+                                WeightDecaySchedule.Style.parse(sched.path("wd_incr_style").asText()))));
             } catch (IllegalArgumentException e) {
                 throw new CheckpointException(ckpt.rankDir() + ": " + e.getMessage(), e);
             }

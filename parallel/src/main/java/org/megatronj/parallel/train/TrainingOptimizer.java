@@ -64,6 +64,9 @@ public interface TrainingOptimizer {
      */
     long zerosInGradients();
 
+    /** The weight decay of the next steps (Megatron's scheduler sets it with {@code --weight-decay-incr-style}). */
+    void setWeightDecay(double weightDecay);
+
     /** Live state tensors (moments, momentum buffers) keyed by stable names; loading copies into them. */
     Map<String, Tensor> stateTensors();
 

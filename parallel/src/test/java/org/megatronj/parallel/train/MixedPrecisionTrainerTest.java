@@ -133,6 +133,11 @@ class MixedPrecisionTrainerTest {
         }
 
         @Override
+        public void setWeightDecay(float weightDecay) {
+            adam.setWeightDecay(weightDecay);
+        }
+
+        @Override
         public void setStepCount(long steps) {
             adam.setStepCount(steps);
         }

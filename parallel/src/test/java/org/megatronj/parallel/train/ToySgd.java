@@ -49,6 +49,13 @@ final class ToySgd implements TrainingOptimizer {
     }
 
     @Override
+    public void setWeightDecay(double weightDecay) {
+        if (weightDecay != 0) {
+            throw new UnsupportedOperationException("the toy SGD has no weight decay");
+        }
+    }
+
+    @Override
     public long zerosInGradients() {
         long zeros = 0;
         for (Parameter p : params) {
