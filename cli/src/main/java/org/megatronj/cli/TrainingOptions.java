@@ -51,6 +51,13 @@ public final class TrainingOptions {
     @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0", description = "Learning rate at the end of the decay (default ${DEFAULT-VALUE}).")
     double minLr;
 
+    @Option(names = "--decoupled-lr", paramLabel = "LR", description = "Learning rate of the word embedding and the"
+            + " output layer (their own param group; same warmup and decay).")
+    Double decoupledLr;
+
+    @Option(names = "--decoupled-min-lr", paramLabel = "LR", description = "Their minimum (default --min-lr).")
+    Double decoupledMinLr;
+
     @Option(names = "--start-weight-decay", paramLabel = "WD", description = "Weight decay at the start of a"
             + " --weight-decay-incr-style linear or cosine run.")
     Double startWeightDecay;
@@ -320,7 +327,11 @@ public final class TrainingOptions {
         ScheduleConfig schedule = new ScheduleConfig(trainIters, trainSamples, lr, minLr, DecayStyle.parse(lrDecayStyle),
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
                 lrWarmupIters, lrWarmupSamples, WsdDecay.Style.parse(lrWsdDecayStyle), lrWsdDecayIters, lrWsdDecaySamples,
-                weightDecayIncrement());
+                weightDecayIncrement(), decoupledLr == null ? null
+                        : new ScheduleConfig.DecoupledLr(decoupledLr, decoupledMinLr == null ? Double.NaN : decoupledMinLr));
+        if (decoupledLr == null && decoupledMinLr != null) {
+            throw new IllegalArgumentException("--decoupled-min-lr needs --decoupled-lr");
+        }
         OptimizerConfig opt = new OptimizerConfig(OptimizerType.parse(optimizer), weightDecay, adamBeta1, adamBeta2, adamEps,
                 sgdMomentum, clipGrad);
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,

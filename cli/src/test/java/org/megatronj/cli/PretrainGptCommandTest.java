@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -580,6 +581,43 @@ class PretrainGptCommandTest {
         CliRun incomplete = run(linear);
         assertEquals(1, incomplete.code(), incomplete.toString());
         assertTrue(incomplete.err().contains("needs --start-weight-decay and --end-weight-decay"), incomplete.err());
+    }
+
+    /**
+     * {@code --decoupled-lr}: the embedding and output layer at their own rate. Equal to --lr it trains exactly as
+     * without, on one rank and on two with the distributed optimizer; another rate trains otherwise, and a rate of 0
+     * leaves the word embedding as initialised.
+     */
+    @Test
+    void decoupledLrMovesTheEmbeddingAtItsOwnRate() throws IOException {
+        Path data = dataset();
+        for (List<String> layout : List.of(List.<String>of(), List.of("--world-size", "2", "--use-distributed-optimizer"))) {
+            List<List<Double>> losses = new ArrayList<>();
+            for (List<String> decoupled : List.of(List.<String>of(), List.of("--decoupled-lr", "1e-2"),
+                    List.of("--decoupled-lr", "5e-2", "--decoupled-min-lr", "1e-3"))) {
+                Path csv = dir.resolve("dlr" + layout.size() + "-" + losses.size() + ".csv");
+                List<String> a = args(data, "--train-iters", "4", "--log-loss-to", csv.toString());
+                a.addAll(decoupled);
+                a.addAll(layout);
+                CliRun r = run(a);
+                assertEquals(0, r.code(), r.toString());
+                losses.add(trainLosses(csv));
+            }
+            assertEquals(losses.get(0), losses.get(1), "--decoupled-lr equal to --lr " + layout);
+            assertNotEquals(losses.get(0), losses.get(2), "another --decoupled-lr " + layout);
+        }
+        Path init = dir.resolve("dlr-init");
+        Path frozen = dir.resolve("dlr-frozen");
+        assertEquals(0, run(args(data, "--train-iters", "1", "--lr", "0", "--save", init.toString())).code());
+        CliRun zero = run(args(data, "--train-iters", "2", "--decoupled-lr", "0", "--save", frozen.toString()));
+        assertEquals(0, zero.code(), zero.toString());
+        try (var a = org.megatronj.io.checkpoint.Checkpoint.openLatest(init, "mp_rank_00");
+             var b = org.megatronj.io.checkpoint.Checkpoint.openLatest(frozen, "mp_rank_00")) {
+            String word = "embedding.word_embeddings.weight";
+            assertArrayEquals(a.model().tensor(word).toFloatArray(), b.model().tensor(word).toFloatArray());
+            String qkv = "decoder.layers.0.self_attention.linear_qkv.weight";
+            assertFalse(java.util.Arrays.equals(a.model().tensor(qkv).toFloatArray(), b.model().tensor(qkv).toFloatArray()));
+        }
     }
 
     /** Megatron-LM's own checkpoint formats: refused by name, as a flag and as a folder to load. */

@@ -6,6 +6,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.Parameter;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -42,6 +43,7 @@ public final class AdamW implements Optimizer, AutoCloseable {
     private final List<Tensor> params;
     private final List<Tensor> grads;
     private final float[] weightDecays;
+    private float decoupledLr = Float.NaN;
     private long steps;
 
     /** Megatron's flags: {@code --adam-beta1 0.9 --adam-beta2 0.999 --adam-eps 1e-8 --weight-decay 0.01}. */
@@ -104,8 +106,38 @@ public final class AdamW implements Optimizer, AutoCloseable {
      */
     public void step(float lr, float gradScale, List<Tensor> computeCopies) {
         steps++;
-        backend.multiTensorAdamW(params, grads, Arrays.asList(expAvg), Arrays.asList(expAvgSq), weightDecays, lr, beta1,
-                beta2, eps, steps, gradScale, computeCopies);
+        if (Float.isNaN(decoupledLr)) {
+            backend.multiTensorAdamW(params, grads, Arrays.asList(expAvg), Arrays.asList(expAvgSq), weightDecays, lr, beta1,
+                    beta2, eps, steps, gradScale, computeCopies);
+            return;
+        }
+        for (boolean decoupled : new boolean[] {false, true}) {   // --decoupled-lr: two groups, as Megatron's param groups
+            List<Integer> group = new ArrayList<>();
+            for (int i = 0; i < parameters.size(); i++) {
+                if (Optimizer.isEmbeddingOrOutput(parameters.get(i)) == decoupled) {
+                    group.add(i);
+                }
+            }
+            if (group.isEmpty()) {
+                continue;
+            }
+            float[] decays = new float[group.size()];
+            for (int k = 0; k < decays.length; k++) {
+                decays[k] = weightDecays[group.get(k)];
+            }
+            backend.multiTensorAdamW(pick(params, group), pick(grads, group), pick(Arrays.asList(expAvg), group),
+                    pick(Arrays.asList(expAvgSq), group), decays, decoupled ? decoupledLr : lr, beta1, beta2, eps, steps,
+                    gradScale, computeCopies == null ? null : pick(computeCopies, group));
+        }
+    }
+
+    private static List<Tensor> pick(List<Tensor> all, List<Integer> indices) {
+        return indices.stream().map(all::get).toList();
+    }
+
+    @Override
+    public void setDecoupledLr(float lr) {
+        this.decoupledLr = lr;
     }
 
     @Override

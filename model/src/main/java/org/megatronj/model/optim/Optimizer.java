@@ -1,6 +1,7 @@
 package org.megatronj.model.optim;
 
 import org.megatronj.memory.Tensor;
+import org.megatronj.model.Parameter;
 
 import java.util.Map;
 
@@ -22,4 +23,15 @@ public interface Optimizer {
      * {@code --end-weight-decay} as the scheduler moves it; others stay at 0).
      */
     void setWeightDecay(float weightDecay);
+
+    /**
+     * {@code --decoupled-lr}: the learning rate of the next steps for {@link #isEmbeddingOrOutput} parameters (NaN: the
+     * step's own, the default).
+     */
+    void setDecoupledLr(float lr);
+
+    /** The word embedding and the output layer: the parameters --decoupled-lr applies to (Megatron's is_embedding_or_output_parameter). */
+    static boolean isEmbeddingOrOutput(Parameter p) {
+        return p.name().equals("embedding.word_embeddings.weight") || p.name().equals("output_layer.weight");
+    }
 }

@@ -36,6 +36,8 @@ public final class OptimizerParamScheduler {
     private DecayStyle style;
     private final WsdDecay wsd;   // with DecayStyle.WSD, else null
     private WeightDecaySchedule weightDecay;   // --weight-decay-incr-style linear or cosine, else null
+    private double decoupledMaxLr = Double.NaN;   // --decoupled-lr, else NaN
+    private double decoupledMinLr = Double.NaN;
     private final OnLoad onLoad;
     private long numSteps;
 
@@ -80,8 +82,33 @@ public final class OptimizerParamScheduler {
         }
     }
 
+    /**
+     * With {@code --decoupled-lr}: the word embedding's and output layer's schedule, this one's warmup and decay from
+     * {@code maxLr} to {@code minLr} (Megatron's param group with its own {@code max_lr} and {@code min_lr}).
+     */
+    public OptimizerParamScheduler withDecoupledLr(double maxLr, double minLr) {
+        checkLrRange(maxLr, minLr);
+        this.decoupledMaxLr = maxLr;
+        this.decoupledMinLr = minLr;
+        return this;
+    }
+
+    public boolean hasDecoupledLr() {
+        return !Double.isNaN(decoupledMaxLr);
+    }
+
+    /** The decoupled learning rate for the next optimizer step (only with {@link #withDecoupledLr}). */
+    public double currentDecoupledLr() {
+        return lrAt(numSteps, decoupledMaxLr, decoupledMinLr);
+    }
+
     /** The learning rate at {@code step} (Megatron's {@code get_lr}). */
     public double lrAt(long step) {
+        return lrAt(step, maxLr, minLr);
+    }
+
+    /** Megatron's {@code get_lr} of a param group with its {@code max_lr} and {@code min_lr}. */
+    private double lrAt(long step, double maxLr, double minLr) {
         if (warmupSteps > 0 && step <= warmupSteps) {
             return maxLr * step / warmupSteps;
         }

@@ -25,6 +25,7 @@ public final class Sgd implements Optimizer, AutoCloseable {
     private final Backend backend;
     private final float momentum;
     private float weightDecay;
+    private float decoupledLr = Float.NaN;
     private final TensorArena arena = TensorArena.named("sgd-state");
     private final Tensor[] momentumBuffers;   // null without momentum
     private final Map<String, Tensor> state;
@@ -65,9 +66,15 @@ public final class Sgd implements Optimizer, AutoCloseable {
     }
 
     @Override
-    public void step(float lr) {
+    public void setDecoupledLr(float lr) {
+        this.decoupledLr = lr;
+    }
+
+    @Override
+    public void step(float stepLr) {
         for (int i = 0; i < parameters.size(); i++) {
             Parameter p = parameters.get(i);
+            float lr = !Float.isNaN(decoupledLr) && Optimizer.isEmbeddingOrOutput(p) ? decoupledLr : stepLr;
             float wd = p.weightDecay() ? weightDecay : 0f;
             if (momentumBuffers == null) {
                 // p = p (1 - lr wd) - lr g

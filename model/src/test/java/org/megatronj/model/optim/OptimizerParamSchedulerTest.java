@@ -73,6 +73,19 @@ class OptimizerParamSchedulerTest {
         assertTrue(e.getMessage().contains("weight decay increment none (this run: linear 0.0 to 0.1 over 100.0)"), e.getMessage());
     }
 
+    /** --decoupled-lr: the same warmup and decay between its own maximum and minimum. */
+    @Test
+    void decoupledLrFollowsTheSameShape() {
+        OptimizerParamScheduler s = new OptimizerParamScheduler(1.0, 0.1, 10, 110, DecayStyle.COSINE).withDecoupledLr(2.0, 0.2);
+        long[] steps = {5, 10, 60, 110, 200};
+        double[] expected = {1.0, 2.0, 0.2 + 0.5 * 1.8, 0.2, 0.2};
+        for (int k = 0; k < steps.length; k++) {
+            s.step(steps[k] - s.numSteps());
+            assertEquals(expected[k], s.currentDecoupledLr(), 1e-12, "step " + steps[k]);
+            assertEquals(expected[k] / 2, s.currentLr(), 1e-12, "step " + steps[k]);
+        }
+    }
+
     @Test
     void clockStartsAtZeroAndIsRestorable() {
         OptimizerParamScheduler s = new OptimizerParamScheduler(1, 0, 10, 100, DecayStyle.LINEAR);

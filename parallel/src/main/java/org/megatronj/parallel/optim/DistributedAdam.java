@@ -31,6 +31,7 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
     private final float beta2;
     private final float eps;
     private float weightDecay;
+    private float decoupledLr = Float.NaN;
     private final TensorArena arena = TensorArena.named("distributed-adam-state");
     private final List<Tensor> expAvg = new ArrayList<>();      // [shard numel] per chunk
     private final List<Tensor> expAvgSq = new ArrayList<>();
@@ -73,6 +74,11 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
 
     /** Updates this rank's shards, then all-gathers the parameters over the data-parallel group. */
     @Override
+    public void setDecoupledLr(float lr) {
+        this.decoupledLr = lr;
+    }
+
+    @Override
     public void setWeightDecay(float weightDecay) {
         if (!(weightDecay >= 0)) {
             throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
@@ -86,24 +92,34 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
         for (int c = 0; c < shards.size(); c++) {
             FlatShard shard = shards.get(c);
             Tensor data = flatData.get(c);
-            // One multi-tensor op over this rank's pieces of the chunk's parameters (one GPU launch).
-            List<FlatShard.Segment> segments = shard.segments();
-            List<Tensor> params = new ArrayList<>(segments.size());
-            List<Tensor> grads = new ArrayList<>(segments.size());
-            List<Tensor> ms = new ArrayList<>(segments.size());
-            List<Tensor> vs = new ArrayList<>(segments.size());
-            float[] decays = new float[segments.size()];
-            for (int i = 0; i < segments.size(); i++) {
-                FlatShard.Segment s = segments.get(i);
-                var p = s.parameter();
-                long at = s.stateOffset();
-                params.add(flat(p.data()).view(s.from(), s.to()));
-                grads.add(flat(p.grad()).view(s.from(), s.to()));
-                ms.add(expAvg.get(c).view(at, at + s.numel()));
-                vs.add(expAvgSq.get(c).view(at, at + s.numel()));
-                decays[i] = p.weightDecay() ? weightDecay : 0f;
+            // One multi-tensor op over this rank's pieces of the chunk's parameters (one GPU launch), two with
+            // --decoupled-lr (the embedding and output pieces at their own rate)
+            for (boolean decoupled : Float.isNaN(decoupledLr) ? new boolean[] {false} : new boolean[] {false, true}) {
+                List<Tensor> params = new ArrayList<>();
+                List<Tensor> grads = new ArrayList<>();
+                List<Tensor> ms = new ArrayList<>();
+                List<Tensor> vs = new ArrayList<>();
+                List<Float> decays = new ArrayList<>();
+                for (FlatShard.Segment s : shard.segments()) {
+                    var p = s.parameter();
+                    if (!Float.isNaN(decoupledLr) && Optimizer.isEmbeddingOrOutput(p) != decoupled) {
+                        continue;
+                    }
+                    long at = s.stateOffset();
+                    params.add(flat(p.data()).view(s.from(), s.to()));
+                    grads.add(flat(p.grad()).view(s.from(), s.to()));
+                    ms.add(expAvg.get(c).view(at, at + s.numel()));
+                    vs.add(expAvgSq.get(c).view(at, at + s.numel()));
+                    decays.add(p.weightDecay() ? weightDecay : 0f);
+                }
+                if (!params.isEmpty()) {
+                    float[] d = new float[decays.size()];
+                    for (int i = 0; i < d.length; i++) {
+                        d[i] = decays.get(i);
+                    }
+                    backend.multiTensorAdamW(params, grads, ms, vs, d, decoupled ? decoupledLr : lr, beta1, beta2, eps, steps);
+                }
             }
-            backend.multiTensorAdamW(params, grads, ms, vs, decays, lr, beta1, beta2, eps, steps);
             if (dataParallel.size() > 1) {
                 // Each bucket's shards gather back into the bucket (in place), as Megatron's param all-gather.
                 for (FlatShard.Range r : shard.ranges()) {

@@ -147,6 +147,11 @@ public final class ParallelTraining {
             }
 
             @Override
+            public void setDecoupledLr(double lr) {
+                rank.optimizer().setDecoupledLr((float) lr);
+            }
+
+            @Override
             public long zerosInGradients() {
                 return rank.zerosInGradients();
             }

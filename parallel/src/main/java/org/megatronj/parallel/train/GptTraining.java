@@ -132,6 +132,11 @@ public final class GptTraining {
         }
 
         @Override
+        public void setDecoupledLr(double lr) {
+            inner.setDecoupledLr((float) lr);
+        }
+
+        @Override
         public long zerosInGradients() {
             return backend.countZeros(flatGrad) - flatPadding;   // the store's padding is zero and no gradient
         }

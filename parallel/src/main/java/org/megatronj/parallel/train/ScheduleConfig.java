@@ -19,7 +19,14 @@ public record ScheduleConfig(long trainIters, long trainSamples,
                              long lrDecayIters, long lrDecaySamples,
                              double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples,
                              WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples,
-                             WeightDecayIncrement weightDecayIncrement) {
+                             WeightDecayIncrement weightDecayIncrement, DecoupledLr decoupledLr) {
+
+    /**
+     * {@code --decoupled-lr} and {@code --decoupled-min-lr} (NaN: {@code --min-lr}): the learning rate of the word
+     * embedding and the output layer, on the same warmup and decay; null without.
+     */
+    public record DecoupledLr(double lr, double minLr) {
+    }
 
     /**
      * {@code --start-weight-decay}, {@code --end-weight-decay} and {@code --weight-decay-incr-style} linear or cosine
@@ -28,20 +35,12 @@ public record ScheduleConfig(long trainIters, long trainSamples,
     public record WeightDecayIncrement(double start, double end, WeightDecaySchedule.Style style) {
     }
 
-    /** Without a weight-decay increment. */
-    public ScheduleConfig(long trainIters, long trainSamples, double lr, double minLr, DecayStyle decayStyle,
-                          long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
-                          long lrWarmupSamples, WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples) {
-        this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
-                lrWarmupSamples, lrWsdDecayStyle, lrWsdDecayIters, lrWsdDecaySamples, null);
-    }
-
     /** Without a WSD decay. */
     public ScheduleConfig(long trainIters, long trainSamples, double lr, double minLr, DecayStyle decayStyle,
                           long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
                           long lrWarmupSamples) {
         this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
-                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0, null);
+                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0, null, null);
     }
 
     public ScheduleConfig {
@@ -123,6 +122,9 @@ public record ScheduleConfig(long trainIters, long trainSamples,
             double steps = trainIters > 0 ? (double) trainIters * batch.globalBatchSize() : trainSamples;
             scheduler.withWeightDecay(new WeightDecaySchedule(weightDecayIncrement.start(), weightDecayIncrement.end(), steps,
                     weightDecayIncrement.style()));
+        }
+        if (decoupledLr != null) {
+            scheduler.withDecoupledLr(decoupledLr.lr(), Double.isNaN(decoupledLr.minLr()) ? minLr : decoupledLr.minLr());
         }
         return scheduler;
     }

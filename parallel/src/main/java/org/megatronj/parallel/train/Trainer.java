@@ -343,6 +343,9 @@ public final class Trainer {
             if (scheduler.weightDecaySchedule() != null) {
                 optimizer.setWeightDecay(scheduler.currentWeightDecay());
             }
+            if (scheduler.hasDecoupledLr()) {
+                optimizer.setDecoupledLr(scheduler.currentDecoupledLr());
+            }
             optimizer.step(scheduler.currentLr());
             inner.stop();
             scheduler.step(globalBatch);

@@ -67,6 +67,9 @@ public interface TrainingOptimizer {
     /** The weight decay of the next steps (Megatron's scheduler sets it with {@code --weight-decay-incr-style}). */
     void setWeightDecay(double weightDecay);
 
+    /** The word embedding's and output layer's learning rate of the next steps ({@code --decoupled-lr}). */
+    void setDecoupledLr(double lr);
+
     /** Live state tensors (moments, momentum buffers) keyed by stable names; loading copies into them. */
     Map<String, Tensor> stateTensors();
 

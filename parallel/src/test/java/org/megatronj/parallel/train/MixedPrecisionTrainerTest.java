@@ -138,6 +138,11 @@ class MixedPrecisionTrainerTest {
         }
 
         @Override
+        public void setDecoupledLr(float lr) {
+            adam.setDecoupledLr(lr);
+        }
+
+        @Override
         public void setStepCount(long steps) {
             adam.setStepCount(steps);
         }

@@ -56,6 +56,11 @@ final class ToySgd implements TrainingOptimizer {
     }
 
     @Override
+    public void setDecoupledLr(double lr) {
+        throw new UnsupportedOperationException("the toy SGD has one learning rate");
+    }
+
+    @Override
     public long zerosInGradients() {
         long zeros = 0;
         for (Parameter p : params) {
