@@ -1,7 +1,7 @@
 package org.megatronj.model;
 
 /** The normalization layer ({@code --normalization}). */
-public enum Normalization {
+public enum Normalization implements FlagValue {
     /** {@code (x - mean) / sqrt(var + eps) * weight + bias}. */
     LAYER_NORM("LayerNorm"),
     /** {@code x / sqrt(mean(x^2) + eps) * weight}, no bias. */
@@ -14,16 +14,12 @@ public enum Normalization {
     }
 
     /** The value as Megatron's flag spells it. */
+    @Override
     public String flagValue() {
         return flagValue;
     }
 
     public static Normalization parse(String value) {
-        for (Normalization n : values()) {
-            if (n.flagValue.equalsIgnoreCase(value.trim())) {
-                return n;
-            }
-        }
-        throw new IllegalArgumentException("unknown --normalization '" + value + "': expected LayerNorm or RMSNorm");
+        return FlagValue.parse(Normalization.class, "--normalization", value);
     }
 }

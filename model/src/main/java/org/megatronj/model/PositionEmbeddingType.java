@@ -1,9 +1,8 @@
 package org.megatronj.model;
 
-import java.util.Locale;
 
 /** How token positions enter the model ({@code --position-embedding-type}). */
-public enum PositionEmbeddingType {
+public enum PositionEmbeddingType implements FlagValue {
     /** A learned table {@code [maxPositionEmbeddings, h]} added to the word embeddings (GPT-2). */
     LEARNED_ABSOLUTE("learned_absolute"),
     /** Rotary embeddings applied to queries and keys inside attention (Llama). */
@@ -18,17 +17,12 @@ public enum PositionEmbeddingType {
     }
 
     /** The value as Megatron's flag spells it. */
+    @Override
     public String flagValue() {
         return flagValue;
     }
 
     public static PositionEmbeddingType parse(String value) {
-        for (PositionEmbeddingType t : values()) {
-            if (t.flagValue.equals(value.trim().toLowerCase(Locale.ROOT))) {
-                return t;
-            }
-        }
-        throw new IllegalArgumentException("unknown --position-embedding-type '" + value
-                + "': expected learned_absolute, rope or none");
+        return FlagValue.parse(PositionEmbeddingType.class, "--position-embedding-type", value);
     }
 }

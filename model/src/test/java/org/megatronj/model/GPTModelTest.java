@@ -202,18 +202,7 @@ class GPTModelTest {
                     }
                     reference.parameter(p.name()).data().copyFrom(values);
                 }
-                centred.refreshComputeWeights();
-                reference.refreshComputeWeights();
-                centred.zeroGrad();
-                reference.zeroGrad();
-                double a = centred.forwardBackward(batch, 1f, 0).lossSum();
-                double b = reference.forwardBackward(batch, 1f, 0).lossSum();
-                assertEquals(b, a, 1e-5 * Math.abs(b));
-                for (Parameter p : centred.parameters()) {
-                    float[] expected = reference.parameter(p.name()).grad().toFloatArray();
-                    double error = GPTReferenceTest.maxAbsDiff(expected, p.grad().toFloatArray());
-                    assertTrue(error <= 1e-5 * GPTReferenceTest.maxAbs(expected) + 1e-7, p.name() + " differs by " + error);
-                }
+                assertSameLossAndGradients(centred, reference, batch, 1e-5, 1e-7);
             }
         }
     }
@@ -236,18 +225,27 @@ class GPTModelTest {
                 p.data().copyFrom(qkv.parameters().stream().anyMatch(q -> q.name().equals(p.name()))
                         ? qkv.parameter(p.name()).data().toFloatArray() : new float[(int) p.numel()]);
             }
-            qkv.refreshComputeWeights();
-            reference.refreshComputeWeights();
-            qkv.zeroGrad();
-            reference.zeroGrad();
-            double a = qkv.forwardBackward(batch, 1f, 0).lossSum();
-            double b = reference.forwardBackward(batch, 1f, 0).lossSum();
-            assertEquals(b, a, 1e-6 * Math.abs(b));
-            for (Parameter p : qkv.parameters()) {
-                float[] expected = reference.parameter(p.name()).grad().toFloatArray();
-                double error = GPTReferenceTest.maxAbsDiff(expected, p.grad().toFloatArray());
-                assertTrue(error <= 1e-6 * GPTReferenceTest.maxAbs(expected) + 1e-8, p.name() + " differs by " + error);
-            }
+            assertSameLossAndGradients(qkv, reference, batch, 1e-6, 1e-8);
+        }
+    }
+
+    /**
+     * One forward-backward of each model on {@code batch}: the same loss and, for every parameter of {@code model}, the
+     * reference's gradient of that name, to {@code relative} of its largest element plus {@code absolute}.
+     */
+    private static void assertSameLossAndGradients(GPTModel model, GPTModel reference, MicroBatch batch, double relative,
+                                                   double absolute) {
+        model.refreshComputeWeights();
+        reference.refreshComputeWeights();
+        model.zeroGrad();
+        reference.zeroGrad();
+        double a = model.forwardBackward(batch, 1f, 0).lossSum();
+        double b = reference.forwardBackward(batch, 1f, 0).lossSum();
+        assertEquals(b, a, relative * Math.abs(b));
+        for (Parameter p : model.parameters()) {
+            float[] expected = reference.parameter(p.name()).grad().toFloatArray();
+            double error = GPTReferenceTest.maxAbsDiff(expected, p.grad().toFloatArray());
+            assertTrue(error <= relative * GPTReferenceTest.maxAbs(expected) + absolute, p.name() + " differs by " + error);
         }
     }
 

@@ -84,10 +84,7 @@ public final class AdamW implements Optimizer, AutoCloseable {
 
     @Override
     public void setWeightDecay(float weightDecay) {
-        if (!(weightDecay >= 0)) {
-            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
-        }
-        this.weightDecay = weightDecay;
+        this.weightDecay = Optimizer.checkedWeightDecay(weightDecay);
         for (int i = 0; i < weightDecays.length; i++) {
             weightDecays[i] = parameters.get(i).weightDecay() ? weightDecay : 0f;
         }

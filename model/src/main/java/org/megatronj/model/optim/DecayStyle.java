@@ -1,9 +1,10 @@
 package org.megatronj.model.optim;
 
-import java.util.Locale;
+import org.megatronj.model.FlagValue;
+
 
 /** {@code --lr-decay-style}: how the learning rate falls from {@code --lr} to {@code --min-lr} after warmup. */
-public enum DecayStyle {
+public enum DecayStyle implements FlagValue {
     CONSTANT("constant"),
     LINEAR("linear"),
     COSINE("cosine"),
@@ -17,17 +18,12 @@ public enum DecayStyle {
         this.flagValue = flagValue;
     }
 
+    @Override
     public String flagValue() {
         return flagValue;
     }
 
     public static DecayStyle parse(String value) {
-        for (DecayStyle d : values()) {
-            if (d.flagValue.equalsIgnoreCase(value.trim())) {
-                return d;
-            }
-        }
-        throw new IllegalArgumentException("unknown --lr-decay-style '" + value
-                + "': expected constant, linear, cosine, inverse-square-root or WSD");
+        return FlagValue.parse(DecayStyle.class, "--lr-decay-style", value);
     }
 }

@@ -30,6 +30,14 @@ public interface Optimizer {
      */
     void setDecoupledLr(float lr);
 
+    /** {@code weightDecay} when it is a weight decay (>= 0), else an error saying so. */
+    static float checkedWeightDecay(float weightDecay) {
+        if (!(weightDecay >= 0)) {
+            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
+        }
+        return weightDecay;
+    }
+
     /** The word embedding and the output layer: the parameters --decoupled-lr applies to (Megatron's is_embedding_or_output_parameter). */
     static boolean isEmbeddingOrOutput(Parameter p) {
         return p.name().equals("embedding.word_embeddings.weight") || p.name().equals("output_layer.weight");

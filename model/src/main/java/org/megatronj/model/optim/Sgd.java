@@ -59,10 +59,7 @@ public final class Sgd implements Optimizer, AutoCloseable {
 
     @Override
     public void setWeightDecay(float weightDecay) {
-        if (!(weightDecay >= 0)) {
-            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
-        }
-        this.weightDecay = weightDecay;
+        this.weightDecay = Optimizer.checkedWeightDecay(weightDecay);
     }
 
     @Override

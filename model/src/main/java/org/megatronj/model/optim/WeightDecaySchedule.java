@@ -1,6 +1,7 @@
 package org.megatronj.model.optim;
 
-import java.util.Locale;
+import org.megatronj.model.FlagValue;
+
 
 /**
  * Megatron's weight-decay increment ({@code --start-weight-decay}, {@code --end-weight-decay},
@@ -9,7 +10,7 @@ import java.util.Locale;
  */
 public record WeightDecaySchedule(double start, double end, double steps, Style style) {
     /** {@code --weight-decay-incr-style} (constant needs no schedule: the optimizer keeps {@code --weight-decay}). */
-    public enum Style {
+    public enum Style implements FlagValue {
         LINEAR("linear"), COSINE("cosine");
 
         private final String flagValue;
@@ -18,18 +19,13 @@ public record WeightDecaySchedule(double start, double end, double steps, Style 
             this.flagValue = flagValue;
         }
 
+        @Override
         public String flagValue() {
             return flagValue;
         }
 
         public static Style parse(String value) {
-            for (Style s : values()) {
-                if (s.flagValue.equals(value.trim().toLowerCase(Locale.ROOT))) {
-                    return s;
-                }
-            }
-            throw new IllegalArgumentException("unknown --weight-decay-incr-style '" + value
-                    + "': expected constant, linear or cosine");
+            return FlagValue.parse(Style.class, "--weight-decay-incr-style", value);
         }
     }
 

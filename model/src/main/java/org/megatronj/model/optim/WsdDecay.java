@@ -1,6 +1,7 @@
 package org.megatronj.model.optim;
 
-import java.util.Locale;
+import org.megatronj.model.FlagValue;
+
 
 /**
  * The decay of a {@link DecayStyle#WSD} schedule: over its last {@code steps} (Megatron's {@code wsd_decay_steps},
@@ -8,7 +9,7 @@ import java.util.Locale;
  */
 public record WsdDecay(double steps, Style style) {
     /** {@code --lr-wsd-decay-style}. */
-    public enum Style {
+    public enum Style implements FlagValue {
         EXPONENTIAL("exponential"), LINEAR("linear"), COSINE("cosine"), MINUS_SQRT("minus_sqrt");
 
         private final String flagValue;
@@ -17,18 +18,13 @@ public record WsdDecay(double steps, Style style) {
             this.flagValue = flagValue;
         }
 
+        @Override
         public String flagValue() {
             return flagValue;
         }
 
         public static Style parse(String value) {
-            for (Style s : values()) {
-                if (s.flagValue.equals(value.trim().toLowerCase(Locale.ROOT))) {
-                    return s;
-                }
-            }
-            throw new IllegalArgumentException("unknown --lr-wsd-decay-style '" + value
-                    + "': expected exponential, linear, cosine or minus_sqrt");
+            return FlagValue.parse(Style.class, "--lr-wsd-decay-style", value);
         }
     }
 

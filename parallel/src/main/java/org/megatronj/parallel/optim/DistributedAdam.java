@@ -80,10 +80,7 @@ public final class DistributedAdam implements Optimizer, AutoCloseable {
 
     @Override
     public void setWeightDecay(float weightDecay) {
-        if (!(weightDecay >= 0)) {
-            throw new IllegalArgumentException("weight decay must be >= 0, got " + weightDecay);
-        }
-        this.weightDecay = weightDecay;
+        this.weightDecay = Optimizer.checkedWeightDecay(weightDecay);
     }
 
     @Override

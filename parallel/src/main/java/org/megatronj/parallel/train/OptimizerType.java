@@ -1,9 +1,9 @@
 package org.megatronj.parallel.train;
 
-import java.util.Locale;
+import org.megatronj.model.FlagValue;
 
 /** {@code --optimizer}: Megatron's {@code adam} is AdamW (decoupled weight decay); {@code sgd} has momentum. */
-public enum OptimizerType {
+public enum OptimizerType implements FlagValue {
     ADAM("adam"),
     SGD("sgd");
 
@@ -13,20 +13,13 @@ public enum OptimizerType {
         this.flagValue = flagValue;
     }
 
+    @Override
     public String flagValue() {
         return flagValue;
     }
 
+    /** {@code adam} or {@code sgd}; {@code adamw} is accepted for adam. */
     public static OptimizerType parse(String value) {
-        String v = value.trim().toLowerCase(Locale.ROOT);
-        if (v.equals("adamw")) {
-            return ADAM;
-        }
-        for (OptimizerType t : values()) {
-            if (t.flagValue.equals(v)) {
-                return t;
-            }
-        }
-        throw new IllegalArgumentException("unknown --optimizer '" + value + "': expected adam or sgd");
+        return value.trim().equalsIgnoreCase("adamw") ? ADAM : FlagValue.parse(OptimizerType.class, "--optimizer", value);
     }
 }
