@@ -51,6 +51,10 @@ public final class TrainingOptions {
     @Option(names = "--min-lr", paramLabel = "LR", defaultValue = "0", description = "Learning rate at the end of the decay (default ${DEFAULT-VALUE}).")
     double minLr;
 
+    @Option(names = "--lr-warmup-init", paramLabel = "LR", defaultValue = "0.0", description = "Learning rate the warmup"
+            + " starts from (default ${DEFAULT-VALUE}).")
+    double lrWarmupInit;
+
     @Option(names = "--decoupled-lr", paramLabel = "LR", description = "Learning rate of the word embedding and the"
             + " output layer (their own param group; same warmup and decay).")
     Double decoupledLr;
@@ -328,7 +332,8 @@ public final class TrainingOptions {
                 lrDecayIters, lrDecaySamples, lrWarmupFraction == null ? Double.NaN : lrWarmupFraction,
                 lrWarmupIters, lrWarmupSamples, WsdDecay.Style.parse(lrWsdDecayStyle), lrWsdDecayIters, lrWsdDecaySamples,
                 weightDecayIncrement(), decoupledLr == null ? null
-                        : new ScheduleConfig.DecoupledLr(decoupledLr, decoupledMinLr == null ? Double.NaN : decoupledMinLr));
+                        : new ScheduleConfig.DecoupledLr(decoupledLr, decoupledMinLr == null ? Double.NaN : decoupledMinLr),
+                lrWarmupInit);
         if (decoupledLr == null && decoupledMinLr != null) {
             throw new IllegalArgumentException("--decoupled-min-lr needs --decoupled-lr");
         }

@@ -536,6 +536,12 @@ class PretrainGptCommandTest {
         // 6 iterations of 4 samples: decay over 24 steps, the last 8 of them WSD's linear fall; iteration i logs the rate
         // at step 4i (the next step's), stable through step 16
         assertEquals(List.of(1e-2, 1e-2, 1e-2, 1e-2, 5.5e-3, 1e-3), rates);
+
+        // --lr-warmup-init: the warmup of 2 iterations (8 samples) rises from 4e-3, half way after the first
+        CliRun warm = run(args(data, "--lr-warmup-iters", "2", "--lr-warmup-init", "4e-3", "--train-iters", "2"));
+        assertEquals(0, warm.code(), warm.toString());
+        assertEquals(List.of(7e-3, 1e-2), warm.out().lines().map(lr::matcher).filter(java.util.regex.Matcher::find)
+                .map(m -> Double.parseDouble(m.group(1))).toList());
     }
 
     /**

@@ -36,6 +36,7 @@ public final class OptimizerParamScheduler {
     private DecayStyle style;
     private final WsdDecay wsd;   // with DecayStyle.WSD, else null
     private WeightDecaySchedule weightDecay;   // --weight-decay-incr-style linear or cosine, else null
+    private double initLr;   // --lr-warmup-init: where the warmup starts
     private double decoupledMaxLr = Double.NaN;   // --decoupled-lr, else NaN
     private double decoupledMinLr = Double.NaN;
     private final OnLoad onLoad;
@@ -82,6 +83,15 @@ public final class OptimizerParamScheduler {
         }
     }
 
+    /** {@code --lr-warmup-init}: the warmup rises from {@code lr} (Megatron's {@code init_lr}) instead of 0. */
+    public OptimizerParamScheduler withWarmupInit(double lr) {
+        if (!(lr >= 0)) {
+            throw new IllegalArgumentException("--lr-warmup-init must be >= 0, got " + lr);
+        }
+        this.initLr = lr;
+        return this;
+    }
+
     /**
      * With {@code --decoupled-lr}: the word embedding's and output layer's schedule, this one's warmup and decay from
      * {@code maxLr} to {@code minLr} (Megatron's param group with its own {@code max_lr} and {@code min_lr}).
@@ -110,7 +120,7 @@ public final class OptimizerParamScheduler {
     /** Megatron's {@code get_lr} of a param group with its {@code max_lr} and {@code min_lr}. */
     private double lrAt(long step, double maxLr, double minLr) {
         if (warmupSteps > 0 && step <= warmupSteps) {
-            return maxLr * step / warmupSteps;
+            return initLr + (maxLr - initLr) * step / warmupSteps;
         }
         if (style == DecayStyle.CONSTANT) {
             return maxLr;

@@ -73,6 +73,15 @@ class OptimizerParamSchedulerTest {
         assertTrue(e.getMessage().contains("weight decay increment none (this run: linear 0.0 to 0.1 over 100.0)"), e.getMessage());
     }
 
+    /** --lr-warmup-init: Megatron's init_lr + (max_lr - init_lr) * step / warmup. */
+    @Test
+    void warmupRisesFromItsInitialRate() {
+        OptimizerParamScheduler s = new OptimizerParamScheduler(1.0, 0.1, 10, 110, DecayStyle.LINEAR).withWarmupInit(0.2);
+        assertEquals(0.2, s.lrAt(0), 1e-12);
+        assertEquals(0.6, s.lrAt(5), 1e-12);
+        assertEquals(1.0, s.lrAt(10), 1e-12);
+    }
+
     /** --decoupled-lr: the same warmup and decay between its own maximum and minimum. */
     @Test
     void decoupledLrFollowsTheSameShape() {

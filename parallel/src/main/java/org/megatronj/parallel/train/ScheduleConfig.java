@@ -19,7 +19,7 @@ public record ScheduleConfig(long trainIters, long trainSamples,
                              long lrDecayIters, long lrDecaySamples,
                              double lrWarmupFraction, long lrWarmupIters, long lrWarmupSamples,
                              WsdDecay.Style lrWsdDecayStyle, long lrWsdDecayIters, long lrWsdDecaySamples,
-                             WeightDecayIncrement weightDecayIncrement, DecoupledLr decoupledLr) {
+                             WeightDecayIncrement weightDecayIncrement, DecoupledLr decoupledLr, double lrWarmupInit) {
 
     /**
      * {@code --decoupled-lr} and {@code --decoupled-min-lr} (NaN: {@code --min-lr}): the learning rate of the word
@@ -40,7 +40,7 @@ public record ScheduleConfig(long trainIters, long trainSamples,
                           long lrDecayIters, long lrDecaySamples, double lrWarmupFraction, long lrWarmupIters,
                           long lrWarmupSamples) {
         this(trainIters, trainSamples, lr, minLr, decayStyle, lrDecayIters, lrDecaySamples, lrWarmupFraction, lrWarmupIters,
-                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0, null, null);
+                lrWarmupSamples, WsdDecay.Style.EXPONENTIAL, 0, 0, null, null, 0);
     }
 
     public ScheduleConfig {
@@ -123,6 +123,7 @@ public record ScheduleConfig(long trainIters, long trainSamples,
             scheduler.withWeightDecay(new WeightDecaySchedule(weightDecayIncrement.start(), weightDecayIncrement.end(), steps,
                     weightDecayIncrement.style()));
         }
+        scheduler.withWarmupInit(lrWarmupInit);
         if (decoupledLr != null) {
             scheduler.withDecoupledLr(decoupledLr.lr(), Double.isNaN(decoupledLr.minLr()) ? minLr : decoupledLr.minLr());
         }
