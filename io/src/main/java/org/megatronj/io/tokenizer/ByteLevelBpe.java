@@ -1,6 +1,5 @@
 package org.megatronj.io.tokenizer;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
