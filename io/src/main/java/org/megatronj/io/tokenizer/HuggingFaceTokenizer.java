@@ -200,9 +200,7 @@ public final class HuggingFaceTokenizer implements Tokenizer {
 
     @Override
     public int[] tokenize(String text) {
-        IntList out = new IntList(Math.max(16, text.length() / 3));
-        tokenize(text, out);
-        return out.toArray();
+        return Tokenizer.collect(this, text);
     }
 
     @Override

@@ -82,9 +82,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public int[] tokenize(String text) {
-        IntList out = new IntList(Math.max(16, text.length() / 3));
-        tokenize(text, out);
-        return out.toArray();
+        return Tokenizer.collect(this, text);
     }
 
     @Override
