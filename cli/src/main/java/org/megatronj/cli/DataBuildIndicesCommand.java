@@ -51,7 +51,7 @@ final class DataBuildIndicesCommand implements Callable<Integer> {
         long start = System.nanoTime();
         // The EOD id only shapes samples, not indices: no need to load the vocabulary here.
         try (GptDataSplits splits = GptDatasetFactory.build(sources, GptDataOptions.sizes(trainSamples, validSamples, testSamples),
-                data.config(tokenizer, -1))) {
+                data.indicesConfig(tokenizer))) {
             for (GptDataset d : splits.gptDatasets()) {
                 Object requested = d.description().identifiers().get("num_samples");
                 out.printf("%s %s: %s, %d samples, %s%n", d.datasetPath() == null ? "mock data" : d.datasetPath(), d.split().megatronName(),

@@ -60,7 +60,7 @@ final class DataSampleCommand implements Callable<Integer> {
         data.warnAboutDefaults(spec.commandLine().getErr());
         PrintStream out = System.out;
         try (GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), GptDataOptions.sizes(trainSamples, validSamples, testSamples),
-                data.config(tokenizer, tok.eod()))) {
+                data.config(tokenizer, tok))) {
             GptSampleSource source = splits.get(split);
             if (source == null) {
                 throw new IllegalArgumentException("the " + split.megatronName() + " split has no data with these flags");

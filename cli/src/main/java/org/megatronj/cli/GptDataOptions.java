@@ -92,17 +92,6 @@ public final class GptDataOptions {
             description = "Extra special tokens given to Megatron's tokenizer (they enter the cache name).")
     List<String> tokenizerSpecialTokens;
 
-    @Option(names = "--cache-compat", paramLabel = "VERSION", defaultValue = "MAIN",
-            description = "Megatron-LM whose cache names to match (the tokenizer part of the hashed description): "
-                    + "MAIN (after core_v0.19), CORE_V0_17 (core_v0.17-v0.19), CORE_V0_16, CORE_V0_15, "
-                    + "LEGACY (--legacy-tokenizer; the default up to core_v0.14). "
-                    + "Default: ${DEFAULT-VALUE}.")
-    TokenizerIdentity.Style cacheCompat;
-
-    @Option(names = "--legacy-tokenizer", description = "Megatron's legacy tokenizer classes, as in Megatron up to"
-            + " core_v0.14: the cache names of --cache-compat LEGACY.")
-    boolean legacyTokenizer;
-
     /** Whether any data path was given. */
     public boolean hasData() {
         return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null
@@ -283,12 +272,43 @@ public final class GptDataOptions {
         return split != null ? split : SplitMatrix.LEGACY_DEFAULT_SPLIT;
     }
 
-    /** The dataset config for these flags, the tokenizer flags' identity and the tokenizer's EOD id. */
-    public GptDatasetConfig config(TokenizerOptions tokenizer, int eodId) {
+    /** The dataset config for these flags, the tokenizer flags' identity, and the tokenizer's EOD and pad ids. */
+    public GptDatasetConfig config(TokenizerOptions tokenizer, Tokenizer tok) {
+        return config(tokenizer, tok.eod(), datasetPadId(tok));
+    }
+
+    /** The dataset config when no sample is read (only the indices are built): no EOD and pad ids. */
+    public GptDatasetConfig indicesConfig(TokenizerOptions tokenizer) {
+        return config(tokenizer, -1, -1);
+    }
+
+    private GptDatasetConfig config(TokenizerOptions tokenizer, int eodId, int padId) {
         String s = effectiveSplit();
-        return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, -1,
+        return new GptDatasetConfig(seed, seqLength, s, s == null ? null : SplitMatrix.parse(s), identity(tokenizer), eodId, padId,
                 resetPositionIds, resetAttentionMask && !noCreateAttentionMask, eodMaskLoss, interDocumentMasking, true, true,
                 checkedCacheFolder(dataCachePath), midLevelDatasetSurplus);
+    }
+
+    /**
+     * Megatron's dataset pad id: the tokenizer's pad, whose labels leave the loss; -1 (none) when the tokenizer has none,
+     * or when it is also its EOD or EOS, which would then leave the loss too.
+     */
+    static int datasetPadId(Tokenizer tok) {
+        int pad;
+        try {
+            pad = tok.pad();
+        } catch (UnsupportedOperationException e) {
+            return -1;
+        }
+        return pad == tok.eod() || pad == eosOrMinusOne(tok) ? -1 : pad;
+    }
+
+    private static int eosOrMinusOne(Tokenizer tok) {
+        try {
+            return tok.eos();
+        } catch (UnsupportedOperationException e) {
+            return -1;
+        }
     }
 
     /**
@@ -307,24 +327,12 @@ public final class GptDataOptions {
         return cache;
     }
 
-    /** {@code --cache-compat}, or LEGACY with {@code --legacy-tokenizer}. */
-    private TokenizerIdentity.Style cacheStyle() {
-        if (!legacyTokenizer) {
-            return cacheCompat;
-        }
-        if (cacheCompat != TokenizerIdentity.Style.MAIN && cacheCompat != TokenizerIdentity.Style.LEGACY) {
-            throw new IllegalArgumentException("--legacy-tokenizer and --cache-compat " + cacheCompat + " contradict each"
-                    + " other: --legacy-tokenizer means --cache-compat LEGACY");
-        }
-        return TokenizerIdentity.Style.LEGACY;
-    }
-
     /** The tokenizer's part of Megatron's cache description, from the flags as typed. */
     public TokenizerIdentity identity(TokenizerOptions tokenizer) {
         if (!tokenizer.isSet()) {
             throw new IllegalArgumentException("--tokenizer-type is required: the tokenizer is part of Megatron's cache file names");
         }
-        TokenizerIdentity.Style style = cacheStyle();
+        TokenizerIdentity.Style style = tokenizer.cacheStyle();
         TokenizerType type = tokenizer.type();
         return switch (type) {
             case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(style, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
@@ -338,7 +346,7 @@ public final class GptDataOptions {
                 if (tokenizer.vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
                 }
-                yield TokenizerIdentity.nullTokenizer(style, tokenizer.vocabSize);
+                yield TokenizerIdentity.nullTokenizer(style, tokenizer.vocabSize, tokenizer.nullTokenizerEodId, tokenizer.nullTokenizerPadId);
             }
             default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
                     + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer,"

@@ -156,7 +156,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
             run.refuseUnsupported(deviceOptions.device());
             try (Recording recording = startRecording(training.profile(), out)) {
-                int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok.eod())),
+                int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
                         data.seqLength);
                 reportRecording(recording, out);
                 return code;
@@ -165,7 +165,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(deviceOptions.device());
              GPTModel gpt = new GPTModel(config, backend, modelSeed, dtype);
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt, precision.lossScaler());
-             GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok.eod()));
+             GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
              Recording recording = startRecording(training.profile(), out)) {
             gpt.setRecompute(recompute);

@@ -4,14 +4,17 @@ import java.nio.file.Path;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.gpt.TokenizerIdentity;
+import org.megatronj.io.tokenizer.NullTokenizer;
 import org.megatronj.io.tokenizer.Tokenizer;
 import org.megatronj.io.tokenizer.TokenizerType;
 import picocli.CommandLine.Option;
 
 /**
  * Megatron's tokenizer flags as a picocli {@code @Mixin}: {@code --tokenizer-type --vocab-file
- * --merge-file --vocab-size --vocab-extra-ids}. {@link #build()} checks that the chosen type got
- * the files it needs and loads it.
+ * --merge-file --tokenizer-model --vocab-size --vocab-extra-ids --null-tokenizer-eod-id/-pad-id
+ * --legacy-tokenizer}, and our {@code --cache-compat}. {@link #build()} checks that the chosen type
+ * got the files it needs and loads it.
  */
 public final class TokenizerOptions {
 
@@ -37,8 +40,28 @@ public final class TokenizerOptions {
             + " tokens its post-processor adds around each text (e.g. Llama 3's <|begin_of_text|>).")
     boolean hfNoIncludeSpecialTokens;
 
-    @Option(names = "--vocab-size", paramLabel = "N", description = "NullTokenizer: ids are 0..N-1, EOD is N.")
+    @Option(names = "--vocab-size", paramLabel = "N", description = "NullTokenizer: the vocabulary is ids 0..N-1, EOD"
+            + " N-1 (--null-tokenizer-eod-id); the legacy NullTokenizer (--legacy-tokenizer, --cache-compat up to CORE_V0_16)"
+            + " adds EOD = N.")
     Integer vocabSize;
+
+    @Option(names = "--null-tokenizer-eod-id", paramLabel = "ID", description = "NullTokenizer: the EOD id. Default: N-1.")
+    Integer nullTokenizerEodId;
+
+    @Option(names = "--null-tokenizer-pad-id", paramLabel = "ID", defaultValue = "-1", description = "NullTokenizer: the"
+            + " pad id, whose labels GPT datasets leave out of the loss. Default: ${DEFAULT-VALUE} (none).")
+    int nullTokenizerPadId;
+
+    @Option(names = "--cache-compat", paramLabel = "VERSION", defaultValue = "MAIN",
+            description = "Megatron-LM whose tokenizers to match: the tokenizer part of its dataset cache names, and"
+                    + " its NullTokenizer's vocabulary. MAIN (after core_v0.19), CORE_V0_17 (core_v0.17-v0.19; its"
+                    + " Hugging Face, SentencePiece and Null tokenizers as in v0.18-v0.19), CORE_V0_16, CORE_V0_15,"
+                    + " LEGACY (--legacy-tokenizer; the default up to core_v0.14). Default: ${DEFAULT-VALUE}.")
+    TokenizerIdentity.Style cacheCompat;
+
+    @Option(names = "--legacy-tokenizer", description = "Megatron's legacy tokenizer classes, as in Megatron up to"
+            + " core_v0.14: --cache-compat LEGACY.")
+    boolean legacyTokenizer;
 
     @Option(names = "--vocab-extra-ids", paramLabel = "N", defaultValue = "0",
             description = "BERT tokenizers: add N sentinel tokens <extra_id_0>.. (T5). Default: ${DEFAULT-VALUE}.")
@@ -60,7 +83,28 @@ public final class TokenizerOptions {
                     + " SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer, BertWordPieceLowerCase,"
                     + " BertWordPieceCase or NullTokenizer)");
         }
-        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens);
+        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens,
+                nullTokenizerForm());
+    }
+
+    /** {@code --cache-compat}, or LEGACY with {@code --legacy-tokenizer}. */
+    TokenizerIdentity.Style cacheStyle() {
+        if (!legacyTokenizer) {
+            return cacheCompat;
+        }
+        if (cacheCompat != TokenizerIdentity.Style.MAIN && cacheCompat != TokenizerIdentity.Style.LEGACY) {
+            throw new IllegalArgumentException("--legacy-tokenizer and --cache-compat " + cacheCompat + " contradict each"
+                    + " other: --legacy-tokenizer means --cache-compat LEGACY");
+        }
+        return TokenizerIdentity.Style.LEGACY;
+    }
+
+    /** The NullTokenizer of the chosen Megatron: today's from core_v0.18 ({@link TokenizerIdentity.Style#CORE_V0_17} on). */
+    private NullTokenizer.Form nullTokenizerForm() {
+        return switch (cacheStyle()) {
+            case MAIN, CORE_V0_17 -> new NullTokenizer.Form(false, nullTokenizerEodId, nullTokenizerPadId);
+            case CORE_V0_16, CORE_V0_15, LEGACY -> new NullTokenizer.Form(true, nullTokenizerEodId, nullTokenizerPadId);
+        };
     }
 
     /** The tokenizer flags a checkpoint's saved command-line arguments recorded ({@code ckpt} names it in errors). */
@@ -77,5 +121,9 @@ public final class TokenizerOptions {
         tokenizerModel = args.hasNonNull("tokenizer-model") ? Path.of(args.get("tokenizer-model").asText()) : null;
         hfNoIncludeSpecialTokens = args.path("tokenizer-hf-no-include-special-tokens").asText("false").equals("true");
         vocabExtraIds = args.path("vocab-extra-ids").asInt(0);
+        nullTokenizerEodId = args.hasNonNull("null-tokenizer-eod-id") ? args.get("null-tokenizer-eod-id").asInt() : null;
+        nullTokenizerPadId = args.path("null-tokenizer-pad-id").asInt(-1);
+        cacheCompat = TokenizerIdentity.Style.valueOf(args.path("cache-compat").asText("MAIN"));
+        legacyTokenizer = args.path("legacy-tokenizer").asText("false").equals("true");
     }
 }

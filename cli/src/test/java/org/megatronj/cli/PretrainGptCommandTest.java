@@ -23,7 +23,7 @@ class PretrainGptCommandTest {
     @TempDir
     Path dir;
 
-    /** 40 documents of a learnable pattern over ids 0..49 (NullTokenizer --vocab-size 50, EOD 50). */
+    /** 40 documents of a learnable pattern over ids 0..49 (NullTokenizer --vocab-size 51, EOD 50). */
     private Path dataset() {
         Path prefix = dir.resolve("data/toy_text_document");
         try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
@@ -45,7 +45,7 @@ class PretrainGptCommandTest {
 
     private List<String> args(Path data, String... extra) {
         List<String> a = new ArrayList<>(List.of("pretrain", "gpt", "--data-path", data.toString(), "--split", "90,10,0",
-                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "50",
+                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "51",
                 "--num-layers", "1", "--hidden-size", "16", "--num-attention-heads", "2", "--seq-length", "16",
                 "--make-vocab-size-divisible-by", "8", "--micro-batch-size", "2", "--global-batch-size", "4",
                 "--train-iters", "6", "--lr", "1e-2", "--lr-decay-style", "cosine", "--log-interval", "1",
@@ -112,7 +112,7 @@ class PretrainGptCommandTest {
         assertTrue(gen.out().strip().matches("1 2 3( [0-9]+){5}"), gen.out());   // prompt and continuation apart
         assertTrue(gen.err().contains("generated "), gen.err());
         CliRun smallerVocab = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokenizer-type",
-                "NullTokenizer", "--vocab-size", "40");
+                "NullTokenizer", "--vocab-size", "41");
         assertEquals(1, smallerVocab.code(), smallerVocab.toString());
         assertTrue(smallerVocab.err().contains("the tokenizer has 41 tokens but the model in")
                 && smallerVocab.err().contains("was trained with a vocabulary of 51"), smallerVocab.err());
@@ -199,7 +199,39 @@ class PretrainGptCommandTest {
         }
     }
 
-    /** Megatron's argparse keeps the last value of a repeated flag, so flags after an @args file override it. */
+    /**
+     * Today's NullTokenizer takes --vocab-size as the vocabulary (EOD its last id), the legacy one (--legacy-tokenizer,
+     * or a Megatron up to core_v0.17) adds EOD after it: Megatron's benchmark 50304 pads to 50432 only there.
+     */
+    @Test
+    void nullTokenizerVocabularyFollowsTheMegatronVersion() {
+        List<String> a = new ArrayList<>(List.of("pretrain", "gpt", "--mock-data", "--tokenizer-type", "NullTokenizer",
+                "--vocab-size", "50304", "--num-layers", "1", "--hidden-size", "8", "--num-attention-heads", "2",
+                "--seq-length", "8", "--micro-batch-size", "1", "--global-batch-size", "1", "--train-iters", "1",
+                "--lr", "1e-3", "--eval-iters", "0"));
+        CliRun today = run(a);
+        assertEquals(0, today.code(), today.toString());
+        assertTrue(today.out().contains("tokenizer (vocab 50304, padded to 50304)"), today.out());
+        for (List<String> legacyFlags : List.of(List.of("--legacy-tokenizer"), List.of("--cache-compat", "CORE_V0_16"))) {
+            List<String> legacy = new ArrayList<>(a);
+            legacy.addAll(legacyFlags);
+            CliRun r = run(legacy);
+            assertEquals(0, r.code(), r.toString());
+            assertTrue(r.out().contains("tokenizer (vocab 50305, padded to 50432)"), legacyFlags + ": " + r.out());
+        }
+        List<String> eodGiven = new ArrayList<>(a);
+        eodGiven.addAll(List.of("--null-tokenizer-eod-id", "0", "--legacy-tokenizer"));
+        CliRun contradiction = run(eodGiven);
+        assertEquals(1, contradiction.code(), contradiction.toString());
+        assertTrue(contradiction.err().contains("--null-tokenizer-eod-id and --null-tokenizer-pad-id apply to today's"
+                + " NullTokenizer"), contradiction.err());
+        eodGiven.remove("--legacy-tokenizer");
+        eodGiven.set(eodGiven.indexOf("--null-tokenizer-eod-id") + 1, "50304");
+        CliRun outside = run(eodGiven);
+        assertEquals(1, outside.code(), outside.toString());
+        assertTrue(outside.err().contains("--null-tokenizer-eod-id 50304 is outside the vocabulary 0..50303"), outside.err());
+    }
+
     /** {@code --mock-data}: no corpus, Megatron's generated sequences split 1,1,1; the loss goes down on them. */
     @Test
     void trainsOnMockDataAndLowersTheLoss() throws IOException {

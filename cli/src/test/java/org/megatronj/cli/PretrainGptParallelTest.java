@@ -41,7 +41,7 @@ class PretrainGptParallelTest {
 
     private List<String> args(Path data, Path csv, String... extra) {
         List<String> a = new ArrayList<>(List.of("pretrain", "gpt", "--data-path", data.toString(), "--split", "90,10,0",
-                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "50",
+                "--data-cache-path", dir.resolve("cache").toString(), "--tokenizer-type", "NullTokenizer", "--vocab-size", "51",
                 "--num-layers", "4", "--hidden-size", "16", "--num-attention-heads", "4", "--seq-length", "16",
                 "--make-vocab-size-divisible-by", "16", "--micro-batch-size", "1", "--global-batch-size", "8",
                 "--train-iters", "4", "--lr", "1e-2", "--log-interval", "1", "--eval-interval", "2", "--eval-iters", "1",

@@ -130,17 +130,27 @@ public record TokenizerIdentity(Map<String, Object> value) {
         return new TokenizerIdentity(m);
     }
 
-    /** {@code --tokenizer-type NullTokenizer --vocab-size N}. */
-    public static TokenizerIdentity nullTokenizer(Style style, int vocabSize) {
+    /**
+     * {@code --tokenizer-type NullTokenizer --vocab-size N}: the legacy {@code _NullTokenizer(N)}, or core's {@code null-text}
+     * library tokenizer with the options {@code build_tokenizer} passes: the vocabulary size, and from core_v0.18
+     * ({@link Style#CORE_V0_17} here) {@code --null-tokenizer-eod-id} when given and {@code --null-tokenizer-pad-id}.
+     */
+    public static TokenizerIdentity nullTokenizer(Style style, int vocabSize, Integer eodId, int padId) {
         Map<String, Object> m = new LinkedHashMap<>();
         if (style == Style.LEGACY) {
             m.put("class", "_NullTokenizer");
             m.put("tokenizer_path", Collections.singletonList(null));
             m.put("vocab_size", Integer.toString(vocabSize));
-        } else {
-            m.put("class", coreClass(style));
-            m.put("tokenizer_path", null);
-            m.put("vocab_size", Integer.toString(vocabSize));
+            return new TokenizerIdentity(m);
+        }
+        m.put("class", coreClass(style));
+        m.put("tokenizer_path", null);
+        m.put("vocab_size", Integer.toString(vocabSize));
+        if (style == Style.MAIN || style == Style.CORE_V0_17) {
+            if (eodId != null) {
+                m.put("eod_id", eodId.toString());
+            }
+            m.put("pad_id", Integer.toString(padId));
         }
         return new TokenizerIdentity(m);
     }

@@ -19,6 +19,13 @@ public enum TokenizerType {
         return create(vocabFile, mergeFile, vocabSize, vocabExtraIds, null, true);
     }
 
+    /** {@link #create(Path, Path, Integer, int, Path, boolean, org.megatronj.io.tokenizer.NullTokenizer.Form)} with today's NullTokenizer. */
+    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds, Path tokenizerModel,
+                            boolean hfIncludeSpecialTokens) {
+        return create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, hfIncludeSpecialTokens,
+                org.megatronj.io.tokenizer.NullTokenizer.Form.TODAY);
+    }
+
     /**
      * Builds the tokenizer, checking that the flags it needs are present.
      *
@@ -30,9 +37,10 @@ public enum TokenizerType {
      *                      SentencePiece types: the tokenizer.model file)
      * @param hfIncludeSpecialTokens HuggingFaceTokenizer: add the post-processor's special tokens (BOS, ...), unless
      *                      {@code --tokenizer-hf-no-include-special-tokens}
+     * @param nullForm      NullTokenizer: today's (with {@code --null-tokenizer-eod-id/-pad-id}) or the legacy one
      */
     public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds, Path tokenizerModel,
-                            boolean hfIncludeSpecialTokens) {
+                            boolean hfIncludeSpecialTokens, org.megatronj.io.tokenizer.NullTokenizer.Form nullForm) {
         return switch (this) {
             case GPT2BPETokenizer -> {
                 requireFile("--vocab-file", vocabFile);
@@ -71,7 +79,7 @@ public enum TokenizerType {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
                 }
                 noExtraIds(vocabExtraIds);
-                yield new NullTokenizer(vocabSize);
+                yield nullForm.create(vocabSize);
             }
         };
     }

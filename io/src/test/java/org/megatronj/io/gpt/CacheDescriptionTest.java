@@ -126,4 +126,22 @@ class CacheDescriptionTest {
         assertEquals(List.of("class", "tokenizer_path", "vocab_file", "merges_file", "additional_special_tokens", "use_fast",
                 "trust_remote_code", "include_special_tokens"), List.copyOf(hfV16.value().keySet()));
     }
+
+    @Test
+    void nullTokenizerIdentities() {
+        // build_tokenizer passes --null-tokenizer-eod-id only when given, --null-tokenizer-pad-id always (default -1)
+        var main = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.MAIN, 50304, null, -1);
+        assertEquals("{\n    \"class\": \"megatron.core.tokenizers.text.text_tokenizer.MegatronTokenizerText\",\n"
+                + "    \"tokenizer_path\": null,\n    \"vocab_size\": \"50304\",\n    \"pad_id\": \"-1\"\n}",
+                PythonJson.dumps(main.value()));
+        var v18 = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.CORE_V0_17, 100, 0, 5);
+        assertEquals(List.of("class", "tokenizer_path", "vocab_size", "eod_id", "pad_id"), List.copyOf(v18.value().keySet()));
+        assertEquals("0", v18.value().get("eod_id"));
+        assertEquals("5", v18.value().get("pad_id"));
+        var v16 = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.CORE_V0_16, 100, null, -1);
+        assertEquals(List.of("class", "tokenizer_path", "vocab_size"), List.copyOf(v16.value().keySet()));
+        var legacy = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.LEGACY, 100, null, -1);
+        assertEquals("{\n    \"class\": \"_NullTokenizer\",\n    \"tokenizer_path\": [\n        null\n    ],\n"
+                + "    \"vocab_size\": \"100\"\n}", PythonJson.dumps(legacy.value()));
+    }
 }

@@ -22,7 +22,7 @@ import org.megatronj.io.indexed.IndexedDtype;
 
 class GptDatasetTest {
     static final int EOD = 99;
-    private static final TokenizerIdentity TOKENIZER = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.MAIN, 100);
+    private static final TokenizerIdentity TOKENIZER = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.MAIN, 100, null, -1);
 
     @TempDir
     Path dir;

@@ -22,7 +22,7 @@ class MockGptDatasetTest {
     @TempDir
     Path dir;
 
-    private static final TokenizerIdentity NULL_1000 = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.MAIN, 1000);
+    private static final TokenizerIdentity NULL_1000 = TokenizerIdentity.nullTokenizer(TokenizerIdentity.Style.MAIN, 1000, null, -1);
 
     @Test
     void sequencesAreMegatronsCountingRunsEndingInEod() {

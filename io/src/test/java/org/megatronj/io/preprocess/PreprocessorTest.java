@@ -187,11 +187,11 @@ class PreprocessorTest {
     void largeVocabularyGivesInt32AndSentencesBecomeSequences() throws IOException {
         Path input = dir.resolve("ids.jsonl");
         Files.writeString(input, "{\"text\": \"1 2 70000\"}\n{\"text\": \"5\"}");   // no newline at the end
-        run(input, "null", new NullTokenizer(100_000), true, 1, 1 << 20, "text");
+        run(input, "null", NullTokenizer.Form.TODAY.create(100_000), true, 1, 1 << 20, "text");
         try (IndexedDataset ds = IndexedDataset.open(dir.resolve("null_text_document"))) {
             assertEquals(IndexedDtype.INT32, ds.dtype());
-            assertArrayEquals(new int[] {1, 2, 70000, 100_000}, ds.sequenceTokens(0));
-            assertArrayEquals(new int[] {5, 100_000}, ds.sequenceTokens(1));
+            assertArrayEquals(new int[] {1, 2, 70000, 99_999}, ds.sequenceTokens(0));
+            assertArrayEquals(new int[] {5, 99_999}, ds.sequenceTokens(1));
         }
         var config = new PreprocessConfig(input, dir.resolve("split").toString(), List.of("text"), false, true, false, 1);
         assertEquals(dir.resolve("split_text_sentence"), config.outputPrefixFor("text"));

@@ -133,15 +133,40 @@ class BertWordPieceTokenizerTest {
 
     @Test
     void nullTokenizerParsesIds() {
-        var tok = new NullTokenizer(100);
-        assertEquals(101, tok.vocabSize());
-        assertEquals(100, tok.eod());
-        assertArrayEquals(new int[] {1, 22, 99, 100}, tok.tokenize("1 22 99 100"));
+        var tok = NullTokenizer.Form.TODAY.create(100);
+        assertEquals(100, tok.vocabSize());
+        assertEquals(99, tok.eod());
+        assertThrows(UnsupportedOperationException.class, tok::pad);
+        assertArrayEquals(new int[] {1, 22, 98, 99}, tok.tokenize("1 22 98 99"));
         assertEquals("1 22 99", tok.detokenize(new int[] {1, 22, 99}));
         assertThrows(TokenizerException.class, () -> tok.tokenize("1  2"));
         assertThrows(TokenizerException.class, () -> tok.tokenize("1 x"));
-        var e = assertThrows(TokenizerException.class, () -> tok.tokenize("101"));
-        assertTrue(e.getMessage().contains("outside"), e.getMessage());
+        var e = assertThrows(TokenizerException.class, () -> tok.tokenize("100"));
+        assertTrue(e.getMessage().contains("outside the vocabulary 0..99"), e.getMessage());
+    }
+
+    @Test
+    void nullTokenizerEodAndPadIdsAreSettable() {
+        var tok = new NullTokenizer.Form(false, 0, 7).create(100);
+        assertEquals(100, tok.vocabSize());
+        assertEquals(0, tok.eod());
+        assertEquals(7, tok.pad());
+        var e = assertThrows(IllegalArgumentException.class, () -> new NullTokenizer.Form(false, 100, -1).create(100));
+        assertTrue(e.getMessage().contains("--null-tokenizer-eod-id 100 is outside the vocabulary 0..99"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new NullTokenizer.Form(false, null, -2).create(100));
+        assertTrue(e.getMessage().contains("--null-tokenizer-pad-id -2"), e.getMessage());
+    }
+
+    @Test
+    void legacyNullTokenizerAppendsItsEod() {
+        var tok = NullTokenizer.Form.LEGACY.create(100);
+        assertEquals(101, tok.vocabSize());
+        assertEquals(100, tok.eod());
+        assertThrows(UnsupportedOperationException.class, tok::pad);
+        assertArrayEquals(new int[] {99, 100}, tok.tokenize("99 100"));
+        assertThrows(TokenizerException.class, () -> tok.tokenize("101"));
+        var e = assertThrows(IllegalArgumentException.class, () -> new NullTokenizer.Form(true, 5, -1));
+        assertTrue(e.getMessage().contains("legacy"), e.getMessage());
     }
 
     @Test
