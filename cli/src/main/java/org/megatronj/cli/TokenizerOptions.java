@@ -32,8 +32,8 @@ public final class TokenizerOptions {
 
     @Option(names = "--tokenizer-model", paramLabel = "PATH", description = "HuggingFaceTokenizer: the folder holding the"
             + " model's tokenizer.json (and tokenizer_config.json), or the tokenizer.json file; byte-level BPE tokenizers"
-            + " (GPT-2, Llama 3, Qwen, ...). The SentencePiece types: the tokenizer.model file (BPE or Unigram with the"
-            + " identity normalization: Llama 2, Mistral, ...).")
+            + " (GPT-2, Llama 3, Qwen, ...). The SentencePiece types: the tokenizer.model file (BPE or Unigram, with the"
+            + " identity normalization or a precompiled map such as nmt_nfkc: Llama 2, Mistral, T5, ...).")
     Path tokenizerModel;
 
     @Option(names = "--tokenizer-hf-no-include-special-tokens", description = "HuggingFaceTokenizer: leave out the special"

@@ -15,12 +15,13 @@ import java.util.PriorityQueue;
 /**
  * A SentencePiece {@code .model} file (the {@code ModelProto} protobuf) and Google's
  * {@code sentencepiece} library's encoding and decoding, for BPE models (Llama 2, Mistral) and
- * Unigram models with the {@code identity} normalization rule: whitespace handling as the
- * normalizer spec says (dummy prefix, extra whitespace, {@code ▁} escapes), user-defined symbols
- * kept whole, BPE's highest-score merges (ties leftmost), Unigram's Viterbi in float as the
- * library's optimized encoder, and byte fallback ({@code <0xE9>} pieces) or {@code <unk>} for what
- * the vocabulary lacks. Models with a precompiled normalization map (e.g. {@code nmt_nfkc}, T5's)
- * are refused by name.
+ * Unigram models (T5's): normalization as the library's, with the model's precompiled character map
+ * where it has one ({@code nmt_nfkc} and the like, see {@link PrecompiledCharsMap}) and the
+ * whitespace handling that the normalizer spec says (dummy prefix, extra whitespace, {@code ▁}
+ * escapes), user-defined symbols kept whole and unnormalized, BPE's highest-score merges (ties
+ * leftmost), Unigram's Viterbi in float as the library's optimized encoder, and byte fallback
+ * ({@code <0xE9>} pieces) or {@code <unk>} for what the vocabulary lacks. WORD and CHAR models,
+ * whitespace as a suffix and a denormalizer's map (decoding's own normalization) are refused.
  */
 final class SentencePieceModel {
     static final char SPACE = '\u2581';
@@ -36,13 +37,16 @@ final class SentencePieceModel {
     private final boolean addDummyPrefix;
     private final boolean removeExtraWhitespaces;
     private final boolean escapeWhitespaces;
+    /** The normalization map, null for the identity rule's empty one. */
+    private final PrecompiledCharsMap charsMap;
     private final String unkSurface;
     private final String unkPiece, bosPiece, eosPiece, padPiece;
     /** Normal, user-defined and unused pieces (what merges and the lattice may produce). */
     private final Map<String, Integer> normalPieces = new HashMap<>();
     /** Control, unknown and byte pieces. */
     private final Map<String, Integer> reservedPieces = new HashMap<>();
-    private final List<String> userDefined = new ArrayList<>();
+    /** User-defined symbols by their first char, longest first. */
+    private final Map<Character, List<String>> userDefined = new HashMap<>();
     private final int unkId;
     private final int maxPieceLength;
     private final float minScore, maxScore;
@@ -53,7 +57,7 @@ final class SentencePieceModel {
         List<String> text = new ArrayList<>();
         List<Float> score = new ArrayList<>();
         List<Integer> type = new ArrayList<>();
-        Proto trainer = null, normalizer = null;
+        Proto trainer = null, normalizer = null, denormalizer = null;
         while (model.more()) {
             int field = model.field();
             switch (field) {
@@ -76,6 +80,7 @@ final class SentencePieceModel {
                 }
                 case 2 -> trainer = model.message();
                 case 3 -> normalizer = model.message();
+                case 5 -> denormalizer = model.message();
                 default -> model.skip();
             }
         }
@@ -98,12 +103,11 @@ final class SentencePieceModel {
                 default -> trainer.skip();
             }
         }
-        String rule = "identity";
-        boolean dummy = true, removeExtra = true, escape = true, charsMap = false;
+        boolean dummy = true, removeExtra = true, escape = true;
+        byte[] map = {};
         while (normalizer != null && normalizer.more()) {
             switch (normalizer.field()) {
-                case 1 -> rule = normalizer.string();
-                case 2 -> charsMap = normalizer.bytes().length > 0;
+                case 2 -> map = normalizer.bytes();
                 case 3 -> dummy = normalizer.varint() != 0;
                 case 4 -> removeExtra = normalizer.varint() != 0;
                 case 5 -> escape = normalizer.varint() != 0;
@@ -114,13 +118,14 @@ final class SentencePieceModel {
             throw new TokenizerException(source + ": SentencePiece model type " + (modelType == 3 ? "WORD" : modelType == 4
                     ? "CHAR" : modelType) + " is not supported; Megatron-J reads BPE and Unigram models");
         }
-        if (charsMap) {
-            throw new TokenizerException(source + ": normalization rule '" + rule + "' (a precompiled character map) is not"
-                    + " supported; Megatron-J reads SentencePiece models with the identity rule (Llama 2, Mistral, ...)");
-        }
         if (suffix) {
             throw new TokenizerException(source + ": treat_whitespace_as_suffix is not supported");
         }
+        if (hasCharsMap(denormalizer)) {
+            throw new TokenizerException(source + ": a denormalizer_spec with a precompiled map (denormalization_rule_tsv)"
+                    + " is not supported");
+        }
+        this.charsMap = map.length == 0 ? null : PrecompiledCharsMap.parse(map, source);
         this.pieces = text.toArray(String[]::new);
         this.scores = new float[pieces.length];
         this.types = new int[pieces.length];
@@ -129,10 +134,13 @@ final class SentencePieceModel {
         for (int i = 0; i < pieces.length; i++) {
             scores[i] = score.get(i);
             types[i] = type.get(i);
+            if (pieces[i].isEmpty()) {
+                throw new TokenizerException(source + ": piece " + i + " is empty");
+            }
             boolean normal = types[i] == NORMAL || types[i] == USER_DEFINED || types[i] == UNUSED;
             (normal ? normalPieces : reservedPieces).put(pieces[i], i);
             if (types[i] == USER_DEFINED) {
-                userDefined.add(pieces[i]);
+                userDefined.computeIfAbsent(pieces[i].charAt(0), c -> new ArrayList<>()).add(pieces[i]);
             }
             if (types[i] == UNKNOWN) {
                 unkIndex = i;
@@ -146,7 +154,7 @@ final class SentencePieceModel {
         if (unkIndex < 0) {
             throw new TokenizerException(source + " has no unknown piece (" + unk + ")");
         }
-        userDefined.sort(Comparator.comparingInt(String::length).reversed());
+        userDefined.values().forEach(symbols -> symbols.sort(Comparator.comparingInt(String::length).reversed()));
         this.unkId = unkIndex;
         this.maxPieceLength = longest;
         this.minScore = min;
@@ -161,6 +169,19 @@ final class SentencePieceModel {
         this.bosPiece = bos;
         this.eosPiece = eos;
         this.padPiece = pad;
+    }
+
+    /** Whether a normalizer spec has a non-empty precompiled_charsmap (field 2). */
+    private static boolean hasCharsMap(Proto spec) {
+        boolean map = false;
+        while (spec != null && spec.more()) {
+            if (spec.field() == 2) {
+                map |= spec.bytes().length > 0;
+            } else {
+                spec.skip();
+            }
+        }
+        return map;
     }
 
     static SentencePieceModel load(Path file) {
@@ -237,12 +258,23 @@ final class SentencePieceModel {
         }
     }
 
-    /** The identity rule's normalization: whitespace only, as the normalizer spec says. */
+    /**
+     * The library's {@code Normalizer::Normalize}: piece by piece ({@link #prefix}), leading whitespace skipped, the
+     * leading spaces of a piece dropped after one that ended in a space (all as the map's output, so a full-width
+     * space that the map makes ' ' counts as one), ' ' escaped to {@code ▁}, a dummy prefix and no trailing space.
+     */
     String normalize(String text) {
         checkSurrogates(text);
+        int[] end = new int[1];
         int i = 0;
         if (removeExtraWhitespaces) {
-            while (i < text.length() && text.charAt(i) == ' ') i++;
+            for (; i < text.length(); i = end[0]) {
+                String piece = prefix(text, i, end);
+                boolean space = piece == null ? text.charAt(i) == ' ' : piece.equals(" ");
+                if (!space) {
+                    break;
+                }
+            }
         }
         if (i == text.length()) {
             return "";
@@ -253,22 +285,48 @@ final class SentencePieceModel {
             out.append(space);
         }
         boolean prevSpace = removeExtraWhitespaces;
-        for (; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (c == ' ') {
-                if (!prevSpace) {
-                    out.append(space);
-                }
-                prevSpace = removeExtraWhitespaces;
-            } else {
-                out.append(c);
-                prevSpace = false;
-            }
+        for (; i < text.length(); i = end[0]) {
+            String piece = prefix(text, i, end);
+            prevSpace = piece == null ? append(out, text, i, end[0], prevSpace) : append(out, piece, 0, piece.length(), prevSpace);
+            prevSpace &= removeExtraWhitespaces;
         }
         if (removeExtraWhitespaces) {
             while (!out.isEmpty() && out.charAt(out.length() - 1) == space) out.setLength(out.length() - 1);
         }
         return out.toString();
+    }
+
+    /**
+     * The library's {@code NormalizePrefix}: the longest user-defined symbol at {@code at}, as it is; else the
+     * replacement of the map's longest key there; else null, for the one character there copied. Its end (a char
+     * index) goes to {@code end[0]}.
+     */
+    private String prefix(String text, int at, int[] end) {
+        String user = userDefinedAt(text, at);
+        if (user != null) {
+            end[0] = at + user.length();
+            return user;
+        }
+        String mapped = charsMap == null ? null : charsMap.longestMatch(text, at, end);
+        if (mapped == null) {
+            end[0] = at + Character.charCount(text.codePointAt(at));
+        }
+        return mapped;
+    }
+
+    /** Appends a normalized piece, without its leading spaces after a space; whether the output now ends in a space. */
+    private boolean append(StringBuilder out, CharSequence piece, int from, int to, boolean prevSpace) {
+        if (prevSpace) {
+            while (from < to && piece.charAt(from) == ' ') from++;
+        }
+        if (from == to) {
+            return prevSpace;
+        }
+        for (int k = from; k < to; k++) {
+            char c = piece.charAt(k);
+            out.append(c == ' ' && escapeWhitespaces ? SPACE : c);
+        }
+        return piece.charAt(to - 1) == ' ';
     }
 
     /** Text that has no UTF-8 (a lone surrogate) fails, as the library's UTF-8 input cannot hold it. */
@@ -285,11 +343,14 @@ final class SentencePieceModel {
         }
     }
 
-    /** The longest user-defined symbol at {@code at}, or null: BPE keeps it whole (the library's prefix matcher). */
+    /** The longest user-defined symbol at {@code at}, or null: the library's prefix matcher (normalization and BPE keep it whole). */
     private String userDefinedAt(String s, int at) {
-        for (String u : userDefined) {
-            if (s.startsWith(u, at)) {
-                return u;
+        List<String> candidates = userDefined.isEmpty() ? null : userDefined.get(s.charAt(at));
+        if (candidates != null) {
+            for (String u : candidates) {
+                if (s.startsWith(u, at)) {
+                    return u;
+                }
             }
         }
         return null;
