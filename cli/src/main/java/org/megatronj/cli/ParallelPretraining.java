@@ -54,12 +54,14 @@ final class ParallelPretraining {
     private final PrecisionOptions precision;
     private final long seed;
     private final TrainingCheckpointer checkpointer;
+    private final int logMemoryInterval;
 
     /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
                         ParallelOptions options, ActivationRecompute recompute, PrecisionOptions precision, long seed,
-                        TrainingCheckpointer checkpointer) {
+                        TrainingCheckpointer checkpointer, int logMemoryInterval) {
         this.checkpointer = checkpointer;
+        this.logMemoryInterval = logMemoryInterval;
         this.out = out;
         this.config = config;
         this.training = training;
@@ -102,14 +104,10 @@ final class ParallelPretraining {
     private void train(int world, int threads, ExitSignal processSignal, SampleSource train, SampleSource valid,
                        SampleSource test, TrainingResult[] result) {
         long[][] parameterCounts = new long[layout.tensorModelParallelSize()][layout.pipelineModelParallelSize()];
+        List<String> theoretical = MemoryReports.theoretical(config, training, layout, options, recompute);
         LocalWorld.run(layout, world, ctx -> {
             boolean printer = ctx.rank() == 0;
-            Consumer<String> log = printer ? line -> {
-                synchronized (out) {
-                    out.println(line);
-                    out.flush();
-                }
-            } : line -> { };
+            Consumer<String> log = printer ? printer(out) : line -> { };
             ExitSignal rankSignal = processSignal == null ? null : ExitSignal.manual();
             try (Backend backend = new CpuBackend(threads, true);
                  ParallelGptRank rank = new ParallelGptRank(config, backend, seed, ctx, rankOptions(),
@@ -120,6 +118,8 @@ final class ParallelPretraining {
                                 precision.lossScaler()),
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
                 trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
+                trainer.setMemoryReport(MemoryReports.forRank(backend, ctx.rank(), ctx.groups().data().rank() == 0 ? printer(out)
+                        : null, theoretical, logMemoryInterval));
                 trainer.loadCheckpoint();
                 TrainingResult r = trainer.train();
                 if (printer) {
@@ -127,6 +127,16 @@ final class ParallelPretraining {
                 }
             }
         });
+    }
+
+    /** Lines to {@code out} from any rank, whole and at once. */
+    private static Consumer<String> printer(PrintWriter out) {
+        return line -> {
+            synchronized (out) {
+                out.println(line);
+                out.flush();
+            }
+        };
     }
 
     /**

@@ -153,7 +153,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().loadDir()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
-                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args));
+                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args), training.logMemoryInterval());
             run.refuseUnsupported(deviceOptions.device());
             try (Recording recording = startRecording(training.profile(), out)) {
                 int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
@@ -193,6 +193,8 @@ final class PretrainGptCommand implements Callable<Integer> {
                         out.flush();
                     });
             trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), 1);
+            trainer.setMemoryReport(MemoryReports.forRank(backend, 0, out::println,
+                    MemoryReports.theoretical(config, tc, layout, parallel, recompute), training.logMemoryInterval()));
             trainer.loadCheckpoint();
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),

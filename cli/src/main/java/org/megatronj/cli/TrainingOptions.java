@@ -197,6 +197,14 @@ public final class TrainingOptions {
     @Option(names = "--log-world-size-to-tensorboard", description = "Also write the world size.")
     boolean logWorldSizeToTensorboard;
 
+    @Option(names = "--log-memory-to-tensorboard", description = "Also write the tensor memory: mem-reserved-bytes,"
+            + " mem-allocated-bytes, mem-max-allocated-bytes and mem-allocated-count (on the CPU, the rank's host tensors).")
+    boolean logMemoryToTensorboard;
+
+    @Option(names = "--log-memory-interval", paramLabel = "N", description = "Print the memory report every N iterations"
+            + " (a multiple of --log-interval), besides the first log lines.")
+    Integer logMemoryInterval;
+
     @Option(names = "--profile", paramLabel = "FILE.jfr", description = "Record a Java Flight Recording with the training events.")
     Path profile;
 
@@ -341,7 +349,11 @@ public final class TrainingOptions {
                 sgdMomentum, clipGrad);
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
-                logWorldSizeToTensorboard, worldSize);
+                logWorldSizeToTensorboard, worldSize, logMemoryToTensorboard);
+        if (logMemoryInterval != null && (logMemoryInterval < 1 || logMemoryInterval % logInterval != 0)) {
+            throw new IllegalArgumentException("--log-memory-interval " + logMemoryInterval + " must be a positive multiple of"
+                    + " --log-interval " + logInterval);
+        }
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
                 logParamsNorm, logNumZerosInGrad, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
         int evalMicro = logging.evalMicroBatchSize(batch), evalGlobal = logging.evalGlobalBatchSize(batch);
@@ -367,6 +379,11 @@ public final class TrainingOptions {
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);
+    }
+
+    /** {@code --log-memory-interval}, or 0 (checked by {@link #toConfig}). */
+    int logMemoryInterval() {
+        return logMemoryInterval == null ? 0 : logMemoryInterval;
     }
 
     /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */

@@ -372,7 +372,9 @@ class PretrainGptCommandTest {
 
     /**
      * {@code --tensorboard-dir} writes Megatron's scalars (read back from the event file here) and
-     * {@code --log-throughput} adds Megatron's throughput field to the log line.
+     * {@code --log-throughput} adds Megatron's throughput field to the log line. Megatron's memory report follows the
+     * first two log lines (the second after the optimizer's first step), and {@code --log-memory-to-tensorboard} writes
+     * the same figures each iteration.
      */
     @Test
     void tensorBoardScalarsAndThroughput() throws IOException {
@@ -383,7 +385,7 @@ class PretrainGptCommandTest {
         List<String> a = args(data, "--log-loss-to", csv.toString(), "--tensorboard-dir", tb.toString(), "--timing-log-level", "1",
                 "--save", save.toString());
         a.addAll(List.of("--log-throughput", "--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard",
-                "--log-params-norm"));
+                "--log-params-norm", "--log-memory-to-tensorboard", "--log-memory-interval", "5"));
         CliRun r = run(a);
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        6/       6 |")
@@ -397,9 +399,20 @@ class PretrainGptCommandTest {
         java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(files.getFirst());
         for (String tag : List.of("lm loss", "lm loss vs samples", "learning-rate", "learning-rate vs samples", "batch-size",
                 "loss-scale", "grad-norm", "lm loss validation", "lm loss validation vs samples", "lm loss validation ppl",
-                "iteration-time", "throughput", "forward-backward-time")) {
+                "iteration-time", "throughput", "forward-backward-time", "mem-allocated-bytes", "mem-max-allocated-bytes",
+                "mem-reserved-bytes", "mem-allocated-count")) {
             assertTrue(scalars.containsKey(tag), tag + " in " + scalars.keySet());
         }
+        List<String> memoryLines = r.out().lines().filter(l -> l.startsWith("[Rank 0] (after ")).toList();
+        assertEquals(3, memoryLines.size(), r.out());   // after iterations 1 and 2, then every --log-memory-interval
+        for (int i = 0; i < 3; i++) {
+            assertTrue(memoryLines.get(i).matches("\\[Rank 0] \\(after " + List.of(1, 2, 5).get(i) + " iterations\\) memory \\(MB\\)"
+                    + " \\| allocated: [0-9]+\\.[0-9]{2} \\| max allocated: [0-9]+\\.[0-9]{2} \\| reserved: [0-9]+\\.[0-9]{2}"
+                    + " \\| max reserved: [0-9]+\\.[0-9]{2}"), memoryLines.get(i));
+        }
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("Theoretical memory footprints: weight and optimizer=")).count());
+        float allocated = scalars.get("mem-allocated-bytes").get(6L);
+        assertTrue(allocated > 0 && scalars.get("mem-max-allocated-bytes").get(6L) >= allocated, scalars.toString());
         List<Double> losses = trainLosses(csv);
         for (int i = 0; i < losses.size(); i++) {
             assertEquals(losses.get(i).floatValue(), scalars.get("lm loss").get((long) i + 1), "iteration " + (i + 1));

@@ -31,6 +31,12 @@ public interface Backend extends AutoCloseable {
     /** A zero-filled tensor on this backend's device, freed when {@code arena} closes. */
     Tensor allocate(TensorArena arena, DType dtype, long... shape);
 
+    /**
+     * The memory of this backend's tensors, as Megatron's memory report prints it: on the CPU the host
+     * tensors of the {@link MemoryAccount} this backend was made in (its rank's), on a GPU the device pool's.
+     */
+    MemoryStats memoryStats();
+
     /** Copies {@code src} into {@code dst}; either may be on the host or on this device; same dtype and element count. */
     void copy(Tensor src, Tensor dst);
 

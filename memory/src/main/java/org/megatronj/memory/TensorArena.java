@@ -20,7 +20,10 @@ public final class TensorArena implements AutoCloseable {
     private final String name;
     private final Arena arena = Arena.ofShared();
     private final List<Runnable> releases = new ArrayList<>();
+    private final MemoryAccount account = MemoryAccount.current();
     private long bytesAllocated;
+    private long hostBytes;
+    private long hostAllocations;
     private volatile boolean closed;
 
     public TensorArena(String name) {
@@ -73,8 +76,12 @@ public final class TensorArena implements AutoCloseable {
 
     public synchronized MemorySegment allocateHostBytes(long bytes) {
         ensureAlive("allocate");
+        MemorySegment segment = arena.allocate(Math.max(bytes, 1), ALIGNMENT);
         bytesAllocated += bytes;
-        return arena.allocate(Math.max(bytes, 1), ALIGNMENT);
+        hostBytes += bytes;
+        hostAllocations++;
+        account.allocated(bytes);
+        return segment;
     }
 
     /**
@@ -121,6 +128,7 @@ public final class TensorArena implements AutoCloseable {
         }
         releases.clear();
         arena.close();
+        account.freed(hostBytes, hostAllocations);
         if (failure != null) {
             throw failure;
         }

@@ -2,6 +2,8 @@ package org.megatronj.memory.cpu;
 
 import org.megatronj.memory.TensorChecks;
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.MemoryAccount;
+import org.megatronj.memory.MemoryStats;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
@@ -60,6 +62,7 @@ public final class CpuBackend implements Backend {
     private final AttentionKernels attention;
     private final CrossEntropyKernels crossEntropy;
     private final OptimizerKernels optimizer;
+    private final MemoryAccount memory = MemoryAccount.current();
 
     /** Threads from {@code -Dmegatron.cpu.threads}, vector width from {@code -Dmegatron.vector.bits}. */
     public CpuBackend() {
@@ -116,6 +119,11 @@ public final class CpuBackend implements Backend {
     public String toString() {
         return "CpuBackend[" + threads.threads() + " threads, "
                 + (vectorized ? VectorMath.SPECIES.vectorBitSize() + "-bit vectors" : "scalar") + "]";
+    }
+
+    @Override
+    public MemoryStats memoryStats() {
+        return memory.stats();
     }
 
     @Override

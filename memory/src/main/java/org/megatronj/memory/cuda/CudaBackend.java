@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 
 import org.megatronj.memory.Backend;
+import org.megatronj.memory.MemoryStats;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Device;
 import org.megatronj.memory.Tensor;
@@ -141,6 +142,12 @@ public final class CudaBackend implements Backend {
 
     public long peakBytes() {
         return allocator.peakBytes();
+    }
+
+    @Override
+    public MemoryStats memoryStats() {
+        enter();
+        return allocator.stats();
     }
 
     /** A GPU timer on this backend's stream (close it when done). */

@@ -8,6 +8,7 @@ import java.lang.foreign.ValueLayout;
 
 import org.megatronj.bindings.cuda.CUmemLocation_st;
 import org.megatronj.bindings.cuda.CUmemPoolProps_st;
+import org.megatronj.memory.MemoryStats;
 
 /**
  * Stream-ordered caching allocator: a CUDA memory pool of our own whose release threshold is
@@ -23,6 +24,7 @@ public final class DeviceAllocator implements AutoCloseable {
     private final MemorySegment out = Arena.ofAuto().allocate(ValueLayout.JAVA_LONG); // reused: no host allocation per tensor
     private long bytesInUse;
     private long peakBytes;
+    private long allocations;
     private boolean closed;
 
     public DeviceAllocator(CudaDevice device, CudaStream stream) {
@@ -65,6 +67,7 @@ public final class DeviceAllocator implements AutoCloseable {
         }
         bytesInUse += size;
         peakBytes = Math.max(peakBytes, bytesInUse);
+        allocations++;
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
@@ -76,6 +79,7 @@ public final class DeviceAllocator implements AutoCloseable {
         device.makeCurrent();
         CudaCheck.driver("cuMemFreeAsync", cuMemFreeAsync(address, stream.handle()));
         bytesInUse -= Math.max(bytes, 1);
+        allocations--;
     }
 
     /** Releases cached, unused memory back to the driver. */
@@ -89,6 +93,17 @@ public final class DeviceAllocator implements AutoCloseable {
 
     public synchronized long peakBytes() {
         return peakBytes;
+    }
+
+    /** What the pool hands out and what it holds from the driver (cached blocks included), now and at most. */
+    public synchronized MemoryStats stats() {
+        return new MemoryStats(bytesInUse, peakBytes, poolAttribute(CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT()),
+                poolAttribute(CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH()), allocations);
+    }
+
+    private long poolAttribute(int attribute) {
+        CudaCheck.driver("cuMemPoolGetAttribute", cuMemPoolGetAttribute(pool, attribute, out), "device " + device.ordinal());
+        return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
     @Override

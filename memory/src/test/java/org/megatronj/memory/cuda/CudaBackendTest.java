@@ -24,6 +24,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
+import org.megatronj.memory.MemoryStats;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.memory.TensorException;
@@ -1032,6 +1033,25 @@ class CudaBackendTest {
             assertEquals(cpu.countZeros(x.cpu()), gpu.countZeros(x.gpu()), dt.toString());
             assertEquals(cpu.countZeros(x.cpu().view(1, 99_999)), gpu.countZeros(x.gpu().view(1, 99_999)), dt + " unaligned");
         }
+    }
+
+    /** The memory report's figures: what the pool hands out, at most, and what it holds from the driver. */
+    @Test
+    void memoryStatsFollowThePool() {
+        MemoryStats before = gpu.memoryStats();
+        try (TensorArena scratch = TensorArena.named("stats")) {
+            gpu.allocate(scratch, DType.BF16, 1 << 20);   // 2 MiB
+            MemoryStats during = gpu.memoryStats();
+            assertEquals(before.allocatedBytes() + (2 << 20), during.allocatedBytes());
+            assertEquals(before.allocations() + 1, during.allocations());
+            assertTrue(during.maxAllocatedBytes() >= during.allocatedBytes(), during.toString());
+            assertTrue(during.reservedBytes() >= during.allocatedBytes() && during.maxReservedBytes() >= during.reservedBytes(),
+                    during.toString());
+        }
+        gpu.synchronize();
+        MemoryStats after = gpu.memoryStats();
+        assertEquals(before.allocatedBytes(), after.allocatedBytes());
+        assertTrue(after.maxAllocatedBytes() >= before.allocatedBytes() + (2 << 20), after.toString());
     }
 
     @Test

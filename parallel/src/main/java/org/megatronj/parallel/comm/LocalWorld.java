@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import org.megatronj.memory.MemoryAccount;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.ParallelState;
 
@@ -78,6 +79,7 @@ public final class LocalWorld {
     private static void runRank(ParallelState state, LocalCommunicator world, Consumer<RankContext> body,
                                 AtomicReference<RankFailedException> first, List<Throwable> others) {
         ProcessGroups groups = null;
+        MemoryAccount.enter();   // this rank's tensors, for its memory report
         try {
             groups = ProcessGroups.create(world, state);
             body.accept(new RankContext(state, groups));

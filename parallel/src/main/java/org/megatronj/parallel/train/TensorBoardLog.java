@@ -1,6 +1,7 @@
 package org.megatronj.parallel.train;
 
 import org.megatronj.io.tensorboard.EventFileWriter;
+import org.megatronj.memory.MemoryStats;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -10,7 +11,9 @@ import java.util.Map;
  * ({@code --tensorboard-dir}), under Megatron's tags: per iteration (every
  * {@code --tensorboard-log-interval}) the learning rate, batch size, {@code lm loss}, loss scale
  * (unless {@code --no-log-loss-scale-to-tensorboard}), world size ({@code --log-world-size-to-tensorboard})
- * grad norm and params norm ({@code --log-params-norm}), each also "vs samples" (stepped by the consumed samples);
+ * grad norm and params norm ({@code --log-params-norm}), each also "vs samples" (stepped by the consumed samples),
+ * and the memory ({@code --log-memory-to-tensorboard}: {@code mem-reserved-bytes}, {@code mem-allocated-bytes},
+ * {@code mem-max-allocated-bytes}, {@code mem-allocated-count});
  * at each log line with
  * {@code --log-timers-to-tensorboard} the iteration time, the throughput (with {@code --log-throughput})
  * and the timers ({@code <name>-time}, the maximum over ranks in seconds); at each evaluation
@@ -25,7 +28,7 @@ public final class TensorBoardLog implements AutoCloseable {
      * @param worldSize the run's ranks, for {@code world-size}
      */
     public record Config(Path dir, int logInterval, boolean logTimers, boolean logValidationPpl, boolean logLossScale,
-                         boolean logWorldSize, int worldSize) {
+                         boolean logWorldSize, int worldSize, boolean logMemory) {
         public Config {
             if (logInterval < 1) {
                 throw new IllegalArgumentException("--tensorboard-log-interval must be >= 1, got " + logInterval);
@@ -49,10 +52,10 @@ public final class TensorBoardLog implements AutoCloseable {
     /**
      * One training iteration; a NaN grad norm (a skipped step), NaN zeros (a skipped step, or without
      * {@code --log-num-zeros-in-grad}), a NaN params norm (without {@code --log-params-norm}) and a non-finite loss are
-     * left out.
+     * left out; {@code memory} (null when not known) with {@code --log-memory-to-tensorboard}, by iteration only.
      */
     void iteration(long iteration, long consumedSamples, double learningRate, int batchSize, double loss, double lossScale,
-                   double gradNorm, double numZeros, double paramsNorm) {
+                   double gradNorm, double numZeros, double paramsNorm, MemoryStats memory) {
         if (iteration % config.logInterval() != 0) {
             return;
         }
@@ -75,6 +78,12 @@ public final class TensorBoardLog implements AutoCloseable {
         }
         if (!Double.isNaN(paramsNorm)) {
             both("params-norm", paramsNorm, iteration, consumedSamples);
+        }
+        if (config.logMemory() && memory != null) {
+            writer.addScalar("mem-reserved-bytes", memory.reservedBytes(), iteration);
+            writer.addScalar("mem-allocated-bytes", memory.allocatedBytes(), iteration);
+            writer.addScalar("mem-max-allocated-bytes", memory.maxAllocatedBytes(), iteration);
+            writer.addScalar("mem-allocated-count", memory.allocations(), iteration);
         }
     }
 

@@ -63,6 +63,8 @@ public final class Trainer {
     private TensorBoardLog tensorboard;           // --tensorboard-dir, open while train() runs
     private IntToDoubleFunction modelFlops;       // the model FLOPs of an iteration of a global batch size, or null
     private int ranks = 1;
+    private MemoryReport memoryReport;            // Megatron's memory report at log lines, or null
+    private long startIteration;                  // where train() began: the loaded iteration, or 0
 
     private ResumePoint position;
     private long lastSavedIteration = -1;
@@ -144,6 +146,7 @@ public final class Trainer {
         interval = new IntervalStats();
         double lastValid = Double.NaN;
         long iteration = position.iteration();
+        startIteration = iteration;
         long consumed = position.consumedTrainSamples();
         boolean skip = config.logging().skipTrain();   // Megatron writes nothing to TensorBoard then
         tensorboard = config.logging().tensorboard() == null || skip ? null : new TensorBoardLog(config.logging().tensorboard());
@@ -169,7 +172,7 @@ public final class Trainer {
                 if (tensorboard != null) {
                     LossScaler scaler = optimizer.lossScaler();
                     tensorboard.iteration(iteration, consumed, lr, globalBatch, step.loss, scaler == null ? 1.0 : scaler.scale(),
-                            step.gradNorm, step.numZeros, paramsNorm);
+                            step.gradNorm, step.numZeros, paramsNorm, memoryReport == null ? null : memoryReport.stats());
                 }
                 event.iteration = iteration;
                 event.loss = step.loss;
@@ -489,6 +492,9 @@ public final class Trainer {
                 lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastNumZeros, s.lastParamsNorm, s.skipped,
                 s.nan);
         log.accept(TrainingLog.iterationLine(stats));
+        if (memoryReport != null) {
+            memoryReport.atLogLine(iteration, startIteration);
+        }
         Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
         if (!timing.isEmpty()) {
             log.accept(Timers.format(timing));
@@ -506,6 +512,11 @@ public final class Trainer {
     public void setModelFlops(IntToDoubleFunction flopsPerIteration, int ranks) {
         this.modelFlops = flopsPerIteration;
         this.ranks = ranks;
+    }
+
+    /** Megatron's memory report at log lines, and the memory {@code --log-memory-to-tensorboard} writes. */
+    public void setMemoryReport(MemoryReport report) {
+        this.memoryReport = report;
     }
 
     /**

@@ -1,0 +1,55 @@
+package org.megatronj.parallel.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.megatronj.model.Normalization;
+import org.megatronj.model.TransformerConfig;
+
+/**
+ * Against what Megatron-LM's own {@code report_theoretical_memory} prints and returns for six dense setups
+ * (TP with SP and selective recompute, GQA, PP with the distributed optimizer, the interleaved schedule, untied
+ * embeddings, RMSNorm and SwiGLU), made by {@code make_theoretical_memory_fixtures.py}.
+ */
+class TheoreticalMemoryTest {
+
+    @Test
+    void matchesMegatronsReport() throws IOException {
+        JsonNode cases;
+        try (InputStream in = getClass().getResourceAsStream("theoretical-memory.json")) {
+            cases = new ObjectMapper().readTree(in).get("cases");
+        }
+        assertEquals(6, cases.size());
+        for (JsonNode c : cases) {
+            JsonNode a = c.get("args");
+            int tp = a.get("tensor_model_parallel_size").asInt();
+            TransformerConfig config = TransformerConfig.builder().numLayers(a.get("num_layers").asInt())
+                    .hiddenSize(a.get("hidden_size").asInt()).numAttentionHeads(a.get("num_attention_heads").asInt())
+                    .kvChannels(a.get("kv_channels").asInt()).numQueryGroups(a.get("num_query_groups").asInt())
+                    .ffnHiddenSize(a.get("ffn_hidden_size").asInt()).swiglu(a.get("swiglu").asBoolean())
+                    .normalization(Normalization.parse(a.get("normalization").asText()))
+                    .untieEmbeddingsAndOutputWeights(a.get("untie_embeddings_and_output_weights").asBoolean())
+                    .seqLength(a.get("seq_length").asInt()).maxPositionEmbeddings(a.get("seq_length").asInt())
+                    .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8).build();
+            assertEquals(a.get("padded_vocab_size").asInt(), config.paddedVocabSize(tp), c.get("name").asText());
+            var setup = new TheoreticalMemory.Setup(tp, a.get("pipeline_model_parallel_size").asInt(),
+                    a.get("virtual_pipeline_model_parallel_size").asInt(0), a.get("data_parallel_size").asInt(),
+                    a.get("use_distributed_optimizer").asBoolean(), a.get("sequence_parallel").asBoolean(),
+                    a.get("recompute_granularity").asText("").equals("selective"), a.get("micro_batch_size").asInt(),
+                    a.get("num_microbatches").asInt());
+            TheoreticalMemory.Report r = TheoreticalMemory.report(config, setup);
+            List<String> expected = new ArrayList<>();
+            c.get("lines").forEach(l -> expected.add(l.asText()));
+            assertEquals(expected, r.lines(), c.get("name").asText());
+            assertEquals(c.get("weight_and_optimizer_mb").asDouble(), r.weightAndOptimizerMb(), 1e-9, c.get("name").asText());
+            assertEquals(c.get("activation_mb").asDouble(), r.activationMb(), 1e-9, c.get("name").asText());
+            assertEquals(c.get("total_mb").asDouble(), r.totalMb(), 1e-9, c.get("name").asText());
+        }
+    }
+}
