@@ -252,6 +252,11 @@ public final class TrainingOptions {
             + " tensors and a metadata.json); leave the flag out.")
     String ckptFormat;
 
+    @Option(names = "--async-save", description = "Write checkpoints in the background while training goes on: a save"
+            + " copies the weights and optimizer state to host memory, a writer thread writes them, and the next iterations"
+            + " publish the checkpoint (rename, tracker) once it is complete; the end of training waits for it.")
+    boolean asyncSave;
+
     @Option(names = "--override-opt_param-scheduler", description = "On --load, keep this run's learning-rate schedule"
             + " (--lr, --min-lr, warmup, decay) where the checkpoint's differs (otherwise an error, as in Megatron).")
     boolean overrideOptParamScheduler;
@@ -375,7 +380,8 @@ public final class TrainingOptions {
         CheckpointConfig ckpt = new CheckpointConfig(save, saveInterval, load, finetune, noLoadOptim, noLoadRng,
                 overrideOptParamScheduler ? OptimizerParamScheduler.OnLoad.OVERRIDE
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
-                        : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint, ckptStep, noSaveOptim, noSaveRng);
+                        : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint, ckptStep, noSaveOptim, noSaveRng,
+                asyncSave);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);

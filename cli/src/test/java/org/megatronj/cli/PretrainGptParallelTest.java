@@ -488,4 +488,37 @@ class PretrainGptParallelTest {
         assertEquals(1, selective.code(), selective.toString());
         assertTrue(selective.err().contains("--recompute-num-layers 2 goes with --recompute-granularity full"), selective.err());
     }
+
+    /**
+     * {@code --async-save} in a parallel run: every rank writes its shard (the distributed optimizer's too) in the
+     * background, rank 0 publishes once all are done, and the files are those of a save in place.
+     */
+    @Test
+    void asyncSaveWritesTheSameShards() throws IOException {
+        Path data = dataset();
+        Path sync = dir.resolve("sync-ckpt"), async = dir.resolve("async-ckpt");
+        String[] layout = {"--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--world-size", "8",
+                "--use-distributed-optimizer", "--save-interval", "2"};
+        CliRun inPlace = CliRun.of(args(data, dir.resolve("s.csv"), concat(layout, "--save", sync.toString())).toArray(String[]::new));
+        assertEquals(0, inPlace.code(), inPlace.toString());
+        CliRun background = CliRun.of(args(data, dir.resolve("a.csv"), concat(layout, "--save", async.toString(), "--async-save"))
+                .toArray(String[]::new));
+        assertEquals(0, background.code(), background.toString());
+        assertTrue(background.out().contains("Unfinalized async checkpoint saves. Finalizing them synchronously now.\n"
+                + "  successfully saved checkpoint from iteration       4 to " + async + " [ t 1/2, p 1/2 ]"), background.out());
+        List<Path> files;
+        try (var walk = Files.walk(sync)) {
+            files = walk.filter(Files::isRegularFile).filter(f -> !f.getFileName().toString().equals("metadata.json")).toList();
+        }
+        assertTrue(files.size() > 10, files.toString());
+        for (Path f : files) {
+            assertEquals(-1L, Files.mismatch(f, async.resolve(sync.relativize(f))), sync.relativize(f).toString());
+        }
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
 }

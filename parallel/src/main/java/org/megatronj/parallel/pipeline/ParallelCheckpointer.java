@@ -25,6 +25,7 @@ import org.megatronj.parallel.comm.Communicator;
 import org.megatronj.parallel.comm.ProcessGroups;
 import org.megatronj.parallel.optim.DistributedAdam;
 import org.megatronj.parallel.optim.FlatShard;
+import org.megatronj.parallel.train.BackgroundSave;
 import org.megatronj.parallel.train.ResumePoint;
 import org.megatronj.parallel.train.TrainableModel;
 import org.megatronj.parallel.train.TrainingCheckpointer;
@@ -88,46 +89,79 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
                      OptimizerParamScheduler scheduler, Contents contents) {
+        long bytes;
+        try (TensorArena arena = TensorArena.named("checkpoint-save")) {
+            RankFiles files = prepare(root, state, optimizer, scheduler, contents, arena);
+            bytes = files.write(root, state.iteration());
+        }
+        publish(root, state.iteration());
+        return bytes;
+    }
+
+    @Override
+    public PendingSave saveAsync(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
+                                 OptimizerParamScheduler scheduler, Contents contents) {
+        TensorArena snapshot = TensorArena.named("checkpoint-snapshot");
+        try {
+            RankFiles files = prepare(root, state, optimizer, scheduler, contents, snapshot);   // host copies already
+            return new BackgroundSave(snapshot, () -> files.write(root, state.iteration()), () -> publish(root, state.iteration()));
+        } catch (RuntimeException e) {
+            snapshot.close();
+            throw e;
+        }
+    }
+
+    /** What this rank writes: its folder's files (data-parallel rank 0) and its distributed-optimizer shard. */
+    private record RankFiles(CheckpointWriter.RankState state, Map<String, Map<String, Tensor>> extra) {
+        long write(Path root, long iteration) {
+            return CheckpointWriter.writeRankFiles(CheckpointWriter.partialDir(root, iteration), state, extra);
+        }
+    }
+
+    /**
+     * Creates the hidden partial folder (rank 0; all meet at a barrier after) and copies this rank's tensors into
+     * {@code arena} (host copies, which training may not change).
+     */
+    private RankFiles prepare(Path root, ResumePoint state, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
+                              Contents contents, TensorArena arena) {
         ProcessGroups g = rank.context().groups();
         Communicator world = g.world();
         if (world.rank() == 0) {
             CheckpointWriter.preparePartial(root, state.iteration());
         }
         world.barrier();   // the partial folder exists before anyone writes into it
-        long bytes;
-        try (TensorArena arena = TensorArena.named("checkpoint-save")) {
-            Map<String, Map<String, Tensor>> extra = new LinkedHashMap<>();
-            if (contents.optimizer() && rank.optimizer() instanceof DistributedAdam adam) {
-                extra.put(OptimizerStateFiles.distribFileName(g.data().rank()), distributedPieces(adam, arena));
-            }
-            CheckpointWriter.RankState files;
-            if (g.data().rank() == 0) {
-                Map<String, Tensor> weights = new LinkedHashMap<>();
-                for (Parameter p : rank.parameters()) {
-                    weights.putIfAbsent(p.name(), host(arena, p.data()));
-                }
-                Map<String, Tensor> optimizerState = new LinkedHashMap<>();
-                if (contents.optimizer() && !(rank.optimizer() instanceof DistributedAdam)) {
-                    for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
-                        optimizerState.put(e.getKey(), host(arena, e.getValue()));
-                    }
-                }
-                ObjectNode meta = inner.metadata(state, optimizer, scheduler, contents);
-                if (layout.sharded() || layout.distributedOptimizer()) {
-                    layout.writeTo(meta, g.tensor().rank(), g.pipeline().rank());
-                }
-                files = new CheckpointWriter.RankState(rankDirName(), weights, optimizerState, meta);
-            } else {
-                files = new CheckpointWriter.RankState(rankDirName(), null, Map.of(), null);
-            }
-            bytes = CheckpointWriter.writeRankFiles(CheckpointWriter.partialDir(root, state.iteration()), files, extra);
+        Map<String, Map<String, Tensor>> extra = new LinkedHashMap<>();
+        if (contents.optimizer() && rank.optimizer() instanceof DistributedAdam adam) {
+            extra.put(OptimizerStateFiles.distribFileName(g.data().rank()), distributedPieces(adam, arena));
         }
-        world.barrier();   // every rank's files are complete
+        if (g.data().rank() != 0) {
+            return new RankFiles(new CheckpointWriter.RankState(rankDirName(), null, Map.of(), null), extra);
+        }
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (Parameter p : rank.parameters()) {
+            weights.putIfAbsent(p.name(), host(arena, p.data()));
+        }
+        Map<String, Tensor> optimizerState = new LinkedHashMap<>();
+        if (contents.optimizer() && !(rank.optimizer() instanceof DistributedAdam)) {
+            for (Map.Entry<String, Tensor> e : optimizer.stateTensors().entrySet()) {
+                optimizerState.put(e.getKey(), host(arena, e.getValue()));
+            }
+        }
+        ObjectNode meta = inner.metadata(state, optimizer, scheduler, contents);
+        if (layout.sharded() || layout.distributedOptimizer()) {
+            layout.writeTo(meta, g.tensor().rank(), g.pipeline().rank());
+        }
+        return new RankFiles(new CheckpointWriter.RankState(rankDirName(), weights, optimizerState, meta), extra);
+    }
+
+    /** Once every rank's files are complete, rank 0 publishes the checkpoint before any rank goes on (or exits). */
+    private void publish(Path root, long iteration) {
+        Communicator world = rank.context().groups().world();
+        world.barrier();
         if (world.rank() == 0) {
-            CheckpointWriter.commit(root, state.iteration());
+            CheckpointWriter.commit(root, iteration);
         }
-        world.barrier();   // the checkpoint is published before any rank goes on (or exits)
-        return bytes;
+        world.barrier();
     }
 
     /** This DP rank's pieces of the Adam moments, named {@code <param>.exp_avg@<offset in the parameter>}. */

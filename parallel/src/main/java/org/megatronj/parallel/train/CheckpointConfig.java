@@ -12,11 +12,12 @@ import org.megatronj.model.optim.OptimizerParamScheduler;
  * --override-opt_param-scheduler}, {@code --use-checkpoint-opt_param-scheduler}), and {@code --exit-on-missing-checkpoint}
  * (no checkpoint under {@code --load} is an error instead of a start from scratch), {@code --ckpt-step N} (load
  * {@code iter_N} instead of the tracker's iteration; -1: the tracker's), {@code --no-save-optim} and {@code --no-save-rng}
- * (saves leave the optimizer and scheduler state, or the RNG stream, out). Paths are null when not given.
+ * (saves leave the optimizer and scheduler state, or the RNG stream, out), {@code --async-save} (saves write their
+ * files in the background while training goes on). Paths are null when not given.
  */
 public record CheckpointConfig(Path save, int saveInterval, Path load, boolean finetune, boolean noLoadOptim, boolean noLoadRng,
                                OptimizerParamScheduler.OnLoad schedulerOnLoad, boolean exitOnMissingCheckpoint, long ckptStep,
-                               boolean noSaveOptim, boolean noSaveRng) {
+                               boolean noSaveOptim, boolean noSaveRng, boolean asyncSave) {
 
     public CheckpointConfig {
         if (saveInterval < 0) {
@@ -39,7 +40,7 @@ public record CheckpointConfig(Path save, int saveInterval, Path load, boolean f
     /** A schedule whose values must match the checkpoint's, as Megatron's default. */
     public CheckpointConfig(Path save, int saveInterval, Path load, boolean finetune, boolean noLoadOptim, boolean noLoadRng) {
         this(save, saveInterval, load, finetune, noLoadOptim, noLoadRng, OptimizerParamScheduler.OnLoad.CHECK, false, -1,
-                false, false);
+                false, false, false);
     }
 
     /**

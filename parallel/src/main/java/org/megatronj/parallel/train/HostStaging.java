@@ -5,6 +5,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 
+import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -25,6 +26,22 @@ final class HostStaging {
             host.put(e.getKey(), onHost(backend, e.getValue(), arena));
         }
         return host;
+    }
+
+    /** Host copies of the tensors in {@code arena}, host tensors copied too: a snapshot training may not change. */
+    static Map<String, Tensor> snapshot(Backend backend, Map<String, Tensor> tensors, TensorArena arena) {
+        Map<String, Tensor> copies = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            Tensor t = e.getValue();
+            Tensor copy = arena.allocate(t.dtype(), t.shape());
+            if (t.device().isHost()) {
+                MemorySegment.copy(t.segment(), 0, copy.segment(), 0, copy.segment().byteSize());
+            } else {
+                requireBackend(backend, t).copy(t, copy);
+            }
+            copies.put(e.getKey(), copy);
+        }
+        return copies;
     }
 
     private static Tensor onHost(Backend backend, Tensor t, TensorArena arena) {

@@ -64,6 +64,9 @@ public final class Trainer {
     private IntToDoubleFunction modelFlops;       // the model FLOPs of an iteration of a global batch size, or null
     private int ranks = 1;
     private MemoryReport memoryReport;            // Megatron's memory report at log lines, or null
+    private TrainingCheckpoints.PendingSave pendingSave;   // --async-save: the save being written, or null
+    private long pendingIteration;
+    private TrainingEvents.CheckpointSave pendingEvent;
     private long startIteration;                  // where train() began: the loaded iteration, or 0
 
     private ResumePoint position;
@@ -155,6 +158,7 @@ public final class Trainer {
                 position.iteration());
         try {
             while (!skip && iteration < trainIters) {
+                finalizeAsyncSave(false);
                 TrainingEvents.TrainStep event = new TrainingEvents.TrainStep();
                 event.begin();
                 int globalBatch = config.batch().globalBatchSizeAt(consumed);
@@ -192,12 +196,14 @@ public final class Trainer {
                 }
                 TrainingResult.ExitReason exit = checkpointAndCheckExit(iteration, startNanos);
                 if (exit != null) {
+                    finalizeAsyncSave(true);
                     return new TrainingResult(iteration, consumed, losses, lastValid, exit);
                 }
             }
             if (!skip && config.checkpoint().save() != null && iteration > 0 && lastSavedIteration != iteration) {
                 save(iteration);
             }
+            finalizeAsyncSave(true);
             if (config.logging().evalIters() > 0 && valid != null) {
                 lastValid = evaluate(valid, "valid", "iteration " + iteration + " on validation set", iteration, csv);
             }
@@ -447,19 +453,65 @@ public final class Trainer {
     }
 
     private void save(long iteration) {
+        CheckpointConfig c = config.checkpoint();
+        if (c.asyncSave() && pendingSave != null) {   // one save in flight at a time
+            if (!allRanksWritten()) {
+                log.accept("WARNING: Starting a checkpoint save before previous has finished. Consider increasing the"
+                        + " checkpoint interval.");
+            }
+            finishPendingSave();
+        }
         TrainingEvents.CheckpointSave event = new TrainingEvents.CheckpointSave();
         event.begin();
-        Path dir = config.checkpoint().save();
-        log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, dir));
-        long bytes = untimed("save-checkpoint", () -> checkpointer.save(dir, position, model, optimizer, scheduler,
-                config.checkpoint().saveContents()));
+        log.accept(String.format(Locale.ROOT, " saving checkpoint at iteration %7d to %s", iteration, c.save()));
         lastSavedIteration = iteration;
+        if (c.asyncSave()) {
+            pendingSave = untimed("save-checkpoint", () -> checkpointer.saveAsync(c.save(), position, model, optimizer,
+                    scheduler, c.saveContents()));
+            pendingIteration = iteration;
+            pendingEvent = event;
+            return;
+        }
+        long bytes = untimed("save-checkpoint", () -> checkpointer.save(c.save(), position, model, optimizer, scheduler,
+                c.saveContents()));
+        logSaved(iteration, bytes, event);
+    }
+
+    private void logSaved(long iteration, long bytes, TrainingEvents.CheckpointSave event) {
+        Path dir = config.checkpoint().save();
         log.accept(String.format(Locale.ROOT, "  successfully saved checkpoint from iteration %7d to %s %s",
                 iteration, dir, checkpointer.rankLabel()));
         event.iteration = iteration;
         event.bytes = bytes;
         event.directory = dir.toString();
         event.commit();
+    }
+
+    /**
+     * {@code --async-save}: publishes the save in flight once every rank's files are written, as Megatron's
+     * {@code maybe_finalize_async_save}; {@code blocking} waits for them (at the end of training and on exits).
+     */
+    private void finalizeAsyncSave(boolean blocking) {
+        if (pendingSave == null) {
+            return;
+        }
+        if (blocking) {
+            log.accept("Unfinalized async checkpoint saves. Finalizing them synchronously now.");
+        } else if (!allRanksWritten()) {
+            return;
+        }
+        finishPendingSave();
+    }
+
+    /** Whether every rank's writer is done: a collective in a parallel run, which all ranks reach at the same iteration. */
+    private boolean allRanksWritten() {
+        return model.maxOverRanks(new double[] {pendingSave.written() ? 0 : 1})[0] == 0;
+    }
+
+    private void finishPendingSave() {
+        TrainingCheckpoints.PendingSave save = pendingSave;
+        pendingSave = null;
+        logSaved(pendingIteration, save.finish(), pendingEvent);
     }
 
     /**

@@ -72,16 +72,38 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
                      OptimizerParamScheduler scheduler, Contents contents) {
+        try (TensorArena staging = TensorArena.named("checkpoint-staging")) {
+            return CheckpointWriter.save(root, state.iteration(), new CheckpointWriter.RankState(RANK_DIR,
+                    HostStaging.toHost(backend, weights(model), staging),
+                    contents.optimizer() ? HostStaging.toHost(backend, optimizer.stateTensors(), staging) : Map.of(),
+                    metadata(state, optimizer, scheduler, contents)));
+        }
+    }
+
+    @Override
+    public PendingSave saveAsync(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
+                                 OptimizerParamScheduler scheduler, Contents contents) {
+        TensorArena snapshot = TensorArena.named("checkpoint-snapshot");
+        try {
+            CheckpointWriter.RankState files = new CheckpointWriter.RankState(RANK_DIR,
+                    HostStaging.snapshot(backend, weights(model), snapshot),
+                    contents.optimizer() ? HostStaging.snapshot(backend, optimizer.stateTensors(), snapshot) : Map.of(),
+                    metadata(state, optimizer, scheduler, contents));
+            Path partial = CheckpointWriter.preparePartial(root, state.iteration());
+            return new BackgroundSave(snapshot, () -> CheckpointWriter.writeRankFiles(partial, files, Map.of()),
+                    () -> CheckpointWriter.commit(root, state.iteration()));
+        } catch (RuntimeException e) {
+            snapshot.close();
+            throw e;
+        }
+    }
+
+    private static Map<String, Tensor> weights(TrainableModel model) {
         Map<String, Tensor> weights = new LinkedHashMap<>();
         for (Parameter p : model.parameters()) {
             weights.put(p.name(), p.data());
         }
-        try (TensorArena staging = TensorArena.named("checkpoint-staging")) {
-            return CheckpointWriter.save(root, state.iteration(), new CheckpointWriter.RankState(RANK_DIR,
-                    HostStaging.toHost(backend, weights, staging),
-                    contents.optimizer() ? HostStaging.toHost(backend, optimizer.stateTensors(), staging) : Map.of(),
-                    metadata(state, optimizer, scheduler, contents)));
-        }
+        return weights;
     }
 
     /**

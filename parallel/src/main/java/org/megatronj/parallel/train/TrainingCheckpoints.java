@@ -28,6 +28,28 @@ public interface TrainingCheckpoints {
         return save(root, state, model, optimizer, scheduler, Contents.ALL);
     }
 
+    /**
+     * A save whose files are written in the background ({@code --async-save}). Nothing is visible under the save folder
+     * until {@link #finish} publishes it, so a kill before leaves the previous checkpoint the latest.
+     */
+    interface PendingSave {
+        /** Whether this rank's files are written (or their writing failed, which {@link #finish} then throws). */
+        boolean written();
+
+        /**
+         * Waits for this rank's files, then publishes the checkpoint (renames its folder into place and points the
+         * tracker at it; a parallel run's ranks call it together) and frees the copy; returns the bytes this rank wrote.
+         */
+        long finish();
+    }
+
+    /**
+     * {@link #save} in the background: copies what the save writes (weights, optimizer state) into memory of its own,
+     * so training may go on changing them, and starts writing the copy.
+     */
+    PendingSave saveAsync(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
+                          OptimizerParamScheduler scheduler, Contents contents);
+
     /** Loads the latest checkpoint under {@code root} and returns where to continue (see {@link TrainingCheckpointer#load}). */
     ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                      boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed);

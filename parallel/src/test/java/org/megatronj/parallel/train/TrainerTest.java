@@ -230,7 +230,7 @@ class TrainerTest {
         TrainingConfig base = config(BatchConfig.of(2, 4), schedule, save, null, 0, null);
         TrainingConfig lean = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
                 new CheckpointConfig(save, 2, null, false, false, false, OptimizerParamScheduler.OnLoad.CHECK, false, -1,
-                        true, true), base.exit(), base.seed());
+                        true, true, false), base.exit(), base.seed());
         run(lean, 1, new ArrayList<>(), null);
         Path rankDir = save.resolve("iter_0000004").resolve("mp_rank_00");
         assertTrue(Files.exists(rankDir.resolve("model.safetensors")));
@@ -253,7 +253,7 @@ class TrainerTest {
         }
 
         CheckpointConfig step2 = new CheckpointConfig(null, 0, save, false, true, true, OptimizerParamScheduler.OnLoad.CHECK,
-                false, 2, false, false);
+                false, 2, false, false, false);
         List<String> log = new ArrayList<>();
         try (TensorArena arena = TensorArena.named("toy")) {
             ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 5);
@@ -265,7 +265,7 @@ class TrainerTest {
 
             Trainer missing = new Trainer(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
                     new CheckpointConfig(null, 0, save, false, true, true, OptimizerParamScheduler.OnLoad.CHECK, false, 3,
-                            false, false), base.exit(), base.seed()), model, new ToySgd(arena, model.parameters()),
+                            false, false, false), base.exit(), base.seed()), model, new ToySgd(arena, model.parameters()),
                     new PatternSource(VOCAB, SEQ, 1000, 0), null, null, new TrainingCheckpointer(null, null), null, log::add);
             var e = assertThrows(IllegalStateException.class, missing::loadCheckpoint);
             assertTrue(e.getMessage().contains("iter_0000003 does not exist (" + save + " holds [iter_0000002, iter_0000004])"),
@@ -370,5 +370,66 @@ class TrainerTest {
         assertTrue(log.get(evalTimer + 1).contains("validation loss at iteration 2"), log.toString());
         double evalMs = Double.parseDouble(log.get(evalTimer).replaceAll("(?s).*evaluate \\.+: \\(([0-9.]+), .*", "$1"));
         assertTrue(evalMs >= 399, log.get(evalTimer));
+    }
+
+    /**
+     * {@code --async-save} writes the same files as a save in place, publishes each checkpoint at a later iteration
+     * (never before its files are complete) and waits for the last one before training returns.
+     */
+    @Test
+    void asyncSavesWriteTheSameCheckpointsAndPublishThemLater() throws Exception {
+        var schedule = ScheduleConfig.iterations(6, 0.5, 0.05, DecayStyle.LINEAR, 0);
+        Path sync = dir.resolve("sync"), async = dir.resolve("async");
+        TrainingConfig base = config(BatchConfig.of(2, 4), schedule, sync, null, 0, null);
+        run(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                new CheckpointConfig(sync, 2, null, false, false, false), base.exit(), base.seed()), 1, new ArrayList<>(), null);
+        List<String> log = new ArrayList<>();
+        run(new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                new CheckpointConfig(async, 2, null, false, false, false, OptimizerParamScheduler.OnLoad.CHECK, false, -1, false,
+                        false, true), base.exit(), base.seed()), 1, log, null);
+        for (String iter : List.of("iter_0000002", "iter_0000004", "iter_0000006")) {
+            for (String file : List.of("model.safetensors", "optimizer.safetensors")) {
+                assertEquals(-1L, Files.mismatch(sync.resolve(iter).resolve("mp_rank_00").resolve(file),
+                        async.resolve(iter).resolve("mp_rank_00").resolve(file)), iter + "/" + file);
+            }
+        }
+        assertEquals("6", Files.readString(async.resolve("latest_checkpointed_iteration.txt")).strip());
+        try (var left = Files.list(async)) {
+            assertEquals(List.of(), left.filter(p -> p.getFileName().toString().startsWith(".")).toList(), "no partial folders");
+        }
+        int saving = log.indexOf(" saving checkpoint at iteration       2 to " + async);
+        int saved = log.indexOf("  successfully saved checkpoint from iteration       2 to " + async + " [ t 1/1, p 1/1 ]");
+        assertTrue(saving >= 0 && saved > saving, String.join("\n", log));
+        assertTrue(log.subList(saving, saved).stream().anyMatch(l -> l.contains("] iteration        3/")),
+                "published at a later iteration: " + String.join("\n", log));
+        int last = log.indexOf("Unfinalized async checkpoint saves. Finalizing them synchronously now.");
+        assertTrue(last > log.indexOf(" saving checkpoint at iteration       6 to " + async)
+                && log.get(last + 1).startsWith("  successfully saved checkpoint from iteration       6"), String.join("\n", log));
+    }
+
+    /** A background save shows nothing until it is finished; a failed writer publishes nothing and says why. */
+    @Test
+    void backgroundSavePublishesOnlyWhenFinished() throws Exception {
+        Path root = dir.resolve("bg");
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        List<String> published = new ArrayList<>();
+        BackgroundSave save = new BackgroundSave(TensorArena.named("snap"), () -> {
+            release.await();
+            Files.createDirectories(root);
+            return 42L;
+        }, () -> published.add("published"));
+        assertFalse(save.written());
+        assertEquals(List.of(), published);
+        release.countDown();
+        assertEquals(42L, save.finish());
+        assertTrue(save.written());
+        assertEquals(List.of("published"), published);
+
+        BackgroundSave failing = new BackgroundSave(TensorArena.named("snap"), () -> {
+            throw new java.io.UncheckedIOException(new java.io.IOException("disk full"));
+        }, () -> published.add("never"));
+        var e = assertThrows(java.io.UncheckedIOException.class, failing::finish);
+        assertTrue(e.getMessage().contains("disk full"), e.getMessage());
+        assertEquals(List.of("published"), published);
     }
 }
