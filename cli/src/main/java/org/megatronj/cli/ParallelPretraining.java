@@ -28,6 +28,7 @@ import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
+import org.megatronj.parallel.train.ProgressLog;
 import org.megatronj.parallel.train.SampleSource;
 import org.megatronj.parallel.train.Trainer;
 import org.megatronj.parallel.train.TrainingCheckpointer;
@@ -55,13 +56,15 @@ final class ParallelPretraining {
     private final long seed;
     private final TrainingCheckpointer checkpointer;
     private final int logMemoryInterval;
+    private final ProgressLog progress;   // --log-progress, kept by rank 0
 
     /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
                         ParallelOptions options, ActivationRecompute recompute, PrecisionOptions precision, long seed,
-                        TrainingCheckpointer checkpointer, int logMemoryInterval) {
+                        TrainingCheckpointer checkpointer, int logMemoryInterval, ProgressLog progress) {
         this.checkpointer = checkpointer;
         this.logMemoryInterval = logMemoryInterval;
+        this.progress = progress;
         this.out = out;
         this.config = config;
         this.training = training;
@@ -120,6 +123,9 @@ final class ParallelPretraining {
                 trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
                 trainer.setMemoryReport(MemoryReports.forRank(backend, ctx.rank(), ctx.groups().data().rank() == 0 ? printer(out)
                         : null, theoretical, logMemoryInterval));
+                if (printer) {
+                    trainer.setProgressLog(progress);
+                }
                 trainer.loadCheckpoint();
                 TrainingResult r = trainer.train();
                 if (printer) {

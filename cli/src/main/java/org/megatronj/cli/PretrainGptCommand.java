@@ -24,6 +24,7 @@ import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.ExitSignal;
 import org.megatronj.parallel.train.GptSamples;
 import org.megatronj.parallel.train.GptTraining;
+import org.megatronj.parallel.train.ProgressLog;
 import org.megatronj.parallel.train.SampleSource;
 import org.megatronj.parallel.train.Trainer;
 import org.megatronj.parallel.train.TrainingCheckpointer;
@@ -121,6 +122,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
         training.profile();
+        ProgressLog progress = training.startProgressLog(parallel.worldSize(), data.seqLength);
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
         long evalSamples = (long) tc.logging().evalIters() * tc.logging().evalGlobalBatchSize(tc.batch());
@@ -153,7 +155,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().loadDir()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
-                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args), training.logMemoryInterval());
+                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args), training.logMemoryInterval(), progress);
             run.refuseUnsupported(deviceOptions.device());
             try (Recording recording = startRecording(training.profile(), out)) {
                 int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
@@ -195,6 +197,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), 1);
             trainer.setMemoryReport(MemoryReports.forRank(backend, 0, out::println,
                     MemoryReports.theoretical(config, tc, layout, parallel, recompute), training.logMemoryInterval()));
+            trainer.setProgressLog(progress);
             trainer.loadCheckpoint();
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),

@@ -10,6 +10,7 @@ import org.megatronj.parallel.train.ExitConfig;
 import org.megatronj.parallel.train.LoggingConfig;
 import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
+import org.megatronj.parallel.train.ProgressLog;
 import org.megatronj.parallel.train.ScheduleConfig;
 import org.megatronj.parallel.train.TensorBoardLog;
 import org.megatronj.parallel.train.TrainingConfig;
@@ -252,6 +253,10 @@ public final class TrainingOptions {
             + " tensors and a metadata.json); leave the flag out.")
     String ckptFormat;
 
+    @Option(names = "--log-progress", description = "Append Megatron's progress log to <save>/progress.txt: each job's"
+            + " start, and at each save the job's and the cumulative throughput, the model FLOPs and the tokens so far.")
+    boolean logProgress;
+
     @Option(names = "--async-save", description = "Write checkpoints in the background while training goes on: a save"
             + " copies the weights and optimizer state to host memory, a writer thread writes them, and the next iterations"
             + " publish the checkpoint (rename, tracker) once it is complete; the end of training waits for it.")
@@ -385,6 +390,19 @@ public final class TrainingOptions {
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);
+    }
+
+    /**
+     * {@code --log-progress}'s log, which says "Starting job" now; null without the flag or without {@code --save} (Megatron
+     * writes nothing then either).
+     */
+    ProgressLog startProgressLog(int worldSize, int seqLength) {
+        if (!logProgress || save == null) {
+            return null;
+        }
+        ProgressLog log = new ProgressLog(save, worldSize, seqLength);
+        log.startingJob();
+        return log;
     }
 
     /** {@code --log-memory-interval}, or 0 (checked by {@link #toConfig}). */

@@ -385,7 +385,7 @@ class PretrainGptCommandTest {
         List<String> a = args(data, "--log-loss-to", csv.toString(), "--tensorboard-dir", tb.toString(), "--timing-log-level", "1",
                 "--save", save.toString());
         a.addAll(List.of("--log-throughput", "--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard",
-                "--log-params-norm", "--log-memory-to-tensorboard", "--log-memory-interval", "5"));
+                "--log-params-norm", "--log-memory-to-tensorboard", "--log-memory-interval", "5", "--log-progress"));
         CliRun r = run(a);
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().lines().anyMatch(l -> l.contains(" iteration        6/       6 |")
@@ -411,6 +411,12 @@ class PretrainGptCommandTest {
                     + " \\| max reserved: [0-9]+\\.[0-9]{2}"), memoryLines.get(i));
         }
         assertEquals(2, r.out().lines().filter(l -> l.startsWith("Theoretical memory footprints: weight and optimizer=")).count());
+        List<String> progress = Files.readAllLines(save.resolve("progress.txt"));   // --log-progress
+        assertEquals(2, progress.size(), progress.toString());
+        assertTrue(progress.get(0).endsWith("\t# GPUs: 1\tStarting job"), progress.get(0));
+        assertTrue(progress.get(1).matches(".*\tSaved checkpoint\tIteration: 6\tJob throughput: [0-9.]+ TFLOP/s/GPU\t"
+                + "Cumulative throughput: .* TFLOP/s/GPU\tFloating-point operations: [0-9]\\.[0-9]{2}e\\+[0-9]{2}\t"
+                + "Tokens \\(in billions\\): 0\\.00"), progress.get(1));
         float allocated = scalars.get("mem-allocated-bytes").get(6L);
         assertTrue(allocated > 0 && scalars.get("mem-max-allocated-bytes").get(6L) >= allocated, scalars.toString());
         List<Double> losses = trainLosses(csv);

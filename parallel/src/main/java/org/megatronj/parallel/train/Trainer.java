@@ -64,6 +64,7 @@ public final class Trainer {
     private IntToDoubleFunction modelFlops;       // the model FLOPs of an iteration of a global batch size, or null
     private int ranks = 1;
     private MemoryReport memoryReport;            // Megatron's memory report at log lines, or null
+    private ProgressLog progress;                 // --log-progress on rank 0, or null
     private TrainingCheckpoints.PendingSave pendingSave;   // --async-save: the save being written, or null
     private long pendingIteration;
     private TrainingEvents.CheckpointSave pendingEvent;
@@ -150,6 +151,9 @@ public final class Trainer {
         double lastValid = Double.NaN;
         long iteration = position.iteration();
         startIteration = iteration;
+        if (progress != null) {
+            progress.trainingStarts(position.floatingPointOperationsSoFar());
+        }
         long consumed = position.consumedTrainSamples();
         boolean skip = config.logging().skipTrain();   // Megatron writes nothing to TensorBoard then
         tensorboard = config.logging().tensorboard() == null || skip ? null : new TensorBoardLog(config.logging().tensorboard());
@@ -165,7 +169,8 @@ public final class Trainer {
                 StepOutcome step = trainStep(iteration + 1, consumed, globalBatch);
                 iteration++;
                 consumed += globalBatch;
-                position = new ResumePoint(iteration, consumed, position.consumedValidSamples(), position.rngStream());
+                position = new ResumePoint(iteration, consumed, position.consumedValidSamples(), position.rngStream(),
+                        position.floatingPointOperationsSoFar() + (modelFlops == null ? 0 : modelFlops.applyAsDouble(globalBatch)));
                 double lr = scheduler.currentLr();
                 losses.add(step.loss);
                 double paramsNorm = paramsNorm();
@@ -412,7 +417,8 @@ public final class Trainer {
             offset += globalBatch;
         }
         if (isValid) {
-            position = new ResumePoint(position.iteration(), position.consumedTrainSamples(), offset, position.rngStream());
+            position = new ResumePoint(position.iteration(), position.consumedTrainSamples(), offset, position.rngStream(),
+                    position.floatingPointOperationsSoFar());
         }
         return tokens == 0 ? Double.NaN : lossSum / tokens;
     }
@@ -470,11 +476,17 @@ public final class Trainer {
                     scheduler, c.saveContents()));
             pendingIteration = iteration;
             pendingEvent = event;
+            if (progress != null) {
+                progress.savedCheckpoint(position, true);
+            }
             return;
         }
         long bytes = untimed("save-checkpoint", () -> checkpointer.save(c.save(), position, model, optimizer, scheduler,
                 c.saveContents()));
         logSaved(iteration, bytes, event);
+        if (progress != null) {
+            progress.savedCheckpoint(position, false);
+        }
     }
 
     private void logSaved(long iteration, long bytes, TrainingEvents.CheckpointSave event) {
@@ -512,6 +524,9 @@ public final class Trainer {
         TrainingCheckpoints.PendingSave save = pendingSave;
         pendingSave = null;
         logSaved(pendingIteration, save.finish(), pendingEvent);
+        if (progress != null) {
+            progress.savedAsyncCheckpoint(pendingIteration);
+        }
     }
 
     /**
@@ -564,6 +579,11 @@ public final class Trainer {
     public void setModelFlops(IntToDoubleFunction flopsPerIteration, int ranks) {
         this.modelFlops = flopsPerIteration;
         this.ranks = ranks;
+    }
+
+    /** {@code --log-progress}: the saves' lines in {@code progress.txt} (rank 0's trainer only). */
+    public void setProgressLog(ProgressLog log) {
+        this.progress = log;
     }
 
     /** Megatron's memory report at log lines, and the memory {@code --log-memory-to-tensorboard} writes. */

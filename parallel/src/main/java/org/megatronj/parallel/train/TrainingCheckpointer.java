@@ -120,6 +120,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         meta.put("iteration", state.iteration());
         meta.put("consumed_train_samples", state.consumedTrainSamples());
         meta.put("consumed_valid_samples", state.consumedValidSamples());
+        meta.put("num_floating_point_operations_so_far", state.floatingPointOperationsSoFar());
         if (contents.rng()) {
             meta.putObject("rng").put("stream", state.rngStream());
         }
@@ -242,7 +243,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         }
         long stream = noLoadRng ? seed : meta.path("rng").path("stream").asLong();
         return new ResumePoint(ckpt.iteration(), meta.path("consumed_train_samples").asLong(),
-                meta.path("consumed_valid_samples").asLong(), stream);
+                meta.path("consumed_valid_samples").asLong(), stream, meta.path("num_floating_point_operations_so_far").asDouble(0));
     }
 
     /**
