@@ -108,8 +108,17 @@ public final class ImplementationChoiceOptions {
     @Option(names = "--trust-remote-code", description = "Accepted: tokenizers are read from their files, no code runs.")
     boolean trustRemoteCode;
 
-    /** Megatron's choices and ranges, checked before anything is built. */
-    void validate() {
+    @Option(names = "--deterministic-mode", description = "Bit-identical results run after run: the CPU backend always is"
+            + " (fixed reduction orders); refused with --device cuda, whose kernels still sum with atomics.")
+    boolean deterministicMode;
+
+    /** Megatron's choices and ranges, checked before anything is built on {@code device}. */
+    void validate(String device) {
+        if (deterministicMode && !device.equals("cpu")) {
+            throw new IllegalArgumentException("--deterministic-mode needs --device cpu: on " + device + " the embedding's and"
+                    + " the biases' gradients, the gradient norm and the CUDA-core attention backward add with atomics, in no"
+                    + " fixed order");
+        }
         oneOf("--attention-backend", attentionBackend, "flash", "fused", "unfused", "local", "auto");
         oneOf("--transformer-impl", transformerImpl, "local", "transformer_engine", "inference_optimized");
         oneOf("--cross-entropy-fusion-impl", crossEntropyFusionImpl, "native", "te");

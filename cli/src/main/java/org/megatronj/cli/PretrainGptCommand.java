@@ -111,7 +111,7 @@ final class PretrainGptCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         data.checkMockData();
-        implementationChoices.validate();
+        implementationChoices.validate(deviceOptions.device());
         Tokenizer tok = checkpointArgs(out);
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();

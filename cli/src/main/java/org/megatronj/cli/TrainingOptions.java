@@ -13,6 +13,7 @@ import org.megatronj.parallel.train.OptimizerType;
 import org.megatronj.parallel.train.ProgressLog;
 import org.megatronj.parallel.train.ScheduleConfig;
 import org.megatronj.parallel.train.TensorBoardLog;
+import org.megatronj.parallel.train.Timers;
 import org.megatronj.parallel.train.TrainingConfig;
 import picocli.CommandLine.Option;
 
@@ -198,6 +199,10 @@ public final class TrainingOptions {
     @Option(names = "--log-world-size-to-tensorboard", description = "Also write the world size.")
     boolean logWorldSizeToTensorboard;
 
+    @Option(names = "--timing-log-option", paramLabel = "OPT", defaultValue = "minmax", description = "What the timer"
+            + " reports show of the ranks' times: max, minmax (default) or all.")
+    String timingLogOption;
+
     @Option(names = "--log-memory-to-tensorboard", description = "Also write the tensor memory: mem-reserved-bytes,"
             + " mem-allocated-bytes, mem-max-allocated-bytes and mem-allocated-count (on the CPU, the rank's host tensors).")
     boolean logMemoryToTensorboard;
@@ -365,7 +370,8 @@ public final class TrainingOptions {
                     + " --log-interval " + logInterval);
         }
         LoggingConfig logging = new LoggingConfig(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, logThroughput,
-                logParamsNorm, logNumZerosInGrad, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
+                logParamsNorm, logNumZerosInGrad, tensorboard, evalMicroBatchSize, evalGlobalBatchSize, skipTrain,
+                Timers.LogOption.parse(timingLogOption));
         int evalMicro = logging.evalMicroBatchSize(batch), evalGlobal = logging.evalGlobalBatchSize(batch);
         boolean evalSizesGiven = evalMicroBatchSize != 0 || evalGlobalBatchSize != 0;   // else the training sizes' check speaks
         if (evalSizesGiven && (evalMicro < 1 || evalGlobal < 1 || evalGlobal % (evalMicro * dataParallelSize) != 0)) {

@@ -352,7 +352,7 @@ class PretrainGptCommandTest {
                 "--no-rope-fusion", "--no-persist-layer-norm", "--no-gradient-accumulation-fusion", "--cross-entropy-loss-fusion",
                 "--overlap-param-gather", "--no-mmap-bin-files", "--manual-gc", "--no-manual-gc-eval", "--attention-softmax-in-fp32",
                 "--no-async-tensor-model-parallel-allreduce", "--use-cpu-initialization", "--exit-signal-handler",
-                "--trust-remote-code", "--legacy-tokenizer"));
+                "--trust-remote-code", "--legacy-tokenizer", "--deterministic-mode"));
         CliRun choices = run(a);
         assertEquals(0, choices.code(), choices.toString());
         assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
@@ -365,6 +365,12 @@ class PretrainGptCommandTest {
         assertEquals(1, bad.code(), bad.toString());
         assertTrue(bad.err().contains("--attention-backend 'cudnn': expected one of flash, fused, unfused, local, auto"),
                 bad.err());
+        List<String> deterministicOnCuda = args(data, "--device", "cuda");
+        deterministicOnCuda.add("--deterministic-mode");
+        CliRun cudaDeterministic = run(deterministicOnCuda);
+        assertEquals(1, cudaDeterministic.code(), cudaDeterministic.toString());
+        assertTrue(cudaDeterministic.err().contains("--deterministic-mode needs --device cpu: on cuda the embedding's"),
+                cudaDeterministic.err());
         CliRun cyclic = run(args(data, "--dataloader-type", "cyclic"));
         assertEquals(1, cyclic.code(), cyclic.toString());
         assertTrue(cyclic.err().contains("--dataloader-type cyclic draws the samples in another order"), cyclic.err());

@@ -491,7 +491,8 @@ class PretrainGptParallelTest {
 
     /**
      * {@code --async-save} in a parallel run: every rank writes its shard (the distributed optimizer's too) in the
-     * background, rank 0 publishes once all are done, and the files are those of a save in place.
+     * background, rank 0 publishes once all are done, and the files are those of a save in place. (And
+     * {@code --timing-log-option all} prints every rank's times.)
      */
     @Test
     void asyncSaveWritesTheSameShards() throws IOException {
@@ -501,9 +502,11 @@ class PretrainGptParallelTest {
                 "--use-distributed-optimizer", "--save-interval", "2"};
         CliRun inPlace = CliRun.of(args(data, dir.resolve("s.csv"), concat(layout, "--save", sync.toString())).toArray(String[]::new));
         assertEquals(0, inPlace.code(), inPlace.toString());
-        CliRun background = CliRun.of(args(data, dir.resolve("a.csv"), concat(layout, "--save", async.toString(), "--async-save"))
-                .toArray(String[]::new));
+        CliRun background = CliRun.of(args(data, dir.resolve("a.csv"), concat(layout, "--save", async.toString(), "--async-save",
+                "--timing-log-level", "1", "--timing-log-option", "all")).toArray(String[]::new));
         assertEquals(0, background.code(), background.toString());
+        assertTrue(background.out().matches("(?s).*\ntimes across ranks \\(ms\\):\n  forward-backward:\n     rank  0: [0-9.]+\n"
+                + "(     rank  [1-6]: [0-9.]+\n)*     rank  7: [0-9.]+\n.*"), background.out());   // --timing-log-option all
         assertTrue(background.out().contains("Unfinalized async checkpoint saves. Finalizing them synchronously now.\n"
                 + "  successfully saved checkpoint from iteration       4 to " + async + " [ t 1/2, p 1/2 ]"), background.out());
         List<Path> files;

@@ -280,27 +280,38 @@ public final class ParallelGradients {
         return norm;
     }
 
-    /** The element-wise maximum of {@code values} over a group, in double precision (all-gather of the bit patterns). */
+    /** The element-wise maximum of {@code values} over a group, in double precision. */
     public static double[] allReduceMax(Communicator group, double[] values) {
-        if (group.size() == 1) {
-            return values.clone();
+        double[] max = new double[values.length];
+        Arrays.fill(max, Double.NEGATIVE_INFINITY);
+        for (double[] rank : allGather(group, values)) {
+            for (int i = 0; i < values.length; i++) {
+                max[i] = Math.max(max[i], rank[i]);
+            }
         }
-        try (TensorArena arena = TensorArena.named("max-reduce")) {
+        return max;
+    }
+
+    /** Every member's {@code values}, by group rank, exactly (an all-gather of the bit patterns). */
+    public static double[][] allGather(Communicator group, double[] values) {
+        if (group.size() == 1) {
+            return new double[][] {values.clone()};
+        }
+        try (TensorArena arena = TensorArena.named("gather-doubles")) {
             Tensor mine = arena.allocate(DType.I64, values.length);
             for (int i = 0; i < values.length; i++) {
                 mine.segment().setAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i, Double.doubleToRawLongBits(values[i]));
             }
             Tensor all = arena.allocate(DType.I64, (long) group.size() * values.length);
             group.allGather(mine, all);
-            double[] max = new double[values.length];
-            Arrays.fill(max, Double.NEGATIVE_INFINITY);
+            double[][] gathered = new double[group.size()][values.length];
             for (int r = 0; r < group.size(); r++) {
                 for (int i = 0; i < values.length; i++) {
                     long bits = all.segment().getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) r * values.length + i);
-                    max[i] = Math.max(max[i], Double.longBitsToDouble(bits));
+                    gathered[r][i] = Double.longBitsToDouble(bits);
                 }
             }
-            return max;
+            return gathered;
         }
     }
 

@@ -78,6 +78,11 @@ public final class ParallelTraining {
             public double[] maxOverRanks(double[] values) {
                 return ParallelGradients.allReduceMax(rank.context().groups().world(), values);
             }
+
+            @Override
+            public double[][] gatherOverRanks(double[] values) {
+                return ParallelGradients.allGather(rank.context().groups().world(), values);
+            }
         };
     }
 

@@ -12,23 +12,24 @@ import java.nio.file.Path;
  * {@code --log-num-zeros-in-grad}; {@code tensorboard}:
  * {@code --tensorboard-dir} and its flags, or null; {@code evalMicroBatchSize}, {@code evalGlobalBatchSize}:
  * {@code --eval-micro-batch-size}, {@code --eval-global-batch-size} (0: as training); {@code skipTrain}:
- * {@code --skip-train}, evaluation of the loaded model only.
+ * {@code --skip-train}, evaluation of the loaded model only; {@code timingLogOption}: {@code --timing-log-option}.
  */
 public record LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel,
                             boolean logThroughput, boolean logParamsNorm, boolean logNumZerosInGrad,
                             TensorBoardLog.Config tensorboard,
-                            int evalMicroBatchSize, int evalGlobalBatchSize, boolean skipTrain) {
+                            int evalMicroBatchSize, int evalGlobalBatchSize, boolean skipTrain, Timers.LogOption timingLogOption) {
 
     /** Without throughput, parameter norms and TensorBoard; evaluation batches as training's. */
     public LoggingConfig(int logInterval, int evalInterval, int evalIters, Path logLossTo, int timingLogLevel) {
-        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, false, false, null, 0, 0, false);
+        this(logInterval, evalInterval, evalIters, logLossTo, timingLogLevel, false, false, false, null, 0, 0, false,
+                Timers.LogOption.MINMAX);
     }
 
     /** The same settings without the files ({@code --log-loss-to}, {@code --tensorboard-dir}), for ranks that do not write them. */
     public LoggingConfig withoutFiles() {
         return new LoggingConfig(logInterval, evalInterval, evalIters, null, timingLogLevel, logThroughput, logParamsNorm,
                 logNumZerosInGrad, null,
-                evalMicroBatchSize, evalGlobalBatchSize, skipTrain);
+                evalMicroBatchSize, evalGlobalBatchSize, skipTrain, timingLogOption);
     }
 
     /** {@code --eval-micro-batch-size}, or the training micro batch size. */

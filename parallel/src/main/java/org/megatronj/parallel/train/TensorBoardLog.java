@@ -89,7 +89,7 @@ public final class TensorBoardLog implements AutoCloseable {
 
     /**
      * At a log line: with {@code --log-timers-to-tensorboard} the seconds per iteration, the throughput
-     * (NaN without {@code --log-throughput}) and the timers' maxima over ranks (milliseconds per iteration,
+     * (NaN without {@code --log-throughput}) and the timers' maxima over ranks (of each rank's milliseconds per iteration,
      * written in seconds, as Megatron's timers are); then everything is flushed.
      */
     void logLine(long iteration, double secondsPerIteration, double throughput, Map<String, double[]> timersMillis) {
@@ -98,7 +98,8 @@ public final class TensorBoardLog implements AutoCloseable {
             if (!Double.isNaN(throughput)) {
                 writer.addScalar("throughput", throughput, iteration);
             }
-            timersMillis.forEach((name, minMax) -> writer.addScalar(name + "-time", minMax[1] / 1000.0, iteration));
+            timersMillis.forEach((name, perRank) -> writer.addScalar(name + "-time", Timers.minMax(perRank)[1] / 1000.0,
+                    iteration));
         }
         writer.flush();
     }

@@ -1,12 +1,14 @@
 package org.megatronj.parallel.train;
 
+import org.megatronj.model.FlagValue;
 import org.megatronj.model.PhaseTimers;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.UnaryOperator;
+import java.util.function.Function;
 
 /**
  * Megatron's named wall-clock timers with log levels: a timer whose level is above
@@ -17,8 +19,9 @@ import java.util.function.UnaryOperator;
  *     forward-backward ...............................: (812.31, 812.31)
  * </pre>
  * With one rank min and max coincide; the layout stays so log parsers written for Megatron work.
- * Ranks running as threads each keep their own timers and pass {@link #log(List, double,
- * UnaryOperator)} the reduction over the ranks, so that min and max are the slowest and fastest rank's.
+ * Ranks running as threads each keep their own timers and pass {@link #log(List, double, Function,
+ * LogOption)} the gather over the ranks, so that min and max are the fastest and slowest rank's
+ * ({@code --timing-log-option} picks max, min and max, or every rank's).
  */
 public final class Timers {
     private final int logLevel;
@@ -99,60 +102,117 @@ public final class Timers {
         return timers.computeIfAbsent(name, n -> new Timer(level <= logLevel));
     }
 
+    /** Megatron's {@code --timing-log-option}: what a report shows of the ranks' times. */
+    public enum LogOption implements FlagValue {
+        /** The slowest rank's. */
+        MAX("max"),
+        /** The fastest and the slowest rank's (Megatron's default). */
+        MINMAX("minmax"),
+        /** Every rank's. */
+        ALL("all");
+
+        private final String flagValue;
+
+        LogOption(String flagValue) {
+            this.flagValue = flagValue;
+        }
+
+        @Override
+        public String flagValue() {
+            return flagValue;
+        }
+
+        public static LogOption parse(String value) {
+            return FlagValue.parse(LogOption.class, "--timing-log-option", value);
+        }
+    }
+
     /**
-     * Megatron's min/max report of the enabled timers among {@code names}, each divided by
+     * Megatron's (min, max) report of the enabled timers among {@code names}, each divided by
      * {@code normalizer} (the iterations since the last log); resets them. Empty when none ran.
      */
     public String log(List<String> names, double normalizer) {
-        return log(names, normalizer, UnaryOperator.identity());
+        return format(measure(names, normalizer, values -> new double[][] {values}), LogOption.MINMAX);
     }
 
     /**
-     * {@link #log(List, double)} over several ranks: {@code maxOverRanks} takes this rank's values
-     * and returns their element-wise maximum over all ranks (a collective: every rank calls this
-     * with the same names at the same point). As Megatron, a rank where a timer did not run does not
-     * count toward its min and max.
+     * {@link #log(List, double)} over several ranks in the layout {@code option} asks for: {@code gather} takes this
+     * rank's values and returns every rank's (a collective: every rank calls this with the same names at the same point).
      */
-    public String log(List<String> names, double normalizer, UnaryOperator<double[]> maxOverRanks) {
-        return format(measure(names, normalizer, maxOverRanks));
+    public String log(List<String> names, double normalizer, Function<double[], double[][]> gather, LogOption option) {
+        return format(measure(names, normalizer, gather), option);
     }
 
     /**
-     * The (min, max) over ranks of each timer among {@code names} that ran, in milliseconds divided by
-     * {@code normalizer}, in the order of {@code names}; resets them. A collective, as {@link #log}.
+     * Each rank's milliseconds, divided by {@code normalizer}, of each timer among {@code names} that ran on some rank,
+     * in the order of {@code names}; 0 on the ranks where it did not run. Resets them. A collective, as {@link #log}.
      */
-    public Map<String, double[]> measure(List<String> names, double normalizer, UnaryOperator<double[]> maxOverRanks) {
-        Map<String, double[]> minMax = new LinkedHashMap<>();
+    public Map<String, double[]> measure(List<String> names, double normalizer, Function<double[], double[][]> gather) {
+        Map<String, double[]> perRank = new LinkedHashMap<>();
         if (names.stream().map(timers::get).noneMatch(t -> t != null && t.enabled)) {
-            return minMax;   // nothing measured at this level, on any rank (all ranks run at the same level)
+            return perRank;   // nothing measured at this level, on any rank (all ranks run at the same level)
         }
-        int n = names.size();
-        double[] local = new double[2 * n];   // [-min candidates..., max candidates...]
-        for (int i = 0; i < n; i++) {
+        double[] local = new double[names.size()];
+        for (int i = 0; i < local.length; i++) {
             Timer t = timers.get(names.get(i));
-            boolean ran = t != null && t.enabled && t.starts > 0;
-            double ms = ran ? t.elapsedMillis() / normalizer : 0;
-            local[i] = ran ? -ms : Double.NEGATIVE_INFINITY;
-            local[n + i] = ran ? ms : Double.NEGATIVE_INFINITY;
-            if (ran) {
+            if (t != null && t.enabled && t.starts > 0) {
+                local[i] = t.elapsedMillis() / normalizer;
                 t.reset();
             }
         }
-        double[] reduced = maxOverRanks.apply(local);
-        for (int i = 0; i < n; i++) {
-            if (reduced[n + i] != Double.NEGATIVE_INFINITY) {   // else not measured, or did not run, on any rank
-                minMax.put(names.get(i), new double[] {-reduced[i], reduced[n + i]});
+        double[][] ranks = gather.apply(local);
+        for (int i = 0; i < local.length; i++) {
+            double[] times = new double[ranks.length];
+            for (int r = 0; r < ranks.length; r++) {
+                times[r] = ranks[r][i];
+            }
+            if (Arrays.stream(times).anyMatch(ms -> ms > 0)) {
+                perRank.put(names.get(i), times);
             }
         }
-        return minMax;
+        return perRank;
     }
 
-    /** Megatron's report of {@link #measure}'s values; empty when none ran. */
-    public static String format(Map<String, double[]> minMax) {
+    /** The fastest and the slowest of the ranks a timer ran on (Megatron counts the times above 0). */
+    public static double[] minMax(double[] perRank) {
+        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+        for (double ms : perRank) {
+            if (ms > 0) {
+                min = Math.min(min, ms);
+                max = Math.max(max, ms);
+            }
+        }
+        return new double[] {min, max};
+    }
+
+    /** Megatron's report of {@link #measure}'s values in the layout of {@code option}; empty when none ran. */
+    public static String format(Map<String, double[]> perRank, LogOption option) {
         StringBuilder out = new StringBuilder();
-        minMax.forEach((name, mm) -> out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(name + " ", 48),
-                TrainingLog.pythonF(mm[0], 2), TrainingLog.pythonF(mm[1], 2))));
-        return out.isEmpty() ? "" : "(min, max) time across ranks (ms):" + out;
+        perRank.forEach((name, times) -> {
+            double[] mm = minMax(times);
+            switch (option) {
+                case MAX -> out.append(String.format(Locale.ROOT, "%n    %s: %s", padDots(name + " ", 48),
+                        TrainingLog.pythonF(mm[1], 2)));
+                case MINMAX -> out.append(String.format(Locale.ROOT, "%n    %s: (%s, %s)", padDots(name + " ", 48),
+                        TrainingLog.pythonF(mm[0], 2), TrainingLog.pythonF(mm[1], 2)));
+                case ALL -> {
+                    out.append(String.format(Locale.ROOT, "%n  %s:", name));
+                    for (int r = 0; r < times.length; r++) {
+                        if (times[r] > 0) {
+                            out.append(String.format(Locale.ROOT, "%n     rank %2d: %s", r, TrainingLog.pythonF(times[r], 2)));
+                        }
+                    }
+                }
+            }
+        });
+        if (out.isEmpty()) {
+            return "";
+        }
+        return switch (option) {
+            case MAX -> "max time across ranks (ms):";
+            case MINMAX -> "(min, max) time across ranks (ms):";
+            case ALL -> "times across ranks (ms):";
+        } + out;
     }
 
     /** Python's {@code str.ljust(width, '.')}. */

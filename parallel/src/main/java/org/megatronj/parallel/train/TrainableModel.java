@@ -91,4 +91,9 @@ public interface TrainableModel {
     default double[] maxOverRanks(double[] values) {
         return values;
     }
+
+    /** Every rank's {@code values}, by global rank (a collective, as {@link #maxOverRanks}). One rank: its own. */
+    default double[][] gatherOverRanks(double[] values) {
+        return new double[][] {values};
+    }
 }

@@ -541,7 +541,7 @@ public final class Trainer {
         T result = work.get();
         timer.stop();
         interval.excludedNanos += System.nanoTime() - start;
-        String timing = timers.log(List.of(name), 1, model::maxOverRanks);
+        String timing = timers.log(List.of(name), 1, model::gatherOverRanks, config.logging().timingLogOption());
         if (!timing.isEmpty()) {
             log.accept(timing);
         }
@@ -562,9 +562,9 @@ public final class Trainer {
         if (memoryReport != null) {
             memoryReport.atLogLine(iteration, startIteration);
         }
-        Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::maxOverRanks);
+        Map<String, double[]> timing = timers.measure(TIMERS_TO_LOG, s.iterations, model::gatherOverRanks);
         if (!timing.isEmpty()) {
-            log.accept(Timers.format(timing));
+            log.accept(Timers.format(timing, config.logging().timingLogOption()));
         }
         if (tensorboard != null) {
             tensorboard.logLine(iteration, elapsedMs / 1000.0, throughput, timing);

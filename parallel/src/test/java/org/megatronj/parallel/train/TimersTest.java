@@ -1,6 +1,7 @@
 package org.megatronj.parallel.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
@@ -68,7 +69,7 @@ class TimersTest {
                 only.stop();
             }
             String r = timers.log(List.of("forward-backward", "optimizer-clip-main-grad"), 1,
-                    v -> ParallelGradients.allReduceMax(ctx.groups().world(), v));
+                    v -> ParallelGradients.allGather(ctx.groups().world(), v), Timers.LogOption.MINMAX);
             if (ctx.rank() == 0) {
                 report.set(r);
             }
@@ -78,5 +79,22 @@ class TimersTest {
         double[] clip = minMax(report.get(), "optimizer-clip-main-grad");
         assertEquals(clip[0], clip[1], report.get());
         assertTrue(clip[0] >= 20, report.get());
+    }
+
+    /** --timing-log-option: Megatron's three layouts of the same times (ranks where a timer did not run left out). */
+    @Test
+    void logOptionsLayTheRanksOutAsMegatron() {
+        java.util.Map<String, double[]> times = new java.util.LinkedHashMap<>();
+        times.put("forward-backward", new double[] {812.314, 799.5});
+        times.put("optimizer", new double[] {0, 12.25});
+        assertEquals("max time across ranks (ms):\n    forward-backward ...............................: 812.31\n"
+                + "    optimizer ......................................: 12.25", Timers.format(times, Timers.LogOption.MAX));
+        assertEquals("(min, max) time across ranks (ms):\n    forward-backward ...............................: (799.50, 812.31)\n"
+                + "    optimizer ......................................: (12.25, 12.25)", Timers.format(times, Timers.LogOption.MINMAX));
+        assertEquals("times across ranks (ms):\n  forward-backward:\n     rank  0: 812.31\n     rank  1: 799.50\n  optimizer:\n"
+                + "     rank  1: 12.25", Timers.format(times, Timers.LogOption.ALL));
+        assertEquals("", Timers.format(java.util.Map.of(), Timers.LogOption.ALL));
+        var e = assertThrows(IllegalArgumentException.class, () -> Timers.LogOption.parse("min"));
+        assertTrue(e.getMessage().contains("--timing-log-option"), e.getMessage());
     }
 }
