@@ -76,7 +76,7 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
     /** The tokenizer the checkpoint was trained with, from its saved command-line arguments. */
     static Tokenizer savedTokenizer(JsonNode args, Checkpoint ckpt) {
         TokenizerOptions saved = new TokenizerOptions();
-        saved.takeFromSavedArgs(args, ckpt);
+        saved.takeFromSavedArgs(args, ckpt.rankDir());
         return saved.build();
     }
 

@@ -101,7 +101,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         try (Checkpoint ckpt = Checkpoint.openLatestAnyRank(dir)) {
             model.takeFromCheckpoint(CheckpointModel.savedConfig(ckpt), parsed::hasMatchedOption, out::println);
             if (!tokenizer.isSet()) {   // also names the cache files, as the checkpoint's run did
-                tokenizer.takeFromSavedArgs(ckpt.metadata().path("args"), ckpt);
+                tokenizer.takeFromSavedArgs(ckpt.metadata().path("args"), ckpt.rankDir());
             }
             return tokenizer.build();
         }

@@ -3,7 +3,8 @@ package org.megatronj.cli;
 import java.nio.file.Path;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import org.megatronj.io.checkpoint.Checkpoint;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.megatronj.io.gpt.TokenizerIdentity;
 import org.megatronj.io.tokenizer.NullTokenizer;
 import org.megatronj.io.tokenizer.Tokenizer;
@@ -107,14 +108,20 @@ public final class TokenizerOptions {
         };
     }
 
-    /** The tokenizer flags a checkpoint's saved command-line arguments recorded ({@code ckpt} names it in errors). */
-    void takeFromSavedArgs(JsonNode args, Checkpoint ckpt) {
+    /** The tokenizer flags a checkpoint's saved command-line arguments recorded ({@code source} names it in errors). */
+    void takeFromSavedArgs(JsonNode args, Path source) {
         String type = args.path("tokenizer-type").asText("");
         if (type.isEmpty()) {
-            throw new IllegalArgumentException(ckpt.rankDir() + " does not record its tokenizer: give --tokenizer-type"
+            throw new IllegalArgumentException(source + " does not record its tokenizer: give --tokenizer-type"
                     + " (and --vocab-file/--merge-file or --tokenizer-model)");
         }
-        tokenizerType = TokenizerType.valueOf(type);
+        try {
+            tokenizerType = TokenizerType.valueOf(type);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(source + " records --tokenizer-type " + type + ", which Megatron-J does not"
+                    + " implement: give the tokenizer flags of one it does (" + java.util.Arrays.toString(TokenizerType.values())
+                    + ")");
+        }
         vocabFile = args.hasNonNull("vocab-file") ? Path.of(args.get("vocab-file").asText()) : null;
         mergeFile = args.hasNonNull("merge-file") ? Path.of(args.get("merge-file").asText()) : null;
         vocabSize = args.hasNonNull("vocab-size") ? args.get("vocab-size").asInt() : null;
@@ -125,5 +132,38 @@ public final class TokenizerOptions {
         nullTokenizerPadId = args.path("null-tokenizer-pad-id").asInt(-1);
         cacheCompat = TokenizerIdentity.Style.valueOf(args.path("cache-compat").asText("MAIN"));
         legacyTokenizer = args.path("legacy-tokenizer").asText("false").equals("true");
+    }
+
+    /** These flags as a checkpoint's saved arguments record them (what {@link #takeFromSavedArgs} reads back). */
+    ObjectNode toSavedArgs() {
+        ObjectNode args = new ObjectMapper().createObjectNode();
+        args.put("tokenizer-type", tokenizerType.name());
+        putIfSet(args, "vocab-file", vocabFile);
+        putIfSet(args, "merge-file", mergeFile);
+        putIfSet(args, "vocab-size", vocabSize);
+        putIfSet(args, "tokenizer-model", tokenizerModel);
+        if (hfNoIncludeSpecialTokens) {
+            args.put("tokenizer-hf-no-include-special-tokens", "true");
+        }
+        if (vocabExtraIds != 0) {
+            args.put("vocab-extra-ids", Integer.toString(vocabExtraIds));
+        }
+        putIfSet(args, "null-tokenizer-eod-id", nullTokenizerEodId);
+        if (nullTokenizerPadId != -1) {
+            args.put("null-tokenizer-pad-id", Integer.toString(nullTokenizerPadId));
+        }
+        if (cacheCompat != TokenizerIdentity.Style.MAIN) {
+            args.put("cache-compat", cacheCompat.name());
+        }
+        if (legacyTokenizer) {
+            args.put("legacy-tokenizer", "true");
+        }
+        return args;
+    }
+
+    private static void putIfSet(ObjectNode args, String flag, Object value) {
+        if (value != null) {
+            args.put(flag, value.toString());
+        }
     }
 }

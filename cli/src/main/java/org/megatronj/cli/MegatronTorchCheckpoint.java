@@ -1,0 +1,197 @@
+package org.megatronj.cli;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.torch.TorchFile;
+import org.megatronj.io.torch.Unpickler;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+import org.megatronj.model.ParameterSpec;
+import org.megatronj.model.TransformerConfig;
+import picocli.CommandLine;
+
+/**
+ * A Megatron-LM checkpoint in its {@code --ckpt-format torch} layout ({@code iter_NNNNNNN/mp_rank_00/model_optim_rng.pt},
+ * a Megatron-core GPT's state dict with the run's {@code args}), read as Megatron-J's model: the model flags the run's
+ * arguments amount to, the configuration they give, and the weights under Megatron-J's names (which are Megatron-core's
+ * local layer spec's: TransformerEngine's fused layer norms, {@code linear_qkv.layer_norm_weight} and
+ * {@code linear_fc1.layer_norm_weight}, become {@code input_layernorm.weight} and {@code pre_mlp_layernorm.weight}; its
+ * {@code _extra_state} entries are dropped). One tensor- and pipeline-parallel rank; the optimizer state is not read.
+ */
+final class MegatronTorchCheckpoint {
+    private static final String FILE = "model_optim_rng.pt";
+
+    /** The checkpoint file, its iteration, the flags and configuration of its model, the tokenizer flags of its run. */
+    record Contents(Path file, long iteration, List<String> modelFlags, TransformerConfig config, ObjectNode tokenizerArgs) {
+    }
+
+    private MegatronTorchCheckpoint() {
+    }
+
+    /** The checkpoint the tracker of {@code root} names. */
+    static Path latestFile(Path root) {
+        Path tracker = CheckpointLayout.trackerFile(root);
+        if (!Files.isRegularFile(tracker)) {
+            throw new IllegalArgumentException(root + " has no " + tracker.getFileName() + ": not a Megatron-LM checkpoint folder");
+        }
+        String iteration;
+        try {
+            iteration = Files.readString(tracker).strip();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + tracker + ": " + e.getMessage(), e);
+        }
+        Path dir;
+        if (iteration.equals(CheckpointLayout.RELEASE)) {
+            dir = root.resolve("release");
+        } else {
+            try {
+                dir = CheckpointLayout.iterationDir(root, Long.parseLong(iteration));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(tracker + " holds '" + iteration + "'; expected an iteration or 'release'");
+            }
+        }
+        List<String> ranks;
+        try (Stream<Path> list = Files.list(dir)) {
+            ranks = list.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("mp_rank_")).sorted().toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + dir + ": " + e.getMessage(), e);
+        }
+        if (ranks.isEmpty()) {
+            boolean distributed = Files.exists(dir.resolve("metadata.json")) || Files.exists(dir.resolve(".metadata"));
+            throw new IllegalArgumentException(dir + " has no mp_rank_* folders" + (distributed ? ": it is a torch_dist"
+                    + " (distributed) checkpoint; convert it to --ckpt-format torch with Megatron-LM first" : ""));
+        }
+        if (!ranks.equals(List.of("mp_rank_00"))) {
+            throw new IllegalArgumentException(dir + " holds " + ranks + ": a tensor- or pipeline-parallel checkpoint; merge it"
+                    + " to one rank first (Megatron-LM's tools/checkpoint/convert.py with --target-tensor-parallel-size 1"
+                    + " --target-pipeline-parallel-size 1)");
+        }
+        return dir.resolve("mp_rank_00").resolve(FILE);
+    }
+
+    /**
+     * The run's arguments and model configuration, from the checkpoint's pickled state dict; the vocabulary is that of
+     * {@code tokenizer} when its flags are given, else of the run's tokenizer flags, which must pad to the checkpoint's
+     * embedding rows.
+     */
+    static Contents read(TorchFile torch, Path file, TokenizerOptions tokenizer) {
+        Map<?, ?> state = dict(torch.root(), file + "'s state dict");
+        Map<?, ?> args = namespace(state.get("args"), file);
+        if (state.get("model") == null) {
+            throw new IllegalArgumentException(file + " has no 'model'" + (state.containsKey("model0")
+                    ? " but model0, model1...: a virtual-pipeline checkpoint; merge it to one rank and chunk first" : ""));
+        }
+        List<String> flags = MegatronArgs.modelFlags(args, file);
+        ModelOptions options = new ModelOptions();
+        new CommandLine(options).parseArgs(flags.toArray(String[]::new));
+        Map<?, ?> model = dict(state.get("model"), file + "'s model");
+        if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
+            throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"
+                    + (model.keySet().stream().anyMatch(k -> String.valueOf(k).startsWith("language_model."))
+                    ? ": a legacy (non-core) Megatron model; convert it to Megatron-core with Megatron-LM first" : ""));
+        }
+        if (!tokenizer.isSet()) {
+            tokenizer.takeFromSavedArgs(MegatronArgs.tokenizerArgs(args), file);
+        }
+        int vocab;
+        try {
+            vocab = tokenizer.build().vocabSize();
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("the run's tokenizer cannot be loaded here (" + e.getMessage() + "): give"
+                    + " import-torch its tokenizer flags (--tokenizer-type with --vocab-file/--merge-file or --tokenizer-model)", e);
+        }
+        TransformerConfig config = options.toConfig(vocab, MegatronArgs.integer(args, "seq_length", file));
+        long rows = embedding.shape()[0];
+        if (config.paddedVocabSize() != rows) {
+            throw new IllegalArgumentException("the tokenizer's " + vocab + " tokens pad to " + config.paddedVocabSize()
+                    + " (--make-vocab-size-divisible-by " + config.makeVocabSizeDivisibleBy() + ") but " + file
+                    + "'s embedding has " + rows + " rows: give the tokenizer flags of its run");
+        }
+        long iteration = state.get("iteration") instanceof Number n ? n.longValue() : 0;
+        return new Contents(file, iteration, flags, config, tokenizer.toSavedArgs());
+    }
+
+    /** The model's weights under Megatron-J's names, F32, checked against the configuration's parameters. */
+    static Map<String, Tensor> weights(TorchFile torch, Contents c, TensorArena arena) {
+        Map<?, ?> model = dict(dict(torch.root(), c.file() + "'s state dict").get("model"), c.file() + "'s model");
+        Map<String, TorchFile.TensorRef> byName = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : model.entrySet()) {
+            String name = String.valueOf(e.getKey());
+            if (name.endsWith("._extra_state")) {
+                continue;   // TransformerEngine's FP8 metadata
+            }
+            if (!(e.getValue() instanceof TorchFile.TensorRef t)) {
+                throw new IllegalArgumentException(c.file() + ": model entry " + name + " is " + e.getValue() + ", not a tensor");
+            }
+            byName.put(localSpecName(name), t);
+        }
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        List<String> missing = new ArrayList<>();
+        for (ParameterSpec spec : ParameterSpec.forGpt(c.config())) {
+            TorchFile.TensorRef t = byName.remove(spec.name());
+            if (t == null) {
+                missing.add(spec.name());
+                continue;
+            }
+            if (!java.util.Arrays.equals(t.shape(), spec.shape())) {
+                throw new IllegalArgumentException(c.file() + ": " + spec.name() + " is " + java.util.Arrays.toString(t.shape())
+                        + " but the run's arguments give " + java.util.Arrays.toString(spec.shape()));
+            }
+            weights.put(spec.name(), arena.fromFloats(torch.floats(t), spec.shape()));
+        }
+        if (!missing.isEmpty() || !byName.isEmpty()) {
+            throw new IllegalArgumentException(c.file() + ": the model's tensors do not match its arguments' model (flags "
+                    + String.join(" ", c.modelFlags()) + ")" + (missing.isEmpty() ? "" : "; missing " + missing)
+                    + (byName.isEmpty() ? "" : "; not expected " + byName.keySet()));
+        }
+        return weights;
+    }
+
+    /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */
+    static String localSpecName(String name) {
+        return name.replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
+                .replace(".self_attention.linear_qkv.layer_norm_bias", ".input_layernorm.bias")
+                .replace(".mlp.linear_fc1.layer_norm_weight", ".pre_mlp_layernorm.weight")
+                .replace(".mlp.linear_fc1.layer_norm_bias", ".pre_mlp_layernorm.bias");
+    }
+
+    private static Map<?, ?> dict(Object o, String what) {
+        if (o instanceof Map<?, ?> m) {
+            return m;
+        }
+        throw new IllegalArgumentException(what + " is " + o + ", not a dict: not a Megatron-LM checkpoint");
+    }
+
+    private static Map<?, ?> namespace(Object o, Path file) {
+        if (o instanceof Unpickler.Instance i && i.type().equals(new Unpickler.Global("argparse", "Namespace"))
+                && i.state() instanceof Map<?, ?> m) {
+            return m;
+        }
+        throw new IllegalArgumentException(file + " has no argparse.Namespace 'args' (found " + o + "): not a checkpoint"
+                + " Megatron-LM's training wrote");
+    }
+
+    /** The JSON a Megatron-J checkpoint keeps as its command-line arguments, from Megatron's model and tokenizer flags. */
+    static ObjectNode savedArgs(Contents c) {
+        ObjectNode args = new ObjectMapper().createObjectNode();
+        args.put("command", "megatron checkpoint import-torch");
+        for (int i = 0; i < c.modelFlags().size(); i++) {
+            String flag = c.modelFlags().get(i).substring(2);
+            boolean valued = i + 1 < c.modelFlags().size() && !c.modelFlags().get(i + 1).startsWith("--");
+            args.put(flag, valued ? c.modelFlags().get(++i) : "true");
+        }
+        args.setAll(c.tokenizerArgs());
+        return args;
+    }
+}

@@ -1,0 +1,108 @@
+package org.megatronj.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.megatronj.io.safetensors.SafetensorsFile;
+
+/**
+ * {@code checkpoint import-torch} on a Megatron-LM {@code --ckpt-format torch} checkpoint that PyTorch wrote
+ * (io's make_torch_fixtures.py: a 1-layer Megatron-core GPT with TransformerEngine's fused layer norms): the weights
+ * under Megatron-J's names with the same values, the model flags of the run's arguments, then generate and a finetune
+ * from it; and the checkpoints it cannot take, named.
+ */
+class CheckpointImportTorchTest {
+    private static final Path FIXTURES = Path.of("..", "io", "src", "test", "resources", "org", "megatronj", "io", "torch");
+    private static final Path MEGATRON = FIXTURES.resolve("megatron-gpt");
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void importsTheWeightsAndTheRunsModelThenGeneratesAndTrains() throws IOException {
+        Path ckpt = dir.resolve("imported");
+        CliRun imp = CliRun.of("checkpoint", "import-torch", "--load", MEGATRON.toString(), "--save", ckpt.toString());
+        assertEquals(0, imp.code(), imp.toString());
+        assertTrue(imp.out().contains("(iteration 10; 1 layers, hidden 8, padded vocab 16): 16 tensors"), imp.out());
+
+        JsonNode expected = new ObjectMapper().readTree(FIXTURES.resolve("expected.json").toFile()).get("tensors");
+        Path rank = ckpt.resolve("release").resolve("mp_rank_00");
+        try (SafetensorsFile model = SafetensorsFile.open(rank.resolve("model.safetensors"))) {
+            assertEquals(16, model.names().size());
+            for (var it = expected.properties().iterator(); it.hasNext(); ) {
+                var e = it.next();
+                String name = MegatronTorchCheckpoint.localSpecName(e.getKey());
+                float[] want = new float[e.getValue().get("values").size()];
+                for (int i = 0; i < want.length; i++) {
+                    want[i] = (float) e.getValue().get("values").get(i).asDouble();
+                }
+                assertArrayEquals(want, model.tensor(name).toFloatArray(), name);
+            }
+            assertTrue(model.names().contains("decoder.layers.0.input_layernorm.bias"), model.names().toString());
+        }
+        JsonNode meta = new ObjectMapper().readTree(rank.resolve("metadata.json").toFile());
+        assertEquals(2, meta.path("model").path("numQueryGroups").asInt(), "no --group-query-attention: one group per head");
+        assertEquals(16, meta.path("model").path("vocabSize").asInt() + 1, "NullTokenizer --vocab-size 15");
+        assertTrue(meta.path("model").path("geluTanh").asBoolean(), "bias_gelu_fusion: the tanh GeLU");
+        assertEquals("NullTokenizer", meta.path("args").path("tokenizer-type").asText());
+        assertEquals(10, meta.path("imported_iteration").asInt());
+
+        CliRun gen = CliRun.of("generate", "--load", ckpt.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "3",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+        assertTrue(gen.out().strip().matches("1 2 3( [0-9]+){3}"), gen.out());
+
+        CliRun tune = CliRun.of("pretrain", "gpt", "--load", ckpt.toString(), "--use-checkpoint-args", "--mock-data",
+                "--seq-length", "8", "--micro-batch-size", "2", "--global-batch-size", "2", "--train-iters", "2", "--lr", "1e-3",
+                "--log-interval", "1", "--eval-iters", "0");
+        assertEquals(0, tune.code(), tune.toString());
+        assertTrue(tune.out().contains("Setting hidden_size to 8 from checkpoint")
+                && tune.out().contains(" iteration        2/       2 |"), tune.out());
+    }
+
+    @Test
+    void checkpointsItCannotTakeAreNamed() throws IOException {
+        CliRun vocab = CliRun.of("checkpoint", "import-torch", "--load", MEGATRON.toString(), "--save", dir.resolve("v").toString(),
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "100");
+        assertEquals(1, vocab.code(), vocab.toString());
+        assertTrue(vocab.err().contains("the tokenizer's 100 tokens pad to 104 (--make-vocab-size-divisible-by 8) but ")
+                && vocab.err().contains("'s embedding has 16 rows"), vocab.err());
+
+        Path tp2 = dir.resolve("tp2");
+        copy(MEGATRON, tp2);
+        Path iter = tp2.resolve("iter_0000010");
+        copy(iter.resolve("mp_rank_00"), iter.resolve("mp_rank_01"));
+        CliRun sharded = CliRun.of("checkpoint", "import-torch", "--load", tp2.toString(), "--save", dir.resolve("s").toString());
+        assertEquals(1, sharded.code(), sharded.toString());
+        assertTrue(sharded.err().contains("holds [mp_rank_00, mp_rank_01]: a tensor- or pipeline-parallel checkpoint; merge it"),
+                sharded.err());
+
+        CliRun none = CliRun.of("checkpoint", "import-torch", "--load", dir.toString(), "--save", dir.resolve("n").toString());
+        assertEquals(1, none.code(), none.toString());
+        assertTrue(none.err().contains("has no latest_checkpointed_iteration.txt: not a Megatron-LM checkpoint folder"),
+                none.err());
+    }
+
+    private static void copy(Path from, Path to) throws IOException {
+        try (Stream<Path> walk = Files.walk(from)) {
+            for (Path p : walk.sorted(Comparator.naturalOrder()).toList()) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
+    }
+}
