@@ -30,6 +30,7 @@ import org.megatronj.parallel.train.OptimizerConfig;
 import org.megatronj.parallel.train.OptimizerType;
 import org.megatronj.parallel.train.ProgressLog;
 import org.megatronj.parallel.train.SampleSource;
+import org.megatronj.parallel.train.StepProfiler;
 import org.megatronj.parallel.train.Trainer;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import org.megatronj.parallel.train.TrainingConfig;
@@ -57,6 +58,7 @@ final class ParallelPretraining {
     private final TrainingCheckpointer checkpointer;
     private final int logMemoryInterval;
     private final ProgressLog progress;   // --log-progress, kept by rank 0
+    private StepProfiler profiler;         // --profile's window, kept by rank 0
 
     /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
@@ -125,6 +127,7 @@ final class ParallelPretraining {
                         : null, theoretical, logMemoryInterval));
                 if (printer) {
                     trainer.setProgressLog(progress);
+                    trainer.setStepProfiler(profiler);
                 }
                 trainer.loadCheckpoint();
                 TrainingResult r = trainer.train();
@@ -133,6 +136,11 @@ final class ParallelPretraining {
                 }
             }
         });
+    }
+
+    /** {@code --profile}: rank 0's trainer opens and closes its window (null: none). */
+    void profileWith(StepProfiler profiler) {
+        this.profiler = profiler;
     }
 
     /** Lines to {@code out} from any rank, whole and at once. */

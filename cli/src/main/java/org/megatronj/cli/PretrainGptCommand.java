@@ -2,8 +2,6 @@ package org.megatronj.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import jdk.jfr.Configuration;
-import jdk.jfr.Recording;
 import org.megatronj.io.checkpoint.Checkpoint;
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.io.gpt.GptDataSplits;
@@ -157,11 +155,10 @@ final class PretrainGptCommand implements Callable<Integer> {
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
                     modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args), training.logMemoryInterval(), progress);
             run.refuseUnsupported(deviceOptions.device());
-            try (Recording recording = startRecording(training.profile(), out)) {
-                int code = run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
+            try (JfrProfile profile = JfrProfile.of(training.profile(), out)) {
+                run.profileWith(profile);
+                return run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
                         data.seqLength);
-                reportRecording(recording, out);
-                return code;
             }
         }
         try (Backend backend = Backends.create(deviceOptions.device());
@@ -169,7 +166,7 @@ final class PretrainGptCommand implements Callable<Integer> {
              GptTraining.ModelOptimizer optimizer = GptTraining.optimizer(tc.optimizer(), gpt, precision.lossScaler());
              GptDataSplits splits = GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok));
              ExitSignal signal = tc.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
-             Recording recording = startRecording(training.profile(), out)) {
+             JfrProfile profile = JfrProfile.of(training.profile(), out)) {
             gpt.setRecompute(recompute);
             out.printf(Locale.ROOT, " > number of parameters on (tensor, pipeline) model parallel rank (0, 0): %d%n",
                     gpt.parameterCount());
@@ -198,11 +195,11 @@ final class PretrainGptCommand implements Callable<Integer> {
             trainer.setMemoryReport(MemoryReports.forRank(backend, 0, out::println,
                     MemoryReports.theoretical(config, tc, layout, parallel, recompute), training.logMemoryInterval()));
             trainer.setProgressLog(progress);
+            trainer.setStepProfiler(profile);
             trainer.loadCheckpoint();
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),
                     result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));
-            reportRecording(recording, out);
             return 0;
         }
     }
@@ -251,30 +248,5 @@ final class PretrainGptCommand implements Callable<Integer> {
 
     private SampleSource sourceOrNull(GptSampleSource split, int vocabLimit) {
         return split == null || split.size() == 0 ? null : new GptSamples(split, data.seqLength, vocabLimit);
-    }
-
-    /** Where the recording goes (it is written when it closes) and how to read it. */
-    private static void reportRecording(Recording recording, PrintWriter out) {
-        if (recording != null) {
-            Path file = recording.getDestination();
-            out.println("profile written to " + file + " (read it with: jfr summary " + file
-                    + "; jfr print --events org.megatronj.TrainStep " + file + ")");
-        }
-    }
-
-    /** {@code --profile FILE}: a JFR recording of the default settings plus every Megatron-J event, dumped when it closes. */
-    private static Recording startRecording(Path file, PrintWriter out) throws Exception {
-        if (file == null) {
-            return null;
-        }
-        Recording r = new Recording(Configuration.getConfiguration("default"));
-        for (String e : new String[] {"TrainStep", "ForwardBackward", "OptimizerStep", "DataWait", "CheckpointSave", "Evaluation"}) {
-            r.enable("org.megatronj." + e);
-        }
-        r.setDestination(file);
-        r.setName("megatron-pretrain");
-        r.start();
-        out.println("> recording JFR events to " + file);
-        return r;
     }
 }

@@ -211,8 +211,22 @@ public final class TrainingOptions {
             + " (a multiple of --log-interval), besides the first log lines.")
     Integer logMemoryInterval;
 
-    @Option(names = "--profile", paramLabel = "FILE.jfr", description = "Record a Java Flight Recording with the training events.")
-    Path profile;
+    @Option(names = "--profile", arity = "0..1", fallbackValue = "", paramLabel = "FILE.jfr", description = "Record a Java"
+            + " Flight Recording with the training events: to FILE.jfr over the whole run, or without a file (Megatron's"
+            + " switch) to megatron-profile.jfr in --tensorboard-dir (else here) over --profile-step-start/-end.")
+    String profile;
+
+    @Option(names = "--profile-step-start", paramLabel = "N", description = "With --profile, start recording after"
+            + " iteration N (Megatron's default 10).")
+    Integer profileStepStart;
+
+    @Option(names = "--profile-step-end", paramLabel = "N", description = "With --profile, stop recording after"
+            + " iteration N (Megatron's default 12).")
+    Integer profileStepEnd;
+
+    @Option(names = "--profile-ranks", arity = "1..*", paramLabel = "RANK", description = "Accepted: ranks are threads"
+            + " of one process here, and the recording holds every rank's events (each on its thread rank-N).")
+    java.util.List<Integer> profileRanks;
 
     // ---- checkpoints
     @Option(names = "--save", paramLabel = "DIR", description = "Save checkpoints here.")
@@ -416,12 +430,38 @@ public final class TrainingOptions {
         return logMemoryInterval == null ? 0 : logMemoryInterval;
     }
 
-    /** {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording starts). */
-    public Path profile() {
-        Path folder = profile == null ? null : profile.toAbsolutePath().getParent();
-        if (folder != null && !Files.isDirectory(folder)) {
+    /**
+     * What {@code --profile} records: into {@code file}, over the whole run, or over a window of iterations (after
+     * {@code stepStart} up to {@code stepEnd}).
+     */
+    record Profile(Path file, boolean window, int stepStart, int stepEnd) {
+    }
+
+    /**
+     * {@code --profile}, or null; its folder must exist (checked here, before the run, rather than when the recording
+     * starts). Without a file it is Megatron's switch: the iterations after {@code --profile-step-start} (10) to
+     * {@code --profile-step-end} (12); with one, the whole run unless the step flags are given.
+     */
+    Profile profile() {
+        if (profile == null) {
+            if (profileStepStart != null || profileStepEnd != null) {
+                throw new IllegalArgumentException("--profile-step-start and --profile-step-end need --profile");
+            }
+            return null;
+        }
+        Path file = !profile.isEmpty() ? Path.of(profile)
+                : (tensorboardDir != null ? tensorboardDir : Path.of("")).resolve("megatron-profile.jfr");
+        Path folder = file.toAbsolutePath().getParent();
+        if (folder != null && !Files.isDirectory(folder) && !(profile.isEmpty() && tensorboardDir != null)) {
             throw new IllegalArgumentException("--profile " + profile + ": folder " + folder + " does not exist");
         }
-        return profile;
+        boolean window = profile.isEmpty() || profileStepStart != null || profileStepEnd != null;
+        int start = profileStepStart == null ? 10 : profileStepStart;
+        int end = profileStepEnd == null ? 12 : profileStepEnd;
+        if (window && (start < 0 || end <= start)) {
+            throw new IllegalArgumentException("--profile-step-start " + start + " and --profile-step-end " + end
+                    + ": expected 0 <= start < end");
+        }
+        return new Profile(file, window, start, end);
     }
 }

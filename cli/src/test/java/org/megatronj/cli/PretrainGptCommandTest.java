@@ -232,6 +232,37 @@ class PretrainGptCommandTest {
         assertTrue(outside.err().contains("--null-tokenizer-eod-id 50304 is outside the vocabulary 0..50303"), outside.err());
     }
 
+    /**
+     * Megatron's {@code --profile} switch: without a file it records iterations {@code --profile-step-start} + 1 to
+     * {@code --profile-step-end} into megatron-profile.jfr under {@code --tensorboard-dir}.
+     */
+    @Test
+    void profileSwitchRecordsMegatronsStepWindow() throws IOException {
+        Path tb = dir.resolve("tb-profile");
+        List<String> a = args(dataset(), "--tensorboard-dir", tb.toString(), "--profile-step-start", "2", "--profile-step-end",
+                "4");
+        a.add("--profile");
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        Path jfr = tb.resolve("megatron-profile.jfr");
+        assertTrue(r.out().contains("> recording JFR events to " + jfr + " (iterations 3 to 4)")
+                && r.out().contains("profile written to " + jfr), r.out());
+        List<Long> iterations = new ArrayList<>();
+        try (jdk.jfr.consumer.RecordingFile recording = new jdk.jfr.consumer.RecordingFile(jfr)) {
+            while (recording.hasMoreEvents()) {
+                jdk.jfr.consumer.RecordedEvent e = recording.readEvent();
+                if (e.getEventType().getName().equals("org.megatronj.TrainStep")) {
+                    iterations.add(e.getLong("iteration"));
+                }
+            }
+        }
+        assertEquals(List.of(3L, 4L), iterations);
+
+        CliRun stepsAlone = run(args(dataset(), "--profile-step-start", "2"));
+        assertEquals(1, stepsAlone.code(), stepsAlone.toString());
+        assertTrue(stepsAlone.err().contains("--profile-step-start and --profile-step-end need --profile"), stepsAlone.err());
+    }
+
     /** {@code --mock-data}: no corpus, Megatron's generated sequences split 1,1,1; the loss goes down on them. */
     @Test
     void trainsOnMockDataAndLowersTheLoss() throws IOException {

@@ -65,6 +65,7 @@ public final class Trainer {
     private int ranks = 1;
     private MemoryReport memoryReport;            // Megatron's memory report at log lines, or null
     private ProgressLog progress;                 // --log-progress on rank 0, or null
+    private StepProfiler profiler;                // --profile's window, or null
     private TrainingCheckpoints.PendingSave pendingSave;   // --async-save: the save being written, or null
     private long pendingIteration;
     private TrainingEvents.CheckpointSave pendingEvent;
@@ -163,6 +164,9 @@ public final class Trainer {
         try {
             while (!skip && iteration < trainIters) {
                 finalizeAsyncSave(false);
+                if (profiler != null) {
+                    profiler.beforeIteration(iteration);
+                }
                 TrainingEvents.TrainStep event = new TrainingEvents.TrainStep();
                 event.begin();
                 int globalBatch = config.batch().globalBatchSizeAt(consumed);
@@ -191,6 +195,9 @@ public final class Trainer {
                 event.tokens = step.tokens;
                 event.dataWait = step.dataWaitNanos;
                 event.commit();
+                if (profiler != null) {
+                    profiler.afterIteration(iteration);
+                }
 
                 if (iteration % config.logging().logInterval() == 0) {
                     logInterval(interval, iteration, consumed, lr, globalBatch);
@@ -579,6 +586,11 @@ public final class Trainer {
     public void setModelFlops(IntToDoubleFunction flopsPerIteration, int ranks) {
         this.modelFlops = flopsPerIteration;
         this.ranks = ranks;
+    }
+
+    /** Told when each iteration starts and ends ({@code --profile}'s window); null for none. */
+    public void setStepProfiler(StepProfiler profiler) {
+        this.profiler = profiler;
     }
 
     /** {@code --log-progress}: the saves' lines in {@code progress.txt} (rank 0's trainer only). */
