@@ -1,5 +1,5 @@
-// Elementwise kernels: fill, add, axpy, scale, bias add and its backward, casts, GELU, SwiGLU
-// and dropout. Each is a grid-stride loop; tensors are untyped pointers with dtype codes
+// Elementwise kernels: fill, add, axpy, scale, bias add and its backward, casts, GELU, squared
+// ReLU, SwiGLU and dropout. Each is a grid-stride loop; tensors are untyped pointers with dtype codes
 // (common.cuh). Activation gradients are written; dBias accumulates (F32).
 //
 // Bandwidth: when every pointer is 16-byte aligned the body runs over 8-element chunks
@@ -125,30 +125,63 @@ __device__ __forceinline__ float gelu_grad(float x, int tanhApprox) {
     return 0.5f * erfcf(-x * MJ_INV_SQRT2) + x * MJ_INV_SQRT_2PI * expf(-0.5f * x * x);
 }
 
-extern "C" __global__ void megatron_gelu_forward(const void* x, int xt, void* y, int yt, i64 n, int tanhApprox) {
+// y = f(x) and dx = dy * f'(x) over n elements: the chunked body and scalar tail of every
+// elementwise activation (f is a lambda of the calling kernel, inlined).
+template <typename F>
+__device__ __forceinline__ void mj_map(const void* x, int xt, void* y, int yt, i64 n, F f) {
     i64 nc = (mj_al16(x) && mj_al16(y)) ? n / MJ_CHUNK : 0;
     MJ_FOR(c, nc) {
         float v[8];
         mj_load8(x, c, xt, v);
 #pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = gelu(v[j], tanhApprox);
+        for (int j = 0; j < 8; j++) v[j] = f(v[j]);
         mj_store8(y, c, yt, v);
     }
-    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(y, i, yt, gelu(mj_load(x, i, xt), tanhApprox));
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(y, i, yt, f(mj_load(x, i, xt)));
 }
 
-extern "C" __global__ void megatron_gelu_backward(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt,
-                                                  i64 n, int tanhApprox) {
+template <typename F>
+__device__ __forceinline__ void mj_map_grad(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt, i64 n,
+                                            F grad) {
     i64 nc = (mj_al16(x) && mj_al16(dy) && mj_al16(dx)) ? n / MJ_CHUNK : 0;
     MJ_FOR(c, nc) {
         float xv[8], g[8];
         mj_load8(x, c, xt, xv);
         mj_load8(dy, c, dyt, g);
 #pragma unroll
-        for (int j = 0; j < 8; j++) g[j] = g[j] * gelu_grad(xv[j], tanhApprox);
+        for (int j = 0; j < 8; j++) g[j] = g[j] * grad(xv[j]);
         mj_store8(dx, c, dxt, g);
     }
-    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * gelu_grad(mj_load(x, i, xt), tanhApprox));
+    MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * grad(mj_load(x, i, xt)));
+}
+
+extern "C" __global__ void megatron_gelu_forward(const void* x, int xt, void* y, int yt, i64 n, int tanhApprox) {
+    mj_map(x, xt, y, yt, n, [=](float v) { return gelu(v, tanhApprox); });
+}
+
+extern "C" __global__ void megatron_gelu_backward(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt,
+                                                  i64 n, int tanhApprox) {
+    mj_map_grad(x, xt, dy, dyt, dx, dxt, n, [=](float v) { return gelu_grad(v, tanhApprox); });
+}
+
+// ---------------------------------------------------------------- squared ReLU: relu(x)^2
+// Not fmaxf, which returns 0 for NaN: NaN passes, as in torch.relu and the CPU backend.
+__device__ __forceinline__ float relu(float x) { return x < 0.0f ? 0.0f : x; }
+
+__device__ __forceinline__ float squared_relu(float x) {
+    float r = relu(x);
+    return r * r;
+}
+
+__device__ __forceinline__ float squared_relu_grad(float x) { return 2.0f * relu(x); }
+
+extern "C" __global__ void megatron_squared_relu_forward(const void* x, int xt, void* y, int yt, i64 n) {
+    mj_map(x, xt, y, yt, n, [](float v) { return squared_relu(v); });
+}
+
+extern "C" __global__ void megatron_squared_relu_backward(const void* x, int xt, const void* dy, int dyt, void* dx,
+                                                          int dxt, i64 n) {
+    mj_map_grad(x, xt, dy, dyt, dx, dxt, n, [](float v) { return squared_relu_grad(v); });
 }
 
 // ---------------------------------------------------------------- SwiGLU: x [rows, 2f] -> y [rows, f]

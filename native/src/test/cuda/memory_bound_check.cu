@@ -103,6 +103,8 @@ __global__ void r_cast(const void* s, int st, void* d, int dt, long long n) { MJ
 __global__ void r_bias(void* x, int xt, const void* b, int bt, long long rows, int cols) { MJ_FOR(i, rows * cols) mj_store(x, i, xt, mj_load(x, i, xt) + mj_load(b, i % cols, bt)); }
 __global__ void r_gelu(const void* x, int xt, void* y, int yt, long long n, int th) { MJ_FOR(i, n) mj_store(y, i, yt, gelu(mj_load(x, i, xt), th)); }
 __global__ void r_gelu_b(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt, long long n, int th) { MJ_FOR(i, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * gelu_grad(mj_load(x, i, xt), th)); }
+__global__ void r_sqrelu(const void* x, int xt, void* y, int yt, long long n) { MJ_FOR(i, n) { float v = fmaxf(mj_load(x, i, xt), 0.f); mj_store(y, i, yt, v * v); } }
+__global__ void r_sqrelu_b(const void* x, int xt, const void* dy, int dyt, void* dx, int dxt, long long n) { MJ_FOR(i, n) mj_store(dx, i, dxt, mj_load(dy, i, dyt) * 2.f * fmaxf(mj_load(x, i, xt), 0.f)); }
 __global__ void r_swiglu(const void* x, int xt, void* y, int yt, long long rows, int f) {
     MJ_FOR(i, rows * f) { long long r = i / f, c = i % f; float a = mj_load(x, r * 2 * f + c, xt), b = mj_load(x, r * 2 * f + f + c, xt);
         mj_store(y, i, yt, a / (1.0f + expf(-a)) * b); }
@@ -207,6 +209,10 @@ static void elementwise(long long n, int dt, int off, bool timed) {
         poison(o, dt, n); megatron_gelu_backward<<<G, T>>>(a, dt, b, dt, o, dt, n, th); r_gelu_b<<<G, T>>>(a, dt, b, dt, r, dt, n, th);
         check(th ? "gelu' tanh" : "gelu' erf", o, r, dt, n, tolFor(dt));
     }
+    poison(o, dt, n); megatron_squared_relu_forward<<<G, T>>>(a, dt, o, dt, n); r_sqrelu<<<G, T>>>(a, dt, r, dt, n);
+    check("squared relu", o, r, dt, n, tolFor(dt));
+    poison(o, dt, n); megatron_squared_relu_backward<<<G, T>>>(a, dt, b, dt, o, dt, n); r_sqrelu_b<<<G, T>>>(a, dt, b, dt, r, dt, n);
+    check("squared relu'", o, r, dt, n, tolFor(dt));
     unsigned long long off0 = 12345;
     for (unsigned long long po = off0; po < off0 + 4; po++) {  // every Philox lane phase
         poison(o, dt, n); megatron_dropout<<<G, T>>>(a, dt, o, dt, n, 0.1f, 1.0f / 0.9f, 0xDEADBEEFCAFEull, po);
@@ -225,6 +231,8 @@ static void elementwise(long long n, int dt, int off, bool timed) {
     timeit("gelu tanh fwd", 2 * B, [&] { megatron_gelu_forward<<<G, T>>>(a, dt, o, dt, n, 1); });
     timeit("gelu erf fwd", 2 * B, [&] { megatron_gelu_forward<<<G, T>>>(a, dt, o, dt, n, 0); });
     timeit("gelu tanh bwd", 3 * B, [&] { megatron_gelu_backward<<<G, T>>>(a, dt, b, dt, o, dt, n, 1); });
+    timeit("squared relu fwd", 2 * B, [&] { megatron_squared_relu_forward<<<G, T>>>(a, dt, o, dt, n); });
+    timeit("squared relu bwd", 3 * B, [&] { megatron_squared_relu_backward<<<G, T>>>(a, dt, b, dt, o, dt, n); });
     timeit("dropout p=0.1", 2 * B, [&] { megatron_dropout<<<G, T>>>(a, dt, o, dt, n, 0.1f, 1.0f / 0.9f, 7, 0); });
     timeit("copy (cudaMemcpy D2D, reference)", 2 * B, [&] { CK(cudaMemcpyAsync(o, a, n * es, cudaMemcpyDeviceToDevice)); });
 }

@@ -72,6 +72,10 @@ public final class ModelOptions {
     @Option(names = "--swiglu", description = "Gated SiLU MLP (Llama) instead of GeLU.")
     boolean swiglu;
 
+    @Option(names = "--squared-relu", description = "relu(x)^2 as the MLP's activation instead of GeLU (Nemotron); with"
+            + " biases Megatron needs --no-bias-gelu-fusion.")
+    boolean squaredRelu;
+
     @Option(names = "--disable-bias-linear", description = "No biases in the linear layers.")
     boolean disableBiasLinear;
 
@@ -125,14 +129,19 @@ public final class ModelOptions {
      * no bias ({@code --disable-bias-linear}).
      */
     private boolean geluTanh() {
-        return openaiGelu || (!noBiasGeluFusion && !disableBiasLinear);
+        return openaiGelu || geluFusion();
+    }
+
+    /** Megatron's {@code bias_gelu_fusion}: on unless {@code --no-bias-gelu-fusion}, and off without biases. */
+    private boolean geluFusion() {
+        return !noBiasGeluFusion && !disableBiasLinear;
     }
 
     /**
      * Megatron's {@code --use-checkpoint-args} ({@code load_args_from_checkpoint}): the sizes (layers, hidden, MLP,
      * heads, head dimension, positions, vocabulary padding) come from the checkpoint where the command line does not give
-     * them; the architecture's switches (query groups, position embeddings and rope, biases, SwiGLU, untied output,
-     * norm and its 1p form, query-key scaling, dropouts) always do. Each value taken is logged as Megatron logs it.
+     * them; the architecture's switches (query groups, position embeddings and rope, biases, squared ReLU, SwiGLU, untied
+     * output, norm and its 1p form, query-key scaling, dropouts) always do. Each value taken is logged as Megatron logs it.
      */
     void takeFromCheckpoint(TransformerConfig saved, java.util.function.Predicate<String> given,
                             java.util.function.Consumer<String> log) {
@@ -168,6 +177,8 @@ public final class ModelOptions {
         took.accept("add_bias_linear", saved.addBiasLinear() ? "True" : "False");
         addQkvBias = saved.addQkvBias();
         took.accept("add_qkv_bias", addQkvBias ? "True" : "False");
+        squaredRelu = saved.squaredRelu();
+        took.accept("squared_relu", squaredRelu ? "True" : "False");
         swiglu = saved.swiglu();
         took.accept("swiglu", swiglu ? "True" : "False");
         untieEmbeddingsAndOutputWeights = saved.untieEmbeddingsAndOutputWeights();
@@ -220,6 +231,10 @@ public final class ModelOptions {
             throw new IllegalArgumentException("--no-position-embedding is deprecated, use --position-embedding-type (none"
                     + " for no position information, rope for rotary embeddings)");
         }
+        if (squaredRelu && !swiglu && geluFusion()) {   // Megatron's TransformerConfig check (--swiglu's assert comes first)
+            throw new IllegalArgumentException("When bias_activation_fusion is True, activation function should be either"
+                    + " gelu, swiglu, or quick_geglu (--squared-relu with biases needs --no-bias-gelu-fusion)");
+        }
         int maxPositions = given("--max-position-embeddings", maxPositionEmbeddings);
         if (maxPositions > 0 && seqLength > maxPositions) {
             throw new IllegalArgumentException("--seq-length (" + seqLength + ") is larger than --max-position-embeddings ("
@@ -235,7 +250,8 @@ public final class ModelOptions {
                 .rotarySeqLenInterpolationFactor(given("--rotary-seq-len-interpolation-factor", rotarySeqLenInterpolationFactor))
                 .useRopeScaling(useRopeScaling).ropeScalingFactor(ropeScalingFactor)
                 .normalization(Normalization.parse(normalization))
-                .swiglu(swiglu).addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm).geluTanh(geluTanh())
+                .swiglu(swiglu).squaredRelu(squaredRelu).geluTanh(geluTanh())
+                .addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout)
                 .initMethodStd(initMethodStd).layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)

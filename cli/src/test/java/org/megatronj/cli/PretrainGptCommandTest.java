@@ -547,6 +547,65 @@ class PretrainGptCommandTest {
         assertTrue(given.err().contains("hiddenSize 24 (this run: 32)"), given.err());
     }
 
+    /**
+     * {@code --squared-relu} (Nemotron's MLP): trains (other losses than gelu's) without biases, and with biases only
+     * under {@code --no-bias-gelu-fusion}, as Megatron's config check demands; never with {@code --swiglu}. A checkpoint
+     * keeps it: {@code --use-checkpoint-args} takes it back, a run without it may not load it, export-hf writes relu2.
+     */
+    @Test
+    void squaredReluTrainsResumesAndExports() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("sqrelu");
+        Path csv = dir.resolve("sqrelu.csv");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6");
+        first.addAll(List.of("--squared-relu", "--disable-bias-linear"));
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+        Path geluCsv = dir.resolve("gelu.csv");
+        List<String> gelu = args(data, "--train-iters", "1", "--log-loss-to", geluCsv.toString());
+        gelu.add("--disable-bias-linear");
+        assertEquals(0, run(gelu).code());
+        assertNotEquals(trainLosses(geluCsv).get(0), losses.get(0), "the first loss, before any step");
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        assertTrue(resumed.out().contains("Setting squared_relu to True from checkpoint"), resumed.out());
+        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        List<String> plain = args(data, "--load", save.toString(), "--train-iters", "8");
+        plain.add("--disable-bias-linear");
+        CliRun refused = run(plain);
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("squaredRelu true (this run: false)"), refused.err());
+
+        List<String> fused = args(data);
+        fused.add("--squared-relu");
+        CliRun fusion = run(fused);
+        assertEquals(1, fusion.code(), fusion.toString());
+        assertTrue(fusion.err().contains("When bias_activation_fusion is True, activation function should be either gelu,"
+                + " swiglu, or quick_geglu"), fusion.err());
+        List<String> gated = args(data);
+        gated.addAll(List.of("--squared-relu", "--swiglu"));
+        CliRun swiglu = run(gated);
+        assertEquals(1, swiglu.code(), swiglu.toString());
+        assertTrue(swiglu.err().contains("--squared-relu and --swiglu cannot be combined"), swiglu.err());
+
+        Path biased = dir.resolve("sqrelu-bias");
+        List<String> withBias = args(data, "--train-iters", "2", "--save", biased.toString());
+        withBias.addAll(List.of("--squared-relu", "--no-bias-gelu-fusion"));
+        CliRun trainedWithBias = run(withBias);
+        assertEquals(0, trainedWithBias.code(), trainedWithBias.toString());
+        Path hf = dir.resolve("sqrelu-hf");
+        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", biased.toString(), "--hf-dir", hf.toString());
+        assertEquals(0, export.code(), export.toString());
+        String config = Files.readString(hf.resolve("config.json"));
+        assertTrue(config.contains("\"activation_function\" : \"relu2\""), config);
+    }
+
     /** The arguments without --num-layers, --hidden-size and --num-attention-heads. */
     private static List<String> withoutModelFlags(List<String> args) {
         for (String flag : List.of("--num-layers", "--hidden-size", "--num-attention-heads")) {

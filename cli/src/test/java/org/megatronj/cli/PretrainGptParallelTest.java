@@ -147,6 +147,22 @@ class PretrainGptParallelTest {
         assertLosses(one, two);
     }
 
+    /** {@code --squared-relu}: each tensor rank squares its columns of fc1's output and differentiates them locally. */
+    @Test
+    void squaredReluMatchesOneRankUnderTensorParallelism() throws IOException {
+        Path data = dataset();
+        Path one = dir.resolve("sq1.csv");
+        Path two = dir.resolve("sq2.csv");
+        String[] model = {"--squared-relu", "--disable-bias-linear"};
+        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
+        assertEquals(0, single.code(), single.toString());
+        List<String> tp = args(data, two, model);
+        tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
+        CliRun parallel = CliRun.of(tp.toArray(String[]::new));
+        assertEquals(0, parallel.code(), parallel.toString());
+        assertLosses(one, two);
+    }
+
     /**
      * {@code --qk-layernorm} (here with RMSNorm, rope and GQA): each tensor rank's head norms see only its heads, so their
      * weight gradients are summed over the tensor ranks, with and without sequence parallelism; a saved model generates.

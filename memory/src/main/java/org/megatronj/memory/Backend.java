@@ -74,14 +74,33 @@ public interface Backend extends AutoCloseable {
      * The activation a linear layer applies to its output ({@link #linearForward}) and whose
      * derivative the input gradient of the next linear layer applies ({@link #linearDgrad}).
      * {@code GELU_TANH} is GPT-2's and Megatron's fused bias-gelu, and what cuBLASLt's GELU
-     * epilogues compute; {@code GELU_ERF} is the exact form ({@code --no-bias-gelu-fusion}).
+     * epilogues compute; {@code GELU_ERF} is the exact form ({@code --no-bias-gelu-fusion});
+     * {@code SQUARED_RELU} is {@code relu(x)^2} ({@code --squared-relu}), which no epilogue computes.
      */
     enum Activation {
-        NONE, GELU_TANH, GELU_ERF;
+        NONE, GELU_TANH, GELU_ERF, SQUARED_RELU;
 
         /** GELU_TANH or GELU_ERF as {@link #geluForward}'s flag names them. */
         public static Activation gelu(boolean tanhApproximation) {
             return tanhApproximation ? GELU_TANH : GELU_ERF;
+        }
+
+        /** {@code y = act(x)} by {@code backend}'s elementwise op; NONE has none (its output is its input). */
+        public void apply(Backend backend, Tensor x, Tensor y) {
+            switch (this) {
+                case GELU_TANH, GELU_ERF -> backend.geluForward(x, y, this == GELU_TANH);
+                case SQUARED_RELU -> backend.squaredReluForward(x, y);
+                case NONE -> { }
+            }
+        }
+
+        /** {@code dx = dy * act'(x)} by {@code backend}'s elementwise op; NONE has none (dy is the gradient). */
+        public void applyGradient(Backend backend, Tensor x, Tensor dy, Tensor dx) {
+            switch (this) {
+                case GELU_TANH, GELU_ERF -> backend.geluBackward(x, dy, dx, this == GELU_TANH);
+                case SQUARED_RELU -> backend.squaredReluBackward(x, dy, dx);
+                case NONE -> { }
+            }
         }
     }
 
@@ -93,9 +112,9 @@ public interface Backend extends AutoCloseable {
      * {@link #linearDgrad} needs it); with {@code NONE} it must be null.
      *
      * <p>Exactly {@code gemm(false, true, 1, x, weight, 0, pre)}, {@code biasAdd(pre, bias)},
-     * {@code geluForward(pre, y)} (pre = y without activation): this default runs those ops (the CPU's). The GPU
+     * {@code activation.apply(pre, y)} (pre = y without activation): this default runs those ops (the CPU's). The GPU
      * runs one cuBLASLt matmul with the BIAS or GELU_AUX_BIAS epilogue, which applies the gelu to
-     * the fp32 sum before rounding, so y agrees to rounding; GELU_ERF fuses the bias only.
+     * the fp32 sum before rounding, so y agrees to rounding; GELU_ERF and SQUARED_RELU fuse the bias only.
      */
     default void linearForward(Tensor x, Tensor weight, Tensor bias, Activation activation, Tensor y, Tensor preActivation) {
         TensorChecks.linearForward(x, weight, bias, activation, y, preActivation);
@@ -104,9 +123,7 @@ public interface Backend extends AutoCloseable {
         if (bias != null) {
             biasAdd(pre, bias);
         }
-        if (activation != Activation.NONE) {
-            geluForward(pre, y, activation == Activation.GELU_TANH);
-        }
+        activation.apply(this, pre, y);
     }
 
     /**
@@ -127,14 +144,12 @@ public interface Backend extends AutoCloseable {
      * preActivation. dy {@code [n, out]}, weight {@code [out, in]} (dy's dtype), preActivation
      * {@code [n, in]} (null with {@code NONE}), dx {@code [n, in]} written (F32 or dy's dtype).
      * Exactly {@code gemm(false, false, 1, dy, weight, 0, dx)} then
-     * {@code geluBackward(preActivation, dx, dx)}; on the GPU one matmul with the DGELU epilogue.
+     * {@code activation.applyGradient(preActivation, dx, dx)}; on the GPU GELU_TANH is one matmul with the DGELU epilogue.
      */
     default void linearDgrad(Tensor dy, Tensor weight, Activation activation, Tensor preActivation, Tensor dx) {
         TensorChecks.linearDgrad(dy, weight, activation, preActivation, dx);
         gemm(false, false, 1f, dy, weight, 0f, dx);                       // dx [n, in] = dy W
-        if (activation != Activation.NONE) {
-            geluBackward(preActivation, dx, dx, activation == Activation.GELU_TANH);  // elementwise, in place
-        }
+        activation.applyGradient(this, preActivation, dx, dx);           // elementwise, in place
     }
 
     /**
@@ -180,6 +195,12 @@ public interface Backend extends AutoCloseable {
 
     /** {@code dx = dy * gelu'(x)} (written). */
     void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation);
+
+    /** {@code y = relu(x)^2}, Megatron's {@code squared_relu} (Primer, Nemotron); NaN stays NaN, as in torch. */
+    void squaredReluForward(Tensor x, Tensor y);
+
+    /** {@code dx = dy * 2 relu(x)} (written). */
+    void squaredReluBackward(Tensor x, Tensor dy, Tensor dx);
 
     /**
      * SwiGLU as Megatron computes it: x is {@code [rows, 2f]}, split into halves

@@ -164,7 +164,7 @@ public final class TensorChecks {
     private static void activationInput(String op, Backend.Activation activation, Tensor preActivation, Tensor like,
                                         String likeName) {
         if (activation == null) {
-            throw fail(op, "activation is null; expected NONE, GELU_TANH or GELU_ERF");
+            throw fail(op, "activation is null; expected one of " + Arrays.toString(Backend.Activation.values()));
         }
         if (activation == Backend.Activation.NONE) {
             if (preActivation != null) {

@@ -158,7 +158,7 @@ public final class GPTModel implements AutoCloseable {
                     config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
                     tp.rank() * shardConfig.numAttentionHeads());
             Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
-                    config.swiglu(), config.geluTanh());
+                    config.swiglu(), Mlp.activation(config));
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
                     norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout(), group, tp.sequenceParallel());
         }

@@ -21,6 +21,7 @@ package org.megatronj.model;
  * @param ropeScalingFactor              {@code --rope-scaling-factor} (8) of that scaling
  * @param normalization                  {@code --normalization LayerNorm|RMSNorm}
  * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
+ * @param squaredRelu                    {@code --squared-relu}: the MLP's activation is relu(x)^2 instead of gelu (Nemotron)
  * @param addBiasLinear                  false with {@code --disable-bias-linear}: no biases in qkv, proj, fc1, fc2
  * @param addQkvBias                     {@code --add-qkv-bias}: a bias in the qkv projection even without the others (Qwen2)
  * @param qkLayernorm                    {@code --qk-layernorm}: the config's norm over each query and key head (its d values,
@@ -46,7 +47,8 @@ public record TransformerConfig(
         float rotaryPercent, float rotaryBase, float rotarySeqLenInterpolationFactor, boolean useRopeScaling,
         float ropeScalingFactor,
         Normalization normalization,
-        boolean swiglu, boolean addBiasLinear, boolean addQkvBias, boolean qkLayernorm, boolean untieEmbeddingsAndOutputWeights,
+        boolean swiglu, boolean squaredRelu, boolean addBiasLinear, boolean addQkvBias, boolean qkLayernorm,
+        boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
         int vocabSize, int makeVocabSizeDivisibleBy) {
@@ -94,9 +96,9 @@ public record TransformerConfig(
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
                 rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor,
-                normalization, swiglu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout,
-                hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize,
-                makeVocabSizeDivisibleBy);
+                normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
+                attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
+                geluTanh, vocabSize, makeVocabSizeDivisibleBy);
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
@@ -111,7 +113,7 @@ public record TransformerConfig(
                 .maxPositionEmbeddings(maxPositionEmbeddings).positionEmbeddingType(positionEmbeddingType)
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .rotarySeqLenInterpolationFactor(rotarySeqLenInterpolationFactor).useRopeScaling(useRopeScaling)
-                .ropeScalingFactor(ropeScalingFactor).normalization(normalization).swiglu(swiglu)
+                .ropeScalingFactor(ropeScalingFactor).normalization(normalization).swiglu(swiglu).squaredRelu(squaredRelu)
                 .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
@@ -157,6 +159,9 @@ public record TransformerConfig(
 
     /** Checks every knob and the relations between them; returns this. Throws with a sentence naming the flag. */
     public TransformerConfig validate() {
+        if (squaredRelu && swiglu) {   // Megatron asserts it (core_transformer_config_from_args) before sizes matter
+            throw new IllegalArgumentException("--squared-relu and --swiglu cannot be combined: each sets the MLP's activation");
+        }
         positive("--num-layers", numLayers);
         positive("--hidden-size", hiddenSize);
         positive("--ffn-hidden-size", ffnHiddenSize);
@@ -255,6 +260,7 @@ public record TransformerConfig(
         private float ropeScalingFactor = 8f;
         private Normalization normalization = Normalization.LAYER_NORM;
         private boolean swiglu;
+        private boolean squaredRelu;
         private boolean addBiasLinear = true;
         private boolean addQkvBias;
         private boolean qkLayernorm;
@@ -293,6 +299,7 @@ public record TransformerConfig(
         public Builder ropeScalingFactor(float v) { ropeScalingFactor = v; return this; }
         public Builder normalization(Normalization v) { normalization = v; return this; }
         public Builder swiglu(boolean v) { swiglu = v; return this; }
+        public Builder squaredRelu(boolean v) { squaredRelu = v; return this; }
         public Builder addBiasLinear(boolean v) { addBiasLinear = v; return this; }
         public Builder addQkvBias(boolean v) { addQkvBias = v; return this; }
         public Builder qkLayernorm(boolean v) { qkLayernorm = v; return this; }
@@ -330,7 +337,7 @@ public record TransformerConfig(
             int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
-                    ropeScalingFactor, normalization, swiglu, addBiasLinear, addQkvBias,
+                    ropeScalingFactor, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
                     applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }

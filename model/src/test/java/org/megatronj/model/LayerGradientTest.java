@@ -214,6 +214,16 @@ class LayerGradientTest {
                 mqaErfGelu(0f).toBuilder().qkLayernorm(true).applyLayernorm1p(true).build()));
     }
 
+    /**
+     * {@code --squared-relu} in the MLP: with biases (GPT-2 family) and without them behind RMSNorm and rope (the Llama
+     * family's layout with squared ReLU for SwiGLU, as Nemotron's), fc1 and fc2 among the parameters checked.
+     */
+    @Test
+    void transformerLayerWithSquaredRelu() {
+        transformerLayerGradients(List.of(gpt2Like(0f).toBuilder().squaredRelu(true).build(),
+                llamaLike(0.1f).toBuilder().swiglu(false).squaredRelu(true).build()));
+    }
+
     private static void transformerLayerGradients(List<TransformerConfig> configs) {
         for (TransformerConfig c : configs) {
             try (GPTModel model = new GPTModel(c, backend, 1); TensorArena arena = TensorArena.named("test")) {

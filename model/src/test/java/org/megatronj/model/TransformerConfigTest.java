@@ -47,6 +47,9 @@ class TransformerConfigTest {
         e = assertThrows(IllegalArgumentException.class, () -> TransformerConfig.builder().numLayers(1).hiddenSize(64)
                 .numAttentionHeads(4).seqLength(8).vocabSize(10).hiddenDropout(1f).build());
         assertTrue(e.getMessage().contains("--hidden-dropout must be in [0, 1)"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TransformerConfig.builder().numLayers(1).hiddenSize(64)
+                .numAttentionHeads(4).seqLength(8).vocabSize(10).swiglu(true).squaredRelu(true).build());
+        assertTrue(e.getMessage().contains("--squared-relu and --swiglu cannot be combined"), e.getMessage());
         assertEquals(PositionEmbeddingType.ROPE, PositionEmbeddingType.parse("rope"));
         assertEquals(Normalization.RMS_NORM, Normalization.parse("RMSNorm"));
         assertThrows(IllegalArgumentException.class, () -> Normalization.parse("BatchNorm"));

@@ -11,7 +11,7 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 
 /**
- * GELU (tanh approximation and exact erf form), SwiGLU and dropout, forward and backward.
+ * GELU (tanh approximation and exact erf form), squared ReLU, SwiGLU and dropout, forward and backward.
  * Inputs are loaded in blocks as fp32, outputs rounded to their dtype on store.
  *
  * <p>Java has no {@code erf}; {@link #erfc} is the Chebyshev fit of Numerical Recipes
@@ -38,14 +38,27 @@ final class ActivationKernels {
         this.vector = vectorized;
     }
 
-    // ------------------------------------------------------------------ gelu
+    // ------------------------------------------------------------------ gelu and squared relu
 
-    void geluForward(Tensor x, Tensor y, boolean tanh) {
+    /** The elementwise activations: one dispatch and one dtype handling for all. */
+    enum Kind {
+        GELU_TANH, GELU_ERF, SQUARED_RELU;
+
+        static Kind gelu(boolean tanh) {
+            return tanh ? GELU_TANH : GELU_ERF;
+        }
+    }
+
+    /** {@code y = act(x)}. */
+    void forward(Tensor x, Tensor y, Kind act) {
         if (vector && x.dtype() == DType.F32 && y.dtype() == DType.F32) {
             MemorySegment xs = x.segment();
             MemorySegment ys = y.segment();
-            forRanges(x.numel(), tanh ? (from, to) -> geluTanhF32(xs, ys, from, to)
-                    : (from, to) -> geluErfF32(xs, ys, from, to));
+            forRanges(x.numel(), switch (act) {
+                case GELU_TANH -> (from, to) -> geluTanhF32(xs, ys, from, to);
+                case GELU_ERF -> (from, to) -> geluErfF32(xs, ys, from, to);
+                case SQUARED_RELU -> (from, to) -> squaredReluF32(xs, ys, from, to);
+            });
             return;
         }
         Blocks.run(threads, x.numel(), (from, len, xs, ys, unused) -> {
@@ -53,24 +66,27 @@ final class ActivationKernels {
             int i = 0;
             if (vector) {
                 for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-                    FloatVector v = FloatVector.fromArray(S, xs, i);
-                    (tanh ? geluTanh(v) : geluErf(v)).intoArray(ys, i);
+                    apply(act, FloatVector.fromArray(S, xs, i)).intoArray(ys, i);
                 }
             }
             for (; i < len; i++) {
-                ys[i] = tanh ? geluTanh(xs[i]) : geluErf(xs[i]);
+                ys[i] = apply(act, xs[i]);
             }
             FloatRows.store(ys, 0, y, from, len);
         });
     }
 
-    void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanh) {
+    /** {@code dx = dy * act'(x)}. */
+    void backward(Tensor x, Tensor dy, Tensor dx, Kind act) {
         if (vector && x.dtype() == DType.F32 && dy.dtype() == DType.F32 && dx.dtype() == DType.F32) {
             MemorySegment xs = x.segment();
             MemorySegment dys = dy.segment();
             MemorySegment dxs = dx.segment();
-            forRanges(x.numel(), tanh ? (from, to) -> geluTanhGradF32(xs, dys, dxs, from, to)
-                    : (from, to) -> geluErfGradF32(xs, dys, dxs, from, to));
+            forRanges(x.numel(), switch (act) {
+                case GELU_TANH -> (from, to) -> geluTanhGradF32(xs, dys, dxs, from, to);
+                case GELU_ERF -> (from, to) -> geluErfGradF32(xs, dys, dxs, from, to);
+                case SQUARED_RELU -> (from, to) -> squaredReluGradF32(xs, dys, dxs, from, to);
+            });
             return;
         }
         Blocks.run(threads, x.numel(), (from, len, xs, dys, dxs) -> {
@@ -79,20 +95,50 @@ final class ActivationKernels {
             int i = 0;
             if (vector) {
                 for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-                    FloatVector v = FloatVector.fromArray(S, xs, i);
-                    FloatVector d = tanh ? geluTanhGrad(v) : geluErfGrad(v);
-                    d.mul(FloatVector.fromArray(S, dys, i)).intoArray(dxs, i);
+                    gradient(act, FloatVector.fromArray(S, xs, i)).mul(FloatVector.fromArray(S, dys, i)).intoArray(dxs, i);
                 }
             }
             for (; i < len; i++) {
-                dxs[i] = dys[i] * (tanh ? geluTanhGrad(xs[i]) : geluErfGrad(xs[i]));
+                dxs[i] = dys[i] * gradient(act, xs[i]);
             }
             FloatRows.store(dxs, 0, dx, from, len);
         });
     }
 
-    // F32 tensors are read and written in place, one loop per variant: the block-copy path compiled the
-    // two variants, the 16-bit loads and stores and the scalar tail into one method, past C2's node budget,
+    private static FloatVector apply(Kind act, FloatVector v) {
+        return switch (act) {
+            case GELU_TANH -> geluTanh(v);
+            case GELU_ERF -> geluErf(v);
+            case SQUARED_RELU -> squaredRelu(v);
+        };
+    }
+
+    private static float apply(Kind act, float v) {
+        return switch (act) {
+            case GELU_TANH -> geluTanh(v);
+            case GELU_ERF -> geluErf(v);
+            case SQUARED_RELU -> squaredRelu(v);
+        };
+    }
+
+    private static FloatVector gradient(Kind act, FloatVector v) {
+        return switch (act) {
+            case GELU_TANH -> geluTanhGrad(v);
+            case GELU_ERF -> geluErfGrad(v);
+            case SQUARED_RELU -> squaredReluGrad(v);
+        };
+    }
+
+    private static float gradient(Kind act, float v) {
+        return switch (act) {
+            case GELU_TANH -> geluTanhGrad(v);
+            case GELU_ERF -> geluErfGrad(v);
+            case SQUARED_RELU -> squaredReluGrad(v);
+        };
+    }
+
+    // F32 tensors are read and written in place, one loop per variant: the block-copy path compiles the
+    // variants, the 16-bit loads and stores and the scalar tail into one method, past C2's node budget,
     // and the vector exp then ran in the Vector API's Java fallback (the backward at a third of its speed).
     // Same arithmetic per element as the block path: the scalar tail is the tensor's last n % 16 elements.
 
@@ -149,6 +195,48 @@ final class ActivationKernels {
         for (; i < to; i++) {
             dxs.setAtIndex(F32, i, dys.getAtIndex(F32, i) * geluErfGrad(xs.getAtIndex(F32, i)));
         }
+    }
+
+    private static void squaredReluF32(MemorySegment xs, MemorySegment ys, long from, long to) {
+        long i = from;
+        for (; i + S.length() <= to; i += S.length()) {
+            squaredRelu(FloatVector.fromMemorySegment(S, xs, i * Float.BYTES, LE)).intoMemorySegment(ys, i * Float.BYTES, LE);
+        }
+        for (; i < to; i++) {
+            ys.setAtIndex(F32, i, squaredRelu(xs.getAtIndex(F32, i)));
+        }
+    }
+
+    private static void squaredReluGradF32(MemorySegment xs, MemorySegment dys, MemorySegment dxs, long from, long to) {
+        long i = from;
+        for (; i + S.length() <= to; i += S.length()) {
+            long at = i * Float.BYTES;
+            squaredReluGrad(FloatVector.fromMemorySegment(S, xs, at, LE))
+                    .mul(FloatVector.fromMemorySegment(S, dys, at, LE)).intoMemorySegment(dxs, at, LE);
+        }
+        for (; i < to; i++) {
+            dxs.setAtIndex(F32, i, dys.getAtIndex(F32, i) * squaredReluGrad(xs.getAtIndex(F32, i)));
+        }
+    }
+
+    // relu by max: NaN stays NaN (Math.max and the lanewise MAX both propagate it), as torch.relu does.
+
+    private static float squaredRelu(float x) {
+        float r = Math.max(x, 0f);
+        return r * r;
+    }
+
+    private static float squaredReluGrad(float x) {
+        return 2f * Math.max(x, 0f);
+    }
+
+    private static FloatVector squaredRelu(FloatVector x) {
+        FloatVector r = x.max(0f);
+        return r.mul(r);
+    }
+
+    private static FloatVector squaredReluGrad(FloatVector x) {
+        return x.max(0f).mul(2f);
     }
 
     static float geluTanh(float x) {

@@ -238,20 +238,38 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void geluForward(Tensor x, Tensor y, boolean tanhApproximation) {
-        floating("geluForward", "x", x);
-        floating("geluForward", "y", y);
-        sameShape("geluForward", "x", x, "y", y);
-        activations.geluForward(x, y, tanhApproximation);
+        activationForward("geluForward", x, y, ActivationKernels.Kind.gelu(tanhApproximation));
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation) {
-        floating("geluBackward", "x", x);
-        floating("geluBackward", "dy", dy);
-        floating("geluBackward", "dx", dx);
-        sameShape("geluBackward", "x", x, "dy", dy);
-        sameShape("geluBackward", "x", x, "dx", dx);
-        activations.geluBackward(x, dy, dx, tanhApproximation);
+        activationBackward("geluBackward", x, dy, dx, ActivationKernels.Kind.gelu(tanhApproximation));
+    }
+
+    @Override
+    public void squaredReluForward(Tensor x, Tensor y) {
+        activationForward("squaredReluForward", x, y, ActivationKernels.Kind.SQUARED_RELU);
+    }
+
+    @Override
+    public void squaredReluBackward(Tensor x, Tensor dy, Tensor dx) {
+        activationBackward("squaredReluBackward", x, dy, dx, ActivationKernels.Kind.SQUARED_RELU);
+    }
+
+    private void activationForward(String op, Tensor x, Tensor y, ActivationKernels.Kind kind) {
+        floating(op, "x", x);
+        floating(op, "y", y);
+        sameShape(op, "x", x, "y", y);
+        activations.forward(x, y, kind);
+    }
+
+    private void activationBackward(String op, Tensor x, Tensor dy, Tensor dx, ActivationKernels.Kind kind) {
+        floating(op, "x", x);
+        floating(op, "dy", dy);
+        floating(op, "dx", dx);
+        sameShape(op, "x", x, "dy", dy);
+        sameShape(op, "x", x, "dx", dx);
+        activations.backward(x, dy, dx, kind);
     }
 
     @Override

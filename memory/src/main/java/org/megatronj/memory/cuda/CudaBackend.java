@@ -371,9 +371,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         if (bias != null && fused(linearProblem(false, true, x, weight, pre, Epilogue.BIAS, bias, null), 1f, 0f)) {
-            if (activation != Activation.NONE) {                           // GELU_ERF: cuBLASLt's GELU is the tanh form
-                geluForward(pre, y, activation == Activation.GELU_TANH);
-            }
+            activation.apply(this, pre, y);   // no epilogue computes erf GeLU or squared ReLU: their kernel after the matmul
             return;
         }
         Backend.super.linearForward(x, weight, bias, activation, y, preActivation);  // no epilogue fits: the ops one by one
@@ -555,24 +553,52 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void geluForward(Tensor x, Tensor y, boolean tanhApproximation) {
-        floating("geluForward", "x", x);
-        floating("geluForward", "y", y);
-        sameShape("geluForward", "x", x, "y", y);
-        enter();
-        launch("megatron_gelu_forward", grid(x.numel()), 1, THREADS, 0, x.address(), code("gelu", x), y.address(),
-                code("gelu", y), x.numel(), tanhApproximation ? 1 : 0);
+        String op = "geluForward";
+        activationForward(op, x, y);
+        launch("megatron_gelu_forward", grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), y.address(), code(op, y),
+                x.numel(), tanhApproximation ? 1 : 0);
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor dy, Tensor dx, boolean tanhApproximation) {
-        floating("geluBackward", "x", x);
-        floating("geluBackward", "dy", dy);
-        floating("geluBackward", "dx", dx);
-        sameShape("geluBackward", "x", x, "dy", dy);
-        sameShape("geluBackward", "x", x, "dx", dx);
+        String op = "geluBackward";
+        activationBackward(op, x, dy, dx);
+        launch("megatron_gelu_backward", grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), dy.address(),
+                code(op, dy), dx.address(), code(op, dx), x.numel(), tanhApproximation ? 1 : 0);
+    }
+
+    @Override
+    public void squaredReluForward(Tensor x, Tensor y) {
+        String op = "squaredReluForward";
+        activationForward(op, x, y);
+        launch("megatron_squared_relu_forward", grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), y.address(),
+                code(op, y), x.numel());
+    }
+
+    @Override
+    public void squaredReluBackward(Tensor x, Tensor dy, Tensor dx) {
+        String op = "squaredReluBackward";
+        activationBackward(op, x, dy, dx);
+        launch("megatron_squared_relu_backward", grid(x.numel()), 1, THREADS, 0, x.address(), code(op, x), dy.address(),
+                code(op, dy), dx.address(), code(op, dx), x.numel());
+    }
+
+    /** An elementwise activation's operands, before its launch. */
+    private void activationForward(String op, Tensor x, Tensor y) {
+        floating(op, "x", x);
+        floating(op, "y", y);
+        sameShape(op, "x", x, "y", y);
         enter();
-        launch("megatron_gelu_backward", grid(x.numel()), 1, THREADS, 0, x.address(), code("gelu", x), dy.address(),
-                code("gelu", dy), dx.address(), code("gelu", dx), x.numel(), tanhApproximation ? 1 : 0);
+    }
+
+    /** Its gradient's operands, before the launch. */
+    private void activationBackward(String op, Tensor x, Tensor dy, Tensor dx) {
+        floating(op, "x", x);
+        floating(op, "dy", dy);
+        floating(op, "dx", dx);
+        sameShape(op, "x", x, "dy", dy);
+        sameShape(op, "x", x, "dx", dx);
+        enter();
     }
 
     @Override

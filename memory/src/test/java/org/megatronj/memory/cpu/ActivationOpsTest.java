@@ -19,7 +19,7 @@ import static org.megatronj.memory.cpu.OpTesting.tensor;
 import static org.megatronj.memory.cpu.OpTesting.toDouble;
 import static org.megatronj.memory.cpu.OpTesting.uniform;
 
-/** GELU (both forms), SwiGLU and dropout against float64 references and finite differences. */
+/** GELU (both forms), squared ReLU, SwiGLU and dropout against float64 references and finite differences. */
 class ActivationOpsTest {
 
     static java.util.stream.Stream<CpuBackend> backends() {
@@ -79,6 +79,50 @@ class ActivationOpsTest {
                 Tensor yb = arena.allocate(DType.BF16, n);
                 backend.geluForward(xb, yb, tanh);
                 assertClose("gelu bf16 tanh=" + tanh, ref.apply(asStored(xb)), yb, 1e-6, 8e-3);
+            }
+        }
+    }
+
+    /**
+     * Squared ReLU against {@code max(x, 0)^2} and {@code 2 max(x, 0) dy} in float64, in F32 (the in-place vector loops
+     * and their scalar tail) and BF16 (the block path), with zeros, negatives and NaN among the inputs.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void squaredReluForwardAndBackward(CpuBackend backend) {
+        Random rnd = OpTesting.random(6);
+        int n = 1000 + rnd.nextInt(37);
+        try (TensorArena arena = new TensorArena("test")) {
+            float[] xs = uniform(rnd, n, -5f, 5f);
+            xs[0] = 0f;
+            xs[1] = -0f;
+            xs[2] = Float.NaN;
+            float[] ws = gaussian(rnd, n, 1f);
+            for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+                Tensor x = tensor(arena, dt, xs, n);
+                Tensor dy = tensor(arena, dt, ws, n);
+                double[] xd = asStored(x);
+                double[] dyd = asStored(dy);
+                double[] y = new double[n];
+                double[] dx = new double[n];
+                for (int i = 0; i < n; i++) {
+                    double r = xd[i] < 0 ? 0 : xd[i];   // NaN stays NaN, as in torch.relu
+                    y[i] = r * r;
+                    dx[i] = 2 * r * dyd[i];
+                }
+                Tensor out = arena.allocate(dt, n);
+                backend.squaredReluForward(x, out);
+                assertEquals(Float.NaN, out.getFloat(2), dt + " relu(NaN)^2");
+                y[2] = 0;
+                out.setFloat(2, 0f);
+                double rtol = dt == DType.F32 ? 1e-6 : 8e-3;
+                assertClose("squared relu " + dt, y, out, 1e-7, rtol);
+                Tensor grad = arena.allocate(dt, n);
+                backend.squaredReluBackward(x, dy, grad);
+                assertEquals(Float.NaN, grad.getFloat(2), dt + " gradient at NaN");
+                dx[2] = 0;
+                grad.setFloat(2, 0f);
+                assertClose("squared relu backward " + dt, dx, grad, 1e-7, rtol);
             }
         }
     }

@@ -28,6 +28,7 @@ class ArgumentErrorsTest {
             Tensor b = arena.allocate(DType.F32, 3, 6);
             assertMessage(() -> backend.add(a, b, a), "add:", "[3, 5]", "[3, 6]", "expected equal shapes");
             assertMessage(() -> backend.geluForward(a, b, true), "geluForward:", "[3, 5]", "[3, 6]");
+            assertMessage(() -> backend.squaredReluBackward(a, a, b), "squaredReluBackward:", "[3, 5]", "[3, 6]");
             Tensor gamma = arena.allocate(DType.F32, 4);
             Tensor stats = arena.allocate(DType.F32, 3);
             assertMessage(() -> backend.layerNormForward(a, gamma, null, 1e-5f, a, stats, stats),

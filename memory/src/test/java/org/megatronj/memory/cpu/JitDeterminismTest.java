@@ -119,7 +119,7 @@ class JitDeterminismTest {
 
     @Test
     void activations() {
-        assertStableUnderJit("gelu and swiglu", (arena, rnd, large) -> {
+        assertStableUnderJit("gelu, squared relu and swiglu", (arena, rnd, large) -> {
             int n = large ? 4099 : 37;
             Tensor x = gauss(arena, rnd, 2, n);
             Tensor dy = gauss(arena, rnd, 2, n);
@@ -131,12 +131,16 @@ class JitDeterminismTest {
             BACKEND.geluForward(x, erfY, false);
             BACKEND.geluBackward(x, dy, tanhDx, true);
             BACKEND.geluBackward(x, dy, erfDx, false);
+            Tensor reluY = arena.allocate(DType.F32, 2, n);
+            Tensor reluDx = arena.allocate(DType.F32, 2, n);
+            BACKEND.squaredReluForward(x, reluY);
+            BACKEND.squaredReluBackward(x, dy, reluDx);
             Tensor swY = arena.allocate(DType.F32, 2, n / 2);
             Tensor swDx = arena.allocate(DType.F32, 2, 2 * (n / 2));
             Tensor swX = gauss(arena, rnd, 2, 2 * (n / 2));
             BACKEND.swigluForward(swX, swY);
             BACKEND.swigluBackward(swX, gauss(arena, rnd, 2, n / 2), swDx);
-            return values(tanhY, erfY, tanhDx, erfDx, swY, swDx);
+            return values(tanhY, erfY, tanhDx, erfDx, reluY, reluDx, swY, swDx);
         });
     }
 

@@ -77,28 +77,43 @@ class LinearOpsTest {
         assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), what);
     }
 
+    private void activationForward(Activation act, Tensor x, Tensor y) {
+        if (act == Activation.SQUARED_RELU) {
+            backend.squaredReluForward(x, y);
+        } else {
+            backend.geluForward(x, y, act == Activation.GELU_TANH);
+        }
+    }
+
+    private void activationBackward(Activation act, Tensor x, Tensor dy, Tensor dx) {
+        if (act == Activation.SQUARED_RELU) {
+            backend.squaredReluBackward(x, dy, dx);
+        } else {
+            backend.geluBackward(x, dy, dx, act == Activation.GELU_TANH);
+        }
+    }
+
     @Test
     void linearOpsAreTheOldCompositionBitForBit() {
         for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
             for (Activation act : Activation.values()) {
                 try (TensorArena arena = new TensorArena("linear")) {
                     long n = 37, in = 24, out = 40;
-                    boolean gelu = act != Activation.NONE;
-                    boolean tanh = act == Activation.GELU_TANH;
+                    boolean activated = act != Activation.NONE;
                     String what = dt + " " + act;
                     Tensor x = random(arena, dt, n, in);
                     Tensor w = random(arena, dt, out, in);
                     Tensor b = random(arena, dt, out);
                     // forward
                     Tensor y = arena.allocate(dt, n, out);
-                    Tensor pre = gelu ? arena.allocate(dt, n, out) : null;
+                    Tensor pre = activated ? arena.allocate(dt, n, out) : null;
                     backend.linearForward(x, w, b, act, y, pre);
                     Tensor refPre = arena.allocate(dt, n, out);
                     backend.gemm(false, true, 1f, x, w, 0f, refPre);
                     backend.biasAdd(refPre, b);
-                    if (gelu) {
+                    if (activated) {
                         Tensor refY = arena.allocate(dt, n, out);
-                        backend.geluForward(refPre, refY, tanh);
+                        activationForward(act, refPre, refY);
                         assertSameBits(what + " y", refY, y);
                         assertSameBits(what + " pre", refPre, pre);
                     } else {
@@ -106,15 +121,15 @@ class LinearOpsTest {
                     }
                     // input gradient through the input's activation
                     Tensor dy = random(arena, dt, n, out);
-                    Tensor xPre = gelu ? random(arena, dt, n, in) : null;
+                    Tensor xPre = activated ? random(arena, dt, n, in) : null;
                     Tensor dx = arena.allocate(dt, n, in);
                     backend.linearDgrad(dy, w, act, xPre, dx);
                     Tensor dAct = arena.allocate(dt, n, in);
                     backend.gemm(false, false, 1f, dy, w, 0f, dAct);
                     Tensor refDx = dAct;
-                    if (gelu) {
+                    if (activated) {
                         refDx = arena.allocate(dt, n, in);
-                        backend.geluBackward(xPre, dAct, refDx, tanh);
+                        activationBackward(act, xPre, dAct, refDx);
                     }
                     assertSameBits(what + " dx", refDx, dx);
                     // parameter gradients accumulate

@@ -282,6 +282,14 @@ class CudaBackendTest {
             assertClose("gelu " + tanh, y, Math.max(tolerance(dt), 1e-5));
             assertClose("gelu' " + tanh, dx, Math.max(tolerance(dt), 1e-5));
         }
+        Pair rx = random(dt, 33, 130);
+        Pair rdy = random(dt, 33, 130);
+        Pair ry = poisoned(dt, 33, 130);
+        Pair rdx = poisoned(dt, 33, 130);
+        both((be, g) -> be.squaredReluForward(side(rx, g), side(ry, g)));
+        both((be, g) -> be.squaredReluBackward(side(rx, g), side(rdy, g), side(rdx, g)));
+        assertClose("squared relu", ry, tolerance(dt));
+        assertClose("squared relu'", rdx, tolerance(dt));
         Pair x = random(dt, 17, 2 * 96);
         Pair y = poisoned(dt, 17, 96);
         Pair dy = random(dt, 17, 96);
@@ -715,9 +723,9 @@ class CudaBackendTest {
     }
 
     /**
-     * linearForward against the CPU's gemm + biasAdd + gelu, for every activation, with and without
-     * bias: GELU_TANH runs GELU_AUX(_BIAS) (y and the saved pre-activation), NONE and GELU_ERF the
-     * BIAS epilogue. out = 84 (aux leading dimension not a multiple of 8) takes the unfused path.
+     * linearForward against the CPU's gemm + biasAdd + activation, for every activation, with and without
+     * bias: GELU_TANH runs GELU_AUX(_BIAS) (y and the saved pre-activation), NONE, GELU_ERF and SQUARED_RELU
+     * the BIAS epilogue (the last two then their kernel). out = 84 (aux leading dimension not a multiple of 8) takes the unfused path.
      * In F32 the tanh-vs-erf gap (about 2e-4 relative here) is ten times the tolerance, so the
      * check also pins cuBLASLt's GELU to the tanh form.
      */
@@ -767,8 +775,8 @@ class CudaBackendTest {
     }
 
     /**
-     * linearDgrad against the CPU's gemm + geluBackward: GELU_TANH runs the DGELU epilogue (dx =
-     * (dy W) * gelu'(pre)); in = 68 takes the unfused path. Pre-activations span [-3, 3], where
+     * linearDgrad against the CPU's gemm + the activation's backward: GELU_TANH runs the DGELU epilogue (dx =
+     * (dy W) * gelu'(pre)), the others the matmul then their kernel; in = 68 takes the unfused path. Pre-activations span [-3, 3], where
      * gelu' is far from constant.
      */
     @ParameterizedTest

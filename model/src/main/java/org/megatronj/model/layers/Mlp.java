@@ -3,10 +3,11 @@ package org.megatronj.model.layers;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.Tensor;
+import org.megatronj.model.TransformerConfig;
 
 /**
- * Megatron-core's MLP: {@code linear_fc2(act(linear_fc1(x)))} with act = gelu (tanh or erf) or
- * SwiGLU (fc1 produces {@code [gate | up]}, {@code silu(gate) * up}).
+ * Megatron-core's MLP: {@code linear_fc2(act(linear_fc1(x)))} with act = gelu (tanh or erf), squared ReLU
+ * or SwiGLU (fc1 produces {@code [gate | up]}, {@code silu(gate) * up}).
  *
  * <p>Gradients: {@code dx} is written; parameter gradients accumulate.
  */
@@ -15,14 +16,20 @@ public final class Mlp {
     private final Linear linearFc1;   // [ffn or 2 ffn, h]
     private final Linear linearFc2;   // [h, ffn]
     private final boolean swiglu;
-    private final boolean geluTanh;
+    private final Activation activation;   // fc1's, without SwiGLU
 
-    public Mlp(Backend backend, Linear linearFc1, Linear linearFc2, boolean swiglu, boolean geluTanh) {
+    /** {@code activation}: what fc1's output goes through unless {@code swiglu} ({@link #activation}). */
+    public Mlp(Backend backend, Linear linearFc1, Linear linearFc2, boolean swiglu, Activation activation) {
         this.backend = backend;
         this.linearFc1 = linearFc1;
         this.linearFc2 = linearFc2;
         this.swiglu = swiglu;
-        this.geluTanh = geluTanh;
+        this.activation = activation;
+    }
+
+    /** The activation of {@code c}'s MLP without SwiGLU: squared ReLU, or gelu in the config's form. */
+    public static Activation activation(TransformerConfig c) {
+        return c.squaredRelu() ? Activation.SQUARED_RELU : Activation.gelu(c.geluTanh());
     }
 
     public Linear linearFc1() {
@@ -56,7 +63,7 @@ public final class Mlp {
             linearFc1.forward(x, a.fc1Out());                  // [s, b, 2 ffn]
             backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
         } else {
-            linearFc1.forward(x, a.actOut(), gelu(), a.fc1Out());  // actOut = gelu(fc1Out) [s, b, ffn]: one op
+            linearFc1.forward(x, a.actOut(), activation, a.fc1Out());  // actOut = act(fc1Out) [s, b, ffn]: one op
         }
         if (linearFc2.sequenceParallel()) {
             ((RowParallelLinear) linearFc2).forwardSequenceParallel(a.actOut(), ws.hiddenB(), out);
@@ -69,11 +76,11 @@ public final class Mlp {
 
     /**
      * dOut {@code [s, b, h]} -> dx {@code [s, b, h]} (written); both {@code [s/t, b, h]} under
-     * sequence parallelism. With gelu, fc2's input gradient is taken through gelu' in the same op
-     * and lands in dFc1 (the gradient of fc1Out); with SwiGLU it lands in dAct first.
+     * sequence parallelism. With gelu or squared ReLU, fc2's input gradient is taken through act' in the
+     * same op and lands in dFc1 (the gradient of fc1Out); with SwiGLU it lands in dAct first.
      */
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
-        Activation act = swiglu ? Activation.NONE : gelu();
+        Activation act = swiglu ? Activation.NONE : activation;
         Tensor dFc2Input = swiglu ? ws.dAct() : ws.dFc1();      // [s, b, ffn]
         Tensor pre = swiglu ? null : a.fc1Out();
         if (linearFc2.sequenceParallel()) {
@@ -89,9 +96,5 @@ public final class Mlp {
         } else {
             linearFc1.backward(ws.dFc1(), x, dx);
         }
-    }
-
-    private Activation gelu() {
-        return Activation.gelu(geluTanh);
     }
 }

@@ -20,8 +20,8 @@ import org.megatronj.model.TransformerConfig;
  * @param dk         {@code [s, b, ng, d]}
  * @param dv         {@code [s, b, ng, d]}
  * @param dFc1       {@code [s, b, fc1Width]} gradient of fc1's output
- * @param dAct       {@code [s, b, ffn]} gradient of SwiGLU's output (null with gelu: fc2's input gradient
- *                   goes through gelu' into dFc1 in the same op)
+ * @param dAct       {@code [s, b, ffn]} gradient of SwiGLU's output (null without: fc2's input gradient
+ *                   goes through the activation's derivative into dFc1 in the same op)
  * @param queryRows  I32 {@code [s b np]}: fused-table row of each query head vector
  * @param keyRows    I32 {@code [s b ng]}
  * @param valueRows  I32 {@code [s b ng]}

@@ -5,16 +5,19 @@ import org.megatronj.io.JsonErrors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.memory.Backend.Activation;
 import org.megatronj.memory.DType;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.layers.Mlp;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.DoublePredicate;
 
 /**
@@ -26,6 +29,13 @@ public final class Gpt2HfConfig {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Where config.json names the weights' dtype: torch_dtype, and dtype since transformers 4.56. */
     private static final String[] DTYPE_KEYS = {"torch_dtype", "dtype"};
+    /** What the {@code activation_function}s of transformers' GPT-2 MLP that we have compute (relu2: Megatron's --squared-relu). */
+    private static final Map<String, Activation> ACTIVATIONS = Map.of("gelu_new", Activation.GELU_TANH,
+            "gelu_pytorch_tanh", Activation.GELU_TANH, "gelu_fast", Activation.GELU_TANH, "gelu", Activation.GELU_ERF,
+            "relu2", Activation.SQUARED_RELU);
+    /** The name an export writes for each. */
+    private static final Map<Activation, String> ACTIVATION_NAMES = Map.of(Activation.GELU_TANH, "gelu_new",
+            Activation.GELU_ERF, "gelu", Activation.SQUARED_RELU, "relu2");
 
     private Gpt2HfConfig() {
     }
@@ -67,12 +77,11 @@ public final class Gpt2HfConfig {
             throw new HfConfigException(file + ": tie_word_embeddings is false; GPT-2 import expects the head tied to wte");
         }
         String act = optionalText(c, file, "activation_function", "gelu_new");
-        boolean tanh = switch (act) {
-            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> true;
-            case "gelu" -> false;
-            default -> throw new HfConfigException(file + ": activation_function '" + act
-                    + "' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast or gelu)");
-        };
+        Activation activation = ACTIVATIONS.get(act);
+        if (activation == null) {
+            throw new HfConfigException(file + ": activation_function '" + act
+                    + "' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu or relu2)");
+        }
         int hidden = requiredInt(c, file, "n_embd");
         int layers = requiredInt(c, file, "n_layer");
         int heads = requiredInt(c, file, "n_head");
@@ -93,7 +102,7 @@ public final class Gpt2HfConfig {
                 .hiddenDropout((float) optionalNumber(c, file, "resid_pdrop", 0.1, x -> x >= 0 && x < 1, "a probability in [0, 1)"))
                 // The CPU attention op has no dropout on the probabilities; keep the imported model usable for training.
                 .attentionDropout(0f)
-                .geluTanh(tanh)
+                .geluTanh(activation == Activation.GELU_TANH).squaredRelu(activation == Activation.SQUARED_RELU)
                 .vocabSize(vocab).makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy)
                 .build();
     }
@@ -139,10 +148,9 @@ public final class Gpt2HfConfig {
         } else {
             c.put("n_inner", config.ffnHiddenSize());
         }
-        String act = c.path("activation_function").asText("");
-        boolean tanh = !act.equals("gelu");
-        if (tanh != config.geluTanh() || act.isEmpty()) {
-            c.put("activation_function", config.geluTanh() ? "gelu_new" : "gelu");
+        Activation activation = Mlp.activation(config);
+        if (ACTIVATIONS.get(c.path("activation_function").asText("")) != activation) {
+            c.put("activation_function", ACTIVATION_NAMES.get(activation));
         }
         if (!c.has("layer_norm_epsilon") || (float) c.get("layer_norm_epsilon").asDouble() != config.layernormEpsilon()) {
             c.put("layer_norm_epsilon", Double.parseDouble(Float.toString(config.layernormEpsilon())));   // 1e-05, not 9.99e-06

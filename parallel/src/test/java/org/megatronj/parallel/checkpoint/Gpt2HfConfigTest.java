@@ -96,4 +96,25 @@ class Gpt2HfConfigTest {
         assertEquals(false, out.has("torch_dtype"));
         assertEquals("float32", Gpt2HfConfig.toJson(config, null, DType.F32).get("torch_dtype").asText());
     }
+
+    /**
+     * transformers' {@code relu2} (ReLUSquaredActivation, the GPT-2 MLP's {@code ACT2FN} entry) is Megatron's
+     * {@code --squared-relu}: imported as such (without the tanh GeLU, as a run with biases must be, with
+     * --no-bias-gelu-fusion) and exported under that name; the gelu names keep theirs.
+     */
+    @Test
+    void squaredReluIsRelu2BothWays() throws Exception {
+        TransformerConfig relu2 = read("activation_function", "\"relu2\"");
+        assertEquals(true, relu2.squaredRelu());
+        assertEquals(false, relu2.geluTanh());
+        ObjectNode imported = TinyHfGpt2.config().put("activation_function", "relu2").put("torch_dtype", "float32");
+        assertEquals(imported, Gpt2HfConfig.toJson(relu2, imported, DType.F32), "an import exports as it came");
+        assertEquals("relu2", Gpt2HfConfig.toJson(relu2, null, DType.F32).get("activation_function").asText());
+        TransformerConfig tanh = read("activation_function", "\"gelu_pytorch_tanh\"");
+        assertEquals(false, tanh.squaredRelu());
+        assertEquals("gelu_pytorch_tanh", Gpt2HfConfig.toJson(tanh, TinyHfGpt2.config().put("activation_function",
+                "gelu_pytorch_tanh"), DType.F32).get("activation_function").asText());
+        assertEquals("gelu_new", Gpt2HfConfig.toJson(tanh, imported, DType.F32).get("activation_function").asText());
+        assertEquals("relu2", Gpt2HfConfig.toJson(relu2, TinyHfGpt2.config(), DType.F32).get("activation_function").asText());
+    }
 }
