@@ -1,14 +1,16 @@
-// Rotary position embedding, Megatron's non-interleaved "rotate half" form. x [s, b, heads, d],
-// freqs F32 [s, r] (r <= d, even). With half = r / 2 and channel c < half paired with c + half:
-//   y[c]        = x[c] * cos(f[c])        - x[c + half] * sin(f[c])
-//   y[c + half] = x[c + half] * cos(f[c + half]) + x[c] * sin(f[c + half])
+// Rotary position embedding, Megatron's two layouts. x [s, b, heads, d], freqs F32 [s, r] (r <= d,
+// even). Pair k < half = r / 2 rotates channels (c1, c2) = (k, k + half), the "rotate half" form,
+// or (2k, 2k + 1) with --rotary-interleaved (RoFormer's), each channel by its own angle:
+//   y[c1] = x[c1] * cos(f[c1]) - x[c2] * sin(f[c1])
+//   y[c2] = x[c2] * cos(f[c2]) + x[c1] * sin(f[c2])
 // channels [r, d) pass through. One thread per pair, so out may alias x.
 //
 // Fast path (half % 8 == 0, d % 8 == 0, x, out and freqs 16-byte aligned): a work item is one
 // position, one chunk of 8 pairs (or 8 pass-through channels) and a group of up to MJ_ROT_ROWS
 // of the b * heads rows of that position; the 16 sines and cosines are computed once and applied
 // to every row of the group (the angles depend on the position only), with 16-byte accesses.
-// Any grid (grid-stride).
+// Interleaved, 8 pairs are 16 consecutive channels (two chunks), split into c1s and c2s in
+// registers. Any grid (grid-stride).
 #include "common.cuh"
 
 #define MJ_ROT_ROWS 8
@@ -24,8 +26,47 @@ __device__ __forceinline__ void mj_rotate(float x1, float x2, float c1, float s1
     }
 }
 
+// The 8 pairs of pair chunk k in the row whose first chunk is rc: channels c1 into v1, c2 into v2.
+__device__ __forceinline__ void mj_rot_load(const void* p, i64 rc, int k, int pairChunks, int interleaved, int dt,
+                                            float (&v1)[8], float (&v2)[8]) {
+    if (!interleaved) {
+        mj_load8(p, rc + k, dt, v1);
+        mj_load8(p, rc + pairChunks + k, dt, v2);
+        return;
+    }
+    float a[8], b[8];
+    mj_load8(p, rc + 2 * k, dt, a);
+    mj_load8(p, rc + 2 * k + 1, dt, b);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        v1[e] = a[2 * e];
+        v2[e] = a[2 * e + 1];
+        v1[4 + e] = b[2 * e];
+        v2[4 + e] = b[2 * e + 1];
+    }
+}
+
+__device__ __forceinline__ void mj_rot_store(void* p, i64 rc, int k, int pairChunks, int interleaved, int dt,
+                                             const float (&v1)[8], const float (&v2)[8]) {
+    if (!interleaved) {
+        mj_store8(p, rc + k, dt, v1);
+        mj_store8(p, rc + pairChunks + k, dt, v2);
+        return;
+    }
+    float a[8], b[8];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        a[2 * e] = v1[e];
+        a[2 * e + 1] = v2[e];
+        b[2 * e] = v1[4 + e];
+        b[2 * e + 1] = v2[4 + e];
+    }
+    mj_store8(p, rc + 2 * k, dt, a);
+    mj_store8(p, rc + 2 * k + 1, dt, b);
+}
+
 extern "C" __global__ void megatron_rotary(const void* x, int xt, const float* freqs, void* out, int ot,
-                                           i64 s, i64 bh, int d, int r, int inverse) {
+                                           i64 s, i64 bh, int d, int r, int inverse, int interleaved) {
     int half = r / 2;
     if ((half % MJ_CHUNK) == 0 && (d % MJ_CHUNK) == 0 && mj_al16(x) && mj_al16(out) && mj_al16(freqs)) {
         int pairChunks = half / MJ_CHUNK, passChunks = (d - r) / MJ_CHUNK;
@@ -40,14 +81,8 @@ extern "C" __global__ void megatron_rotary(const void* x, int xt, const float* f
             i64 row0 = pos * bh + grp * MJ_ROT_ROWS;
             int rows = (int)min((i64)MJ_ROT_ROWS, bh - grp * MJ_ROT_ROWS);
             if (k < pairChunks) {
-                const float4* f = reinterpret_cast<const float4*>(freqs + pos * r + k * MJ_CHUNK);
-                const float4* f2 = reinterpret_cast<const float4*>(freqs + pos * r + half + k * MJ_CHUNK);
-                float a1[8], a2[8];
-                float4 t;
-                t = f[0]; a1[0] = t.x; a1[1] = t.y; a1[2] = t.z; a1[3] = t.w;
-                t = f[1]; a1[4] = t.x; a1[5] = t.y; a1[6] = t.z; a1[7] = t.w;
-                t = f2[0]; a2[0] = t.x; a2[1] = t.y; a2[2] = t.z; a2[3] = t.w;
-                t = f2[1]; a2[4] = t.x; a2[5] = t.y; a2[6] = t.z; a2[7] = t.w;
+                float a1[8], a2[8];   // the angles of the pairs' c1 and c2 channels
+                mj_rot_load(freqs + pos * r, 0, k, pairChunks, interleaved, MJ_F32, a1, a2);
                 float c1[8], s1[8], c2[8], s2[8];
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
@@ -57,8 +92,7 @@ extern "C" __global__ void megatron_rotary(const void* x, int xt, const float* f
                 for (int q = 0; q < rows; q++) {
                     i64 rc = (row0 + q) * dc;  // chunk index of the row start
                     float v1[8], v2[8];
-                    mj_load8(x, rc + k, xt, v1);
-                    mj_load8(x, rc + pairChunks + k, xt, v2);
+                    mj_rot_load(x, rc, k, pairChunks, interleaved, xt, v1, v2);
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         float y1, y2;
@@ -66,8 +100,7 @@ extern "C" __global__ void megatron_rotary(const void* x, int xt, const float* f
                         v1[e] = y1;
                         v2[e] = y2;
                     }
-                    mj_store8(out, rc + k, ot, v1);
-                    mj_store8(out, rc + pairChunks + k, ot, v2);
+                    mj_rot_store(out, rc, k, pairChunks, interleaved, ot, v1, v2);
                 }
             } else {
                 int c = 2 * pairChunks + (k - pairChunks);  // chunk of channels [r, d)
@@ -89,13 +122,14 @@ extern "C" __global__ void megatron_rotary(const void* x, int xt, const float* f
         i64 pos = row / bh;
         i64 base = row * d;
         if (k < half) {
-            float f1 = freqs[pos * r + k], f2 = freqs[pos * r + k + half];
-            float x1 = mj_load(x, base + k, xt), x2 = mj_load(x, base + k + half, xt);
+            int ch1 = interleaved ? 2 * k : k, ch2 = interleaved ? 2 * k + 1 : k + half;
+            float f1 = freqs[pos * r + ch1], f2 = freqs[pos * r + ch2];
+            float x1 = mj_load(x, base + ch1, xt), x2 = mj_load(x, base + ch2, xt);
             float c1 = cosf(f1), s1 = sinf(f1), c2 = cosf(f2), s2 = sinf(f2);
             float y1, y2;
             mj_rotate(x1, x2, c1, s1, c2, s2, inverse, y1, y2);
-            mj_store(out, base + k, ot, y1);
-            mj_store(out, base + k + half, ot, y2);
+            mj_store(out, base + ch1, ot, y1);
+            mj_store(out, base + ch2, ot, y2);
         } else {
             int c = r + (k - half);
             mj_store(out, base + c, ot, mj_load(x, base + c, xt));

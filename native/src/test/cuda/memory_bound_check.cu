@@ -171,14 +171,15 @@ __global__ void r_argmax(const void* l, int lt, int* o, long long n, int v) {
 }
 __global__ void r_emb(const int* ids, const void* t, int tt, void* o, int ot, long long n, int h) { MJ_FOR(i, n * h) { long long r = i / h; mj_store(o, i, ot, mj_load(t, (long long)ids[r] * h + i % h, tt)); } }
 __global__ void r_emb_b(const int* ids, const void* d, int dt, float* t, long long n, int h) { MJ_FOR(i, n * h) { long long r = i / h; atomicAdd(t + (long long)ids[r] * h + i % h, mj_load(d, i, dt)); } }
-__global__ void r_rot(const void* x, int xt, const float* f, void* o, int ot, long long s, long long bh, int d, int r, int inv) {
+__global__ void r_rot(const void* x, int xt, const float* f, void* o, int ot, long long s, long long bh, int d, int r, int inv, int il) {
     int half = r / 2;
     MJ_FOR(i, s * bh * d) { long long row = i / d; int c = (int)(i % d); long long pos = row / bh; float y;
         if (c >= r) y = mj_load(x, i, xt);
-        else if (c < half) { float x1 = mj_load(x, i, xt), x2 = mj_load(x, i + half, xt), f1 = f[pos * r + c], f2 = f[pos * r + c + half];
-            y = inv ? x1 * cosf(f1) + x2 * sinf(f2) : x1 * cosf(f1) - x2 * sinf(f1); }
-        else { float x2 = mj_load(x, i, xt), x1 = mj_load(x, i - half, xt), f1 = f[pos * r + c - half], f2 = f[pos * r + c];
-            y = inv ? x2 * cosf(f2) - x1 * sinf(f1) : x2 * cosf(f2) + x1 * sinf(f2); }
+        else { bool first = il ? c % 2 == 0 : c < half; int k = il ? c / 2 : (first ? c : c - half);
+            int c1 = il ? 2 * k : k, c2 = il ? 2 * k + 1 : k + half;
+            float x1 = mj_load(x, row * d + c1, xt), x2 = mj_load(x, row * d + c2, xt), f1 = f[pos * r + c1], f2 = f[pos * r + c2];
+            y = first ? (inv ? x1 * cosf(f1) + x2 * sinf(f2) : x1 * cosf(f1) - x2 * sinf(f1))
+                      : (inv ? x2 * cosf(f2) - x1 * sinf(f1) : x2 * cosf(f2) + x1 * sinf(f2)); }
         mj_store(o, i, ot, y); }
 }
 __global__ void r_adamw(float* p, const float* g, float* m, float* v, long long n, float lr, float b1, float b2, float eps, float wd, float bc1, float bc2) {
@@ -371,13 +372,18 @@ static void embeddingRotary(long long tokens, int vocab, int h, int dt, int off,
     for (int r : {128, 64}) {
         float* fr = (float*)dalloc(s * r, MJ_F32);
         k_rand<<<gridFor(s * r), T>>>(fr, MJ_F32, s * r, 77, 0.f, 500.f);
-        for (int inv = 0; inv < 2; inv++) {
-            poison(orf, dt, nx); megatron_rotary<<<gridFor(nx / 2), T>>>(o, dt, fr, orf, dt, s, bh, d, r, inv);
-            r_rot<<<gridFor(nx), T>>>(o, dt, fr, tab, dt, s, bh, d, r, inv);
-            check(inv ? "rotary backward" : "rotary forward", orf, tab, dt, nx, tolFor(dt));
+        for (int il = 0; il < 2; il++) {
+            for (int inv = 0; inv < 2; inv++) {
+                poison(orf, dt, nx); megatron_rotary<<<gridFor(nx / 2), T>>>(o, dt, fr, orf, dt, s, bh, d, r, inv, il);
+                r_rot<<<gridFor(nx), T>>>(o, dt, fr, tab, dt, s, bh, d, r, inv, il);
+                check(il ? (inv ? "rotary interleaved backward" : "rotary interleaved forward")
+                         : (inv ? "rotary backward" : "rotary forward"), orf, tab, dt, nx, tolFor(dt));
+            }
         }
         if (timed && r == 128)
-            timeit("rotary fwd r=d=128", 2.0 * nx * esize(dt) + 4.0 * s * r, [&] { megatron_rotary<<<gridFor(nx / 2), T>>>(o, dt, fr, orf, dt, s, bh, d, r, 0); });
+            for (int il = 0; il < 2; il++)
+                timeit(il ? "rotary interleaved fwd r=d=128" : "rotary fwd r=d=128", 2.0 * nx * esize(dt) + 4.0 * s * r,
+                       [&] { megatron_rotary<<<gridFor(nx / 2), T>>>(o, dt, fr, orf, dt, s, bh, d, r, 0, il); });
     }
     if (!timed) return;
     double B = (double)tokens * h * esize(dt);

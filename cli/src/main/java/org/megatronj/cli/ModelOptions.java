@@ -59,6 +59,10 @@ public final class ModelOptions {
             + " N (position interpolation for longer sequences).")
     Integer rotarySeqLenInterpolationFactor;
 
+    @Option(names = "--rotary-interleaved", description = "Rope rotates neighbouring channel pairs (2i, 2i+1) instead of"
+            + " the two halves of the head (RoFormer's layout).")
+    boolean rotaryInterleaved;
+
     @Option(names = "--use-rope-scaling", description = "Llama 3.x's rope frequency scaling (8192 original positions).")
     boolean useRopeScaling;
 
@@ -140,8 +144,9 @@ public final class ModelOptions {
     /**
      * Megatron's {@code --use-checkpoint-args} ({@code load_args_from_checkpoint}): the sizes (layers, hidden, MLP,
      * heads, head dimension, positions, vocabulary padding) come from the checkpoint where the command line does not give
-     * them; the architecture's switches (query groups, position embeddings and rope, biases, squared ReLU, SwiGLU, untied
-     * output, norm and its 1p form, query-key scaling, dropouts) always do. Each value taken is logged as Megatron logs it.
+     * them; the architecture's switches (query groups, position embeddings and rope with its layout, biases, squared
+     * ReLU, SwiGLU, untied output, norm and its 1p form, query-key scaling, dropouts) always do. Each value taken is
+     * logged as Megatron logs it.
      */
     void takeFromCheckpoint(TransformerConfig saved, java.util.function.Predicate<String> given,
                             java.util.function.Consumer<String> log) {
@@ -173,6 +178,8 @@ public final class ModelOptions {
         took.accept("rotary_base", rotaryBase);
         rotaryPercent = saved.rotaryPercent();
         took.accept("rotary_percent", rotaryPercent);
+        rotaryInterleaved = saved.rotaryInterleaved();
+        took.accept("rotary_interleaved", rotaryInterleaved ? "True" : "False");
         disableBiasLinear = !saved.addBiasLinear();
         took.accept("add_bias_linear", saved.addBiasLinear() ? "True" : "False");
         addQkvBias = saved.addQkvBias();
@@ -248,7 +255,7 @@ public final class ModelOptions {
                 .positionEmbeddingType(PositionEmbeddingType.parse(positionEmbeddingType))
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .rotarySeqLenInterpolationFactor(given("--rotary-seq-len-interpolation-factor", rotarySeqLenInterpolationFactor))
-                .useRopeScaling(useRopeScaling).ropeScalingFactor(ropeScalingFactor)
+                .useRopeScaling(useRopeScaling).ropeScalingFactor(ropeScalingFactor).rotaryInterleaved(rotaryInterleaved)
                 .normalization(Normalization.parse(normalization))
                 .swiglu(swiglu).squaredRelu(squaredRelu).geluTanh(geluTanh())
                 .addBiasLinear(!disableBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)

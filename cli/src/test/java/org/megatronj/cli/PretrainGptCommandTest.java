@@ -606,6 +606,47 @@ class PretrainGptCommandTest {
         assertTrue(config.contains("\"activation_function\" : \"relu2\""), config);
     }
 
+    /**
+     * {@code --rotary-interleaved}: rope on neighbouring channel pairs (here over half of each head) trains, computes
+     * other losses than rotate half, generates from its checkpoint, comes back with {@code --use-checkpoint-args}, is
+     * checked on load, and has no Hugging Face GPT-2 form (rope has none).
+     */
+    @Test
+    void rotaryInterleavedTrainsResumesAndGenerates() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("interleaved");
+        Path csv = dir.resolve("interleaved.csv");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--position-embedding-type", "rope", "--rotary-percent", "0.5");
+        first.add("--rotary-interleaved");
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+        Path halfCsv = dir.resolve("rotate-half.csv");
+        assertEquals(0, run(args(data, "--train-iters", "1", "--log-loss-to", halfCsv.toString(), "--position-embedding-type",
+                "rope", "--rotary-percent", "0.5")).code());
+        assertNotEquals(trainLosses(halfCsv).get(0), losses.get(0), "the first loss, before any step");
+
+        CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        assertTrue(resumed.out().contains("Setting rotary_interleaved to True from checkpoint"), resumed.out());
+        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        CliRun refused = run(args(data, "--load", save.toString(), "--train-iters", "8", "--position-embedding-type", "rope",
+                "--rotary-percent", "0.5"));
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("rotaryInterleaved true (this run: false)"), refused.err());
+        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir",
+                dir.resolve("interleaved-hf").toString());
+        assertEquals(1, export.code(), export.toString());
+        assertTrue(export.err().contains("--position-embedding-type rope has no Hugging Face GPT-2 equivalent"), export.err());
+    }
+
     /** The arguments without --num-layers, --hidden-size and --num-attention-heads. */
     private static List<String> withoutModelFlags(List<String> args) {
         for (String flag : List.of("--num-layers", "--hidden-size", "--num-attention-heads")) {

@@ -163,6 +163,23 @@ class PretrainGptParallelTest {
         assertLosses(one, two);
     }
 
+    /** {@code --rotary-interleaved} over half of each head: each tensor rank rotates its own heads' pairs. */
+    @Test
+    void rotaryInterleavedMatchesOneRankUnderTensorParallelism() throws IOException {
+        Path data = dataset();
+        Path one = dir.resolve("ri1.csv");
+        Path two = dir.resolve("ri2.csv");
+        String[] model = {"--position-embedding-type", "rope", "--rotary-interleaved", "--rotary-percent", "0.5",
+                "--group-query-attention", "--num-query-groups", "2"};
+        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
+        assertEquals(0, single.code(), single.toString());
+        List<String> tp = args(data, two, model);
+        tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
+        CliRun parallel = CliRun.of(tp.toArray(String[]::new));
+        assertEquals(0, parallel.code(), parallel.toString());
+        assertLosses(one, two);
+    }
+
     /**
      * {@code --qk-layernorm} (here with RMSNorm, rope and GQA): each tensor rank's head norms see only its heads, so their
      * weight gradients are summed over the tensor ranks, with and without sequence parallelism; a saved model generates.

@@ -282,18 +282,18 @@ public interface Backend extends AutoCloseable {
     // ------------------------------------------------------------------ rotary embeddings
 
     /**
-     * Rotary position embedding as Megatron applies it (non-interleaved, "rotate half"):
-     * x is {@code [s, b, heads, d]}; {@code freqs} is F32 {@code [s, r]} holding the angle of
-     * each position and rotary channel ({@code r <= d}, even; Megatron's
-     * {@code cat(theta, theta)}). Channels {@code [0, r)} become
-     * {@code x * cos(freqs) + rotateHalf(x) * sin(freqs)} with
-     * {@code rotateHalf(x) = cat(-x2, x1)}; channels {@code [r, d)} pass through.
-     * out may alias x.
+     * Rotary position embedding as Megatron applies it: x is {@code [s, b, heads, d]}; {@code freqs}
+     * is F32 {@code [s, r]} holding the angle of each position and rotary channel ({@code r <= d},
+     * even; Megatron's {@code cat(theta, theta)}, or each theta twice in a row when interleaved).
+     * Channels {@code [0, r)} become {@code x * cos(freqs) + rotate(x) * sin(freqs)}: "rotate half"
+     * {@code rotate(x) = cat(-x2, x1)} over the halves of {@code [0, r)}, or with {@code interleaved}
+     * ({@code --rotary-interleaved}) {@code rotate(x) = (-x1, x0, -x3, x2, ...)} over its pairs;
+     * channels {@code [r, d)} pass through. out may alias x.
      */
-    void rotaryForward(Tensor x, Tensor freqs, Tensor out);
+    void rotaryForward(Tensor x, Tensor freqs, Tensor out, boolean interleaved);
 
     /** Gradient of {@link #rotaryForward} (the inverse rotation); dx written, may alias dOut. */
-    void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx);
+    void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx, boolean interleaved);
 
     // ------------------------------------------------------------------ attention
 

@@ -19,6 +19,8 @@ package org.megatronj.model;
  * @param rotarySeqLenInterpolationFactor {@code --rotary-seq-len-interpolation-factor}: rope's positions divided by it; 0 none
  * @param useRopeScaling                 {@code --use-rope-scaling}: Llama 3.x's rope frequency scaling
  * @param ropeScalingFactor              {@code --rope-scaling-factor} (8) of that scaling
+ * @param rotaryInterleaved              {@code --rotary-interleaved}: rope rotates neighbouring channel pairs (2i, 2i+1)
+ *                                       instead of (i, i + r/2) (RoFormer's layout)
  * @param normalization                  {@code --normalization LayerNorm|RMSNorm}
  * @param swiglu                         {@code --swiglu}: gated SiLU MLP (fc1 produces 2·ffn columns, gate first)
  * @param squaredRelu                    {@code --squared-relu}: the MLP's activation is relu(x)^2 instead of gelu (Nemotron)
@@ -45,7 +47,7 @@ public record TransformerConfig(
         int seqLength, int maxPositionEmbeddings,
         PositionEmbeddingType positionEmbeddingType,
         float rotaryPercent, float rotaryBase, float rotarySeqLenInterpolationFactor, boolean useRopeScaling,
-        float ropeScalingFactor,
+        float ropeScalingFactor, boolean rotaryInterleaved,
         Normalization normalization,
         boolean swiglu, boolean squaredRelu, boolean addBiasLinear, boolean addQkvBias, boolean qkLayernorm,
         boolean untieEmbeddingsAndOutputWeights,
@@ -95,7 +97,7 @@ public record TransformerConfig(
         }
         return new TransformerConfig(numLayers, hiddenSize, ffnHiddenSize / t, numAttentionHeads / t, kvChannels,
                 numQueryGroups / t, seqLength, maxPositionEmbeddings, positionEmbeddingType, rotaryPercent, rotaryBase,
-                rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor,
+                rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor, rotaryInterleaved,
                 normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
                 attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
                 geluTanh, vocabSize, makeVocabSizeDivisibleBy);
@@ -113,7 +115,8 @@ public record TransformerConfig(
                 .maxPositionEmbeddings(maxPositionEmbeddings).positionEmbeddingType(positionEmbeddingType)
                 .rotaryPercent(rotaryPercent).rotaryBase(rotaryBase)
                 .rotarySeqLenInterpolationFactor(rotarySeqLenInterpolationFactor).useRopeScaling(useRopeScaling)
-                .ropeScalingFactor(ropeScalingFactor).normalization(normalization).swiglu(swiglu).squaredRelu(squaredRelu)
+                .ropeScalingFactor(ropeScalingFactor).rotaryInterleaved(rotaryInterleaved).normalization(normalization)
+                .swiglu(swiglu).squaredRelu(squaredRelu)
                 .addBiasLinear(addBiasLinear).addQkvBias(addQkvBias).qkLayernorm(qkLayernorm)
                 .untieEmbeddingsAndOutputWeights(untieEmbeddingsAndOutputWeights)
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
@@ -258,6 +261,7 @@ public record TransformerConfig(
         private float rotarySeqLenInterpolationFactor;
         private boolean useRopeScaling;
         private float ropeScalingFactor = 8f;
+        private boolean rotaryInterleaved;
         private Normalization normalization = Normalization.LAYER_NORM;
         private boolean swiglu;
         private boolean squaredRelu;
@@ -297,6 +301,7 @@ public record TransformerConfig(
         public Builder rotarySeqLenInterpolationFactor(float v) { rotarySeqLenInterpolationFactor = v; return this; }
         public Builder useRopeScaling(boolean v) { useRopeScaling = v; return this; }
         public Builder ropeScalingFactor(float v) { ropeScalingFactor = v; return this; }
+        public Builder rotaryInterleaved(boolean v) { rotaryInterleaved = v; return this; }
         public Builder normalization(Normalization v) { normalization = v; return this; }
         public Builder swiglu(boolean v) { swiglu = v; return this; }
         public Builder squaredRelu(boolean v) { squaredRelu = v; return this; }
@@ -337,7 +342,7 @@ public record TransformerConfig(
             int maxPositions = maxPositionEmbeddings == 0 ? seqLength : maxPositionEmbeddings;
             return new TransformerConfig(numLayers, hiddenSize, ffn, numAttentionHeads, kv, groups, seqLength, maxPositions,
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
-                    ropeScalingFactor, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
+                    ropeScalingFactor, rotaryInterleaved, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
                     applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
         }

@@ -224,6 +224,13 @@ class LayerGradientTest {
                 llamaLike(0.1f).toBuilder().swiglu(false).squaredRelu(true).build()));
     }
 
+    /** {@code --rotary-interleaved}: rope on neighbouring channel pairs, over half the head (GQA) and the whole head (MQA). */
+    @Test
+    void transformerLayerWithInterleavedRope() {
+        transformerLayerGradients(List.of(llamaLike(0.1f).toBuilder().rotaryInterleaved(true).build(),
+                mqaErfGelu(0f, 0.3f).toBuilder().rotaryInterleaved(true).build()));
+    }
+
     private static void transformerLayerGradients(List<TransformerConfig> configs) {
         for (TransformerConfig c : configs) {
             try (GPTModel model = new GPTModel(c, backend, 1); TensorArena arena = TensorArena.named("test")) {

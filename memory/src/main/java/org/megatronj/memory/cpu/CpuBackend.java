@@ -404,16 +404,16 @@ public final class CpuBackend implements Backend {
     // ------------------------------------------------------------------ rotary embeddings
 
     @Override
-    public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
-        rotary("rotaryForward", x, freqs, out, false);
+    public void rotaryForward(Tensor x, Tensor freqs, Tensor out, boolean interleaved) {
+        rotary("rotaryForward", x, freqs, out, false, interleaved);
     }
 
     @Override
-    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
-        rotary("rotaryBackward", dOut, freqs, dx, true);
+    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx, boolean interleaved) {
+        rotary("rotaryBackward", dOut, freqs, dx, true, interleaved);
     }
 
-    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, boolean inverse) {
+    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, boolean inverse, boolean interleaved) {
         floating(op, "x", x);
         dtype(op, "freqs", freqs, DType.F32);
         floating(op, "out", out);
@@ -426,7 +426,7 @@ public final class CpuBackend implements Backend {
             throw fail(op, "freqs has shape " + Tensor.shapeString(freqs.shape()) + " for x " + Tensor.shapeString(x.shape())
                     + "; expected [" + s + ", r] (or [" + s + ", 1, 1, r]) with r even and 0 < r <= " + d);
         }
-        embeddings.rotary(x, freqs, out, s, (int) r, toInt(op, "d", d), inverse);
+        embeddings.rotary(x, freqs, out, s, (int) r, toInt(op, "d", d), inverse, interleaved);
     }
 
     // ------------------------------------------------------------------ attention

@@ -75,15 +75,21 @@ final class EmbeddingKernels {
 
     /**
      * Rotates channels {@code [0, r)} of each {@code d}-wide row of x {@code [s, rowsPerPos, d]}
-     * by the angles {@code freqs [s, r]} ("rotate half"); the inverse rotation when
-     * {@code inverse}. Channels {@code [r, d)} are copied. out may alias x.
+     * by the angles {@code freqs [s, r]} ("rotate half", or pairs of neighbours when
+     * {@code interleaved}); the inverse rotation when {@code inverse}. Channels {@code [r, d)} are
+     * copied. out may alias x.
+     *
+     * <p>Interleaved pairs {@code (2i, 2i+1)} are rotate half's pairs {@code (i, i + r/2)} once the
+     * rotary channels are ordered evens first, odds next: rows and angles are put in that order,
+     * rotated by the same code and put back.
      */
-    void rotary(Tensor x, Tensor freqs, Tensor out, long s, int r, int d, boolean inverse) {
+    void rotary(Tensor x, Tensor freqs, Tensor out, long s, int r, int d, boolean inverse, boolean interleaved) {
         int half = r / 2;
         float[] cos = new float[(int) (s * r)];
         float[] sin = new float[cos.length];
         for (int i = 0; i < cos.length; i++) {
-            double f = FloatRows.get(freqs, i);
+            int c = i % r;
+            double f = FloatRows.get(freqs, i - c + (interleaved ? interleavedChannel(c, half) : c));
             cos[i] = (float) Math.cos(f);
             sin[i] = (float) Math.sin(f);
         }
@@ -92,14 +98,44 @@ final class EmbeddingKernels {
         threads.parallelFor(rows, Math.max(1, Blocks.SIZE / d), (r0, r1) -> {
             float[] in = new float[d];
             float[] o = new float[d];
+            float[] scratch = interleaved ? new float[r] : null;
             for (long row = r0; row < r1; row++) {
                 int base = (int) (row / rowsPerPos) * r;
                 FloatRows.load(x, row * d, in, 0, d);
+                if (interleaved) {
+                    toHalves(in, scratch, half);
+                }
                 rotateHalf(in, o, cos, sin, base, half, inverse);
+                if (interleaved) {
+                    fromHalves(o, scratch, half);
+                }
                 System.arraycopy(in, r, o, r, d - r);
                 FloatRows.store(o, 0, out, row * d, d);
             }
         });
+    }
+
+    /** The interleaved channel at position {@code c} of the evens-then-odds order. */
+    private static int interleavedChannel(int c, int half) {
+        return c < half ? 2 * c : 2 * (c - half) + 1;
+    }
+
+    /** {@code v[0, 2 half)}: interleaved pairs to evens then odds. */
+    private static void toHalves(float[] v, float[] scratch, int half) {
+        for (int i = 0; i < half; i++) {
+            scratch[i] = v[2 * i];
+            scratch[half + i] = v[2 * i + 1];
+        }
+        System.arraycopy(scratch, 0, v, 0, 2 * half);
+    }
+
+    /** The inverse of {@link #toHalves}. */
+    private static void fromHalves(float[] v, float[] scratch, int half) {
+        for (int i = 0; i < half; i++) {
+            scratch[2 * i] = v[i];
+            scratch[2 * i + 1] = v[half + i];
+        }
+        System.arraycopy(scratch, 0, v, 0, 2 * half);
     }
 
     /**

@@ -774,13 +774,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
-        layers.rotaryForward(x, freqs, out);
+    public void rotaryForward(Tensor x, Tensor freqs, Tensor out, boolean interleaved) {
+        layers.rotaryForward(x, freqs, out, interleaved);
     }
 
     @Override
-    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
-        layers.rotaryBackward(dOut, freqs, dx);
+    public void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx, boolean interleaved) {
+        layers.rotaryBackward(dOut, freqs, dx, interleaved);
     }
 
     // ------------------------------------------------------------------ attention

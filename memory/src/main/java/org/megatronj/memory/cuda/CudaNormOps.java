@@ -297,15 +297,15 @@ final class CudaNormOps {
 
     // ------------------------------------------------------------------ rotary embeddings
 
-    void rotaryForward(Tensor x, Tensor freqs, Tensor out) {
-        rotary("rotaryForward", x, freqs, out, 0);
+    void rotaryForward(Tensor x, Tensor freqs, Tensor out, boolean interleaved) {
+        rotary("rotaryForward", x, freqs, out, 0, interleaved);
     }
 
-    void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx) {
-        rotary("rotaryBackward", dOut, freqs, dx, 1);
+    void rotaryBackward(Tensor dOut, Tensor freqs, Tensor dx, boolean interleaved) {
+        rotary("rotaryBackward", dOut, freqs, dx, 1, interleaved);
     }
 
-    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, int inverse) {
+    private void rotary(String op, Tensor x, Tensor freqs, Tensor out, int inverse, boolean interleaved) {
         floating(op, "x", x);
         floating(op, "out", out);
         dtype(op, "freqs", freqs, DType.F32);
@@ -324,6 +324,6 @@ final class CudaNormOps {
         backend.enter();
         backend.launch("megatron_rotary", backend.grid(work), 1, CudaBackend.THREADS, 0, x.address(), code(op, x),
                 freqs.address(), out.address(),
-                code(op, out), s, bh, d, r, inverse);
+                code(op, out), s, bh, d, r, inverse, interleaved ? 1 : 0);
     }
 }

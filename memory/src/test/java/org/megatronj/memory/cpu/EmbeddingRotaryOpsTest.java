@@ -76,15 +76,20 @@ class EmbeddingRotaryOpsTest {
         }
     }
 
-    /** Rotate-half rotary in float64, with arbitrary angles per (position, channel). */
-    static double[] rotary(double[] x, double[] freqs, int s, int rowsPerPos, int d, int r) {
+    /**
+     * Rotary in float64, with arbitrary angles per (position, channel): Megatron's {@code x cos + rotate(x) sin} with
+     * rotate half's {@code cat(-x2, x1)} or, interleaved, {@code stack(-x[1::2], x[::2])} (each odd channel negated
+     * before its even neighbour).
+     */
+    static double[] rotary(double[] x, double[] freqs, int s, int rowsPerPos, int d, int r, boolean interleaved) {
         double[] out = x.clone();
         int half = r / 2;
         for (int pos = 0; pos < s; pos++) {
             for (int row = 0; row < rowsPerPos; row++) {
                 int o = (pos * rowsPerPos + row) * d;
                 for (int c = 0; c < r; c++) {
-                    double rotated = c < half ? -x[o + c + half] : x[o + c - half];
+                    double rotated = interleaved ? (c % 2 == 0 ? -x[o + c + 1] : x[o + c - 1])
+                            : c < half ? -x[o + c + half] : x[o + c - half];
                     double f = freqs[pos * r + c];
                     out[o + c] = x[o + c] * Math.cos(f) + rotated * Math.sin(f);
                 }
@@ -97,12 +102,15 @@ class EmbeddingRotaryOpsTest {
     @MethodSource("backends")
     void rotaryForwardAndBackward(CpuBackend backend) {
         Random rnd = OpTesting.random(21);
-        for (int[] dr : new int[][] {{18, 12}, {70, 50}}) { // partial rotary: channels r..d-1 pass through
-            rotaryCase(backend, rnd, dr[0], dr[1]);
+        for (boolean interleaved : new boolean[] {false, true}) {
+            // partial rotary (channels r..d-1 pass through), and a whole head of several vector widths
+            for (int[] dr : new int[][] {{18, 12}, {70, 50}, {64, 64}}) {
+                rotaryCase(backend, rnd, dr[0], dr[1], interleaved);
+            }
         }
     }
 
-    private static void rotaryCase(CpuBackend backend, Random rnd, int d, int r) {
+    private static void rotaryCase(CpuBackend backend, Random rnd, int d, int r, boolean interleaved) {
         int s = 3 + rnd.nextInt(4);
         int b = 2;
         int heads = 3;
@@ -114,18 +122,19 @@ class EmbeddingRotaryOpsTest {
             Tensor xt = tensor(arena, DType.F32, xs, s, b, heads, d);
             Tensor ft = tensor(arena, DType.F32, fs, s, 1, 1, r);
             Tensor out = arena.allocate(DType.F32, s, b, heads, d);
-            backend.rotaryForward(xt, ft, out);
-            Function<double[], double[]> ref = v -> rotary(v, f, s, b * heads, d, r);
-            assertClose("rotary", ref.apply(x), out, 1e-6, 1e-5);
+            backend.rotaryForward(xt, ft, out, interleaved);
+            Function<double[], double[]> ref = v -> rotary(v, f, s, b * heads, d, r, interleaved);
+            String what = "rotary d=" + d + " r=" + r + (interleaved ? " interleaved" : "");
+            assertClose(what, ref.apply(x), out, 1e-6, 1e-5);
 
             float[] ws = gaussian(rnd, xs.length, 1f);
             Tensor dOut = tensor(arena, DType.F32, ws, s, b, heads, d);
             Tensor dx = arena.allocate(DType.F32, s, b, heads, d);
-            backend.rotaryBackward(dOut, ft, dx);
-            assertClose("rotary backward", finiteDifferences(x, toDouble(ws), ref), dx, 1e-5, 1e-5);
+            backend.rotaryBackward(dOut, ft, dx, interleaved);
+            assertClose(what + " backward", finiteDifferences(x, toDouble(ws), ref), dx, 1e-5, 1e-5);
 
-            backend.rotaryBackward(dOut, ft, dOut); // in place
-            assertClose("rotary backward in place", asStored(dx), dOut, 0, 0);
+            backend.rotaryBackward(dOut, ft, dOut, interleaved); // in place
+            assertClose(what + " backward in place", asStored(dx), dOut, 0, 0);
         }
     }
 }

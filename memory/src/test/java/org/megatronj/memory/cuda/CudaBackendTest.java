@@ -415,13 +415,19 @@ class CudaBackendTest {
         assertClose("rmsnorm dx", rdx, Math.max(tolerance(dt), 1e-4));
         assertClose("rmsnorm dGamma", rdGamma, 1e-4);
 
-        Pair q = random(dt, 12, 2, 3, 64);
-        Pair freqs = random(DType.F32, 12, 32);
-        Pair r = poisoned(dt, 12, 2, 3, 64);
-        both((be, g) -> be.rotaryForward(side(q, g), side(freqs, g), side(r, g)));
-        assertClose("rotary", r, tolerance(dt));
-        both((be, g) -> be.rotaryBackward(side(r, g), side(freqs, g), side(r, g)));
-        assertClose("rotary' (in place)", r, tolerance(dt));
+        // rope in both layouts: r = 32 takes the chunked kernel, r = 20 (10 pairs) the one-pair-per-thread loop
+        for (boolean interleaved : new boolean[] {false, true}) {
+            for (int rot : new int[] {32, 20}) {
+                String what = "rotary r=" + rot + (interleaved ? " interleaved" : "");
+                Pair q = random(dt, 12, 2, 3, 64);
+                Pair freqs = random(DType.F32, 12, rot);
+                Pair r = poisoned(dt, 12, 2, 3, 64);
+                both((be, g) -> be.rotaryForward(side(q, g), side(freqs, g), side(r, g), interleaved));
+                assertClose(what, r, tolerance(dt));
+                both((be, g) -> be.rotaryBackward(side(r, g), side(freqs, g), side(r, g), interleaved));
+                assertClose(what + "' (in place)", r, tolerance(dt));
+            }
+        }
     }
 
     @Test

@@ -7,36 +7,43 @@ import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
 
 /**
- * Megatron's rotary position embedding (non-interleaved, "rotate half"). The angle table
- * {@code freqs[p, c] = p * base^(-2(c mod r/2)/r)} (Megatron's {@code cat(theta, theta)}) is
- * computed once for every position up to {@code maxPositions}; a run at positions
- * {@code [start, start + s)} uses rows of it.
+ * Megatron's rotary position embedding, "rotate half" or interleaved ({@code --rotary-interleaved}). The angle
+ * table holds {@code theta_i = p * base^(-2i/r)} for each position p and pair i in Megatron's layout:
+ * {@code cat(theta, theta)} (channel c has {@code theta_(c mod r/2)}), or interleaved each theta twice in a row
+ * (channel c has {@code theta_(c/2)}). It is computed once for every position up to {@code maxPositions}; a run at
+ * positions {@code [start, start + s)} uses rows of it.
  */
 public final class RotaryEmbedding {
     private final Backend backend;
     private final Tensor freqs;   // F32 [maxPositions, r]
+    private final boolean interleaved;
 
     public RotaryEmbedding(Backend backend, TensorArena arena, int maxPositions, int rotaryDim, float base) {
-        this(backend, arena, maxPositions, rotaryDim, base, 0f, 0f);
+        this(backend, arena, maxPositions, rotaryDim, base, 0f, 0f, false);
     }
 
-    /** The rope of {@code c}: its rotary channels and base, position interpolation and Llama 3.x frequency scaling. */
+    /**
+     * The rope of {@code c}: its rotary channels and base, position interpolation, Llama 3.x frequency scaling and
+     * layout.
+     */
     public RotaryEmbedding(Backend backend, TensorArena arena, TransformerConfig c) {
         this(backend, arena, c.maxPositionEmbeddings(), c.rotaryDim(), c.rotaryBase(), c.rotarySeqLenInterpolationFactor(),
-                c.useRopeScaling() ? c.ropeScalingFactor() : 0f);
+                c.useRopeScaling() ? c.ropeScalingFactor() : 0f, c.rotaryInterleaved());
     }
 
     /**
      * {@code interpolationFactor} ({@code --rotary-seq-len-interpolation-factor}, 0 none): the positions are divided by it
      * (Megatron's {@code seq *= 1 / factor}); {@code llama3Factor} ({@code --use-rope-scaling --rope-scaling-factor}, 0 none):
-     * Llama 3.x's frequency scaling ({@link #llama3Scaled}).
+     * Llama 3.x's frequency scaling ({@link #llama3Scaled}); {@code interleaved} ({@code --rotary-interleaved}): the
+     * pairs are neighbouring channels.
      */
     public RotaryEmbedding(Backend backend, TensorArena arena, int maxPositions, int rotaryDim, float base,
-                           float interpolationFactor, float llama3Factor) {
+                           float interpolationFactor, float llama3Factor, boolean interleaved) {
         if (rotaryDim % 2 != 0) {
             throw new IllegalArgumentException("rotary dimension must be even, got " + rotaryDim);
         }
         this.backend = backend;
+        this.interleaved = interleaved;
         int half = rotaryDim / 2;
         float positionScale = interpolationFactor > 0 ? (float) (1.0 / interpolationFactor) : 1f;
         float[] table = new float[maxPositions * rotaryDim];
@@ -48,8 +55,8 @@ public final class RotaryEmbedding {
             }
             for (int p = 0; p < maxPositions; p++) {
                 float angle = (interpolationFactor > 0 ? p * positionScale : p) * invFreq;
-                table[p * rotaryDim + c] = angle;
-                table[p * rotaryDim + c + half] = angle;
+                table[p * rotaryDim + (interleaved ? 2 * c : c)] = angle;
+                table[p * rotaryDim + (interleaved ? 2 * c + 1 : c + half)] = angle;
             }
         }
         this.freqs = backend.allocate(arena, DType.F32, maxPositions, rotaryDim);
@@ -79,11 +86,11 @@ public final class RotaryEmbedding {
 
     /** x {@code [s, b, heads, d]} rotated in place for positions {@code [start, start + s)}. */
     public void forward(Tensor x, int start) {
-        backend.rotaryForward(x, freqs.view(start, start + x.dim(0)), x);
+        backend.rotaryForward(x, freqs.view(start, start + x.dim(0)), x, interleaved);
     }
 
     /** The inverse rotation of dx {@code [s, b, heads, d]} in place. */
     public void backward(Tensor dx, int start) {
-        backend.rotaryBackward(dx, freqs.view(start, start + dx.dim(0)), dx);
+        backend.rotaryBackward(dx, freqs.view(start, start + dx.dim(0)), dx, interleaved);
     }
 }

@@ -400,14 +400,14 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
 
     /**
      * Fields that change tensor shapes or what the same weights compute (the activation and GeLU form, the norm's
-     * epsilon, rope's share and base); dropout or init differences do not prevent a load.
+     * epsilon, rope's share, base and layout); dropout or init differences do not prevent a load.
      */
     private static boolean isShapeField(String name) {
         return switch (name) {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
                  "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "squaredRelu", "addBiasLinear",
                  "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias", "qkLayernorm",
-                 "rotarySeqLenInterpolationFactor", "useRopeScaling", "ropeScalingFactor",
+                 "rotarySeqLenInterpolationFactor", "useRopeScaling", "ropeScalingFactor", "rotaryInterleaved",
                  "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
