@@ -21,12 +21,12 @@ final class MegatronArgs {
             "rotary_seq_len_interpolation_factor", "rope_scaling_factor", "normalization", "attention_dropout",
             "hidden_dropout", "init_method_std", "make_vocab_size_divisible_by");
     /** Switches that are flags when true. */
-    private static final List<String> SWITCHES = List.of("swiglu", "add_qkv_bias", "qk_layernorm", "openai_gelu",
-            "untie_embeddings_and_output_weights", "apply_layernorm_1p", "apply_query_key_layer_scaling", "use_rope_scaling");
+    private static final List<String> SWITCHES = List.of("swiglu", "squared_relu", "add_qkv_bias", "qk_layernorm",
+            "openai_gelu", "untie_embeddings_and_output_weights", "apply_layernorm_1p", "apply_query_key_layer_scaling",
+            "use_rope_scaling", "rotary_interleaved");
     /** Arguments whose non-default values make a model Megatron-J does not build, and what they are. */
     private static final Map<String, String> UNSUPPORTED = Map.of("num_experts", "mixture of experts",
             "multi_latent_attention", "multi-latent attention", "mtp_num_layers", "multi-token prediction",
-            "squared_relu", "--squared-relu", "rotary_interleaved", "--rotary-interleaved",
             "heterogeneous_layers_config_path", "heterogeneous layers", "hybrid_override_pattern", "hybrid (Mamba) layers");
 
     private MegatronArgs() {
