@@ -20,6 +20,8 @@ final class MegatronArgs {
             "kv_channels", "max_position_embeddings", "position_embedding_type", "rotary_percent", "rotary_base",
             "rotary_seq_len_interpolation_factor", "rope_scaling_factor", "normalization", "attention_dropout",
             "hidden_dropout", "init_method_std", "make_vocab_size_divisible_by");
+    /** Valued arguments Megatron types as int that a checkpoint may hold as a float. */
+    private static final java.util.Set<String> INTEGERS = java.util.Set.of("rotary_base", "rotary_seq_len_interpolation_factor");
     /** Switches that are flags when true. */
     private static final List<String> SWITCHES = List.of("swiglu", "squared_relu", "add_qkv_bias", "qk_layernorm",
             "openai_gelu", "untie_embeddings_and_output_weights", "apply_layernorm_1p", "apply_query_key_layer_scaling",
@@ -46,7 +48,8 @@ final class MegatronArgs {
             Object v = args.get(name);
             if (v != null) {
                 flags.add(flag(name));
-                flags.add(v instanceof Double d ? Double.toString(d) : String.valueOf(v));
+                flags.add(v instanceof Double d && d == Math.rint(d) && INTEGERS.contains(name) ? Long.toString(d.longValue())
+                        : String.valueOf(v));
             }
         }
         for (String name : SWITCHES) {

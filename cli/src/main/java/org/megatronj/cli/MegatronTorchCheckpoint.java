@@ -94,7 +94,12 @@ final class MegatronTorchCheckpoint {
         }
         List<String> flags = MegatronArgs.modelFlags(args, file);
         ModelOptions options = new ModelOptions();
-        new CommandLine(options).parseArgs(flags.toArray(String[]::new));
+        try {
+            new CommandLine(options).parseArgs(flags.toArray(String[]::new));
+        } catch (CommandLine.ParameterException e) {
+            throw new IllegalArgumentException(file + ": the run's model arguments (" + String.join(" ", flags) + ") do not"
+                    + " make Megatron-J flags: " + e.getMessage(), e);
+        }
         Map<?, ?> model = dict(state.get("model"), file + "'s model");
         if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
             throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"

@@ -70,6 +70,59 @@ class CheckpointImportTorchTest {
                 && tune.out().contains(" iteration        2/       2 |"), tune.out());
     }
 
+    /**
+     * export-torch writes what PyTorch and import-torch read: Megatron's TE names (or the local spec's), the tensors of
+     * the original file, and the arguments; exported and imported again, the weights come back bit for bit.
+     */
+    @Test
+    void exportsWhatImportReadsBack() throws IOException {
+        Path imported = dir.resolve("imported");
+        assertEquals(0, CliRun.of("checkpoint", "import-torch", "--load", MEGATRON.toString(), "--save", imported.toString()).code());
+        Path exported = dir.resolve("megatron");
+        CliRun exp = CliRun.of("checkpoint", "export-torch", "--load", imported.toString(), "--save", exported.toString(),
+                "--dtype", "bf16");
+        assertEquals(0, exp.code(), exp.toString());
+        assertEquals("release", Files.readString(exported.resolve("latest_checkpointed_iteration.txt")));
+        Path file = exported.resolve("release/mp_rank_00/model_optim_rng.pt");
+        JsonNode expected = new ObjectMapper().readTree(FIXTURES.resolve("expected.json").toFile()).get("tensors");
+        try (org.megatronj.io.torch.TorchFile torch = org.megatronj.io.torch.TorchFile.open(file)) {
+            var state = (java.util.Map<?, ?>) torch.root();
+            assertEquals(3.0, state.get("checkpoint_version"));
+            var model = (java.util.Map<?, ?>) state.get("model");
+            for (var it = expected.properties().iterator(); it.hasNext(); ) {
+                var e = it.next();
+                var t = (org.megatronj.io.torch.TorchFile.TensorRef) model.get(e.getKey());
+                assertEquals("torch.bfloat16", t.dtype(), e.getKey());
+                float[] want = new float[e.getValue().get("values").size()];
+                for (int i = 0; i < want.length; i++) {
+                    want[i] = (float) e.getValue().get("values").get(i).asDouble();
+                }
+                assertArrayEquals(want, torch.floats(t), e.getKey());
+            }
+            assertTrue(model.containsKey("decoder.layers.0.self_attention.core_attention._extra_state"), model.keySet().toString());
+            var args = (java.util.Map<?, ?>) ((org.megatronj.io.torch.Unpickler.Instance) state.get("args")).state();
+            assertEquals(16L, args.get("padded_vocab_size"));
+            assertEquals("NullTokenizer", args.get("tokenizer_type"));
+            assertEquals(0.1, args.get("hidden_dropout"));
+            assertEquals(Boolean.TRUE, args.get("bias_gelu_fusion"));
+        }
+        Path again = dir.resolve("again");
+        assertEquals(0, CliRun.of("checkpoint", "import-torch", "--load", exported.toString(), "--save", again.toString()).code());
+        assertEquals(-1L, Files.mismatch(imported.resolve("release/mp_rank_00/model.safetensors"),
+                again.resolve("release/mp_rank_00/model.safetensors")));
+
+        Path local = dir.resolve("local");
+        assertEquals(0, CliRun.of("checkpoint", "export-torch", "--load", imported.toString(), "--save", local.toString(),
+                "--transformer-impl", "local").code());
+        try (var torch = org.megatronj.io.torch.TorchFile.open(local.resolve("release/mp_rank_00/model_optim_rng.pt"))) {
+            var model = (java.util.Map<?, ?>) ((java.util.Map<?, ?>) torch.root()).get("model");
+            assertTrue(model.containsKey("decoder.layers.0.input_layernorm.weight") && model.size() == 16, model.keySet().toString());
+        }
+        CliRun twice = CliRun.of("checkpoint", "export-torch", "--load", imported.toString(), "--save", local.toString());
+        assertEquals(1, twice.code(), twice.toString());
+        assertTrue(twice.err().contains("already holds a checkpoint"), twice.err());
+    }
+
     @Test
     void checkpointsItCannotTakeAreNamed() throws IOException {
         CliRun vocab = CliRun.of("checkpoint", "import-torch", "--load", MEGATRON.toString(), "--save", dir.resolve("v").toString(),

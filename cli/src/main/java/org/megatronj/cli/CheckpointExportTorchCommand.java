@@ -1,0 +1,180 @@
+package org.megatronj.cli;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.megatronj.io.checkpoint.Checkpoint;
+import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.checkpoint.CheckpointWriter;
+import org.megatronj.io.checkpoint.ShardLayout;
+import org.megatronj.io.torch.Pickler;
+import org.megatronj.io.torch.TorchWriter;
+import org.megatronj.io.torch.Unpickler;
+import org.megatronj.model.ParameterSpec;
+import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.train.TrainingCheckpointer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code megatron checkpoint export-torch}: a Megatron-J checkpoint as a Megatron-LM {@code --ckpt-format torch} release. */
+@Command(name = "export-torch", mixinStandardHelpOptions = true,
+        description = {"Write a Megatron-J checkpoint (one tensor- and pipeline-parallel rank: reshard others first) as the",
+                "release checkpoint Megatron-LM loads with --ckpt-format torch: release/mp_rank_00/model_optim_rng.pt",
+                "with the model's state dict (Megatron-core names, TransformerEngine's or the local layer spec's), 'args'",
+                "(the model's and tokenizer's arguments, for --use-checkpoint-args and Megatron's checks) and",
+                "checkpoint_version 3.0. Megatron loads a release as weights only, at iteration 0."})
+final class CheckpointExportTorchCommand implements Callable<Integer> {
+    private static final List<String> TE_MODULES = List.of("self_attention.linear_qkv", "self_attention.linear_proj",
+            "self_attention.core_attention", "mlp.linear_fc1", "mlp.linear_fc2");
+
+    @Option(names = "--load", required = true, paramLabel = "DIR", description = "Megatron-J checkpoint folder.")
+    Path load;
+
+    @Option(names = "--save", required = true, paramLabel = "DIR", description = "Folder for Megatron-LM's checkpoint.")
+    Path save;
+
+    @Option(names = "--transformer-impl", paramLabel = "IMPL", defaultValue = "transformer_engine", description = "The layer"
+            + " spec Megatron-LM will load it into: transformer_engine (default, Megatron's: layer norms fused into"
+            + " linear_qkv and linear_fc1, _extra_state entries) or local.")
+    String transformerImpl;
+
+    @Option(names = "--dtype", paramLabel = "DTYPE", defaultValue = "fp32", description = "fp32 (default), bf16 or fp16.")
+    String dtype;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        boolean te = switch (transformerImpl) {
+            case "transformer_engine" -> true;
+            case "local" -> false;
+            default -> throw new IllegalArgumentException("--transformer-impl " + transformerImpl + ": expected"
+                    + " transformer_engine or local");
+        };
+        String torchDtype = switch (dtype) {
+            case "fp32" -> "torch.float32";
+            case "bf16" -> "torch.bfloat16";
+            case "fp16" -> "torch.float16";
+            default -> throw new IllegalArgumentException("--dtype " + dtype + ": expected fp32, bf16 or fp16");
+        };
+        if (Files.exists(CheckpointLayout.trackerFile(save))) {
+            throw new IllegalArgumentException("--save " + save + " already holds a checkpoint ("
+                    + CheckpointLayout.trackerFile(save).getFileName() + "); choose an empty folder");
+        }
+        try (Checkpoint ckpt = Checkpoint.openLatest(load, TrainingCheckpointer.RANK_DIR)) {
+            if (ShardLayout.fromMetadata(ckpt.metadata()).sharded()) {
+                throw new IllegalArgumentException(ckpt.rankDir() + " is one shard of a tensor- or pipeline-parallel checkpoint:"
+                        + " merge it first with 'megatron checkpoint reshard --load " + load + " --save <folder>"
+                        + " --target-tensor-parallel-size 1 --target-pipeline-parallel-size 1'");
+            }
+            TransformerConfig c = CheckpointModel.savedConfig(ckpt);
+            Map<String, Object> model = new LinkedHashMap<>();
+            for (ParameterSpec p : ParameterSpec.forGpt(c)) {
+                float[] values = ckpt.model().tensor(p.name()).toFloatArray();
+                model.put(te ? teName(p.name()) : p.name(), new TorchWriter.TensorData(torchDtype, p.shape(), values));
+            }
+            if (te) {
+                for (int l = 0; l < c.numLayers(); l++) {
+                    for (String module : TE_MODULES) {
+                        model.put("decoder.layers." + l + "." + module + "._extra_state", null);
+                    }
+                }
+            }
+            Map<String, Object> state = new LinkedHashMap<>();
+            state.put("args", new Pickler.NewObject(new Unpickler.Global("argparse", "Namespace"),
+                    megatronArgs(c, ckpt.metadata().path("args"), transformerImpl, torchDtype)));
+            state.put("checkpoint_version", 3.0);
+            state.put("iteration", 0L);
+            state.put("model", new Pickler.OrderedDict(model));
+            Path file = save.resolve("release").resolve("mp_rank_00").resolve("model_optim_rng.pt");
+            Files.createDirectories(file.getParent());
+            long bytes = TorchWriter.write(file, state);
+            CheckpointWriter.writeDurably(CheckpointLayout.trackerFile(save), CheckpointLayout.RELEASE.getBytes(StandardCharsets.UTF_8));
+            spec.commandLine().getOut().printf("exported %s (%d tensors, %s, %s spec): %.1f MiB -> %s%n", ckpt.rankDir(),
+                    ParameterSpec.forGpt(c).size(), dtype, transformerImpl, bytes / 1048576.0, file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + save + ": " + e.getMessage(), e);
+        }
+        return 0;
+    }
+
+    /** TransformerEngine's fused layer norms, where Megatron's TE spec keeps them. */
+    static String teName(String name) {
+        return name.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_")
+                .replace(".pre_mlp_layernorm.", ".mlp.linear_fc1.layer_norm_");
+    }
+
+    /**
+     * The arguments Megatron-LM reads from a checkpoint: its architecture checks ({@code check_checkpoint_args}) and
+     * {@code --use-checkpoint-args}' list, under Megatron's names, from the model and the saved tokenizer flags.
+     */
+    static Map<String, Object> megatronArgs(TransformerConfig c, JsonNode savedArgs, String transformerImpl, String dtype) {
+        Map<String, Object> a = new LinkedHashMap<>();
+        a.put("num_layers", (long) c.numLayers());
+        a.put("hidden_size", (long) c.hiddenSize());
+        a.put("ffn_hidden_size", (long) c.ffnHiddenSize());
+        a.put("num_attention_heads", (long) c.numAttentionHeads());
+        a.put("kv_channels", (long) c.kvChannels());
+        a.put("group_query_attention", c.numQueryGroups() != c.numAttentionHeads());
+        a.put("num_query_groups", (long) c.numQueryGroups());
+        a.put("seq_length", (long) c.seqLength());
+        a.put("max_position_embeddings", (long) c.maxPositionEmbeddings());
+        a.put("position_embedding_type", c.positionEmbeddingType().flagValue());
+        a.put("add_position_embedding", c.positionEmbeddingType() == org.megatronj.model.PositionEmbeddingType.LEARNED_ABSOLUTE);
+        a.put("use_rotary_position_embeddings", c.positionEmbeddingType() == org.megatronj.model.PositionEmbeddingType.ROPE);
+        a.put("rotary_percent", decimal(c.rotaryPercent()));
+        a.put("rotary_base", (long) c.rotaryBase());
+        a.put("rotary_interleaved", c.rotaryInterleaved());
+        float factor = c.rotarySeqLenInterpolationFactor();   // Megatron's int, None when not given
+        a.put("rotary_seq_len_interpolation_factor", factor == 0f || factor == 1f ? null : (Object) (long) factor);
+        a.put("use_rope_scaling", c.useRopeScaling());
+        a.put("rope_scaling_factor", decimal(c.ropeScalingFactor()));
+        a.put("normalization", c.normalization().flagValue());
+        a.put("norm_epsilon", decimal(c.layernormEpsilon()));
+        a.put("apply_layernorm_1p", c.applyLayernorm1p());
+        a.put("swiglu", c.swiglu());
+        a.put("squared_relu", c.squaredRelu());
+        a.put("add_bias_linear", c.addBiasLinear());
+        a.put("add_qkv_bias", c.addQkvBias());
+        a.put("qk_layernorm", c.qkLayernorm());
+        a.put("bias_gelu_fusion", c.geluTanh() && c.addBiasLinear());
+        a.put("openai_gelu", c.geluTanh() && !c.addBiasLinear());
+        a.put("untie_embeddings_and_output_weights", c.untieEmbeddingsAndOutputWeights());
+        a.put("apply_query_key_layer_scaling", c.applyQueryKeyLayerScaling());
+        a.put("attention_dropout", decimal(c.attentionDropout()));
+        a.put("hidden_dropout", decimal(c.hiddenDropout()));
+        a.put("init_method_std", decimal(c.initMethodStd()));
+        a.put("padded_vocab_size", (long) c.paddedVocabSize());
+        a.put("make_vocab_size_divisible_by", (long) c.makeVocabSizeDivisibleBy());
+        a.put("tensor_model_parallel_size", 1L);
+        a.put("pipeline_model_parallel_size", 1L);
+        a.put("tokenizer_type", text(savedArgs, "tokenizer-type"));
+        a.put("vocab_file", text(savedArgs, "vocab-file"));
+        a.put("merge_file", text(savedArgs, "merge-file"));
+        a.put("tokenizer_model", text(savedArgs, "tokenizer-model"));
+        a.put("vocab_size", savedArgs.hasNonNull("vocab-size") ? (Object) savedArgs.get("vocab-size").asLong() : null);
+        a.put("params_dtype", new Unpickler.Global("torch", dtype.substring("torch.".length())));
+        a.put("ckpt_format", "torch");
+        a.put("transformer_impl", transformerImpl);
+        return a;
+    }
+
+    /** A float config value as the double its decimal reads as (0.1, not 0.10000000149011612), as Megatron's args hold it. */
+    private static double decimal(float v) {
+        return Double.parseDouble(Float.toString(v));
+    }
+
+    private static String text(JsonNode args, String flag) {
+        return args.hasNonNull(flag) ? args.get(flag).asText() : null;
+    }
+}
