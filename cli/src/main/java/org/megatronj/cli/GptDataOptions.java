@@ -88,10 +88,6 @@ public final class GptDataOptions {
             description = "Extra share of samples built per blended dataset. Default: ${DEFAULT-VALUE}.")
     double midLevelDatasetSurplus;
 
-    @Option(names = "--tokenizer-special-tokens", arity = "1..*", paramLabel = "TOKEN",
-            description = "Extra special tokens given to Megatron's tokenizer (they enter the cache name).")
-    List<String> tokenizerSpecialTokens;
-
     /** Whether any data path was given. */
     public boolean hasData() {
         return dataPath != null || trainDataPath != null || validDataPath != null || testDataPath != null
@@ -336,12 +332,14 @@ public final class GptDataOptions {
         TokenizerType type = tokenizer.type();
         return switch (type) {
             case GPT2BPETokenizer -> TokenizerIdentity.gpt2Bpe(style, pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile),
-                    tokenizerSpecialTokens);
+                    tokenizer.tokenizerSpecialTokens);
             case HuggingFaceTokenizer -> TokenizerIdentity.huggingFace(style, pathText(tokenizer.tokenizerModel),
-                    pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile), tokenizerSpecialTokens,
+                    pathText(tokenizer.vocabFile), pathText(tokenizer.mergeFile), tokenizer.tokenizerSpecialTokens,
                     !tokenizer.hfNoIncludeSpecialTokens);
             case SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer -> TokenizerIdentity.sentencePiece(
-                    style, type.name(), pathText(tokenizer.tokenizerModel), tokenizer.vocabExtraIds, tokenizerSpecialTokens);
+                    style, type.name(), pathText(tokenizer.tokenizerModel), tokenizer.vocabExtraIds, tokenizer.tokenizerSpecialTokens);
+            case TikTokenizer -> TokenizerIdentity.tikToken(style, pathText(tokenizer.tokenizerModel), tokenizer.tiktokenPattern,
+                    tokenizer.vocabSize, tokenizer.tiktokenNumSpecialTokens, tokenizer.tokenizerSpecialTokens);
             case NullTokenizer -> {
                 if (tokenizer.vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
@@ -350,7 +348,7 @@ public final class GptDataOptions {
             }
             default -> throw new IllegalArgumentException("GPT datasets with --tokenizer-type " + type
                     + " are not supported: use GPT2BPETokenizer, HuggingFaceTokenizer,"
-                    + " a SentencePiece one or NullTokenizer");
+                    + " a SentencePiece one, TikTokenizer or NullTokenizer");
         };
     }
 

@@ -1,13 +1,17 @@
 package org.megatronj.cli;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.megatronj.io.gpt.TokenizerIdentity;
 import org.megatronj.io.tokenizer.NullTokenizer;
+import org.megatronj.io.tokenizer.TikTokenizer;
 import org.megatronj.io.tokenizer.Tokenizer;
+import org.megatronj.io.tokenizer.TokenizerArgs;
 import org.megatronj.io.tokenizer.TokenizerType;
 import picocli.CommandLine.Option;
 
@@ -21,7 +25,7 @@ public final class TokenizerOptions {
 
     @Option(names = "--tokenizer-type", paramLabel = "TYPE",
             description = "GPT2BPETokenizer, HuggingFaceTokenizer, SentencePieceTokenizer, GPTSentencePieceTokenizer,"
-                    + " Llama2Tokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
+                    + " Llama2Tokenizer, TikTokenizer, BertWordPieceLowerCase, BertWordPieceCase or NullTokenizer.")
     TokenizerType tokenizerType;
 
     @Option(names = "--vocab-file", paramLabel = "FILE",
@@ -64,6 +68,19 @@ public final class TokenizerOptions {
             + " core_v0.14: --cache-compat LEGACY.")
     boolean legacyTokenizer;
 
+    @Option(names = "--tiktoken-pattern", paramLabel = "v1|v2", description = "TikTokenizer: the text splitting pattern"
+            + " (default v2; the legacy class needs it given).")
+    String tiktokenPattern;
+
+    @Option(names = "--tiktoken-num-special-tokens", paramLabel = "N", defaultValue = "1000", description = "TikTokenizer:"
+            + " ids 0..N-1 are special tokens (the given ones, then <SPECIAL_i>). Default: ${DEFAULT-VALUE}.")
+    int tiktokenNumSpecialTokens;
+
+    @Option(names = "--tokenizer-special-tokens", arity = "1..*", paramLabel = "TOKEN", description = "TikTokenizer's"
+            + " special tokens (they must include <unk> <s> </s>, and today's <mask> <pad> <cls> <sep>); for the other"
+            + " types they enter the dataset cache names, as Megatron passes them to its tokenizer.")
+    List<String> tokenizerSpecialTokens;
+
     @Option(names = "--vocab-extra-ids", paramLabel = "N", defaultValue = "0",
             description = "BERT tokenizers: add N sentinel tokens <extra_id_0>.. (T5). Default: ${DEFAULT-VALUE}.")
     int vocabExtraIds;
@@ -81,11 +98,12 @@ public final class TokenizerOptions {
     public Tokenizer build() {
         if (tokenizerType == null) {
             throw new IllegalArgumentException("--tokenizer-type is required (GPT2BPETokenizer, HuggingFaceTokenizer,"
-                    + " SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer, BertWordPieceLowerCase,"
+                    + " SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer, TikTokenizer, BertWordPieceLowerCase,"
                     + " BertWordPieceCase or NullTokenizer)");
         }
-        return tokenizerType.create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, !hfNoIncludeSpecialTokens,
-                nullTokenizerForm());
+        return tokenizerType.create(new TokenizerArgs(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel,
+                !hfNoIncludeSpecialTokens, nullTokenizerForm(), cacheStyle() == TokenizerIdentity.Style.LEGACY, tiktokenPattern,
+                tiktokenNumSpecialTokens, tokenizerSpecialTokens));
     }
 
     /** {@code --cache-compat}, or LEGACY with {@code --legacy-tokenizer}. */
@@ -130,6 +148,13 @@ public final class TokenizerOptions {
         vocabExtraIds = args.path("vocab-extra-ids").asInt(0);
         nullTokenizerEodId = args.hasNonNull("null-tokenizer-eod-id") ? args.get("null-tokenizer-eod-id").asInt() : null;
         nullTokenizerPadId = args.path("null-tokenizer-pad-id").asInt(-1);
+        tiktokenPattern = args.hasNonNull("tiktoken-pattern") ? args.get("tiktoken-pattern").asText() : null;
+        tiktokenNumSpecialTokens = args.path("tiktoken-num-special-tokens").asInt(TikTokenizer.DEFAULT_NUM_SPECIAL_TOKENS);
+        tokenizerSpecialTokens = null;
+        if (args.path("tokenizer-special-tokens").isArray()) {
+            tokenizerSpecialTokens = new ArrayList<>();
+            args.get("tokenizer-special-tokens").forEach(t -> tokenizerSpecialTokens.add(t.asText()));
+        }
         cacheCompat = TokenizerIdentity.Style.valueOf(args.path("cache-compat").asText("MAIN"));
         legacyTokenizer = args.path("legacy-tokenizer").asText("false").equals("true");
     }
@@ -151,6 +176,13 @@ public final class TokenizerOptions {
         putIfSet(args, "null-tokenizer-eod-id", nullTokenizerEodId);
         if (nullTokenizerPadId != -1) {
             args.put("null-tokenizer-pad-id", Integer.toString(nullTokenizerPadId));
+        }
+        putIfSet(args, "tiktoken-pattern", tiktokenPattern);
+        if (tiktokenNumSpecialTokens != TikTokenizer.DEFAULT_NUM_SPECIAL_TOKENS) {
+            args.put("tiktoken-num-special-tokens", Integer.toString(tiktokenNumSpecialTokens));
+        }
+        if (tokenizerSpecialTokens != null) {
+            tokenizerSpecialTokens.forEach(args.putArray("tokenizer-special-tokens")::add);
         }
         if (cacheCompat != TokenizerIdentity.Style.MAIN) {
             args.put("cache-compat", cacheCompat.name());

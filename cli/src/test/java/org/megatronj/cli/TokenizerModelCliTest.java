@@ -137,6 +137,40 @@ class TokenizerModelCliTest {
         assertTrue(gen.out().startsWith("And God said"), gen.out());
     }
 
+    /**
+     * TikTokenizer: its vocabulary JSON after 1000 special tokens, EOD its {@code </s>}; the checkpoint remembers the
+     * pattern and the special tokens' count, so generate rebuilds the same tokenizer.
+     */
+    @Test
+    void tikTokenizerPreprocessesTrainsAndGenerates() throws IOException {
+        Path vocab = Path.of("..", "io", "src", "test", "resources", "org", "megatronj", "io", "tokenizer", "tiktoken",
+                "vocab.json").toAbsolutePath().normalize();
+        Path input = dir.resolve("tt.jsonl");
+        StringBuilder docs = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            docs.append("{\"text\": \"And God said, Let there be light: and there was light. ").append(i).append("\"}\n");
+        }
+        Files.writeString(input, docs);
+        List<String> tokenizer = List.of("--tokenizer-type", "TikTokenizer", "--tokenizer-model", vocab.toString(),
+                "--vocab-size", "4000", "--tiktoken-pattern", "v1");
+        CliRun pre = CliRun.of(concat(List.of("preprocess", "--input", input.toString(), "--output-prefix",
+                dir.resolve("tt").toString(), "--append-eod", "--workers", "1"), tokenizer));
+        assertEquals(0, pre.code(), pre.toString());
+        try (IndexedDataset data = IndexedDataset.open(dir.resolve("tt_text_document"))) {
+            int[] first = data.sequenceTokens(0);
+            assertTrue(first[0] >= 1000, "text ids follow the 1000 special tokens: " + first[0]);
+            assertEquals(2, first[first.length - 1], "</s> as EOD last");
+        }
+        Path save = dir.resolve("ckpt-tt");
+        CliRun train = pretrain(dir.resolve("tt_text_document"), save, tokenizer);
+        assertEquals(0, train.code(), train.toString());
+        assertTrue(train.out().contains("> building TikTokenizer tokenizer (vocab 4000, padded to 4096)"), train.out());
+        CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "And God said", "--tokens-to-generate", "3",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+        assertTrue(gen.out().startsWith("And God said"), gen.out());
+    }
+
     /** Two iterations of a tiny GPT on {@code data}, saved to {@code save}. */
     private CliRun pretrain(Path data, Path save, List<String> tokenizer) {
         return CliRun.of(concat(List.of("pretrain", "gpt", "--data-path", data.toString(), "--split", "100,0,0",

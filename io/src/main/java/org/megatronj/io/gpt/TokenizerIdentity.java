@@ -7,6 +7,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import org.megatronj.io.tokenizer.TikTokenizer;
+
 /**
  * The tokenizer's {@code unique_identifiers}, the part of Megatron's cache description that names
  * the tokenizer. Its shape depends on the Megatron version that wrote (or will read) the cache, so
@@ -127,6 +129,41 @@ public record TokenizerIdentity(Map<String, Object> value) {
         if (style == Style.MAIN) {
             m.put("use_gigatoken", "False");
         }
+        return new TokenizerIdentity(m);
+    }
+
+    /**
+     * {@code --tokenizer-type TikTokenizer --tokenizer-model M}: the legacy {@code CustomTikTokenizer(M, pattern, vocab_size,
+     * num_special_tokens, special_tokens)} (its pattern the regex itself), or core's {@code tiktoken} library tokenizer
+     * with the options {@code build_tokenizer} passes: from core_v0.18 ({@link Style#CORE_V0_17} here)
+     * {@code chat_template} first, the pattern and vocabulary size when given, the special tokens' count and list.
+     */
+    public static TokenizerIdentity tikToken(Style style, String tokenizerModel, String pattern, Integer vocabSize,
+                                             int numSpecialTokens, List<String> specialTokens) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        String special = specialTokens == null ? "None" : pythonListRepr(specialTokens);
+        if (style == Style.LEGACY) {
+            m.put("class", "CustomTikTokenizer");
+            m.put("tokenizer_path", Collections.singletonList(tokenizerModel));
+            m.put("pattern", pattern == null ? "None" : TikTokenizer.pattern(pattern));
+            m.put("vocab_size", vocabSize == null ? "None" : vocabSize.toString());
+            m.put("num_special_tokens", Integer.toString(numSpecialTokens));
+            m.put("special_tokens", special);
+            return new TokenizerIdentity(m);
+        }
+        m.put("class", coreClass(style));
+        m.put("tokenizer_path", tokenizerModel);
+        if (style == Style.MAIN || style == Style.CORE_V0_17) {
+            m.put("chat_template", "None");
+        }
+        if (pattern != null) {
+            m.put("pattern", pattern);
+        }
+        if (vocabSize != null) {
+            m.put("vocab_size", vocabSize.toString());
+        }
+        m.put("num_special_tokens", Integer.toString(numSpecialTokens));
+        m.put("special_tokens", special);
         return new TokenizerIdentity(m);
     }
 

@@ -12,35 +12,28 @@ public enum TokenizerType {
     SentencePieceTokenizer,
     GPTSentencePieceTokenizer,
     Llama2Tokenizer,
+    TikTokenizer,
     NullTokenizer;
 
-    /** {@link #create(Path, Path, Integer, int, Path, boolean)} of a type that needs no {@code --tokenizer-model}. */
+    /** {@link #create(TokenizerArgs)} of a type that needs no {@code --tokenizer-model}, with Megatron's defaults. */
     public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds) {
-        return create(vocabFile, mergeFile, vocabSize, vocabExtraIds, null, true);
+        return create(TokenizerArgs.of(vocabFile, mergeFile, vocabSize, vocabExtraIds, null));
     }
 
-    /** {@link #create(Path, Path, Integer, int, Path, boolean, org.megatronj.io.tokenizer.NullTokenizer.Form)} with today's NullTokenizer. */
+    /** {@link #create(TokenizerArgs)} with Megatron's defaults besides the files and sizes. */
     public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds, Path tokenizerModel,
                             boolean hfIncludeSpecialTokens) {
-        return create(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel, hfIncludeSpecialTokens,
-                org.megatronj.io.tokenizer.NullTokenizer.Form.TODAY);
+        TokenizerArgs a = TokenizerArgs.of(vocabFile, mergeFile, vocabSize, vocabExtraIds, tokenizerModel);
+        return create(new TokenizerArgs(a.vocabFile(), a.mergeFile(), a.vocabSize(), a.vocabExtraIds(), a.tokenizerModel(),
+                hfIncludeSpecialTokens, a.nullForm(), a.legacy(), a.tiktokenPattern(), a.tiktokenNumSpecialTokens(),
+                a.specialTokens()));
     }
 
-    /**
-     * Builds the tokenizer, checking that the flags it needs are present.
-     *
-     * @param vocabFile     {@code --vocab-file} (GPT-2 and BERT)
-     * @param mergeFile     {@code --merge-file} (GPT-2)
-     * @param vocabSize     {@code --vocab-size} (NullTokenizer), or null
-     * @param vocabExtraIds {@code --vocab-extra-ids} (BERT; T5's sentinels)
-     * @param tokenizerModel {@code --tokenizer-model} (HuggingFaceTokenizer: the folder with tokenizer.json; the
-     *                      SentencePiece types: the tokenizer.model file)
-     * @param hfIncludeSpecialTokens HuggingFaceTokenizer: add the post-processor's special tokens (BOS, ...), unless
-     *                      {@code --tokenizer-hf-no-include-special-tokens}
-     * @param nullForm      NullTokenizer: today's (with {@code --null-tokenizer-eod-id/-pad-id}) or the legacy one
-     */
-    public Tokenizer create(Path vocabFile, Path mergeFile, Integer vocabSize, int vocabExtraIds, Path tokenizerModel,
-                            boolean hfIncludeSpecialTokens, org.megatronj.io.tokenizer.NullTokenizer.Form nullForm) {
+    /** Builds the tokenizer, checking that the arguments it needs are present. */
+    public Tokenizer create(TokenizerArgs a) {
+        Path vocabFile = a.vocabFile(), mergeFile = a.mergeFile(), tokenizerModel = a.tokenizerModel();
+        Integer vocabSize = a.vocabSize();
+        int vocabExtraIds = a.vocabExtraIds();
         return switch (this) {
             case GPT2BPETokenizer -> {
                 requireFile("--vocab-file", vocabFile);
@@ -58,7 +51,7 @@ public enum TokenizerType {
                             + " holding the model's tokenizer.json)");
                 }
                 noExtraIds(vocabExtraIds);
-                yield org.megatronj.io.tokenizer.HuggingFaceTokenizer.load(tokenizerModel, hfIncludeSpecialTokens);
+                yield org.megatronj.io.tokenizer.HuggingFaceTokenizer.load(tokenizerModel, a.hfIncludeSpecialTokens());
             }
             case SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer -> {
                 if (tokenizerModel == null) {
@@ -74,12 +67,26 @@ public enum TokenizerType {
                     default -> org.megatronj.io.tokenizer.SentencePieceTokenizer.Flavor.SENTENCE_PIECE;
                 }, tokenizerModel, vocabExtraIds);
             }
+            case TikTokenizer -> {
+                if (tokenizerModel == null) {
+                    throw new IllegalArgumentException("--tokenizer-type TikTokenizer needs --tokenizer-model (the tiktoken"
+                            + " vocabulary JSON)");
+                }
+                if (a.legacy() && a.tiktokenPattern() == null) {   // Megatron's legacy class asserts it is given
+                    throw new IllegalArgumentException("the legacy TikTokenizer needs --tiktoken-pattern v1 or v2");
+                }
+                noExtraIds(vocabExtraIds);
+                yield org.megatronj.io.tokenizer.TikTokenizer.load(tokenizerModel, a.legacy(),
+                        a.tiktokenPattern() == null ? "v2" : a.tiktokenPattern(),
+                        vocabSize == null ? org.megatronj.io.tokenizer.TikTokenizer.DEFAULT_VOCAB_SIZE : vocabSize,
+                        a.tiktokenNumSpecialTokens(), a.specialTokens());
+            }
             case NullTokenizer -> {
                 if (vocabSize == null) {
                     throw new IllegalArgumentException("--tokenizer-type NullTokenizer needs --vocab-size");
                 }
                 noExtraIds(vocabExtraIds);
-                yield nullForm.create(vocabSize);
+                yield a.nullForm().create(vocabSize);
             }
         };
     }

@@ -1,6 +1,7 @@
 package org.megatronj.io.gpt;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -125,6 +126,21 @@ class CacheDescriptionTest {
         var hfV16 = TokenizerIdentity.huggingFace(TokenizerIdentity.Style.CORE_V0_16, "m", null, null, null, true);
         assertEquals(List.of("class", "tokenizer_path", "vocab_file", "merges_file", "additional_special_tokens", "use_fast",
                 "trust_remote_code", "include_special_tokens"), List.copyOf(hfV16.value().keySet()));
+    }
+
+    @Test
+    void tikTokenizerIdentities() {
+        var main = TokenizerIdentity.tikToken(TokenizerIdentity.Style.MAIN, "t.json", "v2", 4000, 1000, null);
+        assertEquals(List.of("class", "tokenizer_path", "chat_template", "pattern", "vocab_size", "num_special_tokens",
+                "special_tokens"), List.copyOf(main.value().keySet()));
+        assertEquals("None", main.value().get("special_tokens"));
+        var v16 = TokenizerIdentity.tikToken(TokenizerIdentity.Style.CORE_V0_16, "t.json", null, null, 1000, List.of("<s>"));
+        assertEquals(List.of("class", "tokenizer_path", "num_special_tokens", "special_tokens"), List.copyOf(v16.value().keySet()));
+        assertEquals("['<s>']", v16.value().get("special_tokens"));
+        var legacy = TokenizerIdentity.tikToken(TokenizerIdentity.Style.LEGACY, "t.json", "v1", null, 1000, null);
+        assertEquals("CustomTikTokenizer", legacy.value().get("class"));
+        assertTrue(((String) legacy.value().get("pattern")).startsWith("[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+"), legacy.value().toString());
+        assertEquals("None", legacy.value().get("vocab_size"));
     }
 
     @Test
