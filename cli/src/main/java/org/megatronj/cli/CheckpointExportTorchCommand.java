@@ -163,6 +163,11 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("merge_file", text(savedArgs, "merge-file"));
         a.put("tokenizer_model", text(savedArgs, "tokenizer-model"));
         a.put("vocab_size", savedArgs.hasNonNull("vocab-size") ? (Object) savedArgs.get("vocab-size").asLong() : null);
+        a.put("tiktoken_pattern", text(savedArgs, "tiktoken-pattern"));
+        a.put("tiktoken_num_special_tokens", savedArgs.path("tiktoken-num-special-tokens").asLong(1000));
+        List<Object> special = new java.util.ArrayList<>();
+        savedArgs.path("tokenizer-special-tokens").forEach(t -> special.add(t.asText()));
+        a.put("special_tokens", special.isEmpty() ? null : special);
         a.put("params_dtype", new Unpickler.Global("torch", dtype.substring("torch.".length())));
         a.put("ckpt_format", "torch");
         a.put("transformer_impl", transformerImpl);

@@ -77,10 +77,16 @@ final class MegatronArgs {
     static ObjectNode tokenizerArgs(Map<?, ?> args) {
         ObjectNode out = new ObjectMapper().createObjectNode();
         for (String name : List.of("tokenizer_type", "vocab_file", "merge_file", "tokenizer_model", "vocab_size",
-                "vocab_extra_ids")) {
+                "vocab_extra_ids", "tiktoken_pattern", "tiktoken_num_special_tokens")) {
             Object v = args.get(name);
             if (v != null && !(name.equals("vocab_extra_ids") && v instanceof Number n && n.longValue() == 0)) {
                 out.put(name.replace('_', '-'), String.valueOf(v));
+            }
+        }
+        for (String name : List.of("special_tokens", "tokenizer_special_tokens", "tiktoken_special_tokens")) {   // by version
+            if (args.get(name) instanceof List<?> tokens) {
+                tokens.forEach(t -> out.withArray("tokenizer-special-tokens").add(String.valueOf(t)));
+                break;
             }
         }
         if (Boolean.TRUE.equals(args.get("legacy_tokenizer"))) {
