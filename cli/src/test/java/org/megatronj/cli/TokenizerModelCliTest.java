@@ -152,7 +152,7 @@ class TokenizerModelCliTest {
         }
         Files.writeString(input, docs);
         List<String> tokenizer = List.of("--tokenizer-type", "TikTokenizer", "--tokenizer-model", vocab.toString(),
-                "--vocab-size", "4000", "--tiktoken-pattern", "v1");
+                "--vocab-size", "3000", "--tiktoken-pattern", "v1");
         CliRun pre = CliRun.of(concat(List.of("preprocess", "--input", input.toString(), "--output-prefix",
                 dir.resolve("tt").toString(), "--append-eod", "--workers", "1"), tokenizer));
         assertEquals(0, pre.code(), pre.toString());
@@ -164,7 +164,7 @@ class TokenizerModelCliTest {
         Path save = dir.resolve("ckpt-tt");
         CliRun train = pretrain(dir.resolve("tt_text_document"), save, tokenizer);
         assertEquals(0, train.code(), train.toString());
-        assertTrue(train.out().contains("> building TikTokenizer tokenizer (vocab 4000, padded to 4096)"), train.out());
+        assertTrue(train.out().contains("> building TikTokenizer tokenizer (vocab 3000, padded to 3072)"), train.out());
         CliRun gen = CliRun.of("generate", "--load", save.toString(), "--prompt", "And God said", "--tokens-to-generate", "3",
                 "--temperature", "0");
         assertEquals(0, gen.code(), gen.toString());

@@ -62,7 +62,7 @@ class TikTokenizerTest {
             assertEquals(c.get("decoded").asText(), v2.detokenize(ids(c.has("text") ? c.get("core_v2") : c.get("ids"))),
                     c.toString());
         }
-        assertTrue(texts > 80, "cases: " + texts);
+        assertTrue(texts > 75, "cases: " + texts);
         assertEquals(vocab, v2.vocabSize());
         assertEquals(2, v2.eod());
         assertEquals(1, v2.bos());
@@ -75,11 +75,11 @@ class TikTokenizerTest {
         JsonNode f = fixtures();
         int special = f.get("num_special_tokens").asInt();
         var e = assertThrows(TokenizerException.class, () -> TikTokenizer.load(vocab(), false, "v2", 10_000, special, null));
-        assertTrue(e.getMessage().contains("has 3000 tokens but --vocab-size 10000 less 1000 special tokens needs 9000"),
+        assertTrue(e.getMessage().contains("has 2000 tokens but --vocab-size 10000 less 1000 special tokens needs 9000"),
                 e.getMessage());
-        e = assertThrows(TokenizerException.class, () -> TikTokenizer.load(vocab(), false, "v3", 4000, special, null));
+        e = assertThrows(TokenizerException.class, () -> TikTokenizer.load(vocab(), false, "v3", 3000, special, null));
         assertTrue(e.getMessage().contains("--tiktoken-pattern v3: expected v1 or v2"), e.getMessage());
-        e = assertThrows(TokenizerException.class, () -> TikTokenizer.load(vocab(), false, "v2", 4000, special, List.of("<s>")));
+        e = assertThrows(TokenizerException.class, () -> TikTokenizer.load(vocab(), false, "v2", 3000, special, List.of("<s>")));
         assertTrue(e.getMessage().contains("must include [<unk>, <s>, </s>, <mask>, <pad>, <cls>, <sep>]"), e.getMessage());
         Path swapped = dir.resolve("swapped.json");
         Files.writeString(swapped, "[{\"rank\": 0, \"token_bytes\": \"AQ==\", \"token_str\": \"\\u0001\"}]");
