@@ -1,15 +1,24 @@
 package org.megatronj.cli;
 
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.megatronj.io.checkpoint.CheckpointLayout;
+import org.megatronj.io.checkpoint.CheckpointWriter;
+import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.io.torch.TorchFile;
-import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.checkpoint.CheckpointResharder;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -17,8 +26,8 @@ import picocli.CommandLine.Option;
 
 /** {@code megatron checkpoint import-torch}: a Megatron-LM {@code --ckpt-format torch} checkpoint to a Megatron-J one. */
 @Command(name = "import-torch", mixinStandardHelpOptions = true,
-        description = {"Convert a Megatron-LM checkpoint saved with --ckpt-format torch (a Megatron-core GPT, one tensor-",
-                "and pipeline-parallel rank: iter_N/mp_rank_00/model_optim_rng.pt) into an F32 release checkpoint whose",
+        description = {"Convert a Megatron-LM checkpoint saved with --ckpt-format torch (a Megatron-core GPT:",
+                "iter_N/mp_rank_TT[_PPP]/model_optim_rng.pt, its tensor and pipeline shards merged) into an F32 release checkpoint whose",
                 "arguments are the run's model and tokenizer flags: generate, evaluate and serve read it as it is,",
                 "pretrain gpt --load it with --use-checkpoint-args (weights only; the optimizer state is not read).",
                 "The tokenizer is the run's unless tokenizer flags are given (its files must be readable here).",
@@ -40,21 +49,76 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CheckpointLayout.requireNoCheckpoint(save, "--save");
-        Path file = MegatronTorchCheckpoint.latestFile(load);
+        MegatronTorchCheckpoint.Ranks ranks = MegatronTorchCheckpoint.latestRanks(load);
+        int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel();
+        Path first = ranks.files()[0][0];
         ObjectMapper json = new ObjectMapper();
-        try (TorchFile torch = TorchFile.open(file); TensorArena arena = TensorArena.named("import-torch")) {
-            MegatronTorchCheckpoint.Contents c = MegatronTorchCheckpoint.read(torch, file, tokenizer);
-            Map<String, Tensor> weights = MegatronTorchCheckpoint.weights(torch, c, arena);
-            ObjectNode extra = json.createObjectNode();
-            extra.put("imported_from", file.toString());
-            extra.put("imported_iteration", c.iteration());
-            long bytes = new TrainingCheckpointer(json.valueToTree(c.config()), MegatronTorchCheckpoint.savedArgs(c))
-                    .saveRelease(save, weights, extra);
-            spec.commandLine().getOut().printf("imported %s (iteration %d; %d layers, hidden %d, padded vocab %d): %d tensors,"
-                            + " %.1f MiB -> %s%n  model flags: %s%n", file, c.iteration(), c.config().numLayers(),
-                    c.config().hiddenSize(), c.config().paddedVocabSize(), weights.size(), bytes / 1048576.0, save,
-                    String.join(" ", c.modelFlags()));
+        MegatronTorchCheckpoint.Contents c;
+        try (TorchFile torch = TorchFile.open(first)) {
+            c = MegatronTorchCheckpoint.read(torch, first, tokenizer, ranks);
         }
+        ObjectNode extra = json.createObjectNode();
+        extra.put("imported_from", ranks.iterationDir().toString());
+        extra.put("imported_iteration", c.iteration());
+        TrainingCheckpointer ours = new TrainingCheckpointer(json.valueToTree(c.config()), MegatronTorchCheckpoint.savedArgs(c));
+        PrintWriter out = spec.commandLine().getOut();
+        long bytes;
+        if (tp * pp == 1) {
+            try (TorchFile torch = TorchFile.open(first); TensorArena arena = TensorArena.named("import-torch")) {
+                bytes = ours.saveRelease(save, MegatronTorchCheckpoint.weights(torch, first, c.config(), 1, 1, 0, c.modelFlags(),
+                        arena), extra);
+            }
+        } else {
+            bytes = importShards(ranks, c, ours.releaseMetadata(extra), out);
+        }
+        out.printf("imported %s (iteration %d; %d layers, hidden %d, padded vocab %d%s): %.1f MiB -> %s%n  model flags: %s%n",
+                ranks.iterationDir(), c.iteration(), c.config().numLayers(), c.config().hiddenSize(),
+                c.config().paddedVocabSize(), tp * pp == 1 ? "" : ", merged from " + tp + " tensor x " + pp + " pipeline ranks",
+                bytes / 1048576.0, save, String.join(" ", c.modelFlags()));
         return 0;
+    }
+
+    /**
+     * Each rank file as the shard of Megatron-J's layout with the same sizes (a hidden folder beside {@code --save}), then
+     * that checkpoint resharded to one rank into {@code --save}. Returns the bytes written there.
+     */
+    private long importShards(MegatronTorchCheckpoint.Ranks ranks, MegatronTorchCheckpoint.Contents c, ObjectNode metadata,
+                              PrintWriter out) {
+        int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel();
+        Path shards = save.toAbsolutePath().resolveSibling("." + save.getFileName() + ".shards");
+        ShardLayout layout = new ShardLayout(tp, pp, 1, 1, false);
+        try {
+            Path partial = CheckpointWriter.preparePartial(shards, -1);
+            for (int t = 0; t < tp; t++) {
+                for (int p = 0; p < pp; p++) {
+                    Path file = ranks.files()[t][p];
+                    ObjectNode meta = metadata.deepCopy();
+                    layout.writeTo(meta, t, p);
+                    try (TorchFile torch = TorchFile.open(file); TensorArena arena = TensorArena.named("import-torch")) {
+                        CheckpointWriter.writeRankFiles(partial, new CheckpointWriter.RankState(layout.rankDirName(t, p),
+                                MegatronTorchCheckpoint.weights(torch, file, c.config(), tp, pp, p, c.modelFlags(), arena),
+                                Map.of(), meta), Map.of());
+                    }
+                    out.println("  read " + ranks.iterationDir().relativize(file));
+                }
+            }
+            CheckpointWriter.commit(shards, -1);
+            return CheckpointResharder.reshard(shards, save, ParallelConfig.single(), false, line -> { }).bytes();
+        } finally {
+            deleteTree(shards);
+        }
+    }
+
+    private static void deleteTree(Path dir) {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove the shards' folder " + dir + ": " + e.getMessage(), e);
+        }
     }
 }

@@ -95,6 +95,36 @@ final class MegatronArgs {
         return out;
     }
 
+    /**
+     * The run's parallel sizes against the rank folders found, and the pipeline splits Megatron-J's layout shares:
+     * as many layers on every stage, no virtual pipeline.
+     */
+    static void checkLayout(Map<?, ?> args, int tp, int pp, Path file) {
+        for (var size : Map.of("tensor_model_parallel_size", tp, "pipeline_model_parallel_size", pp).entrySet()) {
+            if (args.get(size.getKey()) instanceof Number n && n.intValue() != size.getValue()) {
+                throw new IllegalArgumentException(file + ": the run's " + size.getKey() + " is " + n + " but its folder holds "
+                        + size.getValue() + " such ranks");
+            }
+        }
+        for (String name : List.of("virtual_pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage",
+                "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers", "pipeline_model_parallel_layout")) {
+            if (args.get(name) != null) {
+                throw new IllegalArgumentException(file + ": the run split its pipeline with " + name + " = " + args.get(name)
+                        + "; merge it to one rank first (Megatron-LM's tools/checkpoint/convert.py)");
+            }
+        }
+        for (String name : List.of("account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split")) {
+            if (Boolean.TRUE.equals(args.get(name))) {
+                throw new IllegalArgumentException(file + ": the run split its pipeline with --" + name.replace('_', '-')
+                        + "; merge it to one rank first (Megatron-LM's tools/checkpoint/convert.py)");
+            }
+        }
+        int layers = integer(args, "num_layers", file);
+        if (layers % pp != 0) {
+            throw new IllegalArgumentException(file + ": " + layers + " layers over " + pp + " pipeline stages is not an even split");
+        }
+    }
+
     /** A required integer argument. */
     static int integer(Map<?, ?> args, String name, Path file) {
         if (args.get(name) instanceof Number n) {

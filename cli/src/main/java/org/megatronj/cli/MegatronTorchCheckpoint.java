@@ -19,6 +19,7 @@ import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.checkpoint.FullModelState;
 import picocli.CommandLine;
 
 /**
@@ -27,7 +28,8 @@ import picocli.CommandLine;
  * arguments amount to, the configuration they give, and the weights under Megatron-J's names (which are Megatron-core's
  * local layer spec's: TransformerEngine's fused layer norms, {@code linear_qkv.layer_norm_weight} and
  * {@code linear_fc1.layer_norm_weight}, become {@code input_layernorm.weight} and {@code pre_mlp_layernorm.weight}; its
- * {@code _extra_state} entries are dropped). One tensor- and pipeline-parallel rank; the optimizer state is not read.
+ * {@code _extra_state} entries are dropped). Every tensor- and pipeline-parallel rank's file is read as the shard of
+ * Megatron-J's layout with the same sizes (Megatron-core's partitioning); the optimizer state is not read.
  */
 final class MegatronTorchCheckpoint {
     private static final String FILE = "model_optim_rng.pt";
@@ -39,8 +41,19 @@ final class MegatronTorchCheckpoint {
     private MegatronTorchCheckpoint() {
     }
 
-    /** The checkpoint the tracker of {@code root} names. */
-    static Path latestFile(Path root) {
+    /** A checkpoint's rank files by (tensor rank, pipeline rank): {@code files[t][p]}. */
+    record Ranks(Path iterationDir, Path[][] files) {
+        int tensorParallel() {
+            return files.length;
+        }
+
+        int pipelineParallel() {
+            return files[0].length;
+        }
+    }
+
+    /** The rank files of the checkpoint the tracker of {@code root} names. */
+    static Ranks latestRanks(Path root) {
         Path tracker = CheckpointLayout.trackerFile(root);
         if (!Files.isRegularFile(tracker)) {
             throw new IllegalArgumentException(root + " has no " + tracker.getFileName() + ": not a Megatron-LM checkpoint folder");
@@ -61,23 +74,39 @@ final class MegatronTorchCheckpoint {
                 throw new IllegalArgumentException(tracker + " holds '" + iteration + "'; expected an iteration or 'release'");
             }
         }
-        List<String> ranks;
+        List<String> names;
         try (Stream<Path> list = Files.list(dir)) {
-            ranks = list.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("mp_rank_")).sorted().toList();
+            names = list.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("mp_rank_")).sorted().toList();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot list " + dir + ": " + e.getMessage(), e);
         }
-        if (ranks.isEmpty()) {
+        if (names.isEmpty()) {
             boolean distributed = Files.exists(dir.resolve("metadata.json")) || Files.exists(dir.resolve(".metadata"));
             throw new IllegalArgumentException(dir + " has no mp_rank_* folders" + (distributed ? ": it is a torch_dist"
                     + " (distributed) checkpoint; convert it to --ckpt-format torch with Megatron-LM first" : ""));
         }
-        if (!ranks.equals(List.of("mp_rank_00"))) {
-            throw new IllegalArgumentException(dir + " holds " + ranks + ": a tensor- or pipeline-parallel checkpoint; merge it"
-                    + " to one rank first (Megatron-LM's tools/checkpoint/convert.py with --target-tensor-parallel-size 1"
-                    + " --target-pipeline-parallel-size 1)");
+        int tp = 0, pp = 0;
+        for (String n : names) {
+            String[] parts = n.substring("mp_rank_".length()).split("_");
+            if (parts.length > 2) {
+                throw new IllegalArgumentException(dir + " holds " + n + ": an expert-parallel (MoE) checkpoint, which"
+                        + " Megatron-J does not build");
+            }
+            tp = Math.max(tp, Integer.parseInt(parts[0]) + 1);
+            pp = Math.max(pp, parts.length == 2 ? Integer.parseInt(parts[1]) + 1 : 1);
         }
-        return dir.resolve("mp_rank_00").resolve(FILE);
+        Path[][] files = new Path[tp][pp];
+        for (int t = 0; t < tp; t++) {
+            for (int p = 0; p < pp; p++) {
+                Path f = dir.resolve(CheckpointLayout.rankDirName(t, p, pp > 1)).resolve(FILE);
+                if (!Files.isRegularFile(f)) {
+                    throw new IllegalArgumentException(dir + " holds " + names + " but not " + dir.relativize(f)
+                            + ": an incomplete checkpoint of " + tp + " tensor and " + pp + " pipeline ranks");
+                }
+                files[t][p] = f;
+            }
+        }
+        return new Ranks(dir, files);
     }
 
     /**
@@ -85,7 +114,7 @@ final class MegatronTorchCheckpoint {
      * {@code tokenizer} when its flags are given, else of the run's tokenizer flags, which must pad to the checkpoint's
      * embedding rows.
      */
-    static Contents read(TorchFile torch, Path file, TokenizerOptions tokenizer) {
+    static Contents read(TorchFile torch, Path file, TokenizerOptions tokenizer, Ranks ranks) {
         Map<?, ?> state = dict(torch.root(), file + "'s state dict");
         Map<?, ?> args = namespace(state.get("args"), file);
         if (state.get("model") == null) {
@@ -93,6 +122,7 @@ final class MegatronTorchCheckpoint {
                     ? " but model0, model1...: a virtual-pipeline checkpoint; merge it to one rank and chunk first" : ""));
         }
         List<String> flags = MegatronArgs.modelFlags(args, file);
+        MegatronArgs.checkLayout(args, ranks.tensorParallel(), ranks.pipelineParallel(), file);
         ModelOptions options = new ModelOptions();
         try {
             new CommandLine(options).parseArgs(flags.toArray(String[]::new));
@@ -117,19 +147,28 @@ final class MegatronTorchCheckpoint {
                     + " import-torch its tokenizer flags (--tokenizer-type with --vocab-file/--merge-file or --tokenizer-model)", e);
         }
         TransformerConfig config = options.toConfig(vocab, MegatronArgs.integer(args, "seq_length", file));
-        long rows = embedding.shape()[0];
-        if (config.paddedVocabSize() != rows) {
-            throw new IllegalArgumentException("the tokenizer's " + vocab + " tokens pad to " + config.paddedVocabSize()
-                    + " (--make-vocab-size-divisible-by " + config.makeVocabSizeDivisibleBy() + ") but " + file
-                    + "'s embedding has " + rows + " rows: give the tokenizer flags of its run");
+        int tp = ranks.tensorParallel();
+        long rows = embedding.shape()[0] * tp;
+        if (config.paddedVocabSize(tp) != rows) {
+            throw new IllegalArgumentException("the tokenizer's " + vocab + " tokens pad to " + config.paddedVocabSize(tp)
+                    + " (--make-vocab-size-divisible-by " + config.makeVocabSizeDivisibleBy() + (tp > 1 ? " x " + tp + " ranks"
+                    : "") + ") but " + file + "'s embedding has " + rows + " rows" + (tp > 1 ? " over its " + tp + " ranks" : "")
+                    + ": give the tokenizer flags of its run");
         }
         long iteration = state.get("iteration") instanceof Number n ? n.longValue() : 0;
         return new Contents(file, iteration, flags, config, tokenizer.toSavedArgs());
     }
 
-    /** The model's weights under Megatron-J's names, F32, checked against the configuration's parameters. */
-    static Map<String, Tensor> weights(TorchFile torch, Contents c, TensorArena arena) {
-        Map<?, ?> model = dict(dict(torch.root(), c.file() + "'s state dict").get("model"), c.file() + "'s model");
+    /**
+     * One rank's weights under Megatron-J's names, F32, checked against the parameters of its (tensor, pipeline) shard:
+     * the stage's layers renumbered from their place in the stage to their place in the model, and on the last stage of
+     * a pipeline with tied embeddings the output layer's copy named as Megatron-J keeps it.
+     */
+    static Map<String, Tensor> weights(TorchFile torch, Path file, TransformerConfig config, int tp, int pp, int stage,
+                                       List<String> flags, TensorArena arena) {
+        Map<?, ?> model = dict(dict(torch.root(), file + "'s state dict").get("model"), file + "'s model");
+        int firstLayer = stage * (config.numLayers() / pp);
+        boolean tiedCopy = pp > 1 && stage == pp - 1 && !config.untieEmbeddingsAndOutputWeights();
         Map<String, TorchFile.TensorRef> byName = new LinkedHashMap<>();
         for (Map.Entry<?, ?> e : model.entrySet()) {
             String name = String.valueOf(e.getKey());
@@ -137,30 +176,41 @@ final class MegatronTorchCheckpoint {
                 continue;   // TransformerEngine's FP8 metadata
             }
             if (!(e.getValue() instanceof TorchFile.TensorRef t)) {
-                throw new IllegalArgumentException(c.file() + ": model entry " + name + " is " + e.getValue() + ", not a tensor");
+                throw new IllegalArgumentException(file + ": model entry " + name + " is " + e.getValue() + ", not a tensor");
             }
-            byName.put(localSpecName(name), t);
+            String ours = globalLayer(localSpecName(name), firstLayer);
+            byName.put(tiedCopy && ours.equals("output_layer.weight") ? "embedding.word_embeddings.weight" : ours, t);
         }
         Map<String, Tensor> weights = new LinkedHashMap<>();
         List<String> missing = new ArrayList<>();
-        for (ParameterSpec spec : ParameterSpec.forGpt(c.config())) {
+        for (ParameterSpec spec : FullModelState.stageSpecs(config, tp, pp, 1, stage)) {
             TorchFile.TensorRef t = byName.remove(spec.name());
             if (t == null) {
                 missing.add(spec.name());
                 continue;
             }
             if (!java.util.Arrays.equals(t.shape(), spec.shape())) {
-                throw new IllegalArgumentException(c.file() + ": " + spec.name() + " is " + java.util.Arrays.toString(t.shape())
+                throw new IllegalArgumentException(file + ": " + spec.name() + " is " + java.util.Arrays.toString(t.shape())
                         + " but the run's arguments give " + java.util.Arrays.toString(spec.shape()));
             }
             weights.put(spec.name(), arena.fromFloats(torch.floats(t), spec.shape()));
         }
         if (!missing.isEmpty() || !byName.isEmpty()) {
-            throw new IllegalArgumentException(c.file() + ": the model's tensors do not match its arguments' model (flags "
-                    + String.join(" ", c.modelFlags()) + ")" + (missing.isEmpty() ? "" : "; missing " + missing)
+            throw new IllegalArgumentException(file + ": the model's tensors do not match its arguments' model (flags "
+                    + String.join(" ", flags) + ")" + (missing.isEmpty() ? "" : "; missing " + missing)
                     + (byName.isEmpty() ? "" : "; not expected " + byName.keySet()));
         }
         return weights;
+    }
+
+    /** {@code decoder.layers.<i>.} numbered within its pipeline stage, as Megatron's per-stage state dict has it, made global. */
+    private static String globalLayer(String name, int firstLayer) {
+        String prefix = "decoder.layers.";
+        if (firstLayer == 0 || !name.startsWith(prefix)) {
+            return name;
+        }
+        int dot = name.indexOf('.', prefix.length());
+        return prefix + (Integer.parseInt(name.substring(prefix.length(), dot)) + firstLayer) + name.substring(dot);
     }
 
     /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */

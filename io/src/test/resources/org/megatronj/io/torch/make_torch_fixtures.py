@@ -84,3 +84,70 @@ with open("megatron-gpt/latest_checkpointed_iteration.txt", "w") as f:
 expected = {name: {"dtype": str(t.dtype), "shape": list(t.shape), "values": t.float().flatten().tolist()}
             for name, t in model.items() if isinstance(t, torch.Tensor)}
 json.dump({"generator": f"torch {torch.__version__} via make_torch_fixtures.py", "tensors": expected}, open("expected.json", "w"))
+
+
+# megatron-gpt-tp2pp2/ and megatron-gpt-whole/ (numpy's RNG state above is not seeded, so megatron-gpt's file differs in
+# bytes, not in values, from run to run): one 2-layer model (SwiGLU, GQA with 4 heads in 2 groups, RMSNorm, rope,
+# tied embeddings, TE names) saved whole and as Megatron-core partitions it over 2 tensor x 2 pipeline ranks:
+# column-parallel weights (linear_qkv by query group, linear_fc1's gate and up halves each, the vocabulary) split by
+# rows with their biases, row-parallel ones (linear_proj, linear_fc2) by columns, norms replicated, each stage's layers
+# numbered from 0, the last stage holding the tied output layer's copy as output_layer.weight.
+torch.manual_seed(7)
+H, HEADS, GROUPS, FFN, V, SEQ, LAYERS = 16, 4, 2, 32, 32, 8, 2
+D = H // HEADS
+whole = OrderedDict()
+whole["embedding.word_embeddings.weight"] = weights(V, H)
+for l in range(LAYERS):
+    p = f"decoder.layers.{l}."
+    whole[p + "self_attention.linear_qkv.layer_norm_weight"] = weights(H)
+    whole[p + "self_attention.linear_qkv.weight"] = weights((HEADS + 2 * GROUPS) * D, H)
+    whole[p + "self_attention.linear_proj.weight"] = weights(H, HEADS * D)
+    whole[p + "mlp.linear_fc1.layer_norm_weight"] = weights(H)
+    whole[p + "mlp.linear_fc1.weight"] = weights(2 * FFN, H)
+    whole[p + "mlp.linear_fc2.weight"] = weights(H, FFN)
+whole["decoder.final_layernorm.weight"] = weights(H)
+base = vars(args).copy()
+base.update(num_layers=LAYERS, hidden_size=H, ffn_hidden_size=FFN, num_attention_heads=HEADS, kv_channels=D,
+            group_query_attention=True, num_query_groups=GROUPS, seq_length=SEQ, max_position_embeddings=SEQ,
+            position_embedding_type="rope", normalization="RMSNorm", swiglu=True, add_bias_linear=False,
+            bias_gelu_fusion=False, padded_vocab_size=V, vocab_size=31, make_vocab_size_divisible_by=8)
+
+
+def save(folder, model, tp, pp):
+    state = {"args": argparse.Namespace(**dict(base, tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)),
+             "checkpoint_version": 3.0, "iteration": 20, "model": model}
+    os.makedirs(folder, exist_ok=True)
+    torch.save(state, folder + "/model_optim_rng.pt")
+
+
+def shard(name, t, rank, tp):
+    rows = lambda x: x.chunk(tp, 0)[rank].clone()
+    if name.endswith("linear_qkv.weight") or name.endswith("word_embeddings.weight"):
+        return rows(t)                                     # query groups / vocabulary, contiguous per rank
+    if name.endswith("linear_fc1.weight"):
+        gate, up = t.chunk(2, 0)
+        return torch.cat([rows(gate), rows(up)])           # each rank: its rows of the gate, then of the up half
+    if name.endswith("linear_proj.weight") or name.endswith("linear_fc2.weight"):
+        return t.chunk(tp, 1)[rank].clone()
+    return t.clone()                                       # norms: replicated
+
+
+save("megatron-gpt-whole/iter_0000020/mp_rank_00", whole, 1, 1)
+open("megatron-gpt-whole/latest_checkpointed_iteration.txt", "w").write("20")
+for stage in range(2):
+    for rank in range(2):
+        part = OrderedDict()
+        if stage == 0:
+            part["embedding.word_embeddings.weight"] = shard("embedding.word_embeddings.weight",
+                                                             whole["embedding.word_embeddings.weight"], rank, 2)
+        for name, t in whole.items():
+            if name.startswith(f"decoder.layers.{stage}."):
+                local = name.replace(f"decoder.layers.{stage}.", "decoder.layers.0.")
+                part[local] = shard(name, t, rank, 2)
+                if local.endswith("linear_qkv.weight") or local.endswith("linear_proj.weight"):
+                    part[local.rsplit(".", 1)[0] + "._extra_state"] = None
+        if stage == 1:
+            part["decoder.final_layernorm.weight"] = whole["decoder.final_layernorm.weight"].clone()
+            part["output_layer.weight"] = shard("word_embeddings.weight", whole["embedding.word_embeddings.weight"], rank, 2)
+        save(f"megatron-gpt-tp2pp2/iter_0000020/mp_rank_{rank:02d}_{stage:03d}", part, 2, 2)
+open("megatron-gpt-tp2pp2/latest_checkpointed_iteration.txt", "w").write("20")

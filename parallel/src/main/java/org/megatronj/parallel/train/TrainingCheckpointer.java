@@ -169,6 +169,11 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
      * are added to the metadata.
      */
     public long saveRelease(Path root, Map<String, Tensor> weights, ObjectNode extra) {
+        return CheckpointWriter.save(root, -1, new CheckpointWriter.RankState(RANK_DIR, weights, Map.of(), releaseMetadata(extra)));
+    }
+
+    /** The {@code metadata.json} of a weights-only release checkpoint, with {@code extra} fields (may be null). */
+    public ObjectNode releaseMetadata(ObjectNode extra) {
         ObjectNode meta = JSON.createObjectNode();
         meta.put("format", FORMAT);
         meta.put("format_version", FORMAT_VERSION);
@@ -181,7 +186,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         if (extra != null) {
             meta.setAll(extra);
         }
-        return CheckpointWriter.save(root, -1, new CheckpointWriter.RankState(RANK_DIR, weights, Map.of(), meta));
+        return meta;
     }
 
     /**
