@@ -88,8 +88,10 @@ public final class CountingCommunicator implements Communicator {
     /** The rank's context with every group communicator counted into {@code ledger}. */
     public static RankContext counting(RankContext ctx, Ledger ledger) {
         ProcessGroups g = ctx.groups();
+        Communicator data = wrap(g.data(), ledger);
+        Communicator dataWithContext = g.dataWithContext() == g.data() ? data : wrap(g.dataWithContext(), ledger);
         return new RankContext(ctx.state(), new ProcessGroups(wrap(g.world(), ledger), wrap(g.tensor(), ledger),
-                wrap(g.pipeline(), ledger), wrap(g.data(), ledger), wrap(g.modelParallel(), ledger),
+                wrap(g.pipeline(), ledger), data, wrap(g.context(), ledger), dataWithContext, wrap(g.modelParallel(), ledger),
                 wrap(g.embedding(), ledger)));
     }
 

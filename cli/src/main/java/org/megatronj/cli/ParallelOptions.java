@@ -7,7 +7,7 @@ import picocli.CommandLine.Option;
 
 /**
  * Megatron's parallelism and recompute flags. On the CPU the ranks of {@code --world-size} run as
- * threads of this process; data parallelism is what remains: {@code world / (TP x PP)}.
+ * threads of this process; data parallelism is what remains: {@code world / (TP x PP x CP)}.
  */
 public final class ParallelOptions {
     @Option(names = "--tensor-model-parallel-size", paramLabel = "T", defaultValue = "1",
@@ -26,8 +26,22 @@ public final class ParallelOptions {
             + " over the tensor-parallel ranks (needs T > 1; at T = 1 it is switched off with a warning, as in Megatron).")
     boolean sequenceParallel;
 
-    @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P, i.e. no data"
-            + " parallelism); data-parallel size = N / (T x P).")
+    @Option(names = "--context-parallel-size", paramLabel = "C", defaultValue = "1",
+            description = "Ranks that split every sequence (default ${DEFAULT-VALUE}): each holds 2 of its 2C chunks and"
+                    + " attends to the keys and values all-gathered from the others; --seq-length must divide by 2C.")
+    int contextParallelSize;
+
+    /** Megatron's communication choices for context parallelism. */
+    static final java.util.List<String> CP_COMM_TYPES = java.util.List.of("p2p", "a2a", "allgather", "a2a+p2p");
+
+    @Option(names = "--cp-comm-type", paramLabel = "TYPE", arity = "1..*", defaultValue = "p2p",
+            description = "Megatron's context-parallel communication: p2p, a2a, allgather or a2a+p2p, one for all layers or"
+                    + " one per layer. Accepted and recorded; here every layer all-gathers the keys and values (Megatron's"
+                    + " allgather), which gives the same numbers as the others.")
+    java.util.List<String> cpCommType;
+
+    @Option(names = "--world-size", paramLabel = "N", description = "Ranks (threads) in all (default T x P x C, i.e. no"
+            + " data parallelism); data-parallel size = N / (T x P x C).")
     Integer worldSize;
 
     @Option(names = "--use-distributed-optimizer", description = "Shard Adam's state and the gradient reduction over the"
@@ -59,8 +73,9 @@ public final class ParallelOptions {
     /** The layout, checked against the model's dimensions (Megatron's messages, with the numbers). */
     public ParallelConfig toConfig(TransformerConfig model) {
         ParallelConfig c = new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize,
-                numLayersPerVirtualPipelineStage, sequenceParallel);
+                numLayersPerVirtualPipelineStage, sequenceParallel, contextParallelSize);
         c.validateWorldSize(worldSize());
+        validateCpCommType(model.numLayers());
         if (ddpBucketSize != null && ddpBucketSize < 1) {   // the layers below read <= 0 as "not given": the default
             throw new IllegalArgumentException("--ddp-bucket-size must be >= 1 element, got " + ddpBucketSize);
         }
@@ -68,9 +83,31 @@ public final class ParallelOptions {
                 model.seqLength());
     }
 
+    /** {@code --cp-comm-type}: Megatron's names, one value or one per layer. */
+    private void validateCpCommType(int numLayers) {
+        for (String type : cpCommType) {
+            if (!CP_COMM_TYPES.contains(type)) {
+                throw new IllegalArgumentException("--cp-comm-type " + type + " is not one of " + String.join(", ", CP_COMM_TYPES));
+            }
+        }
+        if (cpCommType.size() != 1 && cpCommType.size() != numLayers) {
+            throw new IllegalArgumentException("--cp-comm-type takes one type for all layers or one per layer (--num-layers "
+                    + numLayers + "), got " + cpCommType.size());
+        }
+    }
+
+    /** {@code --cp-comm-type} as given (every type runs as the all-gather implementation). */
+    public java.util.List<String> cpCommType() {
+        return java.util.List.copyOf(cpCommType);
+    }
+
+    public int contextParallelSize() {
+        return contextParallelSize;
+    }
+
     public int worldSize() {
         if (worldSize == null) {
-            return tensorModelParallelSize * pipelineModelParallelSize;
+            return tensorModelParallelSize * pipelineModelParallelSize * Math.max(contextParallelSize, 1);
         }
         if (worldSize < 1) {
             throw new IllegalArgumentException("--world-size must be >= 1, got " + worldSize);
@@ -79,7 +116,7 @@ public final class ParallelOptions {
     }
 
     public int dataParallelSize() {
-        return worldSize() / (tensorModelParallelSize * pipelineModelParallelSize);
+        return worldSize() / (tensorModelParallelSize * pipelineModelParallelSize * Math.max(contextParallelSize, 1));
     }
 
     /** True when the run needs more than one rank. */

@@ -123,7 +123,7 @@ final class ParallelPretraining {
                                 precision.lossScaler()),
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
                 trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
-                trainer.setMemoryReport(MemoryReports.forRank(backend, ctx.rank(), ctx.groups().data().rank() == 0 ? printer(out)
+                trainer.setMemoryReport(MemoryReports.forRank(backend, ctx.rank(), ctx.groups().dataWithContext().rank() == 0 ? printer(out)
                         : null, theoretical, logMemoryInterval));
                 if (printer) {
                     trainer.setProgressLog(progress);
@@ -160,7 +160,7 @@ final class ParallelPretraining {
      */
     private static void logParameterCounts(RankContext ctx, ParallelGptRank rank, long[][] counts, Consumer<String> log) {
         ProcessGroups g = ctx.groups();
-        if (g.data().rank() == 0) {
+        if (g.dataWithContext().rank() == 0) {   // one writer per (tensor, pipeline) rank: DP and CP ranks hold replicas
             counts[g.tensor().rank()][g.pipeline().rank()] = rank.chunks().stream().mapToLong(GPTModel::parameterCount).sum();
         }
         g.world().barrier();   // every count is written before rank 0 reads them

@@ -105,9 +105,28 @@ final class PretrainGptCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * What context parallelism does not cover here: document masks (a rank's chunks would need the mask's rows and
+     * the other chunks' document starts) and the CUDA backend (its attention calls under CP are not wired).
+     */
+    private void refuseWithContextParallelism() {
+        if (parallel.contextParallelSize() <= 1) {
+            return;
+        }
+        String cp = "--context-parallel-size " + parallel.contextParallelSize();
+        if (data.resetAttentionMask || data.interDocumentMasking) {
+            throw new IllegalArgumentException(cp + " does not support document masks (--reset-attention-mask,"
+                    + " --dataloader-inter-document-masking): each sequence is attended causally as a whole");
+        }
+        if (!"cpu".equalsIgnoreCase(deviceOptions.device().trim())) {
+            throw new IllegalArgumentException(cp + " runs on the CPU backend only; use --device cpu");
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        refuseWithContextParallelism();   // by name, before the device's own checks
         data.checkMockData();
         implementationChoices.validate(deviceOptions.device());
         Tokenizer tok = checkpointArgs(out);
@@ -127,11 +146,11 @@ final class PretrainGptCommand implements Callable<Integer> {
         Long[] sizes = {tc.schedule().trainSamples() > 0 ? tc.schedule().trainSamples() : iterations * gbs,
                 tc.logging().evaluates() ? (iterations / tc.logging().evalInterval() + 1) * evalSamples : evalSamples,
                 evalSamples};
-        // Megatron's first line (validate_args); log parsers read the sizes from it. No context parallelism here.
-        out.printf(Locale.ROOT, "using world size: %d, data-parallel size: %d, context-parallel size: 1, hierarchical"
+        // Megatron's first line (validate_args); log parsers read the sizes from it.
+        out.printf(Locale.ROOT, "using world size: %d, data-parallel size: %d, context-parallel size: %d, hierarchical"
                         + " context-parallel sizes: None, tensor-model-parallel size: %d, pipeline-model-parallel size: %d%n",
-                parallel.worldSize(), parallel.dataParallelSize(), layout.tensorModelParallelSize(),
-                layout.pipelineModelParallelSize());
+                parallel.worldSize(), parallel.dataParallelSize(), layout.contextParallelSize(),
+                layout.tensorModelParallelSize(), layout.pipelineModelParallelSize());
         if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
             // Megatron turns it off (and says so) rather than change the numerics of a TP = 1 run
             out.println("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled");

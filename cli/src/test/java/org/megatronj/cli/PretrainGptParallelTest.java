@@ -557,4 +557,138 @@ class PretrainGptParallelTest {
         System.arraycopy(b, 0, all, a.length, b.length);
         return all;
     }
+
+    // ------------------------------------------------------------------ context parallelism
+
+    /** Dropout off: context-parallel ranks draw masks of their own, so only dropout-free runs can match one rank. */
+    private static final String[] NO_DROPOUT = {"--hidden-dropout", "0", "--attention-dropout", "0"};
+
+    private static String[] concat(String[]... parts) {
+        return java.util.Arrays.stream(parts).flatMap(java.util.Arrays::stream).toArray(String[]::new);
+    }
+
+    /**
+     * Runs {@code model}'s flags on one rank, then on each layout, and compares the train and validation losses of
+     * every iteration (the ranks add in another order, hence the relative tolerance of the other parallel tests).
+     */
+    private void assertLayoutsMatchOneRank(Path data, String name, String[] model, String[]... layouts) throws IOException {
+        Path single = dir.resolve(name + "-single.csv");
+        CliRun one = CliRun.of(args(data, single, model).toArray(String[]::new));
+        assertEquals(0, one.code(), one.toString());
+        for (int l = 0; l < layouts.length; l++) {
+            Path csv = dir.resolve(name + "-layout" + l + ".csv");
+            CliRun run = CliRun.of(args(data, csv, concat(model, layouts[l])).toArray(String[]::new));
+            assertEquals(0, run.code(), run.toString());
+            assertTrue(run.out().contains(" iteration        4/       4 |"), run.out());
+            for (String kind : List.of("train", "valid")) {
+                List<Double> expected = column(single, kind);
+                List<Double> actual = column(csv, kind);
+                assertEquals(expected.size(), actual.size(), kind + " rows of " + String.join(" ", layouts[l]));
+                for (int i = 0; i < expected.size(); i++) {
+                    assertEquals(expected.get(i), actual.get(i), 1e-5 * expected.get(i),
+                            kind + " loss " + (i + 1) + " of " + name + " " + String.join(" ", layouts[l]));
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code --context-parallel-size 2} with learned positions: alone (world 2), with tensor and sequence
+     * parallelism (world 4), with two pipeline stages (world 4), and with data parallelism and the distributed
+     * optimizer (world 4): the losses of one rank. Megatron's first line gives the real sizes.
+     */
+    @Test
+    void contextParallelMatchesOneRankOnEveryLayout() throws IOException {
+        Path data = dataset();
+        String[] cp = {"--context-parallel-size", "2"};
+        assertLayoutsMatchOneRank(data, "cp-learned", NO_DROPOUT, cp,
+                concat(cp, new String[] {"--tensor-model-parallel-size", "2", "--sequence-parallel"}),
+                concat(cp, new String[] {"--pipeline-model-parallel-size", "2"}),
+                concat(cp, new String[] {"--world-size", "4", "--use-distributed-optimizer", "--overlap-grad-reduce"}));
+        CliRun sizes = CliRun.of(args(data, dir.resolve("cp-sizes.csv"), concat(NO_DROPOUT, cp, new String[] {"--world-size",
+                "8", "--tensor-model-parallel-size", "2", "--train-iters", "1", "--cp-comm-type", "a2a"})).toArray(String[]::new));
+        assertEquals(0, sizes.code(), sizes.toString());
+        assertTrue(sizes.out().startsWith("using world size: 8, data-parallel size: 2, context-parallel size: 2, hierarchical"
+                + " context-parallel sizes: None, tensor-model-parallel size: 2, pipeline-model-parallel size: 1\n"), sizes.out());
+    }
+
+    /**
+     * Rope rotates each rank's chunks by their global positions; with grouped-query attention too. With
+     * {@code --eod-mask-loss} the ranks hold different numbers of loss tokens, which their gradient scales weigh
+     * (the mean over the whole sequence); {@code --calculate-per-token-loss} weighs the micro-batches by tokens.
+     */
+    @Test
+    void contextParallelMatchesOneRankWithRopeAndGroupedQueries() throws IOException {
+        Path data = dataset();
+        String[] cp = {"--context-parallel-size", "2"};
+        assertLayoutsMatchOneRank(data, "cp-rope", concat(NO_DROPOUT, new String[] {"--position-embedding-type", "rope"}), cp,
+                concat(cp, new String[] {"--tensor-model-parallel-size", "2", "--sequence-parallel"}));
+        assertLayoutsMatchOneRank(data, "cp-gqa", concat(NO_DROPOUT, new String[] {"--position-embedding-type", "rope",
+                "--group-query-attention", "--num-query-groups", "2", "--eod-mask-loss"}), cp,
+                concat(cp, new String[] {"--tensor-model-parallel-size", "2", "--world-size", "8"}));
+        assertLayoutsMatchOneRank(data, "cp-per-token", concat(NO_DROPOUT, new String[] {"--eod-mask-loss",
+                "--calculate-per-token-loss"}), concat(cp, new String[] {"--world-size", "4", "--use-distributed-optimizer"}));
+    }
+
+    /**
+     * A checkpoint saved at context-parallel size 2 (CP rank 0 writes the weights, as DP rank 0 does) resumes on one
+     * rank with the uninterrupted run's losses, and one rank's checkpoint resumes at CP 2.
+     */
+    @Test
+    void contextParallelCheckpointsResumeAtAnotherContextParallelSize() throws IOException {
+        Path data = dataset();
+        Path whole = dir.resolve("cp-whole.csv");
+        assertEquals(0, CliRun.of(args(data, whole, NO_DROPOUT).toArray(String[]::new)).code());
+        String[] cp = {"--context-parallel-size", "2"};
+
+        Path parts = dir.resolve("cp-then-single.csv");
+        Path ckpt = dir.resolve("ckpt-cp");
+        CliRun a = CliRun.of(args(data, parts, concat(NO_DROPOUT, cp, new String[] {"--save", ckpt.toString(),
+                "--exit-interval", "2"})).toArray(String[]::new));
+        assertEquals(0, a.code(), a.toString());
+        CliRun b = CliRun.of(args(data, parts, concat(NO_DROPOUT, new String[] {"--load", ckpt.toString()})).toArray(String[]::new));
+        assertEquals(0, b.code(), b.toString());
+        assertTrue(b.out().contains("at iteration 2"), b.out());
+        assertLosses(whole, parts);
+
+        Path parts2 = dir.resolve("single-then-cp.csv");
+        Path ckpt2 = dir.resolve("ckpt-single-for-cp");
+        CliRun c = CliRun.of(args(data, parts2, concat(NO_DROPOUT, new String[] {"--save", ckpt2.toString(),
+                "--exit-interval", "2"})).toArray(String[]::new));
+        assertEquals(0, c.code(), c.toString());
+        CliRun d = CliRun.of(args(data, parts2, concat(NO_DROPOUT, cp, new String[] {"--load", ckpt2.toString()}))
+                .toArray(String[]::new));
+        assertEquals(0, d.code(), d.toString());
+        assertTrue(d.out().contains("at iteration 2"), d.out());
+        assertLosses(whole, parts2);
+    }
+
+    /** What context parallelism refuses, by name, before anything runs. */
+    @Test
+    void contextParallelRefusesWhatItDoesNotSupport() {
+        Path data = dataset();
+        assertRefused(args(data, dir.resolve("r1.csv"), "--context-parallel-size", "3"),
+                "--context-parallel-size 3: --seq-length 16 is not divisible by 2 x context-parallel size = 6");
+        assertRefused(args(data, dir.resolve("r2.csv"), "--context-parallel-size", "2", "--world-size", "3"),
+                "world size 3 is not divisible by tensor-model-parallel size 1 x pipeline-model-parallel size 1"
+                        + " x context-parallel size 2 = 2");
+        assertRefused(args(data, dir.resolve("r3.csv"), "--context-parallel-size", "2", "--reset-attention-mask"),
+                "--context-parallel-size 2 does not support document masks (--reset-attention-mask,"
+                        + " --dataloader-inter-document-masking)");
+        assertRefused(args(data, dir.resolve("r4.csv"), "--context-parallel-size", "2", "--dataloader-inter-document-masking"),
+                "--context-parallel-size 2 does not support document masks");
+        assertRefused(args(data, dir.resolve("r5.csv"), "--context-parallel-size", "2", "--device", "cuda"),
+                "--context-parallel-size 2 runs on the CPU backend only; use --device cpu");
+        assertRefused(args(data, dir.resolve("r6.csv"), "--context-parallel-size", "2", "--cp-comm-type", "ring"),
+                "--cp-comm-type ring is not one of p2p, a2a, allgather, a2a+p2p");
+        assertRefused(args(data, dir.resolve("r7.csv"), "--context-parallel-size", "2", "--cp-comm-type", "p2p", "a2a"),
+                "--cp-comm-type takes one type for all layers or one per layer (--num-layers 4), got 2");
+    }
+
+    private static void assertRefused(List<String> args, String message) {
+        CliRun run = CliRun.of(args.toArray(String[]::new));
+        assertEquals(1, run.code(), run.toString());
+        assertTrue(run.err().contains(message), run.err());
+        assertFalse(run.err().contains("Exception"), run.err());
+    }
 }

@@ -15,6 +15,8 @@ import org.megatronj.model.layers.SelfAttention;
 import org.megatronj.model.layers.TransformerLayer;
 import org.megatronj.model.layers.Workspace;
 import org.megatronj.model.layers.ColumnParallelLinear;
+import org.megatronj.model.layers.ContextParallelExchange;
+import org.megatronj.model.parallel.ContextParallelism;
 import org.megatronj.model.layers.RowParallelLinear;
 import org.megatronj.model.layers.VocabParallelIds;
 import org.megatronj.model.parallel.TensorParallelGroup;
@@ -41,6 +43,10 @@ import java.util.List;
  * embedding, output layer and cross-entropy. Every TP rank of a group must be fed the same
  * micro-batches and returns the same loss.
  *
+ * <p>With context parallelism ({@link ContextParallelism}) this object computes two chunks of every sequence
+ * (the micro-batches it is fed hold just those positions, with their global position ids); the attention layers
+ * exchange keys and values over the CP group ({@link ContextParallelExchange}), everything else is per token.
+ *
  * <p>With mixed precision ({@link Precision#BF16}, {@link Precision#FP16}) the layers compute with
  * a 16-bit copy of the F32 main weights ({@link Parameter#compute()}, refreshed by
  * {@link #refreshComputeWeights()}) and keep 16-bit activations and logits; norm statistics, the
@@ -51,6 +57,8 @@ public final class GPTModel implements AutoCloseable {
     private final TransformerConfig config;
     private final TransformerConfig shardConfig;    // what this TP rank computes (np/t heads, ffn/t)
     private final TensorParallelism tp;
+    private final ContextParallelism cp;
+    private final ContextParallelExchange contextExchange;   // null without context parallelism
     private final int vocabSize;                    // the padded vocabulary over all TP ranks
     private final Backend backend;
     private PhaseTimers phaseTimers = PhaseTimers.NONE;
@@ -126,7 +134,18 @@ public final class GPTModel implements AutoCloseable {
      */
     public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize,
                     ModelChunk chunk, Precision precision) {
+        this(config, backend, seed, tp, dataParallelSize, chunk, precision, ContextParallelism.none());
+    }
+
+    /**
+     * One model chunk of one tensor- and context-parallel rank: {@code cp} splits every sequence over its group
+     * (the weights are the same on every CP rank). {@code dataParallelSize}: the ranks the distributed optimizer
+     * shards the flat store over (DP x CP under context parallelism).
+     */
+    public GPTModel(TransformerConfig config, Backend backend, long seed, TensorParallelism tp, int dataParallelSize,
+                    ModelChunk chunk, Precision precision, ContextParallelism cp) {
         this.config = config.validate();
+        this.cp = java.util.Objects.requireNonNull(cp, "context parallelism");
         this.precision = java.util.Objects.requireNonNull(precision, "precision");
         this.chunk = chunk;
         if (chunk.firstLayer() + chunk.numLayers() > config.numLayers()) {
@@ -138,6 +157,7 @@ public final class GPTModel implements AutoCloseable {
         this.vocabSize = config.paddedVocabSize(t);
         this.backend = backend;
         this.seed = seed;
+        this.contextExchange = cp.active() ? new ContextParallelExchange(backend, cp) : null;
         List<ParameterSpec> specs = ParameterSpec.forGpt(config, t, chunk);
         this.specs = List.copyOf(specs);
         this.params = new ParameterStore(backend, specs, dataParallelSize, precision.computeDtype());
@@ -156,7 +176,7 @@ public final class GPTModel implements AutoCloseable {
                     columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope,
                     config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
                     config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
-                    tp.rank() * shardConfig.numAttentionHeads());
+                    tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
             Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), Mlp.activation(config));
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
@@ -288,7 +308,8 @@ public final class GPTModel implements AutoCloseable {
     private ActivationStore forwardActivations(int slot, MicroBatch batch, long rngOffset, boolean train) {
         ActivationStore a = activationsFor(slot, batch.seqLength(), batch.batchSize());
         a.lossMask = upload(batch, a);
-        a.key = train ? DropoutKey.forMicroBatch(seed, rngOffset) : null;
+        a.key = !train ? null : cp.active() ? DropoutKey.forMicroBatch(seed, rngOffset).forContextParallelRank(cp.rank())
+                : DropoutKey.forMicroBatch(seed, rngOffset);
         forward(a, a.key);
         return a;
     }
@@ -504,6 +525,11 @@ public final class GPTModel implements AutoCloseable {
         return chunk;
     }
 
+    /** How this model's sequences are split across context-parallel ranks ({@link ContextParallelism#none()} on one). */
+    public ContextParallelism contextParallelism() {
+        return cp;
+    }
+
     /** How this model is split across tensor-parallel ranks ({@link TensorParallelism#none()} on one rank). */
     public TensorParallelism tensorParallelism() {
         return tp;
@@ -645,6 +671,10 @@ public final class GPTModel implements AutoCloseable {
 
     private void requireSingleRank(String what) {
         requireWholeModel(what);
+        if (cp.active()) {
+            throw new IllegalStateException(what + " needs whole sequences on one rank; this is context-parallel rank "
+                    + cp.rank() + " of " + cp.size() + " (merge the checkpoint to one rank for generation)");
+        }
         if (tp.size() > 1) {
             throw new IllegalStateException(what + " needs the whole model on one rank; this is tensor-parallel "
                     + tp.group().describe() + " (merge the checkpoint to one rank for generation)");
@@ -667,6 +697,9 @@ public final class GPTModel implements AutoCloseable {
             }
         }
         slots.clear();
+        if (contextExchange != null) {
+            contextExchange.close();
+        }
         buffers.close();
         params.close();
     }

@@ -3,8 +3,9 @@ package org.megatronj.parallel;
 /**
  * How a run splits its model and data over ranks, with Megatron's flags:
  * {@code --tensor-model-parallel-size}, {@code --pipeline-model-parallel-size},
- * {@code --num-layers-per-virtual-pipeline-stage} and {@code --sequence-parallel}. The data-parallel
- * size is not a flag: it is what is left of the world size, {@code world / (tp * pp)}.
+ * {@code --num-layers-per-virtual-pipeline-stage}, {@code --sequence-parallel} and
+ * {@code --context-parallel-size}. The data-parallel size is not a flag: it is what is left of the
+ * world size, {@code world / (tp * cp * pp)}.
  *
  * <p>Checks that need model dimensions take them as plain ints ({@link #validateForModel}), so this
  * record does not depend on the model module's config.
@@ -14,13 +15,27 @@ package org.megatronj.parallel;
  * @param numLayersPerVirtualPipelineStage layers per model chunk of the interleaved schedule; 0 = not interleaved
  * @param sequenceParallel               split the non-tensor-parallel regions (norms, dropout) along the
  *                                       sequence over the TP group; has an effect only when TP &gt; 1
+ * @param contextParallelSize            ranks that split every sequence (CP, {@code --context-parallel-size});
+ *                                       they hold replicas of the weights, like data-parallel ranks; 1 = off
  */
 public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize,
-                             int numLayersPerVirtualPipelineStage, boolean sequenceParallel) {
+                             int numLayersPerVirtualPipelineStage, boolean sequenceParallel, int contextParallelSize) {
 
-    /** One rank does everything: TP = PP = 1, no interleaving, no sequence parallelism. */
+    /** One rank does everything: TP = PP = CP = 1, no interleaving, no sequence parallelism. */
     public static ParallelConfig single() {
         return new ParallelConfig(1, 1, 0, false);
+    }
+
+    /** Without context parallelism (CP = 1). */
+    public ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize, int numLayersPerVirtualPipelineStage,
+                          boolean sequenceParallel) {
+        this(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, sequenceParallel, 1);
+    }
+
+    /** This layout with {@code --context-parallel-size size}. */
+    public ParallelConfig withContextParallelSize(int size) {
+        return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
+                sequenceParallel, size);
     }
 
     public static ParallelConfig of(int tensorModelParallelSize, int pipelineModelParallelSize) {
@@ -33,6 +48,9 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
         }
         if (pipelineModelParallelSize < 1) {
             throw new IllegalArgumentException("--pipeline-model-parallel-size must be >= 1, got " + pipelineModelParallelSize);
+        }
+        if (contextParallelSize < 1) {
+            throw new IllegalArgumentException("--context-parallel-size must be >= 1, got " + contextParallelSize);
         }
         if (numLayersPerVirtualPipelineStage < 0) {
             throw new IllegalArgumentException("--num-layers-per-virtual-pipeline-stage must be >= 1 when given, got "
@@ -51,21 +69,32 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
         return tensorModelParallelSize * pipelineModelParallelSize;
     }
 
+    /** TP x PP x CP: the ranks that share one data-parallel index (what the world size must be a multiple of). */
+    public int ranksPerDataParallelIndex() {
+        return modelParallelSize() * contextParallelSize;
+    }
+
+    /** True when sequences are split over more than one rank ({@code --context-parallel-size} &gt; 1). */
+    public boolean contextParallel() {
+        return contextParallelSize > 1;
+    }
+
     /** Data-parallel size for {@code worldSize} ranks, after checking that the sizes divide the world. */
     public int dataParallelSize(int worldSize) {
         validateWorldSize(worldSize);
-        return worldSize / modelParallelSize();
+        return worldSize / ranksPerDataParallelIndex();
     }
 
-    /** Refuses a world size that is not a multiple of TP x PP. */
+    /** Refuses a world size that is not a multiple of TP x PP x CP. */
     public ParallelConfig validateWorldSize(int worldSize) {
         if (worldSize < 1) {
             throw new IllegalArgumentException("world size must be >= 1, got " + worldSize);
         }
-        if (worldSize % modelParallelSize() != 0) {
+        if (worldSize % ranksPerDataParallelIndex() != 0) {
+            String cp = contextParallelSize == 1 ? "" : " x context-parallel size " + contextParallelSize;
             throw new IllegalArgumentException("world size " + worldSize + " is not divisible by tensor-model-parallel size "
-                    + tensorModelParallelSize + " x pipeline-model-parallel size " + pipelineModelParallelSize
-                    + " = " + modelParallelSize());
+                    + tensorModelParallelSize + " x pipeline-model-parallel size " + pipelineModelParallelSize + cp
+                    + " = " + ranksPerDataParallelIndex());
         }
         return this;
     }
@@ -96,11 +125,13 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
      * Checks the model dimensions that the parallel layout must divide: attention heads, query
      * groups and the MLP's hidden size by TP (each TP rank holds whole heads and a column block
      * of fc1), layers by PP (and by PP x layers per virtual stage when interleaving), and the
-     * sequence by TP under sequence parallelism.
+     * sequence by TP under sequence parallelism, and by 2 x CP under context parallelism (each CP rank holds
+     * two of the 2 x CP equal chunks of every sequence, Megatron's check in {@code get_batch_on_this_cp_rank}),
+     * then the local length by TP under sequence parallelism.
      *
      * @param numQueryGroups GQA groups (pass {@code numAttentionHeads} for plain multi-head attention)
      * @param ffnHiddenSize  the MLP's hidden size ({@code --ffn-hidden-size})
-     * @param seqLength      the training sequence length, checked only with sequence parallelism
+     * @param seqLength      the training sequence length, checked only with sequence or context parallelism
      */
     public ParallelConfig validateForModel(int numLayers, int numAttentionHeads, int numQueryGroups, int ffnHiddenSize,
                                            int seqLength) {
@@ -117,8 +148,14 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
                     + " is not divisible by --tensor-model-parallel-size " + tensorModelParallelSize);
         }
         requireLayersDivisible(numLayers);
-        if (sequenceParallelActive() && seqLength % tensorModelParallelSize != 0) {
+        if (contextParallel() && seqLength % (2 * contextParallelSize) != 0) {
+            throw new IllegalArgumentException("--context-parallel-size " + contextParallelSize + ": --seq-length " + seqLength
+                    + " is not divisible by 2 x context-parallel size = " + 2 * contextParallelSize);
+        }
+        int localLength = seqLength / contextParallelSize;
+        if (sequenceParallelActive() && localLength % tensorModelParallelSize != 0) {
             throw new IllegalArgumentException("--sequence-parallel: --seq-length " + seqLength
+                    + (contextParallel() ? " / context-parallel size " + contextParallelSize + " = " + localLength : "")
                     + " is not divisible by --tensor-model-parallel-size " + tensorModelParallelSize);
         }
         return this;

@@ -5,13 +5,15 @@ import java.util.List;
 
 /**
  * One rank's place in the parallel layout (Megatron's {@code parallel_state} after
- * {@code initialize_model_parallel}): its tensor-, pipeline- and data-parallel coordinates and
+ * {@code initialize_model_parallel}): its tensor-, context-, pipeline- and data-parallel coordinates and
  * the global ranks of every group it belongs to. Pure arithmetic: communicators for the groups
  * are made from it by {@link org.megatronj.parallel.comm.ProcessGroups}.
  *
- * <p>Rank order is Megatron's "tp-cp-ep-dp-pp": {@code rank = tp + TP * (dp + DP * pp)}. With 16
- * ranks, TP = 2 and PP = 4: tensor groups [0,1] [2,3] ...; data groups [0,2] [1,3] [4,6] ...;
- * pipeline groups [0,4,8,12] [1,5,9,13] [2,6,10,14] [3,7,11,15].
+ * <p>Rank order is Megatron's "tp-cp-ep-dp-pp": {@code rank = tp + TP * (cp + CP * (dp + DP * pp))}.
+ * With 16 ranks, TP = 2 and PP = 4: tensor groups [0,1] [2,3] ...; data groups [0,2] [1,3] [4,6] ...;
+ * pipeline groups [0,4,8,12] [1,5,9,13] [2,6,10,14] [3,7,11,15]. With 8 ranks, TP = 2 and CP = 2:
+ * context groups [0,2] [1,3] [4,6] [5,7]; data groups [0,4] [1,5] [2,6] [3,7]; data-with-context
+ * groups [0,2,4,6] [1,3,5,7].
  */
 public final class ParallelState {
     private final ParallelConfig config;
@@ -19,6 +21,7 @@ public final class ParallelState {
     private final int rank;
     private final RankGenerator generator;
     private final int tensorRank;
+    private final int contextRank;
     private final int dataRank;
     private final int pipelineRank;
 
@@ -26,15 +29,16 @@ public final class ParallelState {
         this.config = config;
         this.worldSize = worldSize;
         this.rank = rank;
-        this.generator = new RankGenerator(config.tensorModelParallelSize(), config.dataParallelSize(worldSize),
-                config.pipelineModelParallelSize());
+        this.generator = new RankGenerator(config.tensorModelParallelSize(), config.contextParallelSize(),
+                config.dataParallelSize(worldSize), config.pipelineModelParallelSize());
         int[] c = generator.coordinates(rank);
-        this.tensorRank = c[0];
-        this.dataRank = c[1];
-        this.pipelineRank = c[2];
+        this.tensorRank = c[RankGenerator.TP];
+        this.contextRank = c[RankGenerator.CP];
+        this.dataRank = c[RankGenerator.DP];
+        this.pipelineRank = c[RankGenerator.PP];
     }
 
-    /** The layout of {@code rank} among {@code worldSize} ranks; refuses a world not divisible by TP x PP. */
+    /** The layout of {@code rank} among {@code worldSize} ranks; refuses a world not divisible by TP x PP x CP. */
     public static ParallelState of(ParallelConfig config, int worldSize, int rank) {
         config.validateWorldSize(worldSize);
         if (rank < 0 || rank >= worldSize) {
@@ -64,7 +68,15 @@ public final class ParallelState {
     }
 
     public int dataParallelSize() {
-        return worldSize / config.modelParallelSize();
+        return worldSize / config.ranksPerDataParallelIndex();
+    }
+
+    public int contextParallelSize() {
+        return config.contextParallelSize();
+    }
+
+    public int contextParallelRank() {
+        return contextRank;
     }
 
     public int tensorModelParallelRank() {
@@ -89,18 +101,23 @@ public final class ParallelState {
 
     /** Global rank of the next pipeline stage (wrapping around, as Megatron's ring). */
     public int pipelineNextRank() {
-        return generator.rank(tensorRank, dataRank, (pipelineRank + 1) % config.pipelineModelParallelSize());
+        return generator.rank(tensorRank, contextRank, dataRank, (pipelineRank + 1) % config.pipelineModelParallelSize());
     }
 
     /** Global rank of the previous pipeline stage (wrapping around). */
     public int pipelinePrevRank() {
         int pp = config.pipelineModelParallelSize();
-        return generator.rank(tensorRank, dataRank, (pipelineRank - 1 + pp) % pp);
+        return generator.rank(tensorRank, contextRank, dataRank, (pipelineRank - 1 + pp) % pp);
     }
 
-    /** The global rank at tensor/pipeline/data coordinates. */
+    /** The global rank at tensor/pipeline/data coordinates (context-parallel rank 0). */
     public int globalRank(int tensorRank, int pipelineRank, int dataRank) {
-        return generator.rank(tensorRank, dataRank, pipelineRank);
+        return globalRank(tensorRank, pipelineRank, dataRank, 0);
+    }
+
+    /** The global rank at tensor/pipeline/data/context coordinates. */
+    public int globalRank(int tensorRank, int pipelineRank, int dataRank, int contextRank) {
+        return generator.rank(tensorRank, contextRank, dataRank, pipelineRank);
     }
 
     // ---------------------------------------------------------------- this rank's groups
@@ -113,8 +130,22 @@ public final class ParallelState {
         return groupOf("pp");
     }
 
+    /** The pure data-parallel group: ranks that run different micro-batches of the same sequence positions. */
     public int[] dataParallelGroup() {
         return groupOf("dp");
+    }
+
+    /** The ranks that split this rank's sequences: they differ only in their cp coordinate. */
+    public int[] contextParallelGroup() {
+        return groupOf("cp");
+    }
+
+    /**
+     * DP x CP (Megatron's {@code get_data_parallel_group(with_context_parallel=True)}): every rank that holds a
+     * replica of this rank's weights, over which gradients are averaged and the distributed optimizer shards.
+     */
+    public int[] dataParallelGroupWithContext() {
+        return groupOf("cp-dp");
     }
 
     /** TP x PP: the ranks holding one copy of the model (grad-norm and inf checks reduce over it). */
@@ -153,6 +184,14 @@ public final class ParallelState {
         return generator.groups("dp");
     }
 
+    public List<int[]> allContextParallelGroups() {
+        return generator.groups("cp");
+    }
+
+    public List<int[]> allDataParallelGroupsWithContext() {
+        return generator.groups("cp-dp");
+    }
+
     public List<int[]> allModelParallelGroups() {
         return generator.groups("tp-pp");
     }
@@ -161,7 +200,7 @@ public final class ParallelState {
         return allPipelineModelParallelGroups().stream().map(ParallelState::embeddingRanks).toList();
     }
 
-    /** Index of the group of {@code kind} ("tp", "pp", "dp", "tp-pp") that holds this rank: the color of a communicator split. */
+    /** Index of the group of {@code kind} ("tp", "pp", "dp", "cp", "cp-dp", "tp-pp") that holds this rank: the color of a communicator split. */
     public int groupIndex(String kind) {
         List<int[]> groups = generator.groups(kind);
         for (int i = 0; i < groups.size(); i++) {
@@ -174,7 +213,7 @@ public final class ParallelState {
 
     // ---------------------------------------------------------------- naming ranks in messages
 
-    /** "rank 5 (tp 1, pp 0, dp 2)": how every error names this rank. */
+    /** "rank 5 (tp 1, pp 0, dp 2)", with ", cp 1" under context parallelism: how every error names this rank. */
     public String describe() {
         return describeRank(rank);
     }
@@ -182,7 +221,9 @@ public final class ParallelState {
     /** The same description for any global rank of this layout. */
     public String describeRank(int globalRank) {
         int[] c = generator.coordinates(globalRank);
-        return "rank " + globalRank + " (tp " + c[0] + ", pp " + c[2] + ", dp " + c[1] + ")";
+        String cp = config.contextParallel() ? ", cp " + c[RankGenerator.CP] : "";
+        return "rank " + globalRank + " (tp " + c[RankGenerator.TP] + ", pp " + c[RankGenerator.PP] + ", dp " + c[RankGenerator.DP]
+                + cp + ")";
     }
 
     private int[] groupOf(String kind) {
@@ -205,6 +246,7 @@ public final class ParallelState {
     @Override
     public String toString() {
         return "ParallelState[" + describe() + " of " + worldSize + "; TP " + config.tensorModelParallelSize()
-                + ", PP " + config.pipelineModelParallelSize() + ", DP " + dataParallelSize() + "]";
+                + ", PP " + config.pipelineModelParallelSize() + (config.contextParallel() ? ", CP " + contextParallelSize() : "")
+                + ", DP " + dataParallelSize() + "]";
     }
 }

@@ -4,44 +4,57 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Megatron's rank layout: a rank is a point of the grid {@code tp x dp x pp}, with the
- * dimensions in the order "tp-cp-ep-dp-pp" (context and expert parallelism are 1 here), the
- * first varying fastest:
+ * Megatron's rank layout: a rank is a point of the grid {@code tp x cp x dp x pp}, with the
+ * dimensions in the order "tp-cp-ep-dp-pp" (expert parallelism is 1 here), the first varying
+ * fastest:
  * <pre>
- *   rank = tp + TP * (dp + DP * pp)
+ *   rank = tp + TP * (cp + CP * (dp + DP * pp))
  * </pre>
- * so tensor-parallel ranks are adjacent (one node's NVLink domain) and pipeline stages are the
- * farthest apart. A group of kind "dp" holds the ranks that differ only in their dp coordinate;
- * "tp-pp" (the model-parallel group) those that differ in tp and pp. Groups are listed in
+ * so tensor-parallel ranks are adjacent (one node's NVLink domain), context-parallel ranks next,
+ * and pipeline stages are the farthest apart; with CP = 1 the layout is the one without context
+ * parallelism. A group of kind "dp" holds the ranks that differ only in their dp coordinate;
+ * "cp-dp" (Megatron's data-parallel group with context parallelism) those that differ in cp and
+ * dp; "tp-pp" (the model-parallel group) those that differ in tp and pp. Groups are listed in
  * Megatron's order: by the coordinates outside the group, the first dimension fastest.
  */
 final class RankGenerator {
     /** Dimension names in layout order. */
-    static final List<String> ORDER = List.of("tp", "dp", "pp");
+    static final List<String> ORDER = List.of("tp", "cp", "dp", "pp");
+    static final int TP = 0;
+    static final int CP = 1;
+    static final int DP = 2;
+    static final int PP = 3;
 
     private final int[] sizes;
     private final int worldSize;
 
+    /** Without context parallelism (CP = 1). */
     RankGenerator(int tp, int dp, int pp) {
-        this.sizes = new int[] {tp, dp, pp};
-        this.worldSize = tp * dp * pp;
+        this(tp, 1, dp, pp);
+    }
+
+    RankGenerator(int tp, int cp, int dp, int pp) {
+        this.sizes = new int[] {tp, cp, dp, pp};
+        this.worldSize = tp * cp * dp * pp;
     }
 
     int worldSize() {
         return worldSize;
     }
 
-    /** The global rank at grid point (tp, dp, pp). */
-    int rank(int tp, int dp, int pp) {
-        return tp + sizes[0] * (dp + sizes[1] * pp);
+    /** The global rank at grid point (tp, cp, dp, pp). */
+    int rank(int tp, int cp, int dp, int pp) {
+        return tp + sizes[TP] * (cp + sizes[CP] * (dp + sizes[DP] * pp));
     }
 
-    /** The (tp, dp, pp) coordinates of a global rank. */
+    /** The (tp, cp, dp, pp) coordinates of a global rank, indexed by {@link #TP}, {@link #CP}, {@link #DP}, {@link #PP}. */
     int[] coordinates(int rank) {
-        int tp = rank % sizes[0];
-        int dp = (rank / sizes[0]) % sizes[1];
-        int pp = rank / (sizes[0] * sizes[1]);
-        return new int[] {tp, dp, pp};
+        int[] c = new int[sizes.length];
+        for (int d = 0; d < sizes.length; d++) {
+            c[d] = rank % sizes[d];
+            rank /= sizes[d];
+        }
+        return c;
     }
 
     /**
@@ -50,14 +63,14 @@ final class RankGenerator {
      */
     List<int[]> groups(String kind) {
         boolean[] masked = parseMask(kind);
-        int[] stride = new int[3];
+        int[] stride = new int[sizes.length];
         int s = 1;
-        for (int d = 0; d < 3; d++) {
+        for (int d = 0; d < sizes.length; d++) {
             stride[d] = s;
             s *= sizes[d];
         }
         int groupSize = 1;
-        for (int d = 0; d < 3; d++) {
+        for (int d = 0; d < sizes.length; d++) {
             if (masked[d]) {
                 groupSize *= sizes[d];
             }
@@ -70,7 +83,7 @@ final class RankGenerator {
             for (int i = 0; i < groupSize; i++) {
                 int[] inside = decompose(i, masked, true);
                 int rank = 0;
-                for (int d = 0; d < 3; d++) {
+                for (int d = 0; d < sizes.length; d++) {
                     rank += (masked[d] ? inside[d] : outside[d]) * stride[d];
                 }
                 ranks[i] = rank;
@@ -82,8 +95,8 @@ final class RankGenerator {
 
     /** Spreads {@code index} over the dimensions selected by ({@code masked == wantMasked}), first dimension fastest. */
     private int[] decompose(int index, boolean[] masked, boolean wantMasked) {
-        int[] coordinates = new int[3];
-        for (int d = 0; d < 3; d++) {
+        int[] coordinates = new int[sizes.length];
+        for (int d = 0; d < sizes.length; d++) {
             if (masked[d] == wantMasked) {
                 coordinates[d] = index % sizes[d];
                 index /= sizes[d];
@@ -93,7 +106,7 @@ final class RankGenerator {
     }
 
     private static boolean[] parseMask(String kind) {
-        boolean[] masked = new boolean[3];
+        boolean[] masked = new boolean[ORDER.size()];
         for (String name : kind.split("-")) {
             int d = ORDER.indexOf(name);
             if (d < 0) {
@@ -107,6 +120,6 @@ final class RankGenerator {
 
     @Override
     public String toString() {
-        return "RankGenerator[tp=" + sizes[0] + ", dp=" + sizes[1] + ", pp=" + sizes[2] + "]";
+        return "RankGenerator[tp=" + sizes[TP] + ", cp=" + sizes[CP] + ", dp=" + sizes[DP] + ", pp=" + sizes[PP] + "]";
     }
 }

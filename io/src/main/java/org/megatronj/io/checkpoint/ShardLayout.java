@@ -13,7 +13,8 @@ import java.util.Locale;
  * @param tensorParallel       TP size the shards were cut for (also fixes the vocabulary padding)
  * @param pipelineParallel     PP size: the layer stack is split into this many stage folders
  * @param chunksPerStage       model chunks per stage (interleaved schedule; 1 otherwise)
- * @param dataParallel         DP size at save time (informational; a checkpoint loads at any DP)
+ * @param dataParallel         DP size at save time, DP x CP under context parallelism (the distributed optimizer's
+ *                             shard files; a checkpoint loads at any DP)
  * @param distributedOptimizer true when the Adam moments are in {@code distrib_optim_dp_DDD} files
  */
 public record ShardLayout(int tensorParallel, int pipelineParallel, int chunksPerStage, int dataParallel,

@@ -22,6 +22,18 @@ public record DropoutKey(long seed, long offset) {
         return new DropoutKey(mix(mix(modelSeed) ^ rngOffset), 0);
     }
 
+    /** Mixed into the micro-batch key of a context-parallel rank, which holds other positions than its peers. */
+    private static final long CONTEXT_STREAM = 0x636F6E7465787450L; // "contextP"
+
+    /**
+     * The key of context-parallel rank {@code rank}'s part of the micro-batch: a Philox key of its own, so that the
+     * ranks holding different chunks of a sequence draw independent masks for them (the chunks' activations have
+     * the same shapes and would otherwise share counters). Not the masks of a run without context parallelism.
+     */
+    public DropoutKey forContextParallelRank(int rank) {
+        return new DropoutKey(mix(seed ^ (CONTEXT_STREAM + rank)), offset);
+    }
+
     /** The key of dropout site {@code site} (embedding = 0, then two per layer: attention and MLP branch). */
     public DropoutKey site(int site) {
         return new DropoutKey(seed, offset + site * SITE_STRIDE);

@@ -24,6 +24,9 @@ import org.megatronj.model.TransformerConfig;
  *
  * <p>Documents ({@code --reset-attention-mask}): with {@code keyStarts} (I32 {@code [b, s]}) query t of
  * sample r attends only keys {@code [keyStarts[r, t], t]}, as {@code Backend#attentionForward} defines.
+ *
+ * <p>Context parallelism ({@code --context-parallel-size}): with a {@link ContextParallelAttention} the layer holds
+ * two chunks of each sequence, and rope and the core attention go through it (never the fused-QKV path).
  */
 public final class SelfAttention {
     private final Backend backend;
@@ -36,6 +39,7 @@ public final class SelfAttention {
     private final float softmaxScale;
     private final float attentionDropout;
     private final long firstHead;          // global index of this rank's first query head
+    private final ContextParallelAttention contextParallel;   // null without context parallelism
 
     public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope) {
         this(backend, config, linearQkv, linearProj, rope, 0);
@@ -50,6 +54,15 @@ public final class SelfAttention {
     /** With {@code --qk-layernorm}'s norms of the query and key heads ({@code qNorm}, {@code kNorm}: both or neither). */
     public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope,
                          Norm qNorm, Norm kNorm, int firstHead) {
+        this(backend, config, linearQkv, linearProj, rope, qNorm, kNorm, firstHead, null);
+    }
+
+    /**
+     * Under context parallelism: {@code contextParallel} is the exchange of keys and values over the CP group
+     * (shared by the model's layers), null without.
+     */
+    public SelfAttention(Backend backend, TransformerConfig config, Linear linearQkv, Linear linearProj, RotaryEmbedding rope,
+                         Norm qNorm, Norm kNorm, int firstHead, ContextParallelExchange contextParallel) {
         if ((qNorm == null) != (kNorm == null)) {
             throw new IllegalArgumentException("--qk-layernorm needs both the query and the key norm");
         }
@@ -65,6 +78,8 @@ public final class SelfAttention {
         // --apply-query-key-layer-scaling divides the scores by the layer number and multiplies it back inside an
         // fp32 softmax: an fp16 overflow guard that changes nothing in exact arithmetic, so it is not applied here.
         this.softmaxScale = (float) (1.0 / Math.sqrt(config.kvChannels()));
+        this.contextParallel = contextParallel == null ? null
+                : new ContextParallelAttention(backend, contextParallel, softmaxScale, attentionDropout, firstHead);
     }
 
     public Linear linearQkv() {
@@ -116,7 +131,7 @@ public final class SelfAttention {
      * cache and no attention dropout. Otherwise they are gathered into a.q, a.k, a.v first.
      */
     private boolean readsFusedQkv(LayerActivations a, KvSlot cache, DropoutKey probsKey) {
-        return cache == null && rope == null && qNorm == null && dropout(probsKey) == 0f
+        return cache == null && rope == null && qNorm == null && dropout(probsKey) == 0f && contextParallel == null
                 && backend.readsFusedQkv(a.q().dtype(), headDim);
     }
 
@@ -124,6 +139,10 @@ public final class SelfAttention {
     private void separateQkvAndAttend(Tensor x, LayerActivations a, Workspace ws, KvSlot cache, int start,
                                       DropoutKey probsKey, Tensor keyStarts) {
         int s = (int) x.dim(0);
+        if (contextParallel != null && (cache != null || keyStarts != null)) {
+            throw new IllegalStateException("context parallelism splits whole causal sequences: it has no KV cache "
+                    + "(generation) and no document masks");
+        }
         linearQkv.forward(x, ws.qkv());                                   // [s, b, (np + 2ng) d]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);     // [s, b, ng, d]
         Tensor vNew = cache == null ? a.v() : cache.values().view(start, start + s);
@@ -138,9 +157,16 @@ public final class SelfAttention {
             qNorm.forward(n.qIn(), a.q(), n.qMean(), n.qRstd());
             kNorm.forward(n.kIn(), kNew, n.kMean(), n.kRstd());
         }
-        if (rope != null) {
+        if (rope != null && contextParallel != null) {
+            contextParallel.ropeForward(rope, a.q());
+            contextParallel.ropeForward(rope, kNew);
+        } else if (rope != null) {
             rope.forward(a.q(), start);
             rope.forward(kNew, start);
+        }
+        if (contextParallel != null) {
+            contextParallel.forward(a.q(), kNew, vNew, a.attnOut(), a.lse(), probsKey);
+            return;
         }
         Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);          // [sk, b, ng, d]
         Tensor vAll = cache == null ? vNew : cache.values().view(0, start + s);
@@ -164,10 +190,18 @@ public final class SelfAttention {
             backend.attentionBackwardFusedQkv(ws.dAttn(), a.qkv(), (int) a.q().dim(2), (int) a.k().dim(2), a.attnOut(),
                     a.lseShaped(), ws.qkv(), softmaxScale, true, keyStarts);                 // dqkv [s, b, (np + 2ng) d]
         } else {
-            backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
-                    ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null, keyStarts,
-                    dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
-            if (rope != null) {
+            if (contextParallel != null) {
+                contextParallel.backward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lse(), ws.dq(), ws.dk(), ws.dv(),
+                        probsKey);
+            } else {
+                backend.attentionBackward(ws.dAttn(), a.q(), a.k(), a.v(), a.attnOut(), a.lseShaped(),
+                        ws.dq(), ws.dk(), ws.dv(), softmaxScale, true, null, keyStarts,
+                        dropout(probsKey), seed(probsKey), offset(probsKey, a.q(), a.k()));
+            }
+            if (rope != null && contextParallel != null) {
+                contextParallel.ropeBackward(rope, ws.dq());
+                contextParallel.ropeBackward(rope, ws.dk());
+            } else if (rope != null) {
                 rope.backward(ws.dq(), 0);
                 rope.backward(ws.dk(), 0);
             }

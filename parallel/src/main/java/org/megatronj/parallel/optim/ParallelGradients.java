@@ -22,7 +22,9 @@ import org.megatronj.parallel.comm.ReduceOp;
  * <ol>
  *   <li>data parallelism: each bucket ({@link GradBuckets}) of a chunk's flat gradient store is
  *       scaled by 1/DP and all-reduced (the mean over DP ranks), or reduce-scattered so that each
- *       rank holds the mean of its own shard (distributed optimizer). With
+ *       rank holds the mean of its own shard (distributed optimizer). Under context parallelism "DP" is
+ *       DP x CP ({@link ProcessGroups#dataWithContext()}): every replica of the weights, as Megatron's
+ *       data-parallel group with context parallelism. With
  *       {@code --overlap-grad-reduce} a bucket's reduction starts asynchronously during the last
  *       micro-batch's backward, as soon as backward has completed its gradients;</li>
  *   <li>sequence parallelism: the norm weights/biases and row-parallel biases, computed from each
@@ -59,7 +61,7 @@ public final class ParallelGradients {
         this.backend = chunks.getFirst().backend();
         this.groups = groups;
         this.overlap = overlapGradReduce;
-        int dp = groups.data().size();
+        int dp = groups.dataWithContext().size();
         long size = !overlapGradReduce ? 0 : bucketSize > 0 ? bucketSize : GradBuckets.defaultBucketSize(dp);
         List<FlatShard> sh = new ArrayList<>();
         for (GPTModel model : this.chunks) {
@@ -67,7 +69,7 @@ public final class ParallelGradients {
             GradBuckets b = GradBuckets.plan(model.parameterStore(), size, dp, shared);
             buckets.add(b);
             handles.add(new CommHandle[b.buckets().size()]);
-            sh.add(FlatShard.of(model.parameterStore(), b, groups.data().rank(), dp));
+            sh.add(FlatShard.of(model.parameterStore(), b, groups.dataWithContext().rank(), dp));
         }
         this.shards = distributedOptimizer ? List.copyOf(sh) : null;
         this.armed = new boolean[this.chunks.size()];
@@ -129,7 +131,7 @@ public final class ParallelGradients {
         if (h[i] != null) {
             return;
         }
-        Communicator data = groups.data();
+        Communicator data = groups.dataWithContext();
         if (data.size() == 1) {
             h[i] = CommHandle.completed();
             return;
@@ -250,7 +252,7 @@ public final class ParallelGradients {
         }
         double total = allReduceSum(groups.modelParallel(), sum);
         if (shards != null) {
-            total = allReduceSum(groups.data(), total);
+            total = allReduceSum(groups.dataWithContext(), total);
         }
         return total;
     }

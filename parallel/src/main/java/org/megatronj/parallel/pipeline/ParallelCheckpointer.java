@@ -47,6 +47,11 @@ import org.megatronj.parallel.train.TrainingOptimizer;
  * single-rank run, an import) loads at any layout, each rank keeping its shard; any other
  * mismatch is an error naming {@code megatron checkpoint reshard}. TP = PP = 1 saves exactly the
  * single-rank layout. Every rank calls both methods together.
+ *
+ * <p>Context parallelism: CP ranks hold replicas of the weights, as DP ranks do, so "data-parallel" above means
+ * DP x CP ({@link ProcessGroups#dataWithContext()}): its rank 0 writes the folder, every one of its ranks a
+ * distributed-optimizer shard file, and the layout records DP x CP as the data-parallel size (the number of shard
+ * files). A checkpoint thus loads at another CP size under the data-parallel rules.
  */
 public final class ParallelCheckpointer implements TrainingCheckpoints {
     private final TrainingCheckpointer inner;
@@ -59,7 +64,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         this.rank = rank;
         this.config = rank.chunks().getFirst().config();
         ProcessGroups g = rank.context().groups();
-        this.layout = new ShardLayout(g.tensor().size(), g.pipeline().size(), rank.chunks().size(), g.data().size(),
+        this.layout = new ShardLayout(g.tensor().size(), g.pipeline().size(), rank.chunks().size(), g.dataWithContext().size(),
                 rank.optimizer() instanceof DistributedAdam);
     }
 
@@ -132,9 +137,9 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         world.barrier();   // the partial folder exists before anyone writes into it
         Map<String, Map<String, Tensor>> extra = new LinkedHashMap<>();
         if (contents.optimizer() && rank.optimizer() instanceof DistributedAdam adam) {
-            extra.put(OptimizerStateFiles.distribFileName(g.data().rank()), distributedPieces(adam, arena));
+            extra.put(OptimizerStateFiles.distribFileName(g.dataWithContext().rank()), distributedPieces(adam, arena));
         }
-        if (g.data().rank() != 0) {
+        if (g.dataWithContext().rank() != 0) {
             return new RankFiles(new CheckpointWriter.RankState(rankDirName(), null, Map.of(), null), extra);
         }
         Map<String, Tensor> weights = new LinkedHashMap<>();

@@ -15,10 +15,12 @@ import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.model.optim.Optimizer;
+import org.megatronj.model.parallel.ContextParallelism;
 import org.megatronj.model.parallel.TensorParallelism;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.comm.ProcessGroups;
 import org.megatronj.parallel.comm.RankContext;
+import org.megatronj.parallel.context.ContextParallelBatches;
 import org.megatronj.parallel.optim.DistributedAdam;
 import org.megatronj.parallel.optim.FlatShard;
 import org.megatronj.parallel.optim.ParallelGradients;
@@ -31,6 +33,11 @@ import org.megatronj.parallel.tensor.CommunicatorTensorParallelGroup;
  * rank takes its consecutive share of the micro-batches, every micro-batch loss is scaled by
  * 1 / (its rank's micro-batches), gradients are averaged over DP, clipped by the global norm and
  * stepped. The result equals the single-rank iteration over the same global batch.
+ *
+ * <p>With context parallelism the CP ranks of a data-parallel index run the same micro-batches, each on its two
+ * chunks of every sequence ({@link ContextParallelBatches}); a micro-batch's gradient scale is weighted by the
+ * rank's share of its tokens, so the CP ranks' gradients add up to the gradient of the whole sequence's mean, and
+ * gradients are averaged over DP x CP (each rank's scale multiplied by DP x CP, as by DP alone without CP).
  *
  * <p>With mixed precision ({@link Options#precision()}) every chunk computes in BF16/F16 from a
  * 16-bit copy of its F32 main weights, refreshed after each optimizer step (after the distributed
@@ -96,15 +103,16 @@ public final class ParallelGptRank implements AutoCloseable {
         pc.validateForModel(config.numLayers(), config.numAttentionHeads(), config.numQueryGroups(), config.ffnHiddenSize(),
                 config.seqLength());
         ProcessGroups groups = ctx.groups();
-        int dp = groups.data().size();
+        int replicas = groups.dataWithContext().size();   // the ranks that hold these weights too: DP x CP
         int pp = groups.pipeline().size();
         int chunksPerStage = pc.virtualPipelineModelParallelSize(config.numLayers());
         var tp = new TensorParallelism(CommunicatorTensorParallelGroup.of(groups.tensor()), pc.sequenceParallelActive());
+        var cp = new ContextParallelism(CommunicatorTensorParallelGroup.of(groups.context()));
         this.channels = PipelineChannels.create(groups.world(), ctx.state());
         try {
             for (int v = 0; v < chunksPerStage; v++) {
                 ModelChunk chunk = ModelChunk.of(config, groups.pipeline().rank(), pp, v, chunksPerStage);
-                GPTModel model = new GPTModel(config, backend, seed, tp, dp, chunk, options.precision());
+                GPTModel model = new GPTModel(config, backend, seed, tp, replicas, chunk, options.precision(), cp);
                 model.setRecompute(options.recompute());
                 chunks.add(model);
             }
@@ -114,7 +122,7 @@ public final class ParallelGptRank implements AutoCloseable {
             this.optimizer = distributedAdam == null
                     ? optimizerFactory.apply(parameters())
                     : new DistributedAdam(shards, chunks.stream().map(m -> m.parameterStore().flatData()).toList(),
-                            groups.data(), backend, distributedAdam.beta1(), distributedAdam.beta2(), distributedAdam.eps(),
+                            groups.dataWithContext(), backend, distributedAdam.beta1(), distributedAdam.beta2(), distributedAdam.eps(),
                             distributedAdam.weightDecay());
             this.schedule = new PipelineSchedule(chunks, channels);
         } catch (RuntimeException e) {
@@ -177,21 +185,22 @@ public final class ParallelGptRank implements AutoCloseable {
     /**
      * As {@link #forwardBackward(List, long[], float)} with the gradient scale of each micro-batch of the whole
      * global batch given ({@code lossScale / micro-batches} each by default, token-weighted with
-     * {@code --calculate-per-token-loss}); this rank scales its share by the data-parallel size, which the
-     * data-parallel mean of the synchronisation divides out again.
+     * {@code --calculate-per-token-loss}); this rank scales its share by the data-parallel size (DP x CP), which
+     * the mean of the synchronisation over DP x CP divides out again. Under context parallelism each scale is also
+     * weighted by this rank's share of the micro-batch's loss tokens: the local loss is a mean over those alone.
      */
     public LossResult forwardBackward(List<MicroBatch> globalBatch, long[] rngOffsets, float[] gradScales) {
         int perRank = share(globalBatch);
-        int dp = ctx.groups().data().size();
+        int replicas = ctx.groups().dataWithContext().size();
         int from = ctx.groups().data().rank() * perRank;
         long[] offsets = java.util.Arrays.copyOfRange(rngOffsets, from, from + perRank);
+        List<MicroBatch> mine = contextShare(globalBatch.subList(from, from + perRank));
         float[] scales = new float[perRank];
         for (int j = 0; j < perRank; j++) {
-            scales[j] = gradScales[from + j] * dp;
+            scales[j] = (float) (gradScales[from + j] * replicas * tokenShare(mine.get(j), globalBatch.get(from + j)));
         }
         chunks.forEach(GPTModel::zeroGrad);
-        List<LossResult> losses = schedule.run(globalBatch.subList(from, from + perRank), offsets, scales,
-                gradients::armLastBackward);
+        List<LossResult> losses = schedule.run(mine, offsets, scales, gradients::armLastBackward);
         syncTimers.start("all-grads-sync");
         gradients.synchronize();
         syncTimers.stop("all-grads-sync");
@@ -266,7 +275,26 @@ public final class ParallelGptRank implements AutoCloseable {
         return globalBatch.size() / dp;
     }
 
-    /** The losses this rank saw (last stage only), summed over DP ranks and made known to every stage. */
+    /** This context-parallel rank's chunks of each micro-batch (the micro-batches themselves without CP). */
+    private List<MicroBatch> contextShare(List<MicroBatch> batches) {
+        int size = ctx.groups().context().size();
+        int rank = ctx.groups().context().rank();
+        return batches.stream().map(b -> ContextParallelBatches.slice(b, size, rank)).toList();
+    }
+
+    /**
+     * The part of {@code whole}'s loss tokens in this rank's chunks {@code local} (1 without CP): the local loss is
+     * the mean over the local tokens, and this weight makes it count as their part of the whole sequence's mean.
+     */
+    private static double tokenShare(MicroBatch local, MicroBatch whole) {
+        if (local == whole) {
+            return 1.0;
+        }
+        double tokens = ContextParallelBatches.maskSum(whole);
+        return tokens == 0 ? 0.0 : ContextParallelBatches.maskSum(local) / tokens;
+    }
+
+    /** The losses this rank saw (last stage only), summed over CP and DP ranks and made known to every stage. */
     private LossResult globalSum(List<LossResult> local) {
         ProcessGroups groups = ctx.groups();
         double lossSum = 0;
@@ -275,10 +303,15 @@ public final class ParallelGptRank implements AutoCloseable {
             lossSum += r.lossSum();
             tokens += r.tokens();
         }
-        // Stages without the loss contribute zeros; sum over DP, then over the pipeline.
-        lossSum = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), lossSum));
-        tokens = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), tokens));
+        // Stages without the loss contribute zeros; sum over CP (a sequence's chunks), over DP, then over the pipeline.
+        lossSum = sumOverContextDataPipeline(groups, lossSum);
+        tokens = sumOverContextDataPipeline(groups, tokens);
         return new LossResult(lossSum, Math.round(tokens));
+    }
+
+    private static double sumOverContextDataPipeline(ProcessGroups groups, double value) {
+        double overContext = ParallelGradients.allReduceSum(groups.context(), value);
+        return ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), overContext));
     }
 
     /**
@@ -288,7 +321,7 @@ public final class ParallelGptRank implements AutoCloseable {
     public LossResult evaluate(List<MicroBatch> globalBatch) {
         int perRank = share(globalBatch);
         int from = ctx.groups().data().rank() * perRank;
-        return globalSum(schedule.forwardOnly(globalBatch.subList(from, from + perRank)));
+        return globalSum(schedule.forwardOnly(contextShare(globalBatch.subList(from, from + perRank))));
     }
 
     @Override
