@@ -594,8 +594,8 @@ class PretrainGptParallelTest {
 
     /**
      * {@code --context-parallel-size 2} with learned positions: alone (world 2), with tensor and sequence
-     * parallelism (world 4), with two pipeline stages (world 4), and with data parallelism and the distributed
-     * optimizer (world 4): the losses of one rank. Megatron's first line gives the real sizes.
+     * parallelism (world 4), with two pipeline stages (world 4; also interleaved with full recompute), and with data
+     * parallelism and the distributed optimizer (world 4): the losses of one rank. Megatron's first line gives the real sizes.
      */
     @Test
     void contextParallelMatchesOneRankOnEveryLayout() throws IOException {
@@ -604,6 +604,8 @@ class PretrainGptParallelTest {
         assertLayoutsMatchOneRank(data, "cp-learned", NO_DROPOUT, cp,
                 concat(cp, new String[] {"--tensor-model-parallel-size", "2", "--sequence-parallel"}),
                 concat(cp, new String[] {"--pipeline-model-parallel-size", "2"}),
+                concat(cp, new String[] {"--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1",
+                        "--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"}),
                 concat(cp, new String[] {"--world-size", "4", "--use-distributed-optimizer", "--overlap-grad-reduce"}));
         CliRun sizes = CliRun.of(args(data, dir.resolve("cp-sizes.csv"), concat(NO_DROPOUT, cp, new String[] {"--world-size",
                 "8", "--tensor-model-parallel-size", "2", "--train-iters", "1", "--cp-comm-type", "a2a"})).toArray(String[]::new));
@@ -632,7 +634,8 @@ class PretrainGptParallelTest {
 
     /**
      * A checkpoint saved at context-parallel size 2 (CP rank 0 writes the weights, as DP rank 0 does) resumes on one
-     * rank with the uninterrupted run's losses, and one rank's checkpoint resumes at CP 2.
+     * rank with the uninterrupted run's losses, and one rank's checkpoint resumes at CP 2; with the distributed
+     * optimizer each CP rank writes its shard of the moments, and one rank resumes from them.
      */
     @Test
     void contextParallelCheckpointsResumeAtAnotherContextParallelSize() throws IOException {
@@ -661,6 +664,46 @@ class PretrainGptParallelTest {
         assertEquals(0, d.code(), d.toString());
         assertTrue(d.out().contains("at iteration 2"), d.out());
         assertLosses(whole, parts2);
+
+        // the distributed optimizer shards over DP x CP: one file per CP rank, re-split for one rank on load
+        Path parts3 = dir.resolve("cp-distributed-then-single.csv");
+        Path ckpt3 = dir.resolve("ckpt-cp-distributed");
+        String[] distributed = {"--use-distributed-optimizer"};
+        CliRun e = CliRun.of(args(data, parts3, concat(NO_DROPOUT, cp, distributed, new String[] {"--save", ckpt3.toString(),
+                "--exit-interval", "2"})).toArray(String[]::new));
+        assertEquals(0, e.code(), e.toString());
+        for (String file : List.of("model.safetensors", "distrib_optim_dp_000.safetensors", "distrib_optim_dp_001.safetensors")) {
+            assertTrue(Files.exists(ckpt3.resolve("iter_0000002/mp_rank_00/" + file)), file + ": " + e.out());
+        }
+        CliRun f = CliRun.of(args(data, parts3, concat(NO_DROPOUT, distributed, new String[] {"--load", ckpt3.toString()}))
+                .toArray(String[]::new));
+        assertEquals(0, f.code(), f.toString());
+        assertLosses(whole, parts3);
+    }
+
+    /**
+     * With hidden and attention dropout (0.1 each) every CP rank draws masks of its own (not one rank's masks): the
+     * run is reproducible, and tensor parallelism with sequence parallelism inside each CP rank draws the masks of
+     * the CP-only run (each TP rank its heads' and rows' share), so those two layouts give the same losses.
+     */
+    @Test
+    void contextParallelDropoutIsReproducibleAndIndependentOfTensorParallelism() throws IOException {
+        Path data = dataset();
+        String[] dropout = {"--attention-dropout", "0.1", "--context-parallel-size", "2"};
+        Path first = dir.resolve("cp-dropout-1.csv");
+        Path again = dir.resolve("cp-dropout-2.csv");
+        Path tensor = dir.resolve("cp-dropout-tp.csv");
+        assertEquals(0, CliRun.of(args(data, first, dropout).toArray(String[]::new)).code());
+        assertEquals(0, CliRun.of(args(data, again, dropout).toArray(String[]::new)).code());
+        CliRun tp = CliRun.of(args(data, tensor, concat(dropout, new String[] {"--tensor-model-parallel-size", "2",
+                "--sequence-parallel"})).toArray(String[]::new));
+        assertEquals(0, tp.code(), tp.toString());
+        assertEquals(column(first, "train"), column(again, "train"));
+        assertEquals(4, column(first, "train").size());
+        assertLosses(first, tensor);
+        Path single = dir.resolve("cp-dropout-single.csv");
+        assertEquals(0, CliRun.of(args(data, single, "--attention-dropout", "0.1").toArray(String[]::new)).code());
+        assertFalse(column(single, "train").equals(column(first, "train")), "other masks than one rank's");
     }
 
     /** What context parallelism refuses, by name, before anything runs. */

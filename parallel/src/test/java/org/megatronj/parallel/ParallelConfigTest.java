@@ -59,4 +59,21 @@ class ParallelConfigTest {
         String m = refusal(() -> ParallelConfig.of(2, 2).dataParallelSize(6));
         assertTrue(m.contains("world size 6"), m);
     }
+
+    /** CP takes its share of the world, the sequence must split into 2 x CP chunks, and SP splits a CP rank's part. */
+    @Test
+    void contextParallelSplitsTheWorldAndTheSequence() {
+        ParallelConfig cp = new ParallelConfig(2, 1, 0, true, 2);
+        assertTrue(cp.contextParallel());
+        assertEquals(2, cp.dataParallelSize(8));
+        assertEquals("world size 6 is not divisible by tensor-model-parallel size 2 x pipeline-model-parallel size 1"
+                + " x context-parallel size 2 = 4", refusal(() -> cp.dataParallelSize(6)));
+        assertEquals("--context-parallel-size 2: --seq-length 18 is not divisible by 2 x context-parallel size = 4",
+                refusal(() -> cp.validateForModel(2, 8, 8, 64, 18)));
+        assertEquals("--sequence-parallel: --seq-length 20 / context-parallel size 2 = 10 is not divisible by"
+                + " --tensor-model-parallel-size 4", refusal(() -> new ParallelConfig(4, 1, 0, true, 2).validateForModel(2, 8, 8, 64, 20)));
+        cp.validateForModel(2, 8, 8, 64, 16);
+        assertEquals("--context-parallel-size must be >= 1, got 0", refusal(() -> ParallelConfig.single().withContextParallelSize(0)));
+        assertEquals(1, ParallelConfig.single().contextParallelSize());
+    }
 }

@@ -37,6 +37,57 @@ class ParallelStateTest {
         assertArrayEquals(new int[] {0, 12}, s.allEmbeddingGroups().get(0));
     }
 
+    /**
+     * Megatron's "tp-cp-ep-dp-pp" order with context parallelism, 8 ranks at TP 2, CP 2 (DP 2):
+     * {@code rank = tp + 2 * (cp + 2 * dp)}; CP ranks are the nearest after TP ones, DP x CP holds every replica.
+     */
+    @Test
+    void contextParallelRanksSitBetweenTensorAndDataParallelOnes() {
+        ParallelConfig config = ParallelConfig.of(2, 1).withContextParallelSize(2);
+        ParallelState s = ParallelState.of(config, 8, 6);
+        assertEquals(2, s.dataParallelSize());
+        assertEquals(2, s.contextParallelSize());
+        assertEquals(0, s.tensorModelParallelRank());
+        assertEquals(1, s.contextParallelRank());
+        assertEquals(1, s.dataParallelRank());
+        assertEquals("rank 6 (tp 0, pp 0, dp 1, cp 1)", s.describe());
+        assertEquals(6, s.globalRank(0, 0, 1, 1));
+        assertArrayEquals(new int[] {6, 7}, s.tensorModelParallelGroup());
+        assertArrayEquals(new int[] {4, 6}, s.contextParallelGroup());
+        assertArrayEquals(new int[] {2, 6}, s.dataParallelGroup());
+        assertArrayEquals(new int[] {0, 2, 4, 6}, s.dataParallelGroupWithContext());
+        assertArrayEquals(new int[] {6, 7}, s.modelParallelGroup());
+        List<int[]> cp = s.allContextParallelGroups();
+        assertEquals(4, cp.size());
+        assertArrayEquals(new int[] {0, 2}, cp.get(0));
+        assertArrayEquals(new int[] {1, 3}, cp.get(1));
+        assertArrayEquals(new int[] {4, 6}, cp.get(2));
+        assertArrayEquals(new int[] {5, 7}, cp.get(3));
+        List<int[]> dp = s.allDataParallelGroups();
+        assertArrayEquals(new int[] {0, 4}, dp.get(0));
+        assertArrayEquals(new int[] {3, 7}, dp.get(3));
+        List<int[]> dpCp = s.allDataParallelGroupsWithContext();
+        assertEquals(2, dpCp.size());
+        assertArrayEquals(new int[] {1, 3, 5, 7}, dpCp.get(1));
+        // with PP the stages stay farthest apart: 16 ranks at CP 2, PP 2 (DP 4)
+        ParallelState p = ParallelState.of(ParallelConfig.of(1, 2).withContextParallelSize(2), 16, 9);
+        assertEquals(4, p.dataParallelSize());
+        assertEquals(1, p.pipelineModelParallelRank());
+        assertEquals(1, p.contextParallelRank());
+        assertArrayEquals(new int[] {1, 9}, p.pipelineModelParallelGroup());
+        assertArrayEquals(new int[] {8, 9}, p.contextParallelGroup());
+        assertEquals(1, p.pipelineNextRank());
+    }
+
+    @Test
+    void withoutContextParallelismTheLayoutIsUnchanged() {
+        ParallelState plain = ParallelState.of(ParallelConfig.of(2, 2), 8, 5);
+        ParallelState cp1 = ParallelState.of(ParallelConfig.of(2, 2).withContextParallelSize(1), 8, 5);
+        assertArrayEquals(plain.dataParallelGroup(), cp1.dataParallelGroupWithContext());
+        assertArrayEquals(new int[] {5}, cp1.contextParallelGroup());
+        assertEquals(plain.describe(), cp1.describe());
+    }
+
     @Test
     void coordinatesFollowTpDpPpOrder() {
         ParallelConfig config = ParallelConfig.of(2, 2);
