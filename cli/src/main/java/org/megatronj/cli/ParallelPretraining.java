@@ -91,10 +91,11 @@ final class ParallelPretraining {
             int world = options.worldSize();
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / world);
             out.printf(Locale.ROOT, "> %d ranks as threads: tensor-parallel %d, pipeline-parallel %d (%d model chunk(s) per"
-                            + " stage), data-parallel %d, sequence-parallel %s, %d CPU thread(s) per rank%n", world,
+                            + " stage), %sdata-parallel %d, sequence-parallel %s, %d CPU thread(s) per rank%n", world,
                     layout.tensorModelParallelSize(), layout.pipelineModelParallelSize(),
-                    layout.virtualPipelineModelParallelSize(config.numLayers()), options.dataParallelSize(),
-                    layout.sequenceParallelActive(), threads);
+                    layout.virtualPipelineModelParallelSize(config.numLayers()),
+                    layout.contextParallel() ? "context-parallel " + layout.contextParallelSize() + " (all-gather of keys and"
+                            + " values), " : "", options.dataParallelSize(), layout.sequenceParallelActive(), threads);
             TrainingResult[] result = new TrainingResult[1];
             ExitSignal processSignal = training.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
             try (processSignal) {

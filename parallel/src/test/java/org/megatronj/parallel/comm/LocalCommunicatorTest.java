@@ -225,7 +225,7 @@ class LocalCommunicatorTest {
         CollectiveTimeoutException timeout = findCause(e, CollectiveTimeoutException.class);
         assertEquals("allReduce", timeout.operation());
         String m = timeout.getMessage();
-        assertTrue(m.contains("allReduce #6 on group 'world'"), m); // 5 splits, then #5 and #6
+        assertTrue(m.contains("allReduce #7 on group 'world'"), m); // 6 splits (tp, pp, dp, cp, mp, embd), then #6 and #7
         assertTrue(m.contains("missing: [rank 2 (tp 0, pp 0, dp 2)]"), m);
         assertTrue(timeout.arrived().contains("rank 0 (tp 0, pp 0, dp 0)"), m);
         assertEquals(2, timeout.arrived().size());
