@@ -706,6 +706,29 @@ class PretrainGptParallelTest {
         assertFalse(column(single, "train").equals(column(first, "train")), "other masks than one rank's");
     }
 
+    /**
+     * {@code --bf16} under context parallelism (the gathered keys and values and their gradient sums in bf16, as the
+     * layers compute): the losses follow one bf16 rank to bf16 rounding, as for the other layouts.
+     */
+    @Test
+    void contextParallelRunsInMixedPrecision() throws IOException {
+        Path data = dataset();
+        Path csv = dir.resolve("cp-bf16.csv");
+        CliRun run = CliRun.of(args(data, csv, concat(NO_DROPOUT, new String[] {"--bf16", "--context-parallel-size", "2",
+                "--tensor-model-parallel-size", "2", "--sequence-parallel", "--position-embedding-type", "rope"}))
+                .toArray(String[]::new));
+        assertEquals(0, run.code(), run.toString());
+        Path ropeSingle = dir.resolve("cp-bf16-rope-single.csv");
+        assertEquals(0, CliRun.of(args(data, ropeSingle, concat(NO_DROPOUT, new String[] {"--bf16", "--position-embedding-type",
+                "rope"})).toArray(String[]::new)).code());
+        List<Double> expected = column(ropeSingle, "train");
+        List<Double> actual = column(csv, "train");
+        assertEquals(4, actual.size());
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i), actual.get(i), 1e-2 * expected.get(i), "bf16 loss " + (i + 1));
+        }
+    }
+
     /** What context parallelism refuses, by name, before anything runs. */
     @Test
     void contextParallelRefusesWhatItDoesNotSupport() {
