@@ -30,7 +30,7 @@ import java.util.function.UnaryOperator;
  * of {@code tokenizer_config.json} (or {@code special_tokens_map.json}), as Megatron's {@code eod}.
  * Tokenizers of other kinds (SentencePiece's Metaspace BPE, WordPiece, Unigram) are refused by name.
  */
-public final class HuggingFaceTokenizer implements Tokenizer {
+public final class HuggingFaceTokenizer implements AppendingTokenizer {
     public static final String TOKENIZER_FILE = "tokenizer.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -196,11 +196,6 @@ public final class HuggingFaceTokenizer implements Tokenizer {
     @Override
     public int vocabSize() {
         return vocabSize;
-    }
-
-    @Override
-    public int[] tokenize(String text) {
-        return Tokenizer.collect(this, text);
     }
 
     @Override

@@ -19,7 +19,7 @@ import java.util.Map;
  *   <li>{@code Llama2Tokenizer}: the model alone with {@code <s>} before every text; EOD is {@code </s>}.</li>
  * </ul>
  */
-public final class SentencePieceTokenizer implements Tokenizer {
+public final class SentencePieceTokenizer implements AppendingTokenizer {
     /** Which of Megatron's tokenizers. */
     public enum Flavor { SENTENCE_PIECE, GPT_SENTENCE_PIECE, LLAMA2 }
 
@@ -78,11 +78,6 @@ public final class SentencePieceTokenizer implements Tokenizer {
     @Override
     public int vocabSize() {
         return vocabSize;
-    }
-
-    @Override
-    public int[] tokenize(String text) {
-        return Tokenizer.collect(this, text);
     }
 
     @Override

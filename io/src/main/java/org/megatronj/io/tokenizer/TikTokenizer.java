@@ -28,7 +28,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  * ({@code allowed_special="all"}) and has seven default ones ({@code <unk> <s> </s> <mask> <pad> <cls> <sep>}); the
  * legacy {@code CustomTikTokenizer} encodes text as ordinary text ({@code encode_ordinary}) and has three.
  */
-public final class TikTokenizer implements Tokenizer {
+public final class TikTokenizer implements AppendingTokenizer {
     /** tiktoken's v1 pattern, as Megatron writes it. */
     static final String PATTERN_V1 = "[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
     /** tiktoken's v2 pattern (cased words), as Megatron writes it. */
@@ -149,11 +149,6 @@ public final class TikTokenizer implements Tokenizer {
     }
 
     @Override
-    public int[] tokenize(String text) {
-        return Tokenizer.collect(this, text);
-    }
-
-    @Override
     public void tokenize(String text, IntList out) {
         if (legacy) {
             encodeOrdinary(text, out);
@@ -260,7 +255,7 @@ public final class TikTokenizer implements Tokenizer {
     public int pad() {
         Integer pad = specialIds.get("<pad>");
         if (legacy || pad == null) {   // the legacy class has no pad id
-            return Tokenizer.super.pad();
+            return AppendingTokenizer.super.pad();
         }
         return pad;
     }
@@ -268,19 +263,19 @@ public final class TikTokenizer implements Tokenizer {
     @Override
     public int mask() {
         Integer mask = specialIds.get("<mask>");
-        return mask == null ? Tokenizer.super.mask() : mask;
+        return mask == null ? AppendingTokenizer.super.mask() : mask;
     }
 
     @Override
     public int cls() {
         Integer cls = specialIds.get("<cls>");
-        return cls == null ? Tokenizer.super.cls() : cls;
+        return cls == null ? AppendingTokenizer.super.cls() : cls;
     }
 
     @Override
     public int sep() {
         Integer sep = specialIds.get("<sep>");
-        return sep == null ? Tokenizer.super.sep() : sep;
+        return sep == null ? AppendingTokenizer.super.sep() : sep;
     }
 
     /** The special tokens, fillers included, in id order. */

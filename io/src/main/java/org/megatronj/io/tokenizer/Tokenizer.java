@@ -24,13 +24,6 @@ public interface Tokenizer {
         out.addAll(tokenize(text));
     }
 
-    /** {@link #tokenize(String)} of a tokenizer whose work is in {@link #tokenize(String, IntList)}. */
-    static int[] collect(Tokenizer tokenizer, String text) {
-        IntList out = new IntList(Math.max(16, text.length() / 3));
-        tokenizer.tokenize(text, out);
-        return out.toArray();
-    }
-
     /** The text of token ids. */
     String detokenize(int[] ids);
 
