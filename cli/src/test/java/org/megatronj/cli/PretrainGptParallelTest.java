@@ -134,46 +134,31 @@ class PretrainGptParallelTest {
     /** {@code --add-qkv-bias} with {@code --disable-bias-linear}: the qkv bias splits with its rows over tensor ranks. */
     @Test
     void qkvBiasAloneMatchesOneRankUnderTensorParallelism() throws IOException {
-        Path data = dataset();
-        Path one = dir.resolve("qkv1.csv");
-        Path two = dir.resolve("qkv2.csv");
-        String[] model = {"--disable-bias-linear", "--add-qkv-bias", "--group-query-attention", "--num-query-groups", "2"};
-        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
-        assertEquals(0, single.code(), single.toString());
-        List<String> tp = args(data, two, model);
-        tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
-        CliRun parallel = CliRun.of(tp.toArray(String[]::new));
-        assertEquals(0, parallel.code(), parallel.toString());
-        assertLosses(one, two);
+        assertTensorParallelMatchesOneRank("qkv", "--disable-bias-linear", "--add-qkv-bias", "--group-query-attention",
+                "--num-query-groups", "2");
     }
 
     /** {@code --squared-relu}: each tensor rank squares its columns of fc1's output and differentiates them locally. */
     @Test
     void squaredReluMatchesOneRankUnderTensorParallelism() throws IOException {
-        Path data = dataset();
-        Path one = dir.resolve("sq1.csv");
-        Path two = dir.resolve("sq2.csv");
-        String[] model = {"--squared-relu", "--disable-bias-linear"};
-        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
-        assertEquals(0, single.code(), single.toString());
-        List<String> tp = args(data, two, model);
-        tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
-        CliRun parallel = CliRun.of(tp.toArray(String[]::new));
-        assertEquals(0, parallel.code(), parallel.toString());
-        assertLosses(one, two);
+        assertTensorParallelMatchesOneRank("sq", "--squared-relu", "--disable-bias-linear");
     }
 
     /** {@code --rotary-interleaved} over half of each head: each tensor rank rotates its own heads' pairs. */
     @Test
     void rotaryInterleavedMatchesOneRankUnderTensorParallelism() throws IOException {
+        assertTensorParallelMatchesOneRank("ri", "--position-embedding-type", "rope", "--rotary-interleaved", "--rotary-percent",
+                "0.5", "--group-query-attention", "--num-query-groups", "2");
+    }
+
+    /** The model of {@code modelFlags} on one rank and on two tensor ranks with sequence parallelism: the same losses. */
+    private void assertTensorParallelMatchesOneRank(String name, String... modelFlags) throws IOException {
         Path data = dataset();
-        Path one = dir.resolve("ri1.csv");
-        Path two = dir.resolve("ri2.csv");
-        String[] model = {"--position-embedding-type", "rope", "--rotary-interleaved", "--rotary-percent", "0.5",
-                "--group-query-attention", "--num-query-groups", "2"};
-        CliRun single = CliRun.of(args(data, one, model).toArray(String[]::new));
+        Path one = dir.resolve(name + "1.csv");
+        Path two = dir.resolve(name + "2.csv");
+        CliRun single = CliRun.of(args(data, one, modelFlags).toArray(String[]::new));
         assertEquals(0, single.code(), single.toString());
-        List<String> tp = args(data, two, model);
+        List<String> tp = args(data, two, modelFlags);
         tp.addAll(List.of("--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"));
         CliRun parallel = CliRun.of(tp.toArray(String[]::new));
         assertEquals(0, parallel.code(), parallel.toString());
