@@ -108,6 +108,20 @@ public final class ImplementationChoiceOptions {
     @Option(names = "--trust-remote-code", description = "Accepted: tokenizers are read from their files, no code runs.")
     boolean trustRemoteCode;
 
+    @Option(names = "--ckpt-fully-parallel-load", description = "Accepted: every rank reads its own checkpoint files here.")
+    boolean ckptFullyParallelLoad;
+
+    @Option(names = "--no-ckpt-fully-parallel-save", description = "Accepted: every rank writes its own checkpoint files"
+            + " here, as Megatron's default fully parallel save.")
+    boolean noCkptFullyParallelSave;
+
+    @Option(names = "--ckpt-fully-parallel-save", description = "Deprecated in Megatron (no effect there either); accepted.")
+    boolean ckptFullyParallelSave;
+
+    @Option(names = "--ckpt-assume-constant-structure", description = "Accepted: a save-plan cache of Megatron's distributed"
+            + " checkpoints; Megatron-J's saves plan nothing to cache.")
+    boolean ckptAssumeConstantStructure;
+
     @Option(names = "--deterministic-mode", description = "Bit-identical results run after run: the CPU backend always is"
             + " (fixed reduction orders); refused with --device cuda, whose kernels still sum with atomics.")
     boolean deterministicMode;

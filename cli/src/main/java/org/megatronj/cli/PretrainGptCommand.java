@@ -139,6 +139,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         ActivationRecompute recompute = parallel.recompute();
         precision.validate();
         training.profile();
+        training.checkpointStrictness();
         ProgressLog progress = training.startProgressLog(parallel.worldSize(), data.seqLength);
         long iterations = tc.totalIterations();
         int gbs = tc.batch().globalBatchSize();
@@ -172,7 +173,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().loadDir()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
-                    modelSeed, new TrainingCheckpointer(JSON.valueToTree(config), args), training.logMemoryInterval(), progress);
+                    modelSeed, checkpointer(config, args, null, out), training.logMemoryInterval(), progress);
             run.refuseUnsupported(deviceOptions.device());
             try (JfrProfile profile = JfrProfile.of(training.profile(), out)) {
                 run.profileWith(profile);
@@ -204,7 +205,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             SampleSource test = sourceOrNull(splits.get(Split.TEST), vocabLimit);
             out.printf(Locale.ROOT, " > datasets: train %d, valid %d, test %d samples of %d tokens%n", train.size(),
                     valid == null ? 0 : valid.size(), test == null ? 0 : test.size(), data.seqLength);
-            TrainingCheckpointer checkpointer = new TrainingCheckpointer(JSON.valueToTree(config), args, backend);
+            TrainingCheckpointer checkpointer = checkpointer(config, args, backend, out);
             Trainer trainer = new Trainer(tc, GptTraining.model(gpt), optimizer, train, valid, test, checkpointer, signal,
                     line -> {
                         out.println(line);
@@ -221,6 +222,18 @@ final class PretrainGptCommand implements Callable<Integer> {
                     result.consumedTrainSamples(), result.exitReason().name().toLowerCase(Locale.ROOT));
             return 0;
         }
+    }
+
+    /** The run's checkpointer, with {@code --dist-ckpt-strictness} (its warnings printed whole from any rank). */
+    private TrainingCheckpointer checkpointer(TransformerConfig config, ObjectNode args, Backend backend, PrintWriter out) {
+        TrainingCheckpointer c = new TrainingCheckpointer(JSON.valueToTree(config), args, backend);
+        c.setStrictness(training.checkpointStrictness(), line -> {
+            synchronized (out) {
+                out.println(line);
+                out.flush();
+            }
+        });
+        return c;
     }
 
     /**

@@ -6,6 +6,7 @@ import org.megatronj.model.optim.WsdDecay;
 import org.megatronj.model.optim.OptimizerParamScheduler;
 import org.megatronj.parallel.train.BatchConfig;
 import org.megatronj.parallel.train.CheckpointConfig;
+import org.megatronj.parallel.train.CheckpointStrictness;
 import org.megatronj.parallel.train.ExitConfig;
 import org.megatronj.parallel.train.LoggingConfig;
 import org.megatronj.parallel.train.OptimizerConfig;
@@ -276,6 +277,12 @@ public final class TrainingOptions {
             + " start, and at each save the job's and the cumulative throughput, the model FLOPs and the tokens so far.")
     boolean logProgress;
 
+    @Option(names = "--dist-ckpt-strictness", paramLabel = "MODE", defaultValue = "assume_ok_unexpected", description = "A"
+            + " load's handling of tensors the checkpoint lacks or has besides the model's: assume_ok_unexpected (default:"
+            + " a lacking one fails, extra ones are not read), log_unexpected, log_all, raise_unexpected, raise_all,"
+            + " return_unexpected, return_all (logged here), ignore_all. A wrong shape always fails.")
+    String distCkptStrictness;
+
     @Option(names = "--async-save", description = "Write checkpoints in the background while training goes on: a save"
             + " copies the weights and optimizer state to host memory, a writer thread writes them, and the next iterations"
             + " publish the checkpoint (rename, tracker) once it is complete; the end of training waits for it.")
@@ -423,6 +430,11 @@ public final class TrainingOptions {
         ProgressLog log = new ProgressLog(save, worldSize, seqLength);
         log.startingJob();
         return log;
+    }
+
+    /** {@code --dist-ckpt-strictness}, checked. */
+    CheckpointStrictness checkpointStrictness() {
+        return CheckpointStrictness.parse(distCkptStrictness);
     }
 
     /** {@code --log-memory-interval}, or 0 (checked by {@link #toConfig}). */

@@ -383,7 +383,9 @@ class PretrainGptCommandTest {
                 "--no-rope-fusion", "--no-persist-layer-norm", "--no-gradient-accumulation-fusion", "--cross-entropy-loss-fusion",
                 "--overlap-param-gather", "--no-mmap-bin-files", "--manual-gc", "--no-manual-gc-eval", "--attention-softmax-in-fp32",
                 "--no-async-tensor-model-parallel-allreduce", "--use-cpu-initialization", "--exit-signal-handler",
-                "--trust-remote-code", "--legacy-tokenizer", "--deterministic-mode"));
+                "--trust-remote-code", "--legacy-tokenizer", "--deterministic-mode", "--ckpt-fully-parallel-load",
+                "--no-ckpt-fully-parallel-save", "--ckpt-fully-parallel-save", "--ckpt-assume-constant-structure",
+                "--dist-ckpt-strictness", "log_all"));
         CliRun choices = run(a);
         assertEquals(0, choices.code(), choices.toString());
         assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
@@ -402,6 +404,9 @@ class PretrainGptCommandTest {
         assertEquals(1, cudaDeterministic.code(), cudaDeterministic.toString());
         assertTrue(cudaDeterministic.err().contains("--deterministic-mode needs --device cpu: on cuda the embedding's"),
                 cudaDeterministic.err());
+        CliRun strictness = run(args(data, "--dist-ckpt-strictness", "strict"));
+        assertEquals(1, strictness.code(), strictness.toString());
+        assertTrue(strictness.err().contains("--dist-ckpt-strictness"), strictness.err());
         CliRun cyclic = run(args(data, "--dataloader-type", "cyclic"));
         assertEquals(1, cyclic.code(), cyclic.toString());
         assertTrue(cyclic.err().contains("--dataloader-type cyclic draws the samples in another order"), cyclic.err());

@@ -205,7 +205,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         }
         if (saved.sameModelParallel(layout.tensorParallel(), layout.pipelineParallel(), layout.chunksPerStage())) {
             try (Checkpoint ckpt = Checkpoint.openLatestShard(root, rankDirName())) {
-                return inner.restore(ckpt, () -> TrainingCheckpointer.loadWeights(ckpt, rank.parameters()), optimizer, scheduler,
+                return inner.restore(ckpt, () -> inner.loadWeightsAsConfigured(ckpt, rank.parameters()), optimizer, scheduler,
                         finetune, noLoadOptim, noLoadRng, seed, () -> installState(OptimizerStateFiles.readAll(ckpt.rankDir()),
                                 optimizer));
             }

@@ -29,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * Saves and loads the complete training state of one rank: weights ({@code model.safetensors}
@@ -51,6 +52,8 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     private final Backend backend; // copies device tensors to and from the host files; null: all on the host
     /** The Hugging Face config an imported checkpoint carries: kept through finetuning, so an export keeps its fields. */
     private JsonNode hfConfig;
+    private CheckpointStrictness strictness = CheckpointStrictness.ASSUME_OK_UNEXPECTED;
+    private Consumer<String> warnings = line -> { };
 
     /**
      * @param modelConfig the model's architecture as JSON (compared on load, so a checkpoint of
@@ -198,7 +201,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     public ResumePoint load(Path root, TrainableModel model, TrainingOptimizer optimizer, OptimizerParamScheduler scheduler,
                             boolean finetune, boolean noLoadOptim, boolean noLoadRng, long seed) {
         try (Checkpoint ckpt = Checkpoint.openLatest(root, RANK_DIR)) {
-            return restore(ckpt, () -> loadWeights(ckpt, model.parameters(), backend), optimizer, scheduler, finetune,
+            return restore(ckpt, () -> loadWeightsAsConfigured(ckpt, model.parameters()), optimizer, scheduler, finetune,
                     noLoadOptim, noLoadRng, seed, () -> copyOptimizerState(ckpt, optimizer.stateTensors(), backend));
         }
     }
@@ -343,32 +346,69 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
 
     /** {@link #loadWeights(Checkpoint, List)} into parameters on {@code backend}'s device (null: host parameters). */
     public static void loadWeights(Checkpoint ckpt, List<Parameter> parameters, Backend backend) {
+        loadWeights(ckpt, parameters, backend, CheckpointStrictness.RAISE_ALL, line -> { });
+    }
+
+    /** {@link #loadWeights(Checkpoint, List)} under this checkpointer's {@code --dist-ckpt-strictness}. */
+    public void loadWeightsAsConfigured(Checkpoint ckpt, List<Parameter> parameters) {
+        loadWeights(ckpt, parameters, backend, strictness, warnings);
+    }
+
+    /**
+     * Copies the parameters the checkpoint holds after checking their shapes and dtypes (always errors); tensors the
+     * checkpoint lacks or has besides the model's are errors, warnings to {@code log} or ignored as {@code strictness}
+     * says (a parameter the checkpoint lacks keeps its value).
+     */
+    private static void loadWeights(Checkpoint ckpt, List<Parameter> parameters, Backend backend, CheckpointStrictness strictness,
+                                    Consumer<String> log) {
         SafetensorsFile file = ckpt.model();
         List<String> problems = new ArrayList<>();
+        List<String> lacking = new ArrayList<>();
         Set<String> unused = new LinkedHashSet<>(file.names());
+        List<Parameter> present = new ArrayList<>();
         for (Parameter p : parameters) {
             if (!file.contains(p.name())) {
-                problems.add("missing tensor '" + p.name() + "' " + Tensor.shapeString(p.data().shape()));
+                lacking.add("missing tensor '" + p.name() + "' " + Tensor.shapeString(p.data().shape()));
                 continue;
             }
             unused.remove(p.name());
+            present.add(p);
             SafetensorsFile.TensorInfo info = file.info(p.name());
             if (!Arrays.equals(info.shape(), p.data().shape()) || info.dtype() != p.data().dtype()) {
                 problems.add("tensor '" + p.name() + "' is " + info.dtype() + Tensor.shapeString(info.shape())
                         + " in the checkpoint but " + p.data().dtype() + Tensor.shapeString(p.data().shape()) + " in the model");
             }
         }
-        for (String name : unused) {
-            problems.add("unexpected tensor '" + name + "' " + Tensor.shapeString(file.info(name).shape()));
-        }
+        List<String> extra = unused.stream().map(n -> "unexpected tensor '" + n + "' " + Tensor.shapeString(file.info(n).shape()))
+                .toList();
+        sortMismatches(lacking, strictness.lacking(), problems, log, file, "keeps its initial value");
+        sortMismatches(extra, strictness.extra(), problems, log, file, "is not loaded");
         if (!problems.isEmpty()) {
             int shown = Math.min(problems.size(), 5);
             throw new CheckpointException(file.path() + " does not fit this model (" + problems.size() + " mismatches): "
-                    + String.join("; ", problems.subList(0, shown)) + (problems.size() > shown ? "; ..." : ""));
+                    + String.join("; ", problems.subList(0, shown)) + (problems.size() > shown ? "; ..." : "")
+                    + (strictness == CheckpointStrictness.RAISE_ALL ? "" : " (--dist-ckpt-strictness " + strictness.flagValue()
+                    + ")"));
         }
-        for (Parameter p : parameters) {
+        for (Parameter p : present) {
             HostStaging.copyInto(backend, file, p.name(), p.data());
         }
+    }
+
+    private static void sortMismatches(List<String> found, CheckpointStrictness.Handling handling, List<String> problems,
+                                       Consumer<String> log, SafetensorsFile file, String consequence) {
+        switch (handling) {
+            case RAISE -> problems.addAll(found);
+            case LOG -> found.forEach(m -> log.accept("WARNING: " + file.path() + ": " + m + " " + consequence
+                    + " (--dist-ckpt-strictness)"));
+            case IGNORE -> { }
+        }
+    }
+
+    /** {@code --dist-ckpt-strictness} for the loads of training ({@link #load}); its warnings go to {@code warnings}. */
+    public void setStrictness(CheckpointStrictness strictness, Consumer<String> warnings) {
+        this.strictness = strictness;
+        this.warnings = warnings;
     }
 
     /** Names the architecture fields that differ between the checkpoint and this run, before any tensor is read. */

@@ -432,4 +432,55 @@ class TrainerTest {
         assertTrue(e.getMessage().contains("disk full"), e.getMessage());
         assertEquals(List.of("published"), published);
     }
+
+    /**
+     * --dist-ckpt-strictness: a checkpoint with a tensor besides the model's loads by Megatron's default and fails
+     * raise_all; one that lacks a model tensor fails the default and, under log_unexpected, leaves it at its value with
+     * a warning.
+     */
+    @Test
+    void strictnessDecidesWhatAMismatchedCheckpointDoes() throws Exception {
+        Path save = dir.resolve("strict");
+        var schedule = ScheduleConfig.iterations(2, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        TrainingConfig base = config(BatchConfig.of(2, 4), schedule, save, null, 0, null);
+        run(base, 1, new ArrayList<>(), null);
+        Path modelFile = save.resolve("iter_0000002").resolve("mp_rank_00").resolve("model.safetensors");
+        try (TensorArena arena = TensorArena.named("toy")) {
+            ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 5);
+            ToySgd sgd = new ToySgd(arena, model.parameters());
+            OptimizerParamScheduler sched = schedule.scheduler(BatchConfig.of(2, 4));
+            java.util.Map<String, org.megatronj.memory.Tensor> tensors = new java.util.LinkedHashMap<>();
+            for (var p : model.parameters()) {
+                tensors.put(p.name(), p.data());
+            }
+            tensors.put("extra.weight", arena.fromFloats(new float[] {1, 2}, 2));
+            org.megatronj.io.safetensors.SafetensorsWriter.write(modelFile, tensors, java.util.Map.of());
+            List<String> warnings = new ArrayList<>();
+            var ckpt = new TrainingCheckpointer(null, null);
+            ckpt.setStrictness(CheckpointStrictness.ASSUME_OK_UNEXPECTED, warnings::add);
+            ckpt.load(save, model, sgd, sched, false, true, true, 7);
+            ckpt.setStrictness(CheckpointStrictness.LOG_ALL, warnings::add);
+            ckpt.load(save, model, sgd, sched, false, true, true, 7);
+            assertEquals(1, warnings.size(), warnings.toString());
+            assertTrue(warnings.get(0).contains("unexpected tensor 'extra.weight' [2] is not loaded"), warnings.toString());
+            ckpt.setStrictness(CheckpointStrictness.RAISE_ALL, warnings::add);
+            var e = assertThrows(CheckpointException.class, () -> ckpt.load(save, model, sgd, sched, false, true, true, 7));
+            assertTrue(e.getMessage().contains("unexpected tensor 'extra.weight'"), e.getMessage());
+
+            String dropped = model.parameters().getFirst().name();
+            tensors.remove("extra.weight");
+            tensors.remove(dropped);
+            org.megatronj.io.safetensors.SafetensorsWriter.write(modelFile, tensors, java.util.Map.of());
+            ckpt.setStrictness(CheckpointStrictness.ASSUME_OK_UNEXPECTED, warnings::add);
+            e = assertThrows(CheckpointException.class, () -> ckpt.load(save, model, sgd, sched, false, true, true, 7));
+            assertTrue(e.getMessage().contains("missing tensor '" + dropped + "'")
+                    && e.getMessage().endsWith("(--dist-ckpt-strictness assume_ok_unexpected)"), e.getMessage());
+            warnings.clear();
+            ckpt.setStrictness(CheckpointStrictness.LOG_UNEXPECTED, warnings::add);
+            ckpt.load(save, model, sgd, sched, false, true, true, 7);
+            assertTrue(warnings.size() == 1 && warnings.get(0).contains("missing tensor '" + dropped + "'")
+                    && warnings.get(0).contains("keeps its initial value"), warnings.toString());
+            assertEquals(CheckpointStrictness.RETURN_ALL, CheckpointStrictness.parse("return_all"));
+        }
+    }
 }
