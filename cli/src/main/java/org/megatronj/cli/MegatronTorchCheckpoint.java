@@ -34,8 +34,8 @@ import picocli.CommandLine;
 final class MegatronTorchCheckpoint {
     private static final String FILE = "model_optim_rng.pt";
 
-    /** The checkpoint file, its iteration, the flags and configuration of its model, the tokenizer flags of its run. */
-    record Contents(Path file, long iteration, List<String> modelFlags, TransformerConfig config, ObjectNode tokenizerArgs) {
+    /** The checkpoint's iteration, the flags and configuration of its model, the tokenizer flags of its run. */
+    record Contents(long iteration, List<String> modelFlags, TransformerConfig config, ObjectNode tokenizerArgs) {
     }
 
     private MegatronTorchCheckpoint() {
@@ -156,7 +156,7 @@ final class MegatronTorchCheckpoint {
                     + ": give the tokenizer flags of its run");
         }
         long iteration = state.get("iteration") instanceof Number n ? n.longValue() : 0;
-        return new Contents(file, iteration, flags, config, tokenizer.toSavedArgs());
+        return new Contents(iteration, flags, config, tokenizer.toSavedArgs());
     }
 
     /**

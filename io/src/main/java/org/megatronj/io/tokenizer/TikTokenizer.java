@@ -44,7 +44,6 @@ public final class TikTokenizer implements AppendingTokenizer {
     private final boolean legacy;
     private final Pattern split;
     private final Pattern specials;
-    private final List<String> specialTokens;
     private final Map<String, Integer> specialIds = new HashMap<>();
     /** Token bytes (one char per byte, ISO-8859-1) to id (its rank + the special tokens). */
     private final Map<String, Integer> ranks = new HashMap<>();
@@ -71,7 +70,6 @@ public final class TikTokenizer implements AppendingTokenizer {
         for (int i = given.size(); i < numSpecialTokens; i++) {
             all.add("<SPECIAL_" + i + ">");
         }
-        this.specialTokens = List.copyOf(all);
         for (int i = 0; i < all.size(); i++) {
             specialIds.put(all.get(i), i);
         }
@@ -276,10 +274,5 @@ public final class TikTokenizer implements AppendingTokenizer {
     public int sep() {
         Integer sep = specialIds.get("<sep>");
         return sep == null ? AppendingTokenizer.super.sep() : sep;
-    }
-
-    /** The special tokens, fillers included, in id order. */
-    List<String> specialTokens() {
-        return specialTokens;
     }
 }
