@@ -173,7 +173,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 ? TrainingCheckpointer.savedRngStream(tc.checkpoint().loadDir()).orElse(data.seed) : data.seed;
         if (parallel.parallel()) {   // on one rank --use-distributed-optimizer and --overlap-grad-reduce change nothing
             ParallelPretraining run = new ParallelPretraining(out, config, tc, layout, parallel, recompute, precision,
-                    modelSeed, checkpointer(config, args, null, out), training.logMemoryInterval(), progress);
+                    modelSeed, checkpointer(config, args, null, out, progress), training.logMemoryInterval(), progress);
             run.refuseUnsupported(deviceOptions.device());
             try (JfrProfile profile = JfrProfile.of(training.profile(), out)) {
                 run.profileWith(profile);
@@ -205,7 +205,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             SampleSource test = sourceOrNull(splits.get(Split.TEST), vocabLimit);
             out.printf(Locale.ROOT, " > datasets: train %d, valid %d, test %d samples of %d tokens%n", train.size(),
                     valid == null ? 0 : valid.size(), test == null ? 0 : test.size(), data.seqLength);
-            TrainingCheckpointer checkpointer = checkpointer(config, args, backend, out);
+            TrainingCheckpointer checkpointer = checkpointer(config, args, backend, out, progress);
             Trainer trainer = new Trainer(tc, GptTraining.model(gpt), optimizer, train, valid, test, checkpointer, signal,
                     line -> {
                         out.println(line);
@@ -224,8 +224,12 @@ final class PretrainGptCommand implements Callable<Integer> {
         }
     }
 
-    /** The run's checkpointer, with {@code --dist-ckpt-strictness} (its warnings printed whole from any rank). */
-    private TrainingCheckpointer checkpointer(TransformerConfig config, ObjectNode args, Backend backend, PrintWriter out) {
+    /**
+     * The run's checkpointer, with {@code --dist-ckpt-strictness} (its lines printed whole from any rank) and
+     * {@code --save-retain-interval} (deletions in the progress log too).
+     */
+    private TrainingCheckpointer checkpointer(TransformerConfig config, ObjectNode args, Backend backend, PrintWriter out,
+                                              ProgressLog progress) {
         TrainingCheckpointer c = new TrainingCheckpointer(JSON.valueToTree(config), args, backend);
         c.setStrictness(training.checkpointStrictness(), line -> {
             synchronized (out) {
@@ -233,6 +237,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                 out.flush();
             }
         });
+        c.setSaveRetainInterval(training.saveRetainInterval, progress == null ? iteration -> { } : progress::deletedCheckpoint);
         return c;
     }
 

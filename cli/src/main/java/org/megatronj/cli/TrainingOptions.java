@@ -277,6 +277,11 @@ public final class TrainingOptions {
             + " start, and at each save the job's and the cumulative throughput, the model FLOPs and the tokens so far.")
     boolean logProgress;
 
+    @Option(names = "--save-retain-interval", paramLabel = "N", defaultValue = "0", description = "Keep only the"
+            + " checkpoints of iterations that are multiples of N, besides the latest: each save deletes the checkpoint it"
+            + " replaces otherwise (0, the default: keep all).")
+    int saveRetainInterval;
+
     @Option(names = "--dist-ckpt-strictness", paramLabel = "MODE", defaultValue = "assume_ok_unexpected", description = "A"
             + " load's handling of tensors the checkpoint lacks or has besides the model's: assume_ok_unexpected (default:"
             + " a lacking one fails, extra ones are not read), log_unexpected, log_all, raise_unexpected, raise_all,"
@@ -386,6 +391,9 @@ public final class TrainingOptions {
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
                 logWorldSizeToTensorboard, worldSize, logMemoryToTensorboard);
+        if (saveRetainInterval < 0) {
+            throw new IllegalArgumentException("--save-retain-interval must be >= 0, got " + saveRetainInterval);
+        }
         if (logMemoryInterval != null && (logMemoryInterval < 1 || logMemoryInterval % logInterval != 0)) {
             throw new IllegalArgumentException("--log-memory-interval " + logMemoryInterval + " must be a positive multiple of"
                     + " --log-interval " + logInterval);

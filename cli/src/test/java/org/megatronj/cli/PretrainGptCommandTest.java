@@ -263,6 +263,23 @@ class PretrainGptCommandTest {
         assertTrue(stepsAlone.err().contains("--profile-step-start and --profile-step-end need --profile"), stepsAlone.err());
     }
 
+    /** {@code --save-retain-interval}: of the saves at 2, 4 and 6 the one at 2 goes when 4 replaces it; the progress log says so. */
+    @Test
+    void saveRetainIntervalKeepsItsMultiples() throws IOException {
+        Path save = dir.resolve("retain");
+        List<String> a = args(dataset(), "--save", save.toString(), "--save-interval", "2", "--save-retain-interval", "4",
+                "--world-size", "2");
+        a.add("--log-progress");
+        CliRun r = run(a);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("  successfully deleted checkpoint from iteration       2 at " + save), r.out());
+        try (var dirs = Files.list(save)) {
+            assertEquals(List.of("iter_0000004", "iter_0000006", "latest_checkpointed_iteration.txt", "progress.txt"),
+                    dirs.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+        assertTrue(Files.readString(save.resolve("progress.txt")).contains("\tDeleted checkpoint\tIteration: 2\n"));
+    }
+
     /** {@code --mock-data}: no corpus, Megatron's generated sequences split 1,1,1; the loss goes down on them. */
     @Test
     void trainsOnMockDataAndLowersTheLoss() throws IOException {

@@ -135,6 +135,22 @@ public final class CheckpointWriter {
         }
     }
 
+    /**
+     * Deletes iteration {@code iteration}'s folder under {@code root}: renamed to a hidden name first, so that a kill
+     * midway leaves no half folder that looks like a checkpoint.
+     */
+    public static void deleteIterationDir(Path root, long iteration) {
+        Path dir = CheckpointLayout.iterationDir(root, iteration);
+        Path doomed = root.resolve("." + dir.getFileName() + ".deleting");
+        try {
+            deleteTree(doomed);
+            Files.move(dir, doomed, StandardCopyOption.ATOMIC_MOVE);
+            deleteTree(doomed);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot delete checkpoint iteration " + iteration + " in " + root + ": " + e.getMessage(), e);
+        }
+    }
+
     /** Writes {@code bytes} to a temporary sibling, forces it and renames it onto {@code file}. */
     public static long writeDurably(Path file, byte[] bytes) throws IOException {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");

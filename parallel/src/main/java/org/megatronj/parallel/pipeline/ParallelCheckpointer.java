@@ -164,7 +164,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         Communicator world = rank.context().groups().world();
         world.barrier();
         if (world.rank() == 0) {
-            CheckpointWriter.commit(root, iteration);
+            inner.publish(root, iteration);
         }
         world.barrier();
     }

@@ -57,6 +57,11 @@ public final class ProgressLog {
                 TrainingLog.pythonF(state.consumedTrainSamples() * (double) seqLength / 1e9, 2)));
     }
 
+    /** A checkpoint deleted by {@code --save-retain-interval}. */
+    public void deletedCheckpoint(long iteration) {
+        append("Deleted checkpoint\tIteration: " + iteration);
+    }
+
     /** An async save published. */
     void savedAsyncCheckpoint(long iteration) {
         append("Saved async checkpoint\tIteration: " + iteration);

@@ -53,7 +53,9 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     /** The Hugging Face config an imported checkpoint carries: kept through finetuning, so an export keeps its fields. */
     private JsonNode hfConfig;
     private CheckpointStrictness strictness = CheckpointStrictness.ASSUME_OK_UNEXPECTED;
-    private Consumer<String> warnings = line -> { };
+    private Consumer<String> log = line -> { };
+    private int saveRetainInterval;
+    private java.util.function.LongConsumer deleted = iteration -> { };
 
     /**
      * @param modelConfig the model's architecture as JSON (compared on load, so a checkpoint of
@@ -75,12 +77,16 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
     @Override
     public long save(Path root, ResumePoint state, TrainableModel model, TrainingOptimizer optimizer,
                      OptimizerParamScheduler scheduler, Contents contents) {
+        long bytes;
         try (TensorArena staging = TensorArena.named("checkpoint-staging")) {
-            return CheckpointWriter.save(root, state.iteration(), new CheckpointWriter.RankState(RANK_DIR,
+            CheckpointWriter.RankState files = new CheckpointWriter.RankState(RANK_DIR,
                     HostStaging.toHost(backend, weights(model), staging),
                     contents.optimizer() ? HostStaging.toHost(backend, optimizer.stateTensors(), staging) : Map.of(),
-                    metadata(state, optimizer, scheduler, contents)));
+                    metadata(state, optimizer, scheduler, contents));
+            bytes = CheckpointWriter.writeRankFiles(CheckpointWriter.preparePartial(root, state.iteration()), files, Map.of());
         }
+        publish(root, state.iteration());
+        return bytes;
     }
 
     @Override
@@ -94,7 +100,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                     metadata(state, optimizer, scheduler, contents));
             Path partial = CheckpointWriter.preparePartial(root, state.iteration());
             return new BackgroundSave(snapshot, () -> CheckpointWriter.writeRankFiles(partial, files, Map.of()),
-                    () -> CheckpointWriter.commit(root, state.iteration()));
+                    () -> publish(root, state.iteration()));
         } catch (RuntimeException e) {
             snapshot.close();
             throw e;
@@ -351,7 +357,7 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
 
     /** {@link #loadWeights(Checkpoint, List)} under this checkpointer's {@code --dist-ckpt-strictness}. */
     public void loadWeightsAsConfigured(Checkpoint ckpt, List<Parameter> parameters) {
-        loadWeights(ckpt, parameters, backend, strictness, warnings);
+        loadWeights(ckpt, parameters, backend, strictness, log);
     }
 
     /**
@@ -405,10 +411,44 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         }
     }
 
-    /** {@code --dist-ckpt-strictness} for the loads of training ({@link #load}); its warnings go to {@code warnings}. */
-    public void setStrictness(CheckpointStrictness strictness, Consumer<String> warnings) {
+    /** {@code --dist-ckpt-strictness} for the loads of training ({@link #load}); its warnings go to {@code log}. */
+    public void setStrictness(CheckpointStrictness strictness, Consumer<String> log) {
         this.strictness = strictness;
-        this.warnings = warnings;
+        this.log = log;
+    }
+
+    /**
+     * Megatron's {@code --save-retain-interval N} (0: keep all): once a save is published, the checkpoint it replaced as
+     * the latest is deleted unless its iteration is a multiple of N (or it is the same iteration, or a release);
+     * {@code deleted} hears of each deletion ({@code --log-progress}).
+     */
+    public void setSaveRetainInterval(int interval, java.util.function.LongConsumer deleted) {
+        if (interval < 0) {
+            throw new IllegalArgumentException("--save-retain-interval must be positive, got " + interval);
+        }
+        this.saveRetainInterval = interval;
+        this.deleted = deleted;
+    }
+
+    /**
+     * Publishes {@code iteration} (renames its partial folder into place, points the tracker at it), then deletes the
+     * checkpoint it replaced where {@code --save-retain-interval} says so. One rank calls this.
+     */
+    public void publish(Path root, long iteration) {
+        long previous = Files.exists(CheckpointLayout.trackerFile(root)) ? CheckpointLayout.latestIteration(root) : -1;
+        CheckpointWriter.commit(root, iteration);
+        if (saveRetainInterval > 0 && previous > 0 && previous != iteration && previous % saveRetainInterval != 0) {
+            Path old = CheckpointLayout.iterationDir(root, previous);
+            if (Files.isSymbolicLink(old)) {
+                log.accept(String.format(java.util.Locale.ROOT, "  skipping deleting checkpoint from iteration %7d at %s since"
+                        + " it is a symbolic link", previous, root));
+                return;
+            }
+            CheckpointWriter.deleteIterationDir(root, previous);
+            log.accept(String.format(java.util.Locale.ROOT, "  successfully deleted checkpoint from iteration %7d at %s",
+                    previous, root));
+            deleted.accept(previous);
+        }
     }
 
     /** Names the architecture fields that differ between the checkpoint and this run, before any tensor is read. */

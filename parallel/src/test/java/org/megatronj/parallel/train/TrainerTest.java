@@ -483,4 +483,36 @@ class TrainerTest {
             assertEquals(CheckpointStrictness.RETURN_ALL, CheckpointStrictness.parse("return_all"));
         }
     }
+
+    /**
+     * --save-retain-interval 3 with a save every iteration: each save deletes the checkpoint it replaces unless that one's
+     * iteration is a multiple of 3, in place and with --async-save alike.
+     */
+    @Test
+    void saveRetainIntervalDeletesTheReplacedCheckpoints() throws Exception {
+        var schedule = ScheduleConfig.iterations(6, 0.1, 0.1, DecayStyle.CONSTANT, 0);
+        for (boolean async : new boolean[] {false, true}) {
+            Path save = dir.resolve(async ? "retain-async" : "retain");
+            TrainingConfig base = config(BatchConfig.of(2, 4), schedule, save, null, 0, null);
+            TrainingConfig every = new TrainingConfig(base.batch(), base.schedule(), base.optimizer(), base.logging(),
+                    new CheckpointConfig(save, 1, null, false, false, false, OptimizerParamScheduler.OnLoad.CHECK, false, -1,
+                            false, false, async), base.exit(), base.seed());
+            List<String> log = new ArrayList<>();
+            List<Long> deleted = new ArrayList<>();
+            try (TensorArena arena = TensorArena.named("toy")) {
+                ToyBigramModel model = new ToyBigramModel(arena, VOCAB, 1);
+                var checkpointer = new TrainingCheckpointer(null, null);
+                checkpointer.setStrictness(CheckpointStrictness.ASSUME_OK_UNEXPECTED, log::add);
+                checkpointer.setSaveRetainInterval(3, deleted::add);
+                new Trainer(every, model, new ToySgd(arena, model.parameters()), new PatternSource(VOCAB, SEQ, 1000, 0), null,
+                        null, checkpointer, null, log::add).train();
+            }
+            try (var dirs = Files.list(save)) {
+                assertEquals(List.of("iter_0000003", "iter_0000006", "latest_checkpointed_iteration.txt"),
+                        dirs.map(p -> p.getFileName().toString()).sorted().toList(), "async " + async);
+            }
+            assertEquals(List.of(1L, 2L, 4L, 5L), deleted, "async " + async);
+            assertTrue(log.contains("  successfully deleted checkpoint from iteration       1 at " + save), String.join("\n", log));
+        }
+    }
 }
