@@ -59,6 +59,7 @@ final class ParallelPretraining {
     private final int logMemoryInterval;
     private final ProgressLog progress;   // --log-progress, kept by rank 0
     private StepProfiler profiler;         // --profile's window, kept by rank 0
+    private int weightHashInterval;        // --check-weight-hash-across-dp-replicas-interval, a collective on every rank
 
     /** @param checkpointer the single-rank checkpointer (model config and arguments); ranks share it in its layout */
     ParallelPretraining(PrintWriter out, TransformerConfig config, TrainingConfig training, ParallelConfig layout,
@@ -130,6 +131,7 @@ final class ParallelPretraining {
                     trainer.setProgressLog(progress);
                     trainer.setStepProfiler(profiler);
                 }
+                trainer.setWeightHashCheckInterval(weightHashInterval);
                 trainer.loadCheckpoint();
                 TrainingResult r = trainer.train();
                 if (printer) {
@@ -137,6 +139,11 @@ final class ParallelPretraining {
                 }
             }
         });
+    }
+
+    /** {@code --check-weight-hash-across-dp-replicas-interval}: every rank's trainer checks together. */
+    void checkWeightHashesEvery(int interval) {
+        this.weightHashInterval = interval;
     }
 
     /** {@code --profile}: rank 0's trainer opens and closes its window (null: none). */

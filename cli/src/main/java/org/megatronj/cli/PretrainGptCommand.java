@@ -177,6 +177,7 @@ final class PretrainGptCommand implements Callable<Integer> {
             run.refuseUnsupported(deviceOptions.device());
             try (JfrProfile profile = JfrProfile.of(training.profile(), out)) {
                 run.profileWith(profile);
+                run.checkWeightHashesEvery(training.checkWeightHashInterval);
                 return run.run(GptDatasetFactory.build(data.sources(() -> tok), sizes, data.config(tokenizer, tok)),
                         data.seqLength);
             }
@@ -216,6 +217,7 @@ final class PretrainGptCommand implements Callable<Integer> {
                     MemoryReports.theoretical(config, tc, layout, parallel, recompute), training.logMemoryInterval()));
             trainer.setProgressLog(progress);
             trainer.setStepProfiler(profile);
+            trainer.setWeightHashCheckInterval(training.checkWeightHashInterval);
             trainer.loadCheckpoint();
             TrainingResult result = trainer.train();
             out.printf(Locale.ROOT, "[after training is done] iteration %d, consumed samples %d (%s)%n", result.iteration(),

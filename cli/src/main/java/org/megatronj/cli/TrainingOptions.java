@@ -277,6 +277,11 @@ public final class TrainingOptions {
             + " start, and at each save the job's and the cumulative throughput, the model FLOPs and the tokens so far.")
     boolean logProgress;
 
+    @Option(names = "--check-weight-hash-across-dp-replicas-interval", paramLabel = "N", defaultValue = "0",
+            description = "Before training and every N iterations, check that the data-parallel replicas' weights are equal"
+                    + " (a SHA-1 of each parameter, compared over the replicas); a difference stops the run naming them.")
+    int checkWeightHashInterval;
+
     @Option(names = "--save-retain-interval", paramLabel = "N", defaultValue = "0", description = "Keep only the"
             + " checkpoints of iterations that are multiples of N, besides the latest: each save deletes the checkpoint it"
             + " replaces otherwise (0, the default: keep all).")
@@ -391,6 +396,10 @@ public final class TrainingOptions {
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
                 logWorldSizeToTensorboard, worldSize, logMemoryToTensorboard);
+        if (checkWeightHashInterval < 0) {
+            throw new IllegalArgumentException("--check-weight-hash-across-dp-replicas-interval must be >= 0, got "
+                    + checkWeightHashInterval);
+        }
         if (saveRetainInterval < 0) {
             throw new IllegalArgumentException("--save-retain-interval must be >= 0, got " + saveRetainInterval);
         }

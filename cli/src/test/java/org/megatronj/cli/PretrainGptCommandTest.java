@@ -263,15 +263,20 @@ class PretrainGptCommandTest {
         assertTrue(stepsAlone.err().contains("--profile-step-start and --profile-step-end need --profile"), stepsAlone.err());
     }
 
-    /** {@code --save-retain-interval}: of the saves at 2, 4 and 6 the one at 2 goes when 4 replaces it; the progress log says so. */
+    /**
+     * {@code --save-retain-interval}: of the saves at 2, 4 and 6 the one at 2 goes when 4 replaces it; the progress log
+     * says so. (And the two data-parallel replicas' weights hash alike every 3 iterations.)
+     */
     @Test
     void saveRetainIntervalKeepsItsMultiples() throws IOException {
         Path save = dir.resolve("retain");
         List<String> a = args(dataset(), "--save", save.toString(), "--save-interval", "2", "--save-retain-interval", "4",
-                "--world-size", "2");
+                "--world-size", "2", "--check-weight-hash-across-dp-replicas-interval", "3");
         a.add("--log-progress");
         CliRun r = run(a);
         assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains(">>> Weight hashes match after 3 iterations...")
+                && r.out().contains(">>> Weight hashes match after 6 iterations..."), r.out());   // the two replicas agree
         assertTrue(r.out().contains("  successfully deleted checkpoint from iteration       2 at " + save), r.out());
         try (var dirs = Files.list(save)) {
             assertEquals(List.of("iter_0000004", "iter_0000006", "latest_checkpointed_iteration.txt", "progress.txt"),

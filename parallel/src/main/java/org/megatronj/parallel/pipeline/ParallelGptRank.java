@@ -14,6 +14,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.Precision;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.model.layers.HostTransfer;
 import org.megatronj.model.optim.Optimizer;
 import org.megatronj.model.parallel.ContextParallelism;
 import org.megatronj.model.parallel.TensorParallelism;
@@ -223,6 +224,52 @@ public final class ParallelGptRank implements AutoCloseable {
     /** Megatron's {@code calc_params_l2_norm}: the L2 norm of the fp32 parameters over the world (a collective). */
     public double paramsNorm() {
         return gradients.globalNorm(org.megatronj.model.Parameter::data);
+    }
+
+    /**
+     * Megatron's {@code check_param_hashes_across_dp_replicas} with its cross check: the names of this rank's parameters
+     * whose values differ between data-parallel replicas (a SHA-1 of each, all-gathered over the data-parallel group;
+     * the same list on every rank of the group). Empty when the replicas agree.
+     */
+    public List<String> parametersDifferingAcrossDataParallel() {
+        List<Parameter> params = parameters();
+        double[] local = new double[2 * params.size()];
+        for (int i = 0; i < params.size(); i++) {
+            byte[] digest = sha1(HostTransfer.downloadFloats(chunks.getFirst().backend(), params.get(i).data()));
+            local[2 * i] = bits52(digest, 0);        // 52-bit halves: exact in a double, 104 bits in all
+            local[2 * i + 1] = bits52(digest, 8);
+        }
+        double[][] all = ParallelGradients.allGather(ctx.groups().data(), local);
+        List<String> differing = new ArrayList<>();
+        for (int i = 0; i < params.size(); i++) {
+            for (double[] replica : all) {
+                if (replica[2 * i] != all[0][2 * i] || replica[2 * i + 1] != all[0][2 * i + 1]) {
+                    differing.add(params.get(i).name());
+                    break;
+                }
+            }
+        }
+        return differing;
+    }
+
+    private static byte[] sha1(float[] values) {
+        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(values.length * Float.BYTES).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            bytes.putFloat(v);
+        }
+        try {
+            return java.security.MessageDigest.getInstance("SHA-1").digest(bytes.array());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JVM has no SHA-1", e);
+        }
+    }
+
+    private static double bits52(byte[] digest, int from) {
+        long v = 0;
+        for (int i = 0; i < 8; i++) {
+            v = (v << 8) | (digest[from + i] & 0xff);
+        }
+        return (double) (v >>> 12);
     }
 
     /** Megatron's {@code count_zeros_fp32}: the zero gradient elements over the world (a collective). */

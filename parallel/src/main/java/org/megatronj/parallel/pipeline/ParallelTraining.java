@@ -80,6 +80,11 @@ public final class ParallelTraining {
             }
 
             @Override
+            public List<String> parametersDifferingAcrossDataParallel() {
+                return rank.parametersDifferingAcrossDataParallel();
+            }
+
+            @Override
             public double[][] gatherOverRanks(double[] values) {
                 return ParallelGradients.allGather(rank.context().groups().world(), values);
             }

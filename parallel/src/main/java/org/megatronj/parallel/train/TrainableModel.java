@@ -92,6 +92,14 @@ public interface TrainableModel {
         return values;
     }
 
+    /**
+     * The parameters whose values differ between data-parallel replicas (Megatron's weight-hash check; a collective over
+     * the replicas). One replica: none.
+     */
+    default List<String> parametersDifferingAcrossDataParallel() {
+        return List.of();
+    }
+
     /** Every rank's {@code values}, by global rank (a collective, as {@link #maxOverRanks}). One rank: its own. */
     default double[][] gatherOverRanks(double[] values) {
         return new double[][] {values};

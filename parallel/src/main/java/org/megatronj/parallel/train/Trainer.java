@@ -66,6 +66,7 @@ public final class Trainer {
     private MemoryReport memoryReport;            // Megatron's memory report at log lines, or null
     private ProgressLog progress;                 // --log-progress on rank 0, or null
     private StepProfiler profiler;                // --profile's window, or null
+    private int weightHashInterval;               // --check-weight-hash-across-dp-replicas-interval, or 0
     private TrainingCheckpoints.PendingSave pendingSave;   // --async-save: the save being written, or null
     private long pendingIteration;
     private TrainingEvents.CheckpointSave pendingEvent;
@@ -155,6 +156,9 @@ public final class Trainer {
         if (progress != null) {
             progress.trainingStarts(position.floatingPointOperationsSoFar());
         }
+        if (weightHashInterval > 0) {
+            checkWeightHashes();   // as Megatron, once before training too
+        }
         long consumed = position.consumedTrainSamples();
         boolean skip = config.logging().skipTrain();   // Megatron writes nothing to TensorBoard then
         tensorboard = config.logging().tensorboard() == null || skip ? null : new TensorBoardLog(config.logging().tensorboard());
@@ -197,6 +201,10 @@ public final class Trainer {
                 event.commit();
                 if (profiler != null) {
                     profiler.afterIteration(iteration);
+                }
+                if (weightHashInterval > 0 && iteration % weightHashInterval == 0) {
+                    checkWeightHashes();
+                    log.accept(">>> Weight hashes match after " + iteration + " iterations...");
                 }
 
                 if (iteration % config.logging().logInterval() == 0) {
@@ -586,6 +594,24 @@ public final class Trainer {
     public void setModelFlops(IntToDoubleFunction flopsPerIteration, int ranks) {
         this.modelFlops = flopsPerIteration;
         this.ranks = ranks;
+    }
+
+    /**
+     * Megatron's {@code --check-weight-hash-across-dp-replicas-interval N}: before training and every N iterations the
+     * data-parallel replicas' weights must be equal, or the run stops naming the parameters (0: no check).
+     */
+    public void setWeightHashCheckInterval(int interval) {
+        if (interval < 0) {
+            throw new IllegalArgumentException("--check-weight-hash-across-dp-replicas-interval must be positive, got " + interval);
+        }
+        this.weightHashInterval = interval;
+    }
+
+    private void checkWeightHashes() {
+        List<String> differing = model.parametersDifferingAcrossDataParallel();
+        if (!differing.isEmpty()) {
+            throw new IllegalStateException("Parameter hashes not matching across DP replicas: " + differing);
+        }
     }
 
     /** Told when each iteration starts and ends ({@code --profile}'s window); null for none. */
