@@ -269,8 +269,8 @@ public final class TrainingOptions {
     boolean exitOnMissingCheckpoint;
 
     @Option(names = "--ckpt-format", paramLabel = "FORMAT", description = "Megatron-LM's on-disk formats (torch, torch_dist,"
-            + " ...) are refused by name: Megatron-J saves and loads its own (Megatron's folder layout with safetensors"
-            + " tensors and a metadata.json); leave the flag out.")
+            + " ...) are refused by name: training saves and loads Megatron-J's own (Megatron's folder layout with safetensors"
+            + " tensors and a metadata.json); leave the flag out and convert with 'checkpoint import-torch'/'export-torch'.")
     String ckptFormat;
 
     @Option(names = "--log-progress", description = "Append Megatron's progress log to <save>/progress.txt: each job's"
@@ -417,10 +417,11 @@ public final class TrainingOptions {
                     + " eval_micro_batch_size (" + evalMicro + ") * data_parallel_size (" + dataParallelSize + ")");
         }
         if (ckptFormat != null) {
-            throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J cannot write or read Megatron-LM's"
-                    + " checkpoint formats; it keeps its own (Megatron's folder layout with safetensors tensors and a"
-                    + " metadata.json). Leave the flag out; 'megatron checkpoint export-hf' and 'import-hf' carry weights"
-                    + " to and from Hugging Face");
+            throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J's training saves and loads its own"
+                    + " checkpoint format (Megatron's folder layout with safetensors tensors and a metadata.json), not Megatron-LM's;"
+                    + " leave the flag out. 'megatron checkpoint import-torch' and 'export-torch' convert Megatron-LM's --ckpt-format"
+                    + " torch checkpoints (torch_dist ones once Megatron-LM has saved them as torch), 'import-hf' and 'export-hf'"
+                    + " Hugging Face ones");
         }
         if (overrideOptParamScheduler && useCheckpointOptParamScheduler) {
             throw new IllegalArgumentException("--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler"

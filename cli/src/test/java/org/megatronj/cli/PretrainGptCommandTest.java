@@ -847,16 +847,16 @@ class PretrainGptCommandTest {
         Path data = dataset();
         CliRun flag = run(args(data, "--ckpt-format", "torch_dist"));
         assertEquals(1, flag.code(), flag.toString());
-        assertTrue(flag.err().contains("--ckpt-format torch_dist: Megatron-J cannot write or read Megatron-LM's checkpoint"
-                + " formats"), flag.err());
+        assertTrue(flag.err().contains("--ckpt-format torch_dist: Megatron-J's training saves and loads its own checkpoint"
+                + " format") && flag.err().contains("'megatron checkpoint import-torch' and 'export-torch' convert"), flag.err());
         Path torch = dir.resolve("mlm-torch");
         Files.createDirectories(torch.resolve("iter_0000010/mp_rank_00"));
         Files.writeString(torch.resolve("latest_checkpointed_iteration.txt"), "10");
         Files.write(torch.resolve("iter_0000010/mp_rank_00/model_optim_rng.pt"), new byte[8]);
         CliRun pickle = run(args(data, "--load", torch.toString()));
         assertEquals(1, pickle.code(), pickle.toString());
-        assertTrue(pickle.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch (mp_rank_00/model_optim_rng.pt)"),
-                pickle.err());
+        assertTrue(pickle.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch (mp_rank_00/model_optim_rng.pt)")
+                && pickle.err().contains("'megatron checkpoint import-torch --load " + torch + " --save <new folder>'"), pickle.err());
         Path empty = Files.createDirectories(dir.resolve("no-ckpt"));
         List<String> missing = args(data, "--load", empty.toString());
         missing.add("--exit-on-missing-checkpoint");
@@ -870,7 +870,8 @@ class PretrainGptCommandTest {
         Files.write(dist.resolve("iter_0000010/__0_0.distcp"), new byte[8]);
         CliRun distcp = run(args(data, "--load", dist.toString()));
         assertEquals(1, distcp.code(), distcp.toString());
-        assertTrue(distcp.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch_dist"), distcp.err());
+        assertTrue(distcp.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch_dist")
+                && distcp.err().contains("save it with --ckpt-format torch in Megatron-LM"), distcp.err());
     }
 
     /**

@@ -106,10 +106,11 @@ public final class Checkpoint implements AutoCloseable {
             throw new CheckpointException("cannot list checkpoint folder " + iterDir + ": " + e.getMessage(), e);
         }
         if (format != null) {
+            String convert = "'megatron checkpoint import-torch --load " + iterDir.getParent() + " --save <new folder>'";
             throw new CheckpointException(iterDir + " is a Megatron-LM checkpoint in its --ckpt-format " + format
-                    + ", which Megatron-J does not read: it keeps its checkpoints in Megatron's folder layout with"
-                    + " safetensors tensors and a metadata.json. Bring the weights over as a Hugging Face GPT-2"
-                    + " checkpoint and 'megatron checkpoint import-hf'");
+                    + ", which Megatron-J loads once converted to its own layout (safetensors tensors and a metadata.json): "
+                    + (format.startsWith("torch_dist") ? "save it with --ckpt-format torch in Megatron-LM (e.g. --ckpt-convert-format"
+                    + " torch), then " + convert : convert));
         }
         return iterDir;
     }
