@@ -122,6 +122,12 @@ public final class ImplementationChoiceOptions {
             + " checkpoints; Megatron-J's saves plan nothing to cache.")
     boolean ckptAssumeConstantStructure;
 
+    @Option(names = "--rerun-mode", paramLabel = "MODE", defaultValue = "validate_results", description = "Megatron's"
+            + " result validation: disabled or validate_results (default): a NaN or Inf loss stops the run (with"
+            + " --check-for-nan-in-loss-and-grad, on by default); the CPU repeats its results bit for bit, so Megatron's"
+            + " rerun of the step would only repeat it. report_stats (variability statistics) is refused.")
+    String rerunMode;
+
     @Option(names = "--deterministic-mode", description = "Bit-identical results run after run: the CPU backend always is"
             + " (fixed reduction orders); refused with --device cuda, whose kernels still sum with atomics.")
     boolean deterministicMode;
@@ -137,6 +143,11 @@ public final class ImplementationChoiceOptions {
         oneOf("--transformer-impl", transformerImpl, "local", "transformer_engine", "inference_optimized");
         oneOf("--cross-entropy-fusion-impl", crossEntropyFusionImpl, "native", "te");
         oneOf("--distributed-backend", distributedBackend, "nccl", "gloo");
+        oneOf("--rerun-mode", rerunMode, "disabled", "validate_results", "report_stats");
+        if (rerunMode.equals("report_stats")) {
+            throw new IllegalArgumentException("--rerun-mode report_stats reruns every iteration to measure the variability of"
+                    + " its results, which Megatron-J does not do; use disabled or validate_results");
+        }
         if (!dataloaderType.equals("single")) {
             oneOf("--dataloader-type", dataloaderType, "single", "cyclic", "external");
             throw new IllegalArgumentException("--dataloader-type " + dataloaderType + " draws the samples in another order"

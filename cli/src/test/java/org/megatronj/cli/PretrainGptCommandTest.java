@@ -407,7 +407,7 @@ class PretrainGptCommandTest {
                 "--no-async-tensor-model-parallel-allreduce", "--use-cpu-initialization", "--exit-signal-handler",
                 "--trust-remote-code", "--legacy-tokenizer", "--deterministic-mode", "--ckpt-fully-parallel-load",
                 "--no-ckpt-fully-parallel-save", "--ckpt-fully-parallel-save", "--ckpt-assume-constant-structure",
-                "--dist-ckpt-strictness", "log_all"));
+                "--dist-ckpt-strictness", "log_all", "--rerun-mode", "disabled"));
         CliRun choices = run(a);
         assertEquals(0, choices.code(), choices.toString());
         assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
@@ -426,6 +426,9 @@ class PretrainGptCommandTest {
         assertEquals(1, cudaDeterministic.code(), cudaDeterministic.toString());
         assertTrue(cudaDeterministic.err().contains("--deterministic-mode needs --device cpu: on cuda the embedding's"),
                 cudaDeterministic.err());
+        CliRun stats = run(args(data, "--rerun-mode", "report_stats"));
+        assertEquals(1, stats.code(), stats.toString());
+        assertTrue(stats.err().contains("--rerun-mode report_stats reruns every iteration"), stats.err());
         CliRun strictness = run(args(data, "--dist-ckpt-strictness", "strict"));
         assertEquals(1, strictness.code(), strictness.toString());
         assertTrue(strictness.err().contains("--dist-ckpt-strictness"), strictness.err());
