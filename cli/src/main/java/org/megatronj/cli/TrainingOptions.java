@@ -225,6 +225,10 @@ public final class TrainingOptions {
             + " iteration N (Megatron's default 12).")
     Integer profileStepEnd;
 
+    @Option(names = "--use-pytorch-profiler", description = "With --profile: accepted; the recording here is a Java Flight"
+            + " Recording either way (Megatron picks between nsys and PyTorch's profiler).")
+    boolean usePytorchProfiler;
+
     @Option(names = "--profile-ranks", arity = "1..*", paramLabel = "RANK", description = "Accepted: ranks are threads"
             + " of one process here, and the recording holds every rank's events (each on its thread rank-N).")
     java.util.List<Integer> profileRanks;
@@ -474,8 +478,9 @@ public final class TrainingOptions {
      */
     Profile profile() {
         if (profile == null) {
-            if (profileStepStart != null || profileStepEnd != null) {
-                throw new IllegalArgumentException("--profile-step-start and --profile-step-end need --profile");
+            if (profileStepStart != null || profileStepEnd != null || usePytorchProfiler) {
+                throw new IllegalArgumentException("--profile-step-start, --profile-step-end and --use-pytorch-profiler need"
+                        + " --profile");
             }
             return null;
         }

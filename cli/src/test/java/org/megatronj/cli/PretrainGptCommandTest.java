@@ -241,7 +241,7 @@ class PretrainGptCommandTest {
         Path tb = dir.resolve("tb-profile");
         List<String> a = args(dataset(), "--tensorboard-dir", tb.toString(), "--profile-step-start", "2", "--profile-step-end",
                 "4");
-        a.add("--profile");
+        a.addAll(List.of("--profile", "--use-pytorch-profiler"));
         CliRun r = run(a);
         assertEquals(0, r.code(), r.toString());
         Path jfr = tb.resolve("megatron-profile.jfr");
@@ -260,7 +260,8 @@ class PretrainGptCommandTest {
 
         CliRun stepsAlone = run(args(dataset(), "--profile-step-start", "2"));
         assertEquals(1, stepsAlone.code(), stepsAlone.toString());
-        assertTrue(stepsAlone.err().contains("--profile-step-start and --profile-step-end need --profile"), stepsAlone.err());
+        assertTrue(stepsAlone.err().contains("--profile-step-start, --profile-step-end and --use-pytorch-profiler need --profile"),
+                stepsAlone.err());
     }
 
     /**
