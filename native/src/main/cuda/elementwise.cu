@@ -59,6 +59,26 @@ extern "C" __global__ void megatron_scale(void* x, int xt, float alpha, i64 n) {
     MJ_FOR_FROM(i, nc * MJ_CHUNK, n) mj_store(x, i, xt, mj_load(x, i, xt) * alpha);
 }
 
+// y[r, :] = x[r, :] * scales[r] (scales F32; y may alias x): a mixture-of-experts layer's routing weights.
+extern "C" __global__ void megatron_scale_rows(const void* x, int xt, const float* scales, void* y, int yt, i64 rows,
+                                               i64 cols) {
+    MJ_FOR(i, rows * cols) mj_store(y, i, yt, mj_load(x, i, xt) * scales[i / cols]);
+}
+
+// out[r] = sum over c of a[r, c] * b[r, c] in F32, one warp per row (the gradient of megatron_scale_rows' scales).
+extern "C" __global__ void megatron_row_dot(const void* a, int at, const void* b, int bt, float* out, i64 rows, i64 cols) {
+    i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    i64 warps = ((i64)gridDim.x * blockDim.x) / 32;
+    int lane = threadIdx.x & 31;
+    for (i64 r = warp; r < rows; r += warps) {
+        float s = 0.f;
+        for (i64 c = lane; c < cols; c += 32) s += mj_load(a, r * cols + c, at) * mj_load(b, r * cols + c, bt);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) out[r] = s;
+    }
+}
+
 // Converts between F32, BF16 and F16 (round to nearest even); same element count.
 extern "C" __global__ void megatron_cast(const void* src, int st, void* dst, int dt, i64 n) {
     i64 nc = (mj_al16(src) && mj_al16(dst)) ? n / MJ_CHUNK : 0;

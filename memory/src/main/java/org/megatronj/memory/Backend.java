@@ -179,6 +179,15 @@ public interface Backend extends AutoCloseable {
     /** {@code x *= alpha} in place. */
     void scale(Tensor x, float alpha);
 
+    /**
+     * {@code y[r, :] = x[r, :] * scales[r]} for every row r ({@code scales} F32 of length rows; y may alias x): the
+     * routing probabilities of a mixture-of-experts layer applied to its experts' rows.
+     */
+    void scaleRows(Tensor x, Tensor scales, Tensor y);
+
+    /** {@code out[r] = sum over c of a[r, c] * b[r, c]}, accumulated in F32 ({@code out} F32 of length rows, written). */
+    void rowDot(Tensor a, Tensor b, Tensor out);
+
     /** {@code x[r, :] += bias} for every row r; bias is 1-D of length cols. In place. */
     void biasAdd(Tensor x, Tensor bias);
 

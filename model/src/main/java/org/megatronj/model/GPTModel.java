@@ -8,7 +8,9 @@ import org.megatronj.model.layers.Embedding;
 import org.megatronj.model.layers.HostTransfer;
 import org.megatronj.model.layers.LanguageModelLoss;
 import org.megatronj.model.layers.Linear;
+import org.megatronj.model.layers.FeedForward;
 import org.megatronj.model.layers.Mlp;
+import org.megatronj.model.layers.MoeLayer;
 import org.megatronj.model.layers.Norm;
 import org.megatronj.model.layers.RotaryEmbedding;
 import org.megatronj.model.layers.SelfAttention;
@@ -77,6 +79,7 @@ public final class GPTModel implements AutoCloseable {
     private final List<ActivationStore> slots = new ArrayList<>();   // one per micro-batch in flight, for one shape
     private final long[] layerOffsets;              // flat-store offset of each layer's first parameter
     private GradReadyListener gradReady;
+    private float moeAuxLossScale = Float.NaN;   // NaN: each micro-batch's gradient scale
 
     /**
      * Told during backward how far the parameter gradients are complete: after a call with
@@ -153,6 +156,9 @@ public final class GPTModel implements AutoCloseable {
         }
         this.tp = tp;
         int t = tp.size();
+        if (config.moe() != null) {
+            checkMixtureOfExperts(config, tp, cp);
+        }
         this.shardConfig = config.tensorParallelShard(t);
         this.vocabSize = config.paddedVocabSize(t);
         this.backend = backend;
@@ -177,7 +183,8 @@ public final class GPTModel implements AutoCloseable {
                     config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
                     config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
                     tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
-            Mlp mlp = new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
+            FeedForward mlp = config.isMoeLayer(chunk.firstLayer() + l) ? moeLayer(p + "mlp.")
+                    : new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), Mlp.activation(config));
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
                     norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout(), group, tp.sequenceParallel());
@@ -221,6 +228,7 @@ public final class GPTModel implements AutoCloseable {
                 a.targetLogit, a.loss, a.dLoss);   // the loss gradient is known here: one pass over the logits
         stopPhase("forward-compute");               // (so the loss's backward counts as forward here)
         startPhase("backward-compute");
+        setAuxLossScale(gradScale);
         backward(a, a.key);
         stopPhase("backward-compute");
         return result;
@@ -325,8 +333,16 @@ public final class GPTModel implements AutoCloseable {
         if (chunk.postProcess()) {
             lossFunction.backward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp, a.dLoss);
         }
+        setAuxLossScale(gradScale);
         backward(a, a.key);
         stopPhase("backward-compute");
+    }
+
+    private void setAuxLossScale(float gradScale) {
+        float scale = Float.isNaN(moeAuxLossScale) ? gradScale : moeAuxLossScale;
+        for (MoeLayer moe : moeLayers()) {
+            moe.setAuxLossScale(scale);
+        }
     }
 
     private ActivationStore slot(int slot) {
@@ -679,6 +695,54 @@ public final class GPTModel implements AutoCloseable {
             throw new IllegalStateException(what + " needs the whole model on one rank; this is tensor-parallel "
                     + tp.group().describe() + " (merge the checkpoint to one rank for generation)");
         }
+    }
+
+    /** Megatron's MoELayer of the layer whose MLP parameters start with {@code prefix}. */
+    private MoeLayer moeLayer(String prefix) {
+        MoeConfig moe = shardConfig.moe();
+        Parameter[] fc1 = new Parameter[moe.numExperts()];
+        Parameter[] fc2 = new Parameter[moe.numExperts()];
+        for (int e = 0; e < fc1.length; e++) {
+            fc1[e] = param(prefix + "experts.local_experts." + e + ".linear_fc1.weight");
+            fc2[e] = param(prefix + "experts.local_experts." + e + ".linear_fc2.weight");
+        }
+        Mlp shared = moe.sharedExpertIntermediateSize() == 0 ? null : new Mlp(backend,
+                columnLinear(prefix + "shared_experts.linear_fc1"), rowLinear(prefix + "shared_experts.linear_fc2"),
+                config.swiglu(), Mlp.activation(config));
+        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, config.swiglu(),
+                Mlp.activation(config), tp.group(), tp.sequenceParallel(), precision.computeDtype());
+    }
+
+    /** What Megatron-J's mixture of experts needs from the parallel layout, refused with the reason. */
+    private static void checkMixtureOfExperts(TransformerConfig config, TensorParallelism tp, ContextParallelism cp) {
+        if (tp.size() > 1 && !tp.sequenceParallel()) {   // Megatron's MoELayer raises this in training
+            throw new IllegalArgumentException("--num-experts with --tensor-model-parallel-size " + tp.size()
+                    + " needs --sequence-parallel (Megatron: 'During training, performance may degrade if MoE and tensor"
+                    + " parallelism are enabled without also enabling sequence parallelism.')");
+        }
+        if (cp.active()) {
+            throw new IllegalArgumentException("--num-experts with --context-parallel-size " + cp.size()
+                    + " is not supported by Megatron-J yet");
+        }
+    }
+
+    /** The MoE layers of this chunk, in layer order (empty for a dense model). */
+    public List<MoeLayer> moeLayers() {
+        List<MoeLayer> out = new ArrayList<>();
+        for (TransformerLayer layer : layers) {
+            if (layer.mlp() instanceof MoeLayer moe) {
+                out.add(moe);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The gradient scale of the MoE layers' auxiliary losses (Megatron's {@code MoEAuxLossAutoScaler.set_loss_scale}:
+     * the loss scale over the number of micro-batches). Until set, each backward uses its micro-batch's gradient scale.
+     */
+    public void setMoeAuxLossScale(float scale) {
+        this.moeAuxLossScale = scale;
     }
 
     private Norm norm(String prefix) {

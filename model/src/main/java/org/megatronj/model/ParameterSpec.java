@@ -120,9 +120,11 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
                     TensorSplit.COLUMNS);
             addNorm(specs, c, p + "pre_mlp_layernorm");
-            addLinear(specs, c, p + "mlp.linear_fc1", c.fc1Width() / t, h, Init.NORMAL,
-                    c.swiglu() ? TensorSplit.GATED_ROWS : TensorSplit.ROWS);
-            addLinear(specs, c, p + "mlp.linear_fc2", h, c.ffnHiddenSize() / t, Init.SCALED_NORMAL, TensorSplit.COLUMNS);
+            if (c.isMoeLayer(l)) {
+                addMoe(specs, c, t, p + "mlp.");
+            } else {
+                addMlp(specs, c, p + "mlp", c.fc1Width() / t, c.ffnHiddenSize() / t);
+            }
         }
         if (!chunk.postProcess()) {
             return specs;
@@ -132,6 +134,31 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }
         return specs;
+    }
+
+    private static void addMlp(List<ParameterSpec> specs, TransformerConfig c, String prefix, long fc1Rows, long ffn) {
+        addLinear(specs, c, prefix + ".linear_fc1", fc1Rows, c.hiddenSize(), Init.NORMAL,
+                c.swiglu() ? TensorSplit.GATED_ROWS : TensorSplit.ROWS);
+        addLinear(specs, c, prefix + ".linear_fc2", c.hiddenSize(), ffn, Init.SCALED_NORMAL, TensorSplit.COLUMNS);
+    }
+
+    /**
+     * Megatron-core's MoELayer in its order: the router (replicated), the experts (SequentialMLP's {@code local_experts.e}, each split over the
+     * tensor ranks like the dense MLP), then the shared experts.
+     */
+    private static void addMoe(List<ParameterSpec> specs, TransformerConfig c, int t, String prefix) {
+        MoeConfig moe = c.moe();
+        long h = c.hiddenSize();
+        specs.add(new ParameterSpec(prefix + "router.weight", new long[] {moe.numExperts(), h}, Init.NORMAL, true));
+        for (int e = 0; e < moe.numExperts(); e++) {
+            addMlp(specs, c, prefix + "experts.local_experts." + e, c.expertFc1Width() / t, moe.ffnHiddenSize() / t);
+        }
+        if (moe.sharedExpertIntermediateSize() > 0) {
+            addMlp(specs, c, prefix + "shared_experts", c.sharedExpertFc1Width() / t, moe.sharedExpertIntermediateSize() / t);
+            if (moe.sharedExpertGate()) {
+                specs.add(new ParameterSpec(prefix + "shared_experts.gate_weight", new long[] {1, h}, Init.NORMAL, true));
+            }
+        }
     }
 
     private static void addNorm(List<ParameterSpec> specs, TransformerConfig c, String prefix) {

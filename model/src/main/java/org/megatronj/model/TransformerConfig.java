@@ -40,6 +40,8 @@ package org.megatronj.model;
  *                                       Megatron's {@code --no-bias-gelu-fusion} means false
  * @param vocabSize                      the tokenizer's vocabulary size (before padding)
  * @param makeVocabSizeDivisibleBy       {@code --make-vocab-size-divisible-by} (128): the embedding rows are padded to a multiple
+ * @param moe                            {@code --num-experts} and the {@code --moe-*} flags: mixture-of-experts layers; null
+ *                                       for a dense model
  */
 public record TransformerConfig(
         int numLayers, int hiddenSize, int ffnHiddenSize, int numAttentionHeads, int kvChannels,
@@ -53,7 +55,7 @@ public record TransformerConfig(
         boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
-        int vocabSize, int makeVocabSizeDivisibleBy) {
+        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe) {
 
     /** Megatron pads the vocabulary to a multiple of {@code makeVocabSizeDivisibleBy × tensorParallelSize}. */
     public int paddedVocabSize(int tensorParallelSize) {
@@ -77,6 +79,10 @@ public record TransformerConfig(
         divisible("--num-attention-heads", numAttentionHeads, t);
         divisible("--num-query-groups", numQueryGroups, t);
         divisible("--ffn-hidden-size", ffnHiddenSize, t);
+        if (moe != null) {   // expert tensor parallelism is the tensor-parallel size
+            divisible("--moe-ffn-hidden-size", moe.ffnHiddenSize(), t);
+            divisible("--moe-shared-expert-intermediate-size", moe.sharedExpertIntermediateSize(), t);
+        }
     }
 
     private static void divisible(String flag, int value, int t) {
@@ -100,7 +106,7 @@ public record TransformerConfig(
                 rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor, rotaryInterleaved,
                 normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
                 attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
-                geluTanh, vocabSize, makeVocabSizeDivisibleBy);
+                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t));
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
@@ -122,7 +128,12 @@ public record TransformerConfig(
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
                 .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
-                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy);
+                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe);
+    }
+
+    /** Whether layer {@code layer} (0-based) is a mixture-of-experts layer ({@link MoeConfig#layerFreq}). */
+    public boolean isMoeLayer(int layer) {
+        return moe != null && moe.moeLayers(numLayers)[layer];
     }
 
     /** Whether the linear layer {@code name} ({@code self_attention.linear_qkv}, {@code mlp.linear_fc1}, ...) has a bias. */
@@ -148,6 +159,16 @@ public record TransformerConfig(
     /** Output width of fc1: ffn, or 2·ffn with swiglu. */
     public int fc1Width() {
         return swiglu ? 2 * ffnHiddenSize : ffnHiddenSize;
+    }
+
+    /** Output width of an expert's fc1 ({@code --moe-ffn-hidden-size}, doubled with swiglu); 0 for a dense model. */
+    public int expertFc1Width() {
+        return moe == null ? 0 : swiglu ? 2 * moe.ffnHiddenSize() : moe.ffnHiddenSize();
+    }
+
+    /** Output width of the shared experts' fc1 ({@code --moe-shared-expert-intermediate-size}, doubled with swiglu). */
+    public int sharedExpertFc1Width() {
+        return moe == null ? 0 : swiglu ? 2 * moe.sharedExpertIntermediateSize() : moe.sharedExpertIntermediateSize();
     }
 
     /** Channels of each head that rope rotates (even). */
@@ -212,6 +233,13 @@ public record TransformerConfig(
         }
         if (!(layernormEpsilon > 0) || Float.isInfinite(layernormEpsilon)) {
             throw new IllegalArgumentException("--layernorm-epsilon must be a positive number, got " + layernormEpsilon);
+        }
+        if (moe != null) {
+            moe.validate(numLayers);
+            if (addBiasLinear) {   // Megatron adds expert biases scaled by the routing weights; Megatron-J does not
+                throw new IllegalArgumentException("--num-experts needs --disable-bias-linear in Megatron-J (the experts and"
+                        + " the router have no biases here)");
+            }
         }
         return this;
     }
@@ -278,6 +306,7 @@ public record TransformerConfig(
         private boolean geluTanh = true;
         private int vocabSize;
         private int makeVocabSizeDivisibleBy = 128;
+        private MoeConfig moe;
 
         private Builder() {
         }
@@ -318,6 +347,8 @@ public record TransformerConfig(
         public Builder geluTanh(boolean v) { geluTanh = v; return this; }
         public Builder vocabSize(int v) { vocabSize = v; return this; }
         public Builder makeVocabSizeDivisibleBy(int v) { makeVocabSizeDivisibleBy = v; return this; }
+        /** null: a dense model. */
+        public Builder moe(MoeConfig v) { moe = v; return this; }
 
         /** Fills the derived sizes as Megatron's argument parsing does, then validates. */
         public TransformerConfig build() {
@@ -344,7 +375,7 @@ public record TransformerConfig(
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
                     ropeScalingFactor, rotaryInterleaved, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
-                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy).validate();
+                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe).validate();
         }
     }
 }

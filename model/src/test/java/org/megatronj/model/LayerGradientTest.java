@@ -117,7 +117,7 @@ class LayerGradientTest {
             try (GPTModel model = new GPTModel(c, backend, 1); TensorArena arena = TensorArena.named("test")) {
                 randomize(model, 2);
                 int h = c.hiddenSize();
-                Linear fc1 = model.layers().getFirst().mlp().linearFc1();
+                Linear fc1 = ((Mlp) model.layers().getFirst().mlp()).linearFc1();
                 Tensor x = random(arena, 3, S, B, h);
                 Tensor y = arena.allocate(DType.F32, S, B, c.fc1Width());
                 Tensor dy = arena.allocate(DType.F32, S, B, c.fc1Width());
@@ -181,7 +181,7 @@ class LayerGradientTest {
                         .check(withParameters(List.of(new Wrt("x", x, dx)),
                                 attention.linearQkv().weight(), attention.linearQkv().bias(),
                                 attention.linearProj().weight(), attention.linearProj().bias()), 30, TOLERANCE);
-                Mlp mlp = model.layers().getFirst().mlp();
+                Mlp mlp = (Mlp) model.layers().getFirst().mlp();
                 double e2 = new GradientCheck(out, () -> mlp.forward(x, out, a), dOut, model::zeroGrad,
                         () -> mlp.backward(dOut, x, dx, a, ws), 8)
                         .check(withParameters(List.of(new Wrt("x", x, dx)),

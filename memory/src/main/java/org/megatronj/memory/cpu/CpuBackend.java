@@ -209,6 +209,28 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void scaleRows(Tensor x, Tensor scales, Tensor y) {
+        floating("scaleRows", "x", x);
+        floating("scaleRows", "y", y);
+        dtype("scaleRows", "scales", scales, DType.F32);
+        sameShape("scaleRows", "x", x, "y", y);
+        int c = toInt("scaleRows", "cols", cols(x));
+        checkVector("scaleRows", "scales", scales, toInt("scaleRows", "rows", c == 0 ? 0 : x.numel() / c), x);
+        elementwise.scaleRows(x, scales, y, c);
+    }
+
+    @Override
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
+        floating("rowDot", "a", a);
+        floating("rowDot", "b", b);
+        dtype("rowDot", "out", out, DType.F32);
+        sameShape("rowDot", "a", a, "b", b);
+        int c = toInt("rowDot", "cols", cols(a));
+        checkVector("rowDot", "out", out, toInt("rowDot", "rows", c == 0 ? 0 : a.numel() / c), a);
+        elementwise.rowDot(a, b, out, c);
+    }
+
+    @Override
     public void biasAdd(Tensor x, Tensor bias) {
         floating("biasAdd", "x", x);
         floating("biasAdd", "bias", bias);

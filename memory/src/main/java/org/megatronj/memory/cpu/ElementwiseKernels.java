@@ -47,6 +47,37 @@ final class ElementwiseKernels {
         });
     }
 
+    /** {@code y[r, :] = x[r, :] * scales[r]} for rows of width {@code cols}. */
+    void scaleRows(Tensor x, Tensor scales, Tensor y, int cols) {
+        long rows = cols == 0 ? 0 : x.numel() / cols;
+        threads.parallelFor(rows, Math.max(1, Blocks.SIZE / Math.max(cols, 1)), (r0, r1) -> {
+            float[] row = new float[cols];
+            float[] scale = new float[1];
+            for (long r = r0; r < r1; r++) {
+                FloatRows.load(scales, r, scale, 0, 1);
+                FloatRows.load(x, r * cols, row, 0, cols);
+                VectorMath.scale(vector, row, 0, cols, scale[0]);
+                FloatRows.store(row, 0, y, r * cols, cols);
+            }
+        });
+    }
+
+    /** {@code out[r] = a[r, :] . b[r, :]} for rows of width {@code cols}, in F32. */
+    void rowDot(Tensor a, Tensor b, Tensor out, int cols) {
+        long rows = cols == 0 ? 0 : a.numel() / cols;
+        threads.parallelFor(rows, Math.max(1, Blocks.SIZE / Math.max(cols, 1)), (r0, r1) -> {
+            float[] ar = new float[cols];
+            float[] br = new float[cols];
+            float[] dot = new float[1];
+            for (long r = r0; r < r1; r++) {
+                FloatRows.load(a, r * cols, ar, 0, cols);
+                FloatRows.load(b, r * cols, br, 0, cols);
+                dot[0] = VectorMath.dot(vector, ar, 0, br, 0, cols);
+                FloatRows.store(dot, 0, out, r, 1);
+            }
+        });
+    }
+
     /** {@code x[r, :] += bias} for rows of width {@code cols}. */
     void biasAdd(Tensor x, Tensor bias, int cols) {
         float[] bv = new float[cols];

@@ -507,6 +507,34 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void scaleRows(Tensor x, Tensor scales, Tensor y) {
+        floating("scaleRows", "x", x);
+        floating("scaleRows", "y", y);
+        dtype("scaleRows", "scales", scales, DType.F32);
+        sameShape("scaleRows", "x", x, "y", y);
+        int cols = cols("scaleRows", "x", x);
+        long rows = x.numel() / Math.max(cols, 1);
+        shape("scaleRows", "scales", scales, rows);
+        enter();
+        launch("megatron_scale_rows", grid(x.numel()), 1, THREADS, 0, x.address(), code("scaleRows", x), scales.address(),
+                y.address(), code("scaleRows", y), rows, (long) cols);
+    }
+
+    @Override
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
+        floating("rowDot", "a", a);
+        floating("rowDot", "b", b);
+        dtype("rowDot", "out", out, DType.F32);
+        sameShape("rowDot", "a", a, "b", b);
+        int cols = cols("rowDot", "a", a);
+        long rows = a.numel() / Math.max(cols, 1);
+        shape("rowDot", "out", out, rows);
+        enter();
+        launch("megatron_row_dot", grid(rows * 32), 1, THREADS, 0, a.address(), code("rowDot", a), b.address(),
+                code("rowDot", b), out.address(), rows, (long) cols);
+    }
+
+    @Override
     public void biasAdd(Tensor x, Tensor bias) {
         floating("biasAdd", "x", x);
         floating("biasAdd", "bias", bias);

@@ -33,13 +33,15 @@ import org.megatronj.model.TransformerConfig;
  * @param fc1Out  {@code [s, b, ffn]} or {@code [s, b, 2 ffn]} with swiglu (the activation's input)
  * @param actOut  {@code [s, b, ffn]} activation output (linear_fc2's input)
  * @param qkNorm  with {@code --qk-layernorm} the q and k norms' inputs and statistics, else null
+ * @param moe     the mixture-of-experts layer's buffers when the model has MoE layers, else null (fc1Out and actOut are
+ *                null when it has no dense layer)
  */
 public record LayerActivations(
         Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
         Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
         Tensor afterAttention,
         Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
-        Tensor fc1Out, Tensor actOut, QkNorm qkNorm) {
+        Tensor fc1Out, Tensor actOut, QkNorm qkNorm, MoeActivations moe) {
 
     /**
      * The q/k layernorms' saved inputs and F32 statistics, one row per head vector in q's and k's order.
@@ -97,6 +99,7 @@ public record LayerActivations(
         int ng = c.numQueryGroups();
         long qEnd = (long) s * b * np * d;
         long kEnd = qEnd + (long) s * b * ng * d;
+        boolean dense = c.moe() == null || hasDenseLayer(c);
         Tensor qkv = backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);
         Tensor flat = qkv.reshape(-1);
         return new LayerActivations(
@@ -113,9 +116,26 @@ public record LayerActivations(
                 backend.allocate(arena, x, s, b, h),
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
-                backend.allocate(arena, x, s, b, c.fc1Width()),
-                backend.allocate(arena, x, s, b, c.ffnHiddenSize()),
-                c.qkLayernorm() ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null);
+                dense ? backend.allocate(arena, x, s, b, c.fc1Width()) : null,
+                dense ? backend.allocate(arena, x, s, b, c.ffnHiddenSize()) : null,
+                c.qkLayernorm() ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null,
+                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x));
+    }
+
+    /** Whether some layer of {@code c} is a dense MLP layer. */
+    static boolean hasDenseLayer(TransformerConfig c) {
+        for (int l = 0; l < c.numLayers(); l++) {
+            if (!c.isMoeLayer(l)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** These buffers with another MLP's fc1 and activation outputs (the shared experts'). */
+    LayerActivations withMlp(Tensor fc1Out, Tensor actOut) {
+        return new LayerActivations(ln1Out, ln1Mean, ln1Rstd, qkv, q, k, v, attnOut, lse, afterAttention, ln2Out, ln2Mean,
+                ln2Rstd, fc1Out, actOut, qkNorm, moe);
     }
 
     /** The same buffers restricted to the first {@code s} positions (views, no copies). */
@@ -126,7 +146,8 @@ public record LayerActivations(
                 ln1Out.view(0, s), ln1Mean == null ? null : ln1Mean.view(0, s), ln1Rstd.view(0, s),
                 qkv.view(0, s), q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
                 afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
-                ln2Rstd.view(0, s), fc1Out.view(0, s), actOut.view(0, s), qkNorm == null ? null : qkNorm.firstPositions(s));
+                ln2Rstd.view(0, s), fc1Out == null ? null : fc1Out.view(0, s), actOut == null ? null : actOut.view(0, s),
+                qkNorm == null ? null : qkNorm.firstPositions(s), moe);
     }
 
     /** The log-sum-exp in the attention op's {@code [b, np, s]} shape. */

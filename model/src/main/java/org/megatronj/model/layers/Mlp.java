@@ -11,7 +11,7 @@ import org.megatronj.model.TransformerConfig;
  *
  * <p>Gradients: {@code dx} is written; parameter gradients accumulate.
  */
-public final class Mlp {
+public final class Mlp implements FeedForward {
     private final Backend backend;
     private final Linear linearFc1;   // [ffn or 2 ffn, h]
     private final Linear linearFc2;   // [h, ffn]
@@ -54,6 +54,11 @@ public final class Mlp {
         forward(x, null, out, a, ws);
     }
 
+    @Override
+    public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, boolean training) {
+        forward(x, residual, out, a, ws);
+    }
+
     /**
      * As {@link #forward(Tensor, Tensor, LayerActivations, Workspace)}; with a {@code residual} (not
      * under sequence parallelism) {@code out = residual + mlp(x)}, the add folded into fc2.
@@ -79,6 +84,7 @@ public final class Mlp {
      * sequence parallelism. With gelu or squared ReLU, fc2's input gradient is taken through act' in the
      * same op and lands in dFc1 (the gradient of fc1Out); with SwiGLU it lands in dAct first.
      */
+    @Override
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
         Activation act = swiglu ? Activation.NONE : activation;
         Tensor dFc2Input = swiglu ? ws.dAct() : ws.dFc1();      // [s, b, ffn]

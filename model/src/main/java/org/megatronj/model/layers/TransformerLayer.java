@@ -24,18 +24,18 @@ public final class TransformerLayer {
     private final Norm inputLayernorm;
     private final SelfAttention selfAttention;
     private final Norm preMlpLayernorm;
-    private final Mlp mlp;
+    private final FeedForward mlp;
     private final float hiddenDropout;
     private final TensorParallelGroup tp;
     private final boolean sequenceParallel;
 
     public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
-                            Mlp mlp, float hiddenDropout) {
+                            FeedForward mlp, float hiddenDropout) {
         this(backend, inputLayernorm, selfAttention, preMlpLayernorm, mlp, hiddenDropout, TensorParallelGroup.single(), false);
     }
 
     public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
-                            Mlp mlp, float hiddenDropout, TensorParallelGroup tp, boolean sequenceParallel) {
+                            FeedForward mlp, float hiddenDropout, TensorParallelGroup tp, boolean sequenceParallel) {
         this.tp = tp;
         this.sequenceParallel = sequenceParallel;
         this.backend = backend;
@@ -50,7 +50,8 @@ public final class TransformerLayer {
         return selfAttention;
     }
 
-    public Mlp mlp() {
+    /** The dense {@link Mlp} or the {@link MoeLayer}. */
+    public FeedForward mlp() {
         return mlp;
     }
 
@@ -76,10 +77,10 @@ public final class TransformerLayer {
         }
         preMlpLayernorm.forward(a.afterAttention(), a.ln2Out(), a.ln2Mean(), a.ln2Rstd());
         if (drops(mlpKey)) {
-            mlp.forward(a.ln2Out(), ws.hiddenA(), a);                              // [s, b, h]
+            mlp.forward(a.ln2Out(), null, ws.hiddenA(), a, ws, true);              // [s, b, h]
             dropoutAdd(ws.hiddenA(), a.afterAttention(), output, mlpKey);
         } else {                                                                  // the residual add in linear_fc2
-            mlp.forward(a.ln2Out(), a.afterAttention(), output, a, null);
+            mlp.forward(a.ln2Out(), a.afterAttention(), output, a, ws, mlpKey != null);
         }
     }
 
@@ -98,7 +99,7 @@ public final class TransformerLayer {
         dropoutAdd(ws.shardA(), input, a.afterAttention(), attentionKey);
         preMlpLayernorm.forward(a.afterAttention(), ws.shardB(), a.ln2Mean(), a.ln2Rstd());
         tp.allGatherFirstDim(ws.shardB(), a.ln2Out());                           // [s, b, h]
-        mlp.forward(a.ln2Out(), ws.shardA(), a, ws);                              // [s/t, b, h]
+        mlp.forward(a.ln2Out(), null, ws.shardA(), a, ws, mlpKey != null);         // [s/t, b, h]
         dropoutAdd(ws.shardA(), a.afterAttention(), output, mlpKey);
     }
 

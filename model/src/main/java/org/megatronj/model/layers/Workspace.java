@@ -29,11 +29,12 @@ import org.megatronj.model.TransformerConfig;
  * @param shardA     {@code [s/t, b, h]} a sequence-parallel shard of a hidden state or its gradient;
  *                   without sequence parallelism the same buffer as hiddenA
  * @param shardB     {@code [s/t, b, h]} a second one (hiddenB without sequence parallelism)
+ * @param moe        the mixture-of-experts layers' scratch, or null for a dense model
  */
 public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn, Tensor dqkvStack,
                         Tensor dq, Tensor dk, Tensor dv, Tensor dFc1, Tensor dAct,
                         Tensor queryRows, Tensor keyRows, Tensor valueRows, Tensor mergeRows,
-                        Tensor shardA, Tensor shardB) {
+                        Tensor shardA, Tensor shardB, MoeWorkspace moe) {
 
     /** Scratch for forward and backward. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
@@ -75,6 +76,7 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
         Tensor hiddenA = backend.allocate(arena, f, s, b, h);
         Tensor hiddenB = backend.allocate(arena, f, s, b, h);
         boolean split = shardLength != s;
+        boolean dense = c.moe() == null || LayerActivations.hasDenseLayer(c);
         return new Workspace(
                 backend.allocate(arena, f, s, b, c.qkvWidth()),
                 hiddenA,
@@ -84,14 +86,21 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
                 grads ? stack.view(0, qEnd).reshape(s, b, np, d) : null,
                 grads ? stack.view(qEnd, kEnd).reshape(s, b, ng, d) : null,
                 grads ? stack.view(kEnd, stack.numel()).reshape(s, b, ng, d) : null,
-                grads ? backend.allocate(arena, f, s, b, c.fc1Width()) : null,
-                grads && c.swiglu() ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null,
+                grads && dense ? backend.allocate(arena, f, s, b, c.fc1Width()) : null,
+                grads && c.swiglu() && dense ? backend.allocate(arena, f, s, b, c.ffnHiddenSize()) : null,
                 indices(backend, arena, QkvLayout.queryRows(n, np, ng)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, false)),
                 indices(backend, arena, QkvLayout.keyValueRows(n, np, ng, true)),
                 grads ? indices(backend, arena, QkvLayout.fusedRowsFromStacked(n, np, ng)) : null,
                 split ? backend.allocate(arena, f, shardLength, b, h) : hiddenA,
-                split ? backend.allocate(arena, f, shardLength, b, h) : hiddenB);
+                split ? backend.allocate(arena, f, shardLength, b, h) : hiddenB,
+                c.moe() == null ? null : MoeWorkspace.allocate(backend, arena, c, s, b, shardLength, f));
+    }
+
+    /** This scratch with the shared experts' MLP gradients in place of the dense MLP's. */
+    Workspace forSharedExperts() {
+        return new Workspace(qkv, hiddenA, hiddenB, dAttn, dqkvStack, dq, dk, dv, moe.sharedDFc1(), moe.sharedDAct(),
+                queryRows, keyRows, valueRows, mergeRows, shardA, shardB, moe);
     }
 
     private static Tensor indices(Backend backend, TensorArena arena, int[] rows) {
@@ -106,6 +115,6 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
         long b = qkv.dim(1);
         return new Workspace(qkv.view(0, s), hiddenA.view(0, s), hiddenB.view(0, s), null, null, null, null, null, null, null,
                 queryRows.view(0, queryRows.numel() / full * s), keyRows.view(0, keyRows.numel() / full * s),
-                valueRows.view(0, valueRows.numel() / full * s), null, hiddenA.view(0, s), hiddenB.view(0, s));
+                valueRows.view(0, valueRows.numel() / full * s), null, hiddenA.view(0, s), hiddenB.view(0, s), moe);
     }
 }

@@ -1,0 +1,381 @@
+package org.megatronj.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The mixture-of-experts knobs of Megatron-core's {@code TransformerConfig} ({@code --num-experts} and the
+ * {@code --moe-*} flags). A layer that {@link #layerFreq} marks replaces its MLP by Megatron's {@code MoELayer}: a
+ * router picks {@link #routerTopk} of {@link #numExperts} expert MLPs per token, their outputs are summed with the
+ * routing probabilities as weights, and a load-balancing loss keeps the experts busy alike.
+ *
+ * @param numExperts                  {@code --num-experts} (E)
+ * @param routerTopk                  {@code --moe-router-topk} (k, default 2)
+ * @param ffnHiddenSize               {@code --moe-ffn-hidden-size}: each expert's MLP width (default {@code --ffn-hidden-size})
+ * @param layerFreq                   {@code --moe-layer-freq}: N (every N-th layer from layer 0 is MoE) or a Python list
+ *                                    expression of 0/1 per layer such as {@code ([0]+[1]*23)}
+ * @param loadBalancingType           {@code --moe-router-load-balancing-type}
+ * @param auxLossCoeff                {@code --moe-aux-loss-coeff} (0: no load-balancing loss)
+ * @param zLossCoeff                  {@code --moe-z-loss-coeff} (0: none)
+ * @param routerPreSoftmax            {@code --moe-router-pre-softmax}: the score function before the top-k (then the
+ *                                    chosen probabilities are not renormalised)
+ * @param scoreFunction               {@code --moe-router-score-function softmax|sigmoid}
+ * @param topkScalingFactor           {@code --moe-router-topk-scaling-factor} (0: none)
+ * @param expertCapacityFactor        {@code --moe-expert-capacity-factor} (0: dropless)
+ * @param tokenDropPolicy             {@code --moe-token-drop-policy probs|position}
+ * @param padExpertInputToCapacity    {@code --moe-pad-expert-input-to-capacity}
+ * @param sharedExpertIntermediateSize {@code --moe-shared-expert-intermediate-size} (0: no shared experts)
+ * @param sharedExpertGate            {@code --moe-shared-expert-gate}: a sigmoid gate on the shared experts' output
+ */
+public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, String layerFreq,
+                        LoadBalancing loadBalancingType, float auxLossCoeff, float zLossCoeff, boolean routerPreSoftmax,
+                        ScoreFunction scoreFunction, float topkScalingFactor, float expertCapacityFactor,
+                        TokenDropPolicy tokenDropPolicy, boolean padExpertInputToCapacity,
+                        int sharedExpertIntermediateSize, boolean sharedExpertGate) {
+
+    /** {@code --moe-router-load-balancing-type} values Megatron-J computes. */
+    public enum LoadBalancing {
+        AUX_LOSS, SEQ_AUX_LOSS, SINKHORN, NONE;
+
+        public String flagValue() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        public static LoadBalancing parse(String value) {
+            for (LoadBalancing t : values()) {
+                if (t.flagValue().equals(value)) {
+                    return t;
+                }
+            }
+            if (value.equals("global_aux_loss") || value.equals("quantile_balancing")) {
+                throw new IllegalArgumentException("--moe-router-load-balancing-type " + value
+                        + " is not supported by Megatron-J; use aux_loss, seq_aux_loss, sinkhorn or none");
+            }
+            throw new IllegalArgumentException("--moe-router-load-balancing-type: '" + value
+                    + "' is not one of aux_loss, seq_aux_loss, sinkhorn, none");
+        }
+    }
+
+    /** {@code --moe-router-score-function}. */
+    public enum ScoreFunction {
+        SOFTMAX, SIGMOID;
+
+        public String flagValue() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        public static ScoreFunction parse(String value) {
+            for (ScoreFunction f : values()) {
+                if (f.flagValue().equals(value)) {
+                    return f;
+                }
+            }
+            throw new IllegalArgumentException("--moe-router-score-function: '" + value + "' is not one of softmax, sigmoid"
+                    + (value.equals("sqrtsoftplus") ? " (sqrtsoftplus is not supported by Megatron-J)" : ""));
+        }
+    }
+
+    /** {@code --moe-token-drop-policy}: which tokens an expert over capacity keeps. */
+    public enum TokenDropPolicy {
+        /** The tokens with the highest routing probabilities. */
+        PROBS,
+        /** The first tokens in sequence order. */
+        POSITION;
+
+        public String flagValue() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        public static TokenDropPolicy parse(String value) {
+            for (TokenDropPolicy p : values()) {
+                if (p.flagValue().equals(value)) {
+                    return p;
+                }
+            }
+            throw new IllegalArgumentException("--moe-token-drop-policy: '" + value + "' is not one of probs, position");
+        }
+    }
+
+    /** E experts with Megatron's defaults otherwise (top-2 softmax routing, aux_loss type with coefficient 0, dropless). */
+    public static MoeConfig of(int numExperts, int ffnHiddenSize) {
+        return new MoeConfig(numExperts, 2, ffnHiddenSize, "1", LoadBalancing.AUX_LOSS, 0f, 0f, false, ScoreFunction.SOFTMAX,
+                0f, 0f, TokenDropPolicy.PROBS, false, 0, false);
+    }
+
+    public MoeConfig withRouterTopk(int k) {
+        return new MoeConfig(numExperts, k, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withLoadBalancing(LoadBalancing type, float coeff) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, type, coeff, zLossCoeff, routerPreSoftmax,
+                scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy, padExpertInputToCapacity,
+                sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withZLossCoeff(float coeff) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, coeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withRouting(boolean preSoftmax, ScoreFunction function, float scalingFactor) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                preSoftmax, function, scalingFactor, expertCapacityFactor, tokenDropPolicy, padExpertInputToCapacity,
+                sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withCapacity(float factor, TokenDropPolicy policy, boolean padToCapacity) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, factor, policy, padToCapacity,
+                sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withLayerFreq(String freq) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, freq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+    }
+
+    public MoeConfig withSharedExperts(int intermediateSize, boolean gate) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                padExpertInputToCapacity, intermediateSize, gate);
+    }
+
+    /** The expert MLP width one of {@code t} tensor ranks holds (expert tensor parallelism equals the tensor size). */
+    public MoeConfig tensorParallelShard(int t) {
+        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize / t, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                padExpertInputToCapacity, sharedExpertIntermediateSize / t, sharedExpertGate);
+    }
+
+    /** The load-balancing loss's coefficient when its type adds one to the gradient, else 0. */
+    public float effectiveAuxLossCoeff() {
+        return loadBalancingType == LoadBalancing.AUX_LOSS || loadBalancingType == LoadBalancing.SEQ_AUX_LOSS
+                ? auxLossCoeff : 0f;
+    }
+
+    /** The name Megatron logs the load-balancing loss under ({@code load_balancing_loss}, {@code seq_load_balancing_loss}). */
+    public String auxLossName() {
+        return loadBalancingType == LoadBalancing.SEQ_AUX_LOSS ? "seq_load_balancing_loss" : "load_balancing_loss";
+    }
+
+    /** Whether the layers are dropless (no capacity factor). */
+    public boolean dropless() {
+        return expertCapacityFactor <= 0;
+    }
+
+    /** Megatron's {@code get_capacity}: {@code ceil(tokens / E * factor)} slots per expert for {@code tokens} routed rows. */
+    public int capacity(long routedRows) {
+        return (int) Math.ceil(routedRows / (double) numExperts * expertCapacityFactor);
+    }
+
+    /** Which of {@code numLayers} layers are MoE layers, as Megatron reads {@code --moe-layer-freq}. */
+    public boolean[] moeLayers(int numLayers) {
+        String f = layerFreq.strip();
+        boolean[] moe = new boolean[numLayers];
+        if (f.chars().allMatch(Character::isDigit) && !f.isEmpty()) {
+            int n = Integer.parseInt(f);
+            if (n < 1) {
+                throw new IllegalArgumentException("--moe-layer-freq must be a positive integer or a list expression, got " + f);
+            }
+            for (int l = 0; l < numLayers; l++) {
+                moe[l] = l % n == 0;
+            }
+            return moe;
+        }
+        List<Integer> pattern = new PatternParser(f).parse();
+        if (pattern.size() != numLayers) {
+            throw new IllegalArgumentException("--moe-layer-freq " + f + " gives " + pattern.size()
+                    + " layers; it must give one 0 or 1 per layer of --num-layers " + numLayers);
+        }
+        for (int l = 0; l < numLayers; l++) {
+            int v = pattern.get(l);
+            if (v != 0 && v != 1) {
+                throw new IllegalArgumentException("--moe-layer-freq " + f + ": layer " + l + " is " + v + "; expected 0 or 1");
+            }
+            moe[l] = v == 1;
+        }
+        return moe;
+    }
+
+    /** Checks the knobs against each other and the model, with Megatron's rules and words; returns this. */
+    public MoeConfig validate(int numLayers) {
+        if (numExperts < 1) {
+            throw new IllegalArgumentException("--num-experts must be positive, got " + numExperts);
+        }
+        if (routerTopk < 1 || routerTopk > numExperts) {
+            throw new IllegalArgumentException("--moe-router-topk (" + routerTopk + ") must be in [1, --num-experts "
+                    + numExperts + "]");
+        }
+        if (ffnHiddenSize < 1) {
+            throw new IllegalArgumentException("--moe-ffn-hidden-size must be positive, got " + ffnHiddenSize);
+        }
+        if (routerTopk == 1 && scoreFunction == ScoreFunction.SOFTMAX && !routerPreSoftmax
+                && loadBalancingType != LoadBalancing.SINKHORN) {
+            // softmax over one chosen logit is 1 whatever the logit: the router would get no gradient
+            throw new IllegalArgumentException("Please use --moe-router-pre-softmax when topk is 1.");
+        }
+        if (loadBalancingType == LoadBalancing.SINKHORN && auxLossCoeff != 0) {
+            throw new IllegalArgumentException("Sinkhorn routing does not support aux loss (--moe-aux-loss-coeff must be 0).");
+        }
+        if (loadBalancingType == LoadBalancing.SINKHORN && scoreFunction != ScoreFunction.SOFTMAX) {
+            throw new IllegalArgumentException("sinkhorn routing uses its own activation; --moe-router-score-function must be"
+                    + " softmax");
+        }
+        if (!(auxLossCoeff >= 0) || !(zLossCoeff >= 0) || !(topkScalingFactor >= 0)) {
+            throw new IllegalArgumentException("--moe-aux-loss-coeff, --moe-z-loss-coeff and --moe-router-topk-scaling-factor"
+                    + " must not be negative");
+        }
+        if (padExpertInputToCapacity && dropless()) {
+            throw new IllegalArgumentException("moe_expert_capacity_factor must be set to use moe_pad_expert_input_to_capacity"
+                    + " (--moe-expert-capacity-factor)");
+        }
+        if (sharedExpertIntermediateSize < 0) {
+            throw new IllegalArgumentException("--moe-shared-expert-intermediate-size must be positive, got "
+                    + sharedExpertIntermediateSize);
+        }
+        if (sharedExpertGate && sharedExpertIntermediateSize == 0) {
+            throw new IllegalArgumentException("--moe-shared-expert-gate needs --moe-shared-expert-intermediate-size");
+        }
+        moeLayers(numLayers);
+        return this;
+    }
+
+    /**
+     * The Python list expressions {@code --moe-layer-freq} takes (Megatron evaluates them): integers, lists
+     * {@code [a, b]}, {@code +} (concatenation), {@code *} (repetition by an integer) and parentheses.
+     */
+    private static final class PatternParser {
+        private final String text;
+        private int pos;
+
+        PatternParser(String text) {
+            this.text = text;
+        }
+
+        List<Integer> parse() {
+            Object value = sum();
+            skipSpaces();
+            if (pos != text.length()) {
+                throw error("unexpected '" + text.charAt(pos) + "'");
+            }
+            if (!(value instanceof List<?> list)) {
+                throw error("expected a list");
+            }
+            List<Integer> out = new ArrayList<>();
+            for (Object o : list) {
+                if (!(o instanceof Integer i)) {
+                    throw error("a list of integers was expected");
+                }
+                out.add(i);
+            }
+            return out;
+        }
+
+        private Object sum() {
+            Object left = product();
+            while (peek('+')) {
+                pos++;
+                Object right = product();
+                if (left instanceof List<?> a && right instanceof List<?> b) {
+                    List<Object> joined = new ArrayList<>(a);
+                    joined.addAll(b);
+                    left = joined;
+                } else if (left instanceof Integer a && right instanceof Integer b) {
+                    left = a + b;
+                } else {
+                    throw error("'+' joins two lists or two integers");
+                }
+            }
+            return left;
+        }
+
+        private Object product() {
+            Object left = atom();
+            while (peek('*')) {
+                pos++;
+                Object right = atom();
+                if (left instanceof List<?> list && right instanceof Integer n) {
+                    left = repeat(list, n);
+                } else if (left instanceof Integer n && right instanceof List<?> list) {
+                    left = repeat(list, n);
+                } else if (left instanceof Integer a && right instanceof Integer b) {
+                    left = a * b;
+                } else {
+                    throw error("'*' repeats a list by an integer");
+                }
+            }
+            return left;
+        }
+
+        private static List<Object> repeat(List<?> list, int n) {
+            List<Object> out = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                out.addAll(list);
+            }
+            return out;
+        }
+
+        private Object atom() {
+            skipSpaces();
+            if (pos >= text.length()) {
+                throw error("unexpected end");
+            }
+            char c = text.charAt(pos);
+            if (c == '(') {
+                pos++;
+                Object v = sum();
+                expect(')');
+                return v;
+            }
+            if (c == '[') {
+                pos++;
+                List<Object> items = new ArrayList<>();
+                if (!peek(']')) {
+                    do {
+                        if (peek(',')) {
+                            pos++;
+                        }
+                        items.add(sum());
+                    } while (peek(','));
+                }
+                expect(']');
+                return items;
+            }
+            int start = pos;
+            while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
+                pos++;
+            }
+            if (start == pos) {
+                throw error("unexpected '" + c + "'");
+            }
+            return Integer.parseInt(text.substring(start, pos));
+        }
+
+        private boolean peek(char c) {
+            skipSpaces();
+            return pos < text.length() && text.charAt(pos) == c;
+        }
+
+        private void expect(char c) {
+            if (!peek(c)) {
+                throw error("expected '" + c + "'");
+            }
+            pos++;
+        }
+
+        private void skipSpaces() {
+            while (pos < text.length() && Character.isWhitespace(text.charAt(pos))) {
+                pos++;
+            }
+        }
+
+        private IllegalArgumentException error(String what) {
+            return new IllegalArgumentException("--moe-layer-freq '" + text + "': " + what + " at character " + pos);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.memory.TensorArena;
+import org.megatronj.model.TransformerConfig;
+
+/**
+ * What a mixture-of-experts layer keeps from its forward for its backward, for at most {@code n} tokens routed into
+ * at most {@code rows} (token, expert) pairs. Rows are the pairs expert-major ({@link TopKRouter.Routing}); each expert
+ * computes on its consecutive rows.
+ *
+ * @param input        {@code [rows, h]} the experts' inputs (the permuted tokens)
+ * @param fc1Out       {@code [rows, fc1]} the experts' fc1 outputs (the activation's input)
+ * @param actOut       {@code [rows, ffn]} the activation's outputs, before the routing weights scale them
+ * @param rowToken     I32 {@code [rows]} the token of each row
+ * @param rowProb      F32 {@code [rows]} the routing weight of each row
+ * @param tokenRows    I32 {@code [slots * n]}: per slot j, the j-th row of each token (a zero row when it has none)
+ * @param sharedFc1Out {@code [n, shared fc1]} the shared experts' fc1 output, or null without shared experts
+ * @param sharedActOut {@code [n, shared ffn]} their activation's output, or null
+ */
+public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor rowToken, Tensor rowProb,
+                             Tensor tokenRows, Tensor sharedFc1Out, Tensor sharedActOut, RoutingHolder routing) {
+
+    /** The routing of the micro-batch whose activations these are (host data, set by each forward). */
+    public static final class RoutingHolder {
+        TopKRouter.Routing routing;
+    }
+
+    /** Buffers for {@code s x b} tokens of config {@code c} (a tensor rank's shard) split in {@code segments} shards. */
+    static MoeActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int segments,
+                                   DType dtype) {
+        long n = (long) s * b;
+        long rows = new TopKRouter(c.moe(), dtype).maxRows(n, segments);
+        int shared = c.moe().sharedExpertIntermediateSize();
+        return new MoeActivations(
+                backend.allocate(arena, dtype, rows, c.hiddenSize()),
+                backend.allocate(arena, dtype, rows, c.expertFc1Width()),
+                backend.allocate(arena, dtype, rows, c.moe().ffnHiddenSize()),
+                backend.allocate(arena, DType.I32, rows),
+                backend.allocate(arena, DType.F32, rows),
+                backend.allocate(arena, DType.I32, maxSlots(c) * n),
+                shared == 0 ? null : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
+                shared == 0 ? null : backend.allocate(arena, dtype, s, b, shared),
+                new RoutingHolder());
+    }
+
+    /** The most rows one token can have: k, or every expert when padding to capacity fills experts with tokens. */
+    static long maxSlots(TransformerConfig c) {
+        return c.moe().padExpertInputToCapacity() ? c.moe().numExperts() : c.moe().routerTopk();
+    }
+
+    /** The shared experts' MLP buffers in {@code a}'s place (their {@link Mlp} reads fc1Out and actOut). */
+    LayerActivations sharedExpertActivations(LayerActivations a) {
+        return a.withMlp(sharedFc1Out, sharedActOut);
+    }
+}

@@ -1,0 +1,230 @@
+package org.megatronj.model.layers;
+
+import org.megatronj.memory.Backend;
+import org.megatronj.memory.Backend.Activation;
+import org.megatronj.memory.DType;
+import org.megatronj.memory.Tensor;
+import org.megatronj.model.MoeConfig;
+import org.megatronj.model.Parameter;
+import org.megatronj.model.parallel.TensorParallelGroup;
+
+/**
+ * Megatron-core's {@code MoELayer} with its all-gather token dispatcher and {@code SequentialMLP} experts:
+ * <pre>
+ *   logits = x W_router^T                                    [n, E]   (TopKRouter: experts, weights, losses)
+ *   rows   = x[token of each (token, expert) pair]           [R, h]   expert-major (permute)
+ *   y_e    = fc2_e(act(fc1_e(rows_e)) * p)                   per expert on its rows (weights after the activation)
+ *   out[t] = sum of y over t's rows, in expert order          [n, h]   (unpermute) + shared_experts(x)
+ * </pre>
+ * With tensor parallelism every rank holds its slice of every expert (expert tensor parallelism equal to the tensor
+ * size, as Megatron's default): it routes all tokens of the gathered input (see {@link TopKRouter}), computes its
+ * partial expert outputs and reduce-scatters their sum, which is Megatron's gather-compute-reduce-scatter of the
+ * sequence-parallel shards. The router weight is replicated and each rank's gradient comes from its own sequence
+ * shard (summed over the tensor ranks like the norms').
+ *
+ * <p>Gradients: dx is written; parameter gradients accumulate. The load-balancing and z losses' gradients enter the
+ * router logits scaled by {@link #setAuxLossScale} (Megatron's {@code MoEAuxLossAutoScaler}); their values are summed
+ * for the log at each backward ({@link #takeAuxLoss}, {@link #takeZLoss}).
+ */
+public final class MoeLayer implements FeedForward {
+    private final Backend backend;
+    private final MoeConfig moe;
+    private final TopKRouter router;
+    private final Parameter routerWeight;   // [E, h]
+    private final Parameter[] fc1;          // per expert [fc1 / t, h]
+    private final Parameter[] fc2;          // per expert [h, ffn / t]
+    private final Mlp sharedExperts;        // null without
+    private final boolean swiglu;
+    private final Activation activation;
+    private final TensorParallelGroup tp;
+    private final boolean sequenceParallel;
+    private float auxLossScale = 1f;
+    private double auxLossSum;
+    private double zLossSum;
+
+    /** {@code moe}: the tensor rank's shard of the configuration ({@link MoeConfig#tensorParallelShard}). */
+    public MoeLayer(Backend backend, MoeConfig moe, Parameter routerWeight, Parameter[] fc1, Parameter[] fc2,
+                    Mlp sharedExperts, boolean swiglu, Activation activation, TensorParallelGroup tp,
+                    boolean sequenceParallel, DType dtype) {
+        this.backend = backend;
+        this.moe = moe;
+        this.router = new TopKRouter(moe, dtype);
+        this.routerWeight = routerWeight;
+        this.fc1 = fc1.clone();
+        this.fc2 = fc2.clone();
+        this.sharedExperts = sharedExperts;
+        this.swiglu = swiglu;
+        this.activation = activation;
+        this.tp = tp;
+        this.sequenceParallel = sequenceParallel;
+    }
+
+    /** The gradient scale of the auxiliary losses for the next backward: the loss scale over the micro-batches. */
+    public void setAuxLossScale(float scale) {
+        this.auxLossScale = scale;
+    }
+
+    /** The load-balancing loss (over its coefficient) summed over the backward passes since the last call. */
+    public double takeAuxLoss() {
+        double v = auxLossSum;
+        auxLossSum = 0;
+        return v;
+    }
+
+    /** The z loss (over its coefficient) summed over the backward passes since the last call. */
+    public double takeZLoss() {
+        double v = zLossSum;
+        zLossSum = 0;
+        return v;
+    }
+
+    @Override
+    public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, boolean training) {
+        MoeActivations m = a.moe();
+        MoeWorkspace w = ws.moe();
+        int n = Math.toIntExact(x.dim(0) * x.dim(1));
+        Tensor xf = flat(x);
+        Tensor logits = w.logits().view(0, n);
+        backend.gemm(false, true, 1f, xf, routerWeight.compute(), 0f, logits);     // [n, E]
+        TopKRouter.Routing r = router.route(HostTransfer.downloadFloats(backend, logits), n,
+                sequenceParallel ? tp.size() : 1, Math.toIntExact(x.dim(1)), training);
+        m.routing().routing = r;
+        int rows = r.rows();
+        HostTransfer.uploadInts(backend, r.rowToken(), m.rowToken().view(0, rows));
+        HostTransfer.uploadFloats(backend, r.rowProb(), m.rowProb().view(0, rows));
+        int[][] tokenRows = r.tokenRows();
+        for (int j = 0; j < tokenRows.length; j++) {
+            HostTransfer.uploadInts(backend, tokenRows[j], m.tokenRows().view((long) j * n, (long) (j + 1) * n));
+        }
+        backend.embeddingForward(m.rowToken().view(0, rows), xf, m.input().view(0, rows));      // permute: [R, h]
+        int[] offset = r.expertOffset();
+        for (int e = 0; e < fc1.length; e++) {
+            if (offset[e] == offset[e + 1]) {
+                continue;
+            }
+            long from = offset[e];
+            long to = offset[e + 1];
+            Tensor in = m.input().view(from, to);
+            Tensor pre = m.fc1Out().view(from, to);
+            Tensor act = m.actOut().view(from, to);
+            if (swiglu) {
+                backend.gemm(false, true, 1f, in, fc1[e].compute(), 0f, pre);
+                backend.swigluForward(pre, act);
+            } else {
+                backend.linearForward(in, fc1[e].compute(), null, activation, act, pre);
+            }
+            Tensor scaled = w.scaled().view(from, to);
+            backend.scaleRows(act, m.rowProb().view(from, to), scaled);            // act * p
+            backend.gemm(false, true, 1f, scaled, fc2[e].compute(), 0f, w.expertOut().view(from, to));
+        }
+        backend.fill(w.expertOut().view(rows, rows + 1), 0f);
+        Tensor combined = sequenceParallel ? w.full() : residual == null && sharedExperts == null ? out : w.full();
+        unpermute(w.expertOut(), m, tokenRows.length, n, rows(combined, n), rows(w.gathered(), n));
+        if (sequenceParallel) {
+            tp.reduceScatterFirstDim(w.full(), sharedExperts == null ? out : w.shard());
+        }
+        Tensor routed = sequenceParallel ? flat(w.shard()) : rows(w.full(), n);
+        if (sharedExperts != null) {
+            sharedExperts.forward(x, null, out, m.sharedExpertActivations(a), ws.forSharedExperts());
+            backend.add(routed, flat(out), flat(out));
+        }
+        if (residual != null) {
+            backend.add(sharedExperts == null ? rows(combined, n) : flat(out), flat(residual), flat(out));
+        }
+    }
+
+    /** dst[t] = sum over slots j of src[row j of token t] (the zero row where t has no j-th row). */
+    private void unpermute(Tensor src, MoeActivations m, int slots, int n, Tensor dst, Tensor scratch) {
+        for (int j = 0; j < slots; j++) {
+            Tensor ids = m.tokenRows().view((long) j * n, (long) (j + 1) * n);
+            backend.embeddingForward(ids, src, j == 0 ? dst : scratch);
+            if (j > 0) {
+                backend.add(dst, scratch, dst);
+            }
+        }
+    }
+
+    @Override
+    public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
+        MoeActivations m = a.moe();
+        MoeWorkspace w = ws.moe();
+        TopKRouter.Routing r = m.routing().routing;
+        int n = r.n();
+        int rows = r.rows();
+        auxLossSum += r.auxLoss();
+        zLossSum += r.zLoss();
+        Tensor dFull = dOut;
+        if (sequenceParallel) {
+            tp.allGatherFirstDim(dOut, w.full());
+            dFull = w.full();
+        }
+        Tensor dY = w.expertOut();
+        backend.embeddingForward(m.rowToken().view(0, rows), flat(dFull), dY.view(0, rows));   // dY[row] = dOut[token]
+        int[] offset = r.expertOffset();
+        for (int e = 0; e < fc1.length; e++) {
+            if (offset[e] == offset[e + 1]) {
+                continue;
+            }
+            long from = offset[e];
+            long to = offset[e + 1];
+            Tensor dYe = dY.view(from, to);
+            Tensor act = m.actOut().view(from, to);
+            Tensor prob = m.rowProb().view(from, to);
+            Tensor scaled = w.scaled().view(from, to);
+            backend.scaleRows(act, prob, scaled);                                   // fc2's input again
+            backend.linearWgrad(dYe, scaled, fc2[e].grad(), null);
+            backend.gemm(false, false, 1f, dYe, fc2[e].compute(), 0f, scaled);    // d(act * p), over scaled
+            backend.rowDot(scaled, act, w.dProb().view(from, to));                // dp (this rank's part)
+            backend.scaleRows(scaled, prob, scaled);                                // d act
+            Tensor pre = m.fc1Out().view(from, to);
+            Tensor dPre = w.dFc1().view(from, to);
+            if (swiglu) {
+                backend.swigluBackward(pre, scaled, dPre);
+            } else {
+                activation.applyGradient(backend, pre, scaled, dPre);
+            }
+            Tensor in = m.input().view(from, to);
+            backend.linearWgrad(dPre, in, fc1[e].grad(), null);
+            backend.gemm(false, false, 1f, dPre, fc1[e].compute(), 0f, w.dInput().view(from, to));
+        }
+        backend.fill(w.dInput().view(rows, rows + 1), 0f);
+        if (sharedExperts != null) {   // writes dx; the routed gradient is added below
+            sharedExperts.backward(dOut, x, dx, m.sharedExpertActivations(a), ws.forSharedExperts());
+        }
+        Tensor target = sequenceParallel || sharedExperts != null ? w.full() : dx;
+        unpermute(w.dInput(), m, r.tokenRows().length, n, rows(target, n), rows(w.gathered(), n));
+        if (sequenceParallel) {
+            tp.reduceScatterFirstDim(w.full(), sharedExperts == null ? dx : w.shard());
+        }
+        if (sharedExperts != null) {
+            backend.add(flat(dx), sequenceParallel ? flat(w.shard()) : rows(w.full(), n), flat(dx));
+        }
+        routerBackward(r, x, dx, w);
+    }
+
+    /** The router's gradients from the routing weights' and the auxiliary losses': dW_router and dx of this rank's rows. */
+    private void routerBackward(TopKRouter.Routing r, Tensor x, Tensor dx, MoeWorkspace w) {
+        int n = r.n();
+        Tensor dProb = w.dProb().view(0, r.rows());
+        if (tp.size() > 1) {
+            tp.allReduceSum(dProb);
+        }
+        int local = sequenceParallel ? n / tp.size() : n;
+        int from = sequenceParallel ? tp.rank() * local : 0;
+        float[] dLogits = router.backward(r, HostTransfer.downloadFloats(backend, dProb), auxLossScale, from, from + local);
+        Tensor dl = w.logits().view(0, local);
+        HostTransfer.uploadFloats(backend, dLogits, dl);
+        Tensor xLocal = flat(x).view(from, from + local);
+        backend.linearWgrad(dl, xLocal, routerWeight.grad(), null);
+        backend.gemm(false, false, 1f, dl, routerWeight.compute(), 1f, flat(dx));
+    }
+
+    /** The first n rows of x as {@code [n, h]}. */
+    private static Tensor rows(Tensor x, int n) {
+        return flat(x).view(0, n);
+    }
+
+    private static Tensor flat(Tensor x) {
+        return x.reshape(-1, x.dim(-1));
+    }
+}
