@@ -123,6 +123,9 @@ public final class ModelOptions {
     @Option(names = "--apply-query-key-layer-scaling", description = "Scale attention scores by 1/layer (an fp16 guard; no effect in fp32).")
     boolean applyQueryKeyLayerScaling;
 
+    @picocli.CommandLine.Mixin
+    MoeOptions moe = new MoeOptions();
+
     @Option(names = "--make-vocab-size-divisible-by", paramLabel = "N", defaultValue = "128",
             description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
     int makeVocabSizeDivisibleBy;
@@ -200,6 +203,7 @@ public final class ModelOptions {
         took.accept("attention_dropout", attentionDropout);
         hiddenDropout = saved.hiddenDropout();
         took.accept("hidden_dropout", hiddenDropout);
+        moe.takeFromCheckpoint(saved.moe(), took);
     }
 
     private static void required(String flag, Integer value) {
@@ -222,6 +226,20 @@ public final class ModelOptions {
 
     /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
     public TransformerConfig toConfig(int vocabSize, int seqLength) {
+        return toConfig(vocabSize, seqLength, 1, false);
+    }
+
+    /**
+     * As {@link #toConfig(int, int)} for a run with {@code tensorParallelSize} tensor ranks computing in 16 bits or not
+     * (what the mixture-of-experts flags are checked against).
+     */
+    public TransformerConfig toConfig(int vocabSize, int seqLength, int tensorParallelSize, boolean sixteenBit) {
+        TransformerConfig dense = denseConfig(vocabSize, seqLength);
+        org.megatronj.model.MoeConfig experts = moe == null ? null : moe.toConfig(dense, tensorParallelSize, sixteenBit);
+        return experts == null ? dense : dense.toBuilder().moe(experts).build();
+    }
+
+    private TransformerConfig denseConfig(int vocabSize, int seqLength) {
         required("--num-layers", numLayers);
         required("--hidden-size", hiddenSize);
         required("--num-attention-heads", numAttentionHeads);

@@ -130,8 +130,9 @@ final class PretrainGptCommand implements Callable<Integer> {
         data.checkMockData();
         implementationChoices.validate(deviceOptions.device());
         Tokenizer tok = checkpointArgs(out);
-        TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength);
         Precision dtype = precision.precision();
+        TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength, parallel.tensorModelParallelSize,
+                dtype.mixed());
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);

@@ -2,6 +2,7 @@ package org.megatronj.parallel.pipeline;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Function;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
@@ -354,6 +355,35 @@ public final class ParallelGptRank implements AutoCloseable {
         lossSum = sumOverContextDataPipeline(groups, lossSum);
         tokens = sumOverContextDataPipeline(groups, tokens);
         return new LossResult(lossSum, Math.round(tokens));
+    }
+
+    /**
+     * The mixture-of-experts losses of the last iteration as Megatron's log shows them ({@link
+     * org.megatronj.model.MoeMetrics}): summed over the pipeline stages (each has its own layers) and averaged over the
+     * data-parallel ranks; every tensor rank routes all of its group's tokens, so it holds the whole value already.
+     * A collective: every rank calls it at every iteration.
+     */
+    public Map<String, Double> moeMetrics(int microBatches) {
+        Map<String, Double> local = org.megatronj.model.MoeMetrics.take(chunks);
+        Map<String, Double> out = new java.util.LinkedHashMap<>();
+        ProcessGroups groups = ctx.groups();
+        for (Map.Entry<String, Double> e : local.entrySet()) {
+            double overData = ParallelGradients.allReduceSum(groups.data(), e.getValue()) / groups.data().size();
+            out.put(e.getKey(), ParallelGradients.allReduceSum(groups.pipeline(), overData));
+        }
+        // Megatron scales by its micro-batches per data-parallel rank
+        return org.megatronj.model.MoeMetrics.scale(out, chunks.getFirst().config(), microBatches / groups.data().size());
+    }
+
+    /**
+     * The gradient scale of the MoE auxiliary losses given the trainer's loss scale over the global batch's
+     * micro-batches: this rank runs its share of them, so the scale is multiplied by the data-parallel size (DP x CP),
+     * as {@link #forwardBackward(List, long[], float[])} does the loss's (Megatron: the loss scale over this rank's
+     * micro-batches).
+     */
+    public void setMoeAuxLossScale(float scale) {
+        float perRank = scale * ctx.groups().dataWithContext().size();
+        chunks.forEach(m -> m.setMoeAuxLossScale(perRank));
     }
 
     private static double sumOverContextDataPipeline(ProcessGroups groups, double value) {

@@ -85,6 +85,16 @@ public final class ParallelTraining {
             }
 
             @Override
+            public void setMoeAuxLossScale(float scale) {
+                rank.setMoeAuxLossScale(scale);
+            }
+
+            @Override
+            public Map<String, Double> takeMoeMetrics(int microBatches) {
+                return rank.moeMetrics(microBatches);
+            }
+
+            @Override
             public double[][] gatherOverRanks(double[] values) {
                 return ParallelGradients.allGather(rank.context().groups().world(), values);
             }

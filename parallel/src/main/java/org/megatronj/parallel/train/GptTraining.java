@@ -55,6 +55,17 @@ public final class GptTraining {
             public void setPhaseTimers(IntFunction<PhaseTimers> atLevel) {
                 model.setPhaseTimers(atLevel.apply(2));
             }
+
+            @Override
+            public void setMoeAuxLossScale(float scale) {
+                model.setMoeAuxLossScale(scale);
+            }
+
+            @Override
+            public Map<String, Double> takeMoeMetrics(int microBatches) {
+                return org.megatronj.model.MoeMetrics.scale(org.megatronj.model.MoeMetrics.take(List.of(model)),
+                        model.config(), microBatches);
+            }
         };
     }
 

@@ -6,6 +6,7 @@ import org.megatronj.model.Parameter;
 import org.megatronj.model.PhaseTimers;
 
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntFunction;
 
 /**
@@ -74,6 +75,22 @@ public interface TrainableModel {
      * level 2, all-grads-sync level 1). Ignored by default.
      */
     default void setPhaseTimers(IntFunction<PhaseTimers> atLevel) {
+    }
+
+    /**
+     * Megatron's {@code MoEAuxLossAutoScaler.set_loss_scale}: the gradient scale of the mixture-of-experts auxiliary
+     * losses in the coming iteration (the loss scale over the micro-batches). Nothing to do for a dense model.
+     */
+    default void setMoeAuxLossScale(float scale) {
+    }
+
+    /**
+     * The mixture-of-experts auxiliary losses of the iteration just run, as Megatron logs them (name to value: over
+     * the ranks, scaled by 1 / {@code microBatches}, averaged over the MoE layers; {@link
+     * org.megatronj.model.MoeMetrics}); empty for a dense model.
+     */
+    default Map<String, Double> takeMoeMetrics(int microBatches) {
+        return Map.of();
     }
 
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */

@@ -269,7 +269,8 @@ public final class Trainer {
     }
 
     /** The losses and norms of one iteration. */
-    record StepOutcome(double loss, long tokens, double gradNorm, double numZeros, boolean skipped, long dataWaitNanos) {
+    record StepOutcome(double loss, long tokens, double gradNorm, double numZeros, boolean skipped, long dataWaitNanos,
+                       Map<String, Double> moeLosses) {
     }
 
     private StepOutcome trainStep(long iteration, long consumed, int globalBatch) {
@@ -280,6 +281,7 @@ public final class Trainer {
         Timers.Timer fb = timers.timer("forward-backward", 1);
         Timers.Timer batchTimer = timers.timer("batch-generator", 2);
         model.zeroGrad();
+        model.setMoeAuxLossScale(lossScale / numMicro);   // Megatron's MoEAuxLossAutoScaler.set_loss_scale
         double lossSum = 0;
         long tokens = 0;
         long dataWait = 0;
@@ -330,6 +332,7 @@ public final class Trainer {
             tokens = r.tokens();
         }
         fb.stop();
+        Map<String, Double> moeLosses = model.takeMoeMetrics(numMicro);   // a collective in a parallel run
         double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
         if (config.checkForNanInLoss() && !Double.isFinite(loss)) {
             // Megatron's loss check (fatal by default): a diverged run would otherwise skip every step from here on
@@ -383,7 +386,7 @@ public final class Trainer {
         optEvent.iteration = iteration;
         optEvent.skipped = skipped;
         optEvent.commit();
-        return new StepOutcome(loss, tokens, norm, numZeros, skipped, dataWait);
+        return new StepOutcome(loss, tokens, norm, numZeros, skipped, dataWait, moeLosses);
     }
 
     /**
@@ -571,8 +574,8 @@ public final class Trainer {
         LossScaler scaler = optimizer.lossScaler();
         TrainingLog.IterationStats stats = new TrainingLog.IterationStats(LocalDateTime.now(), iteration, trainIters,
                 consumed, elapsedMs, throughput,
-                lr, globalBatch, s.meanLoss(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm, s.lastNumZeros, s.lastParamsNorm, s.skipped,
-                s.nan);
+                lr, globalBatch, s.meanLoss(), s.meanMoeLosses(), scaler == null ? 1.0 : scaler.scale(), s.lastGradNorm,
+                s.lastNumZeros, s.lastParamsNorm, s.skipped, s.nan);
         log.accept(TrainingLog.iterationLine(stats));
         if (memoryReport != null) {
             memoryReport.atLogLine(iteration, startIteration);
@@ -656,10 +659,12 @@ public final class Trainer {
         double lastGradNorm = Double.NaN;
         double lastNumZeros = Double.NaN;
         double lastParamsNorm = Double.NaN;
+        final Map<String, Double> moeLosses = new java.util.LinkedHashMap<>();   // summed over every iteration, as Megatron
 
         void add(StepOutcome step, double paramsNorm) {
             lastParamsNorm = paramsNorm;
             iterations++;
+            step.moeLosses().forEach((name, v) -> moeLosses.merge(name, v, Double::sum));
             if (step.skipped()) {
                 skipped++;
                 if (!Double.isFinite(step.loss())) {
@@ -675,6 +680,13 @@ public final class Trainer {
 
         double meanLoss() {
             return advanced == 0 ? Double.NaN : lossSum / advanced;
+        }
+
+        /** Megatron's {@code total_loss_dict} entries of the MoE losses over its advanced iterations. */
+        Map<String, Double> meanMoeLosses() {
+            Map<String, Double> out = new java.util.LinkedHashMap<>();
+            moeLosses.forEach((name, v) -> out.put(name, v / Math.max(1, advanced)));
+            return out;
         }
     }
 }

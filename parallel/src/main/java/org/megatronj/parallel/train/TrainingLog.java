@@ -22,7 +22,8 @@ public final class TrainingLog {
      */
     public record IterationStats(LocalDateTime time, long iteration, long trainIters, long consumedSamples,
                                  double elapsedMillisPerIteration, double throughput, double learningRate, int globalBatchSize,
-                                 double lmLoss, double lossScale, double gradNorm, double numZeros, double paramsNorm,
+                                 double lmLoss, java.util.Map<String, Double> moeLosses, double lossScale, double gradNorm,
+                                 double numZeros, double paramsNorm,
                                  int skippedIterations, int nanIterations) {
     }
 
@@ -51,6 +52,11 @@ public final class TrainingLog {
         if (s.lmLoss() > 0.0) {
             b.append(" lm loss: ").append(pythonE(s.lmLoss(), 6)).append(" |");
         }
+        s.moeLosses().forEach((name, value) -> {   // load_balancing_loss, z_loss, ...: the same rule
+            if (value > 0.0) {
+                b.append(' ').append(name).append(": ").append(pythonE(value, 6)).append(" |");
+            }
+        });
         b.append(" loss scale: ").append(pythonF(s.lossScale(), 1)).append(" |");
         if (!Double.isNaN(s.gradNorm())) {
             b.append(" grad norm: ").append(pythonF(s.gradNorm(), 3)).append(" |");

@@ -123,6 +123,33 @@ class ParallelGptEquivalenceTest {
         }
     }
 
+    /**
+     * Mixture-of-experts layers (every other layer, with shared experts; load-balancing and z losses): every tensor rank
+     * routes the gathered tokens and holds a slice of every expert, the router's gradient comes from each rank's
+     * sequence shard. With a capacity factor only layouts without tensor parallelism: Megatron counts the capacity per
+     * sequence shard, so tensor ranks drop other tokens than one rank does.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} vpLayers={3} sp={4} distOpt={5} capacity={6}")
+    @CsvSource({
+            "2,1,1,0,true,false,0",
+            "2,1,2,0,true,true,0",
+            "1,2,2,0,false,true,0",
+            "2,2,1,1,true,false,0",
+            "1,2,2,0,false,false,0.75",
+    })
+    void mixtureOfExpertsMatchesSingleRank(int tp, int pp, int dp, int vpLayers, boolean sp, boolean distOpt, float capacity) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("([1]+[0])*2")
+                .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.AUX_LOSS, 0.1f).withZLossCoeff(0.01f)
+                .withSharedExperts(32, false)
+                .withCapacity(capacity, org.megatronj.model.MoeConfig.TokenDropPolicy.PROBS, false);
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, vpLayers, sp, distOpt,
+                org.megatronj.model.ActivationRecompute.none()));
+        assertMatches(expected, actual);
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];

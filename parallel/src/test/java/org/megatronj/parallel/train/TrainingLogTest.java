@@ -11,7 +11,7 @@ class TrainingLogTest {
     @Test
     void iterationLineMatchesMegatron() {
         var s = new TrainingLog.IterationStats(java.time.LocalDateTime.of(2026, 12, 7, 9, 5, 1, 23_456_000), 10, 100, 80, 12.3,
-                Double.NaN, 1e-3, 8, 10.23456, 1.0, 1.2344, Double.NaN, Double.NaN, 0, 0);
+                Double.NaN, 1e-3, 8, 10.23456, java.util.Map.of(), 1.0, 1.2344, Double.NaN, Double.NaN, 0, 0);
         assertEquals(" [2026-12-07 09:05:01.023456] iteration       10/     100 | consumed samples:           80 |"
                 + " elapsed time per iteration (ms): 12.3 |"
                 + " learning rate: 1.000000E-03 | global batch size:     8 | lm loss: 1.023456E+01 | loss scale: 1.0 |"
@@ -47,8 +47,8 @@ class TrainingLogTest {
         assertEquals("-1.500000E-07", TrainingLog.pythonE(-1.5e-7, 6));
         assertEquals("9.999999E+99", TrainingLog.pythonE(9.999999e99, 6));
         assertEquals("1.000000E+100", TrainingLog.pythonE(9.9999999e99, 6));   // rounding carries into the exponent
-        var s = new TrainingLog.IterationStats(java.time.LocalDateTime.now(), 1, 1, 8, 0.05, 95.04, 1e-3, 8, 2.0, Math.pow(2, 60),
-                1.2345, 71, 31.6228, 0, 0);
+        var s = new TrainingLog.IterationStats(java.time.LocalDateTime.now(), 1, 1, 8, 0.05, 95.04, 1e-3, 8, 2.0, java.util.Map.of(),
+                Math.pow(2, 60), 1.2345, 71, 31.6228, 0, 0);
         assertTrue(TrainingLog.iterationLine(s).contains("(ms): 0.1 | throughput per GPU (TFLOP/s/GPU): 95.0 | learning rate:"),
                 TrainingLog.iterationLine(s));   // 0.05 < a tie; --log-throughput's field where Megatron puts it
         assertTrue(TrainingLog.iterationLine(s).contains("| loss scale: 1152921504606846976.0 | grad norm: 1.234 | num zeros: 71.0 | params norm: 31.623 |"),
@@ -66,5 +66,18 @@ class TrainingLogTest {
         assertEquals("(min, max) time across ranks (ms):", lines.get(0));
         assertEquals(2, lines.size());
         assertEquals(true, lines.get(1).startsWith("    forward-backward ...............................: ("), lines.get(1));
+    }
+
+    /** Megatron's MoE losses follow the lm loss, each printed as the losses are, and only when above 0. */
+    @Test
+    void moeLossesFollowTheLmLoss() {
+        java.util.Map<String, Double> moe = new java.util.LinkedHashMap<>();
+        moe.put("load_balancing_loss", 1.0123456);
+        moe.put("seq_load_balancing_loss", 0.0);
+        moe.put("z_loss", 2.5e-3);
+        var s = new TrainingLog.IterationStats(java.time.LocalDateTime.now(), 1, 1, 8, 1.0, Double.NaN, 1e-3, 8, 2.0, moe,
+                1.0, 1.0, Double.NaN, Double.NaN, 0, 0);
+        assertTrue(TrainingLog.iterationLine(s).contains("| lm loss: 2.000000E+00 | load_balancing_loss: 1.012346E+00 |"
+                + " z_loss: 2.500000E-03 | loss scale: 1.0 |"), TrainingLog.iterationLine(s));
     }
 }
