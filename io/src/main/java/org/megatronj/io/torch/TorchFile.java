@@ -6,9 +6,10 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Enumeration;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -83,27 +84,36 @@ public final class TorchFile implements AutoCloseable {
     private static final Unpickler.Global REBUILD_PARAMETER = new Unpickler.Global("torch._utils", "_rebuild_parameter");
     private static final Unpickler.Global ENCODE = new Unpickler.Global("_codecs", "encode");
 
-    private final Path file;
-    private final ZipFile zip;
+    /** The entries of the zip archive: a whole file's, or a byte range's that {@link StoredZip} reads in place. */
+    private interface Archive {
+        List<String> names();
+
+        /** A stream over entry {@code name}, or null when there is none. */
+        InputStream open(String name) throws IOException;
+
+        void close() throws IOException;
+    }
+
+    private final String file;
+    private final Archive zip;
     private final String prefix;
     private final ByteOrder order;
     private final Object root;
 
-    private TorchFile(Path file) throws IOException {
+    private TorchFile(String file, Archive zip) throws IOException {
         this.file = file;
-        this.zip = new ZipFile(file.toFile());
+        this.zip = zip;
         try {
             this.prefix = archivePrefix();
-            ZipEntry byteorder = zip.getEntry(prefix + "byteorder");
-            this.order = byteorder != null && new String(read(byteorder), java.nio.charset.StandardCharsets.US_ASCII).strip()
+            byte[] byteorder = read(prefix + "byteorder");
+            this.order = byteorder != null && new String(byteorder, java.nio.charset.StandardCharsets.US_ASCII).strip()
                     .equals("big") ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
             Map<Unpickler.Global, Function<List<Object>, Object>> reducers = Map.of(
                     REBUILD_TENSOR, args -> new TensorRef((Storage) args.get(0), toLong(args.get(1)), longs(args.get(2)),
                             longs(args.get(3))),
                     REBUILD_PARAMETER, args -> args.get(0),
                     ENCODE, args -> ((String) args.get(0)).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
-            this.root = new Unpickler(read(zip.getEntry(prefix + "data.pkl")), file + " (data.pkl)", reducers, this::storage)
-                    .load();
+            this.root = new Unpickler(read(prefix + "data.pkl"), file + " (data.pkl)", reducers, this::storage).load();
         } catch (IOException | RuntimeException e) {
             zip.close();
             throw e;
@@ -123,9 +133,56 @@ public final class TorchFile implements AutoCloseable {
                             + " supported; re-save it with a newer PyTorch (torch.save writes zip files since 1.6)");
                 }
             }
-            return new TorchFile(file);
+            ZipFile zip = new ZipFile(file.toFile());
+            return new TorchFile(file.toString(), new Archive() {
+                @Override
+                public List<String> names() {
+                    return zip.stream().map(ZipEntry::getName).toList();
+                }
+
+                @Override
+                public InputStream open(String name) throws IOException {
+                    ZipEntry entry = zip.getEntry(name);
+                    return entry == null ? null : zip.getInputStream(entry);
+                }
+
+                @Override
+                public void close() throws IOException {
+                    zip.close();
+                }
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reads what one {@code torch.save} wrote into {@code bytes} (e.g. a byte range of a distributed checkpoint's
+     * {@code .distcp} file), in place; {@code source} names it in errors. The segment must outlive the result.
+     */
+    public static TorchFile open(MemorySegment bytes, String source) {
+        if (bytes.byteSize() < 4 || bytes.get(ValueLayout.JAVA_BYTE, 0) != 'P' || bytes.get(ValueLayout.JAVA_BYTE, 1) != 'K') {
+            throw new IllegalArgumentException(source + " is not a zip archive, so not what torch.save writes");
+        }
+        StoredZip zip = StoredZip.read(bytes, source);
+        try {
+            return new TorchFile(source, new Archive() {
+                @Override
+                public List<String> names() {
+                    return zip.names();
+                }
+
+                @Override
+                public InputStream open(String name) {
+                    return zip.open(name);
+                }
+
+                @Override
+                public void close() {
+                }
+            });
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + source + ": " + e.getMessage(), e);
         }
     }
 
@@ -138,16 +195,15 @@ public final class TorchFile implements AutoCloseable {
     public float[] floats(TensorRef t) {
         String type = t.storage().type();
         int size = t.storage().elementSize();
-        ZipEntry entry = zip.getEntry(prefix + "data/" + t.storage().key());
-        if (entry == null) {
-            throw new IllegalArgumentException(file + " lacks the storage " + t.storage().key() + " of " + t);
-        }
         long numel = t.numel();
         if (numel > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(file + ": " + t + " has more than 2^31 elements");
         }
         float[] out = new float[(int) numel];
-        try (InputStream in = zip.getInputStream(entry)) {
+        try (InputStream in = zip.open(prefix + "data/" + t.storage().key())) {
+            if (in == null) {
+                throw new IllegalArgumentException(file + " lacks the storage " + t.storage().key() + " of " + t);
+            }
             if (t.contiguous()) {
                 in.skipNBytes(t.offset() * size);
                 ByteBuffer b = ByteBuffer.wrap(in.readNBytes((int) (numel * size))).order(order);
@@ -197,8 +253,7 @@ public final class TorchFile implements AutoCloseable {
 
     /** The folder inside the zip that holds data.pkl (the archive's name, e.g. {@code model_optim_rng/}). */
     private String archivePrefix() {
-        for (Enumeration<? extends ZipEntry> e = zip.entries(); e.hasMoreElements(); ) {
-            String name = e.nextElement().getName();
+        for (String name : zip.names()) {
             if (name.endsWith("data.pkl") && name.indexOf('/') == name.length() - "data.pkl".length() - 1) {
                 return name.substring(0, name.length() - "data.pkl".length());
             }
@@ -206,9 +261,10 @@ public final class TorchFile implements AutoCloseable {
         throw new IllegalArgumentException(file + " is a zip file without <archive>/data.pkl: not written by torch.save");
     }
 
-    private byte[] read(ZipEntry entry) throws IOException {
-        try (InputStream in = zip.getInputStream(entry)) {
-            return in.readAllBytes();
+    /** The bytes of entry {@code name}, or null when there is none. */
+    private byte[] read(String name) throws IOException {
+        try (InputStream in = zip.open(name)) {
+            return in == null ? null : in.readAllBytes();
         }
     }
 
