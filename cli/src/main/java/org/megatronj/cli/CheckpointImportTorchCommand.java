@@ -15,6 +15,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.io.checkpoint.CheckpointWriter;
 import org.megatronj.io.checkpoint.ShardLayout;
+import org.megatronj.io.torch.DistributedCheckpoint;
 import org.megatronj.io.torch.TorchFile;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.parallel.ParallelConfig;
@@ -24,14 +25,18 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code megatron checkpoint import-torch}: a Megatron-LM {@code --ckpt-format torch} checkpoint to a Megatron-J one. */
+/**
+ * {@code megatron checkpoint import-torch}: a Megatron-LM {@code --ckpt-format torch} or {@code torch_dist} checkpoint
+ * to a Megatron-J one.
+ */
 @Command(name = "import-torch", mixinStandardHelpOptions = true,
-        description = {"Convert a Megatron-LM checkpoint saved with --ckpt-format torch (a Megatron-core GPT:",
-                "iter_N/mp_rank_TT[_PPP]/model_optim_rng.pt, its tensor and pipeline shards merged) into an F32 release checkpoint whose",
-                "arguments are the run's model and tokenizer flags: generate, evaluate and serve read it as it is,",
-                "pretrain gpt --load it with --use-checkpoint-args (weights only; the optimizer state is not read).",
-                "The tokenizer is the run's unless tokenizer flags are given (its files must be readable here).",
-                "Nothing in the file is executed: its pickle is read as data."})
+        description = {"Convert a Megatron-LM checkpoint of a Megatron-core GPT saved with --ckpt-format torch",
+                "(iter_N/mp_rank_TT[_PPP]/model_optim_rng.pt, its tensor and pipeline shards merged) or torch_dist, the default",
+                "(iter_N/.metadata, __R_K.distcp, common.pt: PyTorch distributed checkpoint files of any parallel layout)",
+                "into an F32 release checkpoint whose arguments are the run's model and tokenizer flags: generate,",
+                "evaluate and serve read it as it is, pretrain gpt --load it with --use-checkpoint-args (weights only;",
+                "the optimizer state is not read). The tokenizer is the run's unless tokenizer flags are given (its files",
+                "must be readable here). Nothing in the files is executed: their pickles are read as data."})
 final class CheckpointImportTorchCommand implements Callable<Integer> {
     @Option(names = "--load", required = true, paramLabel = "DIR",
             description = "Megatron-LM's checkpoint folder (its --save: latest_checkpointed_iteration.txt and iter_*/).")
@@ -49,7 +54,11 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CheckpointLayout.requireNoCheckpoint(save, "--save");
-        MegatronTorchCheckpoint.Ranks ranks = MegatronTorchCheckpoint.latestRanks(load);
+        Path iterationDir = MegatronTorchCheckpoint.latestIterationDir(load);
+        if (MegatronDistCheckpoint.isDistributed(iterationDir)) {
+            return importDistributed(iterationDir);
+        }
+        MegatronTorchCheckpoint.Ranks ranks = MegatronTorchCheckpoint.ranks(iterationDir);
         int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel();
         Path first = ranks.files()[0][0];
         ObjectMapper json = new ObjectMapper();
@@ -76,6 +85,33 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
                 c.config().paddedVocabSize(), tp * pp == 1 ? "" : ", merged from " + tp + " tensor x " + pp + " pipeline ranks",
                 bytes / 1048576.0, save, String.join(" ", c.modelFlags()));
         return 0;
+    }
+
+    /**
+     * A torch_dist iteration folder: its tensors are global whatever the saving run's parallel layout (every rank wrote
+     * its chunks at their global offsets), so they make one rank's weights directly, with no merge.
+     */
+    private Integer importDistributed(Path iterationDir) {
+        ObjectMapper json = new ObjectMapper();
+        try (DistributedCheckpoint dcp = DistributedCheckpoint.open(iterationDir);
+             TensorArena arena = TensorArena.named("import-torch")) {
+            Map<?, ?> common = MegatronDistCheckpoint.commonState(dcp);
+            Map<?, ?> args = MegatronTorchCheckpoint.namespace(common.get("args"), iterationDir);
+            int tp = args.get("tensor_model_parallel_size") instanceof Number n ? n.intValue() : 1;
+            int pp = args.get("pipeline_model_parallel_size") instanceof Number n ? n.intValue() : 1;
+            MegatronTorchCheckpoint.Contents c = MegatronTorchCheckpoint.contents(common, iterationDir, tokenizer, tp,
+                    MegatronDistCheckpoint.embeddingRows(dcp));
+            ObjectNode extra = json.createObjectNode();
+            extra.put("imported_from", iterationDir.toString());
+            extra.put("imported_iteration", c.iteration());
+            TrainingCheckpointer ours = new TrainingCheckpointer(json.valueToTree(c.config()), MegatronTorchCheckpoint.savedArgs(c));
+            long bytes = ours.saveRelease(save, MegatronDistCheckpoint.weights(dcp, c.config(), c.modelFlags(), arena), extra);
+            spec.commandLine().getOut().printf("imported %s (iteration %d; %d layers, hidden %d, padded vocab %d, torch_dist saved"
+                            + " by %d tensor x %d pipeline ranks): %.1f MiB -> %s%n  model flags: %s%n", iterationDir, c.iteration(),
+                    c.config().numLayers(), c.config().hiddenSize(), c.config().paddedVocabSize(), tp, pp, bytes / 1048576.0, save,
+                    String.join(" ", c.modelFlags()));
+            return 0;
+        }
     }
 
     /**

@@ -52,8 +52,8 @@ final class MegatronTorchCheckpoint {
         }
     }
 
-    /** The rank files of the checkpoint the tracker of {@code root} names. */
-    static Ranks latestRanks(Path root) {
+    /** The iteration folder the tracker of {@code root} names ({@code iter_NNNNNNN/} or {@code release/}). */
+    static Path latestIterationDir(Path root) {
         Path tracker = CheckpointLayout.trackerFile(root);
         if (!Files.isRegularFile(tracker)) {
             throw new IllegalArgumentException(root + " has no " + tracker.getFileName() + ": not a Megatron-LM checkpoint folder");
@@ -64,16 +64,18 @@ final class MegatronTorchCheckpoint {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + tracker + ": " + e.getMessage(), e);
         }
-        Path dir;
         if (iteration.equals(CheckpointLayout.RELEASE)) {
-            dir = root.resolve("release");
-        } else {
-            try {
-                dir = CheckpointLayout.iterationDir(root, Long.parseLong(iteration));
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(tracker + " holds '" + iteration + "'; expected an iteration or 'release'");
-            }
+            return root.resolve("release");
         }
+        try {
+            return CheckpointLayout.iterationDir(root, Long.parseLong(iteration));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(tracker + " holds '" + iteration + "'; expected an iteration or 'release'");
+        }
+    }
+
+    /** The rank files of {@code --ckpt-format torch} iteration folder {@code dir}. */
+    static Ranks ranks(Path dir) {
         List<String> names;
         try (Stream<Path> list = Files.list(dir)) {
             names = list.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("mp_rank_")).sorted().toList();
@@ -81,9 +83,8 @@ final class MegatronTorchCheckpoint {
             throw new UncheckedIOException("cannot list " + dir + ": " + e.getMessage(), e);
         }
         if (names.isEmpty()) {
-            boolean distributed = Files.exists(dir.resolve("metadata.json")) || Files.exists(dir.resolve(".metadata"));
-            throw new IllegalArgumentException(dir + " has no mp_rank_* folders" + (distributed ? ": it is a torch_dist"
-                    + " (distributed) checkpoint; convert it to --ckpt-format torch with Megatron-LM first" : ""));
+            throw new IllegalArgumentException(dir + " has no mp_rank_* folders (--ckpt-format torch) and no .metadata"
+                    + " (torch_dist): not a Megatron-LM checkpoint's iteration folder");
         }
         int tp = 0, pp = 0;
         for (String n : names) {
@@ -116,25 +117,34 @@ final class MegatronTorchCheckpoint {
      */
     static Contents read(TorchFile torch, Path file, TokenizerOptions tokenizer, Ranks ranks) {
         Map<?, ?> state = dict(torch.root(), file + "'s state dict");
-        Map<?, ?> args = namespace(state.get("args"), file);
         if (state.get("model") == null) {
             throw new IllegalArgumentException(file + " has no 'model'" + (state.containsKey("model0")
                     ? " but model0, model1...: a virtual-pipeline checkpoint; merge it to one rank and chunk first" : ""));
         }
+        MegatronArgs.checkLayout(namespace(state.get("args"), file), ranks.tensorParallel(), ranks.pipelineParallel(), file);
+        Map<?, ?> model = dict(state.get("model"), file + "'s model");
+        if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
+            throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"
+                    + (model.keySet().stream().anyMatch(k -> String.valueOf(k).startsWith("language_model."))
+                    ? ": a legacy (non-core) Megatron model; convert it to Megatron-core with Megatron-LM first" : ""));
+        }
+        return contents(state, file, tokenizer, ranks.tensorParallel(), embedding.shape()[0] * ranks.tensorParallel());
+    }
+
+    /**
+     * The run's iteration, model flags, configuration and tokenizer from the {@code args} of its (common) state dict
+     * {@code state}; {@code rows}, the word embedding's rows over all {@code tp} tensor ranks, must be the vocabulary
+     * padded as that run padded it.
+     */
+    static Contents contents(Map<?, ?> state, Path file, TokenizerOptions tokenizer, int tp, long rows) {
+        Map<?, ?> args = namespace(state.get("args"), file);
         List<String> flags = MegatronArgs.modelFlags(args, file);
-        MegatronArgs.checkLayout(args, ranks.tensorParallel(), ranks.pipelineParallel(), file);
         ModelOptions options = new ModelOptions();
         try {
             new CommandLine(options).parseArgs(flags.toArray(String[]::new));
         } catch (CommandLine.ParameterException e) {
             throw new IllegalArgumentException(file + ": the run's model arguments (" + String.join(" ", flags) + ") do not"
                     + " make Megatron-J flags: " + e.getMessage(), e);
-        }
-        Map<?, ?> model = dict(state.get("model"), file + "'s model");
-        if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
-            throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"
-                    + (model.keySet().stream().anyMatch(k -> String.valueOf(k).startsWith("language_model."))
-                    ? ": a legacy (non-core) Megatron model; convert it to Megatron-core with Megatron-LM first" : ""));
         }
         if (!tokenizer.isSet()) {
             tokenizer.takeFromSavedArgs(MegatronArgs.tokenizerArgs(args), file);
@@ -147,8 +157,6 @@ final class MegatronTorchCheckpoint {
                     + " import-torch its tokenizer flags (--tokenizer-type with --vocab-file/--merge-file or --tokenizer-model)", e);
         }
         TransformerConfig config = options.toConfig(vocab, MegatronArgs.integer(args, "seq_length", file));
-        int tp = ranks.tensorParallel();
-        long rows = embedding.shape()[0] * tp;
         if (config.paddedVocabSize(tp) != rows) {
             throw new IllegalArgumentException("the tokenizer's " + vocab + " tokens pad to " + config.paddedVocabSize(tp)
                     + " (--make-vocab-size-divisible-by " + config.makeVocabSizeDivisibleBy() + (tp > 1 ? " x " + tp + " ranks"
@@ -221,14 +229,14 @@ final class MegatronTorchCheckpoint {
                 .replace(".mlp.linear_fc1.layer_norm_bias", ".pre_mlp_layernorm.bias");
     }
 
-    private static Map<?, ?> dict(Object o, String what) {
+    static Map<?, ?> dict(Object o, String what) {
         if (o instanceof Map<?, ?> m) {
             return m;
         }
         throw new IllegalArgumentException(what + " is " + o + ", not a dict: not a Megatron-LM checkpoint");
     }
 
-    private static Map<?, ?> namespace(Object o, Path file) {
+    static Map<?, ?> namespace(Object o, Path file) {
         if (o instanceof Unpickler.Instance i && i.type().equals(new Unpickler.Global("argparse", "Namespace"))
                 && i.state() instanceof Map<?, ?> m) {
             return m;

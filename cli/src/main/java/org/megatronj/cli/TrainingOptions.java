@@ -423,8 +423,8 @@ public final class TrainingOptions {
         if (ckptFormat != null) {
             throw new IllegalArgumentException("--ckpt-format " + ckptFormat + ": Megatron-J's training saves and loads its own"
                     + " checkpoint format (Megatron's folder layout with safetensors tensors and a metadata.json), not Megatron-LM's;"
-                    + " leave the flag out. 'megatron checkpoint import-torch' and 'export-torch' convert Megatron-LM's --ckpt-format"
-                    + " torch checkpoints (torch_dist ones once Megatron-LM has saved them as torch), 'import-hf' and 'export-hf'"
+                    + " leave the flag out. 'megatron checkpoint import-torch' and 'export-torch' convert Megatron-LM's checkpoints"
+                    + " (import-torch reads --ckpt-format torch and torch_dist, export-torch writes torch), 'import-hf' and 'export-hf'"
                     + " Hugging Face ones");
         }
         if (overrideOptParamScheduler && useCheckpointOptParamScheduler) {

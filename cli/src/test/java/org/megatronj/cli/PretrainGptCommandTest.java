@@ -875,7 +875,7 @@ class PretrainGptCommandTest {
         CliRun distcp = run(args(data, "--load", dist.toString()));
         assertEquals(1, distcp.code(), distcp.toString());
         assertTrue(distcp.err().contains("is a Megatron-LM checkpoint in its --ckpt-format torch_dist")
-                && distcp.err().contains("save it with --ckpt-format torch in Megatron-LM"), distcp.err());
+                && distcp.err().contains("'megatron checkpoint import-torch --load " + dist + " --save <new folder>'"), distcp.err());
     }
 
     /**

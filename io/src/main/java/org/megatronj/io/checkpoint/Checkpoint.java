@@ -87,8 +87,8 @@ public final class Checkpoint implements AutoCloseable {
 
     /**
      * {@code iterDir}, unless it holds one of Megatron-LM's own formats (its {@code --ckpt-format torch}
-     * {@code model_optim_rng.pt} pickles or {@code torch_dist} {@code .distcp} files), which Megatron-J cannot
-     * read: then an error that says so and what to do instead of one about a missing file.
+     * {@code model_optim_rng.pt} pickles or {@code torch_dist} {@code .distcp} files), which training does not load:
+     * then an error that names the import-torch command converting it instead of one about a missing file.
      */
     private static Path refuseMegatronLmFormats(Path iterDir) {
         String format = null;
@@ -109,8 +109,7 @@ public final class Checkpoint implements AutoCloseable {
             String convert = "'megatron checkpoint import-torch --load " + iterDir.getParent() + " --save <new folder>'";
             throw new CheckpointException(iterDir + " is a Megatron-LM checkpoint in its --ckpt-format " + format
                     + ", which Megatron-J loads once converted to its own layout (safetensors tensors and a metadata.json): "
-                    + (format.startsWith("torch_dist") ? "save it with --ckpt-format torch in Megatron-LM (e.g. --ckpt-convert-format"
-                    + " torch), then " + convert : convert));
+                    + convert);
         }
         return iterDir;
     }
