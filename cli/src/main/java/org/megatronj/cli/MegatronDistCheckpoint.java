@@ -111,7 +111,7 @@ final class MegatronDistCheckpoint {
                 continue;   // objects (TE's FP8 metadata, RNG and common state) and the optimizer's state
             }
             if (stacked(key)) {
-                unstack(t, dcp.floats(key), config.numLayers(), dcp.dir(), byName, shapes);
+                unstack(dcp, t, config.numLayers(), byName, shapes);
             } else {
                 byName.put(key, dcp.floats(key));
                 shapes.put(key, t.shape());
@@ -159,17 +159,21 @@ final class MegatronDistCheckpoint {
         return next.isEmpty() || !next.chars().allMatch(Character::isDigit);
     }
 
-    /** Layer {@code i} of a stacked tensor [L, ...] as {@code decoder.layers.<i>.<name>}. */
-    private static void unstack(DistributedCheckpoint.TensorItem t, float[] values, int layers, Path dir,
+    /** Layer {@code i} of a stacked tensor [L, ...] as {@code decoder.layers.<i>.<name>}, read a layer at a time. */
+    private static void unstack(DistributedCheckpoint dcp, DistributedCheckpoint.TensorItem t, int layers,
                                 Map<String, float[]> byName, Map<String, long[]> shapes) {
         if (t.shape().length < 2 || t.shape()[0] != layers) {
-            throw new IllegalArgumentException(dir + ": " + t + " should stack the run's " + layers + " layers along its first axis");
+            throw new IllegalArgumentException(dcp.dir() + ": " + t + " should stack the run's " + layers
+                    + " layers along its first axis");
         }
-        int n = values.length / layers;
         long[] shape = Arrays.copyOfRange(t.shape(), 1, t.shape().length);
+        long[] sizes = t.shape().clone();
+        sizes[0] = 1;
         String name = t.key().substring(LAYERS.length());
         for (int i = 0; i < layers; i++) {
-            byName.put(LAYERS + i + "." + name, Arrays.copyOfRange(values, i * n, (i + 1) * n));
+            long[] offsets = new long[sizes.length];
+            offsets[0] = i;
+            byName.put(LAYERS + i + "." + name, dcp.floats(t.key(), offsets, sizes));
             shapes.put(LAYERS + i + "." + name, shape);
         }
     }

@@ -119,15 +119,33 @@ public final class DistributedCheckpoint implements AutoCloseable {
      */
     public float[] floats(String key) {
         TensorItem t = tensor(key);
+        return floats(key, new long[t.shape().length], t.shape());
+    }
+
+    /**
+     * The box of tensor {@code key} at {@code offsets} of {@code sizes} (e.g. one layer of a stacked [L, ...] tensor)
+     * as floats in row-major order, from the chunks it meets: a tensor may be larger than one Java array can hold.
+     */
+    public float[] floats(String key, long[] offsets, long[] sizes) {
+        TensorItem t = tensor(key);
         if (!FLOATING.contains(t.dtype())) {
             throw new IllegalArgumentException(dir + ": " + t + " is not floating point (" + String.join(", ", FLOATING)
                     + " are read)");
         }
-        if (t.numel() > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(dir + ": " + t + " has more than 2^31 elements");
+        Chunk box = new Chunk(offsets, sizes, null);
+        if (!inside(box, t.shape())) {
+            throw new IllegalArgumentException(dir + ": the box at " + Arrays.toString(offsets) + " of " + Arrays.toString(sizes)
+                    + " is not inside " + t);
         }
-        float[] out = new float[(int) t.numel()];
+        if (box.numel() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(dir + ": the box of " + Arrays.toString(sizes) + " of " + t
+                    + " has more than 2^31 elements");
+        }
+        float[] out = new float[(int) box.numel()];
         for (Chunk c : coveringChunks(t)) {
+            if (!overlap(c, box)) {
+                continue;
+            }
             String source = dir.resolve(c.location().file()) + " [bytes " + c.location().offset() + ".."
                     + (c.location().offset() + c.location().length()) + ") (" + key + " at " + Arrays.toString(c.offsets()) + ")";
             try (TorchFile chunk = TorchFile.open(slice(c.location(), key), source)) {
@@ -138,7 +156,7 @@ public final class DistributedCheckpoint implements AutoCloseable {
                 if (!ref.dtype().equals(t.dtype())) {
                     throw new IllegalArgumentException(source + " holds a " + ref.dtype() + " tensor; .metadata says " + t.dtype());
                 }
-                scatter(chunk.floats(ref), c, t.shape(), out);
+                copyOverlap(chunk.floats(ref), c, out, box);
             }
         }
         return out;
@@ -173,11 +191,9 @@ public final class DistributedCheckpoint implements AutoCloseable {
                 throw new IllegalArgumentException(dir + ": " + t + " has a chunk at " + Arrays.toString(c.offsets()) + " of "
                         + Arrays.toString(c.sizes()) + ", not of the tensor's rank");
             }
-            for (int d = 0; d < t.shape().length; d++) {
-                if (c.offsets()[d] < 0 || c.sizes()[d] < 0 || c.offsets()[d] + c.sizes()[d] > t.shape()[d]) {
-                    throw new IllegalArgumentException(dir + ": " + t + " has a chunk at " + Arrays.toString(c.offsets())
-                            + " of " + Arrays.toString(c.sizes()) + " reaching outside it");
-                }
+            if (!inside(c, t.shape())) {
+                throw new IllegalArgumentException(dir + ": " + t + " has a chunk at " + Arrays.toString(c.offsets())
+                        + " of " + Arrays.toString(c.sizes()) + " reaching outside it");
             }
             if (chunks.stream().anyMatch(o -> Arrays.equals(o.offsets(), c.offsets()) && Arrays.equals(o.sizes(), c.sizes()))) {
                 continue;   // the same piece saved by two replicas
@@ -208,31 +224,51 @@ public final class DistributedCheckpoint implements AutoCloseable {
         return a.numel() > 0 && b.numel() > 0;
     }
 
-    /** Copies a chunk's values (row-major over its sizes) to its place in the global tensor, a row of the last axis at a time. */
-    private static void scatter(float[] values, Chunk c, long[] shape, float[] out) {
-        int rank = shape.length;
-        if (rank == 0) {
-            System.arraycopy(values, 0, out, 0, values.length);
-            return;
+    private static boolean inside(Chunk c, long[] shape) {
+        if (c.offsets().length != shape.length || c.sizes().length != shape.length) {
+            return false;
         }
-        long[] strides = new long[rank];
-        strides[rank - 1] = 1;
-        for (int d = rank - 2; d >= 0; d--) {
-            strides[d] = strides[d + 1] * shape[d + 1];
-        }
-        int row = (int) c.sizes()[rank - 1];
-        if (row == 0) {
-            return;
-        }
-        long[] index = new long[rank - 1];   // the chunk's position over its leading axes
-        for (int from = 0; from < values.length; from += row) {
-            long to = c.offsets()[rank - 1];
-            for (int d = 0; d < rank - 1; d++) {
-                to += (c.offsets()[d] + index[d]) * strides[d];
+        for (int d = 0; d < shape.length; d++) {
+            if (c.offsets()[d] < 0 || c.sizes()[d] < 0 || c.offsets()[d] + c.sizes()[d] > shape[d]) {
+                return false;
             }
-            System.arraycopy(values, from, out, (int) to, row);
-            for (int d = rank - 2; d >= 0 && ++index[d] == c.sizes()[d]; d--) {
-                index[d] = 0;
+        }
+        return true;
+    }
+
+    /**
+     * Copies where chunk {@code c} (its values row-major over its sizes) meets {@code box} into {@code out} (row-major
+     * over the box's sizes), a run along the last axis at a time.
+     */
+    private static void copyOverlap(float[] values, Chunk c, float[] out, Chunk box) {
+        int rank = box.sizes().length;
+        if (rank == 0) {
+            out[0] = values[0];
+            return;
+        }
+        long[] lo = new long[rank], hi = new long[rank];
+        for (int d = 0; d < rank; d++) {
+            lo[d] = Math.max(c.offsets()[d], box.offsets()[d]);
+            hi[d] = Math.min(c.offsets()[d] + c.sizes()[d], box.offsets()[d] + box.sizes()[d]);
+            if (hi[d] <= lo[d]) {
+                return;
+            }
+        }
+        int run = (int) (hi[rank - 1] - lo[rank - 1]);
+        long[] at = lo.clone();   // the global index of the run's start
+        while (true) {
+            long from = 0, to = 0;
+            for (int d = 0; d < rank; d++) {
+                from = from * c.sizes()[d] + (at[d] - c.offsets()[d]);
+                to = to * box.sizes()[d] + (at[d] - box.offsets()[d]);
+            }
+            System.arraycopy(values, (int) from, out, (int) to, run);
+            int d = rank - 2;
+            for (; d >= 0 && ++at[d] == hi[d]; d--) {
+                at[d] = lo[d];
+            }
+            if (d < 0) {
+                return;
             }
         }
     }

@@ -68,6 +68,20 @@ class DistributedCheckpointTest {
                     assertArrayEquals(torch.floats(w), Arrays.copyOfRange(global, layer * n, (layer + 1) * n), name + " " + layer);
                 }
             }
+            // a box: layer 1's rows 8..24 of linear_qkv, across both tensor ranks' chunks (rows 0..16 and 16..32)
+            float[] qkv = dcp.floats(QKV);
+            float[] box = dcp.floats(QKV, new long[] {1, 8, 0}, new long[] {1, 16, 16});
+            assertArrayEquals(Arrays.copyOfRange(qkv, 32 * 16 + 8 * 16, 32 * 16 + 24 * 16), box);
+            float[] columns = dcp.floats("decoder.layers.self_attention.linear_proj.weight", new long[] {0, 2, 6},
+                    new long[] {2, 3, 4});   // across the column split at 8
+            float[] proj = dcp.floats("decoder.layers.self_attention.linear_proj.weight");
+            for (int l = 0; l < 2; l++) {
+                for (int r = 0; r < 3; r++) {
+                    for (int c = 0; c < 4; c++) {
+                        assertEquals(proj[l * 256 + (2 + r) * 16 + 6 + c], columns[l * 12 + r * 4 + c]);
+                    }
+                }
+            }
             for (String name : List.of("embedding.word_embeddings.weight", "decoder.final_layernorm.weight")) {
                 assertArrayEquals(torch.floats((TorchFile.TensorRef) model.get(name)), dcp.floats(name), name);
             }
