@@ -638,6 +638,68 @@ class PretrainGptCommandTest {
     }
 
     /**
+     * A mixture-of-experts model (every other layer, 4 experts top-2 with a shared expert): trains, logs Megatron's
+     * load_balancing_loss and z_loss after the lm loss, comes back with {@code --use-checkpoint-args}, generates, and has
+     * no GPT-2 form; the flags Megatron-J cannot honour are refused by name.
+     */
+    @Test
+    void mixtureOfExpertsTrainsLogsResumesAndGenerates() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("moe");
+        Path csv = dir.resolve("moe.csv");
+        List<String> moe = List.of("--disable-bias-linear", "--swiglu", "--ffn-hidden-size", "32", "--num-experts", "4",
+                "--moe-router-topk", "2",
+                "--moe-ffn-hidden-size", "24", "--moe-layer-freq", "([1]+[0])*1", "--moe-aux-loss-coeff", "1e-2",
+                "--moe-z-loss-coeff", "1e-3", "--moe-shared-expert-intermediate-size", "16", "--moe-grouped-gemm",
+                "--moe-token-dispatcher-type", "alltoall");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--num-layers", "2");
+        first.addAll(moe);
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| load_balancing_loss: 1\\.0\\d+E\\+00 \\| z_loss: \\S+ \\|")
+                .matcher(trained.out()).find(), trained.out());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        for (String line : List.of("Setting num_experts to 4 from checkpoint", "Setting moe_ffn_hidden_size to 24 from checkpoint",
+                "Setting moe_layer_freq to ([1]+[0])*1 from checkpoint")) {
+            assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
+        }
+        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
+        assertEquals(0, generated.code(), generated.toString());
+        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("moe-hf").toString());
+        assertEquals(1, export.code(), export.toString());
+        assertTrue(export.err().contains("a model with --num-experts 4 has no Hugging Face GPT-2 equivalent"), export.err());
+
+        record Refusal(List<String> flags, String message) {
+        }
+        for (Refusal r : List.of(
+                new Refusal(List.of("--num-experts", "4"), "--num-experts needs --disable-bias-linear in Megatron-J"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "2"),
+                        "--expert-model-parallel-size 2 is not supported by Megatron-J"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-topk", "1"),
+                        "Please use --moe-router-pre-softmax when topk is 1."),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-layer-freq", "[1,0,1]"),
+                        "--moe-layer-freq [1,0,1] gives 3 layers; it must give one 0 or 1 per layer of --num-layers 1"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-load-balancing-type",
+                        "global_aux_loss"), "--moe-router-load-balancing-type global_aux_loss is not supported by Megatron-J"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--tensor-model-parallel-size", "2"),
+                        "needs --sequence-parallel"))) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
+    /**
      * {@code --rotary-interleaved}: rope on neighbouring channel pairs (here over half of each head) trains, computes
      * other losses than rotate half, generates from its checkpoint, comes back with {@code --use-checkpoint-args}, is
      * checked on load, and has no Hugging Face GPT-2 form (rope has none).

@@ -38,7 +38,9 @@ class TextGeneratorTest {
     @Test
     void greedyEqualsArgmaxOfFullForwards() {
         for (TransformerConfig base : List.of(LayerGradientTest.gpt2Like(0.1f), LayerGradientTest.llamaLike(0.1f),
-                LayerGradientTest.mqaErfGelu(0.1f), LayerGradientTest.llamaLike(0.1f).toBuilder().qkLayernorm(true).build())) {
+                LayerGradientTest.mqaErfGelu(0.1f), LayerGradientTest.llamaLike(0.1f).toBuilder().qkLayernorm(true).build(),
+                LayerGradientTest.llamaLike(0.1f).toBuilder().moe(MoeConfig.of(4, 16).withLayerFreq("[0,1]")
+                        .withSharedExperts(8, false)).build())) {
             TransformerConfig c = withMaxPositions(base, 16);
             try (GPTModel model = new GPTModel(c, backend, 3)) {
                 LayerGradientTest.randomize(model, 4);

@@ -51,8 +51,11 @@ public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor 
         return c.moe().padExpertInputToCapacity() ? c.moe().numExperts() : c.moe().routerTopk();
     }
 
-    /** The shared experts' MLP buffers in {@code a}'s place (their {@link Mlp} reads fc1Out and actOut). */
-    LayerActivations sharedExpertActivations(LayerActivations a) {
-        return a.withMlp(sharedFc1Out, sharedActOut);
+    /**
+     * The shared experts' MLP buffers for the first {@code s} positions in {@code a}'s place (their {@link Mlp} reads
+     * fc1Out and actOut; generation runs fewer positions than planned).
+     */
+    LayerActivations sharedExpertActivations(LayerActivations a, long s) {
+        return a.withMlp(sharedFc1Out.view(0, s), sharedActOut.view(0, s));
     }
 }

@@ -125,7 +125,7 @@ public final class MoeLayer implements FeedForward {
         }
         Tensor routed = sequenceParallel ? flat(w.shard()) : rows(w.full(), n);
         if (sharedExperts != null) {
-            sharedExperts.forward(x, null, out, m.sharedExpertActivations(a), ws.forSharedExperts());
+            sharedExperts.forward(x, null, out, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
             backend.add(routed, flat(out), flat(out));
         }
         if (residual != null) {
@@ -189,7 +189,7 @@ public final class MoeLayer implements FeedForward {
         }
         backend.fill(w.dInput().view(rows, rows + 1), 0f);
         if (sharedExperts != null) {   // writes dx; the routed gradient is added below
-            sharedExperts.backward(dOut, x, dx, m.sharedExpertActivations(a), ws.forSharedExperts());
+            sharedExperts.backward(dOut, x, dx, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
         }
         Tensor target = sequenceParallel || sharedExperts != null ? w.full() : dx;
         unpermute(w.dInput(), m, r.tokenRows().length, n, rows(target, n), rows(w.gathered(), n));

@@ -192,7 +192,9 @@ public final class Gpt2HfConfig {
     /** Refuses configurations GPT-2 cannot express, naming the flag. */
     public static void requireGpt2Shape(TransformerConfig c) {
         String why = null;
-        if (c.positionEmbeddingType() != PositionEmbeddingType.LEARNED_ABSOLUTE) {
+        if (c.moe() != null) {
+            why = "--num-experts " + c.moe().numExperts();
+        } else if (c.positionEmbeddingType() != PositionEmbeddingType.LEARNED_ABSOLUTE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
         } else if (c.normalization() != Normalization.LAYER_NORM) {
             why = "--normalization " + c.normalization().flagValue();
