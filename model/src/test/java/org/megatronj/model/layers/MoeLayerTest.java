@@ -128,6 +128,23 @@ class MoeLayerTest {
         assertEquals((lse0 * lse0 + lse1 * lse1) / 2, r.zLoss(), 1e-5);
     }
 
+    /** Over capacity, "position" keeps the first tokens (the policy's documented meaning), "probs" the highest weights. */
+    @Test
+    void dropPoliciesKeepFirstTokensOrHighestWeights() {
+        float[] logits = {3, 0, 2, 0, 5, 0, 1, 0};   // all four tokens prefer expert 0; capacity ceil(4 / 2 * 0.5) = 1
+        MoeConfig moe = MoeConfig.of(2, 8).withRouterTopk(1).withRouting(true, ScoreFunction.SOFTMAX, 0);
+        TopKRouter.Routing byPosition = new TopKRouter(moe.withCapacity(0.5f, TokenDropPolicy.POSITION, false), DType.F32)
+                .route(logits, 4, 1, 1, false);
+        assertArrayEquals(new int[] {0}, byPosition.rowToken());
+        TopKRouter.Routing byProbs = new TopKRouter(moe.withCapacity(0.5f, TokenDropPolicy.PROBS, false), DType.F32)
+                .route(logits, 4, 1, 1, false);
+        assertArrayEquals(new int[] {2}, byProbs.rowToken());
+        // two capacity segments (tensor ranks' sequence shards) count separately: one token each
+        TopKRouter.Routing sharded = new TopKRouter(moe.withCapacity(1f, TokenDropPolicy.POSITION, false), DType.F32)
+                .route(logits, 4, 2, 1, false);
+        assertArrayEquals(new int[] {0, 2}, sharded.rowToken());
+    }
+
     private static double[] softmax(double... x) {
         double sum = 0;
         for (double v : x) {
