@@ -69,6 +69,18 @@ public final class MoeOptions {
             + " MLP, which every token goes through (none by default).")
     Integer sharedExpertIntermediateSize;
 
+    @Option(names = "--moe-shared-expert-gate", description = "A sigmoid gate (one weight per hidden unit) on the shared"
+            + " experts' output (Qwen2-MoE).")
+    boolean sharedExpertGate;
+
+    @Option(names = "--moe-router-num-groups", paramLabel = "G", description = "Group-limited routing: the experts in G"
+            + " equal groups (DeepSeek's device- or node-limited routing).")
+    Integer routerNumGroups;
+
+    @Option(names = "--moe-router-group-topk", paramLabel = "N", description = "The N groups (by the sum of their best"
+            + " topk/N scores) a token's experts are chosen from.")
+    Integer routerGroupTopk;
+
     @Option(names = "--moe-token-dispatcher-type", paramLabel = "T", defaultValue = "allgather", description = "allgather or"
             + " alltoall: the same results here, where the experts are not split over ranks (default ${DEFAULT-VALUE}).")
     String tokenDispatcherType;
@@ -133,7 +145,8 @@ public final class MoeOptions {
                 LoadBalancing.parse(loadBalancingType.getFirst()), auxLossCoeff.getFirst(),
                 zLossCoeff == null ? 0f : zLossCoeff, routerPreSoftmax, ScoreFunction.parse(scoreFunction),
                 topkScalingFactor == null ? 0f : topkScalingFactor, capacity, TokenDropPolicy.parse(tokenDropPolicy),
-                padExpertInputToCapacity, shared, false);
+                padExpertInputToCapacity, shared, sharedExpertGate, routerNumGroups == null ? 0 : routerNumGroups,
+                routerGroupTopk == null ? 0 : routerGroupTopk);
     }
 
     /** {@code --use-checkpoint-args}: the checkpoint's experts and routing, logged as Megatron logs what it takes. */
@@ -159,5 +172,11 @@ public final class MoeOptions {
         sharedExpertIntermediateSize = saved.sharedExpertIntermediateSize() > 0 ? saved.sharedExpertIntermediateSize() : null;
         took.accept("moe_shared_expert_intermediate_size", sharedExpertIntermediateSize == null ? "None"
                 : sharedExpertIntermediateSize);
+        sharedExpertGate = saved.sharedExpertGate();
+        took.accept("moe_shared_expert_gate", sharedExpertGate ? "True" : "False");
+        routerNumGroups = saved.routerNumGroups() > 0 ? saved.routerNumGroups() : null;
+        took.accept("moe_router_num_groups", routerNumGroups == null ? "None" : routerNumGroups);
+        routerGroupTopk = saved.routerGroupTopk() > 0 ? saved.routerGroupTopk() : null;
+        took.accept("moe_router_group_topk", routerGroupTopk == null ? "None" : routerGroupTopk);
     }
 }

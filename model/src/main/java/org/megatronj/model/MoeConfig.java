@@ -27,12 +27,16 @@ import java.util.Locale;
  * @param padExpertInputToCapacity    {@code --moe-pad-expert-input-to-capacity}
  * @param sharedExpertIntermediateSize {@code --moe-shared-expert-intermediate-size} (0: no shared experts)
  * @param sharedExpertGate            {@code --moe-shared-expert-gate}: a sigmoid gate on the shared experts' output
+ * @param routerNumGroups             {@code --moe-router-num-groups}: experts in this many groups for group-limited routing
+ *                                    (0: none)
+ * @param routerGroupTopk             {@code --moe-router-group-topk}: the groups a token's experts come from (0: none)
  */
 public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, String layerFreq,
                         LoadBalancing loadBalancingType, float auxLossCoeff, float zLossCoeff, boolean routerPreSoftmax,
                         ScoreFunction scoreFunction, float topkScalingFactor, float expertCapacityFactor,
                         TokenDropPolicy tokenDropPolicy, boolean padExpertInputToCapacity,
-                        int sharedExpertIntermediateSize, boolean sharedExpertGate) {
+                        int sharedExpertIntermediateSize, boolean sharedExpertGate, int routerNumGroups,
+                        int routerGroupTopk) {
 
     /** {@code --moe-router-load-balancing-type} values Megatron-J computes. */
     public enum LoadBalancing {
@@ -99,57 +103,130 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
 
     /** E experts with Megatron's defaults otherwise (top-2 softmax routing, aux_loss type with coefficient 0, dropless). */
     public static MoeConfig of(int numExperts, int ffnHiddenSize) {
-        return new MoeConfig(numExperts, 2, ffnHiddenSize, "1", LoadBalancing.AUX_LOSS, 0f, 0f, false, ScoreFunction.SOFTMAX,
-                0f, 0f, TokenDropPolicy.PROBS, false, 0, false);
+        return new Builder(numExperts, ffnHiddenSize).build();
     }
 
     public MoeConfig withRouterTopk(int k) {
-        return new MoeConfig(numExperts, k, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().routerTopk(k).build();
     }
 
     public MoeConfig withLoadBalancing(LoadBalancing type, float coeff) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, type, coeff, zLossCoeff, routerPreSoftmax,
-                scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy, padExpertInputToCapacity,
-                sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().loadBalancing(type, coeff).build();
     }
 
     public MoeConfig withZLossCoeff(float coeff) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, coeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().zLossCoeff(coeff).build();
     }
 
     public MoeConfig withRouting(boolean preSoftmax, ScoreFunction function, float scalingFactor) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                preSoftmax, function, scalingFactor, expertCapacityFactor, tokenDropPolicy, padExpertInputToCapacity,
-                sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().routing(preSoftmax, function, scalingFactor).build();
     }
 
     public MoeConfig withCapacity(float factor, TokenDropPolicy policy, boolean padToCapacity) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, factor, policy, padToCapacity,
-                sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().capacity(factor, policy, padToCapacity).build();
     }
 
     public MoeConfig withLayerFreq(String freq) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, freq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate);
+        return toBuilder().layerFreq(freq).build();
     }
 
     public MoeConfig withSharedExperts(int intermediateSize, boolean gate) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                padExpertInputToCapacity, intermediateSize, gate);
+        return toBuilder().sharedExperts(intermediateSize, gate).build();
+    }
+
+    public MoeConfig withGroupLimitedRouting(int numGroups, int groupTopk) {
+        return toBuilder().groupLimitedRouting(numGroups, groupTopk).build();
     }
 
     /** The expert MLP width one of {@code t} tensor ranks holds (expert tensor parallelism equals the tensor size). */
     public MoeConfig tensorParallelShard(int t) {
-        return new MoeConfig(numExperts, routerTopk, ffnHiddenSize / t, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
-                routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                padExpertInputToCapacity, sharedExpertIntermediateSize / t, sharedExpertGate);
+        Builder b = toBuilder();
+        b.ffnHiddenSize = ffnHiddenSize / t;
+        b.sharedExpertIntermediateSize = sharedExpertIntermediateSize / t;
+        return b.build();
+    }
+
+    private Builder toBuilder() {
+        Builder b = new Builder(numExperts, ffnHiddenSize);
+        b.routerTopk = routerTopk;
+        b.layerFreq = layerFreq;
+        b.loadBalancingType = loadBalancingType;
+        b.auxLossCoeff = auxLossCoeff;
+        b.zLossCoeff = zLossCoeff;
+        b.routerPreSoftmax = routerPreSoftmax;
+        b.scoreFunction = scoreFunction;
+        b.topkScalingFactor = topkScalingFactor;
+        b.expertCapacityFactor = expertCapacityFactor;
+        b.tokenDropPolicy = tokenDropPolicy;
+        b.padExpertInputToCapacity = padExpertInputToCapacity;
+        b.sharedExpertIntermediateSize = sharedExpertIntermediateSize;
+        b.sharedExpertGate = sharedExpertGate;
+        b.routerNumGroups = routerNumGroups;
+        b.routerGroupTopk = routerGroupTopk;
+        return b;
+    }
+
+    /** Megatron's defaults for every knob but the expert count and width. */
+    public static final class Builder {
+        private final int numExperts;
+        private int ffnHiddenSize;
+        private int routerTopk = 2;
+        private String layerFreq = "1";
+        private LoadBalancing loadBalancingType = LoadBalancing.AUX_LOSS;
+        private float auxLossCoeff;
+        private float zLossCoeff;
+        private boolean routerPreSoftmax;
+        private ScoreFunction scoreFunction = ScoreFunction.SOFTMAX;
+        private float topkScalingFactor;
+        private float expertCapacityFactor;
+        private TokenDropPolicy tokenDropPolicy = TokenDropPolicy.PROBS;
+        private boolean padExpertInputToCapacity;
+        private int sharedExpertIntermediateSize;
+        private boolean sharedExpertGate;
+        private int routerNumGroups;
+        private int routerGroupTopk;
+
+        public Builder(int numExperts, int ffnHiddenSize) {
+            this.numExperts = numExperts;
+            this.ffnHiddenSize = ffnHiddenSize;
+        }
+
+        public Builder routerTopk(int v) { routerTopk = v; return this; }
+        public Builder layerFreq(String v) { layerFreq = v; return this; }
+        public Builder loadBalancing(LoadBalancing type, float coeff) { loadBalancingType = type; auxLossCoeff = coeff; return this; }
+        public Builder zLossCoeff(float v) { zLossCoeff = v; return this; }
+
+        public Builder routing(boolean preSoftmax, ScoreFunction function, float scalingFactor) {
+            routerPreSoftmax = preSoftmax;
+            scoreFunction = function;
+            topkScalingFactor = scalingFactor;
+            return this;
+        }
+
+        public Builder capacity(float factor, TokenDropPolicy policy, boolean padToCapacity) {
+            expertCapacityFactor = factor;
+            tokenDropPolicy = policy;
+            padExpertInputToCapacity = padToCapacity;
+            return this;
+        }
+
+        public Builder sharedExperts(int intermediateSize, boolean gate) {
+            sharedExpertIntermediateSize = intermediateSize;
+            sharedExpertGate = gate;
+            return this;
+        }
+
+        public Builder groupLimitedRouting(int numGroups, int groupTopk) {
+            routerNumGroups = numGroups;
+            routerGroupTopk = groupTopk;
+            return this;
+        }
+
+        public MoeConfig build() {
+            return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
+                    routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
+                    padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate, routerNumGroups, routerGroupTopk);
+        }
     }
 
     /** The load-balancing loss's coefficient when its type adds one to the gradient, else 0. */
@@ -240,6 +317,24 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         }
         if (sharedExpertGate && sharedExpertIntermediateSize == 0) {
             throw new IllegalArgumentException("--moe-shared-expert-gate needs --moe-shared-expert-intermediate-size");
+        }
+        if (routerGroupTopk > 0) {   // Megatron's TransformerConfig checks
+            if (routerNumGroups <= 0) {
+                throw new IllegalArgumentException("When using group limited routing, moe_router_num_groups must be specified"
+                        + " (--moe-router-num-groups).");
+            }
+            if (numExperts % routerNumGroups != 0) {
+                throw new IllegalArgumentException("num_moe_experts (" + numExperts + ") should be divisible by"
+                        + " moe_router_num_groups (" + routerNumGroups + ").");
+            }
+            if (routerGroupTopk > routerNumGroups) {
+                throw new IllegalArgumentException("moe_router_group_topk (" + routerGroupTopk + ") should be smaller than"
+                        + " moe_router_num_groups (" + routerNumGroups + ").");
+            }
+            if (routerTopk % routerGroupTopk != 0 || routerTopk / routerGroupTopk > numExperts / routerNumGroups) {
+                throw new IllegalArgumentException("--moe-router-topk (" + routerTopk + ") must be a multiple of"
+                        + " --moe-router-group-topk (" + routerGroupTopk + ") of at most the experts of a group per group");
+            }
         }
         moeLayers(numLayers);
         return this;

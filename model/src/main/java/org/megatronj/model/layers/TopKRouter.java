@@ -141,7 +141,7 @@ public final class TopKRouter {
             }
         } else if (moe.scoreFunction() == ScoreFunction.SIGMOID) {
             float[] sig = sigmoid(logit);
-            chosen = topK(sig, k);
+            chosen = choose(sig, k);
             float sum = 0;
             for (int c : chosen) {
                 sum += sig[c];
@@ -152,13 +152,13 @@ public final class TopKRouter {
             System.arraycopy(sig, 0, s, 0, e);
         } else if (moe.routerPreSoftmax()) {
             float[] soft = softmax(logit);
-            chosen = topK(soft, k);
+            chosen = choose(soft, k);
             for (int i = 0; i < k; i++) {
                 probs[t * k + i] = soft[chosen[i]];
             }
             System.arraycopy(soft, 0, s, 0, e);
         } else {
-            chosen = topK(logit, k);
+            chosen = choose(logit, k);
             float[] picked = new float[k];
             for (int i = 0; i < k; i++) {
                 picked[i] = logit[chosen[i]];
@@ -530,6 +530,35 @@ public final class TopKRouter {
             case F16 -> FloatFormats.f16ToFloat(FloatFormats.floatToF16(v));
             default -> v;
         };
+    }
+
+    /**
+     * The routing's top-k: plain, or group-limited (Megatron's {@code group_limited_topk}: the experts in
+     * {@code --moe-router-num-groups} groups, each scored by the sum of its best {@code topk / group_topk} values, the
+     * best {@code --moe-router-group-topk} groups kept and the top-k taken among their experts).
+     */
+    private int[] choose(float[] v, int k) {
+        int groupTopk = moe.routerGroupTopk();
+        if (groupTopk <= 0) {
+            return topK(v, k);
+        }
+        int groups = moe.routerNumGroups();
+        int per = v.length / groups;
+        float[] groupScores = new float[groups];
+        for (int g = 0; g < groups; g++) {
+            float[] part = Arrays.copyOfRange(v, g * per, (g + 1) * per);
+            float sum = 0;
+            for (int i : topK(part, k / groupTopk)) {   // the values in descending order, summed as torch's sum does
+                sum += part[i];
+            }
+            groupScores[g] = sum;
+        }
+        float[] masked = new float[v.length];
+        Arrays.fill(masked, Float.NEGATIVE_INFINITY);
+        for (int g : topK(groupScores, groupTopk)) {
+            System.arraycopy(v, g * per, masked, g * per, per);
+        }
+        return topK(masked, k);
     }
 
     /** The indices of the k largest values, the lower index first on ties (torch.topk's order on the CPU). */

@@ -42,7 +42,8 @@ class TopKRouterMegatronTest {
                 .withLoadBalancing(MoeConfig.LoadBalancing.parse(c.get("lb").asText()), (float) c.get("coeff").asDouble())
                 .withZLossCoeff((float) c.get("zcoeff").asDouble())
                 .withCapacity((float) c.get("capacity").asDouble(), MoeConfig.TokenDropPolicy.parse(c.get("policy").asText()),
-                        c.get("pad").asBoolean());
+                        c.get("pad").asBoolean())
+                .withGroupLimitedRouting(c.get("groups").asInt(), c.get("group_topk").asInt());
         TopKRouter router = new TopKRouter(moe, DType.F32);
         TopKRouter.Routing r = router.route(floats(c.get("logits")), n, 1, c.get("batch").asInt(), true);
 

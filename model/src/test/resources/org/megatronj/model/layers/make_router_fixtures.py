@@ -42,7 +42,7 @@ def megatron_functions(repo):
 
 
 def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=None, lb="aux_loss", coeff=0.0,
-         zcoeff=None, capacity=None, policy="probs", pad=False, scale=0.5, seed=0):
+         zcoeff=None, capacity=None, policy="probs", pad=False, scale=0.5, seed=0, groups=None, group_topk=None):
     x = torch.tensor(logits, dtype=torch.float32).view(n, e).requires_grad_(True)
     logits_t = x
     z = torch.zeros(())
@@ -57,7 +57,8 @@ def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=No
         probs = act * rmap
     else:
         probs, rmap = f["topk_routing_with_score_function"](logits_t, k, use_pre_softmax=pre, scaling_factor=scaling,
-                                                            score_function=score)
+                                                            score_function=score, num_groups=groups,
+                                                            group_topk=group_topk)
     if capacity is not None:
         probs, rmap = f["apply_router_token_dropping"](probs, rmap, router_topk=k, capacity_factor=capacity,
                                                        drop_policy=policy, pad_to_capacity=pad)
@@ -77,7 +78,8 @@ def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=No
     objective.backward()
     return {"name": name, "n": n, "e": e, "k": k, "batch": batch, "logits": logits, "score": score, "pre": pre,
             "scaling": scaling or 0.0, "lb": lb, "coeff": coeff, "zcoeff": zcoeff or 0.0,
-            "capacity": capacity or 0.0, "policy": policy, "pad": pad, "scale": scale,
+            "capacity": capacity or 0.0, "policy": policy, "pad": pad, "scale": scale, "groups": groups or 0,
+            "group_topk": group_topk or 0,
             "w": w.flatten().tolist(), "probs": probs.detach().flatten().tolist(),
             "map": rmap.flatten().int().tolist(),
             "aux": (aux / coeff).item() if coeff > 0 else 0.0,
@@ -105,6 +107,10 @@ def main():
     out.append(case(f, "capacity above the tokens", 6, 4, 2, 1, logits(6, 6, 4), capacity=4.0, seed=6))
     out.append(case(f, "sinkhorn top-2", 8, 4, 2, 2, logits(7, 8, 4), lb="sinkhorn", seed=7))
     out.append(case(f, "sinkhorn top-1", 8, 4, 1, 2, logits(8, 8, 4), lb="sinkhorn", seed=8))
+    out.append(case(f, "group-limited sigmoid top-4 of 2 of 4 groups, scaling", 10, 8, 4, 2, logits(9, 10, 8),
+                    score="sigmoid", scaling=2.5, coeff=0.01, groups=4, group_topk=2, seed=9))
+    out.append(case(f, "group-limited softmax top-2 of 2 of 4 groups", 10, 8, 2, 2, logits(10, 10, 8), groups=4,
+                    group_topk=2, zcoeff=0.001, seed=10))
     json.dump(out, sys.stdout, indent=0)
 
 
