@@ -709,7 +709,8 @@ public final class GPTModel implements AutoCloseable {
         Mlp shared = moe.sharedExpertIntermediateSize() == 0 ? null : new Mlp(backend,
                 columnLinear(prefix + "shared_experts.linear_fc1"), rowLinear(prefix + "shared_experts.linear_fc2"),
                 config.swiglu(), Mlp.activation(config));
-        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, config.swiglu(),
+        Parameter gate = moe.sharedExpertGate() ? param(prefix + "shared_experts.gate_weight") : null;
+        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, gate, config.swiglu(),
                 Mlp.activation(config), tp.group(), tp.sequenceParallel(), precision.computeDtype());
     }
 

@@ -19,13 +19,18 @@ import org.megatronj.model.TransformerConfig;
  * @param tokenRows    I32 {@code [slots * n]}: per slot j, the j-th row of each token (a zero row when it has none)
  * @param sharedFc1Out {@code [n, shared fc1]} the shared experts' fc1 output, or null without shared experts
  * @param sharedActOut {@code [n, shared ffn]} their activation's output, or null
+ * @param sharedOut    {@code [s/t or s, b, h]} the shared experts' output before their gate, or null without
+ *                     {@code --moe-shared-expert-gate}
+ * @param gateScore    F32 {@code [n / t or n]} the gate's sigmoid per token of this rank, or null
  */
 public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor rowToken, Tensor rowProb,
-                             Tensor tokenRows, Tensor sharedFc1Out, Tensor sharedActOut, RoutingHolder routing) {
+                             Tensor tokenRows, Tensor sharedFc1Out, Tensor sharedActOut, Tensor sharedOut, Tensor gateScore,
+                             RoutingHolder routing) {
 
     /** The routing of the micro-batch whose activations these are (host data, set by each forward). */
     public static final class RoutingHolder {
         TopKRouter.Routing routing;
+        float[] gateScores;   // the shared experts' gate per token of this rank
     }
 
     /** Buffers for {@code s x b} tokens of config {@code c} (a tensor rank's shard) split in {@code segments} shards. */
@@ -34,6 +39,8 @@ public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor 
         long n = (long) s * b;
         long rows = new TopKRouter(c.moe(), dtype).maxRows(n, segments);
         int shared = c.moe().sharedExpertIntermediateSize();
+        boolean gate = c.moe().sharedExpertGate();
+        int sl = s / segments;
         return new MoeActivations(
                 backend.allocate(arena, dtype, rows, c.hiddenSize()),
                 backend.allocate(arena, dtype, rows, c.expertFc1Width()),
@@ -43,6 +50,8 @@ public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor 
                 backend.allocate(arena, DType.I32, maxSlots(c) * n),
                 shared == 0 ? null : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
                 shared == 0 ? null : backend.allocate(arena, dtype, s, b, shared),
+                gate ? backend.allocate(arena, dtype, sl, b, c.hiddenSize()) : null,
+                gate ? backend.allocate(arena, DType.F32, (long) sl * b) : null,
                 new RoutingHolder());
     }
 

@@ -34,6 +34,8 @@ public final class MoeLayer implements FeedForward {
     private final Parameter[] fc1;          // per expert [fc1 / t, h]
     private final Parameter[] fc2;          // per expert [h, ffn / t]
     private final Mlp sharedExperts;        // null without
+    private final Parameter sharedGate;     // [1, h], null without --moe-shared-expert-gate
+    private final DType dtype;
     private final boolean swiglu;
     private final Activation activation;
     private final TensorParallelGroup tp;
@@ -44,8 +46,10 @@ public final class MoeLayer implements FeedForward {
 
     /** {@code moe}: the tensor rank's shard of the configuration ({@link MoeConfig#tensorParallelShard}). */
     public MoeLayer(Backend backend, MoeConfig moe, Parameter routerWeight, Parameter[] fc1, Parameter[] fc2,
-                    Mlp sharedExperts, boolean swiglu, Activation activation, TensorParallelGroup tp,
+                    Mlp sharedExperts, Parameter sharedGate, boolean swiglu, Activation activation, TensorParallelGroup tp,
                     boolean sequenceParallel, DType dtype) {
+        this.sharedGate = sharedGate;
+        this.dtype = dtype;
         this.backend = backend;
         this.moe = moe;
         this.router = new TopKRouter(moe, dtype);
@@ -125,12 +129,60 @@ public final class MoeLayer implements FeedForward {
         }
         Tensor routed = sequenceParallel ? flat(w.shard()) : rows(w.full(), n);
         if (sharedExperts != null) {
-            sharedExperts.forward(x, null, out, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
+            Tensor shared = sharedGate == null ? out : m.sharedOut().view(0, out.dim(0));
+            sharedExperts.forward(x, null, shared, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
+            if (sharedGate != null) {
+                gateForward(x, shared, out, m, w);
+            }
             backend.add(routed, flat(out), flat(out));
         }
         if (residual != null) {
             backend.add(sharedExperts == null ? rows(combined, n) : flat(out), flat(residual), flat(out));
         }
+    }
+
+    /**
+     * Megatron's shared expert gate: {@code out = shared * sigmoid(x_local W_gate^T)} per token of this rank (its
+     * sequence shard under sequence parallelism), the sigmoid in F32 rounded to the compute dtype.
+     */
+    private void gateForward(Tensor x, Tensor shared, Tensor out, MoeActivations m, MoeWorkspace w) {
+        Tensor xLocal = localRows(x, Math.toIntExact(flat(out).dim(0)));
+        int local = Math.toIntExact(xLocal.dim(0));
+        Tensor logits = w.gateLogit().view(0, local);
+        backend.gemm(false, true, 1f, xLocal, sharedGate.compute(), 0f, logits);          // [local, 1]
+        float[] score = HostTransfer.downloadFloats(backend, logits);
+        for (int i = 0; i < score.length; i++) {
+            score[i] = router.round((float) (1 / (1 + Math.exp(-score[i]))));
+        }
+        m.routing().gateScores = score;
+        Tensor gate = m.gateScore().view(0, local);
+        HostTransfer.uploadFloats(backend, score, gate);
+        backend.scaleRows(flat(shared), gate, flat(out));
+    }
+
+    /** The gate's backward: the shared experts' output gradient into {@code w.dShared()}, the gate's into dGate and dx. */
+    private Tensor gateBackward(Tensor dOut, Tensor x, MoeActivations m, MoeWorkspace w) {
+        int local = Math.toIntExact(flat(dOut).dim(0));
+        Tensor gate = m.gateScore().view(0, local);
+        Tensor dShared = w.dShared().view(0, dOut.dim(0));
+        Tensor dGate = w.dGate().view(0, local);
+        backend.rowDot(flat(dOut), flat(m.sharedOut().view(0, dOut.dim(0))), dGate);     // d sigmoid
+        backend.scaleRows(flat(dOut), gate, flat(dShared));
+        float[] g = HostTransfer.downloadFloats(backend, dGate);
+        float[] s = m.routing().gateScores;
+        for (int i = 0; i < g.length; i++) {
+            g[i] = g[i] * s[i] * (1 - s[i]);
+        }
+        Tensor dLogit = w.gateLogit().view(0, local);
+        HostTransfer.uploadFloats(backend, g, dLogit);
+        backend.linearWgrad(dLogit, localRows(x, local), sharedGate.grad(), null);
+        return dShared;
+    }
+
+    /** The rows of the gathered input x that belong to this rank ({@code local} of them). */
+    private Tensor localRows(Tensor x, int local) {
+        int from = sequenceParallel ? tp.rank() * local : 0;
+        return flat(x).view(from, from + local);
     }
 
     /** dst[t] = sum over slots j of src[row j of token t] (the zero row where t has no j-th row). */
@@ -189,7 +241,12 @@ public final class MoeLayer implements FeedForward {
         }
         backend.fill(w.dInput().view(rows, rows + 1), 0f);
         if (sharedExperts != null) {   // writes dx; the routed gradient is added below
-            sharedExperts.backward(dOut, x, dx, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
+            Tensor dShared = sharedGate == null ? dOut : gateBackward(dOut, x, m, w);
+            sharedExperts.backward(dShared, x, dx, m.sharedExpertActivations(a, x.dim(0)), ws.forSharedExperts());
+            if (sharedGate != null) {   // the gate logits' share of dx
+                int local = Math.toIntExact(flat(dx).dim(0));
+                backend.gemm(false, false, 1f, w.gateLogit().view(0, local), sharedGate.compute(), 1f, flat(dx));
+            }
         }
         Tensor target = sequenceParallel || sharedExperts != null ? w.full() : dx;
         unpermute(w.dInput(), m, r.tokenRows().length, n, rows(target, n), rows(w.gathered(), n));

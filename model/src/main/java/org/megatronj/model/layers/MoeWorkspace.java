@@ -23,9 +23,13 @@ import org.megatronj.model.TransformerConfig;
  * @param dProb     F32 {@code [rows]} the gradient of each row's routing weight
  * @param sharedDFc1 {@code [s, b, shared fc1]} the shared experts' fc1 gradient, or null
  * @param sharedDAct {@code [s, b, shared ffn]} their SwiGLU output's gradient, or null
+ * @param gateLogit  {@code [s b, 1]} the shared experts' gate logits (their gradient in backward), or null
+ * @param dShared    {@code [s/t or s, b, h]} the gradient of the shared experts' output before the gate, or null
+ * @param dGate      F32 {@code [s b]} the gradient of the gate's sigmoid, or null
  */
 public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor dInput, Tensor full, Tensor gathered,
-                           Tensor shard, Tensor logits, Tensor dProb, Tensor sharedDFc1, Tensor sharedDAct) {
+                           Tensor shard, Tensor logits, Tensor dProb, Tensor sharedDFc1, Tensor sharedDAct, Tensor gateLogit,
+                           Tensor dShared, Tensor dGate) {
 
     static MoeWorkspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int shardLength,
                                  DType dtype) {
@@ -33,6 +37,7 @@ public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor 
         long rows = new TopKRouter(c.moe(), dtype).maxRows(n, s / shardLength);
         int h = c.hiddenSize();
         int shared = c.moe().sharedExpertIntermediateSize();
+        boolean gate = c.moe().sharedExpertGate();
         return new MoeWorkspace(
                 backend.allocate(arena, dtype, rows + 1, h),
                 backend.allocate(arena, dtype, rows, c.moe().ffnHiddenSize()),
@@ -44,6 +49,9 @@ public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor 
                 backend.allocate(arena, dtype, n, c.moe().numExperts()),
                 backend.allocate(arena, DType.F32, rows),
                 shared == 0 ? null : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
-                shared == 0 || !c.swiglu() ? null : backend.allocate(arena, dtype, s, b, shared));
+                shared == 0 || !c.swiglu() ? null : backend.allocate(arena, dtype, s, b, shared),
+                gate ? backend.allocate(arena, dtype, n, 1) : null,
+                gate ? backend.allocate(arena, dtype, shardLength, b, h) : null,
+                gate ? backend.allocate(arena, DType.F32, n) : null);
     }
 }

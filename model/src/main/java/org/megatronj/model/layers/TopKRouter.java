@@ -524,7 +524,8 @@ public final class TopKRouter {
         }
     }
 
-    private float round(float v) {
+    /** v rounded to the compute dtype. */
+    float round(float v) {
         return switch (dtype) {
             case BF16 -> FloatFormats.bf16ToFloat(FloatFormats.floatToBf16(v));
             case F16 -> FloatFormats.f16ToFloat(FloatFormats.floatToF16(v));

@@ -80,6 +80,12 @@ class MoeLayerTest {
     }
 
     @Test
+    void gradientsOfGatedSharedExpertsAndGroupLimitedRouting() {
+        check(config(true, MoeConfig.of(8, 8).withRouterTopk(4).withGroupLimitedRouting(4, 2)
+                .withLoadBalancing(LoadBalancing.AUX_LOSS, 0.1f).withSharedExperts(16, true)));
+    }
+
+    @Test
     void gradientsWithTokensDroppedAtCapacity() {
         MoeConfig moe = MoeConfig.of(4, 12).withCapacity(0.5f, TokenDropPolicy.PROBS, false);
         check(config(false, moe));

@@ -124,7 +124,7 @@ class ParallelGptEquivalenceTest {
     }
 
     /**
-     * Mixture-of-experts layers (every other layer, with shared experts; load-balancing and z losses): every tensor rank
+     * Mixture-of-experts layers (every other layer, with gated shared experts; load-balancing and z losses): every tensor rank
      * routes the gathered tokens and holds a slice of every expert, the router's gradient comes from each rank's
      * sequence shard. With a capacity factor only layouts without tensor parallelism: Megatron counts the capacity per
      * sequence shard, so tensor ranks drop other tokens than one rank does.
@@ -141,7 +141,7 @@ class ParallelGptEquivalenceTest {
         TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
         org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("([1]+[0])*2")
                 .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.AUX_LOSS, 0.1f).withZLossCoeff(0.01f)
-                .withSharedExperts(32, false)
+                .withSharedExperts(32, true)
                 .withCapacity(capacity, org.megatronj.model.MoeConfig.TokenDropPolicy.PROBS, false);
         TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
         Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
