@@ -25,7 +25,8 @@ final class MemoryReports {
         var setup = new TheoreticalMemory.Setup(layout.tensorModelParallelSize(), layout.pipelineModelParallelSize(),
                 layout.interleaved() ? layout.virtualPipelineModelParallelSize(model.numLayers()) : 0, dp,
                 parallel.useDistributedOptimizer, layout.sequenceParallelActive(),
-                recompute.granularity() == ActivationRecompute.Granularity.SELECTIVE, micro, microbatches);
+                recompute.granularity() == ActivationRecompute.Granularity.SELECTIVE, micro, microbatches,
+                layout.contextParallelSize());
         return TheoreticalMemory.report(model, setup).lines();
     }
 

@@ -1,48 +1,89 @@
 package org.megatronj.model;
 
 /**
- * Model FLOPs as Megatron's {@code num_floating_point_operations} counts them (dense GPT, no
- * activation recompute), for throughput and MFU in logs and benchmarks:
+ * Model FLOPs as Megatron's {@code num_floating_point_operations} counts them (GPT, no activation
+ * recompute), for throughput and MFU in logs and benchmarks. Two of its versions are kept:
+ * <ul>
+ * <li>{@link #trainingFlopsPerIteration}: the formula Megatron used until its commit 8873b55d6a (2025-03),
+ *     which the benchmarks and the PyTorch baselines they compare with use:
  * <pre>
- *   flops = 12 B s L h^2 ( (1 + ng/np + s/h) (np d / h) + (ffn / h) (swiglu ? 3/2 : 1) + V / (2 L h) )
+ *   flops = 12 B s L h^2 ( (1 + ng/np + s/h) (np d / h) + (ffn / h) k (swiglu ? 3/2 : 1)
+ *                          + (shared / h) (swiglu ? 3/2 : 1) + V / (2 L h) )
  * </pre>
- * 12 = 3 (forward, weight-grad, data-grad) x 2 (two GEMMs of each size per block) x 2 (multiply-add).
- * For GPT-2 this is the familiar {@code 72 B s L h^2 (1 + s/(6h) + V/(12 L h))}. The causal mask's
- * saving is not subtracted, as in Megatron until 2026 and in the PyTorch baselines the benchmarks
- * compare with; today's Megatron subtracts it in its log's throughput
- * ({@link #megatronLoggedFlopsPerIteration}, which {@code --log-throughput} uses).
+ *     12 = 3 (forward, weight-grad, data-grad) x 2 (two GEMMs of each size per block) x 2 (multiply-add).
+ *     For GPT-2 this is the familiar {@code 72 B s L h^2 (1 + s/(6h) + V/(12 L h))}. The causal mask's
+ *     saving is not subtracted. Dense: ffn = {@code --ffn-hidden-size}, k = 1, shared = 0. With
+ *     {@code --num-experts} that version counts <em>every</em> layer as an MoE layer whatever
+ *     {@code --moe-layer-freq} says: ffn = {@code --moe-ffn-hidden-size}, k = {@code --moe-router-topk},
+ *     shared = {@code --moe-shared-expert-intermediate-size}.</li>
+ * <li>{@link #megatronLoggedFlopsPerIteration}: today's Megatron, which its log's {@code --log-throughput}
+ *     uses: causal attention counted at half, and dense and MoE layers counted apart by
+ *     {@code --moe-layer-freq}.</li>
+ * </ul>
+ * Neither counts the router's GEMM, the norms or the activations, as Megatron's do not.
  */
 public final class FlopCounter {
     private FlopCounter() {
     }
 
-    /** FLOPs of one training iteration over {@code batchSize} sequences of the config's seq length. */
+    /**
+     * FLOPs of one training iteration over {@code batchSize} sequences of the config's seq length, as Megatron's
+     * {@code num_floating_point_operations} before its commit 8873b55d6a (the class comment's formula).
+     */
     public static double trainingFlopsPerIteration(TransformerConfig c, long batchSize) {
         double h = c.hiddenSize();
         double s = c.seqLength();
         double attentionRatio = (double) c.numAttentionHeads() * c.kvChannels() / h;
         double attention = (1 + (double) c.numQueryGroups() / c.numAttentionHeads() + s / h) * attentionRatio;
-        double mlp = c.ffnHiddenSize() / h * (c.swiglu() ? 1.5 : 1.0);
+        double gatedLinear = c.swiglu() ? 1.5 : 1.0;
+        MoeConfig moe = c.moe();
+        double ffn = moe == null ? c.ffnHiddenSize() : moe.ffnHiddenSize();
+        double routedTo = moe == null ? 1 : moe.routerTopk();
+        double shared = moe == null ? 0 : moe.sharedExpertIntermediateSize();
+        double mlp = ffn / h * routedTo * gatedLinear + shared / h * gatedLinear;
         double logits = c.paddedVocabSize() / (2.0 * c.numLayers() * h);
         return 12.0 * batchSize * s * c.numLayers() * h * h * (attention + mlp + logits);
     }
 
     /**
      * FLOPs of one training iteration as today's Megatron counts them for its log's {@code --log-throughput}
-     * ({@code num_floating_point_operations}, dense GPT): the same projections, MLP and logits as
-     * {@link #trainingFlopsPerIteration}, but causal attention's {@code QK^T} and {@code PV} counted for the
-     * half of the score matrix the mask keeps: {@code 6 L b s^2 (heads x kv_channels)}.
+     * ({@code num_floating_point_operations}, {@code transformer_flops}): per token {@code 6 h} times the MLPs'
+     * widths, {@code ffn x (swiglu ? 3 : 2)} for each dense layer and {@code (moe_ffn x k + shared) x (swiglu ? 3 : 2)}
+     * for each MoE layer of {@code --moe-layer-freq}; {@code 6 (h (np + 2 ng) d + np d h)} per layer for the attention
+     * projections; {@code 6 h V} for the logits; and causal attention's {@code QK^T} and {@code PV} counted for the half
+     * of the score matrix the mask keeps: {@code 6 L b s^2 (np d)}.
      */
     public static double megatronLoggedFlopsPerIteration(TransformerConfig c, long batchSize) {
         double h = c.hiddenSize();
         double s = c.seqLength();
         double q = (double) c.numAttentionHeads() * c.kvChannels();
         double kv = (double) c.numQueryGroups() * c.kvChannels();
-        double mlp = 6.0 * h * c.ffnHiddenSize() * (c.swiglu() ? 3 : 2);
+        int ffnExpansion = c.swiglu() ? 3 : 2;
+        MoeConfig moe = c.moe();
+        int moeLayers = moeLayerCount(c);
+        int denseLayers = c.numLayers() - moeLayers;
+        double routedTo = moe == null ? 0 : moe.routerTopk();
+        double moeFfn = moe == null ? 0 : moe.ffnHiddenSize();
+        double shared = moe == null ? 0 : moe.sharedExpertIntermediateSize();
+        double mlp = 6.0 * h * ((double) c.ffnHiddenSize() * ffnExpansion * denseLayers
+                + moeFfn * routedTo * ffnExpansion * moeLayers
+                + shared * ffnExpansion * moeLayers);
         double attentionProjections = 6.0 * (h * (q + 2 * kv) + q * h);
         double logits = 6.0 * h * c.paddedVocabSize();
         double tokens = (double) batchSize * s;
-        return tokens * (c.numLayers() * (mlp + attentionProjections) + logits) + batchSize * s * s * c.numLayers() * 6.0 * q;
+        return tokens * (mlp + c.numLayers() * attentionProjections + logits) + batchSize * s * s * c.numLayers() * 6.0 * q;
+    }
+
+    /** How many of the layers are MoE layers ({@link TransformerConfig#isMoeLayer}); 0 for a dense model. */
+    static int moeLayerCount(TransformerConfig c) {
+        if (c.moe() == null) {
+            return 0;
+        }
+        int n = 0;
+        for (boolean moe : c.moe().moeLayers(c.numLayers())) {
+            n += moe ? 1 : 0;
+        }
+        return n;
     }
 
     /** Training FLOPs per token (forward + backward). */

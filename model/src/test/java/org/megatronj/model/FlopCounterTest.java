@@ -1,5 +1,9 @@
 package org.megatronj.model;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -27,5 +31,65 @@ class FlopCounterTest {
         double causalHalf = 6 * l * 3 * s * s * (8 * 32);
         assertEquals(FlopCounter.trainingFlopsPerIteration(c, 3) - causalHalf, FlopCounter.megatronLoggedFlopsPerIteration(c, 3),
                 expected * 1e-12);
+    }
+
+    /**
+     * Against what Megatron-LM's own {@code num_floating_point_operations} returns (today's for the logged count, the
+     * version before its commit 8873b55d6a for the classic one) for two dense and three MoE setups (8 experts top-2
+     * SwiGLU; a {@code --moe-layer-freq} list with shared experts and {@code --moe-ffn-hidden-size}; freq 2 top-1 gelu),
+     * made by {@code make_flop_fixtures.py}.
+     */
+    @Test
+    void matchesMegatronsNumFloatingPointOperations() throws IOException {
+        JsonNode cases;
+        try (InputStream in = getClass().getResourceAsStream("flops.json")) {
+            cases = new ObjectMapper().readTree(in).get("cases");
+        }
+        assertEquals(5, cases.size());
+        int moeCases = 0;
+        for (JsonNode k : cases) {
+            String name = k.get("name").asText();
+            JsonNode a = k.get("args");
+            TransformerConfig.Builder b = TransformerConfig.builder().numLayers(a.get("num_layers").asInt())
+                    .hiddenSize(a.get("hidden_size").asInt()).numAttentionHeads(a.get("num_attention_heads").asInt())
+                    .kvChannels(a.get("kv_channels").asInt()).numQueryGroups(a.get("num_query_groups").asInt())
+                    .ffnHiddenSize(a.get("ffn_hidden_size").asInt()).swiglu(a.get("swiglu").asBoolean())
+                    .seqLength(a.get("seq_length").asInt()).vocabSize(a.get("padded_vocab_size").asInt())
+                    .makeVocabSizeDivisibleBy(8);
+            if (!a.get("num_experts").isNull()) {
+                moeCases++;
+                int topk = a.get("moe_router_topk").asInt();
+                MoeConfig moe = MoeConfig.of(a.get("num_experts").asInt(), a.get("moe_ffn_hidden_size").asInt())
+                        .withRouterTopk(topk).withLayerFreq(a.get("moe_layer_freq").asText())
+                        .withSharedExperts(a.get("moe_shared_expert_intermediate_size").asInt(0), false)
+                        .withRouting(topk == 1, MoeConfig.ScoreFunction.SOFTMAX, 0f);
+                b.moe(moe).addBiasLinear(false);
+            }
+            TransformerConfig c = b.build();
+            assertEquals(a.get("padded_vocab_size").asInt(), c.paddedVocabSize(), name);
+            long batch = k.get("batch_size").asLong();
+            double logged = k.get("logged").asDouble();
+            double classic = k.get("classic").asDouble();
+            assertEquals(logged, FlopCounter.megatronLoggedFlopsPerIteration(c, batch), logged * 1e-12, name);
+            assertEquals(classic, FlopCounter.trainingFlopsPerIteration(c, batch), classic * 1e-12, name);
+        }
+        assertEquals(3, moeCases);
+    }
+
+    @Test
+    void moeLayersAndTheirWidthsCount() {
+        // 4 layers, MoE at 0 and 2: today's count takes 2 dense MLPs of ffn and 2 MoE layers of k moe_ffn + shared
+        MoeConfig moe = MoeConfig.of(4, 80).withRouterTopk(2).withLayerFreq("2").withSharedExperts(48, false);
+        TransformerConfig c = TransformerConfig.builder().numLayers(4).hiddenSize(64).numAttentionHeads(4).ffnHiddenSize(256)
+                .seqLength(32).vocabSize(128).addBiasLinear(false).moe(moe).build();
+        TransformerConfig dense = c.toBuilder().moe(null).build();
+        double tokens = 3 * 32, h = 64;
+        double difference = tokens * 6 * h * 2 * (2 * 80 + 48 - 256) * 2;   // 2 MoE layers, gelu (2 GEMMs)
+        assertEquals(FlopCounter.megatronLoggedFlopsPerIteration(dense, 3) + difference,
+                FlopCounter.megatronLoggedFlopsPerIteration(c, 3), 1e-3);
+        // the classic count takes every layer as MoE: 4 layers of k moe_ffn + shared instead of ffn
+        double classicDifference = tokens * 6 * h * 4 * (2 * 80 + 48 - 256) * 2;
+        assertEquals(FlopCounter.trainingFlopsPerIteration(dense, 3) + classicDifference,
+                FlopCounter.trainingFlopsPerIteration(c, 3), 1e-3);
     }
 }

@@ -3,12 +3,18 @@ package org.megatronj.parallel.train;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.megatronj.model.MoeConfig;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.TransformerConfig;
 
 /**
- * Megatron's {@code report_theoretical_memory} for dense GPT models: the memory its formulas expect on
- * the most loaded rank, printed by rank 0 with the first memory report. Weights and optimizer assume
+ * Megatron's {@code report_theoretical_memory} for GPT models, dense or with mixture-of-experts layers: the
+ * memory its formulas expect on the most loaded rank, printed by rank 0 with the first memory report. MoE
+ * layers ({@code --moe-layer-freq}) count a router ({@code h x E}), E routed experts of
+ * {@code --moe-ffn-hidden-size} (top-k of them as active parameters), the shared experts and their gate in
+ * place of the dense MLP; the routed experts are split by the expert tensor-parallel size (here the tensor
+ * size; expert model parallelism is 1) and their optimizer state by the expert data-parallel size. As in
+ * Megatron, the activations do not depend on the experts. Weights and optimizer assume
  * bf16 training as Megatron's do (18 bytes a parameter: bf16 weight, fp32 main weight, gradient and two
  * Adam moments; 6 + 12 / DP with the distributed optimizer), whatever the run's precision. Activations
  * follow Korthikanti et al.'s Table 2 with sequence parallelism and selective recompute, else Megatron's
@@ -21,11 +27,23 @@ public final class TheoreticalMemory {
      * The run's layout and batch as the formulas take them.
      *
      * @param virtualPipelineParallel the interleaved schedule's model chunks per stage, or 0 without it
+     * @param dataParallel            data-parallel size without the context-parallel ranks (Megatron's
+     *                                {@code args.data_parallel_size})
      * @param numMicrobatches         micro-batches per iteration on each data-parallel rank
+     * @param contextParallel         {@code --context-parallel-size}: only the experts' data-parallel size (world size
+     *                                over expert-tensor x expert-model x pipeline sizes) depends on it
      */
     public record Setup(int tensorParallel, int pipelineParallel, int virtualPipelineParallel, int dataParallel,
                         boolean distributedOptimizer, boolean sequenceParallel, boolean selectiveRecompute,
-                        int microBatchSize, int numMicrobatches) {
+                        int microBatchSize, int numMicrobatches, int contextParallel) {
+
+        /** Without context parallelism. */
+        public Setup(int tensorParallel, int pipelineParallel, int virtualPipelineParallel, int dataParallel,
+                     boolean distributedOptimizer, boolean sequenceParallel, boolean selectiveRecompute,
+                     int microBatchSize, int numMicrobatches) {
+            this(tensorParallel, pipelineParallel, virtualPipelineParallel, dataParallel, distributedOptimizer,
+                    sequenceParallel, selectiveRecompute, microBatchSize, numMicrobatches, 1);
+        }
     }
 
     /** The weight-and-optimizer, activation and total megabytes, and the lines Megatron prints (last one blank). */
@@ -55,42 +73,76 @@ public final class TheoreticalMemory {
 
     private static double weightAndOptimizerBytes(TransformerConfig c, Setup s, List<String> lines) {
         double h = c.hiddenSize();
-        double layers = c.numLayers();
         double queryToHidden = (double) c.kvChannels() * c.numAttentionHeads() / h;
         double gatedLinear = c.swiglu() ? 1.5 : 1.0;
         int normSize = c.normalization() == Normalization.RMS_NORM ? 1 : 2;
+        MoeConfig moe = c.moe();
+        int moeLayers = 0;
+        if (moe != null) {
+            for (boolean isMoe : moe.moeLayers(c.numLayers())) {
+                moeLayers += isMoe ? 1 : 0;
+            }
+        }
+        int denseLayers = c.numLayers() - moeLayers;
+        double experts = moe == null ? 1 : moe.numExperts();
+        double moeFfn = moe == null ? 0 : moe.ffnHiddenSize();
+        double sharedFfn = moe == null ? 0 : moe.sharedExpertIntermediateSize();
+
         double attention = 2 * h * h * ((1 + (double) c.numQueryGroups() / c.numAttentionHeads()) * queryToHidden);
-        double mlp = 2 * h * c.ffnHiddenSize() * gatedLinear;
+        double denseMlp = 2 * h * c.ffnHiddenSize() * gatedLinear;
+        double sharedExperts = 2 * h * sharedFfn * gatedLinear;
+        double routedExperts = 2 * h * moeFfn * experts * gatedLinear;
+        double activeRoutedExperts = moe == null ? 0 : 2 * h * moeFfn * moe.routerTopk() * gatedLinear;
         double layerNorms = 2 * h * normSize;
+        double router = moe == null ? 0 : h * experts + (c.addBiasLinear() ? experts : 0);
+        double sharedExpertGate = sharedFfn > 0 && moe.sharedExpertGate() ? h : 0;
         double embedding = h * c.paddedVocabSize(s.tensorParallel());
         double finalNorm = normSize * h;
         double embeddingLayers = c.untieEmbeddingsAndOutputWeights() ? 2 * embedding : embedding;
 
-        double block = (attention + mlp + layerNorms) * layers + finalNorm;
+        double denseLayer = attention + denseMlp + layerNorms;
+        double moeLayer = attention + sharedExperts + routedExperts + layerNorms + router + sharedExpertGate;
+        double activeMoeLayer = attention + sharedExperts + activeRoutedExperts + layerNorms + router + sharedExpertGate;
+        double block = denseLayer * denseLayers + moeLayer * moeLayers + finalNorm;
+        double activeBlock = denseLayer * denseLayers + activeMoeLayer * moeLayers + finalNorm;
         double total = block + embeddingLayers;
+        double activeTotal = activeBlock + embeddingLayers;
         lines.add("Number of parameters in transformer block in billions: " + spaced(block / 1e9));
-        lines.add("Number of active parameters in transformer block in billions: " + spaced(block / 1e9));
+        lines.add("Number of active parameters in transformer block in billions: " + spaced(activeBlock / 1e9));
         lines.add("Number of parameters in embedding layers in billions: " + f(embeddingLayers / 1e9, 2));
         lines.add("Total number of parameters in billions: " + f(total / 1e9, 2));
-        lines.add("Total number of active parameters in billions: " + f(total / 1e9, 2));
+        lines.add("Total number of active parameters in billions: " + f(activeTotal / 1e9, 2));
 
+        // Megatron-J: expert tensor parallelism is the tensor-parallel size, no expert model parallelism
         int tp = s.tensorParallel(), pp = s.pipelineParallel();
-        double tpShardedInBlock = (attention + mlp) * layers;
-        double replicatedInBlock = layerNorms * layers + finalNorm;
+        int expertTp = tp, expertMp = 1;
+        int worldSize = tp * pp * s.contextParallel() * s.dataParallel();
+        int expertDataParallel = worldSize / (expertTp * expertMp * pp);
+        double tpShardedInBlock = (attention + denseMlp) * denseLayers + (attention + sharedExperts) * moeLayers;
+        double replicatedInBlock = layerNorms * denseLayers + (layerNorms + router + sharedExpertGate) * moeLayers
+                + finalNorm;
+        double expertShardedInBlock = routedExperts * moeLayers;
         double tpShardedOnMostLoaded = (tpShardedInBlock / pp + embedding) / tp;
         double replicatedOnMostLoaded = replicatedInBlock / pp;
-        double onMostLoaded = tpShardedOnMostLoaded + replicatedOnMostLoaded;
+        double expertShardedOnMostLoaded = expertShardedInBlock / pp / (expertTp * expertMp);
+        double onMostLoaded = tpShardedOnMostLoaded + replicatedOnMostLoaded + expertShardedOnMostLoaded;
         if (c.untieEmbeddingsAndOutputWeights() && pp == 1) {
             tpShardedOnMostLoaded += embedding / tp;
             onMostLoaded += embedding / tp;
         }
         lines.add("Number of parameters in most loaded shard in billions: " + f(onMostLoaded / 1e9, 4));
         if (pp > 1) {
-            double onOthers = tpShardedInBlock / ((double) pp * tp) + replicatedInBlock / pp;
+            double onOthers = tpShardedInBlock / ((double) pp * tp) + replicatedInBlock / pp
+                    + expertShardedInBlock / ((double) pp * expertTp * expertMp);
             lines.add("Number of parameters in other shards in billions: " + f(onOthers / 1e9, 4));
         }
-        double bytesPerParameter = s.distributedOptimizer() ? 6 + 12.0 / s.dataParallel() : 18;
-        return (tpShardedOnMostLoaded + replicatedOnMostLoaded) * bytesPerParameter;
+        return (tpShardedOnMostLoaded + replicatedOnMostLoaded) * bytesPerParameter(s, s.dataParallel())
+                + expertShardedOnMostLoaded * bytesPerParameter(s, expertDataParallel);
+    }
+
+    /** bf16 weight, fp32 main weight, gradient and two Adam moments; the fp32 ones split over DP by the distributed optimizer. */
+    private static double bytesPerParameter(Setup s, int dataParallel) {
+        return s.distributedOptimizer() ? 6 + 12.0 / dataParallel : 18;
     }
 
     /** Korthikanti et al.'s count with sequence parallelism and selective recompute, on the first pipeline stage. */

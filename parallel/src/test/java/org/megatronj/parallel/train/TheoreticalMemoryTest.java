@@ -9,13 +9,17 @@ import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.megatronj.model.MoeConfig;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.TransformerConfig;
 
 /**
  * Against what Megatron-LM's own {@code report_theoretical_memory} prints and returns for six dense setups
  * (TP with SP and selective recompute, GQA, PP with the distributed optimizer, the interleaved schedule, untied
- * embeddings, RMSNorm and SwiGLU), made by {@code make_theoretical_memory_fixtures.py}.
+ * embeddings, RMSNorm and SwiGLU) and three mixture-of-experts ones (Mixtral-like 8 experts top-2 with TP, SP and
+ * the distributed optimizer; a {@code --moe-layer-freq} list with gated shared experts, PP and CP; every second
+ * layer MoE, top-1, with shared experts and the interleaved schedule), made by
+ * {@code make_theoretical_memory_fixtures.py}.
  */
 class TheoreticalMemoryTest {
 
@@ -25,10 +29,21 @@ class TheoreticalMemoryTest {
         try (InputStream in = getClass().getResourceAsStream("theoretical-memory.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(6, cases.size());
+        assertEquals(9, cases.size());
+        int moeCases = 0;
         for (JsonNode c : cases) {
             JsonNode a = c.get("args");
             int tp = a.get("tensor_model_parallel_size").asInt();
+            MoeConfig moe = null;
+            if (a.hasNonNull("num_experts")) {
+                moeCases++;
+                int topk = a.get("moe_router_topk").asInt();
+                moe = MoeConfig.of(a.get("num_experts").asInt(), a.get("moe_ffn_hidden_size").asInt()).withRouterTopk(topk)
+                        .withLayerFreq(a.get("moe_layer_freq").asText())
+                        .withSharedExperts(a.path("moe_shared_expert_intermediate_size").asInt(0),
+                                a.path("moe_shared_expert_gate").asBoolean(false))
+                        .withRouting(topk == 1, MoeConfig.ScoreFunction.SOFTMAX, 0f);
+            }
             TransformerConfig config = TransformerConfig.builder().numLayers(a.get("num_layers").asInt())
                     .hiddenSize(a.get("hidden_size").asInt()).numAttentionHeads(a.get("num_attention_heads").asInt())
                     .kvChannels(a.get("kv_channels").asInt()).numQueryGroups(a.get("num_query_groups").asInt())
@@ -36,13 +51,14 @@ class TheoreticalMemoryTest {
                     .normalization(Normalization.parse(a.get("normalization").asText()))
                     .untieEmbeddingsAndOutputWeights(a.get("untie_embeddings_and_output_weights").asBoolean())
                     .seqLength(a.get("seq_length").asInt()).maxPositionEmbeddings(a.get("seq_length").asInt())
-                    .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8).build();
+                    .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8)
+                    .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe).build();
             assertEquals(a.get("padded_vocab_size").asInt(), config.paddedVocabSize(tp), c.get("name").asText());
             var setup = new TheoreticalMemory.Setup(tp, a.get("pipeline_model_parallel_size").asInt(),
                     a.get("virtual_pipeline_model_parallel_size").asInt(0), a.get("data_parallel_size").asInt(),
                     a.get("use_distributed_optimizer").asBoolean(), a.get("sequence_parallel").asBoolean(),
                     a.get("recompute_granularity").asText("").equals("selective"), a.get("micro_batch_size").asInt(),
-                    a.get("num_microbatches").asInt());
+                    a.get("num_microbatches").asInt(), a.path("context_parallel_size").asInt(1));
             TheoreticalMemory.Report r = TheoreticalMemory.report(config, setup);
             List<String> expected = new ArrayList<>();
             c.get("lines").forEach(l -> expected.add(l.asText()));
@@ -51,5 +67,6 @@ class TheoreticalMemoryTest {
             assertEquals(c.get("activation_mb").asDouble(), r.activationMb(), 1e-9, c.get("name").asText());
             assertEquals(c.get("total_mb").asDouble(), r.totalMb(), 1e-9, c.get("name").asText());
         }
+        assertEquals(3, moeCases);
     }
 }

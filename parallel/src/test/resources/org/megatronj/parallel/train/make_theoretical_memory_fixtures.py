@@ -1,11 +1,15 @@
-"""Runs Megatron-LM's own theoretical_memory_usage.py (report_theoretical_memory, verbose) on a few dense GPT
-setups and writes what it prints and returns, for TheoreticalMemoryTest:
+"""Runs Megatron-LM's own theoretical_memory_usage.py (report_theoretical_memory, verbose) on a few dense and
+mixture-of-experts GPT setups and writes what it prints and returns, for TheoreticalMemoryTest:
 
     python3 make_theoretical_memory_fixtures.py <Megatron-LM checkout> > theoretical-memory.json
 
 The file needs only `math` and two helpers from megatron.training.utils (stubbed here: no hybrid
 model, print_rank_0 = print), so no PyTorch is needed. The fixtures were made from Megatron-LM main
-of 2026-08-22.
+of 2026-08-22 (d98e8a64dd).
+
+The MoE cases take Megatron-J's layout: expert tensor parallelism is the tensor-parallel size (Megatron's
+default) and expert model parallelism is 1; MoE needs --disable-bias-linear. --moe-layer-freq is given as its
+flag's text and read as Megatron's arguments.moe_freq_type reads it (an int, or a list expression).
 """
 import contextlib
 import io
@@ -26,6 +30,15 @@ module.__package__ = "mtrain"
 exec(compile(source, "theoretical_memory_usage.py", "exec"), module.__dict__)
 
 
+MOE_DEFAULTS = dict(num_experts=None, moe_ffn_hidden_size=None, moe_router_topk=2, moe_layer_freq="1",
+                    moe_shared_expert_intermediate_size=None, moe_shared_expert_gate=False, add_bias_linear=True,
+                    context_parallel_size=1)
+
+
+def moe_freq(flag):
+    return eval(flag, {"__builtins__": {}}) if "[" in flag else int(flag)
+
+
 def case(name, **kw):
     a = dict(num_layers=24, hidden_size=1024, num_attention_heads=16, kv_channels=64, num_query_groups=16,
              group_query_attention=False, ffn_hidden_size=4096, swiglu=False, normalization="LayerNorm",
@@ -34,11 +47,18 @@ def case(name, **kw):
              data_parallel_size=1, use_distributed_optimizer=False, sequence_parallel=False, recompute_granularity=None,
              num_microbatches=1)
     a.update(kw)
-    a["world_size"] = a["tensor_model_parallel_size"] * a["pipeline_model_parallel_size"] * a["data_parallel_size"]
+    if a.get("num_experts") is not None:   # MoE cases list every MoE argument
+        a = {**MOE_DEFAULTS, **a}
+        if a["moe_ffn_hidden_size"] is None:
+            a["moe_ffn_hidden_size"] = a["ffn_hidden_size"]   # Megatron's validate_args default
+    a["world_size"] = (a["tensor_model_parallel_size"] * a["pipeline_model_parallel_size"]
+                       * a.get("context_parallel_size", 1) * a["data_parallel_size"])
     nmb = a.pop("num_microbatches")
-    args = Namespace(**a, num_experts=None, moe_shared_expert_intermediate_size=None, mtp_num_layers=None,
-                     multi_latent_attention=False, moe_latent_size=None, moe_router_topk=2, add_bias_linear=True,
-                     expert_tensor_parallel_size=1, expert_model_parallel_size=1, moe_layer_freq=1)
+    full = {**MOE_DEFAULTS, **a}
+    del full["context_parallel_size"]   # Megatron's file reads it only through world_size
+    full["moe_layer_freq"] = moe_freq(full["moe_layer_freq"])
+    args = Namespace(**full, mtp_num_layers=None, multi_latent_attention=False, moe_latent_size=None,
+                     expert_tensor_parallel_size=a["tensor_model_parallel_size"], expert_model_parallel_size=1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         w, act, total = module.report_theoretical_memory(args, num_microbatches=nmb, verbose=True)
@@ -60,6 +80,21 @@ cases = [
          tensor_model_parallel_size=2, num_microbatches=8, padded_vocab_size=50432),
     case("tiny", num_layers=1, hidden_size=16, num_attention_heads=2, kv_channels=8, num_query_groups=2,
          ffn_hidden_size=64, padded_vocab_size=56, seq_length=16, micro_batch_size=2),
+    case("moe-mixtral-like-8x-top2-tp2-sp-distopt", num_layers=32, hidden_size=4096, num_attention_heads=32,
+         kv_channels=128, num_query_groups=8, group_query_attention=True, ffn_hidden_size=14336, swiglu=True,
+         normalization="RMSNorm", untie_embeddings_and_output_weights=True, padded_vocab_size=32000, seq_length=4096,
+         micro_batch_size=1, tensor_model_parallel_size=2, sequence_parallel=True, recompute_granularity="selective",
+         data_parallel_size=4, use_distributed_optimizer=True, num_microbatches=8,
+         num_experts=8, moe_router_topk=2, add_bias_linear=False),
+    case("moe-freq-pattern-shared-gate-pp2-cp2-distopt", num_layers=6, swiglu=True, normalization="RMSNorm",
+         ffn_hidden_size=2816, pipeline_model_parallel_size=2, context_parallel_size=2, data_parallel_size=2,
+         use_distributed_optimizer=True, num_microbatches=4, num_experts=16, moe_router_topk=4,
+         moe_ffn_hidden_size=512, moe_layer_freq="[0]+[1]*5", moe_shared_expert_intermediate_size=1024,
+         moe_shared_expert_gate=True, add_bias_linear=False),
+    case("moe-freq-2-top1-pp4-vp2-tp2", num_layers=8, pipeline_model_parallel_size=4,
+         virtual_pipeline_model_parallel_size=2, tensor_model_parallel_size=2, num_microbatches=8,
+         padded_vocab_size=50432, num_experts=4, moe_router_topk=1, moe_ffn_hidden_size=2048, moe_layer_freq="2",
+         moe_shared_expert_intermediate_size=512, add_bias_linear=False),
 ]
 print(json.dumps({"generator": "make_theoretical_memory_fixtures.py on Megatron-LM main (2026-08-22)", "cases": cases},
                  indent=1))
