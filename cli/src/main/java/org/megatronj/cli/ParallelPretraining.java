@@ -124,7 +124,8 @@ final class ParallelPretraining {
                         ParallelTraining.optimizer(rank, training.optimizer().type().flagValue(), processSignal, rankSignal,
                                 precision.lossScaler()),
                         train, valid, test, new ParallelCheckpointer(checkpointer, rank), rankSignal, log);
-                trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b), world);
+                trainer.setModelFlops(b -> FlopCounter.megatronLoggedFlopsPerIteration(config, b,
+                        layout.tensorModelParallelSize()), world);
                 trainer.setMemoryReport(MemoryReports.forRank(backend, ctx.rank(), ctx.groups().dataWithContext().rank() == 0 ? printer(out)
                         : null, theoretical, logMemoryInterval));
                 if (printer) {

@@ -31,6 +31,14 @@ public final class FlopCounter {
      * {@code num_floating_point_operations} before its commit 8873b55d6a (the class comment's formula).
      */
     public static double trainingFlopsPerIteration(TransformerConfig c, long batchSize) {
+        return trainingFlopsPerIteration(c, batchSize, 1);
+    }
+
+    /**
+     * {@link #trainingFlopsPerIteration(TransformerConfig, long)} of a run on {@code tensorParallelSize} tensor ranks:
+     * Megatron counts the logits of the vocabulary padded for them ({@code args.padded_vocab_size}).
+     */
+    public static double trainingFlopsPerIteration(TransformerConfig c, long batchSize, int tensorParallelSize) {
         double h = c.hiddenSize();
         double s = c.seqLength();
         double attentionRatio = (double) c.numAttentionHeads() * c.kvChannels() / h;
@@ -41,7 +49,7 @@ public final class FlopCounter {
         double routedTo = moe == null ? 1 : moe.routerTopk();
         double shared = moe == null ? 0 : moe.sharedExpertIntermediateSize();
         double mlp = ffn / h * routedTo * gatedLinear + shared / h * gatedLinear;
-        double logits = c.paddedVocabSize() / (2.0 * c.numLayers() * h);
+        double logits = c.paddedVocabSize(tensorParallelSize) / (2.0 * c.numLayers() * h);
         return 12.0 * batchSize * s * c.numLayers() * h * h * (attention + mlp + logits);
     }
 
@@ -54,6 +62,14 @@ public final class FlopCounter {
      * of the score matrix the mask keeps: {@code 6 L b s^2 (np d)}.
      */
     public static double megatronLoggedFlopsPerIteration(TransformerConfig c, long batchSize) {
+        return megatronLoggedFlopsPerIteration(c, batchSize, 1);
+    }
+
+    /**
+     * {@link #megatronLoggedFlopsPerIteration(TransformerConfig, long)} of a run on {@code tensorParallelSize} tensor
+     * ranks: Megatron counts the logits of the vocabulary padded for them ({@code args.padded_vocab_size}).
+     */
+    public static double megatronLoggedFlopsPerIteration(TransformerConfig c, long batchSize, int tensorParallelSize) {
         double h = c.hiddenSize();
         double s = c.seqLength();
         double q = (double) c.numAttentionHeads() * c.kvChannels();
@@ -69,7 +85,7 @@ public final class FlopCounter {
                 + moeFfn * routedTo * ffnExpansion * moeLayers
                 + shared * ffnExpansion * moeLayers);
         double attentionProjections = 6.0 * (h * (q + 2 * kv) + q * h);
-        double logits = 6.0 * h * c.paddedVocabSize();
+        double logits = 6.0 * h * c.paddedVocabSize(tensorParallelSize);
         double tokens = (double) batchSize * s;
         return tokens * (mlp + c.numLayers() * attentionProjections + logits) + batchSize * s * s * c.numLayers() * 6.0 * q;
     }

@@ -7,6 +7,7 @@ import java.io.InputStream;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class FlopCounterTest {
 
@@ -35,9 +36,9 @@ class FlopCounterTest {
 
     /**
      * Against what Megatron-LM's own {@code num_floating_point_operations} returns (today's for the logged count, the
-     * version before its commit 8873b55d6a for the classic one) for two dense and three MoE setups (8 experts top-2
-     * SwiGLU; a {@code --moe-layer-freq} list with shared experts and {@code --moe-ffn-hidden-size}; freq 2 top-1 gelu),
-     * made by {@code make_flop_fixtures.py}.
+     * version before its commit 8873b55d6a for the classic one) for two dense and four MoE setups (8 experts top-2
+     * SwiGLU; a {@code --moe-layer-freq} list with shared experts and {@code --moe-ffn-hidden-size}; freq 2 top-1 gelu;
+     * freq 2 at TP 2 with GPT-2's vocabulary padded for the tensor ranks), made by {@code make_flop_fixtures.py}.
      */
     @Test
     void matchesMegatronsNumFloatingPointOperations() throws IOException {
@@ -45,7 +46,7 @@ class FlopCounterTest {
         try (InputStream in = getClass().getResourceAsStream("flops.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(5, cases.size());
+        assertEquals(6, cases.size());
         int moeCases = 0;
         for (JsonNode k : cases) {
             String name = k.get("name").asText();
@@ -54,8 +55,13 @@ class FlopCounterTest {
                     .hiddenSize(a.get("hidden_size").asInt()).numAttentionHeads(a.get("num_attention_heads").asInt())
                     .kvChannels(a.get("kv_channels").asInt()).numQueryGroups(a.get("num_query_groups").asInt())
                     .ffnHiddenSize(a.get("ffn_hidden_size").asInt()).swiglu(a.get("swiglu").asBoolean())
-                    .seqLength(a.get("seq_length").asInt()).vocabSize(a.get("padded_vocab_size").asInt())
-                    .makeVocabSizeDivisibleBy(8);
+                    .seqLength(a.get("seq_length").asInt());
+            int tp = a.path("tensor_model_parallel_size").asInt(1);
+            if (a.has("vocab_size")) {
+                b.vocabSize(a.get("vocab_size").asInt()).makeVocabSizeDivisibleBy(a.get("make_vocab_size_divisible_by").asInt());
+            } else {
+                b.vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8);
+            }
             if (!a.get("num_experts").isNull()) {
                 moeCases++;
                 int topk = a.get("moe_router_topk").asInt();
@@ -66,14 +72,20 @@ class FlopCounterTest {
                 b.moe(moe).addBiasLinear(false);
             }
             TransformerConfig c = b.build();
-            assertEquals(a.get("padded_vocab_size").asInt(), c.paddedVocabSize(), name);
+            assertEquals(a.get("padded_vocab_size").asInt(), c.paddedVocabSize(tp), name);
             long batch = k.get("batch_size").asLong();
             double logged = k.get("logged").asDouble();
             double classic = k.get("classic").asDouble();
-            assertEquals(logged, FlopCounter.megatronLoggedFlopsPerIteration(c, batch), logged * 1e-12, name);
-            assertEquals(classic, FlopCounter.trainingFlopsPerIteration(c, batch), classic * 1e-12, name);
+            assertEquals(logged, FlopCounter.megatronLoggedFlopsPerIteration(c, batch, tp), logged * 1e-12, name);
+            assertEquals(classic, FlopCounter.trainingFlopsPerIteration(c, batch, tp), classic * 1e-12, name);
+            if (tp == 1) {
+                assertEquals(logged, FlopCounter.megatronLoggedFlopsPerIteration(c, batch), logged * 1e-12, name);
+                assertEquals(classic, FlopCounter.trainingFlopsPerIteration(c, batch), classic * 1e-12, name);
+            } else {   // the vocabulary padded for one rank only is fewer logits
+                assertTrue(FlopCounter.megatronLoggedFlopsPerIteration(c, batch) < logged * (1 - 1e-6), name);
+            }
         }
-        assertEquals(3, moeCases);
+        assertEquals(4, moeCases);
     }
 
     @Test

@@ -49,6 +49,9 @@ def case(name, batch_size, **kw):
              num_experts=None, moe_router_topk=2, moe_ffn_hidden_size=None, moe_layer_freq="1",
              moe_shared_expert_intermediate_size=None)
     a.update(kw)
+    if "vocab_size" in a:   # Megatron's _vocab_size_with_padding: a multiple of make_vocab_size_divisible_by x TP
+        multiple = a["make_vocab_size_divisible_by"] * a["tensor_model_parallel_size"]
+        a["padded_vocab_size"] = -(-a["vocab_size"] // multiple) * multiple
     if a["num_experts"] is not None and a["moe_ffn_hidden_size"] is None:
         a["moe_ffn_hidden_size"] = a["ffn_hidden_size"]   # Megatron's validate_args default
     result = {"name": name, "batch_size": batch_size, "args": dict(a)}
@@ -75,6 +78,10 @@ cases = [
     case("freq-2-gelu-top1", 5, num_layers=4, hidden_size=384, num_attention_heads=6, kv_channels=64,
          num_query_groups=6, ffn_hidden_size=1536, swiglu=False, padded_vocab_size=8192, seq_length=256,
          num_experts=4, moe_router_topk=1, moe_ffn_hidden_size=1024, moe_layer_freq="2"),
+    case("moe-tp2-gpt2-vocab", 4, num_layers=4, hidden_size=768, num_attention_heads=12, kv_channels=64,
+         num_query_groups=12, ffn_hidden_size=3072, vocab_size=50257, make_vocab_size_divisible_by=128,
+         tensor_model_parallel_size=2, seq_length=1024, num_experts=4, moe_router_topk=2, moe_ffn_hidden_size=1536,
+         moe_layer_freq="2"),
 ]
 print(json.dumps({"generator": "make_flop_fixtures.py",
                   "megatron_commits": {kind: commit for kind, (commit, _) in functions.items()},
