@@ -13,8 +13,10 @@
 # sanitize 43-114 s, torch 200-280 s (torch.compile of three models). Put the steps that must land first.
 # Since 2026-12 a session has 15 minutes of device time in all, and a call carries 64 MiB with the tree: the bundle
 # (56 MiB, 2026-12-07) and the 6.5 MiB tree leave no room for the harnesses. So two calls, back to back (a warm
-# machine waits 30 s): `env tests gptbench:bf16` carrying dist/megatron-device, then `fa:--quick fa:--bench fa`
+# machine waits 30 s): `env tests gptbench:bf16` carrying dist/megatron-device, then `fa:--quick fa:--bench fa bw`
 # carrying dist/fa-check (built for sm_90a, native/README.md) and dist/bw-check; about 3 minutes of device time.
+# Waiting for their first GPU run (native/README.md, "Verification status"): the tests step's
+# CudaBackendTest.scaleRowsAndRowDot and the bw step's "scale rows" / "row dot" lines (mixture-of-experts kernels).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 B="$ROOT/dist/megatron-device"

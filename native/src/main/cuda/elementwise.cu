@@ -1,11 +1,14 @@
 // Elementwise kernels: fill, add, axpy, scale, bias add and its backward, casts, GELU, squared
-// ReLU, SwiGLU and dropout. Each is a grid-stride loop; tensors are untyped pointers with dtype codes
-// (common.cuh). Activation gradients are written; dBias accumulates (F32).
+// ReLU, SwiGLU, dropout, and a mixture of experts' row scaling and row dot products. Each is a
+// grid-stride loop; tensors are untyped pointers with dtype codes (common.cuh). Activation
+// gradients are written; dBias accumulates (F32).
 //
 // Bandwidth: when every pointer is 16-byte aligned the body runs over 8-element chunks
 // (mj_load8/mj_store8: one 16-byte access per BF16/F16 chunk, two per F32) and only the last
-// n % 8 elements take the scalar path; an unaligned view takes the scalar path throughout.
-// Launch: any grid works (grid-stride); the host sizes it to fill the GPU.
+// n % 8 elements take the scalar path; an unaligned view takes the scalar path throughout (as
+// the row scaling and row dot products always do).
+// Launch: any grid works (grid-stride); the host sizes it to fill the GPU. The row dot product
+// needs a block size that is a multiple of 32 (a warp per row).
 #include "common.cuh"
 
 
@@ -66,6 +69,8 @@ extern "C" __global__ void megatron_scale_rows(const void* x, int xt, const floa
 }
 
 // out[r] = sum over c of a[r, c] * b[r, c] in F32, one warp per row (the gradient of megatron_scale_rows' scales).
+// Grid-stride over the rows, so any grid covers them; blockDim.x must be a multiple of 32: then the 32 lanes of a
+// warp share `warp` and every row r, enter and leave the row loop together, and all reach the full-mask shuffles.
 extern "C" __global__ void megatron_row_dot(const void* a, int at, const void* b, int bt, float* out, i64 rows, i64 cols) {
     i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     i64 warps = ((i64)gridDim.x * blockDim.x) / 32;

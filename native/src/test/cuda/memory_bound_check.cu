@@ -1,5 +1,5 @@
-// Standalone check of the memory-bound kernels (elementwise, norm, embedding, rotary,
-// cross_entropy, optimizer): each runs on fresh random data against a simple reference kernel
+// Standalone check of the memory-bound kernels (elementwise, mixture-of-experts rows, norm, embedding,
+// rotary, cross_entropy, optimizer): each runs on fresh random data against a simple reference kernel
 // written here (relative L2 error, outputs poisoned with NaN first), then is timed (median of
 // cudaEvent timings) and its effective bandwidth printed (bytes read + written / time).
 // Also checks the scalar fallbacks (unaligned views, odd sizes) and that dropout's mask equals
@@ -116,6 +116,13 @@ __global__ void r_swiglu_b(const void* x, int xt, const void* dy, int dyt, void*
 }
 __global__ void r_dropout(const void* x, int xt, void* y, int yt, long long n, float p, float sc, unsigned long long seed, unsigned long long off) {
     MJ_FOR(i, n) mj_store(y, i, yt, mj_uniform(seed, off + i) >= p ? mj_load(x, i, xt) * sc : 0.0f);
+}
+// mixture-of-experts rows: one thread per row (row dot in double)
+__global__ void r_scale_rows(const void* x, int xt, const float* s, void* y, int yt, long long rows, long long cols) {
+    MJ_FOR(r, rows) for (long long c = 0; c < cols; c++) mj_store(y, r * cols + c, yt, mj_load(x, r * cols + c, xt) * s[r]);
+}
+__global__ void r_row_dot(const void* a, int at, const void* b, int bt, float* o, long long rows, long long cols) {
+    MJ_FOR(r, rows) { double d = 0; for (long long c = 0; c < cols; c++) d += (double)mj_load(a, r * cols + c, at) * mj_load(b, r * cols + c, bt); o[r] = (float)d; }
 }
 // norms: one thread per row, double accumulation
 __global__ void r_norm_f(const void* x, int xt, const void* g, int gt, const void* b, int bt, float eps, void* y, int yt,
@@ -236,6 +243,34 @@ static void elementwise(long long n, int dt, int off, bool timed) {
     timeit("squared relu bwd", 3 * B, [&] { megatron_squared_relu_backward<<<G, T>>>(a, dt, b, dt, o, dt, n); });
     timeit("dropout p=0.1", 2 * B, [&] { megatron_dropout<<<G, T>>>(a, dt, o, dt, n, 0.1f, 1.0f / 0.9f, 7, 0); });
     timeit("copy (cudaMemcpy D2D, reference)", 2 * B, [&] { CK(cudaMemcpyAsync(o, a, n * es, cudaMemcpyDeviceToDevice)); });
+}
+
+// megatron_scale_rows and megatron_row_dot with CudaBackend's launches (grids of gridFor(rows * cols) and
+// gridFor(rows * 32) blocks of 256 threads: a warp per row), x and a of dtype dt, b F32 in a second pass (mixed)
+static void moeRows(long long rows, int cols, int dt, int off, bool timed) {
+    printf("moe rows x cols = %lld x %d %s offset %d\n", rows, cols, dname(dt), off);
+    long long n = rows * cols, G = gridFor(n), GD = gridFor(rows * 32);
+    void *x = dalloc(n, dt, off), *b = dalloc(n, dt, off), *y = dalloc(n, dt, off), *yr = dalloc(n, dt, off);
+    void* b32 = dalloc(n, MJ_F32, off);
+    float *s = (float*)dalloc(rows, MJ_F32, off), *o = (float*)dalloc(rows, MJ_F32, off), *orf = (float*)dalloc(rows, MJ_F32, off);
+    rnd(x, dt, n); rnd(b, dt, n); rnd(b32, MJ_F32, n); rnd(s, MJ_F32, rows, 0.f, 1.f);
+    poison(y, dt, n); megatron_scale_rows<<<G, T>>>(x, dt, s, y, dt, rows, cols); r_scale_rows<<<gridFor(rows), T>>>(x, dt, s, yr, dt, rows, cols);
+    check("scale rows", y, yr, dt, n, tolFor(dt));
+    copyd(y, x, dt, n); megatron_scale_rows<<<G, T>>>(y, dt, s, y, dt, rows, cols); check("scale rows in place", y, yr, dt, n, tolFor(dt));
+    double dtol = cols > 10000 ? 2e-5 : 1e-5;
+    poison(o, MJ_F32, rows); megatron_row_dot<<<GD, T>>>(x, dt, b, dt, o, rows, cols); r_row_dot<<<gridFor(rows), T>>>(x, dt, b, dt, orf, rows, cols);
+    check("row dot", o, orf, MJ_F32, rows, dtol);
+    poison(o, MJ_F32, rows); megatron_row_dot<<<GD, T>>>(x, dt, b32, MJ_F32, o, rows, cols); r_row_dot<<<gridFor(rows), T>>>(x, dt, b32, MJ_F32, orf, rows, cols);
+    check("row dot (mixed f32 b)", o, orf, MJ_F32, rows, dtol);
+    if (GD > 1) {  // one block (8 warps): every warp loops over many rows
+        poison(o, MJ_F32, rows); megatron_row_dot<<<1, T>>>(x, dt, b, dt, o, rows, cols); r_row_dot<<<gridFor(rows), T>>>(x, dt, b, dt, orf, rows, cols);
+        check("row dot (one block)", o, orf, MJ_F32, rows, dtol);
+    }
+    if (!timed) return;
+    double B = (double)n * esize(dt);
+    timeit("scale rows", 2 * B + 4.0 * rows, [&] { megatron_scale_rows<<<G, T>>>(x, dt, s, y, dt, rows, cols); });
+    timeit("scale rows in place", 2 * B + 4.0 * rows, [&] { megatron_scale_rows<<<G, T>>>(y, dt, s, y, dt, rows, cols); });
+    timeit("row dot (f32 out)", 2 * B + 4.0 * rows, [&] { megatron_row_dot<<<GD, T>>>(x, dt, b, dt, o, rows, cols); });
 }
 
 static void rowwise(long long rows, int cols, int dt, int off, bool timed) {
@@ -440,6 +475,8 @@ int main(int argc, char** argv) {
     // correctness: odd sizes, unaligned views (scalar fallbacks), every dtype
     for (int dt : {MJ_F32, MJ_BF16, MJ_F16}) {
         elementwise(1000003, dt, 0, false); elementwise(1000003, dt, 1, false);
+        moeRows(1000, 1, dt, 0, false); moeRows(37, 33, dt, 1, false); moeRows(5, 31, dt, 0, false); moeRows(3, 40001, dt, 1, false);
+        moeRows(2LL * g_sms * 16 * T / 32 + 3, 17, dt, 0, false); moeRows(4096, 768, dt, 0, false);
         rowwise(257, 768, dt, 0, false); rowwise(100, 1000, dt, 0, false); rowwise(64, 4096, dt, 3, false); rowwise(33, 40000, dt, 0, false);
         crossEntropy(37, 50257, dt, 0, false); crossEntropy(16, 4096, dt, 1, false);
         embeddingRotary(512, 1000, 1024, dt, 0, false); embeddingRotary(256, 1000, 1024, dt, 1, false);
@@ -450,6 +487,10 @@ int main(int argc, char** argv) {
         // bandwidth at large sizes (BF16 activations, F32 optimizer state)
         elementwise(1LL << 27, MJ_BF16, 0, true); freeAll();
         elementwise(1LL << 26, MJ_F32, 0, true); freeAll();
+        // a mixture of experts' expert rows (tokens x top-k) at FFN widths 4096 and 768 (fc2's input, as MoeLayer scales it)
+        moeRows(32768, 4096, MJ_BF16, 0, true); freeAll();
+        moeRows(131072, 768, MJ_BF16, 0, true); freeAll();
+        moeRows(16384, 4096, MJ_F32, 0, true); freeAll();
         rowwise(8192, 4096, MJ_BF16, 0, true); freeAll();
         rowwise(16384, 768, MJ_BF16, 0, true); freeAll();
         rowwise(4096, 8192, MJ_BF16, 0, true); freeAll();

@@ -215,7 +215,7 @@ public final class CpuBackend implements Backend {
         dtype("scaleRows", "scales", scales, DType.F32);
         sameShape("scaleRows", "x", x, "y", y);
         int c = toInt("scaleRows", "cols", cols(x));
-        checkVector("scaleRows", "scales", scales, toInt("scaleRows", "rows", c == 0 ? 0 : x.numel() / c), x);
+        numel("scaleRows", "scales", scales, rows(x), "one F32 per row of x " + Tensor.shapeString(x.shape()));
         elementwise.scaleRows(x, scales, y, c);
     }
 
@@ -226,7 +226,7 @@ public final class CpuBackend implements Backend {
         dtype("rowDot", "out", out, DType.F32);
         sameShape("rowDot", "a", a, "b", b);
         int c = toInt("rowDot", "cols", cols(a));
-        checkVector("rowDot", "out", out, toInt("rowDot", "rows", c == 0 ? 0 : a.numel() / c), a);
+        numel("rowDot", "out", out, rows(a), "one F32 per row of a " + Tensor.shapeString(a.shape()));
         elementwise.rowDot(a, b, out, c);
     }
 

@@ -514,7 +514,7 @@ public final class CudaBackend implements Backend {
         sameShape("scaleRows", "x", x, "y", y);
         int cols = cols("scaleRows", "x", x);
         long rows = x.numel() / Math.max(cols, 1);
-        shape("scaleRows", "scales", scales, rows);
+        numel("scaleRows", "scales", scales, rows, "one F32 per row of x " + Tensor.shapeString(x.shape()));
         enter();
         launch("megatron_scale_rows", grid(x.numel()), 1, THREADS, 0, x.address(), code("scaleRows", x), scales.address(),
                 y.address(), code("scaleRows", y), rows, (long) cols);
@@ -528,8 +528,10 @@ public final class CudaBackend implements Backend {
         sameShape("rowDot", "a", a, "b", b);
         int cols = cols("rowDot", "a", a);
         long rows = a.numel() / Math.max(cols, 1);
-        shape("rowDot", "out", out, rows);
+        numel("rowDot", "out", out, rows, "one F32 per row of a " + Tensor.shapeString(a.shape()));
         enter();
+        // A warp per row, grid-stride over the rows (any grid covers them all); THREADS is a multiple of 32, so a
+        // warp's lanes share their rows and reach the kernel's full-mask shuffles together.
         launch("megatron_row_dot", grid(rows * 32), 1, THREADS, 0, a.address(), code("rowDot", a), b.address(),
                 code("rowDot", b), out.address(), rows, (long) cols);
     }

@@ -60,6 +60,31 @@ class ArgumentErrorsTest {
     }
 
     @Test
+    void scaleRowsAndRowDot() {
+        try (TensorArena arena = new TensorArena("test")) {
+            Tensor x = arena.allocate(DType.BF16, 3, 5);
+            Tensor wide = arena.allocate(DType.BF16, 3, 6);
+            Tensor scales = arena.allocate(DType.F32, 3);
+            assertMessage(() -> backend.scaleRows(x, scales, wide), "scaleRows:", "[3, 5]", "[3, 6]", "expected equal shapes");
+            Tensor bfScales = arena.allocate(DType.BF16, 3);
+            assertMessage(() -> backend.scaleRows(x, bfScales, x), "scaleRows:", "scales is BF16[3]", "expected F32");
+            Tensor perColumn = arena.allocate(DType.F32, 5);
+            assertMessage(() -> backend.scaleRows(x, perColumn, x), "scaleRows:", "scales has shape [5]",
+                    "expected 3 elements", "one F32 per row of x [3, 5]");
+            Tensor ints = arena.allocate(DType.I32, 3, 5);
+            assertMessage(() -> backend.scaleRows(ints, scales, ints), "scaleRows:", "x is I32[3, 5]", "expected F32, BF16 or F16");
+
+            assertMessage(() -> backend.rowDot(x, wide, scales), "rowDot:", "[3, 5]", "[3, 6]", "expected equal shapes");
+            Tensor bfOut = arena.allocate(DType.BF16, 3);
+            assertMessage(() -> backend.rowDot(x, x, bfOut), "rowDot:", "out is BF16[3]", "expected F32");
+            Tensor shortOut = arena.allocate(DType.F32, 2);
+            assertMessage(() -> backend.rowDot(x, x, shortOut), "rowDot:", "out has shape [2]", "expected 3 elements",
+                    "one F32 per row of a [3, 5]");
+            assertMessage(() -> backend.rowDot(x, ints, scales), "rowDot:", "b is I32[3, 5]", "expected F32, BF16 or F16");
+        }
+    }
+
+    @Test
     void freedArena() {
         TensorArena arena = new TensorArena("activations");
         Tensor x = arena.allocate(DType.F32, 16);

@@ -152,6 +152,23 @@ class CudaBackendTest {
         assertTrue(rel <= tol, what + ": relative error " + rel + " > " + tol + " (seed " + seed + ")");
     }
 
+    /** Rows [from, to) of both sides. */
+    private static Pair view(Pair p, long from, long to) {
+        return new Pair(p.cpu().view(from, to), p.gpu().view(from, to));
+    }
+
+    /** The GPU side of a poisoned output still holds NaN outside rows [from, to): nothing was written there. */
+    private void assertUntouched(String what, Pair p, long from, long to) {
+        float[] actual = download(p.gpu());
+        long rowSize = p.gpu().numel() / p.gpu().dim(0);
+        for (int i = 0; i < actual.length; i++) {
+            if (i / rowSize < from || i / rowSize >= to) {
+                assertTrue(Float.isNaN(actual[i]), what + ": element " + i + " outside rows [" + from + ", " + to
+                        + ") was written (" + actual[i] + ", seed " + seed + ")");
+            }
+        }
+    }
+
     /** Runs {@code op} on both backends with the tensors of each side. */
     private static void both(BiConsumer<Backend, Boolean> op) {
         op.accept(cpu, false);
@@ -298,6 +315,61 @@ class CudaBackendTest {
         both((be, g) -> be.swigluBackward(side(x, g), side(dy, g), side(dx, g)));
         assertClose("swiglu", y, tolerance(dt));
         assertClose("swiglu'", dx, tolerance(dt));
+    }
+
+    /**
+     * A mixture of experts' row ops: scaleRows (y[r, :] = x[r, :] * scales[r]) and rowDot (out[r] = a[r, :] . b[r, :],
+     * a warp per row). One column, odd widths below and above a warp's 32 lanes (rows x cols not a multiple of 8), a
+     * row longer than a block, more rows than megatron_row_dot's largest grid has warps and more elements than
+     * megatron_scale_rows' has threads (both grid-stride loops turn), leading dims; each op into a poisoned output and
+     * scaleRows in place. Then outputs and operands of another dtype (F32), and views at odd row offsets (unaligned, as
+     * MoeLayer passes each expert's rows) whose neighbouring rows must stay untouched.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void scaleRowsAndRowDot(DType dt) {
+        long gridWarps = (long) gpu.multiprocessors() * 16 * CudaBackend.THREADS / 32;  // grid()'s cap, in warps
+        long[][] shapes = {{1000, 1}, {37, 33}, {5, 31}, {1, 70}, {3, 4099}, {2 * gridWarps + 3, 17}, {2, 3, 65}};
+        for (long[] shape : shapes) {
+            long cols = shape[shape.length - 1];
+            long rows = Tensor.numel(shape) / cols;
+            String what = dt + Tensor.shapeString(shape);
+            Pair x = random(dt, shape);
+            Pair scales = random(DType.F32, rows);
+            Pair y = poisoned(dt, shape);
+            both((be, g) -> be.scaleRows(side(x, g), side(scales, g), side(y, g)));
+            assertClose("scaleRows " + what, y, tolerance(dt));
+            Pair b = random(dt, shape);
+            Pair out = poisoned(DType.F32, rows);
+            both((be, g) -> be.rowDot(side(x, g), side(b, g), side(out, g)));
+            assertClose("rowDot " + what, out, cols > 1000 ? 2e-5 : 1e-5);
+            both((be, g) -> be.scaleRows(side(x, g), side(scales, g), side(x, g)));
+            assertClose("scaleRows in place " + what, x, tolerance(dt));
+        }
+
+        Pair x = random(dt, 41, 33);
+        Pair scales = random(DType.F32, 41);
+        Pair y32 = poisoned(DType.F32, 41, 33);
+        both((be, g) -> be.scaleRows(side(x, g), side(scales, g), side(y32, g)));
+        assertClose("scaleRows " + dt + " into F32", y32, 1e-6);
+        Pair b32 = random(DType.F32, 41, 33);
+        Pair out = poisoned(DType.F32, 41);
+        both((be, g) -> be.rowDot(side(x, g), side(b32, g), side(out, g)));
+        assertClose("rowDot " + dt + " . F32", out, 1e-5);
+
+        Pair xv = view(x, 3, 40);
+        Pair sv = view(scales, 1, 38);
+        Pair y = poisoned(dt, 41, 33);
+        both((be, g) -> be.scaleRows(side(xv, g), side(sv, g), side(view(y, 3, 40), g)));
+        assertClose("scaleRows on views", view(y, 3, 40), tolerance(dt));
+        assertUntouched("scaleRows on views", y, 3, 40);
+        Pair b = random(dt, 41, 33);
+        Pair outv = poisoned(DType.F32, 41);
+        both((be, g) -> be.rowDot(side(xv, g), side(view(b, 1, 38), g), side(view(outv, 3, 40), g)));
+        assertClose("rowDot on views", view(outv, 3, 40), 1e-5);
+        assertUntouched("rowDot on views", outv, 3, 40);
+        both((be, g) -> be.scaleRows(side(xv, g), side(sv, g), side(xv, g)));
+        assertClose("scaleRows in place on a view (rows outside it unchanged)", x, tolerance(dt));
     }
 
     @Test
