@@ -652,11 +652,19 @@ class PretrainGptCommandTest {
                 "--moe-ffn-hidden-size", "24", "--moe-layer-freq", "([1]+[0])*1", "--moe-aux-loss-coeff", "1e-2",
                 "--moe-z-loss-coeff", "1e-3", "--moe-shared-expert-intermediate-size", "16", "--moe-grouped-gemm",
                 "--moe-token-dispatcher-type", "alltoall");
+        Path tb = dir.resolve("moe-tb");
         List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
-                "--exit-interval", "6", "--num-layers", "2");
+                "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
         first.addAll(moe);
         CliRun trained = run(first);
         assertEquals(0, trained.code(), trained.toString());
+        Path events;
+        try (java.util.stream.Stream<Path> list = Files.list(tb)) {
+            events = list.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("load_balancing_loss").keySet(), scalars.keySet().toString());
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("z_loss").keySet());
         assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| load_balancing_loss: 1\\.0\\d+E\\+00 \\| z_loss: \\S+ \\|")
                 .matcher(trained.out()).find(), trained.out());
         List<Double> losses = trainLosses(csv);

@@ -88,6 +88,14 @@ public final class TensorBoardLog implements AutoCloseable {
     }
 
     /**
+     * The mixture-of-experts losses of one iteration by name ({@code load_balancing_loss}, {@code z_loss}, ...), every
+     * iteration and by iteration only, as Megatron's MoE metrics tracker writes them.
+     */
+    void moeLosses(long iteration, Map<String, Double> losses) {
+        losses.forEach((name, value) -> writer.addScalar(name, value, iteration));
+    }
+
+    /**
      * At a log line: with {@code --log-timers-to-tensorboard} the seconds per iteration, the throughput
      * (NaN without {@code --log-throughput}) and the timers' maxima over ranks (of each rank's milliseconds per iteration,
      * written in seconds, as Megatron's timers are); then everything is flushed.

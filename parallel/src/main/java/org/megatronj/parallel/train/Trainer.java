@@ -190,6 +190,7 @@ public final class Trainer {
                     LossScaler scaler = optimizer.lossScaler();
                     tensorboard.iteration(iteration, consumed, lr, globalBatch, step.loss, scaler == null ? 1.0 : scaler.scale(),
                             step.gradNorm, step.numZeros, paramsNorm, memoryReport == null ? null : memoryReport.stats());
+                    tensorboard.moeLosses(iteration, step.moeLosses());
                 }
                 event.iteration = iteration;
                 event.loss = step.loss;
