@@ -81,6 +81,14 @@ public final class MoeOptions {
             + " topk/N scores) a token's experts are chosen from.")
     Integer routerGroupTopk;
 
+    @Option(names = "--moe-router-enable-expert-bias", description = "DeepSeek-V3's auxiliary-loss-free balancing: a"
+            + " per-expert bias on the sigmoid scores for choosing experts, moved each iteration towards balanced loads.")
+    boolean routerEnableExpertBias;
+
+    @Option(names = "--moe-router-bias-update-rate", paramLabel = "R", defaultValue = "1e-3", description = "How far the"
+            + " expert bias moves per iteration (default ${DEFAULT-VALUE}).")
+    float routerBiasUpdateRate;
+
     @Option(names = "--moe-token-dispatcher-type", paramLabel = "T", defaultValue = "allgather", description = "allgather or"
             + " alltoall: the same results here, where the experts are not split over ranks (default ${DEFAULT-VALUE}).")
     String tokenDispatcherType;
@@ -146,7 +154,7 @@ public final class MoeOptions {
                 zLossCoeff == null ? 0f : zLossCoeff, routerPreSoftmax, ScoreFunction.parse(scoreFunction),
                 topkScalingFactor == null ? 0f : topkScalingFactor, capacity, TokenDropPolicy.parse(tokenDropPolicy),
                 padExpertInputToCapacity, shared, sharedExpertGate, routerNumGroups == null ? 0 : routerNumGroups,
-                routerGroupTopk == null ? 0 : routerGroupTopk);
+                routerGroupTopk == null ? 0 : routerGroupTopk, routerEnableExpertBias, routerBiasUpdateRate);
     }
 
     /** {@code --use-checkpoint-args}: the checkpoint's experts and routing, logged as Megatron logs what it takes. */
@@ -178,5 +186,7 @@ public final class MoeOptions {
         took.accept("moe_router_num_groups", routerNumGroups == null ? "None" : routerNumGroups);
         routerGroupTopk = saved.routerGroupTopk() > 0 ? saved.routerGroupTopk() : null;
         took.accept("moe_router_group_topk", routerGroupTopk == null ? "None" : routerGroupTopk);
+        routerEnableExpertBias = saved.routerEnableExpertBias();
+        took.accept("moe_router_enable_expert_bias", routerEnableExpertBias ? "True" : "False");
     }
 }

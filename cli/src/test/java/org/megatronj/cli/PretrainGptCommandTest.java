@@ -679,6 +679,17 @@ class PretrainGptCommandTest {
             assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
         }
         assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        List<String> deepseek = args(data, "--train-iters", "3", "--num-layers", "2", "--log-params-norm",
+                "--log-num-zeros-in-grad");
+        deepseek.addAll(List.of("--disable-bias-linear", "--num-experts", "8", "--moe-router-topk", "4",
+                "--moe-router-score-function", "sigmoid", "--moe-router-enable-expert-bias", "--moe-router-bias-update-rate",
+                "1e-2", "--moe-router-num-groups", "4", "--moe-router-group-topk", "2", "--moe-router-topk-scaling-factor",
+                "2.5", "--moe-layer-freq", "[0,1]", "--moe-aux-loss-coeff", "1e-4", "--moe-router-load-balancing-type",
+                "seq_aux_loss"));
+        CliRun v3 = run(deepseek);
+        assertEquals(0, v3.code(), v3.toString());
+        assertTrue(v3.out().contains("seq_load_balancing_loss: "), v3.out());
+        assertTrue(!v3.out().contains(" load_balancing_loss: "), "load_balancing_loss is 0 and not printed: " + v3.out());
         CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
         assertEquals(0, generated.code(), generated.toString());
         CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("moe-hf").toString());
@@ -698,7 +709,9 @@ class PretrainGptCommandTest {
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-load-balancing-type",
                         "global_aux_loss"), "--moe-router-load-balancing-type global_aux_loss is not supported by Megatron-J"),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--tensor-model-parallel-size", "2"),
-                        "needs --sequence-parallel"))) {
+                        "needs --sequence-parallel"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-group-topk", "2"),
+                        "When using group limited routing, moe_router_num_groups must be specified"))) {
             List<String> a = args(data, "--train-iters", "1");
             a.addAll(r.flags());
             CliRun refused = run(a);

@@ -599,9 +599,25 @@ public final class GPTModel implements AutoCloseable {
         backend.fill(params.flatGrad(), 0f);
     }
 
-    /** Parameters counted once (the tied output weight is the word embedding). */
+    /** Parameters counted once (the tied output weight is the word embedding), without buffers ({@link ParameterSpec#buffer}). */
     public long parameterCount() {
-        return params.numel();
+        long n = 0;
+        for (Parameter p : params.parameters()) {
+            n += ParameterSpec.isBuffer(p.name()) ? 0 : p.numel();
+        }
+        return n;
+    }
+
+    /**
+     * {@code --moe-router-enable-expert-bias} on one rank: each MoE layer's bias moves by the tokens its experts received
+     * since the last update (Megatron's {@code _update_router_expert_bias} in {@code finalize_model_grads}).
+     */
+    public void updateMoeExpertBias() {
+        for (MoeLayer moe : moeLayers()) {
+            if (moe.hasExpertBias()) {
+                moe.updateExpertBias(moe.takeTokensPerExpert());
+            }
+        }
     }
 
     /**
@@ -710,7 +726,8 @@ public final class GPTModel implements AutoCloseable {
                 columnLinear(prefix + "shared_experts.linear_fc1"), rowLinear(prefix + "shared_experts.linear_fc2"),
                 config.swiglu(), Mlp.activation(config));
         Parameter gate = moe.sharedExpertGate() ? param(prefix + "shared_experts.gate_weight") : null;
-        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, gate, config.swiglu(),
+        Parameter bias = moe.routerEnableExpertBias() ? param(prefix + "router.expert_bias") : null;
+        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, gate, bias, config.swiglu(),
                 Mlp.activation(config), tp.group(), tp.sequenceParallel(), precision.computeDtype());
     }
 

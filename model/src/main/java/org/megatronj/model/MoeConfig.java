@@ -30,13 +30,17 @@ import java.util.Locale;
  * @param routerNumGroups             {@code --moe-router-num-groups}: experts in this many groups for group-limited routing
  *                                    (0: none)
  * @param routerGroupTopk             {@code --moe-router-group-topk}: the groups a token's experts come from (0: none)
+ * @param routerEnableExpertBias      {@code --moe-router-enable-expert-bias}: a per-expert bias (a buffer, not trained)
+ *                                    added to the sigmoid scores for choosing the experts, moved each iteration towards
+ *                                    balanced loads (DeepSeek-V3's auxiliary-loss-free balancing)
+ * @param routerBiasUpdateRate        {@code --moe-router-bias-update-rate} (1e-3)
  */
 public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, String layerFreq,
                         LoadBalancing loadBalancingType, float auxLossCoeff, float zLossCoeff, boolean routerPreSoftmax,
                         ScoreFunction scoreFunction, float topkScalingFactor, float expertCapacityFactor,
                         TokenDropPolicy tokenDropPolicy, boolean padExpertInputToCapacity,
                         int sharedExpertIntermediateSize, boolean sharedExpertGate, int routerNumGroups,
-                        int routerGroupTopk) {
+                        int routerGroupTopk, boolean routerEnableExpertBias, float routerBiasUpdateRate) {
 
     /** {@code --moe-router-load-balancing-type} values Megatron-J computes. */
     public enum LoadBalancing {
@@ -138,6 +142,10 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         return toBuilder().groupLimitedRouting(numGroups, groupTopk).build();
     }
 
+    public MoeConfig withExpertBias(boolean enable, float updateRate) {
+        return toBuilder().expertBias(enable, updateRate).build();
+    }
+
     /** The expert MLP width one of {@code t} tensor ranks holds (expert tensor parallelism equals the tensor size). */
     public MoeConfig tensorParallelShard(int t) {
         Builder b = toBuilder();
@@ -163,6 +171,8 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         b.sharedExpertGate = sharedExpertGate;
         b.routerNumGroups = routerNumGroups;
         b.routerGroupTopk = routerGroupTopk;
+        b.routerEnableExpertBias = routerEnableExpertBias;
+        b.routerBiasUpdateRate = routerBiasUpdateRate;
         return b;
     }
 
@@ -185,6 +195,8 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         private boolean sharedExpertGate;
         private int routerNumGroups;
         private int routerGroupTopk;
+        private boolean routerEnableExpertBias;
+        private float routerBiasUpdateRate = 1e-3f;
 
         public Builder(int numExperts, int ffnHiddenSize) {
             this.numExperts = numExperts;
@@ -222,10 +234,17 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
             return this;
         }
 
+        public Builder expertBias(boolean enable, float updateRate) {
+            routerEnableExpertBias = enable;
+            routerBiasUpdateRate = updateRate;
+            return this;
+        }
+
         public MoeConfig build() {
             return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
                     routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
-                    padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate, routerNumGroups, routerGroupTopk);
+                    padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate, routerNumGroups, routerGroupTopk,
+                    routerEnableExpertBias, routerBiasUpdateRate);
         }
     }
 

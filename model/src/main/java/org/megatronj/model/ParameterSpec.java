@@ -41,6 +41,20 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
     }
 
     /**
+     * True for a buffer kept with the parameters (checkpointed under its name) that no gradient trains: the MoE router's
+     * {@code expert_bias}, which {@code --moe-router-enable-expert-bias} moves by token counts. Its gradient stays zero, so
+     * the optimizers leave it as it is; parameter counts and norms leave it out, as Megatron's count only parameters.
+     */
+    public boolean buffer() {
+        return isBuffer(name);
+    }
+
+    /** Whether the tensor named {@code name} is a buffer ({@link #buffer()}). */
+    public static boolean isBuffer(String name) {
+        return name.endsWith(".router.expert_bias");
+    }
+
+    /**
      * True when each tensor-parallel rank computes only part of this replicated parameter's gradient whatever the
      * sequence layout: the q/k layernorms, which see only the rank's heads (Megatron's finalize_model_grads sums them
      * over the tensor ranks with {@code --qk-layernorm}).
@@ -150,6 +164,9 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         MoeConfig moe = c.moe();
         long h = c.hiddenSize();
         specs.add(new ParameterSpec(prefix + "router.weight", new long[] {moe.numExperts(), h}, Init.NORMAL, true));
+        if (moe.routerEnableExpertBias()) {   // Megatron's persistent buffer, after the router's weight in its state dict
+            specs.add(new ParameterSpec(prefix + "router.expert_bias", new long[] {moe.numExperts()}, Init.ZEROS, false));
+        }
         for (int e = 0; e < moe.numExperts(); e++) {
             addMlp(specs, c, prefix + "experts.local_experts." + e, c.expertFc1Width() / t, moe.ffnHiddenSize() / t);
         }

@@ -35,6 +35,8 @@ public final class MoeLayer implements FeedForward {
     private final Parameter[] fc2;          // per expert [h, ffn / t]
     private final Mlp sharedExperts;        // null without
     private final Parameter sharedGate;     // [1, h], null without --moe-shared-expert-gate
+    private final Parameter expertBias;     // [E] F32 buffer, null without --moe-router-enable-expert-bias
+    private final double[] tokensPerExpert; // routed tokens since the last bias update
     private final DType dtype;
     private final boolean swiglu;
     private final Activation activation;
@@ -46,10 +48,12 @@ public final class MoeLayer implements FeedForward {
 
     /** {@code moe}: the tensor rank's shard of the configuration ({@link MoeConfig#tensorParallelShard}). */
     public MoeLayer(Backend backend, MoeConfig moe, Parameter routerWeight, Parameter[] fc1, Parameter[] fc2,
-                    Mlp sharedExperts, Parameter sharedGate, boolean swiglu, Activation activation, TensorParallelGroup tp,
-                    boolean sequenceParallel, DType dtype) {
+                    Mlp sharedExperts, Parameter sharedGate, Parameter expertBias, boolean swiglu, Activation activation,
+                    TensorParallelGroup tp, boolean sequenceParallel, DType dtype) {
         this.sharedGate = sharedGate;
         this.dtype = dtype;
+        this.expertBias = expertBias;
+        this.tokensPerExpert = new double[moe.numExperts()];
         this.backend = backend;
         this.moe = moe;
         this.router = new TopKRouter(moe, dtype);
@@ -66,6 +70,39 @@ public final class MoeLayer implements FeedForward {
     /** The gradient scale of the auxiliary losses for the next backward: the loss scale over the micro-batches. */
     public void setAuxLossScale(float scale) {
         this.auxLossScale = scale;
+    }
+
+    /** Whether this layer has {@code --moe-router-enable-expert-bias}'s buffer. */
+    public boolean hasExpertBias() {
+        return expertBias != null;
+    }
+
+    /**
+     * The tokens each expert received (in the backward passes since the last call, every token of the micro-batches
+     * counted, each tensor rank's alike); resets them.
+     */
+    public double[] takeTokensPerExpert() {
+        double[] out = tokensPerExpert.clone();
+        java.util.Arrays.fill(tokensPerExpert, 0);
+        return out;
+    }
+
+    /**
+     * Megatron's {@code get_updated_expert_bias} in F32: each expert's bias moves by the update rate towards balance,
+     * up when it received fewer tokens than the average of {@code counts} (the counts over every data-parallel rank),
+     * down when more.
+     */
+    public void updateExpertBias(double[] counts) {
+        float[] bias = HostTransfer.downloadFloats(backend, expertBias.data());
+        float sum = 0;
+        for (double c : counts) {
+            sum += (float) c;
+        }
+        float average = sum / counts.length;
+        for (int e = 0; e < bias.length; e++) {
+            bias[e] += Math.signum(average - (float) counts[e]) * moe.routerBiasUpdateRate();
+        }
+        HostTransfer.uploadFloats(backend, bias, expertBias.data());
     }
 
     /** The load-balancing loss (over its coefficient) summed over the backward passes since the last call. */
@@ -90,7 +127,8 @@ public final class MoeLayer implements FeedForward {
         Tensor xf = flat(x);
         Tensor logits = w.logits().view(0, n);
         backend.gemm(false, true, 1f, xf, routerWeight.compute(), 0f, logits);     // [n, E]
-        TopKRouter.Routing r = router.route(HostTransfer.downloadFloats(backend, logits), n,
+        float[] bias = expertBias == null ? null : HostTransfer.downloadFloats(backend, expertBias.data());
+        TopKRouter.Routing r = router.route(HostTransfer.downloadFloats(backend, logits), bias, n,
                 sequenceParallel ? tp.size() : 1, Math.toIntExact(x.dim(1)), training);
         m.routing().routing = r;
         int rows = r.rows();
@@ -205,6 +243,9 @@ public final class MoeLayer implements FeedForward {
         int rows = r.rows();
         auxLossSum += r.auxLoss();
         zLossSum += r.zLoss();
+        for (int e = 0; e < tokensPerExpert.length; e++) {   // counted once per micro-batch, recompute or not
+            tokensPerExpert[e] += r.expertOffset()[e + 1] - r.expertOffset()[e];
+        }
         Tensor dFull = dOut;
         if (sequenceParallel) {
             tp.allGatherFirstDim(dOut, w.full());

@@ -81,6 +81,15 @@ public final class TopKRouter {
      * positions); {@code training}: whether the losses are computed and sinkhorn balances.
      */
     public Routing route(float[] logits, int n, int segments, int batch, boolean training) {
+        return route(logits, null, n, segments, batch, training);
+    }
+
+    /**
+     * As {@link #route(float[], int, int, int, boolean)} with the experts' {@code expertBias} (F32, null: none) added to
+     * the sigmoid scores for choosing the experts (not to their weights), as Megatron's {@code expert_bias}; softmax
+     * routing ignores it, as Megatron's does.
+     */
+    public Routing route(float[] logits, float[] expertBias, int n, int segments, int batch, boolean training) {
         int e = moe.numExperts();
         int k = moe.routerTopk();
         int[] top = new int[n * k];
@@ -92,7 +101,7 @@ public final class TopKRouter {
         }
         for (int t = 0; t < n; t++) {
             System.arraycopy(logits, t * e, row, 0, e);
-            selectAndWeigh(row, training, top, probs, scores, t);
+            selectAndWeigh(row, expertBias, training, top, probs, scores, t);
         }
         if (moe.topkScalingFactor() > 0) {
             for (int i = 0; i < probs.length; i++) {
@@ -125,7 +134,8 @@ public final class TopKRouter {
     }
 
     /** Token t's experts and weights, and the scores the backward differentiates. */
-    private void selectAndWeigh(float[] logit, boolean training, int[] top, float[] probs, float[] scores, int t) {
+    private void selectAndWeigh(float[] logit, float[] bias, boolean training, int[] top, float[] probs, float[] scores,
+                                int t) {
         int e = logit.length;
         int k = moe.routerTopk();
         int[] chosen;
@@ -141,7 +151,14 @@ public final class TopKRouter {
             }
         } else if (moe.scoreFunction() == ScoreFunction.SIGMOID) {
             float[] sig = sigmoid(logit);
-            chosen = choose(sig, k);
+            float[] forRouting = sig;
+            if (bias != null) {
+                forRouting = new float[e];
+                for (int x = 0; x < e; x++) {
+                    forRouting[x] = sig[x] + bias[x];
+                }
+            }
+            chosen = choose(forRouting, k);
             float sum = 0;
             for (int c : chosen) {
                 sum += sig[c];

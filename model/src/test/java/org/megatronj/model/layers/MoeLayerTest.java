@@ -134,6 +134,22 @@ class MoeLayerTest {
         assertEquals((lse0 * lse0 + lse1 * lse1) / 2, r.zLoss(), 1e-5);
     }
 
+    /** Megatron's get_updated_expert_bias: up by the rate below the average load, down above it, unchanged at it. */
+    @Test
+    void expertBiasMovesTowardsBalance() {
+        TransformerConfig c = config(true, MoeConfig.of(4, 12).withRouting(false, ScoreFunction.SIGMOID, 0)
+                .withExpertBias(true, 0.25f));
+        try (GPTModel model = new GPTModel(c, backend, 1)) {
+            MoeLayer moe = (MoeLayer) model.layers().getFirst().mlp();
+            moe.updateExpertBias(new double[] {3, 1, 2, 2});
+            moe.updateExpertBias(new double[] {0, 5, 1, 2});
+            assertArrayEquals(new float[] {0f, 0f, 0.25f, 0f},
+                    model.parameter("decoder.layers.0.mlp.router.expert_bias").data().toFloatArray());
+            assertEquals(model.parameterCount(), model.parameters().stream().mapToLong(Parameter::numel).sum() - 4,
+                    "the buffer is no parameter");
+        }
+    }
+
     /** Over capacity, "position" keeps the first tokens (the policy's documented meaning), "probs" the highest weights. */
     @Test
     void dropPoliciesKeepFirstTokensOrHighestWeights() {

@@ -45,7 +45,8 @@ class TopKRouterMegatronTest {
                         c.get("pad").asBoolean())
                 .withGroupLimitedRouting(c.get("groups").asInt(), c.get("group_topk").asInt());
         TopKRouter router = new TopKRouter(moe, DType.F32);
-        TopKRouter.Routing r = router.route(floats(c.get("logits")), n, 1, c.get("batch").asInt(), true);
+        float[] bias = c.get("bias").isEmpty() ? null : floats(c.get("bias"));
+        TopKRouter.Routing r = router.route(floats(c.get("logits")), bias, n, 1, c.get("batch").asInt(), true);
 
         int[] map = new int[n * e];
         float[] probs = new float[n * e];

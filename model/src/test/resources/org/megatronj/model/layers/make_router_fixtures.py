@@ -42,7 +42,8 @@ def megatron_functions(repo):
 
 
 def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=None, lb="aux_loss", coeff=0.0,
-         zcoeff=None, capacity=None, policy="probs", pad=False, scale=0.5, seed=0, groups=None, group_topk=None):
+         zcoeff=None, capacity=None, policy="probs", pad=False, scale=0.5, seed=0, groups=None, group_topk=None,
+         bias=None):
     x = torch.tensor(logits, dtype=torch.float32).view(n, e).requires_grad_(True)
     logits_t = x
     z = torch.zeros(())
@@ -58,7 +59,8 @@ def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=No
     else:
         probs, rmap = f["topk_routing_with_score_function"](logits_t, k, use_pre_softmax=pre, scaling_factor=scaling,
                                                             score_function=score, num_groups=groups,
-                                                            group_topk=group_topk)
+                                                            group_topk=group_topk,
+                                                            expert_bias=None if bias is None else torch.tensor(bias))
     if capacity is not None:
         probs, rmap = f["apply_router_token_dropping"](probs, rmap, router_topk=k, capacity_factor=capacity,
                                                        drop_policy=policy, pad_to_capacity=pad)
@@ -79,7 +81,7 @@ def case(f, name, n, e, k, batch, logits, score="softmax", pre=False, scaling=No
     return {"name": name, "n": n, "e": e, "k": k, "batch": batch, "logits": logits, "score": score, "pre": pre,
             "scaling": scaling or 0.0, "lb": lb, "coeff": coeff, "zcoeff": zcoeff or 0.0,
             "capacity": capacity or 0.0, "policy": policy, "pad": pad, "scale": scale, "groups": groups or 0,
-            "group_topk": group_topk or 0,
+            "group_topk": group_topk or 0, "bias": bias or [],
             "w": w.flatten().tolist(), "probs": probs.detach().flatten().tolist(),
             "map": rmap.flatten().int().tolist(),
             "aux": (aux / coeff).item() if coeff > 0 else 0.0,
@@ -111,6 +113,9 @@ def main():
                     score="sigmoid", scaling=2.5, coeff=0.01, groups=4, group_topk=2, seed=9))
     out.append(case(f, "group-limited softmax top-2 of 2 of 4 groups", 10, 8, 2, 2, logits(10, 10, 8), groups=4,
                     group_topk=2, zcoeff=0.001, seed=10))
+    bias = (np.random.default_rng(11).standard_normal(8) * 0.2).astype(np.float32).tolist()
+    out.append(case(f, "sigmoid with expert bias, group-limited top-4, scaling", 10, 8, 4, 2, logits(11, 10, 8),
+                    score="sigmoid", scaling=2.5, groups=4, group_topk=2, bias=bias, coeff=0.01, seed=11))
     json.dump(out, sys.stdout, indent=0)
 
 

@@ -192,6 +192,9 @@ public final class ParallelGradients {
 
     /** Whether this rank counts {@code p} of {@code model} in the global norm (each element once over the world). */
     private boolean counted(GPTModel model, Parameter p) {
+        if (ParameterSpec.isBuffer(p.name())) {
+            return false;      // Megatron's norms and counts cover parameters, not buffers
+        }
         ParameterSpec spec = specOf(model, p);
         if (spec.split() == ParameterSpec.TensorSplit.REPLICATED && groups.tensor().rank() != 0) {
             return false;      // the same values live on every TP rank
@@ -315,6 +318,17 @@ public final class ParallelGradients {
             }
             return gathered;
         }
+    }
+
+    /** Each element of {@code values} summed over a group in double precision, in rank order. */
+    public static double[] allReduceSum(Communicator group, double[] values) {
+        double[] sum = new double[values.length];
+        for (double[] rank : allGather(group, values)) {
+            for (int i = 0; i < values.length; i++) {
+                sum[i] += rank[i];
+            }
+        }
+        return sum;
     }
 
     /** A double summed over a group in double precision: all-gather the bit patterns, add in rank order. */

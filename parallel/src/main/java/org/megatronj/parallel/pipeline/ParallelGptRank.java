@@ -206,6 +206,7 @@ public final class ParallelGptRank implements AutoCloseable {
         syncTimers.start("all-grads-sync");
         gradients.synchronize();
         syncTimers.stop("all-grads-sync");
+        updateMoeExpertBias();
         return globalSum(losses);
     }
 
@@ -373,6 +374,30 @@ public final class ParallelGptRank implements AutoCloseable {
         }
         // Megatron scales by its micro-batches per data-parallel rank
         return org.megatronj.model.MoeMetrics.scale(out, chunks.getFirst().config(), microBatches / groups.data().size());
+    }
+
+    /**
+     * {@code --moe-router-enable-expert-bias}: the tokens each expert received in this iteration, summed over the
+     * data-parallel ranks (every tensor rank counts all of its group's tokens), move the biases as Megatron's
+     * {@code finalize_model_grads} does; the same on every rank. A collective over the data-parallel group.
+     */
+    private void updateMoeExpertBias() {
+        List<org.megatronj.model.layers.MoeLayer> layers = new ArrayList<>();
+        for (GPTModel chunk : chunks) {
+            chunk.moeLayers().stream().filter(org.megatronj.model.layers.MoeLayer::hasExpertBias).forEach(layers::add);
+        }
+        if (layers.isEmpty()) {
+            return;
+        }
+        int e = chunks.getFirst().config().moe().numExperts();
+        double[] counts = new double[layers.size() * e];
+        for (int l = 0; l < layers.size(); l++) {
+            System.arraycopy(layers.get(l).takeTokensPerExpert(), 0, counts, l * e, e);
+        }
+        double[] total = ParallelGradients.allReduceSum(ctx.groups().data(), counts);
+        for (int l = 0; l < layers.size(); l++) {
+            layers.get(l).updateExpertBias(java.util.Arrays.copyOfRange(total, l * e, (l + 1) * e));
+        }
     }
 
     /**

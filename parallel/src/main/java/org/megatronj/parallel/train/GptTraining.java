@@ -62,6 +62,11 @@ public final class GptTraining {
             }
 
             @Override
+            public void updateMoeExpertBias() {
+                model.updateMoeExpertBias();
+            }
+
+            @Override
             public Map<String, Double> takeMoeMetrics(int microBatches) {
                 return org.megatronj.model.MoeMetrics.scale(org.megatronj.model.MoeMetrics.take(List.of(model)),
                         model.config(), microBatches);
@@ -122,7 +127,8 @@ public final class GptTraining {
                     : model.parameters().stream().map(Parameter::compute).toList();
             this.model = model;
             this.flatGrad = model.parameterStore().flatGrad();
-            this.flatPadding = flatGrad.numel() - model.parameters().stream().mapToLong(Parameter::numel).sum();
+            // padding and buffers: zero elements of flatGrad that are no parameter's gradient
+            this.flatPadding = flatGrad.numel() - model.parameterCount();
             this.backend = model.backend();
             this.scaler = scaler;
         }
@@ -134,7 +140,13 @@ public final class GptTraining {
 
         @Override
         public double paramsNorm() {
-            return Math.sqrt(backend.sumOfSquares(model.parameterStore().flatData()));
+            double squares = backend.sumOfSquares(model.parameterStore().flatData());
+            for (Parameter p : model.parameters()) {   // Megatron's norm covers parameters, not buffers
+                if (org.megatronj.model.ParameterSpec.isBuffer(p.name())) {
+                    squares -= backend.sumOfSquares(p.data());
+                }
+            }
+            return Math.sqrt(Math.max(0, squares));
         }
 
         @Override

@@ -93,6 +93,14 @@ public interface TrainableModel {
         return Map.of();
     }
 
+    /**
+     * After an iteration's forward and backward, before the optimizer: {@code --moe-router-enable-expert-bias} moves the
+     * MoE routers' biases by the tokens their experts received (Megatron does it in {@code finalize_model_grads}). A
+     * parallel model does it in {@link #forwardBackwardAll}; nothing to do for a dense model.
+     */
+    default void updateMoeExpertBias() {
+    }
+
     /** Sets every gradient to zero before an iteration's micro-batches accumulate. */
     default void zeroGrad() {
         for (Parameter p : parameters()) {

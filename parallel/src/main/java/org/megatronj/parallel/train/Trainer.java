@@ -333,6 +333,7 @@ public final class Trainer {
             tokens = r.tokens();
         }
         fb.stop();
+        model.updateMoeExpertBias();
         Map<String, Double> moeLosses = model.takeMoeMetrics(numMicro);   // a collective in a parallel run
         double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
         if (config.checkForNanInLoss() && !Double.isFinite(loss)) {

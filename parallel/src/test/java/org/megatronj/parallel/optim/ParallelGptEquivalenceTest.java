@@ -150,6 +150,24 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /**
+     * DeepSeek-V3's router: sigmoid scores with an expert bias moved each iteration by the tokens over the data-parallel
+     * ranks (so later iterations route by it), group-limited top-4 of 8 experts, top-k scaling.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4}")
+    @CsvSource({"2,1,2,true,false", "1,2,2,false,true", "2,2,1,true,false"})
+    void expertBiasRoutingMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(8, 16).withRouterTopk(4)
+                .withRouting(false, org.megatronj.model.MoeConfig.ScoreFunction.SIGMOID, 2.5f)
+                .withGroupLimitedRouting(4, 2).withExpertBias(true, 0.05f).withLayerFreq("[0]+[1]*3");
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
+                org.megatronj.model.ActivationRecompute.none()));
+        assertMatches(expected, actual);
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];

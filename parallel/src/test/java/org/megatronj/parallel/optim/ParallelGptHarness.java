@@ -129,6 +129,7 @@ final class ParallelGptHarness {
                 for (int m = 0; m < batch.size(); m++) {
                     loss = loss.plus(model.forwardBackward(batch.get(m), 1f / batch.size(), it * 1000L + m));
                 }
+                model.updateMoeExpertBias();   // the trainer's finalize step (MoE routers with an expert bias)
                 losses[it] = loss.meanLoss();   // token-weighted over the global batch, as the trainer logs it
                 norms[it] = GradClipping.clip(model.parameters(), backend, CLIP);
                 adam.step(LR);
