@@ -3,7 +3,7 @@
 # there, with the device bundle (ci/device-bundle.sh) carried in dist/megatron-device and, for the
 # PyTorch side, dist/baselines/gpt_torch_gpu.py (a copy of ../shared/baselines/, which does not travel).
 #   ci/gpu-session.sh STEP[:ARG,ARG]...   (default: env tests train bench)
-# steps: env, headers (NVIDIA headers for bindings/jextract), tests[:junit args], sanitize, train[:cpu,fp32,bf16,fp16],
+# steps: env, headers (NVIDIA headers for bindings/jextract), tests[:junit args], sanitize, train[:cpu,fp32,bf16,fp16,moe],
 #        bench (GpuKernelReport), gptbench[:bf16,fp16,fp32] (bench/gpt-gpu.sh), torch (PyTorch baseline),
 #        profile (GPT 124M/345M bf16: GPU time per kernel, JFR), fa (dist/fa-check/flash_attention_check), bw (dist/bw-check/memory_bound_check)
 # What comes back (at most 8 files): $OUT/session.log, and $OUT/results.tgz re-packed after every step
@@ -16,7 +16,8 @@
 # machine waits 30 s): `env tests gptbench:bf16` carrying dist/megatron-device, then `fa:--quick fa:--bench fa bw`
 # carrying dist/fa-check (built for sm_90a, native/README.md) and dist/bw-check; about 3 minutes of device time.
 # Waiting for their first GPU run (native/README.md, "Verification status"): the tests step's
-# CudaBackendTest.scaleRowsAndRowDot and the bw step's "scale rows" / "row dot" lines (mixture-of-experts kernels).
+# CudaBackendTest.scaleRowsAndRowDot and the bw step's "scale rows" / "row dot" lines (mixture-of-experts kernels), and
+# `train:moe` (a mixture-of-experts model trained on the GPU in bf16 beside the CPU in fp32; about a minute).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 B="$ROOT/dist/megatron-device"
@@ -113,6 +114,16 @@ train_step() {
               tail -3 "$R/train/generate-$dev.txt"
             done ;;
       fp16) "$B/megatron" pretrain gpt "${common[@]}" --device cuda --fp16 --use-flash-attn --log-loss-to "$d/loss-cuda-fp16.csv" || rc=1 ;;
+      # A mixture-of-experts model (its layer, the routing on the host and the scale_rows/row_dot kernels) on the GPU in
+      # bf16 against the CPU in fp32: the two loss curves should agree within bf16 noise.
+      moe)  local moe=(--disable-bias-linear --swiglu --ffn-hidden-size 512 --position-embedding-type rope
+              --normalization RMSNorm --num-experts 8 --moe-router-topk 2 --moe-ffn-hidden-size 256
+              --moe-aux-loss-coeff 1e-2 --moe-z-loss-coeff 1e-3 --moe-shared-expert-intermediate-size 256 --train-iters 30)
+            "$B/megatron" pretrain gpt "${common[@]}" "${moe[@]}" --device cpu --log-loss-to "$d/loss-moe-cpu.csv" \
+              > "$R/train/moe-cpu.txt" 2>&1 || rc=1
+            "$B/megatron" pretrain gpt "${common[@]}" "${moe[@]}" --device cuda --bf16 --use-flash-attn \
+              --log-loss-to "$d/loss-moe-cuda-bf16.csv" > "$R/train/moe-cuda-bf16.txt" 2>&1 || rc=1
+            grep -hE "iteration +(10|30)/|rror" "$R/train/moe-cpu.txt" "$R/train/moe-cuda-bf16.txt" | cut -c1-260 ;;
     esac
   done
   cp "$d"/*.csv "$R/train/" 2>/dev/null
