@@ -97,7 +97,7 @@ public final class TopKRouter {
         float[] scores = new float[n * e];
         float[] row = new float[e];
         if (training && moe.loadBalancingType() == LoadBalancing.SINKHORN) {
-            prepareSinkhorn(logits, n);
+            prepareSinkhorn(logits, n, segments);
         }
         for (int t = 0; t < n; t++) {
             System.arraycopy(logits, t * e, row, 0, e);
@@ -495,9 +495,22 @@ public final class TopKRouter {
         }
     }
 
-    /** Megatron's {@code sinkhorn} over the whole micro-batch's logits, in F32 (before routing in training). */
-    private void prepareSinkhorn(float[] logits, int n) {
+    /**
+     * Megatron's {@code sinkhorn} in F32 over each capacity segment's logits apart (before routing in training): each
+     * tensor rank balances its own sequence shard there.
+     */
+    private void prepareSinkhorn(float[] logits, int n, int segments) {
         int e = moe.numExperts();
+        int local = n / segments;
+        sinkhornScores = new float[n * e];
+        for (int seg = 0; seg < segments; seg++) {
+            float[] part = sinkhorn(Arrays.copyOfRange(logits, seg * local * e, (seg + 1) * local * e), local, e);
+            System.arraycopy(part, 0, sinkhornScores, seg * local * e, part.length);
+        }
+    }
+
+    /** Sinkhorn's balanced scores of {@code n x e} logits (tolerance 1e-4, as Megatron's). */
+    private static float[] sinkhorn(float[] logits, int n, int e) {
         float[] cost = new float[n * e];
         for (int i = 0; i < cost.length; i++) {
             cost[i] = (float) Math.exp(logits[i]);
@@ -533,12 +546,13 @@ public final class TopKRouter {
             d1 = next;
             d1Old = next;
         }
-        sinkhornScores = new float[n * e];
+        float[] out = new float[n * e];
         for (int t = 0; t < n; t++) {
             for (int x = 0; x < e; x++) {
-                sinkhornScores[t * e + x] = d1[x] * cost[t * e + x] * d0[t];
+                out[t * e + x] = d1[x] * cost[t * e + x] * d0[t];
             }
         }
+        return out;
     }
 
     /** v rounded to the compute dtype. */
