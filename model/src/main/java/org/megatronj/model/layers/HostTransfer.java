@@ -26,7 +26,7 @@ public final class HostTransfer {
         }
     }
 
-    /** dst (F32, any device) = values. */
+    /** dst (a floating dtype, any device) = values, rounded to dst's dtype on the host as {@link Tensor#copyFrom} rounds. */
     public static void uploadFloats(Backend backend, float[] values, Tensor dst) {
         check("uploadFloats", values.length, dst);
         if (dst.device().isHost()) {
@@ -34,12 +34,14 @@ public final class HostTransfer {
             return;
         }
         try (TensorArena staging = TensorArena.named("upload")) {
-            backend.copy(staging.fromFloats(values, dst.shape()), dst);
+            Tensor host = staging.allocate(dst.dtype(), dst.shape());
+            host.copyFrom(values);
+            backend.copy(host, dst);
             backend.synchronize();   // the staging memory is freed next
         }
     }
 
-    /** The elements of src (F32, any device) as a Java array. */
+    /** The elements of src (a floating dtype, any device) as a Java array. */
     public static float[] downloadFloats(Backend backend, Tensor src) {
         if (src.device().isHost()) {
             return src.toFloatArray();
