@@ -18,6 +18,7 @@ import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.io.torch.Pickler;
 import org.megatronj.io.torch.TorchWriter;
 import org.megatronj.io.torch.Unpickler;
+import org.megatronj.model.MoeConfig;
 import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.train.TrainingCheckpointer;
@@ -29,7 +30,8 @@ import picocli.CommandLine.Option;
 @Command(name = "export-torch", mixinStandardHelpOptions = true,
         description = {"Write a Megatron-J checkpoint (one tensor- and pipeline-parallel rank: reshard others first) as the",
                 "release checkpoint Megatron-LM loads with --ckpt-format torch: release/mp_rank_00/model_optim_rng.pt",
-                "with the model's state dict (Megatron-core names, TransformerEngine's or the local layer spec's), 'args'",
+                "with the model's state dict (Megatron-core names, TransformerEngine's or the local layer spec's; MoE experts",
+                "as SequentialMLP's local_experts.<e>), 'args'",
                 "(the model's and tokenizer's arguments, for --use-checkpoint-args and Megatron's checks) and",
                 "checkpoint_version 3.0. Megatron loads a release as weights only, at iteration 0."})
 final class CheckpointExportTorchCommand implements Callable<Integer> {
@@ -81,11 +83,11 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
             Map<String, Object> model = new LinkedHashMap<>();
             for (ParameterSpec p : ParameterSpec.forGpt(c)) {
                 float[] values = ckpt.model().tensor(p.name()).toFloatArray();
-                model.put(te ? teName(p.name()) : p.name(), new TorchWriter.TensorData(torchDtype, p.shape(), values));
+                model.put(te ? teName(p.name(), c) : p.name(), new TorchWriter.TensorData(torchDtype, p.shape(), values));
             }
             if (te) {
                 for (int l = 0; l < c.numLayers(); l++) {
-                    for (String module : TE_MODULES) {
+                    for (String module : teModules(c, l)) {
                         model.put("decoder.layers." + l + "." + module + "._extra_state", null);
                     }
                 }
@@ -108,10 +110,38 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** TransformerEngine's fused layer norms, where Megatron's TE spec keeps them. */
-    static String teName(String name) {
-        return name.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_")
-                .replace(".pre_mlp_layernorm.", ".mlp.linear_fc1.layer_norm_");
+    /**
+     * TransformerEngine's fused layer norms, where Megatron's TE spec keeps them: the input norm in linear_qkv, the
+     * pre-MLP norm in a dense layer's linear_fc1; a MoE layer keeps its pre_mlp_layernorm (a TENorm of its own:
+     * megatron/core/models/gpt/gpt_layer_specs.py builds {@code pre_mlp_layernorm=backend.layer_norm(...) if num_experts}).
+     */
+    static String teName(String name, TransformerConfig c) {
+        String fused = name.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_");
+        String prefix = "decoder.layers.";
+        if (name.startsWith(prefix) && c.isMoeLayer(Integer.parseInt(name.substring(prefix.length(), name.indexOf('.', prefix.length()))))) {
+            return fused;
+        }
+        return fused.replace(".pre_mlp_layernorm.", ".mlp.linear_fc1.layer_norm_");
+    }
+
+    /**
+     * The TransformerEngine modules of layer {@code l}, whose {@code _extra_state} Megatron's TE spec saves: a MoE
+     * layer's experts are SequentialMLP's TE linears without {@code --moe-grouped-gemm}, its shared experts TE linears.
+     */
+    static List<String> teModules(TransformerConfig c, int l) {
+        if (!c.isMoeLayer(l)) {
+            return TE_MODULES;
+        }
+        List<String> modules = new java.util.ArrayList<>(TE_MODULES.subList(0, 3));
+        for (int e = 0; e < c.moe().numExperts(); e++) {
+            modules.add("mlp.experts.local_experts." + e + ".linear_fc1");
+            modules.add("mlp.experts.local_experts." + e + ".linear_fc2");
+        }
+        if (c.moe().sharedExpertIntermediateSize() > 0) {
+            modules.add("mlp.shared_experts.linear_fc1");
+            modules.add("mlp.shared_experts.linear_fc2");
+        }
+        return modules;
     }
 
     /**
@@ -171,7 +201,55 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("params_dtype", new Unpickler.Global("torch", dtype.substring("torch.".length())));
         a.put("ckpt_format", "torch");
         a.put("transformer_impl", transformerImpl);
+        if (c.moe() != null) {
+            moeArgs(a, c);
+        }
         return a;
+    }
+
+    /**
+     * The mixture-of-experts arguments, under Megatron's names and types ({@code --use-checkpoint-args} takes
+     * num_experts, moe_layer_freq, moe_ffn_hidden_size, moe_router_topk, moe_router_pre_softmax, moe_grouped_gemm,
+     * moe_shared_expert_intermediate_size, moe_router_score_function, moe_router_enable_expert_bias and
+     * moe_router_topk_scaling_factor): SequentialMLP experts (no grouped GEMM), one rank (no expert parallelism).
+     */
+    private static void moeArgs(Map<String, Object> a, TransformerConfig c) {
+        MoeConfig m = c.moe();
+        a.put("num_experts", (long) m.numExperts());
+        a.put("moe_router_topk", (long) m.routerTopk());
+        a.put("moe_ffn_hidden_size", (long) m.ffnHiddenSize());
+        String freq = m.layerFreq().strip();
+        if (!freq.isEmpty() && freq.chars().allMatch(Character::isDigit)) {
+            a.put("moe_layer_freq", Long.parseLong(freq));
+        } else {   // argparse's moe_freq_type evaluates a pattern to the list
+            List<Object> pattern = new java.util.ArrayList<>();
+            for (boolean moe : m.moeLayers(c.numLayers())) {
+                pattern.add(moe ? 1L : 0L);
+            }
+            a.put("moe_layer_freq", pattern);
+        }
+        a.put("moe_router_load_balancing_type", m.loadBalancingType().flagValue());
+        a.put("moe_aux_loss_coeff", decimal(m.auxLossCoeff()));
+        a.put("moe_z_loss_coeff", m.zLossCoeff() == 0 ? null : (Object) decimal(m.zLossCoeff()));
+        a.put("moe_router_pre_softmax", m.routerPreSoftmax());
+        a.put("moe_router_score_function", m.scoreFunction().flagValue());
+        a.put("moe_router_topk_scaling_factor", m.topkScalingFactor() == 0 ? null : (Object) decimal(m.topkScalingFactor()));
+        a.put("moe_router_enable_expert_bias", m.routerEnableExpertBias());
+        a.put("moe_router_bias_update_rate", decimal(m.routerBiasUpdateRate()));
+        a.put("moe_expert_capacity_factor", m.dropless() ? null : (Object) decimal(m.expertCapacityFactor()));
+        a.put("moe_token_drop_policy", m.tokenDropPolicy().flagValue());
+        a.put("moe_pad_expert_input_to_capacity", m.padExpertInputToCapacity());
+        a.put("moe_shared_expert_intermediate_size", m.sharedExpertIntermediateSize() == 0 ? null
+                : (Object) (long) m.sharedExpertIntermediateSize());
+        a.put("moe_shared_expert_gate", m.sharedExpertGate());
+        a.put("moe_router_num_groups", m.routerNumGroups() == 0 ? null : (Object) (long) m.routerNumGroups());
+        a.put("moe_router_group_topk", m.routerGroupTopk() == 0 ? null : (Object) (long) m.routerGroupTopk());
+        a.put("moe_grouped_gemm", false);
+        a.put("moe_single_grouped_weight", false);
+        a.put("moe_single_grouped_bias", false);
+        a.put("moe_latent_size", null);
+        a.put("expert_model_parallel_size", 1L);
+        a.put("expert_tensor_parallel_size", 1L);
     }
 
     /** A float config value as the double its decimal reads as (0.1, not 0.10000000149011612), as Megatron's args hold it. */

@@ -31,7 +31,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "import-torch", mixinStandardHelpOptions = true,
         description = {"Convert a Megatron-LM checkpoint of a Megatron-core GPT saved with --ckpt-format torch",
-                "(iter_N/mp_rank_TT[_PPP]/model_optim_rng.pt, its tensor and pipeline shards merged) or torch_dist, the default",
+                "(iter_N/mp_rank_TT[_PPP][_EEE]/model_optim_rng.pt, its tensor, pipeline and expert-parallel shards merged;",
+                "MoE experts as SequentialMLP, TEGroupedMLP or the legacy GroupedMLP saved them) or torch_dist, the default",
                 "(iter_N/.metadata, __R_K.distcp, common.pt: PyTorch distributed checkpoint files of any parallel layout)",
                 "into an F32 release checkpoint whose arguments are the run's model and tokenizer flags: generate,",
                 "evaluate and serve read it as it is, pretrain gpt --load it with --use-checkpoint-args (weights only;",
@@ -59,8 +60,8 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
             return importDistributed(iterationDir);
         }
         MegatronTorchCheckpoint.Ranks ranks = MegatronTorchCheckpoint.ranks(iterationDir);
-        int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel();
-        Path first = ranks.files()[0][0];
+        int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel(), ep = ranks.expertParallel();
+        Path first = ranks.first();
         ObjectMapper json = new ObjectMapper();
         MegatronTorchCheckpoint.Contents c;
         try (TorchFile torch = TorchFile.open(first)) {
@@ -73,16 +74,17 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         long bytes;
         if (tp * pp == 1) {
-            try (TorchFile torch = TorchFile.open(first); TensorArena arena = TensorArena.named("import-torch")) {
-                bytes = ours.saveRelease(save, MegatronTorchCheckpoint.weights(torch, first, c.config(), 1, 1, 0, c.modelFlags(),
-                        arena), extra);
+            try (TensorArena arena = TensorArena.named("import-torch")) {
+                bytes = ours.saveRelease(save, MegatronTorchCheckpoint.weights(ranks, 0, 0, c.config(), c.modelFlags(), arena),
+                        extra);
             }
         } else {
             bytes = importShards(ranks, c, ours.releaseMetadata(extra), out);
         }
         out.printf("imported %s (iteration %d; %d layers, hidden %d, padded vocab %d%s): %.1f MiB -> %s%n  model flags: %s%n",
                 ranks.iterationDir(), c.iteration(), c.config().numLayers(), c.config().hiddenSize(),
-                c.config().paddedVocabSize(), tp * pp == 1 ? "" : ", merged from " + tp + " tensor x " + pp + " pipeline ranks",
+                c.config().paddedVocabSize(), tp * pp * ep == 1 ? "" : ", merged from " + tp + " tensor x " + pp + " pipeline"
+                        + (ep > 1 ? " x " + ep + " expert-parallel" : "") + " ranks",
                 bytes / 1048576.0, save, String.join(" ", c.modelFlags()));
         return 0;
     }
@@ -127,15 +129,16 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
             Path partial = CheckpointWriter.preparePartial(shards, -1);
             for (int t = 0; t < tp; t++) {
                 for (int p = 0; p < pp; p++) {
-                    Path file = ranks.files()[t][p];
                     ObjectNode meta = metadata.deepCopy();
                     layout.writeTo(meta, t, p);
-                    try (TorchFile torch = TorchFile.open(file); TensorArena arena = TensorArena.named("import-torch")) {
+                    try (TensorArena arena = TensorArena.named("import-torch")) {
                         CheckpointWriter.writeRankFiles(partial, new CheckpointWriter.RankState(layout.rankDirName(t, p),
-                                MegatronTorchCheckpoint.weights(torch, file, c.config(), tp, pp, p, c.modelFlags(), arena),
-                                Map.of(), meta), Map.of());
+                                MegatronTorchCheckpoint.weights(ranks, t, p, c.config(), c.modelFlags(), arena), Map.of(), meta),
+                                Map.of());
                     }
-                    out.println("  read " + ranks.iterationDir().relativize(file));
+                    for (Path file : ranks.files()[t][p]) {
+                        out.println("  read " + ranks.iterationDir().relativize(file));
+                    }
                 }
             }
             CheckpointWriter.commit(shards, -1);

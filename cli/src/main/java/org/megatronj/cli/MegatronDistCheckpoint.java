@@ -36,6 +36,15 @@ import org.megatronj.parallel.checkpoint.FullModelState;
  * {@code optimizer.*} keys and every object ({@code _extra_state}, {@code rng_state}, ...) are not read. The embedding
  * (and an untied output layer) has the rows of the saving run's padding, which depends on its tensor-parallel size;
  * rows past the one-rank padding are padding and are dropped.
+ *
+ * <p>A MoE layer's experts are saved with an expert axis after the layer axis, each expert-parallel rank writing its
+ * experts at their global indices (megatron/core/transformer/moe/experts.py, {@code sharded_state_dict} of
+ * SequentialMLP and TEGroupedMLP, the same keys for both): {@code decoder.layers.<i>.mlp.experts.experts.linear_fc1.weight}
+ * [E, out, in] (the per-layer layout, which any {@code --moe-layer-freq} other than 1 implies), or stacked
+ * {@code decoder.layers.mlp.experts.experts.linear_fc1.weight} [L, E, out, in]; with {@code singleton_local_shards} one
+ * key per expert, {@code decoder.layers.<i>.mlp.experts.experts.<g>.linear_fc1.weight}. They become SequentialMLP's
+ * {@code decoder.layers.<i>.mlp.experts.local_experts.<g>.*}. The router ({@code mlp.router.weight}) and the shared
+ * experts ({@code mlp.shared_experts.*}) are saved as any replicated or tensor-parallel weight.
  */
 final class MegatronDistCheckpoint {
     private static final String LAYERS = "decoder.layers.";
@@ -110,11 +119,15 @@ final class MegatronDistCheckpoint {
             if (!(item instanceof DistributedCheckpoint.TensorItem t) || key.startsWith("optimizer.") || key.contains("._extra_state")) {
                 continue;   // objects (TE's FP8 metadata, RNG and common state) and the optimizer's state
             }
-            if (stacked(key)) {
+            int expertAxis = MegatronExperts.distExpertAxis(key);
+            if (expertAxis >= 0) {
+                splitExperts(dcp, t, expertAxis, config, byName, shapes);
+            } else if (stacked(key)) {
                 unstack(dcp, t, config.numLayers(), byName, shapes);
             } else {
-                byName.put(key, dcp.floats(key));
-                shapes.put(key, t.shape());
+                String name = MegatronExperts.distSingletonName(key);   // ...experts.experts.<g>.*: one expert's
+                byName.put(name, dcp.floats(key));
+                shapes.put(name, t.shape());
             }
         }
         joinSwigluHalves(byName, shapes);
@@ -175,6 +188,37 @@ final class MegatronDistCheckpoint {
             offsets[0] = i;
             byName.put(LAYERS + i + "." + name, dcp.floats(t.key(), offsets, sizes));
             shapes.put(LAYERS + i + "." + name, shape);
+        }
+    }
+
+    /**
+     * The experts of a key with an expert axis (at {@code axis}: 0 per layer, 1 after a stacked layer axis), as
+     * {@code decoder.layers.<i>.mlp.experts.local_experts.<g>.<name>}, read an expert (and layer) at a time.
+     */
+    private static void splitExperts(DistributedCheckpoint dcp, DistributedCheckpoint.TensorItem t, int axis,
+                                     TransformerConfig config, Map<String, float[]> byName, Map<String, long[]> shapes) {
+        long[] shape = t.shape();
+        int experts = config.moe() == null ? 0 : config.moe().numExperts();
+        if (shape.length < axis + 2 || shape[axis] != experts || axis == 1 && shape[0] != config.numLayers()) {
+            throw new IllegalArgumentException(dcp.dir() + ": " + t + " should hold " + (axis == 1 ? "the run's "
+                    + config.numLayers() + " layers, then " : "") + "its " + experts + " experts along its first axes");
+        }
+        long[] one = Arrays.copyOfRange(shape, axis + 1, shape.length);
+        int layers = axis == 1 ? config.numLayers() : 1;
+        int fixedLayer = axis == 0 ? Integer.parseInt(t.key().substring(LAYERS.length(), t.key().indexOf('.', LAYERS.length()))) : -1;
+        for (int l = 0; l < layers; l++) {
+            for (int g = 0; g < experts; g++) {
+                long[] offsets = new long[shape.length], sizes = shape.clone();
+                if (axis == 1) {
+                    offsets[0] = l;
+                    sizes[0] = 1;
+                }
+                offsets[axis] = g;
+                sizes[axis] = 1;
+                String name = MegatronExperts.distExpertName(t.key(), axis == 1 ? l : fixedLayer, g);
+                byName.put(name, dcp.floats(t.key(), offsets, sizes));
+                shapes.put(name, one);
+            }
         }
     }
 

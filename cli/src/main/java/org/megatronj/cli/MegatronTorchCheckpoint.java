@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +30,10 @@ import picocli.CommandLine;
  * local layer spec's: TransformerEngine's fused layer norms, {@code linear_qkv.layer_norm_weight} and
  * {@code linear_fc1.layer_norm_weight}, become {@code input_layernorm.weight} and {@code pre_mlp_layernorm.weight}; its
  * {@code _extra_state} entries are dropped). Every tensor- and pipeline-parallel rank's file is read as the shard of
- * Megatron-J's layout with the same sizes (Megatron-core's partitioning); the optimizer state is not read.
+ * Megatron-J's layout with the same sizes (Megatron-core's partitioning); the optimizer state is not read. A MoE run's
+ * expert-parallel ranks of one tensor and pipeline rank (folders {@code mp_rank_TT[_PPP]_EEE}) make one shard: the first
+ * gives the non-expert tensors, which every expert rank holds alike, each its own experts, renumbered to their global
+ * indices ({@link MegatronExperts}).
  */
 final class MegatronTorchCheckpoint {
     private static final String FILE = "model_optim_rng.pt";
@@ -41,14 +45,26 @@ final class MegatronTorchCheckpoint {
     private MegatronTorchCheckpoint() {
     }
 
-    /** A checkpoint's rank files by (tensor rank, pipeline rank): {@code files[t][p]}. */
-    record Ranks(Path iterationDir, Path[][] files) {
+    /**
+     * A checkpoint's rank files by (tensor rank, pipeline rank, expert-parallel rank): {@code files[t][p][e]}, in
+     * folders {@code mp_rank_TT[_PPP][_EEE]} (megatron/training/checkpointing.py's get_checkpoint_name: the pipeline rank
+     * only with pipeline parallelism, the expert rank only with expert parallelism).
+     */
+    record Ranks(Path iterationDir, Path[][][] files) {
         int tensorParallel() {
             return files.length;
         }
 
         int pipelineParallel() {
             return files[0].length;
+        }
+
+        int expertParallel() {
+            return files[0][0].length;
+        }
+
+        Path first() {
+            return files[0][0][0];
         }
     }
 
@@ -74,7 +90,10 @@ final class MegatronTorchCheckpoint {
         }
     }
 
-    /** The rank files of {@code --ckpt-format torch} iteration folder {@code dir}. */
+    /**
+     * The rank files of {@code --ckpt-format torch} iteration folder {@code dir}. Folder names of two numbers are a
+     * tensor and a pipeline rank, or a tensor and an expert rank: the run's arguments (in the first folder's file) tell.
+     */
     static Ranks ranks(Path dir) {
         List<String> names;
         try (Stream<Path> list = Files.list(dir)) {
@@ -86,25 +105,49 @@ final class MegatronTorchCheckpoint {
             throw new IllegalArgumentException(dir + " has no mp_rank_* folders (--ckpt-format torch) and no .metadata"
                     + " (torch_dist): not a Megatron-LM checkpoint's iteration folder");
         }
-        int tp = 0, pp = 0;
+        List<int[]> parsed = new ArrayList<>();
         for (String n : names) {
             String[] parts = n.substring("mp_rank_".length()).split("_");
-            if (parts.length > 2) {
-                throw new IllegalArgumentException(dir + " holds " + n + ": an expert-parallel (MoE) checkpoint, which"
-                        + " Megatron-J does not build");
+            if (parts.length > 3 || parts.length != names.getFirst().substring("mp_rank_".length()).split("_").length
+                    || !Arrays.stream(parts).allMatch(x -> !x.isEmpty() && x.chars().allMatch(Character::isDigit))) {
+                throw new IllegalArgumentException(dir + " holds " + names + ": not the rank folders of one Megatron-LM save"
+                        + " (mp_rank_TT, mp_rank_TT_PPP, mp_rank_TT_EEE or mp_rank_TT_PPP_EEE)");
             }
-            tp = Math.max(tp, Integer.parseInt(parts[0]) + 1);
-            pp = Math.max(pp, parts.length == 2 ? Integer.parseInt(parts[1]) + 1 : 1);
+            parsed.add(Arrays.stream(parts).mapToInt(Integer::parseInt).toArray());
         }
-        Path[][] files = new Path[tp][pp];
+        int count = parsed.getFirst().length;
+        boolean pipeline = count == 3, expert = count == 3;
+        if (count == 2) {   // pipeline or expert ranks: as the run's arguments say
+            Path first = dir.resolve(names.getFirst()).resolve(FILE);
+            Map<?, ?> args;
+            try (TorchFile torch = TorchFile.open(first)) {
+                args = namespace(dict(torch.root(), first + "'s state dict").get("args"), first);
+            }
+            expert = MegatronArgs.expertParallelSize(args) > 1
+                    && !(args.get("pipeline_model_parallel_size") instanceof Number n && n.intValue() > 1);
+            pipeline = !expert;
+        }
+        int tp = 0, pp = 1, ep = 1;
+        for (int[] r : parsed) {
+            tp = Math.max(tp, r[0] + 1);
+            pp = Math.max(pp, pipeline ? r[1] + 1 : 1);
+            ep = Math.max(ep, expert ? r[count - 1] + 1 : 1);
+        }
+        Path[][][] files = new Path[tp][pp][ep];
         for (int t = 0; t < tp; t++) {
             for (int p = 0; p < pp; p++) {
-                Path f = dir.resolve(CheckpointLayout.rankDirName(t, p, pp > 1)).resolve(FILE);
-                if (!Files.isRegularFile(f)) {
-                    throw new IllegalArgumentException(dir + " holds " + names + " but not " + dir.relativize(f)
-                            + ": an incomplete checkpoint of " + tp + " tensor and " + pp + " pipeline ranks");
+                for (int e = 0; e < ep; e++) {
+                    String name = String.format(java.util.Locale.ROOT, "mp_rank_%02d", t) + (pipeline
+                            ? String.format(java.util.Locale.ROOT, "_%03d", p) : "") + (expert
+                            ? String.format(java.util.Locale.ROOT, "_%03d", e) : "");
+                    Path f = dir.resolve(name).resolve(FILE);
+                    if (!Files.isRegularFile(f)) {
+                        throw new IllegalArgumentException(dir + " holds " + names + " but not " + dir.relativize(f)
+                                + ": an incomplete checkpoint of " + tp + " tensor, " + pp + " pipeline and " + ep
+                                + " expert-parallel ranks");
+                    }
+                    files[t][p][e] = f;
                 }
-                files[t][p] = f;
             }
         }
         return new Ranks(dir, files);
@@ -121,7 +164,8 @@ final class MegatronTorchCheckpoint {
             throw new IllegalArgumentException(file + " has no 'model'" + (state.containsKey("model0")
                     ? " but model0, model1...: a virtual-pipeline checkpoint; merge it to one rank and chunk first" : ""));
         }
-        MegatronArgs.checkLayout(namespace(state.get("args"), file), ranks.tensorParallel(), ranks.pipelineParallel(), file);
+        MegatronArgs.checkLayout(namespace(state.get("args"), file), ranks.tensorParallel(), ranks.pipelineParallel(),
+                ranks.expertParallel(), file);
         Map<?, ?> model = dict(state.get("model"), file + "'s model");
         if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
             throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"
@@ -168,44 +212,94 @@ final class MegatronTorchCheckpoint {
     }
 
     /**
-     * One rank's weights under Megatron-J's names, F32, checked against the parameters of its (tensor, pipeline) shard:
+     * The weights of tensor rank {@code t} and pipeline stage {@code stage} under Megatron-J's names, F32, checked
+     * against the parameters of that shard: read from the files of its expert-parallel ranks, the first for every
+     * tensor but the experts, each for its own experts renumbered to their global indices ({@link MegatronExperts});
      * the stage's layers renumbered from their place in the stage to their place in the model, and on the last stage of
      * a pipeline with tied embeddings the output layer's copy named as Megatron-J keeps it.
      */
-    static Map<String, Tensor> weights(TorchFile torch, Path file, TransformerConfig config, int tp, int pp, int stage,
-                                       List<String> flags, TensorArena arena) {
-        Map<?, ?> model = dict(dict(torch.root(), file + "'s state dict").get("model"), file + "'s model");
+    static Map<String, Tensor> weights(Ranks ranks, int t, int stage, TransformerConfig config, List<String> flags,
+                                       TensorArena arena) {
+        List<TorchFile> open = new ArrayList<>();
+        try {
+            for (Path file : ranks.files()[t][stage]) {
+                open.add(TorchFile.open(file));
+            }
+            return weights(open, ranks.files()[t][stage], config, ranks.tensorParallel(), ranks.pipelineParallel(), stage,
+                    flags, arena);
+        } finally {
+            open.forEach(TorchFile::close);
+        }
+    }
+
+    private static Map<String, Tensor> weights(List<TorchFile> torches, Path[] files, TransformerConfig config, int tp, int pp,
+                                               int stage, List<String> flags, TensorArena arena) {
+        int ep = files.length;
         int firstLayer = stage * (config.numLayers() / pp);
         boolean tiedCopy = pp > 1 && stage == pp - 1 && !config.untieEmbeddingsAndOutputWeights();
-        Map<String, TorchFile.TensorRef> byName = new LinkedHashMap<>();
-        for (Map.Entry<?, ?> e : model.entrySet()) {
-            String name = String.valueOf(e.getKey());
-            if (name.endsWith("._extra_state")) {
-                continue;   // TransformerEngine's FP8 metadata
+        int experts = config.moe() == null ? 0 : config.moe().numExperts();
+        if (experts % ep != 0) {
+            throw new IllegalArgumentException(files[0] + ": " + experts + " experts do not split over " + ep
+                    + " expert-parallel ranks");
+        }
+        int local = experts / ep;
+        Map<String, MegatronExperts.Source> byName = new LinkedHashMap<>();
+        java.util.Set<String> shared = new java.util.LinkedHashSet<>();
+        for (int e = 0; e < ep; e++) {
+            TorchFile torch = torches.get(e);
+            Path file = files[e];
+            Map<?, ?> model = dict(dict(torch.root(), file + "'s state dict").get("model"), file + "'s model");
+            java.util.Set<String> others = new java.util.LinkedHashSet<>();
+            for (Map.Entry<?, ?> entry : model.entrySet()) {
+                String name = String.valueOf(entry.getKey());
+                if (name.endsWith("._extra_state")) {
+                    continue;   // TransformerEngine's FP8 metadata
+                }
+                if (!(entry.getValue() instanceof TorchFile.TensorRef ref)) {
+                    throw new IllegalArgumentException(file + ": model entry " + name + " is " + entry.getValue() + ", not a tensor");
+                }
+                String ours = globalLayer(localSpecName(name), firstLayer);
+                if (tiedCopy && ours.equals("output_layer.weight")) {
+                    ours = "embedding.word_embeddings.weight";
+                }
+                List<MegatronExperts.Source> expertTensors = MegatronExperts.torchExperts(ours, ref, torch, e * local, local, file);
+                if (expertTensors != null) {
+                    for (MegatronExperts.Source source : expertTensors) {
+                        if (byName.putIfAbsent(source.name(), source) != null) {
+                            throw new IllegalArgumentException(file + ": " + name + " holds " + source.name()
+                                    + ", which another entry or expert-parallel rank holds too");
+                        }
+                    }
+                } else if (e == 0) {
+                    byName.put(ours, new MegatronExperts.Source(ours, ref.shape(), () -> torch.floats(ref)));
+                    shared.add(ours);
+                } else {
+                    others.add(ours);   // a data-parallel replica of expert rank 0's
+                }
             }
-            if (!(e.getValue() instanceof TorchFile.TensorRef t)) {
-                throw new IllegalArgumentException(file + ": model entry " + name + " is " + e.getValue() + ", not a tensor");
+            if (e > 0 && !others.equals(shared)) {
+                throw new IllegalArgumentException(file + " holds other tensors besides its experts than " + files[0]
+                        + " (expert-parallel ranks of one tensor and pipeline rank hold the same ones)");
             }
-            String ours = globalLayer(localSpecName(name), firstLayer);
-            byName.put(tiedCopy && ours.equals("output_layer.weight") ? "embedding.word_embeddings.weight" : ours, t);
         }
         Map<String, Tensor> weights = new LinkedHashMap<>();
         List<String> missing = new ArrayList<>();
         for (ParameterSpec spec : FullModelState.stageSpecs(config, tp, pp, 1, stage)) {
-            TorchFile.TensorRef t = byName.remove(spec.name());
+            MegatronExperts.Source t = byName.remove(spec.name());
             if (t == null) {
                 missing.add(spec.name());
                 continue;
             }
-            if (!java.util.Arrays.equals(t.shape(), spec.shape())) {
-                throw new IllegalArgumentException(file + ": " + spec.name() + " is " + java.util.Arrays.toString(t.shape())
-                        + " but the run's arguments give " + java.util.Arrays.toString(spec.shape()));
+            if (!Arrays.equals(t.shape(), spec.shape())) {
+                throw new IllegalArgumentException(files[0] + ": " + spec.name() + " is " + Arrays.toString(t.shape())
+                        + " but the run's arguments give " + Arrays.toString(spec.shape()));
             }
-            weights.put(spec.name(), arena.fromFloats(torch.floats(t), spec.shape()));
+            weights.put(spec.name(), arena.fromFloats(t.values().get(), spec.shape()));
         }
         if (!missing.isEmpty() || !byName.isEmpty()) {
-            throw new IllegalArgumentException(file + ": the model's tensors do not match its arguments' model (flags "
-                    + String.join(" ", flags) + ")" + (missing.isEmpty() ? "" : "; missing " + missing)
+            throw new IllegalArgumentException(files[0] + (ep > 1 ? " (and its expert-parallel ranks)" : "") + ": the model's"
+                    + " tensors do not match its arguments' model (flags " + String.join(" ", flags) + ")"
+                    + (missing.isEmpty() ? "" : "; missing " + missing)
                     + (byName.isEmpty() ? "" : "; not expected " + byName.keySet()));
         }
         return weights;
