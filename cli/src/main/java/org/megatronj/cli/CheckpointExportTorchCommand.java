@@ -244,6 +244,7 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("moe_shared_expert_gate", m.sharedExpertGate());
         a.put("moe_router_num_groups", m.routerNumGroups() == 0 ? null : (Object) (long) m.routerNumGroups());
         a.put("moe_router_group_topk", m.routerGroupTopk() == 0 ? null : (Object) (long) m.routerGroupTopk());
+        a.put("moe_router_dtype", m.routerDtypeFp32() ? "fp32" : null);
         a.put("moe_grouped_gemm", false);
         a.put("moe_single_grouped_weight", false);
         a.put("moe_single_grouped_bias", false);

@@ -127,6 +127,9 @@ final class MegatronArgs {
         List<String> flags = new ArrayList<>(List.of("--num-experts", String.valueOf(args.get("num_experts"))));
         valued(flags, args, "moe_router_topk");
         valued(flags, args, "moe_ffn_hidden_size");
+        if ("fp32".equals(routerDtype)) {
+            flags.addAll(List.of("--moe-router-dtype", "fp32"));
+        }
         Object freq = args.get("moe_layer_freq");
         if (freq instanceof List<?> pattern) {                       // argparse evaluated a pattern such as "([1]+[0])*2"
             flags.addAll(List.of("--moe-layer-freq", "[" + String.join(",", pattern.stream().map(String::valueOf).toList()) + "]"));

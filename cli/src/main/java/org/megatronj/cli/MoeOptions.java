@@ -101,8 +101,8 @@ public final class MoeOptions {
             + " --tensor-model-parallel-size (the default, as Megatron's).")
     Integer expertTensorParallelSize;
 
-    @Option(names = "--moe-router-dtype", paramLabel = "D", description = "fp32 (accepted in fp32 runs, where the router"
-            + " computes in fp32 already).")
+    @Option(names = "--moe-router-dtype", paramLabel = "D", description = "fp32: with --bf16/--fp16 the router's GEMM"
+            + " returns F32 logits and its weights stay F32 (Megatron's router_gating_linear); fp64 is not supported.")
     String routerDtype;
 
     @Option(names = {"--moe-grouped-gemm", "--moe-permute-fusion", "--moe-router-fusion", "--moe-layer-recompute",
@@ -139,9 +139,9 @@ public final class MoeOptions {
             throw new IllegalArgumentException("--moe-token-dispatcher-type " + tokenDispatcherType + " is not supported by"
                     + " Megatron-J; use allgather or alltoall");
         }
-        if (routerDtype != null && (!routerDtype.equals("fp32") || sixteenBit)) {
-            throw new IllegalArgumentException("--moe-router-dtype " + routerDtype + " is not supported by Megatron-J"
-                    + (sixteenBit ? " with --bf16/--fp16 (the router computes in the model's dtype)" : " (fp32 only)"));
+        if (routerDtype != null && !routerDtype.equals("fp32")) {
+            throw new IllegalArgumentException("--moe-router-dtype " + routerDtype + " is not supported by Megatron-J (fp32"
+                    + " only)");
         }
         if (loadBalancingType.size() != 1 || auxLossCoeff.size() != 1) {
             throw new IllegalArgumentException("--moe-router-load-balancing-type and --moe-aux-loss-coeff take one value each"
@@ -154,7 +154,8 @@ public final class MoeOptions {
                 zLossCoeff == null ? 0f : zLossCoeff, routerPreSoftmax, ScoreFunction.parse(scoreFunction),
                 topkScalingFactor == null ? 0f : topkScalingFactor, capacity, TokenDropPolicy.parse(tokenDropPolicy),
                 padExpertInputToCapacity, shared, sharedExpertGate, routerNumGroups == null ? 0 : routerNumGroups,
-                routerGroupTopk == null ? 0 : routerGroupTopk, routerEnableExpertBias, routerBiasUpdateRate);
+                routerGroupTopk == null ? 0 : routerGroupTopk, routerEnableExpertBias, routerBiasUpdateRate,
+                "fp32".equals(routerDtype));
     }
 
     /** {@code --use-checkpoint-args}: the checkpoint's experts and routing, logged as Megatron logs what it takes. */
@@ -188,5 +189,7 @@ public final class MoeOptions {
         took.accept("moe_router_group_topk", routerGroupTopk == null ? "None" : routerGroupTopk);
         routerEnableExpertBias = saved.routerEnableExpertBias();
         took.accept("moe_router_enable_expert_bias", routerEnableExpertBias ? "True" : "False");
+        routerDtype = saved.routerDtypeFp32() ? "fp32" : null;
+        took.accept("moe_router_dtype", routerDtype == null ? "None" : routerDtype);
     }
 }

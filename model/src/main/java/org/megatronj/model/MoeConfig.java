@@ -34,13 +34,16 @@ import java.util.Locale;
  *                                    added to the sigmoid scores for choosing the experts, moved each iteration towards
  *                                    balanced loads (DeepSeek-V3's auxiliary-loss-free balancing)
  * @param routerBiasUpdateRate        {@code --moe-router-bias-update-rate} (1e-3)
+ * @param routerDtypeFp32             {@code --moe-router-dtype fp32}: with 16-bit compute, the router's logits and weights
+ *                                    in F32 (its GEMMs on the 16-bit values, accumulated and returned in F32)
  */
 public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, String layerFreq,
                         LoadBalancing loadBalancingType, float auxLossCoeff, float zLossCoeff, boolean routerPreSoftmax,
                         ScoreFunction scoreFunction, float topkScalingFactor, float expertCapacityFactor,
                         TokenDropPolicy tokenDropPolicy, boolean padExpertInputToCapacity,
                         int sharedExpertIntermediateSize, boolean sharedExpertGate, int routerNumGroups,
-                        int routerGroupTopk, boolean routerEnableExpertBias, float routerBiasUpdateRate) {
+                        int routerGroupTopk, boolean routerEnableExpertBias, float routerBiasUpdateRate,
+                        boolean routerDtypeFp32) {
 
     /** {@code --moe-router-load-balancing-type} values Megatron-J computes. */
     public enum LoadBalancing {
@@ -146,6 +149,12 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         return toBuilder().expertBias(enable, updateRate).build();
     }
 
+    public MoeConfig withRouterDtypeFp32(boolean fp32) {
+        Builder b = toBuilder();
+        b.routerDtypeFp32 = fp32;
+        return b.build();
+    }
+
     /** The expert MLP width one of {@code t} tensor ranks holds (expert tensor parallelism equals the tensor size). */
     public MoeConfig tensorParallelShard(int t) {
         Builder b = toBuilder();
@@ -173,6 +182,7 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         b.routerGroupTopk = routerGroupTopk;
         b.routerEnableExpertBias = routerEnableExpertBias;
         b.routerBiasUpdateRate = routerBiasUpdateRate;
+        b.routerDtypeFp32 = routerDtypeFp32;
         return b;
     }
 
@@ -197,6 +207,7 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
         private int routerGroupTopk;
         private boolean routerEnableExpertBias;
         private float routerBiasUpdateRate = 1e-3f;
+        private boolean routerDtypeFp32;
 
         public Builder(int numExperts, int ffnHiddenSize) {
             this.numExperts = numExperts;
@@ -244,7 +255,7 @@ public record MoeConfig(int numExperts, int routerTopk, int ffnHiddenSize, Strin
             return new MoeConfig(numExperts, routerTopk, ffnHiddenSize, layerFreq, loadBalancingType, auxLossCoeff, zLossCoeff,
                     routerPreSoftmax, scoreFunction, topkScalingFactor, expertCapacityFactor, tokenDropPolicy,
                     padExpertInputToCapacity, sharedExpertIntermediateSize, sharedExpertGate, routerNumGroups, routerGroupTopk,
-                    routerEnableExpertBias, routerBiasUpdateRate);
+                    routerEnableExpertBias, routerBiasUpdateRate, routerDtypeFp32);
         }
     }
 

@@ -56,7 +56,7 @@ public final class MoeLayer implements FeedForward {
         this.tokensPerExpert = new double[moe.numExperts()];
         this.backend = backend;
         this.moe = moe;
-        this.router = new TopKRouter(moe, dtype);
+        this.router = new TopKRouter(moe, moe.routerDtypeFp32() ? DType.F32 : dtype);   // fp32 logits keep fp32 weights
         this.routerWeight = routerWeight;
         this.fc1 = fc1.clone();
         this.fc2 = fc2.clone();
@@ -313,8 +313,22 @@ public final class MoeLayer implements FeedForward {
         Tensor dl = w.logits().view(0, local);
         HostTransfer.uploadFloats(backend, dLogits, dl);
         Tensor xLocal = flat(x).view(from, from + local);
-        backend.linearWgrad(dl, xLocal, routerWeight.grad(), null);
-        backend.gemm(false, false, 1f, dl, routerWeight.compute(), 1f, flat(dx));
+        if (w.routerX() == null) {
+            backend.linearWgrad(dl, xLocal, routerWeight.grad(), null);
+            backend.gemm(false, false, 1f, dl, routerWeight.compute(), 1f, flat(dx));
+            return;
+        }
+        // --moe-router-dtype fp32 (Megatron's RouterGatingLinearFunction): the GEMMs in F32 on the 16-bit values, the
+        // input gradient cast to the compute dtype before it joins dx
+        Tensor x32 = w.routerX().view(0, local);
+        backend.cast(xLocal, x32);
+        backend.linearWgrad(dl, x32, routerWeight.grad(), null);
+        backend.cast(routerWeight.compute(), w.routerW());
+        Tensor dx32 = w.routerDx().view(0, local);
+        backend.gemm(false, false, 1f, dl, w.routerW(), 0f, dx32);
+        Tensor dxRouter = flat(w.gathered()).view(0, local);
+        backend.cast(dx32, dxRouter);
+        backend.add(flat(dx), dxRouter, flat(dx));
     }
 
     /** The first n rows of x as {@code [n, h]}. */

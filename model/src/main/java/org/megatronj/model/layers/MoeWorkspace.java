@@ -26,10 +26,14 @@ import org.megatronj.model.TransformerConfig;
  * @param gateLogit  {@code [s b, 1]} the shared experts' gate logits (their gradient in backward), or null
  * @param dShared    {@code [s/t or s, b, h]} the gradient of the shared experts' output before the gate, or null
  * @param dGate      F32 {@code [s b]} the gradient of the gate's sigmoid, or null
+ * @param routerX    F32 {@code [s b, h]} the router's input in F32 ({@code --moe-router-dtype fp32} with 16-bit compute),
+ *                   else null
+ * @param routerW    F32 {@code [E, h]} the router's 16-bit weight in F32, or null
+ * @param routerDx   F32 {@code [s b, h]} the router's input gradient before its cast, or null
  */
 public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor dInput, Tensor full, Tensor gathered,
                            Tensor shard, Tensor logits, Tensor dProb, Tensor sharedDFc1, Tensor sharedDAct, Tensor gateLogit,
-                           Tensor dShared, Tensor dGate) {
+                           Tensor dShared, Tensor dGate, Tensor routerX, Tensor routerW, Tensor routerDx) {
 
     static MoeWorkspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int shardLength,
                                  DType dtype) {
@@ -38,6 +42,7 @@ public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor 
         int h = c.hiddenSize();
         int shared = c.moe().sharedExpertIntermediateSize();
         boolean gate = c.moe().sharedExpertGate();
+        boolean fp32Router = c.moe().routerDtypeFp32() && dtype != DType.F32;
         return new MoeWorkspace(
                 backend.allocate(arena, dtype, rows + 1, h),
                 backend.allocate(arena, dtype, rows, c.moe().ffnHiddenSize()),
@@ -46,12 +51,15 @@ public record MoeWorkspace(Tensor expertOut, Tensor scaled, Tensor dFc1, Tensor 
                 backend.allocate(arena, dtype, s, b, h),
                 backend.allocate(arena, dtype, s, b, h),
                 shardLength == s ? null : backend.allocate(arena, dtype, shardLength, b, h),
-                backend.allocate(arena, dtype, n, c.moe().numExperts()),
+                backend.allocate(arena, fp32Router ? DType.F32 : dtype, n, c.moe().numExperts()),
                 backend.allocate(arena, DType.F32, rows),
                 shared == 0 ? null : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
                 shared == 0 || !c.swiglu() ? null : backend.allocate(arena, dtype, s, b, shared),
                 gate ? backend.allocate(arena, dtype, n, 1) : null,
                 gate ? backend.allocate(arena, dtype, shardLength, b, h) : null,
-                gate ? backend.allocate(arena, DType.F32, n) : null);
+                gate ? backend.allocate(arena, DType.F32, n) : null,
+                fp32Router ? backend.allocate(arena, DType.F32, n, h) : null,
+                fp32Router ? backend.allocate(arena, DType.F32, c.moe().numExperts(), h) : null,
+                fp32Router ? backend.allocate(arena, DType.F32, n, h) : null);
     }
 }

@@ -134,6 +134,60 @@ class MoeLayerTest {
         assertEquals((lse0 * lse0 + lse1 * lse1) / 2, r.zLoss(), 1e-5);
     }
 
+    /**
+     * bf16 compute: the router's logits are bf16 and its weights rounded to bf16, unless {@code --moe-router-dtype fp32},
+     * where the GEMM on the bf16 values returns F32 logits (Megatron's router_gating_linear) and the weights stay F32;
+     * the backward runs either way.
+     */
+    @Test
+    void routerDtypeFp32KeepsF32LogitsAndWeightsUnderBf16() {
+        for (boolean fp32 : new boolean[] {false, true}) {
+            TransformerConfig c = config(true, MoeConfig.of(4, 12).withRouterDtypeFp32(fp32));
+            try (GPTModel model = new GPTModel(c, backend, 1, org.megatronj.model.Precision.BF16);
+                 TensorArena arena = TensorArena.named("test")) {
+                randomize(model);
+                MoeLayer moe = (MoeLayer) model.layers().getFirst().mlp();
+                LayerActivations a = LayerActivations.allocate(backend, arena, c, S, B, S, DType.BF16);
+                Workspace ws = Workspace.allocate(backend, arena, c, S, B, S, DType.BF16);
+                Tensor x = arena.allocate(DType.BF16, S, B, 16);
+                x.copyFrom(random(arena, 3, S, B, 16).toFloatArray());
+                Tensor out = arena.allocate(DType.BF16, S, B, 16);
+                moe.forward(x, null, out, a, ws, true);
+                TopKRouter.Routing r = a.moe().routing().routing;
+                float[] xs = x.toFloatArray();
+                float[] w = model.parameter("decoder.layers.0.mlp.router.weight").compute().toFloatArray();
+                for (int t = 0; t < S * B; t++) {
+                    float[] logits = new float[4];
+                    for (int e = 0; e < 4; e++) {
+                        double dot = 0;
+                        for (int i = 0; i < 16; i++) {
+                            dot += (double) xs[t * 16 + i] * w[e * 16 + i];
+                        }
+                        logits[e] = fp32 ? (float) dot : org.megatronj.memory.FloatFormats.bf16ToFloat(
+                                org.megatronj.memory.FloatFormats.floatToBf16((float) dot));
+                    }
+                    assertArrayEquals(logits, java.util.Arrays.copyOfRange(r.logits(), t * 4, t * 4 + 4), fp32 ? 2e-6f : 1e-2f);
+                    for (int i = 0; i < 2; i++) {
+                        float p = r.topProbs()[t * 2 + i];
+                        boolean bf16Value = org.megatronj.memory.FloatFormats.bf16ToFloat(
+                                org.megatronj.memory.FloatFormats.floatToBf16(p)) == p;
+                        assertTrue(fp32 || bf16Value, "bf16 weights without --moe-router-dtype fp32: " + p);
+                    }
+                }
+                Tensor dx = arena.allocate(DType.BF16, S, B, 16);
+                Tensor dOut = arena.allocate(DType.BF16, S, B, 16);
+                dOut.copyFrom(random(arena, 4, S, B, 16).toFloatArray());
+                moe.backward(dOut, x, dx, a, ws);
+                for (float v : dx.toFloatArray()) {
+                    assertTrue(Float.isFinite(v));
+                }
+                for (float v : model.parameter("decoder.layers.0.mlp.router.weight").grad().toFloatArray()) {
+                    assertTrue(Float.isFinite(v));
+                }
+            }
+        }
+    }
+
     /** Megatron's get_updated_expert_bias: up by the rate below the average load, down above it, unchanged at it. */
     @Test
     void expertBiasMovesTowardsBalance() {
