@@ -122,6 +122,18 @@ public final class ImplementationChoiceOptions {
             + " checkpoints; Megatron-J's saves plan nothing to cache.")
     boolean ckptAssumeConstantStructure;
 
+    @Option(names = "--dist-ckpt-optim-fully-reshardable", description = "Accepted: Megatron-J's checkpoints, optimizer"
+            + " state included, load into any tensor, pipeline and data-parallel layout anyway.")
+    boolean distCkptOptimFullyReshardable;
+
+    @Option(names = "--auto-detect-ckpt-format", description = "Accepted: a load always tells Megatron-J's checkpoints from"
+            + " Megatron-LM's (which it names, pointing to import-torch).")
+    boolean autoDetectCkptFormat;
+
+    @Option(names = "--async-ckpt-cpu-priority", paramLabel = "N", description = "Accepted: the nice value of Megatron's"
+            + " checkpoint writer process; Megatron-J's writer is a thread of the run.")
+    Integer asyncCkptCpuPriority;
+
     @Option(names = "--rerun-mode", paramLabel = "MODE", defaultValue = "validate_results", description = "Megatron's"
             + " result validation: disabled or validate_results (default): a NaN or Inf loss stops the run (with"
             + " --check-for-nan-in-loss-and-grad, on by default); the CPU repeats its results bit for bit, so Megatron's"

@@ -98,7 +98,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
         try (Checkpoint ckpt = Checkpoint.openLatestAnyRank(dir)) {
             model.takeFromCheckpoint(CheckpointModel.savedConfig(ckpt), parsed::hasMatchedOption, out::println);
-            if (!tokenizer.isSet()) {   // also names the cache files, as the checkpoint's run did
+            if (!tokenizer.isSet() && training.tokenizerFromCheckpointArgs()) {   // also names the cache files, as the run did
                 tokenizer.takeFromSavedArgs(ckpt.metadata().path("args"), ckpt.rankDir());
             }
             return tokenizer.build();
@@ -156,6 +156,9 @@ final class PretrainGptCommand implements Callable<Integer> {
         if (layout.sequenceParallel() && !layout.sequenceParallelActive()) {
             // Megatron turns it off (and says so) rather than change the numerics of a TP = 1 run
             out.println("WARNING: Disabling sequence parallelism because tensor model parallelism is disabled");
+        }
+        if (training.asyncSaveWarning() != null) {
+            out.println(training.asyncSaveWarning());
         }
         data.warnAboutDefaults(spec.commandLine().getErr());
         ObjectNode args = CommandArgs.toJson(spec.commandLine().getParseResult());

@@ -302,6 +302,15 @@ public final class TrainingOptions {
             + " publish the checkpoint (rename, tracker) once it is complete; the end of training waits for it.")
     boolean asyncSave;
 
+    @Option(names = "--use-persistent-ckpt-worker", description = "The background writer --async-save needs, as in Megatron"
+            + " (a save's writer thread here); without it Megatron disables --async-save with a warning, and so does"
+            + " Megatron-J.")
+    boolean usePersistentCkptWorker;
+
+    @Option(names = "--no-use-tokenizer-model-from-checkpoint-args", description = "With --use-checkpoint-args, do not take"
+            + " the tokenizer from the checkpoint: the tokenizer flags must be given.")
+    boolean noUseTokenizerModelFromCheckpointArgs;
+
     @Option(names = "--override-opt_param-scheduler", description = "On --load, keep this run's learning-rate schedule"
             + " (--lr, --min-lr, warmup, decay) where the checkpoint's differs (otherwise an error, as in Megatron).")
     boolean overrideOptParamScheduler;
@@ -435,10 +444,24 @@ public final class TrainingOptions {
                 overrideOptParamScheduler ? OptimizerParamScheduler.OnLoad.OVERRIDE
                         : useCheckpointOptParamScheduler ? OptimizerParamScheduler.OnLoad.USE_CHECKPOINT
                         : OptimizerParamScheduler.OnLoad.CHECK, exitOnMissingCheckpoint, ckptStep, noSaveOptim, noSaveRng,
-                asyncSave);
+                asyncSave && usePersistentCkptWorker);
         ExitConfig exit = new ExitConfig(exitInterval, exitDurationInMins, exitSignalHandler);
         return new TrainingConfig(batch, schedule, opt, logging, ckpt, exit, seed, !noCheckForNanInLossAndGrad,
                 calculatePerTokenLoss);
+    }
+
+    /**
+     * Megatron's warning when {@code --async-save} comes without {@code --use-persistent-ckpt-worker} (it then saves in
+     * place, as Megatron's {@code validate_args} turns async saving off for its distributed checkpoints), else null.
+     */
+    String asyncSaveWarning() {
+        return asyncSave && !usePersistentCkptWorker
+                ? "WARNING: --async-save is not supported without --use-persistent-ckpt-worker. Disabling --async-save." : null;
+    }
+
+    /** Whether {@code --use-checkpoint-args} may take the tokenizer from the checkpoint (Megatron's default). */
+    boolean tokenizerFromCheckpointArgs() {
+        return !noUseTokenizerModelFromCheckpointArgs;
     }
 
     /**

@@ -570,6 +570,11 @@ class PretrainGptCommandTest {
         assertTrue(resumed.out().contains("successfully loaded checkpoint from " + save + " [ t 1/1, p 1/1 ] at iteration 2"),
                 resumed.out());
         assertTrue(resumed.out().contains(" iteration        4/       4 |"), resumed.out());
+        List<String> ownTokenizer = new ArrayList<>(resume);
+        ownTokenizer.add("--no-use-tokenizer-model-from-checkpoint-args");   // then the tokenizer flags must be given
+        CliRun noTokenizer = run(ownTokenizer);
+        assertEquals(1, noTokenizer.code(), noTokenizer.toString());
+        assertTrue(noTokenizer.err().contains("tokenizer"), noTokenizer.err());
 
         List<String> wider = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "4"));
         wider.addAll(List.of("--use-checkpoint-args", "--num-layers", "1", "--hidden-size", "32", "--num-attention-heads", "4"));
@@ -635,6 +640,28 @@ class PretrainGptCommandTest {
         assertEquals(0, export.code(), export.toString());
         String config = Files.readString(hf.resolve("config.json"));
         assertTrue(config.contains("\"activation_function\" : \"relu2\""), config);
+    }
+
+    /**
+     * As Megatron's validate_args: {@code --async-save} without {@code --use-persistent-ckpt-worker} warns and saves in
+     * place; with it the save is written in the background and published at a later iteration.
+     */
+    @Test
+    void asyncSaveNeedsThePersistentWorker() throws IOException {
+        Path data = dataset();
+        List<String> plain = args(data, "--save", dir.resolve("no-worker").toString(), "--save-interval", "3");
+        plain.add("--async-save");
+        CliRun inPlace = run(plain);
+        assertEquals(0, inPlace.code(), inPlace.toString());
+        assertTrue(inPlace.out().contains("WARNING: --async-save is not supported without --use-persistent-ckpt-worker."
+                + " Disabling --async-save."), inPlace.out());
+        assertTrue(!inPlace.out().contains("async checkpoint"), inPlace.out());
+        List<String> worker = args(data, "--save", dir.resolve("worker").toString(), "--save-interval", "3");
+        worker.addAll(List.of("--async-save", "--use-persistent-ckpt-worker", "--async-ckpt-cpu-priority", "15",
+                "--dist-ckpt-optim-fully-reshardable", "--auto-detect-ckpt-format"));
+        CliRun background = run(worker);
+        assertEquals(0, background.code(), background.toString());
+        assertTrue(background.out().contains("async checkpoint"), background.out());
     }
 
     /**

@@ -520,7 +520,7 @@ class PretrainGptParallelTest {
                 "--use-distributed-optimizer", "--save-interval", "2"};
         CliRun inPlace = CliRun.of(args(data, dir.resolve("s.csv"), concat(layout, "--save", sync.toString())).toArray(String[]::new));
         assertEquals(0, inPlace.code(), inPlace.toString());
-        CliRun background = CliRun.of(args(data, dir.resolve("a.csv"), concat(layout, "--save", async.toString(), "--async-save",
+        CliRun background = CliRun.of(args(data, dir.resolve("a.csv"), concat(layout, "--save", async.toString(), "--async-save", "--use-persistent-ckpt-worker",
                 "--timing-log-level", "1", "--timing-log-option", "all")).toArray(String[]::new));
         assertEquals(0, background.code(), background.toString());
         assertTrue(background.out().matches("(?s).*\ntimes across ranks \\(ms\\):\n  forward-backward:\n     rank  0: [0-9.]+\n"
