@@ -226,16 +226,18 @@ public final class ModelOptions {
 
     /** The model for {@code vocabSize} tokens and sequences of {@code seqLength}; throws naming a bad or contradicting flag. */
     public TransformerConfig toConfig(int vocabSize, int seqLength) {
-        return toConfig(vocabSize, seqLength, 1, false);
+        return toConfig(vocabSize, seqLength, 1, 1);
     }
 
     /**
-     * As {@link #toConfig(int, int)} for a run with {@code tensorParallelSize} tensor ranks computing in 16 bits or not
-     * (what the mixture-of-experts flags are checked against).
+     * As {@link #toConfig(int, int)} for a run with {@code tensorParallelSize} tensor ranks and
+     * {@code dataTimesContextParallelSize} data x context-parallel ranks (what the mixture-of-experts flags are checked
+     * against).
      */
-    public TransformerConfig toConfig(int vocabSize, int seqLength, int tensorParallelSize, boolean sixteenBit) {
+    public TransformerConfig toConfig(int vocabSize, int seqLength, int tensorParallelSize, int dataTimesContextParallelSize) {
         TransformerConfig dense = denseConfig(vocabSize, seqLength);
-        org.megatronj.model.MoeConfig experts = moe == null ? null : moe.toConfig(dense, tensorParallelSize, sixteenBit);
+        org.megatronj.model.MoeConfig experts = moe == null ? null
+                : moe.toConfig(dense, tensorParallelSize, dataTimesContextParallelSize);
         return experts == null ? dense : dense.toBuilder().moe(experts).build();
     }
 

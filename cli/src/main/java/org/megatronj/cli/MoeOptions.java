@@ -93,8 +93,9 @@ public final class MoeOptions {
             + " alltoall: the same results here, where the experts are not split over ranks (default ${DEFAULT-VALUE}).")
     String tokenDispatcherType;
 
-    @Option(names = "--expert-model-parallel-size", paramLabel = "N", defaultValue = "1", description = "Must be 1:"
-            + " Megatron-J keeps every expert on every rank (default ${DEFAULT-VALUE}).")
+    @Option(names = "--expert-model-parallel-size", paramLabel = "N", defaultValue = "1", description = "Megatron's expert"
+            + " parallelism splits the experts over N data-parallel ranks; its numbers are those of N = 1, which is how"
+            + " Megatron-J computes: every rank holds every expert (checked as Megatron checks N; default ${DEFAULT-VALUE}).")
     int expertModelParallelSize;
 
     @Option(names = "--expert-tensor-parallel-size", paramLabel = "N", description = "Must equal"
@@ -119,7 +120,7 @@ public final class MoeOptions {
      * The MoE configuration for the dense {@code base} (its derived MLP width is the experts' default), or null without
      * {@code --num-experts}; checks the flags Megatron-J cannot honour.
      */
-    MoeConfig toConfig(TransformerConfig base, int tensorParallelSize, boolean sixteenBit) {
+    MoeConfig toConfig(TransformerConfig base, int tensorParallelSize, int dataTimesContextParallelSize) {
         if (!enabled()) {
             if (ffnHiddenSize != null || sharedExpertIntermediateSize != null || expertModelParallelSize != 1) {
                 throw new IllegalArgumentException("--moe-ffn-hidden-size, --moe-shared-expert-intermediate-size and"
@@ -127,9 +128,14 @@ public final class MoeOptions {
             }
             return null;
         }
-        if (expertModelParallelSize != 1) {
-            throw new IllegalArgumentException("--expert-model-parallel-size " + expertModelParallelSize
-                    + " is not supported by Megatron-J: every rank holds every expert (use 1, and data parallelism)");
+        if (expertModelParallelSize < 1 || numExperts % expertModelParallelSize != 0) {   // Megatron's validate_args
+            throw new IllegalArgumentException("Number of experts should be a multiple of expert model parallel_size"
+                    + " (--num-experts " + numExperts + ", --expert-model-parallel-size " + expertModelParallelSize + ").");
+        }
+        if (dataTimesContextParallelSize % expertModelParallelSize != 0) {   // Megatron's expert rank grid
+            throw new IllegalArgumentException("--expert-model-parallel-size " + expertModelParallelSize + " must divide the"
+                    + " data-parallel x context-parallel size " + dataTimesContextParallelSize + " (the expert-parallel groups"
+                    + " are made of data-parallel ranks)");
         }
         if (expertTensorParallelSize != null && expertTensorParallelSize != tensorParallelSize) {
             throw new IllegalArgumentException("--expert-tensor-parallel-size " + expertTensorParallelSize

@@ -132,7 +132,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         Tokenizer tok = checkpointArgs(out);
         Precision dtype = precision.precision();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength, parallel.tensorModelParallelSize,
-                dtype.mixed());
+                parallel.dataParallelSize() * Math.max(1, parallel.contextParallelSize()));
         // before anything is built or loaded
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);

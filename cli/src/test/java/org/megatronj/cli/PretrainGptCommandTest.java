@@ -717,6 +717,11 @@ class PretrainGptCommandTest {
         assertEquals(0, v3.code(), v3.toString());
         assertTrue(v3.out().contains("seq_load_balancing_loss: "), v3.out());
         assertTrue(!v3.out().contains(" load_balancing_loss: "), "load_balancing_loss is 0 and not printed: " + v3.out());
+        List<String> expertParallel = args(data, "--train-iters", "2", "--num-layers", "2", "--world-size", "2");
+        expertParallel.addAll(moe);
+        expertParallel.addAll(List.of("--expert-model-parallel-size", "2"));   // Megatron's script runs; the same numbers
+        CliRun ep = run(expertParallel);
+        assertEquals(0, ep.code(), ep.toString());
         CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
         assertEquals(0, generated.code(), generated.toString());
         CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("moe-hf").toString());
@@ -728,7 +733,9 @@ class PretrainGptCommandTest {
         for (Refusal r : List.of(
                 new Refusal(List.of("--num-experts", "4"), "--num-experts needs --disable-bias-linear in Megatron-J"),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "2"),
-                        "--expert-model-parallel-size 2 is not supported by Megatron-J"),
+                        "--expert-model-parallel-size 2 must divide the data-parallel x context-parallel size 1"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "3",
+                        "--world-size", "3"), "Number of experts should be a multiple of expert model parallel_size"),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-topk", "1"),
                         "Please use --moe-router-pre-softmax when topk is 1."),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-layer-freq", "[1,0,1]"),
