@@ -24,7 +24,8 @@ import picocli.CommandLine.Option;
  */
 public final class GptDataOptions {
 
-    @Option(names = "--data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX",
+    @Option(names = "--data-path", preprocessor = LastOccurrenceWins.class,
+            arity = "1..*", paramLabel = "[WEIGHT] PREFIX",
             description = "Dataset prefixes (without .bin/.idx), optionally weighted: --data-path 0.3 A 0.7 B.")
     List<String> dataPath;
 
@@ -37,13 +38,16 @@ public final class GptDataOptions {
             description = "Train,valid,test proportions of --data-path, e.g. 949,50,1. Default with --data-path: '969, 30, 1'.")
     String split;
 
-    @Option(names = "--train-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Training data only (instead of --data-path/--split).")
+    @Option(names = "--train-data-path", preprocessor = LastOccurrenceWins.class,
+            arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Training data only (instead of --data-path/--split).")
     List<String> trainDataPath;
 
-    @Option(names = "--valid-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Validation data only.")
+    @Option(names = "--valid-data-path", preprocessor = LastOccurrenceWins.class,
+            arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Validation data only.")
     List<String> validDataPath;
 
-    @Option(names = "--test-data-path", arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Test data only.")
+    @Option(names = "--test-data-path", preprocessor = LastOccurrenceWins.class,
+            arity = "1..*", paramLabel = "[WEIGHT] PREFIX", description = "Test data only.")
     List<String> testDataPath;
 
     @Option(names = "--data-args-path", paramLabel = "FILE",

@@ -30,11 +30,13 @@ public final class MoeOptions {
             + " (from layer 0), or a Python list expression of 0/1 per layer, e.g. \"([0]+[1]*23)\" (default ${DEFAULT-VALUE}).")
     String layerFreq;
 
-    @Option(names = "--moe-router-load-balancing-type", paramLabel = "TYPE", arity = "1..*", defaultValue = "aux_loss",
+    @Option(names = "--moe-router-load-balancing-type", preprocessor = LastOccurrenceWins.class,
+            paramLabel = "TYPE", arity = "1..*", defaultValue = "aux_loss",
             description = "aux_loss, seq_aux_loss, sinkhorn or none (default ${DEFAULT-VALUE}).")
     List<String> loadBalancingType;
 
-    @Option(names = "--moe-aux-loss-coeff", paramLabel = "C", arity = "1..*", defaultValue = "0.0",
+    @Option(names = "--moe-aux-loss-coeff", preprocessor = LastOccurrenceWins.class,
+            paramLabel = "C", arity = "1..*", defaultValue = "0.0",
             description = "Coefficient of the load-balancing loss (default ${DEFAULT-VALUE}; 1e-2 is Megatron's suggestion).")
     List<Float> auxLossCoeff;
 

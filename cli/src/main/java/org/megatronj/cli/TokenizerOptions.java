@@ -76,7 +76,8 @@ public final class TokenizerOptions {
             + " ids 0..N-1 are special tokens (the given ones, then <SPECIAL_i>). Default: ${DEFAULT-VALUE}.")
     int tiktokenNumSpecialTokens;
 
-    @Option(names = "--tokenizer-special-tokens", arity = "1..*", paramLabel = "TOKEN", description = "TikTokenizer's"
+    @Option(names = "--tokenizer-special-tokens", preprocessor = LastOccurrenceWins.class,
+            arity = "1..*", paramLabel = "TOKEN", description = "TikTokenizer's"
             + " special tokens (they must include <unk> <s> </s>, and today's <mask> <pad> <cls> <sep>); for the other"
             + " types they enter the dataset cache names, as Megatron passes them to its tokenizer.")
     List<String> tokenizerSpecialTokens;

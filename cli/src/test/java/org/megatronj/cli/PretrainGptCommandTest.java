@@ -1087,6 +1087,14 @@ class PretrainGptCommandTest {
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().contains("iteration        2/       2 |"), r.out());
         assertTrue(!r.out().contains("iteration        3/"), r.out());
+        // a flag of several values (argparse's nargs='+') keeps its last occurrence's values too
+        List<String> moe = args(dataset(), "--train-iters", "1");
+        moe.addAll(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-aux-loss-coeff", "0.5", "0.25",
+                "--moe-router-load-balancing-type", "sinkhorn", "--moe-router-load-balancing-type", "aux_loss",
+                "--moe-aux-loss-coeff", "1e-2"));
+        CliRun twice = run(moe);
+        assertEquals(0, twice.code(), twice.toString());
+        assertTrue(twice.out().contains("load_balancing_loss: "), twice.out());
     }
 
     @Test
