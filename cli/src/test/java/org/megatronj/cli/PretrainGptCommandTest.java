@@ -706,6 +706,13 @@ class PretrainGptCommandTest {
             assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
         }
         assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        List<String> otherRouter = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2");
+        otherRouter.addAll(moe);
+        otherRouter.addAll(List.of("--moe-router-topk", "1", "--moe-router-pre-softmax", "--moe-aux-loss-coeff", "0.5"));
+        CliRun refusedLoad = run(otherRouter);   // the coefficient may change, the routing may not
+        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
+        assertTrue(refusedLoad.err().contains("moe.routerTopk 2 (this run: 1), moe.routerPreSoftmax false (this run: true)"),
+                refusedLoad.err());
         List<String> deepseek = args(data, "--train-iters", "3", "--num-layers", "2", "--log-params-norm",
                 "--log-num-zeros-in-grad");
         deepseek.addAll(List.of("--disable-bias-linear", "--num-experts", "8", "--moe-router-topk", "4",

@@ -459,6 +459,10 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         List<String> diffs = new ArrayList<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = modelConfig.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
+            if (e.getKey().equals("moe")) {
+                moeDiffs(saved.get("moe"), e.getValue(), diffs);
+                continue;
+            }
             if (!isShapeField(e.getKey())) {
                 continue;
             }
@@ -487,6 +491,31 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
      * Fields that change tensor shapes or what the same weights compute (the activation and GeLU form, the norm's
      * epsilon, rope's share, base and layout); dropout or init differences do not prevent a load.
      */
+    /**
+     * The mixture-of-experts fields that make another model (the experts, their width and layers, how the router
+     * chooses and weighs them); the training-only ones (load-balancing and z-loss coefficients, capacity) may differ.
+     */
+    private static void moeDiffs(JsonNode saved, JsonNode run, List<String> diffs) {
+        boolean savedMoe = saved != null && saved.isObject();
+        boolean runMoe = run != null && run.isObject();
+        if (savedMoe != runMoe) {
+            diffs.add("moe " + (savedMoe ? saved : "null") + " (this run: " + (runMoe ? run : "null") + ")");
+            return;
+        }
+        if (!savedMoe) {
+            return;
+        }
+        for (String field : List.of("numExperts", "routerTopk", "ffnHiddenSize", "layerFreq", "routerPreSoftmax",
+                "scoreFunction", "topkScalingFactor", "sharedExpertIntermediateSize", "sharedExpertGate", "routerNumGroups",
+                "routerGroupTopk", "routerEnableExpertBias")) {
+            JsonNode s = saved.get(field);
+            JsonNode r = run.get(field);
+            if (s != null && r != null && !sameValue(s, r)) {
+                diffs.add("moe." + field + " " + s + " (this run: " + r + ")");
+            }
+        }
+    }
+
     private static boolean isShapeField(String name) {
         return switch (name) {
             case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
