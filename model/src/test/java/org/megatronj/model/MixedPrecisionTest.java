@@ -118,6 +118,42 @@ class MixedPrecisionTest {
         }
     }
 
+    /**
+     * A mixture-of-experts model in bf16/fp16 tracks fp32: the same loss and gradients within 16-bit rounding (the
+     * routing, here with an F32 router for bf16, takes the same experts on these inputs).
+     */
+    @Test
+    void mixtureOfExpertsAgreesWithFp32ToSixteenBitRounding() {
+        MicroBatch batch = GPTModelTest.randomBatch(2, 16, 60, 7);
+        TransformerConfig c = config(true).toBuilder().moe(MoeConfig.of(4, 32).withLoadBalancing(
+                MoeConfig.LoadBalancing.AUX_LOSS, 0.01f).withRouterDtypeFp32(true)).build();
+        LossResult reference;
+        List<float[]> referenceGrads;
+        try (GPTModel m = new GPTModel(c, backend, 5)) {
+            reference = m.forwardBackward(batch, 1f, 0);
+            referenceGrads = GPTModelTest.grads(m);
+        }
+        for (Precision p : new Precision[] {Precision.BF16, Precision.FP16}) {
+            try (GPTModel m = new GPTModel(c, backend, 5, p)) {
+                LossResult r = m.forwardBackward(batch, 1f, 0);
+                assertEquals(reference.meanLoss(), r.meanLoss(), (p == Precision.BF16 ? 1e-2 : 2e-3) * reference.meanLoss(),
+                        p + " loss");
+                List<float[]> grads = GPTModelTest.grads(m);
+                double err = 0;
+                double norm = 0;
+                for (int i = 0; i < grads.size(); i++) {
+                    for (int j = 0; j < grads.get(i).length; j++) {
+                        double d = grads.get(i)[j] - referenceGrads.get(i)[j];
+                        err += d * d;
+                        norm += (double) referenceGrads.get(i)[j] * referenceGrads.get(i)[j];
+                    }
+                }
+                assertTrue(Math.sqrt(err / norm) < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error "
+                        + Math.sqrt(err / norm));
+            }
+        }
+    }
+
     @Test
     void precisionFlagsAndScalersAreChecked() {
         assertEquals(Precision.BF16, Precision.of(false, true));
