@@ -13,6 +13,8 @@ import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
+import org.megatronj.parallel.checkpoint.LlamaHfConfig;
+import org.megatronj.parallel.checkpoint.LlamaHfWeights;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -25,11 +27,18 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code megatron checkpoint export-hf}: the latest checkpoint's weights as a Hugging Face GPT-2 folder. */
+/**
+ * {@code megatron checkpoint export-hf}: the latest checkpoint's weights as a Hugging Face folder: GPT-2, or the
+ * Llama-family architecture it was imported from (a model trained here with RMSNorm, SwiGLU and rope: Llama, Qwen2
+ * with --add-qkv-bias, Qwen3 with --qk-layernorm; with experts Mixtral, Qwen2-MoE or Qwen3-MoE).
+ */
 @Command(name = "export-hf", mixinStandardHelpOptions = true,
-        description = {"Write a checkpoint's weights as a Hugging Face GPT-2 model (config.json + model.safetensors,",
-                "transformer.* names, Conv1D layout, the vocabulary cut back to its unpadded size), in one file",
-                "(no sharding), in the dtype that config.json's torch_dtype then declares."})
+        description = {"Write a checkpoint's weights as a Hugging Face model (config.json + model.safetensors, the",
+                "vocabulary cut back to its unpadded size), in one file (no sharding), in the dtype that config.json's",
+                "torch_dtype then declares: GPT-2 (transformer.* names, Conv1D layout), or the imported Llama-family",
+                "model_type (llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe; a model trained here with",
+                "RMSNorm, --swiglu and rope is written as llama, qwen2 with --add-qkv-bias, qwen3 with --qk-layernorm, and",
+                "with experts as mixtral, qwen2_moe or qwen3_moe)."})
 final class CheckpointExportHfCommand implements Callable<Integer> {
     @Option(names = "--load", required = true, paramLabel = "DIR", description = "Checkpoint folder (its latest iteration).")
     Path load;
@@ -51,7 +60,7 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
         try (Checkpoint c = Checkpoint.openLatest(load, TrainingCheckpointer.RANK_DIR);
              TensorArena arena = TensorArena.named("export-hf")) {
             if (!c.metadata().has("model")) {
-                throw new IllegalArgumentException(c.rankDir() + "/metadata.json has no 'model' config; cannot tell the GPT-2 shape");
+                throw new IllegalArgumentException(c.rankDir() + "/metadata.json has no 'model' config; cannot tell the model's shape");
             }
             TransformerConfig config = json.treeToValue(c.metadata().get("model"), TransformerConfig.class);
             Map<String, Tensor> weights = new LinkedHashMap<>();
@@ -65,8 +74,16 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
             }
             JsonNode imported = c.metadata().get(TrainingCheckpointer.HF_CONFIG);
             DType out = dtype != null ? parseDtype(dtype) : Gpt2HfConfig.declaredDtype(imported);
-            Map<String, Tensor> hf = Gpt2HfWeights.toHf(weights, config, out, arena);
-            ObjectNode hfConfig = Gpt2HfConfig.toJson(config, imported, out);
+            Map<String, Tensor> hf;
+            ObjectNode hfConfig;
+            if (LlamaHfConfig.isLlamaFamily(config, imported)) {
+                LlamaHfConfig.Arch arch = LlamaHfConfig.exportArch(config, imported);
+                hfConfig = LlamaHfConfig.toJson(arch, config, imported, out);
+                hf = LlamaHfWeights.toHf(weights, arch, config, out, arena);
+            } else {
+                hf = Gpt2HfWeights.toHf(weights, config, out, arena);
+                hfConfig = Gpt2HfConfig.toJson(config, imported, out);
+            }
             Files.createDirectories(hfDir);
             SafetensorsWriter.write(hfDir.resolve("model.safetensors"), hf, Map.of("format", "pt"));
             CheckpointWriter.writeDurably(hfDir.resolve("config.json"),

@@ -9,6 +9,8 @@ import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
 import org.megatronj.parallel.checkpoint.HfSafetensors;
+import org.megatronj.parallel.checkpoint.LlamaHfConfig;
+import org.megatronj.parallel.checkpoint.LlamaHfWeights;
 import org.megatronj.parallel.train.TrainingCheckpointer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -18,11 +20,15 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code megatron checkpoint import-hf}: a Hugging Face GPT-2 folder to a Megatron-J release checkpoint. */
+/**
+ * {@code megatron checkpoint import-hf}: a Hugging Face GPT-2, Llama, Mistral, Qwen2, Qwen3, Mixtral, Qwen2-MoE or
+ * Qwen3-MoE folder to a Megatron-J release checkpoint.
+ */
 @Command(name = "import-hf", mixinStandardHelpOptions = true,
-        description = {"Convert a Hugging Face GPT-2 model (config.json + model.safetensors, or the shards listed by",
+        description = {"Convert a Hugging Face model (config.json + model.safetensors, or the shards listed by",
                 "model.safetensors.index.json) into an F32 checkpoint that pretrain gpt --load (weights only,",
-                "iteration 0), generate and export-hf read; config.json is kept for export-hf (its torch_dtype included)."})
+                "iteration 0), generate and export-hf read; config.json is kept for export-hf (its torch_dtype included).",
+                "model_type: gpt2, llama, mistral, qwen2, qwen3, mixtral, qwen2_moe or qwen3_moe."})
 final class CheckpointImportHfCommand implements Callable<Integer> {
     @Option(names = "--hf-dir", required = true, paramLabel = "DIR", description = "Folder with config.json and model.safetensors (or its shards and index).")
     Path hfDir;
@@ -41,16 +47,23 @@ final class CheckpointImportHfCommand implements Callable<Integer> {
     public Integer call() {
         CheckpointLayout.requireNoCheckpoint(save, "--save");
         ObjectNode hfConfig = Gpt2HfConfig.readJson(hfDir);
-        TransformerConfig config = Gpt2HfConfig.read(hfDir, makeVocabSizeDivisibleBy);
+        LlamaHfConfig.Arch arch = LlamaHfConfig.archOf(hfConfig);
+        boolean gpt2 = arch == null && "gpt2".equals(hfConfig.path("model_type").asText());
+        if (arch == null && !gpt2) {   // names every supported type
+            LlamaHfConfig.toTransformerConfig(hfConfig, hfDir.resolve("config.json"), makeVocabSizeDivisibleBy);
+        }
+        TransformerConfig config = gpt2 ? Gpt2HfConfig.read(hfDir, makeVocabSizeDivisibleBy)
+                : LlamaHfConfig.toTransformerConfig(hfConfig, hfDir.resolve("config.json"), makeVocabSizeDivisibleBy);
         ObjectMapper json = new ObjectMapper();
         try (TensorArena arena = TensorArena.named("import-hf"); HfSafetensors hf = HfSafetensors.open(hfDir)) {
-            Map<String, Tensor> megatron = Gpt2HfWeights.toMegatron(hf, config, arena);
+            Map<String, Tensor> megatron = gpt2 ? Gpt2HfWeights.toMegatron(hf, config, arena)
+                    : LlamaHfWeights.toMegatron(hf, arch, config, arena);
             ObjectNode extra = json.createObjectNode();
             extra.set(TrainingCheckpointer.HF_CONFIG, hfConfig);
             long bytes = new TrainingCheckpointer(json.valueToTree(config), CommandArgs.toJson(spec.commandLine().getParseResult()))
                     .saveRelease(save, megatron, extra);
-            spec.commandLine().getOut().printf("imported %s (%d layers, hidden %d, vocab %d padded to %d): %d tensors, %.1f MiB -> %s%n",
-                    hfDir, config.numLayers(), config.hiddenSize(), config.vocabSize(), config.paddedVocabSize(),
+            spec.commandLine().getOut().printf("imported %s (%s, %d layers, hidden %d, vocab %d padded to %d): %d tensors, %.1f MiB -> %s%n",
+                    hfDir, gpt2 ? "gpt2" : arch.modelType(), config.numLayers(), config.hiddenSize(), config.vocabSize(), config.paddedVocabSize(),
                     megatron.size(), bytes / 1048576.0, save);
         }
         return 0;

@@ -48,7 +48,7 @@ public final class Gpt2HfConfig {
     public static ObjectNode readJson(Path dir) {
         Path file = dir.resolve("config.json");
         if (!Files.isRegularFile(file)) {
-            throw new HfConfigException(file + " is missing: expected a Hugging Face GPT-2 model folder (config.json + model.safetensors)");
+            throw new HfConfigException(file + " is missing: expected a Hugging Face model folder (config.json + model.safetensors)");
         }
         try {
             JsonNode node = JSON.readTree(file.toFile());
@@ -216,7 +216,7 @@ public final class Gpt2HfConfig {
         }
     }
 
-    private static void refuseTrue(JsonNode c, Path file, String key, String what) {
+    static void refuseTrue(JsonNode c, Path file, String key, String what) {
         if (optionalBoolean(c, file, key, false)) {
             throw new HfConfigException(file + ": " + key + " is true (" + what + "); not supported");
         }
@@ -225,18 +225,18 @@ public final class Gpt2HfConfig {
     // The readers below are strict: Jackson's asInt()/asDouble(default) turn "abc" into 0 or the
     // default, which would import a different model than the file describes without a word.
 
-    private static HfConfigException wrongValue(Path file, String key, JsonNode v, String expected) {
+    static HfConfigException wrongValue(Path file, String key, JsonNode v, String expected) {
         return new HfConfigException(file + ": " + key + " is " + v + "; expected " + expected);
     }
 
-    private static int requiredInt(JsonNode c, Path file, String key) {
+    static int requiredInt(JsonNode c, Path file, String key) {
         if (!c.hasNonNull(key)) {
             throw new HfConfigException(file + ": " + key + " is missing; expected a positive integer");
         }
         return positiveInt(c, file, key, "a positive integer");
     }
 
-    private static int positiveInt(JsonNode c, Path file, String key, String expected) {
+    static int positiveInt(JsonNode c, Path file, String key, String expected) {
         JsonNode v = c.get(key);
         if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() <= 0) {
             throw wrongValue(file, key, v, expected);
@@ -245,7 +245,7 @@ public final class Gpt2HfConfig {
     }
 
     /** A finite number that {@code valid} accepts; the default when the key is absent. */
-    private static double optionalNumber(JsonNode c, Path file, String key, double dflt, DoublePredicate valid, String expected) {
+    static double optionalNumber(JsonNode c, Path file, String key, double dflt, DoublePredicate valid, String expected) {
         if (!c.has(key)) {
             return dflt;
         }
@@ -256,7 +256,7 @@ public final class Gpt2HfConfig {
         return v.asDouble();
     }
 
-    private static boolean optionalBoolean(JsonNode c, Path file, String key, boolean dflt) {
+    static boolean optionalBoolean(JsonNode c, Path file, String key, boolean dflt) {
         if (!c.has(key)) {
             return dflt;
         }
@@ -267,7 +267,7 @@ public final class Gpt2HfConfig {
         return v.asBoolean();
     }
 
-    private static String optionalText(JsonNode c, Path file, String key, String dflt) {
+    static String optionalText(JsonNode c, Path file, String key, String dflt) {
         if (!c.has(key)) {
             return dflt;
         }
