@@ -65,6 +65,9 @@ final class CheckpointImportHfCommand implements Callable<Integer> {
             spec.commandLine().getOut().printf("imported %s (%s, %d layers, hidden %d, vocab %d padded to %d): %d tensors, %.1f MiB -> %s%n",
                     hfDir, gpt2 ? "gpt2" : arch.modelType(), config.numLayers(), config.hiddenSize(), config.vocabSize(), config.paddedVocabSize(),
                     megatron.size(), bytes / 1048576.0, save);
+            if (!gpt2) {
+                spec.commandLine().getOut().println("pretrain gpt model flags: " + LlamaHfConfig.megatronFlags(config));
+            }
         }
         return 0;
     }

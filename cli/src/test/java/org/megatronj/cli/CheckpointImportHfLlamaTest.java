@@ -54,6 +54,20 @@ class CheckpointImportHfLlamaTest {
         System.out.printf("%s: relative logit error %.3g%n", variant, err);
         assertTrue(err < TOLERANCE, variant + ": relative logit error " + err);
 
+        // generate (its KV-cache path) continues the sequence with the reference's argmax.
+        StringBuilder prompt = new StringBuilder();
+        expected.get("tokens").forEach(t -> prompt.append(prompt.isEmpty() ? "" : " ").append(t.asInt()));
+        JsonNode last = expected.get("logits").get(expected.get("tokens").size() - 1);
+        int argmax = 0;
+        for (int v = 1; v < last.size(); v++) {
+            argmax = last.get(v).asDouble() > last.get(argmax).asDouble() ? v : argmax;
+        }
+        CliRun gen = CliRun.of("generate", "--load", ckpt.toString(), "--prompt", prompt.toString(), "--tokens-to-generate", "1",
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", "61",
+                "--temperature", "0");
+        assertEquals(0, gen.code(), gen.toString());
+        assertEquals(prompt + " " + argmax, gen.out().strip(), variant);
+
         Path back = dir.resolve("back");
         CliRun exp = CliRun.of("checkpoint", "export-hf", "--load", ckpt.toString(), "--hf-dir", back.toString());
         assertEquals(0, exp.code(), exp.toString());
@@ -72,6 +86,47 @@ class CheckpointImportHfLlamaTest {
         Path again = dir.resolve("again");
         assertEquals(0, CliRun.of("checkpoint", "import-hf", "--hf-dir", back.toString(), "--save", again.toString()).code());
         assertTrue(logitError(again, expected, model -> { }) < TOLERANCE);
+    }
+
+    /**
+     * An imported model fine-tunes with the flags import-hf prints (or --use-checkpoint-args and the flags Megatron's
+     * does not take), and its checkpoints export as the imported architecture.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama3", "qwen2_moe"})
+    void importedModelsFineTuneAndExportAgain(String variant) throws Exception {
+        Path ckpt = dir.resolve("ckpt");
+        CliRun imp = CliRun.of("checkpoint", "import-hf", "--hf-dir", FIXTURES.resolve(variant).toString(), "--save",
+                ckpt.toString());
+        assertEquals(0, imp.code(), imp.toString());
+        String flags = imp.out().lines().filter(l -> l.startsWith("pretrain gpt model flags: ")).findFirst().orElseThrow()
+                .substring("pretrain gpt model flags: ".length());
+        Path tuned = dir.resolve("tuned");
+        List<String> args = new ArrayList<>(List.of("pretrain", "gpt", "--mock-data", "--tokenizer-type", "NullTokenizer",
+                "--vocab-size", "61", "--load", ckpt.toString(), "--save", tuned.toString(), "--seq-length", "16",
+                "--micro-batch-size", "2", "--global-batch-size", "2", "--train-iters", "2", "--lr", "1e-3", "--log-interval", "1",
+                "--eval-iters", "0", "--seed", "3"));
+        args.addAll(List.of(flags.split(" ")));
+        CliRun run = CliRun.of(args.toArray(String[]::new));
+        assertEquals(0, run.code(), run.toString());
+        if (variant.equals("llama3")) {   // --use-checkpoint-args takes the rest, as Megatron's
+            CliRun withArgs = CliRun.of("pretrain", "gpt", "--mock-data", "--tokenizer-type", "NullTokenizer", "--vocab-size", "61",
+                    "--load", ckpt.toString(), "--use-checkpoint-args", "--norm-epsilon", "1e-6", "--use-rope-scaling",
+                    "--rope-scaling-factor", "8", "--disable-bias-linear", "--seq-length", "16", "--micro-batch-size", "2",
+                    "--global-batch-size", "2", "--train-iters", "1", "--lr", "1e-3", "--eval-iters", "0");
+            assertEquals(0, withArgs.code(), withArgs.toString());
+        }
+        Path back = dir.resolve("back");
+        CliRun exp = CliRun.of("checkpoint", "export-hf", "--load", tuned.toString(), "--hf-dir", back.toString());
+        assertEquals(0, exp.code(), exp.toString());
+        JsonNode original = JSON.readTree(FIXTURES.resolve(variant).resolve("config.json").toFile());
+        assertEquals(original, JSON.readTree(back.resolve("config.json").toFile()), variant + " config.json after fine-tuning");
+        try (SafetensorsFile a = SafetensorsFile.open(FIXTURES.resolve(variant).resolve("model.safetensors"));
+             SafetensorsFile b = SafetensorsFile.open(back.resolve("model.safetensors"))) {
+            assertEquals(new java.util.TreeSet<>(a.names()), new java.util.TreeSet<>(b.names()));
+            String name = "model.layers.0.self_attn.q_proj.weight";
+            assertTrue(!java.util.Arrays.equals(a.tensor(name).toFloatArray(), b.tensor(name).toFloatArray()), "trained: " + name);
+        }
     }
 
     /** The logit comparison fails for Megatron's fused QKV rows in HF's [q | k | v] order, or fc1 as [up; gate]. */

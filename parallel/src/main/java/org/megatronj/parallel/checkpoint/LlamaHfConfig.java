@@ -156,7 +156,8 @@ public final class LlamaHfConfig {
                 .positionEmbeddingType(PositionEmbeddingType.ROPE)
                 .rotaryBase((float) Gpt2HfConfig.optionalNumber(c, file, "rope_theta", arch.defaultTheta, x -> x > 0,
                         "a positive number"))
-                .normalization(Normalization.RMS_NORM).swiglu(true).addBiasLinear(false)
+                // geluTanh false: what Megatron's --disable-bias-linear sets (no fused bias-gelu); swiglu does not use it
+                .normalization(Normalization.RMS_NORM).swiglu(true).addBiasLinear(false).geluTanh(false)
                 .addQkvBias(arch.qkvBias()).qkLayernorm(arch.qkNorm())
                 .untieEmbeddingsAndOutputWeights(!Gpt2HfConfig.optionalBoolean(c, file, "tie_word_embeddings", false))
                 .layernormEpsilon((float) Gpt2HfConfig.optionalNumber(c, file, "rms_norm_eps", 1e-6, x -> x > 0, "a positive number"))
@@ -299,6 +300,77 @@ public final class LlamaHfConfig {
                     + " import it as a dense model");
         }
         return bits.stream().allMatch("1"::equals) ? "1" : "[" + String.join(",", bits) + "]";
+    }
+
+    /**
+     * The {@code pretrain gpt} model flags that build {@code c} (so a fine-tuning run can name them; Megatron's
+     * {@code --use-checkpoint-args} takes most but not {@code --norm-epsilon}, {@code --use-rope-scaling},
+     * {@code --rope-scaling-factor} or {@code --qk-layernorm}).
+     */
+    public static String megatronFlags(TransformerConfig c) {
+        List<String> f = new ArrayList<>();
+        add(f, "--num-layers", c.numLayers(), "--hidden-size", c.hiddenSize(), "--ffn-hidden-size", c.ffnHiddenSize(),
+                "--num-attention-heads", c.numAttentionHeads());
+        if (c.numQueryGroups() != c.numAttentionHeads()) {
+            f.add("--group-query-attention");
+            add(f, "--num-query-groups", c.numQueryGroups());
+        }
+        if (c.kvChannels() * c.numAttentionHeads() != c.hiddenSize()) {
+            add(f, "--kv-channels", c.kvChannels());
+        }
+        add(f, "--max-position-embeddings", c.maxPositionEmbeddings(), "--position-embedding-type", "rope",
+                "--rotary-base", num(c.rotaryBase()));
+        if (c.useRopeScaling()) {
+            f.add("--use-rope-scaling");
+            add(f, "--rope-scaling-factor", num(c.ropeScalingFactor()));
+        }
+        if (c.rotarySeqLenInterpolationFactor() > 0) {
+            add(f, "--rotary-seq-len-interpolation-factor", num(c.rotarySeqLenInterpolationFactor()));
+        }
+        add(f, "--normalization", "RMSNorm", "--norm-epsilon", num(c.layernormEpsilon()));
+        f.add("--swiglu");
+        f.add("--disable-bias-linear");
+        if (c.addQkvBias()) {
+            f.add("--add-qkv-bias");
+        }
+        if (c.qkLayernorm()) {
+            f.add("--qk-layernorm");
+        }
+        if (c.untieEmbeddingsAndOutputWeights()) {
+            f.add("--untie-embeddings-and-output-weights");
+        }
+        add(f, "--attention-dropout", "0", "--hidden-dropout", "0", "--init-method-std", num(c.initMethodStd()),
+                "--make-vocab-size-divisible-by", c.makeVocabSizeDivisibleBy());
+        MoeConfig m = c.moe();
+        if (m != null) {
+            add(f, "--num-experts", m.numExperts(), "--moe-router-topk", m.routerTopk(), "--moe-ffn-hidden-size", m.ffnHiddenSize());
+            if (!m.layerFreq().equals("1")) {
+                add(f, "--moe-layer-freq", m.layerFreq());
+            }
+            if (m.routerPreSoftmax()) {
+                f.add("--moe-router-pre-softmax");
+            }
+            if (m.sharedExpertIntermediateSize() > 0) {
+                add(f, "--moe-shared-expert-intermediate-size", m.sharedExpertIntermediateSize());
+                if (m.sharedExpertGate()) {
+                    f.add("--moe-shared-expert-gate");
+                }
+            }
+            if (m.auxLossCoeff() > 0) {
+                add(f, "--moe-aux-loss-coeff", num(m.auxLossCoeff()));
+            }
+        }
+        return String.join(" ", f);
+    }
+
+    private static void add(List<String> f, Object... flagValues) {
+        for (Object o : flagValues) {
+            f.add(String.valueOf(o));
+        }
+    }
+
+    private static String num(float v) {
+        return v == Math.rint(v) && Math.abs(v) < 1e9 ? Long.toString((long) v) : Float.toString(v);
     }
 
     /**

@@ -26,7 +26,7 @@ class LlamaHfConfigTest {
     private static TransformerConfig.Builder llama() {
         return TransformerConfig.builder().numLayers(2).hiddenSize(64).numAttentionHeads(8).numQueryGroups(2).ffnHiddenSize(96)
                 .seqLength(128).maxPositionEmbeddings(128).positionEmbeddingType(PositionEmbeddingType.ROPE).rotaryBase(500000f)
-                .normalization(Normalization.RMS_NORM).swiglu(true).addBiasLinear(false).untieEmbeddingsAndOutputWeights(true)
+                .normalization(Normalization.RMS_NORM).swiglu(true).addBiasLinear(false).geluTanh(false).untieEmbeddingsAndOutputWeights(true)
                 .layernormEpsilon(1e-5f).attentionDropout(0f).hiddenDropout(0f).vocabSize(1000).makeVocabSizeDivisibleBy(128);
     }
 
