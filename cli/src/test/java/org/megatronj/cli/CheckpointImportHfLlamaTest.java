@@ -112,7 +112,7 @@ class CheckpointImportHfLlamaTest {
         if (variant.equals("llama3")) {   // --use-checkpoint-args takes the rest, as Megatron's
             CliRun withArgs = CliRun.of("pretrain", "gpt", "--mock-data", "--tokenizer-type", "NullTokenizer", "--vocab-size", "61",
                     "--load", ckpt.toString(), "--use-checkpoint-args", "--norm-epsilon", "1e-6", "--use-rope-scaling",
-                    "--rope-scaling-factor", "8", "--disable-bias-linear", "--seq-length", "16", "--micro-batch-size", "2",
+                    "--rope-scaling-factor", "8", "--seq-length", "16", "--micro-batch-size", "2",
                     "--global-batch-size", "2", "--train-iters", "1", "--lr", "1e-3", "--eval-iters", "0");
             assertEquals(0, withArgs.code(), withArgs.toString());
         }
