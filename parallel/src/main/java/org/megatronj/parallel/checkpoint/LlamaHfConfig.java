@@ -305,7 +305,7 @@ public final class LlamaHfConfig {
     /**
      * The {@code pretrain gpt} model flags that build {@code c} (so a fine-tuning run can name them; Megatron's
      * {@code --use-checkpoint-args} takes most but not {@code --norm-epsilon}, {@code --use-rope-scaling},
-     * {@code --rope-scaling-factor} or {@code --qk-layernorm}).
+     * {@code --rope-scaling-factor}, {@code --rotary-seq-len-interpolation-factor} or {@code --qk-layernorm}).
      */
     public static String megatronFlags(TransformerConfig c) {
         List<String> f = new ArrayList<>();
