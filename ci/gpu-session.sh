@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ci/gpu-session.sh: one lease of the GPU machine, as few calls as possible. Runs from the repo root
-# there, with the device bundle (ci/device-bundle.sh) carried in dist/megatron-device and, for the
+# there, with the device bundle (ci/device-bundle.sh) carried as dist/megatron-device.tgz (unpacked into
+# dist/megatron-device here when that folder is missing) and, for the
 # PyTorch side, dist/baselines/gpt_torch_gpu.py (a copy of ../shared/baselines/, which does not travel).
 #   ci/gpu-session.sh STEP[:ARG,ARG]...   (default: env tests train bench)
 # steps: env, headers (NVIDIA headers for bindings/jextract), tests[:junit args], sanitize, train[:cpu,fp32,bf16,fp16,moe],
@@ -11,16 +12,20 @@
 # Seen on the H100 (2026-11-23), to plan a 30-minute device budget (a fresh machine's start adds about a minute):
 # env 1-2 s, tests 25-37 s, train:bf16 13-17 s, gptbench:bf16 13-15 s, profile 11-13 s, bench 34 s,
 # sanitize 43-114 s, torch 200-280 s (torch.compile of three models). Put the steps that must land first.
-# Since 2026-12 a session has 15 minutes of device time in all, and a call carries 64 MiB with the tree: the bundle
-# (56 MiB, 2026-12-07) and the 6.5 MiB tree leave no room for the harnesses. So two calls, back to back (a warm
-# machine waits 30 s): `env tests gptbench:bf16` carrying dist/megatron-device, then `fa:--quick fa:--bench fa bw`
-# carrying dist/fa-check (built for sm_90a, native/README.md) and dist/bw-check; about 3 minutes of device time.
+# Since 2026-12 a session has 15 minutes of device time in all, and a call carries 64 MiB with the tree: the bundle's
+# archive (36 MiB, 2026-12-07; the folder is 55 MiB) and the 9.4 MiB tree leave about 19 MiB for the harnesses. Two
+# calls back to back (a warm machine waits 30 s): `env tests gptbench:bf16 train:moe` carrying
+# dist/megatron-device.tgz, then `fa:--quick fa:--bench fa bw` carrying dist/fa-check (built for sm_90a,
+# native/README.md) and dist/bw-check; one call may carry all three where they fit. About 4 minutes of device time.
 # Waiting for their first GPU run (native/README.md, "Verification status"): the tests step's
 # CudaBackendTest.scaleRowsAndRowDot and the bw step's "scale rows" / "row dot" lines (mixture-of-experts kernels), and
 # `train:moe` (a mixture-of-experts model trained on the GPU in bf16 beside the CPU in fp32; about a minute).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 B="$ROOT/dist/megatron-device"
+if [[ ! -x "$B/megatron" && -f "$B.tgz" ]]; then   # the carried archive (the folder does not fit the carry limit)
+  mkdir -p "$B" && tar xzf "$B.tgz" -C "$B"
+fi
 OUT="${OUT:-$ROOT/build/gpu-session}"
 mkdir -p "$OUT"
 LOG="$OUT/session.log"
