@@ -28,7 +28,6 @@ import java.util.function.DoublePredicate;
 public final class Gpt2HfConfig {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Where config.json names the weights' dtype: torch_dtype, and dtype since transformers 4.56. */
-    private static final String[] DTYPE_KEYS = {"torch_dtype", "dtype"};
     /** What the {@code activation_function}s of transformers' GPT-2 MLP that we have compute (relu2: Megatron's --squared-relu). */
     private static final Map<String, Activation> ACTIVATIONS = Map.of("gelu_new", Activation.GELU_TANH,
             "gelu_pytorch_tanh", Activation.GELU_TANH, "gelu_fast", Activation.GELU_TANH, "gelu", Activation.GELU_ERF,
@@ -112,7 +111,7 @@ public final class Gpt2HfConfig {
      * its name since transformers 4.56); F32 when {@code hfConfig} is null or declares none.
      */
     public static DType declaredDtype(JsonNode hfConfig) {
-        for (String key : DTYPE_KEYS) {
+        for (String key : HfFiles.DTYPE_KEYS) {
             JsonNode v = hfConfig == null ? null : hfConfig.get(key);
             if (v != null && !v.isNull()) {
                 return switch (v.asText()) {
@@ -155,23 +154,7 @@ public final class Gpt2HfConfig {
         if (!c.has("layer_norm_epsilon") || (float) c.get("layer_norm_epsilon").asDouble() != config.layernormEpsilon()) {
             c.put("layer_norm_epsilon", Double.parseDouble(Float.toString(config.layernormEpsilon())));   // 1e-05, not 9.99e-06
         }
-        // transformers loads the weights in this dtype (torch_dtype="auto"): it must name what the file holds.
-        String torchName = switch (dtype) {
-            case F32 -> "float32";
-            case BF16 -> "bfloat16";
-            case F16 -> "float16";
-            default -> throw new IllegalArgumentException("Hugging Face GPT-2 weights are float32, bfloat16 or float16, not " + dtype);
-        };
-        boolean named = false;
-        for (String key : DTYPE_KEYS) {
-            if (c.hasNonNull(key)) {
-                c.put(key, torchName);
-                named = true;
-            }
-        }
-        if (!named) {
-            c.put("torch_dtype", torchName);
-        }
+        HfFiles.putDtype(c, dtype);
         return c;
     }
 

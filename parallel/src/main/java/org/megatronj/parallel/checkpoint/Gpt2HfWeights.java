@@ -199,20 +199,10 @@ public final class Gpt2HfWeights {
         }
 
         float[] read(String name, long... shape) {
-            String key = file.contains(PREFIX + name) ? PREFIX + name : name;
-            if (!file.contains(key)) {
-                throw new HfConfigException(file.path() + ": tensor '" + PREFIX + name + "' is missing");
-            }
-            SafetensorsFile.TensorInfo info = file.info(key);
-            if (!Arrays.equals(info.shape(), shape)) {
-                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' has shape " + Tensor.shapeString(info.shape())
-                        + " but config.json implies " + Tensor.shapeString(shape));
-            }
-            if (!info.dtype().isFloatingPoint()) {
-                throw new HfConfigException(file.pathOf(key) + ": tensor '" + key + "' is " + info.dtype() + ", expected a float type");
-            }
+            String key = file.contains(name) && !file.contains(PREFIX + name) ? name : PREFIX + name;
+            float[] values = HfFiles.read(file, key, shape);
             unused.remove(key);
-            return file.tensor(key).toFloatArray();
+            return values;
         }
 
         void checkTiedHead(float[] wte) {

@@ -26,7 +26,6 @@ import java.util.Locale;
  */
 public final class LlamaHfConfig {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String[] DTYPE_KEYS = {"torch_dtype", "dtype"};
 
     /** The supported {@code model_type}s and the {@code architectures} entry transformers writes for each. */
     public enum Arch {
@@ -550,22 +549,7 @@ public final class LlamaHfConfig {
                 putFloat(c, "router_aux_loss_coef", m.auxLossCoeff());
             }
         }
-        String torchName = switch (dtype) {
-            case F32 -> "float32";
-            case BF16 -> "bfloat16";
-            case F16 -> "float16";
-            default -> throw new IllegalArgumentException("Hugging Face weights are float32, bfloat16 or float16, not " + dtype);
-        };
-        boolean named = false;
-        for (String key : DTYPE_KEYS) {
-            if (c.hasNonNull(key)) {
-                c.put(key, torchName);
-                named = true;
-            }
-        }
-        if (!named) {
-            c.put("torch_dtype", torchName);
-        }
+        HfFiles.putDtype(c, dtype);
         return c;
     }
 

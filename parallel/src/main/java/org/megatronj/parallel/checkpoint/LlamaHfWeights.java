@@ -1,6 +1,5 @@
 package org.megatronj.parallel.checkpoint;
 
-import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
@@ -283,19 +282,9 @@ public final class LlamaHfWeights {
         }
 
         float[] read(String name, long... shape) {
-            if (!file.contains(name)) {
-                throw new HfConfigException(file.path() + ": tensor '" + name + "' is missing");
-            }
-            SafetensorsFile.TensorInfo info = file.info(name);
-            if (!Arrays.equals(info.shape(), shape)) {
-                throw new HfConfigException(file.pathOf(name) + ": tensor '" + name + "' has shape " + Tensor.shapeString(info.shape())
-                        + " but config.json implies " + Tensor.shapeString(shape));
-            }
-            if (!info.dtype().isFloatingPoint()) {
-                throw new HfConfigException(file.pathOf(name) + ": tensor '" + name + "' is " + info.dtype() + ", expected a float type");
-            }
+            float[] values = HfFiles.read(file, name, shape);
             unused.remove(name);
-            return file.tensor(name).toFloatArray();
+            return values;
         }
 
         void checkTiedHead(float[] embed) {
