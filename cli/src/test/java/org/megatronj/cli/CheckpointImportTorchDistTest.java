@@ -109,7 +109,7 @@ class CheckpointImportTorchDistTest {
     @Test
     void foldersItCannotTakeAreNamed() throws IOException {
         Path copy = dir.resolve("copy");
-        copyTree(TP2PP2, copy);
+        TestTrees.copy(TP2PP2, copy);
         Path iter = copy.resolve("iter_0000020");
         Path distcp = iter.resolve("__3_0.distcp");
         byte[] bytes = Files.readAllBytes(distcp);
@@ -146,18 +146,5 @@ class CheckpointImportTorchDistTest {
         CliRun zarr = CliRun.of("checkpoint", "import-torch", "--load", copy.toString(), "--save", dir.resolve("d").toString());
         assertEquals(1, zarr.code(), zarr.toString());
         assertTrue(zarr.err().contains("names the sharded backend 'zarr'; import-torch reads torch_dist"), zarr.err());
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path p : walk.sorted().toList()) {
-                Path target = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(p, target);
-                }
-            }
-        }
     }
 }

@@ -13,7 +13,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.megatronj.io.safetensors.SafetensorsFile;
@@ -236,7 +235,7 @@ class CheckpointImportTorchMoeTest {
     @Test
     void moeArgumentsItCannotBuildAreNamed() throws IOException {
         Path copy = dir.resolve("copy");
-        copyTree(FIXTURES.resolve("megatron-moe-dist"), copy);
+        TestTrees.copy(FIXTURES.resolve("megatron-moe-dist"), copy);
         Path common = copy.resolve("iter_0000030/common.pt");
         Map<String, Object> args = new LinkedHashMap<>();
         try (TorchFile torch = TorchFile.open(common)) {
@@ -275,7 +274,7 @@ class CheckpointImportTorchMoeTest {
     @Test
     void expertRankFoldersItCannotTakeAreNamed() throws IOException {
         Path copy = dir.resolve("copy");
-        copyTree(FIXTURES.resolve("megatron-moe-tp2ep2"), copy);
+        TestTrees.copy(FIXTURES.resolve("megatron-moe-tp2ep2"), copy);
         Path iter = copy.resolve("iter_0000030");
         Path last = iter.resolve("mp_rank_01_001/model_optim_rng.pt");
         byte[] bytes = Files.readAllBytes(last);
@@ -309,18 +308,5 @@ class CheckpointImportTorchMoeTest {
         assertEquals(1, etp.code(), etp.toString());
         assertTrue(etp.err().contains("the run split its experts over expert_tensor_parallel_size = 1 ranks, not its 2 tensor"
                 + " ranks"), etp.err());
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path p : walk.sorted().toList()) {
-                Path target = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(p, target);
-                }
-            }
-        }
     }
 }
