@@ -134,6 +134,15 @@ public final class ImplementationChoiceOptions {
             + " checkpoint writer process; Megatron-J's writer is a thread of the run.")
     Integer asyncCkptCpuPriority;
 
+    @Option(names = "--cuda-graph-impl", paramLabel = "IMPL", defaultValue = "none", description = "none, local or"
+            + " transformer_engine: accepted; Megatron-J launches its kernels without CUDA graph capture (default"
+            + " ${DEFAULT-VALUE}).")
+    String cudaGraphImpl;
+
+    @Option(names = "--logging-level", paramLabel = "LEVEL", description = "Accepted: the level of Megatron's Python"
+            + " loggers; Megatron-J's log lines are the ones Megatron prints, which no level filters.")
+    Integer loggingLevel;
+
     @Option(names = "--rerun-mode", paramLabel = "MODE", defaultValue = "validate_results", description = "Megatron's"
             + " result validation: disabled or validate_results (default): a NaN or Inf loss stops the run (with"
             + " --check-for-nan-in-loss-and-grad, on by default); the CPU repeats its results bit for bit, so Megatron's"
@@ -155,6 +164,7 @@ public final class ImplementationChoiceOptions {
         oneOf("--transformer-impl", transformerImpl, "local", "transformer_engine", "inference_optimized");
         oneOf("--cross-entropy-fusion-impl", crossEntropyFusionImpl, "native", "te");
         oneOf("--distributed-backend", distributedBackend, "nccl", "gloo");
+        oneOf("--cuda-graph-impl", cudaGraphImpl, "none", "local", "transformer_engine");
         oneOf("--rerun-mode", rerunMode, "disabled", "validate_results", "report_stats");
         if (rerunMode.equals("report_stats")) {
             throw new IllegalArgumentException("--rerun-mode report_stats reruns every iteration to measure the variability of"

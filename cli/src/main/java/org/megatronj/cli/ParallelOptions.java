@@ -44,6 +44,15 @@ public final class ParallelOptions {
             + " data parallelism); data-parallel size = N / (T x P x C).")
     Integer worldSize;
 
+    @Option(names = "--use-tp-pp-dp-mapping", description = "Lay ranks out \"tp-cp-pp-dp\" (pipeline stages nearer than"
+            + " data-parallel replicas) instead of Megatron's default \"tp-cp-dp-pp\"; the same numbers, other ranks per role.")
+    boolean useTpPpDpMapping;
+
+    @Option(names = "--num-distributed-optimizer-instances", paramLabel = "N", defaultValue = "1", description = "Megatron's"
+            + " copies of the distributed optimizer over the data-parallel ranks (each shards over DP / N): the same numbers;"
+            + " Megatron-J shards over all of them (checked as Megatron checks N).")
+    int numDistributedOptimizerInstances;
+
     @Option(names = "--use-distributed-optimizer", description = "Shard Adam's state and the gradient reduction over the"
             + " data-parallel ranks (reduce-scatter, step the shard, all-gather the parameters).")
     boolean useDistributedOptimizer;
@@ -73,8 +82,12 @@ public final class ParallelOptions {
     /** The layout, checked against the model's dimensions (Megatron's messages, with the numbers). */
     public ParallelConfig toConfig(TransformerConfig model) {
         ParallelConfig c = new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize,
-                numLayersPerVirtualPipelineStage, sequenceParallel, contextParallelSize);
+                numLayersPerVirtualPipelineStage, sequenceParallel, contextParallelSize, useTpPpDpMapping);
         c.validateWorldSize(worldSize());
+        if (numDistributedOptimizerInstances < 1 || dataParallelSize() % numDistributedOptimizerInstances != 0) {
+            throw new IllegalArgumentException("--num-distributed-optimizer-instances " + numDistributedOptimizerInstances
+                    + " must divide the data-parallel size " + dataParallelSize());
+        }
         validateCpCommType(model.numLayers());
         if (ddpBucketSize != null && ddpBucketSize < 1) {   // the layers below read <= 0 as "not given": the default
             throw new IllegalArgumentException("--ddp-bucket-size must be >= 1 element, got " + ddpBucketSize);

@@ -643,6 +643,36 @@ class PretrainGptCommandTest {
     }
 
     /**
+     * {@code --use-tp-pp-dp-mapping} gives other ranks each role and the same losses; {@code
+     * --num-distributed-optimizer-instances} is checked (it divides DP) and changes no number either.
+     */
+    @Test
+    void rankMappingAndOptimizerInstancesKeepTheNumbers() throws IOException {
+        Path data = dataset();
+        List<String> layout = List.of("--num-layers", "2", "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size",
+                "2", "--world-size", "8", "--use-distributed-optimizer");
+        Path plainCsv = dir.resolve("mapping-plain.csv");
+        List<String> plain = args(data, "--train-iters", "3", "--log-loss-to", plainCsv.toString());
+        plain.addAll(layout);
+        assertEquals(0, run(plain).code());
+        Path mappedCsv = dir.resolve("mapping-tp-pp-dp.csv");
+        List<String> mapped = args(data, "--train-iters", "3", "--log-loss-to", mappedCsv.toString());
+        mapped.addAll(layout);
+        mapped.addAll(List.of("--use-tp-pp-dp-mapping", "--num-distributed-optimizer-instances", "2", "--cuda-graph-impl",
+                "local", "--logging-level", "20"));
+        CliRun m = run(mapped);
+        assertEquals(0, m.code(), m.toString());
+        assertEquals(trainLosses(plainCsv), trainLosses(mappedCsv));
+        List<String> wrong = args(data, "--train-iters", "1");
+        wrong.addAll(layout);
+        wrong.addAll(List.of("--num-distributed-optimizer-instances", "3"));
+        CliRun refused = run(wrong);
+        assertEquals(1, refused.code(), refused.toString());
+        assertTrue(refused.err().contains("--num-distributed-optimizer-instances 3 must divide the data-parallel size 2"),
+                refused.err());
+    }
+
+    /**
      * As Megatron's validate_args: {@code --async-save} without {@code --use-persistent-ckpt-worker} warns and saves in
      * place; with it the save is written in the background and published at a later iteration.
      */

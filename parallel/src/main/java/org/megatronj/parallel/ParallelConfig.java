@@ -17,9 +17,12 @@ package org.megatronj.parallel;
  *                                       sequence over the TP group; has an effect only when TP &gt; 1
  * @param contextParallelSize            ranks that split every sequence (CP, {@code --context-parallel-size});
  *                                       they hold replicas of the weights, like data-parallel ranks; 1 = off
+ * @param tpPpDpMapping                  {@code --use-tp-pp-dp-mapping}: ranks laid out "tp-cp-pp-dp" (pipeline stages
+ *                                       nearer than data-parallel replicas) instead of Megatron's default "tp-cp-dp-pp"
  */
 public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize,
-                             int numLayersPerVirtualPipelineStage, boolean sequenceParallel, int contextParallelSize) {
+                             int numLayersPerVirtualPipelineStage, boolean sequenceParallel, int contextParallelSize,
+                             boolean tpPpDpMapping) {
 
     /** One rank does everything: TP = PP = CP = 1, no interleaving, no sequence parallelism. */
     public static ParallelConfig single() {
@@ -32,10 +35,23 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
         this(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, sequenceParallel, 1);
     }
 
+    /** With {@code --context-parallel-size}, in Megatron's default rank order. */
+    public ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize, int numLayersPerVirtualPipelineStage,
+                          boolean sequenceParallel, int contextParallelSize) {
+        this(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, sequenceParallel,
+                contextParallelSize, false);
+    }
+
     /** This layout with {@code --context-parallel-size size}. */
     public ParallelConfig withContextParallelSize(int size) {
         return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
-                sequenceParallel, size);
+                sequenceParallel, size, tpPpDpMapping);
+    }
+
+    /** This layout with {@code --use-tp-pp-dp-mapping} on or off. */
+    public ParallelConfig withTpPpDpMapping(boolean on) {
+        return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
+                sequenceParallel, contextParallelSize, on);
     }
 
     public static ParallelConfig of(int tensorModelParallelSize, int pipelineModelParallelSize) {

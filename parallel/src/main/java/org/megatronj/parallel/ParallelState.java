@@ -9,7 +9,8 @@ import java.util.List;
  * the global ranks of every group it belongs to. Pure arithmetic: communicators for the groups
  * are made from it by {@link org.megatronj.parallel.comm.ProcessGroups}.
  *
- * <p>Rank order is Megatron's "tp-cp-ep-dp-pp": {@code rank = tp + TP * (cp + CP * (dp + DP * pp))}.
+ * <p>Rank order is Megatron's "tp-cp-ep-dp-pp": {@code rank = tp + TP * (cp + CP * (dp + DP * pp))}, or with
+ * {@code --use-tp-pp-dp-mapping} "tp-cp-ep-pp-dp": {@code rank = tp + TP * (cp + CP * (pp + PP * dp))}.
  * With 16 ranks, TP = 2 and PP = 4: tensor groups [0,1] [2,3] ...; data groups [0,2] [1,3] [4,6] ...;
  * pipeline groups [0,4,8,12] [1,5,9,13] [2,6,10,14] [3,7,11,15]. With 8 ranks, TP = 2 and CP = 2:
  * context groups [0,2] [1,3] [4,6] [5,7]; data groups [0,4] [1,5] [2,6] [3,7]; data-with-context
@@ -30,7 +31,7 @@ public final class ParallelState {
         this.worldSize = worldSize;
         this.rank = rank;
         this.generator = new RankGenerator(config.tensorModelParallelSize(), config.contextParallelSize(),
-                config.dataParallelSize(worldSize), config.pipelineModelParallelSize());
+                config.dataParallelSize(worldSize), config.pipelineModelParallelSize(), config.tpPpDpMapping());
         int[] c = generator.coordinates(rank);
         this.tensorRank = c[RankGenerator.TP];
         this.contextRank = c[RankGenerator.CP];

@@ -5,8 +5,8 @@ import java.util.List;
 
 /**
  * Megatron's rank layout: a rank is a point of the grid {@code tp x cp x dp x pp}, with the
- * dimensions in the order "tp-cp-ep-dp-pp" (expert parallelism is 1 here), the first varying
- * fastest:
+ * dimensions in the order "tp-cp-ep-dp-pp" (expert parallelism is 1 here), or "tp-cp-ep-pp-dp" with
+ * {@code --use-tp-pp-dp-mapping}, the first varying fastest; by default:
  * <pre>
  *   rank = tp + TP * (cp + CP * (dp + DP * pp))
  * </pre>
@@ -26,6 +26,8 @@ final class RankGenerator {
     static final int PP = 3;
 
     private final int[] sizes;
+    private final int[] layout;     // the dimensions from the fastest varying to the slowest
+    private final int[] stride;     // per dimension
     private final int worldSize;
 
     /** Without context parallelism (CP = 1). */
@@ -34,7 +36,19 @@ final class RankGenerator {
     }
 
     RankGenerator(int tp, int cp, int dp, int pp) {
+        this(tp, cp, dp, pp, false);
+    }
+
+    /** {@code tpPpDpMapping}: pipeline before data parallelism in the layout ({@code --use-tp-pp-dp-mapping}). */
+    RankGenerator(int tp, int cp, int dp, int pp, boolean tpPpDpMapping) {
         this.sizes = new int[] {tp, cp, dp, pp};
+        this.layout = tpPpDpMapping ? new int[] {TP, CP, PP, DP} : new int[] {TP, CP, DP, PP};
+        this.stride = new int[sizes.length];
+        int s = 1;
+        for (int d : layout) {
+            stride[d] = s;
+            s *= sizes[d];
+        }
         this.worldSize = tp * cp * dp * pp;
     }
 
@@ -44,13 +58,13 @@ final class RankGenerator {
 
     /** The global rank at grid point (tp, cp, dp, pp). */
     int rank(int tp, int cp, int dp, int pp) {
-        return tp + sizes[TP] * (cp + sizes[CP] * (dp + sizes[DP] * pp));
+        return tp * stride[TP] + cp * stride[CP] + dp * stride[DP] + pp * stride[PP];
     }
 
     /** The (tp, cp, dp, pp) coordinates of a global rank, indexed by {@link #TP}, {@link #CP}, {@link #DP}, {@link #PP}. */
     int[] coordinates(int rank) {
         int[] c = new int[sizes.length];
-        for (int d = 0; d < sizes.length; d++) {
+        for (int d : layout) {
             c[d] = rank % sizes[d];
             rank /= sizes[d];
         }
@@ -63,12 +77,6 @@ final class RankGenerator {
      */
     List<int[]> groups(String kind) {
         boolean[] masked = parseMask(kind);
-        int[] stride = new int[sizes.length];
-        int s = 1;
-        for (int d = 0; d < sizes.length; d++) {
-            stride[d] = s;
-            s *= sizes[d];
-        }
         int groupSize = 1;
         for (int d = 0; d < sizes.length; d++) {
             if (masked[d]) {
@@ -93,10 +101,10 @@ final class RankGenerator {
         return groups;
     }
 
-    /** Spreads {@code index} over the dimensions selected by ({@code masked == wantMasked}), first dimension fastest. */
+    /** Spreads {@code index} over the dimensions selected by ({@code masked == wantMasked}), in layout order. */
     private int[] decompose(int index, boolean[] masked, boolean wantMasked) {
         int[] coordinates = new int[sizes.length];
-        for (int d = 0; d < sizes.length; d++) {
+        for (int d : layout) {
             if (masked[d] == wantMasked) {
                 coordinates[d] = index % sizes[d];
                 index /= sizes[d];

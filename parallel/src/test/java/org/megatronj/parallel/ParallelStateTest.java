@@ -38,6 +38,32 @@ class ParallelStateTest {
     }
 
     /**
+     * {@code --use-tp-pp-dp-mapping}: Megatron's "tp-cp-ep-pp-dp" order, 16 ranks at TP 2, PP 4 (DP 2):
+     * {@code rank = tp + 2 * (pp + 4 * dp)}, so a pipeline's stages are neighbours and the replicas far apart.
+     */
+    @Test
+    void tpPpDpMappingPutsPipelineStagesBeforeReplicas() {
+        ParallelConfig config = ParallelConfig.of(2, 4).withTpPpDpMapping(true);
+        ParallelState s = ParallelState.of(config, 16, 11);
+        assertEquals(1, s.tensorModelParallelRank());
+        assertEquals(1, s.pipelineModelParallelRank());
+        assertEquals(1, s.dataParallelRank());
+        assertArrayEquals(new int[] {10, 11}, s.tensorModelParallelGroup());
+        assertArrayEquals(new int[] {9, 11, 13, 15}, s.pipelineModelParallelGroup());
+        assertArrayEquals(new int[] {3, 11}, s.dataParallelGroup());
+        List<int[]> pp = s.allPipelineModelParallelGroups();
+        assertArrayEquals(new int[] {0, 2, 4, 6}, pp.get(0));
+        assertArrayEquals(new int[] {1, 3, 5, 7}, pp.get(1));
+        assertArrayEquals(new int[] {8, 10, 12, 14}, pp.get(2));
+        List<int[]> dp = s.allDataParallelGroups();
+        assertArrayEquals(new int[] {0, 8}, dp.get(0));
+        assertArrayEquals(new int[] {1, 9}, dp.get(1));
+        assertArrayEquals(new int[] {2, 10}, dp.get(2));
+        assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6, 7}, s.allModelParallelGroups().get(0));
+        assertEquals(11, s.globalRank(1, 1, 1, 0));
+    }
+
+    /**
      * Megatron's "tp-cp-ep-dp-pp" order with context parallelism, 8 ranks at TP 2, CP 2 (DP 2):
      * {@code rank = tp + 2 * (cp + 2 * dp)}; CP ranks are the nearest after TP ones, DP x CP holds every replica.
      */
