@@ -269,6 +269,24 @@ public final class Trainer {
         return scales;
     }
 
+    /**
+     * The MoE auxiliary losses' gradient scale with {@code --calculate-per-token-loss}: Megatron multiplies each
+     * micro-batch's auxiliary loss by its tokens (all of them, masked or not) and, like every gradient, divides it by
+     * the global batch's counted tokens in {@code finalize_model_grads}: {@code lossScale x tokens of a micro-batch /
+     * counted tokens} (every micro-batch has the same shape). Without masked tokens this is {@code lossScale /
+     * micro-batches}, the scale without per-token loss.
+     */
+    static float perTokenAuxLossScale(List<MicroBatch> batches, float lossScale) {
+        long counted = 0;
+        for (MicroBatch b : batches) {
+            for (float m : b.lossMask()) {
+                counted += m != 0f ? 1 : 0;
+            }
+        }
+        long microBatchTokens = (long) batches.getFirst().batchSize() * batches.getFirst().seqLength();
+        return (float) ((double) lossScale * microBatchTokens / Math.max(counted, 1));
+    }
+
     /** The losses and norms of one iteration. */
     record StepOutcome(double loss, long tokens, double gradNorm, double numZeros, boolean skipped, long dataWaitNanos,
                        Map<String, Double> moeLosses) {
@@ -321,6 +339,9 @@ public final class Trainer {
             long[] offsets = new long[numMicro];
             for (int j = 0; j < numMicro; j++) {
                 offsets[j] = rngOffset(iteration, j);
+            }
+            if (config.calculatePerTokenLoss()) {
+                model.setMoeAuxLossScale(perTokenAuxLossScale(scheduled, lossScale));
             }
             TrainingEvents.ForwardBackward fbEvent = new TrainingEvents.ForwardBackward();
             fbEvent.begin();

@@ -515,4 +515,17 @@ class TrainerTest {
             assertTrue(log.contains("  successfully deleted checkpoint from iteration       1 at " + save), String.join("\n", log));
         }
     }
+
+    /**
+     * With --calculate-per-token-loss the MoE auxiliary losses' scale is Megatron's: the loss scale times a
+     * micro-batch's tokens over the global batch's counted ones (lossScale / micro-batches when nothing is masked).
+     */
+    @Test
+    void perTokenAuxiliaryLossScaleCountsTheMaskedTokens() {
+        org.megatronj.model.MicroBatch full = org.megatronj.model.MicroBatch.of(2, 4, new int[8], new int[8]);
+        float[] mask = {1, 1, 0, 1, 1, 0, 0, 1};
+        org.megatronj.model.MicroBatch masked = new org.megatronj.model.MicroBatch(2, 4, new int[8], new int[8], mask, null);
+        assertEquals(0.5f, Trainer.perTokenAuxLossScale(List.of(full, full), 1f), 0f);
+        assertEquals(8f * 2 / (8 + 5), Trainer.perTokenAuxLossScale(List.of(full, masked), 2f), 1e-6f);
+    }
 }
