@@ -302,6 +302,10 @@ public final class TrainingOptions {
             + " publish the checkpoint (rename, tracker) once it is complete; the end of training waits for it.")
     boolean asyncSave;
 
+    @Option(names = "--moe-per-layer-logging", description = "With --tensorboard-dir, each layer's MoE losses too"
+            + " (moe/<name>_layer_<i>, every layer, dense ones 0), as Megatron's metrics tracker writes them.")
+    boolean moePerLayerLogging;
+
     @Option(names = "--use-persistent-ckpt-worker", description = "The background writer --async-save needs, as in Megatron"
             + " (a save's writer thread here); without it Megatron disables --async-save with a warning, and so does"
             + " Megatron-J.")
@@ -408,7 +412,7 @@ public final class TrainingOptions {
                 sgdMomentum, clipGrad);
         TensorBoardLog.Config tensorboard = tensorboardDir == null ? null : new TensorBoardLog.Config(tensorboardDir,
                 tensorboardLogInterval, logTimersToTensorboard, logValidationPplToTensorboard, !noLogLossScaleToTensorboard,
-                logWorldSizeToTensorboard, worldSize, logMemoryToTensorboard);
+                logWorldSizeToTensorboard, worldSize, logMemoryToTensorboard, moePerLayerLogging);
         if (checkWeightHashInterval < 0) {
             throw new IllegalArgumentException("--check-weight-hash-across-dp-replicas-interval must be >= 0, got "
                     + checkWeightHashInterval);

@@ -713,6 +713,7 @@ class PretrainGptCommandTest {
         List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
                 "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
         first.addAll(moe);
+        first.add("--moe-per-layer-logging");
         CliRun trained = run(first);
         assertEquals(0, trained.code(), trained.toString());
         Path events;
@@ -722,6 +723,9 @@ class PretrainGptCommandTest {
         java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
         assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("load_balancing_loss").keySet(), scalars.keySet().toString());
         assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("z_loss").keySet());
+        // --moe-per-layer-logging: every layer, the dense one (layer 1) at 0; the MoE layer's value is the average's
+        assertEquals(scalars.get("load_balancing_loss"), scalars.get("moe/load_balancing_loss_layer_0"));
+        assertEquals(java.util.Set.of(0f), new java.util.HashSet<>(scalars.get("moe/z_loss_layer_1").values()));
         assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| load_balancing_loss: 1\\.0\\d+E\\+00 \\| z_loss: \\S+ \\|")
                 .matcher(trained.out()).find(), trained.out());
         List<Double> losses = trainLosses(csv);

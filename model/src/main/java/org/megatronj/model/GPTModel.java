@@ -183,7 +183,7 @@ public final class GPTModel implements AutoCloseable {
                     config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
                     config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
                     tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
-            FeedForward mlp = config.isMoeLayer(chunk.firstLayer() + l) ? moeLayer(p + "mlp.")
+            FeedForward mlp = config.isMoeLayer(chunk.firstLayer() + l) ? moeLayer(chunk.firstLayer() + l, p + "mlp.")
                     : new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
                     config.swiglu(), Mlp.activation(config));
             layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
@@ -714,7 +714,7 @@ public final class GPTModel implements AutoCloseable {
     }
 
     /** Megatron's MoELayer of the layer whose MLP parameters start with {@code prefix}. */
-    private MoeLayer moeLayer(String prefix) {
+    private MoeLayer moeLayer(int layer, String prefix) {
         MoeConfig moe = shardConfig.moe();
         Parameter[] fc1 = new Parameter[moe.numExperts()];
         Parameter[] fc2 = new Parameter[moe.numExperts()];
@@ -727,7 +727,7 @@ public final class GPTModel implements AutoCloseable {
                 config.swiglu(), Mlp.activation(config));
         Parameter gate = moe.sharedExpertGate() ? param(prefix + "shared_experts.gate_weight") : null;
         Parameter bias = moe.routerEnableExpertBias() ? param(prefix + "router.expert_bias") : null;
-        return new MoeLayer(backend, moe, param(prefix + "router.weight"), fc1, fc2, shared, gate, bias, config.swiglu(),
+        return new MoeLayer(backend, layer, moe, param(prefix + "router.weight"), fc1, fc2, shared, gate, bias, config.swiglu(),
                 Mlp.activation(config), tp.group(), tp.sequenceParallel(), precision.computeDtype());
     }
 

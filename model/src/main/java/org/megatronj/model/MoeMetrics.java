@@ -9,35 +9,44 @@ import org.megatronj.model.layers.MoeLayer;
 /**
  * The auxiliary losses Megatron's training log shows for a mixture-of-experts model ({@code track_moe_metrics}):
  * {@code load_balancing_loss} (for the aux_loss and seq_aux_loss types, as Megatron's substring test picks it),
- * {@code seq_load_balancing_loss} and {@code z_loss}, each the losses over their coefficients summed over the MoE
- * layers and an iteration's micro-batches, then scaled by 1 / micro-batches and divided by the MoE layers.
+ * {@code seq_load_balancing_loss} and {@code z_loss}, each the losses over their coefficients per layer, summed over an
+ * iteration's micro-batches, then scaled by 1 / micro-batches; the logged value is their mean over the MoE layers.
  */
 public final class MoeMetrics {
     private MoeMetrics() {
     }
 
     /**
-     * This rank's sums since the last call, per logged name (Megatron's order), from the MoE layers of
+     * An iteration's losses by name: {@code averaged} over the MoE layers (the log line's), {@code perLayer} by global
+     * layer index (0 for dense layers; {@code --moe-per-layer-logging}).
+     */
+    public record Report(Map<String, Double> averaged, Map<String, double[]> perLayer) {
+        public static final Report NONE = new Report(Map.of(), Map.of());
+    }
+
+    /**
+     * This rank's sums since the last call, per logged name (Megatron's order) and global layer, from the MoE layers of
      * {@code chunks}; empty for a dense model. Each layer's sums are reset.
      */
-    public static Map<String, Double> take(List<GPTModel> chunks) {
-        Map<String, Double> out = new LinkedHashMap<>();
-        MoeConfig moe = chunks.getFirst().config().moe();
+    public static Map<String, double[]> take(List<GPTModel> chunks) {
+        Map<String, double[]> out = new LinkedHashMap<>();
+        TransformerConfig config = chunks.getFirst().config();
+        MoeConfig moe = config.moe();
         if (moe == null) {
             return out;
         }
-        double aux = 0;
-        double z = 0;
+        double[] aux = new double[config.numLayers()];
+        double[] z = new double[config.numLayers()];
         for (GPTModel chunk : chunks) {
             for (MoeLayer layer : chunk.moeLayers()) {
-                aux += layer.takeAuxLoss();
-                z += layer.takeZLoss();
+                aux[layer.layerNumber()] += layer.takeAuxLoss();
+                z[layer.layerNumber()] += layer.takeZLoss();
             }
         }
         MoeConfig.LoadBalancing type = moe.loadBalancingType();
         boolean seq = type == MoeConfig.LoadBalancing.SEQ_AUX_LOSS;
         if (type == MoeConfig.LoadBalancing.AUX_LOSS || seq) {
-            out.put("load_balancing_loss", seq ? 0.0 : aux);
+            out.put("load_balancing_loss", seq ? new double[config.numLayers()] : aux);
         }
         if (seq) {
             out.put("seq_load_balancing_loss", aux);
@@ -48,16 +57,24 @@ public final class MoeMetrics {
         return out;
     }
 
-    /** The logged values: each sum times 1 / micro-batches over the model's MoE layers. */
-    public static Map<String, Double> scale(Map<String, Double> sums, TransformerConfig config, int microBatches) {
+    /** The report of per-layer sums: each times 1 / micro-batches, and their mean over the model's MoE layers. */
+    public static Report report(Map<String, double[]> sums, TransformerConfig config, int microBatches) {
         int layers = 0;
         for (int l = 0; l < config.numLayers(); l++) {
             layers += config.isMoeLayer(l) ? 1 : 0;
         }
-        Map<String, Double> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Double> e : sums.entrySet()) {
-            out.put(e.getKey(), e.getValue() / microBatches / Math.max(layers, 1));
+        Map<String, Double> averaged = new LinkedHashMap<>();
+        Map<String, double[]> perLayer = new LinkedHashMap<>();
+        for (Map.Entry<String, double[]> e : sums.entrySet()) {
+            double[] scaled = new double[e.getValue().length];
+            double total = 0;
+            for (int l = 0; l < scaled.length; l++) {
+                scaled[l] = e.getValue()[l] / microBatches;
+                total += scaled[l];
+            }
+            perLayer.put(e.getKey(), scaled);
+            averaged.put(e.getKey(), total / Math.max(layers, 1));
         }
-        return out;
+        return new Report(averaged, perLayer);
     }
 }

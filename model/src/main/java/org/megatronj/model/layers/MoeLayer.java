@@ -42,14 +42,19 @@ public final class MoeLayer implements FeedForward {
     private final Activation activation;
     private final TensorParallelGroup tp;
     private final boolean sequenceParallel;
+    private final int layerNumber;          // the global layer index (0-based)
     private float auxLossScale = 1f;
     private double auxLossSum;
     private double zLossSum;
 
-    /** {@code moe}: the tensor rank's shard of the configuration ({@link MoeConfig#tensorParallelShard}). */
-    public MoeLayer(Backend backend, MoeConfig moe, Parameter routerWeight, Parameter[] fc1, Parameter[] fc2,
+    /**
+     * {@code moe}: the tensor rank's shard of the configuration ({@link MoeConfig#tensorParallelShard}); {@code
+     * layerNumber}: the global index of the layer (0-based).
+     */
+    public MoeLayer(Backend backend, int layerNumber, MoeConfig moe, Parameter routerWeight, Parameter[] fc1, Parameter[] fc2,
                     Mlp sharedExperts, Parameter sharedGate, Parameter expertBias, boolean swiglu, Activation activation,
                     TensorParallelGroup tp, boolean sequenceParallel, DType dtype) {
+        this.layerNumber = layerNumber;
         this.sharedGate = sharedGate;
         this.dtype = dtype;
         this.expertBias = expertBias;
@@ -70,6 +75,11 @@ public final class MoeLayer implements FeedForward {
     /** The gradient scale of the auxiliary losses for the next backward: the loss scale over the micro-batches. */
     public void setAuxLossScale(float scale) {
         this.auxLossScale = scale;
+    }
+
+    /** The global index of the layer (0-based). */
+    public int layerNumber() {
+        return layerNumber;
     }
 
     /** Whether this layer has {@code --moe-router-enable-expert-bias}'s buffer. */

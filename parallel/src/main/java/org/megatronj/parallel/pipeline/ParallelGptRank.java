@@ -364,16 +364,19 @@ public final class ParallelGptRank implements AutoCloseable {
      * data-parallel ranks; every tensor rank routes all of its group's tokens, so it holds the whole value already.
      * A collective: every rank calls it at every iteration.
      */
-    public Map<String, Double> moeMetrics(int microBatches) {
-        Map<String, Double> local = org.megatronj.model.MoeMetrics.take(chunks);
-        Map<String, Double> out = new java.util.LinkedHashMap<>();
+    public org.megatronj.model.MoeMetrics.Report moeMetrics(int microBatches) {
+        Map<String, double[]> local = org.megatronj.model.MoeMetrics.take(chunks);
+        Map<String, double[]> out = new java.util.LinkedHashMap<>();
         ProcessGroups groups = ctx.groups();
-        for (Map.Entry<String, Double> e : local.entrySet()) {
-            double overData = ParallelGradients.allReduceSum(groups.data(), e.getValue()) / groups.data().size();
+        for (Map.Entry<String, double[]> e : local.entrySet()) {
+            double[] overData = ParallelGradients.allReduceSum(groups.data(), e.getValue());
+            for (int l = 0; l < overData.length; l++) {
+                overData[l] /= groups.data().size();
+            }
             out.put(e.getKey(), ParallelGradients.allReduceSum(groups.pipeline(), overData));
         }
         // Megatron scales by its micro-batches per data-parallel rank
-        return org.megatronj.model.MoeMetrics.scale(out, chunks.getFirst().config(), microBatches / groups.data().size());
+        return org.megatronj.model.MoeMetrics.report(out, chunks.getFirst().config(), microBatches / groups.data().size());
     }
 
     /**

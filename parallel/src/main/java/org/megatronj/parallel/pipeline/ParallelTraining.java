@@ -90,7 +90,7 @@ public final class ParallelTraining {
             }
 
             @Override
-            public Map<String, Double> takeMoeMetrics(int microBatches) {
+            public org.megatronj.model.MoeMetrics.Report takeMoeMetrics(int microBatches) {
                 return rank.moeMetrics(microBatches);
             }
 

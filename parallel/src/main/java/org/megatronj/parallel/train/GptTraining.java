@@ -67,8 +67,8 @@ public final class GptTraining {
             }
 
             @Override
-            public Map<String, Double> takeMoeMetrics(int microBatches) {
-                return org.megatronj.model.MoeMetrics.scale(org.megatronj.model.MoeMetrics.take(List.of(model)),
+            public org.megatronj.model.MoeMetrics.Report takeMoeMetrics(int microBatches) {
+                return org.megatronj.model.MoeMetrics.report(org.megatronj.model.MoeMetrics.take(List.of(model)),
                         model.config(), microBatches);
             }
         };

@@ -26,9 +26,10 @@ public final class TensorBoardLog implements AutoCloseable {
      * The {@code --tensorboard-*} and {@code --log-*-to-tensorboard} flags.
      *
      * @param worldSize the run's ranks, for {@code world-size}
+     * @param moePerLayer {@code --moe-per-layer-logging}: each layer's MoE losses besides their average
      */
     public record Config(Path dir, int logInterval, boolean logTimers, boolean logValidationPpl, boolean logLossScale,
-                         boolean logWorldSize, int worldSize, boolean logMemory) {
+                         boolean logWorldSize, int worldSize, boolean logMemory, boolean moePerLayer) {
         public Config {
             if (logInterval < 1) {
                 throw new IllegalArgumentException("--tensorboard-log-interval must be >= 1, got " + logInterval);
@@ -91,8 +92,15 @@ public final class TensorBoardLog implements AutoCloseable {
      * The mixture-of-experts losses of one iteration by name ({@code load_balancing_loss}, {@code z_loss}, ...), every
      * iteration and by iteration only, as Megatron's MoE metrics tracker writes them.
      */
-    void moeLosses(long iteration, Map<String, Double> losses) {
-        losses.forEach((name, value) -> writer.addScalar(name, value, iteration));
+    void moeLosses(long iteration, org.megatronj.model.MoeMetrics.Report losses) {
+        losses.averaged().forEach((name, value) -> writer.addScalar(name, value, iteration));
+        if (config.moePerLayer()) {   // --moe-per-layer-logging: moe/<name>_layer_<i> for every layer, dense ones 0
+            losses.perLayer().forEach((name, values) -> {
+                for (int l = 0; l < values.length; l++) {
+                    writer.addScalar("moe/" + name + "_layer_" + l, values[l], iteration);
+                }
+            });
+        }
     }
 
     /**

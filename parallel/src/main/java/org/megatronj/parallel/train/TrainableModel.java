@@ -89,8 +89,8 @@ public interface TrainableModel {
      * the ranks, scaled by 1 / {@code microBatches}, averaged over the MoE layers; {@link
      * org.megatronj.model.MoeMetrics}); empty for a dense model.
      */
-    default Map<String, Double> takeMoeMetrics(int microBatches) {
-        return Map.of();
+    default org.megatronj.model.MoeMetrics.Report takeMoeMetrics(int microBatches) {
+        return org.megatronj.model.MoeMetrics.Report.NONE;
     }
 
     /**

@@ -289,7 +289,7 @@ public final class Trainer {
 
     /** The losses and norms of one iteration. */
     record StepOutcome(double loss, long tokens, double gradNorm, double numZeros, boolean skipped, long dataWaitNanos,
-                       Map<String, Double> moeLosses) {
+                       org.megatronj.model.MoeMetrics.Report moeLosses) {
     }
 
     private StepOutcome trainStep(long iteration, long consumed, int globalBatch) {
@@ -355,7 +355,7 @@ public final class Trainer {
         }
         fb.stop();
         model.updateMoeExpertBias();
-        Map<String, Double> moeLosses = model.takeMoeMetrics(numMicro);   // a collective in a parallel run
+        org.megatronj.model.MoeMetrics.Report moeLosses = model.takeMoeMetrics(numMicro);   // a collective in a parallel run
         double loss = tokens == 0 ? Double.NaN : lossSum / tokens;
         if (config.checkForNanInLoss() && !Double.isFinite(loss)) {
             // Megatron's loss check (fatal by default): a diverged run would otherwise skip every step from here on
@@ -687,7 +687,7 @@ public final class Trainer {
         void add(StepOutcome step, double paramsNorm) {
             lastParamsNorm = paramsNorm;
             iterations++;
-            step.moeLosses().forEach((name, v) -> moeLosses.merge(name, v, Double::sum));
+            step.moeLosses().averaged().forEach((name, v) -> moeLosses.merge(name, v, Double::sum));
             if (step.skipped()) {
                 skipped++;
                 if (!Double.isFinite(step.loss())) {
