@@ -45,6 +45,7 @@ public final class GenerationEngine {
         final float[] logprobs;      // [target - 1] or null
         final TopLogprobs[] top;     // [target - 1], when the job asks for top log-probabilities; else null
         final SplittableRandom random;
+        final long[] fixedAt;        // [sequenceLength]: System.nanoTime() when the step that fixed each position ended
         int length = -1;             // final length, once finished
 
         Row(JobState job, int[] prompt, int target, int row) {
@@ -56,6 +57,22 @@ public final class GenerationEngine {
             this.logprobs = job.job.request().logprobs() ? new float[Math.max(target - 1, 0)] : null;
             this.top = logprobs != null && job.job.request().topLogprobs() > 0 ? new TopLogprobs[logprobs.length] : null;
             this.random = new SplittableRandom(job.job.seed() * 0x9E3779B97F4A7C15L + row);
+            this.fixedAt = new long[tokens.length];
+        }
+
+        /**
+         * Seconds each generated token took, Megatron's {@code tpot}: from the previous generated token, the first from
+         * {@code start} (so it holds the prefill and the steps that read the rest of a longer prompt).
+         */
+        double[] tokenSeconds(long start) {
+            double[] seconds = new double[Math.max(length - promptLength, 0)];
+            long previous = start;
+            for (int i = 0; i < seconds.length; i++) {
+                long at = fixedAt[promptLength + i];
+                seconds[i] = (at - previous) / 1e9;
+                previous = at;
+            }
+            return seconds;
         }
 
         boolean finished() {
@@ -109,6 +126,7 @@ public final class GenerationEngine {
                 rows.add(new Row(state, prompt, target < 0 ? prompt.length : target, i));   // scoring: the prompt only
             }
         }
+        long start = System.nanoTime();
         run(rows, states);
         List<GenerationOutput> outputs = new ArrayList<>();
         int next = 0;
@@ -117,9 +135,11 @@ public final class GenerationEngine {
             int[][] tokens = new int[n][];
             float[][] logprobs = job.request().logprobs() ? new float[n][] : null;
             TopLogprobs[][] top = logprobs != null && job.request().topLogprobs() > 0 ? new TopLogprobs[n][] : null;
+            double[][] seconds = new double[n][];
             for (int i = 0; i < n; i++) {
                 Row row = rows.get(next++);
                 tokens[i] = java.util.Arrays.copyOf(row.tokens, row.length);
+                seconds[i] = row.tokenSeconds(start);
                 if (logprobs != null) {
                     logprobs[i] = java.util.Arrays.copyOf(row.logprobs, Math.max(row.length - 1, 0));
                 }
@@ -127,7 +147,7 @@ public final class GenerationEngine {
                     top[i] = java.util.Arrays.copyOf(row.top, Math.max(row.length - 1, 0));
                 }
             }
-            outputs.add(new GenerationOutput(tokens, logprobs, null, top));
+            outputs.add(new GenerationOutput(tokens, logprobs, null, top, seconds));
         }
         return outputs;
     }
@@ -162,6 +182,12 @@ public final class GenerationEngine {
                     if (!row.finished()) {
                         step(row, c, last, i * vocab, vocab);
                         running |= !row.finished();
+                    }
+                }
+                long now = System.nanoTime();
+                for (Row row : rows) {
+                    if (c < row.fixedAt.length) {
+                        row.fixedAt[c] = now;
                     }
                 }
                 for (JobState s : states) {
