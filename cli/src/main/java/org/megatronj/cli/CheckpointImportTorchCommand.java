@@ -75,7 +75,7 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
         long bytes;
         if (tp * pp == 1) {
             try (TensorArena arena = TensorArena.named("import-torch")) {
-                bytes = ours.saveRelease(save, MegatronTorchCheckpoint.weights(ranks, 0, 0, c.config(), c.modelFlags(), arena),
+                bytes = ours.saveRelease(save, MegatronTorchCheckpoint.weights(ranks, 0, 0, c, arena),
                         extra);
             }
         } else {
@@ -124,7 +124,7 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
                               PrintWriter out) {
         int tp = ranks.tensorParallel(), pp = ranks.pipelineParallel();
         Path shards = save.toAbsolutePath().resolveSibling("." + save.getFileName() + ".shards");
-        ShardLayout layout = new ShardLayout(tp, pp, 1, 1, false);
+        ShardLayout layout = new ShardLayout(tp, pp, 1, 1, false, c.pipeline().isEven() ? null : c.pipeline().layers());
         try {
             Path partial = CheckpointWriter.preparePartial(shards, -1);
             for (int t = 0; t < tp; t++) {
@@ -133,7 +133,7 @@ final class CheckpointImportTorchCommand implements Callable<Integer> {
                     layout.writeTo(meta, t, p);
                     try (TensorArena arena = TensorArena.named("import-torch")) {
                         CheckpointWriter.writeRankFiles(partial, new CheckpointWriter.RankState(layout.rankDirName(t, p),
-                                MegatronTorchCheckpoint.weights(ranks, t, p, c.config(), c.modelFlags(), arena), Map.of(), meta),
+                                MegatronTorchCheckpoint.weights(ranks, t, p, c, arena), Map.of(), meta),
                                 Map.of());
                     }
                     for (Path file : ranks.files()[t][p]) {

@@ -2,6 +2,7 @@ package org.megatronj.cli;
 
 import org.megatronj.io.checkpoint.CheckpointLayout;
 import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.PipelineSplit;
 import org.megatronj.parallel.checkpoint.CheckpointResharder;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -39,6 +40,11 @@ final class CheckpointReshardCommand implements Callable<Integer> {
             description = "Target layers per model chunk of the interleaved schedule (default 0: not interleaved).")
     int targetLayersPerVirtualStage;
 
+    @Option(names = "--target-pipeline-model-parallel-layout", paramLabel = "LAYOUT",
+            description = "Target layer split in Megatron's --pipeline-model-parallel-layout form (\"Et*3|t*5|t*5|t*3L\");"
+                    + " its number of '|'-separated stages is the target PP size times the chunks per stage.")
+    String targetLayout;
+
     @Option(names = "--no-optim", description = "Convert the weights only (resume with --no-load-optim or --finetune).")
     boolean noOptim;
 
@@ -58,7 +64,9 @@ final class CheckpointReshardCommand implements Callable<Integer> {
         CheckpointLayout.requireNoCheckpoint(save, "--save");
         ParallelConfig target;
         try {
-            target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false);
+            target = new ParallelConfig(targetTensorParallel, targetPipelineParallel, targetLayersPerVirtualStage, false)
+                    .withPipelineSplit(targetLayout == null ? PipelineSplit.EVEN
+                            : new PipelineSplit(null, null, false, false, null, targetLayout));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(CheckpointResharder.targetFlagNames(e.getMessage()), e);
         }

@@ -8,6 +8,7 @@ import java.util.Map;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.model.PipelineLayout;
 
 /**
  * A Megatron-LM run's {@code args} (the argparse namespace its checkpoints keep) as Megatron-J's command-line flags:
@@ -215,8 +216,7 @@ final class MegatronArgs {
     }
 
     /**
-     * The run's parallel sizes against the rank folders found, and the pipeline splits Megatron-J's layout shares:
-     * as many layers on every stage, no virtual pipeline.
+     * The run's parallel sizes against the rank folders found, and its pipeline split (no virtual pipeline).
      */
     static void checkLayout(Map<?, ?> args, int tp, int pp, int ep, Path file) {
         for (var size : Map.of("tensor_model_parallel_size", tp, "pipeline_model_parallel_size", pp,
@@ -229,23 +229,49 @@ final class MegatronArgs {
             }
         }
         checkExpertTensorParallel(args, tp, file);
+        pipelineLayout(args, pp, file);
+    }
+
+    /**
+     * How the run split its layers over its {@code pp} stages: Megatron's even split, or its uneven one
+     * ({@code decoder_first/last_pipeline_num_layers}, {@code account_for_embedding/loss_in_pipeline_split}, a
+     * {@code pipeline_model_parallel_layout} of one chunk per stage). Virtual pipelines (model0, model1...) are refused.
+     */
+    static PipelineLayout pipelineLayout(Map<?, ?> args, int pp, Path file) {
         for (String name : List.of("virtual_pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage",
-                "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers", "pipeline_model_parallel_layout")) {
-            if (args.get(name) != null) {
-                throw new IllegalArgumentException(file + ": the run split its pipeline with " + name + " = " + args.get(name)
-                        + "; merge it to one rank first (Megatron-LM's tools/checkpoint/convert.py)");
-            }
-        }
-        for (String name : List.of("account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split")) {
-            if (Boolean.TRUE.equals(args.get(name))) {
-                throw new IllegalArgumentException(file + ": the run split its pipeline with --" + name.replace('_', '-')
-                        + "; merge it to one rank first (Megatron-LM's tools/checkpoint/convert.py)");
+                "num_virtual_stages_per_pipeline_rank")) {
+            if (args.get(name) instanceof Number n && n.intValue() > 1 || name.startsWith("num_layers") && args.get(name) != null) {
+                throw new IllegalArgumentException(file + ": the run split its pipeline into virtual stages (" + name + " = "
+                        + args.get(name) + "); merge it to one rank first (Megatron-LM's tools/checkpoint/convert.py)");
             }
         }
         int layers = integer(args, "num_layers", file);
-        if (layers % pp != 0) {
-            throw new IllegalArgumentException(file + ": " + layers + " layers over " + pp + " pipeline stages is not an even split");
+        try {
+            Object layout = args.get("pipeline_model_parallel_layout");
+            if (layout != null) {
+                if (!(layout instanceof String s)) {
+                    throw new IllegalArgumentException("pipeline_model_parallel_layout is " + layout + ", not a layout string");
+                }
+                return PipelineLayout.parse(s, pp, layers);
+            }
+            return PipelineLayout.megatron(layers, pp, 1, optionalInteger(args, "decoder_first_pipeline_num_layers", file),
+                    optionalInteger(args, "decoder_last_pipeline_num_layers", file),
+                    Boolean.TRUE.equals(args.get("account_for_embedding_in_pipeline_split")),
+                    Boolean.TRUE.equals(args.get("account_for_loss_in_pipeline_split")));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": the run's pipeline split over " + pp + " stages: " + e.getMessage(), e);
         }
+    }
+
+    private static Integer optionalInteger(Map<?, ?> args, String name, Path file) {
+        Object v = args.get(name);
+        if (v == null) {
+            return null;
+        }
+        if (!(v instanceof Number n)) {
+            throw new IllegalArgumentException(file + ": the run's " + name + " is " + v + ", not a number");
+        }
+        return n.intValue();
     }
 
     /**

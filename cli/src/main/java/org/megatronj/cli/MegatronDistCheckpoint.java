@@ -16,6 +16,7 @@ import org.megatronj.io.torch.DistributedCheckpoint;
 import org.megatronj.io.torch.TorchFile;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.FullModelState;
@@ -137,7 +138,7 @@ final class MegatronDistCheckpoint {
         Map<String, String> stored = new LinkedHashMap<>();
         byName.keySet().forEach(name -> stored.put(MegatronTorchCheckpoint.localSpecName(name), name));
         List<String> missing = new ArrayList<>();
-        for (ParameterSpec spec : FullModelState.stageSpecs(config, 1, 1, 1, 0)) {
+        for (ParameterSpec spec : FullModelState.stageSpecs(config, 1, PipelineLayout.even(config.numLayers(), 1, 1), 0)) {
             long[] shape = unexpected.remove(spec.name());
             if (shape == null) {
                 missing.add(spec.name());

@@ -18,6 +18,7 @@ import org.megatronj.io.torch.TorchFile;
 import org.megatronj.io.torch.Unpickler;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.checkpoint.FullModelState;
@@ -39,7 +40,12 @@ final class MegatronTorchCheckpoint {
     private static final String FILE = "model_optim_rng.pt";
 
     /** The checkpoint's iteration, the flags and configuration of its model, the tokenizer flags of its run. */
-    record Contents(long iteration, List<String> modelFlags, TransformerConfig config, ObjectNode tokenizerArgs) {
+    record Contents(long iteration, List<String> modelFlags, TransformerConfig config, ObjectNode tokenizerArgs,
+                    PipelineLayout pipeline) {
+        /** The same run read from rank folders split over {@code stages} pipeline stages as {@code args} say. */
+        Contents withPipeline(PipelineLayout split) {
+            return new Contents(iteration, modelFlags, config, tokenizerArgs, split);
+        }
     }
 
     private MegatronTorchCheckpoint() {
@@ -164,15 +170,16 @@ final class MegatronTorchCheckpoint {
             throw new IllegalArgumentException(file + " has no 'model'" + (state.containsKey("model0")
                     ? " but model0, model1...: a virtual-pipeline checkpoint; merge it to one rank and chunk first" : ""));
         }
-        MegatronArgs.checkLayout(namespace(state.get("args"), file), ranks.tensorParallel(), ranks.pipelineParallel(),
-                ranks.expertParallel(), file);
+        Map<?, ?> args = namespace(state.get("args"), file);
+        MegatronArgs.checkLayout(args, ranks.tensorParallel(), ranks.pipelineParallel(), ranks.expertParallel(), file);
         Map<?, ?> model = dict(state.get("model"), file + "'s model");
         if (!(model.get("embedding.word_embeddings.weight") instanceof TorchFile.TensorRef embedding)) {
             throw new IllegalArgumentException(file + "'s model has no embedding.word_embeddings.weight"
                     + (model.keySet().stream().anyMatch(k -> String.valueOf(k).startsWith("language_model."))
                     ? ": a legacy (non-core) Megatron model; convert it to Megatron-core with Megatron-LM first" : ""));
         }
-        return contents(state, file, tokenizer, ranks.tensorParallel(), embedding.shape()[0] * ranks.tensorParallel());
+        return contents(state, file, tokenizer, ranks.tensorParallel(), embedding.shape()[0] * ranks.tensorParallel())
+                .withPipeline(MegatronArgs.pipelineLayout(args, ranks.pipelineParallel(), file));
     }
 
     /**
@@ -208,7 +215,7 @@ final class MegatronTorchCheckpoint {
                     + ": give the tokenizer flags of its run");
         }
         long iteration = state.get("iteration") instanceof Number n ? n.longValue() : 0;
-        return new Contents(iteration, flags, config, tokenizer.toSavedArgs());
+        return new Contents(iteration, flags, config, tokenizer.toSavedArgs(), PipelineLayout.even(config.numLayers(), 1, 1));
     }
 
     /**
@@ -218,24 +225,24 @@ final class MegatronTorchCheckpoint {
      * the stage's layers renumbered from their place in the stage to their place in the model, and on the last stage of
      * a pipeline with tied embeddings the output layer's copy named as Megatron-J keeps it.
      */
-    static Map<String, Tensor> weights(Ranks ranks, int t, int stage, TransformerConfig config, List<String> flags,
-                                       TensorArena arena) {
+    static Map<String, Tensor> weights(Ranks ranks, int t, int stage, Contents run, TensorArena arena) {
         List<TorchFile> open = new ArrayList<>();
         try {
             for (Path file : ranks.files()[t][stage]) {
                 open.add(TorchFile.open(file));
             }
-            return weights(open, ranks.files()[t][stage], config, ranks.tensorParallel(), ranks.pipelineParallel(), stage,
-                    flags, arena);
+            return weights(open, ranks.files()[t][stage], run.config(), ranks.tensorParallel(), run.pipeline(), stage,
+                    run.modelFlags(), arena);
         } finally {
             open.forEach(TorchFile::close);
         }
     }
 
-    private static Map<String, Tensor> weights(List<TorchFile> torches, Path[] files, TransformerConfig config, int tp, int pp,
-                                               int stage, List<String> flags, TensorArena arena) {
+    private static Map<String, Tensor> weights(List<TorchFile> torches, Path[] files, TransformerConfig config, int tp,
+                                               PipelineLayout pipeline, int stage, List<String> flags, TensorArena arena) {
         int ep = files.length;
-        int firstLayer = stage * (config.numLayers() / pp);
+        int pp = pipeline.stages();
+        int firstLayer = pipeline.chunk(stage, 0).firstLayer();
         boolean tiedCopy = pp > 1 && stage == pp - 1 && !config.untieEmbeddingsAndOutputWeights();
         int experts = config.moe() == null ? 0 : config.moe().numExperts();
         if (experts % ep != 0) {
@@ -284,7 +291,7 @@ final class MegatronTorchCheckpoint {
         }
         Map<String, Tensor> weights = new LinkedHashMap<>();
         List<String> missing = new ArrayList<>();
-        for (ParameterSpec spec : FullModelState.stageSpecs(config, tp, pp, 1, stage)) {
+        for (ParameterSpec spec : FullModelState.stageSpecs(config, tp, pipeline, stage)) {
             MegatronExperts.Source t = byName.remove(spec.name());
             if (t == null) {
                 missing.add(spec.name());

@@ -3,6 +3,7 @@ package org.megatronj.cli;
 import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.ParallelConfig;
+import org.megatronj.parallel.PipelineSplit;
 import picocli.CommandLine.Option;
 
 /**
@@ -21,6 +22,33 @@ public final class ParallelOptions {
     @Option(names = "--num-layers-per-virtual-pipeline-stage", paramLabel = "N",
             description = "Layers per model chunk: the interleaved 1F1B schedule with L / (P x N) chunks per stage.")
     int numLayersPerVirtualPipelineStage;
+
+    @Option(names = "--num-virtual-stages-per-pipeline-rank", paramLabel = "V",
+            description = "Model chunks per pipeline stage (the interleaved schedule), the alternative to"
+                    + " --num-layers-per-virtual-pipeline-stage that uneven splits need.")
+    Integer numVirtualStagesPerPipelineRank;
+
+    @Option(names = "--decoder-first-pipeline-num-layers", paramLabel = "N",
+            description = "Layers on the first pipeline stage; the others' evenly over the middle stages (Megatron's uneven split).")
+    Integer decoderFirstPipelineNumLayers;
+
+    @Option(names = "--decoder-last-pipeline-num-layers", paramLabel = "N",
+            description = "Layers on the last pipeline stage; the others' evenly over the middle stages.")
+    Integer decoderLastPipelineNumLayers;
+
+    @Option(names = "--account-for-embedding-in-pipeline-split",
+            description = "Count the embedding as a layer when splitting: the first stage holds one layer less.")
+    boolean accountForEmbeddingInPipelineSplit;
+
+    @Option(names = "--account-for-loss-in-pipeline-split",
+            description = "Count the output layer and loss as a layer when splitting: the last stage holds one layer less.")
+    boolean accountForLossInPipelineSplit;
+
+    @Option(names = "--pipeline-model-parallel-layout", paramLabel = "LAYOUT",
+            description = "Megatron's explicit split: virtual stages separated by '|' (chunk 0 of every rank, then chunk 1,"
+                    + " ...), E the embedding, t a transformer layer, L the loss, x*n and (...)*n repeats, commas ignored;"
+                    + " e.g. \"Et*3|t*5|t*5|t*3L\". More stages than P: the interleaved schedule.")
+    String pipelineModelParallelLayout;
 
     @Option(names = "--sequence-parallel", description = "Split norms, dropouts and the residual stream along the sequence"
             + " over the tensor-parallel ranks (needs T > 1; at T = 1 it is switched off with a warning, as in Megatron).")
@@ -82,7 +110,7 @@ public final class ParallelOptions {
     /** The layout, checked against the model's dimensions (Megatron's messages, with the numbers). */
     public ParallelConfig toConfig(TransformerConfig model) {
         ParallelConfig c = new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize,
-                numLayersPerVirtualPipelineStage, sequenceParallel, contextParallelSize, useTpPpDpMapping);
+                numLayersPerVirtualPipelineStage, sequenceParallel, contextParallelSize, useTpPpDpMapping, pipelineSplit());
         c.validateWorldSize(worldSize());
         if (numDistributedOptimizerInstances < 1 || dataParallelSize() % numDistributedOptimizerInstances != 0) {
             throw new IllegalArgumentException("--num-distributed-optimizer-instances " + numDistributedOptimizerInstances
@@ -94,6 +122,13 @@ public final class ParallelOptions {
         }
         return c.validateForModel(model.numLayers(), model.numAttentionHeads(), model.numQueryGroups(), model.ffnHiddenSize(),
                 model.seqLength());
+    }
+
+    /** Megatron's uneven pipeline flags and explicit layout. */
+    PipelineSplit pipelineSplit() {
+        return new PipelineSplit(decoderFirstPipelineNumLayers, decoderLastPipelineNumLayers,
+                accountForEmbeddingInPipelineSplit, accountForLossInPipelineSplit, numVirtualStagesPerPipelineRank,
+                pipelineModelParallelLayout);
     }
 
     /** {@code --cp-comm-type}: Megatron's names, one value or one per layer. */

@@ -9,6 +9,7 @@ import org.megatronj.io.gpt.GptSampleSource;
 import org.megatronj.io.gpt.Split;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.cpu.CpuBackend;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.ActivationRecompute;
 import org.megatronj.model.FlopCounter;
 import org.megatronj.model.GPTModel;
@@ -97,6 +98,10 @@ final class ParallelPretraining {
                     layout.virtualPipelineModelParallelSize(config.numLayers()),
                     layout.contextParallel() ? "context-parallel " + layout.contextParallelSize() + " (all-gather of keys and"
                             + " values), " : "", options.dataParallelSize(), layout.sequenceParallelActive(), threads);
+            PipelineLayout split = layout.pipelineLayout(config.numLayers());
+            if (!split.isEven()) {
+                out.printf(Locale.ROOT, "> pipeline split %s:%n%s", split.toLayoutString(), split.describe());
+            }
             TrainingResult[] result = new TrainingResult[1];
             ExitSignal processSignal = training.exit().exitOnSignal() ? ExitSignal.onSigterm() : null;
             try (processSignal) {

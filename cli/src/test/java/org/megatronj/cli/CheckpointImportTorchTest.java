@@ -152,6 +152,29 @@ class CheckpointImportTorchTest {
         assertEquals(0, gen.code(), gen.toString());
     }
 
+    /**
+     * The same model split over 2 pipeline ranks by {@code --pipeline-model-parallel-layout "Ett|L"} (the second stage
+     * holds no layer, only the final norm and the tied output layer's copy) imports to the weights of the whole.
+     */
+    @Test
+    void mergesAnUnevenPipelineSplit() throws IOException {
+        Path whole = dir.resolve("whole"), split = dir.resolve("split");
+        CliRun one = CliRun.of("checkpoint", "import-torch", "--load", FIXTURES.resolve("megatron-gpt-whole").toString(),
+                "--save", whole.toString());
+        assertEquals(0, one.code(), one.toString());
+        CliRun two = CliRun.of("checkpoint", "import-torch", "--load", FIXTURES.resolve("megatron-gpt-layout").toString(),
+                "--save", split.toString());
+        assertEquals(0, two.code(), two.toString());
+        assertTrue(two.out().contains(", merged from 1 tensor x 2 pipeline ranks)"), two.out());
+        try (SafetensorsFile a = SafetensorsFile.open(whole.resolve("release/mp_rank_00/model.safetensors"));
+             SafetensorsFile b = SafetensorsFile.open(split.resolve("release/mp_rank_00/model.safetensors"))) {
+            assertEquals(a.names(), b.names());
+            for (String name : a.names()) {
+                assertArrayEquals(a.tensor(name).toFloatArray(), b.tensor(name).toFloatArray(), name);
+            }
+        }
+    }
+
     @Test
     void checkpointsItCannotTakeAreNamed() throws IOException {
         CliRun vocab = CliRun.of("checkpoint", "import-torch", "--load", MEGATRON.toString(), "--save", dir.resolve("v").toString(),

@@ -86,6 +86,74 @@ class PretrainGptParallelTest {
     }
 
     /**
+     * Megatron's uneven pipeline splits on the 4-layer model: one layer on the first stage and three on the second;
+     * the embedding and loss counted as layers over three stages (1, 2, 1 layers); an explicit interleaved layout whose
+     * first chunk holds only the embedding and last only the loss, with data parallelism and the distributed optimizer.
+     * Then a checkpoint of an uneven split resumes in its own split, names the reshard command for another, and
+     * reshards into an explicit layout that another run loads.
+     */
+    @Test
+    void unevenPipelineSplitsMatchOneRankAndCheckpointTheirSplit() throws IOException {
+        Path data = dataset();
+        assertSameLosses(data, "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--decoder-first-pipeline-num-layers", "1");
+        assertSameLosses(data, "--pipeline-model-parallel-size", "3", "--world-size", "3",
+                "--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split");
+        assertSameLosses(data, "--pipeline-model-parallel-size", "2", "--world-size", "4", "--pipeline-model-parallel-layout",
+                "E|t*2|t*2|L", "--use-distributed-optimizer");
+        CliRun shown = CliRun.of(args(data, dir.resolve("shown.csv"), "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--pipeline-model-parallel-layout", "E|t*2|t*2|L", "--train-iters", "1").toArray(String[]::new));
+        assertTrue(shown.out().contains("> pipeline split E|t*2|t*2|L:\nPP rank 0    embedding    |    decoder*2\n"
+                + "PP rank 1    decoder*2    |    loss\n"), shown.out());
+
+        Path single = dir.resolve("single.csv");
+        String[] uneven = {"--pipeline-model-parallel-size", "2", "--world-size", "2", "--decoder-last-pipeline-num-layers", "1"};
+        Path parts = dir.resolve("uneven-parts.csv");
+        Path ckpt = dir.resolve("ckpt-uneven");
+        List<String> first = args(data, parts, uneven);
+        first.addAll(List.of("--save", ckpt.toString(), "--exit-interval", "2"));
+        CliRun a = CliRun.of(first.toArray(String[]::new));
+        assertEquals(0, a.code(), a.toString());
+        Path after = dir.resolve("uneven-after-reshard.csv");
+        Files.copy(parts, after);   // the first two iterations, for the run that loads the resharded checkpoint
+        CliRun inspect = CliRun.of("checkpoint", "inspect", "--no-tensors", ckpt.toString());
+        assertTrue(inspect.out().contains("pipeline-parallel 2 with [3, 1] layers per virtual stage"), inspect.out());
+        List<String> resume = args(data, parts, uneven);
+        resume.addAll(List.of("--load", ckpt.toString()));
+        CliRun b = CliRun.of(resume.toArray(String[]::new));
+        assertEquals(0, b.code(), b.toString());
+        assertLosses(single, parts);
+
+        CliRun even = CliRun.of(args(data, dir.resolve("even.csv"), "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--load", ckpt.toString()).toArray(String[]::new));
+        assertEquals(1, even.code(), even.toString());
+        assertTrue(even.err().contains("with [3, 1] layers per virtual stage") && even.err().contains("megatron checkpoint reshard"),
+                even.err());
+        CliRun otherSplit = CliRun.of(args(data, dir.resolve("other.csv"), "--pipeline-model-parallel-size", "2", "--world-size",
+                "2", "--decoder-first-pipeline-num-layers", "1", "--load", ckpt.toString()).toArray(String[]::new));
+        assertEquals(1, otherSplit.code(), otherSplit.toString());
+        assertTrue(otherSplit.err().contains("--target-pipeline-model-parallel-layout \"Et|t*3L\""), otherSplit.err());
+
+        Path resharded = dir.resolve("ckpt-layout");
+        CliRun reshard = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save", resharded.toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "2",
+                "--target-pipeline-model-parallel-layout", "Et|t*3L");
+        assertEquals(0, reshard.code(), reshard.toString());
+        List<String> third = args(data, after, "--pipeline-model-parallel-size", "2", "--world-size", "2",
+                "--pipeline-model-parallel-layout", "Et|t*3L", "--load", resharded.toString());
+        CliRun c = CliRun.of(third.toArray(String[]::new));
+        assertEquals(0, c.code(), c.toString());
+        assertTrue(c.out().contains("at iteration 2"), c.out());
+        assertLosses(single, after);
+        CliRun badTarget = CliRun.of("checkpoint", "reshard", "--load", ckpt.toString(), "--save",
+                dir.resolve("bad").toString(), "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "2",
+                "--target-pipeline-model-parallel-layout", "Et|t*2L");
+        assertEquals(1, badTarget.code(), badTarget.toString());
+        assertTrue(badTarget.err().contains("--target-pipeline-model-parallel-layout \"Et|t*2L\": Number of decoder layers 3"
+                + " must match num_layers 4"), badTarget.err());
+    }
+
+    /**
      * {@code --log-params-norm} and {@code --log-num-zeros-in-grad} count each weight once over the world: tensor
      * shards, pipeline stages, the tied embedding's two copies, replicated norms and the distributed optimizer's shards
      * give one rank's norm and zeros (here the position embeddings past the sequence, which get no gradient).

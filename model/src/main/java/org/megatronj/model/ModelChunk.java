@@ -32,14 +32,7 @@ public record ModelChunk(int firstLayer, int numLayers, boolean preProcess, bool
      * {@code [(chunk * stages + stage) * n, ... + n)} with {@code n = L / (stages * chunksPerStage)}.
      */
     public static ModelChunk of(TransformerConfig config, int stage, int stages, int chunk, int chunksPerStage) {
-        int pieces = stages * chunksPerStage;
-        if (config.numLayers() % pieces != 0) {
-            throw new IllegalArgumentException("--num-layers " + config.numLayers() + " is not divisible by "
-                    + "--pipeline-model-parallel-size " + stages + " x virtual stages " + chunksPerStage + " = " + pieces);
-        }
-        int n = config.numLayers() / pieces;
-        int index = chunk * stages + stage;
-        return new ModelChunk(index * n, n, index == 0, index == pieces - 1);
+        return PipelineLayout.even(config.numLayers(), stages, chunksPerStage).chunk(stage, chunk);
     }
 
     public boolean whole() {

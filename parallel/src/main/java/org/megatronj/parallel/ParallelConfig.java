@@ -1,5 +1,7 @@
 package org.megatronj.parallel;
 
+import org.megatronj.model.PipelineLayout;
+
 /**
  * How a run splits its model and data over ranks, with Megatron's flags:
  * {@code --tensor-model-parallel-size}, {@code --pipeline-model-parallel-size},
@@ -19,10 +21,12 @@ package org.megatronj.parallel;
  *                                       they hold replicas of the weights, like data-parallel ranks; 1 = off
  * @param tpPpDpMapping                  {@code --use-tp-pp-dp-mapping}: ranks laid out "tp-cp-pp-dp" (pipeline stages
  *                                       nearer than data-parallel replicas) instead of Megatron's default "tp-cp-dp-pp"
+ * @param pipelineSplit                  an uneven split of the layers over the stages, or the virtual stages given as
+ *                                       {@code --num-virtual-stages-per-pipeline-rank} ({@link PipelineSplit#EVEN}: neither)
  */
 public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize,
                              int numLayersPerVirtualPipelineStage, boolean sequenceParallel, int contextParallelSize,
-                             boolean tpPpDpMapping) {
+                             boolean tpPpDpMapping, PipelineSplit pipelineSplit) {
 
     /** One rank does everything: TP = PP = CP = 1, no interleaving, no sequence parallelism. */
     public static ParallelConfig single() {
@@ -42,16 +46,29 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
                 contextParallelSize, false);
     }
 
+    /** With {@code --use-tp-pp-dp-mapping} on or off and the even pipeline split. */
+    public ParallelConfig(int tensorModelParallelSize, int pipelineModelParallelSize, int numLayersPerVirtualPipelineStage,
+                          boolean sequenceParallel, int contextParallelSize, boolean tpPpDpMapping) {
+        this(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, sequenceParallel,
+                contextParallelSize, tpPpDpMapping, PipelineSplit.EVEN);
+    }
+
     /** This layout with {@code --context-parallel-size size}. */
     public ParallelConfig withContextParallelSize(int size) {
         return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
-                sequenceParallel, size, tpPpDpMapping);
+                sequenceParallel, size, tpPpDpMapping, pipelineSplit);
     }
 
     /** This layout with {@code --use-tp-pp-dp-mapping} on or off. */
     public ParallelConfig withTpPpDpMapping(boolean on) {
         return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
-                sequenceParallel, contextParallelSize, on);
+                sequenceParallel, contextParallelSize, on, pipelineSplit);
+    }
+
+    /** This layout with the layers split over the stages as {@code split} says. */
+    public ParallelConfig withPipelineSplit(PipelineSplit split) {
+        return new ParallelConfig(tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage,
+                sequenceParallel, contextParallelSize, tpPpDpMapping, split);
     }
 
     public static ParallelConfig of(int tensorModelParallelSize, int pipelineModelParallelSize) {
@@ -72,12 +89,31 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
             throw new IllegalArgumentException("--num-layers-per-virtual-pipeline-stage must be >= 1 when given, got "
                     + numLayersPerVirtualPipelineStage);
         }
-        if (numLayersPerVirtualPipelineStage > 0 && pipelineModelParallelSize < 2) {
+        if (pipelineSplit == null) {
+            pipelineSplit = PipelineSplit.EVEN;
+        }
+        if ((numLayersPerVirtualPipelineStage > 0 ? 1 : 0) + (pipelineSplit.virtualStagesPerRank() != null ? 1 : 0)
+                + (pipelineSplit.layout() != null ? 1 : 0) > 1) {
+            throw new IllegalArgumentException("No more than one of the following arguments can be set at the same time:"
+                    + " --num-layers-per-virtual-pipeline-stage, --num-virtual-stages-per-pipeline-rank,"
+                    + " --pipeline-model-parallel-layout");
+        }
+        if (numLayersPerVirtualPipelineStage > 0
+                && (pipelineSplit.firstStageLayers() != null || pipelineSplit.lastStageLayers() != null)) {
+            throw new IllegalArgumentException("please use --num-virtual-stages-per-pipeline-rank to specify virtual pipeline"
+                    + " parallel degree when enable uneven pipeline parallelism");
+        }
+        if (interleavedFlags(numLayersPerVirtualPipelineStage, pipelineSplit, pipelineModelParallelSize)
+                && pipelineModelParallelSize < 2) {
             // Megatron asks for PP > 2 unless p2p overlap is on, because NCCL batches the sends and
             // receives between two ranks; our communicators queue point-to-point messages, so 2 works.
             throw new IllegalArgumentException("--num-layers-per-virtual-pipeline-stage (interleaved schedule) needs "
                     + "--pipeline-model-parallel-size >= 2, got " + pipelineModelParallelSize);
         }
+    }
+
+    private static boolean interleavedFlags(int layersPerVirtualStage, PipelineSplit split, int stages) {
+        return layersPerVirtualStage > 0 || split.chunksPerStage(stages) > 1;
     }
 
     /** The tensor- times pipeline-parallel size: ranks that hold one full copy of the model. */
@@ -122,19 +158,38 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
 
     /** True for the interleaved (virtual pipeline) schedule. */
     public boolean interleaved() {
-        return numLayersPerVirtualPipelineStage > 0;
-    }
-
-    /** Transformer layers held by one pipeline stage (all its model chunks together). */
-    public int layersPerPipelineStage(int numLayers) {
-        requireLayersDivisible(numLayers);
-        return numLayers / pipelineModelParallelSize;
+        return interleavedFlags(numLayersPerVirtualPipelineStage, pipelineSplit, pipelineModelParallelSize);
     }
 
     /** Model chunks per pipeline stage: {@code numLayers / (pp * layersPerVirtualStage)}, or 1 without interleaving. */
     public int virtualPipelineModelParallelSize(int numLayers) {
-        requireLayersDivisible(numLayers);
-        return interleaved() ? numLayers / (pipelineModelParallelSize * numLayersPerVirtualPipelineStage) : 1;
+        return pipelineLayout(numLayers).chunksPerStage();
+    }
+
+    /**
+     * Which layers each model chunk of each stage holds: Megatron's even split, or as {@link #pipelineSplit} says
+     * (uneven first/last stages, the embedding or loss counted as a layer, an explicit layout).
+     */
+    public PipelineLayout pipelineLayout(int numLayers) {
+        if (pipelineSplit.isEven()) {
+            requireLayersDivisible(numLayers);
+        } else if (numLayers < 1) {
+            throw new IllegalArgumentException("--num-layers must be >= 1, got " + numLayers);
+        }
+        int stages = pipelineModelParallelSize;
+        int chunks = 1;
+        if (numLayersPerVirtualPipelineStage > 0) {
+            int counted = numLayers + (pipelineSplit.accountForEmbedding() ? 1 : 0) + (pipelineSplit.accountForLoss() ? 1 : 0);
+            if (counted % stages != 0 || counted / stages % numLayersPerVirtualPipelineStage != 0) {
+                throw new IllegalArgumentException("number of layers per pipeline stage must be divisible number of layers"
+                        + " per virtual pipeline stage (" + counted + " layers with the embedding/loss counted, "
+                        + stages + " stages, --num-layers-per-virtual-pipeline-stage " + numLayersPerVirtualPipelineStage + ")");
+            }
+            chunks = counted / stages / numLayersPerVirtualPipelineStage;
+        } else if (pipelineSplit.chunksPerStage(stages) > 0) {
+            chunks = pipelineSplit.chunksPerStage(stages);
+        }
+        return pipelineSplit.layout(numLayers, stages, chunks);
     }
 
     /**
@@ -163,7 +218,7 @@ public record ParallelConfig(int tensorModelParallelSize, int pipelineModelParal
             throw new IllegalArgumentException("--ffn-hidden-size " + ffnHiddenSize
                     + " is not divisible by --tensor-model-parallel-size " + tensorModelParallelSize);
         }
-        requireLayersDivisible(numLayers);
+        pipelineLayout(numLayers);
         if (contextParallel() && seqLength % (2 * contextParallelSize) != 0) {
             throw new IllegalArgumentException("--context-parallel-size " + contextParallelSize + ": --seq-length " + seqLength
                     + " is not divisible by 2 x context-parallel size = " + 2 * contextParallelSize);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
+import org.megatronj.model.ModelChunk;
 
 class ParallelConfigTest {
 
@@ -29,7 +30,8 @@ class ParallelConfigTest {
         String v = refusal(() -> interleaved.validateForModel(12, 12, 12, 3072, 1024));
         assertTrue(v.contains("2 x --num-layers-per-virtual-pipeline-stage 4 = 8"), v);
         assertEquals(3, new ParallelConfig(1, 2, 2, false).virtualPipelineModelParallelSize(12));
-        assertEquals(6, new ParallelConfig(1, 2, 2, false).layersPerPipelineStage(12));
+        // chunk 0 of stage 1 is virtual stage 1: layers 2 and 3
+        assertEquals(new ModelChunk(2, 2, false, false), new ParallelConfig(1, 2, 2, false).pipelineLayout(12).chunk(1, 0));
         assertEquals(1, ParallelConfig.of(1, 2).virtualPipelineModelParallelSize(12));
     }
 

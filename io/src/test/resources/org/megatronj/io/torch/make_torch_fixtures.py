@@ -151,3 +151,25 @@ for stage in range(2):
             part["output_layer.weight"] = shard("word_embeddings.weight", whole["embedding.word_embeddings.weight"], rank, 2)
         save(f"megatron-gpt-tp2pp2/iter_0000020/mp_rank_{rank:02d}_{stage:03d}", part, 2, 2)
 open("megatron-gpt-tp2pp2/latest_checkpointed_iteration.txt", "w").write("20")
+
+
+# megatron-gpt-layout/: the same 2-layer model over 2 pipeline ranks (TP 1) split by --pipeline-model-parallel-layout
+# "Ett|L", as Megatron-core builds it: stage 0 holds the embedding and both layers, stage 1 no layer, only the final
+# norm and the tied output layer's copy.
+for stage, layers in enumerate([[0, 1], []]):
+    part = OrderedDict()
+    if stage == 0:
+        part["embedding.word_embeddings.weight"] = whole["embedding.word_embeddings.weight"].clone()
+    for local, l in enumerate(layers):
+        for name, t in whole.items():
+            if name.startswith(f"decoder.layers.{l}."):
+                part[name.replace(f"decoder.layers.{l}.", f"decoder.layers.{local}.")] = t.clone()
+    if stage == 1:
+        part["decoder.final_layernorm.weight"] = whole["decoder.final_layernorm.weight"].clone()
+        part["output_layer.weight"] = whole["embedding.word_embeddings.weight"].clone()
+    folder = f"megatron-gpt-layout/iter_0000020/mp_rank_00_{stage:03d}"
+    os.makedirs(folder, exist_ok=True)
+    torch.save({"args": argparse.Namespace(**dict(base, tensor_model_parallel_size=1, pipeline_model_parallel_size=2,
+                                                   pipeline_model_parallel_layout="Ett|L")),
+                "checkpoint_version": 3.0, "iteration": 20, "model": part}, folder + "/model_optim_rng.pt")
+open("megatron-gpt-layout/latest_checkpointed_iteration.txt", "w").write("20")

@@ -9,6 +9,7 @@ import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.ParameterSpec;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.ParallelConfig;
 
@@ -48,12 +49,13 @@ public final class CheckpointResharder {
     public static String targetFlagNames(String message) {
         return message.replace("--tensor-model-parallel-size", "--target-tensor-parallel-size")
                 .replace("--pipeline-model-parallel-size", "--target-pipeline-parallel-size")
-                .replace("--num-layers-per-virtual-pipeline-stage", "--target-num-layers-per-virtual-pipeline-stage");
+                .replace("--num-layers-per-virtual-pipeline-stage", "--target-num-layers-per-virtual-pipeline-stage")
+                .replace("--pipeline-model-parallel-layout", "--target-pipeline-model-parallel-layout");
     }
 
     /**
-     * @param target        the target sizes: TP, PP and layers per virtual pipeline stage (0 = not interleaved);
-     *                      sequence parallelism does not change the checkpoint
+     * @param target        the target sizes: TP, PP, layers per virtual pipeline stage (0 = not interleaved) and the
+     *                      layer split; sequence parallelism does not change the checkpoint
      * @param withOptimizer also convert the optimizer state (when the source has it)
      * @param progress      told about each written rank folder
      */
@@ -79,9 +81,9 @@ public final class CheckpointResharder {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("cannot reshard " + iterDir + ": its model's " + targetFlagNames(e.getMessage()), e);
         }
-        int chunks = target.virtualPipelineModelParallelSize(config.numLayers());
-        ShardLayout to = new ShardLayout(target.tensorModelParallelSize(), target.pipelineModelParallelSize(), chunks,
-                source.dataParallel(), false);
+        PipelineLayout split = target.pipelineLayout(config.numLayers());
+        ShardLayout to = new ShardLayout(target.tensorModelParallelSize(), target.pipelineModelParallelSize(),
+                split.chunksPerStage(), source.dataParallel(), false, split.isEven() ? null : split.layers());
         progress.accept("reading " + iterDir + " (" + source.describe() + ")");
         FullModelState full = FullModelState.read(iterDir, source, config, withOptimizer);
         Path partial = CheckpointWriter.preparePartial(save, iteration);
@@ -92,7 +94,7 @@ public final class CheckpointResharder {
                 try (TensorArena arena = TensorArena.named("reshard-rank")) {
                     Map<String, Tensor> weights = new LinkedHashMap<>();
                     Map<String, Tensor> state = new LinkedHashMap<>();
-                    for (ParameterSpec spec : FullModelState.stageSpecs(config, t, to.pipelineParallel(), chunks, stage)) {
+                    for (ParameterSpec spec : FullModelState.stageSpecs(config, t, split, stage)) {
                         weights.put(spec.name(), arena.fromFloats(full.shard(spec, null, t, rank), spec.shape()));
                         for (String suffix : full.hasOptimizerState() ? full.stateSuffixes(spec.name()) : java.util.List.<String>of()) {
                             state.put(spec.name() + "." + suffix, arena.fromFloats(full.shard(spec, suffix, t, rank), spec.shape()));

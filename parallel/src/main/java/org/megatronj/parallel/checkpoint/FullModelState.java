@@ -9,7 +9,7 @@ import org.megatronj.io.checkpoint.OptimizerStateFiles;
 import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.io.safetensors.SafetensorsException;
 import org.megatronj.io.safetensors.SafetensorsFile;
-import org.megatronj.model.ModelChunk;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.ParameterSpec;
 import org.megatronj.model.TensorShards;
 import org.megatronj.model.TransformerConfig;
@@ -69,14 +69,28 @@ public final class FullModelState {
      * The parameters one tensor-parallel rank of pipeline stage {@code stage} holds, over all its
      * model chunks in chunk order (a last stage's copy of the tied word embedding included).
      */
-    public static List<ParameterSpec> stageSpecs(TransformerConfig config, int tp, int pp, int chunksPerStage, int stage) {
+    public static List<ParameterSpec> stageSpecs(TransformerConfig config, int tp, PipelineLayout layout, int stage) {
         Map<String, ParameterSpec> specs = new LinkedHashMap<>();
-        for (int v = 0; v < chunksPerStage; v++) {
-            for (ParameterSpec s : ParameterSpec.forGpt(config, tp, ModelChunk.of(config, stage, pp, v, chunksPerStage))) {
+        for (int v = 0; v < layout.chunksPerStage(); v++) {
+            for (ParameterSpec s : ParameterSpec.forGpt(config, tp, layout.chunk(stage, v))) {
                 specs.putIfAbsent(s.name(), s);
             }
         }
         return List.copyOf(specs.values());
+    }
+
+    /** The layer split a checkpoint of {@code layout} was saved with. */
+    public static PipelineLayout pipelineLayout(ShardLayout layout, TransformerConfig config) {
+        int[] counts = layout.virtualStageLayers();
+        if (counts == null) {
+            return PipelineLayout.even(config.numLayers(), layout.pipelineParallel(), layout.chunksPerStage());
+        }
+        PipelineLayout split = PipelineLayout.ofCounts(layout.pipelineParallel(), layout.chunksPerStage(), counts);
+        if (split.numLayers() != config.numLayers()) {
+            throw new CheckpointException("the checkpoint's layer split " + split + " holds " + split.numLayers()
+                    + " layers but its model has " + config.numLayers());
+        }
+        return split;
     }
 
     /**
@@ -89,7 +103,7 @@ public final class FullModelState {
         Map<String, float[]> state = new LinkedHashMap<>();
         boolean hasState = withOptimizer;
         for (int stage = 0; stage < layout.pipelineParallel(); stage++) {
-            List<ParameterSpec> specs = stageSpecs(config, t, layout.pipelineParallel(), layout.chunksPerStage(), stage);
+            List<ParameterSpec> specs = stageSpecs(config, t, pipelineLayout(layout, config), stage);
             List<Map<String, float[]>> rankWeights = new ArrayList<>();
             List<Map<String, float[]>> rankState = new ArrayList<>();
             for (int r = 0; r < t; r++) {

@@ -14,6 +14,7 @@ import org.megatronj.io.checkpoint.ShardLayout;
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.GPTModel;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.ParameterSpec;
@@ -64,8 +65,9 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         this.rank = rank;
         this.config = rank.chunks().getFirst().config();
         ProcessGroups g = rank.context().groups();
+        PipelineLayout split = rank.pipelineLayout();
         this.layout = new ShardLayout(g.tensor().size(), g.pipeline().size(), rank.chunks().size(), g.dataWithContext().size(),
-                rank.optimizer() instanceof DistributedAdam);
+                rank.optimizer() instanceof DistributedAdam, split.isEven() ? null : split.layers());
     }
 
     /** This run's layout, as its checkpoints record it. */
@@ -203,7 +205,7 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         try (Checkpoint any = Checkpoint.openLatestAnyRank(root)) {
             saved = ShardLayout.fromMetadata(any.metadata());
         }
-        if (saved.sameModelParallel(layout.tensorParallel(), layout.pipelineParallel(), layout.chunksPerStage())) {
+        if (saved.sameModelParallel(layout)) {
             try (Checkpoint ckpt = Checkpoint.openLatestShard(root, rankDirName())) {
                 return inner.restore(ckpt, () -> inner.loadWeightsAsConfigured(ckpt, rank.parameters()), optimizer, scheduler,
                         finetune, noLoadOptim, noLoadRng, seed, () -> installState(OptimizerStateFiles.readAll(ckpt.rankDir()),
@@ -212,15 +214,18 @@ public final class ParallelCheckpointer implements TrainingCheckpoints {
         }
         if (saved.sharded()) {
             // the suggested command must produce this run's chunks too, or loading its output fails again
-            int layersPerChunk = config.numLayers() / (layout.pipelineParallel() * layout.chunksPerStage());
+            PipelineLayout split = rank.pipelineLayout();
+            String target = !split.isEven()
+                    ? " --target-pipeline-model-parallel-layout \"" + split.toLayoutString() + "\""
+                    : layout.chunksPerStage() > 1
+                    ? " --target-num-layers-per-virtual-pipeline-stage " + split.layers()[0] : "";
             throw new CheckpointException(Checkpoint.latestIterationDir(root) + " is a checkpoint of " + saved.describe()
                     + ", but this run is tensor-parallel " + layout.tensorParallel() + ", pipeline-parallel "
                     + layout.pipelineParallel() + (layout.chunksPerStage() > 1 ? " (" + layout.chunksPerStage()
-                    + " chunks per stage)" : "") + ": convert it first with 'megatron checkpoint reshard --load " + root
+                    + " chunks per stage)" : "") + (split.isEven() ? "" : " split " + split.toLayoutString())
+                    + ": convert it first with 'megatron checkpoint reshard --load " + root
                     + " --save <new folder> --target-tensor-parallel-size " + layout.tensorParallel()
-                    + " --target-pipeline-parallel-size " + layout.pipelineParallel()
-                    + (layout.chunksPerStage() > 1 ? " --target-num-layers-per-virtual-pipeline-stage " + layersPerChunk : "")
-                    + "'");
+                    + " --target-pipeline-parallel-size " + layout.pipelineParallel() + target + "'");
         }
         return loadWhole(root, optimizer, scheduler, finetune, noLoadOptim, noLoadRng, seed);
     }

@@ -11,6 +11,7 @@ import org.megatronj.model.GPTModel;
 import org.megatronj.model.LossResult;
 import org.megatronj.model.MicroBatch;
 import org.megatronj.model.ModelChunk;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.Parameter;
 import org.megatronj.model.PhaseTimers;
 import org.megatronj.model.Precision;
@@ -87,6 +88,7 @@ public final class ParallelGptRank implements AutoCloseable {
 
     private final RankContext ctx;
     private final List<GPTModel> chunks = new ArrayList<>();
+    private final PipelineLayout pipelineLayout;
     private final PipelineChannels channels;
     private final PipelineSchedule schedule;
     private final ParallelGradients gradients;
@@ -106,14 +108,15 @@ public final class ParallelGptRank implements AutoCloseable {
                 config.seqLength());
         ProcessGroups groups = ctx.groups();
         int replicas = groups.dataWithContext().size();   // the ranks that hold these weights too: DP x CP
-        int pp = groups.pipeline().size();
-        int chunksPerStage = pc.virtualPipelineModelParallelSize(config.numLayers());
+        PipelineLayout layout = pc.pipelineLayout(config.numLayers());
+        this.pipelineLayout = layout;
+        int chunksPerStage = layout.chunksPerStage();
         var tp = new TensorParallelism(CommunicatorTensorParallelGroup.of(groups.tensor()), pc.sequenceParallelActive());
         var cp = new ContextParallelism(CommunicatorTensorParallelGroup.of(groups.context()));
         this.channels = PipelineChannels.create(groups.world(), ctx.state());
         try {
             for (int v = 0; v < chunksPerStage; v++) {
-                ModelChunk chunk = ModelChunk.of(config, groups.pipeline().rank(), pp, v, chunksPerStage);
+                ModelChunk chunk = layout.chunk(groups.pipeline().rank(), v);
                 GPTModel model = new GPTModel(config, backend, seed, tp, replicas, chunk, options.precision(), cp);
                 model.setRecompute(options.recompute());
                 chunks.add(model);
@@ -134,6 +137,11 @@ public final class ParallelGptRank implements AutoCloseable {
     }
 
     /** This rank's place and communicators. */
+    /** Which layers every stage's chunks hold (this rank's are {@link #chunks()}). */
+    public PipelineLayout pipelineLayout() {
+        return pipelineLayout;
+    }
+
     public RankContext context() {
         return ctx;
     }
