@@ -315,11 +315,11 @@ public final class TrainingOptions {
             + " the tokenizer from the checkpoint: the tokenizer flags must be given.")
     boolean noUseTokenizerModelFromCheckpointArgs;
 
-    @Option(names = "--override-opt_param-scheduler", description = "On --load, keep this run's learning-rate schedule"
+    @Option(names = {"--override-opt_param-scheduler", "--override-opt-param-scheduler"}, description = "On --load, keep this run's learning-rate schedule"
             + " (--lr, --min-lr, warmup, decay) where the checkpoint's differs (otherwise an error, as in Megatron).")
     boolean overrideOptParamScheduler;
 
-    @Option(names = "--use-checkpoint-opt_param-scheduler", description = "On --load, take the checkpoint's learning-rate"
+    @Option(names = {"--use-checkpoint-opt_param-scheduler", "--use-checkpoint-opt-param-scheduler"}, description = "On --load, take the checkpoint's learning-rate"
             + " schedule instead of this run's flags.")
     boolean useCheckpointOptParamScheduler;
 

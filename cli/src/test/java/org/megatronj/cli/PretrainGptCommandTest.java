@@ -142,7 +142,7 @@ class PretrainGptCommandTest {
         assertEquals(1, lr.code(), lr.toString());
         assertTrue(lr.err().contains("learning rate (--lr) 0.01 (this run: 0.005)"), lr.err());
         List<String> overridden = args(data, "--load", save.toString(), "--lr", "5e-3");
-        overridden.add("--override-opt_param-scheduler");
+        overridden.add("--override-opt-param-scheduler");   // Megatron's second spelling of --override-opt_param-scheduler
         assertEquals(0, run(overridden).code());
         Path model = save.resolve("iter_0000006/mp_rank_00/model.safetensors");
         byte[] bytes = Files.readAllBytes(model);
