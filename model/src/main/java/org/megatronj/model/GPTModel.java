@@ -14,6 +14,8 @@ import org.megatronj.model.layers.MoeLayer;
 import org.megatronj.model.layers.Norm;
 import org.megatronj.model.layers.RotaryEmbedding;
 import org.megatronj.model.layers.SelfAttention;
+import org.megatronj.model.layers.Attention;
+import org.megatronj.model.layers.MultiLatentAttention;
 import org.megatronj.model.layers.TransformerLayer;
 import org.megatronj.model.layers.Workspace;
 import org.megatronj.model.layers.ColumnParallelLinear;
@@ -159,6 +161,10 @@ public final class GPTModel implements AutoCloseable {
         if (config.moe() != null) {
             checkMixtureOfExperts(config, tp, cp);
         }
+        if (config.mla() != null && cp.active()) {
+            throw new IllegalArgumentException("--context-parallel-size > 1 is not supported with --multi-latent-attention"
+                    + " in Megatron-J (MLA's keys and values are not exchanged between context ranks)");
+        }
         this.shardConfig = config.tensorParallelShard(t);
         this.vocabSize = config.paddedVocabSize(t);
         this.backend = backend;
@@ -171,14 +177,16 @@ public final class GPTModel implements AutoCloseable {
         TensorParallelGroup group = tp.group();
 
         boolean learned = config.positionEmbeddingType() == PositionEmbeddingType.LEARNED_ABSOLUTE;
-        this.rope = config.positionEmbeddingType() != PositionEmbeddingType.ROPE ? null
+        this.rope = config.mla() != null ? RotaryEmbedding.forMla(backend, buffers, config)   // MLA's own, in every case
+                : config.positionEmbeddingType() != PositionEmbeddingType.ROPE ? null
                 : new RotaryEmbedding(backend, buffers, config);
         this.embedding = !chunk.preProcess() ? null : new Embedding(backend, param("embedding.word_embeddings.weight"),
                 learned ? param("embedding.position_embeddings.weight") : null, config.hiddenDropout(), group);
         this.layers = new TransformerLayer[chunk.numLayers()];
         for (int l = 0; l < layers.length; l++) {
             String p = "decoder.layers." + (chunk.firstLayer() + l) + ".";
-            SelfAttention attention = new SelfAttention(backend, shardConfig,
+            Attention attention = config.mla() != null ? multiLatentAttention(p + "self_attention.")
+                    : new SelfAttention(backend, shardConfig,
                     columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope,
                     config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
                     config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
@@ -684,6 +692,22 @@ public final class GPTModel implements AutoCloseable {
         }
         return new ColumnParallelLinear(backend, param(prefix + ".weight"),
                 config.hasBias(prefix) ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
+    }
+
+    /** A layer's MLASelfAttention from its parameters under {@code p} ({@code decoder.layers.L.self_attention.}). */
+    private MultiLatentAttention multiLatentAttention(String p) {
+        boolean latent = config.mla().hasQueryLatent();
+        boolean norms = config.qkLayernorm();
+        return new MultiLatentAttention(backend, shardConfig, latent ? linear(p + "linear_q_down_proj") : null,
+                latent && norms ? norm(p + "q_layernorm") : null,
+                upProjection(latent ? p + "linear_q_up_proj" : p + "linear_q_proj"), param(p + "linear_kv_down_proj.weight"),
+                norms ? norm(p + "kv_layernorm") : null, upProjection(p + "linear_kv_up_proj"), rowLinear(p + "linear_proj"),
+                rope, tp.group(), tp.sequenceParallel(), tp.rank() * shardConfig.numAttentionHeads());
+    }
+
+    /** MLA's column-parallel up projections (its own sequence-parallel gathers: built without the flag). */
+    private ColumnParallelLinear upProjection(String prefix) {
+        return new ColumnParallelLinear(backend, param(prefix + ".weight"), null, tp.group(), false);
     }
 
     private Linear rowLinear(String prefix) {

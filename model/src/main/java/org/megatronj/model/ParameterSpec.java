@@ -126,8 +126,12 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         for (int l = chunk.firstLayer(); l < chunk.firstLayer() + chunk.numLayers(); l++) {
             String p = "decoder.layers." + l + ".";
             addNorm(specs, c, p + "input_layernorm");
-            addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
-            if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
+            if (c.mla() != null) {
+                addMla(specs, c, t, p + "self_attention.");
+            } else {
+                addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
+            }
+            if (c.qkLayernorm() && c.mla() == null) {   // over one head's d values: the same weights on every tensor rank
                 addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
                 addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
             }
@@ -148,6 +152,35 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }
         return specs;
+    }
+
+    /**
+     * Megatron-core's MLASelfAttention (local spec names): the query's down projection, latent norm and per-head up
+     * projection (or one linear_q_proj without --q-lora-rank), the keys' and values' down projection (latent then the
+     * shared rotary key), latent norm and per-head up projection. The down projections and norms are replicated over
+     * the tensor ranks, the up projections split by heads; the norms exist with --qk-layernorm.
+     */
+    private static void addMla(List<ParameterSpec> specs, TransformerConfig c, int t, String prefix) {
+        MlaConfig m = c.mla();
+        long h = c.hiddenSize();
+        long qRows = (long) c.numAttentionHeads() * m.qHeadDim() / t;
+        if (m.hasQueryLatent()) {
+            addLinear(specs, c, prefix + "linear_q_down_proj", m.qLoraRank(), h, Init.NORMAL, TensorSplit.REPLICATED);
+            if (c.qkLayernorm()) {
+                addNorm(specs, c, prefix + "q_layernorm", m.qLoraRank());
+            }
+            addLinear(specs, c, prefix + "linear_q_up_proj", qRows, m.qLoraRank(), Init.NORMAL, TensorSplit.ROWS);
+        } else {
+            addLinear(specs, c, prefix + "linear_q_proj", qRows, h, Init.NORMAL, TensorSplit.ROWS);
+        }
+        addLinear(specs, c, prefix + "linear_kv_down_proj", m.kvLoraRank() + m.qkPosEmbHeadDim(), h, Init.NORMAL,
+                TensorSplit.REPLICATED);
+        if (c.qkLayernorm()) {
+            addNorm(specs, c, prefix + "kv_layernorm", m.kvLoraRank());
+        }
+        addLinear(specs, c, prefix + "linear_kv_up_proj",
+                (long) c.numAttentionHeads() * (m.qkHeadDim() + m.vHeadDim()) / t, m.kvLoraRank(), Init.NORMAL,
+                TensorSplit.ROWS);
     }
 
     private static void addMlp(List<ParameterSpec> specs, TransformerConfig c, String prefix, long fc1Rows, long ffn) {

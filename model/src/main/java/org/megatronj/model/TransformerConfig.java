@@ -42,6 +42,8 @@ package org.megatronj.model;
  * @param makeVocabSizeDivisibleBy       {@code --make-vocab-size-divisible-by} (128): the embedding rows are padded to a multiple
  * @param moe                            {@code --num-experts} and the {@code --moe-*} flags: mixture-of-experts layers; null
  *                                       for a dense model
+ * @param mla                            {@code --multi-latent-attention} and its flags: every layer's attention is
+ *                                       Megatron's MLASelfAttention; null for standard attention
  */
 public record TransformerConfig(
         int numLayers, int hiddenSize, int ffnHiddenSize, int numAttentionHeads, int kvChannels,
@@ -55,7 +57,7 @@ public record TransformerConfig(
         boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
-        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe) {
+        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe, MlaConfig mla) {
 
     /** Megatron pads the vocabulary to a multiple of {@code makeVocabSizeDivisibleBy × tensorParallelSize}. */
     public int paddedVocabSize(int tensorParallelSize) {
@@ -106,7 +108,7 @@ public record TransformerConfig(
                 rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor, rotaryInterleaved,
                 normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
                 attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
-                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t));
+                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t), mla);
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
@@ -128,7 +130,7 @@ public record TransformerConfig(
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
                 .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
-                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe);
+                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe).mla(mla);
     }
 
     /** Whether layer {@code layer} (0-based) is a mixture-of-experts layer ({@link MoeConfig#layerFreq}). */
@@ -138,7 +140,15 @@ public record TransformerConfig(
 
     /** Whether the linear layer {@code name} ({@code self_attention.linear_qkv}, {@code mlp.linear_fc1}, ...) has a bias. */
     public boolean hasBias(String name) {
+        if (isMlaProjection(name)) {   // Megatron builds MLA's q and kv projections with bias=False
+            return false;
+        }
         return addBiasLinear || addQkvBias && name.endsWith("linear_qkv");
+    }
+
+    private static boolean isMlaProjection(String name) {
+        return name.endsWith("linear_q_proj") || name.endsWith("linear_q_down_proj") || name.endsWith("linear_q_up_proj")
+                || name.endsWith("linear_kv_down_proj") || name.endsWith("linear_kv_up_proj");
     }
 
     /** Query heads per key/value group. */
@@ -151,9 +161,22 @@ public record TransformerConfig(
         return (numAttentionHeads + 2 * numQueryGroups) * kvChannels;
     }
 
-    /** Width of the attention output entering linear_proj: {@code np d}. */
+    /** Width of the attention output entering linear_proj: {@code np d} ({@code np v_head_dim} with MLA). */
     public int attentionWidth() {
-        return numAttentionHeads * kvChannels;
+        return numAttentionHeads * (mla == null ? kvChannels : mla.vHeadDim());
+    }
+
+    /**
+     * The query/key head dimension of the core attention: d, or MLA's {@code qk_head_dim + qk_pos_emb_head_dim} (its
+     * values are padded to it: see {@code MultiLatentAttention}).
+     */
+    public int attentionHeadDim() {
+        return mla == null ? kvChannels : mla.qHeadDim();
+    }
+
+    /** Key/value heads of the core attention: ng, or np with MLA (each head has its own key and value). */
+    public int attentionKeyValueHeads() {
+        return mla == null ? numQueryGroups : numAttentionHeads;
     }
 
     /** Output width of fc1: ffn, or 2·ffn with swiglu. */
@@ -234,6 +257,23 @@ public record TransformerConfig(
         if (!(layernormEpsilon > 0) || Float.isInfinite(layernormEpsilon)) {
             throw new IllegalArgumentException("--layernorm-epsilon must be a positive number, got " + layernormEpsilon);
         }
+        if (mla != null) {
+            mla.validate();
+            if (numQueryGroups != numAttentionHeads) {   // Megatron's validate_args, in its words
+                throw new IllegalArgumentException("Group query attention is mutually exclusive with multi latent attention.");
+            }
+            if (rotaryPercent != 1f) {
+                throw new IllegalArgumentException("--rotary-percent " + rotaryPercent + " is not supported with "
+                        + "--multi-latent-attention in Megatron-J: MLA rotates all --qk-pos-emb-head-dim channels");
+            }
+            if (rotaryInterleaved) {
+                throw new IllegalArgumentException("--rotary-interleaved is not supported with --multi-latent-attention"
+                        + " (Megatron's YaRN rope asserts it off; MLA already rotates neighbouring pairs)");
+            }
+            if (maxPositionEmbeddings < 1) {
+                throw new IllegalArgumentException("--max-position-embeddings must be positive");
+            }
+        }
         if (moe != null) {
             moe.validate(numLayers);
             if (addBiasLinear) {   // Megatron adds expert biases scaled by the routing weights; Megatron-J does not
@@ -307,6 +347,7 @@ public record TransformerConfig(
         private int vocabSize;
         private int makeVocabSizeDivisibleBy = 128;
         private MoeConfig moe;
+        private MlaConfig mla;
 
         private Builder() {
         }
@@ -349,6 +390,8 @@ public record TransformerConfig(
         public Builder makeVocabSizeDivisibleBy(int v) { makeVocabSizeDivisibleBy = v; return this; }
         /** null: a dense model. */
         public Builder moe(MoeConfig v) { moe = v; return this; }
+        /** null: standard attention. */
+        public Builder mla(MlaConfig v) { mla = v; return this; }
 
         /** Fills the derived sizes as Megatron's argument parsing does, then validates. */
         public TransformerConfig build() {
@@ -375,7 +418,7 @@ public record TransformerConfig(
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
                     ropeScalingFactor, rotaryInterleaved, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
-                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe).validate();
+                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe, mla).validate();
         }
     }
 }

@@ -175,7 +175,7 @@ class LayerGradientTest {
                 Tensor out = arena.allocate(DType.F32, S, B, h);
                 Tensor dOut = arena.allocate(DType.F32, S, B, h);
                 Tensor dx = arena.allocate(DType.F32, S, B, h);
-                SelfAttention attention = model.layers().getFirst().selfAttention();
+                SelfAttention attention = (SelfAttention) model.layers().getFirst().selfAttention();
                 double e1 = new GradientCheck(out, () -> attention.forward(x, out, a, ws, null, 0, null, null), dOut, model::zeroGrad,
                         () -> attention.backward(dOut, x, dx, a, ws, null, null), 7)
                         .check(withParameters(List.of(new Wrt("x", x, dx)),

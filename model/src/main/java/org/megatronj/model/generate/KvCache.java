@@ -38,8 +38,8 @@ public final class KvCache implements AutoCloseable {
         this.batchSize = batchSize;
         this.dtype = dtype;
         this.slots = new KvSlot[config.numLayers()];
-        long g = config.numQueryGroups();
-        long d = config.kvChannels();
+        long g = config.attentionKeyValueHeads();   // MLA: every head's key and (padded) value after the up projection
+        long d = config.attentionHeadDim();
         for (int l = 0; l < slots.length; l++) {
             slots[l] = new KvSlot(backend.allocate(arena, dtype, maxSequence, batchSize, g, d),
                     backend.allocate(arena, dtype, maxSequence, batchSize, g, d));

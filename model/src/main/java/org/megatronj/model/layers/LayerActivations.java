@@ -35,13 +35,15 @@ import org.megatronj.model.TransformerConfig;
  * @param qkNorm  with {@code --qk-layernorm} the q and k norms' inputs and statistics, else null
  * @param moe     the mixture-of-experts layer's buffers when the model has MoE layers, else null (fc1Out and actOut are
  *                null when it has no dense layer)
+ * @param mla     the multi-latent attention's latents and trimmed output with {@code --multi-latent-attention}, else
+ *                null (q, k, v, attnOut then have MLA's head dim and np key/value heads: {@link TransformerConfig#attentionHeadDim})
  */
 public record LayerActivations(
         Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
         Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
         Tensor afterAttention,
         Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
-        Tensor fc1Out, Tensor actOut, QkNorm qkNorm, MoeActivations moe) {
+        Tensor fc1Out, Tensor actOut, QkNorm qkNorm, MoeActivations moe, MlaActivations mla) {
 
     /**
      * The q/k layernorms' saved inputs and F32 statistics, one row per head vector in q's and k's order.
@@ -91,12 +93,12 @@ public record LayerActivations(
     public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl,
                                             DType dtype) {
         int h = c.hiddenSize();
-        int d = c.kvChannels();
+        int d = c.attentionHeadDim();
         boolean ln = c.normalization() == Normalization.LAYER_NORM;
         DType x = dtype;
         DType f = DType.F32;
         int np = c.numAttentionHeads();
-        int ng = c.numQueryGroups();
+        int ng = c.attentionKeyValueHeads();
         long qEnd = (long) s * b * np * d;
         long kEnd = qEnd + (long) s * b * ng * d;
         boolean dense = c.moe() == null || hasDenseLayer(c);
@@ -118,8 +120,9 @@ public record LayerActivations(
                 backend.allocate(arena, f, sl, b),
                 dense ? backend.allocate(arena, x, s, b, c.fc1Width()) : null,
                 dense ? backend.allocate(arena, x, s, b, c.ffnHiddenSize()) : null,
-                c.qkLayernorm() ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null,
-                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x));
+                c.qkLayernorm() && c.mla() == null ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null,
+                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x),
+                c.mla() == null ? null : MlaActivations.allocate(backend, arena, c, s, b, sl, x));
     }
 
     /** Whether some layer of {@code c} is a dense MLP layer. */
@@ -135,7 +138,7 @@ public record LayerActivations(
     /** These buffers with another MLP's fc1 and activation outputs (the shared experts'). */
     LayerActivations withMlp(Tensor fc1Out, Tensor actOut) {
         return new LayerActivations(ln1Out, ln1Mean, ln1Rstd, qkv, q, k, v, attnOut, lse, afterAttention, ln2Out, ln2Mean,
-                ln2Rstd, fc1Out, actOut, qkNorm, moe);
+                ln2Rstd, fc1Out, actOut, qkNorm, moe, mla);
     }
 
     /** The same buffers restricted to the first {@code s} positions (views, no copies). */
@@ -147,7 +150,7 @@ public record LayerActivations(
                 qkv.view(0, s), q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
                 afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
                 ln2Rstd.view(0, s), fc1Out == null ? null : fc1Out.view(0, s), actOut == null ? null : actOut.view(0, s),
-                qkNorm == null ? null : qkNorm.firstPositions(s), moe);
+                qkNorm == null ? null : qkNorm.firstPositions(s), moe, mla == null ? null : mla.firstPositions(s));
     }
 
     /** The log-sum-exp in the attention op's {@code [b, np, s]} shape. */

@@ -4,6 +4,7 @@ import org.megatronj.memory.Backend;
 import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
+import org.megatronj.model.MlaConfig;
 import org.megatronj.model.TransformerConfig;
 
 /**
@@ -64,6 +65,56 @@ public final class RotaryEmbedding {
             backend.copy(staging.fromFloats(table, maxPositions, rotaryDim), freqs);
             backend.synchronize();   // the staging memory is freed next
         }
+    }
+
+    /** A table computed elsewhere: F32 {@code table [maxPositions * width]} of angles per position and channel. */
+    private RotaryEmbedding(Backend backend, TensorArena arena, float[] table, int maxPositions, int width,
+                            boolean interleaved) {
+        this.backend = backend;
+        this.interleaved = interleaved;
+        this.freqs = backend.allocate(arena, DType.F32, maxPositions, width);
+        try (TensorArena staging = TensorArena.named("rope-staging")) {
+            backend.copy(staging.fromFloats(table, maxPositions, width), freqs);
+            backend.synchronize();
+        }
+    }
+
+    /**
+     * Multi-latent attention's rope over whole query/key heads of {@code qk_head_dim + qk_pos_emb_head_dim} channels:
+     * zero angles (the identity) on the content channels, then the rotary channels in neighbouring pairs, pair i
+     * turning by {@code p * inv_freq_i}: Megatron's {@code RotaryEmbedding(qk_pos_emb_head_dim, rotary_base)} frequencies
+     * with {@code --rope-type rope}, YaRN's ({@link MlaConfig.Yarn#invFreq}) with {@code yarn}. (Megatron's MLA rope
+     * de-interleaves the pairs before rotating halves: the same rotation of each pair.)
+     */
+    public static RotaryEmbedding forMla(Backend backend, TensorArena arena, TransformerConfig c) {
+        MlaConfig m = c.mla();
+        int pe = m.qkPosEmbHeadDim();
+        int width = m.qHeadDim();
+        float[] invFreq = mlaInvFreq(m, c.rotaryBase());
+        int maxPositions = c.maxPositionEmbeddings();
+        float[] table = new float[maxPositions * width];
+        for (int p = 0; p < maxPositions; p++) {
+            for (int i = 0; i < pe / 2; i++) {
+                float angle = p * invFreq[i];   // torch.outer of the fp32 positions and frequencies
+                table[p * width + m.qkHeadDim() + 2 * i] = angle;
+                table[p * width + m.qkHeadDim() + 2 * i + 1] = angle;
+            }
+        }
+        return new RotaryEmbedding(backend, arena, table, maxPositions, width, true);
+    }
+
+    /** The {@code qk_pos_emb_head_dim / 2} inverse frequencies of MLA's rope type. */
+    public static float[] mlaInvFreq(MlaConfig m, float base) {
+        int pe = m.qkPosEmbHeadDim();
+        if (m.ropeType() == MlaConfig.RopeType.YARN) {
+            return MlaConfig.Yarn.invFreq(pe, base, m.rotaryScalingFactor(), m.originalMaxPositionEmbeddings(),
+                    m.betaFast(), m.betaSlow());
+        }
+        float[] out = new float[pe / 2];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (float) (1.0 / Math.pow(base, (2.0 * i) / pe));
+        }
+        return out;
     }
 
     /**

@@ -28,7 +28,7 @@ import org.megatronj.model.TransformerConfig;
  * <p>Context parallelism ({@code --context-parallel-size}): with a {@link ContextParallelAttention} the layer holds
  * two chunks of each sequence, and rope and the core attention go through it (never the fused-QKV path).
  */
-public final class SelfAttention {
+public final class SelfAttention implements Attention {
     private final Backend backend;
     private final Linear linearQkv;        // [(np + 2ng) d, h]
     private final Linear linearProj;       // [h, np d]
@@ -86,6 +86,7 @@ public final class SelfAttention {
         return linearQkv;
     }
 
+    @Override
     public Linear linearProj() {
         return linearProj;
     }
@@ -107,6 +108,7 @@ public final class SelfAttention {
      * {@code residual} (not under sequence parallelism) {@code out = residual + attention(x)}, the add
      * folded into linear_proj.
      */
+    @Override
     public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, KvSlot cache, int start,
                         DropoutKey probsKey, Tensor keyStarts) {
         if (readsFusedQkv(a, cache, probsKey)) {
@@ -179,6 +181,7 @@ public final class SelfAttention {
      * sequence parallelism dOut and dx are this rank's {@code [s/t, b, h]} rows and x is the
      * gathered input; ws.hiddenB is the full-length scratch.
      */
+    @Override
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws, DropoutKey probsKey,
                          Tensor keyStarts) {
         if (linearProj.sequenceParallel()) {

@@ -22,19 +22,19 @@ import org.megatronj.model.parallel.TensorParallelGroup;
 public final class TransformerLayer {
     private final Backend backend;
     private final Norm inputLayernorm;
-    private final SelfAttention selfAttention;
+    private final Attention selfAttention;
     private final Norm preMlpLayernorm;
     private final FeedForward mlp;
     private final float hiddenDropout;
     private final TensorParallelGroup tp;
     private final boolean sequenceParallel;
 
-    public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
+    public TransformerLayer(Backend backend, Norm inputLayernorm, Attention selfAttention, Norm preMlpLayernorm,
                             FeedForward mlp, float hiddenDropout) {
         this(backend, inputLayernorm, selfAttention, preMlpLayernorm, mlp, hiddenDropout, TensorParallelGroup.single(), false);
     }
 
-    public TransformerLayer(Backend backend, Norm inputLayernorm, SelfAttention selfAttention, Norm preMlpLayernorm,
+    public TransformerLayer(Backend backend, Norm inputLayernorm, Attention selfAttention, Norm preMlpLayernorm,
                             FeedForward mlp, float hiddenDropout, TensorParallelGroup tp, boolean sequenceParallel) {
         this.tp = tp;
         this.sequenceParallel = sequenceParallel;
@@ -46,7 +46,8 @@ public final class TransformerLayer {
         this.hiddenDropout = hiddenDropout;
     }
 
-    public SelfAttention selfAttention() {
+    /** The standard {@link SelfAttention} or the {@link MultiLatentAttention}. */
+    public Attention selfAttention() {
         return selfAttention;
     }
 
@@ -70,7 +71,7 @@ public final class TransformerLayer {
         }
         inputLayernorm.forward(input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd());
         if (drops(attentionKey)) {
-            selfAttention.forward(a.ln1Out(), ws.hiddenA(), a, ws, cache, start, probsKey, keyStarts);  // [s, b, h]
+            selfAttention.forward(a.ln1Out(), null, ws.hiddenA(), a, ws, cache, start, probsKey, keyStarts);  // [s, b, h]
             dropoutAdd(ws.hiddenA(), input, a.afterAttention(), attentionKey);
         } else {                                                                  // the residual add in linear_proj
             selfAttention.forward(a.ln1Out(), input, a.afterAttention(), a, ws, cache, start, probsKey, keyStarts);
@@ -95,7 +96,7 @@ public final class TransformerLayer {
                                          Tensor keyStarts) {
         inputLayernorm.forward(input, ws.shardA(), a.ln1Mean(), a.ln1Rstd());
         tp.allGatherFirstDim(ws.shardA(), a.ln1Out());                           // [s, b, h]
-        selfAttention.forward(a.ln1Out(), ws.shardA(), a, ws, null, 0, probsKey, keyStarts);   // [s/t, b, h]
+        selfAttention.forward(a.ln1Out(), null, ws.shardA(), a, ws, null, 0, probsKey, keyStarts);   // [s/t, b, h]
         dropoutAdd(ws.shardA(), input, a.afterAttention(), attentionKey);
         preMlpLayernorm.forward(a.afterAttention(), ws.shardB(), a.ln2Mean(), a.ln2Rstd());
         tp.allGatherFirstDim(ws.shardB(), a.ln2Out());                           // [s, b, h]

@@ -30,11 +30,13 @@ import org.megatronj.model.TransformerConfig;
  *                   without sequence parallelism the same buffer as hiddenA
  * @param shardB     {@code [s/t, b, h]} a second one (hiddenB without sequence parallelism)
  * @param moe        the mixture-of-experts layers' scratch, or null for a dense model
+ * @param mla        the multi-latent attention's scratch and gather indices, or null for standard attention (dAttn, dq,
+ *                   dk, dv then have MLA's head dim and np key/value heads)
  */
 public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn, Tensor dqkvStack,
                         Tensor dq, Tensor dk, Tensor dv, Tensor dFc1, Tensor dAct,
                         Tensor queryRows, Tensor keyRows, Tensor valueRows, Tensor mergeRows,
-                        Tensor shardA, Tensor shardB, MoeWorkspace moe) {
+                        Tensor shardA, Tensor shardB, MoeWorkspace moe, MlaWorkspace mla) {
 
     /** Scratch for forward and backward. */
     public static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b) {
@@ -65,9 +67,9 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
     private static Workspace allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, boolean grads,
                                       int shardLength, DType dtype) {
         int h = c.hiddenSize();
-        int d = c.kvChannels();
+        int d = c.attentionHeadDim();
         int np = c.numAttentionHeads();
-        int ng = c.numQueryGroups();
+        int ng = c.attentionKeyValueHeads();
         int n = Math.multiplyExact(s, b);
         DType f = dtype;
         Tensor stack = grads ? backend.allocate(arena, f, (long) n * (np + 2L * ng) * d) : null;
@@ -94,13 +96,14 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
                 grads ? indices(backend, arena, QkvLayout.fusedRowsFromStacked(n, np, ng)) : null,
                 split ? backend.allocate(arena, f, shardLength, b, h) : hiddenA,
                 split ? backend.allocate(arena, f, shardLength, b, h) : hiddenB,
-                c.moe() == null ? null : MoeWorkspace.allocate(backend, arena, c, s, b, shardLength, f));
+                c.moe() == null ? null : MoeWorkspace.allocate(backend, arena, c, s, b, shardLength, f),
+                c.mla() == null ? null : MlaWorkspace.allocate(backend, arena, c, s, b, grads, shardLength, f));
     }
 
     /** This scratch with the shared experts' MLP gradients in place of the dense MLP's. */
     Workspace forSharedExperts() {
         return new Workspace(qkv, hiddenA, hiddenB, dAttn, dqkvStack, dq, dk, dv, moe.sharedDFc1(), moe.sharedDAct(),
-                queryRows, keyRows, valueRows, mergeRows, shardA, shardB, moe);
+                queryRows, keyRows, valueRows, mergeRows, shardA, shardB, moe, mla);
     }
 
     private static Tensor indices(Backend backend, TensorArena arena, int[] rows) {
@@ -115,6 +118,7 @@ public record Workspace(Tensor qkv, Tensor hiddenA, Tensor hiddenB, Tensor dAttn
         long b = qkv.dim(1);
         return new Workspace(qkv.view(0, s), hiddenA.view(0, s), hiddenB.view(0, s), null, null, null, null, null, null, null,
                 queryRows.view(0, queryRows.numel() / full * s), keyRows.view(0, keyRows.numel() / full * s),
-                valueRows.view(0, valueRows.numel() / full * s), null, hiddenA.view(0, s), hiddenB.view(0, s), moe);
+                valueRows.view(0, valueRows.numel() / full * s), null, hiddenA.view(0, s), hiddenB.view(0, s), moe,
+                mla == null ? null : mla.firstPositions(s));
     }
 }
