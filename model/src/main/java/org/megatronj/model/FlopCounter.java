@@ -43,6 +43,9 @@ public final class FlopCounter {
         double s = c.seqLength();
         double attentionRatio = (double) c.numAttentionHeads() * c.kvChannels() / h;
         double attention = (1 + (double) c.numQueryGroups() / c.numAttentionHeads() + s / h) * attentionRatio;
+        if (c.mla() != null) {   // Megatron's MLA terms in the same units (12 h^2 per token), the causal half not taken
+            attention = (mlaProjectionFlopsPerToken(c) + 2 * s * mlaCoreFlopsPerPair(c)) / (12.0 * h * h);
+        }
         double gatedLinear = c.swiglu() ? 1.5 : 1.0;
         MoeConfig moe = c.moe();
         double ffn = moe == null ? c.ffnHiddenSize() : moe.ffnHiddenSize();
@@ -85,9 +88,35 @@ public final class FlopCounter {
                 + moeFfn * routedTo * ffnExpansion * moeLayers
                 + shared * ffnExpansion * moeLayers);
         double attentionProjections = 6.0 * (h * (q + 2 * kv) + q * h);
+        double core = 6.0 * q;   // per (query, key) pair of a layer: QK^T and PV at 2 FLOPs each, x3, the causal half
+        if (c.mla() != null) {
+            attentionProjections = mlaProjectionFlopsPerToken(c);
+            core = mlaCoreFlopsPerPair(c);
+        }
         double logits = 6.0 * h * c.paddedVocabSize(tensorParallelSize);
         double tokens = (double) batchSize * s;
-        return tokens * (mlp + c.numLayers() * attentionProjections + logits) + batchSize * s * s * c.numLayers() * 6.0 * q;
+        return tokens * (mlp + c.numLayers() * attentionProjections + logits) + batchSize * s * s * c.numLayers() * core;
+    }
+
+    /**
+     * Megatron's MLA branch of {@code num_floating_point_operations}, token-linear part per layer and token:
+     * {@code 6 (q_term + kv_lora (h + np (qk + v) + 1) + h pe + np v h)} with {@code q_term = h np (qk + pe)} without
+     * a query latent, else {@code q_lora (h + np (qk + pe) + 1)} (the +1s are its norms' count).
+     */
+    static double mlaProjectionFlopsPerToken(TransformerConfig c) {
+        MlaConfig m = c.mla();
+        double h = c.hiddenSize();
+        double np = c.numAttentionHeads();
+        double qTerm = m.hasQueryLatent() ? m.qLoraRank() * (h + np * m.qHeadDim() + 1) : h * np * m.qHeadDim();
+        return 6.0 * (qTerm + m.kvLoraRank() * (h + np * (m.qkHeadDim() + m.vHeadDim()) + 1) + h * m.qkPosEmbHeadDim()
+                + np * m.vHeadDim() * h);
+    }
+
+    /** Megatron's MLA core-attention term per layer and (query, key) pair: {@code 6 (np (qk + pe) / 2 + np v / 2)}. */
+    static double mlaCoreFlopsPerPair(TransformerConfig c) {
+        MlaConfig m = c.mla();
+        double np = c.numAttentionHeads();
+        return 6.0 * (np * m.qHeadDim() / 2 + np * m.vHeadDim() / 2);
     }
 
     /** How many of the layers are MoE layers ({@link TransformerConfig#isMoeLayer}); 0 for a dense model. */

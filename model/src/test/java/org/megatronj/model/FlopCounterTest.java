@@ -88,6 +88,36 @@ class FlopCounterTest {
         assertEquals(4, moeCases);
     }
 
+    /** Megatron's MLA branch of today's num_floating_point_operations (q latent or not, with MoE), from make_flop_fixtures.py. */
+    @Test
+    void multiLatentAttentionMatchesMegatrons() throws IOException {
+        JsonNode cases;
+        try (InputStream in = getClass().getResourceAsStream("flops.json")) {
+            cases = new ObjectMapper().readTree(in).get("mla_cases");
+        }
+        assertEquals(3, cases.size());
+        for (JsonNode k : cases) {
+            JsonNode a = k.get("args");
+            MlaConfig mla = MlaConfig.of(a.get("q_lora_rank").asInt(0), a.get("kv_lora_rank").asInt(),
+                    a.get("qk_head_dim").asInt(), a.get("qk_pos_emb_head_dim").asInt(), a.get("v_head_dim").asInt());
+            TransformerConfig.Builder b = TransformerConfig.builder().numLayers(a.get("num_layers").asInt())
+                    .hiddenSize(a.get("hidden_size").asInt()).numAttentionHeads(a.get("num_attention_heads").asInt())
+                    .kvChannels(a.get("kv_channels").asInt()).ffnHiddenSize(a.get("ffn_hidden_size").asInt())
+                    .swiglu(a.get("swiglu").asBoolean()).seqLength(a.get("seq_length").asInt())
+                    .positionEmbeddingType(PositionEmbeddingType.ROPE)
+                    .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8).mla(mla);
+            if (!a.get("num_experts").isNull()) {
+                b.moe(MoeConfig.of(a.get("num_experts").asInt(), a.get("moe_ffn_hidden_size").asInt())
+                        .withRouterTopk(a.get("moe_router_topk").asInt()).withLayerFreq(a.get("moe_layer_freq").asText())
+                        .withSharedExperts(a.get("moe_shared_expert_intermediate_size").asInt(0), false))
+                        .addBiasLinear(false);
+            }
+            double logged = k.get("logged").asDouble();
+            assertEquals(logged, FlopCounter.megatronLoggedFlopsPerIteration(b.build(), k.get("batch_size").asLong()),
+                    logged * 1e-12, k.get("name").asText());
+        }
+    }
+
     @Test
     void moeLayersAndTheirWidthsCount() {
         // 4 layers, MoE at 0 and 2: today's count takes 2 dense MLPs of ffn and 2 MoE layers of k moe_ffn + shared

@@ -78,6 +78,18 @@ class LayerGradientTest {
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).build();
     }
 
+    /**
+     * Multi-latent attention: 4 heads of 4 content + 2 rotary channels, values of 4, a query latent of 8 and a kv latent
+     * of 6, RMSNorm latent norms, YaRN of scale 4 with a concentration factor and softmax mscale, swiglu, no biases.
+     */
+    static TransformerConfig mlaLike(float hiddenDropout, float attentionDropout) {
+        return TransformerConfig.builder().numLayers(2).hiddenSize(16).numAttentionHeads(4).ffnHiddenSize(24).seqLength(S)
+                .positionEmbeddingType(PositionEmbeddingType.ROPE).normalization(Normalization.RMS_NORM).swiglu(true)
+                .addBiasLinear(false).qkLayernorm(true).vocabSize(20).makeVocabSizeDivisibleBy(8)
+                .mla(MlaConfig.of(8, 6, 4, 2, 4).withRope(MlaConfig.RopeType.YARN, 4f, 1f, 0.5f))
+                .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).build();
+    }
+
     /** Non-trivial values everywhere (biases and norm weights too), so every term of every gradient shows. */
     static void randomize(GPTModel model, long seed) {
         Random r = new Random(seed);
@@ -229,6 +241,17 @@ class LayerGradientTest {
     void transformerLayerWithInterleavedRope() {
         transformerLayerGradients(List.of(llamaLike(0.1f).toBuilder().rotaryInterleaved(true).build(),
                 mqaErfGelu(0f, 0.3f).toBuilder().rotaryInterleaved(true).build()));
+    }
+
+    /**
+     * {@code --multi-latent-attention}: with a query latent, YaRN and RMSNorm latent norms; without a query latent or
+     * norms, plain rope, values narrower than the query/key heads, LayerNorm, biases and attention dropout.
+     */
+    @Test
+    void transformerLayerWithMultiLatentAttention() {
+        transformerLayerGradients(List.of(mlaLike(0.1f, 0f),
+                mlaLike(0f, 0.3f).toBuilder().normalization(Normalization.LAYER_NORM).qkLayernorm(false).addBiasLinear(true)
+                        .mla(MlaConfig.of(0, 6, 4, 2, 2).withRope(MlaConfig.RopeType.ROPE, 1f, 1f, 0f)).build()));
     }
 
     private static void transformerLayerGradients(List<TransformerConfig> configs) {

@@ -40,7 +40,9 @@ class TextGeneratorTest {
         for (TransformerConfig base : List.of(LayerGradientTest.gpt2Like(0.1f), LayerGradientTest.llamaLike(0.1f),
                 LayerGradientTest.mqaErfGelu(0.1f), LayerGradientTest.llamaLike(0.1f).toBuilder().qkLayernorm(true).build(),
                 LayerGradientTest.llamaLike(0.1f).toBuilder().moe(MoeConfig.of(4, 16).withLayerFreq("[0,1]")
-                        .withSharedExperts(8, false)).build())) {
+                        .withSharedExperts(8, false)).build(), LayerGradientTest.mlaLike(0.1f, 0f),
+                LayerGradientTest.mlaLike(0.1f, 0f).toBuilder().qkLayernorm(false)
+                        .mla(MlaConfig.of(0, 6, 4, 2, 2).withRope(MlaConfig.RopeType.ROPE, 1f, 1f, 0f)).build())) {
             TransformerConfig c = withMaxPositions(base, 16);
             try (GPTModel model = new GPTModel(c, backend, 3)) {
                 LayerGradientTest.randomize(model, 4);

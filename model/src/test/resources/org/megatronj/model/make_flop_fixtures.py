@@ -83,6 +83,31 @@ cases = [
          tensor_model_parallel_size=2, seq_length=1024, num_experts=4, moe_router_topk=2, moe_ffn_hidden_size=1536,
          moe_layer_freq="2"),
 ]
+
+
+def mla_case(name, batch_size, q_lora_rank, **kw):
+    """Multi-latent attention (today's function only: FlopCounter.trainingFlopsPerIteration's MLA terms are its own)."""
+    a = dict(num_layers=4, hidden_size=512, num_attention_heads=8, kv_channels=64, num_query_groups=8,
+             group_query_attention=False, ffn_hidden_size=1024, swiglu=True, padded_vocab_size=8192, seq_length=256,
+             num_experts=None, moe_router_topk=2, moe_ffn_hidden_size=None, moe_layer_freq="1",
+             moe_shared_expert_intermediate_size=None, q_lora_rank=q_lora_rank, kv_lora_rank=64, qk_head_dim=32,
+             qk_pos_emb_head_dim=16, v_head_dim=32)
+    a.update(kw)
+    if a["num_experts"] is not None and a["moe_ffn_hidden_size"] is None:
+        a["moe_ffn_hidden_size"] = a["ffn_hidden_size"]
+    args = Namespace(**a, mtp_num_layers=None, moe_latent_size=None, multi_latent_attention=True,
+                     attention_output_gate=False, experimental_attention_variant=None)
+    args.moe_layer_freq = moe_freq(a["moe_layer_freq"])
+    return {"name": name, "batch_size": batch_size, "args": dict(a), "logged": functions["logged"][1](args, batch_size)}
+
+
+mla_cases = [
+    mla_case("mla-q-lora", 3, 96),
+    mla_case("mla-q-proj", 2, None),
+    mla_case("mla-moe-deepseek-like", 2, 128, num_layers=6, hidden_size=256, num_attention_heads=4, ffn_hidden_size=512,
+             kv_lora_rank=96, qk_head_dim=48, qk_pos_emb_head_dim=16, v_head_dim=48, num_experts=8, moe_router_topk=2,
+             moe_ffn_hidden_size=128, moe_layer_freq="([0]+[1]*5)", moe_shared_expert_intermediate_size=256),
+]
 print(json.dumps({"generator": "make_flop_fixtures.py",
                   "megatron_commits": {kind: commit for kind, (commit, _) in functions.items()},
-                  "cases": cases}, indent=1))
+                  "cases": cases, "mla_cases": mla_cases}, indent=1))
