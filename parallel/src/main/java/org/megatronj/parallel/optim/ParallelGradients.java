@@ -161,7 +161,11 @@ public final class ParallelGradients {
         for (GPTModel model : chunks) {
             boolean sp = model.tensorParallelism().sequenceParallel();
             for (ParameterSpec spec : model.parameterSpecs()) {
-                if (groups.tensor().size() > 1 && (sp && spec.sequenceParallelGrad() || spec.headPartialGrad())) {
+                // MLA's q_layernorm (over the query latent, whole on every rank) is not a per-head norm: Megatron's
+                // finalize_model_grads sums every "q_layernorm" under --qk-layernorm, t times MLA's complete gradient
+                // without sequence parallelism; here only the standard attention's head norms are summed.
+                boolean headPartial = spec.headPartialGrad() && model.config().mla() == null;
+                if (groups.tensor().size() > 1 && (sp && spec.sequenceParallelGrad() || headPartial)) {
                     groups.tensor().allReduce(model.parameter(spec.name()).grad(), ReduceOp.SUM);
                 }
             }

@@ -182,6 +182,36 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /**
+     * Multi-latent attention (query latent, latent norms, YaRN, values narrower than the query/key heads; a MoE layer where
+     * the layout allows):
+     * tensor ranks split the heads of the up projections and linear_proj and run the replicated down projections on
+     * the whole sequence (summing the shared rotary key's gradient) or, with sequence parallelism, on their positions;
+     * pipeline stages, data ranks with the distributed optimizer, full and selective recompute, attention dropout.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5} qLatent={6} dropout={7}")
+    @CsvSource({
+            "2,1,1,true,false,none,true,0",
+            "2,1,2,false,true,none,true,0",
+            "2,1,1,false,false,none,false,0.2",
+            "1,2,2,false,true,none,true,0",
+            "2,2,1,true,false,uniform:1,true,0",
+            "2,1,2,true,true,selective,false,0.2",
+    })
+    void multiLatentAttentionMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, String recompute,
+                                               boolean queryLatent, float attentionDropout) {
+        TransformerConfig base = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 4, 0f,
+                attentionDropout);
+        org.megatronj.model.MlaConfig mla = org.megatronj.model.MlaConfig.of(queryLatent ? 12 : 0, 10, 8, 4, 6)
+                .withRope(org.megatronj.model.MlaConfig.RopeType.YARN, 4f, 1f, 0.5f);
+        TransformerConfig c = base.toBuilder().addBiasLinear(false).qkLayernorm(true).mla(mla)   // MoE + TP needs SP
+                .moe(tp > 1 && !sp ? null : org.megatronj.model.MoeConfig.of(4, 16).withLayerFreq("[0]+[1]+[0]*2")).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
+                ParallelGptHarness.recompute(recompute)));
+        assertMatches(expected, actual);
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];
