@@ -35,6 +35,7 @@ public record CheckpointModel(Backend backend, GPTModel model, Tokenizer tokeniz
         try (Checkpoint ckpt = Checkpoint.openLatest(root, TrainingCheckpointer.RANK_DIR)) {
             JsonNode meta = ckpt.metadata();
             TransformerConfig config = savedConfig(ckpt);
+            MlaOptions.checkDevice(device, config);
             Tokenizer tokenizer = tokenizerFlags != null && tokenizerFlags.isSet() ? tokenizerFlags.build()
                     : savedTokenizer(meta.path("args"), ckpt);
             if (tokenizer.vocabSize() != config.vocabSize()) {   // ids past a smaller tokenizer's end would be sampled as garbage

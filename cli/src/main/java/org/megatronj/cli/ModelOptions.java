@@ -126,6 +126,9 @@ public final class ModelOptions {
     @picocli.CommandLine.Mixin
     MoeOptions moe = new MoeOptions();
 
+    @picocli.CommandLine.Mixin
+    MlaOptions mla = new MlaOptions();
+
     @Option(names = "--make-vocab-size-divisible-by", paramLabel = "N", defaultValue = "128",
             description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
     int makeVocabSizeDivisibleBy;
@@ -204,6 +207,9 @@ public final class ModelOptions {
         hiddenDropout = saved.hiddenDropout();
         took.accept("hidden_dropout", hiddenDropout);
         moe.takeFromCheckpoint(saved.moe(), took);
+        mla.takeFromCheckpoint(saved.mla(), took);
+        qkLayernorm = saved.qkLayernorm();
+        took.accept("qk_layernorm", qkLayernorm ? "True" : "False");
     }
 
     private static void required(String flag, Integer value) {
@@ -236,6 +242,10 @@ public final class ModelOptions {
      */
     public TransformerConfig toConfig(int vocabSize, int seqLength, int tensorParallelSize, int dataTimesContextParallelSize) {
         TransformerConfig dense = denseConfig(vocabSize, seqLength);
+        org.megatronj.model.MlaConfig latent = mla == null ? null : mla.toConfig();
+        if (latent != null) {
+            dense = dense.toBuilder().mla(latent).build();
+        }
         org.megatronj.model.MoeConfig experts = moe == null ? null
                 : moe.toConfig(dense, tensorParallelSize, dataTimesContextParallelSize);
         return experts == null ? dense : dense.toBuilder().moe(experts).build();
@@ -253,6 +263,10 @@ public final class ModelOptions {
         }
         if (useRotaryPositionEmbeddings) {   // Megatron's validate_args
             positionEmbeddingType = PositionEmbeddingType.ROPE.flagValue();
+        }
+        if (positionEmbeddingType.trim().equalsIgnoreCase("yarn")) {
+            throw new IllegalArgumentException("--position-embedding-type yarn (YaRN for standard attention) is not supported"
+                    + " by Megatron-J; YaRN is available with --multi-latent-attention --rope-type yarn");
         }
         if (noPositionEmbedding && PositionEmbeddingType.parse(positionEmbeddingType) != PositionEmbeddingType.ROPE) {
             throw new IllegalArgumentException("--no-position-embedding is deprecated, use --position-embedding-type (none"

@@ -114,6 +114,10 @@ final class PretrainGptCommand implements Callable<Integer> {
             return;
         }
         String cp = "--context-parallel-size " + parallel.contextParallelSize();
+        if (model.mla.multiLatentAttention) {
+            throw new IllegalArgumentException(cp + " is not supported with --multi-latent-attention in Megatron-J (MLA's"
+                    + " keys and values are not exchanged between context ranks)");
+        }
         if (data.resetAttentionMask || data.interDocumentMasking) {
             throw new IllegalArgumentException(cp + " does not support document masks (--reset-attention-mask,"
                     + " --dataloader-inter-document-masking): each sequence is attended causally as a whole");
@@ -134,6 +138,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength, parallel.tensorModelParallelSize,
                 parallel.dataParallelSize() * Math.max(1, parallel.contextParallelSize()));
         // before anything is built or loaded
+        MlaOptions.checkDevice(deviceOptions.device(), config);
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);
         TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength, parallel.worldSize());

@@ -796,6 +796,101 @@ class PretrainGptCommandTest {
     }
 
     /**
+     * {@code --multi-latent-attention} with YaRN, latent norms and a MoE layer: trains (the loss falls), saves, comes back
+     * with {@code --use-checkpoint-args}, names the MLA fields that differ on a load, generates from the checkpoint, runs
+     * in bf16; what Megatron-J does not compute is refused by name.
+     */
+    @Test
+    void multiLatentAttentionTrainsResumesGeneratesAndRefuses() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("mla");
+        Path csv = dir.resolve("mla.csv");
+        List<String> mla = List.of("--multi-latent-attention", "--q-lora-rank", "8", "--kv-lora-rank", "8", "--qk-head-dim",
+                "8", "--qk-pos-emb-head-dim", "4", "--v-head-dim", "6", "--qk-layernorm", "--rope-type", "yarn",
+                "--rotary-scaling-factor", "4", "--mscale", "1.0", "--mscale-all-dim", "0.5", "--position-embedding-type",
+                "rope", "--normalization", "RMSNorm", "--disable-bias-linear", "--swiglu", "--ffn-hidden-size", "32", "--num-experts", "4",
+                "--moe-layer-freq", "[0,1]", "--mla-down-proj-fusion");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--num-layers", "2");
+        first.addAll(mla);
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+        try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00")) {
+            for (String name : List.of("linear_q_down_proj.weight", "q_layernorm.weight", "linear_q_up_proj.weight",
+                    "linear_kv_down_proj.weight", "kv_layernorm.weight", "linear_kv_up_proj.weight", "linear_proj.weight")) {
+                assertTrue(ckpt.model().contains("decoder.layers.1.self_attention." + name), name);
+            }
+        }
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        for (String line : List.of("Setting multi_latent_attention to True from checkpoint",
+                "Setting q_lora_rank to 8 from checkpoint", "Setting v_head_dim to 6 from checkpoint",
+                "Setting rope_type to yarn from checkpoint", "Setting mscale_all_dim to 0.5 from checkpoint")) {
+            assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
+        }
+        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        List<String> otherLatent = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2");
+        otherLatent.addAll(mla);
+        otherLatent.addAll(List.of("--kv-lora-rank", "6", "--rotary-scaling-factor", "8"));
+        CliRun refusedLoad = run(otherLatent);
+        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
+        assertTrue(refusedLoad.err().contains("mla.kvLoraRank 8 (this run: 6)"), refusedLoad.err());
+        assertTrue(refusedLoad.err().contains("mla.rotaryScalingFactor 4.0 (this run: 8.0)"), refusedLoad.err());
+        List<String> standard = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2");
+        standard.addAll(mla.subList(mla.indexOf("--position-embedding-type"), mla.size() - 1));
+        standard.add("--qk-layernorm");
+        CliRun noMla = run(standard);
+        assertEquals(1, noMla.code(), noMla.toString());
+        assertTrue(noMla.err().contains("mla {"), noMla.err());
+
+        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4",
+                "--temperature", "0");
+        assertEquals(0, generated.code(), generated.toString());
+        List<String> bf16 = args(data, "--train-iters", "2", "--num-layers", "2");
+        bf16.addAll(mla);
+        bf16.add("--bf16");
+        CliRun half = run(bf16);
+        assertEquals(0, half.code(), half.toString());
+        CliRun onCuda = CliRun.of("generate", "--load", save.toString(), "--prompt", "1", "--device", "cuda");
+        assertEquals(1, onCuda.code(), onCuda.toString());
+        assertTrue(onCuda.err().contains("--multi-latent-attention runs on --device cpu only"), onCuda.err());
+
+        record Refusal(List<String> flags, String message) {
+        }
+        for (Refusal r : List.of(
+                new Refusal(List.of("--rope-type", "yarn"), "Common attention only support rope_type=\"rope\", but got yarn."),
+                new Refusal(List.of("--multi-latent-attention", "--group-query-attention", "--num-query-groups", "1"),
+                        "Group query attention is mutually exclusive with multi latent attention."),
+                new Refusal(List.of("--multi-latent-attention", "--cache-mla-latents"),
+                        "--cache-mla-latents is not supported by Megatron-J"),
+                new Refusal(List.of("--multi-latent-attention", "--device", "cuda"),
+                        "--multi-latent-attention runs on --device cpu only"),
+                new Refusal(List.of("--multi-latent-attention", "--context-parallel-size", "2", "--world-size", "2"),
+                        "--context-parallel-size 2 is not supported with --multi-latent-attention"),
+                new Refusal(List.of("--multi-latent-attention", "--qk-head-dim", "4", "--qk-pos-emb-head-dim", "2",
+                        "--v-head-dim", "8"), "--v-head-dim (8) must not exceed --qk-head-dim + --qk-pos-emb-head-dim (6)"),
+                new Refusal(List.of("--multi-latent-attention", "--rotary-percent", "0.5"),
+                        "--rotary-percent 0.5 is not supported with --multi-latent-attention"),
+                new Refusal(List.of("--position-embedding-type", "yarn"),
+                        "--position-embedding-type yarn (YaRN for standard attention) is not supported by Megatron-J"),
+                new Refusal(List.of("--multi-latent-attention", "--yarn-beta-fast", "16"),
+                        "configure --position-embedding-type yarn, which Megatron-J does not support"),
+                new Refusal(List.of("--mla-down-proj-fusion", "--train-iters", "1"),
+                        "--mla-down-proj-fusion requires --multi-latent-attention"))) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
+    /**
      * {@code --rotary-interleaved}: rope on neighbouring channel pairs (here over half of each head) trains, computes
      * other losses than rotate half, generates from its checkpoint, comes back with {@code --use-checkpoint-args}, is
      * checked on load, and has no Hugging Face GPT-2 form (rope has none).

@@ -89,6 +89,13 @@ public final class TheoreticalMemory {
         double sharedFfn = moe == null ? 0 : moe.sharedExpertIntermediateSize();
 
         double attention = 2 * h * h * ((1 + (double) c.numQueryGroups() / c.numAttentionHeads()) * queryToHidden);
+        if (c.mla() != null) {   // theoretical_memory_usage.py's MLA branch (its norm terms count LayerNorm's bias too)
+            org.megatronj.model.MlaConfig m = c.mla();
+            double np = c.numAttentionHeads();
+            double qTerm = m.hasQueryLatent() ? m.qLoraRank() * (h + np * m.qHeadDim() + normSize) : h * np * m.qHeadDim();
+            attention = qTerm + m.kvLoraRank() * (h + np * (m.qkHeadDim() + m.vHeadDim()) + normSize)
+                    + h * m.qkPosEmbHeadDim() + np * m.vHeadDim() * h;
+        }
         double denseMlp = 2 * h * c.ffnHiddenSize() * gatedLinear;
         double sharedExperts = 2 * h * sharedFfn * gatedLinear;
         double routedExperts = 2 * h * moeFfn * experts * gatedLinear;

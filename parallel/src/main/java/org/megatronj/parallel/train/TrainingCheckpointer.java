@@ -463,6 +463,10 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                 moeDiffs(saved.get("moe"), e.getValue(), diffs);
                 continue;
             }
+            if (e.getKey().equals("mla")) {
+                mlaDiffs(saved.get("mla"), e.getValue(), diffs);
+                continue;
+            }
             if (!isShapeField(e.getKey())) {
                 continue;
             }
@@ -512,6 +516,24 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             JsonNode r = run.get(field);
             if (s != null && r != null && !sameValue(s, r)) {
                 diffs.add("moe." + field + " " + s + " (this run: " + r + ")");
+            }
+        }
+    }
+
+    /** Every multi-latent attention field makes another model (its shapes, rope or softmax scale); standard vs MLA too. */
+    private static void mlaDiffs(JsonNode saved, JsonNode run, List<String> diffs) {
+        boolean savedMla = saved != null && saved.isObject();
+        boolean runMla = run != null && run.isObject();
+        if (savedMla != runMla) {
+            diffs.add("mla " + (savedMla ? saved : "null") + " (this run: " + (runMla ? run : "null") + ")");
+            return;
+        }
+        for (Iterator<Map.Entry<String, JsonNode>> it = runMla ? run.properties().iterator()
+                : java.util.Collections.emptyIterator(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> f = it.next();
+            JsonNode s = saved.get(f.getKey());
+            if (s != null && !sameValue(s, f.getValue())) {
+                diffs.add("mla." + f.getKey() + " " + s + " (this run: " + f.getValue() + ")");
             }
         }
     }
