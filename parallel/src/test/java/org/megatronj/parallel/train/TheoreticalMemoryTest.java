@@ -29,7 +29,8 @@ class TheoreticalMemoryTest {
         try (InputStream in = getClass().getResourceAsStream("theoretical-memory.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(9, cases.size());
+        assertEquals(11, cases.size());
+        int mlaCases = 0;
         int moeCases = 0;
         for (JsonNode c : cases) {
             JsonNode a = c.get("args");
@@ -52,7 +53,12 @@ class TheoreticalMemoryTest {
                     .untieEmbeddingsAndOutputWeights(a.get("untie_embeddings_and_output_weights").asBoolean())
                     .seqLength(a.get("seq_length").asInt()).maxPositionEmbeddings(a.get("seq_length").asInt())
                     .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8)
-                    .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe).build();
+                    .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe)
+                    .positionEmbeddingType(org.megatronj.model.PositionEmbeddingType.ROPE)
+                    .mla(a.path("multi_latent_attention").asBoolean(false) ? org.megatronj.model.MlaConfig.of(
+                            a.path("q_lora_rank").asInt(0), a.get("kv_lora_rank").asInt(), a.get("qk_head_dim").asInt(),
+                            a.get("qk_pos_emb_head_dim").asInt(), a.get("v_head_dim").asInt()) : null).build();
+            mlaCases += config.mla() == null ? 0 : 1;
             assertEquals(a.get("padded_vocab_size").asInt(), config.paddedVocabSize(tp), c.get("name").asText());
             var setup = new TheoreticalMemory.Setup(tp, a.get("pipeline_model_parallel_size").asInt(),
                     a.get("virtual_pipeline_model_parallel_size").asInt(0), a.get("data_parallel_size").asInt(),
@@ -67,6 +73,7 @@ class TheoreticalMemoryTest {
             assertEquals(c.get("activation_mb").asDouble(), r.activationMb(), 1e-9, c.get("name").asText());
             assertEquals(c.get("total_mb").asDouble(), r.totalMb(), 1e-9, c.get("name").asText());
         }
-        assertEquals(3, moeCases);
+        assertEquals(4, moeCases);
+        assertEquals(2, mlaCases);
     }
 }

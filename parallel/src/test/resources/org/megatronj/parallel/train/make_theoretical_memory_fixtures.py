@@ -39,6 +39,10 @@ def moe_freq(flag):
     return eval(flag, {"__builtins__": {}}) if "[" in flag else int(flag)
 
 
+MLA_DEFAULTS = dict(multi_latent_attention=False, q_lora_rank=None, kv_lora_rank=32, qk_head_dim=128,
+                    qk_pos_emb_head_dim=64, v_head_dim=128)
+
+
 def case(name, **kw):
     a = dict(num_layers=24, hidden_size=1024, num_attention_heads=16, kv_channels=64, num_query_groups=16,
              group_query_attention=False, ffn_hidden_size=4096, swiglu=False, normalization="LayerNorm",
@@ -54,10 +58,10 @@ def case(name, **kw):
     a["world_size"] = (a["tensor_model_parallel_size"] * a["pipeline_model_parallel_size"]
                        * a.get("context_parallel_size", 1) * a["data_parallel_size"])
     nmb = a.pop("num_microbatches")
-    full = {**MOE_DEFAULTS, **a}
+    full = {**MOE_DEFAULTS, **MLA_DEFAULTS, **a}
     del full["context_parallel_size"]   # Megatron's file reads it only through world_size
     full["moe_layer_freq"] = moe_freq(full["moe_layer_freq"])
-    args = Namespace(**full, mtp_num_layers=None, multi_latent_attention=False, moe_latent_size=None,
+    args = Namespace(**full, mtp_num_layers=None, moe_latent_size=None,
                      expert_tensor_parallel_size=a["tensor_model_parallel_size"], expert_model_parallel_size=1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -95,6 +99,14 @@ cases = [
          virtual_pipeline_model_parallel_size=2, tensor_model_parallel_size=2, num_microbatches=8,
          padded_vocab_size=50432, num_experts=4, moe_router_topk=1, moe_ffn_hidden_size=2048, moe_layer_freq="2",
          moe_shared_expert_intermediate_size=512, add_bias_linear=False),
+    # multi-latent attention (the weights' MLA branch; the activations have none in Megatron's file)
+    case("mla-q-lora-rms-tp2-sp", num_layers=4, hidden_size=512, num_attention_heads=8, num_query_groups=8,
+         ffn_hidden_size=1024, swiglu=True, normalization="RMSNorm", tensor_model_parallel_size=2, sequence_parallel=True,
+         recompute_granularity="selective", add_bias_linear=False, multi_latent_attention=True, q_lora_rank=96,
+         kv_lora_rank=64, qk_head_dim=32, qk_pos_emb_head_dim=16, v_head_dim=32),
+    case("mla-q-proj-layernorm-moe", num_layers=4, hidden_size=256, num_attention_heads=4, num_query_groups=4,
+         ffn_hidden_size=512, swiglu=True, add_bias_linear=False, multi_latent_attention=True, kv_lora_rank=48,
+         qk_head_dim=48, qk_pos_emb_head_dim=16, v_head_dim=32, num_experts=4, moe_layer_freq="[0]+[1]*3"),
 ]
 print(json.dumps({"generator": "make_theoretical_memory_fixtures.py on Megatron-LM main (2026-08-22)", "cases": cases},
                  indent=1))
