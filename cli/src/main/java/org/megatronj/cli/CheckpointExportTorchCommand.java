@@ -116,7 +116,10 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
      * megatron/core/models/gpt/gpt_layer_specs.py builds {@code pre_mlp_layernorm=backend.layer_norm(...) if num_experts}).
      */
     static String teName(String name, TransformerConfig c) {
-        String fused = name.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_");
+        String fused = c.mla() != null   // MLA's TE spec: a TENorm input norm, the latent norms fused into the up projections
+                ? name.replace(".self_attention.q_layernorm.", ".self_attention.linear_q_up_proj.layer_norm_")
+                        .replace(".self_attention.kv_layernorm.", ".self_attention.linear_kv_up_proj.layer_norm_")
+                : name.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_");
         String prefix = "decoder.layers.";
         if (name.startsWith(prefix) && c.isMoeLayer(Integer.parseInt(name.substring(prefix.length(), name.indexOf('.', prefix.length()))))) {
             return fused;
@@ -129,10 +132,20 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
      * layer's experts are SequentialMLP's TE linears without {@code --moe-grouped-gemm}, its shared experts TE linears.
      */
     static List<String> teModules(TransformerConfig c, int l) {
-        if (!c.isMoeLayer(l)) {
-            return TE_MODULES;
+        List<String> attention = TE_MODULES.subList(0, 3);
+        if (c.mla() != null) {
+            attention = new java.util.ArrayList<>(c.mla().hasQueryLatent()
+                    ? List.of("self_attention.linear_q_down_proj", "self_attention.linear_q_up_proj")
+                    : List.of("self_attention.linear_q_proj"));
+            attention.addAll(List.of("self_attention.linear_kv_down_proj", "self_attention.linear_kv_up_proj",
+                    "self_attention.linear_proj", "self_attention.core_attention"));
         }
-        List<String> modules = new java.util.ArrayList<>(TE_MODULES.subList(0, 3));
+        if (!c.isMoeLayer(l)) {
+            List<String> modules = new java.util.ArrayList<>(attention);
+            modules.addAll(TE_MODULES.subList(3, 5));
+            return modules;
+        }
+        List<String> modules = new java.util.ArrayList<>(attention);
         for (int e = 0; e < c.moe().numExperts(); e++) {
             modules.add("mlp.experts.local_experts." + e + ".linear_fc1");
             modules.add("mlp.experts.local_experts." + e + ".linear_fc2");
@@ -204,6 +217,10 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         if (c.moe() != null) {
             moeArgs(a, c);
         }
+        a.put("multi_latent_attention", c.mla() != null);
+        if (c.mla() != null) {
+            mlaArgs(a, c.mla());
+        }
         return a;
     }
 
@@ -251,6 +268,21 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("moe_latent_size", null);
         a.put("expert_model_parallel_size", 1L);
         a.put("expert_tensor_parallel_size", 1L);
+    }
+
+    /** Megatron's "mla" argument group and --rope-type, as its argparse namespace holds them. */
+    private static void mlaArgs(Map<String, Object> a, org.megatronj.model.MlaConfig m) {
+        a.put("q_lora_rank", m.hasQueryLatent() ? (Object) (long) m.qLoraRank() : null);
+        a.put("kv_lora_rank", (long) m.kvLoraRank());
+        a.put("qk_head_dim", (long) m.qkHeadDim());
+        a.put("qk_pos_emb_head_dim", (long) m.qkPosEmbHeadDim());
+        a.put("v_head_dim", (long) m.vHeadDim());
+        a.put("rope_type", m.ropeType().flagValue());
+        a.put("rotary_scaling_factor", decimal(m.rotaryScalingFactor()));
+        a.put("mscale", decimal(m.mscale()));
+        a.put("mscale_all_dim", decimal(m.mscaleAllDim()));
+        a.put("cache_mla_latents", false);
+        a.put("mla_down_proj_fusion", false);
     }
 
     /** A float config value as the double its decimal reads as (0.1, not 0.10000000149011612), as Megatron's args hold it. */

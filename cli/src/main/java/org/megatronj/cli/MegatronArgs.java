@@ -29,7 +29,7 @@ final class MegatronArgs {
             "use_rope_scaling", "rotary_interleaved");
     /** Arguments whose non-default values make a model Megatron-J does not build, and what they are. */
     private static final Map<String, String> UNSUPPORTED = Map.of(
-            "multi_latent_attention", "multi-latent attention", "mtp_num_layers", "multi-token prediction",
+            "mtp_num_layers", "multi-token prediction",
             "heterogeneous_layers_config_path", "heterogeneous layers", "hybrid_override_pattern", "hybrid (Mamba) layers");
     /**
      * Mixture-of-experts arguments (Megatron-core's TransformerConfig fields) whose non-default values (not None, False
@@ -77,8 +77,24 @@ final class MegatronArgs {
         if (eps != null) {
             flags.addAll(List.of("--norm-epsilon", String.valueOf(eps)));
         }
+        if (Boolean.TRUE.equals(args.get("multi_latent_attention"))) {
+            flags.addAll(mlaFlags(args));
+        }
         if (moe(args)) {
             flags.addAll(moeFlags(args, file));
+        }
+        return flags;
+    }
+
+    /**
+     * The multi-latent attention flags of the run (Megatron's "mla" group and {@code --rope-type}); how Megatron computed
+     * them ({@code mla_down_proj_fusion}, {@code cache_mla_latents} for inference) is not carried.
+     */
+    private static List<String> mlaFlags(Map<?, ?> args) {
+        List<String> flags = new ArrayList<>(List.of("--multi-latent-attention"));
+        for (String name : List.of("q_lora_rank", "kv_lora_rank", "qk_head_dim", "qk_pos_emb_head_dim", "v_head_dim",
+                "rope_type", "rotary_scaling_factor", "mscale", "mscale_all_dim")) {
+            valued(flags, args, name);
         }
         return flags;
     }

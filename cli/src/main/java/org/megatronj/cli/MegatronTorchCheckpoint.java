@@ -208,6 +208,11 @@ final class MegatronTorchCheckpoint {
                     + " import-torch its tokenizer flags (--tokenizer-type with --vocab-file/--merge-file or --tokenizer-model)", e);
         }
         TransformerConfig config = options.toConfig(vocab, MegatronArgs.integer(args, "seq_length", file));
+        if (config.mla() != null && tp > 1 && "local".equals(args.get("transformer_impl"))) {
+            throw new IllegalArgumentException(file + ": a tensor-parallel multi-latent attention checkpoint of Megatron's"
+                    + " local spec holds its down projections as column-parallel shards, which import-torch does not merge;"
+                    + " import its transformer_engine form or a --tensor-model-parallel-size 1 run");
+        }
         if (config.paddedVocabSize(tp) != rows) {
             throw new IllegalArgumentException("the tokenizer's " + vocab + " tokens pad to " + config.paddedVocabSize(tp)
                     + " (--make-vocab-size-divisible-by " + config.makeVocabSizeDivisibleBy() + (tp > 1 ? " x " + tp + " ranks"
@@ -324,7 +329,9 @@ final class MegatronTorchCheckpoint {
 
     /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */
     static String localSpecName(String name) {
-        return name.replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
+        return name.replace(".self_attention.linear_q_up_proj.layer_norm_", ".self_attention.q_layernorm.")
+                .replace(".self_attention.linear_kv_up_proj.layer_norm_", ".self_attention.kv_layernorm.")
+                .replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
                 .replace(".self_attention.linear_qkv.layer_norm_bias", ".input_layernorm.bias")
                 .replace(".mlp.linear_fc1.layer_norm_weight", ".pre_mlp_layernorm.weight")
                 .replace(".mlp.linear_fc1.layer_norm_bias", ".pre_mlp_layernorm.bias");

@@ -851,6 +851,51 @@ class PretrainGptCommandTest {
         CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4",
                 "--temperature", "0");
         assertEquals(0, generated.code(), generated.toString());
+        // export-torch under either spec and import-torch back: the same weights and MLA configuration
+        java.util.Map<String, float[]> trainedWeights = new java.util.LinkedHashMap<>();
+        com.fasterxml.jackson.databind.JsonNode trainedMla;
+        try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00")) {
+            for (String name : ckpt.model().names()) {
+                trainedWeights.put(name, ckpt.model().tensor(name).toFloatArray());
+            }
+            trainedMla = ckpt.metadata().path("model").path("mla");
+        }
+        for (String impl : List.of("transformer_engine", "local")) {
+            Path exported = dir.resolve("mla-torch-" + impl);
+            CliRun exp = CliRun.of("checkpoint", "export-torch", "--load", save.toString(), "--save", exported.toString(),
+                    "--transformer-impl", impl);
+            assertEquals(0, exp.code(), exp.toString());
+            try (var torch = org.megatronj.io.torch.TorchFile.open(exported.resolve("release/mp_rank_00/model_optim_rng.pt"))) {
+                java.util.Map<?, ?> state = (java.util.Map<?, ?>) torch.root();
+                java.util.Set<?> names = ((java.util.Map<?, ?>) state.get("model")).keySet();
+                boolean te = impl.equals("transformer_engine");
+                String p = "decoder.layers.0.";
+                assertEquals(te, names.contains(p + "self_attention.linear_q_up_proj.layer_norm_weight")
+                        && names.contains(p + "self_attention.linear_kv_up_proj.layer_norm_weight")
+                        && names.contains(p + "self_attention.linear_kv_down_proj._extra_state")
+                        && names.contains(p + "mlp.linear_fc1.layer_norm_weight"), names.toString());
+                assertEquals(!te, names.contains(p + "self_attention.q_layernorm.weight"), names.toString());
+                assertTrue(names.contains(p + "input_layernorm.weight"), names.toString());
+                java.util.Map<?, ?> margs = (java.util.Map<?, ?>) ((org.megatronj.io.torch.Unpickler.Instance)
+                        state.get("args")).state();
+                assertEquals(Boolean.TRUE, margs.get("multi_latent_attention"));
+                assertEquals(8L, margs.get("q_lora_rank"));
+                assertEquals(6L, margs.get("v_head_dim"));
+                assertEquals("yarn", margs.get("rope_type"));
+                assertEquals(0.5, margs.get("mscale_all_dim"));
+            }
+            Path again = dir.resolve("mla-again-" + impl);
+            CliRun imp = CliRun.of("checkpoint", "import-torch", "--load", exported.toString(), "--save", again.toString());
+            assertEquals(0, imp.code(), imp.toString());
+            try (var ckpt = org.megatronj.io.checkpoint.Checkpoint.openLatest(again, "mp_rank_00")) {
+                assertEquals(trainedMla, ckpt.metadata().path("model").path("mla"), impl);
+                assertEquals(trainedWeights.keySet(), new java.util.LinkedHashSet<>(ckpt.model().names()), impl);
+                for (var e : trainedWeights.entrySet()) {
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(),
+                            ckpt.model().tensor(e.getKey()).toFloatArray(), impl + " " + e.getKey());
+                }
+            }
+        }
         List<String> bf16 = args(data, "--train-iters", "2", "--num-layers", "2");
         bf16.addAll(mla);
         bf16.add("--bf16");
