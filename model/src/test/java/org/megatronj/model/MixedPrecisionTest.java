@@ -84,19 +84,35 @@ class MixedPrecisionTest {
      */
     @Test
     void lossAndGradientsAgreeWithFp32ToSixteenBitRounding() {
-        for (boolean rope : new boolean[] {false, true}) {
+        lossAndGradientsAgreeWithFp32(List.of(config(false), config(true)), 1f);
+    }
+
+    /**
+     * Multi-latent attention (query latent, latent norms, YaRN with its factors) in bf16/fp16 tracks fp32 alike, with a
+     * loss scale of 1024 as fp16 training uses: unscaled, the query latent's small gradients fall to fp16's subnormals.
+     */
+    @Test
+    void multiLatentAttentionAgreesWithFp32ToSixteenBitRounding() {
+        lossAndGradientsAgreeWithFp32(List.of(config(true).toBuilder().qkLayernorm(true)
+                .mla(MlaConfig.of(16, 12, 8, 4, 8).withRope(MlaConfig.RopeType.YARN, 4f, 1f, 0.5f)).build()), 1024f);
+    }
+
+    /** {@code gradScale}: the loss scale of every run (the relative errors do not depend on it). */
+    private static void lossAndGradientsAgreeWithFp32(List<TransformerConfig> configs, float gradScale) {
+        for (TransformerConfig c : configs) {
+            String rope = c.mla() != null ? "mla" : c.positionEmbeddingType().flagValue();
             MicroBatch batch = GPTModelTest.randomBatch(2, 16, 60, 7);
             LossResult reference;
             List<float[]> referenceGrads;
-            try (GPTModel m = new GPTModel(config(rope), backend, 5)) {
-                reference = m.forwardBackward(batch, 1f, 0);
+            try (GPTModel m = new GPTModel(c, backend, 5)) {
+                reference = m.forwardBackward(batch, gradScale, 0);
                 referenceGrads = GPTModelTest.grads(m);
             }
             for (Precision p : new Precision[] {Precision.BF16, Precision.FP16}) {
                 double lossTolerance = p == Precision.BF16 ? 1e-2 : 2e-3;
                 double gradTolerance = p == Precision.BF16 ? 5e-2 : 1e-2;
-                try (GPTModel m = new GPTModel(config(rope), backend, 5, p)) {
-                    LossResult r = m.forwardBackward(batch, 1f, 0);
+                try (GPTModel m = new GPTModel(c, backend, 5, p)) {
+                    LossResult r = m.forwardBackward(batch, gradScale, 0);
                     assertEquals(reference.tokens(), r.tokens());
                     assertEquals(reference.meanLoss(), r.meanLoss(), lossTolerance * reference.meanLoss(),
                             p + " rope=" + rope + " loss");

@@ -175,7 +175,9 @@ public final class Gpt2HfConfig {
     /** Refuses configurations GPT-2 cannot express, naming the flag. */
     public static void requireGpt2Shape(TransformerConfig c) {
         String why = null;
-        if (c.moe() != null) {
+        if (c.mla() != null) {
+            why = "--multi-latent-attention";
+        } else if (c.moe() != null) {
             why = "--num-experts " + c.moe().numExperts();
         } else if (c.positionEmbeddingType() != PositionEmbeddingType.LEARNED_ABSOLUTE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();

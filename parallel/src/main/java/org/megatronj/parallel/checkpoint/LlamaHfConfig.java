@@ -405,7 +405,9 @@ public final class LlamaHfConfig {
     public static void requireShape(Arch arch, TransformerConfig c) {
         String why = null;
         MoeConfig m = c.moe();
-        if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
+        if (c.mla() != null) {   // DeepSeek's Hugging Face model types are not among those carried
+            why = "--multi-latent-attention";
+        } else if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
         } else if (c.normalization() != Normalization.RMS_NORM) {
             why = "--normalization " + c.normalization().flagValue();
