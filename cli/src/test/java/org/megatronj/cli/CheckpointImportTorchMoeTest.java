@@ -253,7 +253,9 @@ class CheckpointImportTorchMoeTest {
                 new Case("moe_router_load_balancing_type", List.of("aux_loss", "seq_aux_loss"), "the run combined several"
                         + " load-balancing losses (moe_router_load_balancing_type = [aux_loss, seq_aux_loss]"),
                 new Case("moe_router_load_balancing_type", "global_aux_loss", "the run balanced its experts with global_aux_loss"),
-                new Case("multi_latent_attention", true, "the run used multi-latent attention"))) {
+                // MLA imports now (PretrainGptCommandTest exports and imports one); with this run's GQA, Megatron's refusal
+                new Case("multi_latent_attention", true,
+                        "Group query attention is mutually exclusive with multi latent attention."))) {
             Map<String, Object> changed = new LinkedHashMap<>(args);
             changed.put(c.name(), c.value());
             Files.delete(common);
