@@ -646,6 +646,28 @@ class PretrainGptParallelTest {
     }
 
     /**
+     * {@code --multi-latent-attention} (query latent, latent norms, YaRN, hidden and attention dropout) from the command
+     * line: tensor parallelism with and without sequence parallelism, two pipeline stages (interleaved, with full
+     * recompute), data parallelism with the distributed optimizer, selective recompute: the losses of one rank.
+     */
+    @Test
+    void multiLatentAttentionMatchesOneRankOnEveryLayout() throws IOException {
+        Path data = dataset();
+        String[] mla = {"--multi-latent-attention", "--q-lora-rank", "8", "--kv-lora-rank", "6", "--qk-head-dim", "4",
+                "--qk-pos-emb-head-dim", "2", "--v-head-dim", "4", "--qk-layernorm", "--normalization", "RMSNorm",
+                "--position-embedding-type", "rope", "--rope-type", "yarn", "--rotary-scaling-factor", "4", "--mscale-all-dim",
+                "0.5"};
+        assertLayoutsMatchOneRank(data, "mla", mla,
+                new String[] {"--tensor-model-parallel-size", "2", "--world-size", "2", "--sequence-parallel"},
+                new String[] {"--tensor-model-parallel-size", "2", "--world-size", "2"},
+                new String[] {"--pipeline-model-parallel-size", "2", "--world-size", "2", "--num-layers-per-virtual-pipeline-stage",
+                        "1", "--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"},
+                new String[] {"--world-size", "2", "--use-distributed-optimizer"},
+                new String[] {"--tensor-model-parallel-size", "2", "--world-size", "4", "--sequence-parallel",
+                        "--recompute-activations"});
+    }
+
+    /**
      * {@code --context-parallel-size 2} with learned positions: alone (world 2), with tensor and sequence
      * parallelism (world 4), with two pipeline stages (world 4; also interleaved with full recompute), and with data
      * parallelism and the distributed optimizer (world 4): the losses of one rank. Megatron's first line gives the real sizes.
