@@ -76,6 +76,7 @@ public final class GPTModel implements AutoCloseable {
     private final Norm finalLayernorm;              // last chunk only, as the two below
     private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
     private final LanguageModelLoss lossFunction;
+    private final MultiTokenPrediction mtp;         // last chunk with --mtp-num-layers only
     private final List<ActivationStore> slots = new ArrayList<>();   // one per micro-batch in flight, for one shape
     private final long[] layerOffsets;              // flat-store offset of each layer's first parameter
     private GradReadyListener gradReady;
@@ -194,6 +195,7 @@ public final class GPTModel implements AutoCloseable {
         this.outputWeight = !post ? null : config.untieEmbeddingsAndOutputWeights()
                 ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
         this.lossFunction = post ? new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t)) : null;
+        this.mtp = post && config.mtp() != null ? multiTokenPrediction(group) : null;
         this.layerOffsets = new long[layers.length];
         for (int l = 0; l < layers.length; l++) {
             layerOffsets[l] = params.offset("decoder.layers." + (chunk.firstLayer() + l) + ".input_layernorm.weight");
@@ -229,7 +231,7 @@ public final class GPTModel implements AutoCloseable {
         stopPhase("forward-compute");               // (so the loss's backward counts as forward here)
         startPhase("backward-compute");
         setAuxLossScale(gradScale);
-        backward(a, a.key);
+        backward(a, a.key, 0, gradScale);
         stopPhase("backward-compute");
         return result;
     }
@@ -319,6 +321,10 @@ public final class GPTModel implements AutoCloseable {
         a.key = !train ? null : cp.active() ? DropoutKey.forMicroBatch(seed, rngOffset).forContextParallelRank(cp.rank())
                 : DropoutKey.forMicroBatch(seed, rngOffset);
         forward(a, a.key);
+        a.withMtp = train && mtp != null;   // MTP only trains: evaluation and generation leave it out, as Megatron
+        if (a.withMtp) {
+            mtp.forward(slot, batch, a.finalNormOut, a.workspace, a.key, a.documents, true);
+        }
         return a;
     }
 
@@ -334,7 +340,7 @@ public final class GPTModel implements AutoCloseable {
             lossFunction.backward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp, a.dLoss);
         }
         setAuxLossScale(gradScale);
-        backward(a, a.key);
+        backward(a, a.key, slot, gradScale);
         stopPhase("backward-compute");
     }
 
@@ -405,9 +411,11 @@ public final class GPTModel implements AutoCloseable {
                 site(key, 1 + 2 * global), site(key, 2 + 2 * global), a.documents, null, 0);
     }
 
-    private void backward(ActivationStore a, DropoutKey key) {
+    private void backward(ActivationStore a, DropoutKey key, int slot, float gradScale) {
         Workspace ws = a.workspace;
         if (chunk.postProcess()) {
+            // The MTP depths first (they read the decoder's final-norm output): their gradient of it joins the logits'.
+            Tensor dFromMtp = a.withMtp ? mtp.backward(slot, gradScale, a.finalNormOut, ws, key, a.documents) : null;
             Tensor dLogits = a.logits;                                                           // [s*b, V/t]
             Tensor dNormFull = ws.hiddenB();                                                     // [s, b, h]
             backend.gemm(false, false, 1f, dLogits, outputWeight.compute(), 0f, flat(dNormFull));
@@ -420,6 +428,9 @@ public final class GPTModel implements AutoCloseable {
                 tp.group().allReduceSum(dNormOut);
             }
             backend.gemm(true, false, 1f, dLogits, flat(a.finalNormFull), 1f, outputWeight.grad());  // dW[V/t, h] +=
+            if (dFromMtp != null) {
+                backend.add(dNormOut, dFromMtp, dNormOut);
+            }
             finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
             gradsReadyFrom(params.offset("decoder.final_layernorm.weight"));
         }
@@ -648,7 +659,7 @@ public final class GPTModel implements AutoCloseable {
         for (ActivationStore a : slots) {
             bytes += a == null ? 0 : a.bytes();
         }
-        return bytes;
+        return bytes + (mtp == null ? 0 : mtp.activationBytes());
     }
 
     // ------------------------------------------------------------------ pieces for incremental decoding
@@ -752,6 +763,13 @@ public final class GPTModel implements AutoCloseable {
                 out.add(moe);
             }
         }
+        if (mtp != null) {   // the MTP depths' layers after the decoder's (layer numbers L + d)
+            for (MultiTokenPrediction.Depth depth : mtp.depths()) {
+                if (depth.layer().mlp() instanceof MoeLayer moe) {
+                    out.add(moe);
+                }
+            }
+        }
         return out;
     }
 
@@ -761,6 +779,47 @@ public final class GPTModel implements AutoCloseable {
      */
     public void setMoeAuxLossScale(float scale) {
         this.moeAuxLossScale = scale;
+    }
+
+    /**
+     * The MTP depths of the last chunk ({@link MultiTokenPrediction}): each depth's layer is built as the decoder's last
+     * layer (dense or MoE, Megatron's {@code get_gpt_mtp_block_spec}); the embedding reads the shared word embedding.
+     */
+    private MultiTokenPrediction multiTokenPrediction(TensorParallelGroup group) {
+        if (cp.active()) {
+            throw new IllegalArgumentException("--mtp-num-layers with --context-parallel-size " + cp.size()
+                    + " is not supported by Megatron-J (nor by Megatron-LM's documented MTP)");
+        }
+        List<MultiTokenPrediction.Depth> depths = new ArrayList<>();
+        for (int d = 0; d < config.mtpNumLayers(); d++) {
+            String p = ParameterSpec.mtpPrefix(d);
+            String l = p + "transformer_layer.";
+            int layerNumber = config.numLayers() + d;
+            SelfAttention attention = new SelfAttention(backend, shardConfig,
+                    columnLinear(l + "self_attention.linear_qkv"), rowLinear(l + "self_attention.linear_proj"), rope,
+                    config.qkLayernorm() ? norm(l + "self_attention.q_layernorm") : null,
+                    config.qkLayernorm() ? norm(l + "self_attention.k_layernorm") : null,
+                    tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
+            FeedForward mlp = config.mtpLayersAreMoe() ? moeLayer(layerNumber, l + "mlp.")
+                    : new Mlp(backend, columnLinear(l + "mlp.linear_fc1"), rowLinear(l + "mlp.linear_fc2"),
+                    config.swiglu(), Mlp.activation(config));
+            TransformerLayer layer = new TransformerLayer(backend, norm(l + "input_layernorm"), attention,
+                    norm(l + "pre_mlp_layernorm"), mlp, config.hiddenDropout(), group, tp.sequenceParallel());
+            depths.add(new MultiTokenPrediction.Depth(norm(p + "enorm"), norm(p + "hnorm"), param(p + "eh_proj.weight"),
+                    layer, norm(p + "final_layernorm")));
+        }
+        Embedding shared = new Embedding(backend, param("embedding.word_embeddings.weight"), null, config.hiddenDropout(),
+                group);
+        return new MultiTokenPrediction(backend, config, shardConfig, depths, shared, outputWeight, lossFunction, tp,
+                vocabSize);
+    }
+
+    /**
+     * Each MTP depth's mean losses of this chunk's training micro-batches since the last call, summed (Megatron's
+     * {@code MTPLossLoggingHelper} tracker), then reset; empty without MTP on this chunk.
+     */
+    public double[] takeMtpLossSums() {
+        return mtp == null ? new double[0] : mtp.takeLossSums();
     }
 
     private Norm norm(String prefix) {
@@ -779,6 +838,9 @@ public final class GPTModel implements AutoCloseable {
             }
         }
         slots.clear();
+        if (mtp != null) {
+            mtp.close();
+        }
         if (contextExchange != null) {
             contextExchange.close();
         }

@@ -107,14 +107,16 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
 
     /**
      * The parameters of one model chunk (pipeline stage) of one of {@code t} tensor-parallel
-     * ranks. A last chunk without the embedding holds a copy of the tied word embedding (same name).
+     * ranks. A last chunk without the embedding holds a copy of the tied word embedding (same name), and of the word
+     * embedding with Multi-Token Prediction, whose depths embed the rolled input ids there (Megatron builds the
+     * embedding on its MTP stage whether or not the output layer is tied).
      */
     public static List<ParameterSpec> forGpt(TransformerConfig c, int t, ModelChunk chunk) {
         c.checkTensorParallelSize(t);
         List<ParameterSpec> specs = new ArrayList<>();
         long h = c.hiddenSize();
         long vocab = c.paddedVocabSize(t) / t;
-        boolean tiedCopy = chunk.postProcess() && !c.untieEmbeddingsAndOutputWeights();
+        boolean tiedCopy = chunk.postProcess() && (!c.untieEmbeddingsAndOutputWeights() || c.mtp() != null);
         if (chunk.preProcess() || tiedCopy) {
             specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {vocab, h}, Init.NORMAL, true,
                     TensorSplit.ROWS));
@@ -124,30 +126,52 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
                     Init.NORMAL, true));
         }
         for (int l = chunk.firstLayer(); l < chunk.firstLayer() + chunk.numLayers(); l++) {
-            String p = "decoder.layers." + l + ".";
-            addNorm(specs, c, p + "input_layernorm");
-            addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
-            if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
-                addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
-                addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
-            }
-            addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
-                    TensorSplit.COLUMNS);
-            addNorm(specs, c, p + "pre_mlp_layernorm");
-            if (c.isMoeLayer(l)) {
-                addMoe(specs, c, t, p + "mlp.");
-            } else {
-                addMlp(specs, c, p + "mlp", c.fc1Width() / t, c.ffnHiddenSize() / t);
-            }
+            addTransformerLayer(specs, c, t, "decoder.layers." + l + ".", c.isMoeLayer(l));
         }
         if (!chunk.postProcess()) {
             return specs;
         }
         addNorm(specs, c, "decoder.final_layernorm");
+        for (int k = 0; k < c.mtpNumLayers(); k++) {   // Megatron's MultiTokenPredictionLayer in its attribute order
+            String p = mtpPrefix(k);
+            addNorm(specs, c, p + "enorm");
+            addNorm(specs, c, p + "hnorm");
+            // eh_proj: a column-parallel linear of [e; h] (2h) to h, no bias whatever --disable-bias-linear says
+            specs.add(new ParameterSpec(p + "eh_proj.weight", new long[] {h / t, 2 * h}, Init.NORMAL, true, TensorSplit.ROWS));
+            addTransformerLayer(specs, c, t, p + "transformer_layer.", c.mtpLayersAreMoe());
+            addNorm(specs, c, p + "final_layernorm");
+        }
         if (c.untieEmbeddingsAndOutputWeights()) {
             specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }
         return specs;
+    }
+
+    /**
+     * The parameter-name prefix of MTP depth {@code k} (0-based), as Megatron-core's checkpoints name it
+     * ({@code mtp.layers.<k>.}; its inner layer is saved as {@code transformer_layer}).
+     */
+    public static String mtpPrefix(int k) {
+        return "mtp.layers." + k + ".";
+    }
+
+    /** One transformer layer's parameters under {@code p} ({@code decoder.layers.<l>.} or an MTP depth's layer). */
+    private static void addTransformerLayer(List<ParameterSpec> specs, TransformerConfig c, int t, String p, boolean moe) {
+        long h = c.hiddenSize();
+        addNorm(specs, c, p + "input_layernorm");
+        addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
+        if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
+            addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
+            addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
+        }
+        addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
+                TensorSplit.COLUMNS);
+        addNorm(specs, c, p + "pre_mlp_layernorm");
+        if (moe) {
+            addMoe(specs, c, t, p + "mlp.");
+        } else {
+            addMlp(specs, c, p + "mlp", c.fc1Width() / t, c.ffnHiddenSize() / t);
+        }
     }
 
     private static void addMlp(List<ParameterSpec> specs, TransformerConfig c, String prefix, long fc1Rows, long ffn) {

@@ -42,6 +42,8 @@ package org.megatronj.model;
  * @param makeVocabSizeDivisibleBy       {@code --make-vocab-size-divisible-by} (128): the embedding rows are padded to a multiple
  * @param moe                            {@code --num-experts} and the {@code --moe-*} flags: mixture-of-experts layers; null
  *                                       for a dense model
+ * @param mtp                            {@code --mtp-num-layers} and {@code --mtp-loss-scaling-factor}: Multi-Token Prediction
+ *                                       depths after the decoder ({@link MtpConfig}); null without
  */
 public record TransformerConfig(
         int numLayers, int hiddenSize, int ffnHiddenSize, int numAttentionHeads, int kvChannels,
@@ -55,7 +57,7 @@ public record TransformerConfig(
         boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
-        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe) {
+        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe, MtpConfig mtp) {
 
     /** Megatron pads the vocabulary to a multiple of {@code makeVocabSizeDivisibleBy × tensorParallelSize}. */
     public int paddedVocabSize(int tensorParallelSize) {
@@ -83,6 +85,9 @@ public record TransformerConfig(
             divisible("--moe-ffn-hidden-size", moe.ffnHiddenSize(), t);
             divisible("--moe-shared-expert-intermediate-size", moe.sharedExpertIntermediateSize(), t);
         }
+        if (mtp != null) {   // each MTP depth's eh_proj is column-parallel over the hidden size
+            divisible("--hidden-size (with --mtp-num-layers)", hiddenSize, t);
+        }
     }
 
     private static void divisible(String flag, int value, int t) {
@@ -106,7 +111,7 @@ public record TransformerConfig(
                 rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor, rotaryInterleaved,
                 normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
                 attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
-                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t));
+                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t), mtp);
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
@@ -128,7 +133,7 @@ public record TransformerConfig(
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
                 .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
-                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe);
+                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe).mtp(mtp);
     }
 
     /** Whether layer {@code layer} (0-based) is a mixture-of-experts layer ({@link MoeConfig#layerFreq}). */
@@ -241,7 +246,20 @@ public record TransformerConfig(
                         + " the router have no biases here)");
             }
         }
+        if (mtp != null) {
+            mtp.validate(positionEmbeddingType);
+        }
         return this;
+    }
+
+    /** The MTP depths ({@code --mtp-num-layers}); 0 without Multi-Token Prediction. */
+    public int mtpNumLayers() {
+        return mtp == null ? 0 : mtp.numLayers();
+    }
+
+    /** Whether the MTP depths' transformer layers are MoE layers: Megatron builds them from the decoder's last layer's spec. */
+    public boolean mtpLayersAreMoe() {
+        return mtp != null && isMoeLayer(numLayers - 1);
     }
 
     private static void positive(String flag, int value) {
@@ -307,6 +325,7 @@ public record TransformerConfig(
         private int vocabSize;
         private int makeVocabSizeDivisibleBy = 128;
         private MoeConfig moe;
+        private MtpConfig mtp;
 
         private Builder() {
         }
@@ -349,6 +368,8 @@ public record TransformerConfig(
         public Builder makeVocabSizeDivisibleBy(int v) { makeVocabSizeDivisibleBy = v; return this; }
         /** null: a dense model. */
         public Builder moe(MoeConfig v) { moe = v; return this; }
+        /** null: no Multi-Token Prediction. */
+        public Builder mtp(MtpConfig v) { mtp = v; return this; }
 
         /** Fills the derived sizes as Megatron's argument parsing does, then validates. */
         public TransformerConfig build() {
@@ -375,7 +396,7 @@ public record TransformerConfig(
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
                     ropeScalingFactor, rotaryInterleaved, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
-                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe).validate();
+                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe, mtp).validate();
         }
     }
 }
