@@ -126,6 +126,9 @@ public final class ModelOptions {
     @picocli.CommandLine.Mixin
     MoeOptions moe = new MoeOptions();
 
+    @picocli.CommandLine.Mixin
+    MtpOptions mtp = new MtpOptions();
+
     @Option(names = "--make-vocab-size-divisible-by", paramLabel = "N", defaultValue = "128",
             description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
     int makeVocabSizeDivisibleBy;
@@ -204,6 +207,7 @@ public final class ModelOptions {
         hiddenDropout = saved.hiddenDropout();
         took.accept("hidden_dropout", hiddenDropout);
         moe.takeFromCheckpoint(saved.moe(), took);
+        mtp.takeFromCheckpoint(saved.mtp(), took);
     }
 
     private static void required(String flag, Integer value) {
@@ -238,7 +242,8 @@ public final class ModelOptions {
         TransformerConfig dense = denseConfig(vocabSize, seqLength);
         org.megatronj.model.MoeConfig experts = moe == null ? null
                 : moe.toConfig(dense, tensorParallelSize, dataTimesContextParallelSize);
-        return experts == null ? dense : dense.toBuilder().moe(experts).build();
+        org.megatronj.model.MtpConfig depths = mtp == null ? null : mtp.toConfig();
+        return experts == null && depths == null ? dense : dense.toBuilder().moe(experts).mtp(depths).build();
     }
 
     private TransformerConfig denseConfig(int vocabSize, int seqLength) {

@@ -68,8 +68,10 @@ public final class GptTraining {
 
             @Override
             public org.megatronj.model.MoeMetrics.Report takeMoeMetrics(int microBatches) {
-                return org.megatronj.model.MoeMetrics.report(org.megatronj.model.MoeMetrics.take(List.of(model)),
-                        model.config(), microBatches);
+                org.megatronj.model.MoeMetrics.Report moe = org.megatronj.model.MoeMetrics.report(
+                        org.megatronj.model.MoeMetrics.take(List.of(model)), model.config(), microBatches);
+                return org.megatronj.model.MtpMetrics.withLosses(moe, org.megatronj.model.MtpMetrics.take(List.of(model)),
+                        microBatches);
             }
         };
     }

@@ -463,6 +463,10 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                 moeDiffs(saved.get("moe"), e.getValue(), diffs);
                 continue;
             }
+            if (e.getKey().equals("mtp")) {
+                mtpDiffs(saved.get("mtp"), e.getValue(), diffs);
+                continue;
+            }
             if (!isShapeField(e.getKey())) {
                 continue;
             }
@@ -513,6 +517,21 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
             if (s != null && r != null && !sameValue(s, r)) {
                 diffs.add("moe." + field + " " + s + " (this run: " + r + ")");
             }
+        }
+    }
+
+    /**
+     * The Multi-Token Prediction fields that make another model: whether it has MTP depths and how many; the loss
+     * scaling factor, a training coefficient, may differ. A checkpoint from before MTP has no field: none.
+     */
+    private static void mtpDiffs(JsonNode saved, JsonNode run, List<String> diffs) {
+        boolean savedMtp = saved != null && saved.isObject();
+        boolean runMtp = run != null && run.isObject();
+        if (savedMtp != runMtp) {
+            diffs.add("mtp " + (savedMtp ? saved : "null") + " (this run: " + (runMtp ? run : "null")
+                    + "; --mtp-num-layers must match the checkpoint's)");
+        } else if (savedMtp && !sameValue(saved.get("numLayers"), run.get("numLayers"))) {
+            diffs.add("mtp.numLayers " + saved.get("numLayers") + " (this run: " + run.get("numLayers") + ")");
         }
     }
 
