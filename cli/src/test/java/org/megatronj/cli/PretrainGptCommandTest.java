@@ -796,6 +796,85 @@ class PretrainGptCommandTest {
     }
 
     /**
+     * Multi-Token Prediction (two depths): trains, logs Megatron's {@code mtp_1 loss} and {@code mtp_2 loss} after the lm
+     * loss (and to TensorBoard under those names) while validation reports the lm loss alone, comes back with
+     * {@code --use-checkpoint-args}, refuses a load with another depth count, generates and evaluates from the
+     * checkpoint without the depths; TP2 + SP x PP2 and DP2 with the distributed optimizer train too; the combinations
+     * Megatron-J does not build are refused by name.
+     */
+    @Test
+    void multiTokenPredictionTrainsLogsResumesAndGenerates() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("mtp");
+        Path csv = dir.resolve("mtp.csv");
+        Path tb = dir.resolve("mtp-tb");
+        List<String> mtp = List.of("--position-embedding-type", "rope", "--mtp-num-layers", "2");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
+        first.addAll(mtp);
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| mtp_1 loss: 3\\.\\d+E\\+00 \\| mtp_2 loss: 3\\.\\d+E\\+00 \\|")
+                .matcher(trained.out()).find(), trained.out());
+        assertTrue(java.util.regex.Pattern.compile("validation loss at iteration 3 \\| lm loss value: \\S+ \\| lm loss PPL: \\S+ \\| \\n")
+                .matcher(trained.out()).find(), "validation is the lm loss alone: " + trained.out());
+        Path events;
+        try (java.util.stream.Stream<Path> list = Files.list(tb)) {
+            events = list.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_1 loss").keySet(), scalars.keySet().toString());
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_2 loss").keySet());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        assertTrue(resumed.out().contains("Setting mtp_num_layers to 2 from checkpoint"), resumed.out());
+        assertTrue(resumed.out().contains(" iteration        8/       8 |") && resumed.out().contains("mtp_2 loss: "),
+                resumed.out());
+        List<String> otherDepths = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2",
+                "--position-embedding-type", "rope", "--mtp-num-layers", "1", "--mtp-loss-scaling-factor", "0.3");
+        CliRun refusedLoad = run(otherDepths);   // the factor may change, the depths may not
+        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
+        assertTrue(refusedLoad.err().contains("mtp.numLayers 2 (this run: 1)"), refusedLoad.err());
+        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
+        assertEquals(0, generated.code(), generated.toString());
+
+        for (List<String> layout : List.of(
+                List.of("--world-size", "4", "--tensor-model-parallel-size", "2", "--sequence-parallel",
+                        "--pipeline-model-parallel-size", "2"),
+                List.of("--world-size", "2", "--use-distributed-optimizer", "--recompute-granularity", "full",
+                        "--recompute-method", "uniform", "--recompute-num-layers", "1"))) {
+            List<String> a = args(data, "--train-iters", "2", "--num-layers", "2");
+            a.addAll(mtp);
+            a.addAll(layout);
+            CliRun parallel = run(a);
+            assertEquals(0, parallel.code(), parallel.toString());
+            assertTrue(parallel.out().contains("| mtp_1 loss: "), parallel.out());
+        }
+
+        record Refusal(List<String> flags, String message) {
+        }
+        for (Refusal r : List.of(
+                new Refusal(List.of("--mtp-num-layers", "1"), "--mtp-num-layers needs --position-embedding-type rope or none"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "0"),
+                        "--mtp-num-layers must be positive, got 0"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--context-parallel-size",
+                        "2", "--world-size", "2"), "--mtp-num-layers with --context-parallel-size 2 is not supported"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--device", "cuda"),
+                        "--mtp-num-layers trains on --device cpu only"))) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
+    /**
      * {@code --rotary-interleaved}: rope on neighbouring channel pairs (here over half of each head) trains, computes
      * other losses than rotate half, generates from its checkpoint, comes back with {@code --use-checkpoint-args}, is
      * checked on load, and has no Hugging Face GPT-2 form (rope has none).

@@ -36,7 +36,8 @@ import org.megatronj.model.parallel.TensorParallelism;
  * (the results are the same). Parameter gradients accumulate; activation gradients are written.
  *
  * <p>The concatenation and the hidden-dimension gather are column copies of host memory ({@link ColumnCopy}): the
- * backends' op set has no strided device copy, so the constructor refuses a device backend by name.
+ * backends' op set has no strided device copy, so its forward refuses to train on a device backend by name
+ * (generation and evaluation, which leave MTP out, run anywhere).
  */
 final class MultiTokenPrediction implements AutoCloseable {
     /** One depth's modules: Megatron's {@code MultiTokenPredictionLayer}. */
@@ -59,10 +60,6 @@ final class MultiTokenPrediction implements AutoCloseable {
     MultiTokenPrediction(Backend backend, TransformerConfig config, TransformerConfig shardConfig, List<Depth> depths,
                          Embedding embedding, Parameter outputWeight, LanguageModelLoss lossFunction, TensorParallelism tp,
                          int vocabSize) {
-        if (!backend.device().isHost()) {
-            throw new IllegalArgumentException("--mtp-num-layers runs on --device cpu only: eh_proj's concatenation"
-                    + " needs a strided copy that the " + backend.name() + " backend does not offer");
-        }
         this.backend = backend;
         this.shardConfig = shardConfig;
         this.mtp = config.mtp();
@@ -87,6 +84,10 @@ final class MultiTokenPrediction implements AutoCloseable {
      */
     void forward(int slot, MicroBatch batch, Tensor decoderOut, Workspace ws, DropoutKey key, Tensor documents,
                  boolean train) {
+        if (!backend.device().isHost()) {   // generation and evaluation never get here: an MTP checkpoint serves anywhere
+            throw new IllegalStateException("--mtp-num-layers trains on --device cpu only: eh_proj's concatenation needs a"
+                    + " strided copy that the " + backend.name() + " backend does not offer");
+        }
         int s = batch.seqLength();
         int b = batch.batchSize();
         Activations a = activationsFor(slot, s, b);
