@@ -182,12 +182,45 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /**
+     * Multi-Token Prediction (two depths, on the last pipeline stage with the shared embedding's copy there, tied or
+     * not): the lm loss, each depth's logged loss and the grad norm equal one rank's under TP + SP, PP, DP with the
+     * distributed optimizer, overlapped bucket reductions, full and selective recompute, and dropout.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5} untied={6} dropout={7} overlap={8}")
+    @CsvSource({
+            "2,1,1,true,false,none,false,0,false",
+            "2,1,1,false,false,none,true,0,false",
+            "1,2,1,false,false,none,false,0,false",
+            "1,2,1,false,false,none,true,0,false",
+            "1,1,2,false,true,none,false,0,false",
+            "2,2,1,true,false,uniform:1,false,0,false",
+            "1,2,2,false,true,selective,true,0,true",
+            "2,2,2,true,true,none,false,0.1,false",
+    })
+    void multiTokenPredictionMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, String recompute,
+                                               boolean untied, float dropout, boolean overlap) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2, dropout)
+                .toBuilder().untieEmbeddingsAndOutputWeights(untied).mtp(new org.megatronj.model.MtpConfig(2, 0.3f)).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
+                ParallelGptHarness.recompute(recompute), overlap, overlap ? 256 : 0));
+        assertEquals(2, expected.mtpLosses()[0].length);
+        assertMatches(expected, actual);
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];
             double n = expected.gradNorms()[it];
             assertEquals(l, actual.losses()[it], TOLERANCE * Math.abs(l), "loss of iteration " + (it + 1));
             assertEquals(n, actual.gradNorms()[it], TOLERANCE * Math.abs(n), "grad norm of iteration " + (it + 1));
+            assertEquals(expected.mtpLosses()[it].length, actual.mtpLosses()[it].length, "MTP depths");
+            for (int k = 0; k < expected.mtpLosses()[it].length; k++) {
+                double m = expected.mtpLosses()[it][k];
+                assertEquals(m, actual.mtpLosses()[it][k], TOLERANCE * Math.abs(m),
+                        "mtp_" + (k + 1) + " loss of iteration " + (it + 1));
+            }
         }
     }
 }
