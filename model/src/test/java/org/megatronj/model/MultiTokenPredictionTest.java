@@ -147,6 +147,34 @@ class MultiTokenPredictionTest {
         return total;
     }
 
+    /**
+     * The depths' layers are built as the decoder's last layer: MoE here (Megatron's get_gpt_mtp_block_spec), with
+     * their routers trained, their auxiliary losses tracked after the decoder's layers and counted in the average.
+     */
+    @Test
+    void depthsOfAMixtureOfExpertsModelAreMoeLayers() {
+        MoeConfig moe = MoeConfig.of(4, 24).withLayerFreq("[0,1]").withLoadBalancing(MoeConfig.LoadBalancing.AUX_LOSS, 0.01f);
+        TransformerConfig c = TransformerConfig.builder().numLayers(2).hiddenSize(32).numAttentionHeads(4).seqLength(8)
+                .vocabSize(60).makeVocabSizeDivisibleBy(8).positionEmbeddingType(PositionEmbeddingType.ROPE)
+                .addBiasLinear(false).hiddenDropout(0).attentionDropout(0).moe(moe).mtp(MtpConfig.of(1)).build();
+        assertTrue(c.mtpLayersAreMoe());
+        try (GPTModel model = new GPTModel(c, backend, 3)) {
+            model.forwardBackward(GPTModelTest.randomBatch(2, 8, 60, 1), 1f, 0);
+            float[] router = model.parameter("mtp.layers.0.transformer_layer.mlp.router.weight").grad().toFloatArray();
+            assertTrue(GPTReferenceTest.maxAbs(router) > 0, "the depth's router trains");
+            assertEquals(2, model.moeLayers().size(), "decoder layer 1 and the depth's layer");
+            MoeMetrics.Report report = MoeMetrics.report(MoeMetrics.take(List.of(model)), c, 1);
+            double[] perLayer = report.perLayer().get("load_balancing_loss");
+            assertEquals(3, perLayer.length, "two decoder layers and one depth");
+            assertTrue(perLayer[0] == 0 && perLayer[1] > 0 && perLayer[2] > 0, java.util.Arrays.toString(perLayer));
+            assertEquals((perLayer[1] + perLayer[2]) / 2, report.averaged().get("load_balancing_loss"), 1e-12);
+        }
+        TransformerConfig denseLast = c.toBuilder().moe(moe.withLayerFreq("[1,0]")).build();
+        assertTrue(!denseLast.mtpLayersAreMoe());
+        assertTrue(ParameterSpec.forGpt(denseLast).stream().anyMatch(p -> p.name().equals(
+                "mtp.layers.0.transformer_layer.mlp.linear_fc1.weight")));
+    }
+
     @Test
     void rollsLeftWithZerosRolledIn() {
         int[] rows = {1, 2, 3, 4, 5, 6, 7, 8};   // two rows of 4

@@ -209,6 +209,19 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /** MTP depths of a MoE model are MoE layers (the decoder's last layer's kind): their routing and aux losses too. */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2}")
+    @CsvSource({"2,2,1", "1,2,2"})
+    void multiTokenPredictionWithExpertsMatchesSingleRank(int tp, int pp, int dp) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("([0]+[1])*2")
+                .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.AUX_LOSS, 0.1f);
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).mtp(org.megatronj.model.MtpConfig.of(1)).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, tp > 1, dp > 1, false));
+        assertMatches(expected, actual);
+    }
+
     static void assertMatches(Trace expected, Trace actual) {
         for (int it = 0; it < expected.losses().length; it++) {
             double l = expected.losses()[it];
