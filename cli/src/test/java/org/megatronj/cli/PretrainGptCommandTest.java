@@ -847,7 +847,7 @@ class PretrainGptCommandTest {
                 List.of("--world-size", "4", "--tensor-model-parallel-size", "2", "--sequence-parallel",
                         "--pipeline-model-parallel-size", "2"),
                 List.of("--world-size", "2", "--use-distributed-optimizer", "--recompute-granularity", "full",
-                        "--recompute-method", "uniform", "--recompute-num-layers", "1"))) {
+                        "--recompute-method", "uniform", "--recompute-num-layers", "1", "--calculate-per-token-loss"))) {
             List<String> a = args(data, "--train-iters", "2", "--num-layers", "2");
             a.addAll(mtp);
             a.addAll(layout);
