@@ -315,9 +315,13 @@ final class MegatronTorchCheckpoint {
         return prefix + (Integer.parseInt(name.substring(prefix.length(), dot)) + firstLayer) + name.substring(dot);
     }
 
-    /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */
+    /**
+     * TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses; an MTP depth's layer,
+     * {@code mtp_model_layer} in today's Megatron-core modules (and so in its {@code torch}-format state dicts), under
+     * the {@code transformer_layer} name of its distributed checkpoints and of earlier releases.
+     */
     static String localSpecName(String name) {
-        return name.replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
+        return name.replaceFirst("^(mtp\\.layers\\.\\d+\\.)mtp_model_layer\\.", "$1transformer_layer.").replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
                 .replace(".self_attention.linear_qkv.layer_norm_bias", ".input_layernorm.bias")
                 .replace(".mlp.linear_fc1.layer_norm_weight", ".pre_mlp_layernorm.weight")
                 .replace(".mlp.linear_fc1.layer_norm_bias", ".pre_mlp_layernorm.bias");

@@ -842,6 +842,41 @@ class PretrainGptCommandTest {
         assertTrue(refusedLoad.err().contains("mtp.numLayers 2 (this run: 1)"), refusedLoad.err());
         CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
         assertEquals(0, generated.code(), generated.toString());
+        // export-torch: the depths under Megatron-core's module names (mtp_model_layer in a torch-format state dict, TE's
+        // fused norms), mtp_num_layers in its args; import-torch reads it back to the same tensors
+        for (String impl : List.of("transformer_engine", "local")) {
+            Path exported = dir.resolve("mtp-torch-" + impl);
+            CliRun export = CliRun.of("checkpoint", "export-torch", "--load", save.toString(), "--save", exported.toString(),
+                    "--transformer-impl", impl);
+            assertEquals(0, export.code(), export.toString());
+            try (org.megatronj.io.torch.TorchFile torch = org.megatronj.io.torch.TorchFile.open(
+                    exported.resolve("release/mp_rank_00/model_optim_rng.pt"))) {
+                java.util.Map<?, ?> state = (java.util.Map<?, ?>) torch.root();
+                java.util.Map<?, ?> model = (java.util.Map<?, ?>) state.get("model");
+                boolean te = impl.equals("transformer_engine");
+                for (String key : List.of("mtp.layers.1.enorm.weight", "mtp.layers.1.hnorm.bias", "mtp.layers.0.eh_proj.weight",
+                        "mtp.layers.1.final_layernorm.weight", "mtp.layers.0.mtp_model_layer.mlp.linear_fc2.weight",
+                        te ? "mtp.layers.0.mtp_model_layer.self_attention.linear_qkv.layer_norm_weight"
+                                : "mtp.layers.0.mtp_model_layer.input_layernorm.weight")) {
+                    assertTrue(model.containsKey(key), key + " in " + model.keySet());
+                }
+                assertEquals(te, model.containsKey("mtp.layers.1.eh_proj._extra_state"), model.keySet().toString());
+                java.util.Map<?, ?> margs = (java.util.Map<?, ?>) ((org.megatronj.io.torch.Unpickler.Instance) state.get("args"))
+                        .state();
+                assertEquals(2L, margs.get("mtp_num_layers"));
+            }
+            Path back = dir.resolve("mtp-back-" + impl);
+            CliRun imported = CliRun.of("checkpoint", "import-torch", "--load", exported.toString(), "--save", back.toString());
+            assertEquals(0, imported.code(), imported.toString());
+            try (var original = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00");
+                 var again = org.megatronj.io.checkpoint.Checkpoint.openLatest(back, "mp_rank_00")) {
+                assertEquals(original.model().names(), again.model().names());
+                for (String name : original.model().names()) {
+                    assertArrayEquals(original.model().tensor(name).toFloatArray(), again.model().tensor(name).toFloatArray(),
+                            name);
+                }
+            }
+        }
 
         for (List<String> layout : List.of(
                 List.of("--world-size", "4", "--tensor-model-parallel-size", "2", "--sequence-parallel",
