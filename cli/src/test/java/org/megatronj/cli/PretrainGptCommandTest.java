@@ -842,6 +842,9 @@ class PretrainGptCommandTest {
         assertTrue(refusedLoad.err().contains("mtp.numLayers 2 (this run: 1)"), refusedLoad.err());
         CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
         assertEquals(0, generated.code(), generated.toString());
+        CliRun hf = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("mtp-hf").toString());
+        assertEquals(1, hf.code(), hf.toString());   // no transformers GPT-2 or Llama class carries MTP heads
+        assertTrue(hf.err().contains("a model with --mtp-num-layers 2 has no Hugging Face GPT-2 equivalent"), hf.err());
         // export-torch: the depths under Megatron-core's module names (mtp_model_layer in a torch-format state dict, TE's
         // fused norms), mtp_num_layers in its args; import-torch reads it back to the same tensors
         for (String impl : List.of("transformer_engine", "local")) {
@@ -877,6 +880,24 @@ class PretrainGptCommandTest {
                 }
             }
         }
+
+        // untied and pipelined: the last stage holds the word embedding for the depths; a reshard merges it to one rank
+        Path staged = dir.resolve("mtp-pp2");
+        List<String> pipelined = args(data, "--train-iters", "2", "--num-layers", "2", "--save", staged.toString(),
+                "--world-size", "2", "--pipeline-model-parallel-size", "2");
+        pipelined.add("--untie-embeddings-and-output-weights");
+        pipelined.addAll(mtp);
+        CliRun pp = run(pipelined);
+        assertEquals(0, pp.code(), pp.toString());
+        Path merged = dir.resolve("mtp-pp2-merged");
+        CliRun reshard = CliRun.of("checkpoint", "reshard", "--load", staged.toString(), "--save", merged.toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1");
+        assertEquals(0, reshard.code(), reshard.toString());
+        try (var one = org.megatronj.io.checkpoint.Checkpoint.openLatest(merged, "mp_rank_00")) {
+            assertTrue(one.model().names().contains("mtp.layers.1.eh_proj.weight"), one.model().names().toString());
+        }
+        CliRun fromMerged = CliRun.of("generate", "--load", merged.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "2");
+        assertEquals(0, fromMerged.code(), fromMerged.toString());
 
         for (List<String> layout : List.of(
                 List.of("--world-size", "4", "--tensor-model-parallel-size", "2", "--sequence-parallel",

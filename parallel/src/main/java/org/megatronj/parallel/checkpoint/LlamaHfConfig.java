@@ -405,7 +405,9 @@ public final class LlamaHfConfig {
     public static void requireShape(Arch arch, TransformerConfig c) {
         String why = null;
         MoeConfig m = c.moe();
-        if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
+        if (c.mtp() != null) {   // transformers' Llama family has no multi-token prediction heads to carry them
+            why = "--mtp-num-layers " + c.mtpNumLayers();
+        } else if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
         } else if (c.normalization() != Normalization.RMS_NORM) {
             why = "--normalization " + c.normalization().flagValue();
