@@ -184,26 +184,29 @@ class ParallelGptEquivalenceTest {
 
     /**
      * Multi-Token Prediction (two depths, on the last pipeline stage with the shared embedding's copy there, tied or
-     * not): the lm loss, each depth's logged loss and the grad norm equal one rank's under TP + SP, PP, DP with the
-     * distributed optimizer, overlapped bucket reductions, full and selective recompute, and dropout.
+     * not): the lm loss, each depth's logged loss and the grad norm equal one rank's under TP + SP, PP (also
+     * interleaved: the depths on the last model chunk), DP with the distributed optimizer, overlapped bucket reductions,
+     * full and selective recompute, and dropout.
      */
-    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5} untied={6} dropout={7} overlap={8}")
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5} untied={6} dropout={7} overlap={8} vpLayers={9}")
     @CsvSource({
-            "2,1,1,true,false,none,false,0,false",
-            "2,1,1,false,false,none,true,0,false",
-            "1,2,1,false,false,none,false,0,false",
-            "1,2,1,false,false,none,true,0,false",
-            "1,1,2,false,true,none,false,0,false",
-            "2,2,1,true,false,uniform:1,false,0,false",
-            "1,2,2,false,true,selective,true,0,true",
-            "2,2,2,true,true,none,false,0.1,false",
+            "2,1,1,true,false,none,false,0,false,0",
+            "2,1,1,false,false,none,true,0,false,0",
+            "1,2,1,false,false,none,false,0,false,0",
+            "1,2,1,false,false,none,true,0,false,0",
+            "1,1,2,false,true,none,false,0,false,0",
+            "2,2,1,true,false,uniform:1,false,0,false,0",
+            "1,2,2,false,true,selective,true,0,true,0",
+            "2,2,2,true,true,none,false,0.1,false,0",
+            "1,2,1,false,false,none,true,0,false,1",
+            "2,2,1,true,true,none,false,0,false,1",
     })
     void multiTokenPredictionMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, String recompute,
-                                               boolean untied, float dropout, boolean overlap) {
+                                               boolean untied, float dropout, boolean overlap, int vpLayers) {
         TransformerConfig c = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2, dropout)
                 .toBuilder().untieEmbeddingsAndOutputWeights(untied).mtp(new org.megatronj.model.MtpConfig(2, 0.3f)).build();
         Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
-        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, vpLayers, sp, distOpt,
                 ParallelGptHarness.recompute(recompute), overlap, overlap ? 256 : 0));
         assertEquals(2, expected.mtpLosses()[0].length);
         assertMatches(expected, actual);
