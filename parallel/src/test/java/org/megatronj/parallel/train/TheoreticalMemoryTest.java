@@ -10,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.megatronj.model.MoeConfig;
+import org.megatronj.model.MtpConfig;
+import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.TransformerConfig;
 
@@ -29,7 +31,7 @@ class TheoreticalMemoryTest {
         try (InputStream in = getClass().getResourceAsStream("theoretical-memory.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(9, cases.size());
+        assertEquals(11, cases.size());
         int moeCases = 0;
         for (JsonNode c : cases) {
             JsonNode a = c.get("args");
@@ -52,7 +54,10 @@ class TheoreticalMemoryTest {
                     .untieEmbeddingsAndOutputWeights(a.get("untie_embeddings_and_output_weights").asBoolean())
                     .seqLength(a.get("seq_length").asInt()).maxPositionEmbeddings(a.get("seq_length").asInt())
                     .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8)
-                    .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe).build();
+                    .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe)
+                    .positionEmbeddingType(a.hasNonNull("mtp_num_layers") ? PositionEmbeddingType.ROPE
+                            : PositionEmbeddingType.LEARNED_ABSOLUTE)
+                    .mtp(a.hasNonNull("mtp_num_layers") ? MtpConfig.of(a.get("mtp_num_layers").asInt()) : null).build();
             assertEquals(a.get("padded_vocab_size").asInt(), config.paddedVocabSize(tp), c.get("name").asText());
             var setup = new TheoreticalMemory.Setup(tp, a.get("pipeline_model_parallel_size").asInt(),
                     a.get("virtual_pipeline_model_parallel_size").asInt(0), a.get("data_parallel_size").asInt(),
@@ -67,6 +72,6 @@ class TheoreticalMemoryTest {
             assertEquals(c.get("activation_mb").asDouble(), r.activationMb(), 1e-9, c.get("name").asText());
             assertEquals(c.get("total_mb").asDouble(), r.totalMb(), 1e-9, c.get("name").asText());
         }
-        assertEquals(3, moeCases);
+        assertEquals(4, moeCases);
     }
 }
