@@ -14,8 +14,8 @@ A tiny GPT with MTP depths in plain torch, float64, following Megatron-core's co
   objective = lm_loss + mtp_loss_scaling_factor / N * sum_k loss_k         (MTPLossAutoScaler)
 
 and writes, per variant, to model/src/test/resources/org/megatronj/model/reference/<variant>/ the same files as
-make_gpt_reference.py (config.txt, tensors.bin, manifest.txt): weights, the gradients of the objective, and outputs
-loss (the lm loss) and mtp_loss (one per depth).
+make_gpt_reference.py (config.txt, tensors.bin, manifest.txt): weights, the gradients of the objective, the lm loss,
+each depth's loss and its acceptance counts (accepted/counted positions).
 
 Variants: mtp1 (N = 1, default factor 0.1; LayerNorm, gelu, biases, tied output, MHA)
           mtp2 (N = 2, factor 0.3; RMSNorm, swiglu, GQA 4 heads / 2 groups, no biases, untied output)
@@ -144,7 +144,7 @@ def objective(w, c, tokens, labels, mask):
         x = transformer_layer(w, f"decoder.layers.{l}.", c, x)
     hidden = norm(x, w["decoder.final_layernorm.weight"], w.get("decoder.final_layernorm.bias"), c)
     lm_loss = masked_ce(hidden @ out_w.T, labels, mask)
-    mtp_losses = []
+    mtp_losses, accepted, predictions = [], [], []
     ids, mtp_labels, mtp_mask = tokens, labels, mask
     for k in range(c["mtp_layers"]):
         p = f"mtp.layers.{k}."
@@ -154,9 +154,14 @@ def objective(w, c, tokens, labels, mask):
         x = torch.cat([e, hn], dim=-1) @ w[p + "eh_proj.weight"].T
         x = transformer_layer(w, p + "transformer_layer.", c, x)
         hidden = norm(x, w[p + "final_layernorm.weight"], w.get(p + "final_layernorm.bias"), c)
-        mtp_losses.append(masked_ce(hidden @ out_w.T, mtp_labels, mtp_mask))
+        logits = hidden @ out_w.T
+        mtp_losses.append(masked_ce(logits, mtp_labels, mtp_mask))
+        # _compute_mtp_acceptance_counts: counted positions whose argmax (padded vocabulary) is the label
+        counted = mtp_mask.bool()
+        accepted.append((int(((logits.argmax(-1) == mtp_labels) & counted).sum()), int(counted.sum())))
+        predictions.append(logits.argmax(-1))
     total = lm_loss + c["mtp_factor"] / c["mtp_layers"] * sum(mtp_losses)
-    return total, lm_loss, mtp_losses
+    return total, lm_loss, mtp_losses, accepted, predictions
 
 
 def main():
@@ -167,7 +172,12 @@ def main():
         tokens = torch.randint(0, c["vocab"], (b, s), generator=gen)
         labels = torch.cat([tokens[:, 1:], torch.randint(0, c["vocab"], (b, 1), generator=gen)], dim=1)
         mask = (torch.rand(b, s, generator=gen) > 0.2).double()
-        total, lm_loss, mtp_losses = objective(w, c, tokens, labels, mask)
+        # Depth 1 predicts label i + 1 at position i: make it right at the even positions, so that the acceptance
+        # counts are not all zero (the logits do not depend on the labels).
+        with torch.no_grad():
+            first = objective(w, c, tokens, labels, mask)[4][0]
+        labels[:, 1::2] = first[:, 0:-1:2]
+        total, lm_loss, mtp_losses, accepted, _ = objective(w, c, tokens, labels, mask)
         total.backward()
 
         folder = os.path.join(OUT, name)
@@ -194,10 +204,12 @@ def main():
         cfg["loss_mask"] = " ".join(str(int(x)) for x in mask.reshape(-1).tolist())
         cfg["loss_float64"] = repr(lm_loss.item())
         cfg["mtp_losses_float64"] = " ".join(repr(x.item()) for x in mtp_losses)
+        cfg["mtp_accepted"] = " ".join(f"{a}/{n}" for a, n in accepted)
         with open(os.path.join(folder, "config.txt"), "w") as f:
             for k, v in cfg.items():
                 f.write(f"{k}={v}\n")
-        print(f"{name}: lm loss {lm_loss.item():.9f}, mtp {[round(x.item(), 9) for x in mtp_losses]}, {len(blob)} bytes",
+        print(f"{name}: lm loss {lm_loss.item():.9f}, mtp {[round(x.item(), 9) for x in mtp_losses]}, accepted {accepted},"
+              f" {len(blob)} bytes",
               file=sys.stderr)
 
 

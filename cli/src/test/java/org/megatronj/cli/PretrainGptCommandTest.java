@@ -825,6 +825,12 @@ class PretrainGptCommandTest {
         java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
         assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_1 loss").keySet(), scalars.keySet().toString());
         assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_2 loss").keySet());
+        for (String rate : List.of("mtp_1_acceptance_rate", "mtp_2_acceptance_rate", "mtp_1_cumulative_acceptance_rate",
+                "mtp_2_cumulative_acceptance_rate")) {   // Megatron's MTPLossLoggingHelper, TensorBoard only
+            assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get(rate).keySet(), rate);
+            assertTrue(scalars.get(rate).values().stream().allMatch(v -> v >= 0 && v <= 100), rate + " " + scalars.get(rate));
+        }
+        assertFalse(trained.out().contains("acceptance"), "the rates are not in the log line: " + trained.out());
         List<Double> losses = trainLosses(csv);
         assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
 

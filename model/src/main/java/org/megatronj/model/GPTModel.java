@@ -822,6 +822,15 @@ public final class GPTModel implements AutoCloseable {
         return mtp == null ? new double[0] : mtp.takeLossSums();
     }
 
+    /**
+     * Each MTP depth's acceptance counts of this chunk's training micro-batches since the last call (Megatron's
+     * {@code _compute_mtp_acceptance_counts}: counted positions whose argmax is the label), {@code [correct..., counted...]},
+     * then reset; empty without MTP on this chunk.
+     */
+    public double[] takeMtpAcceptanceCounts() {
+        return mtp == null ? new double[0] : mtp.takeAcceptanceCounts();
+    }
+
     private Norm norm(String prefix) {
         Parameter weight = param(prefix + ".weight");
         return new Norm(backend, config.normalization(), weight,

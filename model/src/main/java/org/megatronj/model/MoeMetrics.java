@@ -20,8 +20,13 @@ public final class MoeMetrics {
      * An iteration's losses by name: {@code averaged} over the MoE layers (the log line's), {@code perLayer} by global
      * layer index (0 for dense layers; {@code --moe-per-layer-logging}).
      */
-    public record Report(Map<String, Double> averaged, Map<String, double[]> perLayer) {
+    public record Report(Map<String, Double> averaged, Map<String, double[]> perLayer, Map<String, Double> tensorboardOnly) {
         public static final Report NONE = new Report(Map.of(), Map.of());
+
+        /** Without values for TensorBoard alone (MTP's acceptance rates, {@link MtpMetrics}). */
+        public Report(Map<String, Double> averaged, Map<String, double[]> perLayer) {
+            this(averaged, perLayer, Map.of());
+        }
     }
 
     /**

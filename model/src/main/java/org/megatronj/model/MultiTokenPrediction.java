@@ -56,6 +56,8 @@ final class MultiTokenPrediction implements AutoCloseable {
     private final int vocabSize;                // padded over all TP ranks
     private final List<Activations> slots = new ArrayList<>();
     private final double[] lossSums;            // per depth: the micro-batches' mean losses since the last take
+    private final double[] correct;             // per depth: counted positions whose argmax is the label, since the last take
+    private final double[] counted;             // per depth: counted positions (mask != 0), since the last take
 
     MultiTokenPrediction(Backend backend, TransformerConfig config, TransformerConfig shardConfig, List<Depth> depths,
                          Embedding embedding, Parameter outputWeight, LanguageModelLoss lossFunction, TensorParallelism tp,
@@ -71,6 +73,8 @@ final class MultiTokenPrediction implements AutoCloseable {
         this.tp = tp;
         this.vocabSize = vocabSize;
         this.lossSums = new double[this.depths.length];
+        this.correct = new double[this.depths.length];
+        this.counted = new double[this.depths.length];
     }
 
     List<Depth> depths() {
@@ -127,6 +131,9 @@ final class MultiTokenPrediction implements AutoCloseable {
                     da.loss);
             if (train && r.tokens() > 0) {   // Megatron logs sum / max(tokens, 1), zero without tokens
                 lossSums[d] += r.lossSum() / r.tokens();
+            }
+            if (train) {
+                countAccepted(d, da);
             }
             previous = da.finalOut;
         }
@@ -218,6 +225,31 @@ final class MultiTokenPrediction implements AutoCloseable {
         }
     }
 
+    /**
+     * Megatron's acceptance counts ({@code _compute_mtp_acceptance_counts}): the counted positions whose prediction, the
+     * first index of the largest logit over the whole (padded) vocabulary, is the rolled label. Under TP each rank
+     * offers its first index reaching the global row maximum (from the loss's forward) and the smallest wins, which is
+     * Megatron's {@code _vocab_parallel_argmax}.
+     */
+    private void countAccepted(int d, DepthActivations da) {
+        backend.argmax(da.logits, da.argmax);                                                    // I32 [s*b], local
+        backend.crossEntropyTargetLogit(da.logits, da.argmax, 0, da.argmaxLogit);                // its logit
+        float[] best = da.argmaxLogit.toFloatArray();
+        float[] rowMax = da.rowMax.toFloatArray();
+        long vocabStart = (long) tp.rank() * (vocabSize / tp.size());
+        for (int i = 0; i < best.length; i++) {   // -index, so that the all-reduced maximum is the smallest index
+            long index = vocabStart + da.argmax.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i);
+            da.prediction.setFloat(i, best[i] == rowMax[i] ? -index : -Float.MAX_VALUE);
+        }
+        tp.group().allReduceMax(da.prediction);
+        for (int i = 0; i < best.length; i++) {
+            if (da.lossMask[i] != 0f) {
+                counted[d]++;
+                correct[d] += -da.prediction.getFloat(i) == da.labels[i] ? 1 : 0;
+            }
+        }
+    }
+
     /** Depth k's ids, labels and loss mask: the micro-batch's rolled left by k, zeros rolled in (Megatron's roll_tensor). */
     private void upload(MicroBatch batch, int k, DepthActivations da) {
         int b = batch.batchSize();
@@ -230,7 +262,8 @@ final class MultiTokenPrediction implements AutoCloseable {
             da.maskedVocabRows = ids.maskedRuns();
         }
         HostTransfer.uploadInts(backend, tokens, da.tokens);
-        HostTransfer.uploadInts(backend, HostTransfer.toSequenceFirst(rollLeft(batch.labels(), b, s, k), b, s), da.targets);
+        da.labels = HostTransfer.toSequenceFirst(rollLeft(batch.labels(), b, s, k), b, s);
+        HostTransfer.uploadInts(backend, da.labels, da.targets);
         da.lossMask = HostTransfer.toSequenceFirst(rollLeft(batch.lossMask(), b, s, k), b, s);
     }
 
@@ -262,6 +295,16 @@ final class MultiTokenPrediction implements AutoCloseable {
     double[] takeLossSums() {
         double[] out = lossSums.clone();
         java.util.Arrays.fill(lossSums, 0);
+        return out;
+    }
+
+    /** Each depth's acceptance counts since the last call, {@code [correct..., counted...]}, then reset. */
+    double[] takeAcceptanceCounts() {
+        double[] out = new double[2 * depths.length];
+        System.arraycopy(correct, 0, out, 0, depths.length);
+        System.arraycopy(counted, 0, out, depths.length, depths.length);
+        java.util.Arrays.fill(correct, 0);
+        java.util.Arrays.fill(counted, 0);
         return out;
     }
 
@@ -329,6 +372,7 @@ final class MultiTokenPrediction implements AutoCloseable {
         final Tensor targets;       // I32 [s * b]: rolled labels
         int[] maskedVocabRows = VocabParallelIds.NONE_MASKED;
         float[] lossMask;           // rolled, sequence-first
+        int[] labels;               // rolled, sequence-first (host copy of targets)
         final Tensor embedded;      // x [sl, b, h]
         final Tensor enormOut, enormMean, enormRstd;
         final Tensor hnormOut, hnormMean, hnormRstd;
@@ -344,6 +388,9 @@ final class MultiTokenPrediction implements AutoCloseable {
         final Tensor finalFull;     // x [s, b, h]: all-gathered under SP, else finalOut
         final Tensor logits;        // x [s * b, V/t], then their gradient
         final Tensor rowMax, sumExp, targetLogit, loss, dLoss;   // F32 [s * b]
+        final Tensor argmax;        // I32 [s * b]: this rank's first largest logit (acceptance counts)
+        final Tensor argmaxLogit;   // F32 [s * b]: its value
+        final Tensor prediction;    // F32 [s * b]: minus the predicted global index, all-reduced
 
         DepthActivations(TensorArena arena, int s, int b, int sl, DType x) {
             int h = shardConfig.hiddenSize();
@@ -377,6 +424,9 @@ final class MultiTokenPrediction implements AutoCloseable {
             targetLogit = backend.allocate(arena, DType.F32, n);
             loss = backend.allocate(arena, DType.F32, n);
             dLoss = backend.allocate(arena, DType.F32, n);
+            argmax = backend.allocate(arena, DType.I32, n);
+            argmaxLogit = backend.allocate(arena, DType.F32, n);
+            prediction = backend.allocate(arena, DType.F32, n);
         }
     }
 

@@ -73,6 +73,17 @@ class MultiTokenPredictionTest {
                 assertEquals(Double.parseDouble(expected[k]), mtp[k], 2e-6, variant + ": mtp_" + (k + 1) + " loss");
             }
             assertArrayEquals(new double[mtp.length], model.takeMtpLossSums(), "the sums reset once taken");
+            // Megatron's acceptance counts: counted positions whose argmax is the rolled label (the fixture makes depth 1
+            // right at its even positions)
+            double[] counts = model.takeMtpAcceptanceCounts();
+            String[] accepted = f.config.get("mtp_accepted").trim().split(" ");
+            for (int k = 0; k < mtp.length; k++) {
+                String[] ratio = accepted[k].split("/");
+                assertEquals(Double.parseDouble(ratio[0]), counts[k], variant + ": mtp_" + (k + 1) + " accepted");
+                assertEquals(Double.parseDouble(ratio[1]), counts[mtp.length + k], variant + ": mtp_" + (k + 1) + " counted");
+            }
+            assertTrue(counts[0] > 0, "some positions accepted");
+            assertArrayEquals(new double[2 * mtp.length], model.takeMtpAcceptanceCounts(), "the counts reset once taken");
             for (Map.Entry<String, float[]> e : f.grads.entrySet()) {
                 float[] want = e.getValue();
                 float[] got = model.parameter(e.getKey()).grad().toFloatArray();

@@ -358,6 +358,9 @@ public final class ParallelGptRank implements AutoCloseable {
         return new LossResult(lossSum, Math.round(tokens));
     }
 
+    /** The MTP acceptance rates' cumulative counts since this process started (Megatron's process-local tracker). */
+    private final org.megatronj.model.MtpMetrics.Acceptance mtpAcceptance = new org.megatronj.model.MtpMetrics.Acceptance();
+
     /**
      * The mixture-of-experts losses of the last iteration as Megatron's log shows them ({@link
      * org.megatronj.model.MoeMetrics}), then the MTP depths' ({@link org.megatronj.model.MtpMetrics}): summed over the pipeline stages (each has its own layers) and averaged over the
@@ -388,7 +391,12 @@ public final class ParallelGptRank implements AutoCloseable {
             }
             mtp = ParallelGradients.allReduceSum(groups.pipeline(), mtp);
         }
-        return org.megatronj.model.MtpMetrics.withLosses(moe, mtp, perRank);
+        // acceptance counts: summed over the data-parallel ranks (Megatron's SUM over its avg group) and the stages
+        double[] counts = org.megatronj.model.MtpMetrics.takeAcceptanceCounts(chunks);
+        if (counts.length > 0) {
+            counts = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), counts));
+        }
+        return mtpAcceptance.addTo(org.megatronj.model.MtpMetrics.withLosses(moe, mtp, perRank), counts);
     }
 
     /**
