@@ -220,12 +220,12 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("params_dtype", new Unpickler.Global("torch", dtype.substring("torch.".length())));
         a.put("ckpt_format", "torch");
         a.put("transformer_impl", transformerImpl);
-        if (c.moe() != null) {
-            moeArgs(a, c);
-        }
         if (c.mtp() != null) {   // Megatron's --use-checkpoint-args forces mtp_num_layers
             a.put("mtp_num_layers", (long) c.mtpNumLayers());
             a.put("mtp_loss_scaling_factor", decimal(c.mtp().lossScalingFactor()));
+        }
+        if (c.moe() != null) {
+            moeArgs(a, c);
         }
         return a;
     }

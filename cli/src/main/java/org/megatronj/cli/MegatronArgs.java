@@ -79,14 +79,14 @@ final class MegatronArgs {
         if (eps != null) {
             flags.addAll(List.of("--norm-epsilon", String.valueOf(eps)));
         }
+        if (moe(args)) {
+            flags.addAll(moeFlags(args, file));
+        }
         if (args.get("mtp_num_layers") instanceof Number depths && depths.longValue() != 0) {   // None: no MTP
             flags.addAll(List.of("--mtp-num-layers", Long.toString(depths.longValue())));
             if (args.get("mtp_loss_scaling_factor") instanceof Number factor) {
                 flags.addAll(List.of("--mtp-loss-scaling-factor", String.valueOf(factor.doubleValue())));
             }
-        }
-        if (moe(args)) {
-            flags.addAll(moeFlags(args, file));
         }
         return flags;
     }

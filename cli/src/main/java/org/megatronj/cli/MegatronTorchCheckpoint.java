@@ -258,7 +258,7 @@ final class MegatronTorchCheckpoint {
                 if (!(entry.getValue() instanceof TorchFile.TensorRef ref)) {
                     throw new IllegalArgumentException(file + ": model entry " + name + " is " + entry.getValue() + ", not a tensor");
                 }
-                String ours = globalLayer(localSpecName(name), firstLayer);
+                String ours = globalLayer(localSpecName(mtpLayerName(name)), firstLayer);
                 if (tiedCopy && ours.equals("output_layer.weight")) {
                     ours = "embedding.word_embeddings.weight";
                 }
@@ -316,12 +316,16 @@ final class MegatronTorchCheckpoint {
     }
 
     /**
-     * TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses; an MTP depth's layer,
-     * {@code mtp_model_layer} in today's Megatron-core modules (and so in its {@code torch}-format state dicts), under
-     * the {@code transformer_layer} name of its distributed checkpoints and of earlier releases.
+     * An MTP depth's layer, {@code mtp_model_layer} in today's Megatron-core modules (and so in its {@code torch}-format
+     * state dicts), under the {@code transformer_layer} name of its distributed checkpoints and earlier releases (ours).
      */
+    static String mtpLayerName(String name) {
+        return name.replaceFirst("^(mtp\\.layers\\.\\d+\\.)mtp_model_layer\\.", "$1transformer_layer.");
+    }
+
+    /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */
     static String localSpecName(String name) {
-        return name.replaceFirst("^(mtp\\.layers\\.\\d+\\.)mtp_model_layer\\.", "$1transformer_layer.").replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
+        return name.replace(".self_attention.linear_qkv.layer_norm_weight", ".input_layernorm.weight")
                 .replace(".self_attention.linear_qkv.layer_norm_bias", ".input_layernorm.bias")
                 .replace(".mlp.linear_fc1.layer_norm_weight", ".pre_mlp_layernorm.weight")
                 .replace(".mlp.linear_fc1.layer_norm_bias", ".pre_mlp_layernorm.bias");

@@ -124,10 +124,10 @@ public final class ModelOptions {
     boolean applyQueryKeyLayerScaling;
 
     @picocli.CommandLine.Mixin
-    MoeOptions moe = new MoeOptions();
+    MtpOptions mtp = new MtpOptions();
 
     @picocli.CommandLine.Mixin
-    MtpOptions mtp = new MtpOptions();
+    MoeOptions moe = new MoeOptions();
 
     @Option(names = "--make-vocab-size-divisible-by", paramLabel = "N", defaultValue = "128",
             description = "Pad the vocabulary to a multiple of N (default ${DEFAULT-VALUE}).")
@@ -206,8 +206,8 @@ public final class ModelOptions {
         took.accept("attention_dropout", attentionDropout);
         hiddenDropout = saved.hiddenDropout();
         took.accept("hidden_dropout", hiddenDropout);
-        moe.takeFromCheckpoint(saved.moe(), took);
         mtp.takeFromCheckpoint(saved.mtp(), took);
+        moe.takeFromCheckpoint(saved.moe(), took);
     }
 
     private static void required(String flag, Integer value) {

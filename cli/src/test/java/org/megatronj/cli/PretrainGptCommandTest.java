@@ -695,107 +695,6 @@ class PretrainGptCommandTest {
     }
 
     /**
-     * A mixture-of-experts model (every other layer, 4 experts top-2 with a shared expert): trains, logs Megatron's
-     * load_balancing_loss and z_loss after the lm loss, comes back with {@code --use-checkpoint-args}, generates, and has
-     * no GPT-2 form; the flags Megatron-J cannot honour are refused by name.
-     */
-    @Test
-    void mixtureOfExpertsTrainsLogsResumesAndGenerates() throws IOException {
-        Path data = dataset();
-        Path save = dir.resolve("moe");
-        Path csv = dir.resolve("moe.csv");
-        List<String> moe = List.of("--disable-bias-linear", "--swiglu", "--ffn-hidden-size", "32", "--num-experts", "4",
-                "--moe-router-topk", "2",
-                "--moe-ffn-hidden-size", "24", "--moe-layer-freq", "([1]+[0])*1", "--moe-aux-loss-coeff", "1e-2",
-                "--moe-z-loss-coeff", "1e-3", "--moe-shared-expert-intermediate-size", "16", "--moe-grouped-gemm",
-                "--moe-token-dispatcher-type", "alltoall");
-        Path tb = dir.resolve("moe-tb");
-        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
-                "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
-        first.addAll(moe);
-        first.add("--moe-per-layer-logging");
-        CliRun trained = run(first);
-        assertEquals(0, trained.code(), trained.toString());
-        Path events;
-        try (java.util.stream.Stream<Path> list = Files.list(tb)) {
-            events = list.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
-        }
-        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
-        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("load_balancing_loss").keySet(), scalars.keySet().toString());
-        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("z_loss").keySet());
-        // --moe-per-layer-logging: every layer, the dense one (layer 1) at 0; the MoE layer's value is the average's
-        assertEquals(scalars.get("load_balancing_loss"), scalars.get("moe/load_balancing_loss_layer_0"));
-        assertEquals(java.util.Set.of(0f), new java.util.HashSet<>(scalars.get("moe/z_loss_layer_1").values()));
-        assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| load_balancing_loss: 1\\.0\\d+E\\+00 \\| z_loss: \\S+ \\|")
-                .matcher(trained.out()).find(), trained.out());
-        List<Double> losses = trainLosses(csv);
-        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
-
-        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
-        resume.add("--use-checkpoint-args");
-        CliRun resumed = run(resume);
-        assertEquals(0, resumed.code(), resumed.toString());
-        for (String line : List.of("Setting num_experts to 4 from checkpoint", "Setting moe_ffn_hidden_size to 24 from checkpoint",
-                "Setting moe_layer_freq to ([1]+[0])*1 from checkpoint")) {
-            assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
-        }
-        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
-        List<String> otherRouter = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2");
-        otherRouter.addAll(moe);
-        otherRouter.addAll(List.of("--moe-router-topk", "1", "--moe-router-pre-softmax", "--moe-aux-loss-coeff", "0.5"));
-        CliRun refusedLoad = run(otherRouter);   // the coefficient may change, the routing may not
-        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
-        assertTrue(refusedLoad.err().contains("moe.routerTopk 2 (this run: 1), moe.routerPreSoftmax false (this run: true)"),
-                refusedLoad.err());
-        List<String> deepseek = args(data, "--train-iters", "3", "--num-layers", "2", "--log-params-norm",
-                "--log-num-zeros-in-grad");
-        deepseek.addAll(List.of("--disable-bias-linear", "--num-experts", "8", "--moe-router-topk", "4",
-                "--moe-router-score-function", "sigmoid", "--moe-router-enable-expert-bias", "--moe-router-bias-update-rate",
-                "1e-2", "--moe-router-num-groups", "4", "--moe-router-group-topk", "2", "--moe-router-topk-scaling-factor",
-                "2.5", "--moe-layer-freq", "[0,1]", "--moe-aux-loss-coeff", "1e-4", "--moe-router-load-balancing-type",
-                "seq_aux_loss"));
-        CliRun v3 = run(deepseek);
-        assertEquals(0, v3.code(), v3.toString());
-        assertTrue(v3.out().contains("seq_load_balancing_loss: "), v3.out());
-        assertTrue(!v3.out().contains(" load_balancing_loss: "), "load_balancing_loss is 0 and not printed: " + v3.out());
-        List<String> expertParallel = args(data, "--train-iters", "2", "--num-layers", "2", "--world-size", "2");
-        expertParallel.addAll(moe);
-        expertParallel.addAll(List.of("--expert-model-parallel-size", "2"));   // Megatron's script runs; the same numbers
-        CliRun ep = run(expertParallel);
-        assertEquals(0, ep.code(), ep.toString());
-        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
-        assertEquals(0, generated.code(), generated.toString());
-        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("moe-hf").toString());
-        assertEquals(1, export.code(), export.toString());
-        assertTrue(export.err().contains("a model with --num-experts 4 has no Hugging Face GPT-2 equivalent"), export.err());
-
-        record Refusal(List<String> flags, String message) {
-        }
-        for (Refusal r : List.of(
-                new Refusal(List.of("--num-experts", "4"), "--num-experts needs --disable-bias-linear in Megatron-J"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "2"),
-                        "--expert-model-parallel-size 2 must divide the data-parallel x context-parallel size 1"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "3",
-                        "--world-size", "3"), "Number of experts should be a multiple of expert model parallel_size"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-topk", "1"),
-                        "Please use --moe-router-pre-softmax when topk is 1."),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-layer-freq", "[1,0,1]"),
-                        "--moe-layer-freq [1,0,1] gives 3 layers; it must give one 0 or 1 per layer of --num-layers 1"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-load-balancing-type",
-                        "global_aux_loss"), "--moe-router-load-balancing-type global_aux_loss is not supported by Megatron-J"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--tensor-model-parallel-size", "2"),
-                        "needs --sequence-parallel"),
-                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-group-topk", "2"),
-                        "When using group limited routing, moe_router_num_groups must be specified"))) {
-            List<String> a = args(data, "--train-iters", "1");
-            a.addAll(r.flags());
-            CliRun refused = run(a);
-            assertEquals(1, refused.code(), refused.toString());
-            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
-        }
-    }
-
-    /**
      * Multi-Token Prediction (two depths): trains, logs Megatron's {@code mtp_1 loss} and {@code mtp_2 loss} after the lm
      * loss (and to TensorBoard under those names) while validation reports the lm loss alone, comes back with
      * {@code --use-checkpoint-args}, refuses a load with another depth count, generates and evaluates from the
@@ -928,6 +827,107 @@ class PretrainGptCommandTest {
                         "2", "--world-size", "2"), "--mtp-num-layers with --context-parallel-size 2 is not supported"),
                 new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--device", "cuda"),
                         "--mtp-num-layers trains on --device cpu only"))) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
+    /**
+     * A mixture-of-experts model (every other layer, 4 experts top-2 with a shared expert): trains, logs Megatron's
+     * load_balancing_loss and z_loss after the lm loss, comes back with {@code --use-checkpoint-args}, generates, and has
+     * no GPT-2 form; the flags Megatron-J cannot honour are refused by name.
+     */
+    @Test
+    void mixtureOfExpertsTrainsLogsResumesAndGenerates() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("moe");
+        Path csv = dir.resolve("moe.csv");
+        List<String> moe = List.of("--disable-bias-linear", "--swiglu", "--ffn-hidden-size", "32", "--num-experts", "4",
+                "--moe-router-topk", "2",
+                "--moe-ffn-hidden-size", "24", "--moe-layer-freq", "([1]+[0])*1", "--moe-aux-loss-coeff", "1e-2",
+                "--moe-z-loss-coeff", "1e-3", "--moe-shared-expert-intermediate-size", "16", "--moe-grouped-gemm",
+                "--moe-token-dispatcher-type", "alltoall");
+        Path tb = dir.resolve("moe-tb");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
+        first.addAll(moe);
+        first.add("--moe-per-layer-logging");
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        Path events;
+        try (java.util.stream.Stream<Path> list = Files.list(tb)) {
+            events = list.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("load_balancing_loss").keySet(), scalars.keySet().toString());
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("z_loss").keySet());
+        // --moe-per-layer-logging: every layer, the dense one (layer 1) at 0; the MoE layer's value is the average's
+        assertEquals(scalars.get("load_balancing_loss"), scalars.get("moe/load_balancing_loss_layer_0"));
+        assertEquals(java.util.Set.of(0f), new java.util.HashSet<>(scalars.get("moe/z_loss_layer_1").values()));
+        assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| load_balancing_loss: 1\\.0\\d+E\\+00 \\| z_loss: \\S+ \\|")
+                .matcher(trained.out()).find(), trained.out());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        for (String line : List.of("Setting num_experts to 4 from checkpoint", "Setting moe_ffn_hidden_size to 24 from checkpoint",
+                "Setting moe_layer_freq to ([1]+[0])*1 from checkpoint")) {
+            assertTrue(resumed.out().contains(line), line + " in " + resumed.out());
+        }
+        assertTrue(resumed.out().contains(" iteration        8/       8 |"), resumed.out());
+        List<String> otherRouter = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2");
+        otherRouter.addAll(moe);
+        otherRouter.addAll(List.of("--moe-router-topk", "1", "--moe-router-pre-softmax", "--moe-aux-loss-coeff", "0.5"));
+        CliRun refusedLoad = run(otherRouter);   // the coefficient may change, the routing may not
+        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
+        assertTrue(refusedLoad.err().contains("moe.routerTopk 2 (this run: 1), moe.routerPreSoftmax false (this run: true)"),
+                refusedLoad.err());
+        List<String> deepseek = args(data, "--train-iters", "3", "--num-layers", "2", "--log-params-norm",
+                "--log-num-zeros-in-grad");
+        deepseek.addAll(List.of("--disable-bias-linear", "--num-experts", "8", "--moe-router-topk", "4",
+                "--moe-router-score-function", "sigmoid", "--moe-router-enable-expert-bias", "--moe-router-bias-update-rate",
+                "1e-2", "--moe-router-num-groups", "4", "--moe-router-group-topk", "2", "--moe-router-topk-scaling-factor",
+                "2.5", "--moe-layer-freq", "[0,1]", "--moe-aux-loss-coeff", "1e-4", "--moe-router-load-balancing-type",
+                "seq_aux_loss"));
+        CliRun v3 = run(deepseek);
+        assertEquals(0, v3.code(), v3.toString());
+        assertTrue(v3.out().contains("seq_load_balancing_loss: "), v3.out());
+        assertTrue(!v3.out().contains(" load_balancing_loss: "), "load_balancing_loss is 0 and not printed: " + v3.out());
+        List<String> expertParallel = args(data, "--train-iters", "2", "--num-layers", "2", "--world-size", "2");
+        expertParallel.addAll(moe);
+        expertParallel.addAll(List.of("--expert-model-parallel-size", "2"));   // Megatron's script runs; the same numbers
+        CliRun ep = run(expertParallel);
+        assertEquals(0, ep.code(), ep.toString());
+        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
+        assertEquals(0, generated.code(), generated.toString());
+        CliRun export = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("moe-hf").toString());
+        assertEquals(1, export.code(), export.toString());
+        assertTrue(export.err().contains("a model with --num-experts 4 has no Hugging Face GPT-2 equivalent"), export.err());
+
+        record Refusal(List<String> flags, String message) {
+        }
+        for (Refusal r : List.of(
+                new Refusal(List.of("--num-experts", "4"), "--num-experts needs --disable-bias-linear in Megatron-J"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "2"),
+                        "--expert-model-parallel-size 2 must divide the data-parallel x context-parallel size 1"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "3",
+                        "--world-size", "3"), "Number of experts should be a multiple of expert model parallel_size"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-topk", "1"),
+                        "Please use --moe-router-pre-softmax when topk is 1."),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-layer-freq", "[1,0,1]"),
+                        "--moe-layer-freq [1,0,1] gives 3 layers; it must give one 0 or 1 per layer of --num-layers 1"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-load-balancing-type",
+                        "global_aux_loss"), "--moe-router-load-balancing-type global_aux_loss is not supported by Megatron-J"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--tensor-model-parallel-size", "2"),
+                        "needs --sequence-parallel"),
+                new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-group-topk", "2"),
+                        "When using group limited routing, moe_router_num_groups must be specified"))) {
             List<String> a = args(data, "--train-iters", "1");
             a.addAll(r.flags());
             CliRun refused = run(a);

@@ -126,7 +126,21 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
                     Init.NORMAL, true));
         }
         for (int l = chunk.firstLayer(); l < chunk.firstLayer() + chunk.numLayers(); l++) {
-            addTransformerLayer(specs, c, t, "decoder.layers." + l + ".", c.isMoeLayer(l));
+            String p = "decoder.layers." + l + ".";
+            addNorm(specs, c, p + "input_layernorm");
+            addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
+            if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
+                addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
+                addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
+            }
+            addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
+                    TensorSplit.COLUMNS);
+            addNorm(specs, c, p + "pre_mlp_layernorm");
+            if (c.isMoeLayer(l)) {
+                addMoe(specs, c, t, p + "mlp.");
+            } else {
+                addMlp(specs, c, p + "mlp", c.fc1Width() / t, c.ffnHiddenSize() / t);
+            }
         }
         if (!chunk.postProcess()) {
             return specs;
@@ -138,7 +152,12 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             addNorm(specs, c, p + "hnorm");
             // eh_proj: a column-parallel linear of [e; h] (2h) to h, no bias whatever --disable-bias-linear says
             specs.add(new ParameterSpec(p + "eh_proj.weight", new long[] {h / t, 2 * h}, Init.NORMAL, true, TensorSplit.ROWS));
-            addTransformerLayer(specs, c, t, p + "transformer_layer.", c.mtpLayersAreMoe());
+            // the decoder's last layer's parameters (dense or MoE, as get_gpt_mtp_block_spec builds the depth's layer)
+            String last = "decoder.layers." + (c.numLayers() - 1) + ".";
+            for (ParameterSpec spec : forGpt(c, t, new ModelChunk(c.numLayers() - 1, 1, false, false))) {
+                specs.add(new ParameterSpec(p + "transformer_layer." + spec.name().substring(last.length()), spec.shape(),
+                        spec.init(), spec.weightDecay(), spec.split()));
+            }
             addNorm(specs, c, p + "final_layernorm");
         }
         if (c.untieEmbeddingsAndOutputWeights()) {
@@ -153,25 +172,6 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
      */
     public static String mtpPrefix(int k) {
         return "mtp.layers." + k + ".";
-    }
-
-    /** One transformer layer's parameters under {@code p} ({@code decoder.layers.<l>.} or an MTP depth's layer). */
-    private static void addTransformerLayer(List<ParameterSpec> specs, TransformerConfig c, int t, String p, boolean moe) {
-        long h = c.hiddenSize();
-        addNorm(specs, c, p + "input_layernorm");
-        addLinear(specs, c, p + "self_attention.linear_qkv", c.qkvWidth() / t, h, Init.NORMAL, TensorSplit.ROWS);
-        if (c.qkLayernorm()) {   // over one head's d values: the same weights on every tensor rank
-            addNorm(specs, c, p + "self_attention.q_layernorm", c.kvChannels());
-            addNorm(specs, c, p + "self_attention.k_layernorm", c.kvChannels());
-        }
-        addLinear(specs, c, p + "self_attention.linear_proj", h, c.attentionWidth() / t, Init.SCALED_NORMAL,
-                TensorSplit.COLUMNS);
-        addNorm(specs, c, p + "pre_mlp_layernorm");
-        if (moe) {
-            addMoe(specs, c, t, p + "mlp.");
-        } else {
-            addMlp(specs, c, p + "mlp", c.fc1Width() / t, c.ffnHiddenSize() / t);
-        }
     }
 
     private static void addMlp(List<ParameterSpec> specs, TransformerConfig c, String prefix, long fc1Rows, long ffn) {

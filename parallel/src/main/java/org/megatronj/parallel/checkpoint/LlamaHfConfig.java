@@ -405,9 +405,7 @@ public final class LlamaHfConfig {
     public static void requireShape(Arch arch, TransformerConfig c) {
         String why = null;
         MoeConfig m = c.moe();
-        if (c.mtp() != null) {   // transformers' Llama family has no multi-token prediction heads to carry them
-            why = "--mtp-num-layers " + c.mtpNumLayers();
-        } else if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
+        if (c.positionEmbeddingType() != PositionEmbeddingType.ROPE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
         } else if (c.normalization() != Normalization.RMS_NORM) {
             why = "--normalization " + c.normalization().flagValue();
@@ -427,6 +425,8 @@ public final class LlamaHfConfig {
             why = c.qkLayernorm() ? "--qk-layernorm" : "no --qk-layernorm";
         } else if (!arch.hasHeadDim() && c.kvChannels() * c.numAttentionHeads() != c.hiddenSize()) {
             why = "--kv-channels " + c.kvChannels();
+        } else if (c.mtp() != null) {   // transformers' Llama family has no multi-token prediction heads to carry them
+            why = "--mtp-num-layers " + c.mtpNumLayers();
         } else if (arch.moe() != (m != null)) {
             why = m == null ? "no --num-experts" : "--num-experts " + m.numExperts();
         } else if (m != null) {

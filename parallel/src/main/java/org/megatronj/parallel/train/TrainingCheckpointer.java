@@ -459,12 +459,12 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         List<String> diffs = new ArrayList<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = modelConfig.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
-            if (e.getKey().equals("moe")) {
-                moeDiffs(saved.get("moe"), e.getValue(), diffs);
-                continue;
-            }
             if (e.getKey().equals("mtp")) {
                 mtpDiffs(saved.get("mtp"), e.getValue(), diffs);
+                continue;
+            }
+            if (e.getKey().equals("moe")) {
+                moeDiffs(saved.get("moe"), e.getValue(), diffs);
                 continue;
             }
             if (!isShapeField(e.getKey())) {
@@ -520,6 +520,17 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         }
     }
 
+    private static boolean isShapeField(String name) {
+        return switch (name) {
+            case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
+                 "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "squaredRelu", "addBiasLinear",
+                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias", "qkLayernorm",
+                 "rotarySeqLenInterpolationFactor", "useRopeScaling", "ropeScalingFactor", "rotaryInterleaved",
+                 "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
+            default -> false;
+        };
+    }
+
     /**
      * The Multi-Token Prediction fields that make another model: whether it has MTP depths and how many; the loss
      * scaling factor, a training coefficient, may differ. A checkpoint from before MTP has no field: none.
@@ -533,16 +544,5 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         } else if (savedMtp && !sameValue(saved.get("numLayers"), run.get("numLayers"))) {
             diffs.add("mtp.numLayers " + saved.get("numLayers") + " (this run: " + run.get("numLayers") + ")");
         }
-    }
-
-    private static boolean isShapeField(String name) {
-        return switch (name) {
-            case "numLayers", "hiddenSize", "ffnHiddenSize", "numAttentionHeads", "kvChannels", "numQueryGroups",
-                 "maxPositionEmbeddings", "positionEmbeddingType", "normalization", "swiglu", "squaredRelu", "addBiasLinear",
-                 "untieEmbeddingsAndOutputWeights", "vocabSize", "makeVocabSizeDivisibleBy", "geluTanh", "addQkvBias", "qkLayernorm",
-                 "rotarySeqLenInterpolationFactor", "useRopeScaling", "ropeScalingFactor", "rotaryInterleaved",
-                 "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
-            default -> false;
-        };
     }
 }

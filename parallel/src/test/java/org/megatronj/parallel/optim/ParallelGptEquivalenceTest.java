@@ -151,38 +151,6 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
-    /** MoE layers under overlapped bucket reductions and full recompute (the routing rerun with the same results). */
-    @ParameterizedTest(name = "tp={0} pp={1} dp={2} overlap={3} recompute={4}")
-    @CsvSource({"1,2,2,true,none", "2,1,2,true,uniform:1", "2,2,1,false,block:1"})
-    void mixtureOfExpertsUnderOverlapAndRecomputeMatchesSingleRank(int tp, int pp, int dp, boolean overlap, String recompute) {
-        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
-        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("2")
-                .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.SEQ_AUX_LOSS, 0.1f).withZLossCoeff(0.01f);
-        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
-        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
-        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, tp > 1, overlap,
-                ParallelGptHarness.recompute(recompute), overlap, overlap ? 256 : 0));
-        assertMatches(expected, actual);
-    }
-
-    /**
-     * DeepSeek-V3's router: sigmoid scores with an expert bias moved each iteration by the tokens over the data-parallel
-     * ranks (so later iterations route by it), group-limited top-4 of 8 experts, top-k scaling.
-     */
-    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4}")
-    @CsvSource({"2,1,2,true,false", "1,2,2,false,true", "2,2,1,true,false"})
-    void expertBiasRoutingMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt) {
-        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
-        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(8, 16).withRouterTopk(4)
-                .withRouting(false, org.megatronj.model.MoeConfig.ScoreFunction.SIGMOID, 2.5f)
-                .withGroupLimitedRouting(4, 2).withExpertBias(true, 0.05f).withLayerFreq("[0]+[1]*3");
-        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
-        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
-        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
-                org.megatronj.model.ActivationRecompute.none()));
-        assertMatches(expected, actual);
-    }
-
     /**
      * Multi-Token Prediction (two depths, on the last pipeline stage with the shared embedding's copy there, tied or
      * not): the lm loss, each depth's logged loss and acceptance rates (the vocab-parallel argmax under TP), and the
@@ -226,6 +194,38 @@ class ParallelGptEquivalenceTest {
         TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).mtp(org.megatronj.model.MtpConfig.of(1)).build();
         Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
         Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, tp > 1, dp > 1, false));
+        assertMatches(expected, actual);
+    }
+
+    /** MoE layers under overlapped bucket reductions and full recompute (the routing rerun with the same results). */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} overlap={3} recompute={4}")
+    @CsvSource({"1,2,2,true,none", "2,1,2,true,uniform:1", "2,2,1,false,block:1"})
+    void mixtureOfExpertsUnderOverlapAndRecomputeMatchesSingleRank(int tp, int pp, int dp, boolean overlap, String recompute) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("2")
+                .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.SEQ_AUX_LOSS, 0.1f).withZLossCoeff(0.01f);
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, tp > 1, overlap,
+                ParallelGptHarness.recompute(recompute), overlap, overlap ? 256 : 0));
+        assertMatches(expected, actual);
+    }
+
+    /**
+     * DeepSeek-V3's router: sigmoid scores with an expert bias moved each iteration by the tokens over the data-parallel
+     * ranks (so later iterations route by it), group-limited top-4 of 8 experts, top-k scaling.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4}")
+    @CsvSource({"2,1,2,true,false", "1,2,2,false,true", "2,2,1,true,false"})
+    void expertBiasRoutingMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(8, 16).withRouterTopk(4)
+                .withRouting(false, org.megatronj.model.MoeConfig.ScoreFunction.SIGMOID, 2.5f)
+                .withGroupLimitedRouting(4, 2).withExpertBias(true, 0.05f).withLayerFreq("[0]+[1]*3");
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, 0, sp, distOpt,
+                org.megatronj.model.ActivationRecompute.none()));
         assertMatches(expected, actual);
     }
 
