@@ -74,6 +74,14 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         return full;
     }
 
+    /**
+     * The parameter-name prefix of MTP depth {@code k} (0-based), as Megatron-core's checkpoints name it
+     * ({@code mtp.layers.<k>.}; its inner layer is saved as {@code transformer_layer}).
+     */
+    public static String mtpPrefix(int k) {
+        return "mtp.layers." + k + ".";
+    }
+
     /** Megatron's initialisation rules. */
     public enum Init {
         /** normal(0, init_method_std): embeddings, qkv, fc1, the untied output layer. */
@@ -164,14 +172,6 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }
         return specs;
-    }
-
-    /**
-     * The parameter-name prefix of MTP depth {@code k} (0-based), as Megatron-core's checkpoints name it
-     * ({@code mtp.layers.<k>.}; its inner layer is saved as {@code transformer_layer}).
-     */
-    public static String mtpPrefix(int k) {
-        return "mtp.layers." + k + ".";
     }
 
     private static void addMlp(List<ParameterSpec> specs, TransformerConfig c, String prefix, long fc1Rows, long ffn) {
