@@ -83,12 +83,20 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
             Map<String, Object> model = new LinkedHashMap<>();
             for (ParameterSpec p : ParameterSpec.forGpt(c)) {
                 float[] values = ckpt.model().tensor(p.name()).toFloatArray();
-                model.put(te ? teName(p.name(), c) : p.name(), new TorchWriter.TensorData(torchDtype, p.shape(), values));
+                model.put(torchName(te ? teName(p.name(), c) : p.name()), new TorchWriter.TensorData(torchDtype, p.shape(),
+                        values));
             }
             if (te) {
                 for (int l = 0; l < c.numLayers(); l++) {
                     for (String module : teModules(c, l)) {
                         model.put("decoder.layers." + l + "." + module + "._extra_state", null);
+                    }
+                }
+                for (int k = 0; k < c.mtpNumLayers(); k++) {   // eh_proj is a TE linear; the depth's layer as the decoder's last
+                    String p = ParameterSpec.mtpPrefix(k);
+                    model.put(p + "eh_proj._extra_state", null);
+                    for (String module : teModules(c, c.numLayers() - 1)) {
+                        model.put(p + MTP_LAYER + module + "._extra_state", null);
                     }
                 }
             }
@@ -124,6 +132,9 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         if (name.startsWith(prefix) && c.isMoeLayer(Integer.parseInt(name.substring(prefix.length(), name.indexOf('.', prefix.length()))))) {
             return fused;
         }
+        if (name.startsWith("mtp.") && c.mtpLayersAreMoe()) {   // an MTP depth's layer is the decoder's last layer's kind
+            return fused;
+        }
         return fused.replace(".pre_mlp_layernorm.", ".mlp.linear_fc1.layer_norm_");
     }
 
@@ -131,6 +142,14 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
      * The TransformerEngine modules of layer {@code l}, whose {@code _extra_state} Megatron's TE spec saves: a MoE
      * layer's experts are SequentialMLP's TE linears without {@code --moe-grouped-gemm}, its shared experts TE linears.
      */
+    /** The MTP depth's inner layer in today's Megatron-core modules, which a {@code torch}-format state dict names. */
+    private static final String MTP_LAYER = "mtp_model_layer.";
+
+    /** Our name in a {@code torch}-format state dict: an MTP depth's {@code transformer_layer.} is its module's name there. */
+    static String torchName(String name) {
+        return name.replaceFirst("^(mtp\\.layers\\.\\d+\\.)transformer_layer\\.", "$1" + MTP_LAYER);
+    }
+
     static List<String> teModules(TransformerConfig c, int l) {
         List<String> attention = TE_MODULES.subList(0, 3);
         if (c.mla() != null) {
@@ -214,6 +233,10 @@ final class CheckpointExportTorchCommand implements Callable<Integer> {
         a.put("params_dtype", new Unpickler.Global("torch", dtype.substring("torch.".length())));
         a.put("ckpt_format", "torch");
         a.put("transformer_impl", transformerImpl);
+        if (c.mtp() != null) {   // Megatron's --use-checkpoint-args forces mtp_num_layers
+            a.put("mtp_num_layers", (long) c.mtpNumLayers());
+            a.put("mtp_loss_scaling_factor", decimal(c.mtp().lossScalingFactor()));
+        }
         if (c.moe() != null) {
             moeArgs(a, c);
         }

@@ -29,8 +29,10 @@ final class MegatronArgs {
             "use_rope_scaling", "rotary_interleaved");
     /** Arguments whose non-default values make a model Megatron-J does not build, and what they are. */
     private static final Map<String, String> UNSUPPORTED = Map.of(
-            "mtp_num_layers", "multi-token prediction",
-            "heterogeneous_layers_config_path", "heterogeneous layers", "hybrid_override_pattern", "hybrid (Mamba) layers");
+            "heterogeneous_layers_config_path", "heterogeneous layers", "hybrid_override_pattern", "hybrid (Mamba) layers",
+            "mtp_use_repeated_layer", "one multi-token prediction layer repeated over the depths",
+            "mtp_hsm", "multi-token prediction hidden state mixing",
+            "mtp_detach_heads", "multi-token prediction heads detached from the decoder");
     /**
      * Mixture-of-experts arguments (Megatron-core's TransformerConfig fields) whose non-default values (not None, False
      * or 0) make MoE layers Megatron-J does not build or routes differently, and what they are.
@@ -82,6 +84,12 @@ final class MegatronArgs {
         }
         if (moe(args)) {
             flags.addAll(moeFlags(args, file));
+        }
+        if (args.get("mtp_num_layers") instanceof Number depths && depths.longValue() != 0) {   // None: no MTP
+            flags.addAll(List.of("--mtp-num-layers", Long.toString(depths.longValue())));
+            if (args.get("mtp_loss_scaling_factor") instanceof Number factor) {
+                flags.addAll(List.of("--mtp-loss-scaling-factor", String.valueOf(factor.doubleValue())));
+            }
         }
         return flags;
     }

@@ -270,7 +270,7 @@ final class MegatronTorchCheckpoint {
                 if (!(entry.getValue() instanceof TorchFile.TensorRef ref)) {
                     throw new IllegalArgumentException(file + ": model entry " + name + " is " + entry.getValue() + ", not a tensor");
                 }
-                String ours = globalLayer(localSpecName(name), firstLayer);
+                String ours = globalLayer(localSpecName(mtpLayerName(name)), firstLayer);
                 if (tiedCopy && ours.equals("output_layer.weight")) {
                     ours = "embedding.word_embeddings.weight";
                 }
@@ -325,6 +325,14 @@ final class MegatronTorchCheckpoint {
         }
         int dot = name.indexOf('.', prefix.length());
         return prefix + (Integer.parseInt(name.substring(prefix.length(), dot)) + firstLayer) + name.substring(dot);
+    }
+
+    /**
+     * An MTP depth's layer, {@code mtp_model_layer} in today's Megatron-core modules (and so in its {@code torch}-format
+     * state dicts), under the {@code transformer_layer} name of its distributed checkpoints and earlier releases (ours).
+     */
+    static String mtpLayerName(String name) {
+        return name.replaceFirst("^(mtp\\.layers\\.\\d+\\.)mtp_model_layer\\.", "$1transformer_layer.");
     }
 
     /** TransformerEngine's fused layer norms under the local spec's names, which Megatron-J uses. */

@@ -124,6 +124,9 @@ public final class ModelOptions {
     boolean applyQueryKeyLayerScaling;
 
     @picocli.CommandLine.Mixin
+    MtpOptions mtp = new MtpOptions();
+
+    @picocli.CommandLine.Mixin
     MoeOptions moe = new MoeOptions();
 
     @picocli.CommandLine.Mixin
@@ -206,6 +209,7 @@ public final class ModelOptions {
         took.accept("attention_dropout", attentionDropout);
         hiddenDropout = saved.hiddenDropout();
         took.accept("hidden_dropout", hiddenDropout);
+        mtp.takeFromCheckpoint(saved.mtp(), took);
         moe.takeFromCheckpoint(saved.moe(), took);
         mla.takeFromCheckpoint(saved.mla(), took);
         qkLayernorm = saved.qkLayernorm();
@@ -248,7 +252,8 @@ public final class ModelOptions {
         }
         org.megatronj.model.MoeConfig experts = moe == null ? null
                 : moe.toConfig(dense, tensorParallelSize, dataTimesContextParallelSize);
-        return experts == null ? dense : dense.toBuilder().moe(experts).build();
+        org.megatronj.model.MtpConfig depths = mtp == null ? null : mtp.toConfig();
+        return experts == null && depths == null ? dense : dense.toBuilder().moe(experts).mtp(depths).build();
     }
 
     private TransformerConfig denseConfig(int vocabSize, int seqLength) {

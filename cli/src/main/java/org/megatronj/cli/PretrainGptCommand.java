@@ -137,6 +137,10 @@ final class PretrainGptCommand implements Callable<Integer> {
         Precision dtype = precision.precision();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength, parallel.tensorModelParallelSize,
                 parallel.dataParallelSize() * Math.max(1, parallel.contextParallelSize()));
+        if (config.mtp() != null && !"cpu".equalsIgnoreCase(deviceOptions.device().trim())) {   // before any device work
+            throw new IllegalArgumentException("--mtp-num-layers trains on --device cpu only: eh_proj's concatenation needs a"
+                    + " strided copy that the " + deviceOptions.device().trim() + " backend does not offer");
+        }
         // before anything is built or loaded
         MlaOptions.checkDevice(deviceOptions.device(), config);
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());

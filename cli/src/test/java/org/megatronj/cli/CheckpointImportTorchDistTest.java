@@ -134,13 +134,14 @@ class CheckpointImportTorchDistTest {
         Map<String, Object> args = new LinkedHashMap<>();
         ((Map<?, ?>) ((Unpickler.Instance) state.get("args")).state()).forEach((k, v) -> args.put((String) k, v));
         args.put("mtp_num_layers", 1L);
+        args.put("mtp_use_repeated_layer", Boolean.TRUE);   // MTP is imported; this variant of it is not built
         Files.delete(common);
         TorchWriter.write(common, Map.of("args", new Pickler.NewObject(new Unpickler.Global("argparse", "Namespace"), args),
                 "iteration", 20L));
         CliRun mtp = CliRun.of("checkpoint", "import-torch", "--load", copy.toString(), "--save", dir.resolve("c").toString());
         assertEquals(1, mtp.code(), mtp.toString());
-        assertTrue(mtp.err().contains("the run used multi-token prediction (mtp_num_layers = 1), which Megatron-J does not"
-                + " build"), mtp.err());
+        assertTrue(mtp.err().contains("the run used one multi-token prediction layer repeated over the depths"
+                + " (mtp_use_repeated_layer = true), which Megatron-J does not build"), mtp.err());
 
         Files.writeString(iter.resolve("metadata.json"), "{\"sharded_backend\": \"zarr\", \"sharded_backend_version\": 1}");
         CliRun zarr = CliRun.of("checkpoint", "import-torch", "--load", copy.toString(), "--save", dir.resolve("d").toString());

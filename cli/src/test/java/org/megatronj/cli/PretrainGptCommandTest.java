@@ -695,6 +695,147 @@ class PretrainGptCommandTest {
     }
 
     /**
+     * Multi-Token Prediction (two depths): trains, logs Megatron's {@code mtp_1 loss} and {@code mtp_2 loss} after the lm
+     * loss (and to TensorBoard under those names) while validation reports the lm loss alone, comes back with
+     * {@code --use-checkpoint-args}, refuses a load with another depth count, generates and evaluates from the
+     * checkpoint without the depths; TP2 + SP x PP2 and DP2 with the distributed optimizer train too; the combinations
+     * Megatron-J does not build are refused by name.
+     */
+    @Test
+    void multiTokenPredictionTrainsLogsResumesAndGenerates() throws IOException {
+        Path data = dataset();
+        Path save = dir.resolve("mtp");
+        Path csv = dir.resolve("mtp.csv");
+        Path tb = dir.resolve("mtp-tb");
+        List<String> mtp = List.of("--position-embedding-type", "rope", "--mtp-num-layers", "2");
+        List<String> first = args(data, "--save", save.toString(), "--log-loss-to", csv.toString(), "--train-iters", "8",
+                "--exit-interval", "6", "--num-layers", "2", "--tensorboard-dir", tb.toString());
+        first.addAll(mtp);
+        CliRun trained = run(first);
+        assertEquals(0, trained.code(), trained.toString());
+        assertTrue(java.util.regex.Pattern.compile("\\| lm loss: \\S+ \\| mtp_1 loss: 3\\.\\d+E\\+00 \\| mtp_2 loss: 3\\.\\d+E\\+00 \\|")
+                .matcher(trained.out()).find(), trained.out());
+        assertTrue(java.util.regex.Pattern.compile("validation loss at iteration 3 \\| lm loss value: \\S+ \\| lm loss PPL: \\S+ \\| \\n")
+                .matcher(trained.out()).find(), "validation is the lm loss alone: " + trained.out());
+        Path events;
+        try (java.util.stream.Stream<Path> list = Files.list(tb)) {
+            events = list.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = EventFiles.scalars(events);
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_1 loss").keySet(), scalars.keySet().toString());
+        assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get("mtp_2 loss").keySet());
+        for (String rate : List.of("mtp_1_acceptance_rate", "mtp_2_acceptance_rate", "mtp_1_cumulative_acceptance_rate",
+                "mtp_2_cumulative_acceptance_rate")) {   // Megatron's MTPLossLoggingHelper, TensorBoard only
+            assertEquals(java.util.Set.of(1L, 2L, 3L, 4L, 5L, 6L), scalars.get(rate).keySet(), rate);
+            assertTrue(scalars.get(rate).values().stream().allMatch(v -> v >= 0 && v <= 100), rate + " " + scalars.get(rate));
+        }
+        assertFalse(trained.out().contains("acceptance"), "the rates are not in the log line: " + trained.out());
+        List<Double> losses = trainLosses(csv);
+        assertTrue(losses.get(5) < losses.get(0), "loss falls: " + losses);
+
+        List<String> resume = withoutModelFlags(args(data, "--load", save.toString(), "--train-iters", "8"));
+        resume.add("--use-checkpoint-args");
+        CliRun resumed = run(resume);
+        assertEquals(0, resumed.code(), resumed.toString());
+        assertTrue(resumed.out().contains("Setting mtp_num_layers to 2 from checkpoint"), resumed.out());
+        assertTrue(resumed.out().contains(" iteration        8/       8 |") && resumed.out().contains("mtp_2 loss: "),
+                resumed.out());
+        List<String> otherDepths = args(data, "--load", save.toString(), "--train-iters", "8", "--num-layers", "2",
+                "--position-embedding-type", "rope", "--mtp-num-layers", "1", "--mtp-loss-scaling-factor", "0.3");
+        CliRun refusedLoad = run(otherDepths);   // the factor may change, the depths may not
+        assertEquals(1, refusedLoad.code(), refusedLoad.toString());
+        assertTrue(refusedLoad.err().contains("mtp.numLayers 2 (this run: 1)"), refusedLoad.err());
+        CliRun generated = CliRun.of("generate", "--load", save.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "4");
+        assertEquals(0, generated.code(), generated.toString());
+        CliRun hf = CliRun.of("checkpoint", "export-hf", "--load", save.toString(), "--hf-dir", dir.resolve("mtp-hf").toString());
+        assertEquals(1, hf.code(), hf.toString());   // no transformers GPT-2 or Llama class carries MTP heads
+        assertTrue(hf.err().contains("a model with --mtp-num-layers 2 has no Hugging Face GPT-2 equivalent"), hf.err());
+        // export-torch: the depths under Megatron-core's module names (mtp_model_layer in a torch-format state dict, TE's
+        // fused norms), mtp_num_layers in its args; import-torch reads it back to the same tensors
+        for (String impl : List.of("transformer_engine", "local")) {
+            Path exported = dir.resolve("mtp-torch-" + impl);
+            CliRun export = CliRun.of("checkpoint", "export-torch", "--load", save.toString(), "--save", exported.toString(),
+                    "--transformer-impl", impl);
+            assertEquals(0, export.code(), export.toString());
+            try (org.megatronj.io.torch.TorchFile torch = org.megatronj.io.torch.TorchFile.open(
+                    exported.resolve("release/mp_rank_00/model_optim_rng.pt"))) {
+                java.util.Map<?, ?> state = (java.util.Map<?, ?>) torch.root();
+                java.util.Map<?, ?> model = (java.util.Map<?, ?>) state.get("model");
+                boolean te = impl.equals("transformer_engine");
+                for (String key : List.of("mtp.layers.1.enorm.weight", "mtp.layers.1.hnorm.bias", "mtp.layers.0.eh_proj.weight",
+                        "mtp.layers.1.final_layernorm.weight", "mtp.layers.0.mtp_model_layer.mlp.linear_fc2.weight",
+                        te ? "mtp.layers.0.mtp_model_layer.self_attention.linear_qkv.layer_norm_weight"
+                                : "mtp.layers.0.mtp_model_layer.input_layernorm.weight")) {
+                    assertTrue(model.containsKey(key), key + " in " + model.keySet());
+                }
+                assertEquals(te, model.containsKey("mtp.layers.1.eh_proj._extra_state"), model.keySet().toString());
+                java.util.Map<?, ?> margs = (java.util.Map<?, ?>) ((org.megatronj.io.torch.Unpickler.Instance) state.get("args"))
+                        .state();
+                assertEquals(2L, margs.get("mtp_num_layers"));
+            }
+            Path back = dir.resolve("mtp-back-" + impl);
+            CliRun imported = CliRun.of("checkpoint", "import-torch", "--load", exported.toString(), "--save", back.toString());
+            assertEquals(0, imported.code(), imported.toString());
+            try (var original = org.megatronj.io.checkpoint.Checkpoint.openLatest(save, "mp_rank_00");
+                 var again = org.megatronj.io.checkpoint.Checkpoint.openLatest(back, "mp_rank_00")) {
+                assertEquals(original.model().names(), again.model().names());
+                for (String name : original.model().names()) {
+                    assertArrayEquals(original.model().tensor(name).toFloatArray(), again.model().tensor(name).toFloatArray(),
+                            name);
+                }
+            }
+        }
+
+        // untied and pipelined: the last stage holds the word embedding for the depths; a reshard merges it to one rank
+        Path staged = dir.resolve("mtp-pp2");
+        List<String> pipelined = args(data, "--train-iters", "2", "--num-layers", "2", "--save", staged.toString(),
+                "--world-size", "2", "--pipeline-model-parallel-size", "2");
+        pipelined.add("--untie-embeddings-and-output-weights");
+        pipelined.addAll(mtp);
+        CliRun pp = run(pipelined);
+        assertEquals(0, pp.code(), pp.toString());
+        Path merged = dir.resolve("mtp-pp2-merged");
+        CliRun reshard = CliRun.of("checkpoint", "reshard", "--load", staged.toString(), "--save", merged.toString(),
+                "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1");
+        assertEquals(0, reshard.code(), reshard.toString());
+        try (var one = org.megatronj.io.checkpoint.Checkpoint.openLatest(merged, "mp_rank_00")) {
+            assertTrue(one.model().names().contains("mtp.layers.1.eh_proj.weight"), one.model().names().toString());
+        }
+        CliRun fromMerged = CliRun.of("generate", "--load", merged.toString(), "--prompt", "1 2 3", "--tokens-to-generate", "2");
+        assertEquals(0, fromMerged.code(), fromMerged.toString());
+
+        for (List<String> layout : List.of(
+                List.of("--world-size", "4", "--tensor-model-parallel-size", "2", "--sequence-parallel",
+                        "--pipeline-model-parallel-size", "2"),
+                List.of("--world-size", "2", "--use-distributed-optimizer", "--recompute-granularity", "full",
+                        "--recompute-method", "uniform", "--recompute-num-layers", "1", "--calculate-per-token-loss"))) {
+            List<String> a = args(data, "--train-iters", "2", "--num-layers", "2");
+            a.addAll(mtp);
+            a.addAll(layout);
+            CliRun parallel = run(a);
+            assertEquals(0, parallel.code(), parallel.toString());
+            assertTrue(parallel.out().contains("| mtp_1 loss: "), parallel.out());
+        }
+
+        record Refusal(List<String> flags, String message) {
+        }
+        for (Refusal r : List.of(
+                new Refusal(List.of("--mtp-num-layers", "1"), "--mtp-num-layers needs --position-embedding-type rope or none"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "0"),
+                        "--mtp-num-layers must be positive, got 0"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--context-parallel-size",
+                        "2", "--world-size", "2"), "--mtp-num-layers with --context-parallel-size 2 is not supported"),
+                new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--device", "cuda"),
+                        "--mtp-num-layers trains on --device cpu only"))) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
+    /**
      * A mixture-of-experts model (every other layer, 4 experts top-2 with a shared expert): trains, logs Megatron's
      * load_balancing_loss and z_loss after the lm loss, comes back with {@code --use-checkpoint-args}, generates, and has
      * no GPT-2 form; the flags Megatron-J cannot honour are refused by name.

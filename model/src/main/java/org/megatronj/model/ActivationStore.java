@@ -43,6 +43,7 @@ final class ActivationStore implements AutoCloseable {
     DropoutKey key;             // the dropout key of the micro-batch in flight here (null: no dropout)
     Tensor documents;           // keyStarts when that micro-batch has documents (--reset-attention-mask), else null
     float[] lossMask;           // its loss mask, sequence-first (last stage)
+    boolean withMtp;            // whether the MTP depths ran forward on it (training on the last stage with MTP)
 
     /** Vocab rows of the tokens that other tensor-parallel ranks hold (runs, see VocabParallelIds); none on one rank. */
     int[] maskedVocabRows = org.megatronj.model.layers.VocabParallelIds.NONE_MASKED;

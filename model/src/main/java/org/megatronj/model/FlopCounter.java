@@ -62,7 +62,9 @@ public final class FlopCounter {
      * widths, {@code ffn x (swiglu ? 3 : 2)} for each dense layer and {@code (moe_ffn x k + shared) x (swiglu ? 3 : 2)}
      * for each MoE layer of {@code --moe-layer-freq}; {@code 6 (h (np + 2 ng) d + np d h)} per layer for the attention
      * projections; {@code 6 h V} for the logits; and causal attention's {@code QK^T} and {@code PV} counted for the half
-     * of the score matrix the mask keeps: {@code 6 L b s^2 (np d)}.
+     * of the score matrix the mask keeps: {@code 6 L b s^2 (np d)}. With {@code --mtp-num-layers N} the N depths'
+     * layers count as layers (of the decoder's last layer's kind), the logits N + 1 times, and {@code 6 N (3h + 2h^2)}
+     * per token for their norms and eh_proj, as Megatron's.
      */
     public static double megatronLoggedFlopsPerIteration(TransformerConfig c, long batchSize) {
         return megatronLoggedFlopsPerIteration(c, batchSize, 1);
@@ -79,8 +81,12 @@ public final class FlopCounter {
         double kv = (double) c.numQueryGroups() * c.kvChannels();
         int ffnExpansion = c.swiglu() ? 3 : 2;
         MoeConfig moe = c.moe();
-        int moeLayers = moeLayerCount(c);
-        int denseLayers = c.numLayers() - moeLayers;
+        // MTP: each depth's transformer layer counts as one more layer of the decoder's last layer's kind, its norms and
+        // eh_proj add 6 (3h + 2h^2) per token, and its logits one more 6 h V (Megatron's MTP term)
+        int mtp = c.mtpNumLayers();
+        int moeLayers = moeLayerCount(c) + (c.mtpLayersAreMoe() ? mtp : 0);
+        int layers = c.numLayers() + mtp;
+        int denseLayers = layers - moeLayers;
         double routedTo = moe == null ? 0 : moe.routerTopk();
         double moeFfn = moe == null ? 0 : moe.ffnHiddenSize();
         double shared = moe == null ? 0 : moe.sharedExpertIntermediateSize();
@@ -93,9 +99,11 @@ public final class FlopCounter {
             attentionProjections = mlaProjectionFlopsPerToken(c);
             core = mlaCoreFlopsPerPair(c);
         }
-        double logits = 6.0 * h * c.paddedVocabSize(tensorParallelSize);
+        double logits = 6.0 * h * c.paddedVocabSize(tensorParallelSize) * (mtp + 1);
+        double mtpNormsAndProjections = 6.0 * mtp * (3 * h + 2 * h * h);
         double tokens = (double) batchSize * s;
-        return tokens * (mlp + c.numLayers() * attentionProjections + logits) + batchSize * s * s * c.numLayers() * core;
+        return tokens * (mlp + layers * attentionProjections + mtpNormsAndProjections + logits)
+                + batchSize * s * s * layers * core;
     }
 
     /**

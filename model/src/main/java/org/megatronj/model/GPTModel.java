@@ -78,6 +78,7 @@ public final class GPTModel implements AutoCloseable {
     private final Norm finalLayernorm;              // last chunk only, as the two below
     private final Parameter outputWeight;           // [V, h]: word embeddings (tied) or output_layer.weight
     private final LanguageModelLoss lossFunction;
+    private final MultiTokenPrediction mtp;         // last chunk with --mtp-num-layers only
     private final List<ActivationStore> slots = new ArrayList<>();   // one per micro-batch in flight, for one shape
     private final long[] layerOffsets;              // flat-store offset of each layer's first parameter
     private GradReadyListener gradReady;
@@ -185,23 +186,14 @@ public final class GPTModel implements AutoCloseable {
         this.layers = new TransformerLayer[chunk.numLayers()];
         for (int l = 0; l < layers.length; l++) {
             String p = "decoder.layers." + (chunk.firstLayer() + l) + ".";
-            Attention attention = config.mla() != null ? multiLatentAttention(p + "self_attention.")
-                    : new SelfAttention(backend, shardConfig,
-                    columnLinear(p + "self_attention.linear_qkv"), rowLinear(p + "self_attention.linear_proj"), rope,
-                    config.qkLayernorm() ? norm(p + "self_attention.q_layernorm") : null,
-                    config.qkLayernorm() ? norm(p + "self_attention.k_layernorm") : null,
-                    tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
-            FeedForward mlp = config.isMoeLayer(chunk.firstLayer() + l) ? moeLayer(chunk.firstLayer() + l, p + "mlp.")
-                    : new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"),
-                    config.swiglu(), Mlp.activation(config));
-            layers[l] = new TransformerLayer(backend, norm(p + "input_layernorm"), attention,
-                    norm(p + "pre_mlp_layernorm"), mlp, config.hiddenDropout(), group, tp.sequenceParallel());
+            layers[l] = transformerLayer(p, chunk.firstLayer() + l, config.isMoeLayer(chunk.firstLayer() + l), group);
         }
         boolean post = chunk.postProcess();
         this.finalLayernorm = post ? norm("decoder.final_layernorm") : null;
         this.outputWeight = !post ? null : config.untieEmbeddingsAndOutputWeights()
                 ? param("output_layer.weight") : param("embedding.word_embeddings.weight");
         this.lossFunction = post ? new LanguageModelLoss(backend, group, (long) tp.rank() * (vocabSize / t)) : null;
+        this.mtp = post && config.mtp() != null ? multiTokenPrediction(group) : null;
         this.layerOffsets = new long[layers.length];
         for (int l = 0; l < layers.length; l++) {
             layerOffsets[l] = params.offset("decoder.layers." + (chunk.firstLayer() + l) + ".input_layernorm.weight");
@@ -237,7 +229,7 @@ public final class GPTModel implements AutoCloseable {
         stopPhase("forward-compute");               // (so the loss's backward counts as forward here)
         startPhase("backward-compute");
         setAuxLossScale(gradScale);
-        backward(a, a.key);
+        backward(a, a.key, 0, gradScale);
         stopPhase("backward-compute");
         return result;
     }
@@ -327,6 +319,10 @@ public final class GPTModel implements AutoCloseable {
         a.key = !train ? null : cp.active() ? DropoutKey.forMicroBatch(seed, rngOffset).forContextParallelRank(cp.rank())
                 : DropoutKey.forMicroBatch(seed, rngOffset);
         forward(a, a.key);
+        a.withMtp = train && mtp != null;   // MTP only trains: evaluation and generation leave it out, as Megatron
+        if (a.withMtp) {
+            mtp.forward(slot, batch, a.finalNormOut, a.workspace, a.key, a.documents, true);
+        }
         return a;
     }
 
@@ -342,7 +338,7 @@ public final class GPTModel implements AutoCloseable {
             lossFunction.backward(a.logits, a.targets, a.lossMask, gradScale, a.rowMax, a.sumExp, a.dLoss);
         }
         setAuxLossScale(gradScale);
-        backward(a, a.key);
+        backward(a, a.key, slot, gradScale);
         stopPhase("backward-compute");
     }
 
@@ -413,9 +409,11 @@ public final class GPTModel implements AutoCloseable {
                 site(key, 1 + 2 * global), site(key, 2 + 2 * global), a.documents, null, 0);
     }
 
-    private void backward(ActivationStore a, DropoutKey key) {
+    private void backward(ActivationStore a, DropoutKey key, int slot, float gradScale) {
         Workspace ws = a.workspace;
         if (chunk.postProcess()) {
+            // The MTP depths first (they read the decoder's final-norm output): their gradient of it joins the logits'.
+            Tensor dFromMtp = a.withMtp ? mtp.backward(slot, gradScale, a.finalNormOut, ws, key, a.documents) : null;
             Tensor dLogits = a.logits;                                                           // [s*b, V/t]
             Tensor dNormFull = ws.hiddenB();                                                     // [s, b, h]
             backend.gemm(false, false, 1f, dLogits, outputWeight.compute(), 0f, flat(dNormFull));
@@ -428,6 +426,9 @@ public final class GPTModel implements AutoCloseable {
                 tp.group().allReduceSum(dNormOut);
             }
             backend.gemm(true, false, 1f, dLogits, flat(a.finalNormFull), 1f, outputWeight.grad());  // dW[V/t, h] +=
+            if (dFromMtp != null) {
+                backend.add(dNormOut, dFromMtp, dNormOut);
+            }
             finalLayernorm.backward(dNormOut, a.hidden[layers.length], a.finalNormMean, a.finalNormRstd, a.dResidual);
             gradsReadyFrom(params.offset("decoder.final_layernorm.weight"));
         }
@@ -656,7 +657,7 @@ public final class GPTModel implements AutoCloseable {
         for (ActivationStore a : slots) {
             bytes += a == null ? 0 : a.bytes();
         }
-        return bytes;
+        return bytes + (mtp == null ? 0 : mtp.activationBytes());
     }
 
     // ------------------------------------------------------------------ pieces for incremental decoding
@@ -692,6 +693,24 @@ public final class GPTModel implements AutoCloseable {
         }
         return new ColumnParallelLinear(backend, param(prefix + ".weight"),
                 config.hasBias(prefix) ? param(prefix + ".bias") : null, tp.group(), tp.sequenceParallel());
+    }
+
+    /**
+     * The transformer layer whose parameters are under {@code p} ("decoder.layers.L." or an MTP depth's
+     * "mtp.layers.K.transformer_layer."): MLA or Megatron's self-attention, a MoE layer or the dense MLP.
+     * {@code layerNumber} is its place among the decoder's layers and the MTP depths (it names a MoE layer's router state).
+     */
+    private TransformerLayer transformerLayer(String p, int layerNumber, boolean moe, TensorParallelGroup group) {
+        String a = p + "self_attention.";
+        Attention attention = config.mla() != null ? multiLatentAttention(a)
+                : new SelfAttention(backend, shardConfig, columnLinear(a + "linear_qkv"), rowLinear(a + "linear_proj"), rope,
+                config.qkLayernorm() ? norm(a + "q_layernorm") : null, config.qkLayernorm() ? norm(a + "k_layernorm") : null,
+                tp.rank() * shardConfig.numAttentionHeads(), contextExchange);
+        FeedForward mlp = moe ? moeLayer(layerNumber, p + "mlp.")
+                : new Mlp(backend, columnLinear(p + "mlp.linear_fc1"), rowLinear(p + "mlp.linear_fc2"), config.swiglu(),
+                Mlp.activation(config));
+        return new TransformerLayer(backend, norm(p + "input_layernorm"), attention, norm(p + "pre_mlp_layernorm"), mlp,
+                config.hiddenDropout(), group, tp.sequenceParallel());
     }
 
     /** A layer's MLASelfAttention from its parameters under {@code p} ({@code decoder.layers.L.self_attention.}). */
@@ -776,6 +795,13 @@ public final class GPTModel implements AutoCloseable {
                 out.add(moe);
             }
         }
+        if (mtp != null) {   // the MTP depths' layers after the decoder's (layer numbers L + d)
+            for (MultiTokenPrediction.Depth depth : mtp.depths()) {
+                if (depth.layer().mlp() instanceof MoeLayer moe) {
+                    out.add(moe);
+                }
+            }
+        }
         return out;
     }
 
@@ -785,6 +811,47 @@ public final class GPTModel implements AutoCloseable {
      */
     public void setMoeAuxLossScale(float scale) {
         this.moeAuxLossScale = scale;
+    }
+
+    /**
+     * The MTP depths of the last chunk ({@link MultiTokenPrediction}): each depth's layer is built as the decoder's last
+     * layer (dense or MoE, Megatron's {@code get_gpt_mtp_block_spec}); the embedding reads the shared word embedding.
+     */
+    private MultiTokenPrediction multiTokenPrediction(TensorParallelGroup group) {
+        if (cp.active()) {
+            throw new IllegalArgumentException("--mtp-num-layers with --context-parallel-size " + cp.size()
+                    + " is not supported by Megatron-J (nor by Megatron-LM's documented MTP)");
+        }
+        List<MultiTokenPrediction.Depth> depths = new ArrayList<>();
+        for (int d = 0; d < config.mtpNumLayers(); d++) {
+            String p = ParameterSpec.mtpPrefix(d);
+            String l = p + "transformer_layer.";
+            int layerNumber = config.numLayers() + d;
+            TransformerLayer layer = transformerLayer(l, layerNumber, config.mtpLayersAreMoe(), group);
+            depths.add(new MultiTokenPrediction.Depth(norm(p + "enorm"), norm(p + "hnorm"), param(p + "eh_proj.weight"),
+                    layer, norm(p + "final_layernorm")));
+        }
+        Embedding shared = new Embedding(backend, param("embedding.word_embeddings.weight"), null, config.hiddenDropout(),
+                group);
+        return new MultiTokenPrediction(backend, config, shardConfig, depths, shared, outputWeight, lossFunction, tp,
+                vocabSize);
+    }
+
+    /**
+     * Each MTP depth's mean losses of this chunk's training micro-batches since the last call, summed (Megatron's
+     * {@code MTPLossLoggingHelper} tracker), then reset; empty without MTP on this chunk.
+     */
+    public double[] takeMtpLossSums() {
+        return mtp == null ? new double[0] : mtp.takeLossSums();
+    }
+
+    /**
+     * Each MTP depth's acceptance counts of this chunk's training micro-batches since the last call (Megatron's
+     * {@code _compute_mtp_acceptance_counts}: counted positions whose argmax is the label), {@code [correct..., counted...]},
+     * then reset; empty without MTP on this chunk.
+     */
+    public double[] takeMtpAcceptanceCounts() {
+        return mtp == null ? new double[0] : mtp.takeAcceptanceCounts();
     }
 
     private Norm norm(String prefix) {
@@ -803,6 +870,9 @@ public final class GPTModel implements AutoCloseable {
             }
         }
         slots.clear();
+        if (mtp != null) {
+            mtp.close();
+        }
         if (contextExchange != null) {
             contextExchange.close();
         }

@@ -20,8 +20,13 @@ public final class MoeMetrics {
      * An iteration's losses by name: {@code averaged} over the MoE layers (the log line's), {@code perLayer} by global
      * layer index (0 for dense layers; {@code --moe-per-layer-logging}).
      */
-    public record Report(Map<String, Double> averaged, Map<String, double[]> perLayer) {
+    public record Report(Map<String, Double> averaged, Map<String, double[]> perLayer, Map<String, Double> tensorboardOnly) {
         public static final Report NONE = new Report(Map.of(), Map.of());
+
+        /** Without values for TensorBoard alone (MTP's acceptance rates, {@link MtpMetrics}). */
+        public Report(Map<String, Double> averaged, Map<String, double[]> perLayer) {
+            this(averaged, perLayer, Map.of());
+        }
     }
 
     /**
@@ -35,8 +40,9 @@ public final class MoeMetrics {
         if (moe == null) {
             return out;
         }
-        double[] aux = new double[config.numLayers()];
-        double[] z = new double[config.numLayers()];
+        int layers = config.numLayers() + config.mtpNumLayers();   // the MTP depths' layers numbered after the decoder's
+        double[] aux = new double[layers];
+        double[] z = new double[layers];
         for (GPTModel chunk : chunks) {
             for (MoeLayer layer : chunk.moeLayers()) {
                 aux[layer.layerNumber()] += layer.takeAuxLoss();
@@ -46,7 +52,7 @@ public final class MoeMetrics {
         MoeConfig.LoadBalancing type = moe.loadBalancingType();
         boolean seq = type == MoeConfig.LoadBalancing.SEQ_AUX_LOSS;
         if (type == MoeConfig.LoadBalancing.AUX_LOSS || seq) {
-            out.put("load_balancing_loss", seq ? new double[config.numLayers()] : aux);
+            out.put("load_balancing_loss", seq ? new double[layers] : aux);
         }
         if (seq) {
             out.put("seq_load_balancing_loss", aux);
@@ -63,6 +69,7 @@ public final class MoeMetrics {
         for (int l = 0; l < config.numLayers(); l++) {
             layers += config.isMoeLayer(l) ? 1 : 0;
         }
+        layers += config.mtpLayersAreMoe() ? config.mtpNumLayers() : 0;   // Megatron counts the MTP MoE layers too
         Map<String, Double> averaged = new LinkedHashMap<>();
         Map<String, double[]> perLayer = new LinkedHashMap<>();
         for (Map.Entry<String, double[]> e : sums.entrySet()) {

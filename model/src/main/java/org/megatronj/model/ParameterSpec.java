@@ -74,6 +74,14 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
         return full;
     }
 
+    /**
+     * The parameter-name prefix of MTP depth {@code k} (0-based), as Megatron-core's checkpoints name it
+     * ({@code mtp.layers.<k>.}; its inner layer is saved as {@code transformer_layer}).
+     */
+    public static String mtpPrefix(int k) {
+        return "mtp.layers." + k + ".";
+    }
+
     /** Megatron's initialisation rules. */
     public enum Init {
         /** normal(0, init_method_std): embeddings, qkv, fc1, the untied output layer. */
@@ -107,14 +115,16 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
 
     /**
      * The parameters of one model chunk (pipeline stage) of one of {@code t} tensor-parallel
-     * ranks. A last chunk without the embedding holds a copy of the tied word embedding (same name).
+     * ranks. A last chunk without the embedding holds a copy of the tied word embedding (same name), and of the word
+     * embedding with Multi-Token Prediction, whose depths embed the rolled input ids there (Megatron builds the
+     * embedding on its MTP stage whether or not the output layer is tied).
      */
     public static List<ParameterSpec> forGpt(TransformerConfig c, int t, ModelChunk chunk) {
         c.checkTensorParallelSize(t);
         List<ParameterSpec> specs = new ArrayList<>();
         long h = c.hiddenSize();
         long vocab = c.paddedVocabSize(t) / t;
-        boolean tiedCopy = chunk.postProcess() && !c.untieEmbeddingsAndOutputWeights();
+        boolean tiedCopy = chunk.postProcess() && (!c.untieEmbeddingsAndOutputWeights() || c.mtp() != null);
         if (chunk.preProcess() || tiedCopy) {
             specs.add(new ParameterSpec("embedding.word_embeddings.weight", new long[] {vocab, h}, Init.NORMAL, true,
                     TensorSplit.ROWS));
@@ -148,6 +158,20 @@ public record ParameterSpec(String name, long[] shape, Init init, boolean weight
             return specs;
         }
         addNorm(specs, c, "decoder.final_layernorm");
+        for (int k = 0; k < c.mtpNumLayers(); k++) {   // Megatron's MultiTokenPredictionLayer in its attribute order
+            String p = mtpPrefix(k);
+            addNorm(specs, c, p + "enorm");
+            addNorm(specs, c, p + "hnorm");
+            // eh_proj: a column-parallel linear of [e; h] (2h) to h, no bias whatever --disable-bias-linear says
+            specs.add(new ParameterSpec(p + "eh_proj.weight", new long[] {h / t, 2 * h}, Init.NORMAL, true, TensorSplit.ROWS));
+            // the decoder's last layer's parameters (dense or MoE, as get_gpt_mtp_block_spec builds the depth's layer)
+            String last = "decoder.layers." + (c.numLayers() - 1) + ".";
+            for (ParameterSpec spec : forGpt(c, t, new ModelChunk(c.numLayers() - 1, 1, false, false))) {
+                specs.add(new ParameterSpec(p + "transformer_layer." + spec.name().substring(last.length()), spec.shape(),
+                        spec.init(), spec.weightDecay(), spec.split()));
+            }
+            addNorm(specs, c, p + "final_layernorm");
+        }
         if (c.untieEmbeddingsAndOutputWeights()) {
             specs.add(new ParameterSpec("output_layer.weight", new long[] {vocab, h}, Init.NORMAL, true, TensorSplit.ROWS));
         }

@@ -44,6 +44,8 @@ package org.megatronj.model;
  *                                       for a dense model
  * @param mla                            {@code --multi-latent-attention} and its flags: every layer's attention is
  *                                       Megatron's MLASelfAttention; null for standard attention
+ * @param mtp                            {@code --mtp-num-layers} and {@code --mtp-loss-scaling-factor}: Multi-Token Prediction
+ *                                       depths after the decoder ({@link MtpConfig}); null without
  */
 public record TransformerConfig(
         int numLayers, int hiddenSize, int ffnHiddenSize, int numAttentionHeads, int kvChannels,
@@ -57,7 +59,7 @@ public record TransformerConfig(
         boolean untieEmbeddingsAndOutputWeights,
         float attentionDropout, float hiddenDropout, float initMethodStd, float layernormEpsilon, boolean applyLayernorm1p,
         boolean applyQueryKeyLayerScaling, boolean geluTanh,
-        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe, MlaConfig mla) {
+        int vocabSize, int makeVocabSizeDivisibleBy, MoeConfig moe, MlaConfig mla, MtpConfig mtp) {
 
     /** Megatron pads the vocabulary to a multiple of {@code makeVocabSizeDivisibleBy × tensorParallelSize}. */
     public int paddedVocabSize(int tensorParallelSize) {
@@ -85,6 +87,9 @@ public record TransformerConfig(
             divisible("--moe-ffn-hidden-size", moe.ffnHiddenSize(), t);
             divisible("--moe-shared-expert-intermediate-size", moe.sharedExpertIntermediateSize(), t);
         }
+        if (mtp != null) {   // each MTP depth's eh_proj is column-parallel over the hidden size
+            divisible("--hidden-size (with --mtp-num-layers)", hiddenSize, t);
+        }
     }
 
     private static void divisible(String flag, int value, int t) {
@@ -108,7 +113,7 @@ public record TransformerConfig(
                 rotarySeqLenInterpolationFactor, useRopeScaling, ropeScalingFactor, rotaryInterleaved,
                 normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias, qkLayernorm, untieEmbeddingsAndOutputWeights,
                 attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon, applyLayernorm1p, applyQueryKeyLayerScaling,
-                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t), mla);
+                geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe == null ? null : moe.tensorParallelShard(t), mla, mtp);
     }
 
     /** This config with {@code --apply-layernorm-1p} set as given (the same model once 1 is added to its norm weights). */
@@ -130,7 +135,7 @@ public record TransformerConfig(
                 .attentionDropout(attentionDropout).hiddenDropout(hiddenDropout).initMethodStd(initMethodStd)
                 .layernormEpsilon(layernormEpsilon).applyLayernorm1p(applyLayernorm1p)
                 .applyQueryKeyLayerScaling(applyQueryKeyLayerScaling).geluTanh(geluTanh).vocabSize(vocabSize)
-                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe).mla(mla);
+                .makeVocabSizeDivisibleBy(makeVocabSizeDivisibleBy).moe(moe).mla(mla).mtp(mtp);
     }
 
     /** Whether layer {@code layer} (0-based) is a mixture-of-experts layer ({@link MoeConfig#layerFreq}). */
@@ -281,7 +286,20 @@ public record TransformerConfig(
                         + " the router have no biases here)");
             }
         }
+        if (mtp != null) {
+            mtp.validate(positionEmbeddingType);
+        }
         return this;
+    }
+
+    /** The MTP depths ({@code --mtp-num-layers}); 0 without Multi-Token Prediction. */
+    public int mtpNumLayers() {
+        return mtp == null ? 0 : mtp.numLayers();
+    }
+
+    /** Whether the MTP depths' transformer layers are MoE layers: Megatron builds them from the decoder's last layer's spec. */
+    public boolean mtpLayersAreMoe() {
+        return mtp != null && isMoeLayer(numLayers - 1);
     }
 
     private static void positive(String flag, int value) {
@@ -348,6 +366,7 @@ public record TransformerConfig(
         private int makeVocabSizeDivisibleBy = 128;
         private MoeConfig moe;
         private MlaConfig mla;
+        private MtpConfig mtp;
 
         private Builder() {
         }
@@ -392,6 +411,8 @@ public record TransformerConfig(
         public Builder moe(MoeConfig v) { moe = v; return this; }
         /** null: standard attention. */
         public Builder mla(MlaConfig v) { mla = v; return this; }
+        /** null: no Multi-Token Prediction. */
+        public Builder mtp(MtpConfig v) { mtp = v; return this; }
 
         /** Fills the derived sizes as Megatron's argument parsing does, then validates. */
         public TransformerConfig build() {
@@ -418,7 +439,7 @@ public record TransformerConfig(
                     positionEmbeddingType, rotaryPercent, rotaryBase, rotarySeqLenInterpolationFactor, useRopeScaling,
                     ropeScalingFactor, rotaryInterleaved, normalization, swiglu, squaredRelu, addBiasLinear, addQkvBias,
                     qkLayernorm, untieEmbeddingsAndOutputWeights, attentionDropout, hiddenDropout, initMethodStd, layernormEpsilon,
-                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe, mla).validate();
+                    applyLayernorm1p, applyQueryKeyLayerScaling, geluTanh, vocabSize, makeVocabSizeDivisibleBy, moe, mla, mtp).validate();
         }
     }
 }

@@ -46,7 +46,7 @@ class FlopCounterTest {
         try (InputStream in = getClass().getResourceAsStream("flops.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(6, cases.size());
+        assertEquals(8, cases.size());
         int moeCases = 0;
         for (JsonNode k : cases) {
             String name = k.get("name").asText();
@@ -71,6 +71,9 @@ class FlopCounterTest {
                         .withRouting(topk == 1, MoeConfig.ScoreFunction.SOFTMAX, 0f);
                 b.moe(moe).addBiasLinear(false);
             }
+            if (!a.path("mtp_num_layers").isMissingNode() && !a.get("mtp_num_layers").isNull()) {
+                b.mtp(MtpConfig.of(a.get("mtp_num_layers").asInt())).positionEmbeddingType(PositionEmbeddingType.ROPE);
+            }
             TransformerConfig c = b.build();
             assertEquals(a.get("padded_vocab_size").asInt(), c.paddedVocabSize(tp), name);
             long batch = k.get("batch_size").asLong();
@@ -85,7 +88,7 @@ class FlopCounterTest {
                 assertTrue(FlopCounter.megatronLoggedFlopsPerIteration(c, batch) < logged * (1 - 1e-6), name);
             }
         }
-        assertEquals(4, moeCases);
+        assertEquals(5, moeCases);
     }
 
     /** Megatron's MLA branch of today's num_floating_point_operations (q latent or not, with MoE), from make_flop_fixtures.py. */

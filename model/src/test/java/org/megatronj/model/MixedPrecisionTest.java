@@ -135,6 +135,47 @@ class MixedPrecisionTest {
     }
 
     /**
+     * Multi-Token Prediction (two depths) in bf16/fp16 tracks fp32: the lm loss, each depth's loss and the gradients
+     * (eh_proj, enorm, hnorm and the shared embedding's included) within 16-bit rounding.
+     */
+    @Test
+    void multiTokenPredictionAgreesWithFp32ToSixteenBitRounding() {
+        MicroBatch batch = GPTModelTest.randomBatch(2, 16, 60, 7);
+        TransformerConfig c = config(true).toBuilder().mtp(new MtpConfig(2, 0.5f)).build();
+        LossResult reference;
+        double[] referenceMtp;
+        List<float[]> referenceGrads;
+        try (GPTModel m = new GPTModel(c, backend, 5)) {
+            reference = m.forwardBackward(batch, 1f, 0);
+            referenceMtp = m.takeMtpLossSums();
+            referenceGrads = GPTModelTest.grads(m);
+        }
+        for (Precision p : new Precision[] {Precision.BF16, Precision.FP16}) {
+            double tolerance = p == Precision.BF16 ? 1e-2 : 2e-3;
+            try (GPTModel m = new GPTModel(c, backend, 5, p)) {
+                LossResult r = m.forwardBackward(batch, 1f, 0);
+                assertEquals(reference.meanLoss(), r.meanLoss(), tolerance * reference.meanLoss(), p + " loss");
+                double[] mtp = m.takeMtpLossSums();
+                for (int k = 0; k < mtp.length; k++) {
+                    assertEquals(referenceMtp[k], mtp[k], tolerance * referenceMtp[k], p + " mtp_" + (k + 1) + " loss");
+                }
+                List<float[]> grads = GPTModelTest.grads(m);
+                double err = 0;
+                double norm = 0;
+                for (int i = 0; i < grads.size(); i++) {
+                    for (int j = 0; j < grads.get(i).length; j++) {
+                        double d = grads.get(i)[j] - referenceGrads.get(i)[j];
+                        err += d * d;
+                        norm += (double) referenceGrads.get(i)[j] * referenceGrads.get(i)[j];
+                    }
+                }
+                assertTrue(Math.sqrt(err / norm) < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error "
+                        + Math.sqrt(err / norm));
+            }
+        }
+    }
+
+    /**
      * A mixture-of-experts model in bf16/fp16 tracks fp32: the same loss and gradients within 16-bit rounding (the
      * routing, here with an F32 router for bf16, takes the same experts on these inputs).
      */

@@ -1,5 +1,5 @@
 """Evaluates Megatron-LM's own num_floating_point_operations (megatron/training/training.py) on a few dense and
-mixture-of-experts GPT setups and writes what it returns, for FlopCounterTest:
+mixture-of-experts GPT setups (two with Multi-Token Prediction depths) and writes what it returns, for FlopCounterTest:
 
     python3 make_flop_fixtures.py <Megatron-LM git directory (bare or not)> > flops.json
 
@@ -56,7 +56,7 @@ def case(name, batch_size, **kw):
         a["moe_ffn_hidden_size"] = a["ffn_hidden_size"]   # Megatron's validate_args default
     result = {"name": name, "batch_size": batch_size, "args": dict(a)}
     for kind, (commit, flops) in functions.items():
-        args = Namespace(**a, mtp_num_layers=None, moe_latent_size=None, multi_latent_attention=False,
+        args = Namespace(**{"mtp_num_layers": None, **a}, moe_latent_size=None, multi_latent_attention=False,
                          attention_output_gate=False, experimental_attention_variant=None)
         args.moe_layer_freq = moe_freq(a["moe_layer_freq"])
         result[kind] = flops(args, batch_size)
@@ -82,6 +82,12 @@ cases = [
          num_query_groups=12, ffn_hidden_size=3072, vocab_size=50257, make_vocab_size_divisible_by=128,
          tensor_model_parallel_size=2, seq_length=1024, num_experts=4, moe_router_topk=2, moe_ffn_hidden_size=1536,
          moe_layer_freq="2"),
+    case("dense-mtp1", 3, num_layers=2, hidden_size=256, num_attention_heads=8, kv_channels=32, num_query_groups=8,
+         ffn_hidden_size=1024, padded_vocab_size=1024, seq_length=128, mtp_num_layers=1),
+    case("moe-last-layer-mtp2", 2, num_layers=6, hidden_size=512, num_attention_heads=8, kv_channels=64,
+         num_query_groups=8, ffn_hidden_size=2048, swiglu=True, padded_vocab_size=32768, seq_length=512,
+         num_experts=16, moe_router_topk=4, moe_ffn_hidden_size=384, moe_layer_freq="([0]+[1]*2)*2",
+         moe_shared_expert_intermediate_size=768, mtp_num_layers=2),
 ]
 
 

@@ -179,6 +179,8 @@ public final class Gpt2HfConfig {
             why = "--multi-latent-attention";
         } else if (c.moe() != null) {
             why = "--num-experts " + c.moe().numExperts();
+        } else if (c.mtp() != null) {
+            why = "--mtp-num-layers " + c.mtpNumLayers();
         } else if (c.positionEmbeddingType() != PositionEmbeddingType.LEARNED_ABSOLUTE) {
             why = "--position-embedding-type " + c.positionEmbeddingType().flagValue();
         } else if (c.normalization() != Normalization.LAYER_NORM) {

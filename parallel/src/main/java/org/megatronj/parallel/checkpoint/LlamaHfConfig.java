@@ -427,6 +427,8 @@ public final class LlamaHfConfig {
             why = c.qkLayernorm() ? "--qk-layernorm" : "no --qk-layernorm";
         } else if (!arch.hasHeadDim() && c.kvChannels() * c.numAttentionHeads() != c.hiddenSize()) {
             why = "--kv-channels " + c.kvChannels();
+        } else if (c.mtp() != null) {   // transformers' Llama family has no multi-token prediction heads to carry them
+            why = "--mtp-num-layers " + c.mtpNumLayers();
         } else if (arch.moe() != (m != null)) {
             why = m == null ? "no --num-experts" : "--num-experts " + m.numExperts();
         } else if (m != null) {

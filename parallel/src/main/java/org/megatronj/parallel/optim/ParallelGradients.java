@@ -85,10 +85,14 @@ public final class ParallelGradients {
         return shards;
     }
 
-    /** Whether this chunk's word embedding is tied to a copy on another pipeline stage. */
+    /**
+     * Whether this chunk's word embedding is tied to a copy on another pipeline stage: the output layer's, or with
+     * Multi-Token Prediction the last stage's, which its depths embed with (Megatron's finalize_model_grads sums the
+     * word embedding's gradients over the embedding group in both cases).
+     */
     private boolean sharesEmbedding(GPTModel model) {
         return groups.embedding() != null && groups.embedding().size() > 1
-                && !model.config().untieEmbeddingsAndOutputWeights()
+                && (!model.config().untieEmbeddingsAndOutputWeights() || model.config().mtp() != null)
                 && (model.chunk().preProcess() || model.chunk().postProcess());
     }
 

@@ -366,9 +366,12 @@ public final class ParallelGptRank implements AutoCloseable {
         return new LossResult(lossSum, Math.round(tokens));
     }
 
+    /** The MTP acceptance rates' cumulative counts since this process started (Megatron's process-local tracker). */
+    private final org.megatronj.model.MtpMetrics.Acceptance mtpAcceptance = new org.megatronj.model.MtpMetrics.Acceptance();
+
     /**
      * The mixture-of-experts losses of the last iteration as Megatron's log shows them ({@link
-     * org.megatronj.model.MoeMetrics}): summed over the pipeline stages (each has its own layers) and averaged over the
+     * org.megatronj.model.MoeMetrics}), then the MTP depths' ({@link org.megatronj.model.MtpMetrics}): summed over the pipeline stages (each has its own layers) and averaged over the
      * data-parallel ranks; every tensor rank routes all of its group's tokens, so it holds the whole value already.
      * A collective: every rank calls it at every iteration.
      */
@@ -384,7 +387,24 @@ public final class ParallelGptRank implements AutoCloseable {
             out.put(e.getKey(), ParallelGradients.allReduceSum(groups.pipeline(), overData));
         }
         // Megatron scales by its micro-batches per data-parallel rank
-        return org.megatronj.model.MoeMetrics.report(out, chunks.getFirst().config(), microBatches / groups.data().size());
+        int perRank = microBatches / groups.data().size();
+        org.megatronj.model.MoeMetrics.Report moe = org.megatronj.model.MoeMetrics.report(out, chunks.getFirst().config(),
+                perRank);
+        // MTP losses: the last stage's, averaged over the data-parallel ranks (every tensor rank holds the whole value)
+        double[] mtp = org.megatronj.model.MtpMetrics.take(chunks);
+        if (mtp.length > 0) {
+            mtp = ParallelGradients.allReduceSum(groups.data(), mtp);
+            for (int k = 0; k < mtp.length; k++) {
+                mtp[k] /= groups.data().size();
+            }
+            mtp = ParallelGradients.allReduceSum(groups.pipeline(), mtp);
+        }
+        // acceptance counts: summed over the data-parallel ranks (Megatron's SUM over its avg group) and the stages
+        double[] counts = org.megatronj.model.MtpMetrics.takeAcceptanceCounts(chunks);
+        if (counts.length > 0) {
+            counts = ParallelGradients.allReduceSum(groups.pipeline(), ParallelGradients.allReduceSum(groups.data(), counts));
+        }
+        return mtpAcceptance.addTo(org.megatronj.model.MtpMetrics.withLosses(moe, mtp, perRank), counts);
     }
 
     /**

@@ -66,10 +66,15 @@ public final class GptTraining {
                 model.updateMoeExpertBias();
             }
 
+            private final org.megatronj.model.MtpMetrics.Acceptance acceptance = new org.megatronj.model.MtpMetrics.Acceptance();
+
             @Override
             public org.megatronj.model.MoeMetrics.Report takeMoeMetrics(int microBatches) {
-                return org.megatronj.model.MoeMetrics.report(org.megatronj.model.MoeMetrics.take(List.of(model)),
-                        model.config(), microBatches);
+                org.megatronj.model.MoeMetrics.Report moe = org.megatronj.model.MoeMetrics.report(
+                        org.megatronj.model.MoeMetrics.take(List.of(model)), model.config(), microBatches);
+                org.megatronj.model.MoeMetrics.Report withMtp = org.megatronj.model.MtpMetrics.withLosses(moe,
+                        org.megatronj.model.MtpMetrics.take(List.of(model)), microBatches);
+                return acceptance.addTo(withMtp, org.megatronj.model.MtpMetrics.takeAcceptanceCounts(List.of(model)));
             }
         };
     }

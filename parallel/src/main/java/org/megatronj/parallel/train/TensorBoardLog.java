@@ -94,6 +94,7 @@ public final class TensorBoardLog implements AutoCloseable {
      */
     void moeLosses(long iteration, org.megatronj.model.MoeMetrics.Report losses) {
         losses.averaged().forEach((name, value) -> writer.addScalar(name, value, iteration));
+        losses.tensorboardOnly().forEach((name, value) -> writer.addScalar(name, value, iteration));   // MTP's acceptance
         if (config.moePerLayer()) {   // --moe-per-layer-logging: moe/<name>_layer_<i> for every layer, dense ones 0
             losses.perLayer().forEach((name, values) -> {
                 for (int l = 0; l < values.length; l++) {

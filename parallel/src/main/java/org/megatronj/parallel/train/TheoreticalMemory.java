@@ -112,10 +112,17 @@ public final class TheoreticalMemory {
         double activeMoeLayer = attention + sharedExperts + activeRoutedExperts + layerNorms + router + sharedExpertGate;
         double block = denseLayer * denseLayers + moeLayer * moeLayers + finalNorm;
         double activeBlock = denseLayer * denseLayers + activeMoeLayer * moeLayers + finalNorm;
-        double total = block + embeddingLayers;
-        double activeTotal = activeBlock + embeddingLayers;
+        // MTP: Megatron counts each depth's transformer layer (the decoder's last layer's kind), not its norms or eh_proj
+        int mtpMoeLayers = c.mtpLayersAreMoe() ? c.mtpNumLayers() : 0;
+        int mtpDenseLayers = c.mtpNumLayers() - mtpMoeLayers;
+        double mtpBlock = denseLayer * mtpDenseLayers + moeLayer * mtpMoeLayers;
+        double total = block + mtpBlock + embeddingLayers;
+        double activeTotal = activeBlock + mtpBlock + embeddingLayers;
         lines.add("Number of parameters in transformer block in billions: " + spaced(block / 1e9));
         lines.add("Number of active parameters in transformer block in billions: " + spaced(activeBlock / 1e9));
+        if (c.mtp() != null) {
+            lines.add("Number of parameters in mtp block in billions: " + spaced(mtpBlock / 1e9));
+        }
         lines.add("Number of parameters in embedding layers in billions: " + f(embeddingLayers / 1e9, 2));
         lines.add("Total number of parameters in billions: " + f(total / 1e9, 2));
         lines.add("Total number of active parameters in billions: " + f(activeTotal / 1e9, 2));
@@ -129,9 +136,13 @@ public final class TheoreticalMemory {
         double replicatedInBlock = layerNorms * denseLayers + (layerNorms + router + sharedExpertGate) * moeLayers
                 + finalNorm;
         double expertShardedInBlock = routedExperts * moeLayers;
-        double tpShardedOnMostLoaded = (tpShardedInBlock / pp + embedding) / tp;
-        double replicatedOnMostLoaded = replicatedInBlock / pp;
-        double expertShardedOnMostLoaded = expertShardedInBlock / pp / (expertTp * expertMp);
+        double tpShardedInMtp = (attention + denseMlp) * mtpDenseLayers + (attention + sharedExperts) * mtpMoeLayers;
+        double replicatedInMtp = layerNorms * mtpDenseLayers + (layerNorms + router + sharedExpertGate) * mtpMoeLayers;
+        double expertShardedInMtp = routedExperts * mtpMoeLayers;
+        // the most loaded shard: 1/pp of the decoder, the MTP block and the embedding
+        double tpShardedOnMostLoaded = (tpShardedInBlock / pp + tpShardedInMtp + embedding) / tp;
+        double replicatedOnMostLoaded = replicatedInBlock / pp + replicatedInMtp;
+        double expertShardedOnMostLoaded = (expertShardedInBlock / pp + expertShardedInMtp) / (expertTp * expertMp);
         double onMostLoaded = tpShardedOnMostLoaded + replicatedOnMostLoaded + expertShardedOnMostLoaded;
         if (c.untieEmbeddingsAndOutputWeights() && pp == 1) {
             tpShardedOnMostLoaded += embedding / tp;

@@ -459,6 +459,10 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
         List<String> diffs = new ArrayList<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = modelConfig.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
+            if (e.getKey().equals("mtp")) {
+                mtpDiffs(saved.get("mtp"), e.getValue(), diffs);
+                continue;
+            }
             if (e.getKey().equals("moe")) {
                 moeDiffs(saved.get("moe"), e.getValue(), diffs);
                 continue;
@@ -547,5 +551,20 @@ public final class TrainingCheckpointer implements TrainingCheckpoints {
                  "layernormEpsilon", "applyLayernorm1p", "rotaryPercent", "rotaryBase" -> true;
             default -> false;
         };
+    }
+
+    /**
+     * The Multi-Token Prediction fields that make another model: whether it has MTP depths and how many; the loss
+     * scaling factor, a training coefficient, may differ. A checkpoint from before MTP has no field: none.
+     */
+    private static void mtpDiffs(JsonNode saved, JsonNode run, List<String> diffs) {
+        boolean savedMtp = saved != null && saved.isObject();
+        boolean runMtp = run != null && run.isObject();
+        if (savedMtp != runMtp) {
+            diffs.add("mtp " + (savedMtp ? saved : "null") + " (this run: " + (runMtp ? run : "null")
+                    + "; --mtp-num-layers must match the checkpoint's)");
+        } else if (savedMtp && !sameValue(saved.get("numLayers"), run.get("numLayers"))) {
+            diffs.add("mtp.numLayers " + saved.get("numLayers") + " (this run: " + run.get("numLayers") + ")");
+        }
     }
 }

@@ -1,6 +1,7 @@
 package org.megatronj.parallel.optim;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -150,6 +151,52 @@ class ParallelGptEquivalenceTest {
         assertMatches(expected, actual);
     }
 
+    /**
+     * Multi-Token Prediction (two depths, on the last pipeline stage with the shared embedding's copy there, tied or
+     * not): the lm loss, each depth's logged loss and acceptance rates (the vocab-parallel argmax under TP), and the
+     * grad norm equal one rank's under TP + SP, PP (also
+     * interleaved: the depths on the last model chunk), DP with the distributed optimizer, overlapped bucket reductions,
+     * full and selective recompute, and dropout.
+     */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2} sp={3} distOpt={4} recompute={5} untied={6} dropout={7} overlap={8} vpLayers={9}")
+    @CsvSource({
+            "2,1,1,true,false,none,false,0,false,0",
+            "2,1,1,false,false,none,true,0,false,0",
+            "1,2,1,false,false,none,false,0,false,0",
+            "1,2,1,false,false,none,true,0,false,0",
+            "1,1,2,false,true,none,false,0,false,0",
+            "2,2,1,true,false,uniform:1,false,0,false,0",
+            "1,2,2,false,true,selective,true,0,true,0",
+            "2,2,2,true,true,none,false,0.1,false,0",
+            "1,2,1,false,false,none,true,0,false,1",
+            "2,2,1,true,true,none,false,0,false,1",
+    })
+    void multiTokenPredictionMatchesSingleRank(int tp, int pp, int dp, boolean sp, boolean distOpt, String recompute,
+                                               boolean untied, float dropout, boolean overlap, int vpLayers) {
+        TransformerConfig c = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2, dropout)
+                .toBuilder().untieEmbeddingsAndOutputWeights(untied).mtp(new org.megatronj.model.MtpConfig(2, 0.3f)).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, vpLayers, sp, distOpt,
+                ParallelGptHarness.recompute(recompute), overlap, overlap ? 256 : 0));
+        assertEquals(6, expected.mtpLosses()[0].length);
+        assertTrue(expected.mtpLosses()[ITERATIONS - 1][4] > 0, "some positions accepted (the cumulative rate of depth 1): "
+                + java.util.Arrays.toString(expected.mtpLosses()[ITERATIONS - 1]));
+        assertMatches(expected, actual);
+    }
+
+    /** MTP depths of a MoE model are MoE layers (the decoder's last layer's kind): their routing and aux losses too. */
+    @ParameterizedTest(name = "tp={0} pp={1} dp={2}")
+    @CsvSource({"2,2,1", "1,2,2"})
+    void multiTokenPredictionWithExpertsMatchesSingleRank(int tp, int pp, int dp) {
+        TransformerConfig dense = ParallelGptHarness.config(Normalization.RMS_NORM, PositionEmbeddingType.ROPE, true, 2);
+        org.megatronj.model.MoeConfig moe = org.megatronj.model.MoeConfig.of(4, 32).withLayerFreq("([0]+[1])*2")
+                .withLoadBalancing(org.megatronj.model.MoeConfig.LoadBalancing.AUX_LOSS, 0.1f);
+        TransformerConfig c = dense.toBuilder().addBiasLinear(false).moe(moe).mtp(org.megatronj.model.MtpConfig.of(1)).build();
+        Trace expected = ParallelGptHarness.single(c, ITERATIONS, false);
+        Trace actual = ParallelGptHarness.parallel(c, ITERATIONS, new Layout(tp, pp, dp, tp > 1, dp > 1, false));
+        assertMatches(expected, actual);
+    }
+
     /** MoE layers under overlapped bucket reductions and full recompute (the routing rerun with the same results). */
     @ParameterizedTest(name = "tp={0} pp={1} dp={2} overlap={3} recompute={4}")
     @CsvSource({"1,2,2,true,none", "2,1,2,true,uniform:1", "2,2,1,false,block:1"})
@@ -218,6 +265,12 @@ class ParallelGptEquivalenceTest {
             double n = expected.gradNorms()[it];
             assertEquals(l, actual.losses()[it], TOLERANCE * Math.abs(l), "loss of iteration " + (it + 1));
             assertEquals(n, actual.gradNorms()[it], TOLERANCE * Math.abs(n), "grad norm of iteration " + (it + 1));
+            assertEquals(expected.mtpLosses()[it].length, actual.mtpLosses()[it].length, "MTP depths");
+            for (int k = 0; k < expected.mtpLosses()[it].length; k++) {
+                double m = expected.mtpLosses()[it][k];
+                assertEquals(m, actual.mtpLosses()[it][k], TOLERANCE * Math.abs(m),   // losses, then acceptance rates
+                        "MTP entry " + k + " (mtp_<k> losses, then acceptance rates) of iteration " + (it + 1));
+            }
         }
     }
 }

@@ -29,7 +29,14 @@ final class ParallelGptHarness {
     static final float LR = 1e-3f;
     static final double CLIP = 1.0;
 
-    record Trace(double[] losses, double[] gradNorms) {
+    /**
+     * Per iteration: the lm loss, the grad norm and, with MTP, each depth's logged loss ({@code mtp_<k> loss}) then its
+     * acceptance rates (the iteration's, the cumulative).
+     */
+    record Trace(double[] losses, double[] gradNorms, double[][] mtpLosses) {
+        Trace(double[] losses, double[] gradNorms) {
+            this(losses, gradNorms, new double[losses.length][0]);
+        }
     }
 
     /**
@@ -119,6 +126,8 @@ final class ParallelGptHarness {
     static Trace single(TransformerConfig c, int iterations, boolean recompute) {
         double[] losses = new double[iterations];
         double[] norms = new double[iterations];
+        double[][] mtp = new double[iterations][];
+        var acceptance = new org.megatronj.model.MtpMetrics.Acceptance();
         try (Backend backend = TestBackends.cpu(); GPTModel model = new GPTModel(c, backend, SEED);
              AdamW adam = new AdamW(model.parameters(), backend, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             model.setRecomputeActivations(recompute);
@@ -131,11 +140,14 @@ final class ParallelGptHarness {
                 }
                 model.updateMoeExpertBias();   // the trainer's finalize step (MoE routers with an expert bias)
                 losses[it] = loss.meanLoss();   // token-weighted over the global batch, as the trainer logs it
+                mtp[it] = mtpLosses(acceptance.addTo(org.megatronj.model.MtpMetrics.withLosses(
+                        org.megatronj.model.MoeMetrics.Report.NONE, org.megatronj.model.MtpMetrics.take(List.of(model)),
+                        batch.size()), org.megatronj.model.MtpMetrics.takeAcceptanceCounts(List.of(model))), c);
                 norms[it] = GradClipping.clip(model.parameters(), backend, CLIP);
                 adam.step(LR);
             }
         }
-        return new Trace(losses, norms);
+        return new Trace(losses, norms, mtp);
     }
 
     /** The token-weighted mean loss of iteration 0's global batch on one rank, without dropout. */
@@ -169,6 +181,7 @@ final class ParallelGptHarness {
     static Trace parallel(TransformerConfig c, int iterations, Layout layout) {
         double[] losses = new double[iterations];
         double[] norms = new double[iterations];
+        double[][] mtp = new double[iterations][0];
         LocalWorld.run(layout.parallelConfig(), layout.worldSize(), ctx -> {
             var adam = layout.distributedOptimizer() ? new ParallelGptRank.AdamSettings(0.9f, 0.95f, 1e-8f, 0.1f) : null;
             var options = new ParallelGptRank.Options(layout.recompute(), layout.overlapGradReduce(), layout.bucketSize(), adam);
@@ -182,14 +195,32 @@ final class ParallelGptHarness {
                         offsets[m] = it * 1000L + m;
                     }
                     ParallelGptRank.StepResult r = rank.trainStep(batch, offsets, LR, CLIP);
+                    // the trainer's log step: a collective on every rank (only with MTP, so the others run as before)
+                    double[] depths = c.mtp() == null ? new double[0] : mtpLosses(rank.moeMetrics(batch.size()), c);
                     if (ctx.rank() == 0) {
                         losses[it] = r.loss();
                         norms[it] = r.gradNorm();
+                        mtp[it] = depths;
                     }
                 }
             }
         });
-        return new Trace(losses, norms);
+        return new Trace(losses, norms, mtp);
+    }
+
+    /**
+     * The {@code mtp_<k> loss} entries of an iteration's report by depth, then its acceptance rates (of the iteration and
+     * cumulative) by depth.
+     */
+    private static double[] mtpLosses(org.megatronj.model.MoeMetrics.Report report, TransformerConfig c) {
+        int n = c.mtpNumLayers();
+        double[] out = new double[3 * n];
+        for (int k = 0; k < n; k++) {
+            out[k] = report.averaged().get(org.megatronj.model.MtpMetrics.lossName(k + 1));
+            out[n + k] = report.tensorboardOnly().get("mtp_" + (k + 1) + "_acceptance_rate");
+            out[2 * n + k] = report.tensorboardOnly().get("mtp_" + (k + 1) + "_cumulative_acceptance_rate");
+        }
+        return out;
     }
 
     private ParallelGptHarness() {

@@ -10,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.megatronj.model.MoeConfig;
+import org.megatronj.model.MtpConfig;
+import org.megatronj.model.PositionEmbeddingType;
 import org.megatronj.model.Normalization;
 import org.megatronj.model.TransformerConfig;
 
@@ -29,7 +31,7 @@ class TheoreticalMemoryTest {
         try (InputStream in = getClass().getResourceAsStream("theoretical-memory.json")) {
             cases = new ObjectMapper().readTree(in).get("cases");
         }
-        assertEquals(11, cases.size());
+        assertEquals(13, cases.size());
         int mlaCases = 0;
         int moeCases = 0;
         for (JsonNode c : cases) {
@@ -54,10 +56,12 @@ class TheoreticalMemoryTest {
                     .seqLength(a.get("seq_length").asInt()).maxPositionEmbeddings(a.get("seq_length").asInt())
                     .vocabSize(a.get("padded_vocab_size").asInt()).makeVocabSizeDivisibleBy(8)
                     .addBiasLinear(a.path("add_bias_linear").asBoolean(true)).moe(moe)
-                    .positionEmbeddingType(org.megatronj.model.PositionEmbeddingType.ROPE)
+                    .positionEmbeddingType(a.hasNonNull("mtp_num_layers") || a.path("multi_latent_attention").asBoolean(false)
+                            ? PositionEmbeddingType.ROPE : PositionEmbeddingType.LEARNED_ABSOLUTE)
                     .mla(a.path("multi_latent_attention").asBoolean(false) ? org.megatronj.model.MlaConfig.of(
                             a.path("q_lora_rank").asInt(0), a.get("kv_lora_rank").asInt(), a.get("qk_head_dim").asInt(),
-                            a.get("qk_pos_emb_head_dim").asInt(), a.get("v_head_dim").asInt()) : null).build();
+                            a.get("qk_pos_emb_head_dim").asInt(), a.get("v_head_dim").asInt()) : null)
+                    .mtp(a.hasNonNull("mtp_num_layers") ? MtpConfig.of(a.get("mtp_num_layers").asInt()) : null).build();
             mlaCases += config.mla() == null ? 0 : 1;
             assertEquals(a.get("padded_vocab_size").asInt(), config.paddedVocabSize(tp), c.get("name").asText());
             var setup = new TheoreticalMemory.Setup(tp, a.get("pipeline_model_parallel_size").asInt(),
@@ -73,7 +77,7 @@ class TheoreticalMemoryTest {
             assertEquals(c.get("activation_mb").asDouble(), r.activationMb(), 1e-9, c.get("name").asText());
             assertEquals(c.get("total_mb").asDouble(), r.totalMb(), 1e-9, c.get("name").asText());
         }
-        assertEquals(4, moeCases);
+        assertEquals(5, moeCases);
         assertEquals(2, mlaCases);
     }
 }

@@ -1,5 +1,5 @@
 """Runs Megatron-LM's own theoretical_memory_usage.py (report_theoretical_memory, verbose) on a few dense and
-mixture-of-experts GPT setups and writes what it prints and returns, for TheoreticalMemoryTest:
+mixture-of-experts GPT setups (two with MTP depths) and writes what it prints and returns, for TheoreticalMemoryTest:
 
     python3 make_theoretical_memory_fixtures.py <Megatron-LM checkout> > theoretical-memory.json
 
@@ -61,7 +61,7 @@ def case(name, **kw):
     full = {**MOE_DEFAULTS, **MLA_DEFAULTS, **a}
     del full["context_parallel_size"]   # Megatron's file reads it only through world_size
     full["moe_layer_freq"] = moe_freq(full["moe_layer_freq"])
-    args = Namespace(**full, mtp_num_layers=None, moe_latent_size=None,
+    args = Namespace(**{"mtp_num_layers": None, **full}, moe_latent_size=None,
                      expert_tensor_parallel_size=a["tensor_model_parallel_size"], expert_model_parallel_size=1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -107,6 +107,11 @@ cases = [
     case("mla-q-proj-layernorm-moe", num_layers=4, hidden_size=256, num_attention_heads=4, num_query_groups=4,
          ffn_hidden_size=512, swiglu=True, add_bias_linear=False, multi_latent_attention=True, kv_lora_rank=48,
          qk_head_dim=48, qk_pos_emb_head_dim=16, v_head_dim=32, num_experts=4, moe_layer_freq="[0]+[1]*3"),
+    case("mtp2-pp2-tp2-sp", pipeline_model_parallel_size=2, tensor_model_parallel_size=2, sequence_parallel=True,
+         num_microbatches=4, padded_vocab_size=50432, mtp_num_layers=2),
+    case("moe-last-layer-mtp1-distopt", num_layers=4, swiglu=True, normalization="RMSNorm", ffn_hidden_size=2816,
+         data_parallel_size=2, use_distributed_optimizer=True, num_experts=8, moe_router_topk=2, moe_ffn_hidden_size=512,
+         moe_layer_freq="[0,1,0,1]", add_bias_linear=False, mtp_num_layers=1),
 ]
 print(json.dumps({"generator": "make_theoretical_memory_fixtures.py on Megatron-LM main (2026-08-22)", "cases": cases},
                  indent=1))
