@@ -1,6 +1,7 @@
 package org.megatronj.cli;
 
 import org.megatronj.model.ActivationRecompute;
+import org.megatronj.model.PipelineLayout;
 import org.megatronj.model.TransformerConfig;
 import org.megatronj.parallel.ParallelConfig;
 import org.megatronj.parallel.PipelineSplit;
@@ -46,7 +47,8 @@ public final class ParallelOptions {
 
     @Option(names = "--pipeline-model-parallel-layout", paramLabel = "LAYOUT",
             description = "Megatron's explicit split: virtual stages separated by '|' (chunk 0 of every rank, then chunk 1,"
-                    + " ...), E the embedding, t a transformer layer, L the loss, x*n and (...)*n repeats, commas ignored;"
+                    + " ...), E the embedding, t a transformer layer, m an MTP depth (on the last stage), L the loss, x*n and"
+                    + " (...)*n repeats, commas ignored;"
                     + " e.g. \"Et*3|t*5|t*5|t*3L\". More stages than P: the interleaved schedule.")
     String pipelineModelParallelLayout;
 
@@ -117,6 +119,12 @@ public final class ParallelOptions {
                     + " must divide the data-parallel size " + dataParallelSize());
         }
         validateCpCommType(model.numLayers());
+        if (pipelineModelParallelLayout != null
+                && PipelineLayout.mtpLayers(pipelineModelParallelLayout) != model.mtpNumLayers()) {
+            throw new IllegalArgumentException("--pipeline-model-parallel-layout \"" + pipelineModelParallelLayout + "\": Number"
+                    + " of mtp layers in layout (" + PipelineLayout.mtpLayers(pipelineModelParallelLayout) + ") must match"
+                    + " mtp_num_layers (" + model.mtpNumLayers() + ", --mtp-num-layers)");
+        }
         if (ddpBucketSize != null && ddpBucketSize < 1) {   // the layers below read <= 0 as "not given": the default
             throw new IllegalArgumentException("--ddp-bucket-size must be >= 1 element, got " + ddpBucketSize);
         }

@@ -106,6 +106,17 @@ class PretrainGptParallelTest {
         assertTrue(shown.out().contains("> pipeline split E|t*2|t*2|L:\nPP rank 0    embedding    |    decoder*2\n"
                 + "PP rank 1    decoder*2    |    loss\n"), shown.out());
 
+        // a layout placing an MTP depth with the loss, as Megatron's 'm'; its count must be --mtp-num-layers
+        assertLayoutsMatchOneRank(data, "mtp-layout", new String[] {"--position-embedding-type", "rope", "--mtp-num-layers", "1"},
+                new String[] {"--pipeline-model-parallel-size", "2", "--world-size", "2", "--pipeline-model-parallel-layout",
+                        "Et*2|t*2mL"});
+        CliRun mtpCount = CliRun.of(args(data, dir.resolve("mtp-count.csv"), "--position-embedding-type", "rope",
+                "--pipeline-model-parallel-size", "2", "--world-size", "2", "--pipeline-model-parallel-layout", "Et*2|t*2mL")
+                .toArray(String[]::new));
+        assertEquals(1, mtpCount.code(), mtpCount.toString());
+        assertTrue(mtpCount.err().contains("Number of mtp layers in layout (1) must match mtp_num_layers (0, --mtp-num-layers)"),
+                mtpCount.err());
+
         Path single = dir.resolve("single.csv");
         String[] uneven = {"--pipeline-model-parallel-size", "2", "--world-size", "2", "--decoder-last-pipeline-num-layers", "1"};
         Path parts = dir.resolve("uneven-parts.csv");

@@ -174,8 +174,9 @@ public final class PipelineLayout {
     /**
      * Megatron's {@code --pipeline-model-parallel-layout}: virtual stages separated by '|', in the order
      * (chunk 0 of every rank, chunk 1 of every rank, ...), with Megatron's checks (the embedding first, the loss last,
-     * each once, {@code numLayers} 't'). Here the embedding must sit in the first virtual stage and the loss in the
-     * last, and MTP layers ('m') are refused.
+     * each once, {@code numLayers} 't', the MTP layers 'm' after every decoder layer). Here the embedding must sit in
+     * the first virtual stage and the loss in the last, and the MTP layers, if any, in the last with the loss (where
+     * Megatron-J runs the depths; {@link #mtpLayers} counts them for the check against {@code --mtp-num-layers}).
      */
     public static PipelineLayout parse(String layout, int stages, int numLayers) {
         List<String> virtual = stagesOf(layout);
@@ -202,8 +203,13 @@ public final class PipelineLayout {
             throw new IllegalArgumentException(where + "Number of decoder layers " + count(flat, 't')
                     + " must match num_layers " + numLayers);
         }
-        if (count(flat, 'm') > 0) {
-            throw new IllegalArgumentException(where + "Number of mtp layers in layout must match mtp_num_layers (0)");
+        int mtp = count(flat, 'm');
+        if (mtp > 0 && flat.indexOf('m') < flat.lastIndexOf('t')) {
+            throw new IllegalArgumentException(where + "decoder layers must be placed before MTP layers");
+        }
+        if (mtp > count(virtual.getLast(), 'm')) {
+            throw new IllegalArgumentException(where + "Megatron-J runs the MTP layers on the last virtual stage, with the"
+                    + " loss; this layout puts some elsewhere (Megatron's standalone MTP stage is not built)");
         }
         if (virtual.getFirst().indexOf('E') < 0) {
             throw new IllegalArgumentException(where + "Megatron-J keeps the embedding in the first virtual stage"
@@ -218,6 +224,11 @@ public final class PipelineLayout {
             counts[i] = count(virtual.get(i), 't');
         }
         return new PipelineLayout(stages, virtual.size() / stages, counts);
+    }
+
+    /** The MTP layers ('m') a {@code --pipeline-model-parallel-layout} string places (it must equal --mtp-num-layers). */
+    public static int mtpLayers(String layout) {
+        return count(String.join("", stagesOf(layout)), 'm');
     }
 
     private static int count(String s, char c) {

@@ -97,7 +97,11 @@ class PipelineLayoutTest {
         assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*2L", 4, 5)).contains("must be divisible by pipeline_model_parallel_size"));
         assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*2", 2, 5)).contains("The last layer must be loss"));
         assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*3L", 2, 5)).contains("Number of decoder layers 6 must match num_layers 5"));
-        assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*2mL", 2, 5)).contains("mtp_num_layers"));
+        assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*2|m|L", 2, 5)).contains("runs the MTP layers on the last virtual"
+                + " stage, with the loss"));
+        assertTrue(refusal(() -> PipelineLayout.parse("Et*3|t*1mtL", 2, 5)).contains("decoder layers must be placed before MTP"));
+        assertEquals(PipelineLayout.parse("Et*3|t*2L", 2, 5), PipelineLayout.parse("Et*3|t*2m*2L", 2, 5));
+        assertEquals(2, PipelineLayout.mtpLayers("Et*3|t*2m*2L"));
         assertTrue(refusal(() -> PipelineLayout.parse("Et*3|x*2L", 2, 5)).contains("invalid layer character 'x'"));
         assertTrue(refusal(() -> PipelineLayout.parse("Et*3||t*2|L", 2, 5)).contains("virtual pipeline stage 1 (pipeline rank 1,"
                 + " chunk 0) holds no layers"));
