@@ -153,8 +153,67 @@ public final class ImplementationChoiceOptions {
             + " (fixed reduction orders); refused with --device cuda, whose kernels still sum with atomics.")
     boolean deterministicMode;
 
+    @Option(names = "--te-rng-tracker", description = "Accepted: Transformer Engine's RNG tracker; the dropout masks here"
+            + " come from the counter-based Philox generator whatever tracker is named.")
+    boolean teRngTracker;
+
+    @Option(names = "--disable-gloo-process-groups", description = "Accepted: no Gloo groups are made here (the ranks are"
+            + " threads of one JVM).")
+    boolean disableGlooProcessGroups;
+
+    @Option(names = "--tp-comm-overlap", description = "Accepted: Transformer Engine's overlap of tensor-parallel"
+            + " communication with the GEMMs (the same values); as in Megatron it needs --sequence-parallel with"
+            + " --tensor-model-parallel-size > 1.")
+    boolean tpCommOverlap;
+
+    @Option(names = "--defer-embedding-wgrad-compute", description = "Accepted: the last stage's embedding weight gradient"
+            + " computed at the pipeline flush in Megatron (the same values); needs pipeline parallelism and gradient"
+            + " accumulation fusion, as there.")
+    boolean deferEmbeddingWgradCompute;
+
+    @Option(names = "--wgrad-deferral-limit", paramLabel = "N", defaultValue = "0", description = "Micro-batches whose"
+            + " embedding weight gradient Megatron defers (default ${DEFAULT-VALUE}: all); accepted, >= 0.")
+    int wgradDeferralLimit;
+
+    @Option(names = "--overlap-p2p-communication-warmup-flush", description = "Accepted: pipeline sends and receives of"
+            + " the warmup and flush overlapped with compute in Megatron (the same values).")
+    boolean overlapP2pCommunicationWarmupFlush;
+
+    @Option(names = "--microbatch-group-size-per-virtual-pipeline-stage", paramLabel = "N", description = "Megatron's"
+            + " micro-batches per group of the interleaved schedule (default the pipeline size); accepted, >= 1: the"
+            + " schedule here groups pipeline-size micro-batches, which changes the order of work, not the values.")
+    Integer microbatchGroupSizePerVirtualPipelineStage;
+
+    /**
+     * Megatron's choices and ranges, checked before anything is built on {@code device}; {@code sequenceParallel}
+     * (active: with TP > 1) and {@code pipelineStages} for the flags that depend on the layout.
+     */
+    void validate(String device, boolean sequenceParallel, int pipelineStages) {
+        if (tpCommOverlap && !sequenceParallel) {
+            throw new IllegalArgumentException("Tensor parallel communication/GEMM overlap can happen only when sequence"
+                    + " parallelism is enabled (--tp-comm-overlap needs --sequence-parallel with --tensor-model-parallel-size > 1)");
+        }
+        if (deferEmbeddingWgradCompute && pipelineStages == 1) {
+            throw new IllegalArgumentException("Cannot defer embedding wgrad compute when pipeline model parallel is not used"
+                    + " (--defer-embedding-wgrad-compute)");
+        }
+        if (deferEmbeddingWgradCompute && noGradientAccumulationFusion) {
+            throw new IllegalArgumentException("Cannot defer embedding wgrad compute when gradient accumulation fusion is not"
+                    + " used (--defer-embedding-wgrad-compute with --no-gradient-accumulation-fusion)");
+        }
+        if (deferEmbeddingWgradCompute && wgradDeferralLimit < 0) {
+            throw new IllegalArgumentException("Wgrad deferral limit should be greater than or equal to 0 when it is enabled!"
+                    + " (--wgrad-deferral-limit " + wgradDeferralLimit + ")");
+        }
+        if (microbatchGroupSizePerVirtualPipelineStage != null && microbatchGroupSizePerVirtualPipelineStage < 1) {
+            throw new IllegalArgumentException("--microbatch-group-size-per-virtual-pipeline-stage must be >= 1, got "
+                    + microbatchGroupSizePerVirtualPipelineStage);
+        }
+        validate(device);
+    }
+
     /** Megatron's choices and ranges, checked before anything is built on {@code device}. */
-    void validate(String device) {
+    private void validate(String device) {
         if (deterministicMode && !device.equals("cpu")) {
             throw new IllegalArgumentException("--deterministic-mode needs --device cpu: on " + device + " the embedding's and"
                     + " the biases' gradients, the gradient norm and the CUDA-core attention backward add with atomics, in no"

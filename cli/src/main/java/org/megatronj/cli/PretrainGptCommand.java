@@ -132,7 +132,8 @@ final class PretrainGptCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         refuseWithContextParallelism();   // by name, before the device's own checks
         data.checkMockData();
-        implementationChoices.validate(deviceOptions.device());
+        implementationChoices.validate(deviceOptions.device(),
+                parallel.sequenceParallel && parallel.tensorModelParallelSize > 1, parallel.pipelineModelParallelSize);
         Tokenizer tok = checkpointArgs(out);
         Precision dtype = precision.precision();
         TransformerConfig config = model.toConfig(tok.vocabSize(), data.seqLength, parallel.tensorModelParallelSize,

@@ -408,7 +408,9 @@ class PretrainGptCommandTest {
                 "--no-async-tensor-model-parallel-allreduce", "--use-cpu-initialization", "--exit-signal-handler",
                 "--trust-remote-code", "--legacy-tokenizer", "--deterministic-mode", "--ckpt-fully-parallel-load",
                 "--no-ckpt-fully-parallel-save", "--ckpt-fully-parallel-save", "--ckpt-assume-constant-structure",
-                "--dist-ckpt-strictness", "log_all", "--rerun-mode", "disabled"));
+                "--dist-ckpt-strictness", "log_all", "--rerun-mode", "disabled", "--te-rng-tracker",
+                "--disable-gloo-process-groups", "--overlap-p2p-communication-warmup-flush",
+                "--microbatch-group-size-per-virtual-pipeline-stage", "2", "--wgrad-deferral-limit", "1"));
         CliRun choices = run(a);
         assertEquals(0, choices.code(), choices.toString());
         assertTrue(choices.out().lines().anyMatch(l -> l.startsWith("  attention_backend ") && l.endsWith(" flash")),
@@ -436,6 +438,18 @@ class PretrainGptCommandTest {
         CliRun cyclic = run(args(data, "--dataloader-type", "cyclic"));
         assertEquals(1, cyclic.code(), cyclic.toString());
         assertTrue(cyclic.err().contains("--dataloader-type cyclic draws the samples in another order"), cyclic.err());
+        List<String> overlapWithoutSp = args(data);
+        overlapWithoutSp.add("--tp-comm-overlap");
+        CliRun overlap = run(overlapWithoutSp);
+        assertEquals(1, overlap.code(), overlap.toString());
+        assertTrue(overlap.err().contains("Tensor parallel communication/GEMM overlap can happen only when sequence parallelism"
+                + " is enabled"), overlap.err());
+        List<String> deferWithoutPipeline = args(data);
+        deferWithoutPipeline.add("--defer-embedding-wgrad-compute");
+        CliRun defer = run(deferWithoutPipeline);
+        assertEquals(1, defer.code(), defer.toString());
+        assertTrue(defer.err().contains("Cannot defer embedding wgrad compute when pipeline model parallel is not used"),
+                defer.err());
     }
 
     /**
