@@ -1,5 +1,11 @@
 package org.megatronj.model;
 
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
+import org.megatronj.model.layers.SelectiveRecompute;
+
 /**
  * Megatron's activation recomputation settings:
  * <ul>
@@ -16,7 +22,41 @@ package org.megatronj.model;
  * </ul>
  * Reruns draw the same dropout masks, so gradients are bitwise those of the run without recompute.
  */
-public record ActivationRecompute(Granularity granularity, Method method, int numLayers) {
+public record ActivationRecompute(Granularity granularity, Method method, int numLayers, Set<Module> modules) {
+
+    /**
+     * Megatron-core's {@code --recompute-modules} names. Those this build recomputes are {@link #BUILT}; the others are
+     * refused by name (see {@link #check}).
+     */
+    public enum Module {
+        CORE_ATTN("core_attn"), MOE_ACT("moe_act"), LAYERNORM("layernorm"), MLA_UP_PROJ("mla_up_proj"), MLP("mlp"),
+        MOE("moe"), SHARED_EXPERTS("shared_experts"), GDN_NORM_OUT("gdn_norm_out"), GDP_IN_PROJ("gdp_in_proj"),
+        GDP_QKV("gdp_qkv"), MHC("mhc");
+
+        public final String flag;
+
+        Module(String flag) {
+            this.flag = flag;
+        }
+
+        /** A {@code --recompute-modules} value, refused with Megatron's sentence when it is not one of its names. */
+        public static Module parse(String name) {
+            for (Module m : values()) {
+                if (m.flag.equals(name)) {
+                    return m;
+                }
+            }
+            StringBuilder allowed = new StringBuilder();
+            for (Module m : values()) {
+                allowed.append(allowed.isEmpty() ? "" : ", ").append('\'').append(m.flag).append('\'');
+            }
+            throw new IllegalArgumentException("Invalid choices for recompute_modules: {'" + name + "'}. Allowed modules are: {"
+                    + allowed + "}");
+        }
+    }
+
+    /** Megatron's default {@code --recompute-modules}: the attention core only. */
+    public static final Set<Module> DEFAULT_MODULES = Set.of(Module.CORE_ATTN);
 
     public enum Granularity {
         NONE, SELECTIVE, FULL;
@@ -52,6 +92,7 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
         if (granularity == null) {
             throw new IllegalArgumentException("recompute granularity must not be null");
         }
+        modules = modules == null ? DEFAULT_MODULES : Set.copyOf(modules);
         if (granularity == Granularity.FULL) {
             if (method == null) {
                 throw new IllegalArgumentException("--recompute-granularity full needs --recompute-method uniform or block");
@@ -63,16 +104,46 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
         }
     }
 
+    /** The settings without {@code --recompute-modules} (Megatron's default, core_attn). */
+    public ActivationRecompute(Granularity granularity, Method method, int numLayers) {
+        this(granularity, method, numLayers, DEFAULT_MODULES);
+    }
+
     public static ActivationRecompute none() {
         return new ActivationRecompute(Granularity.NONE, null, 0);
     }
 
+    /** {@code --recompute-granularity selective} with the default modules (core_attn). */
     public static ActivationRecompute selective() {
         return new ActivationRecompute(Granularity.SELECTIVE, null, 0);
     }
 
+    /** {@code --recompute-granularity selective --recompute-modules ...}. */
+    public static ActivationRecompute selective(Set<Module> modules) {
+        return new ActivationRecompute(Granularity.SELECTIVE, null, 0, modules);
+    }
+
+    /** {@code --recompute-granularity selective --recompute-modules} with Megatron's names, e.g. "mlp", "layernorm". */
+    public static ActivationRecompute selective(List<String> names) {
+        Set<Module> modules = EnumSet.noneOf(Module.class);
+        for (String name : names) {
+            modules.add(Module.parse(name));
+        }
+        return selective(modules);
+    }
+
     public static ActivationRecompute full(Method method, int numLayers) {
         return new ActivationRecompute(Granularity.FULL, method, numLayers);
+    }
+
+    /** Whether selective recompute covers {@code module}. */
+    public boolean recomputes(Module module) {
+        return granularity == Granularity.SELECTIVE && modules.contains(module);
+    }
+
+    /** What the layers' activation buffers leave out and their backward refills ({@link SelectiveRecompute}). */
+    public SelectiveRecompute layerRecompute() {
+        return new SelectiveRecompute(recomputes(Module.LAYERNORM), recomputes(Module.MLP));
     }
 
     /** Whether layer {@code l} (index within a stage of {@code layers}) keeps only its group's input. */

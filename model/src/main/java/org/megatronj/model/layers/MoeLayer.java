@@ -244,6 +244,11 @@ public final class MoeLayer implements FeedForward {
         }
     }
 
+    /** Megatron's "mlp" recompute leaves MoE layers alone: everything stays per layer. */
+    @Override
+    public void recompute(Tensor x, LayerActivations a, Workspace ws) {
+    }
+
     @Override
     public void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws) {
         MoeActivations m = a.moe();
