@@ -147,6 +147,7 @@ final class PretrainGptCommand implements Callable<Integer> {
         ParallelConfig layout = parallel.toConfig(config);
         TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength, parallel.worldSize());
         ActivationRecompute recompute = parallel.recompute();
+        recompute.checkModules(config, model.moe.groupedGemm, model.moe.sharedExpertOverlap);
         precision.validate();
         training.profile();
         training.checkpointStrictness();

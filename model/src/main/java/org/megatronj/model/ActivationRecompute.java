@@ -136,6 +136,60 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
         return new ActivationRecompute(Granularity.FULL, method, numLayers);
     }
 
+    /**
+     * Megatron's checks of {@code --recompute-modules} against the model (its sentences), then the modules this build
+     * does not recompute, refused by name. {@code moeGroupedGemm}, {@code sharedExpertOverlap}: the flags
+     * {@code --moe-grouped-gemm} and {@code --moe-shared-expert-overlap}. core_attn needs nothing: the memory-efficient
+     * attention never stores the probabilities it would recompute.
+     */
+    public void checkModules(TransformerConfig c, boolean moeGroupedGemm, boolean sharedExpertOverlap) {
+        if (granularity != Granularity.SELECTIVE) {
+            return;
+        }
+        if (modules.contains(Module.MOE_ACT) && !moeGroupedGemm) {
+            throw new IllegalArgumentException("moe_act in recompute_modules is only supported with moe_grouped_gemm.");
+        }
+        if (modules.contains(Module.MLA_UP_PROJ) && c.mla() == null) {
+            throw new IllegalArgumentException("mla_up_proj in recompute_modules is only supported with"
+                    + " multi_latent_attention.");
+        }
+        if (modules.contains(Module.GDN_NORM_OUT)) {
+            throw new IllegalArgumentException("gdn_norm_out in recompute_modules is only supported with"
+                    + " experimental_attention_variant='gdn' or 'gdn2'.");
+        }
+        if (modules.contains(Module.MHC)) {
+            throw new IllegalArgumentException("'mhc' in recompute_modules requires enable_mhc_connections=True.");
+        }
+        if (modules.contains(Module.SHARED_EXPERTS) && sharedExpertOverlap && c.moe() != null
+                && c.moe().sharedExpertIntermediateSize() > 0) {
+            throw new IllegalArgumentException("shared_experts recompute cannot work with --moe-shared-expert-overlap.");
+        }
+        for (Module m : EnumSet.of(Module.GDP_IN_PROJ, Module.GDP_QKV)) {
+            if (modules.contains(m)) {   // Megatron's gated delta product mixer, which Megatron-J does not have
+                throw new IllegalArgumentException("--recompute-modules " + m.flag + " recomputes part of the gated delta"
+                        + " product attention variant, which Megatron-J does not have");
+            }
+        }
+        for (Module m : modules) {
+            if (!BUILT.contains(m)) {
+                throw new IllegalArgumentException("--recompute-modules " + m.flag + " is not supported in Megatron-J: "
+                        + NOT_BUILT_BECAUSE.get(m));
+            }
+        }
+    }
+
+    /** The modules this build recomputes (core_attn by construction of its attention). */
+    public static final Set<Module> BUILT = Set.of(Module.CORE_ATTN, Module.LAYERNORM, Module.MLP);
+
+    /** Why each of Megatron's modules of the model's own parts is not recomputed here (one sentence each). */
+    private static final java.util.Map<Module, String> NOT_BUILT_BECAUSE = java.util.Map.of(
+            Module.MOE_ACT, "the experts keep their activation outputs (pass --recompute-modules without it)",
+            Module.MLA_UP_PROJ, "multi-latent attention keeps its up projections' outputs (pass --recompute-modules"
+                    + " without it)",
+            Module.SHARED_EXPERTS, "the shared experts keep their activations (pass --recompute-modules without it)",
+            Module.MOE, "rerunning the MoE layer would rerun its router, whose auxiliary losses and token counts are"
+                    + " taken once per micro-batch (pass --recompute-modules without it)");
+
     /** Whether selective recompute covers {@code module}. */
     public boolean recomputes(Module module) {
         return granularity == Granularity.SELECTIVE && modules.contains(module);
