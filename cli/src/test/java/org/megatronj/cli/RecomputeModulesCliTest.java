@@ -87,6 +87,17 @@ class RecomputeModulesCliTest {
                     "--recompute-modules", "core_attn", "layernorm", "mlp"));
             assertEquals(stored, recomputed, String.join(" ", layout));
         }
+        // Mixture of experts (routed experts with moe_act, shared experts), one rank and TP2 with SP.
+        String[] moe = {"--num-experts", "4", "--moe-router-topk", "2", "--disable-bias-linear", "--swiglu",
+                "--ffn-hidden-size", "32", "--moe-shared-expert-intermediate-size", "16", "--moe-grouped-gemm"};
+        for (String[] layout : new String[][] {{}, {"--tensor-model-parallel-size", "2", "--sequence-parallel",
+                "--world-size", "2"}}) {
+            String name = "moe" + String.join("_", layout).replace("-", "");
+            List<String> stored = run(data, name + "stored", with(moe, layout));
+            List<String> recomputed = run(data, name + "recomputed", with(with(moe, layout), "--recompute-activations",
+                    "--recompute-modules", "moe_act", "shared_experts", "layernorm"));
+            assertEquals(stored, recomputed, "MoE " + String.join(" ", layout));
+        }
         // A repeated flag keeps its last values (argparse): "moe" would be refused, the last list runs.
         assertEquals(run(data, "stored"), run(data, "last", "--recompute-activations", "--recompute-modules", "moe",
                 "--recompute-modules", "mlp"));
@@ -118,11 +129,10 @@ class RecomputeModulesCliTest {
         err = refusal(data, "--recompute-modules", "layernorm");
         assertTrue(err.contains("--recompute-modules layernorm goes with --recompute-granularity selective"), err);
         // Megatron's modules that are not built here: refused by name, with the reason.
-        for (String m : List.of("moe", "shared_experts")) {
-            err = refusal(data, with(moe, "--recompute-activations", "--recompute-modules", m));
-            assertTrue(err.contains("--recompute-modules " + m + " is not supported in Megatron-J: "), err);
-        }
-        err = refusal(data, with(moe, "--moe-grouped-gemm", "--recompute-activations", "--recompute-modules", "moe_act"));
-        assertTrue(err.contains("--recompute-modules moe_act is not supported in Megatron-J: "), err);
+        err = refusal(data, with(moe, "--recompute-activations", "--recompute-modules", "mlp", "moe"));
+        assertTrue(err.contains("--recompute-modules moe is not supported in Megatron-J: "), err);
+        err = refusal(data, "--multi-latent-attention", "--kv-lora-rank", "8", "--qk-head-dim", "4", "--qk-pos-emb-head-dim",
+                "4", "--v-head-dim", "4", "--recompute-activations", "--recompute-modules", "mla_up_proj");
+        assertTrue(err.contains("--recompute-modules mla_up_proj is not supported in Megatron-J: "), err);
     }
 }

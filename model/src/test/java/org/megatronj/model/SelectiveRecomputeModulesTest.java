@@ -51,6 +51,8 @@ class SelectiveRecomputeModulesTest {
             case "moe-mixed" -> base().addBiasLinear(false).normalization(Normalization.RMS_NORM).swiglu(true).ffnHiddenSize(24)
                     .moe(MoeConfig.of(4, 8).withLayerFreq("[0,1,0,1]").withSharedExperts(16, true)
                             .withLoadBalancing(MoeConfig.LoadBalancing.AUX_LOSS, 0.01f)).build();
+            case "moe-gelu" -> base().addBiasLinear(false).moe(MoeConfig.of(4, 8).withRouterTopk(2)
+                    .withSharedExperts(16, false)).build();
             case "mla" -> base().qkLayernorm(true).mla(MlaConfig.of(8, 12, 8, 4, 8)).build();
             default -> throw new IllegalArgumentException(name);
         };
@@ -62,6 +64,8 @@ class SelectiveRecomputeModulesTest {
             "dense-gelu,layernorm+mlp,BF16", "dense-gelu,layernorm+mlp,FP16",
             "dense-swiglu-rms,mlp,FP32", "dense-swiglu-rms,layernorm,FP32", "dense-swiglu-rms,layernorm+mlp,BF16",
             "moe-mixed,mlp,FP32", "moe-mixed,layernorm,FP32", "moe-mixed,layernorm+mlp,BF16",
+            "moe-mixed,moe_act,FP32", "moe-mixed,shared_experts,FP32", "moe-mixed,moe_act+shared_experts,BF16",
+            "moe-gelu,moe_act,FP32", "moe-gelu,moe_act+shared_experts+layernorm,BF16",
             "mla,layernorm,FP32", "mla,mlp+layernorm,BF16"})
     void modulesKeepLossesAndGradientsBitwise(String model, String modules, Precision precision) {
         TransformerConfig c = config(model);
@@ -117,6 +121,15 @@ class SelectiveRecomputeModulesTest {
         }
         if (r.recomputes(Module.MLP) && dense) {
             bytes += (LAYERS - 1L) * tokens * (c.fc1Width() + c.ffnHiddenSize()) * e;
+        }
+        if (c.moe() != null) {   // every layer has the MoE buffers when some layer is MoE
+            long rows = new org.megatronj.model.layers.TopKRouter(c.moe(), precision.computeDtype()).maxRows(tokens, 1);
+            if (r.recomputes(Module.MOE_ACT)) {
+                bytes += (LAYERS - 1L) * rows * c.moe().ffnHiddenSize() * e;
+            }
+            if (r.recomputes(Module.SHARED_EXPERTS)) {
+                bytes += (LAYERS - 1L) * tokens * (c.sharedExpertFc1Width() + c.moe().sharedExpertIntermediateSize()) * e;
+            }
         }
         return bytes;
     }

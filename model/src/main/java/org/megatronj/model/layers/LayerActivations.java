@@ -145,7 +145,8 @@ public record LayerActivations(
                 fc1Out,
                 actOut,
                 c.qkLayernorm() && c.mla() == null ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null,
-                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x),
+                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x, recompute,
+                        first == null ? null : first.moe),
                 c.mla() == null ? null : MlaActivations.allocate(backend, arena, c, s, b, sl, x),
                 recompute);
     }

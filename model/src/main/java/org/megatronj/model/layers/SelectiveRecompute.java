@@ -10,9 +10,11 @@ package org.megatronj.model.layers;
  *                  layer's input and from the residual stream after attention; their F32 statistics stay per layer
  * @param mlp       the dense MLP's fc1 and activation outputs (fc1Out, actOut), rerun from its input (ln2Out);
  *                  mixture-of-experts layers are left alone, as Megatron's "mlp" leaves them
+ * @param moeAct    the routed experts' activation outputs (MoE actOut), rerun from their fc1 outputs, which stay
+ * @param sharedExperts the shared experts' fc1 and activation outputs, rerun from the MoE layer's input (ln2Out)
  */
-public record SelectiveRecompute(boolean layernorm, boolean mlp) {
+public record SelectiveRecompute(boolean layernorm, boolean mlp, boolean moeAct, boolean sharedExperts) {
 
     /** Everything kept per layer. */
-    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false);
+    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false, false, false);
 }
