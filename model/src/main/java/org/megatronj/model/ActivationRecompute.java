@@ -10,10 +10,11 @@ import org.megatronj.model.layers.SelectiveRecompute;
  * Megatron's activation recomputation settings:
  * <ul>
  *   <li>{@code --recompute-activations} / {@code --recompute-granularity selective}: recompute the
- *       core attention (its softmax probabilities) in backward. The memory-efficient attention op
- *       never stores those probabilities (it keeps the output and the per-row log-sum-exp and
- *       rebuilds the rest in backward), so this granularity stores exactly what it asks for and
- *       recomputes nothing further.</li>
+ *       {@code --recompute-modules} in backward ({@link Module}). The default, core_attn (the softmax
+ *       probabilities), costs nothing here: the memory-efficient attention op never stores them (it keeps
+ *       the output and the per-row log-sum-exp and rebuilds the rest in backward). layernorm, mlp, moe_act
+ *       and shared_experts leave their outputs in one buffer per micro-batch that the layers share and
+ *       each layer's backward refills ({@link SelectiveRecompute}).</li>
  *   <li>{@code --recompute-granularity full --recompute-method uniform --recompute-num-layers N}: the
  *       layers of a stage form groups of N; only each group's input is kept and backward reruns the
  *       group's forward just before its backward.</li>
