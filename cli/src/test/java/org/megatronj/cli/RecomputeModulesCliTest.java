@@ -98,6 +98,12 @@ class RecomputeModulesCliTest {
                     "--recompute-modules", "moe_act", "shared_experts", "layernorm"));
             assertEquals(stored, recomputed, "MoE " + String.join(" ", layout));
         }
+        // Multi-latent attention with mla_up_proj on TP2 with SP.
+        String[] mla = {"--multi-latent-attention", "--q-lora-rank", "8", "--kv-lora-rank", "8", "--qk-head-dim", "4",
+                "--qk-pos-emb-head-dim", "4", "--v-head-dim", "4", "--qk-layernorm", "--position-embedding-type", "rope",
+                "--tensor-model-parallel-size", "2", "--sequence-parallel", "--world-size", "2"};
+        assertEquals(run(data, "mla-stored", mla), run(data, "mla-recomputed", with(mla, "--recompute-activations",
+                "--recompute-modules", "mla_up_proj", "layernorm", "mlp")), "MLA");
         // A repeated flag keeps its last values (argparse): "moe" would be refused, the last list runs.
         assertEquals(run(data, "stored"), run(data, "last", "--recompute-activations", "--recompute-modules", "moe",
                 "--recompute-modules", "mlp"));
@@ -131,8 +137,6 @@ class RecomputeModulesCliTest {
         // Megatron's modules that are not built here: refused by name, with the reason.
         err = refusal(data, with(moe, "--recompute-activations", "--recompute-modules", "mlp", "moe"));
         assertTrue(err.contains("--recompute-modules moe is not supported in Megatron-J: "), err);
-        err = refusal(data, "--multi-latent-attention", "--kv-lora-rank", "8", "--qk-head-dim", "4", "--qk-pos-emb-head-dim",
-                "4", "--v-head-dim", "4", "--recompute-activations", "--recompute-modules", "mla_up_proj");
-        assertTrue(err.contains("--recompute-modules mla_up_proj is not supported in Megatron-J: "), err);
+
     }
 }

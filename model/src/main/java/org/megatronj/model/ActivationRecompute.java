@@ -181,12 +181,10 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
 
     /** The modules this build recomputes (core_attn by construction of its attention). */
     public static final Set<Module> BUILT = Set.of(Module.CORE_ATTN, Module.LAYERNORM, Module.MLP, Module.MOE_ACT,
-            Module.SHARED_EXPERTS);
+            Module.SHARED_EXPERTS, Module.MLA_UP_PROJ);
 
     /** Why each of Megatron's modules of the model's own parts is not recomputed here (one sentence each). */
     private static final java.util.Map<Module, String> NOT_BUILT_BECAUSE = java.util.Map.of(
-            Module.MLA_UP_PROJ, "multi-latent attention keeps its up projections' outputs (pass --recompute-modules"
-                    + " without it)",
             Module.MOE, "rerunning the MoE layer would rerun its router, whose auxiliary losses and token counts are"
                     + " taken once per micro-batch (pass --recompute-modules without it)");
 
@@ -198,7 +196,7 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
     /** What the layers' activation buffers leave out and their backward refills ({@link SelectiveRecompute}). */
     public SelectiveRecompute layerRecompute() {
         return new SelectiveRecompute(recomputes(Module.LAYERNORM), recomputes(Module.MLP), recomputes(Module.MOE_ACT),
-                recomputes(Module.SHARED_EXPERTS));
+                recomputes(Module.SHARED_EXPERTS), recomputes(Module.MLA_UP_PROJ));
     }
 
     /** Whether layer {@code l} (index within a stage of {@code layers}) keeps only its group's input. */

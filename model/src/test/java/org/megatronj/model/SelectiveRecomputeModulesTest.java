@@ -54,6 +54,7 @@ class SelectiveRecomputeModulesTest {
             case "moe-gelu" -> base().addBiasLinear(false).moe(MoeConfig.of(4, 8).withRouterTopk(2)
                     .withSharedExperts(16, false)).build();
             case "mla" -> base().qkLayernorm(true).mla(MlaConfig.of(8, 12, 8, 4, 8)).build();
+            case "mla-no-query-latent" -> base().mla(MlaConfig.of(0, 12, 8, 4, 6)).build();
             default -> throw new IllegalArgumentException(name);
         };
     }
@@ -66,7 +67,8 @@ class SelectiveRecomputeModulesTest {
             "moe-mixed,mlp,FP32", "moe-mixed,layernorm,FP32", "moe-mixed,layernorm+mlp,BF16",
             "moe-mixed,moe_act,FP32", "moe-mixed,shared_experts,FP32", "moe-mixed,moe_act+shared_experts,BF16",
             "moe-gelu,moe_act,FP32", "moe-gelu,moe_act+shared_experts+layernorm,BF16",
-            "mla,layernorm,FP32", "mla,mlp+layernorm,BF16"})
+            "mla,layernorm,FP32", "mla,mlp+layernorm,BF16", "mla,mla_up_proj,FP32", "mla,mla_up_proj+layernorm+mlp,BF16",
+            "mla-no-query-latent,mla_up_proj+layernorm,FP32", "mla-no-query-latent,mla_up_proj,FP16"})
     void modulesKeepLossesAndGradientsBitwise(String model, String modules, Precision precision) {
         TransformerConfig c = config(model);
         ActivationRecompute recompute = ActivationRecompute.selective(Arrays.asList(modules.split("\\+")));
@@ -121,6 +123,9 @@ class SelectiveRecomputeModulesTest {
         }
         if (r.recomputes(Module.MLP) && dense) {
             bytes += (LAYERS - 1L) * tokens * (c.fc1Width() + c.ffnHiddenSize()) * e;
+        }
+        if (r.recomputes(Module.MLA_UP_PROJ)) {   // q, k, v: np heads each of qk_head_dim + qk_pos_emb_head_dim
+            bytes += (LAYERS - 1L) * tokens * 3 * c.numAttentionHeads() * (c.mla().qkHeadDim() + c.mla().qkPosEmbHeadDim()) * e;
         }
         if (c.moe() != null) {   // every layer has the MoE buffers when some layer is MoE
             long rows = new org.megatronj.model.layers.TopKRouter(c.moe(), precision.computeDtype()).maxRows(tokens, 1);

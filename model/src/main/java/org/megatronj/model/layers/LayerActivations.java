@@ -116,7 +116,8 @@ public record LayerActivations(
         long qEnd = (long) s * b * np * d;
         long kEnd = qEnd + (long) s * b * ng * d;
         boolean dense = c.moe() == null || hasDenseLayer(c);
-        Tensor qkv = backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);
+        Tensor qkv = recompute.mlaUpProj() && c.mla() != null && first != null ? first.qkv
+                : backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);   // q, k, v are views of it
         Tensor flat = qkv.reshape(-1);
         Tensor ln1Out = recompute.layernorm() && first != null ? first.ln1Out : backend.allocate(arena, x, s, b, h);
         Tensor fc1Out = null;

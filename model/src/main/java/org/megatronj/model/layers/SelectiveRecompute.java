@@ -12,9 +12,11 @@ package org.megatronj.model.layers;
  *                  mixture-of-experts layers are left alone, as Megatron's "mlp" leaves them
  * @param moeAct    the routed experts' activation outputs (MoE actOut), rerun from their fc1 outputs, which stay
  * @param sharedExperts the shared experts' fc1 and activation outputs, rerun from the MoE layer's input (ln2Out)
+ * @param mlaUpProj multi-latent attention's q, k, v (the up projections' outputs after rope, the core attention's
+ *                  inputs), rerun from the kept latents and x
  */
-public record SelectiveRecompute(boolean layernorm, boolean mlp, boolean moeAct, boolean sharedExperts) {
+public record SelectiveRecompute(boolean layernorm, boolean mlp, boolean moeAct, boolean sharedExperts, boolean mlaUpProj) {
 
     /** Everything kept per layer. */
-    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false, false, false);
+    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false, false, false, false);
 }

@@ -42,7 +42,9 @@ class SelectiveRecomputeParallelTest {
             "moe,2,1,1,true,selective:layernorm+mlp+moe_act+shared_experts",
             "moe,1,2,1,false,selective:moe_act+shared_experts",
             "mla,2,1,1,true,selective:layernorm+mlp",
-            "mla,1,2,1,false,selective:layernorm",
+            "mla,1,2,1,false,selective:layernorm+mla_up_proj",
+            "mla,2,1,1,true,selective:mla_up_proj",
+            "mla,2,1,1,false,selective:mla_up_proj+layernorm",
             "mtp,1,2,1,false,selective:layernorm+mlp",
     })
     void modulesGiveTheLayoutsNumbersBitwise(String model, int tp, int pp, int dp, boolean sp, String modules) {
