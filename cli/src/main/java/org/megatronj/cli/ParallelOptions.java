@@ -182,7 +182,26 @@ public final class ParallelOptions {
 
     /** {@code --recompute-*} as the model's setting; Megatron's rules for which flags go together. */
     public ActivationRecompute recompute() {
+        return recompute(false);
+    }
+
+    /**
+     * As {@link #recompute()}; {@code moeLayerRecompute}: Megatron's deprecated {@code --moe-layer-recompute}, which
+     * means selective granularity with "moe" added to the modules (refused with full granularity, in its words).
+     */
+    public ActivationRecompute recompute(boolean moeLayerRecompute) {
+        ActivationRecompute r = recomputeFlags(moeLayerRecompute);
+        return moeLayerRecompute ? r.withMoeLayerRecompute() : r;
+    }
+
+    private ActivationRecompute recomputeFlags(boolean moeLayerRecompute) {
         ActivationRecompute.Granularity g = ActivationRecompute.Granularity.parse(recomputeGranularity);
+        if (moeLayerRecompute && g == ActivationRecompute.Granularity.FULL) {
+            throw new IllegalArgumentException("Do not set --moe-layer-recompute with full recompute granularity. ");
+        }
+        if (moeLayerRecompute) {
+            g = ActivationRecompute.Granularity.SELECTIVE;
+        }
         if (recomputeActivations) {
             if (g == ActivationRecompute.Granularity.FULL) {
                 throw new IllegalArgumentException("--recompute-activations means --recompute-granularity selective;"

@@ -97,6 +97,10 @@ class RecomputeModulesCliTest {
             List<String> recomputed = run(data, name + "recomputed", with(with(moe, layout), "--recompute-activations",
                     "--recompute-modules", "moe_act", "shared_experts", "layernorm"));
             assertEquals(stored, recomputed, "MoE " + String.join(" ", layout));
+            // Megatron's deprecated --moe-layer-recompute is selective recompute of "moe" (plus the modules given).
+            List<String> wholeLayer = run(data, name + "moe", with(with(moe, layout), "--moe-layer-recompute",
+                    "--recompute-modules", "mlp"));
+            assertEquals(stored, wholeLayer, "MoE layer recompute " + String.join(" ", layout));
         }
         // Multi-latent attention with mla_up_proj on TP2 with SP.
         String[] mla = {"--multi-latent-attention", "--q-lora-rank", "8", "--kv-lora-rank", "8", "--qk-head-dim", "4",
@@ -104,8 +108,8 @@ class RecomputeModulesCliTest {
                 "--tensor-model-parallel-size", "2", "--sequence-parallel", "--world-size", "2"};
         assertEquals(run(data, "mla-stored", mla), run(data, "mla-recomputed", with(mla, "--recompute-activations",
                 "--recompute-modules", "mla_up_proj", "layernorm", "mlp")), "MLA");
-        // A repeated flag keeps its last values (argparse): "moe" would be refused, the last list runs.
-        assertEquals(run(data, "stored"), run(data, "last", "--recompute-activations", "--recompute-modules", "moe",
+        // A repeated flag keeps its last values (argparse): "mhc" would be refused, the last list runs.
+        assertEquals(run(data, "stored"), run(data, "last", "--recompute-activations", "--recompute-modules", "mhc",
                 "--recompute-modules", "mlp"));
     }
 
@@ -134,9 +138,16 @@ class RecomputeModulesCliTest {
         assertTrue(err.contains("--recompute-modules mlp goes with --recompute-granularity selective"), err);
         err = refusal(data, "--recompute-modules", "layernorm");
         assertTrue(err.contains("--recompute-modules layernorm goes with --recompute-granularity selective"), err);
-        // Megatron's modules that are not built here: refused by name, with the reason.
-        err = refusal(data, with(moe, "--recompute-activations", "--recompute-modules", "mlp", "moe"));
-        assertTrue(err.contains("--recompute-modules moe is not supported in Megatron-J: "), err);
+        // Megatron's modules of model variants Megatron-J does not have: refused in Megatron's words or by name.
+        err = refusal(data, "--recompute-activations", "--recompute-modules", "mlp", "mhc");
+        assertTrue(err.contains("'mhc' in recompute_modules requires enable_mhc_connections=True."), err);
+        err = refusal(data, "--recompute-activations", "--recompute-modules", "gdn_norm_out");
+        assertTrue(err.contains("gdn_norm_out in recompute_modules is only supported with"), err);
+        err = refusal(data, "--recompute-activations", "--recompute-modules", "gdp_qkv");
+        assertTrue(err.contains("--recompute-modules gdp_qkv recomputes part of the gated delta product"), err);
+        err = refusal(data, with(moe, "--moe-layer-recompute", "--recompute-granularity", "full", "--recompute-method",
+                "uniform", "--recompute-num-layers", "1"));
+        assertTrue(err.contains("Do not set --moe-layer-recompute with full recompute granularity."), err);
 
     }
 }

@@ -26,8 +26,9 @@ import org.megatronj.model.layers.SelectiveRecompute;
 public record ActivationRecompute(Granularity granularity, Method method, int numLayers, Set<Module> modules) {
 
     /**
-     * Megatron-core's {@code --recompute-modules} names. Those this build recomputes are {@link #BUILT}; the others are
-     * refused by name (see {@link #check}).
+     * Megatron-core's {@code --recompute-modules} names. core_attn, layernorm, mlp, moe_act, shared_experts, mla_up_proj
+     * and moe are recomputed ({@link SelectiveRecompute}); the others name model variants Megatron-J does not have and
+     * are refused by name ({@link #checkModules}).
      */
     public enum Module {
         CORE_ATTN("core_attn"), MOE_ACT("moe_act"), LAYERNORM("layernorm"), MLA_UP_PROJ("mla_up_proj"), MLP("mlp"),
@@ -171,22 +172,20 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
                         + " product attention variant, which Megatron-J does not have");
             }
         }
-        for (Module m : modules) {
-            if (!BUILT.contains(m)) {
-                throw new IllegalArgumentException("--recompute-modules " + m.flag + " is not supported in Megatron-J: "
-                        + NOT_BUILT_BECAUSE.get(m));
-            }
-        }
     }
 
-    /** The modules this build recomputes (core_attn by construction of its attention). */
-    public static final Set<Module> BUILT = Set.of(Module.CORE_ATTN, Module.LAYERNORM, Module.MLP, Module.MOE_ACT,
-            Module.SHARED_EXPERTS, Module.MLA_UP_PROJ);
-
-    /** Why each of Megatron's modules of the model's own parts is not recomputed here (one sentence each). */
-    private static final java.util.Map<Module, String> NOT_BUILT_BECAUSE = java.util.Map.of(
-            Module.MOE, "rerunning the MoE layer would rerun its router, whose auxiliary losses and token counts are"
-                    + " taken once per micro-batch (pass --recompute-modules without it)");
+    /**
+     * Megatron's deprecated {@code --moe-layer-recompute}: selective recompute with "moe" added to the modules (the
+     * default core_attn when none were given); refused with full recompute, in Megatron's words.
+     */
+    public ActivationRecompute withMoeLayerRecompute() {
+        if (granularity == Granularity.FULL) {
+            throw new IllegalArgumentException("Do not set --moe-layer-recompute with full recompute granularity. ");
+        }
+        Set<Module> with = EnumSet.of(Module.MOE);
+        with.addAll(modules);
+        return selective(with);
+    }
 
     /** Whether selective recompute covers {@code module}. */
     public boolean recomputes(Module module) {
@@ -196,7 +195,7 @@ public record ActivationRecompute(Granularity granularity, Method method, int nu
     /** What the layers' activation buffers leave out and their backward refills ({@link SelectiveRecompute}). */
     public SelectiveRecompute layerRecompute() {
         return new SelectiveRecompute(recomputes(Module.LAYERNORM), recomputes(Module.MLP), recomputes(Module.MOE_ACT),
-                recomputes(Module.SHARED_EXPERTS), recomputes(Module.MLA_UP_PROJ));
+                recomputes(Module.SHARED_EXPERTS), recomputes(Module.MLA_UP_PROJ), recomputes(Module.MOE));
     }
 
     /** Whether layer {@code l} (index within a stage of {@code layers}) keeps only its group's input. */

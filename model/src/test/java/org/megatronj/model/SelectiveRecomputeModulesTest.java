@@ -67,6 +67,7 @@ class SelectiveRecomputeModulesTest {
             "moe-mixed,mlp,FP32", "moe-mixed,layernorm,FP32", "moe-mixed,layernorm+mlp,BF16",
             "moe-mixed,moe_act,FP32", "moe-mixed,shared_experts,FP32", "moe-mixed,moe_act+shared_experts,BF16",
             "moe-gelu,moe_act,FP32", "moe-gelu,moe_act+shared_experts+layernorm,BF16",
+            "moe-mixed,moe,FP32", "moe-mixed,moe+layernorm+mlp,BF16", "moe-gelu,moe,FP32", "moe-gelu,moe+moe_act,FP16",
             "mla,layernorm,FP32", "mla,mlp+layernorm,BF16", "mla,mla_up_proj,FP32", "mla,mla_up_proj+layernorm+mlp,BF16",
             "mla-no-query-latent,mla_up_proj+layernorm,FP32", "mla-no-query-latent,mla_up_proj,FP16"})
     void modulesKeepLossesAndGradientsBitwise(String model, String modules, Precision precision) {
@@ -127,7 +128,9 @@ class SelectiveRecomputeModulesTest {
         if (r.recomputes(Module.MLA_UP_PROJ)) {   // q, k, v: np heads each of qk_head_dim + qk_pos_emb_head_dim
             bytes += (LAYERS - 1L) * tokens * 3 * c.numAttentionHeads() * (c.mla().qkHeadDim() + c.mla().qkPosEmbHeadDim()) * e;
         }
-        if (c.moe() != null) {   // every layer has the MoE buffers when some layer is MoE
+        if (c.moe() != null && r.recomputes(Module.MOE)) {   // every layer has the MoE buffers when some layer is MoE
+            bytes += (LAYERS - 1L) * moeBytes(c, precision, tokens);
+        } else if (c.moe() != null) {
             long rows = new org.megatronj.model.layers.TopKRouter(c.moe(), precision.computeDtype()).maxRows(tokens, 1);
             if (r.recomputes(Module.MOE_ACT)) {
                 bytes += (LAYERS - 1L) * rows * c.moe().ffnHiddenSize() * e;
@@ -135,6 +138,26 @@ class SelectiveRecomputeModulesTest {
             if (r.recomputes(Module.SHARED_EXPERTS)) {
                 bytes += (LAYERS - 1L) * tokens * (c.sharedExpertFc1Width() + c.moe().sharedExpertIntermediateSize()) * e;
             }
+        }
+        return bytes;
+    }
+
+    /**
+     * One layer's MoeActivations: the permuted inputs [R, h], fc1 [R, fc1] and activation [R, ffn] outputs, the rows'
+     * tokens (I32) and weights (F32) [R], the token rows (I32) [slots n], the shared experts' fc1 and activation outputs
+     * [n, .], and with the shared gate its output [n, h] and scores (F32) [n].
+     */
+    private static long moeBytes(TransformerConfig c, Precision precision, long n) {
+        long e = precision.computeDtype().byteSize();
+        long rows = new org.megatronj.model.layers.TopKRouter(c.moe(), precision.computeDtype()).maxRows(n, 1);
+        long bytes = rows * (c.hiddenSize() + c.expertFc1Width() + c.moe().ffnHiddenSize()) * e + rows * 4 + rows * 4
+                + c.moe().routerTopk() * n * 4;
+        int shared = c.moe().sharedExpertIntermediateSize();
+        if (shared > 0) {
+            bytes += n * (c.sharedExpertFc1Width() + shared) * e;
+        }
+        if (c.moe().sharedExpertGate()) {
+            bytes += n * c.hiddenSize() * e + n * 4;
         }
         return bytes;
     }

@@ -36,10 +36,13 @@ public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor 
     /**
      * Buffers for {@code s x b} tokens of config {@code c} (a tensor rank's shard) split in {@code segments} shards. Under
      * selective recompute the buffers {@code recompute} leaves out (moe_act: actOut; shared_experts: sharedFc1Out and
-     * sharedActOut) are {@code first}'s, the micro-batch's first layer's (allocated here when {@code first} is null).
+     * sharedActOut; moe: all of them) are {@code first}'s, the micro-batch's first layer's (allocated here when {@code first} is null).
      */
     static MoeActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int segments,
                                    DType dtype, SelectiveRecompute recompute, MoeActivations first) {
+        if (recompute.moe() && first != null) {
+            return first;   // "moe": the whole set, routing included, is the first layer's and each backward refills it
+        }
         long n = (long) s * b;
         long rows = new TopKRouter(c.moe(), dtype).maxRows(n, segments);
         int shared = c.moe().sharedExpertIntermediateSize();

@@ -252,10 +252,17 @@ public final class MoeLayer implements FeedForward {
     /**
      * Megatron's "moe_act": the experts' activation outputs are shared between layers, so rerun the activation on this
      * layer's saved fc1 outputs (an elementwise op: over all rows at once gives the per-expert values). Its
-     * "shared_experts": rerun the shared experts' fc1 and activation from x. ("mlp" leaves MoE layers alone.)
+     * "shared_experts": rerun the shared experts' fc1 and activation from x. Its "moe": rerun the whole layer from x.
+     * ("mlp" leaves MoE layers alone.)
      */
     @Override
     public void recompute(Tensor x, LayerActivations a, Workspace ws) {
+        if (a.recompute().moe()) {
+            // "moe": the whole forward again (a training forward, as the one it repeats), its output to scratch that
+            // the layer's backward writes only later; this refills every buffer below as well.
+            forward(x, null, ws.shardA(), a, ws, true);
+            return;
+        }
         MoeActivations m = a.moe();
         int rows = m.routing().routing.rows();
         if (a.recompute().moeAct() && rows > 0) {

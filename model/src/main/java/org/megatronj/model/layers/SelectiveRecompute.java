@@ -14,9 +14,13 @@ package org.megatronj.model.layers;
  * @param sharedExperts the shared experts' fc1 and activation outputs, rerun from the MoE layer's input (ln2Out)
  * @param mlaUpProj multi-latent attention's q, k, v (the up projections' outputs after rope, the core attention's
  *                  inputs), rerun from the kept latents and x
+ * @param moe       everything a mixture-of-experts layer keeps (its {@link MoeActivations}: the routing, the permuted
+ *                  inputs, the experts' and shared experts' outputs), rerun by the whole MoE forward from its input
+ *                  (ln2Out); the router is deterministic and its losses and token counts are taken in backward, once
  */
-public record SelectiveRecompute(boolean layernorm, boolean mlp, boolean moeAct, boolean sharedExperts, boolean mlaUpProj) {
+public record SelectiveRecompute(boolean layernorm, boolean mlp, boolean moeAct, boolean sharedExperts, boolean mlaUpProj,
+                                 boolean moe) {
 
     /** Everything kept per layer. */
-    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false, false, false, false);
+    public static final SelectiveRecompute NONE = new SelectiveRecompute(false, false, false, false, false, false);
 }

@@ -41,6 +41,8 @@ class SelectiveRecomputeParallelTest {
             "dense,2,2,2,true,selective:mlp",
             "moe,2,1,1,true,selective:layernorm+mlp+moe_act+shared_experts",
             "moe,1,2,1,false,selective:moe_act+shared_experts",
+            "moe,2,1,1,true,selective:moe+layernorm",
+            "moe,1,2,2,false,selective:moe+mlp",
             "mla,2,1,1,true,selective:layernorm+mlp",
             "mla,1,2,1,false,selective:layernorm+mla_up_proj",
             "mla,2,1,1,true,selective:mla_up_proj",
