@@ -53,6 +53,10 @@ class SelectiveRecomputeModulesTest {
                             .withLoadBalancing(MoeConfig.LoadBalancing.AUX_LOSS, 0.01f)).build();
             case "moe-gelu" -> base().addBiasLinear(false).moe(MoeConfig.of(4, 8).withRouterTopk(2)
                     .withSharedExperts(16, false)).build();
+            // Without dropout the branch's residual add is folded into fc2 / the MoE combine: the other forward path.
+            case "no-dropout-dense" -> base().hiddenDropout(0).attentionDropout(0).build();
+            case "no-dropout-moe" -> base().hiddenDropout(0).attentionDropout(0).addBiasLinear(false)
+                    .moe(MoeConfig.of(4, 8).withRouterTopk(2).withSharedExperts(16, true)).build();
             case "mla" -> base().qkLayernorm(true).mla(MlaConfig.of(8, 12, 8, 4, 8)).build();
             case "mla-no-query-latent" -> base().mla(MlaConfig.of(0, 12, 8, 4, 6)).build();
             default -> throw new IllegalArgumentException(name);
@@ -69,7 +73,9 @@ class SelectiveRecomputeModulesTest {
             "moe-gelu,moe_act,FP32", "moe-gelu,moe_act+shared_experts+layernorm,BF16",
             "moe-mixed,moe,FP32", "moe-mixed,moe+layernorm+mlp,BF16", "moe-gelu,moe,FP32", "moe-gelu,moe+moe_act,FP16",
             "mla,layernorm,FP32", "mla,mlp+layernorm,BF16", "mla,mla_up_proj,FP32", "mla,mla_up_proj+layernorm+mlp,BF16",
-            "mla-no-query-latent,mla_up_proj+layernorm,FP32", "mla-no-query-latent,mla_up_proj,FP16"})
+            "mla-no-query-latent,mla_up_proj+layernorm,FP32", "mla-no-query-latent,mla_up_proj,FP16",
+            "no-dropout-dense,layernorm+mlp,FP32", "no-dropout-moe,moe+layernorm,FP32",
+            "no-dropout-moe,moe_act+shared_experts+layernorm,BF16"})
     void modulesKeepLossesAndGradientsBitwise(String model, String modules, Precision precision) {
         TransformerConfig c = config(model);
         ActivationRecompute recompute = ActivationRecompute.selective(Arrays.asList(modules.split("\\+")));
