@@ -15,8 +15,8 @@ import org.megatronj.model.TransformerConfig;
 /**
  * {@code --recompute-modules} on parallel layouts: three training iterations (dropout on) give bitwise the losses and
  * gradient norms of the same layout without recompute. Under sequence parallelism the refilled norm outputs are
- * all-gathered again in backward; under pipelining several micro-batches are in flight, each with its own shared
- * buffers.
+ * all-gathered again in backward; under pipelining (also interleaved, one layer per virtual stage) several
+ * micro-batches are in flight, each with its own shared buffers.
  */
 class SelectiveRecomputeParallelTest {
     private static final int ITERATIONS = 3;
@@ -34,25 +34,29 @@ class SelectiveRecomputeParallelTest {
         };
     }
 
-    @ParameterizedTest(name = "{0} tp={1} pp={2} dp={3} sp={4} {5}")
+    @ParameterizedTest(name = "{0} tp={1} pp={2} dp={3} sp={4} {5} vpLayers={6}")
     @CsvSource({
-            "dense,2,1,1,true,selective:layernorm+mlp",
-            "dense,1,2,1,false,selective:layernorm+mlp+core_attn",
-            "dense,2,2,2,true,selective:mlp",
-            "moe,2,1,1,true,selective:layernorm+mlp+moe_act+shared_experts",
-            "moe,1,2,1,false,selective:moe_act+shared_experts",
-            "moe,2,1,1,true,selective:moe+layernorm",
-            "moe,1,2,2,false,selective:moe+mlp",
-            "mla,2,1,1,true,selective:layernorm+mlp",
-            "mla,1,2,1,false,selective:layernorm+mla_up_proj",
-            "mla,2,1,1,true,selective:mla_up_proj",
-            "mla,2,1,1,false,selective:mla_up_proj+layernorm",
-            "mtp,1,2,1,false,selective:layernorm+mlp",
+            "dense,2,1,1,true,selective:layernorm+mlp,0",
+            "dense,1,2,1,false,selective:layernorm+mlp+core_attn,0",
+            "dense,2,2,2,true,selective:mlp,0",
+            "moe,2,1,1,true,selective:layernorm+mlp+moe_act+shared_experts,0",
+            "moe,1,2,1,false,selective:moe_act+shared_experts,0",
+            "moe,2,1,1,true,selective:moe+layernorm,0",
+            "moe,1,2,2,false,selective:moe+mlp,0",
+            "mla,2,1,1,true,selective:layernorm+mlp,0",
+            "mla,1,2,1,false,selective:layernorm+mla_up_proj,0",
+            "mla,2,1,1,true,selective:mla_up_proj,0",
+            "mla,2,1,1,false,selective:mla_up_proj+layernorm,0",
+            "mtp,1,2,1,false,selective:layernorm+mlp,0",
+            "dense,1,2,1,false,selective:layernorm+mlp,1",
+            "moe,2,2,1,true,selective:moe_act+shared_experts+layernorm,1",
     })
-    void modulesGiveTheLayoutsNumbersBitwise(String model, int tp, int pp, int dp, boolean sp, String modules) {
+    void modulesGiveTheLayoutsNumbersBitwise(String model, int tp, int pp, int dp, boolean sp, String modules,
+                                             int vpLayers) {
         TransformerConfig c = config(model);
-        var stored = new ParallelGptHarness.Layout(tp, pp, dp, 0, sp, dp > 1, ActivationRecompute.none());
-        var recomputed = new ParallelGptHarness.Layout(tp, pp, dp, 0, sp, dp > 1, ParallelGptHarness.recompute(modules));
+        var stored = new ParallelGptHarness.Layout(tp, pp, dp, vpLayers, sp, dp > 1, ActivationRecompute.none());
+        var recomputed = new ParallelGptHarness.Layout(tp, pp, dp, vpLayers, sp, dp > 1,
+                ParallelGptHarness.recompute(modules));
         ParallelGptHarness.Trace want = ParallelGptHarness.parallel(c, ITERATIONS, stored);
         ParallelGptHarness.Trace got = ParallelGptHarness.parallel(c, ITERATIONS, recomputed);
         assertArrayEquals(want.losses(), got.losses(), 0.0, "losses");
