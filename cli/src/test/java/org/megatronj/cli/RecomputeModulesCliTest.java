@@ -78,7 +78,8 @@ class RecomputeModulesCliTest {
         String[][] layouts = {
                 {},
                 {"--tensor-model-parallel-size", "2", "--sequence-parallel", "--world-size", "2"},
-                {"--pipeline-model-parallel-size", "2", "--world-size", "2"}};
+                {"--pipeline-model-parallel-size", "2", "--world-size", "2"},
+                {"--context-parallel-size", "2", "--world-size", "2"}};
         for (String[] layout : layouts) {
             String name = String.join("_", layout).replace("-", "");
             List<String> stored = run(data, "stored" + name, layout);
