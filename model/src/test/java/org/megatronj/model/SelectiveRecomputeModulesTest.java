@@ -17,8 +17,9 @@ import org.megatronj.model.ActivationRecompute.Module;
 
 /**
  * {@code --recompute-granularity selective --recompute-modules}: each module gives bitwise the losses and gradients of
- * the run that stores everything (dropout on, two micro-batches in flight as under a pipeline schedule), and the
- * activation budget drops by exactly the buffers the module leaves out of all layers but the first.
+ * the run that stores everything (dropout on and off, two micro-batches in flight as under a pipeline schedule), and the
+ * activation budget drops by exactly the buffers the module leaves out of all layers but the first (and of all MTP
+ * depths but the first).
  */
 class SelectiveRecomputeModulesTest {
     private static final int S = 8;
@@ -57,6 +58,11 @@ class SelectiveRecomputeModulesTest {
             case "no-dropout-dense" -> base().hiddenDropout(0).attentionDropout(0).build();
             case "no-dropout-moe" -> base().hiddenDropout(0).attentionDropout(0).addBiasLinear(false)
                     .moe(MoeConfig.of(4, 8).withRouterTopk(2).withSharedExperts(16, true)).build();
+            case "mtp-two-depths" -> base().positionEmbeddingType(PositionEmbeddingType.ROPE).mtp(MtpConfig.of(2))
+                    .build();
+            case "mtp-moe-mla" -> base().positionEmbeddingType(PositionEmbeddingType.ROPE).addBiasLinear(false)
+                    .moe(MoeConfig.of(4, 8).withLayerFreq("[0,1,1,1]")).mla(MlaConfig.of(8, 12, 8, 4, 8))
+                    .mtp(MtpConfig.of(2)).build();
             case "mla" -> base().qkLayernorm(true).mla(MlaConfig.of(8, 12, 8, 4, 8)).build();
             case "mla-no-query-latent" -> base().mla(MlaConfig.of(0, 12, 8, 4, 6)).build();
             default -> throw new IllegalArgumentException(name);
@@ -75,7 +81,8 @@ class SelectiveRecomputeModulesTest {
             "mla,layernorm,FP32", "mla,mlp+layernorm,BF16", "mla,mla_up_proj,FP32", "mla,mla_up_proj+layernorm+mlp,BF16",
             "mla-no-query-latent,mla_up_proj+layernorm,FP32", "mla-no-query-latent,mla_up_proj,FP16",
             "no-dropout-dense,layernorm+mlp,FP32", "no-dropout-moe,moe+layernorm,FP32",
-            "no-dropout-moe,moe_act+shared_experts+layernorm,BF16"})
+            "no-dropout-moe,moe_act+shared_experts+layernorm,BF16",
+            "mtp-two-depths,layernorm+mlp,FP32", "mtp-two-depths,mlp,BF16", "mtp-moe-mla,moe+mla_up_proj+layernorm,FP32"})
     void modulesKeepLossesAndGradientsBitwise(String model, String modules, Precision precision) {
         TransformerConfig c = config(model);
         ActivationRecompute recompute = ActivationRecompute.selective(Arrays.asList(modules.split("\\+")));
@@ -118,31 +125,41 @@ class SelectiveRecomputeModulesTest {
      * dense fc1Out {@code [s, b, fc1]} and actOut {@code [s, b, ffn]} (L become 1).
      */
     static long savedBytesPerMicroBatch(TransformerConfig c, ActivationRecompute r, Precision precision) {
+        long bytes = savedBytes(c, r, precision, LAYERS);
+        if (c.mtp() != null) {   // the MTP depths share among themselves as the decoder's layers do
+            bytes += savedBytes(c, r, precision, c.mtpNumLayers());
+        }
+        return bytes;
+    }
+
+    /** The bytes {@code layers} layers sharing one set save: {@code layers - 1} sets, and one more norm output. */
+    private static long savedBytes(TransformerConfig c, ActivationRecompute r, Precision precision, int layers) {
         long e = precision.computeDtype().byteSize();
         long tokens = (long) S * B;
         long bytes = 0;
         if (r.recomputes(Module.LAYERNORM)) {
-            bytes += (2L * LAYERS - 1) * tokens * c.hiddenSize() * e;
+            bytes += (2L * layers - 1) * tokens * c.hiddenSize() * e;
         }
         boolean dense = false;   // some layer is dense: then every layer has the dense MLP's buffers
-        for (int l = 0; l < LAYERS; l++) {
+        for (int l = 0; l < c.numLayers(); l++) {
             dense |= !c.isMoeLayer(l);
         }
         if (r.recomputes(Module.MLP) && dense) {
-            bytes += (LAYERS - 1L) * tokens * (c.fc1Width() + c.ffnHiddenSize()) * e;
+            bytes += (layers - 1L) * tokens * (c.fc1Width() + c.ffnHiddenSize()) * e;
         }
         if (r.recomputes(Module.MLA_UP_PROJ)) {   // q, k, v: np heads each of qk_head_dim + qk_pos_emb_head_dim
-            bytes += (LAYERS - 1L) * tokens * 3 * c.numAttentionHeads() * (c.mla().qkHeadDim() + c.mla().qkPosEmbHeadDim()) * e;
+            bytes += (layers - 1L) * tokens * 3 * c.numAttentionHeads() * (c.mla().qkHeadDim() + c.mla().qkPosEmbHeadDim())
+                    * e;
         }
         if (c.moe() != null && r.recomputes(Module.MOE)) {   // every layer has the MoE buffers when some layer is MoE
-            bytes += (LAYERS - 1L) * moeBytes(c, precision, tokens);
+            bytes += (layers - 1L) * moeBytes(c, precision, tokens);
         } else if (c.moe() != null) {
             long rows = new org.megatronj.model.layers.TopKRouter(c.moe(), precision.computeDtype()).maxRows(tokens, 1);
             if (r.recomputes(Module.MOE_ACT)) {
-                bytes += (LAYERS - 1L) * rows * c.moe().ffnHiddenSize() * e;
+                bytes += (layers - 1L) * rows * c.moe().ffnHiddenSize() * e;
             }
             if (r.recomputes(Module.SHARED_EXPERTS)) {
-                bytes += (LAYERS - 1L) * tokens * (c.sharedExpertFc1Width() + c.moe().sharedExpertIntermediateSize()) * e;
+                bytes += (layers - 1L) * tokens * (c.sharedExpertFc1Width() + c.moe().sharedExpertIntermediateSize()) * e;
             }
         }
         return bytes;

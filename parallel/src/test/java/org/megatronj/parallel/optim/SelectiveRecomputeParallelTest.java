@@ -30,6 +30,7 @@ class SelectiveRecomputeParallelTest {
                     .withLayerFreq("[0,1,1,0]").withSharedExperts(16, true)).build();
             case "mla" -> dense.toBuilder().numQueryGroups(4).qkLayernorm(true).mla(MlaConfig.of(8, 6, 4, 2, 4)).build();
             case "mtp" -> dense.toBuilder().mtp(MtpConfig.of(1)).build();
+            case "mtp2" -> dense.toBuilder().mtp(MtpConfig.of(2)).build();
             default -> throw new IllegalArgumentException(name);
         };
     }
@@ -48,6 +49,7 @@ class SelectiveRecomputeParallelTest {
             "mla,2,1,1,true,selective:mla_up_proj,0",
             "mla,2,1,1,false,selective:mla_up_proj+layernorm,0",
             "mtp,1,2,1,false,selective:layernorm+mlp,0",
+            "mtp2,2,1,1,true,selective:layernorm+mlp,0",
             "dense,1,2,1,false,selective:layernorm+mlp,1",
             "moe,2,2,1,true,selective:moe_act+shared_experts+layernorm,1",
     })
