@@ -100,8 +100,8 @@ public final class ParallelOptions {
             description = "With --recompute-granularity selective: the submodules whose activations are recomputed in"
                     + " backward instead of stored per layer: core_attn (the default; the memory-efficient attention"
                     + " never stores its probabilities), layernorm (the input and pre-MLP norms' outputs), mlp (the dense"
-                    + " MLP's fc1 and activation outputs). Megatron's moe_act, mla_up_proj, shared_experts and moe are"
-                    + " refused by name.")
+                    + " MLP's fc1 and activation outputs), moe_act (the experts' activation outputs; needs"
+                    + " --moe-grouped-gemm), shared_experts, mla_up_proj (MLA's q, k, v) and moe (the whole MoE layer).")
     java.util.List<String> recomputeModules;
 
     @Option(names = "--recompute-granularity", paramLabel = "G", description = "full or selective.")
