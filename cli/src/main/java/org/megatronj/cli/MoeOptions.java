@@ -108,11 +108,21 @@ public final class MoeOptions {
             + " returns F32 logits and its weights stay F32 (Megatron's router_gating_linear); fp64 is not supported.")
     String routerDtype;
 
-    @Option(names = {"--moe-grouped-gemm", "--moe-permute-fusion", "--moe-router-fusion", "--moe-layer-recompute",
-            "--moe-shared-expert-overlap"}, description = "How Megatron computes the same numbers (grouped GEMMs, fused"
-            + " permutes and routers, recomputing the MoE layer, overlapping the shared experts): accepted; Megatron-J runs"
-            + " its experts one after another and keeps their activations.")
+    @Option(names = {"--moe-permute-fusion", "--moe-router-fusion"}, description = "How Megatron computes the same"
+            + " numbers (fused permutes and routers): accepted; Megatron-J runs its experts one after another.")
     boolean implementationChoice;
+
+    @Option(names = "--moe-layer-recompute", description = "Megatron's deprecated form of --recompute-granularity"
+            + " selective --recompute-modules moe: adds moe to the recomputed modules (refused with full recompute).")
+    boolean layerRecompute;
+
+    @Option(names = "--moe-grouped-gemm", description = "Megatron's grouped GEMM of the experts: accepted (the same"
+            + " numbers; the experts run one after another here). Megatron's moe_act recompute requires it.")
+    boolean groupedGemm;
+
+    @Option(names = "--moe-shared-expert-overlap", description = "Megatron's overlap of the shared experts with the"
+            + " token dispatch: accepted (the same numbers). Megatron refuses it with shared_experts recompute.")
+    boolean sharedExpertOverlap;
 
     boolean enabled() {
         return numExperts != null && numExperts != 0;   // Megatron reads --num-experts 0 as none

@@ -94,9 +94,17 @@ public final class ParallelOptions {
             + " --overlap-grad-reduce (default max(40M, 1M x DP)).")
     Long ddpBucketSize;
 
-    @Option(names = "--recompute-activations", description = "Selective recompute of the attention core (the memory-"
-            + "efficient attention never stores its probabilities, so nothing else is recomputed).")
+    @Option(names = "--recompute-activations", description = "--recompute-granularity selective (Megatron's"
+            + " shorthand): recompute the --recompute-modules, by default the attention core only.")
     boolean recomputeActivations;
+
+    @Option(names = "--recompute-modules", paramLabel = "M", arity = "1..*", preprocessor = LastOccurrenceWins.class,
+            description = "With --recompute-granularity selective: the submodules whose activations are recomputed in"
+                    + " backward instead of stored per layer: core_attn (the default; the memory-efficient attention"
+                    + " never stores its probabilities), layernorm (the input and pre-MLP norms' outputs), mlp (the dense"
+                    + " MLP's fc1 and activation outputs), moe_act (the experts' activation outputs; needs"
+                    + " --moe-grouped-gemm), shared_experts, mla_up_proj (MLA's q, k, v) and moe (the whole MoE layer).")
+    java.util.List<String> recomputeModules;
 
     @Option(names = "--recompute-granularity", paramLabel = "G", description = "full or selective.")
     String recomputeGranularity;
@@ -182,7 +190,26 @@ public final class ParallelOptions {
 
     /** {@code --recompute-*} as the model's setting; Megatron's rules for which flags go together. */
     public ActivationRecompute recompute() {
+        return recompute(false);
+    }
+
+    /**
+     * As {@link #recompute()}; {@code moeLayerRecompute}: Megatron's deprecated {@code --moe-layer-recompute}, which
+     * means selective granularity with "moe" added to the modules (refused with full granularity, in its words).
+     */
+    public ActivationRecompute recompute(boolean moeLayerRecompute) {
+        ActivationRecompute r = recomputeFlags(moeLayerRecompute);
+        return moeLayerRecompute ? r.withMoeLayerRecompute() : r;
+    }
+
+    private ActivationRecompute recomputeFlags(boolean moeLayerRecompute) {
         ActivationRecompute.Granularity g = ActivationRecompute.Granularity.parse(recomputeGranularity);
+        if (moeLayerRecompute && g == ActivationRecompute.Granularity.FULL) {
+            throw new IllegalArgumentException("Do not set --moe-layer-recompute with full recompute granularity. ");
+        }
+        if (moeLayerRecompute) {
+            g = ActivationRecompute.Granularity.SELECTIVE;
+        }
         if (recomputeActivations) {
             if (g == ActivationRecompute.Granularity.FULL) {
                 throw new IllegalArgumentException("--recompute-activations means --recompute-granularity selective;"
@@ -198,9 +225,17 @@ public final class ParallelOptions {
             throw new IllegalArgumentException("--recompute-num-layers " + recomputeNumLayers
                     + " goes with --recompute-granularity full; selective recompute takes none");
         }
+        if (recomputeModules != null && g != ActivationRecompute.Granularity.SELECTIVE) {
+            // Megatron reads the list only under selective granularity; a list that silently does nothing is refused
+            throw new IllegalArgumentException("--recompute-modules " + String.join(" ", recomputeModules)
+                    + " goes with --recompute-granularity selective (or --recompute-activations); "
+                    + (g == ActivationRecompute.Granularity.FULL ? "full recompute reruns whole layers"
+                    : "without it nothing is recomputed"));
+        }
         return switch (g) {
             case NONE -> ActivationRecompute.none();
-            case SELECTIVE -> ActivationRecompute.selective();
+            case SELECTIVE -> recomputeModules == null ? ActivationRecompute.selective()
+                    : ActivationRecompute.selective(recomputeModules);
             case FULL -> {
                 if (recomputeMethod == null) {
                     throw new IllegalArgumentException("--recompute-granularity full needs --recompute-method uniform or block");

@@ -147,7 +147,12 @@ final class PretrainGptCommand implements Callable<Integer> {
         Backends.checkAttentionDropout(deviceOptions.device(), config.attentionDropout(), dtype.mixed(), config.kvChannels());
         ParallelConfig layout = parallel.toConfig(config);
         TrainingConfig tc = training.toConfig(data.seed, parallel.dataParallelSize(), data.seqLength, parallel.worldSize());
-        ActivationRecompute recompute = parallel.recompute();
+        ActivationRecompute recompute = parallel.recompute(model.moe.layerRecompute);
+        if (model.moe.layerRecompute) {   // Megatron's TransformerConfig: the deprecated flag becomes selective "moe"
+            out.println("WARNING: --moe-layer-recompute is deprecated. Use --recompute-granularity selective"
+                    + " --recompute-modules moe instead.");
+        }
+        recompute.checkModules(config, model.moe.groupedGemm, model.moe.sharedExpertOverlap);
         precision.validate();
         training.profile();
         training.checkpointStrictness();

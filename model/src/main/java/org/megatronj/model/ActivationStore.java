@@ -68,9 +68,11 @@ final class ActivationStore implements AutoCloseable {
         for (int i = 0; i < hidden.length; i++) {
             hidden[i] = backend.allocate(arena, x, sl, b, h);
         }
+        // Selective recompute: the modules' buffers are the first layer's, shared by all (each backward refills them).
         layers = new LayerActivations[recompute.activationSets(numLayers)];
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl, x);
+            layers[l] = LayerActivations.allocate(backend, arena, c, s, b, sl, x, recompute.layerRecompute(),
+                    l == 0 ? null : layers[0]);
         }
         workspace = Workspace.allocate(backend, arena, c, s, b, sl, x);
         finalNormOut = backend.allocate(arena, x, sl, b, h);

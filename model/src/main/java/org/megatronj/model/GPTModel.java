@@ -640,6 +640,9 @@ public final class GPTModel implements AutoCloseable {
     /** Megatron's recompute settings ({@link ActivationRecompute}); applies from the next micro-batch. */
     public void setRecompute(ActivationRecompute recompute) {
         this.recompute = java.util.Objects.requireNonNull(recompute, "recompute");
+        if (mtp != null) {   // the depths' layers recompute the decoder layers' modules
+            mtp.setLayerRecompute(recompute.layerRecompute());
+        }
     }
 
     /** True with full recompute (any method). */

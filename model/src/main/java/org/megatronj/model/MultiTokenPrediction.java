@@ -12,6 +12,7 @@ import org.megatronj.model.layers.Embedding;
 import org.megatronj.model.layers.HostTransfer;
 import org.megatronj.model.layers.LanguageModelLoss;
 import org.megatronj.model.layers.LayerActivations;
+import org.megatronj.model.layers.SelectiveRecompute;
 import org.megatronj.model.layers.Norm;
 import org.megatronj.model.layers.TransformerLayer;
 import org.megatronj.model.layers.VocabParallelIds;
@@ -32,8 +33,9 @@ import org.megatronj.model.parallel.TensorParallelism;
  * micro-batch's objective at the micro-batch's gradient scale ({@code MTPLossAutoScaler}); the reported loss stays
  * the decoder's. Under tensor parallelism eh_proj is column-parallel (this rank's h/t output rows), its output gathered
  * along the hidden dimension and, under sequence parallelism, this rank's sequence rows taken, as Megatron's
- * {@code _concat_embeddings}. The depths' transformer layers keep their activations under every recompute setting
- * (the results are the same). Parameter gradients accumulate; activation gradients are written.
+ * {@code _concat_embeddings}. The depths' transformer layers keep their activations under full recompute (the results
+ * are the same); selective recompute's modules ({@link SelectiveRecompute}) share their buffers between the depths as
+ * between the decoder's layers, and each depth's backward refills them. Parameter gradients accumulate; activation gradients are written.
  *
  * <p>The concatenation and the hidden-dimension gather are column copies of host memory ({@link ColumnCopy}): the
  * backends' op set has no strided device copy, so its forward refuses to train on a device backend by name
@@ -55,6 +57,7 @@ final class MultiTokenPrediction implements AutoCloseable {
     private final TensorParallelism tp;
     private final int vocabSize;                // padded over all TP ranks
     private final List<Activations> slots = new ArrayList<>();
+    private SelectiveRecompute layerRecompute = SelectiveRecompute.NONE;   // the decoder's selective recompute
     private final double[] lossSums;            // per depth: the micro-batches' mean losses since the last take
     private final double[] correct;             // per depth: counted positions whose argmax is the label, since the last take
     private final double[] counted;             // per depth: counted positions (mask != 0), since the last take
@@ -332,12 +335,17 @@ final class MultiTokenPrediction implements AutoCloseable {
         return slots.get(slot);
     }
 
+    /** Selective recompute of the depths' layers (as the decoder's); applies from the next micro-batch. */
+    void setLayerRecompute(SelectiveRecompute recompute) {
+        this.layerRecompute = java.util.Objects.requireNonNull(recompute, "recompute");
+    }
+
     private Activations activationsFor(int slot, int s, int b) {
         while (slots.size() <= slot) {
             slots.add(null);
         }
         Activations a = slots.get(slot);
-        if (a == null || a.seqLength != s || a.batchSize != b) {
+        if (a == null || a.seqLength != s || a.batchSize != b || !a.recompute.equals(layerRecompute)) {
             if (a != null) {
                 a.close();
             }
@@ -392,7 +400,9 @@ final class MultiTokenPrediction implements AutoCloseable {
         final Tensor argmaxLogit;   // F32 [s * b]: its value
         final Tensor prediction;    // F32 [s * b]: minus the predicted global index, all-reduced
 
-        DepthActivations(TensorArena arena, int s, int b, int sl, DType x) {
+        /** {@code first}: the first depth's activations, whose buffers selective recompute shares (null for it). */
+        DepthActivations(TensorArena arena, int s, int b, int sl, DType x, SelectiveRecompute recompute,
+                         DepthActivations first) {
             int h = shardConfig.hiddenSize();
             int t = tp.size();
             long n = (long) s * b;
@@ -413,7 +423,8 @@ final class MultiTokenPrediction implements AutoCloseable {
             projFull = t == 1 ? projLocal : backend.allocate(arena, x, s, b, h);
             layerIn = sl == s ? projFull : backend.allocate(arena, x, sl, b, h);
             layerOut = backend.allocate(arena, x, sl, b, h);
-            layer = LayerActivations.allocate(backend, arena, shardConfig, s, b, sl, x);
+            layer = LayerActivations.allocate(backend, arena, shardConfig, s, b, sl, x, recompute,
+                    first == null ? null : first.layer);
             finalOut = backend.allocate(arena, x, sl, b, h);
             finalMean = ln ? backend.allocate(arena, DType.F32, sl, b) : null;
             finalRstd = backend.allocate(arena, DType.F32, sl, b);
@@ -436,6 +447,7 @@ final class MultiTokenPrediction implements AutoCloseable {
         final int batchSize;
         final TensorArena arena;
         final DepthActivations[] depths;
+        final SelectiveRecompute recompute;   // what the depths' layers share (planned with it)
         final Tensor dFull;         // x [s, b, h]
         final Tensor dShard;        // x [sl, b, h]: the reduce-scattered dFull under SP, else dFull
         final Tensor dNext;         // x [sl, b, h]: the gradient of a depth's output from the deeper depth's hnorm
@@ -450,6 +462,7 @@ final class MultiTokenPrediction implements AutoCloseable {
         Activations(int s, int b) {
             this.seqLength = s;
             this.batchSize = b;
+            this.recompute = layerRecompute;
             this.arena = TensorArena.named("mtp-activations[s=" + s + ",b=" + b + "]");
             DType x = outputWeight.compute().dtype();
             int t = tp.size();
@@ -457,7 +470,7 @@ final class MultiTokenPrediction implements AutoCloseable {
             int h = shardConfig.hiddenSize();
             depths = new DepthActivations[MultiTokenPrediction.this.depths.length];
             for (int d = 0; d < depths.length; d++) {
-                depths[d] = new DepthActivations(arena, s, b, sl, x);
+                depths[d] = new DepthActivations(arena, s, b, sl, x, recompute, d == 0 ? null : depths[0]);
             }
             dFull = backend.allocate(arena, x, s, b, h);
             dShard = sl == s ? dFull : backend.allocate(arena, x, sl, b, h);

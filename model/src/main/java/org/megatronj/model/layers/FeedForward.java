@@ -16,6 +16,13 @@ public interface FeedForward {
      */
     void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws, boolean training);
 
+    /**
+     * Before {@link #backward}: refills the buffers of {@code a} that selective recompute left to be shared between layers
+     * ({@link LayerActivations#recompute()}) by rerunning the forward ops that wrote them, from the saved input x. Does
+     * nothing when every buffer this module reads in backward is its layer's own.
+     */
+    void recompute(Tensor x, LayerActivations a, Workspace ws);
+
     /** dOut (shaped as the forward's out) -> dx (shaped as out, written); parameter gradients accumulate. */
     void backward(Tensor dOut, Tensor x, Tensor dx, LayerActivations a, Workspace ws);
 }

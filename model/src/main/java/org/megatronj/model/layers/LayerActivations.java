@@ -37,13 +37,16 @@ import org.megatronj.model.TransformerConfig;
  *                null when it has no dense layer)
  * @param mla     the multi-latent attention's latents and trimmed output with {@code --multi-latent-attention}, else
  *                null (q, k, v, attnOut then have MLA's head dim and np key/value heads: {@link TransformerConfig#attentionHeadDim})
+ * @param recompute which of these buffers are shared with the micro-batch's other layers and refilled by this layer's
+ *                  backward ({@link SelectiveRecompute}; {@link SelectiveRecompute#NONE}: all are this layer's own)
  */
 public record LayerActivations(
         Tensor ln1Out, Tensor ln1Mean, Tensor ln1Rstd,
         Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor attnOut, Tensor lse,
         Tensor afterAttention,
         Tensor ln2Out, Tensor ln2Mean, Tensor ln2Rstd,
-        Tensor fc1Out, Tensor actOut, QkNorm qkNorm, MoeActivations moe, MlaActivations mla) {
+        Tensor fc1Out, Tensor actOut, QkNorm qkNorm, MoeActivations moe, MlaActivations mla,
+        SelectiveRecompute recompute) {
 
     /**
      * The q/k layernorms' saved inputs and F32 statistics, one row per head vector in q's and k's order.
@@ -92,6 +95,17 @@ public record LayerActivations(
      */
     public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl,
                                             DType dtype) {
+        return allocate(backend, arena, c, s, b, sl, dtype, SelectiveRecompute.NONE, null);
+    }
+
+    /**
+     * As {@link #allocate(Backend, TensorArena, TransformerConfig, int, int, int, DType)} for one layer of a micro-batch
+     * under selective recompute: the buffers {@code recompute} leaves out are {@code first}'s (the micro-batch's first
+     * layer's), and allocated here when {@code first} is null. The two norm outputs share one buffer: the layer's
+     * forward is done with ln1Out before it writes ln2Out, and its backward refills each just before reading it.
+     */
+    public static LayerActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int sl,
+                                            DType dtype, SelectiveRecompute recompute, LayerActivations first) {
         int h = c.hiddenSize();
         int d = c.attentionHeadDim();
         boolean ln = c.normalization() == Normalization.LAYER_NORM;
@@ -102,10 +116,21 @@ public record LayerActivations(
         long qEnd = (long) s * b * np * d;
         long kEnd = qEnd + (long) s * b * ng * d;
         boolean dense = c.moe() == null || hasDenseLayer(c);
-        Tensor qkv = backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);
+        Tensor qkv = recompute.mlaUpProj() && c.mla() != null && first != null ? first.qkv
+                : backend.allocate(arena, x, s, b, (long) (np + 2 * ng) * d);   // q, k, v are views of it
         Tensor flat = qkv.reshape(-1);
+        Tensor ln1Out = recompute.layernorm() && first != null ? first.ln1Out : backend.allocate(arena, x, s, b, h);
+        Tensor fc1Out = null;
+        Tensor actOut = null;
+        if (dense && recompute.mlp() && first != null) {
+            fc1Out = first.fc1Out;
+            actOut = first.actOut;
+        } else if (dense) {
+            fc1Out = backend.allocate(arena, x, s, b, c.fc1Width());
+            actOut = backend.allocate(arena, x, s, b, c.ffnHiddenSize());
+        }
         return new LayerActivations(
-                backend.allocate(arena, x, s, b, h),
+                ln1Out,
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
                 qkv,
@@ -115,14 +140,16 @@ public record LayerActivations(
                 backend.allocate(arena, x, s, b, c.numAttentionHeads(), d),
                 backend.allocate(arena, f, (long) b * c.numAttentionHeads() * s),
                 backend.allocate(arena, x, sl, b, h),
-                backend.allocate(arena, x, s, b, h),
+                recompute.layernorm() ? ln1Out : backend.allocate(arena, x, s, b, h),
                 ln ? backend.allocate(arena, f, sl, b) : null,
                 backend.allocate(arena, f, sl, b),
-                dense ? backend.allocate(arena, x, s, b, c.fc1Width()) : null,
-                dense ? backend.allocate(arena, x, s, b, c.ffnHiddenSize()) : null,
+                fc1Out,
+                actOut,
                 c.qkLayernorm() && c.mla() == null ? QkNorm.allocate(backend, arena, x, ln, s, b, np, ng, d) : null,
-                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x),
-                c.mla() == null ? null : MlaActivations.allocate(backend, arena, c, s, b, sl, x));
+                c.moe() == null ? null : MoeActivations.allocate(backend, arena, c, s, b, s / sl, x, recompute,
+                        first == null ? null : first.moe),
+                c.mla() == null ? null : MlaActivations.allocate(backend, arena, c, s, b, sl, x),
+                recompute);
     }
 
     /** Whether some layer of {@code c} is a dense MLP layer. */
@@ -138,7 +165,7 @@ public record LayerActivations(
     /** These buffers with another MLP's fc1 and activation outputs (the shared experts'). */
     LayerActivations withMlp(Tensor fc1Out, Tensor actOut) {
         return new LayerActivations(ln1Out, ln1Mean, ln1Rstd, qkv, q, k, v, attnOut, lse, afterAttention, ln2Out, ln2Mean,
-                ln2Rstd, fc1Out, actOut, qkNorm, moe, mla);
+                ln2Rstd, fc1Out, actOut, qkNorm, moe, mla, recompute);
     }
 
     /** The same buffers restricted to the first {@code s} positions (views, no copies). */
@@ -150,7 +177,8 @@ public record LayerActivations(
                 qkv.view(0, s), q.view(0, s), k.view(0, s), v.view(0, s), attnOut.view(0, s), lse.view(0, b * np * s),
                 afterAttention.view(0, s), ln2Out.view(0, s), ln2Mean == null ? null : ln2Mean.view(0, s),
                 ln2Rstd.view(0, s), fc1Out == null ? null : fc1Out.view(0, s), actOut == null ? null : actOut.view(0, s),
-                qkNorm == null ? null : qkNorm.firstPositions(s), moe, mla == null ? null : mla.firstPositions(s));
+                qkNorm == null ? null : qkNorm.firstPositions(s), moe, mla == null ? null : mla.firstPositions(s),
+                recompute);
     }
 
     /** The log-sum-exp in the attention op's {@code [b, np, s]} shape. */

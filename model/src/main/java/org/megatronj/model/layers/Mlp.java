@@ -64,12 +64,7 @@ public final class Mlp implements FeedForward {
      * under sequence parallelism) {@code out = residual + mlp(x)}, the add folded into fc2.
      */
     public void forward(Tensor x, Tensor residual, Tensor out, LayerActivations a, Workspace ws) {
-        if (swiglu) {
-            linearFc1.forward(x, a.fc1Out());                  // [s, b, 2 ffn]
-            backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
-        } else {
-            linearFc1.forward(x, a.actOut(), activation, a.fc1Out());  // actOut = act(fc1Out) [s, b, ffn]: one op
-        }
+        forwardFc1(x, a);
         if (linearFc2.sequenceParallel()) {
             ((RowParallelLinear) linearFc2).forwardSequenceParallel(a.actOut(), ws.hiddenB(), out);
         } else if (residual != null) {
@@ -77,6 +72,33 @@ public final class Mlp implements FeedForward {
         } else {
             linearFc2.forward(a.actOut(), out);                // [s, b, h]
         }
+    }
+
+    /** fc1 and the activation: x {@code [s, b, h]} -> a.fc1Out, a.actOut (what backward reads besides x). */
+    private void forwardFc1(Tensor x, LayerActivations a) {
+        if (swiglu) {
+            linearFc1.forward(x, a.fc1Out());                  // [s, b, 2 ffn]
+            backend.swigluForward(a.fc1Out(), a.actOut());     // [s, b, ffn]
+        } else {
+            linearFc1.forward(x, a.actOut(), activation, a.fc1Out());  // actOut = act(fc1Out) [s, b, ffn]: one op
+        }
+    }
+
+    /**
+     * Megatron's "mlp" recompute: fc1Out and actOut are shared between layers, so rerun fc1 and the activation from
+     * the saved input. fc2 is not rerun: its output is not read in backward. Local under tensor parallelism (x is the
+     * gathered input, fc1 column-parallel), so every rank refills without communicating.
+     */
+    @Override
+    public void recompute(Tensor x, LayerActivations a, Workspace ws) {
+        if (a.recompute().mlp()) {
+            refill(x, a);
+        }
+    }
+
+    /** Reruns fc1 and the activation from x into a.fc1Out, a.actOut (also the shared experts' refill). */
+    void refill(Tensor x, LayerActivations a) {
+        forwardFc1(x, a);
     }
 
     /**

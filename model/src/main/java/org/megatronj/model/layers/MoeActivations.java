@@ -33,23 +33,33 @@ public record MoeActivations(Tensor input, Tensor fc1Out, Tensor actOut, Tensor 
         float[] gateScores;   // the shared experts' gate per token of this rank
     }
 
-    /** Buffers for {@code s x b} tokens of config {@code c} (a tensor rank's shard) split in {@code segments} shards. */
+    /**
+     * Buffers for {@code s x b} tokens of config {@code c} (a tensor rank's shard) split in {@code segments} shards. Under
+     * selective recompute the buffers {@code recompute} leaves out (moe_act: actOut; shared_experts: sharedFc1Out and
+     * sharedActOut; moe: all of them) are {@code first}'s, the micro-batch's first layer's (allocated here when {@code first} is null).
+     */
     static MoeActivations allocate(Backend backend, TensorArena arena, TransformerConfig c, int s, int b, int segments,
-                                   DType dtype) {
+                                   DType dtype, SelectiveRecompute recompute, MoeActivations first) {
+        if (recompute.moe() && first != null) {
+            return first;   // "moe": the whole set, routing included, is the first layer's and each backward refills it
+        }
         long n = (long) s * b;
         long rows = new TopKRouter(c.moe(), dtype).maxRows(n, segments);
         int shared = c.moe().sharedExpertIntermediateSize();
         boolean gate = c.moe().sharedExpertGate();
         int sl = s / segments;
+        boolean shareAct = recompute.moeAct() && first != null;
+        boolean shareShared = recompute.sharedExperts() && first != null;
         return new MoeActivations(
                 backend.allocate(arena, dtype, rows, c.hiddenSize()),
                 backend.allocate(arena, dtype, rows, c.expertFc1Width()),
-                backend.allocate(arena, dtype, rows, c.moe().ffnHiddenSize()),
+                shareAct ? first.actOut : backend.allocate(arena, dtype, rows, c.moe().ffnHiddenSize()),
                 backend.allocate(arena, DType.I32, rows),
                 backend.allocate(arena, DType.F32, rows),
                 backend.allocate(arena, DType.I32, maxSlots(c) * n),
-                shared == 0 ? null : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
-                shared == 0 ? null : backend.allocate(arena, dtype, s, b, shared),
+                shared == 0 ? null : shareShared ? first.sharedFc1Out
+                        : backend.allocate(arena, dtype, s, b, c.sharedExpertFc1Width()),
+                shared == 0 ? null : shareShared ? first.sharedActOut : backend.allocate(arena, dtype, s, b, shared),
                 gate ? backend.allocate(arena, dtype, sl, b, c.hiddenSize()) : null,
                 gate ? backend.allocate(arena, DType.F32, (long) sl * b) : null,
                 new RoutingHolder());

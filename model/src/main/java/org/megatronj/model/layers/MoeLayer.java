@@ -162,6 +162,11 @@ public final class MoeLayer implements FeedForward {
             if (swiglu) {
                 backend.gemm(false, true, 1f, in, fc1[e].compute(), 0f, pre);
                 backend.swigluForward(pre, act);
+            } else if (a.recompute().moeAct()) {
+                // act from the stored pre by the elementwise op that backward's refill reruns (a GPU's fused epilogue
+                // would take it from the unrounded sum, which backward no longer has)
+                backend.gemm(false, true, 1f, in, fc1[e].compute(), 0f, pre);
+                activation.apply(backend, pre, act);
             } else {
                 backend.linearForward(in, fc1[e].compute(), null, activation, act, pre);
             }
@@ -241,6 +246,36 @@ public final class MoeLayer implements FeedForward {
             if (j > 0) {
                 backend.add(dst, scratch, dst);
             }
+        }
+    }
+
+    /**
+     * Megatron's "moe_act": the experts' activation outputs are shared between layers, so rerun the activation on this
+     * layer's saved fc1 outputs (an elementwise op: over all rows at once gives the per-expert values). Its
+     * "shared_experts": rerun the shared experts' fc1 and activation from x. Its "moe": rerun the whole layer from x.
+     * ("mlp" leaves MoE layers alone.)
+     */
+    @Override
+    public void recompute(Tensor x, LayerActivations a, Workspace ws) {
+        if (a.recompute().moe()) {
+            // "moe": the whole forward again (a training forward, as the one it repeats), its output to scratch that
+            // the layer's backward writes only later; this refills every buffer below as well.
+            forward(x, null, ws.shardA(), a, ws, true);
+            return;
+        }
+        MoeActivations m = a.moe();
+        int rows = m.routing().routing.rows();
+        if (a.recompute().moeAct() && rows > 0) {
+            Tensor pre = m.fc1Out().view(0, rows);   // [R, fc1]
+            Tensor act = m.actOut().view(0, rows);   // [R, ffn]
+            if (swiglu) {
+                backend.swigluForward(pre, act);
+            } else {
+                activation.apply(backend, pre, act);
+            }
+        }
+        if (a.recompute().sharedExperts() && sharedExperts != null) {
+            sharedExperts.refill(x, m.sharedExpertActivations(a, x.dim(0)));
         }
     }
 

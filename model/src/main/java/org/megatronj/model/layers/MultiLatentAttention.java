@@ -116,25 +116,15 @@ public final class MultiLatentAttention implements Attention {
         if (linearQDownProj != null) {
             linearQDownProj.forward(xLocal, m.qCompressed());                  // [sl, b, q_lora_rank]
             latentNorm(qLayernorm, m.qCompressed(), m.qMean(), m.qRstd(), w.qNormShard(), m.qNormed());
-            linearQUpProj.forward(m.qNormed(), q);                             // [s, b, np D]
-        } else {
-            linearQUpProj.forward(x, q);                                       // linear_q_proj
         }
+        queryUp(x, m, q);                                                      // [s, b, np D]
         // Keys and values: the latent and the shared rotary key from one down projection (two GEMMs on its row blocks).
-        int kvr = mla.kvLoraRank();
-        Tensor kPeLocal = sequenceParallel ? w.kPeShard() : w.kPe();
-        gemm(xLocal, kvDownWeight.compute().view(0, kvr), m.kvCompressed());            // [sl, b, kv_lora_rank]
-        gemm(xLocal, kvDownWeight.compute().view(kvr, kvr + mla.qkPosEmbHeadDim()), kPeLocal);   // [sl, b, pe]
-        if (sequenceParallel) {
-            tp.allGatherFirstDim(kPeLocal, w.kPe());                            // [s, b, pe]
-        }
+        gemm(xLocal, kvDownWeight.compute().view(0, mla.kvLoraRank()), m.kvCompressed());   // [sl, b, kv_lora_rank]
+        rotaryKey(xLocal, w);                                                  // [s, b, pe]
         latentNorm(kvLayernorm, m.kvCompressed(), m.kvMean(), m.kvRstd(), w.kvNormShard(), m.kvNormed());
-        linearKvUpProj.forward(m.kvNormed(), w.kvFull());                      // [s, b, np (qk + v)]
         Tensor kNew = cache == null ? a.k() : cache.keys().view(start, start + s);      // [s, b, np, D]
         Tensor vNew = cache == null ? a.v() : cache.values().view(start, start + s);    // [s, b, np, D], padded
-        Tensor stackRows = w.kvStack();
-        backend.embeddingForward(w.keyRows(), stackRows, kNew.reshape(-1, g));
-        backend.embeddingForward(w.valueRows(), stackRows, vNew.reshape(-1, g));
+        keysAndValues(m, w, kNew, vNew);
         ropeForward(q, start, w);
         ropeForward(kNew, start, w);
         Tensor kAll = cache == null ? kNew : cache.keys().view(0, start + s);
@@ -149,6 +139,45 @@ public final class MultiLatentAttention implements Attention {
         } else {
             linearProj.forward(m.attnTrim(), out);
         }
+    }
+
+    /** linear_q_up_proj on the normed query latent, or linear_q_proj on x without one: q {@code [s, b, np D]}. */
+    private void queryUp(Tensor x, MlaActivations m, Tensor q) {
+        if (linearQDownProj != null) {
+            linearQUpProj.forward(m.qNormed(), q);
+        } else {
+            linearQUpProj.forward(x, q);                                       // linear_q_proj
+        }
+    }
+
+    /** The shared rotary key from the down projection's last rows into w.kPe {@code [s, b, pe]} (gathered under SP). */
+    private void rotaryKey(Tensor xLocal, MlaWorkspace w) {
+        int kvr = mla.kvLoraRank();
+        Tensor kPeLocal = sequenceParallel ? w.kPeShard() : w.kPe();
+        gemm(xLocal, kvDownWeight.compute().view(kvr, kvr + mla.qkPosEmbHeadDim()), kPeLocal);   // [sl, b, pe]
+        if (sequenceParallel) {
+            tp.allGatherFirstDim(kPeLocal, w.kPe());                            // [s, b, pe]
+        }
+    }
+
+    /** linear_kv_up_proj on the normed latent, then k = [k_nope, kPe] and the padded v gathered per head (before rope). */
+    private void keysAndValues(MlaActivations m, MlaWorkspace w, Tensor k, Tensor v) {
+        linearKvUpProj.forward(m.kvNormed(), w.kvFull());                      // [s, b, np (qk + v)]
+        backend.embeddingForward(w.keyRows(), w.kvStack(), k.reshape(-1, g));
+        backend.embeddingForward(w.valueRows(), w.kvStack(), v.reshape(-1, g));
+    }
+
+    /**
+     * Megatron's "mla_up_proj" recompute: q, k and v (the core attention's inputs) are one buffer per micro-batch shared
+     * by the layers, so rerun what follows the kept latents: the up projections, the rotary key (one small GEMM on x,
+     * gathered again under sequence parallelism) and rope. The same ops on the same inputs as forward's.
+     */
+    private void refillUpProjections(Tensor x, LayerActivations a, MlaActivations m, MlaWorkspace w) {
+        queryUp(x, m, a.q());
+        rotaryKey(localRows(x, m), w);
+        keysAndValues(m, w, a.k(), a.v());
+        ropeForward(a.q(), 0, w);
+        ropeForward(a.k(), 0, w);
     }
 
     /** The latent's norm (or none) on this rank's rows, then the gather along the sequence into {@code normed}. */
@@ -194,6 +223,9 @@ public final class MultiLatentAttention implements Attention {
                          Tensor keyStarts) {
         MlaActivations m = a.mla();
         MlaWorkspace w = ws.mla();
+        if (a.recompute().mlaUpProj()) {
+            refillUpProjections(x, a, m, w);
+        }
         if (sequenceParallel) {
             ((RowParallelLinear) linearProj).backwardSequenceParallel(dOut, ws.hiddenB(), m.attnTrim(), w.dTrim());
         } else {

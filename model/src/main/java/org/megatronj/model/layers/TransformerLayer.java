@@ -111,15 +111,38 @@ public final class TransformerLayer {
             attentionKey = shard(attentionKey, input);
             mlpKey = shard(mlpKey, input);
         }
+        // Selective recompute: refill what forward left in buffers shared with the other layers, from this layer's
+        // saved inputs, before anything reads it (the norms' scratch is shardB, which the branch backward writes later).
+        SelectiveRecompute r = a.recompute();
+        if (r.layernorm()) {
+            normForward(preMlpLayernorm, a.afterAttention(), a.ln2Out(), a.ln2Mean(), a.ln2Rstd(), ws.shardB());
+        }
+        mlp.recompute(a.ln2Out(), a, ws);
         // MLP block: dx stays the residual path's gradient; the branch adds its part. (Without sequence
         // parallelism shardA/shardB are hiddenA/hiddenB; with it the branches use hiddenB as full-length scratch.)
         Tensor dBranch = dropoutGrad(dx, ws.shardA(), mlpKey);
         mlp.backward(dBranch, a.ln2Out(), ws.shardB(), a, ws);                    // d ln2Out
         preMlpLayernorm.backwardAccumulate(ws.shardB(), a.afterAttention(), a.ln2Mean(), a.ln2Rstd(), dx);
         // Attention block.
+        if (r.layernorm()) {
+            normForward(inputLayernorm, input, a.ln1Out(), a.ln1Mean(), a.ln1Rstd(), ws.shardB());
+        }
         dBranch = dropoutGrad(dx, ws.shardA(), attentionKey);
         selfAttention.backward(dBranch, a.ln1Out(), ws.shardB(), a, ws, probsKey, keyStarts);  // d ln1Out
         inputLayernorm.backwardAccumulate(ws.shardB(), input, a.ln1Mean(), a.ln1Rstd(), dx);
+    }
+
+    /**
+     * A norm's forward as the layer's forward runs it: into out directly, or under sequence parallelism into this
+     * rank's rows ({@code shard} scratch) and all-gathered into out. Rewrites mean and rstd with the same values.
+     */
+    private void normForward(Norm norm, Tensor x, Tensor out, Tensor mean, Tensor rstd, Tensor shard) {
+        if (sequenceParallel) {
+            norm.forward(x, shard, mean, rstd);
+            tp.allGatherFirstDim(shard, out);                                    // [s, b, h]
+        } else {
+            norm.forward(x, out, mean, rstd);
+        }
     }
 
     /** The key whose mask over this rank's rows of {@code shard} equals the single-rank mask of those rows. */

@@ -111,12 +111,15 @@ final class ParallelGptHarness {
         return out;
     }
 
-    /** "none", "selective", "uniform:N" or "block:N". */
+    /** "none", "selective", "selective:m1+m2" (--recompute-modules m1 m2), "uniform:N" or "block:N". */
     static ActivationRecompute recompute(String setting) {
         return switch (setting) {
             case "none" -> ActivationRecompute.none();
             case "selective" -> ActivationRecompute.selective();
             default -> {
+                if (setting.startsWith("selective:")) {
+                    yield ActivationRecompute.selective(List.of(setting.substring("selective:".length()).split("\\+")));
+                }
                 String[] parts = setting.split(":");
                 yield ActivationRecompute.full(ActivationRecompute.Method.parse(parts[0]), Integer.parseInt(parts[1]));
             }
