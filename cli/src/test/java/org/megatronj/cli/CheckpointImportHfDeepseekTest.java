@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.megatronj.io.safetensors.SafetensorsFile;
 import org.megatronj.model.MlaConfig;
 import org.megatronj.model.TransformerConfig;
 
@@ -45,6 +46,42 @@ class CheckpointImportHfDeepseekTest {
         double err = CheckpointImportHfLlamaTest.logitError(ckpt, expected(variant), model -> { });
         System.out.printf("%s: relative logit error %.3g%n", variant, err);
         assertTrue(err < TOLERANCE, variant + ": relative logit error " + err);
+    }
+
+    /**
+     * export-hf writes the imported tensors back bit for bit in the imported dtype (rope rows de-interleaved again for
+     * the lite fixture) and the same config.json but num_nextn_predict_layers 0 (the MTP depth is not written); the
+     * export imports again to the same logits.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"deepseek_v3", "deepseek_v3_lite"})
+    void exportGivesTheImportedTensorsAndConfigBack(String variant) throws Exception {
+        Path hf = FIXTURES.resolve(variant);
+        Path ckpt = dir.resolve("ckpt");
+        assertEquals(0, CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", ckpt.toString()).code());
+        Path back = dir.resolve("back");
+        CliRun exp = CliRun.of("checkpoint", "export-hf", "--load", ckpt.toString(), "--hf-dir", back.toString());
+        assertEquals(0, exp.code(), exp.toString());
+        ObjectNode original = config(variant);
+        int mtp = original.get("num_nextn_predict_layers").asInt();
+        original.put("num_nextn_predict_layers", 0);
+        assertEquals(original, JSON.readTree(back.resolve("config.json").toFile()), variant + " config.json");
+        int layers = original.get("num_hidden_layers").asInt();
+        try (SafetensorsFile a = SafetensorsFile.open(hf.resolve("model.safetensors"));
+             SafetensorsFile b = SafetensorsFile.open(back.resolve("model.safetensors"))) {
+            java.util.Set<String> kept = new java.util.TreeSet<>(a.names());
+            kept.removeIf(n -> mtp > 0 && n.startsWith("model.layers." + layers + "."));
+            assertEquals(kept, new java.util.TreeSet<>(b.names()), variant + " tensor names");
+            for (String name : kept) {
+                assertEquals(a.info(name).dtype(), b.info(name).dtype(), name);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a.info(name).shape(), b.info(name).shape(), name);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a.tensor(name).toFloatArray(), b.tensor(name).toFloatArray(),
+                        variant + " " + name);
+            }
+        }
+        Path again = dir.resolve("again");
+        assertEquals(0, CliRun.of("checkpoint", "import-hf", "--hf-dir", back.toString(), "--save", again.toString()).code());
+        assertTrue(CheckpointImportHfLlamaTest.logitError(again, expected(variant), model -> { }) < TOLERANCE);
     }
 
     @Test

@@ -1,7 +1,9 @@
 package org.megatronj.parallel.checkpoint;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.megatronj.memory.DType;
 import org.megatronj.model.MlaConfig;
 import org.megatronj.model.MoeConfig;
 import org.megatronj.model.Normalization;
@@ -11,6 +13,7 @@ import org.megatronj.model.TransformerConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The {@code config.json} of a Hugging Face DeepSeek-V3 model ({@code model_type} deepseek_v3, transformers'
@@ -341,6 +344,180 @@ public final class DeepseekHfConfig {
                     Integer.toString(moe.routerGroupTopk())));
         }
         return String.join(" ", f);
+    }
+
+    /**
+     * Refuses what transformers' DeepSeek-V3 cannot express, naming the Megatron flag: export-hf writes a model with
+     * multi-latent attention as deepseek_v3 only when every layer computes what transformers computes.
+     */
+    public static void requireShape(TransformerConfig c) {
+        MlaConfig m = c.mla();
+        MoeConfig moe = c.moe();
+        String why = null;
+        if (m == null) {
+            why = "no --multi-latent-attention";
+        } else if (!c.qkLayernorm()) {
+            why = "no --qk-layernorm (transformers always has q_a_layernorm and kv_a_layernorm)";
+        } else if (c.normalization() != Normalization.RMS_NORM) {
+            why = "--normalization " + c.normalization().flagValue();
+        } else if (!c.swiglu()) {
+            why = "no --swiglu";
+        } else if (c.addBiasLinear() || c.addQkvBias()) {
+            why = "linear biases";
+        } else if ((float) c.layernormEpsilon() != (float) LATENT_NORM_EPS) {
+            why = "--norm-epsilon " + c.layernormEpsilon() + " (transformers' latent norms use 1e-6)";
+        } else if (c.useRopeScaling() || c.rotarySeqLenInterpolationFactor() > 0) {
+            why = c.useRopeScaling() ? "--use-rope-scaling" : "--rotary-seq-len-interpolation-factor";
+        } else if (c.mtp() != null) {
+            why = "--mtp-num-layers " + c.mtpNumLayers() + " (export-hf does not write MTP depths)";
+        } else if (m.ropeType() == MlaConfig.RopeType.ROPE && m.rotaryScalingFactor() != 1f) {
+            why = "--rope-type rope with --rotary-scaling-factor " + m.rotaryScalingFactor();
+        } else if (m.ropeType() == MlaConfig.RopeType.YARN && m.rotaryScalingFactor() != 1f
+                && (double) c.maxPositionEmbeddings() / m.originalMaxPositionEmbeddings() != m.rotaryScalingFactor()) {
+            why = "--rotary-scaling-factor " + m.rotaryScalingFactor() + " with --max-position-embeddings "
+                    + c.maxPositionEmbeddings() + " (transformers needs max_position_embeddings = factor x "
+                    + m.originalMaxPositionEmbeddings() + ")";
+        } else if (m.ropeType() == MlaConfig.RopeType.YARN && m.rotaryScalingFactor() != 1f
+                && Math.abs(hfYarnFactor(m.rotaryScalingFactor(), m.mscale(), m.mscaleAllDim()) - m.ropeMscale())
+                > 1e-7 * m.ropeMscale()) {
+            why = "--mscale " + m.mscale() + " --mscale-all-dim " + m.mscaleAllDim() + " (transformers' YaRN computes"
+                    + " another cos/sin factor from them)";
+        } else if (moe == null) {
+            why = "no --num-experts";
+        } else if (moe.scoreFunction() != MoeConfig.ScoreFunction.SIGMOID) {
+            why = "--moe-router-score-function " + moe.scoreFunction().flagValue();
+        } else if (!moe.routerEnableExpertBias()) {
+            why = "no --moe-router-enable-expert-bias";
+        } else if (moe.routerPreSoftmax()) {
+            why = "--moe-router-pre-softmax";
+        } else if (!moe.dropless()) {
+            why = "--moe-expert-capacity-factor " + moe.expertCapacityFactor();
+        } else if (moe.routerGroupTopk() > 0 && moe.routerTopk() / moe.routerGroupTopk() != 2) {
+            why = "--moe-router-topk " + moe.routerTopk() + " with --moe-router-group-topk " + moe.routerGroupTopk()
+                    + " (transformers scores a group by its best two experts)";
+        } else if (moe.sharedExpertIntermediateSize() == 0 || moe.sharedExpertGate()
+                || moe.sharedExpertIntermediateSize() % moe.ffnHiddenSize() != 0) {
+            why = moe.sharedExpertIntermediateSize() == 0 ? "no shared experts" : moe.sharedExpertGate()
+                    ? "--moe-shared-expert-gate" : "--moe-shared-expert-intermediate-size "
+                    + moe.sharedExpertIntermediateSize() + " (not a multiple of --moe-ffn-hidden-size)";
+        } else if (firstDenseLayers(c) < 0) {
+            why = "--moe-layer-freq " + moe.layerFreq() + " (transformers has dense layers first, then experts only)";
+        }
+        if (why != null) {
+            throw new HfConfigException(String.format(Locale.ROOT, "a model with %s has no Hugging Face %s (%s) equivalent",
+                    why, CLASS_NAME, MODEL_TYPE));
+        }
+    }
+
+    /** transformers' YaRN factor on cos and sin for {@code mscale} and {@code mscale_all_dim}. */
+    private static double hfYarnFactor(double factor, double mscale, double mscaleAllDim) {
+        return mscale != 0 && mscaleAllDim != 0 ? MlaConfig.Yarn.concentrationFactor(factor, mscale, mscaleAllDim)
+                : MlaConfig.Yarn.getMscale(factor, 1);
+    }
+
+    /** The number of dense layers before the first MoE layer when all later ones are MoE, else -1. */
+    private static int firstDenseLayers(TransformerConfig c) {
+        boolean[] sparse = c.moe().moeLayers(c.numLayers());
+        int first = 0;
+        while (first < sparse.length && !sparse[first]) {
+            first++;
+        }
+        for (int l = first; l < sparse.length; l++) {
+            if (!sparse[l]) {
+                return -1;
+            }
+        }
+        return first < sparse.length ? first : -1;
+    }
+
+    /**
+     * The config.json of {@code config} with weights of {@code dtype}: {@code original} (the imported file, when it is a
+     * deepseek_v3) with the shape fields overwritten where they differ, so an import followed by an export in the
+     * imported dtype gives the same fields back (but {@code num_nextn_predict_layers} 0: no MTP depth is written).
+     */
+    public static ObjectNode toJson(TransformerConfig config, JsonNode original, DType dtype) {
+        requireShape(config);
+        MlaConfig m = config.mla();
+        MoeConfig moe = config.moe();
+        ObjectNode c;
+        if (original != null && original.isObject() && isDeepseek(original)) {
+            c = ((ObjectNode) original).deepCopy();
+        } else {
+            c = new ObjectMapper().createObjectNode();
+            c.putArray("architectures").add(CLASS_NAME);
+            c.put("attention_bias", false);
+            c.put("attention_dropout", 0.0);
+            c.put("rope_interleave", true);
+            c.put("topk_method", "noaux_tc");
+            c.put("scoring_func", "sigmoid");
+            c.put("use_cache", true);
+        }
+        c.put("model_type", MODEL_TYPE);
+        c.put("hidden_act", "silu");
+        c.put("vocab_size", config.vocabSize());
+        c.put("hidden_size", config.hiddenSize());
+        c.put("intermediate_size", config.ffnHiddenSize());
+        c.put("moe_intermediate_size", moe.ffnHiddenSize());
+        c.put("num_hidden_layers", config.numLayers());
+        c.put("num_attention_heads", config.numAttentionHeads());
+        c.put("num_key_value_heads", config.numAttentionHeads());
+        c.put("n_shared_experts", moe.sharedExpertIntermediateSize() / moe.ffnHiddenSize());
+        c.put("n_routed_experts", moe.numExperts());
+        putFloat(c, "routed_scaling_factor", moe.topkScalingFactor() > 0 ? moe.topkScalingFactor() : 1f);
+        c.put("kv_lora_rank", m.kvLoraRank());
+        if (m.hasQueryLatent()) {
+            c.put("q_lora_rank", m.qLoraRank());
+        } else {
+            c.putNull("q_lora_rank");
+        }
+        c.put("qk_rope_head_dim", m.qkPosEmbHeadDim());
+        c.put("v_head_dim", m.vHeadDim());
+        c.put("qk_nope_head_dim", m.qkHeadDim());
+        boolean grouped = moe.routerGroupTopk() > 0;
+        boolean keptUngrouped = !grouped && c.hasNonNull("n_group") && c.get("n_group").equals(c.get("topk_group"));
+        if (!keptUngrouped) {
+            c.put("n_group", grouped ? moe.routerNumGroups() : 1);
+            c.put("topk_group", grouped ? moe.routerGroupTopk() : 1);
+        }
+        c.put("num_experts_per_tok", moe.routerTopk());
+        c.put("first_k_dense_replace", firstDenseLayers(config));
+        c.put("norm_topk_prob", true);
+        c.put("max_position_embeddings", config.maxPositionEmbeddings());
+        putFloat(c, "rms_norm_eps", config.layernormEpsilon());
+        putFloat(c, "rope_theta", config.rotaryBase());
+        c.put("tie_word_embeddings", !config.untieEmbeddingsAndOutputWeights());
+        c.put("num_nextn_predict_layers", 0);
+        if (m.ropeType() == MlaConfig.RopeType.YARN && m.rotaryScalingFactor() != 1f) {
+            JsonNode rs = c.get("rope_scaling");
+            boolean same = rs != null && rs.isObject() && "yarn".equals(rs.path(rs.has("rope_type") ? "rope_type" : "type").asText())
+                    && (float) rs.path("factor").asDouble() == m.rotaryScalingFactor()
+                    && (float) rs.path("mscale").asDouble(1) == m.mscale()
+                    && (float) rs.path("mscale_all_dim").asDouble(0) == m.mscaleAllDim()
+                    && rs.path("original_max_position_embeddings").asInt() == m.originalMaxPositionEmbeddings()
+                    && !rs.has("attention_factor");
+            if (!same) {
+                ObjectNode n = c.putObject("rope_scaling");
+                n.put("type", "yarn");
+                n.put("factor", Double.parseDouble(Float.toString(m.rotaryScalingFactor())));
+                n.put("original_max_position_embeddings", m.originalMaxPositionEmbeddings());
+                n.put("beta_fast", (int) m.betaFast());
+                n.put("beta_slow", (int) m.betaSlow());
+                n.put("mscale", Double.parseDouble(Float.toString(m.mscale())));
+                n.put("mscale_all_dim", Double.parseDouble(Float.toString(m.mscaleAllDim())));
+            }
+        } else if (c.hasNonNull("rope_scaling")) {
+            c.putNull("rope_scaling");
+        }
+        c.remove("quantization_config");
+        HfFiles.putDtype(c, dtype);
+        return c;
+    }
+
+    /** Writes {@code value} unless the field already holds the same float (so 1e-06 stays as written). */
+    private static void putFloat(ObjectNode c, String key, float value) {
+        if (!c.has(key) || !c.get(key).isNumber() || (float) c.get(key).asDouble() != value) {
+            c.put(key, Double.parseDouble(Float.toString(value)));
+        }
     }
 
     private static String num(float v) {
