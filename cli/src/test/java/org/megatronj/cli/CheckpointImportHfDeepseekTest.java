@@ -84,6 +84,83 @@ class CheckpointImportHfDeepseekTest {
         assertTrue(CheckpointImportHfLlamaTest.logitError(again, expected(variant), model -> { }) < TOLERANCE);
     }
 
+    /**
+     * The same model as float16 shards with model.safetensors.index.json (bf16 values are exact in fp16 at these
+     * magnitudes), and its YaRN given as transformers 5's rope_parameters (rope_theta inside), computes the same logits.
+     */
+    @Test
+    void float16ShardsAndRopeParametersImportAlike() throws Exception {
+        Path hf = dir.resolve("fp16-sharded");
+        Files.createDirectories(hf);
+        try (SafetensorsFile whole = SafetensorsFile.open(FIXTURES.resolve("deepseek_v3").resolve("model.safetensors"));
+             org.megatronj.memory.TensorArena arena = org.megatronj.memory.TensorArena.named("fp16")) {
+            java.util.Map<String, org.megatronj.memory.Tensor> half = new java.util.LinkedHashMap<>();
+            for (String n : whole.names()) {
+                half.put(n, arena.allocate(org.megatronj.memory.DType.F16, whole.info(n).shape())
+                        .copyFrom(whole.tensor(n).toFloatArray()));
+            }
+            org.megatronj.io.safetensors.SafetensorsWriter.write(hf.resolve("model.safetensors"), half, java.util.Map.of("format", "pt"));
+        }
+        HfGpt2Fixture.shard(hf);
+        ObjectNode config = config("deepseek_v3");
+        ObjectNode rope = ((ObjectNode) config.remove("rope_scaling")).put("rope_theta", config.remove("rope_theta").asDouble());
+        rope.set("rope_type", rope.remove("type"));
+        config.set("rope_parameters", rope);
+        config.put("torch_dtype", "float16");
+        Files.writeString(hf.resolve("config.json"), config.toPrettyString());
+        Path ckpt = dir.resolve("ckpt");
+        CliRun imp = CliRun.of("checkpoint", "import-hf", "--hf-dir", hf.toString(), "--save", ckpt.toString());
+        assertEquals(0, imp.code(), imp.toString());
+        assertTrue(imp.out().contains("--rope-type yarn --rotary-scaling-factor 4"), imp.out());
+        double err = CheckpointImportHfLlamaTest.logitError(ckpt, expected("deepseek_v3"), model -> { });
+        System.out.printf("deepseek_v3 fp16 shards: relative logit error %.3g%n", err);
+        assertTrue(err < TOLERANCE, "fp16 shards: relative logit error " + err);
+    }
+
+    /**
+     * The released DeepSeek-V3's config.json (fields as published): refused for its FP8 quantization_config; without it
+     * (a bf16 copy) it maps to DeepSeek-V3's Megatron shape.
+     */
+    @Test
+    void theReleasedConfigMapsOnceDequantized() throws Exception {
+        ObjectNode c = (ObjectNode) JSON.readTree("""
+                {"architectures": ["DeepseekV3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+                 "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1, "first_k_dense_replace": 3,
+                 "hidden_act": "silu", "hidden_size": 7168, "initializer_range": 0.02, "intermediate_size": 18432,
+                 "kv_lora_rank": 512, "max_position_embeddings": 163840, "model_type": "deepseek_v3",
+                 "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 256,
+                 "n_shared_experts": 1, "norm_topk_prob": true, "num_attention_heads": 128, "num_experts_per_tok": 8,
+                 "num_hidden_layers": 61, "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "q_lora_rank": 1536,
+                 "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+                 "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                         "weight_block_size": [128, 128]},
+                 "rms_norm_eps": 1e-06,
+                 "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                                  "original_max_position_embeddings": 4096, "type": "yarn"},
+                 "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "seq_aux": true,
+                 "tie_word_embeddings": false, "topk_group": 4, "topk_method": "noaux_tc", "torch_dtype": "bfloat16",
+                 "transformers_version": "4.33.1", "use_cache": true, "v_head_dim": 128, "vocab_size": 129280}
+                """);
+        Path file = Path.of("config.json");
+        var refused = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                () -> org.megatronj.parallel.checkpoint.DeepseekHfConfig.toTransformerConfig(c, file, 128));
+        assertTrue(refused.getMessage().contains("quant_method 'fp8'") && refused.getMessage().contains("dequantize first"),
+                refused.getMessage());
+        c.remove("quantization_config");
+        TransformerConfig t = org.megatronj.parallel.checkpoint.DeepseekHfConfig.toTransformerConfig(c, file, 128);
+        String flags = org.megatronj.parallel.checkpoint.DeepseekHfConfig.megatronFlags(t);
+        for (String expected : List.of("--num-layers 61 --hidden-size 7168 --ffn-hidden-size 18432 --num-attention-heads 128",
+                "--max-position-embeddings 163840", "--num-experts 256 --moe-router-topk 8 --moe-ffn-hidden-size 2048"
+                        + " --moe-layer-freq [0,0,0,1,", "--moe-shared-expert-intermediate-size 2048",
+                "--multi-latent-attention --q-lora-rank 1536 --kv-lora-rank 512 --qk-head-dim 128 --qk-pos-emb-head-dim 64"
+                        + " --v-head-dim 128 --rope-type yarn --rotary-scaling-factor 40 --mscale 1 --mscale-all-dim 1",
+                "--moe-router-score-function sigmoid --moe-router-topk-scaling-factor 2.5 --moe-router-enable-expert-bias"
+                        + " --moe-router-num-groups 8 --moe-router-group-topk 4")) {
+            assertTrue(flags.contains(expected), expected + " in " + flags);
+        }
+        assertEquals(1, org.megatronj.parallel.checkpoint.DeepseekHfConfig.mtpDepths(c, file));
+    }
+
     @Test
     void importPrintsTheEquivalentPretrainFlagsAndTheLeftOutMtpDepth() throws Exception {
         CliRun imp = CliRun.of("checkpoint", "import-hf", "--hf-dir", FIXTURES.resolve("deepseek_v3").toString(), "--save",
