@@ -199,7 +199,10 @@ class CheckpointImportHfDeepseekTest {
                 && !lite.out().contains("note: left out"), lite.out());
     }
 
-    /** The logit comparison fails for kv_b_proj split per head as [v; k_nope], the rope rows not re-laid, or YaRN's factor off. */
+    /**
+     * The logit comparison fails for kv_b_proj split per head as [v; k_nope], the expert bias dropped, YaRN's factor
+     * off, the group limit dropped, or the rotate-half rope rows not re-laid.
+     */
     @Test
     void wrongKvSplitRopeLayoutBiasOrYarnFailTheComparison() throws Exception {
         Path ckpt = dir.resolve("ckpt");
@@ -228,6 +231,11 @@ class CheckpointImportHfDeepseekTest {
                 c.mla().ropeType(), 2f, c.mla().mscale(), c.mla().mscaleAllDim())).build(), model -> { });
         System.out.printf("mutations: yarn factor 2 %.3g%n", yarn);
         assertTrue(yarn > 1e-3, "--rotary-scaling-factor 2 instead of 4 must change the logits: " + yarn);
+
+        double ungrouped = CheckpointImportHfLlamaTest.logitError(ckpt, expected, c -> c.toBuilder().moe(
+                c.moe().withGroupLimitedRouting(0, 0)).build(), model -> { });
+        System.out.printf("mutations: no group limit %.3g%n", ungrouped);
+        assertTrue(ungrouped > 1e-3, "n_group / topk_group must limit the choice: " + ungrouped);
 
         // The lite fixture's rotate-half rope: without the rows re-laid the scores change.
         Path lite = dir.resolve("lite");
