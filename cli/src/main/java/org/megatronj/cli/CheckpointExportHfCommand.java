@@ -11,6 +11,8 @@ import org.megatronj.memory.DType;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
 import org.megatronj.model.TransformerConfig;
+import org.megatronj.parallel.checkpoint.DeepseekHfConfig;
+import org.megatronj.parallel.checkpoint.DeepseekHfWeights;
 import org.megatronj.parallel.checkpoint.Gpt2HfConfig;
 import org.megatronj.parallel.checkpoint.Gpt2HfWeights;
 import org.megatronj.parallel.checkpoint.LlamaHfConfig;
@@ -30,7 +32,8 @@ import java.util.concurrent.Callable;
 /**
  * {@code megatron checkpoint export-hf}: the latest checkpoint's weights as a Hugging Face folder: GPT-2, or the
  * Llama-family architecture it was imported from (a model trained here with RMSNorm, SwiGLU and rope: Llama, Qwen2
- * with --add-qkv-bias, Qwen3 with --qk-layernorm; with experts Mixtral, Qwen2-MoE or Qwen3-MoE).
+ * with --add-qkv-bias, Qwen3 with --qk-layernorm; with experts Mixtral, Qwen2-MoE or Qwen3-MoE), or DeepSeek-V3 for a
+ * model with multi-latent attention (without its multi-token-prediction depths).
  */
 @Command(name = "export-hf", mixinStandardHelpOptions = true,
         description = {"Write a checkpoint's weights as a Hugging Face model (config.json + model.safetensors, the",
@@ -38,7 +41,8 @@ import java.util.concurrent.Callable;
                 "torch_dtype then declares: GPT-2 (transformer.* names, Conv1D layout), or the imported Llama-family",
                 "model_type (llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe; a model trained here with",
                 "RMSNorm, --swiglu and rope is written as llama, qwen2 with --add-qkv-bias, qwen3 with --qk-layernorm, and",
-                "with experts as mixtral, qwen2_moe or qwen3_moe)."})
+                "with experts as mixtral, qwen2_moe or qwen3_moe); a model with --multi-latent-attention as deepseek_v3",
+                "(DeepSeek-V3's routing and shared experts required; no MTP depths written)."})
 final class CheckpointExportHfCommand implements Callable<Integer> {
     @Option(names = "--load", required = true, paramLabel = "DIR", description = "Checkpoint folder (its latest iteration).")
     Path load;
@@ -76,7 +80,12 @@ final class CheckpointExportHfCommand implements Callable<Integer> {
             DType out = dtype != null ? parseDtype(dtype) : Gpt2HfConfig.declaredDtype(imported);
             Map<String, Tensor> hf;
             ObjectNode hfConfig;
-            if (LlamaHfConfig.isLlamaFamily(config, imported)) {
+            if (config.mla() != null) {   // DeepSeek-V3 is the Hugging Face architecture with multi-latent attention
+                hfConfig = DeepseekHfConfig.toJson(config, imported, out);
+                boolean interleaved = imported == null || !DeepseekHfConfig.isDeepseek(imported)
+                        || DeepseekHfConfig.ropeInterleave(imported);
+                hf = DeepseekHfWeights.toHf(weights, config, interleaved, out, arena);
+            } else if (LlamaHfConfig.isLlamaFamily(config, imported)) {
                 LlamaHfConfig.Arch arch = LlamaHfConfig.exportArch(config, imported);
                 hfConfig = LlamaHfConfig.toJson(arch, config, imported, out);
                 hf = LlamaHfWeights.toHf(weights, arch, config, out, arena);

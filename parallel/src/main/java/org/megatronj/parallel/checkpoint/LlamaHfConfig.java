@@ -105,7 +105,7 @@ public final class LlamaHfConfig {
 
     /** Every model_type import-hf reads, for messages. */
     public static String supportedModelTypes() {
-        return "'gpt2', " + Arch.names();
+        return "'gpt2', " + Arch.names() + ", '" + DeepseekHfConfig.MODEL_TYPE + "'";
     }
 
     /** Maps {@code c} (from {@code file}) to Megatron's configuration; {@code makeVocabSizeDivisibleBy} pads the embedding rows. */

@@ -168,11 +168,11 @@ public final class LlamaHfWeights {
         return out;
     }
 
-    private static final String[] GATE_UP_DOWN = {"gate_proj", "up_proj", "down_proj"};
+    static final String[] GATE_UP_DOWN = {"gate_proj", "up_proj", "down_proj"};
     private static final String[] W1_W3_W2 = {"w1", "w3", "w2"};
 
     /** gate and up {@code [f, h]} stacked as fc1 {@code [2f, h]} (Megatron's swiglu: gate first); down as fc2. */
-    private static void mlpIn(HfReader in, Map<String, Tensor> out, TensorArena arena, int h, int f, String hfPrefix,
+    static void mlpIn(HfReader in, Map<String, Tensor> out, TensorArena arena, int h, int f, String hfPrefix,
                               String[] names, String megatronPrefix) {
         float[] gate = in.read(hfPrefix + names[0] + ".weight", f, h);
         float[] up = in.read(hfPrefix + names[1] + ".weight", f, h);
@@ -182,7 +182,7 @@ public final class LlamaHfWeights {
         out.put(megatronPrefix + "linear_fc2.weight", arena.fromFloats(in.read(hfPrefix + names[2] + ".weight", h, f), h, f));
     }
 
-    private static void mlpOut(MegatronReader in, Map<String, Tensor> out, TensorArena arena, int h, int f, String megatronPrefix,
+    static void mlpOut(MegatronReader in, Map<String, Tensor> out, TensorArena arena, int h, int f, String megatronPrefix,
                                String hfPrefix, String[] names) {
         float[] fc1 = in.read(megatronPrefix + "linear_fc1.weight", 2L * f, h);
         out.put(hfPrefix + names[0] + ".weight", arena.fromFloats(Arrays.copyOfRange(fc1, 0, f * h), f, h));
@@ -269,8 +269,8 @@ public final class LlamaHfWeights {
         return mapped == null ? null : "model.layers." + layer + "." + mapped;
     }
 
-    /** Reads HF tensors by name, checks shapes, and tracks which were used. */
-    private static final class HfReader {
+    /** Reads HF tensors by name, checks shapes, and tracks which were used (DeepseekHfWeights reads through it too). */
+    static final class HfReader {
         private final HfSafetensors file;
         private final List<String> unused;
 
@@ -285,6 +285,11 @@ public final class LlamaHfWeights {
             float[] values = HfFiles.read(file, name, shape);
             unused.remove(name);
             return values;
+        }
+
+        /** Tensors the conversion leaves out on purpose (they are then not reported as unexplained). */
+        void skip(java.util.function.Predicate<String> which) {
+            unused.removeIf(which);
         }
 
         void checkTiedHead(float[] embed) {
@@ -306,7 +311,7 @@ public final class LlamaHfWeights {
         }
     }
 
-    private record MegatronReader(Map<String, Tensor> tensors) {
+    record MegatronReader(Map<String, Tensor> tensors) {
         float[] read(String name, long... shape) {
             Tensor t = tensors.get(name);
             if (t == null) {
