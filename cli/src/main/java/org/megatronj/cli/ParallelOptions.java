@@ -99,7 +99,7 @@ public final class ParallelOptions {
     boolean recomputeActivations;
 
     @Option(names = "--recompute-modules", paramLabel = "M", arity = "1..*", preprocessor = LastOccurrenceWins.class,
-            description = "With --recompute-granularity selective: the submodules whose activations are recomputed in"
+            description = "With --recompute-granularity selective (ignored otherwise, as Megatron reads it): the submodules whose activations are recomputed in"
                     + " backward instead of stored per layer: core_attn (the default; the memory-efficient attention"
                     + " never stores its probabilities), layernorm (the input and pre-MLP norms' outputs), mlp (the dense"
                     + " MLP's fc1 and activation outputs), moe_act (the experts' activation outputs; needs"
@@ -224,13 +224,6 @@ public final class ParallelOptions {
             // Megatron's TransformerConfig refuses it rather than ignore it
             throw new IllegalArgumentException("--recompute-num-layers " + recomputeNumLayers
                     + " goes with --recompute-granularity full; selective recompute takes none");
-        }
-        if (recomputeModules != null && g != ActivationRecompute.Granularity.SELECTIVE) {
-            // Megatron reads the list only under selective granularity; a list that silently does nothing is refused
-            throw new IllegalArgumentException("--recompute-modules " + String.join(" ", recomputeModules)
-                    + " goes with --recompute-granularity selective (or --recompute-activations); "
-                    + (g == ActivationRecompute.Granularity.FULL ? "full recompute reruns whole layers"
-                    : "without it nothing is recomputed"));
         }
         return switch (g) {
             case NONE -> ActivationRecompute.none();
