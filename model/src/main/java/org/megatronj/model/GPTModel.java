@@ -1,5 +1,8 @@
 package org.megatronj.model;
 
+import static org.megatronj.model.layers.DropoutKey.probs;
+import static org.megatronj.model.layers.DropoutKey.site;
+
 import org.megatronj.memory.Backend;
 import org.megatronj.memory.Tensor;
 import org.megatronj.memory.TensorArena;
@@ -524,15 +527,6 @@ public final class GPTModel implements AutoCloseable {
             slots.set(slot, a);
         }
         return a;
-    }
-
-    private static DropoutKey site(DropoutKey key, int site) {
-        return key == null ? null : key.site(site);
-    }
-
-    /** The attention-probabilities dropout key of global layer {@code layer}. */
-    private static DropoutKey probs(DropoutKey key, int layer) {
-        return key == null ? null : key.attentionProbabilities(layer);
     }
 
     private static Tensor flat(Tensor x) {

@@ -1,5 +1,8 @@
 package org.megatronj.model;
 
+import static org.megatronj.model.layers.DropoutKey.probs;
+import static org.megatronj.model.layers.DropoutKey.site;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -314,14 +317,6 @@ final class MultiTokenPrediction implements AutoCloseable {
     /** The dropout site of depth d's embedding: after the decoder's and the depths' layers' sites. */
     private int embeddingSite(int d) {
         return 1 + 2 * (decoderLayers + depths.length) + d;
-    }
-
-    private static DropoutKey site(DropoutKey key, int site) {
-        return key == null ? null : key.site(site);
-    }
-
-    private static DropoutKey probs(DropoutKey key, int layer) {
-        return key == null ? null : key.attentionProbabilities(layer);
     }
 
     private static Tensor flat(Tensor x) {

@@ -57,6 +57,16 @@ public record DropoutKey(long seed, long offset) {
         return new DropoutKey(seed, offset + elements);
     }
 
+    /** {@code key.site(site)}, or null without dropout (a null key). */
+    public static DropoutKey site(DropoutKey key, int site) {
+        return key == null ? null : key.site(site);
+    }
+
+    /** {@code key.attentionProbabilities(layer)}, or null without dropout (a null key). */
+    public static DropoutKey probs(DropoutKey key, int layer) {
+        return key == null ? null : key.attentionProbabilities(layer);
+    }
+
     static long mix(long z) {
         z += 0x9E3779B97F4A7C15L;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;

@@ -169,15 +169,7 @@ public final class DeepseekHfWeights {
                         hp + "mlp.shared_experts.", LlamaHfWeights.GATE_UP_DOWN);
             }
         }
-        out.put("model.norm.weight", arena.fromFloats(in.read("decoder.final_layernorm.weight", h), h));
-        if (c.untieEmbeddingsAndOutputWeights()) {
-            float[] head = in.read("output_layer.weight", c.paddedVocabSize(), h);
-            out.put("lm_head.weight", arena.fromFloats(Arrays.copyOf(head, c.vocabSize() * h), c.vocabSize(), h));
-        }
-        if (dtype != DType.F32) {
-            out.replaceAll((name, t) -> arena.allocate(dtype, t.shape()).copyFrom(t.toFloatArray()));
-        }
-        return out;
+        return LlamaHfWeights.finalNormAndHead(in, out, arena, c, dtype);
     }
 
     /** The query projection's rows ({@code [heads, nope + rope]} rows of {@code cols}) with each head's rope rows re-laid. */

@@ -157,6 +157,16 @@ public final class LlamaHfWeights {
             out.put(hp + "input_layernorm.weight", arena.fromFloats(in.read(mp + "input_layernorm.weight", h), h));
             out.put(hp + "post_attention_layernorm.weight", arena.fromFloats(in.read(mp + "pre_mlp_layernorm.weight", h), h));
         }
+        return finalNormAndHead(in, out, arena, c, dtype);
+    }
+
+    /**
+     * The export's common end: the final norm, the untied output layer without the vocabulary's padding rows, and every
+     * tensor cast to {@code dtype}. Returns {@code out}.
+     */
+    static Map<String, Tensor> finalNormAndHead(MegatronReader in, Map<String, Tensor> out, TensorArena arena,
+                                                 TransformerConfig c, DType dtype) {
+        int h = c.hiddenSize();
         out.put("model.norm.weight", arena.fromFloats(in.read("decoder.final_layernorm.weight", h), h));
         if (c.untieEmbeddingsAndOutputWeights()) {
             float[] head = in.read("output_layer.weight", c.paddedVocabSize(), h);
