@@ -12,8 +12,6 @@ import java.util.List;
 import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.megatronj.io.indexed.IndexedDatasetBuilder;
-import org.megatronj.io.indexed.IndexedDtype;
 
 /** {@code pretrain gpt} on parallel layouts (ranks as threads) logs the losses of the single-rank run. */
 class PretrainGptParallelTest {
@@ -21,22 +19,7 @@ class PretrainGptParallelTest {
     Path dir;
 
     private Path dataset() {
-        Path prefix = dir.resolve("data/toy_text_document");
-        try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
-            for (int d = 0; d < 40; d++) {
-                int[] doc = new int[60];
-                int cur = d % 50;
-                for (int i = 0; i < doc.length - 1; i++) {
-                    doc[i] = cur;
-                    cur = (cur * 7 + 3) % 50;
-                }
-                doc[doc.length - 1] = 50;
-                b.addSequence(doc, 0, doc.length);
-                b.endDocument();
-            }
-            b.finish();
-        }
-        return prefix;
+        return ToyCorpus.write(dir);
     }
 
     private List<String> args(Path data, Path csv, String... extra) {

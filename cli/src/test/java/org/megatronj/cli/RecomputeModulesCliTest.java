@@ -10,8 +10,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.megatronj.io.indexed.IndexedDatasetBuilder;
-import org.megatronj.io.indexed.IndexedDtype;
 
 /**
  * {@code pretrain gpt --recompute-granularity selective --recompute-modules ...}: the logged losses are those of the
@@ -23,22 +21,7 @@ class RecomputeModulesCliTest {
     Path dir;
 
     private Path dataset() {
-        Path prefix = dir.resolve("data/toy_text_document");
-        try (IndexedDatasetBuilder b = new IndexedDatasetBuilder(prefix, IndexedDtype.UINT16)) {
-            for (int d = 0; d < 40; d++) {
-                int[] doc = new int[60];
-                int cur = d % 50;
-                for (int i = 0; i < doc.length - 1; i++) {
-                    doc[i] = cur;
-                    cur = (cur * 7 + 3) % 50;
-                }
-                doc[doc.length - 1] = 50;
-                b.addSequence(doc, 0, doc.length);
-                b.endDocument();
-            }
-            b.finish();
-        }
-        return prefix;
+        return ToyCorpus.write(dir);
     }
 
     private List<String> args(Path data, Path csv, String... extra) {
