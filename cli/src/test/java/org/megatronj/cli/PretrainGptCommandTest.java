@@ -49,6 +49,21 @@ class PretrainGptCommandTest {
         return CliRun.of(args.toArray(String[]::new));
     }
 
+    /** Flags one training iteration must refuse, and the message it names. */
+    private record Refusal(List<String> flags, String message) {
+    }
+
+    /** Each refusal's flags added to a one-iteration run: exit 1 with its message, before training. */
+    private void assertRefused(Path data, List<Refusal> refusals) {
+        for (Refusal r : refusals) {
+            List<String> a = args(data, "--train-iters", "1");
+            a.addAll(r.flags());
+            CliRun refused = run(a);
+            assertEquals(1, refused.code(), refused.toString());
+            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
+        }
+    }
+
     @Test
     void trainsLogsLikeMegatronSavesAndResumes() throws IOException {
         Path data = dataset();
@@ -814,22 +829,14 @@ class PretrainGptCommandTest {
             assertTrue(parallel.out().contains("| mtp_1 loss: "), parallel.out());
         }
 
-        record Refusal(List<String> flags, String message) {
-        }
-        for (Refusal r : List.of(
+        assertRefused(data, List.of(
                 new Refusal(List.of("--mtp-num-layers", "1"), "--mtp-num-layers needs --position-embedding-type rope or none"),
                 new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "0"),
                         "--mtp-num-layers must be positive, got 0"),
                 new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--context-parallel-size",
                         "2", "--world-size", "2"), "--mtp-num-layers with --context-parallel-size 2 is not supported"),
                 new Refusal(List.of("--position-embedding-type", "rope", "--mtp-num-layers", "1", "--device", "cuda"),
-                        "--mtp-num-layers trains on --device cpu only"))) {
-            List<String> a = args(data, "--train-iters", "1");
-            a.addAll(r.flags());
-            CliRun refused = run(a);
-            assertEquals(1, refused.code(), refused.toString());
-            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
-        }
+                        "--mtp-num-layers trains on --device cpu only")));
     }
 
     /**
@@ -907,9 +914,7 @@ class PretrainGptCommandTest {
         assertEquals(1, export.code(), export.toString());
         assertTrue(export.err().contains("a model with --num-experts 4 has no Hugging Face GPT-2 equivalent"), export.err());
 
-        record Refusal(List<String> flags, String message) {
-        }
-        for (Refusal r : List.of(
+        assertRefused(data, List.of(
                 new Refusal(List.of("--num-experts", "4"), "--num-experts needs --disable-bias-linear in Megatron-J"),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--expert-model-parallel-size", "2"),
                         "--expert-model-parallel-size 2 must divide the data-parallel x context-parallel size 1"),
@@ -924,13 +929,7 @@ class PretrainGptCommandTest {
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--tensor-model-parallel-size", "2"),
                         "needs --sequence-parallel"),
                 new Refusal(List.of("--disable-bias-linear", "--num-experts", "4", "--moe-router-group-topk", "2"),
-                        "When using group limited routing, moe_router_num_groups must be specified"))) {
-            List<String> a = args(data, "--train-iters", "1");
-            a.addAll(r.flags());
-            CliRun refused = run(a);
-            assertEquals(1, refused.code(), refused.toString());
-            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
-        }
+                        "When using group limited routing, moe_router_num_groups must be specified")));
     }
 
     /**
@@ -1047,9 +1046,7 @@ class PretrainGptCommandTest {
         assertEquals(1, onCuda.code(), onCuda.toString());
         assertTrue(onCuda.err().contains("--multi-latent-attention runs on --device cpu only"), onCuda.err());
 
-        record Refusal(List<String> flags, String message) {
-        }
-        for (Refusal r : List.of(
+        assertRefused(data, List.of(
                 new Refusal(List.of("--rope-type", "yarn"), "Common attention only support rope_type=\"rope\", but got yarn."),
                 new Refusal(List.of("--multi-latent-attention", "--group-query-attention", "--num-query-groups", "1"),
                         "Group query attention is mutually exclusive with multi latent attention."),
@@ -1068,13 +1065,7 @@ class PretrainGptCommandTest {
                 new Refusal(List.of("--multi-latent-attention", "--yarn-beta-fast", "16"),
                         "configure --position-embedding-type yarn, which Megatron-J does not support"),
                 new Refusal(List.of("--mla-down-proj-fusion", "--train-iters", "1"),
-                        "--mla-down-proj-fusion requires --multi-latent-attention"))) {
-            List<String> a = args(data, "--train-iters", "1");
-            a.addAll(r.flags());
-            CliRun refused = run(a);
-            assertEquals(1, refused.code(), refused.toString());
-            assertTrue(refused.err().contains(r.message()), r.message() + " in " + refused.err());
-        }
+                        "--mla-down-proj-fusion requires --multi-latent-attention")));
     }
 
     /**
