@@ -159,18 +159,8 @@ class MixedPrecisionTest {
                 for (int k = 0; k < mtp.length; k++) {
                     assertEquals(referenceMtp[k], mtp[k], tolerance * referenceMtp[k], p + " mtp_" + (k + 1) + " loss");
                 }
-                List<float[]> grads = GPTModelTest.grads(m);
-                double err = 0;
-                double norm = 0;
-                for (int i = 0; i < grads.size(); i++) {
-                    for (int j = 0; j < grads.get(i).length; j++) {
-                        double d = grads.get(i)[j] - referenceGrads.get(i)[j];
-                        err += d * d;
-                        norm += (double) referenceGrads.get(i)[j] * referenceGrads.get(i)[j];
-                    }
-                }
-                assertTrue(Math.sqrt(err / norm) < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error "
-                        + Math.sqrt(err / norm));
+                double error = relativeError(GPTModelTest.grads(m), referenceGrads);
+                assertTrue(error < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error " + error);
             }
         }
     }
@@ -195,20 +185,24 @@ class MixedPrecisionTest {
                 LossResult r = m.forwardBackward(batch, 1f, 0);
                 assertEquals(reference.meanLoss(), r.meanLoss(), (p == Precision.BF16 ? 1e-2 : 2e-3) * reference.meanLoss(),
                         p + " loss");
-                List<float[]> grads = GPTModelTest.grads(m);
-                double err = 0;
-                double norm = 0;
-                for (int i = 0; i < grads.size(); i++) {
-                    for (int j = 0; j < grads.get(i).length; j++) {
-                        double d = grads.get(i)[j] - referenceGrads.get(i)[j];
-                        err += d * d;
-                        norm += (double) referenceGrads.get(i)[j] * referenceGrads.get(i)[j];
-                    }
-                }
-                assertTrue(Math.sqrt(err / norm) < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error "
-                        + Math.sqrt(err / norm));
+                double error = relativeError(GPTModelTest.grads(m), referenceGrads);
+                assertTrue(error < (p == Precision.BF16 ? 5e-2 : 1e-2), p + ": relative gradient error " + error);
             }
         }
+    }
+
+    /** ||grads - reference|| / ||reference|| over all the parameters' gradients together. */
+    static double relativeError(List<float[]> grads, List<float[]> reference) {
+        double err = 0;
+        double norm = 0;
+        for (int i = 0; i < grads.size(); i++) {
+            for (int j = 0; j < grads.get(i).length; j++) {
+                double d = grads.get(i)[j] - reference.get(i)[j];
+                err += d * d;
+                norm += (double) reference.get(i)[j] * reference.get(i)[j];
+            }
+        }
+        return Math.sqrt(err / norm);
     }
 
     @Test
