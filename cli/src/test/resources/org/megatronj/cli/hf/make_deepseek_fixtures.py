@@ -26,7 +26,7 @@ import torch
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_hf_fixtures import write_safetensors  # noqa: E402
+from make_hf_fixtures import write_variants  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 OUT = os.path.dirname(os.path.abspath(__file__))
@@ -246,22 +246,7 @@ def forward(w, c, tokens):
 
 
 def main():
-    for i, (name, (dtype, c)) in enumerate(VARIANTS.items()):
-        gen = torch.Generator().manual_seed(8765 + i)
-        w = make_weights(c, gen)
-        w = {k: v.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32).to(torch.float64) for k, v in w.items()}
-        tokens = torch.randint(0, c["vocab_size"], (24,), generator=gen).tolist()
-        logits = forward(w, c, tokens)
-        folder = os.path.join(OUT, name)
-        os.makedirs(folder, exist_ok=True)
-        cfg = dict(c, torch_dtype=dtype, transformers_version="4.51.0")
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            f.write(json.dumps(cfg, indent=2) + "\n")
-        write_safetensors(os.path.join(folder, "model.safetensors"), w, dtype)
-        with open(os.path.join(folder, "expected.json"), "w") as f:
-            json.dump({"tokens": tokens, "logits": [[float(f"{x:.9g}") for x in row] for row in logits.tolist()]}, f)
-            f.write("\n")
-        print(f"{name}: {len(w)} tensors, logits |max| {logits.abs().max().item():.4f}")
+    write_variants(VARIANTS, make_weights, forward, 8765, 24)
 
 
 if __name__ == "__main__":

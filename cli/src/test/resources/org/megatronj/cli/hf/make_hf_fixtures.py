@@ -236,15 +236,16 @@ def write_safetensors(path, tensors, dtype):
             f.write(b)
 
 
-def main():
-    for i, (name, (dtype, c)) in enumerate(VARIANTS.items()):
-        gen = torch.Generator().manual_seed(4321 + i)
+def write_variants(variants, make_weights, forward, seed, num_tokens, out=OUT):
+    """Each variant's config.json, model.safetensors and expected.json (its tokens and reference logits) in out/<name>."""
+    for i, (name, (dtype, c)) in enumerate(variants.items()):
+        gen = torch.Generator().manual_seed(seed + i)
         w = make_weights(c, gen)
         # The reference runs on the stored values (rounded to the file's dtype).
         w = {k: v.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32).to(torch.float64) for k, v in w.items()}
-        tokens = torch.randint(0, c["vocab_size"], (32,), generator=gen).tolist()
+        tokens = torch.randint(0, c["vocab_size"], (num_tokens,), generator=gen).tolist()
         logits = forward(w, c, tokens)
-        folder = os.path.join(OUT, name)
+        folder = os.path.join(out, name)
         os.makedirs(folder, exist_ok=True)
         cfg = dict(c, torch_dtype=dtype, transformers_version="4.51.0")
         with open(os.path.join(folder, "config.json"), "w") as f:
@@ -254,6 +255,10 @@ def main():
             json.dump({"tokens": tokens, "logits": [[float(f"{x:.9g}") for x in row] for row in logits.tolist()]}, f)
             f.write("\n")
         print(f"{name}: {len(w)} tensors, logits |max| {logits.abs().max().item():.4f}")
+
+
+def main():
+    write_variants(VARIANTS, make_weights, forward, 4321, 32)
 
 
 if __name__ == "__main__":
